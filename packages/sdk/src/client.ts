@@ -1,0 +1,209 @@
+import { type Credentials, DeviceKey } from './credentials.ts'
+import { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
+import { createDpopProof } from './dpop.ts'
+import { bytesToBase64, randomId } from './encoding.ts'
+import { StrongroomError } from './errors.ts'
+import type { Conversation, Message } from './protocol.ts'
+import { MessageStream, type StreamOptions } from './stream.ts'
+
+export interface ClientOptions {
+  /** One server, or several nodes to fail over between (tried in order, then round again). */
+  baseUrl: string | string[]
+  credentials: Credentials
+  fetch?: typeof fetch
+  /** The WebSocket class: the browser's by default; in Node 20 pass the `ws` package's. */
+  WebSocket?: WebSocketConstructor
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocket
+
+export interface Device {
+  id: string
+  customerId: string
+  label: string
+  status: string
+  keyThumbprint: string
+  createdAt: string
+}
+
+export interface OutgoingMessage {
+  contentType: string
+  ciphertext: Uint8Array
+  /** Makes sending idempotent: the same id returns the same message. A random one is made if absent. */
+  clientMessageId?: string
+  expiresAt?: Date
+}
+
+export interface SentMessage {
+  message: Message
+  created: boolean
+}
+
+/**
+ * The Strongroom API, for a device or a staff member alike; what the credentials allow decides what succeeds.
+ *
+ * @example
+ * const client = new StrongroomClient({ baseUrl: 'https://chat.bank.example', credentials: new StaffToken(token) })
+ * const conversation = await client.createConversation({ customerId })
+ */
+export class StrongroomClient {
+  readonly baseUrls: string[]
+  readonly credentials: Credentials
+  readonly #fetch: typeof fetch
+  readonly #WebSocket: WebSocketConstructor | undefined
+  #current = 0
+
+  constructor(options: ClientOptions) {
+    this.baseUrls = (Array.isArray(options.baseUrl) ? options.baseUrl : [options.baseUrl]).map((u) =>
+      u.replace(/\/+$/, ''),
+    )
+    if (this.baseUrls.length === 0) throw new TypeError('baseUrl must name at least one server')
+    this.credentials = options.credentials
+    this.#fetch = options.fetch ?? fetch
+    this.#WebSocket = options.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined)
+  }
+
+  /** The server in use; `failover()` moves to the next one. */
+  get baseUrl(): string {
+    return this.baseUrls[this.#current] as string
+  }
+
+  failover(): void {
+    this.#current = (this.#current + 1) % this.baseUrls.length
+  }
+
+  /** Sends one request; a 401 from an expired device token is retried once with a fresh token. */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const url = this.baseUrl + path
+      const auth = await this.credentials.authorize(method, url)
+      const headers: Record<string, string> = { authorization: auth.authorization }
+      if (auth.dpop) headers.dpop = auth.dpop
+      if (body !== undefined) headers['content-type'] = 'application/json'
+      const response = await this.#fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+      })
+      if (response.status === 204) return undefined as T
+      const payload = await response.json()
+      if (response.ok) return payload as T
+      if (response.status === 401 && attempt === 0 && payload?.type?.endsWith('/auth/invalid-token')) {
+        this.credentials.invalidate()
+        continue
+      }
+      throw new StrongroomError(payload)
+    }
+  }
+
+  me() {
+    return this.request<{ kind: 'staff' | 'device'; tenantId: string; [key: string]: unknown }>('GET', '/v1/me')
+  }
+
+  createCustomer(input: { externalRef: string; displayName: string }) {
+    return this.request<{ id: string; externalRef: string; displayName: string; createdAt: string }>(
+      'POST',
+      '/v1/customers',
+      input,
+    )
+  }
+
+  issueEnrolmentCode(customerId: string) {
+    return this.request<{ code: string; expiresAt: string }>(
+      'POST',
+      `/v1/customers/${encodeURIComponent(customerId)}/enrolment-codes`,
+    )
+  }
+
+  listDevices(customerId: string) {
+    return this.request<{ devices: Device[] }>('GET', `/v1/customers/${encodeURIComponent(customerId)}/devices`)
+  }
+
+  createConversation(input: { customerId: string; assignedStaffId?: string; deviceIds?: string[] }) {
+    return this.request<Conversation>('POST', '/v1/conversations', input)
+  }
+
+  addMember(conversationId: string, member: { kind: 'device' | 'staff'; id: string }) {
+    return this.request<void>('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/members`, member)
+  }
+
+  async listConversations(): Promise<Conversation[]> {
+    return (await this.request<{ conversations: Conversation[] }>('GET', '/v1/conversations')).conversations
+  }
+
+  getConversation(conversationId: string) {
+    return this.request<Conversation>('GET', `/v1/conversations/${encodeURIComponent(conversationId)}`)
+  }
+
+  /** Appends a message over HTTP. The stream's `send` does the same over the open socket. */
+  async sendMessage(conversationId: string, message: OutgoingMessage): Promise<Message> {
+    return this.request<Message>('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/messages`, {
+      clientMessageId: message.clientMessageId ?? randomId(),
+      contentType: message.contentType,
+      ciphertext: bytesToBase64(message.ciphertext),
+      ...(message.expiresAt ? { expiresAt: message.expiresAt.toISOString() } : {}),
+    })
+  }
+
+  async listMessages(conversationId: string, range: { after?: number; limit?: number } = {}): Promise<Message[]> {
+    const query = new URLSearchParams()
+    if (range.after !== undefined) query.set('after', String(range.after))
+    if (range.limit !== undefined) query.set('limit', String(range.limit))
+    const path = `/v1/conversations/${encodeURIComponent(conversationId)}/messages?${query}`
+    return (await this.request<{ messages: Message[] }>('GET', path)).messages
+  }
+
+  markRead(conversationId: string, readSeq: number) {
+    return this.request<void>('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/markers`, { readSeq })
+  }
+
+  /**
+   * Opens the realtime stream: every message of the caller's conversations in order, across reconnects, with no gap
+   * and no duplicate.
+   */
+  stream(options: StreamOptions = {}): MessageStream {
+    if (!this.#WebSocket) throw new TypeError('no WebSocket implementation: pass the WebSocket option')
+    return new MessageStream(this, this.#WebSocket, options)
+  }
+}
+
+/**
+ * Enrols this device with a single-use code that the bank issued for the customer: makes a key pair (non-extractable
+ * private key), registers its public half, and returns a client acting as that device.
+ *
+ * @example
+ * const { client, device, keys } = await enrolDevice({ baseUrl, enrolmentCode: 'ABCD-EFGH-JKMN-PQRS', label: 'Phone' })
+ */
+export async function enrolDevice(options: {
+  baseUrl: string | string[]
+  enrolmentCode: string
+  label: string
+  algorithm?: DeviceKeyAlgorithm
+  keys?: DeviceKeys
+  fetch?: typeof fetch
+  WebSocket?: WebSocketConstructor
+}): Promise<{ client: StrongroomClient; device: Device; tenantId: string; keys: DeviceKeys }> {
+  const keys = options.keys ?? (await generateDeviceKeys(options.algorithm))
+  const baseUrl = (Array.isArray(options.baseUrl) ? options.baseUrl[0] : options.baseUrl)?.replace(/\/+$/, '')
+  const doFetch = options.fetch ?? fetch
+  const htu = `${baseUrl}/v1/devices`
+  const response = await doFetch(htu, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', dpop: await createDpopProof(keys, { htm: 'POST', htu }) },
+    body: JSON.stringify({ enrolmentCode: options.enrolmentCode, label: options.label }),
+  })
+  const body = await response.json()
+  if (!response.ok) throw new StrongroomError(body)
+  const credentials = new DeviceKey(keys, {
+    accessToken: body.token.accessToken,
+    expiresIn: body.token.expiresIn,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  })
+  const client = new StrongroomClient({
+    baseUrl: options.baseUrl,
+    credentials,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
+  })
+  return { client, device: body.device, tenantId: body.tenantId, keys }
+}

@@ -1,0 +1,17 @@
+/**
+ * @strongroom/sdk: the client library for the bank's apps, webviews and backends.
+ *
+ * @example
+ * import { enrolDevice } from '@strongroom/sdk'
+ * const { client } = await enrolDevice({ baseUrl, enrolmentCode, label: 'My phone' })
+ * const stream = client.stream({ onMessage: (m) => console.log(m.seq) })
+ * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
+ */
+export { type ClientOptions, type Device, enrolDevice, type OutgoingMessage, StrongroomClient } from './client.ts'
+export { type Credentials, DeviceKey, StaffToken } from './credentials.ts'
+export { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
+export { createDpopProof } from './dpop.ts'
+export { base64ToBytes, bytesToBase64 } from './encoding.ts'
+export { StrongroomError } from './errors.ts'
+export type { Conversation, Message, ProblemDocument } from './protocol.ts'
+export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'

@@ -1,0 +1,136 @@
+import { FormatRegistry, type Static, Type } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+/**
+ * The wire formats the server and the SDK share: the server validates with these schemas and the SDK is typed from
+ * them, so the two cannot drift apart.
+ *
+ * The realtime protocol on /v1/stream: JSON text frames, one object each, with a `type`. The first frame a client
+ * sends is `auth`; the server answers `ready` and then delivers every message of the member's conversations in
+ * sequence order, starting after the cursors the client gives (or the delivered markers the server kept).
+ */
+
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (value) => /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(value))
+}
+
+export const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'standard base64' })
+export const ConversationId = Type.String({ pattern: '^cnv_[A-Za-z0-9_-]{22}$' })
+export const ClientMessageId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' })
+export const ContentType = Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9][a-z0-9.+/-]*$' })
+
+export const MemberRef = Type.Object({
+  kind: Type.Union([Type.Literal('device'), Type.Literal('staff')]),
+  id: Type.String(),
+})
+
+export const Message = Type.Object({
+  id: Type.String(),
+  conversationId: Type.String(),
+  seq: Type.Integer(),
+  sender: MemberRef,
+  clientMessageId: Type.String(),
+  contentType: Type.String(),
+  ciphertext: Type.String({ description: 'base64' }),
+  createdAt: Type.String(),
+  expiresAt: Type.Union([Type.String(), Type.Null()]),
+})
+export type Message = Static<typeof Message>
+
+export const Conversation = Type.Object({
+  id: Type.String(),
+  customerId: Type.String(),
+  assignedStaffId: Type.Union([Type.String(), Type.Null()]),
+  lastSeq: Type.Integer(),
+  createdAt: Type.String(),
+  members: Type.Array(
+    Type.Object({
+      kind: Type.Union([Type.Literal('device'), Type.Literal('staff')]),
+      id: Type.String(),
+      deliveredSeq: Type.Integer(),
+      readSeq: Type.Integer(),
+    }),
+  ),
+})
+export type Conversation = Static<typeof Conversation>
+
+export const AuthFrame = Type.Object(
+  {
+    type: Type.Literal('auth'),
+    authorization: Type.String({ minLength: 1, maxLength: 200, description: '"DPoP <token>" or "Bearer <token>"' }),
+    dpop: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    cursors: Type.Optional(
+      Type.Record(Type.String({ pattern: '^cnv_[A-Za-z0-9_-]{22}$' }), Type.Integer({ minimum: 0 }), {
+        maxProperties: 10000,
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export const SendFrame = Type.Object(
+  {
+    type: Type.Literal('send'),
+    ref: Type.String({ minLength: 1, maxLength: 128 }),
+    conversationId: ConversationId,
+    clientMessageId: ClientMessageId,
+    contentType: ContentType,
+    ciphertext: Base64,
+    expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+  },
+  { additionalProperties: false },
+)
+
+export const AckFrame = Type.Object(
+  { type: Type.Literal('ack'), conversationId: ConversationId, seq: Type.Integer({ minimum: 1 }) },
+  { additionalProperties: false },
+)
+
+export const PingFrame = Type.Object({ type: Type.Literal('ping') }, { additionalProperties: false })
+
+export const ClientFrame = Type.Union([SendFrame, AckFrame, PingFrame])
+export type AuthFrame = Static<typeof AuthFrame>
+export type SendFrame = Static<typeof SendFrame>
+export type ClientFrame = Static<typeof ClientFrame>
+
+export const authFrameCheck = TypeCompiler.Compile(AuthFrame)
+export const clientFrameCheck = TypeCompiler.Compile(ClientFrame)
+
+export interface ProblemDocument {
+  type: string
+  title: string
+  status: number
+  detail?: string
+  instance?: string
+  errors?: { path: string; message: string }[]
+}
+
+/** What the server sends on the stream. */
+export type ServerFrame =
+  | {
+      type: 'ready'
+      sessionId: string
+      heartbeatMs: number
+      conversations: { conversationId: string; lastSeq: number }[]
+    }
+  | { type: 'message'; message: Message }
+  | {
+      type: 'sent'
+      ref: string
+      created: boolean
+      message: { id: string; conversationId: string; seq: number; createdAt: string }
+    }
+  | { type: 'joined'; conversationId: string }
+  | { type: 'error'; ref?: string; problem: ProblemDocument }
+  | { type: 'heartbeat' }
+  | { type: 'pong' }
+  | { type: 'closing'; reason: string; cursors: Record<string, number> }
+
+/** WebSocket close codes the server uses; the SDK reconnects on all but `unauthorized`. */
+export const CloseCode = {
+  serviceRestart: 1012,
+  protocolError: 4000,
+  unauthorized: 4001,
+  tokenExpired: 4002,
+  slowConsumer: 4008,
+} as const

@@ -1,0 +1,229 @@
+import type { OutgoingMessage, StrongroomClient, WebSocketConstructor } from './client.ts'
+import { bytesToBase64, randomId } from './encoding.ts'
+import { StrongroomError } from './errors.ts'
+import { CloseCode, type Message, type SendFrame, type ServerFrame } from './protocol.ts'
+
+export interface StreamOptions {
+  /** Where to resume, per conversation: the last sequence number this device has kept. */
+  cursors?: Record<string, number>
+  onMessage?: (message: Message) => void
+  onJoined?: (conversationId: string) => void
+  onStateChange?: (state: StreamState) => void
+  /** A failure the stream cannot recover from by reconnecting (credentials refused). */
+  onError?: (error: Error) => void
+}
+
+export type StreamState = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+interface PendingSend {
+  frame: SendFrame
+  resolve: (result: { seq: number; id: string; created: boolean }) => void
+  reject: (error: Error) => void
+}
+
+const MIN_BACKOFF_MS = 100
+const MAX_BACKOFF_MS = 5_000
+const ACK_DELAY_MS = 200
+
+/**
+ * The realtime stream of a client's conversations. It reconnects by itself (moving to the next server if there are
+ * several), resumes from the last message it delivered, drops anything it has seen already, and re-sends messages
+ * whose acknowledgement was lost: sending is idempotent, so a retry never makes a duplicate.
+ */
+export class MessageStream {
+  readonly #client: StrongroomClient
+  readonly #WebSocket: WebSocketConstructor
+  readonly #options: StreamOptions
+  readonly #cursors: Map<string, number>
+  readonly #outbox = new Map<string, PendingSend>()
+  readonly #unacked = new Map<string, number>()
+  #socket: WebSocket | undefined
+  #state: StreamState = 'connecting'
+  #ready = false
+  #backoff = MIN_BACKOFF_MS
+  #watchdog: ReturnType<typeof setTimeout> | undefined
+  #ackTimer: ReturnType<typeof setTimeout> | undefined
+  #heartbeatMs = 20_000
+  #readyWaiters: { resolve: () => void; reject: (error: Error) => void }[] = []
+  #authFailures = 0
+
+  constructor(client: StrongroomClient, WebSocketClass: WebSocketConstructor, options: StreamOptions) {
+    this.#client = client
+    this.#WebSocket = WebSocketClass
+    this.#options = options
+    this.#cursors = new Map(Object.entries(options.cursors ?? {}))
+    this.#connect()
+  }
+
+  get state(): StreamState {
+    return this.#state
+  }
+
+  /** The last sequence number delivered, per conversation: persist these to resume after a restart. */
+  get cursors(): Record<string, number> {
+    return Object.fromEntries(this.#cursors)
+  }
+
+  /** Resolves when the stream is authenticated and live. */
+  ready(): Promise<void> {
+    if (this.#ready) return Promise.resolve()
+    return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }))
+  }
+
+  /** Sends a message over the socket; resolves with its sequence number once the server has committed it. */
+  send(conversationId: string, message: OutgoingMessage): Promise<{ seq: number; id: string; created: boolean }> {
+    if (this.#state === 'closed') return Promise.reject(new Error('the stream is closed'))
+    const clientMessageId = message.clientMessageId ?? randomId()
+    const frame: SendFrame = {
+      type: 'send',
+      ref: clientMessageId,
+      conversationId,
+      clientMessageId,
+      contentType: message.contentType,
+      ciphertext: bytesToBase64(message.ciphertext),
+      ...(message.expiresAt ? { expiresAt: message.expiresAt.toISOString() } : {}),
+    }
+    return new Promise((resolve, reject) => {
+      this.#outbox.set(frame.ref, { frame, resolve, reject })
+      if (this.#ready) this.#socket?.send(JSON.stringify(frame))
+    })
+  }
+
+  close(): void {
+    this.#setState('closed')
+    clearTimeout(this.#watchdog)
+    clearTimeout(this.#ackTimer)
+    this.#flushAcks()
+    this.#socket?.close(1000, 'client closed')
+    for (const pending of this.#outbox.values()) pending.reject(new Error('the stream is closed'))
+    this.#outbox.clear()
+    for (const waiter of this.#readyWaiters) waiter.reject(new Error('the stream is closed'))
+    this.#readyWaiters = []
+  }
+
+  #setState(state: StreamState): void {
+    if (this.#state === state) return
+    this.#state = state
+    this.#options.onStateChange?.(state)
+  }
+
+  #connect(): void {
+    if (this.#state === 'closed') return
+    const httpUrl = `${this.#client.baseUrl}/v1/stream`
+    const socket = new this.#WebSocket(httpUrl.replace(/^http/, 'ws'))
+    this.#socket = socket
+    this.#ready = false
+    socket.onopen = () => {
+      this.#client.credentials.authorize('GET', httpUrl).then(
+        (auth) => {
+          if (socket !== this.#socket) return
+          const cursors = this.cursors
+          socket.send(JSON.stringify({ type: 'auth', ...auth, ...(this.#cursors.size > 0 ? { cursors } : {}) }))
+        },
+        (error: Error) => {
+          this.#options.onError?.(error)
+          socket.close()
+        },
+      )
+    }
+    socket.onmessage = (event) => {
+      if (socket !== this.#socket) return
+      this.#armWatchdog()
+      this.#onFrame(JSON.parse(String(event.data)) as ServerFrame)
+    }
+    socket.onclose = (event) => {
+      if (socket !== this.#socket) return
+      this.#onClose(event.code)
+    }
+    socket.onerror = () => {}
+    this.#armWatchdog()
+  }
+
+  /** No frame (not even a heartbeat) for a while means the connection is dead even if no close came. */
+  #armWatchdog(): void {
+    clearTimeout(this.#watchdog)
+    this.#watchdog = setTimeout(() => this.#socket?.close(), this.#heartbeatMs * 2.5)
+  }
+
+  #onFrame(frame: ServerFrame): void {
+    switch (frame.type) {
+      case 'ready':
+        this.#ready = true
+        this.#backoff = MIN_BACKOFF_MS
+        this.#authFailures = 0
+        this.#heartbeatMs = frame.heartbeatMs
+        this.#armWatchdog()
+        this.#setState('open')
+        for (const conversation of frame.conversations) {
+          if (!this.#cursors.has(conversation.conversationId)) this.#cursors.set(conversation.conversationId, 0)
+        }
+        for (const pending of this.#outbox.values()) this.#socket?.send(JSON.stringify(pending.frame))
+        for (const waiter of this.#readyWaiters) waiter.resolve()
+        this.#readyWaiters = []
+        return
+      case 'message': {
+        const { message } = frame
+        if (message.seq <= (this.#cursors.get(message.conversationId) ?? 0)) return
+        this.#cursors.set(message.conversationId, message.seq)
+        this.#unacked.set(message.conversationId, message.seq)
+        this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ACK_DELAY_MS)
+        this.#options.onMessage?.(message)
+        return
+      }
+      case 'sent': {
+        const pending = this.#outbox.get(frame.ref)
+        this.#outbox.delete(frame.ref)
+        pending?.resolve({ seq: frame.message.seq, id: frame.message.id, created: frame.created })
+        return
+      }
+      case 'joined':
+        if (!this.#cursors.has(frame.conversationId)) this.#cursors.set(frame.conversationId, 0)
+        this.#options.onJoined?.(frame.conversationId)
+        return
+      case 'error': {
+        const pending = frame.ref === undefined ? undefined : this.#outbox.get(frame.ref)
+        if (pending && frame.ref !== undefined) {
+          this.#outbox.delete(frame.ref)
+          pending.reject(new StrongroomError(frame.problem))
+        } else if (!pending) {
+          this.#options.onError?.(new StrongroomError(frame.problem))
+        }
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  #flushAcks(): void {
+    this.#ackTimer = undefined
+    if (!this.#ready) return
+    for (const [conversationId, seq] of this.#unacked) {
+      this.#socket?.send(JSON.stringify({ type: 'ack', conversationId, seq }))
+    }
+    this.#unacked.clear()
+  }
+
+  #onClose(code: number): void {
+    clearTimeout(this.#watchdog)
+    this.#ready = false
+    if (this.#state === 'closed') return
+    if (code === CloseCode.unauthorized || code === CloseCode.tokenExpired) {
+      this.#client.credentials.invalidate()
+      // A token can be refused once for being stale; refused again right after renewal, the device is not allowed.
+      if (code === CloseCode.unauthorized && ++this.#authFailures > 1) {
+        const error = new Error('the server refused the stream credentials')
+        this.#options.onError?.(error)
+        this.close()
+        return
+      }
+    } else {
+      // The node may be gone or going (a restart, a crash): try the next one, if there are several.
+      this.#client.failover()
+    }
+    this.#setState('reconnecting')
+    const delay = this.#backoff * (0.5 + Math.random() / 2)
+    this.#backoff = Math.min(this.#backoff * 2, MAX_BACKOFF_MS)
+    setTimeout(() => this.#connect(), delay)
+  }
+}

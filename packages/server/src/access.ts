@@ -1,0 +1,144 @@
+import type { FastifyRequest } from 'fastify'
+import { authenticateDeviceToken } from './identity/devices.ts'
+import { verifyDpopProof } from './identity/dpop.ts'
+import type { ServerContext } from './platform/context.ts'
+import type { App } from './platform/http/fastify.ts'
+import { Problem } from './platform/http/problems.ts'
+import type { Principal } from './principal.ts'
+import type { Scope } from './tenancy/roles.ts'
+import { authenticateStaffToken } from './tenancy/staff.ts'
+
+/**
+ * Who may call what. Every route the server has must appear here or the server refuses to start: access is denied
+ * by default. Conversation membership and tenant scope are then checked by the capability, on the row itself.
+ */
+type Access =
+  | { who: 'anyone' }
+  | { who: 'device-key' } // the handler verifies a DPoP proof: enrolment and token renewal
+  | { who: 'stream' } // authenticates in its first frame, with the same credentials as HTTP
+  | { who: 'staff'; scope: Scope }
+  | { who: 'member'; staffScope: Scope } // a device, or staff holding the scope
+
+const anyone = { who: 'anyone' } as const
+const deviceKey = { who: 'device-key' } as const
+const staff = (scope: Scope) => ({ who: 'staff', scope }) as const
+const member = (staffScope: Scope) => ({ who: 'member', staffScope }) as const
+
+// biome-ignore format: read as a table
+export const accessTable: Record<string, Access> = {
+  'GET /healthz':                                       anyone,
+  'GET /readyz':                                        anyone,
+  'GET /metrics':                                       anyone,
+  'GET /openapi.json':                                  anyone,
+  'GET /v1/me':                                         member('conversations:read'),
+  'POST /v1/staff':                                     staff('staff:admin'),
+  'POST /v1/staff/:staffId/tokens':                     staff('staff:admin'),
+  'POST /v1/customers':                                 staff('customers:write'),
+  'GET /v1/customers/:customerId':                      staff('customers:write'),
+  'GET /v1/customers/:customerId/devices':              staff('customers:write'),
+  'POST /v1/customers/:customerId/enrolment-codes':     staff('devices:enrol'),
+  'POST /v1/devices':                                   deviceKey,
+  'POST /v1/devices/token':                             deviceKey,
+  'POST /v1/conversations':                             staff('conversations:write'),
+  'GET /v1/conversations':                              member('conversations:read'),
+  'GET /v1/conversations/:conversationId':              member('conversations:read'),
+  'POST /v1/conversations/:conversationId/members':     staff('conversations:write'),
+  'POST /v1/conversations/:conversationId/messages':    member('conversations:write'),
+  'GET /v1/conversations/:conversationId/messages':     member('conversations:read'),
+  'POST /v1/conversations/:conversationId/markers':     member('conversations:read'),
+  'GET /v1/stream':                                     { who: 'stream' },
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal
+  }
+}
+
+/** The URL a DPoP proof must name for this request: scheme, host and path, as the client addressed us. */
+export function requestHtu(request: FastifyRequest): string {
+  return `${request.protocol}://${request.host}${request.url.split('?')[0]}`
+}
+
+/**
+ * The principal behind an Authorization header (and, for devices, a DPoP proof): `Bearer srs_…` for staff,
+ * `DPoP srd_…` for devices. Throws a Problem for anything missing, unknown, expired or not proven.
+ */
+export async function authenticate(
+  ctx: Pick<ServerContext, 'db'>,
+  credentials: { authorization: string | undefined; dpop: string | undefined; htm: string; htu: string },
+): Promise<Principal> {
+  const { authorization } = credentials
+  if (!authorization) throw new Problem('auth/missing-credentials')
+  const space = authorization.indexOf(' ')
+  const scheme = authorization.slice(0, space).toLowerCase()
+  const token = authorization.slice(space + 1).trim()
+  if (space < 0 || !token) throw new Problem('auth/missing-credentials')
+  if (scheme === 'bearer') {
+    const principal = await authenticateStaffToken(ctx, token)
+    if (!principal) throw new Problem('auth/invalid-token')
+    return principal
+  }
+  if (scheme === 'dpop') {
+    const principal = await authenticateDeviceToken(ctx, token)
+    if (!principal) throw new Problem('auth/invalid-token')
+    const proof = await verifyDpopProof(ctx, credentials.dpop, {
+      htm: credentials.htm,
+      htu: credentials.htu,
+      accessToken: token,
+    })
+    if (proof.jkt !== principal.jkt) throw new Problem('auth/invalid-dpop-proof', 'the proof key is not the token key')
+    return principal
+  }
+  throw new Problem('auth/missing-credentials', 'use the Bearer or DPoP scheme')
+}
+
+/** Installs the access table: a route without a rule fails at start, and each request is checked before parsing. */
+export function installAccessControl(app: App, ctx: Pick<ServerContext, 'db'>): void {
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    for (const method of methods) {
+      if (method === 'HEAD' || route.url.startsWith('/documentation')) continue
+      const key = `${method} ${route.url}`
+      if (!accessTable[key]) throw new Error(`route ${key} has no entry in the access table`)
+      route.config = { ...(route.config as object), access: accessTable[key] } as typeof route.config
+    }
+  })
+  app.addHook('onRequest', async (request, reply) => {
+    const access = (request.routeOptions.config as { access?: Access }).access
+    if (!access) {
+      if (request.routeOptions.url === undefined) return // unmatched: the not-found handler answers
+      throw new Problem('auth/forbidden')
+    }
+    if (access.who === 'anyone' || access.who === 'device-key' || access.who === 'stream') return
+    let principal: Principal
+    try {
+      principal = await authenticate(ctx, {
+        authorization: request.headers.authorization,
+        dpop: singleHeader(request.headers.dpop),
+        htm: request.method,
+        htu: requestHtu(request),
+      })
+    } catch (error) {
+      reply.header('www-authenticate', 'Bearer, DPoP algs="ES256 EdDSA"')
+      throw error
+    }
+    if (principal.kind === 'staff') {
+      const scope = access.who === 'staff' ? access.scope : access.staffScope
+      if (!principal.scopes.includes(scope)) throw new Problem('auth/forbidden', `this needs the ${scope} scope`)
+    } else if (access.who === 'staff') {
+      throw new Problem('auth/forbidden', 'this is for staff')
+    }
+    request.principal = principal
+  })
+}
+
+export function singleHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? undefined : value
+}
+
+/** The principal that the access hook put on the request; routes behind a staff or member rule always have one. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new Problem('auth/missing-credentials')
+  return request.principal
+}

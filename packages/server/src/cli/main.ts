@@ -1,0 +1,168 @@
+import { parseArgs } from 'node:util'
+import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
+import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { Keyring } from '../platform/keyring/keyring.ts'
+import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { startServer } from '../server.ts'
+import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
+import { createStaff, findStaffByName, issueStaffToken } from '../tenancy/staff.ts'
+import { createTenant, findTenant, listTenants } from '../tenancy/tenants.ts'
+
+const usage = `usage: strongroom <command>
+
+  start                              serve HTTP and WebSocket (npm start)
+  migrate                            apply pending database migrations and exit
+  keys init                          create the key file (production: do this once, then chmod 600 is kept)
+  keys rotate [--data-keys]          new key-encryption key; re-wrap every tenant data key (servers may run)
+  tenant create --name NAME          create a tenant (a bank) with its own data keys
+  tenant list                        list tenants
+  staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
+                                     issue an API token (creates the staff member with --role if new)
+
+Configuration comes from the environment; see the README.`
+
+function out(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+}
+
+function parseTtl(value: string): number {
+  const match = /^(\d+)([smhd])$/.exec(value)
+  if (!match) throw new UsageError('--ttl must look like 30m, 8h or 7d')
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as 's' | 'm' | 'h' | 'd']
+  return Number(match[1]) * unit
+}
+
+class UsageError extends Error {}
+
+type Storage = { keyring: Keyring; db: Db; provider: LocalKeyFileProvider }
+
+/** Opens what an administrative command works on, migrated, and closes it afterwards. */
+async function withStorage<T>(config: Config, work: (storage: Storage) => Promise<T>): Promise<T> {
+  const provider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
+  const database = await openDatabase(config)
+  try {
+    await migrateToLatest(database.db)
+    return await work({ keyring: new Keyring(database.db, provider), db: database.db, provider })
+  } finally {
+    await database.close()
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      name: { type: 'string' },
+      tenant: { type: 'string' },
+      role: { type: 'string' },
+      ttl: { type: 'string' },
+      scopes: { type: 'string' },
+      'data-keys': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  const command = positionals.join(' ')
+  if (values.help || command === '' || command === 'help') {
+    process.stdout.write(`${usage}\n`)
+    return
+  }
+  const config = loadConfig()
+  switch (command) {
+    case 'start': {
+      const server = await startServer(config)
+      let stopping = false
+      const stop = (signal: string) => {
+        if (stopping) return
+        stopping = true
+        server.ctx.log.info({ signal }, 'shutting down')
+        setTimeout(() => process.exit(1), 25_000).unref()
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        )
+      }
+      process.on('SIGTERM', () => stop('SIGTERM'))
+      process.on('SIGINT', () => stop('SIGINT'))
+      return
+    }
+    case 'migrate': {
+      const database = await openDatabase(config)
+      try {
+        out({ applied: await migrateToLatest(database.db) })
+      } finally {
+        await database.close()
+      }
+      return
+    }
+    case 'keys init': {
+      await LocalKeyFileProvider.open(config.keyFile, { create: true })
+      out({ keyFile: config.keyFile })
+      return
+    }
+    case 'keys rotate': {
+      const result = await withStorage(config, async ({ keyring, db, provider }) => {
+        const kekId = await provider.rotate()
+        let dataKeysRotated = 0
+        if (values['data-keys']) {
+          for (const tenant of await listTenants({ db })) {
+            await keyring.rotateDataKey(tenant.id)
+            dataKeysRotated++
+          }
+        }
+        return { kekId, rewrapped: await keyring.rewrapAll(), dataKeysRotated }
+      })
+      out(result)
+      return
+    }
+    case 'tenant create': {
+      if (!values.name) throw new UsageError('tenant create needs --name')
+      const name = values.name
+      out(await withStorage(config, ({ db, keyring }) => createTenant({ db, keyring }, name)))
+      return
+    }
+    case 'tenant list': {
+      out(await withStorage(config, ({ db }) => listTenants({ db })))
+      return
+    }
+    case 'staff token': {
+      const { tenant: tenantId, name } = values
+      if (!tenantId || !name) throw new UsageError('staff token needs --tenant and --name')
+      if (values.role && !(roles as readonly string[]).includes(values.role)) {
+        throw new UsageError(`--role must be one of ${roles.join(', ')}`)
+      }
+      const scopes = values.scopes?.split(',').map((s) => s.trim())
+      const badScope = scopes?.find((s) => !isScope(s))
+      if (badScope) throw new UsageError(`unknown scope ${badScope}`)
+      const ttlSeconds = parseTtl(values.ttl ?? '8h')
+      out(
+        await withStorage(config, async ({ db }) => {
+          if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
+          let staff = await findStaffByName({ db }, tenantId, name)
+          if (!staff) {
+            if (!values.role) throw new UsageError(`no staff member ${name}: give --role to create one`)
+            staff = await createStaff({ db }, tenantId, name, values.role as Role)
+          }
+          const issued = await issueStaffToken({ db }, staff, { ttlSeconds, scopes: scopes as Scope[] | undefined })
+          return { staffId: staff.id, role: staff.role, ...issued }
+        }),
+      )
+      return
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"`)
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    process.stderr.write(`strongroom: ${error.message}\n\n${usage}\n`)
+    process.exit(2)
+  }
+  if (error instanceof ConfigError) process.stderr.write(`strongroom: ${error.message}\n`)
+  else if (error instanceof Problem)
+    process.stderr.write(`strongroom: ${error.message}${error.detail ? `: ${error.detail}` : ''}\n`)
+  else process.stderr.write(`strongroom: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,39 @@
+import type { Message } from '@strongroom/sdk/protocol'
+import type { Bus } from '../platform/bus/bus.ts'
+
+/**
+ * What the conversations capability says on the bus. These are wake-ups: the database holds the truth, and a node
+ * that misses one catches up from it.
+ */
+export const MESSAGE_SUBJECT_PREFIX = 'sr.msg.'
+export const MEMBER_SUBJECT_PREFIX = 'sr.member.'
+
+/** A message as clients see it, on the bus, the stream and the API alike. */
+export type WireMessage = Message
+
+export interface MessagesCommittedEvent {
+  tenantId: string
+  messages: WireMessage[]
+}
+
+export interface MemberAddedEvent {
+  tenantId: string
+  conversationId: string
+  member: { kind: 'device' | 'staff'; id: string }
+}
+
+const encoder = new TextEncoder()
+
+export function publishMessagesCommitted(bus: Bus, event: MessagesCommittedEvent): void {
+  bus.publish(MESSAGE_SUBJECT_PREFIX + event.tenantId, encoder.encode(JSON.stringify(event)))
+}
+
+export function publishMemberAdded(
+  bus: Bus,
+  tenantId: string,
+  conversationId: string,
+  member: MemberAddedEvent['member'],
+): void {
+  const event: MemberAddedEvent = { tenantId, conversationId, member }
+  bus.publish(MEMBER_SUBJECT_PREFIX + tenantId, encoder.encode(JSON.stringify(event)))
+}

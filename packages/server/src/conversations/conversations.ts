@@ -1,0 +1,310 @@
+import { sql } from 'kysely'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId } from '../platform/ids.ts'
+import { type Principal, principalMember } from '../principal.ts'
+import { publishMemberAdded } from './bus-events.ts'
+
+export interface ConversationMember {
+  kind: 'device' | 'staff'
+  id: string
+  deliveredSeq: number
+  readSeq: number
+}
+
+export interface Conversation {
+  id: string
+  customerId: string
+  assignedStaffId: string | null
+  lastSeq: number
+  createdAt: string
+  members: ConversationMember[]
+}
+
+type Ctx = Pick<ServerContext, 'db' | 'bus'>
+
+/**
+ * Opens a conversation with a customer: the customer's active devices and the assigned staff member join it. Other
+ * members are added later (another agent, a new device).
+ */
+export async function createConversation(
+  ctx: Ctx,
+  tenantId: string,
+  input: { customerId: string; assignedStaffId?: string | undefined; deviceIds?: string[] | undefined },
+): Promise<Conversation> {
+  const id = newId('cnv')
+  const now = new Date()
+  const members = await ctx.db.transaction().execute(async (trx) => {
+    const customer = await trx
+      .selectFrom('customers')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', input.customerId)
+      .executeTakeFirst()
+    if (!customer) throw new Problem('request/not-found', 'no such customer')
+    if (input.assignedStaffId) {
+      const staff = await trx
+        .selectFrom('staff')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', input.assignedStaffId)
+        .executeTakeFirst()
+      if (!staff) throw new Problem('request/not-found', 'no such staff member')
+    }
+    let devices = trx
+      .selectFrom('devices')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('customer_id', '=', input.customerId)
+      .where('status', '=', 'active')
+    if (input.deviceIds) devices = devices.where('id', 'in', input.deviceIds)
+    const deviceRows = input.deviceIds?.length === 0 ? [] : await devices.execute()
+    if (input.deviceIds && deviceRows.length !== new Set(input.deviceIds).size) {
+      throw new Problem('request/not-found', 'a device is not an active device of this customer')
+    }
+    await trx
+      .insertInto('conversations')
+      .values({
+        tenant_id: tenantId,
+        id,
+        customer_id: input.customerId,
+        assigned_staff_id: input.assignedStaffId ?? null,
+        last_seq: 0,
+        created_at: now,
+      })
+      .execute()
+    const memberRows = [
+      ...deviceRows.map((d) => ({ kind: 'device' as const, id: d.id })),
+      ...(input.assignedStaffId ? [{ kind: 'staff' as const, id: input.assignedStaffId }] : []),
+    ]
+    if (memberRows.length > 0) {
+      await trx
+        .insertInto('conversation_members')
+        .values(
+          memberRows.map((m) => ({
+            tenant_id: tenantId,
+            conversation_id: id,
+            member_kind: m.kind,
+            member_id: m.id,
+            delivered_seq: 0,
+            read_seq: 0,
+            joined_at: now,
+          })),
+        )
+        .execute()
+    }
+    return memberRows
+  })
+  for (const member of members) publishMemberAdded(ctx.bus, tenantId, id, member)
+  return {
+    id,
+    customerId: input.customerId,
+    assignedStaffId: input.assignedStaffId ?? null,
+    lastSeq: 0,
+    createdAt: now.toISOString(),
+    members: members.map((m) => ({ ...m, deliveredSeq: 0, readSeq: 0 })),
+  }
+}
+
+/** Adds a device of the conversation's customer, or a staff member of the tenant, to a conversation. */
+export async function addMember(
+  ctx: Ctx,
+  tenantId: string,
+  conversationId: string,
+  member: { kind: 'device' | 'staff'; id: string },
+): Promise<void> {
+  const added = await ctx.db.transaction().execute(async (trx) => {
+    const conversation = await trx
+      .selectFrom('conversations')
+      .select(['customer_id'])
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', conversationId)
+      .executeTakeFirst()
+    if (!conversation) throw new Problem('request/not-found', 'no such conversation')
+    const exists =
+      member.kind === 'device'
+        ? await trx
+            .selectFrom('devices')
+            .select('id')
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', member.id)
+            .where('customer_id', '=', conversation.customer_id)
+            .where('status', '=', 'active')
+            .executeTakeFirst()
+        : await trx
+            .selectFrom('staff')
+            .select('id')
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', member.id)
+            .executeTakeFirst()
+    if (!exists) throw new Problem('request/not-found', `no such ${member.kind} for this conversation`)
+    const inserted = await trx
+      .insertInto('conversation_members')
+      .values({
+        tenant_id: tenantId,
+        conversation_id: conversationId,
+        member_kind: member.kind,
+        member_id: member.id,
+        delivered_seq: 0,
+        read_seq: 0,
+        joined_at: new Date(),
+      })
+      .onConflict((oc) => oc.columns(['conversation_id', 'member_kind', 'member_id']).doNothing())
+      .executeTakeFirst()
+    return (inserted.numInsertedOrUpdatedRows ?? 0n) > 0n
+  })
+  if (added) publishMemberAdded(ctx.bus, tenantId, conversationId, member)
+}
+
+/**
+ * Whether the principal may see the conversation: members may; staff holding conversations:all may see every
+ * conversation of their tenant. Another tenant's conversation is simply not found.
+ */
+export async function canAccessConversation(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  conversationId: string,
+): Promise<boolean> {
+  const member = principalMember(principal)
+  if (principal.kind === 'staff' && principal.scopes.includes('conversations:all')) {
+    const row = await ctx.db
+      .selectFrom('conversations')
+      .select('id')
+      .where('tenant_id', '=', principal.tenantId)
+      .where('id', '=', conversationId)
+      .executeTakeFirst()
+    return row !== undefined
+  }
+  const row = await ctx.db
+    .selectFrom('conversation_members')
+    .select('conversation_id')
+    .where('tenant_id', '=', principal.tenantId)
+    .where('conversation_id', '=', conversationId)
+    .where('member_kind', '=', member.kind)
+    .where('member_id', '=', member.id)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+export async function requireConversationAccess(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  conversationId: string,
+): Promise<void> {
+  if (!(await canAccessConversation(ctx, principal, conversationId))) {
+    throw new Problem('request/not-found', 'no such conversation')
+  }
+}
+
+export async function getConversation(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  conversationId: string,
+): Promise<Conversation> {
+  await requireConversationAccess(ctx, principal, conversationId)
+  const [conversation] = await loadConversations(ctx, principal.tenantId, [conversationId])
+  if (!conversation) throw new Problem('request/not-found', 'no such conversation')
+  return conversation
+}
+
+/** The conversations the principal is a member of, newest first. */
+export async function listConversations(ctx: Pick<ServerContext, 'db'>, principal: Principal, limit = 100) {
+  const member = principalMember(principal)
+  const rows = await ctx.db
+    .selectFrom('conversation_members')
+    .innerJoin('conversations', 'conversations.id', 'conversation_members.conversation_id')
+    .select('conversations.id')
+    .where('conversation_members.tenant_id', '=', principal.tenantId)
+    .where('conversation_members.member_kind', '=', member.kind)
+    .where('conversation_members.member_id', '=', member.id)
+    .orderBy('conversations.created_at', 'desc')
+    .limit(limit)
+    .execute()
+  return loadConversations(
+    ctx,
+    principal.tenantId,
+    rows.map((r) => r.id),
+  )
+}
+
+async function loadConversations(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  ids: string[],
+): Promise<Conversation[]> {
+  if (ids.length === 0) return []
+  const [rows, members] = await Promise.all([
+    ctx.db.selectFrom('conversations').selectAll().where('tenant_id', '=', tenantId).where('id', 'in', ids).execute(),
+    ctx.db
+      .selectFrom('conversation_members')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('conversation_id', 'in', ids)
+      .orderBy('joined_at')
+      .execute(),
+  ])
+  const byId = new Map(
+    rows.map((row) => [
+      row.id,
+      {
+        id: row.id,
+        customerId: row.customer_id,
+        assignedStaffId: row.assigned_staff_id,
+        lastSeq: Number(row.last_seq),
+        createdAt: new Date(row.created_at).toISOString(),
+        members: [] as ConversationMember[],
+      },
+    ]),
+  )
+  for (const m of members) {
+    byId.get(m.conversation_id)?.members.push({
+      kind: m.member_kind,
+      id: m.member_id,
+      deliveredSeq: Number(m.delivered_seq),
+      readSeq: Number(m.read_seq),
+    })
+  }
+  return ids.flatMap((id) => byId.get(id) ?? [])
+}
+
+/** Where each of a member's conversations stands: its last sequence number and the member's delivered marker. */
+export async function memberConversationCursors(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  member: { kind: 'device' | 'staff'; id: string },
+  conversationId?: string,
+): Promise<{ conversationId: string; lastSeq: number; deliveredSeq: number }[]> {
+  let query = ctx.db
+    .selectFrom('conversation_members')
+    .innerJoin('conversations', 'conversations.id', 'conversation_members.conversation_id')
+    .select(['conversations.id', 'conversations.last_seq', 'conversation_members.delivered_seq'])
+    .where('conversation_members.tenant_id', '=', tenantId)
+    .where('conversation_members.member_kind', '=', member.kind)
+    .where('conversation_members.member_id', '=', member.id)
+  if (conversationId) query = query.where('conversations.id', '=', conversationId)
+  const rows = await query.execute()
+  return rows.map((r) => ({ conversationId: r.id, lastSeq: Number(r.last_seq), deliveredSeq: Number(r.delivered_seq) }))
+}
+
+/** Moves a member's delivered and read markers forward (never back). */
+export async function updateMarkers(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  conversationId: string,
+  member: { kind: 'device' | 'staff'; id: string },
+  markers: { deliveredSeq?: number | undefined; readSeq?: number | undefined },
+): Promise<void> {
+  const delivered = markers.deliveredSeq ?? 0
+  const read = markers.readSeq ?? 0
+  await ctx.db
+    .updateTable('conversation_members')
+    .set({
+      delivered_seq: sql`greatest(delivered_seq, ${Math.max(delivered, read)})`,
+      read_seq: sql`greatest(read_seq, ${read})`,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', '=', conversationId)
+    .where('member_kind', '=', member.kind)
+    .where('member_id', '=', member.id)
+    .execute()
+}

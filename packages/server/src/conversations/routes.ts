@@ -1,0 +1,219 @@
+import { Type } from '@sinclair/typebox'
+import { Base64, ClientMessageId, ContentType, Conversation, Message } from '@strongroom/sdk/protocol'
+import { principalOf, requestHtu } from '../access.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import { principalMember } from '../principal.ts'
+import {
+  addMember,
+  createConversation,
+  getConversation,
+  listConversations,
+  requireConversationAccess,
+  updateMarkers,
+} from './conversations.ts'
+import type { MessageLog } from './message-log.ts'
+import { fetchMessages } from './messages.ts'
+import { parseExpiry, type StreamHub } from './stream-hub.ts'
+
+const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
+
+export async function conversationRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { messageLog: MessageLog; hub: StreamHub },
+): Promise<void> {
+  app.post(
+    '/v1/conversations',
+    {
+      schema: {
+        summary:
+          "Open a conversation with a customer; the customer's active devices and the assigned staff member (by default the caller) join",
+        tags: ['conversations'],
+        body: Type.Object(
+          {
+            customerId: idOf('cus'),
+            assignedStaffId: Type.Optional(idOf('stf')),
+            deviceIds: Type.Optional(Type.Array(idOf('dev'), { maxItems: 100, uniqueItems: true })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Conversation, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      // Unless someone else is assigned, whoever opens the conversation takes it.
+      const assignedStaffId =
+        request.body.assignedStaffId ?? (principal.kind === 'staff' ? principal.staffId : undefined)
+      const conversation = await createConversation(ctx, principal.tenantId, { ...request.body, assignedStaffId })
+      return reply.status(201).send(conversation)
+    },
+  )
+
+  app.get(
+    '/v1/conversations',
+    {
+      schema: {
+        summary: 'The conversations the caller is a member of, newest first',
+        tags: ['conversations'],
+        querystring: Type.Object(
+          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ conversations: Type.Array(Conversation) }), ...problemResponses(401) },
+      },
+    },
+    async (request) => ({
+      conversations: await listConversations(ctx, principalOf(request), request.query.limit ?? 100),
+    }),
+  )
+
+  app.get(
+    '/v1/conversations/:conversationId',
+    {
+      schema: {
+        summary: 'A conversation and its members',
+        tags: ['conversations'],
+        params: ConversationParams,
+        response: { 200: Conversation, ...problemResponses(401, 404) },
+      },
+    },
+    async (request) => getConversation(ctx, principalOf(request), request.params.conversationId),
+  )
+
+  app.post(
+    '/v1/conversations/:conversationId/members',
+    {
+      schema: {
+        summary: "Add a staff member, or a device of the conversation's customer",
+        tags: ['conversations'],
+        params: ConversationParams,
+        body: Type.Object(
+          { kind: Type.Union([Type.Literal('device'), Type.Literal('staff')]), id: Type.String({ maxLength: 64 }) },
+          { additionalProperties: false },
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      await requireConversationAccess(ctx, principal, request.params.conversationId)
+      await addMember(ctx, principal.tenantId, request.params.conversationId, request.body)
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.post(
+    '/v1/conversations/:conversationId/messages',
+    {
+      schema: {
+        summary: 'Append a message; the same clientMessageId returns the same message instead of a duplicate',
+        tags: ['conversations'],
+        params: ConversationParams,
+        body: Type.Object(
+          {
+            clientMessageId: ClientMessageId,
+            contentType: ContentType,
+            ciphertext: Base64,
+            expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Message, 201: Message, ...problemResponses(400, 401, 403, 404, 409, 413) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const { conversationId } = request.params
+      await requireConversationAccess(ctx, principal, conversationId)
+      const ciphertext = Buffer.from(request.body.ciphertext, 'base64')
+      if (ciphertext.length > ctx.config.maxMessageBytes) throw new Problem('conversations/message-too-large')
+      const { message, created } = await deps.messageLog.append({
+        tenantId: principal.tenantId,
+        conversationId,
+        sender: principalMember(principal),
+        clientMessageId: request.body.clientMessageId,
+        contentType: request.body.contentType,
+        ciphertext,
+        expiresAt: parseExpiry(request.body.expiresAt),
+      })
+      return reply.status(created ? 201 : 200).send(message)
+    },
+  )
+
+  app.get(
+    '/v1/conversations/:conversationId/messages',
+    {
+      schema: {
+        summary: 'Messages after a sequence number, in order',
+        tags: ['conversations'],
+        params: ConversationParams,
+        querystring: Type.Object(
+          {
+            after: Type.Optional(Type.Integer({ minimum: 0 })),
+            until: Type.Optional(Type.Integer({ minimum: 0 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ messages: Type.Array(Message) }), ...problemResponses(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await requireConversationAccess(ctx, principal, request.params.conversationId)
+      const messages = await fetchMessages(ctx, principal.tenantId, request.params.conversationId, {
+        afterSeq: request.query.after ?? 0,
+        untilSeq: request.query.until,
+        limit: request.query.limit ?? 100,
+      })
+      return { messages }
+    },
+  )
+
+  app.post(
+    '/v1/conversations/:conversationId/markers',
+    {
+      schema: {
+        summary: "Move the caller's delivered and read markers forward",
+        tags: ['conversations'],
+        params: ConversationParams,
+        body: Type.Object(
+          {
+            deliveredSeq: Type.Optional(Type.Integer({ minimum: 0 })),
+            readSeq: Type.Optional(Type.Integer({ minimum: 0 })),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      await requireConversationAccess(ctx, principal, request.params.conversationId)
+      await updateMarkers(
+        ctx,
+        principal.tenantId,
+        request.params.conversationId,
+        principalMember(principal),
+        request.body,
+      )
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.get(
+    '/v1/stream',
+    {
+      websocket: true,
+      schema: {
+        summary: 'Realtime stream (WebSocket): authenticate in the first frame, then receive and send messages',
+        tags: ['conversations'],
+      },
+    },
+    (socket, request) => deps.hub.attach(socket, requestHtu(request)),
+  )
+}

@@ -1,0 +1,428 @@
+import { randomUUID } from 'node:crypto'
+import { type AuthFrame, authFrameCheck, type ClientFrame, CloseCode, clientFrameCheck } from '@strongroom/sdk/protocol'
+import type { WebSocket } from 'ws'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { type Principal, principalMember } from '../principal.ts'
+import {
+  MEMBER_SUBJECT_PREFIX,
+  MESSAGE_SUBJECT_PREFIX,
+  type MemberAddedEvent,
+  type MessagesCommittedEvent,
+} from './bus-events.ts'
+import { memberConversationCursors, updateMarkers } from './conversations.ts'
+import type { MessageLog } from './message-log.ts'
+import { fetchMessages } from './messages.ts'
+
+export type StreamAuthenticator = (frame: AuthFrame, htu: string) => Promise<Principal>
+
+const AUTH_TIMEOUT_MS = 10_000
+const CATCH_UP_PAGE = 200
+const MARKER_FLUSH_MS = 2_000
+const decoder = new TextDecoder()
+
+/**
+ * One node's realtime delivery. It listens on the bus for committed messages and new memberships and writes them to
+ * the sockets of the members connected here; when a socket's cursor and a wake-up do not line up (a gap, a missed
+ * wake-up, a bus reconnect) it reads the gap from the database, which holds the truth.
+ */
+export class StreamHub {
+  readonly #ctx: ServerContext
+  readonly #log: MessageLog
+  readonly #authenticate: StreamAuthenticator
+  readonly #sessions = new Set<StreamSession>()
+  readonly #byConversation = new Map<string, Set<StreamSession>>()
+  readonly #byMember = new Map<string, Set<StreamSession>>()
+  readonly #unsubscribe: (() => void)[] = []
+  #markerTimer: NodeJS.Timeout | undefined
+
+  constructor(ctx: ServerContext, log: MessageLog, authenticate: StreamAuthenticator) {
+    this.#ctx = ctx
+    this.#log = log
+    this.#authenticate = authenticate
+    this.#unsubscribe.push(
+      ctx.bus.subscribe(`${MESSAGE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMessages(payload)),
+      ctx.bus.subscribe(`${MEMBER_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMemberAdded(payload)),
+      ctx.bus.onReconnect(() => {
+        for (const session of this.#sessions) session.resyncAll()
+      }),
+    )
+    this.#markerTimer = setInterval(() => void this.flushMarkers(), MARKER_FLUSH_MS)
+    this.#markerTimer.unref()
+  }
+
+  get context() {
+    return this.#ctx
+  }
+
+  get messageLog() {
+    return this.#log
+  }
+
+  get authenticate() {
+    return this.#authenticate
+  }
+
+  attach(socket: WebSocket, htu: string): void {
+    const session = new StreamSession(this, socket, htu)
+    this.#sessions.add(session)
+    this.#ctx.metrics.openSockets.inc()
+    socket.once('close', () => {
+      this.#sessions.delete(session)
+      this.#ctx.metrics.openSockets.dec()
+      this.unindex(session)
+      void session.flushMarkers()
+    })
+  }
+
+  index(session: StreamSession, conversationId: string): void {
+    const set = this.#byConversation.get(conversationId) ?? new Set()
+    this.#byConversation.set(conversationId, set)
+    set.add(session)
+  }
+
+  indexMember(session: StreamSession, memberKey: string): void {
+    const set = this.#byMember.get(memberKey) ?? new Set()
+    this.#byMember.set(memberKey, set)
+    set.add(session)
+  }
+
+  unindex(session: StreamSession): void {
+    for (const conversationId of session.conversationIds()) {
+      const set = this.#byConversation.get(conversationId)
+      set?.delete(session)
+      if (set?.size === 0) this.#byConversation.delete(conversationId)
+    }
+    const set = this.#byMember.get(session.memberKey)
+    set?.delete(session)
+    if (set?.size === 0) this.#byMember.delete(session.memberKey)
+  }
+
+  #onMessages(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as MessagesCommittedEvent
+    for (const message of event.messages) {
+      const sessions = this.#byConversation.get(message.conversationId)
+      if (!sessions) continue
+      // Serialized once, written to every member socket on this node.
+      const frame = `{"type":"message","message":${JSON.stringify(message)}}`
+      for (const session of sessions) session.deliverLive(message.conversationId, message.seq, frame)
+    }
+  }
+
+  #onMemberAdded(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as MemberAddedEvent
+    const sessions = this.#byMember.get(memberKeyOf(event.tenantId, event.member))
+    for (const session of sessions ?? []) session.join(event.conversationId)
+  }
+
+  async flushMarkers(): Promise<void> {
+    await Promise.all([...this.#sessions].map((s) => s.flushMarkers()))
+  }
+
+  /** Graceful shutdown: every client is told where to resume, then its socket closes with 1012 (service restart). */
+  async close(): Promise<void> {
+    for (const unsubscribe of this.#unsubscribe) unsubscribe()
+    clearInterval(this.#markerTimer)
+    await this.flushMarkers()
+    for (const session of this.#sessions) session.close(CloseCode.serviceRestart, 'server shutting down')
+  }
+}
+
+function memberKeyOf(tenantId: string, member: { kind: string; id: string }): string {
+  return `${tenantId}\u0000${member.kind}\u0000${member.id}`
+}
+
+class StreamSession {
+  readonly #hub: StreamHub
+  readonly #socket: WebSocket
+  readonly #htu: string
+  readonly id = randomUUID()
+  #principal: Principal | undefined
+  memberKey = ''
+  /** Last sequence number written to this socket, per conversation it may see. */
+  readonly #cursors = new Map<string, number>()
+  /** Conversations being read from the database; the highest live sequence seen meanwhile. */
+  readonly #catchingUp = new Map<string, number>()
+  readonly #ackedDirty = new Map<string, number>()
+  #closed = false
+  #alive = true
+  #timers: NodeJS.Timeout[] = []
+
+  constructor(hub: StreamHub, socket: WebSocket, htu: string) {
+    this.#hub = hub
+    this.#socket = socket
+    this.#htu = htu
+    const authTimer = setTimeout(() => this.close(CloseCode.unauthorized, 'no auth frame in time'), AUTH_TIMEOUT_MS)
+    this.#timers.push(authTimer)
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) return this.close(CloseCode.protocolError, 'frames are JSON text')
+      void this.#onFrame(data.toString())
+    })
+    socket.on('pong', () => {
+      this.#alive = true
+    })
+    socket.once('close', () => {
+      this.#closed = true
+      for (const timer of this.#timers) clearTimeout(timer)
+    })
+    socket.on('error', () => {})
+  }
+
+  conversationIds(): IterableIterator<string> {
+    return this.#cursors.keys()
+  }
+
+  #send(frame: string): boolean {
+    if (this.#closed) return false
+    if (this.#socket.bufferedAmount > this.#hub.context.config.streamMaxBufferedBytes) {
+      this.#hub.context.metrics.slowConsumers.inc()
+      this.close(CloseCode.slowConsumer, 'slow consumer')
+      return false
+    }
+    this.#socket.send(frame)
+    return true
+  }
+
+  #sendJson(value: unknown): boolean {
+    return this.#send(JSON.stringify(value))
+  }
+
+  #sendProblem(problem: unknown, ref?: string): void {
+    const body =
+      problem instanceof Problem ? problem.toBody() : new Problem('server/internal', 'the request failed').toBody()
+    this.#sendJson(ref === undefined ? { type: 'error', problem: body } : { type: 'error', ref, problem: body })
+  }
+
+  /** Tells the client where to resume (its cursors) and closes. */
+  close(code: number, reason: string): void {
+    if (this.#closed) return
+    if (this.#principal && this.#socket.readyState === this.#socket.OPEN) {
+      this.#socket.send(JSON.stringify({ type: 'closing', reason, cursors: Object.fromEntries(this.#cursors) }))
+    }
+    this.#closed = true
+    this.#socket.close(code, reason)
+    // A peer that never answers the close handshake is cut off.
+    setTimeout(() => this.#socket.terminate(), 2000).unref()
+  }
+
+  async #onFrame(text: string): Promise<void> {
+    let frame: unknown
+    try {
+      frame = JSON.parse(text)
+    } catch {
+      return this.close(CloseCode.protocolError, 'malformed JSON')
+    }
+    if (!this.#principal) return this.#onAuth(frame)
+    if (!clientFrameCheck.Check(frame)) {
+      const ref = (frame as { ref?: unknown })?.ref
+      const first = clientFrameCheck.Errors(frame).First()
+      const problem = new Problem('request/invalid', first ? `${first.path || '/'}: ${first.message}` : undefined)
+      return this.#sendProblem(problem, typeof ref === 'string' ? ref : undefined)
+    }
+    await this.#onClientFrame(frame)
+  }
+
+  async #onAuth(frame: unknown): Promise<void> {
+    if (!authFrameCheck.Check(frame)) return this.close(CloseCode.unauthorized, 'the first frame must be auth')
+    let principal: Principal
+    try {
+      principal = await this.#hub.authenticate(frame, this.#htu)
+    } catch (error) {
+      this.#sendProblem(error)
+      return this.close(CloseCode.unauthorized, 'authentication failed')
+    }
+    if (this.#closed) return
+    if (principal.kind === 'staff' && !principal.scopes.includes('conversations:read')) {
+      this.#sendProblem(new Problem('auth/forbidden', 'the stream needs conversations:read'))
+      return this.close(CloseCode.unauthorized, 'forbidden')
+    }
+    this.#principal = principal
+    const member = principalMember(principal)
+    this.memberKey = memberKeyOf(principal.tenantId, member)
+    const ctx = this.#hub.context
+    const conversations = await memberConversationCursors(ctx, principal.tenantId, member)
+    for (const c of conversations) {
+      // A client's own cursor wins; a client without one resumes after what it last acknowledged.
+      this.#cursors.set(c.conversationId, frame.cursors?.[c.conversationId] ?? c.deliveredSeq)
+      this.#hub.index(this, c.conversationId)
+    }
+    this.#hub.indexMember(this, this.memberKey)
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers = [setInterval(() => this.#heartbeat(), ctx.config.streamHeartbeatMs)]
+    if (principal.kind === 'device') {
+      const remaining = principal.tokenExpiresAt.getTime() - Date.now()
+      this.#timers.push(setTimeout(() => this.close(CloseCode.tokenExpired, 'access token expired'), remaining))
+    }
+    this.#sendJson({
+      type: 'ready',
+      sessionId: this.id,
+      heartbeatMs: ctx.config.streamHeartbeatMs,
+      conversations: conversations.map((c) => ({ conversationId: c.conversationId, lastSeq: c.lastSeq })),
+    })
+    for (const c of conversations) {
+      if (c.lastSeq > (this.#cursors.get(c.conversationId) ?? 0)) void this.#catchUp(c.conversationId)
+    }
+  }
+
+  #heartbeat(): void {
+    if (!this.#alive) {
+      this.#socket.terminate()
+      return
+    }
+    this.#alive = false
+    this.#socket.ping()
+    this.#sendJson({ type: 'heartbeat' })
+  }
+
+  async #onClientFrame(frame: ClientFrame): Promise<void> {
+    const principal = this.#principal as Principal
+    switch (frame.type) {
+      case 'ping':
+        this.#sendJson({ type: 'pong' })
+        return
+      case 'ack':
+        if (this.#cursors.has(frame.conversationId)) {
+          const current = this.#ackedDirty.get(frame.conversationId) ?? 0
+          this.#ackedDirty.set(frame.conversationId, Math.max(current, frame.seq))
+        }
+        return
+      case 'send':
+        return this.#onSend(principal, frame)
+    }
+  }
+
+  async #onSend(principal: Principal, frame: Extract<ClientFrame, { type: 'send' }>): Promise<void> {
+    const ctx = this.#hub.context
+    try {
+      if (principal.kind === 'staff' && !principal.scopes.includes('conversations:write')) {
+        throw new Problem('auth/forbidden', 'sending needs conversations:write')
+      }
+      if (!this.#cursors.has(frame.conversationId)) throw new Problem('request/not-found', 'no such conversation')
+      const ciphertext = Buffer.from(frame.ciphertext, 'base64')
+      if (ciphertext.length > ctx.config.maxMessageBytes) throw new Problem('conversations/message-too-large')
+      const result = await this.#hub.messageLog.append({
+        tenantId: principal.tenantId,
+        conversationId: frame.conversationId,
+        sender: principalMember(principal),
+        clientMessageId: frame.clientMessageId,
+        contentType: frame.contentType,
+        ciphertext,
+        expiresAt: parseExpiry(frame.expiresAt),
+      })
+      const { message, created } = result
+      this.#sendJson({
+        type: 'sent',
+        ref: frame.ref,
+        created,
+        message: {
+          id: message.id,
+          conversationId: message.conversationId,
+          seq: message.seq,
+          createdAt: message.createdAt,
+        },
+      })
+    } catch (error) {
+      if (!(error instanceof Problem)) ctx.log.error({ err: error }, 'stream send failed')
+      this.#sendProblem(error, frame.ref)
+    }
+  }
+
+  deliverLive(conversationId: string, seq: number, frame: string): void {
+    if (this.#closed) return
+    const cursor = this.#cursors.get(conversationId)
+    if (cursor === undefined) return
+    const pending = this.#catchingUp.get(conversationId)
+    if (pending !== undefined) {
+      this.#catchingUp.set(conversationId, Math.max(pending, seq))
+      return
+    }
+    if (seq <= cursor) return
+    if (seq === cursor + 1) {
+      if (this.#send(frame)) {
+        this.#cursors.set(conversationId, seq)
+        this.#hub.context.metrics.messagesDelivered.inc()
+      }
+      return
+    }
+    void this.#catchUp(conversationId)
+  }
+
+  join(conversationId: string): void {
+    if (this.#closed || this.#cursors.has(conversationId)) return
+    this.#cursors.set(conversationId, 0)
+    this.#hub.index(this, conversationId)
+    this.#sendJson({ type: 'joined', conversationId })
+    void this.#catchUp(conversationId)
+  }
+
+  resyncAll(): void {
+    for (const conversationId of this.#cursors.keys()) void this.#catchUp(conversationId)
+  }
+
+  /** Reads what this socket has not seen of a conversation from the database, page by page, then goes live again. */
+  async #catchUp(conversationId: string): Promise<void> {
+    if (this.#catchingUp.has(conversationId) || !this.#principal) return
+    this.#catchingUp.set(conversationId, 0)
+    const ctx = this.#hub.context
+    try {
+      for (;;) {
+        const after = this.#cursors.get(conversationId) ?? 0
+        const page = await fetchMessages(ctx, this.#principal.tenantId, conversationId, {
+          afterSeq: after,
+          limit: CATCH_UP_PAGE,
+        })
+        for (const message of page) {
+          if (!this.#send(`{"type":"message","message":${JSON.stringify(message)}}`)) return
+          this.#cursors.set(conversationId, message.seq)
+        }
+        ctx.metrics.messagesDelivered.inc(page.length)
+        const newestLive = this.#catchingUp.get(conversationId) ?? 0
+        if (page.length < CATCH_UP_PAGE && newestLive <= (this.#cursors.get(conversationId) ?? 0)) return
+        this.#catchingUp.set(conversationId, 0)
+        await this.#drain()
+        if (this.#closed) return
+      }
+    } catch (error) {
+      ctx.log.error({ err: error, conversationId }, 'stream catch-up failed')
+      this.close(CloseCode.serviceRestart, 'catch-up failed')
+    } finally {
+      this.#catchingUp.delete(conversationId)
+    }
+  }
+
+  /**
+   * Waits while the socket holds more than half its allowance, so a backlog is paced rather than buffered; a client
+   * that reads nothing for two heartbeats is a slow consumer.
+   */
+  async #drain(): Promise<void> {
+    const { config, metrics } = this.#hub.context
+    const deadline = Date.now() + 2 * config.streamHeartbeatMs
+    while (!this.#closed && this.#socket.bufferedAmount > config.streamMaxBufferedBytes / 2) {
+      if (Date.now() > deadline) {
+        metrics.slowConsumers.inc()
+        this.close(CloseCode.slowConsumer, 'slow consumer')
+        return
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+
+  async flushMarkers(): Promise<void> {
+    if (!this.#principal || this.#ackedDirty.size === 0) return
+    const acked = [...this.#ackedDirty]
+    this.#ackedDirty.clear()
+    const member = principalMember(this.#principal)
+    for (const [conversationId, seq] of acked) {
+      await updateMarkers(this.#hub.context, this.#principal.tenantId, conversationId, member, { deliveredSeq: seq })
+    }
+  }
+}
+
+export function parseExpiry(value: string | undefined): Date | null {
+  if (value === undefined) return null
+  const expiresAt = new Date(value)
+  if (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= Date.now()) {
+    throw new Problem('request/invalid', 'expiresAt must be a time in the future')
+  }
+  return expiresAt
+}

@@ -1,0 +1,201 @@
+import type { JWK } from 'jose'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId, newSecret, secretHash } from '../platform/ids.ts'
+import type { VerifiedProof } from './dpop.ts'
+import { normalizeEnrolmentCode } from './enrolment-codes.ts'
+
+export interface Device {
+  id: string
+  customerId: string
+  label: string
+  status: 'active' | 'suspended' | 'revoked'
+  keyThumbprint: string
+  createdAt: string
+}
+
+export interface DevicePrincipal {
+  kind: 'device'
+  tenantId: string
+  deviceId: string
+  customerId: string
+  jkt: string
+  tokenExpiresAt: Date
+}
+
+export interface IssuedAccessToken {
+  accessToken: string
+  tokenType: 'DPoP'
+  expiresIn: number
+}
+
+type Ctx = Pick<ServerContext, 'db' | 'config'>
+
+/**
+ * Enrols the key that signed the DPoP proof as a new device of the customer the code was issued for. The code is
+ * consumed in the same transaction that creates the device, so two devices racing with one code get one device.
+ */
+export async function enrolDevice(
+  ctx: Ctx,
+  proof: VerifiedProof,
+  input: { enrolmentCode: string; label: string },
+): Promise<{ device: Device; tenantId: string; token: IssuedAccessToken }> {
+  const deviceId = newId('dev')
+  const now = new Date()
+  const result = await ctx.db.transaction().execute(async (trx) => {
+    const code = await trx
+      .updateTable('enrolment_codes')
+      .set({ used_at: now, device_id: deviceId })
+      .where('code_hash', '=', secretHash(normalizeEnrolmentCode(input.enrolmentCode)))
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', now)
+      .returning(['tenant_id', 'customer_id'])
+      .executeTakeFirst()
+    if (!code) throw new Problem('identity/invalid-enrolment-code')
+    const inserted = await trx
+      .insertInto('devices')
+      .values({
+        tenant_id: code.tenant_id,
+        id: deviceId,
+        customer_id: code.customer_id,
+        jkt: proof.jkt,
+        public_jwk: JSON.stringify(publicPart(proof.jwk)),
+        label: input.label,
+        status: 'active',
+        created_at: now,
+      })
+      .onConflict((oc) => oc.column('jkt').doNothing())
+      .executeTakeFirst()
+    if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) throw new Problem('identity/device-key-in-use')
+    const token = await insertAccessToken(ctx, trx, code.tenant_id, deviceId, proof.jkt)
+    return { tenantId: code.tenant_id, customerId: code.customer_id, token }
+  })
+  return {
+    tenantId: result.tenantId,
+    token: result.token,
+    device: {
+      id: deviceId,
+      customerId: result.customerId,
+      label: input.label,
+      status: 'active',
+      keyThumbprint: proof.jkt,
+      createdAt: now.toISOString(),
+    },
+  }
+}
+
+function publicPart(jwk: JWK): JWK {
+  const { kty, crv, x, y } = jwk
+  return y === undefined ? { kty, crv, x } : { kty, crv, x, y }
+}
+
+async function insertAccessToken(
+  ctx: Ctx,
+  db: ServerContext['db'],
+  tenantId: string,
+  deviceId: string,
+  jkt: string,
+): Promise<IssuedAccessToken> {
+  const accessToken = newSecret('srd')
+  const ttl = ctx.config.accessTokenTtlSeconds
+  await db
+    .insertInto('access_tokens')
+    .values({
+      token_hash: secretHash(accessToken),
+      tenant_id: tenantId,
+      device_id: deviceId,
+      jkt,
+      expires_at: new Date(Date.now() + ttl * 1000),
+      created_at: new Date(),
+    })
+    .execute()
+  return { accessToken, tokenType: 'DPoP', expiresIn: ttl }
+}
+
+/**
+ * A fresh access token for the active device whose key signed the proof: the device key is the credential, so a
+ * device renews its token without any long-lived secret.
+ */
+export async function issueDeviceToken(ctx: Ctx, proof: VerifiedProof): Promise<IssuedAccessToken> {
+  const device = await ctx.db
+    .selectFrom('devices')
+    .select(['tenant_id', 'id'])
+    .where('jkt', '=', proof.jkt)
+    .where('status', '=', 'active')
+    .executeTakeFirst()
+  if (!device) throw new Problem('auth/invalid-token', 'no active device holds this key')
+  return insertAccessToken(ctx, ctx.db, device.tenant_id, device.id, proof.jkt)
+}
+
+/**
+ * The device principal an access token stands for. Undefined when the token is unknown or expired or its device is
+ * no longer active; the caller then checks the DPoP proof's key against `jkt`.
+ */
+export async function authenticateDeviceToken(
+  ctx: Pick<ServerContext, 'db'>,
+  accessToken: string,
+): Promise<DevicePrincipal | undefined> {
+  if (!accessToken.startsWith('srd_') || accessToken.length > 100) return undefined
+  const row = await ctx.db
+    .selectFrom('access_tokens')
+    .innerJoin('devices', 'devices.id', 'access_tokens.device_id')
+    .select(['access_tokens.tenant_id', 'access_tokens.device_id', 'access_tokens.jkt', 'access_tokens.expires_at'])
+    .select('devices.customer_id')
+    .where('access_tokens.token_hash', '=', secretHash(accessToken))
+    .where('access_tokens.expires_at', '>', new Date())
+    .where('devices.status', '=', 'active')
+    .executeTakeFirst()
+  if (!row) return undefined
+  return {
+    kind: 'device',
+    tenantId: row.tenant_id,
+    deviceId: row.device_id,
+    customerId: row.customer_id,
+    jkt: row.jkt,
+    tokenExpiresAt: new Date(row.expires_at),
+  }
+}
+
+function toDevice(row: {
+  id: string
+  customer_id: string
+  label: string
+  status: Device['status']
+  jkt: string
+  created_at: Date | string
+}): Device {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    label: row.label,
+    status: row.status,
+    keyThumbprint: row.jkt,
+    createdAt: new Date(row.created_at).toISOString(),
+  }
+}
+
+export async function findDevice(ctx: Pick<ServerContext, 'db'>, tenantId: string, id: string) {
+  const row = await ctx.db
+    .selectFrom('devices')
+    .select(['id', 'customer_id', 'label', 'status', 'jkt', 'created_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return row && toDevice(row)
+}
+
+export async function listCustomerDevices(ctx: Pick<ServerContext, 'db'>, tenantId: string, customerId: string) {
+  const rows = await ctx.db
+    .selectFrom('devices')
+    .select(['id', 'customer_id', 'label', 'status', 'jkt', 'created_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .orderBy('created_at')
+    .execute()
+  return rows.map(toDevice)
+}
+
+/** Forgets access tokens that have expired; called by the housekeeping timer. */
+export async function purgeExpiredAccessTokens(ctx: Pick<ServerContext, 'db'>): Promise<void> {
+  await ctx.db.deleteFrom('access_tokens').where('expires_at', '<', new Date()).execute()
+}

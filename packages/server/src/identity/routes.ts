@@ -1,0 +1,159 @@
+import { Type } from '@sinclair/typebox'
+import { principalOf, requestHtu, singleHeader } from '../access.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import { createCustomer, findCustomer } from './customers.ts'
+import { enrolDevice, issueDeviceToken, listCustomerDevices } from './devices.ts'
+import { verifyDpopProof } from './dpop.ts'
+import { issueEnrolmentCode } from './enrolment-codes.ts'
+
+const CustomerSchema = Type.Object({
+  id: Type.String(),
+  externalRef: Type.String(),
+  displayName: Type.String(),
+  createdAt: Type.String(),
+})
+const DeviceSchema = Type.Object({
+  id: Type.String(),
+  customerId: Type.String(),
+  label: Type.String(),
+  status: Type.String(),
+  keyThumbprint: Type.String(),
+  createdAt: Type.String(),
+})
+const TokenSchema = Type.Object({
+  accessToken: Type.String(),
+  tokenType: Type.Literal('DPoP'),
+  expiresIn: Type.Integer(),
+})
+const CustomerParams = Type.Object({ customerId: idOf('cus') })
+
+export async function identityRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.post(
+    '/v1/customers',
+    {
+      schema: {
+        summary: 'Register a customer of the bank',
+        tags: ['identity'],
+        body: Type.Object(
+          {
+            externalRef: Type.String({ minLength: 1, maxLength: 128, description: "the bank's own customer id" }),
+            displayName: Type.String({ minLength: 1, maxLength: 200 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: CustomerSchema, ...problemResponses(400, 401, 403, 409) },
+      },
+    },
+    async (request, reply) => {
+      const customer = await createCustomer(ctx, principalOf(request).tenantId, request.body)
+      return reply.status(201).send(customer)
+    },
+  )
+
+  app.get(
+    '/v1/customers/:customerId',
+    {
+      schema: {
+        summary: 'A customer',
+        tags: ['identity'],
+        params: CustomerParams,
+        response: { 200: CustomerSchema, ...problemResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const customer = await findCustomer(ctx, principalOf(request).tenantId, request.params.customerId)
+      if (!customer) throw new Problem('request/not-found', 'no such customer')
+      return customer
+    },
+  )
+
+  app.get(
+    '/v1/customers/:customerId/devices',
+    {
+      schema: {
+        summary: "A customer's devices",
+        tags: ['identity'],
+        params: CustomerParams,
+        response: { 200: Type.Object({ devices: Type.Array(DeviceSchema) }), ...problemResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const tenantId = principalOf(request).tenantId
+      if (!(await findCustomer(ctx, tenantId, request.params.customerId))) {
+        throw new Problem('request/not-found', 'no such customer')
+      }
+      return { devices: await listCustomerDevices(ctx, tenantId, request.params.customerId) }
+    },
+  )
+
+  app.post(
+    '/v1/customers/:customerId/enrolment-codes',
+    {
+      schema: {
+        summary: 'Issue a single-use code with which one device of the customer enrols',
+        tags: ['identity'],
+        params: CustomerParams,
+        response: {
+          201: Type.Object({ code: Type.String(), expiresAt: Type.String() }),
+          ...problemResponses(401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'staff') throw new Problem('auth/forbidden')
+      const issued = await issueEnrolmentCode(ctx, principal.tenantId, request.params.customerId, principal.staffId)
+      return reply.status(201).header('cache-control', 'no-store').send(issued)
+    },
+  )
+
+  app.post(
+    '/v1/devices',
+    {
+      schema: {
+        summary: 'Enrol the key that signs the DPoP proof as a device of the customer the code names',
+        tags: ['identity'],
+        body: Type.Object(
+          {
+            enrolmentCode: Type.String({ minLength: 16, maxLength: 32 }),
+            label: Type.String({ minLength: 1, maxLength: 100 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({ device: DeviceSchema, tenantId: Type.String(), token: TokenSchema }),
+          ...problemResponses(400, 401, 409),
+        },
+      },
+    },
+    async (request, reply) => {
+      const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
+        htm: 'POST',
+        htu: requestHtu(request),
+      })
+      const enrolled = await enrolDevice(ctx, proof, request.body)
+      return reply.status(201).header('cache-control', 'no-store').send(enrolled)
+    },
+  )
+
+  app.post(
+    '/v1/devices/token',
+    {
+      schema: {
+        summary: 'A fresh access token for the enrolled device whose key signs the DPoP proof',
+        tags: ['identity'],
+        response: { 200: TokenSchema, ...problemResponses(401) },
+      },
+    },
+    async (request, reply) => {
+      const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
+        htm: 'POST',
+        htu: requestHtu(request),
+      })
+      return reply.header('cache-control', 'no-store').send(await issueDeviceToken(ctx, proof))
+    },
+  )
+}

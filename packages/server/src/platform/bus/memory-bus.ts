@@ -1,0 +1,34 @@
+import { type Bus, type BusHandler, subjectMatches } from './bus.ts'
+
+/** The bus of a single node: publications reach this process's subscribers, asynchronously and in order. */
+export function createMemoryBus(): Bus {
+  const subscriptions = new Set<{ pattern: string; handler: BusHandler }>()
+  let closed = false
+  return {
+    kind: 'memory',
+    publish(subject, payload) {
+      if (closed) return
+      queueMicrotask(() => {
+        for (const subscription of subscriptions) {
+          if (!subjectMatches(subscription.pattern, subject)) continue
+          try {
+            subscription.handler(subject, payload)
+          } catch {
+            // One failing subscriber must not stop the others; the database lets it catch up.
+          }
+        }
+      })
+    },
+    subscribe(pattern, handler) {
+      const subscription = { pattern, handler }
+      subscriptions.add(subscription)
+      return () => subscriptions.delete(subscription)
+    },
+    onReconnect: () => () => {},
+    ready: async () => !closed,
+    async close() {
+      closed = true
+      subscriptions.clear()
+    },
+  }
+}

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict'
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { describe, test } from 'node:test'
+import { ConfigError, loadConfig } from './config.ts'
+
+function refuses(env: NodeJS.ProcessEnv, setting: string, pattern: RegExp) {
+  assert.throws(
+    () => loadConfig(env),
+    (error) => {
+      assert.ok(error instanceof ConfigError)
+      assert.equal(error.setting, setting)
+      assert.match(error.message, pattern)
+      assert.ok(!error.message.includes('\n'), 'one line')
+      return true
+    },
+  )
+}
+
+describe('configuration', () => {
+  test('the defaults are the embedded dev setup', () => {
+    const config = loadConfig({})
+    assert.equal(config.mode, 'dev')
+    assert.equal(config.port, 8080)
+    assert.equal(config.databaseUrl, undefined)
+    assert.equal(config.natsUrl, undefined)
+    assert.equal(config.keyFile, path.join('./strongroom-data', 'keyring.json'))
+    assert.equal(config.maxMessageBytes, 65536)
+  })
+
+  test('values come from the environment, typed', () => {
+    const config = loadConfig({ PORT: '9000', STRONGROOM_TRUST_PROXY: 'true', NATS_URL: 'nats://127.0.0.1:4222' })
+    assert.equal(config.port, 9000)
+    assert.equal(config.trustProxy, true)
+    assert.equal(config.natsUrl, 'nats://127.0.0.1:4222')
+  })
+
+  test('a bad value stops with one line naming the setting', () => {
+    refuses({ PORT: 'eighty' }, 'PORT', /PORT must be an integer from 0 to 65535/)
+    refuses({ PORT: '70000' }, 'PORT', /PORT/)
+    refuses({ STRONGROOM_MODE: 'prod' }, 'STRONGROOM_MODE', /must be one of dev, production/)
+    refuses({ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL', /must match/)
+    refuses({ STRONGROOM_TRUST_PROXY: 'maybe' }, 'STRONGROOM_TRUST_PROXY', /true or false/)
+  })
+
+  test('a config file supplies values, the environment wins, unknown keys are refused', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sr-config-'))
+    const file = path.join(dir, 'config.json')
+    writeFileSync(file, JSON.stringify({ port: 7000, logLevel: 'warn' }))
+    assert.equal(loadConfig({ STRONGROOM_CONFIG: file }).port, 7000)
+    assert.equal(loadConfig({ STRONGROOM_CONFIG: file, PORT: '7001' }).port, 7001)
+    writeFileSync(file, JSON.stringify({ prot: 7000 }))
+    refuses({ STRONGROOM_CONFIG: file }, 'STRONGROOM_CONFIG', /unknown setting "prot"/)
+    writeFileSync(file, '{')
+    refuses({ STRONGROOM_CONFIG: file }, 'STRONGROOM_CONFIG', /JSON/)
+  })
+
+  describe('production mode refuses unsafe settings', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sr-prod-'))
+    const keyFile = path.join(dir, 'keyring.json')
+    writeFileSync(keyFile, '{}', { mode: 0o600 })
+    const base = {
+      STRONGROOM_MODE: 'production',
+      DATABASE_URL: 'postgres://db/strongroom',
+      STRONGROOM_KEY_FILE: keyFile,
+    }
+
+    test('a safe production config loads, with dev seeding off', () => {
+      const config = loadConfig(base)
+      assert.equal(config.mode, 'production')
+      assert.equal(config.devSeed, false)
+    })
+
+    test('without a database URL (PGlite is for dev)', () => {
+      refuses({ ...base, DATABASE_URL: '' }, 'DATABASE_URL', /required in production/)
+    })
+
+    test('with a key file others can read', () => {
+      const loose = path.join(dir, 'loose.json')
+      writeFileSync(loose, '{}')
+      chmodSync(loose, 0o644)
+      refuses({ ...base, STRONGROOM_KEY_FILE: loose }, 'STRONGROOM_KEY_FILE', /chmod 600/)
+    })
+
+    test('with a missing key file', () => {
+      refuses({ ...base, STRONGROOM_KEY_FILE: path.join(dir, 'absent.json') }, 'STRONGROOM_KEY_FILE', /must exist/)
+    })
+
+    test('with the dev seed asked for', () => {
+      refuses({ ...base, STRONGROOM_DEV_SEED: 'true' }, 'STRONGROOM_DEV_SEED', /dev-only/)
+    })
+  })
+})

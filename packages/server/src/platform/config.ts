@@ -1,0 +1,166 @@
+import { readFileSync, statSync } from 'node:fs'
+import path from 'node:path'
+import { type Static, Type } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+/**
+ * Every setting, its environment variable, its type and its default. The README's configuration table is this list.
+ * A setting may also come from the JSON file named by STRONGROOM_CONFIG; the environment wins over the file.
+ */
+const settings = {
+  port: { env: 'PORT', schema: Type.Integer({ minimum: 0, maximum: 65535 }), default: 8080 },
+  host: { env: 'HOST', schema: Type.String({ minLength: 1 }), default: '127.0.0.1' },
+  mode: {
+    env: 'STRONGROOM_MODE',
+    schema: Type.Union([Type.Literal('dev'), Type.Literal('production')]),
+    default: 'dev',
+  },
+  dataDir: { env: 'STRONGROOM_DATA_DIR', schema: Type.String({ minLength: 1 }), default: './strongroom-data' },
+  databaseUrl: { env: 'DATABASE_URL', schema: Type.String({ pattern: '^postgres(ql)?://' }), default: undefined },
+  databasePoolSize: { env: 'DATABASE_POOL_SIZE', schema: Type.Integer({ minimum: 1, maximum: 200 }), default: 10 },
+  statementTimeoutMs: {
+    env: 'DATABASE_STATEMENT_TIMEOUT_MS',
+    schema: Type.Integer({ minimum: 100, maximum: 600000 }),
+    default: 15000,
+  },
+  natsUrl: { env: 'NATS_URL', schema: Type.String({ pattern: '^(nats|tls)://' }), default: undefined },
+  keyFile: { env: 'STRONGROOM_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    schema: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    default: 'info',
+  },
+  maxMessageBytes: {
+    env: 'STRONGROOM_MAX_MESSAGE_BYTES',
+    schema: Type.Integer({ minimum: 256, maximum: 1048576 }),
+    default: 65536,
+  },
+  accessTokenTtlSeconds: {
+    env: 'STRONGROOM_ACCESS_TOKEN_TTL_SECONDS',
+    schema: Type.Integer({ minimum: 30, maximum: 86400 }),
+    default: 900,
+  },
+  enrolmentCodeTtlSeconds: {
+    env: 'STRONGROOM_ENROLMENT_CODE_TTL_SECONDS',
+    schema: Type.Integer({ minimum: 60, maximum: 604800 }),
+    default: 86400,
+  },
+  streamHeartbeatMs: {
+    env: 'STRONGROOM_STREAM_HEARTBEAT_MS',
+    schema: Type.Integer({ minimum: 1000, maximum: 300000 }),
+    default: 20000,
+  },
+  streamMaxBufferedBytes: {
+    env: 'STRONGROOM_STREAM_MAX_BUFFERED_BYTES',
+    schema: Type.Integer({ minimum: 65536, maximum: 268435456 }),
+    default: 8388608,
+  },
+  commitDelayMs: { env: 'STRONGROOM_COMMIT_DELAY_MS', schema: Type.Integer({ minimum: 0, maximum: 100 }), default: 1 },
+  trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
+  devSeed: { env: 'STRONGROOM_DEV_SEED', schema: Type.Boolean(), default: true },
+} as const
+
+type Settings = typeof settings
+export type Config = {
+  -readonly [K in keyof Settings]: Settings[K]['default'] extends undefined
+    ? Static<Settings[K]['schema']> | undefined
+    : Static<Settings[K]['schema']>
+} & { keyFile: string }
+
+/** A configuration error names the setting and says what is wrong; the CLI prints it as one line and exits. */
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    reason: string,
+  ) {
+    super(`configuration error: ${setting} ${reason}`)
+    this.name = 'ConfigError'
+  }
+}
+
+function parseEnvValue(raw: string, schema: { type?: unknown }): unknown {
+  if (schema.type === 'integer') return /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw
+  if (schema.type === 'boolean') {
+    if (/^(true|1|yes)$/i.test(raw)) return true
+    if (/^(false|0|no)$/i.test(raw)) return false
+    return raw
+  }
+  return raw
+}
+
+function describeSchema(schema: object): string {
+  const s = schema as {
+    anyOf?: { const: unknown }[]
+    type?: string
+    pattern?: string
+    minimum?: number
+    maximum?: number
+  }
+  if (s.anyOf) return `must be one of ${s.anyOf.map((o) => o.const).join(', ')}`
+  if (s.type === 'integer') return `must be an integer from ${s.minimum} to ${s.maximum}`
+  if (s.type === 'boolean') return 'must be true or false'
+  if (s.pattern) return `must match ${s.pattern}`
+  return 'must be a non-empty string'
+}
+
+/**
+ * Reads the configuration from the environment (and STRONGROOM_CONFIG, a JSON file), validates every value and
+ * applies the production rules. Throws ConfigError naming the first bad setting.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  let fileValues: Record<string, unknown> = {}
+  if (env.STRONGROOM_CONFIG) {
+    try {
+      fileValues = JSON.parse(readFileSync(env.STRONGROOM_CONFIG, 'utf8'))
+    } catch {
+      throw new ConfigError('STRONGROOM_CONFIG', `cannot be read as a JSON file: ${env.STRONGROOM_CONFIG}`)
+    }
+    if (typeof fileValues !== 'object' || fileValues === null || Array.isArray(fileValues)) {
+      throw new ConfigError('STRONGROOM_CONFIG', 'must hold a JSON object')
+    }
+    for (const key of Object.keys(fileValues)) {
+      if (!(key in settings)) throw new ConfigError('STRONGROOM_CONFIG', `has an unknown setting "${key}"`)
+    }
+  }
+  const config: Record<string, unknown> = {}
+  const explicit = new Set<string>()
+  for (const [key, setting] of Object.entries(settings)) {
+    const fromEnv = env[setting.env]
+    let value: unknown = setting.default
+    if (key in overrides) value = (overrides as Record<string, unknown>)[key]
+    else if (fromEnv !== undefined && fromEnv !== '')
+      value = parseEnvValue(fromEnv, setting.schema as { type?: unknown })
+    else if (key in fileValues) value = fileValues[key]
+    if (key in overrides || fromEnv || key in fileValues) explicit.add(key)
+    if (value !== undefined && !Value.Check(setting.schema, value)) {
+      throw new ConfigError(setting.env, describeSchema(setting.schema))
+    }
+    config[key] = value
+  }
+  const result = config as Config
+  result.keyFile ??= path.join(result.dataDir, 'keyring.json')
+  if (result.mode === 'production') checkProductionRules(result, explicit)
+  return result
+}
+
+function checkProductionRules(config: Config, explicit: Set<string>): void {
+  if (!config.databaseUrl) throw new ConfigError('DATABASE_URL', 'is required in production mode (PGlite is for dev)')
+  if (config.devSeed && explicit.has('devSeed')) {
+    throw new ConfigError('STRONGROOM_DEV_SEED', 'is a dev-only feature and production mode refuses it')
+  }
+  config.devSeed = false
+  let mode: number
+  try {
+    mode = statSync(config.keyFile).mode
+  } catch {
+    throw new ConfigError(
+      'STRONGROOM_KEY_FILE',
+      `must exist in production mode (create it with \`strongroom keys init\`)`,
+    )
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError('STRONGROOM_KEY_FILE', 'must not be readable or writable by group or others (chmod 600)')
+  }
+}
+
+export const configTable = Object.entries(settings).map(([key, s]) => ({ key, env: s.env, default: s.default }))

@@ -1,0 +1,10 @@
+import type { Migration, MigrationProvider } from 'kysely/migration'
+import * as foundation from './001-foundation.ts'
+
+/** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
+const migrations: Record<string, Migration> = {
+  '001-foundation': foundation,
+}
+
+export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
+export const latestMigration = Object.keys(migrations).at(-1) as string

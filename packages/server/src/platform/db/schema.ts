@@ -1,0 +1,137 @@
+import type { ColumnType, Generated } from 'kysely'
+
+/** Timestamps are written as Date and read back as Date by both drivers. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>
+/** bigint columns come back as strings from pg; we convert at the edge of each capability. */
+type BigIntColumn = ColumnType<string | number, number | string, number | string>
+
+export interface TenantsTable {
+  id: string
+  name: string
+  created_at: Timestamp
+}
+
+export interface TenantKeysTable {
+  tenant_id: string
+  purpose: 'data' | 'index'
+  version: number
+  kek_id: string
+  wrapped_key: Uint8Array
+  created_at: Timestamp
+}
+
+export interface StaffTable {
+  tenant_id: string
+  id: string
+  name: string
+  role: 'agent' | 'supervisor' | 'compliance' | 'admin'
+  created_at: Timestamp
+}
+
+export interface StaffTokensTable {
+  tenant_id: string
+  id: string
+  staff_id: string
+  token_hash: Uint8Array
+  scopes: string
+  expires_at: Timestamp
+  revoked_at: Timestamp | null
+  created_at: Timestamp
+}
+
+export interface CustomersTable {
+  tenant_id: string
+  id: string
+  external_ref_index: Uint8Array
+  external_ref: Uint8Array
+  display_name: Uint8Array
+  created_at: Timestamp
+}
+
+export interface EnrolmentCodesTable {
+  tenant_id: string
+  id: string
+  customer_id: string
+  code_hash: Uint8Array
+  created_by: string
+  expires_at: Timestamp
+  used_at: Timestamp | null
+  device_id: string | null
+  created_at: Timestamp
+}
+
+export interface DevicesTable {
+  tenant_id: string
+  id: string
+  customer_id: string
+  jkt: string
+  public_jwk: string
+  label: string
+  status: 'active' | 'suspended' | 'revoked'
+  created_at: Timestamp
+}
+
+export interface AccessTokensTable {
+  token_hash: Uint8Array
+  tenant_id: string
+  device_id: string
+  jkt: string
+  expires_at: Timestamp
+  created_at: Timestamp
+}
+
+export interface DpopProofsTable {
+  jkt: string
+  jti: string
+  expires_at: Timestamp
+}
+
+export interface ConversationsTable {
+  tenant_id: string
+  id: string
+  customer_id: string
+  assigned_staff_id: string | null
+  last_seq: BigIntColumn
+  created_at: Timestamp
+}
+
+export interface ConversationMembersTable {
+  tenant_id: string
+  conversation_id: string
+  member_kind: 'device' | 'staff'
+  member_id: string
+  delivered_seq: BigIntColumn
+  read_seq: BigIntColumn
+  joined_at: Timestamp
+}
+
+export interface MessagesTable {
+  tenant_id: string
+  conversation_id: string
+  seq: BigIntColumn
+  id: string
+  sender_kind: 'device' | 'staff'
+  sender_id: string
+  client_message_id: string
+  content_type: string
+  ciphertext: Uint8Array
+  created_at: Timestamp
+  expires_at: Timestamp | null
+}
+
+export interface Database {
+  tenants: TenantsTable
+  tenant_keys: TenantKeysTable
+  staff: StaffTable
+  staff_tokens: StaffTokensTable
+  customers: CustomersTable
+  enrolment_codes: EnrolmentCodesTable
+  devices: DevicesTable
+  access_tokens: AccessTokensTable
+  dpop_proofs: DpopProofsTable
+  conversations: ConversationsTable
+  conversation_members: ConversationMembersTable
+  messages: MessagesTable
+}
+
+export type { Generated }

@@ -1,0 +1,73 @@
+/**
+ * The one catalogue of problem types (RFC 9457). Each has a stable `type` URI, an HTTP status and a fixed title;
+ * the detail a route adds never carries a secret. The OpenAPI document lists this catalogue.
+ */
+export const PROBLEM_BASE = 'https://strongroom.dev/problems/'
+
+const catalogue = {
+  'request/malformed-json': { status: 400, title: 'The request body is not valid JSON' },
+  'request/invalid': { status: 400, title: 'The request does not match the schema' },
+  'request/unsupported-media-type': { status: 415, title: 'The request body must be application/json' },
+  'request/too-large': { status: 413, title: 'The request body is too large' },
+  'request/not-found': { status: 404, title: 'No such resource' },
+  'request/method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'auth/missing-credentials': { status: 401, title: 'Credentials are required' },
+  'auth/invalid-token': { status: 401, title: 'The access token is invalid or expired' },
+  'auth/invalid-dpop-proof': { status: 401, title: 'The DPoP proof is invalid' },
+  'auth/dpop-replay': { status: 401, title: 'The DPoP proof was already used' },
+  'auth/forbidden': { status: 403, title: 'The credentials do not allow this action' },
+  'identity/invalid-enrolment-code': { status: 400, title: 'The enrolment code is invalid, used or expired' },
+  'identity/device-key-in-use': { status: 409, title: 'This device key is already enrolled' },
+  'identity/unsupported-key': { status: 400, title: 'The device key type is not supported' },
+  'tenancy/duplicate': { status: 409, title: 'A resource with this name already exists' },
+  'customers/duplicate-reference': { status: 409, title: 'A customer with this reference already exists' },
+  'conversations/message-too-large': { status: 413, title: 'The message is larger than the configured limit' },
+  'conversations/idempotency-conflict': {
+    status: 409,
+    title: 'This client message id was already used for a different message',
+  },
+  'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
+  'server/internal': { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>
+
+export type ProblemKind = keyof typeof catalogue
+
+export const problemCatalogue = Object.entries(catalogue).map(([kind, p]) => ({
+  type: PROBLEM_BASE + kind,
+  status: p.status,
+  title: p.title,
+}))
+
+export interface ProblemBody {
+  type: string
+  title: string
+  status: number
+  detail?: string
+  instance?: string
+  errors?: { path: string; message: string }[]
+}
+
+/** A failure with a place in the catalogue. Routes throw it; the error handler renders it as problem+json. */
+export class Problem extends Error {
+  readonly kind: ProblemKind
+  readonly status: number
+  readonly detail: string | undefined
+  readonly errors: ProblemBody['errors']
+
+  constructor(kind: ProblemKind, detail?: string, errors?: ProblemBody['errors']) {
+    super(catalogue[kind].title)
+    this.name = 'Problem'
+    this.kind = kind
+    this.status = catalogue[kind].status
+    this.detail = detail
+    this.errors = errors
+  }
+
+  toBody(instance?: string): ProblemBody {
+    const body: ProblemBody = { type: PROBLEM_BASE + this.kind, title: this.message, status: this.status }
+    if (this.detail) body.detail = this.detail
+    if (instance) body.instance = instance
+    if (this.errors) body.errors = this.errors
+    return body
+  }
+}

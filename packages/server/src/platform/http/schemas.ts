@@ -1,0 +1,25 @@
+import { type TUnsafe, Type } from '@sinclair/typebox'
+
+/** A string that is one of a fixed list, typed as that list's union. */
+export function oneOf<T extends string>(values: readonly T[]): TUnsafe<T> {
+  return Type.Unsafe<T>({ type: 'string', enum: [...values] })
+}
+
+/** Schemas every capability shares: ids by kind, and the problem document. */
+export const idOf = (prefix: string) => Type.String({ pattern: `^${prefix}_[A-Za-z0-9_-]{22}$` })
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ format: 'uri' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String()),
+    errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details' },
+)
+
+/** The error responses a route may give, for the OpenAPI document. */
+export const problemResponses = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((s) => [s, { ...ProblemSchema, description: 'application/problem+json' }]))

@@ -1,0 +1,62 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+
+/** The Prometheus metrics of one server instance; each instance has its own registry so tests can run several. */
+export function createMetrics() {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'strongroom_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'strongroom_http_request_duration_seconds',
+      help: 'HTTP request latency',
+      labelNames: ['method', 'route'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    messagesCommitted: new Counter({
+      name: 'strongroom_messages_committed_total',
+      help: 'Messages durably committed to the message log',
+      registers: [registry],
+    }),
+    messagesDelivered: new Counter({
+      name: 'strongroom_messages_delivered_total',
+      help: 'Messages written to client sockets',
+      registers: [registry],
+    }),
+    commitBatchSize: new Histogram({
+      name: 'strongroom_message_commit_batch_size',
+      help: 'Messages per group commit',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
+    commitDuration: new Histogram({
+      name: 'strongroom_message_commit_duration_seconds',
+      help: 'Duration of one group commit transaction',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers: [registry],
+    }),
+    openSockets: new Gauge({
+      name: 'strongroom_stream_open_sockets',
+      help: 'Open realtime WebSocket connections',
+      registers: [registry],
+    }),
+    slowConsumers: new Counter({
+      name: 'strongroom_stream_slow_consumer_disconnects_total',
+      help: 'Sockets closed because the client did not keep up',
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'strongroom_auth_failures_total',
+      help: 'Refused credentials by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+  }
+}
+export type Metrics = ReturnType<typeof createMetrics>

@@ -1,0 +1,111 @@
+import websocket from '@fastify/websocket'
+import { authenticate, installAccessControl } from './access.ts'
+import { MessageLog } from './conversations/message-log.ts'
+import { conversationRoutes } from './conversations/routes.ts'
+import { StreamHub } from './conversations/stream-hub.ts'
+import { purgeExpiredAccessTokens } from './identity/devices.ts'
+import { purgeExpiredProofs } from './identity/dpop.ts'
+import { identityRoutes } from './identity/routes.ts'
+import { openBus } from './platform/bus/open-bus.ts'
+import type { Config } from './platform/config.ts'
+import type { ServerContext } from './platform/context.ts'
+import { type DatabaseHandle, migrateToLatest, openDatabase } from './platform/db/database.ts'
+import { type App, createHttpServer } from './platform/http/fastify.ts'
+import { Problem } from './platform/http/problems.ts'
+import { Keyring } from './platform/keyring/keyring.ts'
+import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
+import { createLogger, type Logger } from './platform/logging.ts'
+import { createMetrics } from './platform/metrics.ts'
+import { seedDemoBank } from './seed.ts'
+import { tenancyRoutes } from './tenancy/routes.ts'
+
+export interface RunningServer {
+  readonly app: App
+  readonly ctx: ServerContext
+  /** The base URL the server listens on, e.g. http://127.0.0.1:8080 */
+  readonly url: string
+  close(): Promise<void>
+}
+
+const HOUSEKEEPING_MS = 60_000
+
+/**
+ * Opens the key provider, the database (migrating it), the bus, and serves HTTP and WebSocket until closed.
+ * Everything the server holds is reached through the returned handle.
+ */
+export async function startServer(
+  config: Config,
+  options: { logger?: Logger; inMemoryDatabase?: boolean; database?: DatabaseHandle } = {},
+): Promise<RunningServer> {
+  const log = options.logger ?? createLogger(config.logLevel)
+  const metrics = createMetrics()
+  const keyProvider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
+  const database = options.database ?? (await openDatabase(config, { inMemory: options.inMemoryDatabase ?? false }))
+  const applied = await migrateToLatest(database.db)
+  if (applied.length > 0) log.info({ migrations: applied }, 'database migrated')
+  const bus = await openBus(config.natsUrl)
+  const ctx: ServerContext = {
+    config,
+    db: database.db,
+    bus,
+    keyring: new Keyring(database.db, keyProvider),
+    metrics,
+    log,
+  }
+  if (config.mode === 'dev' && config.devSeed) await seedDemoBank(ctx)
+
+  // base64 makes a body about 4/3 of the ciphertext; the rest is room for the JSON around it.
+  const bodyLimit = Math.ceil((config.maxMessageBytes * 4) / 3) + 16 * 1024
+  const app = await createHttpServer({ logger: log, metrics, bodyLimit, trustProxy: config.trustProxy })
+  installAccessControl(app, ctx)
+
+  const messageLog = new MessageLog(ctx)
+  const hub = new StreamHub(ctx, messageLog, (frame, htu) =>
+    authenticate(ctx, { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }),
+  )
+  let closing = false
+  const housekeeping = setInterval(() => {
+    Promise.all([purgeExpiredProofs(ctx), purgeExpiredAccessTokens(ctx)]).catch((error) =>
+      log.warn({ err: error }, 'housekeeping failed'),
+    )
+  }, HOUSEKEEPING_MS)
+  housekeeping.unref()
+
+  // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
+  // queued, then let go of the bus and the database.
+  await app.register(websocket, {
+    options: { maxPayload: bodyLimit },
+    preClose: async () => {
+      closing = true
+      clearInterval(housekeeping)
+      await hub.close()
+    },
+  })
+  app.addHook('onClose', async () => {
+    await messageLog.close()
+    await bus.close()
+    if (!options.database) await database.close()
+  })
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }))
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const [dbReady, busReady] = await Promise.all([database.ready(), bus.ready()])
+    if (closing || !dbReady || !busReady) {
+      const why = closing ? 'shutting down' : !dbReady ? 'database not ready' : 'bus not reachable'
+      throw new Problem('server/unavailable', why)
+    }
+    return reply.send({ status: 'ready', database: database.kind, bus: bus.kind })
+  })
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  )
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  await app.register(async (scope) => tenancyRoutes(scope, ctx))
+  await app.register(async (scope) => identityRoutes(scope, ctx))
+  await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
+
+  const address = await app.listen({ port: config.port, host: config.host })
+  const url = address.replace('[::1]', 'localhost')
+  log.info({ url, mode: config.mode, database: database.kind, bus: bus.kind }, 'strongroom listening')
+  return { app, ctx, url, close: () => app.close() }
+}

@@ -1,0 +1,25 @@
+/** What staff can do, by scope. A token carries a subset of its holder's role scopes, never more. */
+export const scopes = [
+  'conversations:read',
+  'conversations:write',
+  'conversations:all',
+  'customers:write',
+  'devices:enrol',
+  'staff:admin',
+] as const
+export type Scope = (typeof scopes)[number]
+
+export const roles = ['agent', 'supervisor', 'compliance', 'admin'] as const
+export type Role = (typeof roles)[number]
+
+/** conversations:all lets a holder read every conversation of the tenant, not only those it is a member of. */
+export const roleScopes: Record<Role, readonly Scope[]> = {
+  agent: ['conversations:read', 'conversations:write', 'customers:write', 'devices:enrol'],
+  supervisor: ['conversations:read', 'conversations:write', 'conversations:all', 'customers:write', 'devices:enrol'],
+  compliance: ['conversations:read', 'conversations:all'],
+  admin: [...scopes],
+}
+
+export function isScope(value: string): value is Scope {
+  return (scopes as readonly string[]).includes(value)
+}

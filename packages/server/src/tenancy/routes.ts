@@ -1,0 +1,99 @@
+import { Type } from '@sinclair/typebox'
+import { principalOf } from '../access.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { roles, scopes } from './roles.ts'
+import { createStaff, findStaff, issueStaffToken } from './staff.ts'
+
+const Role = oneOf(roles)
+const ScopeSchema = oneOf(scopes)
+const StaffSchema = Type.Object({ id: Type.String(), tenantId: Type.String(), name: Type.String(), role: Role })
+
+export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.get(
+    '/v1/me',
+    {
+      schema: {
+        summary: 'Who the credentials stand for',
+        tags: ['tenancy'],
+        response: {
+          200: Type.Object({
+            kind: Type.Union([Type.Literal('staff'), Type.Literal('device')]),
+            tenantId: Type.String(),
+            staffId: Type.Optional(Type.String()),
+            role: Type.Optional(Role),
+            scopes: Type.Optional(Type.Array(Type.String())),
+            deviceId: Type.Optional(Type.String()),
+            customerId: Type.Optional(Type.String()),
+          }),
+          ...problemResponses(401),
+        },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      return p.kind === 'staff'
+        ? { kind: p.kind, tenantId: p.tenantId, staffId: p.staffId, role: p.role, scopes: [...p.scopes] }
+        : { kind: p.kind, tenantId: p.tenantId, deviceId: p.deviceId, customerId: p.customerId }
+    },
+  )
+
+  app.post(
+    '/v1/staff',
+    {
+      schema: {
+        summary: 'Add a staff member to the tenant',
+        tags: ['tenancy'],
+        body: Type.Object(
+          { name: Type.String({ minLength: 1, maxLength: 100 }), role: Role },
+          { additionalProperties: false },
+        ),
+        response: { 201: StaffSchema, ...problemResponses(400, 401, 403, 409) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const staff = await createStaff(ctx, principal.tenantId, request.body.name, request.body.role)
+      return reply.status(201).send(staff)
+    },
+  )
+
+  app.post(
+    '/v1/staff/:staffId/tokens',
+    {
+      schema: {
+        summary: 'Issue an API token for a staff member (shown once)',
+        tags: ['tenancy'],
+        params: Type.Object({ staffId: idOf('stf') }),
+        body: Type.Object(
+          {
+            ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 90 * 86400 })),
+            scopes: Type.Optional(Type.Array(ScopeSchema, { minItems: 1, uniqueItems: true })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            token: Type.String(),
+            tokenId: Type.String(),
+            scopes: Type.Array(Type.String()),
+            expiresAt: Type.String(),
+          }),
+          ...problemResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const staff = await findStaff(ctx, principal.tenantId, request.params.staffId)
+      if (!staff) throw new Problem('request/not-found', 'no such staff member')
+      const issued = await issueStaffToken(ctx, staff, {
+        ttlSeconds: request.body.ttlSeconds ?? 8 * 3600,
+        scopes: request.body.scopes,
+      })
+      return reply.status(201).header('cache-control', 'no-store').send(issued)
+    },
+  )
+}

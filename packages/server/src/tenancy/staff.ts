@@ -1,0 +1,130 @@
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId, newSecret, secretHash } from '../platform/ids.ts'
+import { type Role, roleScopes, type Scope } from './roles.ts'
+
+export interface StaffMember {
+  id: string
+  tenantId: string
+  name: string
+  role: Role
+}
+
+export interface StaffPrincipal {
+  kind: 'staff'
+  tenantId: string
+  staffId: string
+  role: Role
+  scopes: readonly Scope[]
+}
+
+type Ctx = Pick<ServerContext, 'db'>
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: string }).code === '23505'
+}
+
+export async function createStaff(ctx: Ctx, tenantId: string, name: string, role: Role): Promise<StaffMember> {
+  const id = newId('stf')
+  try {
+    await ctx.db.insertInto('staff').values({ tenant_id: tenantId, id, name, role, created_at: new Date() }).execute()
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new Problem('tenancy/duplicate', 'a staff member with this name exists')
+    throw error
+  }
+  return { id, tenantId, name, role }
+}
+
+export async function findStaff(ctx: Ctx, tenantId: string, id: string): Promise<StaffMember | undefined> {
+  const row = await ctx.db
+    .selectFrom('staff')
+    .select(['id', 'tenant_id', 'name', 'role'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return row && { id: row.id, tenantId: row.tenant_id, name: row.name, role: row.role }
+}
+
+export async function findStaffByName(ctx: Ctx, tenantId: string, name: string): Promise<StaffMember | undefined> {
+  const row = await ctx.db
+    .selectFrom('staff')
+    .select(['id', 'tenant_id', 'name', 'role'])
+    .where('tenant_id', '=', tenantId)
+    .where('name', '=', name)
+    .executeTakeFirst()
+  return row && { id: row.id, tenantId: row.tenant_id, name: row.name, role: row.role }
+}
+
+export interface IssuedStaffToken {
+  token: string
+  tokenId: string
+  scopes: Scope[]
+  expiresAt: string
+}
+
+/**
+ * Issues an opaque API token for a staff member, limited to the scopes asked for (default: all of the role's) and
+ * never more than the role allows. Only its hash is stored; the token is shown once.
+ */
+export async function issueStaffToken(
+  ctx: Ctx,
+  staff: StaffMember,
+  options: { ttlSeconds: number; scopes?: readonly Scope[] },
+): Promise<IssuedStaffToken> {
+  const allowed = roleScopes[staff.role]
+  const requested = options.scopes ?? allowed
+  const refused = requested.filter((s) => !allowed.includes(s))
+  if (refused.length > 0)
+    throw new Problem('auth/forbidden', `the ${staff.role} role cannot hold ${refused.join(', ')}`)
+  const token = newSecret('srs')
+  const tokenId = newId('stk')
+  const expiresAt = new Date(Date.now() + options.ttlSeconds * 1000)
+  await ctx.db
+    .insertInto('staff_tokens')
+    .values({
+      tenant_id: staff.tenantId,
+      id: tokenId,
+      staff_id: staff.id,
+      token_hash: secretHash(token),
+      scopes: [...new Set(requested)].join(' '),
+      expires_at: expiresAt,
+      revoked_at: null,
+      created_at: new Date(),
+    })
+    .execute()
+  return { token, tokenId, scopes: [...new Set(requested)], expiresAt: expiresAt.toISOString() }
+}
+
+/** The staff principal a token stands for, or undefined when it is unknown, expired or revoked. */
+export async function authenticateStaffToken(ctx: Ctx, token: string): Promise<StaffPrincipal | undefined> {
+  if (!token.startsWith('srs_') || token.length > 100) return undefined
+  const row = await ctx.db
+    .selectFrom('staff_tokens')
+    .innerJoin('staff', 'staff.id', 'staff_tokens.staff_id')
+    .select(['staff_tokens.tenant_id', 'staff_tokens.staff_id', 'staff_tokens.scopes', 'staff.role'])
+    .where('staff_tokens.token_hash', '=', secretHash(token))
+    .where('staff_tokens.revoked_at', 'is', null)
+    .where('staff_tokens.expires_at', '>', new Date())
+    .executeTakeFirst()
+  if (!row) return undefined
+  const allowed = roleScopes[row.role]
+  return {
+    kind: 'staff',
+    tenantId: row.tenant_id,
+    staffId: row.staff_id,
+    role: row.role,
+    // A role narrowed after issue narrows its tokens too.
+    scopes: row.scopes.split(' ').filter((s): s is Scope => (allowed as readonly string[]).includes(s)),
+  }
+}
+
+export async function revokeStaffToken(ctx: Ctx, tenantId: string, tokenId: string): Promise<boolean> {
+  const result = await ctx.db
+    .updateTable('staff_tokens')
+    .set({ revoked_at: new Date() })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', tokenId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}

@@ -1,0 +1,115 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import pg from 'pg'
+import { createCustomer } from '../identity/customers.ts'
+import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
+import { type Config, loadConfig } from '../platform/config.ts'
+import { createLogger } from '../platform/logging.ts'
+import { type RunningServer, startServer } from '../server.ts'
+import type { Role } from '../tenancy/roles.ts'
+import { createStaff, issueStaffToken } from '../tenancy/staff.ts'
+import { createTenant } from '../tenancy/tenants.ts'
+
+/**
+ * Test servers run on what the environment offers: PostgreSQL (a fresh database per server) and NATS when
+ * DATABASE_URL and NATS_URL are set, PGlite in memory and the in-memory bus otherwise. The same tests run on both.
+ */
+export const usingPostgres = Boolean(process.env.DATABASE_URL)
+export const usingNats = Boolean(process.env.NATS_URL)
+
+export interface TestDatabase {
+  url: string | undefined
+  drop(): Promise<void>
+}
+
+/** A new, empty PostgreSQL database for one test file, or none (PGlite) when DATABASE_URL is not set. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const base = process.env.DATABASE_URL
+  if (!base) return { url: undefined, drop: async () => {} }
+  const name = `sr_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`
+  const admin = new pg.Client({ connectionString: base })
+  await admin.connect()
+  await admin.query(`create database ${name}`)
+  await admin.end()
+  const url = new URL(base)
+  url.pathname = `/${name}`
+  return {
+    url: url.href,
+    async drop() {
+      const client = new pg.Client({ connectionString: base })
+      await client.connect()
+      await client.query(`drop database if exists ${name} with (force)`)
+      await client.end()
+    },
+  }
+}
+
+export interface TestServer extends RunningServer {
+  config: Config
+  dataDir: string
+  stop(): Promise<void>
+}
+
+export async function startTestServer(overrides: Partial<Config> = {}, database?: TestDatabase): Promise<TestServer> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-test-'))
+  const db = database ?? (await createTestDatabase())
+  const config = loadConfig(
+    {},
+    {
+      port: 0,
+      host: '127.0.0.1',
+      mode: 'dev',
+      devSeed: false,
+      dataDir,
+      keyFile: path.join(dataDir, 'keyring.json'),
+      logLevel: 'silent',
+      databaseUrl: db.url,
+      natsUrl: process.env.NATS_URL,
+      ...overrides,
+    },
+  )
+  const server = await startServer(config, { logger: createLogger('silent'), inMemoryDatabase: true })
+  return {
+    ...server,
+    config,
+    dataDir,
+    async stop() {
+      await server.close()
+      if (!database) await db.drop()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+export interface TestBank {
+  tenantId: string
+  adminToken: string
+  agentId: string
+  agentToken: string
+  customerId: string
+  enrolmentCode(): Promise<string>
+  staffToken(role: Role, name?: string): Promise<{ staffId: string; token: string }>
+}
+
+/** A tenant with an admin, an agent and a customer, made through the service functions. */
+export async function createTestBank(server: RunningServer, name = 'Test Bank'): Promise<TestBank> {
+  const { ctx } = server
+  const tenant = await createTenant(ctx, name)
+  const staffToken = async (role: Role, staffName = `${role}-${Math.random().toString(36).slice(2, 8)}`) => {
+    const staff = await createStaff(ctx, tenant.id, staffName, role)
+    return { staffId: staff.id, token: (await issueStaffToken(ctx, staff, { ttlSeconds: 3600 })).token }
+  }
+  const admin = await staffToken('admin', 'admin')
+  const agent = await staffToken('agent', 'agent')
+  const customer = await createCustomer(ctx, tenant.id, { externalRef: `REF-${name}`, displayName: 'Ada Customer' })
+  return {
+    tenantId: tenant.id,
+    adminToken: admin.token,
+    agentId: agent.staffId,
+    agentToken: agent.token,
+    customerId: customer.id,
+    enrolmentCode: async () => (await issueEnrolmentCode(ctx, tenant.id, customer.id, admin.staffId)).code,
+    staffToken,
+  }
+}

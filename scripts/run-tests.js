@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// Runs every *.test.ts under packages/ with Node's own test runner (through tsx). Extra arguments are passed on,
+// so `npm test -- packages/server/src/identity` runs one folder.
+import { spawnSync } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import path from 'node:path'
+
+const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'))
+const flags = process.argv.slice(2).filter((a) => a.startsWith('-'))
+
+function collect(dir, found) {
+  for (const entry of readdirSync(dir)) {
+    if (entry === 'node_modules' || entry.startsWith('.')) continue
+    const full = path.join(dir, entry)
+    if (statSync(full).isDirectory()) collect(full, found)
+    else if (entry.endsWith('.test.ts')) found.push(full)
+  }
+  return found
+}
+
+const files = (roots.length > 0 ? roots : ['packages']).flatMap((root) =>
+  statSync(root).isDirectory() ? collect(root, []) : [root],
+)
+if (files.length === 0) {
+  console.error('no test files found')
+  process.exit(1)
+}
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...flags, ...files.sort()],
+  { stdio: 'inherit' },
+)
+process.exit(result.status ?? 1)
