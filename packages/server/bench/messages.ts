@@ -4,6 +4,7 @@
  *   npm run bench                       PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)
  *   npm run bench -- --pglite           the embedded database instead
  *   npm run bench -- --pairs 50 --messages 100 --nats
+ *   npm run bench -- --cpu-prof /tmp/prof   write the server's CPU profile there (open it in Chrome DevTools)
  *
  * N device pairs each share a conversation; one device of each pair sends M messages of 256 bytes over its
  * WebSocket, the other receives them. Phase 1 sends as fast as acknowledgements allow (throughput); phase 2 sends at
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     window: { type: 'string', default: '16' },
     pglite: { type: 'boolean', default: false },
     nats: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
   },
 })
 const pairs = Number(args.pairs)
@@ -74,7 +76,8 @@ async function main() {
   try {
     const tenant = run('tenant', 'create', '--name', 'Bench Bank')
     const staff = run('staff', 'token', '--tenant', tenant.id, '--name', 'bench', '--role', 'agent')
-    server = spawn(process.execPath, [cli, 'start'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    const profile = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : []
+    server = spawn(process.execPath, [...profile, cli, 'start'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     const url = await new Promise<string>((resolve, reject) => {
       createInterface({ input: server?.stdout as NodeJS.ReadableStream }).on('line', (line) => {
         const entry = JSON.parse(line)
@@ -132,6 +135,7 @@ async function main() {
       latencies.length = 0
       const total = messages * pairs
       const cpuBefore = cpu()
+      const clientCpuBefore = process.cpuUsage()
       const started = performance.now()
       const interval = ratePerSec ? (1000 * pairs) / ratePerSec : 0
       await Promise.all(
@@ -164,9 +168,11 @@ async function main() {
         p99Ms: Number(at(0.99).toFixed(2)),
         cpuSec: Number((cpu() - cpuBefore).toFixed(2)),
       }
+      const clientCpu = process.cpuUsage(clientCpuBefore)
       log(
         `${name}: ${total} messages in ${seconds.toFixed(2)} s = ${result.msgsPerSec} msgs/s delivered; ` +
-          `latency p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms; server CPU ${result.cpuSec} s`,
+          `latency p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms; server CPU ${result.cpuSec} s, ` +
+          `load generator CPU ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(2)} s`,
       )
       return result
     }
@@ -178,6 +184,13 @@ async function main() {
       Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
     )
     log(`server peak RSS ${rssMb} MB`)
+    const metrics = await (await fetch(`${url}/metrics`)).text()
+    const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0)
+    const batches = metric('strongroom_message_commit_batch_size_count')
+    log(
+      `group commit: ${batches} transactions, ${(metric('strongroom_message_commit_batch_size_sum') / batches).toFixed(1)} ` +
+        `messages each on average, ${((1000 * metric('strongroom_message_commit_duration_seconds_sum')) / batches).toFixed(2)} ms each`,
+    )
     for (const s of streams) {
       s.sender.close()
       s.receiver.close()

@@ -1,4 +1,6 @@
 import { parseArgs } from 'node:util'
+import { createCustomer } from '../identity/customers.ts'
+import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -19,6 +21,10 @@ const usage = `usage: strongroom <command>
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
                                      issue an API token (creates the staff member with --role if new)
+  customer create --tenant ID --ref REF --name NAME
+                                     register a customer (REF is the bank's own customer id)
+  enrolment-code --tenant ID --customer ID
+                                     issue a single-use code with which one device of the customer enrols
 
 Configuration comes from the environment; see the README.`
 
@@ -60,6 +66,8 @@ async function main(argv: string[]): Promise<void> {
       ttl: { type: 'string' },
       scopes: { type: 'string' },
       'data-keys': { type: 'boolean' },
+      ref: { type: 'string' },
+      customer: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -148,6 +156,23 @@ async function main(argv: string[]): Promise<void> {
           return { staffId: staff.id, role: staff.role, ...issued }
         }),
       )
+      return
+    }
+    case 'customer create': {
+      const { tenant: tenantId, ref, name } = values
+      if (!tenantId || !ref || !name) throw new UsageError('customer create needs --tenant, --ref and --name')
+      out(
+        await withStorage(config, async ({ db, keyring }) => {
+          if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
+          return createCustomer({ db, keyring }, tenantId, { externalRef: ref, displayName: name })
+        }),
+      )
+      return
+    }
+    case 'enrolment-code': {
+      const { tenant: tenantId, customer: customerId } = values
+      if (!tenantId || !customerId) throw new UsageError('enrolment-code needs --tenant and --customer')
+      out(await withStorage(config, ({ db }) => issueEnrolmentCode({ db, config }, tenantId, customerId, 'cli')))
       return
     }
     default:

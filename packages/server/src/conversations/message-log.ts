@@ -1,4 +1,4 @@
-import { type Insertable, sql } from 'kysely'
+import { type Insertable, type Selectable, sql } from 'kysely'
 import type { ServerContext } from '../platform/context.ts'
 import type { MessagesTable } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -128,16 +128,18 @@ async function writeBatch(trx: Trx, batch: Pending[]) {
     .execute()
   const lastSeq = new Map(conversations.map((c) => [c.id, { tenantId: c.tenant_id, seq: Number(c.last_seq) }]))
 
-  const existing = await trx
-    .selectFrom('messages')
-    .selectAll()
-    .where('conversation_id', 'in', conversationIds)
-    .where(
-      'client_message_id',
-      'in',
-      batch.map((p) => p.input.clientMessageId),
-    )
-    .execute()
+  // One index lookup per appended message (a join on its idempotency key), however long the conversations are.
+  const keys = sql.join(
+    batch.map(
+      ({ input: i }) =>
+        sql`(${i.conversationId}::text, ${i.sender.kind}::text, ${i.sender.id}::text, ${i.clientMessageId}::text)`,
+    ),
+  )
+  const { rows: existing } = await sql<Selectable<MessagesTable>>`
+    select m.* from messages m
+    join (values ${keys}) as k (conversation_id, sender_kind, sender_id, client_message_id)
+      on m.conversation_id = k.conversation_id and m.sender_kind = k.sender_kind
+     and m.sender_id = k.sender_id and m.client_message_id = k.client_message_id`.execute(trx)
   const key = (conversationId: string, kind: string, senderId: string, clientId: string) =>
     `${conversationId}\u0000${kind}\u0000${senderId}\u0000${clientId}`
   const known = new Map<string, WireMessage>()
@@ -193,12 +195,23 @@ async function writeBatch(trx: Trx, batch: Pending[]) {
   })
 
   if (rows.length > 0) {
-    await trx.insertInto('messages').values(rows).execute()
+    // Column arrays and unnest: eleven parameters whatever the batch size, so neither the query builder nor the
+    // server plans hundreds of placeholders.
+    const column = <K extends keyof Insertable<MessagesTable>>(name: K) => rows.map((row) => row[name])
+    await sql`
+      insert into messages (tenant_id, conversation_id, seq, id, sender_kind, sender_id, client_message_id,
+                            content_type, ciphertext, created_at, expires_at)
+      select * from unnest(${column('tenant_id')}::text[], ${column('conversation_id')}::text[],
+        ${column('seq')}::bigint[], ${column('id')}::text[], ${column('sender_kind')}::text[],
+        ${column('sender_id')}::text[], ${column('client_message_id')}::text[], ${column('content_type')}::text[],
+        ${column('ciphertext')}::bytea[], ${column('created_at')}::timestamptz[], ${column('expires_at')}::timestamptz[])
+    `.execute(trx)
     const advanced = conversations.filter((c) => lastSeq.get(c.id)?.seq !== Number(c.last_seq))
-    const values = sql.join(advanced.map((c) => sql`(${c.id}::text, ${lastSeq.get(c.id)?.seq}::bigint)`))
-    await sql`update conversations set last_seq = v.seq from (values ${values}) as v(id, seq) where conversations.id = v.id`.execute(
-      trx,
-    )
+    await sql`
+      update conversations set last_seq = v.seq
+      from unnest(${advanced.map((c) => c.id)}::text[], ${advanced.map((c) => lastSeq.get(c.id)?.seq)}::bigint[])
+        as v (id, seq)
+      where conversations.id = v.id`.execute(trx)
   }
   return { results, created }
 }

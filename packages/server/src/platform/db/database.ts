@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { type Dialect, Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
@@ -24,11 +24,12 @@ pg.types.setTypeParser(INT8_OID, (value) => Number(value))
 
 /** Opens the database the config names: PostgreSQL through DATABASE_URL, PGlite under the data directory otherwise. */
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'databasePoolSize' | 'statementTimeoutMs'>,
+  config: Pick<Config, 'dataDir' | 'databasePoolSize' | 'statementTimeoutMs'> & { databaseUrl?: string | undefined },
   options: { inMemory?: boolean } = {},
 ): Promise<DatabaseHandle> {
   let dialect: Dialect
   let kind: DatabaseHandle['kind']
+  let releaseLock = () => {}
   if (config.databaseUrl) {
     kind = 'postgres'
     const pgPool = new pg.Pool({
@@ -46,6 +47,7 @@ export async function openDatabase(
     if (!options.inMemory) {
       dataDir = path.resolve(config.dataDir, 'pgdata')
       mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+      releaseLock = lockEmbeddedDatabase(dataDir)
     }
     const pglite = new PGlite(dataDir, { parsers: { [INT8_OID]: (value: string) => Number(value) } })
     await pglite.waitReady
@@ -65,7 +67,44 @@ export async function openDatabase(
         return false
       }
     },
-    close: () => db.destroy(),
+    async close() {
+      await db.destroy()
+      releaseLock()
+    },
+  }
+}
+
+/**
+ * The embedded database is one process's: a second process opening the same directory would corrupt it. A lock file
+ * holding the owner's pid keeps a second one out with a clear message; a lock left by a dead process is taken over.
+ */
+function lockEmbeddedDatabase(dataDir: string): () => void {
+  const lockFile = path.join(dataDir, 'strongroom.lock')
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: 0o600 })
+      return () => rmSync(lockFile, { force: true })
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const owner = Number(readFileSync(lockFile, 'utf8'))
+      if (isRunning(owner)) {
+        throw new Error(
+          `the embedded database in ${dataDir} is in use by process ${owner}: stop it first, or use PostgreSQL (DATABASE_URL)`,
+        )
+      }
+      rmSync(lockFile, { force: true })
+    }
+  }
+  throw new Error(`cannot lock the embedded database in ${dataDir}`)
+}
+
+function isRunning(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

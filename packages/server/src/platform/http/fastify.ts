@@ -88,7 +88,10 @@ export async function createHttpServer(options: {
       info: {
         title: 'Strongroom API',
         version: '1',
-        description: `Errors are application/problem+json (RFC 9457); their types are listed under x-problem-types.`,
+        description:
+          'Errors are application/problem+json (RFC 9457); their types are listed under x-problem-types. ' +
+          'The realtime stream is a WebSocket at /v1/stream, which OpenAPI cannot describe: its frames are the ' +
+          'schemas exported by @strongroom/sdk/protocol.',
       },
       components: {
         securitySchemes: {

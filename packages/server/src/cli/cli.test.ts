@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { loadConfig } from '../platform/config.ts'
+import { createLogger } from '../platform/logging.ts'
+import { startServer } from '../server.ts'
+import { createTestDatabase, type TestDatabase } from '../testing/harness.ts'
+
+const cli = path.resolve(import.meta.dirname, '../../bin/strongroom.js')
+
+describe('the strongroom command', () => {
+  let dir: string
+  let database: TestDatabase
+  let env: NodeJS.ProcessEnv
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sr-cli-'))
+    database = await createTestDatabase()
+    env = { PATH: process.env.PATH, STRONGROOM_DATA_DIR: dir, DATABASE_URL: database.url ?? '', LOG_LEVEL: 'silent' }
+  })
+  after(async () => {
+    await database.drop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  function run(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
+    const result = spawnSync(process.execPath, [cli, ...args], { env: { ...env, ...extraEnv }, encoding: 'utf8' })
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+  }
+
+  test('without a command it prints its usage', () => {
+    const result = run([])
+    assert.equal(result.status, 0)
+    assert.match(result.stdout, /usage: strongroom <command>/)
+    assert.match(result.stdout, /keys rotate/)
+  })
+
+  test('a bad setting stops it with one line naming the setting', () => {
+    const result = run(['migrate'], { PORT: 'eighty' })
+    assert.equal(result.status, 1)
+    assert.equal(result.stderr, 'strongroom: configuration error: PORT must be an integer from 0 to 65535\n')
+  })
+
+  test('an unknown command or a bad option is a usage error', () => {
+    assert.equal(run(['frobnicate']).status, 2)
+    const badRole = run(['staff', 'token', '--tenant', 'ten_x', '--name', 'a', '--role', 'god'])
+    assert.equal(badRole.status, 2)
+    assert.match(badRole.stderr, /--role must be one of agent, supervisor, compliance, admin/)
+  })
+
+  test('tenant, staff token and key rotation, then a server accepts the token', async () => {
+    assert.deepEqual(JSON.parse(run(['migrate']).stdout), { applied: ['001-foundation'] })
+    const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)
+    assert.match(tenant.id, /^ten_/)
+    assert.deepEqual(
+      JSON.parse(run(['tenant', 'list']).stdout).map((t: { name: string }) => t.name),
+      ['Bank of Tests'],
+    )
+    const missingRole = run(['staff', 'token', '--tenant', tenant.id, '--name', 'alice'])
+    assert.equal(missingRole.status, 2)
+    assert.match(missingRole.stderr, /give --role to create one/)
+    const issued = JSON.parse(
+      run(['staff', 'token', '--tenant', tenant.id, '--name', 'alice', '--role', 'agent', '--ttl', '1h']).stdout,
+    )
+    assert.match(issued.token, /^srs_/)
+    assert.equal(issued.role, 'agent')
+    const narrow = JSON.parse(
+      run(['staff', 'token', '--tenant', tenant.id, '--name', 'alice', '--scopes', 'conversations:read']).stdout,
+    )
+    assert.deepEqual(narrow.scopes, ['conversations:read'])
+    const tooWide = run(['staff', 'token', '--tenant', tenant.id, '--name', 'alice', '--scopes', 'staff:admin'])
+    assert.equal(tooWide.status, 1)
+    assert.match(tooWide.stderr, /the agent role cannot hold staff:admin/)
+
+    const existing = JSON.parse(
+      run(['customer', 'create', '--tenant', tenant.id, '--ref', 'R-0', '--name', 'Before Rotation']).stdout,
+    )
+    const code = JSON.parse(run(['enrolment-code', '--tenant', tenant.id, '--customer', existing.id]).stdout)
+    assert.match(code.code, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/)
+    const foreign = run(['enrolment-code', '--tenant', tenant.id, '--customer', 'cus_nobody'])
+    assert.equal(foreign.status, 1)
+    assert.match(foreign.stderr, /No such resource: no such customer/)
+
+    const rotated = JSON.parse(run(['keys', 'rotate', '--data-keys']).stdout)
+    // The old data key and the index key are re-wrapped; the new data key is made under the new KEK.
+    assert.deepEqual(rotated, { kekId: 'kek-2', rewrapped: 2, dataKeysRotated: 1 })
+
+    const config = loadConfig(
+      {},
+      { dataDir: dir, databaseUrl: database.url, port: 0, devSeed: false, logLevel: 'silent' },
+    )
+    const server = await startServer(config, { logger: createLogger('silent') })
+    try {
+      const me = await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${issued.token}` } })
+      assert.equal(me.status, 200)
+      assert.equal((await me.json()).tenantId, tenant.id)
+      // Data encrypted before the rotation, and after it, is readable.
+      const before = await fetch(`${server.url}/v1/customers/${existing.id}`, {
+        headers: { authorization: `Bearer ${issued.token}` },
+      })
+      assert.equal((await before.json()).displayName, 'Before Rotation')
+      const created = await fetch(`${server.url}/v1/customers`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${issued.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ externalRef: 'R-1', displayName: 'After Rotation' }),
+      })
+      const customer = await created.json()
+      const read = await fetch(`${server.url}/v1/customers/${customer.id}`, {
+        headers: { authorization: `Bearer ${issued.token}` },
+      })
+      assert.equal((await read.json()).displayName, 'After Rotation')
+      if (!database.url) {
+        // The embedded database belongs to the running server; the command says so instead of corrupting it.
+        const busy = run(['tenant', 'list'])
+        assert.equal(busy.status, 1)
+        assert.match(busy.stderr, /is in use by process \d+: stop it first/)
+      }
+    } finally {
+      await server.close()
+    }
+  })
+})

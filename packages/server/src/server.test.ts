@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { accessTable, installAccessControl } from './access.ts'
+import { createHttpServer } from './platform/http/fastify.ts'
+import { problemCatalogue } from './platform/http/problems.ts'
+import { createLogger } from './platform/logging.ts'
+import { createMetrics } from './platform/metrics.ts'
+import { startTestServer, type TestServer } from './testing/harness.ts'
+
+describe('the HTTP surface', () => {
+  let server: TestServer
+
+  before(async () => {
+    server = await startTestServer()
+  })
+  after(() => server.stop())
+
+  test('/healthz says the process is up; /readyz that database and bus are', async () => {
+    assert.deepEqual(await (await fetch(`${server.url}/healthz`)).json(), { status: 'ok' })
+    const ready = await fetch(`${server.url}/readyz`)
+    assert.equal(ready.status, 200)
+    const body = await ready.json()
+    assert.equal(body.status, 'ready')
+    assert.equal(body.database, process.env.DATABASE_URL ? 'postgres' : 'pglite')
+    assert.equal(body.bus, process.env.NATS_URL ? 'nats' : 'memory')
+  })
+
+  test('/metrics is Prometheus text with request counters and latency histograms', async () => {
+    await fetch(`${server.url}/healthz`)
+    const response = await fetch(`${server.url}/metrics`)
+    assert.match(response.headers.get('content-type') ?? '', /^text\/plain/)
+    const text = await response.text()
+    assert.match(text, /strongroom_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/)
+    assert.match(text, /strongroom_http_request_duration_seconds_bucket/)
+    assert.match(text, /strongroom_stream_open_sockets 0/)
+    assert.match(text, /process_cpu_seconds_total/)
+  })
+
+  test('/openapi.json is OpenAPI 3.1 with every API route and the problem catalogue', async () => {
+    const document = await (await fetch(`${server.url}/openapi.json`)).json()
+    assert.equal(document.openapi, '3.1.0')
+    const documented = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
+    )
+    // The WebSocket route is described in prose: OpenAPI has no way to describe its frames.
+    const apiRoutes = Object.keys(accessTable).filter((route) => route.includes(' /v1/') && route !== 'GET /v1/stream')
+    assert.match(document.info.description, /WebSocket at \/v1\/stream/)
+    assert.deepEqual(documented.sort(), apiRoutes.sort())
+    assert.deepEqual(document['x-problem-types'], problemCatalogue)
+    const send = document.paths['/v1/conversations/{conversationId}/messages'].post
+    assert.equal(send.requestBody.content['application/json'].schema.additionalProperties, false)
+  })
+
+  test('an unknown path is a problem document, not an HTML page', async () => {
+    const response = await fetch(`${server.url}/v1/nothing-here`)
+    assert.equal(response.status, 404)
+    assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/)
+    assert.deepEqual(await response.json(), {
+      type: 'https://strongroom.dev/problems/request/not-found',
+      title: 'No such resource',
+      status: 404,
+      instance: '/v1/nothing-here',
+    })
+  })
+
+  test('a route missing from the access table stops the server from starting (deny by default)', async () => {
+    const metrics = createMetrics()
+    const app = await createHttpServer({ logger: createLogger('silent'), metrics, bodyLimit: 1024, trustProxy: false })
+    installAccessControl(app, server.ctx)
+    assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no entry/)
+    await app.close()
+  })
+})
