@@ -72,23 +72,33 @@ export class StrongroomClient {
     this.#current = (this.#current + 1) % this.baseUrls.length
   }
 
-  /** Sends one request; a 401 from an expired device token is retried once with a fresh token. */
+  /**
+   * Sends one request. A 401 from an expired device token is retried once with a fresh token; a server that refuses
+   * the connection (the request never reached it) is skipped for the next one, if there are several.
+   */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+    let renewed = false
+    let unreachable = 0
+    for (;;) {
       const url = this.baseUrl + path
       const auth = await this.credentials.authorize(method, url)
       const headers: Record<string, string> = { authorization: auth.authorization }
       if (auth.dpop) headers.dpop = auth.dpop
       if (body !== undefined) headers['content-type'] = 'application/json'
-      const response = await this.#fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? null : JSON.stringify(body),
-      })
+      let response: Response
+      try {
+        response = await this.#fetch(url, { method, headers, body: body === undefined ? null : JSON.stringify(body) })
+      } catch (error) {
+        const code = (error as { cause?: { code?: string } }).cause?.code
+        if (code !== 'ECONNREFUSED' || ++unreachable >= this.baseUrls.length) throw error
+        this.failover()
+        continue
+      }
       if (response.status === 204) return undefined as T
       const payload = await response.json()
       if (response.ok) return payload as T
-      if (response.status === 401 && attempt === 0 && payload?.type?.endsWith('/auth/invalid-token')) {
+      if (response.status === 401 && !renewed && payload?.type?.endsWith('/auth/invalid-token')) {
+        renewed = true
         this.credentials.invalidate()
         continue
       }

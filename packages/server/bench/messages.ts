@@ -17,8 +17,8 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { base64ToBytes, enrolDevice, type MessageStream, StaffToken, StrongroomClient } from '@strongroom/sdk'
-import pg from 'pg'
 import WebSocket from 'ws'
+import { createTestDatabase } from '../src/testing/harness.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -43,25 +43,10 @@ function log(line: string) {
 
 async function main() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-bench-'))
-  let databaseUrl: string | undefined
-  let dropDatabase = async () => {}
-  if (!args.pglite) {
-    const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-    const name = `sr_bench_${process.pid}`
-    const admin = new pg.Client({ connectionString: base })
-    await admin.connect()
-    await admin.query(`create database ${name}`)
-    await admin.end()
-    const url = new URL(base)
-    url.pathname = `/${name}`
-    databaseUrl = url.href
-    dropDatabase = async () => {
-      const client = new pg.Client({ connectionString: base })
-      await client.connect()
-      await client.query(`drop database if exists ${name} with (force)`)
-      await client.end()
-    }
-  }
+  const database = args.pglite
+    ? undefined
+    : await createTestDatabase(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test')
+  const databaseUrl = database?.url
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: '0',
@@ -212,7 +197,7 @@ async function main() {
   } finally {
     server?.kill('SIGTERM')
     await new Promise((resolve) => (server ? server.once('exit', resolve) : resolve(undefined)))
-    await dropDatabase()
+    await database?.drop()
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -8,7 +8,7 @@ import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { startServer } from '../server.ts'
 import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
-import { createStaff, findStaffByName, issueStaffToken } from '../tenancy/staff.ts'
+import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { createTenant, findTenant, listTenants } from '../tenancy/tenants.ts'
 
 const usage = `usage: strongroom <command>
@@ -147,7 +147,7 @@ async function main(argv: string[]): Promise<void> {
       out(
         await withStorage(config, async ({ db }) => {
           if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
-          let staff = await findStaffByName({ db }, tenantId, name)
+          let staff = await findStaff({ db }, tenantId, { name })
           if (!staff) {
             if (!values.role) throw new UsageError(`no staff member ${name}: give --role to create one`)
             staff = await createStaff({ db }, tenantId, name, values.role as Role)

@@ -117,5 +117,12 @@ describe('several nodes on one PostgreSQL and NATS', { skip: skip && 'needs DATA
     )
     inbound.close()
     outbound.close()
+
+    // A fresh client whose first node is gone goes to the next one for plain requests too.
+    const failover = new StrongroomClient({
+      baseUrl: [a.url, c.url],
+      credentials: new StaffToken(agentToken.token as string),
+    })
+    assert.equal((await failover.getConversation(conversation.id)).lastSeq, total)
   })
 })

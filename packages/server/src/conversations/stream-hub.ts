@@ -249,10 +249,9 @@ class StreamSession {
     this.#hub.indexMember(this, this.memberKey)
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers = [setInterval(() => this.#heartbeat(), ctx.config.streamHeartbeatMs)]
-    if (principal.kind === 'device') {
-      const remaining = principal.tokenExpiresAt.getTime() - Date.now()
-      this.#timers.push(setTimeout(() => this.close(CloseCode.tokenExpired, 'access token expired'), remaining))
-    }
+    // A socket lives no longer than the token that opened it; the client reconnects with a fresh one.
+    const remaining = Math.min(principal.tokenExpiresAt.getTime() - Date.now(), 2 ** 31 - 1)
+    this.#timers.push(setTimeout(() => this.close(CloseCode.tokenExpired, 'access token expired'), remaining))
     this.#sendJson({
       type: 'ready',
       sessionId: this.id,

@@ -175,6 +175,30 @@ describe('realtime stream', () => {
     tablet.close()
   })
 
+  test('a socket closes when its token expires; the SDK renews the token and resumes', async () => {
+    const enrolled = await enrolDevice({
+      baseUrl: server.url,
+      enrolmentCode: await bank.enrolmentCode(),
+      label: 'short-lived',
+      WebSocket: WebSocket as never,
+    })
+    await server.ctx.db
+      .updateTable('access_tokens')
+      .set({ expires_at: new Date(Date.now() + 1500) })
+      .where('device_id', '=', enrolled.device.id)
+      .execute()
+    const states: string[] = []
+    const received = collector()
+    const stream = open(enrolled.client, { onStateChange: (s) => states.push(s), onMessage: received.onMessage })
+    await stream.ready()
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    assert.deepEqual(states.slice(0, 3), ['open', 'reconnecting', 'open'])
+    const conversation = await agent.createConversation({ customerId: bank.customerId })
+    await agent.sendMessage(conversation.id, { contentType: 'text/plain', ciphertext: bytes('after renewal') })
+    await received.until(() => received.messages.some((m) => text(m) === 'after renewal'))
+    stream.close()
+  })
+
   describe('the socket protocol, raw', () => {
     const streamUrl = () => `${server.url.replace('http', 'ws')}/v1/stream`
 

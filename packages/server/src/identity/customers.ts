@@ -63,18 +63,3 @@ export async function findCustomer(ctx: Ctx, tenantId: string, id: string): Prom
     .executeTakeFirst()
   return row && decryptCustomer(ctx, row)
 }
-
-export async function findCustomerByExternalRef(
-  ctx: Ctx,
-  tenantId: string,
-  externalRef: string,
-): Promise<Customer | undefined> {
-  const index = await ctx.keyring.blindIndex(tenantId, EXTERNAL_REF_INDEX, externalRef)
-  const row = await ctx.db
-    .selectFrom('customers')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('external_ref_index', '=', index)
-    .executeTakeFirst()
-  return row && decryptCustomer(ctx, row)
-}

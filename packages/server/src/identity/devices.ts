@@ -174,16 +174,6 @@ function toDevice(row: {
   }
 }
 
-export async function findDevice(ctx: Pick<ServerContext, 'db'>, tenantId: string, id: string) {
-  const row = await ctx.db
-    .selectFrom('devices')
-    .select(['id', 'customer_id', 'label', 'status', 'jkt', 'created_at'])
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', id)
-    .executeTakeFirst()
-  return row && toDevice(row)
-}
-
 export async function listCustomerDevices(ctx: Pick<ServerContext, 'db'>, tenantId: string, customerId: string) {
   const rows = await ctx.db
     .selectFrom('devices')

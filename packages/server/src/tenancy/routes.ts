@@ -87,7 +87,7 @@ export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void>
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      const staff = await findStaff(ctx, principal.tenantId, request.params.staffId)
+      const staff = await findStaff(ctx, principal.tenantId, { id: request.params.staffId })
       if (!staff) throw new Problem('request/not-found', 'no such staff member')
       const issued = await issueStaffToken(ctx, staff, {
         ttlSeconds: request.body.ttlSeconds ?? 8 * 3600,

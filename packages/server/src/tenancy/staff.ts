@@ -16,6 +16,7 @@ export interface StaffPrincipal {
   staffId: string
   role: Role
   scopes: readonly Scope[]
+  tokenExpiresAt: Date
 }
 
 type Ctx = Pick<ServerContext, 'db'>
@@ -35,22 +36,17 @@ export async function createStaff(ctx: Ctx, tenantId: string, name: string, role
   return { id, tenantId, name, role }
 }
 
-export async function findStaff(ctx: Ctx, tenantId: string, id: string): Promise<StaffMember | undefined> {
+/** A staff member of the tenant, by id or by name. */
+export async function findStaff(
+  ctx: Ctx,
+  tenantId: string,
+  by: { id: string } | { name: string },
+): Promise<StaffMember | undefined> {
   const row = await ctx.db
     .selectFrom('staff')
     .select(['id', 'tenant_id', 'name', 'role'])
     .where('tenant_id', '=', tenantId)
-    .where('id', '=', id)
-    .executeTakeFirst()
-  return row && { id: row.id, tenantId: row.tenant_id, name: row.name, role: row.role }
-}
-
-export async function findStaffByName(ctx: Ctx, tenantId: string, name: string): Promise<StaffMember | undefined> {
-  const row = await ctx.db
-    .selectFrom('staff')
-    .select(['id', 'tenant_id', 'name', 'role'])
-    .where('tenant_id', '=', tenantId)
-    .where('name', '=', name)
+    .where('id' in by ? 'id' : 'name', '=', 'id' in by ? by.id : by.name)
     .executeTakeFirst()
   return row && { id: row.id, tenantId: row.tenant_id, name: row.name, role: row.role }
 }
@@ -101,7 +97,8 @@ export async function authenticateStaffToken(ctx: Ctx, token: string): Promise<S
   const row = await ctx.db
     .selectFrom('staff_tokens')
     .innerJoin('staff', 'staff.id', 'staff_tokens.staff_id')
-    .select(['staff_tokens.tenant_id', 'staff_tokens.staff_id', 'staff_tokens.scopes', 'staff.role'])
+    .select(['staff_tokens.tenant_id', 'staff_tokens.staff_id', 'staff_tokens.scopes', 'staff_tokens.expires_at'])
+    .select('staff.role')
     .where('staff_tokens.token_hash', '=', secretHash(token))
     .where('staff_tokens.revoked_at', 'is', null)
     .where('staff_tokens.expires_at', '>', new Date())
@@ -115,6 +112,7 @@ export async function authenticateStaffToken(ctx: Ctx, token: string): Promise<S
     role: row.role,
     // A role narrowed after issue narrows its tokens too.
     scopes: row.scopes.split(' ').filter((s): s is Scope => (allowed as readonly string[]).includes(s)),
+    tokenExpiresAt: new Date(row.expires_at),
   }
 }
 

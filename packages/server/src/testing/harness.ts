@@ -23,9 +23,11 @@ export interface TestDatabase {
   drop(): Promise<void>
 }
 
-/** A new, empty PostgreSQL database for one test file, or none (PGlite) when DATABASE_URL is not set. */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const base = process.env.DATABASE_URL
+/**
+ * A new, empty PostgreSQL database on the server that `base` names (DATABASE_URL by default) for one test file or
+ * benchmark run, or none (PGlite) when there is no server to use.
+ */
+export async function createTestDatabase(base = process.env.DATABASE_URL): Promise<TestDatabase> {
   if (!base) return { url: undefined, drop: async () => {} }
   const name = `sr_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`
   const admin = new pg.Client({ connectionString: base })

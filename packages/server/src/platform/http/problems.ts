@@ -1,3 +1,5 @@
+import type { ProblemDocument } from '@strongroom/sdk/protocol'
+
 /**
  * The one catalogue of problem types (RFC 9457). Each has a stable `type` URI, an HTTP status and a fixed title;
  * the detail a route adds never carries a secret. The OpenAPI document lists this catalogue.
@@ -38,14 +40,7 @@ export const problemCatalogue = Object.entries(catalogue).map(([kind, p]) => ({
   title: p.title,
 }))
 
-export interface ProblemBody {
-  type: string
-  title: string
-  status: number
-  detail?: string
-  instance?: string
-  errors?: { path: string; message: string }[]
-}
+export type ProblemBody = ProblemDocument
 
 /** A failure with a place in the catalogue. Routes throw it; the error handler renders it as problem+json. */
 export class Problem extends Error {
