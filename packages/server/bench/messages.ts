@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { base64ToBytes, enrolDevice, type MessageStream, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import WebSocket from 'ws'
@@ -61,7 +62,7 @@ async function main() {
   try {
     const tenant = run('tenant', 'create', '--name', 'Bench Bank')
     const staff = run('staff', 'token', '--tenant', tenant.id, '--name', 'bench', '--role', 'agent')
-    const profile = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : []
+    const profile = [...(process.env.BENCH_SERVER_FLAGS?.split(' ') ?? []), ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : [])]
     server = spawn(process.execPath, [...profile, cli, 'start'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     const url = await new Promise<string>((resolve, reject) => {
       createInterface({ input: server?.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -121,6 +122,8 @@ async function main() {
       const total = messages * pairs
       const cpuBefore = cpu()
       const clientCpuBefore = process.cpuUsage()
+      const clientLoop = monitorEventLoopDelay({ resolution: 1 })
+      clientLoop.enable()
       const started = performance.now()
       const interval = ratePerSec ? (1000 * pairs) / ratePerSec : 0
       await Promise.all(
@@ -154,27 +157,36 @@ async function main() {
         cpuSec: Number((cpu() - cpuBefore).toFixed(2)),
       }
       const clientCpu = process.cpuUsage(clientCpuBefore)
+      clientLoop.disable()
       log(
         `${name}: ${total} messages in ${seconds.toFixed(2)} s = ${result.msgsPerSec} msgs/s delivered; ` +
           `latency p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms; server CPU ${result.cpuSec} s, ` +
-          `load generator CPU ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(2)} s`,
+          `load generator CPU ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(2)} s, ` +
+          `its event-loop delay p99 ${(clientLoop.percentile(99) / 1e6).toFixed(1)} ms`,
       )
       return result
     }
 
+    // Reading the metrics resets the server's event-loop delay histogram, so that it covers the phase measured last.
+    const scrape = async () => (await fetch(`${url}/metrics`)).text()
     await phase('warm-up', Math.max(5, Math.floor(perSender / 10)))
     const throughput = await phase('throughput', perSender)
+    await scrape()
     const latency = await phase('latency at half rate', perSender, throughput.msgsPerSec / 2)
     const rssMb = Math.round(
       Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
     )
     log(`server peak RSS ${rssMb} MB`)
-    const metrics = await (await fetch(`${url}/metrics`)).text()
+    const metrics = await scrape()
     const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0)
     const batches = metric('strongroom_message_commit_batch_size_count')
+    const slowCommits = batches - metric('strongroom_message_commit_duration_seconds_bucket\\{le="0.025"\\}')
     log(
       `group commit: ${batches} transactions, ${(metric('strongroom_message_commit_batch_size_sum') / batches).toFixed(1)} ` +
-        `messages each on average, ${((1000 * metric('strongroom_message_commit_duration_seconds_sum')) / batches).toFixed(2)} ms each`,
+        `messages each on average, ${((1000 * metric('strongroom_message_commit_duration_seconds_sum')) / batches).toFixed(2)} ms each, ` +
+        `${slowCommits} over 25 ms; server event-loop delay at half rate: p99 ` +
+        `${(1000 * metric('nodejs_eventloop_lag_p99_seconds')).toFixed(1)} ms, max ` +
+        `${(1000 * metric('nodejs_eventloop_lag_max_seconds')).toFixed(1)} ms`,
     )
     for (const s of streams) {
       s.sender.close()

@@ -1,6 +1,5 @@
-import { type Insertable, type Selectable, sql } from 'kysely'
+import { sql } from 'kysely'
 import type { ServerContext } from '../platform/context.ts'
-import type { MessagesTable } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
 import { publishMessagesCommitted, type WireMessage } from './bus-events.ts'
@@ -90,9 +89,9 @@ export class MessageLog {
 
   async #commit(batch: Pending[]): Promise<void> {
     const started = performance.now()
-    let outcome: { results: (AppendResult | Problem)[]; created: Map<string, WireMessage[]> }
+    let outcome: BatchOutcome
     try {
-      outcome = await this.#ctx.db.transaction().execute((trx) => writeBatch(trx, batch))
+      outcome = await writeBatch(this.#ctx.db, batch)
     } catch (error) {
       this.#ctx.log.error({ err: error, batchSize: batch.length }, 'message batch commit failed')
       for (const p of batch) p.reject(error)
@@ -114,105 +113,128 @@ export class MessageLog {
   }
 }
 
-type Trx = ServerContext['db']
+interface BatchOutcome {
+  results: (AppendResult | Problem)[]
+  created: Map<string, WireMessage[]>
+}
 
-async function writeBatch(trx: Trx, batch: Pending[]) {
-  const conversationIds = [...new Set(batch.map((p) => p.input.conversationId))].sort()
-  // Lock in one fixed order: concurrent batches on other nodes wait instead of deadlocking.
-  const conversations = await trx
-    .selectFrom('conversations')
-    .select(['id', 'tenant_id', 'last_seq'])
-    .where('id', 'in', conversationIds)
-    .orderBy('id')
-    .forUpdate()
-    .execute()
-  const lastSeq = new Map(conversations.map((c) => [c.id, { tenantId: c.tenant_id, seq: Number(c.last_seq) }]))
+const UNIQUE_VIOLATION = '23505'
+const MAX_ATTEMPTS = 3
 
-  // One index lookup per appended message (a join on its idempotency key), however long the conversations are.
-  const keys = sql.join(
-    batch.map(
-      ({ input: i }) =>
-        sql`(${i.conversationId}::text, ${i.sender.kind}::text, ${i.sender.id}::text, ${i.clientMessageId}::text)`,
-    ),
-  )
-  const { rows: existing } = await sql<Selectable<MessagesTable>>`
-    select m.* from messages m
-    join (values ${keys}) as k (conversation_id, sender_kind, sender_id, client_message_id)
-      on m.conversation_id = k.conversation_id and m.sender_kind = k.sender_kind
-     and m.sender_id = k.sender_id and m.client_message_id = k.client_message_id`.execute(trx)
-  const key = (conversationId: string, kind: string, senderId: string, clientId: string) =>
-    `${conversationId}\u0000${kind}\u0000${senderId}\u0000${clientId}`
-  const known = new Map<string, WireMessage>()
-  for (const row of existing) {
-    known.set(key(row.conversation_id, row.sender_kind, row.sender_id, row.client_message_id), toWireMessage(row))
+/**
+ * Writes a batch in one SQL statement, so one round trip and one commit: it locks the batch's conversations in id
+ * order (concurrent batches on other nodes wait instead of deadlocking), finds messages already stored under the same
+ * idempotency keys, numbers the new ones from each conversation's last sequence number in arrival order, inserts
+ * them and advances the conversations. The lock re-reads `last_seq` at its newest, so numbers never collide; a
+ * duplicate committed by another node while this statement waited for the lock violates the unique key, and the
+ * retry finds it.
+ */
+async function writeBatch(db: ServerContext['db'], batch: Pending[]): Promise<BatchOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await writeBatchOnce(db, batch)
+    } catch (error) {
+      if ((error as { code?: string }).code !== UNIQUE_VIOLATION || attempt >= MAX_ATTEMPTS) throw error
+    }
   }
+}
 
-  const now = new Date()
-  const rows: Insertable<MessagesTable>[] = []
-  const created = new Map<string, WireMessage[]>()
-  const results: (AppendResult | Problem)[] = batch.map(({ input }) => {
-    const conversation = lastSeq.get(input.conversationId)
-    if (!conversation || conversation.tenantId !== input.tenantId) {
-      return new Problem('request/not-found', 'no such conversation')
-    }
-    const k = key(input.conversationId, input.sender.kind, input.sender.id, input.clientMessageId)
-    const previous = known.get(k)
-    if (previous) {
-      const same =
-        previous.contentType === input.contentType && previous.ciphertext === input.ciphertext.toString('base64')
-      return same ? { message: previous, created: false } : new Problem('conversations/idempotency-conflict')
-    }
-    conversation.seq += 1
-    const message: WireMessage = {
-      id: newId('msg'),
-      conversationId: input.conversationId,
-      seq: conversation.seq,
-      sender: input.sender,
-      clientMessageId: input.clientMessageId,
-      contentType: input.contentType,
-      ciphertext: input.ciphertext.toString('base64'),
-      createdAt: now.toISOString(),
-      expiresAt: input.expiresAt?.toISOString() ?? null,
-    }
-    known.set(k, message)
-    rows.push({
-      tenant_id: input.tenantId,
-      conversation_id: input.conversationId,
-      seq: message.seq,
-      id: message.id,
-      sender_kind: input.sender.kind,
-      sender_id: input.sender.id,
-      client_message_id: input.clientMessageId,
-      content_type: input.contentType,
-      ciphertext: input.ciphertext,
-      created_at: now,
-      expires_at: input.expiresAt,
-    })
-    const list = created.get(input.tenantId) ?? []
-    list.push(message)
-    created.set(input.tenantId, list)
-    return { message, created: true }
+interface BatchRow {
+  ord: number
+  outcome: 'new' | 'existing'
+  seq: number | string
+  id: string
+  sender_kind: 'device' | 'staff'
+  sender_id: string
+  client_message_id: string
+  content_type: string
+  ciphertext: Uint8Array | null
+  created_at: Date | string
+  expires_at: Date | string | null
+}
+
+async function writeBatchOnce(db: ServerContext['db'], batch: Pending[]): Promise<BatchOutcome> {
+  // The same idempotency key twice in one batch: only the first is written; the others get its outcome.
+  const firstOf = new Map<string, number>()
+  const firstIndex = batch.map(({ input: i }, index) => {
+    const key = `${i.conversationId}\u0000${i.sender.kind}\u0000${i.sender.id}\u0000${i.clientMessageId}`
+    const first = firstOf.get(key)
+    if (first === undefined) firstOf.set(key, index)
+    return first ?? index
   })
+  const unique = batch.map((p, index) => ({ ...p.input, ord: index })).filter((_, index) => firstIndex[index] === index)
+  const ids = unique.map(() => newId('msg'))
+  const now = new Date()
+  const column = <T>(pick: (input: (typeof unique)[number]) => T) => unique.map(pick)
 
-  if (rows.length > 0) {
-    // Column arrays and unnest: eleven parameters whatever the batch size, so neither the query builder nor the
-    // server plans hundreds of placeholders.
-    const column = <K extends keyof Insertable<MessagesTable>>(name: K) => rows.map((row) => row[name])
-    await sql`
+  const { rows } = await sql<BatchRow>`
+    with input as materialized (
+      select * from unnest(
+        ${column((i) => i.ord)}::int[], ${column((i) => i.tenantId)}::text[],
+        ${column((i) => i.conversationId)}::text[], ${column((i) => i.sender.kind)}::text[],
+        ${column((i) => i.sender.id)}::text[], ${column((i) => i.clientMessageId)}::text[], ${ids}::text[],
+        ${column((i) => i.contentType)}::text[], ${column((i) => i.ciphertext)}::bytea[],
+        ${column((i) => i.expiresAt)}::timestamptz[]
+      ) as i (ord, tenant_id, conversation_id, sender_kind, sender_id, client_message_id, id, content_type,
+              ciphertext, expires_at)
+    ),
+    locked as materialized (
+      select c.id, c.tenant_id, c.last_seq from conversations c
+      where c.id in (select conversation_id from input)
+      order by c.id
+      for update
+    ),
+    existing as materialized (
+      select i.ord, m.* from input i
+      join messages m on m.conversation_id = i.conversation_id and m.sender_kind = i.sender_kind
+        and m.sender_id = i.sender_id and m.client_message_id = i.client_message_id and m.tenant_id = i.tenant_id
+    ),
+    fresh as materialized (
+      select i.*, l.last_seq + row_number() over (partition by i.conversation_id order by i.ord) as seq
+      from input i
+      join locked l on l.id = i.conversation_id and l.tenant_id = i.tenant_id
+      where not exists (select 1 from existing e where e.ord = i.ord)
+    ),
+    inserted as (
       insert into messages (tenant_id, conversation_id, seq, id, sender_kind, sender_id, client_message_id,
                             content_type, ciphertext, created_at, expires_at)
-      select * from unnest(${column('tenant_id')}::text[], ${column('conversation_id')}::text[],
-        ${column('seq')}::bigint[], ${column('id')}::text[], ${column('sender_kind')}::text[],
-        ${column('sender_id')}::text[], ${column('client_message_id')}::text[], ${column('content_type')}::text[],
-        ${column('ciphertext')}::bytea[], ${column('created_at')}::timestamptz[], ${column('expires_at')}::timestamptz[])
-    `.execute(trx)
-    const advanced = conversations.filter((c) => lastSeq.get(c.id)?.seq !== Number(c.last_seq))
-    await sql`
-      update conversations set last_seq = v.seq
-      from unnest(${advanced.map((c) => c.id)}::text[], ${advanced.map((c) => lastSeq.get(c.id)?.seq)}::bigint[])
-        as v (id, seq)
-      where conversations.id = v.id`.execute(trx)
-  }
+      select tenant_id, conversation_id, seq, id, sender_kind, sender_id, client_message_id, content_type,
+             ciphertext, ${now}::timestamptz, expires_at
+      from fresh
+    ),
+    advanced as (
+      update conversations c set last_seq = f.seq
+      from (select conversation_id, max(seq) as seq from fresh group by conversation_id) f
+      where c.id = f.conversation_id
+    )
+    select ord, 'new' as outcome, seq, id, sender_kind, sender_id, client_message_id, content_type,
+           null::bytea as ciphertext, ${now}::timestamptz as created_at, expires_at
+    from fresh
+    union all
+    select ord, 'existing', seq, id, sender_kind, sender_id, client_message_id, content_type, ciphertext,
+           created_at, expires_at
+    from existing
+  `.execute(db)
+
+  const byOrd = new Map(rows.map((row) => [row.ord, row]))
+  const created = new Map<string, WireMessage[]>()
+  const results = batch.map(({ input }, index): AppendResult | Problem => {
+    const row = byOrd.get(firstIndex[index] as number)
+    if (!row) return new Problem('request/not-found', 'no such conversation')
+    const message = toWireMessage({
+      ...row,
+      conversation_id: input.conversationId,
+      ciphertext: row.ciphertext ?? input.ciphertext,
+    })
+    if (row.outcome === 'new' && firstIndex[index] === index) {
+      const list = created.get(input.tenantId) ?? []
+      list.push(message)
+      created.set(input.tenantId, list)
+      return { message, created: true }
+    }
+    const same = message.contentType === input.contentType && message.ciphertext === input.ciphertext.toString('base64')
+    return same ? { message, created: false } : new Problem('conversations/idempotency-conflict')
+  })
   return { results, created }
 }
 

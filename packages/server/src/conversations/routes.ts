@@ -214,6 +214,6 @@ export async function conversationRoutes(
         tags: ['conversations'],
       },
     },
-    (socket, request) => deps.hub.attach(socket, requestHtu(request)),
+    (socket, request) => deps.hub.attach(socket, request.raw.socket, requestHtu(request)),
   )
 }
