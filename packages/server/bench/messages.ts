@@ -4,6 +4,7 @@
  *   npm run bench                       PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)
  *   npm run bench -- --pglite           the embedded database instead
  *   npm run bench -- --pairs 50 --messages 100 --nats
+ *   npm run bench -- --rate 5000          measure latency at that rate instead of half the throughput
  *   npm run bench -- --cpu-prof /tmp/prof   write the server's CPU profile there (open it in Chrome DevTools)
  *
  * N device pairs each share a conversation; one device of each pair sends M messages of 256 bytes over its
@@ -14,8 +15,8 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { base64ToBytes, enrolDevice, type MessageStream, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import WebSocket from 'ws'
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     pglite: { type: 'boolean', default: false },
     nats: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    rate: { type: 'string' },
   },
 })
 const pairs = Number(args.pairs)
@@ -62,7 +64,10 @@ async function main() {
   try {
     const tenant = run('tenant', 'create', '--name', 'Bench Bank')
     const staff = run('staff', 'token', '--tenant', tenant.id, '--name', 'bench', '--role', 'agent')
-    const profile = [...(process.env.BENCH_SERVER_FLAGS?.split(' ') ?? []), ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : [])]
+    const profile = [
+      ...(process.env.BENCH_SERVER_FLAGS?.split(' ') ?? []),
+      ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : []),
+    ]
     server = spawn(process.execPath, [...profile, cli, 'start'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     const url = await new Promise<string>((resolve, reject) => {
       createInterface({ input: server?.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -172,7 +177,8 @@ async function main() {
     await phase('warm-up', Math.max(5, Math.floor(perSender / 10)))
     const throughput = await phase('throughput', perSender)
     await scrape()
-    const latency = await phase('latency at half rate', perSender, throughput.msgsPerSec / 2)
+    const latencyRate = args.rate ? Number(args.rate) : throughput.msgsPerSec / 2
+    const latency = await phase(`latency at ${Math.round(latencyRate)} msgs/s`, perSender, latencyRate)
     const rssMb = Math.round(
       Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
     )
@@ -184,7 +190,7 @@ async function main() {
     log(
       `group commit: ${batches} transactions, ${(metric('strongroom_message_commit_batch_size_sum') / batches).toFixed(1)} ` +
         `messages each on average, ${((1000 * metric('strongroom_message_commit_duration_seconds_sum')) / batches).toFixed(2)} ms each, ` +
-        `${slowCommits} over 25 ms; server event-loop delay at half rate: p99 ` +
+        `${slowCommits} over 25 ms; server event-loop delay in the latency phase: p99 ` +
         `${(1000 * metric('nodejs_eventloop_lag_p99_seconds')).toFixed(1)} ms, max ` +
         `${(1000 * metric('nodejs_eventloop_lag_max_seconds')).toFixed(1)} ms`,
     )
@@ -200,7 +206,7 @@ async function main() {
         cpuSec: Number((throughput.cpuSec + latency.cpuSec).toFixed(2)),
         rssMb,
         throughputP99Ms: throughput.p99Ms,
-        halfRate: Math.round(throughput.msgsPerSec / 2),
+        latencyRate: Math.round(latencyRate),
         pairs,
         messagesPerSender: perSender,
         database: databaseUrl ? 'postgres' : 'pglite',

@@ -308,3 +308,21 @@ export async function updateMarkers(
     .where('member_id', '=', member.id)
     .execute()
 }
+
+export interface DeliveredMarker {
+  tenantId: string
+  conversationId: string
+  member: { kind: 'device' | 'staff'; id: string }
+  seq: number
+}
+
+/** Moves many members' delivered markers forward in one statement (what the stream's acknowledgements say). */
+export async function advanceDeliveredMarkers(ctx: Pick<ServerContext, 'db'>, markers: DeliveredMarker[]) {
+  await sql`
+    update conversation_members m set delivered_seq = greatest(m.delivered_seq, v.seq)
+    from unnest(${markers.map((k) => k.tenantId)}::text[], ${markers.map((k) => k.conversationId)}::text[],
+                ${markers.map((k) => k.member.kind)}::text[], ${markers.map((k) => k.member.id)}::text[],
+                ${markers.map((k) => k.seq)}::bigint[]) as v (tenant_id, conversation_id, member_kind, member_id, seq)
+    where m.tenant_id = v.tenant_id and m.conversation_id = v.conversation_id
+      and m.member_kind = v.member_kind and m.member_id = v.member_id`.execute(ctx.db)
+}

@@ -27,18 +27,22 @@ interface Pending {
 }
 
 const MAX_BATCH = 500
+/** Batches in flight at once per node: one commits while the next is written. */
+const WRITERS = 2
 
 /**
- * The message log's writer. Appends that arrive while a commit is in flight (or within `commitDelayMs`) are written
- * together in one transaction, so throughput is not bound by one durable commit per message. Each append resolves
- * only after its batch has committed, and every message gets the next gapless sequence number of its conversation
- * inside that transaction. One batch at a time per node; across nodes, conversations are locked in id order so two
- * batches never deadlock.
+ * The message log's writer. Appends that arrive while commits are in flight (or within `commitDelayMs`) are written
+ * together in one statement, so throughput is not bound by one durable commit per message. Each append resolves only
+ * after its batch has committed, and every message gets the next gapless sequence number of its conversation inside
+ * that commit. Up to WRITERS batches are in flight at once, never two holding the same conversation, so a
+ * conversation's messages are numbered in the order they arrived here; across nodes, conversations are locked in id
+ * order so batches wait for each other instead of deadlocking.
  */
 export class MessageLog {
   readonly #ctx: Pick<ServerContext, 'db' | 'bus' | 'metrics' | 'log' | 'config'>
   #queue: Pending[] = []
-  #flushing: Promise<void> | undefined
+  readonly #inFlight = new Set<Promise<void>>()
+  readonly #busyConversations = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -50,41 +54,57 @@ export class MessageLog {
     if (this.#closed) return Promise.reject(new Problem('server/unavailable', 'the server is shutting down'))
     return new Promise((resolve, reject) => {
       this.#queue.push({ input, resolve, reject })
-      this.#schedule()
+      if (!this.#timer && this.#inFlight.size < WRITERS) {
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined
+          this.#pump()
+        }, this.#ctx.config.commitDelayMs)
+      }
     })
   }
 
   /** Stops taking appends and waits until everything queued has been committed. */
   async close(): Promise<void> {
     this.#closed = true
-    while (this.#queue.length > 0 || this.#flushing) {
-      if (this.#timer) {
-        clearTimeout(this.#timer)
-        this.#timer = undefined
-      }
-      if (!this.#flushing) this.#flushing = this.#flush()
-      await this.#flushing
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    while (this.#queue.length > 0 || this.#inFlight.size > 0) {
+      this.#pump()
+      await Promise.all(this.#inFlight)
     }
   }
 
-  #schedule(): void {
-    if (this.#flushing || this.#timer) return
-    const delay = this.#ctx.config.commitDelayMs
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      this.#flushing = this.#flush()
-    }, delay)
+  /** Starts batches while writers are free and queued appends are not waiting on a busy conversation. */
+  #pump(): void {
+    while (this.#inFlight.size < WRITERS && this.#queue.length > 0) {
+      const batch = this.#takeBatch()
+      if (batch.length === 0) return
+      const conversations = new Set(batch.map((p) => p.input.conversationId))
+      for (const id of conversations) this.#busyConversations.add(id)
+      const commit: Promise<void> = this.#commit(batch).finally(() => {
+        for (const id of conversations) this.#busyConversations.delete(id)
+        this.#inFlight.delete(commit)
+        // What arrived meanwhile goes at once: it has already waited for a commit.
+        this.#pump()
+      })
+      this.#inFlight.add(commit)
+    }
   }
 
-  async #flush(): Promise<void> {
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, MAX_BATCH)
-        await this.#commit(batch)
+  /** The oldest appends whose conversations no batch in flight holds; a skipped conversation stays skipped. */
+  #takeBatch(): Pending[] {
+    const batch: Pending[] = []
+    const remaining: Pending[] = []
+    const blocked = new Set(this.#busyConversations)
+    for (const pending of this.#queue) {
+      if (batch.length < MAX_BATCH && !blocked.has(pending.input.conversationId)) batch.push(pending)
+      else {
+        blocked.add(pending.input.conversationId)
+        remaining.push(pending)
       }
-    } finally {
-      this.#flushing = undefined
     }
+    this.#queue = remaining
+    return batch
   }
 
   async #commit(batch: Pending[]): Promise<void> {

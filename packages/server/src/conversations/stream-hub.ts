@@ -11,7 +11,7 @@ import {
   type MemberAddedEvent,
   type MessagesCommittedEvent,
 } from './bus-events.ts'
-import { memberConversationCursors, updateMarkers } from './conversations.ts'
+import { advanceDeliveredMarkers, type DeliveredMarker, memberConversationCursors } from './conversations.ts'
 import type { MessageLog } from './message-log.ts'
 import { fetchMessages } from './messages.ts'
 
@@ -72,7 +72,7 @@ export class StreamHub {
       this.#sessions.delete(session)
       this.#ctx.metrics.openSockets.dec()
       this.unindex(session)
-      void session.flushMarkers()
+      void this.flushMarkers([session])
     })
   }
 
@@ -116,8 +116,13 @@ export class StreamHub {
     for (const session of sessions ?? []) session.join(event.conversationId)
   }
 
-  async flushMarkers(): Promise<void> {
-    await Promise.all([...this.#sessions].map((s) => s.flushMarkers()))
+  /** Records every socket's delivery acknowledgements in one statement, every few seconds and at close. */
+  async flushMarkers(sessions: Iterable<StreamSession> = this.#sessions): Promise<void> {
+    const markers = [...sessions].flatMap((s) => s.takeAcknowledged())
+    if (markers.length === 0) return
+    await advanceDeliveredMarkers(this.#ctx, markers).catch((error) =>
+      this.#ctx.log.warn({ err: error }, 'recording delivery markers failed'),
+    )
   }
 
   /** Graceful shutdown: every client is told where to resume, then its socket closes with 1012 (service restart). */
@@ -420,14 +425,14 @@ class StreamSession {
     }
   }
 
-  async flushMarkers(): Promise<void> {
-    if (!this.#principal || this.#ackedDirty.size === 0) return
-    const acked = [...this.#ackedDirty]
-    this.#ackedDirty.clear()
+  /** The delivery acknowledgements gathered since the last flush, handed over once. */
+  takeAcknowledged(): DeliveredMarker[] {
+    if (!this.#principal || this.#ackedDirty.size === 0) return []
     const member = principalMember(this.#principal)
-    for (const [conversationId, seq] of acked) {
-      await updateMarkers(this.#hub.context, this.#principal.tenantId, conversationId, member, { deliveredSeq: seq })
-    }
+    const tenantId = this.#principal.tenantId
+    const markers = [...this.#ackedDirty].map(([conversationId, seq]) => ({ tenantId, conversationId, member, seq }))
+    this.#ackedDirty.clear()
+    return markers
   }
 }
 

@@ -134,6 +134,31 @@ describe('realtime stream', () => {
     resumed.close()
   })
 
+  test('a client without cursors resumes after what it acknowledged, as the server recorded it', async () => {
+    const conversation = await agent.createConversation({ customerId: bank.customerId })
+    const first = collector()
+    const tablet = open(aliceTablet, { onMessage: first.onMessage })
+    await tablet.ready()
+    for (const word of ['one', 'two']) {
+      await agent.sendMessage(conversation.id, { contentType: 'text/plain', ciphertext: bytes(word) })
+    }
+    await first.until(() => first.messages.filter((m) => m.conversationId === conversation.id).length === 2)
+    await new Promise((resolve) => setTimeout(resolve, 400)) // the SDK acknowledges after 200 ms
+    tablet.close()
+    await agent.sendMessage(conversation.id, { contentType: 'text/plain', ciphertext: bytes('three') })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const tabletId = (await aliceTablet.me()).deviceId
+    const member = (await agent.getConversation(conversation.id)).members.find((m) => m.id === tabletId)
+    assert.equal(member?.deliveredSeq, 2)
+    const second = collector()
+    const again = open(aliceTablet, { onMessage: second.onMessage })
+    await again.ready()
+    await second.until(() => second.messages.some((m) => m.conversationId === conversation.id))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.deepEqual(second.messages.filter((m) => m.conversationId === conversation.id).map(text), ['three'])
+    again.close()
+  })
+
   test('a dropped connection reconnects by itself and re-sends unacknowledged messages once', async () => {
     const received = collector()
     const listener = open(agent, { onMessage: received.onMessage })
