@@ -1,10 +1,11 @@
 import type { FastifyRequest } from 'fastify'
+import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken } from './identity/devices.ts'
 import { verifyDpopProof } from './identity/dpop.ts'
 import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
 import { Problem } from './platform/http/problems.ts'
-import type { Principal } from './principal.ts'
+import { actorOf, type Principal } from './principal.ts'
 import type { Scope } from './tenancy/roles.ts'
 import { authenticateStaffToken } from './tenancy/staff.ts'
 
@@ -47,6 +48,7 @@ export const accessTable: Record<string, Access> = {
   'GET /v1/conversations/:conversationId/messages':     member('conversations:read'),
   'POST /v1/conversations/:conversationId/markers':     member('conversations:read'),
   'GET /v1/stream':                                     { who: 'stream' },
+  'GET /v1/audit/events':                               staff('audit:read'),
 }
 
 declare module 'fastify' {
@@ -82,12 +84,19 @@ export async function authenticate(
   if (scheme === 'dpop') {
     const principal = await authenticateDeviceToken(ctx, token)
     if (!principal) throw new Problem('auth/invalid-token')
-    const proof = await verifyDpopProof(ctx, credentials.dpop, {
-      htm: credentials.htm,
-      htu: credentials.htu,
-      accessToken: token,
-    })
-    if (proof.jkt !== principal.jkt) throw new Problem('auth/invalid-dpop-proof', 'the proof key is not the token key')
+    try {
+      const proof = await verifyDpopProof(ctx, credentials.dpop, {
+        htm: credentials.htm,
+        htu: credentials.htu,
+        accessToken: token,
+      })
+      if (proof.jkt !== principal.jkt)
+        throw new Problem('auth/invalid-dpop-proof', 'the proof key is not the token key')
+    } catch (error) {
+      // A valid token without a valid proof is a stolen token or a replay: the bank wants to know.
+      if (error instanceof Problem) await auditRefusal(ctx, principal, error)
+      throw error
+    }
     return principal
   }
   throw new Problem('auth/missing-credentials', 'use the Bearer or DPoP scheme')
@@ -123,13 +132,29 @@ export function installAccessControl(app: App, ctx: Pick<ServerContext, 'db'>): 
       reply.header('www-authenticate', 'Bearer, DPoP algs="ES256 EdDSA"')
       throw error
     }
+    let refusal: Problem | undefined
     if (principal.kind === 'staff') {
       const scope = access.who === 'staff' ? access.scope : access.staffScope
-      if (!principal.scopes.includes(scope)) throw new Problem('auth/forbidden', `this needs the ${scope} scope`)
+      if (!principal.scopes.includes(scope)) refusal = new Problem('auth/forbidden', `this needs the ${scope} scope`)
     } else if (access.who === 'staff') {
-      throw new Problem('auth/forbidden', 'this is for staff')
+      refusal = new Problem('auth/forbidden', 'this is for staff')
+    }
+    if (refusal) {
+      await auditRefusal(ctx, principal, refusal, `${request.method} ${request.routeOptions.url}`)
+      throw refusal
     }
     request.principal = principal
+  })
+}
+
+async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal, problem: Problem, route?: string) {
+  await recordAudit(ctx.db, {
+    tenantId: principal.tenantId,
+    actor: actorOf(principal),
+    action: 'auth.refuse',
+    outcome: 'denied',
+    reason: problem.kind,
+    details: route ? { route } : {},
   })
 }
 

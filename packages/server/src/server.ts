@@ -1,5 +1,8 @@
 import websocket from '@fastify/websocket'
 import { authenticate, installAccessControl } from './access.ts'
+import { startAuditChainer } from './audit/chainer-timer.ts'
+import { auditRoutes } from './audit/routes.ts'
+import { openCheckpointSigner } from './audit/signing-key.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
@@ -24,6 +27,8 @@ export interface RunningServer {
   readonly ctx: ServerContext
   /** The base URL the server listens on, e.g. http://127.0.0.1:8080 */
   readonly url: string
+  /** Chains the audit events recorded so far (the chainer otherwise does so within a quarter second). */
+  flushAudit(): Promise<void>
   close(): Promise<void>
 }
 
@@ -70,6 +75,7 @@ export async function startServer(
     )
   }, HOUSEKEEPING_MS)
   housekeeping.unref()
+  const auditChainer = startAuditChainer(ctx, await openCheckpointSigner(ctx.db, keyProvider))
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
   // queued, then let go of the bus and the database.
@@ -83,6 +89,7 @@ export async function startServer(
   })
   app.addHook('onClose', async () => {
     await messageLog.close()
+    await auditChainer.stop()
     await bus.close()
     if (!options.database) await database.close()
   })
@@ -103,9 +110,10 @@ export async function startServer(
   await app.register(async (scope) => tenancyRoutes(scope, ctx))
   await app.register(async (scope) => identityRoutes(scope, ctx))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
+  await app.register(async (scope) => auditRoutes(scope, ctx))
 
   const address = await app.listen({ port: config.port, host: config.host })
   const url = address.replace('[::1]', 'localhost')
   log.info({ url, mode: config.mode, database: database.kind, bus: bus.kind }, 'strongroom listening')
-  return { app, ctx, url, close: () => app.close() }
+  return { app, ctx, url, flushAudit: () => auditChainer.flush(), close: () => app.close() }
 }

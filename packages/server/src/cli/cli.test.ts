@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { loadConfig } from '../platform/config.ts'
+import { openDatabase } from '../platform/db/database.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
 import { createTestDatabase, type TestDatabase } from '../testing/harness.ts'
@@ -52,7 +53,7 @@ describe('the strongroom command', () => {
   })
 
   test('tenant, staff token and key rotation, then a server accepts the token', async () => {
-    assert.deepEqual(JSON.parse(run(['migrate']).stdout), { applied: ['001-foundation'] })
+    assert.deepEqual(JSON.parse(run(['migrate']).stdout), { applied: ['001-foundation', '002-audit'] })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)
     assert.match(tenant.id, /^ten_/)
     assert.deepEqual(
@@ -121,5 +122,29 @@ describe('the strongroom command', () => {
     } finally {
       await server.close()
     }
+
+    const verified = run(['audit', 'verify'])
+    assert.equal(verified.status, 0, verified.stderr)
+    const chains = JSON.parse(verified.stdout) as { tenantId: string; ok: boolean; records: number }[]
+    assert.deepEqual(
+      chains.map((c) => [c.tenantId, c.ok]),
+      [
+        ['system', true],
+        [tenant.id, true],
+      ],
+    )
+    assert.ok((chains[1]?.records ?? 0) >= 5)
+    // Someone with database access rewrites history: the command names the record.
+    const direct = await openDatabase(config)
+    await direct.db
+      .updateTable('audit_events')
+      .set({ outcome: 'failure' })
+      .where('tenant_id', '=', tenant.id)
+      .where('seq', '=', 2)
+      .execute()
+    await direct.close()
+    const tampered = run(['audit', 'verify', '--tenant', tenant.id])
+    assert.equal(tampered.status, 1)
+    assert.equal(tampered.stderr, `strongroom: audit chain ${tenant.id} fails at record 2: record altered\n`)
   })
 })

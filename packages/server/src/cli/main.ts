@@ -1,4 +1,7 @@
 import { parseArgs } from 'node:util'
+import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
+import { checkpointVerificationKeys, rewrapSigningKeys } from '../audit/signing-key.ts'
+import { auditChains, verifyAuditChain } from '../audit/verify.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
@@ -21,6 +24,8 @@ const usage = `usage: strongroom <command>
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
                                      issue an API token (creates the staff member with --role if new)
+  audit verify [--tenant ID]         recompute the audit chains and their signed checkpoints; name the first
+                                     record that fails (exit status 1)
   customer create --tenant ID --ref REF --name NAME
                                      register a customer (REF is the bank's own customer id)
   enrolment-code --tenant ID --customer ID
@@ -30,6 +35,15 @@ Configuration comes from the environment; see the README.`
 
 function out(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+}
+
+/** A progress bar on stderr for long runs, when a person is watching. */
+function progress(label: string, done: number, total: number): void {
+  if (!process.stderr.isTTY || total === 0) return
+  const width = 30
+  const filled = Math.round((done / total) * width)
+  const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`
+  process.stderr.write(`\r${label} [${bar}] ${done}/${total}${done >= total ? '\n' : ''}`)
 }
 
 function parseTtl(value: string): number {
@@ -119,7 +133,15 @@ async function main(argv: string[]): Promise<void> {
             dataKeysRotated++
           }
         }
-        return { kekId, rewrapped: await keyring.rewrapAll(), dataKeysRotated }
+        const rewrapped = (await keyring.rewrapAll()) + (await rewrapSigningKeys(db, provider))
+        await recordAudit(db, {
+          tenantId: SYSTEM_CHAIN,
+          actor: operator,
+          action: 'keys.rotate',
+          outcome: 'success',
+          details: { kekId, rewrapped, dataKeysRotated },
+        })
+        return { kekId, rewrapped, dataKeysRotated }
       })
       out(result)
       return
@@ -127,7 +149,7 @@ async function main(argv: string[]): Promise<void> {
     case 'tenant create': {
       if (!values.name) throw new UsageError('tenant create needs --name')
       const name = values.name
-      out(await withStorage(config, ({ db, keyring }) => createTenant({ db, keyring }, name)))
+      out(await withStorage(config, ({ db, keyring }) => createTenant({ db, keyring }, name, operator)))
       return
     }
     case 'tenant list': {
@@ -150,12 +172,39 @@ async function main(argv: string[]): Promise<void> {
           let staff = await findStaff({ db }, tenantId, { name })
           if (!staff) {
             if (!values.role) throw new UsageError(`no staff member ${name}: give --role to create one`)
-            staff = await createStaff({ db }, tenantId, name, values.role as Role)
+            staff = await createStaff({ db }, tenantId, { name, role: values.role as Role }, operator)
           }
-          const issued = await issueStaffToken({ db }, staff, { ttlSeconds, scopes: scopes as Scope[] | undefined })
+          const issued = await issueStaffToken(
+            { db },
+            staff,
+            { ttlSeconds, scopes: scopes as Scope[] | undefined },
+            operator,
+          )
           return { staffId: staff.id, role: staff.role, ...issued }
         }),
       )
+      return
+    }
+    case 'audit verify': {
+      const results = await withStorage(config, async ({ db }) => {
+        const keys = await checkpointVerificationKeys(db)
+        const chains = values.tenant ? [values.tenant] : await auditChains(db)
+        const verified = []
+        for (const chain of chains) {
+          verified.push(
+            await verifyAuditChain(db, chain, keys, (done, total) => progress(`audit ${chain}`, done, total)),
+          )
+        }
+        return verified
+      })
+      out(results)
+      const failed = results.find((r) => !r.ok)
+      if (failed?.failure) {
+        process.stderr.write(
+          `strongroom: audit chain ${failed.tenantId} fails at record ${failed.failure.seq}: ${failed.failure.reason}\n`,
+        )
+        process.exitCode = 1
+      }
       return
     }
     case 'customer create': {
@@ -172,7 +221,7 @@ async function main(argv: string[]): Promise<void> {
     case 'enrolment-code': {
       const { tenant: tenantId, customer: customerId } = values
       if (!tenantId || !customerId) throw new UsageError('enrolment-code needs --tenant and --customer')
-      out(await withStorage(config, ({ db }) => issueEnrolmentCode({ db, config }, tenantId, customerId, 'cli')))
+      out(await withStorage(config, ({ db }) => issueEnrolmentCode({ db, config }, tenantId, customerId, operator)))
       return
     }
     default:

@@ -1,4 +1,5 @@
 import type { JWK } from 'jose'
+import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
@@ -68,6 +69,14 @@ export async function enrolDevice(
       .executeTakeFirst()
     if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) throw new Problem('identity/device-key-in-use')
     const token = await insertAccessToken(ctx, trx, code.tenant_id, deviceId, proof.jkt)
+    await recordAudit(trx, {
+      tenantId: code.tenant_id,
+      actor: { kind: 'device', id: deviceId },
+      action: 'device.enrol',
+      target: { kind: 'device', id: deviceId },
+      outcome: 'success',
+      details: { customerId: code.customer_id, keyThumbprint: proof.jkt },
+    })
     return { tenantId: code.tenant_id, customerId: code.customer_id, token }
   })
   return {

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto'
+import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, secretHash } from '../platform/ids.ts'
@@ -22,7 +23,7 @@ export async function issueEnrolmentCode(
   ctx: Pick<ServerContext, 'db' | 'config'>,
   tenantId: string,
   customerId: string,
-  issuedBy: string,
+  actor: Actor,
 ): Promise<IssuedEnrolmentCode> {
   const customer = await ctx.db
     .selectFrom('customers')
@@ -34,19 +35,30 @@ export async function issueEnrolmentCode(
   let raw = ''
   for (let i = 0; i < CODE_LENGTH; i++) raw += ALPHABET[randomInt(ALPHABET.length)]
   const expiresAt = new Date(Date.now() + ctx.config.enrolmentCodeTtlSeconds * 1000)
-  await ctx.db
-    .insertInto('enrolment_codes')
-    .values({
-      tenant_id: tenantId,
-      id: newId('enr'),
-      customer_id: customerId,
-      code_hash: secretHash(raw),
-      created_by: issuedBy,
-      expires_at: expiresAt,
-      used_at: null,
-      device_id: null,
-      created_at: new Date(),
+  const id = newId('enr')
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('enrolment_codes')
+      .values({
+        tenant_id: tenantId,
+        id,
+        customer_id: customerId,
+        code_hash: secretHash(raw),
+        created_by: actor.id ?? actor.kind,
+        expires_at: expiresAt,
+        used_at: null,
+        device_id: null,
+        created_at: new Date(),
+      })
+      .execute()
+    await recordAudit(trx, {
+      tenantId,
+      actor,
+      action: 'device.enrolment-code.issue',
+      target: { kind: 'customer', id: customerId },
+      outcome: 'success',
+      details: { enrolmentCodeId: id, expiresAt: expiresAt.toISOString() },
     })
-    .execute()
+  })
   return { code: raw.match(/.{4}/g)?.join('-') ?? raw, expiresAt: expiresAt.toISOString() }
 }

@@ -105,7 +105,10 @@ export async function identityRoutes(app: App, ctx: ServerContext): Promise<void
     async (request, reply) => {
       const principal = principalOf(request)
       if (principal.kind !== 'staff') throw new Problem('auth/forbidden')
-      const issued = await issueEnrolmentCode(ctx, principal.tenantId, request.params.customerId, principal.staffId)
+      const issued = await issueEnrolmentCode(ctx, principal.tenantId, request.params.customerId, {
+        kind: 'staff',
+        id: principal.staffId,
+      })
       return reply.status(201).header('cache-control', 'no-store').send(issued)
     },
   )

@@ -56,6 +56,16 @@ const settings = {
     default: 8388608,
   },
   commitDelayMs: { env: 'STRONGROOM_COMMIT_DELAY_MS', schema: Type.Integer({ minimum: 0, maximum: 100 }), default: 1 },
+  auditCheckpointRecords: {
+    env: 'STRONGROOM_AUDIT_CHECKPOINT_RECORDS',
+    schema: Type.Integer({ minimum: 1, maximum: 1000000 }),
+    default: 1000,
+  },
+  auditCheckpointSeconds: {
+    env: 'STRONGROOM_AUDIT_CHECKPOINT_SECONDS',
+    schema: Type.Integer({ minimum: 1, maximum: 86400 }),
+    default: 60,
+  },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
   devSeed: { env: 'STRONGROOM_DEV_SEED', schema: Type.Boolean(), default: true },
 } as const

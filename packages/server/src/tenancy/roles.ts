@@ -6,6 +6,7 @@ export const scopes = [
   'customers:write',
   'devices:enrol',
   'staff:admin',
+  'audit:read',
 ] as const
 export type Scope = (typeof scopes)[number]
 
@@ -16,7 +17,7 @@ export type Role = (typeof roles)[number]
 export const roleScopes: Record<Role, readonly Scope[]> = {
   agent: ['conversations:read', 'conversations:write', 'customers:write', 'devices:enrol'],
   supervisor: ['conversations:read', 'conversations:write', 'conversations:all', 'customers:write', 'devices:enrol'],
-  compliance: ['conversations:read', 'conversations:all'],
+  compliance: ['conversations:read', 'conversations:all', 'audit:read'],
   admin: [...scopes],
 }
 

@@ -4,6 +4,7 @@ import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { actorOf } from '../principal.ts'
 import { roles, scopes } from './roles.ts'
 import { createStaff, findStaff, issueStaffToken } from './staff.ts'
 
@@ -55,7 +56,7 @@ export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void>
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      const staff = await createStaff(ctx, principal.tenantId, request.body.name, request.body.role)
+      const staff = await createStaff(ctx, principal.tenantId, request.body, actorOf(principal))
       return reply.status(201).send(staff)
     },
   )
@@ -89,10 +90,12 @@ export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void>
       const principal = principalOf(request)
       const staff = await findStaff(ctx, principal.tenantId, { id: request.params.staffId })
       if (!staff) throw new Problem('request/not-found', 'no such staff member')
-      const issued = await issueStaffToken(ctx, staff, {
-        ttlSeconds: request.body.ttlSeconds ?? 8 * 3600,
-        scopes: request.body.scopes,
-      })
+      const issued = await issueStaffToken(
+        ctx,
+        staff,
+        { ttlSeconds: request.body.ttlSeconds ?? 8 * 3600, scopes: request.body.scopes },
+        actorOf(principal),
+      )
       return reply.status(201).header('cache-control', 'no-store').send(issued)
     },
   )

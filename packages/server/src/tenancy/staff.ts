@@ -1,3 +1,4 @@
+import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
@@ -25,10 +26,26 @@ function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: string }).code === '23505'
 }
 
-export async function createStaff(ctx: Ctx, tenantId: string, name: string, role: Role): Promise<StaffMember> {
+export async function createStaff(
+  ctx: Ctx,
+  tenantId: string,
+  input: { name: string; role: Role },
+  actor: Actor,
+): Promise<StaffMember> {
   const id = newId('stf')
+  const { name, role } = input
   try {
-    await ctx.db.insertInto('staff').values({ tenant_id: tenantId, id, name, role, created_at: new Date() }).execute()
+    await ctx.db.transaction().execute(async (trx) => {
+      await trx.insertInto('staff').values({ tenant_id: tenantId, id, name, role, created_at: new Date() }).execute()
+      await recordAudit(trx, {
+        tenantId,
+        actor,
+        action: 'staff.create',
+        target: { kind: 'staff', id },
+        outcome: 'success',
+        details: { role },
+      })
+    })
   } catch (error) {
     if (isUniqueViolation(error)) throw new Problem('tenancy/duplicate', 'a staff member with this name exists')
     throw error
@@ -65,7 +82,8 @@ export interface IssuedStaffToken {
 export async function issueStaffToken(
   ctx: Ctx,
   staff: StaffMember,
-  options: { ttlSeconds: number; scopes?: readonly Scope[] },
+  options: { ttlSeconds: number; scopes?: readonly Scope[] | undefined },
+  actor: Actor,
 ): Promise<IssuedStaffToken> {
   const allowed = roleScopes[staff.role]
   const requested = options.scopes ?? allowed
@@ -75,20 +93,31 @@ export async function issueStaffToken(
   const token = newSecret('srs')
   const tokenId = newId('stk')
   const expiresAt = new Date(Date.now() + options.ttlSeconds * 1000)
-  await ctx.db
-    .insertInto('staff_tokens')
-    .values({
-      tenant_id: staff.tenantId,
-      id: tokenId,
-      staff_id: staff.id,
-      token_hash: secretHash(token),
-      scopes: [...new Set(requested)].join(' '),
-      expires_at: expiresAt,
-      revoked_at: null,
-      created_at: new Date(),
+  const granted = [...new Set(requested)]
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('staff_tokens')
+      .values({
+        tenant_id: staff.tenantId,
+        id: tokenId,
+        staff_id: staff.id,
+        token_hash: secretHash(token),
+        scopes: granted.join(' '),
+        expires_at: expiresAt,
+        revoked_at: null,
+        created_at: new Date(),
+      })
+      .execute()
+    await recordAudit(trx, {
+      tenantId: staff.tenantId,
+      actor,
+      action: 'staff.token.issue',
+      target: { kind: 'staff', id: staff.id },
+      outcome: 'success',
+      details: { tokenId, scopes: granted, expiresAt: expiresAt.toISOString() },
     })
-    .execute()
-  return { token, tokenId, scopes: [...new Set(requested)], expiresAt: expiresAt.toISOString() }
+  })
+  return { token, tokenId, scopes: granted, expiresAt: expiresAt.toISOString() }
 }
 
 /** The staff principal a token stands for, or undefined when it is unknown, expired or revoked. */

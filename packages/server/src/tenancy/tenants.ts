@@ -1,3 +1,4 @@
+import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { newId } from '../platform/ids.ts'
 
@@ -8,12 +9,23 @@ export interface Tenant {
 }
 
 /** Creates a bank with its own data and blind-index keys, in one transaction. */
-export async function createTenant(ctx: Pick<ServerContext, 'db' | 'keyring'>, name: string): Promise<Tenant> {
+export async function createTenant(
+  ctx: Pick<ServerContext, 'db' | 'keyring'>,
+  name: string,
+  actor: Actor,
+): Promise<Tenant> {
   const id = newId('ten')
   const createdAt = new Date()
   await ctx.db.transaction().execute(async (trx) => {
     await trx.insertInto('tenants').values({ id, name, created_at: createdAt }).execute()
     await ctx.keyring.createTenantKeys(trx, id)
+    await recordAudit(trx, {
+      tenantId: id,
+      actor,
+      action: 'tenant.create',
+      target: { kind: 'tenant', id },
+      outcome: 'success',
+    })
   })
   return { id, name, createdAt: createdAt.toISOString() }
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
+import { operator } from '../audit/events.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { type Config, loadConfig } from '../platform/config.ts'
@@ -97,10 +98,10 @@ export interface TestBank {
 /** A tenant with an admin, an agent and a customer, made through the service functions. */
 export async function createTestBank(server: RunningServer, name = 'Test Bank'): Promise<TestBank> {
   const { ctx } = server
-  const tenant = await createTenant(ctx, name)
+  const tenant = await createTenant(ctx, name, operator)
   const staffToken = async (role: Role, staffName = `${role}-${Math.random().toString(36).slice(2, 8)}`) => {
-    const staff = await createStaff(ctx, tenant.id, staffName, role)
-    return { staffId: staff.id, token: (await issueStaffToken(ctx, staff, { ttlSeconds: 3600 })).token }
+    const staff = await createStaff(ctx, tenant.id, { name: staffName, role }, operator)
+    return { staffId: staff.id, token: (await issueStaffToken(ctx, staff, { ttlSeconds: 3600 }, operator)).token }
   }
   const admin = await staffToken('admin', 'admin')
   const agent = await staffToken('agent', 'agent')
@@ -111,7 +112,8 @@ export async function createTestBank(server: RunningServer, name = 'Test Bank'):
     agentId: agent.staffId,
     agentToken: agent.token,
     customerId: customer.id,
-    enrolmentCode: async () => (await issueEnrolmentCode(ctx, tenant.id, customer.id, admin.staffId)).code,
+    enrolmentCode: async () =>
+      (await issueEnrolmentCode(ctx, tenant.id, customer.id, { kind: 'staff', id: admin.staffId })).code,
     staffToken,
   }
 }

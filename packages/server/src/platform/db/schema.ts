@@ -119,6 +119,50 @@ export interface MessagesTable {
   expires_at: Timestamp | null
 }
 
+export interface AuditEventsTable {
+  id: Generated<number>
+  tenant_id: string
+  seq: BigIntColumn | null
+  occurred_at: Timestamp
+  actor_kind: string
+  actor_id: string | null
+  action: string
+  target_kind: string | null
+  target_id: string | null
+  outcome: 'success' | 'failure' | 'denied'
+  reason: string | null
+  details: string
+  prev_hash: Uint8Array | null
+  hash: Uint8Array | null
+}
+
+export interface AuditChainsTable {
+  tenant_id: string
+  last_seq: BigIntColumn
+  last_hash: Uint8Array
+  frontier: Uint8Array
+  checkpoint_seq: BigIntColumn
+  checkpoint_at: Timestamp
+}
+
+export interface AuditCheckpointsTable {
+  tenant_id: string
+  tree_size: BigIntColumn
+  root_hash: Uint8Array
+  signed_at: Timestamp
+  key_id: string
+  signature: Uint8Array
+}
+
+export interface SigningKeysTable {
+  id: string
+  purpose: string
+  public_key: Uint8Array
+  kek_id: string
+  wrapped_private_key: Uint8Array
+  created_at: Generated<Timestamp>
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -132,6 +176,10 @@ export interface Database {
   conversations: ConversationsTable
   conversation_members: ConversationMembersTable
   messages: MessagesTable
+  audit_events: AuditEventsTable
+  audit_chains: AuditChainsTable
+  audit_checkpoints: AuditCheckpointsTable
+  signing_keys: SigningKeysTable
 }
 
 export type { Generated }

@@ -1,9 +1,11 @@
 import type { Migration, MigrationProvider } from 'kysely/migration'
 import * as foundation from './001-foundation.ts'
+import * as audit from './002-audit.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
   '001-foundation': foundation,
+  '002-audit': audit,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto'
+import canonicalize from 'canonicalize'
+
+/** An audit record as it is hashed: every field but the hashes, in RFC 8785 canonical JSON. */
+export interface ChainedRecord {
+  tenant_id: string
+  seq: number | string | null
+  occurred_at: Date | string
+  actor_kind: string
+  actor_id: string | null
+  action: string
+  target_kind: string | null
+  target_id: string | null
+  outcome: string
+  reason: string | null
+  details: string
+}
+
+export const GENESIS_HASH = Buffer.alloc(32)
+
+/** SHA-256(previous record's hash || canonical JSON of this record): change, drop or move one and the links break. */
+export function recordHash(previous: Uint8Array, record: ChainedRecord): Buffer {
+  const canonical = canonicalize({
+    tenantId: record.tenant_id,
+    seq: Number(record.seq),
+    occurredAt: new Date(record.occurred_at).toISOString(),
+    actor: { kind: record.actor_kind, id: record.actor_id },
+    action: record.action,
+    target: record.target_kind === null ? null : { kind: record.target_kind, id: record.target_id },
+    outcome: record.outcome,
+    reason: record.reason,
+    details: JSON.parse(record.details),
+  }) as string
+  return createHash('sha256').update(previous).update(canonical, 'utf8').digest()
+}
+
+/** What a checkpoint's signature covers. */
+export function checkpointStatement(checkpoint: {
+  tenantId: string
+  treeSize: number
+  rootHash: Uint8Array
+  signedAt: Date
+  keyId: string
+}): Buffer {
+  return Buffer.from(
+    canonicalize({
+      type: 'strongroom-audit-checkpoint/v1',
+      tenantId: checkpoint.tenantId,
+      treeSize: checkpoint.treeSize,
+      rootHash: Buffer.from(checkpoint.rootHash).toString('hex'),
+      signedAt: checkpoint.signedAt.toISOString(),
+      keyId: checkpoint.keyId,
+    }) as string,
+    'utf8',
+  )
+}

@@ -1,0 +1,60 @@
+import { Type } from '@sinclair/typebox'
+import { principalOf } from '../access.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { problemResponses } from '../platform/http/schemas.ts'
+
+const AuditEventSchema = Type.Object({
+  seq: Type.Integer(),
+  occurredAt: Type.String(),
+  actor: Type.Object({ kind: Type.String(), id: Type.Union([Type.String(), Type.Null()]) }),
+  action: Type.String(),
+  target: Type.Union([Type.Object({ kind: Type.String(), id: Type.Union([Type.String(), Type.Null()]) }), Type.Null()]),
+  outcome: Type.String(),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  details: Type.Record(Type.String(), Type.Unknown()),
+  hash: Type.String({ description: 'hex SHA-256 linking this record to the one before' }),
+})
+
+export async function auditRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.get(
+    '/v1/audit/events',
+    {
+      schema: {
+        summary: "The tenant's audit log, in chain order (verify it with `strongroom audit verify`)",
+        tags: ['audit'],
+        querystring: Type.Object(
+          {
+            after: Type.Optional(Type.Integer({ minimum: 0 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ events: Type.Array(AuditEventSchema) }), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const rows = await ctx.db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('tenant_id', '=', principalOf(request).tenantId)
+        .where('seq', '>', request.query.after ?? 0)
+        .orderBy('seq')
+        .limit(request.query.limit ?? 100)
+        .execute()
+      return {
+        events: rows.map((row) => ({
+          seq: Number(row.seq),
+          occurredAt: new Date(row.occurred_at).toISOString(),
+          actor: { kind: row.actor_kind, id: row.actor_id },
+          action: row.action,
+          target: row.target_kind === null ? null : { kind: row.target_kind, id: row.target_id },
+          outcome: row.outcome,
+          reason: row.reason,
+          details: JSON.parse(row.details),
+          hash: Buffer.from(row.hash ?? []).toString('hex'),
+        })),
+      }
+    },
+  )
+}
