@@ -129,6 +129,20 @@ export class StrongroomClient {
     return this.request<{ devices: Device[] }>('GET', `/v1/customers/${encodeURIComponent(customerId)}/devices`)
   }
 
+  /** A device: its customer's devices, to find and revoke a lost one. */
+  async listMyDevices(): Promise<Device[]> {
+    return (await this.request<{ devices: Device[] }>('GET', '/v1/devices')).devices
+  }
+
+  /** Revokes a device: staff any of the tenant's, a device its own customer's (a lost phone, from the tablet). */
+  revokeDevice(deviceId: string, reason?: string) {
+    return this.request<{ deviceId: string; status: 'revoked'; conversationsLeft: number }>(
+      'POST',
+      `/v1/devices/${encodeURIComponent(deviceId)}/revoke`,
+      reason === undefined ? {} : { reason },
+    )
+  }
+
   createConversation(input: { customerId: string; assignedStaffId?: string; deviceIds?: string[] }) {
     return this.request<Conversation>('POST', '/v1/conversations', input)
   }

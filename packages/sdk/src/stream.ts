@@ -208,6 +208,11 @@ export class MessageStream {
     clearTimeout(this.#watchdog)
     this.#ready = false
     if (this.#state === 'closed') return
+    if (code === CloseCode.revoked) {
+      this.#options.onError?.(new Error('this device has been revoked'))
+      this.close()
+      return
+    }
     if (code === CloseCode.unauthorized || code === CloseCode.tokenExpired) {
       this.#client.credentials.invalidate()
       // A token can be refused once for being stale; refused again right after renewal, the device is not allowed.

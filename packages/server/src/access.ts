@@ -19,11 +19,13 @@ type Access =
   | { who: 'stream' } // authenticates in its first frame, with the same credentials as HTTP
   | { who: 'staff'; scope: Scope }
   | { who: 'member'; staffScope: Scope } // a device, or staff holding the scope
+  | { who: 'device' } // an enrolled device, proving its key
 
 const anyone = { who: 'anyone' } as const
 const deviceKey = { who: 'device-key' } as const
 const staff = (scope: Scope) => ({ who: 'staff', scope }) as const
 const member = (staffScope: Scope) => ({ who: 'member', staffScope }) as const
+const device = { who: 'device' } as const
 
 // biome-ignore format: read as a table
 export const accessTable: Record<string, Access> = {
@@ -40,6 +42,8 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/customers/:customerId/enrolment-codes':     staff('devices:enrol'),
   'POST /v1/devices':                                   deviceKey,
   'POST /v1/devices/token':                             deviceKey,
+  'GET /v1/devices':                                    device,
+  'POST /v1/devices/:deviceId/revoke':                  member('devices:revoke'),
   'POST /v1/conversations':                             staff('conversations:write'),
   'GET /v1/conversations':                              member('conversations:read'),
   'GET /v1/conversations/:conversationId':              member('conversations:read'),
@@ -134,8 +138,11 @@ export function installAccessControl(app: App, ctx: Pick<ServerContext, 'db'>): 
     }
     let refusal: Problem | undefined
     if (principal.kind === 'staff') {
-      const scope = access.who === 'staff' ? access.scope : access.staffScope
-      if (!principal.scopes.includes(scope)) refusal = new Problem('auth/forbidden', `this needs the ${scope} scope`)
+      if (access.who === 'device') refusal = new Problem('auth/forbidden', 'this is for devices')
+      else {
+        const scope = access.who === 'staff' ? access.scope : access.staffScope
+        if (!principal.scopes.includes(scope)) refusal = new Problem('auth/forbidden', `this needs the ${scope} scope`)
+      }
     } else if (access.who === 'staff') {
       refusal = new Problem('auth/forbidden', 'this is for staff')
     }

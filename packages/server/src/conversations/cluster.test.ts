@@ -88,6 +88,16 @@ describe('several nodes on one PostgreSQL and NATS', { skip: skip && 'needs DATA
     const receiver = await enrol([b.url, c.url], 'receiver')
     const conversation = await agent.createConversation({ customerId: customer.id })
 
+    // A device revoked through one node loses its socket on another at once.
+    const lost = await enrol([b.url], 'lost')
+    const lostErrors: string[] = []
+    const lostStream = lost.client.stream({ onError: (e) => lostErrors.push(e.message) })
+    await lostStream.ready()
+    await agent.revokeDevice(lost.device.id)
+    const revokedBy = Date.now() + 5000
+    while (lostStream.state !== 'closed' && Date.now() < revokedBy) await new Promise((r) => setTimeout(r, 20))
+    assert.deepEqual(lostErrors, ['this device has been revoked'])
+
     const received: Message[] = []
     const inbound = receiver.client.stream({ onMessage: (m) => received.push(m) })
     const outbound = sender.client.stream()

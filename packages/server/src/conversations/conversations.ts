@@ -326,3 +326,19 @@ export async function advanceDeliveredMarkers(ctx: Pick<ServerContext, 'db'>, ma
     where m.tenant_id = v.tenant_id and m.conversation_id = v.conversation_id
       and m.member_kind = v.member_kind and m.member_id = v.member_id`.execute(ctx.db)
 }
+
+/** Takes a member out of every conversation of the tenant (a revoked device); returns the conversations it left. */
+export async function removeMemberEverywhere(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  member: { kind: 'device' | 'staff'; id: string },
+): Promise<string[]> {
+  const rows = await ctx.db
+    .deleteFrom('conversation_members')
+    .where('tenant_id', '=', tenantId)
+    .where('member_kind', '=', member.kind)
+    .where('member_id', '=', member.id)
+    .returning('conversation_id')
+    .execute()
+  return rows.map((r) => r.conversation_id)
+}

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { type AuthFrame, authFrameCheck, type ClientFrame, CloseCode, clientFrameCheck } from '@strongroom/sdk/protocol'
 import type { WebSocket } from 'ws'
+import { DEVICE_REVOKED_SUBJECT_PREFIX, type DeviceRevokedEvent } from '../identity/device-events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type Principal, principalMember } from '../principal.ts'
@@ -44,6 +45,7 @@ export class StreamHub {
     this.#unsubscribe.push(
       ctx.bus.subscribe(`${MESSAGE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMessages(payload)),
       ctx.bus.subscribe(`${MEMBER_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMemberAdded(payload)),
+      ctx.bus.subscribe(`${DEVICE_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onDeviceRevoked(payload)),
       ctx.bus.onReconnect(() => {
         for (const session of this.#sessions) session.resyncAll()
       }),
@@ -117,6 +119,12 @@ export class StreamHub {
   }
 
   /** Records every socket's delivery acknowledgements in one statement, every few seconds and at close. */
+  #onDeviceRevoked(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent
+    const sessions = this.#byMember.get(memberKeyOf(event.tenantId, { kind: 'device', id: event.deviceId }))
+    for (const session of [...(sessions ?? [])]) session.close(CloseCode.revoked, 'device revoked')
+  }
+
   async flushMarkers(sessions: Iterable<StreamSession> = this.#sessions): Promise<void> {
     const markers = [...sessions].flatMap((s) => s.takeAcknowledged())
     if (markers.length === 0) return

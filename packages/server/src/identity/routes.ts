@@ -1,13 +1,17 @@
 import { Type } from '@sinclair/typebox'
 import { principalOf, requestHtu, singleHeader } from '../access.ts'
+import { removeMemberEverywhere } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import { actorOf } from '../principal.ts'
 import { createCustomer, findCustomer } from './customers.ts'
+import { publishDeviceRevoked } from './device-events.ts'
 import { enrolDevice, issueDeviceToken, listCustomerDevices } from './devices.ts'
 import { verifyDpopProof } from './dpop.ts'
 import { issueEnrolmentCode } from './enrolment-codes.ts'
+import { revokeDevice } from './revoke-device.ts'
 
 const CustomerSchema = Type.Object({
   id: Type.String(),
@@ -139,6 +143,60 @@ export async function identityRoutes(app: App, ctx: ServerContext): Promise<void
       })
       const enrolled = await enrolDevice(ctx, proof, request.body)
       return reply.status(201).header('cache-control', 'no-store').send(enrolled)
+    },
+  )
+
+  app.get(
+    '/v1/devices',
+    {
+      schema: {
+        summary: "The calling device's customer's devices (to revoke a lost one from another)",
+        tags: ['identity'],
+        response: { 200: Type.Object({ devices: Type.Array(DeviceSchema) }), ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      return { devices: await listCustomerDevices(ctx, principal.tenantId, principal.customerId) }
+    },
+  )
+
+  app.post(
+    '/v1/devices/:deviceId/revoke',
+    {
+      schema: {
+        summary:
+          'Revoke a device: its tokens and sockets end at once on every node and it leaves every conversation. ' +
+          "Staff may revoke any of the tenant's devices; a device only its own customer's.",
+        tags: ['identity'],
+        params: Type.Object({ deviceId: idOf('dev') }),
+        body: Type.Optional(
+          Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+        ),
+        response: {
+          200: Type.Object({
+            deviceId: Type.String(),
+            status: Type.Literal('revoked'),
+            conversationsLeft: Type.Integer(),
+          }),
+          ...problemResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const { deviceId } = request.params
+      const left = await ctx.db.transaction().execute(async (trx) => {
+        const { revoked } = await revokeDevice({ db: trx }, principal.tenantId, deviceId, {
+          actor: actorOf(principal),
+          reason: request.body?.reason,
+          customerId: principal.kind === 'device' ? principal.customerId : undefined,
+        })
+        return revoked ? removeMemberEverywhere({ db: trx }, principal.tenantId, { kind: 'device', id: deviceId }) : []
+      })
+      publishDeviceRevoked(ctx.bus, { tenantId: principal.tenantId, deviceId })
+      return { deviceId, status: 'revoked' as const, conversationsLeft: left.length }
     },
   )
 

@@ -5,6 +5,7 @@ export const scopes = [
   'conversations:all',
   'customers:write',
   'devices:enrol',
+  'devices:revoke',
   'staff:admin',
   'audit:read',
 ] as const
@@ -15,8 +16,15 @@ export type Role = (typeof roles)[number]
 
 /** conversations:all lets a holder read every conversation of the tenant, not only those it is a member of. */
 export const roleScopes: Record<Role, readonly Scope[]> = {
-  agent: ['conversations:read', 'conversations:write', 'customers:write', 'devices:enrol'],
-  supervisor: ['conversations:read', 'conversations:write', 'conversations:all', 'customers:write', 'devices:enrol'],
+  agent: ['conversations:read', 'conversations:write', 'customers:write', 'devices:enrol', 'devices:revoke'],
+  supervisor: [
+    'conversations:read',
+    'conversations:write',
+    'conversations:all',
+    'customers:write',
+    'devices:enrol',
+    'devices:revoke',
+  ],
   compliance: ['conversations:read', 'conversations:all', 'audit:read'],
   admin: [...scopes],
 }

@@ -1,0 +1,13 @@
+import type { Bus } from '../platform/bus/bus.ts'
+
+/** Said on the bus when a device is revoked, so that every node cuts its sockets at once. */
+export const DEVICE_REVOKED_SUBJECT_PREFIX = 'sr.device.revoked.'
+
+export interface DeviceRevokedEvent {
+  tenantId: string
+  deviceId: string
+}
+
+export function publishDeviceRevoked(bus: Bus, event: DeviceRevokedEvent): void {
+  bus.publish(DEVICE_REVOKED_SUBJECT_PREFIX + event.tenantId, new TextEncoder().encode(JSON.stringify(event)))
+}
