@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, type MessageStream, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import WebSocket from 'ws'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 
