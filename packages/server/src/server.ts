@@ -2,7 +2,6 @@ import websocket from '@fastify/websocket'
 import { authenticate, installAccessControl } from './access.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditRoutes } from './audit/routes.ts'
-import { openCheckpointSigner } from './audit/signing-key.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
@@ -17,6 +16,7 @@ import { type App, createHttpServer } from './platform/http/fastify.ts'
 import { Problem } from './platform/http/problems.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
+import { openSigningKey } from './platform/keyring/signing-keys.ts'
 import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
 import { seedDemoBank } from './seed.ts'
@@ -75,7 +75,7 @@ export async function startServer(
     )
   }, HOUSEKEEPING_MS)
   housekeeping.unref()
-  const auditChainer = startAuditChainer(ctx, await openCheckpointSigner(ctx.db, keyProvider))
+  const auditChainer = startAuditChainer(ctx, await openSigningKey(ctx.db, keyProvider, 'audit-checkpoint'))
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
   // queued, then let go of the bus and the database.

@@ -3,12 +3,12 @@ import { after, before, describe, test } from 'node:test'
 import { enrolDevice } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import { secretHash } from '../platform/ids.ts'
+import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 import { createStaff } from '../tenancy/staff.ts'
 import { createTenant } from '../tenancy/tenants.ts'
 import { createTestBank, startTestServer, type TestServer } from '../testing/harness.ts'
 import { operator } from './events.ts'
 import { recordHash } from './record-hash.ts'
-import { checkpointVerificationKeys } from './signing-key.ts'
 import { verifyAuditChain } from './verify.ts'
 
 describe('the audit log', () => {
@@ -20,7 +20,7 @@ describe('the audit log', () => {
   after(() => server.stop())
 
   const verify = async (tenantId: string) =>
-    verifyAuditChain(server.ctx.db, tenantId, await checkpointVerificationKeys(server.ctx.db))
+    verifyAuditChain(server.ctx.db, tenantId, await verificationKeys(server.ctx.db, 'audit-checkpoint'))
 
   test('security events are recorded with actor, target and outcome, chained, and never hold a secret', async () => {
     const bank = await createTestBank(server, 'Audited Bank')

@@ -1,11 +1,11 @@
 import type { ServerContext } from '../platform/context.ts'
+import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { chainPendingEvents } from './chainer.ts'
-import type { CheckpointSigner } from './signing-key.ts'
 
 const CHAIN_INTERVAL_MS = 250
 
 /** Runs the chainer on this node every quarter second, one pass at a time. */
-export function startAuditChainer(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, signer: CheckpointSigner) {
+export function startAuditChainer(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, signer: SigningKey) {
   const policy = {
     everyRecords: ctx.config.auditCheckpointRecords,
     everySeconds: ctx.config.auditCheckpointSeconds,

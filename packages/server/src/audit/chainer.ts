@@ -1,8 +1,9 @@
+import { sign } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
+import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { leafHash, MerkleFrontier } from './merkle.ts'
 import { checkpointStatement, GENESIS_HASH, recordHash } from './record-hash.ts'
-import type { CheckpointSigner } from './signing-key.ts'
 
 export interface CheckpointPolicy {
   /** A signed checkpoint at least every this many records… */
@@ -21,7 +22,7 @@ const PAGE = 1000
  */
 export async function chainPendingEvents(
   db: Kysely<Database>,
-  signer: CheckpointSigner,
+  signer: SigningKey,
   policy: CheckpointPolicy,
 ): Promise<number> {
   const tenants = await db.selectFrom('audit_events').select('tenant_id').distinct().where('seq', 'is', null).execute()
@@ -38,7 +39,7 @@ export async function chainPendingEvents(
 }
 
 /** Chains whose newest records have waited longer than the policy allows get a checkpoint without new events. */
-async function checkpointQuietChains(db: Kysely<Database>, signer: CheckpointSigner, policy: CheckpointPolicy) {
+async function checkpointQuietChains(db: Kysely<Database>, signer: SigningKey, policy: CheckpointPolicy) {
   const due = await db
     .selectFrom('audit_chains')
     .select('tenant_id')
@@ -67,24 +68,24 @@ async function checkpointQuietChains(db: Kysely<Database>, signer: CheckpointSig
   }
 }
 
-function signCheckpoint(signer: CheckpointSigner, tenantId: string, frontier: MerkleFrontier) {
+function signCheckpoint(signer: SigningKey, tenantId: string, frontier: MerkleFrontier) {
   const rootHash = frontier.root()
   const signedAt = new Date()
   const treeSize = frontier.size
-  const statement = checkpointStatement({ tenantId, treeSize, rootHash, signedAt, keyId: signer.keyId })
+  const statement = checkpointStatement({ tenantId, treeSize, rootHash, signedAt, keyId: signer.id })
   return {
     tenant_id: tenantId,
     tree_size: treeSize,
     root_hash: rootHash,
     signed_at: signedAt,
-    key_id: signer.keyId,
-    signature: signer.sign(statement),
+    key_id: signer.id,
+    signature: sign(null, statement, signer.privateKey),
   }
 }
 
 async function chainPage(
   db: Kysely<Database>,
-  signer: CheckpointSigner,
+  signer: SigningKey,
   policy: CheckpointPolicy,
   tenantId: string,
 ): Promise<number> {

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util'
 import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
-import { checkpointVerificationKeys, rewrapSigningKeys } from '../audit/signing-key.ts'
 import { auditChains, verifyAuditChain } from '../audit/verify.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
@@ -9,6 +8,7 @@ import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.
 import { Problem } from '../platform/http/problems.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { rewrapSigningKeys, verificationKeys } from '../platform/keyring/signing-keys.ts'
 import { startServer } from '../server.ts'
 import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
@@ -187,7 +187,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'audit verify': {
       const results = await withStorage(config, async ({ db }) => {
-        const keys = await checkpointVerificationKeys(db)
+        const keys = await verificationKeys(db, 'audit-checkpoint')
         const chains = values.tenant ? [values.tenant] : await auditChains(db)
         const verified = []
         for (const chain of chains) {

@@ -1,0 +1,100 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { KeyProvider } from './key-provider.ts'
+
+/** What a signing key is for, and so its algorithm: Ed25519 for audit checkpoints, P-256 (ES256) for JWS receipts. */
+export type SigningKeyPurpose = 'audit-checkpoint' | 'consent-receipt'
+const algorithms: Record<SigningKeyPurpose, 'ed25519' | 'ec'> = {
+  'audit-checkpoint': 'ed25519',
+  'consent-receipt': 'ec',
+}
+
+export interface SigningKey {
+  readonly id: string
+  readonly privateKey: KeyObject
+  readonly publicKey: KeyObject
+}
+
+function wrapAad(id: string): Buffer {
+  return Buffer.from(`strongroom:signing-key:${id}`, 'utf8')
+}
+
+function newKeyPair(purpose: SigningKeyPurpose) {
+  return algorithms[purpose] === 'ed25519'
+    ? generateKeyPairSync('ed25519')
+    : generateKeyPairSync('ec', { namedCurve: 'P-256' })
+}
+
+/**
+ * The deployment's current signing key for a purpose: made on first need (the first node wins a race), its private
+ * half wrapped by the key-encryption key, its public half stored in clear for whoever verifies. Older keys of the
+ * purpose stay, so what they signed still verifies after a new one is made.
+ */
+export async function openSigningKey(
+  db: Kysely<Database>,
+  provider: KeyProvider,
+  purpose: SigningKeyPurpose,
+): Promise<SigningKey> {
+  const newest = () =>
+    db
+      .selectFrom('signing_keys')
+      .selectAll()
+      .where('purpose', '=', purpose)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .executeTakeFirst()
+  let row = await newest()
+  if (!row) {
+    const id = `${purpose}-1`
+    const { privateKey, publicKey } = newKeyPair(purpose)
+    const { kekId, wrapped } = await provider.wrap(privateKey.export({ format: 'der', type: 'pkcs8' }), wrapAad(id))
+    await db
+      .insertInto('signing_keys')
+      .values({
+        id,
+        purpose,
+        public_key: publicKey.export({ format: 'der', type: 'spki' }),
+        kek_id: kekId,
+        wrapped_private_key: wrapped,
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .execute()
+    row = (await newest()) as NonNullable<typeof row>
+  }
+  const der = await provider.unwrap(row.kek_id, Buffer.from(row.wrapped_private_key), wrapAad(row.id))
+  return {
+    id: row.id,
+    privateKey: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }),
+    publicKey: createPublicKey({ key: Buffer.from(row.public_key), format: 'der', type: 'spki' }),
+  }
+}
+
+/** Every public key of a purpose, by key id: what verifiers need, old keys included. */
+export async function verificationKeys(
+  db: Kysely<Database>,
+  purpose: SigningKeyPurpose,
+): Promise<Map<string, KeyObject>> {
+  const rows = await db.selectFrom('signing_keys').select(['id', 'public_key']).where('purpose', '=', purpose).execute()
+  return new Map(
+    rows.map((row) => [row.id, createPublicKey({ key: Buffer.from(row.public_key), format: 'der', type: 'spki' })]),
+  )
+}
+
+/** After the KEK is rotated, signing keys are re-wrapped under the new one; the keys themselves stay. */
+export async function rewrapSigningKeys(db: Kysely<Database>, provider: KeyProvider): Promise<number> {
+  const current = await provider.currentKekId()
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx.selectFrom('signing_keys').selectAll().where('kek_id', '!=', current).forUpdate().execute()
+    for (const row of rows) {
+      const der = await provider.unwrap(row.kek_id, Buffer.from(row.wrapped_private_key), wrapAad(row.id))
+      const { kekId, wrapped } = await provider.wrap(der, wrapAad(row.id))
+      await trx
+        .updateTable('signing_keys')
+        .set({ kek_id: kekId, wrapped_private_key: wrapped })
+        .where('id', '=', row.id)
+        .execute()
+    }
+    return rows.length
+  })
+}
