@@ -1,3 +1,4 @@
+import { type ConsentRequest, signConsent } from './consent.ts'
 import { type Credentials, DeviceKey } from './credentials.ts'
 import { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
 import { createDpopProof } from './dpop.ts'
@@ -139,6 +140,42 @@ export class StrongroomClient {
     return this.request<{ deviceId: string; status: 'revoked'; conversationsLeft: number }>(
       'POST',
       `/v1/devices/${encodeURIComponent(deviceId)}/revoke`,
+      reason === undefined ? {} : { reason },
+    )
+  }
+
+  /** The bank, or an agent: ask a customer to confirm a payment. */
+  requestConsent(input: {
+    customerId: string
+    conversationId?: string
+    amount: { value: number; currency: string }
+    payee: { name: string; account: string }
+    reference: string
+    expiresInSeconds?: number
+  }) {
+    return this.request<ConsentRequest>('POST', '/v1/consents', input)
+  }
+
+  getConsent(consentId: string) {
+    return this.request<ConsentRequest>('GET', `/v1/consents/${encodeURIComponent(consentId)}`)
+  }
+
+  /**
+   * A device: approve a payment by signing exactly what was asked with the device key. Show the customer
+   * `formatAmount(consent.amount)` and the payee before calling this.
+   */
+  async approveConsent(consent: ConsentRequest): Promise<ConsentRequest> {
+    if (!(this.credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can approve a consent')
+    const signature = await signConsent(this.credentials.keys, consent)
+    return this.request<ConsentRequest>('POST', `/v1/consents/${encodeURIComponent(consent.id)}/approve`, {
+      signature,
+    })
+  }
+
+  declineConsent(consentId: string, reason?: string) {
+    return this.request<ConsentRequest>(
+      'POST',
+      `/v1/consents/${encodeURIComponent(consentId)}/decline`,
       reason === undefined ? {} : { reason },
     )
   }

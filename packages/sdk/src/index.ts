@@ -8,6 +8,7 @@
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
 export { type ClientOptions, type Device, enrolDevice, type OutgoingMessage, StrongroomClient } from './client.ts'
+export { type ConsentRequest, consentSigningPayload, formatAmount, signConsent } from './consent.ts'
 export { type Credentials, DeviceKey, StaffToken } from './credentials.ts'
 export { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
 export { createDpopProof } from './dpop.ts'

@@ -53,6 +53,11 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/conversations/:conversationId/markers':     member('conversations:read'),
   'GET /v1/stream':                                     { who: 'stream' },
   'GET /v1/audit/events':                               staff('audit:read'),
+  'POST /v1/consents':                                  staff('consents:write'),
+  'GET /v1/consents/:consentId':                        member('consents:write'),
+  'POST /v1/consents/:consentId/approve':               device,
+  'POST /v1/consents/:consentId/decline':               device,
+  'GET /.well-known/jwks.json':                         anyone,
 }
 
 declare module 'fastify' {

@@ -43,7 +43,9 @@ describe('the HTTP surface', () => {
       ([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
     )
     // The WebSocket route is described in prose: OpenAPI has no way to describe its frames.
-    const apiRoutes = Object.keys(accessTable).filter((route) => route.includes(' /v1/') && route !== 'GET /v1/stream')
+    const apiRoutes = Object.keys(accessTable).filter(
+      (route) => (route.includes(' /v1/') || route.includes(' /.well-known/')) && route !== 'GET /v1/stream',
+    )
     assert.match(document.info.description, /WebSocket at \/v1\/stream/)
     assert.deepEqual(documented.sort(), apiRoutes.sort())
     assert.deepEqual(document['x-problem-types'], problemCatalogue)

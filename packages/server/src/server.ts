@@ -2,6 +2,7 @@ import websocket from '@fastify/websocket'
 import { authenticate, installAccessControl } from './access.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditRoutes } from './audit/routes.ts'
+import { consentRoutes } from './consent/routes.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
@@ -111,6 +112,8 @@ export async function startServer(
   await app.register(async (scope) => identityRoutes(scope, ctx))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => auditRoutes(scope, ctx))
+  const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
+  await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))
 
   const address = await app.listen({ port: config.port, host: config.host })
   const url = address.replace('[::1]', 'localhost')

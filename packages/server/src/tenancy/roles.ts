@@ -8,6 +8,7 @@ export const scopes = [
   'devices:revoke',
   'staff:admin',
   'audit:read',
+  'consents:write',
 ] as const
 export type Scope = (typeof scopes)[number]
 
@@ -16,7 +17,14 @@ export type Role = (typeof roles)[number]
 
 /** conversations:all lets a holder read every conversation of the tenant, not only those it is a member of. */
 export const roleScopes: Record<Role, readonly Scope[]> = {
-  agent: ['conversations:read', 'conversations:write', 'customers:write', 'devices:enrol', 'devices:revoke'],
+  agent: [
+    'conversations:read',
+    'conversations:write',
+    'customers:write',
+    'devices:enrol',
+    'devices:revoke',
+    'consents:write',
+  ],
   supervisor: [
     'conversations:read',
     'conversations:write',
@@ -24,6 +32,7 @@ export const roleScopes: Record<Role, readonly Scope[]> = {
     'customers:write',
     'devices:enrol',
     'devices:revoke',
+    'consents:write',
   ],
   compliance: ['conversations:read', 'conversations:all', 'audit:read'],
   admin: [...scopes],

@@ -163,6 +163,27 @@ export interface SigningKeysTable {
   created_at: Generated<Timestamp>
 }
 
+export interface ConsentsTable {
+  tenant_id: string
+  id: string
+  customer_id: string
+  conversation_id: string | null
+  amount_minor: BigIntColumn
+  currency: string
+  details: Uint8Array
+  challenge: string
+  status: 'pending' | 'approved' | 'declined'
+  requested_by_kind: string
+  requested_by_id: string | null
+  created_at: Timestamp
+  expires_at: Timestamp
+  decided_at: Timestamp | null
+  device_id: string | null
+  factor: string | null
+  decline_reason: string | null
+  receipt: Uint8Array | null
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -180,6 +201,7 @@ export interface Database {
   audit_chains: AuditChainsTable
   audit_checkpoints: AuditCheckpointsTable
   signing_keys: SigningKeysTable
+  consents: ConsentsTable
 }
 
 export type { Generated }

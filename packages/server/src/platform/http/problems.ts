@@ -28,6 +28,12 @@ const catalogue = {
     status: 409,
     title: 'This client message id was already used for a different message',
   },
+  'consent/signature-invalid': {
+    status: 400,
+    title: 'The approval is not a valid signature over exactly the requested transaction',
+  },
+  'consent/expired': { status: 410, title: 'The consent request has expired' },
+  'consent/already-decided': { status: 409, title: 'The consent request was already approved or declined' },
   'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
   'server/internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>

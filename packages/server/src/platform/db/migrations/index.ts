@@ -1,11 +1,13 @@
 import type { Migration, MigrationProvider } from 'kysely/migration'
 import * as foundation from './001-foundation.ts'
 import * as audit from './002-audit.ts'
+import * as consents from './003-consents.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
   '001-foundation': foundation,
   '002-audit': audit,
+  '003-consents': consents,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -1,0 +1,49 @@
+import canonicalize from 'canonicalize'
+import { CompactSign } from 'jose'
+import type { DeviceKeys } from './device-keys.ts'
+
+/** A payment the customer is asked to confirm, as the server shows it. */
+export interface ConsentRequest {
+  id: string
+  status: 'pending' | 'approved' | 'declined' | 'expired'
+  customerId: string
+  amount: { value: number; currency: string }
+  payee: { name: string; account: string }
+  reference: string
+  challenge: string
+  createdAt: string
+  expiresAt: string
+  receipt?: string
+}
+
+/**
+ * What a device signs to approve a payment (dynamic linking): exactly the amount, currency, payee and reference that
+ * were asked, the request's id and expiry, and the server's one-time challenge, as RFC 8785 canonical JSON. The
+ * server rebuilds the same bytes from what it asked and accepts the signature only if they are identical.
+ */
+export function consentSigningPayload(consent: Omit<ConsentRequest, 'status' | 'createdAt' | 'customerId'>): string {
+  return canonicalize({
+    type: 'strongroom-consent/v1',
+    consentId: consent.id,
+    amount: { value: consent.amount.value, currency: consent.amount.currency },
+    payee: { name: consent.payee.name, account: consent.payee.account },
+    reference: consent.reference,
+    challenge: consent.challenge,
+    expiresAt: consent.expiresAt,
+  }) as string
+}
+
+/** The device's approval: a compact JWS over the signing payload, made with its non-extractable key. */
+export async function signConsent(keys: DeviceKeys, consent: ConsentRequest): Promise<string> {
+  return new CompactSign(new TextEncoder().encode(consentSigningPayload(consent)))
+    .setProtectedHeader({ alg: keys.algorithm, typ: 'strongroom-consent+jws' })
+    .sign(keys.privateKey)
+}
+
+/** An amount in minor units as people read it: 125000 EUR → "EUR 1,250.00". */
+export function formatAmount(amount: { value: number; currency: string }, locale = 'en-GB'): string {
+  const digits = new Intl.NumberFormat(locale, { style: 'currency', currency: amount.currency }).resolvedOptions()
+    .maximumFractionDigits
+  const major = amount.value / 10 ** (digits ?? 2)
+  return `${amount.currency} ${major.toLocaleString(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits })}`
+}

@@ -1,0 +1,245 @@
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import {
+  type ConsentRequest,
+  enrolDevice,
+  formatAmount,
+  generateDeviceKeys,
+  StaffToken,
+  StrongroomClient,
+  StrongroomError,
+  signConsent,
+} from '@strongroom/sdk'
+import canonicalize from 'canonicalize'
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+
+const PROBLEMS = 'https://strongroom.dev/problems/'
+const verifier = path.resolve(import.meta.dirname, '../../../../scripts/verify-receipt.js')
+
+test('RFC 8785 canonical JSON: the example of its section 3.2.2', () => {
+  const input = JSON.parse(
+    '{"numbers":[333333333.33333329,1E30,4.50,2e-3,0.000000000000000000000000001],' +
+      '"string":"\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/","literals":[null,true,false]}',
+  )
+  assert.equal(
+    canonicalize(input),
+    '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],' +
+      '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+  )
+})
+
+describe('payment consent with dynamic linking', () => {
+  let server: TestServer
+  let bank: TestBank
+  let agent: StrongroomClient
+  let phone: Awaited<ReturnType<typeof enrolDevice>>
+  let tablet: Awaited<ReturnType<typeof enrolDevice>>
+
+  const payment = {
+    amount: { value: 125000, currency: 'EUR' },
+    payee: { name: 'ACME Ltd', account: 'DE89370400440532013000' },
+    reference: 'Invoice 2026-114',
+  }
+
+  before(async () => {
+    server = await startTestServer()
+    bank = await createTestBank(server)
+    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
+    tablet = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'tablet' })
+  })
+  after(() => server.stop())
+
+  const request = () => agent.requestConsent({ customerId: bank.customerId, ...payment })
+  const jwks = async () => (await fetch(`${server.url}/.well-known/jwks.json`)).json()
+
+  test('the customer sees exactly what is asked, approves it, and the bank gets a receipt it verifies offline', async () => {
+    const asked = await request()
+    assert.equal(asked.status, 'pending')
+    const seen = await phone.client.getConsent(asked.id)
+    assert.equal(formatAmount(seen.amount), 'EUR 1,250.00')
+    assert.deepEqual([seen.payee, seen.reference], [payment.payee, payment.reference])
+
+    const approved = await phone.client.approveConsent(seen)
+    assert.equal(approved.status, 'approved')
+    const receipt = approved.receipt as string
+    const { payload, protectedHeader } = await jwtVerify(receipt, createLocalJWKSet(await jwks()), {
+      issuer: 'strongroom',
+      typ: 'strongroom-receipt+jwt',
+    })
+    assert.equal(protectedHeader.alg, 'ES256')
+    assert.equal(payload.sub, asked.id)
+    assert.deepEqual(payload.transaction, payment)
+    assert.equal(payload.deviceId, phone.device.id)
+    assert.equal(payload.factor, 'device-key')
+    assert.equal((await agent.getConsent(asked.id)).receipt, receipt)
+
+    // The offline verifier a bank runs, with nothing but the receipt and the JWKS.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sr-receipt-'))
+    writeFileSync(path.join(dir, 'receipt.jws'), receipt)
+    writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify(await jwks()))
+    const ok = spawnSync(process.execPath, [verifier, path.join(dir, 'receipt.jws'), path.join(dir, 'jwks.json')], {
+      encoding: 'utf8',
+    })
+    assert.equal(ok.status, 0, ok.stderr)
+    assert.equal(JSON.parse(ok.stdout).transaction.amount.value, 125000)
+    // A cent changed in the receipt breaks it.
+    const [header, body, signature] = receipt.split('.')
+    const claims = decodeJwt(receipt) as { transaction: { amount: { value: number } } }
+    claims.transaction.amount.value = 125001
+    const forged = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`
+    assert.notEqual(forged.split('.')[1], body)
+    writeFileSync(path.join(dir, 'receipt.jws'), forged)
+    const bad = spawnSync(process.execPath, [verifier, path.join(dir, 'receipt.jws'), path.join(dir, 'jwks.json')], {
+      encoding: 'utf8',
+    })
+    assert.equal(bad.status, 1)
+    assert.match(bad.stderr, /ERR_JWS_SIGNATURE_VERIFICATION_FAILED/)
+  })
+
+  test('a signature over a changed amount, currency, payee, reference or challenge is refused and decides nothing', async () => {
+    const asked = await request()
+    const seen = await phone.client.getConsent(asked.id)
+    const tampered: ConsentRequest[] = [
+      { ...seen, amount: { ...seen.amount, value: seen.amount.value + 1 } },
+      { ...seen, amount: { ...seen.amount, currency: 'USD' } },
+      { ...seen, payee: { ...seen.payee, account: 'GB33BUKB20201555555555' } },
+      { ...seen, payee: { ...seen.payee, name: 'ACME Ltd.' } },
+      { ...seen, reference: 'Invoice 2026-115' },
+      { ...seen, challenge: 'A'.repeat(43) },
+    ]
+    const keys = (phone.client.credentials as unknown as { keys: Parameters<typeof signConsent>[0] }).keys
+    for (const changed of tampered) {
+      const response = await rawApprove(phone.client, asked.id, await signConsent(keys, changed))
+      assert.equal(response.type, `${PROBLEMS}consent/signature-invalid`)
+      assert.equal(response.detail, 'the signed transaction is not the one requested')
+    }
+    assert.equal((await agent.getConsent(asked.id)).status, 'pending')
+  })
+
+  test('a signature by another key is refused', async () => {
+    const asked = await request()
+    const seen = await phone.client.getConsent(asked.id)
+    const response = await rawApprove(phone.client, asked.id, await signConsent(await generateDeviceKeys(), seen))
+    assert.equal(response.type, `${PROBLEMS}consent/signature-invalid`)
+    assert.equal(response.detail, 'the signature does not verify with this device key')
+  })
+
+  test('an approval cannot be replayed, and a declined request cannot be approved', async () => {
+    const asked = await request()
+    const seen = await phone.client.getConsent(asked.id)
+    const keys = (phone.client.credentials as unknown as { keys: Parameters<typeof signConsent>[0] }).keys
+    const signature = await signConsent(keys, seen)
+    assert.equal((await rawApprove(phone.client, asked.id, signature)).status, 'approved')
+    assert.equal((await rawApprove(phone.client, asked.id, signature)).type, `${PROBLEMS}consent/already-decided`)
+
+    const other = await request()
+    const declined = await phone.client.declineConsent(other.id, 'not me')
+    assert.equal(declined.status, 'declined')
+    assert.equal(declined.receipt, undefined)
+    await assert.rejects(
+      phone.client.approveConsent(await phone.client.getConsent(other.id)),
+      (e) => e instanceof StrongroomError && e.type === `${PROBLEMS}consent/already-decided`,
+    )
+  })
+
+  test('two devices approving one request at once: exactly one wins', async () => {
+    const asked = await request()
+    const [a, b] = await Promise.all([phone.client.getConsent(asked.id), tablet.client.getConsent(asked.id)])
+    const results = await Promise.allSettled([
+      phone.client.approveConsent(a as ConsentRequest),
+      tablet.client.approveConsent(b as ConsentRequest),
+      phone.client.approveConsent(a as ConsentRequest),
+    ])
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
+    for (const r of results.filter((r) => r.status === 'rejected')) {
+      assert.equal(((r as PromiseRejectedResult).reason as StrongroomError).type, `${PROBLEMS}consent/already-decided`)
+    }
+  })
+
+  test('an expired request shows as expired and cannot be approved', async () => {
+    const asked = await request()
+    const seen = await phone.client.getConsent(asked.id)
+    await server.ctx.db
+      .updateTable('consents')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', asked.id)
+      .execute()
+    assert.equal((await agent.getConsent(asked.id)).status, 'expired')
+    await assert.rejects(
+      phone.client.approveConsent(seen),
+      (e) => e instanceof StrongroomError && e.status === 410 && e.type === `${PROBLEMS}consent/expired`,
+    )
+  })
+
+  test("another customer's device, another tenant, and staff cannot approve; bad requests are refused", async () => {
+    const asked = await request()
+    const other = await createTestBank(server, 'Other Bank')
+    const stranger = await enrolDevice({ baseUrl: server.url, enrolmentCode: await other.enrolmentCode(), label: 's' })
+    await assert.rejects(stranger.client.getConsent(asked.id), (e) => e instanceof StrongroomError && e.status === 404)
+    const staffApprove = await fetch(`${server.url}/v1/consents/${asked.id}/approve`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ signature: 'x' }),
+    })
+    assert.equal(staffApprove.status, 403)
+    for (const bad of [
+      { ...payment, amount: { value: 0, currency: 'EUR' } },
+      { ...payment, amount: { value: 12.5, currency: 'EUR' } },
+      { ...payment, amount: { value: 100, currency: 'eur' } },
+      { ...payment, amount: { value: '100', currency: 'EUR' } },
+    ]) {
+      await assert.rejects(
+        agent.requestConsent({ customerId: bank.customerId, ...(bad as typeof payment) }),
+        (e) => e instanceof StrongroomError && e.status === 400,
+      )
+    }
+  })
+
+  test('the payee and the receipt are encrypted at rest; requests and approvals are audited', async () => {
+    const asked = await request()
+    await phone.client.approveConsent(await phone.client.getConsent(asked.id))
+    const row = await server.ctx.db
+      .selectFrom('consents')
+      .selectAll()
+      .where('id', '=', asked.id)
+      .executeTakeFirstOrThrow()
+    for (const column of [row.details, row.receipt as Uint8Array]) {
+      const bytes = Buffer.from(column)
+      assert.ok(!bytes.includes('DE89370400440532013000') && !bytes.includes('ACME'))
+    }
+    await server.flushAudit()
+    const actions = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['action', 'actor_id'])
+      .where('target_id', '=', asked.id)
+      .orderBy('id')
+      .execute()
+    assert.deepEqual(actions, [
+      { action: 'consent.request', actor_id: bank.agentId },
+      { action: 'consent.approve', actor_id: phone.device.id },
+    ])
+  })
+
+  async function rawApprove(client: StrongroomClient, consentId: string, signature: string) {
+    try {
+      return await client.request<ConsentRequest & { type?: string; detail?: string }>(
+        'POST',
+        `/v1/consents/${consentId}/approve`,
+        { signature },
+      )
+    } catch (error) {
+      if (error instanceof StrongroomError)
+        return { ...error.problem } as unknown as ConsentRequest & {
+          type: string
+          detail?: string
+        }
+      throw error
+    }
+  }
+})

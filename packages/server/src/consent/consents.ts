@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto'
+import type { ConsentRequest } from '@strongroom/sdk/consent'
+import { type Actor, recordAudit } from '../audit/events.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId } from '../platform/ids.ts'
+
+export type { ConsentRequest }
+
+export interface NewConsent {
+  customerId: string
+  conversationId?: string | undefined
+  amount: { value: number; currency: string }
+  payee: { name: string; account: string }
+  reference: string
+  expiresInSeconds?: number | undefined
+}
+
+type Ctx = Pick<ServerContext, 'db' | 'keyring'>
+type ConsentRow = Awaited<ReturnType<typeof loadRow>>
+const DEFAULT_TTL_SECONDS = 300
+
+const detailsField = (id: string) => ({ table: 'consents', column: 'details', rowId: id })
+const receiptField = (id: string) => ({ table: 'consents', column: 'receipt', rowId: id })
+
+/** Asks a customer to confirm a payment. The payee and reference are stored encrypted; the challenge is single-use. */
+export async function createConsent(ctx: Ctx, tenantId: string, input: NewConsent, actor: Actor) {
+  const id = newId('con')
+  const now = new Date()
+  const expiresAt = new Date(now.getTime() + (input.expiresInSeconds ?? DEFAULT_TTL_SECONDS) * 1000)
+  const details = { payee: input.payee, reference: input.reference }
+  await ctx.db.transaction().execute(async (trx) => {
+    const customer = await trx
+      .selectFrom('customers')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', input.customerId)
+      .executeTakeFirst()
+    if (!customer) throw new Problem('request/not-found', 'no such customer')
+    if (input.conversationId) {
+      const conversation = await trx
+        .selectFrom('conversations')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', input.conversationId)
+        .where('customer_id', '=', input.customerId)
+        .executeTakeFirst()
+      if (!conversation) throw new Problem('request/not-found', 'no such conversation of this customer')
+    }
+    await trx
+      .insertInto('consents')
+      .values({
+        tenant_id: tenantId,
+        id,
+        customer_id: input.customerId,
+        conversation_id: input.conversationId ?? null,
+        amount_minor: input.amount.value,
+        currency: input.amount.currency,
+        details: await ctx.keyring.encrypt(tenantId, detailsField(id), JSON.stringify(details)),
+        challenge: randomBytes(32).toString('base64url'),
+        status: 'pending',
+        requested_by_kind: actor.kind,
+        requested_by_id: actor.id,
+        created_at: now,
+        expires_at: expiresAt,
+      })
+      .execute()
+    await recordAudit(trx, {
+      tenantId,
+      actor,
+      action: 'consent.request',
+      target: { kind: 'consent', id },
+      outcome: 'success',
+      details: { customerId: input.customerId, amount: input.amount.value, currency: input.amount.currency },
+    })
+  })
+  return getConsent(ctx, tenantId, id)
+}
+
+async function loadRow(ctx: Pick<ServerContext, 'db'>, tenantId: string, id: string) {
+  return ctx.db
+    .selectFrom('consents')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst()
+}
+
+async function toView(ctx: Ctx, row: NonNullable<ConsentRow>): Promise<ConsentRequest> {
+  const details = JSON.parse(await ctx.keyring.decryptText(row.tenant_id, detailsField(row.id), row.details)) as {
+    payee: ConsentRequest['payee']
+    reference: string
+  }
+  const expiresAt = new Date(row.expires_at)
+  const status = row.status === 'pending' && expiresAt.getTime() <= Date.now() ? 'expired' : row.status
+  const view: ConsentRequest = {
+    id: row.id,
+    status,
+    customerId: row.customer_id,
+    amount: { value: Number(row.amount_minor), currency: row.currency },
+    payee: details.payee,
+    reference: details.reference,
+    challenge: row.challenge,
+    createdAt: new Date(row.created_at).toISOString(),
+    expiresAt: expiresAt.toISOString(),
+  }
+  if (row.receipt) view.receipt = await ctx.keyring.decryptText(row.tenant_id, receiptField(row.id), row.receipt)
+  return view
+}
+
+/** A consent request as its customer's devices and the staff see it; `customerId` limits it to that customer's. */
+export async function getConsent(ctx: Ctx, tenantId: string, id: string, customerId?: string): Promise<ConsentRequest> {
+  const row = await loadRow(ctx, tenantId, id)
+  if (!row || (customerId !== undefined && row.customer_id !== customerId)) {
+    throw new Problem('request/not-found', 'no such consent request')
+  }
+  return toView(ctx, row)
+}
+
+/**
+ * Moves a pending, unexpired request to its decision, once: a conditional update, so of two racing decisions exactly
+ * one wins. Throws the problem that says why when it cannot.
+ */
+export async function decide(
+  ctx: Ctx,
+  db: ServerContext['db'],
+  tenantId: string,
+  id: string,
+  decision: {
+    status: 'approved' | 'declined'
+    deviceId: string
+    factor?: string
+    receipt?: string
+    declineReason?: string | undefined
+  },
+): Promise<void> {
+  const decidedAt = new Date()
+  const updated = await db
+    .updateTable('consents')
+    .set({
+      status: decision.status,
+      decided_at: decidedAt,
+      device_id: decision.deviceId,
+      factor: decision.factor ?? null,
+      decline_reason: decision.declineReason ?? null,
+      receipt: decision.receipt ? await ctx.keyring.encrypt(tenantId, receiptField(id), decision.receipt) : null,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .where('expires_at', '>', decidedAt)
+    .executeTakeFirst()
+  if (updated.numUpdatedRows > 0n) return
+  const row = await loadRow({ db }, tenantId, id)
+  if (row?.status === 'pending') throw new Problem('consent/expired')
+  throw new Problem('consent/already-decided')
+}

@@ -1,0 +1,58 @@
+import { exportJWK, type JWK, SignJWT } from 'jose'
+import type { ServerContext } from '../platform/context.ts'
+import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { verificationKeys } from '../platform/keyring/signing-keys.ts'
+
+export const RECEIPT_TYPE = 'strongroom-receipt+jwt'
+export const RECEIPT_ISSUER = 'strongroom'
+
+export interface ReceiptClaims {
+  tenantId: string
+  consentId: string
+  customerId: string
+  transaction: {
+    amount: { value: number; currency: string }
+    payee: { name: string; account: string }
+    reference: string
+  }
+  challenge: string
+  factor: 'device-key'
+  deviceId: string
+  keyThumbprint: string
+  approvedAt: Date
+  policy: { decision: 'allowed'; assurance: string; reason: string }
+}
+
+/**
+ * The bank's proof of consent: a JWS (ES256) over the transaction exactly as approved, the factor and device that
+ * approved it, when, and the policy decision. Anyone holding the JWKS verifies it offline; a changed cent or payee
+ * breaks the signature.
+ */
+export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promise<string> {
+  return new SignJWT({
+    tid: claims.tenantId,
+    customerId: claims.customerId,
+    transaction: claims.transaction,
+    challenge: claims.challenge,
+    factor: claims.factor,
+    deviceId: claims.deviceId,
+    keyThumbprint: claims.keyThumbprint,
+    approvedAt: claims.approvedAt.toISOString(),
+    policy: claims.policy,
+  })
+    .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: RECEIPT_TYPE })
+    .setIssuer(RECEIPT_ISSUER)
+    .setSubject(claims.consentId)
+    .setIssuedAt(Math.floor(claims.approvedAt.getTime() / 1000))
+    .sign(key.privateKey)
+}
+
+/** The JWKS that verifies receipts: every receipt key there has been, so rotation keeps old receipts verifiable. */
+export async function receiptJwks(ctx: Pick<ServerContext, 'db'>): Promise<{ keys: JWK[] }> {
+  const keys = await verificationKeys(ctx.db, 'consent-receipt')
+  return {
+    keys: await Promise.all(
+      [...keys].map(async ([kid, key]) => ({ ...(await exportJWK(key)), kid, alg: 'ES256', use: 'sig' })),
+    ),
+  }
+}

@@ -1,0 +1,135 @@
+import { Type } from '@sinclair/typebox'
+import { principalOf } from '../access.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { actorOf } from '../principal.ts'
+import { approveConsent, declineConsent } from './approve.ts'
+import { createConsent, getConsent } from './consents.ts'
+import { receiptJwks } from './receipts.ts'
+
+const Amount = Type.Object(
+  {
+    value: Type.Integer({ minimum: 1, maximum: 10 ** 15, description: 'minor units: 125000 is EUR 1,250.00' }),
+    currency: Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217' }),
+  },
+  { additionalProperties: false },
+)
+const Payee = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 140 }),
+    account: Type.String({ minLength: 1, maxLength: 64, description: 'IBAN or account number' }),
+  },
+  { additionalProperties: false },
+)
+const Consent = Type.Object({
+  id: Type.String(),
+  status: oneOf(['pending', 'approved', 'declined', 'expired'] as const),
+  customerId: Type.String(),
+  amount: Type.Object({ value: Type.Integer(), currency: Type.String() }),
+  payee: Type.Object({ name: Type.String(), account: Type.String() }),
+  reference: Type.String(),
+  challenge: Type.String(),
+  createdAt: Type.String(),
+  expiresAt: Type.String(),
+  receipt: Type.Optional(Type.String({ description: 'JWS (ES256) verifiable with /.well-known/jwks.json' })),
+})
+const ConsentParams = Type.Object({ consentId: idOf('con') })
+
+export async function consentRoutes(app: App, ctx: ServerContext, deps: { receiptKey: SigningKey }): Promise<void> {
+  app.post(
+    '/v1/consents',
+    {
+      schema: {
+        summary: 'Ask a customer to confirm a payment of an exact amount to an exact payee',
+        tags: ['consent'],
+        body: Type.Object(
+          {
+            customerId: idOf('cus'),
+            conversationId: Type.Optional(idOf('cnv')),
+            amount: Amount,
+            payee: Payee,
+            reference: Type.String({ minLength: 1, maxLength: 140 }),
+            expiresInSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 86400 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Consent, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const consent = await createConsent(ctx, principal.tenantId, request.body, actorOf(principal))
+      return reply.status(201).send(consent)
+    },
+  )
+
+  app.get(
+    '/v1/consents/:consentId',
+    {
+      schema: {
+        summary: 'A consent request: its customer devices see it to approve it; staff see its status and receipt',
+        tags: ['consent'],
+        params: ConsentParams,
+        response: { 200: Consent, ...problemResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const customerId = principal.kind === 'device' ? principal.customerId : undefined
+      return getConsent(ctx, principal.tenantId, request.params.consentId, customerId)
+    },
+  )
+
+  app.post(
+    '/v1/consents/:consentId/approve',
+    {
+      schema: {
+        summary: 'Approve with a device-key signature (compact JWS) over the RFC 8785 canonical transaction',
+        tags: ['consent'],
+        params: ConsentParams,
+        body: Type.Object(
+          { signature: Type.String({ minLength: 1, maxLength: 8192 }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Consent, ...problemResponses(400, 401, 403, 404, 409, 410) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      return approveConsent(ctx, deps.receiptKey, principal, request.params.consentId, request.body.signature)
+    },
+  )
+
+  app.post(
+    '/v1/consents/:consentId/decline',
+    {
+      schema: {
+        summary: 'Decline a payment',
+        tags: ['consent'],
+        params: ConsentParams,
+        body: Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+        response: { 200: Consent, ...problemResponses(400, 401, 403, 404, 409, 410) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      return declineConsent(ctx, principal, request.params.consentId, request.body.reason)
+    },
+  )
+
+  app.get(
+    '/.well-known/jwks.json',
+    {
+      schema: {
+        summary: 'The public keys that verify consent receipts (old keys stay listed)',
+        tags: ['consent'],
+      },
+    },
+    async (_request, reply) => reply.header('cache-control', 'public, max-age=300').send(await receiptJwks(ctx)),
+  )
+}
