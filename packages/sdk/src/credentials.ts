@@ -1,3 +1,4 @@
+import { SignJWT } from 'jose'
 import type { DeviceKeys } from './device-keys.ts'
 import { createDpopProof } from './dpop.ts'
 import { StrongroomError } from './errors.ts'
@@ -70,3 +71,79 @@ export class DeviceKey implements Credentials {
     return body.accessToken
   }
 }
+
+/**
+ * A bank backend, as an OAuth 2.0 client using private_key_jwt (RFC 7523): it signs a short-lived, single-use
+ * assertion with its own key to get a bearer token, and gets a new one shortly before the old one expires.
+ *
+ * @example
+ * const credentials = new ClientAssertion({ clientId, privateKey, algorithm: 'ES256', tokenEndpoint })
+ * const bank = new StrongroomClient({ baseUrl, credentials })
+ */
+export class ClientAssertion implements Credentials {
+  readonly #options: ClientAssertionOptions
+  readonly #fetch: typeof fetch
+  #token: { value: string; expiresAt: number } | undefined
+
+  constructor(options: ClientAssertionOptions & { fetch?: typeof fetch }) {
+    this.#options = options
+    this.#fetch = options.fetch ?? fetch
+  }
+
+  async authorize() {
+    if (!this.#token || this.#token.expiresAt - RENEW_BEFORE_MS <= Date.now()) this.#token = await this.#requestToken()
+    return { authorization: `Bearer ${this.#token.value}` }
+  }
+
+  invalidate() {
+    this.#token = undefined
+  }
+
+  async #requestToken() {
+    const { clientId, privateKey, algorithm, keyId, tokenEndpoint, scope } = this.#options
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: algorithm, ...(keyId ? { kid: keyId } : {}) })
+      .setIssuer(clientId)
+      .setSubject(clientId)
+      .setAudience(tokenEndpoint)
+      .setJti(crypto.randomUUID())
+      .setIssuedAt()
+      .setExpirationTime('60s')
+      .sign(privateKey)
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion,
+      ...(scope ? { scope } : {}),
+    })
+    const response = await this.#fetch(tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    })
+    const body = await response.json()
+    if (!response.ok) {
+      throw new StrongroomError({
+        type: `urn:ietf:params:oauth:error:${body.error}`,
+        title: body.error,
+        status: response.status,
+        detail: body.error_description,
+      })
+    }
+    return { value: body.access_token as string, expiresAt: Date.now() + body.expires_in * 1000 }
+  }
+}
+
+export interface ClientAssertionOptions {
+  clientId: string
+  /** The private key whose public half was registered (a CryptoKey, or a Node KeyObject). */
+  privateKey: CryptoKey | KeyObjectLike
+  algorithm: string
+  keyId?: string
+  tokenEndpoint: string
+  /** Space-separated scopes to ask for; all the client's by default. */
+  scope?: string
+}
+
+/** A Node KeyObject, without depending on Node's types in browsers. */
+type KeyObjectLike = { type: string; asymmetricKeyType?: string }

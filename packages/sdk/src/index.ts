@@ -9,7 +9,13 @@
  */
 export { type ClientOptions, type Device, enrolDevice, type OutgoingMessage, StrongroomClient } from './client.ts'
 export { type ConsentRequest, consentSigningPayload, formatAmount, signConsent } from './consent.ts'
-export { type Credentials, DeviceKey, StaffToken } from './credentials.ts'
+export {
+  ClientAssertion,
+  type ClientAssertionOptions,
+  type Credentials,
+  DeviceKey,
+  StaffToken,
+} from './credentials.ts'
 export { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
 export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'

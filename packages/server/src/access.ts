@@ -6,6 +6,7 @@ import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
 import { Problem } from './platform/http/problems.ts'
 import { actorOf, type Principal } from './principal.ts'
+import { authenticateClientToken } from './tenancy/api-clients.ts'
 import type { Scope } from './tenancy/roles.ts'
 import { authenticateStaffToken } from './tenancy/staff.ts'
 
@@ -17,15 +18,18 @@ type Access =
   | { who: 'anyone' }
   | { who: 'device-key' } // the handler verifies a DPoP proof: enrolment and token renewal
   | { who: 'stream' } // authenticates in its first frame, with the same credentials as HTTP
-  | { who: 'staff'; scope: Scope }
+  | { who: 'staff'; scope: Scope } // staff or a bank backend holding the scope
+  | { who: 'any'; scope: Scope } // a device, or staff or a bank backend holding the scope
   | { who: 'member'; staffScope: Scope } // a device, or staff holding the scope
   | { who: 'device' } // an enrolled device, proving its key
+  | { who: 'authenticated' } // any valid credentials
 
 const anyone = { who: 'anyone' } as const
 const deviceKey = { who: 'device-key' } as const
 const staff = (scope: Scope) => ({ who: 'staff', scope }) as const
 const member = (staffScope: Scope) => ({ who: 'member', staffScope }) as const
 const device = { who: 'device' } as const
+const any = (scope: Scope) => ({ who: 'any', scope }) as const
 
 // biome-ignore format: read as a table
 export const accessTable: Record<string, Access> = {
@@ -33,7 +37,7 @@ export const accessTable: Record<string, Access> = {
   'GET /readyz':                                        anyone,
   'GET /metrics':                                       anyone,
   'GET /openapi.json':                                  anyone,
-  'GET /v1/me':                                         member('conversations:read'),
+  'GET /v1/me':                                         { who: 'authenticated' },
   'POST /v1/staff':                                     staff('staff:admin'),
   'POST /v1/staff/:staffId/tokens':                     staff('staff:admin'),
   'POST /v1/customers':                                 staff('customers:write'),
@@ -54,7 +58,9 @@ export const accessTable: Record<string, Access> = {
   'GET /v1/stream':                                     { who: 'stream' },
   'GET /v1/audit/events':                               staff('audit:read'),
   'POST /v1/consents':                                  staff('consents:write'),
-  'GET /v1/consents/:consentId':                        member('consents:write'),
+  'GET /v1/consents/:consentId':                        any('consents:write'),
+  'POST /v1/api-clients':                               staff('staff:admin'),
+  'POST /v1/oauth/token':                               anyone,
   'POST /v1/consents/:consentId/approve':               device,
   'POST /v1/consents/:consentId/decline':               device,
   'GET /.well-known/jwks.json':                         anyone,
@@ -86,7 +92,9 @@ export async function authenticate(
   const token = authorization.slice(space + 1).trim()
   if (space < 0 || !token) throw new Problem('auth/missing-credentials')
   if (scheme === 'bearer') {
-    const principal = await authenticateStaffToken(ctx, token)
+    const principal = token.startsWith('srb_')
+      ? await authenticateClientToken(ctx, token)
+      : await authenticateStaffToken(ctx, token)
     if (!principal) throw new Problem('auth/invalid-token')
     return principal
   }
@@ -141,22 +149,27 @@ export function installAccessControl(app: App, ctx: Pick<ServerContext, 'db'>): 
       reply.header('www-authenticate', 'Bearer, DPoP algs="ES256 EdDSA"')
       throw error
     }
-    let refusal: Problem | undefined
-    if (principal.kind === 'staff') {
-      if (access.who === 'device') refusal = new Problem('auth/forbidden', 'this is for devices')
-      else {
-        const scope = access.who === 'staff' ? access.scope : access.staffScope
-        if (!principal.scopes.includes(scope)) refusal = new Problem('auth/forbidden', `this needs the ${scope} scope`)
-      }
-    } else if (access.who === 'staff') {
-      refusal = new Problem('auth/forbidden', 'this is for staff')
-    }
+    const refusal = refusalFor(access, principal)
     if (refusal) {
       await auditRefusal(ctx, principal, refusal, `${request.method} ${request.routeOptions.url}`)
       throw refusal
     }
     request.principal = principal
   })
+}
+
+/** Why the principal may not use a route with this rule, if it may not. */
+function refusalFor(access: Exclude<Access, { who: 'anyone' | 'device-key' | 'stream' }>, principal: Principal) {
+  if (access.who === 'authenticated') return undefined
+  if (principal.kind === 'device') {
+    return access.who === 'staff' ? new Problem('auth/forbidden', 'this is for staff and bank backends') : undefined
+  }
+  if (access.who === 'device') return new Problem('auth/forbidden', 'this is for devices')
+  if (access.who === 'member' && principal.kind === 'client') {
+    return new Problem('auth/forbidden', 'bank backends are not conversation members')
+  }
+  const scope = access.who === 'member' ? access.staffScope : access.scope
+  return principal.scopes.includes(scope) ? undefined : new Problem('auth/forbidden', `this needs the ${scope} scope`)
 }
 
 async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal, problem: Problem, route?: string) {

@@ -21,6 +21,8 @@ import { openSigningKey } from './platform/keyring/signing-keys.ts'
 import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
 import { seedDemoBank } from './seed.ts'
+import { purgeExpiredClientCredentials } from './tenancy/api-clients.ts'
+import { oauthRoutes } from './tenancy/oauth-routes.ts'
 import { tenancyRoutes } from './tenancy/routes.ts'
 
 export interface RunningServer {
@@ -71,8 +73,8 @@ export async function startServer(
   )
   let closing = false
   const housekeeping = setInterval(() => {
-    Promise.all([purgeExpiredProofs(ctx), purgeExpiredAccessTokens(ctx)]).catch((error) =>
-      log.warn({ err: error }, 'housekeeping failed'),
+    Promise.all([purgeExpiredProofs(ctx), purgeExpiredAccessTokens(ctx), purgeExpiredClientCredentials(ctx)]).catch(
+      (error) => log.warn({ err: error }, 'housekeeping failed'),
     )
   }, HOUSEKEEPING_MS)
   housekeeping.unref()
@@ -109,6 +111,7 @@ export async function startServer(
   )
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(async (scope) => tenancyRoutes(scope, ctx))
+  await app.register(async (scope) => oauthRoutes(scope, ctx))
   await app.register(async (scope) => identityRoutes(scope, ctx))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => auditRoutes(scope, ctx))

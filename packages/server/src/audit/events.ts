@@ -6,7 +6,7 @@ export const SYSTEM_CHAIN = 'system'
 
 /** Who did it. Operators act through the CLI on the host; `system` is Strongroom itself. */
 export interface Actor {
-  kind: 'staff' | 'device' | 'operator' | 'system'
+  kind: 'staff' | 'device' | 'client' | 'operator' | 'system'
   id: string | null
 }
 

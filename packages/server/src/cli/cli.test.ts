@@ -53,7 +53,9 @@ describe('the strongroom command', () => {
   })
 
   test('tenant, staff token and key rotation, then a server accepts the token', async () => {
-    assert.deepEqual(JSON.parse(run(['migrate']).stdout), { applied: ['001-foundation', '002-audit', '003-consents'] })
+    assert.deepEqual(JSON.parse(run(['migrate']).stdout), {
+      applied: ['001-foundation', '002-audit', '003-consents', '004-api-clients'],
+    })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)
     assert.match(tenant.id, /^ten_/)
     assert.deepEqual(

@@ -173,7 +173,11 @@ class StreamSession {
     this.#timers.push(authTimer)
     socket.on('message', (data, isBinary) => {
       if (isBinary) return this.close(CloseCode.protocolError, 'frames are JSON text')
-      void this.#onFrame(data.toString())
+      this.#onFrame(data.toString()).catch((error) => {
+        // A frame must never take the process down: log it and end this one connection.
+        this.#hub.context.log.error({ err: error }, 'stream frame failed')
+        this.close(CloseCode.protocolError, 'internal error')
+      })
     })
     socket.on('pong', () => {
       this.#alive = true
@@ -259,6 +263,10 @@ class StreamSession {
       return this.close(CloseCode.unauthorized, 'authentication failed')
     }
     if (this.#closed) return
+    if (principal.kind === 'client') {
+      this.#sendProblem(new Problem('auth/forbidden', 'the stream is for devices and staff'))
+      return this.close(CloseCode.unauthorized, 'forbidden')
+    }
     if (principal.kind === 'staff' && !principal.scopes.includes('conversations:read')) {
       this.#sendProblem(new Problem('auth/forbidden', 'the stream needs conversations:read'))
       return this.close(CloseCode.unauthorized, 'forbidden')

@@ -21,13 +21,14 @@ export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void>
         tags: ['tenancy'],
         response: {
           200: Type.Object({
-            kind: Type.Union([Type.Literal('staff'), Type.Literal('device')]),
+            kind: Type.Union([Type.Literal('staff'), Type.Literal('device'), Type.Literal('client')]),
             tenantId: Type.String(),
             staffId: Type.Optional(Type.String()),
             role: Type.Optional(Role),
             scopes: Type.Optional(Type.Array(Type.String())),
             deviceId: Type.Optional(Type.String()),
             customerId: Type.Optional(Type.String()),
+            clientId: Type.Optional(Type.String()),
           }),
           ...problemResponses(401),
         },
@@ -35,9 +36,14 @@ export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void>
     },
     async (request) => {
       const p = principalOf(request)
-      return p.kind === 'staff'
-        ? { kind: p.kind, tenantId: p.tenantId, staffId: p.staffId, role: p.role, scopes: [...p.scopes] }
-        : { kind: p.kind, tenantId: p.tenantId, deviceId: p.deviceId, customerId: p.customerId }
+      switch (p.kind) {
+        case 'staff':
+          return { kind: p.kind, tenantId: p.tenantId, staffId: p.staffId, role: p.role, scopes: [...p.scopes] }
+        case 'client':
+          return { kind: p.kind, tenantId: p.tenantId, clientId: p.clientId, scopes: [...p.scopes] }
+        case 'device':
+          return { kind: p.kind, tenantId: p.tenantId, deviceId: p.deviceId, customerId: p.customerId }
+      }
     },
   )
 

@@ -184,6 +184,30 @@ export interface ConsentsTable {
   receipt: Uint8Array | null
 }
 
+export interface ApiClientsTable {
+  tenant_id: string
+  id: string
+  name: string
+  jwks: string
+  scopes: string
+  created_at: Generated<Timestamp>
+  revoked_at: Timestamp | null
+}
+
+export interface ClientAssertionJtisTable {
+  client_id: string
+  jti: string
+  expires_at: Timestamp
+}
+
+export interface ClientTokensTable {
+  token_hash: Uint8Array
+  tenant_id: string
+  client_id: string
+  scopes: string
+  expires_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -202,6 +226,9 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable
   signing_keys: SigningKeysTable
   consents: ConsentsTable
+  api_clients: ApiClientsTable
+  client_assertion_jtis: ClientAssertionJtisTable
+  client_tokens: ClientTokensTable
 }
 
 export type { Generated }

@@ -2,12 +2,14 @@ import type { Migration, MigrationProvider } from 'kysely/migration'
 import * as foundation from './001-foundation.ts'
 import * as audit from './002-audit.ts'
 import * as consents from './003-consents.ts'
+import * as apiClients from './004-api-clients.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
   '001-foundation': foundation,
   '002-audit': audit,
   '003-consents': consents,
+  '004-api-clients': apiClients,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

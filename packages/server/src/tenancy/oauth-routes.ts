@@ -1,0 +1,116 @@
+import { Type } from '@sinclair/typebox'
+import { principalOf, requestHtu } from '../access.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { actorOf } from '../principal.ts'
+import { clientScopes, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
+
+const PublicJwk = Type.Object(
+  {
+    kty: Type.String(),
+    kid: Type.Optional(Type.String()),
+    alg: Type.Optional(Type.String()),
+    use: Type.Optional(Type.String()),
+    crv: Type.Optional(Type.String()),
+    x: Type.Optional(Type.String()),
+    y: Type.Optional(Type.String()),
+    n: Type.Optional(Type.String()),
+    e: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false, description: 'a public JWK; private members are refused' },
+)
+
+const OAuthErrorBody = Type.Object(
+  { error: Type.String(), error_description: Type.String() },
+  { description: 'RFC 6749 §5.2 error' },
+)
+
+export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.post(
+    '/v1/api-clients',
+    {
+      schema: {
+        summary: 'Register a bank backend as an OAuth client with the public keys of its private_key_jwt assertions',
+        tags: ['tenancy'],
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 100 }),
+            jwks: Type.Object(
+              { keys: Type.Array(PublicJwk, { minItems: 1, maxItems: 10 }) },
+              { additionalProperties: false },
+            ),
+            scopes: Type.Array(oneOf(clientScopes), { minItems: 1, uniqueItems: true }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            clientId: Type.String(),
+            name: Type.String(),
+            scopes: Type.Array(Type.String()),
+            tokenEndpoint: Type.String(),
+          }),
+          ...problemResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const client = await registerApiClient(ctx, principal.tenantId, request.body, actorOf(principal))
+      const tokenEndpoint = requestHtu(request).replace(/\/v1\/api-clients$/, '/v1/oauth/token')
+      return reply.status(201).send({ ...client, tokenEndpoint })
+    },
+  )
+
+  // The token endpoint speaks OAuth 2.0 as RFC 6749 defines it: a form-encoded request, and errors in the
+  // protocol's own JSON format rather than problem documents, so that standard OAuth clients work unchanged.
+  await app.register(async (scope: App) => {
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>
+      done(null, Object.fromEntries(new URLSearchParams(body as string))),
+    )
+    scope.post(
+      '/v1/oauth/token',
+      {
+        schema: {
+          summary: 'OAuth 2.0 token endpoint: client_credentials with private_key_jwt (RFC 7523)',
+          tags: ['tenancy'],
+          consumes: ['application/x-www-form-urlencoded'],
+          body: Type.Object({
+            grant_type: Type.Optional(Type.String({ maxLength: 100 })),
+            client_assertion_type: Type.Optional(Type.String({ maxLength: 200 })),
+            client_assertion: Type.Optional(Type.String({ maxLength: 8192 })),
+            scope: Type.Optional(Type.String({ maxLength: 500 })),
+          }),
+          response: {
+            200: Type.Object({
+              access_token: Type.String(),
+              token_type: Type.Literal('Bearer'),
+              expires_in: Type.Integer(),
+              scope: Type.String(),
+            }),
+            400: OAuthErrorBody,
+            401: OAuthErrorBody,
+          },
+        },
+        attachValidation: true,
+      },
+      async (request, reply) => {
+        reply.header('cache-control', 'no-store')
+        try {
+          if (request.validationError) throw new OAuthError('invalid_request', 'malformed token request')
+          return await issueClientToken(ctx, {
+            grantType: request.body.grant_type,
+            assertionType: request.body.client_assertion_type,
+            assertion: request.body.client_assertion,
+            scope: request.body.scope,
+            tokenEndpoint: requestHtu(request),
+          })
+        } catch (error) {
+          if (!(error instanceof OAuthError)) throw error
+          return reply.status(error.status).send({ error: error.error, error_description: error.description })
+        }
+      },
+    )
+  })
+}
