@@ -24,6 +24,7 @@ import { seedDemoBank } from './seed.ts'
 import { purgeExpiredClientCredentials } from './tenancy/api-clients.ts'
 import { oauthRoutes } from './tenancy/oauth-routes.ts'
 import { tenancyRoutes } from './tenancy/routes.ts'
+import { startWebhookDelivery } from './webhooks/delivery.ts'
 
 export interface RunningServer {
   readonly app: App
@@ -32,6 +33,8 @@ export interface RunningServer {
   readonly url: string
   /** Chains the audit events recorded so far (the chainer otherwise does so within a quarter second). */
   flushAudit(): Promise<void>
+  /** Delivers the webhooks that are due now (the delivery loop otherwise does so twice a second). */
+  flushWebhooks(): Promise<void>
   close(): Promise<void>
 }
 
@@ -93,6 +96,7 @@ export async function startServer(
   app.addHook('onClose', async () => {
     await messageLog.close()
     await auditChainer.stop()
+    await webhooks.stop()
     await bus.close()
     if (!options.database) await database.close()
   })
@@ -117,9 +121,17 @@ export async function startServer(
   await app.register(async (scope) => auditRoutes(scope, ctx))
   const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
   await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))
+  const webhooks = startWebhookDelivery(ctx, receiptKey)
 
   const address = await app.listen({ port: config.port, host: config.host })
   const url = address.replace('[::1]', 'localhost')
   log.info({ url, mode: config.mode, database: database.kind, bus: bus.kind }, 'strongroom listening')
-  return { app, ctx, url, flushAudit: () => auditChainer.flush(), close: () => app.close() }
+  return {
+    app,
+    ctx,
+    url,
+    flushAudit: () => auditChainer.flush(),
+    flushWebhooks: () => webhooks.flush(),
+    close: () => app.close(),
+  }
 }

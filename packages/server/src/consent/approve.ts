@@ -5,6 +5,7 @@ import type { DevicePrincipal } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { enqueueWebhook } from '../webhooks/outbox.ts'
 import { type ConsentRequest, decide, getConsent } from './consents.ts'
 import { signReceipt } from './receipts.ts'
 
@@ -57,11 +58,15 @@ export async function approveConsent(
     policy: { decision: 'allowed', assurance: 'possession', reason: 'enrolled device key signature' },
   })
   await ctx.db.transaction().execute(async (trx) => {
-    await decide(ctx, trx, device.tenantId, consentId, {
+    const { requestedBy } = await decide(ctx, trx, device.tenantId, consentId, {
       status: 'approved',
       deviceId: device.deviceId,
       factor: 'device-key',
       receipt,
+    })
+    await notifyRequester(trx, device.tenantId, requestedBy, {
+      type: 'consent.approved',
+      data: { consentId, status: 'approved', receipt },
     })
     await recordAudit(trx, {
       tenantId: device.tenantId,
@@ -84,10 +89,14 @@ export async function declineConsent(
 ): Promise<ConsentRequest> {
   await getConsent(ctx, device.tenantId, consentId, device.customerId)
   await ctx.db.transaction().execute(async (trx) => {
-    await decide(ctx, trx, device.tenantId, consentId, {
+    const { requestedBy } = await decide(ctx, trx, device.tenantId, consentId, {
       status: 'declined',
       deviceId: device.deviceId,
       declineReason: reason,
+    })
+    await notifyRequester(trx, device.tenantId, requestedBy, {
+      type: 'consent.declined',
+      data: { consentId, status: 'declined' },
     })
     await recordAudit(trx, {
       tenantId: device.tenantId,
@@ -99,4 +108,15 @@ export async function declineConsent(
     })
   })
   return getConsent(ctx, device.tenantId, consentId)
+}
+
+/** A bank backend that asked for the consent hears of the decision by webhook, queued in the decision's transaction. */
+async function notifyRequester(
+  db: ServerContext['db'],
+  tenantId: string,
+  requestedBy: { kind: string; id: string | null },
+  event: { type: string; data: Record<string, unknown> },
+): Promise<void> {
+  if (requestedBy.kind !== 'client' || !requestedBy.id) return
+  await enqueueWebhook(db, { tenantId, clientId: requestedBy.id, ...event })
 }

@@ -118,7 +118,7 @@ export async function getConsent(ctx: Ctx, tenantId: string, id: string, custome
 }
 
 /**
- * Moves a pending, unexpired request to its decision, once: a conditional update, so of two racing decisions exactly
+ * Moves a pending, unexpired request to its decision, once (and says who asked for it): a conditional update, so of two racing decisions exactly
  * one wins. Throws the problem that says why when it cannot.
  */
 export async function decide(
@@ -133,7 +133,7 @@ export async function decide(
     receipt?: string
     declineReason?: string | undefined
   },
-): Promise<void> {
+): Promise<{ requestedBy: { kind: string; id: string | null } }> {
   const decidedAt = new Date()
   const updated = await db
     .updateTable('consents')
@@ -149,8 +149,9 @@ export async function decide(
     .where('id', '=', id)
     .where('status', '=', 'pending')
     .where('expires_at', '>', decidedAt)
+    .returning(['requested_by_kind', 'requested_by_id'])
     .executeTakeFirst()
-  if (updated.numUpdatedRows > 0n) return
+  if (updated) return { requestedBy: { kind: updated.requested_by_kind, id: updated.requested_by_id } }
   const row = await loadRow({ db }, tenantId, id)
   if (row?.status === 'pending') throw new Problem('consent/expired')
   throw new Problem('consent/already-decided')

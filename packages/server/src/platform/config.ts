@@ -66,6 +66,11 @@ const settings = {
     schema: Type.Integer({ minimum: 1, maximum: 86400 }),
     default: 60,
   },
+  webhookRetryBaseMs: {
+    env: 'STRONGROOM_WEBHOOK_RETRY_BASE_MS',
+    schema: Type.Integer({ minimum: 10, maximum: 600000 }),
+    default: 2000,
+  },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
   devSeed: { env: 'STRONGROOM_DEV_SEED', schema: Type.Boolean(), default: true },
 } as const

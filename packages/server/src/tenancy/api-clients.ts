@@ -27,7 +27,7 @@ type Ctx = Pick<ServerContext, 'db'>
 export async function registerApiClient(
   ctx: Ctx,
   tenantId: string,
-  input: { name: string; jwks: JSONWebKeySet; scopes: ClientScope[] },
+  input: { name: string; jwks: JSONWebKeySet; scopes: ClientScope[]; webhookUrl?: string | undefined },
   actor: Actor,
 ): Promise<{ clientId: string; name: string; scopes: ClientScope[] }> {
   for (const key of input.jwks.keys) {
@@ -45,6 +45,7 @@ export async function registerApiClient(
         jwks: JSON.stringify(input.jwks),
         scopes: input.scopes.join(' '),
         revoked_at: null,
+        webhook_url: input.webhookUrl ?? null,
       })
       .execute()
     await recordAudit(trx, {
@@ -57,6 +58,18 @@ export async function registerApiClient(
     })
   })
   return { clientId, name: input.name, scopes: input.scopes }
+}
+
+/** Where a bank backend wants its notifications, if anywhere. */
+export async function webhookUrlOf(ctx: Ctx, tenantId: string, clientId: string): Promise<string | undefined> {
+  const row = await ctx.db
+    .selectFrom('api_clients')
+    .select('webhook_url')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', clientId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst()
+  return row?.webhook_url ?? undefined
 }
 
 /** An OAuth 2.0 error (RFC 6749 §5.2): the token endpoint answers in the protocol's own format. */

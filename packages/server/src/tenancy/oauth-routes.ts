@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { principalOf, requestHtu } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { Problem } from '../platform/http/problems.ts'
 import { oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { actorOf } from '../principal.ts'
 import { clientScopes, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
@@ -41,6 +42,13 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
               { additionalProperties: false },
             ),
             scopes: Type.Array(oneOf(clientScopes), { minItems: 1, uniqueItems: true }),
+            webhookUrl: Type.Optional(
+              Type.String({
+                format: 'uri',
+                maxLength: 2000,
+                description: 'where decisions are posted (https in production)',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -57,6 +65,14 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
     },
     async (request, reply) => {
       const principal = principalOf(request)
+      const webhook = request.body.webhookUrl ? new URL(request.body.webhookUrl) : undefined
+      if (
+        webhook &&
+        webhook.protocol !== 'https:' &&
+        (ctx.config.mode === 'production' || webhook.protocol !== 'http:')
+      ) {
+        throw new Problem('request/invalid', 'webhookUrl must be https')
+      }
       const client = await registerApiClient(ctx, principal.tenantId, request.body, actorOf(principal))
       const tokenEndpoint = requestHtu(request).replace(/\/v1\/api-clients$/, '/v1/oauth/token')
       return reply.status(201).send({ ...client, tokenEndpoint })

@@ -192,6 +192,22 @@ export interface ApiClientsTable {
   scopes: string
   created_at: Generated<Timestamp>
   revoked_at: Timestamp | null
+  webhook_url: string | null
+}
+
+export interface WebhookDeliveriesTable {
+  id: string
+  tenant_id: string
+  client_id: string
+  url: string
+  event_type: string
+  body: Uint8Array
+  status: 'pending' | 'delivered' | 'failed'
+  attempts: Generated<number>
+  next_attempt_at: Timestamp
+  last_error: string | null
+  created_at: Timestamp
+  delivered_at: Timestamp | null
 }
 
 export interface ClientAssertionJtisTable {
@@ -229,6 +245,7 @@ export interface Database {
   api_clients: ApiClientsTable
   client_assertion_jtis: ClientAssertionJtisTable
   client_tokens: ClientTokensTable
+  webhook_deliveries: WebhookDeliveriesTable
 }
 
 export type { Generated }

@@ -3,6 +3,7 @@ import * as foundation from './001-foundation.ts'
 import * as audit from './002-audit.ts'
 import * as consents from './003-consents.ts'
 import * as apiClients from './004-api-clients.ts'
+import * as webhooks from './005-webhooks.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -10,6 +11,7 @@ const migrations: Record<string, Migration> = {
   '002-audit': audit,
   '003-consents': consents,
   '004-api-clients': apiClients,
+  '005-webhooks': webhooks,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
