@@ -2,6 +2,7 @@ import websocket from '@fastify/websocket'
 import { authenticate, installAccessControl } from './access.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditRoutes } from './audit/routes.ts'
+import { authRoutes } from './auth/routes.ts'
 import { consentRoutes } from './consent/routes.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationRoutes } from './conversations/routes.ts'
@@ -119,6 +120,7 @@ export async function startServer(
   await app.register(async (scope) => identityRoutes(scope, ctx))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => auditRoutes(scope, ctx))
+  await app.register(async (scope) => authRoutes(scope, ctx))
   const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
   await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))
   const webhooks = startWebhookDelivery(ctx, receiptKey)

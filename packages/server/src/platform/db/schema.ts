@@ -224,6 +224,18 @@ export interface ClientTokensTable {
   expires_at: Timestamp
 }
 
+export interface TotpFactorsTable {
+  tenant_id: string
+  id: string
+  customer_id: string
+  secret: Uint8Array
+  status: 'pending' | 'active'
+  last_used_step: BigIntColumn
+  failed_attempts: Generated<number>
+  locked_until: Timestamp | null
+  created_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -246,6 +258,7 @@ export interface Database {
   client_assertion_jtis: ClientAssertionJtisTable
   client_tokens: ClientTokensTable
   webhook_deliveries: WebhookDeliveriesTable
+  totp_factors: TotpFactorsTable
 }
 
 export type { Generated }

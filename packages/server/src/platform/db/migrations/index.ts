@@ -4,6 +4,7 @@ import * as audit from './002-audit.ts'
 import * as consents from './003-consents.ts'
 import * as apiClients from './004-api-clients.ts'
 import * as webhooks from './005-webhooks.ts'
+import * as totp from './006-totp.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '003-consents': consents,
   '004-api-clients': apiClients,
   '005-webhooks': webhooks,
+  '006-totp': totp,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -1,0 +1,127 @@
+import { Secret, TOTP } from 'otpauth'
+import QRCode from 'qrcode'
+import { type Actor, recordAudit } from '../audit/events.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId } from '../platform/ids.ts'
+
+const PERIOD_SECONDS = 30
+const DIGITS = 6
+/** ±1 step: a code from the previous or next 30 s is accepted, for clocks that drift. */
+const WINDOW = 1
+const MAX_FAILURES = 5
+const LOCK_MINUTES = 15
+
+type Ctx = Pick<ServerContext, 'db' | 'keyring'>
+const secretField = (id: string) => ({ table: 'totp_factors', column: 'secret', rowId: id })
+
+function totpFor(secret: Secret, label: string, issuer: string): TOTP {
+  return new TOTP({ issuer, label, algorithm: 'SHA1', digits: DIGITS, period: PERIOD_SECONDS, secret })
+}
+
+/**
+ * Starts TOTP enrolment for a customer: a new 160-bit secret, stored encrypted, pending until the customer proves
+ * their authenticator app has it by entering a code. Returns the otpauth:// URI and the same as a QR code (SVG).
+ */
+export async function enrolTotp(ctx: Ctx, tenantId: string, customerId: string, issuer: string, actor: Actor) {
+  const id = newId('otp')
+  const secret = new Secret({ size: 20 })
+  const uri = totpFor(secret, customerId, issuer).toString()
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .deleteFrom('totp_factors')
+      .where('tenant_id', '=', tenantId)
+      .where('customer_id', '=', customerId)
+      .where('status', '=', 'pending')
+      .execute()
+    await trx
+      .insertInto('totp_factors')
+      .values({
+        tenant_id: tenantId,
+        id,
+        customer_id: customerId,
+        secret: await ctx.keyring.encrypt(tenantId, secretField(id), secret.base32),
+        status: 'pending',
+        last_used_step: -1,
+        created_at: new Date(),
+      })
+      .execute()
+    await recordAudit(trx, {
+      tenantId,
+      actor,
+      action: 'factor.totp.enrol',
+      target: { kind: 'customer', id: customerId },
+      outcome: 'success',
+    })
+  })
+  return { factorId: id, otpauthUri: uri, qrCodeSvg: await QRCode.toString(uri, { type: 'svg', margin: 1 }) }
+}
+
+/**
+ * Checks a TOTP code of the customer's active factor (or, with `confirm`, of the pending one, which it then activates
+ * in place of any older factor). A code works once: the time step it belongs to must be later than the last one
+ * used. Five wrong codes lock the factor for fifteen minutes. Every failure looks the same to the caller, whether the
+ * customer has no factor, the code is wrong, used or late, or the factor is locked.
+ */
+export async function verifyTotp(
+  ctx: Ctx,
+  tenantId: string,
+  customerId: string,
+  code: string,
+  options: { confirm?: boolean; actor: Actor; now?: number },
+): Promise<void> {
+  const now = options.now ?? Date.now()
+  const outcome = await ctx.db.transaction().execute(async (trx) => {
+    const factor = await trx
+      .selectFrom('totp_factors')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('customer_id', '=', customerId)
+      .where('status', '=', options.confirm ? 'pending' : 'active')
+      .forUpdate()
+      .executeTakeFirst()
+    const secret = factor
+      ? Secret.fromBase32(await ctx.keyring.decryptText(tenantId, secretField(factor.id), factor.secret))
+      : new Secret({ size: 20 })
+    // Computed even without a factor, so that its absence does not answer faster.
+    const delta = totpFor(secret, customerId, 'strongroom').validate({ token: code, window: WINDOW, timestamp: now })
+    if (!factor) return 'no factor'
+    if (factor.locked_until && new Date(factor.locked_until).getTime() > now) return 'locked'
+    const step = Math.floor(now / 1000 / PERIOD_SECONDS) + (delta ?? 0)
+    if (delta === null || step <= Number(factor.last_used_step)) {
+      const failures = factor.failed_attempts + 1
+      await trx
+        .updateTable('totp_factors')
+        .set({
+          failed_attempts: failures >= MAX_FAILURES ? 0 : failures,
+          locked_until: failures >= MAX_FAILURES ? new Date(now + LOCK_MINUTES * 60_000) : factor.locked_until,
+        })
+        .where('id', '=', factor.id)
+        .execute()
+      return delta === null ? 'wrong code' : 'code already used'
+    }
+    if (options.confirm) {
+      await trx
+        .deleteFrom('totp_factors')
+        .where('tenant_id', '=', tenantId)
+        .where('customer_id', '=', customerId)
+        .where('status', '=', 'active')
+        .execute()
+    }
+    await trx
+      .updateTable('totp_factors')
+      .set({ status: 'active', last_used_step: step, failed_attempts: 0, locked_until: null })
+      .where('id', '=', factor.id)
+      .execute()
+    return 'ok'
+  })
+  await recordAudit(ctx.db, {
+    tenantId,
+    actor: options.actor,
+    action: options.confirm ? 'factor.totp.confirm' : 'factor.totp.verify',
+    target: { kind: 'customer', id: customerId },
+    outcome: outcome === 'ok' ? 'success' : 'failure',
+    reason: outcome === 'ok' ? undefined : outcome,
+  })
+  if (outcome !== 'ok') throw new Problem('auth/invalid-code')
+}
