@@ -87,9 +87,14 @@ describe('the strongroom command', () => {
     assert.equal(foreign.status, 1)
     assert.match(foreign.stderr, /No such resource: no such customer/)
 
-    const rotated = JSON.parse(run(['keys', 'rotate', '--data-keys']).stdout)
+    const rotated = JSON.parse(run(['keys', 'rotate', '--data-keys', '--signing-keys']).stdout)
     // The old data key and the index key are re-wrapped; the new data key is made under the new KEK.
-    assert.deepEqual(rotated, { kekId: 'kek-2', rewrapped: 2, dataKeysRotated: 1 })
+    assert.deepEqual(rotated, {
+      kekId: 'kek-2',
+      rewrapped: 2,
+      dataKeysRotated: 1,
+      signingKeys: ['consent-receipt-1', 'audit-checkpoint-1'],
+    })
 
     const config = loadConfig(
       {},

@@ -8,7 +8,7 @@ import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.
 import { Problem } from '../platform/http/problems.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
-import { rewrapSigningKeys, verificationKeys } from '../platform/keyring/signing-keys.ts'
+import { rewrapSigningKeys, rotateSigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
 import { startServer } from '../server.ts'
 import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
@@ -19,7 +19,9 @@ const usage = `usage: strongroom <command>
   start                              serve HTTP and WebSocket (npm start)
   migrate                            apply pending database migrations and exit
   keys init                          create the key file (production: do this once, then chmod 600 is kept)
-  keys rotate [--data-keys]          new key-encryption key; re-wrap every tenant data key (servers may run)
+  keys rotate [--data-keys] [--signing-keys]
+                                     new key-encryption key; re-wrap every tenant data key (servers may run);
+                                     with --signing-keys, new receipt and checkpoint signing keys (old ones stay)
   tenant create --name NAME          create a tenant (a bank) with its own data keys
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
@@ -80,6 +82,7 @@ async function main(argv: string[]): Promise<void> {
       ttl: { type: 'string' },
       scopes: { type: 'string' },
       'data-keys': { type: 'boolean' },
+      'signing-keys': { type: 'boolean' },
       ref: { type: 'string' },
       customer: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -134,14 +137,20 @@ async function main(argv: string[]): Promise<void> {
           }
         }
         const rewrapped = (await keyring.rewrapAll()) + (await rewrapSigningKeys(db, provider))
+        const signingKeys = values['signing-keys']
+          ? [
+              await rotateSigningKey(db, provider, 'consent-receipt'),
+              await rotateSigningKey(db, provider, 'audit-checkpoint'),
+            ]
+          : []
         await recordAudit(db, {
           tenantId: SYSTEM_CHAIN,
           actor: operator,
           action: 'keys.rotate',
           outcome: 'success',
-          details: { kekId, rewrapped, dataKeysRotated },
+          details: { kekId, rewrapped, dataKeysRotated, signingKeys },
         })
-        return { kekId, rewrapped, dataKeysRotated }
+        return { kekId, rewrapped, dataKeysRotated, signingKeys }
       })
       out(result)
       return

@@ -16,7 +16,10 @@ import {
 } from '@strongroom/sdk'
 import canonicalize from 'canonicalize'
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose'
+import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { openSigningKey, rotateSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { signReceipt } from './receipts.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 const verifier = path.resolve(import.meta.dirname, '../../../../scripts/verify-receipt.js')
@@ -224,6 +227,30 @@ describe('payment consent with dynamic linking', () => {
       { action: 'consent.request', actor_id: bank.agentId },
       { action: 'consent.approve', actor_id: phone.device.id },
     ])
+  })
+
+  test('after the receipt key is rotated, new receipts use the new key and old ones still verify', async () => {
+    const before = (await phone.client.approveConsent(await phone.client.getConsent((await request()).id))).receipt
+    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const newKeyId = await rotateSigningKey(server.ctx.db, provider, 'consent-receipt')
+    const jwks = createLocalJWKSet(await (await fetch(`${server.url}/.well-known/jwks.json`)).json())
+    const old = await jwtVerify(before as string, jwks)
+    assert.notEqual(old.protectedHeader.kid, newKeyId)
+    const key = await openSigningKey(server.ctx.db, provider, 'consent-receipt')
+    assert.equal(key.id, newKeyId)
+    const fresh = await signReceipt(key, {
+      tenantId: bank.tenantId,
+      consentId: 'con_x',
+      customerId: bank.customerId,
+      transaction: payment,
+      challenge: 'c',
+      factor: 'device-key',
+      deviceId: phone.device.id,
+      keyThumbprint: 't',
+      approvedAt: new Date(),
+      policy: { decision: 'allowed', assurance: 'possession', reason: 'test' },
+    })
+    assert.equal((await jwtVerify(fresh, jwks)).protectedHeader.kid, newKeyId)
   })
 
   async function rawApprove(client: StrongroomClient, consentId: string, signature: string) {

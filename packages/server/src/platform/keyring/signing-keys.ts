@@ -46,20 +46,7 @@ export async function openSigningKey(
       .executeTakeFirst()
   let row = await newest()
   if (!row) {
-    const id = `${purpose}-1`
-    const { privateKey, publicKey } = newKeyPair(purpose)
-    const { kekId, wrapped } = await provider.wrap(privateKey.export({ format: 'der', type: 'pkcs8' }), wrapAad(id))
-    await db
-      .insertInto('signing_keys')
-      .values({
-        id,
-        purpose,
-        public_key: publicKey.export({ format: 'der', type: 'spki' }),
-        kek_id: kekId,
-        wrapped_private_key: wrapped,
-      })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .execute()
+    await insertSigningKey(db, provider, purpose, `${purpose}-1`)
     row = (await newest()) as NonNullable<typeof row>
   }
   const der = await provider.unwrap(row.kek_id, Buffer.from(row.wrapped_private_key), wrapAad(row.id))
@@ -68,6 +55,43 @@ export async function openSigningKey(
     privateKey: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }),
     publicKey: createPublicKey({ key: Buffer.from(row.public_key), format: 'der', type: 'spki' }),
   }
+}
+
+async function insertSigningKey(
+  db: Kysely<Database>,
+  provider: KeyProvider,
+  purpose: SigningKeyPurpose,
+  id: string,
+): Promise<void> {
+  const { privateKey, publicKey } = newKeyPair(purpose)
+  const { kekId, wrapped } = await provider.wrap(privateKey.export({ format: 'der', type: 'pkcs8' }), wrapAad(id))
+  await db
+    .insertInto('signing_keys')
+    .values({
+      id,
+      purpose,
+      public_key: publicKey.export({ format: 'der', type: 'spki' }),
+      kek_id: kekId,
+      wrapped_private_key: wrapped,
+    })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute()
+}
+
+/**
+ * Makes a new signing key for a purpose; nodes sign with it from their next start, and the old keys stay, so what
+ * they signed (receipts, checkpoints) still verifies. Returns the new key's id.
+ */
+export async function rotateSigningKey(
+  db: Kysely<Database>,
+  provider: KeyProvider,
+  purpose: SigningKeyPurpose,
+): Promise<string> {
+  const existing = await db.selectFrom('signing_keys').select('id').where('purpose', '=', purpose).execute()
+  const next = Math.max(0, ...existing.map((r) => Number(r.id.slice(purpose.length + 1)) || 0)) + 1
+  const id = `${purpose}-${next}`
+  await insertSigningKey(db, provider, purpose, id)
+  return id
 }
 
 /** Every public key of a purpose, by key id: what verifiers need, old keys included. */
