@@ -67,6 +67,11 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/factors/totp':                              device,
   'POST /v1/factors/totp/confirm':                      device,
   'POST /v1/factors/totp/verify':                       device,
+  'POST /v1/risk/sim-swap':                             staff('customers:write'),
+  // Dev mode only (the server refuses to register them in production): the carrier simulator.
+  'PUT /dev/camara/sim-swaps/:phoneNumber':             anyone,
+  'POST /dev/camara/sim-swap/v0/check':                 anyone,
+  'POST /dev/camara/sim-swap/v0/retrieve-date':         anyone,
 }
 
 declare module 'fastify' {

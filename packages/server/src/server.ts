@@ -3,6 +3,8 @@ import { authenticate, installAccessControl } from './access.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditRoutes } from './audit/routes.ts'
 import { authRoutes } from './auth/routes.ts'
+import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
+import { simSwapSimulatorRoutes } from './auth/sim-swap-simulator.ts'
 import { consentRoutes } from './consent/routes.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationRoutes } from './conversations/routes.ts'
@@ -120,13 +122,21 @@ export async function startServer(
   await app.register(async (scope) => identityRoutes(scope, ctx))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => auditRoutes(scope, ctx))
-  await app.register(async (scope) => authRoutes(scope, ctx))
+  let simSwap: SimSwapProvider = {
+    check: () => Promise.reject(new SimSwapUnavailable('not configured')),
+    retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
+  }
+  if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
+  await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap }))
+  if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
   const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
   await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))
   const webhooks = startWebhookDelivery(ctx, receiptKey)
 
   const address = await app.listen({ port: config.port, host: config.host })
   const url = address.replace('[::1]', 'localhost')
+  // In dev without a carrier, the built-in simulator answers, through the same CAMARA wire format.
+  if (config.mode === 'dev' && !config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: `${url}/dev/camara/sim-swap/v0` })
   log.info({ url, mode: config.mode, database: database.kind, bus: bus.kind }, 'strongroom listening')
   return {
     app,

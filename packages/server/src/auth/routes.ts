@@ -1,11 +1,13 @@
 import { Type } from '@sinclair/typebox'
 import { principalOf } from '../access.ts'
+import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { problemResponses } from '../platform/http/schemas.ts'
+import { oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { actorOf } from '../principal.ts'
 import { findTenant } from '../tenancy/tenants.ts'
+import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
 import { enrolTotp, verifyTotp } from './totp.ts'
 
 const CodeBody = Type.Object(
@@ -13,7 +15,57 @@ const CodeBody = Type.Object(
   { additionalProperties: false },
 )
 
-export async function authRoutes(app: App, ctx: ServerContext): Promise<void> {
+export async function authRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { simSwap: () => SimSwapProvider },
+): Promise<void> {
+  app.post(
+    '/v1/risk/sim-swap',
+    {
+      schema: {
+        summary: 'Ask the carrier whether a phone number changed SIM recently, before trusting SMS for it',
+        tags: ['auth'],
+        body: Type.Object(
+          { phoneNumber: Type.String({ pattern: '^\\+[1-9][0-9]{4,14}$', description: 'E.164' }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            swapped: Type.Boolean(),
+            latestSimChange: Type.Union([Type.String(), Type.Null()]),
+            windowHours: Type.Integer(),
+            smsFactorsAllowed: Type.Boolean(),
+            risk: oneOf(['normal', 'high'] as const),
+          }),
+          ...problemResponses(400, 401, 403, 503),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      let assessment: SimSwapAssessment | undefined
+      let failure: SimSwapUnavailable | undefined
+      try {
+        assessment = await assessSimSwap(deps.simSwap(), request.body.phoneNumber, ctx.config.simSwapWindowHours)
+      } catch (error) {
+        if (!(error instanceof SimSwapUnavailable)) throw error
+        failure = error
+      }
+      // The number itself stays out of the audit log: it is personal data, and the record needs only the outcome.
+      await recordAudit(ctx.db, {
+        tenantId: principal.tenantId,
+        actor: actorOf(principal),
+        action: 'risk.sim-swap.check',
+        outcome: failure ? 'failure' : 'success',
+        reason: failure?.reason,
+        details: assessment ? { swapped: assessment.swapped, smsFactorsAllowed: assessment.smsFactorsAllowed } : {},
+      })
+      if (failure) throw new Problem('risk/sim-swap-unavailable', failure.reason)
+      return assessment
+    },
+  )
+
   app.post(
     '/v1/factors/totp',
     {

@@ -71,6 +71,17 @@ const settings = {
     schema: Type.Integer({ minimum: 10, maximum: 600000 }),
     default: 2000,
   },
+  simSwapUrl: {
+    env: 'STRONGROOM_SIM_SWAP_URL',
+    schema: Type.String({ pattern: '^https?://' }),
+    default: undefined,
+  },
+  simSwapToken: { env: 'STRONGROOM_SIM_SWAP_TOKEN', schema: Type.String({ minLength: 1 }), default: undefined },
+  simSwapWindowHours: {
+    env: 'STRONGROOM_SIM_SWAP_WINDOW_HOURS',
+    schema: Type.Integer({ minimum: 1, maximum: 2400 }),
+    default: 72,
+  },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
   devSeed: { env: 'STRONGROOM_DEV_SEED', schema: Type.Boolean(), default: true },
 } as const

@@ -35,6 +35,10 @@ const catalogue = {
   'consent/expired': { status: 410, title: 'The consent request has expired' },
   'consent/already-decided': { status: 409, title: 'The consent request was already approved or declined' },
   'auth/invalid-code': { status: 400, title: 'The code is not valid' },
+  'risk/sim-swap-unavailable': {
+    status: 503,
+    title: 'The carrier could not say whether the SIM was swapped; SMS factors stay blocked',
+  },
   'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
   'server/internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>
