@@ -23,6 +23,7 @@ import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
 import { openSigningKey } from './platform/keyring/signing-keys.ts'
 import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
+import { startPeriodicTask } from './platform/periodic-task.ts'
 import { seedDemoBank } from './seed.ts'
 import { purgeExpiredClientCredentials } from './tenancy/api-clients.ts'
 import { oauthRoutes } from './tenancy/oauth-routes.ts'
@@ -78,12 +79,13 @@ export async function startServer(
     authenticate(ctx, { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }),
   )
   let closing = false
-  const housekeeping = setInterval(() => {
-    Promise.all([purgeExpiredProofs(ctx), purgeExpiredAccessTokens(ctx), purgeExpiredClientCredentials(ctx)]).catch(
-      (error) => log.warn({ err: error }, 'housekeeping failed'),
-    )
-  }, HOUSEKEEPING_MS)
-  housekeeping.unref()
+  const housekeeping = startPeriodicTask({
+    name: 'housekeeping',
+    intervalMs: HOUSEKEEPING_MS,
+    pass: () =>
+      Promise.all([purgeExpiredProofs(ctx), purgeExpiredAccessTokens(ctx), purgeExpiredClientCredentials(ctx)]),
+    log,
+  })
   const auditChainer = startAuditChainer(ctx, await openSigningKey(ctx.db, keyProvider, 'audit-checkpoint'))
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
@@ -92,7 +94,7 @@ export async function startServer(
     options: { maxPayload: bodyLimit },
     preClose: async () => {
       closing = true
-      clearInterval(housekeeping)
+      await housekeeping.stop()
       await hub.close()
     },
   })

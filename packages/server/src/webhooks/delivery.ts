@@ -1,6 +1,7 @@
 import { FlattenedSign } from 'jose'
 import type { ServerContext } from '../platform/context.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { startPeriodicTask } from '../platform/periodic-task.ts'
 
 const POLL_MS = 500
 const BATCH = 20
@@ -26,28 +27,12 @@ export async function signWebhookBody(key: SigningKey, body: Uint8Array): Promis
  * ten attempts.
  */
 export function startWebhookDelivery(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, key: SigningKey) {
-  let current: Promise<void> | undefined
-  const pass = (): Promise<void> => {
-    current ??= deliverDue(ctx, key)
-      .catch((error) => ctx.log.warn({ err: error }, 'webhook delivery pass failed'))
-      .finally(() => {
-        current = undefined
-      })
-    return current
-  }
-  const timer = setInterval(pass, POLL_MS)
-  timer.unref()
-  return {
-    /** Runs a pass now and waits for it (tests, shutdown). */
-    async flush() {
-      await current
-      await pass()
-    },
-    async stop() {
-      clearInterval(timer)
-      await current
-    },
-  }
+  return startPeriodicTask({
+    name: 'webhook delivery',
+    intervalMs: POLL_MS,
+    pass: () => deliverDue(ctx, key),
+    log: ctx.log,
+  })
 }
 
 async function deliverDue(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, key: SigningKey): Promise<void> {
