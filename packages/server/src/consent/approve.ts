@@ -1,7 +1,7 @@
 import { consentSigningPayload } from '@strongroom/sdk/consent'
-import { compactVerify, importJWK, type JWK } from 'jose'
+import { compactVerify, importJWK } from 'jose'
 import { recordAudit } from '../audit/events.ts'
-import type { DevicePrincipal } from '../identity/devices.ts'
+import { type DevicePrincipal, devicePublicJwk } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
@@ -26,13 +26,7 @@ export async function approveConsent(
   const consent = await getConsent(ctx, device.tenantId, consentId, device.customerId)
   if (consent.status === 'expired') throw new Problem('consent/expired')
   if (consent.status !== 'pending') throw new Problem('consent/already-decided')
-  const row = await ctx.db
-    .selectFrom('devices')
-    .select('public_jwk')
-    .where('tenant_id', '=', device.tenantId)
-    .where('id', '=', device.deviceId)
-    .executeTakeFirstOrThrow()
-  const jwk = JSON.parse(row.public_jwk) as JWK
+  const jwk = await devicePublicJwk(ctx, device.tenantId, device.deviceId)
   const algorithm = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256'
   let signed: Uint8Array
   try {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { ConsentRequest } from '@strongroom/sdk/consent'
 import { type Actor, recordAudit } from '../audit/events.ts'
+import { requireCustomerConversation } from '../conversations/conversations.ts'
+import { requireCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
@@ -30,22 +32,9 @@ export async function createConsent(ctx: Ctx, tenantId: string, input: NewConsen
   const expiresAt = new Date(now.getTime() + (input.expiresInSeconds ?? DEFAULT_TTL_SECONDS) * 1000)
   const details = { payee: input.payee, reference: input.reference }
   await ctx.db.transaction().execute(async (trx) => {
-    const customer = await trx
-      .selectFrom('customers')
-      .select('id')
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', input.customerId)
-      .executeTakeFirst()
-    if (!customer) throw new Problem('request/not-found', 'no such customer')
+    await requireCustomer({ db: trx }, tenantId, input.customerId)
     if (input.conversationId) {
-      const conversation = await trx
-        .selectFrom('conversations')
-        .select('id')
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', input.conversationId)
-        .where('customer_id', '=', input.customerId)
-        .executeTakeFirst()
-      if (!conversation) throw new Problem('request/not-found', 'no such conversation of this customer')
+      await requireCustomerConversation({ db: trx }, tenantId, input.conversationId, input.customerId)
     }
     await trx
       .insertInto('consents')

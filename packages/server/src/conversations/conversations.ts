@@ -1,8 +1,11 @@
 import { sql } from 'kysely'
+import { requireCustomer } from '../identity/customers.ts'
+import { activeDeviceIds } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
 import { type Principal, principalMember } from '../principal.ts'
+import { findStaff } from '../tenancy/staff.ts'
 import { publishMemberAdded } from './bus-events.ts'
 
 export interface ConversationMember {
@@ -35,31 +38,12 @@ export async function createConversation(
   const id = newId('cnv')
   const now = new Date()
   const members = await ctx.db.transaction().execute(async (trx) => {
-    const customer = await trx
-      .selectFrom('customers')
-      .select('id')
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', input.customerId)
-      .executeTakeFirst()
-    if (!customer) throw new Problem('request/not-found', 'no such customer')
-    if (input.assignedStaffId) {
-      const staff = await trx
-        .selectFrom('staff')
-        .select('id')
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', input.assignedStaffId)
-        .executeTakeFirst()
-      if (!staff) throw new Problem('request/not-found', 'no such staff member')
+    await requireCustomer({ db: trx }, tenantId, input.customerId)
+    if (input.assignedStaffId && !(await findStaff({ db: trx }, tenantId, { id: input.assignedStaffId }))) {
+      throw new Problem('request/not-found', 'no such staff member')
     }
-    let devices = trx
-      .selectFrom('devices')
-      .select('id')
-      .where('tenant_id', '=', tenantId)
-      .where('customer_id', '=', input.customerId)
-      .where('status', '=', 'active')
-    if (input.deviceIds) devices = devices.where('id', 'in', input.deviceIds)
-    const deviceRows = input.deviceIds?.length === 0 ? [] : await devices.execute()
-    if (input.deviceIds && deviceRows.length !== new Set(input.deviceIds).size) {
+    const deviceIds = await activeDeviceIds({ db: trx }, tenantId, input.customerId, input.deviceIds)
+    if (input.deviceIds && deviceIds.length !== new Set(input.deviceIds).size) {
       throw new Problem('request/not-found', 'a device is not an active device of this customer')
     }
     await trx
@@ -74,7 +58,7 @@ export async function createConversation(
       })
       .execute()
     const memberRows = [
-      ...deviceRows.map((d) => ({ kind: 'device' as const, id: d.id })),
+      ...deviceIds.map((id) => ({ kind: 'device' as const, id })),
       ...(input.assignedStaffId ? [{ kind: 'staff' as const, id: input.assignedStaffId }] : []),
     ]
     if (memberRows.length > 0) {
@@ -123,20 +107,8 @@ export async function addMember(
     if (!conversation) throw new Problem('request/not-found', 'no such conversation')
     const exists =
       member.kind === 'device'
-        ? await trx
-            .selectFrom('devices')
-            .select('id')
-            .where('tenant_id', '=', tenantId)
-            .where('id', '=', member.id)
-            .where('customer_id', '=', conversation.customer_id)
-            .where('status', '=', 'active')
-            .executeTakeFirst()
-        : await trx
-            .selectFrom('staff')
-            .select('id')
-            .where('tenant_id', '=', tenantId)
-            .where('id', '=', member.id)
-            .executeTakeFirst()
+        ? (await activeDeviceIds({ db: trx }, tenantId, conversation.customer_id, [member.id])).length > 0
+        : (await findStaff({ db: trx }, tenantId, { id: member.id })) !== undefined
     if (!exists) throw new Problem('request/not-found', `no such ${member.kind} for this conversation`)
     const inserted = await trx
       .insertInto('conversation_members')
@@ -341,4 +313,21 @@ export async function removeMemberEverywhere(
     .returning('conversation_id')
     .execute()
   return rows.map((r) => r.conversation_id)
+}
+
+/** Throws not-found unless the conversation is the customer's, in the tenant. */
+export async function requireCustomerConversation(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  conversationId: string,
+  customerId: string,
+): Promise<void> {
+  const row = await ctx.db
+    .selectFrom('conversations')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', conversationId)
+    .where('customer_id', '=', customerId)
+    .executeTakeFirst()
+  if (!row) throw new Problem('request/not-found', 'no such conversation of this customer')
 }

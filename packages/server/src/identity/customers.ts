@@ -63,3 +63,14 @@ export async function findCustomer(ctx: Ctx, tenantId: string, id: string): Prom
     .executeTakeFirst()
   return row && decryptCustomer(ctx, row)
 }
+
+/** Throws not-found unless the customer is one of the tenant's (other capabilities check through this). */
+export async function requireCustomer(ctx: Pick<ServerContext, 'db'>, tenantId: string, customerId: string) {
+  const row = await ctx.db
+    .selectFrom('customers')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', customerId)
+    .executeTakeFirst()
+  if (!row) throw new Problem('request/not-found', 'no such customer')
+}

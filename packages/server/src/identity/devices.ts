@@ -198,3 +198,37 @@ export async function listCustomerDevices(ctx: Pick<ServerContext, 'db'>, tenant
 export async function purgeExpiredAccessTokens(ctx: Pick<ServerContext, 'db'>): Promise<void> {
   await ctx.db.deleteFrom('access_tokens').where('expires_at', '<', new Date()).execute()
 }
+
+/** The ids of a customer's active devices, or of those among `only` that are. */
+export async function activeDeviceIds(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  customerId: string,
+  only?: string[],
+): Promise<string[]> {
+  if (only?.length === 0) return []
+  let query = ctx.db
+    .selectFrom('devices')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .where('status', '=', 'active')
+  if (only) query = query.where('id', 'in', only)
+  return (await query.execute()).map((row) => row.id)
+}
+
+/** The public key a device enrolled with, to verify what it signs. */
+export async function devicePublicJwk(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  deviceId: string,
+): Promise<JWK> {
+  const row = await ctx.db
+    .selectFrom('devices')
+    .select('public_jwk')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', deviceId)
+    .executeTakeFirst()
+  if (!row) throw new Problem('request/not-found', 'no such device')
+  return JSON.parse(row.public_jwk) as JWK
+}
