@@ -4,6 +4,7 @@ import { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './
 import { createDpopProof } from './dpop.ts'
 import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
+import { type AppIdentity, devAttestation, type RiskSignals } from './integrity.ts'
 import type { Conversation, Message } from './protocol.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'
 
@@ -53,6 +54,7 @@ export class StrongroomClient {
   readonly #fetch: typeof fetch
   readonly #WebSocket: WebSocketConstructor | undefined
   #current = 0
+  #integrity: { token: string; attestation: { app: AppIdentity; signals: RiskSignals } } | undefined
 
   constructor(options: ClientOptions) {
     this.baseUrls = (Array.isArray(options.baseUrl) ? options.baseUrl : [options.baseUrl]).map((u) =>
@@ -79,12 +81,15 @@ export class StrongroomClient {
    */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     let renewed = false
+    let reattested = false
     let unreachable = 0
     for (;;) {
       const url = this.baseUrl + path
       const auth = await this.credentials.authorize(method, url)
       const headers: Record<string, string> = { authorization: auth.authorization }
       if (auth.dpop) headers.dpop = auth.dpop
+      if (this.#integrity?.token && !path.startsWith('/v1/integrity/'))
+        headers['strongroom-integrity'] = this.#integrity.token
       if (body !== undefined) headers['content-type'] = 'application/json'
       let response: Response
       try {
@@ -103,8 +108,35 @@ export class StrongroomClient {
         this.credentials.invalidate()
         continue
       }
+      if (response.status === 401 && !reattested && this.#integrity && payload?.type?.endsWith('/integrity/expired')) {
+        reattested = true
+        await this.attest(this.#integrity.attestation)
+        continue
+      }
       throw new StrongroomError(payload)
     }
+  }
+
+  /** The integrity token this client sends with every request, once it has attested. */
+  get integrityToken(): string | undefined {
+    return this.#integrity?.token
+  }
+
+  /**
+   * A device: proves the app and device (the dev provider here; native providers plug in the same way) and keeps the
+   * integrity token the server's policy grants, renewing it by attesting again when it expires.
+   */
+  async attest(attestation: { app: AppIdentity; signals: RiskSignals }): Promise<{ expiresIn: number; scope: string }> {
+    if (!(this.credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can attest')
+    const { challenge } = await this.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
+    const evidence = await devAttestation(this.credentials.keys, challenge, attestation.app, attestation.signals)
+    const granted = await this.request<{ integrityToken: string; expiresIn: number; scope: string }>(
+      'POST',
+      '/v1/integrity/attest',
+      evidence,
+    )
+    this.#integrity = { token: granted.integrityToken, attestation }
+    return { expiresIn: granted.expiresIn, scope: granted.scope }
   }
 
   me() {

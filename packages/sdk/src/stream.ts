@@ -118,7 +118,15 @@ export class MessageStream {
         (auth) => {
           if (socket !== this.#socket) return
           const cursors = this.cursors
-          socket.send(JSON.stringify({ type: 'auth', ...auth, ...(this.#cursors.size > 0 ? { cursors } : {}) }))
+          const integrity = this.#client.integrityToken
+          socket.send(
+            JSON.stringify({
+              type: 'auth',
+              ...auth,
+              ...(integrity ? { integrity } : {}),
+              ...(this.#cursors.size > 0 ? { cursors } : {}),
+            }),
+          )
         },
         (error: Error) => {
           this.#options.onError?.(error)

@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
-import { authenticateDeviceToken } from './identity/devices.ts'
+import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
 import { verifyDpopProof } from './identity/dpop.ts'
+import { checkIntegrityToken } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
 import { Problem } from './platform/http/problems.ts'
@@ -68,6 +69,8 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/factors/totp/confirm':                      device,
   'POST /v1/factors/totp/verify':                       device,
   'POST /v1/risk/sim-swap':                             staff('customers:write'),
+  'POST /v1/integrity/challenges':                      device,
+  'POST /v1/integrity/attest':                          device,
   // Dev mode only (the server refuses to register them in production): the carrier simulator.
   'PUT /dev/camara/sim-swaps/:phoneNumber':             anyone,
   'POST /dev/camara/sim-swap/v0/check':                 anyone,
@@ -128,7 +131,32 @@ export async function authenticate(
 }
 
 /** Installs the access table: a route without a rule fails at start, and each request is checked before parsing. */
-export function installAccessControl(app: App, ctx: Pick<ServerContext, 'db'>): void {
+/** Device routes that work without an integrity token: the ones that obtain it. */
+const integrityExempt = new Set(['POST /v1/integrity/challenges', 'POST /v1/integrity/attest'])
+
+/** The integrity token keys, looked up once and again only when a token names a key not seen yet. */
+export type IntegrityKeyCache = Parameters<typeof checkIntegrityToken>[1]
+
+/**
+ * The API gate: with integrity required (production by default), a device's request must carry a valid integrity
+ * token for this device; a read-only token allows only reads.
+ */
+export async function checkDeviceIntegrity(
+  ctx: Pick<ServerContext, 'db'>,
+  keys: IntegrityKeyCache,
+  token: string | undefined,
+  device: DevicePrincipal,
+  method: string,
+): Promise<void> {
+  const scope = await checkIntegrityToken(ctx, keys, token, device)
+  if (scope === 'read-only' && method !== 'GET') throw new Problem('integrity/limited')
+}
+
+export function installAccessControl(
+  app: App,
+  ctx: Pick<ServerContext, 'db' | 'config'>,
+  keys: IntegrityKeyCache,
+): void {
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     for (const method of methods) {
@@ -161,6 +189,11 @@ export function installAccessControl(app: App, ctx: Pick<ServerContext, 'db'>): 
     if (refusal) {
       await auditRefusal(ctx, principal, refusal, `${request.method} ${request.routeOptions.url}`)
       throw refusal
+    }
+    const route = `${request.method} ${request.routeOptions.url}`
+    if (principal.kind === 'device' && ctx.config.integrityRequired && !integrityExempt.has(route)) {
+      const token = singleHeader(request.headers['strongroom-integrity'])
+      await checkDeviceIntegrity(ctx, keys, token, principal, request.method)
     }
     request.principal = principal
   })

@@ -1,5 +1,5 @@
 import websocket from '@fastify/websocket'
-import { authenticate, installAccessControl } from './access.ts'
+import { authenticate, checkDeviceIntegrity, type IntegrityKeyCache, installAccessControl } from './access.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditRoutes } from './audit/routes.ts'
 import { authRoutes } from './auth/routes.ts'
@@ -12,6 +12,7 @@ import { StreamHub } from './conversations/stream-hub.ts'
 import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
+import { integrityRoutes } from './integrity/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
@@ -72,12 +73,17 @@ export async function startServer(
   // base64 makes a body about 4/3 of the ciphertext; the rest is room for the JSON around it.
   const bodyLimit = Math.ceil((config.maxMessageBytes * 4) / 3) + 16 * 1024
   const app = await createHttpServer({ logger: log, metrics, bodyLimit, trustProxy: config.trustProxy })
-  installAccessControl(app, ctx)
+  const integrityKeys: IntegrityKeyCache = { current: undefined }
+  installAccessControl(app, ctx, integrityKeys)
 
   const messageLog = new MessageLog(ctx)
-  const hub = new StreamHub(ctx, messageLog, (frame, htu) =>
-    authenticate(ctx, { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }),
-  )
+  const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
+    const principal = await authenticate(ctx, { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu })
+    if (principal.kind === 'device' && config.integrityRequired) {
+      await checkDeviceIntegrity(ctx, integrityKeys, frame.integrity, principal, 'GET')
+    }
+    return principal
+  })
   let closing = false
   const housekeeping = startPeriodicTask({
     name: 'housekeeping',
@@ -130,6 +136,8 @@ export async function startServer(
   }
   if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
   await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap }))
+  const tokenKey = await openSigningKey(ctx.db, keyProvider, 'integrity-token')
+  await app.register(async (scope) => integrityRoutes(scope, ctx, { tokenKey }))
   if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
   const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
   await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))

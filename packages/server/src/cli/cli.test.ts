@@ -54,7 +54,15 @@ describe('the strongroom command', () => {
 
   test('tenant, staff token and key rotation, then a server accepts the token', async () => {
     assert.deepEqual(JSON.parse(run(['migrate']).stdout), {
-      applied: ['001-foundation', '002-audit', '003-consents', '004-api-clients', '005-webhooks', '006-totp'],
+      applied: [
+        '001-foundation',
+        '002-audit',
+        '003-consents',
+        '004-api-clients',
+        '005-webhooks',
+        '006-totp',
+        '007-integrity',
+      ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)
     assert.match(tenant.id, /^ten_/)

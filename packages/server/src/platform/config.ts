@@ -82,6 +82,16 @@ const settings = {
     schema: Type.Integer({ minimum: 1, maximum: 2400 }),
     default: 72,
   },
+  integrityRequired: {
+    env: 'STRONGROOM_INTEGRITY_REQUIRED',
+    schema: Type.Boolean(),
+    default: undefined,
+  },
+  minAppVersion: {
+    env: 'STRONGROOM_MIN_APP_VERSION',
+    schema: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
+    default: '0.0.0',
+  },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
   devSeed: { env: 'STRONGROOM_DEV_SEED', schema: Type.Boolean(), default: true },
 } as const
@@ -165,6 +175,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   const result = config as Config
   result.keyFile ??= path.join(result.dataDir, 'keyring.json')
+  // Device requests need an integrity token in production unless the operator says otherwise.
+  result.integrityRequired ??= result.mode === 'production'
   if (result.mode === 'production') checkProductionRules(result, explicit)
   return result
 }

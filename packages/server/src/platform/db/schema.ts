@@ -236,6 +236,14 @@ export interface TotpFactorsTable {
   created_at: Timestamp
 }
 
+export interface IntegrityChallengesTable {
+  challenge_hash: Uint8Array
+  tenant_id: string
+  device_id: string
+  expires_at: Timestamp
+  used_at: Timestamp | null
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -259,6 +267,7 @@ export interface Database {
   client_tokens: ClientTokensTable
   webhook_deliveries: WebhookDeliveriesTable
   totp_factors: TotpFactorsTable
+  integrity_challenges: IntegrityChallengesTable
 }
 
 export type { Generated }

@@ -4,10 +4,11 @@ import type { Database } from '../db/schema.ts'
 import type { KeyProvider } from './key-provider.ts'
 
 /** What a signing key is for, and so its algorithm: Ed25519 for audit checkpoints, P-256 (ES256) for JWS receipts. */
-export type SigningKeyPurpose = 'audit-checkpoint' | 'consent-receipt'
+export type SigningKeyPurpose = 'audit-checkpoint' | 'consent-receipt' | 'integrity-token'
 const algorithms: Record<SigningKeyPurpose, 'ed25519' | 'ec'> = {
   'audit-checkpoint': 'ed25519',
   'consent-receipt': 'ec',
+  'integrity-token': 'ec',
 }
 
 export interface SigningKey {

@@ -5,6 +5,7 @@ import * as consents from './003-consents.ts'
 import * as apiClients from './004-api-clients.ts'
 import * as webhooks from './005-webhooks.ts'
 import * as totp from './006-totp.ts'
+import * as integrity from './007-integrity.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '004-api-clients': apiClients,
   '005-webhooks': webhooks,
   '006-totp': totp,
+  '007-integrity': integrity,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
+import { after, before, describe, test } from 'node:test'
+import { devAttestation, enrolDevice, StrongroomError } from '@strongroom/sdk'
+import { SignJWT } from 'jose'
+import WebSocket from 'ws'
+import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { openSigningKey } from '../platform/keyring/signing-keys.ts'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { attest } from './attest.ts'
+
+const PROBLEMS = 'https://strongroom.dev/problems/'
+const app = { appId: 'com.bank.app', appVersion: '3.2.0' }
+const clean = { rooted: false, debugger: false, hooking: false, emulator: false }
+const problem = (type: string, detail?: string) => (e: unknown) => {
+  assert.ok(e instanceof StrongroomError)
+  assert.equal(e.type, PROBLEMS + type)
+  if (detail !== undefined) assert.equal(e.problem.detail, detail)
+  return true
+}
+
+describe('app integrity: attestation, integrity tokens and the API gate', () => {
+  let server: TestServer
+  let bank: TestBank
+
+  before(async () => {
+    server = await startTestServer({ integrityRequired: true, minAppVersion: '3.0.0' })
+    bank = await createTestBank(server)
+  })
+  after(() => server.stop())
+
+  const enrol = async () =>
+    enrolDevice({
+      baseUrl: server.url,
+      enrolmentCode: await bank.enrolmentCode(),
+      label: 'phone',
+      WebSocket: WebSocket as never,
+    })
+
+  test('without an integrity token a device gets nothing; after attesting it gets everything', async () => {
+    const { client, device } = await enrol()
+    await assert.rejects(client.me(), problem('integrity/missing'))
+    assert.deepEqual(await client.attest({ app, signals: clean }), { expiresIn: 600, scope: 'full' })
+    assert.equal((await client.me()).deviceId, device.id)
+    await client.request('POST', '/v1/factors/totp')
+  })
+
+  test('a rooted device gets a short read-only token', async () => {
+    const { client } = await enrol()
+    assert.deepEqual(await client.attest({ app, signals: { ...clean, rooted: true } }), {
+      expiresIn: 60,
+      scope: 'read-only',
+    })
+    assert.equal((await client.me()).kind, 'device')
+    await assert.rejects(client.request('POST', '/v1/factors/totp'), problem('integrity/limited'))
+  })
+
+  test('hooking frameworks, debuggers and outdated apps are denied with a reason the app can show', async () => {
+    const { client } = await enrol()
+    await assert.rejects(
+      client.attest({ app, signals: { ...clean, hooking: true } }),
+      problem('integrity/denied', 'hooking-framework'),
+    )
+    await assert.rejects(
+      client.attest({ app, signals: { ...clean, debugger: true } }),
+      problem('integrity/denied', 'debugger-attached'),
+    )
+    await assert.rejects(
+      client.attest({ app: { ...app, appVersion: '2.9.9' }, signals: clean }),
+      problem('integrity/denied', 'app-version-below-minimum'),
+    )
+    await server.flushAudit()
+    const reasons = await server.ctx.db
+      .selectFrom('audit_events')
+      .select('reason')
+      .where('action', '=', 'integrity.attest')
+      .where('outcome', '=', 'denied')
+      .execute()
+    assert.ok(
+      ['hooking-framework', 'debugger-attached', 'app-version-below-minimum'].every((r) =>
+        reasons.some((x) => x.reason === r),
+      ),
+    )
+  })
+
+  test('evidence with a replayed challenge, another key or altered signals is refused', async () => {
+    const { client, keys } = await enrol()
+    const { challenge } = await client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
+    const evidence = await devAttestation(keys, challenge, app, clean)
+    await client.request('POST', '/v1/integrity/attest', evidence)
+    await assert.rejects(
+      client.request('POST', '/v1/integrity/attest', evidence),
+      problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired'),
+    )
+    const fresh = await client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
+    const other = await enrol()
+    await assert.rejects(
+      client.request('POST', '/v1/integrity/attest', await devAttestation(other.keys, fresh.challenge, app, clean)),
+      problem('integrity/invalid-evidence', 'the proof does not verify with this device key'),
+    )
+    const signed = await devAttestation(keys, fresh.challenge, app, { ...clean, rooted: true })
+    await assert.rejects(
+      client.request('POST', '/v1/integrity/attest', { ...signed, signals: clean }),
+      problem('integrity/invalid-evidence', 'the proof does not cover this evidence'),
+    )
+  })
+
+  test("another device's token, a forged, an expired and a wrong-audience token are each refused", async () => {
+    const a = await enrol()
+    const b = await enrol()
+    await a.client.attest({ app, signals: clean })
+    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const key = await openSigningKey(server.ctx.db, provider, 'integrity-token')
+    const mint = (claims: { sub: string; aud?: string; exp?: string; tid?: string }, signer = key.privateKey) =>
+      new SignJWT({ tid: claims.tid ?? bank.tenantId, cnf: { jkt: b.device.keyThumbprint }, scope: 'full' })
+        .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: 'strongroom-integrity+jwt' })
+        .setIssuer('strongroom')
+        .setSubject(claims.sub)
+        .setAudience(claims.aud ?? 'strongroom-api')
+        .setIssuedAt()
+        .setExpirationTime(claims.exp ?? '60s')
+        .sign(signer)
+    const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
+    const cases: [string, string][] = [
+      [a.client.integrityToken as string, 'integrity/wrong-device'],
+      [await mint({ sub: b.device.id }, stranger), 'integrity/invalid'],
+      [await mint({ sub: b.device.id, exp: '-10s' }), 'integrity/expired'],
+      [await mint({ sub: b.device.id, aud: 'someone-else' }), 'integrity/wrong-audience'],
+      ['not.a.token', 'integrity/invalid'],
+    ]
+    for (const [token, type] of cases) {
+      const result = await fetchMe(b, token)
+      assert.equal(result.type, PROBLEMS + type, type)
+    }
+    assert.equal((await fetchMe(b, await mint({ sub: b.device.id }))).kind, 'device')
+  })
+
+  test('the stream checks the integrity token too', async () => {
+    const { client } = await enrol()
+    const errors: string[] = []
+    const refused = client.stream({ onError: (e) => errors.push(e.message) })
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    refused.close()
+    assert.ok(errors.some((m) => m.startsWith('An integrity token is required')))
+    await client.attest({ app, signals: clean })
+    const stream = client.stream()
+    await stream.ready()
+    stream.close()
+  })
+
+  test('a production server refuses the dev verifier', async () => {
+    const { client, keys, device } = await enrol()
+    const { challenge } = await client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
+    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const production = { ...server.ctx, config: { ...server.config, mode: 'production' as const } }
+    await assert.rejects(
+      attest(
+        production,
+        await openSigningKey(server.ctx.db, provider, 'integrity-token'),
+        {
+          kind: 'device',
+          tenantId: bank.tenantId,
+          deviceId: device.id,
+          customerId: device.customerId,
+          jkt: device.keyThumbprint,
+          tokenExpiresAt: new Date(Date.now() + 60_000),
+        },
+        await devAttestation(keys, challenge, app, clean),
+      ),
+      (e: { kind?: string }) => e.kind === 'integrity/verifier-not-allowed',
+    )
+  })
+
+  async function fetchMe(device: Awaited<ReturnType<typeof enrol>>, token: string | undefined) {
+    const url = `${server.url}/v1/me`
+    const auth = await device.client.credentials.authorize('GET', url)
+    const response = await fetch(url, {
+      headers: {
+        authorization: auth.authorization,
+        dpop: auth.dpop as string,
+        ...(token ? { 'strongroom-integrity': token } : {}),
+      },
+    })
+    return response.json()
+  }
+})
