@@ -69,6 +69,7 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/factors/totp/confirm':                      device,
   'POST /v1/factors/totp/verify':                       device,
   'POST /v1/risk/sim-swap':                             staff('customers:write'),
+  'POST /v1/dlp/scan':                                  staff('conversations:write'),
   'POST /v1/integrity/challenges':                      device,
   'POST /v1/integrity/attest':                          device,
   // Dev mode only (the server refuses to register them in production): the carrier simulator.

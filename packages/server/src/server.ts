@@ -5,6 +5,7 @@ import { auditRoutes } from './audit/routes.ts'
 import { authRoutes } from './auth/routes.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import { simSwapSimulatorRoutes } from './auth/sim-swap-simulator.ts'
+import { channelRoutes } from './channels/routes.ts'
 import { consentRoutes } from './consent/routes.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationRoutes } from './conversations/routes.ts'
@@ -130,6 +131,7 @@ export async function startServer(
   await app.register(async (scope) => identityRoutes(scope, ctx))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => auditRoutes(scope, ctx))
+  await app.register(async (scope) => channelRoutes(scope, ctx))
   let simSwap: SimSwapProvider = {
     check: () => Promise.reject(new SimSwapUnavailable('not configured')),
     retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),

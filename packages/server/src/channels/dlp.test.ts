@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { createTestBank, startTestServer } from '../testing/harness.ts'
+import { ibanValid, luhnValid, scanText } from './dlp.ts'
+
+describe('data-loss prevention on public-channel text', () => {
+  test('card numbers in their usual spacings are found and masked to the last four digits', () => {
+    const cards: [string, string][] = [
+      ['my card is 4111 1111 1111 1111 thanks', 'my card is [card •••• 1111] thanks'],
+      ['4111-1111-1111-1111', '[card •••• 1111]'],
+      ['5500005555555559', '[card •••• 5559]'],
+      ['amex 3782 822463 10005 ok', 'amex [card •••• 0005] ok'],
+      ['6011 1111 1111 1117.', '[card •••• 1117].'],
+      ['Maestro 6759649826438453', 'Maestro [card •••• 8453]'],
+      ['2223 0031 2200 3222', '[card •••• 3222]'],
+    ]
+    for (const [text, masked] of cards) {
+      const result = scanText(text)
+      assert.equal(result.masked, masked, text)
+      assert.deepEqual(
+        result.findings.map((f) => f.kind),
+        ['card-number'],
+        text,
+      )
+    }
+  })
+
+  test('numbers that only look like cards are left alone', () => {
+    const clean = [
+      '4111 1111 1111 1112', // fails Luhn
+      'call me on +44 7700 900123',
+      'the meeting is on 2026-11-24 at 14:30',
+      'order 1234567890123456 shipped', // starts with 1
+      'tracking 9400111899223100012345', // too long, starts with 9
+      'ref 4111-1111 1111-1111', // mixed separators
+      'IBAN DE89 3704 0044 0532 0130 01', // IBAN checksum fails
+      'amount 1250.00 EUR on 24/11/2026',
+    ]
+    for (const text of clean) assert.deepEqual(scanText(text), { masked: text, findings: [] }, text)
+  })
+
+  test('a CVV next to a card, or named as one, is masked too', () => {
+    assert.equal(scanText('4111111111111111 123').masked, '[card •••• 1111] [CVV]')
+    assert.equal(scanText('4111 1111 1111 1111, exp 12/28, 737').masked, '[card •••• 1111], exp 12/28, [CVV]')
+    assert.equal(scanText('the security code is 0421').masked, 'the security code is [CVV]')
+    assert.equal(scanText('CVV: 999').masked, 'CVV: [CVV]')
+    assert.equal(scanText('I have 3 kids').masked, 'I have 3 kids')
+  })
+
+  test('checksum-valid IBANs are masked to country and last four', () => {
+    assert.equal(scanText('pay DE89 3704 0044 0532 0130 00 please').masked, 'pay [IBAN DE•• •••• 3000] please')
+    assert.equal(scanText('GB33BUKB20201555555555').masked, '[IBAN GB•• •••• 5555]')
+    assert.equal(ibanValid('FR1420041010050500013M02606'), true)
+    assert.equal(ibanValid('GB33BUKB20201555555556'), false)
+  })
+
+  test("a tenant's own patterns (an account or national id format) are masked by their label", () => {
+    const result = scanText('my NI number is AB123456C and account 12-34-56 87654321', [
+      { label: 'national insurance number', pattern: '\\b[A-CEGHJ-PR-TW-Z]{2}\\d{6}[A-D]\\b' },
+      { label: 'account', pattern: '\\b\\d{2}-\\d{2}-\\d{2} \\d{8}\\b' },
+    ])
+    assert.equal(result.masked, 'my NI number is [national insurance number] and account [account]')
+    assert.deepEqual(
+      result.findings.map((f) => f.label),
+      ['national insurance number', 'account'],
+    )
+  })
+
+  test('findings give positions in the original text and never the value', () => {
+    const text = 'card 4111 1111 1111 1111 cvv 123'
+    const { findings } = scanText(text)
+    assert.deepEqual(findings, [
+      { kind: 'card-number', start: 5, end: 24 },
+      { kind: 'cvv', start: 29, end: 32 },
+    ])
+    assert.ok(!JSON.stringify(findings).includes('4111'))
+  })
+
+  test('Luhn check: the ISO/IEC 7812 examples', () => {
+    assert.equal(luhnValid('79927398713'), true)
+    assert.equal(luhnValid('79927398710'), false)
+  })
+})
+
+describe('POST /v1/dlp/scan', () => {
+  test('an agent checks an outgoing public-channel text; the value never reaches the audit log', async () => {
+    const server = await startTestServer()
+    try {
+      const bank = await createTestBank(server)
+      const scan = (body: unknown, token = bank.agentToken) =>
+        fetch(`${server.url}/v1/dlp/scan`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+      const response = await scan({ text: 'Your card 4111 1111 1111 1111 is blocked' })
+      assert.equal(response.status, 200)
+      assert.equal((await response.json()).masked, 'Your card [card •••• 1111] is blocked')
+      assert.equal((await scan({ text: 'x', patterns: [{ label: 'bad', pattern: '(' }] })).status, 400)
+      const { token } = await bank.staffToken('compliance')
+      assert.equal((await scan({ text: 'x' }, token)).status, 403)
+      await server.flushAudit()
+      const audit = await server.ctx.db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('action', '=', 'dlp.mask')
+        .execute()
+      assert.equal(audit.length, 1)
+      assert.ok(!JSON.stringify(audit).includes('4111'))
+    } finally {
+      await server.stop()
+    }
+  })
+})
