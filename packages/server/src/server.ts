@@ -13,6 +13,7 @@ import { StreamHub } from './conversations/stream-hub.ts'
 import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
+import { purgeExpiredChallenges } from './integrity/challenges.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
@@ -90,7 +91,12 @@ export async function startServer(
     name: 'housekeeping',
     intervalMs: HOUSEKEEPING_MS,
     pass: () =>
-      Promise.all([purgeExpiredProofs(ctx), purgeExpiredAccessTokens(ctx), purgeExpiredClientCredentials(ctx)]),
+      Promise.all([
+        purgeExpiredProofs(ctx),
+        purgeExpiredAccessTokens(ctx),
+        purgeExpiredClientCredentials(ctx),
+        purgeExpiredChallenges(ctx),
+      ]),
     log,
   })
   const auditChainer = startAuditChainer(ctx, await openSigningKey(ctx.db, keyProvider, 'audit-checkpoint'))

@@ -40,3 +40,8 @@ export async function consumeChallenge(
     .executeTakeFirst()
   return result.numUpdatedRows > 0n
 }
+
+/** Forgets challenges past their lifetime, used or not; called by the housekeeping timer. */
+export async function purgeExpiredChallenges(ctx: Pick<ServerContext, 'db'>): Promise<void> {
+  await ctx.db.deleteFrom('integrity_challenges').where('expires_at', '<', new Date()).execute()
+}
