@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { Problem } from '../platform/http/problems.ts'
 import { newId, secretHash } from '../platform/ids.ts'
+import { requireCustomer } from './customers.ts'
 
 // Crockford's base32 without the letters people misread; 16 characters carry 80 bits.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
@@ -25,13 +25,7 @@ export async function issueEnrolmentCode(
   customerId: string,
   actor: Actor,
 ): Promise<IssuedEnrolmentCode> {
-  const customer = await ctx.db
-    .selectFrom('customers')
-    .select('id')
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', customerId)
-    .executeTakeFirst()
-  if (!customer) throw new Problem('request/not-found', 'no such customer')
+  await requireCustomer(ctx, tenantId, customerId)
   let raw = ''
   for (let i = 0; i < CODE_LENGTH; i++) raw += ALPHABET[randomInt(ALPHABET.length)]
   const expiresAt = new Date(Date.now() + ctx.config.enrolmentCodeTtlSeconds * 1000)
