@@ -121,6 +121,22 @@ describe('webhooks to bank backends', () => {
     assert.deepEqual([row.status, row.attempts], ['delivered', 3])
   })
 
+  test('a webhook URL must be http(s) — https only in production', async () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const response = await fetch(`${server.url}/v1/api-clients`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'x',
+        jwks: { keys: [await exportJWK(publicKey)] },
+        scopes: ['consents:write'],
+        webhookUrl: 'ftp://files.example/hook',
+      }),
+    })
+    assert.equal(response.status, 400)
+    assert.equal((await response.json()).detail, 'webhookUrl must be https')
+  })
+
   test('a consent asked by an agent sends no webhook', async () => {
     received.length = 0
     const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
