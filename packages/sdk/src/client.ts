@@ -194,13 +194,15 @@ export class StrongroomClient {
 
   /**
    * A device: approve a payment by signing exactly what was asked with the device key. Show the customer
-   * `formatAmount(consent.amount)` and the payee before calling this.
+   * `formatAmount(consent.amount)` and the payee before calling this. When the bank's step-up policy asks for more
+   * (`auth/step-up-required`), ask the customer for their authenticator code and pass it as `totpCode`.
    */
-  async approveConsent(consent: ConsentRequest): Promise<ConsentRequest> {
+  async approveConsent(consent: ConsentRequest, options: { totpCode?: string } = {}): Promise<ConsentRequest> {
     if (!(this.credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can approve a consent')
     const signature = await signConsent(this.credentials.keys, consent)
     return this.request<ConsentRequest>('POST', `/v1/consents/${encodeURIComponent(consent.id)}/approve`, {
       signature,
+      ...(options.totpCode ? { totpCode: options.totpCode } : {}),
     })
   }
 

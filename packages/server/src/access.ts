@@ -69,6 +69,8 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/factors/totp/confirm':                      device,
   'POST /v1/factors/totp/verify':                       device,
   'POST /v1/risk/sim-swap':                             staff('customers:write'),
+  'GET /v1/policies/step-up':                            staff('staff:admin'),
+  'PUT /v1/policies/step-up':                            staff('staff:admin'),
   'POST /v1/dlp/scan':                                  staff('conversations:write'),
   'POST /v1/integrity/challenges':                      device,
   'POST /v1/integrity/attest':                          device,
@@ -81,6 +83,8 @@ export const accessTable: Record<string, Access> = {
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal
+    /** The risk flags of the device's integrity token, when the gate checked one. */
+    integrityFlags?: string[]
   }
 }
 
@@ -148,9 +152,10 @@ export async function checkDeviceIntegrity(
   token: string | undefined,
   device: DevicePrincipal,
   method: string,
-): Promise<void> {
-  const scope = await checkIntegrityToken(ctx, keys, token, device)
+): Promise<string[]> {
+  const { scope, flags } = await checkIntegrityToken(ctx, keys, token, device)
   if (scope === 'read-only' && method !== 'GET') throw new Problem('integrity/limited')
+  return flags
 }
 
 export function installAccessControl(
@@ -194,7 +199,7 @@ export function installAccessControl(
     const route = `${request.method} ${request.routeOptions.url}`
     if (principal.kind === 'device' && ctx.config.integrityRequired && !integrityExempt.has(route)) {
       const token = singleHeader(request.headers['strongroom-integrity'])
-      await checkDeviceIntegrity(ctx, keys, token, principal, request.method)
+      request.integrityFlags = await checkDeviceIntegrity(ctx, keys, token, principal, request.method)
     }
     request.principal = principal
   })

@@ -8,6 +8,7 @@ import { oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { actorOf } from '../principal.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
+import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy } from './step-up-policy.ts'
 import { enrolTotp, verifyTotp } from './totp.ts'
 
 const CodeBody = Type.Object(
@@ -90,6 +91,46 @@ export async function authRoutes(
         actorOf(principal),
       )
       return reply.status(201).header('cache-control', 'no-store').send(enrolment)
+    },
+  )
+
+  app.get(
+    '/v1/policies/step-up',
+    {
+      schema: {
+        summary:
+          "The tenant's step-up policy: which actions, amounts, new devices or risk flags need more than the device key",
+        tags: ['auth'],
+        response: { 200: StepUpPolicy, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => loadStepUpPolicy(ctx, principalOf(request).tenantId),
+  )
+
+  app.put(
+    '/v1/policies/step-up',
+    {
+      schema: {
+        summary: 'Replace the step-up policy (audited)',
+        tags: ['auth'],
+        body: StepUpPolicy,
+        response: { 200: StepUpPolicy, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const actor = actorOf(principal)
+      await ctx.db.transaction().execute(async (trx) => {
+        await saveStepUpPolicy({ db: trx }, principal.tenantId, request.body, `${actor.kind}:${actor.id}`)
+        await recordAudit(trx, {
+          tenantId: principal.tenantId,
+          actor,
+          action: 'policy.step-up.update',
+          outcome: 'success',
+          details: { rules: request.body.rules.map((rule) => rule.name) },
+        })
+      })
+      return request.body
     },
   )
 

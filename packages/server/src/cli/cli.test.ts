@@ -62,6 +62,7 @@ describe('the strongroom command', () => {
         '005-webhooks',
         '006-totp',
         '007-integrity',
+        '008-policies',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

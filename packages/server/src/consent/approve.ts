@@ -1,7 +1,9 @@
 import { consentSigningPayload } from '@strongroom/sdk/consent'
 import { compactVerify, importJWK } from 'jose'
 import { recordAudit } from '../audit/events.ts'
-import { type DevicePrincipal, devicePublicJwk } from '../identity/devices.ts'
+import { evaluateStepUp, loadStepUpPolicy } from '../auth/step-up-policy.ts'
+import { verifyTotp } from '../auth/totp.ts'
+import { type DevicePrincipal, deviceEnrolledAt, devicePublicJwk } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
@@ -21,7 +23,7 @@ export async function approveConsent(
   receiptKey: SigningKey,
   device: DevicePrincipal,
   consentId: string,
-  signature: string,
+  approval: { signature: string; totpCode?: string | undefined; riskFlags: readonly string[] },
 ): Promise<ConsentRequest> {
   const consent = await getConsent(ctx, device.tenantId, consentId, device.customerId)
   if (consent.status === 'expired') throw new Problem('consent/expired')
@@ -30,13 +32,45 @@ export async function approveConsent(
   const algorithm = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256'
   let signed: Uint8Array
   try {
-    const verified = await compactVerify(signature, await importJWK(jwk, algorithm), { algorithms: [algorithm] })
+    const verified = await compactVerify(approval.signature, await importJWK(jwk, algorithm), {
+      algorithms: [algorithm],
+    })
     signed = verified.payload
   } catch {
     throw new Problem('consent/signature-invalid', 'the signature does not verify with this device key')
   }
   if (new TextDecoder().decode(signed) !== consentSigningPayload(consent)) {
     throw new Problem('consent/signature-invalid', 'the signed transaction is not the one requested')
+  }
+  const stepUp = evaluateStepUp(await loadStepUpPolicy(ctx, device.tenantId), {
+    action: 'consent.approve',
+    amount: consent.amount,
+    deviceEnrolledAt: await deviceEnrolledAt(ctx, device.tenantId, device.deviceId),
+    riskFlags: approval.riskFlags,
+  })
+  const refusal =
+    stepUp.decision === 'deny'
+      ? new Problem('auth/forbidden', `the step-up policy denies this approval (${stepUp.rules.join(', ')})`)
+      : stepUp.required.includes('totp') && !approval.totpCode
+        ? new Problem('auth/step-up-required', stepUp.reason)
+        : undefined
+  if (refusal) {
+    await recordAudit(ctx.db, {
+      tenantId: device.tenantId,
+      actor: { kind: 'device', id: device.deviceId },
+      action: 'consent.approve',
+      target: { kind: 'consent', id: consentId },
+      outcome: 'denied',
+      reason: refusal.detail,
+      details: { policyRules: stepUp.rules },
+    })
+    throw refusal
+  }
+  const factors = stepUp.required.includes('totp') ? ['device-key', 'totp'] : ['device-key']
+  if (stepUp.required.includes('totp')) {
+    await verifyTotp(ctx, device.tenantId, device.customerId, approval.totpCode as string, {
+      actor: { kind: 'device', id: device.deviceId },
+    })
   }
   const approvedAt = new Date()
   const receipt = await signReceipt(receiptKey, {
@@ -49,13 +83,19 @@ export async function approveConsent(
     deviceId: device.deviceId,
     keyThumbprint: device.jkt,
     approvedAt,
-    policy: { decision: 'allowed', assurance: 'possession', reason: 'enrolled device key signature' },
+    factors,
+    policy: {
+      decision: 'allowed',
+      assurance: factors.length > 1 ? 'possession+knowledge' : 'possession',
+      reason: stepUp.reason,
+      rules: stepUp.rules,
+    },
   })
   await ctx.db.transaction().execute(async (trx) => {
     const { requestedBy } = await decide(ctx, trx, device.tenantId, consentId, {
       status: 'approved',
       deviceId: device.deviceId,
-      factor: 'device-key',
+      factor: factors.join('+'),
       receipt,
     })
     await notifyRequester(trx, device.tenantId, requestedBy, {
@@ -68,7 +108,7 @@ export async function approveConsent(
       action: 'consent.approve',
       target: { kind: 'consent', id: consentId },
       outcome: 'success',
-      details: { factor: 'device-key', amount: consent.amount.value, currency: consent.amount.currency },
+      details: { factors, policyRules: stepUp.rules, amount: consent.amount.value, currency: consent.amount.currency },
     })
   })
   return getConsent(ctx, device.tenantId, consentId)

@@ -248,7 +248,8 @@ describe('payment consent with dynamic linking', () => {
       deviceId: phone.device.id,
       keyThumbprint: 't',
       approvedAt: new Date(),
-      policy: { decision: 'allowed', assurance: 'possession', reason: 'test' },
+      factors: ['device-key'],
+      policy: { decision: 'allowed', assurance: 'possession', reason: 'test', rules: [] },
     })
     assert.equal((await jwtVerify(fresh, jwks)).protectedHeader.kid, newKeyId)
   })

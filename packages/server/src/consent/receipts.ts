@@ -20,7 +20,9 @@ export interface ReceiptClaims {
   deviceId: string
   keyThumbprint: string
   approvedAt: Date
-  policy: { decision: 'allowed'; assurance: string; reason: string }
+  /** Every factor that approved it: the device key, and what the step-up policy added. */
+  factors: string[]
+  policy: { decision: 'allowed'; assurance: string; reason: string; rules: string[] }
 }
 
 /**
@@ -35,6 +37,7 @@ export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promi
     transaction: claims.transaction,
     challenge: claims.challenge,
     factor: claims.factor,
+    factors: claims.factors,
     deviceId: claims.deviceId,
     keyThumbprint: claims.keyThumbprint,
     approvedAt: claims.approvedAt.toISOString(),

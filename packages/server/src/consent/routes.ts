@@ -91,7 +91,12 @@ export async function consentRoutes(app: App, ctx: ServerContext, deps: { receip
         tags: ['consent'],
         params: ConsentParams,
         body: Type.Object(
-          { signature: Type.String({ minLength: 1, maxLength: 8192 }) },
+          {
+            signature: Type.String({ minLength: 1, maxLength: 8192 }),
+            totpCode: Type.Optional(
+              Type.String({ pattern: '^[0-9]{6}$', description: 'when the step-up policy asks' }),
+            ),
+          },
           { additionalProperties: false },
         ),
         response: { 200: Consent, ...problemResponses(400, 401, 403, 404, 409, 410) },
@@ -100,7 +105,11 @@ export async function consentRoutes(app: App, ctx: ServerContext, deps: { receip
     async (request) => {
       const principal = principalOf(request)
       if (principal.kind !== 'device') throw new Problem('auth/forbidden')
-      return approveConsent(ctx, deps.receiptKey, principal, request.params.consentId, request.body.signature)
+      return approveConsent(ctx, deps.receiptKey, principal, request.params.consentId, {
+        signature: request.body.signature,
+        totpCode: request.body.totpCode,
+        riskFlags: request.integrityFlags ?? [],
+      })
     },
   )
 

@@ -232,3 +232,19 @@ export async function devicePublicJwk(
   if (!row) throw new Problem('request/not-found', 'no such device')
   return JSON.parse(row.public_jwk) as JWK
 }
+
+/** When a device enrolled (the step-up policy treats new devices with care). */
+export async function deviceEnrolledAt(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  deviceId: string,
+): Promise<Date> {
+  const row = await ctx.db
+    .selectFrom('devices')
+    .select('created_at')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', deviceId)
+    .executeTakeFirst()
+  if (!row) throw new Problem('request/not-found', 'no such device')
+  return new Date(row.created_at)
+}

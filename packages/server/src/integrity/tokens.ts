@@ -40,14 +40,14 @@ export async function issueIntegrityToken(key: SigningKey, claims: IntegrityClai
 
 /**
  * The gate's check of a token for a device's request: missing, forged, expired, for another audience or for another
- * device (or key) each refused with its own problem type. Returns the token's scope.
+ * device (or key) each refused with its own problem type. Returns the token's scope and risk flags.
  */
 export async function checkIntegrityToken(
   ctx: Pick<ServerContext, 'db'>,
   keys: { current: Map<string, import('node:crypto').KeyObject> | undefined },
   token: string | undefined,
   device: { tenantId: string; deviceId: string; jkt: string },
-): Promise<'full' | 'read-only'> {
+): Promise<{ scope: 'full' | 'read-only'; flags: string[] }> {
   if (!token) throw new Problem('integrity/missing')
   keys.current ??= await verificationKeys(ctx.db, 'integrity-token')
   let payload: Record<string, unknown>
@@ -76,5 +76,6 @@ export async function checkIntegrityToken(
   if (payload.sub !== device.deviceId || payload.tid !== device.tenantId || cnf?.jkt !== device.jkt) {
     throw new Problem('integrity/wrong-device')
   }
-  return payload.scope === 'full' ? 'full' : 'read-only'
+  const flags = Array.isArray(payload.flags) ? payload.flags.map(String) : []
+  return { scope: payload.scope === 'full' ? 'full' : 'read-only', flags }
 }

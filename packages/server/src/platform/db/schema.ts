@@ -244,6 +244,14 @@ export interface IntegrityChallengesTable {
   used_at: Timestamp | null
 }
 
+export interface TenantPoliciesTable {
+  tenant_id: string
+  name: string
+  document: string
+  updated_at: Timestamp
+  updated_by: string
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -268,6 +276,7 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable
   totp_factors: TotpFactorsTable
   integrity_challenges: IntegrityChallengesTable
+  tenant_policies: TenantPoliciesTable
 }
 
 export type { Generated }

@@ -48,6 +48,7 @@ const catalogue = {
   'integrity/denied': { status: 403, title: 'The app or device does not meet the integrity policy' },
   'integrity/invalid-evidence': { status: 400, title: 'The attestation evidence does not verify' },
   'integrity/verifier-not-allowed': { status: 400, title: 'This attestation format is not accepted here' },
+  'auth/step-up-required': { status: 403, title: 'This needs a stronger authentication' },
   'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
   'server/internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>

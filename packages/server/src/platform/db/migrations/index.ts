@@ -6,6 +6,7 @@ import * as apiClients from './004-api-clients.ts'
 import * as webhooks from './005-webhooks.ts'
 import * as totp from './006-totp.ts'
 import * as integrity from './007-integrity.ts'
+import * as policies from './008-policies.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '005-webhooks': webhooks,
   '006-totp': totp,
   '007-integrity': integrity,
+  '008-policies': policies,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -1,0 +1,112 @@
+import { type Static, Type } from '@sinclair/typebox'
+import type { ServerContext } from '../platform/context.ts'
+
+/** Factors beyond the device key that a rule can ask for. */
+export const stepUpFactors = ['totp'] as const
+export type StepUpFactor = (typeof stepUpFactors)[number]
+
+export const StepUpRule = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 60 }),
+    action: Type.Literal('consent.approve'),
+    /** The rule applies from this amount (minor units, in this currency) upwards. */
+    minAmount: Type.Optional(
+      Type.Object(
+        { value: Type.Integer({ minimum: 1 }), currency: Type.String({ pattern: '^[A-Z]{3}$' }) },
+        { additionalProperties: false },
+      ),
+    ),
+    /** The rule applies to devices enrolled less than this many hours ago. */
+    newDeviceHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 8760 })),
+    /** The rule applies when the device's integrity token carries one of these risk flags. */
+    riskFlags: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { maxItems: 10 })),
+    outcome: Type.Union([
+      Type.Object(
+        { require: Type.Array(Type.Literal('totp'), { minItems: 1, uniqueItems: true }) },
+        { additionalProperties: false },
+      ),
+      Type.Object({ deny: Type.Literal(true) }, { additionalProperties: false }),
+    ]),
+  },
+  { additionalProperties: false },
+)
+export const StepUpPolicy = Type.Object(
+  { rules: Type.Array(StepUpRule, { maxItems: 50 }) },
+  { additionalProperties: false },
+)
+export type StepUpPolicy = Static<typeof StepUpPolicy>
+
+export interface StepUpContext {
+  action: 'consent.approve'
+  amount: { value: number; currency: string }
+  deviceEnrolledAt: Date
+  riskFlags: readonly string[]
+  now?: Date
+}
+
+export interface StepUpDecision {
+  decision: 'allow' | 'deny'
+  /** Factors needed on top of the device key. */
+  required: StepUpFactor[]
+  /** Which rules applied, for the audit log and the receipt. */
+  rules: string[]
+  reason: string
+}
+
+/**
+ * The one place that decides how strongly an action must be authenticated: every rule whose conditions all hold
+ * applies; a deny wins; otherwise the factors the applying rules require add up. With no rule applying, the enrolled
+ * device key's signature is enough.
+ */
+export function evaluateStepUp(policy: StepUpPolicy, context: StepUpContext): StepUpDecision {
+  const now = context.now ?? new Date()
+  const applying = policy.rules.filter((rule) => {
+    if (rule.action !== context.action) return false
+    if (rule.minAmount) {
+      if (rule.minAmount.currency !== context.amount.currency || context.amount.value < rule.minAmount.value)
+        return false
+    }
+    if (rule.newDeviceHours !== undefined) {
+      if (now.getTime() - context.deviceEnrolledAt.getTime() >= rule.newDeviceHours * 3_600_000) return false
+    }
+    if (rule.riskFlags && !rule.riskFlags.some((flag) => context.riskFlags.includes(flag))) return false
+    return true
+  })
+  const names = applying.map((rule) => rule.name)
+  if (applying.some((rule) => 'deny' in rule.outcome)) {
+    return { decision: 'deny', required: [], rules: names, reason: 'denied by policy' }
+  }
+  const required = [...new Set(applying.flatMap((rule) => ('require' in rule.outcome ? rule.outcome.require : [])))]
+  return {
+    decision: 'allow',
+    required,
+    rules: names,
+    reason: required.length > 0 ? `requires ${required.join(', ')}` : 'device key is enough',
+  }
+}
+
+const POLICY_NAME = 'step-up'
+
+export async function loadStepUpPolicy(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<StepUpPolicy> {
+  const row = await ctx.db
+    .selectFrom('tenant_policies')
+    .select('document')
+    .where('tenant_id', '=', tenantId)
+    .where('name', '=', POLICY_NAME)
+    .executeTakeFirst()
+  return row ? (JSON.parse(row.document) as StepUpPolicy) : { rules: [] }
+}
+
+export async function saveStepUpPolicy(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  policy: StepUpPolicy,
+  updatedBy: string,
+): Promise<void> {
+  const values = { document: JSON.stringify(policy), updated_at: new Date(), updated_by: updatedBy }
+  await ctx.db
+    .insertInto('tenant_policies')
+    .values({ tenant_id: tenantId, name: POLICY_NAME, ...values })
+    .onConflict((oc) => oc.columns(['tenant_id', 'name']).doUpdateSet(values))
+    .execute()
+}
