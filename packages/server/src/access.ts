@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
 import { verifyDpopProof } from './identity/dpop.ts'
+import { isAppVersionDeactivated } from './integrity/app-versions.ts'
 import { checkIntegrityToken } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
@@ -74,6 +75,7 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/dlp/scan':                                  staff('conversations:write'),
   'POST /v1/integrity/challenges':                      device,
   'POST /v1/integrity/attest':                          device,
+  'POST /v1/apps/:appId/versions/:appVersion/deactivate': staff('staff:admin'),
   // Dev mode only (the server refuses to register them in production): the carrier simulator.
   'PUT /dev/camara/sim-swaps/:phoneNumber':             anyone,
   'POST /dev/camara/sim-swap/v0/check':                 anyone,
@@ -153,7 +155,11 @@ export async function checkDeviceIntegrity(
   device: DevicePrincipal,
   method: string,
 ): Promise<string[]> {
-  const { scope, flags } = await checkIntegrityToken(ctx, keys, token, device)
+  const { scope, flags, app } = await checkIntegrityToken(ctx, keys, token, device)
+  // Checked on every request, so that switching a version off takes effect at once on every node.
+  if (await isAppVersionDeactivated(ctx, device.tenantId, app)) {
+    throw new Problem('integrity/denied', 'app-version-deactivated')
+  }
   if (scope === 'read-only' && method !== 'GET') throw new Problem('integrity/limited')
   return flags
 }

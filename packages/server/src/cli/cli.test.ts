@@ -63,6 +63,7 @@ describe('the strongroom command', () => {
         '006-totp',
         '007-integrity',
         '008-policies',
+        '009-app-versions',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -5,6 +5,7 @@ import { type DevicePrincipal, devicePublicJwk } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { isAppVersionDeactivated } from './app-versions.ts'
 import { consumeChallenge } from './challenges.ts'
 import { evaluateIntegrityPolicy } from './policy.ts'
 import { issueIntegrityToken } from './tokens.ts'
@@ -58,7 +59,8 @@ export async function attest(
   if (!(await consumeChallenge(ctx, device.tenantId, device.deviceId, evidence.challenge))) {
     throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
   }
-  const decision = evaluateIntegrityPolicy(evidence, { minAppVersion: ctx.config.minAppVersion })
+  const deactivated = await isAppVersionDeactivated(ctx, device.tenantId, evidence)
+  const decision = evaluateIntegrityPolicy({ ...evidence, deactivated }, { minAppVersion: ctx.config.minAppVersion })
   const flags = Object.entries(evidence.signals)
     .filter(([, on]) => on)
     .map(([name]) => name)

@@ -148,6 +148,31 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     stream.close()
   })
 
+  test('a deactivated app version loses its token at once and cannot attest again; other versions go on', async () => {
+    const old = await enrol()
+    const current = await enrol()
+    await old.client.attest({ app: { ...app, appVersion: '3.1.0' }, signals: clean })
+    await current.client.attest({ app, signals: clean })
+    assert.equal((await old.client.me()).kind, 'device')
+    const deactivate = await fetch(`${server.url}/v1/apps/${app.appId}/versions/3.1.0/deactivate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'CVE in the 3.1.0 release' }),
+    })
+    assert.equal(deactivate.status, 204)
+    await assert.rejects(old.client.me(), problem('integrity/denied', 'app-version-deactivated'))
+    await assert.rejects(
+      old.client.attest({ app: { ...app, appVersion: '3.1.0' }, signals: clean }),
+      problem('integrity/denied', 'app-version-deactivated'),
+    )
+    assert.equal((await current.client.me()).kind, 'device')
+    const byAgent = await fetch(`${server.url}/v1/apps/${app.appId}/versions/3.2.0/deactivate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bank.agentToken}` },
+    })
+    assert.equal(byAgent.status, 403)
+  })
+
   test('a production server refuses the dev verifier', async () => {
     const { client, keys, device } = await enrol()
     const { challenge } = await client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')

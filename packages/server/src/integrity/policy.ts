@@ -22,10 +22,10 @@ function versionBelow(version: string, minimum: string): boolean {
 
 /**
  * The integrity policy, as one table read top to bottom: the first matching rule decides. Tampering (a hooking
- * framework, a debugger) and outdated apps are denied; a rooted device or an emulator gets a short, read-only token.
+ * framework, a debugger), deactivated and outdated app versions are denied; a rooted device or an emulator gets a short, read-only token.
  */
 export function evaluateIntegrityPolicy(
-  evidence: { appVersion: string; signals: RiskSignals },
+  evidence: { appVersion: string; signals: RiskSignals; deactivated: boolean },
   policy: { minAppVersion: string },
 ): IntegrityDecision {
   const deny = (reason: string): IntegrityDecision => ({
@@ -40,6 +40,7 @@ export function evaluateIntegrityPolicy(
     lifetimeSeconds: LIMITED_LIFETIME_SECONDS,
     scope: 'read-only',
   })
+  if (evidence.deactivated) return deny('app-version-deactivated')
   if (evidence.signals.hooking) return deny('hooking-framework')
   if (evidence.signals.debugger) return deny('debugger-attached')
   if (versionBelow(evidence.appVersion, policy.minAppVersion)) return deny('app-version-below-minimum')

@@ -5,6 +5,8 @@ import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { actorOf } from '../principal.ts'
+import { deactivateAppVersion } from './app-versions.ts'
 import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
 
@@ -25,6 +27,34 @@ export async function integrityRoutes(app: App, ctx: ServerContext, deps: { toke
       const principal = principalOf(request)
       if (principal.kind !== 'device') throw new Problem('auth/forbidden')
       return reply.status(201).send(await issueChallenge(ctx, principal.tenantId, principal.deviceId))
+    },
+  )
+
+  app.post(
+    '/v1/apps/:appId/versions/:appVersion/deactivate',
+    {
+      schema: {
+        summary: 'Switch off one version of an app: its integrity tokens stop working at once and it cannot attest',
+        tags: ['integrity'],
+        params: Type.Object({
+          appId: Type.String({ minLength: 1, maxLength: 200 }),
+          appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
+        }),
+        body: Type.Optional(
+          Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      await deactivateAppVersion(
+        ctx,
+        principal.tenantId,
+        { ...request.params, reason: request.body?.reason },
+        actorOf(principal),
+      )
+      return reply.status(204).send(null)
     },
   )
 

@@ -47,7 +47,7 @@ export async function checkIntegrityToken(
   keys: { current: Map<string, import('node:crypto').KeyObject> | undefined },
   token: string | undefined,
   device: { tenantId: string; deviceId: string; jkt: string },
-): Promise<{ scope: 'full' | 'read-only'; flags: string[] }> {
+): Promise<{ scope: 'full' | 'read-only'; flags: string[]; app: { appId: string; appVersion: string } }> {
   if (!token) throw new Problem('integrity/missing')
   keys.current ??= await verificationKeys(ctx.db, 'integrity-token')
   let payload: Record<string, unknown>
@@ -77,5 +77,10 @@ export async function checkIntegrityToken(
     throw new Problem('integrity/wrong-device')
   }
   const flags = Array.isArray(payload.flags) ? payload.flags.map(String) : []
-  return { scope: payload.scope === 'full' ? 'full' : 'read-only', flags }
+  const app = payload.app as { id?: unknown; version?: unknown } | undefined
+  return {
+    scope: payload.scope === 'full' ? 'full' : 'read-only',
+    flags,
+    app: { appId: String(app?.id), appVersion: String(app?.version) },
+  }
 }

@@ -252,6 +252,14 @@ export interface TenantPoliciesTable {
   updated_by: string
 }
 
+export interface DeactivatedAppVersionsTable {
+  tenant_id: string
+  app_id: string
+  app_version: string
+  reason: string | null
+  deactivated_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -277,6 +285,7 @@ export interface Database {
   totp_factors: TotpFactorsTable
   integrity_challenges: IntegrityChallengesTable
   tenant_policies: TenantPoliciesTable
+  deactivated_app_versions: DeactivatedAppVersionsTable
 }
 
 export type { Generated }

@@ -7,6 +7,7 @@ import * as webhooks from './005-webhooks.ts'
 import * as totp from './006-totp.ts'
 import * as integrity from './007-integrity.ts'
 import * as policies from './008-policies.ts'
+import * as appVersions from './009-app-versions.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '006-totp': totp,
   '007-integrity': integrity,
   '008-policies': policies,
+  '009-app-versions': appVersions,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
