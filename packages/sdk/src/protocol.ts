@@ -104,6 +104,8 @@ export interface ProblemDocument {
   detail?: string
   instance?: string
   errors?: { path: string; message: string }[]
+  /** On an MLS epoch conflict: the group's current epoch, to re-base on. */
+  currentEpoch?: number
 }
 
 /** What the server sends on the stream. */

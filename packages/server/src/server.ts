@@ -1,5 +1,6 @@
 import websocket from '@fastify/websocket'
 import { authenticate, checkDeviceIntegrity, type IntegrityKeyCache, installAccessControl } from './access.ts'
+import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archive-member.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditRoutes } from './audit/routes.ts'
 import { authRoutes } from './auth/routes.ts'
@@ -10,6 +11,8 @@ import { consentRoutes } from './consent/routes.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
+import { admitGroupMessage } from './e2e/groups.ts'
+import { e2eRoutes } from './e2e/routes.ts'
 import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
@@ -42,6 +45,8 @@ export interface RunningServer {
   flushAudit(): Promise<void>
   /** Delivers the webhooks that are due now (the delivery loop otherwise does so twice a second). */
   flushWebhooks(): Promise<void>
+  /** The archive member on this node, when it runs here. */
+  readonly archiveMember: ArchiveMember | undefined
   close(): Promise<void>
 }
 
@@ -53,7 +58,7 @@ const HOUSEKEEPING_MS = 60_000
  */
 export async function startServer(
   config: Config,
-  options: { logger?: Logger; inMemoryDatabase?: boolean; database?: DatabaseHandle } = {},
+  options: { logger?: Logger; inMemoryDatabase?: boolean; database?: DatabaseHandle; archiveSink?: ArchiveSink } = {},
 ): Promise<RunningServer> {
   const log = options.logger ?? createLogger(config.logLevel)
   const metrics = createMetrics()
@@ -78,7 +83,7 @@ export async function startServer(
   const integrityKeys: IntegrityKeyCache = { current: undefined }
   installAccessControl(app, ctx, integrityKeys)
 
-  const messageLog = new MessageLog(ctx)
+  const messageLog = new MessageLog(ctx, (input) => admitGroupMessage(ctx, input))
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
     const principal = await authenticate(ctx, { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu })
     if (principal.kind === 'device' && config.integrityRequired) {
@@ -113,6 +118,7 @@ export async function startServer(
   })
   app.addHook('onClose', async () => {
     await messageLog.close()
+    await archiveMember?.stop()
     await auditChainer.stop()
     await webhooks.stop()
     await bus.close()
@@ -148,6 +154,18 @@ export async function startServer(
   await app.register(async (scope) => integrityRoutes(scope, ctx, { tokenKey }))
   if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
   const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
+  const credentialKey = await openSigningKey(ctx.db, keyProvider, 'mls-credential')
+  const archiveMember = config.archiveMember
+    ? await ArchiveMember.start(ctx, {
+        credentialKey,
+        kek: await LocalKeyFileProvider.open(config.archiveKeyFile, { create: config.mode === 'dev' }),
+        sink: options.archiveSink ?? (() => {}),
+        partition: parsePartition(config.archivePartition),
+      })
+    : undefined
+  await app.register(async (scope) =>
+    e2eRoutes(scope, ctx, { credentialKey, prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId) }),
+  )
   await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))
   const webhooks = startWebhookDelivery(ctx, receiptKey)
 
@@ -162,6 +180,7 @@ export async function startServer(
     url,
     flushAudit: () => auditChainer.flush(),
     flushWebhooks: () => webhooks.flush(),
+    archiveMember,
     close: () => app.close(),
   }
 }

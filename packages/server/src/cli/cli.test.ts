@@ -64,6 +64,7 @@ describe('the strongroom command', () => {
         '007-integrity',
         '008-policies',
         '009-app-versions',
+        '010-e2e',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)
@@ -103,7 +104,7 @@ describe('the strongroom command', () => {
       kekId: 'kek-2',
       rewrapped: 2,
       dataKeysRotated: 1,
-      signingKeys: ['consent-receipt-1', 'audit-checkpoint-1'],
+      signingKeys: ['consent-receipt-1', 'audit-checkpoint-1', 'mls-credential-1'],
     })
 
     const config = loadConfig(

@@ -18,10 +18,11 @@ const usage = `usage: strongroom <command>
 
   start                              serve HTTP and WebSocket (npm start)
   migrate                            apply pending database migrations and exit
-  keys init                          create the key file (production: do this once, then chmod 600 is kept)
+  keys init [--archive]              create the key file (production: do this once, then chmod 600 is kept);
+                                     with --archive, the archive member's own key file
   keys rotate [--data-keys] [--signing-keys]
                                      new key-encryption key; re-wrap every tenant data key (servers may run);
-                                     with --signing-keys, new receipt and checkpoint signing keys (old ones stay)
+                                     with --signing-keys, new receipt, checkpoint and MLS credential keys (old ones stay)
   tenant create --name NAME          create a tenant (a bank) with its own data keys
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
@@ -83,6 +84,7 @@ async function main(argv: string[]): Promise<void> {
       scopes: { type: 'string' },
       'data-keys': { type: 'boolean' },
       'signing-keys': { type: 'boolean' },
+      archive: { type: 'boolean' },
       ref: { type: 'string' },
       customer: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -122,8 +124,10 @@ async function main(argv: string[]): Promise<void> {
       return
     }
     case 'keys init': {
-      await LocalKeyFileProvider.open(config.keyFile, { create: true })
-      out({ keyFile: config.keyFile })
+      // The archive member's key file is separate: its keys never sit with the live keyring's.
+      const keyFile = values.archive ? config.archiveKeyFile : config.keyFile
+      await LocalKeyFileProvider.open(keyFile, { create: true })
+      out({ keyFile })
       return
     }
     case 'keys rotate': {
@@ -141,6 +145,7 @@ async function main(argv: string[]): Promise<void> {
           ? [
               await rotateSigningKey(db, provider, 'consent-receipt'),
               await rotateSigningKey(db, provider, 'audit-checkpoint'),
+              await rotateSigningKey(db, provider, 'mls-credential'),
             ]
           : []
         await recordAudit(db, {

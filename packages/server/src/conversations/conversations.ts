@@ -147,15 +147,7 @@ export async function canAccessConversation(
       .executeTakeFirst()
     return row !== undefined
   }
-  const row = await ctx.db
-    .selectFrom('conversation_members')
-    .select('conversation_id')
-    .where('tenant_id', '=', principal.tenantId)
-    .where('conversation_id', '=', conversationId)
-    .where('member_kind', '=', member.kind)
-    .where('member_id', '=', member.id)
-    .executeTakeFirst()
-  return row !== undefined
+  return isConversationMember(ctx, principal.tenantId, conversationId, member)
 }
 
 export async function requireConversationAccess(
@@ -330,4 +322,22 @@ export async function requireCustomerConversation(
     .where('customer_id', '=', customerId)
     .executeTakeFirst()
   if (!row) throw new Problem('request/not-found', 'no such conversation of this customer')
+}
+
+/** Whether a device or staff member is a member of the conversation (membership itself, not staff-wide access). */
+export async function isConversationMember(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  conversationId: string,
+  member: { kind: 'device' | 'staff'; id: string },
+): Promise<boolean> {
+  const row = await ctx.db
+    .selectFrom('conversation_members')
+    .select('conversation_id')
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', '=', conversationId)
+    .where('member_kind', '=', member.kind)
+    .where('member_id', '=', member.id)
+    .executeTakeFirst()
+  return row !== undefined
 }

@@ -14,6 +14,12 @@ export interface AppendInput {
   expiresAt: Date | null
 }
 
+/**
+ * A check every appended message passes before it is queued (the MLS delivery service's framing and epoch rule);
+ * it throws a Problem to refuse the message.
+ */
+export type MessageAdmission = (input: AppendInput) => Promise<void>
+
 export interface AppendResult {
   message: WireMessage
   /** False when the client message id had been used before and the earlier message is returned. */
@@ -45,12 +51,30 @@ export class MessageLog {
   readonly #busyConversations = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  readonly #admit: MessageAdmission | undefined
+  /** Per conversation, the last admission check in progress: checks run one after another, so order is kept. */
+  readonly #admissions = new Map<string, Promise<unknown>>()
 
-  constructor(ctx: Pick<ServerContext, 'db' | 'bus' | 'metrics' | 'log' | 'config'>) {
+  constructor(ctx: Pick<ServerContext, 'db' | 'bus' | 'metrics' | 'log' | 'config'>, admit?: MessageAdmission) {
     this.#ctx = ctx
+    this.#admit = admit
   }
 
   append(input: AppendInput): Promise<AppendResult> {
+    if (this.#closed) return Promise.reject(new Problem('server/unavailable', 'the server is shutting down'))
+    const admit = this.#admit
+    if (!admit) return this.#enqueue(input)
+    const key = input.conversationId
+    const admitted = (this.#admissions.get(key) ?? Promise.resolve()).then(() => admit(input))
+    const settled = admitted.catch(() => undefined)
+    this.#admissions.set(key, settled)
+    void settled.then(() => {
+      if (this.#admissions.get(key) === settled) this.#admissions.delete(key)
+    })
+    return admitted.then(() => this.#enqueue(input))
+  }
+
+  #enqueue(input: AppendInput): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Problem('server/unavailable', 'the server is shutting down'))
     return new Promise((resolve, reject) => {
       this.#queue.push({ input, resolve, reject })
@@ -150,9 +174,10 @@ const MAX_ATTEMPTS = 3
  * retry finds it.
  */
 async function writeBatch(db: ServerContext['db'], batch: Pending[]): Promise<BatchOutcome> {
+  const inputs = batch.map((p) => p.input)
   for (let attempt = 1; ; attempt++) {
     try {
-      return await writeBatchOnce(db, batch)
+      return await writeBatchOnce(db, inputs)
     } catch (error) {
       if ((error as { code?: string }).code !== UNIQUE_VIOLATION || attempt >= MAX_ATTEMPTS) throw error
     }
@@ -173,16 +198,18 @@ interface BatchRow {
   expires_at: Date | string | null
 }
 
-async function writeBatchOnce(db: ServerContext['db'], batch: Pending[]): Promise<BatchOutcome> {
+async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Promise<BatchOutcome> {
   // The same idempotency key twice in one batch: only the first is written; the others get its outcome.
   const firstOf = new Map<string, number>()
-  const firstIndex = batch.map(({ input: i }, index) => {
+  const firstIndex = batch.map((i, index) => {
     const key = `${i.conversationId}\u0000${i.sender.kind}\u0000${i.sender.id}\u0000${i.clientMessageId}`
     const first = firstOf.get(key)
     if (first === undefined) firstOf.set(key, index)
     return first ?? index
   })
-  const unique = batch.map((p, index) => ({ ...p.input, ord: index })).filter((_, index) => firstIndex[index] === index)
+  const unique = batch
+    .map((input, index) => ({ ...input, ord: index }))
+    .filter((_, index) => firstIndex[index] === index)
   const ids = unique.map(() => newId('msg'))
   const now = new Date()
   const column = <T>(pick: (input: (typeof unique)[number]) => T) => unique.map(pick)
@@ -238,7 +265,7 @@ async function writeBatchOnce(db: ServerContext['db'], batch: Pending[]): Promis
 
   const byOrd = new Map(rows.map((row) => [row.ord, row]))
   const created = new Map<string, WireMessage[]>()
-  const results = batch.map(({ input }, index): AppendResult | Problem => {
+  const results = batch.map((input, index): AppendResult | Problem => {
     const row = byOrd.get(firstIndex[index] as number)
     if (!row) return new Problem('request/not-found', 'no such conversation')
     const message = toWireMessage({
@@ -280,5 +307,25 @@ export function toWireMessage(row: {
     ciphertext: Buffer.from(row.ciphertext).toString('base64'),
     createdAt: new Date(row.created_at).toISOString(),
     expiresAt: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
+  }
+}
+
+/**
+ * Appends one message inside the caller's transaction, for a message that must commit together with another write
+ * (an MLS commit and the epoch it advances). It bypasses the batcher but takes the same conversation lock, so
+ * sequence numbers stay gapless. Call `announce` once the transaction has committed.
+ */
+export async function appendInTransaction(
+  trx: ServerContext['db'],
+  input: AppendInput,
+): Promise<AppendResult & { announce: (ctx: Pick<ServerContext, 'bus'>) => void }> {
+  const outcome = await writeBatchOnce(trx, [input])
+  const result = outcome.results[0] as AppendResult | Problem
+  if (result instanceof Problem) throw result
+  return {
+    ...result,
+    announce: (ctx) => {
+      if (result.created) publishMessagesCommitted(ctx.bus, { tenantId: input.tenantId, messages: [result.message] })
+    },
   }
 }

@@ -25,6 +25,13 @@ const settings = {
   },
   natsUrl: { env: 'NATS_URL', schema: Type.String({ pattern: '^(nats|tls)://' }), default: undefined },
   keyFile: { env: 'STRONGROOM_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  archiveMember: { env: 'STRONGROOM_ARCHIVE_MEMBER', schema: Type.Boolean(), default: undefined },
+  archiveKeyFile: { env: 'STRONGROOM_ARCHIVE_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  archivePartition: {
+    env: 'STRONGROOM_ARCHIVE_PARTITION',
+    schema: Type.String({ pattern: '^[0-9]{1,3}/[0-9]{1,3}$' }),
+    default: '0/1',
+  },
   logLevel: {
     env: 'LOG_LEVEL',
     schema: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
@@ -101,7 +108,7 @@ export type Config = {
   -readonly [K in keyof Settings]: Settings[K]['default'] extends undefined
     ? Static<Settings[K]['schema']> | undefined
     : Static<Settings[K]['schema']>
-} & { keyFile: string }
+} & { keyFile: string; archiveKeyFile: string; archiveMember: boolean }
 
 /** A configuration error names the setting and says what is wrong; the CLI prints it as one line and exits. */
 export class ConfigError extends Error {
@@ -175,6 +182,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   const result = config as Config
   result.keyFile ??= path.join(result.dataDir, 'keyring.json')
+  result.archiveKeyFile ??= path.join(result.dataDir, 'archive-keyring.json')
+  // In dev every node reads for the archive; in production the operator picks the node(s) or runs a separate process.
+  result.archiveMember ??= result.mode === 'dev'
+  const [partitionIndex, partitionCount] = result.archivePartition.split('/').map(Number) as [number, number]
+  if (partitionCount < 1 || partitionIndex >= partitionCount) {
+    throw new ConfigError('STRONGROOM_ARCHIVE_PARTITION', 'must be i/n with 0 <= i < n (e.g. 0/1, or 1/4)')
+  }
   // Device requests need an integrity token in production unless the operator says otherwise.
   result.integrityRequired ??= result.mode === 'production'
   if (result.mode === 'production') checkProductionRules(result, explicit)
@@ -198,6 +212,29 @@ function checkProductionRules(config: Config, explicit: Set<string>): void {
   }
   if ((mode & 0o077) !== 0) {
     throw new ConfigError('STRONGROOM_KEY_FILE', 'must not be readable or writable by group or others (chmod 600)')
+  }
+  if (config.archiveMember) checkArchiveKeyFile(config)
+}
+
+/** The archive member's keys are its own: a separate key file, as private as the keyring's. */
+function checkArchiveKeyFile(config: Config): void {
+  if (path.resolve(config.archiveKeyFile) === path.resolve(config.keyFile)) {
+    throw new ConfigError('STRONGROOM_ARCHIVE_KEY_FILE', 'must not be the live keyring’s key file')
+  }
+  let mode: number
+  try {
+    mode = statSync(config.archiveKeyFile).mode
+  } catch {
+    throw new ConfigError(
+      'STRONGROOM_ARCHIVE_KEY_FILE',
+      'must exist in production mode when the archive member runs (create it with `strongroom keys init --archive`)',
+    )
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError(
+      'STRONGROOM_ARCHIVE_KEY_FILE',
+      'must not be readable or writable by group or others (chmod 600)',
+    )
   }
 }
 

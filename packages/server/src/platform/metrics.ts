@@ -51,6 +51,18 @@ export function createMetrics() {
       help: 'Sockets closed because the client did not keep up',
       registers: [registry],
     }),
+    archiveMemberRecords: new Counter({
+      name: 'strongroom_archive_member_records_total',
+      help: 'Secure-conversation messages and membership changes the archive member decrypted, by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    archiveMemberFailures: new Counter({
+      name: 'strongroom_archive_member_failures_total',
+      help: 'Secure-conversation messages the archive member could not read, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     authFailures: new Counter({
       name: 'strongroom_auth_failures_total',
       help: 'Refused credentials by reason',

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
+import type { ArchiveSink } from '../archive/archive-member.ts'
 import { operator } from '../audit/events.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
@@ -54,7 +55,11 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>
 }
 
-export async function startTestServer(overrides: Partial<Config> = {}, database?: TestDatabase): Promise<TestServer> {
+export async function startTestServer(
+  overrides: Partial<Config> = {},
+  database?: TestDatabase,
+  options: { archiveSink?: ArchiveSink } = {},
+): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-test-'))
   const db = database ?? (await createTestDatabase())
   const config = loadConfig(
@@ -72,7 +77,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, database?
       ...overrides,
     },
   )
-  const server = await startServer(config, { logger: createLogger('silent'), inMemoryDatabase: true })
+  const server = await startServer(config, { logger: createLogger('silent'), inMemoryDatabase: true, ...options })
   return {
     ...server,
     config,

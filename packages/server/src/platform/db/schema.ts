@@ -260,6 +260,49 @@ export interface DeactivatedAppVersionsTable {
   deactivated_at: Timestamp
 }
 
+export interface E2eGroupsTable {
+  tenant_id: string
+  conversation_id: string
+  group_id: Uint8Array
+  cipher_suite: string
+  epoch: BigIntColumn
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface E2eKeyPackagesTable {
+  tenant_id: string
+  id: string
+  owner_kind: 'device' | 'staff' | 'archive'
+  owner_id: string
+  ref: string
+  cipher_suite: string
+  key_package: Uint8Array
+  last_resort: boolean
+  created_at: Timestamp
+  claimed_at: Timestamp | null
+  claimed_for: string | null
+}
+
+export interface E2eWelcomesTable {
+  tenant_id: string
+  id: string
+  conversation_id: string
+  recipient_kind: 'device' | 'staff' | 'archive'
+  recipient_id: string
+  key_package_ref: string
+  epoch: BigIntColumn
+  commit_seq: BigIntColumn
+  welcome: Uint8Array
+  created_at: Timestamp
+}
+
+export interface ArchiveMemberStateTable {
+  tenant_id: string
+  name: string
+  sealed: Uint8Array
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -286,6 +329,10 @@ export interface Database {
   integrity_challenges: IntegrityChallengesTable
   tenant_policies: TenantPoliciesTable
   deactivated_app_versions: DeactivatedAppVersionsTable
+  e2e_groups: E2eGroupsTable
+  e2e_key_packages: E2eKeyPackagesTable
+  e2e_welcomes: E2eWelcomesTable
+  archive_member_state: ArchiveMemberStateTable
 }
 
 export type { Generated }

@@ -49,6 +49,30 @@ const catalogue = {
   'integrity/invalid-evidence': { status: 400, title: 'The attestation evidence does not verify' },
   'integrity/verifier-not-allowed': { status: 400, title: 'This attestation format is not accepted here' },
   'auth/step-up-required': { status: 403, title: 'This needs a stronger authentication' },
+  'e2e/malformed-message': { status: 400, title: 'The body is not a well-formed MLS message of the expected kind' },
+  'e2e/unsupported-suite': { status: 400, title: 'The MLS cipher suite is not allowed' },
+  'e2e/invalid-key-package': { status: 400, title: 'The key package is not valid for this member' },
+  'e2e/too-many-key-packages': { status: 409, title: 'The member already has the most key packages allowed' },
+  'e2e/no-key-package': { status: 409, title: 'The member has no key package left to claim' },
+  'e2e/unknown-key-package': {
+    status: 400,
+    title: 'The commit adds a key package the directory did not hand out for this conversation',
+  },
+  'e2e/archive-required': {
+    status: 400,
+    title: 'The first commit of a secure conversation must add the compliance archive',
+  },
+  'e2e/group-exists': { status: 409, title: 'The conversation already has an MLS group' },
+  'e2e/no-group': { status: 409, title: 'The conversation has no MLS group yet' },
+  'e2e/wrong-group': { status: 400, title: 'The message belongs to another MLS group' },
+  'e2e/epoch-conflict': {
+    status: 409,
+    title: 'The message is not for the group’s current epoch; apply the commits before it and try again',
+  },
+  'e2e/encryption-required': {
+    status: 409,
+    title: 'The conversation is end-to-end encrypted: only MLS messages (message/mls) are accepted',
+  },
   'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
   'server/internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>
@@ -69,14 +93,22 @@ export class Problem extends Error {
   readonly status: number
   readonly detail: string | undefined
   readonly errors: ProblemBody['errors']
+  /** Facts the client acts on (the current MLS epoch on a conflict); never a secret. */
+  readonly extensions: Pick<ProblemBody, 'currentEpoch'> | undefined
 
-  constructor(kind: ProblemKind, detail?: string, errors?: ProblemBody['errors']) {
+  constructor(
+    kind: ProblemKind,
+    detail?: string,
+    errors?: ProblemBody['errors'],
+    extensions?: Pick<ProblemBody, 'currentEpoch'>,
+  ) {
     super(catalogue[kind].title)
     this.name = 'Problem'
     this.kind = kind
     this.status = catalogue[kind].status
     this.detail = detail
     this.errors = errors
+    this.extensions = extensions
   }
 
   toBody(instance?: string): ProblemBody {
@@ -84,6 +116,7 @@ export class Problem extends Error {
     if (this.detail) body.detail = this.detail
     if (instance) body.instance = instance
     if (this.errors) body.errors = this.errors
+    if (this.extensions) Object.assign(body, this.extensions)
     return body
   }
 }

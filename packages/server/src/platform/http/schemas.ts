@@ -16,6 +16,7 @@ export const ProblemSchema = Type.Object(
     detail: Type.Optional(Type.String()),
     instance: Type.Optional(Type.String()),
     errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+    currentEpoch: Type.Optional(Type.Integer({ description: 'On an MLS epoch conflict, the group’s current epoch' })),
   },
   { $id: 'Problem', description: 'RFC 9457 problem details' },
 )

@@ -8,6 +8,7 @@ import * as totp from './006-totp.ts'
 import * as integrity from './007-integrity.ts'
 import * as policies from './008-policies.ts'
 import * as appVersions from './009-app-versions.ts'
+import * as e2e from './010-e2e.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '007-integrity': integrity,
   '008-policies': policies,
   '009-app-versions': appVersions,
+  '010-e2e': e2e,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

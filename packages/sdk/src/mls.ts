@@ -1,0 +1,42 @@
+/**
+ * Secure conversations with Messaging Layer Security (RFC 9420), behind Strongroom's own group interface so that the
+ * MLS library can be replaced in one place.
+ *
+ * @example
+ * import { SecureGroup, generateKeyPackages } from '@strongroom/sdk/mls'
+ * const group = await SecureGroup.create(member, groupId)
+ */
+
+export {
+  type DeliveryService,
+  httpDeliveryService,
+  isEpochConflict,
+  type KeyPackageStock,
+  type MemberRef,
+  MLS_CONTENT_TYPE,
+  type PendingWelcome,
+} from './mls/delivery-service.ts'
+export { KEY_RETENTION, secureGroupClientConfig } from './mls/group-config.ts'
+export {
+  CREDENTIAL_ISSUER,
+  CREDENTIAL_TYPE,
+  credentialAuthorityService,
+  type MemberCredentialClaims,
+  type MemberIdentity,
+  memberOfCredential,
+  mlsCredential,
+  signMemberCredential,
+} from './mls/member-credential.ts'
+export {
+  type GroupEvent,
+  type GroupMember,
+  generateKeyPackages,
+  type KeyPackageSecrets,
+  type LocalMember,
+  type PendingCommit,
+  SecureGroup,
+  SecureGroupError,
+  type SecureGroupErrorCode,
+} from './mls/secure-group.ts'
+export { type SecureEvent, SecureMessaging } from './mls/secure-messaging.ts'
+export { encryptedStore, generateStoreKey, MemoryStore, type SecureStore } from './mls/secure-store.ts'

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict'
+import { before, describe, test } from 'node:test'
+import { exportJWK, generateKeyPair, type JWK } from 'jose'
+import { getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
+import { secureGroupClientConfig } from './group-config.ts'
+import {
+  credentialAuthorityService,
+  type MemberIdentity,
+  mlsCredential,
+  signMemberCredential,
+} from './member-credential.ts'
+import { nodeCryptoProvider } from './node-crypto-provider.ts'
+import {
+  generateKeyPackages,
+  type KeyPackageSecrets,
+  type LocalMember,
+  SecureGroup,
+  type SecureGroupError,
+} from './secure-group.ts'
+
+const TENANT = 'ten_test'
+const text = (s: string) => new TextEncoder().encode(s)
+const read = (b: Uint8Array) => new TextDecoder().decode(b)
+
+let authority: { privateKey: CryptoKey; jwks: JWK[] }
+
+async function member(identity: MemberIdentity, options: { tenantId?: string; signWith?: CryptoKey } = {}) {
+  const suite = await getCiphersuiteImpl(
+    getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'),
+    nodeCryptoProvider,
+  )
+  const signatureKey = await suite.signature.keygen()
+  const credential = await signMemberCredential(options.signWith ?? authority.privateKey, 'ca-1', {
+    tenantId: options.tenantId ?? TENANT,
+    member: identity,
+    signaturePublicKey: signatureKey.publicKey,
+  })
+  const local: LocalMember = {
+    suite,
+    config: secureGroupClientConfig(credentialAuthorityService(authority.jwks, TENANT)),
+    credential: mlsCredential(credential),
+    signatureKey,
+  }
+  const packages = await generateKeyPackages(local, 2)
+  const keyPackage = (packages[0] as KeyPackageSecrets).message
+  return { local, keyPackage, find: (ref: string) => packages.find((p) => p.ref === ref) }
+}
+
+describe('secure groups (MLS) between a customer device, an agent and the archive', () => {
+  before(async () => {
+    const { privateKey, publicKey } = await generateKeyPair('EdDSA', { extractable: true })
+    authority = { privateKey, jwks: [{ ...(await exportJWK(publicKey)), kid: 'ca-1' }] }
+  })
+
+  async function threeMembers() {
+    const phone = await member({ kind: 'device', id: 'dev_phone', customerId: 'cus_1' })
+    const agent = await member({ kind: 'staff', id: 'stf_agent' })
+    const archive = await member({ kind: 'archive', id: 'archive' })
+    const created = await SecureGroup.create(agent.local, text('cnv_1'))
+    const pending = await created.commit({ add: [phone.keyPackage, archive.keyPackage] })
+    assert.equal(pending.fromEpoch, 0n)
+    assert.ok(pending.welcome)
+    const agentGroup = pending.next
+    const phoneGroup = (await SecureGroup.join(phone.local, pending.welcome, phone.find)).group
+    const archiveGroup = (await SecureGroup.join(archive.local, pending.welcome, archive.find)).group
+    return { phone, agent, archive, agentGroup, phoneGroup, archiveGroup }
+  }
+
+  test('every member sees the same verified member list and reads what the others send', async () => {
+    const { agentGroup, phoneGroup, archiveGroup } = await threeMembers()
+    const ids = (g: SecureGroup) => g.members().map((m) => `${m.identity.kind}:${m.identity.id}`)
+    assert.deepEqual(ids(phoneGroup), ['staff:stf_agent', 'device:dev_phone', 'archive:archive'])
+    assert.deepEqual(ids(archiveGroup), ids(phoneGroup))
+    assert.equal(phoneGroup.members()[1]?.identity.customerId, 'cus_1')
+    const sent = await phoneGroup.encrypt(text('Is my card blocked?'))
+    assert.ok(!Buffer.from(sent.message).includes('Is my card blocked?'), 'the wire holds no plaintext')
+    const atAgent = await agentGroup.process(sent.message)
+    assert.deepEqual(atAgent.event.kind === 'application' && [read(atAgent.event.plaintext), atAgent.event.sender.id], [
+      'Is my card blocked?',
+      'dev_phone',
+    ])
+    const atArchive = await archiveGroup.process(sent.message)
+    assert.equal(atArchive.event.kind === 'application' && read(atArchive.event.plaintext), 'Is my card blocked?')
+  })
+
+  test('a removed device reads nothing sent after its removal; the others move on', async () => {
+    const { agentGroup, phoneGroup, archiveGroup } = await threeMembers()
+    const removal = await agentGroup.commit({ remove: (m) => m.kind === 'device' && m.id === 'dev_phone' })
+    const phoneAfter = await phoneGroup.process(removal.commit)
+    assert.equal(phoneAfter.event.kind === 'commit' && phoneAfter.event.removedSelf, true)
+    const archiveAfter = await archiveGroup.process(removal.commit)
+    assert.deepEqual(archiveAfter.event.kind === 'commit' && archiveAfter.event.removed.map((m) => m.id), ['dev_phone'])
+    const secret = await removal.next.encrypt(text('your new PIN letter is on its way'))
+    await assert.rejects(phoneAfter.group.process(secret.message), (e: SecureGroupError) => e.code === 'removed')
+    // Even a copy of the phone's state from before the removal has no key for the new epoch.
+    await assert.rejects(phoneGroup.process(secret.message), (e: SecureGroupError) => e.code === 'future-epoch')
+    const read2 = await archiveAfter.group.process(secret.message)
+    assert.equal(read2.event.kind === 'application' && read(read2.event.plaintext), 'your new PIN letter is on its way')
+  })
+
+  test('a member rejects a credential the authority did not sign, or signed for another tenant', async () => {
+    const { agentGroup } = await threeMembers()
+    const { privateKey: rogueKey } = await generateKeyPair('EdDSA')
+    const rogue = await member({ kind: 'staff', id: 'stf_rogue' }, { signWith: rogueKey })
+    await assert.rejects(agentGroup.commit({ add: [rogue.keyPackage] }))
+    const elsewhere = await member({ kind: 'staff', id: 'stf_other' }, { tenantId: 'ten_other' })
+    await assert.rejects(agentGroup.commit({ add: [elsewhere.keyPackage] }))
+  })
+
+  test('tampered, foreign and garbage messages are refused with a clear code', async () => {
+    const { agentGroup, phoneGroup } = await threeMembers()
+    const sent = await phoneGroup.encrypt(text('hello'))
+    const tampered = Uint8Array.from(sent.message)
+    tampered[tampered.length - 3] = (tampered[tampered.length - 3] as number) ^ 0x40
+    await assert.rejects(agentGroup.process(tampered), (e: SecureGroupError) => e.code === 'invalid-message')
+    await assert.rejects(agentGroup.process(text('not mls')), (e: SecureGroupError) => e.code === 'invalid-message')
+    const other = await member({ kind: 'staff', id: 'stf_other' })
+    const otherGroup = await SecureGroup.create(other.local, text('cnv_other'))
+    const foreign = await otherGroup.encrypt(text('elsewhere'))
+    await assert.rejects(agentGroup.process(foreign.message), (e: SecureGroupError) => e.code === 'wrong-group')
+  })
+
+  test('the stored state restores to a group that keeps reading, and a welcome needs a held key package', async () => {
+    const { agentGroup, phoneGroup, phone } = await threeMembers()
+    const restored = SecureGroup.restore(phone.local, phoneGroup.serialize())
+    assert.equal(restored.epoch, phoneGroup.epoch)
+    const sent = await agentGroup.encrypt(text('after restore'))
+    const got = await restored.process(sent.message)
+    assert.equal(got.event.kind === 'application' && read(got.event.plaintext), 'after restore')
+    const late = await member({ kind: 'device', id: 'dev_tablet', customerId: 'cus_1' })
+    const pending = await agentGroup.commit({ add: [late.keyPackage] })
+    await assert.rejects(
+      SecureGroup.join(late.local, pending.welcome as Uint8Array, () => undefined),
+      (e: SecureGroupError) => e.code === 'no-key-package',
+    )
+  })
+})

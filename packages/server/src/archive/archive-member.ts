@@ -1,0 +1,235 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { type MemberIdentity, nodeCryptoProvider, SecureMessaging } from '@strongroom/sdk/mls-node'
+import { recordAudit } from '../audit/events.ts'
+import { MESSAGE_SUBJECT_PREFIX, type MessagesCommittedEvent, type WireMessage } from '../conversations/bus-events.ts'
+import { groupConversations, MLS_CONTENT_TYPE } from '../e2e/groups.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { KeyProvider } from '../platform/keyring/key-provider.ts'
+import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { listTenants } from '../tenancy/tenants.ts'
+import { inProcessDelivery } from './in-process-delivery.ts'
+import { ArchiveMemberStore } from './member-store.ts'
+
+/** What the archive member read: every secure message in clear, and every change of a group's members. */
+export type ArchiveRecord =
+  | {
+      kind: 'message'
+      tenantId: string
+      conversationId: string
+      seq: number
+      sender: MemberIdentity
+      plaintext: Uint8Array
+    }
+  | {
+      kind: 'members-changed'
+      tenantId: string
+      conversationId: string
+      seq: number
+      epoch: bigint
+      added: MemberIdentity[]
+      removed: MemberIdentity[]
+    }
+
+/** Where decrypted records go: the compliance archive's store (until it lands, a counter and the tests' collector). */
+export type ArchiveSink = (record: ArchiveRecord) => Promise<void> | void
+
+export interface ArchivePartition {
+  index: number
+  count: number
+}
+
+/** `i/n` from the configuration: this process reads the conversations whose hash falls in partition i of n. */
+export function parsePartition(value: string): ArchivePartition {
+  const [index, count] = value.split('/').map(Number) as [number, number]
+  return { index, count }
+}
+
+const FLUSH_MS = 1000
+const DATA_KEY_NAME = 'archive-data-key'
+const decoder = new TextDecoder()
+
+/**
+ * The bank's compliance archive as a member of every secure conversation (an ordinary MLS member with its own keys,
+ * so record-keeping is an end of the encryption, not a hole in it). One process, or several each taking a partition
+ * of the conversations, reads every committed MLS message from the bus (and from the log after a restart), joins the
+ * groups it is welcomed into, and hands what it decrypts to the sink.
+ *
+ * Its keys are its own: its MLS state is sealed under a data key per tenant that its own key-encryption key wraps (a
+ * separate key file or HSM slot), never the live server's keyring.
+ */
+export class ArchiveMember {
+  readonly #ctx: ServerContext
+  readonly #credentialKey: SigningKey
+  readonly #kek: KeyProvider
+  readonly #sink: ArchiveSink
+  readonly #partition: ArchivePartition
+  readonly #tenants = new Map<string, Promise<{ messaging: SecureMessaging; store: ArchiveMemberStore }>>()
+  readonly #work = new Set<Promise<void>>()
+  #unsubscribe: (() => void) | undefined
+  #timer: NodeJS.Timeout | undefined
+
+  private constructor(
+    ctx: ServerContext,
+    credentialKey: SigningKey,
+    kek: KeyProvider,
+    sink: ArchiveSink,
+    partition: ArchivePartition,
+  ) {
+    this.#ctx = ctx
+    this.#credentialKey = credentialKey
+    this.#kek = kek
+    this.#sink = sink
+    this.#partition = partition
+  }
+
+  /** Starts reading: new messages from the bus at once, then whatever each tenant's groups hold that it has not read. */
+  static async start(
+    ctx: ServerContext,
+    options: { credentialKey: SigningKey; kek: KeyProvider; sink: ArchiveSink; partition: ArchivePartition },
+  ): Promise<ArchiveMember> {
+    const member = new ArchiveMember(ctx, options.credentialKey, options.kek, options.sink, options.partition)
+    member.#unsubscribe = ctx.bus.subscribe(`${MESSAGE_SUBJECT_PREFIX}>`, (_subject, payload) => {
+      const event = JSON.parse(decoder.decode(payload)) as MessagesCommittedEvent
+      for (const message of event.messages) {
+        if (message.contentType === MLS_CONTENT_TYPE && member.#owns(message.conversationId)) {
+          member.#track(member.#read(event.tenantId, message))
+        }
+      }
+    })
+    member.#timer = setInterval(() => member.#track(member.#flush()), FLUSH_MS)
+    member.#timer.unref()
+    for (const tenant of await listTenants(ctx)) member.#track(member.#catchUp(tenant.id))
+    return member
+  }
+
+  /**
+   * Makes sure the archive of a tenant has key packages in the directory (a tenant made after start gets them on
+   * its first secure conversation).
+   */
+  async ensureTenant(tenantId: string): Promise<void> {
+    await this.#tenant(tenantId)
+  }
+
+  /** Waits until everything received so far has been read and stored. */
+  async idle(): Promise<void> {
+    while (this.#work.size > 0) await Promise.all(this.#work)
+    await this.#flush()
+  }
+
+  async stop(): Promise<void> {
+    this.#unsubscribe?.()
+    clearInterval(this.#timer)
+    await this.idle()
+  }
+
+  #owns(conversationId: string): boolean {
+    if (this.#partition.count === 1) return true
+    const hash = createHash('sha256').update(conversationId).digest().readUInt32BE(0)
+    return hash % this.#partition.count === this.#partition.index
+  }
+
+  #track(work: Promise<void>): void {
+    const tracked = work.catch((error) => this.#ctx.log.error({ err: error }, 'archive member failed'))
+    this.#work.add(tracked)
+    void tracked.finally(() => this.#work.delete(tracked))
+  }
+
+  #tenant(tenantId: string) {
+    let opened = this.#tenants.get(tenantId)
+    if (!opened) {
+      opened = (async () => {
+        const store = new ArchiveMemberStore(this.#ctx.db, tenantId, await this.#dataKey(tenantId))
+        const delivery = inProcessDelivery(this.#ctx, this.#credentialKey, tenantId)
+        const messaging = await SecureMessaging.open(delivery, { provider: nodeCryptoProvider, store })
+        return { messaging, store }
+      })()
+      opened.catch(() => this.#tenants.delete(tenantId))
+      this.#tenants.set(tenantId, opened)
+    }
+    return opened
+  }
+
+  /** The tenant's archive data key, made on first need and wrapped by the archive's own key-encryption key. */
+  async #dataKey(tenantId: string): Promise<Buffer> {
+    const aad = Buffer.from(`strongroom:archive-member:data-key:${tenantId}`, 'utf8')
+    const load = () =>
+      this.#ctx.db
+        .selectFrom('archive_member_state')
+        .select('sealed')
+        .where('tenant_id', '=', tenantId)
+        .where('name', '=', DATA_KEY_NAME)
+        .executeTakeFirst()
+    let row = await load()
+    if (!row) {
+      const { kekId, wrapped } = await this.#kek.wrap(randomBytes(32), aad)
+      const sealed = Buffer.from(JSON.stringify({ kekId, wrapped: wrapped.toString('base64') }))
+      await this.#ctx.db
+        .insertInto('archive_member_state')
+        .values({ tenant_id: tenantId, name: DATA_KEY_NAME, sealed })
+        .onConflict((oc) => oc.doNothing())
+        .execute()
+      row = (await load()) as NonNullable<typeof row>
+    }
+    const { kekId, wrapped } = JSON.parse(decoder.decode(row.sealed)) as { kekId: string; wrapped: string }
+    return this.#kek.unwrap(kekId, Buffer.from(wrapped, 'base64'), aad)
+  }
+
+  async #catchUp(tenantId: string): Promise<void> {
+    const { messaging } = await this.#tenant(tenantId)
+    await messaging.acceptWelcomes()
+    for (const conversationId of await groupConversations(this.#ctx, tenantId)) {
+      if (!this.#owns(conversationId) || !(await messaging.isMember(conversationId))) continue
+      await this.#deliver(tenantId, await messaging.sync(conversationId))
+    }
+  }
+
+  async #read(tenantId: string, message: WireMessage): Promise<void> {
+    const { messaging } = await this.#tenant(tenantId)
+    // The commit that added the archive and its welcome were committed together: join, then read on.
+    if (!(await messaging.isMember(message.conversationId))) await messaging.acceptWelcomes()
+    if (!(await messaging.isMember(message.conversationId))) {
+      this.#ctx.metrics.archiveMemberFailures.inc({ reason: 'not-a-member' })
+      return
+    }
+    await this.#deliver(tenantId, await messaging.receive(message))
+  }
+
+  async #deliver(tenantId: string, events: Awaited<ReturnType<SecureMessaging['receive']>>): Promise<void> {
+    for (const event of events) {
+      if (event.kind === 'unreadable') {
+        this.#ctx.metrics.archiveMemberFailures.inc({ reason: event.reason })
+        this.#ctx.log.warn(
+          { conversationId: event.conversationId, seq: event.seq, reason: event.reason },
+          'archive could not read a message',
+        )
+        continue
+      }
+      if (event.kind === 'message') {
+        const { conversationId, seq, sender, bytes } = event
+        await this.#sink({ kind: 'message', tenantId, conversationId, seq, sender, plaintext: bytes })
+      } else {
+        const { conversationId, seq, epoch, added, removed } = event
+        await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed })
+        if (event.removedSelf) {
+          // Nobody may take the archive out of a secure conversation: say so loudly, in the audit log.
+          await recordAudit(this.#ctx.db, {
+            tenantId,
+            actor: { kind: 'system', id: null },
+            action: 'e2e.archive.removed',
+            target: { kind: 'conversation', id: conversationId },
+            outcome: 'failure',
+            reason: 'a commit removed the archive from the conversation’s group',
+          })
+        }
+      }
+      this.#ctx.metrics.archiveMemberRecords.inc({ kind: event.kind })
+    }
+  }
+
+  async #flush(): Promise<void> {
+    for (const opened of this.#tenants.values()) {
+      const { store } = await opened
+      await store.flush()
+    }
+  }
+}

@@ -1,0 +1,328 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import {
+  base64ToBytes,
+  bytesToBase64,
+  enrolDevice,
+  StaffToken,
+  StrongroomClient,
+  type StrongroomError,
+} from '@strongroom/sdk'
+import {
+  encryptedStore,
+  generateStoreKey,
+  MemoryStore,
+  nodeCryptoProvider,
+  type SecureEvent,
+  SecureMessaging,
+} from '@strongroom/sdk/mls-node'
+import { sql } from 'kysely'
+import type { ArchiveRecord } from '../archive/archive-member.ts'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+
+const PROBLEMS = 'https://strongroom.dev/problems/'
+
+/** A member whose store is encrypted, with the raw store kept to show what a thief of the device would see. */
+async function openMember(client: StrongroomClient) {
+  const raw = new MemoryStore()
+  const events: SecureEvent[] = []
+  const secure = await SecureMessaging.open(client, {
+    provider: nodeCryptoProvider,
+    store: encryptedStore(raw, await generateStoreKey()),
+    onEvent: (event) => events.push(event),
+  })
+  return { client, secure, raw, events }
+}
+
+/** Waits for something that happens asynchronously (the archive member reads from the bus), up to five seconds. */
+async function eventually<T>(read: () => T | Promise<T>, done: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 5000
+  for (;;) {
+    const value = await read()
+    if (done(value) || Date.now() > deadline) return value
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+const texts = (events: SecureEvent[]) => events.flatMap((e) => (e.kind === 'message' ? [e.text] : []))
+
+describe('end-to-end encrypted conversations (MLS) over the real server', () => {
+  let server: TestServer
+  let bank: TestBank
+  const archived: ArchiveRecord[] = []
+
+  before(async () => {
+    server = await startTestServer({}, undefined, { archiveSink: (record) => void archived.push(record) })
+    bank = await createTestBank(server)
+  })
+  after(() => server.stop())
+
+  async function enrolPhone(label: string) {
+    const enrolled = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label })
+    return { ...(await openMember(enrolled.client)), deviceId: enrolled.device.id }
+  }
+
+  async function secureConversation() {
+    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const phone = await enrolPhone('phone')
+    const agent = await openMember(agentClient)
+    const conversation = await agentClient.createConversation({
+      customerId: bank.customerId,
+      assignedStaffId: bank.agentId,
+      deviceIds: [phone.deviceId],
+    })
+    await agent.secure.createGroup(conversation.id, [
+      { kind: 'device', id: phone.deviceId },
+      { kind: 'archive', id: 'archive' },
+    ])
+    assert.deepEqual(await phone.secure.acceptWelcomes(), [conversation.id])
+    return { conversationId: conversation.id, agent, phone, agentClient }
+  }
+
+  const archivedTexts = (conversationId: string) =>
+    archived.flatMap((r) =>
+      r.kind === 'message' && r.conversationId === conversationId ? [new TextDecoder().decode(r.plaintext)] : [],
+    )
+
+  test('customer device, agent and archive exchange messages; the server and its database see only ciphertext', async () => {
+    const { conversationId, agent, phone } = await secureConversation()
+    assert.deepEqual((await phone.secure.members(conversationId)).map((m) => m.kind).sort(), [
+      'archive',
+      'device',
+      'staff',
+    ])
+    await phone.secure.send(conversationId, 'My card 4111 1111 1111 1111 was stolen')
+    await agent.secure.send(conversationId, 'Blocked. A new card is on its way.')
+    assert.deepEqual(texts(await agent.secure.sync(conversationId)), ['My card 4111 1111 1111 1111 was stolen'])
+    assert.deepEqual(texts(await phone.secure.sync(conversationId)), ['Blocked. A new card is on its way.'])
+
+    const read = await eventually(
+      () => archivedTexts(conversationId),
+      (t) => t.length >= 2,
+    )
+    assert.deepEqual(read, ['My card 4111 1111 1111 1111 was stolen', 'Blocked. A new card is on its way.'])
+    await server.archiveMember?.idle()
+
+    // No plaintext anywhere the server keeps things: search every text, JSON and bytea column of every table.
+    const { rows: columns } = await sql<{ table_name: string; column_name: string; data_type: string }>`
+      select table_name, column_name, data_type from information_schema.columns
+      where table_schema = current_schema() and data_type in ('text', 'bytea', 'jsonb')`.execute(server.ctx.db)
+    assert.ok(columns.some((c) => c.table_name === 'messages' && c.column_name === 'ciphertext'))
+    const occurrences = async (needle: string) => {
+      const places: string[] = []
+      for (const { table_name, column_name, data_type } of columns) {
+        const column = sql.ref(column_name)
+        const found =
+          data_type === 'bytea'
+            ? sql<boolean>`position(${Buffer.from(needle)}::bytea in ${column}) > 0`
+            : sql<boolean>`position(${needle} in ${column}::text) > 0`
+        const { rows: hits } = await sql<{ n: number }>`
+          select count(*)::int as n from ${sql.table(table_name)} where ${found}`.execute(server.ctx.db)
+        if ((hits[0]?.n ?? 0) > 0) places.push(`${table_name}.${column_name}`)
+      }
+      return places
+    }
+    // The search finds what is stored in clear (the bank's name), so finding nothing below means something.
+    assert.deepEqual(await occurrences('Test Bank'), ['tenants.name'])
+    for (const needle of ['4111 1111 1111 1111', 'new card is on its way']) {
+      assert.deepEqual(await occurrences(needle), [], `"${needle}" is stored in clear`)
+      // Nor in the devices' stores: the group state there is sealed with a non-extractable key.
+      for (const value of [...phone.raw.values(), ...agent.raw.values()]) {
+        assert.ok(!Buffer.from(value).includes(needle))
+      }
+    }
+  })
+
+  test('a second device of the customer is added, sees the members and reads what follows', async () => {
+    const { conversationId, agent, phone, agentClient } = await secureConversation()
+    const tablet = await enrolPhone('tablet')
+    await agentClient.addMember(conversationId, { kind: 'device', id: tablet.deviceId })
+    await agent.secure.addMembers(conversationId, [{ kind: 'device', id: tablet.deviceId }])
+    assert.deepEqual(await tablet.secure.acceptWelcomes(), [conversationId])
+    const changes = (await phone.secure.sync(conversationId)).filter((e) => e.kind === 'members-changed')
+    assert.deepEqual(
+      changes.flatMap((e) => (e.kind === 'members-changed' ? e.added.map((m) => m.id) : [])),
+      [tablet.deviceId],
+      'every member sees who was added',
+    )
+    await agent.secure.send(conversationId, 'Hello on both devices')
+    assert.deepEqual(texts(await tablet.secure.sync(conversationId)), ['Hello on both devices'])
+    assert.deepEqual(texts(await phone.secure.sync(conversationId)), ['Hello on both devices'])
+  })
+
+  test('a removed device reads nothing sent after its removal', async () => {
+    const { conversationId, agent, phone } = await secureConversation()
+    await agent.secure.send(conversationId, 'before removal')
+    assert.deepEqual(texts(await phone.secure.sync(conversationId)), ['before removal'])
+    await agent.secure.removeMembers(conversationId, [{ kind: 'device', id: phone.deviceId }])
+    await agent.secure.send(conversationId, 'after removal: your new PIN')
+    // Even with the ciphertext in hand (say, copied off the wire), the removed device cannot read it.
+    const events = await phone.secure.sync(conversationId)
+    const removal = events.find((e) => e.kind === 'members-changed')
+    assert.equal(removal?.kind === 'members-changed' && removal.removedSelf, true)
+    assert.deepEqual(texts(events), [])
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'unreadable').map((e) => (e.kind === 'unreadable' ? e.reason : '')),
+      ['removed'],
+    )
+    const read = await eventually(
+      () => archivedTexts(conversationId),
+      (t) => t.length >= 2,
+    )
+    assert.deepEqual(read, ['before removal', 'after removal: your new PIN'])
+  })
+
+  test('two commits racing for one epoch: the first wins, the second re-bases and lands in the next', async () => {
+    const { conversationId, agent, phone, agentClient } = await secureConversation()
+    const tablet = await enrolPhone('tablet')
+    await agentClient.addMember(conversationId, { kind: 'device', id: tablet.deviceId })
+    const laptop = await enrolPhone('laptop')
+    await agentClient.addMember(conversationId, { kind: 'device', id: laptop.deviceId })
+    const before = await agentClient.request<{ epoch: number }>('GET', `/v1/conversations/${conversationId}/e2e/group`)
+    // The phone and the agent each add a device at the same epoch.
+    await Promise.all([
+      phone.secure.addMembers(conversationId, [{ kind: 'device', id: tablet.deviceId }]),
+      agent.secure.addMembers(conversationId, [{ kind: 'device', id: laptop.deviceId }]),
+    ])
+    const afterRace = await agentClient.request<{ epoch: number }>(
+      'GET',
+      `/v1/conversations/${conversationId}/e2e/group`,
+    )
+    assert.equal(afterRace.epoch, before.epoch + 2)
+    assert.deepEqual(await tablet.secure.acceptWelcomes(), [conversationId])
+    assert.deepEqual(await laptop.secure.acceptWelcomes(), [conversationId])
+    await phone.secure.send(conversationId, 'all five of us')
+    for (const reader of [agent, tablet, laptop]) {
+      assert.deepEqual(texts(await reader.secure.sync(conversationId)), ['all five of us'])
+    }
+  })
+
+  test('a device offline across several epochs catches up and reads everything in order', async () => {
+    const { conversationId, agent, phone, agentClient } = await secureConversation()
+    for (let i = 0; i < 3; i++) {
+      const extra = await enrolPhone(`extra-${i}`)
+      await agentClient.addMember(conversationId, { kind: 'device', id: extra.deviceId })
+      await agent.secure.addMembers(conversationId, [{ kind: 'device', id: extra.deviceId }])
+      await agent.secure.send(conversationId, `epoch message ${i}`)
+    }
+    // The phone was away for all of it; sending first makes it catch up (its epoch is stale), reading on the way.
+    await phone.secure.send(conversationId, 'back online')
+    await phone.secure.sync(conversationId)
+    assert.deepEqual(texts(phone.events), ['epoch message 0', 'epoch message 1', 'epoch message 2'])
+    assert.deepEqual(texts(await agent.secure.sync(conversationId)), ['back online'])
+  })
+
+  test('the delivery service refuses stale epochs, plaintext, foreign groups and commits without the archive', async () => {
+    const { conversationId, agent, phone, agentClient } = await secureConversation()
+    const group = await agentClient.request<{ epoch: number; groupId: string }>(
+      'GET',
+      `/v1/conversations/${conversationId}/e2e/group`,
+    )
+    // Plaintext into an encrypted conversation.
+    await assert.rejects(
+      phone.client.sendMessage(conversationId, {
+        contentType: 'text/plain',
+        ciphertext: new TextEncoder().encode('hi'),
+      }),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/encryption-required` && e.status === 409,
+    )
+    // Garbage claiming to be MLS.
+    await assert.rejects(
+      phone.client.sendMessage(conversationId, { contentType: 'message/mls', ciphertext: new Uint8Array([1, 2, 3]) }),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/malformed-message`,
+    )
+    // A commit for an epoch that has passed gets the current one back.
+    const stale = await agentClient.request<{ messages: { ciphertext: string; contentType: string }[] }>(
+      'GET',
+      `/v1/conversations/${conversationId}/messages`,
+    )
+    const firstCommit = stale.messages.find((m) => m.contentType === 'message/mls')
+    await assert.rejects(
+      agentClient.request('POST', `/v1/conversations/${conversationId}/e2e/commits`, {
+        clientMessageId: 'replayed-commit',
+        commit: firstCommit?.ciphertext,
+      }),
+      (e: StrongroomError) =>
+        e.type === `${PROBLEMS}e2e/epoch-conflict` && e.status === 409 && e.problem.currentEpoch === group.epoch,
+    )
+    // Another conversation's group cannot be registered twice.
+    await assert.rejects(
+      agentClient.request('PUT', `/v1/conversations/${conversationId}/e2e/group`, {
+        groupId: bytesToBase64(new Uint8Array(32)),
+        cipherSuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
+      }),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/group-exists`,
+    )
+    // A group whose first commit leaves the archive out is refused.
+    const other = await agentClient.createConversation({ customerId: bank.customerId, deviceIds: [phone.deviceId] })
+    await assert.rejects(
+      agent.secure.createGroup(other.id, [{ kind: 'device', id: phone.deviceId }]),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/archive-required`,
+    )
+    // Nobody can claim an outsider's key packages into a conversation.
+    const outsider = await enrolPhone('outsider')
+    await assert.rejects(
+      agentClient.request('POST', `/v1/conversations/${conversationId}/e2e/key-packages/claim`, {
+        members: [{ kind: 'device', id: outsider.deviceId }],
+      }),
+      (e: StrongroomError) => e.status === 404,
+    )
+  })
+
+  test('tampered ciphertext is reported as unreadable and passed over; the conversation goes on', async () => {
+    const { conversationId, agent, phone } = await secureConversation()
+    const sent = await agent.secure.send(conversationId, 'genuine')
+    const tampered = base64ToBytes(sent.ciphertext)
+    tampered[tampered.length - 5] = (tampered[tampered.length - 5] as number) ^ 0x01
+    // A framing-valid message with a flipped ciphertext bit, sent by a member (the server cannot tell).
+    await agent.client.sendMessage(conversationId, { contentType: 'message/mls', ciphertext: tampered })
+    await agent.secure.send(conversationId, 'still genuine')
+    const events = await phone.secure.sync(conversationId)
+    assert.deepEqual(texts(events), ['genuine', 'still genuine'])
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'unreadable').map((e) => (e.kind === 'unreadable' ? e.reason : '')),
+      ['invalid-message'],
+    )
+  })
+
+  test('key packages: uploads are checked against the uploader’s credential, claims consume them, last resort stays', async () => {
+    const phone = await enrolPhone('kp-phone')
+    const stock = await phone.client.request<{ available: number; lastResort: boolean; low: boolean }>(
+      'GET',
+      '/v1/e2e/key-packages',
+    )
+    assert.deepEqual(stock, { available: 20, lastResort: true, low: false })
+    // Someone else's key package, uploaded as the phone's own, is refused.
+    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const conversation = await agentClient.createConversation({
+      customerId: bank.customerId,
+      assignedStaffId: bank.agentId,
+      deviceIds: [phone.deviceId],
+    })
+    const claimOne = () =>
+      agentClient.request<{ keyPackages: { keyPackage: string; ref: string }[] }>(
+        'POST',
+        `/v1/conversations/${conversation.id}/e2e/key-packages/claim`,
+        { members: [{ kind: 'device', id: phone.deviceId }] },
+      )
+    const claims = await Promise.all(Array.from({ length: 25 }, claimOne))
+    const refs = claims.map((c) => c.keyPackages[0]?.ref)
+    // 20 distinct packages for 20 claims even when claimed in parallel, then the last-resort one again and again.
+    assert.equal(new Set(refs).size, 21)
+    const after = await phone.client.request<{ available: number; lastResort: boolean; low: boolean }>(
+      'GET',
+      '/v1/e2e/key-packages',
+    )
+    assert.deepEqual(after, { available: 0, lastResort: true, low: true })
+    const stolen = claims[0]?.keyPackages[0]?.keyPackage as string
+    const tablet = await enrolPhone('kp-tablet')
+    await assert.rejects(
+      tablet.client.request('POST', '/v1/e2e/key-packages', { keyPackages: [stolen] }),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/invalid-key-package`,
+    )
+    await assert.rejects(
+      tablet.client.request('POST', '/v1/e2e/key-packages', { keyPackages: ['AAAA'] }),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/malformed-message`,
+    )
+  })
+})

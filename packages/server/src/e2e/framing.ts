@@ -1,0 +1,97 @@
+import { nodeCryptoProvider } from '@strongroom/sdk/mls-node'
+import {
+  type CiphersuiteImpl,
+  type CiphersuiteName,
+  decodeMlsMessage,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+  type KeyPackage,
+  type MLSMessage,
+} from 'ts-mls'
+import { makeKeyPackageRef, verifyKeyPackage } from 'ts-mls/keyPackage.js'
+import { Problem } from '../platform/http/problems.ts'
+
+/**
+ * What the delivery service reads of MLS messages: their framing (group, epoch, content type) and the key packages in
+ * commits and uploads. It holds no group secret, so it never sees content; it checks signatures on key packages only.
+ */
+
+/** The suites a Strongroom group may use: X25519/AES-128-GCM/Ed25519, and P-256 for P-256-only secure hardware. */
+export const ALLOWED_SUITES = [
+  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
+  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
+] as const satisfies readonly CiphersuiteName[]
+export type AllowedSuite = (typeof ALLOWED_SUITES)[number]
+
+const suites = new Map<string, Promise<CiphersuiteImpl>>()
+export function suiteImpl(name: AllowedSuite): Promise<CiphersuiteImpl> {
+  let impl = suites.get(name)
+  if (!impl) {
+    impl = getCiphersuiteImpl(getCiphersuiteFromName(name), nodeCryptoProvider)
+    suites.set(name, impl)
+  }
+  return impl
+}
+
+export function decodeWhole(bytes: Uint8Array): MLSMessage {
+  let decoded: ReturnType<typeof decodeMlsMessage>
+  try {
+    decoded = decodeMlsMessage(bytes, 0)
+  } catch {
+    decoded = undefined
+  }
+  if (!decoded || decoded[1] !== bytes.length) throw new Problem('e2e/malformed-message', 'not an MLS message')
+  return decoded[0]
+}
+
+export interface Framing {
+  groupId: Uint8Array
+  epoch: bigint
+  contentType: 'application' | 'proposal' | 'commit'
+}
+
+/** The framing of a group message; anything else (a welcome, a key package) is refused. */
+export function framingOf(message: MLSMessage): Framing {
+  if (message.wireformat === 'mls_private_message') {
+    const m = message.privateMessage
+    return { groupId: m.groupId, epoch: m.epoch, contentType: m.contentType }
+  }
+  if (message.wireformat === 'mls_public_message') {
+    const c = message.publicMessage.content
+    return { groupId: c.groupId, epoch: c.epoch, contentType: c.contentType }
+  }
+  throw new Problem('e2e/malformed-message', 'not a group message')
+}
+
+/** The key packages a public commit adds, inline. Adds by reference are refused: the directory must see every add. */
+export function addedKeyPackages(message: MLSMessage): KeyPackage[] {
+  if (message.wireformat !== 'mls_public_message') return []
+  const content = message.publicMessage.content
+  if (content.contentType !== 'commit') return []
+  return content.commit.proposals
+    .map((p) => {
+      if (p.proposalOrRefType !== 'proposal') {
+        throw new Problem('e2e/malformed-message', 'proposals by reference are not accepted in commits')
+      }
+      return p.proposal
+    })
+    .flatMap((p) => (p.proposalType === 'add' ? [p.add.keyPackage] : []))
+}
+
+/** A key package's reference (RFC 9420, section 5.2): how a welcome names the package it was made for. */
+export async function keyPackageRef(keyPackage: KeyPackage): Promise<string> {
+  const suite = await suiteImpl(requireAllowedSuite(keyPackage.cipherSuite))
+  return Buffer.from(await makeKeyPackageRef(keyPackage, suite.hash)).toString('hex')
+}
+
+export async function verifyKeyPackageSignature(keyPackage: KeyPackage): Promise<boolean> {
+  const suite = await suiteImpl(requireAllowedSuite(keyPackage.cipherSuite))
+  return verifyKeyPackage(keyPackage, suite.signature)
+}
+
+export function requireAllowedSuite(name: string): AllowedSuite {
+  if (!(ALLOWED_SUITES as readonly string[]).includes(name)) {
+    throw new Problem('e2e/unsupported-suite', 'the cipher suite is not one Strongroom allows')
+  }
+  return name as AllowedSuite
+}

@@ -1,0 +1,309 @@
+import { recordAudit } from '../audit/events.ts'
+import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
+import { type AppendInput, appendInTransaction } from '../conversations/message-log.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId } from '../platform/ids.ts'
+import { actorOf, type Principal, principalMember } from '../principal.ts'
+import { addedKeyPackages, decodeWhole, framingOf, keyPackageRef, requireAllowedSuite } from './framing.ts'
+import { claimedOwner, type KeyPackageOwner } from './key-packages.ts'
+
+/** The media type of an MLS message (RFC 9420, section 17.10). */
+export const MLS_CONTENT_TYPE = 'message/mls'
+
+export interface GroupInfo {
+  groupId: string
+  cipherSuite: string
+  epoch: number
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b))
+
+async function loadGroup(db: ServerContext['db'], tenantId: string, conversationId: string) {
+  return db
+    .selectFrom('e2e_groups')
+    .select(['group_id', 'cipher_suite', 'epoch'])
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', '=', conversationId)
+    .executeTakeFirst()
+}
+
+function toGroupInfo(row: { group_id: Uint8Array; cipher_suite: string; epoch: string | number }): GroupInfo {
+  return {
+    groupId: Buffer.from(row.group_id).toString('base64'),
+    cipherSuite: row.cipher_suite,
+    epoch: Number(row.epoch),
+  }
+}
+
+/**
+ * Makes a conversation end-to-end encrypted: registers its MLS group at epoch 0, created by the caller's device or
+ * agent. First one wins; from then on only MLS messages are accepted in the conversation.
+ */
+export async function registerGroup(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  conversationId: string,
+  input: { groupId: Uint8Array; cipherSuite: string },
+): Promise<GroupInfo> {
+  await requireConversationAccess(ctx, principal, conversationId)
+  const member = principalMember(principal)
+  const cipherSuite = requireAllowedSuite(input.cipherSuite)
+  const now = new Date()
+  return ctx.db.transaction().execute(async (trx) => {
+    const inserted = await trx
+      .insertInto('e2e_groups')
+      .values({
+        tenant_id: principal.tenantId,
+        conversation_id: conversationId,
+        group_id: input.groupId,
+        cipher_suite: cipherSuite,
+        epoch: 0,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst()
+    if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) {
+      throw new Problem('e2e/group-exists', 'the conversation already has an MLS group (or the group id is taken)')
+    }
+    await recordAudit(trx, {
+      tenantId: principal.tenantId,
+      actor: actorOf(principal),
+      action: 'e2e.group.create',
+      target: { kind: 'conversation', id: conversationId },
+      outcome: 'success',
+      details: { cipherSuite, creator: `${member.kind}:${member.id}` },
+    })
+    return { groupId: Buffer.from(input.groupId).toString('base64'), cipherSuite, epoch: 0 }
+  })
+}
+
+export async function getGroup(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  conversationId: string,
+): Promise<GroupInfo> {
+  await requireConversationAccess(ctx, principal, conversationId)
+  const row = await loadGroup(ctx.db, principal.tenantId, conversationId)
+  if (!row) throw new Problem('e2e/no-group')
+  return toGroupInfo(row)
+}
+
+/**
+ * Admission for the message log: in a conversation with an MLS group only application messages of that group at
+ * its current epoch are accepted. A sender still in an older epoch gets a conflict carrying the current one (so a
+ * member that has missed a commit removing someone cannot keep encrypting to them); commits take `acceptCommit`.
+ */
+export async function admitGroupMessage(ctx: Pick<ServerContext, 'db'>, input: AppendInput): Promise<void> {
+  const row = await loadGroup(ctx.db, input.tenantId, input.conversationId)
+  if (!row) {
+    if (input.contentType === MLS_CONTENT_TYPE) throw new Problem('e2e/no-group')
+    return
+  }
+  if (input.contentType !== MLS_CONTENT_TYPE) throw new Problem('e2e/encryption-required')
+  const framing = framingOf(decodeWhole(input.ciphertext))
+  if (framing.contentType !== 'application') {
+    throw new Problem('e2e/malformed-message', 'commits go to the commit route; proposals are not relayed')
+  }
+  if (!sameBytes(framing.groupId, row.group_id)) throw new Problem('e2e/wrong-group')
+  if (framing.epoch !== BigInt(row.epoch)) {
+    throw new Problem('e2e/epoch-conflict', undefined, undefined, { currentEpoch: Number(row.epoch) })
+  }
+}
+
+export interface AcceptedCommit {
+  epoch: number
+  seq: number
+  added: KeyPackageOwner[]
+}
+
+/**
+ * The delivery service's ordering rule: a commit is accepted only for the group's current epoch, and the first one
+ * wins; a late one gets a conflict carrying the current epoch so its author re-bases. An accepted commit advances the
+ * epoch, enters the conversation's message log (so every member applies it in order) and routes its welcome to the
+ * members it adds, all in one transaction. Every member it adds must come through the key-package directory for this
+ * conversation: a conversation member or the archive.
+ */
+export async function acceptCommit(
+  ctx: Pick<ServerContext, 'db' | 'bus'>,
+  principal: Principal,
+  conversationId: string,
+  input: { clientMessageId: string; commit: Uint8Array; welcome?: Uint8Array | undefined },
+): Promise<AcceptedCommit> {
+  await requireConversationAccess(ctx, principal, conversationId)
+  const sender = principalMember(principal)
+  const tenantId = principal.tenantId
+  const commit = decodeWhole(input.commit)
+  const framing = framingOf(commit)
+  if (commit.wireformat !== 'mls_public_message' || framing.contentType !== 'commit') {
+    throw new Problem('e2e/malformed-message', 'a commit is sent as an MLS PublicMessage')
+  }
+  if (commit.publicMessage.content.sender.senderType !== 'member') {
+    throw new Problem('e2e/malformed-message', 'external commits are not accepted here')
+  }
+  // A late commit learns the current epoch before anything else is checked (its key packages may be gone by now).
+  const current = await loadGroup(ctx.db, tenantId, conversationId)
+  if (!current) throw new Problem('e2e/no-group')
+  if (!sameBytes(current.group_id, framing.groupId)) throw new Problem('e2e/wrong-group')
+  if (BigInt(current.epoch) !== framing.epoch) {
+    throw new Problem('e2e/epoch-conflict', undefined, undefined, { currentEpoch: Number(current.epoch) })
+  }
+  const added: (KeyPackageOwner & { ref: string })[] = []
+  for (const keyPackage of addedKeyPackages(commit)) {
+    const ref = await keyPackageRef(keyPackage)
+    const owner = await claimedOwner(ctx.db, tenantId, conversationId, ref)
+    const allowed =
+      owner?.kind === 'archive' ||
+      (owner !== undefined &&
+        (await isConversationMember(ctx, tenantId, conversationId, { kind: owner.kind, id: owner.id })))
+    if (!owner || !allowed) throw new Problem('e2e/unknown-key-package')
+    added.push({ ...owner, ref })
+  }
+  // The archive is a member of every secure conversation from the start: the first commit must add it.
+  if (framing.epoch === 0n && !added.some((a) => a.kind === 'archive')) throw new Problem('e2e/archive-required')
+  if (added.length > 0) {
+    if (!input.welcome) throw new Problem('e2e/malformed-message', 'a commit that adds members needs their welcome')
+    const welcome = decodeWhole(input.welcome)
+    if (welcome.wireformat !== 'mls_welcome') throw new Problem('e2e/malformed-message', 'not an MLS welcome')
+    const covered = new Set(welcome.welcome.secrets.map((s) => Buffer.from(s.newMember).toString('hex')))
+    if (!added.every((a) => covered.has(a.ref))) {
+      throw new Problem('e2e/malformed-message', 'the welcome does not cover every member the commit adds')
+    }
+  }
+
+  const now = new Date()
+  const { accepted, announce } = await ctx.db.transaction().execute(async (trx) => {
+    const advanced = await trx
+      .updateTable('e2e_groups')
+      .set((eb) => ({ epoch: eb('epoch', '+', 1), updated_at: now }))
+      .where('tenant_id', '=', tenantId)
+      .where('conversation_id', '=', conversationId)
+      .where('epoch', '=', framing.epoch.toString())
+      .where('group_id', '=', framing.groupId)
+      .returning('epoch')
+      .executeTakeFirst()
+    if (!advanced) {
+      const current = await loadGroup(trx, tenantId, conversationId)
+      if (!current) throw new Problem('e2e/no-group')
+      if (!sameBytes(current.group_id, framing.groupId)) throw new Problem('e2e/wrong-group')
+      throw new Problem('e2e/epoch-conflict', undefined, undefined, { currentEpoch: Number(current.epoch) })
+    }
+    const epoch = Number(advanced.epoch)
+    const appended = await appendInTransaction(trx, {
+      tenantId,
+      conversationId,
+      sender,
+      clientMessageId: input.clientMessageId,
+      contentType: MLS_CONTENT_TYPE,
+      ciphertext: Buffer.from(input.commit),
+      expiresAt: null,
+    })
+    if (added.length > 0) {
+      await trx
+        .insertInto('e2e_welcomes')
+        .values(
+          added.map((a) => ({
+            tenant_id: tenantId,
+            id: newId('wlc'),
+            conversation_id: conversationId,
+            recipient_kind: a.kind,
+            recipient_id: a.id,
+            key_package_ref: a.ref,
+            epoch,
+            commit_seq: appended.message.seq,
+            welcome: input.welcome as Uint8Array,
+            created_at: now,
+          })),
+        )
+        .execute()
+      // A used key package is gone for good (its private half is the joiner's to delete); last-resort ones stay.
+      await trx
+        .deleteFrom('e2e_key_packages')
+        .where('tenant_id', '=', tenantId)
+        .where(
+          'ref',
+          'in',
+          added.map((a) => a.ref),
+        )
+        .where('last_resort', '=', false)
+        .execute()
+    }
+    await recordAudit(trx, {
+      tenantId,
+      actor: actorOf(principal),
+      action: 'e2e.commit',
+      target: { kind: 'conversation', id: conversationId },
+      outcome: 'success',
+      details: { epoch, added: added.map((a) => `${a.kind}:${a.id}`) },
+    })
+    return {
+      accepted: { epoch, seq: appended.message.seq, added: added.map(({ kind, id }) => ({ kind, id })) },
+      announce: appended.announce,
+    }
+  })
+  announce(ctx)
+  return accepted
+}
+
+export interface PendingWelcome {
+  id: string
+  conversationId: string
+  epoch: number
+  /** The welcome's commit in the conversation's log: a joiner reads the log from after it. */
+  commitSeq: number
+  welcome: string
+}
+
+/** The welcomes waiting for a device, staff member or the archive. */
+export async function pendingWelcomes(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  recipient: KeyPackageOwner,
+): Promise<PendingWelcome[]> {
+  const rows = await ctx.db
+    .selectFrom('e2e_welcomes')
+    .select(['id', 'conversation_id', 'epoch', 'commit_seq', 'welcome'])
+    .where('tenant_id', '=', tenantId)
+    .where('recipient_kind', '=', recipient.kind)
+    .where('recipient_id', '=', recipient.id)
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(100)
+    .execute()
+  return rows.map((r) => ({
+    id: r.id,
+    conversationId: r.conversation_id,
+    epoch: Number(r.epoch),
+    commitSeq: Number(r.commit_seq),
+    welcome: Buffer.from(r.welcome).toString('base64'),
+  }))
+}
+
+/** A welcome the recipient has used (or given up on) is deleted; returns whether it was there. */
+export async function deleteWelcome(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  recipient: KeyPackageOwner,
+  welcomeId: string,
+): Promise<boolean> {
+  const deleted = await ctx.db
+    .deleteFrom('e2e_welcomes')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', welcomeId)
+    .where('recipient_kind', '=', recipient.kind)
+    .where('recipient_id', '=', recipient.id)
+    .executeTakeFirst()
+  return (deleted.numDeletedRows ?? 0n) > 0n
+}
+
+/** The conversations of a tenant that have an MLS group (the archive member catches up on them after a restart). */
+export async function groupConversations(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<string[]> {
+  const rows = await ctx.db
+    .selectFrom('e2e_groups')
+    .select('conversation_id')
+    .where('tenant_id', '=', tenantId)
+    .orderBy('conversation_id')
+    .execute()
+  return rows.map((r) => r.conversation_id)
+}

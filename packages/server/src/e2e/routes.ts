@@ -1,0 +1,297 @@
+import { Type } from '@sinclair/typebox'
+import { Base64, ClientMessageId } from '@strongroom/sdk/protocol'
+import { principalOf } from '../access.ts'
+import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { principalMember } from '../principal.ts'
+import { credentialAuthorityKeys, issueMemberCredential } from './credential-authority.ts'
+import { ALLOWED_SUITES } from './framing.ts'
+import { acceptCommit, deleteWelcome, getGroup, pendingWelcomes, registerGroup } from './groups.ts'
+import { claimKeyPackages, type KeyPackageOwner, keyPackageStock, storeKeyPackages } from './key-packages.ts'
+
+const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
+const MemberKind = oneOf(['device', 'staff', 'archive'] as const)
+const Stock = Type.Object({
+  available: Type.Integer({ description: 'unclaimed key packages' }),
+  lastResort: Type.Boolean({ description: 'whether a last-resort key package is stored' }),
+  low: Type.Boolean({ description: 'true when the member should upload more' }),
+})
+const Group = Type.Object({
+  groupId: Base64,
+  cipherSuite: Type.String(),
+  epoch: Type.Integer({ description: 'the epoch the next commit must be made in' }),
+})
+const B64 = (max: number) => Type.String({ ...Base64, minLength: 4, maxLength: max })
+/** Public signature keys: 32 bytes for Ed25519, 65 for an uncompressed P-256 point. */
+const SIGNATURE_KEY_LENGTHS = [32, 65]
+
+export async function e2eRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: {
+    credentialKey: SigningKey
+    /** Gives the archive member key packages in this tenant before one is claimed (when it runs on this node). */
+    prepareArchive: (tenantId: string) => Promise<void> | undefined
+  },
+): Promise<void> {
+  app.get(
+    '/v1/e2e/credential-authority',
+    {
+      schema: {
+        summary:
+          'The credential authority’s public keys: every member checks every other member’s credential with them',
+        tags: ['e2e'],
+        response: { 200: Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) }) },
+      },
+    },
+    async () => ({ keys: await credentialAuthorityKeys(ctx) }),
+  )
+
+  app.post(
+    '/v1/e2e/credentials',
+    {
+      schema: {
+        summary: 'Get a member credential binding the caller (device or staff) to its MLS signature public key',
+        tags: ['e2e'],
+        body: Type.Object(
+          { signaturePublicKey: Type.String({ pattern: '^[A-Za-z0-9_-]{40,100}$', description: 'base64url' }) },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Object({ credential: Type.String() }), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const member = principalMember(principal)
+      const signaturePublicKey = Buffer.from(request.body.signaturePublicKey, 'base64url')
+      if (!SIGNATURE_KEY_LENGTHS.includes(signaturePublicKey.length)) {
+        throw new Problem('request/invalid', 'the signature key is neither an Ed25519 nor a P-256 public key')
+      }
+      const credential = await issueMemberCredential(ctx, deps.credentialKey, {
+        tenantId: principal.tenantId,
+        member: principal.kind === 'device' ? { ...member, customerId: principal.customerId } : member,
+        signaturePublicKey,
+      })
+      return reply.status(201).send({ credential })
+    },
+  )
+
+  app.post(
+    '/v1/e2e/key-packages',
+    {
+      bodyLimit: 512 * 1024,
+      schema: {
+        summary: 'Upload key packages (and optionally a last-resort one) for others to add the caller to groups',
+        tags: ['e2e'],
+        body: Type.Object(
+          {
+            keyPackages: Type.Array(B64(8192), { maxItems: 100 }),
+            lastResort: Type.Optional(B64(8192)),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Stock, ...problemResponses(400, 401, 403, 409, 413) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      return storeKeyPackages(ctx, principal.tenantId, principalMember(principal), {
+        keyPackages: request.body.keyPackages.map((k) => Buffer.from(k, 'base64')),
+        lastResort: request.body.lastResort === undefined ? undefined : Buffer.from(request.body.lastResort, 'base64'),
+      })
+    },
+  )
+
+  app.get(
+    '/v1/e2e/key-packages',
+    {
+      schema: {
+        summary: 'How many of the caller’s key packages are left; `low` says when to upload more',
+        tags: ['e2e'],
+        response: { 200: Stock, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      return keyPackageStock(ctx, principal.tenantId, principalMember(principal))
+    },
+  )
+
+  app.post(
+    '/v1/conversations/:conversationId/e2e/key-packages/claim',
+    {
+      schema: {
+        summary: 'Claim one key package for each member to add to the conversation’s group (each is used up)',
+        tags: ['e2e'],
+        params: ConversationParams,
+        body: Type.Object(
+          {
+            members: Type.Array(
+              Type.Object(
+                { kind: MemberKind, id: Type.String({ minLength: 1, maxLength: 64 }) },
+                {
+                  additionalProperties: false,
+                },
+              ),
+              { minItems: 1, maxItems: 50 },
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            keyPackages: Type.Array(
+              Type.Object({ kind: MemberKind, id: Type.String(), ref: Type.String(), keyPackage: Base64 }),
+            ),
+          }),
+          ...problemResponses(400, 401, 403, 404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const { conversationId } = request.params
+      await requireConversationAccess(ctx, principal, conversationId)
+      const owners: KeyPackageOwner[] = request.body.members
+      for (const owner of owners) {
+        // Only the archive and the conversation's own members can be added: nobody can pull in an outsider.
+        const allowed =
+          owner.kind === 'archive'
+            ? owner.id === 'archive'
+            : await isConversationMember(ctx, principal.tenantId, conversationId, { kind: owner.kind, id: owner.id })
+        if (!allowed) throw new Problem('request/not-found', `${owner.kind} ${owner.id} is not in this conversation`)
+      }
+      if (owners.some((o) => o.kind === 'archive')) await deps.prepareArchive(principal.tenantId)
+      const claimed = await claimKeyPackages(ctx, principal.tenantId, conversationId, owners)
+      return {
+        keyPackages: claimed.map((c) => ({
+          kind: c.owner.kind,
+          id: c.owner.id,
+          ref: c.ref,
+          keyPackage: Buffer.from(c.keyPackage).toString('base64'),
+        })),
+      }
+    },
+  )
+
+  app.put(
+    '/v1/conversations/:conversationId/e2e/group',
+    {
+      schema: {
+        summary: 'Make the conversation end-to-end encrypted with the caller’s new MLS group (epoch 0)',
+        tags: ['e2e'],
+        params: ConversationParams,
+        body: Type.Object(
+          { groupId: Type.String({ ...Base64, minLength: 16, maxLength: 88 }), cipherSuite: oneOf(ALLOWED_SUITES) },
+          { additionalProperties: false },
+        ),
+        response: { 201: Group, ...problemResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const group = await registerGroup(ctx, principal, request.params.conversationId, {
+        groupId: Buffer.from(request.body.groupId, 'base64'),
+        cipherSuite: request.body.cipherSuite,
+      })
+      return reply.status(201).send(group)
+    },
+  )
+
+  app.get(
+    '/v1/conversations/:conversationId/e2e/group',
+    {
+      schema: {
+        summary: 'The conversation’s MLS group and its current epoch',
+        tags: ['e2e'],
+        params: ConversationParams,
+        response: { 200: Group, ...problemResponses(401, 403, 404, 409) },
+      },
+    },
+    async (request) => getGroup(ctx, principalOf(request), request.params.conversationId),
+  )
+
+  app.post(
+    '/v1/conversations/:conversationId/e2e/commits',
+    {
+      bodyLimit: 1024 * 1024,
+      schema: {
+        summary:
+          'Submit a commit for the group’s current epoch (first wins; a late one gets 409 with currentEpoch) and the welcome for the members it adds',
+        tags: ['e2e'],
+        params: ConversationParams,
+        body: Type.Object(
+          { clientMessageId: ClientMessageId, commit: B64(512 * 1024), welcome: Type.Optional(B64(512 * 1024)) },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            epoch: Type.Integer({ description: 'the group’s epoch after this commit' }),
+            seq: Type.Integer({ description: 'the commit’s place in the conversation’s message log' }),
+            added: Type.Array(Type.Object({ kind: MemberKind, id: Type.String() })),
+          }),
+          ...problemResponses(400, 401, 403, 404, 409, 413),
+        },
+      },
+    },
+    async (request, reply) => {
+      const accepted = await acceptCommit(ctx, principalOf(request), request.params.conversationId, {
+        clientMessageId: request.body.clientMessageId,
+        commit: Buffer.from(request.body.commit, 'base64'),
+        welcome: request.body.welcome === undefined ? undefined : Buffer.from(request.body.welcome, 'base64'),
+      })
+      return reply.status(201).send(accepted)
+    },
+  )
+
+  app.get(
+    '/v1/e2e/welcomes',
+    {
+      schema: {
+        summary: 'Welcomes waiting for the caller: groups it was added to, with where to start reading each log',
+        tags: ['e2e'],
+        response: {
+          200: Type.Object({
+            welcomes: Type.Array(
+              Type.Object({
+                id: Type.String(),
+                conversationId: Type.String(),
+                epoch: Type.Integer(),
+                commitSeq: Type.Integer(),
+                welcome: Base64,
+              }),
+            ),
+          }),
+          ...problemResponses(401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      return { welcomes: await pendingWelcomes(ctx, principal.tenantId, principalMember(principal)) }
+    },
+  )
+
+  app.delete(
+    '/v1/e2e/welcomes/:welcomeId',
+    {
+      schema: {
+        summary: 'Discard a welcome once used',
+        tags: ['e2e'],
+        params: Type.Object({ welcomeId: idOf('wlc') }),
+        response: { 204: Type.Null(), ...problemResponses(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (!(await deleteWelcome(ctx, principal.tenantId, principalMember(principal), request.params.welcomeId))) {
+        throw new Problem('request/not-found', 'no such welcome')
+      }
+      return reply.status(204).send(null)
+    },
+  )
+}
