@@ -154,6 +154,17 @@ describe('sending with retries', () => {
     assert.doesNotMatch(networkError.message, /127\.0\.0\.1|send/)
   })
 
+  test('options passed as undefined keep their defaults', async () => {
+    const provider = await fake([{ status: 503 }])
+    const { sleep, delays } = recordingSleep()
+    await assert.rejects(
+      sendWithRetries(request(provider), { sleep, maxAttempts: undefined, baseDelayMs: undefined, random: () => 0 }),
+      ProviderUnavailableError,
+    )
+    assert.equal(provider.requests.length, 4)
+    assert.deepEqual(delays, [250, 500, 1000])
+  })
+
   test('a provider that does not answer in time counts as a network error', async () => {
     const silent = createServer(() => {})
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))

@@ -42,7 +42,14 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * response's JSON body (undefined if it has none), throws ProviderRejectedError or ProviderUnavailableError.
  */
 export async function sendWithRetries(request: ProviderRequest, options: TransportOptions = {}): Promise<unknown> {
-  const policy = { ...DEFAULT_POLICY, ...options }
+  // Field by field, so that an option passed as undefined keeps its default (an undefined maxAttempts never ends).
+  const policy: RetryPolicy = {
+    maxAttempts: options.maxAttempts ?? DEFAULT_POLICY.maxAttempts,
+    baseDelayMs: options.baseDelayMs ?? DEFAULT_POLICY.baseDelayMs,
+    maxDelayMs: options.maxDelayMs ?? DEFAULT_POLICY.maxDelayMs,
+    maxRetryAfterMs: options.maxRetryAfterMs ?? DEFAULT_POLICY.maxRetryAfterMs,
+    timeoutMs: options.timeoutMs ?? DEFAULT_POLICY.timeoutMs,
+  }
   const doFetch = options.fetch ?? fetch
   const wait = options.sleep ?? sleep
   const now = options.now ?? Date.now
