@@ -5,8 +5,8 @@ import { AttestationError } from './verifier.ts'
 export interface ChainOptions {
   trustRoots: readonly X509Certificate[]
   at: Date
-  /** Serial numbers (hex, any case) a revocation list names. */
-  revokedSerials?: ReadonlySet<string>
+  /** Asked for each certificate's serial number, as lowercase hex without leading zeros. */
+  isRevoked?: (serialNumber: string) => boolean
 }
 
 export function parseCertificate(der: Buffer): X509Certificate {
@@ -66,13 +66,9 @@ export function verifyCertificateChain(chain: readonly X509Certificate[], option
       : options.trustRoots.filter((root) => root.ca && signedBy(last, root))
   if (anchors.length === 0) throw new AttestationError('root-untrusted')
   if (!anchors.some((root) => withinValidity(root, options.at))) throw new AttestationError('certificate-expired')
-  const revoked = options.revokedSerials
-  if (revoked !== undefined && chain.some((certificate) => revoked.has(normalSerial(certificate.serialNumber)))) {
+  const { isRevoked } = options
+  // Revocation lists (Google's attestation status list) write serials as lowercase hex without leading zeros.
+  const serials = chain.map((certificate) => certificate.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''))
+  if (isRevoked !== undefined && serials.some((serial) => isRevoked(serial)))
     throw new AttestationError('certificate-revoked')
-  }
-}
-
-/** Serial numbers as revocation lists write them: lowercase hex without leading zeros. */
-export function normalSerial(serial: string): string {
-  return serial.toLowerCase().replace(/^0+(?=.)/, '')
 }
