@@ -58,7 +58,7 @@ export async function createRoot(name: string, validity: Validity = {}): Promise
 export interface IssueOptions extends Validity {
   ca?: boolean
   /** Extra extensions as OID -> DER value. */
-  extensions?: Record<string, Uint8Array<ArrayBuffer>>
+  extensions?: Record<string, Uint8Array>
   /** The key to certify; a fresh one by default. */
   keys?: CryptoKeyPair
 }
@@ -70,7 +70,7 @@ export async function issue(
 ): Promise<TestCertificate> {
   const keys = options.keys ?? (await generateKeys())
   const extensions = Object.entries(options.extensions ?? {}).map(
-    ([oid, value]) => new x509.Extension(oid, false, value),
+    ([oid, value]) => new x509.Extension(oid, false, new Uint8Array(value)),
   )
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: nextSerial(),
