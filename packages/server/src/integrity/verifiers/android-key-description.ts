@@ -1,5 +1,4 @@
 import {
-  DER_BOOLEAN,
   DER_ENUMERATED,
   DER_OCTET_STRING,
   DER_SEQUENCE,
@@ -87,7 +86,7 @@ export function parseRootOfTrust(element: DerElement): RootOfTrust {
   const [bootKey, deviceLocked, bootState] = derChildren(expectDer(element, DER_SEQUENCE))
   expectDer(bootKey, DER_OCTET_STRING)
   return {
-    deviceLocked: derBoolean(expectDer(deviceLocked, DER_BOOLEAN)),
+    deviceLocked: derBoolean(deviceLocked),
     verifiedBootState: derSmallInteger(bootState, DER_ENUMERATED),
   }
 }
