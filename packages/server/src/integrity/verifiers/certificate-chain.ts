@@ -67,8 +67,8 @@ export function verifyCertificateChain(chain: readonly X509Certificate[], option
   if (anchors.length === 0) throw new AttestationError('root-untrusted')
   if (!anchors.some((root) => withinValidity(root, options.at))) throw new AttestationError('certificate-expired')
   const { isRevoked } = options
+  if (isRevoked === undefined) return
   // Revocation lists (Google's attestation status list) write serials as lowercase hex without leading zeros.
   const serials = chain.map((certificate) => certificate.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''))
-  if (isRevoked !== undefined && serials.some((serial) => isRevoked(serial)))
-    throw new AttestationError('certificate-revoked')
+  if (serials.some((serial) => isRevoked(serial))) throw new AttestationError('certificate-revoked')
 }
