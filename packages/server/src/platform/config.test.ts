@@ -90,5 +90,23 @@ describe('configuration', () => {
     test('with the dev seed asked for', () => {
       refuses({ ...base, STRONGROOM_DEV_SEED: 'true' }, 'STRONGROOM_DEV_SEED', /dev-only/)
     })
+
+    test('the archive member runs only with its own private key file, apart from the keyring', () => {
+      assert.equal(loadConfig(base).archiveMember, false, 'off unless the operator picks this node')
+      const archive = { ...base, STRONGROOM_ARCHIVE_MEMBER: 'true' }
+      refuses(archive, 'STRONGROOM_ARCHIVE_KEY_FILE', /must exist/)
+      refuses({ ...archive, STRONGROOM_ARCHIVE_KEY_FILE: keyFile }, 'STRONGROOM_ARCHIVE_KEY_FILE', /live keyring/)
+      const loose = path.join(dir, 'archive-loose.json')
+      writeFileSync(loose, '{}')
+      chmodSync(loose, 0o640)
+      refuses({ ...archive, STRONGROOM_ARCHIVE_KEY_FILE: loose }, 'STRONGROOM_ARCHIVE_KEY_FILE', /chmod 600/)
+      const own = path.join(dir, 'archive-keyring.json')
+      writeFileSync(own, '{}', { mode: 0o600 })
+      assert.equal(loadConfig({ ...archive, STRONGROOM_ARCHIVE_KEY_FILE: own }).archiveMember, true)
+    })
+
+    test('an archive partition outside its count', () => {
+      refuses({ ...base, STRONGROOM_ARCHIVE_PARTITION: '4/4' }, 'STRONGROOM_ARCHIVE_PARTITION', /0 <= i < n/)
+    })
   })
 })
