@@ -24,11 +24,17 @@ export const MemberRef = Type.Object({
   id: Type.String(),
 })
 
+/** Who wrote a message: a member, or the bank's archive (which commits a revoked device's removal). */
+export const MessageSender = Type.Object({
+  kind: Type.Union([Type.Literal('device'), Type.Literal('staff'), Type.Literal('archive')]),
+  id: Type.String(),
+})
+
 export const Message = Type.Object({
   id: Type.String(),
   conversationId: Type.String(),
   seq: Type.Integer(),
-  sender: MemberRef,
+  sender: MessageSender,
   clientMessageId: Type.String(),
   contentType: Type.String(),
   ciphertext: Type.String({ description: 'base64' }),

@@ -83,14 +83,14 @@ export class SecureMessaging {
   readonly #member: LocalMember
   readonly #self: MemberIdentity
   readonly #queues = new Map<string, Promise<unknown>>()
-  readonly #onEvent: ((event: SecureEvent) => void) | undefined
+  readonly #onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined
 
   private constructor(
     delivery: DeliveryService,
     store: SecureStore,
     member: LocalMember,
     self: MemberIdentity,
-    onEvent: ((event: SecureEvent) => void) | undefined,
+    onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined,
   ) {
     this.#delivery = delivery
     this.#onEvent = onEvent
@@ -111,9 +111,9 @@ export class SecureMessaging {
       suite?: CiphersuiteName
       /**
        * Called with every event in log order, including those read while catching up before a send or a commit
-       * (which `send` does not return).
+       * (which `send` does not return). A promise it returns is awaited before the next message is read.
        */
-      onEvent?: (event: SecureEvent) => void
+      onEvent?: (event: SecureEvent) => void | Promise<void>
     },
   ): Promise<SecureMessaging> {
     const delivery = service instanceof StrongroomClient ? httpDeliveryService(service) : service
@@ -285,7 +285,7 @@ export class SecureMessaging {
 
   async #apply(message: Message): Promise<SecureEvent[]> {
     const events = await this.#read(message)
-    for (const event of events) this.#onEvent?.(event)
+    for (const event of events) await this.#onEvent?.(event)
     return events
   }
 

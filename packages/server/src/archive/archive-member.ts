@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { type MemberIdentity, nodeCryptoProvider, SecureMessaging } from '@strongroom/sdk/mls-node'
+import { type MemberIdentity, nodeCryptoProvider, type SecureEvent, SecureMessaging } from '@strongroom/sdk/mls-node'
 import { recordAudit } from '../audit/events.ts'
 import { MESSAGE_SUBJECT_PREFIX, type MessagesCommittedEvent, type WireMessage } from '../conversations/bus-events.ts'
 import { groupConversations, MLS_CONTENT_TYPE } from '../e2e/groups.ts'
+import { DEVICE_REVOKED_SUBJECT_PREFIX, type DeviceRevokedEvent } from '../identity/device-events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { KeyProvider } from '../platform/keyring/key-provider.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
@@ -66,6 +67,7 @@ export class ArchiveMember {
   readonly #tenants = new Map<string, Promise<{ messaging: SecureMessaging; store: ArchiveMemberStore }>>()
   readonly #work = new Set<Promise<void>>()
   #unsubscribe: (() => void) | undefined
+  #unsubscribeRevoked: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
 
   private constructor(
@@ -96,6 +98,9 @@ export class ArchiveMember {
         }
       }
     })
+    member.#unsubscribeRevoked = ctx.bus.subscribe(`${DEVICE_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => {
+      member.#track(member.#removeRevoked(JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent))
+    })
     member.#timer = setInterval(() => member.#track(member.#flush()), FLUSH_MS)
     member.#timer.unref()
     for (const tenant of await listTenants(ctx)) member.#track(member.#catchUp(tenant.id))
@@ -118,6 +123,7 @@ export class ArchiveMember {
 
   async stop(): Promise<void> {
     this.#unsubscribe?.()
+    this.#unsubscribeRevoked?.()
     clearInterval(this.#timer)
     await this.idle()
   }
@@ -140,7 +146,13 @@ export class ArchiveMember {
       opened = (async () => {
         const store = new ArchiveMemberStore(this.#ctx.db, tenantId, await this.#dataKey(tenantId))
         const delivery = inProcessDelivery(this.#ctx, this.#credentialKey, tenantId)
-        const messaging = await SecureMessaging.open(delivery, { provider: nodeCryptoProvider, store })
+        // Every event reaches the sink through onEvent, in log order, including those read while catching up
+        // before a commit.
+        const messaging = await SecureMessaging.open(delivery, {
+          provider: nodeCryptoProvider,
+          store,
+          onEvent: (event) => this.#deliver(tenantId, event),
+        })
         return { messaging, store }
       })()
       opened.catch(() => this.#tenants.delete(tenantId))
@@ -179,7 +191,7 @@ export class ArchiveMember {
     await messaging.acceptWelcomes()
     for (const conversationId of await groupConversations(this.#ctx, tenantId)) {
       if (!this.#owns(conversationId) || !(await messaging.isMember(conversationId))) continue
-      await this.#deliver(tenantId, await messaging.sync(conversationId))
+      await messaging.sync(conversationId)
     }
   }
 
@@ -191,39 +203,52 @@ export class ArchiveMember {
       this.#ctx.metrics.archiveMemberFailures.inc({ reason: 'not-a-member' })
       return
     }
-    await this.#deliver(tenantId, await messaging.receive(message))
+    await messaging.receive(message)
   }
 
-  async #deliver(tenantId: string, events: Awaited<ReturnType<SecureMessaging['receive']>>): Promise<void> {
-    for (const event of events) {
-      if (event.kind === 'unreadable') {
-        this.#ctx.metrics.archiveMemberFailures.inc({ reason: event.reason })
-        this.#ctx.log.warn(
-          { conversationId: event.conversationId, seq: event.seq, reason: event.reason },
-          'archive could not read a message',
-        )
-        continue
-      }
-      if (event.kind === 'message') {
-        const { conversationId, seq, sender, bytes } = event
-        await this.#sink({ kind: 'message', tenantId, conversationId, seq, sender, plaintext: bytes })
-      } else {
-        const { conversationId, seq, epoch, added, removed } = event
-        await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed })
-        if (event.removedSelf) {
-          // Nobody may take the archive out of a secure conversation: say so loudly, in the audit log.
-          await recordAudit(this.#ctx.db, {
-            tenantId,
-            actor: { kind: 'system', id: null },
-            action: 'e2e.archive.removed',
-            target: { kind: 'conversation', id: conversationId },
-            outcome: 'failure',
-            reason: 'a commit removed the archive from the conversation’s group',
-          })
-        }
-      }
-      this.#ctx.metrics.archiveMemberRecords.inc({ kind: event.kind })
+  /**
+   * A revoked device leaves the MLS groups of the conversations it was taken out of: the archive, a member of every
+   * group, commits its removal at once, so the group keys change without waiting for an agent.
+   */
+  async #removeRevoked(event: DeviceRevokedEvent): Promise<void> {
+    const { messaging } = await this.#tenant(event.tenantId)
+    for (const conversationId of event.conversationIds) {
+      if (!this.#owns(conversationId) || !(await messaging.isMember(conversationId))) continue
+      await messaging.sync(conversationId)
+      const members = await messaging.members(conversationId)
+      if (!members.some((m) => m.kind === 'device' && m.id === event.deviceId)) continue
+      await messaging.removeMembers(conversationId, [{ kind: 'device', id: event.deviceId }])
     }
+  }
+
+  async #deliver(tenantId: string, event: SecureEvent): Promise<void> {
+    if (event.kind === 'unreadable') {
+      this.#ctx.metrics.archiveMemberFailures.inc({ reason: event.reason })
+      this.#ctx.log.warn(
+        { conversationId: event.conversationId, seq: event.seq, reason: event.reason },
+        'archive could not read a message',
+      )
+      return
+    }
+    if (event.kind === 'message') {
+      const { conversationId, seq, sender, bytes } = event
+      await this.#sink({ kind: 'message', tenantId, conversationId, seq, sender, plaintext: bytes })
+    } else {
+      const { conversationId, seq, epoch, added, removed } = event
+      await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed })
+      if (event.removedSelf) {
+        // Nobody may take the archive out of a secure conversation: say so loudly, in the audit log.
+        await recordAudit(this.#ctx.db, {
+          tenantId,
+          actor: { kind: 'system', id: null },
+          action: 'e2e.archive.removed',
+          target: { kind: 'conversation', id: conversationId },
+          outcome: 'failure',
+          reason: 'a commit removed the archive from the conversation’s group',
+        })
+      }
+    }
+    this.#ctx.metrics.archiveMemberRecords.inc({ kind: event.kind })
   }
 
   async #flush(): Promise<void> {

@@ -1,15 +1,17 @@
+import { StrongroomError } from '@strongroom/sdk'
 import type { DeliveryService } from '@strongroom/sdk/mls-node'
 import { fetchMessages } from '../conversations/messages.ts'
 import { credentialAuthorityKeys, issueMemberCredential } from '../e2e/credential-authority.ts'
-import { deleteWelcome, pendingWelcomes } from '../e2e/groups.ts'
+import { acceptCommitFrom, deleteWelcome, pendingWelcomes } from '../e2e/groups.ts'
 import { keyPackageStock, storeKeyPackages } from '../e2e/key-packages.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 
 export const ARCHIVE_MEMBER = { kind: 'archive', id: 'archive' } as const
 
 const notForTheArchive = () =>
-  Promise.reject(new Error('the archive member only reads: it adds, sends and commits nothing'))
+  Promise.reject(new Error('the archive member adds no one and sends nothing; it only commits removals'))
 
 /**
  * The delivery service as the archive member of one tenant reaches it: the e2e and conversations service functions,
@@ -26,7 +28,15 @@ export function inProcessDelivery(ctx: ServerContext, credentialKey: SigningKey,
     },
     claimKeyPackages: notForTheArchive,
     registerGroup: notForTheArchive,
-    submitCommit: notForTheArchive,
+    async submitCommit(conversationId, commit) {
+      const committer = { tenantId, sender: ARCHIVE_MEMBER, actor: { kind: 'system', id: null } as const }
+      try {
+        await acceptCommitFrom(ctx, committer, conversationId, commit)
+      } catch (error) {
+        // The SDK tells an epoch conflict by the problem it would get over HTTP.
+        throw error instanceof Problem ? new StrongroomError(error.toBody()) : error
+      }
+    },
     sendApplicationMessage: notForTheArchive,
     listMessages: (conversationId, after, limit) =>
       fetchMessages(ctx, tenantId, conversationId, { afterSeq: after, limit }),

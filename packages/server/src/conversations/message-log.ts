@@ -7,7 +7,7 @@ import { publishMessagesCommitted, type WireMessage } from './bus-events.ts'
 export interface AppendInput {
   tenantId: string
   conversationId: string
-  sender: { kind: 'device' | 'staff'; id: string }
+  sender: { kind: 'device' | 'staff' | 'archive'; id: string }
   clientMessageId: string
   contentType: string
   ciphertext: Buffer
@@ -189,7 +189,7 @@ interface BatchRow {
   outcome: 'new' | 'existing'
   seq: number | string
   id: string
-  sender_kind: 'device' | 'staff'
+  sender_kind: 'device' | 'staff' | 'archive'
   sender_id: string
   client_message_id: string
   content_type: string
@@ -289,7 +289,7 @@ export function toWireMessage(row: {
   id: string
   conversation_id: string
   seq: number | string
-  sender_kind: 'device' | 'staff'
+  sender_kind: 'device' | 'staff' | 'archive'
   sender_id: string
   client_message_id: string
   content_type: string

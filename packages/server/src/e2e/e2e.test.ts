@@ -29,7 +29,9 @@ async function openMember(client: StrongroomClient) {
   const secure = await SecureMessaging.open(client, {
     provider: nodeCryptoProvider,
     store: encryptedStore(raw, await generateStoreKey()),
-    onEvent: (event) => events.push(event),
+    onEvent: (event) => {
+      events.push(event)
+    },
   })
   return { client, secure, raw, events }
 }
@@ -170,6 +172,27 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
       (t) => t.length >= 2,
     )
     assert.deepEqual(read, ['before removal', 'after removal: your new PIN'])
+  })
+
+  test('a revoked device is removed from its groups by the archive at once; the others read on', async () => {
+    const { conversationId, agent, phone, agentClient } = await secureConversation()
+    const epochOf = async () =>
+      (await agentClient.request<{ epoch: number }>('GET', `/v1/conversations/${conversationId}/e2e/group`)).epoch
+    const before = await epochOf()
+    await agentClient.revokeDevice(phone.deviceId, 'reported lost')
+    assert.equal(await eventually(epochOf, (epoch) => epoch > before), before + 1)
+    await agent.secure.sync(conversationId)
+    const removal = agent.events.find((e) => e.kind === 'members-changed' && e.removed.length > 0)
+    assert.deepEqual(removal?.kind === 'members-changed' && removal.removed.map((m) => `${m.kind}:${m.id}`), [
+      `device:${phone.deviceId}`,
+    ])
+    assert.ok(!(await agent.secure.members(conversationId)).some((m) => m.id === phone.deviceId))
+    await agent.secure.send(conversationId, 'after the revocation')
+    const read = await eventually(
+      () => archivedTexts(conversationId),
+      (t) => t.includes('after the revocation'),
+    )
+    assert.deepEqual(read, ['after the revocation'])
   })
 
   test('two commits racing for one epoch: the first wins, the second re-bases and lands in the next', async () => {

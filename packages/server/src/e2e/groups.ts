@@ -1,4 +1,4 @@
-import { recordAudit } from '../audit/events.ts'
+import { type Actor, recordAudit } from '../audit/events.ts'
 import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
 import { type AppendInput, appendInTransaction } from '../conversations/message-log.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -129,11 +129,30 @@ export async function acceptCommit(
   ctx: Pick<ServerContext, 'db' | 'bus'>,
   principal: Principal,
   conversationId: string,
-  input: { clientMessageId: string; commit: Uint8Array; welcome?: Uint8Array | undefined },
+  input: CommitInput,
 ): Promise<AcceptedCommit> {
   await requireConversationAccess(ctx, principal, conversationId)
-  const sender = principalMember(principal)
-  const tenantId = principal.tenantId
+  const committer = { tenantId: principal.tenantId, sender: principalMember(principal), actor: actorOf(principal) }
+  return acceptCommitFrom(ctx, committer, conversationId, input)
+}
+
+export interface CommitInput {
+  clientMessageId: string
+  commit: Uint8Array
+  welcome?: Uint8Array | undefined
+}
+
+/**
+ * The same rule for a committer the caller has already authorized: a conversation member, or the archive member
+ * (which commits the removal of revoked devices from the groups it is in).
+ */
+export async function acceptCommitFrom(
+  ctx: Pick<ServerContext, 'db' | 'bus'>,
+  committer: { tenantId: string; sender: AppendInput['sender']; actor: Actor },
+  conversationId: string,
+  input: CommitInput,
+): Promise<AcceptedCommit> {
+  const { tenantId, sender } = committer
   const commit = decodeWhole(input.commit)
   const framing = framingOf(commit)
   if (commit.wireformat !== 'mls_public_message' || framing.contentType !== 'commit') {
@@ -231,7 +250,7 @@ export async function acceptCommit(
     }
     await recordAudit(trx, {
       tenantId,
-      actor: actorOf(principal),
+      actor: committer.actor,
       action: 'e2e.commit',
       target: { kind: 'conversation', id: conversationId },
       outcome: 'success',

@@ -6,6 +6,8 @@ export const DEVICE_REVOKED_SUBJECT_PREFIX = 'sr.device.revoked.'
 export interface DeviceRevokedEvent {
   tenantId: string
   deviceId: string
+  /** The conversations the device was taken out of: their MLS groups must drop it too. */
+  conversationIds: string[]
 }
 
 export function publishDeviceRevoked(bus: Bus, event: DeviceRevokedEvent): void {

@@ -195,7 +195,7 @@ export async function identityRoutes(app: App, ctx: ServerContext): Promise<void
         })
         return revoked ? removeMemberEverywhere({ db: trx }, principal.tenantId, { kind: 'device', id: deviceId }) : []
       })
-      publishDeviceRevoked(ctx.bus, { tenantId: principal.tenantId, deviceId })
+      publishDeviceRevoked(ctx.bus, { tenantId: principal.tenantId, deviceId, conversationIds: left })
       return { deviceId, status: 'revoked' as const, conversationsLeft: left.length }
     },
   )

@@ -110,7 +110,7 @@ export interface MessagesTable {
   conversation_id: string
   seq: BigIntColumn
   id: string
-  sender_kind: 'device' | 'staff'
+  sender_kind: 'device' | 'staff' | 'archive'
   sender_id: string
   client_message_id: string
   content_type: string
