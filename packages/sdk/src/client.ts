@@ -4,7 +4,7 @@ import { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './
 import { createDpopProof } from './dpop.ts'
 import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
-import { type AppIdentity, devAttestation, type RiskSignals } from './integrity.ts'
+import { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
 import type { Conversation, Message } from './protocol.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'
 
@@ -123,13 +123,25 @@ export class StrongroomClient {
   }
 
   /**
-   * A device: proves the app and device (the dev provider here; native providers plug in the same way) and keeps the
-   * integrity token the server's policy grants, renewing it by attesting again when it expires.
+   * A device: proves the app and device and keeps the integrity token the server's policy grants, renewing it by
+   * attesting again when it expires. The provider turns the server's challenge into evidence: App Attest (an
+   * attestation, then assertions on renewal) or Android Key Attestation from the native layer; the dev provider by
+   * default, which only a dev server accepts.
+   *
+   * @example
+   * await client.attest({ app, signals, provider: async (challenge) => ({ format: 'android-key', certificateChain }) })
    */
-  async attest(attestation: { app: AppIdentity; signals: RiskSignals }): Promise<{ expiresIn: number; scope: string }> {
+  async attest(attestation: {
+    app: AppIdentity
+    signals: RiskSignals
+    provider?: AttestationProvider
+  }): Promise<{ expiresIn: number; scope: string }> {
     if (!(this.credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can attest')
     const { challenge } = await this.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
-    const evidence = await devAttestation(this.credentials.keys, challenge, attestation.app, attestation.signals)
+    const keys = this.credentials.keys
+    const evidence = attestation.provider
+      ? { ...(await attestation.provider(challenge)), challenge, ...attestation.app, signals: attestation.signals }
+      : await devAttestation(keys, challenge, attestation.app, attestation.signals)
     const granted = await this.request<{ integrityToken: string; expiresIn: number; scope: string }>(
       'POST',
       '/v1/integrity/attest',

@@ -20,6 +20,6 @@ export { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './
 export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'
 export { StrongroomError } from './errors.ts'
-export { type AppIdentity, devAttestation, type RiskSignals } from './integrity.ts'
+export { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
 export type { Conversation, Message, ProblemDocument } from './protocol.ts'
 export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'

@@ -15,6 +15,13 @@ export interface AppIdentity {
   appVersion: string
 }
 
+/**
+ * Turns a server challenge into format-specific evidence from the platform: `{ format: 'apple-appattest',
+ * attestationObject, keyId }`, `{ format: 'apple-appattest-assertion', assertion }` (clientData = the challenge) or
+ * `{ format: 'android-key', certificateChain }` (the challenge as the key's attestation challenge).
+ */
+export type AttestationProvider = (challenge: string) => Promise<{ format: string; [field: string]: unknown }>
+
 /** The dev attestation: the device key signs the challenge, the app identity and its signals (no hardware claim). */
 export function devAttestationPayload(challenge: string, app: AppIdentity, signals: RiskSignals): string {
   return canonicalize({

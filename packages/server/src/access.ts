@@ -76,6 +76,7 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/integrity/challenges':                      device,
   'POST /v1/integrity/attest':                          device,
   'POST /v1/apps/:appId/versions/:appVersion/deactivate': staff('staff:admin'),
+  'PUT /v1/apps/:appId':                                staff('staff:admin'),
   'GET /v1/e2e/credential-authority':                   anyone,
   'POST /v1/e2e/credentials':                           member('conversations:write'),
   'POST /v1/e2e/key-packages':                          member('conversations:write'),

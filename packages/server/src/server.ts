@@ -17,6 +17,7 @@ import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
+import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
@@ -151,7 +152,9 @@ export async function startServer(
   if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
   await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap }))
   const tokenKey = await openSigningKey(ctx.db, keyProvider, 'integrity-token')
-  await app.register(async (scope) => integrityRoutes(scope, ctx, { tokenKey }))
+  await app.register(async (scope) =>
+    integrityRoutes(scope, ctx, { tokenKey, verifiers: createHardwareVerifiers(config) }),
+  )
   if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
   const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
   const credentialKey = await openSigningKey(ctx.db, keyProvider, 'mls-credential')

@@ -7,6 +7,7 @@ import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { isAppVersionDeactivated } from './app-versions.ts'
 import { consumeChallenge } from './challenges.ts'
+import { type HardwareVerifiers, verifyHardwareAssertion, verifyHardwareEvidence } from './hardware-attestation.ts'
 import { evaluateIntegrityPolicy } from './policy.ts'
 import { issueIntegrityToken } from './tokens.ts'
 
@@ -45,6 +46,46 @@ async function verifyDevEvidence(
   }
 }
 
+interface HardwareEvidenceBase {
+  challenge: string
+  appId: string
+  appVersion: string
+  signals: RiskSignals
+}
+
+/** Evidence from the app: the dev format, App Attest (its attestation, then assertions), or Android Key Attestation. */
+export type Evidence =
+  | DevEvidence
+  | (HardwareEvidenceBase & { format: 'apple-appattest'; attestationObject: string; keyId: string })
+  | (HardwareEvidenceBase & { format: 'apple-appattest-assertion'; assertion: string })
+  | (HardwareEvidenceBase & { format: 'android-key'; certificateChain: string[] })
+
+/** Checks the evidence in its own format; returns the signals the policy weighs and what the hardware attested. */
+async function verifyEvidence(
+  ctx: Pick<ServerContext, 'db' | 'config'>,
+  verifiers: HardwareVerifiers,
+  device: DevicePrincipal,
+  evidence: Evidence,
+): Promise<{ signals: RiskSignals; securityLevel: string }> {
+  switch (evidence.format) {
+    case 'dev':
+      await verifyDevEvidence(ctx, device, evidence)
+      return { signals: evidence.signals, securityLevel: 'software' }
+    case 'apple-appattest-assertion':
+      return verifyHardwareAssertion(ctx, device, evidence)
+    case 'apple-appattest':
+      return verifyHardwareEvidence(ctx, verifiers, device, {
+        ...evidence,
+        evidence: { format: 'apple-appattest', attestationObject: evidence.attestationObject, keyId: evidence.keyId },
+      })
+    case 'android-key':
+      return verifyHardwareEvidence(ctx, verifiers, device, {
+        ...evidence,
+        evidence: { format: 'android-key', certificateChain: evidence.certificateChain },
+      })
+  }
+}
+
 /**
  * Attestation: evidence is verified, its challenge used up (once), the policy applied, and an integrity token issued
  * (or refused with the policy's reason). Every decision is audited with its reason.
@@ -52,16 +93,20 @@ async function verifyDevEvidence(
 export async function attest(
   ctx: Pick<ServerContext, 'db' | 'config'>,
   key: SigningKey,
+  verifiers: HardwareVerifiers,
   device: DevicePrincipal,
-  evidence: DevEvidence,
+  evidence: Evidence,
 ) {
-  await verifyDevEvidence(ctx, device, evidence)
+  const { signals, securityLevel } = await verifyEvidence(ctx, verifiers, device, evidence)
   if (!(await consumeChallenge(ctx, device.tenantId, device.deviceId, evidence.challenge))) {
     throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
   }
   const deactivated = await isAppVersionDeactivated(ctx, device.tenantId, evidence)
-  const decision = evaluateIntegrityPolicy({ ...evidence, deactivated }, { minAppVersion: ctx.config.minAppVersion })
-  const flags = Object.entries(evidence.signals)
+  const decision = evaluateIntegrityPolicy(
+    { appVersion: evidence.appVersion, signals, deactivated },
+    { minAppVersion: ctx.config.minAppVersion },
+  )
+  const flags = Object.entries(signals)
     .filter(([, on]) => on)
     .map(([name]) => name)
   await recordAudit(ctx.db, {
@@ -71,7 +116,7 @@ export async function attest(
     target: { kind: 'device', id: device.deviceId },
     outcome: decision.decision === 'deny' ? 'denied' : 'success',
     reason: decision.reason,
-    details: { format: evidence.format, appId: evidence.appId, appVersion: evidence.appVersion, flags },
+    details: { format: evidence.format, securityLevel, appId: evidence.appId, appVersion: evidence.appVersion, flags },
   })
   if (decision.decision === 'deny') throw new Problem('integrity/denied', decision.reason)
   const token = await issueIntegrityToken(key, {

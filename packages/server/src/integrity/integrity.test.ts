@@ -8,6 +8,7 @@ import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { attest } from './attest.ts'
+import { createHardwareVerifiers } from './hardware-attestation.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 const app = { appId: 'com.bank.app', appVersion: '3.2.0' }
@@ -182,6 +183,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
       attest(
         production,
         await openSigningKey(server.ctx.db, provider, 'integrity-token'),
+        createHardwareVerifiers(server.config),
         {
           kind: 'device',
           tenantId: bank.tenantId,

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox'
+import { type TProperties, Type } from '@sinclair/typebox'
 import { principalOf } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -7,10 +7,78 @@ import { oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
 import { deactivateAppVersion } from './app-versions.ts'
+import { registerApp } from './apps.ts'
 import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
+import type { HardwareVerifiers } from './hardware-attestation.ts'
 
-export async function integrityRoutes(app: App, ctx: ServerContext, deps: { tokenKey: SigningKey }): Promise<void> {
+/** The fields every attestation carries, and those of its format. */
+function evidence<T extends TProperties>(format: T) {
+  return Type.Object(
+    {
+      ...format,
+      challenge: Type.String({ minLength: 16, maxLength: 128 }),
+      appId: Type.String({ minLength: 1, maxLength: 200 }),
+      appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
+      signals: Type.Object(
+        { rooted: Type.Boolean(), debugger: Type.Boolean(), hooking: Type.Boolean(), emulator: Type.Boolean() },
+        { additionalProperties: false },
+      ),
+    },
+    { additionalProperties: false },
+  )
+}
+
+const AppIdParam = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' })
+
+export async function integrityRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers },
+): Promise<void> {
+  app.put(
+    '/v1/apps/:appId',
+    {
+      schema: {
+        summary: 'Register how Apple and Google know one of the bank’s apps, for hardware attestation',
+        tags: ['integrity'],
+        params: Type.Object({ appId: AppIdParam }),
+        body: Type.Object(
+          {
+            apple: Type.Optional(
+              Type.Object(
+                {
+                  teamId: Type.String({ pattern: '^[A-Z0-9]{10}$' }),
+                  bundleId: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9.-]+$' }),
+                },
+                { additionalProperties: false },
+              ),
+            ),
+            android: Type.Optional(
+              Type.Object(
+                {
+                  packageName: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._]+$' }),
+                  signingCertificateSha256: Type.Array(
+                    Type.String({ pattern: '^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$' }),
+                    { minItems: 1, maxItems: 10 },
+                  ),
+                },
+                { additionalProperties: false },
+              ),
+            ),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      await registerApp(ctx, principal.tenantId, request.params.appId, request.body, actorOf(principal))
+      return reply.status(204).send(null)
+    },
+  )
+
   app.post(
     '/v1/integrity/challenges',
     {
@@ -64,20 +132,25 @@ export async function integrityRoutes(app: App, ctx: ServerContext, deps: { toke
       schema: {
         summary: 'Prove the app and device; get an integrity token whose lifetime and scope follow the policy',
         tags: ['integrity'],
-        body: Type.Object(
-          {
-            format: Type.Literal('dev'),
-            challenge: Type.String({ minLength: 16, maxLength: 128 }),
-            appId: Type.String({ minLength: 1, maxLength: 200 }),
-            appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
-            signals: Type.Object(
-              { rooted: Type.Boolean(), debugger: Type.Boolean(), hooking: Type.Boolean(), emulator: Type.Boolean() },
-              { additionalProperties: false },
-            ),
-            proof: Type.String({ minLength: 1, maxLength: 4096 }),
-          },
-          { additionalProperties: false },
-        ),
+        body: Type.Union([
+          evidence({ format: Type.Literal('dev'), proof: Type.String({ minLength: 1, maxLength: 4096 }) }),
+          evidence({
+            format: Type.Literal('apple-appattest'),
+            attestationObject: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9+/=_-]+$' }),
+            keyId: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9+/=_-]+$' }),
+          }),
+          evidence({
+            format: Type.Literal('apple-appattest-assertion'),
+            assertion: Type.String({ minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9+/=_-]+$' }),
+          }),
+          evidence({
+            format: Type.Literal('android-key'),
+            certificateChain: Type.Array(Type.String({ minLength: 1, maxLength: 8192, pattern: '^[A-Za-z0-9+/=]+$' }), {
+              minItems: 2,
+              maxItems: 10,
+            }),
+          }),
+        ]),
         response: {
           200: Type.Object({
             integrityToken: Type.String(),
@@ -92,7 +165,8 @@ export async function integrityRoutes(app: App, ctx: ServerContext, deps: { toke
     async (request, reply) => {
       const principal = principalOf(request)
       if (principal.kind !== 'device') throw new Problem('auth/forbidden')
-      return reply.header('cache-control', 'no-store').send(await attest(ctx, deps.tokenKey, principal, request.body))
+      const granted = await attest(ctx, deps.tokenKey, deps.verifiers, principal, request.body)
+      return reply.header('cache-control', 'no-store').send(granted)
     },
   )
 }

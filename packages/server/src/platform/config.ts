@@ -99,6 +99,16 @@ const settings = {
     schema: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
     default: '0.0.0',
   },
+  appleAttestRoots: {
+    env: 'STRONGROOM_APPLE_ATTEST_ROOTS',
+    schema: Type.String({ minLength: 1 }),
+    default: undefined,
+  },
+  androidAttestRoots: {
+    env: 'STRONGROOM_ANDROID_ATTEST_ROOTS',
+    schema: Type.String({ minLength: 1 }),
+    default: undefined,
+  },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
   devSeed: { env: 'STRONGROOM_DEV_SEED', schema: Type.Boolean(), default: true },
 } as const

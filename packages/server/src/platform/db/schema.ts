@@ -303,6 +303,30 @@ export interface ArchiveMemberStateTable {
   sealed: Uint8Array
 }
 
+export interface IntegrityAppsTable {
+  tenant_id: string
+  app_id: string
+  apple_team_id: string | null
+  apple_bundle_id: string | null
+  android_package: string | null
+  /** JSON array of lowercase hex SHA-256 digests. */
+  android_signing_digests: string | null
+  updated_at: Timestamp
+}
+
+export interface DeviceAttestationsTable {
+  tenant_id: string
+  device_id: string
+  format: 'apple-appattest' | 'android-key'
+  app_id: string
+  key_id: string
+  public_jwk: string
+  counter: BigIntColumn
+  security_level: string
+  attested_at: Timestamp
+  asserted_at: Timestamp | null
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -333,6 +357,8 @@ export interface Database {
   e2e_key_packages: E2eKeyPackagesTable
   e2e_welcomes: E2eWelcomesTable
   archive_member_state: ArchiveMemberStateTable
+  integrity_apps: IntegrityAppsTable
+  device_attestations: DeviceAttestationsTable
 }
 
 export type { Generated }

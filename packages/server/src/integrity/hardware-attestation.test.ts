@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { buildAndroidChain, TEST_SIGNING_DIGEST } from './verifiers/testing/android-chain-builder.ts'
+import { buildAssertion, buildAttestation } from './verifiers/testing/app-attest-builder.ts'
+import { createRoot, issue, type TestCertificate } from './verifiers/testing/test-pki.ts'
+
+const PROBLEMS = 'https://strongroom.dev/problems/'
+const DAY = 86_400_000
+const TEAM = 'ABCDE12345'
+const APP_ID = 'com.bank.app'
+const APPLE_APP_ID = `${TEAM}.${APP_ID}`
+const quiet = { rooted: false, debugger: false, hooking: false, emulator: false }
+// Certificates valid around today, whatever day the suite runs.
+const validity = () => ({ notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 365 * DAY) })
+
+interface Granted {
+  integrityToken: string
+  expiresIn: number
+  scope: string
+  reason: string
+}
+
+describe('hardware attestation through the server (App Attest, Android Key Attestation)', () => {
+  let server: TestServer
+  let bank: TestBank
+  let appleRoot: TestCertificate
+  let appleCa: TestCertificate
+  let androidRoot: TestCertificate
+  let androidCa: TestCertificate
+
+  before(async () => {
+    appleRoot = await createRoot('CN=Test App Attestation Root', validity())
+    appleCa = await issue(appleRoot, 'CN=Test App Attestation CA', { ca: true, ...validity() })
+    androidRoot = await createRoot('CN=Test Android Root', validity())
+    androidCa = await issue(androidRoot, 'CN=Test Android Intermediate', { ca: true, ...validity() })
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sr-roots-'))
+    writeFileSync(path.join(dir, 'apple.pem'), appleRoot.pem)
+    writeFileSync(path.join(dir, 'android.pem'), androidRoot.pem)
+    server = await startTestServer({
+      appleAttestRoots: path.join(dir, 'apple.pem'),
+      androidAttestRoots: path.join(dir, 'android.pem'),
+    })
+    bank = await createTestBank(server)
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    await admin.request('PUT', `/v1/apps/${APP_ID}`, {
+      apple: { teamId: TEAM, bundleId: APP_ID },
+      android: { packageName: APP_ID, signingCertificateSha256: [TEST_SIGNING_DIGEST.toString('hex')] },
+    })
+  })
+  after(() => server.stop())
+
+  async function device() {
+    const enrolled = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'p' })
+    const challenge = async () =>
+      (await enrolled.client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')).challenge
+    const attest = (body: object) => enrolled.client.request<Granted>('POST', '/v1/integrity/attest', body)
+    return { ...enrolled, challenge, attest }
+  }
+
+  const refusedFor = (reason: string) => (error: StrongroomError) =>
+    error.type === `${PROBLEMS}integrity/invalid-evidence` && error.problem.detail === reason
+
+  async function auditReasons(deviceId: string) {
+    const rows = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['reason', 'outcome'])
+      .where('action', '=', 'integrity.attest')
+      .where('target_id', '=', deviceId)
+      .orderBy('id')
+      .execute()
+    return rows.map((r) => `${r.outcome}:${r.reason}`)
+  }
+
+  test('an iPhone attests with App Attest, then renews with assertions whose counter must grow', async () => {
+    const phone = await device()
+    const challenge = await phone.challenge()
+    const built = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    const base = { challenge, appId: APP_ID, appVersion: '3.2.0' }
+    // The app says it may be an emulator; genuine App Attest hardware says otherwise, and that is what counts.
+    const granted = await phone.attest({
+      ...base,
+      signals: { ...quiet, emulator: true },
+      format: 'apple-appattest',
+      attestationObject: built.attestationObject,
+      keyId: built.keyId,
+    })
+    assert.deepEqual([granted.scope, granted.reason], ['full', 'ok'])
+
+    const renewal = await phone.challenge()
+    const assertion = buildAssertion(built.keys, APPLE_APP_ID, 1, renewal)
+    const body = { format: 'apple-appattest-assertion', appId: APP_ID, appVersion: '3.2.0', signals: quiet, assertion }
+    const renewed = await phone.attest({ ...body, challenge: renewal })
+    assert.equal(renewed.scope, 'full')
+    // The same assertion again (a replay, even with a fresh challenge) does not pass: the counter did not grow.
+    await assert.rejects(phone.attest({ ...body, challenge: await phone.challenge() }), (e: StrongroomError) =>
+      e.type.startsWith(`${PROBLEMS}integrity/invalid-evidence`),
+    )
+    // A forged assertion from another key.
+    const other = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge: 'x', leafValidity: validity() })
+    const next = await phone.challenge()
+    await assert.rejects(
+      phone.attest({ ...body, challenge: next, assertion: buildAssertion(other.keys, APPLE_APP_ID, 5, next) }),
+      refusedFor('signature-invalid'),
+    )
+    assert.deepEqual((await auditReasons(phone.device.id)).slice(0, 2), ['success:ok', 'success:ok'])
+    assert.ok((await auditReasons(phone.device.id)).includes('denied:signature-invalid'))
+  })
+
+  test('App Attest refusals: another app, an unregistered app, an untrusted root, a challenge never issued', async () => {
+    const phone = await device()
+    const send = (challenge: string, built: { attestationObject: string; keyId: string }, appId = APP_ID) =>
+      phone.attest({
+        format: 'apple-appattest',
+        challenge,
+        appId,
+        appVersion: '3.2.0',
+        signals: quiet,
+        attestationObject: built.attestationObject,
+        keyId: built.keyId,
+      })
+    const challenge = await phone.challenge()
+    const forOtherApp = await buildAttestation(appleCa, {
+      appId: `${TEAM}.com.evil.clone`,
+      challenge,
+      leafValidity: validity(),
+    })
+    await assert.rejects(send(challenge, forOtherApp), refusedFor('app-id-mismatch'))
+    const genuine = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    await assert.rejects(send(challenge, genuine, 'com.bank.unregistered'), refusedFor('app-not-registered'))
+    const rogueRoot = await createRoot('CN=Rogue Root', validity())
+    const rogueCa = await issue(rogueRoot, 'CN=Rogue CA', { ca: true, ...validity() })
+    const rogue = await buildAttestation(rogueCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    await assert.rejects(send(challenge, rogue), refusedFor('root-untrusted'))
+    const invented = 'aW52ZW50ZWQtYnktdGhlLWNsaWVudA'
+    const forInvented = await buildAttestation(appleCa, {
+      appId: APPLE_APP_ID,
+      challenge: invented,
+      leafValidity: validity(),
+    })
+    await assert.rejects(
+      send(invented, forInvented),
+      (e: StrongroomError) => e.problem.detail === 'the challenge is unknown, used or expired',
+    )
+    // The genuine attestation still works once, on its own challenge; not twice.
+    assert.equal((await send(challenge, genuine)).scope, 'full')
+    await assert.rejects(send(challenge, genuine))
+  })
+
+  test('an Android phone attests its device key in the TEE; a chain for another key or package is refused', async () => {
+    const phone = await device()
+    const leaf = { ...validity(), keys: { publicKey: phone.keys.publicKey, privateKey: phone.keys.privateKey } }
+    // Through the SDK, as an app does: the native layer turns the challenge into the key's certificate chain.
+    const viaSdk = await phone.client.attest({
+      app: { appId: APP_ID, appVersion: '3.2.0' },
+      signals: quiet,
+      provider: async (challenge) => ({
+        format: 'android-key',
+        certificateChain: (await buildAndroidChain(androidRoot, androidCa, { challenge }, { leaf })).chain,
+      }),
+    })
+    assert.equal(viaSdk.scope, 'full')
+    assert.ok(phone.client.integrityToken)
+    const challenge = await phone.challenge()
+    const { chain } = await buildAndroidChain(androidRoot, androidCa, { challenge }, { leaf })
+    const base = { format: 'android-key', challenge, appId: APP_ID, appVersion: '3.2.0' }
+    // The app reports root: verified, locked boot says it is not.
+    const granted = await phone.attest({ ...base, signals: { ...quiet, rooted: true }, certificateChain: chain })
+    assert.deepEqual([granted.scope, granted.reason], ['full', 'ok'])
+    // Hooking is the app's own report, and the policy still denies it.
+    const again = await phone.challenge()
+    const second = await buildAndroidChain(androidRoot, androidCa, { challenge: again }, { leaf })
+    await assert.rejects(
+      phone.attest({ ...base, challenge: again, signals: { ...quiet, hooking: true }, certificateChain: second.chain }),
+      (e: StrongroomError) => e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === 'hooking-framework',
+    )
+
+    const next = await phone.challenge()
+    const otherKey = await buildAndroidChain(androidRoot, androidCa, { challenge: next }, { leaf: validity() })
+    await assert.rejects(
+      phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: otherKey.chain }),
+      refusedFor('key-id-mismatch'),
+    )
+    const repackaged = await buildAndroidChain(
+      androidRoot,
+      androidCa,
+      { challenge: next, packageName: 'com.bank.app.repackaged' },
+      { leaf },
+    )
+    await assert.rejects(
+      phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: repackaged.chain }),
+      refusedFor('app-id-mismatch'),
+    )
+    const unlocked = await buildAndroidChain(androidRoot, androidCa, { challenge: next, deviceLocked: false }, { leaf })
+    await assert.rejects(
+      phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: unlocked.chain }),
+      refusedFor('boot-state-unverified'),
+    )
+    await assert.rejects(
+      phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: ['bm90IGEgY2VydA==', 'AAAA'] }),
+      refusedFor('bad-format'),
+    )
+  })
+
+  test('registering apps is for admins, and checked', async () => {
+    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    await assert.rejects(agent.request('PUT', '/v1/apps/com.x', { apple: { teamId: TEAM, bundleId: 'com.x' } }), {
+      status: 403,
+    })
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    await assert.rejects(admin.request('PUT', '/v1/apps/com.x', { apple: { teamId: 'short', bundleId: 'com.x' } }), {
+      status: 400,
+    })
+    await assert.rejects(admin.request('PUT', '/v1/apps/com.x', {}), { status: 400 })
+  })
+})

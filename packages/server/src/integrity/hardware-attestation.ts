@@ -1,0 +1,157 @@
+import { readFileSync } from 'node:fs'
+import type { RiskSignals } from '@strongroom/sdk/integrity'
+import type { JWK } from 'jose'
+import { recordAudit } from '../audit/events.ts'
+import type { DevicePrincipal } from '../identity/devices.ts'
+import type { Config } from '../platform/config.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { expectedApp } from './apps.ts'
+import { createAndroidKeyAttestationVerifier } from './verifiers/android-key-attestation.ts'
+import { createAppleAppAttestVerifier, verifyAppAttestAssertion } from './verifiers/apple-app-attest.ts'
+import { AttestationError, type AttestationEvidence, type AttestationVerifier } from './verifiers/verifier.ts'
+
+export interface HardwareVerifiers {
+  'apple-appattest': AttestationVerifier
+  'android-key': AttestationVerifier
+}
+
+/** Every certificate in a PEM file (a bank adds a root Google publishes without waiting for a release). */
+function readPemFile(file: string): string[] {
+  return readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+}
+
+/**
+ * The verifiers, with Apple's and Google's published roots unless the operator names PEM files of its own. Keys from
+ * Apple's development environment are accepted in dev mode only.
+ */
+export function createHardwareVerifiers(config: Pick<Config, 'mode' | 'appleAttestRoots' | 'androidAttestRoots'>) {
+  const verifiers: HardwareVerifiers = {
+    'apple-appattest': createAppleAppAttestVerifier({
+      allowDevelopmentEnvironment: config.mode === 'dev',
+      ...(config.appleAttestRoots ? { trustRootsPem: readPemFile(config.appleAttestRoots) } : {}),
+    }),
+    'android-key': createAndroidKeyAttestationVerifier(
+      config.androidAttestRoots ? { trustRootsPem: readPemFile(config.androidAttestRoots) } : {},
+    ),
+  }
+  return verifiers
+}
+
+/** What verified hardware evidence establishes about the device, over what the app reports. */
+export interface HardwareFacts {
+  securityLevel: string
+  signals: RiskSignals
+}
+
+async function refuse(
+  ctx: Pick<ServerContext, 'db'>,
+  device: DevicePrincipal,
+  format: string,
+  reason: string,
+): Promise<never> {
+  await recordAudit(ctx.db, {
+    tenantId: device.tenantId,
+    actor: { kind: 'device', id: device.deviceId },
+    action: 'integrity.attest',
+    target: { kind: 'device', id: device.deviceId },
+    outcome: 'denied',
+    reason,
+    details: { format },
+  })
+  throw new Problem('integrity/invalid-evidence', reason)
+}
+
+/**
+ * Verifies App Attest or Android Key Attestation evidence for the app the bank registered, binds the attested key to
+ * the device (Android: it must be the device key itself; Apple: its key is kept for later assertions), and returns
+ * what the hardware vouches for. Refusals are audited with the verifier's reason code.
+ */
+export async function verifyHardwareEvidence(
+  ctx: Pick<ServerContext, 'db'>,
+  verifiers: HardwareVerifiers,
+  device: DevicePrincipal,
+  input: { evidence: AttestationEvidence; challenge: string; appId: string; signals: RiskSignals },
+): Promise<HardwareFacts> {
+  const { evidence } = input
+  const app = await expectedApp(ctx, device.tenantId, input.appId)
+  if (!app) return refuse(ctx, device, evidence.format, 'app-not-registered')
+  let result: Awaited<ReturnType<AttestationVerifier['verify']>>
+  try {
+    result = await verifiers[evidence.format].verify({ evidence, challenge: input.challenge, app })
+  } catch (error) {
+    if (error instanceof AttestationError) return refuse(ctx, device, evidence.format, error.code)
+    throw error
+  }
+  if (evidence.format === 'android-key' && result.keyId !== device.jkt) {
+    // The attested key must be the key this device proves on every request, or the attestation proves nothing here.
+    return refuse(ctx, device, evidence.format, 'key-id-mismatch')
+  }
+  const now = new Date()
+  const row = {
+    format: evidence.format,
+    app_id: input.appId,
+    key_id: result.keyId,
+    public_jwk: JSON.stringify(result.publicKeyJwk),
+    counter: result.counter ?? 0,
+    security_level: result.securityLevel,
+    attested_at: now,
+    asserted_at: null,
+  }
+  await ctx.db
+    .insertInto('device_attestations')
+    .values({ tenant_id: device.tenantId, device_id: device.deviceId, ...row })
+    .onConflict((oc) => oc.columns(['tenant_id', 'device_id']).doUpdateSet(row))
+    .execute()
+  // Hardware attestation rules out an emulator; Android's verified, locked boot rules out a rooted device too.
+  // Debuggers and hooking frameworks are the app's own report: the hardware says nothing of them.
+  const signals: RiskSignals = {
+    ...input.signals,
+    emulator: false,
+    rooted: evidence.format === 'android-key' ? false : input.signals.rooted,
+  }
+  return { securityLevel: result.securityLevel, signals }
+}
+
+/**
+ * An App Attest assertion: the key attested earlier for this device signed the challenge, with a counter above the
+ * last one. The counter moves in one conditional update, so a replayed assertion loses even against itself.
+ */
+export async function verifyHardwareAssertion(
+  ctx: Pick<ServerContext, 'db'>,
+  device: DevicePrincipal,
+  input: { assertion: string; challenge: string; appId: string; signals: RiskSignals },
+): Promise<HardwareFacts> {
+  const format = 'apple-appattest'
+  const stored = await ctx.db
+    .selectFrom('device_attestations')
+    .selectAll()
+    .where('tenant_id', '=', device.tenantId)
+    .where('device_id', '=', device.deviceId)
+    .where('format', '=', format)
+    .executeTakeFirst()
+  const app = await expectedApp(ctx, device.tenantId, input.appId)
+  if (!stored || stored.app_id !== input.appId || !app) return refuse(ctx, device, format, 'not-attested')
+  let counter: number
+  try {
+    counter = verifyAppAttestAssertion({
+      assertion: input.assertion,
+      clientData: input.challenge,
+      publicKeyJwk: JSON.parse(stored.public_jwk) as JWK,
+      app,
+      previousCounter: Number(stored.counter),
+    }).counter
+  } catch (error) {
+    if (error instanceof AttestationError) return refuse(ctx, device, format, error.code)
+    throw error
+  }
+  const advanced = await ctx.db
+    .updateTable('device_attestations')
+    .set({ counter, asserted_at: new Date() })
+    .where('tenant_id', '=', device.tenantId)
+    .where('device_id', '=', device.deviceId)
+    .where('counter', '<', counter)
+    .executeTakeFirst()
+  if ((advanced.numUpdatedRows ?? 0n) === 0n) return refuse(ctx, device, format, 'counter-not-increasing')
+  return { securityLevel: stored.security_level, signals: { ...input.signals, emulator: false } }
+}
