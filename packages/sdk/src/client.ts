@@ -6,6 +6,7 @@ import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
 import type { Conversation, Message } from './protocol.ts'
+import { openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'
 
 export interface ClientOptions {
@@ -149,6 +150,23 @@ export class StrongroomClient {
     )
     this.#integrity = { token: granted.integrityToken, attestation }
     return { expiresIn: granted.expiresIn, scope: granted.scope }
+  }
+
+  /** Registers the device's key for receiving runtime secrets (see `generateSecretsKeys`). */
+  registerSecretsKey(keys: SecretsKeys) {
+    return this.request<void>('POST', '/v1/integrity/secrets-key', { publicJwk: keys.publicJwk })
+  }
+
+  /**
+   * Fetches a runtime secret (an API key the app needs) and opens it: the server seals it to the device's secrets
+   * key and delivers it only with a full-scope integrity token, so attest first.
+   *
+   * @example
+   * const apiKey = new TextDecoder().decode(await client.fetchSecret('maps-api-key', secretsKeys))
+   */
+  async fetchSecret(name: string, keys: SecretsKeys): Promise<Uint8Array> {
+    const sealed = await this.request<SealedSecret>('GET', `/v1/secrets/${encodeURIComponent(name)}`)
+    return openRuntimeSecret(keys, sealed)
   }
 
   me() {

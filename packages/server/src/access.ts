@@ -24,6 +24,7 @@ type Access =
   | { who: 'any'; scope: Scope } // a device, or staff or a bank backend holding the scope
   | { who: 'member'; staffScope: Scope } // a device, or staff holding the scope
   | { who: 'device' } // an enrolled device, proving its key
+  | { who: 'attested-device' } // an enrolled device with a full-scope integrity token, even where tokens are optional
   | { who: 'authenticated' } // any valid credentials
 
 const anyone = { who: 'anyone' } as const
@@ -31,6 +32,7 @@ const deviceKey = { who: 'device-key' } as const
 const staff = (scope: Scope) => ({ who: 'staff', scope }) as const
 const member = (staffScope: Scope) => ({ who: 'member', staffScope }) as const
 const device = { who: 'device' } as const
+const attestedDevice = { who: 'attested-device' } as const
 const any = (scope: Scope) => ({ who: 'any', scope }) as const
 
 // biome-ignore format: read as a table
@@ -77,6 +79,9 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/integrity/attest':                          device,
   'POST /v1/apps/:appId/versions/:appVersion/deactivate': staff('staff:admin'),
   'PUT /v1/apps/:appId':                                staff('staff:admin'),
+  'PUT /v1/secrets/:name':                              staff('staff:admin'),
+  'POST /v1/integrity/secrets-key':                     device,
+  'GET /v1/secrets/:name':                              attestedDevice,
   'GET /v1/e2e/credential-authority':                   anyone,
   'POST /v1/e2e/credentials':                           member('conversations:write'),
   'POST /v1/e2e/key-packages':                          member('conversations:write'),
@@ -165,13 +170,15 @@ export async function checkDeviceIntegrity(
   token: string | undefined,
   device: DevicePrincipal,
   method: string,
+  fullScopeOnly = false,
 ): Promise<string[]> {
   const { scope, flags, app } = await checkIntegrityToken(ctx, keys, token, device)
   // Checked on every request, so that switching a version off takes effect at once on every node.
   if (await isAppVersionDeactivated(ctx, device.tenantId, app)) {
     throw new Problem('integrity/denied', 'app-version-deactivated')
   }
-  if (scope === 'read-only' && method !== 'GET') throw new Problem('integrity/limited')
+  // A limited token (a rooted device, an emulator) reads; it neither writes nor receives secrets.
+  if (scope === 'read-only' && (method !== 'GET' || fullScopeOnly)) throw new Problem('integrity/limited')
   return flags
 }
 
@@ -214,9 +221,10 @@ export function installAccessControl(
       throw refusal
     }
     const route = `${request.method} ${request.routeOptions.url}`
-    if (principal.kind === 'device' && ctx.config.integrityRequired && !integrityExempt.has(route)) {
+    const attested = access.who === 'attested-device'
+    if (principal.kind === 'device' && (attested || (ctx.config.integrityRequired && !integrityExempt.has(route)))) {
       const token = singleHeader(request.headers['strongroom-integrity'])
-      request.integrityFlags = await checkDeviceIntegrity(ctx, keys, token, principal, request.method)
+      request.integrityFlags = await checkDeviceIntegrity(ctx, keys, token, principal, request.method, attested)
     }
     request.principal = principal
   })
@@ -228,7 +236,9 @@ function refusalFor(access: Exclude<Access, { who: 'anyone' | 'device-key' | 'st
   if (principal.kind === 'device') {
     return access.who === 'staff' ? new Problem('auth/forbidden', 'this is for staff and bank backends') : undefined
   }
-  if (access.who === 'device') return new Problem('auth/forbidden', 'this is for devices')
+  if (access.who === 'device' || access.who === 'attested-device') {
+    return new Problem('auth/forbidden', 'this is for devices')
+  }
   if (access.who === 'member' && principal.kind === 'client') {
     return new Problem('auth/forbidden', 'bank backends are not conversation members')
   }

@@ -1,4 +1,5 @@
 import { type TProperties, Type } from '@sinclair/typebox'
+import { Base64 } from '@strongroom/sdk/protocol'
 import { principalOf } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -11,6 +12,7 @@ import { registerApp } from './apps.ts'
 import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
 import type { HardwareVerifiers } from './hardware-attestation.ts'
+import { deliverRuntimeSecret, registerSecretsKey, setRuntimeSecret } from './runtime-secrets.ts'
 
 /** The fields every attestation carries, and those of its format. */
 function evidence<T extends TProperties>(format: T) {
@@ -29,6 +31,7 @@ function evidence<T extends TProperties>(format: T) {
   )
 }
 
+const SecretName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._-]+$' })
 const AppIdParam = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' })
 
 export async function integrityRoutes(
@@ -36,6 +39,90 @@ export async function integrityRoutes(
   ctx: ServerContext,
   deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers },
 ): Promise<void> {
+  app.put(
+    '/v1/secrets/:name',
+    {
+      schema: {
+        summary:
+          'Set or rotate a runtime secret (an API key the app needs); attested devices get the new value at once',
+        tags: ['integrity'],
+        params: Type.Object({ name: SecretName }),
+        body: Type.Object(
+          { value: Type.String({ ...Base64, minLength: 1, maxLength: 5464 }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ name: Type.String(), version: Type.Integer() }),
+          ...problemResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const value = Buffer.from(request.body.value, 'base64')
+      return setRuntimeSecret(ctx, principal.tenantId, request.params.name, value, actorOf(principal))
+    },
+  )
+
+  app.post(
+    '/v1/integrity/secrets-key',
+    {
+      schema: {
+        summary: 'Register the device’s P-256 key agreement key, to which runtime secrets are sealed (HPKE)',
+        tags: ['integrity'],
+        body: Type.Object(
+          {
+            publicJwk: Type.Object(
+              {
+                kty: Type.Literal('EC'),
+                crv: Type.Literal('P-256'),
+                x: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
+                y: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
+              },
+              { additionalProperties: false },
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      await registerSecretsKey(ctx, principal, request.body.publicJwk)
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.get(
+    '/v1/secrets/:name',
+    {
+      schema: {
+        summary: 'A runtime secret, sealed to the device’s secrets key; needs a full-scope integrity token',
+        tags: ['integrity'],
+        params: Type.Object({ name: SecretName }),
+        response: {
+          200: Type.Object({
+            name: Type.String(),
+            version: Type.Integer(),
+            tenantId: Type.String(),
+            deviceId: Type.String(),
+            enc: Type.String(),
+            ciphertext: Type.String(),
+          }),
+          ...problemResponses(401, 403, 404, 409),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      const sealed = await deliverRuntimeSecret(ctx, principal, request.params.name)
+      return reply.header('cache-control', 'no-store').send(sealed)
+    },
+  )
+
   app.put(
     '/v1/apps/:appId',
     {

@@ -327,6 +327,21 @@ export interface DeviceAttestationsTable {
   asserted_at: Timestamp | null
 }
 
+export interface RuntimeSecretsTable {
+  tenant_id: string
+  name: string
+  version: number
+  sealed_value: Uint8Array
+  updated_at: Timestamp
+}
+
+export interface DeviceSecretKeysTable {
+  tenant_id: string
+  device_id: string
+  public_jwk: string
+  created_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -359,6 +374,8 @@ export interface Database {
   archive_member_state: ArchiveMemberStateTable
   integrity_apps: IntegrityAppsTable
   device_attestations: DeviceAttestationsTable
+  runtime_secrets: RuntimeSecretsTable
+  device_secret_keys: DeviceSecretKeysTable
 }
 
 export type { Generated }

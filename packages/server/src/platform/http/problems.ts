@@ -47,6 +47,10 @@ const catalogue = {
   'integrity/limited': { status: 403, title: 'The integrity token allows reading only' },
   'integrity/denied': { status: 403, title: 'The app or device does not meet the integrity policy' },
   'integrity/invalid-evidence': { status: 400, title: 'The attestation evidence does not verify' },
+  'integrity/no-secrets-key': {
+    status: 409,
+    title: 'The device has not registered a key to receive secrets (POST /v1/integrity/secrets-key)',
+  },
   'integrity/verifier-not-allowed': { status: 400, title: 'This attestation format is not accepted here' },
   'auth/step-up-required': { status: 403, title: 'This needs a stronger authentication' },
   'e2e/malformed-message': { status: 400, title: 'The body is not a well-formed MLS message of the expected kind' },

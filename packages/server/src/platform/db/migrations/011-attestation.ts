@@ -2,7 +2,8 @@ import type { Kysely } from 'kysely'
 
 /**
  * Hardware attestation: the bank's apps as Apple and Google know them (so an attestation can be matched to the app
- * it must come from), and each device's attested key with its App Attest counter.
+ * it must come from), and each device's attested key with its App Attest counter. Runtime secrets (sealed with the
+ * tenant data key) and the devices' keys for receiving them.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -29,6 +30,23 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('attested_at', 'timestamptz', (c) => c.notNull())
     .addColumn('asserted_at', 'timestamptz')
     .addPrimaryKeyConstraint('device_attestations_pk', ['tenant_id', 'device_id'])
+    .execute()
+  await db.schema
+    .createTable('runtime_secrets')
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('version', 'integer', (c) => c.notNull())
+    .addColumn('sealed_value', 'bytea', (c) => c.notNull())
+    .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
+    .addPrimaryKeyConstraint('runtime_secrets_pk', ['tenant_id', 'name'])
+    .execute()
+  await db.schema
+    .createTable('device_secret_keys')
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('device_id', 'text', (c) => c.notNull().references('devices.id'))
+    .addColumn('public_jwk', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+    .addPrimaryKeyConstraint('device_secret_keys_pk', ['tenant_id', 'device_id'])
     .execute()
 }
 
