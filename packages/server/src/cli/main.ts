@@ -22,7 +22,8 @@ const usage = `usage: strongroom <command>
                                      with --archive, the archive member's own key file
   keys rotate [--data-keys] [--signing-keys]
                                      new key-encryption key; re-wrap every tenant data key (servers may run);
-                                     with --signing-keys, new receipt, checkpoint and MLS credential keys (old ones stay)
+                                     with --signing-keys, new receipt, checkpoint, MLS credential and integrity-token keys
+                                     (old ones stay verifiable)
   tenant create --name NAME          create a tenant (a bank) with its own data keys
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
@@ -146,6 +147,7 @@ async function main(argv: string[]): Promise<void> {
               await rotateSigningKey(db, provider, 'consent-receipt'),
               await rotateSigningKey(db, provider, 'audit-checkpoint'),
               await rotateSigningKey(db, provider, 'mls-credential'),
+              await rotateSigningKey(db, provider, 'integrity-token'),
             ]
           : []
         await recordAudit(db, {

@@ -5,10 +5,11 @@ import { devAttestation, enrolDevice, StrongroomError } from '@strongroom/sdk'
 import { SignJWT } from 'jose'
 import WebSocket from 'ws'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
-import { openSigningKey } from '../platform/keyring/signing-keys.ts'
+import { openSigningKey, rotateSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { attest } from './attest.ts'
 import { createHardwareVerifiers } from './hardware-attestation.ts'
+import { issueIntegrityToken } from './tokens.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 const app = { appId: 'com.bank.app', appVersion: '3.2.0' }
@@ -172,6 +173,38 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
       headers: { authorization: `Bearer ${bank.agentToken}` },
     })
     assert.equal(byAgent.status, 403)
+  })
+
+  test('after the integrity-token key is rotated, tokens of the old key and of the new one both pass the gate', async () => {
+    const { client, device } = await enrol()
+    await client.attest({ app, signals: clean })
+    const oldToken = client.integrityToken as string
+    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const newKeyId = await rotateSigningKey(server.ctx.db, provider, 'integrity-token')
+    const newKey = await openSigningKey(server.ctx.db, provider, 'integrity-token')
+    assert.equal(newKey.id, newKeyId)
+    const newToken = await issueIntegrityToken(newKey, {
+      tenantId: bank.tenantId,
+      deviceId: device.id,
+      keyThumbprint: device.keyThumbprint,
+      ...app,
+      verdict: 'allow',
+      flags: [],
+      scope: 'full',
+      lifetimeSeconds: 60,
+    })
+    const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0] as string, 'base64url').toString()).kid
+    assert.equal(kidOf(newToken), newKeyId)
+    assert.notEqual(kidOf(oldToken), newKeyId)
+    // The node has not seen the new key yet: a token naming it makes it look again; both tokens pass until they expire.
+    for (const token of [newToken, oldToken]) {
+      const url = `${server.url}/v1/me`
+      const auth = await client.credentials.authorize('GET', url)
+      const response = await fetch(url, {
+        headers: { authorization: auth.authorization, dpop: auth.dpop as string, 'strongroom-integrity': token },
+      })
+      assert.equal(response.status, 200, `a token of ${kidOf(token)} passes`)
+    }
   })
 
   test('a production server refuses the dev verifier', async () => {
