@@ -68,6 +68,7 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/consents/:consentId/approve':               device,
   'POST /v1/consents/:consentId/decline':               device,
   'GET /.well-known/jwks.json':                         anyone,
+  'GET /.well-known/strongroom-pins':                   anyone,
   'POST /v1/factors/totp':                              device,
   'POST /v1/factors/totp/confirm':                      device,
   'POST /v1/factors/totp/verify':                       device,

@@ -3,12 +3,18 @@ import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { auditChains, verifyAuditChain } from '../audit/verify.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
+import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
-import { rewrapSigningKeys, rotateSigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
+import {
+  openSigningKey,
+  rewrapSigningKeys,
+  rotateSigningKey,
+  verificationKeys,
+} from '../platform/keyring/signing-keys.ts'
 import { startServer } from '../server.ts'
 import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
@@ -18,6 +24,10 @@ const usage = `usage: strongroom <command>
 
   start                              serve HTTP and WebSocket (npm start)
   migrate                            apply pending database migrations and exit
+  pins set --host H --pin P [--pin P2] [--days 30] [--force]
+                                     publish a signed pin set pinning host H to these SPKI SHA-256 pins (base64);
+                                     the new pins must keep one of the host's current ones unless --force
+  pins keys                          print the public keys apps verify pin sets with (ship them in the app)
   keys init [--archive]              create the key file (production: do this once, then chmod 600 is kept);
                                      with --archive, the archive member's own key file
   keys rotate [--data-keys] [--signing-keys]
@@ -86,6 +96,10 @@ async function main(argv: string[]): Promise<void> {
       'data-keys': { type: 'boolean' },
       'signing-keys': { type: 'boolean' },
       archive: { type: 'boolean' },
+      host: { type: 'string' },
+      pin: { type: 'string', multiple: true },
+      days: { type: 'string' },
+      force: { type: 'boolean' },
       ref: { type: 'string' },
       customer: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -160,6 +174,45 @@ async function main(argv: string[]): Promise<void> {
         return { kekId, rewrapped, dataKeysRotated, signingKeys }
       })
       out(result)
+      return
+    }
+    case 'pins set': {
+      if (!values.host || !values.pin?.length) throw new UsageError('pins set needs --host and at least one --pin')
+      const input = {
+        host: values.host,
+        pins: values.pin,
+        days: Number(values.days ?? 30),
+        force: values.force ?? false,
+      }
+      if (!Number.isInteger(input.days) || input.days < 1 || input.days > 400) {
+        throw new UsageError('--days is a whole number of days from 1 to 400')
+      }
+      const set = await withStorage(config, async ({ db, provider }) => {
+        try {
+          const published = await publishPinSet(db, await openSigningKey(db, provider, 'pin-set'), input)
+          await recordAudit(db, {
+            tenantId: SYSTEM_CHAIN,
+            actor: operator,
+            action: 'pins.publish',
+            outcome: 'success',
+            details: { version: published.version, host: input.host, pins: input.pins, forced: input.force },
+          })
+          return published
+        } catch (error) {
+          if (error instanceof PinSetRotationError) throw new UsageError(error.message)
+          throw error
+        }
+      })
+      out(set)
+      return
+    }
+    case 'pins keys': {
+      out({
+        keys: await withStorage(config, async ({ db, provider }) => {
+          await openSigningKey(db, provider, 'pin-set')
+          return pinSetKeys(db)
+        }),
+      })
       return
     }
     case 'tenant create': {

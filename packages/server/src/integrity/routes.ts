@@ -12,6 +12,7 @@ import { registerApp } from './apps.ts'
 import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
 import type { HardwareVerifiers } from './hardware-attestation.ts'
+import { currentPinSet } from './pin-sets.ts'
 import { deliverRuntimeSecret, registerSecretsKey, setRuntimeSecret } from './runtime-secrets.ts'
 
 /** The fields every attestation carries, and those of its format. */
@@ -39,6 +40,22 @@ export async function integrityRoutes(
   ctx: ServerContext,
   deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers },
 ): Promise<void> {
+  app.get(
+    '/.well-known/strongroom-pins',
+    {
+      schema: {
+        summary: 'The newest certificate pin set: a JWS (ES256) the app verifies with the pin-set key it carries',
+        tags: ['integrity'],
+        response: { 200: Type.String(), ...problemResponses(404) },
+      },
+    },
+    async (_request, reply) => {
+      const current = await currentPinSet(ctx.db)
+      if (!current) throw new Problem('request/not-found', 'no pin set has been published')
+      return reply.type('application/jose').header('cache-control', 'public, max-age=300').send(current.document)
+    },
+  )
+
   app.put(
     '/v1/secrets/:name',
     {

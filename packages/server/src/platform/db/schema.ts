@@ -342,6 +342,12 @@ export interface DeviceSecretKeysTable {
   created_at: Timestamp
 }
 
+export interface PinSetsTable {
+  version: number
+  document: string
+  created_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -376,6 +382,7 @@ export interface Database {
   device_attestations: DeviceAttestationsTable
   runtime_secrets: RuntimeSecretsTable
   device_secret_keys: DeviceSecretKeysTable
+  pin_sets: PinSetsTable
 }
 
 export type { Generated }

@@ -5,10 +5,16 @@ import type { KeyProvider } from './key-provider.ts'
 
 /**
  * What a signing key is for, and so its algorithm: Ed25519 for audit checkpoints and the MLS credential authority,
- * P-256 (ES256) for JWS receipts and integrity tokens.
+ * P-256 (ES256) for JWS receipts, integrity tokens and pin sets.
  */
-export type SigningKeyPurpose = 'audit-checkpoint' | 'consent-receipt' | 'integrity-token' | 'mls-credential'
+export type SigningKeyPurpose =
+  | 'audit-checkpoint'
+  | 'consent-receipt'
+  | 'integrity-token'
+  | 'mls-credential'
+  | 'pin-set'
 const algorithms: Record<SigningKeyPurpose, 'ed25519' | 'ec'> = {
+  'pin-set': 'ec',
   'audit-checkpoint': 'ed25519',
   'mls-credential': 'ed25519',
   'consent-receipt': 'ec',

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely'
 /**
  * Hardware attestation: the bank's apps as Apple and Google know them (so an attestation can be matched to the app
  * it must come from), and each device's attested key with its App Attest counter. Runtime secrets (sealed with the
- * tenant data key) and the devices' keys for receiving them.
+ * tenant data key) and the devices' keys for receiving them. Certificate pin sets.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -47,6 +47,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('public_jwk', 'text', (c) => c.notNull())
     .addColumn('created_at', 'timestamptz', (c) => c.notNull())
     .addPrimaryKeyConstraint('device_secret_keys_pk', ['tenant_id', 'device_id'])
+    .execute()
+  // Signed certificate pin sets for the deployment's API hosts, newest served.
+  await db.schema
+    .createTable('pin_sets')
+    .addColumn('version', 'integer', (c) => c.primaryKey())
+    .addColumn('document', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull())
     .execute()
 }
 
