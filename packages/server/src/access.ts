@@ -75,6 +75,8 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/risk/sim-swap':                             staff('customers:write'),
   'GET /v1/policies/step-up':                            staff('staff:admin'),
   'PUT /v1/policies/step-up':                            staff('staff:admin'),
+  'GET /v1/policies/integrity':                         staff('staff:admin'),
+  'PUT /v1/policies/integrity':                         staff('staff:admin'),
   'POST /v1/dlp/scan':                                  staff('conversations:write'),
   'POST /v1/integrity/challenges':                      device,
   'POST /v1/integrity/attest':                          device,
@@ -187,6 +189,7 @@ export function installAccessControl(
   app: App,
   ctx: Pick<ServerContext, 'db' | 'config'>,
   keys: IntegrityKeyCache,
+  integrityRequired: (tenantId: string) => Promise<boolean>,
 ): void {
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
@@ -223,7 +226,10 @@ export function installAccessControl(
     }
     const route = `${request.method} ${request.routeOptions.url}`
     const attested = access.who === 'attested-device'
-    if (principal.kind === 'device' && (attested || (ctx.config.integrityRequired && !integrityExempt.has(route)))) {
+    const gated =
+      principal.kind === 'device' &&
+      (attested || (!integrityExempt.has(route) && (await integrityRequired(principal.tenantId))))
+    if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
       request.integrityFlags = await checkDeviceIntegrity(ctx, keys, token, principal, request.method, attested)
     }

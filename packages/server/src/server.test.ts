@@ -68,7 +68,7 @@ describe('the HTTP surface', () => {
   test('a route missing from the access table stops the server from starting (deny by default)', async () => {
     const metrics = createMetrics()
     const app = await createHttpServer({ logger: createLogger('silent'), metrics, bodyLimit: 1024, trustProxy: false })
-    installAccessControl(app, server.ctx, { current: undefined })
+    installAccessControl(app, server.ctx, { current: undefined }, async () => false)
     assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no entry/)
     await app.close()
   })

@@ -18,6 +18,7 @@ import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
 import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
+import { integrityRequirement } from './integrity/policy.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
@@ -82,12 +83,13 @@ export async function startServer(
   const bodyLimit = Math.ceil((config.maxMessageBytes * 4) / 3) + 16 * 1024
   const app = await createHttpServer({ logger: log, metrics, bodyLimit, trustProxy: config.trustProxy })
   const integrityKeys: IntegrityKeyCache = { current: undefined }
-  installAccessControl(app, ctx, integrityKeys)
+  const integrityRequired = integrityRequirement(ctx)
+  installAccessControl(app, ctx, integrityKeys, integrityRequired)
 
   const messageLog = new MessageLog(ctx, (input) => admitGroupMessage(ctx, input))
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
     const principal = await authenticate(ctx, { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu })
-    if (principal.kind === 'device' && config.integrityRequired) {
+    if (principal.kind === 'device' && (await integrityRequired(principal.tenantId))) {
       await checkDeviceIntegrity(ctx, integrityKeys, frame.integrity, principal, 'GET')
     }
     return principal

@@ -8,7 +8,7 @@ import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { isAppVersionDeactivated } from './app-versions.ts'
 import { consumeChallenge } from './challenges.ts'
 import { type HardwareVerifiers, verifyHardwareAssertion, verifyHardwareEvidence } from './hardware-attestation.ts'
-import { evaluateIntegrityPolicy } from './policy.ts'
+import { evaluateIntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
 import { issueIntegrityToken } from './tokens.ts'
 
 export interface DevEvidence {
@@ -102,10 +102,8 @@ export async function attest(
     throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
   }
   const deactivated = await isAppVersionDeactivated(ctx, device.tenantId, evidence)
-  const decision = evaluateIntegrityPolicy(
-    { appVersion: evidence.appVersion, signals, deactivated },
-    { minAppVersion: ctx.config.minAppVersion },
-  )
+  const policy = await loadIntegrityPolicy(ctx, device.tenantId)
+  const decision = evaluateIntegrityPolicy({ appVersion: evidence.appVersion, signals, deactivated }, policy)
   const flags = Object.entries(signals)
     .filter(([, on]) => on)
     .map(([name]) => name)

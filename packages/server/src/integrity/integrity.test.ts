@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { devAttestation, enrolDevice, StrongroomError } from '@strongroom/sdk'
+import { devAttestation, enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { SignJWT } from 'jose'
 import WebSocket from 'ws'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
@@ -205,6 +205,52 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
       })
       assert.equal(response.status, 200, `a token of ${kidOf(token)} passes`)
     }
+  })
+
+  test('each bank sets its own policy: what each signal leads to, lifetimes, and whether tokens are required', async () => {
+    const other = await createTestBank(server, 'Policy Bank')
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
+    const policy = {
+      required: false,
+      minAppVersion: '3.1.0',
+      rooted: 'deny',
+      emulator: 'allow',
+      debugger: 'limited',
+      hooking: 'deny',
+      fullLifetimeSeconds: 120,
+      limitedLifetimeSeconds: 30,
+    }
+    await admin.request('PUT', '/v1/policies/integrity', policy)
+    assert.deepEqual(await admin.request('GET', '/v1/policies/integrity'), policy)
+    const enrolIn = async () =>
+      (await enrolDevice({ baseUrl: server.url, enrolmentCode: await other.enrolmentCode(), label: 'p' })).client
+    // This bank does not require integrity tokens, although the deployment does.
+    const phone = await enrolIn()
+    assert.equal((await phone.me()).kind, 'device')
+    await assert.rejects(
+      phone.attest({ app, signals: { ...clean, rooted: true } }),
+      problem('integrity/denied', 'rooted-device'),
+    )
+    assert.deepEqual(await phone.attest({ app, signals: { ...clean, emulator: true } }), {
+      expiresIn: 120,
+      scope: 'full',
+    })
+    assert.deepEqual(await phone.attest({ app, signals: { ...clean, debugger: true } }), {
+      expiresIn: 30,
+      scope: 'read-only',
+    })
+    await assert.rejects(
+      phone.attest({ app: { ...app, appVersion: '3.0.9' }, signals: clean }),
+      problem('integrity/denied', 'app-version-below-minimum'),
+    )
+    // The first bank keeps the defaults: a rooted device gets a limited token, not a refusal.
+    const { client } = await enrol()
+    assert.equal((await client.attest({ app, signals: { ...clean, rooted: true } })).scope, 'read-only')
+    await assert.rejects(admin.request('PUT', '/v1/policies/integrity', { ...policy, rooted: 'maybe' }), {
+      status: 400,
+    })
+    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    await assert.rejects(agent.request('PUT', '/v1/policies/integrity', policy), { status: 403 })
   })
 
   test('a production server refuses the dev verifier', async () => {

@@ -1,4 +1,40 @@
+import { type Static, Type } from '@sinclair/typebox'
 import type { RiskSignals } from '@strongroom/sdk/integrity'
+import { type Actor, recordAudit } from '../audit/events.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { oneOf } from '../platform/http/schemas.ts'
+
+const Treatment = oneOf(['allow', 'limited', 'deny'] as const)
+const Version = Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' })
+
+/**
+ * A bank's integrity policy: what each risk signal leads to (a full token, a short read-only one, or none), the lowest
+ * app version allowed, the token lifetimes, and whether device routes need a token at all (unset: the deployment's
+ * `STRONGROOM_INTEGRITY_REQUIRED`, on in production).
+ */
+export const IntegrityPolicy = Type.Object(
+  {
+    required: Type.Optional(Type.Boolean()),
+    minAppVersion: Type.Optional(Version),
+    rooted: Treatment,
+    emulator: Treatment,
+    debugger: Treatment,
+    hooking: Treatment,
+    fullLifetimeSeconds: Type.Integer({ minimum: 30, maximum: 3600 }),
+    limitedLifetimeSeconds: Type.Integer({ minimum: 10, maximum: 600 }),
+  },
+  { additionalProperties: false },
+)
+export type IntegrityPolicy = Static<typeof IntegrityPolicy>
+
+export const DEFAULT_INTEGRITY_POLICY: IntegrityPolicy = {
+  rooted: 'limited',
+  emulator: 'limited',
+  debugger: 'deny',
+  hooking: 'deny',
+  fullLifetimeSeconds: 600,
+  limitedLifetimeSeconds: 60,
+}
 
 export interface IntegrityDecision {
   decision: 'allow' | 'limited' | 'deny'
@@ -7,9 +43,6 @@ export interface IntegrityDecision {
   lifetimeSeconds: number
   scope: 'full' | 'read-only'
 }
-
-const FULL_LIFETIME_SECONDS = 600
-const LIMITED_LIFETIME_SECONDS = 60
 
 function versionBelow(version: string, minimum: string): boolean {
   const a = version.split('.').map(Number)
@@ -20,13 +53,21 @@ function versionBelow(version: string, minimum: string): boolean {
   return false
 }
 
+/** Reason codes for the signals, as the app shows them and the audit log keeps them. */
+const SIGNAL_REASONS = {
+  hooking: 'hooking-framework',
+  debugger: 'debugger-attached',
+  rooted: 'rooted-device',
+  emulator: 'emulator',
+} as const satisfies Record<keyof RiskSignals, string>
+
 /**
- * The integrity policy, as one table read top to bottom: the first matching rule decides. Tampering (a hooking
- * framework, a debugger), deactivated and outdated app versions are denied; a rooted device or an emulator gets a short, read-only token.
+ * The integrity decision, as one table read top to bottom: a deactivated or outdated app version is denied; then
+ * every signal present gets the policy's treatment for it, and the strictest wins (deny, then limited).
  */
 export function evaluateIntegrityPolicy(
   evidence: { appVersion: string; signals: RiskSignals; deactivated: boolean },
-  policy: { minAppVersion: string },
+  policy: IntegrityPolicy & { minAppVersion: string },
 ): IntegrityDecision {
   const deny = (reason: string): IntegrityDecision => ({
     decision: 'deny',
@@ -34,17 +75,87 @@ export function evaluateIntegrityPolicy(
     lifetimeSeconds: 0,
     scope: 'read-only',
   })
-  const limited = (reason: string): IntegrityDecision => ({
-    decision: 'limited',
-    reason,
-    lifetimeSeconds: LIMITED_LIFETIME_SECONDS,
-    scope: 'read-only',
-  })
   if (evidence.deactivated) return deny('app-version-deactivated')
-  if (evidence.signals.hooking) return deny('hooking-framework')
-  if (evidence.signals.debugger) return deny('debugger-attached')
   if (versionBelow(evidence.appVersion, policy.minAppVersion)) return deny('app-version-below-minimum')
-  if (evidence.signals.rooted) return limited('rooted-device')
-  if (evidence.signals.emulator) return limited('emulator')
-  return { decision: 'allow', reason: 'ok', lifetimeSeconds: FULL_LIFETIME_SECONDS, scope: 'full' }
+  const present = (Object.keys(SIGNAL_REASONS) as (keyof RiskSignals)[]).filter((signal) => evidence.signals[signal])
+  const denied = present.find((signal) => policy[signal] === 'deny')
+  if (denied) return deny(SIGNAL_REASONS[denied])
+  const limited = present.find((signal) => policy[signal] === 'limited')
+  if (limited) {
+    return {
+      decision: 'limited',
+      reason: SIGNAL_REASONS[limited],
+      lifetimeSeconds: policy.limitedLifetimeSeconds,
+      scope: 'read-only',
+    }
+  }
+  return { decision: 'allow', reason: 'ok', lifetimeSeconds: policy.fullLifetimeSeconds, scope: 'full' }
+}
+
+/** The tenant's policy, or the defaults; the minimum app version falls back to the deployment's setting. */
+export async function loadIntegrityPolicy(
+  ctx: Pick<ServerContext, 'db' | 'config'>,
+  tenantId: string,
+): Promise<IntegrityPolicy & { minAppVersion: string }> {
+  const row = await ctx.db
+    .selectFrom('integrity_policies')
+    .select('document')
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst()
+  const policy = row ? (JSON.parse(row.document) as IntegrityPolicy) : DEFAULT_INTEGRITY_POLICY
+  return { ...policy, minAppVersion: policy.minAppVersion ?? ctx.config.minAppVersion }
+}
+
+/** Replaces the tenant's integrity policy, audited; nodes apply it within their cache time (five seconds). */
+export async function saveIntegrityPolicy(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  policy: IntegrityPolicy,
+  actor: Actor,
+): Promise<void> {
+  const values = { document: JSON.stringify(policy), updated_at: new Date() }
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('integrity_policies')
+      .values({ tenant_id: tenantId, ...values })
+      .onConflict((oc) => oc.column('tenant_id').doUpdateSet(values))
+      .execute()
+    await recordAudit(trx, {
+      tenantId,
+      actor,
+      action: 'policy.integrity.update',
+      outcome: 'success',
+      details: {
+        required: policy.required ?? null,
+        minAppVersion: policy.minAppVersion ?? null,
+        rooted: policy.rooted,
+        emulator: policy.emulator,
+        debugger: policy.debugger,
+        hooking: policy.hooking,
+      },
+    })
+  })
+}
+
+const REQUIRED_CACHE_MS = 5000
+
+/**
+ * Whether the tenant's device routes need an integrity token: the tenant's choice if it made one, else the
+ * deployment's. Read on every device request, so kept for a few seconds per node.
+ */
+export function integrityRequirement(ctx: Pick<ServerContext, 'db' | 'config'>) {
+  const cache = new Map<string, { required: boolean; until: number }>()
+  return async (tenantId: string): Promise<boolean> => {
+    const cached = cache.get(tenantId)
+    if (cached && cached.until > Date.now()) return cached.required
+    const row = await ctx.db
+      .selectFrom('integrity_policies')
+      .select('document')
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirst()
+    const choice = row ? (JSON.parse(row.document) as IntegrityPolicy).required : undefined
+    const required = choice ?? ctx.config.integrityRequired
+    cache.set(tenantId, { required, until: Date.now() + REQUIRED_CACHE_MS })
+    return required
+  }
 }

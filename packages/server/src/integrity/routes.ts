@@ -13,6 +13,7 @@ import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
 import type { HardwareVerifiers } from './hardware-attestation.ts'
 import { currentPinSet } from './pin-sets.ts'
+import { IntegrityPolicy, loadIntegrityPolicy, saveIntegrityPolicy } from './policy.ts'
 import { deliverRuntimeSecret, registerSecretsKey, setRuntimeSecret } from './runtime-secrets.ts'
 
 /** The fields every attestation carries, and those of its format. */
@@ -40,6 +41,36 @@ export async function integrityRoutes(
   ctx: ServerContext,
   deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers },
 ): Promise<void> {
+  app.get(
+    '/v1/policies/integrity',
+    {
+      schema: {
+        summary: 'The tenant’s integrity policy: what each risk signal leads to, minimum app version, token lifetimes',
+        tags: ['integrity'],
+        response: { 200: IntegrityPolicy, ...problemResponses(401, 403) },
+      },
+    },
+    // The effective policy: the minimum app version is the deployment's unless the bank set its own.
+    async (request) => loadIntegrityPolicy(ctx, principalOf(request).tenantId),
+  )
+
+  app.put(
+    '/v1/policies/integrity',
+    {
+      schema: {
+        summary: 'Replace the integrity policy (audited; every node applies it within five seconds)',
+        tags: ['integrity'],
+        body: IntegrityPolicy,
+        response: { 200: IntegrityPolicy, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await saveIntegrityPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
+      return request.body
+    },
+  )
+
   app.get(
     '/.well-known/strongroom-pins',
     {

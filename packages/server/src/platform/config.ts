@@ -118,7 +118,7 @@ export type Config = {
   -readonly [K in keyof Settings]: Settings[K]['default'] extends undefined
     ? Static<Settings[K]['schema']> | undefined
     : Static<Settings[K]['schema']>
-} & { keyFile: string; archiveKeyFile: string; archiveMember: boolean }
+} & { keyFile: string; archiveKeyFile: string; archiveMember: boolean; integrityRequired: boolean }
 
 /** A configuration error names the setting and says what is wrong; the CLI prints it as one line and exits. */
 export class ConfigError extends Error {

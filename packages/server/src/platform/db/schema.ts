@@ -348,6 +348,12 @@ export interface PinSetsTable {
   created_at: Timestamp
 }
 
+export interface IntegrityPoliciesTable {
+  tenant_id: string
+  document: string
+  updated_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -383,6 +389,7 @@ export interface Database {
   runtime_secrets: RuntimeSecretsTable
   device_secret_keys: DeviceSecretKeysTable
   pin_sets: PinSetsTable
+  integrity_policies: IntegrityPoliciesTable
 }
 
 export type { Generated }

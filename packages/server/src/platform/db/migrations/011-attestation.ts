@@ -48,6 +48,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull())
     .addPrimaryKeyConstraint('device_secret_keys_pk', ['tenant_id', 'device_id'])
     .execute()
+  // Each bank's integrity policy (what each risk signal leads to), as a validated JSON document.
+  await db.schema
+    .createTable('integrity_policies')
+    .addColumn('tenant_id', 'text', (c) => c.primaryKey().references('tenants.id'))
+    .addColumn('document', 'text', (c) => c.notNull())
+    .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
+    .execute()
   // Signed certificate pin sets for the deployment's API hosts, newest served.
   await db.schema
     .createTable('pin_sets')
