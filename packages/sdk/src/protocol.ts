@@ -24,11 +24,20 @@ export const MemberRef = Type.Object({
   id: Type.String(),
 })
 
+/**
+ * Who wrote a message: a member (device or staff), the customer on a public channel (`channel`, whose id is the
+ * channel identity), or Strongroom itself (`system`: DLP notices, pivot invitations).
+ */
+export const SenderRef = Type.Object({
+  kind: Type.Union([Type.Literal('device'), Type.Literal('staff'), Type.Literal('channel'), Type.Literal('system')]),
+  id: Type.String(),
+})
+
 export const Message = Type.Object({
   id: Type.String(),
   conversationId: Type.String(),
   seq: Type.Integer(),
-  sender: MemberRef,
+  sender: SenderRef,
   clientMessageId: Type.String(),
   contentType: Type.String(),
   ciphertext: Type.String({ description: 'base64' }),
@@ -39,7 +48,8 @@ export type Message = Static<typeof Message>
 
 export const Conversation = Type.Object({
   id: Type.String(),
-  customerId: Type.String(),
+  /** Null for a public-channel conversation whose sender is not yet linked to a customer. */
+  customerId: Type.Union([Type.String(), Type.Null()]),
   assignedStaffId: Type.Union([Type.String(), Type.Null()]),
   lastSeq: Type.Integer(),
   createdAt: Type.String(),
