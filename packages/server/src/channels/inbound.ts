@@ -63,6 +63,8 @@ export async function receiveMessage(
         connector: channel.connector,
         direction: 'inbound',
         client_message_id: clientMessageId,
+        message_id: null,
+        seq: null,
         provider_message_id: message.providerMessageId,
         status: 'received',
         error_code: null,
@@ -98,7 +100,7 @@ export async function receiveMessage(
   }
   const place = { conversationId: identity.conversationId, sender, clientMessageId }
   try {
-    await deps.messageLog.append({
+    const { message: appended } = await deps.messageLog.append({
       tenantId: channel.tenantId,
       conversationId: identity.conversationId,
       sender,
@@ -107,6 +109,14 @@ export async function receiveMessage(
       ciphertext: await sealEnvelope(ctx, channel.tenantId, place, envelope),
       expiresAt: null,
     })
+    await ctx.db
+      .updateTable('channel_messages')
+      .set({ message_id: appended.id, seq: appended.seq })
+      .where('tenant_id', '=', channel.tenantId)
+      .where('conversation_id', '=', identity.conversationId)
+      .where('direction', '=', 'inbound')
+      .where('client_message_id', '=', clientMessageId)
+      .execute()
   } catch (error) {
     // Not stored: release the claim so that the provider's retry stores it.
     await ctx.db

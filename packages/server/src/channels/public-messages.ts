@@ -78,37 +78,46 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
     ...(input.link ? { linkLabel: input.link.label } : {}),
     at: new Date().toISOString(),
   }
-  const { message } = await deps.messageLog.append({
-    tenantId: input.tenantId,
-    conversationId: input.conversationId,
-    sender: input.sender,
-    clientMessageId: input.clientMessageId,
-    contentType: PUBLIC_MESSAGE_TYPE,
-    ciphertext: await sealEnvelope(ctx, input.tenantId, place, envelope),
-    expiresAt: null,
-  })
-  const now = new Date()
-  await ctx.db
-    .insertInto('channel_messages')
-    .values({
-      tenant_id: input.tenantId,
-      id: newId('chm'),
-      identity_id: identity.id,
-      conversation_id: input.conversationId,
-      connector: identity.connector,
-      direction: 'outbound',
-      client_message_id: input.clientMessageId,
-      provider_message_id: null,
-      status: 'pending',
-      error_code: null,
-      created_at: now,
-      updated_at: now,
-    })
-    .onConflict((oc) => oc.columns(['conversation_id', 'direction', 'client_message_id']).doNothing())
-    .execute()
-  const row = await deliveryRow(ctx, input.conversationId, input.clientMessageId)
-  // A retry of a message the provider already took: nothing is sent twice.
-  if (row.provider_message_id !== null) return sentResult(message, row)
+  const existing = await findDeliveryRow(ctx, input.conversationId, input.clientMessageId)
+  // A retry of a message the provider already took returns it: the first text sent under an id wins.
+  if (existing?.message_id && existing.provider_message_id !== null) return sentResult(existing)
+  let message: { id: string; seq: number }
+  if (existing?.message_id) {
+    message = { id: existing.message_id, seq: Number(existing.seq) }
+  } else {
+    message = (
+      await deps.messageLog.append({
+        tenantId: input.tenantId,
+        conversationId: input.conversationId,
+        sender: input.sender,
+        clientMessageId: input.clientMessageId,
+        contentType: PUBLIC_MESSAGE_TYPE,
+        ciphertext: await sealEnvelope(ctx, input.tenantId, place, envelope),
+        expiresAt: null,
+      })
+    ).message
+    const now = new Date()
+    await ctx.db
+      .insertInto('channel_messages')
+      .values({
+        tenant_id: input.tenantId,
+        id: newId('chm'),
+        identity_id: identity.id,
+        conversation_id: input.conversationId,
+        connector: identity.connector,
+        direction: 'outbound',
+        client_message_id: input.clientMessageId,
+        message_id: message.id,
+        seq: message.seq,
+        provider_message_id: null,
+        status: 'pending',
+        error_code: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.columns(['conversation_id', 'direction', 'client_message_id']).doNothing())
+      .execute()
+  }
 
   const connector = connectorFor(channel, deps.env)
   try {
@@ -126,10 +135,10 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
       .where('conversation_id', '=', input.conversationId)
       .where('direction', '=', 'outbound')
       .where('client_message_id', '=', input.clientMessageId)
-      .where('status', '=', 'pending')
+      .where('provider_message_id', 'is', null)
       .returningAll()
       .executeTakeFirst()
-    return sentResult(message, updated ?? (await deliveryRow(ctx, input.conversationId, input.clientMessageId)))
+    return sentResult(updated ?? (await findDeliveryRow(ctx, input.conversationId, input.clientMessageId)))
   } catch (error) {
     const code = error instanceof ProviderRejectedError ? (error.providerCode ?? error.code) : undefined
     await ctx.db
@@ -154,23 +163,31 @@ function withinWindow(identity: ChannelIdentity): boolean {
   return last !== null && Date.now() - last.getTime() < SERVICE_WINDOW_MS
 }
 
-async function deliveryRow(ctx: Pick<ServerContext, 'db'>, conversationId: string, clientMessageId: string) {
+async function findDeliveryRow(ctx: Pick<ServerContext, 'db'>, conversationId: string, clientMessageId: string) {
   return ctx.db
     .selectFrom('channel_messages')
     .selectAll()
     .where('conversation_id', '=', conversationId)
     .where('direction', '=', 'outbound')
     .where('client_message_id', '=', clientMessageId)
-    .executeTakeFirstOrThrow()
+    .executeTakeFirst()
 }
 
 function sentResult(
-  message: { id: string; seq: number },
-  row: { status: string; provider_message_id: string | null; error_code: string | null },
+  row:
+    | {
+        message_id: string | null
+        seq: string | number | null
+        status: string
+        provider_message_id: string | null
+        error_code: string | null
+      }
+    | undefined,
 ): SentPublicMessage {
+  if (!row?.message_id) throw new Problem('server/internal')
   return {
-    messageId: message.id,
-    seq: message.seq,
+    messageId: row.message_id,
+    seq: Number(row.seq),
     delivery: {
       status: row.status as DeliveryState,
       providerMessageId: row.provider_message_id,

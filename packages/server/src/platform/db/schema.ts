@@ -339,6 +339,8 @@ export interface ChannelMessagesTable {
   connector: 'twilio' | 'whatsapp' | 'messenger'
   direction: 'inbound' | 'outbound'
   client_message_id: string
+  message_id: string | null
+  seq: BigIntColumn | null
   provider_message_id: string | null
   status: string
   error_code: string | null

@@ -63,6 +63,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('connector', 'text', (c) => c.notNull())
     .addColumn('direction', 'text', (c) => c.notNull().check(sql`direction in ('inbound', 'outbound')`))
     .addColumn('client_message_id', 'text', (c) => c.notNull())
+    // The message in the log, once appended.
+    .addColumn('message_id', 'text')
+    .addColumn('seq', 'bigint')
     .addColumn('provider_message_id', 'text')
     .addColumn('status', 'text', (c) => c.notNull())
     .addColumn('error_code', 'text')
