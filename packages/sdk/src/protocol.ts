@@ -24,9 +24,19 @@ export const MemberRef = Type.Object({
   id: Type.String(),
 })
 
-/** Who wrote a message: a member, or the bank's archive (which commits a revoked device's removal). */
-export const MessageSender = Type.Object({
-  kind: Type.Union([Type.Literal('device'), Type.Literal('staff'), Type.Literal('archive')]),
+/**
+ * Who wrote a message: a member (device or staff), the bank's archive (which commits a revoked device's removal from
+ * MLS groups), the customer on a public channel (`channel`, whose id is the channel identity), or Strongroom itself
+ * (`system`: DLP notices, pivot invitations).
+ */
+export const SenderRef = Type.Object({
+  kind: Type.Union([
+    Type.Literal('device'),
+    Type.Literal('staff'),
+    Type.Literal('archive'),
+    Type.Literal('channel'),
+    Type.Literal('system'),
+  ]),
   id: Type.String(),
 })
 
@@ -34,7 +44,7 @@ export const Message = Type.Object({
   id: Type.String(),
   conversationId: Type.String(),
   seq: Type.Integer(),
-  sender: MessageSender,
+  sender: SenderRef,
   clientMessageId: Type.String(),
   contentType: Type.String(),
   ciphertext: Type.String({ description: 'base64' }),
@@ -45,7 +55,8 @@ export type Message = Static<typeof Message>
 
 export const Conversation = Type.Object({
   id: Type.String(),
-  customerId: Type.String(),
+  /** Null for a public-channel conversation whose sender is not yet linked to a customer. */
+  customerId: Type.Union([Type.String(), Type.Null()]),
   assignedStaffId: Type.Union([Type.String(), Type.Null()]),
   lastSeq: Type.Integer(),
   createdAt: Type.String(),

@@ -95,10 +95,33 @@ export const accessTable: Record<string, Access> = {
   'PUT /v1/conversations/:conversationId/e2e/group':    member('conversations:write'),
   'GET /v1/conversations/:conversationId/e2e/group':    member('conversations:read'),
   'POST /v1/conversations/:conversationId/e2e/commits': member('conversations:write'),
+  'PUT /v1/channels/:connector':                        staff('staff:admin'),
+  'GET /v1/channels':                                   staff('staff:admin'),
+  // Authenticated by the provider's signature (or, for the handshake, Meta's verify token), not by our credentials.
+  'POST /v1/channels/twilio/webhook':                   anyone,
+  'POST /v1/channels/whatsapp/webhook':                 anyone,
+  'GET /v1/channels/whatsapp/webhook':                  anyone,
+  'POST /v1/channels/messenger/webhook':                anyone,
+  'GET /v1/channels/messenger/webhook':                 anyone,
+  'POST /v1/conversations/:conversationId/public-messages': staff('conversations:write'),
+  'GET /v1/conversations/:conversationId/public-messages': member('conversations:read'),
+  'POST /v1/conversations/:conversationId/public-channel/customer': staff('customers:write'),
+  'POST /v1/conversations/:conversationId/pivot':       staff('conversations:write'),
+  'GET /v1/conversations/:conversationId/pivot-links':  staff('conversations:read'),
+  // The token is the credential; the answer carries no personal data.
+  'POST /v1/pivot/open':                                anyone,
+  'POST /v1/pivot/redeem':                              device,
   // Dev mode only (the server refuses to register them in production): the carrier simulator.
   'PUT /dev/camara/sim-swaps/:phoneNumber':             anyone,
   'POST /dev/camara/sim-swap/v0/check':                 anyone,
   'POST /dev/camara/sim-swap/v0/retrieve-date':         anyone,
+  // Dev mode only: the channel simulator (the customer's phone, and the providers' send APIs).
+  'POST /dev/simulator/phone/:connector/messages':      anyone,
+  'POST /dev/simulator/phone/:connector/receipts':      anyone,
+  'GET /dev/simulator/phone/:connector/inbox':          anyone,
+  'POST /dev/simulator/provider/twilio/2010-04-01/Accounts/:accountSid/Messages.json': anyone,
+  'POST /dev/simulator/provider/whatsapp/:version/:phoneNumberId/messages': anyone,
+  'POST /dev/simulator/provider/messenger/:version/me/messages': anyone,
 }
 
 declare module 'fastify' {

@@ -6,7 +6,10 @@ import { auditRoutes } from './audit/routes.ts'
 import { authRoutes } from './auth/routes.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import { simSwapSimulatorRoutes } from './auth/sim-swap-simulator.ts'
+import type { ChannelDeps } from './channels/public-messages.ts'
 import { channelRoutes } from './channels/routes.ts'
+import { channelSimulatorRoutes } from './channels/simulator.ts'
+import { channelWebhookRoutes } from './channels/webhook-routes.ts'
 import { consentRoutes } from './consent/routes.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationRoutes } from './conversations/routes.ts'
@@ -146,7 +149,25 @@ export async function startServer(
   await app.register(async (scope) => identityRoutes(scope, ctx))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => auditRoutes(scope, ctx))
-  await app.register(async (scope) => channelRoutes(scope, ctx))
+  // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
+  let listeningUrl = ''
+  const publicUrl = () => config.publicUrl ?? listeningUrl
+  const channelDeps: ChannelDeps = {
+    messageLog,
+    env: {
+      publicUrl,
+      // In dev, channels without a provider URL of their own send to the channel simulator.
+      simulatorUrl:
+        config.mode === 'dev' ? (connector) => `${listeningUrl}/dev/simulator/provider/${connector}` : undefined,
+    },
+  }
+  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps))
+  await app.register(async (scope) => channelWebhookRoutes(scope, ctx, channelDeps))
+  if (config.mode === 'dev') {
+    await app.register(async (scope) =>
+      channelSimulatorRoutes(scope, ctx, { listeningUrl: () => listeningUrl, publicUrl }),
+    )
+  }
   let simSwap: SimSwapProvider = {
     check: () => Promise.reject(new SimSwapUnavailable('not configured')),
     retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
@@ -176,6 +197,7 @@ export async function startServer(
 
   const address = await app.listen({ port: config.port, host: config.host })
   const url = address.replace('[::1]', 'localhost')
+  listeningUrl = url
   // In dev without a carrier, the built-in simulator answers, through the same CAMARA wire format.
   if (config.mode === 'dev' && !config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: `${url}/dev/camara/sim-swap/v0` })
   log.info({ url, mode: config.mode, database: database.kind, bus: bus.kind }, 'strongroom listening')

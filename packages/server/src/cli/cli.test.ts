@@ -66,6 +66,7 @@ describe('the strongroom command', () => {
         '009-app-versions',
         '010-e2e',
         '011-attestation',
+        '012-channels',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

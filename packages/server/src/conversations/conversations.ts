@@ -17,7 +17,8 @@ export interface ConversationMember {
 
 export interface Conversation {
   id: string
-  customerId: string
+  /** Null for a public-channel conversation whose sender is not yet linked to a customer. */
+  customerId: string | null
   assignedStaffId: string | null
   lastSeq: number
   createdAt: string
@@ -35,58 +36,75 @@ export async function createConversation(
   tenantId: string,
   input: { customerId: string; assignedStaffId?: string | undefined; deviceIds?: string[] | undefined },
 ): Promise<Conversation> {
+  const created = await ctx.db.transaction().execute((trx) => createConversationIn(trx, tenantId, input))
+  created.announce(ctx)
+  return created.conversation
+}
+
+/**
+ * createConversation inside the caller's transaction, for a conversation that must commit together with another
+ * write (a pivot consuming its link). A null customer is a public-channel conversation whose sender is not known yet.
+ * Call `announce` once the transaction has committed.
+ */
+export async function createConversationIn(
+  trx: ServerContext['db'],
+  tenantId: string,
+  input: { customerId: string | null; assignedStaffId?: string | undefined; deviceIds?: string[] | undefined },
+): Promise<{ conversation: Conversation; announce: (ctx: Pick<ServerContext, 'bus'>) => void }> {
   const id = newId('cnv')
   const now = new Date()
-  const members = await ctx.db.transaction().execute(async (trx) => {
-    await requireCustomer({ db: trx }, tenantId, input.customerId)
-    if (input.assignedStaffId && !(await findStaff({ db: trx }, tenantId, { id: input.assignedStaffId }))) {
-      throw new Problem('request/not-found', 'no such staff member')
-    }
-    const deviceIds = await activeDeviceIds({ db: trx }, tenantId, input.customerId, input.deviceIds)
-    if (input.deviceIds && deviceIds.length !== new Set(input.deviceIds).size) {
-      throw new Problem('request/not-found', 'a device is not an active device of this customer')
-    }
+  if (input.customerId !== null) await requireCustomer({ db: trx }, tenantId, input.customerId)
+  if (input.assignedStaffId && !(await findStaff({ db: trx }, tenantId, { id: input.assignedStaffId }))) {
+    throw new Problem('request/not-found', 'no such staff member')
+  }
+  const deviceIds =
+    input.customerId === null ? [] : await activeDeviceIds({ db: trx }, tenantId, input.customerId, input.deviceIds)
+  if (input.deviceIds && deviceIds.length !== new Set(input.deviceIds).size) {
+    throw new Problem('request/not-found', 'a device is not an active device of this customer')
+  }
+  await trx
+    .insertInto('conversations')
+    .values({
+      tenant_id: tenantId,
+      id,
+      customer_id: input.customerId,
+      assigned_staff_id: input.assignedStaffId ?? null,
+      last_seq: 0,
+      created_at: now,
+    })
+    .execute()
+  const members = [
+    ...deviceIds.map((id) => ({ kind: 'device' as const, id })),
+    ...(input.assignedStaffId ? [{ kind: 'staff' as const, id: input.assignedStaffId }] : []),
+  ]
+  if (members.length > 0) {
     await trx
-      .insertInto('conversations')
-      .values({
-        tenant_id: tenantId,
-        id,
-        customer_id: input.customerId,
-        assigned_staff_id: input.assignedStaffId ?? null,
-        last_seq: 0,
-        created_at: now,
-      })
+      .insertInto('conversation_members')
+      .values(
+        members.map((m) => ({
+          tenant_id: tenantId,
+          conversation_id: id,
+          member_kind: m.kind,
+          member_id: m.id,
+          delivered_seq: 0,
+          read_seq: 0,
+          joined_at: now,
+        })),
+      )
       .execute()
-    const memberRows = [
-      ...deviceIds.map((id) => ({ kind: 'device' as const, id })),
-      ...(input.assignedStaffId ? [{ kind: 'staff' as const, id: input.assignedStaffId }] : []),
-    ]
-    if (memberRows.length > 0) {
-      await trx
-        .insertInto('conversation_members')
-        .values(
-          memberRows.map((m) => ({
-            tenant_id: tenantId,
-            conversation_id: id,
-            member_kind: m.kind,
-            member_id: m.id,
-            delivered_seq: 0,
-            read_seq: 0,
-            joined_at: now,
-          })),
-        )
-        .execute()
-    }
-    return memberRows
-  })
-  for (const member of members) publishMemberAdded(ctx.bus, tenantId, id, member)
+  }
   return {
-    id,
-    customerId: input.customerId,
-    assignedStaffId: input.assignedStaffId ?? null,
-    lastSeq: 0,
-    createdAt: now.toISOString(),
-    members: members.map((m) => ({ ...m, deliveredSeq: 0, readSeq: 0 })),
+    conversation: {
+      id,
+      customerId: input.customerId,
+      assignedStaffId: input.assignedStaffId ?? null,
+      lastSeq: 0,
+      createdAt: now.toISOString(),
+      members: members.map((m) => ({ ...m, deliveredSeq: 0, readSeq: 0 })),
+    },
+    announce: (ctx) => {
+      for (const member of members) publishMemberAdded(ctx.bus, tenantId, id, member)
+    },
   }
 }
 
@@ -97,35 +115,70 @@ export async function addMember(
   conversationId: string,
   member: { kind: 'device' | 'staff'; id: string },
 ): Promise<void> {
-  const added = await ctx.db.transaction().execute(async (trx) => {
-    const conversation = await trx
-      .selectFrom('conversations')
-      .select(['customer_id'])
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', conversationId)
-      .executeTakeFirst()
-    if (!conversation) throw new Problem('request/not-found', 'no such conversation')
-    const exists =
-      member.kind === 'device'
-        ? (await activeDeviceIds({ db: trx }, tenantId, conversation.customer_id, [member.id])).length > 0
-        : (await findStaff({ db: trx }, tenantId, { id: member.id })) !== undefined
-    if (!exists) throw new Problem('request/not-found', `no such ${member.kind} for this conversation`)
-    const inserted = await trx
-      .insertInto('conversation_members')
-      .values({
-        tenant_id: tenantId,
-        conversation_id: conversationId,
-        member_kind: member.kind,
-        member_id: member.id,
-        delivered_seq: 0,
-        read_seq: 0,
-        joined_at: new Date(),
-      })
-      .onConflict((oc) => oc.columns(['conversation_id', 'member_kind', 'member_id']).doNothing())
-      .executeTakeFirst()
-    return (inserted.numInsertedOrUpdatedRows ?? 0n) > 0n
-  })
-  if (added) publishMemberAdded(ctx.bus, tenantId, conversationId, member)
+  const added = await ctx.db.transaction().execute((trx) => addMemberIn(trx, tenantId, conversationId, member))
+  added.announce(ctx)
+}
+
+/** addMember inside the caller's transaction; call `announce` once it has committed. */
+export async function addMemberIn(
+  trx: ServerContext['db'],
+  tenantId: string,
+  conversationId: string,
+  member: { kind: 'device' | 'staff'; id: string },
+): Promise<{ announce: (ctx: Pick<ServerContext, 'bus'>) => void }> {
+  const conversation = await trx
+    .selectFrom('conversations')
+    .select(['customer_id'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', conversationId)
+    .executeTakeFirst()
+  if (!conversation) throw new Problem('request/not-found', 'no such conversation')
+  const customerId = conversation.customer_id
+  const exists =
+    member.kind === 'device'
+      ? customerId !== null && (await activeDeviceIds({ db: trx }, tenantId, customerId, [member.id])).length > 0
+      : (await findStaff({ db: trx }, tenantId, { id: member.id })) !== undefined
+  if (!exists) throw new Problem('request/not-found', `no such ${member.kind} for this conversation`)
+  const inserted = await trx
+    .insertInto('conversation_members')
+    .values({
+      tenant_id: tenantId,
+      conversation_id: conversationId,
+      member_kind: member.kind,
+      member_id: member.id,
+      delivered_seq: 0,
+      read_seq: 0,
+      joined_at: new Date(),
+    })
+    .onConflict((oc) => oc.columns(['conversation_id', 'member_kind', 'member_id']).doNothing())
+    .executeTakeFirst()
+  const added = (inserted.numInsertedOrUpdatedRows ?? 0n) > 0n
+  return {
+    announce: (ctx) => {
+      if (added) publishMemberAdded(ctx.bus, tenantId, conversationId, member)
+    },
+  }
+}
+
+/**
+ * Names the customer of a conversation opened without one (an unidentified sender on a public channel). A
+ * conversation that already has a customer keeps it: returns false.
+ */
+export async function linkConversationCustomer(
+  db: ServerContext['db'],
+  tenantId: string,
+  conversationId: string,
+  customerId: string,
+): Promise<boolean> {
+  await requireCustomer({ db }, tenantId, customerId)
+  const updated = await db
+    .updateTable('conversations')
+    .set({ customer_id: customerId })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', conversationId)
+    .where('customer_id', 'is', null)
+    .executeTakeFirst()
+  return (updated.numUpdatedRows ?? 0n) > 0n
 }
 
 /**
@@ -340,4 +393,19 @@ export async function isConversationMember(
     .where('member_id', '=', member.id)
     .executeTakeFirst()
   return row !== undefined
+}
+
+/** The staff member a conversation is assigned to, if any (the agent who follows a customer from one to the next). */
+export async function assignedStaffOf(
+  db: ServerContext['db'],
+  tenantId: string,
+  conversationId: string,
+): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('conversations')
+    .select('assigned_staff_id')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', conversationId)
+    .executeTakeFirst()
+  return row?.assigned_staff_id ?? undefined
 }

@@ -7,7 +7,8 @@ import { publishMessagesCommitted, type WireMessage } from './bus-events.ts'
 export interface AppendInput {
   tenantId: string
   conversationId: string
-  sender: { kind: 'device' | 'staff' | 'archive'; id: string }
+  /** A member, the archive, or (for public channels) the customer on the channel or Strongroom itself. */
+  sender: { kind: 'device' | 'staff' | 'archive' | 'channel' | 'system'; id: string }
   clientMessageId: string
   contentType: string
   ciphertext: Buffer
@@ -189,7 +190,7 @@ interface BatchRow {
   outcome: 'new' | 'existing'
   seq: number | string
   id: string
-  sender_kind: 'device' | 'staff' | 'archive'
+  sender_kind: 'device' | 'staff' | 'archive' | 'channel' | 'system'
   sender_id: string
   client_message_id: string
   content_type: string
@@ -289,7 +290,7 @@ export function toWireMessage(row: {
   id: string
   conversation_id: string
   seq: number | string
-  sender_kind: 'device' | 'staff' | 'archive'
+  sender_kind: 'device' | 'staff' | 'archive' | 'channel' | 'system'
   sender_id: string
   client_message_id: string
   content_type: string

@@ -6,11 +6,14 @@ export interface Customer {
   id: string
   externalRef: string
   displayName: string
+  /** E.164; how a text from a public channel (SMS, WhatsApp) is matched to the customer. */
+  phoneNumber?: string
   createdAt: string
 }
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring'>
 const EXTERNAL_REF_INDEX = 'customers.external_ref'
+const PHONE_NUMBER_INDEX = 'customers.phone_number'
 
 /**
  * Creates a customer. The bank's own reference and the display name are encrypted at rest; the reference is found
@@ -19,11 +22,12 @@ const EXTERNAL_REF_INDEX = 'customers.external_ref'
 export async function createCustomer(
   ctx: Ctx,
   tenantId: string,
-  input: { externalRef: string; displayName: string },
+  input: { externalRef: string; displayName: string; phoneNumber?: string | undefined },
 ): Promise<Customer> {
   const id = newId('cus')
   const field = (column: string) => ({ table: 'customers', column, rowId: id })
   const index = await ctx.keyring.blindIndex(tenantId, EXTERNAL_REF_INDEX, input.externalRef)
+  const phone = input.phoneNumber
   const createdAt = new Date()
   const inserted = await ctx.db
     .insertInto('customers')
@@ -33,23 +37,63 @@ export async function createCustomer(
       external_ref_index: index,
       external_ref: await ctx.keyring.encrypt(tenantId, field('external_ref'), input.externalRef),
       display_name: await ctx.keyring.encrypt(tenantId, field('display_name'), input.displayName),
+      phone_number: phone === undefined ? null : await ctx.keyring.encrypt(tenantId, field('phone_number'), phone),
+      phone_number_index:
+        phone === undefined ? null : await ctx.keyring.blindIndex(tenantId, PHONE_NUMBER_INDEX, phone),
       created_at: createdAt,
     })
     .onConflict((oc) => oc.columns(['tenant_id', 'external_ref_index']).doNothing())
     .executeTakeFirst()
   if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) throw new Problem('customers/duplicate-reference')
-  return { id, externalRef: input.externalRef, displayName: input.displayName, createdAt: createdAt.toISOString() }
+  return {
+    id,
+    externalRef: input.externalRef,
+    displayName: input.displayName,
+    ...(phone === undefined ? {} : { phoneNumber: phone }),
+    createdAt: createdAt.toISOString(),
+  }
+}
+
+/**
+ * The one customer of the tenant with this phone number (E.164), found through its blind index. None when no
+ * customer or several (a shared family phone) have it: a public-channel sender is then left unidentified rather than
+ * matched to the wrong person.
+ */
+export async function findCustomerIdByPhoneNumber(
+  ctx: Ctx,
+  tenantId: string,
+  phoneNumber: string,
+): Promise<string | undefined> {
+  const index = await ctx.keyring.blindIndex(tenantId, PHONE_NUMBER_INDEX, phoneNumber)
+  const rows = await ctx.db
+    .selectFrom('customers')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('phone_number_index', '=', index)
+    .limit(2)
+    .execute()
+  return rows.length === 1 ? rows[0]?.id : undefined
 }
 
 async function decryptCustomer(
   ctx: Ctx,
-  row: { tenant_id: string; id: string; external_ref: Uint8Array; display_name: Uint8Array; created_at: Date | string },
+  row: {
+    tenant_id: string
+    id: string
+    external_ref: Uint8Array
+    display_name: Uint8Array
+    phone_number: Uint8Array | null
+    created_at: Date | string
+  },
 ): Promise<Customer> {
   const field = (column: string) => ({ table: 'customers', column, rowId: row.id })
   return {
     id: row.id,
     externalRef: await ctx.keyring.decryptText(row.tenant_id, field('external_ref'), row.external_ref),
     displayName: await ctx.keyring.decryptText(row.tenant_id, field('display_name'), row.display_name),
+    ...(row.phone_number === null
+      ? {}
+      : { phoneNumber: await ctx.keyring.decryptText(row.tenant_id, field('phone_number'), row.phone_number) }),
     createdAt: new Date(row.created_at).toISOString(),
   }
 }

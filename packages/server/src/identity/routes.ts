@@ -17,6 +17,7 @@ const CustomerSchema = Type.Object({
   id: Type.String(),
   externalRef: Type.String(),
   displayName: Type.String(),
+  phoneNumber: Type.Optional(Type.String()),
   createdAt: Type.String(),
 })
 const DeviceSchema = Type.Object({
@@ -45,6 +46,12 @@ export async function identityRoutes(app: App, ctx: ServerContext): Promise<void
           {
             externalRef: Type.String({ minLength: 1, maxLength: 128, description: "the bank's own customer id" }),
             displayName: Type.String({ minLength: 1, maxLength: 200 }),
+            phoneNumber: Type.Optional(
+              Type.String({
+                pattern: '^\\+[1-9][0-9]{4,14}$',
+                description: 'E.164; matches texts from public channels (SMS, WhatsApp) to this customer',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),

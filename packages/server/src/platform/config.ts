@@ -110,6 +110,20 @@ const settings = {
     default: undefined,
   },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
+  /**
+   * The URL providers and customers reach this server at (behind a proxy, the proxy's): Twilio signs the webhook URL
+   * it called, and pivot links point here. The listening URL when unset.
+   */
+  publicUrl: {
+    env: 'STRONGROOM_PUBLIC_URL',
+    schema: Type.String({ pattern: '^https?://[^/?#]+$' }),
+    default: undefined,
+  },
+  pivotLinkTtlSeconds: {
+    env: 'STRONGROOM_PIVOT_LINK_TTL_SECONDS',
+    schema: Type.Integer({ minimum: 30, maximum: 3600 }),
+    default: 300,
+  },
   devSeed: { env: 'STRONGROOM_DEV_SEED', schema: Type.Boolean(), default: true },
 } as const
 

@@ -63,6 +63,12 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    channelWebhookRefusals: new Counter({
+      name: 'strongroom_channel_webhook_refusals_total',
+      help: 'Public-channel webhooks refused (bad or missing signature, unknown receiver) by connector and reason',
+      labelNames: ['connector', 'reason'] as const,
+      registers: [registry],
+    }),
     authFailures: new Counter({
       name: 'strongroom_auth_failures_total',
       help: 'Refused credentials by reason',

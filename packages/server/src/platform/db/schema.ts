@@ -45,6 +45,8 @@ export interface CustomersTable {
   external_ref_index: Uint8Array
   external_ref: Uint8Array
   display_name: Uint8Array
+  phone_number: Uint8Array | null
+  phone_number_index: Uint8Array | null
   created_at: Timestamp
 }
 
@@ -89,7 +91,8 @@ export interface DpopProofsTable {
 export interface ConversationsTable {
   tenant_id: string
   id: string
-  customer_id: string
+  /** Null for a public-channel conversation whose sender is not known yet. */
+  customer_id: string | null
   assigned_staff_id: string | null
   last_seq: BigIntColumn
   created_at: Timestamp
@@ -110,7 +113,7 @@ export interface MessagesTable {
   conversation_id: string
   seq: BigIntColumn
   id: string
-  sender_kind: 'device' | 'staff' | 'archive'
+  sender_kind: 'device' | 'staff' | 'archive' | 'channel' | 'system'
   sender_id: string
   client_message_id: string
   content_type: string
@@ -354,6 +357,65 @@ export interface IntegrityPoliciesTable {
   updated_at: Timestamp
 }
 
+export interface ChannelConfigsTable {
+  tenant_id: string
+  connector: 'twilio' | 'whatsapp' | 'messenger'
+  receiving_address: string
+  settings: string
+  secrets: Uint8Array
+  verify_token_hash: Uint8Array | null
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface ChannelIdentitiesTable {
+  tenant_id: string
+  id: string
+  connector: 'twilio' | 'whatsapp' | 'messenger'
+  address_index: Uint8Array
+  address: Uint8Array
+  customer_id: string | null
+  conversation_id: string
+  secure_conversation_id: string | null
+  imported_through_seq: ColumnType<string | number, number | string | undefined, number | string>
+  last_inbound_at: Timestamp | null
+  created_at: Timestamp
+}
+
+export interface ChannelMessagesTable {
+  tenant_id: string
+  id: string
+  identity_id: string
+  conversation_id: string
+  connector: 'twilio' | 'whatsapp' | 'messenger'
+  direction: 'inbound' | 'outbound'
+  client_message_id: string
+  message_id: string | null
+  seq: BigIntColumn | null
+  provider_message_id: string | null
+  status: string
+  error_code: string | null
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface PivotLinksTable {
+  tenant_id: string
+  id: string
+  token_hash: Uint8Array
+  conversation_id: string
+  identity_id: string
+  customer_id: string
+  created_by_kind: 'staff' | 'system'
+  created_by_id: string | null
+  expires_at: Timestamp
+  opened_at: Timestamp | null
+  completed_at: Timestamp | null
+  device_id: string | null
+  secure_conversation_id: string | null
+  created_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -390,6 +452,10 @@ export interface Database {
   device_secret_keys: DeviceSecretKeysTable
   pin_sets: PinSetsTable
   integrity_policies: IntegrityPoliciesTable
+  channel_configs: ChannelConfigsTable
+  channel_identities: ChannelIdentitiesTable
+  channel_messages: ChannelMessagesTable
+  pivot_links: PivotLinksTable
 }
 
 export type { Generated }

@@ -77,6 +77,35 @@ const catalogue = {
     status: 409,
     title: 'The conversation is end-to-end encrypted: only MLS messages (message/mls) are accepted',
   },
+  'channels/invalid-signature': {
+    status: 401,
+    title: 'The webhook signature is missing or does not verify for a configured channel',
+  },
+  'channels/malformed-webhook': { status: 400, title: 'The signed webhook payload cannot be read' },
+  'channels/verification-refused': { status: 403, title: 'The webhook subscription handshake was refused' },
+  'channels/not-configured': { status: 409, title: 'This public channel is not configured for the tenant' },
+  'channels/not-public': { status: 409, title: 'The conversation is not on a public channel' },
+  'channels/sensitive-data': {
+    status: 422,
+    title: 'Card numbers, CVVs, IBANs and similar data may not be sent on a public channel; use the secure channel',
+  },
+  'channels/outside-service-window': {
+    status: 409,
+    title: 'The customer has not written on WhatsApp in the last 24 hours: only an approved template may be sent',
+  },
+  'channels/provider-rejected': { status: 502, title: 'The channel provider refused the message' },
+  'channels/provider-unavailable': { status: 503, title: 'The channel provider could not be reached; try again' },
+  'channels/customer-unknown': {
+    status: 409,
+    title: 'The public conversation is not linked to a customer yet; link it before inviting to the secure channel',
+  },
+  'pivot/invalid-token': { status: 400, title: 'The secure-channel link is not valid' },
+  'pivot/token-used': { status: 409, title: 'The secure-channel link was already used' },
+  'pivot/token-expired': { status: 410, title: 'The secure-channel link has expired; ask for a new one' },
+  'pivot/wrong-customer': {
+    status: 403,
+    title: 'This device belongs to another customer than the one the link was sent to',
+  },
   'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
   'server/internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>

@@ -10,6 +10,7 @@ import * as policies from './008-policies.ts'
 import * as appVersions from './009-app-versions.ts'
 import * as e2e from './010-e2e.ts'
 import * as attestation from './011-attestation.ts'
+import * as channels from './012-channels.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '009-app-versions': appVersions,
   '010-e2e': e2e,
   '011-attestation': attestation,
+  '012-channels': channels,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -1,0 +1,274 @@
+import { recordAudit } from '../audit/events.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { secretHash } from '../platform/ids.ts'
+import type { Principal } from '../principal.ts'
+import { actorOf } from '../principal.ts'
+import { findStaff } from '../tenancy/staff.ts'
+import type { Connector, ConnectorKind } from './connectors/connector.ts'
+import { messengerConnector } from './connectors/messenger.ts'
+import type { TransportOptions } from './connectors/retry.ts'
+import { twilioConnector } from './connectors/twilio.ts'
+import { type WhatsAppConnector, whatsAppConnector } from './connectors/whatsapp.ts'
+
+/** What is secret about a channel: sealed with the tenant data key, never returned, logged or audited. */
+export interface ChannelSecrets {
+  /** Twilio's auth token (signs webhooks, authenticates sends). */
+  authToken?: string
+  /** Meta's app secret (signs webhooks, appsecret_proof). */
+  appSecret?: string
+  /** Meta's page or system-user access token. */
+  accessToken?: string
+  /** The token Meta echoes in its subscription handshake. */
+  verifyToken?: string
+}
+
+export interface ChannelSettings {
+  /** Twilio's account SID. */
+  accountSid?: string
+  /** The Graph API version for WhatsApp and Messenger. */
+  apiVersion?: string
+  /** The staff member who joins every new public conversation of this channel (the team's queue owner). */
+  agentId?: string
+  /** Dev mode only: the provider API's base URL (the channel simulator); production always talks to the provider. */
+  baseUrl?: string
+}
+
+export interface ChannelConfig {
+  tenantId: string
+  connector: ConnectorKind
+  /** The bank's number (Twilio), WhatsApp phone-number id or Facebook page id. */
+  address: string
+  settings: ChannelSettings
+  secrets: ChannelSecrets
+}
+
+/** What the API shows of a channel: never a secret, only which secrets are set. */
+export interface ChannelView {
+  connector: ConnectorKind
+  address: string
+  accountSid?: string
+  apiVersion?: string
+  agentId?: string
+  secretsSet: string[]
+  updatedAt: string
+}
+
+const REQUIRED_SECRETS: Record<ConnectorKind, (keyof ChannelSecrets)[]> = {
+  twilio: ['authToken'],
+  whatsapp: ['appSecret', 'accessToken', 'verifyToken'],
+  messenger: ['appSecret', 'accessToken', 'verifyToken'],
+}
+
+const secretsField = (connector: ConnectorKind) => ({ table: 'channel_configs', column: 'secrets', rowId: connector })
+
+type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
+
+/**
+ * Sets a tenant's channel: its receiving address, settings and secrets. Secrets not given keep their stored value,
+ * so that rotating one does not mean re-entering the others. Audited with the names of the secrets changed only.
+ */
+export async function configureChannel(
+  ctx: Ctx,
+  principal: Principal,
+  connector: ConnectorKind,
+  input: { address: string; settings: ChannelSettings; secrets: ChannelSecrets },
+): Promise<ChannelView> {
+  const tenantId = principal.tenantId
+  if (input.settings.baseUrl !== undefined && ctx.config.mode !== 'dev') {
+    throw new Problem('request/invalid', 'baseUrl is for the dev channel simulator only')
+  }
+  if (input.settings.agentId && !(await findStaff(ctx, tenantId, { id: input.settings.agentId }))) {
+    throw new Problem('request/not-found', 'no such staff member')
+  }
+  if (connector === 'twilio' && !input.settings.accountSid)
+    throw new Problem('request/invalid', 'accountSid is required')
+  if (connector !== 'twilio' && !input.settings.apiVersion)
+    throw new Problem('request/invalid', 'apiVersion is required')
+  const now = new Date()
+  return ctx.db.transaction().execute(async (trx) => {
+    const existing = await trx
+      .selectFrom('channel_configs')
+      .select('secrets')
+      .where('tenant_id', '=', tenantId)
+      .where('connector', '=', connector)
+      .forUpdate()
+      .executeTakeFirst()
+    const stored: ChannelSecrets = existing
+      ? JSON.parse(await ctx.keyring.decryptText(tenantId, secretsField(connector), existing.secrets))
+      : {}
+    const secrets: ChannelSecrets = { ...stored, ...input.secrets }
+    const missing = REQUIRED_SECRETS[connector].filter((name) => !secrets[name])
+    if (missing.length > 0) throw new Problem('request/invalid', `missing secrets: ${missing.join(', ')}`)
+    const sealed = await ctx.keyring.encrypt(tenantId, secretsField(connector), JSON.stringify(secrets))
+    const values = {
+      receiving_address: input.address,
+      settings: JSON.stringify(input.settings),
+      secrets: sealed,
+      verify_token_hash: secrets.verifyToken ? secretHash(secrets.verifyToken) : null,
+      updated_at: now,
+    }
+    try {
+      await trx
+        .insertInto('channel_configs')
+        .values({ tenant_id: tenantId, connector, created_at: now, ...values })
+        .onConflict((oc) => oc.columns(['tenant_id', 'connector']).doUpdateSet(values))
+        .execute()
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505') {
+        throw new Problem('tenancy/duplicate', 'this receiving address is configured for another tenant')
+      }
+      throw error
+    }
+    await recordAudit(trx, {
+      tenantId,
+      actor: actorOf(principal),
+      action: 'channels.configure',
+      target: { kind: 'channel', id: connector },
+      outcome: 'success',
+      details: { secretsChanged: Object.keys(input.secrets).sort() },
+    })
+    return viewOf(connector, input.address, input.settings, secrets, now)
+  })
+}
+
+function viewOf(
+  connector: ConnectorKind,
+  address: string,
+  settings: ChannelSettings,
+  secrets: ChannelSecrets,
+  updatedAt: Date | string,
+): ChannelView {
+  const { baseUrl: _, ...shown } = settings
+  return {
+    connector,
+    address,
+    ...shown,
+    secretsSet: Object.keys(secrets)
+      .filter((k) => secrets[k as keyof ChannelSecrets])
+      .sort(),
+    updatedAt: new Date(updatedAt).toISOString(),
+  }
+}
+
+export async function listChannels(ctx: Ctx, tenantId: string): Promise<ChannelView[]> {
+  const rows = await ctx.db.selectFrom('channel_configs').selectAll().where('tenant_id', '=', tenantId).execute()
+  return Promise.all(
+    rows.map(async (row) => {
+      const secrets = JSON.parse(await ctx.keyring.decryptText(tenantId, secretsField(row.connector), row.secrets))
+      return viewOf(row.connector, row.receiving_address, JSON.parse(row.settings), secrets, row.updated_at)
+    }),
+  )
+}
+
+async function toConfig(
+  ctx: Ctx,
+  row: {
+    tenant_id: string
+    connector: ConnectorKind
+    receiving_address: string
+    settings: string
+    secrets: Uint8Array
+  },
+): Promise<ChannelConfig> {
+  return {
+    tenantId: row.tenant_id,
+    connector: row.connector,
+    address: row.receiving_address,
+    settings: JSON.parse(row.settings),
+    secrets: JSON.parse(await ctx.keyring.decryptText(row.tenant_id, secretsField(row.connector), row.secrets)),
+  }
+}
+
+/** The channel a webhook is for, by the address it was sent to: this is how the tenant is found. */
+export async function findChannelByAddress(
+  ctx: Ctx,
+  connector: ConnectorKind,
+  address: string,
+): Promise<ChannelConfig | undefined> {
+  const row = await ctx.db
+    .selectFrom('channel_configs')
+    .selectAll()
+    .where('connector', '=', connector)
+    .where('receiving_address', '=', address)
+    .executeTakeFirst()
+  return row && toConfig(ctx, row)
+}
+
+/** The channel whose verify token is this one (Meta's handshake names no page or number). */
+export async function findChannelByVerifyToken(
+  ctx: Ctx,
+  connector: ConnectorKind,
+  verifyToken: string,
+): Promise<ChannelConfig | undefined> {
+  const row = await ctx.db
+    .selectFrom('channel_configs')
+    .selectAll()
+    .where('connector', '=', connector)
+    .where('verify_token_hash', '=', secretHash(verifyToken))
+    .executeTakeFirst()
+  return row && toConfig(ctx, row)
+}
+
+export async function findTenantChannel(
+  ctx: Ctx,
+  tenantId: string,
+  connector: ConnectorKind,
+): Promise<ChannelConfig | undefined> {
+  const row = await ctx.db
+    .selectFrom('channel_configs')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('connector', '=', connector)
+    .executeTakeFirst()
+  return row && toConfig(ctx, row)
+}
+
+/** Where the connectors post (the provider, or in dev the simulator) and how long they wait between attempts. */
+export interface ConnectorEnvironment {
+  publicUrl: () => string
+  /** Dev mode: where the channel simulator plays each provider, for channels without a baseUrl of their own. */
+  simulatorUrl?: ((connector: ConnectorKind) => string) | undefined
+  transport?: TransportOptions | undefined
+}
+
+/** The connector for a configured channel. */
+export function connectorFor(config: ChannelConfig, env: ConnectorEnvironment): Connector | WhatsAppConnector {
+  const { settings, secrets } = config
+  const url = settings.baseUrl ?? env.simulatorUrl?.(config.connector)
+  const baseUrl = url === undefined ? {} : { baseUrl: url }
+  switch (config.connector) {
+    case 'twilio':
+      return twilioConnector(
+        {
+          accountSid: settings.accountSid ?? '',
+          authToken: secrets.authToken ?? '',
+          sender: { from: config.address },
+          statusCallbackUrl: `${env.publicUrl()}/v1/channels/twilio/webhook`,
+          ...baseUrl,
+        },
+        env.transport,
+      )
+    case 'whatsapp':
+      return whatsAppConnector(
+        {
+          phoneNumberId: config.address,
+          accessToken: secrets.accessToken ?? '',
+          appSecret: secrets.appSecret ?? '',
+          apiVersion: settings.apiVersion ?? '',
+          ...baseUrl,
+        },
+        env.transport,
+      )
+    case 'messenger':
+      return messengerConnector(
+        {
+          accessToken: secrets.accessToken ?? '',
+          appSecret: secrets.appSecret ?? '',
+          apiVersion: settings.apiVersion ?? '',
+          ...baseUrl,
+        },
+        env.transport,
+      )
+  }
+}

@@ -1,0 +1,61 @@
+import type { ServerContext } from '../platform/context.ts'
+import type { ConnectorKind } from './connectors/connector.ts'
+import type { FindingKind } from './dlp.ts'
+
+/**
+ * Public-channel messages in the message log. Their text is plaintext by nature, so the server seals it with the
+ * tenant data key (AES-256-GCM, associated data naming the message's place) instead of the devices encrypting it:
+ * the messages table, the bus and the stream carry only the sealed bytes, and the channels API opens them for
+ * whoever may read the conversation.
+ */
+export const PUBLIC_MESSAGE_TYPE = 'application/vnd.strongroom.channel-message+sealed'
+/** The same envelope imported into a secure conversation by a pivot: public-channel history, marked as such. */
+export const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
+
+export interface Envelope {
+  v: 1
+  channel: ConnectorKind
+  direction: 'inbound' | 'outbound'
+  /** Masked before storage when DLP found something. */
+  text: string
+  /** What DLP masked (kinds only, never values). */
+  masked?: FindingKind[]
+  /** Attachments the customer sent, which are not carried across. */
+  mediaCount?: number
+  /** A pivot invitation: the button's label. The link itself is never stored (it carries the token). */
+  linkLabel?: string
+  /** When the customer sent it, or when it was sent to the customer. */
+  at: string
+  /** For imported history: where it was on the public channel. */
+  origin?: { conversationId: string; seq: number }
+}
+
+export interface MessagePlace {
+  conversationId: string
+  sender: { kind: string; id: string }
+  clientMessageId: string
+}
+
+const fieldOf = (place: MessagePlace) => ({
+  table: 'messages',
+  column: 'ciphertext',
+  rowId: `${place.conversationId}/${place.sender.kind}:${place.sender.id}/${place.clientMessageId}`,
+})
+
+export async function sealEnvelope(
+  ctx: Pick<ServerContext, 'keyring'>,
+  tenantId: string,
+  place: MessagePlace,
+  envelope: Envelope,
+): Promise<Buffer> {
+  return ctx.keyring.encrypt(tenantId, fieldOf(place), JSON.stringify(envelope))
+}
+
+export async function openEnvelope(
+  ctx: Pick<ServerContext, 'keyring'>,
+  tenantId: string,
+  place: MessagePlace,
+  sealed: Uint8Array,
+): Promise<Envelope> {
+  return JSON.parse(await ctx.keyring.decryptText(tenantId, fieldOf(place), sealed)) as Envelope
+}

@@ -1,0 +1,182 @@
+import { sql } from 'kysely'
+import { createConversationIn, linkConversationCustomer } from '../conversations/conversations.ts'
+import { findCustomerIdByPhoneNumber } from '../identity/customers.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId } from '../platform/ids.ts'
+import type { ChannelConfig } from './channel-config.ts'
+import type { ConnectorKind } from './connectors/connector.ts'
+
+/**
+ * A customer's address on a public channel (a phone number, a WhatsApp id, a page-scoped Messenger id) and the one
+ * public conversation it has with the tenant. The address is encrypted at rest and found through a blind index.
+ */
+export interface ChannelIdentity {
+  tenantId: string
+  id: string
+  connector: ConnectorKind
+  customerId: string | null
+  conversationId: string
+  secureConversationId: string | null
+  lastInboundAt: Date | null
+}
+
+type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus'>
+
+const ADDRESS_INDEX = 'channel_identities.address'
+const addressField = (id: string) => ({ table: 'channel_identities', column: 'address', rowId: id })
+
+/** The phone number in E.164 behind an SMS or WhatsApp address; Messenger ids are not phone numbers. */
+export function phoneNumberOf(connector: ConnectorKind, address: string): string | undefined {
+  if (connector === 'twilio') return /^\+[1-9]\d{4,14}$/.test(address) ? address : undefined
+  if (connector === 'whatsapp') return /^[1-9]\d{4,14}$/.test(address) ? `+${address}` : undefined
+  return undefined
+}
+
+type Row = {
+  tenant_id: string
+  id: string
+  connector: ConnectorKind
+  customer_id: string | null
+  conversation_id: string
+  secure_conversation_id: string | null
+  last_inbound_at: Date | string | null
+}
+
+function toIdentity(row: Row): ChannelIdentity {
+  return {
+    tenantId: row.tenant_id,
+    id: row.id,
+    connector: row.connector,
+    customerId: row.customer_id,
+    conversationId: row.conversation_id,
+    secureConversationId: row.secure_conversation_id,
+    lastInboundAt: row.last_inbound_at === null ? null : new Date(row.last_inbound_at),
+  }
+}
+
+const COLUMNS = [
+  'tenant_id',
+  'id',
+  'connector',
+  'customer_id',
+  'conversation_id',
+  'secure_conversation_id',
+  'last_inbound_at',
+] as const
+
+/**
+ * The sender's identity on this channel, made on first contact with its public conversation: the customer whose
+ * phone number it is (blind index) when exactly one is, else none — an unidentified conversation that an agent links
+ * to a customer. The channel's agent, if it has one, joins the conversation. Two first messages racing make one.
+ */
+export async function identityForSender(
+  ctx: Ctx,
+  channel: ChannelConfig,
+  address: string,
+): Promise<{ identity: ChannelIdentity; created: boolean }> {
+  const { tenantId, connector } = channel
+  const index = await ctx.keyring.blindIndex(tenantId, ADDRESS_INDEX, `${connector}:${address}`)
+  const find = async () => {
+    const row = await ctx.db
+      .selectFrom('channel_identities')
+      .select(COLUMNS)
+      .where('tenant_id', '=', tenantId)
+      .where('connector', '=', connector)
+      .where('address_index', '=', index)
+      .executeTakeFirst()
+    return row && toIdentity(row)
+  }
+  const existing = await find()
+  if (existing) return { identity: existing, created: false }
+  const phone = phoneNumberOf(connector, address)
+  const customerId = phone === undefined ? undefined : await findCustomerIdByPhoneNumber(ctx, tenantId, phone)
+  const id = newId('chi')
+  try {
+    const created = await ctx.db.transaction().execute(async (trx) => {
+      const { conversation, announce } = await createConversationIn(trx, tenantId, {
+        customerId: customerId ?? null,
+        assignedStaffId: channel.settings.agentId,
+      })
+      await trx
+        .insertInto('channel_identities')
+        .values({
+          tenant_id: tenantId,
+          id,
+          connector,
+          address_index: index,
+          address: await ctx.keyring.encrypt(tenantId, addressField(id), address),
+          customer_id: customerId ?? null,
+          conversation_id: conversation.id,
+          secure_conversation_id: null,
+          last_inbound_at: null,
+          created_at: new Date(),
+        })
+        .execute()
+      return { conversation, announce }
+    })
+    created.announce(ctx)
+  } catch (error) {
+    // Another node made it first: use theirs.
+    if ((error as { code?: string }).code !== '23505') throw error
+  }
+  const identity = await find()
+  if (!identity) throw new Problem('server/internal')
+  return { identity, created: identity.id === id }
+}
+
+export async function identityOfConversation(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  conversationId: string,
+): Promise<ChannelIdentity | undefined> {
+  const row = await ctx.db
+    .selectFrom('channel_identities')
+    .select(COLUMNS)
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', '=', conversationId)
+    .executeTakeFirst()
+  return row && toIdentity(row)
+}
+
+/** The address to send to, decrypted only for the send. */
+export async function addressOf(ctx: Pick<ServerContext, 'db' | 'keyring'>, identity: ChannelIdentity) {
+  const row = await ctx.db
+    .selectFrom('channel_identities')
+    .select('address')
+    .where('tenant_id', '=', identity.tenantId)
+    .where('id', '=', identity.id)
+    .executeTakeFirstOrThrow()
+  return ctx.keyring.decryptText(identity.tenantId, addressField(identity.id), row.address)
+}
+
+export async function noteInbound(db: ServerContext['db'], identity: ChannelIdentity, at: Date): Promise<void> {
+  await db
+    .updateTable('channel_identities')
+    .set({ last_inbound_at: sql`greatest(coalesce(last_inbound_at, ${at}::timestamptz), ${at}::timestamptz)` })
+    .where('tenant_id', '=', identity.tenantId)
+    .where('id', '=', identity.id)
+    .execute()
+}
+
+/**
+ * An agent names the customer behind an unidentified public conversation (after checking who they are on the
+ * channel). Only an unlinked conversation can be linked: a linked one keeps its customer.
+ */
+export async function linkIdentityCustomer(
+  ctx: Pick<ServerContext, 'db'>,
+  identity: ChannelIdentity,
+  customerId: string,
+): Promise<void> {
+  await ctx.db.transaction().execute(async (trx) => {
+    const linked = await linkConversationCustomer(trx, identity.tenantId, identity.conversationId, customerId)
+    if (!linked) throw new Problem('tenancy/duplicate', 'the conversation is already linked to a customer')
+    await trx
+      .updateTable('channel_identities')
+      .set({ customer_id: customerId })
+      .where('tenant_id', '=', identity.tenantId)
+      .where('id', '=', identity.id)
+      .where('customer_id', 'is', null)
+      .execute()
+  })
+}

@@ -1,0 +1,356 @@
+import { recordAudit } from '../audit/events.ts'
+import { addMemberIn, assignedStaffOf, createConversationIn } from '../conversations/conversations.ts'
+import { appendInTransaction } from '../conversations/message-log.ts'
+import { fetchMessages } from '../conversations/messages.ts'
+import type { DevicePrincipal } from '../identity/devices.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId, newSecret, secretHash } from '../platform/ids.ts'
+import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
+import {
+  type ChannelDeps,
+  requirePublicIdentity,
+  type SentPublicMessage,
+  sendPublicMessage,
+} from './public-messages.ts'
+
+/**
+ * The pivot from a public channel into the secure one. An agent (or DLP, automatically) sends the customer a link
+ * whose token is 256 random bits, stored only as its SHA-256, single use, short-lived and bound to the public
+ * conversation, its channel identity and the customer it is linked to. An enrolled device of that customer redeems
+ * it: the secure conversation is created (or the one an earlier pivot made is reused), the public history is imported
+ * into it, sealed and marked as public-channel history, and the public thread is told the conversation moved.
+ */
+export type PivotLinkStatus = 'sent' | 'opened' | 'completed' | 'expired'
+
+export interface PivotLinkView {
+  id: string
+  conversationId: string
+  status: PivotLinkStatus
+  createdBy: { kind: string; id: string | null }
+  expiresAt: string
+  openedAt: string | null
+  completedAt: string | null
+  secureConversationId: string | null
+  createdAt: string
+}
+
+type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
+
+const INVITATION_TEXT =
+  'To continue this conversation securely, open it in our app. The link works once, for a few minutes.'
+const CLOSING_TEXT = 'This conversation continues in our secure app. Please do not send personal details here.'
+
+/** Mints a pivot link and sends it on the conversation's channel (a button on WhatsApp and Messenger). */
+export async function invitePivot(
+  ctx: Ctx,
+  deps: ChannelDeps,
+  input: {
+    tenantId: string
+    conversationId: string
+    createdBy: { kind: 'staff'; id: string } | { kind: 'system'; id: string }
+    ttlSeconds?: number | undefined
+  },
+): Promise<{ link: PivotLinkView; message: SentPublicMessage }> {
+  const identity = await requirePublicIdentity(ctx, input.tenantId, input.conversationId)
+  if (!identity.customerId) throw new Problem('channels/customer-unknown')
+  const token = newSecret('srp')
+  const id = newId('pvl')
+  const now = new Date()
+  const expiresAt = new Date(now.getTime() + (input.ttlSeconds ?? ctx.config.pivotLinkTtlSeconds) * 1000)
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('pivot_links')
+      .values({
+        tenant_id: input.tenantId,
+        id,
+        token_hash: secretHash(token),
+        conversation_id: input.conversationId,
+        identity_id: identity.id,
+        customer_id: identity.customerId as string,
+        created_by_kind: input.createdBy.kind,
+        created_by_id: input.createdBy.kind === 'staff' ? input.createdBy.id : null,
+        expires_at: expiresAt,
+        opened_at: null,
+        completed_at: null,
+        device_id: null,
+        secure_conversation_id: null,
+        created_at: now,
+      })
+      .execute()
+    await recordAudit(trx, {
+      tenantId: input.tenantId,
+      actor: input.createdBy.kind === 'staff' ? input.createdBy : { kind: 'system', id: null },
+      action: 'channels.pivot.invite',
+      target: { kind: 'conversation', id: input.conversationId },
+      outcome: 'success',
+      details: { linkId: id, channel: identity.connector, expiresAt: expiresAt.toISOString() },
+    })
+  })
+  // The token travels only in the URL fragment, which browsers do not send to servers or put in Referer headers.
+  const url = `${deps.env.publicUrl()}/secure/#t=${token}`
+  let message: SentPublicMessage
+  try {
+    message = await sendPublicMessage(ctx, deps, {
+      tenantId: input.tenantId,
+      conversationId: input.conversationId,
+      sender: input.createdBy,
+      clientMessageId: `pivot-${id}`,
+      text: INVITATION_TEXT,
+      link: { url, label: 'Continue securely' },
+    })
+  } catch (error) {
+    // A link that never reached the customer must not stay usable.
+    await ctx.db.updateTable('pivot_links').set({ expires_at: new Date() }).where('id', '=', id).execute()
+    throw error
+  }
+  const link = await findLink(ctx, input.tenantId, id)
+  return { link, message }
+}
+
+function statusOf(row: { completed_at: unknown; opened_at: unknown; expires_at: Date | string }): PivotLinkStatus {
+  if (row.completed_at) return 'completed'
+  if (new Date(row.expires_at).getTime() <= Date.now()) return 'expired'
+  return row.opened_at ? 'opened' : 'sent'
+}
+
+const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString())
+
+function toView(row: {
+  id: string
+  conversation_id: string
+  created_by_kind: string
+  created_by_id: string | null
+  expires_at: Date | string
+  opened_at: Date | string | null
+  completed_at: Date | string | null
+  secure_conversation_id: string | null
+  created_at: Date | string
+}): PivotLinkView {
+  return {
+    id: row.id,
+    conversationId: row.conversation_id,
+    status: statusOf(row),
+    createdBy: { kind: row.created_by_kind, id: row.created_by_id },
+    expiresAt: new Date(row.expires_at).toISOString(),
+    openedAt: iso(row.opened_at),
+    completedAt: iso(row.completed_at),
+    secureConversationId: row.secure_conversation_id,
+    createdAt: new Date(row.created_at).toISOString(),
+  }
+}
+
+async function findLink(ctx: Pick<ServerContext, 'db'>, tenantId: string, id: string): Promise<PivotLinkView> {
+  const row = await ctx.db
+    .selectFrom('pivot_links')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow()
+  return toView(row)
+}
+
+/** The links sent in a conversation, newest first, with their states (for the agent). */
+export async function listPivotLinks(ctx: Pick<ServerContext, 'db'>, tenantId: string, conversationId: string) {
+  const rows = await ctx.db
+    .selectFrom('pivot_links')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', '=', conversationId)
+    .orderBy('created_at', 'desc')
+    .execute()
+  return rows.map(toView)
+}
+
+/** Why a token could not be used, in the order that tells the customer the most without telling a stranger anything. */
+async function refusalFor(
+  ctx: Pick<ServerContext, 'db'>,
+  tokenHash: Buffer,
+  tenantId: string | undefined,
+  customerId: string | undefined,
+): Promise<Problem> {
+  let query = ctx.db
+    .selectFrom('pivot_links')
+    .select(['completed_at', 'expires_at', 'customer_id'])
+    .where('token_hash', '=', tokenHash)
+  if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId)
+  const row = await query.executeTakeFirst()
+  if (!row) return new Problem('pivot/invalid-token')
+  if (row.completed_at) return new Problem('pivot/token-used')
+  if (new Date(row.expires_at).getTime() <= Date.now()) return new Problem('pivot/token-expired')
+  if (customerId !== undefined && row.customer_id !== customerId) return new Problem('pivot/wrong-customer')
+  return new Problem('pivot/invalid-token')
+}
+
+/**
+ * The secure page (webview) opened the link: marks it opened for the agent and says whether it can still be used.
+ * It needs no credentials and returns no personal data; redeeming needs the signed-in device.
+ */
+export async function openPivotLink(ctx: Pick<ServerContext, 'db'>, token: string): Promise<{ expiresAt: string }> {
+  const tokenHash = secretHash(token)
+  const row = await ctx.db
+    .updateTable('pivot_links')
+    .set((eb) => ({ opened_at: eb.fn.coalesce('opened_at', eb.val(new Date())) }))
+    .where('token_hash', '=', tokenHash)
+    .where('completed_at', 'is', null)
+    .where('expires_at', '>', new Date())
+    .returning('expires_at')
+    .executeTakeFirst()
+  if (!row) throw await refusalFor(ctx, tokenHash, undefined, undefined)
+  return { expiresAt: new Date(row.expires_at).toISOString() }
+}
+
+/**
+ * Redeems a pivot link with an enrolled device (DPoP-bound). The token is consumed in the same transaction that
+ * creates (or reuses) the secure conversation and imports the history, by one conditional UPDATE: a replay, an
+ * expired link, another tenant's token or a device of another customer changes nothing, and of two redemptions at
+ * once exactly one succeeds. (A device of another customer stepping up is not supported yet: refused.)
+ */
+export async function redeemPivot(
+  ctx: Ctx,
+  deps: ChannelDeps,
+  device: DevicePrincipal,
+  token: string,
+): Promise<{ secureConversationId: string; importedMessages: number }> {
+  const tokenHash = secretHash(token)
+  const tenantId = device.tenantId
+  const now = new Date()
+  let outcome: Awaited<ReturnType<typeof consumeAndMove>>
+  try {
+    outcome = await ctx.db.transaction().execute((trx) => consumeAndMove(ctx, trx, device, tokenHash, now))
+  } catch (error) {
+    if (error instanceof Problem && error.kind.startsWith('pivot/')) {
+      await recordAudit(ctx.db, {
+        tenantId,
+        actor: { kind: 'device', id: device.deviceId },
+        action: 'channels.pivot.redeem',
+        outcome: 'denied',
+        reason: error.kind,
+      })
+    }
+    throw error
+  }
+  outcome.announce(ctx)
+  try {
+    await sendPublicMessage(ctx, deps, {
+      tenantId,
+      conversationId: outcome.publicConversationId,
+      sender: { kind: 'system', id: 'pivot' },
+      clientMessageId: `pivot-closing-${outcome.linkId}`,
+      text: CLOSING_TEXT,
+    })
+  } catch (error) {
+    // The move has happened; a closing note the provider did not take is not worth failing it for.
+    ctx.log.warn({ code: (error as { kind?: string }).kind }, 'pivot closing message not sent')
+  }
+  return { secureConversationId: outcome.secureConversationId, importedMessages: outcome.imported }
+}
+
+async function consumeAndMove(
+  ctx: Ctx,
+  trx: ServerContext['db'],
+  device: DevicePrincipal,
+  tokenHash: Buffer,
+  now: Date,
+) {
+  const tenantId = device.tenantId
+  const link = await trx
+    .updateTable('pivot_links')
+    .set({ completed_at: now, device_id: device.deviceId })
+    .where('token_hash', '=', tokenHash)
+    .where('tenant_id', '=', tenantId)
+    .where('completed_at', 'is', null)
+    .where('expires_at', '>', now)
+    .where('customer_id', '=', device.customerId)
+    .returningAll()
+    .executeTakeFirst()
+  if (!link) throw await refusalFor({ db: trx }, tokenHash, tenantId, device.customerId)
+
+  const identity = await trx
+    .selectFrom('channel_identities')
+    .select(['id', 'connector', 'secure_conversation_id', 'imported_through_seq', 'customer_id'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', link.identity_id)
+    .forUpdate()
+    .executeTakeFirstOrThrow()
+  // The conversation was linked to this customer when the link was made; an agent cannot relink it, but check.
+  if (identity.customer_id !== device.customerId) throw new Problem('pivot/wrong-customer')
+  const announcements: ((ctx: Pick<ServerContext, 'bus'>) => void)[] = []
+  const agentId = link.created_by_kind === 'staff' ? (link.created_by_id ?? undefined) : undefined
+  let secureConversationId = identity.secure_conversation_id
+  if (secureConversationId === null) {
+    const created = await createConversationIn(trx, tenantId, {
+      customerId: device.customerId,
+      assignedStaffId: agentId ?? (await assignedStaffOf(trx, tenantId, link.conversation_id)),
+    })
+    secureConversationId = created.conversation.id
+    announcements.push(created.announce)
+  } else {
+    announcements.push(
+      (await addMemberIn(trx, tenantId, secureConversationId, { kind: 'device', id: device.deviceId })).announce,
+    )
+    if (agentId) {
+      announcements.push(
+        (await addMemberIn(trx, tenantId, secureConversationId, { kind: 'staff', id: agentId })).announce,
+      )
+    }
+  }
+
+  // The public history after what an earlier pivot imported, sealed again for its new place and marked as imported.
+  const history = await fetchMessages({ db: trx }, tenantId, link.conversation_id, {
+    afterSeq: Number(identity.imported_through_seq),
+    limit: 1000,
+  })
+  let imported = 0
+  let lastSeq = Number(identity.imported_through_seq)
+  for (const message of history) {
+    lastSeq = message.seq
+    if (message.contentType !== PUBLIC_MESSAGE_TYPE) continue
+    const envelope = await openEnvelope(ctx, tenantId, message, Buffer.from(message.ciphertext, 'base64'))
+    const place = {
+      conversationId: secureConversationId,
+      sender: message.sender,
+      clientMessageId: `import-${link.conversation_id}-${message.seq}`,
+    }
+    const copy: Envelope = { ...envelope, origin: { conversationId: link.conversation_id, seq: message.seq } }
+    const appended = await appendInTransaction(trx, {
+      tenantId,
+      conversationId: secureConversationId,
+      sender: message.sender,
+      clientMessageId: place.clientMessageId,
+      contentType: IMPORTED_HISTORY_TYPE,
+      ciphertext: await sealEnvelope(ctx, tenantId, place, copy),
+      expiresAt: null,
+    })
+    announcements.push(appended.announce)
+    imported++
+  }
+  await trx
+    .updateTable('channel_identities')
+    .set({ secure_conversation_id: secureConversationId, imported_through_seq: lastSeq })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', identity.id)
+    .execute()
+  await trx
+    .updateTable('pivot_links')
+    .set({ secure_conversation_id: secureConversationId })
+    .where('id', '=', link.id)
+    .execute()
+  await recordAudit(trx, {
+    tenantId,
+    actor: { kind: 'device', id: device.deviceId },
+    action: 'channels.pivot.redeem',
+    target: { kind: 'conversation', id: secureConversationId },
+    outcome: 'success',
+    details: { linkId: link.id, publicConversationId: link.conversation_id, importedMessages: imported },
+  })
+  return {
+    linkId: link.id,
+    publicConversationId: link.conversation_id,
+    secureConversationId,
+    imported,
+    announce: (ctx: Pick<ServerContext, 'bus'>) => {
+      for (const announce of announcements) announce(ctx)
+    },
+  }
+}

@@ -1,0 +1,293 @@
+import { createHash } from 'node:crypto'
+import { requireConversationAccess } from '../conversations/conversations.ts'
+import type { MessageLog } from '../conversations/message-log.ts'
+import { fetchMessages } from '../conversations/messages.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { newId } from '../platform/ids.ts'
+import type { Principal } from '../principal.ts'
+import { type ConnectorEnvironment, connectorFor, findTenantChannel } from './channel-config.ts'
+import type { DeliveryReceipt, DeliveryStatus, DeliveryWatermark } from './connectors/connector.ts'
+import {
+  ConnectorError,
+  OutsideServiceWindowError,
+  ProviderRejectedError,
+  ProviderUnavailableError,
+} from './connectors/errors.ts'
+import { SERVICE_WINDOW_MS } from './connectors/whatsapp.ts'
+import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
+import { addressOf, type ChannelIdentity, identityOfConversation } from './identities.ts'
+
+export interface ChannelDeps {
+  messageLog: MessageLog
+  env: ConnectorEnvironment
+}
+
+type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
+
+/** Delivery states in the order they are reached; a receipt never moves a message back. */
+export type DeliveryState = 'pending' | DeliveryStatus
+const RANK: Record<string, number> = { pending: 0, queued: 1, sent: 2, delivered: 3, read: 4, failed: 5 }
+const DELIVERED_RANK = 3
+
+export interface SendInput {
+  tenantId: string
+  conversationId: string
+  sender: { kind: 'staff' | 'system'; id: string }
+  clientMessageId: string
+  text: string
+  /** A call-to-action (the pivot link); stored without its URL, which carries a token. */
+  link?: { url: string; label: string } | undefined
+}
+
+export interface SentPublicMessage {
+  messageId: string
+  seq: number
+  delivery: { status: DeliveryState; providerMessageId: string | null; errorCode: string | null }
+}
+
+/** The provider's idempotency key for one of our messages: stable across retries, naming nothing. */
+function idempotencyKey(tenantId: string, conversationId: string, clientMessageId: string): string {
+  return createHash('sha256').update(`${tenantId}\0${conversationId}\0${clientMessageId}`).digest('hex').slice(0, 48)
+}
+
+export async function requirePublicIdentity(ctx: Pick<ServerContext, 'db'>, tenantId: string, conversationId: string) {
+  const identity = await identityOfConversation(ctx, tenantId, conversationId)
+  if (!identity) throw new Problem('channels/not-public')
+  return identity
+}
+
+/**
+ * Sends a message to the customer on the conversation's public channel. It is stored first (sealed, in the message
+ * log, so agents see it at once and a retry with the same clientMessageId finds it), then handed to the provider with
+ * retries and an idempotency key; its delivery state follows the provider's receipts. On WhatsApp, outside the 24-hour
+ * window nothing is stored or sent. The caller has checked the text (DLP) and the sender's access.
+ */
+export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: SendInput): Promise<SentPublicMessage> {
+  const identity = await requirePublicIdentity(ctx, input.tenantId, input.conversationId)
+  const channel = await findTenantChannel(ctx, input.tenantId, identity.connector)
+  if (!channel) throw new Problem('channels/not-configured')
+  if (identity.connector === 'whatsapp' && !withinWindow(identity)) throw new Problem('channels/outside-service-window')
+
+  const place = { conversationId: input.conversationId, sender: input.sender, clientMessageId: input.clientMessageId }
+  const envelope: Envelope = {
+    v: 1,
+    channel: identity.connector,
+    direction: 'outbound',
+    text: input.text,
+    ...(input.link ? { linkLabel: input.link.label } : {}),
+    at: new Date().toISOString(),
+  }
+  const existing = await findDeliveryRow(ctx, input.conversationId, input.clientMessageId)
+  // A retry of a message the provider already took returns it: the first text sent under an id wins.
+  if (existing?.message_id && existing.provider_message_id !== null) return sentResult(existing)
+  let message: { id: string; seq: number }
+  if (existing?.message_id) {
+    message = { id: existing.message_id, seq: Number(existing.seq) }
+  } else {
+    message = (
+      await deps.messageLog.append({
+        tenantId: input.tenantId,
+        conversationId: input.conversationId,
+        sender: input.sender,
+        clientMessageId: input.clientMessageId,
+        contentType: PUBLIC_MESSAGE_TYPE,
+        ciphertext: await sealEnvelope(ctx, input.tenantId, place, envelope),
+        expiresAt: null,
+      })
+    ).message
+    const now = new Date()
+    await ctx.db
+      .insertInto('channel_messages')
+      .values({
+        tenant_id: input.tenantId,
+        id: newId('chm'),
+        identity_id: identity.id,
+        conversation_id: input.conversationId,
+        connector: identity.connector,
+        direction: 'outbound',
+        client_message_id: input.clientMessageId,
+        message_id: message.id,
+        seq: message.seq,
+        provider_message_id: null,
+        status: 'pending',
+        error_code: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.columns(['conversation_id', 'direction', 'client_message_id']).doNothing())
+      .execute()
+  }
+
+  const connector = connectorFor(channel, deps.env)
+  try {
+    const sent = await connector.send({
+      to: await addressOf(ctx, identity),
+      text: input.text,
+      link: input.link,
+      idempotencyKey: idempotencyKey(input.tenantId, input.conversationId, input.clientMessageId),
+      customerLastMessageAt: identity.lastInboundAt ?? undefined,
+    })
+    const updated = await ctx.db
+      .updateTable('channel_messages')
+      .set({ provider_message_id: sent.providerMessageId, status: 'queued', updated_at: new Date() })
+      .where('tenant_id', '=', input.tenantId)
+      .where('conversation_id', '=', input.conversationId)
+      .where('direction', '=', 'outbound')
+      .where('client_message_id', '=', input.clientMessageId)
+      .where('provider_message_id', 'is', null)
+      .returningAll()
+      .executeTakeFirst()
+    return sentResult(updated ?? (await findDeliveryRow(ctx, input.conversationId, input.clientMessageId)))
+  } catch (error) {
+    const code = error instanceof ProviderRejectedError ? (error.providerCode ?? error.code) : undefined
+    await ctx.db
+      .updateTable('channel_messages')
+      .set({ status: 'failed', error_code: code ?? (error instanceof ConnectorError ? error.code : 'internal') })
+      .where('tenant_id', '=', input.tenantId)
+      .where('conversation_id', '=', input.conversationId)
+      .where('direction', '=', 'outbound')
+      .where('client_message_id', '=', input.clientMessageId)
+      .execute()
+    // Connector errors carry no secret and no message text; anything else is logged without its details.
+    ctx.log.warn({ connector: identity.connector, code: (error as { code?: string }).code }, 'public send failed')
+    if (error instanceof OutsideServiceWindowError) throw new Problem('channels/outside-service-window')
+    if (error instanceof ProviderRejectedError) throw new Problem('channels/provider-rejected', `HTTP ${error.status}`)
+    if (error instanceof ProviderUnavailableError) throw new Problem('channels/provider-unavailable')
+    throw new Problem('channels/provider-unavailable')
+  }
+}
+
+function withinWindow(identity: ChannelIdentity): boolean {
+  const last = identity.lastInboundAt
+  return last !== null && Date.now() - last.getTime() < SERVICE_WINDOW_MS
+}
+
+async function findDeliveryRow(ctx: Pick<ServerContext, 'db'>, conversationId: string, clientMessageId: string) {
+  return ctx.db
+    .selectFrom('channel_messages')
+    .selectAll()
+    .where('conversation_id', '=', conversationId)
+    .where('direction', '=', 'outbound')
+    .where('client_message_id', '=', clientMessageId)
+    .executeTakeFirst()
+}
+
+function sentResult(
+  row:
+    | {
+        message_id: string | null
+        seq: string | number | null
+        status: string
+        provider_message_id: string | null
+        error_code: string | null
+      }
+    | undefined,
+): SentPublicMessage {
+  if (!row?.message_id) throw new Problem('server/internal')
+  return {
+    messageId: row.message_id,
+    seq: Number(row.seq),
+    delivery: {
+      status: row.status as DeliveryState,
+      providerMessageId: row.provider_message_id,
+      errorCode: row.error_code,
+    },
+  }
+}
+
+/** A provider's receipt moves the message's delivery state forward (never back; failed only before delivery). */
+export async function applyReceipt(ctx: Pick<ServerContext, 'db'>, tenantId: string, receipt: DeliveryReceipt) {
+  const rank = RANK[receipt.status] ?? 0
+  const lowerRanks = Object.entries(RANK)
+    .filter(([, r]) => (receipt.status === 'failed' ? r < DELIVERED_RANK : r < rank))
+    .map(([status]) => status)
+  if (lowerRanks.length === 0) return
+  await ctx.db
+    .updateTable('channel_messages')
+    .set({ status: receipt.status, error_code: receipt.errorCode ?? null, updated_at: new Date() })
+    .where('tenant_id', '=', tenantId)
+    .where('provider_message_id', '=', receipt.providerMessageId)
+    .where('direction', '=', 'outbound')
+    .where('status', 'in', lowerRanks)
+    .execute()
+}
+
+/** Messenger's "everything up to then": every outbound message of that customer's conversation sent by then. */
+export async function applyWatermark(
+  ctx: Pick<ServerContext, 'db'>,
+  identity: ChannelIdentity,
+  watermark: DeliveryWatermark,
+) {
+  const lower = watermark.status === 'read' ? ['pending', 'queued', 'sent', 'delivered'] : ['pending', 'queued', 'sent']
+  await ctx.db
+    .updateTable('channel_messages')
+    .set({ status: watermark.status, updated_at: new Date() })
+    .where('tenant_id', '=', identity.tenantId)
+    .where('identity_id', '=', identity.id)
+    .where('direction', '=', 'outbound')
+    .where('provider_message_id', 'is not', null)
+    .where('created_at', '<=', watermark.upTo)
+    .where('status', 'in', lower)
+    .execute()
+}
+
+export interface PublicMessageView {
+  id: string
+  seq: number
+  sender: { kind: string; id: string }
+  direction: 'inbound' | 'outbound'
+  channel: string
+  text: string
+  masked: string[]
+  mediaCount: number
+  linkLabel: string | null
+  at: string
+  /** Imported into a secure conversation from the public channel. */
+  imported: boolean
+  delivery: { status: string; errorCode: string | null } | null
+}
+
+/**
+ * The public-channel messages of a conversation, opened: the public thread itself, or the history a pivot imported
+ * into a secure conversation. Other messages (MLS ciphertext) are not shown here.
+ */
+export async function listPublicMessages(
+  ctx: Pick<ServerContext, 'db' | 'keyring'>,
+  principal: Principal,
+  conversationId: string,
+  range: { afterSeq: number; limit: number },
+): Promise<PublicMessageView[]> {
+  await requireConversationAccess(ctx, principal, conversationId)
+  const messages = await fetchMessages(ctx, principal.tenantId, conversationId, range)
+  const deliveries = await ctx.db
+    .selectFrom('channel_messages')
+    .select(['client_message_id', 'status', 'error_code'])
+    .where('tenant_id', '=', principal.tenantId)
+    .where('conversation_id', '=', conversationId)
+    .where('direction', '=', 'outbound')
+    .execute()
+  const byClientId = new Map(deliveries.map((d) => [d.client_message_id, d]))
+  const views: PublicMessageView[] = []
+  for (const message of messages) {
+    if (message.contentType !== PUBLIC_MESSAGE_TYPE && message.contentType !== IMPORTED_HISTORY_TYPE) continue
+    const envelope = await openEnvelope(ctx, principal.tenantId, message, Buffer.from(message.ciphertext, 'base64'))
+    const imported = message.contentType === IMPORTED_HISTORY_TYPE
+    const delivery = imported || envelope.direction !== 'outbound' ? undefined : byClientId.get(message.clientMessageId)
+    views.push({
+      id: message.id,
+      seq: message.seq,
+      sender: message.sender,
+      direction: envelope.direction,
+      channel: envelope.channel,
+      text: envelope.text,
+      masked: envelope.masked ?? [],
+      mediaCount: envelope.mediaCount ?? 0,
+      linkLabel: envelope.linkLabel ?? null,
+      at: envelope.at,
+      imported,
+      delivery: delivery ? { status: delivery.status, errorCode: delivery.error_code } : null,
+    })
+  }
+  return views
+}

@@ -1,0 +1,333 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import { Type } from '@sinclair/typebox'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { oneOf } from '../platform/http/schemas.ts'
+import { type ChannelConfig, findChannelByAddress } from './channel-config.ts'
+import type { ConnectorKind } from './connectors/connector.ts'
+import { computeTwilioSignature } from './connectors/twilio.ts'
+
+/**
+ * Dev mode only: the channel simulator. It plays the customer's phone for each connector — it POSTs webhooks in the
+ * provider's wire format, signed with the channel's own credentials, to the server's real webhook paths — and it
+ * plays the providers' send APIs (the connectors' base URL points here in dev), recording what the server sent so
+ * that a developer, a test or a page can read the customer's inbox. Nothing leaves the machine.
+ */
+export interface SimulatedMessage {
+  providerMessageId: string
+  to: string
+  text: string
+  link: { url: string; label: string } | null
+  at: string
+}
+
+export interface SimulatorUrls {
+  /** Where the server listens: the simulator posts webhooks there. */
+  listeningUrl: () => string
+  /** The URL providers call us at, which Twilio signs. */
+  publicUrl: () => string
+}
+
+const ConnectorParam = Type.Object({ connector: oneOf(['twilio', 'whatsapp', 'messenger'] as const) })
+const Address = Type.String({ minLength: 1, maxLength: 64, pattern: '^\\+?[0-9A-Za-z_-]+$' })
+const Signature = oneOf(['valid', 'invalid', 'missing'] as const)
+
+const random = (bytes: number) => randomBytes(bytes).toString('hex')
+
+export async function channelSimulatorRoutes(
+  app: App,
+  ctx: Pick<ServerContext, 'db' | 'keyring' | 'config'>,
+  urls: SimulatorUrls,
+): Promise<void> {
+  const sent: Record<ConnectorKind, SimulatedMessage[]> = { twilio: [], whatsapp: [], messenger: [] }
+  const hidden = { hide: true, tags: ['dev'] }
+
+  async function channelAt(connector: ConnectorKind, address: string): Promise<ChannelConfig> {
+    const channel = await findChannelByAddress(ctx, connector, address)
+    if (!channel) throw new Problem('channels/not-configured', 'no channel has this receiving address')
+    return channel
+  }
+
+  /** Posts a webhook the way the provider would: its wire format, signed with the channel's secret. */
+  async function deliver(
+    channel: ChannelConfig,
+    body: { form: URLSearchParams } | { json: unknown },
+    signature: 'valid' | 'invalid' | 'missing',
+  ): Promise<number> {
+    const path = `/v1/channels/${channel.connector}/webhook`
+    const headers: Record<string, string> = {}
+    let raw: string
+    if ('form' in body) {
+      raw = body.form.toString()
+      headers['content-type'] = 'application/x-www-form-urlencoded'
+      const token = signature === 'valid' ? (channel.secrets.authToken ?? '') : 'not-the-auth-token'
+      if (signature !== 'missing') {
+        headers['x-twilio-signature'] = computeTwilioSignature(token, `${urls.publicUrl()}${path}`, body.form)
+      }
+    } else {
+      raw = JSON.stringify(body.json)
+      headers['content-type'] = 'application/json'
+      const secret = signature === 'valid' ? (channel.secrets.appSecret ?? '') : 'not-the-app-secret'
+      if (signature !== 'missing') {
+        headers['x-hub-signature-256'] = `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`
+      }
+    }
+    const response = await fetch(`${urls.listeningUrl()}${path}`, { method: 'POST', headers, body: raw })
+    await response.body?.cancel()
+    return response.status
+  }
+
+  app.post(
+    '/dev/simulator/phone/:connector/messages',
+    {
+      schema: {
+        ...hidden,
+        params: ConnectorParam,
+        body: Type.Object(
+          {
+            from: Address,
+            to: Address,
+            text: Type.String({ maxLength: 4096 }),
+            providerMessageId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+            signature: Type.Optional(Signature),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => {
+      const { connector } = request.params
+      const { from, to, text } = request.body
+      const channel = await channelAt(connector, to)
+      const now = Date.now()
+      let providerMessageId: string
+      let body: { form: URLSearchParams } | { json: unknown }
+      if (connector === 'twilio') {
+        providerMessageId = request.body.providerMessageId ?? `SM${random(16)}`
+        body = {
+          form: new URLSearchParams({
+            MessageSid: providerMessageId,
+            SmsSid: providerMessageId,
+            AccountSid: channel.settings.accountSid ?? '',
+            From: from,
+            To: to,
+            Body: text,
+            NumMedia: '0',
+            SmsStatus: 'received',
+          }),
+        }
+      } else if (connector === 'whatsapp') {
+        providerMessageId = request.body.providerMessageId ?? `wamid.${random(16)}`
+        const message = { from, id: providerMessageId, timestamp: String(Math.floor(now / 1000)), type: 'text' }
+        body = {
+          json: {
+            object: 'whatsapp_business_account',
+            entry: [
+              {
+                id: 'simulated-waba',
+                changes: [
+                  {
+                    field: 'messages',
+                    value: {
+                      messaging_product: 'whatsapp',
+                      metadata: { display_phone_number: 'simulated', phone_number_id: to },
+                      contacts: [{ wa_id: from, profile: { name: 'Simulated customer' } }],
+                      messages: [{ ...message, text: { body: text } }],
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        }
+      } else {
+        providerMessageId = request.body.providerMessageId ?? `m_${random(16)}`
+        body = {
+          json: {
+            object: 'page',
+            entry: [
+              {
+                id: to,
+                time: now,
+                messaging: [
+                  {
+                    sender: { id: from },
+                    recipient: { id: to },
+                    timestamp: now,
+                    message: { mid: providerMessageId, text },
+                  },
+                ],
+              },
+            ],
+          },
+        }
+      }
+      const status = await deliver(channel, body, request.body.signature ?? 'valid')
+      return { status, providerMessageId }
+    },
+  )
+
+  app.post(
+    '/dev/simulator/phone/:connector/receipts',
+    {
+      schema: {
+        ...hidden,
+        params: ConnectorParam,
+        body: Type.Object(
+          {
+            to: Address,
+            providerMessageId: Type.String({ minLength: 1, maxLength: 64 }),
+            status: oneOf(['sent', 'delivered', 'read', 'failed'] as const),
+            signature: Type.Optional(Signature),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => {
+      const { connector } = request.params
+      const { to, providerMessageId, status } = request.body
+      const channel = await channelAt(connector, to)
+      const recipient = sent[connector].find((m) => m.providerMessageId === providerMessageId)?.to ?? 'unknown'
+      const now = Date.now()
+      let body: { form: URLSearchParams } | { json: unknown }
+      if (connector === 'twilio') {
+        const form = new URLSearchParams({
+          MessageSid: providerMessageId,
+          MessageStatus: status === 'failed' ? 'undelivered' : status,
+          AccountSid: channel.settings.accountSid ?? '',
+          From: to,
+          To: recipient,
+        })
+        if (status === 'failed') form.set('ErrorCode', '30003')
+        body = { form }
+      } else if (connector === 'whatsapp') {
+        const entry = {
+          id: providerMessageId,
+          status,
+          timestamp: String(Math.floor(now / 1000)),
+          recipient_id: recipient,
+        }
+        body = {
+          json: {
+            object: 'whatsapp_business_account',
+            entry: [
+              {
+                id: 'simulated-waba',
+                changes: [
+                  {
+                    field: 'messages',
+                    value: {
+                      messaging_product: 'whatsapp',
+                      metadata: { display_phone_number: 'simulated', phone_number_id: to },
+                      statuses: [status === 'failed' ? { ...entry, errors: [{ code: 131026 }] } : entry],
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        }
+      } else {
+        const event =
+          status === 'read' ? { read: { watermark: now } } : { delivery: { mids: [providerMessageId], watermark: now } }
+        body = {
+          json: {
+            object: 'page',
+            entry: [
+              {
+                id: to,
+                time: now,
+                messaging: [{ sender: { id: recipient }, recipient: { id: to }, timestamp: now, ...event }],
+              },
+            ],
+          },
+        }
+      }
+      return { status: await deliver(channel, body, request.body.signature ?? 'valid') }
+    },
+  )
+
+  app.get(
+    '/dev/simulator/phone/:connector/inbox',
+    {
+      schema: {
+        ...hidden,
+        params: ConnectorParam,
+        querystring: Type.Object({ address: Address }, { additionalProperties: false }),
+      },
+    },
+    async (request) => ({
+      messages: sent[request.params.connector].filter((m) => m.to === request.query.address),
+    }),
+  )
+
+  await app.register(async (providers) => providerRoutes(providers, sent))
+}
+
+/** The providers' send APIs, as the connectors call them: Twilio's form-encoded Messages API and Meta's Graph API. */
+async function providerRoutes(app: App, sent: Record<ConnectorKind, SimulatedMessage[]>): Promise<void> {
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser(
+    /^application\/(json|x-www-form-urlencoded)\b/,
+    { parseAs: 'string', bodyLimit: 256 * 1024 },
+    (_request, body, done) => done(null, body),
+  )
+  const hidden = { hide: true, tags: ['dev'] }
+  const record = (connector: ConnectorKind, message: Omit<SimulatedMessage, 'at'>) => {
+    sent[connector].push({ ...message, at: new Date().toISOString() })
+    // Enough for a developer's session; the oldest go first.
+    if (sent[connector].length > 1000) sent[connector].shift()
+  }
+  const authorized = (header: string | undefined) => typeof header === 'string' && /^(Basic|Bearer) \S+$/.test(header)
+
+  app.post(
+    '/dev/simulator/provider/twilio/2010-04-01/Accounts/:accountSid/Messages.json',
+    { schema: hidden },
+    async (request, reply) => {
+      if (!authorized(request.headers.authorization)) return reply.status(401).send({ code: 20003 })
+      const form = new URLSearchParams(String(request.body ?? ''))
+      const to = form.get('To')
+      if (!to) return reply.status(400).send({ code: 21604 })
+      const sid = `SM${random(16)}`
+      record('twilio', { providerMessageId: sid, to, text: form.get('Body') ?? '', link: null })
+      return reply.status(201).send({ sid, status: 'queued' })
+    },
+  )
+
+  app.post(
+    '/dev/simulator/provider/whatsapp/:version/:phoneNumberId/messages',
+    { schema: hidden },
+    async (request, reply) => {
+      if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 190 } })
+      const body = JSON.parse(String(request.body ?? '{}'))
+      const id = `wamid.${random(16)}`
+      const interactive = body.interactive
+      record('whatsapp', {
+        providerMessageId: id,
+        to: String(body.to),
+        text: String(interactive ? interactive.body?.text : (body.text?.body ?? body.template?.name ?? '')),
+        link: interactive
+          ? { url: interactive.action.parameters.url, label: interactive.action.parameters.display_text }
+          : null,
+      })
+      return { messaging_product: 'whatsapp', contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id }] }
+    },
+  )
+
+  app.post('/dev/simulator/provider/messenger/:version/me/messages', { schema: hidden }, async (request, reply) => {
+    if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 190 } })
+    const body = JSON.parse(String(request.body ?? '{}'))
+    const id = `m_${random(16)}`
+    const template = body.message?.attachment?.payload
+    const button = template?.buttons?.[0]
+    record('messenger', {
+      providerMessageId: id,
+      to: String(body.recipient?.id),
+      text: String(template ? template.text : (body.message?.text ?? '')),
+      link: button ? { url: button.url, label: button.title } : null,
+    })
+    return { recipient_id: body.recipient?.id, message_id: id }
+  })
+}
