@@ -1,29 +1,42 @@
 /**
  * MLS costs on this machine: microseconds to encrypt and decrypt one 200-byte message with the Node crypto provider
  * and with ts-mls's default (WebCrypto) provider, commit cost for adding and removing a member at several group sizes,
- * and the sustained decrypts/s of one archive member reading a busy group.
+ * and, end to end through a real server (PostgreSQL when DATABASE_URL is set, else PGlite), secure messages/s from
+ * agents' encryption to the customers' decryption, with the archive member decrypting all of them on the side.
  *
  *   npm run bench:mls
- *   npm run bench:mls -- --messages 5000 --sizes 3,10,50
+ *   npm run bench:mls -- --messages 5000 --sizes 3,10,50 --conversations 20 --per-conversation 100
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import {
   credentialAuthorityService,
   generateKeyPackages,
   type LocalMember,
+  MemoryStore,
   mlsCredential,
   nodeCryptoProvider,
   SecureGroup,
+  SecureMessaging,
   secureGroupClientConfig,
   signMemberCredential,
 } from '@strongroom/sdk/mls-node'
 import { exportJWK, generateKeyPair } from 'jose'
 import { type CryptoProvider, defaultCryptoProvider, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
+import { loadConfig } from '../src/platform/config.ts'
+import { createLogger } from '../src/platform/logging.ts'
+import { startServer } from '../src/server.ts'
+import { createTestBank, createTestDatabase } from '../src/testing/harness.ts'
 
 const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '2000' },
     sizes: { type: 'string', default: '3,10,50' },
+    conversations: { type: 'string', default: '10' },
+    'per-conversation': { type: 'string', default: '100' },
   },
 })
 const messages = Number(args.messages)
@@ -103,3 +116,80 @@ for (const size of sizes) {
     `group of ${String(size).padStart(3)}: add commit ${addMs.toFixed(1)} ms, remove commit ${removeMs.toFixed(1)} ms`,
   )
 }
+
+// End to end: agents encrypt and send over HTTP, phones fetch and decrypt, the archive member reads everything.
+{
+  const conversations = Number(args.conversations)
+  const perConversation = Number(args['per-conversation'])
+  let archived = 0
+  const database = await createTestDatabase()
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-bench-mls-'))
+  const config = loadConfig({}, { port: 0, dataDir, devSeed: false, logLevel: 'silent', databaseUrl: database.url })
+  const server = await startServer(config, {
+    logger: createLogger('silent'),
+    inMemoryDatabase: true,
+    archiveSink: (record) => {
+      if (record.kind === 'message') archived++
+    },
+  })
+  try {
+    const bank = await createTestBank(server)
+    const pairs = await Promise.all(
+      Array.from({ length: conversations }, async () => {
+        const { client: phone, device } = await enrolDevice({
+          baseUrl: server.url,
+          enrolmentCode: await bank.enrolmentCode(),
+          label: 'bench',
+        })
+        const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+        const conversation = await agent.createConversation({ customerId: bank.customerId, deviceIds: [device.id] })
+        const agentSecure = await SecureMessaging.open(agent, {
+          provider: nodeCryptoProvider,
+          store: new MemoryStore(),
+        })
+        const phoneSecure = await SecureMessaging.open(phone, {
+          provider: nodeCryptoProvider,
+          store: new MemoryStore(),
+        })
+        await agentSecure.createGroup(conversation.id, [
+          { kind: 'device', id: device.id },
+          { kind: 'archive', id: 'archive' },
+        ])
+        await phoneSecure.acceptWelcomes()
+        return { id: conversation.id, agentSecure, phoneSecure }
+      }),
+    )
+    await server.archiveMember?.idle()
+    const before = archived
+    const body = 'x'.repeat(200)
+    const started = performance.now()
+    await Promise.all(
+      pairs.map(async (pair) => {
+        for (let i = 0; i < perConversation; i++) await pair.agentSecure.send(pair.id, body)
+      }),
+    )
+    const sentMs = performance.now() - started
+    let read = 0
+    await Promise.all(
+      pairs.map(async (pair) => {
+        for (const event of await pair.phoneSecure.sync(pair.id)) if (event.kind === 'message') read++
+      }),
+    )
+    const readMs = performance.now() - started
+    await server.archiveMember?.idle()
+    const archiveMs = performance.now() - started
+    const total = conversations * perConversation
+    if (read !== total) throw new Error(`phones read ${read} of ${total}`)
+    console.log(
+      `end to end (${conversations} conversations x ${perConversation}, ${database.url ? 'PostgreSQL' : 'PGlite'}): ` +
+        `${Math.round(total / (sentMs / 1000))} msgs/s encrypted and committed, ` +
+        `${Math.round(total / (readMs / 1000))} msgs/s through to decryption on the phones, ` +
+        `archive member caught up after ${(archiveMs / 1000).toFixed(1)} s (${archived - before} decrypted)`,
+    )
+  } finally {
+    await server.close()
+    await database.drop()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+process.exit(0)
