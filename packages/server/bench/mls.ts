@@ -73,7 +73,7 @@ async function groupOf(provider: CryptoProvider, size: number): Promise<SecureGr
         .group
     }),
   )
-  return [pending.next, ...joined]
+  return [pending.adopt(), ...joined]
 }
 
 const perMessage = (ms: number) => ((ms * 1000) / messages).toFixed(0)
@@ -110,7 +110,7 @@ for (const size of sizes) {
   const added = await creator.commit({ add: [(kp as { message: Uint8Array }).message] })
   const addMs = performance.now() - start
   start = performance.now()
-  await added.next.commit({ remove: (m) => m.id === 'joiner' })
+  await added.adopt().commit({ remove: (m) => m.id === 'joiner' })
   const removeMs = performance.now() - start
   console.log(
     `group of ${String(size).padStart(3)}: add commit ${addMs.toFixed(1)} ms, remove commit ${removeMs.toFixed(1)} ms`,

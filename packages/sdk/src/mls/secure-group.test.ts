@@ -60,7 +60,7 @@ describe('secure groups (MLS) between a customer device, an agent and the archiv
     const pending = await created.commit({ add: [phone.keyPackage, archive.keyPackage] })
     assert.equal(pending.fromEpoch, 0n)
     assert.ok(pending.welcome)
-    const agentGroup = pending.next
+    const agentGroup = pending.adopt()
     const phoneGroup = (await SecureGroup.join(phone.local, pending.welcome, phone.find)).group
     const archiveGroup = (await SecureGroup.join(archive.local, pending.welcome, archive.find)).group
     return { phone, agent, archive, agentGroup, phoneGroup, archiveGroup }
@@ -90,12 +90,26 @@ describe('secure groups (MLS) between a customer device, an agent and the archiv
     assert.equal(phoneAfter.event.kind === 'commit' && phoneAfter.event.removedSelf, true)
     const archiveAfter = await archiveGroup.process(removal.commit)
     assert.deepEqual(archiveAfter.event.kind === 'commit' && archiveAfter.event.removed.map((m) => m.id), ['dev_phone'])
-    const secret = await removal.next.encrypt(text('your new PIN letter is on its way'))
+    const secret = await removal.adopt().encrypt(text('your new PIN letter is on its way'))
     await assert.rejects(phoneAfter.group.process(secret.message), (e: SecureGroupError) => e.code === 'removed')
     // Even a copy of the phone's state from before the removal has no key for the new epoch.
     await assert.rejects(phoneGroup.process(secret.message), (e: SecureGroupError) => e.code === 'future-epoch')
     const read2 = await archiveAfter.group.process(secret.message)
     assert.equal(read2.event.kind === 'application' && read(read2.event.plaintext), 'your new PIN letter is on its way')
+  })
+
+  test('a commit the delivery service refused leaves the group intact to apply the one that won', async () => {
+    const { agentGroup, phoneGroup } = await threeMembers()
+    const tablet = await member({ kind: 'device', id: 'dev_tablet', customerId: 'cus_1' })
+    const laptop = await member({ kind: 'device', id: 'dev_laptop', customerId: 'cus_1' })
+    // Both commit at the same epoch; the phone's wins, the agent's is refused and never adopted.
+    const refused = await agentGroup.commit({ add: [laptop.keyPackage] })
+    const winner = await phoneGroup.commit({ add: [tablet.keyPackage] })
+    assert.equal(refused.fromEpoch, winner.fromEpoch)
+    const applied = await agentGroup.process(winner.commit)
+    assert.equal(applied.group.epoch, winner.fromEpoch + 1n)
+    const rebased = await applied.group.commit({ add: [laptop.keyPackage] })
+    assert.equal(rebased.fromEpoch, winner.fromEpoch + 1n)
   })
 
   test('a member rejects a credential the authority did not sign, or signed for another tenant', async () => {

@@ -87,8 +87,11 @@ export interface PendingCommit {
   commit: Uint8Array
   /** The welcome for the members it adds, if any. */
   welcome?: Uint8Array
-  /** The group as it is once the commit is accepted. */
-  next: SecureGroup
+  /**
+   * The group as it is once the commit is accepted. Call it only then: it also erases the old epoch's secrets the
+   * commit used up, which the current group still needs if the commit is refused.
+   */
+  adopt(): SecureGroup
 }
 
 const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
@@ -145,7 +148,7 @@ const sameMember = (a: MemberIdentity, b: MemberIdentity) => a.kind === b.kind &
  * const group = await SecureGroup.create(member, groupId)
  * const pending = await group.commit({ add: [bobKeyPackage, archiveKeyPackage] })
  * // send pending.commit and pending.welcome; once accepted:
- * let current = pending.next
+ * let current = pending.adopt()
  * const { message, group: after } = await current.encrypt(new TextEncoder().encode('hello'))
  */
 export class SecureGroup {
@@ -255,11 +258,14 @@ export class SecureGroup {
       // carries the ratchet tree so a joiner needs nothing else.
       { extraProposals: proposals, wireAsPublicMessage: true, ratchetTreeExtension: true },
     )
-    result.consumed.forEach(zeroOutUint8Array)
+    const next = new SecureGroup(this.#member, result.newState)
     const pending: PendingCommit = {
       fromEpoch: this.epoch,
       commit: encodeMessage(result.commit),
-      next: new SecureGroup(this.#member, result.newState),
+      adopt: () => {
+        result.consumed.forEach(zeroOutUint8Array)
+        return next
+      },
     }
     if (result.welcome) {
       pending.welcome = encodeMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: result.welcome })

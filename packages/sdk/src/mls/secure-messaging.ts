@@ -37,6 +37,7 @@ import type { SecureStore } from './secure-store.ts'
 const DEFAULT_SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 const KEY_PACKAGE_BATCH = 20
 const MAX_REBASES = 5
+const GROUP_CACHE_SIZE = 500
 
 /** What reading a secure conversation produced, in log order. */
 export type SecureEvent =
@@ -83,6 +84,7 @@ export class SecureMessaging {
   readonly #member: LocalMember
   readonly #self: MemberIdentity
   readonly #queues = new Map<string, Promise<unknown>>()
+  readonly #groups = new Map<string, SecureGroup>()
   readonly #onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined
 
   private constructor(
@@ -196,8 +198,8 @@ export class SecureMessaging {
 
   /** Whether this member holds the conversation's group (and has not been removed from it). */
   async isMember(conversationId: string): Promise<boolean> {
-    const bytes = await this.#store.get(`mls/group/${conversationId}`)
-    return bytes !== undefined && !SecureGroup.restore(this.#member, bytes).removed
+    if (!this.#groups.has(conversationId) && !(await this.#store.get(`mls/group/${conversationId}`))) return false
+    return !(await this.#loadGroup(conversationId)).removed
   }
 
   /** The group's members as this member verified them. */
@@ -337,7 +339,7 @@ export class SecureMessaging {
         await this.#catchUp(conversationId)
         continue
       }
-      await this.#saveGroup(conversationId, pending.next)
+      await this.#saveGroup(conversationId, pending.adopt())
       return
     }
   }
@@ -348,13 +350,33 @@ export class SecureMessaging {
   }
 
   async #loadGroup(conversationId: string): Promise<SecureGroup> {
+    const cached = this.#groups.get(conversationId)
+    if (cached) {
+      // Most recently used last, so the oldest is the first to go.
+      this.#groups.delete(conversationId)
+      this.#groups.set(conversationId, cached)
+      return cached
+    }
     const bytes = await this.#store.get(`mls/group/${conversationId}`)
     if (!bytes) throw new SecureGroupError('no-key-package', 'this member is not in the conversation’s group yet')
-    return SecureGroup.restore(this.#member, bytes)
+    const group = SecureGroup.restore(this.#member, bytes)
+    this.#remember(conversationId, group)
+    return group
   }
 
   async #saveGroup(conversationId: string, group: SecureGroup): Promise<void> {
     await this.#store.set(`mls/group/${conversationId}`, group.serialize())
+    this.#remember(conversationId, group)
+  }
+
+  /**
+   * Keeps decoded groups of recent conversations in memory: decoding a stored state costs about a millisecond, more
+   * than encrypting a message. The store stays the truth; this only saves decoding it again.
+   */
+  #remember(conversationId: string, group: SecureGroup): void {
+    this.#groups.delete(conversationId)
+    this.#groups.set(conversationId, group)
+    if (this.#groups.size > GROUP_CACHE_SIZE) this.#groups.delete(this.#groups.keys().next().value as string)
   }
 
   async #readSeq(conversationId: string): Promise<number> {
