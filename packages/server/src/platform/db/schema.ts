@@ -303,6 +303,35 @@ export interface ArchiveMemberStateTable {
   sealed: Uint8Array
 }
 
+export interface PasskeyCredentialsTable {
+  tenant_id: string
+  id: string
+  /** base64url, as the authenticator made it */
+  credential_id: string
+  owner_kind: 'customer' | 'staff'
+  owner_id: string
+  /** COSE_Key */
+  public_key: Uint8Array
+  sign_count: BigIntColumn
+  /** space-separated */
+  transports: string
+  aaguid: string
+  backup_eligible: boolean
+  backed_up: boolean
+  created_at: Timestamp
+  last_used_at: Timestamp | null
+}
+
+export interface PasskeyChallengesTable {
+  challenge_hash: Uint8Array
+  tenant_id: string
+  purpose: 'register' | 'authenticate' | 'sign-in'
+  owner_kind: 'customer' | 'staff' | null
+  owner_id: string | null
+  expires_at: Timestamp
+  used_at: Timestamp | null
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -333,6 +362,8 @@ export interface Database {
   e2e_key_packages: E2eKeyPackagesTable
   e2e_welcomes: E2eWelcomesTable
   archive_member_state: ArchiveMemberStateTable
+  passkey_credentials: PasskeyCredentialsTable
+  passkey_challenges: PasskeyChallengesTable
 }
 
 export type { Generated }
