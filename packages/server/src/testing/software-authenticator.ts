@@ -28,7 +28,7 @@ const FLAG_BS = 0x10
 const FLAG_AT = 0x40
 
 /** Minimal-length CBOR, as authenticators write it (and strict decoders expect). */
-const cbor = new Encoder({ variableMapSize: true, useRecords: false, tagUint8Array: false, useTag259ForMaps: false })
+const cbor = new Encoder({ variableMapSize: true, useRecords: false, tagUint8Array: false, mapsAsObjects: false })
 const encode = (value: unknown) => cbor.encode(value)
 
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url')
