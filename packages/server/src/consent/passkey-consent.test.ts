@@ -219,12 +219,17 @@ describe('consent approval by passkey', () => {
       await assertionFor(newKey(), consent),
       await assertionFor(strangerKey, consent),
     ]
-    const problems = []
+    const problems: unknown[] = []
     for (const assertion of refusals) {
-      problems.push(await approve(consent.id, assertion).catch((e: StrongroomError) => e.problem))
+      const refused = await approve(consent.id, assertion).then(
+        () => assert.fail('approved'),
+        (e: unknown) => e,
+      )
+      assert.ok(refused instanceof StrongroomError)
+      problems.push(refused.problem)
     }
     for (const problem of problems) assert.deepEqual(problem, problems[0])
-    assert.equal(problems[0]?.type, `${PROBLEMS}consent/signature-invalid`)
+    assert.equal((problems[0] as { type: string }).type, `${PROBLEMS}consent/signature-invalid`)
     assert.equal((await agent.getConsent(consent.id)).status, 'pending')
     await server.flushAudit()
     const reasons = (
