@@ -299,6 +299,14 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
         { ttlSeconds: ttlSeconds ?? 8 * 3600, scopes: asked, signIn: { method: 'passkey', id: verified.passkeyId } },
         { kind: 'staff', id: staff.id },
       )
+      await recordAudit(ctx.db, {
+        tenantId,
+        actor: { kind: 'staff', id: staff.id },
+        action: 'staff.passkey.sign-in',
+        target: { kind: 'passkey', id: verified.passkeyId },
+        outcome: 'success',
+        details: { tokenId: issued.tokenId, backedUp: verified.backedUp },
+      })
       return reply
         .status(201)
         .header('cache-control', 'no-store')

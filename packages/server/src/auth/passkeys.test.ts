@@ -153,6 +153,8 @@ describe('passkeys for customers and staff', () => {
     const issued = (await auditEvents('staff.token.issue')).find((e) => e.details.tokenId === signedIn.tokenId)
     assert.equal(issued?.actor_id, staffId)
     assert.equal(issued?.details.signIn, 'passkey')
+    const signInEvent = (await auditEvents('staff.passkey.sign-in')).find((e) => e.details.tokenId === signedIn.tokenId)
+    assert.deepEqual([signInEvent?.outcome, signInEvent?.actor_id], ['success', staffId])
 
     // Scopes are still bounded by the role, whatever the sign-in asks.
     await assert.rejects(
