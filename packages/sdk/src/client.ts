@@ -5,6 +5,13 @@ import { createDpopProof } from './dpop.ts'
 import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
+import type {
+  Passkey,
+  PasskeyAssertion,
+  PasskeyCreationOptions,
+  PasskeyRegistrationCredential,
+  PasskeyRequestOptions,
+} from './passkeys.ts'
 import type { Conversation, Message } from './protocol.ts'
 import { openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'
@@ -234,6 +241,51 @@ export class StrongroomClient {
       signature,
       ...(options.totpCode ? { totpCode: options.totpCode } : {}),
     })
+  }
+
+  /**
+   * A device: approve a payment with a passkey. Get the assertion with `navigator.credentials.get` and
+   * `challenge: consentPasskeyChallenge(consent)` (decoded), `userVerification: 'required'`, after showing the customer
+   * exactly what they approve; a passkey with user verification satisfies the policy's code step-up too.
+   */
+  approveConsentWithPasskey(consentId: string, assertion: PasskeyAssertion) {
+    return this.request<ConsentRequest>('POST', `/v1/consents/${encodeURIComponent(consentId)}/approve/passkey`, {
+      assertion,
+    })
+  }
+
+  /** Passkey routes: a device's customer's under /v1/passkeys, a staff member's own under /v1/staff/passkey. */
+  #passkeyPath(): string {
+    return this.credentials instanceof DeviceKey ? '/v1/passkeys' : '/v1/staff/passkey'
+  }
+
+  /** A device (for its customer) or a staff member (for themself): the options for `navigator.credentials.create`. */
+  passkeyRegistrationOptions() {
+    return this.request<PasskeyCreationOptions>('POST', `${this.#passkeyPath()}/registration/options`)
+  }
+
+  /** Sends `credential.toJSON()` from `navigator.credentials.create`; the server keeps the public key. */
+  registerPasskey(credential: PasskeyRegistrationCredential) {
+    return this.request<Passkey>('POST', `${this.#passkeyPath()}/registration`, { credential })
+  }
+
+  /** A device: its customer's passkeys. */
+  async listPasskeys(): Promise<Passkey[]> {
+    return (await this.request<{ passkeys: Passkey[] }>('GET', '/v1/passkeys')).passkeys
+  }
+
+  /** A device: the options for `navigator.credentials.get` to check its customer's passkey (a step-up). */
+  passkeyAuthenticationOptions() {
+    return this.request<PasskeyRequestOptions>('POST', '/v1/passkeys/authentication/options')
+  }
+
+  /** A device: sends the assertion; resolves when the server verified it, with the user verified. */
+  verifyPasskey(assertion: PasskeyAssertion) {
+    return this.request<{ factor: 'passkey'; passkeyId: string; userVerified: boolean; backedUp: boolean }>(
+      'POST',
+      '/v1/passkeys/authentication',
+      { assertion },
+    )
   }
 
   declineConsent(consentId: string, reason?: string) {

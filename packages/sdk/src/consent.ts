@@ -1,5 +1,5 @@
 import canonicalize from 'canonicalize'
-import { CompactSign } from 'jose'
+import { base64url, CompactSign } from 'jose'
 import type { DeviceKeys } from './device-keys.ts'
 
 /** A payment the customer is asked to confirm, as the server shows it. */
@@ -31,6 +31,18 @@ export function consentSigningPayload(consent: Omit<ConsentRequest, 'status' | '
     challenge: consent.challenge,
     expiresAt: consent.expiresAt,
   }) as string
+}
+
+/**
+ * The WebAuthn challenge of an approval by passkey (base64url): the SHA-256 of exactly the payload a device key
+ * signs, so the assertion is bound to the amount, payee, reference and the server's one-time challenge just the same.
+ * Pass it (decoded to bytes) as `publicKey.challenge` to `navigator.credentials.get`, with `userVerification: 'required'`.
+ */
+export async function consentPasskeyChallenge(
+  consent: Omit<ConsentRequest, 'status' | 'createdAt' | 'customerId'>,
+): Promise<string> {
+  const payload = new TextEncoder().encode(consentSigningPayload(consent))
+  return base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', payload)))
 }
 
 /** The device's approval: a compact JWS over the signing payload, made with its non-extractable key. */

@@ -8,7 +8,13 @@
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
 export { type ClientOptions, type Device, enrolDevice, type OutgoingMessage, StrongroomClient } from './client.ts'
-export { type ConsentRequest, consentSigningPayload, formatAmount, signConsent } from './consent.ts'
+export {
+  type ConsentRequest,
+  consentPasskeyChallenge,
+  consentSigningPayload,
+  formatAmount,
+  signConsent,
+} from './consent.ts'
 export {
   ClientAssertion,
   type ClientAssertionOptions,
@@ -21,6 +27,16 @@ export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'
 export { StrongroomError } from './errors.ts'
 export { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
+export {
+  type Passkey,
+  type PasskeyAssertion,
+  type PasskeyCreationOptions,
+  type PasskeyRegistrationCredential,
+  type PasskeyRequestOptions,
+  type StaffSignIn,
+  signInStaffWithPasskey,
+  staffPasskeySignInOptions,
+} from './passkeys.ts'
 export type { Conversation, Message, ProblemDocument } from './protocol.ts'
 export { generateSecretsKeys, openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'

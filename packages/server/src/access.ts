@@ -25,6 +25,7 @@ type Access =
   | { who: 'member'; staffScope: Scope } // a device, or staff holding the scope
   | { who: 'device' } // an enrolled device, proving its key
   | { who: 'attested-device' } // an enrolled device with a full-scope integrity token, even where tokens are optional
+  | { who: 'staff-member' } // any staff member, acting on their own account (no scope needed); not a bank backend
   | { who: 'authenticated' } // any valid credentials
 
 const anyone = { who: 'anyone' } as const
@@ -33,6 +34,7 @@ const staff = (scope: Scope) => ({ who: 'staff', scope }) as const
 const member = (staffScope: Scope) => ({ who: 'member', staffScope }) as const
 const device = { who: 'device' } as const
 const attestedDevice = { who: 'attested-device' } as const
+const staffMember = { who: 'staff-member' } as const
 const any = (scope: Scope) => ({ who: 'any', scope }) as const
 
 // biome-ignore format: read as a table
@@ -72,6 +74,17 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/factors/totp':                              device,
   'POST /v1/factors/totp/confirm':                      device,
   'POST /v1/factors/totp/verify':                       device,
+  'POST /v1/passkeys/registration/options':            device,
+  'POST /v1/passkeys/registration':                    device,
+  'GET /v1/passkeys':                                  device,
+  'POST /v1/passkeys/authentication/options':          device,
+  'POST /v1/passkeys/authentication':                  device,
+  'POST /v1/consents/:consentId/approve/passkey':      device,
+  'POST /v1/staff/passkey/registration/options':       staffMember,
+  'POST /v1/staff/passkey/registration':               staffMember,
+  // A staff sign-in needs no credentials: the passkey assertion is the credential, and it yields a staff token.
+  'POST /v1/staff/passkey/sign-in/options':            anyone,
+  'POST /v1/staff/passkey/sign-in':                    anyone,
   'POST /v1/risk/sim-swap':                             staff('customers:write'),
   'GET /v1/policies/step-up':                            staff('staff:admin'),
   'PUT /v1/policies/step-up':                            staff('staff:admin'),
@@ -263,6 +276,9 @@ export function installAccessControl(
 /** Why the principal may not use a route with this rule, if it may not. */
 function refusalFor(access: Exclude<Access, { who: 'anyone' | 'device-key' | 'stream' }>, principal: Principal) {
   if (access.who === 'authenticated') return undefined
+  if (access.who === 'staff-member') {
+    return principal.kind === 'staff' ? undefined : new Problem('auth/forbidden', 'this is for staff members')
+  }
   if (principal.kind === 'device') {
     return access.who === 'staff' ? new Problem('auth/forbidden', 'this is for staff and bank backends') : undefined
   }

@@ -3,6 +3,8 @@ import { authenticate, checkDeviceIntegrity, type IntegrityKeyCache, installAcce
 import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archive-member.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditRoutes } from './audit/routes.ts'
+import { purgeExpiredPasskeyChallenges } from './auth/passkey-challenges.ts'
+import { passkeyRoutes } from './auth/passkey-routes.ts'
 import { authRoutes } from './auth/routes.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import { simSwapSimulatorRoutes } from './auth/sim-swap-simulator.ts'
@@ -107,6 +109,7 @@ export async function startServer(
         purgeExpiredAccessTokens(ctx),
         purgeExpiredClientCredentials(ctx),
         purgeExpiredChallenges(ctx),
+        purgeExpiredPasskeyChallenges(ctx),
       ]),
     log,
   })
@@ -174,6 +177,7 @@ export async function startServer(
   }
   if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
   await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap }))
+  await app.register(async (scope) => passkeyRoutes(scope, ctx))
   const tokenKey = await openSigningKey(ctx.db, keyProvider, 'integrity-token')
   await app.register(async (scope) =>
     integrityRoutes(scope, ctx, { tokenKey, verifiers: createHardwareVerifiers(config) }),

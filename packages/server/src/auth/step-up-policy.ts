@@ -1,8 +1,11 @@
 import { type Static, Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
 
-/** Factors beyond the device key that a rule can ask for. */
-export const stepUpFactors = ['totp'] as const
+/**
+ * Factors beyond the device key that a rule can ask for: `totp`, a second factor (which a passkey with user
+ * verification also gives), or `passkey`, a passkey with user verification and nothing else.
+ */
+export const stepUpFactors = ['totp', 'passkey'] as const
 export type StepUpFactor = (typeof stepUpFactors)[number]
 
 export const StepUpRule = Type.Object(
@@ -22,7 +25,12 @@ export const StepUpRule = Type.Object(
     riskFlags: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { maxItems: 10 })),
     outcome: Type.Union([
       Type.Object(
-        { require: Type.Array(Type.Literal('totp'), { minItems: 1, uniqueItems: true }) },
+        {
+          require: Type.Array(Type.Union(stepUpFactors.map((f) => Type.Literal(f))), {
+            minItems: 1,
+            uniqueItems: true,
+          }),
+        },
         { additionalProperties: false },
       ),
       Type.Object({ deny: Type.Literal(true) }, { additionalProperties: false }),
@@ -83,6 +91,47 @@ export function evaluateStepUp(policy: StepUpPolicy, context: StepUpContext): St
     rules: names,
     reason: required.length > 0 ? `requires ${required.join(', ')}` : 'device key is enough',
   }
+}
+
+/** A factor as an approval presents it (before it is checked): a passkey says whether the user was verified. */
+export type PresentedFactor =
+  | { factor: 'device-key' }
+  | { factor: 'totp' }
+  | { factor: 'passkey'; userVerified: boolean }
+
+export interface FactorAssessment {
+  /** What the decision still needs that was not presented; empty when the approval may go on. */
+  missing: StepUpFactor[]
+  /** The presented factors the decision relies on, in the receipt's words; only these need checking. */
+  used: ('device-key' | 'totp' | 'passkey')[]
+  assurance: string
+}
+
+/**
+ * The one place that says which presented factors satisfy a decision. The device key or any passkey proves
+ * possession. A passkey with user verification is two factors in one (possession of the authenticator, and the PIN
+ * or biometric that unlocked it), so it satisfies `totp` as well as `passkey`; a passkey without user verification
+ * is possession only. A code offered when the decision does not need one is not relied on.
+ */
+export function assessFactors(decision: StepUpDecision, presented: readonly PresentedFactor[]): FactorAssessment {
+  const passkey = presented.find((p) => p.factor === 'passkey')
+  const strongPasskey = passkey?.userVerified === true
+  const hasTotp = presented.some((p) => p.factor === 'totp')
+  const used: FactorAssessment['used'] = [passkey ? 'passkey' : 'device-key']
+  const missing: StepUpFactor[] = []
+  for (const required of decision.required) {
+    if (required === 'passkey' && !strongPasskey) missing.push('passkey')
+    if (required === 'totp' && !strongPasskey) {
+      if (hasTotp) used.push('totp')
+      else missing.push('totp')
+    }
+  }
+  const assurance = strongPasskey
+    ? 'possession+user-verification'
+    : used.includes('totp')
+      ? 'possession+knowledge'
+      : 'possession'
+  return { missing, used: [...new Set(used)], assurance }
 }
 
 const POLICY_NAME = 'step-up'

@@ -67,6 +67,7 @@ describe('the strongroom command', () => {
         '010-e2e',
         '011-attestation',
         '012-channels',
+        '013-passkeys',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -1,7 +1,16 @@
-import { consentSigningPayload } from '@strongroom/sdk/consent'
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
+import { consentPasskeyChallenge, consentSigningPayload } from '@strongroom/sdk/consent'
 import { compactVerify, importJWK } from 'jose'
 import { recordAudit } from '../audit/events.ts'
-import { evaluateStepUp, loadStepUpPolicy } from '../auth/step-up-policy.ts'
+import { verifyPasskeyAssertion } from '../auth/passkeys.ts'
+import {
+  assessFactors,
+  evaluateStepUp,
+  type FactorAssessment,
+  loadStepUpPolicy,
+  type PresentedFactor,
+  type StepUpDecision,
+} from '../auth/step-up-policy.ts'
 import { verifyTotp } from '../auth/totp.ts'
 import { type DevicePrincipal, deviceEnrolledAt, devicePublicJwk } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -9,9 +18,17 @@ import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { enqueueWebhook } from '../webhooks/outbox.ts'
 import { type ConsentRequest, decide, getConsent } from './consents.ts'
-import { signReceipt } from './receipts.ts'
+import { type ReceiptProof, signReceipt } from './receipts.ts'
 
-type Ctx = Pick<ServerContext, 'db' | 'keyring'>
+type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
+
+/** The consent as its customer's device sees it, still open for a decision. */
+async function pendingConsent(ctx: Ctx, device: DevicePrincipal, consentId: string): Promise<ConsentRequest> {
+  const consent = await getConsent(ctx, device.tenantId, consentId, device.customerId)
+  if (consent.status === 'expired') throw new Problem('consent/expired')
+  if (consent.status !== 'pending') throw new Problem('consent/already-decided')
+  return consent
+}
 
 /**
  * A device approves a payment: its signature must verify with its enrolled key and cover exactly the transaction that
@@ -25,9 +42,7 @@ export async function approveConsent(
   consentId: string,
   approval: { signature: string; totpCode?: string | undefined; riskFlags: readonly string[] },
 ): Promise<ConsentRequest> {
-  const consent = await getConsent(ctx, device.tenantId, consentId, device.customerId)
-  if (consent.status === 'expired') throw new Problem('consent/expired')
-  if (consent.status !== 'pending') throw new Problem('consent/already-decided')
+  const consent = await pendingConsent(ctx, device, consentId)
   const jwk = await devicePublicJwk(ctx, device.tenantId, device.deviceId)
   const algorithm = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256'
   let signed: Uint8Array
@@ -42,36 +57,104 @@ export async function approveConsent(
   if (new TextDecoder().decode(signed) !== consentSigningPayload(consent)) {
     throw new Problem('consent/signature-invalid', 'the signed transaction is not the one requested')
   }
+  const presented: PresentedFactor[] = approval.totpCode
+    ? [{ factor: 'device-key' }, { factor: 'totp' }]
+    : [{ factor: 'device-key' }]
+  const { stepUp, factors } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
+  if (factors.used.includes('totp')) {
+    await verifyTotp(ctx, device.tenantId, device.customerId, approval.totpCode as string, {
+      actor: { kind: 'device', id: device.deviceId },
+    })
+  }
+  return issueApproval(ctx, receiptKey, device, consent, {
+    stepUp,
+    factors,
+    proof: { factor: 'device-key', keyThumbprint: device.jkt },
+  })
+}
+
+/**
+ * A customer approves a payment with a passkey, from their enrolled device: the WebAuthn challenge must be the
+ * SHA-256 of the very payload the device-key path signs (amount, payee, reference, id, expiry and the server's
+ * one-time challenge), the passkey the customer's, the user verified. Everything after that is the device-key path's:
+ * the step-up policy (where a passkey with user verification is a strong factor), one decision, a signed receipt.
+ */
+export async function approveConsentWithPasskey(
+  ctx: Ctx,
+  receiptKey: SigningKey,
+  device: DevicePrincipal,
+  consentId: string,
+  approval: { assertion: AuthenticationResponseJSON; riskFlags: readonly string[] },
+): Promise<ConsentRequest> {
+  const consent = await pendingConsent(ctx, device, consentId)
+  const passkey = await verifyPasskeyAssertion(ctx, device.tenantId, approval.assertion, {
+    challenge: { value: await consentPasskeyChallenge(consent) },
+    owner: { kind: 'customer', id: device.customerId },
+    audit: {
+      action: 'consent.approve',
+      actor: { kind: 'device', id: device.deviceId },
+      target: { kind: 'consent', id: consentId },
+    },
+    refusal: 'consent/signature-invalid',
+  })
+  const presented: PresentedFactor[] = [{ factor: 'passkey', userVerified: passkey.userVerified }]
+  const { stepUp, factors } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
+  return issueApproval(ctx, receiptKey, device, consent, {
+    stepUp,
+    factors,
+    proof: {
+      factor: 'passkey',
+      passkey: { credentialId: passkey.credentialId, userVerified: passkey.userVerified, backedUp: passkey.backedUp },
+    },
+  })
+}
+
+/** Evaluates the tenant's step-up policy for this approval and refuses, audited, when it denies or needs more. */
+async function applyStepUp(
+  ctx: Ctx,
+  device: DevicePrincipal,
+  consent: ConsentRequest,
+  presented: readonly PresentedFactor[],
+  riskFlags: readonly string[],
+): Promise<{ stepUp: StepUpDecision; factors: FactorAssessment }> {
   const stepUp = evaluateStepUp(await loadStepUpPolicy(ctx, device.tenantId), {
     action: 'consent.approve',
     amount: consent.amount,
     deviceEnrolledAt: await deviceEnrolledAt(ctx, device.tenantId, device.deviceId),
-    riskFlags: approval.riskFlags,
+    riskFlags,
   })
+  const factors = assessFactors(stepUp, presented)
   const refusal =
     stepUp.decision === 'deny'
       ? new Problem('auth/forbidden', `the step-up policy denies this approval (${stepUp.rules.join(', ')})`)
-      : stepUp.required.includes('totp') && !approval.totpCode
-        ? new Problem('auth/step-up-required', stepUp.reason)
+      : factors.missing.length > 0
+        ? new Problem('auth/step-up-required', `requires ${factors.missing.join(', ')}`)
         : undefined
   if (refusal) {
     await recordAudit(ctx.db, {
       tenantId: device.tenantId,
       actor: { kind: 'device', id: device.deviceId },
       action: 'consent.approve',
-      target: { kind: 'consent', id: consentId },
+      target: { kind: 'consent', id: consent.id },
       outcome: 'denied',
       reason: refusal.detail,
-      details: { policyRules: stepUp.rules },
+      details: { policyRules: stepUp.rules, presented: presented.map((p) => p.factor) },
     })
     throw refusal
   }
-  const factors = stepUp.required.includes('totp') ? ['device-key', 'totp'] : ['device-key']
-  if (stepUp.required.includes('totp')) {
-    await verifyTotp(ctx, device.tenantId, device.customerId, approval.totpCode as string, {
-      actor: { kind: 'device', id: device.deviceId },
-    })
-  }
+  return { stepUp, factors }
+}
+
+/** Signs the receipt and, in one transaction, decides the request (once), tells the bank and audits it. */
+async function issueApproval(
+  ctx: Ctx,
+  receiptKey: SigningKey,
+  device: DevicePrincipal,
+  consent: ConsentRequest,
+  approval: { stepUp: StepUpDecision; factors: FactorAssessment; proof: ReceiptProof },
+): Promise<ConsentRequest> {
+  const { stepUp, factors } = approval
+  const consentId = consent.id
   const approvedAt = new Date()
   const receipt = await signReceipt(receiptKey, {
     tenantId: device.tenantId,
@@ -79,23 +162,17 @@ export async function approveConsent(
     customerId: device.customerId,
     transaction: { amount: consent.amount, payee: consent.payee, reference: consent.reference },
     challenge: consent.challenge,
-    factor: 'device-key',
     deviceId: device.deviceId,
-    keyThumbprint: device.jkt,
     approvedAt,
-    factors,
-    policy: {
-      decision: 'allowed',
-      assurance: factors.length > 1 ? 'possession+knowledge' : 'possession',
-      reason: stepUp.reason,
-      rules: stepUp.rules,
-    },
+    factors: factors.used,
+    ...approval.proof,
+    policy: { decision: 'allowed', assurance: factors.assurance, reason: stepUp.reason, rules: stepUp.rules },
   })
   await ctx.db.transaction().execute(async (trx) => {
     const { requestedBy } = await decide(ctx, trx, device.tenantId, consentId, {
       status: 'approved',
       deviceId: device.deviceId,
-      factor: factors.join('+'),
+      factor: factors.used.join('+'),
       receipt,
     })
     await notifyRequester(trx, device.tenantId, requestedBy, {
@@ -108,7 +185,12 @@ export async function approveConsent(
       action: 'consent.approve',
       target: { kind: 'consent', id: consentId },
       outcome: 'success',
-      details: { factors, policyRules: stepUp.rules, amount: consent.amount.value, currency: consent.amount.currency },
+      details: {
+        factors: factors.used,
+        policyRules: stepUp.rules,
+        amount: consent.amount.value,
+        currency: consent.amount.currency,
+      },
     })
   })
   return getConsent(ctx, device.tenantId, consentId)

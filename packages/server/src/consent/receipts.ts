@@ -6,7 +6,12 @@ import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 export const RECEIPT_TYPE = 'strongroom-receipt+jwt'
 export const RECEIPT_ISSUER = 'strongroom'
 
-export interface ReceiptClaims {
+/** What approved it: the device key's signature (its thumbprint), or a passkey assertion (its credential). */
+export type ReceiptProof =
+  | { factor: 'device-key'; keyThumbprint: string }
+  | { factor: 'passkey'; passkey: { credentialId: string; userVerified: boolean; backedUp: boolean } }
+
+export type ReceiptClaims = ReceiptProof & {
   tenantId: string
   consentId: string
   customerId: string
@@ -16,11 +21,10 @@ export interface ReceiptClaims {
     reference: string
   }
   challenge: string
-  factor: 'device-key'
+  /** The device whose session approved it. */
   deviceId: string
-  keyThumbprint: string
   approvedAt: Date
-  /** Every factor that approved it: the device key, and what the step-up policy added. */
+  /** Every factor the approval relied on: the device key or a passkey, and what the step-up policy added. */
   factors: string[]
   policy: { decision: 'allowed'; assurance: string; reason: string; rules: string[] }
 }
@@ -39,7 +43,7 @@ export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promi
     factor: claims.factor,
     factors: claims.factors,
     deviceId: claims.deviceId,
-    keyThumbprint: claims.keyThumbprint,
+    ...(claims.factor === 'device-key' ? { keyThumbprint: claims.keyThumbprint } : { passkey: claims.passkey }),
     approvedAt: claims.approvedAt.toISOString(),
     policy: claims.policy,
   })

@@ -1,12 +1,14 @@
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
 import { principalOf } from '../access.ts'
+import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
-import { approveConsent, declineConsent } from './approve.ts'
+import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
 import { createConsent, getConsent } from './consents.ts'
 import { receiptJwks } from './receipts.ts'
 
@@ -108,6 +110,28 @@ export async function consentRoutes(app: App, ctx: ServerContext, deps: { receip
       return approveConsent(ctx, deps.receiptKey, principal, request.params.consentId, {
         signature: request.body.signature,
         totpCode: request.body.totpCode,
+        riskFlags: request.integrityFlags ?? [],
+      })
+    },
+  )
+
+  app.post(
+    '/v1/consents/:consentId/approve/passkey',
+    {
+      schema: {
+        summary:
+          'Approve with a passkey assertion (user verification required) whose challenge is the SHA-256 of the RFC 8785 canonical transaction',
+        tags: ['consent'],
+        params: ConsentParams,
+        body: Type.Object({ assertion: AssertionCredential }, { additionalProperties: false }),
+        response: { 200: Consent, ...problemResponses(400, 401, 403, 404, 409, 410, 503) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      return approveConsentWithPasskey(ctx, deps.receiptKey, principal, request.params.consentId, {
+        assertion: request.body.assertion as unknown as AuthenticationResponseJSON,
         riskFlags: request.integrityFlags ?? [],
       })
     },

@@ -109,6 +109,16 @@ const settings = {
     schema: Type.String({ minLength: 1 }),
     default: undefined,
   },
+  rpId: {
+    env: 'STRONGROOM_RP_ID',
+    schema: Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' }),
+    default: undefined,
+  },
+  rpOrigins: {
+    env: 'STRONGROOM_RP_ORIGINS',
+    schema: Type.String({ pattern: '^https?://[^,\\s/]+(,https?://[^,\\s/]+)*$' }),
+    default: undefined,
+  },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
   /**
    * The URL providers and customers reach this server at (behind a proxy, the proxy's): Twilio signs the webhook URL
@@ -215,8 +225,40 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   // Device requests need an integrity token in production unless the operator says otherwise.
   result.integrityRequired ??= result.mode === 'production'
+  // Passkeys in dev work on localhost out of the box; production names its relying party, or passkeys stay off.
+  if (result.mode === 'dev' && !result.rpId && !result.rpOrigins) {
+    result.rpId = 'localhost'
+    result.rpOrigins = `http://localhost:${result.port || 8080}`
+  }
+  checkRelyingParty(result)
   if (result.mode === 'production') checkProductionRules(result, explicit)
   return result
+}
+
+/**
+ * The relying party of passkeys: both settings or neither; every origin is the RP id's host or one of its
+ * subdomains (what browsers enforce too), and in production served over HTTPS.
+ */
+function checkRelyingParty(config: Config): void {
+  if (!config.rpId !== !config.rpOrigins) {
+    throw new ConfigError(config.rpId ? 'STRONGROOM_RP_ORIGINS' : 'STRONGROOM_RP_ID', 'must be set with the other')
+  }
+  if (!config.rpId || !config.rpOrigins) return
+  for (const origin of config.rpOrigins.split(',')) {
+    const url = new URL(origin)
+    if (url.hostname !== config.rpId && !url.hostname.endsWith(`.${config.rpId}`)) {
+      throw new ConfigError('STRONGROOM_RP_ORIGINS', `has ${origin}, which is not on ${config.rpId} or a subdomain`)
+    }
+    if (config.mode === 'production' && url.protocol !== 'https:') {
+      throw new ConfigError('STRONGROOM_RP_ORIGINS', 'must be https:// origins in production mode')
+    }
+  }
+}
+
+/** The passkey relying party, when configured: its id and the origins a ceremony may come from. */
+export function relyingPartyOf(config: Config): { id: string; origins: string[] } | undefined {
+  if (!config.rpId || !config.rpOrigins) return undefined
+  return { id: config.rpId, origins: config.rpOrigins.split(',') }
 }
 
 function checkProductionRules(config: Config, explicit: Set<string>): void {

@@ -77,12 +77,17 @@ export interface IssuedStaffToken {
 
 /**
  * Issues an opaque API token for a staff member, limited to the scopes asked for (default: all of the role's) and
- * never more than the role allows. Only its hash is stored; the token is shown once.
+ * never more than the role allows. Only its hash is stored; the token is shown once. A token issued on a sign-in
+ * (a passkey) says so in the audit log, naming the credential that stood behind it.
  */
 export async function issueStaffToken(
   ctx: Ctx,
   staff: StaffMember,
-  options: { ttlSeconds: number; scopes?: readonly Scope[] | undefined },
+  options: {
+    ttlSeconds: number
+    scopes?: readonly Scope[] | undefined
+    signIn?: { method: 'passkey'; id: string } | undefined
+  },
   actor: Actor,
 ): Promise<IssuedStaffToken> {
   const allowed = roleScopes[staff.role]
@@ -114,7 +119,12 @@ export async function issueStaffToken(
       action: 'staff.token.issue',
       target: { kind: 'staff', id: staff.id },
       outcome: 'success',
-      details: { tokenId, scopes: granted, expiresAt: expiresAt.toISOString() },
+      details: {
+        tokenId,
+        scopes: granted,
+        expiresAt: expiresAt.toISOString(),
+        ...(options.signIn ? { signIn: options.signIn.method, credential: options.signIn.id } : {}),
+      },
     })
   })
   return { token, tokenId, scopes: granted, expiresAt: expiresAt.toISOString() }

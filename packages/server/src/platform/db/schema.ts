@@ -416,6 +416,35 @@ export interface PivotLinksTable {
   created_at: Timestamp
 }
 
+export interface PasskeyCredentialsTable {
+  tenant_id: string
+  id: string
+  /** base64url, as the authenticator made it */
+  credential_id: string
+  owner_kind: 'customer' | 'staff'
+  owner_id: string
+  /** COSE_Key */
+  public_key: Uint8Array
+  sign_count: BigIntColumn
+  /** space-separated */
+  transports: string
+  aaguid: string
+  backup_eligible: boolean
+  backed_up: boolean
+  created_at: Timestamp
+  last_used_at: Timestamp | null
+}
+
+export interface PasskeyChallengesTable {
+  challenge_hash: Uint8Array
+  tenant_id: string
+  purpose: 'register' | 'authenticate' | 'sign-in'
+  owner_kind: 'customer' | 'staff' | null
+  owner_id: string | null
+  expires_at: Timestamp
+  used_at: Timestamp | null
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -456,6 +485,8 @@ export interface Database {
   channel_identities: ChannelIdentitiesTable
   channel_messages: ChannelMessagesTable
   pivot_links: PivotLinksTable
+  passkey_credentials: PasskeyCredentialsTable
+  passkey_challenges: PasskeyChallengesTable
 }
 
 export type { Generated }

@@ -53,6 +53,13 @@ const catalogue = {
   },
   'integrity/verifier-not-allowed': { status: 400, title: 'This attestation format is not accepted here' },
   'auth/step-up-required': { status: 403, title: 'This needs a stronger authentication' },
+  'auth/passkey-invalid': { status: 401, title: 'The passkey could not be verified' },
+  'auth/passkey-registration-invalid': { status: 400, title: 'The passkey registration does not verify' },
+  'auth/passkey-in-use': { status: 409, title: 'This passkey is already registered' },
+  'auth/passkeys-unavailable': {
+    status: 503,
+    title: 'Passkeys are not configured (STRONGROOM_RP_ID and STRONGROOM_RP_ORIGINS)',
+  },
   'e2e/malformed-message': { status: 400, title: 'The body is not a well-formed MLS message of the expected kind' },
   'e2e/unsupported-suite': { status: 400, title: 'The MLS cipher suite is not allowed' },
   'e2e/invalid-key-package': { status: 400, title: 'The key package is not valid for this member' },

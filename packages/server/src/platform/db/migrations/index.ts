@@ -11,6 +11,7 @@ import * as appVersions from './009-app-versions.ts'
 import * as e2e from './010-e2e.ts'
 import * as attestation from './011-attestation.ts'
 import * as channels from './012-channels.ts'
+import * as passkeys from './013-passkeys.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '010-e2e': e2e,
   '011-attestation': attestation,
   '012-channels': channels,
+  '013-passkeys': passkeys,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -1,0 +1,101 @@
+import { StaffToken } from './credentials.ts'
+import { StrongroomError } from './errors.ts'
+
+/**
+ * The JSON forms of WebAuthn that cross the wire (WebAuthn Level 3 `toJSON()` / `parse…OptionsFromJSON()`). The
+ * browser side is the platform's: pass the options to `PublicKeyCredential.parseCreationOptionsFromJSON` (or
+ * `parseRequestOptionsFromJSON`), call `navigator.credentials.create`/`.get`, and send back `credential.toJSON()`.
+ */
+export interface PasskeyCreationOptions {
+  challenge: string
+  rp: { id?: string; name: string }
+  user: { id: string; name: string; displayName: string }
+  [key: string]: unknown
+}
+
+export interface PasskeyRequestOptions {
+  challenge: string
+  rpId?: string
+  allowCredentials?: { id: string; type: 'public-key'; transports?: string[] }[]
+  userVerification?: string
+  timeout?: number
+  [key: string]: unknown
+}
+
+export interface PasskeyRegistrationCredential {
+  id: string
+  rawId: string
+  type: 'public-key'
+  response: { clientDataJSON: string; attestationObject: string; transports?: string[]; [key: string]: unknown }
+  authenticatorAttachment?: 'platform' | 'cross-platform'
+  clientExtensionResults: Record<string, unknown>
+}
+
+export interface PasskeyAssertion {
+  id: string
+  rawId: string
+  type: 'public-key'
+  response: { clientDataJSON: string; authenticatorData: string; signature: string; userHandle?: string }
+  authenticatorAttachment?: 'platform' | 'cross-platform'
+  clientExtensionResults: Record<string, unknown>
+}
+
+export interface Passkey {
+  id: string
+  credentialId: string
+  backupEligible: boolean
+  backedUp: boolean
+  transports: string[]
+  createdAt: string
+  lastUsedAt: string | null
+}
+
+export interface StaffSignIn {
+  staffId: string
+  token: string
+  tokenId: string
+  scopes: string[]
+  expiresAt: string
+}
+
+interface SignInOptions {
+  baseUrl: string
+  tenantId: string
+  fetch?: typeof fetch
+}
+
+async function post<T>(options: SignInOptions, path: string, body: unknown): Promise<T> {
+  const response = await (options.fetch ?? fetch)(options.baseUrl.replace(/\/+$/, '') + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  const payload = await response.json()
+  if (!response.ok) throw new StrongroomError(payload)
+  return payload as T
+}
+
+/** Staff sign-in, step one (no token needed): the options for `navigator.credentials.get`. */
+export function staffPasskeySignInOptions(options: SignInOptions): Promise<PasskeyRequestOptions> {
+  return post(options, '/v1/staff/passkey/sign-in/options', { tenantId: options.tenantId })
+}
+
+/**
+ * Staff sign-in, step two: the assertion for a staff API token, with the credentials to use it.
+ *
+ * @example
+ * const options = await staffPasskeySignInOptions({ baseUrl, tenantId })
+ * const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) })
+ * const { credentials } = await signInStaffWithPasskey({ baseUrl, tenantId, assertion: credential.toJSON() })
+ */
+export async function signInStaffWithPasskey(
+  options: SignInOptions & { assertion: PasskeyAssertion; ttlSeconds?: number; scopes?: string[] },
+): Promise<StaffSignIn & { credentials: StaffToken }> {
+  const signedIn = await post<StaffSignIn>(options, '/v1/staff/passkey/sign-in', {
+    tenantId: options.tenantId,
+    assertion: options.assertion,
+    ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}),
+    ...(options.scopes ? { scopes: options.scopes } : {}),
+  })
+  return { ...signedIn, credentials: new StaffToken(signedIn.token) }
+}
