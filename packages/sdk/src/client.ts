@@ -163,6 +163,14 @@ export class StrongroomClient {
     )
   }
 
+  /** Staff: a customer, to show their name (`customers:write`). */
+  getCustomer(customerId: string) {
+    return this.request<{ id: string; externalRef: string; displayName: string; createdAt: string }>(
+      'GET',
+      `/v1/customers/${encodeURIComponent(customerId)}`,
+    )
+  }
+
   issueEnrolmentCode(customerId: string) {
     return this.request<{ code: string; expiresAt: string }>(
       'POST',

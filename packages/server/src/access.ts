@@ -87,6 +87,14 @@ export const accessTable: Record<string, Access> = {
   'PUT /v1/conversations/:conversationId/e2e/group':    member('conversations:write'),
   'GET /v1/conversations/:conversationId/e2e/group':    member('conversations:read'),
   'POST /v1/conversations/:conversationId/e2e/commits': member('conversations:write'),
+  // The web pages and their hashed assets (packages/web); the simulator's only in dev mode.
+  'GET /console':                                       anyone,
+  'GET /console/':                                      anyone,
+  'GET /secure':                                        anyone,
+  'GET /secure/':                                       anyone,
+  'GET /assets/:file':                                  anyone,
+  'GET /simulator':                                     anyone,
+  'GET /simulator/':                                    anyone,
   // Dev mode only (the server refuses to register them in production): the carrier simulator.
   'PUT /dev/camara/sim-swaps/:phoneNumber':             anyone,
   'POST /dev/camara/sim-swap/v0/check':                 anyone,
