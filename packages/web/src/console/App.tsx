@@ -182,17 +182,19 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
       {messages === undefined ? (
         <p>Loading messages…</p>
       ) : (
-        <ol class="messages" role="log" aria-live="polite" aria-label={`Messages with ${entry.customerName}`}>
-          {messages.map((m) => (
-            <li key={m.seq} class={`message from-${m.from}`}>
-              <span class="meta">
-                {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
-              </span>
-              {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
-            </li>
-          ))}
-          <li ref={end} class="end" aria-hidden="true" />
-        </ol>
+        <div class="messages" role="log" aria-live="polite" aria-label={`Messages with ${entry.customerName}`}>
+          <ol>
+            {messages.map((m) => (
+              <li key={m.seq} class={`message from-${m.from}`}>
+                <span class="meta">
+                  {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
+                </span>
+                {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
+              </li>
+            ))}
+            <li ref={end} class="end" aria-hidden="true" />
+          </ol>
+        </div>
       )}
       <Composer session={session} conversationId={entry.conversation.id} />
     </section>

@@ -6,6 +6,7 @@ import {
   StaffToken,
   type StreamState,
   StrongroomClient,
+  StrongroomError,
 } from '@strongroom/sdk'
 
 /** One line of the inbox. */
@@ -83,8 +84,11 @@ export class ConsoleSession {
     let me: Awaited<ReturnType<StrongroomClient['me']>>
     try {
       me = await client.me()
-    } catch {
-      throw new SignInRefused('The server refused this token: it may have expired or been revoked.')
+    } catch (error) {
+      if (error instanceof StrongroomError && error.status === 401) {
+        throw new SignInRefused('The server refused this token: it may have expired or been revoked.')
+      }
+      throw error
     }
     if (me.kind !== 'staff') throw new SignInRefused('This token is not a staff member’s.')
     return new ConsoleSession(client, {
