@@ -191,8 +191,9 @@ export function installAccessControl(
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     for (const method of methods) {
-      if (method === 'HEAD' || route.url.startsWith('/documentation')) continue
-      const key = `${method} ${route.url}`
+      if (route.url.startsWith('/documentation')) continue
+      // Fastify answers HEAD with the GET handler minus the body: the same rule applies.
+      const key = `${method === 'HEAD' ? 'GET' : method} ${route.url}`
       if (!accessTable[key]) throw new Error(`route ${key} has no entry in the access table`)
       route.config = { ...(route.config as object), access: accessTable[key] } as typeof route.config
     }

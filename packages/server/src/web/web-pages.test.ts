@@ -101,6 +101,15 @@ describe('the web pages on a running server', () => {
     })
   }
 
+  test('HEAD answers like GET, without the body (monitoring, curl -I)', async () => {
+    const response = await fetch(`${server.url}/console/`, { method: 'HEAD' })
+    assert.equal(response.status, 200)
+    assert.match(response.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/)
+    assert.equal(await response.text(), '')
+    const api = await fetch(`${server.url}/v1/conversations`, { method: 'HEAD' })
+    assert.equal(api.status, 401, 'an API route keeps its rule under HEAD')
+  })
+
   test('a page without its trailing slash redirects to it', async () => {
     const response = await fetch(`${server.url}/console`, { redirect: 'manual' })
     assert.equal(response.status, 308)
