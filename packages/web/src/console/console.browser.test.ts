@@ -17,6 +17,13 @@ import {
   StaffToken,
   StrongroomClient,
 } from '@strongroom/sdk'
+import {
+  encryptedStore,
+  generateStoreKey,
+  MemoryStore,
+  nodeCryptoProvider,
+  SecureMessaging,
+} from '@strongroom/sdk/mls-node'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import WebSocket from 'ws'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
@@ -186,6 +193,108 @@ describe('the agent console in Chromium', { skip }, () => {
     assert.equal(await reply.inputValue(), '')
     await assertAccessible(page, 'conversation')
     await page.screenshot({ path: path.join(outputDir, 'console-conversation.png') })
+  })
+
+  test('a secure (MLS) conversation: read and answered end to end in the browser; the server holds only ciphertext', async () => {
+    const agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const customer = await agentApi.createCustomer({ externalRef: 'REF-SECURE', displayName: 'Brian Secure' })
+    const { code } = await agentApi.issueEnrolmentCode(customer.id)
+    const { client: tablet } = await enrolDevice({
+      baseUrl: server.url,
+      enrolmentCode: code,
+      label: 'Tablet',
+      WebSocket: WebSocket as never,
+    })
+    const tabletSecure = await SecureMessaging.open(tablet, {
+      provider: nodeCryptoProvider,
+      store: encryptedStore(new MemoryStore(), await generateStoreKey()),
+    })
+    const tabletRead: string[] = []
+    const readWaiters: (() => void)[] = []
+    const tabletStream = tablet.stream({
+      onMessage: async (m) => {
+        for (const event of await tabletSecure.receive(m)) if (event.kind === 'message') tabletRead.push(event.text)
+        for (const waiter of readWaiters.splice(0)) waiter()
+      },
+    })
+    try {
+      await tabletStream.ready()
+      const conversation = await agentApi.createConversation({ customerId: customer.id, assignedStaffId: bank.agentId })
+      // The agent's browser made its MLS identity and key packages at sign-in: the tablet can add it.
+      await tabletSecure.createGroup(conversation.id, [
+        { kind: 'staff', id: bank.agentId },
+        { kind: 'archive', id: 'archive' },
+      ])
+      await tabletSecure.send(conversation.id, 'Secure now: my card ends 4242')
+
+      const item = page.getByRole('button', { name: /Brian Secure/ })
+      await item.getByText('1 unread').waitFor()
+      await item.click()
+      const log = page.getByRole('log', { name: 'Messages with Brian Secure' })
+      await log.getByText('Secure now: my card ends 4242').waitFor()
+      await page.getByLabel('Reply').fill('Thank you. I see it only here, end to end.')
+      await page.getByRole('button', { name: 'Send' }).click()
+      await new Promise<void>((resolve) => {
+        const check = () =>
+          tabletRead.includes('Thank you. I see it only here, end to end.') ? resolve() : readWaiters.push(check)
+        check()
+      })
+      await log.getByText('Thank you. I see it only here, end to end.').waitFor()
+      await page.screenshot({ path: path.join(outputDir, 'console-secure-conversation.png') })
+
+      const stored = await agentApi.listMessages(conversation.id)
+      assert.ok(stored.length >= 3, 'the commit, the tablet message and the reply')
+      for (const m of stored) {
+        assert.equal(m.contentType, 'message/mls')
+        const bytes = Buffer.from(m.ciphertext, 'base64').toString('latin1')
+        assert.ok(!bytes.includes('4242') && !bytes.includes('end to end'), `message ${m.seq} is ciphertext`)
+      }
+
+      // In the browser: the store key is a non-extractable CryptoKey, and no stored value holds the text in clear.
+      // (No named functions inside: the test runner's transpiler would add a helper the page does not have.)
+      const kept = await page.evaluate(async (name) => {
+        const db = await new Promise<IDBDatabase>((resolve, reject) => {
+          const request = indexedDB.open(name)
+          request.onsuccess = () => resolve(request.result)
+          request.onerror = () => reject(request.error)
+        })
+        const [keys, values] = await Promise.all(
+          ['keys', 'values'].map(
+            (store) =>
+              new Promise<unknown[]>((resolve) => {
+                const request = db.transaction(store).objectStore(store).getAll()
+                request.onsuccess = () => resolve(request.result)
+              }),
+          ),
+        )
+        const key = keys?.[0] as CryptoKey | undefined
+        const sealed = (values ?? []) as Uint8Array[]
+        const clear = sealed.filter((v) => new TextDecoder('latin1').decode(v).includes('4242')).length
+        return { extractable: key?.extractable, algorithm: key?.algorithm.name, values: sealed.length, clear }
+      }, `strongroom-mls:${bank.tenantId}:${bank.agentId}`)
+      assert.deepEqual(
+        { ...kept, values: kept.values > 0 },
+        {
+          extractable: false,
+          algorithm: 'AES-GCM',
+          values: true,
+          clear: 0,
+        },
+      )
+    } finally {
+      tabletStream.close()
+    }
+  })
+
+  test('after a reload and a new sign-in, the secure conversation is still readable from the encrypted store', async () => {
+    await page.reload()
+    await page.getByLabel('Staff token').fill(bank.agentToken)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: /Brian Secure/ }).click()
+    const log = page.getByRole('log', { name: 'Messages with Brian Secure' })
+    await log.getByText('Secure now: my card ends 4242').waitFor()
+    await log.getByText('Thank you. I see it only here, end to end.').waitFor()
+    await page.getByRole('button', { name: /Ada Customer/ }).click()
   })
 
   test('at 360 px wide, one pane at a time, nothing scrolls sideways', async () => {

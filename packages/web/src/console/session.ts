@@ -8,6 +8,7 @@ import {
   StrongroomClient,
   StrongroomError,
 } from '@strongroom/sdk'
+import { BrowserSecureContent } from './secure-content.ts'
 
 /** One line of the inbox. */
 export interface InboxEntry {
@@ -109,6 +110,11 @@ export class ConsoleSession {
 
   /** Loads the inbox, then follows it live from where the list left off. */
   async start(): Promise<void> {
+    // The browser's MLS member first: joining the groups this agent was added to lets their messages be read.
+    this.secure = await BrowserSecureContent.open(this.client, this.me).catch((error: Error) => {
+      this.problem = `Secure conversations cannot be read in this browser: ${error.message}`
+      return undefined
+    })
     const conversations = await this.client.listConversations()
     await Promise.all(conversations.map((c) => this.#addConversation(c)))
     this.#changed()
