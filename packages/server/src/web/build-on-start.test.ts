@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
@@ -29,5 +29,21 @@ test('dev mode builds the pages when there is no build, once', async () => {
     assert.equal(await ensureWebBuild({ mode: 'dev', webDir }, log), 'present')
   } finally {
     rmSync(webDir, { recursive: true, force: true })
+  }
+})
+
+test('nodes starting together build once each aside and end with one whole build', async () => {
+  const parent = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-race-'))
+  const webDir = path.join(parent, 'dist')
+  try {
+    const results = await Promise.all([
+      ensureWebBuild({ mode: 'dev', webDir }, log),
+      ensureWebBuild({ mode: 'dev', webDir }, log),
+    ])
+    assert.deepEqual(results, ['built', 'built'])
+    assert.ok(loadWebBuild(webDir, ['console'])?.pages.get('console'))
+    assert.deepEqual(readdirSync(parent), ['dist'], 'no staging directory left behind')
+  } finally {
+    rmSync(parent, { recursive: true, force: true })
   }
 })

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, renameSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import type { Config } from '../platform/config.ts'
 import type { Logger } from '../platform/logging.ts'
@@ -20,8 +21,10 @@ export async function ensureWebBuild(
   if (isWebBuilt(config.webDir)) return 'present'
   if (config.mode !== 'dev' || !existsSync(webBuildScript)) return 'missing'
   log.info({ webDir: config.webDir }, 'building the web pages (first start in dev mode)')
+  // Built aside and moved into place in one rename: several nodes starting at once never serve a half-written build.
+  const staging = `${config.webDir.replace(/[\\/]+$/, '')}.building-${process.pid}-${randomBytes(4).toString('hex')}`
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', webBuildScript, config.webDir], {
+    const child = spawn(process.execPath, ['--import', 'tsx', webBuildScript, staging], {
       cwd: path.dirname(webBuildScript),
       // Vite's report goes to stderr: stdout carries the server's JSON log lines.
       stdio: ['ignore', process.stderr, 'inherit'],
@@ -29,7 +32,15 @@ export async function ensureWebBuild(
     child.on('error', () => resolve(null))
     child.on('exit', resolve)
   })
-  if (code === 0 && isWebBuilt(config.webDir)) return 'built'
+  if (code === 0 && isWebBuilt(staging)) {
+    try {
+      renameSync(staging, config.webDir)
+    } catch {
+      // Another node got there first (or the directory holds something else): use what is there.
+    }
+  }
+  rmSync(staging, { recursive: true, force: true })
+  if (isWebBuilt(config.webDir)) return 'built'
   log.warn({ webDir: config.webDir, exitCode: code }, 'the web pages could not be built: run `npm run build`')
   return 'missing'
 }
