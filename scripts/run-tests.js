@@ -2,7 +2,7 @@
 // Runs every *.test.ts under packages/ with Node's own test runner (through tsx). Extra arguments are passed on,
 // so `npm test -- packages/server/src/identity` runs one folder.
 import { spawnSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'))
@@ -24,6 +24,11 @@ const files = (roots.length > 0 ? roots : ['packages']).flatMap((root) =>
 if (files.length === 0) {
   console.error('no test files found')
   process.exit(1)
+}
+// Server processes the tests start in dev mode build the web pages when there are none: build them once, first.
+if (!existsSync('packages/web/dist/.vite/manifest.json')) {
+  const build = spawnSync(process.execPath, ['--import', 'tsx', 'packages/web/build.ts'], { stdio: 'inherit' })
+  if (build.status !== 0) process.exit(build.status ?? 1)
 }
 const result = spawnSync(
   process.execPath,

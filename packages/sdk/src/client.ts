@@ -2,7 +2,7 @@ import { type ConsentRequest, signConsent } from './consent.ts'
 import { type Credentials, DeviceKey } from './credentials.ts'
 import { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
 import { createDpopProof } from './dpop.ts'
-import { bytesToBase64, randomId } from './encoding.ts'
+import { bytesToBase64, platformFetch, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
 import type {
@@ -70,7 +70,7 @@ export class StrongroomClient {
     )
     if (this.baseUrls.length === 0) throw new TypeError('baseUrl must name at least one server')
     this.credentials = options.credentials
-    this.#fetch = options.fetch ?? fetch
+    this.#fetch = options.fetch ?? platformFetch
     this.#WebSocket = options.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined)
   }
 
@@ -185,6 +185,14 @@ export class StrongroomClient {
       'POST',
       '/v1/customers',
       input,
+    )
+  }
+
+  /** Staff: a customer, to show their name (`customers:write`). */
+  getCustomer(customerId: string) {
+    return this.request<{ id: string; externalRef: string; displayName: string; createdAt: string }>(
+      'GET',
+      `/v1/customers/${encodeURIComponent(customerId)}`,
     )
   }
 

@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose'
 import type { DeviceKeys } from './device-keys.ts'
 import { createDpopProof } from './dpop.ts'
+import { platformFetch } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 
 /** What a request or a stream presents: an Authorization header value and, for devices, a DPoP proof. */
@@ -36,7 +37,7 @@ export class DeviceKey implements Credentials {
 
   constructor(keys: DeviceKeys, options: { accessToken?: string; expiresIn?: number; fetch?: typeof fetch } = {}) {
     this.keys = keys
-    this.#fetch = options.fetch ?? fetch
+    this.#fetch = options.fetch ?? platformFetch
     if (options.accessToken && options.expiresIn) {
       this.#token = { value: options.accessToken, expiresAt: Date.now() + options.expiresIn * 1000 }
     }
@@ -87,7 +88,7 @@ export class ClientAssertion implements Credentials {
 
   constructor(options: ClientAssertionOptions & { fetch?: typeof fetch }) {
     this.#options = options
-    this.#fetch = options.fetch ?? fetch
+    this.#fetch = options.fetch ?? platformFetch
   }
 
   async authorize() {

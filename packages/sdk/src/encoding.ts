@@ -17,3 +17,9 @@ export function base64ToBytes(base64: string): Uint8Array {
 export function randomId(): string {
   return crypto.randomUUID()
 }
+
+/**
+ * The platform's fetch, callable as a method: browsers refuse `window.fetch` called with another `this` ("Illegal
+ * invocation"), which is what `this.#fetch(…)` on a stored reference does.
+ */
+export const platformFetch: typeof fetch = (input, init) => globalThis.fetch(input, init)

@@ -8,6 +8,12 @@
  */
 
 export {
+  browserCryptoProvider,
+  deleteBrowserSecureStore,
+  IndexedDbStore,
+  openBrowserSecureStore,
+} from './mls/browser-store.ts'
+export {
   type DeliveryService,
   httpDeliveryService,
   isEpochConflict,

@@ -146,12 +146,4 @@ export type ServerFrame =
   | { type: 'pong' }
   | { type: 'closing'; reason: string; cursors: Record<string, number> }
 
-/** WebSocket close codes the server uses; the SDK reconnects on all but `unauthorized` (twice) and `revoked`. */
-export const CloseCode = {
-  serviceRestart: 1012,
-  protocolError: 4000,
-  unauthorized: 4001,
-  tokenExpired: 4002,
-  revoked: 4003,
-  slowConsumer: 4008,
-} as const
+export { CloseCode } from './close-codes.ts'

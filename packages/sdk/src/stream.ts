@@ -1,7 +1,8 @@
 import type { OutgoingMessage, StrongroomClient, WebSocketConstructor } from './client.ts'
+import { CloseCode } from './close-codes.ts'
 import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
-import { CloseCode, type Message, type SendFrame, type ServerFrame } from './protocol.ts'
+import type { Message, SendFrame, ServerFrame } from './protocol.ts'
 
 export interface StreamOptions {
   /** Where to resume, per conversation: the last sequence number this device has kept. */

@@ -124,6 +124,14 @@ export const accessTable: Record<string, Access> = {
   // The token is the credential; the answer carries no personal data.
   'POST /v1/pivot/open':                                anyone,
   'POST /v1/pivot/redeem':                              device,
+  // The web pages and their hashed assets (packages/web); the simulator's only in dev mode.
+  'GET /console':                                       anyone,
+  'GET /console/':                                      anyone,
+  'GET /secure':                                        anyone,
+  'GET /secure/':                                       anyone,
+  'GET /assets/:file':                                  anyone,
+  'GET /simulator':                                     anyone,
+  'GET /simulator/':                                    anyone,
   // Dev mode only (the server refuses to register them in production): the carrier simulator.
   'PUT /dev/camara/sim-swaps/:phoneNumber':             anyone,
   'POST /dev/camara/sim-swap/v0/check':                 anyone,
@@ -230,8 +238,9 @@ export function installAccessControl(
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     for (const method of methods) {
-      if (method === 'HEAD' || route.url.startsWith('/documentation')) continue
-      const key = `${method} ${route.url}`
+      if (route.url.startsWith('/documentation')) continue
+      // Fastify answers HEAD with the GET handler minus the body: the same rule applies.
+      const key = `${method === 'HEAD' ? 'GET' : method} ${route.url}`
       if (!accessTable[key]) throw new Error(`route ${key} has no entry in the access table`)
       route.config = { ...(route.config as object), access: accessTable[key] } as typeof route.config
     }

@@ -41,6 +41,7 @@ import { seedDemoBank } from './seed.ts'
 import { purgeExpiredClientCredentials } from './tenancy/api-clients.ts'
 import { oauthRoutes } from './tenancy/oauth-routes.ts'
 import { tenancyRoutes } from './tenancy/routes.ts'
+import { webRoutes } from './web/routes.ts'
 import { startWebhookDelivery } from './webhooks/delivery.ts'
 
 export interface RunningServer {
@@ -197,6 +198,7 @@ export async function startServer(
     e2eRoutes(scope, ctx, { credentialKey, prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId) }),
   )
   await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))
+  await app.register(async (scope) => webRoutes(scope, ctx))
   const webhooks = startWebhookDelivery(ctx, receiptKey)
 
   const address = await app.listen({ port: config.port, host: config.host })

@@ -15,10 +15,12 @@ import {
   rotateSigningKey,
   verificationKeys,
 } from '../platform/keyring/signing-keys.ts'
+import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
 import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { createTenant, findTenant, listTenants } from '../tenancy/tenants.ts'
+import { ensureWebBuild } from '../web/build-on-start.ts'
 
 const usage = `usage: strongroom <command>
 
@@ -113,6 +115,7 @@ async function main(argv: string[]): Promise<void> {
   const config = loadConfig()
   switch (command) {
     case 'start': {
+      await ensureWebBuild(config, createLogger(config.logLevel))
       const server = await startServer(config)
       let stopping = false
       const stop = (signal: string) => {

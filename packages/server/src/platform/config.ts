@@ -119,6 +119,7 @@ const settings = {
     schema: Type.String({ pattern: '^https?://[^,\\s/]+(,https?://[^,\\s/]+)*$' }),
     default: undefined,
   },
+  webDir: { env: 'STRONGROOM_WEB_DIR', schema: Type.String({ minLength: 1 }), default: undefined },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
   /**
    * The URL providers and customers reach this server at (behind a proxy, the proxy's): Twilio signs the webhook URL
@@ -142,7 +143,13 @@ export type Config = {
   -readonly [K in keyof Settings]: Settings[K]['default'] extends undefined
     ? Static<Settings[K]['schema']> | undefined
     : Static<Settings[K]['schema']>
-} & { keyFile: string; archiveKeyFile: string; archiveMember: boolean; integrityRequired: boolean }
+} & {
+  keyFile: string
+  archiveKeyFile: string
+  archiveMember: boolean
+  integrityRequired: boolean
+  webDir: string
+}
 
 /** A configuration error names the setting and says what is wrong; the CLI prints it as one line and exits. */
 export class ConfigError extends Error {
@@ -217,6 +224,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const result = config as Config
   result.keyFile ??= path.join(result.dataDir, 'keyring.json')
   result.archiveKeyFile ??= path.join(result.dataDir, 'archive-keyring.json')
+  // The web package's build output, beside this package in the repository.
+  result.webDir ??= path.resolve(import.meta.dirname, '../../../web/dist')
   // In dev every node reads for the archive; in production the operator picks the node(s) or runs a separate process.
   result.archiveMember ??= result.mode === 'dev'
   const [partitionIndex, partitionCount] = result.archivePartition.split('/').map(Number) as [number, number]

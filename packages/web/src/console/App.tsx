@@ -1,0 +1,260 @@
+import { useEffect, useRef, useState } from 'preact/hooks'
+import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
+
+const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
+const dayAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+
+/** Re-renders when the session changes (a message arrives, the stream reconnects). */
+function useSession(session: ConsoleSession): void {
+  const [, setTick] = useState(0)
+  useEffect(() => session.subscribe(() => setTick((t) => t + 1)), [session])
+}
+
+export function App() {
+  const [session, setSession] = useState<ConsoleSession | undefined>(undefined)
+  if (!session) return <SignIn onSignedIn={setSession} />
+  return (
+    <Console
+      session={session}
+      onSignOut={() => {
+        session.close()
+        setSession(undefined)
+      }}
+    />
+  )
+}
+
+function SignIn(props: { onSignedIn: (session: ConsoleSession) => void }) {
+  const [error, setError] = useState<string | undefined>(undefined)
+  const [busy, setBusy] = useState(false)
+  const input = useRef<HTMLInputElement>(null)
+  useEffect(() => input.current?.focus(), [])
+  const submit = async (event: Event) => {
+    event.preventDefault()
+    const token = input.current?.value ?? ''
+    setBusy(true)
+    setError(undefined)
+    try {
+      const session = await ConsoleSession.signIn(location.origin, token)
+      if (input.current) input.current.value = ''
+      await session.start()
+      props.onSignedIn(session)
+    } catch (e) {
+      setError(e instanceof SignInRefused ? e.message : 'The server could not be reached. Try again.')
+      setBusy(false)
+    }
+  }
+  return (
+    <main class="centered">
+      <form class="card sign-in" onSubmit={submit} aria-describedby="sign-in-help">
+        <h1>Strongroom agent console</h1>
+        <label for="staff-token">Staff token</label>
+        <input
+          id="staff-token"
+          ref={input}
+          type="password"
+          name="staff-token"
+          autocomplete="off"
+          spellcheck={false}
+          required
+          aria-invalid={error ? 'true' : undefined}
+          aria-errormessage={error ? 'sign-in-error' : undefined}
+        />
+        <p id="sign-in-help" class="help">
+          In dev mode, the agent token is in <code>strongroom-data/dev-credentials.json</code>. It is kept in this tab's
+          memory only: reloading or closing the tab signs you out.
+        </p>
+        {error && (
+          <p id="sign-in-error" class="alert" role="alert">
+            {error}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          {busy ? 'Signing in…' : 'Sign in'}
+        </button>
+      </form>
+    </main>
+  )
+}
+
+const streamStateLabel = {
+  connecting: 'Connecting…',
+  open: 'Live',
+  reconnecting: 'Reconnecting…',
+  closed: 'Offline',
+} as const
+
+function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
+  const { session } = props
+  useSession(session)
+  const open = session.openId ? session.entries.get(session.openId) : undefined
+  return (
+    <div class={`console${open ? ' has-open' : ''}`}>
+      <header class="topbar">
+        <h1>Agent console</h1>
+        <p class="status" aria-live="polite">
+          <span class={`dot ${session.streamState}`} aria-hidden="true" />
+          {streamStateLabel[session.streamState]}
+        </p>
+        <button type="button" class="secondary" onClick={props.onSignOut}>
+          Sign out
+        </button>
+      </header>
+      {session.problem && (
+        <p class="alert banner" role="alert">
+          {session.problem}
+        </p>
+      )}
+      <div class="panes">
+        <Inbox session={session} />
+        {open ? (
+          <ConversationView key={open.conversation.id} session={session} entry={open} />
+        ) : (
+          <section class="conversation empty" aria-label="Conversation">
+            <p>Choose a conversation.</p>
+          </section>
+        )}
+      </div>
+    </div>
+  )
+}
+
+function Inbox(props: { session: ConsoleSession }) {
+  const { session } = props
+  const entries = session.inbox()
+  return (
+    <nav class="inbox" aria-labelledby="inbox-heading">
+      <h2 id="inbox-heading">Inbox</h2>
+      {entries.length === 0 ? (
+        <p>No conversations yet.</p>
+      ) : (
+        <ul>
+          {entries.map((entry) => (
+            <li key={entry.conversation.id}>
+              <button
+                type="button"
+                class="inbox-item"
+                aria-current={session.openId === entry.conversation.id ? 'true' : undefined}
+                onClick={() => void session.open(entry.conversation.id)}
+              >
+                <span class="who">{entry.customerName}</span>
+                <span class="when">
+                  {entry.lastMessageAt ? (
+                    <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>
+                  ) : (
+                    'No messages'
+                  )}
+                </span>
+                {entry.unread > 0 && <span class="unread">{entry.unread} unread</span>}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+    </nav>
+  )
+}
+
+const fromLabel: Record<ShownMessage['from'], string> = {
+  you: 'You',
+  customer: 'Customer',
+  staff: 'Bank staff',
+  archive: 'Bank archive',
+}
+
+function ConversationView(props: { session: ConsoleSession; entry: InboxEntry }) {
+  const { session, entry } = props
+  const messages = session.messages.get(entry.conversation.id)
+  const heading = useRef<HTMLHeadingElement>(null)
+  const end = useRef<HTMLLIElement>(null)
+  useEffect(() => heading.current?.focus(), [])
+  useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [messages?.length])
+  return (
+    <section class="conversation" aria-labelledby="conversation-heading">
+      <div class="conversation-head">
+        <button type="button" class="secondary back" onClick={() => void session.open(undefined)}>
+          Back to inbox
+        </button>
+        <h2 id="conversation-heading" ref={heading} tabIndex={-1}>
+          {entry.customerName}
+        </h2>
+      </div>
+      {messages === undefined ? (
+        <p>Loading messages…</p>
+      ) : (
+        <div class="messages" role="log" aria-live="polite" aria-label={`Messages with ${entry.customerName}`}>
+          <ol>
+            {messages.map((m) => (
+              <li key={m.seq} class={`message from-${m.from}`}>
+                <span class="meta">
+                  {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
+                </span>
+                {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
+              </li>
+            ))}
+            <li ref={end} class="end" aria-hidden="true" />
+          </ol>
+        </div>
+      )}
+      <Composer session={session} conversationId={entry.conversation.id} />
+    </section>
+  )
+}
+
+function Composer(props: { session: ConsoleSession; conversationId: string }) {
+  const [text, setText] = useState('')
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<string | undefined>(undefined)
+  const send = async () => {
+    const body = text.trim()
+    if (!body || busy) return
+    setBusy(true)
+    setError(undefined)
+    try {
+      await props.session.send(props.conversationId, body)
+      setText('')
+    } catch (e) {
+      setError(`Not sent: ${(e as Error).message}`)
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <form
+      class="composer"
+      onSubmit={(event) => {
+        event.preventDefault()
+        void send()
+      }}
+    >
+      <label for="reply">Reply</label>
+      <div class="composer-row">
+        <textarea
+          id="reply"
+          rows={2}
+          value={text}
+          maxLength={4000}
+          aria-describedby="reply-help"
+          onInput={(event) => setText((event.target as HTMLTextAreaElement).value)}
+          onKeyDown={(event) => {
+            if (event.key === 'Enter' && !event.shiftKey) {
+              event.preventDefault()
+              void send()
+            }
+          }}
+        />
+        <button type="submit" disabled={busy || text.trim() === ''}>
+          Send
+        </button>
+      </div>
+      <p id="reply-help" class="help">
+        Enter sends; Shift+Enter starts a new line.
+      </p>
+      {error && (
+        <p class="alert" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  )
+}

@@ -1,0 +1,335 @@
+/**
+ * The agent console in a real browser (Debian's Chromium, driven by playwright-core) against a real server: sign-in,
+ * the live inbox, a conversation with a customer's phone (an SDK device), replies, the pages' security headers,
+ * accessibility (axe) and a phone-sized screen. Screenshots go to packages/web/test-output/.
+ */
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import AxeBuilder from '@axe-core/playwright'
+import {
+  base64ToBytes,
+  enrolDevice,
+  type Message,
+  type MessageStream,
+  StaffToken,
+  StrongroomClient,
+} from '@strongroom/sdk'
+import {
+  encryptedStore,
+  generateStoreKey,
+  MemoryStore,
+  nodeCryptoProvider,
+  SecureMessaging,
+} from '@strongroom/sdk/mls-node'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import WebSocket from 'ws'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
+import { buildWeb } from '../../build.ts'
+
+const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
+const available = existsSync(CHROMIUM)
+const skip = available ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`
+const outputDir = path.join(import.meta.dirname, '..', '..', 'test-output')
+
+const text = (m: Message) => new TextDecoder().decode(base64ToBytes(m.ciphertext))
+
+describe('the agent console in Chromium', { skip }, () => {
+  let webDir: string
+  let server: TestServer
+  let bank: TestBank
+  let browser: Browser
+  let context: BrowserContext
+  let page: Page
+  let phone: StrongroomClient
+  let phoneStream: MessageStream
+  const phoneReceived: Message[] = []
+  const phoneWaiters: (() => void)[] = []
+  const pageProblems: string[] = []
+  let conversationId: string
+
+  /** Resolves once the phone has received a text/plain message with this text. */
+  const phoneReceives = (wanted: string) =>
+    new Promise<Message>((resolve) => {
+      const check = () => {
+        const found = phoneReceived.find((m) => m.contentType === 'text/plain' && text(m) === wanted)
+        if (found) resolve(found)
+        else phoneWaiters.push(check)
+      }
+      check()
+    })
+
+  before(async () => {
+    mkdirSync(outputDir, { recursive: true })
+    webDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-build-'))
+    await buildWeb({ outDir: webDir, quiet: true })
+    server = await startTestServer({ webDir })
+    bank = await createTestBank(server)
+    const enrolled = await enrolDevice({
+      baseUrl: server.url,
+      enrolmentCode: await bank.enrolmentCode(),
+      label: 'Phone',
+      WebSocket: WebSocket as never,
+    })
+    phone = enrolled.client
+    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const conversation = await agent.createConversation({ customerId: bank.customerId, assignedStaffId: bank.agentId })
+    conversationId = conversation.id
+    phoneStream = phone.stream({
+      onMessage: (m) => {
+        phoneReceived.push(m)
+        for (const waiter of phoneWaiters.splice(0)) waiter()
+      },
+    })
+    await phoneStream.ready()
+    await phone.sendMessage(conversationId, {
+      contentType: 'text/plain',
+      ciphertext: new TextEncoder().encode('Hello, I have lost my card'),
+    })
+    browser = await chromium.launch({ executablePath: CHROMIUM })
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    page = await context.newPage()
+    // Any CSP violation or script error fails the run at the end: the pages must work under their own policy.
+    page.setDefaultTimeout(20_000)
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+        pageProblems.push(message.text())
+      }
+    })
+    page.on('pageerror', (error) => pageProblems.push(error.message))
+    // Failed loads are judged by URL: the refused token's 401 is expected, and there is no favicon.
+    page.on('response', (response) => {
+      const url = new URL(response.url())
+      if (
+        response.status() >= 400 &&
+        url.pathname !== '/favicon.ico' &&
+        !(response.status() === 401 && url.pathname === '/v1/me')
+      ) {
+        pageProblems.push(`${response.status()} ${url.pathname}`)
+      }
+    })
+  })
+
+  after(async () => {
+    phoneStream?.close()
+    await browser?.close()
+    await server?.stop()
+    if (webDir) rmSync(webDir, { recursive: true, force: true })
+  })
+
+  test('every page is served with its security headers', async () => {
+    for (const name of ['console', 'secure', 'simulator']) {
+      const response = await page.goto(`${server.url}/${name}/`)
+      assert.ok(response, name)
+      assert.equal(response.status(), 200, name)
+      const headers = response.headers()
+      assert.match(headers['content-security-policy'] ?? '', /default-src 'self'/, name)
+      assert.match(headers['content-security-policy'] ?? '', /frame-ancestors 'none'/, name)
+      assert.doesNotMatch(headers['content-security-policy'] ?? '', /unsafe-inline|unsafe-eval/, name)
+      assert.equal(headers['referrer-policy'], 'no-referrer', name)
+      assert.equal(headers['x-content-type-options'], 'nosniff', name)
+      assert.equal(headers['cache-control'], 'no-cache', name)
+      await page.getByRole('heading', { level: 1 }).waitFor()
+      await page.screenshot({ path: path.join(outputDir, `${name}.png`) })
+    }
+  })
+
+  test('a wrong token is refused with a message, and the sign-in form passes axe', async () => {
+    await page.goto(`${server.url}/console/`)
+    const token = page.getByLabel('Staff token')
+    await token.fill('srs_not-a-real-token')
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('alert').getByText('The server refused this token').waitFor()
+    await assertAccessible(page, 'sign-in')
+    await page.screenshot({ path: path.join(outputDir, 'console-sign-in-refused.png') })
+  })
+
+  test('the agent signs in with the keyboard and sees the inbox with the unread message', async () => {
+    await page.goto(`${server.url}/console/`)
+    // The token field has focus on arrival; Enter submits.
+    await page.keyboard.type(bank.agentToken)
+    await page.keyboard.press('Enter')
+    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    const item = page.getByRole('button', { name: /Ada Customer/ })
+    await item.getByText('1 unread').waitFor()
+    await page.getByText('Live').waitFor()
+    assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0, 'nothing kept in storage')
+    await assertAccessible(page, 'inbox')
+    await page.screenshot({ path: path.join(outputDir, 'console-inbox.png') })
+  })
+
+  test('opening the conversation shows its messages and clears the unread count', async () => {
+    const item = page.getByRole('button', { name: /Ada Customer/ })
+    await item.focus()
+    await page.keyboard.press('Enter')
+    const log = page.getByRole('log', { name: 'Messages with Ada Customer' })
+    await log.getByText('Hello, I have lost my card').waitFor()
+    await page.getByRole('heading', { name: 'Ada Customer', level: 2 }).waitFor()
+    assert.equal(await item.getByText(/unread/).count(), 0)
+  })
+
+  test('a message from the phone arrives live', async () => {
+    await phone.sendMessage(conversationId, {
+      contentType: 'text/plain',
+      ciphertext: new TextEncoder().encode('Is anyone there?'),
+    })
+    const log = page.getByRole('log', { name: 'Messages with Ada Customer' })
+    await log.getByText('Is anyone there?').waitFor()
+    const texts = await log.locator('.text').allTextContents()
+    assert.deepEqual(texts, ['Hello, I have lost my card', 'Is anyone there?'])
+  })
+
+  test('the agent replies and the phone receives it', async () => {
+    const reply = page.getByLabel('Reply')
+    await reply.fill('Yes: I have blocked the card. A new one is on its way.')
+    await page.keyboard.press('Enter')
+    const received = await phoneReceives('Yes: I have blocked the card. A new one is on its way.')
+    assert.equal(received.sender.kind, 'staff')
+    assert.equal(received.sender.id, bank.agentId)
+    const log = page.getByRole('log', { name: 'Messages with Ada Customer' })
+    await log.getByText('Yes: I have blocked the card.', { exact: false }).waitFor()
+    assert.equal(await reply.inputValue(), '')
+    await assertAccessible(page, 'conversation')
+    await page.screenshot({ path: path.join(outputDir, 'console-conversation.png') })
+  })
+
+  test('a secure (MLS) conversation: read and answered end to end in the browser; the server holds only ciphertext', async () => {
+    const agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const customer = await agentApi.createCustomer({ externalRef: 'REF-SECURE', displayName: 'Brian Secure' })
+    const { code } = await agentApi.issueEnrolmentCode(customer.id)
+    const { client: tablet } = await enrolDevice({
+      baseUrl: server.url,
+      enrolmentCode: code,
+      label: 'Tablet',
+      WebSocket: WebSocket as never,
+    })
+    const tabletSecure = await SecureMessaging.open(tablet, {
+      provider: nodeCryptoProvider,
+      store: encryptedStore(new MemoryStore(), await generateStoreKey()),
+    })
+    const tabletRead: string[] = []
+    const readWaiters: (() => void)[] = []
+    const tabletStream = tablet.stream({
+      onMessage: async (m) => {
+        for (const event of await tabletSecure.receive(m)) if (event.kind === 'message') tabletRead.push(event.text)
+        for (const waiter of readWaiters.splice(0)) waiter()
+      },
+    })
+    try {
+      await tabletStream.ready()
+      const conversation = await agentApi.createConversation({ customerId: customer.id, assignedStaffId: bank.agentId })
+      // The agent's browser made its MLS identity and key packages at sign-in: the tablet can add it.
+      await tabletSecure.createGroup(conversation.id, [
+        { kind: 'staff', id: bank.agentId },
+        { kind: 'archive', id: 'archive' },
+      ])
+      await tabletSecure.send(conversation.id, 'Secure now: my card ends 4242')
+
+      const item = page.getByRole('button', { name: /Brian Secure/ })
+      await item.getByText('1 unread').waitFor()
+      await item.click()
+      const log = page.getByRole('log', { name: 'Messages with Brian Secure' })
+      await log.getByText('Secure now: my card ends 4242').waitFor()
+      await page.getByLabel('Reply').fill('Thank you. I see it only here, end to end.')
+      await page.getByRole('button', { name: 'Send' }).click()
+      await new Promise<void>((resolve) => {
+        const check = () =>
+          tabletRead.includes('Thank you. I see it only here, end to end.') ? resolve() : readWaiters.push(check)
+        check()
+      })
+      await log.getByText('Thank you. I see it only here, end to end.').waitFor()
+      await page.screenshot({ path: path.join(outputDir, 'console-secure-conversation.png') })
+
+      const stored = await agentApi.listMessages(conversation.id)
+      assert.ok(stored.length >= 3, 'the commit, the tablet message and the reply')
+      for (const m of stored) {
+        assert.equal(m.contentType, 'message/mls')
+        const bytes = Buffer.from(m.ciphertext, 'base64').toString('latin1')
+        assert.ok(!bytes.includes('4242') && !bytes.includes('end to end'), `message ${m.seq} is ciphertext`)
+      }
+
+      // In the browser: the store key is a non-extractable CryptoKey, and no stored value holds the text in clear.
+      // (No named functions inside: the test runner's transpiler would add a helper the page does not have.)
+      const kept = await page.evaluate(async (name) => {
+        const db = await new Promise<IDBDatabase>((resolve, reject) => {
+          const request = indexedDB.open(name)
+          request.onsuccess = () => resolve(request.result)
+          request.onerror = () => reject(request.error)
+        })
+        const [keys, values] = await Promise.all(
+          ['keys', 'values'].map(
+            (store) =>
+              new Promise<unknown[]>((resolve) => {
+                const request = db.transaction(store).objectStore(store).getAll()
+                request.onsuccess = () => resolve(request.result)
+              }),
+          ),
+        )
+        const key = keys?.[0] as CryptoKey | undefined
+        const sealed = (values ?? []) as Uint8Array[]
+        const clear = sealed.filter((v) => new TextDecoder('latin1').decode(v).includes('4242')).length
+        return { extractable: key?.extractable, algorithm: key?.algorithm.name, values: sealed.length, clear }
+      }, `strongroom-mls:${bank.tenantId}:${bank.agentId}`)
+      assert.deepEqual(
+        { ...kept, values: kept.values > 0 },
+        {
+          extractable: false,
+          algorithm: 'AES-GCM',
+          values: true,
+          clear: 0,
+        },
+      )
+    } finally {
+      tabletStream.close()
+    }
+  })
+
+  test('after a reload and a new sign-in, the secure conversation is still readable from the encrypted store', async () => {
+    await page.reload()
+    await page.getByLabel('Staff token').fill(bank.agentToken)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: /Brian Secure/ }).click()
+    const log = page.getByRole('log', { name: 'Messages with Brian Secure' })
+    await log.getByText('Secure now: my card ends 4242').waitFor()
+    await log.getByText('Thank you. I see it only here, end to end.').waitFor()
+    await page.getByRole('button', { name: /Ada Customer/ }).click()
+  })
+
+  test('at 360 px wide, one pane at a time, nothing scrolls sideways', async () => {
+    await page.setViewportSize({ width: 360, height: 740 })
+    const log = page.getByRole('log', { name: 'Messages with Ada Customer' })
+    await log.waitFor()
+    assert.equal(await page.getByRole('heading', { name: 'Inbox' }).isVisible(), false)
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 360))
+    await page.screenshot({ path: path.join(outputDir, 'console-conversation-360.png') })
+    await page.getByRole('button', { name: 'Back to inbox' }).click()
+    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 360))
+    await assertAccessible(page, 'inbox-360')
+    await page.screenshot({ path: path.join(outputDir, 'console-inbox-360.png') })
+    await page.setViewportSize({ width: 1280, height: 800 })
+  })
+
+  test('signing out closes the session: back to an empty sign-in form', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    const token = page.getByLabel('Staff token')
+    await token.waitFor()
+    assert.equal(await token.inputValue(), '')
+    assert.equal(await page.getByRole('heading', { name: 'Inbox' }).count(), 0)
+  })
+
+  test('the pages ran under their policy with no violation or script error', () => {
+    assert.deepEqual(pageProblems, [])
+  })
+})
+
+/** axe-core on the page as it is: no serious or critical violation. */
+async function assertAccessible(page: Page, screen: string): Promise<void> {
+  const results = await new AxeBuilder({ page }).analyze()
+  const serious = results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
+  assert.deepEqual(serious, [], `${screen}: accessibility violations`)
+}

@@ -1,0 +1,271 @@
+import {
+  base64ToBytes,
+  type Conversation,
+  type Message,
+  type MessageStream,
+  StaffToken,
+  type StreamState,
+  StrongroomClient,
+  StrongroomError,
+} from '@strongroom/sdk'
+import { BrowserSecureContent } from './secure-content.ts'
+
+/** One line of the inbox. */
+export interface InboxEntry {
+  conversation: Conversation
+  customerName: string
+  /** Messages after this staff member's read marker. */
+  unread: number
+  lastMessageAt: string | undefined
+}
+
+/** A message as the console shows it. */
+export interface ShownMessage {
+  seq: number
+  id: string
+  from: 'you' | 'customer' | 'staff' | 'archive'
+  /** The text, or undefined when the console cannot show it (then `placeholder` says why). */
+  text: string | undefined
+  placeholder?: string
+  createdAt: string
+}
+
+export interface StaffIdentity {
+  staffId: string
+  tenantId: string
+  role: string
+}
+
+/**
+ * Reads or sends the content of secure (MLS) conversations for this console. The first console shows a placeholder
+ * for MLS messages; the browser MLS member plugs in here.
+ */
+export interface SecureContent {
+  isSecure(conversationId: string): Promise<boolean>
+  /** The text of a message/mls message, or undefined if it is not an application message this member can read. */
+  read(message: Message): Promise<{ text: string } | { placeholder: string } | undefined>
+  send(conversationId: string, text: string): Promise<void>
+}
+
+const HISTORY = 200
+const textDecoder = new TextDecoder('utf-8', { fatal: false })
+
+/** Thrown by signIn for a token the server refuses or that is not a staff member's. */
+export class SignInRefused extends Error {}
+
+/**
+ * A signed-in staff member: their client, their inbox and the open conversation, kept live from the stream. The
+ * token lives only in this object (memory): a reload or a closed tab signs out.
+ */
+export class ConsoleSession {
+  readonly client: StrongroomClient
+  readonly me: StaffIdentity
+  readonly entries = new Map<string, InboxEntry>()
+  readonly messages = new Map<string, ShownMessage[]>()
+  openId: string | undefined
+  streamState: StreamState = 'connecting'
+  /** The last thing that went wrong, in words for the agent. */
+  problem: string | undefined
+  secure: SecureContent | undefined
+  #stream: MessageStream | undefined
+  #listeners = new Set<() => void>()
+  #closed = false
+  /** Stream events are handled one at a time, in the order they came. */
+  #queue: Promise<void> = Promise.resolve()
+
+  private constructor(client: StrongroomClient, me: StaffIdentity) {
+    this.client = client
+    this.me = me
+  }
+
+  static async signIn(baseUrl: string, token: string): Promise<ConsoleSession> {
+    const trimmed = token.trim()
+    if (!/^srs_[A-Za-z0-9_-]+$/.test(trimmed)) throw new SignInRefused('That is not a staff token (it starts srs_).')
+    const client = new StrongroomClient({ baseUrl, credentials: new StaffToken(trimmed) })
+    let me: Awaited<ReturnType<StrongroomClient['me']>>
+    try {
+      me = await client.me()
+    } catch (error) {
+      if (error instanceof StrongroomError && error.status === 401) {
+        throw new SignInRefused('The server refused this token: it may have expired or been revoked.')
+      }
+      throw error
+    }
+    if (me.kind !== 'staff') throw new SignInRefused('This token is not a staff member’s.')
+    return new ConsoleSession(client, {
+      staffId: String(me.staffId),
+      tenantId: me.tenantId,
+      role: String(me.role),
+    })
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener()
+  }
+
+  /** Loads the inbox, then follows it live from where the list left off. */
+  async start(): Promise<void> {
+    // The browser's MLS member first: joining the groups this agent was added to lets their messages be read.
+    this.secure = await BrowserSecureContent.open(this.client, this.me).catch((error: Error) => {
+      this.problem = `Secure conversations cannot be read in this browser: ${error.message}`
+      return undefined
+    })
+    const conversations = await this.client.listConversations()
+    await Promise.all(conversations.map((c) => this.#addConversation(c)))
+    this.#changed()
+    if (this.#closed) return
+    const cursors = Object.fromEntries(conversations.map((c) => [c.id, c.lastSeq]))
+    this.#stream = this.client.stream({
+      cursors,
+      onMessage: (message) => this.#enqueue(() => this.#onMessage(message)),
+      onJoined: (conversationId) => this.#enqueue(() => this.#onJoined(conversationId)),
+      onStateChange: (state) => {
+        this.streamState = state
+        this.#changed()
+      },
+      onError: (error) => {
+        this.problem = error.message
+        this.#changed()
+      },
+    })
+  }
+
+  /** The inbox, most recent first. */
+  inbox(): InboxEntry[] {
+    return [...this.entries.values()].sort((a, b) =>
+      (b.lastMessageAt ?? b.conversation.createdAt).localeCompare(a.lastMessageAt ?? a.conversation.createdAt),
+    )
+  }
+
+  async open(conversationId: string | undefined): Promise<void> {
+    this.openId = conversationId
+    this.#changed()
+    if (!conversationId) return
+    const entry = this.entries.get(conversationId)
+    if (!entry) return
+    if (!this.messages.has(conversationId)) {
+      const after = Math.max(0, entry.conversation.lastSeq - HISTORY)
+      const history = await this.client.listMessages(conversationId, { after, limit: HISTORY })
+      const shown: ShownMessage[] = []
+      for (const message of history) {
+        const item = await this.#show(message)
+        if (item) shown.push(item)
+      }
+      // Live messages may have arrived while the history loaded: keep both, once each, in order.
+      const merged = new Map([...shown, ...(this.messages.get(conversationId) ?? [])].map((m) => [m.seq, m]))
+      this.messages.set(
+        conversationId,
+        [...merged.values()].sort((a, b) => a.seq - b.seq),
+      )
+    }
+    await this.#markRead(entry)
+    this.#changed()
+  }
+
+  async send(conversationId: string, text: string): Promise<void> {
+    if (this.secure && (await this.secure.isSecure(conversationId))) {
+      await this.secure.send(conversationId, text)
+    } else if (this.#stream) {
+      await this.#stream.send(conversationId, { contentType: 'text/plain', ciphertext: new TextEncoder().encode(text) })
+    } else {
+      await this.client.sendMessage(conversationId, {
+        contentType: 'text/plain',
+        ciphertext: new TextEncoder().encode(text),
+      })
+    }
+  }
+
+  /** Signs out: closes the stream and forgets the client (and with it the token). */
+  close(): void {
+    this.#closed = true
+    this.#stream?.close()
+    this.#listeners.clear()
+  }
+
+  #enqueue(task: () => Promise<void>): void {
+    this.#queue = this.#queue.then(task).catch((error: Error) => {
+      this.problem = error.message
+      this.#changed()
+    })
+  }
+
+  async #addConversation(conversation: Conversation): Promise<void> {
+    const mine = conversation.members.find((m) => m.kind === 'staff' && m.id === this.me.staffId)
+    const [customerName, lastMessageAt] = await Promise.all([
+      this.client.getCustomer(conversation.customerId).then(
+        (c) => c.displayName,
+        () => conversation.customerId,
+      ),
+      conversation.lastSeq > 0
+        ? this.client
+            .listMessages(conversation.id, { after: conversation.lastSeq - 1, limit: 1 })
+            .then((m) => m[0]?.createdAt)
+        : Promise.resolve(undefined),
+    ])
+    this.entries.set(conversation.id, {
+      conversation,
+      customerName,
+      unread: Math.max(0, conversation.lastSeq - (mine?.readSeq ?? 0)),
+      lastMessageAt,
+    })
+  }
+
+  async #onJoined(conversationId: string): Promise<void> {
+    if (this.entries.has(conversationId)) return
+    await this.#addConversation(await this.client.getConversation(conversationId))
+    this.#changed()
+  }
+
+  async #onMessage(message: Message): Promise<void> {
+    let entry = this.entries.get(message.conversationId)
+    if (!entry) {
+      await this.#onJoined(message.conversationId)
+      entry = this.entries.get(message.conversationId)
+      if (!entry) return
+    }
+    const shown = await this.#show(message)
+    entry.conversation = { ...entry.conversation, lastSeq: Math.max(entry.conversation.lastSeq, message.seq) }
+    if (shown) {
+      entry.lastMessageAt = message.createdAt
+      const fromMe = shown.from === 'you'
+      if (this.openId === message.conversationId || fromMe) await this.#markRead(entry)
+      else entry.unread += 1
+      const list = this.messages.get(message.conversationId)
+      if (list && !list.some((m) => m.seq === message.seq)) list.push(shown)
+    }
+    this.#changed()
+  }
+
+  async #markRead(entry: InboxEntry): Promise<void> {
+    entry.unread = 0
+    if (entry.conversation.lastSeq > 0) {
+      await this.client.markRead(entry.conversation.id, entry.conversation.lastSeq).catch(() => undefined)
+    }
+  }
+
+  /** What the console shows for a message; undefined for log entries that are not messages (MLS commits). */
+  async #show(message: Message): Promise<ShownMessage | undefined> {
+    const from =
+      message.sender.kind === 'staff' && message.sender.id === this.me.staffId
+        ? 'you'
+        : message.sender.kind === 'device'
+          ? 'customer'
+          : message.sender.kind
+    const base = { seq: message.seq, id: message.id, from, createdAt: message.createdAt } as const
+    if (message.contentType === 'text/plain') {
+      return { ...base, text: textDecoder.decode(base64ToBytes(message.ciphertext)) }
+    }
+    if (message.contentType === 'message/mls') {
+      if (!this.secure) return { ...base, text: undefined, placeholder: 'Encrypted message' }
+      const read = await this.secure.read(message)
+      if (!read) return undefined
+      return 'text' in read ? { ...base, text: read.text } : { ...base, text: undefined, placeholder: read.placeholder }
+    }
+    return { ...base, text: undefined, placeholder: `A ${message.contentType} message this console cannot show` }
+  }
+}
