@@ -197,10 +197,13 @@ export class ConsoleSession {
   async #addConversation(conversation: Conversation): Promise<void> {
     const mine = conversation.members.find((m) => m.kind === 'staff' && m.id === this.me.staffId)
     const [customerName, lastMessageAt] = await Promise.all([
-      this.client.getCustomer(conversation.customerId).then(
-        (c) => c.displayName,
-        () => conversation.customerId,
-      ),
+      // A public-channel conversation from an unknown sender has no customer until an agent links one.
+      conversation.customerId === null
+        ? Promise.resolve('Unidentified sender')
+        : this.client.getCustomer(conversation.customerId).then(
+            (c) => c.displayName,
+            () => conversation.customerId as string,
+          ),
       conversation.lastSeq > 0
         ? this.client
             .listMessages(conversation.id, { after: conversation.lastSeq - 1, limit: 1 })
