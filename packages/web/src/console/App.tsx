@@ -160,6 +160,7 @@ const fromLabel: Record<ShownMessage['from'], string> = {
   customer: 'Customer',
   staff: 'Bank staff',
   archive: 'Bank archive',
+  system: 'Strongroom',
 }
 
 function ConversationView(props: { session: ConsoleSession; entry: InboxEntry }) {

@@ -23,7 +23,7 @@ export interface InboxEntry {
 export interface ShownMessage {
   seq: number
   id: string
-  from: 'you' | 'customer' | 'staff' | 'archive'
+  from: 'you' | 'customer' | 'staff' | 'archive' | 'system'
   /** The text, or undefined when the console cannot show it (then `placeholder` says why). */
   text: string | undefined
   placeholder?: string
@@ -256,7 +256,7 @@ export class ConsoleSession {
     const from =
       message.sender.kind === 'staff' && message.sender.id === this.me.staffId
         ? 'you'
-        : message.sender.kind === 'device'
+        : message.sender.kind === 'device' || message.sender.kind === 'channel'
           ? 'customer'
           : message.sender.kind
     const base = { seq: message.seq, id: message.id, from, createdAt: message.createdAt } as const
