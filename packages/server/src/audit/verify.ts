@@ -1,8 +1,8 @@
-import { type KeyObject, verify } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
-import { leafHash, MerkleFrontier } from './merkle.ts'
-import { checkpointStatement, GENESIS_HASH, recordHash } from './record-hash.ts'
+import { type ChainFailure, ChainWalker } from '../platform/hash-chain/walker.ts'
+import { recordHash } from './record-hash.ts'
 
 export interface ChainVerification {
   tenantId: string
@@ -42,91 +42,33 @@ export async function verifyAuditChain(
     .where('tenant_id', '=', tenantId)
     .orderBy('tree_size')
     .execute()
-  const result = (failure?: ChainVerification['failure'], records = 0): ChainVerification => ({
+  const walker = new ChainWalker('audit', tenantId, checkpoints, keys)
+  const result = (failure?: ChainFailure): ChainVerification => ({
     tenantId,
     ok: failure === undefined,
-    records,
+    records: walker.expected - 1,
     checkpoints: checkpoints.length,
     pending,
-    ...(failure ? { failure } : {}),
+    ...(failure ? { failure: { ...failure, id: failure.id === null ? null : Number(failure.id) } } : {}),
   })
 
-  const frontier = new MerkleFrontier()
-  let previous: Buffer = GENESIS_HASH
-  let expected = 1
-  let nextCheckpoint = 0
   for (;;) {
     const page = await db
       .selectFrom('audit_events')
       .selectAll()
       .where('tenant_id', '=', tenantId)
-      .where('seq', '>=', expected)
+      .where('seq', '>=', walker.expected)
       .orderBy('seq')
       .limit(PAGE)
       .execute()
     if (page.length === 0) break
     for (const record of page) {
-      const seq = Number(record.seq)
-      const id = Number(record.id)
-      if (seq !== expected) return result({ seq: expected, id: null, reason: 'record missing (sequence gap)' })
-      if (!record.prev_hash || !previous.equals(record.prev_hash)) {
-        return result({ seq, id, reason: 'not linked to the previous record (moved, or one before it changed)' })
-      }
-      const hash = recordHash(previous, record)
-      if (!record.hash || !hash.equals(record.hash)) return result({ seq, id, reason: 'record altered' })
-      frontier.append(leafHash(hash))
-      previous = hash
-      for (; checkpoints[nextCheckpoint] && Number(checkpoints[nextCheckpoint]?.tree_size) === seq; nextCheckpoint++) {
-        const checkpoint = checkpoints[nextCheckpoint] as (typeof checkpoints)[number]
-        const failure = checkCheckpoint(tenantId, checkpoint, frontier, keys)
-        if (failure) return result({ seq, id, reason: failure })
-      }
-      expected++
+      const failure = walker.step(record, (previous) => recordHash(previous, record))
+      if (failure) return result(failure)
     }
-    onProgress?.(expected - 1, total)
+    onProgress?.(walker.expected - 1, total)
   }
-  const beyond = checkpoints[nextCheckpoint]
-  if (beyond) {
-    return result(
-      {
-        seq: expected,
-        id: null,
-        reason: `records missing: checkpoint covers ${beyond.tree_size}, chain ends at ${expected - 1}`,
-      },
-      expected - 1,
-    )
-  }
-  return result(undefined, expected - 1)
-}
-
-function checkCheckpoint(
-  tenantId: string,
-  checkpoint: {
-    tree_size: number | string
-    root_hash: Uint8Array
-    signed_at: Date | string
-    key_id: string
-    signature: Uint8Array
-  },
-  frontier: MerkleFrontier,
-  keys: Map<string, KeyObject>,
-): string | undefined {
-  const key = keys.get(checkpoint.key_id)
-  if (!key) return `checkpoint ${checkpoint.tree_size} is signed by an unknown key`
-  const statement = checkpointStatement({
-    tenantId,
-    treeSize: Number(checkpoint.tree_size),
-    rootHash: checkpoint.root_hash,
-    signedAt: new Date(checkpoint.signed_at),
-    keyId: checkpoint.key_id,
-  })
-  if (!verify(null, statement, key, Buffer.from(checkpoint.signature))) {
-    return `checkpoint ${checkpoint.tree_size} has a bad signature`
-  }
-  if (!frontier.root().equals(checkpoint.root_hash)) {
-    return `records up to ${checkpoint.tree_size} do not match their signed checkpoint`
-  }
-  return undefined
+  return result(walker.end())
 }
 
 /** Every chain there is: each tenant's and the system's. */
