@@ -65,6 +65,7 @@ describe('the strongroom command', () => {
         '008-policies',
         '009-app-versions',
         '010-e2e',
+        '014-archive',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -1,4 +1,7 @@
+import { createWriteStream } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { exportCase } from '../archive/export.ts'
+import { archiveChains, verifyArchiveChain } from '../archive/verify.ts'
 import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { auditChains, verifyAuditChain } from '../audit/verify.ts'
 import { createCustomer } from '../identity/customers.ts'
@@ -8,7 +11,12 @@ import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.
 import { Problem } from '../platform/http/problems.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
-import { rewrapSigningKeys, rotateSigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
+import {
+  openSigningKey,
+  rewrapSigningKeys,
+  rotateSigningKey,
+  verificationKeys,
+} from '../platform/keyring/signing-keys.ts'
 import { startServer } from '../server.ts'
 import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
@@ -29,6 +37,10 @@ const usage = `usage: strongroom <command>
                                      issue an API token (creates the staff member with --role if new)
   audit verify [--tenant ID]         recompute the audit chains and their signed checkpoints; name the first
                                      record that fails (exit status 1)
+  archive verify [--tenant ID]       recompute the archive chains, content hashes and signed checkpoints (no key
+                                     needed); name the first record that fails (exit status 1)
+  archive export --tenant ID (--conversation ID | --customer ID) [--from ISO] [--to ISO] --out FILE
+                                     export a case as a signed bundle (JSON lines, the last the signed manifest)
   customer create --tenant ID --ref REF --name NAME
                                      register a customer (REF is the bank's own customer id)
   enrolment-code --tenant ID --customer ID
@@ -87,6 +99,10 @@ async function main(argv: string[]): Promise<void> {
       archive: { type: 'boolean' },
       ref: { type: 'string' },
       customer: { type: 'string' },
+      conversation: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -145,6 +161,7 @@ async function main(argv: string[]): Promise<void> {
           ? [
               await rotateSigningKey(db, provider, 'consent-receipt'),
               await rotateSigningKey(db, provider, 'audit-checkpoint'),
+              await rotateSigningKey(db, provider, 'archive-checkpoint'),
               await rotateSigningKey(db, provider, 'mls-credential'),
             ]
           : []
@@ -219,6 +236,65 @@ async function main(argv: string[]): Promise<void> {
         )
         process.exitCode = 1
       }
+      return
+    }
+    case 'archive verify': {
+      const results = await withStorage(config, async ({ db }) => {
+        const keys = await verificationKeys(db, 'archive-checkpoint')
+        const verified = []
+        for (const chain of values.tenant ? [values.tenant] : await archiveChains(db)) {
+          verified.push(
+            await verifyArchiveChain(db, chain, keys, (done, total) => progress(`archive ${chain}`, done, total)),
+          )
+        }
+        return verified
+      })
+      out(results)
+      const failed = results.find((r) => !r.ok)
+      if (failed?.failure) {
+        process.stderr.write(
+          `strongroom: archive chain ${failed.tenantId} fails at record ${failed.failure.seq}: ${failed.failure.reason}\n`,
+        )
+        process.exitCode = 1
+      }
+      return
+    }
+    case 'archive export': {
+      const { tenant: tenantId, conversation, customer, out: file } = values
+      if (!tenantId || !file || Boolean(conversation) === Boolean(customer)) {
+        throw new UsageError('archive export needs --tenant, one of --conversation or --customer, and --out')
+      }
+      const when = (value: string | undefined, name: string) => {
+        if (value === undefined) return undefined
+        const date = new Date(value)
+        if (Number.isNaN(date.getTime())) throw new UsageError(`${name} must be an ISO 8601 date`)
+        return date
+      }
+      const scope = {
+        conversationId: conversation,
+        customerId: customer,
+        from: when(values.from, '--from'),
+        to: when(values.to, '--to'),
+      }
+      const manifest = await withStorage(config, async ({ db, provider }) => {
+        const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
+        const signer = await openSigningKey(db, provider, 'archive-checkpoint')
+        const stream = createWriteStream(file, { flags: 'wx', mode: 0o600 })
+        try {
+          return await exportCase(
+            { db, archiveKek },
+            signer,
+            tenantId,
+            scope,
+            operator,
+            (line) => new Promise<void>((resolve) => (stream.write(line) ? resolve() : stream.once('drain', resolve))),
+            (done, total) => progress('export', done, total),
+          )
+        } finally {
+          await new Promise((resolve) => stream.end(resolve))
+        }
+      })
+      out({ file, records: manifest.records, checkpoint: manifest.checkpoint.treeSize })
       return
     }
     case 'customer create': {

@@ -4,12 +4,18 @@ import type { Database } from '../db/schema.ts'
 import type { KeyProvider } from './key-provider.ts'
 
 /**
- * What a signing key is for, and so its algorithm: Ed25519 for audit checkpoints and the MLS credential authority,
+ * What a signing key is for, and so its algorithm: Ed25519 for audit and archive checkpoints and the MLS credential authority,
  * P-256 (ES256) for JWS receipts and integrity tokens.
  */
-export type SigningKeyPurpose = 'audit-checkpoint' | 'consent-receipt' | 'integrity-token' | 'mls-credential'
+export type SigningKeyPurpose =
+  | 'audit-checkpoint'
+  | 'archive-checkpoint'
+  | 'consent-receipt'
+  | 'integrity-token'
+  | 'mls-credential'
 const algorithms: Record<SigningKeyPurpose, 'ed25519' | 'ec'> = {
   'audit-checkpoint': 'ed25519',
+  'archive-checkpoint': 'ed25519',
   'mls-credential': 'ed25519',
   'consent-receipt': 'ec',
   'integrity-token': 'ec',

@@ -9,6 +9,7 @@ import * as integrity from './007-integrity.ts'
 import * as policies from './008-policies.ts'
 import * as appVersions from './009-app-versions.ts'
 import * as e2e from './010-e2e.ts'
+import * as archive from './014-archive.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '008-policies': policies,
   '009-app-versions': appVersions,
   '010-e2e': e2e,
+  '014-archive': archive,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
