@@ -1,13 +1,12 @@
 import { type Kysely, sql } from 'kysely'
 import type { ServerContext } from '../platform/context.ts'
 import type { Database } from '../platform/db/schema.ts'
+import { startChainTask } from '../platform/hash-chain/chain-task.ts'
 import { ChainLinker, type CheckpointPolicy, emptyChainHead } from '../platform/hash-chain/linker.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { startPeriodicTask } from '../platform/periodic-task.ts'
 import { archiveRecordHash, chainedFields } from './record-hash.ts'
 
 const PAGE = 2000
-const CHAIN_INTERVAL_MS = 250
 
 /**
  * Links appended archive records into their tenant's chain (next sequence number, previous hash, own hash, Merkle
@@ -130,17 +129,5 @@ export function startArchiveChainer(ctx: Pick<ServerContext, 'db' | 'config' | '
     everyRecords: ctx.config.archiveCheckpointRecords,
     everySeconds: ctx.config.archiveCheckpointSeconds,
   }
-  const task = startPeriodicTask({
-    name: 'archive chainer',
-    intervalMs: CHAIN_INTERVAL_MS,
-    pass: () => chainArchiveRecords(ctx.db, signer, policy),
-    log: ctx.log,
-  })
-  return {
-    flush: task.flush,
-    async stop() {
-      await task.stop()
-      await task.flush()
-    },
-  }
+  return startChainTask('archive chainer', ctx.log, () => chainArchiveRecords(ctx.db, signer, policy))
 }

@@ -1,19 +1,10 @@
 import type { KeyObject } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
-import { type ChainFailure, ChainWalker } from '../platform/hash-chain/walker.ts'
+import { type ChainVerification, walkChain } from '../platform/hash-chain/walker.ts'
 import { recordHash } from './record-hash.ts'
 
-export interface ChainVerification {
-  tenantId: string
-  ok: boolean
-  records: number
-  checkpoints: number
-  /** Events recorded but not yet chained (they are chained within a second or so of being recorded). */
-  pending: number
-  /** The first thing that does not hold, naming the record or checkpoint. */
-  failure?: { seq: number; id: number | null; reason: string }
-}
+export type { ChainVerification } from '../platform/hash-chain/walker.ts'
 
 const PAGE = 5000
 
@@ -28,47 +19,35 @@ export async function verifyAuditChain(
   keys: Map<string, KeyObject>,
   onProgress?: (done: number, total: number) => void,
 ): Promise<ChainVerification> {
-  const [{ total, pending }] = (await db
+  const counts = await db
     .selectFrom('audit_events')
-    .select(({ fn }) => [fn.count<number>('seq').as('total'), fn.countAll<number>().as('all')])
+    .select(({ fn }) => [fn.count<number>('seq').as('linked'), fn.countAll<number>().as('all')])
     .where('tenant_id', '=', tenantId)
-    .execute()
-    .then((rows) => rows.map((r) => ({ total: Number(r.total), pending: Number(r.all) - Number(r.total) })))) as [
-    { total: number; pending: number },
-  ]
-  const checkpoints = await db
-    .selectFrom('audit_checkpoints')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .orderBy('tree_size')
-    .execute()
-  const walker = new ChainWalker('audit', tenantId, checkpoints, keys)
-  const result = (failure?: ChainFailure): ChainVerification => ({
+    .executeTakeFirstOrThrow()
+  return walkChain({
+    kind: 'audit',
     tenantId,
-    ok: failure === undefined,
-    records: walker.expected - 1,
-    checkpoints: checkpoints.length,
-    pending,
-    ...(failure ? { failure: { ...failure, id: failure.id === null ? null : Number(failure.id) } } : {}),
-  })
-
-  for (;;) {
-    const page = await db
-      .selectFrom('audit_events')
+    keys,
+    checkpoints: await db
+      .selectFrom('audit_checkpoints')
       .selectAll()
       .where('tenant_id', '=', tenantId)
-      .where('seq', '>=', walker.expected)
-      .orderBy('seq')
-      .limit(PAGE)
-      .execute()
-    if (page.length === 0) break
-    for (const record of page) {
-      const failure = walker.step(record, (previous) => recordHash(previous, record))
-      if (failure) return result(failure)
-    }
-    onProgress?.(walker.expected - 1, total)
-  }
-  return result(walker.end())
+      .orderBy('tree_size')
+      .execute(),
+    total: Number(counts.linked),
+    pending: Number(counts.all) - Number(counts.linked),
+    page: (fromSeq) =>
+      db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('seq', '>=', fromSeq)
+        .orderBy('seq')
+        .limit(PAGE)
+        .execute(),
+    recompute: (record, previous) => recordHash(previous, record),
+    onProgress,
+  })
 }
 
 /** Every chain there is: each tenant's and the system's. */

@@ -105,7 +105,7 @@ describe('the strongroom command', () => {
       kekId: 'kek-2',
       rewrapped: 2,
       dataKeysRotated: 1,
-      signingKeys: ['consent-receipt-1', 'audit-checkpoint-1', 'mls-credential-1'],
+      signingKeys: ['consent-receipt-1', 'audit-checkpoint-1', 'archive-checkpoint-1', 'mls-credential-1'],
     })
 
     const config = loadConfig(

@@ -1,9 +1,10 @@
+import type { KeyObject } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { exportCase } from '../archive/export.ts'
 import { archiveChains, verifyArchiveChain } from '../archive/verify.ts'
 import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
-import { auditChains, verifyAuditChain } from '../audit/verify.ts'
+import { auditChains, type ChainVerification, verifyAuditChain } from '../audit/verify.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
@@ -81,6 +82,43 @@ async function withStorage<T>(config: Config, work: (storage: Storage) => Promis
     return await work({ keyring: new Keyring(database.db, provider), db: database.db, provider })
   } finally {
     await database.close()
+  }
+}
+
+/**
+ * Verifies one tenant's chain or every chain of a kind (audit or archive), printing the results and a progress bar;
+ * names the first failing record on stderr and sets exit status 1.
+ */
+async function verifyChains(
+  config: Config,
+  label: 'audit' | 'archive',
+  tenant: string | undefined,
+  how: {
+    purpose: 'audit-checkpoint' | 'archive-checkpoint'
+    chains: (db: Db) => Promise<string[]>
+    verify: (
+      db: Db,
+      tenantId: string,
+      keys: Map<string, KeyObject>,
+      onProgress: (done: number, total: number) => void,
+    ) => Promise<ChainVerification>
+  },
+): Promise<void> {
+  const results = await withStorage(config, async ({ db }) => {
+    const keys = await verificationKeys(db, how.purpose)
+    const verified = []
+    for (const chain of tenant ? [tenant] : await how.chains(db)) {
+      verified.push(await how.verify(db, chain, keys, (done, total) => progress(`${label} ${chain}`, done, total)))
+    }
+    return verified
+  })
+  out(results)
+  const failed = results.find((r) => !r.ok)
+  if (failed?.failure) {
+    process.stderr.write(
+      `strongroom: ${label} chain ${failed.tenantId} fails at record ${failed.failure.seq}: ${failed.failure.reason}\n`,
+    )
+    process.exitCode = 1
   }
 }
 
@@ -216,47 +254,14 @@ async function main(argv: string[]): Promise<void> {
       )
       return
     }
-    case 'audit verify': {
-      const results = await withStorage(config, async ({ db }) => {
-        const keys = await verificationKeys(db, 'audit-checkpoint')
-        const chains = values.tenant ? [values.tenant] : await auditChains(db)
-        const verified = []
-        for (const chain of chains) {
-          verified.push(
-            await verifyAuditChain(db, chain, keys, (done, total) => progress(`audit ${chain}`, done, total)),
-          )
-        }
-        return verified
-      })
-      out(results)
-      const failed = results.find((r) => !r.ok)
-      if (failed?.failure) {
-        process.stderr.write(
-          `strongroom: audit chain ${failed.tenantId} fails at record ${failed.failure.seq}: ${failed.failure.reason}\n`,
-        )
-        process.exitCode = 1
-      }
-      return
-    }
+    case 'audit verify':
     case 'archive verify': {
-      const results = await withStorage(config, async ({ db }) => {
-        const keys = await verificationKeys(db, 'archive-checkpoint')
-        const verified = []
-        for (const chain of values.tenant ? [values.tenant] : await archiveChains(db)) {
-          verified.push(
-            await verifyArchiveChain(db, chain, keys, (done, total) => progress(`archive ${chain}`, done, total)),
-          )
-        }
-        return verified
+      const archive = command === 'archive verify'
+      await verifyChains(config, archive ? 'archive' : 'audit', values.tenant, {
+        purpose: archive ? 'archive-checkpoint' : 'audit-checkpoint',
+        chains: archive ? archiveChains : auditChains,
+        verify: archive ? verifyArchiveChain : verifyAuditChain,
       })
-      out(results)
-      const failed = results.find((r) => !r.ok)
-      if (failed?.failure) {
-        process.stderr.write(
-          `strongroom: archive chain ${failed.tenantId} fails at record ${failed.failure.seq}: ${failed.failure.reason}\n`,
-        )
-        process.exitCode = 1
-      }
       return
     }
     case 'archive export': {

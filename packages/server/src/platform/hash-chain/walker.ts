@@ -81,3 +81,53 @@ export class ChainWalker {
     }
   }
 }
+
+/** What a verification found: how far the chain holds, and the first failure if any. */
+export interface ChainVerification {
+  tenantId: string
+  ok: boolean
+  records: number
+  checkpoints: number
+  /** Records written but not yet linked (they are linked within a second or so). */
+  pending: number
+  failure?: { seq: number; id: number | null; reason: string }
+}
+
+type WalkedRecord = Parameters<ChainWalker['step']>[0]
+
+/**
+ * Walks a whole chain page by page (`page(fromSeq)` returns records in sequence order from that number), with an
+ * optional further check per record, and reports progress after each page.
+ */
+export async function walkChain<R extends WalkedRecord>(options: {
+  kind: ChainKind
+  tenantId: string
+  checkpoints: StoredCheckpoint[]
+  keys: Map<string, KeyObject>
+  pending: number
+  page: (fromSeq: number) => Promise<R[]>
+  recompute: (record: R, previous: Buffer) => Buffer
+  check?: (record: R) => ChainFailure | undefined
+  total: number
+  onProgress?: ((done: number, total: number) => void) | undefined
+}): Promise<ChainVerification> {
+  const walker = new ChainWalker(options.kind, options.tenantId, options.checkpoints, options.keys)
+  const result = (failure: ChainFailure | undefined): ChainVerification => ({
+    tenantId: options.tenantId,
+    ok: failure === undefined,
+    records: walker.expected - 1,
+    checkpoints: options.checkpoints.length,
+    pending: options.pending,
+    ...(failure ? { failure: { ...failure, id: failure.id === null ? null : Number(failure.id) } } : {}),
+  })
+  for (;;) {
+    const page = await options.page(walker.expected)
+    if (page.length === 0) break
+    for (const record of page) {
+      const failure = walker.step(record, (previous) => options.recompute(record, previous)) ?? options.check?.(record)
+      if (failure) return result(failure)
+    }
+    options.onProgress?.(walker.expected - 1, options.total)
+  }
+  return result(walker.end())
+}
