@@ -112,3 +112,32 @@ export async function destroyArchiveKey(
     .executeTakeFirst()
   return row?.id
 }
+
+/**
+ * After the archive's KEK was rotated: re-wraps every live archive key (and the archive member's own data keys)
+ * still wrapped under an older KEK, in one transaction. Destroyed keys have nothing left to re-wrap.
+ */
+export async function rewrapArchiveKeys(db: Kysely<Database>, kek: KeyProvider): Promise<number> {
+  const current = await kek.currentKekId()
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx
+      .selectFrom('archive_keys')
+      .select(['id', 'tenant_id', 'kek_id', 'wrapped_key'])
+      .where('kek_id', '!=', current)
+      .where('destroyed_at', 'is', null)
+      .forUpdate()
+      .execute()
+    for (const row of rows) {
+      if (!row.kek_id || !row.wrapped_key) continue
+      const aad = wrapAad(row.tenant_id, row.id)
+      const key = await kek.unwrap(row.kek_id, Buffer.from(row.wrapped_key), aad)
+      const { kekId, wrapped } = await kek.wrap(key, aad)
+      await trx
+        .updateTable('archive_keys')
+        .set({ kek_id: kekId, wrapped_key: wrapped })
+        .where('id', '=', row.id)
+        .execute()
+    }
+    return rows.length
+  })
+}

@@ -203,6 +203,17 @@ describe('the strongroom command', () => {
     assert.equal(again.status, 1, 'an existing file is never overwritten')
     assert.equal(run(['archive', 'export', '--tenant', tenant.id, '--out', file]).status, 2)
 
+    // The archive's KEK is rotated: its keys are re-wrapped, and the archive still reads.
+    const rotated = JSON.parse(run(['keys', 'rotate', '--archive']).stdout)
+    assert.equal(rotated.archiveKekId, 'kek-2')
+    assert.ok(rotated.rewrapped >= 1)
+    const reexported = path.join(dir, 'case-after-rotation.jsonl')
+    assert.equal(
+      run(['archive', 'export', '--tenant', tenant.id, '--customer', customer.id, '--out', reexported]).status,
+      0,
+    )
+    assert.match(readFileSync(reexported, 'utf8'), /public message 2/)
+
     assert.equal(run(['archive', 'verify']).status, 0)
     const direct = await openDatabase(config)
     await direct.db

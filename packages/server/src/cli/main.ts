@@ -1,6 +1,8 @@
 import type { KeyObject } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { rewrapArchiveKeys } from '../archive/archive-keys.ts'
+import { rewrapArchiveMemberKeys } from '../archive/archive-member.ts'
 import { exportCase } from '../archive/export.ts'
 import { archiveChains, verifyArchiveChain } from '../archive/verify.ts'
 import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
@@ -30,6 +32,7 @@ const usage = `usage: strongroom <command>
   keys init [--archive]              create the key file (production: do this once, then chmod 600 is kept);
                                      with --archive, the archive member's own key file
   keys rotate [--data-keys] [--signing-keys]
+  keys rotate --archive              new archive key-encryption key; re-wrap every archive data key under it
                                      new key-encryption key; re-wrap every tenant data key (servers may run);
                                      with --signing-keys, new receipt, checkpoint and MLS credential keys (old ones stay)
   tenant create --name NAME          create a tenant (a bank) with its own data keys
@@ -185,6 +188,23 @@ async function main(argv: string[]): Promise<void> {
       return
     }
     case 'keys rotate': {
+      if (values.archive) {
+        const result = await withStorage(config, async ({ db }) => {
+          const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
+          const kekId = await archiveKek.rotate()
+          const rewrapped = (await rewrapArchiveKeys(db, archiveKek)) + (await rewrapArchiveMemberKeys(db, archiveKek))
+          await recordAudit(db, {
+            tenantId: SYSTEM_CHAIN,
+            actor: operator,
+            action: 'archive.keys.rotate',
+            outcome: 'success',
+            details: { kekId, rewrapped },
+          })
+          return { archiveKekId: kekId, rewrapped }
+        })
+        out(result)
+        return
+      }
       const result = await withStorage(config, async ({ keyring, db, provider }) => {
         const kekId = await provider.rotate()
         let dataKeysRotated = 0
