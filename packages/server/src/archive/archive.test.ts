@@ -361,20 +361,10 @@ describe('the compliance archive', () => {
   })
 
   describe('the verifier catches tampering done directly in the database', () => {
-    async function chainOfTwelve() {
-      const tenant = await createTestBank(server, `Tampered ${Math.random()}`)
-      await customerWithRecords(
-        tenant.tenantId,
-        Array.from({ length: 12 }, (_, i) => 12 - i),
-      )
-      const result = await verify(tenant.tenantId)
-      assert.deepEqual([result.ok, result.records], [true, 12])
-      assert.ok(result.checkpoints >= 2)
-      return tenant.tenantId
-    }
     const db = () => server.ctx.db
-    const failure = async (tenantId: string) => (await verify(tenantId)).failure
-    const idOf = async (tenantId: string, seq: number) =>
+    const update = (tenantId: string, seq: number) =>
+      db().updateTable('archive_records').where('tenant_id', '=', tenantId).where('seq', '=', seq)
+    const rowId = async (tenantId: string, seq: number) =>
       Number(
         (
           await db()
@@ -385,71 +375,86 @@ describe('the compliance archive', () => {
             .executeTakeFirstOrThrow()
         ).id,
       )
-
-    test('altered metadata', async () => {
-      const tenantId = await chainOfTwelve()
-      await db()
-        .updateTable('archive_records')
-        .set({ occurred_at: new Date(0) })
-        .where('tenant_id', '=', tenantId)
-        .where('seq', '=', 7)
-        .execute()
-      assert.deepEqual(await failure(tenantId), { seq: 7, id: await idOf(tenantId, 7), reason: 'record altered' })
-    })
-
-    test('altered sealed content', async () => {
-      const tenantId = await chainOfTwelve()
-      await sql`update archive_records set sealed = sealed || '\\x00'::bytea where tenant_id = ${tenantId} and seq = 4`.execute(
-        db(),
-      )
-      assert.deepEqual(await failure(tenantId), {
-        seq: 4,
-        id: await idOf(tenantId, 4),
-        reason: 'sealed content altered',
+    /** Each way of tampering, on a fresh chain of twelve records (checkpoints at 5 and 10), and what must be named. */
+    const tamperings: [string, (tenantId: string) => Promise<unknown>, (tenantId: string) => Promise<object>][] = [
+      [
+        'metadata changed',
+        (t) =>
+          update(t, 7)
+            .set({ occurred_at: new Date(0) })
+            .execute(),
+        async (t) => ({ seq: 7, id: await rowId(t, 7), reason: 'record altered' }),
+      ],
+      [
+        'sealed bytes changed',
+        (t) =>
+          sql`update archive_records set sealed = sealed || '\\x00'::bytea where tenant_id = ${t} and seq = 4`.execute(
+            db(),
+          ),
+        async (t) => ({ seq: 4, id: await rowId(t, 4), reason: 'sealed content altered' }),
+      ],
+      [
+        'content removed with no deletion record',
+        (t) => update(t, 9).set({ sealed: null, deleted_at: new Date() }).execute(),
+        async (t) => ({
+          seq: 9,
+          id: await rowId(t, 9),
+          reason: 'content removed without a deletion record in the chain',
+        }),
+      ],
+      [
+        'a record deleted',
+        (t) => db().deleteFrom('archive_records').where('tenant_id', '=', t).where('seq', '=', 7).execute(),
+        async () => ({ seq: 7, id: null, reason: 'record missing (sequence gap)' }),
+      ],
+      [
+        'two records reordered',
+        async (t) => {
+          for (const [from, to] of [
+            [6, -6],
+            [7, 6],
+            [-6, 7],
+          ] as const) {
+            await sql`update archive_records set seq = ${to} where tenant_id = ${t} and seq = ${from}`.execute(db())
+          }
+        },
+        async (t) => ({
+          seq: 6,
+          id: await rowId(t, 6),
+          reason: 'not linked to the previous record (moved, or one before it changed)',
+        }),
+      ],
+      [
+        'a checkpoint forged',
+        (t) =>
+          db()
+            .updateTable('archive_checkpoints')
+            .set({ root_hash: Buffer.alloc(32, 7) })
+            .where('tenant_id', '=', t)
+            .where('tree_size', '=', 5)
+            .execute(),
+        async (t) => ({ seq: 5, id: await rowId(t, 5), reason: 'checkpoint 5 has a bad signature' }),
+      ],
+      [
+        'the newest records cut off',
+        (t) => db().deleteFrom('archive_records').where('tenant_id', '=', t).where('seq', '>', 8).execute(),
+        async () => ({ seq: 9, id: null, reason: 'records missing: checkpoint covers 10, chain ends at 8' }),
+      ],
+    ]
+    for (const [name, tamper, expected] of tamperings) {
+      test(name, async () => {
+        const tenant = await createTestBank(server, `Tampered ${name}`)
+        await customerWithRecords(
+          tenant.tenantId,
+          Array.from({ length: 12 }, (_, i) => 12 - i),
+        )
+        const clean = await verify(tenant.tenantId)
+        assert.deepEqual([clean.ok, clean.records, clean.checkpoints], [true, 12, 2])
+        await tamper(tenant.tenantId)
+        const found = await verify(tenant.tenantId)
+        assert.equal(found.ok, false)
+        assert.deepEqual(found.failure, await expected(tenant.tenantId))
       })
-    })
-
-    test('content removed without a deletion record', async () => {
-      const tenantId = await chainOfTwelve()
-      await db()
-        .updateTable('archive_records')
-        .set({ sealed: null, deleted_at: new Date() })
-        .where('tenant_id', '=', tenantId)
-        .where('seq', '=', 9)
-        .execute()
-      assert.equal((await failure(tenantId))?.reason, 'content removed without a deletion record in the chain')
-    })
-
-    test('a deleted record', async () => {
-      const tenantId = await chainOfTwelve()
-      await db().deleteFrom('archive_records').where('tenant_id', '=', tenantId).where('seq', '=', 7).execute()
-      assert.deepEqual(await failure(tenantId), { seq: 7, id: null, reason: 'record missing (sequence gap)' })
-    })
-
-    test('two records swapped', async () => {
-      const tenantId = await chainOfTwelve()
-      const move = (from: number, to: number) =>
-        sql`update archive_records set seq = ${to} where tenant_id = ${tenantId} and seq = ${from}`.execute(db())
-      await move(6, -6)
-      await move(7, 6)
-      await move(-6, 7)
-      const found = await failure(tenantId)
-      assert.equal(found?.seq, 6)
-      assert.match(found?.reason ?? '', /not linked to the previous record/)
-    })
-
-    test('a forged checkpoint, and the newest records cut off', async () => {
-      const tenantId = await chainOfTwelve()
-      await db()
-        .updateTable('archive_checkpoints')
-        .set({ root_hash: Buffer.alloc(32, 7) })
-        .where('tenant_id', '=', tenantId)
-        .where('tree_size', '=', 5)
-        .execute()
-      assert.equal((await failure(tenantId))?.reason, 'checkpoint 5 has a bad signature')
-      const other = await chainOfTwelve()
-      await db().deleteFrom('archive_records').where('tenant_id', '=', other).where('seq', '>', 8).execute()
-      assert.match((await failure(other))?.reason ?? '', /records missing: checkpoint covers 10, chain ends at 8/)
-    })
+    }
   })
 })
