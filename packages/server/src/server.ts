@@ -1,6 +1,11 @@
+import { existsSync } from 'node:fs'
 import websocket from '@fastify/websocket'
 import { authenticate, checkDeviceIntegrity, type IntegrityKeyCache, installAccessControl } from './access.ts'
 import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archive-member.ts'
+import { archiveStoreSink } from './archive/archive-sink.ts'
+import { startArchiveChainer } from './archive/chainer.ts'
+import { expireArchiveRecords } from './archive/retention.ts'
+import { archiveRoutes } from './archive/routes.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditRoutes } from './audit/routes.ts'
 import { purgeExpiredPasskeyChallenges } from './auth/passkey-challenges.ts'
@@ -51,6 +56,8 @@ export interface RunningServer {
   readonly url: string
   /** Chains the audit events recorded so far (the chainer otherwise does so within a quarter second). */
   flushAudit(): Promise<void>
+  /** Links the archive records appended so far into their chains (the chainer otherwise does so within a second). */
+  flushArchive(): Promise<void>
   /** Delivers the webhooks that are due now (the delivery loop otherwise does so twice a second). */
   flushWebhooks(): Promise<void>
   /** The archive member on this node, when it runs here. */
@@ -75,11 +82,18 @@ export async function startServer(
   const applied = await migrateToLatest(database.db)
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated')
   const bus = await openBus(config.natsUrl)
+  // The archive's own KEK: every node that archives (the archive member, public-channel intake) or reads the archive
+  // needs it; a node without the file neither writes nor reads archive content.
+  const archiveKek =
+    config.archiveMember || config.mode === 'dev' || existsSync(config.archiveKeyFile)
+      ? await LocalKeyFileProvider.open(config.archiveKeyFile, { create: config.mode === 'dev' })
+      : undefined
   const ctx: ServerContext = {
     config,
     db: database.db,
     bus,
     keyring: new Keyring(database.db, keyProvider),
+    archiveKek,
     metrics,
     log,
   }
@@ -111,10 +125,13 @@ export async function startServer(
         purgeExpiredClientCredentials(ctx),
         purgeExpiredChallenges(ctx),
         purgeExpiredPasskeyChallenges(ctx),
+        expireArchiveRecords(ctx.db, { batch: config.archiveExpiryBatch }),
       ]),
     log,
   })
   const auditChainer = startAuditChainer(ctx, await openSigningKey(ctx.db, keyProvider, 'audit-checkpoint'))
+  const archiveSigner = await openSigningKey(ctx.db, keyProvider, 'archive-checkpoint')
+  const archiveChainer = startArchiveChainer(ctx, archiveSigner)
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
   // queued, then let go of the bus and the database.
@@ -129,6 +146,7 @@ export async function startServer(
   app.addHook('onClose', async () => {
     await messageLog.close()
     await archiveMember?.stop()
+    await archiveChainer.stop()
     await auditChainer.stop()
     await webhooks.stop()
     await bus.close()
@@ -189,8 +207,8 @@ export async function startServer(
   const archiveMember = config.archiveMember
     ? await ArchiveMember.start(ctx, {
         credentialKey,
-        kek: await LocalKeyFileProvider.open(config.archiveKeyFile, { create: config.mode === 'dev' }),
-        sink: options.archiveSink ?? (() => {}),
+        kek: archiveKek as LocalKeyFileProvider,
+        sink: options.archiveSink ?? archiveStoreSink(ctx),
         partition: parsePartition(config.archivePartition),
       })
     : undefined
@@ -199,6 +217,7 @@ export async function startServer(
   )
   await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))
   await app.register(async (scope) => webRoutes(scope, ctx))
+  await app.register(async (scope) => archiveRoutes(scope, ctx, { signer: archiveSigner }))
   const webhooks = startWebhookDelivery(ctx, receiptKey)
 
   const address = await app.listen({ port: config.port, host: config.host })
@@ -212,6 +231,10 @@ export async function startServer(
     ctx,
     url,
     flushAudit: () => auditChainer.flush(),
+    flushArchive: async () => {
+      await archiveMember?.idle()
+      await archiveChainer.flush()
+    },
     flushWebhooks: () => webhooks.flush(),
     archiveMember,
     close: () => app.close(),

@@ -258,3 +258,32 @@ export class ArchiveMember {
     }
   }
 }
+
+/** After the archive's KEK was rotated: re-wraps the archive member's data keys still under an older KEK. */
+export async function rewrapArchiveMemberKeys(db: ServerContext['db'], kek: KeyProvider): Promise<number> {
+  const current = await kek.currentKekId()
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx
+      .selectFrom('archive_member_state')
+      .select(['tenant_id', 'sealed'])
+      .where('name', '=', DATA_KEY_NAME)
+      .forUpdate()
+      .execute()
+    let rewrapped = 0
+    for (const row of rows) {
+      const stored = JSON.parse(decoder.decode(row.sealed)) as { kekId: string; wrapped: string }
+      if (stored.kekId === current) continue
+      const aad = Buffer.from(`strongroom:archive-member:data-key:${row.tenant_id}`, 'utf8')
+      const key = await kek.unwrap(stored.kekId, Buffer.from(stored.wrapped, 'base64'), aad)
+      const { kekId, wrapped } = await kek.wrap(key, aad)
+      await trx
+        .updateTable('archive_member_state')
+        .set({ sealed: Buffer.from(JSON.stringify({ kekId, wrapped: wrapped.toString('base64') })) })
+        .where('tenant_id', '=', row.tenant_id)
+        .where('name', '=', DATA_KEY_NAME)
+        .execute()
+      rewrapped++
+    }
+    return rewrapped
+  })
+}

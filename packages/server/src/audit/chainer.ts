@@ -1,16 +1,10 @@
-import { sign } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
+import { ChainLinker, type CheckpointPolicy, emptyChainHead } from '../platform/hash-chain/linker.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { leafHash, MerkleFrontier } from './merkle.ts'
-import { checkpointStatement, GENESIS_HASH, recordHash } from './record-hash.ts'
+import { recordHash } from './record-hash.ts'
 
-export interface CheckpointPolicy {
-  /** A signed checkpoint at least every this many records… */
-  everyRecords: number
-  /** …and, when there are new records, at least this often. */
-  everySeconds: number
-}
+export type { CheckpointPolicy } from '../platform/hash-chain/linker.ts'
 
 const PAGE = 1000
 
@@ -48,39 +42,28 @@ async function checkpointQuietChains(db: Kysely<Database>, signer: SigningKey, p
     .execute()
   for (const { tenant_id: tenantId } of due) {
     await db.transaction().execute(async (trx) => {
-      const head = await trx
-        .selectFrom('audit_chains')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .forUpdate()
-        .skipLocked()
-        .executeTakeFirst()
-      if (!head || Number(head.last_seq) === Number(head.checkpoint_seq)) return
-      const treeSize = Number(head.last_seq)
-      const checkpoint = signCheckpoint(signer, tenantId, MerkleFrontier.deserialize(treeSize, head.frontier))
-      await trx.insertInto('audit_checkpoints').values(checkpoint).execute()
-      await trx
-        .updateTable('audit_chains')
-        .set({ checkpoint_seq: treeSize, checkpoint_at: checkpoint.signed_at })
-        .where('tenant_id', '=', tenantId)
-        .execute()
+      const head = await lockHead(trx, tenantId)
+      if (!head) return
+      const linker = new ChainLinker('audit', tenantId, head, signer, policy)
+      linker.checkpoint()
+      await writeHead(trx, tenantId, linker)
     })
   }
 }
 
-function signCheckpoint(signer: SigningKey, tenantId: string, frontier: MerkleFrontier) {
-  const rootHash = frontier.root()
-  const signedAt = new Date()
-  const treeSize = frontier.size
-  const statement = checkpointStatement({ tenantId, treeSize, rootHash, signedAt, keyId: signer.id })
-  return {
-    tenant_id: tenantId,
-    tree_size: treeSize,
-    root_hash: rootHash,
-    signed_at: signedAt,
-    key_id: signer.id,
-    signature: sign(null, statement, signer.privateKey),
-  }
+function lockHead(trx: Kysely<Database>, tenantId: string) {
+  return trx
+    .selectFrom('audit_chains')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .forUpdate()
+    .skipLocked()
+    .executeTakeFirst()
+}
+
+async function writeHead(trx: Kysely<Database>, tenantId: string, linker: ChainLinker) {
+  if (linker.checkpoints.length > 0) await trx.insertInto('audit_checkpoints').values(linker.checkpoints).execute()
+  await trx.updateTable('audit_chains').set(linker.head()).where('tenant_id', '=', tenantId).execute()
 }
 
 async function chainPage(
@@ -92,23 +75,10 @@ async function chainPage(
   return db.transaction().execute(async (trx) => {
     await trx
       .insertInto('audit_chains')
-      .values({
-        tenant_id: tenantId,
-        last_seq: 0,
-        last_hash: GENESIS_HASH,
-        frontier: Buffer.alloc(0),
-        checkpoint_seq: 0,
-        checkpoint_at: new Date(),
-      })
+      .values({ tenant_id: tenantId, ...emptyChainHead() })
       .onConflict((oc) => oc.column('tenant_id').doNothing())
       .execute()
-    const head = await trx
-      .selectFrom('audit_chains')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .forUpdate()
-      .skipLocked()
-      .executeTakeFirst()
+    const head = await lockHead(trx, tenantId)
     if (!head) return 0
     const pending = await trx
       .selectFrom('audit_events')
@@ -120,48 +90,18 @@ async function chainPage(
       .execute()
     if (pending.length === 0) return 0
 
-    let seq = Number(head.last_seq)
-    let previous: Buffer = Buffer.from(head.last_hash)
-    const frontier = MerkleFrontier.deserialize(seq, head.frontier)
-    let checkpointSeq = Number(head.checkpoint_seq)
-    let checkpointAt = new Date(head.checkpoint_at)
-    const linked: { id: number; seq: number; prev: Buffer; hash: Buffer }[] = []
-    const checkpoints: ReturnType<typeof signCheckpoint>[] = []
-    for (const event of pending) {
-      seq += 1
-      const hash = recordHash(previous, { ...event, seq })
-      linked.push({ id: Number(event.id), seq, prev: previous, hash })
-      frontier.append(leafHash(hash))
-      previous = hash
-      const now = new Date()
-      const due =
-        seq - checkpointSeq >= policy.everyRecords ||
-        (event === pending[pending.length - 1] && now.getTime() - checkpointAt.getTime() >= policy.everySeconds * 1000)
-      if (due) {
-        const checkpoint = signCheckpoint(signer, tenantId, frontier)
-        checkpoints.push(checkpoint)
-        checkpointSeq = seq
-        checkpointAt = checkpoint.signed_at
-      }
-    }
+    const linker = new ChainLinker('audit', tenantId, head, signer, policy)
+    const linked = pending.map((event, i) => ({
+      id: Number(event.id),
+      ...linker.link((previous, seq) => recordHash(previous, { ...event, seq }), i === pending.length - 1),
+    }))
     await sql`
       update audit_events e set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
       from unnest(${linked.map((l) => l.id)}::bigint[], ${linked.map((l) => l.seq)}::bigint[],
                   ${linked.map((l) => l.prev)}::bytea[], ${linked.map((l) => l.hash)}::bytea[])
         as v (id, seq, prev_hash, hash)
       where e.id = v.id`.execute(trx)
-    if (checkpoints.length > 0) await trx.insertInto('audit_checkpoints').values(checkpoints).execute()
-    await trx
-      .updateTable('audit_chains')
-      .set({
-        last_seq: seq,
-        last_hash: previous,
-        frontier: frontier.serialize(),
-        checkpoint_seq: checkpointSeq,
-        checkpoint_at: checkpointAt,
-      })
-      .where('tenant_id', '=', tenantId)
-      .execute()
+    await writeHead(trx, tenantId, linker)
     return pending.length
   })
 }

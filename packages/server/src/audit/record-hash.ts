@@ -16,8 +16,6 @@ export interface ChainedRecord {
   details: string
 }
 
-export const GENESIS_HASH = Buffer.alloc(32)
-
 /** SHA-256(previous record's hash || canonical JSON of this record): change, drop or move one and the links break. */
 export function recordHash(previous: Uint8Array, record: ChainedRecord): Buffer {
   const canonical = canonicalize({
@@ -32,25 +30,4 @@ export function recordHash(previous: Uint8Array, record: ChainedRecord): Buffer 
     details: JSON.parse(record.details),
   }) as string
   return createHash('sha256').update(previous).update(canonical, 'utf8').digest()
-}
-
-/** What a checkpoint's signature covers. */
-export function checkpointStatement(checkpoint: {
-  tenantId: string
-  treeSize: number
-  rootHash: Uint8Array
-  signedAt: Date
-  keyId: string
-}): Buffer {
-  return Buffer.from(
-    canonicalize({
-      type: 'strongroom-audit-checkpoint/v1',
-      tenantId: checkpoint.tenantId,
-      treeSize: checkpoint.treeSize,
-      rootHash: Buffer.from(checkpoint.rootHash).toString('hex'),
-      signedAt: checkpoint.signedAt.toISOString(),
-      keyId: checkpoint.keyId,
-    }) as string,
-    'utf8',
-  )
 }

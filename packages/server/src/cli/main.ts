@@ -1,6 +1,12 @@
+import type { KeyObject } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { rewrapArchiveKeys } from '../archive/archive-keys.ts'
+import { rewrapArchiveMemberKeys } from '../archive/archive-member.ts'
+import { exportCase } from '../archive/export.ts'
+import { archiveChains, verifyArchiveChain } from '../archive/verify.ts'
 import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
-import { auditChains, verifyAuditChain } from '../audit/verify.ts'
+import { auditChains, type ChainVerification, verifyAuditChain } from '../audit/verify.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
@@ -36,12 +42,17 @@ const usage = `usage: strongroom <command>
                                      new key-encryption key; re-wrap every tenant data key (servers may run);
                                      with --signing-keys, new receipt, checkpoint, MLS credential and integrity-token keys
                                      (old ones stay verifiable)
+  keys rotate --archive              new archive key-encryption key; re-wrap every archive data key under it
   tenant create --name NAME          create a tenant (a bank) with its own data keys
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
                                      issue an API token (creates the staff member with --role if new)
   audit verify [--tenant ID]         recompute the audit chains and their signed checkpoints; name the first
                                      record that fails (exit status 1)
+  archive verify [--tenant ID]       recompute the archive chains, content hashes and signed checkpoints (no key
+                                     needed); name the first record that fails (exit status 1)
+  archive export --tenant ID (--conversation ID | --customer ID) [--from ISO] [--to ISO] --out FILE
+                                     export a case as a signed bundle (JSON lines, the last the signed manifest)
   customer create --tenant ID --ref REF --name NAME
                                      register a customer (REF is the bank's own customer id)
   enrolment-code --tenant ID --customer ID
@@ -85,6 +96,43 @@ async function withStorage<T>(config: Config, work: (storage: Storage) => Promis
   }
 }
 
+/**
+ * Verifies one tenant's chain or every chain of a kind (audit or archive), printing the results and a progress bar;
+ * names the first failing record on stderr and sets exit status 1.
+ */
+async function verifyChains(
+  config: Config,
+  label: 'audit' | 'archive',
+  tenant: string | undefined,
+  how: {
+    purpose: 'audit-checkpoint' | 'archive-checkpoint'
+    chains: (db: Db) => Promise<string[]>
+    verify: (
+      db: Db,
+      tenantId: string,
+      keys: Map<string, KeyObject>,
+      onProgress: (done: number, total: number) => void,
+    ) => Promise<ChainVerification>
+  },
+): Promise<void> {
+  const results = await withStorage(config, async ({ db }) => {
+    const keys = await verificationKeys(db, how.purpose)
+    const verified = []
+    for (const chain of tenant ? [tenant] : await how.chains(db)) {
+      verified.push(await how.verify(db, chain, keys, (done, total) => progress(`${label} ${chain}`, done, total)))
+    }
+    return verified
+  })
+  out(results)
+  const failed = results.find((r) => !r.ok)
+  if (failed?.failure) {
+    process.stderr.write(
+      `strongroom: ${label} chain ${failed.tenantId} fails at record ${failed.failure.seq}: ${failed.failure.reason}\n`,
+    )
+    process.exitCode = 1
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -104,6 +152,10 @@ async function main(argv: string[]): Promise<void> {
       force: { type: 'boolean' },
       ref: { type: 'string' },
       customer: { type: 'string' },
+      conversation: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -149,6 +201,23 @@ async function main(argv: string[]): Promise<void> {
       return
     }
     case 'keys rotate': {
+      if (values.archive) {
+        const result = await withStorage(config, async ({ db }) => {
+          const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
+          const kekId = await archiveKek.rotate()
+          const rewrapped = (await rewrapArchiveKeys(db, archiveKek)) + (await rewrapArchiveMemberKeys(db, archiveKek))
+          await recordAudit(db, {
+            tenantId: SYSTEM_CHAIN,
+            actor: operator,
+            action: 'archive.keys.rotate',
+            outcome: 'success',
+            details: { kekId, rewrapped },
+          })
+          return { archiveKekId: kekId, rewrapped }
+        })
+        out(result)
+        return
+      }
       const result = await withStorage(config, async ({ keyring, db, provider }) => {
         const kekId = await provider.rotate()
         let dataKeysRotated = 0
@@ -163,6 +232,7 @@ async function main(argv: string[]): Promise<void> {
           ? [
               await rotateSigningKey(db, provider, 'consent-receipt'),
               await rotateSigningKey(db, provider, 'audit-checkpoint'),
+              await rotateSigningKey(db, provider, 'archive-checkpoint'),
               await rotateSigningKey(db, provider, 'mls-credential'),
               await rotateSigningKey(db, provider, 'integrity-token'),
             ]
@@ -257,26 +327,52 @@ async function main(argv: string[]): Promise<void> {
       )
       return
     }
-    case 'audit verify': {
-      const results = await withStorage(config, async ({ db }) => {
-        const keys = await verificationKeys(db, 'audit-checkpoint')
-        const chains = values.tenant ? [values.tenant] : await auditChains(db)
-        const verified = []
-        for (const chain of chains) {
-          verified.push(
-            await verifyAuditChain(db, chain, keys, (done, total) => progress(`audit ${chain}`, done, total)),
-          )
-        }
-        return verified
+    case 'audit verify':
+    case 'archive verify': {
+      const archive = command === 'archive verify'
+      await verifyChains(config, archive ? 'archive' : 'audit', values.tenant, {
+        purpose: archive ? 'archive-checkpoint' : 'audit-checkpoint',
+        chains: archive ? archiveChains : auditChains,
+        verify: archive ? verifyArchiveChain : verifyAuditChain,
       })
-      out(results)
-      const failed = results.find((r) => !r.ok)
-      if (failed?.failure) {
-        process.stderr.write(
-          `strongroom: audit chain ${failed.tenantId} fails at record ${failed.failure.seq}: ${failed.failure.reason}\n`,
-        )
-        process.exitCode = 1
+      return
+    }
+    case 'archive export': {
+      const { tenant: tenantId, conversation, customer, out: file } = values
+      if (!tenantId || !file || Boolean(conversation) === Boolean(customer)) {
+        throw new UsageError('archive export needs --tenant, one of --conversation or --customer, and --out')
       }
+      const when = (value: string | undefined, name: string) => {
+        if (value === undefined) return undefined
+        const date = new Date(value)
+        if (Number.isNaN(date.getTime())) throw new UsageError(`${name} must be an ISO 8601 date`)
+        return date
+      }
+      const scope = {
+        conversationId: conversation,
+        customerId: customer,
+        from: when(values.from, '--from'),
+        to: when(values.to, '--to'),
+      }
+      const manifest = await withStorage(config, async ({ db, provider }) => {
+        const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
+        const signer = await openSigningKey(db, provider, 'archive-checkpoint')
+        const stream = createWriteStream(file, { flags: 'wx', mode: 0o600 })
+        try {
+          return await exportCase(
+            { db, archiveKek },
+            signer,
+            tenantId,
+            scope,
+            operator,
+            (line) => new Promise<void>((resolve) => (stream.write(line) ? resolve() : stream.once('drain', resolve))),
+            (done, total) => progress('export', done, total),
+          )
+        } finally {
+          await new Promise((resolve) => stream.end(resolve))
+        }
+      })
+      out({ file, records: manifest.records, checkpoint: manifest.checkpoint.treeSize })
       return
     }
     case 'customer create': {

@@ -377,6 +377,24 @@ export async function requireCustomerConversation(
   if (!row) throw new Problem('request/not-found', 'no such conversation of this customer')
 }
 
+/**
+ * The customer a conversation of the tenant is with: null for a public conversation not linked to a customer yet,
+ * undefined when there is no such conversation.
+ */
+export async function conversationCustomer(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  conversationId: string,
+): Promise<string | null | undefined> {
+  const row = await ctx.db
+    .selectFrom('conversations')
+    .select('customer_id')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', conversationId)
+    .executeTakeFirst()
+  return row?.customer_id
+}
+
 /** Whether a device or staff member is a member of the conversation (membership itself, not staff-wide access). */
 export async function isConversationMember(
   ctx: Pick<ServerContext, 'db'>,

@@ -73,6 +73,21 @@ const settings = {
     schema: Type.Integer({ minimum: 1, maximum: 86400 }),
     default: 60,
   },
+  archiveCheckpointRecords: {
+    env: 'STRONGROOM_ARCHIVE_CHECKPOINT_RECORDS',
+    schema: Type.Integer({ minimum: 1, maximum: 1000000 }),
+    default: 1000,
+  },
+  archiveCheckpointSeconds: {
+    env: 'STRONGROOM_ARCHIVE_CHECKPOINT_SECONDS',
+    schema: Type.Integer({ minimum: 1, maximum: 86400 }),
+    default: 60,
+  },
+  archiveExpiryBatch: {
+    env: 'STRONGROOM_ARCHIVE_EXPIRY_BATCH',
+    schema: Type.Integer({ minimum: 1, maximum: 100000 }),
+    default: 1000,
+  },
   webhookRetryBaseMs: {
     env: 'STRONGROOM_WEBHOOK_RETRY_BASE_MS',
     schema: Type.Integer({ minimum: 10, maximum: 600000 }),

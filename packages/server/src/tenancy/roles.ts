@@ -9,13 +9,19 @@ export const scopes = [
   'staff:admin',
   'audit:read',
   'consents:write',
+  'archive:read',
+  'archive:manage',
 ] as const
 export type Scope = (typeof scopes)[number]
 
 export const roles = ['agent', 'supervisor', 'compliance', 'admin'] as const
 export type Role = (typeof roles)[number]
 
-/** conversations:all lets a holder read every conversation of the tenant, not only those it is a member of. */
+/**
+ * conversations:all lets a holder read every conversation of the tenant, not only those it is a member of.
+ * archive:read searches and exports the compliance archive; archive:manage sets its retention, places and releases
+ * legal holds and erases a customer by crypto-shredding.
+ */
 export const roleScopes: Record<Role, readonly Scope[]> = {
   agent: [
     'conversations:read',
@@ -34,7 +40,7 @@ export const roleScopes: Record<Role, readonly Scope[]> = {
     'devices:revoke',
     'consents:write',
   ],
-  compliance: ['conversations:read', 'conversations:all', 'audit:read'],
+  compliance: ['conversations:read', 'conversations:all', 'audit:read', 'archive:read', 'archive:manage'],
   admin: [...scopes],
 }
 

@@ -445,6 +445,58 @@ export interface PasskeyChallengesTable {
   used_at: Timestamp | null
 }
 
+export type ArchiveRecordClass = 'secure-message' | 'public-message' | 'membership-change' | 'deletion' | 'erasure'
+
+export interface ArchiveRecordsTable {
+  id: Generated<number>
+  tenant_id: string
+  seq: BigIntColumn | null
+  record_class: ArchiveRecordClass
+  source_ref: string
+  conversation_id: string | null
+  conversation_seq: BigIntColumn | null
+  customer_id: string | null
+  occurred_at: Timestamp
+  key_id: string | null
+  sealed: Uint8Array | null
+  content_hash: Uint8Array | null
+  content_digest: Uint8Array | null
+  details: string
+  prev_hash: Uint8Array | null
+  hash: Uint8Array | null
+  deleted_at: Timestamp | null
+}
+
+export interface ArchiveKeysTable {
+  id: string
+  tenant_id: string
+  scope: string
+  kek_id: string | null
+  wrapped_key: Uint8Array | null
+  created_at: Timestamp
+  destroyed_at: Timestamp | null
+}
+
+export interface ArchiveRetentionTable {
+  tenant_id: string
+  record_class: string
+  retention_days: number
+  updated_at: Timestamp
+  updated_by: string
+}
+
+export interface ArchiveHoldsTable {
+  id: string
+  tenant_id: string
+  scope_kind: 'customer' | 'conversation'
+  scope_id: string
+  reason: string
+  placed_by: string
+  placed_at: Timestamp
+  released_by: string | null
+  released_at: Timestamp | null
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -487,6 +539,12 @@ export interface Database {
   pivot_links: PivotLinksTable
   passkey_credentials: PasskeyCredentialsTable
   passkey_challenges: PasskeyChallengesTable
+  archive_records: ArchiveRecordsTable
+  archive_chains: AuditChainsTable
+  archive_checkpoints: AuditCheckpointsTable
+  archive_keys: ArchiveKeysTable
+  archive_retention: ArchiveRetentionTable
+  archive_holds: ArchiveHoldsTable
 }
 
 export type { Generated }

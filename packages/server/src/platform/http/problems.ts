@@ -113,6 +113,11 @@ const catalogue = {
     status: 403,
     title: 'This device belongs to another customer than the one the link was sent to',
   },
+  'archive/unavailable': { status: 503, title: 'The compliance archive cannot be read or written from this node' },
+  'archive/legal-hold': { status: 409, title: 'A legal hold covers these archive records' },
+  'archive/retention-active': { status: 409, title: 'Archive records of this customer are still within retention' },
+  'archive/invalid-range': { status: 400, title: 'The time range is invalid' },
+  'archive/hold-released': { status: 409, title: 'The legal hold is already released' },
   'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
   'server/internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>

@@ -4,11 +4,12 @@ import type { Database } from '../db/schema.ts'
 import type { KeyProvider } from './key-provider.ts'
 
 /**
- * What a signing key is for, and so its algorithm: Ed25519 for audit checkpoints and the MLS credential authority,
- * P-256 (ES256) for JWS receipts, integrity tokens and pin sets.
+ * What a signing key is for, and so its algorithm: Ed25519 for audit and archive checkpoints and the MLS credential
+ * authority, P-256 (ES256) for JWS receipts, integrity tokens and pin sets.
  */
 export type SigningKeyPurpose =
   | 'audit-checkpoint'
+  | 'archive-checkpoint'
   | 'consent-receipt'
   | 'integrity-token'
   | 'mls-credential'
@@ -16,6 +17,7 @@ export type SigningKeyPurpose =
 const algorithms: Record<SigningKeyPurpose, 'ed25519' | 'ec'> = {
   'pin-set': 'ec',
   'audit-checkpoint': 'ed25519',
+  'archive-checkpoint': 'ed25519',
   'mls-credential': 'ed25519',
   'consent-receipt': 'ec',
   'integrity-token': 'ec',

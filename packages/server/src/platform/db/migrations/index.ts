@@ -12,6 +12,7 @@ import * as e2e from './010-e2e.ts'
 import * as attestation from './011-attestation.ts'
 import * as channels from './012-channels.ts'
 import * as passkeys from './013-passkeys.ts'
+import * as archive from './014-archive.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '011-attestation': attestation,
   '012-channels': channels,
   '013-passkeys': passkeys,
+  '014-archive': archive,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

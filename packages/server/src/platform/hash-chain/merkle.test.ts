@@ -40,3 +40,22 @@ test('a frontier saved and restored goes on to the same heads', () => {
   assert.equal(restored.root().toString('hex'), roots[7])
   assert.equal(restored.size, 8)
 })
+
+test('audit paths prove every leaf of trees of 1 to 20 leaves, and fail for another leaf, index or root', async () => {
+  const { inclusionProofs, verifyInclusion } = await import('./merkle.ts')
+  for (let size = 1; size <= 20; size++) {
+    const leaves = Array.from({ length: size }, (_, i) => leafHash(Buffer.from([i])))
+    const frontier = new MerkleFrontier()
+    for (const leaf of leaves) frontier.append(leaf)
+    const root = frontier.root()
+    const indices = leaves.map((_, i) => i)
+    const proofs = inclusionProofs(leaves, indices)
+    for (const i of indices) {
+      const path = proofs.get(i) ?? []
+      assert.ok(verifyInclusion(leaves[i] as Buffer, i, size, path, root), `leaf ${i} of ${size}`)
+      assert.ok(!verifyInclusion(leafHash(Buffer.from('other')), i, size, path, root))
+      if (size > 1) assert.ok(!verifyInclusion(leaves[i] as Buffer, (i + 1) % size, size, path, root))
+      assert.ok(!verifyInclusion(leaves[i] as Buffer, i, size, path, leafHash(Buffer.from('root'))))
+    }
+  }
+})

@@ -61,3 +61,58 @@ export class MerkleFrontier {
     return root
   }
 }
+
+/**
+ * RFC 6962 §2.1.1 audit paths for some leaves of a tree of `leaves.length` leaves (given as leaf hashes). The tree is
+ * built level by level (a node without a sibling moves up unchanged, which gives the RFC's largest-power-of-two
+ * split), so this holds 2n hashes in memory: fine for millions of leaves, not for billions.
+ */
+export function inclusionProofs(leaves: Buffer[], indices: number[]): Map<number, Buffer[]> {
+  const proofs = new Map<number, Buffer[]>(indices.map((i) => [i, []]))
+  const positions = new Map<number, number>(indices.map((i) => [i, i]))
+  let level = leaves
+  while (level.length > 1) {
+    for (const [leaf, position] of positions) {
+      const sibling = position ^ 1
+      if (sibling < level.length) proofs.get(leaf)?.push(level[sibling] as Buffer)
+      positions.set(leaf, position >> 1)
+    }
+    const next: Buffer[] = []
+    for (let i = 0; i < level.length; i += 2) {
+      next.push(i + 1 < level.length ? nodeHash(level[i] as Buffer, level[i + 1] as Buffer) : (level[i] as Buffer))
+    }
+    level = next
+  }
+  return proofs
+}
+
+/** RFC 9162 §2.1.3.2: whether an audit path proves a leaf at an index is in the tree with this size and root. */
+export function verifyInclusion(
+  leaf: Buffer,
+  index: number,
+  treeSize: number,
+  path: Buffer[],
+  root: Uint8Array,
+): boolean {
+  if (index >= treeSize) return false
+  let fn = index
+  let sn = treeSize - 1
+  let r = leaf
+  for (const p of path) {
+    if (sn === 0) return false
+    if (fn % 2 === 1 || fn === sn) {
+      r = nodeHash(p, r)
+      if (fn % 2 === 0) {
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2)
+          sn = Math.floor(sn / 2)
+        }
+      }
+    } else {
+      r = nodeHash(r, p)
+    }
+    fn = Math.floor(fn / 2)
+    sn = Math.floor(sn / 2)
+  }
+  return sn === 0 && r.equals(root)
+}

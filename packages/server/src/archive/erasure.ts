@@ -1,0 +1,87 @@
+import type { Kysely } from 'kysely'
+import { type Actor, recordAudit } from '../audit/events.ts'
+import { requireCustomer } from '../identity/customers.ts'
+import type { Database } from '../platform/db/schema.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { type ArchiveKeys, destroyArchiveKey, keyScope } from './archive-keys.ts'
+import { appendMarker, type RetainedClass, retainedClasses, retainedUntil, retentionPolicy } from './retention.ts'
+
+/**
+ * Erases a customer from the archive by crypto-shredding: their archive data key is destroyed, so every record sealed
+ * under it (here, in replicas and in backups) can never be read again, while the records and their hashes stay in the
+ * chain, which still verifies. Refused while a legal hold covers the customer or one of their conversations, and
+ * while any of their records is still within retention (the answer says until when). Recorded in the chain (an
+ * erasure record) and the audit log.
+ */
+export async function eraseCustomer(
+  db: Kysely<Database>,
+  keys: Pick<ArchiveKeys, 'forget'>,
+  tenantId: string,
+  customerId: string,
+  actor: Actor,
+  now = new Date(),
+): Promise<{ keyId: string | null; records: number }> {
+  await requireCustomer({ db }, tenantId, customerId)
+  const result = await db.transaction().execute(async (trx) => {
+    const hold = await trx
+      .selectFrom('archive_holds')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('released_at', 'is', null)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('scope_kind', '=', 'customer'), eb('scope_id', '=', customerId)]),
+          eb.and([
+            eb('scope_kind', '=', 'conversation'),
+            eb(
+              'scope_id',
+              'in',
+              eb
+                .selectFrom('archive_records')
+                .select('conversation_id')
+                .where('tenant_id', '=', tenantId)
+                .where('customer_id', '=', customerId)
+                .where('conversation_id', 'is not', null)
+                .$narrowType<{ conversation_id: string }>(),
+            ),
+          ]),
+        ]),
+      )
+      .forUpdate()
+      .executeTakeFirst()
+    if (hold) throw new Problem('archive/legal-hold', `legal hold ${hold.id} covers this customer`)
+
+    const policy = await retentionPolicy(trx, tenantId)
+    const newest = await trx
+      .selectFrom('archive_records')
+      .select(['record_class', ({ fn }) => fn.max('occurred_at').as('newest'), ({ fn }) => fn.countAll().as('n')])
+      .where('tenant_id', '=', tenantId)
+      .where('customer_id', '=', customerId)
+      .where('record_class', 'in', [...retainedClasses])
+      .where('deleted_at', 'is', null)
+      .groupBy('record_class')
+      .execute()
+    let until: Date | undefined
+    let records = 0
+    for (const row of newest) {
+      records += Number(row.n)
+      const end = retainedUntil(policy, row.record_class as RetainedClass, new Date(row.newest as Date))
+      if (end > now && (!until || end > until)) until = end
+    }
+    if (until) throw new Problem('archive/retention-active', `erasure is possible from ${until.toISOString()}`)
+
+    const keyId = (await destroyArchiveKey(trx, tenantId, keyScope(customerId), now)) ?? null
+    await appendMarker(trx, tenantId, 'erasure', customerId, { reason: 'data-subject-erasure', keyId }, now)
+    await recordAudit(trx, {
+      tenantId,
+      actor,
+      action: 'archive.erase',
+      target: { kind: 'customer', id: customerId },
+      outcome: 'success',
+      details: { keyId, records },
+    })
+    return { keyId, records }
+  })
+  keys.forget(tenantId, keyScope(customerId))
+  return result
+}

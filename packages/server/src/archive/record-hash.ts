@@ -1,0 +1,52 @@
+import { createHash } from 'node:crypto'
+import canonicalize from 'canonicalize'
+
+/** An archive record as its chain hash covers it: metadata and the hashes of its content, never a key. */
+export interface ArchiveChainedRecord {
+  tenant_id: string
+  seq: number | string | null
+  record_class: string
+  source_ref: string
+  conversation_id: string | null
+  conversation_seq: number | string | null
+  customer_id: string | null
+  occurred_at: Date | string
+  key_id: string | null
+  content_hash: Uint8Array | null
+  content_digest: Uint8Array | null
+  details: string
+}
+
+const hex = (bytes: Uint8Array | null) => (bytes === null ? null : Buffer.from(bytes).toString('hex'))
+
+/** The record's fields as exported and hashed (RFC 8785 canonical JSON of exactly this object). */
+export function chainedFields(record: ArchiveChainedRecord) {
+  return {
+    tenantId: record.tenant_id,
+    seq: Number(record.seq),
+    recordClass: record.record_class,
+    sourceRef: record.source_ref,
+    conversationId: record.conversation_id,
+    conversationSeq: record.conversation_seq === null ? null : Number(record.conversation_seq),
+    customerId: record.customer_id,
+    occurredAt: new Date(record.occurred_at).toISOString(),
+    keyId: record.key_id,
+    contentHash: hex(record.content_hash),
+    contentDigest: hex(record.content_digest),
+    details: JSON.parse(record.details) as Record<string, unknown>,
+  }
+}
+
+export type ChainedFields = ReturnType<typeof chainedFields>
+
+/**
+ * SHA-256(previous hash || canonical JSON of the record's fields). The fields include SHA-256 of the sealed content
+ * (so the chain verifies with no key at all, and altered ciphertext is caught) and the digest of the salted plaintext
+ * (so an export verifies offline against the same chain).
+ */
+export function archiveRecordHash(previous: Uint8Array, fields: ChainedFields): Buffer {
+  return createHash('sha256')
+    .update(previous)
+    .update(canonicalize(fields) as string, 'utf8')
+    .digest()
+}

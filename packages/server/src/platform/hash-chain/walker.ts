@@ -1,0 +1,133 @@
+import type { KeyObject } from 'node:crypto'
+import { type ChainKind, checkCheckpoint } from './checkpoint.ts'
+import { GENESIS_HASH } from './linker.ts'
+import { leafHash, MerkleFrontier } from './merkle.ts'
+
+/** The first thing in a chain that does not hold, naming the record (by sequence number and row id) or checkpoint. */
+export interface ChainFailure {
+  seq: number
+  id: number | string | null
+  reason: string
+}
+
+export interface StoredCheckpoint {
+  tree_size: number | string
+  root_hash: Uint8Array
+  signed_at: Date | string
+  key_id: string
+  signature: Uint8Array
+}
+
+/**
+ * Walks a chain from its first record, in sequence order, in constant memory: every sequence number present once and
+ * in order, every record linked to the one before and hashing to what it says, every signed checkpoint matching the
+ * Merkle tree head of the records it covers. The caller feeds records page by page and stops at the first failure.
+ */
+export class ChainWalker {
+  readonly #kind: ChainKind
+  readonly #tenantId: string
+  readonly #checkpoints: StoredCheckpoint[]
+  readonly #keys: Map<string, KeyObject>
+  readonly #frontier = new MerkleFrontier()
+  #previous: Buffer = GENESIS_HASH
+  #expected = 1
+  #nextCheckpoint = 0
+
+  constructor(kind: ChainKind, tenantId: string, checkpoints: StoredCheckpoint[], keys: Map<string, KeyObject>) {
+    this.#kind = kind
+    this.#tenantId = tenantId
+    this.#checkpoints = checkpoints
+    this.#keys = keys
+  }
+
+  /** The next sequence number the walk expects (1 + records walked). */
+  get expected(): number {
+    return this.#expected
+  }
+
+  /** Checks one record; `recompute` gives its hash from the previous record's. */
+  step(
+    record: { seq: number | string | null; id: number | string; prev_hash: Uint8Array | null; hash: Uint8Array | null },
+    recompute: (previous: Buffer) => Buffer,
+  ): ChainFailure | undefined {
+    const seq = Number(record.seq)
+    const id = record.id
+    if (seq !== this.#expected) return { seq: this.#expected, id: null, reason: 'record missing (sequence gap)' }
+    if (!record.prev_hash || !this.#previous.equals(record.prev_hash)) {
+      return { seq, id, reason: 'not linked to the previous record (moved, or one before it changed)' }
+    }
+    const hash = recompute(this.#previous)
+    if (!record.hash || !hash.equals(record.hash)) return { seq, id, reason: 'record altered' }
+    this.#frontier.append(leafHash(hash))
+    this.#previous = hash
+    for (; Number(this.#checkpoints[this.#nextCheckpoint]?.tree_size) === seq; this.#nextCheckpoint++) {
+      const checkpoint = this.#checkpoints[this.#nextCheckpoint] as StoredCheckpoint
+      const failure = checkCheckpoint(this.#kind, this.#tenantId, checkpoint, this.#frontier, this.#keys)
+      if (failure) return { seq, id, reason: failure }
+    }
+    this.#expected++
+    return undefined
+  }
+
+  /** After the last record: a checkpoint beyond the end means records were cut off. */
+  end(): ChainFailure | undefined {
+    const beyond = this.#checkpoints[this.#nextCheckpoint]
+    if (!beyond) return undefined
+    const last = this.#expected - 1
+    return {
+      seq: this.#expected,
+      id: null,
+      reason: `records missing: checkpoint covers ${beyond.tree_size}, chain ends at ${last}`,
+    }
+  }
+}
+
+/** What a verification found: how far the chain holds, and the first failure if any. */
+export interface ChainVerification {
+  tenantId: string
+  ok: boolean
+  records: number
+  checkpoints: number
+  /** Records written but not yet linked (they are linked within a second or so). */
+  pending: number
+  failure?: { seq: number; id: number | null; reason: string }
+}
+
+type WalkedRecord = Parameters<ChainWalker['step']>[0]
+
+/**
+ * Walks a whole chain page by page (`page(fromSeq)` returns records in sequence order from that number), with an
+ * optional further check per record, and reports progress after each page.
+ */
+export async function walkChain<R extends WalkedRecord>(options: {
+  kind: ChainKind
+  tenantId: string
+  checkpoints: StoredCheckpoint[]
+  keys: Map<string, KeyObject>
+  pending: number
+  page: (fromSeq: number) => Promise<R[]>
+  recompute: (record: R, previous: Buffer) => Buffer
+  check?: (record: R) => ChainFailure | undefined
+  total: number
+  onProgress?: ((done: number, total: number) => void) | undefined
+}): Promise<ChainVerification> {
+  const walker = new ChainWalker(options.kind, options.tenantId, options.checkpoints, options.keys)
+  const result = (failure: ChainFailure | undefined): ChainVerification => ({
+    tenantId: options.tenantId,
+    ok: failure === undefined,
+    records: walker.expected - 1,
+    checkpoints: options.checkpoints.length,
+    pending: options.pending,
+    ...(failure ? { failure: { ...failure, id: failure.id === null ? null : Number(failure.id) } } : {}),
+  })
+  for (;;) {
+    const page = await options.page(walker.expected)
+    if (page.length === 0) break
+    for (const record of page) {
+      const failure = walker.step(record, (previous) => options.recompute(record, previous)) ?? options.check?.(record)
+      if (failure) return result(failure)
+    }
+    options.onProgress?.(walker.expected - 1, options.total)
+  }
+  return result(walker.end())
+}
