@@ -92,7 +92,8 @@ describe('the agent console in Chromium', { skip }, () => {
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
     // Any CSP violation or script error fails the run at the end: the pages must work under their own policy.
-    page.setDefaultTimeout(20_000)
+    // Generous: a loaded CI machine shares two cores between this browser, the server and other test files.
+    page.setDefaultTimeout(60_000)
     page.on('console', (message) => {
       if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
         pageProblems.push(message.text())
