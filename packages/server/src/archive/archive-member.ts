@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { type MemberIdentity, nodeCryptoProvider, type SecureEvent, SecureMessaging } from '@strongroom/sdk/mls-node'
 import { recordAudit } from '../audit/events.ts'
+import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE } from '../channels/envelope.ts'
 import { MESSAGE_SUBJECT_PREFIX, type MessagesCommittedEvent, type WireMessage } from '../conversations/bus-events.ts'
 import { groupConversations, MLS_CONTENT_TYPE } from '../e2e/groups.ts'
 import { DEVICE_REVOKED_SUBJECT_PREFIX, type DeviceRevokedEvent } from '../identity/device-events.ts'
@@ -11,8 +12,20 @@ import { listTenants } from '../tenancy/tenants.ts'
 import { inProcessDelivery } from './in-process-delivery.ts'
 import { ArchiveMemberStore } from './member-store.ts'
 
-/** What the archive member read: every secure message in clear, and every change of a group's members. */
+/**
+ * What the archive member read: every secure message in clear, every change of a group's members, and every
+ * public-channel message (opened with the tenant key; its text is as stored, card numbers already masked).
+ */
 export type ArchiveRecord =
+  | {
+      kind: 'public-message'
+      tenantId: string
+      conversationId: string
+      seq: number
+      messageId: string
+      sender: { kind: string; id: string }
+      envelope: Envelope
+    }
   | {
       kind: 'message'
       tenantId: string
@@ -93,9 +106,9 @@ export class ArchiveMember {
     member.#unsubscribe = ctx.bus.subscribe(`${MESSAGE_SUBJECT_PREFIX}>`, (_subject, payload) => {
       const event = JSON.parse(decoder.decode(payload)) as MessagesCommittedEvent
       for (const message of event.messages) {
-        if (message.contentType === MLS_CONTENT_TYPE && member.#owns(message.conversationId)) {
-          member.#track(member.#read(event.tenantId, message))
-        }
+        if (!member.#owns(message.conversationId)) continue
+        if (message.contentType === MLS_CONTENT_TYPE) member.#track(member.#read(event.tenantId, message))
+        else if (message.contentType === PUBLIC_MESSAGE_TYPE) member.#track(member.#readPublic(event.tenantId, message))
       }
     })
     member.#unsubscribeRevoked = ctx.bus.subscribe(`${DEVICE_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => {
@@ -204,6 +217,23 @@ export class ArchiveMember {
       return
     }
     await messaging.receive(message)
+  }
+
+  /** A public-channel message goes to the archive as it was stored (sealed with the tenant key, opened here). */
+  async #readPublic(tenantId: string, message: WireMessage): Promise<void> {
+    const { conversationId, sender, clientMessageId } = message
+    const sealed = Buffer.from(message.ciphertext, 'base64')
+    const envelope = await openEnvelope(this.#ctx, tenantId, { conversationId, sender, clientMessageId }, sealed)
+    await this.#sink({
+      kind: 'public-message',
+      tenantId,
+      conversationId,
+      seq: message.seq,
+      messageId: message.id,
+      sender,
+      envelope,
+    })
+    this.#ctx.metrics.archiveMemberRecords.inc({ kind: 'public-message' })
   }
 
   /**

@@ -24,6 +24,22 @@ export function toArchiveInput(record: ArchiveRecord, customerId: string | null)
     customerId,
     occurredAt: new Date(),
   }
+  if (record.kind === 'public-message') {
+    const { envelope } = record
+    return {
+      ...common,
+      sourceRef: `channel:${record.messageId}`,
+      occurredAt: new Date(envelope.at),
+      recordClass: 'public-message',
+      content: {
+        sender: record.sender,
+        channel: envelope.channel,
+        direction: envelope.direction,
+        text: envelope.text,
+        ...(envelope.masked ? { masked: envelope.masked } : {}),
+      },
+    }
+  }
   if (record.kind === 'message') {
     return {
       ...common,

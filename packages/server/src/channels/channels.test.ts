@@ -358,6 +358,32 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.ok(!stored?.text.includes(tokenOf(invitation)))
     })
 
+    test('public messages, both ways, reach the compliance archive as stored (card numbers masked)', async () => {
+      await customerWrites('twilio', { from: CUSTOMER_PHONE, to: BANK_NUMBER, text: `archive me ${PAN}` })
+      const conversation = await newestConversation(agent)
+      await agent.request('POST', `/v1/conversations/${conversation.id}/public-messages`, {
+        clientMessageId: 'archive-reply',
+        text: 'Noted, thank you',
+      })
+      const compliance = new StrongroomClient({
+        baseUrl: server.url,
+        credentials: new StaffToken((await bank.staffToken('compliance')).token),
+      })
+      type Found = { records: { content: { text?: string; direction?: string } | null }[] }
+      const archived = async () =>
+        (await compliance.request<Found>('GET', `/v1/archive/records?conversationId=${conversation.id}`)).records
+      const wanted = ['inbound: archive me [card •••• 1111]', 'outbound: Noted, thank you']
+      const deadline = Date.now() + 5000
+      let texts: string[] = []
+      while (Date.now() < deadline) {
+        texts = (await archived()).map((r) => `${r.content?.direction}: ${r.content?.text}`)
+        if (wanted.every((t) => texts.includes(t))) break
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      assert.ok(texts.includes('inbound: archive me [card •••• 1111]'), texts.join(' | '))
+      assert.ok(texts.includes('outbound: Noted, thank you'), texts.join(' | '))
+    })
+
     test('an agent replies: sent with an idempotency key, and receipts move its delivery state forward only', async () => {
       const conversation = await newestConversation(agent)
       const path = `/v1/conversations/${conversation.id}/public-messages`
