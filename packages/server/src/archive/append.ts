@@ -68,3 +68,23 @@ export async function archiveRecords(ctx: ArchiveContext, inputs: ArchiveInput[]
 export async function archiveRecord(ctx: ArchiveContext, input: ArchiveInput): Promise<boolean> {
   return (await archiveRecords(ctx, [input])) === 1
 }
+
+/**
+ * The highest sequence number of a conversation that the archive holds a record of in this class (0 for none): where
+ * a reader that was away resumes.
+ */
+export async function archivedThroughSeq(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  conversationId: string,
+  recordClass: ArchiveInput['recordClass'],
+): Promise<number> {
+  const row = await ctx.db
+    .selectFrom('archive_records')
+    .select((eb) => eb.fn.max('conversation_seq').as('seq'))
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', '=', conversationId)
+    .where('record_class', '=', recordClass)
+    .executeTakeFirst()
+  return Number(row?.seq ?? 0)
+}

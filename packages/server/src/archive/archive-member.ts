@@ -2,13 +2,16 @@ import { createHash, randomBytes } from 'node:crypto'
 import { type MemberIdentity, nodeCryptoProvider, type SecureEvent, SecureMessaging } from '@strongroom/sdk/mls-node'
 import { recordAudit } from '../audit/events.ts'
 import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE } from '../channels/envelope.ts'
+import { publicConversationIds } from '../channels/identities.ts'
 import { MESSAGE_SUBJECT_PREFIX, type MessagesCommittedEvent, type WireMessage } from '../conversations/bus-events.ts'
+import { fetchMessages } from '../conversations/messages.ts'
 import { groupConversations, MLS_CONTENT_TYPE } from '../e2e/groups.ts'
 import { DEVICE_REVOKED_SUBJECT_PREFIX, type DeviceRevokedEvent } from '../identity/device-events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { KeyProvider } from '../platform/keyring/key-provider.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { listTenants } from '../tenancy/tenants.ts'
+import { archivedThroughSeq } from './append.ts'
 import { inProcessDelivery } from './in-process-delivery.ts'
 import { ArchiveMemberStore } from './member-store.ts'
 
@@ -205,6 +208,19 @@ export class ArchiveMember {
     for (const conversationId of await groupConversations(this.#ctx, tenantId)) {
       if (!this.#owns(conversationId) || !(await messaging.isMember(conversationId))) continue
       await messaging.sync(conversationId)
+    }
+    // Public conversations: whatever was said while no archive member ran, from the last archived message on.
+    for (const conversationId of await publicConversationIds(this.#ctx, tenantId)) {
+      if (!this.#owns(conversationId)) continue
+      let after = await archivedThroughSeq(this.#ctx, tenantId, conversationId, 'public-message')
+      for (;;) {
+        const batch = await fetchMessages(this.#ctx, tenantId, conversationId, { afterSeq: after, limit: 200 })
+        for (const message of batch) {
+          if (message.contentType === PUBLIC_MESSAGE_TYPE) await this.#readPublic(tenantId, message)
+        }
+        if (batch.length < 200) break
+        after = (batch.at(-1) as WireMessage).seq
+      }
     }
   }
 

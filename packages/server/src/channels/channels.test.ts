@@ -3,8 +3,13 @@ import { createHmac } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { sql } from 'kysely'
+import { ArchiveMember } from '../archive/archive-member.ts'
+import { archiveStoreSink } from '../archive/archive-sink.ts'
+import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { openSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { computeTwilioSignature } from './connectors/twilio.ts'
+import { PUBLIC_MESSAGE_TYPE } from './envelope.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 const BANK_NUMBER = '+442071838750'
@@ -382,6 +387,33 @@ describe('public channels and the pivot into the secure channel', () => {
       }
       assert.ok(texts.includes('inbound: archive me [card •••• 1111]'), texts.join(' | '))
       assert.ok(texts.includes('outbound: Noted, thank you'), texts.join(' | '))
+    })
+
+    test('an archive member that was down catches up on the public messages it missed', async () => {
+      await server.archiveMember?.stop()
+      await customerWrites('twilio', { from: CUSTOMER_PHONE, to: BANK_NUMBER, text: 'said while the archive was down' })
+      const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+      const member = await ArchiveMember.start(server.ctx, {
+        credentialKey: await openSigningKey(server.ctx.db, provider, 'mls-credential'),
+        kek: server.ctx.archiveKek as LocalKeyFileProvider,
+        sink: archiveStoreSink(server.ctx),
+        partition: { index: 0, count: 1 },
+      })
+      try {
+        await member.idle()
+        const { rows } = await sql<{ n: number }>`
+          select count(*)::int as n from archive_records where record_class = 'public-message'
+            and source_ref like 'channel:%'`.execute(server.ctx.db)
+        const texts = await sql<{ id: string }>`
+          select m.id from messages m join archive_records a on a.source_ref = 'channel:' || m.id
+          where m.content_type = ${PUBLIC_MESSAGE_TYPE}`.execute(server.ctx.db)
+        const all = await sql<{ id: string }>`
+          select id from messages where content_type = ${PUBLIC_MESSAGE_TYPE}`.execute(server.ctx.db)
+        assert.equal(texts.rows.length, all.rows.length, 'every public message is in the archive')
+        assert.ok((rows[0]?.n ?? 0) >= all.rows.length)
+      } finally {
+        await member.stop()
+      }
     })
 
     test('an agent replies: sent with an idempotency key, and receipts move its delivery state forward only', async () => {

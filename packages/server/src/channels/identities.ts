@@ -180,3 +180,14 @@ export async function linkIdentityCustomer(
       .execute()
   })
 }
+
+/** The public-channel conversations of a tenant (the archive member catches up on them after a restart). */
+export async function publicConversationIds(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<string[]> {
+  const rows = await ctx.db
+    .selectFrom('channel_identities')
+    .select('conversation_id')
+    .where('tenant_id', '=', tenantId)
+    .orderBy('conversation_id')
+    .execute()
+  return rows.map((r) => r.conversation_id)
+}
