@@ -242,12 +242,16 @@ export class StrongroomClient {
    * `formatAmount(consent.amount)` and the payee before calling this. When the bank's step-up policy asks for more
    * (`auth/step-up-required`), ask the customer for their authenticator code and pass it as `totpCode`.
    */
-  async approveConsent(consent: ConsentRequest, options: { totpCode?: string } = {}): Promise<ConsentRequest> {
+  async approveConsent(
+    consent: ConsentRequest,
+    options: { totpCode?: string; smsCode?: string } = {},
+  ): Promise<ConsentRequest> {
     if (!(this.credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can approve a consent')
     const signature = await signConsent(this.credentials.keys, consent)
     return this.request<ConsentRequest>('POST', `/v1/consents/${encodeURIComponent(consent.id)}/approve`, {
       signature,
       ...(options.totpCode ? { totpCode: options.totpCode } : {}),
+      ...(options.smsCode ? { smsCode: options.smsCode } : {}),
     })
   }
 

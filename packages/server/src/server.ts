@@ -195,7 +195,7 @@ export async function startServer(
     retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
   }
   if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
-  await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap }))
+  await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap, channels: channelDeps }))
   await app.register(async (scope) => passkeyRoutes(scope, ctx))
   const tokenKey = await openSigningKey(ctx.db, keyProvider, 'integrity-token')
   await app.register(async (scope) =>
@@ -215,7 +215,9 @@ export async function startServer(
   await app.register(async (scope) =>
     e2eRoutes(scope, ctx, { credentialKey, prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId) }),
   )
-  await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey }))
+  await app.register(async (scope) =>
+    consentRoutes(scope, ctx, { receiptKey, simSwap: () => simSwap, channels: channelDeps }),
+  )
   await app.register(async (scope) => webRoutes(scope, ctx))
   await app.register(async (scope) => archiveRoutes(scope, ctx, { signer: archiveSigner }))
   const webhooks = startWebhookDelivery(ctx, receiptKey)

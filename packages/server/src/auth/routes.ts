@@ -1,13 +1,15 @@
 import { Type } from '@sinclair/typebox'
 import { principalOf } from '../access.ts'
 import { recordAudit } from '../audit/events.ts'
+import type { ChannelDeps } from '../channels/public-messages.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf } from '../principal.ts'
+import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { actorOf, type Principal } from '../principal.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
+import { sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
 import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy } from './step-up-policy.ts'
 import { enrolTotp, verifyTotp } from './totp.ts'
 
@@ -19,8 +21,71 @@ const CodeBody = Type.Object(
 export async function authRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { simSwap: () => SimSwapProvider },
+  deps: { simSwap: () => SimSwapProvider; channels: ChannelDeps },
 ): Promise<void> {
+  /** A device acts for its own customer; staff name the customer. */
+  function customerFor(principal: Principal, customerId: string | undefined): string {
+    if (principal.kind === 'device') {
+      if (customerId !== undefined && customerId !== principal.customerId) throw new Problem('auth/forbidden')
+      return principal.customerId
+    }
+    if (customerId === undefined) throw new Problem('request/invalid', 'customerId is required')
+    return customerId
+  }
+
+  app.post(
+    '/v1/factors/sms/send',
+    {
+      schema: {
+        summary: "Send a one-time code by SMS to the customer's number on file (after a SIM-swap check)",
+        tags: ['auth'],
+        body: Type.Object({ customerId: Type.Optional(idOf('cus')) }, { additionalProperties: false }),
+        response: {
+          202: Type.Object({ expiresAt: Type.String() }),
+          ...problemResponses(400, 401, 403, 404, 409, 429, 502, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const sent = await sendSmsOtp(
+        ctx,
+        { simSwap: deps.simSwap(), channels: deps.channels },
+        {
+          tenantId: principal.tenantId,
+          customerId: customerFor(principal, request.body.customerId),
+          actor: actorOf(principal),
+        },
+      )
+      return reply.status(202).header('cache-control', 'no-store').send(sent)
+    },
+  )
+
+  app.post(
+    '/v1/factors/sms/verify',
+    {
+      schema: {
+        summary: 'Check the SMS code (each code works once; five wrong codes void it)',
+        tags: ['auth'],
+        body: Type.Object(
+          { code: Type.String({ pattern: '^[0-9]{6}$' }), customerId: Type.Optional(idOf('cus')) },
+          { additionalProperties: false },
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      await verifySmsOtp(ctx, {
+        tenantId: principal.tenantId,
+        customerId: customerFor(principal, request.body.customerId),
+        code: request.body.code,
+        actor: actorOf(principal),
+      })
+      return reply.status(204).send(null)
+    },
+  )
+
   app.post(
     '/v1/risk/sim-swap',
     {

@@ -2,10 +2,11 @@ import { type Static, Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
 
 /**
- * Factors beyond the device key that a rule can ask for: `totp`, a second factor (which a passkey with user
- * verification also gives), or `passkey`, a passkey with user verification and nothing else.
+ * Factors beyond the device key that a rule can ask for: `sms-otp`, a code sent by SMS (the weakest second factor,
+ * which TOTP or a passkey with user verification also satisfy); `totp`, a second factor (which a passkey with user
+ * verification also gives, but an SMS code does not); or `passkey`, a passkey with user verification and nothing else.
  */
-export const stepUpFactors = ['totp', 'passkey'] as const
+export const stepUpFactors = ['sms-otp', 'totp', 'passkey'] as const
 export type StepUpFactor = (typeof stepUpFactors)[number]
 
 export const StepUpRule = Type.Object(
@@ -38,8 +39,19 @@ export const StepUpRule = Type.Object(
   },
   { additionalProperties: false },
 )
+const MaxAmount = Type.Object(
+  { value: Type.Integer({ minimum: 0 }), currency: Type.String({ pattern: '^[A-Z]{3}$' }) },
+  { additionalProperties: false },
+)
 export const StepUpPolicy = Type.Object(
-  { rules: Type.Array(StepUpRule, { maxItems: 50 }) },
+  {
+    rules: Type.Array(StepUpRule, { maxItems: 50 }),
+    /**
+     * The largest amount, per currency, that a reply to an SMS ("YES 4821") may approve. A currency not listed may
+     * not be approved by SMS reply at all: without this setting, SMS yes/no approves nothing.
+     */
+    smsReplyMaxAmount: Type.Optional(Type.Array(MaxAmount, { maxItems: 20 })),
+  },
   { additionalProperties: false },
 )
 export type StepUpPolicy = Static<typeof StepUpPolicy>
@@ -49,6 +61,8 @@ export interface StepUpContext {
   amount: { value: number; currency: string }
   deviceEnrolledAt: Date
   riskFlags: readonly string[]
+  /** Set when the approval is an SMS reply rather than a device: then the tenant's SMS-reply limit applies. */
+  via?: 'sms-reply'
   now?: Date
 }
 
@@ -81,6 +95,12 @@ export function evaluateStepUp(policy: StepUpPolicy, context: StepUpContext): St
     return true
   })
   const names = applying.map((rule) => rule.name)
+  if (context.via === 'sms-reply') {
+    const limit = policy.smsReplyMaxAmount?.find((m) => m.currency === context.amount.currency)
+    if (!limit || context.amount.value > limit.value) {
+      return { decision: 'deny', required: [], rules: names, reason: 'above the SMS reply limit' }
+    }
+  }
   if (applying.some((rule) => 'deny' in rule.outcome)) {
     return { decision: 'deny', required: [], rules: names, reason: 'denied by policy' }
   }
@@ -97,13 +117,15 @@ export function evaluateStepUp(policy: StepUpPolicy, context: StepUpContext): St
 export type PresentedFactor =
   | { factor: 'device-key' }
   | { factor: 'totp' }
+  | { factor: 'sms-otp' }
   | { factor: 'passkey'; userVerified: boolean }
+  | { factor: 'sms-reply' }
 
 export interface FactorAssessment {
   /** What the decision still needs that was not presented; empty when the approval may go on. */
   missing: StepUpFactor[]
   /** The presented factors the decision relies on, in the receipt's words; only these need checking. */
-  used: ('device-key' | 'totp' | 'passkey')[]
+  used: ('device-key' | 'totp' | 'passkey' | 'sms-otp' | 'sms-reply')[]
   assurance: string
 }
 
@@ -114,9 +136,15 @@ export interface FactorAssessment {
  * is possession only. A code offered when the decision does not need one is not relied on.
  */
 export function assessFactors(decision: StepUpDecision, presented: readonly PresentedFactor[]): FactorAssessment {
+  // A reply to an SMS is possession of the phone number only: no device, no second factor; it satisfies no rule
+  // that requires a factor (the SMS-reply amount limit was applied when the decision was made).
+  if (presented.some((p) => p.factor === 'sms-reply')) {
+    return { missing: [...decision.required], used: ['sms-reply'], assurance: 'sms-possession' }
+  }
   const passkey = presented.find((p) => p.factor === 'passkey')
   const strongPasskey = passkey?.userVerified === true
   const hasTotp = presented.some((p) => p.factor === 'totp')
+  const hasSmsOtp = presented.some((p) => p.factor === 'sms-otp')
   const used: FactorAssessment['used'] = [passkey ? 'passkey' : 'device-key']
   const missing: StepUpFactor[] = []
   for (const required of decision.required) {
@@ -126,11 +154,19 @@ export function assessFactors(decision: StepUpDecision, presented: readonly Pres
       else missing.push('totp')
     }
   }
+  // sms-otp is the weakest second factor: a stronger one already relied on (or presented) satisfies it.
+  if (decision.required.includes('sms-otp') && !strongPasskey && !used.includes('totp')) {
+    if (hasTotp) used.push('totp')
+    else if (hasSmsOtp) used.push('sms-otp')
+    else missing.push('sms-otp')
+  }
   const assurance = strongPasskey
     ? 'possession+user-verification'
     : used.includes('totp')
       ? 'possession+knowledge'
-      : 'possession'
+      : used.includes('sms-otp')
+        ? 'possession+sms-otp'
+        : 'possession'
   return { missing, used: [...new Set(used)], assurance }
 }
 

@@ -6,9 +6,10 @@ import type { ChannelConfig } from './channel-config.ts'
 import type { InboundMessage, WebhookEvents } from './connectors/connector.ts'
 import { scanText } from './dlp.ts'
 import { type Envelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
-import { type ChannelIdentity, identityForSender, noteInbound } from './identities.ts'
+import { type ChannelIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
 import { invitePivot } from './pivot.ts'
 import { applyReceipt, applyWatermark, type ChannelDeps, sendPublicMessage } from './public-messages.ts'
+import { dispatchInboundSmsReply } from './sms.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
 
@@ -130,6 +131,16 @@ export async function receiveMessage(
   }
   await noteInbound(ctx.db, identity, message.receivedAt)
   if (kinds.length > 0) await inviteAfterMasking(ctx, deps, identity, message.providerMessageId)
+  const from = phoneNumberOf(channel.connector, message.from)
+  if (channel.connector === 'twilio' && from) {
+    // After the claim above, so a provider's retry of the same message never reaches a handler twice.
+    await dispatchInboundSmsReply(ctx, deps, {
+      tenantId: channel.tenantId,
+      from,
+      text: message.text,
+      receivedAt: message.receivedAt,
+    })
+  }
   return { duplicate: false }
 }
 

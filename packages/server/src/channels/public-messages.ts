@@ -17,10 +17,13 @@ import {
 import { SERVICE_WINDOW_MS } from './connectors/whatsapp.ts'
 import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { addressOf, type ChannelIdentity, identityOfConversation } from './identities.ts'
+import type { InboundSmsReplyHandler } from './sms.ts'
 
 export interface ChannelDeps {
   messageLog: MessageLog
   env: ConnectorEnvironment
+  /** Other capabilities' handlers of inbound SMS (see `onInboundSmsReply` in sms.ts). */
+  smsReplyHandlers?: InboundSmsReplyHandler[]
 }
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>

@@ -1,8 +1,9 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { consentPasskeyChallenge, consentSigningPayload } from '@strongroom/sdk/consent'
 import { compactVerify, importJWK } from 'jose'
-import { recordAudit } from '../audit/events.ts'
+import { type Actor, recordAudit } from '../audit/events.ts'
 import { verifyPasskeyAssertion } from '../auth/passkeys.ts'
+import { verifySmsOtp } from '../auth/sms-otp.ts'
 import {
   assessFactors,
   evaluateStepUp,
@@ -40,7 +41,12 @@ export async function approveConsent(
   receiptKey: SigningKey,
   device: DevicePrincipal,
   consentId: string,
-  approval: { signature: string; totpCode?: string | undefined; riskFlags: readonly string[] },
+  approval: {
+    signature: string
+    totpCode?: string | undefined
+    smsCode?: string | undefined
+    riskFlags: readonly string[]
+  },
 ): Promise<ConsentRequest> {
   const consent = await pendingConsent(ctx, device, consentId)
   const jwk = await devicePublicJwk(ctx, device.tenantId, device.deviceId)
@@ -57,16 +63,24 @@ export async function approveConsent(
   if (new TextDecoder().decode(signed) !== consentSigningPayload(consent)) {
     throw new Problem('consent/signature-invalid', 'the signed transaction is not the one requested')
   }
-  const presented: PresentedFactor[] = approval.totpCode
-    ? [{ factor: 'device-key' }, { factor: 'totp' }]
-    : [{ factor: 'device-key' }]
+  const presented: PresentedFactor[] = [{ factor: 'device-key' }]
+  if (approval.totpCode) presented.push({ factor: 'totp' })
+  if (approval.smsCode) presented.push({ factor: 'sms-otp' })
   const { stepUp, factors } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
   if (factors.used.includes('totp')) {
     await verifyTotp(ctx, device.tenantId, device.customerId, approval.totpCode as string, {
       actor: { kind: 'device', id: device.deviceId },
     })
   }
-  return issueApproval(ctx, receiptKey, device, consent, {
+  if (factors.used.includes('sms-otp')) {
+    await verifySmsOtp(ctx, {
+      tenantId: device.tenantId,
+      customerId: device.customerId,
+      code: approval.smsCode as string,
+      actor: { kind: 'device', id: device.deviceId },
+    })
+  }
+  return issueApproval(ctx, receiptKey, approverOf(device), consent, {
     stepUp,
     factors,
     proof: { factor: 'device-key', keyThumbprint: device.jkt },
@@ -99,7 +113,7 @@ export async function approveConsentWithPasskey(
   })
   const presented: PresentedFactor[] = [{ factor: 'passkey', userVerified: passkey.userVerified }]
   const { stepUp, factors } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
-  return issueApproval(ctx, receiptKey, device, consent, {
+  return issueApproval(ctx, receiptKey, approverOf(device), consent, {
     stepUp,
     factors,
     proof: {
@@ -145,11 +159,26 @@ async function applyStepUp(
   return { stepUp, factors }
 }
 
+/** Who approves: an enrolled device, or (by SMS reply) the customer with no device. */
+export interface Approver {
+  tenantId: string
+  customerId: string
+  deviceId: string | null
+  actor: Actor
+}
+
+const approverOf = (device: DevicePrincipal): Approver => ({
+  tenantId: device.tenantId,
+  customerId: device.customerId,
+  deviceId: device.deviceId,
+  actor: { kind: 'device', id: device.deviceId },
+})
+
 /** Signs the receipt and, in one transaction, decides the request (once), tells the bank and audits it. */
-async function issueApproval(
+export async function issueApproval(
   ctx: Ctx,
   receiptKey: SigningKey,
-  device: DevicePrincipal,
+  device: Approver,
   consent: ConsentRequest,
   approval: { stepUp: StepUpDecision; factors: FactorAssessment; proof: ReceiptProof },
 ): Promise<ConsentRequest> {
@@ -181,7 +210,7 @@ async function issueApproval(
     })
     await recordAudit(trx, {
       tenantId: device.tenantId,
-      actor: { kind: 'device', id: device.deviceId },
+      actor: device.actor,
       action: 'consent.approve',
       target: { kind: 'consent', id: consentId },
       outcome: 'success',
@@ -227,7 +256,7 @@ export async function declineConsent(
 }
 
 /** A bank backend that asked for the consent hears of the decision by webhook, queued in the decision's transaction. */
-async function notifyRequester(
+export async function notifyRequester(
   db: ServerContext['db'],
   tenantId: string,
   requestedBy: { kind: string; id: string | null },

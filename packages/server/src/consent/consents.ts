@@ -117,7 +117,7 @@ export async function decide(
   id: string,
   decision: {
     status: 'approved' | 'declined'
-    deviceId: string
+    deviceId: string | null
     factor?: string
     receipt?: string
     declineReason?: string | undefined

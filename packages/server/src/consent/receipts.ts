@@ -10,6 +10,8 @@ export const RECEIPT_ISSUER = 'strongroom'
 export type ReceiptProof =
   | { factor: 'device-key'; keyThumbprint: string }
   | { factor: 'passkey'; passkey: { credentialId: string; userVerified: boolean; backedUp: boolean } }
+  /** A reply to an SMS from the customer's number on file, with the request's one-time code: no device. */
+  | { factor: 'sms-reply'; smsConfirmationId: string }
 
 export type ReceiptClaims = ReceiptProof & {
   tenantId: string
@@ -21,8 +23,8 @@ export type ReceiptClaims = ReceiptProof & {
     reference: string
   }
   challenge: string
-  /** The device whose session approved it. */
-  deviceId: string
+  /** The device whose session approved it; null for an SMS reply. */
+  deviceId: string | null
   approvedAt: Date
   /** Every factor the approval relied on: the device key or a passkey, and what the step-up policy added. */
   factors: string[]
@@ -43,7 +45,11 @@ export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promi
     factor: claims.factor,
     factors: claims.factors,
     deviceId: claims.deviceId,
-    ...(claims.factor === 'device-key' ? { keyThumbprint: claims.keyThumbprint } : { passkey: claims.passkey }),
+    ...(claims.factor === 'device-key'
+      ? { keyThumbprint: claims.keyThumbprint }
+      : claims.factor === 'passkey'
+        ? { passkey: claims.passkey }
+        : { smsConfirmationId: claims.smsConfirmationId }),
     approvedAt: claims.approvedAt.toISOString(),
     policy: claims.policy,
   })

@@ -2,6 +2,9 @@ import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
 import { principalOf } from '../access.ts'
 import { AssertionCredential } from '../auth/passkey-routes.ts'
+import type { SimSwapProvider } from '../auth/sim-swap.ts'
+import type { ChannelDeps } from '../channels/public-messages.ts'
+import { onInboundSmsReply } from '../channels/sms.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -11,6 +14,7 @@ import { actorOf } from '../principal.ts'
 import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
 import { createConsent, getConsent } from './consents.ts'
 import { receiptJwks } from './receipts.ts'
+import { handleSmsReply, requestSmsConfirmation } from './sms-confirmation.ts'
 
 const Amount = Type.Object(
   {
@@ -40,7 +44,40 @@ const Consent = Type.Object({
 })
 const ConsentParams = Type.Object({ consentId: idOf('con') })
 
-export async function consentRoutes(app: App, ctx: ServerContext, deps: { receiptKey: SigningKey }): Promise<void> {
+export async function consentRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; channels: ChannelDeps },
+): Promise<void> {
+  onInboundSmsReply(deps.channels, (reply) =>
+    handleSmsReply(ctx, { receiptKey: deps.receiptKey, simSwap: deps.simSwap() }, reply),
+  )
+
+  app.post(
+    '/v1/consents/:consentId/sms-confirmation',
+    {
+      schema: {
+        summary:
+          'Fallback without a device: text the customer "Reply YES <code> to approve <amount> to <payee>" (after a SIM-swap check, within the policy\'s SMS-reply limit)',
+        tags: ['consent'],
+        params: ConsentParams,
+        response: {
+          202: Type.Object({ expiresAt: Type.String() }),
+          ...problemResponses(401, 403, 404, 409, 410, 429, 502, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const sent = await requestSmsConfirmation(
+        ctx,
+        { channels: deps.channels, simSwap: deps.simSwap() },
+        { tenantId: principal.tenantId, consentId: request.params.consentId, actor: actorOf(principal) },
+      )
+      return reply.status(202).send(sent)
+    },
+  )
+
   app.post(
     '/v1/consents',
     {
@@ -98,6 +135,12 @@ export async function consentRoutes(app: App, ctx: ServerContext, deps: { receip
             totpCode: Type.Optional(
               Type.String({ pattern: '^[0-9]{6}$', description: 'when the step-up policy asks' }),
             ),
+            smsCode: Type.Optional(
+              Type.String({
+                pattern: '^[0-9]{6}$',
+                description: 'the SMS code, when the step-up policy asks for sms-otp',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -110,6 +153,7 @@ export async function consentRoutes(app: App, ctx: ServerContext, deps: { receip
       return approveConsent(ctx, deps.receiptKey, principal, request.params.consentId, {
         signature: request.body.signature,
         totpCode: request.body.totpCode,
+        smsCode: request.body.smsCode,
         riskFlags: request.integrityFlags ?? [],
       })
     },

@@ -227,6 +227,33 @@ export interface ClientTokensTable {
   expires_at: Timestamp
 }
 
+export interface SmsOtpCodesTable {
+  tenant_id: string
+  id: string
+  customer_id: string
+  /** HMAC of the code with the tenant's index key, bound to this row's id. */
+  code_hash: Uint8Array
+  failed_attempts: Generated<number>
+  created_at: Timestamp
+  expires_at: Timestamp
+  used_at: Timestamp | null
+}
+
+export interface SmsConfirmationsTable {
+  tenant_id: string
+  id: string
+  consent_id: string
+  customer_id: string
+  /** Blind index of the number the request was sent to: a reply must come from it. */
+  phone_index: Uint8Array
+  code_hash: Uint8Array
+  failed_attempts: Generated<number>
+  created_at: Timestamp
+  expires_at: Timestamp
+  used_at: Timestamp | null
+  outcome: 'approved' | 'declined' | null
+}
+
 export interface TotpFactorsTable {
   tenant_id: string
   id: string
@@ -520,6 +547,8 @@ export interface Database {
   client_tokens: ClientTokensTable
   webhook_deliveries: WebhookDeliveriesTable
   totp_factors: TotpFactorsTable
+  sms_otp_codes: SmsOtpCodesTable
+  sms_confirmations: SmsConfirmationsTable
   integrity_challenges: IntegrityChallengesTable
   tenant_policies: TenantPoliciesTable
   deactivated_app_versions: DeactivatedAppVersionsTable

@@ -39,6 +39,12 @@ const catalogue = {
     status: 503,
     title: 'The carrier could not say whether the SIM was swapped; SMS factors stay blocked',
   },
+  'risk/sim-swapped': {
+    status: 403,
+    title: 'The SIM card of this number changed recently; SMS factors are blocked for it',
+  },
+  'auth/no-phone-number': { status: 409, title: 'The customer has no phone number on file' },
+  'auth/sms-rate-limited': { status: 429, title: 'Too many SMS codes were asked for; wait before asking again' },
   'integrity/missing': { status: 401, title: 'An integrity token is required' },
   'integrity/expired': { status: 401, title: 'The integrity token has expired' },
   'integrity/invalid': { status: 401, title: 'The integrity token is not valid' },
