@@ -10,7 +10,7 @@ import { actorOf, type Principal } from '../principal.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
 import { sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
-import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy } from './step-up-policy.ts'
+import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy, simSwapWindowHours } from './step-up-policy.ts'
 import { enrolTotp, verifyTotp } from './totp.ts'
 
 const CodeBody = Type.Object(
@@ -113,7 +113,8 @@ export async function authRoutes(
       let assessment: SimSwapAssessment | undefined
       let failure: SimSwapUnavailable | undefined
       try {
-        assessment = await assessSimSwap(deps.simSwap(), request.body.phoneNumber, ctx.config.simSwapWindowHours)
+        const window = await simSwapWindowHours(ctx, principal.tenantId)
+        assessment = await assessSimSwap(deps.simSwap(), request.body.phoneNumber, window)
       } catch (error) {
         if (!(error instanceof SimSwapUnavailable)) throw error
         failure = error

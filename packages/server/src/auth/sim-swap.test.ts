@@ -49,6 +49,20 @@ describe('SIM-swap checks against the dev carrier simulator', () => {
     assert.ok(old.latestSimChange)
   })
 
+  test('each bank may set its own window', async () => {
+    const other = await createTestBank(server, 'Cautious Bank')
+    await fetch(`${server.url}/v1/policies/step-up`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${other.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ rules: [], simSwapWindowHours: 240 }),
+    })
+    await swap('+447700900125', 100)
+    const strict = (await check(server, other.agentToken, '+447700900125')).body
+    assert.deepEqual([strict.windowHours, strict.swapped, strict.smsFactorsAllowed], [240, true, false])
+    const usual = (await check(server, bank.agentToken, '+447700900125')).body
+    assert.deepEqual([usual.windowHours, usual.smsFactorsAllowed], [72, true])
+  })
+
   test('a malformed number is refused; the audit log never holds the number', async () => {
     assert.equal((await check(server, bank.agentToken, '07700900123')).status, 400)
     await server.flushAudit()

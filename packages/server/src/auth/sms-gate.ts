@@ -3,6 +3,7 @@ import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { assessSimSwap, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
+import { simSwapWindowHours } from './step-up-policy.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
 
@@ -22,7 +23,8 @@ export async function requireSmsUsable(
   let refusal: Problem | undefined
   let swapped: boolean | undefined
   try {
-    const assessment = await assessSimSwap(simSwap, customer.phoneNumber, ctx.config.simSwapWindowHours)
+    const window = await simSwapWindowHours(ctx, input.tenantId)
+    const assessment = await assessSimSwap(simSwap, customer.phoneNumber, window)
     swapped = assessment.swapped
     if (!assessment.smsFactorsAllowed) refusal = new Problem('risk/sim-swapped')
   } catch (error) {

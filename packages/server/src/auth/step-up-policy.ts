@@ -51,6 +51,8 @@ export const StepUpPolicy = Type.Object(
      * not be approved by SMS reply at all: without this setting, SMS yes/no approves nothing.
      */
     smsReplyMaxAmount: Type.Optional(Type.Array(MaxAmount, { maxItems: 20 })),
+    /** A SIM change this recent blocks SMS factors for the customer; the deployment's setting (72 h) by default. */
+    simSwapWindowHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 2400 })),
   },
   { additionalProperties: false },
 )
@@ -194,4 +196,9 @@ export async function saveStepUpPolicy(
     .values({ tenant_id: tenantId, name: POLICY_NAME, ...values })
     .onConflict((oc) => oc.columns(['tenant_id', 'name']).doUpdateSet(values))
     .execute()
+}
+
+/** How recent a SIM change must be to block SMS factors for this tenant's customers. */
+export async function simSwapWindowHours(ctx: Pick<ServerContext, 'db' | 'config'>, tenantId: string): Promise<number> {
+  return (await loadStepUpPolicy(ctx, tenantId)).simSwapWindowHours ?? ctx.config.simSwapWindowHours
 }
