@@ -244,7 +244,7 @@ export function installAccessControl(
   app: App,
   ctx: Pick<ServerContext, 'db' | 'config'>,
   keys: IntegrityKeyCache,
-  integrityRequired: (tenantId: string) => Promise<boolean>,
+  integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
 ): void {
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
@@ -284,7 +284,7 @@ export function installAccessControl(
     const attested = access.who === 'attested-device'
     const gated =
       principal.kind === 'device' &&
-      (attested || (!integrityExempt.has(route) && (await integrityRequired(principal.tenantId))))
+      (attested || (!integrityExempt.has(route) && (await integrityRequired(principal.tenantId, route))))
     if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
       request.integrityFlags = await checkDeviceIntegrity(ctx, keys, token, principal, request.method, attested)

@@ -109,7 +109,7 @@ export async function startServer(
   const messageLog = new MessageLog(ctx, (input) => admitGroupMessage(ctx, input))
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
     const principal = await authenticate(ctx, { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu })
-    if (principal.kind === 'device' && (await integrityRequired(principal.tenantId))) {
+    if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
       await checkDeviceIntegrity(ctx, integrityKeys, frame.integrity, principal, 'GET')
     }
     return principal

@@ -117,6 +117,7 @@ describe('the strongroom command', () => {
         'archive-checkpoint-1',
         'mls-credential-1',
         'integrity-token-1',
+        'pin-set-1',
       ],
     })
 

@@ -212,6 +212,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
     const policy = {
       required: false,
+      routes: ['POST /v1/factors/totp'],
       minAppVersion: '3.1.0',
       rooted: 'deny',
       emulator: 'allow',
@@ -224,9 +225,10 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     assert.deepEqual(await admin.request('GET', '/v1/policies/integrity'), policy)
     const enrolIn = async () =>
       (await enrolDevice({ baseUrl: server.url, enrolmentCode: await other.enrolmentCode(), label: 'p' })).client
-    // This bank does not require integrity tokens, although the deployment does.
+    // This bank does not require integrity tokens, although the deployment does, except on the route it marked.
     const phone = await enrolIn()
     assert.equal((await phone.me()).kind, 'device')
+    await assert.rejects(phone.request('POST', '/v1/factors/totp'), problem('integrity/missing'))
     await assert.rejects(
       phone.attest({ app, signals: { ...clean, rooted: true } }),
       problem('integrity/denied', 'rooted-device'),

@@ -15,6 +15,16 @@ const Version = Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' })
 export const IntegrityPolicy = Type.Object(
   {
     required: Type.Optional(Type.Boolean()),
+    /**
+     * Device routes that need a token even where `required` is off, as `METHOD /path` from the API (for example
+     * `POST /v1/consents/:consentId/approve`): a bank can guard its riskiest actions first.
+     */
+    routes: Type.Optional(
+      Type.Array(Type.String({ pattern: '^(GET|POST|PUT|DELETE) /[A-Za-z0-9/:._-]*$', maxLength: 200 }), {
+        maxItems: 100,
+        uniqueItems: true,
+      }),
+    ),
     minAppVersion: Type.Optional(Version),
     rooted: Treatment,
     emulator: Treatment,
@@ -140,22 +150,28 @@ export async function saveIntegrityPolicy(
 const REQUIRED_CACHE_MS = 5000
 
 /**
- * Whether the tenant's device routes need an integrity token: the tenant's choice if it made one, else the
- * deployment's. Read on every device request, so kept for a few seconds per node.
+ * Whether a device route of the tenant needs an integrity token: every route when the tenant (or, without a choice of
+ * its own, the deployment) requires tokens, otherwise the routes the tenant marked. Read on every device request, so
+ * kept for a few seconds per node.
  */
 export function integrityRequirement(ctx: Pick<ServerContext, 'db' | 'config'>) {
-  const cache = new Map<string, { required: boolean; until: number }>()
-  return async (tenantId: string): Promise<boolean> => {
-    const cached = cache.get(tenantId)
-    if (cached && cached.until > Date.now()) return cached.required
-    const row = await ctx.db
-      .selectFrom('integrity_policies')
-      .select('document')
-      .where('tenant_id', '=', tenantId)
-      .executeTakeFirst()
-    const choice = row ? (JSON.parse(row.document) as IntegrityPolicy).required : undefined
-    const required = choice ?? ctx.config.integrityRequired
-    cache.set(tenantId, { required, until: Date.now() + REQUIRED_CACHE_MS })
-    return required
+  const cache = new Map<string, { required: boolean; routes: Set<string>; until: number }>()
+  return async (tenantId: string, route: string): Promise<boolean> => {
+    let entry = cache.get(tenantId)
+    if (!entry || entry.until <= Date.now()) {
+      const row = await ctx.db
+        .selectFrom('integrity_policies')
+        .select('document')
+        .where('tenant_id', '=', tenantId)
+        .executeTakeFirst()
+      const policy = row ? (JSON.parse(row.document) as IntegrityPolicy) : undefined
+      entry = {
+        required: policy?.required ?? ctx.config.integrityRequired,
+        routes: new Set(policy?.routes ?? []),
+        until: Date.now() + REQUIRED_CACHE_MS,
+      }
+      cache.set(tenantId, entry)
+    }
+    return entry.required || entry.routes.has(route)
   }
 }
