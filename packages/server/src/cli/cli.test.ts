@@ -4,35 +4,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { archiveRecords } from '../archive/append.ts'
-import { verifyBundle } from '../archive/bundle.ts'
 import { loadConfig } from '../platform/config.ts'
 import { openDatabase } from '../platform/db/database.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
-import { createTestDatabase, type TestDatabase } from '../testing/harness.ts'
-
-const cli = path.resolve(import.meta.dirname, '../../bin/strongroom.js')
+import { cliHarness } from '../testing/cli.ts'
 
 describe('the strongroom command', () => {
-  let dir: string
-  let database: TestDatabase
-  let env: NodeJS.ProcessEnv
-
-  before(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'sr-cli-'))
-    database = await createTestDatabase()
-    env = { PATH: process.env.PATH, STRONGROOM_DATA_DIR: dir, DATABASE_URL: database.url ?? '', LOG_LEVEL: 'silent' }
-  })
-  after(async () => {
-    await database.drop()
-    rmSync(dir, { recursive: true, force: true })
-  })
-
-  function run(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
-    const result = spawnSync(process.execPath, [cli, ...args], { env: { ...env, ...extraEnv }, encoding: 'utf8' })
-    return { status: result.status, stdout: result.stdout, stderr: result.stderr }
-  }
+  const cli = cliHarness()
+  const run = cli.run
 
   test('without a command it prints its usage', () => {
     const result = run([])
@@ -123,7 +103,7 @@ describe('the strongroom command', () => {
 
     const config = loadConfig(
       {},
-      { dataDir: dir, databaseUrl: database.url, port: 0, devSeed: false, logLevel: 'silent' },
+      { dataDir: cli.dir, databaseUrl: cli.database.url, port: 0, devSeed: false, logLevel: 'silent' },
     )
     const server = await startServer(config, { logger: createLogger('silent') })
     try {
@@ -145,7 +125,7 @@ describe('the strongroom command', () => {
         headers: { authorization: `Bearer ${issued.token}` },
       })
       assert.equal((await read.json()).displayName, 'After Rotation')
-      if (!database.url) {
+      if (!cli.database.url) {
         // The embedded database belongs to the running server; the command says so instead of corrupting it.
         const busy = run(['tenant', 'list'])
         assert.equal(busy.status, 1)
@@ -178,64 +158,5 @@ describe('the strongroom command', () => {
     const tampered = run(['audit', 'verify', '--tenant', tenant.id])
     assert.equal(tampered.status, 1)
     assert.equal(tampered.stderr, `strongroom: audit chain ${tenant.id} fails at record 2: record altered\n`)
-  })
-
-  test('archive export writes a signed bundle that verifies offline; archive verify names a tampered record', async () => {
-    const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Archived Bank']).stdout)
-    const customer = JSON.parse(
-      run(['customer', 'create', '--tenant', tenant.id, '--ref', 'A-1', '--name', 'Archived Customer']).stdout,
-    )
-    const config = loadConfig({}, { dataDir: dir, databaseUrl: database.url, logLevel: 'silent', devSeed: false })
-    const server = await startServer(config, { logger: createLogger('silent') })
-    try {
-      const inputs = [1, 2, 3].map((i) => ({
-        tenantId: tenant.id,
-        recordClass: 'public-message' as const,
-        sourceRef: `channel:cli:${i}`,
-        conversationId: null,
-        conversationSeq: null,
-        customerId: customer.id,
-        occurredAt: new Date(),
-        content: { text: `public message ${i}` },
-      }))
-      await archiveRecords(server.ctx, inputs)
-      await server.flushArchive()
-    } finally {
-      await server.close()
-    }
-    const file = path.join(dir, 'case.jsonl')
-    const exported = run(['archive', 'export', '--tenant', tenant.id, '--customer', customer.id, '--out', file])
-    assert.equal(exported.status, 0, exported.stderr)
-    assert.equal(JSON.parse(exported.stdout).records, 3)
-    const bundle = readFileSync(file, 'utf8')
-    assert.deepEqual(verifyBundle(bundle), { ok: true, records: 3 })
-    assert.equal(verifyBundle(bundle.replace('public message 2', 'public message 7')).ok, false)
-    const again = run(['archive', 'export', '--tenant', tenant.id, '--customer', customer.id, '--out', file])
-    assert.equal(again.status, 1, 'an existing file is never overwritten')
-    assert.equal(run(['archive', 'export', '--tenant', tenant.id, '--out', file]).status, 2)
-
-    // The archive's KEK is rotated: its keys are re-wrapped, and the archive still reads.
-    const rotated = JSON.parse(run(['keys', 'rotate', '--archive']).stdout)
-    assert.equal(rotated.archiveKekId, 'kek-2')
-    assert.ok(rotated.rewrapped >= 1)
-    const reexported = path.join(dir, 'case-after-rotation.jsonl')
-    assert.equal(
-      run(['archive', 'export', '--tenant', tenant.id, '--customer', customer.id, '--out', reexported]).status,
-      0,
-    )
-    assert.match(readFileSync(reexported, 'utf8'), /public message 2/)
-
-    assert.equal(run(['archive', 'verify']).status, 0)
-    const direct = await openDatabase(config)
-    await direct.db
-      .updateTable('archive_records')
-      .set({ occurred_at: new Date(0) })
-      .where('tenant_id', '=', tenant.id)
-      .where('seq', '=', 2)
-      .execute()
-    await direct.close()
-    const tampered = run(['archive', 'verify', '--tenant', tenant.id])
-    assert.equal(tampered.status, 1)
-    assert.equal(tampered.stderr, `strongroom: archive chain ${tenant.id} fails at record 2: record altered\n`)
   })
 })

@@ -1,0 +1,45 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before } from 'node:test'
+import { createTestDatabase, type TestDatabase } from './harness.ts'
+
+const cli = path.resolve(import.meta.dirname, '../../bin/strongroom.js')
+
+/**
+ * The `strongroom` command as an operator runs it, in a data directory and database of the calling test file's own.
+ * Call it inside a describe: it registers the set-up and clean-up.
+ */
+export function cliHarness() {
+  const state = { dir: '', database: undefined as unknown as TestDatabase, env: {} as NodeJS.ProcessEnv }
+  before(async () => {
+    state.dir = mkdtempSync(path.join(os.tmpdir(), 'sr-cli-'))
+    state.database = await createTestDatabase()
+    state.env = {
+      PATH: process.env.PATH,
+      STRONGROOM_DATA_DIR: state.dir,
+      DATABASE_URL: state.database.url ?? '',
+      LOG_LEVEL: 'silent',
+    }
+  })
+  after(async () => {
+    await state.database.drop()
+    rmSync(state.dir, { recursive: true, force: true })
+  })
+  return {
+    get dir() {
+      return state.dir
+    },
+    get database() {
+      return state.database
+    },
+    run(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
+      const result = spawnSync(process.execPath, [cli, ...args], {
+        env: { ...state.env, ...extraEnv },
+        encoding: 'utf8',
+      })
+      return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+    },
+  }
+}
