@@ -195,6 +195,8 @@ export class MessageStream {
           this.#outbox.delete(frame.ref)
           pending.reject(new StrongroomError(frame.problem))
         } else if (!pending) {
+          // Refused as a revoked device, with a wipe command: obey it (the 4003 close follows).
+          void this.#client.obeyWipeCommand(frame.problem).catch(() => undefined)
           this.#options.onError?.(new StrongroomError(frame.problem))
         }
         return

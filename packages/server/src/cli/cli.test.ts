@@ -71,6 +71,7 @@ describe('the strongroom command', () => {
         '012-channels',
         '013-passkeys',
         '014-archive',
+        '016-remote-wipe-retention',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -13,6 +13,7 @@ import * as attestation from './011-attestation.ts'
 import * as channels from './012-channels.ts'
 import * as passkeys from './013-passkeys.ts'
 import * as archive from './014-archive.ts'
+import * as remoteWipeRetention from './016-remote-wipe-retention.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '012-channels': channels,
   '013-passkeys': passkeys,
   '014-archive': archive,
+  '016-remote-wipe-retention': remoteWipeRetention,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

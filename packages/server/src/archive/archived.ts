@@ -1,0 +1,35 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../platform/db/schema.ts'
+
+/** A message of a secure conversation, by tenant, conversation and seq. */
+export interface ConversationSeqRef {
+  tenantId: string
+  conversationId: string
+  seq: bigint | number | string
+}
+
+/**
+ * Which of these messages the compliance archive holds a record of (source ref `mls:<conversation>:<seq>`, written
+ * by the archive member), as `tenant/conversation/seq` keys. Live data may delete a message only once this says the
+ * archive has it: the archive member's reading position is its own, so this asks the records themselves.
+ */
+export async function archivedConversationSeqs(db: Kysely<Database>, refs: ConversationSeqRef[]): Promise<Set<string>> {
+  const archived = new Set<string>()
+  const byTenant = new Map<string, ConversationSeqRef[]>()
+  for (const ref of refs) byTenant.set(ref.tenantId, [...(byTenant.get(ref.tenantId) ?? []), ref])
+  for (const [tenantId, tenantRefs] of byTenant) {
+    const sourceRefs = tenantRefs.map((ref) => `mls:${ref.conversationId}:${String(ref.seq)}`)
+    const rows = await db
+      .selectFrom('archive_records')
+      .select(['conversation_id', 'conversation_seq'])
+      .where('tenant_id', '=', tenantId)
+      .where('source_ref', 'in', sourceRefs)
+      .execute()
+    for (const row of rows) archived.add(archivedKey(tenantId, row.conversation_id ?? '', row.conversation_seq ?? ''))
+  }
+  return archived
+}
+
+export function archivedKey(tenantId: string, conversationId: string, seq: bigint | number | string): string {
+  return `${tenantId}/${conversationId}/${String(seq)}`
+}
