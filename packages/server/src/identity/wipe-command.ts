@@ -97,7 +97,7 @@ export async function confirmWipe(
       .where('jkt', '=', proof.jkt)
       .forUpdate()
       .executeTakeFirst()
-    if (!device || device.status !== 'revoked') {
+    if (device?.status !== 'revoked') {
       throw new Problem('auth/forbidden', 'only a revoked device confirms a wipe')
     }
     if (device.wiped_at) return { deviceId: device.id, wipedAt: new Date(device.wiped_at).toISOString() }
