@@ -96,6 +96,24 @@ export class StrongroomClient {
     return wiped
   }
 
+  /**
+   * After the stream was closed as revoked (4003) without a command: asks for one by renewing the token with the
+   * device key, which a revoked key is answered with; obeys it if it verifies. Returns whether the device wiped.
+   */
+  async checkRevocation(): Promise<boolean> {
+    if (!this.#remoteWipe || !(this.credentials instanceof DeviceKey)) return false
+    this.credentials.invalidate()
+    try {
+      await this.credentials.authorize('GET', `${this.baseUrl}/v1/me`)
+      return false
+    } catch (error) {
+      if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem)) {
+        return this.obeyWipeCommand(error.problem)
+      }
+      return false
+    }
+  }
+
   /** The server in use; `failover()` moves to the next one. */
   get baseUrl(): string {
     return this.baseUrls[this.#current] as string

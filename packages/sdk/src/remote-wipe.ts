@@ -3,9 +3,7 @@ import type { DeviceKeys } from './device-keys.ts'
 import { createDpopProof } from './dpop.ts'
 import { platformFetch } from './encoding.ts'
 import type { SecureStore } from './mls/secure-store.ts'
-import type { ProblemDocument } from './protocol.ts'
-
-export const DEVICE_WIPED_PROBLEM = 'identity/device-wiped'
+import { isDeviceWipedProblem } from './wipe-problem.ts'
 
 /** The device as the wipe command must name it; keep it, with the pinned keys, from enrolment. */
 export interface WipeTarget {
@@ -22,13 +20,6 @@ export interface RemoteWipeOptions {
   stores: SecureStore[]
   /** Told once the device has erased its stores and confirmed: show the customer this device is revoked. */
   onRevoked?: (outcome: { confirmed: boolean }) => void
-}
-
-/** The problem is the server's answer to a revoked device: it carries a wipe command. */
-export function isDeviceWipedProblem(problem: ProblemDocument | undefined): problem is ProblemDocument & {
-  wipeCommand: string
-} {
-  return !!problem && problem.type.endsWith(`/${DEVICE_WIPED_PROBLEM}`) && typeof problem.wipeCommand === 'string'
 }
 
 /** The server's wipe-command keys, to pin with the device at enrolment. */
@@ -88,3 +79,5 @@ export async function executeRemoteWipe(
   options.onRevoked?.({ confirmed })
   return { wiped: true, confirmed }
 }
+
+export { DEVICE_WIPED_PROBLEM, isDeviceWipedProblem } from './wipe-problem.ts'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
-import { MemoryStore } from '@strongroom/sdk/mls'
+import { encryptedStore, generateStoreKey, MemoryStore } from '@strongroom/sdk/mls'
 import { archivedConversationSeqs } from '../archive/archived.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { type MessageRef, purgeExpiredMessages } from './purge-expired-messages.ts'
@@ -171,5 +171,16 @@ describe('the SDK store purges expired values offline', () => {
     assert.equal(store.values().length, 2)
     assert.equal(await store.purgeExpired(new Date(now + 2 * DAY)), 1)
     assert.deepEqual(store.values(), [bytes('state')])
+  })
+  test('encryptedStore passes expiry to its inner store, which purges the sealed value', async () => {
+    const inner = new MemoryStore()
+    const store = encryptedStore(inner, await generateStoreKey())
+    const now = Date.now()
+    await store.set('messages/old', bytes('old'), { expiresAt: new Date(now - 1) })
+    await store.set('messages/new', bytes('new'), { expiresAt: new Date(now + DAY) })
+    assert.equal(await store.get('messages/old'), undefined)
+    assert.equal(await store.purgeExpired?.(new Date(now)), 1)
+    assert.equal(inner.values().length, 1)
+    assert.deepEqual(await store.get('messages/new'), bytes('new'))
   })
 })

@@ -192,6 +192,52 @@ describe('remote wipe', () => {
     assert.ok((await auditActions(phone.device.id)).includes('device.wipe.confirmed'))
   })
 
+  test('the stream answers an old token of a revoked key with the command and closes 4003', async () => {
+    const phone = await enrolWithStores('raw socket phone')
+    await phone.client.me()
+    await agent.revokeDevice(phone.device.id)
+    // The old token, still cached by the device, with a fresh proof of its key.
+    const httpUrl = `${server.url}/v1/stream`
+    const auth = await (phone.client.credentials as DeviceKey).authorize('GET', httpUrl)
+    const socket = new WebSocket(httpUrl.replace(/^http/, 'ws'))
+    const frames: { type: string; problem?: { type: string; wipeCommand?: string } }[] = []
+    socket.on('message', (data) => frames.push(JSON.parse(String(data))))
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'auth', ...auth })))
+    const code = await new Promise<number>((resolve) => socket.on('close', (c) => resolve(c)))
+    assert.equal(code, 4003)
+    const problem = frames.find((f) => f.type === 'error')?.problem
+    assert.equal(problem?.type, WIPED)
+    assert.ok(await verifyWipeCommand(problem?.wipeCommand as string, phone.wipeKeys as never, phone.target))
+
+    // The same token with a proof from another key (a stolen token) gets the plain refusal and no command.
+    const thief = await enrolWithStores('thief')
+    const stolen = await createDpopProof((thief.client.credentials as DeviceKey).keys, {
+      htm: 'GET',
+      htu: httpUrl,
+      accessToken: auth.authorization.slice('DPoP '.length),
+    })
+    const second = new WebSocket(httpUrl.replace(/^http/, 'ws'))
+    const secondFrames: { type: string; problem?: { type: string; wipeCommand?: string } }[] = []
+    second.on('message', (data) => secondFrames.push(JSON.parse(String(data))))
+    second.on('open', () =>
+      second.send(JSON.stringify({ type: 'auth', authorization: auth.authorization, dpop: stolen })),
+    )
+    assert.equal(await new Promise<number>((resolve) => second.on('close', (c) => resolve(c))), 4001)
+    const refusal = secondFrames.find((f) => f.type === 'error')?.problem
+    assert.notEqual(refusal?.type, WIPED)
+    assert.equal(refusal?.wipeCommand, undefined)
+  })
+
+  test('a phone revoked while connected asks for its command at once and wipes', async () => {
+    const phone = await enrolWithStores('connected phone')
+    const stream = phone.client.stream({})
+    await stream.ready()
+    await agent.revokeDevice(phone.device.id, 'stolen')
+    assert.deepEqual(await phone.onRevoked, { confirmed: true })
+    assert.deepEqual(phone.plain.values(), [])
+    assert.equal(stream.state, 'closed')
+  })
+
   test('the wipe keys are published for pinning', async () => {
     const response = await fetch(`${server.url}/.well-known/strongroom-wipe-keys`)
     const jwks = (await response.json()) as { keys: { kty: string; crv: string; kid: string; d?: string }[] }
