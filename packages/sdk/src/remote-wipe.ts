@@ -3,7 +3,6 @@ import type { DeviceKeys } from './device-keys.ts'
 import { createDpopProof } from './dpop.ts'
 import { platformFetch } from './encoding.ts'
 import type { SecureStore } from './mls/secure-store.ts'
-import { isDeviceWipedProblem } from './wipe-problem.ts'
 
 /** The device as the wipe command must name it; keep it, with the pinned keys, from enrolment. */
 export interface WipeTarget {
