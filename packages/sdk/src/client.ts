@@ -1,3 +1,4 @@
+import type { JSONWebKeySet } from 'jose'
 import { type ConsentRequest, signConsent } from './consent.ts'
 import { type Credentials, DeviceKey } from './credentials.ts'
 import { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
@@ -12,7 +13,8 @@ import type {
   PasskeyRegistrationCredential,
   PasskeyRequestOptions,
 } from './passkeys.ts'
-import type { Conversation, Message } from './protocol.ts'
+import type { Conversation, Message, ProblemDocument } from './protocol.ts'
+import { executeRemoteWipe, fetchWipeKeys, isDeviceWipedProblem, type RemoteWipeOptions } from './remote-wipe.ts'
 import { openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'
 
@@ -23,6 +25,8 @@ export interface ClientOptions {
   fetch?: typeof fetch
   /** The WebSocket class: the browser's by default; in Node 20 pass the `ws` package's. */
   WebSocket?: WebSocketConstructor
+  /** A device: what to erase when the server answers its revoked key with a wipe command, and the pinned keys. */
+  remoteWipe?: RemoteWipeOptions
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocket
@@ -61,6 +65,7 @@ export class StrongroomClient {
   readonly credentials: Credentials
   readonly #fetch: typeof fetch
   readonly #WebSocket: WebSocketConstructor | undefined
+  readonly #remoteWipe: RemoteWipeOptions | undefined
   #current = 0
   #integrity: { token: string; attestation: { app: AppIdentity; signals: RiskSignals } } | undefined
 
@@ -72,6 +77,41 @@ export class StrongroomClient {
     this.credentials = options.credentials
     this.#fetch = options.fetch ?? platformFetch
     this.#WebSocket = options.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined)
+    this.#remoteWipe = options.remoteWipe
+  }
+
+  /**
+   * The server said this device is revoked (`identity/device-wiped`, over HTTP or on the stream): with `remoteWipe`
+   * configured and a command that verifies against the pinned keys, erases the stores and confirms. A command that
+   * does not verify (forged, or for another device) changes nothing. Returns whether the device wiped.
+   */
+  async obeyWipeCommand(problem: ProblemDocument): Promise<boolean> {
+    if (!this.#remoteWipe || !isDeviceWipedProblem(problem) || !(this.credentials instanceof DeviceKey)) return false
+    const { wiped } = await executeRemoteWipe(problem.wipeCommand, {
+      ...this.#remoteWipe,
+      baseUrl: this.baseUrl,
+      keys: this.credentials.keys,
+      fetch: this.#fetch,
+    })
+    return wiped
+  }
+
+  /**
+   * After the stream was closed as revoked (4003) without a command: asks for one by renewing the token with the
+   * device key, which a revoked key is answered with; obeys it if it verifies. Returns whether the device wiped.
+   */
+  async checkRevocation(): Promise<boolean> {
+    if (!this.#remoteWipe || !(this.credentials instanceof DeviceKey)) return false
+    this.credentials.invalidate()
+    try {
+      await this.credentials.authorize('GET', `${this.baseUrl}/v1/me`)
+      return false
+    } catch (error) {
+      if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem)) {
+        return this.obeyWipeCommand(error.problem)
+      }
+      return false
+    }
   }
 
   /** The server in use; `failover()` moves to the next one. */
@@ -93,7 +133,12 @@ export class StrongroomClient {
     let unreachable = 0
     for (;;) {
       const url = this.baseUrl + path
-      const auth = await this.credentials.authorize(method, url)
+      const auth = await this.credentials.authorize(method, url).catch(async (error: unknown) => {
+        // Token renewal refused with a wipe command: the device key was revoked.
+        if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem))
+          await this.obeyWipeCommand(error.problem)
+        throw error
+      })
       const headers: Record<string, string> = { authorization: auth.authorization }
       if (auth.dpop) headers.dpop = auth.dpop
       if (this.#integrity?.token && !path.startsWith('/v1/integrity/'))
@@ -111,6 +156,7 @@ export class StrongroomClient {
       if (response.status === 204) return undefined as T
       const payload = await response.json()
       if (response.ok) return payload as T
+      if (isDeviceWipedProblem(payload)) await this.obeyWipeCommand(payload)
       if (response.status === 401 && !renewed && payload?.type?.endsWith('/auth/invalid-token')) {
         renewed = true
         this.credentials.invalidate()
@@ -371,7 +417,14 @@ export async function enrolDevice(options: {
   keys?: DeviceKeys
   fetch?: typeof fetch
   WebSocket?: WebSocketConstructor
-}): Promise<{ client: StrongroomClient; device: Device; tenantId: string; keys: DeviceKeys }> {
+}): Promise<{
+  client: StrongroomClient
+  device: Device
+  tenantId: string
+  keys: DeviceKeys
+  /** The server's wipe-command keys, fetched now: store them with the device and pass them as `remoteWipe`. */
+  wipeKeys: JSONWebKeySet | undefined
+}> {
   const keys = options.keys ?? (await generateDeviceKeys(options.algorithm))
   const baseUrl = (Array.isArray(options.baseUrl) ? options.baseUrl[0] : options.baseUrl)?.replace(/\/+$/, '')
   const doFetch = options.fetch ?? fetch
@@ -394,5 +447,6 @@ export async function enrolDevice(options: {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
   })
-  return { client, device: body.device, tenantId: body.tenantId, keys }
+  const wipeKeys = await fetchWipeKeys(baseUrl as string, doFetch).catch(() => undefined)
+  return { client, device: body.device, tenantId: body.tenantId, keys, wipeKeys }
 }

@@ -38,5 +38,14 @@ export {
   staffPasskeySignInOptions,
 } from './passkeys.ts'
 export type { Conversation, Message, ProblemDocument } from './protocol.ts'
+export {
+  DEVICE_WIPED_PROBLEM,
+  executeRemoteWipe,
+  fetchWipeKeys,
+  isDeviceWipedProblem,
+  type RemoteWipeOptions,
+  verifyWipeCommand,
+  type WipeTarget,
+} from './remote-wipe.ts'
 export { generateSecretsKeys, openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'

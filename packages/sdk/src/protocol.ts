@@ -123,6 +123,8 @@ export interface ProblemDocument {
   errors?: { path: string; message: string }[]
   /** On an MLS epoch conflict: the group's current epoch, to re-base on. */
   currentEpoch?: number
+  /** To a revoked device (`identity/device-wiped`): the server's signed order to erase its local store. */
+  wipeCommand?: string
 }
 
 /** What the server sends on the stream. */

@@ -3,6 +3,7 @@ import { CloseCode } from './close-codes.ts'
 import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import type { Message, SendFrame, ServerFrame } from './protocol.ts'
+import { isDeviceWipedProblem } from './wipe-problem.ts'
 
 export interface StreamOptions {
   /** Where to resume, per conversation: the last sequence number this device has kept. */
@@ -131,6 +132,12 @@ export class MessageStream {
         },
         (error: Error) => {
           this.#options.onError?.(error)
+          // The token renewal was answered with a wipe command: obey it, and stay closed.
+          if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem)) {
+            void this.#client.obeyWipeCommand(error.problem).catch(() => undefined)
+            this.close()
+            return
+          }
           socket.close()
         },
       )
@@ -195,6 +202,8 @@ export class MessageStream {
           this.#outbox.delete(frame.ref)
           pending.reject(new StrongroomError(frame.problem))
         } else if (!pending) {
+          // Refused as a revoked device, with a wipe command: obey it (the 4003 close follows).
+          void this.#client.obeyWipeCommand(frame.problem).catch(() => undefined)
           this.#options.onError?.(new StrongroomError(frame.problem))
         }
         return
@@ -220,6 +229,8 @@ export class MessageStream {
     if (code === CloseCode.revoked) {
       this.#options.onError?.(new Error('this device has been revoked'))
       this.close()
+      // Revoked while connected: the server's wipe command comes with the next use of the key, so ask now.
+      void this.#client.checkRevocation().catch(() => undefined)
       return
     }
     if (code === CloseCode.unauthorized || code === CloseCode.tokenExpired) {

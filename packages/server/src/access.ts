@@ -52,6 +52,12 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/customers/:customerId/enrolment-codes':     staff('devices:enrol'),
   'POST /v1/devices':                                   deviceKey,
   'POST /v1/devices/token':                             deviceKey,
+  // Only a revoked device's key is accepted: it confirms that it erased its store.
+  'POST /v1/devices/wipe-confirmation':                 deviceKey,
+  'GET /.well-known/strongroom-wipe-keys':              anyone,
+  'GET /v1/policies/retention':                         staff('staff:admin'),
+  'PUT /v1/policies/retention':                         staff('staff:admin'),
+  'PUT /v1/conversations/:conversationId/retention':    staff('staff:admin'),
   'GET /v1/devices':                                    device,
   'POST /v1/devices/:deviceId/revoke':                  member('devices:revoke'),
   'POST /v1/conversations':                             staff('conversations:write'),

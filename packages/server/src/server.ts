@@ -3,6 +3,7 @@ import websocket from '@fastify/websocket'
 import { authenticate, checkDeviceIntegrity, type IntegrityKeyCache, installAccessControl } from './access.ts'
 import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archive-member.ts'
 import { archiveStoreSink } from './archive/archive-sink.ts'
+import { archivedConversationSeqs } from './archive/archived.ts'
 import { startArchiveChainer } from './archive/chainer.ts'
 import { expireArchiveRecords } from './archive/retention.ts'
 import { archiveRoutes } from './archive/routes.ts'
@@ -19,6 +20,8 @@ import { channelSimulatorRoutes } from './channels/simulator.ts'
 import { channelWebhookRoutes } from './channels/webhook-routes.ts'
 import { consentRoutes } from './consent/routes.ts'
 import { MessageLog } from './conversations/message-log.ts'
+import { purgeExpiredMessages } from './conversations/purge-expired-messages.ts'
+import { retentionRoutes } from './conversations/retention-routes.ts'
 import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
 import { admitGroupMessage } from './e2e/groups.ts'
@@ -26,6 +29,7 @@ import { e2eRoutes } from './e2e/routes.ts'
 import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
+import { wipeProblemForProof } from './identity/wipe-command.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
 import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
@@ -107,8 +111,23 @@ export async function startServer(
   installAccessControl(app, ctx, integrityKeys, integrityRequired)
 
   const messageLog = new MessageLog(ctx, (input) => admitGroupMessage(ctx, input))
+  const wipeKey = await openSigningKey(ctx.db, keyProvider, 'wipe-command')
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
-    const principal = await authenticate(ctx, { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu })
+    const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
+    const principal = await authenticate(ctx, credentials).catch(async (error: unknown) => {
+      // A revoked device reconnecting with its old token: answer with the wipe command, not a plain refusal.
+      const [scheme, token] = frame.authorization.split(' ', 2)
+      if (
+        error instanceof Problem &&
+        error.kind === 'auth/invalid-token' &&
+        scheme?.toLowerCase() === 'dpop' &&
+        token
+      ) {
+        const wipe = await wipeProblemForProof(ctx, wipeKey, frame.dpop, { htm: 'GET', htu, accessToken: token })
+        if (wipe) throw wipe
+      }
+      throw error
+    })
     if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
       await checkDeviceIntegrity(ctx, integrityKeys, frame.integrity, principal, 'GET')
     }
@@ -125,6 +144,7 @@ export async function startServer(
         purgeExpiredClientCredentials(ctx),
         purgeExpiredChallenges(ctx),
         purgeExpiredPasskeyChallenges(ctx),
+        purgeExpiredMessages(ctx, { isArchived: (refs) => archivedConversationSeqs(ctx.db, refs) }),
         expireArchiveRecords(ctx.db, { batch: config.archiveExpiryBatch }),
       ]),
     log,
@@ -168,8 +188,9 @@ export async function startServer(
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(async (scope) => tenancyRoutes(scope, ctx))
   await app.register(async (scope) => oauthRoutes(scope, ctx))
-  await app.register(async (scope) => identityRoutes(scope, ctx))
+  await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey }))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
+  await app.register(async (scope) => retentionRoutes(scope, ctx))
   await app.register(async (scope) => auditRoutes(scope, ctx))
   // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
   let listeningUrl = ''

@@ -32,6 +32,12 @@ export class IndexedDbStore implements SecureStore {
     this.#db = db
   }
 
+  /** Deletes the whole database, the store key with it. */
+  async wipe(): Promise<void> {
+    this.#db.close()
+    await done(indexedDB.deleteDatabase(this.#db.name))
+  }
+
   async get(key: string): Promise<Uint8Array | undefined> {
     const value = await done(this.#db.transaction(VALUES).objectStore(VALUES).get(key))
     return value instanceof Uint8Array ? value : undefined

@@ -5,24 +5,52 @@
  */
 export interface SecureStore {
   get(key: string): Promise<Uint8Array | undefined>
-  set(key: string, value: Uint8Array): Promise<void>
+  /** With `expiresAt` (a message's), the value is gone from then on, and `purgeExpired` erases it even offline. */
+  set(key: string, value: Uint8Array, options?: { expiresAt?: Date }): Promise<void>
   delete(key: string): Promise<void>
+  /** Erases everything (a remote wipe); afterwards the store holds nothing readable. */
+  wipe?(): Promise<void>
+  /** Erases the values whose expiry is at or before `now`; returns how many. */
+  purgeExpired?(now: Date): Promise<number>
 }
 
 /** Keeps everything in memory: for tests and for processes that rebuild their state (they re-join by welcome). */
 export class MemoryStore implements SecureStore {
   readonly #values = new Map<string, Uint8Array>()
+  readonly #expiries = new Map<string, number>()
 
   async get(key: string) {
+    const expiresAt = this.#expiries.get(key)
+    if (expiresAt !== undefined && expiresAt <= Date.now()) return undefined
     return this.#values.get(key)
   }
 
-  async set(key: string, value: Uint8Array) {
+  async set(key: string, value: Uint8Array, options: { expiresAt?: Date } = {}) {
     this.#values.set(key, Uint8Array.from(value))
+    if (options.expiresAt) this.#expiries.set(key, options.expiresAt.getTime())
+    else this.#expiries.delete(key)
   }
 
   async delete(key: string) {
+    this.#values.get(key)?.fill(0)
     this.#values.delete(key)
+    this.#expiries.delete(key)
+  }
+
+  async wipe() {
+    for (const value of this.#values.values()) value.fill(0)
+    this.#values.clear()
+    this.#expiries.clear()
+  }
+
+  async purgeExpired(now: Date) {
+    let purged = 0
+    for (const [key, expiresAt] of this.#expiries) {
+      if (expiresAt > now.getTime()) continue
+      await this.delete(key)
+      purged++
+    }
+    return purged
   }
 
   /** Every stored value, to prove in tests what an attacker reading the store would see. */
@@ -38,10 +66,17 @@ const IV_LENGTH = 12
  * value moved to another name does not decrypt). Make the key with `generateStoreKey`: non-extractable, so script
  * running in the page later cannot export it, only use it.
  */
-export function encryptedStore(inner: SecureStore, key: CryptoKey): SecureStore {
+export function encryptedStore(inner: SecureStore, storeKey: CryptoKey): SecureStore {
   const aad = (name: string) => new TextEncoder().encode(`strongroom:store:${name}`)
+  // Dropped by wipe(): what the inner store still holds then cannot be decrypted through this store any more.
+  let current: CryptoKey | undefined = storeKey
+  const keyOrFail = () => {
+    if (!current) throw new Error('the store was wiped')
+    return current
+  }
   return {
     async get(name) {
+      const key = keyOrFail()
       const sealed = await inner.get(name)
       if (!sealed) return undefined
       const plaintext = await crypto.subtle.decrypt(
@@ -51,7 +86,8 @@ export function encryptedStore(inner: SecureStore, key: CryptoKey): SecureStore 
       )
       return new Uint8Array(plaintext)
     },
-    async set(name, value) {
+    async set(name, value, options) {
+      const key = keyOrFail()
       const iv = crypto.getRandomValues(new Uint8Array(IV_LENGTH))
       const ciphertext = await crypto.subtle.encrypt(
         { name: 'AES-GCM', iv, additionalData: aad(name) },
@@ -61,9 +97,14 @@ export function encryptedStore(inner: SecureStore, key: CryptoKey): SecureStore 
       const sealed = new Uint8Array(IV_LENGTH + ciphertext.byteLength)
       sealed.set(iv)
       sealed.set(new Uint8Array(ciphertext), IV_LENGTH)
-      await inner.set(name, sealed)
+      await inner.set(name, sealed, options)
     },
     delete: (name) => inner.delete(name),
+    async wipe() {
+      current = undefined
+      await inner.wipe?.()
+    },
+    purgeExpired: async (now) => (inner.purgeExpired ? inner.purgeExpired(now) : 0),
   }
 }
 

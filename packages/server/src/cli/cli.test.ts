@@ -52,6 +52,7 @@ describe('the strongroom command', () => {
         '013-passkeys',
         '014-archive',
         '015-sms-factors',
+        '016-remote-wipe-retention',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)
@@ -98,6 +99,7 @@ describe('the strongroom command', () => {
         'mls-credential-1',
         'integrity-token-1',
         'pin-set-1',
+        'wipe-command-1',
       ],
     })
 

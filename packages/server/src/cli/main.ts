@@ -40,7 +40,7 @@ const usage = `usage: strongroom <command>
                                      with --archive, the archive member's own key file
   keys rotate [--data-keys] [--signing-keys]
                                      new key-encryption key; re-wrap every tenant data key (servers may run);
-                                     with --signing-keys, new receipt, checkpoint, MLS credential, integrity-token and pin-set keys
+                                     with --signing-keys, new receipt, checkpoint, MLS credential, integrity-token, pin-set and wipe-command keys
                                      (old ones stay verifiable)
   keys rotate --archive              new archive key-encryption key; re-wrap every archive data key under it
   tenant create --name NAME          create a tenant (a bank) with its own data keys
@@ -236,6 +236,7 @@ async function main(argv: string[]): Promise<void> {
               await rotateSigningKey(db, provider, 'mls-credential'),
               await rotateSigningKey(db, provider, 'integrity-token'),
               await rotateSigningKey(db, provider, 'pin-set'),
+              await rotateSigningKey(db, provider, 'wipe-command'),
             ]
           : []
         await recordAudit(db, {

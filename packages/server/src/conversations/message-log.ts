@@ -227,7 +227,10 @@ async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Pr
               ciphertext, expires_at)
     ),
     locked as materialized (
-      select c.id, c.tenant_id, c.last_seq from conversations c
+      select c.id, c.tenant_id, c.last_seq,
+             coalesce(c.device_message_days, (select p.device_message_days from message_retention_policies p
+                                              where p.tenant_id = c.tenant_id)) as retention_days
+      from conversations c
       where c.id in (select conversation_id from input)
       order by c.id
       for update
@@ -238,7 +241,11 @@ async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Pr
         and m.sender_id = i.sender_id and m.client_message_id = i.client_message_id and m.tenant_id = i.tenant_id
     ),
     fresh as materialized (
-      select i.*, l.last_seq + row_number() over (partition by i.conversation_id order by i.ord) as seq
+      select i.ord, i.tenant_id, i.conversation_id, i.sender_kind, i.sender_id, i.client_message_id, i.id,
+             i.content_type, i.ciphertext,
+             -- Without an expiry from the sender, the conversation's or else the tenant's retention for devices.
+             coalesce(i.expires_at, ${now}::timestamptz + make_interval(days => l.retention_days)) as expires_at,
+             l.last_seq + row_number() over (partition by i.conversation_id order by i.ord) as seq
       from input i
       join locked l on l.id = i.conversation_id and l.tenant_id = i.tenant_id
       where not exists (select 1 from existing e where e.ord = i.ord)

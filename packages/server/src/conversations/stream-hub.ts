@@ -260,6 +260,10 @@ class StreamSession {
       principal = await this.#hub.authenticate(frame, this.#htu)
     } catch (error) {
       this.#sendProblem(error)
+      // A revoked device got its wipe command in the problem: 4003 tells the SDK not to reconnect.
+      if (error instanceof Problem && error.kind === 'identity/device-wiped') {
+        return this.close(CloseCode.revoked, 'device revoked')
+      }
       return this.close(CloseCode.unauthorized, 'authentication failed')
     }
     if (this.#closed) return

@@ -5,6 +5,7 @@ import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
 import { createCustomer, findCustomer } from './customers.ts'
 import { publishDeviceRevoked } from './device-events.ts'
@@ -12,6 +13,7 @@ import { enrolDevice, issueDeviceToken, listCustomerDevices } from './devices.ts
 import { verifyDpopProof } from './dpop.ts'
 import { issueEnrolmentCode } from './enrolment-codes.ts'
 import { revokeDevice } from './revoke-device.ts'
+import { confirmWipe, deviceWipedProblem, revokedDeviceOfKey, wipeCommandJwks } from './wipe-command.ts'
 
 const CustomerSchema = Type.Object({
   id: Type.String(),
@@ -35,7 +37,7 @@ const TokenSchema = Type.Object({
 })
 const CustomerParams = Type.Object({ customerId: idOf('cus') })
 
-export async function identityRoutes(app: App, ctx: ServerContext): Promise<void> {
+export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeKey: SigningKey }): Promise<void> {
   app.post(
     '/v1/customers',
     {
@@ -211,7 +213,9 @@ export async function identityRoutes(app: App, ctx: ServerContext): Promise<void
     '/v1/devices/token',
     {
       schema: {
-        summary: 'A fresh access token for the enrolled device whose key signs the DPoP proof',
+        summary:
+          'A fresh access token for the enrolled device whose key signs the DPoP proof; a revoked device gets ' +
+          'identity/device-wiped with a signed wipe command instead',
         tags: ['identity'],
         response: { 200: TokenSchema, ...problemResponses(401) },
       },
@@ -221,7 +225,41 @@ export async function identityRoutes(app: App, ctx: ServerContext): Promise<void
         htm: 'POST',
         htu: requestHtu(request),
       })
+      const revoked = await revokedDeviceOfKey(ctx, proof.jkt)
+      if (revoked) throw await deviceWipedProblem(keys.wipeKey, revoked)
       return reply.header('cache-control', 'no-store').send(await issueDeviceToken(ctx, proof))
     },
+  )
+
+  app.post(
+    '/v1/devices/wipe-confirmation',
+    {
+      schema: {
+        summary: 'A revoked device, proving its key, confirms that it erased its local store (audited)',
+        tags: ['identity'],
+        response: {
+          200: Type.Object({ deviceId: Type.String(), wipedAt: Type.String() }),
+          ...problemResponses(401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
+        htm: 'POST',
+        htu: requestHtu(request),
+      })
+      return confirmWipe(ctx, proof)
+    },
+  )
+
+  app.get(
+    '/.well-known/strongroom-wipe-keys',
+    {
+      schema: {
+        summary: 'The public keys (JWKS) that verify remote wipe commands; a device pins them at enrolment',
+        tags: ['identity'],
+      },
+    },
+    async (_request, reply) => reply.header('cache-control', 'public, max-age=300').send(await wipeCommandJwks(ctx)),
   )
 }

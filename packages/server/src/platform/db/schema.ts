@@ -71,6 +71,8 @@ export interface DevicesTable {
   label: string
   status: 'active' | 'suspended' | 'revoked'
   created_at: Timestamp
+  /** When the revoked device confirmed that it erased its local store. */
+  wiped_at: Timestamp | null
 }
 
 export interface AccessTokensTable {
@@ -96,6 +98,15 @@ export interface ConversationsTable {
   assigned_staff_id: string | null
   last_seq: BigIntColumn
   created_at: Timestamp
+  /** Overrides the tenant's retention for this conversation's messages kept for devices. */
+  device_message_days: number | null
+}
+
+export interface MessageRetentionPoliciesTable {
+  tenant_id: string
+  device_message_days: number
+  updated_at: Timestamp
+  updated_by: string
 }
 
 export interface ConversationMembersTable {
@@ -574,6 +585,7 @@ export interface Database {
   archive_keys: ArchiveKeysTable
   archive_retention: ArchiveRetentionTable
   archive_holds: ArchiveHoldsTable
+  message_retention_policies: MessageRetentionPoliciesTable
 }
 
 export type { Generated }

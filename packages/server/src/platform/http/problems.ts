@@ -21,6 +21,10 @@ const catalogue = {
   'identity/invalid-enrolment-code': { status: 400, title: 'The enrolment code is invalid, used or expired' },
   'identity/device-key-in-use': { status: 409, title: 'This device key is already enrolled' },
   'identity/unsupported-key': { status: 400, title: 'The device key type is not supported' },
+  'identity/device-wiped': {
+    status: 401,
+    title: 'This device was revoked: erase what Strongroom stored on it, then confirm with the wipe command',
+  },
   'tenancy/duplicate': { status: 409, title: 'A resource with this name already exists' },
   'customers/duplicate-reference': { status: 409, title: 'A customer with this reference already exists' },
   'conversations/message-too-large': { status: 413, title: 'The message is larger than the configured limit' },
@@ -145,13 +149,13 @@ export class Problem extends Error {
   readonly detail: string | undefined
   readonly errors: ProblemBody['errors']
   /** Facts the client acts on (the current MLS epoch on a conflict); never a secret. */
-  readonly extensions: Pick<ProblemBody, 'currentEpoch'> | undefined
+  readonly extensions: Pick<ProblemBody, 'currentEpoch' | 'wipeCommand'> | undefined
 
   constructor(
     kind: ProblemKind,
     detail?: string,
     errors?: ProblemBody['errors'],
-    extensions?: Pick<ProblemBody, 'currentEpoch'>,
+    extensions?: Pick<ProblemBody, 'currentEpoch' | 'wipeCommand'>,
   ) {
     super(catalogue[kind].title)
     this.name = 'Problem'

@@ -17,6 +17,9 @@ export const ProblemSchema = Type.Object(
     instance: Type.Optional(Type.String()),
     errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
     currentEpoch: Type.Optional(Type.Integer({ description: 'On an MLS epoch conflict, the group’s current epoch' })),
+    wipeCommand: Type.Optional(
+      Type.String({ description: 'To a revoked device: a JWS (ES256) that orders it to erase its local store' }),
+    ),
   },
   { $id: 'Problem', description: 'RFC 9457 problem details' },
 )

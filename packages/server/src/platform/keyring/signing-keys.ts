@@ -14,6 +14,7 @@ export type SigningKeyPurpose =
   | 'integrity-token'
   | 'mls-credential'
   | 'pin-set'
+  | 'wipe-command'
 const algorithms: Record<SigningKeyPurpose, 'ed25519' | 'ec'> = {
   'pin-set': 'ec',
   'audit-checkpoint': 'ed25519',
@@ -21,6 +22,7 @@ const algorithms: Record<SigningKeyPurpose, 'ed25519' | 'ec'> = {
   'mls-credential': 'ed25519',
   'consent-receipt': 'ec',
   'integrity-token': 'ec',
+  'wipe-command': 'ec',
 }
 
 export interface SigningKey {

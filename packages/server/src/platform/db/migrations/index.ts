@@ -14,6 +14,7 @@ import * as channels from './012-channels.ts'
 import * as passkeys from './013-passkeys.ts'
 import * as archive from './014-archive.ts'
 import * as smsFactors from './015-sms-factors.ts'
+import * as remoteWipeRetention from './016-remote-wipe-retention.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '013-passkeys': passkeys,
   '014-archive': archive,
   '015-sms-factors': smsFactors,
+  '016-remote-wipe-retention': remoteWipeRetention,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -1,0 +1,11 @@
+// Apart from remote-wipe.ts (which verifies with jose): the stream recognises the problem without importing it.
+import type { ProblemDocument } from './protocol.ts'
+
+export const DEVICE_WIPED_PROBLEM = 'identity/device-wiped'
+
+/** The problem is the server's answer to a revoked device: it carries a wipe command. */
+export function isDeviceWipedProblem(problem: ProblemDocument | undefined): problem is ProblemDocument & {
+  wipeCommand: string
+} {
+  return !!problem && problem.type.endsWith(`/${DEVICE_WIPED_PROBLEM}`) && typeof problem.wipeCommand === 'string'
+}

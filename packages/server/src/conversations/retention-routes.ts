@@ -1,0 +1,67 @@
+import { Type } from '@sinclair/typebox'
+import { principalOf } from '../access.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import { actorOf } from '../principal.ts'
+import { loadRetentionPolicy, saveRetentionPolicy, setConversationRetention } from './retention.ts'
+
+const Days = Type.Union([Type.Integer({ minimum: 1, maximum: 3650 }), Type.Null()], {
+  description: 'days a message without its own expiry is kept for devices; null: no limit (or the tenant default)',
+})
+const RetentionPolicy = Type.Object({ deviceMessageDays: Days }, { additionalProperties: false })
+
+export async function retentionRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.get(
+    '/v1/policies/retention',
+    {
+      schema: {
+        summary: "The tenant's retention of message ciphertext kept for devices",
+        tags: ['conversations'],
+        response: { 200: RetentionPolicy, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => loadRetentionPolicy(ctx, principalOf(request).tenantId),
+  )
+
+  app.put(
+    '/v1/policies/retention',
+    {
+      schema: {
+        summary: 'Replace the retention for devices (audited); applies to messages sent from now on',
+        tags: ['conversations'],
+        body: RetentionPolicy,
+        response: { 200: RetentionPolicy, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await saveRetentionPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
+      return request.body
+    },
+  )
+
+  app.put(
+    '/v1/conversations/:conversationId/retention',
+    {
+      schema: {
+        summary: "Override the tenant's retention for devices in one conversation (null: the tenant's applies)",
+        tags: ['conversations'],
+        params: Type.Object({ conversationId: idOf('cnv') }),
+        body: RetentionPolicy,
+        response: { 200: RetentionPolicy, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await setConversationRetention(
+        ctx,
+        principal.tenantId,
+        request.params.conversationId,
+        request.body.deviceMessageDays,
+        actorOf(principal),
+      )
+      return request.body
+    },
+  )
+}
