@@ -134,6 +134,9 @@ for (const size of sizes) {
   })
   try {
     const bank = await createTestBank(server)
+    // One agent (one MLS member) in every conversation, as in a bank's console.
+    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agentSecure = await SecureMessaging.open(agent, { provider: nodeCryptoProvider, store: new MemoryStore() })
     const pairs = await Promise.all(
       Array.from({ length: conversations }, async () => {
         const { client: phone, device } = await enrolDevice({
