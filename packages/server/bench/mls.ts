@@ -144,12 +144,7 @@ for (const size of sizes) {
           enrolmentCode: await bank.enrolmentCode(),
           label: 'bench',
         })
-        const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
         const conversation = await agent.createConversation({ customerId: bank.customerId, deviceIds: [device.id] })
-        const agentSecure = await SecureMessaging.open(agent, {
-          provider: nodeCryptoProvider,
-          store: new MemoryStore(),
-        })
         const phoneSecure = await SecureMessaging.open(phone, {
           provider: nodeCryptoProvider,
           store: new MemoryStore(),

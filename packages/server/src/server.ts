@@ -24,7 +24,7 @@ import { purgeExpiredMessages } from './conversations/purge-expired-messages.ts'
 import { retentionRoutes } from './conversations/retention-routes.ts'
 import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
-import { admitGroupMessage } from './e2e/groups.ts'
+import { groupMessageAdmission } from './e2e/groups.ts'
 import { e2eRoutes } from './e2e/routes.ts'
 import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
@@ -110,7 +110,7 @@ export async function startServer(
   const integrityRequired = integrityRequirement(ctx)
   installAccessControl(app, ctx, integrityKeys, integrityRequired)
 
-  const messageLog = new MessageLog(ctx, (input) => admitGroupMessage(ctx, input))
+  const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
   const wipeKey = await openSigningKey(ctx.db, keyProvider, 'wipe-command')
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
     const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }

@@ -90,17 +90,35 @@ export async function getGroup(
   return toGroupInfo(row)
 }
 
+/** How long a node remembers that a conversation has no MLS group (a plain or public-channel conversation). */
+const NO_GROUP_MEMORY_MS = 1000
+
 /**
- * Admission for the message log: in a conversation with an MLS group only application messages of that group at
+ * Admission for a node's message log: in a conversation with an MLS group only application messages of that group at
  * its current epoch are accepted. A sender still in an older epoch gets a conflict carrying the current one (so a
  * member that has missed a commit removing someone cannot keep encrypting to them); commits take `acceptCommit`.
+ * The node remembers for a second which conversations have no group, so a busy plain conversation does not pay a
+ * database read per message; a group registered meanwhile on another node is seen within that second, and
+ * conversations with a group are read every time (their epoch moves).
  */
-export async function admitGroupMessage(ctx: Pick<ServerContext, 'db'>, input: AppendInput): Promise<void> {
-  const row = await loadGroup(ctx.db, input.tenantId, input.conversationId)
-  if (!row) {
-    if (input.contentType === MLS_CONTENT_TYPE) throw new Problem('e2e/no-group')
-    return
+export function groupMessageAdmission(ctx: Pick<ServerContext, 'db'>) {
+  const withoutGroup = new Map<string, number>()
+  return async (input: AppendInput): Promise<void> => {
+    const remembered = withoutGroup.get(input.conversationId)
+    if (remembered !== undefined && remembered > Date.now() && input.contentType !== MLS_CONTENT_TYPE) return
+    const row = await loadGroup(ctx.db, input.tenantId, input.conversationId)
+    if (!row) {
+      if (withoutGroup.size >= 100_000) withoutGroup.clear()
+      withoutGroup.set(input.conversationId, Date.now() + NO_GROUP_MEMORY_MS)
+      if (input.contentType === MLS_CONTENT_TYPE) throw new Problem('e2e/no-group')
+      return
+    }
+    withoutGroup.delete(input.conversationId)
+    checkGroupMessage(row, input)
   }
+}
+
+function checkGroupMessage(row: { group_id: Uint8Array; epoch: string | number }, input: AppendInput): void {
   if (input.contentType !== MLS_CONTENT_TYPE) throw new Problem('e2e/encryption-required')
   const framing = framingOf(decodeWhole(input.ciphertext))
   if (framing.contentType !== 'application') {
