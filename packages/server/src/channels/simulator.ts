@@ -121,25 +121,10 @@ export async function channelSimulatorRoutes(
         providerMessageId = request.body.providerMessageId ?? `wamid.${random(16)}`
         const message = { from, id: providerMessageId, timestamp: String(Math.floor(now / 1000)), type: 'text' }
         body = {
-          json: {
-            object: 'whatsapp_business_account',
-            entry: [
-              {
-                id: 'simulated-waba',
-                changes: [
-                  {
-                    field: 'messages',
-                    value: {
-                      messaging_product: 'whatsapp',
-                      metadata: { display_phone_number: 'simulated', phone_number_id: to },
-                      contacts: [{ wa_id: from, profile: { name: 'Simulated customer' } }],
-                      messages: [{ ...message, text: { body: text } }],
-                    },
-                  },
-                ],
-              },
-            ],
-          },
+          json: whatsAppWebhook(to, {
+            contacts: [{ wa_id: from, profile: { name: 'Simulated customer' } }],
+            messages: [{ ...message, text: { body: text } }],
+          }),
         }
       } else {
         providerMessageId = request.body.providerMessageId ?? `m_${random(16)}`
@@ -210,24 +195,9 @@ export async function channelSimulatorRoutes(
           recipient_id: recipient,
         }
         body = {
-          json: {
-            object: 'whatsapp_business_account',
-            entry: [
-              {
-                id: 'simulated-waba',
-                changes: [
-                  {
-                    field: 'messages',
-                    value: {
-                      messaging_product: 'whatsapp',
-                      metadata: { display_phone_number: 'simulated', phone_number_id: to },
-                      statuses: [status === 'failed' ? { ...entry, errors: [{ code: 131026 }] } : entry],
-                    },
-                  },
-                ],
-              },
-            ],
-          },
+          json: whatsAppWebhook(to, {
+            statuses: [status === 'failed' ? { ...entry, errors: [{ code: 131026 }] } : entry],
+          }),
         }
       } else {
         const event =
@@ -330,4 +300,26 @@ async function providerRoutes(app: App, sent: Record<ConnectorKind, SimulatedMes
     })
     return { recipient_id: body.recipient?.id, message_id: id }
   })
+}
+
+/** A WhatsApp Cloud API webhook body as Meta sends it, for the simulated number `to`, carrying `value`'s fields. */
+function whatsAppWebhook(to: string, value: Record<string, unknown>) {
+  return {
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: 'simulated-waba',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: 'simulated', phone_number_id: to },
+              ...value,
+            },
+          },
+        ],
+      },
+    ],
+  }
 }
