@@ -2,8 +2,8 @@ import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
 import { verifyDpopProof } from './identity/dpop.ts'
-import { isAppVersionDeactivated } from './integrity/app-versions.ts'
-import { checkIntegrityToken } from './integrity/tokens.ts'
+import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
+import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
 import { Problem } from './platform/http/problems.ts'
@@ -221,24 +221,26 @@ export async function authenticate(
 /** Device routes that work without an integrity token: the ones that obtain it. */
 const integrityExempt = new Set(['POST /v1/integrity/challenges', 'POST /v1/integrity/attest'])
 
-/** The integrity token keys, looked up once and again only when a token names a key not seen yet. */
-export type IntegrityKeyCache = Parameters<typeof checkIntegrityToken>[1]
+/** What the gate keeps per node so that a gated request costs little more than an ungated one. */
+export interface IntegrityGate {
+  tokens: IntegrityTokenChecker
+  deactivated: DeactivatedAppVersions
+}
 
 /**
  * The API gate: with integrity required (production by default), a device's request must carry a valid integrity
  * token for this device; a read-only token allows only reads.
  */
 export async function checkDeviceIntegrity(
-  ctx: Pick<ServerContext, 'db'>,
-  keys: IntegrityKeyCache,
+  gate: IntegrityGate,
   token: string | undefined,
   device: DevicePrincipal,
   method: string,
   fullScopeOnly = false,
 ): Promise<string[]> {
-  const { scope, flags, app } = await checkIntegrityToken(ctx, keys, token, device)
+  const { scope, flags, app } = await gate.tokens.check(token, device)
   // Checked on every request, so that switching a version off takes effect at once on every node.
-  if (await isAppVersionDeactivated(ctx, device.tenantId, app)) {
+  if (await gate.deactivated.has(device.tenantId, app)) {
     throw new Problem('integrity/denied', 'app-version-deactivated')
   }
   // A limited token (a rooted device, an emulator) reads; it neither writes nor receives secrets.
@@ -249,7 +251,7 @@ export async function checkDeviceIntegrity(
 export function installAccessControl(
   app: App,
   ctx: Pick<ServerContext, 'db' | 'config'>,
-  keys: IntegrityKeyCache,
+  gate: IntegrityGate,
   integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
 ): void {
   app.addHook('onRoute', (route) => {
@@ -293,7 +295,7 @@ export function installAccessControl(
       (attested || (!integrityExempt.has(route) && (await integrityRequired(principal.tenantId, route))))
     if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
-      request.integrityFlags = await checkDeviceIntegrity(ctx, keys, token, principal, request.method, attested)
+      request.integrityFlags = await checkDeviceIntegrity(gate, token, principal, request.method, attested)
     }
     request.principal = principal
   })

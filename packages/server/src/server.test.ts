@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { accessTable, installAccessControl } from './access.ts'
+import { DeactivatedAppVersions } from './integrity/app-versions.ts'
+import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { createHttpServer } from './platform/http/fastify.ts'
 import { problemCatalogue } from './platform/http/problems.ts'
 import { createLogger } from './platform/logging.ts'
@@ -68,8 +70,10 @@ describe('the HTTP surface', () => {
   test('a route missing from the access table stops the server from starting (deny by default)', async () => {
     const metrics = createMetrics()
     const app = await createHttpServer({ logger: createLogger('silent'), metrics, bodyLimit: 1024, trustProxy: false })
-    installAccessControl(app, server.ctx, { current: undefined }, async () => false)
+    const gate = { tokens: new IntegrityTokenChecker(server.ctx), deactivated: new DeactivatedAppVersions(server.ctx) }
+    installAccessControl(app, server.ctx, gate, async () => false)
     assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no entry/)
+    gate.deactivated.close()
     await app.close()
   })
 })

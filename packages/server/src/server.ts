@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import websocket from '@fastify/websocket'
-import { authenticate, checkDeviceIntegrity, type IntegrityKeyCache, installAccessControl } from './access.ts'
+import { authenticate, checkDeviceIntegrity, type IntegrityGate, installAccessControl } from './access.ts'
 import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archive-member.ts'
 import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
@@ -30,10 +30,12 @@ import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
 import { wipeProblemForProof } from './identity/wipe-command.ts'
+import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
 import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
 import { integrityRoutes } from './integrity/routes.ts'
+import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
@@ -106,9 +108,12 @@ export async function startServer(
   // base64 makes a body about 4/3 of the ciphertext; the rest is room for the JSON around it.
   const bodyLimit = Math.ceil((config.maxMessageBytes * 4) / 3) + 16 * 1024
   const app = await createHttpServer({ logger: log, metrics, bodyLimit, trustProxy: config.trustProxy })
-  const integrityKeys: IntegrityKeyCache = { current: undefined }
+  const integrityGate: IntegrityGate = {
+    tokens: new IntegrityTokenChecker(ctx),
+    deactivated: new DeactivatedAppVersions(ctx),
+  }
   const integrityRequired = integrityRequirement(ctx)
-  installAccessControl(app, ctx, integrityKeys, integrityRequired)
+  installAccessControl(app, ctx, integrityGate, integrityRequired)
 
   const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
   const wipeKey = await openSigningKey(ctx.db, keyProvider, 'wipe-command')
@@ -129,7 +134,7 @@ export async function startServer(
       throw error
     })
     if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
-      await checkDeviceIntegrity(ctx, integrityKeys, frame.integrity, principal, 'GET')
+      await checkDeviceIntegrity(integrityGate, frame.integrity, principal, 'GET')
     }
     return principal
   })
@@ -169,6 +174,7 @@ export async function startServer(
     await archiveChainer.stop()
     await auditChainer.stop()
     await webhooks.stop()
+    integrityGate.deactivated.close()
     await bus.close()
     if (!options.database) await database.close()
   })
@@ -220,7 +226,11 @@ export async function startServer(
   await app.register(async (scope) => passkeyRoutes(scope, ctx))
   const tokenKey = await openSigningKey(ctx.db, keyProvider, 'integrity-token')
   await app.register(async (scope) =>
-    integrityRoutes(scope, ctx, { tokenKey, verifiers: createHardwareVerifiers(config) }),
+    integrityRoutes(scope, ctx, {
+      tokenKey,
+      verifiers: createHardwareVerifiers(config),
+      deactivated: integrityGate.deactivated,
+    }),
   )
   if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
   const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')

@@ -6,7 +6,8 @@ import type { ServerContext } from '../platform/context.ts'
  * loses its integrity token at its next request and cannot attest again. Audited.
  */
 export async function deactivateAppVersion(
-  ctx: Pick<ServerContext, 'db'>,
+  ctx: Pick<ServerContext, 'db' | 'bus'>,
+  gate: DeactivatedAppVersions,
   tenantId: string,
   app: { appId: string; appVersion: string; reason?: string | undefined },
   actor: Actor,
@@ -32,7 +33,64 @@ export async function deactivateAppVersion(
       reason: app.reason,
     })
   })
+  // This node at once; the others as soon as the bus tells them (and within the list's lifetime if it does not).
+  gate.forget(tenantId)
+  ctx.bus.publish(APP_VERSION_DEACTIVATED_SUBJECT_PREFIX + tenantId, new Uint8Array())
 }
+
+/** Said on the bus when a version is switched off, so that every node's gate forgets what it knew of the tenant. */
+const APP_VERSION_DEACTIVATED_SUBJECT_PREFIX = 'sr.app-version.deactivated.'
+
+/** A safety net for a lost bus message: how long a node trusts its list without being told of a change. */
+const DEACTIVATIONS_KEPT_MS = 5000
+
+/**
+ * The gate's view of a tenant's switched-off versions, asked on every gated request. A database read per request was
+ * two thirds of the gate's cost, so each node keeps the (short) list per tenant and drops it when the bus says a
+ * version was switched off, when the bus reconnects, or after a few seconds.
+ */
+export class DeactivatedAppVersions {
+  readonly #db: ServerContext['db']
+  readonly #lists = new Map<string, { versions: Set<string>; until: number }>()
+  readonly #unsubscribe: (() => void)[]
+
+  constructor(ctx: Pick<ServerContext, 'db' | 'bus'>) {
+    this.#db = ctx.db
+    this.#unsubscribe = [
+      ctx.bus.subscribe(`${APP_VERSION_DEACTIVATED_SUBJECT_PREFIX}*`, (subject) =>
+        this.forget(subject.slice(APP_VERSION_DEACTIVATED_SUBJECT_PREFIX.length)),
+      ),
+      ctx.bus.onReconnect(() => this.#lists.clear()),
+    ]
+  }
+
+  async has(tenantId: string, app: { appId: string; appVersion: string }): Promise<boolean> {
+    let list = this.#lists.get(tenantId)
+    if (!list || list.until <= Date.now()) {
+      const rows = await this.#db
+        .selectFrom('deactivated_app_versions')
+        .select(['app_id', 'app_version'])
+        .where('tenant_id', '=', tenantId)
+        .execute()
+      list = {
+        versions: new Set(rows.map((row) => versionKey(row.app_id, row.app_version))),
+        until: Date.now() + DEACTIVATIONS_KEPT_MS,
+      }
+      this.#lists.set(tenantId, list)
+    }
+    return list.versions.has(versionKey(app.appId, app.appVersion))
+  }
+
+  forget(tenantId: string): void {
+    this.#lists.delete(tenantId)
+  }
+
+  close(): void {
+    for (const unsubscribe of this.#unsubscribe) unsubscribe()
+  }
+}
+
+const versionKey = (appId: string, appVersion: string) => JSON.stringify([appId, appVersion])
 
 export async function isAppVersionDeactivated(
   ctx: Pick<ServerContext, 'db'>,

@@ -7,7 +7,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
-import { deactivateAppVersion } from './app-versions.ts'
+import { type DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
 import { registerApp } from './apps.ts'
 import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
@@ -39,7 +39,7 @@ const AppIdParam = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-
 export async function integrityRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers },
+  deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers; deactivated: DeactivatedAppVersions },
 ): Promise<void> {
   app.get(
     '/v1/policies/integrity',
@@ -253,6 +253,7 @@ export async function integrityRoutes(
       const principal = principalOf(request)
       await deactivateAppVersion(
         ctx,
+        deps.deactivated,
         principal.tenantId,
         { ...request.params, reason: request.body?.reason },
         actorOf(principal),
