@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
+import { loadTenantPolicy, saveTenantPolicy } from '../tenancy/policies.ts'
 
 /**
  * Factors beyond the device key that a rule can ask for: `sms-otp`, a code sent by SMS (the weakest second factor,
@@ -175,13 +176,7 @@ export function assessFactors(decision: StepUpDecision, presented: readonly Pres
 const POLICY_NAME = 'step-up'
 
 export async function loadStepUpPolicy(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<StepUpPolicy> {
-  const row = await ctx.db
-    .selectFrom('tenant_policies')
-    .select('document')
-    .where('tenant_id', '=', tenantId)
-    .where('name', '=', POLICY_NAME)
-    .executeTakeFirst()
-  return row ? (JSON.parse(row.document) as StepUpPolicy) : { rules: [] }
+  return (await loadTenantPolicy<StepUpPolicy>(ctx, tenantId, POLICY_NAME)) ?? { rules: [] }
 }
 
 export async function saveStepUpPolicy(
@@ -190,12 +185,7 @@ export async function saveStepUpPolicy(
   policy: StepUpPolicy,
   updatedBy: string,
 ): Promise<void> {
-  const values = { document: JSON.stringify(policy), updated_at: new Date(), updated_by: updatedBy }
-  await ctx.db
-    .insertInto('tenant_policies')
-    .values({ tenant_id: tenantId, name: POLICY_NAME, ...values })
-    .onConflict((oc) => oc.columns(['tenant_id', 'name']).doUpdateSet(values))
-    .execute()
+  await saveTenantPolicy(ctx, tenantId, POLICY_NAME, policy, updatedBy)
 }
 
 /** How recent a SIM change must be to block SMS factors for this tenant's customers. */

@@ -475,6 +475,37 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.deepEqual(await rowCounts(), before)
       assert.equal((await inbox('twilio', CUSTOMER_PHONE)).length, inboxBefore)
     })
+    test("the bank's own patterns are masked inbound and refused outbound; one RE2 cannot compile changes nothing", async () => {
+      const policy = { patterns: [{ label: 'national id', pattern: '\\b[A-Z]{2}\\d{6}[A-D]\\b' }] }
+      assert.equal((await problemOf(agent.request('PUT', '/v1/policies/dlp', policy))).status, 403)
+      assert.deepEqual(await admin.request('PUT', '/v1/policies/dlp', policy), policy)
+      try {
+        const invalid = await problemOf(
+          admin.request('PUT', '/v1/policies/dlp', { patterns: [{ label: 'repeated digit', pattern: '(\\d)\\1' }] }),
+        )
+        assert.equal(invalid.status, 400)
+        assert.match(invalid.problem.detail ?? '', /^pattern "repeated digit": /)
+        assert.deepEqual(await admin.request('GET', '/v1/policies/dlp'), policy)
+
+        await customerWrites('twilio', { from: CUSTOMER_PHONE, to: BANK_NUMBER, text: 'my id is ab123456c' })
+        const conversation = await newestConversation(agent)
+        const inbound = (await publicMessages(agent, conversation.id)).filter((m) => m.direction === 'inbound')
+        assert.equal(inbound.at(-1)?.text, 'my id is [national id]')
+        assert.deepEqual(inbound.at(-1)?.masked, ['custom'])
+        const { rows } = await sql<{ ciphertext: Uint8Array }>`select ciphertext from messages`.execute(server.ctx.db)
+        assert.ok(rows.every((row) => !Buffer.from(row.ciphertext).includes('ab123456c')))
+
+        const refused = await problemOf(
+          agent.request('POST', `/v1/conversations/${conversation.id}/public-messages`, {
+            clientMessageId: 'reply-national-id',
+            text: 'Is your id AB123456C?',
+          }),
+        )
+        assert.equal(refused.type, `${PROBLEMS}channels/sensitive-data`)
+      } finally {
+        await admin.request('PUT', '/v1/policies/dlp', { patterns: [] })
+      }
+    })
   })
 
   describe('WhatsApp', () => {

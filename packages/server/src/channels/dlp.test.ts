@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { createTestBank, startTestServer } from '../testing/harness.ts'
-import { ibanValid, luhnValid, scanText } from './dlp.ts'
+import { compilePattern, InvalidPattern, ibanValid, luhnValid, scanText } from './dlp.ts'
 
 describe('data-loss prevention on public-channel text', () => {
   test('card numbers in their usual spacings are found and masked to the last four digits', () => {
@@ -66,6 +66,18 @@ describe('data-loss prevention on public-channel text', () => {
     )
   })
 
+  test("tenant patterns run on RE2: a pattern that would backtrack for ever on JavaScript's engine finishes", () => {
+    // On a backtracking engine this is about 2^40 steps; RE2 is linear in the text.
+    assert.deepEqual(scanText(`${'a'.repeat(40)}!`, [{ label: 'x', pattern: '(a+)+$' }]).findings, [])
+    assert.throws(() => compilePattern('(?<=a)b'), InvalidPattern)
+    assert.throws(() => compilePattern('(\\d)\\1'), InvalidPattern)
+  })
+
+  test('positions of tenant matches count UTF-16 units after emoji and accents, as the masking needs', () => {
+    const result = scanText('é😀 id AB123456, card 4111 1111 1111 1111', [{ label: 'id', pattern: '[A-Z]{2}\\d{6}' }])
+    assert.equal(result.masked, 'é😀 id [id], card [card •••• 1111]')
+  })
+
   test('findings give positions in the original text and never the value', () => {
     const text = 'card 4111 1111 1111 1111 cvv 123'
     const { findings } = scanText(text)
@@ -97,6 +109,15 @@ describe('POST /v1/dlp/scan', () => {
       assert.equal(response.status, 200)
       assert.equal((await response.json()).masked, 'Your card [card •••• 1111] is blocked')
       assert.equal((await scan({ text: 'x', patterns: [{ label: 'bad', pattern: '(' }] })).status, 400)
+      // The bank's own patterns apply to every scan, beside the ones a caller adds.
+      const policy = await fetch(`${server.url}/v1/policies/dlp`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ patterns: [{ label: 'customer number', pattern: 'CN-\\d{8}' }] }),
+      })
+      assert.equal(policy.status, 200)
+      const both = await scan({ text: 'CN-12345678 and ref R-99', patterns: [{ label: 'ref', pattern: 'R-\\d+' }] })
+      assert.equal((await both.json()).masked, '[customer number] and ref [ref]')
       const { token } = await bank.staffToken('compliance')
       assert.equal((await scan({ text: 'x' }, token)).status, 403)
       await server.flushAudit()
@@ -105,8 +126,8 @@ describe('POST /v1/dlp/scan', () => {
         .selectAll()
         .where('action', '=', 'dlp.mask')
         .execute()
-      assert.equal(audit.length, 1)
-      assert.ok(!JSON.stringify(audit).includes('4111'))
+      assert.equal(audit.length, 2)
+      assert.ok(!JSON.stringify(audit).includes('4111') && !JSON.stringify(audit).includes('12345678'))
     } finally {
       await server.stop()
     }

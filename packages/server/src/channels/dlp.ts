@@ -4,6 +4,8 @@
  * or national id formats), and masks them before the text is stored or shown. Findings carry kinds and positions,
  * never the values, so that they can be audited.
  */
+import { RE2 } from 're2-wasm'
+
 export type FindingKind = 'card-number' | 'cvv' | 'iban' | 'custom'
 
 export interface Finding {
@@ -21,8 +23,53 @@ export interface DlpResult {
 
 export interface CustomPattern {
   label: string
-  /** A regular expression source; matched globally and case-insensitively. */
+  /** A regular expression source (RE2 syntax); matched globally and case-insensitively. */
   pattern: string
+}
+
+/** A tenant's pattern that RE2 cannot compile (backreferences and lookarounds are not in its syntax). */
+export class InvalidPattern extends Error {}
+
+/**
+ * Tenant patterns run on every public message, so they run on RE2, whose matching time grows linearly with the text:
+ * a pattern such as `(a+)+$` cannot stall the server (ReDoS) as it would with JavaScript's backtracking engine.
+ */
+const compiled = new Map<string, RE2>()
+const COMPILED_KEPT = 500
+
+export function compilePattern(pattern: string): RE2 {
+  let regex = compiled.get(pattern)
+  if (!regex) {
+    try {
+      regex = new RE2(pattern, 'giu')
+    } catch (error) {
+      throw new InvalidPattern((error as Error).message.replace(/^Invalid regular expression: /, ''))
+    }
+    if (compiled.size >= COMPILED_KEPT) compiled.delete(compiled.keys().next().value as string)
+    compiled.set(pattern, regex)
+  }
+  return regex
+}
+
+/** Non-empty matches as UTF-16 offsets (RE2 counts code points, JavaScript strings count UTF-16 units). */
+function* customMatches(text: string, regex: RE2): Generator<{ start: number; end: number }> {
+  const astral = /[\uD800-\uDBFF]/.test(text)
+  regex.lastIndex = 0
+  for (let match = regex.exec(text); match; match = regex.exec(text)) {
+    const found = match[0] ?? ''
+    if (found.length === 0) {
+      regex.lastIndex++
+      continue
+    }
+    const start = astral ? utf16Offset(text, match.index) : match.index
+    yield { start, end: start + found.length }
+  }
+}
+
+function utf16Offset(text: string, codePoints: number): number {
+  let offset = 0
+  for (let i = 0; i < codePoints; i++) offset += (text.codePointAt(offset) ?? 0) > 0xffff ? 2 : 1
+  return offset
 }
 
 /** Digits in groups separated by single spaces or dashes, 13 to 19 digits in all, not inside a longer number. */
@@ -123,12 +170,8 @@ export function scanText(text: string, custom: readonly CustomPattern[] = []): D
     }
   }
   for (const { label, pattern } of custom) {
-    for (const match of text.matchAll(new RegExp(pattern, 'gi'))) {
-      const start = match.index
-      const end = start + match[0].length
-      if (match[0].length > 0 && !overlaps(start, end)) {
-        findings.push({ kind: 'custom', label, start, end, replacement: `[${label}]` })
-      }
+    for (const { start, end } of customMatches(text, compilePattern(pattern))) {
+      if (!overlaps(start, end)) findings.push({ kind: 'custom', label, start, end, replacement: `[${label}]` })
     }
   }
 

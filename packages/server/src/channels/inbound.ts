@@ -5,6 +5,7 @@ import { newId } from '../platform/ids.ts'
 import type { ChannelConfig } from './channel-config.ts'
 import type { InboundMessage, WebhookEvents } from './connectors/connector.ts'
 import { scanText } from './dlp.ts'
+import { loadDlpPatterns } from './dlp-policy.ts'
 import { type Envelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { type ChannelIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
 import { invitePivot } from './pivot.ts'
@@ -50,7 +51,7 @@ export async function receiveMessage(
 ): Promise<{ duplicate: boolean }> {
   const { identity } = await identityForSender(ctx, channel, message.from)
   const clientMessageId = `${channel.connector}-${message.providerMessageId}`.slice(0, 128)
-  const dlp = scanText(message.text)
+  const dlp = scanText(message.text, await loadDlpPatterns(ctx, channel.tenantId))
   const kinds = [...new Set(dlp.findings.map((f) => f.kind))]
   const now = new Date()
   const claimed = await ctx.db.transaction().execute(async (trx) => {

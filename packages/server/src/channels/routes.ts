@@ -9,6 +9,7 @@ import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { actorOf, principalMember } from '../principal.ts'
 import { configureChannel, listChannels } from './channel-config.ts'
 import { scanText } from './dlp.ts'
+import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
 import { linkIdentityCustomer } from './identities.ts'
 import { invitePivot, listPivotLinks, openPivotLink, redeemPivot } from './pivot.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
@@ -147,7 +148,7 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
       const { conversationId } = request.params
       await requireConversationAccess(ctx, principal, conversationId)
       const identity = await requirePublicIdentity(ctx, principal.tenantId, conversationId)
-      const { findings } = scanText(request.body.text)
+      const { findings } = scanText(request.body.text, await loadDlpPatterns(ctx, principal.tenantId))
       if (findings.length > 0) {
         await recordAudit(ctx.db, {
           tenantId: principal.tenantId,
@@ -313,6 +314,37 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
     },
   )
 
+  app.get(
+    '/v1/policies/dlp',
+    {
+      schema: {
+        summary: "The tenant's own patterns (account or national id formats) masked on public channels",
+        tags: ['channels'],
+        response: { 200: DlpPolicy, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => ({ patterns: await loadDlpPatterns(ctx, principalOf(request).tenantId) }),
+  )
+
+  app.put(
+    '/v1/policies/dlp',
+    {
+      schema: {
+        summary:
+          'Replace the patterns masked on public channels, inbound and outbound, beside card numbers, CVVs and IBANs ' +
+          '(audited)',
+        tags: ['channels'],
+        body: DlpPolicy,
+        response: { 200: DlpPolicy, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await saveDlpPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
+      return request.body
+    },
+  )
+
   app.post(
     '/v1/dlp/scan',
     {
@@ -324,18 +356,7 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
         body: Type.Object(
           {
             text: Type.String({ maxLength: 65536 }),
-            patterns: Type.Optional(
-              Type.Array(
-                Type.Object(
-                  {
-                    label: Type.String({ minLength: 1, maxLength: 60 }),
-                    pattern: Type.String({ minLength: 1, maxLength: 200 }),
-                  },
-                  { additionalProperties: false },
-                ),
-                { maxItems: 20 },
-              ),
-            ),
+            patterns: Type.Optional(DlpPatterns),
           },
           { additionalProperties: false },
         ),
@@ -357,13 +378,9 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
     },
     async (request) => {
       const principal = principalOf(request)
-      let result: ReturnType<typeof scanText>
-      try {
-        result = scanText(request.body.text, request.body.patterns ?? [])
-      } catch {
-        // A tenant pattern that is not a valid regular expression.
-        throw new Problem('request/invalid', 'a pattern is not a valid regular expression')
-      }
+      const patterns = request.body.patterns ?? []
+      requireValidPatterns(patterns)
+      const result = scanText(request.body.text, [...(await loadDlpPatterns(ctx, principal.tenantId)), ...patterns])
       if (result.findings.length > 0) {
         await recordAudit(ctx.db, {
           tenantId: principal.tenantId,
