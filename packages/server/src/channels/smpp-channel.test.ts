@@ -4,7 +4,9 @@ import { after, before, describe, test } from 'node:test'
 import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import smpp, { type Pdu } from 'smpp'
+import { Problem } from '../platform/http/problems.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { configureChannel } from './channel-config.ts'
 import { type FakeSmsc, startFakeSmsc } from './connectors/fake-smsc.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
@@ -367,6 +369,45 @@ describe('SMS over SMPP through the server', () => {
     )
     assert.equal(retried.delivery.status, 'queued')
     assert.equal(smsc.submits.length, submits + 1)
+  })
+
+  test('in production, an SMSC must be one the operator allowed: no connections to hosts a tenant picks', async () => {
+    const principal = {
+      kind: 'staff' as const,
+      tenantId: bank.tenantId,
+      staffId: 'stf_admin',
+      role: 'admin' as const,
+      scopes: [],
+      tokenExpiresAt: new Date(Date.now() + 60_000),
+    }
+    const production = (smppHosts: string | undefined) => ({
+      ...server.ctx,
+      config: { ...server.ctx.config, mode: 'production' as const, smppHosts },
+    })
+    const input = (host: string, port: number) => ({
+      address: BANK_NUMBER,
+      settings: { host, port, systemId: CREDENTIALS.systemId },
+      secrets: {},
+    })
+    for (const [allowed, host, port] of [
+      [undefined, 'smsc.example', 2775],
+      ['smsc.example:2775', '127.0.0.1', 5432],
+      ['smsc.example:2775', 'smsc.example', 2776],
+    ] as const) {
+      await assert.rejects(configureChannel(production(allowed), principal, 'smpp', input(host, port)), (error) => {
+        assert.ok(error instanceof Problem)
+        assert.equal(error.kind, 'request/invalid')
+        assert.equal(error.detail, "this SMSC is not in the operator's STRONGROOM_SMPP_HOSTS")
+        return true
+      })
+    }
+    const view = await configureChannel(
+      production('other.example:2775,SMSC.example:2775'),
+      principal,
+      'smpp',
+      input('smsc.example', 2775),
+    )
+    assert.equal(view.host, 'smsc.example')
   })
 
   test('closing the server unbinds from the SMSC', async () => {
