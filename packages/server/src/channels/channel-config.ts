@@ -164,12 +164,15 @@ function checkConnectorSettings(
   }
   if (!/^\+[1-9]\d{4,14}$/.test(address)) throw new Problem('request/invalid', 'address must be a number in E.164')
   // A tenant admin must not make the server open connections wherever they like (internal hosts, other services).
-  if (config.mode !== 'dev' && !smppHostAllowed(config.smppHosts, settings.host, settings.port)) {
+  if (!smppHostAllowed(config, settings.host, settings.port)) {
     throw new Problem('request/invalid', "this SMSC is not in the operator's STRONGROOM_SMPP_HOSTS")
   }
 }
 
-function smppHostAllowed(allowed: string | undefined, host: string, port: number): boolean {
+/** Whether the operator allows SMPP binds to this SMSC (`STRONGROOM_SMPP_HOSTS`); dev mode allows any. */
+export function smppHostAllowed(config: Ctx['config'], host: string, port: number): boolean {
+  if (config.mode === 'dev') return true
+  const allowed = config.smppHosts
   const wanted = `${host.toLowerCase()}:${port}`
   return (allowed ?? '').split(',').some((entry) => entry.trim().toLowerCase() === wanted)
 }

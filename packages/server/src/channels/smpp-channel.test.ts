@@ -8,6 +8,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { configureChannel } from './channel-config.ts'
 import { type FakeSmsc, startFakeSmsc } from './connectors/fake-smsc.ts'
+import { SmppLinks } from './smpp-links.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 const BANK_NUMBER = '+442071838751'
@@ -316,6 +317,15 @@ describe('SMS over SMPP through the server', () => {
     assert.equal(sent.delivery.status, 'queued')
   })
 
+  test('a one-time code goes out by submit_sm when the tenant’s SMS channel is SMPP', async () => {
+    const before = smsc.submits.length
+    const sent = await agent.request<{ expiresAt: string }>('POST', '/v1/factors/sms/send', { customerId })
+    assert.ok(sent.expiresAt)
+    const [submit] = smsc.submits.slice(before)
+    assert.equal(submit?.destination_addr, CUSTOMER_PHONE.slice(1))
+    assert.match(textOf([submit as Pdu]), /\b\d{6}\b/)
+  })
+
   test('the SMSC’s enquire_link is answered by the server’s link', async () => {
     const answer = await smsc.enquireLink()
     assert.equal(answer.command, 'enquire_link_resp')
@@ -408,6 +418,15 @@ describe('SMS over SMPP through the server', () => {
       input('smsc.example', 2775),
     )
     assert.equal(view.host, 'smsc.example')
+    // An SMSC the operator has since withdrawn gets no link when the server starts.
+    const links = new SmppLinks(production('other.example:2775'), {
+      // A link that is never opened stores nothing: it needs no message log.
+      messageLog: undefined as never,
+      env: { publicUrl: () => '' },
+    })
+    await links.reload(bank.tenantId)
+    assert.equal(links.stateOf(bank.tenantId), undefined)
+    await links.close()
   })
 
   test('closing the server unbinds from the SMSC', async () => {

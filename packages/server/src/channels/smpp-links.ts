@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { type ChannelConfig, findChannelByAddress, findTenantChannel, listChannelsOf } from './channel-config.ts'
+import {
+  type ChannelConfig,
+  findChannelByAddress,
+  findTenantChannel,
+  listChannelsOf,
+  smppHostAllowed,
+} from './channel-config.ts'
 import type { Connector } from './connectors/connector.ts'
 import {
   type SmppInbound,
@@ -95,6 +101,14 @@ export class SmppLinks {
 
   #open(channel: ChannelConfig) {
     const { tenantId, settings } = channel
+    // The operator may have withdrawn an SMSC since the channel was configured.
+    if (!smppHostAllowed(this.ctx.config, settings.host ?? '', settings.port ?? 0)) {
+      this.ctx.log.warn(
+        { tenantId, connector: 'smpp' },
+        'SMPP channel not opened: its SMSC is not in STRONGROOM_SMPP_HOSTS',
+      )
+      return
+    }
     const link = new SmppLink(
       {
         host: settings.host ?? '',
