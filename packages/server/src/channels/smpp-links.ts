@@ -77,11 +77,6 @@ export class SmppLinks {
     return this.#links.get(tenantId)?.state
   }
 
-  /** The tenant's link, for tests that wait on it. */
-  linkOf(tenantId: string): SmppLink | undefined {
-    return this.#links.get(tenantId)
-  }
-
   /** Sends on the channel's link; the parts of a long message are recorded for their receipts. */
   connector(channel: ChannelConfig): Connector {
     const link = this.#links.get(channel.tenantId)

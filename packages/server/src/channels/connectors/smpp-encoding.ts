@@ -34,7 +34,7 @@ export class MessageTooLongError extends Error {
   }
 }
 
-export function isGsmText(text: string): boolean {
+function isGsmText(text: string): boolean {
   return smpp.gsmCoder.GSM.charRegex.test(text)
 }
 

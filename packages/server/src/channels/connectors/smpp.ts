@@ -86,7 +86,7 @@ const status = {
   ESME_RX_T_APPN: 0x64,
 } as const
 const STATUS_NAMES = new Map(Object.entries(smpp.errors).map(([name, value]) => [value, name]))
-export const smppStatusName = (value: number) => STATUS_NAMES.get(value) ?? 'ESME_UNKNOWN'
+const smppStatusName = (value: number) => STATUS_NAMES.get(value) ?? 'ESME_UNKNOWN'
 
 /** Credentials refused: binding again with them cannot succeed, and may lock the account. */
 const CREDENTIAL_REFUSALS = new Set<number>([status.ESME_RINVPASWD, status.ESME_RINVSYSID])
@@ -461,7 +461,7 @@ function decodedOf(value: unknown): DecodedShortMessage {
 }
 
 /** A deliver_sm from a phone. The SMSC's own id for it, when it gives one, is what makes storing it idempotent. */
-export function parseCustomerMessage(pdu: Pdu, receivedAt = new Date()): CustomerMessagePart {
+function parseCustomerMessage(pdu: Pdu, receivedAt = new Date()): CustomerMessagePart {
   const short = decodedOf(pdu.short_message)
   const payload = decodedOf(pdu.message_payload)
   const body = short.message !== undefined && short.message.length > 0 ? short.message : payload.message
@@ -486,7 +486,7 @@ export function parseCustomerMessage(pdu: Pdu, receivedAt = new Date()): Custome
  * text of SMPP 3.4 Appendix B) and its state (message_state, else `stat:`). Intermediate states we do not track
  * (UNKNOWN) and receipts without an id give nothing.
  */
-export function parseDeliveryReceipt(pdu: Pdu): DeliveryReceipt | undefined {
+function parseDeliveryReceipt(pdu: Pdu): DeliveryReceipt | undefined {
   const short = decodedOf(pdu.short_message)
   const text = typeof short.message === 'string' ? short.message : ''
   const field = (name: string) => new RegExp(`\\b${name}:(\\S+)`, 'i').exec(text)?.[1]
@@ -502,7 +502,7 @@ export function parseDeliveryReceipt(pdu: Pdu): DeliveryReceipt | undefined {
 }
 
 /** An international number as SMPP carries it (digits, TON 1) in E.164; anything else (alphanumeric) as it is. */
-export function e164Of(address: string, ton: number): string {
+function e164Of(address: string, ton: number): string {
   const digits = address.replace(/^\+/, '')
   return /^[1-9]\d{4,14}$/.test(digits) && (ton === TON_INTERNATIONAL || ton === 0) ? `+${digits}` : address
 }
