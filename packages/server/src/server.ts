@@ -17,6 +17,7 @@ import { simSwapSimulatorRoutes } from './auth/sim-swap-simulator.ts'
 import type { ChannelDeps } from './channels/public-messages.ts'
 import { channelRoutes } from './channels/routes.ts'
 import { channelSimulatorRoutes } from './channels/simulator.ts'
+import { SmppLinks } from './channels/smpp-links.ts'
 import { channelWebhookRoutes } from './channels/webhook-routes.ts'
 import { consentRoutes } from './consent/routes.ts'
 import { MessageLog } from './conversations/message-log.ts'
@@ -169,6 +170,8 @@ export async function startServer(
     },
   })
   app.addHook('onClose', async () => {
+    // Unbinds from the SMSCs after storing what they delivered, while the message log still takes it.
+    await smppLinks.close()
     await messageLog.close()
     await archiveMember?.stop()
     await archiveChainer.stop()
@@ -210,6 +213,9 @@ export async function startServer(
         config.mode === 'dev' ? (connector) => `${listeningUrl}/dev/simulator/provider/${connector}` : undefined,
     },
   }
+  const smppLinks = new SmppLinks(ctx, channelDeps)
+  channelDeps.smppLinks = smppLinks
+  channelDeps.env.smpp = (channel) => smppLinks.connector(channel)
   await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps))
   await app.register(async (scope) => channelWebhookRoutes(scope, ctx, channelDeps))
   if (config.mode === 'dev') {
@@ -254,6 +260,7 @@ export async function startServer(
   const webhooks = startWebhookDelivery(ctx, receiptKey)
 
   const address = await app.listen({ port: config.port, host: config.host })
+  await smppLinks.start()
   const url = address.replace('[::1]', 'localhost')
   listeningUrl = url
   // In dev without a carrier, the built-in simulator answers, through the same CAMARA wire format.

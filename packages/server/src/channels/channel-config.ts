@@ -5,7 +5,7 @@ import { secretHash } from '../platform/ids.ts'
 import type { Principal } from '../principal.ts'
 import { actorOf } from '../principal.ts'
 import { findStaff } from '../tenancy/staff.ts'
-import type { Connector, ConnectorKind } from './connectors/connector.ts'
+import type { Connector, ConnectorKind, WebhookConnector, WebhookConnectorKind } from './connectors/connector.ts'
 import { messengerConnector } from './connectors/messenger.ts'
 import type { TransportOptions } from './connectors/retry.ts'
 import { twilioConnector } from './connectors/twilio.ts'
@@ -21,6 +21,8 @@ export interface ChannelSecrets {
   accessToken?: string
   /** The token Meta echoes in its subscription handshake. */
   verifyToken?: string
+  /** The SMPP bind's password (SMPP 3.4 allows at most 8 characters). */
+  password?: string
 }
 
 export interface ChannelSettings {
@@ -32,16 +34,27 @@ export interface ChannelSettings {
   agentId?: string
   /** Dev mode only: the provider API's base URL (the channel simulator); production always talks to the provider. */
   baseUrl?: string
+  /** SMPP: the SMSC's host and port (in production, one the operator allowed in STRONGROOM_SMPP_HOSTS). */
+  host?: string
+  port?: number
+  /** SMPP over TLS. */
+  tls?: boolean
+  /** SMPP: the bind's system_id and, when the SMSC wants one, system_type. */
+  systemId?: string
+  systemType?: string
 }
 
 export interface ChannelConfig {
   tenantId: string
   connector: ConnectorKind
-  /** The bank's number (Twilio), WhatsApp phone-number id or Facebook page id. */
+  /** The bank's number (Twilio, SMPP), WhatsApp phone-number id or Facebook page id. */
   address: string
   settings: ChannelSettings
   secrets: ChannelSecrets
 }
+
+/** A channel whose provider calls our webhooks. */
+export type WebhookChannelConfig = ChannelConfig & { connector: WebhookConnectorKind }
 
 /** What the API shows of a channel: never a secret, only which secrets are set. */
 export interface ChannelView {
@@ -50,6 +63,11 @@ export interface ChannelView {
   accountSid?: string
   apiVersion?: string
   agentId?: string
+  host?: string
+  port?: number
+  tls?: boolean
+  systemId?: string
+  systemType?: string
   secretsSet: string[]
   updatedAt: string
 }
@@ -58,6 +76,7 @@ const REQUIRED_SECRETS: Record<ConnectorKind, (keyof ChannelSecrets)[]> = {
   twilio: ['authToken'],
   whatsapp: ['appSecret', 'accessToken', 'verifyToken'],
   messenger: ['appSecret', 'accessToken', 'verifyToken'],
+  smpp: ['password'],
 }
 
 const secretsField = (connector: ConnectorKind) => ({ table: 'channel_configs', column: 'secrets', rowId: connector })
@@ -81,10 +100,7 @@ export async function configureChannel(
   if (input.settings.agentId && !(await findStaff(ctx, tenantId, { id: input.settings.agentId }))) {
     throw new Problem('request/not-found', 'no such staff member')
   }
-  if (connector === 'twilio' && !input.settings.accountSid)
-    throw new Problem('request/invalid', 'accountSid is required')
-  if (connector !== 'twilio' && !input.settings.apiVersion)
-    throw new Problem('request/invalid', 'apiVersion is required')
+  checkConnectorSettings(ctx.config, connector, input.address, input.settings)
   const now = new Date()
   return ctx.db.transaction().execute(async (trx) => {
     const existing = await trx
@@ -130,6 +146,35 @@ export async function configureChannel(
     })
     return viewOf(connector, input.address, input.settings, secrets, now)
   })
+}
+
+function checkConnectorSettings(
+  config: Ctx['config'],
+  connector: ConnectorKind,
+  address: string,
+  settings: ChannelSettings,
+): void {
+  if (connector === 'twilio' && !settings.accountSid) throw new Problem('request/invalid', 'accountSid is required')
+  if ((connector === 'whatsapp' || connector === 'messenger') && !settings.apiVersion) {
+    throw new Problem('request/invalid', 'apiVersion is required')
+  }
+  if (connector !== 'smpp') return
+  if (!settings.host || !settings.port || !settings.systemId) {
+    throw new Problem('request/invalid', 'host, port and systemId are required')
+  }
+  if (!/^\+[1-9]\d{4,14}$/.test(address)) throw new Problem('request/invalid', 'address must be a number in E.164')
+  // A tenant admin must not make the server open connections wherever they like (internal hosts, other services).
+  if (!smppHostAllowed(config, settings.host, settings.port)) {
+    throw new Problem('request/invalid', "this SMSC is not in the operator's STRONGROOM_SMPP_HOSTS")
+  }
+}
+
+/** Whether the operator allows SMPP binds to this SMSC (`STRONGROOM_SMPP_HOSTS`); dev mode allows any. */
+export function smppHostAllowed(config: Ctx['config'], host: string, port: number): boolean {
+  if (config.mode === 'dev') return true
+  const allowed = config.smppHosts
+  const wanted = `${host.toLowerCase()}:${port}`
+  return (allowed ?? '').split(',').some((entry) => entry.trim().toLowerCase() === wanted)
 }
 
 function viewOf(
@@ -180,7 +225,13 @@ async function toConfig(
   }
 }
 
-/** The channel a webhook is for, by the address it was sent to: this is how the tenant is found. */
+/** Every tenant's channel of one connector (the SMPP links to open when the server starts). */
+export async function listChannelsOf(ctx: Ctx, connector: ConnectorKind): Promise<ChannelConfig[]> {
+  const rows = await ctx.db.selectFrom('channel_configs').selectAll().where('connector', '=', connector).execute()
+  return Promise.all(rows.map((row) => toConfig(ctx, row)))
+}
+
+/** The channel a message is for, by the address it was sent to: this is how the tenant is found. */
 export async function findChannelByAddress(
   ctx: Ctx,
   connector: ConnectorKind,
@@ -228,12 +279,24 @@ export async function findTenantChannel(
 export interface ConnectorEnvironment {
   publicUrl: () => string
   /** Dev mode: where the channel simulator plays each provider, for channels without a baseUrl of their own. */
-  simulatorUrl?: ((connector: ConnectorKind) => string) | undefined
+  simulatorUrl?: ((connector: WebhookConnectorKind) => string) | undefined
   transport?: TransportOptions | undefined
+  /** Sends on the tenant's SMPP link, which lives in the server process (see smpp-links.ts). */
+  smpp?: ((config: ChannelConfig) => Connector) | undefined
 }
 
-/** The connector for a configured channel. */
-export function connectorFor(config: ChannelConfig, env: ConnectorEnvironment): Connector | WhatsAppConnector {
+/** The connector that sends on a configured channel. */
+export function connectorFor(config: ChannelConfig, env: ConnectorEnvironment): Connector {
+  if (config.connector !== 'smpp') return webhookConnectorFor({ ...config, connector: config.connector }, env)
+  if (!env.smpp) throw new Problem('channels/not-configured')
+  return env.smpp(config)
+}
+
+/** The connector of a channel whose provider calls our webhooks: it verifies and reads them, and sends. */
+export function webhookConnectorFor(
+  config: WebhookChannelConfig,
+  env: ConnectorEnvironment,
+): WebhookConnector | WhatsAppConnector {
   const { settings, secrets } = config
   const url = settings.baseUrl ?? env.simulatorUrl?.(config.connector)
   const baseUrl = url === undefined ? {} : { baseUrl: url }

@@ -133,7 +133,7 @@ export async function receiveMessage(
   await noteInbound(ctx.db, identity, message.receivedAt)
   if (kinds.length > 0) await inviteAfterMasking(ctx, deps, identity, message.providerMessageId)
   const from = phoneNumberOf(channel.connector, message.from)
-  if (channel.connector === 'twilio' && from) {
+  if ((channel.connector === 'twilio' || channel.connector === 'smpp') && from) {
     // After the claim above, so a provider's retry of the same message never reaches a handler twice.
     await dispatchInboundSmsReply(ctx, deps, {
       tenantId: channel.tenantId,

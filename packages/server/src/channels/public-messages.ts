@@ -17,6 +17,7 @@ import {
 import { SERVICE_WINDOW_MS } from './connectors/whatsapp.ts'
 import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { addressOf, type ChannelIdentity, identityOfConversation } from './identities.ts'
+import type { SmppLinks } from './smpp-links.ts'
 import type { InboundSmsReplyHandler } from './sms.ts'
 
 export interface ChannelDeps {
@@ -24,6 +25,8 @@ export interface ChannelDeps {
   env: ConnectorEnvironment
   /** Other capabilities' handlers of inbound SMS (see `onInboundSmsReply` in sms.ts). */
   smsReplyHandlers?: InboundSmsReplyHandler[]
+  /** This server's SMPP links (absent where no server runs, as in unit tests). */
+  smppLinks?: SmppLinks
 }
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
@@ -155,7 +158,7 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
     // Connector errors carry no secret and no message text; anything else is logged without its details.
     ctx.log.warn({ connector: identity.connector, code: (error as { code?: string }).code }, 'public send failed')
     if (error instanceof OutsideServiceWindowError) throw new Problem('channels/outside-service-window')
-    if (error instanceof ProviderRejectedError) throw new Problem('channels/provider-rejected', `HTTP ${error.status}`)
+    if (error instanceof ProviderRejectedError) throw new Problem('channels/provider-rejected', error.answer)
     if (error instanceof ProviderUnavailableError) throw new Problem('channels/provider-unavailable')
     throw new Problem('channels/provider-unavailable')
   }

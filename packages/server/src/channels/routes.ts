@@ -7,7 +7,7 @@ import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { actorOf, principalMember } from '../principal.ts'
-import { configureChannel, listChannels } from './channel-config.ts'
+import { type ChannelView, configureChannel, listChannels } from './channel-config.ts'
 import { scanText } from './dlp.ts'
 import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
 import { linkIdentityCustomer } from './identities.ts'
@@ -15,14 +15,24 @@ import { invitePivot, listPivotLinks, openPivotLink, redeemPivot } from './pivot
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
-const Connector = oneOf(['twilio', 'whatsapp', 'messenger'] as const)
+const Connector = oneOf(['twilio', 'whatsapp', 'messenger', 'smpp'] as const)
 const Secret = Type.String({ minLength: 8, maxLength: 1024 })
-const ChannelView = Type.Object({
+const ChannelViewSchema = Type.Object({
   connector: Type.String(),
   address: Type.String(),
   accountSid: Type.Optional(Type.String()),
   apiVersion: Type.Optional(Type.String()),
   agentId: Type.Optional(Type.String()),
+  host: Type.Optional(Type.String()),
+  port: Type.Optional(Type.Integer()),
+  tls: Type.Optional(Type.Boolean()),
+  systemId: Type.Optional(Type.String()),
+  systemType: Type.Optional(Type.String()),
+  link: Type.Optional(
+    Type.String({
+      description: "SMPP: this node's link to the SMSC: connecting, bound, disconnected, bind-refused or closed",
+    }),
+  ),
   secretsSet: Type.Array(Type.String(), { description: 'which secrets are stored; their values are never returned' }),
   updatedAt: Type.String(),
 })
@@ -70,6 +80,11 @@ const PivotToken = Type.Object(
 )
 
 export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  const withLinkState = (view: ChannelView, tenantId: string): ChannelView & { link?: string } => {
+    const link = view.connector === 'smpp' ? deps.smppLinks?.stateOf(tenantId) : undefined
+    return link ? { ...view, link } : view
+  }
+
   app.put(
     '/v1/channels/:connector',
     {
@@ -85,30 +100,52 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
               minLength: 1,
               maxLength: 64,
               pattern: '^\\+?[0-9A-Za-z_-]+$',
-              description: 'the Twilio number (E.164), WhatsApp phone-number id or Facebook page id',
+              description: 'the Twilio or SMPP number (E.164), WhatsApp phone-number id or Facebook page id',
             }),
             accountSid: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),
             apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]{1,2}$' })),
             agentId: Type.Optional(idOf('stf')),
             baseUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'dev mode only' })),
+            host: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.-]+$', description: 'SMPP: the SMSC' }),
+            ),
+            port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+            tls: Type.Optional(Type.Boolean({ description: 'SMPP over TLS' })),
+            systemId: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 15, pattern: '^[\\x21-\\x7e]+$', description: 'SMPP system_id' }),
+            ),
+            systemType: Type.Optional(Type.String({ maxLength: 12, pattern: '^[\\x21-\\x7e]*$' })),
             secrets: Type.Object(
               {
                 authToken: Type.Optional(Secret),
                 appSecret: Type.Optional(Secret),
                 accessToken: Type.Optional(Secret),
                 verifyToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
+                password: Type.Optional(
+                  Type.String({
+                    minLength: 1,
+                    maxLength: 8,
+                    pattern: '^[\\x21-\\x7e]+$',
+                    description: 'SMPP password (SMPP 3.4 allows 8 characters at most)',
+                  }),
+                ),
               },
               { additionalProperties: false },
             ),
           },
           { additionalProperties: false },
         ),
-        response: { 200: ChannelView, ...problemResponses(400, 401, 403, 404, 409) },
+        response: { 200: ChannelViewSchema, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
     async (request) => {
       const { address, secrets, ...settings } = request.body
-      return configureChannel(ctx, principalOf(request), request.params.connector, { address, settings, secrets })
+      const principal = principalOf(request)
+      const { connector } = request.params
+      const view = await configureChannel(ctx, principal, connector, { address, settings, secrets })
+      if (connector !== 'smpp') return view
+      await deps.smppLinks?.configured(principal.tenantId)
+      return withLinkState(view, principal.tenantId)
     },
   )
 
@@ -118,10 +155,13 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
       schema: {
         summary: "The tenant's public channels (without their secrets)",
         tags: ['channels'],
-        response: { 200: Type.Object({ channels: Type.Array(ChannelView) }), ...problemResponses(401, 403) },
+        response: { 200: Type.Object({ channels: Type.Array(ChannelViewSchema) }), ...problemResponses(401, 403) },
       },
     },
-    async (request) => ({ channels: await listChannels(ctx, principalOf(request).tenantId) }),
+    async (request) => {
+      const { tenantId } = principalOf(request)
+      return { channels: (await listChannels(ctx, tenantId)).map((view) => withLinkState(view, tenantId)) }
+    },
   )
 
   app.post(

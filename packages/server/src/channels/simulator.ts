@@ -5,7 +5,7 @@ import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { oneOf } from '../platform/http/schemas.ts'
 import { type ChannelConfig, findChannelByAddress } from './channel-config.ts'
-import type { ConnectorKind } from './connectors/connector.ts'
+import type { WebhookConnectorKind } from './connectors/connector.ts'
 import { computeTwilioSignature } from './connectors/twilio.ts'
 
 /**
@@ -40,10 +40,10 @@ export async function channelSimulatorRoutes(
   ctx: Pick<ServerContext, 'db' | 'keyring' | 'config'>,
   urls: SimulatorUrls,
 ): Promise<void> {
-  const sent: Record<ConnectorKind, SimulatedMessage[]> = { twilio: [], whatsapp: [], messenger: [] }
+  const sent: Record<WebhookConnectorKind, SimulatedMessage[]> = { twilio: [], whatsapp: [], messenger: [] }
   const hidden = { hide: true, tags: ['dev'] }
 
-  async function channelAt(connector: ConnectorKind, address: string): Promise<ChannelConfig> {
+  async function channelAt(connector: WebhookConnectorKind, address: string): Promise<ChannelConfig> {
     const channel = await findChannelByAddress(ctx, connector, address)
     if (!channel) throw new Problem('channels/not-configured', 'no channel has this receiving address')
     return channel
@@ -237,7 +237,7 @@ export async function channelSimulatorRoutes(
 }
 
 /** The providers' send APIs, as the connectors call them: Twilio's form-encoded Messages API and Meta's Graph API. */
-async function providerRoutes(app: App, sent: Record<ConnectorKind, SimulatedMessage[]>): Promise<void> {
+async function providerRoutes(app: App, sent: Record<WebhookConnectorKind, SimulatedMessage[]>): Promise<void> {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser(
     /^application\/(json|x-www-form-urlencoded)\b/,
@@ -245,7 +245,7 @@ async function providerRoutes(app: App, sent: Record<ConnectorKind, SimulatedMes
     (_request, body, done) => done(null, body),
   )
   const hidden = { hide: true, tags: ['dev'] }
-  const record = (connector: ConnectorKind, message: Omit<SimulatedMessage, 'at'>) => {
+  const record = (connector: WebhookConnectorKind, message: Omit<SimulatedMessage, 'at'>) => {
     sent[connector].push({ ...message, at: new Date().toISOString() })
     // Enough for a developer's session; the oldest go first.
     if (sent[connector].length > 1000) sent[connector].shift()

@@ -7,16 +7,17 @@ import type { ChannelDeps } from './public-messages.ts'
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config' | 'log'>
 
 /**
- * Sends one SMS for a tenant through its Twilio channel, outside any conversation: for codes and confirmations that
- * other capabilities send. Nothing is stored (the text carries a secret) and nothing of the text is logged; the
- * idempotency key lets the provider drop a retried send.
+ * Sends one SMS for a tenant through its SMS channel (Twilio, else SMPP), outside any conversation: for codes and
+ * confirmations that other capabilities send. Nothing is stored (the text carries a secret) and nothing of the text is
+ * logged; the idempotency key lets Twilio drop a retried send (SMPP has none, so an unanswered submit is not retried).
  */
 export async function sendTransactionalSms(
   ctx: Ctx,
   deps: ChannelDeps,
   input: { tenantId: string; to: string; text: string; idempotencyKey: string },
 ): Promise<{ providerMessageId: string }> {
-  const channel = await findTenantChannel(ctx, input.tenantId, 'twilio')
+  const channel =
+    (await findTenantChannel(ctx, input.tenantId, 'twilio')) ?? (await findTenantChannel(ctx, input.tenantId, 'smpp'))
   if (!channel) throw new Problem('channels/not-configured')
   try {
     return await connectorFor(channel, deps.env).send({
@@ -25,8 +26,11 @@ export async function sendTransactionalSms(
       idempotencyKey: input.idempotencyKey,
     })
   } catch (error) {
-    ctx.log.warn({ connector: 'twilio', code: (error as { code?: string }).code }, 'transactional SMS not sent')
-    if (error instanceof ProviderRejectedError) throw new Problem('channels/provider-rejected', `HTTP ${error.status}`)
+    ctx.log.warn(
+      { connector: channel.connector, code: (error as { code?: string }).code },
+      'transactional SMS not sent',
+    )
+    if (error instanceof ProviderRejectedError) throw new Problem('channels/provider-rejected', error.answer)
     if (error instanceof ConnectorError) throw new Problem('channels/provider-unavailable')
     throw new Problem('channels/provider-unavailable')
   }

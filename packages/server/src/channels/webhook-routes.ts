@@ -4,8 +4,13 @@ import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { problemResponses } from '../platform/http/schemas.ts'
-import { type ChannelConfig, connectorFor, findChannelByAddress, findChannelByVerifyToken } from './channel-config.ts'
-import type { ConnectorKind, WebhookEvents } from './connectors/connector.ts'
+import {
+  findChannelByAddress,
+  findChannelByVerifyToken,
+  type WebhookChannelConfig,
+  webhookConnectorFor,
+} from './channel-config.ts'
+import type { WebhookConnectorKind, WebhookEvents } from './connectors/connector.ts'
 import { SubscriptionVerificationError, WebhookPayloadError, WebhookSignatureError } from './connectors/errors.ts'
 import { answerMetaSubscription } from './connectors/meta.ts'
 import { processWebhookEvents } from './inbound.ts'
@@ -31,25 +36,26 @@ export async function channelWebhookRoutes(app: App, ctx: Ctx, deps: ChannelDeps
   )
   app.addContentTypeParser('*', (_request, _payload, done) => done(new Problem('request/unsupported-media-type')))
 
-  function refuse(connector: ConnectorKind, reason: string, request: FastifyRequest): never {
+  function refuse(connector: WebhookConnectorKind, reason: string, request: FastifyRequest): never {
     ctx.metrics.channelWebhookRefusals.inc({ connector, reason })
     ctx.log.warn({ connector, reason, ip: request.ip }, 'channel webhook refused')
     throw new Problem('channels/invalid-signature')
   }
 
   async function receive(
-    connector: ConnectorKind,
+    connector: WebhookConnectorKind,
     request: FastifyRequest,
     reply: FastifyReply,
     address: string | undefined,
     answer: { type: string; body: string },
   ) {
     const rawBody = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
-    const channel: ChannelConfig | undefined = address ? await findChannelByAddress(ctx, connector, address) : undefined
-    if (!channel) refuse(connector, 'unknown-receiver', request)
+    const found = address ? await findChannelByAddress(ctx, connector, address) : undefined
+    if (!found) refuse(connector, 'unknown-receiver', request)
+    const channel: WebhookChannelConfig = { ...found, connector }
     let events: WebhookEvents
     try {
-      events = connectorFor(channel, deps.env).receive({
+      events = webhookConnectorFor(channel, deps.env).receive({
         // The URL the provider called, as it knows us (Twilio signs it).
         url: `${deps.env.publicUrl()}${request.url}`,
         headers: request.headers,

@@ -145,6 +145,15 @@ const settings = {
     schema: Type.String({ pattern: '^https?://[^/?#]+$' }),
     default: undefined,
   },
+  /**
+   * The SMSCs (host:port, comma-separated) that tenants may configure SMPP channels to bind to in production; dev
+   * mode allows any. Without it, production has no SMPP channels.
+   */
+  smppHosts: {
+    env: 'STRONGROOM_SMPP_HOSTS',
+    schema: Type.String({ pattern: '^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5})*$' }),
+    default: undefined,
+  },
   pivotLinkTtlSeconds: {
     env: 'STRONGROOM_PIVOT_LINK_TTL_SECONDS',
     schema: Type.Integer({ minimum: 30, maximum: 3600 }),

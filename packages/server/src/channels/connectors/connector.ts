@@ -1,8 +1,10 @@
 /**
- * What the conversation layer sees of a public channel (SMS through Twilio, WhatsApp, Messenger): verified webhooks
- * turned into inbound messages and delivery receipts, and outbound sends. Provider specifics stay in each connector.
+ * What the conversation layer sees of a public channel (SMS through Twilio or an SMSC over SMPP, WhatsApp,
+ * Messenger): inbound messages and delivery receipts (from verified webhooks, or from the SMPP link), and outbound
+ * sends. Provider specifics stay in each connector.
  */
-export type ConnectorKind = 'twilio' | 'whatsapp' | 'messenger'
+export type WebhookConnectorKind = 'twilio' | 'whatsapp' | 'messenger'
+export type ConnectorKind = WebhookConnectorKind | 'smpp'
 
 export interface InboundMessage {
   providerMessageId: string
@@ -67,7 +69,17 @@ export interface SentMessage {
 
 export interface Connector {
   readonly kind: ConnectorKind
+  send(message: OutboundMessage): Promise<SentMessage>
+}
+
+/** A connector whose provider calls us back over HTTP. */
+export interface WebhookConnector extends Connector {
+  readonly kind: WebhookConnectorKind
   /** Verifies the request's signature, then parses it; throws WebhookSignatureError or WebhookPayloadError. */
   receive(request: WebhookRequest): WebhookEvents
-  send(message: OutboundMessage): Promise<SentMessage>
+}
+
+/** SMS has no buttons: a link goes at the end of the text, where phones make it tappable. */
+export function smsText(message: Pick<OutboundMessage, 'text' | 'link'>): string {
+  return message.link ? `${message.text}\n\n${message.link.label}: ${message.link.url}` : message.text
 }

@@ -34,16 +34,37 @@ export class SubscriptionVerificationError extends ConnectorError {
   }
 }
 
-/** The provider refused the message (a 4xx other than 429); sending it again will not help. */
+/**
+ * The provider refused the message (an HTTP 4xx other than 429, or an SMPP error status that is not about load);
+ * sending it again will not help.
+ */
 export class ProviderRejectedError extends ConnectorError {
   readonly code = 'provider/rejected'
+  /** What the provider answered, for people: `HTTP 400`, or `SMPP ESME_RINVDSTADR (0x0000000B)`. */
+  readonly answer: string
   constructor(
+    /** The HTTP status, or the SMPP command_status of submit_sm_resp. */
     readonly status: number,
-    /** The provider's own error code (Twilio `code`, Meta `error.code`), when it gave one. */
+    /** The provider's own error code (Twilio `code`, Meta `error.code`, the SMPP status name), when it gave one. */
     readonly providerCode: string | undefined,
+    protocol: 'http' | 'smpp' = 'http',
   ) {
-    super(`provider rejected the message with HTTP ${status}`)
+    const answer =
+      protocol === 'http'
+        ? `HTTP ${status}`
+        : `SMPP ${providerCode ?? 'status'} (0x${status.toString(16).toUpperCase().padStart(8, '0')})`
+    super(`provider rejected the message with ${answer}`)
     this.name = 'ProviderRejectedError'
+    this.answer = answer
+  }
+}
+
+/** The SMSC refused our credentials: nothing is sent on that link until the channel is configured again. */
+export class SmppBindRefusedError extends ConnectorError {
+  readonly code = 'smpp/bind-refused'
+  constructor() {
+    super('the SMSC refused to bind with the configured system_id and password')
+    this.name = 'SmppBindRefusedError'
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Connector, OutboundMessage, SentMessage, WebhookEvents, WebhookRequest } from './connector.ts'
+import type { OutboundMessage, SentMessage, WebhookConnector, WebhookEvents, WebhookRequest } from './connector.ts'
 import { ProviderResponseError, WebhookPayloadError } from './errors.ts'
 import { type GraphConfig, postToGraph } from './graph.ts'
 import { verifyMetaSignature } from './meta.ts'
@@ -62,7 +62,7 @@ function instantIn(value: unknown, reason: string): Date {
 }
 
 /** The Messenger Platform's Send API for one Facebook page. */
-export function messengerConnector(config: MessengerConfig, transport: TransportOptions = {}): Connector {
+export function messengerConnector(config: MessengerConfig, transport: TransportOptions = {}): WebhookConnector {
   return {
     kind: 'messenger',
     receive(request: WebhookRequest): WebhookEvents {

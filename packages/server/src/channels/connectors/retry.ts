@@ -34,7 +34,18 @@ const DEFAULT_POLICY: RetryPolicy = {
   timeoutMs: 10_000,
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** The policy with defaults, field by field, so that an option passed as undefined keeps its default. */
+export function retryPolicyOf(options: TransportOptions): RetryPolicy {
+  return {
+    maxAttempts: options.maxAttempts ?? DEFAULT_POLICY.maxAttempts,
+    baseDelayMs: options.baseDelayMs ?? DEFAULT_POLICY.baseDelayMs,
+    maxDelayMs: options.maxDelayMs ?? DEFAULT_POLICY.maxDelayMs,
+    maxRetryAfterMs: options.maxRetryAfterMs ?? DEFAULT_POLICY.maxRetryAfterMs,
+    timeoutMs: options.timeoutMs ?? DEFAULT_POLICY.timeoutMs,
+  }
+}
 
 /**
  * Posts a request until the provider takes it: network errors, timeouts, 429 and 5xx are retried with exponential
@@ -42,14 +53,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * response's JSON body (undefined if it has none), throws ProviderRejectedError or ProviderUnavailableError.
  */
 export async function sendWithRetries(request: ProviderRequest, options: TransportOptions = {}): Promise<unknown> {
-  // Field by field, so that an option passed as undefined keeps its default (an undefined maxAttempts never ends).
-  const policy: RetryPolicy = {
-    maxAttempts: options.maxAttempts ?? DEFAULT_POLICY.maxAttempts,
-    baseDelayMs: options.baseDelayMs ?? DEFAULT_POLICY.baseDelayMs,
-    maxDelayMs: options.maxDelayMs ?? DEFAULT_POLICY.maxDelayMs,
-    maxRetryAfterMs: options.maxRetryAfterMs ?? DEFAULT_POLICY.maxRetryAfterMs,
-    timeoutMs: options.timeoutMs ?? DEFAULT_POLICY.timeoutMs,
-  }
+  const policy = retryPolicyOf(options)
   const doFetch = options.fetch ?? fetch
   const wait = options.sleep ?? sleep
   const now = options.now ?? Date.now
@@ -87,7 +91,7 @@ function isRetryable(status: number): boolean {
 }
 
 /** Exponential, capped, and jittered over its upper half so that clients failing together do not retry together. */
-function backoffMs(attempt: number, policy: RetryPolicy, random: number): number {
+export function backoffMs(attempt: number, policy: RetryPolicy, random: number): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1))
   return Math.round(ceiling / 2 + (random * ceiling) / 2)
 }

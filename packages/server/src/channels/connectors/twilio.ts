@@ -1,13 +1,14 @@
 import { createHmac } from 'node:crypto'
-import type {
-  Connector,
-  DeliveryReceipt,
-  DeliveryStatus,
-  InboundMessage,
-  OutboundMessage,
-  SentMessage,
-  WebhookEvents,
-  WebhookRequest,
+import {
+  type DeliveryReceipt,
+  type DeliveryStatus,
+  type InboundMessage,
+  type OutboundMessage,
+  type SentMessage,
+  smsText,
+  type WebhookConnector,
+  type WebhookEvents,
+  type WebhookRequest,
 } from './connector.ts'
 import { constantTimeEqual } from './constant-time.ts'
 import { ProviderResponseError, WebhookPayloadError, WebhookSignatureError } from './errors.ts'
@@ -135,7 +136,7 @@ function requiredParam(params: URLSearchParams, name: 'MessageSid' | 'From' | 'T
 }
 
 /** SMS through Twilio's Programmable Messaging API. */
-export function twilioConnector(config: TwilioConfig, transport: TransportOptions = {}): Connector {
+export function twilioConnector(config: TwilioConfig, transport: TransportOptions = {}): WebhookConnector {
   const baseUrl = (config.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '')
   const now = transport.now ?? Date.now
   return {
@@ -149,8 +150,7 @@ export function twilioConnector(config: TwilioConfig, transport: TransportOption
       const form = new URLSearchParams({ To: message.to })
       if ('from' in config.sender) form.set('From', config.sender.from)
       else form.set('MessagingServiceSid', config.sender.messagingServiceSid)
-      // SMS has no buttons: the link goes at the end of the text, where phones make it tappable.
-      form.set('Body', message.link ? `${message.text}\n\n${message.link.label}: ${message.link.url}` : message.text)
+      form.set('Body', smsText(message))
       if (config.statusCallbackUrl) form.set('StatusCallback', config.statusCallbackUrl)
       const credentials = Buffer.from(`${config.accountSid}:${config.authToken}`).toString('base64')
       const body = await sendWithRetries(

@@ -1,10 +1,10 @@
 import type {
-  Connector,
   DeliveryReceipt,
   DeliveryStatus,
   InboundMessage,
   OutboundMessage,
   SentMessage,
+  WebhookConnector,
   WebhookEvents,
   WebhookRequest,
 } from './connector.ts'
@@ -28,7 +28,7 @@ export interface TemplateMessage {
   parameters: string[]
 }
 
-export interface WhatsAppConnector extends Connector {
+export interface WhatsAppConnector extends WebhookConnector {
   /** Allowed at any time, unlike `send`: templates are how a business opens a conversation. */
   sendTemplate(message: TemplateMessage): Promise<SentMessage>
 }

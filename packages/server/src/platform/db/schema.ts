@@ -397,7 +397,7 @@ export interface IntegrityPoliciesTable {
 
 export interface ChannelConfigsTable {
   tenant_id: string
-  connector: 'twilio' | 'whatsapp' | 'messenger'
+  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp'
   receiving_address: string
   settings: string
   secrets: Uint8Array
@@ -409,7 +409,7 @@ export interface ChannelConfigsTable {
 export interface ChannelIdentitiesTable {
   tenant_id: string
   id: string
-  connector: 'twilio' | 'whatsapp' | 'messenger'
+  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp'
   address_index: Uint8Array
   address: Uint8Array
   customer_id: string | null
@@ -425,7 +425,7 @@ export interface ChannelMessagesTable {
   id: string
   identity_id: string
   conversation_id: string
-  connector: 'twilio' | 'whatsapp' | 'messenger'
+  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp'
   direction: 'inbound' | 'outbound'
   client_message_id: string
   message_id: string | null
@@ -435,6 +435,15 @@ export interface ChannelMessagesTable {
   error_code: string | null
   created_at: Timestamp
   updated_at: Timestamp
+}
+
+export interface SmppMessagePartsTable {
+  tenant_id: string
+  part_id: string
+  message_id: string
+  status: string
+  error_code: string | null
+  created_at: Timestamp
 }
 
 export interface PivotLinksTable {
@@ -577,6 +586,7 @@ export interface Database {
   channel_identities: ChannelIdentitiesTable
   channel_messages: ChannelMessagesTable
   pivot_links: PivotLinksTable
+  smpp_message_parts: SmppMessagePartsTable
   passkey_credentials: PasskeyCredentialsTable
   passkey_challenges: PasskeyChallengesTable
   archive_records: ArchiveRecordsTable
