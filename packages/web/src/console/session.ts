@@ -71,7 +71,7 @@ export class ConsoleSession {
   /** The last thing that went wrong, in words for the agent. */
   problem: string | undefined
   secure: SecureContent | undefined
-  /** The payment confirmations this console asked for, followed until decided. */
+  /** The payment confirmations of the conversations shown, followed until each is decided. */
   readonly consents: ConsentTracker
   #stream: MessageStream | undefined
   /** Customer names by id, asked once each however many conversations share a customer. */
