@@ -40,6 +40,89 @@ export interface Device {
   createdAt: string
 }
 
+export interface Customer {
+  id: string
+  externalRef: string
+  displayName: string
+  /** E.164, when the bank gave one: where SMS factors go, and what a SIM-swap check asks about. */
+  phoneNumber?: string
+  createdAt: string
+}
+
+/** The carrier's answer on a number: whether its SIM changed within the bank's window. */
+export interface SimSwapRisk {
+  swapped: boolean
+  latestSimChange: string | null
+  windowHours: number
+  smsFactorsAllowed: boolean
+  risk: 'normal' | 'high'
+}
+
+/** The integrity policy's latest decision for a device that attested. */
+export interface DeviceVerdict {
+  deviceId: string
+  decision: 'allow' | 'limited' | 'deny'
+  reason: string
+  flags: string[]
+  format: string
+  securityLevel: string
+  appVersion: string
+  decidedAt: string
+}
+
+export interface StaffMember {
+  id: string
+  tenantId: string
+  name: string
+  role: 'agent' | 'supervisor' | 'compliance' | 'admin'
+}
+
+/** `reassign` keeps the previous assignee a member; `transfer` takes them out of the conversation. */
+export type AssignmentMode = 'reassign' | 'transfer'
+
+/** A compliance archive record, decrypted for the caller where it can still be read. */
+export interface ArchiveRecord {
+  seq: number
+  recordClass: string
+  conversationId: string | null
+  conversationSeq: number | null
+  customerId: string | null
+  occurredAt: string
+  status: 'available' | 'deleted' | 'erased' | 'none'
+  content: Record<string, unknown> | null
+  hash: string
+}
+
+export interface ArchiveSearch {
+  customerId?: string
+  conversationId?: string
+  from?: Date
+  to?: Date
+  text?: string
+  /** The `next` of the previous page. */
+  after?: number
+  limit?: number
+}
+
+/** The archive chain's verification: how far it holds, and the first record that does not. */
+export interface ArchiveVerification {
+  ok: boolean
+  records: number
+  checkpoints: number
+  pending: number
+  deleted: number
+  failure?: { seq: number; id: number | null; reason: string }
+  verifiedAt: string
+}
+
+/** A case to export: a conversation or a customer, optionally within a time range. */
+export interface CaseScope {
+  conversationId?: string
+  customerId?: string
+  from?: Date
+  to?: Date
+}
+
 export interface OutgoingMessage {
   contentType: string
   ciphertext: Uint8Array
@@ -128,6 +211,12 @@ export class StrongroomClient {
    * the connection (the request never reached it) is skipped for the next one, if there are several.
    */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.#exchange(method, path, body)
+    return (response.status === 204 ? undefined : await response.json()) as T
+  }
+
+  /** `request`, answering with the successful response itself: for bodies that are not JSON, or that stream. */
+  async #exchange(method: string, path: string, body?: unknown): Promise<Response> {
     let renewed = false
     let reattested = false
     let unreachable = 0
@@ -153,9 +242,8 @@ export class StrongroomClient {
         this.failover()
         continue
       }
-      if (response.status === 204) return undefined as T
+      if (response.ok) return response
       const payload = await response.json()
-      if (response.ok) return payload as T
       if (isDeviceWipedProblem(payload)) await this.obeyWipeCommand(payload)
       if (response.status === 401 && !renewed && payload?.type?.endsWith('/auth/invalid-token')) {
         renewed = true
@@ -226,20 +314,24 @@ export class StrongroomClient {
     return this.request<{ kind: 'staff' | 'device'; tenantId: string; [key: string]: unknown }>('GET', '/v1/me')
   }
 
-  createCustomer(input: { externalRef: string; displayName: string }) {
-    return this.request<{ id: string; externalRef: string; displayName: string; createdAt: string }>(
-      'POST',
-      '/v1/customers',
-      input,
-    )
+  createCustomer(input: { externalRef: string; displayName: string; phoneNumber?: string }) {
+    return this.request<Customer>('POST', '/v1/customers', input)
   }
 
   /** Staff: a customer, to show their name (`customers:write`). */
   getCustomer(customerId: string) {
-    return this.request<{ id: string; externalRef: string; displayName: string; createdAt: string }>(
-      'GET',
-      `/v1/customers/${encodeURIComponent(customerId)}`,
-    )
+    return this.request<Customer>('GET', `/v1/customers/${encodeURIComponent(customerId)}`)
+  }
+
+  /** Staff: asks the carrier whether this number's SIM changed within the bank's window (audited, not the number). */
+  checkSimSwap(phoneNumber: string) {
+    return this.request<SimSwapRisk>('POST', '/v1/risk/sim-swap', { phoneNumber })
+  }
+
+  /** Staff: the integrity policy's latest decision for each of the customer's devices that attested. */
+  async deviceVerdicts(customerId: string): Promise<DeviceVerdict[]> {
+    const path = `/v1/customers/${encodeURIComponent(customerId)}/device-integrity`
+    return (await this.request<{ devices: DeviceVerdict[] }>('GET', path)).devices
   }
 
   issueEnrolmentCode(customerId: string) {
@@ -281,6 +373,18 @@ export class StrongroomClient {
 
   getConsent(consentId: string) {
     return this.request<ConsentRequest>('GET', `/v1/consents/${encodeURIComponent(consentId)}`)
+  }
+
+  /** Staff: a conversation's consent requests, newest first (20 unless `limit` says otherwise, at most 100). */
+  async listConsents(conversationId: string, limit?: number): Promise<ConsentRequest[]> {
+    const query = new URLSearchParams({ conversationId })
+    if (limit !== undefined) query.set('limit', String(limit))
+    return (await this.request<{ consents: ConsentRequest[] }>('GET', `/v1/consents?${query}`)).consents
+  }
+
+  /** The keys that verify consent receipts (`/.well-known/jwks.json`): pass them to `verifyConsentReceipt`. */
+  receiptKeys() {
+    return this.request<JSONWebKeySet>('GET', '/.well-known/jwks.json')
   }
 
   /**
@@ -362,8 +466,81 @@ export class StrongroomClient {
     return this.request<void>('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/members`, member)
   }
 
-  async listConversations(): Promise<Conversation[]> {
-    return (await this.request<{ conversations: Conversation[] }>('GET', '/v1/conversations')).conversations
+  /** The caller's conversations, newest first, a page at a time: pass the last one's id as `before` for the next. */
+  async listConversations(page: { before?: string; limit?: number } = {}): Promise<Conversation[]> {
+    const query = new URLSearchParams()
+    if (page.before !== undefined) query.set('before', page.before)
+    if (page.limit !== undefined) query.set('limit', String(page.limit))
+    const path = `/v1/conversations${query.size > 0 ? `?${query}` : ''}`
+    return (await this.request<{ conversations: Conversation[] }>('GET', path)).conversations
+  }
+
+  /**
+   * A supervisor (`conversations:assign`): gives the conversation to another agent, who joins it. `transfer` also
+   * takes the previous assignee out of it.
+   */
+  assignConversation(conversationId: string, assignment: { staffId: string; mode: AssignmentMode }) {
+    const path = `/v1/conversations/${encodeURIComponent(conversationId)}/assignment`
+    return this.request<Conversation>('PUT', path, assignment)
+  }
+
+  /** A supervisor: the tenant's staff members, to pick whom to give a conversation to. */
+  async listStaff(): Promise<StaffMember[]> {
+    return (await this.request<{ staff: StaffMember[] }>('GET', '/v1/staff')).staff
+  }
+
+  /** Compliance (`archive:read`): searches the archive; audited. Follow `next` (as `after`) for more. */
+  searchArchive(search: ArchiveSearch) {
+    const query = new URLSearchParams()
+    for (const [name, value] of Object.entries(search)) {
+      if (value !== undefined) query.set(name, value instanceof Date ? value.toISOString() : String(value))
+    }
+    return this.request<{ records: ArchiveRecord[]; next: number | null; scanned: number }>(
+      'GET',
+      `/v1/archive/records?${query}`,
+    )
+  }
+
+  /** Compliance: verifies the archive chain now (links, hashes, content, signed checkpoints); audited. */
+  verifyArchive() {
+    return this.request<ArchiveVerification>('GET', '/v1/archive/verification')
+  }
+
+  /**
+   * Compliance: exports a case as a signed bundle (JSON lines, the last the signed manifest), reporting the record
+   * lines received as they stream in. Throws if the bundle arrives cut short (no manifest line).
+   *
+   * @example
+   * const bundle = await client.exportArchiveCase({ customerId }, { onProgress: (done, total) => show(done, total) })
+   */
+  async exportArchiveCase(
+    scope: CaseScope,
+    options: { onProgress?: (records: number, total: number) => void } = {},
+  ): Promise<string> {
+    const response = await this.#exchange('POST', '/v1/archive/exports', {
+      ...scope,
+      from: scope.from?.toISOString(),
+      to: scope.to?.toISOString(),
+    })
+    const total = Number(response.headers.get('strongroom-export-records') ?? 0)
+    options.onProgress?.(0, total)
+    const decoder = new TextDecoder()
+    let text = ''
+    let lines = 0
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      const part = decoder.decode(chunk.value, { stream: true })
+      text += part
+      lines += part.split('\n').length - 1
+      // The last line is the manifest, not a record.
+      options.onProgress?.(Math.min(lines, total), total)
+    }
+    text += decoder.decode()
+    const lastLine = text.slice(text.lastIndexOf('\n', text.length - 2) + 1)
+    if (!text.endsWith('\n') || !lastLine.startsWith('{"manifest":')) {
+      throw new Error('the export was cut short: no signed manifest')
+    }
+    return text
   }
 
   getConversation(conversationId: string) {

@@ -1,5 +1,5 @@
 import canonicalize from 'canonicalize'
-import { base64url, CompactSign } from 'jose'
+import { base64url, CompactSign, createLocalJWKSet, type JSONWebKeySet, jwtVerify } from 'jose'
 import type { DeviceKeys } from './device-keys.ts'
 
 /** A payment the customer is asked to confirm, as the server shows it. */
@@ -58,4 +58,65 @@ export function formatAmount(amount: { value: number; currency: string }, locale
     .maximumFractionDigits
   const major = amount.value / 10 ** (digits ?? 2)
   return `${amount.currency} ${major.toLocaleString(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits })}`
+}
+
+/** What a verified consent receipt says: the transaction exactly as approved, how, by which device, when. */
+export interface ConsentReceipt {
+  consentId: string
+  tenantId: string
+  customerId: string
+  transaction: {
+    amount: { value: number; currency: string }
+    payee: { name: string; account: string }
+    reference: string
+  }
+  /** What approved it: `device-key`, `passkey` or `sms-reply`. */
+  factor: string
+  /** Every factor the approval relied on, the step-up policy's included. */
+  factors: string[]
+  deviceId: string | null
+  approvedAt: string
+  policy: { decision: string; assurance: string; reason: string; rules: string[] }
+  /** The receipt key that signed it (`kid`), listed in the JWKS. */
+  keyId: string
+}
+
+/**
+ * Verifies a consent receipt (ES256 JWS) with the server's JWKS (`/.well-known/jwks.json`, or a copy kept offline)
+ * and, given the consent it should be for, that it covers exactly that consent's amount, payee and reference. Throws
+ * when the signature, the issuer, the type or the transaction does not hold.
+ *
+ * @example
+ * const receipt = await verifyConsentReceipt(consent.receipt, await client.receiptKeys(), consent)
+ */
+export async function verifyConsentReceipt(
+  receipt: string,
+  jwks: JSONWebKeySet,
+  expected?: Pick<ConsentRequest, 'id' | 'amount' | 'payee' | 'reference'>,
+): Promise<ConsentReceipt> {
+  const { payload, protectedHeader } = await jwtVerify(receipt, createLocalJWKSet(jwks), {
+    issuer: 'strongroom',
+    typ: 'strongroom-receipt+jwt',
+    algorithms: ['ES256'],
+  })
+  const claims = payload as unknown as Omit<ConsentReceipt, 'consentId' | 'tenantId' | 'keyId'> & { tid: string }
+  const verified: ConsentReceipt = {
+    consentId: String(payload.sub),
+    tenantId: claims.tid,
+    customerId: claims.customerId,
+    transaction: claims.transaction,
+    factor: claims.factor,
+    factors: claims.factors,
+    deviceId: claims.deviceId,
+    approvedAt: claims.approvedAt,
+    policy: claims.policy,
+    keyId: String(protectedHeader.kid),
+  }
+  if (expected) {
+    const asked = { amount: expected.amount, payee: expected.payee, reference: expected.reference }
+    if (verified.consentId !== expected.id || canonicalize(verified.transaction) !== canonicalize(asked)) {
+      throw new Error('the receipt is not for this consent and transaction')
+    }
+  }
+  return verified
 }

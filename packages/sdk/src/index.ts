@@ -7,13 +7,30 @@
  * const stream = client.stream({ onMessage: (m) => console.log(m.seq) })
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
-export { type ClientOptions, type Device, enrolDevice, type OutgoingMessage, StrongroomClient } from './client.ts'
 export {
+  type ArchiveRecord,
+  type ArchiveSearch,
+  type ArchiveVerification,
+  type AssignmentMode,
+  type CaseScope,
+  type ClientOptions,
+  type Customer,
+  type Device,
+  type DeviceVerdict,
+  enrolDevice,
+  type OutgoingMessage,
+  type SimSwapRisk,
+  type StaffMember,
+  StrongroomClient,
+} from './client.ts'
+export {
+  type ConsentReceipt,
   type ConsentRequest,
   consentPasskeyChallenge,
   consentSigningPayload,
   formatAmount,
   signConsent,
+  verifyConsentReceipt,
 } from './consent.ts'
 export {
   ClientAssertion,

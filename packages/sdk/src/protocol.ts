@@ -143,6 +143,7 @@ export type ServerFrame =
       message: { id: string; conversationId: string; seq: number; createdAt: string }
     }
   | { type: 'joined'; conversationId: string }
+  | { type: 'left'; conversationId: string }
   | { type: 'error'; ref?: string; problem: ProblemDocument }
   | { type: 'heartbeat' }
   | { type: 'pong' }

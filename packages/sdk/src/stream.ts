@@ -10,6 +10,8 @@ export interface StreamOptions {
   cursors?: Record<string, number>
   onMessage?: (message: Message) => void
   onJoined?: (conversationId: string) => void
+  /** No longer a member (a staff member whose conversation was transferred): nothing more of it arrives. */
+  onLeft?: (conversationId: string) => void
   onStateChange?: (state: StreamState) => void
   /** A failure the stream cannot recover from by reconnecting (credentials refused). */
   onError?: (error: Error) => void
@@ -195,6 +197,11 @@ export class MessageStream {
       case 'joined':
         if (!this.#cursors.has(frame.conversationId)) this.#cursors.set(frame.conversationId, 0)
         this.#options.onJoined?.(frame.conversationId)
+        return
+      case 'left':
+        this.#cursors.delete(frame.conversationId)
+        this.#unacked.delete(frame.conversationId)
+        this.#options.onLeft?.(frame.conversationId)
         return
       case 'error': {
         const pending = frame.ref === undefined ? undefined : this.#outbox.get(frame.ref)

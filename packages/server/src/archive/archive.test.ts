@@ -43,7 +43,7 @@ describe('the compliance archive', () => {
     const text = await response.text()
     const type = response.headers.get('content-type') ?? ''
     const json = /^application\/(problem\+)?json/.test(type) && text
-    return { status: response.status, body: (json ? JSON.parse(text) : text) as T }
+    return { status: response.status, headers: response.headers, body: (json ? JSON.parse(text) : text) as T }
   }
 
   type Found = { records: { seq: number; status: string; content: { text?: string } | null; customerId: string }[] }
@@ -324,6 +324,7 @@ describe('the compliance archive', () => {
     await customerWithRecords(tenant.tenantId, [3, 2]) // another customer's records interleave in the chain
     const exported = await call<string>('POST', '/v1/archive/exports', officer, { customerId })
     assert.equal(exported.status, 200)
+    assert.equal(exported.headers.get('strongroom-export-records'), '5', 'the record count comes before the body')
     const bundle = exported.body
     const keys = await verificationKeys(server.ctx.db, 'archive-checkpoint')
     assert.deepEqual(verifyBundle(bundle, keys), { ok: true, records: 5 })
@@ -356,6 +357,52 @@ describe('the compliance archive', () => {
     assert.deepEqual(audited, [{ action: 'archive.export', target_id: customerId }])
     const neither = await call<{ type: string }>('POST', '/v1/archive/exports', officer, {})
     assert.equal(neither.status, 400)
+  })
+
+  test('verification on request: ok, then the first failing record once tampered; audited; compliance only', async () => {
+    const tenant = await createTestBank(server, 'Verified Bank')
+    const officer = (await tenant.staffToken('compliance')).token
+    await customerWithRecords(tenant.tenantId, [4, 3, 2, 1])
+    const clean = await call<Record<string, unknown>>('GET', '/v1/archive/verification', officer)
+    assert.equal(clean.status, 200)
+    const { verifiedAt, ...result } = clean.body
+    assert.deepEqual(result, { ok: true, records: 4, checkpoints: 0, pending: 0, deleted: 0 })
+    assert.ok(Date.parse(String(verifiedAt)) > Date.now() - 60_000)
+
+    const both = await Promise.all([1, 2].map(() => call('GET', '/v1/archive/verification', officer)))
+    assert.deepEqual(
+      both.map((r) => r.body.ok),
+      [true, true],
+      'callers at the same time share one walk',
+    )
+
+    await server.ctx.db
+      .updateTable('archive_records')
+      .set({ occurred_at: new Date(0) })
+      .where('tenant_id', '=', tenant.tenantId)
+      .where('seq', '=', 3)
+      .execute()
+    const tampered = await call<{ ok: boolean; records: number; failure: { seq: number; reason: string } }>(
+      'GET',
+      '/v1/archive/verification',
+      officer,
+    )
+    assert.deepEqual(
+      [tampered.body.ok, tampered.body.records, tampered.body.failure.seq, tampered.body.failure.reason],
+      [false, 2, 3, 'record altered'],
+    )
+    assert.equal((await call('GET', '/v1/archive/verification', tenant.agentToken)).status, 403)
+
+    await server.flushAudit()
+    const audited = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['outcome', 'reason'])
+      .where('tenant_id', '=', tenant.tenantId)
+      .where('action', '=', 'archive.verify')
+      .orderBy('id')
+      .execute()
+    assert.deepEqual(audited.at(-1), { outcome: 'failure', reason: 'record altered' })
+    assert.equal(audited.length, 4)
   })
 
   describe('the verifier catches tampering done directly in the database', () => {

@@ -22,7 +22,8 @@ const PAGE = 1000
  * Exports a case (a conversation or a customer, optionally time-bounded) as a signed bundle: one JSON line per
  * record, decrypted where it can still be read, then a manifest line with the checkpoint that covers them, each
  * record's audit path to it, and an Ed25519 signature. Lines are written as they are read, so a case of any size is
- * exported in bounded memory except for the inclusion proofs (a hash per record of the tenant's chain). Audited.
+ * exported in bounded memory except for the inclusion proofs (a hash per record of the tenant's chain). Audited
+ * before the first line is written; `onProgress` hears the total first (0 of N), then after every page.
  */
 export async function exportCase(
   ctx: ArchiveContext,
@@ -46,6 +47,23 @@ export async function exportCase(
   if (scope.from) select = select.where('occurred_at', '>=', scope.from)
   if (scope.to) select = select.where('occurred_at', '<', scope.to)
   const { total } = await select.select(({ fn }) => fn.countAll<number>().as('total')).executeTakeFirstOrThrow()
+  // Audited before the first line leaves: a reader who stops halfway (a streamed download) has still been recorded.
+  await recordAudit(ctx.db, {
+    tenantId,
+    actor,
+    action: 'archive.export',
+    target: scope.conversationId
+      ? { kind: 'conversation', id: scope.conversationId }
+      : { kind: 'customer', id: scope.customerId as string },
+    outcome: 'success',
+    details: {
+      records: Number(total),
+      from: scope.from?.toISOString() ?? null,
+      to: scope.to?.toISOString() ?? null,
+      treeSize,
+    },
+  })
+  onProgress?.(0, Number(total))
 
   const digest = createHash('sha256')
   const listed: { seq: number; hash: string }[] = []
@@ -109,21 +127,6 @@ export async function exportCase(
     signer,
   )
   await write(`${JSON.stringify({ manifest })}\n`)
-  await recordAudit(ctx.db, {
-    tenantId,
-    actor,
-    action: 'archive.export',
-    target: scope.conversationId
-      ? { kind: 'conversation', id: scope.conversationId }
-      : { kind: 'customer', id: scope.customerId as string },
-    outcome: 'success',
-    details: {
-      records: listed.length,
-      from: scope.from?.toISOString() ?? null,
-      to: scope.to?.toISOString() ?? null,
-      treeSize,
-    },
-  })
   return manifest
 }
 

@@ -1,5 +1,7 @@
+import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import { principalOf } from '../access.ts'
+import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
@@ -12,6 +14,7 @@ import { listLegalHolds, placeLegalHold, releaseLegalHold } from './holds.ts'
 import type { OpenedRecord } from './open-records.ts'
 import { retainedClasses, retentionPolicy, setRetentionPolicy } from './retention.ts'
 import { SEARCH_SCAN_LIMIT, searchArchive } from './search.ts'
+import { verifyArchiveNow } from './verify.ts'
 
 const ArchiveRecordSchema = Type.Object({
   seq: Type.Integer({ description: 'Position in the tenant’s archive chain' }),
@@ -36,6 +39,18 @@ const HoldSchema = Type.Object({
   releasedAt: Type.Union([Type.String(), Type.Null()]),
 })
 
+const VerificationSchema = Type.Object({
+  ok: Type.Boolean(),
+  records: Type.Integer({ description: 'records that verified, from the first' }),
+  checkpoints: Type.Integer(),
+  pending: Type.Integer({ description: 'records written but not linked yet (within a second or so)' }),
+  deleted: Type.Integer({ description: 'records whose content retention deleted, as the chain records' }),
+  failure: Type.Optional(
+    Type.Object({ seq: Type.Integer(), id: Type.Union([Type.Integer(), Type.Null()]), reason: Type.String() }),
+  ),
+  verifiedAt: Type.String({ format: 'date-time' }),
+})
+
 const RetentionSchema = Type.Object(
   Object.fromEntries(retainedClasses.map((c) => [c, Type.Integer({ minimum: 1, maximum: 36500 })])),
   { additionalProperties: false, description: 'Retention in days per record class' },
@@ -50,6 +65,24 @@ const CaseSchema = Type.Object(
   },
   { additionalProperties: false },
 )
+
+/** How many record lines an export's bundle will have, sent before its body. */
+export const EXPORT_RECORDS_HEADER = 'strongroom-export-records'
+
+/** Writes a line, waiting while the reader is behind; a reader that went away ends the export. */
+async function writeOrWait(stream: PassThrough, line: string): Promise<void> {
+  if (stream.destroyed) throw new Error('the reader went away')
+  if (stream.write(line)) return
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done)
+      stream.off('close', done)
+      resolve()
+    }
+    stream.once('drain', done)
+    stream.once('close', done)
+  })
+}
 
 const date = (value: string | undefined) => (value === undefined ? undefined : new Date(value))
 
@@ -69,6 +102,16 @@ function toView({ row, status, content }: OpenedRecord) {
 
 /** The compliance archive for compliance staff: search, export, retention, legal holds and erasure. */
 export async function archiveRoutes(app: App, ctx: ServerContext, options: { signer: SigningKey }): Promise<void> {
+  // One walk of a tenant's chain at a time, shared by whoever asks while it runs: requests cannot pile up walks.
+  const walks = new Map<string, ReturnType<typeof verifyArchiveNow>>()
+  const verifyOnce = (tenantId: string) => {
+    const walking = walks.get(tenantId)
+    if (walking) return walking
+    const walk = verifyArchiveNow(ctx.db, tenantId).finally(() => walks.delete(tenantId))
+    walks.set(tenantId, walk)
+    return walk
+  }
+
   app.get(
     '/v1/archive/records',
     {
@@ -116,6 +159,7 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
     {
       schema: {
         summary: 'Export a case as a signed bundle (JSON lines, the last one the signed manifest; audited)',
+        description: `Streamed as it is built; the \`${EXPORT_RECORDS_HEADER}\` header gives the number of record lines to come.`,
         tags: ['archive'],
         body: CaseSchema,
         response: { 200: Type.String(), ...problemResponses(400, 401, 403, 503) },
@@ -123,17 +167,66 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      const lines: string[] = []
       const { from, to, ...scope } = request.body
-      await exportCase(
+      const bundle = new PassThrough()
+      let counted: (total: number) => void = () => {}
+      const total = new Promise<number>((resolve) => {
+        counted = resolve
+      })
+      let streaming = false
+      const built = exportCase(
         ctx,
         options.signer,
         principal.tenantId,
         { ...scope, from: date(from), to: date(to) },
         actorOf(principal),
-        (line) => void lines.push(line),
+        (line) => writeOrWait(bundle, line),
+        (_done, records) => counted(records),
       )
-      return reply.type('application/x-ndjson').send(lines.join(''))
+      built.then(
+        () => bundle.end(),
+        (error: Error) => {
+          // Once lines have gone out the status is sent: a bundle cut short has no manifest, and fails to verify.
+          // Before that, the route answers the error itself and the unused stream is dropped quietly.
+          if (streaming) bundle.destroy(error)
+          else bundle.destroy()
+        },
+      )
+      // The body streams as the bundle is built, after the count; what fails before it is answered as a problem.
+      const records = await Promise.race([total, built.then(() => total)])
+      streaming = true
+      return reply
+        .header(EXPORT_RECORDS_HEADER, String(records))
+        .type('application/x-ndjson')
+        .send(bundle as never) // a stream: the schema describes its text
+    },
+  )
+
+  app.get(
+    '/v1/archive/verification',
+    {
+      schema: {
+        summary:
+          'Verify the tenant’s archive chain now, as `strongroom archive verify` does: links, hashes, content, signed checkpoints (audited)',
+        description:
+          'Walks the whole chain: callers arriving while a walk runs share its result. Names the first failing record.',
+        tags: ['archive'],
+        response: { 200: VerificationSchema, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const verification = await verifyOnce(principal.tenantId)
+      await recordAudit(ctx.db, {
+        tenantId: principal.tenantId,
+        actor: actorOf(principal),
+        action: 'archive.verify',
+        outcome: verification.ok ? 'success' : 'failure',
+        reason: verification.failure?.reason,
+        details: { records: verification.records, failedAt: verification.failure?.seq ?? null },
+      })
+      const { tenantId: _tenant, ...shown } = verification
+      return shown
     },
   )
 

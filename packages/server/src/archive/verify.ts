@@ -2,6 +2,7 @@ import { createHash, type KeyObject } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
 import { type ChainFailure, type ChainVerification, walkChain } from '../platform/hash-chain/walker.ts'
+import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 import type { ArchiveRow } from './open-records.ts'
 import { archiveRecordHash, chainedFields } from './record-hash.ts'
 
@@ -60,6 +61,15 @@ export async function verifyArchiveChain(
     onProgress,
   })
   return { ...verification, deleted }
+}
+
+/** verifyArchiveChain with the stored checkpoint keys, saying when it ran. */
+export async function verifyArchiveNow(
+  db: Kysely<Database>,
+  tenantId: string,
+): Promise<ArchiveVerification & { verifiedAt: string }> {
+  const verification = await verifyArchiveChain(db, tenantId, await verificationKeys(db, 'archive-checkpoint'))
+  return { ...verification, verifiedAt: new Date().toISOString() }
 }
 
 /** Every tenant with an archive chain. */

@@ -50,6 +50,7 @@ describe('the strongroom command', () => {
         '015-sms-factors',
         '016-remote-wipe-retention',
         '019-smpp',
+        '021-console-lookups',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

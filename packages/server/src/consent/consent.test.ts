@@ -13,9 +13,10 @@ import {
   StrongroomClient,
   StrongroomError,
   signConsent,
+  verifyConsentReceipt,
 } from '@strongroom/sdk'
 import canonicalize from 'canonicalize'
-import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose'
+import { createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify } from 'jose'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey, rotateSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -103,6 +104,70 @@ describe('payment consent with dynamic linking', () => {
     })
     assert.equal(bad.status, 1)
     assert.match(bad.stderr, /ERR_JWS_SIGNATURE_VERIFICATION_FAILED/)
+  })
+
+  test('the SDK verifies a receipt against the JWKS and the consent it is for; forged, foreign or other receipts fail', async () => {
+    const asked = await request()
+    const approved = await phone.client.approveConsent(await phone.client.getConsent(asked.id))
+    const receipt = approved.receipt as string
+    const keys = await agent.receiptKeys()
+    const verified = await verifyConsentReceipt(receipt, keys, asked)
+    assert.deepEqual(
+      [verified.consentId, verified.tenantId, verified.customerId, verified.deviceId, verified.factor],
+      [asked.id, bank.tenantId, bank.customerId, phone.device.id, 'device-key'],
+    )
+    assert.deepEqual(verified.transaction, payment)
+    assert.equal(verified.keyId, keys.keys[0]?.kid)
+
+    const [header, , signature] = receipt.split('.')
+    const claims = decodeJwt(receipt) as { transaction: { payee: { account: string } } }
+    claims.transaction.payee.account = 'GB33BUKB20201555555555'
+    const forged = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`
+    await assert.rejects(verifyConsentReceipt(forged, keys), { code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' })
+    const stranger = await exportJWK((await generateKeyPair('ES256')).publicKey)
+    await assert.rejects(verifyConsentReceipt(receipt, { keys: [{ ...stranger, kid: keys.keys[0]?.kid }] }), {
+      code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+    })
+    const other = await request()
+    await assert.rejects(verifyConsentReceipt(receipt, keys, other), /not for this consent/)
+    await assert.rejects(
+      verifyConsentReceipt(receipt, keys, { ...asked, amount: { value: 125001, currency: 'EUR' } }),
+      /not for this consent/,
+    )
+  })
+
+  test("staff list a conversation's requests, newest first, decisions and receipts included; only their bank's", async () => {
+    const conversation = await agent.createConversation({ customerId: bank.customerId })
+    const first = await agent.requestConsent({
+      customerId: bank.customerId,
+      conversationId: conversation.id,
+      ...payment,
+    })
+    await request() // outside the conversation: not listed
+    const second = await agent.requestConsent({
+      customerId: bank.customerId,
+      conversationId: conversation.id,
+      ...payment,
+      reference: 'Invoice 2026-115',
+    })
+    await phone.client.approveConsent(await phone.client.getConsent(first.id))
+    const listed = await agent.listConsents(conversation.id)
+    assert.deepEqual(
+      listed.map((c) => [c.id, c.status, c.reference, c.receipt !== undefined]),
+      [
+        [second.id, 'pending', 'Invoice 2026-115', false],
+        [first.id, 'approved', payment.reference, true],
+      ],
+    )
+    assert.deepEqual(
+      (await agent.listConsents(conversation.id, 1)).map((c) => c.id),
+      [second.id],
+    )
+    const other = await createTestBank(server, 'Listing Bank')
+    const stranger = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    assert.deepEqual(await stranger.listConsents(conversation.id), [])
+    await assert.rejects(phone.client.listConsents(conversation.id), (e: StrongroomError) => e.status === 403)
+    await assert.rejects(agent.listConsents('not-a-conversation'), (e: StrongroomError) => e.status === 400)
   })
 
   test('a signature over a changed amount, currency, payee, reference or challenge is refused and decides nothing', async () => {

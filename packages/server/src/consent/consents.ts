@@ -106,6 +106,25 @@ export async function getConsent(ctx: Ctx, tenantId: string, id: string, custome
   return toView(ctx, row)
 }
 
+/** A conversation's consent requests, newest first, as staff see them. */
+export async function listConversationConsents(
+  ctx: Ctx,
+  tenantId: string,
+  conversationId: string,
+  limit: number,
+): Promise<ConsentRequest[]> {
+  const rows = await ctx.db
+    .selectFrom('consents')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', '=', conversationId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute()
+  return Promise.all(rows.map((row) => toView(ctx, row)))
+}
+
 /**
  * Moves a pending, unexpired request to its decision, once (and says who asked for it): a conditional update, so of two racing decisions exactly
  * one wins. Throws the problem that says why when it cannot.

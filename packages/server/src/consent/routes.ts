@@ -12,7 +12,7 @@ import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
 import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
-import { createConsent, getConsent } from './consents.ts'
+import { createConsent, getConsent, listConversationConsents } from './consents.ts'
 import { receiptJwks } from './receipts.ts'
 import { handleSmsReply, requestSmsConfirmation } from './sms-confirmation.ts'
 
@@ -102,6 +102,26 @@ export async function consentRoutes(
       const principal = principalOf(request)
       const consent = await createConsent(ctx, principal.tenantId, request.body, actorOf(principal))
       return reply.status(201).send(consent)
+    },
+  )
+
+  app.get(
+    '/v1/consents',
+    {
+      schema: {
+        summary: "A conversation's consent requests, newest first: what the agent console follows",
+        tags: ['consent'],
+        querystring: Type.Object(
+          { conversationId: idOf('cnv'), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ consents: Type.Array(Consent) }), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const { tenantId } = principalOf(request)
+      const { conversationId, limit } = request.query
+      return { consents: await listConversationConsents(ctx, tenantId, conversationId, limit ?? 20) }
     },
   )
 

@@ -7,6 +7,7 @@ import type { Bus } from '../platform/bus/bus.ts'
  */
 export const MESSAGE_SUBJECT_PREFIX = 'sr.msg.'
 export const MEMBER_SUBJECT_PREFIX = 'sr.member.'
+export const MEMBER_LEFT_SUBJECT_PREFIX = 'sr.member-left.'
 
 /** A message as clients see it, on the bus, the stream and the API alike. */
 export type WireMessage = Message
@@ -22,6 +23,9 @@ export interface MemberAddedEvent {
   member: { kind: 'device' | 'staff'; id: string }
 }
 
+/** A member taken out of one conversation (a transferred agent): its open streams stop delivering it. */
+export type MemberLeftEvent = MemberAddedEvent
+
 const encoder = new TextEncoder()
 
 export function publishMessagesCommitted(bus: Bus, event: MessagesCommittedEvent): void {
@@ -36,4 +40,14 @@ export function publishMemberAdded(
 ): void {
   const event: MemberAddedEvent = { tenantId, conversationId, member }
   bus.publish(MEMBER_SUBJECT_PREFIX + tenantId, encoder.encode(JSON.stringify(event)))
+}
+
+export function publishMemberLeft(
+  bus: Bus,
+  tenantId: string,
+  conversationId: string,
+  member: MemberLeftEvent['member'],
+): void {
+  const event: MemberLeftEvent = { tenantId, conversationId, member }
+  bus.publish(MEMBER_LEFT_SUBJECT_PREFIX + tenantId, encoder.encode(JSON.stringify(event)))
 }

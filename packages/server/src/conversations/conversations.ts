@@ -224,17 +224,42 @@ export async function getConversation(
   return conversation
 }
 
-/** The conversations the principal is a member of, newest first. */
-export async function listConversations(ctx: Pick<ServerContext, 'db'>, principal: Principal, limit = 100) {
+/**
+ * The conversations the principal is a member of, newest first, a page at a time: `before` is the last conversation
+ * of the previous page.
+ */
+export async function listConversations(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  limit = 100,
+  before?: string,
+) {
   const member = principalMember(principal)
-  const rows = await ctx.db
+  let query = ctx.db
     .selectFrom('conversation_members')
     .innerJoin('conversations', 'conversations.id', 'conversation_members.conversation_id')
     .select('conversations.id')
     .where('conversation_members.tenant_id', '=', principal.tenantId)
     .where('conversation_members.member_kind', '=', member.kind)
     .where('conversation_members.member_id', '=', member.id)
+  if (before !== undefined) {
+    const cursor = await ctx.db
+      .selectFrom('conversations')
+      .select('created_at')
+      .where('tenant_id', '=', principal.tenantId)
+      .where('id', '=', before)
+      .executeTakeFirst()
+    if (!cursor) throw new Problem('request/invalid', 'before names no conversation')
+    query = query.where((eb) =>
+      eb.or([
+        eb('conversations.created_at', '<', cursor.created_at),
+        eb.and([eb('conversations.created_at', '=', cursor.created_at), eb('conversations.id', '<', before)]),
+      ]),
+    )
+  }
+  const rows = await query
     .orderBy('conversations.created_at', 'desc')
+    .orderBy('conversations.id', 'desc')
     .limit(limit)
     .execute()
   return loadConversations(

@@ -4,8 +4,9 @@ import { principalOf, requestHtu } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { idOf, problemResponses } from '../platform/http/schemas.ts'
-import { principalMember } from '../principal.ts'
+import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { actorOf, principalMember } from '../principal.ts'
+import { assignConversation, assignmentModes } from './assignment.ts'
 import {
   addMember,
   createConversation,
@@ -57,17 +58,22 @@ export async function conversationRoutes(
     '/v1/conversations',
     {
       schema: {
-        summary: 'The conversations the caller is a member of, newest first',
+        summary: 'The conversations the caller is a member of, newest first; `before` the last of a page for the next',
         tags: ['conversations'],
         querystring: Type.Object(
-          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) },
+          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })), before: Type.Optional(idOf('cnv')) },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Object({ conversations: Type.Array(Conversation) }), ...problemResponses(401) },
+        response: { 200: Type.Object({ conversations: Type.Array(Conversation) }), ...problemResponses(400, 401) },
       },
     },
     async (request) => ({
-      conversations: await listConversations(ctx, principalOf(request), request.query.limit ?? 100),
+      conversations: await listConversations(
+        ctx,
+        principalOf(request),
+        request.query.limit ?? 100,
+        request.query.before,
+      ),
     }),
   )
 
@@ -103,6 +109,26 @@ export async function conversationRoutes(
       await requireConversationAccess(ctx, principal, request.params.conversationId)
       await addMember(ctx, principal.tenantId, request.params.conversationId, request.body)
       return reply.status(204).send(null)
+    },
+  )
+
+  app.put(
+    '/v1/conversations/:conversationId/assignment',
+    {
+      schema: {
+        summary:
+          'Give a conversation to another agent, who joins it: `reassign` keeps the previous assignee a member, `transfer` takes them out (audited)',
+        tags: ['conversations'],
+        params: ConversationParams,
+        body: Type.Object({ staffId: idOf('stf'), mode: oneOf(assignmentModes) }, { additionalProperties: false }),
+        response: { 200: Conversation, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const { conversationId } = request.params
+      await assignConversation(ctx, principal.tenantId, conversationId, request.body, actorOf(principal))
+      return getConversation(ctx, principal, conversationId)
     },
   )
 

@@ -7,9 +7,11 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type Principal, principalMember } from '../principal.ts'
 import {
+  MEMBER_LEFT_SUBJECT_PREFIX,
   MEMBER_SUBJECT_PREFIX,
   MESSAGE_SUBJECT_PREFIX,
   type MemberAddedEvent,
+  type MemberLeftEvent,
   type MessagesCommittedEvent,
 } from './bus-events.ts'
 import { advanceDeliveredMarkers, type DeliveredMarker, memberConversationCursors } from './conversations.ts'
@@ -45,6 +47,7 @@ export class StreamHub {
     this.#unsubscribe.push(
       ctx.bus.subscribe(`${MESSAGE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMessages(payload)),
       ctx.bus.subscribe(`${MEMBER_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMemberAdded(payload)),
+      ctx.bus.subscribe(`${MEMBER_LEFT_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMemberLeft(payload)),
       ctx.bus.subscribe(`${DEVICE_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onDeviceRevoked(payload)),
       ctx.bus.onReconnect(() => {
         for (const session of this.#sessions) session.resyncAll()
@@ -91,14 +94,16 @@ export class StreamHub {
   }
 
   unindex(session: StreamSession): void {
-    for (const conversationId of session.conversationIds()) {
-      const set = this.#byConversation.get(conversationId)
-      set?.delete(session)
-      if (set?.size === 0) this.#byConversation.delete(conversationId)
-    }
+    for (const conversationId of session.conversationIds()) this.unindexConversation(session, conversationId)
     const set = this.#byMember.get(session.memberKey)
     set?.delete(session)
     if (set?.size === 0) this.#byMember.delete(session.memberKey)
+  }
+
+  unindexConversation(session: StreamSession, conversationId: string): void {
+    const set = this.#byConversation.get(conversationId)
+    set?.delete(session)
+    if (set?.size === 0) this.#byConversation.delete(conversationId)
   }
 
   #onMessages(payload: Uint8Array): void {
@@ -116,6 +121,12 @@ export class StreamHub {
     const event = JSON.parse(decoder.decode(payload)) as MemberAddedEvent
     const sessions = this.#byMember.get(memberKeyOf(event.tenantId, event.member))
     for (const session of sessions ?? []) session.join(event.conversationId)
+  }
+
+  #onMemberLeft(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as MemberLeftEvent
+    const sessions = this.#byMember.get(memberKeyOf(event.tenantId, event.member))
+    for (const session of sessions ?? []) session.leave(event.conversationId)
   }
 
   /** Records every socket's delivery acknowledgements in one statement, every few seconds and at close. */
@@ -393,6 +404,14 @@ class StreamSession {
     void this.#catchUp(conversationId)
   }
 
+  /** No longer a member: nothing more of the conversation reaches this socket, and the client is told. */
+  leave(conversationId: string): void {
+    if (this.#closed || !this.#cursors.delete(conversationId)) return
+    this.#ackedDirty.delete(conversationId)
+    this.#hub.unindexConversation(this, conversationId)
+    this.#sendJson({ type: 'left', conversationId })
+  }
+
   resyncAll(): void {
     for (const conversationId of this.#cursors.keys()) void this.#catchUp(conversationId)
   }
@@ -404,12 +423,14 @@ class StreamSession {
     const ctx = this.#hub.context
     try {
       for (;;) {
-        const after = this.#cursors.get(conversationId) ?? 0
+        const after = this.#cursors.get(conversationId)
+        if (after === undefined) return // left the conversation meanwhile
         const page = await fetchMessages(ctx, this.#principal.tenantId, conversationId, {
           afterSeq: after,
           limit: CATCH_UP_PAGE,
         })
         for (const message of page) {
+          if (!this.#cursors.has(conversationId)) return
           if (!this.#send(`{"type":"message","message":${JSON.stringify(message)}}`)) return
           this.#cursors.set(conversationId, message.seq)
         }

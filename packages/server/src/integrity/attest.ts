@@ -7,6 +7,7 @@ import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { isAppVersionDeactivated } from './app-versions.ts'
 import { consumeChallenge } from './challenges.ts'
+import { recordDeviceVerdict } from './device-verdicts.ts'
 import { type HardwareVerifiers, verifyHardwareAssertion, verifyHardwareEvidence } from './hardware-attestation.ts'
 import { evaluateIntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
 import { issueIntegrityToken } from './tokens.ts'
@@ -115,6 +116,15 @@ export async function attest(
     outcome: decision.decision === 'deny' ? 'denied' : 'success',
     reason: decision.reason,
     details: { format: evidence.format, securityLevel, appId: evidence.appId, appVersion: evidence.appVersion, flags },
+  })
+  await recordDeviceVerdict(ctx, device.tenantId, {
+    deviceId: device.deviceId,
+    decision: decision.decision,
+    reason: decision.reason,
+    flags,
+    format: evidence.format,
+    securityLevel,
+    appVersion: evidence.appVersion,
   })
   if (decision.decision === 'deny') throw new Problem('integrity/denied', decision.reason)
   const token = await issueIntegrityToken(key, {

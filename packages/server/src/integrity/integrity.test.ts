@@ -85,6 +85,45 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     )
   })
 
+  test("staff see each device's latest integrity verdict; a device that never attested has none", async () => {
+    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const phone = await enrol()
+    const quiet = await enrol()
+    const verdictOf = async (deviceId: string) =>
+      (await agent.deviceVerdicts(bank.customerId)).find((v) => v.deviceId === deviceId)
+    assert.equal(await verdictOf(phone.device.id), undefined)
+
+    await phone.client.attest({ app, signals: clean })
+    const allowed = await verdictOf(phone.device.id)
+    assert.deepEqual(
+      { ...allowed, decidedAt: undefined },
+      {
+        deviceId: phone.device.id,
+        decision: 'allow',
+        reason: 'ok',
+        flags: [],
+        format: 'dev',
+        securityLevel: 'software',
+        appVersion: '3.2.0',
+        decidedAt: undefined,
+      },
+    )
+    await phone.client.attest({ app, signals: { ...clean, rooted: true, emulator: true } })
+    const limited = await verdictOf(phone.device.id)
+    assert.deepEqual(
+      [limited?.decision, limited?.reason, limited?.flags],
+      ['limited', 'rooted-device', ['rooted', 'emulator']],
+    )
+    await assert.rejects(phone.client.attest({ app, signals: { ...clean, hooking: true } }))
+    assert.deepEqual([(await verdictOf(phone.device.id))?.decision], ['deny'])
+    assert.equal(await verdictOf(quiet.device.id), undefined)
+
+    const other = await createTestBank(server, 'Verdict Bank')
+    const stranger = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    await assert.rejects(stranger.deviceVerdicts(bank.customerId), problem('request/not-found'))
+    await assert.rejects(phone.client.deviceVerdicts(bank.customerId), problem('auth/forbidden'))
+  })
+
   test('evidence with a replayed challenge, another key or altered signals is refused', async () => {
     const { client, keys } = await enrol()
     const { challenge } = await client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')

@@ -1,16 +1,19 @@
 import { type TProperties, Type } from '@sinclair/typebox'
 import { Base64 } from '@strongroom/sdk/protocol'
 import { principalOf } from '../access.ts'
+import { findCustomer } from '../identity/customers.ts'
+import { listCustomerDevices } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
 import { type DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
 import { registerApp } from './apps.ts'
 import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
+import { deviceVerdicts } from './device-verdicts.ts'
 import type { HardwareVerifiers } from './hardware-attestation.ts'
 import { currentPinSet } from './pin-sets.ts'
 import { IntegrityPolicy, loadIntegrityPolicy, saveIntegrityPolicy } from './policy.ts'
@@ -41,6 +44,48 @@ export async function integrityRoutes(
   ctx: ServerContext,
   deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers; deactivated: DeactivatedAppVersions },
 ): Promise<void> {
+  app.get(
+    '/v1/customers/:customerId/device-integrity',
+    {
+      schema: {
+        summary:
+          "The integrity policy's latest decision for each of a customer's devices that has attested (allow, limited, deny; reason; risk flags)",
+        tags: ['integrity'],
+        params: Type.Object({ customerId: idOf('cus') }),
+        response: {
+          200: Type.Object({
+            devices: Type.Array(
+              Type.Object({
+                deviceId: Type.String(),
+                decision: oneOf(['allow', 'limited', 'deny'] as const),
+                reason: Type.String(),
+                flags: Type.Array(Type.String()),
+                format: Type.String({ description: 'dev, apple-appattest, apple-appattest-assertion or android-key' }),
+                securityLevel: Type.String(),
+                appVersion: Type.String(),
+                decidedAt: Type.String({ format: 'date-time' }),
+              }),
+            ),
+          }),
+          ...problemResponses(401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const { tenantId } = principalOf(request)
+      const { customerId } = request.params
+      if (!(await findCustomer(ctx, tenantId, customerId))) throw new Problem('request/not-found', 'no such customer')
+      const devices = await listCustomerDevices(ctx, tenantId, customerId)
+      return {
+        devices: await deviceVerdicts(
+          ctx,
+          tenantId,
+          devices.map((d) => d.id),
+        ),
+      }
+    },
+  )
+
   app.get(
     '/v1/policies/integrity',
     {

@@ -3,6 +3,7 @@ export const scopes = [
   'conversations:read',
   'conversations:write',
   'conversations:all',
+  'conversations:assign',
   'customers:write',
   'devices:enrol',
   'devices:revoke',
@@ -18,7 +19,8 @@ export const roles = ['agent', 'supervisor', 'compliance', 'admin'] as const
 export type Role = (typeof roles)[number]
 
 /**
- * conversations:all lets a holder read every conversation of the tenant, not only those it is a member of.
+ * conversations:all lets a holder read every conversation of the tenant, not only those it is a member of;
+ * conversations:assign lets a supervisor give a conversation to another agent (reassign or transfer).
  * archive:read searches and exports the compliance archive; archive:manage sets its retention, places and releases
  * legal holds and erases a customer by crypto-shredding.
  */
@@ -35,6 +37,7 @@ export const roleScopes: Record<Role, readonly Scope[]> = {
     'conversations:read',
     'conversations:write',
     'conversations:all',
+    'conversations:assign',
     'customers:write',
     'devices:enrol',
     'devices:revoke',

@@ -6,7 +6,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { actorOf } from '../principal.ts'
 import { roles, scopes } from './roles.ts'
-import { createStaff, findStaff, issueStaffToken } from './staff.ts'
+import { createStaff, findStaff, issueStaffToken, listStaff } from './staff.ts'
 
 const Role = oneOf(roles)
 const ScopeSchema = oneOf(scopes)
@@ -65,6 +65,18 @@ export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void>
       const staff = await createStaff(ctx, principal.tenantId, request.body, actorOf(principal))
       return reply.status(201).send(staff)
     },
+  )
+
+  app.get(
+    '/v1/staff',
+    {
+      schema: {
+        summary: "The tenant's staff members, by name: whom a supervisor can give a conversation to",
+        tags: ['tenancy'],
+        response: { 200: Type.Object({ staff: Type.Array(StaffSchema) }), ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => ({ staff: await listStaff(ctx, principalOf(request).tenantId) }),
   )
 
   app.post(

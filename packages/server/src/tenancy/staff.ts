@@ -65,7 +65,25 @@ export async function findStaff(
     .where('tenant_id', '=', tenantId)
     .where('id' in by ? 'id' : 'name', '=', 'id' in by ? by.id : by.name)
     .executeTakeFirst()
-  return row && { id: row.id, tenantId: row.tenant_id, name: row.name, role: row.role }
+  return row && staffMemberOf(row)
+}
+
+const staffMemberOf = (row: { id: string; tenant_id: string; name: string; role: Role }): StaffMember => ({
+  id: row.id,
+  tenantId: row.tenant_id,
+  name: row.name,
+  role: row.role,
+})
+
+/** The tenant's staff members, by name. */
+export async function listStaff(ctx: Ctx, tenantId: string): Promise<StaffMember[]> {
+  const rows = await ctx.db
+    .selectFrom('staff')
+    .select(['id', 'tenant_id', 'name', 'role'])
+    .where('tenant_id', '=', tenantId)
+    .orderBy('name')
+    .execute()
+  return rows.map(staffMemberOf)
 }
 
 export interface IssuedStaffToken {

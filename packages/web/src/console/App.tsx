@@ -1,5 +1,8 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { Compliance } from './Compliance.tsx'
+import { ConversationTools } from './ConversationTools.tsx'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
+import { VirtualList } from './VirtualList.tsx'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
 const dayAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
@@ -87,6 +90,10 @@ const streamStateLabel = {
 function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
   const { session } = props
   useSession(session)
+  // Compliance officers start in the archive; whoever may also answer starts in the inbox.
+  const [view, setView] = useState<'conversations' | 'compliance'>(
+    session.can('conversations:write') ? 'conversations' : 'compliance',
+  )
   const open = session.openId ? session.entries.get(session.openId) : undefined
   return (
     <div class={`console${open ? ' has-open' : ''}`}>
@@ -96,6 +103,21 @@ function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
           <span class={`dot ${session.streamState}`} aria-hidden="true" />
           {streamStateLabel[session.streamState]}
         </p>
+        {session.can('archive:read') && (
+          <nav class="views" aria-label="Screens">
+            {(['conversations', 'compliance'] as const).map((name) => (
+              <button
+                key={name}
+                type="button"
+                class="secondary"
+                aria-current={view === name ? 'page' : undefined}
+                onClick={() => setView(name)}
+              >
+                {name === 'conversations' ? 'Conversations' : 'Compliance'}
+              </button>
+            ))}
+          </nav>
+        )}
         <button type="button" class="secondary" onClick={props.onSignOut}>
           Sign out
         </button>
@@ -105,16 +127,21 @@ function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
           {session.problem}
         </p>
       )}
-      <div class="panes">
-        <Inbox session={session} />
-        {open ? (
-          <ConversationView key={open.conversation.id} session={session} entry={open} />
-        ) : (
-          <section class="conversation empty" aria-label="Conversation">
-            <p>Choose a conversation.</p>
-          </section>
-        )}
-      </div>
+      {view === 'compliance' ? (
+        <Compliance session={session} />
+      ) : (
+        <div class="panes">
+          <Inbox session={session} />
+          {open ? (
+            <ConversationView key={open.conversation.id} session={session} entry={open} />
+          ) : (
+            <section class="conversation empty" aria-label="Conversation">
+              <p>Choose a conversation.</p>
+            </section>
+          )}
+          {open && <ConversationTools key={open.conversation.id} session={session} entry={open} />}
+        </div>
+      )}
     </div>
   )
 }
@@ -128,28 +155,29 @@ function Inbox(props: { session: ConsoleSession }) {
       {entries.length === 0 ? (
         <p>No conversations yet.</p>
       ) : (
-        <ul>
-          {entries.map((entry) => (
-            <li key={entry.conversation.id}>
-              <button
-                type="button"
-                class="inbox-item"
-                aria-current={session.openId === entry.conversation.id ? 'true' : undefined}
-                onClick={() => void session.open(entry.conversation.id)}
-              >
-                <span class="who">{entry.customerName}</span>
-                <span class="when">
-                  {entry.lastMessageAt ? (
-                    <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>
-                  ) : (
-                    'No messages'
-                  )}
-                </span>
-                {entry.unread > 0 && <span class="unread">{entry.unread} unread</span>}
-              </button>
-            </li>
-          ))}
-        </ul>
+        <VirtualList
+          items={entries}
+          keyOf={(entry) => entry.conversation.id}
+          estimatedRowHeight={72}
+          render={(entry) => (
+            <button
+              type="button"
+              class="inbox-item"
+              aria-current={session.openId === entry.conversation.id ? 'true' : undefined}
+              onClick={() => void session.open(entry.conversation.id)}
+            >
+              <span class="who">{entry.customerName}</span>
+              <span class="when">
+                {entry.lastMessageAt ? (
+                  <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>
+                ) : (
+                  'No messages'
+                )}
+              </span>
+              {entry.unread > 0 && <span class="unread">{entry.unread} unread</span>}
+            </button>
+          )}
+        />
       )}
     </nav>
   )

@@ -8,6 +8,7 @@ import {
   StrongroomClient,
   StrongroomError,
 } from '@strongroom/sdk'
+import { ConsentTracker } from './consent-tracker.ts'
 import { BrowserSecureContent } from './secure-content.ts'
 
 /** One line of the inbox. */
@@ -34,6 +35,8 @@ export interface StaffIdentity {
   staffId: string
   tenantId: string
   role: string
+  /** What this token allows: the console shows only the screens it can use. */
+  scopes: readonly string[]
 }
 
 /**
@@ -48,6 +51,7 @@ export interface SecureContent {
 }
 
 const HISTORY = 200
+const INBOX_PAGE = 500
 const textDecoder = new TextDecoder('utf-8', { fatal: false })
 
 /** Thrown by signIn for a token the server refuses or that is not a staff member's. */
@@ -67,7 +71,11 @@ export class ConsoleSession {
   /** The last thing that went wrong, in words for the agent. */
   problem: string | undefined
   secure: SecureContent | undefined
+  /** The payment confirmations of the conversations shown, followed until each is decided. */
+  readonly consents: ConsentTracker
   #stream: MessageStream | undefined
+  /** Customer names by id, asked once each however many conversations share a customer. */
+  readonly #customerNames = new Map<string, Promise<string>>()
   #listeners = new Set<() => void>()
   #closed = false
   /** Stream events are handled one at a time, in the order they came. */
@@ -76,6 +84,7 @@ export class ConsoleSession {
   private constructor(client: StrongroomClient, me: StaffIdentity) {
     this.client = client
     this.me = me
+    this.consents = new ConsentTracker(client)
   }
 
   static async signIn(baseUrl: string, token: string): Promise<ConsoleSession> {
@@ -96,6 +105,7 @@ export class ConsoleSession {
       staffId: String(me.staffId),
       tenantId: me.tenantId,
       role: String(me.role),
+      scopes: Array.isArray(me.scopes) ? me.scopes.map(String) : [],
     })
   }
 
@@ -108,14 +118,28 @@ export class ConsoleSession {
     for (const listener of this.#listeners) listener()
   }
 
+  can(scope: string): boolean {
+    return this.me.scopes.includes(scope)
+  }
+
+  /** A conversation changed by this console (reassigned): shown as the server now has it. */
+  updateConversation(conversation: Conversation): void {
+    const entry = this.entries.get(conversation.id)
+    if (entry) entry.conversation = conversation
+    this.#changed()
+  }
+
   /** Loads the inbox, then follows it live from where the list left off. */
   async start(): Promise<void> {
-    // The browser's MLS member first: joining the groups this agent was added to lets their messages be read.
-    this.secure = await BrowserSecureContent.open(this.client, this.me).catch((error: Error) => {
-      this.problem = `Secure conversations cannot be read in this browser: ${error.message}`
-      return undefined
-    })
-    const conversations = await this.client.listConversations()
+    // The browser's MLS member first: joining the groups this agent was added to lets their messages be read. Staff
+    // who cannot write (compliance) are no member of any group.
+    if (this.can('conversations:write')) {
+      this.secure = await BrowserSecureContent.open(this.client, this.me).catch((error: Error) => {
+        this.problem = `Secure conversations cannot be read in this browser: ${error.message}`
+        return undefined
+      })
+    }
+    const conversations = await this.#listAllConversations()
     await Promise.all(conversations.map((c) => this.#addConversation(c)))
     this.#changed()
     if (this.#closed) return
@@ -124,6 +148,7 @@ export class ConsoleSession {
       cursors,
       onMessage: (message) => this.#enqueue(() => this.#onMessage(message)),
       onJoined: (conversationId) => this.#enqueue(() => this.#onJoined(conversationId)),
+      onLeft: (conversationId) => this.#enqueue(async () => this.#onLeft(conversationId)),
       onStateChange: (state) => {
         this.streamState = state
         this.#changed()
@@ -184,7 +209,37 @@ export class ConsoleSession {
   close(): void {
     this.#closed = true
     this.#stream?.close()
+    this.consents.close()
     this.#listeners.clear()
+  }
+
+  async #listAllConversations(): Promise<Conversation[]> {
+    const all: Conversation[] = []
+    for (let page = await this.client.listConversations({ limit: INBOX_PAGE }); ; ) {
+      all.push(...page)
+      if (page.length < INBOX_PAGE) return all
+      page = await this.client.listConversations({ limit: INBOX_PAGE, before: page.at(-1)?.id as string })
+    }
+  }
+
+  #customerName(customerId: string): Promise<string> {
+    let name = this.#customerNames.get(customerId)
+    if (!name) {
+      name = this.client.getCustomer(customerId).then(
+        (c) => c.displayName,
+        () => customerId,
+      )
+      this.#customerNames.set(customerId, name)
+    }
+    return name
+  }
+
+  /** Taken out of a conversation (transferred to another agent): it leaves the inbox. */
+  #onLeft(conversationId: string): void {
+    this.entries.delete(conversationId)
+    this.messages.delete(conversationId)
+    if (this.openId === conversationId) this.openId = undefined
+    this.#changed()
   }
 
   #enqueue(task: () => Promise<void>): void {
@@ -200,10 +255,7 @@ export class ConsoleSession {
       // A public-channel conversation from an unknown sender has no customer until an agent links one.
       conversation.customerId === null
         ? Promise.resolve('Unidentified sender')
-        : this.client.getCustomer(conversation.customerId).then(
-            (c) => c.displayName,
-            () => conversation.customerId as string,
-          ),
+        : this.#customerName(conversation.customerId),
       conversation.lastSeq > 0
         ? this.client
             .listMessages(conversation.id, { after: conversation.lastSeq - 1, limit: 1 })

@@ -368,6 +368,19 @@ export interface DeviceAttestationsTable {
   asserted_at: Timestamp | null
 }
 
+export interface DeviceIntegrityVerdictsTable {
+  tenant_id: string
+  device_id: string
+  decision: 'allow' | 'limited' | 'deny'
+  reason: string
+  /** The risk signals present, space-separated. */
+  flags: string
+  format: string
+  security_level: string
+  app_version: string
+  decided_at: Timestamp
+}
+
 export interface RuntimeSecretsTable {
   tenant_id: string
   name: string
@@ -578,6 +591,7 @@ export interface Database {
   archive_member_state: ArchiveMemberStateTable
   integrity_apps: IntegrityAppsTable
   device_attestations: DeviceAttestationsTable
+  device_integrity_verdicts: DeviceIntegrityVerdictsTable
   runtime_secrets: RuntimeSecretsTable
   device_secret_keys: DeviceSecretKeysTable
   pin_sets: PinSetsTable

@@ -16,6 +16,7 @@ import * as archive from './014-archive.ts'
 import * as smsFactors from './015-sms-factors.ts'
 import * as remoteWipeRetention from './016-remote-wipe-retention.ts'
 import * as smpp from './019-smpp.ts'
+import * as consoleLookups from './021-console-lookups.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -36,6 +37,7 @@ const migrations: Record<string, Migration> = {
   '015-sms-factors': smsFactors,
   '016-remote-wipe-retention': remoteWipeRetention,
   '019-smpp': smpp,
+  '021-console-lookups': consoleLookups,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

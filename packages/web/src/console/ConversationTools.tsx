@@ -1,0 +1,29 @@
+import './ops.css'
+import { AssignmentPanel } from './AssignmentPanel.tsx'
+import { ConsentPanel } from './ConsentPanel.tsx'
+import { CustomerPanel } from './CustomerPanel.tsx'
+import type { ConsoleSession, InboxEntry } from './session.ts'
+
+/** Beside the open conversation: its customer and their devices, payment confirmations, and (supervisors) assignment. */
+export function ConversationTools(props: { session: ConsoleSession; entry: InboxEntry }) {
+  const { session, entry } = props
+  const { customerId, id } = entry.conversation
+  return (
+    <aside class="tools" aria-label={`Customer, payments and assignment for ${entry.customerName}`}>
+      {customerId === null ? (
+        <section class="panel">
+          <h2>Customer</h2>
+          <p>This sender is not linked to a customer yet: link them to see their devices and ask for payments.</p>
+        </section>
+      ) : (
+        <>
+          {session.can('customers:write') && <CustomerPanel session={session} customerId={customerId} />}
+          {session.can('consents:write') && (
+            <ConsentPanel session={session} conversationId={id} customerId={customerId} />
+          )}
+        </>
+      )}
+      {session.can('conversations:assign') && <AssignmentPanel session={session} entry={entry} />}
+    </aside>
+  )
+}

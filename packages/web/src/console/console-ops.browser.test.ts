@@ -1,0 +1,410 @@
+/**
+ * The console's operational screens in a real browser (Debian's Chromium, driven by playwright-core) against a real
+ * server: payment confirmation with its live status and verified receipt, the customer's risk badges and devices with
+ * revoke, a supervisor's transfer, the compliance screen (verification, search, export with progress), and a
+ * 1,000-conversation inbox. Keyboard-only use of the consent form; axe on every screen. Screenshots go to
+ * packages/web/test-output/.
+ */
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import AxeBuilder from '@axe-core/playwright'
+import {
+  type ConsentRequest,
+  enrolDevice,
+  StaffToken,
+  StrongroomClient,
+  type StrongroomError,
+  verifyConsentReceipt,
+} from '@strongroom/sdk'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import WebSocket from 'ws'
+import { archiveRecords } from '../../../server/src/archive/append.ts'
+import { verifyBundle } from '../../../server/src/archive/bundle.ts'
+import { createConversationIn } from '../../../server/src/conversations/conversations.ts'
+import { createCustomer } from '../../../server/src/identity/customers.ts'
+import { verificationKeys } from '../../../server/src/platform/keyring/signing-keys.ts'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
+import { buildWeb } from '../../build.ts'
+
+const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
+const available = existsSync(CHROMIUM)
+const skip = available ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`
+const outputDir = path.join(import.meta.dirname, '..', '..', 'test-output')
+const app = { appId: 'com.bank.app', appVersion: '3.2.0' }
+const clean = { rooted: false, debugger: false, hooking: false, emulator: false }
+const GRACE_PHONE = '+447700900123'
+const ARCHIVED = 1200
+
+describe('the console’s operational screens in Chromium', { skip }, () => {
+  let webDir: string
+  let server: TestServer
+  let bank: TestBank
+  let browser: Browser
+  let agentApi: StrongroomClient
+  let graceId: string
+  let conversationId: string
+  let phone: StrongroomClient
+  let tablet: StrongroomClient
+  let agentPage: Page
+  const contexts: BrowserContext[] = []
+  const pageProblems: string[] = []
+
+  /** A page of its own (a new context: no shared memory), watched for script errors, CSP violations and failures. */
+  async function newPage(width = 1280): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true })
+    contexts.push(context)
+    const page = await context.newPage()
+    // Generous: a loaded CI machine shares two cores between this browser, the server and other test files.
+    page.setDefaultTimeout(60_000)
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+        pageProblems.push(message.text())
+      }
+    })
+    page.on('pageerror', (error) => pageProblems.push(error.message))
+    page.on('response', (response) => {
+      const url = new URL(response.url())
+      if (response.status() >= 400 && url.pathname !== '/favicon.ico') {
+        pageProblems.push(`${response.status()} ${url.pathname}`)
+      }
+    })
+    return page
+  }
+
+  async function signIn(page: Page, token: string): Promise<void> {
+    await page.goto(`${server.url}/console/`)
+    await page.getByLabel('Staff token').fill(token)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByText('Live').waitFor()
+  }
+
+  before(async () => {
+    mkdirSync(outputDir, { recursive: true })
+    webDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-build-'))
+    await buildWeb({ outDir: webDir, quiet: true })
+    server = await startTestServer({ webDir })
+    bank = await createTestBank(server)
+    agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    graceId = (
+      await agentApi.createCustomer({ externalRef: 'REF-GRACE', displayName: 'Grace Payer', phoneNumber: GRACE_PHONE })
+    ).id
+    const enrol = async (label: string) =>
+      (
+        await enrolDevice({
+          baseUrl: server.url,
+          enrolmentCode: (await agentApi.issueEnrolmentCode(graceId)).code,
+          label,
+          WebSocket: WebSocket as never,
+        })
+      ).client
+    phone = await enrol('Grace’s phone')
+    tablet = await enrol('Old tablet')
+    await phone.attest({ app, signals: clean })
+    await tablet.attest({ app, signals: { ...clean, rooted: true } })
+    conversationId = (await agentApi.createConversation({ customerId: graceId, assignedStaffId: bank.agentId })).id
+    await phone.sendMessage(conversationId, {
+      contentType: 'text/plain',
+      ciphertext: new TextEncoder().encode('I want to pay my builder'),
+    })
+    // The carrier says Grace's SIM changed an hour ago.
+    const swapped = await fetch(`${server.url}/dev/camara/sim-swaps/${encodeURIComponent(GRACE_PHONE)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ swappedAt: new Date(Date.now() - 3_600_000).toISOString() }),
+    })
+    assert.equal(swapped.status, 204)
+    browser = await chromium.launch({ executablePath: CHROMIUM })
+    agentPage = await newPage()
+  })
+
+  after(async () => {
+    for (const context of contexts) await context.close().catch(() => undefined)
+    await browser?.close()
+    await server?.stop()
+    if (webDir) rmSync(webDir, { recursive: true, force: true })
+  })
+
+  test('the agent sees the customer’s risk badges and devices beside the conversation', async () => {
+    await signIn(agentPage, bank.agentToken)
+    await agentPage.getByRole('button', { name: /Grace Payer/ }).click()
+    await agentPage
+      .getByRole('log', { name: 'Messages with Grace Payer' })
+      .getByText('I want to pay my builder')
+      .waitFor()
+    const risks = agentPage.getByRole('list', { name: 'Risk signals' })
+    await risks.getByText('SIM swapped in the last 72 hours').waitFor()
+    await risks.getByText('New device: enrolled in the last 7 days').waitFor()
+    await risks.getByText('Integrity: limited (rooted-device; rooted)').waitFor()
+    const devices = agentPage.locator('.devices')
+    await devices.getByText('Grace’s phone').waitFor()
+    await devices.getByText('Integrity: passed (dev, software)').waitFor()
+    await assertAccessible(agentPage, 'customer panel')
+    await agentPage.screenshot({ path: path.join(outputDir, 'console-customer-panel.png') })
+  })
+
+  test('keyboard only: the agent asks for a payment, the phone approves, the console shows the verified receipt', async () => {
+    const page = agentPage
+    await tabTo(page, 'consent-amount')
+    await page.keyboard.type('1,250.00')
+    await page.getByText('€1,250.00 (125000 in minor units)', { exact: false }).waitFor()
+    await page.keyboard.press('Tab') // currency: EUR stays chosen
+    await page.keyboard.press('Tab')
+    await page.keyboard.type('Bob the Builder Ltd')
+    await page.keyboard.press('Tab')
+    await page.keyboard.type('DE89 3704 0044 0532 0130 00')
+    await page.keyboard.press('Tab')
+    await page.keyboard.type('Kitchen, invoice 42')
+    await page.keyboard.press('Tab') // the expiry: five minutes
+    await page.keyboard.press('Tab')
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Ask the customer to confirm')
+    const sent = page.waitForResponse((r) => r.url().endsWith('/v1/consents') && r.request().method() === 'POST')
+    await page.keyboard.press('Enter')
+    const asked = (await (await sent).json()) as ConsentRequest
+    assert.deepEqual(
+      [asked.amount, asked.payee, asked.reference],
+      [
+        { value: 125000, currency: 'EUR' },
+        { name: 'Bob the Builder Ltd', account: 'DE89370400440532013000' },
+        'Kitchen, invoice 42',
+      ],
+    )
+    const card = page.locator('.consent').filter({ hasText: 'Bob the Builder Ltd' })
+    await card.getByRole('status').getByText('Waiting for the customer').waitFor()
+    await assertAccessible(page, 'consent pending')
+
+    const seen = await phone.getConsent(asked.id)
+    const approved = await phone.approveConsent(seen)
+    await card.getByRole('status').getByText('Approved').waitFor()
+    await card.getByText('Signature verified with the bank’s receipt key').waitFor()
+    await card.getByText('device-key').waitFor()
+    await card.evaluate((element) => element.scrollIntoView({ block: 'end' }))
+    await page.screenshot({ path: path.join(outputDir, 'console-consent-approved.png') })
+
+    const download = page.waitForEvent('download')
+    await card.getByRole('link', { name: 'Download receipt (JWS)' }).focus()
+    await page.keyboard.press('Enter')
+    const file = await (await download).path()
+    const jws = readFileSync(file, 'utf8')
+    assert.equal(jws, approved.receipt)
+    const verified = await verifyConsentReceipt(jws, await agentApi.receiptKeys(), asked)
+    assert.equal(verified.transaction.amount.value, 125000)
+    await assertAccessible(page, 'consent approved')
+  })
+
+  test('a declined request shows as declined, with no receipt', async () => {
+    const page = agentPage
+    await page.getByLabel('Amount').fill('80')
+    await page.getByLabel('Currency').selectOption('GBP')
+    await page.getByLabel('Payee name').fill('Unknown Trader')
+    await page.getByLabel('Payee account (IBAN or account number)').fill('GB33BUKB20201555555555')
+    await page.getByLabel('Reference').fill('Urgent transfer')
+    const sent = page.waitForResponse((r) => r.url().endsWith('/v1/consents') && r.request().method() === 'POST')
+    await page.getByRole('button', { name: 'Ask the customer to confirm' }).click()
+    const asked = (await (await sent).json()) as ConsentRequest
+    assert.deepEqual(asked.amount, { value: 8000, currency: 'GBP' })
+    await phone.declineConsent(asked.id, 'I did not ask for this')
+    const card = page.locator('.consent').filter({ hasText: 'Unknown Trader' })
+    await card.getByRole('status').getByText('Declined').waitFor()
+    assert.equal(await card.getByText('Signed receipt').count(), 0)
+    await card.evaluate((element) => element.scrollIntoView({ block: 'end' }))
+    await page.screenshot({ path: path.join(outputDir, 'console-consent-declined.png') })
+  })
+
+  test('revoking a device asks first; once revoked, that device’s requests fail', async () => {
+    const page = agentPage
+    const row = page.locator('.device').filter({ hasText: 'Old tablet' })
+    await row.getByRole('button', { name: 'Revoke Old tablet' }).click()
+    const confirm = row.getByRole('group')
+    await confirm.getByText('This cannot be undone').waitFor()
+    await assertAccessible(page, 'revoke confirmation')
+    await page.screenshot({ path: path.join(outputDir, 'console-revoke-confirm.png') })
+    // Cancel changes nothing.
+    await page.keyboard.press('Enter') // the focus starts on Cancel
+    await row.getByRole('button', { name: 'Revoke Old tablet' }).waitFor()
+    assert.equal((await tablet.listMyDevices()).length, 2)
+
+    await row.getByRole('button', { name: 'Revoke Old tablet' }).click()
+    await row.getByLabel('Reason (kept in the audit log)').fill('Customer reports it stolen')
+    await row.getByRole('button', { name: 'Revoke device' }).click()
+    await page.getByText('Old tablet was revoked.').waitFor()
+    await row.getByText('revoked', { exact: true }).waitFor()
+    await assert.rejects(tablet.listMyDevices(), (e: StrongroomError) => e.status === 401)
+    await assert.rejects(tablet.getConsent('con_0000000000000000000000'), (e: StrongroomError) => e.status === 401)
+    assert.equal((await phone.listMyDevices()).find((d) => d.label === 'Old tablet')?.status, 'revoked')
+  })
+
+  test('at 360 px wide the tools follow the conversation, nothing scrolls sideways', async () => {
+    const page = agentPage
+    await page.setViewportSize({ width: 360, height: 740 })
+    await page.getByRole('heading', { name: 'Customer', exact: true }).evaluate((h) => h.scrollIntoView())
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 360))
+    await assertAccessible(page, 'tools at 360 px')
+    await page.screenshot({ path: path.join(outputDir, 'console-tools-360.png') })
+    await page.setViewportSize({ width: 1280, height: 900 })
+  })
+
+  test('a supervisor transfers the conversation: it leaves the agent’s inbox live and reaches the other agent', async () => {
+    const supervisor = await bank.staffToken('supervisor', 'Sam Supervisor')
+    const bea = await bank.staffToken('agent', 'Bea Agent')
+    await agentApi.addMember(conversationId, { kind: 'staff', id: supervisor.staffId })
+    const page = await newPage()
+    await signIn(page, supervisor.token)
+    await page.getByRole('button', { name: /Grace Payer/ }).click()
+    // The payment confirmations the agent asked for are there too, with their verified receipt.
+    const earlier = page.locator('.consent').filter({ hasText: 'Bob the Builder Ltd' })
+    await earlier.getByRole('status').getByText('Approved').waitFor()
+    await earlier.getByText('Signature verified with the bank’s receipt key').waitFor()
+    const panel = page.locator('section').filter({ has: page.getByRole('heading', { name: 'Assignment' }) })
+    await panel.getByText('Assigned to agent').waitFor()
+    await page.getByLabel('Give to').selectOption({ label: 'Bea Agent (agent)' })
+    await assertAccessible(page, 'assignment')
+    await panel.getByRole('button', { name: 'Transfer' }).click()
+    await panel.getByText('Transferred to Bea Agent.').waitFor()
+    await panel.getByText('Assigned to Bea Agent').waitFor()
+    await page.screenshot({ path: path.join(outputDir, 'console-assignment.png') })
+    // The agent who had it: gone from the inbox, live.
+    await agentPage.getByRole('button', { name: /Grace Payer/ }).waitFor({ state: 'detached' })
+    const beaApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bea.token) })
+    assert.equal((await beaApi.getConversation(conversationId)).assignedStaffId, bea.staffId)
+  })
+
+  test('a compliance officer sees the chain verified, searches the archive and exports a case with progress', async () => {
+    const page = await newPage()
+    const officer = await bank.staffToken('compliance', 'Olive Officer')
+    const inputs = Array.from({ length: ARCHIVED }, (_, i) => ({
+      tenantId: bank.tenantId,
+      recordClass: 'public-message' as const,
+      sourceRef: `browser-test:${i}`,
+      conversationId: null,
+      conversationSeq: null,
+      customerId: graceId,
+      occurredAt: new Date(Date.now() - (ARCHIVED - i) * 60_000),
+      content: {
+        sender: { kind: 'customer', id: graceId },
+        text: i === 0 ? 'Please send me a replacement card' : `message ${i} from Grace`,
+      },
+    }))
+    assert.equal(await archiveRecords(server.ctx, inputs), ARCHIVED)
+    await server.flushArchive()
+
+    await signIn(page, officer.token)
+    const main = page.getByRole('main')
+    await main.getByText('Verification OK:').waitFor()
+    await page.getByLabel('Customer id').fill(graceId)
+    await page.getByLabel('Text').fill('replacement card')
+    await page.getByRole('button', { name: 'Search' }).click()
+    const table = page.getByRole('table', { name: 'Archive records found' })
+    await table.getByText('Please send me a replacement card').waitFor()
+    await assertAccessible(page, 'compliance search')
+    await page.screenshot({ path: path.join(outputDir, 'console-compliance.png') })
+
+    // What the progress bar showed, as it changed: the export streams and the page follows it.
+    await page.evaluate(() => {
+      const seen: string[] = []
+      ;(window as unknown as { progressSeen: string[] }).progressSeen = seen
+      new MutationObserver(() => {
+        const bar = document.getElementById('export-progress')
+        if (bar) seen.push(`${bar.getAttribute('value')}/${bar.getAttribute('max')}`)
+      }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true })
+    })
+    await page.getByLabel('Text').fill('')
+    const download = page.waitForEvent('download')
+    await page.getByRole('button', { name: 'Export as a signed case' }).click()
+    await page.getByText(`Signed bundle ready: ${ARCHIVED} of ${ARCHIVED} records`).waitFor()
+    const progress = await page.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen)
+    console.log(`export progress as shown: ${[...new Set(progress)].join(', ')}`)
+    assert.ok(
+      progress.some((p) => p.endsWith(`/${ARCHIVED}`)),
+      'the progress bar showed the case’s size while it was built',
+    )
+    await assertAccessible(page, 'compliance export')
+    await page.screenshot({ path: path.join(outputDir, 'console-compliance-export.png') })
+    await page.getByRole('link', { name: /Download case-/ }).click()
+    const bundle = readFileSync(await (await download).path(), 'utf8')
+    assert.deepEqual(verifyBundle(bundle, await verificationKeys(server.ctx.db, 'archive-checkpoint')), {
+      ok: true,
+      records: ARCHIVED,
+    })
+  })
+
+  test('1,000 conversations: the inbox renders only what is in view and moves by keyboard to the last', async () => {
+    const busy = await bank.staffToken('agent', 'Busy Agent')
+    const customers: { id: string }[] = []
+    for (let i = 0; i < 20; i++) {
+      customers.push(
+        await createCustomer(server.ctx, bank.tenantId, {
+          externalRef: `REF-BUSY-${i}`,
+          displayName: `Customer ${String(i).padStart(2, '0')}`,
+        }),
+      )
+    }
+    await server.ctx.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < 1000; i++) {
+        await createConversationIn(trx, bank.tenantId, {
+          customerId: customers[i % customers.length]?.id as string,
+          assignedStaffId: busy.staffId,
+        })
+      }
+    })
+    const page = await newPage()
+    await page.goto(`${server.url}/console/`)
+    await page.getByLabel('Staff token').fill(busy.token)
+    await page.evaluate(() => {
+      const w = window as unknown as { longest: number }
+      w.longest = 0
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) w.longest = Math.max(w.longest, entry.duration)
+      }).observe({ type: 'longtask', buffered: false })
+    })
+    const started = Date.now()
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.locator('.inbox li[aria-posinset="1"]').waitFor()
+    const shown = Date.now() - started
+    const rendered = await page.locator('.inbox li').count()
+    const setSize = await page.locator('.inbox li').first().getAttribute('aria-setsize')
+    const longest = await page.evaluate(() => (window as unknown as { longest: number }).longest)
+    assert.equal(setSize, '1000')
+    assert.ok(rendered < 100, `only the rows in view are in the page (${rendered})`)
+
+    await page.locator('.inbox li[aria-posinset="1"] button').focus()
+    const scrolled = Date.now()
+    await page.keyboard.press('End')
+    await page.locator('.inbox li[aria-posinset="1000"] button:focus').waitFor()
+    const toEnd = Date.now() - scrolled
+    await page.keyboard.press('ArrowUp')
+    await page.locator('.inbox li[aria-posinset="999"] button:focus').waitFor()
+    await page.keyboard.press('Home')
+    await page.locator('.inbox li[aria-posinset="1"] button:focus').waitFor()
+    console.log(
+      `inbox of 1,000 conversations: shown ${shown} ms after sign-in (loading included), ` +
+        `longest main-thread task ${Math.round(longest)} ms, ${rendered} rows in the page, End key to the last row ${toEnd} ms`,
+    )
+    await assertAccessible(page, 'inbox of 1,000')
+    await page.screenshot({ path: path.join(outputDir, 'console-inbox-1000.png') })
+  })
+
+  test('the pages ran under their policy with no violation, script error or failed request', () => {
+    assert.deepEqual(pageProblems, [])
+  })
+})
+
+/** Presses Tab until the element with this id has the focus: the way a keyboard user gets there. */
+async function tabTo(page: Page, id: string): Promise<void> {
+  for (let presses = 0; presses < 80; presses++) {
+    if (await page.evaluate((wanted) => document.activeElement?.id === wanted, id)) return
+    await page.keyboard.press('Tab')
+  }
+  assert.fail(`Tab never reached #${id}`)
+}
+
+/** axe-core on the page as it is: no serious or critical violation. */
+async function assertAccessible(page: Page, screen: string): Promise<void> {
+  const results = await new AxeBuilder({ page }).analyze()
+  const serious = results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
+  assert.deepEqual(serious, [], `${screen}: accessibility violations`)
+}
