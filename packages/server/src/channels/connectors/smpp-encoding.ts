@@ -1,3 +1,4 @@
+/// <reference path="./smpp-module.d.ts" />
 import smpp from 'smpp'
 
 /**

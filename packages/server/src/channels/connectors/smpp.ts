@@ -1,3 +1,4 @@
+/// <reference path="./smpp-module.d.ts" />
 import { randomInt, randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
