@@ -7,7 +7,14 @@
  * const stream = client.stream({ onMessage: (m) => console.log(m.seq) })
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
-export { type ClientOptions, type Device, enrolDevice, type OutgoingMessage, StrongroomClient } from './client.ts'
+export {
+  type ClientOptions,
+  type Device,
+  enrolDevice,
+  type MessageRange,
+  type OutgoingMessage,
+  StrongroomClient,
+} from './client.ts'
 export {
   type ConsentRequest,
   consentPasskeyChallenge,
@@ -38,6 +45,17 @@ export {
   staffPasskeySignInOptions,
 } from './passkeys.ts'
 export type { Conversation, Message, ProblemDocument } from './protocol.ts'
+export {
+  type ConversationChannel,
+  channelNames,
+  IMPORTED_HISTORY_TYPE,
+  isPublicChannelMessage,
+  type PivotLink,
+  PUBLIC_MESSAGE_TYPE,
+  type PublicChannelConnector,
+  type PublicMessage,
+  type SentPublicMessage,
+} from './public-channels.ts'
 export {
   DEVICE_WIPED_PROBLEM,
   executeRemoteWipe,

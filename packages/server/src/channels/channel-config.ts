@@ -180,6 +180,19 @@ async function toConfig(
   }
 }
 
+/** Dev mode only (the channel simulator): every tenant's channels, by connector and receiving address only. */
+export async function listChannelAddresses(
+  ctx: Pick<ServerContext, 'db'>,
+): Promise<{ connector: ConnectorKind; address: string }[]> {
+  const rows = await ctx.db
+    .selectFrom('channel_configs')
+    .select(['connector', 'receiving_address'])
+    .orderBy('connector')
+    .orderBy('receiving_address')
+    .execute()
+  return rows.map((row) => ({ connector: row.connector, address: row.receiving_address }))
+}
+
 /** The channel a webhook is for, by the address it was sent to: this is how the tenant is found. */
 export async function findChannelByAddress(
   ctx: Ctx,
