@@ -38,7 +38,11 @@ export async function seedDemoBank(ctx: ServerContext): Promise<void> {
   })
   const ttlSeconds = 30 * 86400
   const adminToken = (await issueStaffToken(ctx, admin, { ttlSeconds }, system)).token
-  await configureDemoChannels(ctx, adminToken, agent.id)
+  await configureSimulatedChannels(ctx, adminToken, agent.id, {
+    twilio: demoAddresses.bankSms,
+    whatsapp: demoAddresses.bankWhatsApp,
+    messenger: demoAddresses.bankMessengerPage,
+  })
   const credentials = {
     tenantId: tenant.id,
     adminToken,
@@ -52,25 +56,34 @@ export async function seedDemoBank(ctx: ServerContext): Promise<void> {
   ctx.log.info({ tenantId: tenant.id, credentialsFile: file }, 'dev mode: created the Demo Bank')
 }
 
-async function configureDemoChannels(ctx: ServerContext, adminToken: string, agentId: string): Promise<void> {
+/**
+ * Public channels for a tenant, answered by the channel simulator (random secrets; in dev, channels without a
+ * provider URL send to the simulator), with `agentId` joining every new public conversation. For the demo bank, and
+ * for tests.
+ */
+export async function configureSimulatedChannels(
+  ctx: Pick<ServerContext, 'db' | 'keyring' | 'config'>,
+  adminToken: string,
+  agentId: string,
+  addresses: { twilio?: string; whatsapp?: string; messenger?: string },
+): Promise<void> {
   const admin = await authenticateStaffToken(ctx, adminToken)
-  if (!admin) throw new Error('the demo admin token was not accepted')
+  if (!admin) throw new Error('the admin token was not accepted')
   const secret = () => randomBytes(24).toString('base64url')
-  const meta = { apiVersion: 'v23.0', agentId }
-  const metaSecrets = () => ({ appSecret: secret(), accessToken: secret(), verifyToken: secret() })
-  await configureChannel(ctx, admin, 'twilio', {
-    address: demoAddresses.bankSms,
-    settings: { accountSid: `AC${randomBytes(16).toString('hex')}`, agentId },
-    secrets: { authToken: secret() },
-  })
-  await configureChannel(ctx, admin, 'whatsapp', {
-    address: demoAddresses.bankWhatsApp,
-    settings: meta,
-    secrets: metaSecrets(),
-  })
-  await configureChannel(ctx, admin, 'messenger', {
-    address: demoAddresses.bankMessengerPage,
-    settings: meta,
-    secrets: metaSecrets(),
-  })
+  if (addresses.twilio) {
+    await configureChannel(ctx, admin, 'twilio', {
+      address: addresses.twilio,
+      settings: { accountSid: `AC${randomBytes(16).toString('hex')}`, agentId },
+      secrets: { authToken: secret() },
+    })
+  }
+  for (const connector of ['whatsapp', 'messenger'] as const) {
+    const address = addresses[connector]
+    if (!address) continue
+    await configureChannel(ctx, admin, connector, {
+      address,
+      settings: { apiVersion: 'v23.0', agentId },
+      secrets: { appSecret: secret(), accessToken: secret(), verifyToken: secret() },
+    })
+  }
 }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
+import { configureSimulatedChannels } from '../seed.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { PhoneLog } from './simulator-phone-log.ts'
 
@@ -25,32 +26,18 @@ describe('the channel simulator: the phone side', () => {
     server = await startTestServer()
     bank = await createTestBank(server, 'Simulator Bank')
     const otherBank = await createTestBank(server, 'Other Simulator Bank')
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await agent.request('POST', '/v1/customers', {
       externalRef: 'SIM-1',
       displayName: 'Simon Customer',
       phoneNumber: CUSTOMER_PHONE,
     })
-    await admin.request('PUT', '/v1/channels/twilio', {
-      address: BANK_NUMBER,
-      accountSid: `AC${'1'.repeat(32)}`,
-      agentId: bank.agentId,
-      secrets: { authToken: 'simulator-bank-auth-token' },
+    await configureSimulatedChannels(server.ctx, bank.adminToken, bank.agentId, {
+      twilio: BANK_NUMBER,
+      messenger: PAGE_ID,
     })
-    await admin.request('PUT', '/v1/channels/messenger', {
-      address: PAGE_ID,
-      apiVersion: 'v23.0',
-      agentId: bank.agentId,
-      secrets: { appSecret: 'simulator-app-secret', accessToken: 'simulator-page-token', verifyToken: 'v'.repeat(20) },
-    })
-    await new StrongroomClient({
-      baseUrl: server.url,
-      credentials: new StaffToken(otherBank.adminToken),
-    }).request('PUT', '/v1/channels/twilio', {
-      address: OTHER_BANK_NUMBER,
-      accountSid: `AC${'2'.repeat(32)}`,
-      secrets: { authToken: 'other-simulator-bank-auth-token' },
+    await configureSimulatedChannels(server.ctx, otherBank.adminToken, otherBank.agentId, {
+      twilio: OTHER_BANK_NUMBER,
     })
     phone = new ChannelSimulator({ baseUrl: server.url })
   })

@@ -1,6 +1,7 @@
 import {
   base64ToBytes,
   type Conversation,
+  isPublicChannelMessage,
   type Message,
   type MessageStream,
   StaffToken,
@@ -8,6 +9,7 @@ import {
   StrongroomClient,
   StrongroomError,
 } from '@strongroom/sdk'
+import { PublicChannels, type PublicDetails } from './public-channels.ts'
 import { BrowserSecureContent } from './secure-content.ts'
 
 /** One line of the inbox. */
@@ -28,6 +30,8 @@ export interface ShownMessage {
   text: string | undefined
   placeholder?: string
   createdAt: string
+  /** A public-channel message (or public history imported into a secure conversation). */
+  public?: PublicDetails
 }
 
 export interface StaffIdentity {
@@ -67,6 +71,7 @@ export class ConsoleSession {
   /** The last thing that went wrong, in words for the agent. */
   problem: string | undefined
   secure: SecureContent | undefined
+  readonly publicChannels: PublicChannels
   #stream: MessageStream | undefined
   #listeners = new Set<() => void>()
   #closed = false
@@ -76,6 +81,7 @@ export class ConsoleSession {
   private constructor(client: StrongroomClient, me: StaffIdentity) {
     this.client = client
     this.me = me
+    this.publicChannels = new PublicChannels(client, () => this.#changed())
   }
 
   static async signIn(baseUrl: string, token: string): Promise<ConsoleSession> {
@@ -116,6 +122,7 @@ export class ConsoleSession {
       return undefined
     })
     const conversations = await this.client.listConversations()
+    await this.publicChannels.learn(conversations.map((c) => c.id))
     await Promise.all(conversations.map((c) => this.#addConversation(c)))
     this.#changed()
     if (this.#closed) return
@@ -168,7 +175,9 @@ export class ConsoleSession {
   }
 
   async send(conversationId: string, text: string): Promise<void> {
-    if (this.secure && (await this.secure.isSecure(conversationId))) {
+    if (this.publicChannels.isPublic(conversationId)) {
+      await this.publicChannels.send(conversationId, text)
+    } else if (this.secure && (await this.secure.isSecure(conversationId))) {
       await this.secure.send(conversationId, text)
     } else if (this.#stream) {
       await this.#stream.send(conversationId, { contentType: 'text/plain', ciphertext: new TextEncoder().encode(text) })
@@ -220,6 +229,7 @@ export class ConsoleSession {
 
   async #onJoined(conversationId: string): Promise<void> {
     if (this.entries.has(conversationId)) return
+    await this.publicChannels.learn([conversationId])
     await this.#addConversation(await this.client.getConversation(conversationId))
     this.#changed()
   }
@@ -262,6 +272,11 @@ export class ConsoleSession {
     const base = { seq: message.seq, id: message.id, from, createdAt: message.createdAt } as const
     if (message.contentType === 'text/plain') {
       return { ...base, text: textDecoder.decode(base64ToBytes(message.ciphertext)) }
+    }
+    if (isPublicChannelMessage(message)) {
+      const read = await this.publicChannels.read(message)
+      if (!read) return { ...base, text: undefined, placeholder: 'A public-channel message that could not be opened' }
+      return { ...base, text: read.text, public: read.details }
     }
     if (message.contentType === 'message/mls') {
       if (!this.secure) return { ...base, text: undefined, placeholder: 'Encrypted message' }
