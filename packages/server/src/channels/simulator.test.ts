@@ -3,11 +3,15 @@
  * phone can write to, and a phone's thread both ways, in order, followed live by waiting for what comes next.
  */
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
+import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { configureSimulatedChannels } from '../seed.ts'
-import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { createTestBank, startTestServer, type TestBank, type TestServer, usingPostgres } from '../testing/harness.ts'
 import { PhoneLog } from './simulator-phone-log.ts'
 
 const BANK_NUMBER = '+442079460555'
@@ -159,5 +163,42 @@ describe('the phone log', () => {
     ]
     log.release()
     assert.deepEqual(await Promise.all(waiting), [[], []])
+  })
+})
+
+describe('a production server', {
+  skip: usingPostgres ? false : 'production mode runs on PostgreSQL (DATABASE_URL)',
+}, () => {
+  test('has no channel simulator: no phone, no thread, no channel list, no fake provider', async () => {
+    const keys = mkdtempSync(path.join(os.tmpdir(), 'strongroom-production-keys-'))
+    const keyFile = path.join(keys, 'keyring.json')
+    await LocalKeyFileProvider.open(keyFile, { create: true })
+    const server = await startTestServer({ mode: 'production', keyFile })
+    try {
+      const status = async (method: string, url: string, body?: unknown) => {
+        const response = await fetch(server.url + url, {
+          method,
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          body: body === undefined ? null : JSON.stringify(body),
+        })
+        await response.body?.cancel()
+        return response.status
+      }
+      assert.equal(await status('GET', '/dev/simulator/channels'), 404)
+      assert.equal(await status('GET', `/dev/simulator/phone/twilio/thread?address=${CUSTOMER_PHONE}`), 404)
+      assert.equal(await status('GET', `/dev/simulator/phone/twilio/inbox?address=${CUSTOMER_PHONE}`), 404)
+      assert.equal(
+        await status('POST', '/dev/simulator/phone/twilio/messages', {
+          from: CUSTOMER_PHONE,
+          to: BANK_NUMBER,
+          text: 'x',
+        }),
+        404,
+      )
+      assert.equal(await status('POST', '/dev/simulator/provider/messenger/v23.0/me/messages', {}), 404)
+    } finally {
+      await server.stop()
+      rmSync(keys, { recursive: true, force: true })
+    }
   })
 })

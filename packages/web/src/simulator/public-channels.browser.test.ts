@@ -249,11 +249,25 @@ describe('public channels in Chromium: the simulator and the agent console', { s
     const button = phoneLog('WhatsApp').getByRole('link', { name: 'Continue securely' })
     await button.waitFor()
     await phone.screenshot({ path: path.join(outputDir, 'simulator-whatsapp-button-360.png'), fullPage: true })
+    // The link's token must not leak to the page it opens from, nor the page back to the simulator.
+    assert.deepEqual((await button.getAttribute('rel'))?.split(' ').sort(), ['noopener', 'noreferrer'])
     const [opened] = await Promise.all([phoneContext.waitForEvent('page'), button.click()])
     await opened.waitForLoadState()
     assert.equal(new URL(opened.url()).pathname, '/secure/')
+    assert.equal(await opened.evaluate(() => window.opener), null)
     await opened.close()
     await assertAccessible(phone, 'simulator WhatsApp thread')
+  })
+
+  test("a customer's markup and script URLs stay text on both pages", async () => {
+    const hostile = '<img src=x onerror="document.title=1"> <b>bold</b> javascript:alert(1)'
+    await phoneSends(hostile, 'WhatsApp')
+    await consoleLog().getByText(hostile).waitFor()
+    for (const page of [phone, agent]) {
+      assert.equal(await page.locator('img, b').count(), 0, 'no element made from the text')
+      assert.equal(await page.locator('a[href^="javascript:"]').count(), 0, 'no script link')
+      assert.notEqual(await page.title(), '1')
+    }
   })
 
   test('the console at 360 px: the public conversation with its pivot panel fits, axe clean', async () => {
