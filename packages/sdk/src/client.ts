@@ -14,6 +14,7 @@ import type {
   PasskeyRequestOptions,
 } from './passkeys.ts'
 import type { Conversation, Message, ProblemDocument } from './protocol.ts'
+import type { ConversationChannel, PivotLink, PublicMessage, SentPublicMessage } from './public-channels.ts'
 import { executeRemoteWipe, fetchWipeKeys, isDeviceWipedProblem, type RemoteWipeOptions } from './remote-wipe.ts'
 import { openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'
@@ -129,6 +130,22 @@ export interface OutgoingMessage {
   /** Makes sending idempotent: the same id returns the same message. A random one is made if absent. */
   clientMessageId?: string
   expiresAt?: Date
+}
+
+export interface MessageRange {
+  /** Messages after this sequence number. */
+  after?: number
+  limit?: number
+}
+
+/** How many conversations one channel lookup names (the server's limit). */
+const CHANNEL_LOOKUP_BATCH = 100
+
+function rangeQuery(range: MessageRange): URLSearchParams {
+  const query = new URLSearchParams()
+  if (range.after !== undefined) query.set('after', String(range.after))
+  if (range.limit !== undefined) query.set('limit', String(range.limit))
+  return query
 }
 
 export interface SentMessage {
@@ -557,16 +574,73 @@ export class StrongroomClient {
     })
   }
 
-  async listMessages(conversationId: string, range: { after?: number; limit?: number } = {}): Promise<Message[]> {
-    const query = new URLSearchParams()
-    if (range.after !== undefined) query.set('after', String(range.after))
-    if (range.limit !== undefined) query.set('limit', String(range.limit))
-    const path = `/v1/conversations/${encodeURIComponent(conversationId)}/messages?${query}`
+  async listMessages(conversationId: string, range: MessageRange = {}): Promise<Message[]> {
+    const path = `/v1/conversations/${encodeURIComponent(conversationId)}/messages?${rangeQuery(range)}`
     return (await this.request<{ messages: Message[] }>('GET', path)).messages
   }
 
   markRead(conversationId: string, readSeq: number) {
     return this.request<void>('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/markers`, { readSeq })
+  }
+
+  /**
+   * The public-channel messages of a conversation with their text: its thread on SMS, WhatsApp or Messenger, or the
+   * history a pivot imported into a secure conversation. Text DLP masked stays masked (`masked` names what); the
+   * bank's own messages carry their delivery state.
+   *
+   * @example
+   * const [latest] = await client.listPublicMessages(message.conversationId, { after: message.seq - 1, limit: 1 })
+   */
+  async listPublicMessages(conversationId: string, range: MessageRange = {}): Promise<PublicMessage[]> {
+    const path = `/v1/conversations/${encodeURIComponent(conversationId)}/public-messages?${rangeQuery(range)}`
+    return (await this.request<{ messages: PublicMessage[] }>('GET', path)).messages
+  }
+
+  /**
+   * Staff: sends a text to the customer on the conversation's public channel. Card or account data is refused
+   * (`channels/sensitive-data`: move the customer to the secure channel instead); so is free text on WhatsApp more
+   * than 24 hours after the customer last wrote (`channels/outside-service-window`). The same `clientMessageId`
+   * never sends twice.
+   */
+  sendPublicMessage(conversationId: string, message: { text: string; clientMessageId?: string }) {
+    return this.request<SentPublicMessage>(
+      'POST',
+      `/v1/conversations/${encodeURIComponent(conversationId)}/public-messages`,
+      { clientMessageId: message.clientMessageId ?? randomId(), text: message.text },
+    )
+  }
+
+  /**
+   * Staff: invites the customer to the secure channel. The server sends a single-use link, valid for minutes, on the
+   * conversation's public channel (a button on WhatsApp and Messenger); follow it with `listPivotLinks`.
+   */
+  invitePivot(conversationId: string, options: { ttlSeconds?: number } = {}) {
+    return this.request<{ link: PivotLink; message: SentPublicMessage }>(
+      'POST',
+      `/v1/conversations/${encodeURIComponent(conversationId)}/pivot`,
+      options,
+    )
+  }
+
+  /** Staff: the secure-channel links sent in a conversation, newest first: sent, opened, completed or expired. */
+  async listPivotLinks(conversationId: string): Promise<PivotLink[]> {
+    const path = `/v1/conversations/${encodeURIComponent(conversationId)}/pivot-links`
+    return (await this.request<{ links: PivotLink[] }>('GET', path)).links
+  }
+
+  /**
+   * Staff: which of these conversations belong to a public channel, as the conversation on the channel or as the
+   * secure conversation a pivot moved it to. Conversations on no public channel, and those the caller cannot see, are
+   * left out.
+   */
+  async conversationChannels(conversationIds: readonly string[]): Promise<ConversationChannel[]> {
+    const found: ConversationChannel[] = []
+    for (let i = 0; i < conversationIds.length; i += CHANNEL_LOOKUP_BATCH) {
+      const ids = conversationIds.slice(i, i + CHANNEL_LOOKUP_BATCH).join(',')
+      const path = `/v1/channels/conversations?${new URLSearchParams({ ids })}`
+      found.push(...(await this.request<{ conversations: ConversationChannel[] }>('GET', path)).conversations)
+    }
+    return found
   }
 
   /**

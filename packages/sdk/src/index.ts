@@ -18,6 +18,7 @@ export {
   type Device,
   type DeviceVerdict,
   enrolDevice,
+  type MessageRange,
   type OutgoingMessage,
   type SimSwapRisk,
   type StaffMember,
@@ -55,6 +56,17 @@ export {
   staffPasskeySignInOptions,
 } from './passkeys.ts'
 export type { Conversation, Message, ProblemDocument } from './protocol.ts'
+export {
+  type ConversationChannel,
+  channelNames,
+  IMPORTED_HISTORY_TYPE,
+  isPublicChannelMessage,
+  type PivotLink,
+  PUBLIC_MESSAGE_TYPE,
+  type PublicChannelConnector,
+  type PublicMessage,
+  type SentPublicMessage,
+} from './public-channels.ts'
 export {
   DEVICE_WIPED_PROBLEM,
   executeRemoteWipe,

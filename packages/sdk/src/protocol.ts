@@ -149,4 +149,5 @@ export type ServerFrame =
   | { type: 'pong' }
   | { type: 'closing'; reason: string; cursors: Record<string, number> }
 
+export * from './channel-protocol.ts'
 export { CloseCode } from './close-codes.ts'

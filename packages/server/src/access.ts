@@ -136,6 +136,7 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/conversations/:conversationId/public-channel/customer': staff('customers:write'),
   'POST /v1/conversations/:conversationId/pivot':       staff('conversations:write'),
   'GET /v1/conversations/:conversationId/pivot-links':  staff('conversations:read'),
+  'GET /v1/channels/conversations':                     staff('conversations:read'),
   // The token is the credential; the answer carries no personal data.
   'POST /v1/pivot/open':                                anyone,
   'POST /v1/pivot/redeem':                              device,
@@ -163,7 +164,9 @@ export const accessTable: Record<string, Access> = {
   // Dev mode only: the channel simulator (the customer's phone, and the providers' send APIs).
   'POST /dev/simulator/phone/:connector/messages':      anyone,
   'POST /dev/simulator/phone/:connector/receipts':      anyone,
+  'GET /dev/simulator/channels':                         anyone,
   'GET /dev/simulator/phone/:connector/inbox':          anyone,
+  'GET /dev/simulator/phone/:connector/thread':         anyone,
   'POST /dev/simulator/provider/twilio/2010-04-01/Accounts/:accountSid/Messages.json': anyone,
   'POST /dev/simulator/provider/whatsapp/:version/:phoneNumberId/messages': anyone,
   'POST /dev/simulator/provider/messenger/:version/me/messages': anyone,

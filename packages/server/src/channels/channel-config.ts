@@ -231,6 +231,21 @@ export async function listChannelsOf(ctx: Ctx, connector: ConnectorKind): Promis
   return Promise.all(rows.map((row) => toConfig(ctx, row)))
 }
 
+/** Dev mode only (the channel simulator): every tenant's channels, by connector and receiving address only. */
+export async function listChannelAddresses(
+  ctx: Pick<ServerContext, 'db'>,
+): Promise<{ connector: WebhookConnectorKind; address: string }[]> {
+  const rows = await ctx.db
+    .selectFrom('channel_configs')
+    .select(['connector', 'receiving_address'])
+    // The simulator posts the providers' webhooks; it does not play an SMSC.
+    .where('connector', '!=', 'smpp')
+    .orderBy('connector')
+    .orderBy('receiving_address')
+    .execute()
+  return rows.map((row) => ({ connector: row.connector as WebhookConnectorKind, address: row.receiving_address }))
+}
+
 /** The channel a message is for, by the address it was sent to: this is how the tenant is found. */
 export async function findChannelByAddress(
   ctx: Ctx,

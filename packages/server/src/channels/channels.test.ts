@@ -776,6 +776,51 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.ok(reason instanceof StrongroomError)
       assert.equal(reason.type, `${PROBLEMS}pivot/token-used`)
     })
+
+    test('the console learns which conversations are on which channel: the SMS thread and the secure conversation it moved to, and only those the caller may see', async () => {
+      const completed = (await agent.listPivotLinks(conversationId)).find((l) => l.status === 'completed')
+      const secureConversationId = completed?.secureConversationId
+      assert.ok(secureConversationId)
+      const plain = await agent.createConversation({ customerId: bank.customerId })
+      const otherAgent = new StrongroomClient({
+        baseUrl: server.url,
+        credentials: new StaffToken(otherBank.agentToken),
+      })
+      const foreign = await newestConversation(otherAgent)
+      const found = await agent.conversationChannels([conversationId, secureConversationId, plain.id, foreign.id])
+      const common = {
+        connector: 'twilio',
+        customerLinked: true,
+        publicConversationId: conversationId,
+        secureConversationId,
+      }
+      assert.deepEqual(
+        found.sort((a, b) => a.kind.localeCompare(b.kind)),
+        [
+          { conversationId, kind: 'public', ...common },
+          { conversationId: secureConversationId, kind: 'secure', ...common },
+        ],
+      )
+      // An agent who is in neither conversation learns nothing of them; a supervisor (conversations:all) sees both.
+      const colleague = await bank.staffToken('agent')
+      const asColleague = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(colleague.token) })
+      assert.deepEqual(await asColleague.conversationChannels([conversationId, secureConversationId]), [])
+      const supervisor = await bank.staffToken('supervisor')
+      const asSupervisor = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
+      assert.equal((await asSupervisor.conversationChannels([conversationId, secureConversationId])).length, 2)
+      // Devices do not ask; malformed or too many ids are refused.
+      assert.equal((await problemOf(phone.client.conversationChannels([secureConversationId]))).status, 403)
+      const malformed = await problemOf(agent.request('GET', `/v1/channels/conversations?ids=${conversationId},nope`))
+      assert.equal(malformed.status, 400)
+      const tooMany = Array.from({ length: 101 }, () => conversationId).join(',')
+      assert.equal((await problemOf(agent.request('GET', `/v1/channels/conversations?ids=${tooMany}`))).status, 400)
+      // The SDK asks in batches the server accepts.
+      const many = [...Array.from({ length: 150 }, () => plain.id), conversationId]
+      assert.deepEqual(
+        (await agent.conversationChannels(many)).map((c) => c.conversationId),
+        [conversationId],
+      )
+    })
   })
 })
 

@@ -6,11 +6,10 @@ import type { FindingKind } from './dlp.ts'
  * Public-channel messages in the message log. Their text is plaintext by nature, so the server seals it with the
  * tenant data key (AES-256-GCM, associated data naming the message's place) instead of the devices encrypting it:
  * the messages table, the bus and the stream carry only the sealed bytes, and the channels API opens them for
- * whoever may read the conversation.
+ * whoever may read the conversation. Their content types (`PUBLIC_MESSAGE_TYPE`, and `IMPORTED_HISTORY_TYPE` for the
+ * history a pivot imports into a secure conversation) are the SDK's, which clients switch on.
  */
-export const PUBLIC_MESSAGE_TYPE = 'application/vnd.strongroom.channel-message+sealed'
-/** The same envelope imported into a secure conversation by a pivot: public-channel history, marked as such. */
-export const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
+export { IMPORTED_HISTORY_TYPE, PUBLIC_MESSAGE_TYPE } from '@strongroom/sdk/protocol'
 
 export interface Envelope {
   v: 1

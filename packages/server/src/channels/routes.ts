@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { ConversationChannel, PivotLink, PublicMessage, SentPublicMessage } from '@strongroom/sdk/protocol'
 import { principalOf } from '../access.ts'
 import { recordAudit } from '../audit/events.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
@@ -8,6 +9,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { actorOf, principalMember } from '../principal.ts'
 import { type ChannelView, configureChannel, listChannels } from './channel-config.ts'
+import { conversationChannels } from './conversation-channels.ts'
 import { scanText } from './dlp.ts'
 import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
 import { linkIdentityCustomer } from './identities.ts'
@@ -15,6 +17,7 @@ import { invitePivot, listPivotLinks, openPivotLink, redeemPivot } from './pivot
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
+const CONVERSATION_ID = 'cnv_[A-Za-z0-9_-]{22}'
 const Connector = oneOf(['twilio', 'whatsapp', 'messenger', 'smpp'] as const)
 const Secret = Type.String({ minLength: 8, maxLength: 1024 })
 const ChannelViewSchema = Type.Object({
@@ -35,44 +38,6 @@ const ChannelViewSchema = Type.Object({
   ),
   secretsSet: Type.Array(Type.String(), { description: 'which secrets are stored; their values are never returned' }),
   updatedAt: Type.String(),
-})
-const Delivery = Type.Object({
-  status: Type.String({ description: 'pending, queued, sent, delivered, read or failed' }),
-  errorCode: Type.Union([Type.String(), Type.Null()]),
-})
-const PublicMessage = Type.Object({
-  id: Type.String(),
-  seq: Type.Integer(),
-  sender: Type.Object({ kind: Type.String(), id: Type.String() }),
-  direction: oneOf(['inbound', 'outbound'] as const),
-  channel: Type.String(),
-  text: Type.String({ description: 'as stored: masked where DLP found card or account data' }),
-  masked: Type.Array(Type.String()),
-  mediaCount: Type.Integer(),
-  linkLabel: Type.Union([Type.String(), Type.Null()]),
-  at: Type.String(),
-  imported: Type.Boolean({ description: 'public-channel history imported into a secure conversation' }),
-  delivery: Type.Union([Delivery, Type.Null()]),
-})
-const SentMessage = Type.Object({
-  messageId: Type.String(),
-  seq: Type.Integer(),
-  delivery: Type.Object({
-    status: Type.String(),
-    providerMessageId: Type.Union([Type.String(), Type.Null()]),
-    errorCode: Type.Union([Type.String(), Type.Null()]),
-  }),
-})
-const PivotLink = Type.Object({
-  id: Type.String(),
-  conversationId: Type.String(),
-  status: oneOf(['sent', 'opened', 'completed', 'expired'] as const),
-  createdBy: Type.Object({ kind: Type.String(), id: Type.Union([Type.String(), Type.Null()]) }),
-  expiresAt: Type.String(),
-  openedAt: Type.Union([Type.String(), Type.Null()]),
-  completedAt: Type.Union([Type.String(), Type.Null()]),
-  secureConversationId: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String(),
 })
 const PivotToken = Type.Object(
   { token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_-]+$' }) },
@@ -164,6 +129,35 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
     },
   )
 
+  app.get(
+    '/v1/channels/conversations',
+    {
+      schema: {
+        summary:
+          'Which of these conversations belong to a public channel (SMS, WhatsApp, Messenger): the conversation on ' +
+          'the channel, or the secure conversation a pivot moved it to. Others, and those the caller cannot see, are ' +
+          'left out',
+        tags: ['channels'],
+        querystring: Type.Object(
+          {
+            ids: Type.String({
+              pattern: `^${CONVERSATION_ID}(,${CONVERSATION_ID}){0,99}$`,
+              description: 'up to 100 conversation ids, comma-separated',
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ conversations: Type.Array(ConversationChannel) }),
+          ...problemResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => ({
+      conversations: await conversationChannels(ctx, principalOf(request), request.query.ids.split(',')),
+    }),
+  )
+
   app.post(
     '/v1/conversations/:conversationId/public-messages',
     {
@@ -180,7 +174,7 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
           },
           { additionalProperties: false },
         ),
-        response: { 201: SentMessage, ...problemResponses(400, 401, 403, 404, 409, 422, 502, 503) },
+        response: { 201: SentPublicMessage, ...problemResponses(400, 401, 403, 404, 409, 422, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -282,7 +276,7 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
           ),
         ),
         response: {
-          201: Type.Object({ link: PivotLink, message: SentMessage }),
+          201: Type.Object({ link: PivotLink, message: SentPublicMessage }),
           ...problemResponses(400, 401, 403, 404, 409, 502, 503),
         },
       },

@@ -1,27 +1,21 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
+import type { PhoneMessage } from '@strongroom/sdk/simulator'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { oneOf } from '../platform/http/schemas.ts'
-import { type ChannelConfig, findChannelByAddress } from './channel-config.ts'
+import { type ChannelConfig, findChannelByAddress, listChannelAddresses } from './channel-config.ts'
 import type { WebhookConnectorKind } from './connectors/connector.ts'
 import { computeTwilioSignature } from './connectors/twilio.ts'
+import { PhoneLog } from './simulator-phone-log.ts'
 
 /**
  * Dev mode only: the channel simulator. It plays the customer's phone for each connector — it POSTs webhooks in the
  * provider's wire format, signed with the channel's own credentials, to the server's real webhook paths — and it
- * plays the providers' send APIs (the connectors' base URL points here in dev), recording what the server sent so
- * that a developer, a test or a page can read the customer's inbox. Nothing leaves the machine.
+ * plays the providers' send APIs (the connectors' base URL points here in dev), recording both ways in a phone log
+ * that a developer, a test or the simulator page reads (`@strongroom/sdk/simulator`). Nothing leaves the machine.
  */
-export interface SimulatedMessage {
-  providerMessageId: string
-  to: string
-  text: string
-  link: { url: string; label: string } | null
-  at: string
-}
-
 export interface SimulatorUrls {
   /** Where the server listens: the simulator posts webhooks there. */
   listeningUrl: () => string
@@ -32,6 +26,8 @@ export interface SimulatorUrls {
 const ConnectorParam = Type.Object({ connector: oneOf(['twilio', 'whatsapp', 'messenger'] as const) })
 const Address = Type.String({ minLength: 1, maxLength: 64, pattern: '^\\+?[0-9A-Za-z_-]+$' })
 const Signature = oneOf(['valid', 'invalid', 'missing'] as const)
+/** How long a reader of a phone's thread may wait for its next message. */
+const MAX_WAIT_SECONDS = 25
 
 const random = (bytes: number) => randomBytes(bytes).toString('hex')
 
@@ -40,8 +36,10 @@ export async function channelSimulatorRoutes(
   ctx: Pick<ServerContext, 'db' | 'keyring' | 'config'>,
   urls: SimulatorUrls,
 ): Promise<void> {
-  const sent: Record<WebhookConnectorKind, SimulatedMessage[]> = { twilio: [], whatsapp: [], messenger: [] }
+  const phones = new PhoneLog()
   const hidden = { hide: true, tags: ['dev'] }
+  // A reader waiting for a phone's next message must not hold the server open.
+  app.addHook('preClose', async () => phones.release())
 
   async function channelAt(connector: WebhookConnectorKind, address: string): Promise<ChannelConfig> {
     const channel = await findChannelByAddress(ctx, connector, address)
@@ -148,7 +146,19 @@ export async function channelSimulatorRoutes(
           },
         }
       }
+      // Logged before the webhook: what the bank answers while handling it (a DLP notice) comes after it.
+      const logged = phones.record({
+        connector,
+        direction: 'from-phone',
+        phone: from,
+        providerMessageId,
+        text,
+        link: null,
+        at: new Date(now).toISOString(),
+        webhookStatus: null,
+      })
       const status = await deliver(channel, body, request.body.signature ?? 'valid')
+      logged.webhookStatus = status
       return { status, providerMessageId }
     },
   )
@@ -174,7 +184,7 @@ export async function channelSimulatorRoutes(
       const { connector } = request.params
       const { to, providerMessageId, status } = request.body
       const channel = await channelAt(connector, to)
-      const recipient = sent[connector].find((m) => m.providerMessageId === providerMessageId)?.to ?? 'unknown'
+      const recipient = phones.find(connector, providerMessageId)?.phone ?? 'unknown'
       const now = Date.now()
       let body: { form: URLSearchParams } | { json: unknown }
       if (connector === 'twilio') {
@@ -219,6 +229,10 @@ export async function channelSimulatorRoutes(
     },
   )
 
+  app.get('/dev/simulator/channels', { schema: hidden }, async () => ({
+    channels: await listChannelAddresses(ctx),
+  }))
+
   app.get(
     '/dev/simulator/phone/:connector/inbox',
     {
@@ -229,15 +243,40 @@ export async function channelSimulatorRoutes(
       },
     },
     async (request) => ({
-      messages: sent[request.params.connector].filter((m) => m.to === request.query.address),
+      messages: phones
+        .list(request.params.connector, request.query.address, 0)
+        .filter((m) => m.direction === 'to-phone')
+        .map((m) => ({ providerMessageId: m.providerMessageId, to: m.phone, text: m.text, link: m.link, at: m.at })),
     }),
   )
 
-  await app.register(async (providers) => providerRoutes(providers, sent))
+  app.get(
+    '/dev/simulator/phone/:connector/thread',
+    {
+      schema: {
+        ...hidden,
+        params: ConnectorParam,
+        querystring: Type.Object(
+          {
+            address: Address,
+            after: Type.Optional(Type.Integer({ minimum: 0 })),
+            waitSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_WAIT_SECONDS })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => {
+      const { address, after = 0, waitSeconds = 0 } = request.query
+      return { messages: await phones.next(request.params.connector, address, after, waitSeconds * 1000) }
+    },
+  )
+
+  await app.register(async (providers) => providerRoutes(providers, phones))
 }
 
 /** The providers' send APIs, as the connectors call them: Twilio's form-encoded Messages API and Meta's Graph API. */
-async function providerRoutes(app: App, sent: Record<WebhookConnectorKind, SimulatedMessage[]>): Promise<void> {
+async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser(
     /^application\/(json|x-www-form-urlencoded)\b/,
@@ -245,10 +284,19 @@ async function providerRoutes(app: App, sent: Record<WebhookConnectorKind, Simul
     (_request, body, done) => done(null, body),
   )
   const hidden = { hide: true, tags: ['dev'] }
-  const record = (connector: WebhookConnectorKind, message: Omit<SimulatedMessage, 'at'>) => {
-    sent[connector].push({ ...message, at: new Date().toISOString() })
-    // Enough for a developer's session; the oldest go first.
-    if (sent[connector].length > 1000) sent[connector].shift()
+  const record = (
+    connector: WebhookConnectorKind,
+    message: { providerMessageId: string; to: string; text: string; link: PhoneMessage['link'] },
+  ) => {
+    const { to, ...rest } = message
+    phones.record({
+      connector,
+      direction: 'to-phone',
+      phone: to,
+      ...rest,
+      at: new Date().toISOString(),
+      webhookStatus: null,
+    })
   }
   const authorized = (header: string | undefined) => typeof header === 'string' && /^(Basic|Bearer) \S+$/.test(header)
 

@@ -190,17 +190,35 @@ export async function canAccessConversation(
   principal: Principal,
   conversationId: string,
 ): Promise<boolean> {
+  return (await accessibleConversationIds(ctx, principal, [conversationId])).has(conversationId)
+}
+
+/** Which of these conversations the principal may see, by the rule of `canAccessConversation`, in one query. */
+export async function accessibleConversationIds(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  conversationIds: readonly string[],
+): Promise<Set<string>> {
+  if (conversationIds.length === 0) return new Set()
   const member = principalMember(principal)
   if (principal.kind === 'staff' && principal.scopes.includes('conversations:all')) {
-    const row = await ctx.db
+    const rows = await ctx.db
       .selectFrom('conversations')
       .select('id')
       .where('tenant_id', '=', principal.tenantId)
-      .where('id', '=', conversationId)
-      .executeTakeFirst()
-    return row !== undefined
+      .where('id', 'in', conversationIds)
+      .execute()
+    return new Set(rows.map((r) => r.id))
   }
-  return isConversationMember(ctx, principal.tenantId, conversationId, member)
+  const rows = await ctx.db
+    .selectFrom('conversation_members')
+    .select('conversation_id')
+    .where('tenant_id', '=', principal.tenantId)
+    .where('conversation_id', 'in', conversationIds)
+    .where('member_kind', '=', member.kind)
+    .where('member_id', '=', member.id)
+    .execute()
+  return new Set(rows.map((r) => r.conversation_id))
 }
 
 export async function requireConversationAccess(

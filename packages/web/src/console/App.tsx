@@ -1,6 +1,20 @@
+import { Fragment } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { Compliance } from './Compliance.tsx'
 import { ConversationTools } from './ConversationTools.tsx'
+import { InboxFilters, noFilter, passesFilter } from './InboxFilters.tsx'
+import { PivotPanel } from './PivotPanel.tsx'
+import {
+  ChannelBadge,
+  ChannelOrigin,
+  channelNameOf,
+  PublicMessageDetails,
+  replyLabel,
+  SecureDivider,
+  securePartStartsAt,
+} from './PublicChannel.tsx'
+import { whyNotSent } from './public-channels.ts'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
 import { VirtualList } from './VirtualList.tsx'
 
@@ -148,12 +162,15 @@ function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
 
 function Inbox(props: { session: ConsoleSession }) {
   const { session } = props
-  const entries = session.inbox()
+  const [filter, setFilter] = useState(noFilter)
+  const all = session.inbox()
+  const entries = all.filter((entry) => passesFilter(session, entry, filter))
   return (
     <nav class="inbox" aria-labelledby="inbox-heading">
       <h2 id="inbox-heading">Inbox</h2>
+      <InboxFilters filter={filter} onChange={setFilter} />
       {entries.length === 0 ? (
-        <p>No conversations yet.</p>
+        <p>{all.length === 0 ? 'No conversations yet.' : 'No conversation matches these filters.'}</p>
       ) : (
         <VirtualList
           items={entries}
@@ -167,6 +184,7 @@ function Inbox(props: { session: ConsoleSession }) {
               onClick={() => void session.open(entry.conversation.id)}
             >
               <span class="who">{entry.customerName}</span>
+              <ChannelBadge session={session} conversationId={entry.conversation.id} />
               <span class="when">
                 {entry.lastMessageAt ? (
                   <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>
@@ -207,20 +225,37 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
         <h2 id="conversation-heading" ref={heading} tabIndex={-1}>
           {entry.customerName}
         </h2>
+        <ChannelBadge session={session} conversationId={entry.conversation.id} />
+        <ChannelOrigin session={session} conversationId={entry.conversation.id} />
       </div>
+      {session.publicChannels.isPublic(entry.conversation.id) && (
+        <PivotPanel session={session} conversationId={entry.conversation.id} />
+      )}
       {messages === undefined ? (
         <p>Loading messages…</p>
       ) : (
-        <div class="messages" role="log" aria-live="polite" aria-label={`Messages with ${entry.customerName}`}>
-          <ol>
-            {messages.map((m) => (
-              <li key={m.seq} class={`message from-${m.from}`}>
-                <span class="meta">
-                  {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
-                </span>
-                {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
-              </li>
+        <div
+          class="messages"
+          role="log"
+          aria-live="polite"
+          aria-label={`Messages with ${entry.customerName}`}
+          // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region takes focus to scroll by keyboard (WCAG 2.1.1), as a conversation may hold no control
+          tabIndex={0}
+        >
+          <ol class="message-list">
+            {messages.map((m, i) => (
+              <Fragment key={m.seq}>
+                {securePartStartsAt(messages, i) && <SecureDivider />}
+                <li class={`message from-${m.from}`}>
+                  <span class="meta">
+                    {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
+                  </span>
+                  {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
+                  {m.public && <PublicMessageDetails details={m.public} />}
+                </li>
+              </Fragment>
             ))}
+            {securePartStartsAt(messages, messages.length) && <SecureDivider />}
             <li ref={end} class="end" aria-hidden="true" />
           </ol>
         </div>
@@ -231,59 +266,16 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
 }
 
 function Composer(props: { session: ConsoleSession; conversationId: string }) {
-  const [text, setText] = useState('')
-  const [busy, setBusy] = useState(false)
-  const [error, setError] = useState<string | undefined>(undefined)
-  const send = async () => {
-    const body = text.trim()
-    if (!body || busy) return
-    setBusy(true)
-    setError(undefined)
-    try {
-      await props.session.send(props.conversationId, body)
-      setText('')
-    } catch (e) {
-      setError(`Not sent: ${(e as Error).message}`)
-    } finally {
-      setBusy(false)
-    }
-  }
+  const { session, conversationId } = props
   return (
-    <form
-      class="composer"
-      onSubmit={(event) => {
-        event.preventDefault()
-        void send()
-      }}
-    >
-      <label for="reply">Reply</label>
-      <div class="composer-row">
-        <textarea
-          id="reply"
-          rows={2}
-          value={text}
-          maxLength={4000}
-          aria-describedby="reply-help"
-          onInput={(event) => setText((event.target as HTMLTextAreaElement).value)}
-          onKeyDown={(event) => {
-            if (event.key === 'Enter' && !event.shiftKey) {
-              event.preventDefault()
-              void send()
-            }
-          }}
-        />
-        <button type="submit" disabled={busy || text.trim() === ''}>
-          Send
-        </button>
-      </div>
-      <p id="reply-help" class="help">
-        Enter sends; Shift+Enter starts a new line.
-      </p>
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
-    </form>
+    <MessageComposer
+      id="reply"
+      className="composer"
+      label={replyLabel(session, conversationId)}
+      help="Enter sends; Shift+Enter starts a new line."
+      maxLength={4000}
+      send={(text) => session.send(conversationId, text)}
+      whyNotSent={(error) => whyNotSent(error, channelNameOf(session, conversationId))}
+    />
   )
 }

@@ -4,11 +4,10 @@
  * accessibility (axe) and a phone-sized screen. Screenshots go to packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import AxeBuilder from '@axe-core/playwright'
 import {
   base64ToBytes,
   enrolDevice,
@@ -28,15 +27,11 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import WebSocket from 'ws'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
 import { buildWeb } from '../../build.ts'
-
-const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
-const available = existsSync(CHROMIUM)
-const skip = available ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`
-const outputDir = path.join(import.meta.dirname, '..', '..', 'test-output')
+import { assertAccessible, CHROMIUM, outputDir, watchPage, withoutChromium } from '../browser-testing.ts'
 
 const text = (m: Message) => new TextDecoder().decode(base64ToBytes(m.ciphertext))
 
-describe('the agent console in Chromium', { skip }, () => {
+describe('the agent console in Chromium', { skip: withoutChromium }, () => {
   let webDir: string
   let server: TestServer
   let bank: TestBank
@@ -91,26 +86,9 @@ describe('the agent console in Chromium', { skip }, () => {
     browser = await chromium.launch({ executablePath: CHROMIUM })
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
-    // Any CSP violation or script error fails the run at the end: the pages must work under their own policy.
-    // Generous: a loaded CI machine shares two cores between this browser, the server and other test files.
-    page.setDefaultTimeout(60_000)
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
-        pageProblems.push(message.text())
-      }
-    })
-    page.on('pageerror', (error) => pageProblems.push(error.message))
-    // Failed loads are judged by URL: the refused token's 401 is expected, and there is no favicon.
-    page.on('response', (response) => {
-      const url = new URL(response.url())
-      if (
-        response.status() >= 400 &&
-        url.pathname !== '/favicon.ico' &&
-        !(response.status() === 401 && url.pathname === '/v1/me')
-      ) {
-        pageProblems.push(`${response.status()} ${url.pathname}`)
-      }
-    })
+    // Any CSP violation or script error fails the run at the end: the pages must work under their own policy. The
+    // refused token's 401 is expected.
+    watchPage(page, pageProblems, (status, pathname) => status === 401 && pathname === '/v1/me')
   })
 
   after(async () => {
@@ -325,12 +303,3 @@ describe('the agent console in Chromium', { skip }, () => {
     assert.deepEqual(pageProblems, [])
   })
 })
-
-/** axe-core on the page as it is: no serious or critical violation. */
-async function assertAccessible(page: Page, screen: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).analyze()
-  const serious = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
-  assert.deepEqual(serious, [], `${screen}: accessibility violations`)
-}

@@ -1,6 +1,7 @@
 import {
   base64ToBytes,
   type Conversation,
+  isPublicChannelMessage,
   type Message,
   type MessageStream,
   StaffToken,
@@ -9,6 +10,7 @@ import {
   StrongroomError,
 } from '@strongroom/sdk'
 import { ConsentTracker } from './consent-tracker.ts'
+import { PublicChannels, type PublicDetails } from './public-channels.ts'
 import { BrowserSecureContent } from './secure-content.ts'
 
 /** One line of the inbox. */
@@ -29,6 +31,8 @@ export interface ShownMessage {
   text: string | undefined
   placeholder?: string
   createdAt: string
+  /** A public-channel message (or public history imported into a secure conversation). */
+  public?: PublicDetails
 }
 
 export interface StaffIdentity {
@@ -73,6 +77,7 @@ export class ConsoleSession {
   secure: SecureContent | undefined
   /** The payment confirmations of the conversations shown, followed until each is decided. */
   readonly consents: ConsentTracker
+  readonly publicChannels: PublicChannels
   #stream: MessageStream | undefined
   /** Customer names by id, asked once each however many conversations share a customer. */
   readonly #customerNames = new Map<string, Promise<string>>()
@@ -85,6 +90,7 @@ export class ConsoleSession {
     this.client = client
     this.me = me
     this.consents = new ConsentTracker(client)
+    this.publicChannels = new PublicChannels(client, () => this.#changed())
   }
 
   static async signIn(baseUrl: string, token: string): Promise<ConsoleSession> {
@@ -140,6 +146,7 @@ export class ConsoleSession {
       })
     }
     const conversations = await this.#listAllConversations()
+    await this.publicChannels.learn(conversations.map((c) => c.id))
     await Promise.all(conversations.map((c) => this.#addConversation(c)))
     this.#changed()
     if (this.#closed) return
@@ -193,7 +200,9 @@ export class ConsoleSession {
   }
 
   async send(conversationId: string, text: string): Promise<void> {
-    if (this.secure && (await this.secure.isSecure(conversationId))) {
+    if (this.publicChannels.isPublic(conversationId)) {
+      await this.publicChannels.send(conversationId, text)
+    } else if (this.secure && (await this.secure.isSecure(conversationId))) {
       await this.secure.send(conversationId, text)
     } else if (this.#stream) {
       await this.#stream.send(conversationId, { contentType: 'text/plain', ciphertext: new TextEncoder().encode(text) })
@@ -272,6 +281,7 @@ export class ConsoleSession {
 
   async #onJoined(conversationId: string): Promise<void> {
     if (this.entries.has(conversationId)) return
+    await this.publicChannels.learn([conversationId])
     await this.#addConversation(await this.client.getConversation(conversationId))
     this.#changed()
   }
@@ -314,6 +324,11 @@ export class ConsoleSession {
     const base = { seq: message.seq, id: message.id, from, createdAt: message.createdAt } as const
     if (message.contentType === 'text/plain') {
       return { ...base, text: textDecoder.decode(base64ToBytes(message.ciphertext)) }
+    }
+    if (isPublicChannelMessage(message)) {
+      const read = await this.publicChannels.read(message)
+      if (!read) return { ...base, text: undefined, placeholder: 'A public-channel message that could not be opened' }
+      return { ...base, text: read.text, public: read.details }
     }
     if (message.contentType === 'message/mls') {
       if (!this.secure) return { ...base, text: undefined, placeholder: 'Encrypted message' }

@@ -1,0 +1,79 @@
+import { type Static, type TSchema, Type } from '@sinclair/typebox'
+
+/**
+ * The wire formats of public channels and the pivot, shared by the server (which validates and documents them) and
+ * the SDK (typed from them). Re-exported by `@strongroom/sdk/protocol`.
+ */
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+
+export const PublicChannelConnector = Type.Union([
+  Type.Literal('twilio'),
+  Type.Literal('whatsapp'),
+  Type.Literal('messenger'),
+  Type.Literal('smpp'),
+])
+export type PublicChannelConnector = Static<typeof PublicChannelConnector>
+
+export const PublicMessageDelivery = Type.Object({
+  status: Type.String({ description: 'pending, queued, sent, delivered, read or failed' }),
+  errorCode: Nullable(Type.String()),
+})
+
+export const PublicMessage = Type.Object({
+  id: Type.String(),
+  seq: Type.Integer(),
+  sender: Type.Object({ kind: Type.String(), id: Type.String() }),
+  direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
+  channel: Type.String(),
+  text: Type.String({ description: 'as stored: masked where DLP found card or account data' }),
+  masked: Type.Array(Type.String(), { description: 'the kinds of data DLP masked in this text (never the values)' }),
+  mediaCount: Type.Integer(),
+  linkLabel: Nullable(Type.String()),
+  at: Type.String(),
+  imported: Type.Boolean({ description: 'public-channel history imported into a secure conversation' }),
+  delivery: Type.Union([PublicMessageDelivery, Type.Null()]),
+})
+export type PublicMessage = Static<typeof PublicMessage>
+
+export const SentPublicMessage = Type.Object({
+  messageId: Type.String(),
+  seq: Type.Integer(),
+  delivery: Type.Object({
+    status: Type.String(),
+    providerMessageId: Nullable(Type.String()),
+    errorCode: Nullable(Type.String()),
+  }),
+})
+export type SentPublicMessage = Static<typeof SentPublicMessage>
+
+export const PivotLink = Type.Object({
+  id: Type.String(),
+  conversationId: Type.String(),
+  status: Type.Union([
+    Type.Literal('sent'),
+    Type.Literal('opened'),
+    Type.Literal('completed'),
+    Type.Literal('expired'),
+  ]),
+  createdBy: Type.Object({ kind: Type.String(), id: Nullable(Type.String()) }),
+  expiresAt: Type.String(),
+  openedAt: Nullable(Type.String()),
+  completedAt: Nullable(Type.String()),
+  secureConversationId: Nullable(Type.String()),
+  createdAt: Type.String(),
+})
+export type PivotLink = Static<typeof PivotLink>
+
+export const ConversationChannel = Type.Object({
+  conversationId: Type.String(),
+  kind: Type.Union([Type.Literal('public'), Type.Literal('secure')], {
+    description: 'public: the conversation on the channel; secure: the secure conversation a pivot moved it to',
+  }),
+  connector: PublicChannelConnector,
+  customerLinked: Type.Boolean({ description: 'whether the sender is known to be one of the bank’s customers' }),
+  publicConversationId: Type.String(),
+  secureConversationId: Nullable(Type.String()),
+})
+export type ConversationChannel = Static<typeof ConversationChannel>
+
+export { IMPORTED_HISTORY_TYPE, PUBLIC_MESSAGE_TYPE } from './public-channels.ts'

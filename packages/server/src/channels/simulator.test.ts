@@ -1,0 +1,204 @@
+/**
+ * The dev channel simulator as the simulator page uses it (through `@strongroom/sdk/simulator`): which channels a
+ * phone can write to, and a phone's thread both ways, in order, followed live by waiting for what comes next.
+ */
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { ChannelSimulator } from '@strongroom/sdk/simulator'
+import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { configureSimulatedChannels } from '../seed.ts'
+import { createTestBank, startTestServer, type TestBank, type TestServer, usingPostgres } from '../testing/harness.ts'
+import { PhoneLog } from './simulator-phone-log.ts'
+
+const BANK_NUMBER = '+442079460555'
+const OTHER_BANK_NUMBER = '+442079460556'
+const CUSTOMER_PHONE = '+447700900555'
+const PAGE_ID = '100000000000555'
+
+describe('the channel simulator: the phone side', () => {
+  let server: TestServer
+  let bank: TestBank
+  let agent: StrongroomClient
+  let phone: ChannelSimulator
+  let conversationId: string
+
+  before(async () => {
+    server = await startTestServer()
+    bank = await createTestBank(server, 'Simulator Bank')
+    const otherBank = await createTestBank(server, 'Other Simulator Bank')
+    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    await agent.request('POST', '/v1/customers', {
+      externalRef: 'SIM-1',
+      displayName: 'Simon Customer',
+      phoneNumber: CUSTOMER_PHONE,
+    })
+    await configureSimulatedChannels(server.ctx, bank.adminToken, bank.agentId, {
+      twilio: BANK_NUMBER,
+      messenger: PAGE_ID,
+    })
+    await configureSimulatedChannels(server.ctx, otherBank.adminToken, otherBank.agentId, {
+      twilio: OTHER_BANK_NUMBER,
+    })
+    phone = new ChannelSimulator({ baseUrl: server.url })
+  })
+  after(() => server.stop())
+
+  test('a phone can write to every configured channel, named by connector and address only', async () => {
+    assert.deepEqual(await phone.channels(), [
+      { connector: 'messenger', address: PAGE_ID },
+      { connector: 'twilio', address: BANK_NUMBER },
+      { connector: 'twilio', address: OTHER_BANK_NUMBER },
+    ])
+  })
+
+  test("the thread holds both ways in order: the customer's text with a card number, then the bank's link", async () => {
+    const sent = await phone.send('twilio', {
+      from: CUSTOMER_PHONE,
+      to: BANK_NUMBER,
+      text: 'My card is 4111 1111 1111 1111',
+    })
+    assert.equal(sent.status, 200)
+    const thread = await phone.thread('twilio', CUSTOMER_PHONE)
+    assert.deepEqual(
+      thread.map((m) => [m.direction, m.webhookStatus]),
+      [
+        ['from-phone', 200],
+        ['to-phone', null],
+      ],
+    )
+    // The phone shows what the customer typed; the bank stores it masked.
+    assert.equal(thread[0]?.text, 'My card is 4111 1111 1111 1111')
+    assert.equal(thread[0]?.providerMessageId, sent.providerMessageId)
+    assert.match(thread[1]?.text ?? '', /secure\/#t=srp_/)
+    assert.ok((thread[0]?.seq ?? 0) < (thread[1]?.seq ?? 0))
+    // Nothing after the last one; another phone's thread is its own.
+    assert.deepEqual(await phone.thread('twilio', CUSTOMER_PHONE, { after: thread[1]?.seq ?? 0 }), [])
+    assert.deepEqual(await phone.thread('twilio', '+447700900556'), [])
+    assert.deepEqual(await phone.thread('messenger', CUSTOMER_PHONE), [])
+    conversationId = (await agent.listConversations())[0]?.id as string
+  })
+
+  test('a badly signed text is refused by the bank, and the thread says so', async () => {
+    const refused = await phone.send('twilio', {
+      from: CUSTOMER_PHONE,
+      to: BANK_NUMBER,
+      text: 'forged',
+      signature: 'invalid',
+    })
+    assert.equal(refused.status, 401)
+    const last = (await phone.thread('twilio', CUSTOMER_PHONE)).at(-1)
+    assert.deepEqual([last?.text, last?.webhookStatus], ['forged', 401])
+  })
+
+  test("a reader waiting for the phone's next message gets the agent's reply when it is sent", async () => {
+    const seen = (await phone.thread('twilio', CUSTOMER_PHONE)).at(-1)?.seq ?? 0
+    const waiting = phone.thread('twilio', CUSTOMER_PHONE, { after: seen, waitSeconds: 25 })
+    await agent.sendPublicMessage(conversationId, { text: 'Thank you, we blocked it.' })
+    const [reply, ...more] = await waiting
+    assert.deepEqual(more, [])
+    assert.deepEqual([reply?.direction, reply?.text], ['to-phone', 'Thank you, we blocked it.'])
+    // With nothing new, a short wait ends empty.
+    assert.deepEqual(await phone.thread('twilio', CUSTOMER_PHONE, { after: reply?.seq ?? 0, waitSeconds: 1 }), [])
+  })
+
+  test('a Messenger button arrives with its link and label', async () => {
+    // A page-scoped id is not a phone number: the sender is unidentified until an agent links them.
+    await phone.send('messenger', { from: '7012345678901234', to: PAGE_ID, text: 'Hello from Messenger' })
+    const unidentified = (await agent.listConversations())[0]
+    assert.equal(unidentified?.customerId, null)
+    await agent.request('POST', `/v1/conversations/${unidentified?.id}/public-channel/customer`, {
+      customerId: bank.customerId,
+    })
+    await agent.invitePivot(unidentified?.id as string)
+    const invitation = (await phone.thread('messenger', '7012345678901234')).at(-1)
+    assert.equal(invitation?.link?.label, 'Continue securely')
+    assert.match(invitation?.link?.url ?? '', /\/secure\/#t=srp_[A-Za-z0-9_-]+$/)
+  })
+
+  test('the phone cannot write to an address no channel has, nor wait longer than 25 s', async () => {
+    const unknown = await phone
+      .send('twilio', { from: CUSTOMER_PHONE, to: '+442079460999', text: 'hello?' })
+      .catch((e: unknown) => e)
+    assert.ok(unknown instanceof StrongroomError)
+    assert.equal(unknown.type, 'https://strongroom.dev/problems/channels/not-configured')
+    const tooLong = await phone.thread('twilio', CUSTOMER_PHONE, { waitSeconds: 26 }).catch((e: unknown) => e)
+    assert.ok(tooLong instanceof StrongroomError)
+    assert.equal(tooLong.status, 400)
+  })
+})
+
+describe('the phone log', () => {
+  const message = (phone: string) =>
+    ({
+      connector: 'twilio',
+      direction: 'to-phone',
+      phone,
+      providerMessageId: `SM-${phone}`,
+      text: 'hi',
+      link: null,
+      at: new Date().toISOString(),
+      webhookStatus: null,
+    }) as const
+
+  test("a waiting reader wakes for its phone's message, not another's", async () => {
+    const log = new PhoneLog()
+    const waiting = log.next('twilio', '+447700900001', 0, 2 ** 31 - 1)
+    log.record(message('+447700900002'))
+    log.record(message('+447700900001'))
+    assert.deepEqual(
+      (await waiting).map((m) => [m.seq, m.phone]),
+      [[2, '+447700900001']],
+    )
+  })
+
+  test('release answers every waiting reader at once (a closing server is not held open)', async () => {
+    const log = new PhoneLog()
+    const waiting = [
+      log.next('twilio', '+447700900001', 0, 2 ** 31 - 1),
+      log.next('whatsapp', '447700900001', 0, 2 ** 31 - 1),
+    ]
+    log.release()
+    assert.deepEqual(await Promise.all(waiting), [[], []])
+  })
+})
+
+describe('a production server', {
+  skip: usingPostgres ? false : 'production mode runs on PostgreSQL (DATABASE_URL)',
+}, () => {
+  test('has no channel simulator: no phone, no thread, no channel list, no fake provider', async () => {
+    const keys = mkdtempSync(path.join(os.tmpdir(), 'strongroom-production-keys-'))
+    const keyFile = path.join(keys, 'keyring.json')
+    await LocalKeyFileProvider.open(keyFile, { create: true })
+    const server = await startTestServer({ mode: 'production', keyFile })
+    try {
+      const status = async (method: string, url: string, body?: unknown) => {
+        const response = await fetch(server.url + url, {
+          method,
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          body: body === undefined ? null : JSON.stringify(body),
+        })
+        await response.body?.cancel()
+        return response.status
+      }
+      assert.equal(await status('GET', '/dev/simulator/channels'), 404)
+      assert.equal(await status('GET', `/dev/simulator/phone/twilio/thread?address=${CUSTOMER_PHONE}`), 404)
+      assert.equal(await status('GET', `/dev/simulator/phone/twilio/inbox?address=${CUSTOMER_PHONE}`), 404)
+      assert.equal(
+        await status('POST', '/dev/simulator/phone/twilio/messages', {
+          from: CUSTOMER_PHONE,
+          to: BANK_NUMBER,
+          text: 'x',
+        }),
+        404,
+      )
+      assert.equal(await status('POST', '/dev/simulator/provider/messenger/v23.0/me/messages', {}), 404)
+    } finally {
+      await server.stop()
+      rmSync(keys, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,0 +1,68 @@
+import { type ChannelKey, channelKeyLabels, channelKeyOf } from './PublicChannel.tsx'
+import type { ConsoleSession, InboxEntry } from './session.ts'
+
+export interface InboxFilter {
+  channel: ChannelKey | 'all'
+  unreadOnly: boolean
+  mineOnly: boolean
+}
+
+export const noFilter: InboxFilter = { channel: 'all', unreadOnly: false, mineOnly: false }
+
+/** Whether an inbox line passes the filter. The open conversation stays listed, though reading it cleared its count. */
+export function passesFilter(session: ConsoleSession, entry: InboxEntry, filter: InboxFilter): boolean {
+  const id = entry.conversation.id
+  if (filter.channel !== 'all' && channelKeyOf(session, id) !== filter.channel) return false
+  if (filter.unreadOnly && entry.unread === 0 && session.openId !== id) return false
+  if (filter.mineOnly && entry.conversation.assignedStaffId !== session.me.staffId) return false
+  return true
+}
+
+export function InboxFilters(props: { filter: InboxFilter; onChange: (filter: InboxFilter) => void }) {
+  const { filter, onChange } = props
+  return (
+    <fieldset class="inbox-filters">
+      <legend class="visually-hidden">Filter the inbox</legend>
+      <div class="filter-channel">
+        <label for="channel-filter">Channel</label>
+        <select
+          id="channel-filter"
+          value={filter.channel}
+          onChange={(event) =>
+            onChange({ ...filter, channel: (event.target as HTMLSelectElement).value as InboxFilter['channel'] })
+          }
+        >
+          <option value="all">All channels</option>
+          {(Object.keys(channelKeyLabels) as ChannelKey[]).map((key) => (
+            <option key={key} value={key}>
+              {channelKeyLabels[key]}
+            </option>
+          ))}
+        </select>
+      </div>
+      <FilterCheck
+        label="Unread"
+        checked={filter.unreadOnly}
+        onChange={(unreadOnly) => onChange({ ...filter, unreadOnly })}
+      />
+      <FilterCheck
+        label="Assigned to me"
+        checked={filter.mineOnly}
+        onChange={(mineOnly) => onChange({ ...filter, mineOnly })}
+      />
+    </fieldset>
+  )
+}
+
+function FilterCheck(props: { label: string; checked: boolean; onChange: (checked: boolean) => void }) {
+  return (
+    <label class="check">
+      <input
+        type="checkbox"
+        checked={props.checked}
+        onChange={(event) => props.onChange((event.target as HTMLInputElement).checked)}
+      />
+      {props.label}
+    </label>
+  )
+}

@@ -1,0 +1,100 @@
+import { channelNames, type PublicChannelConnector } from '@strongroom/sdk'
+import './public-channel.css'
+import type { PublicDetails } from './public-channels.ts'
+import type { ConsoleSession, ShownMessage } from './session.ts'
+
+/** The channel a conversation is on, as the inbox filters and labels it. */
+export type ChannelKey = PublicChannelConnector | 'secure'
+
+export const channelKeyLabels: Record<ChannelKey, string> = { ...channelNames, secure: 'Secure' }
+
+/** Public conversations by their channel; everything else (the bank's app, a pivot's continuation) is secure. */
+export function channelKeyOf(session: ConsoleSession, conversationId: string): ChannelKey {
+  const channel = session.publicChannels.of(conversationId)
+  return channel?.kind === 'public' ? channel.connector : 'secure'
+}
+
+export function ChannelBadge(props: { session: ConsoleSession; conversationId: string }) {
+  const key = channelKeyOf(props.session, props.conversationId)
+  return <span class={`channel-badge channel-${key}`}>{channelKeyLabels[key]}</span>
+}
+
+/** Next to the conversation's name: where it came from, for a secure conversation a pivot made. */
+export function ChannelOrigin(props: { session: ConsoleSession; conversationId: string }) {
+  const channel = props.session.publicChannels.of(props.conversationId)
+  if (channel?.kind !== 'secure') return null
+  return <span class="channel-origin">moved from {channelNames[channel.connector]}</span>
+}
+
+/** The composer's label: where the reply goes. */
+export function replyLabel(session: ConsoleSession, conversationId: string): string {
+  const channel = session.publicChannels.of(conversationId)
+  if (channel?.kind !== 'public') return 'Reply'
+  return channel.connector === 'twilio' ? 'Reply by SMS' : `Reply on ${channelNames[channel.connector]}`
+}
+
+export function channelNameOf(session: ConsoleSession, conversationId: string): string | undefined {
+  const channel = session.publicChannels.of(conversationId)
+  return channel?.kind === 'public' ? channelNames[channel.connector] : undefined
+}
+
+const maskedNames: Record<string, string> = {
+  'card-number': 'card number',
+  cvv: 'CVV',
+  iban: 'IBAN',
+  custom: 'account data',
+}
+
+const deliveryLabels: Record<string, string> = {
+  pending: 'Sending',
+  queued: 'Sent to the provider',
+  sent: 'Sent',
+  delivered: 'Delivered',
+  read: 'Read',
+  failed: 'Not delivered',
+}
+
+const channelName = (channel: string) => channelNames[channel as PublicChannelConnector] ?? channel
+
+/** Under a public message's text: what DLP masked, the invitation's button, attachments left behind, delivery. */
+export function PublicMessageDetails(props: { details: PublicDetails }) {
+  const { details } = props
+  return (
+    <p class="public-details">
+      {details.imported && <span class="badge history">{channelName(details.channel)} history</span>}
+      {details.masked.length > 0 && (
+        <span class="badge masked">
+          Masked by DLP: {[...new Set(details.masked.map((kind) => maskedNames[kind] ?? kind))].join(', ')}
+        </span>
+      )}
+      {details.linkLabel && <span class="badge link">Button: {details.linkLabel}</span>}
+      {details.mediaCount > 0 && (
+        <span class="badge media">
+          {details.mediaCount === 1 ? 'An attachment was' : `${details.mediaCount} attachments were`} not carried across
+        </span>
+      )}
+      {details.delivery && !details.imported && (
+        <span class={`delivery delivery-${details.delivery.status}`}>
+          {deliveryLabels[details.delivery.status] ?? details.delivery.status}
+          {details.delivery.errorCode ? ` (${details.delivery.errorCode})` : ''}
+        </span>
+      )}
+    </p>
+  )
+}
+
+/**
+ * Whether the secure part of a conversation resumes at index `i` (which may be the list's length): right after
+ * public history that a pivot imported, so that a divider separates the two.
+ */
+export function securePartStartsAt(messages: readonly ShownMessage[], i: number): boolean {
+  return i > 0 && messages[i - 1]?.public?.imported === true && messages[i]?.public?.imported !== true
+}
+
+export function SecureDivider() {
+  return (
+    <li class="secure-divider">
+      <span>Secure channel: end-to-end encrypted from here. Above, the public history.</span>
+    </li>
+  )
+}

@@ -1,0 +1,73 @@
+import type { ComponentChildren } from 'preact'
+import { useState } from 'preact/hooks'
+
+/**
+ * A labelled text box that sends on Enter (Shift+Enter starts a new line), keeps the text until it is sent, and says
+ * in an alert why a send failed. `className` names the form; its row is `<className>-row`.
+ */
+export function MessageComposer(props: {
+  id: string
+  className: string
+  label: string
+  help: ComponentChildren
+  maxLength: number
+  send: (text: string) => Promise<void>
+  whyNotSent: (error: unknown) => string
+}) {
+  const [text, setText] = useState('')
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<string | undefined>(undefined)
+  const helpId = `${props.id}-help`
+  const send = async () => {
+    const body = text.trim()
+    if (!body || busy) return
+    setBusy(true)
+    setError(undefined)
+    try {
+      await props.send(body)
+      setText('')
+    } catch (e) {
+      setError(props.whyNotSent(e))
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <form
+      class={props.className}
+      onSubmit={(event) => {
+        event.preventDefault()
+        void send()
+      }}
+    >
+      <label for={props.id}>{props.label}</label>
+      <div class={`${props.className}-row`}>
+        <textarea
+          id={props.id}
+          rows={2}
+          value={text}
+          maxLength={props.maxLength}
+          aria-describedby={helpId}
+          onInput={(event) => setText((event.target as HTMLTextAreaElement).value)}
+          onKeyDown={(event) => {
+            if (event.key === 'Enter' && !event.shiftKey) {
+              event.preventDefault()
+              void send()
+            }
+          }}
+        />
+        <button type="submit" disabled={busy || text.trim() === ''}>
+          Send
+        </button>
+      </div>
+      <p id={helpId} class="help">
+        {props.help}
+      </p>
+      {error && (
+        <p class="alert" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  )
+}
