@@ -7,7 +7,14 @@
  * const stream = client.stream({ onMessage: (m) => console.log(m.seq) })
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
-export { type ClientOptions, type Device, enrolDevice, type OutgoingMessage, StrongroomClient } from './client.ts'
+export {
+  type ClientOptions,
+  type Device,
+  type EnrolledDevice,
+  enrolDevice,
+  type OutgoingMessage,
+  StrongroomClient,
+} from './client.ts'
 export {
   type ConsentRequest,
   consentPasskeyChallenge,
@@ -49,3 +56,4 @@ export {
 } from './remote-wipe.ts'
 export { generateSecretsKeys, openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'
+export { DEVICE_SUSPENDED_PROBLEM, isDeviceSuspendedProblem } from './wipe-problem.ts'

@@ -60,6 +60,9 @@ export const accessTable: Record<string, Access> = {
   'PUT /v1/conversations/:conversationId/retention':    staff('staff:admin'),
   'GET /v1/devices':                                    device,
   'POST /v1/devices/:deviceId/revoke':                  member('devices:revoke'),
+  'POST /v1/devices/:deviceId/suspend':                 member('devices:revoke'),
+  // A suspended device's own credentials are refused before this: another device of the customer resumes it.
+  'POST /v1/devices/:deviceId/resume':                  member('devices:revoke'),
   'POST /v1/conversations':                             staff('conversations:write'),
   'GET /v1/conversations':                              member('conversations:read'),
   'GET /v1/conversations/:conversationId':              member('conversations:read'),

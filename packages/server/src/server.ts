@@ -26,10 +26,10 @@ import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
 import { groupMessageAdmission } from './e2e/groups.ts'
 import { e2eRoutes } from './e2e/routes.ts'
+import { refusalOfDeviceProof } from './identity/device-key-refusal.ts'
 import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
-import { wipeProblemForProof } from './identity/wipe-command.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
 import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
@@ -115,7 +115,8 @@ export async function startServer(
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
     const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
     const principal = await authenticate(ctx, credentials).catch(async (error: unknown) => {
-      // A revoked device reconnecting with its old token: answer with the wipe command, not a plain refusal.
+      // A revoked or suspended device reconnecting with its old token: answer with the wipe command or the
+      // suspension, not a plain refusal that the SDK would retry.
       const [scheme, token] = frame.authorization.split(' ', 2)
       if (
         error instanceof Problem &&
@@ -123,8 +124,8 @@ export async function startServer(
         scheme?.toLowerCase() === 'dpop' &&
         token
       ) {
-        const wipe = await wipeProblemForProof(ctx, wipeKey, frame.dpop, { htm: 'GET', htu, accessToken: token })
-        if (wipe) throw wipe
+        const refusal = await refusalOfDeviceProof(ctx, wipeKey, frame.dpop, { htm: 'GET', htu, accessToken: token })
+        if (refusal) throw refusal
       }
       throw error
     })
