@@ -49,6 +49,7 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/customers':                                 staff('customers:write'),
   'GET /v1/customers/:customerId':                      staff('customers:write'),
   'GET /v1/customers/:customerId/devices':              staff('customers:write'),
+  'POST /v1/customers/:customerId/export':              staff('customers:export'),
   'POST /v1/customers/:customerId/enrolment-codes':     staff('devices:enrol'),
   'POST /v1/devices':                                   deviceKey,
   'POST /v1/devices/token':                             deviceKey,

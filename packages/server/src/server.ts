@@ -24,6 +24,7 @@ import { purgeExpiredMessages } from './conversations/purge-expired-messages.ts'
 import { retentionRoutes } from './conversations/retention-routes.ts'
 import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
+import { dataSubjectRoutes } from './data-subject/routes.ts'
 import { groupMessageAdmission } from './e2e/groups.ts'
 import { e2eRoutes } from './e2e/routes.ts'
 import { refusalOfDeviceProof } from './identity/device-key-refusal.ts'
@@ -242,6 +243,7 @@ export async function startServer(
   )
   await app.register(async (scope) => webRoutes(scope, ctx))
   await app.register(async (scope) => archiveRoutes(scope, ctx, { signer: archiveSigner }))
+  await app.register(async (scope) => dataSubjectRoutes(scope, ctx))
   const webhooks = startWebhookDelivery(ctx, receiptKey)
 
   const address = await app.listen({ port: config.port, host: config.host })

@@ -9,12 +9,14 @@ import { archiveKeysOf } from './append.ts'
 import { eraseCustomer } from './erasure.ts'
 import { exportCase } from './export.ts'
 import { listLegalHolds, placeLegalHold, releaseLegalHold } from './holds.ts'
-import type { OpenedRecord } from './open-records.ts'
+import { archiveRecordView } from './open-records.ts'
 import { retainedClasses, retentionPolicy, setRetentionPolicy } from './retention.ts'
 import { SEARCH_SCAN_LIMIT, searchArchive } from './search.ts'
 
-const ArchiveRecordSchema = Type.Object({
-  seq: Type.Integer({ description: 'Position in the tenant’s archive chain' }),
+export const ArchiveRecordSchema = Type.Object({
+  seq: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Position in the tenant’s archive chain (null for the moment before it is linked)',
+  }),
   recordClass: Type.String(),
   conversationId: Type.Union([Type.String(), Type.Null()]),
   conversationSeq: Type.Union([Type.Integer(), Type.Null()]),
@@ -22,10 +24,12 @@ const ArchiveRecordSchema = Type.Object({
   occurredAt: Type.String({ format: 'date-time' }),
   status: oneOf(['available', 'deleted', 'erased', 'none'] as const),
   content: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
-  hash: Type.String({ description: 'hex SHA-256 linking this record to the one before' }),
+  hash: Type.Union([Type.String(), Type.Null()], {
+    description: 'hex SHA-256 linking this record to the one before (null until linked)',
+  }),
 })
 
-const HoldSchema = Type.Object({
+export const HoldSchema = Type.Object({
   id: Type.String(),
   scopeKind: oneOf(['customer', 'conversation'] as const),
   scopeId: Type.String(),
@@ -36,7 +40,7 @@ const HoldSchema = Type.Object({
   releasedAt: Type.Union([Type.String(), Type.Null()]),
 })
 
-const RetentionSchema = Type.Object(
+export const RetentionSchema = Type.Object(
   Object.fromEntries(retainedClasses.map((c) => [c, Type.Integer({ minimum: 1, maximum: 36500 })])),
   { additionalProperties: false, description: 'Retention in days per record class' },
 )
@@ -52,20 +56,6 @@ const CaseSchema = Type.Object(
 )
 
 const date = (value: string | undefined) => (value === undefined ? undefined : new Date(value))
-
-function toView({ row, status, content }: OpenedRecord) {
-  return {
-    seq: Number(row.seq),
-    recordClass: row.record_class,
-    conversationId: row.conversation_id,
-    conversationSeq: row.conversation_seq === null ? null : Number(row.conversation_seq),
-    customerId: row.customer_id,
-    occurredAt: new Date(row.occurred_at).toISOString(),
-    status,
-    content,
-    hash: Buffer.from(row.hash ?? []).toString('hex'),
-  }
-}
 
 /** The compliance archive for compliance staff: search, export, retention, legal holds and erasure. */
 export async function archiveRoutes(app: App, ctx: ServerContext, options: { signer: SigningKey }): Promise<void> {
@@ -107,7 +97,7 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
         { ...rest, from: date(from), to: date(to) },
         actorOf(principal),
       )
-      return { records: result.records.map(toView), next: result.next, scanned: result.scanned }
+      return { records: result.records.map(archiveRecordView), next: result.next, scanned: result.scanned }
     },
   )
 

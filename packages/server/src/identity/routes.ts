@@ -26,7 +26,7 @@ const CustomerSchema = Type.Object({
   phoneNumber: Type.Optional(Type.String()),
   createdAt: Type.String(),
 })
-const DeviceSchema = Type.Object({
+export const DeviceSchema = Type.Object({
   id: Type.String(),
   customerId: Type.String(),
   label: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),

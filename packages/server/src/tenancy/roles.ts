@@ -4,6 +4,7 @@ export const scopes = [
   'conversations:write',
   'conversations:all',
   'customers:write',
+  'customers:export',
   'devices:enrol',
   'devices:revoke',
   'staff:admin',
@@ -20,7 +21,8 @@ export type Role = (typeof roles)[number]
 /**
  * conversations:all lets a holder read every conversation of the tenant, not only those it is a member of.
  * archive:read searches and exports the compliance archive; archive:manage sets its retention, places and releases
- * legal holds and erases a customer by crypto-shredding.
+ * legal holds and erases a customer by crypto-shredding. customers:export answers a data subject access request: it
+ * exports everything held about one customer, archive and audit log included.
  */
 export const roleScopes: Record<Role, readonly Scope[]> = {
   agent: [
@@ -40,7 +42,14 @@ export const roleScopes: Record<Role, readonly Scope[]> = {
     'devices:revoke',
     'consents:write',
   ],
-  compliance: ['conversations:read', 'conversations:all', 'audit:read', 'archive:read', 'archive:manage'],
+  compliance: [
+    'conversations:read',
+    'conversations:all',
+    'audit:read',
+    'archive:read',
+    'archive:manage',
+    'customers:export',
+  ],
   admin: [...scopes],
 }
 
