@@ -35,10 +35,18 @@ export type WebSocketConstructor = new (url: string) => WebSocket
 export interface Device {
   id: string
   customerId: string
-  label: string
-  status: string
-  keyThumbprint: string
+  /** Null while pending. */
+  label: string | null
+  /**
+   * `pending` (an enrolment code was issued for it), `active`, `suspended` (cut off for a while, may be resumed) or
+   * `revoked` (for good).
+   */
+  status: 'pending' | 'active' | 'suspended' | 'revoked'
+  /** Null while pending. */
+  keyThumbprint: string | null
   createdAt: string
+  /** Pending only: when the enrolment code expires unused. */
+  enrolmentExpiresAt?: string
 }
 
 export interface Customer {
@@ -123,6 +131,9 @@ export interface CaseScope {
   from?: Date
   to?: Date
 }
+
+/** A device as enrolment returns it: active, named, with its key. */
+export type EnrolledDevice = Device & { status: 'active'; label: string; keyThumbprint: string }
 
 export interface OutgoingMessage {
   contentType: string
@@ -351,8 +362,9 @@ export class StrongroomClient {
     return (await this.request<{ devices: DeviceVerdict[] }>('GET', path)).devices
   }
 
+  /** Staff: a single-use code with which one device of the customer enrols; `deviceId` is listed as pending until then. */
   issueEnrolmentCode(customerId: string) {
-    return this.request<{ code: string; expiresAt: string }>(
+    return this.request<{ code: string; expiresAt: string; deviceId: string }>(
       'POST',
       `/v1/customers/${encodeURIComponent(customerId)}/enrolment-codes`,
     )
@@ -372,6 +384,27 @@ export class StrongroomClient {
     return this.request<{ deviceId: string; status: 'revoked'; conversationsLeft: number }>(
       'POST',
       `/v1/devices/${encodeURIComponent(deviceId)}/revoke`,
+      reason === undefined ? {} : { reason },
+    )
+  }
+
+  /**
+   * Suspends a device for a while (the customer mislaid it): it is cut off at once everywhere, but keeps its
+   * conversations and its local store. Staff any of the tenant's devices, a device its own customer's.
+   */
+  suspendDevice(deviceId: string, reason?: string) {
+    return this.request<{ deviceId: string; status: 'suspended' }>(
+      'POST',
+      `/v1/devices/${encodeURIComponent(deviceId)}/suspend`,
+      reason === undefined ? {} : { reason },
+    )
+  }
+
+  /** Resumes a suspended device (found again): staff, or another active device of the same customer. */
+  resumeDevice(deviceId: string, reason?: string) {
+    return this.request<{ deviceId: string; status: 'active' }>(
+      'POST',
+      `/v1/devices/${encodeURIComponent(deviceId)}/resume`,
       reason === undefined ? {} : { reason },
     )
   }
@@ -670,7 +703,7 @@ export async function enrolDevice(options: {
   WebSocket?: WebSocketConstructor
 }): Promise<{
   client: StrongroomClient
-  device: Device
+  device: EnrolledDevice
   tenantId: string
   keys: DeviceKeys
   /** The server's wipe-command keys, fetched now: store them with the device and pass them as `remoteWipe`. */

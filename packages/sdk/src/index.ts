@@ -17,6 +17,7 @@ export {
   type Customer,
   type Device,
   type DeviceVerdict,
+  type EnrolledDevice,
   enrolDevice,
   type MessageRange,
   type OutgoingMessage,
@@ -78,3 +79,4 @@ export {
 } from './remote-wipe.ts'
 export { generateSecretsKeys, openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'
+export { DEVICE_SUSPENDED_PROBLEM, isDeviceSuspendedProblem } from './wipe-problem.ts'

@@ -44,5 +44,11 @@ export {
   SecureGroupError,
   type SecureGroupErrorCode,
 } from './mls/secure-group.ts'
-export { type SecureEvent, SecureMessaging } from './mls/secure-messaging.ts'
-export { encryptedStore, generateStoreKey, MemoryStore, type SecureStore } from './mls/secure-store.ts'
+export { type KeptText, type SecureEvent, SecureMessaging } from './mls/secure-messaging.ts'
+export {
+  encryptedStore,
+  generateStoreKey,
+  importStoreKey,
+  MemoryStore,
+  type SecureStore,
+} from './mls/secure-store.ts'

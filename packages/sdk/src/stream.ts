@@ -3,7 +3,7 @@ import { CloseCode } from './close-codes.ts'
 import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import type { Message, SendFrame, ServerFrame } from './protocol.ts'
-import { isDeviceWipedProblem } from './wipe-problem.ts'
+import { isDeviceSuspendedProblem, isDeviceWipedProblem } from './wipe-problem.ts'
 
 export interface StreamOptions {
   /** Where to resume, per conversation: the last sequence number this device has kept. */
@@ -140,6 +140,11 @@ export class MessageStream {
             this.close()
             return
           }
+          // Suspended: retrying is pointless until someone resumes the device; start a new stream then.
+          if (error instanceof StrongroomError && isDeviceSuspendedProblem(error.problem)) {
+            this.close()
+            return
+          }
           socket.close()
         },
       )
@@ -238,6 +243,12 @@ export class MessageStream {
       this.close()
       // Revoked while connected: the server's wipe command comes with the next use of the key, so ask now.
       void this.#client.checkRevocation().catch(() => undefined)
+      return
+    }
+    if (code === CloseCode.suspended) {
+      // Nothing to erase: the bank or another device of the customer may resume it. Start a new stream then.
+      this.#options.onError?.(new Error('this device has been suspended'))
+      this.close()
       return
     }
     if (code === CloseCode.unauthorized || code === CloseCode.tokenExpired) {

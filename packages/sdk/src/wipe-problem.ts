@@ -9,3 +9,10 @@ export function isDeviceWipedProblem(problem: ProblemDocument | undefined): prob
 } {
   return !!problem && problem.type.endsWith(`/${DEVICE_WIPED_PROBLEM}`) && typeof problem.wipeCommand === 'string'
 }
+
+export const DEVICE_SUSPENDED_PROBLEM = 'identity/device-suspended'
+
+/** The problem is the server's answer to a suspended device: stop trying until it is resumed; erase nothing. */
+export function isDeviceSuspendedProblem(problem: ProblemDocument | undefined): boolean {
+  return !!problem && problem.type.endsWith(`/${DEVICE_SUSPENDED_PROBLEM}`)
+}

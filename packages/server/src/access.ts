@@ -50,6 +50,7 @@ export const accessTable: Record<string, Access> = {
   'GET /v1/customers/:customerId':                      staff('customers:write'),
   'GET /v1/customers/:customerId/devices':              staff('customers:write'),
   'GET /v1/customers/:customerId/device-integrity':     staff('customers:write'),
+  'POST /v1/customers/:customerId/export':              staff('customers:export'),
   'POST /v1/customers/:customerId/enrolment-codes':     staff('devices:enrol'),
   'POST /v1/devices':                                   deviceKey,
   'POST /v1/devices/token':                             deviceKey,
@@ -61,6 +62,9 @@ export const accessTable: Record<string, Access> = {
   'PUT /v1/conversations/:conversationId/retention':    staff('staff:admin'),
   'GET /v1/devices':                                    device,
   'POST /v1/devices/:deviceId/revoke':                  member('devices:revoke'),
+  'POST /v1/devices/:deviceId/suspend':                 member('devices:revoke'),
+  // A suspended device's own credentials are refused before this: another device of the customer resumes it.
+  'POST /v1/devices/:deviceId/resume':                  member('devices:revoke'),
   'POST /v1/conversations':                             staff('conversations:write'),
   'GET /v1/conversations':                              member('conversations:read'),
   'GET /v1/conversations/:conversationId':              member('conversations:read'),

@@ -25,12 +25,13 @@ import { purgeExpiredMessages } from './conversations/purge-expired-messages.ts'
 import { retentionRoutes } from './conversations/retention-routes.ts'
 import { conversationRoutes } from './conversations/routes.ts'
 import { StreamHub } from './conversations/stream-hub.ts'
+import { dataSubjectRoutes } from './data-subject/routes.ts'
 import { groupMessageAdmission } from './e2e/groups.ts'
 import { e2eRoutes } from './e2e/routes.ts'
+import { refusalOfDeviceProof } from './identity/device-key-refusal.ts'
 import { purgeExpiredAccessTokens } from './identity/devices.ts'
 import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
-import { wipeProblemForProof } from './identity/wipe-command.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
 import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
@@ -121,7 +122,8 @@ export async function startServer(
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
     const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
     const principal = await authenticate(ctx, credentials).catch(async (error: unknown) => {
-      // A revoked device reconnecting with its old token: answer with the wipe command, not a plain refusal.
+      // A revoked or suspended device reconnecting with its old token: answer with the wipe command or the
+      // suspension, not a plain refusal that the SDK would retry.
       const [scheme, token] = frame.authorization.split(' ', 2)
       if (
         error instanceof Problem &&
@@ -129,8 +131,8 @@ export async function startServer(
         scheme?.toLowerCase() === 'dpop' &&
         token
       ) {
-        const wipe = await wipeProblemForProof(ctx, wipeKey, frame.dpop, { htm: 'GET', htu, accessToken: token })
-        if (wipe) throw wipe
+        const refusal = await refusalOfDeviceProof(ctx, wipeKey, frame.dpop, { htm: 'GET', htu, accessToken: token })
+        if (refusal) throw refusal
       }
       throw error
     })
@@ -257,6 +259,7 @@ export async function startServer(
   )
   await app.register(async (scope) => webRoutes(scope, ctx))
   await app.register(async (scope) => archiveRoutes(scope, ctx, { signer: archiveSigner }))
+  await app.register(async (scope) => dataSubjectRoutes(scope, ctx))
   const webhooks = startWebhookDelivery(ctx, receiptKey)
 
   const address = await app.listen({ port: config.port, host: config.host })

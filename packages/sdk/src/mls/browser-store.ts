@@ -6,7 +6,10 @@ export const browserCryptoProvider = defaultCryptoProvider
 
 const VALUES = 'values'
 const KEYS = 'keys'
+/** Each value's expiry (ms since the epoch), by the value's name. Since version 2 of the database. */
+const EXPIRIES = 'expiries'
 const STORE_KEY = 'store-key'
+const VERSION = 2
 
 function done<T>(request: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -16,20 +19,41 @@ function done<T>(request: IDBRequest<T>): Promise<T> {
 }
 
 function openDatabase(name: string): Promise<IDBDatabase> {
-  const request = indexedDB.open(name, 1)
+  const request = indexedDB.open(name, VERSION)
   request.onupgradeneeded = () => {
-    request.result.createObjectStore(VALUES)
-    request.result.createObjectStore(KEYS)
+    // A database of version 1 has values and keys already; expiries come with version 2.
+    for (const store of [VALUES, KEYS, EXPIRIES]) {
+      if (!request.result.objectStoreNames.contains(store)) request.result.createObjectStore(store)
+    }
   }
   return done(request)
 }
 
-/** A SecureStore in one IndexedDB database. Wrap it with `encryptedStore`; `openBrowserSecureStore` does. */
+/** Resolves when a transaction has committed (its requests alone do not say that it did). */
+function committed(transaction: IDBTransaction): Promise<void> {
+  return new Promise((resolve, reject) => {
+    transaction.oncomplete = () => resolve()
+    transaction.onerror = () => reject(transaction.error)
+    transaction.onabort = () => reject(transaction.error)
+  })
+}
+
+/**
+ * A SecureStore in one IndexedDB database. Wrap it with `encryptedStore`; `openBrowserSecureStore` does. A value with
+ * an expiry is hidden from then on and erased by `purgeExpired`, which needs no network.
+ */
 export class IndexedDbStore implements SecureStore {
   readonly #db: IDBDatabase
+  readonly #now: () => number
 
-  constructor(db: IDBDatabase) {
+  constructor(db: IDBDatabase, options: { now?: () => number } = {}) {
     this.#db = db
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Opens (or makes) the database `name`, without a store key: for tests and for apps that seal values themselves. */
+  static async open(name: string, options: { now?: () => number } = {}): Promise<IndexedDbStore> {
+    return new IndexedDbStore(await openDatabase(name), options)
   }
 
   /** Deletes the whole database, the store key with it. */
@@ -39,16 +63,47 @@ export class IndexedDbStore implements SecureStore {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
-    const value = await done(this.#db.transaction(VALUES).objectStore(VALUES).get(key))
+    const transaction = this.#db.transaction([VALUES, EXPIRIES])
+    const [value, expiresAt] = await Promise.all([
+      done(transaction.objectStore(VALUES).get(key)),
+      done(transaction.objectStore(EXPIRIES).get(key)),
+    ])
+    if (typeof expiresAt === 'number' && expiresAt <= this.#now()) return undefined
     return value instanceof Uint8Array ? value : undefined
   }
 
-  async set(key: string, value: Uint8Array): Promise<void> {
-    await done(this.#db.transaction(VALUES, 'readwrite').objectStore(VALUES).put(Uint8Array.from(value), key))
+  async set(key: string, value: Uint8Array, options: { expiresAt?: Date } = {}): Promise<void> {
+    const transaction = this.#db.transaction([VALUES, EXPIRIES], 'readwrite')
+    transaction.objectStore(VALUES).put(Uint8Array.from(value), key)
+    if (options.expiresAt) transaction.objectStore(EXPIRIES).put(options.expiresAt.getTime(), key)
+    else transaction.objectStore(EXPIRIES).delete(key)
+    await committed(transaction)
   }
 
   async delete(key: string): Promise<void> {
-    await done(this.#db.transaction(VALUES, 'readwrite').objectStore(VALUES).delete(key))
+    const transaction = this.#db.transaction([VALUES, EXPIRIES], 'readwrite')
+    transaction.objectStore(VALUES).delete(key)
+    transaction.objectStore(EXPIRIES).delete(key)
+    await committed(transaction)
+  }
+
+  async purgeExpired(now: Date): Promise<number> {
+    const transaction = this.#db.transaction([VALUES, EXPIRIES], 'readwrite')
+    const values = transaction.objectStore(VALUES)
+    let purged = 0
+    const cursor = transaction.objectStore(EXPIRIES).openCursor()
+    cursor.onsuccess = () => {
+      const at = cursor.result
+      if (!at) return
+      if (typeof at.value === 'number' && at.value <= now.getTime()) {
+        values.delete(at.key)
+        at.delete()
+        purged++
+      }
+      at.continue()
+    }
+    await committed(transaction)
+    return purged
   }
 }
 

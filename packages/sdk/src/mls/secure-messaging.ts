@@ -60,6 +60,19 @@ export type SecureEvent =
       removedSelf: boolean
     }
 
+/** What a member kept of a message it read or sent (with `keepTexts`), until the message expires. */
+export type KeptText = { kind: 'text'; text: string } | { kind: 'unreadable' }
+
+// What is kept per message: 1 then the text's bytes, or 0 alone for a message that could not be decrypted.
+const UNREADABLE = new Uint8Array([0])
+const readable = (bytes: Uint8Array) => {
+  const kept = new Uint8Array(bytes.length + 1)
+  kept[0] = 1
+  kept.set(bytes, 1)
+  return kept
+}
+const textKey = (conversationId: string, seq: number) => `mls/text/${conversationId}/${seq}`
+
 interface StoredKeyPackage {
   message: string
   initPrivateKey: string
@@ -86,16 +99,18 @@ export class SecureMessaging {
   readonly #queues = new Map<string, Promise<unknown>>()
   readonly #groups = new Map<string, SecureGroup>()
   readonly #onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined
+  readonly #keepTexts: boolean
 
   private constructor(
     delivery: DeliveryService,
     store: SecureStore,
     member: LocalMember,
     self: MemberIdentity,
-    onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined,
+    options: { onEvent?: ((event: SecureEvent) => void | Promise<void>) | undefined; keepTexts?: boolean | undefined },
   ) {
     this.#delivery = delivery
-    this.#onEvent = onEvent
+    this.#onEvent = options.onEvent
+    this.#keepTexts = options.keepTexts ?? false
     this.#store = store
     this.#member = member
     this.#self = self
@@ -116,6 +131,12 @@ export class SecureMessaging {
        * (which `send` does not return). A promise it returns is awaited before the next message is read.
        */
       onEvent?: (event: SecureEvent) => void | Promise<void>
+      /**
+       * Keep the text of every message read or sent in the store, until the message's expiry, for `keptText`: MLS
+       * keys move on with every message, so a message decrypts once only. Expired texts are erased when the member
+       * opens (however long the app was closed or offline) and whenever the store's own timer or `purgeExpired` says.
+       */
+      keepTexts?: boolean
     },
   ): Promise<SecureMessaging> {
     const delivery = service instanceof StrongroomClient ? httpDeliveryService(service) : service
@@ -146,7 +167,8 @@ export class SecureMessaging {
       signatureKey: { signKey, publicKey },
     }
     const [kind, id] = claims.sub.split(':', 2) as [MemberIdentity['kind'], string]
-    const messaging = new SecureMessaging(delivery, store, member, { kind, id }, options.onEvent)
+    const messaging = new SecureMessaging(delivery, store, member, { kind, id }, options)
+    if (options.keepTexts) await messaging.purgeExpired()
     await messaging.replenishKeyPackages()
     return messaging
   }
@@ -216,7 +238,9 @@ export class SecureMessaging {
         const { message, group } = await (await this.#loadGroup(conversationId)).encrypt(bytes)
         await this.#saveGroup(conversationId, group)
         try {
-          return await this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message)
+          const sent = await this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message)
+          await this.#keep(sent, readable(bytes))
+          return sent
         } catch (error) {
           if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
           await this.#catchUp(conversationId)
@@ -236,6 +260,24 @@ export class SecureMessaging {
       if (message.seq > read + 1) return this.#catchUp(message.conversationId)
       return this.#apply(message)
     })
+  }
+
+  /**
+   * The text of a message this member read or sent, as kept with `keepTexts`; undefined when nothing is kept (never
+   * read here, sent from another session, or expired). It waits for what is under way in the conversation, so a
+   * message being sent is kept before it is asked for.
+   */
+  keptText(conversationId: string, seq: number): Promise<KeptText | undefined> {
+    return this.#serialized(conversationId, async () => {
+      const kept = await this.#store.get(textKey(conversationId, seq))
+      if (!kept) return undefined
+      return kept[0] === 1 ? { kind: 'text', text: new TextDecoder().decode(kept.subarray(1)) } : { kind: 'unreadable' }
+    })
+  }
+
+  /** Erases what expired from the store (kept texts); returns how many values went. Works offline. */
+  purgeExpired(now = new Date()): Promise<number> {
+    return this.#store.purgeExpired?.(now) ?? Promise.resolve(0)
   }
 
   /** Reads everything new in a conversation from the server. */
@@ -306,10 +348,14 @@ export class SecureMessaging {
     } catch (error) {
       if (!(error instanceof SecureGroupError)) throw error
       // One bad message must not block the conversation: it is reported and passed over, the group unchanged.
+      await this.#keep(message, UNREADABLE)
       await this.#setReadSeq(conversationId, seq)
       return [{ kind: 'unreadable', conversationId, seq, reason: error.code }]
     }
     const { group: next, event } = processed
+    // Kept before the group moves on: after a crash in between, the message decrypts again and is kept again, where
+    // the other way round its keys would be gone and its text with them.
+    if (event.kind === 'application') await this.#keep(message, readable(event.plaintext))
     await this.#saveGroup(conversationId, next)
     await this.#setReadSeq(conversationId, seq)
     if (event.kind === 'application') {
@@ -377,6 +423,13 @@ export class SecureMessaging {
     this.#groups.delete(conversationId)
     this.#groups.set(conversationId, group)
     if (this.#groups.size > GROUP_CACHE_SIZE) this.#groups.delete(this.#groups.keys().next().value as string)
+  }
+
+  /** Keeps what a message said, until it expires, when the member keeps texts. */
+  async #keep(message: Message, kept: Uint8Array): Promise<void> {
+    if (!this.#keepTexts) return
+    const expiresAt = message.expiresAt === null ? undefined : new Date(message.expiresAt)
+    await this.#store.set(textKey(message.conversationId, message.seq), kept, expiresAt ? { expiresAt } : {})
   }
 
   async #readSeq(conversationId: string): Promise<number> {

@@ -112,3 +112,12 @@ export function encryptedStore(inner: SecureStore, storeKey: CryptoKey): SecureS
 export function generateStoreKey(): Promise<CryptoKey> {
   return crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt'])
 }
+
+/**
+ * Turns 32 bytes the app keeps elsewhere (the platform keychain, a secret manager) into a non-extractable AES-256-GCM
+ * key for `encryptedStore`, so that a store on disk outlives the process that made it.
+ */
+export function importStoreKey(raw: Uint8Array): Promise<CryptoKey> {
+  if (raw.length !== 32) throw new TypeError('a store key is 32 bytes')
+  return crypto.subtle.importKey('raw', Uint8Array.from(raw), { name: 'AES-GCM' }, false, ['encrypt', 'decrypt'])
+}

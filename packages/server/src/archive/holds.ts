@@ -116,3 +116,26 @@ export async function listLegalHolds(db: Kysely<Database>, tenantId: string): Pr
     .execute()
   return rows.map(toHold)
 }
+
+/** The legal holds, active or released, on a customer or on any of the given conversations, newest first. */
+export async function holdsOn(
+  db: Kysely<Database>,
+  tenantId: string,
+  scope: { customerId: string; conversationIds: string[] },
+): Promise<LegalHold[]> {
+  const rows = await db
+    .selectFrom('archive_holds')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('scope_kind', '=', 'customer'), eb('scope_id', '=', scope.customerId)]),
+        ...(scope.conversationIds.length > 0
+          ? [eb.and([eb('scope_kind', '=', 'conversation'), eb('scope_id', 'in', scope.conversationIds)])]
+          : []),
+      ]),
+    )
+    .orderBy('placed_at', 'desc')
+    .execute()
+  return rows.map(toHold)
+}

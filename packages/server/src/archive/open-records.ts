@@ -32,3 +32,20 @@ export async function openRecords(keys: ArchiveKeys, tenantId: string, rows: Arc
     return { row, status: 'available', content: openContent(key, tenantId, row.key_id, row.source_ref, row.sealed) }
   })
 }
+
+/** A record as compliance staff read it: its place in the chain, its class and its content if still readable. */
+export function archiveRecordView({ row, status, content }: OpenedRecord) {
+  return {
+    seq: row.seq === null ? null : Number(row.seq),
+    recordClass: row.record_class,
+    conversationId: row.conversation_id,
+    conversationSeq: row.conversation_seq === null ? null : Number(row.conversation_seq),
+    customerId: row.customer_id,
+    occurredAt: new Date(row.occurred_at).toISOString(),
+    status,
+    content,
+    hash: row.hash === null ? null : Buffer.from(row.hash).toString('hex'),
+  }
+}
+
+export type ArchiveRecordView = ReturnType<typeof archiveRecordView>

@@ -11,13 +11,15 @@ import { archiveKeysOf } from './append.ts'
 import { eraseCustomer } from './erasure.ts'
 import { exportCase } from './export.ts'
 import { listLegalHolds, placeLegalHold, releaseLegalHold } from './holds.ts'
-import type { OpenedRecord } from './open-records.ts'
+import { archiveRecordView } from './open-records.ts'
 import { retainedClasses, retentionPolicy, setRetentionPolicy } from './retention.ts'
 import { SEARCH_SCAN_LIMIT, searchArchive } from './search.ts'
 import { verifyArchiveNow } from './verify.ts'
 
-const ArchiveRecordSchema = Type.Object({
-  seq: Type.Integer({ description: 'Position in the tenant’s archive chain' }),
+export const ArchiveRecordSchema = Type.Object({
+  seq: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Position in the tenant’s archive chain (null for the moment before it is linked)',
+  }),
   recordClass: Type.String(),
   conversationId: Type.Union([Type.String(), Type.Null()]),
   conversationSeq: Type.Union([Type.Integer(), Type.Null()]),
@@ -25,10 +27,12 @@ const ArchiveRecordSchema = Type.Object({
   occurredAt: Type.String({ format: 'date-time' }),
   status: oneOf(['available', 'deleted', 'erased', 'none'] as const),
   content: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
-  hash: Type.String({ description: 'hex SHA-256 linking this record to the one before' }),
+  hash: Type.Union([Type.String(), Type.Null()], {
+    description: 'hex SHA-256 linking this record to the one before (null until linked)',
+  }),
 })
 
-const HoldSchema = Type.Object({
+export const HoldSchema = Type.Object({
   id: Type.String(),
   scopeKind: oneOf(['customer', 'conversation'] as const),
   scopeId: Type.String(),
@@ -51,7 +55,7 @@ const VerificationSchema = Type.Object({
   verifiedAt: Type.String({ format: 'date-time' }),
 })
 
-const RetentionSchema = Type.Object(
+export const RetentionSchema = Type.Object(
   Object.fromEntries(retainedClasses.map((c) => [c, Type.Integer({ minimum: 1, maximum: 36500 })])),
   { additionalProperties: false, description: 'Retention in days per record class' },
 )
@@ -85,20 +89,6 @@ async function writeOrWait(stream: PassThrough, line: string): Promise<void> {
 }
 
 const date = (value: string | undefined) => (value === undefined ? undefined : new Date(value))
-
-function toView({ row, status, content }: OpenedRecord) {
-  return {
-    seq: Number(row.seq),
-    recordClass: row.record_class,
-    conversationId: row.conversation_id,
-    conversationSeq: row.conversation_seq === null ? null : Number(row.conversation_seq),
-    customerId: row.customer_id,
-    occurredAt: new Date(row.occurred_at).toISOString(),
-    status,
-    content,
-    hash: Buffer.from(row.hash ?? []).toString('hex'),
-  }
-}
 
 /** The compliance archive for compliance staff: search, export, retention, legal holds and erasure. */
 export async function archiveRoutes(app: App, ctx: ServerContext, options: { signer: SigningKey }): Promise<void> {
@@ -150,7 +140,7 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
         { ...rest, from: date(from), to: date(to) },
         actorOf(principal),
       )
-      return { records: result.records.map(toView), next: result.next, scanned: result.scanned }
+      return { records: result.records.map(archiveRecordView), next: result.next, scanned: result.scanned }
     },
   )
 

@@ -3,9 +3,11 @@ import { principalOf } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { problemResponses } from '../platform/http/schemas.ts'
+import { toAuditEventView } from './event-view.ts'
 
-const AuditEventSchema = Type.Object({
-  seq: Type.Integer(),
+/** Exported for the data subject export, which also lists events not chained yet (their seq and hash are null). */
+export const AuditEventSchema = Type.Object({
+  seq: Type.Union([Type.Integer(), Type.Null()]),
   occurredAt: Type.String(),
   actor: Type.Object({ kind: Type.String(), id: Type.Union([Type.String(), Type.Null()]) }),
   action: Type.String(),
@@ -13,7 +15,7 @@ const AuditEventSchema = Type.Object({
   outcome: Type.String(),
   reason: Type.Union([Type.String(), Type.Null()]),
   details: Type.Record(Type.String(), Type.Unknown()),
-  hash: Type.String({ description: 'hex SHA-256 linking this record to the one before' }),
+  hash: Type.Union([Type.String(), Type.Null()], { description: 'hex SHA-256 linking this record to the one before' }),
 })
 
 export async function auditRoutes(app: App, ctx: ServerContext): Promise<void> {
@@ -42,19 +44,7 @@ export async function auditRoutes(app: App, ctx: ServerContext): Promise<void> {
         .orderBy('seq')
         .limit(request.query.limit ?? 100)
         .execute()
-      return {
-        events: rows.map((row) => ({
-          seq: Number(row.seq),
-          occurredAt: new Date(row.occurred_at).toISOString(),
-          actor: { kind: row.actor_kind, id: row.actor_id },
-          action: row.action,
-          target: row.target_kind === null ? null : { kind: row.target_kind, id: row.target_id },
-          outcome: row.outcome,
-          reason: row.reason,
-          details: JSON.parse(row.details),
-          hash: Buffer.from(row.hash ?? []).toString('hex'),
-        })),
-      }
+      return { events: rows.map(toAuditEventView) }
     },
   )
 }

@@ -69,7 +69,7 @@ const Options = Type.Object(
     description: 'WebAuthn options (JSON): pass to navigator.credentials.create or .get as `publicKey`',
   },
 )
-const PasskeySchema = Type.Object({
+export const PasskeySchema = Type.Object({
   id: Type.String(),
   credentialId: Type.String(),
   backupEligible: Type.Boolean(),

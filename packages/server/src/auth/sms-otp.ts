@@ -149,3 +149,21 @@ export async function verifySmsOtp(
   })
   if (outcome !== 'ok') throw new Problem('auth/invalid-code')
 }
+
+/** The one-time SMS codes sent to a customer, as a data subject export lists them: when, never the code. */
+export async function listSmsOtpCodes(ctx: Pick<ServerContext, 'db'>, tenantId: string, customerId: string) {
+  const rows = await ctx.db
+    .selectFrom('sms_otp_codes')
+    .select(['id', 'failed_attempts', 'created_at', 'expires_at', 'used_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .orderBy('created_at')
+    .execute()
+  return rows.map((row) => ({
+    id: row.id,
+    failedAttempts: row.failed_attempts,
+    createdAt: new Date(row.created_at).toISOString(),
+    expiresAt: new Date(row.expires_at).toISOString(),
+    usedAt: row.used_at ? new Date(row.used_at).toISOString() : null,
+  }))
+}

@@ -125,3 +125,21 @@ export async function verifyTotp(
   })
   if (outcome !== 'ok') throw new Problem('auth/invalid-code')
 }
+
+/** A customer's TOTP factors as a data subject export lists them: state and dates, never the secret. */
+export async function listTotpFactors(ctx: Pick<ServerContext, 'db'>, tenantId: string, customerId: string) {
+  const rows = await ctx.db
+    .selectFrom('totp_factors')
+    .select(['id', 'status', 'failed_attempts', 'locked_until', 'created_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .orderBy('created_at')
+    .execute()
+  return rows.map((row) => ({
+    id: row.id,
+    status: row.status,
+    failedAttempts: row.failed_attempts,
+    lockedUntil: row.locked_until ? new Date(row.locked_until).toISOString() : null,
+    createdAt: new Date(row.created_at).toISOString(),
+  }))
+}

@@ -191,3 +191,32 @@ export async function publicConversationIds(ctx: Pick<ServerContext, 'db'>, tena
     .execute()
   return rows.map((r) => r.conversation_id)
 }
+
+/** A customer's addresses on public channels, decrypted, with their conversations: for a data subject export. */
+export async function customerChannelIdentities(
+  ctx: Pick<ServerContext, 'db' | 'keyring'>,
+  tenantId: string,
+  customerId: string,
+) {
+  const rows = await ctx.db
+    .selectFrom('channel_identities')
+    .select([...COLUMNS, 'address', 'created_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .orderBy('created_at')
+    .execute()
+  return Promise.all(
+    rows.map(async (row) => {
+      const identity = toIdentity(row)
+      return {
+        id: identity.id,
+        connector: identity.connector,
+        address: await ctx.keyring.decryptText(tenantId, addressField(row.id), row.address),
+        conversationId: identity.conversationId,
+        secureConversationId: identity.secureConversationId,
+        lastInboundAt: identity.lastInboundAt?.toISOString() ?? null,
+        createdAt: new Date(row.created_at).toISOString(),
+      }
+    }),
+  )
+}

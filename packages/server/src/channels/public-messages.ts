@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { WireMessage } from '../conversations/bus-events.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
 import type { MessageLog } from '../conversations/message-log.ts'
 import { fetchMessages } from '../conversations/messages.ts'
@@ -276,24 +277,37 @@ export async function listPublicMessages(
   const byClientId = new Map(deliveries.map((d) => [d.client_message_id, d]))
   const views: PublicMessageView[] = []
   for (const message of messages) {
-    if (message.contentType !== PUBLIC_MESSAGE_TYPE && message.contentType !== IMPORTED_HISTORY_TYPE) continue
-    const envelope = await openEnvelope(ctx, principal.tenantId, message, Buffer.from(message.ciphertext, 'base64'))
-    const imported = message.contentType === IMPORTED_HISTORY_TYPE
-    const delivery = imported || envelope.direction !== 'outbound' ? undefined : byClientId.get(message.clientMessageId)
-    views.push({
-      id: message.id,
-      seq: message.seq,
-      sender: message.sender,
-      direction: envelope.direction,
-      channel: envelope.channel,
-      text: envelope.text,
-      masked: envelope.masked ?? [],
-      mediaCount: envelope.mediaCount ?? 0,
-      linkLabel: envelope.linkLabel ?? null,
-      at: envelope.at,
-      imported,
-      delivery: delivery ? { status: delivery.status, errorCode: delivery.error_code } : null,
-    })
+    const opened = await openPublicMessage(ctx, principal.tenantId, message)
+    if (!opened) continue
+    const delivery =
+      opened.imported || opened.direction !== 'outbound' ? undefined : byClientId.get(message.clientMessageId)
+    views.push({ ...opened, delivery: delivery ? { status: delivery.status, errorCode: delivery.error_code } : null })
   }
   return views
+}
+
+/**
+ * A public-channel message of the log (or one a pivot imported), opened with the tenant's keys; undefined for any
+ * other message (MLS ciphertext, which the server cannot read).
+ */
+export async function openPublicMessage(
+  ctx: Pick<ServerContext, 'keyring'>,
+  tenantId: string,
+  message: WireMessage,
+): Promise<Omit<PublicMessageView, 'delivery'> | undefined> {
+  if (message.contentType !== PUBLIC_MESSAGE_TYPE && message.contentType !== IMPORTED_HISTORY_TYPE) return undefined
+  const envelope = await openEnvelope(ctx, tenantId, message, Buffer.from(message.ciphertext, 'base64'))
+  return {
+    id: message.id,
+    seq: message.seq,
+    sender: message.sender,
+    direction: envelope.direction,
+    channel: envelope.channel,
+    text: envelope.text,
+    masked: envelope.masked ?? [],
+    mediaCount: envelope.mediaCount ?? 0,
+    linkLabel: envelope.linkLabel ?? null,
+    at: envelope.at,
+    imported: message.contentType === IMPORTED_HISTORY_TYPE,
+  }
 }

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
+import { closeSync, createWriteStream, openSync, unlinkSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { rewrapArchiveKeys } from '../archive/archive-keys.ts'
 import { rewrapArchiveMemberKeys } from '../archive/archive-member.ts'
@@ -7,6 +7,7 @@ import { exportCase } from '../archive/export.ts'
 import { archiveChains, verifyArchiveChain } from '../archive/verify.ts'
 import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { auditChains, type ChainVerification, verifyAuditChain } from '../audit/verify.ts'
+import { exportCustomerData } from '../data-subject/export-customer.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
@@ -55,6 +56,9 @@ const usage = `usage: strongroom <command>
                                      export a case as a signed bundle (JSON lines, the last the signed manifest)
   customer create --tenant ID --ref REF --name NAME
                                      register a customer (REF is the bank's own customer id)
+  customer export --tenant ID --customer ID --out FILE
+                                     export everything held about a customer (a data subject access request) as
+                                     one JSON file; needs the archive key file; never overwrites a file
   enrolment-code --tenant ID --customer ID
                                      issue a single-use code with which one device of the customer enrols
 
@@ -386,6 +390,34 @@ async function main(argv: string[]): Promise<void> {
           return createCustomer({ db, keyring }, tenantId, { externalRef: ref, displayName: name })
         }),
       )
+      return
+    }
+    case 'customer export': {
+      const { tenant: tenantId, customer: customerId, out: file } = values
+      if (!tenantId || !customerId || !file)
+        throw new UsageError('customer export needs --tenant, --customer and --out')
+      // The file is made first (never over another), so that a refused file does not leave an audited export behind.
+      const fd = openSync(file, 'wx', 0o600)
+      let document: Awaited<ReturnType<typeof exportCustomerData>>
+      try {
+        document = await withStorage(config, async ({ db, keyring }) => {
+          const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
+          return exportCustomerData({ db, keyring, archiveKek }, tenantId, customerId, operator)
+        })
+        writeFileSync(fd, `${JSON.stringify(document, null, 2)}\n`)
+      } catch (error) {
+        unlinkSync(file)
+        throw error
+      } finally {
+        closeSync(fd)
+      }
+      out({
+        file,
+        devices: document.devices.length,
+        conversations: document.conversations.length,
+        archiveRecords: document.archive.records.length,
+        auditEvents: document.auditEvents.length,
+      })
       return
     }
     case 'enrolment-code': {

@@ -164,3 +164,15 @@ export async function decide(
   if (row?.status === 'pending') throw new Problem('consent/expired')
   throw new Problem('consent/already-decided')
 }
+
+/** Every consent request of a customer, oldest first, with its receipt: for a data subject export. */
+export async function listCustomerConsents(ctx: Ctx, tenantId: string, customerId: string): Promise<ConsentRequest[]> {
+  const rows = await ctx.db
+    .selectFrom('consents')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .orderBy('created_at')
+    .execute()
+  return Promise.all(rows.map((row) => toView(ctx, row)))
+}

@@ -30,7 +30,7 @@ const Payee = Type.Object(
   },
   { additionalProperties: false },
 )
-const Consent = Type.Object({
+export const Consent = Type.Object({
   id: Type.String(),
   status: oneOf(['pending', 'approved', 'declined', 'expired'] as const),
   customerId: Type.String(),

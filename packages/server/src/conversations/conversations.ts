@@ -287,6 +287,26 @@ export async function listConversations(
   )
 }
 
+/** Every conversation with a customer, oldest first, whoever is a member (for a data subject export). */
+export async function customerConversations(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  customerId: string,
+): Promise<Conversation[]> {
+  const rows = await ctx.db
+    .selectFrom('conversations')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .orderBy('created_at')
+    .execute()
+  return loadConversations(
+    ctx,
+    tenantId,
+    rows.map((r) => r.id),
+  )
+}
+
 async function loadConversations(
   ctx: Pick<ServerContext, 'db'>,
   tenantId: string,

@@ -76,3 +76,19 @@ export async function setConversationRetention(
     })
   })
 }
+
+/** Each conversation's own retention for devices (null: the tenant's default applies). */
+export async function conversationRetentionDays(
+  ctx: Db,
+  tenantId: string,
+  conversationIds: string[],
+): Promise<Map<string, number | null>> {
+  if (conversationIds.length === 0) return new Map()
+  const rows = await ctx.db
+    .selectFrom('conversations')
+    .select(['id', 'device_message_days'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', 'in', conversationIds)
+    .execute()
+  return new Map(rows.map((row) => [row.id, row.device_message_days]))
+}

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { type AuthFrame, authFrameCheck, type ClientFrame, CloseCode, clientFrameCheck } from '@strongroom/sdk/protocol'
 import type { WebSocket } from 'ws'
-import { DEVICE_REVOKED_SUBJECT_PREFIX, type DeviceRevokedEvent } from '../identity/device-events.ts'
+import {
+  DEVICE_REVOKED_SUBJECT_PREFIX,
+  DEVICE_SUSPENDED_SUBJECT_PREFIX,
+  type DeviceRevokedEvent,
+  type DeviceSuspendedEvent,
+} from '../identity/device-events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type Principal, principalMember } from '../principal.ts'
@@ -48,7 +53,12 @@ export class StreamHub {
       ctx.bus.subscribe(`${MESSAGE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMessages(payload)),
       ctx.bus.subscribe(`${MEMBER_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMemberAdded(payload)),
       ctx.bus.subscribe(`${MEMBER_LEFT_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMemberLeft(payload)),
-      ctx.bus.subscribe(`${DEVICE_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onDeviceRevoked(payload)),
+      ctx.bus.subscribe(`${DEVICE_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) =>
+        this.#closeDevice(payload, CloseCode.revoked, 'device revoked'),
+      ),
+      ctx.bus.subscribe(`${DEVICE_SUSPENDED_SUBJECT_PREFIX}>`, (_subject, payload) =>
+        this.#closeDevice(payload, CloseCode.suspended, 'device suspended'),
+      ),
       ctx.bus.onReconnect(() => {
         for (const session of this.#sessions) session.resyncAll()
       }),
@@ -130,10 +140,11 @@ export class StreamHub {
   }
 
   /** Records every socket's delivery acknowledgements in one statement, every few seconds and at close. */
-  #onDeviceRevoked(payload: Uint8Array): void {
-    const event = JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent
+  /** A device revoked or suspended on any node: its sockets here close with the code that tells the SDK which. */
+  #closeDevice(payload: Uint8Array, code: number, reason: string): void {
+    const event = JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent | DeviceSuspendedEvent
     const sessions = this.#byMember.get(memberKeyOf(event.tenantId, { kind: 'device', id: event.deviceId }))
-    for (const session of [...(sessions ?? [])]) session.close(CloseCode.revoked, 'device revoked')
+    for (const session of [...(sessions ?? [])]) session.close(code, reason)
   }
 
   async flushMarkers(sessions: Iterable<StreamSession> = this.#sessions): Promise<void> {
@@ -271,9 +282,12 @@ class StreamSession {
       principal = await this.#hub.authenticate(frame, this.#htu)
     } catch (error) {
       this.#sendProblem(error)
-      // A revoked device got its wipe command in the problem: 4003 tells the SDK not to reconnect.
+      // A revoked device got its wipe command in the problem, a suspended one the reason: neither reconnects.
       if (error instanceof Problem && error.kind === 'identity/device-wiped') {
         return this.close(CloseCode.revoked, 'device revoked')
+      }
+      if (error instanceof Problem && error.kind === 'identity/device-suspended') {
+        return this.close(CloseCode.suspended, 'device suspended')
       }
       return this.close(CloseCode.unauthorized, 'authentication failed')
     }

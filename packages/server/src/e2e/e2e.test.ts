@@ -174,13 +174,20 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
     assert.deepEqual(read, ['before removal', 'after removal: your new PIN'])
   })
 
+  const epochOf = async (client: StrongroomClient, conversationId: string) =>
+    (await client.request<{ epoch: number }>('GET', `/v1/conversations/${conversationId}/e2e/group`)).epoch
+
   test('a revoked device is removed from its groups by the archive at once; the others read on', async () => {
     const { conversationId, agent, phone, agentClient } = await secureConversation()
-    const epochOf = async () =>
-      (await agentClient.request<{ epoch: number }>('GET', `/v1/conversations/${conversationId}/e2e/group`)).epoch
-    const before = await epochOf()
+    const before = await epochOf(agentClient, conversationId)
     await agentClient.revokeDevice(phone.deviceId, 'reported lost')
-    assert.equal(await eventually(epochOf, (epoch) => epoch > before), before + 1)
+    assert.equal(
+      await eventually(
+        () => epochOf(agentClient, conversationId),
+        (epoch) => epoch > before,
+      ),
+      before + 1,
+    )
     await agent.secure.sync(conversationId)
     const removal = agent.events.find((e) => e.kind === 'members-changed' && e.removed.length > 0)
     assert.deepEqual(removal?.kind === 'members-changed' && removal.removed.map((m) => `${m.kind}:${m.id}`), [
@@ -193,6 +200,21 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
       (t) => t.includes('after the revocation'),
     )
     assert.deepEqual(read, ['after the revocation'])
+  })
+
+  test('a suspended device stays in its groups; resumed, it reads what was sent meanwhile', async () => {
+    const { conversationId, agent, phone, agentClient } = await secureConversation()
+    const before = await epochOf(agentClient, conversationId)
+    await agentClient.suspendDevice(phone.deviceId, 'mislaid')
+    await agent.secure.send(conversationId, 'while you were away')
+    await server.archiveMember?.idle()
+    assert.equal(await epochOf(agentClient, conversationId), before)
+    assert.ok((await agent.secure.members(conversationId)).some((m) => m.id === phone.deviceId))
+    await assert.rejects(phone.secure.sync(conversationId), (e: StrongroomError) =>
+      e.type.endsWith('/identity/device-suspended'),
+    )
+    await agentClient.resumeDevice(phone.deviceId, 'found')
+    assert.deepEqual(texts(await phone.secure.sync(conversationId)), ['while you were away'])
   })
 
   test('two commits racing for one epoch: the first wins, the second re-bases and lands in the next', async () => {

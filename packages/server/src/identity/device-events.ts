@@ -13,3 +13,15 @@ export interface DeviceRevokedEvent {
 export function publishDeviceRevoked(bus: Bus, event: DeviceRevokedEvent): void {
   bus.publish(DEVICE_REVOKED_SUBJECT_PREFIX + event.tenantId, new TextEncoder().encode(JSON.stringify(event)))
 }
+
+/** Said on the bus when a device is suspended: every node cuts its sockets, and nothing else changes. */
+export const DEVICE_SUSPENDED_SUBJECT_PREFIX = 'sr.device.suspended.'
+
+export interface DeviceSuspendedEvent {
+  tenantId: string
+  deviceId: string
+}
+
+export function publishDeviceSuspended(bus: Bus, event: DeviceSuspendedEvent): void {
+  bus.publish(DEVICE_SUSPENDED_SUBJECT_PREFIX + event.tenantId, new TextEncoder().encode(JSON.stringify(event)))
+}

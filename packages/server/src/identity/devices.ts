@@ -1,18 +1,29 @@
 import type { JWK } from 'jose'
-import { recordAudit } from '../audit/events.ts'
+import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
 import type { VerifiedProof } from './dpop.ts'
 import { normalizeEnrolmentCode } from './enrolment-codes.ts'
 
+/**
+ * Where a device is in its life: `pending` from the enrolment code staff issued for it until the device enrols with
+ * it (or the code expires); `active` once enrolled; `suspended` while cut off for a while (a phone mislaid), resumed to
+ * `active`; `revoked` for good (a phone lost), after which its key gets only a wipe command.
+ */
+export type DeviceStatus = 'pending' | 'active' | 'suspended' | 'revoked'
+
 export interface Device {
   id: string
   customerId: string
-  label: string
-  status: 'active' | 'suspended' | 'revoked'
-  keyThumbprint: string
+  /** Null while pending: the device names itself when it enrols. */
+  label: string | null
+  status: DeviceStatus
+  /** Null while pending: there is no key yet. */
+  keyThumbprint: string | null
   createdAt: string
+  /** Pending only: when the enrolment code expires unused (the entry then goes). */
+  enrolmentExpiresAt?: string
 }
 
 export interface DevicePrincipal {
@@ -41,18 +52,19 @@ export async function enrolDevice(
   proof: VerifiedProof,
   input: { enrolmentCode: string; label: string },
 ): Promise<{ device: Device; tenantId: string; token: IssuedAccessToken }> {
-  const deviceId = newId('dev')
   const now = new Date()
   const result = await ctx.db.transaction().execute(async (trx) => {
     const code = await trx
       .updateTable('enrolment_codes')
-      .set({ used_at: now, device_id: deviceId })
+      .set({ used_at: now })
       .where('code_hash', '=', secretHash(normalizeEnrolmentCode(input.enrolmentCode)))
       .where('used_at', 'is', null)
       .where('expires_at', '>', now)
-      .returning(['tenant_id', 'customer_id'])
+      .returning(['tenant_id', 'customer_id', 'device_id'])
       .executeTakeFirst()
     if (!code) throw new Problem('identity/invalid-enrolment-code')
+    // The code reserved the id the pending device was listed under (codes issued before that had none).
+    const deviceId = code.device_id ?? newId('dev')
     const inserted = await trx
       .insertInto('devices')
       .values({
@@ -77,13 +89,13 @@ export async function enrolDevice(
       outcome: 'success',
       details: { customerId: code.customer_id, keyThumbprint: proof.jkt },
     })
-    return { tenantId: code.tenant_id, customerId: code.customer_id, token }
+    return { tenantId: code.tenant_id, customerId: code.customer_id, deviceId, token }
   })
   return {
     tenantId: result.tenantId,
     token: result.token,
     device: {
-      id: deviceId,
+      id: result.deviceId,
       customerId: result.customerId,
       label: input.label,
       status: 'active',
@@ -169,7 +181,7 @@ function toDevice(row: {
   id: string
   customer_id: string
   label: string
-  status: Device['status']
+  status: Exclude<DeviceStatus, 'pending'>
   jkt: string
   created_at: Date | string
 }): Device {
@@ -183,7 +195,15 @@ function toDevice(row: {
   }
 }
 
-export async function listCustomerDevices(ctx: Pick<ServerContext, 'db'>, tenantId: string, customerId: string) {
+/**
+ * A customer's devices in every state, oldest first, then those still pending enrolment: the customer (from any of
+ * their devices) and staff see at once a device being added that nobody expected.
+ */
+export async function listCustomerDevices(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  customerId: string,
+): Promise<Device[]> {
   const rows = await ctx.db
     .selectFrom('devices')
     .select(['id', 'customer_id', 'label', 'status', 'jkt', 'created_at'])
@@ -191,7 +211,74 @@ export async function listCustomerDevices(ctx: Pick<ServerContext, 'db'>, tenant
     .where('customer_id', '=', customerId)
     .orderBy('created_at')
     .execute()
-  return rows.map(toDevice)
+  const pending = await ctx.db
+    .selectFrom('enrolment_codes')
+    .select(['device_id', 'customer_id', 'created_at', 'expires_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', new Date())
+    .where('device_id', 'is not', null)
+    .$narrowType<{ device_id: string }>()
+    .orderBy('created_at')
+    .execute()
+  return [
+    ...rows.map(toDevice),
+    ...pending.map((code) => ({
+      id: code.device_id,
+      customerId: code.customer_id,
+      label: null,
+      status: 'pending' as const,
+      keyThumbprint: null,
+      createdAt: new Date(code.created_at).toISOString(),
+      enrolmentExpiresAt: new Date(code.expires_at).toISOString(),
+    })),
+  ]
+}
+
+/** Who changes a device's state, and why. */
+export interface DeviceStateChange {
+  actor: Actor
+  reason?: string | undefined
+  /** Only a device of this customer (a customer acting from another of their devices). */
+  customerId?: string | undefined
+}
+
+/**
+ * Locks an enrolled device of the tenant for a change of state, in the caller's transaction. With `customerId`, only
+ * that customer's device is found (a customer acting from another of their devices); another's answers not-found.
+ */
+export async function lockDevice(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  deviceId: string,
+  customerId: string | undefined,
+) {
+  let query = ctx.db
+    .selectFrom('devices')
+    .select(['id', 'customer_id', 'status'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', deviceId)
+  if (customerId) query = query.where('customer_id', '=', customerId)
+  const device = await query.forUpdate().executeTakeFirst()
+  if (!device) throw new Problem('request/not-found', 'no such device')
+  return device
+}
+
+/** Sets an enrolled device's state and deletes its access tokens, so that no node accepts them from now on. */
+export async function setDeviceStatus(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  deviceId: string,
+  status: Exclude<DeviceStatus, 'pending'>,
+): Promise<void> {
+  await ctx.db
+    .updateTable('devices')
+    .set({ status })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', deviceId)
+    .execute()
+  await ctx.db.deleteFrom('access_tokens').where('tenant_id', '=', tenantId).where('device_id', '=', deviceId).execute()
 }
 
 /** Forgets access tokens that have expired; called by the housekeeping timer. */

@@ -11,6 +11,8 @@ const CODE_LENGTH = 16
 export interface IssuedEnrolmentCode {
   code: string
   expiresAt: string
+  /** The id the device will have: listed as pending until it enrols with the code. */
+  deviceId: string
 }
 
 /** Canonical form of a code as a person may type it: case and dashes do not matter. */
@@ -18,7 +20,10 @@ export function normalizeEnrolmentCode(code: string): string {
   return code.toUpperCase().replace(/[\s-]/g, '')
 }
 
-/** Issues a single-use code with which one device of this customer can enrol. Only its hash is stored. */
+/**
+ * Issues a single-use code with which one device of this customer can enrol, and reserves that device's id: the
+ * device is listed as pending until then. Only the code's hash is stored.
+ */
 export async function issueEnrolmentCode(
   ctx: Pick<ServerContext, 'db' | 'config'>,
   tenantId: string,
@@ -30,6 +35,7 @@ export async function issueEnrolmentCode(
   for (let i = 0; i < CODE_LENGTH; i++) raw += ALPHABET[randomInt(ALPHABET.length)]
   const expiresAt = new Date(Date.now() + ctx.config.enrolmentCodeTtlSeconds * 1000)
   const id = newId('enr')
+  const deviceId = newId('dev')
   await ctx.db.transaction().execute(async (trx) => {
     await trx
       .insertInto('enrolment_codes')
@@ -41,7 +47,7 @@ export async function issueEnrolmentCode(
         created_by: actor.id ?? actor.kind,
         expires_at: expiresAt,
         used_at: null,
-        device_id: null,
+        device_id: deviceId,
         created_at: new Date(),
       })
       .execute()
@@ -51,8 +57,8 @@ export async function issueEnrolmentCode(
       action: 'device.enrolment-code.issue',
       target: { kind: 'customer', id: customerId },
       outcome: 'success',
-      details: { enrolmentCodeId: id, expiresAt: expiresAt.toISOString() },
+      details: { enrolmentCodeId: id, deviceId, expiresAt: expiresAt.toISOString() },
     })
   })
-  return { code: raw.match(/.{4}/g)?.join('-') ?? raw, expiresAt: expiresAt.toISOString() }
+  return { code: raw.match(/.{4}/g)?.join('-') ?? raw, expiresAt: expiresAt.toISOString(), deviceId }
 }

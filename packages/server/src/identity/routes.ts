@@ -1,19 +1,23 @@
 import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import { principalOf, requestHtu, singleHeader } from '../access.ts'
 import { removeMemberEverywhere } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
 import { createCustomer, findCustomer } from './customers.ts'
-import { publishDeviceRevoked } from './device-events.ts'
-import { enrolDevice, issueDeviceToken, listCustomerDevices } from './devices.ts'
+import { publishDeviceRevoked, publishDeviceSuspended } from './device-events.ts'
+import { refusalOfDeviceKey } from './device-key-refusal.ts'
+import { type DeviceStateChange, enrolDevice, issueDeviceToken, listCustomerDevices } from './devices.ts'
 import { verifyDpopProof } from './dpop.ts'
 import { issueEnrolmentCode } from './enrolment-codes.ts'
+import { resumeDevice } from './resume-device.ts'
 import { revokeDevice } from './revoke-device.ts'
-import { confirmWipe, deviceWipedProblem, revokedDeviceOfKey, wipeCommandJwks } from './wipe-command.ts'
+import { suspendDevice } from './suspend-device.ts'
+import { confirmWipe, wipeCommandJwks } from './wipe-command.ts'
 
 const CustomerSchema = Type.Object({
   id: Type.String(),
@@ -22,20 +26,37 @@ const CustomerSchema = Type.Object({
   phoneNumber: Type.Optional(Type.String()),
   createdAt: Type.String(),
 })
-const DeviceSchema = Type.Object({
+export const DeviceSchema = Type.Object({
   id: Type.String(),
   customerId: Type.String(),
-  label: Type.String(),
-  status: Type.String(),
-  keyThumbprint: Type.String(),
+  label: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),
+  status: oneOf(['pending', 'active', 'suspended', 'revoked'] as const),
+  keyThumbprint: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),
   createdAt: Type.String(),
+  enrolmentExpiresAt: Type.Optional(
+    Type.String({ description: 'pending only: when the enrolment code expires unused' }),
+  ),
 })
+const DeviceStateChangeBody = Type.Optional(
+  Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+)
+const DeviceParams = Type.Object({ deviceId: idOf('dev') })
 const TokenSchema = Type.Object({
   accessToken: Type.String(),
   tokenType: Type.Literal('DPoP'),
   expiresIn: Type.Integer(),
 })
 const CustomerParams = Type.Object({ customerId: idOf('cus') })
+
+/** Who asks for a device's state to change: staff for any device of the tenant, a device for its customer's only. */
+function stateChange(request: FastifyRequest): DeviceStateChange {
+  const principal = principalOf(request)
+  return {
+    actor: actorOf(principal),
+    reason: (request.body as { reason?: string } | undefined)?.reason,
+    customerId: principal.kind === 'device' ? principal.customerId : undefined,
+  }
+}
 
 export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeKey: SigningKey }): Promise<void> {
   app.post(
@@ -110,7 +131,11 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
         tags: ['identity'],
         params: CustomerParams,
         response: {
-          201: Type.Object({ code: Type.String(), expiresAt: Type.String() }),
+          201: Type.Object({
+            code: Type.String(),
+            expiresAt: Type.String(),
+            deviceId: Type.String({ description: 'the id the device gets; listed as pending until it enrols' }),
+          }),
           ...problemResponses(401, 403, 404),
         },
       },
@@ -179,10 +204,8 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
           'Revoke a device: its tokens and sockets end at once on every node and it leaves every conversation. ' +
           "Staff may revoke any of the tenant's devices; a device only its own customer's.",
         tags: ['identity'],
-        params: Type.Object({ deviceId: idOf('dev') }),
-        body: Type.Optional(
-          Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
-        ),
+        params: DeviceParams,
+        body: DeviceStateChangeBody,
         response: {
           200: Type.Object({
             deviceId: Type.String(),
@@ -197,15 +220,61 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
       const principal = principalOf(request)
       const { deviceId } = request.params
       const left = await ctx.db.transaction().execute(async (trx) => {
-        const { revoked } = await revokeDevice({ db: trx }, principal.tenantId, deviceId, {
-          actor: actorOf(principal),
-          reason: request.body?.reason,
-          customerId: principal.kind === 'device' ? principal.customerId : undefined,
-        })
+        const { revoked } = await revokeDevice({ db: trx }, principal.tenantId, deviceId, stateChange(request))
         return revoked ? removeMemberEverywhere({ db: trx }, principal.tenantId, { kind: 'device', id: deviceId }) : []
       })
       publishDeviceRevoked(ctx.bus, { tenantId: principal.tenantId, deviceId, conversationIds: left })
       return { deviceId, status: 'revoked' as const, conversationsLeft: left.length }
+    },
+  )
+
+  app.post(
+    '/v1/devices/:deviceId/suspend',
+    {
+      schema: {
+        summary:
+          'Suspend a device for a while (mislaid): its tokens and sockets end at once on every node, but it stays in ' +
+          "its conversations and keeps its local store. Staff may suspend any of the tenant's devices; a device only " +
+          "its own customer's.",
+        tags: ['identity'],
+        params: DeviceParams,
+        body: DeviceStateChangeBody,
+        response: {
+          200: Type.Object({ deviceId: Type.String(), status: Type.Literal('suspended') }),
+          ...problemResponses(400, 401, 403, 404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const { deviceId } = request.params
+      const { suspended } = await suspendDevice(ctx, principal.tenantId, deviceId, stateChange(request))
+      if (suspended) publishDeviceSuspended(ctx.bus, { tenantId: principal.tenantId, deviceId })
+      return { deviceId, status: 'suspended' as const }
+    },
+  )
+
+  app.post(
+    '/v1/devices/:deviceId/resume',
+    {
+      schema: {
+        summary:
+          'Resume a suspended device: it gets tokens again and reads what it missed. Staff may resume any of the ' +
+          "tenant's devices; a device only its own customer's (a suspended device cannot resume itself).",
+        tags: ['identity'],
+        params: DeviceParams,
+        body: DeviceStateChangeBody,
+        response: {
+          200: Type.Object({ deviceId: Type.String(), status: Type.Literal('active') }),
+          ...problemResponses(400, 401, 403, 404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const { deviceId } = request.params
+      await resumeDevice(ctx, principal.tenantId, deviceId, stateChange(request))
+      return { deviceId, status: 'active' as const }
     },
   )
 
@@ -215,9 +284,9 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
       schema: {
         summary:
           'A fresh access token for the enrolled device whose key signs the DPoP proof; a revoked device gets ' +
-          'identity/device-wiped with a signed wipe command instead',
+          'identity/device-wiped with a signed wipe command instead, a suspended one identity/device-suspended',
         tags: ['identity'],
-        response: { 200: TokenSchema, ...problemResponses(401) },
+        response: { 200: TokenSchema, ...problemResponses(401, 403) },
       },
     },
     async (request, reply) => {
@@ -225,8 +294,8 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
         htm: 'POST',
         htu: requestHtu(request),
       })
-      const revoked = await revokedDeviceOfKey(ctx, proof.jkt)
-      if (revoked) throw await deviceWipedProblem(keys.wipeKey, revoked)
+      const refusal = await refusalOfDeviceKey(ctx, keys.wipeKey, proof.jkt)
+      if (refusal) throw refusal
       return reply.header('cache-control', 'no-store').send(await issueDeviceToken(ctx, proof))
     },
   )

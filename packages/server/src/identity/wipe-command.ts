@@ -3,7 +3,7 @@ import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type SigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
-import { type VerifiedProof, verifyDpopProof } from './dpop.ts'
+import type { VerifiedProof } from './dpop.ts'
 
 export const WIPE_COMMAND_TYPE = 'strongroom-wipe+jwt'
 export const WIPE_COMMAND_ISSUER = 'strongroom'
@@ -12,16 +12,6 @@ interface RevokedDevice {
   tenant_id: string
   id: string
   jkt: string
-}
-
-/** The revoked device that holds this key, if any: it gets a wipe command rather than a plain refusal. */
-export async function revokedDeviceOfKey(ctx: Pick<ServerContext, 'db'>, jkt: string) {
-  return ctx.db
-    .selectFrom('devices')
-    .select(['tenant_id', 'id', 'jkt'])
-    .where('jkt', '=', jkt)
-    .where('status', '=', 'revoked')
-    .executeTakeFirst()
 }
 
 /**
@@ -48,28 +38,6 @@ export async function deviceWipedProblem(key: SigningKey, device: RevokedDevice)
       wipeCommand: await signWipeCommand(key, device),
     },
   )
-}
-
-/**
- * For a refused access token (revocation deleted it): when the request's DPoP proof is valid and its key is a
- * revoked device's, the problem that carries the wipe command; otherwise undefined and the plain refusal stands.
- * Only a proof signed by the device key itself gets a command, so a stolen token alone learns nothing.
- */
-export async function wipeProblemForProof(
-  ctx: Pick<ServerContext, 'db'>,
-  key: SigningKey,
-  dpop: string | undefined,
-  request: { htm: string; htu: string; accessToken: string },
-): Promise<Problem | undefined> {
-  if (!dpop) return undefined
-  let proof: VerifiedProof
-  try {
-    proof = await verifyDpopProof(ctx, dpop, request)
-  } catch {
-    return undefined
-  }
-  const device = await revokedDeviceOfKey(ctx, proof.jkt)
-  return device ? deviceWipedProblem(key, device) : undefined
 }
 
 /** The public keys that verify wipe commands (old keys stay listed); a device pins them at enrolment. */

@@ -5,6 +5,7 @@ export const scopes = [
   'conversations:all',
   'conversations:assign',
   'customers:write',
+  'customers:export',
   'devices:enrol',
   'devices:revoke',
   'staff:admin',
@@ -22,7 +23,8 @@ export type Role = (typeof roles)[number]
  * conversations:all lets a holder read every conversation of the tenant, not only those it is a member of;
  * conversations:assign lets a supervisor give a conversation to another agent (reassign or transfer).
  * archive:read searches and exports the compliance archive; archive:manage sets its retention, places and releases
- * legal holds and erases a customer by crypto-shredding.
+ * legal holds and erases a customer by crypto-shredding. customers:export answers a data subject access request: it
+ * exports everything held about one customer, archive and audit log included.
  */
 export const roleScopes: Record<Role, readonly Scope[]> = {
   agent: [
@@ -43,7 +45,14 @@ export const roleScopes: Record<Role, readonly Scope[]> = {
     'devices:revoke',
     'consents:write',
   ],
-  compliance: ['conversations:read', 'conversations:all', 'audit:read', 'archive:read', 'archive:manage'],
+  compliance: [
+    'conversations:read',
+    'conversations:all',
+    'audit:read',
+    'archive:read',
+    'archive:manage',
+    'customers:export',
+  ],
   admin: [...scopes],
 }
 

@@ -163,6 +163,8 @@ function DeviceRow(props: {
   const cancel = useRef<HTMLButtonElement>(null)
   const revokeButton = useRef<HTMLButtonElement>(null)
   const idBase = `device-${device.id}`
+  // A pending device (an enrolment code not used yet) has no name of its own.
+  const name = device.label ?? 'Device awaiting enrolment'
 
   useEffect(() => {
     if (confirming) cancel.current?.focus()
@@ -174,7 +176,7 @@ function DeviceRow(props: {
     try {
       await session.client.revokeDevice(device.id, reason.trim() || undefined)
       setConfirming(false)
-      props.onRevoked(device.label)
+      props.onRevoked(name)
     } catch (e) {
       setError(`Not revoked: ${problemText(e)}`)
     } finally {
@@ -185,7 +187,7 @@ function DeviceRow(props: {
   return (
     <li class={`device status-${device.status}`}>
       <p class="device-head">
-        <strong>{device.label}</strong> <span class="muted">{device.status}</span>
+        <strong>{name}</strong> <span class="muted">{device.status}</span>
       </p>
       <p class="help">
         Enrolled <time dateTime={device.createdAt}>{day.format(new Date(device.createdAt))}</time>
@@ -197,7 +199,7 @@ function DeviceRow(props: {
           ref={revokeButton}
           type="button"
           class="secondary small"
-          aria-label={`Revoke ${device.label}`}
+          aria-label={`Revoke ${name}`}
           onClick={() => setConfirming(true)}
         >
           Revoke
@@ -206,7 +208,7 @@ function DeviceRow(props: {
       {confirming && (
         <fieldset class="confirm" aria-labelledby={`${idBase}-confirm`}>
           <p id={`${idBase}-confirm`}>
-            Revoke <strong>{device.label}</strong>? It is signed out at once, leaves every conversation and erases what
+            Revoke <strong>{name}</strong>? It is signed out at once, leaves every conversation and erases what
             Strongroom stored on it the next time it connects. This cannot be undone.
           </p>
           <label for={`${idBase}-reason`}>Reason (kept in the audit log)</label>

@@ -25,6 +25,11 @@ const catalogue = {
     status: 401,
     title: 'This device was revoked: erase what Strongroom stored on it, then confirm with the wipe command',
   },
+  'identity/device-suspended': {
+    status: 403,
+    title: 'This device is suspended: it can be resumed by the bank or from another device of the customer',
+  },
+  'identity/device-revoked': { status: 409, title: 'The device is revoked, which is final' },
   'tenancy/duplicate': { status: 409, title: 'A resource with this name already exists' },
   'customers/duplicate-reference': { status: 409, title: 'A customer with this reference already exists' },
   'conversations/message-too-large': { status: 413, title: 'The message is larger than the configured limit' },
