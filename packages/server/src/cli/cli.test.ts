@@ -49,6 +49,7 @@ describe('the strongroom command', () => {
         '014-archive',
         '015-sms-factors',
         '016-remote-wipe-retention',
+        '020-e2e-rejoin',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)
