@@ -2,12 +2,12 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { base64ToBytes, bytesToBase64, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
 import { sql } from 'kysely'
-import type { ArchiveRecord } from '../archive/archive-member.ts'
-import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import type { TestBank, TestServer } from '../testing/harness.ts'
 import {
   enrolPhone as enrolPhoneIn,
   eventually,
   secureConversation as secureConversationIn,
+  startArchivingServer,
   texts,
 } from '../testing/secure-members.ts'
 
@@ -16,21 +16,15 @@ const PROBLEMS = 'https://strongroom.dev/problems/'
 describe('end-to-end encrypted conversations (MLS) over the real server', () => {
   let server: TestServer
   let bank: TestBank
-  const archived: ArchiveRecord[] = []
+  let archivedTexts: (conversationId: string) => string[]
 
   before(async () => {
-    server = await startTestServer({}, undefined, { archiveSink: (record) => void archived.push(record) })
-    bank = await createTestBank(server)
+    ;({ server, bank, archivedTexts } = await startArchivingServer())
   })
   after(() => server.stop())
 
   const enrolPhone = (label: string) => enrolPhoneIn(server, bank, label)
   const secureConversation = () => secureConversationIn(server, bank)
-
-  const archivedTexts = (conversationId: string) =>
-    archived.flatMap((r) =>
-      r.kind === 'message' && r.conversationId === conversationId ? [new TextDecoder().decode(r.plaintext)] : [],
-    )
 
   test('customer device, agent and archive exchange messages; the server and its database see only ciphertext', async () => {
     const { conversationId, agent, phone } = await secureConversation()

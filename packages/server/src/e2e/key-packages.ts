@@ -54,14 +54,14 @@ export async function storeKeyPackages(
   }
   const now = new Date()
   return ctx.db.transaction().execute(async (trx) => {
-    if (upload.replace) {
-      await trx
+    if (upload.replace || upload.lastResort) {
+      // Replacing drops every unclaimed package, the last-resort one included; a new last-resort one drops the old.
+      const stale = trx
         .deleteFrom('e2e_key_packages')
         .where('tenant_id', '=', tenantId)
         .where('owner_kind', '=', owner.kind)
         .where('owner_id', '=', owner.id)
-        .where('claimed_at', 'is', null)
-        .execute()
+      await (upload.replace ? stale.where('claimed_at', 'is', null) : stale.where('last_resort', '=', true)).execute()
     }
     const { count } = await trx
       .selectFrom('e2e_key_packages')
@@ -74,15 +74,6 @@ export async function storeKeyPackages(
       .executeTakeFirstOrThrow()
     if (Number(count) + upload.keyPackages.length > KEY_PACKAGE_LIMIT) {
       throw new Problem('e2e/too-many-key-packages', `at most ${KEY_PACKAGE_LIMIT} unclaimed key packages per member`)
-    }
-    if (upload.lastResort) {
-      await trx
-        .deleteFrom('e2e_key_packages')
-        .where('tenant_id', '=', tenantId)
-        .where('owner_kind', '=', owner.kind)
-        .where('owner_id', '=', owner.id)
-        .where('last_resort', '=', true)
-        .execute()
     }
     if (checked.length > 0) {
       await trx

@@ -26,8 +26,15 @@ import {
 } from 'ts-mls'
 import type { ArchiveRecord } from '../archive/archive-member.ts'
 import { appendInTransaction } from '../conversations/message-log.ts'
-import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
-import { enrolPhone, eventually, openMember, secureConversation, texts } from '../testing/secure-members.ts'
+import type { TestBank, TestServer } from '../testing/harness.ts'
+import {
+  enrolPhone,
+  eventually,
+  openMember,
+  secureConversation,
+  startArchivingServer,
+  texts,
+} from '../testing/secure-members.ts'
 import { MLS_CONTENT_TYPE } from './groups.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
@@ -97,18 +104,14 @@ async function externalCommitReplacing(joiner: LocalMember, groupInfo: Uint8Arra
 describe('recovering a member that lost its MLS group state, over the real server', () => {
   let server: TestServer
   let bank: TestBank
-  const archived: ArchiveRecord[] = []
+  let archived: ArchiveRecord[]
+  let archivedTexts: (conversationId: string) => string[]
 
   before(async () => {
-    server = await startTestServer({}, undefined, { archiveSink: (record) => void archived.push(record) })
-    bank = await createTestBank(server)
+    ;({ server, bank, archived, archivedTexts } = await startArchivingServer())
   })
   after(() => server.stop())
 
-  const archivedTexts = (conversationId: string) =>
-    archived.flatMap((r) =>
-      r.kind === 'message' && r.conversationId === conversationId ? [new TextDecoder().decode(r.plaintext)] : [],
-    )
   const epochOf = async (client: StrongroomClient, conversationId: string) =>
     (await client.request<{ epoch: number }>('GET', `/v1/conversations/${conversationId}/e2e/group`)).epoch
   const groupInfoOf = async (client: StrongroomClient, conversationId: string) =>

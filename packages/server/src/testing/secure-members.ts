@@ -10,7 +10,21 @@ import {
   type SecureEvent,
   SecureMessaging,
 } from '@strongroom/sdk/mls-node'
-import type { TestBank, TestServer } from './harness.ts'
+import type { ArchiveRecord } from '../archive/archive-member.ts'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from './harness.ts'
+
+/** A test server whose archive member hands what it decrypts to `archived`, and a bank in it. */
+export async function startArchivingServer() {
+  const archived: ArchiveRecord[] = []
+  const server = await startTestServer({}, undefined, { archiveSink: (record) => void archived.push(record) })
+  const bank = await createTestBank(server)
+  /** The texts the archive member decrypted in a conversation, in log order. */
+  const archivedTexts = (conversationId: string) =>
+    archived.flatMap((r) =>
+      r.kind === 'message' && r.conversationId === conversationId ? [new TextDecoder().decode(r.plaintext)] : [],
+    )
+  return { server, bank, archived, archivedTexts }
+}
 
 /**
  * A member whose store is encrypted, with the raw store kept to show what a thief of the device would see. `delivery`
