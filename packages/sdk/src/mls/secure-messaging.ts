@@ -234,6 +234,25 @@ export class SecureMessaging {
     })
   }
 
+  /**
+   * Re-adds a member that lost its group state and asked to be, in place of its leaf. It reads everything first, then
+   * `stillWanted` decides on the members as they are (the request may have been granted meanwhile): the check and the
+   * commit are one step of the group, so two calls for one request re-add the member once. Returns whether it did.
+   */
+  readdMember(
+    conversationId: string,
+    member: MemberRef,
+    stillWanted: (members: MemberIdentity[]) => Promise<boolean>,
+  ): Promise<boolean> {
+    return this.#serialized(conversationId, async () => {
+      await this.#catchUp(conversationId)
+      const members = (await this.#loadGroup(conversationId)).members().map((m) => m.identity)
+      if (!(await stillWanted(members))) return false
+      await this.#commitWith(conversationId, await this.#claim(conversationId, [member]), () => false)
+      return true
+    })
+  }
+
   /** Removes members from the group: from the next epoch on they can decrypt nothing. */
   removeMembers(conversationId: string, members: MemberRef[]): Promise<void> {
     const gone = (m: MemberIdentity) => members.some((r) => r.kind === m.kind && r.id === m.id)

@@ -227,8 +227,9 @@ export class ArchiveMember {
       if (!this.#owns(conversationId) || !(await messaging.isMember(conversationId))) continue
       await messaging.sync(conversationId)
     }
-    for (const request of await pendingReaddRequests(this.#ctx, tenantId)) {
-      if (this.#owns(request.conversationId)) await this.#readd(tenantId, request)
+    const waiting = new Set((await pendingReaddRequests(this.#ctx, tenantId)).map((r) => r.conversationId))
+    for (const conversationId of waiting) {
+      if (this.#owns(conversationId)) await this.#readdRequested(tenantId, conversationId)
     }
     // Public conversations: whatever was said while no archive member ran, from the last archived message on.
     for (const conversationId of await publicConversationIds(this.#ctx, tenantId)) {
@@ -298,26 +299,26 @@ export class ArchiveMember {
    * Re-adds a member that lost its group state and could not re-join by itself: the archive is always online and a
    * member of every group, so nobody waits for an agent. Only a member of the conversation that still has its leaf
    * in the group is re-added, in place of that leaf (a re-add restores a member, it never adds one); the commit that
-   * does it clears the request, and any other request is refused and audited.
+   * does it clears the request, and any other request is refused and audited. The check and the commit run as one
+   * step of the group, so two wake-ups for one request re-add the member once.
    */
   async #readd(tenantId: string, request: ReaddRequest): Promise<void> {
     const { messaging } = await this.#tenant(tenantId)
     const { conversationId, member } = request
     if (!(await messaging.isMember(conversationId))) return
-    await messaging.sync(conversationId)
-    const stillPending = (await pendingReaddRequests(this.#ctx, tenantId, conversationId)).some(
-      (r) => r.member.kind === member.kind && r.member.id === member.id,
-    )
-    // Meanwhile re-joined by itself (its external commit cleared the request).
-    if (!stillPending) return
     const system = { kind: 'system', id: null } as const
-    if (!(await isConversationMember(this.#ctx, tenantId, conversationId, member))) {
-      return refuseReaddRequest(this.#ctx, tenantId, request, system, 'not a member of the conversation')
-    }
-    if (!(await messaging.members(conversationId)).some((m) => m.kind === member.kind && m.id === member.id)) {
-      return refuseReaddRequest(this.#ctx, tenantId, request, system, 'no leaf in the group to restore')
-    }
-    await messaging.addMembers(conversationId, [member])
+    const same = (m: { kind: string; id: string }) => m.kind === member.kind && m.id === member.id
+    await messaging.readdMember(conversationId, member, async (members) => {
+      // Meanwhile re-added, or re-joined by itself (the commit that brought it back cleared the request).
+      if (!(await pendingReaddRequests(this.#ctx, tenantId, conversationId)).some((r) => same(r.member))) return false
+      const refusal = !(await isConversationMember(this.#ctx, tenantId, conversationId, member))
+        ? 'not a member of the conversation'
+        : !members.some(same)
+          ? 'no leaf in the group to restore'
+          : undefined
+      if (refusal) await refuseReaddRequest(this.#ctx, tenantId, request, system, refusal)
+      return refusal === undefined
+    })
   }
 
   async #deliver(tenantId: string, event: SecureEvent): Promise<void> {

@@ -2,7 +2,7 @@ import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { actorOf, type Principal } from '../principal.ts'
-import { loadGroup, requireConversationMember } from './groups.ts'
+import { requireConversationMember } from './groups.ts'
 
 /** Said on the bus when a member asks to be re-added, so the archive member (on whichever node) does it at once. */
 export const READD_REQUESTED_SUBJECT_PREFIX = 'sr.e2e.readd.'
@@ -21,7 +21,8 @@ export interface ReaddRequest {
  * A member of the conversation that lost its group state and cannot re-join by external commit (the group has no
  * GroupInfo yet, or it does not verify) asks to be re-added. One request per member and conversation is kept until a
  * commit brings the member back or the archive member refuses it; the bus only wakes the archive member up, which
- * also reads pending requests when it starts.
+ * also reads pending requests when it starts. While a welcome waits for the member, it has been re-added and the
+ * request is passed over (the SDK drops a welcome it cannot open before asking).
  */
 export async function requestReadd(
   ctx: Pick<ServerContext, 'db' | 'bus'>,
@@ -29,9 +30,27 @@ export async function requestReadd(
   conversationId: string,
 ): Promise<void> {
   const member = await requireConversationMember(ctx, principal, conversationId)
-  if (!(await loadGroup(ctx.db, principal.tenantId, conversationId))) throw new Problem('e2e/no-group')
   const now = new Date()
-  await ctx.db.transaction().execute(async (trx) => {
+  const requested = await ctx.db.transaction().execute(async (trx) => {
+    // The group's row orders this after a commit in progress: one that re-adds the member commits its welcome first.
+    const group = await trx
+      .selectFrom('e2e_groups')
+      .select('epoch')
+      .where('tenant_id', '=', principal.tenantId)
+      .where('conversation_id', '=', conversationId)
+      .forUpdate()
+      .executeTakeFirst()
+    if (!group) throw new Problem('e2e/no-group')
+    // Re-added already (the commit's welcome is waiting for it): asking again would only replace it once more.
+    const welcome = await trx
+      .selectFrom('e2e_welcomes')
+      .select('id')
+      .where('tenant_id', '=', principal.tenantId)
+      .where('conversation_id', '=', conversationId)
+      .where('recipient_kind', '=', member.kind)
+      .where('recipient_id', '=', member.id)
+      .executeTakeFirst()
+    if (welcome) return false
     await trx
       .insertInto('e2e_readd_requests')
       .values({
@@ -52,7 +71,9 @@ export async function requestReadd(
       target: { kind: 'conversation', id: conversationId },
       outcome: 'success',
     })
+    return true
   })
+  if (!requested) return
   const event: ReaddRequestedEvent = { tenantId: principal.tenantId, conversationId }
   ctx.bus.publish(READD_REQUESTED_SUBJECT_PREFIX + principal.tenantId, new TextEncoder().encode(JSON.stringify(event)))
 }
