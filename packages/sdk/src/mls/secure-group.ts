@@ -425,7 +425,8 @@ export class SecureGroup {
       if (!sender) throw new SecureGroupError('invalid-message', 'the sender is not a member')
       return { group, event: { kind: 'application', sender, plaintext: result.message } }
     }
-    if (!commit) throw new SecureGroupError('invalid-message', 'a commit arrives as a PublicMessage')
+    // Strongroom sends commits as PublicMessages and relays no proposals: anything else changes nothing here.
+    if (!commit) throw new SecureGroupError('invalid-message', 'not an application message or a public commit')
     return {
       group,
       event: { kind: 'commit', epoch: group.epoch, ...this.#changesOf(commit), removedSelf: group.removed },

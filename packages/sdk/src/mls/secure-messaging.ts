@@ -344,20 +344,19 @@ export class SecureMessaging {
     let after = await this.#readSeq(conversationId)
     for (;;) {
       const batch = await this.#delivery.listMessages(conversationId, after, PAGE)
-      let jumped = false
+      let joined = false
       for (const message of batch) {
-        // Passed over: a re-join moved the reading position past it.
-        if (message.seq <= after) continue
         const read = await this.#apply(message)
         events.push(...read)
         const last = read.at(-1)
         // Nothing more is readable until the member is re-added; the welcome will say where to go on from.
         if (last?.kind === 'rejoin-requested') return events
-        jumped = last?.kind === 'joined'
+        // (Re-)joined: reading goes on after the commit it joined with, and what lies before it is passed over.
+        joined = last?.kind === 'joined'
         after = last?.kind === 'joined' ? last.seq : message.seq
-        if (jumped) break
+        if (joined) break
       }
-      if (!jumped && batch.length < PAGE) return events
+      if (!joined && batch.length < PAGE) return events
     }
   }
 
