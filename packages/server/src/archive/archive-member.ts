@@ -311,11 +311,12 @@ export class ArchiveMember {
     await messaging.readdMember(conversationId, member, async (members) => {
       // Meanwhile re-added, or re-joined by itself (the commit that brought it back cleared the request).
       if (!(await pendingReaddRequests(this.#ctx, tenantId, conversationId)).some((r) => same(r.member))) return false
-      const refusal = !(await isConversationMember(this.#ctx, tenantId, conversationId, member))
-        ? 'not a member of the conversation'
-        : !members.some(same)
-          ? 'no leaf in the group to restore'
-          : undefined
+      let refusal: string | undefined
+      if (!(await isConversationMember(this.#ctx, tenantId, conversationId, member))) {
+        refusal = 'not a member of the conversation'
+      } else if (!members.some(same)) {
+        refusal = 'no leaf in the group to restore'
+      }
       if (refusal) await refuseReaddRequest(this.#ctx, tenantId, request, system, refusal)
       return refusal === undefined
     })
@@ -330,21 +331,21 @@ export class ArchiveMember {
       )
       return
     }
-    if (event.kind === 'joined' || event.kind === 'rejoin-requested') {
-      // The archive's own state of the group was unusable: what was sent before it re-joined is not in the archive.
+    if (event.kind === 'joined') {
+      // The archive's own state of the group was unusable and it re-joined: what was sent in between is not here.
       await recordAudit(this.#ctx.db, {
         tenantId,
         actor: { kind: 'system', id: null },
         action: 'e2e.archive.rejoin',
         target: { kind: 'conversation', id: event.conversationId },
-        outcome: event.kind === 'joined' ? 'success' : 'failure',
-        reason: 'the archive member’s group state was unusable; it re-joined from the next epoch on',
-        details: event.kind === 'joined' ? { seq: event.seq, via: event.via } : {},
+        outcome: 'success',
+        reason: 'the archive member’s group state was unusable; it reads again from the re-join on',
+        details: { seq: event.seq, via: event.via },
       })
     } else if (event.kind === 'message') {
       const { conversationId, seq, sender, bytes } = event
       await this.#sink({ kind: 'message', tenantId, conversationId, seq, sender, plaintext: bytes })
-    } else {
+    } else if (event.kind === 'members-changed') {
       const { conversationId, seq, epoch, added, removed, rejoined } = event
       await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed, rejoined })
       if (event.removedSelf) {
