@@ -87,6 +87,14 @@ export type SecureEvent =
       kind: 'rejoin-requested'
       conversationId: string
     }
+  | {
+      /**
+       * This member holds no state of the group and has no leaf in it either (it was never added, or was removed): it
+       * reads nothing there until a member adds it.
+       */
+      kind: 'not-in-group'
+      conversationId: string
+    }
 
 interface StoredKeyPackage {
   message: string
@@ -349,8 +357,8 @@ export class SecureMessaging {
         const read = await this.#apply(message)
         events.push(...read)
         const last = read.at(-1)
-        // Nothing more is readable until the member is re-added; the welcome will say where to go on from.
-        if (last?.kind === 'rejoin-requested') return events
+        // Nothing more is readable until the member is (re-)added; the welcome will say where to go on from.
+        if (last?.kind === 'rejoin-requested' || last?.kind === 'not-in-group') return events
         // (Re-)joined: reading goes on after the commit it joined with, and what lies before it is passed over.
         joined = last?.kind === 'joined'
         after = last?.kind === 'joined' ? last.seq : message.seq
@@ -426,10 +434,12 @@ export class SecureMessaging {
 
   /**
    * Brings this member back into a group it holds no usable state of, in the most direct way available: a welcome
-   * waiting for it, else an external commit in place of its own earlier leaf, else a request to be re-added.
+   * waiting for it, else an external commit in place of its own earlier leaf, else a request to be re-added. A member
+   * the published group shows without a leaf has nothing to come back to, and asks for nothing.
    */
   async #recover(conversationId: string): Promise<SecureEvent[]> {
     const joined = (await this.#joinByWelcome(conversationId)) ?? (await this.#joinByExternalCommit(conversationId))
+    if (joined === 'not-in-group') return [{ kind: 'not-in-group', conversationId }]
     if (joined) return [joined]
     await this.#delivery.requestReadd(conversationId)
     return [{ kind: 'rejoin-requested', conversationId }]
@@ -485,7 +495,7 @@ export class SecureMessaging {
    * Another commit getting there first is a conflict like any other: it re-bases on the GroupInfo that one published.
    * Undefined when the group has no GroupInfo this member can use, or the delivery service refuses it.
    */
-  async #joinByExternalCommit(conversationId: string): Promise<SecureEvent | undefined> {
+  async #joinByExternalCommit(conversationId: string): Promise<SecureEvent | 'not-in-group' | undefined> {
     const clientMessageId = randomId()
     for (let attempt = 0; ; attempt++) {
       const groupInfo = await this.#delivery.groupInfo(conversationId)
@@ -494,8 +504,8 @@ export class SecureMessaging {
       try {
         pending = await SecureGroup.joinExternal(this.#member, groupInfo)
       } catch (error) {
-        if (error instanceof SecureGroupError) return undefined
-        throw error
+        if (!(error instanceof SecureGroupError)) throw error
+        return error.code === 'not-in-group' ? 'not-in-group' : undefined
       }
       let accepted: Awaited<ReturnType<DeliveryService['submitCommit']>>
       try {
@@ -520,7 +530,9 @@ export class SecureMessaging {
   async #usableGroup(conversationId: string): Promise<SecureGroup> {
     if (!(await this.#holdsGroup(conversationId))) {
       const events = await this.#emit(await this.#recover(conversationId))
-      if (events.at(-1)?.kind === 'rejoin-requested') {
+      const last = events.at(-1)?.kind
+      if (last === 'not-in-group') throw new SecureGroupError('not-in-group', 'this member is not in the group')
+      if (last === 'rejoin-requested') {
         throw new SecureGroupError('rejoin-pending', 'this member asked to be re-added to the group; try again then')
       }
     }

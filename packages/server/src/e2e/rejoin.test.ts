@@ -438,15 +438,19 @@ describe('recovering a member that lost its MLS group state, over the real serve
       outsider.client.request('POST', `/v1/conversations/${conversationId}/e2e/readd-requests`),
       (e: StrongroomError) => e.status === 404,
     )
-    // In the conversation, but never added to its group: it cannot re-join (it has no leaf to re-join in place of),
-    // so it asks to be re-added, and that gets it nowhere either.
+    // In the conversation, but never added to its group: the published group shows it has no leaf to re-join in
+    // place of, so the SDK asks for nothing; it waits to be added.
     const tablet = await enrolPhone(server, bank, 'tablet')
     await agentClient.addMember(conversationId, { kind: 'device', id: tablet.deviceId })
     const epoch = await epochOf(agentClient, conversationId)
     await assert.rejects(
       tablet.secure.send(conversationId, 'let me in'),
-      (e: { code?: string }) => e.code === 'rejoin-pending',
+      (e: { code?: string }) => e.code === 'not-in-group',
     )
+    assert.deepEqual(kinds(await tablet.secure.sync(conversationId)), ['not-in-group'])
+    assert.ok(!(await audited('e2e.readd.request', 'success')).some((a) => a.actor === tablet.deviceId))
+    // A client that asks anyway gets nowhere: the archive member refuses it.
+    await tablet.client.request('POST', `/v1/conversations/${conversationId}/e2e/readd-requests`)
     const refused = await eventually(
       () => audited('e2e.readd', 'failure'),
       (rows) => rows.length > 0,
