@@ -14,6 +14,7 @@ export {
   openBrowserSecureStore,
 } from './mls/browser-store.ts'
 export {
+  type AcceptedCommit,
   type DeliveryService,
   httpDeliveryService,
   isEpochConflict,

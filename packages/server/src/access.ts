@@ -127,6 +127,8 @@ export const accessTable: Record<string, Access> = {
   'PUT /v1/conversations/:conversationId/e2e/group':    member('conversations:write'),
   'GET /v1/conversations/:conversationId/e2e/group':    member('conversations:read'),
   'POST /v1/conversations/:conversationId/e2e/commits': member('conversations:write'),
+  'GET /v1/conversations/:conversationId/e2e/group-info': member('conversations:write'),
+  'POST /v1/conversations/:conversationId/e2e/readd-requests': member('conversations:write'),
   'PUT /v1/channels/:connector':                        staff('staff:admin'),
   'GET /v1/channels':                                   staff('staff:admin'),
   // Authenticated by the provider's signature (or, for the handshake, Meta's verify token), not by our credentials.

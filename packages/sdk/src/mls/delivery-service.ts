@@ -21,6 +21,12 @@ export interface PendingWelcome {
   welcome: Uint8Array
 }
 
+/** A commit the delivery service accepted: the epoch it started and its place in the conversation's log. */
+export interface AcceptedCommit {
+  epoch: number
+  seq: number
+}
+
 /**
  * What a member needs from the MLS delivery service. Apps reach it over HTTP (`httpDeliveryService`); the server's
  * own archive member calls the service functions in process. A refused commit or message for a stale epoch throws a
@@ -30,13 +36,19 @@ export interface DeliveryService {
   issueCredential(signaturePublicKey: Uint8Array): Promise<string>
   credentialAuthorityKeys(): Promise<JWK[]>
   keyPackageStock(): Promise<KeyPackageStock>
-  uploadKeyPackages(keyPackages: Uint8Array[], lastResort?: Uint8Array): Promise<void>
+  /** With `replace`, the member's unclaimed key packages in the directory are dropped first. */
+  uploadKeyPackages(keyPackages: Uint8Array[], lastResort?: Uint8Array, options?: { replace: boolean }): Promise<void>
   claimKeyPackages(conversationId: string, members: MemberRef[]): Promise<Uint8Array[]>
   registerGroup(conversationId: string, groupId: Uint8Array, cipherSuite: string): Promise<void>
+  /** A member's commit, or a member's external commit re-joining the group; with the GroupInfo of the next epoch. */
   submitCommit(
     conversationId: string,
-    commit: { clientMessageId: string; commit: Uint8Array; welcome?: Uint8Array | undefined },
-  ): Promise<void>
+    commit: { clientMessageId: string; commit: Uint8Array; welcome?: Uint8Array | undefined; groupInfo: Uint8Array },
+  ): Promise<AcceptedCommit>
+  /** The GroupInfo published for the group's current epoch; undefined when there is none yet. */
+  groupInfo(conversationId: string): Promise<Uint8Array | undefined>
+  /** Asks for this member to be re-added to the group (the archive member does it). */
+  requestReadd(conversationId: string): Promise<void>
   sendApplicationMessage(conversationId: string, clientMessageId: string, message: Uint8Array): Promise<Message>
   listMessages(conversationId: string, after: number, limit: number): Promise<Message[]>
   pendingWelcomes(): Promise<PendingWelcome[]>
@@ -48,6 +60,20 @@ export const MLS_CONTENT_TYPE = 'message/mls'
 
 export function isEpochConflict(error: unknown): boolean {
   return error instanceof StrongroomError && error.type.endsWith('/e2e/epoch-conflict')
+}
+
+/** The group's current epoch an epoch conflict reports. */
+export function conflictEpoch(error: unknown): bigint | undefined {
+  const epoch = isEpochConflict(error) ? (error as StrongroomError).problem.currentEpoch : undefined
+  return typeof epoch === 'number' ? BigInt(epoch) : undefined
+}
+
+/** The delivery service will not take this member back by external commit (it asks to be re-added instead). */
+export function isRejoinRefused(error: unknown): boolean {
+  return (
+    error instanceof StrongroomError &&
+    (error.type.endsWith('/e2e/rejoin-refused') || error.type.endsWith('/e2e/no-group-info'))
+  )
 }
 
 /** The delivery service over Strongroom's HTTP API, with the client's credentials. */
@@ -63,10 +89,11 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
       return (await client.request<{ keys: JWK[] }>('GET', '/v1/e2e/credential-authority')).keys
     },
     keyPackageStock: () => client.request<KeyPackageStock>('GET', '/v1/e2e/key-packages'),
-    async uploadKeyPackages(keyPackages, lastResort) {
+    async uploadKeyPackages(keyPackages, lastResort, options) {
       await client.request('POST', '/v1/e2e/key-packages', {
         keyPackages: keyPackages.map(bytesToBase64),
         ...(lastResort ? { lastResort: bytesToBase64(lastResort) } : {}),
+        ...(options?.replace ? { replace: true } : {}),
       })
     },
     async claimKeyPackages(conversationId, members) {
@@ -83,12 +110,27 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
         cipherSuite,
       })
     },
-    async submitCommit(conversationId, commit) {
-      await client.request('POST', `${conversation(conversationId)}/e2e/commits`, {
+    submitCommit: (conversationId, commit) =>
+      client.request<AcceptedCommit>('POST', `${conversation(conversationId)}/e2e/commits`, {
         clientMessageId: commit.clientMessageId,
         commit: bytesToBase64(commit.commit),
         ...(commit.welcome ? { welcome: bytesToBase64(commit.welcome) } : {}),
-      })
+        groupInfo: bytesToBase64(commit.groupInfo),
+      }),
+    async groupInfo(conversationId) {
+      try {
+        const { groupInfo } = await client.request<{ groupInfo: string }>(
+          'GET',
+          `${conversation(conversationId)}/e2e/group-info`,
+        )
+        return base64ToBytes(groupInfo)
+      } catch (error) {
+        if (error instanceof StrongroomError && error.type.endsWith('/e2e/no-group-info')) return undefined
+        throw error
+      }
+    },
+    async requestReadd(conversationId) {
+      await client.request('POST', `${conversation(conversationId)}/e2e/readd-requests`)
     },
     sendApplicationMessage: (conversationId, clientMessageId, message) =>
       client.sendMessage(conversationId, { contentType: MLS_CONTENT_TYPE, ciphertext: message, clientMessageId }),

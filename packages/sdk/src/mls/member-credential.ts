@@ -57,6 +57,16 @@ export function memberOfCredential(credential: Credential): MemberIdentity {
   return memberOfClaims(claims)
 }
 
+/** `kind:id` of the member a credential names, or undefined when it is no Strongroom credential (nobody, then). */
+export function memberKeyOf(credential: Credential): string | undefined {
+  try {
+    const member = memberOfCredential(credential)
+    return `${member.kind}:${member.id}`
+  } catch {
+    return undefined
+  }
+}
+
 function memberOfClaims(claims: MemberCredentialClaims): MemberIdentity {
   const [kind, id] = claims.sub.split(':', 2) as [MemberIdentity['kind'], string]
   return claims.cst ? { kind, id, customerId: claims.cst } : { kind, id }

@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import { exportJWK, generateKeyPair, type JWK } from 'jose'
-import { getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
+import {
+  decodeMlsMessage,
+  encodeMlsMessage,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+  joinGroupExternal,
+} from 'ts-mls'
 import { secureGroupClientConfig } from './group-config.ts'
 import {
   credentialAuthorityService,
   type MemberIdentity,
+  memberKeyOf,
   mlsCredential,
   signMemberCredential,
 } from './member-credential.ts'
@@ -63,7 +70,39 @@ describe('secure groups (MLS) between a customer device, an agent and the archiv
     const agentGroup = pending.adopt()
     const phoneGroup = (await SecureGroup.join(phone.local, pending.welcome, phone.find)).group
     const archiveGroup = (await SecureGroup.join(archive.local, pending.welcome, archive.find)).group
-    return { phone, agent, archive, agentGroup, phoneGroup, archiveGroup }
+    return { phone, agent, archive, agentGroup, phoneGroup, archiveGroup, groupInfo: pending.groupInfo }
+  }
+
+  /**
+   * An external commit made with ts-mls directly, as a client that does not follow Strongroom's rules could:
+   * `replacing` picks the leaf it takes out (none: a plain external join).
+   */
+  async function rawExternalCommit(
+    joiner: Awaited<ReturnType<typeof member>>,
+    groupInfo: Uint8Array,
+    replacing?: string,
+  ): Promise<Uint8Array> {
+    const decoded = decodeMlsMessage(groupInfo, 0)?.[0]
+    assert.equal(decoded?.wireformat, 'mls_group_info')
+    const [fresh] = await generateKeyPackages(joiner.local, 1)
+    const config = {
+      ...joiner.local.config,
+      keyPackageEqualityConfig: {
+        compareKeyPackages: () => false,
+        compareKeyPackageToLeafNode: (_: unknown, leaf: { credential: Parameters<typeof memberKeyOf>[0] }) =>
+          memberKeyOf(leaf.credential) === replacing,
+      },
+    }
+    const joined = await joinGroupExternal(
+      (decoded as Extract<typeof decoded, { wireformat: 'mls_group_info' }>).groupInfo,
+      (fresh as KeyPackageSecrets).publicPackage,
+      (fresh as KeyPackageSecrets).privatePackage,
+      replacing !== undefined,
+      joiner.local.suite,
+      undefined,
+      config,
+    )
+    return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage: joined.publicMessage })
   }
 
   test('every member sees the same verified member list and reads what the others send', async () => {
@@ -147,5 +186,83 @@ describe('secure groups (MLS) between a customer device, an agent and the archiv
       SecureGroup.join(late.local, pending.welcome as Uint8Array, () => undefined),
       (e: SecureGroupError) => e.code === 'no-key-package',
     )
+  })
+
+  test('a member that lost its state re-joins by external commit in place of its own leaf and reads only what follows', async () => {
+    const { agentGroup, phoneGroup, archiveGroup, groupInfo } = await threeMembers()
+    const before = await agentGroup.encrypt(text('before the phone lost its state'))
+    // The reinstalled phone: the same device, with new keys and a new credential for them.
+    const reinstalled = await member({ kind: 'device', id: 'dev_phone', customerId: 'cus_1' })
+    const rejoin = await SecureGroup.joinExternal(reinstalled.local, groupInfo)
+    assert.equal(rejoin.fromEpoch, 1n)
+    assert.equal(rejoin.welcome, undefined)
+    const atAgent = await before.group.process(rejoin.commit)
+    assert.deepEqual(atAgent.event.kind === 'commit' && atAgent.event, {
+      kind: 'commit',
+      epoch: 2n,
+      added: [],
+      removed: [],
+      rejoined: [{ kind: 'device', id: 'dev_phone', customerId: 'cus_1' }],
+      removedSelf: false,
+    })
+    const atArchive = await archiveGroup.process(rejoin.commit)
+    const phone = rejoin.adopt()
+    const ids = (g: SecureGroup) => g.members().map((m) => `${m.identity.kind}:${m.identity.id}`)
+    assert.deepEqual(ids(phone).sort(), ['archive:archive', 'device:dev_phone', 'staff:stf_agent'])
+    assert.deepEqual(ids(atAgent.group), ids(phone))
+    const after = await atAgent.group.encrypt(text('after the re-join'))
+    const read1 = await phone.process(after.message)
+    assert.equal(read1.event.kind === 'application' && read(read1.event.plaintext), 'after the re-join')
+    const read2 = await atArchive.group.process(after.message)
+    assert.equal(read2.event.kind === 'application' && read(read2.event.plaintext), 'after the re-join')
+    // What was sent before is gone with the lost state: the new leaf never had those keys.
+    await assert.rejects(phone.process(before.message), (e: SecureGroupError) => e.code === 'stale-epoch')
+    // A copy of the old state (the same phone, another store) learns it was replaced and reads nothing more.
+    const superseded = await phoneGroup.process(rejoin.commit)
+    assert.equal(superseded.event.kind === 'commit' && superseded.event.removedSelf, true)
+    await assert.rejects(superseded.group.process(after.message), (e: SecureGroupError) => e.code === 'removed')
+  })
+
+  test('external commits that join anew, take another member’s place or carry a forged credential are refused', async () => {
+    const { agentGroup, groupInfo } = await threeMembers()
+    const outsider = await member({ kind: 'device', id: 'dev_outsider', customerId: 'cus_1' })
+    await assert.rejects(
+      SecureGroup.joinExternal(outsider.local, groupInfo),
+      (e: SecureGroupError) => e.code === 'not-in-group',
+    )
+    // Joining without taking a leaf out, or in place of the phone's leaf: members refuse both.
+    for (const commit of [
+      await rawExternalCommit(outsider, groupInfo),
+      await rawExternalCommit(outsider, groupInfo, 'device:dev_phone'),
+    ]) {
+      await assert.rejects(agentGroup.process(commit), (e: SecureGroupError) => e.code === 'refused-join')
+    }
+    // The phone's identity, but a credential the authority never signed.
+    const { privateKey: rogueKey } = await generateKeyPair('EdDSA')
+    const forged = await member({ kind: 'device', id: 'dev_phone', customerId: 'cus_1' }, { signWith: rogueKey })
+    const forgedCommit = await rawExternalCommit(forged, groupInfo, 'device:dev_phone')
+    await assert.rejects(agentGroup.process(forgedCommit), (e: SecureGroupError) => e.code === 'invalid-message')
+    // The same commit, made with a credential the authority did sign, is accepted.
+    const genuine = await member({ kind: 'device', id: 'dev_phone', customerId: 'cus_1' })
+    const accepted = await agentGroup.process(await rawExternalCommit(genuine, groupInfo, 'device:dev_phone'))
+    assert.deepEqual(accepted.event.kind === 'commit' && accepted.event.rejoined.map((m) => m.id), ['dev_phone'])
+    // Nor does a GroupInfo that is not one get anywhere.
+    await assert.rejects(
+      SecureGroup.joinExternal(outsider.local, text('not mls')),
+      (e: SecureGroupError) => e.code === 'invalid-message',
+    )
+  })
+
+  test('adding a member that is in the group already replaces its leaf in the same commit', async () => {
+    const { agentGroup, archiveGroup } = await threeMembers()
+    const reinstalled = await member({ kind: 'device', id: 'dev_phone', customerId: 'cus_1' })
+    const readd = await archiveGroup.commit({ add: [reinstalled.keyPackage] })
+    const atAgent = await agentGroup.process(readd.commit)
+    assert.deepEqual(atAgent.event.kind === 'commit' && atAgent.event.rejoined.map((m) => m.id), ['dev_phone'])
+    assert.equal(atAgent.group.members().length, 3)
+    const joined = await SecureGroup.join(reinstalled.local, readd.welcome as Uint8Array, reinstalled.find)
+    const sent = await atAgent.group.encrypt(text('welcome back'))
+    const got = await joined.group.process(sent.message)
+    assert.equal(got.event.kind === 'application' && read(got.event.plaintext), 'welcome back')
   })
 })

@@ -6,6 +6,7 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
   decodeGroupState,
   decodeMlsMessage,
   defaultCapabilities,
@@ -14,18 +15,23 @@ import {
   encodeMlsMessage,
   generateKeyPackageWithKey,
   joinGroup,
+  joinGroupExternal,
   type KeyPackage,
   type LeafNode,
   type MLSMessage,
   type PrivateKeyPackage,
   type PrivateMessage,
   type Proposal,
+  type PublicMessage,
   processMessage,
   zeroOutUint8Array,
 } from 'ts-mls'
+import type { FramedContentCommit } from 'ts-mls/framedContent.js'
+import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
+import { unprotectPublicMessage } from 'ts-mls/messageProtectionPublic.js'
 import { decryptSenderData } from 'ts-mls/privateMessage.js'
-import { type MemberIdentity, memberOfCredential } from './member-credential.ts'
+import { type MemberIdentity, memberKeyOf, memberOfCredential } from './member-credential.ts'
 
 /** Why a group operation failed, in terms a caller can act on. */
 export type SecureGroupErrorCode =
@@ -41,6 +47,12 @@ export type SecureGroupErrorCode =
   | 'invalid-message'
   /** No stored key package matches the welcome. */
   | 'no-key-package'
+  /** The member has no leaf in the group to re-join in place of: only another member can add it. */
+  | 'not-in-group'
+  /** An external commit that does not put the joiner in place of its own earlier leaf: nobody joins that way. */
+  | 'refused-join'
+  /** The member lost its group state and asked to be re-added; it can send again once it is. */
+  | 'rejoin-pending'
 
 export class SecureGroupError extends Error {
   readonly code: SecureGroupErrorCode
@@ -78,7 +90,15 @@ export interface GroupMember {
 /** What processing one message did. */
 export type GroupEvent =
   | { kind: 'application'; sender: MemberIdentity; plaintext: Uint8Array }
-  | { kind: 'commit'; epoch: bigint; added: MemberIdentity[]; removed: MemberIdentity[]; removedSelf: boolean }
+  | {
+      kind: 'commit'
+      epoch: bigint
+      added: MemberIdentity[]
+      removed: MemberIdentity[]
+      /** Members back in place of their own earlier leaf: they lost their state and re-joined (or were re-added). */
+      rejoined: MemberIdentity[]
+      removedSelf: boolean
+    }
 
 /** A commit made but not yet applied: it takes effect when the delivery service accepts it for `fromEpoch`. */
 export interface PendingCommit {
@@ -87,6 +107,11 @@ export interface PendingCommit {
   commit: Uint8Array
   /** The welcome for the members it adds, if any. */
   welcome?: Uint8Array
+  /**
+   * The group's signed GroupInfo for the epoch the commit starts, with its external public key and ratchet tree: the
+   * delivery service keeps it so that a member that lost its state can re-join by external commit.
+   */
+  groupInfo: Uint8Array
   /**
    * The group as it is once the commit is accepted. Call it only then: it also erases the old epoch's secrets the
    * commit used up, which the current group still needs if the commit is refused.
@@ -137,7 +162,7 @@ function identityOf(leaf: LeafNode): MemberIdentity {
   return memberOfCredential(leaf.credential)
 }
 
-const sameMember = (a: MemberIdentity, b: MemberIdentity) => a.kind === b.kind && a.id === b.id
+const keyOf = (member: MemberIdentity) => `${member.kind}:${member.id}`
 
 /**
  * One secure conversation's MLS group, as one member holds it. Immutable: every operation that advances the group
@@ -199,6 +224,56 @@ export class SecureGroup {
     throw new SecureGroupError('no-key-package', 'the welcome is for none of this member’s key packages')
   }
 
+  /**
+   * Re-joins a group whose state this member lost, by external commit (RFC 9420, section 12.4.3.2) from the GroupInfo
+   * the members publish: the commit takes the member's earlier leaf out and puts a fresh one in its place, so it reads
+   * what is sent from the next epoch on (nothing before: those keys went with the lost state). Like any commit it
+   * takes effect only once the delivery service accepts it for `fromEpoch`.
+   */
+  static async joinExternal(member: LocalMember, groupInfo: Uint8Array): Promise<PendingCommit> {
+    const decoded = decodeMessage(groupInfo)
+    if (decoded.wireformat !== 'mls_group_info') throw new SecureGroupError('invalid-message', 'not an MLS GroupInfo')
+    const info = decoded.groupInfo
+    let tree: ReturnType<typeof ratchetTreeFromExtension>
+    try {
+      tree = ratchetTreeFromExtension(info)
+    } catch {
+      tree = undefined
+    }
+    const self = memberKeyOf(member.credential)
+    if (!tree?.some((node) => node?.nodeType === 'leaf' && memberKeyOf(node.leaf.credential) === self)) {
+      throw new SecureGroupError('not-in-group', 'this member has no leaf in the group to re-join in place of')
+    }
+    const [fresh] = await generateKeyPackages(member, 1)
+    if (!fresh) throw new Error('no key package generated')
+    let joined: Awaited<ReturnType<typeof joinGroupExternal>>
+    try {
+      // resync: ts-mls finds the earlier leaf by the member equality of the client configuration (same member).
+      joined = await joinGroupExternal(
+        info,
+        fresh.publicPackage,
+        fresh.privatePackage,
+        true,
+        member.suite,
+        undefined,
+        member.config,
+      )
+    } catch {
+      throw new SecureGroupError('invalid-message', 'the GroupInfo does not verify')
+    }
+    const next = new SecureGroup(member, joined.newState)
+    return {
+      fromEpoch: info.groupContext.epoch,
+      commit: encodeMessage({
+        version: 'mls10',
+        wireformat: 'mls_public_message',
+        publicMessage: joined.publicMessage,
+      }),
+      groupInfo: await next.#groupInfo(),
+      adopt: () => next,
+    }
+  }
+
   /** A group from `serialize()`'s bytes. The bytes hold the member's signature key: store them encrypted. */
   static restore(member: LocalMember, bytes: Uint8Array): SecureGroup {
     const decoded = decodeGroupState(bytes, 0)
@@ -239,17 +314,19 @@ export class SecureGroup {
   async commit(changes: { add?: Uint8Array[]; remove?: (member: MemberIdentity) => boolean }): Promise<PendingCommit> {
     this.#requireActive()
     const proposals: Proposal[] = []
+    // A member added again (it lost its state and asked to be) leaves its earlier leaf in the same commit.
+    const replaced = new Set<string | undefined>()
     for (const bytes of changes.add ?? []) {
       const decoded = decodeMessage(bytes)
       if (decoded.wireformat !== 'mls_key_package') throw new SecureGroupError('invalid-message', 'not a key package')
       proposals.push({ proposalType: 'add', add: { keyPackage: decoded.keyPackage } })
+      replaced.add(memberKeyOf(decoded.keyPackage.leafNode.credential))
     }
-    if (changes.remove) {
-      const self = this.#state.privatePath.leafIndex
-      for (const member of this.members()) {
-        if (member.leafIndex !== self && changes.remove(member.identity)) {
-          proposals.push({ proposalType: 'remove', remove: { removed: member.leafIndex } })
-        }
+    const self = this.#state.privatePath.leafIndex
+    for (const member of this.members()) {
+      if (member.leafIndex === self) continue
+      if (replaced.has(keyOf(member.identity)) || changes.remove?.(member.identity)) {
+        proposals.push({ proposalType: 'remove', remove: { removed: member.leafIndex } })
       }
     }
     const result = await createCommit(
@@ -262,6 +339,7 @@ export class SecureGroup {
     const pending: PendingCommit = {
       fromEpoch: this.epoch,
       commit: encodeMessage(result.commit),
+      groupInfo: await next.#groupInfo(),
       adopt: () => {
         result.consumed.forEach(zeroOutUint8Array)
         return next
@@ -289,6 +367,25 @@ export class SecureGroup {
   }
 
   /**
+   * Whether a message the delivery service attributes to this member came from this very leaf: its own application
+   * messages (which it cannot decrypt) and its own commits (applied when accepted, so of an epoch it has left). The
+   * same member's other instance (another browser of the same agent) has a leaf of its own and is read like anyone.
+   */
+  async sentByThisLeaf(bytes: Uint8Array): Promise<boolean> {
+    let message: MLSMessage
+    try {
+      message = decodeMessage(bytes)
+    } catch {
+      return false
+    }
+    if (message.wireformat === 'mls_public_message') return message.publicMessage.content.epoch < this.epoch
+    if (message.wireformat !== 'mls_private_message') return false
+    // Sender data it cannot decrypt (an epoch whose keys are gone) is nothing it could read anyway.
+    const sender = await this.#senderLeafOf(message.privateMessage)
+    return sender === undefined || sender.leafIndex === this.#state.privatePath.leafIndex
+  }
+
+  /**
    * Processes one message from the delivery service, in the order it delivered them: an application message gives
    * its plaintext and verified sender, a commit the next epoch and who it added and removed.
    */
@@ -304,11 +401,16 @@ export class SecureGroup {
     // ts-mls reports these as a generic decryption failure; checking first gives the caller a reason it can act on.
     if (this.removed) throw new SecureGroupError('removed', 'this member has been removed from the group')
     if (framed.epoch > this.epoch) throw new SecureGroupError('future-epoch', 'the message is for a later epoch')
-    if (framed.epoch < this.epoch - BigInt(this.#member.config.keyRetentionConfig.retainKeysForEpochs)) {
+    // Past epochs' keys are kept for a while, and never those from before the member (re-)joined.
+    if (framed.epoch < this.epoch && !this.#state.historicalReceiverData.has(framed.epoch)) {
       throw new SecureGroupError('stale-epoch', 'the message is for an epoch whose keys are gone')
     }
     // Only a commit changes the member list, and only a commit arrives as a PublicMessage here.
-    const before = message.wireformat === 'mls_public_message' ? this.members() : []
+    const commit = message.wireformat === 'mls_public_message' ? commitContent(message.publicMessage) : undefined
+    if (message.wireformat === 'mls_public_message' && commit?.sender.senderType === 'new_member_commit') {
+      const replaced = this.#replacedByJoiner(commit)
+      if (replaced === this.#state.privatePath.leafIndex) return this.#supersede(message.publicMessage, commit)
+    }
     const sender =
       message.wireformat === 'mls_private_message' ? await this.#senderOf(message.privateMessage) : undefined
     let result: Awaited<ReturnType<typeof processMessage>>
@@ -323,10 +425,89 @@ export class SecureGroup {
       if (!sender) throw new SecureGroupError('invalid-message', 'the sender is not a member')
       return { group, event: { kind: 'application', sender, plaintext: result.message } }
     }
-    const after = group.removed ? [] : group.members()
-    const added = after.filter((m) => !before.some((b) => sameMember(b.identity, m.identity))).map((m) => m.identity)
-    const removed = before.filter((b) => !after.some((m) => sameMember(b.identity, m.identity))).map((b) => b.identity)
-    return { group, event: { kind: 'commit', epoch: group.epoch, added, removed, removedSelf: group.removed } }
+    // Strongroom sends commits as PublicMessages and relays no proposals: anything else changes nothing here.
+    if (!commit) throw new SecureGroupError('invalid-message', 'not an application message or a public commit')
+    return {
+      group,
+      event: { kind: 'commit', epoch: group.epoch, ...this.#changesOf(commit), removedSelf: group.removed },
+    }
+  }
+
+  /**
+   * Who a commit (already verified) adds and removes, from its proposals and the tree it applied to. A member added
+   * in place of its own earlier leaf, or joining by external commit in place of it, has re-joined.
+   */
+  #changesOf(
+    commit: FramedContentCommit,
+  ): Pick<Extract<GroupEvent, { kind: 'commit' }>, 'added' | 'removed' | 'rejoined'> {
+    const proposals = commit.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'proposal' ? [p.proposal] : []))
+    const removed = proposals.flatMap((p) => {
+      const node = p.proposalType === 'remove' ? this.#state.ratchetTree[p.remove.removed * 2] : undefined
+      return node?.nodeType === 'leaf' ? [identityOf(node.leaf)] : []
+    })
+    const added = proposals.flatMap((p) => (p.proposalType === 'add' ? [identityOf(p.add.keyPackage.leafNode)] : []))
+    if (commit.sender.senderType === 'new_member_commit' && commit.commit.path) {
+      added.push(identityOf(commit.commit.path.leafNode))
+    }
+    const back = new Set(added.map(keyOf).filter((key) => removed.some((m) => keyOf(m) === key)))
+    return {
+      added: added.filter((m) => !back.has(keyOf(m))),
+      removed: removed.filter((m) => !back.has(keyOf(m))),
+      rejoined: added.filter((m) => back.has(keyOf(m))),
+    }
+  }
+
+  /**
+   * The leaf an external commit takes out: it must be the joiner's own (RFC 9420 allows an external commit to remove
+   * only the joiner's earlier leaf, to resync). Strongroom accepts no other external join: a member that never was in
+   * the group is added by a member, visibly, through the key-package directory.
+   */
+  #replacedByJoiner(commit: FramedContentCommit): number {
+    const removes = commit.commit.proposals.flatMap((p) =>
+      p.proposalOrRefType === 'proposal' && p.proposal.proposalType === 'remove' ? [p.proposal.remove.removed] : [],
+    )
+    const joiner = commit.commit.path ? memberKeyOf(commit.commit.path.leafNode.credential) : undefined
+    const [removed] = removes
+    const earlier = removed === undefined ? undefined : this.#state.ratchetTree[removed * 2]
+    if (
+      removes.length !== 1 ||
+      removed === undefined ||
+      joiner === undefined ||
+      earlier?.nodeType !== 'leaf' ||
+      memberKeyOf(earlier.leaf.credential) !== joiner
+    ) {
+      throw new SecureGroupError('refused-join', 'an external commit may only put the joiner in place of its own leaf')
+    }
+    return removed
+  }
+
+  /**
+   * Another instance of this very member (the same device or staff member with a store of its own) re-joined in
+   * place of this one's leaf: this state can read nothing more. Checked as far as it can be without the next epoch's
+   * keys: signed by the joiner's leaf key, with a credential the authority signed.
+   */
+  async #supersede(
+    message: PublicMessage,
+    commit: FramedContentCommit,
+  ): Promise<{ group: SecureGroup; event: GroupEvent }> {
+    const { groupContext, ratchetTree, keySchedule } = this.#state
+    const leaf = commit.commit.path?.leafNode
+    let valid: boolean
+    try {
+      await unprotectPublicMessage(keySchedule.membershipKey, groupContext, ratchetTree, message, this.#member.suite)
+      valid =
+        leaf !== undefined &&
+        (await this.#member.config.authService.validateCredential(leaf.credential, leaf.signaturePublicKey))
+    } catch {
+      valid = false
+    }
+    if (!valid || !leaf) throw new SecureGroupError('invalid-message', 'the message does not decrypt or verify')
+    const group = new SecureGroup(this.#member, { ...this.#state, groupActiveState: { kind: 'removedFromGroup' } })
+    const self = identityOf(leaf)
+    return {
+      group,
+      event: { kind: 'commit', epoch: this.epoch + 1n, added: [], removed: [], rejoined: [self], removedSelf: true },
+    }
   }
 
   /**
@@ -334,20 +515,34 @@ export class SecureGroup {
    * not return it; processing then verifies the signature with this very leaf's key, so the identity is authenticated.
    */
   async #senderOf(message: PrivateMessage): Promise<MemberIdentity | undefined> {
+    const sender = await this.#senderLeafOf(message)
+    const node = sender ? sender.tree[sender.leafIndex * 2] : undefined
+    return node?.nodeType === 'leaf' ? identityOf(node.leaf) : undefined
+  }
+
+  async #senderLeafOf(message: PrivateMessage) {
     const epochData = message.epoch === this.epoch ? undefined : this.#state.historicalReceiverData.get(message.epoch)
     const senderDataSecret = epochData ? epochData.senderDataSecret : this.#state.keySchedule.senderDataSecret
     const tree = epochData ? epochData.ratchetTree : this.#state.ratchetTree
-    let senderData: Awaited<ReturnType<typeof decryptSenderData>>
     try {
-      senderData = await decryptSenderData(message, senderDataSecret, this.#member.suite)
+      const senderData = await decryptSenderData(message, senderDataSecret, this.#member.suite)
+      return senderData ? { leafIndex: senderData.leafIndex, tree } : undefined
     } catch {
       return undefined
     }
-    const node = senderData ? tree[senderData.leafIndex * 2] : undefined
-    return node?.nodeType === 'leaf' ? identityOf(node.leaf) : undefined
+  }
+
+  async #groupInfo(): Promise<Uint8Array> {
+    const info = await createGroupInfoWithExternalPubAndRatchetTree(this.#state, [], this.#member.suite)
+    return encodeMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo: info })
   }
 
   #requireActive(): void {
     if (this.removed) throw new SecureGroupError('removed', 'this member has been removed from the group')
   }
+}
+
+function commitContent(message: PublicMessage): FramedContentCommit | undefined {
+  const content = message.content
+  return content.contentType === 'commit' ? content : undefined
 }

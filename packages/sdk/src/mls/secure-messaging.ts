@@ -10,11 +10,14 @@ import { StrongroomClient } from '../client.ts'
 import { base64ToBytes, bytesToBase64, randomId } from '../encoding.ts'
 import type { Message } from '../protocol.ts'
 import {
+  conflictEpoch,
   type DeliveryService,
   httpDeliveryService,
   isEpochConflict,
+  isRejoinRefused,
   type MemberRef,
   MLS_CONTENT_TYPE,
+  type PendingWelcome,
 } from './delivery-service.ts'
 import { secureGroupClientConfig } from './group-config.ts'
 import {
@@ -38,6 +41,9 @@ const DEFAULT_SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed2
 const KEY_PACKAGE_BATCH = 20
 const MAX_REBASES = 5
 const GROUP_CACHE_SIZE = 500
+const PAGE = 200
+/** Set while the key packages in the directory are an earlier identity's, until fresh ones replace them. */
+const REPLACE_KEY_PACKAGES = 'mls/replace-key-packages'
 
 /** What reading a secure conversation produced, in log order. */
 export type SecureEvent =
@@ -56,8 +62,38 @@ export type SecureEvent =
       epoch: bigint
       added: MemberIdentity[]
       removed: MemberIdentity[]
-      /** This member was removed: it reads nothing more in this conversation. */
+      /** Members back in place of their earlier selves: they lost their group state and re-joined or were re-added. */
+      rejoined: MemberIdentity[]
+      /** This member was removed (or replaced by another instance of itself): it reads nothing more here. */
       removedSelf: boolean
+    }
+  | {
+      /**
+       * This member came into the group with no state from before: by a welcome (added, or re-added at its request)
+       * or by its own external commit after losing its state. It reads from `seq` on; what came before is not
+       * readable on this device (those keys were never its own, or went with the lost state).
+       */
+      kind: 'joined'
+      conversationId: string
+      seq: number
+      epoch: bigint
+      via: 'welcome' | 'external-commit'
+    }
+  | {
+      /**
+       * This member holds no usable state for the group and could not re-join by itself: it asked to be re-added
+       * (the archive member does that at once). Reading resumes with the welcome.
+       */
+      kind: 'rejoin-requested'
+      conversationId: string
+    }
+  | {
+      /**
+       * This member holds no state of the group and has no leaf in it either (it was never added, or was removed): it
+       * reads nothing there until a member adds it.
+       */
+      kind: 'not-in-group'
+      conversationId: string
     }
 
 /** What a member kept of a message it read or sent (with `keepTexts`), until the message expires. */
@@ -84,6 +120,11 @@ interface StoredKeyPackage {
  * groups in the store, and talks to the delivery service. Operations on one conversation run one at a time (the group
  * state advances with each), every new state is stored before anything leaves, and conflicts with other members'
  * commits are resolved by reading what came first and trying again.
+ *
+ * A member that finds it holds no state for a group it belongs to (a cleared store, a new browser) or holds one that
+ * cannot go on (a commit it could not apply) recovers by itself: it joins from a welcome waiting for it, else
+ * re-joins by external commit in place of its own earlier leaf, else asks to be re-added. What was sent before the
+ * recovery stays unreadable on this device; a member removed from a group is never brought back this way.
  *
  * @example
  * const secure = await SecureMessaging.open(client, { provider: nodeCryptoProvider, store })
@@ -149,6 +190,8 @@ export class SecureMessaging {
       const pair = await suite.signature.keygen()
       signKey = pair.signKey
       publicKey = pair.publicKey
+      // A new identity: key packages in the directory from before (a lost store) cannot be opened any more.
+      await store.set(REPLACE_KEY_PACKAGES, new Uint8Array([1]))
       await store.set('mls/signature-key', signKey)
       await store.set('mls/signature-public-key', publicKey)
     }
@@ -178,9 +221,13 @@ export class SecureMessaging {
     return this.#self
   }
 
-  /** Uploads key packages when the directory says the stock is low, and a last-resort one if none is stored. */
+  /**
+   * Uploads key packages when the directory says the stock is low, and a last-resort one if none is stored; all anew,
+   * replacing those in the directory, when this member's identity is new (its store was lost).
+   */
   async replenishKeyPackages(): Promise<void> {
-    const stock = await this.#delivery.keyPackageStock()
+    const replace = (await this.#store.get(REPLACE_KEY_PACKAGES)) !== undefined
+    const stock = replace ? { low: true, lastResort: false } : await this.#delivery.keyPackageStock()
     if (!stock.low && stock.lastResort) return
     const fresh = stock.low ? await generateKeyPackages(this.#member, KEY_PACKAGE_BATCH) : []
     const lastResort = stock.lastResort ? undefined : (await generateKeyPackages(this.#member, 1))[0]
@@ -188,7 +235,9 @@ export class SecureMessaging {
     await this.#delivery.uploadKeyPackages(
       fresh.map((kp) => kp.message),
       lastResort?.message,
+      { replace },
     )
+    if (replace) await this.#store.delete(REPLACE_KEY_PACKAGES)
   }
 
   /**
@@ -205,10 +254,32 @@ export class SecureMessaging {
     })
   }
 
-  /** Adds members (a new device of the customer, another agent) to the conversation's group. */
+  /**
+   * Adds members (a new device of the customer, another agent) to the conversation's group. A member that is in the
+   * group already is added again in place of its earlier leaf: how a member that lost its state is re-added.
+   */
   addMembers(conversationId: string, members: MemberRef[]): Promise<void> {
     return this.#serialized(conversationId, async () => {
       await this.#commitWith(conversationId, await this.#claim(conversationId, members), () => false)
+    })
+  }
+
+  /**
+   * Re-adds a member that lost its group state and asked to be, in place of its leaf. It reads everything first, then
+   * `stillWanted` decides on the members as they are (the request may have been granted meanwhile): the check and the
+   * commit are one step of the group, so two calls for one request re-add the member once. Returns whether it did.
+   */
+  readdMember(
+    conversationId: string,
+    member: MemberRef,
+    stillWanted: (members: MemberIdentity[]) => Promise<boolean>,
+  ): Promise<boolean> {
+    return this.#serialized(conversationId, async () => {
+      await this.#catchUp(conversationId)
+      const members = (await this.#loadGroup(conversationId)).members().map((m) => m.identity)
+      if (!(await stillWanted(members))) return false
+      await this.#commitWith(conversationId, await this.#claim(conversationId, [member]), () => false)
+      return true
     })
   }
 
@@ -220,7 +291,7 @@ export class SecureMessaging {
 
   /** Whether this member holds the conversation's group (and has not been removed from it). */
   async isMember(conversationId: string): Promise<boolean> {
-    if (!this.#groups.has(conversationId) && !(await this.#store.get(`mls/group/${conversationId}`))) return false
+    if (!(await this.#holdsGroup(conversationId))) return false
     return !(await this.#loadGroup(conversationId)).removed
   }
 
@@ -229,13 +300,16 @@ export class SecureMessaging {
     return (await this.#loadGroup(conversationId)).members().map((m) => m.identity)
   }
 
-  /** Encrypts and sends text (or bytes) to the conversation; behind another member's commit, it catches up first. */
+  /**
+   * Encrypts and sends text (or bytes) to the conversation; behind another member's commit, it catches up first, and
+   * without a usable group state it recovers one first (throwing `rejoin-pending` if it had to ask to be re-added).
+   */
   send(conversationId: string, content: string | Uint8Array): Promise<Message> {
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content
     const clientMessageId = randomId()
     return this.#serialized(conversationId, async () => {
       for (let attempt = 0; ; attempt++) {
-        const { message, group } = await (await this.#loadGroup(conversationId)).encrypt(bytes)
+        const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes)
         await this.#saveGroup(conversationId, group)
         try {
           const sent = await this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message)
@@ -244,8 +318,20 @@ export class SecureMessaging {
         } catch (error) {
           if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
           await this.#catchUp(conversationId)
+          await this.#recoverIfBehind(conversationId, error)
         }
       }
+    })
+  }
+
+  /**
+   * Drops this member's state of the group and re-joins it, as when the state was lost: for a member that another
+   * instance of itself (another browser of the same agent) replaced, when the user picks this one to go on with.
+   */
+  rejoin(conversationId: string): Promise<SecureEvent[]> {
+    return this.#serialized(conversationId, async () => {
+      await this.#forgetGroup(conversationId)
+      return this.#emit(await this.#recover(conversationId))
     })
   }
 
@@ -296,21 +382,7 @@ export class SecureMessaging {
           await this.#delivery.deleteWelcome(w.id).catch(() => undefined)
           return
         }
-        const welcome = w.welcome
-        // The welcome names the key package it was made for by reference: load only those this member holds.
-        const held = new Map<string, KeyPackageSecrets>()
-        const decoded = decodeMlsMessage(welcome, 0)?.[0]
-        for (const secret of decoded?.wireformat === 'mls_welcome' ? decoded.welcome.secrets : []) {
-          const ref = Array.from(secret.newMember, (b) => b.toString(16).padStart(2, '0')).join('')
-          const secrets = await this.#loadKeyPackage(ref)
-          if (secrets) held.set(ref, secrets)
-        }
-        const { group, usedKeyPackage } = await SecureGroup.join(this.#member, welcome, (ref) => held.get(ref))
-        await this.#saveGroup(w.conversationId, group)
-        await this.#setReadSeq(w.conversationId, w.commitSeq)
-        await this.#store.delete(`mls/key-package/${usedKeyPackage}`)
-        await this.#delivery.deleteWelcome(w.id)
-        joined.push(w.conversationId)
+        if (await this.#joinFromWelcome(w)) joined.push(w.conversationId)
       })
     }
     if (joined.length > 0) await this.replenishKeyPackages()
@@ -319,38 +391,71 @@ export class SecureMessaging {
 
   async #catchUp(conversationId: string): Promise<SecureEvent[]> {
     const events: SecureEvent[] = []
+    let after = await this.#readSeq(conversationId)
     for (;;) {
-      const after = await this.#readSeq(conversationId)
-      const batch = await this.#delivery.listMessages(conversationId, after, 200)
-      for (const message of batch) events.push(...(await this.#apply(message)))
-      if (batch.length < 200) return events
+      const batch = await this.#delivery.listMessages(conversationId, after, PAGE)
+      let joined = false
+      for (const message of batch) {
+        const read = await this.#apply(message)
+        events.push(...read)
+        const last = read.at(-1)
+        // Nothing more is readable until the member is (re-)added; the welcome will say where to go on from.
+        if (last?.kind === 'rejoin-requested' || last?.kind === 'not-in-group') return events
+        // (Re-)joined: reading goes on after the commit it joined with, and what lies before it is passed over.
+        joined = last?.kind === 'joined'
+        after = last?.kind === 'joined' ? last.seq : message.seq
+        if (joined) break
+      }
+      if (!joined && batch.length < PAGE) return events
     }
   }
 
   async #apply(message: Message): Promise<SecureEvent[]> {
-    const events = await this.#read(message)
+    return this.#emit(await this.#read(message))
+  }
+
+  async #emit(events: SecureEvent[]): Promise<SecureEvent[]> {
     for (const event of events) await this.#onEvent?.(event)
     return events
   }
 
   async #read(message: Message): Promise<SecureEvent[]> {
     const { conversationId, seq } = message
-    const mine = message.sender.kind === this.#self.kind && message.sender.id === this.#self.id
-    // A member cannot decrypt its own application messages, and its own commits were applied when accepted.
-    if (mine || message.contentType !== MLS_CONTENT_TYPE) {
+    if (message.contentType !== MLS_CONTENT_TYPE) {
+      await this.#setReadSeq(conversationId, seq)
+      return []
+    }
+    const fromSelf = message.sender.kind === this.#self.kind && message.sender.id === this.#self.id
+    if (!(await this.#holdsGroup(conversationId))) {
+      // Its own earlier messages say nothing; anyone else's means it is missing a group it belongs to.
+      if (!fromSelf) return this.#recover(conversationId)
       await this.#setReadSeq(conversationId, seq)
       return []
     }
     const group = await this.#loadGroup(conversationId)
+    const bytes = base64ToBytes(message.ciphertext)
+    // A member cannot decrypt what it sent itself, and its own commits were applied when accepted; the same member's
+    // other instance (another browser of the same agent) is someone else as far as the group goes.
+    if (fromSelf && (await group.sentByThisLeaf(bytes))) {
+      await this.#setReadSeq(conversationId, seq)
+      return []
+    }
     let processed: Awaited<ReturnType<SecureGroup['process']>>
     try {
-      processed = await group.process(base64ToBytes(message.ciphertext))
+      processed = await group.process(bytes)
     } catch (error) {
       if (!(error instanceof SecureGroupError)) throw error
+      const unreadable: SecureEvent = { kind: 'unreadable', conversationId, seq, reason: error.code }
+      if (error.code === 'future-epoch') {
+        // The log is read in order, so a later epoch means a commit this state could not apply (or its own commit,
+        // accepted but never stored) lies behind: the state is of no more use.
+        await this.#forgetGroup(conversationId)
+        return [unreadable, ...(await this.#recover(conversationId))]
+      }
       // One bad message must not block the conversation: it is reported and passed over, the group unchanged.
       await this.#keep(message, UNREADABLE)
       await this.#setReadSeq(conversationId, seq)
-      return [{ kind: 'unreadable', conversationId, seq, reason: error.code }]
+      return [unreadable]
     }
     const { group: next, event } = processed
     // Kept before the group moves on: after a crash in between, the message decrypts again and is kept again, where
@@ -363,7 +468,134 @@ export class SecureMessaging {
       return [{ kind: 'message', conversationId, seq, sender: event.sender, text, bytes: event.plaintext }]
     }
     const { kind: _commit, ...change } = event
-    return [{ kind: 'members-changed', conversationId, seq, ...change }]
+    const changed: SecureEvent = { kind: 'members-changed', conversationId, seq, ...change }
+    if (change.removedSelf && change.rejoined.some((m) => m.kind === this.#self.kind && m.id === this.#self.id)) {
+      // Re-added in place of this very leaf (it had asked to be, and re-joined meanwhile): the welcome is waiting.
+      // Replaced by another instance of itself, there is none, and this state stays removed.
+      const welcomed = await this.#joinByWelcome(conversationId)
+      if (welcomed) return [changed, welcomed]
+    }
+    return [changed]
+  }
+
+  /**
+   * Brings this member back into a group it holds no usable state of, in the most direct way available: a welcome
+   * waiting for it, else an external commit in place of its own earlier leaf, else a request to be re-added. A member
+   * the published group shows without a leaf has nothing to come back to, and asks for nothing.
+   */
+  async #recover(conversationId: string): Promise<SecureEvent[]> {
+    const joined = (await this.#joinByWelcome(conversationId)) ?? (await this.#joinByExternalCommit(conversationId))
+    if (joined === 'not-in-group') return [{ kind: 'not-in-group', conversationId }]
+    if (joined) return [joined]
+    await this.#delivery.requestReadd(conversationId)
+    return [{ kind: 'rejoin-requested', conversationId }]
+  }
+
+  /** Joins from the latest welcome waiting for this conversation; older ones are spent. */
+  async #joinByWelcome(conversationId: string): Promise<SecureEvent | undefined> {
+    const welcomes = (await this.#delivery.pendingWelcomes())
+      .filter((w) => w.conversationId === conversationId)
+      .sort((a, b) => b.commitSeq - a.commitSeq)
+    let joined: SecureEvent | undefined
+    for (const w of welcomes) {
+      if (joined) {
+        await this.#delivery.deleteWelcome(w.id)
+        continue
+      }
+      const group = await this.#joinFromWelcome(w)
+      if (group) joined = { kind: 'joined', conversationId, seq: w.commitSeq, epoch: group.epoch, via: 'welcome' }
+    }
+    return joined
+  }
+
+  /**
+   * Joins the group a welcome is for and reads on from its commit. A welcome this member cannot open (made for a key
+   * package it no longer holds, or one that does not verify) never will be: it is deleted.
+   */
+  async #joinFromWelcome(w: PendingWelcome): Promise<SecureGroup | undefined> {
+    // The welcome names the key package it was made for by reference: load only those this member holds.
+    const held = new Map<string, KeyPackageSecrets>()
+    const decoded = decodeMlsMessage(w.welcome, 0)?.[0]
+    for (const secret of decoded?.wireformat === 'mls_welcome' ? decoded.welcome.secrets : []) {
+      const ref = Array.from(secret.newMember, (b) => b.toString(16).padStart(2, '0')).join('')
+      const secrets = await this.#loadKeyPackage(ref)
+      if (secrets) held.set(ref, secrets)
+    }
+    let joined: Awaited<ReturnType<typeof SecureGroup.join>>
+    try {
+      joined = await SecureGroup.join(this.#member, w.welcome, (ref) => held.get(ref))
+    } catch (error) {
+      if (!(error instanceof SecureGroupError)) throw error
+      await this.#delivery.deleteWelcome(w.id)
+      return undefined
+    }
+    await this.#saveGroup(w.conversationId, joined.group)
+    await this.#setReadSeq(w.conversationId, w.commitSeq)
+    await this.#store.delete(`mls/key-package/${joined.usedKeyPackage}`)
+    await this.#delivery.deleteWelcome(w.id)
+    return joined.group
+  }
+
+  /**
+   * Re-joins by external commit from the GroupInfo the members published, in place of this member's earlier leaf.
+   * Another commit getting there first is a conflict like any other: it re-bases on the GroupInfo that one published.
+   * Undefined when the group has no GroupInfo this member can use, or the delivery service refuses it.
+   */
+  async #joinByExternalCommit(conversationId: string): Promise<SecureEvent | 'not-in-group' | undefined> {
+    const clientMessageId = randomId()
+    for (let attempt = 0; ; attempt++) {
+      const groupInfo = await this.#delivery.groupInfo(conversationId)
+      if (!groupInfo) return undefined
+      let pending: PendingCommit
+      try {
+        pending = await SecureGroup.joinExternal(this.#member, groupInfo)
+      } catch (error) {
+        if (!(error instanceof SecureGroupError)) throw error
+        return error.code === 'not-in-group' ? 'not-in-group' : undefined
+      }
+      let accepted: Awaited<ReturnType<DeliveryService['submitCommit']>>
+      try {
+        accepted = await this.#delivery.submitCommit(conversationId, {
+          clientMessageId: `${clientMessageId}-${attempt}`,
+          commit: pending.commit,
+          groupInfo: pending.groupInfo,
+        })
+      } catch (error) {
+        if (isRejoinRefused(error)) return undefined
+        if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
+        continue
+      }
+      const group = pending.adopt()
+      await this.#saveGroup(conversationId, group)
+      await this.#setReadSeq(conversationId, accepted.seq)
+      return { kind: 'joined', conversationId, seq: accepted.seq, epoch: group.epoch, via: 'external-commit' }
+    }
+  }
+
+  /** The group to send or commit in, recovered first if this member holds none. */
+  async #usableGroup(conversationId: string): Promise<SecureGroup> {
+    if (!(await this.#holdsGroup(conversationId))) {
+      const events = await this.#emit(await this.#recover(conversationId))
+      const last = events.at(-1)?.kind
+      if (last === 'not-in-group') throw new SecureGroupError('not-in-group', 'this member is not in the group')
+      if (last === 'rejoin-requested') {
+        throw new SecureGroupError('rejoin-pending', 'this member asked to be re-added to the group; try again then')
+      }
+    }
+    return this.#loadGroup(conversationId)
+  }
+
+  /**
+   * After an epoch conflict and reading everything in the log, this member should be at the group's epoch; still
+   * behind, its state missed a commit for good (one it could not apply), so it re-joins.
+   */
+  async #recoverIfBehind(conversationId: string, conflict: unknown): Promise<void> {
+    const current = conflictEpoch(conflict)
+    if (!(await this.#holdsGroup(conversationId)) || current === undefined) return
+    const group = await this.#loadGroup(conversationId)
+    if (group.removed || group.epoch >= current) return
+    await this.#forgetGroup(conversationId)
+    await this.#emit(await this.#recover(conversationId))
   }
 
   /**
@@ -373,16 +605,18 @@ export class SecureMessaging {
   async #commitWith(conversationId: string, add: Uint8Array[], remove: (m: MemberIdentity) => boolean): Promise<void> {
     const clientMessageId = randomId()
     for (let attempt = 0; ; attempt++) {
-      const pending: PendingCommit = await (await this.#loadGroup(conversationId)).commit({ add, remove })
+      const pending: PendingCommit = await (await this.#usableGroup(conversationId)).commit({ add, remove })
       try {
         await this.#delivery.submitCommit(conversationId, {
           clientMessageId: `${clientMessageId}-${attempt}`,
           commit: pending.commit,
           welcome: pending.welcome,
+          groupInfo: pending.groupInfo,
         })
       } catch (error) {
         if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
         await this.#catchUp(conversationId)
+        await this.#recoverIfBehind(conversationId, error)
         continue
       }
       await this.#saveGroup(conversationId, pending.adopt())
@@ -408,6 +642,15 @@ export class SecureMessaging {
     const group = SecureGroup.restore(this.#member, bytes)
     this.#remember(conversationId, group)
     return group
+  }
+
+  async #holdsGroup(conversationId: string): Promise<boolean> {
+    return this.#groups.has(conversationId) || (await this.#store.get(`mls/group/${conversationId}`)) !== undefined
+  }
+
+  async #forgetGroup(conversationId: string): Promise<void> {
+    this.#groups.delete(conversationId)
+    await this.#store.delete(`mls/group/${conversationId}`)
   }
 
   async #saveGroup(conversationId: string, group: SecureGroup): Promise<void> {

@@ -4,8 +4,16 @@ import { recordAudit } from '../audit/events.ts'
 import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE } from '../channels/envelope.ts'
 import { publicConversationIds } from '../channels/identities.ts'
 import { MESSAGE_SUBJECT_PREFIX, type MessagesCommittedEvent, type WireMessage } from '../conversations/bus-events.ts'
+import { isConversationMember } from '../conversations/conversations.ts'
 import { fetchMessages } from '../conversations/messages.ts'
 import { groupConversations, MLS_CONTENT_TYPE } from '../e2e/groups.ts'
+import {
+  pendingReaddRequests,
+  READD_REQUESTED_SUBJECT_PREFIX,
+  type ReaddRequest,
+  type ReaddRequestedEvent,
+  refuseReaddRequest,
+} from '../e2e/readd-requests.ts'
 import { DEVICE_REVOKED_SUBJECT_PREFIX, type DeviceRevokedEvent } from '../identity/device-events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { KeyProvider } from '../platform/keyring/key-provider.ts'
@@ -45,6 +53,8 @@ export type ArchiveRecord =
       epoch: bigint
       added: MemberIdentity[]
       removed: MemberIdentity[]
+      /** Members that lost their state and came back in place of their earlier leaf. */
+      rejoined: MemberIdentity[]
     }
 
 /** Where decrypted records go: the compliance archive's store (until it lands, a counter and the tests' collector). */
@@ -84,6 +94,7 @@ export class ArchiveMember {
   readonly #work = new Set<Promise<void>>()
   #unsubscribe: (() => void) | undefined
   #unsubscribeRevoked: (() => void) | undefined
+  #unsubscribeReadd: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
 
   private constructor(
@@ -117,6 +128,12 @@ export class ArchiveMember {
     member.#unsubscribeRevoked = ctx.bus.subscribe(`${DEVICE_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => {
       member.#track(member.#removeRevoked(JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent))
     })
+    member.#unsubscribeReadd = ctx.bus.subscribe(`${READD_REQUESTED_SUBJECT_PREFIX}>`, (_subject, payload) => {
+      const event = JSON.parse(decoder.decode(payload)) as ReaddRequestedEvent
+      if (member.#owns(event.conversationId)) {
+        member.#track(member.#readdRequested(event.tenantId, event.conversationId))
+      }
+    })
     member.#timer = setInterval(() => member.#track(member.#flush()), FLUSH_MS)
     member.#timer.unref()
     for (const tenant of await listTenants(ctx)) member.#track(member.#catchUp(tenant.id))
@@ -140,6 +157,7 @@ export class ArchiveMember {
   async stop(): Promise<void> {
     this.#unsubscribe?.()
     this.#unsubscribeRevoked?.()
+    this.#unsubscribeReadd?.()
     clearInterval(this.#timer)
     await this.idle()
   }
@@ -209,6 +227,10 @@ export class ArchiveMember {
       if (!this.#owns(conversationId) || !(await messaging.isMember(conversationId))) continue
       await messaging.sync(conversationId)
     }
+    const waiting = new Set((await pendingReaddRequests(this.#ctx, tenantId)).map((r) => r.conversationId))
+    for (const conversationId of waiting) {
+      if (this.#owns(conversationId)) await this.#readdRequested(tenantId, conversationId)
+    }
     // Public conversations: whatever was said while no archive member ran, from the last archived message on.
     for (const conversationId of await publicConversationIds(this.#ctx, tenantId)) {
       if (!this.#owns(conversationId)) continue
@@ -267,6 +289,39 @@ export class ArchiveMember {
     }
   }
 
+  async #readdRequested(tenantId: string, conversationId: string): Promise<void> {
+    for (const request of await pendingReaddRequests(this.#ctx, tenantId, conversationId)) {
+      await this.#readd(tenantId, request)
+    }
+  }
+
+  /**
+   * Re-adds a member that lost its group state and could not re-join by itself: the archive is always online and a
+   * member of every group, so nobody waits for an agent. Only a member of the conversation that still has its leaf
+   * in the group is re-added, in place of that leaf (a re-add restores a member, it never adds one); the commit that
+   * does it clears the request, and any other request is refused and audited. The check and the commit run as one
+   * step of the group, so two wake-ups for one request re-add the member once.
+   */
+  async #readd(tenantId: string, request: ReaddRequest): Promise<void> {
+    const { messaging } = await this.#tenant(tenantId)
+    const { conversationId, member } = request
+    if (!(await messaging.isMember(conversationId))) return
+    const system = { kind: 'system', id: null } as const
+    const same = (m: { kind: string; id: string }) => m.kind === member.kind && m.id === member.id
+    await messaging.readdMember(conversationId, member, async (members) => {
+      // Meanwhile re-added, or re-joined by itself (the commit that brought it back cleared the request).
+      if (!(await pendingReaddRequests(this.#ctx, tenantId, conversationId)).some((r) => same(r.member))) return false
+      let refusal: string | undefined
+      if (!(await isConversationMember(this.#ctx, tenantId, conversationId, member))) {
+        refusal = 'not a member of the conversation'
+      } else if (!members.some(same)) {
+        refusal = 'no leaf in the group to restore'
+      }
+      if (refusal) await refuseReaddRequest(this.#ctx, tenantId, request, system, refusal)
+      return refusal === undefined
+    })
+  }
+
   async #deliver(tenantId: string, event: SecureEvent): Promise<void> {
     if (event.kind === 'unreadable') {
       this.#ctx.metrics.archiveMemberFailures.inc({ reason: event.reason })
@@ -276,12 +331,23 @@ export class ArchiveMember {
       )
       return
     }
-    if (event.kind === 'message') {
+    if (event.kind === 'joined') {
+      // The archive's own state of the group was unusable and it re-joined: what was sent in between is not here.
+      await recordAudit(this.#ctx.db, {
+        tenantId,
+        actor: { kind: 'system', id: null },
+        action: 'e2e.archive.rejoin',
+        target: { kind: 'conversation', id: event.conversationId },
+        outcome: 'success',
+        reason: 'the archive member’s group state was unusable; it reads again from the re-join on',
+        details: { seq: event.seq, via: event.via },
+      })
+    } else if (event.kind === 'message') {
       const { conversationId, seq, sender, bytes } = event
       await this.#sink({ kind: 'message', tenantId, conversationId, seq, sender, plaintext: bytes })
-    } else {
-      const { conversationId, seq, epoch, added, removed } = event
-      await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed })
+    } else if (event.kind === 'members-changed') {
+      const { conversationId, seq, epoch, added, removed, rejoined } = event
+      await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed, rejoined })
       if (event.removedSelf) {
         // Nobody may take the archive out of a secure conversation: say so loudly, in the audit log.
         await recordAudit(this.#ctx.db, {

@@ -50,7 +50,12 @@ export function toArchiveInput(record: ArchiveRecord, customerId: string | null)
   return {
     ...common,
     recordClass: 'membership-change',
-    content: { epoch: record.epoch.toString(), added: record.added, removed: record.removed },
+    content: {
+      epoch: record.epoch.toString(),
+      added: record.added,
+      removed: record.removed,
+      ...(record.rejoined.length > 0 ? { rejoined: record.rejoined } : {}),
+    },
   }
 }
 

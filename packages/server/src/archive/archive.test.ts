@@ -149,6 +149,7 @@ describe('the compliance archive', () => {
       epoch: 3n,
       added: [{ kind: 'device' as const, id: 'dev_tablet' }],
       removed: [],
+      rejoined: [],
     }
     const sink = archiveStoreSink(server.ctx)
     await sink(record)

@@ -2,8 +2,8 @@ import { StrongroomError } from '@strongroom/sdk'
 import type { DeliveryService } from '@strongroom/sdk/mls-node'
 import { fetchMessages } from '../conversations/messages.ts'
 import { credentialAuthorityKeys, issueMemberCredential } from '../e2e/credential-authority.ts'
-import { acceptCommitFrom, deleteWelcome, pendingWelcomes } from '../e2e/groups.ts'
-import { keyPackageStock, storeKeyPackages } from '../e2e/key-packages.ts'
+import { acceptCommitFrom, deleteWelcome, loadGroup, pendingWelcomes } from '../e2e/groups.ts'
+import { claimKeyPackages, keyPackageStock, storeKeyPackages } from '../e2e/key-packages.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
@@ -11,11 +11,14 @@ import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 export const ARCHIVE_MEMBER = { kind: 'archive', id: 'archive' } as const
 
 const notForTheArchive = () =>
-  Promise.reject(new Error('the archive member adds no one and sends nothing; it only commits removals'))
+  Promise.reject(
+    new Error('the archive member creates no group, sends nothing and is re-added by nobody (it re-joins by itself)'),
+  )
 
 /**
  * The delivery service as the archive member of one tenant reaches it: the e2e and conversations service functions,
- * called in process. It reads every conversation of its tenant, which is what the archive is for.
+ * called in process. It reads every conversation of its tenant, which is what the archive is for; it commits the
+ * removal of revoked devices and re-adds members that lost their state and asked (the caller checks they may be).
  */
 export function inProcessDelivery(ctx: ServerContext, credentialKey: SigningKey, tenantId: string): DeliveryService {
   return {
@@ -23,20 +26,28 @@ export function inProcessDelivery(ctx: ServerContext, credentialKey: SigningKey,
       issueMemberCredential(ctx, credentialKey, { tenantId, member: ARCHIVE_MEMBER, signaturePublicKey }),
     credentialAuthorityKeys: () => credentialAuthorityKeys(ctx),
     keyPackageStock: () => keyPackageStock(ctx, tenantId, ARCHIVE_MEMBER),
-    async uploadKeyPackages(keyPackages, lastResort) {
-      await storeKeyPackages(ctx, tenantId, ARCHIVE_MEMBER, { keyPackages, lastResort })
+    async uploadKeyPackages(keyPackages, lastResort, options) {
+      await storeKeyPackages(ctx, tenantId, ARCHIVE_MEMBER, { keyPackages, lastResort, replace: options?.replace })
     },
-    claimKeyPackages: notForTheArchive,
+    async claimKeyPackages(conversationId, members) {
+      const claimed = await claimKeyPackages(ctx, tenantId, conversationId, members)
+      return claimed.map((c) => c.keyPackage)
+    },
     registerGroup: notForTheArchive,
     async submitCommit(conversationId, commit) {
       const committer = { tenantId, sender: ARCHIVE_MEMBER, actor: { kind: 'system', id: null } as const }
       try {
-        await acceptCommitFrom(ctx, committer, conversationId, commit)
+        const { epoch, seq } = await acceptCommitFrom(ctx, committer, conversationId, commit)
+        return { epoch, seq }
       } catch (error) {
         // The SDK tells an epoch conflict by the problem it would get over HTTP.
         throw error instanceof Problem ? new StrongroomError(error.toBody()) : error
       }
     },
+    async groupInfo(conversationId) {
+      return (await loadGroup(ctx.db, tenantId, conversationId))?.group_info ?? undefined
+    },
+    requestReadd: notForTheArchive,
     sendApplicationMessage: notForTheArchive,
     listMessages: (conversationId, after, limit) =>
       fetchMessages(ctx, tenantId, conversationId, { afterSeq: after, limit }),

@@ -49,8 +49,9 @@ describe('the strongroom command', () => {
         '014-archive',
         '015-sms-factors',
         '016-remote-wipe-retention',
-        '019-smpp',
-        '021-console-lookups',
+        '017-smpp',
+        '018-e2e-rejoin',
+        '019-console-lookups',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

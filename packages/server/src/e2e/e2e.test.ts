@@ -1,90 +1,30 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import {
-  base64ToBytes,
-  bytesToBase64,
-  enrolDevice,
-  StaffToken,
-  StrongroomClient,
-  type StrongroomError,
-} from '@strongroom/sdk'
-import {
-  encryptedStore,
-  generateStoreKey,
-  MemoryStore,
-  nodeCryptoProvider,
-  type SecureEvent,
-  SecureMessaging,
-} from '@strongroom/sdk/mls-node'
+import { base64ToBytes, bytesToBase64, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
 import { sql } from 'kysely'
-import type { ArchiveRecord } from '../archive/archive-member.ts'
-import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import type { TestBank, TestServer } from '../testing/harness.ts'
+import {
+  enrolPhone as enrolPhoneIn,
+  eventually,
+  secureConversation as secureConversationIn,
+  startArchivingServer,
+  texts,
+} from '../testing/secure-members.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
-
-/** A member whose store is encrypted, with the raw store kept to show what a thief of the device would see. */
-async function openMember(client: StrongroomClient) {
-  const raw = new MemoryStore()
-  const events: SecureEvent[] = []
-  const secure = await SecureMessaging.open(client, {
-    provider: nodeCryptoProvider,
-    store: encryptedStore(raw, await generateStoreKey()),
-    onEvent: (event) => {
-      events.push(event)
-    },
-  })
-  return { client, secure, raw, events }
-}
-
-/** Waits for something that happens asynchronously (the archive member reads from the bus), up to five seconds. */
-async function eventually<T>(read: () => T | Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 5000
-  for (;;) {
-    const value = await read()
-    if (done(value) || Date.now() > deadline) return value
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-const texts = (events: SecureEvent[]) => events.flatMap((e) => (e.kind === 'message' ? [e.text] : []))
 
 describe('end-to-end encrypted conversations (MLS) over the real server', () => {
   let server: TestServer
   let bank: TestBank
-  const archived: ArchiveRecord[] = []
+  let archivedTexts: (conversationId: string) => string[]
 
   before(async () => {
-    server = await startTestServer({}, undefined, { archiveSink: (record) => void archived.push(record) })
-    bank = await createTestBank(server)
+    ;({ server, bank, archivedTexts } = await startArchivingServer())
   })
   after(() => server.stop())
 
-  async function enrolPhone(label: string) {
-    const enrolled = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label })
-    return { ...(await openMember(enrolled.client)), deviceId: enrolled.device.id }
-  }
-
-  async function secureConversation() {
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    const phone = await enrolPhone('phone')
-    const agent = await openMember(agentClient)
-    const conversation = await agentClient.createConversation({
-      customerId: bank.customerId,
-      assignedStaffId: bank.agentId,
-      deviceIds: [phone.deviceId],
-    })
-    await agent.secure.createGroup(conversation.id, [
-      { kind: 'device', id: phone.deviceId },
-      { kind: 'archive', id: 'archive' },
-    ])
-    assert.deepEqual(await phone.secure.acceptWelcomes(), [conversation.id])
-    return { conversationId: conversation.id, agent, phone, agentClient }
-  }
-
-  const archivedTexts = (conversationId: string) =>
-    archived.flatMap((r) =>
-      r.kind === 'message' && r.conversationId === conversationId ? [new TextDecoder().decode(r.plaintext)] : [],
-    )
+  const enrolPhone = (label: string) => enrolPhoneIn(server, bank, label)
+  const secureConversation = () => secureConversationIn(server, bank)
 
   test('customer device, agent and archive exchange messages; the server and its database see only ciphertext', async () => {
     const { conversationId, agent, phone } = await secureConversation()

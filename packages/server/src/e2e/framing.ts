@@ -1,4 +1,4 @@
-import { nodeCryptoProvider } from '@strongroom/sdk/mls-node'
+import { type MemberIdentity, memberOfCredential, nodeCryptoProvider } from '@strongroom/sdk/mls-node'
 import {
   type CiphersuiteImpl,
   type CiphersuiteName,
@@ -7,7 +7,9 @@ import {
   getCiphersuiteImpl,
   type KeyPackage,
   type MLSMessage,
+  type Proposal,
 } from 'ts-mls'
+import { type GroupInfo, ratchetTreeFromExtension } from 'ts-mls/groupInfo.js'
 import { makeKeyPackageRef, verifyKeyPackage } from 'ts-mls/keyPackage.js'
 import { Problem } from '../platform/http/problems.ts'
 
@@ -63,19 +65,47 @@ export function framingOf(message: MLSMessage): Framing {
   throw new Problem('e2e/malformed-message', 'not a group message')
 }
 
-/** The key packages a public commit adds, inline. Adds by reference are refused: the directory must see every add. */
-export function addedKeyPackages(message: MLSMessage): KeyPackage[] {
+/** The proposals of a public commit, inline. By reference they are refused: the delivery service must see each. */
+export function commitProposals(message: MLSMessage): Proposal[] {
   if (message.wireformat !== 'mls_public_message') return []
   const content = message.publicMessage.content
   if (content.contentType !== 'commit') return []
-  return content.commit.proposals
-    .map((p) => {
-      if (p.proposalOrRefType !== 'proposal') {
-        throw new Problem('e2e/malformed-message', 'proposals by reference are not accepted in commits')
-      }
-      return p.proposal
-    })
-    .flatMap((p) => (p.proposalType === 'add' ? [p.add.keyPackage] : []))
+  return content.commit.proposals.map((p) => {
+    if (p.proposalOrRefType !== 'proposal') {
+      throw new Problem('e2e/malformed-message', 'proposals by reference are not accepted in commits')
+    }
+    return p.proposal
+  })
+}
+
+/** The key packages a public commit adds. */
+export function addedKeyPackages(message: MLSMessage): KeyPackage[] {
+  return commitProposals(message).flatMap((p) => (p.proposalType === 'add' ? [p.add.keyPackage] : []))
+}
+
+/**
+ * A GroupInfo as the delivery service reads it: an MLS GroupInfo of this group for this epoch. Its signature and
+ * tree are for the members to verify (against the credential authority); here it is otherwise opaque.
+ */
+export function checkedGroupInfo(bytes: Uint8Array, groupId: Uint8Array, epoch: bigint): GroupInfo {
+  const message = decodeWhole(bytes)
+  if (message.wireformat !== 'mls_group_info') throw new Problem('e2e/malformed-message', 'not an MLS GroupInfo')
+  const context = message.groupInfo.groupContext
+  if (!Buffer.from(context.groupId).equals(Buffer.from(groupId))) throw new Problem('e2e/wrong-group')
+  if (context.epoch !== epoch) {
+    throw new Problem('e2e/malformed-message', 'the GroupInfo is not for the epoch the commit starts')
+  }
+  return message.groupInfo
+}
+
+/** The member at a leaf of the ratchet tree a GroupInfo carries, if the leaf is occupied by a readable credential. */
+export function memberAtLeaf(groupInfo: GroupInfo, leafIndex: number): MemberIdentity | undefined {
+  try {
+    const node = ratchetTreeFromExtension(groupInfo)?.[leafIndex * 2]
+    return node?.nodeType === 'leaf' ? memberOfCredential(node.leaf.credential) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** A key package's reference (RFC 9420, section 5.2): how a welcome names the package it was made for. */

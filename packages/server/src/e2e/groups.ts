@@ -5,7 +5,15 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
 import { actorOf, type Principal, principalMember } from '../principal.ts'
-import { addedKeyPackages, decodeWhole, framingOf, keyPackageRef, requireAllowedSuite } from './framing.ts'
+import { authorizeExternalCommit } from './external-commits.ts'
+import {
+  addedKeyPackages,
+  checkedGroupInfo,
+  decodeWhole,
+  framingOf,
+  keyPackageRef,
+  requireAllowedSuite,
+} from './framing.ts'
 import { claimedOwner, type KeyPackageOwner } from './key-packages.ts'
 
 /** The media type of an MLS message (RFC 9420, section 17.10). */
@@ -19,10 +27,10 @@ export interface GroupInfo {
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b))
 
-async function loadGroup(db: ServerContext['db'], tenantId: string, conversationId: string) {
+export async function loadGroup(db: ServerContext['db'], tenantId: string, conversationId: string) {
   return db
     .selectFrom('e2e_groups')
-    .select(['group_id', 'cipher_suite', 'epoch'])
+    .select(['group_id', 'cipher_suite', 'epoch', 'group_info'])
     .where('tenant_id', '=', tenantId)
     .where('conversation_id', '=', conversationId)
     .executeTakeFirst()
@@ -61,6 +69,7 @@ export async function registerGroup(
         epoch: 0,
         created_at: now,
         updated_at: now,
+        group_info: null,
       })
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst()
@@ -158,11 +167,15 @@ export interface CommitInput {
   clientMessageId: string
   commit: Uint8Array
   welcome?: Uint8Array | undefined
+  /** The signed GroupInfo of the epoch the commit starts: a member that lost its state re-joins from it. */
+  groupInfo?: Uint8Array | undefined
 }
 
 /**
  * The same rule for a committer the caller has already authorized: a conversation member, or the archive member
- * (which commits the removal of revoked devices from the groups it is in).
+ * (which commits the removal of revoked devices from the groups it is in, and re-adds members that asked). An
+ * external commit (a member re-joining after losing its state) passes `authorizeExternalCommit` instead of the add
+ * checks. Every commit brings the GroupInfo of the epoch it starts, which replaces the group's published one.
  */
 export async function acceptCommitFrom(
   ctx: Pick<ServerContext, 'db' | 'bus'>,
@@ -176,15 +189,28 @@ export async function acceptCommitFrom(
   if (commit.wireformat !== 'mls_public_message' || framing.contentType !== 'commit') {
     throw new Problem('e2e/malformed-message', 'a commit is sent as an MLS PublicMessage')
   }
-  if (commit.publicMessage.content.sender.senderType !== 'member') {
-    throw new Problem('e2e/malformed-message', 'external commits are not accepted here')
+  const senderType = commit.publicMessage.content.sender.senderType
+  if (senderType !== 'member' && senderType !== 'new_member_commit') {
+    throw new Problem('e2e/malformed-message', 'only members and members re-joining by external commit commit')
   }
+  const external = senderType === 'new_member_commit'
   // A late commit learns the current epoch before anything else is checked (its key packages may be gone by now).
   const current = await loadGroup(ctx.db, tenantId, conversationId)
   if (!current) throw new Problem('e2e/no-group')
   if (!sameBytes(current.group_id, framing.groupId)) throw new Problem('e2e/wrong-group')
   if (BigInt(current.epoch) !== framing.epoch) {
     throw new Problem('e2e/epoch-conflict', undefined, undefined, { currentEpoch: Number(current.epoch) })
+  }
+  const { groupInfo } = input
+  if (!groupInfo) throw new Problem('e2e/malformed-message', 'a commit comes with the GroupInfo of the epoch it starts')
+  checkedGroupInfo(groupInfo, framing.groupId, framing.epoch + 1n)
+  if (external) {
+    if (input.welcome) throw new Problem('e2e/malformed-message', 'an external commit adds nobody')
+    await authorizeExternalCommit(ctx, committer, conversationId, commit, {
+      groupId: current.group_id,
+      epoch: framing.epoch,
+      groupInfo: current.group_info,
+    })
   }
   const added: (KeyPackageOwner & { ref: string })[] = []
   for (const keyPackage of addedKeyPackages(commit)) {
@@ -213,7 +239,7 @@ export async function acceptCommitFrom(
   const { accepted, announce } = await ctx.db.transaction().execute(async (trx) => {
     const advanced = await trx
       .updateTable('e2e_groups')
-      .set((eb) => ({ epoch: eb('epoch', '+', 1), updated_at: now }))
+      .set((eb) => ({ epoch: eb('epoch', '+', 1), group_info: groupInfo, updated_at: now }))
       .where('tenant_id', '=', tenantId)
       .where('conversation_id', '=', conversationId)
       .where('epoch', '=', framing.epoch.toString())
@@ -266,13 +292,17 @@ export async function acceptCommitFrom(
         .where('last_resort', '=', false)
         .execute()
     }
+    // Whoever the commit brings (back) into the group has no re-add request pending any more.
+    await dropReaddRequests(trx, tenantId, conversationId, external ? [sender] : added)
     await recordAudit(trx, {
       tenantId,
       actor: committer.actor,
-      action: 'e2e.commit',
+      action: external ? 'e2e.rejoin' : 'e2e.commit',
       target: { kind: 'conversation', id: conversationId },
       outcome: 'success',
-      details: { epoch, added: added.map((a) => `${a.kind}:${a.id}`) },
+      details: external
+        ? { epoch, member: `${sender.kind}:${sender.id}`, via: 'external-commit' }
+        : { epoch, added: added.map((a) => `${a.kind}:${a.id}`) },
     })
     return {
       accepted: { epoch, seq: appended.message.seq, added: added.map(({ kind, id }) => ({ kind, id })) },
@@ -281,6 +311,55 @@ export async function acceptCommitFrom(
   })
   announce(ctx)
   return accepted
+}
+
+/** Clears the re-add requests of the members a commit brought (back) into the group. */
+async function dropReaddRequests(
+  trx: ServerContext['db'],
+  tenantId: string,
+  conversationId: string,
+  members: { kind: AppendInput['sender']['kind']; id: string }[],
+): Promise<void> {
+  const requesters = members.flatMap((m) =>
+    m.kind === 'device' || m.kind === 'staff' ? [{ kind: m.kind, id: m.id }] : [],
+  )
+  if (requesters.length === 0) return
+  await trx
+    .deleteFrom('e2e_readd_requests')
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', '=', conversationId)
+    .where((eb) => eb.or(requesters.map((m) => eb.and([eb('member_kind', '=', m.kind), eb('member_id', '=', m.id)]))))
+    .execute()
+}
+
+/** The GroupInfo the group's members published for its current epoch, for a member that lost its state. */
+export async function currentGroupInfo(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  conversationId: string,
+): Promise<{ epoch: number; groupInfo: string }> {
+  await requireConversationMember(ctx, principal, conversationId)
+  const row = await loadGroup(ctx.db, principal.tenantId, conversationId)
+  if (!row) throw new Problem('e2e/no-group')
+  if (!row.group_info) throw new Problem('e2e/no-group-info')
+  return { epoch: Number(row.epoch), groupInfo: Buffer.from(row.group_info).toString('base64') }
+}
+
+/**
+ * The caller as a member of the conversation: only a member can re-join its group (staff who may read every
+ * conversation are not members of each).
+ */
+export async function requireConversationMember(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  conversationId: string,
+): Promise<{ kind: 'device' | 'staff'; id: string }> {
+  await requireConversationAccess(ctx, principal, conversationId)
+  const member = principalMember(principal)
+  if (!(await isConversationMember(ctx, principal.tenantId, conversationId, member))) {
+    throw new Problem('e2e/rejoin-refused', 'only a member of the conversation can re-join its group')
+  }
+  return member
 }
 
 export interface PendingWelcome {

@@ -26,13 +26,15 @@ export interface KeyPackageStock {
 /**
  * Stores key packages an owner uploaded, each checked first: an MLS key package, in an allowed suite, signed by its
  * leaf key, with a credential the authority signed for exactly this owner and key. A last-resort package replaces
- * the previous one and is handed out (never consumed) only when the others have run out.
+ * the previous one and is handed out (never consumed) only when the others have run out. With `replace`, the owner's
+ * unclaimed packages go first: a member that lost its state (and with it their private halves) uploads anew, and a
+ * welcome made for a package it can no longer open would leave it out of the group.
  */
 export async function storeKeyPackages(
   ctx: Pick<ServerContext, 'db'>,
   tenantId: string,
   owner: KeyPackageOwner,
-  upload: { keyPackages: Uint8Array[]; lastResort?: Uint8Array | undefined },
+  upload: { keyPackages: Uint8Array[]; lastResort?: Uint8Array | undefined; replace?: boolean },
 ): Promise<KeyPackageStock> {
   const checked: { ref: string; suite: string; bytes: Uint8Array; lastResort: boolean }[] = []
   for (const [index, bytes] of [...upload.keyPackages, ...(upload.lastResort ? [upload.lastResort] : [])].entries()) {
@@ -52,6 +54,15 @@ export async function storeKeyPackages(
   }
   const now = new Date()
   return ctx.db.transaction().execute(async (trx) => {
+    if (upload.replace || upload.lastResort) {
+      // Replacing drops every unclaimed package, the last-resort one included; a new last-resort one drops the old.
+      const stale = trx
+        .deleteFrom('e2e_key_packages')
+        .where('tenant_id', '=', tenantId)
+        .where('owner_kind', '=', owner.kind)
+        .where('owner_id', '=', owner.id)
+      await (upload.replace ? stale.where('claimed_at', 'is', null) : stale.where('last_resort', '=', true)).execute()
+    }
     const { count } = await trx
       .selectFrom('e2e_key_packages')
       .select((eb) => eb.fn.countAll<string>().as('count'))
@@ -63,15 +74,6 @@ export async function storeKeyPackages(
       .executeTakeFirstOrThrow()
     if (Number(count) + upload.keyPackages.length > KEY_PACKAGE_LIMIT) {
       throw new Problem('e2e/too-many-key-packages', `at most ${KEY_PACKAGE_LIMIT} unclaimed key packages per member`)
-    }
-    if (upload.lastResort) {
-      await trx
-        .deleteFrom('e2e_key_packages')
-        .where('tenant_id', '=', tenantId)
-        .where('owner_kind', '=', owner.kind)
-        .where('owner_id', '=', owner.id)
-        .where('last_resort', '=', true)
-        .execute()
     }
     if (checked.length > 0) {
       await trx

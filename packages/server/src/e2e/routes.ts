@@ -10,8 +10,9 @@ import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { principalMember } from '../principal.ts'
 import { credentialAuthorityKeys, issueMemberCredential } from './credential-authority.ts'
 import { ALLOWED_SUITES } from './framing.ts'
-import { acceptCommit, deleteWelcome, getGroup, pendingWelcomes, registerGroup } from './groups.ts'
+import { acceptCommit, currentGroupInfo, deleteWelcome, getGroup, pendingWelcomes, registerGroup } from './groups.ts'
 import { claimKeyPackages, type KeyPackageOwner, keyPackageStock, storeKeyPackages } from './key-packages.ts'
+import { requestReadd } from './readd-requests.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
 const MemberKind = oneOf(['device', 'staff', 'archive'] as const)
@@ -91,6 +92,12 @@ export async function e2eRoutes(
           {
             keyPackages: Type.Array(B64(8192), { maxItems: 100 }),
             lastResort: Type.Optional(B64(8192)),
+            replace: Type.Optional(
+              Type.Boolean({
+                description:
+                  'drop the caller’s unclaimed key packages first (it lost their private halves with its state)',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -102,6 +109,7 @@ export async function e2eRoutes(
       return storeKeyPackages(ctx, principal.tenantId, principalMember(principal), {
         keyPackages: request.body.keyPackages.map((k) => Buffer.from(k, 'base64')),
         lastResort: request.body.lastResort === undefined ? undefined : Buffer.from(request.body.lastResort, 'base64'),
+        replace: request.body.replace === true,
       })
     },
   )
@@ -225,7 +233,16 @@ export async function e2eRoutes(
         tags: ['e2e'],
         params: ConversationParams,
         body: Type.Object(
-          { clientMessageId: ClientMessageId, commit: B64(512 * 1024), welcome: Type.Optional(B64(512 * 1024)) },
+          {
+            clientMessageId: ClientMessageId,
+            commit: B64(512 * 1024),
+            welcome: Type.Optional(B64(512 * 1024)),
+            groupInfo: Type.Optional({
+              ...B64(256 * 1024),
+              description:
+                'the signed GroupInfo (with external_pub and ratchet_tree) of the epoch the commit starts; required',
+            }),
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -243,8 +260,43 @@ export async function e2eRoutes(
         clientMessageId: request.body.clientMessageId,
         commit: Buffer.from(request.body.commit, 'base64'),
         welcome: request.body.welcome === undefined ? undefined : Buffer.from(request.body.welcome, 'base64'),
+        groupInfo: request.body.groupInfo === undefined ? undefined : Buffer.from(request.body.groupInfo, 'base64'),
       })
       return reply.status(201).send(accepted)
+    },
+  )
+
+  app.get(
+    '/v1/conversations/:conversationId/e2e/group-info',
+    {
+      schema: {
+        summary:
+          'The group’s signed GroupInfo for its current epoch, from which a member that lost its state re-joins by external commit',
+        tags: ['e2e'],
+        params: ConversationParams,
+        response: {
+          200: Type.Object({ epoch: Type.Integer(), groupInfo: Base64 }),
+          ...problemResponses(401, 403, 404, 409),
+        },
+      },
+    },
+    async (request) => currentGroupInfo(ctx, principalOf(request), request.params.conversationId),
+  )
+
+  app.post(
+    '/v1/conversations/:conversationId/e2e/readd-requests',
+    {
+      schema: {
+        summary:
+          'Ask to be re-added to the group after losing its state, when re-joining by external commit is not possible',
+        tags: ['e2e'],
+        params: ConversationParams,
+        response: { 202: Type.Null(), ...problemResponses(401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      await requestReadd(ctx, principalOf(request), request.params.conversationId)
+      return reply.status(202).send(null)
     },
   )
 

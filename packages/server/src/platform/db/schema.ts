@@ -309,6 +309,8 @@ export interface E2eGroupsTable {
   epoch: BigIntColumn
   created_at: Timestamp
   updated_at: Timestamp
+  /** The signed GroupInfo (MLS message) for the current epoch, published with the commit that started it. */
+  group_info: Uint8Array | null
 }
 
 export interface E2eKeyPackagesTable {
@@ -336,6 +338,15 @@ export interface E2eWelcomesTable {
   commit_seq: BigIntColumn
   welcome: Uint8Array
   created_at: Timestamp
+}
+
+/** A member that lost its group state and could not re-join by itself, waiting for the archive to re-add it. */
+export interface E2eReaddRequestsTable {
+  tenant_id: string
+  conversation_id: string
+  member_kind: 'device' | 'staff'
+  member_id: string
+  requested_at: Timestamp
 }
 
 export interface ArchiveMemberStateTable {
@@ -588,6 +599,7 @@ export interface Database {
   e2e_groups: E2eGroupsTable
   e2e_key_packages: E2eKeyPackagesTable
   e2e_welcomes: E2eWelcomesTable
+  e2e_readd_requests: E2eReaddRequestsTable
   archive_member_state: ArchiveMemberStateTable
   integrity_apps: IntegrityAppsTable
   device_attestations: DeviceAttestationsTable

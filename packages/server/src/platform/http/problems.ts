@@ -95,6 +95,14 @@ const catalogue = {
     status: 409,
     title: 'The message is not for the group’s current epoch; apply the commits before it and try again',
   },
+  'e2e/no-group-info': {
+    status: 404,
+    title: 'The group has no GroupInfo for its current epoch: ask to be re-added instead (POST …/e2e/readd-requests)',
+  },
+  'e2e/rejoin-refused': {
+    status: 403,
+    title: 'Only a member of the conversation re-joins its group, with its own credential, in place of its own leaf',
+  },
   'e2e/encryption-required': {
     status: 409,
     title: 'The conversation is end-to-end encrypted: only MLS messages (message/mls) are accepted',

@@ -15,8 +15,9 @@ import * as passkeys from './013-passkeys.ts'
 import * as archive from './014-archive.ts'
 import * as smsFactors from './015-sms-factors.ts'
 import * as remoteWipeRetention from './016-remote-wipe-retention.ts'
-import * as smpp from './019-smpp.ts'
-import * as consoleLookups from './021-console-lookups.ts'
+import * as smpp from './017-smpp.ts'
+import * as e2eRejoin from './018-e2e-rejoin.ts'
+import * as consoleLookups from './019-console-lookups.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -36,8 +37,9 @@ const migrations: Record<string, Migration> = {
   '014-archive': archive,
   '015-sms-factors': smsFactors,
   '016-remote-wipe-retention': remoteWipeRetention,
-  '019-smpp': smpp,
-  '021-console-lookups': consoleLookups,
+  '017-smpp': smpp,
+  '018-e2e-rejoin': e2eRejoin,
+  '019-console-lookups': consoleLookups,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
