@@ -7,7 +7,15 @@
  * const stream = client.stream({ onMessage: (m) => console.log(m.seq) })
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
-export { type ClientOptions, type Device, enrolDevice, type OutgoingMessage, StrongroomClient } from './client.ts'
+export {
+  type ClientOptions,
+  type Device,
+  type EnrolledDevice,
+  type EnrolOptions,
+  enrolDevice,
+  type OutgoingMessage,
+  StrongroomClient,
+} from './client.ts'
 export {
   type ConsentRequest,
   consentPasskeyChallenge,
@@ -37,6 +45,18 @@ export {
   signInStaffWithPasskey,
   staffPasskeySignInOptions,
 } from './passkeys.ts'
+export {
+  enrolWithPivotLink,
+  openPivotLink,
+  type PivotFactor,
+  type PivotLinkOptions,
+  type PivotRedemption,
+  type PivotStepUpOptions,
+  type PublicMessage,
+  pivotStepUpOptions,
+  pivotTokenOf,
+  sendPivotSmsCode,
+} from './pivot.ts'
 export type { Conversation, Message, ProblemDocument } from './protocol.ts'
 export {
   DEVICE_WIPED_PROBLEM,

@@ -1,7 +1,11 @@
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
+import { principalOf, requestHtu, singleHeader } from '../access.ts'
 import { recordAudit } from '../audit/events.ts'
+import { AssertionCredential } from '../auth/passkey-routes.ts'
+import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
+import { verifyDpopProof } from '../identity/dpop.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -11,6 +15,7 @@ import { configureChannel, listChannels } from './channel-config.ts'
 import { scanText } from './dlp.ts'
 import { linkIdentityCustomer } from './identities.ts'
 import { invitePivot, listPivotLinks, openPivotLink, redeemPivot } from './pivot.ts'
+import { enrolWithPivotLink, pivotStepUpOptions, sendPivotSmsCode } from './pivot-step-up.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
@@ -56,6 +61,9 @@ const PivotLink = Type.Object({
   id: Type.String(),
   conversationId: Type.String(),
   status: oneOf(['sent', 'opened', 'completed', 'expired'] as const),
+  completedVia: Type.Union([oneOf(['device', 'passkey', 'sms-otp'] as const), Type.Null()], {
+    description: 'an enrolled device redeemed it, or a new device enrolled with a passkey or an SMS code',
+  }),
   createdBy: Type.Object({ kind: Type.String(), id: Type.Union([Type.String(), Type.Null()]) }),
   expiresAt: Type.String(),
   openedAt: Type.Union([Type.String(), Type.Null()]),
@@ -68,7 +76,31 @@ const PivotToken = Type.Object(
   { additionalProperties: false },
 )
 
-export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+const Device = Type.Object({
+  id: Type.String(),
+  customerId: Type.String(),
+  label: Type.String(),
+  status: Type.String(),
+  keyThumbprint: Type.String(),
+  createdAt: Type.String(),
+})
+const StepUpFactor = Type.Union([
+  Type.Object(
+    { kind: Type.Literal('passkey'), assertion: AssertionCredential },
+    { additionalProperties: false, description: 'navigator.credentials.get with the step-up options, toJSON()' },
+  ),
+  Type.Object(
+    { kind: Type.Literal('sms-otp'), code: Type.String({ pattern: '^[0-9]{6}$' }) },
+    { additionalProperties: false, description: 'the code POST /v1/pivot/step-up/sms sent' },
+  ),
+])
+
+export async function channelRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: ChannelDeps,
+  factors: { simSwap: () => SimSwapProvider },
+): Promise<void> {
   app.put(
     '/v1/channels/:connector',
     {
@@ -310,6 +342,105 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
       const principal = principalOf(request)
       if (principal.kind !== 'device') throw new Problem('auth/forbidden', 'this is for devices')
       return redeemPivot(ctx, deps, principal, request.body.token)
+    },
+  )
+
+  app.post(
+    '/v1/pivot/step-up/options',
+    {
+      schema: {
+        summary:
+          "A browser that is not the customer's enrolled device: how it can prove it is the link's customer " +
+          '(passkey options with a fresh challenge, and whether an SMS code can be sent); no personal data',
+        tags: ['channels'],
+        body: PivotToken,
+        response: {
+          200: Type.Object({
+            expiresAt: Type.String({ description: 'when the link expires' }),
+            passkey: Type.Union(
+              [Type.Object({ challenge: Type.String() }, { additionalProperties: true }), Type.Null()],
+              {
+                description: 'for navigator.credentials.get as `publicKey`; null when the customer has no passkey',
+              },
+            ),
+            sms: Type.Boolean({ description: "a code can be sent to the customer's number on file" }),
+          }),
+          ...problemResponses(400, 409, 410),
+        },
+      },
+    },
+    async (request, reply) =>
+      reply.header('cache-control', 'no-store').send(await pivotStepUpOptions(ctx, request.body.token)),
+  )
+
+  app.post(
+    '/v1/pivot/step-up/sms',
+    {
+      schema: {
+        summary:
+          "Send the link's customer a one-time code by SMS to their number on file (after a SIM-swap check; " +
+          'resends limited)',
+        tags: ['channels'],
+        body: PivotToken,
+        response: {
+          202: Type.Object({ expiresAt: Type.String() }),
+          ...problemResponses(400, 403, 409, 410, 429, 502, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const sent = await sendPivotSmsCode(ctx, { channels: deps, simSwap: factors.simSwap() }, request.body.token)
+      return reply.status(202).header('cache-control', 'no-store').send(sent)
+    },
+  )
+
+  app.post(
+    '/v1/pivot/enrol',
+    {
+      schema: {
+        summary:
+          'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +
+          "customer's new device and redeems the link, in one transaction",
+        tags: ['channels'],
+        body: Type.Object(
+          {
+            token: PivotToken.properties.token,
+            label: Type.String({ minLength: 1, maxLength: 100 }),
+            factor: StepUpFactor,
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            device: Device,
+            tenantId: Type.String(),
+            token: Type.Object({
+              accessToken: Type.String(),
+              tokenType: Type.Literal('DPoP'),
+              expiresIn: Type.Integer(),
+            }),
+            secureConversationId: Type.String(),
+            importedMessages: Type.Integer(),
+          }),
+          ...problemResponses(400, 401, 409, 410),
+        },
+      },
+    },
+    async (request, reply) => {
+      const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
+        htm: 'POST',
+        htu: requestHtu(request),
+      })
+      const { factor } = request.body
+      const enrolled = await enrolWithPivotLink(ctx, deps, proof, {
+        token: request.body.token,
+        label: request.body.label,
+        factor:
+          factor.kind === 'passkey'
+            ? { kind: 'passkey', assertion: factor.assertion as unknown as AuthenticationResponseJSON }
+            : factor,
+      })
+      return reply.status(201).header('cache-control', 'no-store').send(enrolled)
     },
   )
 

@@ -49,6 +49,7 @@ describe('the strongroom command', () => {
         '014-archive',
         '015-sms-factors',
         '016-remote-wipe-retention',
+        '017-pivot-step-up',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

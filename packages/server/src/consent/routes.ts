@@ -12,7 +12,7 @@ import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
 import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
-import { createConsent, getConsent } from './consents.ts'
+import { createConsent, getConsent, listPendingConsents } from './consents.ts'
 import { receiptJwks } from './receipts.ts'
 import { handleSmsReply, requestSmsConfirmation } from './sms-confirmation.ts'
 
@@ -102,6 +102,31 @@ export async function consentRoutes(
       const principal = principalOf(request)
       const consent = await createConsent(ctx, principal.tenantId, request.body, actorOf(principal))
       return reply.status(201).send(consent)
+    },
+  )
+
+  app.get(
+    '/v1/consents',
+    {
+      schema: {
+        summary:
+          "A device: its customer's pending consent requests (oldest first, at most 50), to show them as cards to " +
+          'approve or decline; optionally only those of one conversation',
+        tags: ['consent'],
+        querystring: Type.Object({ conversationId: Type.Optional(idOf('cnv')) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ consents: Type.Array(Consent) }), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden', 'this is for devices')
+      const consents = await listPendingConsents(
+        ctx,
+        principal.tenantId,
+        principal.customerId,
+        request.query.conversationId,
+      )
+      return reply.header('cache-control', 'no-store').send({ consents })
     },
   )
 

@@ -15,6 +15,7 @@ import * as passkeys from './013-passkeys.ts'
 import * as archive from './014-archive.ts'
 import * as smsFactors from './015-sms-factors.ts'
 import * as remoteWipeRetention from './016-remote-wipe-retention.ts'
+import * as pivotStepUp from './017-pivot-step-up.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -34,6 +35,7 @@ const migrations: Record<string, Migration> = {
   '014-archive': archive,
   '015-sms-factors': smsFactors,
   '016-remote-wipe-retention': remoteWipeRetention,
+  '017-pivot-step-up': pivotStepUp,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
