@@ -37,7 +37,13 @@ export interface DeliveryService {
     conversationId: string,
     commit: { clientMessageId: string; commit: Uint8Array; welcome?: Uint8Array | undefined },
   ): Promise<void>
-  sendApplicationMessage(conversationId: string, clientMessageId: string, message: Uint8Array): Promise<Message>
+  /** With `expiresAt`, the message disappears then: members stop showing it and the server deletes it. */
+  sendApplicationMessage(
+    conversationId: string,
+    clientMessageId: string,
+    message: Uint8Array,
+    expiresAt?: Date,
+  ): Promise<Message>
   listMessages(conversationId: string, after: number, limit: number): Promise<Message[]>
   pendingWelcomes(): Promise<PendingWelcome[]>
   deleteWelcome(welcomeId: string): Promise<void>
@@ -90,8 +96,13 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
         ...(commit.welcome ? { welcome: bytesToBase64(commit.welcome) } : {}),
       })
     },
-    sendApplicationMessage: (conversationId, clientMessageId, message) =>
-      client.sendMessage(conversationId, { contentType: MLS_CONTENT_TYPE, ciphertext: message, clientMessageId }),
+    sendApplicationMessage: (conversationId, clientMessageId, message, expiresAt) =>
+      client.sendMessage(conversationId, {
+        contentType: MLS_CONTENT_TYPE,
+        ciphertext: message,
+        clientMessageId,
+        ...(expiresAt ? { expiresAt } : {}),
+      }),
     listMessages: (conversationId, after, limit) => client.listMessages(conversationId, { after, limit }),
     async pendingWelcomes() {
       const { welcomes } = await client.request<{
