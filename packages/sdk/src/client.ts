@@ -353,6 +353,11 @@ export class StrongroomClient {
     )
   }
 
+  /** A device: texts its customer a one-time code (to pass as `smsCode` when the step-up policy asks for one). */
+  sendSmsCode() {
+    return this.request<{ expiresAt: string }>('POST', '/v1/factors/sms/send', {})
+  }
+
   declineConsent(consentId: string, reason?: string) {
     return this.request<ConsentRequest>(
       'POST',
@@ -417,6 +422,18 @@ export class StrongroomClient {
    */
   redeemPivotLink(token: string) {
     return this.request<PivotRedemption>('POST', '/v1/pivot/redeem', { token })
+  }
+
+  /** The conversation's MLS group and its epoch, or undefined while the conversation is not end-to-end encrypted. */
+  async getSecureGroup(
+    conversationId: string,
+  ): Promise<{ groupId: string; cipherSuite: string; epoch: number } | undefined> {
+    try {
+      return await this.request('GET', `/v1/conversations/${encodeURIComponent(conversationId)}/e2e/group`)
+    } catch (error) {
+      if (error instanceof StrongroomError && error.type.endsWith('/e2e/no-group')) return undefined
+      throw error
+    }
   }
 
   markRead(conversationId: string, readSeq: number) {
