@@ -13,8 +13,8 @@ import type {
   PasskeyRegistrationCredential,
   PasskeyRequestOptions,
 } from './passkeys.ts'
-import type { PivotRedemption, PublicMessage } from './pivot.ts'
-import type { Conversation, Message, ProblemDocument } from './protocol.ts'
+import type { PivotRedemption } from './pivot.ts'
+import type { Conversation, Message, ProblemDocument, PublicMessage } from './protocol.ts'
 import { executeRemoteWipe, fetchWipeKeys, isDeviceWipedProblem, type RemoteWipeOptions } from './remote-wipe.ts'
 import { openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'

@@ -52,12 +52,11 @@ export {
   type PivotLinkOptions,
   type PivotRedemption,
   type PivotStepUpOptions,
-  type PublicMessage,
   pivotStepUpOptions,
   pivotTokenOf,
   sendPivotSmsCode,
 } from './pivot.ts'
-export type { Conversation, Message, ProblemDocument } from './protocol.ts'
+export type { Conversation, Message, ProblemDocument, PublicMessage } from './protocol.ts'
 export {
   DEVICE_WIPED_PROBLEM,
   executeRemoteWipe,

@@ -127,6 +127,27 @@ export interface ProblemDocument {
   wipeCommand?: string
 }
 
+/**
+ * A public-channel message as the API shows it: the public thread, or the history a pivot imported into a secure
+ * conversation (`imported`). Public messages are not end-to-end encrypted (they crossed SMS, WhatsApp or Messenger);
+ * the server keeps them sealed at rest, with card and account numbers masked.
+ */
+export interface PublicMessage {
+  id: string
+  seq: number
+  sender: { kind: string; id: string }
+  direction: 'inbound' | 'outbound'
+  /** The connector it came through: `twilio` (SMS), `whatsapp` or `messenger`. */
+  channel: string
+  text: string
+  masked: string[]
+  mediaCount: number
+  linkLabel: string | null
+  at: string
+  imported: boolean
+  delivery: { status: string; errorCode: string | null } | null
+}
+
 /** What the server sends on the stream. */
 export type ServerFrame =
   | {

@@ -20,20 +20,11 @@ import {
   sendPivotSmsCode,
 } from '@strongroom/sdk'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { PROBLEMS, problemOf } from '../testing/problems.ts'
+import { configureSimulatedSms, SimulatedPhone } from '../testing/simulated-phone.ts'
 import { SoftwareAuthenticator, tamperSignature } from '../testing/software-authenticator.ts'
 
-const PROBLEMS = 'https://strongroom.dev/problems/'
 const BANK_NUMBER = '+442071838750'
-
-async function problemOf(promise: Promise<unknown>): Promise<StrongroomError> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof StrongroomError) return error
-    throw error
-  }
-  assert.fail('expected a problem')
-}
 
 describe('stepping up with a pivot link: a new device of the link’s customer, by passkey or SMS code', () => {
   let server: TestServer
@@ -44,25 +35,12 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
   let phoneSeq = 200
   const secretsSeen: string[] = []
 
-  async function inbox(address: string): Promise<{ text: string; link: { url: string } | null }[]> {
-    const response = await fetch(
-      `${server.url}/dev/simulator/phone/twilio/inbox?address=${encodeURIComponent(address)}`,
-    )
-    return ((await response.json()) as { messages: { text: string; link: { url: string } | null }[] }).messages
-  }
+  const phoneOf = (address: string) => new SimulatedPhone(server.url, address)
   async function lastCode(address: string): Promise<string> {
-    const code = /code: (\d{6})\./.exec((await inbox(address)).at(-1)?.text ?? '')?.[1]
+    const code = await phoneOf(address).lastCode()
     assert.ok(code, 'an SMS with a 6-digit code was sent')
     secretsSeen.push(code)
     return code
-  }
-  async function customerTexts(from: string, text: string) {
-    const response = await fetch(`${server.url}/dev/simulator/phone/twilio/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ from, to: BANK_NUMBER, text }),
-    })
-    assert.equal(response.status, 200)
   }
   async function count(table: 'devices' | 'messages' | 'conversations' | 'conversation_members') {
     const row = await server.ctx.db
@@ -103,7 +81,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
       key = new SoftwareAuthenticator({ origin, rpId, counting: options.counting ?? true })
       await phone.client.registerPasskey(key.register(await phone.client.passkeyRegistrationOptions()))
     }
-    await customerTexts(phoneNumber, 'Please call me about my loan')
+    await phoneOf(phoneNumber).texts(BANK_NUMBER, 'Please call me about my loan')
     const [conversation] = await agent.listConversations()
     assert.ok(conversation)
     if (options.phone === false) {
@@ -116,9 +94,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
       `/v1/conversations/${conversation.id}/pivot`,
       {},
     )
-    // An SMS carries the link in its text; WhatsApp and Messenger as a button.
-    const sms = (await inbox(phoneNumber)).at(-1)
-    const token = pivotTokenOf(sms?.link?.url ?? /https?:\/\/\S+/.exec(sms?.text ?? '')?.[0] ?? '')
+    const token = pivotTokenOf((await phoneOf(phoneNumber).lastLink()) ?? '')
     assert.ok(token)
     pivotLinkIds.set(token, invited.link.id)
     secretsSeen.push(token)
@@ -141,12 +117,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     bank = await createTestBank(server, 'Step-up Bank')
     agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    await admin.request('PUT', '/v1/channels/twilio', {
-      address: BANK_NUMBER,
-      accountSid: `AC${'0'.repeat(31)}1`,
-      agentId: bank.agentId,
-      secrets: { authToken: 'twilio-auth-token-0123456789abcdef' },
-    })
+    await configureSimulatedSms(admin, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
   })
   after(() => server.stop())
 
@@ -204,7 +175,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     )
     const row = await linkRow(token)
     assert.deepEqual([row.completed_via, row.device_id], ['passkey', enrolled.device.id])
-    assert.match((await inbox(phoneNumber)).at(-1)?.text ?? '', /continues in our secure app/)
+    assert.match((await phoneOf(phoneNumber).inbox()).at(-1)?.text ?? '', /continues in our secure app/)
     // The customer's devices now include the browser, and the device's key is what authenticates it.
     assert.ok((await phone.client.listMyDevices()).some((d) => d.id === enrolled.device.id))
 
@@ -331,10 +302,10 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
       body: JSON.stringify({ swappedAt: new Date(Date.now() - 3_600_000).toISOString() }),
     })
     assert.equal(swapped.status, 204)
-    const messagesBefore = (await inbox(phoneNumber)).length
+    const messagesBefore = (await phoneOf(phoneNumber).inbox()).length
     const refused = await problemOf(sendPivotSmsCode(link(token)))
     assert.deepEqual([refused.status, refused.type], [403, `${PROBLEMS}risk/sim-swapped`])
-    assert.equal((await inbox(phoneNumber)).length, messagesBefore)
+    assert.equal((await phoneOf(phoneNumber).inbox()).length, messagesBefore)
   })
 
   test('a key that is already a device, or no DPoP proof, is refused and leaves the link usable', async () => {

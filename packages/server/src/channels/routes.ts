@@ -6,6 +6,7 @@ import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
 import { verifyDpopProof } from '../identity/dpop.ts'
+import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -76,14 +77,6 @@ const PivotToken = Type.Object(
   { additionalProperties: false },
 )
 
-const Device = Type.Object({
-  id: Type.String(),
-  customerId: Type.String(),
-  label: Type.String(),
-  status: Type.String(),
-  keyThumbprint: Type.String(),
-  createdAt: Type.String(),
-})
 const StepUpFactor = Type.Union([
   Type.Object(
     { kind: Type.Literal('passkey'), assertion: AssertionCredential },
@@ -412,13 +405,9 @@ export async function channelRoutes(
         ),
         response: {
           201: Type.Object({
-            device: Device,
+            device: DeviceSchema,
             tenantId: Type.String(),
-            token: Type.Object({
-              accessToken: Type.String(),
-              tokenType: Type.Literal('DPoP'),
-              expiresIn: Type.Integer(),
-            }),
+            token: TokenSchema,
             secureConversationId: Type.String(),
             importedMessages: Type.Integer(),
           }),

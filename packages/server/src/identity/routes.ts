@@ -22,7 +22,8 @@ const CustomerSchema = Type.Object({
   phoneNumber: Type.Optional(Type.String()),
   createdAt: Type.String(),
 })
-const DeviceSchema = Type.Object({
+/** A device as the API shows it (no key material: its key's thumbprint). */
+export const DeviceSchema = Type.Object({
   id: Type.String(),
   customerId: Type.String(),
   label: Type.String(),
@@ -30,7 +31,8 @@ const DeviceSchema = Type.Object({
   keyThumbprint: Type.String(),
   createdAt: Type.String(),
 })
-const TokenSchema = Type.Object({
+/** A device's access token, bound to its key (DPoP). */
+export const TokenSchema = Type.Object({
   accessToken: Type.String(),
   tokenType: Type.Literal('DPoP'),
   expiresIn: Type.Integer(),

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { Composer } from '../shared/Composer.tsx'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
@@ -197,65 +198,7 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
           </ol>
         </div>
       )}
-      <Composer session={session} conversationId={entry.conversation.id} />
+      <Composer id="reply" label="Reply" onSend={(text) => session.send(entry.conversation.id, text)} />
     </section>
-  )
-}
-
-function Composer(props: { session: ConsoleSession; conversationId: string }) {
-  const [text, setText] = useState('')
-  const [busy, setBusy] = useState(false)
-  const [error, setError] = useState<string | undefined>(undefined)
-  const send = async () => {
-    const body = text.trim()
-    if (!body || busy) return
-    setBusy(true)
-    setError(undefined)
-    try {
-      await props.session.send(props.conversationId, body)
-      setText('')
-    } catch (e) {
-      setError(`Not sent: ${(e as Error).message}`)
-    } finally {
-      setBusy(false)
-    }
-  }
-  return (
-    <form
-      class="composer"
-      onSubmit={(event) => {
-        event.preventDefault()
-        void send()
-      }}
-    >
-      <label for="reply">Reply</label>
-      <div class="composer-row">
-        <textarea
-          id="reply"
-          rows={2}
-          value={text}
-          maxLength={4000}
-          aria-describedby="reply-help"
-          onInput={(event) => setText((event.target as HTMLTextAreaElement).value)}
-          onKeyDown={(event) => {
-            if (event.key === 'Enter' && !event.shiftKey) {
-              event.preventDefault()
-              void send()
-            }
-          }}
-        />
-        <button type="submit" disabled={busy || text.trim() === ''}>
-          Send
-        </button>
-      </div>
-      <p id="reply-help" class="help">
-        Enter sends; Shift+Enter starts a new line.
-      </p>
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
-    </form>
   )
 }

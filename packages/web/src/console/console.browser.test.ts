@@ -4,11 +4,10 @@
  * accessibility (axe) and a phone-sized screen. Screenshots go to packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import AxeBuilder from '@axe-core/playwright'
 import {
   base64ToBytes,
   enrolDevice,
@@ -28,11 +27,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import WebSocket from 'ws'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
 import { buildWeb } from '../../build.ts'
-
-const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
-const available = existsSync(CHROMIUM)
-const skip = available ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`
-const outputDir = path.join(import.meta.dirname, '..', '..', 'test-output')
+import { assertAccessible, CHROMIUM, outputDir, skipWithoutChromium as skip } from '../testing/browser.ts'
 
 const text = (m: Message) => new TextDecoder().decode(base64ToBytes(m.ciphertext))
 
@@ -325,12 +320,3 @@ describe('the agent console in Chromium', { skip }, () => {
     assert.deepEqual(pageProblems, [])
   })
 })
-
-/** axe-core on the page as it is: no serious or critical violation. */
-async function assertAccessible(page: Page, screen: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).analyze()
-  const serious = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
-  assert.deepEqual(serious, [], `${screen}: accessibility violations`)
-}

@@ -1,6 +1,7 @@
 import { formatAmount, type PublicMessage, StrongroomError } from '@strongroom/sdk'
 import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { Composer } from '../shared/Composer.tsx'
 import { getPasskeyAssertion } from '../shared/passkey.ts'
 import { Arrival, type Screen } from './arrival.ts'
 import type { ChatMessage, ChatSession, ConsentCard } from './chat-session.ts'
@@ -299,7 +300,18 @@ function Chat(props: { session: ChatSession }) {
           </div>
         </section>
       )}
-      <Composer session={session} />
+      <Composer
+        id="message"
+        label="Message"
+        onSend={(text) => session.send(text)}
+        waiting={
+          session.joinState === 'joining'
+            ? 'Setting up end-to-end encryption…'
+            : session.joinState === 'waiting'
+              ? 'Waiting for your bank to add this browser to the conversation…'
+              : undefined
+        }
+      />
     </div>
   )
 }
@@ -410,70 +422,6 @@ function ConsentCardView(props: { session: ChatSession; card: ConsentCard }) {
         </>
       )}
     </article>
-  )
-}
-
-function Composer(props: { session: ChatSession }) {
-  const { session } = props
-  const [text, setText] = useState('')
-  const [busy, setBusy] = useState(false)
-  const [error, setError] = useState<string | undefined>(undefined)
-  const ready = session.joinState === 'ready'
-  const send = async () => {
-    const body = text.trim()
-    if (!body || busy || !ready) return
-    setBusy(true)
-    setError(undefined)
-    try {
-      await session.send(body)
-      setText('')
-    } catch (e) {
-      setError(`Not sent: ${(e as Error).message}`)
-    } finally {
-      setBusy(false)
-    }
-  }
-  return (
-    <form
-      class="composer"
-      onSubmit={(event) => {
-        event.preventDefault()
-        void send()
-      }}
-    >
-      <label for="message">Message</label>
-      <div class="composer-row">
-        <textarea
-          id="message"
-          rows={2}
-          value={text}
-          maxLength={4000}
-          aria-describedby="message-help"
-          onInput={(event) => setText((event.target as HTMLTextAreaElement).value)}
-          onKeyDown={(event) => {
-            if (event.key === 'Enter' && !event.shiftKey) {
-              event.preventDefault()
-              void send()
-            }
-          }}
-        />
-        <button type="submit" disabled={busy || !ready || text.trim() === ''}>
-          Send
-        </button>
-      </div>
-      <p id="message-help" class="help" role="status">
-        {session.joinState === 'joining'
-          ? 'Setting up end-to-end encryption…'
-          : session.joinState === 'waiting'
-            ? 'Waiting for your bank to add this browser to the conversation…'
-            : 'Enter sends; Shift+Enter starts a new line.'}
-      </p>
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
-    </form>
   )
 }
 

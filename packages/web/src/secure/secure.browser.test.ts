@@ -7,12 +7,11 @@
  * browser shows the wipe screen with its IndexedDB store erased. Screenshots go to packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import AxeBuilder from '@axe-core/playwright'
 import { enrolDevice, type PasskeyCreationOptions, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import {
   encryptedStore,
@@ -24,12 +23,10 @@ import {
 } from '@strongroom/sdk/mls-node'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
+import { configureSimulatedSms, SimulatedPhone } from '../../../server/src/testing/simulated-phone.ts'
 import { buildWeb } from '../../build.ts'
+import { assertAccessible, CHROMIUM, outputDir, skipWithoutChromium as skip } from '../testing/browser.ts'
 
-const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
-const available = existsSync(CHROMIUM)
-const skip = available ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`
-const outputDir = path.join(import.meta.dirname, '..', '..', 'test-output')
 const BANK_NUMBER = '+442071838750'
 const PASSKEY_PHONE = '+447700900301'
 const SMS_PHONE = '+447700900302'
@@ -76,26 +73,13 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
   let usedLink: string
   const publicConversations = new Map<string, string>()
 
-  const simulator = async (pathname: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${pathname}`, {
-      method: body === undefined ? 'GET' : 'POST',
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-    })
-    return response.json() as Promise<{ messages: { text: string; link: { url: string } | null }[] }>
-  }
-  const lastSms = async (phone: string) =>
-    (await simulator(`/dev/simulator/phone/twilio/inbox?address=${encodeURIComponent(phone)}`)).messages.at(-1)
   /** The customer texts the bank; the agent answers on SMS, then invites them to the secure chat. Returns the link. */
   async function conversationPivoted(
     phone: string,
     customerId: string,
   ): Promise<{ link: string; id: string; conversationId: string }> {
     const known = new Set((await agent.listConversations()).map((c) => c.id))
-    await simulator('/dev/simulator/phone/twilio/messages', {
-      from: phone,
-      to: BANK_NUMBER,
-      text: 'Hi, is my loan approved?',
-    })
+    await new SimulatedPhone(server.url, phone).texts(BANK_NUMBER, 'Hi, is my loan approved?')
     // The first text opens the customer's public conversation; later ones land in it again.
     const opened = (await agent.listConversations()).find((c) => c.customerId === customerId && !known.has(c.id))
     if (opened) publicConversations.set(phone, opened.id)
@@ -110,8 +94,7 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
       `/v1/conversations/${conversation.id}/pivot`,
       {},
     )
-    const sms = await lastSms(phone)
-    const link = /https?:\/\/\S+/.exec(sms?.text ?? '')?.[0] ?? ''
+    const link = (await new SimulatedPhone(server.url, phone).lastLink()) ?? ''
     assert.ok(link.startsWith(`${origin}/secure/#t=srp_`), 'the link points at the secure page, token in the fragment')
     return { link, id: invited.link.id, conversationId: conversation.id }
   }
@@ -174,12 +157,7 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
     bank = await createTestBank(server, 'Secure Bank')
     agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    await admin.request('PUT', '/v1/channels/twilio', {
-      address: BANK_NUMBER,
-      accountSid: `AC${'0'.repeat(31)}1`,
-      agentId: bank.agentId,
-      secrets: { authToken: 'twilio-auth-token-0123456789abcdef' },
-    })
+    await configureSimulatedSms(admin, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
     // Large payments need a passkey: the consent card then asks for one instead of the device key alone.
     await admin.request('PUT', '/v1/policies/step-up', {
       rules: [
@@ -446,11 +424,7 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
     await smsPage.getByRole('heading', { name: 'Confirm it’s you' }).waitFor()
     assert.equal(await smsPage.getByRole('button', { name: 'Use my passkey' }).count(), 0)
     await smsPage.getByRole('button', { name: 'Text me a code' }).click()
-    const code = await eventually(
-      async () => /code: (\d{6})\./.exec((await lastSms(SMS_PHONE))?.text ?? '')?.[1],
-      Boolean,
-      'the SMS code',
-    )
+    const code = await eventually(() => new SimulatedPhone(server.url, SMS_PHONE).lastCode(), Boolean, 'the SMS code')
     const input = smsPage.getByLabel('6-digit code')
     await input.waitFor()
     assert.ok(await input.evaluate((element) => element === document.activeElement), 'the code field has focus')
@@ -496,12 +470,3 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
     assert.deepEqual(pageProblems, [])
   })
 })
-
-/** axe-core on the page as it is: no serious or critical violation. */
-async function assertAccessible(page: Page, screen: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).analyze()
-  const serious = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
-  assert.deepEqual(serious, [], `${screen}: accessibility violations`)
-}
