@@ -72,7 +72,16 @@ export class Arrival {
    */
   async start(token: string | undefined): Promise<Screen> {
     const device = await this.#openDevice()
-    if (!token) return device.enrolment ? this.#chat(device, this.#client(device), undefined) : { kind: 'no-link' }
+    if (!token) {
+      if (!device.enrolment) return { kind: 'no-link' }
+      try {
+        return await this.#chat(device, this.#client(device), undefined)
+      } catch (error) {
+        // Revoked while away: the SDK has erased what this browser kept; say so.
+        if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem)) return { kind: 'wiped' }
+        throw error
+      }
+    }
     try {
       await openPivotLink({ baseUrl: this.baseUrl, token })
     } catch (error) {

@@ -281,7 +281,12 @@ export class ChatSession {
       return
     }
     card.state = 'pending'
-    if (/totp|passkey/.test(needed)) {
+    if (/passkey/.test(needed)) {
+      // Nothing else stands in for a passkey the policy names.
+      card.error = 'This payment needs your passkey. Approve it in your bank’s app, where your passkey is.'
+      return
+    }
+    if (/totp/.test(needed)) {
       card.needsCode = 'totp'
       return
     }

@@ -466,6 +466,17 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
     assert.equal(device?.status, 'revoked')
   })
 
+  test('revoked while away: coming back without a link shows the wipe screen, the store erased', async () => {
+    const { devices } = await agent.listDevices(passkeyCustomer.id)
+    const browserDevice = devices.find((d) => d.label === 'Web browser' && d.status === 'active')
+    assert.ok(browserDevice)
+    await agent.revokeDevice(browserDevice.id)
+    await page.goto(`${origin}/secure/`)
+    await page.getByRole('heading', { name: 'This browser was removed from your account' }).waitFor()
+    const names = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name))
+    assert.ok(!names.includes('strongroom-device'))
+  })
+
   test('the pages ran under their policy with no violation or script error', () => {
     assert.deepEqual(pageProblems, [])
   })
