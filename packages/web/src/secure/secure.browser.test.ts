@@ -345,8 +345,10 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
     assert.equal(approved.status, 'approved')
     assert.match(approved.receipt ?? '', /^ey[\w-]+\.[\w-]+\.[\w-]+$/, 'a signed receipt (JWS)')
 
+    // From the keyboard alone.
     const second = card('Pay GBP 999.99?')
-    await second.getByRole('button', { name: 'Decline' }).click()
+    await second.getByRole('button', { name: 'Decline' }).focus()
+    await page.keyboard.press('Enter')
     await second.getByText('Declined.').waitFor()
     assert.equal((await agent.getConsent(declineMe.id)).status, 'declined')
 
@@ -423,7 +425,10 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
     await smsPage.goto(link)
     await smsPage.getByRole('heading', { name: 'Confirm it’s you' }).waitFor()
     assert.equal(await smsPage.getByRole('button', { name: 'Use my passkey' }).count(), 0)
-    await smsPage.getByRole('button', { name: 'Text me a code' }).click()
+    // Keyboard only: the first control after the heading is the one button offered.
+    await smsPage.keyboard.press('Tab')
+    assert.equal(await smsPage.evaluate(() => document.activeElement?.textContent), 'Text me a code')
+    await smsPage.keyboard.press('Enter')
     const code = await eventually(() => new SimulatedPhone(server.url, SMS_PHONE).lastCode(), Boolean, 'the SMS code')
     const input = smsPage.getByLabel('6-digit code')
     await input.waitFor()
