@@ -56,6 +56,10 @@ export const PivotLink = Type.Object({
     Type.Literal('expired'),
   ]),
   createdBy: Type.Object({ kind: Type.String(), id: Nullable(Type.String()) }),
+  completedVia: Type.Union(
+    [Type.Union([Type.Literal('device'), Type.Literal('passkey'), Type.Literal('sms-otp')]), Type.Null()],
+    { description: 'how the customer proved who they were: an enrolled device, a passkey or an SMS code' },
+  ),
   expiresAt: Type.String(),
   openedAt: Nullable(Type.String()),
   completedAt: Nullable(Type.String()),

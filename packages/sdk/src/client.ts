@@ -13,6 +13,7 @@ import type {
   PasskeyRegistrationCredential,
   PasskeyRequestOptions,
 } from './passkeys.ts'
+import type { PivotRedemption } from './pivot.ts'
 import type { Conversation, Message, ProblemDocument } from './protocol.ts'
 import type { ConversationChannel, PivotLink, PublicMessage, SentPublicMessage } from './public-channels.ts'
 import { executeRemoteWipe, fetchWipeKeys, isDeviceWipedProblem, type RemoteWipeOptions } from './remote-wipe.ts'
@@ -133,7 +134,7 @@ export interface CaseScope {
 }
 
 /** A device as enrolment returns it: active, named, with its key. */
-export type EnrolledDevice = Device & { status: 'active'; label: string; keyThumbprint: string }
+export type ActiveDevice = Device & { status: 'active'; label: string; keyThumbprint: string }
 
 export interface OutgoingMessage {
   contentType: string
@@ -421,6 +422,12 @@ export class StrongroomClient {
     return this.request<ConsentRequest>('POST', '/v1/consents', input)
   }
 
+  /** A device: its customer's pending consent requests (oldest first), optionally only one conversation's. */
+  async listPendingConsents(options: { conversationId?: string } = {}): Promise<ConsentRequest[]> {
+    const query = options.conversationId ? `?conversationId=${encodeURIComponent(options.conversationId)}` : ''
+    return (await this.request<{ consents: ConsentRequest[] }>('GET', `/v1/consents${query}`)).consents
+  }
+
   getConsent(consentId: string) {
     return this.request<ConsentRequest>('GET', `/v1/consents/${encodeURIComponent(consentId)}`)
   }
@@ -498,6 +505,11 @@ export class StrongroomClient {
       '/v1/passkeys/authentication',
       { assertion },
     )
+  }
+
+  /** A device: texts its customer a one-time code (to pass as `smsCode` when the step-up policy asks for one). */
+  sendSmsCode() {
+    return this.request<{ expiresAt: string }>('POST', '/v1/factors/sms/send', {})
   }
 
   declineConsent(consentId: string, reason?: string) {
@@ -612,6 +624,27 @@ export class StrongroomClient {
     return (await this.request<{ messages: Message[] }>('GET', path)).messages
   }
 
+  /**
+   * A device: redeems a pivot link for its customer. The conversation continues in the secure channel, with its
+   * public history imported; a link sent to another customer is refused (`/pivot/wrong-customer`), so that a browser
+   * holding another customer's device steps up instead (see `enrolWithPivotLink`).
+   */
+  redeemPivotLink(token: string) {
+    return this.request<PivotRedemption>('POST', '/v1/pivot/redeem', { token })
+  }
+
+  /** The conversation's MLS group and its epoch, or undefined while the conversation is not end-to-end encrypted. */
+  async getSecureGroup(
+    conversationId: string,
+  ): Promise<{ groupId: string; cipherSuite: string; epoch: number } | undefined> {
+    try {
+      return await this.request('GET', `/v1/conversations/${encodeURIComponent(conversationId)}/e2e/group`)
+    } catch (error) {
+      if (error instanceof StrongroomError && error.type.endsWith('/e2e/no-group')) return undefined
+      throw error
+    }
+  }
+
   markRead(conversationId: string, readSeq: number) {
     return this.request<void>('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/markers`, { readSeq })
   }
@@ -686,6 +719,26 @@ export class StrongroomClient {
   }
 }
 
+/** How a new device reaches the server, and the key it enrols (a fresh non-extractable one by default). */
+export interface EnrolOptions {
+  baseUrl: string | string[]
+  label: string
+  algorithm?: DeviceKeyAlgorithm
+  keys?: DeviceKeys
+  fetch?: typeof fetch
+  WebSocket?: WebSocketConstructor
+}
+
+/** A device just enrolled, with a client acting as it. */
+export interface EnrolledDevice {
+  client: StrongroomClient
+  device: ActiveDevice
+  tenantId: string
+  keys: DeviceKeys
+  /** The server's wipe-command keys, fetched now: store them with the device and pass them as `remoteWipe`. */
+  wipeKeys: JSONWebKeySet | undefined
+}
+
 /**
  * Enrols this device with a single-use code that the bank issued for the customer: makes a key pair (non-extractable
  * private key), registers its public half, and returns a client acting as that device.
@@ -693,36 +746,37 @@ export class StrongroomClient {
  * @example
  * const { client, device, keys } = await enrolDevice({ baseUrl, enrolmentCode: 'ABCD-EFGH-JKMN-PQRS', label: 'Phone' })
  */
-export async function enrolDevice(options: {
-  baseUrl: string | string[]
-  enrolmentCode: string
-  label: string
-  algorithm?: DeviceKeyAlgorithm
-  keys?: DeviceKeys
-  fetch?: typeof fetch
-  WebSocket?: WebSocketConstructor
-}): Promise<{
-  client: StrongroomClient
-  device: EnrolledDevice
-  tenantId: string
-  keys: DeviceKeys
-  /** The server's wipe-command keys, fetched now: store them with the device and pass them as `remoteWipe`. */
-  wipeKeys: JSONWebKeySet | undefined
-}> {
+export async function enrolDevice(options: EnrolOptions & { enrolmentCode: string }): Promise<EnrolledDevice> {
+  const { enrolled } = await enrolWithProof(options, '/v1/devices', {
+    enrolmentCode: options.enrolmentCode,
+    label: options.label,
+  })
+  return enrolled
+}
+
+/**
+ * Posts an enrolment (`body`) with a DPoP proof of the device key to `path`, and builds the device's client from the
+ * answer (`{ device, tenantId, token }`, and whatever else the route returns, given back as `answer`).
+ */
+export async function enrolWithProof<T extends object>(
+  options: EnrolOptions,
+  path: string,
+  body: unknown,
+): Promise<{ enrolled: EnrolledDevice; answer: T }> {
   const keys = options.keys ?? (await generateDeviceKeys(options.algorithm))
   const baseUrl = (Array.isArray(options.baseUrl) ? options.baseUrl[0] : options.baseUrl)?.replace(/\/+$/, '')
-  const doFetch = options.fetch ?? fetch
-  const htu = `${baseUrl}/v1/devices`
+  const doFetch = options.fetch ?? platformFetch
+  const htu = `${baseUrl}${path}`
   const response = await doFetch(htu, {
     method: 'POST',
     headers: { 'content-type': 'application/json', dpop: await createDpopProof(keys, { htm: 'POST', htu }) },
-    body: JSON.stringify({ enrolmentCode: options.enrolmentCode, label: options.label }),
+    body: JSON.stringify(body),
   })
-  const body = await response.json()
-  if (!response.ok) throw new StrongroomError(body)
+  const answer = await response.json()
+  if (!response.ok) throw new StrongroomError(answer)
   const credentials = new DeviceKey(keys, {
-    accessToken: body.token.accessToken,
-    expiresIn: body.token.expiresIn,
+    accessToken: answer.token.accessToken,
+    expiresIn: answer.token.expiresIn,
     ...(options.fetch ? { fetch: options.fetch } : {}),
   })
   const client = new StrongroomClient({
@@ -732,5 +786,5 @@ export async function enrolDevice(options: {
     ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
   })
   const wipeKeys = await fetchWipeKeys(baseUrl as string, doFetch).catch(() => undefined)
-  return { client, device: body.device, tenantId: body.tenantId, keys, wipeKeys }
+  return { enrolled: { client, device: answer.device, tenantId: answer.tenantId, keys, wipeKeys }, answer: answer as T }
 }

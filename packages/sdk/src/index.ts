@@ -8,6 +8,7 @@
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
 export {
+  type ActiveDevice,
   type ArchiveRecord,
   type ArchiveSearch,
   type ArchiveVerification,
@@ -18,6 +19,7 @@ export {
   type Device,
   type DeviceVerdict,
   type EnrolledDevice,
+  type EnrolOptions,
   enrolDevice,
   type MessageRange,
   type OutgoingMessage,
@@ -56,6 +58,17 @@ export {
   signInStaffWithPasskey,
   staffPasskeySignInOptions,
 } from './passkeys.ts'
+export {
+  enrolWithPivotLink,
+  openPivotLink,
+  type PivotFactor,
+  type PivotLinkOptions,
+  type PivotRedemption,
+  type PivotStepUpOptions,
+  pivotStepUpOptions,
+  pivotTokenOf,
+  sendPivotSmsCode,
+} from './pivot.ts'
 export type { Conversation, Message, ProblemDocument } from './protocol.ts'
 export {
   type ConversationChannel,

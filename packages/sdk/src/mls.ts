@@ -7,6 +7,7 @@
  * const group = await SecureGroup.create(member, groupId)
  */
 
+export { BrowserDevice, type BrowserEnrolment } from './mls/browser-device.ts'
 export {
   browserCryptoProvider,
   deleteBrowserSecureStore,

@@ -1,5 +1,5 @@
 import { StaffToken } from './credentials.ts'
-import { StrongroomError } from './errors.ts'
+import { type PublicRequestOptions, postWithoutCredentials } from './public-request.ts'
 
 /**
  * The JSON forms of WebAuthn that cross the wire (WebAuthn Level 3 `toJSON()` / `parse…OptionsFromJSON()`). The
@@ -58,26 +58,13 @@ export interface StaffSignIn {
   expiresAt: string
 }
 
-interface SignInOptions {
-  baseUrl: string
+interface SignInOptions extends PublicRequestOptions {
   tenantId: string
-  fetch?: typeof fetch
-}
-
-async function post<T>(options: SignInOptions, path: string, body: unknown): Promise<T> {
-  const response = await (options.fetch ?? fetch)(options.baseUrl.replace(/\/+$/, '') + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  const payload = await response.json()
-  if (!response.ok) throw new StrongroomError(payload)
-  return payload as T
 }
 
 /** Staff sign-in, step one (no token needed): the options for `navigator.credentials.get`. */
 export function staffPasskeySignInOptions(options: SignInOptions): Promise<PasskeyRequestOptions> {
-  return post(options, '/v1/staff/passkey/sign-in/options', { tenantId: options.tenantId })
+  return postWithoutCredentials(options, '/v1/staff/passkey/sign-in/options', { tenantId: options.tenantId })
 }
 
 /**
@@ -91,7 +78,7 @@ export function staffPasskeySignInOptions(options: SignInOptions): Promise<Passk
 export async function signInStaffWithPasskey(
   options: SignInOptions & { assertion: PasskeyAssertion; ttlSeconds?: number; scopes?: string[] },
 ): Promise<StaffSignIn & { credentials: StaffToken }> {
-  const signedIn = await post<StaffSignIn>(options, '/v1/staff/passkey/sign-in', {
+  const signedIn = await postWithoutCredentials<StaffSignIn>(options, '/v1/staff/passkey/sign-in', {
     tenantId: options.tenantId,
     assertion: options.assertion,
     ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}),

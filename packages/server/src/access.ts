@@ -77,7 +77,7 @@ export const accessTable: Record<string, Access> = {
   'GET /v1/stream':                                     { who: 'stream' },
   'GET /v1/audit/events':                               staff('audit:read'),
   'POST /v1/consents':                                  staff('consents:write'),
-  'GET /v1/consents':                                   staff('consents:write'),
+  'GET /v1/consents':                                   any('consents:write'),
   'GET /v1/consents/:consentId':                        any('consents:write'),
   'POST /v1/api-clients':                               staff('staff:admin'),
   'POST /v1/oauth/token':                               anyone,
@@ -146,6 +146,10 @@ export const accessTable: Record<string, Access> = {
   // The token is the credential; the answer carries no personal data.
   'POST /v1/pivot/open':                                anyone,
   'POST /v1/pivot/redeem':                              device,
+  // A browser that is not enrolled: the link and a fresh factor of its customer make it a device (pivot-step-up.ts).
+  'POST /v1/pivot/step-up/options':                     anyone,
+  'POST /v1/pivot/step-up/sms':                         anyone,
+  'POST /v1/pivot/enrol':                               deviceKey,
   // The web pages and their hashed assets (packages/web); the simulator's only in dev mode.
   'GET /console':                                       anyone,
   'GET /console/':                                      anyone,

@@ -215,21 +215,21 @@ export async function startServer(
         config.mode === 'dev' ? (connector) => `${listeningUrl}/dev/simulator/provider/${connector}` : undefined,
     },
   }
+  let simSwap: SimSwapProvider = {
+    check: () => Promise.reject(new SimSwapUnavailable('not configured')),
+    retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
+  }
+  if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
   const smppLinks = new SmppLinks(ctx, channelDeps)
   channelDeps.smppLinks = smppLinks
   channelDeps.env.smpp = (channel) => smppLinks.connector(channel)
-  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps))
+  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps, { simSwap: () => simSwap }))
   await app.register(async (scope) => channelWebhookRoutes(scope, ctx, channelDeps))
   if (config.mode === 'dev') {
     await app.register(async (scope) =>
       channelSimulatorRoutes(scope, ctx, { listeningUrl: () => listeningUrl, publicUrl }),
     )
   }
-  let simSwap: SimSwapProvider = {
-    check: () => Promise.reject(new SimSwapUnavailable('not configured')),
-    retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
-  }
-  if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
   await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap, channels: channelDeps }))
   await app.register(async (scope) => passkeyRoutes(scope, ctx))
   const tokenKey = await openSigningKey(ctx.db, keyProvider, 'integrity-token')

@@ -107,6 +107,33 @@ export class IndexedDbStore implements SecureStore {
   }
 }
 
+/** CryptoKeys (and pairs of them) kept as they are, non-extractable ones included, beside the store's values. */
+export interface BrowserKeyShelf {
+  get<T extends CryptoKey | CryptoKeyPair>(name: string): Promise<T | undefined>
+  /** Keeps the key unless one is already kept under the name; returns the one kept. */
+  keep<T extends CryptoKey | CryptoKeyPair>(name: string, key: T): Promise<T>
+  put(name: string, key: CryptoKey | CryptoKeyPair): Promise<void>
+}
+
+/** One IndexedDB database: sealed values (`store`) and the keys beside them (`keys`); `store.wipe()` deletes both. */
+export async function openBrowserDatabase(name: string): Promise<{ store: SecureStore; keys: BrowserKeyShelf }> {
+  const db = await openDatabase(name)
+  const keys: BrowserKeyShelf = {
+    get: async <T extends CryptoKey | CryptoKeyPair>(key: string) =>
+      (await done(db.transaction(KEYS).objectStore(KEYS).get(key))) as T | undefined,
+    async keep(key, value) {
+      // Two tabs keeping a key at once: `add` lets only the first in, and both then use it.
+      await done(db.transaction(KEYS, 'readwrite').objectStore(KEYS).add(value, key)).catch(() => undefined)
+      return (await keys.get(key)) as typeof value
+    },
+    async put(key, value) {
+      await done(db.transaction(KEYS, 'readwrite').objectStore(KEYS).put(value, key))
+    },
+  }
+  const storeKey = (await keys.get<CryptoKey>(STORE_KEY)) ?? (await keys.keep(STORE_KEY, await generateStoreKey()))
+  return { store: encryptedStore(new IndexedDbStore(db), storeKey), keys }
+}
+
 /**
  * The browser's SecureStore: values in IndexedDB, each sealed with AES-256-GCM under a key made non-extractable by
  * WebCrypto and kept (as a CryptoKey, never as bytes) in the same database. Script in the page can use the key while
@@ -117,15 +144,7 @@ export class IndexedDbStore implements SecureStore {
  * const secure = await SecureMessaging.open(client, { provider: browserCryptoProvider, store })
  */
 export async function openBrowserSecureStore(name: string): Promise<SecureStore> {
-  const db = await openDatabase(name)
-  let key = (await done(db.transaction(KEYS).objectStore(KEYS).get(STORE_KEY))) as CryptoKey | undefined
-  if (!key) {
-    const fresh = await generateStoreKey()
-    // Two tabs opening at once: `add` lets only the first key in, and both then use it.
-    await done(db.transaction(KEYS, 'readwrite').objectStore(KEYS).add(fresh, STORE_KEY)).catch(() => undefined)
-    key = (await done(db.transaction(KEYS).objectStore(KEYS).get(STORE_KEY))) as CryptoKey
-  }
-  return encryptedStore(new IndexedDbStore(db), key)
+  return (await openBrowserDatabase(name)).store
 }
 
 /** Erases a browser store and its key (sign-out on a shared machine, a revoked device). */

@@ -49,7 +49,13 @@ export interface DeliveryService {
   groupInfo(conversationId: string): Promise<Uint8Array | undefined>
   /** Asks for this member to be re-added to the group (the archive member does it). */
   requestReadd(conversationId: string): Promise<void>
-  sendApplicationMessage(conversationId: string, clientMessageId: string, message: Uint8Array): Promise<Message>
+  /** With `expiresAt`, the message disappears then: members stop showing it and the server deletes it. */
+  sendApplicationMessage(
+    conversationId: string,
+    clientMessageId: string,
+    message: Uint8Array,
+    expiresAt?: Date,
+  ): Promise<Message>
   listMessages(conversationId: string, after: number, limit: number): Promise<Message[]>
   pendingWelcomes(): Promise<PendingWelcome[]>
   deleteWelcome(welcomeId: string): Promise<void>
@@ -132,8 +138,13 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
     async requestReadd(conversationId) {
       await client.request('POST', `${conversation(conversationId)}/e2e/readd-requests`)
     },
-    sendApplicationMessage: (conversationId, clientMessageId, message) =>
-      client.sendMessage(conversationId, { contentType: MLS_CONTENT_TYPE, ciphertext: message, clientMessageId }),
+    sendApplicationMessage: (conversationId, clientMessageId, message, expiresAt) =>
+      client.sendMessage(conversationId, {
+        contentType: MLS_CONTENT_TYPE,
+        ciphertext: message,
+        clientMessageId,
+        ...(expiresAt ? { expiresAt } : {}),
+      }),
     listMessages: (conversationId, after, limit) => client.listMessages(conversationId, { after, limit }),
     async pendingWelcomes() {
       const { welcomes } = await client.request<{

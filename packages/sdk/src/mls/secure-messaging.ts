@@ -8,6 +8,7 @@ import {
 } from 'ts-mls'
 import { StrongroomClient } from '../client.ts'
 import { base64ToBytes, bytesToBase64, randomId } from '../encoding.ts'
+import { StrongroomError } from '../errors.ts'
 import type { Message } from '../protocol.ts'
 import {
   conflictEpoch,
@@ -47,7 +48,16 @@ const REPLACE_KEY_PACKAGES = 'mls/replace-key-packages'
 
 /** What reading a secure conversation produced, in log order. */
 export type SecureEvent =
-  | { kind: 'message'; conversationId: string; seq: number; sender: MemberIdentity; text: string; bytes: Uint8Array }
+  | {
+      kind: 'message'
+      conversationId: string
+      seq: number
+      sender: MemberIdentity
+      text: string
+      bytes: Uint8Array
+      /** When the sender made it disappear: keep it no longer than this (ISO 8601), or null. */
+      expiresAt: string | null
+    }
   | {
       /** A message in the log that this member could not read (tampered, from a removed sender, not for it). */
       kind: 'unreadable'
@@ -242,15 +252,29 @@ export class SecureMessaging {
 
   /**
    * Makes the conversation end-to-end encrypted: a new group with this member, then one commit adding the others
-   * (their key packages claimed from the directory), all welcomed.
+   * (their key packages claimed from the directory), all welcomed. `ifAvailable` members are added too when they have
+   * a key package (a customer's other device that never opened secure messaging has none), and left out otherwise.
+   * The key packages are claimed before the group is registered, so a member that cannot be added leaves no group.
    */
-  createGroup(conversationId: string, members: MemberRef[]): Promise<void> {
+  createGroup(
+    conversationId: string,
+    members: MemberRef[],
+    options: { ifAvailable?: MemberRef[] } = {},
+  ): Promise<void> {
     return this.#serialized(conversationId, async () => {
+      const add = await this.#claim(conversationId, members)
+      for (const member of options.ifAvailable ?? []) {
+        try {
+          add.push(...(await this.#claim(conversationId, [member])))
+        } catch (error) {
+          if (!(error instanceof StrongroomError && error.type.endsWith('/e2e/no-key-package'))) throw error
+        }
+      }
       const groupId = crypto.getRandomValues(new Uint8Array(32))
       const group = await SecureGroup.create(this.#member, groupId)
       await this.#delivery.registerGroup(conversationId, groupId, this.#member.suite.name)
       await this.#saveGroup(conversationId, group)
-      await this.#commitWith(conversationId, await this.#claim(conversationId, members), () => false)
+      await this.#commitWith(conversationId, add, () => false)
     })
   }
 
@@ -303,8 +327,9 @@ export class SecureMessaging {
   /**
    * Encrypts and sends text (or bytes) to the conversation; behind another member's commit, it catches up first, and
    * without a usable group state it recovers one first (throwing `rejoin-pending` if it had to ask to be re-added).
+   * With `expiresAt`, the message disappears then, from the members' screens and from the server.
    */
-  send(conversationId: string, content: string | Uint8Array): Promise<Message> {
+  send(conversationId: string, content: string | Uint8Array, options: { expiresAt?: Date } = {}): Promise<Message> {
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content
     const clientMessageId = randomId()
     return this.#serialized(conversationId, async () => {
@@ -312,7 +337,12 @@ export class SecureMessaging {
         const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes)
         await this.#saveGroup(conversationId, group)
         try {
-          const sent = await this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message)
+          const sent = await this.#delivery.sendApplicationMessage(
+            conversationId,
+            clientMessageId,
+            message,
+            options.expiresAt,
+          )
           await this.#keep(sent, readable(bytes))
           return sent
         } catch (error) {
@@ -465,7 +495,17 @@ export class SecureMessaging {
     await this.#setReadSeq(conversationId, seq)
     if (event.kind === 'application') {
       const text = new TextDecoder().decode(event.plaintext)
-      return [{ kind: 'message', conversationId, seq, sender: event.sender, text, bytes: event.plaintext }]
+      return [
+        {
+          kind: 'message',
+          conversationId,
+          seq,
+          sender: event.sender,
+          text,
+          bytes: event.plaintext,
+          expiresAt: message.expiresAt,
+        },
+      ]
     }
     const { kind: _commit, ...change } = event
     const changed: SecureEvent = { kind: 'members-changed', conversationId, seq, ...change }

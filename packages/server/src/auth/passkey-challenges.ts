@@ -6,7 +6,7 @@ import { secretHash } from '../platform/ids.ts'
 export const PASSKEY_CHALLENGE_TTL_SECONDS = 120
 
 export type PasskeyOwner = { kind: 'customer' | 'staff'; id: string }
-export type ChallengePurpose = 'register' | 'authenticate' | 'sign-in'
+export type ChallengePurpose = 'register' | 'authenticate' | 'sign-in' | 'pivot'
 
 type Ctx = Pick<ServerContext, 'db'>
 

@@ -1,24 +1,14 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
 import { decodeJwt } from 'jose'
 import { sql } from 'kysely'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { PROBLEMS, problemOf } from '../testing/problems.ts'
 
-const PROBLEMS = 'https://strongroom.dev/problems/'
 const BANK_NUMBER = '+442071838750'
 const STRANGER = '+447700900999'
-
-async function problemOf(promise: Promise<unknown>): Promise<StrongroomError> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof StrongroomError) return error
-    throw error
-  }
-  assert.fail('expected a problem')
-}
 
 describe('SMS factors: one-time codes and yes/no consent by SMS reply', () => {
   let server: TestServer

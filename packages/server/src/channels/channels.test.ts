@@ -8,10 +8,10 @@ import { archiveStoreSink } from '../archive/archive-sink.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { PROBLEMS, problemOf } from '../testing/problems.ts'
 import { computeTwilioSignature } from './connectors/twilio.ts'
 import { PUBLIC_MESSAGE_TYPE } from './envelope.ts'
 
-const PROBLEMS = 'https://strongroom.dev/problems/'
 const BANK_NUMBER = '+442071838750'
 const OTHER_BANK_NUMBER = '+442071838999'
 const CUSTOMER_PHONE = '+447700900123'
@@ -40,16 +40,6 @@ interface InboxMessage {
   to: string
   text: string
   link: { url: string; label: string } | null
-}
-
-async function problemOf(promise: Promise<unknown>): Promise<StrongroomError> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof StrongroomError) return error
-    throw error
-  }
-  assert.fail('expected a problem')
 }
 
 describe('public channels and the pivot into the secure channel', () => {

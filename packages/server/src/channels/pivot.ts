@@ -18,15 +18,20 @@ import {
  * The pivot from a public channel into the secure one. An agent (or DLP, automatically) sends the customer a link
  * whose token is 256 random bits, stored only as its SHA-256, single use, short-lived and bound to the public
  * conversation, its channel identity and the customer it is linked to. An enrolled device of that customer redeems
- * it: the secure conversation is created (or the one an earlier pivot made is reused), the public history is imported
- * into it, sealed and marked as public-channel history, and the public thread is told the conversation moved.
+ * it (or a browser that is not enrolled steps up and enrols: pivot-step-up.ts): the secure conversation is created
+ * (or the one an earlier pivot made is reused), the public history is imported into it, sealed and marked as
+ * public-channel history, and the public thread is told the conversation moved.
  */
 export type PivotLinkStatus = 'sent' | 'opened' | 'completed' | 'expired'
+
+/** How a link was completed: by an enrolled device, or by a new one that stepped up with a passkey or an SMS code. */
+export type PivotCompletion = 'device' | 'passkey' | 'sms-otp'
 
 export interface PivotLinkView {
   id: string
   conversationId: string
   status: PivotLinkStatus
+  completedVia: PivotCompletion | null
   createdBy: { kind: string; id: string | null }
   expiresAt: string
   openedAt: string | null
@@ -75,6 +80,7 @@ export async function invitePivot(
         completed_at: null,
         device_id: null,
         secure_conversation_id: null,
+        completed_via: null,
         created_at: now,
       })
       .execute()
@@ -124,6 +130,7 @@ function toView(row: {
   expires_at: Date | string
   opened_at: Date | string | null
   completed_at: Date | string | null
+  completed_via: PivotCompletion | null
   secure_conversation_id: string | null
   created_at: Date | string
 }): PivotLinkView {
@@ -131,6 +138,7 @@ function toView(row: {
     id: row.id,
     conversationId: row.conversation_id,
     status: statusOf(row),
+    completedVia: row.completed_via,
     createdBy: { kind: row.created_by_kind, id: row.created_by_id },
     expiresAt: new Date(row.expires_at).toISOString(),
     openedAt: iso(row.opened_at),
@@ -163,7 +171,7 @@ export async function listPivotLinks(ctx: Pick<ServerContext, 'db'>, tenantId: s
 }
 
 /** Why a token could not be used, in the order that tells the customer the most without telling a stranger anything. */
-async function refusalFor(
+export async function refusalFor(
   ctx: Pick<ServerContext, 'db'>,
   tokenHash: Buffer,
   tenantId: string | undefined,
@@ -204,7 +212,7 @@ export async function openPivotLink(ctx: Pick<ServerContext, 'db'>, token: strin
  * Redeems a pivot link with an enrolled device (DPoP-bound). The token is consumed in the same transaction that
  * creates (or reuses) the secure conversation and imports the history, by one conditional UPDATE: a replay, an
  * expired link, another tenant's token or a device of another customer changes nothing, and of two redemptions at
- * once exactly one succeeds. (A device of another customer stepping up is not supported yet: refused.)
+ * once exactly one succeeds. A device of another customer is refused; that browser steps up instead.
  */
 export async function redeemPivot(
   ctx: Ctx,
@@ -215,9 +223,9 @@ export async function redeemPivot(
   const tokenHash = secretHash(token)
   const tenantId = device.tenantId
   const now = new Date()
-  let outcome: Awaited<ReturnType<typeof consumeAndMove>>
+  let outcome: PivotMove
   try {
-    outcome = await ctx.db.transaction().execute((trx) => consumeAndMove(ctx, trx, device, tokenHash, now))
+    outcome = await ctx.db.transaction().execute((trx) => consumeAndMove(ctx, trx, device, tokenHash, 'device', now))
   } catch (error) {
     if (error instanceof Problem && error.kind.startsWith('pivot/')) {
       await recordAudit(ctx.db, {
@@ -230,6 +238,14 @@ export async function redeemPivot(
     }
     throw error
   }
+  await afterMove(ctx, deps, tenantId, outcome)
+  return { secureConversationId: outcome.secureConversationId, importedMessages: outcome.imported }
+}
+
+export type PivotMove = Awaited<ReturnType<typeof consumeAndMove>>
+
+/** After the move committed: wake the members up, and close the public thread with a short note. */
+export async function afterMove(ctx: Ctx, deps: ChannelDeps, tenantId: string, outcome: PivotMove): Promise<void> {
   outcome.announce(ctx)
   try {
     await sendPublicMessage(ctx, deps, {
@@ -243,20 +259,24 @@ export async function redeemPivot(
     // The move has happened; a closing note the provider did not take is not worth failing it for.
     ctx.log.warn({ code: (error as { kind?: string }).kind }, 'pivot closing message not sent')
   }
-  return { secureConversationId: outcome.secureConversationId, importedMessages: outcome.imported }
 }
 
-async function consumeAndMove(
+/**
+ * Consumes the link for this device of its customer (one conditional UPDATE; the refusal says why it could not) and
+ * moves the conversation into the secure channel, in the caller's transaction.
+ */
+export async function consumeAndMove(
   ctx: Ctx,
   trx: ServerContext['db'],
-  device: DevicePrincipal,
+  device: Pick<DevicePrincipal, 'tenantId' | 'deviceId' | 'customerId'>,
   tokenHash: Buffer,
+  via: PivotCompletion,
   now: Date,
 ) {
   const tenantId = device.tenantId
   const link = await trx
     .updateTable('pivot_links')
-    .set({ completed_at: now, device_id: device.deviceId })
+    .set({ completed_at: now, device_id: device.deviceId, completed_via: via })
     .where('token_hash', '=', tokenHash)
     .where('tenant_id', '=', tenantId)
     .where('completed_at', 'is', null)
@@ -342,7 +362,7 @@ async function consumeAndMove(
     action: 'channels.pivot.redeem',
     target: { kind: 'conversation', id: secureConversationId },
     outcome: 'success',
-    details: { linkId: link.id, publicConversationId: link.conversation_id, importedMessages: imported },
+    details: { linkId: link.id, publicConversationId: link.conversation_id, importedMessages: imported, via },
   })
   return {
     linkId: link.id,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { PublicMessage } from '@strongroom/sdk/protocol'
 import type { WireMessage } from '../conversations/bus-events.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
 import type { MessageLog } from '../conversations/message-log.ts'
@@ -239,21 +240,8 @@ export async function applyWatermark(
     .execute()
 }
 
-export interface PublicMessageView {
-  id: string
-  seq: number
-  sender: { kind: string; id: string }
-  direction: 'inbound' | 'outbound'
-  channel: string
-  text: string
-  masked: string[]
-  mediaCount: number
-  linkLabel: string | null
-  at: string
-  /** Imported into a secure conversation from the public channel. */
-  imported: boolean
-  delivery: { status: string; errorCode: string | null } | null
-}
+/** A public message as the API shows it (the SDK's PublicMessage: the two cannot drift apart). */
+export type PublicMessageView = PublicMessage
 
 /**
  * The public-channel messages of a conversation, opened: the public thread itself, or the history a pivot imported

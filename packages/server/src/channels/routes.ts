@@ -1,8 +1,13 @@
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
 import { ConversationChannel, PivotLink, PublicMessage, SentPublicMessage } from '@strongroom/sdk/protocol'
-import { principalOf } from '../access.ts'
+import { principalOf, requestHtu, singleHeader } from '../access.ts'
 import { recordAudit } from '../audit/events.ts'
+import { AssertionCredential } from '../auth/passkey-routes.ts'
+import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
+import { verifyDpopProof } from '../identity/dpop.ts'
+import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -14,6 +19,7 @@ import { scanText } from './dlp.ts'
 import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
 import { linkIdentityCustomer } from './identities.ts'
 import { invitePivot, listPivotLinks, openPivotLink, redeemPivot } from './pivot.ts'
+import { enrolWithPivotLink, pivotStepUpOptions, sendPivotSmsCode } from './pivot-step-up.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
@@ -44,7 +50,23 @@ const PivotToken = Type.Object(
   { additionalProperties: false },
 )
 
-export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+const StepUpFactor = Type.Union([
+  Type.Object(
+    { kind: Type.Literal('passkey'), assertion: AssertionCredential },
+    { additionalProperties: false, description: 'navigator.credentials.get with the step-up options, toJSON()' },
+  ),
+  Type.Object(
+    { kind: Type.Literal('sms-otp'), code: Type.String({ pattern: '^[0-9]{6}$' }) },
+    { additionalProperties: false, description: 'the code POST /v1/pivot/step-up/sms sent' },
+  ),
+])
+
+export async function channelRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: ChannelDeps,
+  factors: { simSwap: () => SimSwapProvider },
+): Promise<void> {
   const withLinkState = (view: ChannelView, tenantId: string): ChannelView & { link?: string } => {
     const link = view.connector === 'smpp' ? deps.smppLinks?.stateOf(tenantId) : undefined
     return link ? { ...view, link } : view
@@ -376,6 +398,101 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
       const principal = principalOf(request)
       await saveDlpPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
       return request.body
+    },
+  )
+
+  app.post(
+    '/v1/pivot/step-up/options',
+    {
+      schema: {
+        summary:
+          "A browser that is not the customer's enrolled device: how it can prove it is the link's customer " +
+          '(passkey options with a fresh challenge, and whether an SMS code can be sent); no personal data',
+        tags: ['channels'],
+        body: PivotToken,
+        response: {
+          200: Type.Object({
+            expiresAt: Type.String({ description: 'when the link expires' }),
+            passkey: Type.Union(
+              [Type.Object({ challenge: Type.String() }, { additionalProperties: true }), Type.Null()],
+              {
+                description: 'for navigator.credentials.get as `publicKey`; null when the customer has no passkey',
+              },
+            ),
+            sms: Type.Boolean({ description: "a code can be sent to the customer's number on file" }),
+          }),
+          ...problemResponses(400, 409, 410),
+        },
+      },
+    },
+    async (request, reply) =>
+      reply.header('cache-control', 'no-store').send(await pivotStepUpOptions(ctx, request.body.token)),
+  )
+
+  app.post(
+    '/v1/pivot/step-up/sms',
+    {
+      schema: {
+        summary:
+          "Send the link's customer a one-time code by SMS to their number on file (after a SIM-swap check; " +
+          'resends limited)',
+        tags: ['channels'],
+        body: PivotToken,
+        response: {
+          202: Type.Object({ expiresAt: Type.String() }),
+          ...problemResponses(400, 403, 409, 410, 429, 502, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const sent = await sendPivotSmsCode(ctx, { channels: deps, simSwap: factors.simSwap() }, request.body.token)
+      return reply.status(202).header('cache-control', 'no-store').send(sent)
+    },
+  )
+
+  app.post(
+    '/v1/pivot/enrol',
+    {
+      schema: {
+        summary:
+          'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +
+          "customer's new device and redeems the link, in one transaction",
+        tags: ['channels'],
+        body: Type.Object(
+          {
+            token: PivotToken.properties.token,
+            label: Type.String({ minLength: 1, maxLength: 100 }),
+            factor: StepUpFactor,
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            device: DeviceSchema,
+            tenantId: Type.String(),
+            token: TokenSchema,
+            secureConversationId: Type.String(),
+            importedMessages: Type.Integer(),
+          }),
+          ...problemResponses(400, 401, 409, 410),
+        },
+      },
+    },
+    async (request, reply) => {
+      const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
+        htm: 'POST',
+        htu: requestHtu(request),
+      })
+      const { factor } = request.body
+      const enrolled = await enrolWithPivotLink(ctx, deps, proof, {
+        token: request.body.token,
+        label: request.body.label,
+        factor:
+          factor.kind === 'passkey'
+            ? { kind: 'passkey', assertion: factor.assertion as unknown as AuthenticationResponseJSON }
+            : factor,
+      })
+      return reply.status(201).header('cache-control', 'no-store').send(enrolled)
     },
   )
 

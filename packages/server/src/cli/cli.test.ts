@@ -52,6 +52,7 @@ describe('the strongroom command', () => {
         '017-smpp',
         '018-e2e-rejoin',
         '019-console-lookups',
+        '020-pivot-step-up',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -126,6 +126,28 @@ export async function listConversationConsents(
 }
 
 /**
+ * A customer's pending consent requests (not yet decided, not expired), oldest first: what their device shows as cards
+ * to approve or decline. With `conversationId`, only those asked in that conversation.
+ */
+export async function listPendingConsents(
+  ctx: Ctx,
+  tenantId: string,
+  customerId: string,
+  conversationId?: string,
+): Promise<ConsentRequest[]> {
+  let query = ctx.db
+    .selectFrom('consents')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .where('status', '=', 'pending')
+    .where('expires_at', '>', new Date())
+  if (conversationId !== undefined) query = query.where('conversation_id', '=', conversationId)
+  const rows = await query.orderBy('created_at').limit(50).execute()
+  return Promise.all(rows.map((row) => toView(ctx, row)))
+}
+
+/**
  * Moves a pending, unexpired request to its decision, once (and says who asked for it): a conditional update, so of two racing decisions exactly
  * one wins. Throws the problem that says why when it cannot.
  */

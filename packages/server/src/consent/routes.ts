@@ -12,7 +12,7 @@ import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { actorOf } from '../principal.ts'
 import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
-import { createConsent, getConsent, listConversationConsents } from './consents.ts'
+import { createConsent, getConsent, listConversationConsents, listPendingConsents } from './consents.ts'
 import { receiptJwks } from './receipts.ts'
 import { handleSmsReply, requestSmsConfirmation } from './sms-confirmation.ts'
 
@@ -109,19 +109,30 @@ export async function consentRoutes(
     '/v1/consents',
     {
       schema: {
-        summary: "A conversation's consent requests, newest first: what the agent console follows",
+        summary:
+          "A device: its customer's pending consent requests (oldest first, at most 50), to show as cards to approve " +
+          "or decline, optionally only one conversation's. Staff: a conversation's requests, newest first, as the " +
+          'agent console follows them',
         tags: ['consent'],
         querystring: Type.Object(
-          { conversationId: idOf('cnv'), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) },
+          {
+            conversationId: Type.Optional(idOf('cnv')),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'staff only; 20 by default' })),
+          },
           { additionalProperties: false },
         ),
         response: { 200: Type.Object({ consents: Type.Array(Consent) }), ...problemResponses(400, 401, 403) },
       },
     },
-    async (request) => {
-      const { tenantId } = principalOf(request)
+    async (request, reply) => {
+      const principal = principalOf(request)
       const { conversationId, limit } = request.query
-      return { consents: await listConversationConsents(ctx, tenantId, conversationId, limit ?? 20) }
+      if (principal.kind === 'device') {
+        const consents = await listPendingConsents(ctx, principal.tenantId, principal.customerId, conversationId)
+        return reply.header('cache-control', 'no-store').send({ consents })
+      }
+      if (!conversationId) throw new Problem('request/invalid', 'staff list the consents of one conversation')
+      return { consents: await listConversationConsents(ctx, principal.tenantId, conversationId, limit ?? 20) }
     },
   )
 

@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { base64ToBytes, bytesToBase64, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
+import {
+  base64ToBytes,
+  bytesToBase64,
+  enrolDevice,
+  StaffToken,
+  StrongroomClient,
+  type StrongroomError,
+} from '@strongroom/sdk'
 import { sql } from 'kysely'
 import type { TestBank, TestServer } from '../testing/harness.ts'
 import {
   enrolPhone as enrolPhoneIn,
   eventually,
+  openMember,
   secureConversation as secureConversationIn,
   startArchivingServer,
   texts,
@@ -309,5 +317,55 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
       tablet.client.request('POST', '/v1/e2e/key-packages', { keyPackages: ['AAAA'] }),
       (e: StrongroomError) => e.type === `${PROBLEMS}e2e/malformed-message`,
     )
+  })
+
+  test('a member that never opened secure messaging is left out when optional and stops the group when required', async () => {
+    // An agent of their own: the welcome is for this member's key packages, not those of earlier tests' members.
+    const staff = await bank.staffToken('agent')
+    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(staff.token) })
+    const agent = await openMember(agentClient)
+    const phone = await enrolPhone('optional-phone')
+    const bare = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'bare' })
+    const conversation = await agentClient.createConversation({
+      customerId: bank.customerId,
+      assignedStaffId: staff.staffId,
+      deviceIds: [phone.deviceId, bare.device.id],
+    })
+    // Required: refused before any group exists, so another member can still make one.
+    await assert.rejects(
+      phone.secure.createGroup(conversation.id, [
+        { kind: 'device', id: bare.device.id },
+        { kind: 'archive', id: 'archive' },
+      ]),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/no-key-package`,
+    )
+    await assert.rejects(
+      phone.client.request('GET', `/v1/conversations/${conversation.id}/e2e/group`),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/no-group`,
+    )
+    await phone.secure.createGroup(
+      conversation.id,
+      [
+        { kind: 'staff', id: staff.staffId },
+        { kind: 'archive', id: 'archive' },
+      ],
+      { ifAvailable: [{ kind: 'device', id: bare.device.id }] },
+    )
+    assert.deepEqual((await phone.secure.members(conversation.id)).map((m) => `${m.kind}:${m.id}`).sort(), [
+      'archive:archive',
+      `device:${phone.deviceId}`,
+      `staff:${staff.staffId}`,
+    ])
+
+    // A message that disappears: its expiry travels with it and comes out with what the reader decrypted.
+    assert.deepEqual(await agent.secure.acceptWelcomes(), [conversation.id])
+    const expiresAt = new Date(Date.now() + 60_000)
+    const sent = await agent.secure.send(conversation.id, 'This code is valid for a minute: 4821', { expiresAt })
+    assert.equal(sent.expiresAt, expiresAt.toISOString())
+    const [read] = (await phone.secure.sync(conversation.id)).filter((e) => e.kind === 'message')
+    assert.deepEqual(read?.kind === 'message' ? [read.text, read.expiresAt] : [], [
+      'This code is valid for a minute: 4821',
+      expiresAt.toISOString(),
+    ])
   })
 })

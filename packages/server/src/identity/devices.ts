@@ -53,7 +53,7 @@ export async function enrolDevice(
   input: { enrolmentCode: string; label: string },
 ): Promise<{ device: Device; tenantId: string; token: IssuedAccessToken }> {
   const now = new Date()
-  const result = await ctx.db.transaction().execute(async (trx) => {
+  return ctx.db.transaction().execute(async (trx) => {
     const code = await trx
       .updateTable('enrolment_codes')
       .set({ used_at: now })
@@ -65,38 +65,66 @@ export async function enrolDevice(
     if (!code) throw new Problem('identity/invalid-enrolment-code')
     // The code reserved the id the pending device was listed under (codes issued before that had none).
     const deviceId = code.device_id ?? newId('dev')
-    const inserted = await trx
-      .insertInto('devices')
-      .values({
-        tenant_id: code.tenant_id,
-        id: deviceId,
-        customer_id: code.customer_id,
-        jkt: proof.jkt,
-        public_jwk: JSON.stringify(publicPart(proof.jwk)),
-        label: input.label,
-        status: 'active',
-        created_at: now,
-      })
-      .onConflict((oc) => oc.column('jkt').doNothing())
-      .executeTakeFirst()
-    if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) throw new Problem('identity/device-key-in-use')
-    const token = await insertAccessToken(ctx, trx, code.tenant_id, deviceId, proof.jkt)
-    await recordAudit(trx, {
+    return enrolDeviceIn(ctx, trx, proof, {
+      deviceId,
       tenantId: code.tenant_id,
-      actor: { kind: 'device', id: deviceId },
-      action: 'device.enrol',
-      target: { kind: 'device', id: deviceId },
-      outcome: 'success',
-      details: { customerId: code.customer_id, keyThumbprint: proof.jkt },
+      customerId: code.customer_id,
+      label: input.label,
+      via: 'enrolment-code',
+      now,
     })
-    return { tenantId: code.tenant_id, customerId: code.customer_id, deviceId, token }
+  })
+}
+
+/**
+ * Enrols the proven key as a new active device of a customer inside the caller's transaction, with its first access
+ * token, audited. The caller has established who the customer is (a single-use code, a pivot link and a fresh
+ * factor), and `via` says how. A key already enrolled (by any customer) is refused.
+ */
+export async function enrolDeviceIn(
+  ctx: Ctx,
+  trx: ServerContext['db'],
+  proof: VerifiedProof,
+  input: {
+    deviceId: string
+    tenantId: string
+    customerId: string
+    label: string
+    via: 'enrolment-code' | 'pivot-passkey' | 'pivot-sms-otp'
+    now: Date
+  },
+): Promise<{ device: Device; tenantId: string; token: IssuedAccessToken }> {
+  const { deviceId, tenantId, customerId, now } = input
+  const inserted = await trx
+    .insertInto('devices')
+    .values({
+      tenant_id: tenantId,
+      id: deviceId,
+      customer_id: customerId,
+      jkt: proof.jkt,
+      public_jwk: JSON.stringify(publicPart(proof.jwk)),
+      label: input.label,
+      status: 'active',
+      created_at: now,
+    })
+    .onConflict((oc) => oc.column('jkt').doNothing())
+    .executeTakeFirst()
+  if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) throw new Problem('identity/device-key-in-use')
+  const token = await insertAccessToken(ctx, trx, tenantId, deviceId, proof.jkt)
+  await recordAudit(trx, {
+    tenantId,
+    actor: { kind: 'device', id: deviceId },
+    action: 'device.enrol',
+    target: { kind: 'device', id: deviceId },
+    outcome: 'success',
+    details: { customerId, keyThumbprint: proof.jkt, via: input.via },
   })
   return {
-    tenantId: result.tenantId,
-    token: result.token,
+    tenantId,
+    token,
     device: {
-      id: result.deviceId,
-      customerId: result.customerId,
+      id: deviceId,
+      customerId,
       label: input.label,
       status: 'active',
       keyThumbprint: proof.jkt,

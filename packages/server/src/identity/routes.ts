@@ -26,6 +26,7 @@ const CustomerSchema = Type.Object({
   phoneNumber: Type.Optional(Type.String()),
   createdAt: Type.String(),
 })
+/** A device as the API shows it (no key material: its key's thumbprint). */
 export const DeviceSchema = Type.Object({
   id: Type.String(),
   customerId: Type.String(),
@@ -41,7 +42,8 @@ const DeviceStateChangeBody = Type.Optional(
   Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
 )
 const DeviceParams = Type.Object({ deviceId: idOf('dev') })
-const TokenSchema = Type.Object({
+/** A device's access token, bound to its key (DPoP). */
+export const TokenSchema = Type.Object({
   accessToken: Type.String(),
   tokenType: Type.Literal('DPoP'),
   expiresIn: Type.Integer(),

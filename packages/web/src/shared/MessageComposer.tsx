@@ -3,7 +3,8 @@ import { useState } from 'preact/hooks'
 
 /**
  * A labelled text box that sends on Enter (Shift+Enter starts a new line), keeps the text until it is sent, and says
- * in an alert why a send failed. `className` names the form; its row is `<className>-row`.
+ * in an alert why a send failed. `className` names the form; its row is `<className>-row`. `waiting`, when set, says
+ * in place of the help why nothing can be sent yet.
  */
 export function MessageComposer(props: {
   id: string
@@ -13,6 +14,7 @@ export function MessageComposer(props: {
   maxLength: number
   send: (text: string) => Promise<void>
   whyNotSent: (error: unknown) => string
+  waiting?: string | undefined
 }) {
   const [text, setText] = useState('')
   const [busy, setBusy] = useState(false)
@@ -20,7 +22,7 @@ export function MessageComposer(props: {
   const helpId = `${props.id}-help`
   const send = async () => {
     const body = text.trim()
-    if (!body || busy) return
+    if (!body || busy || props.waiting !== undefined) return
     setBusy(true)
     setError(undefined)
     try {
@@ -56,12 +58,12 @@ export function MessageComposer(props: {
             }
           }}
         />
-        <button type="submit" disabled={busy || text.trim() === ''}>
+        <button type="submit" disabled={busy || props.waiting !== undefined || text.trim() === ''}>
           Send
         </button>
       </div>
-      <p id={helpId} class="help">
-        {props.help}
+      <p id={helpId} class="help" role="status">
+        {props.waiting ?? props.help}
       </p>
       {error && (
         <p class="alert" role="alert">

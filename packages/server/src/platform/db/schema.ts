@@ -484,6 +484,8 @@ export interface PivotLinksTable {
   completed_at: Timestamp | null
   device_id: string | null
   secure_conversation_id: string | null
+  /** How the link was completed: by an enrolled device, or by a new one that stepped up with a factor. */
+  completed_via: 'device' | 'passkey' | 'sms-otp' | null
   created_at: Timestamp
 }
 
@@ -509,7 +511,7 @@ export interface PasskeyCredentialsTable {
 export interface PasskeyChallengesTable {
   challenge_hash: Uint8Array
   tenant_id: string
-  purpose: 'register' | 'authenticate' | 'sign-in'
+  purpose: 'register' | 'authenticate' | 'sign-in' | 'pivot'
   owner_kind: 'customer' | 'staff' | null
   owner_id: string | null
   expires_at: Timestamp

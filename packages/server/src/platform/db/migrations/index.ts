@@ -18,6 +18,7 @@ import * as remoteWipeRetention from './016-remote-wipe-retention.ts'
 import * as smpp from './017-smpp.ts'
 import * as e2eRejoin from './018-e2e-rejoin.ts'
 import * as consoleLookups from './019-console-lookups.ts'
+import * as pivotStepUp from './020-pivot-step-up.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -40,6 +41,7 @@ const migrations: Record<string, Migration> = {
   '017-smpp': smpp,
   '018-e2e-rejoin': e2eRejoin,
   '019-console-lookups': consoleLookups,
+  '020-pivot-step-up': pivotStepUp,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

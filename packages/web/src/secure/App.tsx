@@ -1,0 +1,442 @@
+import { formatAmount, type PublicMessage, StrongroomError } from '@strongroom/sdk'
+import type { ComponentChildren } from 'preact'
+import { useEffect, useRef, useState } from 'preact/hooks'
+import { MessageComposer } from '../shared/MessageComposer.tsx'
+import { getPasskeyAssertion } from '../shared/passkey.ts'
+import { Arrival, type Screen } from './arrival.ts'
+import type { ChatMessage, ChatSession, ConsentCard } from './chat-session.ts'
+
+const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
+const channelName: Record<string, string> = { twilio: 'SMS', whatsapp: 'WhatsApp', messenger: 'Messenger' }
+
+const problemType = (error: unknown) =>
+  error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
+
+/** The customer's secure chat, from the pivot link to the conversation (or to the page that says why not). */
+export function App(props: { token: string | undefined }) {
+  const [screen, setScreen] = useState<Screen>({ kind: 'loading' })
+  const [failure, setFailure] = useState<string | undefined>(undefined)
+  const arrival = useRef<Arrival>()
+  useEffect(() => {
+    const visit = new Arrival(location.origin, () => setScreen({ kind: 'wiped' }))
+    arrival.current = visit
+    visit.start(props.token).then(setScreen, (error: Error) => setFailure(error.message))
+  }, [props.token])
+  if (failure) {
+    return (
+      <Page title="Something went wrong">
+        <p>The secure chat could not start: {failure}</p>
+        <p>Check your connection and open the link again.</p>
+      </Page>
+    )
+  }
+  const visit = arrival.current
+  switch (screen.kind) {
+    case 'loading':
+      return (
+        <Page title="Secure chat">
+          <p role="status">Checking your link…</p>
+        </Page>
+      )
+    case 'no-link':
+      return (
+        <Page title="Secure chat">
+          <p>
+            Open the link your bank sent you by SMS, WhatsApp or Messenger to continue your conversation here,
+            end-to-end encrypted.
+          </p>
+        </Page>
+      )
+    case 'link-error':
+      return <LinkError reason={screen.reason} />
+    case 'step-up':
+      return <StepUp arrival={visit as Arrival} screen={screen} onDone={setScreen} />
+    case 'chat':
+      return <Chat session={screen.session} />
+    case 'wiped':
+      return <Wiped />
+  }
+}
+
+/** A page with its heading focused on arrival, so that a screen reader starts at the top of each new screen. */
+function Page(props: { title: string; children: ComponentChildren }) {
+  const heading = useRef<HTMLHeadingElement>(null)
+  useEffect(() => heading.current?.focus(), [props.title])
+  return (
+    <main class="centered">
+      <div class="card">
+        <h1 ref={heading} tabIndex={-1}>
+          {props.title}
+        </h1>
+        {props.children}
+      </div>
+    </main>
+  )
+}
+
+const linkErrors = {
+  expired: {
+    title: 'This link has expired',
+    text: 'For your security, a secure-chat link works for a few minutes only.',
+  },
+  used: {
+    title: 'This link was already used',
+    text: 'For your security, a secure-chat link works once. If you did not open it yourself, tell your bank.',
+  },
+  invalid: {
+    title: 'This link is not valid',
+    text: 'The link may be incomplete. Open it again from the message your bank sent you.',
+  },
+} as const
+
+function LinkError(props: { reason: keyof typeof linkErrors }) {
+  const { title, text } = linkErrors[props.reason]
+  return (
+    <Page title={title}>
+      <p>{text}</p>
+      <p>Reply in your conversation with the bank to ask for a new link.</p>
+    </Page>
+  )
+}
+
+function StepUp(props: {
+  arrival: Arrival
+  screen: Extract<Screen, { kind: 'step-up' }>
+  onDone: (screen: Screen) => void
+}) {
+  const { arrival, screen } = props
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<string | undefined>(undefined)
+  const [codeSent, setCodeSent] = useState(false)
+  const [code, setCode] = useState('')
+  const codeInput = useRef<HTMLInputElement>(null)
+  const triedPasskey = useRef(false)
+  useEffect(() => {
+    if (codeSent) codeInput.current?.focus()
+  }, [codeSent])
+
+  const attempt = async (action: () => Promise<void>) => {
+    setBusy(true)
+    setError(undefined)
+    try {
+      await action()
+    } catch (e) {
+      const type = problemType(e)
+      setError(
+        type === 'auth/invalid-code'
+          ? 'That code is not right. Check the text message and try again.'
+          : type === 'auth/passkey-invalid'
+            ? 'The passkey could not be verified. Try again.'
+            : type === 'auth/sms-rate-limited'
+              ? 'Too many codes were sent. Wait a few minutes, then try again.'
+              : type === 'risk/sim-swapped' || type === 'risk/sim-swap-unavailable'
+                ? 'For your security, we cannot send a code to your phone right now. Use your passkey or contact your bank.'
+                : e instanceof DOMException
+                  ? 'The passkey was not used. Try again when you are ready.'
+                  : 'Something went wrong. Try again.',
+      )
+      setBusy(false)
+    }
+  }
+  const withPasskey = () =>
+    attempt(async () => {
+      let options = screen.options.passkey
+      // Each challenge works once: after a try, whatever its outcome, a new one is asked for.
+      if (triedPasskey.current) {
+        const fresh = await arrival.stepUpOptions(screen.token)
+        if (fresh.kind !== 'step-up') return props.onDone(fresh)
+        options = fresh.options.passkey
+      }
+      if (!options) return
+      triedPasskey.current = true
+      const assertion = await getPasskeyAssertion(options)
+      props.onDone(await arrival.stepUp(screen.token, { kind: 'passkey', assertion }))
+    })
+  const sendCode = () =>
+    attempt(async () => {
+      await arrival.sendSmsCode(screen.token)
+      setCodeSent(true)
+      setBusy(false)
+    })
+  const confirmCode = (event: Event) => {
+    event.preventDefault()
+    void attempt(async () => props.onDone(await arrival.stepUp(screen.token, { kind: 'sms-otp', code: code.trim() })))
+  }
+  const { passkey, sms } = screen.options
+  return (
+    <Page title="Confirm it’s you">
+      <p>To continue your conversation securely in this browser, confirm it is you.</p>
+      {screen.replacing && (
+        <p class="note">
+          This browser is set up for another account. Continuing sets it up for yours and erases the other account’s
+          secure chat from it.
+        </p>
+      )}
+      {!passkey && !sms && (
+        <p>We cannot confirm it is you in this browser. Open the link in your bank’s app, or ask your bank for help.</p>
+      )}
+      <div class="actions">
+        {passkey && (
+          <button type="button" onClick={() => void withPasskey()} disabled={busy}>
+            Use my passkey
+          </button>
+        )}
+        {sms && !codeSent && (
+          <button type="button" class={passkey ? 'secondary' : ''} onClick={() => void sendCode()} disabled={busy}>
+            Text me a code
+          </button>
+        )}
+      </div>
+      {codeSent && (
+        <form class="code-form" onSubmit={confirmCode}>
+          <p id="code-help">We sent a 6-digit code to your phone number on file. It works for 5 minutes.</p>
+          <label for="sms-code">6-digit code</label>
+          <input
+            id="sms-code"
+            ref={codeInput}
+            name="sms-code"
+            inputMode="numeric"
+            autocomplete="one-time-code"
+            pattern="[0-9]{6}"
+            maxLength={6}
+            required
+            value={code}
+            aria-describedby="code-help"
+            aria-invalid={error ? 'true' : undefined}
+            onInput={(event) => setCode((event.target as HTMLInputElement).value)}
+          />
+          <div class="actions">
+            <button type="submit" disabled={busy || !/^[0-9]{6}$/.test(code.trim())}>
+              Confirm
+            </button>
+            <button type="button" class="secondary" onClick={() => void sendCode()} disabled={busy}>
+              Send a new code
+            </button>
+          </div>
+        </form>
+      )}
+      {error && (
+        <p class="alert" role="alert">
+          {error}
+        </p>
+      )}
+      {busy && <p role="status">One moment…</p>}
+    </Page>
+  )
+}
+
+/** Re-renders when the session changes (a message arrives, a consent is answered, a message expires). */
+function useSession(session: ChatSession): void {
+  const [, setTick] = useState(0)
+  useEffect(() => session.subscribe(() => setTick((t) => t + 1)), [session])
+}
+
+function Chat(props: { session: ChatSession }) {
+  const { session } = props
+  useSession(session)
+  const [problem, setProblem] = useState<string | undefined>(undefined)
+  const heading = useRef<HTMLHeadingElement>(null)
+  const end = useRef<HTMLLIElement>(null)
+  useEffect(() => {
+    heading.current?.focus()
+    session.start().catch((error: Error) => setProblem(error.message))
+    return () => session.close()
+  }, [session])
+  const shown = session.history.length + session.messages.length
+  useEffect(() => {
+    // How soon the customer sees the conversation, and its first decrypted message (read by the browser tests).
+    const mark = (name: string) => performance.getEntriesByName(name).length === 0 && performance.mark(name)
+    if (shown > 0) mark('first-message')
+    if (session.messages.length > 0) mark('first-secure-message')
+    end.current?.scrollIntoView({ block: 'end' })
+  }, [shown])
+  const channels = [...new Set(session.history.map((m) => channelName[m.channel] ?? m.channel))]
+  const cards = [...session.consents.values()]
+  return (
+    <div class="chat">
+      <header class="chat-head">
+        <h1 ref={heading} tabIndex={-1}>
+          Secure chat
+        </h1>
+        <p class="status">
+          End-to-end encrypted
+          {session.streamState !== 'open' && (
+            <span> · {session.streamState === 'closed' ? 'offline' : 'connecting…'}</span>
+          )}
+        </p>
+      </header>
+      {(problem ?? session.problem) && (
+        <p class="alert banner" role="alert">
+          {problem ?? session.problem}
+        </p>
+      )}
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling log must be reachable by keyboard (WCAG 2.1.1) */}
+      <div class="log" role="log" aria-live="polite" aria-label="Messages" tabIndex={0}>
+        <ol>
+          {session.history.length > 0 && (
+            <li class="divider earlier">
+              <span>Earlier, on {channels.join(' and ')}</span>
+            </li>
+          )}
+          {session.history.map((m) => (
+            <HistoryItem key={m.id} message={m} />
+          ))}
+          <li class="divider secure">
+            <span>Secure chat: only you and your bank can read what follows</span>
+          </li>
+          {session.messages.map((m) => (
+            <MessageItem key={m.seq} message={m} />
+          ))}
+          <li ref={end} class="end" aria-hidden="true" />
+        </ol>
+      </div>
+      {cards.length > 0 && (
+        <section class="consents" aria-labelledby="consents-heading">
+          <h2 id="consents-heading">Payments to confirm</h2>
+          <div aria-live="polite">
+            {cards.map((card) => (
+              <ConsentCardView key={card.consent.id} session={session} card={card} />
+            ))}
+          </div>
+        </section>
+      )}
+      <MessageComposer
+        id="message"
+        className="composer"
+        label="Message"
+        help="Enter sends; Shift+Enter starts a new line."
+        maxLength={4000}
+        send={(text) => session.send(text)}
+        whyNotSent={(error) => `Not sent: ${(error as Error).message}`}
+        waiting={
+          session.joinState === 'joining'
+            ? 'Setting up end-to-end encryption…'
+            : session.joinState === 'waiting'
+              ? 'Waiting for your bank to add this browser to the conversation…'
+              : undefined
+        }
+      />
+    </div>
+  )
+}
+
+function HistoryItem(props: { message: PublicMessage }) {
+  const m = props.message
+  const from = m.direction === 'inbound' ? 'You' : 'Bank'
+  return (
+    <li class={`message imported ${m.direction === 'inbound' ? 'from-you' : 'from-bank'}`}>
+      <span class="meta">
+        {from} · <time dateTime={m.at}>{time.format(new Date(m.at))}</time>
+      </span>
+      <p class="text">{m.text}</p>
+      {m.masked.length > 0 && <p class="badge">Card or account details were hidden</p>}
+    </li>
+  )
+}
+
+function MessageItem(props: { message: ChatMessage }) {
+  const m = props.message
+  return (
+    <li class={`message secure from-${m.from}`}>
+      <span class="meta">
+        {m.from === 'you' ? 'You' : 'Bank'} · <time dateTime={m.createdAt}>{time.format(new Date(m.createdAt))}</time>
+      </span>
+      {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
+      {m.expiresAt && (
+        <span class="expires">
+          Disappears at <time dateTime={m.expiresAt}>{time.format(new Date(m.expiresAt))}</time>
+        </span>
+      )}
+    </li>
+  )
+}
+
+const consentOutcome = {
+  approved: 'Approved. Your bank received your signed confirmation.',
+  declined: 'Declined. The payment will not be made.',
+  expired: 'This request expired before it was answered.',
+} as const
+
+function ConsentCardView(props: { session: ChatSession; card: ConsentCard }) {
+  const { session, card } = props
+  const { consent } = card
+  const [code, setCode] = useState('')
+  const headingId = `consent-${consent.id}`
+  const codeId = `consent-code-${consent.id}`
+  const amount = formatAmount(consent.amount)
+  const decided = card.state === 'approved' || card.state === 'declined' || card.state === 'expired'
+  return (
+    <article class={`consent ${card.state}`} aria-labelledby={headingId}>
+      <h3 id={headingId}>Pay {amount}?</h3>
+      <dl>
+        <dt>Amount</dt>
+        <dd class="amount">{amount}</dd>
+        <dt>To</dt>
+        <dd>
+          {consent.payee.name}
+          <br />
+          <span class="account">{consent.payee.account}</span>
+        </dd>
+        <dt>Reference</dt>
+        <dd>{consent.reference}</dd>
+      </dl>
+      {decided ? (
+        <p class="outcome" role="status">
+          {consentOutcome[card.state as keyof typeof consentOutcome]}
+        </p>
+      ) : (
+        <>
+          {card.needsCode && (
+            <div class="code-form">
+              <label for={codeId}>
+                {card.needsCode === 'sms-otp' ? 'Code we sent you by text message' : 'Code from your authenticator app'}
+              </label>
+              <input
+                id={codeId}
+                inputMode="numeric"
+                autocomplete="one-time-code"
+                maxLength={6}
+                value={code}
+                onInput={(event) => setCode((event.target as HTMLInputElement).value)}
+              />
+            </div>
+          )}
+          <div class="actions">
+            <button
+              type="button"
+              disabled={card.state === 'busy' || (card.needsCode !== undefined && !/^[0-9]{6}$/.test(code))}
+              onClick={() => void session.approve(consent.id, card.needsCode ? code : undefined)}
+            >
+              Approve {amount}
+            </button>
+            <button
+              type="button"
+              class="secondary"
+              disabled={card.state === 'busy'}
+              onClick={() => void session.decline(consent.id)}
+            >
+              Decline
+            </button>
+          </div>
+          {card.error && (
+            <p class="alert" role="alert">
+              {card.error}
+            </p>
+          )}
+        </>
+      )}
+    </article>
+  )
+}
+
+function Wiped() {
+  return (
+    <Page title="This browser was removed from your account">
+      <p role="alert">
+        Your bank, or you from another device, removed this browser. Everything the secure chat kept in it has been
+        erased.
+      </p>
+      <p>You can close this page. To chat securely again, open a new link from your bank.</p>
+    </Page>
+  )
+}

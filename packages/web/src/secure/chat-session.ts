@@ -1,0 +1,332 @@
+import {
+  type ConsentRequest,
+  consentPasskeyChallenge,
+  type Message,
+  type MessageStream,
+  type PublicMessage,
+  type StreamState,
+  type StrongroomClient,
+  StrongroomError,
+} from '@strongroom/sdk'
+import { type BrowserDevice, MLS_CONTENT_TYPE } from '@strongroom/sdk/mls'
+import { BrowserMlsMember } from '../shared/mls-member.ts'
+import { getPasskeyAssertion } from '../shared/passkey.ts'
+
+/** A secure message as the customer sees it. */
+export interface ChatMessage {
+  seq: number
+  from: 'you' | 'bank'
+  /** The text, or undefined when it cannot be shown (then `placeholder` says why). */
+  text: string | undefined
+  placeholder?: string
+  createdAt: string
+  expiresAt: string | null
+}
+
+/** A payment the bank asks the customer to confirm, and where the customer's answer is. */
+export interface ConsentCard {
+  consent: ConsentRequest
+  state: 'pending' | 'busy' | 'approved' | 'declined' | 'expired'
+  /** The bank's policy asks for a code on top of this browser's signature. */
+  needsCode?: 'sms-otp' | 'totp'
+  error?: string
+}
+
+/** Whether this browser can read and write the conversation yet. */
+export type JoinState = 'joining' | 'waiting' | 'ready'
+
+const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
+const CONSENT_POLL_MS = 4_000
+const WELCOME_POLL_MS = 3_000
+const HISTORY = 200
+
+const problemType = (error: unknown) =>
+  error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
+
+/**
+ * The customer's secure conversation in this browser: the public history the pivot imported, the end-to-end
+ * encrypted messages (this browser is an MLS member), the consent requests to answer, and messages that disappear at
+ * their expiry. Kept live from the stream; the page re-renders on every change.
+ */
+export class ChatSession {
+  readonly client: StrongroomClient
+  readonly conversationId: string
+  readonly deviceId: string
+  history: PublicMessage[] = []
+  messages: ChatMessage[] = []
+  readonly consents = new Map<string, ConsentCard>()
+  joinState: JoinState = 'joining'
+  streamState: StreamState = 'connecting'
+  problem: string | undefined
+  readonly #device: BrowserDevice
+  #member: BrowserMlsMember | undefined
+  #stream: MessageStream | undefined
+  #listeners = new Set<() => void>()
+  #timers: ReturnType<typeof setInterval>[] = []
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined
+  #closed = false
+  /** Stream events are handled one at a time, in the order they came. */
+  #queue: Promise<void> = Promise.resolve()
+
+  constructor(client: StrongroomClient, device: BrowserDevice, conversationId: string) {
+    this.client = client
+    this.#device = device
+    this.conversationId = conversationId
+    this.deviceId = device.enrolment?.deviceId as string
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  #changed(): void {
+    if (!this.#closed) for (const listener of this.#listeners) listener()
+  }
+
+  /** Loads what is there (history first: it shows at once), joins the encrypted group, then follows live. */
+  async start(): Promise<void> {
+    this.history = (await this.client.listPublicMessages(this.conversationId, { limit: 1000 })).filter(
+      (m) => m.imported,
+    )
+    this.#changed()
+    this.#member = await BrowserMlsMember.open(this.client, {
+      store: this.#device.store,
+      self: { kind: 'device', id: this.deviceId },
+    })
+    await this.#join()
+    const log = await this.client.listMessages(this.conversationId, { after: 0, limit: HISTORY })
+    for (const message of log) await this.#show(message)
+    this.#changed()
+    if (this.#closed) return
+    this.#stream = this.client.stream({
+      cursors: { [this.conversationId]: log.at(-1)?.seq ?? 0 },
+      onMessage: (message) => this.#enqueue(() => this.#onMessage(message)),
+      onStateChange: (state) => {
+        this.streamState = state
+        this.#changed()
+      },
+      onError: (error) => {
+        this.problem = error.message
+        this.#changed()
+      },
+    })
+    await this.#refreshConsents()
+    this.#timers.push(setInterval(() => this.#enqueue(() => this.#refreshConsents()), CONSENT_POLL_MS))
+    // What expired while the page was closed goes now; what expires while it is open goes at its time.
+    this.#timers.push(setInterval(() => void this.#device.store.purgeExpired?.(new Date()), 60_000))
+    this.#scheduleExpiry()
+  }
+
+  close(): void {
+    this.#closed = true
+    this.#stream?.close()
+    for (const timer of this.#timers) clearInterval(timer)
+    clearTimeout(this.#expiryTimer)
+    this.#listeners.clear()
+  }
+
+  /** Sends a message, end-to-end encrypted; it shows when the stream brings it back. */
+  async send(text: string): Promise<void> {
+    if (!this.#member || this.joinState !== 'ready') throw new Error('the conversation is not ready yet')
+    await this.#member.send(this.conversationId, text)
+  }
+
+  /**
+   * Joins the conversation's MLS group: by the welcome another member left, or, when the conversation has no group
+   * yet (the first pivot), by making it with the bank's archive and every other member that can be added. If another
+   * member's group exists without this browser in it, it waits to be added.
+   */
+  async #join(): Promise<void> {
+    const member = this.#member as BrowserMlsMember
+    if (await member.isSecure(this.conversationId)) {
+      this.joinState = 'ready'
+      return
+    }
+    if (!(await this.client.getSecureGroup(this.conversationId))) {
+      const conversation = await this.client.getConversation(this.conversationId)
+      const others = conversation.members.filter((m) => !(m.kind === 'device' && m.id === this.deviceId))
+      try {
+        await member.messaging.createGroup(this.conversationId, [{ kind: 'archive', id: 'archive' }], {
+          ifAvailable: others.map((m) => ({ kind: m.kind, id: m.id })),
+        })
+        this.joinState = 'ready'
+        return
+      } catch (error) {
+        // Another member made the group first: this browser is added by them, like a later device.
+        if (problemType(error) !== 'e2e/group-exists') throw error
+      }
+    }
+    this.joinState = 'waiting'
+    this.#timers.push(setInterval(() => this.#enqueue(() => this.#acceptWelcome()), WELCOME_POLL_MS))
+  }
+
+  async #acceptWelcome(): Promise<void> {
+    if (this.joinState !== 'waiting' || !(await this.#member?.isSecure(this.conversationId))) return
+    this.joinState = 'ready'
+    this.#changed()
+  }
+
+  #enqueue(task: () => Promise<void>): void {
+    this.#queue = this.#queue.then(task).catch((error: Error) => {
+      this.problem = error.message
+      this.#changed()
+    })
+  }
+
+  async #onMessage(message: Message): Promise<void> {
+    if (message.conversationId !== this.conversationId) return
+    if (message.contentType === IMPORTED_HISTORY_TYPE) {
+      // A later pivot imported more of the public thread.
+      this.history = (await this.client.listPublicMessages(this.conversationId, { limit: 1000 })).filter(
+        (m) => m.imported,
+      )
+    } else {
+      if (this.joinState === 'waiting') await this.#acceptWelcome()
+      await this.#show(message)
+    }
+    this.#scheduleExpiry()
+    this.#changed()
+  }
+
+  async #show(message: Message): Promise<void> {
+    if (message.contentType !== MLS_CONTENT_TYPE || !this.#member || this.joinState !== 'ready') return
+    if (this.messages.some((m) => m.seq === message.seq)) return
+    const read = await this.#member.read(message)
+    if (!read) return
+    const mine = message.sender.kind === 'device' && message.sender.id === this.deviceId
+    this.messages.push({
+      seq: message.seq,
+      from: mine ? 'you' : 'bank',
+      text: 'text' in read ? read.text : undefined,
+      ...('placeholder' in read ? { placeholder: read.placeholder } : {}),
+      createdAt: message.createdAt,
+      expiresAt: message.expiresAt,
+    })
+    this.messages.sort((a, b) => a.seq - b.seq)
+  }
+
+  /** Removes what has expired and wakes up again at the next expiry. */
+  #scheduleExpiry(): void {
+    clearTimeout(this.#expiryTimer)
+    const now = Date.now()
+    const before = this.messages.length
+    this.messages = this.messages.filter((m) => m.expiresAt === null || Date.parse(m.expiresAt) > now)
+    if (this.messages.length !== before) this.#changed()
+    const next = Math.min(
+      ...this.messages.map((m) => (m.expiresAt ? Date.parse(m.expiresAt) : Number.POSITIVE_INFINITY)),
+    )
+    if (Number.isFinite(next))
+      this.#expiryTimer = setTimeout(() => this.#scheduleExpiry(), Math.max(0, next - now) + 10)
+  }
+
+  /** New requests become cards; a pending card whose request was decided elsewhere or expired says so. */
+  async #refreshConsents(): Promise<void> {
+    const pending = await this.client.listPendingConsents()
+    const ids = new Set(pending.map((c) => c.id))
+    for (const consent of pending) {
+      if (!this.consents.has(consent.id)) this.consents.set(consent.id, { consent, state: 'pending' })
+    }
+    for (const card of this.consents.values()) {
+      if (card.state !== 'pending' || ids.has(card.consent.id)) continue
+      const current = await this.client.getConsent(card.consent.id)
+      if (current.status !== 'pending') this.#settle(card, current)
+    }
+    this.#changed()
+  }
+
+  #settle(card: ConsentCard, consent: ConsentRequest): void {
+    card.consent = consent
+    card.state = consent.status === 'pending' ? 'pending' : consent.status
+    card.needsCode = undefined
+    card.error = undefined
+  }
+
+  /**
+   * Approves with this browser's device key, which signs exactly the amount, payee and reference shown. When the
+   * bank's policy asks for more, a passkey (with the user verified) approves instead; without one, a code.
+   */
+  async approve(consentId: string, code?: string): Promise<void> {
+    const card = this.consents.get(consentId)
+    if (card?.state !== 'pending') return
+    card.state = 'busy'
+    card.error = undefined
+    this.#changed()
+    try {
+      const codes = code === undefined ? {} : card.needsCode === 'totp' ? { totpCode: code } : { smsCode: code }
+      this.#settle(card, await this.client.approveConsent(card.consent, codes))
+    } catch (error) {
+      if (problemType(error) === 'auth/step-up-required' && code === undefined) {
+        await this.#stepUp(card, (error as StrongroomError).problem.detail ?? '')
+      } else {
+        this.#refused(card, error)
+      }
+    }
+    this.#changed()
+  }
+
+  async #stepUp(card: ConsentCard, needed: string): Promise<void> {
+    const passkeys = await this.client.listPasskeys().catch(() => [])
+    if (passkeys.length > 0) {
+      try {
+        const assertion = await getPasskeyAssertion({
+          challenge: await consentPasskeyChallenge(card.consent),
+          userVerification: 'required',
+          allowCredentials: passkeys.map((p) => ({ id: p.credentialId, type: 'public-key', transports: p.transports })),
+        })
+        this.#settle(card, await this.client.approveConsentWithPasskey(card.consent.id, assertion))
+      } catch (error) {
+        this.#refused(card, error)
+      }
+      return
+    }
+    card.state = 'pending'
+    if (/passkey/.test(needed)) {
+      // Nothing else stands in for a passkey the policy names.
+      card.error = 'This payment needs your passkey. Approve it in your bank’s app, where your passkey is.'
+      return
+    }
+    if (/totp/.test(needed)) {
+      card.needsCode = 'totp'
+      return
+    }
+    card.needsCode = 'sms-otp'
+    try {
+      await this.client.sendSmsCode()
+    } catch (error) {
+      this.#refused(card, error)
+    }
+  }
+
+  async decline(consentId: string): Promise<void> {
+    const card = this.consents.get(consentId)
+    if (card?.state !== 'pending') return
+    card.state = 'busy'
+    this.#changed()
+    try {
+      this.#settle(card, await this.client.declineConsent(consentId))
+    } catch (error) {
+      this.#refused(card, error)
+    }
+    this.#changed()
+  }
+
+  #refused(card: ConsentCard, error: unknown): void {
+    const type = problemType(error)
+    if (type === 'consent/expired') {
+      card.state = 'expired'
+      return
+    }
+    card.state = 'pending'
+    card.error =
+      type === 'auth/invalid-code'
+        ? 'That code is not right. Check the message and try again.'
+        : type === 'consent/signature-invalid'
+          ? 'The approval could not be verified. Try again.'
+          : type === 'consent/already-decided'
+            ? 'This payment was already answered.'
+            : error instanceof DOMException
+              ? 'The passkey was not used. Try again when you are ready.'
+              : 'Something went wrong. Try again.'
+  }
+}
