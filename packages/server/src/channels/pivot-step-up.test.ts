@@ -354,7 +354,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     assert.equal(await count('devices'), devicesBefore + 1)
   })
 
-  test('a device lists its customer’s pending consents; staff and other customers’ devices do not', async () => {
+  test('a device lists its customer’s pending consents; other customers’ devices see none, staff must name a conversation', async () => {
     const { token, key, customerId } = await customerWithLink()
     assert.ok(key)
     const browser = await enrol(token, await passkeyFactor(token, key))
@@ -386,7 +386,8 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     )
     const other = await customerWithLink()
     assert.deepEqual(await other.phone.client.listPendingConsents(), [])
-    assert.equal((await problemOf(agent.listPendingConsents())).status, 403)
+    // Staff list one conversation's requests, never a customer's pending ones across conversations.
+    assert.equal((await problemOf(agent.listPendingConsents())).status, 400)
   })
 
   test('the audit log records every step and no secret: no link token, no code, no signature', async () => {
