@@ -14,7 +14,7 @@ import { copyFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { StaffToken, StrongroomClient } from '@strongroom/sdk'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core'
 import { createTestBank, type TestBank, type TestServer } from '../../server/src/testing/harness.ts'
 import { configureSimulatedSms } from '../../server/src/testing/simulated-phone.ts'
 import {
@@ -36,6 +36,7 @@ const readmeImages = { console: 'console.png', secure: 'secure-chat.png', simula
 describe('the whole story in Chromium: simulator, console and secure chat', { skip: withoutChromium }, () => {
   let server: TestServer
   let bank: TestBank
+  let agentApi: StrongroomClient
   let browser: Browser
   let phoneContext: BrowserContext
   let phone: Page
@@ -50,6 +51,13 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
   const pivotPanel = () => agent.getByRole('region', { name: 'Secure channel' })
   const linkState = (state: string) => pivotPanel().locator(`[data-state="${state}"]`)
   const links = () => phoneLog().getByRole('link', { name: /\/secure\/#t=srp_/ })
+  /** Whether the element shows within its scrolling log rather than scrolled out of sight. */
+  const inLogView = (locator: Locator) =>
+    locator.evaluate((element) => {
+      const log = element.closest('[role="log"]')?.getBoundingClientRect()
+      const box = element.getBoundingClientRect()
+      return log !== undefined && box.top >= log.top && box.bottom <= log.bottom
+    })
 
   async function shot(page: Page, name: string, readme?: keyof typeof readmeImages) {
     const file = path.join(outputDir, `story-${name}.png`)
@@ -64,7 +72,7 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
   before(async () => {
     server = await startPagesServer()
     bank = await createTestBank(server, 'Story Bank')
-    const agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await agentApi.createCustomer({ externalRef: 'STORY-1', displayName: CUSTOMER, phoneNumber: CUSTOMER_PHONE })
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await configureSimulatedSms(admin, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
@@ -162,11 +170,18 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
       .getByText(/Secure channel: end-to-end encrypted from here/)
       .waitFor()
     await agent.getByLabel('Reply', { exact: true }).fill('Welcome, Grace. Your new card can be paid for here.')
-    await agent.keyboard.press('Enter')
+    // Send waits (disabled, saying why) until the customer's browser has made the group and the console has joined.
+    await agent.getByRole('button', { name: 'Send' }).click()
     await secureLog().getByText('Welcome, Grace. Your new card can be paid for here.').waitFor()
     await secure.getByRole('textbox', { name: 'Message' }).fill('Thank you. How much is it?')
     await secure.keyboard.press('Enter')
     await consoleLog().getByText('Thank you. How much is it?').waitFor()
+    // The server holds the secure part as ciphertext only: nothing went out in clear while the group was being made.
+    const stored = await Promise.all((await agentApi.listConversations()).map((c) => agentApi.listMessages(c.id)))
+    for (const m of stored.flat()) {
+      assert.notEqual(m.contentType, 'text/plain', `message ${m.seq} is not in clear`)
+      assert.ok(!Buffer.from(m.ciphertext, 'base64').toString('latin1').includes('paid for here'))
+    }
     await assertAccessible(secure, 'secure chat')
     await shot(secure, 'secure-chat')
   })
@@ -187,6 +202,8 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     await card.getByText('Story Bank Card Services').waitFor()
     await card.getByText('GB29NWBK60161331926819').waitFor()
     await card.getByText('Replacement card fee').waitFor()
+    // The card takes room from the chat at 360 px: the newest message stays in view above it.
+    assert.ok(await inLogView(secureLog().getByText('Thank you. How much is it?')), 'the newest message is in view')
     await shot(secure, 'secure-consent')
     await card.getByRole('button', { name: 'Approve GBP 25.00' }).click()
     await card.getByText('Approved.').waitFor()
