@@ -1,12 +1,17 @@
 /**
- * What the browser tests share: Debian's Chromium (never a downloaded browser), where screenshots go, a watch on a
- * page for script errors, policy violations and failed requests, and the accessibility check.
+ * What the browser tests share: Debian's Chromium (never a downloaded browser), where screenshots go, a real server
+ * serving a fresh build of the pages, a watch on a page for script errors, policy violations and failed requests,
+ * waiting for what a page cannot show, and the accessibility check.
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import AxeBuilder from '@axe-core/playwright'
 import type { Page } from 'playwright-core'
+import type { Config } from '../../server/src/platform/config.ts'
+import { startTestServer, type TestServer } from '../../server/src/testing/harness.ts'
+import { buildWeb } from '../build.ts'
 
 export const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
 /** For `describe`'s skip option: false when Chromium is there, else why the browser tests cannot run. */
@@ -14,6 +19,43 @@ export const withoutChromium = existsSync(CHROMIUM)
   ? false
   : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`
 export const outputDir = path.join(import.meta.dirname, '..', 'test-output')
+/** Generous: a loaded CI machine shares two cores between this browser, the server and other test files. */
+export const WAIT = 60_000
+
+/**
+ * Builds the pages into a temporary directory and starts a real server (dev mode, so the simulator is there) that
+ * serves them; stopping it removes the build. Makes the screenshot directory too.
+ */
+export async function startPagesServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+  mkdirSync(outputDir, { recursive: true })
+  const webDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-build-'))
+  const removeBuild = () => rmSync(webDir, { recursive: true, force: true })
+  try {
+    await buildWeb({ outDir: webDir, quiet: true })
+    const server = await startTestServer({ ...overrides, webDir })
+    return {
+      ...server,
+      stop: async () => {
+        await server.stop()
+        removeBuild()
+      },
+    }
+  } catch (error) {
+    removeBuild()
+    throw error
+  }
+}
+
+/** Polls until `read` gives something `done` accepts, up to the generous wait. */
+export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
+  const deadline = Date.now() + WAIT
+  for (;;) {
+    const value = await read()
+    if (done(value)) return value
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
 
 /**
  * Collects into `problems` every script error, CSP violation and failed request of the page, except the failed
@@ -24,8 +66,7 @@ export function watchPage(
   problems: string[],
   expected: (status: number, pathname: string) => boolean = () => false,
 ): void {
-  // Generous: a loaded CI machine shares two cores between this browser, the server and other test files.
-  page.setDefaultTimeout(60_000)
+  page.setDefaultTimeout(WAIT)
   page.on('console', (message) => {
     if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
       problems.push(message.text())

@@ -276,6 +276,11 @@ function Composer(props: { session: ConsoleSession; conversationId: string }) {
       maxLength={4000}
       send={(text) => session.send(conversationId, text)}
       whyNotSent={(error) => whyNotSent(error, channelNameOf(session, conversationId))}
+      waiting={
+        session.awaitingEncryption(conversationId)
+          ? 'Waiting for the customer’s browser to set up end-to-end encryption…'
+          : undefined
+      }
     />
   )
 }

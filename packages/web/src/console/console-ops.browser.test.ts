@@ -6,8 +6,7 @@
  * packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import os from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import AxeBuilder from '@axe-core/playwright'
@@ -26,8 +25,8 @@ import { verifyBundle } from '../../../server/src/archive/bundle.ts'
 import { createConversationIn } from '../../../server/src/conversations/conversations.ts'
 import { createCustomer } from '../../../server/src/identity/customers.ts'
 import { verificationKeys } from '../../../server/src/platform/keyring/signing-keys.ts'
-import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
-import { buildWeb } from '../../build.ts'
+import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
+import { startPagesServer } from '../browser-testing.ts'
 
 const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
 const available = existsSync(CHROMIUM)
@@ -39,7 +38,6 @@ const GRACE_PHONE = '+447700900123'
 const ARCHIVED = 1200
 
 describe('the console’s operational screens in Chromium', { skip }, () => {
-  let webDir: string
   let server: TestServer
   let bank: TestBank
   let browser: Browser
@@ -82,10 +80,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
   }
 
   before(async () => {
-    mkdirSync(outputDir, { recursive: true })
-    webDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-build-'))
-    await buildWeb({ outDir: webDir, quiet: true })
-    server = await startTestServer({ webDir })
+    server = await startPagesServer()
     bank = await createTestBank(server)
     agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     graceId = (
@@ -124,7 +119,6 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     for (const context of contexts) await context.close().catch(() => undefined)
     await browser?.close()
     await server?.stop()
-    if (webDir) rmSync(webDir, { recursive: true, force: true })
   })
 
   test('the agent sees the customer’s risk badges and devices beside the conversation', async () => {

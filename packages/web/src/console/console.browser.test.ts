@@ -4,8 +4,6 @@
  * accessibility (axe) and a phone-sized screen. Screenshots go to packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
@@ -25,14 +23,19 @@ import {
 } from '@strongroom/sdk/mls-node'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import WebSocket from 'ws'
-import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
-import { buildWeb } from '../../build.ts'
-import { assertAccessible, CHROMIUM, outputDir, watchPage, withoutChromium } from '../browser-testing.ts'
+import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
+import {
+  assertAccessible,
+  CHROMIUM,
+  outputDir,
+  startPagesServer,
+  watchPage,
+  withoutChromium,
+} from '../browser-testing.ts'
 
 const text = (m: Message) => new TextDecoder().decode(base64ToBytes(m.ciphertext))
 
 describe('the agent console in Chromium', { skip: withoutChromium }, () => {
-  let webDir: string
   let server: TestServer
   let bank: TestBank
   let browser: Browser
@@ -57,10 +60,7 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
     })
 
   before(async () => {
-    mkdirSync(outputDir, { recursive: true })
-    webDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-build-'))
-    await buildWeb({ outDir: webDir, quiet: true })
-    server = await startTestServer({ webDir })
+    server = await startPagesServer()
     bank = await createTestBank(server)
     const enrolled = await enrolDevice({
       baseUrl: server.url,
@@ -95,7 +95,6 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
     phoneStream?.close()
     await browser?.close()
     await server?.stop()
-    if (webDir) rmSync(webDir, { recursive: true, force: true })
   })
 
   test('every page is served with its security headers', async () => {

@@ -78,6 +78,8 @@ export class ConsoleSession {
   /** The payment confirmations of the conversations shown, followed until each is decided. */
   readonly consents: ConsentTracker
   readonly publicChannels: PublicChannels
+  /** Pivots' secure conversations this browser has joined as an MLS member, so it can encrypt for them. */
+  readonly #joined = new Set<string>()
   #stream: MessageStream | undefined
   /** Customer names by id, asked once each however many conversations share a customer. */
   readonly #customerNames = new Map<string, Promise<string>>()
@@ -174,6 +176,20 @@ export class ConsoleSession {
     )
   }
 
+  /**
+   * A pivot's secure conversation this browser cannot encrypt for yet: the customer's browser makes the MLS group when
+   * it arrives, and until the console has joined it a reply waits rather than going out in clear.
+   */
+  awaitingEncryption(conversationId: string): boolean {
+    return this.publicChannels.of(conversationId)?.kind === 'secure' && !this.#joined.has(conversationId)
+  }
+
+  /** Notes when this browser has joined a pivot's secure conversation (the group's first commit brings the welcome). */
+  async #noteJoined(conversationId: string): Promise<void> {
+    if (!this.secure || !this.awaitingEncryption(conversationId)) return
+    if (await this.secure.isSecure(conversationId)) this.#joined.add(conversationId)
+  }
+
   async open(conversationId: string | undefined): Promise<void> {
     this.openId = conversationId
     this.#changed()
@@ -195,6 +211,7 @@ export class ConsoleSession {
         [...merged.values()].sort((a, b) => a.seq - b.seq),
       )
     }
+    await this.#noteJoined(conversationId)
     await this.#markRead(entry)
     this.#changed()
   }
@@ -204,6 +221,8 @@ export class ConsoleSession {
       await this.publicChannels.send(conversationId, text)
     } else if (this.secure && (await this.secure.isSecure(conversationId))) {
       await this.secure.send(conversationId, text)
+    } else if (this.awaitingEncryption(conversationId)) {
+      throw new Error('the customer’s browser has not set up end-to-end encryption yet. Try again in a moment.')
     } else if (this.#stream) {
       await this.#stream.send(conversationId, { contentType: 'text/plain', ciphertext: new TextEncoder().encode(text) })
     } else {
@@ -294,6 +313,7 @@ export class ConsoleSession {
       if (!entry) return
     }
     const shown = await this.#show(message)
+    if (message.contentType === 'message/mls') await this.#noteJoined(message.conversationId)
     entry.conversation = { ...entry.conversation, lastSeq: Math.max(entry.conversation.lastSeq, message.seq) }
     if (shown) {
       entry.lastMessageAt = message.createdAt

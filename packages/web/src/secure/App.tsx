@@ -248,10 +248,11 @@ function Chat(props: { session: ChatSession }) {
     const mark = (name: string) => performance.getEntriesByName(name).length === 0 && performance.mark(name)
     if (shown > 0) mark('first-message')
     if (session.messages.length > 0) mark('first-secure-message')
-    end.current?.scrollIntoView({ block: 'end' })
   }, [shown])
   const channels = [...new Set(session.history.map((m) => channelName[m.channel] ?? m.channel))]
   const cards = [...session.consents.values()]
+  // A consent card takes room from the log: keep its newest message in view then too, not only when one arrives.
+  useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [shown, cards.length])
   return (
     <div class="chat">
       <header class="chat-head">

@@ -7,9 +7,7 @@
  * browser shows the wipe screen with its IndexedDB store erased. Screenshots go to packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { enrolDevice, type PasskeyCreationOptions, StaffToken, StrongroomClient } from '@strongroom/sdk'
@@ -22,16 +20,21 @@ import {
   SecureMessaging,
 } from '@strongroom/sdk/mls-node'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
-import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
+import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
 import { configureSimulatedSms, SimulatedPhone } from '../../../server/src/testing/simulated-phone.ts'
-import { buildWeb } from '../../build.ts'
-import { assertAccessible, CHROMIUM, outputDir, withoutChromium as skip } from '../browser-testing.ts'
+import {
+  assertAccessible,
+  CHROMIUM,
+  eventually,
+  outputDir,
+  withoutChromium as skip,
+  startPagesServer,
+  WAIT,
+} from '../browser-testing.ts'
 
 const BANK_NUMBER = '+442071838750'
 const PASSKEY_PHONE = '+447700900301'
 const SMS_PHONE = '+447700900302'
-// Generous: a loaded machine shares two cores between this browser, the server and other test files.
-const WAIT = 60_000
 
 /** A free TCP port: WebAuthn needs the origin (with its port) known before the server starts. */
 async function freePort(): Promise<number> {
@@ -42,19 +45,7 @@ async function freePort(): Promise<number> {
   return port
 }
 
-/** Polls until `read` gives something `done` accepts, up to the generous wait. */
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + WAIT
-  for (;;) {
-    const value = await read()
-    if (done(value)) return value
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}
-
 describe('the customer’s secure chat in Chromium', { skip }, () => {
-  let webDir: string
   let server: TestServer
   let origin: string
   let bank: TestBank
@@ -148,12 +139,9 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
   const shot = (target: Page, name: string) => target.screenshot({ path: path.join(outputDir, `${name}.png`) })
 
   before(async () => {
-    mkdirSync(outputDir, { recursive: true })
-    webDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-build-'))
-    await buildWeb({ outDir: webDir, quiet: true })
     const port = await freePort()
     origin = `http://localhost:${port}`
-    server = await startTestServer({ webDir, port, publicUrl: origin, rpId: 'localhost', rpOrigins: origin })
+    server = await startPagesServer({ port, publicUrl: origin, rpId: 'localhost', rpOrigins: origin })
     bank = await createTestBank(server, 'Secure Bank')
     agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
@@ -217,7 +205,6 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
   after(async () => {
     await browser?.close()
     await server?.stop()
-    if (webDir) rmSync(webDir, { recursive: true, force: true })
   })
 
   test('the secure page without a link says where to start, and passes axe', async () => {

@@ -7,16 +7,20 @@
  * (axe) on both pages, at 360 px wide. Screenshots go to packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { configureSimulatedChannels } from '../../../server/src/seed.ts'
-import { createTestBank, startTestServer, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
-import { buildWeb } from '../../build.ts'
-import { assertAccessible, CHROMIUM, outputDir, watchPage, withoutChromium } from '../browser-testing.ts'
+import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
+import {
+  assertAccessible,
+  CHROMIUM,
+  outputDir,
+  startPagesServer,
+  watchPage,
+  withoutChromium,
+} from '../browser-testing.ts'
 
 /** The simulator's default customer number; the bank has it on file for this customer. */
 const CUSTOMER_PHONE = '+447700900123'
@@ -26,7 +30,6 @@ const WHATSAPP_NUMBER_ID = '100000000000001'
 const PAN = '4111 1111 1111 1111'
 
 describe('public channels in Chromium: the simulator and the agent console', { skip: withoutChromium }, () => {
-  let webDir: string
   let server: TestServer
   let bank: TestBank
   let agentApi: StrongroomClient
@@ -51,10 +54,7 @@ describe('public channels in Chromium: the simulator and the agent console', { s
   }
 
   before(async () => {
-    mkdirSync(outputDir, { recursive: true })
-    webDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-build-'))
-    await buildWeb({ outDir: webDir, quiet: true })
-    server = await startTestServer({ webDir })
+    server = await startPagesServer()
     bank = await createTestBank(server, 'Public Channel Bank')
     agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const customer = await agentApi.request<{ id: string }>('POST', '/v1/customers', {
@@ -80,7 +80,6 @@ describe('public channels in Chromium: the simulator and the agent console', { s
   after(async () => {
     await browser?.close()
     await server?.stop()
-    if (webDir) rmSync(webDir, { recursive: true, force: true })
   })
 
   test('the simulator at 360 px: SMS to the bank, the demo customer’s number, keyboard and axe clean', async () => {
