@@ -97,14 +97,6 @@ export type SecureEvent =
       kind: 'rejoin-requested'
       conversationId: string
     }
-  | {
-      /**
-       * This member holds no state of the group and has no leaf in it either (it was never added, or was removed): it
-       * reads nothing there until a member adds it.
-       */
-      kind: 'not-in-group'
-      conversationId: string
-    }
 
 /** What a member kept of a message it read or sent (with `keepTexts`), until the message expires. */
 export type KeptText = { kind: 'text'; text: string } | { kind: 'unreadable' }
@@ -430,7 +422,7 @@ export class SecureMessaging {
         events.push(...read)
         const last = read.at(-1)
         // Nothing more is readable until the member is (re-)added; the welcome will say where to go on from.
-        if (last?.kind === 'rejoin-requested' || last?.kind === 'not-in-group') return events
+        if (last?.kind === 'rejoin-requested') return events
         // (Re-)joined: reading goes on after the commit it joined with, and what lies before it is passed over.
         joined = last?.kind === 'joined'
         after = last?.kind === 'joined' ? last.seq : message.seq
@@ -519,13 +511,13 @@ export class SecureMessaging {
   }
 
   /**
-   * Brings this member back into a group it holds no usable state of, in the most direct way available: a welcome
-   * waiting for it, else an external commit in place of its own earlier leaf, else a request to be re-added. A member
-   * the published group shows without a leaf has nothing to come back to, and asks for nothing.
+   * Brings this member into a group it holds no usable state of, in the most direct way available: a welcome waiting
+   * for it, else an external commit in place of its own earlier leaf, else a request to be added. The last covers a
+   * member the group never had (a customer's new phone, an agent a conversation was handed to): the archive member
+   * adds a member of the conversation, in a commit every member sees.
    */
   async #recover(conversationId: string): Promise<SecureEvent[]> {
     const joined = (await this.#joinByWelcome(conversationId)) ?? (await this.#joinByExternalCommit(conversationId))
-    if (joined === 'not-in-group') return [{ kind: 'not-in-group', conversationId }]
     if (joined) return [joined]
     await this.#delivery.requestReadd(conversationId)
     return [{ kind: 'rejoin-requested', conversationId }]
@@ -581,7 +573,7 @@ export class SecureMessaging {
    * Another commit getting there first is a conflict like any other: it re-bases on the GroupInfo that one published.
    * Undefined when the group has no GroupInfo this member can use, or the delivery service refuses it.
    */
-  async #joinByExternalCommit(conversationId: string): Promise<SecureEvent | 'not-in-group' | undefined> {
+  async #joinByExternalCommit(conversationId: string): Promise<SecureEvent | undefined> {
     const clientMessageId = randomId()
     for (let attempt = 0; ; attempt++) {
       const groupInfo = await this.#delivery.groupInfo(conversationId)
@@ -590,8 +582,9 @@ export class SecureMessaging {
       try {
         pending = await SecureGroup.joinExternal(this.#member, groupInfo)
       } catch (error) {
+        // Not a member the group has a leaf for (never added), or a GroupInfo it cannot use: it asks to be added.
         if (!(error instanceof SecureGroupError)) throw error
-        return error.code === 'not-in-group' ? 'not-in-group' : undefined
+        return undefined
       }
       let accepted: Awaited<ReturnType<DeliveryService['submitCommit']>>
       try {
@@ -617,7 +610,6 @@ export class SecureMessaging {
     if (!(await this.#holdsGroup(conversationId))) {
       const events = await this.#emit(await this.#recover(conversationId))
       const last = events.at(-1)?.kind
-      if (last === 'not-in-group') throw new SecureGroupError('not-in-group', 'this member is not in the group')
       if (last === 'rejoin-requested') {
         throw new SecureGroupError('rejoin-pending', 'this member asked to be re-added to the group; try again then')
       }

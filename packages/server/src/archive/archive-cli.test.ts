@@ -21,7 +21,7 @@ describe('the strongroom command for the compliance archive', () => {
     )
     const config = loadConfig(
       {},
-      { dataDir: cli.dir, databaseUrl: cli.database.url, logLevel: 'silent', devSeed: false },
+      { port: 0, dataDir: cli.dir, databaseUrl: cli.database.url, logLevel: 'silent', devSeed: false },
     )
     const server = await startServer(config, { logger: createLogger('silent') })
     try {

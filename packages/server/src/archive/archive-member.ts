@@ -296,11 +296,12 @@ export class ArchiveMember {
   }
 
   /**
-   * Re-adds a member that lost its group state and could not re-join by itself: the archive is always online and a
-   * member of every group, so nobody waits for an agent. Only a member of the conversation that still has its leaf
-   * in the group is re-added, in place of that leaf (a re-add restores a member, it never adds one); the commit that
-   * does it clears the request, and any other request is refused and audited. The check and the commit run as one
-   * step of the group, so two wake-ups for one request re-add the member once.
+   * Adds a member of the conversation that asked to be (re-)added: one that lost its group state and could not re-join
+   * by itself, or one the group never had (a customer's new phone, an agent the conversation was handed to). The
+   * archive is always online and a member of every group, so nobody waits for an agent. Only a current member of the
+   * conversation is added (a revoked device or a transferred agent has left it), in place of its earlier leaf if it has
+   * one, in a commit every member sees; the commit clears the request, and any other request is refused and audited.
+   * The check and the commit run as one step of the group, so two wake-ups for one request add the member once.
    */
   async #readd(tenantId: string, request: ReaddRequest): Promise<void> {
     const { messaging } = await this.#tenant(tenantId)
@@ -308,17 +309,12 @@ export class ArchiveMember {
     if (!(await messaging.isMember(conversationId))) return
     const system = { kind: 'system', id: null } as const
     const same = (m: { kind: string; id: string }) => m.kind === member.kind && m.id === member.id
-    await messaging.readdMember(conversationId, member, async (members) => {
+    await messaging.readdMember(conversationId, member, async () => {
       // Meanwhile re-added, or re-joined by itself (the commit that brought it back cleared the request).
       if (!(await pendingReaddRequests(this.#ctx, tenantId, conversationId)).some((r) => same(r.member))) return false
-      let refusal: string | undefined
-      if (!(await isConversationMember(this.#ctx, tenantId, conversationId, member))) {
-        refusal = 'not a member of the conversation'
-      } else if (!members.some(same)) {
-        refusal = 'no leaf in the group to restore'
-      }
-      if (refusal) await refuseReaddRequest(this.#ctx, tenantId, request, system, refusal)
-      return refusal === undefined
+      if (await isConversationMember(this.#ctx, tenantId, conversationId, member)) return true
+      await refuseReaddRequest(this.#ctx, tenantId, request, system, 'not a member of the conversation')
+      return false
     })
   }
 

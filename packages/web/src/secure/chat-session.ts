@@ -135,7 +135,7 @@ export class ChatSession {
   /**
    * Joins the conversation's MLS group: by the welcome another member left, or, when the conversation has no group
    * yet (the first pivot), by making it with the bank's archive and every other member that can be added. If another
-   * member's group exists without this browser in it, it waits to be added.
+   * member's group exists without this browser in it, it asks to be added and waits for the welcome.
    */
   async #join(): Promise<void> {
     const member = this.#member as BrowserMlsMember
@@ -158,6 +158,11 @@ export class ChatSession {
       }
     }
     this.joinState = 'waiting'
+    // The group exists without this browser (a later pivot, another member made it first): it asks to be added, which
+    // the bank's archive member does at once, then takes the welcome.
+    this.#enqueue(async () => {
+      await member.messaging.sync(this.conversationId)
+    })
     this.#timers.push(setInterval(() => this.#enqueue(() => this.#acceptWelcome()), WELCOME_POLL_MS))
   }
 

@@ -15,6 +15,8 @@ const expired = (message: Pick<Message, 'expiresAt'>) =>
 export class BrowserMlsMember {
   readonly messaging: SecureMessaging
   readonly #self: { kind: 'staff' | 'device'; id: string }
+  /** Conversations this browser asked to be added to, once each while the page is open. */
+  readonly #asked = new Set<string>()
 
   private constructor(messaging: SecureMessaging, self: { kind: 'staff' | 'device'; id: string }) {
     this.messaging = messaging
@@ -53,7 +55,13 @@ export class BrowserMlsMember {
     }
     if (!(await this.messaging.isMember(message.conversationId))) await this.messaging.acceptWelcomes()
     if (!(await this.messaging.isMember(message.conversationId))) {
-      return { placeholder: 'Encrypted message (this browser is not a member of the conversation)' }
+      // Not in the group yet (a conversation handed over to this agent, a new browser): asks once to be added; the
+      // archive member adds a member of the conversation, and later messages read after its welcome.
+      if (!this.#asked.has(message.conversationId)) {
+        this.#asked.add(message.conversationId)
+        await this.messaging.sync(message.conversationId).catch(() => undefined)
+      }
+      return { placeholder: 'Encrypted message (this browser is not a member of the conversation yet)' }
     }
     await this.messaging.receive(message)
     const read = await this.#kept(message)
