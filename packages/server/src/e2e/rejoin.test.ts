@@ -449,8 +449,11 @@ describe('recovering a member that lost its MLS group state, over the real serve
       () => tablet.secure.sync(conversationId),
       (events) => events.some((e) => e.kind === 'joined'),
     )
-    assert.deepEqual(joinedBy(joined), ['welcome'])
-    assert.equal(await epochOf(agentClient, conversationId), epoch + 1)
+    // By the archive's welcome, or (when the tablet looked between the archive's commit and its welcome) by external
+    // commit in place of the leaf that commit gave it: either way once, after the archive added it.
+    assert.equal(joinedBy(joined).length, 1)
+    assert.ok(['welcome', 'external-commit'].includes(joinedBy(joined)[0] as string))
+    assert.ok((await epochOf(agentClient, conversationId)) > epoch)
     const seen = (await agent.secure.sync(conversationId)).flatMap((e) =>
       e.kind === 'members-changed' ? e.added.map((m) => `${m.kind}:${m.id}`) : [],
     )

@@ -126,7 +126,9 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
 
   test('the agent signs in with the keyboard and sees the inbox with the unread message', async () => {
     await page.goto(`${server.url}/console/`)
-    // The token field has focus on arrival; Enter submits.
+    // The token field has focus on arrival (once the page has rendered: typing before then would be lost); Enter
+    // submits.
+    await page.waitForFunction(() => document.activeElement?.id === 'staff-token')
     await page.keyboard.type(bank.agentToken)
     await page.keyboard.press('Enter')
     await page.getByRole('heading', { name: 'Inbox' }).waitFor()
