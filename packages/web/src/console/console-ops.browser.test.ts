@@ -6,10 +6,9 @@
  * packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import AxeBuilder from '@axe-core/playwright'
 import {
   type ConsentRequest,
   enrolDevice,
@@ -26,12 +25,8 @@ import { createConversationIn } from '../../../server/src/conversations/conversa
 import { createCustomer } from '../../../server/src/identity/customers.ts'
 import { verificationKeys } from '../../../server/src/platform/keyring/signing-keys.ts'
 import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
-import { startPagesServer } from '../browser-testing.ts'
+import { assertAccessible, CHROMIUM, outputDir, withoutChromium as skip, startPagesServer } from '../browser-testing.ts'
 
-const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
-const available = existsSync(CHROMIUM)
-const skip = available ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`
-const outputDir = path.join(import.meta.dirname, '..', '..', 'test-output')
 const app = { appId: 'com.bank.app', appVersion: '3.2.0' }
 const clean = { rooted: false, debugger: false, hooking: false, emulator: false }
 const GRACE_PHONE = '+447700900123'
@@ -392,13 +387,4 @@ async function tabTo(page: Page, id: string): Promise<void> {
     await page.keyboard.press('Tab')
   }
   assert.fail(`Tab never reached #${id}`)
-}
-
-/** axe-core on the page as it is: no serious or critical violation. */
-async function assertAccessible(page: Page, screen: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).analyze()
-  const serious = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
-  assert.deepEqual(serious, [], `${screen}: accessibility violations`)
 }
