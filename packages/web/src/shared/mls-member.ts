@@ -57,9 +57,10 @@ export class BrowserMlsMember {
     if (!(await this.messaging.isMember(message.conversationId))) {
       // Not in the group yet (a conversation handed over to this agent, a new browser): asks once to be added; the
       // archive member adds a member of the conversation, and later messages read after its welcome.
+      // In the background: showing this message (and the ones after it) does not wait for the request.
       if (!this.#asked.has(message.conversationId)) {
         this.#asked.add(message.conversationId)
-        await this.messaging.sync(message.conversationId).catch(() => undefined)
+        void this.messaging.sync(message.conversationId).catch(() => undefined)
       }
       return { placeholder: 'Encrypted message (this browser is not a member of the conversation yet)' }
     }
