@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import AxeBuilder from '@axe-core/playwright'
@@ -21,6 +22,15 @@ export const withoutChromium = existsSync(CHROMIUM)
 export const outputDir = path.join(import.meta.dirname, '..', 'test-output')
 /** Generous: a loaded CI machine shares two cores between this browser, the server and other test files. */
 export const WAIT = 60_000
+
+/** A free TCP port: WebAuthn needs the origin (with its port) known before the server starts. */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as net.AddressInfo
+  await new Promise((resolve) => probe.close(resolve))
+  return port
+}
 
 /**
  * Builds the pages into a temporary directory and starts a real server (dev mode, so the simulator is there) that

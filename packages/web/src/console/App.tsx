@@ -1,3 +1,4 @@
+import { StrongroomError } from '@strongroom/sdk'
 import { Fragment } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
@@ -41,56 +42,133 @@ export function App() {
   )
 }
 
+/** The bank (tenant) a passkey signs in to: from the console link the bank gives its staff (`?tenant=ten_…`). */
+const tenantOfPage = () => new URLSearchParams(location.search).get('tenant') ?? ''
+
 function SignIn(props: { onSignedIn: (session: ConsoleSession) => void }) {
-  const [error, setError] = useState<string | undefined>(undefined)
+  const [error, setError] = useState<{ form: 'passkey' | 'token'; message: string } | undefined>(undefined)
   const [busy, setBusy] = useState(false)
+  const bank = useRef<HTMLInputElement>(null)
   const input = useRef<HTMLInputElement>(null)
-  useEffect(() => input.current?.focus(), [])
-  const submit = async (event: Event) => {
-    event.preventDefault()
-    const token = input.current?.value ?? ''
+  const passkeyButton = useRef<HTMLButtonElement>(null)
+  // The passkey is the way in: its button has focus when the link named the bank, else the bank ID field.
+  useEffect(() => (bank.current?.value ? passkeyButton.current : bank.current)?.focus(), [])
+  const signIn = async (form: 'passkey' | 'token', open: () => Promise<ConsoleSession>) => {
     setBusy(true)
     setError(undefined)
     try {
-      const session = await ConsoleSession.signIn(location.origin, token)
+      const session = await open()
       if (input.current) input.current.value = ''
       await session.start()
       props.onSignedIn(session)
     } catch (e) {
-      setError(e instanceof SignInRefused ? e.message : 'The server could not be reached. Try again.')
+      setError({
+        form,
+        message: e instanceof SignInRefused ? e.message : 'The server could not be reached. Try again.',
+      })
       setBusy(false)
     }
   }
+  const withPasskey = (event: Event) => {
+    event.preventDefault()
+    void signIn('passkey', () => ConsoleSession.signInWithPasskey(location.origin, bank.current?.value ?? ''))
+  }
+  const withToken = (event: Event) => {
+    event.preventDefault()
+    void signIn('token', () => ConsoleSession.signIn(location.origin, input.current?.value ?? ''))
+  }
+  const alert = (form: 'passkey' | 'token') =>
+    error?.form === form && (
+      <p id={`${form}-error`} class="alert" role="alert">
+        {error.message}
+      </p>
+    )
   return (
     <main class="centered">
-      <form class="card sign-in" onSubmit={submit} aria-describedby="sign-in-help">
+      <div class="card sign-in">
         <h1>Strongroom agent console</h1>
-        <label for="staff-token">Staff token</label>
-        <input
-          id="staff-token"
-          ref={input}
-          type="password"
-          name="staff-token"
-          autocomplete="off"
-          spellcheck={false}
-          required
-          aria-invalid={error ? 'true' : undefined}
-          aria-errormessage={error ? 'sign-in-error' : undefined}
-        />
-        <p id="sign-in-help" class="help">
-          In dev mode, the agent token is in <code>strongroom-data/dev-credentials.json</code>. It is kept in this tab's
-          memory only: reloading or closing the tab signs you out.
-        </p>
-        {error && (
-          <p id="sign-in-error" class="alert" role="alert">
-            {error}
+        <form onSubmit={withPasskey} aria-describedby="passkey-help">
+          <label for="bank-id">Bank ID</label>
+          <input
+            id="bank-id"
+            ref={bank}
+            name="bank-id"
+            defaultValue={tenantOfPage()}
+            autocomplete="off"
+            spellcheck={false}
+            required
+            aria-invalid={error?.form === 'passkey' ? 'true' : undefined}
+            aria-errormessage={error?.form === 'passkey' ? 'passkey-error' : undefined}
+          />
+          <p id="passkey-help" class="help">
+            Your browser offers the passkeys it holds for this site; the one you choose says who you are. The bank ID (
+            <code>ten_…</code>) comes with the console link your bank gave you.
           </p>
-        )}
-        <button type="submit" disabled={busy}>
-          {busy ? 'Signing in…' : 'Sign in'}
-        </button>
-      </form>
+          {alert('passkey')}
+          <button type="submit" ref={passkeyButton} disabled={busy}>
+            {busy ? 'Signing in…' : 'Sign in with a passkey'}
+          </button>
+        </form>
+        <form class="token-sign-in" onSubmit={withToken} aria-describedby="sign-in-help">
+          <h2>Or with a staff token</h2>
+          <label for="staff-token">Staff token</label>
+          <input
+            id="staff-token"
+            ref={input}
+            type="password"
+            name="staff-token"
+            autocomplete="off"
+            spellcheck={false}
+            required
+            aria-invalid={error?.form === 'token' ? 'true' : undefined}
+            aria-errormessage={error?.form === 'token' ? 'token-error' : undefined}
+          />
+          <p id="sign-in-help" class="help">
+            In dev mode, the agent token is in <code>strongroom-data/dev-credentials.json</code>. Either way, the token
+            is kept in this tab's memory only: reloading or closing the tab signs you out.
+          </p>
+          {alert('token')}
+          <button type="submit" class="secondary" disabled={busy}>
+            {busy ? 'Signing in…' : 'Sign in'}
+          </button>
+        </form>
+      </div>
     </main>
+  )
+}
+
+/** Registers a passkey of the signed-in staff member made by this device, so the next sign-in needs no token. */
+function AddPasskey(props: { session: ConsoleSession }) {
+  const [outcome, setOutcome] = useState<string | undefined>(undefined)
+  const [busy, setBusy] = useState(false)
+  const add = async () => {
+    setBusy(true)
+    setOutcome(undefined)
+    try {
+      await props.session.addPasskey()
+      setOutcome('Passkey added: next time, sign in with it.')
+    } catch (e) {
+      setOutcome(
+        e instanceof SignInRefused
+          ? e.message
+          : e instanceof StrongroomError && e.status === 409
+            ? 'This passkey is already registered.'
+            : 'The passkey could not be added. Try again.',
+      )
+    }
+    setBusy(false)
+  }
+  return (
+    <>
+      <button type="button" class="secondary" onClick={() => void add()} disabled={busy}>
+        Add a passkey
+      </button>
+      {outcome && (
+        <p class="passkey-outcome" role="status">
+          {outcome}
+        </p>
+      )}
+    </>
   )
 }
 
@@ -132,6 +210,7 @@ function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
             ))}
           </nav>
         )}
+        <AddPasskey session={session} />
         <button type="button" class="secondary" onClick={props.onSignOut}>
           Sign out
         </button>

@@ -70,7 +70,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
   async function signIn(page: Page, token: string): Promise<void> {
     await page.goto(`${server.url}/console/`)
     await page.getByLabel('Staff token').fill(token)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
     await page.getByText('Live').waitFor()
   }
 
@@ -349,7 +349,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
       }).observe({ type: 'longtask', buffered: false })
     })
     const started = Date.now()
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
     await page.locator('.inbox li[aria-posinset="1"]').waitFor()
     const shown = Date.now() - started
     const rendered = await page.locator('.inbox li').count()

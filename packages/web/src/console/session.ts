@@ -8,7 +8,10 @@ import {
   type StreamState,
   StrongroomClient,
   StrongroomError,
+  signInStaffWithPasskey,
+  staffPasskeySignInOptions,
 } from '@strongroom/sdk'
+import { createPasskey, getPasskeyAssertion } from '../shared/passkey.ts'
 import { ConsentTracker } from './consent-tracker.ts'
 import { PublicChannels, type PublicDetails } from './public-channels.ts'
 import { BrowserSecureContent } from './secure-content.ts'
@@ -58,8 +61,21 @@ const HISTORY = 200
 const INBOX_PAGE = 500
 const textDecoder = new TextDecoder('utf-8', { fatal: false })
 
-/** Thrown by signIn for a token the server refuses or that is not a staff member's. */
+/** Thrown by signIn for a token the server refuses or that is not a staff member's, or a passkey not used. */
 export class SignInRefused extends Error {}
+
+const TENANT_ID = /^ten_[A-Za-z0-9_-]{22}$/
+
+/** Why the browser gave no passkey, in words for the agent (WebAuthn rejects with a DOMException naming the case). */
+export function whyNoPasskey(error: unknown): string {
+  if (!(error instanceof DOMException)) return 'This browser cannot use passkeys here.'
+  if (error.name === 'NotAllowedError') {
+    return 'No passkey was used: the prompt was cancelled or timed out, or this device has no passkey for this site.'
+  }
+  if (error.name === 'InvalidStateError') return 'This device already holds a passkey of yours for this site.'
+  if (error.name === 'SecurityError') return 'Passkeys are not set up for this address: ask your administrator.'
+  return 'This browser cannot use passkeys here.'
+}
 
 /**
  * A signed-in staff member: their client, their inbox and the open conversation, kept live from the stream. The
@@ -98,7 +114,34 @@ export class ConsoleSession {
   static async signIn(baseUrl: string, token: string): Promise<ConsoleSession> {
     const trimmed = token.trim()
     if (!/^srs_[A-Za-z0-9_-]+$/.test(trimmed)) throw new SignInRefused('That is not a staff token (it starts srs_).')
-    const client = new StrongroomClient({ baseUrl, credentials: new StaffToken(trimmed) })
+    return ConsoleSession.#open(baseUrl, new StaffToken(trimmed))
+  }
+
+  /**
+   * Signs in with a discoverable passkey of a staff member of this bank (tenant): the browser lists the passkeys it
+   * holds for this site, and the one chosen says who signs in. The token the server issues stays in memory, as a typed
+   * one does.
+   */
+  static async signInWithPasskey(baseUrl: string, tenantId: string): Promise<ConsoleSession> {
+    const trimmed = tenantId.trim()
+    if (!TENANT_ID.test(trimmed)) throw new SignInRefused('That is not a bank ID (it starts ten_).')
+    const options = await staffPasskeySignInOptions({ baseUrl, tenantId: trimmed })
+    const assertion = await getPasskeyAssertion(options).catch((error: unknown) => {
+      throw new SignInRefused(whyNoPasskey(error))
+    })
+    try {
+      const { credentials } = await signInStaffWithPasskey({ baseUrl, tenantId: trimmed, assertion })
+      return await ConsoleSession.#open(baseUrl, credentials)
+    } catch (error) {
+      if (error instanceof StrongroomError && error.status === 401) {
+        throw new SignInRefused('The server refused this passkey: it is not a staff passkey of this bank.')
+      }
+      throw error
+    }
+  }
+
+  static async #open(baseUrl: string, credentials: StaffToken): Promise<ConsoleSession> {
+    const client = new StrongroomClient({ baseUrl, credentials })
     let me: Awaited<ReturnType<StrongroomClient['me']>>
     try {
       me = await client.me()
@@ -234,6 +277,15 @@ export class ConsoleSession {
   }
 
   /** Signs out: closes the stream and forgets the client (and with it the token). */
+  /** Registers a passkey of this staff member made by this device, to sign in with next time (no token to type). */
+  async addPasskey(): Promise<void> {
+    const options = await this.client.passkeyRegistrationOptions()
+    const credential = await createPasskey(options).catch((error: unknown) => {
+      throw new SignInRefused(whyNoPasskey(error))
+    })
+    await this.client.registerPasskey(credential)
+  }
+
   close(): void {
     this.#closed = true
     this.#stream?.close()

@@ -7,7 +7,6 @@
  * browser shows the wipe screen with its IndexedDB store erased. Screenshots go to packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { enrolDevice, type PasskeyCreationOptions, StaffToken, StrongroomClient } from '@strongroom/sdk'
@@ -26,6 +25,7 @@ import {
   assertAccessible,
   CHROMIUM,
   eventually,
+  freePort,
   outputDir,
   withoutChromium as skip,
   startPagesServer,
@@ -35,15 +35,6 @@ import {
 const BANK_NUMBER = '+442071838750'
 const PASSKEY_PHONE = '+447700900301'
 const SMS_PHONE = '+447700900302'
-
-/** A free TCP port: WebAuthn needs the origin (with its port) known before the server starts. */
-async function freePort(): Promise<number> {
-  const probe = net.createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as net.AddressInfo
-  await new Promise((resolve) => probe.close(resolve))
-  return port
-}
 
 describe('the customer’s secure chat in Chromium', { skip }, () => {
   let server: TestServer

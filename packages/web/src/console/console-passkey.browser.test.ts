@@ -1,0 +1,126 @@
+/**
+ * Staff passkeys in the agent console, in Chromium with its virtual authenticator (a platform authenticator that
+ * verifies the user and holds discoverable credentials): an agent signed in with a token adds a passkey, signs out and
+ * signs in with it (no token, no name typed); a prompt refused and another bank's ID end with a message and no session.
+ */
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { type Browser, type CDPSession, chromium, type Page } from 'playwright-core'
+import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
+import {
+  assertAccessible,
+  CHROMIUM,
+  freePort,
+  outputDir,
+  startPagesServer,
+  watchPage,
+  withoutChromium,
+} from '../browser-testing.ts'
+
+describe('staff passkeys in the agent console', { skip: withoutChromium }, () => {
+  let server: TestServer
+  let origin: string
+  let bank: TestBank
+  let otherBank: TestBank
+  let browser: Browser
+  let page: Page
+  let cdp: CDPSession
+  let authenticatorId: string
+  const pageProblems: string[] = []
+
+  const consoleOf = (tenantId: string) => `${origin}/console/?tenant=${tenantId}`
+
+  before(async () => {
+    // WebAuthn needs the origin (with its port) known before the server starts.
+    const port = await freePort()
+    origin = `http://localhost:${port}`
+    server = await startPagesServer({ port, publicUrl: origin, rpId: 'localhost', rpOrigins: origin })
+    bank = await createTestBank(server)
+    otherBank = await createTestBank(server, 'Other Bank')
+    browser = await chromium.launch({ executablePath: CHROMIUM })
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    page = await context.newPage()
+    // The refused passkey's 401 is expected.
+    watchPage(page, pageProblems, (status, pathname) => status === 401 && pathname === '/v1/staff/passkey/sign-in')
+    cdp = await context.newCDPSession(page)
+    await cdp.send('WebAuthn.enable')
+    ;({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    }))
+  })
+
+  after(async () => {
+    await browser?.close()
+    await server?.stop()
+  })
+
+  test('signed in with a token, the agent adds a passkey made by this device, then signs out', async () => {
+    await page.goto(consoleOf(bank.tenantId))
+    await page.getByLabel('Staff token').fill(bank.agentToken)
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    await page.getByRole('button', { name: 'Add a passkey' }).click()
+    await page.getByRole('status').getByText('Passkey added: next time, sign in with it.').waitFor()
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId })
+    assert.equal(credentials.length, 1)
+    assert.equal(credentials[0]?.isResidentCredential, true, 'a discoverable credential: no name to type')
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByLabel('Staff token').waitFor()
+  })
+
+  test('the agent signs in with the passkey alone: the bank ID comes from the console link', async () => {
+    await page.goto(consoleOf(bank.tenantId))
+    assert.equal(await page.getByLabel('Bank ID').inputValue(), bank.tenantId)
+    await assertAccessible(page, 'passkey sign-in')
+    await page.screenshot({ path: path.join(outputDir, 'console-sign-in-passkey.png') })
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
+    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    await page.getByText('Live').waitFor()
+    assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0, 'nothing kept in storage')
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByLabel('Staff token').waitFor()
+  })
+
+  test('another bank’s ID: the server refuses the passkey, and no session opens', async () => {
+    await page.goto(consoleOf(otherBank.tenantId))
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
+    await page
+      .getByRole('alert')
+      .getByText('The server refused this passkey: it is not a staff passkey of this bank.')
+      .waitFor()
+    assert.equal(await page.getByRole('heading', { name: 'Inbox' }).count(), 0)
+    await assertAccessible(page, 'passkey refused')
+  })
+
+  test('a passkey prompt that ends without the user verified shows why, and no session opens', async () => {
+    await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false })
+    try {
+      await page.goto(consoleOf(bank.tenantId))
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
+      await page.getByRole('alert').getByText('No passkey was used', { exact: false }).waitFor()
+      assert.equal(await page.getByRole('heading', { name: 'Inbox' }).count(), 0)
+      assert.equal(await page.getByRole('button', { name: 'Sign in with a passkey' }).isEnabled(), true)
+    } finally {
+      await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true })
+    }
+  })
+
+  test('a bank ID that is not one is refused before any prompt', async () => {
+    await page.goto(`${origin}/console/`)
+    await page.getByLabel('Bank ID').fill('Demo Bank')
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
+    await page.getByRole('alert').getByText('That is not a bank ID (it starts ten_).').waitFor()
+  })
+
+  test('the pages ran under their policy with no violation or script error', () => {
+    assert.deepEqual(pageProblems, [])
+  })
+})
