@@ -345,10 +345,14 @@ describe('SMS over SMPP through the server', () => {
     })
     await linkReaches('bind-refused')
     assert.equal(smsc.binds.length, binds + 1)
-    const audit = await sql<{ outcome: string; details: string }>`
-      select outcome, details from audit_events where action = 'channels.smpp.bind'`.execute(server.ctx.db)
-    assert.equal(audit.rows[0]?.outcome, 'failure')
-    assert.ok(!JSON.stringify(audit.rows).includes('wrong'))
+    // The refusal is audited as the link reports it, a moment after the state changes.
+    const audit = await eventually(async () => {
+      const { rows } = await sql<{ outcome: string; details: string }>`
+        select outcome, details from audit_events where action = 'channels.smpp.bind'`.execute(server.ctx.db)
+      return rows.length > 0 ? rows : undefined
+    })
+    assert.equal(audit[0]?.outcome, 'failure')
+    assert.ok(!JSON.stringify(audit).includes('wrong'))
     const conversation = await conversationOf()
     const refused = await problemOf(
       agent.request('POST', `/v1/conversations/${conversation.id}/public-messages`, {
