@@ -75,8 +75,12 @@ describe('a Node app keeps the texts it read and sent, sealed in a file, until t
     const textEntries = Object.entries(stored.entries).filter(([name]) => name.startsWith('mls/text/'))
     assert.equal(textEntries.length, 2)
     for (const [, entry] of textEntries) assert.ok(entry.x, 'each text carries its expiry')
-    for (const plaintext of ['4821', 'Your new PIN', 'Thanks']) {
+    // The file is JSON with base64 values and expiry times, where four digits such as 4821 turn up by chance: the file
+    // is searched for phrases, the decoded values for the bare PIN too.
+    for (const plaintext of ['PIN 4821', 'PIN is 4821', 'Your new PIN', 'Thanks']) {
       assert.equal(raw().indexOf(Buffer.from(plaintext)), -1, `${plaintext} is not in the file in clear`)
+    }
+    for (const plaintext of ['4821', 'Your new PIN', 'Thanks']) {
       for (const entry of Object.values(stored.entries)) {
         assert.equal(Buffer.from(entry.v, 'base64').indexOf(Buffer.from(plaintext)), -1)
       }
