@@ -136,6 +136,8 @@ interface StoredKeyPackage {
  */
 export class SecureMessaging {
   readonly #delivery: DeliveryService
+  /** Welcomes this member deleted: two readers that fetched the same one delete it once. */
+  readonly #spentWelcomes = new Set<string>()
   readonly #store: SecureStore
   readonly #member: LocalMember
   readonly #self: MemberIdentity
@@ -401,7 +403,7 @@ export class SecureMessaging {
       await this.#serialized(w.conversationId, async () => {
         // Two readers may fetch the same welcome; the group is joined once.
         if (await this.isMember(w.conversationId)) {
-          await this.#delivery.deleteWelcome(w.id).catch(() => undefined)
+          await this.#deleteWelcome(w.id).catch(() => undefined)
           return
         }
         if (await this.#joinFromWelcome(w)) joined.push(w.conversationId)
@@ -523,6 +525,12 @@ export class SecureMessaging {
     return [{ kind: 'rejoin-requested', conversationId }]
   }
 
+  async #deleteWelcome(welcomeId: string): Promise<void> {
+    if (this.#spentWelcomes.has(welcomeId)) return
+    this.#spentWelcomes.add(welcomeId)
+    await this.#delivery.deleteWelcome(welcomeId)
+  }
+
   /** Joins from the latest welcome waiting for this conversation; older ones are spent. */
   async #joinByWelcome(conversationId: string): Promise<SecureEvent | undefined> {
     const welcomes = (await this.#delivery.pendingWelcomes())
@@ -531,7 +539,7 @@ export class SecureMessaging {
     let joined: SecureEvent | undefined
     for (const w of welcomes) {
       if (joined) {
-        await this.#delivery.deleteWelcome(w.id)
+        await this.#deleteWelcome(w.id)
         continue
       }
       const group = await this.#joinFromWelcome(w)
@@ -558,13 +566,13 @@ export class SecureMessaging {
       joined = await SecureGroup.join(this.#member, w.welcome, (ref) => held.get(ref))
     } catch (error) {
       if (!(error instanceof SecureGroupError)) throw error
-      await this.#delivery.deleteWelcome(w.id)
+      await this.#deleteWelcome(w.id)
       return undefined
     }
     await this.#saveGroup(w.conversationId, joined.group)
     await this.#setReadSeq(w.conversationId, w.commitSeq)
     await this.#store.delete(`mls/key-package/${joined.usedKeyPackage}`)
-    await this.#delivery.deleteWelcome(w.id)
+    await this.#deleteWelcome(w.id)
     return joined.group
   }
 
