@@ -116,6 +116,16 @@ describe('POST /v1/dlp/scan', () => {
         body: JSON.stringify({ patterns: [{ label: 'customer number', pattern: 'CN-\\d{8}' }] }),
       })
       assert.equal(policy.status, 200)
+      // Too many patterns, or one too long, is refused whole and the policy in force stays.
+      const putPatterns = (patterns: unknown) =>
+        fetch(`${server.url}/v1/policies/dlp`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ patterns }),
+        })
+      const many = Array.from({ length: 21 }, (_, i) => ({ label: `p${i}`, pattern: `X${i}` }))
+      assert.equal((await putPatterns(many)).status, 400)
+      assert.equal((await putPatterns([{ label: 'long', pattern: 'a'.repeat(201) }])).status, 400)
       const both = await scan({ text: 'CN-12345678 and ref R-99', patterns: [{ label: 'ref', pattern: 'R-\\d+' }] })
       assert.equal((await both.json()).masked, '[customer number] and ref [ref]')
       const { token } = await bank.staffToken('compliance')
