@@ -8,6 +8,7 @@ import {
   generateKeyPairSync,
   type KeyObject,
   randomBytes,
+  randomFillSync,
   sign,
   timingSafeEqual,
   verify,
@@ -40,9 +41,31 @@ export const nodeCryptoProvider: CryptoProvider = {
       kdf,
       signature: nodeSignature(suite.signature),
       hpke: withNodeAead(base.hpke, suite.hpke.aead),
-      rng: { randomBytes: (n) => new Uint8Array(randomBytes(n)) },
+      rng: { randomBytes: randomPool },
     }
   },
+}
+
+const RANDOM_BLOCK = 4096
+let randomBlock = Buffer.alloc(0)
+let randomOffset = 0
+
+/**
+ * Random bytes from OpenSSL's generator, drawn a block at a time as Node's own `randomUUID` does: MLS asks for four
+ * (the reuse guard) on every message sent, and each call into OpenSSL costs about 5 us whatever its size. Bytes are
+ * wiped from the block as they are handed out, so none is ever given twice or left behind.
+ */
+function randomPool(length: number): Uint8Array {
+  if (length > RANDOM_BLOCK / 8) return new Uint8Array(randomBytes(length))
+  if (randomOffset + length > randomBlock.length) {
+    randomBlock = randomFillSync(Buffer.allocUnsafeSlow(RANDOM_BLOCK))
+    randomOffset = 0
+  }
+  const taken = randomBlock.subarray(randomOffset, randomOffset + length)
+  const bytes = new Uint8Array(taken)
+  taken.fill(0)
+  randomOffset += length
+  return bytes
 }
 
 function nodeHashName(hash: Ciphersuite['hash']): 'sha256' | 'sha384' | 'sha512' {

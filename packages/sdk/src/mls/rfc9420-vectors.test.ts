@@ -201,3 +201,23 @@ for (const [providerName, provider] of PROVIDERS) {
     })
   })
 }
+
+describe('node crypto provider: random bytes', () => {
+  test('come in the lengths asked for, and no draw repeats another, across many refills of its block', async () => {
+    const { rng } = await impl(nodeCryptoProvider, 1)
+    // 4-byte reuse guards could collide by chance (1 in 2^32 per pair); 16-byte draws never should.
+    const seen = new Set<string>()
+    for (let i = 0; i < 20_000; i++) {
+      const bytes = rng.randomBytes(16)
+      assert.equal(bytes.length, 16)
+      seen.add(toHex(bytes))
+    }
+    assert.equal(seen.size, 20_000)
+    // Sizes that do not divide the block, and one larger than the block, are whole and not all zero.
+    for (const length of [4, 7, 33, 600, 5000]) {
+      const bytes = rng.randomBytes(length)
+      assert.equal(bytes.length, length)
+      assert.ok(bytes.some((b) => b !== 0))
+    }
+  })
+})
