@@ -20,7 +20,7 @@ import type { KeyProvider } from '../platform/keyring/key-provider.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { listTenants } from '../tenancy/tenants.ts'
 import { archivedThroughSeq } from './append.ts'
-import { inProcessDelivery } from './in-process-delivery.ts'
+import { ArchiveCannotRejoin, inProcessDelivery } from './in-process-delivery.ts'
 import { ArchiveMemberStore } from './member-store.ts'
 
 /**
@@ -223,9 +223,11 @@ export class ArchiveMember {
   async #catchUp(tenantId: string): Promise<void> {
     const { messaging } = await this.#tenant(tenantId)
     await messaging.acceptWelcomes()
+    // A group it holds no state of (its own store was lost or restored from an older backup) is re-joined as it is
+    // read: by external commit in place of its earlier leaf, audited, from that commit on.
     for (const conversationId of await groupConversations(this.#ctx, tenantId)) {
-      if (!this.#owns(conversationId) || !(await messaging.isMember(conversationId))) continue
-      await messaging.sync(conversationId)
+      if (!this.#owns(conversationId)) continue
+      await this.#unlessUnrecoverable(tenantId, conversationId, () => messaging.sync(conversationId))
     }
     const waiting = new Set((await pendingReaddRequests(this.#ctx, tenantId)).map((r) => r.conversationId))
     for (const conversationId of waiting) {
@@ -250,11 +252,30 @@ export class ArchiveMember {
     const { messaging } = await this.#tenant(tenantId)
     // The commit that added the archive and its welcome were committed together: join, then read on.
     if (!(await messaging.isMember(message.conversationId))) await messaging.acceptWelcomes()
-    if (!(await messaging.isMember(message.conversationId))) {
-      this.#ctx.metrics.archiveMemberFailures.inc({ reason: 'not-a-member' })
-      return
+    await this.#unlessUnrecoverable(tenantId, message.conversationId, () => messaging.receive(message))
+  }
+
+  /**
+   * Reads, unless the archive holds no state of the group and cannot re-join it (no GroupInfo to re-join from, or one
+   * without the archive's leaf): nobody can add the archive back, so the archive is blind to that conversation from
+   * here on. That is counted, logged and audited for an operator and the compliance officer; the rest reads on.
+   */
+  async #unlessUnrecoverable(tenantId: string, conversationId: string, read: () => Promise<unknown>): Promise<void> {
+    try {
+      await read()
+    } catch (error) {
+      if (!(error instanceof ArchiveCannotRejoin)) throw error
+      this.#ctx.metrics.archiveMemberFailures.inc({ reason: 'cannot-rejoin' })
+      this.#ctx.log.error({ tenantId, conversationId }, 'archive member holds no state of a group and cannot re-join it')
+      await recordAudit(this.#ctx.db, {
+        tenantId,
+        actor: { kind: 'system', id: null },
+        action: 'e2e.archive.rejoin',
+        target: { kind: 'conversation', id: conversationId },
+        outcome: 'failure',
+        reason: 'the archive member holds no state of the group and cannot re-join it: nothing more is archived',
+      })
     }
-    await messaging.receive(message)
   }
 
   /** A public-channel message goes to the archive as it was stored (sealed with the tenant key, opened here). */

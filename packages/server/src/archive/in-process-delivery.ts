@@ -10,10 +10,15 @@ import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 
 export const ARCHIVE_MEMBER = { kind: 'archive', id: 'archive' } as const
 
-const notForTheArchive = () =>
-  Promise.reject(
-    new Error('the archive member creates no group, sends nothing and is re-added by nobody (it re-joins by itself)'),
-  )
+const notForTheArchive = () => Promise.reject(new Error('the archive member creates no group and sends nothing'))
+
+/** The archive holds no usable state of a group and could not re-join it by external commit; nobody re-adds it. */
+export class ArchiveCannotRejoin extends Error {
+  constructor(readonly conversationId: string) {
+    super('the archive member could not re-join a group by external commit')
+    this.name = 'ArchiveCannotRejoin'
+  }
+}
 
 /**
  * The delivery service as the archive member of one tenant reaches it: the e2e and conversations service functions,
@@ -47,7 +52,7 @@ export function inProcessDelivery(ctx: ServerContext, credentialKey: SigningKey,
     async groupInfo(conversationId) {
       return (await loadGroup(ctx.db, tenantId, conversationId))?.group_info ?? undefined
     },
-    requestReadd: notForTheArchive,
+    requestReadd: (conversationId) => Promise.reject(new ArchiveCannotRejoin(conversationId)),
     sendApplicationMessage: notForTheArchive,
     listMessages: (conversationId, after, limit) =>
       fetchMessages(ctx, tenantId, conversationId, { afterSeq: after, limit }),

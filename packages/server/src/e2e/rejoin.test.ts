@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { base64ToBytes, bytesToBase64, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
 import {
@@ -26,7 +29,11 @@ import {
 } from 'ts-mls'
 import type { ArchiveRecord } from '../archive/archive-member.ts'
 import { appendInTransaction } from '../conversations/message-log.ts'
-import type { TestBank, TestServer } from '../testing/harness.ts'
+import { loadConfig } from '../platform/config.ts'
+import { openDatabase } from '../platform/db/database.ts'
+import { createLogger } from '../platform/logging.ts'
+import { startServer } from '../server.ts'
+import { createTestBank, createTestDatabase, type TestBank, type TestServer } from '../testing/harness.ts'
 import {
   enrolPhone,
   eventually,
@@ -471,5 +478,105 @@ describe('recovering a member that lost its MLS group state, over the real serve
       tablet.client.request('POST', `/v1/conversations/${conversationId}/e2e/readd-requests`),
       (e: StrongroomError) => e.status === 404,
     )
+  })
+})
+
+describe('the archive member after its own stored state was lost', () => {
+  test('on restart it re-joins every group by external commit, audited, and archives what follows; where it cannot, it says so', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-archive-lost-'))
+    const testDatabase = await createTestDatabase()
+    const config = loadConfig(
+      {},
+      {
+        port: 0,
+        host: '127.0.0.1',
+        mode: 'dev',
+        devSeed: false,
+        dataDir,
+        logLevel: 'silent',
+        databaseUrl: testDatabase.url,
+        natsUrl: process.env.NATS_URL,
+      },
+    )
+    // One database across both runs of the server, as a bank's would be.
+    const database = await openDatabase(config, { inMemory: true })
+    const archived: ArchiveRecord[] = []
+    const archivedTexts = (conversationId: string) =>
+      archived.flatMap((r) =>
+        r.kind === 'message' && r.conversationId === conversationId ? [new TextDecoder().decode(r.plaintext)] : [],
+      )
+    const start = async (port: number): Promise<TestServer> => {
+      const running = await startServer(
+        { ...config, port },
+        { logger: createLogger('silent'), database, archiveSink: (record) => void archived.push(record) },
+      )
+      return { ...running, config, dataDir, stop: () => running.app.close() }
+    }
+    let server = await start(0)
+    try {
+      const bank = await createTestBank(server)
+      const first = await secureConversation(server, bank)
+      const second = await secureConversation(server, bank)
+      const blind = await secureConversation(server, bank)
+      for (const c of [first, second, blind]) {
+        await c.agent.secure.send(c.conversationId, 'before the loss')
+        assert.deepEqual(texts(await c.phone.secure.sync(c.conversationId)), ['before the loss'])
+      }
+      await eventually(
+        () => [first, second, blind].map((c) => archivedTexts(c.conversationId).length),
+        (counts) => counts.every((n) => n === 1),
+      )
+
+      // The archive member's store is lost while the node is down (erased, or restored from a backup without it); one
+      // group has no GroupInfo to re-join from.
+      await server.stop()
+      await database.db.deleteFrom('archive_member_state').where('tenant_id', '=', bank.tenantId).execute()
+      await database.db
+        .updateTable('e2e_groups')
+        .set({ group_info: null })
+        .where('conversation_id', '=', blind.conversationId)
+        .execute()
+      server = await start(Number(new URL(server.url).port))
+      await server.archiveMember?.idle()
+
+      // Every member sees the archive come back in place of its leaf, and it reads what follows.
+      for (const c of [first, second]) {
+        assert.deepEqual(rejoinedIds(await c.agent.secure.sync(c.conversationId)), ['archive:archive'])
+        assert.deepEqual(rejoinedIds(await c.phone.secure.sync(c.conversationId)), ['archive:archive'])
+        await c.agent.secure.send(c.conversationId, 'after the re-join')
+        await c.phone.secure.send(c.conversationId, 'the phone, after the re-join')
+      }
+      for (const c of [first, second]) {
+        const read = await eventually(
+          () => archivedTexts(c.conversationId),
+          (t) => t.length >= 3,
+        )
+        assert.deepEqual(read, ['before the loss', 'after the re-join', 'the phone, after the re-join'])
+      }
+      const audited = await database.db
+        .selectFrom('audit_events')
+        .select(['target_id', 'outcome', 'reason'])
+        .where('tenant_id', '=', bank.tenantId)
+        .where('action', '=', 'e2e.archive.rejoin')
+        .execute()
+      const outcomeOf = (conversationId: string) =>
+        audited.filter((a) => a.target_id === conversationId).map((a) => a.outcome)
+      assert.deepEqual(outcomeOf(first.conversationId), ['success'])
+      assert.deepEqual(outcomeOf(second.conversationId), ['success'])
+
+      // Without a GroupInfo nobody can bring the archive back: audited, counted, and the conversation goes on.
+      assert.deepEqual(outcomeOf(blind.conversationId), ['failure'])
+      const metrics = await (await fetch(`${server.url}/metrics`)).text()
+      assert.match(metrics, /strongroom_archive_member_failures_total\{reason="cannot-rejoin"\} [1-9]/)
+      await blind.agent.secure.send(blind.conversationId, 'the archive cannot read this')
+      assert.deepEqual(texts(await blind.phone.secure.sync(blind.conversationId)), ['the archive cannot read this'])
+      await server.archiveMember?.idle()
+      assert.deepEqual(archivedTexts(blind.conversationId), ['before the loss'])
+    } finally {
+      await server.stop()
+      await database.close()
+      await testDatabase.drop()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })
