@@ -266,7 +266,10 @@ export class ArchiveMember {
     } catch (error) {
       if (!(error instanceof ArchiveCannotRejoin)) throw error
       this.#ctx.metrics.archiveMemberFailures.inc({ reason: 'cannot-rejoin' })
-      this.#ctx.log.error({ tenantId, conversationId }, 'archive member holds no state of a group and cannot re-join it')
+      this.#ctx.log.error(
+        { tenantId, conversationId },
+        'archive member holds no state of a group and cannot re-join it',
+      )
       await recordAudit(this.#ctx.db, {
         tenantId,
         actor: { kind: 'system', id: null },
