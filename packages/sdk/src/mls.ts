@@ -24,7 +24,12 @@ export {
   MLS_CONTENT_TYPE,
   type PendingWelcome,
 } from './mls/delivery-service.ts'
-export { KEY_RETENTION, secureGroupClientConfig } from './mls/group-config.ts'
+export {
+  KEY_PACKAGE_CLOCK_SKEW_SECONDS,
+  KEY_PACKAGE_LIFETIME_SECONDS,
+  KEY_RETENTION,
+  secureGroupClientConfig,
+} from './mls/group-config.ts'
 export {
   CREDENTIAL_ISSUER,
   CREDENTIAL_TYPE,

@@ -20,6 +20,22 @@ export const KEY_RETENTION: KeyRetentionConfig = {
 }
 
 /**
+ * How long a key package lives: 90 days from its making (and an hour before, for clocks a little behind). The
+ * directory refuses longer ones and hands out none that expired; members top up well before theirs run out.
+ */
+export const KEY_PACKAGE_LIFETIME_SECONDS = 90 * 24 * 3600
+export const KEY_PACKAGE_CLOCK_SKEW_SECONDS = 3600
+
+/** The lifetime for a key package made now. */
+export function keyPackageLifetime(now = Date.now()): { notBefore: bigint; notAfter: bigint } {
+  const seconds = Math.floor(now / 1000)
+  return {
+    notBefore: BigInt(seconds - KEY_PACKAGE_CLOCK_SKEW_SECONDS),
+    notAfter: BigInt(seconds + KEY_PACKAGE_LIFETIME_SECONDS),
+  }
+}
+
+/**
  * Every message is padded to a multiple of 256 bytes so that lengths say little about content (a "yes" and a card
  * number look alike on the wire).
  */
@@ -45,7 +61,15 @@ const ONE_LEAF_PER_MEMBER: KeyPackageEqualityConfig = {
 export function secureGroupClientConfig(authService: AuthenticationService): ClientConfig {
   return {
     keyRetentionConfig: KEY_RETENTION,
-    lifetimeConfig: { maximumTotalLifetime: 90n * 24n * 3600n, validateLifetimeOnReceive: true },
+    // A key package's lifetime is checked by the member that adds it (ts-mls always checks what its own commit adds)
+    // and by the directory, which takes no longer-lived one and hands out no expired one. Not on receipt: a leaf keeps
+    // its key package's lifetime in the tree until its member next commits, and a customer's phone may not commit for
+    // months, so checking every leaf on receipt would make a quiet group unjoinable (no new agent, no re-join, no
+    // archive recovery) once that lifetime passed. RFC 9420, section 7.3, leaves the receiver's check optional.
+    lifetimeConfig: {
+      maximumTotalLifetime: BigInt(KEY_PACKAGE_LIFETIME_SECONDS + KEY_PACKAGE_CLOCK_SKEW_SECONDS),
+      validateLifetimeOnReceive: false,
+    },
     keyPackageEqualityConfig: ONE_LEAF_PER_MEMBER,
     paddingConfig: PADDING,
     authService,

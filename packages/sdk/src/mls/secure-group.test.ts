@@ -265,4 +265,31 @@ describe('secure groups (MLS) between a customer device, an agent and the archiv
     const got = await joined.group.process(sent.message)
     assert.equal(got.event.kind === 'application' && read(got.event.plaintext), 'welcome back')
   })
+
+  test('a quiet group stays joinable after the key packages its members came in by have expired', async () => {
+    const { agentGroup, phoneGroup } = await threeMembers()
+    const tablet = await member({ kind: 'device', id: 'dev_tablet', customerId: 'cus_1' })
+    // Four months on. The phone and the archive never committed, so their leaves still carry the 90-day lifetimes of
+    // the key packages that added them; the tablet's package, never used, has expired too.
+    const realNow = Date.now
+    Date.now = () => realNow() + 120 * 24 * 3600 * 1000
+    try {
+      // The conversation is handed to another agent, who joins by a welcome carrying the whole tree.
+      const second = await member({ kind: 'staff', id: 'stf_second' })
+      const handover = await agentGroup.commit({ add: [second.keyPackage] })
+      const joined = (await SecureGroup.join(second.local, handover.welcome as Uint8Array, second.find)).group
+      const asked = await (await phoneGroup.process(handover.commit)).group.encrypt(text('Still there?'))
+      const got = await joined.process(asked.message)
+      assert.equal(got.event.kind === 'application' && read(got.event.plaintext), 'Still there?')
+      // The phone, its store lost, re-joins by external commit from the GroupInfo the handover published.
+      const reinstalled = await member({ kind: 'device', id: 'dev_phone', customerId: 'cus_1' })
+      const rejoin = await SecureGroup.joinExternal(reinstalled.local, handover.groupInfo)
+      const seen = await got.group.process(rejoin.commit)
+      assert.deepEqual(seen.event.kind === 'commit' && seen.event.rejoined.map((m) => m.id), ['dev_phone'])
+      // A key package whose own lifetime is over is still refused by the member that would add it.
+      await assert.rejects(handover.adopt().commit({ add: [tablet.keyPackage] }))
+    } finally {
+      Date.now = realNow
+    }
+  })
 })

@@ -30,6 +30,7 @@ import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
 import { unprotectPublicMessage } from 'ts-mls/messageProtectionPublic.js'
 import { decryptSenderData } from 'ts-mls/privateMessage.js'
+import { keyPackageLifetime } from './group-config.ts'
 import { type MemberIdentity, memberKeyOf, memberOfCredential } from './member-credential.ts'
 
 /**
@@ -151,7 +152,7 @@ export async function generateKeyPackages(member: LocalMember, count: number): P
     const { publicPackage, privatePackage } = await generateKeyPackageWithKey(
       member.credential,
       defaultCapabilities(),
-      { notBefore: 0n, notAfter: BigInt(Math.floor(Date.now() / 1000) + 90 * 24 * 3600) },
+      keyPackageLifetime(),
       [],
       member.signatureKey,
       member.suite,

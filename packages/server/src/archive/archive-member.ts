@@ -141,11 +141,13 @@ export class ArchiveMember {
   }
 
   /**
-   * Makes sure the archive of a tenant has key packages in the directory (a tenant made after start gets them on
-   * its first secure conversation).
+   * Makes sure the archive of a tenant has key packages in the directory, called before one is claimed: a tenant made
+   * after start gets them on its first secure conversation, and a quiet tenant's, aged towards the end of their
+   * lifetime since the last one, are topped up.
    */
   async ensureTenant(tenantId: string): Promise<void> {
-    await this.#tenant(tenantId)
+    const { messaging } = await this.#tenant(tenantId)
+    await messaging.replenishKeyPackages()
   }
 
   /** Waits until everything received so far has been read and stored. */

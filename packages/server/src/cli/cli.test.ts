@@ -53,6 +53,7 @@ describe('the strongroom command', () => {
         '018-e2e-rejoin',
         '019-console-lookups',
         '020-pivot-step-up',
+        '021-key-package-lifetimes',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -8,7 +8,16 @@ import {
   StrongroomClient,
   type StrongroomError,
 } from '@strongroom/sdk'
+import { mlsCredential, nodeCryptoProvider } from '@strongroom/sdk/mls-node'
+import { base64url } from 'jose'
 import { sql } from 'kysely'
+import {
+  defaultCapabilities,
+  encodeMlsMessage,
+  generateKeyPackageWithKey,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+} from 'ts-mls'
 import type { TestBank, TestServer } from '../testing/harness.ts'
 import {
   enrolPhone as enrolPhoneIn,
@@ -317,6 +326,98 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
       tablet.client.request('POST', '/v1/e2e/key-packages', { keyPackages: ['AAAA'] }),
       (e: StrongroomError) => e.type === `${PROBLEMS}e2e/malformed-message`,
     )
+  })
+
+  test('key packages live at most 90 days: longer, expired or future ones are refused, and ageing ones renewed', async () => {
+    const phone = await enrolPhone('kp-lifetimes')
+    type Stock = { available: number; lastResort: boolean; low: boolean }
+    const stock = () => phone.client.request<Stock>('GET', '/v1/e2e/key-packages')
+    const suite = await getCiphersuiteImpl(
+      getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'),
+      nodeCryptoProvider,
+    )
+    const signatureKey = await suite.signature.keygen()
+    const { credential } = await phone.client.request<{ credential: string }>('POST', '/v1/e2e/credentials', {
+      signaturePublicKey: base64url.encode(signatureKey.publicKey),
+    })
+    const DAY = 86_400
+    /** A key package valid from `from` to `to`, in seconds from now. */
+    const living = async (from: number, to: number) => {
+      const now = Math.floor(Date.now() / 1000)
+      const lifetime = { notBefore: BigInt(now + from), notAfter: BigInt(now + to) }
+      const made = await generateKeyPackageWithKey(
+        mlsCredential(credential),
+        defaultCapabilities(),
+        lifetime,
+        [],
+        signatureKey,
+        suite,
+      )
+      const message = { version: 'mls10', wireformat: 'mls_key_package', keyPackage: made.publicPackage } as const
+      return bytesToBase64(encodeMlsMessage(message))
+    }
+    const upload = async (keyPackages: string[]) =>
+      phone.client.request<Stock>('POST', '/v1/e2e/key-packages', { keyPackages })
+    for (const [from, to, why] of [
+      [0, 365 * DAY, /at most 90 days/],
+      [-DAY, 0x7fffffff, /at most 90 days/],
+      [-80 * DAY, -DAY, /not valid now/],
+      [DAY, 30 * DAY, /not valid now/],
+    ] as const) {
+      await assert.rejects(
+        upload([await living(from, to)]),
+        (e: StrongroomError) => e.type === `${PROBLEMS}e2e/invalid-key-package` && why.test(e.message),
+      )
+    }
+    assert.deepEqual(await stock(), { available: 20, lastResort: true, low: false })
+    assert.deepEqual(await upload([await living(-3600, 90 * DAY)]), { available: 21, lastResort: true, low: false })
+
+    // Eighty days on (the app not opened since), nothing has a month left: the stock says to renew, claims still work.
+    const own = server.ctx.db
+      .updateTable('e2e_key_packages')
+      .where('owner_id', '=', phone.deviceId)
+      .where('claimed_at', 'is', null)
+    await own.set({ expires_at: new Date(Date.now() + 10 * DAY * 1000) }).execute()
+    assert.deepEqual(await stock(), { available: 0, lastResort: false, low: true })
+    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const conversation = await agentClient.createConversation({
+      customerId: bank.customerId,
+      assignedStaffId: bank.agentId,
+      deviceIds: [phone.deviceId],
+    })
+    const claim = () =>
+      agentClient.request<{ keyPackages: unknown[] }>(
+        'POST',
+        `/v1/conversations/${conversation.id}/e2e/key-packages/claim`,
+        { members: [{ kind: 'device', id: phone.deviceId }] },
+      )
+    assert.equal((await claim()).keyPackages.length, 1)
+    // Past their lifetime, none is handed out, the last-resort one included.
+    await own.set({ expires_at: new Date(Date.now() - 60_000) }).execute()
+    await assert.rejects(claim(), (e: StrongroomError) => e.type === `${PROBLEMS}e2e/no-key-package`)
+    // The app opens again and tops up; the expired packages leave the directory.
+    await phone.secure.replenishKeyPackages()
+    assert.deepEqual(await stock(), { available: 20, lastResort: true, low: false })
+    const expired = await server.ctx.db
+      .selectFrom('e2e_key_packages')
+      .select('id')
+      .where('owner_id', '=', phone.deviceId)
+      .where('expires_at', '<=', new Date())
+      .execute()
+    assert.deepEqual(expired, [])
+    assert.equal((await claim()).keyPackages.length, 1)
+
+    // The archive's packages age too, however long no group was made: it tops up before one is claimed.
+    await secureConversation()
+    await server.ctx.db
+      .updateTable('e2e_key_packages')
+      .where('tenant_id', '=', bank.tenantId)
+      .where('owner_kind', '=', 'archive')
+      .where('claimed_at', 'is', null)
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .execute()
+    const { conversationId, agent } = await secureConversation()
+    assert.ok((await agent.secure.members(conversationId)).some((m) => m.kind === 'archive'))
   })
 
   test('a member that never opened secure messaging is left out when optional and stops the group when required', async () => {

@@ -1,5 +1,10 @@
-import type { MemberIdentity } from '@strongroom/sdk/mls-node'
+import {
+  KEY_PACKAGE_CLOCK_SKEW_SECONDS,
+  KEY_PACKAGE_LIFETIME_SECONDS,
+  type MemberIdentity,
+} from '@strongroom/sdk/mls-node'
 import { sql } from 'kysely'
+import type { KeyPackage } from 'ts-mls'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
@@ -10,6 +15,14 @@ import { decodeWhole, keyPackageRef, requireAllowedSuite, verifyKeyPackageSignat
 export const KEY_PACKAGE_LOW_WATER = 10
 /** At most this many unclaimed key packages per owner: enough for a busy day, not a storage sink. */
 export const KEY_PACKAGE_LIMIT = 200
+/**
+ * A key package counts in its owner's stock only while it has this long left to live, so that the owner, told its
+ * stock is low (or its last-resort package missing), uploads new ones before the old run out. Members do so each time
+ * they open, so one that opens at least once a month always has packages to be added with.
+ */
+export const KEY_PACKAGE_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000
+/** A key package is handed out only with this long left: the claimer checks its lifetime as it commits. */
+const CLAIM_MARGIN_MS = 3600 * 1000
 
 export interface KeyPackageOwner {
   kind: MemberIdentity['kind']
@@ -25,10 +38,11 @@ export interface KeyPackageStock {
 
 /**
  * Stores key packages an owner uploaded, each checked first: an MLS key package, in an allowed suite, signed by its
- * leaf key, with a credential the authority signed for exactly this owner and key. A last-resort package replaces
- * the previous one and is handed out (never consumed) only when the others have run out. With `replace`, the owner's
- * unclaimed packages go first: a member that lost its state (and with it their private halves) uploads anew, and a
- * welcome made for a package it can no longer open would leave it out of the group.
+ * leaf key, with a credential the authority signed for exactly this owner and key, valid now and for at most 90 days.
+ * A last-resort package replaces the previous one and is handed out (never consumed) only when the others have run
+ * out. With `replace`, the owner's unclaimed packages go first: a member that lost its state (and with it their
+ * private halves) uploads anew, and a welcome made for a package it can no longer open would leave it out of the
+ * group. The owner's expired packages go on every upload.
  */
 export async function storeKeyPackages(
   ctx: Pick<ServerContext, 'db'>,
@@ -36,7 +50,7 @@ export async function storeKeyPackages(
   owner: KeyPackageOwner,
   upload: { keyPackages: Uint8Array[]; lastResort?: Uint8Array | undefined; replace?: boolean },
 ): Promise<KeyPackageStock> {
-  const checked: { ref: string; suite: string; bytes: Uint8Array; lastResort: boolean }[] = []
+  const checked: { ref: string; suite: string; bytes: Uint8Array; lastResort: boolean; expiresAt: Date }[] = []
   for (const [index, bytes] of [...upload.keyPackages, ...(upload.lastResort ? [upload.lastResort] : [])].entries()) {
     const message = decodeWhole(bytes)
     if (message.wireformat !== 'mls_key_package') throw new Problem('e2e/invalid-key-package', 'not a key package')
@@ -50,10 +64,25 @@ export async function storeKeyPackages(
     if (!member || member.kind !== owner.kind || member.id !== owner.id) {
       throw new Problem('e2e/invalid-key-package', 'the credential is not the uploader’s')
     }
-    checked.push({ ref: await keyPackageRef(keyPackage), suite, bytes, lastResort: index >= upload.keyPackages.length })
+    checked.push({
+      ref: await keyPackageRef(keyPackage),
+      suite,
+      bytes,
+      lastResort: index >= upload.keyPackages.length,
+      expiresAt: checkedLifetime(keyPackage),
+    })
   }
   const now = new Date()
   return ctx.db.transaction().execute(async (trx) => {
+    // Expired packages can never be used: they go, and leave room under the limit.
+    await trx
+      .deleteFrom('e2e_key_packages')
+      .where('tenant_id', '=', tenantId)
+      .where('owner_kind', '=', owner.kind)
+      .where('owner_id', '=', owner.id)
+      .where('claimed_at', 'is', null)
+      .where('expires_at', '<=', now)
+      .execute()
     if (upload.replace || upload.lastResort) {
       // Replacing drops every unclaimed package, the last-resort one included; a new last-resort one drops the old.
       const stale = trx
@@ -89,6 +118,7 @@ export async function storeKeyPackages(
             key_package: c.bytes,
             last_resort: c.lastResort,
             created_at: now,
+            expires_at: c.expiresAt,
             claimed_at: null,
             claimed_for: null,
           })),
@@ -98,6 +128,30 @@ export async function storeKeyPackages(
     }
     return stockWithin(trx, tenantId, owner)
   })
+}
+
+/**
+ * The end of a key package's lifetime, after checking it the way RFC 9420 (section 7.3) asks of a bank's maximum: no
+ * longer than the SDK makes them (90 days, and an hour of clock skew), and valid now.
+ */
+function checkedLifetime(keyPackage: KeyPackage): Date {
+  const leaf = keyPackage.leafNode
+  if (leaf.leafNodeSource !== 'key_package') {
+    throw new Problem('e2e/invalid-key-package', 'the key package’s leaf carries no lifetime')
+  }
+  const { notBefore, notAfter } = leaf.lifetime
+  const now = BigInt(Math.floor(Date.now() / 1000))
+  const skew = BigInt(KEY_PACKAGE_CLOCK_SKEW_SECONDS)
+  if (notAfter - notBefore > BigInt(KEY_PACKAGE_LIFETIME_SECONDS) + skew) {
+    throw new Problem(
+      'e2e/invalid-key-package',
+      `a key package may live at most ${KEY_PACKAGE_LIFETIME_SECONDS / 86_400} days`,
+    )
+  }
+  if (notBefore > now + skew || notAfter <= now) {
+    throw new Problem('e2e/invalid-key-package', 'the key package is not valid now (expired, or not yet valid)')
+  }
+  return new Date(Number(notAfter) * 1000)
 }
 
 async function stockWithin(
@@ -112,6 +166,7 @@ async function stockWithin(
     .where('owner_kind', '=', owner.kind)
     .where('owner_id', '=', owner.id)
     .where('claimed_at', 'is', null)
+    .where('expires_at', '>', new Date(Date.now() + KEY_PACKAGE_RENEW_BEFORE_MS))
     .groupBy('last_resort')
     .execute()
   const available = Number(rows.find((r) => !r.last_resort)?.count ?? 0)
@@ -131,9 +186,9 @@ export interface ClaimedKeyPackage {
 }
 
 /**
- * Hands out one key package per owner for adding them to a conversation's group. An ordinary package is consumed in
- * the same statement that picks it (SKIP LOCKED: two claims never get the same one); when none is left the owner's
- * last-resort package is handed out instead. The claim records the conversation, so that the commit adding the owner
+ * Hands out one key package per owner for adding them to a conversation's group, never an expired one. An ordinary
+ * package is consumed in the same statement that picks it (SKIP LOCKED: two claims never get the same one); when none
+ * is left the owner's last-resort package is handed out instead. The claim records the conversation, so that the commit adding the owner
  * is accepted there and its welcome routed to the owner.
  */
 export async function claimKeyPackages(
@@ -142,6 +197,7 @@ export async function claimKeyPackages(
   conversationId: string,
   owners: KeyPackageOwner[],
 ): Promise<ClaimedKeyPackage[]> {
+  const claimableUntil = new Date(Date.now() + CLAIM_MARGIN_MS)
   return ctx.db.transaction().execute(async (trx) => {
     const claimed: ClaimedKeyPackage[] = []
     for (const owner of owners) {
@@ -150,7 +206,7 @@ export async function claimKeyPackages(
         where id = (
           select id from e2e_key_packages
           where tenant_id = ${tenantId} and owner_kind = ${owner.kind} and owner_id = ${owner.id}
-            and last_resort = false and claimed_at is null
+            and last_resort = false and claimed_at is null and expires_at > ${claimableUntil}
           order by created_at, id
           limit 1
           for update skip locked
@@ -169,6 +225,7 @@ export async function claimKeyPackages(
         .where('owner_kind', '=', owner.kind)
         .where('owner_id', '=', owner.id)
         .where('last_resort', '=', true)
+        .where('expires_at', '>', claimableUntil)
         .executeTakeFirst()
       if (!lastResort) {
         throw new Problem('e2e/no-key-package', `${owner.kind} ${owner.id} has no key package to claim`)

@@ -323,6 +323,8 @@ export interface E2eKeyPackagesTable {
   key_package: Uint8Array
   last_resort: boolean
   created_at: Timestamp
+  /** The end of the key package's own lifetime (its leaf node's `not_after`). */
+  expires_at: Timestamp
   claimed_at: Timestamp | null
   claimed_for: string | null
 }

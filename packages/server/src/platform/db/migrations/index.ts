@@ -19,6 +19,7 @@ import * as smpp from './017-smpp.ts'
 import * as e2eRejoin from './018-e2e-rejoin.ts'
 import * as consoleLookups from './019-console-lookups.ts'
 import * as pivotStepUp from './020-pivot-step-up.ts'
+import * as keyPackageLifetimes from './021-key-package-lifetimes.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -42,6 +43,7 @@ const migrations: Record<string, Migration> = {
   '018-e2e-rejoin': e2eRejoin,
   '019-console-lookups': consoleLookups,
   '020-pivot-step-up': pivotStepUp,
+  '021-key-package-lifetimes': keyPackageLifetimes,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
