@@ -4,10 +4,15 @@ import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import {
   type CiphersuiteImpl,
+  type ClientState,
   type CryptoProvider,
   decodeMlsMessage,
   defaultCryptoProvider,
   getCiphersuiteImpl,
+  joinGroup,
+  type MLSMessage,
+  makePskIndex,
+  processMessage,
   type RatchetTree,
 } from 'ts-mls'
 import { getCiphersuiteFromId } from 'ts-mls/crypto/ciphersuite.js'
@@ -18,6 +23,7 @@ import { signWithLabel, verifyWithLabel } from 'ts-mls/crypto/signature.js'
 import { decodeGroupContext } from 'ts-mls/groupContext.js'
 import { initializeEpoch, mlsExporter } from 'ts-mls/keySchedule.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
+import { decodeRatchetTree } from 'ts-mls/ratchetTree.js'
 import { createSecretTree, ratchetToGeneration } from 'ts-mls/secretTree.js'
 import type { SenderData } from 'ts-mls/sender.js'
 import { KEY_RETENTION } from './group-config.ts'
@@ -199,10 +205,57 @@ for (const [providerName, provider] of PROVIDERS) {
         await assert.rejects(open(toHex(tampered)))
       }
     })
+
+    test('passive clients: join by welcome (HPKE), follow every commit (path secrets, HPKE and derived keys), epoch authenticators match', async () => {
+      const message = (bytes: string): MLSMessage => {
+        const decoded = decodeMlsMessage(hex(bytes), 0)
+        assert.ok(decoded, 'the vector holds an MLS message')
+        return decoded[0]
+      }
+      let epochs = 0
+      for (const file of ['passive-client-welcome', 'passive-client-handling-commit', 'passive-client-random']) {
+        for (const v of vectors(file)) {
+          const cs = await impl(provider, v.cipher_suite)
+          const keyPackage = message(v.key_package)
+          const welcome = message(v.welcome)
+          assert.ok(keyPackage.wireformat === 'mls_key_package' && welcome.wireformat === 'mls_welcome')
+          const psks = Object.fromEntries(
+            (v.external_psks as { psk_id: string; psk: string }[]).map((p) => [
+              Buffer.from(p.psk_id, 'hex').toString('base64'),
+              hex(p.psk),
+            ]),
+          )
+          const tree = v.ratchet_tree ? decodeRatchetTree(hex(v.ratchet_tree), 0)?.[0] : undefined
+          let state: ClientState = await joinGroup(
+            welcome.welcome,
+            keyPackage.keyPackage,
+            {
+              initPrivateKey: hex(v.init_priv),
+              hpkePrivateKey: hex(v.encryption_priv),
+              signaturePrivateKey: hex(v.signature_priv),
+            },
+            makePskIndex(undefined, psks),
+            cs,
+            tree,
+          )
+          assert.equal(toHex(state.keySchedule.epochAuthenticator), v.initial_epoch_authenticator)
+          for (const epoch of v.epochs) {
+            for (const bytes of [...epoch.proposals, epoch.commit] as string[]) {
+              const framed = message(bytes)
+              assert.ok(framed.wireformat === 'mls_private_message' || framed.wireformat === 'mls_public_message')
+              state = (await processMessage(framed, state, makePskIndex(state, psks), () => 'accept', cs)).newState
+            }
+            assert.equal(toHex(state.keySchedule.epochAuthenticator), epoch.epoch_authenticator)
+            epochs++
+          }
+        }
+      }
+      if (present) assert.ok(epochs > 200, `followed ${epochs} epochs`)
+    })
   })
 }
 
-describe('node crypto provider: random bytes', () => {
+describe('node crypto provider: random bytes and X25519', () => {
   test('come in the lengths asked for, and no draw repeats another, across many refills of its block', async () => {
     const { rng } = await impl(nodeCryptoProvider, 1)
     // 4-byte reuse guards could collide by chance (1 in 2^32 per pair); 16-byte draws never should.
@@ -218,6 +271,19 @@ describe('node crypto provider: random bytes', () => {
       const bytes = rng.randomBytes(length)
       assert.equal(bytes.length, length)
       assert.ok(bytes.some((b) => b !== 0))
+    }
+  })
+
+  test('HPKE seals to an X25519 key and opens with its pair, and refuses a small-order key (all-zero agreement)', async () => {
+    const { hpke } = await impl(nodeCryptoProvider, 1)
+    const pair = await hpke.generateKeyPair()
+    const info = new TextEncoder().encode('info')
+    const sealed = await hpke.seal(pair.publicKey, new TextEncoder().encode('path secret'), info)
+    assert.equal(new TextDecoder().decode(await hpke.open(pair.privateKey, sealed.enc, sealed.ct, info)), 'path secret')
+    await assert.rejects(hpke.open(pair.privateKey, sealed.enc, sealed.ct, new TextEncoder().encode('other info')))
+    // u = 0 and u = 1 are points of small order: every agreement with them is all zero (RFC 7748, section 6.1).
+    for (const u of [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))]) {
+      await assert.rejects(hpke.seal(await hpke.importPublicKey(u), new TextEncoder().encode('x'), info))
     }
   })
 })
