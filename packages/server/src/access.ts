@@ -249,7 +249,7 @@ export interface IntegrityGate {
 
 /**
  * The API gate: with integrity required (production by default), a device's request must carry a valid integrity
- * token for this device; a read-only token allows only reads.
+ * token for this device; a read-only token allows only reads. Gives the token's risk flags and the app it vouches for.
  */
 export async function checkDeviceIntegrity(
   gate: IntegrityGate,
@@ -257,7 +257,7 @@ export async function checkDeviceIntegrity(
   device: DevicePrincipal,
   method: string,
   fullScopeOnly = false,
-): Promise<string[]> {
+): Promise<{ flags: string[]; app: { appId: string; appVersion: string } }> {
   const { scope, flags, app } = await gate.tokens.check(token, device)
   // Checked on every request, so that switching a version off takes effect at once on every node.
   if (await gate.deactivated.has(device.tenantId, app)) {
@@ -265,7 +265,7 @@ export async function checkDeviceIntegrity(
   }
   // A limited token (a rooted device, an emulator) reads; it neither writes nor receives secrets.
   if (scope === 'read-only' && (method !== 'GET' || fullScopeOnly)) throw new Problem('integrity/limited')
-  return flags
+  return { flags, app }
 }
 
 export function installAccessControl(
@@ -315,7 +315,8 @@ export function installAccessControl(
       (attested || (!integrityExempt.has(route) && (await integrityRequired(principal.tenantId, route))))
     if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
-      request.integrityFlags = await checkDeviceIntegrity(gate, token, principal, request.method, attested)
+      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, attested)
+      request.integrityFlags = checked.flags
     }
     request.principal = principal
   })

@@ -137,9 +137,10 @@ export async function startServer(
       throw error
     })
     if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
-      await checkDeviceIntegrity(integrityGate, frame.integrity, principal, 'GET')
+      const { app } = await checkDeviceIntegrity(integrityGate, frame.integrity, principal, 'GET')
+      return { principal, app }
     }
-    return principal
+    return { principal }
   })
   let closing = false
   const housekeeping = startPeriodicTask({

@@ -8,6 +8,7 @@ import {
   type DeviceRevokedEvent,
   type DeviceSuspendedEvent,
 } from '../identity/device-events.ts'
+import { APP_VERSION_DEACTIVATED_SUBJECT_PREFIX, type AppVersionDeactivatedEvent } from '../integrity/app-versions.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type Principal, principalMember } from '../principal.ts'
@@ -23,7 +24,11 @@ import { advanceDeliveredMarkers, type DeliveredMarker, memberConversationCursor
 import type { MessageLog } from './message-log.ts'
 import { fetchMessages } from './messages.ts'
 
-export type StreamAuthenticator = (frame: AuthFrame, htu: string) => Promise<Principal>
+/** The principal of an auth frame, and for a device whose integrity token was checked, the app it vouched for. */
+export type StreamAuthenticator = (
+  frame: AuthFrame,
+  htu: string,
+) => Promise<{ principal: Principal; app?: { appId: string; appVersion: string } }>
 
 const AUTH_TIMEOUT_MS = 10_000
 const CATCH_UP_PAGE = 200
@@ -58,6 +63,9 @@ export class StreamHub {
       ),
       ctx.bus.subscribe(`${DEVICE_SUSPENDED_SUBJECT_PREFIX}>`, (_subject, payload) =>
         this.#closeDevice(payload, CloseCode.suspended, 'device suspended'),
+      ),
+      ctx.bus.subscribe(`${APP_VERSION_DEACTIVATED_SUBJECT_PREFIX}*`, (_subject, payload) =>
+        this.#closeAppVersion(payload),
       ),
       ctx.bus.onReconnect(() => {
         for (const session of this.#sessions) session.resyncAll()
@@ -147,6 +155,21 @@ export class StreamHub {
     for (const session of [...(sessions ?? [])]) session.close(code, reason)
   }
 
+  /**
+   * A version of the app switched off on any node: the streams its copies hold open here close as a refused sign-in
+   * would (the problem, then 4001), rather than reading on until their tokens run out.
+   */
+  #closeAppVersion(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as AppVersionDeactivatedEvent
+    for (const session of [...this.#sessions]) {
+      const app = session.app
+      if (session.tenantId !== event.tenantId || app?.appId !== event.appId || app.appVersion !== event.appVersion) {
+        continue
+      }
+      session.refuse(new Problem('integrity/denied', 'app-version-deactivated'), CloseCode.unauthorized)
+    }
+  }
+
   async flushMarkers(sessions: Iterable<StreamSession> = this.#sessions): Promise<void> {
     const markers = [...sessions].flatMap((s) => s.takeAcknowledged())
     if (markers.length === 0) return
@@ -176,6 +199,8 @@ class StreamSession {
   readonly #htu: string
   readonly id = randomUUID()
   #principal: Principal | undefined
+  /** The app a device's integrity token vouched for at sign-in, when it was checked. */
+  app: { appId: string; appVersion: string } | undefined
   memberKey = ''
   /** Last sequence number written to this socket, per conversation it may see. */
   readonly #cursors = new Map<string, number>()
@@ -246,6 +271,16 @@ class StreamSession {
     this.#sendJson(ref === undefined ? { type: 'error', problem: body } : { type: 'error', ref, problem: body })
   }
 
+  get tenantId(): string | undefined {
+    return this.#principal?.tenantId
+  }
+
+  /** Says why the session may not go on, then closes. */
+  refuse(problem: Problem, code: number): void {
+    this.#sendProblem(problem)
+    this.close(code, problem.detail ?? problem.kind)
+  }
+
   /** Tells the client where to resume (its cursors) and closes. */
   close(code: number, reason: string): void {
     if (this.#closed) return
@@ -279,7 +314,7 @@ class StreamSession {
     if (!authFrameCheck.Check(frame)) return this.close(CloseCode.unauthorized, 'the first frame must be auth')
     let principal: Principal
     try {
-      principal = await this.#hub.authenticate(frame, this.#htu)
+      ;({ principal, app: this.app } = await this.#hub.authenticate(frame, this.#htu))
     } catch (error) {
       this.#sendProblem(error)
       // A revoked device got its wipe command in the problem, a suspended one the reason: neither reconnects.

@@ -35,11 +35,21 @@ export async function deactivateAppVersion(
   })
   // This node at once; the others as soon as the bus tells them (and within the list's lifetime if it does not).
   gate.forget(tenantId)
-  ctx.bus.publish(APP_VERSION_DEACTIVATED_SUBJECT_PREFIX + tenantId, new Uint8Array())
+  const event: AppVersionDeactivatedEvent = { tenantId, appId: app.appId, appVersion: app.appVersion }
+  ctx.bus.publish(APP_VERSION_DEACTIVATED_SUBJECT_PREFIX + tenantId, new TextEncoder().encode(JSON.stringify(event)))
 }
 
-/** Said on the bus when a version is switched off, so that every node's gate forgets what it knew of the tenant. */
-const APP_VERSION_DEACTIVATED_SUBJECT_PREFIX = 'sr.app-version.deactivated.'
+/**
+ * Said on the bus when a version is switched off, so that every node's gate forgets what it knew of the tenant and
+ * every node closes the streams that version's copies hold open.
+ */
+export const APP_VERSION_DEACTIVATED_SUBJECT_PREFIX = 'sr.app-version.deactivated.'
+
+export interface AppVersionDeactivatedEvent {
+  tenantId: string
+  appId: string
+  appVersion: string
+}
 
 /** A safety net for a lost bus message: how long a node trusts its list without being told of a change. */
 const DEACTIVATIONS_KEPT_MS = 5000

@@ -195,12 +195,24 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     await old.client.attest({ app: { ...app, appVersion: '3.1.0' }, signals: clean })
     await current.client.attest({ app, signals: clean })
     assert.equal((await old.client.me()).kind, 'device')
+    const errors: Error[] = []
+    const oldStream = old.client.stream({ onError: (e) => errors.push(e) })
+    const currentStream = current.client.stream()
+    await Promise.all([oldStream.ready(), currentStream.ready()])
     const deactivate = await fetch(`${server.url}/v1/apps/${app.appId}/versions/3.1.0/deactivate`, {
       method: 'POST',
       headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ reason: 'CVE in the 3.1.0 release' }),
     })
     assert.equal(deactivate.status, 204)
+    // The stream the old version held open is closed at once and says why; it does not come back.
+    const deadline = Date.now() + 5000
+    while (oldStream.state !== 'closed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    assert.equal(oldStream.state, 'closed')
+    const denial = errors.find((e) => e instanceof StrongroomError)
+    assert.ok(denial && problem('integrity/denied', 'app-version-deactivated')(denial))
+    assert.equal(currentStream.state, 'open')
+    currentStream.close()
     await assert.rejects(old.client.me(), problem('integrity/denied', 'app-version-deactivated'))
     await assert.rejects(
       old.client.attest({ app: { ...app, appVersion: '3.1.0' }, signals: clean }),
