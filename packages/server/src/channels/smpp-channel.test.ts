@@ -5,6 +5,7 @@ import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import smpp, { type Pdu } from 'smpp'
 import { Problem } from '../platform/http/problems.ts'
+import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { configureChannel } from './channel-config.ts'
 import { type FakeSmsc, startFakeSmsc } from './connectors/fake-smsc.ts'
@@ -16,6 +17,8 @@ const OTHER_BANK_NUMBER = '+442071838752'
 const CUSTOMER_PHONE = '+447700900321'
 const CREDENTIALS = { systemId: 'bank01', password: 'pw12345' }
 const PAN = '4111 1111 1111 1111'
+/** The link rebinds with backoff: give it longer than the usual wait. */
+const LINK_WAIT_MS = 15_000
 
 interface PublicMessageView {
   id: string
@@ -58,14 +61,6 @@ async function problemOf(promise: Promise<unknown>): Promise<StrongroomError> {
 }
 
 /** Waits for something the server does on its own (a bind, a reconnection); the test's own timeout bounds it. */
-async function eventually<T>(probe: () => Promise<T | undefined>): Promise<T> {
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
 describe('SMS over SMPP through the server', () => {
   let server: TestServer
   let stopped = false
@@ -80,8 +75,15 @@ describe('SMS over SMPP through the server', () => {
     const { channels } = await client.request<{ channels: ChannelView[] }>('GET', '/v1/channels')
     return channels.find((c) => c.connector === 'smpp')?.link
   }
-  const linkReaches = (state: string, client = admin) =>
-    eventually(async () => ((await linkState(client)) === state ? state : undefined))
+  const linkReaches = async (state: string, client = admin) =>
+    assert.equal(
+      await eventually(
+        () => linkState(client),
+        (now) => now === state,
+        LINK_WAIT_MS,
+      ),
+      state,
+    )
   const configure = (client: StrongroomClient, body: Record<string, unknown>) =>
     client.request<ChannelView>('PUT', '/v1/channels/smpp', body)
   const publicMessages = async (conversationId: string) =>
@@ -304,7 +306,13 @@ describe('SMS over SMPP through the server', () => {
   test('the SMSC dropping the connection: the server reconnects and carries on both ways', async () => {
     const binds = smsc.binds.length
     smsc.dropAll()
-    await eventually(async () => (smsc.binds.length > binds ? true : undefined))
+    assert.ok(
+      (await eventually(
+        () => smsc.binds.length,
+        (n) => n > binds,
+        LINK_WAIT_MS,
+      )) > binds,
+    )
     await linkReaches('bound')
     assert.equal((await smsc.deliver(customerSms('back again', { receipted_message_id: 'mo-2' }))).command_status, 0)
     const conversation = await conversationOf()
@@ -346,11 +354,14 @@ describe('SMS over SMPP through the server', () => {
     await linkReaches('bind-refused')
     assert.equal(smsc.binds.length, binds + 1)
     // The refusal is audited as the link reports it, a moment after the state changes.
-    const audit = await eventually(async () => {
-      const { rows } = await sql<{ outcome: string; details: string }>`
-        select outcome, details from audit_events where action = 'channels.smpp.bind'`.execute(server.ctx.db)
-      return rows.length > 0 ? rows : undefined
-    })
+    const audit = await eventually(
+      async () =>
+        (
+          await sql<{ outcome: string; details: string }>`
+            select outcome, details from audit_events where action = 'channels.smpp.bind'`.execute(server.ctx.db)
+        ).rows,
+      (rows) => rows.length > 0,
+    )
     assert.equal(audit[0]?.outcome, 'failure')
     assert.ok(!JSON.stringify(audit).includes('wrong'))
     const conversation = await conversationOf()

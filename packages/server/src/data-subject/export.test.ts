@@ -5,6 +5,7 @@ import { MemoryStore, nodeCryptoProvider, SecureMessaging } from '@strongroom/sd
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import { operator } from '../audit/events.ts'
+import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { SoftwareAuthenticator } from '../testing/software-authenticator.ts'
 import { exportCustomerData } from './export-customer.ts'
@@ -14,16 +15,6 @@ const PROBLEMS = 'https://strongroom.dev/problems/'
 const BANK_NUMBER = '+442071838750'
 const CUSTOMER_PHONE = '+447700900321'
 const OTHER_PHONE = '+447700900999'
-
-/** Waits for something the archive member does from the bus, up to five seconds. */
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 5000
-  for (;;) {
-    const value = await read()
-    if (done(value) || Date.now() > deadline) return value
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 describe('data subject requests: exporting everything held about a customer', () => {
   let server: TestServer

@@ -18,10 +18,10 @@ import {
   getCiphersuiteFromName,
   getCiphersuiteImpl,
 } from 'ts-mls'
+import { eventually } from '../testing/eventually.ts'
 import type { TestBank, TestServer } from '../testing/harness.ts'
 import {
   enrolPhone as enrolPhoneIn,
-  eventually,
   openMember,
   secureConversation as secureConversationIn,
   startArchivingServer,

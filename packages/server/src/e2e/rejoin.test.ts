@@ -33,15 +33,9 @@ import { loadConfig } from '../platform/config.ts'
 import { openDatabase } from '../platform/db/database.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
+import { eventually } from '../testing/eventually.ts'
 import { createTestBank, createTestDatabase, type TestBank, type TestServer } from '../testing/harness.ts'
-import {
-  enrolPhone,
-  eventually,
-  openMember,
-  secureConversation,
-  startArchivingServer,
-  texts,
-} from '../testing/secure-members.ts'
+import { enrolPhone, openMember, secureConversation, startArchivingServer, texts } from '../testing/secure-members.ts'
 import { MLS_CONTENT_TYPE } from './groups.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'

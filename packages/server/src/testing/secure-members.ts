@@ -46,16 +46,6 @@ export async function openMember(
   return { client, secure, raw, events }
 }
 
-/** Waits for something that happens asynchronously (the archive member reads from the bus), up to five seconds. */
-export async function eventually<T>(read: () => T | Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 5000
-  for (;;) {
-    const value = await read()
-    if (done(value) || Date.now() > deadline) return value
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
 export const texts = (events: SecureEvent[]) => events.flatMap((e) => (e.kind === 'message' ? [e.text] : []))
 
 export async function enrolPhone(server: TestServer, bank: TestBank, label: string) {
