@@ -4,7 +4,6 @@ import { after, before, describe, test } from 'node:test'
 import {
   createDpopProof,
   type DeviceKey,
-  enrolDevice,
   executeRemoteWipe,
   StaffToken,
   StrongroomClient,
@@ -33,12 +32,7 @@ describe('remote wipe', () => {
 
   /** A device as an app sets it up: stores holding its state, and the wipe keys pinned at enrolment. */
   const enrolWithStores = async (label: string) => {
-    const enrolled = await enrolDevice({
-      baseUrl: server.url,
-      enrolmentCode: await bank.enrolmentCode(),
-      label,
-      WebSocket: WebSocket as never,
-    })
+    const enrolled = await bank.enrol(label)
     assert.ok(enrolled.wipeKeys && enrolled.wipeKeys.keys.length >= 1)
     const inner = new MemoryStore()
     const secure = encryptedStore(inner, await generateStoreKey())

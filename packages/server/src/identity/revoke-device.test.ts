@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
-import WebSocket from 'ws'
+import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
@@ -18,13 +17,7 @@ describe('revoking a device', () => {
   })
   after(() => server.stop())
 
-  const enrol = async (label: string, customerBank = bank) =>
-    enrolDevice({
-      baseUrl: server.url,
-      enrolmentCode: await customerBank.enrolmentCode(),
-      label,
-      WebSocket: WebSocket as never,
-    })
+  const enrol = (label: string, customerBank = bank) => customerBank.enrol(label)
 
   test('a customer revokes a lost phone from the tablet: the phone is cut off at once, everywhere', async () => {
     const phone = await enrol('phone')

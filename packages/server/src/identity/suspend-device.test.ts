@@ -56,13 +56,7 @@ describe('device states: pending, active, suspended, revoked', () => {
   })
   after(() => server.stop())
 
-  const enrol = async (label: string, customerBank = bank) =>
-    enrolDevice({
-      baseUrl: server.url,
-      enrolmentCode: await customerBank.enrolmentCode(),
-      label,
-      WebSocket: WebSocket as never,
-    })
+  const enrol = (label: string, customerBank = bank) => customerBank.enrol(label)
 
   test('a device is pending from its enrolment code until it enrols, under the id the code reserved', async () => {
     const tablet = await enrol('tablet')
@@ -245,12 +239,7 @@ describe('a suspension on one node reaches the sockets of every other', {
     try {
       const bank = await createTestBank(a)
       const agent = new StrongroomClient({ baseUrl: a.url, credentials: new StaffToken(bank.agentToken) })
-      const phone = await enrolDevice({
-        baseUrl: b.url,
-        enrolmentCode: await bank.enrolmentCode(),
-        label: 'phone',
-        WebSocket: WebSocket as never,
-      })
+      const phone = await bank.enrol('phone', { baseUrl: b.url })
       const watched = watch(phone.client)
       await watched.stream.ready()
       await agent.suspendDevice(phone.device.id)

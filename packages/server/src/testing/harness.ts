@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { enrolDevice } from '@strongroom/sdk'
 import pg from 'pg'
+import WebSocket from 'ws'
 import type { ArchiveSink } from '../archive/archive-member.ts'
 import { operator } from '../audit/events.ts'
 import { createCustomer } from '../identity/customers.ts'
@@ -98,6 +100,8 @@ export interface TestBank {
   customerId: string
   enrolmentCode(): Promise<string>
   staffToken(role: Role, name?: string): Promise<{ staffId: string; token: string }>
+  /** Enrols a device of the customer, as its app would (streams over `ws`), on this server or another node. */
+  enrol(label: string, options?: { baseUrl?: string }): ReturnType<typeof enrolDevice>
 }
 
 /** A tenant with an admin, an agent and a customer, made through the service functions. */
@@ -111,14 +115,22 @@ export async function createTestBank(server: RunningServer, name = 'Test Bank'):
   const admin = await staffToken('admin', 'admin')
   const agent = await staffToken('agent', 'agent')
   const customer = await createCustomer(ctx, tenant.id, { externalRef: `REF-${name}`, displayName: 'Ada Customer' })
+  const enrolmentCode = async () =>
+    (await issueEnrolmentCode(ctx, tenant.id, customer.id, { kind: 'staff', id: admin.staffId })).code
   return {
     tenantId: tenant.id,
     adminToken: admin.token,
     agentId: agent.staffId,
     agentToken: agent.token,
     customerId: customer.id,
-    enrolmentCode: async () =>
-      (await issueEnrolmentCode(ctx, tenant.id, customer.id, { kind: 'staff', id: admin.staffId })).code,
+    enrolmentCode,
     staffToken,
+    enrol: async (label, options = {}) =>
+      enrolDevice({
+        baseUrl: options.baseUrl ?? server.url,
+        enrolmentCode: await enrolmentCode(),
+        label,
+        WebSocket: WebSocket as never,
+      }),
   }
 }
