@@ -83,6 +83,30 @@ describe('device states: pending, active, suspended, revoked', () => {
     )
   })
 
+  test('a pending device nobody expected is revoked from the customer’s other device: its code no longer enrols', async () => {
+    const tablet = await enrol('tablet')
+    const issued = await agent.issueEnrolmentCode(bank.customerId)
+    // Another customer cannot touch it, even knowing its id.
+    const other = await createTestBank(server, 'Other Bank')
+    const stranger = await enrol('stranger', other)
+    await assert.rejects(stranger.client.revokeDevice(issued.deviceId), problem('request/not-found', 404))
+    const revoked = await tablet.client.revokeDevice(issued.deviceId, 'I am not adding a phone')
+    assert.deepEqual(revoked, { deviceId: issued.deviceId, status: 'revoked', conversationsLeft: 0 })
+    assert.equal(
+      (await tablet.client.listMyDevices()).find((d) => d.id === issued.deviceId),
+      undefined,
+    )
+    await assert.rejects(
+      enrolDevice({ baseUrl: server.url, enrolmentCode: issued.code, label: 'intruder' }),
+      problem('identity/invalid-enrolment-code', 400),
+    )
+    const audit = await auditOf(server, issued.deviceId)
+    assert.deepEqual(
+      audit.map((a) => [a.action, a.actor_kind, a.reason]),
+      [['device.revoke', 'device', 'I am not adding a phone']],
+    )
+  })
+
   test('a customer suspends a mislaid phone from the tablet: cut off at once, still in its conversations, nothing wiped; resumed, it reads what it missed', async () => {
     const enrolled = await enrol('phone')
     const store = new MemoryStore()
