@@ -59,6 +59,8 @@ export const Conversation = Type.Object({
   customerId: Type.Union([Type.String(), Type.Null()]),
   assignedStaffId: Type.Union([Type.String(), Type.Null()]),
   lastSeq: Type.Integer(),
+  /** When the last message arrived; null before the first. */
+  lastMessageAt: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
   members: Type.Array(
     Type.Object({

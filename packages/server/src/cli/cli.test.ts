@@ -54,6 +54,7 @@ describe('the strongroom command', () => {
         '019-console-lookups',
         '020-pivot-step-up',
         '021-key-package-lifetimes',
+        '022-conversation-last-message',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -40,6 +40,7 @@ describe('conversations and the message log over HTTP', () => {
     const conversation = await agent.getConversation(conversationId)
     assert.equal(conversation.customerId, bank.customerId)
     assert.equal(conversation.lastSeq, 0)
+    assert.equal(conversation.lastMessageAt, null)
     const members = conversation.members.map((m) => `${m.kind}:${m.id}`).sort()
     assert.deepEqual(members, [`device:${phoneId}`, `staff:${bank.agentId}`].sort())
     assert.deepEqual(
@@ -62,6 +63,11 @@ describe('conversations and the message log over HTTP', () => {
       clientMessageId: 'c-1',
     })
     assert.deepEqual(again, first)
+    // The conversation says when its last message came (an inbox needs no request per conversation); a replayed
+    // send is not a new message.
+    const listed = (await phone.listConversations()).find((c) => c.id === conversationId)
+    assert.equal(listed?.lastMessageAt, second.createdAt)
+    assert.equal(listed?.lastSeq, second.seq)
     const messages = await agent.listMessages(conversationId)
     assert.deepEqual(
       messages.map((m) => new TextDecoder().decode(base64ToBytes(m.ciphertext))),

@@ -21,6 +21,8 @@ export interface Conversation {
   customerId: string | null
   assignedStaffId: string | null
   lastSeq: number
+  /** When the last message arrived; null before the first. */
+  lastMessageAt: string | null
   createdAt: string
   members: ConversationMember[]
 }
@@ -99,6 +101,7 @@ export async function createConversationIn(
       customerId: input.customerId,
       assignedStaffId: input.assignedStaffId ?? null,
       lastSeq: 0,
+      lastMessageAt: null,
       createdAt: now.toISOString(),
       members: members.map((m) => ({ ...m, deliveredSeq: 0, readSeq: 0 })),
     },
@@ -331,6 +334,7 @@ async function loadConversations(
         customerId: row.customer_id,
         assignedStaffId: row.assigned_staff_id,
         lastSeq: Number(row.last_seq),
+        lastMessageAt: row.last_message_at ? new Date(row.last_message_at).toISOString() : null,
         createdAt: new Date(row.created_at).toISOString(),
         members: [] as ConversationMember[],
       },

@@ -258,7 +258,7 @@ async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Pr
       from fresh
     ),
     advanced as (
-      update conversations c set last_seq = f.seq
+      update conversations c set last_seq = f.seq, last_message_at = ${now}::timestamptz
       from (select conversation_id, max(seq) as seq from fresh group by conversation_id) f
       where c.id = f.conversation_id
     )

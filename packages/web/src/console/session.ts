@@ -331,22 +331,14 @@ export class ConsoleSession {
 
   async #addConversation(conversation: Conversation): Promise<void> {
     const mine = conversation.members.find((m) => m.kind === 'staff' && m.id === this.me.staffId)
-    const [customerName, lastMessageAt] = await Promise.all([
-      // A public-channel conversation from an unknown sender has no customer until an agent links one.
-      conversation.customerId === null
-        ? Promise.resolve('Unidentified sender')
-        : this.#customerName(conversation.customerId),
-      conversation.lastSeq > 0
-        ? this.client
-            .listMessages(conversation.id, { after: conversation.lastSeq - 1, limit: 1 })
-            .then((m) => m[0]?.createdAt)
-        : Promise.resolve(undefined),
-    ])
+    // A public-channel conversation from an unknown sender has no customer until an agent links one.
+    const customerName =
+      conversation.customerId === null ? 'Unidentified sender' : await this.#customerName(conversation.customerId)
     this.entries.set(conversation.id, {
       conversation,
       customerName,
       unread: Math.max(0, conversation.lastSeq - (mine?.readSeq ?? 0)),
-      lastMessageAt,
+      lastMessageAt: conversation.lastMessageAt ?? undefined,
     })
   }
 

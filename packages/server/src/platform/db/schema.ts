@@ -97,6 +97,8 @@ export interface ConversationsTable {
   customer_id: string | null
   assigned_staff_id: string | null
   last_seq: BigIntColumn
+  /** When the last message was appended; null before the first. */
+  last_message_at: Timestamp | null
   created_at: Timestamp
   /** Overrides the tenant's retention for this conversation's messages kept for devices. */
   device_message_days: number | null

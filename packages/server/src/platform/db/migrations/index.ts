@@ -20,6 +20,7 @@ import * as e2eRejoin from './018-e2e-rejoin.ts'
 import * as consoleLookups from './019-console-lookups.ts'
 import * as pivotStepUp from './020-pivot-step-up.ts'
 import * as keyPackageLifetimes from './021-key-package-lifetimes.ts'
+import * as conversationLastMessage from './022-conversation-last-message.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -44,6 +45,7 @@ const migrations: Record<string, Migration> = {
   '019-console-lookups': consoleLookups,
   '020-pivot-step-up': pivotStepUp,
   '021-key-package-lifetimes': keyPackageLifetimes,
+  '022-conversation-last-message': conversationLastMessage,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
