@@ -192,12 +192,23 @@ export class SecureMessaging {
     let publicKey = await store.get('mls/signature-public-key')
     if (!signKey || !publicKey) {
       const pair = await suite.signature.keygen()
+      // A new identity: key packages in the directory from before (a lost store) cannot be opened any more.
+      const replace = new Uint8Array([1])
+      if (store.setAllIfAbsent) {
+        const identity: [string, Uint8Array][] = [
+          ['mls/signature-key', pair.signKey],
+          ['mls/signature-public-key', pair.publicKey],
+          [REPLACE_KEY_PACKAGES, replace],
+        ]
+        // Another process sharing the store made one first: that one is the member's.
+        if (!(await store.setAllIfAbsent(identity))) return SecureMessaging.open(service, options)
+      } else {
+        await store.set(REPLACE_KEY_PACKAGES, replace)
+        await store.set('mls/signature-key', pair.signKey)
+        await store.set('mls/signature-public-key', pair.publicKey)
+      }
       signKey = pair.signKey
       publicKey = pair.publicKey
-      // A new identity: key packages in the directory from before (a lost store) cannot be opened any more.
-      await store.set(REPLACE_KEY_PACKAGES, new Uint8Array([1]))
-      await store.set('mls/signature-key', signKey)
-      await store.set('mls/signature-public-key', publicKey)
     }
     let credentialBytes = await store.get('mls/credential')
     if (!credentialBytes) {

@@ -12,6 +12,12 @@ export interface SecureStore {
   wipe?(): Promise<void>
   /** Erases the values whose expiry is at or before `now`; returns how many. */
   purgeExpired?(now: Date): Promise<number>
+  /**
+   * Stores all the values, atomically, unless the first name already holds one (then stores none and says false). For
+   * a store that several processes share (the archive member's workers): two making a member identity at once keep
+   * one. A store only one process writes to need not have it.
+   */
+  setAllIfAbsent?(values: [name: string, value: Uint8Array][]): Promise<boolean>
 }
 
 /** Keeps everything in memory: for tests and for processes that rebuild their state (they re-join by welcome). */

@@ -52,6 +52,36 @@ export class ArchiveMemberStore implements SecureStore {
     await this.flush()
   }
 
+  /**
+   * Stores the values in one transaction unless the first name holds one already: the workers of a partitioned
+   * archive share this store, and two making the tenant's archive identity at once must end up with one. The unique
+   * key makes the second insert wait for the first transaction and then find its row.
+   */
+  async setAllIfAbsent(values: [name: string, value: Uint8Array][]): Promise<boolean> {
+    const stored = await this.#db.transaction().execute(async (trx) => {
+      for (const [index, [name, value]] of values.entries()) {
+        const sealed = sealAesGcm(this.#key, value, this.#aad(name))
+        const inserted = await trx
+          .insertInto('archive_member_state')
+          .values({ tenant_id: this.#tenantId, name, sealed })
+          .onConflict((oc) =>
+            index === 0 ? oc.doNothing() : oc.columns(['tenant_id', 'name']).doUpdateSet({ sealed }),
+          )
+          .returning('name')
+          .executeTakeFirst()
+        if (index === 0 && !inserted) return false
+      }
+      return true
+    })
+    for (const [name, value] of values) {
+      // What another worker stored is read afresh; what this one stored is known.
+      if (stored) this.#cache.set(name, Uint8Array.from(value))
+      else this.#cache.delete(name)
+      this.#dirty.delete(name)
+    }
+    return stored
+  }
+
   /** Writes everything changed since the last flush, in one transaction. */
   async flush(): Promise<void> {
     if (this.#dirty.size === 0) return
