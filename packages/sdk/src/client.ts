@@ -528,11 +528,17 @@ export class StrongroomClient {
     return this.request<void>('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/members`, member)
   }
 
-  /** The caller's conversations, newest first, a page at a time: pass the last one's id as `before` for the next. */
-  async listConversations(page: { before?: string; limit?: number } = {}): Promise<Conversation[]> {
+  /**
+   * The caller's conversations, newest first, a page at a time: pass the last one's id as `before` for the next.
+   * `scope: 'all'` lists every conversation of the bank, for staff holding conversations:all (supervisors, compliance).
+   */
+  async listConversations(
+    page: { before?: string; limit?: number; scope?: 'member' | 'all' } = {},
+  ): Promise<Conversation[]> {
     const query = new URLSearchParams()
     if (page.before !== undefined) query.set('before', page.before)
     if (page.limit !== undefined) query.set('limit', String(page.limit))
+    if (page.scope !== undefined) query.set('scope', page.scope)
     const path = `/v1/conversations${query.size > 0 ? `?${query}` : ''}`
     return (await this.request<{ conversations: Conversation[] }>('GET', path)).conversations
   }

@@ -194,4 +194,26 @@ describe('supervisors reassign and transfer conversations', () => {
       (e: StrongroomError) => e.status === 400,
     )
   })
+
+  test('a supervisor lists every conversation of the bank, in pages, to find one to hand over; an agent may not', async () => {
+    const fresh = await createTestBank(server, 'Team Bank')
+    const agents = [staff(fresh.agentToken), staff((await fresh.staffToken('agent', 'Second Agent')).token)]
+    const made: string[] = []
+    for (let i = 0; i < 5; i++) {
+      made.push((await (agents[i % 2] as StrongroomClient).createConversation({ customerId: fresh.customerId })).id)
+    }
+    const teamLead = staff((await fresh.staffToken('supervisor', 'Team Lead')).token)
+    assert.deepEqual(await teamLead.listConversations(), [], 'a member of none of them')
+    const seen: string[] = []
+    for (let page = await teamLead.listConversations({ scope: 'all', limit: 2 }); page.length > 0; ) {
+      seen.push(...page.map((c) => c.id))
+      page = await teamLead.listConversations({ scope: 'all', limit: 2, before: page.at(-1)?.id as string })
+    }
+    assert.equal(seen.length, made.length, 'each once')
+    assert.deepEqual([...seen].sort(), [...made].sort(), 'every one, and none of another bank')
+    await assert.rejects(
+      (agents[0] as StrongroomClient).listConversations({ scope: 'all' }),
+      (e: StrongroomError) => e.status === 403,
+    )
+  })
 })

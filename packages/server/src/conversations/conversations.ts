@@ -249,20 +249,36 @@ export async function getConversation(
  * The conversations the principal is a member of, newest first, a page at a time: `before` is the last conversation
  * of the previous page.
  */
+/**
+ * The conversations the principal is a member of, newest first, a page at a time; with `scope: 'all'`, every
+ * conversation of the tenant, for staff holding conversations:all (a supervisor finding one to hand to an agent).
+ */
 export async function listConversations(
   ctx: Pick<ServerContext, 'db'>,
   principal: Principal,
-  limit = 100,
-  before?: string,
+  page: { limit?: number | undefined; before?: string | undefined; scope?: 'member' | 'all' | undefined } = {},
 ) {
+  const { limit = 100, before, scope = 'member' } = page
+  if (scope === 'all' && (principal.kind !== 'staff' || !principal.scopes.includes('conversations:all'))) {
+    throw new Problem('auth/forbidden', 'listing every conversation needs conversations:all')
+  }
   const member = principalMember(principal)
   let query = ctx.db
-    .selectFrom('conversation_members')
-    .innerJoin('conversations', 'conversations.id', 'conversation_members.conversation_id')
+    .selectFrom('conversations')
     .select('conversations.id')
-    .where('conversation_members.tenant_id', '=', principal.tenantId)
-    .where('conversation_members.member_kind', '=', member.kind)
-    .where('conversation_members.member_id', '=', member.id)
+    .where('conversations.tenant_id', '=', principal.tenantId)
+    .$if(scope === 'member', (q) =>
+      q.where(
+        'conversations.id',
+        'in',
+        ctx.db
+          .selectFrom('conversation_members')
+          .select('conversation_id')
+          .where('tenant_id', '=', principal.tenantId)
+          .where('member_kind', '=', member.kind)
+          .where('member_id', '=', member.id),
+      ),
+    )
   if (before !== undefined) {
     const cursor = await ctx.db
       .selectFrom('conversations')

@@ -58,23 +58,25 @@ export async function conversationRoutes(
     '/v1/conversations',
     {
       schema: {
-        summary: 'The conversations the caller is a member of, newest first; `before` the last of a page for the next',
+        summary:
+          'The conversations the caller is a member of, newest first; `before` the last of a page for the next. ' +
+          'With scope=all, every conversation of the tenant (staff holding conversations:all).',
         tags: ['conversations'],
         querystring: Type.Object(
-          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })), before: Type.Optional(idOf('cnv')) },
+          {
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+            before: Type.Optional(idOf('cnv')),
+            scope: Type.Optional(Type.Union([Type.Literal('member'), Type.Literal('all')])),
+          },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Object({ conversations: Type.Array(Conversation) }), ...problemResponses(400, 401) },
+        response: {
+          200: Type.Object({ conversations: Type.Array(Conversation) }),
+          ...problemResponses(400, 401, 403),
+        },
       },
     },
-    async (request) => ({
-      conversations: await listConversations(
-        ctx,
-        principalOf(request),
-        request.query.limit ?? 100,
-        request.query.before,
-      ),
-    }),
+    async (request) => ({ conversations: await listConversations(ctx, principalOf(request), request.query) }),
   )
 
   app.get(
