@@ -74,7 +74,7 @@ function randomPool(length: number): Uint8Array {
   return bytes
 }
 
-function nodeHashName(hash: Ciphersuite['hash']): 'sha256' | 'sha384' | 'sha512' {
+function nodeHashName(hash: Ciphersuite['hash']): HashName {
   return hash === 'SHA-256' ? 'sha256' : hash === 'SHA-384' ? 'sha384' : 'sha512'
 }
 
@@ -99,15 +99,17 @@ function nodeHash(name: string): Hash {
  * only offers both at once. Both halves are HMAC from OpenSSL; the RFC 9420 crypto-basics, key-schedule and welcome
  * vectors test them.
  */
-function hkdfExtract(name: string, salt: Uint8Array, ikm: Uint8Array): Buffer {
-  const size = createHash(name).digest().length
-  return createHmac(name, salt.length > 0 ? salt : Buffer.alloc(size))
+type HashName = 'sha256' | 'sha384' | 'sha512'
+const HASH_SIZES: Record<HashName, number> = { sha256: 32, sha384: 48, sha512: 64 }
+
+function hkdfExtract(name: HashName, salt: Uint8Array, ikm: Uint8Array): Buffer {
+  return createHmac(name, salt.length > 0 ? salt : Buffer.alloc(HASH_SIZES[name]))
     .update(ikm)
     .digest()
 }
 
-function hkdfExpand(name: string, prk: Uint8Array, info: Uint8Array, length: number): Buffer {
-  const size = createHash(name).digest().length
+function hkdfExpand(name: HashName, prk: Uint8Array, info: Uint8Array, length: number): Buffer {
+  const size = HASH_SIZES[name]
   const blocks = Math.ceil(length / size)
   if (blocks > 255) throw new RangeError('HKDF-Expand length exceeds 255 hash lengths')
   const okm = Buffer.alloc(blocks * size)
@@ -123,9 +125,9 @@ function hkdfExpand(name: string, prk: Uint8Array, info: Uint8Array, length: num
   return okm.subarray(0, length)
 }
 
-function nodeKdf(name: string): Kdf {
+function nodeKdf(name: HashName): Kdf {
   return {
-    size: createHash(name).digest().length,
+    size: HASH_SIZES[name],
     async extract(salt, ikm) {
       return new Uint8Array(hkdfExtract(name, salt, ikm))
     },
