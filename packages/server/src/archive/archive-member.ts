@@ -92,6 +92,8 @@ export class ArchiveMember {
   readonly #partition: ArchivePartition
   readonly #tenants = new Map<string, Promise<{ messaging: SecureMessaging; store: ArchiveMemberStore }>>()
   readonly #work = new Set<Promise<void>>()
+  /** Conversations it could not re-join, already reported (it tries again as each message comes: a commit may help). */
+  readonly #blind = new Set<string>()
   #unsubscribe: (() => void) | undefined
   #unsubscribeRevoked: (() => void) | undefined
   #unsubscribeReadd: (() => void) | undefined
@@ -259,15 +261,19 @@ export class ArchiveMember {
 
   /**
    * Reads, unless the archive holds no state of the group and cannot re-join it (no GroupInfo to re-join from, or one
-   * without the archive's leaf): nobody can add the archive back, so the archive is blind to that conversation from
-   * here on. That is counted, logged and audited for an operator and the compliance officer; the rest reads on.
+   * without the archive's leaf): nobody can add the archive back, so the archive is blind to that conversation until a
+   * commit publishes a GroupInfo it can use. That is counted, and logged and audited once, for an operator and the
+   * compliance officer; the rest reads on.
    */
   async #unlessUnrecoverable(tenantId: string, conversationId: string, read: () => Promise<unknown>): Promise<void> {
     try {
       await read()
+      this.#blind.delete(conversationId)
     } catch (error) {
       if (!(error instanceof ArchiveCannotRejoin)) throw error
       this.#ctx.metrics.archiveMemberFailures.inc({ reason: 'cannot-rejoin' })
+      if (this.#blind.has(conversationId)) return
+      this.#blind.add(conversationId)
       this.#ctx.log.error(
         { tenantId, conversationId },
         'archive member holds no state of a group and cannot re-join it',

@@ -566,6 +566,14 @@ describe('the archive member after its own stored state was lost', () => {
       assert.deepEqual(texts(await blind.phone.secure.sync(blind.conversationId)), ['the archive cannot read this'])
       await server.archiveMember?.idle()
       assert.deepEqual(archivedTexts(blind.conversationId), ['before the loss'])
+      // It tries again with each message (a commit may publish a GroupInfo), but reports the conversation once.
+      const failures = await database.db
+        .selectFrom('audit_events')
+        .select('id')
+        .where('action', '=', 'e2e.archive.rejoin')
+        .where('target_id', '=', blind.conversationId)
+        .execute()
+      assert.equal(failures.length, 1)
     } finally {
       await server.stop()
       await database.close()
