@@ -247,7 +247,15 @@ function Inbox(props: { session: ConsoleSession }) {
   return (
     <nav class="inbox" aria-labelledby="inbox-heading">
       <h2 id="inbox-heading">Inbox</h2>
-      <InboxFilters filter={filter} onChange={setFilter} />
+      <InboxFilters
+        filter={filter}
+        canSeeTeam={session.can('conversations:all')}
+        onChange={(next) => {
+          // Ticked: the list is read now, as it stands (the stream only follows this staff member's own).
+          if (next.team && !filter.team) session.showTeam()
+          setFilter(next)
+        }}
+      />
       {entries.length === 0 ? (
         <p>{all.length === 0 ? 'No conversations yet.' : 'No conversation matches these filters.'}</p>
       ) : (

@@ -5,9 +5,11 @@ export interface InboxFilter {
   channel: ChannelKey | 'all'
   unreadOnly: boolean
   mineOnly: boolean
+  /** Every conversation of the bank, not only this staff member's (for holders of conversations:all). */
+  team: boolean
 }
 
-export const noFilter: InboxFilter = { channel: 'all', unreadOnly: false, mineOnly: false }
+export const noFilter: InboxFilter = { channel: 'all', unreadOnly: false, mineOnly: false, team: false }
 
 /** Whether an inbox line passes the filter. The open conversation stays listed, though reading it cleared its count. */
 export function passesFilter(session: ConsoleSession, entry: InboxEntry, filter: InboxFilter): boolean {
@@ -15,10 +17,16 @@ export function passesFilter(session: ConsoleSession, entry: InboxEntry, filter:
   if (filter.channel !== 'all' && channelKeyOf(session, id) !== filter.channel) return false
   if (filter.unreadOnly && entry.unread === 0 && session.openId !== id) return false
   if (filter.mineOnly && entry.conversation.assignedStaffId !== session.me.staffId) return false
+  if (!filter.team && !session.isMember(entry) && session.openId !== id) return false
   return true
 }
 
-export function InboxFilters(props: { filter: InboxFilter; onChange: (filter: InboxFilter) => void }) {
+export function InboxFilters(props: {
+  filter: InboxFilter
+  onChange: (filter: InboxFilter) => void
+  /** Whether to offer the whole team's conversations (staff holding conversations:all). */
+  canSeeTeam: boolean
+}) {
   const { filter, onChange } = props
   return (
     <fieldset class="inbox-filters">
@@ -50,6 +58,9 @@ export function InboxFilters(props: { filter: InboxFilter; onChange: (filter: In
         checked={filter.mineOnly}
         onChange={(mineOnly) => onChange({ ...filter, mineOnly })}
       />
+      {props.canSeeTeam && (
+        <FilterCheck label="Whole team" checked={filter.team} onChange={(team) => onChange({ ...filter, team })} />
+      )}
     </fieldset>
   )
 }

@@ -235,13 +235,20 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     await page.setViewportSize({ width: 1280, height: 900 })
   })
 
-  test('a supervisor transfers the conversation: it leaves the agent’s inbox live and reaches the other agent', async () => {
+  test('a supervisor finds the conversation in the whole team’s and transfers it: it leaves the agent’s inbox live and reaches the other agent', async () => {
     const supervisor = await bank.staffToken('supervisor', 'Sam Supervisor')
     const bea = await bank.staffToken('agent', 'Bea Agent')
-    await agentApi.addMember(conversationId, { kind: 'staff', id: supervisor.staffId })
     const page = await newPage()
     await signIn(page, supervisor.token)
-    await page.getByRole('button', { name: /Grace Payer/ }).click()
+    // Not in the conversation: it shows once the supervisor asks for the whole team's, and goes with the tick.
+    const row = page.getByRole('button', { name: /Grace Payer/ })
+    const team = page.getByRole('checkbox', { name: 'Whole team' })
+    await team.check()
+    await row.waitFor()
+    await team.uncheck()
+    await row.waitFor({ state: 'detached' })
+    await team.check()
+    await row.click()
     // The payment confirmations the agent asked for are there too, with their verified receipt.
     const earlier = page.locator('.consent').filter({ hasText: 'Bob the Builder Ltd' })
     await earlier.getByRole('status').getByText('Approved').waitFor()

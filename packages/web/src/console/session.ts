@@ -293,12 +293,31 @@ export class ConsoleSession {
     this.#listeners.clear()
   }
 
-  async #listAllConversations(): Promise<Conversation[]> {
+  /**
+   * Adds every conversation of the bank to the inbox, for staff holding conversations:all (a supervisor looking for
+   * one to hand over). Those this staff member is not in are as they were when listed: the stream brings news of its
+   * own conversations only.
+   */
+  showTeam(): void {
+    this.#enqueue(async () => {
+      const conversations = (await this.#listAllConversations('all')).filter((c) => !this.entries.has(c.id))
+      await this.publicChannels.learn(conversations.map((c) => c.id))
+      await Promise.all(conversations.map((c) => this.#addConversation(c)))
+      this.#changed()
+    })
+  }
+
+  /** Whether this staff member is in the conversation (rather than seeing it as a supervisor). */
+  isMember(entry: InboxEntry): boolean {
+    return entry.conversation.members.some((m) => m.kind === 'staff' && m.id === this.me.staffId)
+  }
+
+  async #listAllConversations(scope: 'member' | 'all' = 'member'): Promise<Conversation[]> {
     const all: Conversation[] = []
-    for (let page = await this.client.listConversations({ limit: INBOX_PAGE }); ; ) {
+    for (let page = await this.client.listConversations({ limit: INBOX_PAGE, scope }); ; ) {
       all.push(...page)
       if (page.length < INBOX_PAGE) return all
-      page = await this.client.listConversations({ limit: INBOX_PAGE, before: page.at(-1)?.id as string })
+      page = await this.client.listConversations({ limit: INBOX_PAGE, scope, before: page.at(-1)?.id as string })
     }
   }
 
