@@ -245,6 +245,8 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     const team = page.getByRole('checkbox', { name: 'Whole team' })
     await team.check()
     await row.waitFor()
+    // Not the supervisor's to read: nothing counts as unread for them.
+    assert.doesNotMatch((await row.textContent()) ?? '', /unread/)
     await team.uncheck()
     await row.waitFor({ state: 'detached' })
     await team.check()

@@ -300,7 +300,11 @@ export class ConsoleSession {
    */
   showTeam(): void {
     this.#enqueue(async () => {
-      const conversations = (await this.#listAllConversations('all')).filter((c) => !this.entries.has(c.id))
+      // New ones, and a fresh look at those this staff member is not in (the stream keeps only its own up to date).
+      const conversations = (await this.#listAllConversations('all')).filter((c) => {
+        const entry = this.entries.get(c.id)
+        return !entry || !this.isMember(entry)
+      })
       await this.publicChannels.learn(conversations.map((c) => c.id))
       await Promise.all(conversations.map((c) => this.#addConversation(c)))
       this.#changed()
@@ -356,7 +360,8 @@ export class ConsoleSession {
     this.entries.set(conversation.id, {
       conversation,
       customerName,
-      unread: Math.max(0, conversation.lastSeq - (mine?.readSeq ?? 0)),
+      // Only this staff member's own conversations count as unread (not those it sees with the whole team's).
+      unread: mine ? Math.max(0, conversation.lastSeq - mine.readSeq) : 0,
       lastMessageAt: conversation.lastMessageAt ?? undefined,
     })
   }
