@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { type MemberIdentity, nodeCryptoProvider, type SecureEvent, SecureMessaging } from '@strongroom/sdk/mls-node'
-import { recordAudit } from '../audit/events.ts'
+import { type AuditEvent, recordAudit } from '../audit/events.ts'
 import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE } from '../channels/envelope.ts'
 import { publicConversationIds } from '../channels/identities.ts'
 import { MESSAGE_SUBJECT_PREFIX, type MessagesCommittedEvent, type WireMessage } from '../conversations/bus-events.ts'
@@ -278,11 +278,8 @@ export class ArchiveMember {
         { tenantId, conversationId },
         'archive member holds no state of a group and cannot re-join it',
       )
-      await recordAudit(this.#ctx.db, {
-        tenantId,
-        actor: { kind: 'system', id: null },
+      await this.#auditConversation(tenantId, conversationId, {
         action: 'e2e.archive.rejoin',
-        target: { kind: 'conversation', id: conversationId },
         outcome: 'failure',
         reason: 'the archive member holds no state of the group and cannot re-join it: nothing more is archived',
       })
@@ -361,11 +358,8 @@ export class ArchiveMember {
     }
     if (event.kind === 'joined') {
       // The archive's own state of the group was unusable and it re-joined: what was sent in between is not here.
-      await recordAudit(this.#ctx.db, {
-        tenantId,
-        actor: { kind: 'system', id: null },
+      await this.#auditConversation(tenantId, event.conversationId, {
         action: 'e2e.archive.rejoin',
-        target: { kind: 'conversation', id: event.conversationId },
         outcome: 'success',
         reason: 'the archive member’s group state was unusable; it reads again from the re-join on',
         details: { seq: event.seq, via: event.via },
@@ -378,17 +372,28 @@ export class ArchiveMember {
       await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed, rejoined })
       if (event.removedSelf) {
         // Nobody may take the archive out of a secure conversation: say so loudly, in the audit log.
-        await recordAudit(this.#ctx.db, {
-          tenantId,
-          actor: { kind: 'system', id: null },
+        await this.#auditConversation(tenantId, conversationId, {
           action: 'e2e.archive.removed',
-          target: { kind: 'conversation', id: conversationId },
           outcome: 'failure',
           reason: 'a commit removed the archive from the conversation’s group',
         })
       }
     }
     this.#ctx.metrics.archiveMemberRecords.inc({ kind: event.kind })
+  }
+
+  /** What the archive member itself did, or failed to do, in a conversation: the audit log's system entry. */
+  #auditConversation(
+    tenantId: string,
+    conversationId: string,
+    entry: Pick<AuditEvent, 'action' | 'outcome' | 'reason' | 'details'>,
+  ): Promise<void> {
+    return recordAudit(this.#ctx.db, {
+      tenantId,
+      actor: { kind: 'system', id: null },
+      target: { kind: 'conversation', id: conversationId },
+      ...entry,
+    })
   }
 
   async #flush(): Promise<void> {

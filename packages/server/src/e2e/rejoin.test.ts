@@ -31,10 +31,14 @@ import type { ArchiveRecord } from '../archive/archive-member.ts'
 import { appendInTransaction } from '../conversations/message-log.ts'
 import { loadConfig } from '../platform/config.ts'
 import { openDatabase } from '../platform/db/database.ts'
-import { createLogger } from '../platform/logging.ts'
-import { startServer } from '../server.ts'
 import { eventually } from '../testing/eventually.ts'
-import { createTestBank, createTestDatabase, type TestBank, type TestServer } from '../testing/harness.ts'
+import {
+  createTestBank,
+  createTestDatabase,
+  startTestServer,
+  type TestBank,
+  type TestServer,
+} from '../testing/harness.ts'
 import { enrolPhone, openMember, secureConversation, startArchivingServer, texts } from '../testing/secure-members.ts'
 import { MLS_CONTENT_TYPE } from './groups.ts'
 
@@ -479,33 +483,18 @@ describe('the archive member after its own stored state was lost', () => {
   test('on restart it re-joins every group by external commit, audited, and archives what follows; where it cannot, it says so', async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-archive-lost-'))
     const testDatabase = await createTestDatabase()
-    const config = loadConfig(
-      {},
-      {
-        port: 0,
-        host: '127.0.0.1',
-        mode: 'dev',
-        devSeed: false,
-        dataDir,
-        logLevel: 'silent',
-        databaseUrl: testDatabase.url,
-        natsUrl: process.env.NATS_URL,
-      },
-    )
     // One database across both runs of the server, as a bank's would be.
-    const database = await openDatabase(config, { inMemory: true })
+    const database = await openDatabase(loadConfig({}, { dataDir, databaseUrl: testDatabase.url }), { inMemory: true })
     const archived: ArchiveRecord[] = []
     const archivedTexts = (conversationId: string) =>
       archived.flatMap((r) =>
         r.kind === 'message' && r.conversationId === conversationId ? [new TextDecoder().decode(r.plaintext)] : [],
       )
-    const start = async (port: number): Promise<TestServer> => {
-      const running = await startServer(
-        { ...config, port },
-        { logger: createLogger('silent'), database, archiveSink: (record) => void archived.push(record) },
-      )
-      return { ...running, config, dataDir, stop: () => running.app.close() }
-    }
+    const start = (port: number) =>
+      startTestServer({ dataDir, keyFile: path.join(dataDir, 'keyring.json'), port }, testDatabase, {
+        database,
+        archiveSink: (record) => void archived.push(record),
+      })
     let server = await start(0)
     try {
       const bank = await createTestBank(server)

@@ -9,6 +9,7 @@ import { operator } from '../audit/events.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { type Config, loadConfig } from '../platform/config.ts'
+import type { DatabaseHandle } from '../platform/db/database.ts'
 import { createLogger } from '../platform/logging.ts'
 import { type RunningServer, startServer } from '../server.ts'
 import type { Role } from '../tenancy/roles.ts'
@@ -60,7 +61,8 @@ export interface TestServer extends RunningServer {
 export async function startTestServer(
   overrides: Partial<Config> = {},
   database?: TestDatabase,
-  options: { archiveSink?: ArchiveSink } = {},
+  /** `database`: an open handle to share across servers (a restart on the same data, PGlite included). */
+  options: { archiveSink?: ArchiveSink; database?: DatabaseHandle } = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-test-'))
   const db = database ?? (await createTestDatabase())
