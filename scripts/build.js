@@ -6,6 +6,7 @@
  *
  * `node scripts/build.js --if-stale` (what `npm start` runs first) builds only what is missing or older than its
  * sources, and prints nothing when everything is up to date, so a fresh clone's `npm install && npm start` works.
+ * `--report` builds nothing and prints the report (CI runs it under each Node.js line).
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -18,6 +19,7 @@ const root = path.resolve(import.meta.dirname, '..')
 const at = (...parts) => path.join(root, ...parts)
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
 const ifStale = process.argv.includes('--if-stale')
+const reportOnly = process.argv.includes('--report')
 
 /** What is not a source: dependencies, build output (and a web build in progress), screenshots of browser tests. */
 const skipped = /^(node_modules|dist|test-output)\b/
@@ -72,7 +74,7 @@ function run(command, args, { quiet = false } = {}) {
   }
 }
 
-for (const target of targets) {
+for (const target of reportOnly ? [] : targets) {
   const builtAt = existsSync(target.stamp) ? statSync(target.stamp).mtimeMs : 0
   if (ifStale && builtAt > newest(target.inputs.map((p) => at(p)))) continue
   const started = performance.now()
@@ -86,7 +88,9 @@ if (ifStale) process.exit(0)
 console.log('\nstrongroom build: production dependencies (npm ls --omit=dev)')
 run('npm', ['ls', '--omit=dev', '--workspace=@strongroom/server', '--workspace=@strongroom/sdk'])
 
-console.log(`\nstrongroom build: warm start of the compiled server on the embedded database`)
+console.log(
+  `\nstrongroom build: warm start of the compiled server on the embedded database, Node.js ${process.version}`,
+)
 const seconds = await warmStart()
 console.log(`strongroom build: ready (GET /readyz answered 200) ${seconds.toFixed(2)} s after \`strongroom start\``)
 
