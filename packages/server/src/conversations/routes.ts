@@ -3,9 +3,9 @@ import { Base64, ClientMessageId, ContentType, Conversation, Message } from '@st
 import { principalOf, requestHtu } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf, principalMember } from '../principal.ts'
 import { assignConversation, assignmentModes } from './assignment.ts'
 import {
   addMember,

@@ -10,8 +10,8 @@ import {
 } from '../identity/device-events.ts'
 import { APP_VERSION_DEACTIVATED_SUBJECT_PREFIX, type AppVersionDeactivatedEvent } from '../integrity/app-versions.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { type Principal, principalMember } from '../principal.ts'
 import {
   MEMBER_LEFT_SUBJECT_PREFIX,
   MEMBER_SUBJECT_PREFIX,

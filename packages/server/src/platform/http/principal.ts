@@ -1,8 +1,8 @@
-import type { Actor } from './audit/events.ts'
-import type { DevicePrincipal } from './identity/devices.ts'
-import { Problem } from './platform/http/problems.ts'
-import type { ClientPrincipal } from './tenancy/api-clients.ts'
-import type { StaffPrincipal } from './tenancy/staff.ts'
+import type { Actor } from '../../audit/events.ts'
+import type { DevicePrincipal } from '../../identity/devices.ts'
+import type { ClientPrincipal } from '../../tenancy/api-clients.ts'
+import type { StaffPrincipal } from '../../tenancy/staff.ts'
+import { Problem } from './problems.ts'
 
 /**
  * Who is calling: a staff member with a scoped API token, an enrolled device proving its key, or a bank backend (an
