@@ -8,8 +8,8 @@ import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
 import { actorOf, type Principal } from './platform/http/principal.ts'
 import { Problem } from './platform/http/problems.ts'
+import type { Scope } from './platform/http/roles.ts'
 import { authenticateClientToken } from './tenancy/api-clients.ts'
-import type { Scope } from './tenancy/roles.ts'
 import { authenticateStaffToken } from './tenancy/staff.ts'
 
 /**

@@ -2,8 +2,8 @@ import { createLocalJWKSet, decodeJwt, type JSONWebKeySet, jwtVerify } from 'jos
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
+import type { Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-import type { Scope } from './roles.ts'
 
 /** What a bank backend may be given: it asks for consents and registers customers and their devices. */
 export const clientScopes = ['consents:write', 'customers:write', 'devices:enrol'] as const satisfies readonly Scope[]

@@ -1,8 +1,8 @@
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { type Role, roleScopes, type Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-import { type Role, roleScopes, type Scope } from './roles.ts'
 
 export interface StaffMember {
   id: string
