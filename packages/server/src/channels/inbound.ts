@@ -1,4 +1,5 @@
 import { recordAudit } from '../audit/events.ts'
+import { invitePivot } from '../pivot/pivot.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
@@ -8,7 +9,6 @@ import { scanText } from './dlp.ts'
 import { loadDlpPatterns } from './dlp-policy.ts'
 import { type Envelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { type ChannelIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
-import { invitePivot } from './pivot.ts'
 import { applyReceipt, applyWatermark, type ChannelDeps, sendPublicMessage } from './public-messages.ts'
 import { dispatchInboundSmsReply } from './sms.ts'
 
