@@ -38,6 +38,7 @@ import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { pivotRoutes, pivotStepUpRoutes } from './pivot/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
@@ -224,7 +225,9 @@ export async function startServer(
   const smppLinks = new SmppLinks(ctx, channelDeps)
   channelDeps.smppLinks = smppLinks
   channelDeps.env.smpp = (channel) => smppLinks.connector(channel)
-  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps, { simSwap: () => simSwap }))
+  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps))
+  await app.register(async (scope) => pivotRoutes(scope, ctx, channelDeps))
+  await app.register(async (scope) => pivotStepUpRoutes(scope, ctx, channelDeps, { simSwap: () => simSwap }))
   await app.register(async (scope) => channelWebhookRoutes(scope, ctx, channelDeps))
   if (config.mode === 'dev') {
     await app.register(async (scope) =>
