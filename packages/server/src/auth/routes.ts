@@ -1,6 +1,5 @@
 import { Type } from '@sinclair/typebox'
 import { recordAudit } from '../audit/events.ts'
-import type { ChannelDeps } from '../channels/public-messages.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, type Principal } from '../platform/http/principal.ts'
@@ -9,7 +8,7 @@ import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
-import { sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
+import { type SmsSender, sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
 import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy, simSwapWindowHours } from './step-up-policy.ts'
 import { enrolTotp, verifyTotp } from './totp.ts'
 
@@ -21,7 +20,7 @@ const CodeBody = Type.Object(
 export async function authRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { simSwap: () => SimSwapProvider; channels: ChannelDeps },
+  deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
   /** A device acts for its own customer; staff name the customer. */
   function customerFor(principal: Principal, customerId: string | undefined): string {
@@ -50,7 +49,7 @@ export async function authRoutes(
       const principal = principalOf(request)
       const sent = await sendSmsOtp(
         ctx,
-        { simSwap: deps.simSwap(), channels: deps.channels },
+        { simSwap: deps.simSwap(), sendSms: deps.sendSms },
         {
           tenantId: principal.tenantId,
           customerId: customerFor(principal, request.body.customerId),

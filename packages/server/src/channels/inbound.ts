@@ -1,5 +1,4 @@
 import { recordAudit } from '../audit/events.ts'
-import { invitePivot } from '../pivot/pivot.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
@@ -153,7 +152,7 @@ export async function receiveMessage(
 async function inviteAfterMasking(ctx: Ctx, deps: ChannelDeps, identity: ChannelIdentity, providerMessageId: string) {
   try {
     if (identity.customerId) {
-      await invitePivot(ctx, deps, {
+      await deps.inviteToSecureChannel({
         tenantId: identity.tenantId,
         conversationId: identity.conversationId,
         createdBy: { kind: 'system', id: 'dlp' },

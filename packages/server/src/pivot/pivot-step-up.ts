@@ -2,7 +2,7 @@ import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON 
 import { type Actor, recordAudit } from '../audit/events.ts'
 import { listPasskeys, passkeyAuthenticationOptions, verifyPasskeyAssertion } from '../auth/passkeys.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
-import { sendSmsOtp, verifySmsOtp } from '../auth/sms-otp.ts'
+import { type SmsSender, sendSmsOtp, verifySmsOtp } from '../auth/sms-otp.ts'
 import { findTenantChannel } from '../channels/channel-config.ts'
 import type { ChannelDeps } from '../channels/public-messages.ts'
 import { findCustomer } from '../identity/customers.ts'
@@ -81,7 +81,7 @@ export async function pivotStepUpOptions(ctx: Ctx, token: string): Promise<Pivot
 /** Sends the link's customer a one-time code by SMS (SIM-swap check first, fail closed; resends limited). */
 export async function sendPivotSmsCode(
   ctx: Ctx,
-  deps: { channels: ChannelDeps; simSwap: SimSwapProvider },
+  deps: { sendSms: SmsSender; simSwap: SimSwapProvider },
   token: string,
 ): Promise<{ expiresAt: string }> {
   const link = await usableLink(ctx, token)

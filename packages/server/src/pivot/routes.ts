@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { PivotLink, SentPublicMessage } from '@strongroom/sdk/protocol'
 import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
+import type { SmsSender } from '../auth/sms-otp.ts'
 import type { ChannelDeps } from '../channels/public-messages.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
 import { verifyDpopProof } from '../identity/dpop.ts'
@@ -128,7 +129,7 @@ export async function pivotStepUpRoutes(
   app: App,
   ctx: ServerContext,
   deps: ChannelDeps,
-  factors: { simSwap: () => SimSwapProvider },
+  factors: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
   app.post(
     '/v1/pivot/step-up/options',
@@ -174,7 +175,11 @@ export async function pivotStepUpRoutes(
       },
     },
     async (request, reply) => {
-      const sent = await sendPivotSmsCode(ctx, { channels: deps, simSwap: factors.simSwap() }, request.body.token)
+      const sent = await sendPivotSmsCode(
+        ctx,
+        { sendSms: factors.sendSms, simSwap: factors.simSwap() },
+        request.body.token,
+      )
       return reply.status(202).header('cache-control', 'no-store').send(sent)
     },
   )
