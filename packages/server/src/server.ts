@@ -23,6 +23,7 @@ import { sendTransactionalSms } from './channels/sms.ts'
 import { channelWebhookRoutes } from './channels/webhook-routes.ts'
 import { consentRoutes } from './consent/routes.ts'
 import { handleSmsReply } from './consent/sms-confirmation.ts'
+import { removeMemberEverywhere } from './conversations/conversations.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { purgeExpiredMessages } from './conversations/purge-expired-messages.ts'
 import { retentionRoutes } from './conversations/retention-routes.ts'
@@ -205,7 +206,7 @@ export async function startServer(
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(async (scope) => tenancyRoutes(scope, ctx))
   await app.register(async (scope) => oauthRoutes(scope, ctx))
-  await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey }))
+  await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey, onRevoked: removeMemberEverywhere }))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => retentionRoutes(scope, ctx))
   await app.register(async (scope) => auditRoutes(scope, ctx))
