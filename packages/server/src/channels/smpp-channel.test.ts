@@ -431,9 +431,8 @@ describe('SMS over SMPP through the server', () => {
     assert.equal(view.host, 'smsc.example')
     // An SMSC the operator has since withdrawn gets no link when the server starts.
     const links = new SmppLinks(production('other.example:2775'), {
-      // A link that is never opened stores nothing: it needs no message log.
-      messageLog: undefined as never,
-      env: { publicUrl: () => '' },
+      // A link that is never opened receives nothing.
+      receive: () => Promise.reject(new Error('no link, nothing received')),
     })
     await links.reload(bank.tenantId)
     assert.equal(links.stateOf(bank.tenantId), undefined)
