@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
-import { verifyDpopProof } from './identity/dpop.ts'
+import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
 import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
@@ -304,7 +304,7 @@ export function installAccessControl(
         htu: requestHtu(request),
       })
     } catch (error) {
-      reply.header('www-authenticate', 'Bearer, DPoP algs="ES256 EdDSA"')
+      reply.header('www-authenticate', `Bearer, DPoP algs="${DEVICE_KEY_ALGORITHMS.join(' ')}"`)
       throw error
     }
     const refusal = refusalFor(access, principal)
