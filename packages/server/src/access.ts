@@ -81,6 +81,7 @@ export const accessTable: Record<string, Access> = {
   'GET /v1/consents/:consentId':                        any('consents:write'),
   'POST /v1/api-clients':                               staff('staff:admin'),
   'POST /v1/oauth/token':                               anyone,
+  'GET /.well-known/oauth-authorization-server':        anyone,
   'POST /v1/consents/:consentId/approve':               device,
   'POST /v1/consents/:consentId/decline':               device,
   'GET /.well-known/jwks.json':                         anyone,
