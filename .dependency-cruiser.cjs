@@ -5,16 +5,6 @@
  */
 const server = '^packages/server/src/'
 
-/**
- * Web tests that still reach into the server's source: they move to the server's testing entry
- * (`@strongroom/server/testing`, issue 19), and this list then goes.
- */
-const webTestsReachingIntoServer = [
-  '^packages/web/src/browser-testing\\.ts$',
-  '^packages/web/src/console/console-ops\\.browser\\.test\\.ts$',
-  '^packages/web/src/simulator/public-channels\\.browser\\.test\\.ts$',
-]
-
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -59,7 +49,7 @@ module.exports = {
       name: 'clients-import-no-server-code',
       comment: 'The SDK and the web use the server over the wire; their tests start it through its testing entry.',
       severity: 'error',
-      from: { path: '^packages/(sdk|web)/', pathNot: webTestsReachingIntoServer },
+      from: { path: '^packages/(sdk|web)/' },
       to: { path: '^packages/server/', pathNot: '^packages/server/src/testing/' },
     },
   ],
