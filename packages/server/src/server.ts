@@ -14,12 +14,16 @@ import { passkeyRoutes } from './auth/passkey-routes.ts'
 import { authRoutes } from './auth/routes.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import { simSwapSimulatorRoutes } from './auth/sim-swap-simulator.ts'
+import type { SmsSender } from './auth/sms-otp.ts'
+import { openChannels } from './channels/channel-services.ts'
 import type { ChannelDeps } from './channels/public-messages.ts'
 import { channelRoutes } from './channels/routes.ts'
 import { channelSimulatorRoutes } from './channels/simulator.ts'
-import { SmppLinks } from './channels/smpp-links.ts'
+import { sendTransactionalSms } from './channels/sms.ts'
 import { channelWebhookRoutes } from './channels/webhook-routes.ts'
 import { consentRoutes } from './consent/routes.ts'
+import { handleSmsReply } from './consent/sms-confirmation.ts'
+import { removeMemberEverywhere } from './conversations/conversations.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { purgeExpiredMessages } from './conversations/purge-expired-messages.ts'
 import { retentionRoutes } from './conversations/retention-routes.ts'
@@ -38,6 +42,8 @@ import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { invitePivot } from './pivot/pivot.ts'
+import { pivotRoutes, pivotStepUpRoutes } from './pivot/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
@@ -231,14 +237,20 @@ export async function startServer(
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(async (scope) => tenancyRoutes(scope, ctx))
   await app.register(async (scope) => oauthRoutes(scope, ctx))
-  await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey }))
+  await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey, onRevoked: removeMemberEverywhere }))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => retentionRoutes(scope, ctx))
   await app.register(async (scope) => auditRoutes(scope, ctx))
   // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
   let listeningUrl = ''
   const publicUrl = () => config.publicUrl ?? listeningUrl
-  const channelDeps: ChannelDeps = {
+  let simSwap: SimSwapProvider = {
+    check: () => Promise.reject(new SimSwapUnavailable('not configured')),
+    retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
+  }
+  if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
+  const receiptKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'consent-receipt'))
+  const channelDeps: ChannelDeps = openChannels(ctx, {
     messageLog,
     env: {
       publicUrl,
@@ -246,23 +258,21 @@ export async function startServer(
       simulatorUrl:
         config.mode === 'dev' ? (connector) => `${listeningUrl}/dev/simulator/provider/${connector}` : undefined,
     },
-  }
-  let simSwap: SimSwapProvider = {
-    check: () => Promise.reject(new SimSwapUnavailable('not configured')),
-    retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
-  }
-  if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
-  const smppLinks = new SmppLinks(ctx, channelDeps)
-  channelDeps.smppLinks = smppLinks
-  channelDeps.env.smpp = (channel) => smppLinks.connector(channel)
-  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps, { simSwap: () => simSwap }))
+    smsReplyHandlers: [(reply) => handleSmsReply(ctx, { receiptKey, simSwap }, reply)],
+    inviteToSecureChannel: (invitation) => invitePivot(ctx, channelDeps, invitation),
+  })
+  const smppLinks = channelDeps.smppLinks
+  const sendSms: SmsSender = (sms) => sendTransactionalSms(ctx, channelDeps, sms)
+  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps))
+  await app.register(async (scope) => pivotRoutes(scope, ctx, channelDeps))
+  await app.register(async (scope) => pivotStepUpRoutes(scope, ctx, channelDeps, { simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => channelWebhookRoutes(scope, ctx, channelDeps))
   if (config.mode === 'dev') {
     await app.register(async (scope) =>
       channelSimulatorRoutes(scope, ctx, { listeningUrl: () => listeningUrl, publicUrl }),
     )
   }
-  await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap, channels: channelDeps }))
+  await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => passkeyRoutes(scope, ctx))
   const tokenKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'integrity-token'))
   await app.register(async (scope) =>
@@ -273,7 +283,6 @@ export async function startServer(
     }),
   )
   if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
-  const receiptKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'consent-receipt'))
   const credentialKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'mls-credential'))
   const archiveMember = config.archiveMember
     ? await ArchiveMember.start(ctx, {
@@ -286,9 +295,7 @@ export async function startServer(
   await app.register(async (scope) =>
     e2eRoutes(scope, ctx, { credentialKey, prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId) }),
   )
-  await app.register(async (scope) =>
-    consentRoutes(scope, ctx, { receiptKey, simSwap: () => simSwap, channels: channelDeps }),
-  )
+  await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey, simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => webRoutes(scope, ctx))
   await app.register(async (scope) => archiveRoutes(scope, ctx, { signer: archiveSigner }))
   await app.register(async (scope) => dataSubjectRoutes(scope, ctx))

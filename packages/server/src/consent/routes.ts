@@ -1,20 +1,19 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
-import type { ChannelDeps } from '../channels/public-messages.ts'
-import { onInboundSmsReply } from '../channels/sms.ts'
+import type { SmsSender } from '../auth/sms-otp.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { actorOf } from '../principal.ts'
 import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
 import { createConsent, getConsent, listConversationConsents, listPendingConsents } from './consents.ts'
 import { receiptJwks } from './receipts.ts'
-import { handleSmsReply, requestSmsConfirmation } from './sms-confirmation.ts'
+import { requestSmsConfirmation } from './sms-confirmation.ts'
 
 const Amount = Type.Object(
   {
@@ -47,12 +46,8 @@ const ConsentParams = Type.Object({ consentId: idOf('con') })
 export async function consentRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; channels: ChannelDeps },
+  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
-  onInboundSmsReply(deps.channels, (reply) =>
-    handleSmsReply(ctx, { receiptKey: deps.receiptKey, simSwap: deps.simSwap() }, reply),
-  )
-
   app.post(
     '/v1/consents/:consentId/sms-confirmation',
     {
@@ -71,7 +66,7 @@ export async function consentRoutes(
       const principal = principalOf(request)
       const sent = await requestSmsConfirmation(
         ctx,
-        { channels: deps.channels, simSwap: deps.simSwap() },
+        { sendSms: deps.sendSms, simSwap: deps.simSwap() },
         { tenantId: principal.tenantId, consentId: request.params.consentId, actor: actorOf(principal) },
       )
       return reply.status(202).send(sent)

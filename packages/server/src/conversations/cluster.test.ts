@@ -8,9 +8,9 @@ import { after, before, describe, test } from 'node:test'
 import { base64ToBytes, enrolDevice, type Message, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import WebSocket from 'ws'
 import { createTestDatabase, type TestDatabase } from '../testing/harness.ts'
+import { needsPostgresAndNats } from '../testing/requirements.ts'
 
 const cli = path.resolve(import.meta.dirname, '../../bin/strongroom.js')
-const skip = !process.env.DATABASE_URL || !process.env.NATS_URL
 const bytes = (text: string) => new TextEncoder().encode(text)
 
 interface Node {
@@ -22,7 +22,7 @@ interface Node {
  * Several server processes on one PostgreSQL and one NATS, as behind a load balancer. Nodes are killed without
  * warning (SIGKILL), and clients must go on through the others with nothing lost and nothing twice.
  */
-describe('several nodes on one PostgreSQL and NATS', { skip: skip && 'needs DATABASE_URL and NATS_URL' }, () => {
+describe('several nodes on one PostgreSQL and NATS', { skip: needsPostgresAndNats() }, () => {
   let database: TestDatabase
   let dir: string
   let env: NodeJS.ProcessEnv

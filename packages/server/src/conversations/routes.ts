@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId, ContentType, Conversation, Message } from '@strongroom/sdk/protocol'
-import { principalOf, requestHtu } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf, principalMember } from '../principal.ts'
 import { assignConversation, assignmentModes } from './assignment.ts'
 import {
   addMember,

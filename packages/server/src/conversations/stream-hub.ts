@@ -3,6 +3,8 @@ import type { Socket } from 'node:net'
 import { type AuthFrame, authFrameCheck, type ClientFrame, CloseCode, clientFrameCheck } from '@strongroom/sdk/protocol'
 import type { WebSocket } from 'ws'
 import {
+  CUSTOMER_NOTICE_SUBJECT_PREFIX,
+  type CustomerNoticeEvent,
   DEVICE_REVOKED_SUBJECT_PREFIX,
   DEVICE_SUSPENDED_SUBJECT_PREFIX,
   type DeviceRevokedEvent,
@@ -10,8 +12,8 @@ import {
 } from '../identity/device-events.ts'
 import { APP_VERSION_DEACTIVATED_SUBJECT_PREFIX, type AppVersionDeactivatedEvent } from '../integrity/app-versions.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { asProblem, Problem } from '../platform/http/problems.ts'
-import { type Principal, principalMember } from '../principal.ts'
 import {
   MEMBER_LEFT_SUBJECT_PREFIX,
   MEMBER_SUBJECT_PREFIX,
@@ -64,6 +66,7 @@ export class StreamHub {
       ctx.bus.subscribe(`${DEVICE_SUSPENDED_SUBJECT_PREFIX}>`, (_subject, payload) =>
         this.#closeDevice(payload, CloseCode.suspended, 'device suspended'),
       ),
+      ctx.bus.subscribe(`${CUSTOMER_NOTICE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#noticeCustomer(payload)),
       ctx.bus.subscribe(`${APP_VERSION_DEACTIVATED_SUBJECT_PREFIX}*`, (_subject, payload) =>
         this.#closeAppVersion(payload),
       ),
@@ -153,6 +156,15 @@ export class StreamHub {
     const event = JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent | DeviceSuspendedEvent
     const sessions = this.#byMember.get(memberKeyOf(event.tenantId, { kind: 'device', id: event.deviceId }))
     for (const session of [...(sessions ?? [])]) session.close(code, reason)
+  }
+
+  /** A customer's factors changed on any node: each of their devices connected here is told. */
+  #noticeCustomer(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as CustomerNoticeEvent
+    const frame = JSON.stringify({ type: 'notice', notice: event.notice })
+    for (const session of this.#sessions) {
+      if (session.tenantId === event.tenantId && session.customerId === event.customerId) session.sendFrame(frame)
+    }
   }
 
   /**
@@ -278,6 +290,16 @@ class StreamSession {
 
   get tenantId(): string | undefined {
     return this.#principal?.tenantId
+  }
+
+  /** The customer whose device holds this session, if a device does. */
+  get customerId(): string | undefined {
+    return this.#principal?.kind === 'device' ? this.#principal.customerId : undefined
+  }
+
+  /** Writes a frame the hub serialized (a notice). */
+  sendFrame(frame: string): void {
+    this.#send(frame)
   }
 
   /** Says why the session may not go on, then closes. */

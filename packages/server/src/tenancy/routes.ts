@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
+import { roles, scopes } from '../platform/http/roles.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf } from '../principal.ts'
-import { roles, scopes } from './roles.ts'
 import { createStaff, findStaff, issueStaffToken, listStaff } from './staff.ts'
 
 const Role = oneOf(roles)
