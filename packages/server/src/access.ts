@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
 import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
@@ -6,10 +5,11 @@ import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
+import { actorOf, type Principal } from './platform/http/principal.ts'
 import { Problem } from './platform/http/problems.ts'
-import { actorOf, type Principal } from './principal.ts'
+import { requestHtu, singleHeader } from './platform/http/request.ts'
+import type { Scope } from './platform/http/roles.ts'
 import { authenticateClientToken } from './tenancy/api-clients.ts'
-import type { Scope } from './tenancy/roles.ts'
 import { authenticateStaffToken } from './tenancy/staff.ts'
 
 /**
@@ -187,19 +187,6 @@ export const accessTable: Record<string, Access> = {
   'POST /dev/simulator/provider/messenger/:version/me/messages': anyone,
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal?: Principal
-    /** The risk flags of the device's integrity token, when the gate checked one. */
-    integrityFlags?: string[]
-  }
-}
-
-/** The URL a DPoP proof must name for this request: scheme, host and path, as the client addressed us. */
-export function requestHtu(request: FastifyRequest): string {
-  return `${request.protocol}://${request.host}${request.url.split('?')[0]}`
-}
-
 /**
  * The principal behind an Authorization header (and, for devices, a DPoP proof): `Bearer srs_…` for staff,
  * `DPoP srd_…` for devices. Throws a Problem for anything missing, unknown, expired or not proven.
@@ -355,14 +342,4 @@ async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal
     reason: problem.kind,
     details: route ? { route } : {},
   })
-}
-
-export function singleHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? undefined : value
-}
-
-/** The principal that the access hook put on the request; routes behind a staff or member rule always have one. */
-export function principalOf(request: FastifyRequest): Principal {
-  if (!request.principal) throw new Problem('auth/missing-credentials')
-  return request.principal
 }

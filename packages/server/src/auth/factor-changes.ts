@@ -4,8 +4,8 @@ import type { SecurityNotice } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import { publishCustomerNotice } from '../identity/device-events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
-import type { Principal } from '../principal.ts'
 import { deletePasskeys, listPasskeys, verifyPasskeyAssertion } from './passkeys.ts'
 import {
   coolingOffUntil,

@@ -1,13 +1,12 @@
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import { recordAudit } from '../audit/events.ts'
-import type { ChannelDeps } from '../channels/public-messages.ts'
 import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf, type Principal } from '../principal.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import {
   changerOf,
@@ -20,7 +19,7 @@ import {
 } from './factor-changes.ts'
 import { FactorProofSchema } from './passkey-routes.ts'
 import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
-import { sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
+import { type SmsSender, sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
 import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy, simSwapWindowHours } from './step-up-policy.ts'
 import { enrolTotp, verifyTotp } from './totp.ts'
 
@@ -45,7 +44,7 @@ async function requireCustomer(ctx: ServerContext, tenantId: string, customerId:
 export async function authRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { simSwap: () => SimSwapProvider; channels: ChannelDeps },
+  deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
   /** A device acts for its own customer; staff name the customer. */
   function customerFor(principal: Principal, customerId: string | undefined): string {
@@ -74,7 +73,7 @@ export async function authRoutes(
       const principal = principalOf(request)
       const sent = await sendSmsOtp(
         ctx,
-        { simSwap: deps.simSwap(), channels: deps.channels },
+        { simSwap: deps.simSwap(), sendSms: deps.sendSms },
         {
           tenantId: principal.tenantId,
           customerId: customerFor(principal, request.body.customerId),

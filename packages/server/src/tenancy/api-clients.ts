@@ -1,21 +1,17 @@
 import { createLocalJWKSet, decodeJwt, type JSONWebKeySet, jwtVerify } from 'jose'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { ClientPrincipal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import type { Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-import type { Scope } from './roles.ts'
 
 /** What a bank backend may be given: it asks for consents and registers customers and their devices. */
 export const clientScopes = ['consents:write', 'customers:write', 'devices:enrol'] as const satisfies readonly Scope[]
 export type ClientScope = (typeof clientScopes)[number]
 
-export interface ClientPrincipal {
-  kind: 'client'
-  tenantId: string
-  clientId: string
-  scopes: readonly Scope[]
-  tokenExpiresAt: Date
-}
+/** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
+export type { ClientPrincipal }
 
 const CLIENT_TOKEN_TTL_SECONDS = 300
 const MAX_ASSERTION_LIFETIME_SECONDS = 300

@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { principalOf, requestHtu } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf } from '../principal.ts'
 import { ASSERTION_ALGORITHMS, clientScopes, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
 
 const PublicJwk = Type.Object(
