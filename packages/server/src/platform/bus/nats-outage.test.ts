@@ -6,7 +6,6 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { base64ToBytes, type Message, StaffToken, StrongroomClient } from '@strongroom/sdk'
-import WebSocket from 'ws'
 import { eventually } from '../../testing/eventually.ts'
 import {
   createTestBank,
