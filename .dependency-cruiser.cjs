@@ -5,16 +5,6 @@
  */
 const server = '^packages/server/src/'
 
-/**
- * Web tests that still reach into the server's source: they move to the server's testing entry
- * (`@strongroom/server/testing`, issue 19), and this list then goes.
- */
-const webTestsReachingIntoServer = [
-  '^packages/web/src/browser-testing\\.ts$',
-  '^packages/web/src/console/console-ops\\.browser\\.test\\.ts$',
-  '^packages/web/src/simulator/public-channels\\.browser\\.test\\.ts$',
-]
-
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -59,7 +49,7 @@ module.exports = {
       name: 'clients-import-no-server-code',
       comment: 'The SDK and the web use the server over the wire; their tests start it through its testing entry.',
       severity: 'error',
-      from: { path: '^packages/(sdk|web)/', pathNot: webTestsReachingIntoServer },
+      from: { path: '^packages/(sdk|web)/' },
       to: { path: '^packages/server/', pathNot: '^packages/server/src/testing/' },
     },
   ],
@@ -69,6 +59,9 @@ module.exports = {
     exclude: { path: ['(^|/)(node_modules|dist)/', '^packages/server/.*\\.test\\.ts$'] },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.base.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['@strongroom/source', 'import', 'require', 'node', 'default'],
+    },
   },
 }

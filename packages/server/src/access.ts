@@ -1,6 +1,6 @@
 import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
-import { verifyDpopProof } from './identity/dpop.ts'
+import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
 import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
@@ -81,6 +81,7 @@ export const accessTable: Record<string, Access> = {
   'GET /v1/consents/:consentId':                        any('consents:write'),
   'POST /v1/api-clients':                               staff('staff:admin'),
   'POST /v1/oauth/token':                               anyone,
+  'GET /.well-known/oauth-authorization-server':        anyone,
   'POST /v1/consents/:consentId/approve':               device,
   'POST /v1/consents/:consentId/decline':               device,
   'GET /.well-known/jwks.json':                         anyone,
@@ -291,7 +292,7 @@ export function installAccessControl(
         htu: requestHtu(request),
       })
     } catch (error) {
-      reply.header('www-authenticate', 'Bearer, DPoP algs="ES256 EdDSA"')
+      reply.header('www-authenticate', `Bearer, DPoP algs="${DEVICE_KEY_ALGORITHMS.join(' ')}"`)
       throw error
     }
     const refusal = refusalFor(access, principal)

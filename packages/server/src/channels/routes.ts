@@ -39,12 +39,22 @@ const ChannelViewSchema = Type.Object({
   updatedAt: Type.String(),
 })
 
-export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
-  const withLinkState = (view: ChannelView, tenantId: string): ChannelView & { link?: string } => {
-    const link = view.connector === 'smpp' ? deps.smppLinks?.stateOf(tenantId) : undefined
-    return link ? { ...view, link } : view
-  }
+/** A channel as staff see it, with the state of this node's SMPP link where it has one. */
+function withLinkState(deps: ChannelDeps, view: ChannelView, tenantId: string): ChannelView & { link?: string } {
+  const link = view.connector === 'smpp' ? deps.smppLinks.stateOf(tenantId) : undefined
+  return link ? { ...view, link } : view
+}
 
+export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  await channelConfigRoutes(app, ctx, deps)
+  await channelListRoutes(app, ctx, deps)
+  await publicMessageRoutes(app, ctx, deps)
+  await dlpPolicyRoutes(app, ctx)
+  await dlpScanRoutes(app, ctx)
+}
+
+/** Configuring a public channel. */
+async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.put(
     '/v1/channels/:connector',
     {
@@ -104,11 +114,14 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
       const { connector } = request.params
       const view = await configureChannel(ctx, principal, connector, { address, settings, secrets })
       if (connector !== 'smpp') return view
-      await deps.smppLinks?.configured(principal.tenantId)
-      return withLinkState(view, principal.tenantId)
+      await deps.smppLinks.configured(principal.tenantId)
+      return withLinkState(deps, view, principal.tenantId)
     },
   )
+}
 
+/** The channels a tenant has, and the conversations on them. */
+async function channelListRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.get(
     '/v1/channels',
     {
@@ -120,7 +133,7 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
     },
     async (request) => {
       const { tenantId } = principalOf(request)
-      return { channels: (await listChannels(ctx, tenantId)).map((view) => withLinkState(view, tenantId)) }
+      return { channels: (await listChannels(ctx, tenantId)).map((view) => withLinkState(deps, view, tenantId)) }
     },
   )
 
@@ -152,7 +165,10 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
       conversations: await conversationChannels(ctx, principalOf(request), request.query.ids.split(',')),
     }),
   )
+}
 
+/** Sending and reading the messages of a public conversation. */
+async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/public-messages',
     {
@@ -226,7 +242,10 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
       }),
     }),
   )
+}
 
+/** Linking a public conversation to a customer, and the tenant's DLP policy. */
+async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/public-channel/customer',
     {
@@ -286,7 +305,10 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
       return request.body
     },
   )
+}
 
+/** Scanning a text before it is sent. */
+async function dlpScanRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/dlp/scan',
     {

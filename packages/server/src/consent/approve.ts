@@ -16,6 +16,7 @@ import {
 } from '../auth/step-up-policy.ts'
 import { verifyTotp } from '../auth/totp.ts'
 import { type DevicePrincipal, deviceEnrolledAt, devicePublicJwk } from '../identity/devices.ts'
+import { algorithmsForKey } from '../identity/dpop.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
@@ -52,12 +53,10 @@ export async function approveConsent(
 ): Promise<ConsentRequest> {
   const consent = await pendingConsent(ctx, device, consentId)
   const jwk = await devicePublicJwk(ctx, device.tenantId, device.deviceId)
-  const algorithm = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256'
+  const algorithms = algorithmsForKey(jwk)
   let signed: Uint8Array
   try {
-    const verified = await compactVerify(approval.signature, await importJWK(jwk, algorithm), {
-      algorithms: [algorithm],
-    })
+    const verified = await compactVerify(approval.signature, await importJWK(jwk, algorithms[0]), { algorithms })
     signed = verified.payload
   } catch {
     throw new Problem('consent/signature-invalid', 'the signature does not verify with this device key')

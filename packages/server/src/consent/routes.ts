@@ -48,6 +48,18 @@ export async function consentRoutes(
   ctx: ServerContext,
   deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
+  await consentRequestRoutes(app, ctx, deps)
+  await consentReadRoutes(app, ctx)
+  await approvalRoutes(app, ctx, deps)
+  await declineAndKeyRoutes(app, ctx)
+}
+
+/** Asking for a consent, on the device or by SMS. */
+async function consentRequestRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
   app.post(
     '/v1/consents/:consentId/sms-confirmation',
     {
@@ -99,7 +111,10 @@ export async function consentRoutes(
       return reply.status(201).send(consent)
     },
   )
+}
 
+/** Listing and reading consents. */
+async function consentReadRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/consents',
     {
@@ -147,7 +162,14 @@ export async function consentRoutes(
       return getConsent(ctx, principal.tenantId, request.params.consentId, customerId)
     },
   )
+}
 
+/** Approving a consent with the device key or a passkey. */
+async function approvalRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
   app.post(
     '/v1/consents/:consentId/approve',
     {
@@ -206,7 +228,10 @@ export async function consentRoutes(
       })
     },
   )
+}
 
+/** Declining a consent, and the keys that verify receipts. */
+async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/consents/:consentId/decline',
     {

@@ -74,6 +74,16 @@ export async function identityRoutes(
   ctx: ServerContext,
   deps: { wipeKey: SigningKey; onRevoked: DeviceRevocationHook },
 ): Promise<void> {
+  await customerRoutes(app, ctx)
+  await customerDeviceRoutes(app, ctx)
+  await deviceRoutes(app, ctx)
+  await deviceStateRoutes(app, ctx, deps)
+  await resumeAndTokenRoutes(app, ctx, deps)
+  await wipeRoutes(app, ctx)
+}
+
+/** Registering a customer and reading one. */
+async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/customers',
     {
@@ -118,7 +128,10 @@ export async function identityRoutes(
       return customer
     },
   )
+}
 
+/** A customer's devices, and the codes that enrol new ones. */
+async function customerDeviceRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/customers/:customerId/devices',
     {
@@ -165,7 +178,10 @@ export async function identityRoutes(
       return reply.status(201).header('cache-control', 'no-store').send(issued)
     },
   )
+}
 
+/** Enrolling a device, and a customer's devices as the device sees them. */
+async function deviceRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/devices',
     {
@@ -210,7 +226,14 @@ export async function identityRoutes(
       return { devices: await listCustomerDevices(ctx, principal.tenantId, principal.customerId) }
     },
   )
+}
 
+/** Revoking and suspending a device. */
+async function deviceStateRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { wipeKey: SigningKey; onRevoked: DeviceRevocationHook },
+): Promise<void> {
   app.post(
     '/v1/devices/:deviceId/revoke',
     {
@@ -268,7 +291,14 @@ export async function identityRoutes(
       return { deviceId, status: 'suspended' as const }
     },
   )
+}
 
+/** Resuming a suspended device, and renewing a device's access token. */
+async function resumeAndTokenRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { wipeKey: SigningKey; onRevoked: DeviceRevocationHook },
+): Promise<void> {
   app.post(
     '/v1/devices/:deviceId/resume',
     {
@@ -314,7 +344,10 @@ export async function identityRoutes(
       return reply.header('cache-control', 'no-store').send(await issueDeviceToken(ctx, proof))
     },
   )
+}
 
+/** Remote wipe: the confirmation a revoked device sends, and the keys that verify wipe commands. */
+async function wipeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/devices/wipe-confirmation',
     {

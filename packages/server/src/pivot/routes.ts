@@ -36,6 +36,12 @@ const StepUpFactor = Type.Union([
 
 /** The pivot seen from the agent's side: invite the customer, follow the links; and the device that redeems one. */
 export async function pivotRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  await invitationRoutes(app, ctx, deps)
+  await redemptionRoutes(app, ctx, deps)
+}
+
+/** Inviting the customer, and the links sent. */
+async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/pivot',
     {
@@ -86,7 +92,10 @@ export async function pivotRoutes(app: App, ctx: ServerContext, deps: ChannelDep
       return { links: await listPivotLinks(ctx, principal.tenantId, request.params.conversationId) }
     },
   )
+}
 
+/** Opening and redeeming a link. */
+async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.post(
     '/v1/pivot/open',
     {
@@ -129,6 +138,16 @@ export async function pivotStepUpRoutes(
   app: App,
   ctx: ServerContext,
   deps: ChannelDeps,
+  factors: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
+  await stepUpFactorRoutes(app, ctx, factors)
+  await stepUpEnrolRoutes(app, ctx, deps)
+}
+
+/** The factors a browser can step up with, and sending its SMS code. */
+async function stepUpFactorRoutes(
+  app: App,
+  ctx: ServerContext,
   factors: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
   app.post(
@@ -183,7 +202,10 @@ export async function pivotStepUpRoutes(
       return reply.status(202).header('cache-control', 'no-store').send(sent)
     },
   )
+}
 
+/** Enrolling the browser with the link and a fresh factor. */
+async function stepUpEnrolRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.post(
     '/v1/pivot/enrol',
     {

@@ -13,6 +13,12 @@ const ScopeSchema = oneOf(scopes)
 const StaffSchema = Type.Object({ id: Type.String(), tenantId: Type.String(), name: Type.String(), role: Role })
 
 export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void> {
+  await meRoutes(app)
+  await staffRoutes(app, ctx)
+}
+
+/** Who the caller is. */
+async function meRoutes(app: App): Promise<void> {
   app.get(
     '/v1/me',
     {
@@ -46,7 +52,10 @@ export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void>
       }
     },
   )
+}
 
+/** Staff members and their tokens. */
+async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff',
     {
