@@ -57,8 +57,9 @@ describe('the strongroom command', () => {
         '020-pivot-step-up',
         '021-key-package-lifetimes',
         '022-conversation-last-message',
-        '023-checkpoint-witness',
-        '024-encryption-required',
+        '023-factor-lifecycle',
+        '024-checkpoint-witness',
+        '025-encryption-required',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -17,6 +17,7 @@ import { checkpointKeysJwks, readTrustedKeys, TrustedKeysError } from '../platfo
 import type { ChainTrust } from '../platform/hash-chain/walker.ts'
 import { WitnessFileError } from '../platform/hash-chain/witness.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import {
@@ -27,7 +28,6 @@ import {
 } from '../platform/keyring/signing-keys.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
-import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { createTenant, findTenant, listTenants } from '../tenancy/tenants.ts'
 import { ensureWebBuild } from '../web/build-on-start.ts'

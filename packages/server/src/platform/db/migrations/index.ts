@@ -21,8 +21,9 @@ import * as consoleLookups from './019-console-lookups.ts'
 import * as pivotStepUp from './020-pivot-step-up.ts'
 import * as keyPackageLifetimes from './021-key-package-lifetimes.ts'
 import * as conversationLastMessage from './022-conversation-last-message.ts'
-import * as checkpointWitness from './023-checkpoint-witness.ts'
-import * as encryptionRequired from './024-encryption-required.ts'
+import * as factorLifecycle from './023-factor-lifecycle.ts'
+import * as checkpointWitness from './024-checkpoint-witness.ts'
+import * as encryptionRequired from './025-encryption-required.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -48,8 +49,9 @@ const migrations: Record<string, Migration> = {
   '020-pivot-step-up': pivotStepUp,
   '021-key-package-lifetimes': keyPackageLifetimes,
   '022-conversation-last-message': conversationLastMessage,
-  '023-checkpoint-witness': checkpointWitness,
-  '024-encryption-required': encryptionRequired,
+  '023-factor-lifecycle': factorLifecycle,
+  '024-checkpoint-witness': checkpointWitness,
+  '025-encryption-required': encryptionRequired,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
