@@ -26,6 +26,11 @@ export interface ClientOptions {
   baseUrl: string | string[]
   credentials: Credentials
   fetch?: typeof fetch
+  /**
+   * How long a request may wait for its answer before the node counts as unreachable and the next is tried
+   * (10 s by default).
+   */
+  timeoutMs?: number
   /** The WebSocket class: the browser's by default; in Node 20 pass the `ws` package's. */
   WebSocket?: WebSocketConstructor
   /** A device: what to erase when the server answers its revoked key with a wipe command, and the pinned keys. */
@@ -153,6 +158,8 @@ export interface MessageRange {
 
 /** How many conversations one channel lookup names (the server's limit). */
 const CHANNEL_LOOKUP_BATCH = 100
+/** How long a request waits for a node's answer before it counts as unreachable. */
+const DEFAULT_TIMEOUT_MS = 10_000
 
 function rangeQuery(range: MessageRange): URLSearchParams {
   const query = new URLSearchParams()
@@ -179,6 +186,7 @@ export class StrongroomClient {
   readonly #fetch: typeof fetch
   readonly #WebSocket: WebSocketConstructor | undefined
   readonly #remoteWipe: RemoteWipeOptions | undefined
+  readonly #timeoutMs: number
   #current = 0
   #integrity: { token: string; attestation: { app: AppIdentity; signals: RiskSignals } } | undefined
 
@@ -191,6 +199,7 @@ export class StrongroomClient {
     this.#fetch = options.fetch ?? platformFetch
     this.#WebSocket = options.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined)
     this.#remoteWipe = options.remoteWipe
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
   }
 
   /**
@@ -237,8 +246,10 @@ export class StrongroomClient {
   }
 
   /**
-   * Sends one request. A 401 from an expired device token is retried once with a fresh token; a server that refuses
-   * the connection (the request never reached it) is skipped for the next one, if there are several.
+   * Sends one request. A 401 from an expired device token is retried once with a fresh token; a server that gives no
+   * answer (refused, reset, unreachable, or silent past `timeoutMs`) is skipped for the next one, if there are
+   * several. A request that timed out may have reached the node: the API's writes that a client repeats carry an
+   * idempotency key (a message's clientMessageId).
    */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const response = await this.#exchange(method, path, body)
@@ -265,10 +276,15 @@ export class StrongroomClient {
       if (body !== undefined) headers['content-type'] = 'application/json'
       let response: Response
       try {
-        response = await this.#fetch(url, { method, headers, body: body === undefined ? null : JSON.stringify(body) })
+        response = await this.#fetch(url, {
+          method,
+          headers,
+          body: body === undefined ? null : JSON.stringify(body),
+          signal: AbortSignal.timeout(this.#timeoutMs),
+        })
       } catch (error) {
-        const code = (error as { cause?: { code?: string } }).cause?.code
-        if (code !== 'ECONNREFUSED' || ++unreachable >= this.baseUrls.length) throw error
+        // No answer: refused, reset, unreachable or timed out. The next node is tried, each once.
+        if (++unreachable >= this.baseUrls.length) throw error
         this.failover()
         continue
       }
@@ -769,12 +785,15 @@ export class StrongroomClient {
 
 /** How a new device reaches the server, and the key it enrols (a fresh non-extractable one by default). */
 export interface EnrolOptions {
+  /** One server, or several nodes: each is tried in turn until one answers. */
   baseUrl: string | string[]
   label: string
   algorithm?: DeviceKeyAlgorithm
   keys?: DeviceKeys
   fetch?: typeof fetch
   WebSocket?: WebSocketConstructor
+  /** How long to wait for a node's answer before trying the next (10 s by default); the client keeps it. */
+  timeoutMs?: number
 }
 
 /** A device just enrolled, with a client acting as it. */
@@ -812,14 +831,29 @@ export async function enrolWithProof<T extends object>(
   body: unknown,
 ): Promise<{ enrolled: EnrolledDevice; answer: T }> {
   const keys = options.keys ?? (await generateDeviceKeys(options.algorithm))
-  const baseUrl = (Array.isArray(options.baseUrl) ? options.baseUrl[0] : options.baseUrl)?.replace(/\/+$/, '')
+  const baseUrls = (Array.isArray(options.baseUrl) ? options.baseUrl : [options.baseUrl]).map((u) =>
+    u.replace(/\/+$/, ''),
+  )
   const doFetch = options.fetch ?? platformFetch
-  const htu = `${baseUrl}${path}`
-  const response = await doFetch(htu, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', dpop: await createDpopProof(keys, { htm: 'POST', htu }) },
-    body: JSON.stringify(body),
-  })
+  // Each node in turn until one answers, as every other request does.
+  let response: Response | undefined
+  let baseUrl = baseUrls[0] as string
+  for (const [index, url] of baseUrls.entries()) {
+    baseUrl = url
+    const htu = `${url}${path}`
+    try {
+      response = await doFetch(htu, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', dpop: await createDpopProof(keys, { htm: 'POST', htu }) },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      })
+      break
+    } catch (error) {
+      if (index === baseUrls.length - 1) throw error
+    }
+  }
+  if (!response) throw new TypeError('baseUrl must name at least one server')
   const answer = await response.json()
   if (!response.ok) throw new StrongroomError(answer)
   const credentials = new DeviceKey(keys, {
@@ -828,8 +862,9 @@ export async function enrolWithProof<T extends object>(
     ...(options.fetch ? { fetch: options.fetch } : {}),
   })
   const client = new StrongroomClient({
-    baseUrl: options.baseUrl,
+    baseUrl: [baseUrl, ...baseUrls.filter((url) => url !== baseUrl)],
     credentials,
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
   })

@@ -31,6 +31,9 @@ const MIN_BACKOFF_MS = 100
 const MAX_BACKOFF_MS = 5_000
 const ACK_DELAY_MS = 200
 
+/** The close code for a connection that ended without a close frame (RFC 6455): the watchdog's. */
+const ABNORMAL_CLOSURE = 1006
+
 /**
  * The realtime stream of a client's conversations. It reconnects by itself (moving to the next server if there are
  * several), resumes from the last message it delivered, drops anything it has seen already, and re-sends messages
@@ -164,10 +167,22 @@ export class MessageStream {
     this.#armWatchdog()
   }
 
-  /** No frame (not even a heartbeat) for a while means the connection is dead even if no close came. */
+  /**
+   * No frame (not even a heartbeat) for two heartbeats means the node is gone or hung even if no close came. The
+   * socket is abandoned at once and the stream moves on: a graceful close would wait for a close frame the hung node
+   * never sends (30 s in `ws`).
+   */
   #armWatchdog(): void {
     clearTimeout(this.#watchdog)
-    this.#watchdog = setTimeout(() => this.#socket?.close(), this.#heartbeatMs * 2.5)
+    this.#watchdog = setTimeout(() => {
+      const socket = this.#socket
+      if (!socket) return
+      this.#socket = undefined
+      const terminate = (socket as { terminate?: () => void }).terminate
+      if (typeof terminate === 'function') terminate.call(socket)
+      else socket.close()
+      this.#onClose(ABNORMAL_CLOSURE)
+    }, this.#heartbeatMs * 2)
   }
 
   #onFrame(frame: ServerFrame): void {

@@ -76,7 +76,7 @@ for (let done = 0; done < total; done += batch) {
 if (process.stderr.isTTY) process.stderr.write('\n')
 
 let started = performance.now()
-const verification = await verifyArchiveChain(db, tenant.id, await verificationKeys(db, 'archive-checkpoint'))
+const verification = await verifyArchiveChain(db, tenant.id, { keys: await verificationKeys(db, 'archive-checkpoint') })
 const verifyMs = performance.now() - started
 if (!verification.ok || verification.records !== total)
   throw new Error(`verify failed: ${JSON.stringify(verification)}`)

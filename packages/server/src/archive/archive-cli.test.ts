@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import { loadConfig } from '../platform/config.ts'
@@ -62,7 +62,9 @@ describe('the strongroom command for the compliance archive', () => {
     )
     assert.match(readFileSync(reexported, 'utf8'), /public message 2/)
 
-    assert.equal(run(['archive', 'verify']).status, 0)
+    const trusted = path.join(cli.dir, 'trusted.jwks')
+    writeFileSync(trusted, run(['keys', 'export-public']).stdout)
+    assert.equal(run(['archive', 'verify', '--keys', trusted]).status, 0)
     const direct = await openDatabase(config)
     await direct.db
       .updateTable('archive_records')
@@ -71,7 +73,7 @@ describe('the strongroom command for the compliance archive', () => {
       .where('seq', '=', 2)
       .execute()
     await direct.close()
-    const tampered = run(['archive', 'verify', '--tenant', tenant.id])
+    const tampered = run(['archive', 'verify', '--keys', trusted, '--tenant', tenant.id])
     assert.equal(tampered.status, 1)
     assert.equal(tampered.stderr, `strongroom: archive chain ${tenant.id} fails at record 2: record altered\n`)
   })

@@ -50,7 +50,7 @@ describe('the compliance archive', () => {
   const search = (query: string, token = compliance) =>
     call<Found & { next: number | null }>('GET', `/v1/archive/records?${query}`, token)
   const verify = async (tenantId: string) =>
-    verifyArchiveChain(server.ctx.db, tenantId, await verificationKeys(server.ctx.db, 'archive-checkpoint'))
+    verifyArchiveChain(server.ctx.db, tenantId, { keys: await verificationKeys(server.ctx.db, 'archive-checkpoint') })
 
   /** Public-channel style records of a new customer, at given ages in days, through the archive's append function. */
   async function customerWithRecords(tenantId: string, ages: number[], ref = `REF-${Math.random()}`) {

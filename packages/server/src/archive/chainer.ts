@@ -3,6 +3,7 @@ import type { ServerContext } from '../platform/context.ts'
 import type { Database } from '../platform/db/schema.ts'
 import { startChainTask } from '../platform/hash-chain/chain-task.ts'
 import { ChainLinker, type CheckpointPolicy, emptyChainHead } from '../platform/hash-chain/linker.ts'
+import { openWitness, witnessCheckpoints } from '../platform/hash-chain/witness.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { archiveRecordHash, chainedFields } from './record-hash.ts'
 
@@ -123,11 +124,18 @@ export async function checkpointArchiveNow(db: Kysely<Database>, signer: Signing
     .executeTakeFirst()
 }
 
-/** Runs the archive chainer on this node every quarter second; stopping links what is still pending. */
+/**
+ * Runs the archive chainer on this node every quarter second, then sends new checkpoints to the witness when one is
+ * configured; stopping links what is still pending.
+ */
 export function startArchiveChainer(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, signer: SigningKey) {
   const policy = {
     everyRecords: ctx.config.archiveCheckpointRecords,
     everySeconds: ctx.config.archiveCheckpointSeconds,
   }
-  return startChainTask('archive chainer', ctx.log, () => chainArchiveRecords(ctx.db, signer, policy))
+  const witness = openWitness(ctx.config)
+  return startChainTask('archive chainer', ctx.log, async (seal) => {
+    await chainArchiveRecords(ctx.db, signer, seal ? { ...policy, everySeconds: 0 } : policy)
+    if (witness?.due()) await witnessCheckpoints(ctx.db, 'archive', witness)
+  })
 }

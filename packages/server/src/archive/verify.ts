@@ -1,7 +1,8 @@
-import { createHash, type KeyObject } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
-import { type ChainFailure, type ChainVerification, walkChain } from '../platform/hash-chain/walker.ts'
+import { type ChainFailure, type ChainTrust, type ChainVerification, walkChain } from '../platform/hash-chain/walker.ts'
+import { readWitnessFile } from '../platform/hash-chain/witness.ts'
 import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 import type { ArchiveRow } from './open-records.ts'
 import { archiveRecordHash, chainedFields } from './record-hash.ts'
@@ -19,7 +20,7 @@ const PAGE = 5000
 export async function verifyArchiveChain(
   db: Kysely<Database>,
   tenantId: string,
-  keys: Map<string, KeyObject>,
+  trust: ChainTrust,
   onProgress?: (done: number, total: number) => void,
 ): Promise<ArchiveVerification> {
   const records = db.selectFrom('archive_records').where('tenant_id', '=', tenantId)
@@ -46,7 +47,8 @@ export async function verifyArchiveChain(
   const verification = await walkChain<ArchiveRow>({
     kind: 'archive',
     tenantId,
-    keys,
+    keys: trust.keys,
+    witnessed: trust.witnessFile ? readWitnessFile(trust.witnessFile, 'archive', tenantId) : undefined,
     checkpoints: await db
       .selectFrom('archive_checkpoints')
       .selectAll()
@@ -68,7 +70,9 @@ export async function verifyArchiveNow(
   db: Kysely<Database>,
   tenantId: string,
 ): Promise<ArchiveVerification & { verifiedAt: string }> {
-  const verification = await verifyArchiveChain(db, tenantId, await verificationKeys(db, 'archive-checkpoint'))
+  const verification = await verifyArchiveChain(db, tenantId, {
+    keys: await verificationKeys(db, 'archive-checkpoint'),
+  })
   return { ...verification, verifiedAt: new Date().toISOString() }
 }
 

@@ -20,7 +20,7 @@ describe('the audit log', () => {
   after(() => server.stop())
 
   const verify = async (tenantId: string) =>
-    verifyAuditChain(server.ctx.db, tenantId, await verificationKeys(server.ctx.db, 'audit-checkpoint'))
+    verifyAuditChain(server.ctx.db, tenantId, { keys: await verificationKeys(server.ctx.db, 'audit-checkpoint') })
 
   test('security events are recorded with actor, target and outcome, chained, and never hold a secret', async () => {
     const bank = await createTestBank(server, 'Audited Bank')
@@ -76,6 +76,8 @@ describe('the audit log', () => {
       ok: true,
       records: 10,
       checkpoints: 2,
+      witnessed: 0,
+      unsealed: 0,
       pending: 0,
     })
   })

@@ -1,7 +1,7 @@
-import type { KeyObject } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
-import { type ChainVerification, walkChain } from '../platform/hash-chain/walker.ts'
+import { type ChainTrust, type ChainVerification, walkChain } from '../platform/hash-chain/walker.ts'
+import { readWitnessFile } from '../platform/hash-chain/witness.ts'
 import { recordHash } from './record-hash.ts'
 
 export type { ChainVerification } from '../platform/hash-chain/walker.ts'
@@ -16,7 +16,7 @@ const PAGE = 5000
 export async function verifyAuditChain(
   db: Kysely<Database>,
   tenantId: string,
-  keys: Map<string, KeyObject>,
+  trust: ChainTrust,
   onProgress?: (done: number, total: number) => void,
 ): Promise<ChainVerification> {
   const counts = await db
@@ -27,7 +27,8 @@ export async function verifyAuditChain(
   return walkChain({
     kind: 'audit',
     tenantId,
-    keys,
+    keys: trust.keys,
+    witnessed: trust.witnessFile ? readWitnessFile(trust.witnessFile, 'audit', tenantId) : undefined,
     checkpoints: await db
       .selectFrom('audit_checkpoints')
       .selectAll()

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
 import { describe, test } from 'node:test'
 import { loadConfig } from '../platform/config.ts'
 import { openDatabase } from '../platform/db/database.ts'
@@ -55,6 +57,9 @@ describe('the strongroom command', () => {
         '020-pivot-step-up',
         '021-key-package-lifetimes',
         '022-conversation-last-message',
+        '023-factor-lifecycle',
+        '024-checkpoint-witness',
+        '025-encryption-required',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)
@@ -139,7 +144,11 @@ describe('the strongroom command', () => {
       await server.close()
     }
 
-    const verified = run(['audit', 'verify'])
+    // The checkpoint keys, exported once and kept outside the database, are what verification trusts.
+    const trusted = path.join(cli.dir, 'trusted.jwks')
+    writeFileSync(trusted, run(['keys', 'export-public']).stdout)
+    // Stopping sealed the newest records with a checkpoint: nothing is left unsealed.
+    const verified = run(['audit', 'verify', '--keys', trusted])
     assert.equal(verified.status, 0, verified.stderr)
     const chains = JSON.parse(verified.stdout) as { tenantId: string; ok: boolean; records: number }[]
     assert.deepEqual(
@@ -159,7 +168,7 @@ describe('the strongroom command', () => {
       .where('seq', '=', 2)
       .execute()
     await direct.close()
-    const tampered = run(['audit', 'verify', '--tenant', tenant.id])
+    const tampered = run(['audit', 'verify', '--keys', trusted, '--tenant', tenant.id])
     assert.equal(tampered.status, 1)
     assert.equal(tampered.stderr, `strongroom: audit chain ${tenant.id} fails at record 2: record altered\n`)
   })

@@ -13,6 +13,9 @@ import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
+import { checkpointKeysJwks, readTrustedKeys, TrustedKeysError } from '../platform/hash-chain/trusted-keys.ts'
+import type { ChainTrust } from '../platform/hash-chain/walker.ts'
+import { WitnessFileError } from '../platform/hash-chain/witness.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
@@ -44,14 +47,20 @@ const usage = `usage: strongroom <command>
                                      with --signing-keys, new receipt, checkpoint, MLS credential, integrity-token, pin-set and wipe-command keys
                                      (old ones stay verifiable)
   keys rotate --archive              new archive key-encryption key; re-wrap every archive data key under it
+  keys export-public                 print the audit and archive checkpoint public keys as a JWKS: keep it outside
+                                     the database (and again after each rotation) and give it to audit/archive verify
   tenant create --name NAME          create a tenant (a bank) with its own data keys
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
                                      issue an API token (creates the staff member with --role if new)
-  audit verify [--tenant ID]         recompute the audit chains and their signed checkpoints; name the first
-                                     record that fails (exit status 1)
-  archive verify [--tenant ID]       recompute the archive chains, content hashes and signed checkpoints (no key
-                                     needed); name the first record that fails (exit status 1)
+  audit verify --keys JWKS [--tenant ID] [--witness FILE]
+                                     recompute the audit chains and their signed checkpoints, trusting only the
+                                     keys in JWKS and checking every checkpoint the witness file holds
+                                     (STRONGROOM_WITNESS_FILE by default); name the first record that fails (exit
+                                     status 1), or the records after the newest checkpoint, unsealed (exit status 3)
+  archive verify --keys JWKS [--tenant ID] [--witness FILE]
+                                     the same for the archive chains, with their content hashes (no archive key
+                                     needed)
   archive export --tenant ID (--conversation ID | --customer ID) [--from ISO] [--to ISO] --out FILE
                                      export a case as a signed bundle (JSON lines, the last the signed manifest)
   customer create --tenant ID --ref REF --name NAME
@@ -101,29 +110,34 @@ async function withStorage<T>(config: Config, work: (storage: Storage) => Promis
 }
 
 /**
- * Verifies one tenant's chain or every chain of a kind (audit or archive), printing the results and a progress bar;
- * names the first failing record on stderr and sets exit status 1.
+ * Verifies one tenant's chain or every chain of a kind (audit or archive) against keys and a witness from outside the
+ * database, printing the results and a progress bar. Names the first failing record on stderr and sets exit status 1;
+ * otherwise names records no checkpoint covers yet and sets exit status 3.
  */
 async function verifyChains(
   config: Config,
   label: 'audit' | 'archive',
-  tenant: string | undefined,
+  options: { tenant?: string | undefined; keys?: string | undefined; witness?: string | undefined },
   how: {
-    purpose: 'audit-checkpoint' | 'archive-checkpoint'
     chains: (db: Db) => Promise<string[]>
     verify: (
       db: Db,
       tenantId: string,
-      keys: Map<string, KeyObject>,
+      trust: ChainTrust,
       onProgress: (done: number, total: number) => void,
     ) => Promise<ChainVerification>
   },
 ): Promise<void> {
+  if (!options.keys) {
+    throw new UsageError(
+      `${label} verify needs --keys JWKS (from \`strongroom keys export-public\`): keys read from the database it verifies prove nothing`,
+    )
+  }
+  const trust = { keys: readTrustedKeys(options.keys), witnessFile: options.witness ?? config.witnessFile }
   const results = await withStorage(config, async ({ db }) => {
-    const keys = await verificationKeys(db, how.purpose)
     const verified = []
-    for (const chain of tenant ? [tenant] : await how.chains(db)) {
-      verified.push(await how.verify(db, chain, keys, (done, total) => progress(`${label} ${chain}`, done, total)))
+    for (const chain of options.tenant ? [options.tenant] : await how.chains(db)) {
+      verified.push(await how.verify(db, chain, trust, (done, total) => progress(`${label} ${chain}`, done, total)))
     }
     return verified
   })
@@ -134,6 +148,15 @@ async function verifyChains(
       `strongroom: ${label} chain ${failed.tenantId} fails at record ${failed.failure.seq}: ${failed.failure.reason}\n`,
     )
     process.exitCode = 1
+    return
+  }
+  const unsealed = results.find((r) => r.unsealed > 0)
+  if (unsealed) {
+    const first = unsealed.records - unsealed.unsealed + 1
+    process.stderr.write(
+      `strongroom: ${label} chain ${unsealed.tenantId} has ${unsealed.unsealed} unsealed records from record ${first}: no checkpoint covers them yet\n`,
+    )
+    process.exitCode = 3
   }
 }
 
@@ -160,6 +183,8 @@ async function main(argv: string[]): Promise<void> {
       from: { type: 'string' },
       to: { type: 'string' },
       out: { type: 'string' },
+      keys: { type: 'string' },
+      witness: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -285,6 +310,19 @@ async function main(argv: string[]): Promise<void> {
       out(set)
       return
     }
+    case 'keys export-public': {
+      out(
+        await withStorage(config, async ({ db, provider }) => {
+          const keys = new Map<string, KeyObject>()
+          for (const purpose of ['audit-checkpoint', 'archive-checkpoint'] as const) {
+            await openSigningKey(db, provider, purpose)
+            for (const [kid, key] of await verificationKeys(db, purpose)) keys.set(kid, key)
+          }
+          return checkpointKeysJwks(keys)
+        }),
+      )
+      return
+    }
     case 'pins keys': {
       out({
         keys: await withStorage(config, async ({ db, provider }) => {
@@ -336,8 +374,7 @@ async function main(argv: string[]): Promise<void> {
     case 'audit verify':
     case 'archive verify': {
       const archive = command === 'archive verify'
-      await verifyChains(config, archive ? 'archive' : 'audit', values.tenant, {
-        purpose: archive ? 'archive-checkpoint' : 'audit-checkpoint',
+      await verifyChains(config, archive ? 'archive' : 'audit', values, {
         chains: archive ? archiveChains : auditChains,
         verify: archive ? verifyArchiveChain : verifyAuditChain,
       })
@@ -436,7 +473,8 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`strongroom: ${error.message}\n\n${usage}\n`)
     process.exit(2)
   }
-  if (error instanceof ConfigError) process.stderr.write(`strongroom: ${error.message}\n`)
+  if (error instanceof ConfigError || error instanceof TrustedKeysError || error instanceof WitnessFileError)
+    process.stderr.write(`strongroom: ${error.message}\n`)
   else if (error instanceof Problem)
     process.stderr.write(`strongroom: ${error.message}${error.detail ? `: ${error.detail}` : ''}\n`)
   else process.stderr.write(`strongroom: ${error instanceof Error ? error.message : String(error)}\n`)

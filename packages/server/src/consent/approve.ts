@@ -85,7 +85,7 @@ export async function approveConsent(
   return issueApproval(ctx, receiptKey, approverOf(device), consent, {
     stepUp,
     factors,
-    proof: { factor: 'device-key', keyThumbprint: device.jkt },
+    proof: { factor: 'device-key', keyThumbprint: device.jkt, deviceKey: jwk, deviceSignature: approval.signature },
   })
 }
 

@@ -6,6 +6,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   type ConsentRequest,
+  consentSigningPayload,
   enrolDevice,
   formatAmount,
   generateDeviceKeys,
@@ -16,10 +17,21 @@ import {
   verifyConsentReceipt,
 } from '@strongroom/sdk'
 import canonicalize from 'canonicalize'
-import { createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify } from 'jose'
+import {
+  base64url,
+  calculateJwkThumbprint,
+  createLocalJWKSet,
+  decodeJwt,
+  exportJWK,
+  generateKeyPair,
+  type JWK,
+  jwtVerify,
+  SignJWT,
+} from 'jose'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey, rotateSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { isoCurrency } from './currencies.ts'
 import { signReceipt } from './receipts.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
@@ -104,6 +116,67 @@ describe('payment consent with dynamic linking', () => {
     })
     assert.equal(bad.status, 1)
     assert.match(bad.stderr, /ERR_JWS_SIGNATURE_VERIFICATION_FAILED/)
+  })
+
+  // Issue 14: the device's signature was verified and discarded; the receipt was only the bank's word.
+  test('the receipt carries the device’s own signature: the verifier checks both, and fails when either is altered', async () => {
+    const asked = await request()
+    const receipt = (await phone.client.approveConsent(await phone.client.getConsent(asked.id))).receipt as string
+    const claims = decodeJwt(receipt) as Record<string, unknown> & {
+      deviceKey: JWK
+      deviceSignature: string
+      keyThumbprint: string
+      transaction: typeof payment
+    }
+    assert.equal(claims.keyThumbprint, await calculateJwkThumbprint(claims.deviceKey))
+    assert.equal(
+      new TextDecoder().decode(base64url.decode(claims.deviceSignature.split('.')[1] as string)),
+      consentSigningPayload(asked),
+    )
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sr-receipt-'))
+    writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify(await jwks()))
+    const verify = (jws: string) => {
+      writeFileSync(path.join(dir, 'receipt.jws'), jws)
+      return spawnSync(process.execPath, [verifier, path.join(dir, 'receipt.jws'), path.join(dir, 'jwks.json')], {
+        encoding: 'utf8',
+      })
+    }
+    assert.equal(verify(receipt).status, 0)
+    // Whoever holds the bank's receipt key (the bank itself) re-signs a receipt: the customer's signature still decides.
+    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const bankKey = await openSigningKey(server.ctx.db, provider, 'consent-receipt')
+    const resigned = (changes: Record<string, unknown>) =>
+      new SignJWT({ ...claims, ...changes })
+        .setProtectedHeader({ alg: 'ES256', kid: bankKey.id, typ: 'strongroom-receipt+jwt' })
+        .sign(bankKey.privateKey)
+    const [header, , signature] = claims.deviceSignature.split('.') as [string, string, string]
+    const otherPayload = Buffer.from(
+      consentSigningPayload({ ...asked, amount: { value: 999999, currency: 'EUR' } }),
+    ).toString('base64url')
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      [
+        'the device signature altered',
+        { deviceSignature: `${header}.${otherPayload}.${signature}` },
+        /does not verify/,
+      ],
+      [
+        'the amount the bank claims altered',
+        { transaction: { ...payment, amount: { value: 999999, currency: 'EUR' } } },
+        /another transaction/,
+      ],
+      [
+        'another device key named',
+        { deviceKey: await exportJWK((await generateKeyPair('ES256')).publicKey) },
+        /thumbprint/,
+      ],
+      ['the device signature dropped', { deviceSignature: undefined }, /no device signature/],
+    ]
+    for (const [name, changes, why] of cases) {
+      const result = verify(await resigned(changes))
+      assert.equal(result.status, 1, name)
+      assert.match(result.stderr, /ERR_DEVICE_SIGNATURE/, name)
+      assert.match(result.stderr, why, name)
+    }
   })
 
   test('the SDK verifies a receipt against the JWKS and the consent it is for; forged, foreign or other receipts fail', async () => {
@@ -271,6 +344,26 @@ describe('payment consent with dynamic linking', () => {
         (e) => e instanceof StrongroomError && e.status === 400,
       )
     }
+    // Issue 14: ZZZ was accepted. Currencies come from the ISO 4217 list, with their minor units.
+    for (const code of ['ZZZ', 'XXX', 'XTS', 'XAU']) {
+      await assert.rejects(
+        agent.requestConsent({ customerId: bank.customerId, ...payment, amount: { value: 100, currency: code } }),
+        (e) => e instanceof StrongroomError && e.type === `${PROBLEMS}consent/unknown-currency`,
+        code,
+      )
+    }
+    for (const code of ['JPY', 'BHD', 'XOF']) {
+      const asked = await agent.requestConsent({
+        customerId: bank.customerId,
+        ...payment,
+        amount: { value: 100, currency: code },
+      })
+      assert.equal(asked.amount.currency, code)
+    }
+    assert.deepEqual(
+      ['JPY', 'EUR', 'BHD', 'ZZZ'].map((code) => isoCurrency(code)?.minorUnits),
+      [0, 2, 3, undefined],
+    )
   })
 
   test('the payee and the receipt are encrypted at rest; requests and approvals are audited', async () => {
@@ -316,6 +409,8 @@ describe('payment consent with dynamic linking', () => {
       factor: 'device-key',
       deviceId: phone.device.id,
       keyThumbprint: 't',
+      deviceKey: {},
+      deviceSignature: 's',
       approvedAt: new Date(),
       factors: ['device-key'],
       policy: { decision: 'allowed', assurance: 'possession', reason: 'test', rules: [] },

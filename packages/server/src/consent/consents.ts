@@ -6,6 +6,7 @@ import { requireCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
+import { isoCurrency } from './currencies.ts'
 
 export type { ConsentRequest }
 
@@ -29,6 +30,9 @@ const receiptField = (id: string) => ({ table: 'consents', column: 'receipt', ro
 export async function createConsent(ctx: Ctx, tenantId: string, input: NewConsent, actor: Actor) {
   const id = newId('con')
   const now = new Date()
+  if (!isoCurrency(input.amount.currency)) {
+    throw new Problem('consent/unknown-currency', `${input.amount.currency} is not an ISO 4217 currency`)
+  }
   const expiresAt = new Date(now.getTime() + (input.expiresInSeconds ?? DEFAULT_TTL_SECONDS) * 1000)
   const details = { payee: input.payee, reference: input.reference }
   await ctx.db.transaction().execute(async (trx) => {

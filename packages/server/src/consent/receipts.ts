@@ -6,9 +6,13 @@ import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 export const RECEIPT_TYPE = 'strongroom-receipt+jwt'
 export const RECEIPT_ISSUER = 'strongroom'
 
-/** What approved it: the device key's signature (its thumbprint), or a passkey assertion (its credential). */
+/**
+ * What approved it: the device key's signature (its thumbprint, its public key and the compact JWS it made over the
+ * exact RFC 8785 payload, so the customer's act verifies offline without trusting the bank), or a passkey assertion
+ * (its credential).
+ */
 export type ReceiptProof =
-  | { factor: 'device-key'; keyThumbprint: string }
+  | { factor: 'device-key'; keyThumbprint: string; deviceKey: JWK; deviceSignature: string }
   | { factor: 'passkey'; passkey: { credentialId: string; userVerified: boolean; backedUp: boolean } }
   /** A reply to an SMS from the customer's number on file, with the request's one-time code: no device. */
   | { factor: 'sms-reply'; smsConfirmationId: string }
@@ -46,7 +50,7 @@ export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promi
     factors: claims.factors,
     deviceId: claims.deviceId,
     ...(claims.factor === 'device-key'
-      ? { keyThumbprint: claims.keyThumbprint }
+      ? { keyThumbprint: claims.keyThumbprint, deviceKey: claims.deviceKey, deviceSignature: claims.deviceSignature }
       : claims.factor === 'passkey'
         ? { passkey: claims.passkey }
         : { smsConfirmationId: claims.smsConfirmationId }),

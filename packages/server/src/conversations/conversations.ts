@@ -36,7 +36,12 @@ type Ctx = Pick<ServerContext, 'db' | 'bus'>
 export async function createConversation(
   ctx: Ctx,
   tenantId: string,
-  input: { customerId: string; assignedStaffId?: string | undefined; deviceIds?: string[] | undefined },
+  input: {
+    customerId: string
+    assignedStaffId?: string | undefined
+    deviceIds?: string[] | undefined
+    encryptionRequired?: boolean | undefined
+  },
 ): Promise<Conversation> {
   const created = await ctx.db.transaction().execute((trx) => createConversationIn(trx, tenantId, input))
   created.announce(ctx)
@@ -51,7 +56,13 @@ export async function createConversation(
 export async function createConversationIn(
   trx: ServerContext['db'],
   tenantId: string,
-  input: { customerId: string | null; assignedStaffId?: string | undefined; deviceIds?: string[] | undefined },
+  input: {
+    customerId: string | null
+    assignedStaffId?: string | undefined
+    deviceIds?: string[] | undefined
+    /** Marked secure: only MLS messages of its group are accepted, and none before the group exists. */
+    encryptionRequired?: boolean | undefined
+  },
 ): Promise<{ conversation: Conversation; announce: (ctx: Pick<ServerContext, 'bus'>) => void }> {
   const id = newId('cnv')
   const now = new Date()
@@ -73,6 +84,7 @@ export async function createConversationIn(
       assigned_staff_id: input.assignedStaffId ?? null,
       last_seq: 0,
       created_at: now,
+      encryption_required: input.encryptionRequired ?? false,
     })
     .execute()
   const members = [
@@ -509,4 +521,19 @@ export async function assignedStaffOf(
     .where('id', '=', conversationId)
     .executeTakeFirst()
   return row?.assigned_staff_id ?? undefined
+}
+
+/** Whether a conversation is marked secure: end-to-end encrypted only, never plaintext, not before its MLS group. */
+export async function isEncryptionRequired(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  conversationId: string,
+): Promise<boolean> {
+  const row = await ctx.db
+    .selectFrom('conversations')
+    .select('encryption_required')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', conversationId)
+    .executeTakeFirst()
+  return row?.encryption_required === true
 }

@@ -46,6 +46,12 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
             customerId: idOf('cus'),
             assignedStaffId: Type.Optional(idOf('stf')),
             deviceIds: Type.Optional(Type.Array(idOf('dev'), { maxItems: 100, uniqueItems: true })),
+            encryptionRequired: Type.Optional(
+              Type.Boolean({
+                description:
+                  'Marks the conversation secure: only MLS messages of its group are accepted, none before the group exists',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),

@@ -271,6 +271,65 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
     )
   })
 
+  // Issue 14: a commit removing the archive was accepted and only audited afterwards.
+  test('a commit removing the archive is refused and audited; the group goes on without it applied', async () => {
+    const { conversationId, agent, phone } = await secureConversation()
+    await assert.rejects(
+      agent.secure.removeMembers(conversationId, [{ kind: 'archive', id: 'archive' }]),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/archive-removal-refused` && e.status === 403,
+    )
+    await agent.secure.send(conversationId, 'still archived')
+    assert.deepEqual(texts(await phone.secure.sync(conversationId)), ['still archived'])
+    assert.ok((await phone.secure.members(conversationId)).some((m) => m.kind === 'archive'))
+    const read = await eventually(
+      () => archivedTexts(conversationId),
+      (t) => t.includes('still archived'),
+    )
+    assert.ok(read.includes('still archived'))
+    const denied = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['action', 'reason'])
+      .where('tenant_id', '=', bank.tenantId)
+      .where('target_id', '=', conversationId)
+      .where('outcome', '=', 'denied')
+      .execute()
+    assert.deepEqual(denied, [{ action: 'e2e.commit', reason: 'e2e/archive-removal-refused' }])
+    // Removing someone else still works.
+    await agent.secure.removeMembers(conversationId, [{ kind: 'device', id: phone.deviceId }])
+  })
+
+  // Issue 14: plaintext was accepted in any conversation without an MLS group.
+  test('a conversation marked secure refuses plaintext, and MLS before its group exists; an unmarked one does not', async () => {
+    const { phone, agentClient } = await secureConversation()
+    const marked = await agentClient.request<{ id: string }>('POST', '/v1/conversations', {
+      customerId: bank.customerId,
+      deviceIds: [phone.deviceId],
+      encryptionRequired: true,
+    })
+    const plaintext = { contentType: 'text/plain', ciphertext: new TextEncoder().encode('my PIN is 1234') }
+    await assert.rejects(
+      phone.client.sendMessage(marked.id, plaintext),
+      (e: StrongroomError) =>
+        e.type === `${PROBLEMS}e2e/encryption-required` &&
+        e.status === 409 &&
+        e.problem.detail === 'the conversation is marked secure and its MLS group is not made yet',
+    )
+    // Remembered or not, the second refusal is the same.
+    await assert.rejects(agentClient.sendMessage(marked.id, plaintext), (e: StrongroomError) => e.status === 409)
+    await assert.rejects(
+      phone.client.sendMessage(marked.id, { contentType: 'message/mls', ciphertext: new Uint8Array([0, 1]) }),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/no-group`,
+    )
+    const { n } = await server.ctx.db
+      .selectFrom('messages')
+      .select(({ fn }) => fn.countAll<number>().as('n'))
+      .where('conversation_id', '=', marked.id)
+      .executeTakeFirstOrThrow()
+    assert.equal(Number(n), 0)
+    const unmarked = await agentClient.createConversation({ customerId: bank.customerId, deviceIds: [phone.deviceId] })
+    assert.equal((await phone.client.sendMessage(unmarked.id, plaintext)).seq, 1)
+  })
+
   test('tampered ciphertext is reported as unreadable and passed over; the conversation goes on', async () => {
     const { conversationId, agent, phone } = await secureConversation()
     const sent = await agent.secure.send(conversationId, 'genuine')

@@ -1,10 +1,15 @@
 import { type Actor, recordAudit } from '../audit/events.ts'
-import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
+import {
+  isConversationMember,
+  isEncryptionRequired,
+  requireConversationAccess,
+} from '../conversations/conversations.ts'
 import { type AppendInput, appendInTransaction } from '../conversations/message-log.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { actorOf, type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
+import { refuseArchiveRemoval } from './archive-removal.ts'
 import { authorizeExternalCommit } from './external-commits.ts'
 import {
   addedKeyPackages,
@@ -106,24 +111,35 @@ const NO_GROUP_MEMORY_MS = 1000
  * Admission for a node's message log: in a conversation with an MLS group only application messages of that group at
  * its current epoch are accepted. A sender still in an older epoch gets a conflict carrying the current one (so a
  * member that has missed a commit removing someone cannot keep encrypting to them); commits take `acceptCommit`.
- * The node remembers for a second which conversations have no group, so a busy plain conversation does not pay a
+ * A conversation marked secure takes nothing before its group exists. The node remembers for a second which
+ * conversations have no group (and whether they are marked secure), so a busy plain conversation does not pay a
  * database read per message; a group registered meanwhile on another node is seen within that second, and
  * conversations with a group are read every time (their epoch moves).
  */
 export function groupMessageAdmission(ctx: Pick<ServerContext, 'db'>) {
-  const withoutGroup = new Map<string, number>()
+  const withoutGroup = new Map<string, { until: number; secure: boolean }>()
   return async (input: AppendInput): Promise<void> => {
     const remembered = withoutGroup.get(input.conversationId)
-    if (remembered !== undefined && remembered > Date.now() && input.contentType !== MLS_CONTENT_TYPE) return
+    if (remembered !== undefined && remembered.until > Date.now() && input.contentType !== MLS_CONTENT_TYPE) {
+      return admitWithoutGroup(remembered.secure, input)
+    }
     const row = await loadGroup(ctx.db, input.tenantId, input.conversationId)
     if (!row) {
+      const secure = await isEncryptionRequired(ctx, input.tenantId, input.conversationId)
       if (withoutGroup.size >= 100_000) withoutGroup.clear()
-      withoutGroup.set(input.conversationId, Date.now() + NO_GROUP_MEMORY_MS)
-      if (input.contentType === MLS_CONTENT_TYPE) throw new Problem('e2e/no-group')
-      return
+      withoutGroup.set(input.conversationId, { until: Date.now() + NO_GROUP_MEMORY_MS, secure })
+      return admitWithoutGroup(secure, input)
     }
     withoutGroup.delete(input.conversationId)
     checkGroupMessage(row, input)
+  }
+}
+
+/** In a conversation with no MLS group: MLS messages have no group to go to; a secure one takes nothing yet. */
+function admitWithoutGroup(secure: boolean, input: AppendInput): void {
+  if (input.contentType === MLS_CONTENT_TYPE) throw new Problem('e2e/no-group')
+  if (secure) {
+    throw new Problem('e2e/encryption-required', 'the conversation is marked secure and its MLS group is not made yet')
   }
 }
 
@@ -207,6 +223,13 @@ export async function acceptCommitFrom(
   if (external) {
     if (input.welcome) throw new Problem('e2e/malformed-message', 'an external commit adds nobody')
     await authorizeExternalCommit(ctx, committer, conversationId, commit, {
+      groupId: current.group_id,
+      epoch: framing.epoch,
+      groupInfo: current.group_info,
+    })
+  }
+  if (!external) {
+    await refuseArchiveRemoval(ctx, committer, conversationId, commit, {
       groupId: current.group_id,
       epoch: framing.epoch,
       groupInfo: current.group_info,

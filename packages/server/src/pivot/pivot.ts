@@ -305,9 +305,11 @@ export async function consumeAndMove(
   const agentId = link.created_by_kind === 'staff' ? (link.created_by_id ?? undefined) : undefined
   let secureConversationId = identity.secure_conversation_id
   if (secureConversationId === null) {
+    // The secure channel is end-to-end encrypted only: no plaintext, and nothing before its MLS group exists.
     const created = await createConversationIn(trx, tenantId, {
       customerId: device.customerId,
       assignedStaffId: agentId ?? (await assignedStaffOf(trx, tenantId, link.conversation_id)),
+      encryptionRequired: true,
     })
     secureConversationId = created.conversation.id
     announcements.push(created.announce)

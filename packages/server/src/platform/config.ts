@@ -83,6 +83,12 @@ const settings = {
     schema: Type.Integer({ minimum: 1, maximum: 86400 }),
     default: 60,
   },
+  /**
+   * An append-only file every signed audit and archive checkpoint is also written to (point it at WORM storage), and a
+   * webhook that is sent each one: verifiers check the chains against what the witness holds.
+   */
+  witnessFile: { env: 'STRONGROOM_WITNESS_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  witnessUrl: { env: 'STRONGROOM_WITNESS_URL', schema: Type.String({ pattern: '^https?://' }), default: undefined },
   archiveExpiryBatch: {
     env: 'STRONGROOM_ARCHIVE_EXPIRY_BATCH',
     schema: Type.Integer({ minimum: 1, maximum: 100000 }),

@@ -102,6 +102,8 @@ export interface ConversationsTable {
   created_at: Timestamp
   /** Overrides the tenant's retention for this conversation's messages kept for devices. */
   device_message_days: number | null
+  /** Only MLS messages of its group, and nothing before the group exists. */
+  encryption_required: Generated<boolean>
 }
 
 export interface MessageRetentionPoliciesTable {
@@ -168,6 +170,8 @@ export interface AuditCheckpointsTable {
   signed_at: Timestamp
   key_id: string
   signature: Uint8Array
+  /** When the configured witness took it; null until then. */
+  witnessed_at: Generated<Date | null>
 }
 
 export interface SigningKeysTable {

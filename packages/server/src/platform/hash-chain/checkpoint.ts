@@ -65,12 +65,14 @@ export function checkCheckpoint(
     signed_at: Date | string
     key_id: string
     signature: Uint8Array
+    witnessed?: boolean
   },
   frontier: MerkleFrontier | undefined,
   keys: Map<string, KeyObject>,
 ): string | undefined {
+  const name = `${checkpoint.witnessed ? 'witnessed ' : ''}checkpoint ${checkpoint.tree_size}`
   const key = keys.get(checkpoint.key_id)
-  if (!key) return `checkpoint ${checkpoint.tree_size} is signed by an unknown key`
+  if (!key) return `${name} is signed by a key that is not trusted (${checkpoint.key_id})`
   const statement = checkpointStatement(kind, {
     tenantId,
     treeSize: Number(checkpoint.tree_size),
@@ -79,10 +81,10 @@ export function checkCheckpoint(
     keyId: checkpoint.key_id,
   })
   if (!verify(null, statement, key, Buffer.from(checkpoint.signature))) {
-    return `checkpoint ${checkpoint.tree_size} has a bad signature`
+    return `${name} has a bad signature`
   }
   if (frontier && !frontier.root().equals(checkpoint.root_hash)) {
-    return `records up to ${checkpoint.tree_size} do not match their signed checkpoint`
+    return `records up to ${checkpoint.tree_size} do not match their ${checkpoint.witnessed ? 'witnessed' : 'signed'} checkpoint`
   }
   return undefined
 }

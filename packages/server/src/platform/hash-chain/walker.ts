@@ -16,6 +16,8 @@ export interface StoredCheckpoint {
   signed_at: Date | string
   key_id: string
   signature: Uint8Array
+  /** Read from the witness outside the database, not from the chain's own table. */
+  witnessed?: boolean
 }
 
 /**
@@ -69,6 +71,12 @@ export class ChainWalker {
     return undefined
   }
 
+  /** How many records walked so far come after the newest checkpoint, so no signature covers them. */
+  get unsealed(): number {
+    const sealed = Number(this.#checkpoints[this.#nextCheckpoint - 1]?.tree_size ?? 0)
+    return this.#expected - 1 - sealed
+  }
+
   /** After the last record: a checkpoint beyond the end means records were cut off. */
   end(): ChainFailure | undefined {
     const beyond = this.#checkpoints[this.#nextCheckpoint]
@@ -82,12 +90,25 @@ export class ChainWalker {
   }
 }
 
+/**
+ * What a verifier trusts, from outside the database it verifies: the checkpoint public keys (exported when they were
+ * made) and, when there is one, the witness file the checkpoints were also written to.
+ */
+export interface ChainTrust {
+  keys: Map<string, KeyObject>
+  witnessFile?: string | undefined
+}
+
 /** What a verification found: how far the chain holds, and the first failure if any. */
 export interface ChainVerification {
   tenantId: string
   ok: boolean
   records: number
   checkpoints: number
+  /** Checkpoints read from the witness and checked against the records (0 without a witness). */
+  witnessed: number
+  /** Linked records after the newest checkpoint: no signature covers them yet, so they are not yet evidence. */
+  unsealed: number
   /** Records written but not yet linked (they are linked within a second or so). */
   pending: number
   failure?: { seq: number; id: number | null; reason: string }
@@ -97,12 +118,15 @@ type WalkedRecord = Parameters<ChainWalker['step']>[0]
 
 /**
  * Walks a whole chain page by page (`page(fromSeq)` returns records in sequence order from that number), with an
- * optional further check per record, and reports progress after each page.
+ * optional further check per record, and reports progress after each page. Checkpoints from the witness are checked
+ * like the stored ones: a history rewritten and re-signed in the database still differs from the tree heads the
+ * witness took before.
  */
 export async function walkChain<R extends WalkedRecord>(options: {
   kind: ChainKind
   tenantId: string
   checkpoints: StoredCheckpoint[]
+  witnessed?: StoredCheckpoint[] | undefined
   keys: Map<string, KeyObject>
   pending: number
   page: (fromSeq: number) => Promise<R[]>
@@ -111,12 +135,16 @@ export async function walkChain<R extends WalkedRecord>(options: {
   total: number
   onProgress?: ((done: number, total: number) => void) | undefined
 }): Promise<ChainVerification> {
-  const walker = new ChainWalker(options.kind, options.tenantId, options.checkpoints, options.keys)
+  const witnessed = options.witnessed ?? []
+  const checkpoints = [...options.checkpoints, ...witnessed].sort((a, b) => Number(a.tree_size) - Number(b.tree_size))
+  const walker = new ChainWalker(options.kind, options.tenantId, checkpoints, options.keys)
   const result = (failure: ChainFailure | undefined): ChainVerification => ({
     tenantId: options.tenantId,
     ok: failure === undefined,
     records: walker.expected - 1,
     checkpoints: options.checkpoints.length,
+    witnessed: witnessed.length,
+    unsealed: walker.unsealed,
     pending: options.pending,
     ...(failure ? { failure: { ...failure, id: failure.id === null ? null : Number(failure.id) } } : {}),
   })

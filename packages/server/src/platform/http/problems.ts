@@ -42,6 +42,7 @@ const catalogue = {
     status: 400,
     title: 'The approval is not a valid signature over exactly the requested transaction',
   },
+  'consent/unknown-currency': { status: 400, title: 'The currency is not an ISO 4217 currency' },
   'consent/expired': { status: 410, title: 'The consent request has expired' },
   'consent/already-decided': { status: 409, title: 'The consent request was already approved or declined' },
   'auth/invalid-code': { status: 400, title: 'The code is not valid' },
@@ -88,6 +89,10 @@ const catalogue = {
   'e2e/archive-required': {
     status: 400,
     title: 'The first commit of a secure conversation must add the compliance archive',
+  },
+  'e2e/archive-removal-refused': {
+    status: 403,
+    title: 'A commit may not remove the archive (or a member the group does not name) from a secure conversation',
   },
   'e2e/group-exists': { status: 409, title: 'The conversation already has an MLS group' },
   'e2e/no-group': { status: 409, title: 'The conversation has no MLS group yet' },

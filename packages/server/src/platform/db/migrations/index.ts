@@ -22,6 +22,8 @@ import * as pivotStepUp from './020-pivot-step-up.ts'
 import * as keyPackageLifetimes from './021-key-package-lifetimes.ts'
 import * as conversationLastMessage from './022-conversation-last-message.ts'
 import * as factorLifecycle from './023-factor-lifecycle.ts'
+import * as checkpointWitness from './024-checkpoint-witness.ts'
+import * as encryptionRequired from './025-encryption-required.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -48,6 +50,8 @@ const migrations: Record<string, Migration> = {
   '021-key-package-lifetimes': keyPackageLifetimes,
   '022-conversation-last-message': conversationLastMessage,
   '023-factor-lifecycle': factorLifecycle,
+  '024-checkpoint-witness': checkpointWitness,
+  '025-encryption-required': encryptionRequired,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
