@@ -1,4 +1,11 @@
-import { type Customer, type Device, type DeviceVerdict, type SimSwapRisk, StrongroomError } from '@strongroom/sdk'
+import {
+  type Customer,
+  type CustomerFactor,
+  type Device,
+  type DeviceVerdict,
+  type SimSwapRisk,
+  StrongroomError,
+} from '@strongroom/sdk'
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
 import type { ConsoleSession } from './session.ts'
 
@@ -15,6 +22,7 @@ interface Risk {
   customer: Loaded<Customer>
   devices: Loaded<Device[]>
   verdicts: Loaded<DeviceVerdict[]>
+  factors: Loaded<CustomerFactor[]>
   simSwap: Loaded<SimSwapRisk | 'no-number'>
 }
 
@@ -31,6 +39,7 @@ export function CustomerPanel(props: { session: ConsoleSession; customerId: stri
     customer: undefined,
     devices: undefined,
     verdicts: undefined,
+    factors: undefined,
     simSwap: undefined,
   })
   const [announcement, setAnnouncement] = useState('')
@@ -41,12 +50,13 @@ export function CustomerPanel(props: { session: ConsoleSession; customerId: stri
         (value) => ({ value }),
         (error) => ({ error: problemText(error) }),
       )
-    const [customer, devices, verdicts] = await Promise.all([
+    const [customer, devices, verdicts, factors] = await Promise.all([
       settle(session.client.getCustomer(customerId)),
       settle(session.client.listDevices(customerId).then((r) => r.devices)),
       settle(session.client.deviceVerdicts(customerId)),
+      settle(session.client.customerFactors(customerId)),
     ])
-    setRisk((r) => ({ ...r, customer, devices, verdicts }))
+    setRisk((r) => ({ ...r, customer, devices, verdicts, factors }))
     const phone = customer && 'value' in customer ? customer.value.phoneNumber : undefined
     const simSwap = phone
       ? await settle(session.client.checkSimSwap(phone))
@@ -89,6 +99,7 @@ export function CustomerPanel(props: { session: ConsoleSession; customerId: stri
         <SimSwapBadge simSwap={risk.simSwap} />
         {active.some(isNew) && <li class="badge warn">New device: enrolled in the last {NEW_DEVICE_DAYS} days</li>}
         {risk.devices && 'value' in risk.devices && !active.some(isNew) && <li class="badge ok">No new device</li>}
+        <FactorBadge factors={risk.factors} />
         {worst ? (
           <li class={`badge ${worst.decision === 'allow' ? 'ok' : worst.decision === 'limited' ? 'warn' : 'danger'}`}>
             {verdictLabel(worst)}
@@ -140,6 +151,30 @@ function SimSwapBadge(props: { simSwap: Risk['simSwap'] }) {
     <li class="badge danger">SIM swapped in the last {simSwap.value.windowHours} hours</li>
   ) : (
     <li class="badge ok">SIM unchanged for {simSwap.value.windowHours} hours</li>
+  )
+}
+
+const factorNames = { totp: 'Authenticator app', passkey: 'Passkey' } as const
+const moment = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+
+/**
+ * A factor the customer added within the bank's cooling-off period: it cannot yet approve a large payment, and a
+ * swapped-in factor is how an account takeover starts.
+ */
+function FactorBadge(props: { factors: Risk['factors'] }) {
+  const { factors } = props
+  if (factors === undefined || 'error' in factors) return null
+  const cooling = factors.value.filter((f) => f.coolingOffUntil !== null)
+  if (cooling.length === 0) return <li class="badge ok">No new authenticator</li>
+  return (
+    <>
+      {cooling.map((f) => (
+        <li key={f.id} class="badge warn">
+          New {factorNames[f.kind].toLowerCase()}: cooling off until{' '}
+          {moment.format(new Date(f.coolingOffUntil as string))}
+        </li>
+      ))}
+    </>
   )
 }
 

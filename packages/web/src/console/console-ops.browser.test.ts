@@ -27,6 +27,7 @@ import {
   verificationKeys,
   verifyBundle,
 } from '@strongroom/server/testing'
+import { type TOTP, URI } from 'otpauth'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import WebSocket from 'ws'
 import { assertAccessible, CHROMIUM, outputDir, withoutChromium as skip, startPagesServer } from '../browser-testing.ts'
@@ -121,6 +122,15 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
   })
 
   test('the agent sees the customer’s risk badges and devices beside the conversation', async () => {
+    // Issue 15: an authenticator app added within the bank's cooling-off period is a risk the agent sees.
+    const policy = await fetch(`${server.url}/v1/policies/step-up`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ rules: [], factorCoolingOffHours: 24 }),
+    })
+    assert.equal(policy.status, 200)
+    const authenticator = URI.parse((await phone.enrolTotp()).otpauthUri) as TOTP
+    await phone.confirmTotp(authenticator.generate())
     await signIn(agentPage, bank.agentToken)
     await agentPage.getByRole('button', { name: /Grace Payer/ }).click()
     await agentPage
@@ -131,6 +141,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     await risks.getByText('SIM swapped in the last 72 hours').waitFor()
     await risks.getByText('New device: enrolled in the last 7 days').waitFor()
     await risks.getByText('Integrity: limited (rooted-device; rooted)').waitFor()
+    await risks.getByText(/^New authenticator app: cooling off until /).waitFor()
     const devices = agentPage.locator('.devices')
     await devices.getByText('Grace’s phone').waitFor()
     await devices.getByText('Integrity: passed (dev, software)').waitFor()
