@@ -12,7 +12,6 @@ import { findSplitCard } from './dlp-split.ts'
 import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { type ChannelIdentity, flagIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
 import { assessInbound, loadLinkPolicy } from './link-policy.ts'
-import { invitePivot } from './pivot.ts'
 import { applyReceipt, applyWatermark, type ChannelDeps, sendPublicMessage } from './public-messages.ts'
 import { dispatchInboundSmsReply } from './sms.ts'
 
@@ -240,7 +239,7 @@ async function recentInbound(ctx: Ctx, identity: ChannelIdentity) {
 async function inviteAfterMasking(ctx: Ctx, deps: ChannelDeps, identity: ChannelIdentity, providerMessageId: string) {
   try {
     if (identity.customerId) {
-      await invitePivot(ctx, deps, {
+      await deps.inviteToSecureChannel({
         tenantId: identity.tenantId,
         conversationId: identity.conversationId,
         createdBy: { kind: 'system', id: 'dlp' },

@@ -300,6 +300,7 @@ function checkProductionRules(config: Config, explicit: Set<string>): void {
     throw new ConfigError('STRONGROOM_DEV_SEED', 'is a dev-only feature and production mode refuses it')
   }
   config.devSeed = false
+  requireNamedLocation(explicit, 'keyFile', 'STRONGROOM_KEY_FILE')
   let mode: number
   try {
     mode = statSync(config.keyFile).mode
@@ -312,7 +313,23 @@ function checkProductionRules(config: Config, explicit: Set<string>): void {
   if ((mode & 0o077) !== 0) {
     throw new ConfigError('STRONGROOM_KEY_FILE', 'must not be readable or writable by group or others (chmod 600)')
   }
-  if (config.archiveMember) checkArchiveKeyFile(config)
+  if (config.archiveMember) {
+    requireNamedLocation(explicit, 'archiveKeyFile', 'STRONGROOM_ARCHIVE_KEY_FILE')
+    checkArchiveKeyFile(config)
+  }
+}
+
+/**
+ * Production reads nothing from wherever it happens to be started: a key file comes from its own setting or from a
+ * data directory the operator named, never from the `./strongroom-data` default of dev mode.
+ */
+function requireNamedLocation(explicit: Set<string>, key: 'keyFile' | 'archiveKeyFile', env: string): void {
+  if (!explicit.has(key) && !explicit.has('dataDir')) {
+    throw new ConfigError(
+      env,
+      'must be set in production mode (or STRONGROOM_DATA_DIR): it never defaults to ./strongroom-data',
+    )
+  }
 }
 
 /** The archive member's keys are its own: a separate key file, as private as the keyring's. */
