@@ -27,6 +27,9 @@ export const PublicMessage = Type.Object({
   channel: Type.String(),
   text: Type.String({ description: 'as stored: masked where DLP found card or account data' }),
   masked: Type.Array(Type.String(), { description: 'the kinds of data DLP masked in this text (never the values)' }),
+  risk: Type.Array(Type.String(), {
+    description: 'smishing and spoofing flags: lookalike-link, link-shortener, spoofed-sender',
+  }),
   mediaCount: Type.Integer(),
   linkLabel: Nullable(Type.String()),
   at: Type.String(),
@@ -75,6 +78,9 @@ export const ConversationChannel = Type.Object({
   }),
   connector: PublicChannelConnector,
   customerLinked: Type.Boolean({ description: 'whether the sender is known to be one of the bank’s customers' }),
+  risk: Type.Array(Type.String(), {
+    description: 'smishing and spoofing flags any message of the public conversation raised',
+  }),
   publicConversationId: Type.String(),
   secureConversationId: Nullable(Type.String()),
 })

@@ -114,6 +114,8 @@ export const accessTable: Record<string, Access> = {
   'PUT /v1/policies/integrity':                         staff('staff:admin'),
   'GET /v1/policies/dlp':                               staff('staff:admin'),
   'PUT /v1/policies/dlp':                               staff('staff:admin'),
+  'GET /v1/policies/links':                             staff('staff:admin'),
+  'PUT /v1/policies/links':                             staff('staff:admin'),
   'POST /v1/dlp/scan':                                  staff('conversations:write'),
   'POST /v1/integrity/challenges':                      device,
   'POST /v1/integrity/attest':                          device,

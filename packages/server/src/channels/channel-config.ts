@@ -225,6 +225,16 @@ async function toConfig(
   }
 }
 
+/** The tenant's own receiving numbers and pages: a message claiming to come from one of them is spoofed. */
+export async function tenantChannelAddresses(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<string[]> {
+  const rows = await ctx.db
+    .selectFrom('channel_configs')
+    .select('receiving_address')
+    .where('tenant_id', '=', tenantId)
+    .execute()
+  return rows.map((row) => row.receiving_address)
+}
+
 /** Every tenant's channel of one connector (the SMPP links to open when the server starts). */
 export async function listChannelsOf(ctx: Ctx, connector: ConnectorKind): Promise<ChannelConfig[]> {
   const rows = await ctx.db.selectFrom('channel_configs').selectAll().where('connector', '=', connector).execute()

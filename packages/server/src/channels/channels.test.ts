@@ -781,6 +781,7 @@ describe('public channels and the pivot into the secure channel', () => {
       const common = {
         connector: 'twilio',
         customerLinked: true,
+        risk: [],
         publicConversationId: conversationId,
         secureConversationId,
       }

@@ -17,7 +17,7 @@ export async function conversationChannels(
   if (visible.length === 0) return []
   const identities = await ctx.db
     .selectFrom('channel_identities')
-    .select(['connector', 'customer_id', 'conversation_id', 'secure_conversation_id'])
+    .select(['connector', 'customer_id', 'conversation_id', 'secure_conversation_id', 'risk_flags'])
     .where('tenant_id', '=', principal.tenantId)
     .where((eb) => eb.or([eb('conversation_id', 'in', visible), eb('secure_conversation_id', 'in', visible)]))
     .execute()
@@ -27,6 +27,7 @@ export async function conversationChannels(
     const common = {
       connector: identity.connector,
       customerLinked: identity.customer_id !== null,
+      risk: JSON.parse(identity.risk_flags) as string[],
       publicConversationId: identity.conversation_id,
       secureConversationId: identity.secure_conversation_id,
     }

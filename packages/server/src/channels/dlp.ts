@@ -215,7 +215,8 @@ function findIbans(text: string): { start: number; end: number; compact: string 
   return ibans
 }
 
-type Located = Finding & { replacement: string }
+/** A finding and the mask that replaces it. */
+export type Located = Finding & { replacement: string }
 
 /** Findings in the normalized text, positions in it. */
 function detect(text: string): Located[] {
@@ -272,6 +273,11 @@ export function applyMasks(text: string, findings: readonly Located[]): DlpResul
 
 /** Scans a text and returns it masked, with what was found where (in the text as typed). */
 export function scanText(text: string, custom: readonly CustomPattern[] = []): DlpResult {
+  return applyMasks(text, locateFindings(text, custom))
+}
+
+/** What scanText masks, with the masks, before they are applied (positions in the text as typed). */
+export function locateFindings(text: string, custom: readonly CustomPattern[] = []): Located[] {
   const normalized = normalizeForDlp(text)
   const findings = toOriginal(normalized, detect(normalized.text))
   const overlaps = (start: number, end: number) => findings.some((f) => start < f.end && end > f.start)
@@ -283,5 +289,5 @@ export function scanText(text: string, custom: readonly CustomPattern[] = []): D
       if (!overlaps(start, end)) findings.push({ kind: 'custom', label, start, end, replacement: `[${label}]` })
     }
   }
-  return applyMasks(text, findings)
+  return findings
 }

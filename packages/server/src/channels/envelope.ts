@@ -1,6 +1,7 @@
 import type { ServerContext } from '../platform/context.ts'
 import type { ConnectorKind } from './connectors/connector.ts'
 import type { FindingKind } from './dlp.ts'
+import type { RiskFlag } from './link-policy.ts'
 
 /**
  * Public-channel messages in the message log. Their text is plaintext by nature, so the server seals it with the
@@ -19,6 +20,8 @@ export interface Envelope {
   text: string
   /** What DLP masked (kinds only, never values). */
   masked?: FindingKind[]
+  /** Smishing and spoofing flags an inbound message raised (link-policy.ts). */
+  risk?: RiskFlag[]
   /** Attachments the customer sent, which are not carried across. */
   mediaCount?: number
   /** A pivot invitation: the button's label. The link itself is never stored (it carries the token). */

@@ -220,3 +220,25 @@ export async function customerChannelIdentities(
     }),
   )
 }
+
+/** Adds smishing or spoofing flags to a public conversation's identity, in the caller's transaction (kept, unioned). */
+export async function flagIdentity(
+  trx: ServerContext['db'],
+  identity: Pick<ChannelIdentity, 'tenantId' | 'id'>,
+  flags: readonly string[],
+): Promise<void> {
+  const row = await trx
+    .selectFrom('channel_identities')
+    .select('risk_flags')
+    .where('tenant_id', '=', identity.tenantId)
+    .where('id', '=', identity.id)
+    .forUpdate()
+    .executeTakeFirstOrThrow()
+  const merged = [...new Set([...(JSON.parse(row.risk_flags) as string[]), ...flags])].sort()
+  await trx
+    .updateTable('channel_identities')
+    .set({ risk_flags: JSON.stringify(merged) })
+    .where('tenant_id', '=', identity.tenantId)
+    .where('id', '=', identity.id)
+    .execute()
+}

@@ -1,13 +1,17 @@
 import { recordAudit } from '../audit/events.ts'
+import { appendInTransaction } from '../conversations/message-log.ts'
+import { fetchMessages, resealMessageIn } from '../conversations/messages.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
-import type { ChannelConfig } from './channel-config.ts'
+import { type ChannelConfig, tenantChannelAddresses } from './channel-config.ts'
 import type { InboundMessage, WebhookEvents } from './connectors/connector.ts'
-import { scanText } from './dlp.ts'
+import { applyMasks, locateFindings } from './dlp.ts'
 import { loadDlpPatterns } from './dlp-policy.ts'
-import { type Envelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
-import { type ChannelIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
+import { findSplitCard } from './dlp-split.ts'
+import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
+import { type ChannelIdentity, flagIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
+import { assessInbound, loadLinkPolicy } from './link-policy.ts'
 import { applyReceipt, applyWatermark, type ChannelDeps, sendPublicMessage } from './public-messages.ts'
 import { dispatchInboundSmsReply } from './sms.ts'
 
@@ -36,11 +40,20 @@ export async function processWebhookEvents(
   }
 }
 
+/** How long after a customer's message its continuation can still complete a card number DLP then masks in both. */
+export const SPLIT_CARD_WINDOW_MS = 2 * 60_000
+/** How many earlier messages a card number may start in. */
+const SPLIT_CARD_PARTS = 2
+
 /**
  * One message from a customer: its sender's identity and public conversation found (or made), its text scanned and
  * masked before anything is stored, then sealed into the message log, where agents get it like any other message.
  * The provider's message id makes it idempotent: a provider retrying the webhook adds nothing. When DLP masked
  * something, the event is audited (kinds, not values) and the customer is invited to the secure channel.
+ *
+ * A card number typed over consecutive messages within SPLIT_CARD_WINDOW_MS is masked in this message and, after the
+ * fact, in the earlier ones as stored (what agents read, what a pivot imports, what the archive keeps): the claim,
+ * the earlier messages re-sealed, this message and the audit event commit in one transaction.
  */
 export async function receiveMessage(
   ctx: Ctx,
@@ -50,10 +63,53 @@ export async function receiveMessage(
 ): Promise<{ duplicate: boolean }> {
   const { identity } = await identityForSender(ctx, channel, message.from)
   const clientMessageId = `${channel.connector}-${message.providerMessageId}`.slice(0, 128)
-  const dlp = scanText(message.text, await loadDlpPatterns(ctx, channel.tenantId))
-  const kinds = [...new Set(dlp.findings.map((f) => f.kind))]
+  const located = locateFindings(message.text, await loadDlpPatterns(ctx, channel.tenantId))
+  const earlier = await recentInbound(ctx, identity)
+  const split = findSplitCard(
+    earlier.map((e) => e.envelope.text),
+    message.text,
+  )
+  const ownParts = split?.parts.filter((part) => part.text === earlier.length) ?? []
+  const { masked, findings } = applyMasks(message.text, [
+    ...located.filter((f) => !ownParts.some((part) => f.start < part.end && f.end > part.start)),
+    ...ownParts.map((part) => ({ kind: 'card-number' as const, ...part })),
+  ])
+  const kinds = [...new Set(findings.map((f) => f.kind))]
+  const risk = assessInbound(
+    message.text,
+    message.from,
+    await loadLinkPolicy(ctx, channel.tenantId),
+    await tenantChannelAddresses(ctx, channel.tenantId),
+  )
   const now = new Date()
-  const claimed = await ctx.db.transaction().execute(async (trx) => {
+  const sender = { kind: 'channel' as const, id: identity.id }
+  const envelope: Envelope = {
+    v: 1,
+    channel: channel.connector,
+    direction: 'inbound',
+    text: masked,
+    ...(kinds.length > 0 ? { masked: kinds } : {}),
+    ...(risk.flags.length > 0 ? { risk: risk.flags } : {}),
+    ...(message.mediaCount > 0 ? { mediaCount: message.mediaCount } : {}),
+    at: message.receivedAt.toISOString(),
+  }
+  const place = { conversationId: identity.conversationId, sender, clientMessageId }
+  const ciphertext = await sealEnvelope(ctx, channel.tenantId, place, envelope)
+  const remasked = await Promise.all(
+    (split?.parts ?? [])
+      .filter((part) => part.text < earlier.length)
+      .map(async (part) => {
+        const { message: stored, envelope: before } = earlier[part.text] as (typeof earlier)[number]
+        const after: Envelope = {
+          ...before,
+          text: applyMasks(before.text, [{ kind: 'card-number', ...part }]).masked,
+          masked: [...new Set([...(before.masked ?? []), 'card-number' as const])],
+        }
+        return { seq: stored.seq, id: stored.id, ciphertext: await sealEnvelope(ctx, channel.tenantId, stored, after) }
+      }),
+  )
+
+  const appended = await ctx.db.transaction().execute(async (trx) => {
     const inserted = await trx
       .insertInto('channel_messages')
       .values({
@@ -74,7 +130,28 @@ export async function receiveMessage(
       })
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst()
-    if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) return false
+    if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) return undefined
+    for (const { seq, ciphertext } of remasked) {
+      const target = { tenantId: channel.tenantId, conversationId: identity.conversationId, seq }
+      await resealMessageIn(trx, { ...target, contentType: PUBLIC_MESSAGE_TYPE }, ciphertext)
+    }
+    const result = await appendInTransaction(trx, {
+      tenantId: channel.tenantId,
+      conversationId: identity.conversationId,
+      sender,
+      clientMessageId,
+      contentType: PUBLIC_MESSAGE_TYPE,
+      ciphertext,
+      expiresAt: null,
+    })
+    await trx
+      .updateTable('channel_messages')
+      .set({ message_id: result.message.id, seq: result.message.seq })
+      .where('tenant_id', '=', channel.tenantId)
+      .where('conversation_id', '=', identity.conversationId)
+      .where('direction', '=', 'inbound')
+      .where('client_message_id', '=', clientMessageId)
+      .execute()
     if (kinds.length > 0) {
       await recordAudit(trx, {
         tenantId: channel.tenantId,
@@ -82,53 +159,32 @@ export async function receiveMessage(
         action: 'channels.dlp.masked',
         target: { kind: 'conversation', id: identity.conversationId },
         outcome: 'success',
-        details: { channel: channel.connector, direction: 'inbound', kinds, count: dlp.findings.length },
+        details: {
+          channel: channel.connector,
+          direction: 'inbound',
+          kinds,
+          count: findings.length,
+          ...(remasked.length > 0
+            ? { splitOver: remasked.length + 1, remaskedMessages: remasked.map((r) => r.id) }
+            : {}),
+        },
       })
     }
-    return true
+    if (risk.flags.length > 0) {
+      await flagIdentity(trx, identity, risk.flags)
+      await recordAudit(trx, {
+        tenantId: channel.tenantId,
+        actor: { kind: 'system', id: null },
+        action: 'channels.smishing.flagged',
+        target: { kind: 'conversation', id: identity.conversationId },
+        outcome: 'success',
+        details: { channel: channel.connector, messageId: result.message.id, flags: risk.flags, hosts: risk.hosts },
+      })
+    }
+    return result
   })
-  if (!claimed) return { duplicate: true }
-
-  const sender = { kind: 'channel' as const, id: identity.id }
-  const envelope: Envelope = {
-    v: 1,
-    channel: channel.connector,
-    direction: 'inbound',
-    text: dlp.masked,
-    ...(kinds.length > 0 ? { masked: kinds } : {}),
-    ...(message.mediaCount > 0 ? { mediaCount: message.mediaCount } : {}),
-    at: message.receivedAt.toISOString(),
-  }
-  const place = { conversationId: identity.conversationId, sender, clientMessageId }
-  try {
-    const { message: appended } = await deps.messageLog.append({
-      tenantId: channel.tenantId,
-      conversationId: identity.conversationId,
-      sender,
-      clientMessageId,
-      contentType: PUBLIC_MESSAGE_TYPE,
-      ciphertext: await sealEnvelope(ctx, channel.tenantId, place, envelope),
-      expiresAt: null,
-    })
-    await ctx.db
-      .updateTable('channel_messages')
-      .set({ message_id: appended.id, seq: appended.seq })
-      .where('tenant_id', '=', channel.tenantId)
-      .where('conversation_id', '=', identity.conversationId)
-      .where('direction', '=', 'inbound')
-      .where('client_message_id', '=', clientMessageId)
-      .execute()
-  } catch (error) {
-    // Not stored: release the claim so that the provider's retry stores it.
-    await ctx.db
-      .deleteFrom('channel_messages')
-      .where('tenant_id', '=', channel.tenantId)
-      .where('conversation_id', '=', identity.conversationId)
-      .where('direction', '=', 'inbound')
-      .where('client_message_id', '=', clientMessageId)
-      .execute()
-    throw error
-  }
+  if (!appended) return { duplicate: true }
+  appended.announce(ctx)
   await noteInbound(ctx.db, identity, message.receivedAt)
   if (kinds.length > 0) await inviteAfterMasking(ctx, deps, identity, message.providerMessageId)
   const from = phoneNumberOf(channel.connector, message.from)
@@ -142,6 +198,37 @@ export async function receiveMessage(
     })
   }
   return { duplicate: false }
+}
+
+/**
+ * The customer's last inbound messages of this conversation, oldest first, as stored, while each is within the split
+ * window of the next: where a card number this message completes may have started.
+ */
+async function recentInbound(ctx: Ctx, identity: ChannelIdentity) {
+  const since = new Date(Date.now() - SPLIT_CARD_WINDOW_MS)
+  const rows = await ctx.db
+    .selectFrom('channel_messages')
+    .select(['seq'])
+    .where('tenant_id', '=', identity.tenantId)
+    .where('conversation_id', '=', identity.conversationId)
+    .where('direction', '=', 'inbound')
+    .where('seq', 'is not', null)
+    .where('created_at', '>', since)
+    .orderBy('seq', 'desc')
+    .limit(SPLIT_CARD_PARTS)
+    .execute()
+  const recent = []
+  for (const { seq } of rows.reverse()) {
+    const [stored] = await fetchMessages(ctx, identity.tenantId, identity.conversationId, {
+      afterSeq: Number(seq) - 1,
+      untilSeq: Number(seq),
+      limit: 1,
+    })
+    if (stored?.contentType !== PUBLIC_MESSAGE_TYPE) continue
+    const envelope = await openEnvelope(ctx, identity.tenantId, stored, Buffer.from(stored.ciphertext, 'base64'))
+    recent.push({ message: stored, envelope })
+  }
+  return recent
 }
 
 /**

@@ -19,6 +19,7 @@ import {
 import { SERVICE_WINDOW_MS } from './connectors/whatsapp.ts'
 import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { addressOf, type ChannelIdentity, identityOfConversation } from './identities.ts'
+import { loadLinkPolicy, requireAllowedLinks } from './link-policy.ts'
 import type { SmppLinks } from './smpp-links.ts'
 import type { InboundSmsReplyHandler } from './sms.ts'
 
@@ -87,6 +88,7 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
   const channel = await findTenantChannel(ctx, input.tenantId, identity.connector)
   if (!channel) throw new Problem('channels/not-configured')
   if (identity.connector === 'whatsapp' && !withinWindow(identity)) throw new Problem('channels/outside-service-window')
+  requireAllowedLinks(await loadLinkPolicy(ctx, input.tenantId), deps.env.publicUrl(), input.text, input.link?.url)
 
   const place = { conversationId: input.conversationId, sender: input.sender, clientMessageId: input.clientMessageId }
   const envelope: Envelope = {
@@ -304,6 +306,7 @@ export async function openPublicMessage(
     channel: envelope.channel,
     text: envelope.text,
     masked: envelope.masked ?? [],
+    risk: envelope.risk ?? [],
     mediaCount: envelope.mediaCount ?? 0,
     linkLabel: envelope.linkLabel ?? null,
     at: envelope.at,

@@ -13,6 +13,7 @@ import { conversationChannels } from './conversation-channels.ts'
 import { scanText } from './dlp.ts'
 import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
 import { linkIdentityCustomer } from './identities.ts'
+import { LinkPolicy, loadLinkPolicy, saveLinkPolicy } from './link-policy.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
@@ -303,6 +304,37 @@ async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
       const principal = principalOf(request)
       await saveDlpPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
       return request.body
+    },
+  )
+
+  app.get(
+    '/v1/policies/links',
+    {
+      schema: {
+        summary: "The bank's registered domains and sender IDs (smishing, spoofing and outbound link checks)",
+        tags: ['channels'],
+        response: { 200: LinkPolicy, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => loadLinkPolicy(ctx, principalOf(request).tenantId),
+  )
+
+  app.put(
+    '/v1/policies/links',
+    {
+      schema: {
+        summary:
+          "Register the bank's domains (links on public channels must point there; lookalikes of them in inbound " +
+          'messages are flagged) and its sender IDs and numbers (inbound messages claiming them are flagged as ' +
+          'spoofed); audited',
+        tags: ['channels'],
+        body: LinkPolicy,
+        response: { 200: LinkPolicy, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      return saveLinkPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
     },
   )
 }

@@ -60,6 +60,7 @@ describe('the strongroom command', () => {
         '023-factor-lifecycle',
         '024-checkpoint-witness',
         '025-encryption-required',
+        '026-channel-risk',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -26,3 +26,24 @@ export async function fetchMessages(
   const rows = await query.execute()
   return rows.map(toWireMessage)
 }
+
+/**
+ * Replaces the sealed content of a message the server itself sealed (a public-channel message that DLP masks after
+ * the fact, when its continuation shows it held part of a card number), in the caller's transaction. Only a message
+ * of that content type is touched; returns whether one was.
+ */
+export async function resealMessageIn(
+  trx: ServerContext['db'],
+  message: { tenantId: string; conversationId: string; seq: number; contentType: string },
+  ciphertext: Uint8Array,
+): Promise<boolean> {
+  const updated = await trx
+    .updateTable('messages')
+    .set({ ciphertext })
+    .where('tenant_id', '=', message.tenantId)
+    .where('conversation_id', '=', message.conversationId)
+    .where('seq', '=', message.seq)
+    .where('content_type', '=', message.contentType)
+    .executeTakeFirst()
+  return (updated.numUpdatedRows ?? 0n) > 0n
+}

@@ -48,8 +48,10 @@ export interface PivotLinkView {
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
 
-const INVITATION_TEXT =
-  'To continue this conversation securely, open it in our app. The link works once, for a few minutes.'
+/** The invitation names the domain of the bank's links, so that the customer can tell a smisher's from ours. */
+const invitationText = (host: string) =>
+  'To continue this conversation securely, open it in our app. The link works once, for a few minutes. ' +
+  `Our links only ever go to ${host}.`
 const CLOSING_TEXT = 'This conversation continues in our secure app. Please do not send personal details here.'
 
 /** Mints a pivot link and sends it on the conversation's channel (a button on WhatsApp and Messenger). */
@@ -108,7 +110,7 @@ export async function invitePivot(
       conversationId: input.conversationId,
       sender: input.createdBy,
       clientMessageId: `pivot-${id}`,
-      text: INVITATION_TEXT,
+      text: invitationText(new URL(deps.env.publicUrl()).host),
       link: { url, label: 'Continue securely' },
     })
   } catch (error) {

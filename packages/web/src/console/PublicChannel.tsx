@@ -14,9 +14,27 @@ export function channelKeyOf(session: ConsoleSession, conversationId: string): C
   return channel?.kind === 'public' ? channel.connector : 'secure'
 }
 
+const riskNames: Record<string, string> = {
+  'lookalike-link': 'lookalike link',
+  'link-shortener': 'link shortener',
+  'spoofed-sender': 'spoofed sender',
+}
+
+/** Smishing and spoofing flags, in words for the agent. */
+function RiskBadge(props: { risk: readonly string[] }) {
+  if (props.risk.length === 0) return null
+  return <span class="badge risk">Suspicious: {props.risk.map((flag) => riskNames[flag] ?? flag).join(', ')}</span>
+}
+
 export function ChannelBadge(props: { session: ConsoleSession; conversationId: string }) {
   const key = channelKeyOf(props.session, props.conversationId)
-  return <span class={`channel-badge channel-${key}`}>{channelKeyLabels[key]}</span>
+  const channel = props.session.publicChannels.of(props.conversationId)
+  return (
+    <>
+      <span class={`channel-badge channel-${key}`}>{channelKeyLabels[key]}</span>
+      {channel?.kind === 'public' && <RiskBadge risk={channel.risk} />}
+    </>
+  )
 }
 
 /** Next to the conversation's name: where it came from, for a secure conversation a pivot made. */
@@ -62,6 +80,7 @@ export function PublicMessageDetails(props: { details: PublicDetails }) {
   return (
     <p class="public-details">
       {details.imported && <span class="badge history">{channelName(details.channel)} history</span>}
+      <RiskBadge risk={details.risk} />
       {details.masked.length > 0 && (
         <span class="badge masked">
           Masked by DLP: {[...new Set(details.masked.map((kind) => maskedNames[kind] ?? kind))].join(', ')}

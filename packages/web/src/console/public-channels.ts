@@ -12,6 +12,8 @@ export interface PublicDetails {
   channel: string
   /** The kinds of data DLP masked in the text (the text holds the masks, never the values). */
   masked: string[]
+  /** Smishing and spoofing flags: a lookalike link, a link shortener, a sender claiming to be the bank. */
+  risk: string[]
   /** A pivot invitation: its button's label (the link itself is never stored). */
   linkLabel: string | null
   /** Attachments the customer sent, which are not carried across. */
@@ -119,6 +121,7 @@ function detailsOf(message: PublicMessage): PublicDetails {
   return {
     channel: message.channel,
     masked: message.masked,
+    risk: message.risk,
     linkLabel: message.linkLabel,
     mediaCount: message.mediaCount,
     imported: message.imported,

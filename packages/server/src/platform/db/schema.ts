@@ -451,6 +451,8 @@ export interface ChannelIdentitiesTable {
   secure_conversation_id: string | null
   imported_through_seq: ColumnType<string | number, number | string | undefined, number | string>
   last_inbound_at: Timestamp | null
+  /** JSON array of the smishing and spoofing flags its messages raised (risk.ts). */
+  risk_flags: ColumnType<string, string | undefined, string>
   created_at: Timestamp
 }
 

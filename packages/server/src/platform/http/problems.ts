@@ -121,6 +121,10 @@ const catalogue = {
   'channels/verification-refused': { status: 403, title: 'The webhook subscription handshake was refused' },
   'channels/not-configured': { status: 409, title: 'This public channel is not configured for the tenant' },
   'channels/not-public': { status: 409, title: 'The conversation is not on a public channel' },
+  'channels/link-not-allowed': {
+    status: 422,
+    title: "Links sent on a public channel must be on the bank's registered domains (PUT /v1/policies/links)",
+  },
   'channels/sensitive-data': {
     status: 422,
     title: 'Card numbers, CVVs, IBANs and similar data may not be sent on a public channel; use the secure channel',

@@ -24,6 +24,7 @@ import * as conversationLastMessage from './022-conversation-last-message.ts'
 import * as factorLifecycle from './023-factor-lifecycle.ts'
 import * as checkpointWitness from './024-checkpoint-witness.ts'
 import * as encryptionRequired from './025-encryption-required.ts'
+import * as channelRisk from './026-channel-risk.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -52,6 +53,7 @@ const migrations: Record<string, Migration> = {
   '023-factor-lifecycle': factorLifecycle,
   '024-checkpoint-witness': checkpointWitness,
   '025-encryption-required': encryptionRequired,
+  '026-channel-risk': channelRisk,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

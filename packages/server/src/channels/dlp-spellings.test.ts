@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { sql } from 'kysely'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { problemOf } from '../testing/problems.ts'
+import { CARD_SPELLINGS, groupsOf, IBAN_SPELLINGS } from './dlp-corpus.ts'
+import { normalizeForDlp } from './dlp-normalize.ts'
+
+const BANK_NUMBER = '+442071838750'
+const CUSTOMER_PHONE = '+447700900123'
+const CARD = '4111111111111111'
+const IBAN = 'DE89370400440532013000'
+
+/** The spellings issue 16 found slipping past DLP (the split over two SMS has its own test below). */
+const ISSUE_SPELLINGS: [string, string][] = [
+  ...[
+    'dots',
+    'slashes',
+    'mixed separators',
+    'double spaces',
+    'line breaks',
+    'tabs',
+    'no-break spaces',
+    'en dashes',
+    'zero-width spaces',
+    'fullwidth',
+    'Arabic-Indic',
+    'Devanagari',
+    'mathematical bold',
+  ].map((name): [string, string] => [name, (CARD_SPELLINGS[name] as (g: string[]) => string)(groupsOf(CARD))]),
+  ...['lower case grouped', 'lower case compact', 'dashes'].map((name): [string, string] => [
+    `IBAN ${name}`,
+    (IBAN_SPELLINGS[name] as (iban: string) => string)(IBAN),
+  ]),
+]
+
+/** Whether a text still holds the secret's middle digits, read as DLP reads it (any digits, no separators). */
+const holds = (text: string, secret: string) =>
+  normalizeForDlp(text)
+    .text.replace(/[^0-9a-z]/gi, '')
+    .toUpperCase()
+    .includes(secret.slice(4, -4))
+
+describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', () => {
+  let server: TestServer
+  let bank: TestBank
+  let agent: StrongroomClient
+
+  const customerWrites = async (text: string) => {
+    const response = await fetch(`${server.url}/dev/simulator/phone/twilio/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ from: CUSTOMER_PHONE, to: BANK_NUMBER, text }),
+    })
+    assert.equal(((await response.json()) as { status: number }).status, 200)
+  }
+  const conversationId = async () => {
+    const [conversation] = await agent.listConversations()
+    assert.ok(conversation)
+    return conversation.id
+  }
+  const publicMessages = async (id: string) =>
+    (
+      await agent.request<{ messages: { seq: number; text: string; masked: string[]; direction: string }[] }>(
+        'GET',
+        `/v1/conversations/${id}/public-messages`,
+      )
+    ).messages.filter((m) => m.direction === 'inbound')
+
+  before(async () => {
+    server = await startTestServer({ publicUrl: 'https://bank.example' })
+    bank = await createTestBank(server, 'Spelling Bank')
+    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    await admin.request('PUT', '/v1/channels/twilio', {
+      address: BANK_NUMBER,
+      accountSid: `AC${'0'.repeat(31)}1`,
+      agentId: bank.agentId,
+      secrets: { authToken: 'twilio-auth-token-0123456789abcdef' },
+    })
+  })
+  after(() => server.stop())
+
+  for (const [name, spelled] of ISSUE_SPELLINGS) {
+    const secret = name.startsWith('IBAN') ? IBAN : CARD
+    test(`${name}: masked inbound, caught by the scan, refused outbound`, async () => {
+      await customerWrites(`here it is: ${spelled} ok`)
+      const id = await conversationId()
+      const stored = (await publicMessages(id)).at(-1)
+      assert.ok(stored && stored.masked.length > 0, `${name}: masked inbound`)
+      assert.ok(!holds(stored.text, secret), `${name}: ${JSON.stringify(stored.text)}`)
+
+      const scan = await agent.request<{ masked: string; findings: { kind: string }[] }>('POST', '/v1/dlp/scan', {
+        text: `your number ${spelled}`,
+      })
+      assert.ok(scan.findings.length > 0 && !holds(scan.masked, secret), `${name}: caught by the scan`)
+
+      const before = await publicMessages(id)
+      const refused = await problemOf(
+        agent.request('POST', `/v1/conversations/${id}/public-messages`, {
+          clientMessageId: `reply-${name.replace(/[^a-z]/gi, '-')}`,
+          text: `We have your card ${spelled} on file`,
+        }),
+      )
+      assert.equal(refused.status, 422, `${name}: refused outbound`)
+      assert.equal(refused.type.split('/problems/')[1], 'channels/sensitive-data')
+      assert.equal((await publicMessages(id)).length, before.length)
+    })
+  }
+
+  test('a card split over two SMS is caught, and the first part is masked after the fact in one transaction', async () => {
+    await customerWrites('my card number is 4111 1111')
+    const id = await conversationId()
+    const first = (await publicMessages(id)).at(-1)
+    assert.equal(first?.text, 'my card number is 4111 1111')
+    await customerWrites('1111 1111 thanks')
+    const [earlier, later] = (await publicMessages(id)).slice(-2)
+    assert.equal(earlier?.text, 'my card number is [card •••• 1111]')
+    assert.deepEqual(earlier?.masked, ['card-number'])
+    assert.equal(later?.text, '[card, continued] thanks')
+    assert.deepEqual(later?.masked, ['card-number'])
+    // Nowhere in the sealed log any more.
+    const { rows } = await sql<{ ciphertext: Uint8Array }>`select ciphertext from messages`.execute(server.ctx.db)
+    for (const row of rows) assert.ok(!Buffer.from(row.ciphertext).includes('4111 1111'))
+    const audit = await sql<{ details: string }>`
+      select details from audit_events where action = 'channels.dlp.masked' order by seq desc limit 1`.execute(
+      server.ctx.db,
+    )
+    assert.match(audit.rows[0]?.details ?? '', /"splitOver":2/)
+  })
+
+  test('parts further apart than the window, or not consecutive digits, are not joined', async () => {
+    await customerWrites('reference 4111 1111')
+    const id = await conversationId()
+    // The first part was received three minutes ago.
+    await sql`update channel_messages set created_at = now() - interval '3 minutes'
+      where conversation_id = ${id} and direction = 'inbound'`.execute(server.ctx.db)
+    await customerWrites('1111 1111')
+    const [earlier, later] = (await publicMessages(id)).slice(-2)
+    assert.equal(earlier?.text, 'reference 4111 1111')
+    assert.equal(later?.text, '1111 1111')
+    await customerWrites('4111 1111 and')
+    await customerWrites('1111 1111')
+    assert.deepEqual(
+      (await publicMessages(id)).slice(-2).map((m) => m.text),
+      ['4111 1111 and', '1111 1111'],
+    )
+  })
+})

@@ -1,0 +1,114 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { type Actor, recordAudit } from '../audit/events.ts'
+import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { loadTenantPolicy, saveTenantPolicy } from '../tenancy/policies.ts'
+import { analyzeLinks, registrableDomain } from './link-safety.ts'
+
+/**
+ * The bank's registered domains (where its links point, and what lookalikes imitate) and its own sender IDs and
+ * numbers (what a spoofed SMS claims to come from). Inbound, they decide the smishing and spoofing flags; outbound,
+ * every link the bank sends on a public channel must be on one of the domains (or on the server's own public URL).
+ */
+export const LinkPolicy = Type.Object(
+  {
+    domains: Type.Array(
+      Type.String({
+        minLength: 3,
+        maxLength: 253,
+        pattern: '^[^\\s/:@]+\\.[^\\s/:@]+$',
+        description: 'a registrable domain, e.g. example-bank.com (its subdomains count as the bank’s)',
+      }),
+      { maxItems: 20 },
+    ),
+    senderIds: Type.Array(
+      Type.String({
+        minLength: 2,
+        maxLength: 20,
+        pattern: '^\\+?[0-9A-Za-z ._-]+$',
+        description: 'an alphanumeric sender ID (e.g. EXAMPLEBNK) or a number in E.164 the bank sends from',
+      }),
+      { maxItems: 20 },
+    ),
+  },
+  { additionalProperties: false },
+)
+export type LinkPolicy = Static<typeof LinkPolicy>
+
+const POLICY_NAME = 'links'
+
+export async function loadLinkPolicy(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<LinkPolicy> {
+  return (await loadTenantPolicy<LinkPolicy>(ctx, tenantId, POLICY_NAME)) ?? { domains: [], senderIds: [] }
+}
+
+/** Domains are stored as registrable domains in lower case (Unicode, punycode decoded); anything else is refused. */
+export async function saveLinkPolicy(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  policy: LinkPolicy,
+  actor: Actor,
+): Promise<LinkPolicy> {
+  const domains = policy.domains.map((domain) => {
+    // A subdomain given stands for its registrable domain, whose subdomains all count as the bank's.
+    const registrable = registrableDomain(domain)
+    if (!registrable) throw new Problem('request/invalid', `"${domain}" is not a registrable domain`)
+    return registrable
+  })
+  const saved = { domains: [...new Set(domains)], senderIds: policy.senderIds }
+  await ctx.db.transaction().execute(async (trx) => {
+    await saveTenantPolicy({ db: trx }, tenantId, POLICY_NAME, saved, `${actor.kind}:${actor.id}`)
+    await recordAudit(trx, {
+      tenantId,
+      actor,
+      action: 'policy.links.update',
+      outcome: 'success',
+      details: { domains: saved.domains, senderIds: saved.senderIds.length },
+    })
+  })
+  return saved
+}
+
+export type RiskFlag = 'lookalike-link' | 'link-shortener' | 'spoofed-sender'
+
+/** A sender ID or number compared as people read it: case, spaces and punctuation aside. */
+const senderKey = (value: string) => value.replace(/[^0-9a-z]/gi, '').toLowerCase()
+
+/**
+ * What an inbound message risks: links to a lookalike of the bank's domains or through a shortener, and a sender that
+ * claims to be the bank (one of its sender IDs, or one of its own numbers).
+ */
+export function assessInbound(
+  text: string,
+  from: string,
+  policy: LinkPolicy,
+  bankAddresses: readonly string[],
+): { flags: RiskFlag[]; hosts: string[] } {
+  const links = analyzeLinks(text, policy.domains)
+  const flags: RiskFlag[] = []
+  if (links.some((link) => link.verdict === 'lookalike')) flags.push('lookalike-link')
+  if (links.some((link) => link.verdict === 'shortener')) flags.push('link-shortener')
+  const own = new Set([...policy.senderIds, ...bankAddresses].map(senderKey))
+  if (own.has(senderKey(from))) flags.push('spoofed-sender')
+  const hosts = links.filter((link) => link.verdict === 'lookalike' || link.verdict === 'shortener')
+  return { flags, hosts: hosts.map((link) => link.host) }
+}
+
+/**
+ * Every link the bank sends on a public channel (in the text, and the call-to-action's URL) must be on its registered
+ * domains or on the server's own public URL's domain (where pivot links point), so that customers can be told which
+ * domain the bank's links use and trust nothing else.
+ */
+export function requireAllowedLinks(
+  policy: LinkPolicy,
+  publicUrl: string,
+  text: string,
+  linkUrl: string | undefined,
+): void {
+  const server = new URL(publicUrl).hostname
+  const own = registrableDomain(server)
+  const allowed = own ? [...policy.domains, own] : policy.domains
+  const links = analyzeLinks(linkUrl ? `${text} ${linkUrl}` : text, allowed)
+  if (links.some((link) => link.verdict !== 'bank' && link.host !== server)) {
+    throw new Problem('channels/link-not-allowed')
+  }
+}
