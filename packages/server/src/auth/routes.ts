@@ -17,21 +17,34 @@ const CodeBody = Type.Object(
   { additionalProperties: false },
 )
 
+/** A device acts for its own customer; staff name the customer. */
+function customerFor(principal: Principal, customerId: string | undefined): string {
+  if (principal.kind === 'device') {
+    if (customerId !== undefined && customerId !== principal.customerId) throw new Problem('auth/forbidden')
+    return principal.customerId
+  }
+  if (customerId === undefined) throw new Problem('request/invalid', 'customerId is required')
+  return customerId
+}
+
 export async function authRoutes(
   app: App,
   ctx: ServerContext,
   deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
-  /** A device acts for its own customer; staff name the customer. */
-  function customerFor(principal: Principal, customerId: string | undefined): string {
-    if (principal.kind === 'device') {
-      if (customerId !== undefined && customerId !== principal.customerId) throw new Problem('auth/forbidden')
-      return principal.customerId
-    }
-    if (customerId === undefined) throw new Problem('request/invalid', 'customerId is required')
-    return customerId
-  }
+  await smsCodeRoutes(app, ctx, deps)
+  await simSwapRoutes(app, ctx, deps)
+  await totpEnrolmentRoutes(app, ctx)
+  await stepUpPolicyRoutes(app, ctx)
+  await totpCodeRoutes(app, ctx)
+}
 
+/** One-time codes by SMS, after a SIM-swap check. */
+async function smsCodeRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
   app.post(
     '/v1/factors/sms/send',
     {
@@ -84,7 +97,14 @@ export async function authRoutes(
       return reply.status(204).send(null)
     },
   )
+}
 
+/** Asking the carrier whether a SIM was swapped. */
+async function simSwapRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
   app.post(
     '/v1/risk/sim-swap',
     {
@@ -131,7 +151,10 @@ export async function authRoutes(
       return assessment
     },
   )
+}
 
+/** Enrolling an authenticator app. */
+async function totpEnrolmentRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/factors/totp',
     {
@@ -158,7 +181,10 @@ export async function authRoutes(
       return reply.status(201).header('cache-control', 'no-store').send(enrolment)
     },
   )
+}
 
+/** The tenant's step-up policy. */
+async function stepUpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/policies/step-up',
     {
@@ -198,7 +224,10 @@ export async function authRoutes(
       return request.body
     },
   )
+}
 
+/** Confirming and checking authenticator-app codes. */
+async function totpCodeRoutes(app: App, ctx: ServerContext): Promise<void> {
   for (const [path, confirm, summary] of [
     ['/v1/factors/totp/confirm', true, 'Activate the enrolled authenticator app with its first code'],
     ['/v1/factors/totp/verify', false, 'Check a code of the active authenticator app (each code works once)'],
