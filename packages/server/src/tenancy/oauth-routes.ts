@@ -28,6 +28,12 @@ const OAuthErrorBody = Type.Object(
 )
 
 export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
+  await apiClientRoutes(app, ctx)
+  await tokenRoutes(app, ctx)
+}
+
+/** Registering a bank backend as an OAuth client. */
+async function apiClientRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/api-clients',
     {
@@ -81,6 +87,10 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
 
   // The token endpoint speaks OAuth 2.0 as RFC 6749 defines it: a form-encoded request, and errors in the
   // protocol's own JSON format rather than problem documents, so that standard OAuth clients work unchanged.
+}
+
+/** The token endpoint, with its own form-encoded body parser. */
+async function tokenRoutes(app: App, ctx: ServerContext): Promise<void> {
   await app.register(async (scope: App) => {
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>
       done(null, Object.fromEntries(new URLSearchParams(body as string))),
