@@ -59,6 +59,9 @@ module.exports = {
     exclude: { path: ['(^|/)(node_modules|dist)/', '^packages/server/.*\\.test\\.ts$'] },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.base.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['@strongroom/source', 'import', 'require', 'node', 'default'],
+    },
   },
 }

@@ -1,6 +1,6 @@
 import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
-import { verifyDpopProof } from './identity/dpop.ts'
+import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
 import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
@@ -81,6 +81,7 @@ export const accessTable: Record<string, Access> = {
   'GET /v1/consents/:consentId':                        any('consents:write'),
   'POST /v1/api-clients':                               staff('staff:admin'),
   'POST /v1/oauth/token':                               anyone,
+  'GET /.well-known/oauth-authorization-server':        anyone,
   'POST /v1/consents/:consentId/approve':               device,
   'POST /v1/consents/:consentId/decline':               device,
   'GET /.well-known/jwks.json':                         anyone,
@@ -88,6 +89,10 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/factors/totp':                              device,
   'POST /v1/factors/totp/confirm':                      device,
   'POST /v1/factors/totp/verify':                       device,
+  'GET /v1/factors':                                    device,
+  'POST /v1/factors/:factorId/remove':                  device,
+  'GET /v1/customers/:customerId/factors':              staff('customers:write'),
+  'POST /v1/customers/:customerId/factors/reset':       staff('factors:reset'),
   'POST /v1/factors/sms/send':                          any('customers:write'),
   'POST /v1/factors/sms/verify':                        any('customers:write'),
   'POST /v1/consents/:consentId/sms-confirmation':      staff('consents:write'),
@@ -287,7 +292,7 @@ export function installAccessControl(
         htu: requestHtu(request),
       })
     } catch (error) {
-      reply.header('www-authenticate', 'Bearer, DPoP algs="ES256 EdDSA"')
+      reply.header('www-authenticate', `Bearer, DPoP algs="${DEVICE_KEY_ALGORITHMS.join(' ')}"`)
       throw error
     }
     const refusal = refusalFor(access, principal)

@@ -47,7 +47,7 @@ import { pivotRoutes, pivotStepUpRoutes } from './pivot/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
-import { type DatabaseHandle, migrateToLatest, openDatabase } from './platform/db/database.ts'
+import { type DatabaseHandle, migrateToLatest, openDatabase, whileDatabaseUnavailable } from './platform/db/database.ts'
 import { type App, createHttpServer } from './platform/http/fastify.ts'
 import { Problem } from './platform/http/problems.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
@@ -80,6 +80,8 @@ export interface RunningServer {
 }
 
 const HOUSEKEEPING_MS = 60_000
+/** How long a starting node waits for an unreachable database before it gives up and exits. */
+const STARTUP_DATABASE_DEADLINE_MS = 120_000
 
 /**
  * Opens the key provider, the database (migrating it), the bus, and serves HTTP and WebSocket until closed.
@@ -93,9 +95,32 @@ export async function startServer(
   const metrics = createMetrics()
   const keyProvider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
   const database = options.database ?? (await openDatabase(config, { inMemory: options.inMemoryDatabase ?? false }))
-  const applied = await migrateToLatest(database.db)
+  const stopWatchingDatabase = database.onConnectionLost((error) => {
+    metrics.databaseConnectionsLost.inc()
+    log.warn({ code: (error as { code?: string }).code, reason: error.message }, 'database connection lost')
+  })
+  // Start-up's reads and get-or-create writes are safe to repeat; they wait for a database that is not there yet or
+  // drops the connection meanwhile.
+  const startupStep = <T>(step: () => Promise<T>) =>
+    whileDatabaseUnavailable(step, {
+      deadlineMs: STARTUP_DATABASE_DEADLINE_MS,
+      onRetry: (error, delayMs) =>
+        log.warn({ code: (error as { code?: string }).code, retryInMs: delayMs }, 'database unavailable at start-up'),
+    })
+  const applied = await startupStep(() => migrateToLatest(database.db))
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated')
   const bus = await openBus(config.natsUrl)
+  metrics.busConnected.set(bus.connected() ? 1 : 0)
+  bus.onDisconnect(() => {
+    metrics.busConnected.set(0)
+    metrics.busDisconnects.inc()
+    log.warn({ bus: bus.kind }, 'bus disconnected: live delivery from other nodes waits until it is back')
+  })
+  bus.onReconnect(() => {
+    metrics.busConnected.set(1)
+    metrics.busReconnects.inc()
+    log.info({ bus: bus.kind }, 'bus reconnected: streams re-read what they may have missed')
+  })
   // The archive's own KEK: every node that archives (the archive member, public-channel intake) or reads the archive
   // needs it; a node without the file neither writes nor reads archive content.
   const archiveKek =
@@ -124,7 +149,7 @@ export async function startServer(
   installAccessControl(app, ctx, integrityGate, integrityRequired)
 
   const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
-  const wipeKey = await openSigningKey(ctx.db, keyProvider, 'wipe-command')
+  const wipeKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'wipe-command'))
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
     const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
     const principal = await authenticate(ctx, credentials).catch(async (error: unknown) => {
@@ -164,8 +189,11 @@ export async function startServer(
       ]),
     log,
   })
-  const auditChainer = startAuditChainer(ctx, await openSigningKey(ctx.db, keyProvider, 'audit-checkpoint'))
-  const archiveSigner = await openSigningKey(ctx.db, keyProvider, 'archive-checkpoint')
+  const auditChainer = startAuditChainer(
+    ctx,
+    await startupStep(() => openSigningKey(ctx.db, keyProvider, 'audit-checkpoint')),
+  )
+  const archiveSigner = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'archive-checkpoint'))
   const archiveChainer = startArchiveChainer(ctx, archiveSigner)
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
@@ -174,6 +202,8 @@ export async function startServer(
     options: { maxPayload: bodyLimit },
     preClose: async () => {
       closing = true
+      metrics.drains.inc()
+      log.info('draining: readiness fails, streams are told where to resume, queued messages commit')
       await housekeeping.stop()
       await hub.close()
     },
@@ -188,17 +218,18 @@ export async function startServer(
     await webhooks.stop()
     integrityGate.deactivated.close()
     await bus.close()
+    stopWatchingDatabase()
     if (!options.database) await database.close()
   })
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }))
+  // Ready means this node can serve: it is not draining and its database answers. The bus is not part of it: without
+  // the bus a node still commits and delivers to its own sockets, and other nodes catch up when it is back; its
+  // state is in /metrics and the logs.
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const [dbReady, busReady] = await Promise.all([database.ready(), bus.ready()])
-    if (closing || !dbReady || !busReady) {
-      const why = closing ? 'shutting down' : !dbReady ? 'database not ready' : 'bus not reachable'
-      throw new Problem('server/unavailable', why)
-    }
-    return reply.send({ status: 'ready', database: database.kind, bus: bus.kind })
+    if (closing) throw new Problem('server/unavailable', 'shutting down')
+    if (!(await database.ready())) throw new Problem('server/unavailable', 'database not ready')
+    return reply.send({ status: 'ready', database: database.kind, bus: bus.kind, busConnected: bus.connected() })
   })
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
@@ -218,7 +249,7 @@ export async function startServer(
     retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
   }
   if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
-  const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
+  const receiptKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'consent-receipt'))
   const channelDeps: ChannelDeps = openChannels(ctx, {
     messageLog,
     env: {
@@ -243,7 +274,7 @@ export async function startServer(
   }
   await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => passkeyRoutes(scope, ctx))
-  const tokenKey = await openSigningKey(ctx.db, keyProvider, 'integrity-token')
+  const tokenKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'integrity-token'))
   await app.register(async (scope) =>
     integrityRoutes(scope, ctx, {
       tokenKey,
@@ -252,7 +283,7 @@ export async function startServer(
     }),
   )
   if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
-  const credentialKey = await openSigningKey(ctx.db, keyProvider, 'mls-credential')
+  const credentialKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'mls-credential'))
   const archiveMember = config.archiveMember
     ? await ArchiveMember.start(ctx, {
         credentialKey,

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { recordAudit } from '../audit/events.ts'
+import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, type Principal } from '../platform/http/principal.ts'
@@ -7,6 +8,16 @@ import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { findTenant } from '../tenancy/tenants.ts'
+import {
+  changerOf,
+  type FactorProof,
+  listFactors,
+  noticeFactorChange,
+  proveFactorChange,
+  removeFactor,
+  resetFactors,
+} from './factor-changes.ts'
+import { FactorProofSchema } from './passkey-routes.ts'
 import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
 import { type SmsSender, sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
 import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy, simSwapWindowHours } from './step-up-policy.ts'
@@ -17,14 +28,17 @@ const CodeBody = Type.Object(
   { additionalProperties: false },
 )
 
-/** A device acts for its own customer; staff name the customer. */
-function customerFor(principal: Principal, customerId: string | undefined): string {
-  if (principal.kind === 'device') {
-    if (customerId !== undefined && customerId !== principal.customerId) throw new Problem('auth/forbidden')
-    return principal.customerId
-  }
-  if (customerId === undefined) throw new Problem('request/invalid', 'customerId is required')
-  return customerId
+const FactorSchema = Type.Object({
+  id: Type.String(),
+  kind: oneOf(['totp', 'passkey'] as const),
+  status: oneOf(['pending', 'active'] as const),
+  createdAt: Type.String(),
+  activatedAt: Type.Union([Type.String(), Type.Null()]),
+  coolingOffUntil: Type.Union([Type.String(), Type.Null()]),
+})
+
+async function requireCustomer(ctx: ServerContext, tenantId: string, customerId: string): Promise<void> {
+  if (!(await findCustomer(ctx, tenantId, customerId))) throw new Problem('request/not-found', 'no such customer')
 }
 
 export async function authRoutes(
@@ -32,19 +46,16 @@ export async function authRoutes(
   ctx: ServerContext,
   deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
-  await smsCodeRoutes(app, ctx, deps)
-  await simSwapRoutes(app, ctx, deps)
-  await totpEnrolmentRoutes(app, ctx)
-  await stepUpPolicyRoutes(app, ctx)
-  await totpCodeRoutes(app, ctx)
-}
+  /** A device acts for its own customer; staff name the customer. */
+  function customerFor(principal: Principal, customerId: string | undefined): string {
+    if (principal.kind === 'device') {
+      if (customerId !== undefined && customerId !== principal.customerId) throw new Problem('auth/forbidden')
+      return principal.customerId
+    }
+    if (customerId === undefined) throw new Problem('request/invalid', 'customerId is required')
+    return customerId
+  }
 
-/** One-time codes by SMS, after a SIM-swap check. */
-async function smsCodeRoutes(
-  app: App,
-  ctx: ServerContext,
-  deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
-): Promise<void> {
   app.post(
     '/v1/factors/sms/send',
     {
@@ -97,14 +108,7 @@ async function smsCodeRoutes(
       return reply.status(204).send(null)
     },
   )
-}
 
-/** Asking the carrier whether a SIM was swapped. */
-async function simSwapRoutes(
-  app: App,
-  ctx: ServerContext,
-  deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
-): Promise<void> {
   app.post(
     '/v1/risk/sim-swap',
     {
@@ -151,10 +155,7 @@ async function simSwapRoutes(
       return assessment
     },
   )
-}
 
-/** Enrolling an authenticator app. */
-async function totpEnrolmentRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/factors/totp',
     {
@@ -181,10 +182,7 @@ async function totpEnrolmentRoutes(app: App, ctx: ServerContext): Promise<void> 
       return reply.status(201).header('cache-control', 'no-store').send(enrolment)
     },
   )
-}
 
-/** The tenant's step-up policy. */
-async function stepUpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/policies/step-up',
     {
@@ -224,33 +222,124 @@ async function stepUpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
       return request.body
     },
   )
-}
 
-/** Confirming and checking authenticator-app codes. */
-async function totpCodeRoutes(app: App, ctx: ServerContext): Promise<void> {
-  for (const [path, confirm, summary] of [
-    ['/v1/factors/totp/confirm', true, 'Activate the enrolled authenticator app with its first code'],
-    ['/v1/factors/totp/verify', false, 'Check a code of the active authenticator app (each code works once)'],
-  ] as const) {
-    app.post(
-      path,
-      {
-        schema: {
-          summary,
-          tags: ['auth'],
-          body: CodeBody,
-          response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
-        },
+  app.post(
+    '/v1/factors/totp/confirm',
+    {
+      schema: {
+        summary:
+          'Activate the enrolled authenticator app with its first code; replacing an active factor needs a step-up',
+        tags: ['auth'],
+        body: Type.Object(
+          { ...CodeBody.properties, stepUp: Type.Optional(FactorProofSchema) },
+          { additionalProperties: false },
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
-      async (request, reply) => {
-        const principal = principalOf(request)
-        if (principal.kind !== 'device') throw new Problem('auth/forbidden')
-        await verifyTotp(ctx, principal.tenantId, principal.customerId, request.body.code, {
-          confirm,
-          actor: actorOf(principal),
-        })
-        return reply.status(204).send(null)
+    },
+    async (request, reply) => {
+      const changer = changerOf(principalOf(request))
+      const { proven } = await proveFactorChange(
+        ctx,
+        changer,
+        { action: 'add', kind: 'totp' },
+        request.body.stepUp as FactorProof | undefined,
+      )
+      await verifyTotp(ctx, changer.tenantId, changer.customerId, request.body.code, {
+        confirm: true,
+        replacing: proven,
+        actor: { kind: 'device', id: changer.deviceId },
+      })
+      noticeFactorChange(ctx, changer, { kind: 'factor-added', factor: 'totp' })
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.post(
+    '/v1/factors/totp/verify',
+    {
+      schema: {
+        summary: 'Check a code of the active authenticator app (each code works once)',
+        tags: ['auth'],
+        body: CodeBody,
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
-    )
-  }
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      await verifyTotp(ctx, principal.tenantId, principal.customerId, request.body.code, { actor: actorOf(principal) })
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.get(
+    '/v1/factors',
+    {
+      schema: {
+        summary: "The authenticator apps and passkeys of this device's customer, with their cooling-off",
+        tags: ['auth'],
+        response: { 200: Type.Object({ factors: Type.Array(FactorSchema) }), ...problemResponses(401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const changer = changerOf(principalOf(request))
+      const factors = await listFactors(ctx, changer.tenantId, changer.customerId)
+      return reply.header('cache-control', 'no-store').send({ factors })
+    },
+  )
+
+  app.post(
+    '/v1/factors/:factorId/remove',
+    {
+      schema: {
+        summary: "Remove one of this device's customer's factors, proven by a step-up with a factor at least as strong",
+        tags: ['auth'],
+        params: Type.Object({ factorId: Type.Union([idOf('otp'), idOf('pky')]) }),
+        body: Type.Object({ stepUp: Type.Optional(FactorProofSchema) }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const changer = changerOf(principalOf(request))
+      await removeFactor(ctx, changer, request.params.factorId, request.body.stepUp as FactorProof | undefined)
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.get(
+    '/v1/customers/:customerId/factors',
+    {
+      schema: {
+        summary: "A customer's authenticator apps and passkeys (one added recently is still cooling off: a risk)",
+        tags: ['auth'],
+        params: Type.Object({ customerId: idOf('cus') }),
+        response: { 200: Type.Object({ factors: Type.Array(FactorSchema) }), ...problemResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await requireCustomer(ctx, principal.tenantId, request.params.customerId)
+      return { factors: await listFactors(ctx, principal.tenantId, request.params.customerId) }
+    },
+  )
+
+  app.post(
+    '/v1/customers/:customerId/factors/reset',
+    {
+      schema: {
+        summary:
+          'Staff-assisted reset: remove every factor of a customer who lost them (audited with the reason; every device of the customer is told)',
+        tags: ['auth'],
+        params: Type.Object({ customerId: idOf('cus') }),
+        body: Type.Object({ reason: Type.String({ minLength: 3, maxLength: 500 }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ removed: Type.Integer() }), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await requireCustomer(ctx, principal.tenantId, request.params.customerId)
+      return resetFactors(ctx, principal.tenantId, request.params.customerId, request.body, actorOf(principal))
+    },
+  )
 }
