@@ -92,16 +92,15 @@ const date = (value: string | undefined) => (value === undefined ? undefined : n
 
 /** The compliance archive for compliance staff: search, export, retention, legal holds and erasure. */
 export async function archiveRoutes(app: App, ctx: ServerContext, options: { signer: SigningKey }): Promise<void> {
-  // One walk of a tenant's chain at a time, shared by whoever asks while it runs: requests cannot pile up walks.
-  const walks = new Map<string, ReturnType<typeof verifyArchiveNow>>()
-  const verifyOnce = (tenantId: string) => {
-    const walking = walks.get(tenantId)
-    if (walking) return walking
-    const walk = verifyArchiveNow(ctx.db, tenantId).finally(() => walks.delete(tenantId))
-    walks.set(tenantId, walk)
-    return walk
-  }
+  await recordRoutes(app, ctx)
+  await exportRoutes(app, ctx, options)
+  await verificationAndRetentionRoutes(app, ctx)
+  await holdRoutes(app, ctx)
+  await erasureRoutes(app, ctx)
+}
 
+/** Searching the archive's records. */
+async function recordRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/archive/records',
     {
@@ -143,7 +142,10 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
       return { records: result.records.map(archiveRecordView), next: result.next, scanned: result.scanned }
     },
   )
+}
 
+/** Exporting records as a signed bundle. */
+async function exportRoutes(app: App, ctx: ServerContext, options: { signer: SigningKey }): Promise<void> {
   app.post(
     '/v1/archive/exports',
     {
@@ -191,6 +193,19 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
         .send(bundle as never) // a stream: the schema describes its text
     },
   )
+}
+
+/** Verifying the chains, and the archive's retention. */
+async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Promise<void> {
+  // One walk of a tenant's chain at a time, shared by whoever asks while it runs: requests cannot pile up walks.
+  const walks = new Map<string, ReturnType<typeof verifyArchiveNow>>()
+  const verifyOnce = (tenantId: string) => {
+    const walking = walks.get(tenantId)
+    if (walking) return walking
+    const walk = verifyArchiveNow(ctx.db, tenantId).finally(() => walks.delete(tenantId))
+    walks.set(tenantId, walk)
+    return walk
+  }
 
   app.get(
     '/v1/archive/verification',
@@ -247,7 +262,10 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
       return setRetentionPolicy(ctx.db, principal.tenantId, request.body, actorOf(principal))
     },
   )
+}
 
+/** Legal holds: placing, listing and releasing them. */
+async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/archive/holds',
     {
@@ -299,7 +317,10 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
       return releaseLegalHold(ctx.db, principal.tenantId, request.params.holdId, actorOf(principal))
     },
   )
+}
 
+/** Erasing a customer by crypto-shredding. */
+async function erasureRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/archive/customers/:customerId/erase',
     {

@@ -106,17 +106,27 @@ const asAssertion = (assertion: Static<typeof AssertionCredential>) =>
  * Passkeys (WebAuthn): customers register and use them from an enrolled device's session, so that each passkey is
  * bound to that customer; staff register one with their token and then sign in with it, which issues a staff token.
  */
-export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void> {
-  const describeOwner = async (principal: Principal, owner: PasskeyOwner) => {
-    const tenant = await findTenant(ctx, principal.tenantId)
-    const name =
-      owner.kind === 'customer'
-        ? (await findCustomer(ctx, principal.tenantId, owner.id))?.displayName
-        : (await findStaff(ctx, principal.tenantId, { id: owner.id }))?.name
-    if (!name) throw new Problem('request/not-found')
-    return { name, displayName: name, rpName: tenant?.name ?? 'Strongroom' }
-  }
+/** How a new passkey names its owner and the bank, in the authenticator's own prompts. */
+async function describeOwner(ctx: ServerContext, principal: Principal, owner: PasskeyOwner) {
+  const tenant = await findTenant(ctx, principal.tenantId)
+  const name =
+    owner.kind === 'customer'
+      ? (await findCustomer(ctx, principal.tenantId, owner.id))?.displayName
+      : (await findStaff(ctx, principal.tenantId, { id: owner.id }))?.name
+  if (!name) throw new Problem('request/not-found')
+  return { name, displayName: name, rpName: tenant?.name ?? 'Strongroom' }
+}
 
+export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void> {
+  await registrationRoutes(app, ctx)
+  await passkeyListRoutes(app, ctx)
+  await authenticationRoutes(app, ctx)
+  await staffSignInOptionRoutes(app, ctx)
+  await staffSignInRoutes(app, ctx)
+}
+
+/** Registering a passkey, for a device's customer or a staff member. */
+async function registrationRoutes(app: App, ctx: ServerContext): Promise<void> {
   for (const [prefix, who] of [
     ['/v1/passkeys', 'the customer of this device'],
     ['/v1/staff/passkey', 'this staff member'],
@@ -137,7 +147,7 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
           ctx,
           principal.tenantId,
           owner,
-          await describeOwner(principal, owner),
+          await describeOwner(ctx, principal, owner),
         )
         return reply.header('cache-control', 'no-store').send(options)
       },
@@ -185,7 +195,10 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
       },
     )
   }
+}
 
+/** A customer's passkeys, and the options to authenticate with one. */
+async function passkeyListRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/passkeys',
     {
@@ -216,7 +229,10 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
       return reply.header('cache-control', 'no-store').send(options)
     },
   )
+}
 
+/** Authenticating with a passkey. */
+async function authenticationRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/passkeys/authentication',
     {
@@ -261,7 +277,10 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
       }
     },
   )
+}
 
+/** The options a staff sign-in with a passkey starts from. */
+async function staffSignInOptionRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff/passkey/sign-in/options',
     {
@@ -278,7 +297,10 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
       return reply.header('cache-control', 'no-store').send(options)
     },
   )
+}
 
+/** Staff signing in with a passkey, for a staff token. */
+async function staffSignInRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff/passkey/sign-in',
     {

@@ -30,52 +30,118 @@ const Signature = oneOf(['valid', 'invalid', 'missing'] as const)
 const MAX_WAIT_SECONDS = 25
 
 const random = (bytes: number) => randomBytes(bytes).toString('hex')
+type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
 
-export async function channelSimulatorRoutes(
-  app: App,
-  ctx: Pick<ServerContext, 'db' | 'keyring' | 'config'>,
+/** The simulator's routes stay out of the API document. */
+const hidden = { hide: true, tags: ['dev'] }
+
+/** What the provider would post for a customer's message: its id and its webhook body, in the provider's format. */
+function inboundWebhook(
+  connector: WebhookConnectorKind,
+  channel: ChannelConfig,
+  sent: { from: string; to: string; text: string; providerMessageId?: string | undefined },
+  now: number,
+): { providerMessageId: string; body: { form: URLSearchParams } | { json: unknown } } {
+  const { from, to, text } = sent
+  let providerMessageId: string
+  let body: { form: URLSearchParams } | { json: unknown }
+  if (connector === 'twilio') {
+    providerMessageId = sent.providerMessageId ?? `SM${random(16)}`
+    body = {
+      form: new URLSearchParams({
+        MessageSid: providerMessageId,
+        SmsSid: providerMessageId,
+        AccountSid: channel.settings.accountSid ?? '',
+        From: from,
+        To: to,
+        Body: text,
+        NumMedia: '0',
+        SmsStatus: 'received',
+      }),
+    }
+  } else if (connector === 'whatsapp') {
+    providerMessageId = sent.providerMessageId ?? `wamid.${random(16)}`
+    const message = { from, id: providerMessageId, timestamp: String(Math.floor(now / 1000)), type: 'text' }
+    body = {
+      json: whatsAppWebhook(to, {
+        contacts: [{ wa_id: from, profile: { name: 'Simulated customer' } }],
+        messages: [{ ...message, text: { body: text } }],
+      }),
+    }
+  } else {
+    providerMessageId = sent.providerMessageId ?? `m_${random(16)}`
+    body = {
+      json: {
+        object: 'page',
+        entry: [
+          {
+            id: to,
+            time: now,
+            messaging: [
+              {
+                sender: { id: from },
+                recipient: { id: to },
+                timestamp: now,
+                message: { mid: providerMessageId, text },
+              },
+            ],
+          },
+        ],
+      },
+    }
+  }
+  return { providerMessageId, body }
+}
+
+/** The channel that receives at this address (the number or page the simulated customer writes to). */
+async function channelAt(ctx: Ctx, connector: WebhookConnectorKind, address: string): Promise<ChannelConfig> {
+  const channel = await findChannelByAddress(ctx, connector, address)
+  if (!channel) throw new Problem('channels/not-configured', 'no channel has this receiving address')
+  return channel
+}
+
+/** Posts a webhook the way the provider would: its wire format, signed with the channel's secret. */
+async function deliver(
   urls: SimulatorUrls,
-): Promise<void> {
+  channel: ChannelConfig,
+  body: { form: URLSearchParams } | { json: unknown },
+  signature: 'valid' | 'invalid' | 'missing',
+): Promise<number> {
+  const path = `/v1/channels/${channel.connector}/webhook`
+  const headers: Record<string, string> = {}
+  let raw: string
+  if ('form' in body) {
+    raw = body.form.toString()
+    headers['content-type'] = 'application/x-www-form-urlencoded'
+    const token = signature === 'valid' ? (channel.secrets.authToken ?? '') : 'not-the-auth-token'
+    if (signature !== 'missing') {
+      headers['x-twilio-signature'] = computeTwilioSignature(token, `${urls.publicUrl()}${path}`, body.form)
+    }
+  } else {
+    raw = JSON.stringify(body.json)
+    headers['content-type'] = 'application/json'
+    const secret = signature === 'valid' ? (channel.secrets.appSecret ?? '') : 'not-the-app-secret'
+    if (signature !== 'missing') {
+      headers['x-hub-signature-256'] = `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`
+    }
+  }
+  const response = await fetch(`${urls.listeningUrl()}${path}`, { method: 'POST', headers, body: raw })
+  await response.body?.cancel()
+  return response.status
+}
+
+export async function channelSimulatorRoutes(app: App, ctx: Ctx, urls: SimulatorUrls): Promise<void> {
   const phones = new PhoneLog()
-  const hidden = { hide: true, tags: ['dev'] }
   // A reader waiting for a phone's next message must not hold the server open.
   app.addHook('preClose', async () => phones.release())
+  await phoneMessageRoutes(app, ctx, urls, phones)
+  await phoneReceiptRoutes(app, ctx, urls, phones)
+  await phoneInboxRoutes(app, ctx, phones)
+  await app.register(async (providers) => providerRoutes(providers, phones))
+}
 
-  async function channelAt(connector: WebhookConnectorKind, address: string): Promise<ChannelConfig> {
-    const channel = await findChannelByAddress(ctx, connector, address)
-    if (!channel) throw new Problem('channels/not-configured', 'no channel has this receiving address')
-    return channel
-  }
-
-  /** Posts a webhook the way the provider would: its wire format, signed with the channel's secret. */
-  async function deliver(
-    channel: ChannelConfig,
-    body: { form: URLSearchParams } | { json: unknown },
-    signature: 'valid' | 'invalid' | 'missing',
-  ): Promise<number> {
-    const path = `/v1/channels/${channel.connector}/webhook`
-    const headers: Record<string, string> = {}
-    let raw: string
-    if ('form' in body) {
-      raw = body.form.toString()
-      headers['content-type'] = 'application/x-www-form-urlencoded'
-      const token = signature === 'valid' ? (channel.secrets.authToken ?? '') : 'not-the-auth-token'
-      if (signature !== 'missing') {
-        headers['x-twilio-signature'] = computeTwilioSignature(token, `${urls.publicUrl()}${path}`, body.form)
-      }
-    } else {
-      raw = JSON.stringify(body.json)
-      headers['content-type'] = 'application/json'
-      const secret = signature === 'valid' ? (channel.secrets.appSecret ?? '') : 'not-the-app-secret'
-      if (signature !== 'missing') {
-        headers['x-hub-signature-256'] = `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`
-      }
-    }
-    const response = await fetch(`${urls.listeningUrl()}${path}`, { method: 'POST', headers, body: raw })
-    await response.body?.cancel()
-    return response.status
-  }
-
+/** The simulated customer writes: the provider's webhook, signed as the provider signs it. */
+async function phoneMessageRoutes(app: App, ctx: Ctx, urls: SimulatorUrls, phones: PhoneLog): Promise<void> {
   app.post(
     '/dev/simulator/phone/:connector/messages',
     {
@@ -97,55 +163,9 @@ export async function channelSimulatorRoutes(
     async (request) => {
       const { connector } = request.params
       const { from, to, text } = request.body
-      const channel = await channelAt(connector, to)
+      const channel = await channelAt(ctx, connector, to)
       const now = Date.now()
-      let providerMessageId: string
-      let body: { form: URLSearchParams } | { json: unknown }
-      if (connector === 'twilio') {
-        providerMessageId = request.body.providerMessageId ?? `SM${random(16)}`
-        body = {
-          form: new URLSearchParams({
-            MessageSid: providerMessageId,
-            SmsSid: providerMessageId,
-            AccountSid: channel.settings.accountSid ?? '',
-            From: from,
-            To: to,
-            Body: text,
-            NumMedia: '0',
-            SmsStatus: 'received',
-          }),
-        }
-      } else if (connector === 'whatsapp') {
-        providerMessageId = request.body.providerMessageId ?? `wamid.${random(16)}`
-        const message = { from, id: providerMessageId, timestamp: String(Math.floor(now / 1000)), type: 'text' }
-        body = {
-          json: whatsAppWebhook(to, {
-            contacts: [{ wa_id: from, profile: { name: 'Simulated customer' } }],
-            messages: [{ ...message, text: { body: text } }],
-          }),
-        }
-      } else {
-        providerMessageId = request.body.providerMessageId ?? `m_${random(16)}`
-        body = {
-          json: {
-            object: 'page',
-            entry: [
-              {
-                id: to,
-                time: now,
-                messaging: [
-                  {
-                    sender: { id: from },
-                    recipient: { id: to },
-                    timestamp: now,
-                    message: { mid: providerMessageId, text },
-                  },
-                ],
-              },
-            ],
-          },
-        }
-      }
+      const { providerMessageId, body } = inboundWebhook(connector, channel, request.body, now)
       // Logged before the webhook: what the bank answers while handling it (a DLP notice) comes after it.
       const logged = phones.record({
         connector,
@@ -157,12 +177,15 @@ export async function channelSimulatorRoutes(
         at: new Date(now).toISOString(),
         webhookStatus: null,
       })
-      const status = await deliver(channel, body, request.body.signature ?? 'valid')
+      const status = await deliver(urls, channel, body, request.body.signature ?? 'valid')
       logged.webhookStatus = status
       return { status, providerMessageId }
     },
   )
+}
 
+/** Delivery and read receipts for what the bank sent, as the provider reports them. */
+async function phoneReceiptRoutes(app: App, ctx: Ctx, urls: SimulatorUrls, phones: PhoneLog): Promise<void> {
   app.post(
     '/dev/simulator/phone/:connector/receipts',
     {
@@ -183,7 +206,7 @@ export async function channelSimulatorRoutes(
     async (request) => {
       const { connector } = request.params
       const { to, providerMessageId, status } = request.body
-      const channel = await channelAt(connector, to)
+      const channel = await channelAt(ctx, connector, to)
       const recipient = phones.find(connector, providerMessageId)?.phone ?? 'unknown'
       const now = Date.now()
       let body: { form: URLSearchParams } | { json: unknown }
@@ -225,10 +248,13 @@ export async function channelSimulatorRoutes(
           },
         }
       }
-      return { status: await deliver(channel, body, request.body.signature ?? 'valid') }
+      return { status: await deliver(urls, channel, body, request.body.signature ?? 'valid') }
     },
   )
+}
 
+/** The channels to write to, and what the simulated phone received. */
+async function phoneInboxRoutes(app: App, ctx: Ctx, phones: PhoneLog): Promise<void> {
   app.get('/dev/simulator/channels', { schema: hidden }, async () => ({
     channels: await listChannelAddresses(ctx),
   }))
@@ -271,8 +297,6 @@ export async function channelSimulatorRoutes(
       return { messages: await phones.next(request.params.connector, address, after, waitSeconds * 1000) }
     },
   )
-
-  await app.register(async (providers) => providerRoutes(providers, phones))
 }
 
 /** The providers' send APIs, as the connectors call them: Twilio's form-encoded Messages API and Meta's Graph API. */
@@ -283,7 +307,6 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
     { parseAs: 'string', bodyLimit: 256 * 1024 },
     (_request, body, done) => done(null, body),
   )
-  const hidden = { hide: true, tags: ['dev'] }
   const record = (
     connector: WebhookConnectorKind,
     message: { providerMessageId: string; to: string; text: string; link: PhoneMessage['link'] },

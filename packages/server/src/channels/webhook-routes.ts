@@ -21,6 +21,53 @@ const WEBHOOK_BODY_LIMIT = 1024 * 1024
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log' | 'metrics'>
 
+/** Refuses a webhook that is not from the provider, counting why (the caller learns nothing more). */
+function refuse(ctx: Ctx, connector: WebhookConnectorKind, reason: string, request: FastifyRequest): never {
+  ctx.metrics.channelWebhookRefusals.inc({ connector, reason })
+  ctx.log.warn({ connector, reason, ip: request.ip }, 'channel webhook refused')
+  throw new Problem('channels/invalid-signature')
+}
+
+/** Verifies a webhook by its provider's signature, stores what it carries, and answers as the provider expects. */
+async function receive(
+  ctx: Ctx,
+  deps: ChannelDeps,
+  connector: WebhookConnectorKind,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  address: string | undefined,
+  answer: { type: string; body: string },
+) {
+  const rawBody = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
+  const found = address ? await findChannelByAddress(ctx, connector, address) : undefined
+  if (!found) refuse(ctx, connector, 'unknown-receiver', request)
+  const channel: WebhookChannelConfig = { ...found, connector }
+  let events: WebhookEvents
+  try {
+    events = webhookConnectorFor(channel, deps.env).receive({
+      // The URL the provider called, as it knows us (Twilio signs it).
+      url: `${deps.env.publicUrl()}${request.url}`,
+      headers: request.headers,
+      rawBody,
+    })
+  } catch (error) {
+    if (error instanceof WebhookSignatureError) refuse(ctx, connector, error.reason, request)
+    if (error instanceof WebhookPayloadError) {
+      ctx.log.warn({ connector, reason: error.reason }, 'channel webhook payload unreadable')
+      throw new Problem('channels/malformed-webhook')
+    }
+    throw error
+  }
+  await processWebhookEvents(ctx, deps, channel, events)
+  return reply.type(answer.type).send(answer.body)
+}
+
+const described = (connector: string, what: string) => ({
+  summary: `${connector} webhook: ${what} (authenticated by the provider's signature)`,
+  tags: ['channels'],
+  response: { 200: Type.String(), ...problemResponses(400, 401, 403, 415) },
+})
+
 /**
  * The providers' webhooks. They carry no Strongroom credentials (access `anyone`): each is authenticated by its
  * provider's signature over the exact bytes received, so in this plugin's scope only, bodies are kept raw. The tenant
@@ -36,49 +83,6 @@ export async function channelWebhookRoutes(app: App, ctx: Ctx, deps: ChannelDeps
   )
   app.addContentTypeParser('*', (_request, _payload, done) => done(new Problem('request/unsupported-media-type')))
 
-  function refuse(connector: WebhookConnectorKind, reason: string, request: FastifyRequest): never {
-    ctx.metrics.channelWebhookRefusals.inc({ connector, reason })
-    ctx.log.warn({ connector, reason, ip: request.ip }, 'channel webhook refused')
-    throw new Problem('channels/invalid-signature')
-  }
-
-  async function receive(
-    connector: WebhookConnectorKind,
-    request: FastifyRequest,
-    reply: FastifyReply,
-    address: string | undefined,
-    answer: { type: string; body: string },
-  ) {
-    const rawBody = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
-    const found = address ? await findChannelByAddress(ctx, connector, address) : undefined
-    if (!found) refuse(connector, 'unknown-receiver', request)
-    const channel: WebhookChannelConfig = { ...found, connector }
-    let events: WebhookEvents
-    try {
-      events = webhookConnectorFor(channel, deps.env).receive({
-        // The URL the provider called, as it knows us (Twilio signs it).
-        url: `${deps.env.publicUrl()}${request.url}`,
-        headers: request.headers,
-        rawBody,
-      })
-    } catch (error) {
-      if (error instanceof WebhookSignatureError) refuse(connector, error.reason, request)
-      if (error instanceof WebhookPayloadError) {
-        ctx.log.warn({ connector, reason: error.reason }, 'channel webhook payload unreadable')
-        throw new Problem('channels/malformed-webhook')
-      }
-      throw error
-    }
-    await processWebhookEvents(ctx, deps, channel, events)
-    return reply.type(answer.type).send(answer.body)
-  }
-
-  const described = (connector: string, what: string) => ({
-    summary: `${connector} webhook: ${what} (authenticated by the provider's signature)`,
-    tags: ['channels'],
-    response: { 200: Type.String(), ...problemResponses(400, 401, 403, 415) },
-  })
-
   app.post(
     '/v1/channels/twilio/webhook',
     { schema: described('Twilio', 'inbound SMS and status callbacks') },
@@ -87,7 +91,7 @@ export async function channelWebhookRoutes(app: App, ctx: Ctx, deps: ChannelDeps
       // Status callbacks are about our messages, sent from our number; inbound messages are sent to it.
       const address = (params.has('MessageStatus') ? params.get('From') : params.get('To')) ?? undefined
       // An empty TwiML response: Twilio sends nothing back to the customer.
-      return receive('twilio', request, reply, address, {
+      return receive(ctx, deps, 'twilio', request, reply, address, {
         type: 'text/xml',
         body: '<?xml version="1.0" encoding="UTF-8"?><Response></Response>',
       })
@@ -99,7 +103,7 @@ export async function channelWebhookRoutes(app: App, ctx: Ctx, deps: ChannelDeps
       `/v1/channels/${connector}/webhook`,
       { schema: described(connector, 'messages and statuses') },
       (request, reply) =>
-        receive(connector, request, reply, metaReceiver(connector, request.body), {
+        receive(ctx, deps, connector, request, reply, metaReceiver(connector, request.body), {
           type: 'text/plain',
           body: 'EVENT_RECEIVED',
         }),
