@@ -1,5 +1,6 @@
 import { connect } from 'nats'
 import type { Bus, BusHandler } from './bus.ts'
+import { type NatsSettings, natsConnectionOptions } from './nats-options.ts'
 
 const READY_TIMEOUT_MS = 2000
 
@@ -7,11 +8,16 @@ const READY_TIMEOUT_MS = 2000
  * The bus between nodes over NATS (core pub/sub, no persistence needed: the database holds the truth). It reconnects
  * forever; after a reconnect, the onReconnect handlers let each node re-read what it may have missed.
  */
-export async function connectNatsBus(url: string, options: { name?: string } = {}): Promise<Bus> {
+export async function connectNatsBus(
+  settings: NatsSettings & { natsUrl: string },
+  options: { name?: string } = {},
+): Promise<Bus> {
+  const url = settings.natsUrl
+  const connection = natsConnectionOptions(settings)
   let nc: Awaited<ReturnType<typeof connect>>
   try {
     nc = await connect({
-      servers: url,
+      ...connection,
       name: options.name ?? 'strongroom',
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
