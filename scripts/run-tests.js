@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under packages/ with Node's own test runner (through tsx). Extra arguments are passed on,
-// so `npm test -- packages/server/src/identity` runs one folder.
+// Runs every *.test.ts under packages/ with Node's own test runner, from the sources: through tsx, with the SDK's
+// exports resolved to its TypeScript by the @strongroom/source condition, never to a build that may be older. Extra
+// arguments are passed on, so `npm test -- packages/server/src/identity` runs one folder.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
@@ -35,7 +36,16 @@ const run = (batch) =>
     ? 0
     : (spawnSync(
         process.execPath,
-        ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=240000', ...flags, ...batch.sort()],
+        [
+          '--conditions=@strongroom/source',
+          '--import',
+          'tsx',
+          '--test',
+          '--test-concurrency=2',
+          '--test-timeout=240000',
+          ...flags,
+          ...batch.sort(),
+        ],
         { stdio: 'inherit' },
       ).status ?? 1)
 // Browser tests run on their own after the rest: a browser beside two busy test files on two cores misses its waits.

@@ -6,7 +6,7 @@
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
-import { build, type Plugin } from 'vite'
+import { build, defaultClientConditions, type Plugin } from 'vite'
 
 export const webRoot = import.meta.dirname
 export const defaultOutDir = path.join(webRoot, 'dist')
@@ -81,6 +81,8 @@ export async function buildWeb(options: { outDir?: string; quiet?: boolean } = {
     logLevel: options.quiet ? 'silent' : 'info',
     plugins: [pageSizes((s) => (sizes = s))],
     oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+    // The SDK from its sources, like the tests: the pages never depend on the SDK's own build being there or current.
+    resolve: { conditions: ['@strongroom/source', ...defaultClientConditions] },
     build: {
       outDir,
       emptyOutDir: true,

@@ -5,6 +5,7 @@ import { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './
 import { createDpopProof } from './dpop.ts'
 import { bytesToBase64, platformFetch, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
+import type { CustomerFactor, FactorProof } from './factors.ts'
 import { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
 import type {
   Passkey,
@@ -483,9 +484,50 @@ export class StrongroomClient {
     return this.request<PasskeyCreationOptions>('POST', `${this.#passkeyPath()}/registration/options`)
   }
 
-  /** Sends `credential.toJSON()` from `navigator.credentials.create`; the server keeps the public key. */
-  registerPasskey(credential: PasskeyRegistrationCredential) {
-    return this.request<Passkey>('POST', `${this.#passkeyPath()}/registration`, { credential })
+  /**
+   * Sends `credential.toJSON()` from `navigator.credentials.create`; the server keeps the public key. A device whose
+   * customer already holds a factor proves it (`stepUp`): a passkey, or the authenticator app when they have no passkey.
+   */
+  registerPasskey(credential: PasskeyRegistrationCredential, stepUp?: FactorProof) {
+    return this.request<Passkey>('POST', `${this.#passkeyPath()}/registration`, {
+      credential,
+      ...(stepUp ? { stepUp } : {}),
+    })
+  }
+
+  /** A device: its customer's authenticator apps and passkeys, with their cooling-off. */
+  async listFactors(): Promise<CustomerFactor[]> {
+    return (await this.request<{ factors: CustomerFactor[] }>('GET', '/v1/factors')).factors
+  }
+
+  /** Staff: a customer's authenticator apps and passkeys (a factor still cooling off is a risk signal). */
+  async customerFactors(customerId: string): Promise<CustomerFactor[]> {
+    const path = `/v1/customers/${encodeURIComponent(customerId)}/factors`
+    return (await this.request<{ factors: CustomerFactor[] }>('GET', path)).factors
+  }
+
+  /** A device: starts enrolling an authenticator app; the answer's URI (or QR code) goes into the app. */
+  enrolTotp() {
+    return this.request<{ factorId: string; otpauthUri: string; qrCodeSvg: string }>('POST', '/v1/factors/totp')
+  }
+
+  /**
+   * A device: activates the enrolled authenticator app with its first code. Replacing an active one needs `stepUp`
+   * (a code of the old app, or a passkey).
+   */
+  confirmTotp(code: string, stepUp?: FactorProof): Promise<void> {
+    return this.request('POST', '/v1/factors/totp/confirm', { code, ...(stepUp ? { stepUp } : {}) })
+  }
+
+  /** A device: removes one of its customer's factors, proven by a factor at least as strong (the same one will do). */
+  removeFactor(factorId: string, stepUp: FactorProof): Promise<void> {
+    return this.request('POST', `/v1/factors/${encodeURIComponent(factorId)}/remove`, { stepUp })
+  }
+
+  /** Staff: removes every factor of a customer who lost them (audited with the reason; their devices are told). */
+  resetFactors(customerId: string, reason: string) {
+    const path = `/v1/customers/${encodeURIComponent(customerId)}/factors/reset`
+    return this.request<{ removed: number }>('POST', path, { reason })
   }
 
   /** A device: its customer's passkeys. */

@@ -47,6 +47,7 @@ export { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './
 export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'
 export { StrongroomError } from './errors.ts'
+export type { CustomerFactor, FactorProof } from './factors.ts'
 export { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
 export {
   type Passkey,
@@ -69,7 +70,7 @@ export {
   pivotTokenOf,
   sendPivotSmsCode,
 } from './pivot.ts'
-export type { Conversation, Message, ProblemDocument } from './protocol.ts'
+export type { Conversation, Message, ProblemDocument, SecurityNotice } from './protocol.ts'
 export {
   type ConversationChannel,
   channelNames,

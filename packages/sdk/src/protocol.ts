@@ -129,6 +129,19 @@ export interface ProblemDocument {
   wipeCommand?: string
 }
 
+/**
+ * Told on the stream to every device of a customer when their factors change (a TOTP app or passkey added or
+ * removed, or all reset by the bank's staff), so that a change the customer did not make is seen at once.
+ */
+export interface SecurityNotice {
+  kind: 'factor-added' | 'factor-removed' | 'factors-reset'
+  /** The factor changed; null for a reset of all of them. */
+  factor: 'totp' | 'passkey' | null
+  /** Who made the change: one of the customer's devices (which) or the bank's staff. */
+  by: { kind: 'device'; deviceId: string } | { kind: 'staff' }
+  at: string
+}
+
 /** What the server sends on the stream. */
 export type ServerFrame =
   | {
@@ -150,6 +163,7 @@ export type ServerFrame =
   | { type: 'heartbeat' }
   | { type: 'pong' }
   | { type: 'closing'; reason: string; cursors: Record<string, number> }
+  | { type: 'notice'; notice: SecurityNotice }
 
 export * from './channel-protocol.ts'
 export { CloseCode } from './close-codes.ts'

@@ -2,7 +2,7 @@ import type { OutgoingMessage, StrongroomClient, WebSocketConstructor } from './
 import { CloseCode } from './close-codes.ts'
 import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
-import type { Message, SendFrame, ServerFrame } from './protocol.ts'
+import type { Message, SecurityNotice, SendFrame, ServerFrame } from './protocol.ts'
 import { isDeviceSuspendedProblem, isDeviceWipedProblem } from './wipe-problem.ts'
 
 export interface StreamOptions {
@@ -12,6 +12,8 @@ export interface StreamOptions {
   onJoined?: (conversationId: string) => void
   /** No longer a member (a staff member whose conversation was transferred): nothing more of it arrives. */
   onLeft?: (conversationId: string) => void
+  /** A device's customer changed their factors (from this device or another, or the bank reset them). */
+  onNotice?: (notice: SecurityNotice) => void
   onStateChange?: (state: StreamState) => void
   /** A failure the stream cannot recover from by reconnecting (credentials refused). */
   onError?: (error: Error) => void
@@ -207,6 +209,9 @@ export class MessageStream {
         this.#cursors.delete(frame.conversationId)
         this.#unacked.delete(frame.conversationId)
         this.#options.onLeft?.(frame.conversationId)
+        return
+      case 'notice':
+        this.#options.onNotice?.(frame.notice)
         return
       case 'error': {
         const pending = frame.ref === undefined ? undefined : this.#outbox.get(frame.ref)

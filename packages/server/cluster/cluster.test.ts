@@ -15,6 +15,7 @@ import { Keyring } from '../src/platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../src/platform/keyring/local-key-file.ts'
 import { createStaff, issueStaffToken } from '../src/tenancy/staff.ts'
 import { createTenant } from '../src/tenancy/tenants.ts'
+import { strongroomFromSource } from '../src/testing/cli.ts'
 import { createTestDatabase, type TestDatabase } from '../src/testing/harness.ts'
 import { httpsStatus, type RunningCluster, startCluster } from './local-cluster.ts'
 
@@ -143,6 +144,7 @@ describe('the cluster: HAProxy with TLS in front of three production nodes', { s
       nodePorts: [n1, n2, n3] as [number, number, number],
       metricsPorts: [m1, m2, m3] as [number, number, number],
       nodeEnv: { LOG_LEVEL: 'warn' },
+      strongroom: strongroomFromSource,
     })
   })
 

@@ -25,6 +25,8 @@ export interface ClusterOptions {
   certificate?: string | undefined
   /** More environment for every node (tests shorten timers with it). */
   nodeEnv?: NodeJS.ProcessEnv
+  /** Node's arguments that run `strongroom`: the compiled command by default; tests run it from the sources. */
+  strongroom?: readonly string[]
 }
 
 export interface ClusterNode {
@@ -49,9 +51,9 @@ export interface RunningCluster {
 }
 
 /** Runs the `strongroom` command with an environment; stdout parsed as JSON, stderr's one line as the error. */
-function strongroom(env: NodeJS.ProcessEnv, args: string[]): unknown {
+function strongroom(command: readonly string[], env: NodeJS.ProcessEnv, args: string[]): unknown {
   try {
-    return JSON.parse(execFileSync(process.execPath, [cli, ...args], { env, encoding: 'utf8', stdio: 'pipe' }))
+    return JSON.parse(execFileSync(process.execPath, [...command, ...args], { env, encoding: 'utf8', stdio: 'pipe' }))
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim()
     throw new Error(`strongroom ${args.join(' ')} failed: ${stderr || (error as Error).message}`)
@@ -122,6 +124,7 @@ export function nodeEnvironment(options: ClusterOptions): NodeJS.ProcessEnv {
     DATABASE_URL: options.databaseUrl,
     NATS_URL: options.natsUrl,
     STRONGROOM_KEY_FILE: path.join(options.stateDir, 'keys', 'keyring.json'),
+    STRONGROOM_ARCHIVE_KEY_FILE: path.join(options.stateDir, 'keys', 'archive-keyring.json'),
     STRONGROOM_PUBLIC_URL: publicUrl,
     STRONGROOM_RP_ID: 'localhost',
     STRONGROOM_RP_ORIGINS: `https://localhost:${options.httpsPort}`,
@@ -132,12 +135,13 @@ export function nodeEnvironment(options: ClusterOptions): NodeJS.ProcessEnv {
 
 /** Starts a node and waits until it answers /readyz; its output goes to its log file. */
 async function startNode(
+  command: readonly string[],
   name: string,
   env: NodeJS.ProcessEnv,
   logFile: string,
   children: ChildProcess[],
 ): Promise<ClusterNode> {
-  const child = spawn(process.execPath, [cli, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...command, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   const log = createWriteStream(logFile, { flags: 'a', mode: 0o600 })
   child.stdout?.pipe(log)
@@ -149,7 +153,7 @@ async function startNode(
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)
   const url = `http://${env.HOST}:${env.PORT}`
-  const deadline = Date.now() + 120_000
+  const deadline = Date.now() + 180_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${output.trim()}`)
     const status = await fetch(`${url}/readyz`).then(
@@ -159,7 +163,7 @@ async function startNode(
     if (status === 200) break
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
-      throw new Error(`${name} was not ready within 120 s (/readyz ${status}): ${output.trim()}`)
+      throw new Error(`${name} was not ready within 180 s (/readyz ${status}): ${output.trim()}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
@@ -212,10 +216,9 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const quoted = Object.entries(settings).map(([key, value]) => `${key}='${String(value).replaceAll("'", `'\\''`)}'`)
   writeFileSync(path.join(options.stateDir, 'node.env'), `${quoted.join('\n')}\n`, { mode: 0o600 })
   await ensureDatabase(options.databaseUrl)
-  if (!existsSync(env.STRONGROOM_KEY_FILE as string)) strongroom(env, ['keys', 'init'])
-  if (!existsSync(path.join(path.dirname(env.STRONGROOM_KEY_FILE as string), 'archive-keyring.json'))) {
-    strongroom(env, ['keys', 'init', '--archive'])
-  }
+  const command = options.strongroom ?? [cli]
+  if (!existsSync(env.STRONGROOM_KEY_FILE as string)) strongroom(command, env, ['keys', 'init'])
+  if (!existsSync(env.STRONGROOM_ARCHIVE_KEY_FILE as string)) strongroom(command, env, ['keys', 'init', '--archive'])
 
   const children: ChildProcess[] = []
   let haproxy: ChildProcess | undefined
@@ -227,6 +230,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     const started = await Promise.all(
       options.nodePorts.map((port, i) =>
         startNode(
+          command,
           `node${i + 1}`,
           {
             ...env,
@@ -269,7 +273,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       caCertificate,
       nodes: started,
       env,
-      run: (args) => strongroom(env, args),
+      run: (args) => strongroom(command, env, args),
       stop,
     }
   } catch (error) {

@@ -1,12 +1,10 @@
-// `npm run cluster`: HAProxy with TLS on https://127.0.0.1:8443 in front of three production-mode nodes on the local
+// `npm run cluster` (which builds first, when stale: the nodes run the compiled `strongroom`): HAProxy with TLS on https://127.0.0.1:8443 in front of three production-mode nodes on the local
 // PostgreSQL and NATS, until Ctrl-C. Settings: DATABASE_URL, NATS_URL, STRONGROOM_TLS_CERT (the operator's PEM),
 // STRONGROOM_CLUSTER_DIR (./strongroom-cluster).
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { startCluster } from './local-cluster.ts'
 
-const repository = path.resolve(import.meta.dirname, '../../..')
 const stateDir = path.resolve(process.env.STRONGROOM_CLUSTER_DIR ?? 'strongroom-cluster')
 
 const haproxy = spawnSync('haproxy', ['-v'], { stdio: 'ignore' })
@@ -14,15 +12,6 @@ if (haproxy.error) {
   process.stderr.write('cluster: haproxy is not installed (Debian: apt-get install haproxy)\n')
   process.exit(1)
 }
-// Production serves the built pages and never builds them: build them once here.
-if (!existsSync(path.join(repository, 'packages/web/dist/.vite/manifest.json'))) {
-  const build = spawnSync(process.execPath, ['--import', 'tsx', 'packages/web/build.ts'], {
-    cwd: repository,
-    stdio: 'inherit',
-  })
-  if (build.status !== 0) process.exit(build.status ?? 1)
-}
-
 try {
   const cluster = await startCluster({
     stateDir,

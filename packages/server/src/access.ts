@@ -1,15 +1,15 @@
-import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
-import { verifyDpopProof } from './identity/dpop.ts'
+import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
 import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
+import { actorOf, type Principal } from './platform/http/principal.ts'
 import { Problem } from './platform/http/problems.ts'
-import { actorOf, type Principal } from './principal.ts'
+import { requestHtu, singleHeader } from './platform/http/request.ts'
+import type { Scope } from './platform/http/roles.ts'
 import { authenticateClientToken } from './tenancy/api-clients.ts'
-import type { Scope } from './tenancy/roles.ts'
 import { authenticateStaffToken } from './tenancy/staff.ts'
 
 /**
@@ -81,6 +81,7 @@ export const accessTable: Record<string, Access> = {
   'GET /v1/consents/:consentId':                        any('consents:write'),
   'POST /v1/api-clients':                               staff('staff:admin'),
   'POST /v1/oauth/token':                               anyone,
+  'GET /.well-known/oauth-authorization-server':        anyone,
   'POST /v1/consents/:consentId/approve':               device,
   'POST /v1/consents/:consentId/decline':               device,
   'GET /.well-known/jwks.json':                         anyone,
@@ -88,6 +89,10 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/factors/totp':                              device,
   'POST /v1/factors/totp/confirm':                      device,
   'POST /v1/factors/totp/verify':                       device,
+  'GET /v1/factors':                                    device,
+  'POST /v1/factors/:factorId/remove':                  device,
+  'GET /v1/customers/:customerId/factors':              staff('customers:write'),
+  'POST /v1/customers/:customerId/factors/reset':       staff('factors:reset'),
   'POST /v1/factors/sms/send':                          any('customers:write'),
   'POST /v1/factors/sms/verify':                        any('customers:write'),
   'POST /v1/consents/:consentId/sms-confirmation':      staff('consents:write'),
@@ -180,19 +185,6 @@ export const accessTable: Record<string, Access> = {
   'POST /dev/simulator/provider/twilio/2010-04-01/Accounts/:accountSid/Messages.json': anyone,
   'POST /dev/simulator/provider/whatsapp/:version/:phoneNumberId/messages': anyone,
   'POST /dev/simulator/provider/messenger/:version/me/messages': anyone,
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal?: Principal
-    /** The risk flags of the device's integrity token, when the gate checked one. */
-    integrityFlags?: string[]
-  }
-}
-
-/** The URL a DPoP proof must name for this request: scheme, host and path, as the client addressed us. */
-export function requestHtu(request: FastifyRequest): string {
-  return `${request.protocol}://${request.host}${request.url.split('?')[0]}`
 }
 
 /**
@@ -300,7 +292,7 @@ export function installAccessControl(
         htu: requestHtu(request),
       })
     } catch (error) {
-      reply.header('www-authenticate', 'Bearer, DPoP algs="ES256 EdDSA"')
+      reply.header('www-authenticate', `Bearer, DPoP algs="${DEVICE_KEY_ALGORITHMS.join(' ')}"`)
       throw error
     }
     const refusal = refusalFor(access, principal)
@@ -350,14 +342,4 @@ async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal
     reason: problem.kind,
     details: route ? { route } : {},
   })
-}
-
-export function singleHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? undefined : value
-}
-
-/** The principal that the access hook put on the request; routes behind a staff or member rule always have one. */
-export function principalOf(request: FastifyRequest): Principal {
-  if (!request.principal) throw new Problem('auth/missing-credentials')
-  return request.principal
 }

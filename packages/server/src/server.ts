@@ -14,12 +14,16 @@ import { passkeyRoutes } from './auth/passkey-routes.ts'
 import { authRoutes } from './auth/routes.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import { simSwapSimulatorRoutes } from './auth/sim-swap-simulator.ts'
+import type { SmsSender } from './auth/sms-otp.ts'
+import { openChannels } from './channels/channel-services.ts'
 import type { ChannelDeps } from './channels/public-messages.ts'
 import { channelRoutes } from './channels/routes.ts'
 import { channelSimulatorRoutes } from './channels/simulator.ts'
-import { SmppLinks } from './channels/smpp-links.ts'
+import { sendTransactionalSms } from './channels/sms.ts'
 import { channelWebhookRoutes } from './channels/webhook-routes.ts'
 import { consentRoutes } from './consent/routes.ts'
+import { handleSmsReply } from './consent/sms-confirmation.ts'
+import { removeMemberEverywhere } from './conversations/conversations.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { purgeExpiredMessages } from './conversations/purge-expired-messages.ts'
 import { retentionRoutes } from './conversations/retention-routes.ts'
@@ -38,10 +42,12 @@ import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { invitePivot } from './pivot/pivot.ts'
+import { pivotRoutes, pivotStepUpRoutes } from './pivot/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
-import { type DatabaseHandle, migrateToLatest, openDatabase } from './platform/db/database.ts'
+import { type DatabaseHandle, migrateToLatest, openDatabase, whileDatabaseUnavailable } from './platform/db/database.ts'
 import { type App, createHttpServer } from './platform/http/fastify.ts'
 import { serveMetrics } from './platform/http/metrics-endpoint.ts'
 import { Problem } from './platform/http/problems.ts'
@@ -75,6 +81,8 @@ export interface RunningServer {
 }
 
 const HOUSEKEEPING_MS = 60_000
+/** How long a starting node waits for an unreachable database before it gives up and exits. */
+const STARTUP_DATABASE_DEADLINE_MS = 120_000
 
 /**
  * Opens the key provider, the database (migrating it), the bus, and serves HTTP and WebSocket until closed.
@@ -88,15 +96,38 @@ export async function startServer(
   const metrics = createMetrics()
   const keyProvider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
   const database = options.database ?? (await openDatabase(config, { inMemory: options.inMemoryDatabase ?? false }))
-  const applied = await migrateToLatest(database.db)
+  const stopWatchingDatabase = database.onConnectionLost((error) => {
+    metrics.databaseConnectionsLost.inc()
+    log.warn({ code: (error as { code?: string }).code, reason: error.message }, 'database connection lost')
+  })
+  // Start-up's reads and get-or-create writes are safe to repeat; they wait for a database that is not there yet or
+  // drops the connection meanwhile.
+  const startupStep = <T>(step: () => Promise<T>) =>
+    whileDatabaseUnavailable(step, {
+      deadlineMs: STARTUP_DATABASE_DEADLINE_MS,
+      onRetry: (error, delayMs) =>
+        log.warn({ code: (error as { code?: string }).code, retryInMs: delayMs }, 'database unavailable at start-up'),
+    })
+  const applied = await startupStep(() => migrateToLatest(database.db))
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated')
   if (config.mode === 'production') {
-    await refuseDevSeededDatabase({ db: database.db, config, log }).catch(async (error: unknown) => {
+    await startupStep(() => refuseDevSeededDatabase({ db: database.db, config, log })).catch(async (error: unknown) => {
       if (!options.database) await database.close()
       throw error
     })
   }
   const bus = await openBus(config)
+  metrics.busConnected.set(bus.connected() ? 1 : 0)
+  bus.onDisconnect(() => {
+    metrics.busConnected.set(0)
+    metrics.busDisconnects.inc()
+    log.warn({ bus: bus.kind }, 'bus disconnected: live delivery from other nodes waits until it is back')
+  })
+  bus.onReconnect(() => {
+    metrics.busConnected.set(1)
+    metrics.busReconnects.inc()
+    log.info({ bus: bus.kind }, 'bus reconnected: streams re-read what they may have missed')
+  })
   // The archive's own KEK: every node that archives (the archive member, public-channel intake) or reads the archive
   // needs it; a node without the file neither writes nor reads archive content.
   const archiveKek =
@@ -125,7 +156,7 @@ export async function startServer(
   installAccessControl(app, ctx, integrityGate, integrityRequired)
 
   const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
-  const wipeKey = await openSigningKey(ctx.db, keyProvider, 'wipe-command')
+  const wipeKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'wipe-command'))
   const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
     const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
     const principal = await authenticate(ctx, credentials).catch(async (error: unknown) => {
@@ -165,8 +196,11 @@ export async function startServer(
       ]),
     log,
   })
-  const auditChainer = startAuditChainer(ctx, await openSigningKey(ctx.db, keyProvider, 'audit-checkpoint'))
-  const archiveSigner = await openSigningKey(ctx.db, keyProvider, 'archive-checkpoint')
+  const auditChainer = startAuditChainer(
+    ctx,
+    await startupStep(() => openSigningKey(ctx.db, keyProvider, 'audit-checkpoint')),
+  )
+  const archiveSigner = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'archive-checkpoint'))
   const archiveChainer = startArchiveChainer(ctx, archiveSigner)
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
@@ -175,6 +209,8 @@ export async function startServer(
     options: { maxPayload: bodyLimit },
     preClose: async () => {
       closing = true
+      metrics.drains.inc()
+      log.info('draining: readiness fails, streams are told where to resume, queued messages commit')
       await housekeeping.stop()
       await hub.close()
     },
@@ -189,31 +225,38 @@ export async function startServer(
     await webhooks.stop()
     integrityGate.deactivated.close()
     await bus.close()
+    stopWatchingDatabase()
     if (!options.database) await database.close()
   })
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }))
+  // Ready means this node can serve: it is not draining and its database answers. The bus is not part of it: without
+  // the bus a node still commits and delivers to its own sockets, and other nodes catch up when it is back; its
+  // state is in /metrics and the logs.
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const [dbReady, busReady] = await Promise.all([database.ready(), bus.ready()])
-    if (closing || !dbReady || !busReady) {
-      const why = closing ? 'shutting down' : !dbReady ? 'database not ready' : 'bus not reachable'
-      throw new Problem('server/unavailable', why)
-    }
-    return reply.send({ status: 'ready', database: database.kind, bus: bus.kind })
+    if (closing) throw new Problem('server/unavailable', 'shutting down')
+    if (!(await database.ready())) throw new Problem('server/unavailable', 'database not ready')
+    return reply.send({ status: 'ready', database: database.kind, bus: bus.kind, busConnected: bus.connected() })
   })
   const metricsEndpoint = await serveMetrics(app, config, metrics)
   app.addHook('onClose', () => metricsEndpoint.close())
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(async (scope) => tenancyRoutes(scope, ctx))
   await app.register(async (scope) => oauthRoutes(scope, ctx))
-  await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey }))
+  await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey, onRevoked: removeMemberEverywhere }))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => retentionRoutes(scope, ctx))
   await app.register(async (scope) => auditRoutes(scope, ctx))
   // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
   let listeningUrl = ''
   const publicUrl = () => config.publicUrl ?? listeningUrl
-  const channelDeps: ChannelDeps = {
+  let simSwap: SimSwapProvider = {
+    check: () => Promise.reject(new SimSwapUnavailable('not configured')),
+    retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
+  }
+  if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
+  const receiptKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'consent-receipt'))
+  const channelDeps: ChannelDeps = openChannels(ctx, {
     messageLog,
     env: {
       publicUrl,
@@ -221,25 +264,23 @@ export async function startServer(
       simulatorUrl:
         config.mode === 'dev' ? (connector) => `${listeningUrl}/dev/simulator/provider/${connector}` : undefined,
     },
-  }
-  let simSwap: SimSwapProvider = {
-    check: () => Promise.reject(new SimSwapUnavailable('not configured')),
-    retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
-  }
-  if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
-  const smppLinks = new SmppLinks(ctx, channelDeps)
-  channelDeps.smppLinks = smppLinks
-  channelDeps.env.smpp = (channel) => smppLinks.connector(channel)
-  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps, { simSwap: () => simSwap }))
+    smsReplyHandlers: [(reply) => handleSmsReply(ctx, { receiptKey, simSwap }, reply)],
+    inviteToSecureChannel: (invitation) => invitePivot(ctx, channelDeps, invitation),
+  })
+  const smppLinks = channelDeps.smppLinks
+  const sendSms: SmsSender = (sms) => sendTransactionalSms(ctx, channelDeps, sms)
+  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps))
+  await app.register(async (scope) => pivotRoutes(scope, ctx, channelDeps))
+  await app.register(async (scope) => pivotStepUpRoutes(scope, ctx, channelDeps, { simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => channelWebhookRoutes(scope, ctx, channelDeps))
   if (config.mode === 'dev') {
     await app.register(async (scope) =>
       channelSimulatorRoutes(scope, ctx, { listeningUrl: () => listeningUrl, publicUrl }),
     )
   }
-  await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap, channels: channelDeps }))
+  await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => passkeyRoutes(scope, ctx))
-  const tokenKey = await openSigningKey(ctx.db, keyProvider, 'integrity-token')
+  const tokenKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'integrity-token'))
   await app.register(async (scope) =>
     integrityRoutes(scope, ctx, {
       tokenKey,
@@ -248,8 +289,7 @@ export async function startServer(
     }),
   )
   if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
-  const receiptKey = await openSigningKey(ctx.db, keyProvider, 'consent-receipt')
-  const credentialKey = await openSigningKey(ctx.db, keyProvider, 'mls-credential')
+  const credentialKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'mls-credential'))
   const archiveMember = config.archiveMember
     ? await ArchiveMember.start(ctx, {
         credentialKey,
@@ -261,9 +301,7 @@ export async function startServer(
   await app.register(async (scope) =>
     e2eRoutes(scope, ctx, { credentialKey, prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId) }),
   )
-  await app.register(async (scope) =>
-    consentRoutes(scope, ctx, { receiptKey, simSwap: () => simSwap, channels: channelDeps }),
-  )
+  await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey, simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => webRoutes(scope, ctx))
   await app.register(async (scope) => archiveRoutes(scope, ctx, { signer: archiveSigner }))
   await app.register(async (scope) => dataSubjectRoutes(scope, ctx))

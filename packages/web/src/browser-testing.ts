@@ -9,16 +9,15 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import AxeBuilder from '@axe-core/playwright'
+import { type Config, skipUnlessPresent, startTestServer, type TestServer } from '@strongroom/server/testing'
 import type { Page } from 'playwright-core'
-import type { Config } from '../../server/src/platform/config.ts'
-import { startTestServer, type TestServer } from '../../server/src/testing/harness.ts'
 import { buildWeb } from '../build.ts'
 
 export const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
-/** For `describe`'s skip option: false when Chromium is there, else why the browser tests cannot run. */
-export const withoutChromium = existsSync(CHROMIUM)
-  ? false
-  : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`
+/** For `describe`'s skip option: false when Chromium is there, else why the browser tests cannot run (under CI=true, a failure). */
+export const withoutChromium = skipUnlessPresent(
+  existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run does it)`,
+)
 export const outputDir = path.join(import.meta.dirname, '..', 'test-output')
 /** Generous: a loaded CI machine shares two cores between this browser, the server and other test files. */
 export const WAIT = 60_000

@@ -14,9 +14,8 @@ import { copyFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { configureSimulatedSms, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core'
-import { createTestBank, type TestBank, type TestServer } from '../../server/src/testing/harness.ts'
-import { configureSimulatedSms } from '../../server/src/testing/simulated-phone.ts'
 import {
   assertAccessible,
   CHROMIUM,

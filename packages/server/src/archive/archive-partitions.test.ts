@@ -12,10 +12,9 @@ import {
   type TestDatabase,
   type TestServer,
 } from '../testing/harness.ts'
+import { needsPostgresAndNats } from '../testing/requirements.ts'
 import { secureConversation } from '../testing/secure-members.ts'
 import type { ArchiveRecord } from './archive-member.ts'
-
-const skip = !process.env.DATABASE_URL || !process.env.NATS_URL
 
 /** The partition of 2 a conversation falls in, computed here as an operator would check it. */
 const partitionOf = (conversationId: string) => createHash('sha256').update(conversationId).digest().readUInt32BE(0) % 2
@@ -24,7 +23,7 @@ const partitionOf = (conversationId: string) => createHash('sha256').update(conv
  * The archive member as two workers (STRONGROOM_ARCHIVE_PARTITION=0/2 and 1/2) on one PostgreSQL and NATS, for a bank
  * whose message rate one process cannot decrypt: between them they read every secure message, each once.
  */
-describe('the archive member in two partitions', { skip: skip && 'needs DATABASE_URL and NATS_URL' }, () => {
+describe('the archive member in two partitions', { skip: needsPostgresAndNats() }, () => {
   let database: TestDatabase
   let dataDir: string
   const workers: { server: TestServer; records: ArchiveRecord[] }[] = []

@@ -1,14 +1,13 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
+import type { Actor } from '../platform/http/principal.ts'
 
 /** The chain of events that belong to no tenant: key rotation, operator commands, refusals of unknown credentials. */
 export const SYSTEM_CHAIN = 'system'
 
 /** Who did it. Operators act through the CLI on the host; `system` is Strongroom itself. */
-export interface Actor {
-  kind: 'staff' | 'device' | 'client' | 'operator' | 'system'
-  id: string | null
-}
+/** Defined beside the principals in platform/http (the access rules name it); exported here for the audit log's callers. */
+export type { Actor }
 
 export const operator: Actor = { kind: 'operator', id: null }
 

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { problemResponses } from '../platform/http/schemas.ts'
 import { toAuditEventView } from './event-view.ts'
 

@@ -1,16 +1,17 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server'
 import { type Static, Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import { recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
+import { scopes } from '../platform/http/roles.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf, type Principal } from '../principal.ts'
-import { scopes } from '../tenancy/roles.ts'
 import { findStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { findTenant } from '../tenancy/tenants.ts'
+import { changerOf, type FactorProof, noticeFactorChange, proveFactorChange } from './factor-changes.ts'
 import {
   listPasskeys,
   type PasskeyOwner,
@@ -62,6 +63,12 @@ export const AssertionCredential = Type.Object(
   { additionalProperties: false },
 )
 
+/** The step-up that proves a factor change: a code of the active authenticator app, or a passkey assertion. */
+export const FactorProofSchema = Type.Union([
+  Type.Object({ totpCode: Type.String({ pattern: '^[0-9]{6}$' }) }, { additionalProperties: false }),
+  Type.Object({ passkey: AssertionCredential }, { additionalProperties: false }),
+])
+
 const Options = Type.Object(
   { challenge: Type.String() },
   {
@@ -78,7 +85,10 @@ export const PasskeySchema = Type.Object({
   createdAt: Type.String(),
   lastUsedAt: Type.Union([Type.String(), Type.Null()]),
 })
-const RegisterBody = Type.Object({ credential: RegistrationCredential }, { additionalProperties: false })
+const RegisterBody = Type.Object(
+  { credential: RegistrationCredential, stepUp: Type.Optional(FactorProofSchema) },
+  { additionalProperties: false },
+)
 const StaffSignInOptionsBody = Type.Object({ tenantId: idOf('ten') }, { additionalProperties: false })
 
 /** The owner a principal registers passkeys for: a device's customer, or the staff member themself. */
@@ -137,7 +147,10 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
       `${prefix}/registration`,
       {
         schema: {
-          summary: `Finish registering a passkey for ${who}`,
+          summary:
+            prefix === '/v1/passkeys'
+              ? `Finish registering a passkey for ${who}; while they hold a factor, with a step-up (stepUp)`
+              : `Finish registering a passkey for ${who}`,
           tags: ['auth'],
           body: RegisterBody,
           response: { 201: PasskeySchema, ...problemResponses(400, 401, 403, 409, 503) },
@@ -145,12 +158,28 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
       },
       async (request, reply) => {
         const principal = principalOf(request)
+        const actor = actorOf(principal)
+        if (principal.kind === 'device') {
+          const changer = changerOf(principal)
+          const stepUp = request.body.stepUp as FactorProof | undefined
+          await proveFactorChange(ctx, changer, { action: 'add', kind: 'passkey' }, stepUp)
+          const passkey = await registerPasskey(
+            ctx,
+            principal.tenantId,
+            ownerOf(principal),
+            asRegistration(request.body),
+            actor,
+          )
+          noticeFactorChange(ctx, changer, { kind: 'factor-added', factor: 'passkey' })
+          return reply.status(201).send(passkey)
+        }
+        if (request.body.stepUp) throw new Problem('request/invalid', 'stepUp is for customers')
         const passkey = await registerPasskey(
           ctx,
           principal.tenantId,
           ownerOf(principal),
           asRegistration(request.body),
-          actorOf(principal),
+          actor,
         )
         return reply.status(201).send(passkey)
       },

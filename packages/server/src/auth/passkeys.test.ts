@@ -34,10 +34,15 @@ describe('passkeys for customers and staff', () => {
   const authenticator = (options: { backupEligible?: boolean; counting?: boolean } = {}) =>
     new SoftwareAuthenticator({ origin, rpId, ...options })
 
+  /** The customer's first passkey: once they hold one, adding another is proven with it (issue 15). */
+  let held: SoftwareAuthenticator | undefined
+  const customerStepUp = async () =>
+    held ? { passkey: held.assert(await phone.client.passkeyAuthenticationOptions()) } : undefined
+
   /** Registers a new software passkey through a client (a device's customer's, or a staff member's own). */
   const register = async (client: StrongroomClient, key = authenticator()) => {
     const options = await client.passkeyRegistrationOptions()
-    await client.registerPasskey(key.register(options))
+    await client.registerPasskey(key.register(options), client === phone.client ? await customerStepUp() : undefined)
     return key
   }
 
@@ -98,6 +103,7 @@ describe('passkeys for customers and staff', () => {
     assert.equal(options.attestation, 'none')
     const key = authenticator({ backupEligible: true })
     const passkey = await phone.client.registerPasskey(key.register(options))
+    held = key
     assert.deepEqual([passkey.credentialId, passkey.backupEligible, passkey.backedUp], [key.id, true, true])
     assert.deepEqual(
       (await phone.client.listPasskeys()).map((p) => p.id),
@@ -212,7 +218,7 @@ describe('passkeys for customers and staff', () => {
       ] as const) {
         const options = await phone.client.passkeyRegistrationOptions()
         await assert.rejects(
-          phone.client.registerPasskey(authenticator().register(options, overrides)),
+          phone.client.registerPasskey(authenticator().register(options, overrides), await customerStepUp()),
           isProblem('auth/passkey-registration-invalid', reason),
         )
       }
@@ -221,20 +227,20 @@ describe('passkeys for customers and staff', () => {
 
     test('a registration challenge works once, for its owner only, and not after two minutes', async () => {
       const options = await phone.client.passkeyRegistrationOptions()
-      await phone.client.registerPasskey(authenticator().register(options))
+      await phone.client.registerPasskey(authenticator().register(options), await customerStepUp())
       await assert.rejects(
-        phone.client.registerPasskey(authenticator().register(options)),
+        phone.client.registerPasskey(authenticator().register(options), await customerStepUp()),
         isProblem('auth/passkey-registration-invalid', 'challenge-invalid'),
       )
       const agents = await staffClient(bank.agentToken).passkeyRegistrationOptions()
       await assert.rejects(
-        phone.client.registerPasskey(authenticator().register(agents)),
+        phone.client.registerPasskey(authenticator().register(agents), await customerStepUp()),
         isProblem('auth/passkey-registration-invalid', 'challenge-invalid'),
       )
       const late = await phone.client.passkeyRegistrationOptions()
       await expireChallenges()
       await assert.rejects(
-        phone.client.registerPasskey(authenticator().register(late)),
+        phone.client.registerPasskey(authenticator().register(late), await customerStepUp()),
         isProblem('auth/passkey-registration-invalid', 'challenge-invalid'),
       )
     })

@@ -47,6 +47,8 @@ export interface VerifiedPasskey {
   userVerified: boolean
   backupEligible: boolean
   backedUp: boolean
+  /** When the passkey was registered: the cooling-off period runs from here. */
+  createdAt: Date
 }
 
 const TIMEOUT_MS = PASSKEY_CHALLENGE_TTL_SECONDS * 1000
@@ -382,5 +384,22 @@ export async function verifyPasskeyAssertion(
     userVerified: info.userVerified,
     backupEligible,
     backedUp: info.credentialBackedUp,
+    createdAt: new Date(row.created_at),
   }
+}
+
+/** Deletes an owner's passkeys (one, by id, or all) in the caller's transaction; gives what it deleted. */
+export async function deletePasskeys(
+  db: ServerContext['db'],
+  tenantId: string,
+  owner: PasskeyOwner,
+  passkeyId?: string,
+): Promise<string[]> {
+  let query = db
+    .deleteFrom('passkey_credentials')
+    .where('tenant_id', '=', tenantId)
+    .where('owner_kind', '=', owner.kind)
+    .where('owner_id', '=', owner.id)
+  if (passkeyId) query = query.where('id', '=', passkeyId)
+  return (await query.returning('id').execute()).map((row) => row.id)
 }

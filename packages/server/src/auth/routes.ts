@@ -1,15 +1,25 @@
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import { recordAudit } from '../audit/events.ts'
-import type { ChannelDeps } from '../channels/public-messages.ts'
+import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf, type Principal } from '../principal.ts'
 import { findTenant } from '../tenancy/tenants.ts'
+import {
+  changerOf,
+  type FactorProof,
+  listFactors,
+  noticeFactorChange,
+  proveFactorChange,
+  removeFactor,
+  resetFactors,
+} from './factor-changes.ts'
+import { FactorProofSchema } from './passkey-routes.ts'
 import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
-import { sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
+import { type SmsSender, sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
 import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy, simSwapWindowHours } from './step-up-policy.ts'
 import { enrolTotp, verifyTotp } from './totp.ts'
 
@@ -18,10 +28,23 @@ const CodeBody = Type.Object(
   { additionalProperties: false },
 )
 
+const FactorSchema = Type.Object({
+  id: Type.String(),
+  kind: oneOf(['totp', 'passkey'] as const),
+  status: oneOf(['pending', 'active'] as const),
+  createdAt: Type.String(),
+  activatedAt: Type.Union([Type.String(), Type.Null()]),
+  coolingOffUntil: Type.Union([Type.String(), Type.Null()]),
+})
+
+async function requireCustomer(ctx: ServerContext, tenantId: string, customerId: string): Promise<void> {
+  if (!(await findCustomer(ctx, tenantId, customerId))) throw new Problem('request/not-found', 'no such customer')
+}
+
 export async function authRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { simSwap: () => SimSwapProvider; channels: ChannelDeps },
+  deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
   /** A device acts for its own customer; staff name the customer. */
   function customerFor(principal: Principal, customerId: string | undefined): string {
@@ -50,7 +73,7 @@ export async function authRoutes(
       const principal = principalOf(request)
       const sent = await sendSmsOtp(
         ctx,
-        { simSwap: deps.simSwap(), channels: deps.channels },
+        { simSwap: deps.simSwap(), sendSms: deps.sendSms },
         {
           tenantId: principal.tenantId,
           customerId: customerFor(principal, request.body.customerId),
@@ -200,29 +223,123 @@ export async function authRoutes(
     },
   )
 
-  for (const [path, confirm, summary] of [
-    ['/v1/factors/totp/confirm', true, 'Activate the enrolled authenticator app with its first code'],
-    ['/v1/factors/totp/verify', false, 'Check a code of the active authenticator app (each code works once)'],
-  ] as const) {
-    app.post(
-      path,
-      {
-        schema: {
-          summary,
-          tags: ['auth'],
-          body: CodeBody,
-          response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
-        },
+  app.post(
+    '/v1/factors/totp/confirm',
+    {
+      schema: {
+        summary:
+          'Activate the enrolled authenticator app with its first code; replacing an active factor needs a step-up',
+        tags: ['auth'],
+        body: Type.Object(
+          { ...CodeBody.properties, stepUp: Type.Optional(FactorProofSchema) },
+          { additionalProperties: false },
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
-      async (request, reply) => {
-        const principal = principalOf(request)
-        if (principal.kind !== 'device') throw new Problem('auth/forbidden')
-        await verifyTotp(ctx, principal.tenantId, principal.customerId, request.body.code, {
-          confirm,
-          actor: actorOf(principal),
-        })
-        return reply.status(204).send(null)
+    },
+    async (request, reply) => {
+      const changer = changerOf(principalOf(request))
+      const { proven } = await proveFactorChange(
+        ctx,
+        changer,
+        { action: 'add', kind: 'totp' },
+        request.body.stepUp as FactorProof | undefined,
+      )
+      await verifyTotp(ctx, changer.tenantId, changer.customerId, request.body.code, {
+        confirm: true,
+        replacing: proven,
+        actor: { kind: 'device', id: changer.deviceId },
+      })
+      noticeFactorChange(ctx, changer, { kind: 'factor-added', factor: 'totp' })
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.post(
+    '/v1/factors/totp/verify',
+    {
+      schema: {
+        summary: 'Check a code of the active authenticator app (each code works once)',
+        tags: ['auth'],
+        body: CodeBody,
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
-    )
-  }
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      await verifyTotp(ctx, principal.tenantId, principal.customerId, request.body.code, { actor: actorOf(principal) })
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.get(
+    '/v1/factors',
+    {
+      schema: {
+        summary: "The authenticator apps and passkeys of this device's customer, with their cooling-off",
+        tags: ['auth'],
+        response: { 200: Type.Object({ factors: Type.Array(FactorSchema) }), ...problemResponses(401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const changer = changerOf(principalOf(request))
+      const factors = await listFactors(ctx, changer.tenantId, changer.customerId)
+      return reply.header('cache-control', 'no-store').send({ factors })
+    },
+  )
+
+  app.post(
+    '/v1/factors/:factorId/remove',
+    {
+      schema: {
+        summary: "Remove one of this device's customer's factors, proven by a step-up with a factor at least as strong",
+        tags: ['auth'],
+        params: Type.Object({ factorId: Type.Union([idOf('otp'), idOf('pky')]) }),
+        body: Type.Object({ stepUp: Type.Optional(FactorProofSchema) }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const changer = changerOf(principalOf(request))
+      await removeFactor(ctx, changer, request.params.factorId, request.body.stepUp as FactorProof | undefined)
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.get(
+    '/v1/customers/:customerId/factors',
+    {
+      schema: {
+        summary: "A customer's authenticator apps and passkeys (one added recently is still cooling off: a risk)",
+        tags: ['auth'],
+        params: Type.Object({ customerId: idOf('cus') }),
+        response: { 200: Type.Object({ factors: Type.Array(FactorSchema) }), ...problemResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await requireCustomer(ctx, principal.tenantId, request.params.customerId)
+      return { factors: await listFactors(ctx, principal.tenantId, request.params.customerId) }
+    },
+  )
+
+  app.post(
+    '/v1/customers/:customerId/factors/reset',
+    {
+      schema: {
+        summary:
+          'Staff-assisted reset: remove every factor of a customer who lost them (audited with the reason; every device of the customer is told)',
+        tags: ['auth'],
+        params: Type.Object({ customerId: idOf('cus') }),
+        body: Type.Object({ reason: Type.String({ minLength: 3, maxLength: 500 }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ removed: Type.Integer() }), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await requireCustomer(ctx, principal.tenantId, request.params.customerId)
+      return resetFactors(ctx, principal.tenantId, request.params.customerId, request.body, actorOf(principal))
+    },
+  )
 }

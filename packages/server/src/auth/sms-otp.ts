@@ -1,7 +1,5 @@
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto'
 import { type Actor, recordAudit } from '../audit/events.ts'
-import type { ChannelDeps } from '../channels/public-messages.ts'
-import { sendTransactionalSms } from '../channels/sms.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
@@ -19,6 +17,17 @@ const MIN_GAP_MS = 30_000
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config' | 'log'>
 
 /**
+ * Sends one SMS for a tenant outside any conversation (channels provides it: the tenant's Twilio, else SMPP, channel).
+ * Injected, so that the factors that send codes know nothing of connectors.
+ */
+export type SmsSender = (sms: {
+  tenantId: string
+  to: string
+  text: string
+  idempotencyKey: string
+}) => Promise<unknown>
+
+/**
  * A 6-digit code has a million values: a plain hash would be reversed at once by anyone reading the table. The code is
  * therefore stored as an HMAC under the tenant's index key (held by the keyring, not the database), bound to its row.
  */
@@ -32,7 +41,7 @@ function codeHash(ctx: Pick<ServerContext, 'keyring'>, tenantId: string, rowId: 
  */
 export async function sendSmsOtp(
   ctx: Ctx,
-  deps: { channels: ChannelDeps; simSwap: SimSwapProvider },
+  deps: { sendSms: SmsSender; simSwap: SimSwapProvider },
   input: { tenantId: string; customerId: string; actor: Actor; now?: number },
 ): Promise<{ expiresAt: string }> {
   const now = input.now ?? Date.now()
@@ -74,7 +83,7 @@ export async function sendSmsOtp(
     .execute()
   const bank = (await findTenant(ctx, input.tenantId))?.name ?? 'Your bank'
   // Stored before it is sent, so that a failed send still counts towards the resend limit.
-  await sendTransactionalSms(ctx, deps.channels, {
+  await deps.sendSms({
     tenantId: input.tenantId,
     to: phoneNumber,
     text: `${bank} code: ${code}. It expires in 5 minutes. Never share it: ${bank} will never ask you for it.`,

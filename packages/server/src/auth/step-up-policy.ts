@@ -54,6 +54,11 @@ export const StepUpPolicy = Type.Object(
     smsReplyMaxAmount: Type.Optional(Type.Array(MaxAmount, { maxItems: 20 })),
     /** A SIM change this recent blocks SMS factors for the customer; the deployment's setting (72 h) by default. */
     simSwapWindowHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 2400 })),
+    /**
+     * Cooling-off: a TOTP factor or passkey added less than this many hours ago satisfies no step-up the rules ask
+     * for, and proves no change to another factor; the console shows such a factor as a risk. None without it.
+     */
+    factorCoolingOffHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 720 })),
   },
   { additionalProperties: false },
 )
@@ -171,6 +176,40 @@ export function assessFactors(decision: StepUpDecision, presented: readonly Pres
         ? 'possession+sms-otp'
         : 'possession'
   return { missing, used: [...new Set(used)], assurance }
+}
+
+/** The factors a customer enrols (beyond the device key and the number on file). */
+export type EnrolledFactorKind = 'totp' | 'passkey'
+
+/**
+ * How strong an enrolled factor is, in the terms of `assessFactors`: a passkey (always registered and used with user
+ * verification) satisfies everything TOTP does and more, so it ranks above.
+ */
+export const factorAssurance: Record<EnrolledFactorKind, number> = { totp: 1, passkey: 2 }
+
+/**
+ * Which factor a change to a customer's factors must be proven with, given the factors they hold: none while they
+ * hold none (the first one); otherwise one of at least the assurance of the factor added, replaced or removed, or,
+ * when they hold nothing that strong, their strongest (a customer with TOTP proves it to add a passkey, not less).
+ */
+export function proofNeededFor(
+  change: EnrolledFactorKind,
+  held: readonly EnrolledFactorKind[],
+): EnrolledFactorKind | undefined {
+  if (held.length === 0) return undefined
+  const strongest = Math.max(...held.map((kind) => factorAssurance[kind]))
+  return Math.min(factorAssurance[change], strongest) >= factorAssurance.passkey ? 'passkey' : 'totp'
+}
+
+/** When a factor activated at `activatedAt` leaves the tenant's cooling-off period, if it is still in it. */
+export function coolingOffUntil(
+  policy: Pick<StepUpPolicy, 'factorCoolingOffHours'>,
+  activatedAt: Date,
+  now = new Date(),
+): Date | undefined {
+  if (!policy.factorCoolingOffHours) return undefined
+  const until = new Date(activatedAt.getTime() + policy.factorCoolingOffHours * 3_600_000)
+  return until > now ? until : undefined
 }
 
 const POLICY_NAME = 'step-up'

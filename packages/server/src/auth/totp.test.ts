@@ -75,11 +75,13 @@ describe('TOTP factors of customers', () => {
 
   test('each code works once, within ±1 step; five wrong codes lock the factor for fifteen minutes', async () => {
     const t0 = Date.UTC(2026, 10, 24, 12, 0, 0)
-    const { otpauthUri } = await enrolTotp(server.ctx, bank.tenantId, bank.customerId, 'Bank', operator)
+    // A customer of their own: the first test's already holds an active factor, which a confirmation may not replace.
+    const { tenantId, customerId } = await createTestBank(server, 'Totp Window Bank')
+    const { otpauthUri } = await enrolTotp(server.ctx, tenantId, customerId, 'Bank', operator)
     const totp = URI.parse(otpauthUri) as TOTP
     const code = (t: number) => totp.generate({ timestamp: t })
     const verify = (c: string, now: number, confirm = false) =>
-      verifyTotp(server.ctx, bank.tenantId, bank.customerId, c, { confirm, actor: operator, now })
+      verifyTotp(server.ctx, tenantId, customerId, c, { confirm, actor: operator, now })
 
     await verify(code(t0), t0, true)
     await rejects(verify(code(t0), t0)) // replayed
@@ -90,6 +92,30 @@ describe('TOTP factors of customers', () => {
     await rejects(verify(code(t0 + 60_000), t0 + 60_000)) // right, but locked
     const later = t0 + 16 * 60_000
     await verify(code(later), later)
+  })
+
+  test('confirming a new authenticator never replaces the active one without a step-up', async () => {
+    const { otpauthUri } = await enrolTotp(server.ctx, bank.tenantId, bank.customerId, 'Bank', operator)
+    const swapped = URI.parse(otpauthUri) as TOTP
+    const confirm = (replacing: boolean) =>
+      verifyTotp(server.ctx, bank.tenantId, bank.customerId, swapped.generate(), {
+        confirm: true,
+        replacing,
+        actor: operator,
+      })
+    await assert.rejects(confirm(false), (e: { kind?: string }) => e.kind === 'auth/step-up-required')
+    const factors = await server.ctx.db
+      .selectFrom('totp_factors')
+      .select('status')
+      .where('customer_id', '=', bank.customerId)
+      .orderBy('created_at')
+      .execute()
+    assert.deepEqual(
+      factors.map((f) => f.status),
+      ['active', 'pending'],
+    )
+    const replaced = await confirm(true)
+    assert.ok(replaced.activatedAt.getTime() > Date.now() - 5_000)
   })
 
   test('a customer without a factor gets the same answer as a wrong code', async () => {

@@ -58,79 +58,117 @@ export async function enrolTotp(ctx: Ctx, tenantId: string, customerId: string, 
 }
 
 /**
- * Checks a TOTP code of the customer's active factor (or, with `confirm`, of the pending one, which it then activates
- * in place of any older factor). A code works once: the time step it belongs to must be later than the last one
- * used. Five wrong codes lock the factor for fifteen minutes. Every failure looks the same to the caller, whether the
- * customer has no factor, the code is wrong, used or late, or the factor is locked.
+ * Checks a TOTP code of the customer's active factor (or, with `confirm`, of the pending one, which it then activates).
+ * Confirming never replaces an active factor unless the caller proved a step-up for it (`replacing`, see
+ * `factor-changes.ts`): otherwise any enrolled device could swap the authenticator out from under the step-up. A code
+ * works once: the time step it belongs to must be later than the last one used. Five wrong codes lock the factor for
+ * fifteen minutes. Every failure looks the same to the caller, whether the customer has no factor, the code is wrong,
+ * used or late, or the factor is locked. Gives the factor that answered and when it became active.
  */
 export async function verifyTotp(
   ctx: Ctx,
   tenantId: string,
   customerId: string,
   code: string,
-  options: { confirm?: boolean; actor: Actor; now?: number },
-): Promise<void> {
+  options: { confirm?: boolean; replacing?: boolean; actor: Actor; now?: number },
+): Promise<{ factorId: string; activatedAt: Date }> {
   const now = options.now ?? Date.now()
-  const outcome = await ctx.db.transaction().execute(async (trx) => {
-    const factor = await trx
-      .selectFrom('totp_factors')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('customer_id', '=', customerId)
-      .where('status', '=', options.confirm ? 'pending' : 'active')
-      .forUpdate()
-      .executeTakeFirst()
-    const secret = factor
-      ? Secret.fromBase32(await ctx.keyring.decryptText(tenantId, secretField(factor.id), factor.secret))
-      : new Secret({ size: 20 })
-    // Computed even without a factor, so that its absence does not answer faster.
-    const delta = totpFor(secret, customerId, 'strongroom').validate({ token: code, window: WINDOW, timestamp: now })
-    if (!factor) return 'no factor'
-    if (factor.locked_until && new Date(factor.locked_until).getTime() > now) return 'locked'
-    const step = Math.floor(now / 1000 / PERIOD_SECONDS) + (delta ?? 0)
-    if (delta === null || step <= Number(factor.last_used_step)) {
-      const failures = factor.failed_attempts + 1
+  const outcome = await ctx.db
+    .transaction()
+    .execute(async (trx) => {
+      const factor = await trx
+        .selectFrom('totp_factors')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('customer_id', '=', customerId)
+        .where('status', '=', options.confirm ? 'pending' : 'active')
+        .forUpdate()
+        .executeTakeFirst()
+      const secret = factor
+        ? Secret.fromBase32(await ctx.keyring.decryptText(tenantId, secretField(factor.id), factor.secret))
+        : new Secret({ size: 20 })
+      // Computed even without a factor, so that its absence does not answer faster.
+      const delta = totpFor(secret, customerId, 'strongroom').validate({ token: code, window: WINDOW, timestamp: now })
+      if (!factor) return 'no factor'
+      if (factor.locked_until && new Date(factor.locked_until).getTime() > now) return 'locked'
+      const step = Math.floor(now / 1000 / PERIOD_SECONDS) + (delta ?? 0)
+      if (delta === null || step <= Number(factor.last_used_step)) {
+        const failures = factor.failed_attempts + 1
+        await trx
+          .updateTable('totp_factors')
+          .set({
+            failed_attempts: failures >= MAX_FAILURES ? 0 : failures,
+            locked_until: failures >= MAX_FAILURES ? new Date(now + LOCK_MINUTES * 60_000) : factor.locked_until,
+          })
+          .where('id', '=', factor.id)
+          .execute()
+        return delta === null ? 'wrong code' : 'code already used'
+      }
+      let activatedAt = factor.activated_at ? new Date(factor.activated_at) : new Date(now)
+      if (options.confirm) {
+        const replaced = await trx
+          .deleteFrom('totp_factors')
+          .where('tenant_id', '=', tenantId)
+          .where('customer_id', '=', customerId)
+          .where('status', '=', 'active')
+          .executeTakeFirst()
+        // Rolled back with the transaction: the active factor stays, the pending one stays pending.
+        if (replaced.numDeletedRows > 0n && !options.replacing) throw new StepUpMissing()
+        activatedAt = new Date(now)
+      }
       await trx
         .updateTable('totp_factors')
         .set({
-          failed_attempts: failures >= MAX_FAILURES ? 0 : failures,
-          locked_until: failures >= MAX_FAILURES ? new Date(now + LOCK_MINUTES * 60_000) : factor.locked_until,
+          status: 'active',
+          last_used_step: step,
+          failed_attempts: 0,
+          locked_until: null,
+          activated_at: activatedAt,
         })
         .where('id', '=', factor.id)
         .execute()
-      return delta === null ? 'wrong code' : 'code already used'
-    }
-    if (options.confirm) {
-      await trx
-        .deleteFrom('totp_factors')
-        .where('tenant_id', '=', tenantId)
-        .where('customer_id', '=', customerId)
-        .where('status', '=', 'active')
-        .execute()
-    }
-    await trx
-      .updateTable('totp_factors')
-      .set({ status: 'active', last_used_step: step, failed_attempts: 0, locked_until: null })
-      .where('id', '=', factor.id)
-      .execute()
-    return 'ok'
-  })
+      return { factorId: factor.id, activatedAt }
+    })
+    .catch((error) => {
+      if (error instanceof StepUpMissing) return 'step-up missing' as const
+      throw error
+    })
+  const ok = typeof outcome === 'object'
   await recordAudit(ctx.db, {
     tenantId,
     actor: options.actor,
     action: options.confirm ? 'factor.totp.confirm' : 'factor.totp.verify',
     target: { kind: 'customer', id: customerId },
-    outcome: outcome === 'ok' ? 'success' : 'failure',
-    reason: outcome === 'ok' ? undefined : outcome,
+    outcome: ok ? 'success' : outcome === 'step-up missing' ? 'denied' : 'failure',
+    reason: ok ? undefined : outcome,
   })
-  if (outcome !== 'ok') throw new Problem('auth/invalid-code')
+  if (outcome === 'step-up missing') throw new Problem('auth/step-up-required', 'requires the active factor')
+  if (!ok) throw new Problem('auth/invalid-code')
+  return outcome
+}
+
+class StepUpMissing extends Error {}
+
+/**
+ * Deletes a customer's TOTP factors (one, by id, or all of them, pending included) in the caller's transaction;
+ * gives what it deleted.
+ */
+export async function deleteTotpFactors(
+  db: ServerContext['db'],
+  tenantId: string,
+  customerId: string,
+  factorId?: string,
+): Promise<string[]> {
+  let query = db.deleteFrom('totp_factors').where('tenant_id', '=', tenantId).where('customer_id', '=', customerId)
+  if (factorId) query = query.where('id', '=', factorId)
+  return (await query.returning('id').execute()).map((row) => row.id)
 }
 
 /** A customer's TOTP factors as a data subject export lists them: state and dates, never the secret. */
 export async function listTotpFactors(ctx: Pick<ServerContext, 'db'>, tenantId: string, customerId: string) {
   const rows = await ctx.db
     .selectFrom('totp_factors')
-    .select(['id', 'status', 'failed_attempts', 'locked_until', 'created_at'])
+    .select(['id', 'status', 'failed_attempts', 'locked_until', 'created_at', 'activated_at'])
     .where('tenant_id', '=', tenantId)
     .where('customer_id', '=', customerId)
     .orderBy('created_at')
@@ -141,5 +179,6 @@ export async function listTotpFactors(ctx: Pick<ServerContext, 'db'>, tenantId: 
     failedAttempts: row.failed_attempts,
     lockedUntil: row.locked_until ? new Date(row.locked_until).toISOString() : null,
     createdAt: new Date(row.created_at).toISOString(),
+    activatedAt: row.activated_at ? new Date(row.activated_at).toISOString() : null,
   }))
 }

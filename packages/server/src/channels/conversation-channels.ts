@@ -1,7 +1,7 @@
 import type { ConversationChannel } from '@strongroom/sdk/protocol'
 import { accessibleConversationIds } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
-import type { Principal } from '../principal.ts'
+import type { Principal } from '../platform/http/principal.ts'
 
 /**
  * Which of these conversations belong to a public channel, for a console's inbox: the conversation a customer's

@@ -1,10 +1,16 @@
 /**
- * Data-loss prevention for public channels: finds card numbers (Luhn-valid PANs of 13 to 19 digits in their usual
- * spacings), a CVV written next to a card or named as one, checksum-valid IBANs, and patterns a tenant adds (account
- * or national id formats), and masks them before the text is stored or shown. Findings carry kinds and positions,
- * never the values, so that they can be audited.
+ * Data-loss prevention for public channels, the one detector behind inbound masking, `POST /v1/dlp/scan` and the
+ * refusal of an agent's reply, so that the three never disagree. It reads the normalized text (dlp-normalize.ts: any
+ * Unicode digit, no zero-width characters) and finds card numbers (13 to 19 digits in an issuer's range, Luhn-valid,
+ * in groups split by any run of spaces, dots, slashes or dashes), a CVV written next to a card or named as one, IBANs
+ * (any case, any grouping, valid for their country's length and mod 97 per ISO 13616) and patterns a tenant adds
+ * (account or national id formats, matched on the text as typed and as normalized). Findings carry kinds and
+ * positions in the text as typed, never the values, so that they can be audited, and the mask covers exactly what was
+ * typed.
  */
+import { countrySpecs, isValidIBAN } from 'ibantools'
 import { RE2 } from 're2-wasm'
+import { type NormalizedText, normalizeForDlp, originalSpan } from './dlp-normalize.ts'
 
 export type FindingKind = 'card-number' | 'cvv' | 'iban' | 'custom'
 
@@ -72,17 +78,57 @@ function utf16Offset(text: string, codePoints: number): number {
   return offset
 }
 
-/** Digits in groups separated by single spaces or dashes, 13 to 19 digits in all, not inside a longer number. */
-const CARD_CANDIDATE = /(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])/g
-const CVV_NAMED = /\b(?:cvv2?|cvc2?|cid|security code|card code)\b\s*(?:is|:|=)?\s*(\d{3,4})\b/gi
-const CVV_AFTER_CARD = /^\s*[,;/]?\s*(?:exp(?:iry|ires)?\s*\d{1,2}\s*\/\s*\d{2,4}\s*[,;/]?)?\s*(\d{3,4})\b/i
-const IBAN_CANDIDATE = /\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b/g
+/**
+ * What may stand between two digit groups of one number: any run of white space (no-break, tabs, line breaks…), dots,
+ * slashes and dashes of every kind (\p{Pd} spelled out, so that the scan needs no Unicode-mode regular expression,
+ * which is several times slower; after NFKC, which already made fullwidth ones ASCII).
+ */
+const SEPARATOR = String.raw`[\s./\\\-\u058a\u05be\u1400\u1806\u2010-\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\u2212\u2044\u2215]`
+const DIGIT_GROUPS = new RegExp(String.raw`\d+(?:${SEPARATOR}+\d+)*`, 'g')
+const DIGIT_GROUP = /\d+/g
+const CVV_NAMED =
+  /\b(?:cvv2?|cvc2?|cvn|csc|cid|security code|card code|card verification(?: code| value)?)\s*(?:is|:|=|-|#)?\s*(\d{3,4})\b/giu
+/** A cheap test for CVV_NAMED's keywords, which most messages do not hold. */
+const CVV_KEYWORD = /cv|cs|cid|code|verif/i
+const CVV_AFTER_CARD =
+  /^\s*[,;/]?\s*(?:exp(?:iry|ires)?\.?\s*:?\s*\d{1,2}\s*\/\s*\d{2,4}\s*[,;/]?)?\s*(?:cvv2?|cvc2?)?\s*:?\s*(\d{3,4})\b/iu
+const IBAN_START = /([a-z]{2})(\d{2})/gi
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u
+const IBAN_CHAR = /[a-z0-9]/i
+const IBAN_SEPARATOR = new RegExp(`^${SEPARATOR}$`)
+
+/**
+ * Issuer identification ranges (ISO/IEC 7812 prefixes of the schemes in use) and the lengths each issues: a number
+ * outside them is an order, phone or tracking number, not a card.
+ */
+const ISSUER_RANGES: readonly (readonly [low: string, high: string, minLength: number, maxLength: number])[] = [
+  ['4', '4', 13, 19], // Visa
+  ['51', '55', 16, 16], // Mastercard
+  ['2221', '2720', 16, 16], // Mastercard 2-series
+  ['2200', '2204', 16, 19], // Mir
+  ['34', '34', 15, 15], // American Express
+  ['37', '37', 15, 15],
+  ['300', '305', 14, 19], // Diners Club
+  ['36', '36', 14, 19],
+  ['38', '39', 16, 19],
+  ['3528', '3589', 16, 19], // JCB
+  ['50', '50', 13, 19], // Maestro, Verve
+  ['56', '69', 13, 19], // Maestro, Discover, UnionPay, RuPay, Troy and the other 6-series
+]
+
+function inIssuerRange(digits: string): boolean {
+  return ISSUER_RANGES.some(([low, high, min, max]) => {
+    if (digits.length < min || digits.length > max) return false
+    const prefix = digits.slice(0, low.length)
+    return prefix >= low && prefix <= high
+  })
+}
 
 /** The Luhn (mod 10) check of ISO/IEC 7812. */
 export function luhnValid(digits: string): boolean {
   let sum = 0
   for (let i = 0; i < digits.length; i++) {
-    let digit = Number(digits[digits.length - 1 - i])
+    let digit = digits.charCodeAt(digits.length - 1 - i) - 48
     if (i % 2 === 1) {
       digit *= 2
       if (digit > 9) digit -= 9
@@ -92,96 +138,150 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0
 }
 
-/** The ISO 13616 check: the country code and check digits moved to the end, read as a number, mod 97 is 1. */
+/** ISO 13616: the country's length, its BBAN format and the mod 97 check (ibantools); any case, any grouping. */
 export function ibanValid(iban: string): boolean {
-  const compact = iban.replace(/ /g, '').toUpperCase()
-  if (compact.length < 15 || compact.length > 34) return false
-  const rearranged = compact.slice(4) + compact.slice(0, 4)
-  let remainder = 0
-  for (const char of rearranged) {
-    const value = /[A-Z]/.test(char) ? String(char.charCodeAt(0) - 55) : char
-    for (const digit of value) remainder = (remainder * 10 + Number(digit)) % 97
-  }
-  return remainder === 1
+  return isValidIBAN(iban.replace(/[^a-z0-9]/gi, '').toUpperCase())
 }
 
-function isCardNumber(candidate: string): boolean {
-  const digits = candidate.replace(/[ -]/g, '')
-  if (digits.length < 13 || digits.length > 19) return false
-  // Separators must be consistent (all spaces or all dashes): "2026-11-24 1234" is not a card.
-  const separators = new Set(candidate.replace(/\d/g, ''))
-  if (separators.size > 1) return false
-  // Issuer ranges of the major schemes begin 2–6; a number starting 0, 1, 7, 8 or 9 is an id, not a card.
-  if (!/^[2-6]/.test(digits)) return false
-  return luhnValid(digits)
+export function isCardNumber(digits: string): boolean {
+  return inIssuerRange(digits) && luhnValid(digits)
+}
+
+/** A card number's place in the normalized text and its digits. */
+export interface CardSpan {
+  start: number
+  end: number
+  digits: string
 }
 
 /**
- * The longest card number at the start of a run of digit groups: "4111111111111111 123" is a card followed by a
- * CVV, not a 19-digit number.
+ * Card numbers in a normalized text: within each run of digit groups, from each group on, the longest run of whole
+ * groups that is a card number. "4111111111111111 123" is a card followed by a CVV, "12 4111 1111 1111 1111" a
+ * quantity followed by a card.
  */
-function leadingCardNumber(run: string): string | undefined {
-  const groups = run.split(/(?<=\d)(?=[ -])/)
-  for (let count = groups.length; count > 0; count--) {
-    const candidate = groups.slice(0, count).join('')
-    if (isCardNumber(candidate)) return candidate
-  }
-  return undefined
-}
-
-function maskCard(candidate: string): string {
-  return `[card •••• ${candidate.replace(/[ -]/g, '').slice(-4)}]`
-}
-
-function maskIban(candidate: string): string {
-  const compact = candidate.replace(/ /g, '')
-  return `[IBAN ${compact.slice(0, 2)}•• •••• ${compact.slice(-4)}]`
-}
-
-/** Scans a text and returns it masked, with what was found where (in the original text). */
-export function scanText(text: string, custom: readonly CustomPattern[] = []): DlpResult {
-  const findings: (Finding & { replacement: string })[] = []
-  const overlaps = (start: number, end: number) => findings.some((f) => start < f.end && end > f.start)
-
-  for (const match of text.matchAll(CARD_CANDIDATE)) {
-    const card = leadingCardNumber(match[0])
-    if (!card) continue
-    const start = match.index
-    const end = start + card.length
-    findings.push({ kind: 'card-number', start, end, replacement: maskCard(card) })
-    const after = CVV_AFTER_CARD.exec(text.slice(end))
-    if (after?.[1]) {
-      const cvvStart = end + after[0].length - after[1].length
-      findings.push({ kind: 'cvv', start: cvvStart, end: cvvStart + after[1].length, replacement: '[CVV]' })
+export function findCards(text: string): CardSpan[] {
+  const cards: CardSpan[] = []
+  for (const run of text.matchAll(DIGIT_GROUPS)) {
+    if (run[0].length < 13) continue
+    const groups = [...run[0].matchAll(DIGIT_GROUP)].map((g) => ({ start: run.index + g.index, digits: g[0] }))
+    let from = 0
+    while (from < groups.length) {
+      let found: CardSpan | undefined
+      let digits = ''
+      for (let to = from; to < groups.length; to++) {
+        const group = groups[to] as { start: number; digits: string }
+        digits += group.digits
+        if (digits.length > 19) break
+        if (digits.length >= 13 && isCardNumber(digits)) {
+          found = { start: (groups[from] as { start: number }).start, end: group.start + group.digits.length, digits }
+        }
+      }
+      if (found) {
+        cards.push(found)
+        while (from < groups.length && (groups[from] as { start: number }).start < found.end) from++
+      } else from++
     }
   }
-  for (const match of text.matchAll(CVV_NAMED)) {
+  return cards
+}
+
+/** IBANs in a normalized text: a country code and check digits, then the country's length in letters and digits. */
+function findIbans(text: string): { start: number; end: number; compact: string }[] {
+  const ibans: { start: number; end: number; compact: string }[] = []
+  for (const match of text.matchAll(IBAN_START)) {
+    if (ibans.some((iban) => match.index < iban.end)) continue
+    // It starts a word: "xde89…" is not an IBAN.
+    if (match.index > 0 && LETTER_OR_DIGIT.test(text[match.index - 1] as string)) continue
+    const length = countrySpecs[(match[1] as string).toUpperCase()]?.chars
+    if (!length) continue
+    let compact = ''
+    let position = match.index
+    let separators = 0
+    while (position < text.length && compact.length < length) {
+      const char = text[position] as string
+      if (IBAN_CHAR.test(char)) {
+        compact += char
+        separators = 0
+      } else if (IBAN_SEPARATOR.test(char) && compact.length > 0 && ++separators <= 3) {
+        // a short run of separators between groups
+      } else break
+      position++
+    }
+    // The IBAN must end there: "DE89…00" followed by more letters or digits is some other code.
+    if (compact.length !== length || IBAN_CHAR.test(text[position] ?? '')) continue
+    const upper = compact.toUpperCase()
+    if (isValidIBAN(upper)) ibans.push({ start: match.index, end: position, compact: upper })
+  }
+  return ibans
+}
+
+type Located = Finding & { replacement: string }
+
+/** Findings in the normalized text, positions in it. */
+function detect(text: string): Located[] {
+  const findings: Located[] = []
+  const overlaps = (start: number, end: number) => findings.some((f) => start < f.end && end > f.start)
+  for (const iban of findIbans(text)) {
+    findings.push({
+      kind: 'iban',
+      start: iban.start,
+      end: iban.end,
+      replacement: `[IBAN ${iban.compact.slice(0, 2)}•• •••• ${iban.compact.slice(-4)}]`,
+    })
+  }
+  for (const card of findCards(text)) {
+    if (overlaps(card.start, card.end)) continue
+    findings.push({ kind: 'card-number', start: card.start, end: card.end, replacement: maskCard(card.digits) })
+    const after = CVV_AFTER_CARD.exec(text.slice(card.end))
+    if (after?.[1]) {
+      const start = card.end + after[0].length - after[1].length
+      findings.push({ kind: 'cvv', start, end: start + after[1].length, replacement: '[CVV]' })
+    }
+  }
+  for (const match of CVV_KEYWORD.test(text) ? text.matchAll(CVV_NAMED) : []) {
     const value = match[1] as string
     const start = match.index + match[0].length - value.length
     if (!overlaps(start, start + value.length)) {
       findings.push({ kind: 'cvv', start, end: start + value.length, replacement: '[CVV]' })
     }
   }
-  for (const match of text.matchAll(IBAN_CANDIDATE)) {
-    const start = match.index
-    const end = start + match[0].length
-    if (ibanValid(match[0]) && !overlaps(start, end)) {
-      findings.push({ kind: 'iban', start, end, replacement: maskIban(match[0]) })
-    }
-  }
-  for (const { label, pattern } of custom) {
-    for (const { start, end } of customMatches(text, compilePattern(pattern))) {
-      if (!overlaps(start, end)) findings.push({ kind: 'custom', label, start, end, replacement: `[${label}]` })
-    }
-  }
+  return findings
+}
 
-  findings.sort((a, b) => a.start - b.start)
+export function maskCard(digits: string): string {
+  return `[card •••• ${digits.slice(-4)}]`
+}
+
+/** Findings of the normalized text, moved to the text as typed. */
+function toOriginal(normalized: NormalizedText, findings: Located[]): Located[] {
+  return findings.map((finding) => ({ ...finding, ...originalSpan(normalized, finding.start, finding.end) }))
+}
+
+/** Replaces each finding (positions in `text`, not overlapping) with its mask. */
+export function applyMasks(text: string, findings: readonly Located[]): DlpResult {
+  const sorted = [...findings].sort((a, b) => a.start - b.start)
   let masked = ''
   let position = 0
-  for (const finding of findings) {
+  for (const finding of sorted) {
     masked += text.slice(position, finding.start) + finding.replacement
     position = finding.end
   }
   masked += text.slice(position)
-  return { masked, findings: findings.map(({ replacement: _, ...finding }) => finding) }
+  return { masked, findings: sorted.map(({ replacement: _, ...finding }) => finding) }
+}
+
+/** Scans a text and returns it masked, with what was found where (in the text as typed). */
+export function scanText(text: string, custom: readonly CustomPattern[] = []): DlpResult {
+  const normalized = normalizeForDlp(text)
+  const findings = toOriginal(normalized, detect(normalized.text))
+  const overlaps = (start: number, end: number) => findings.some((f) => start < f.end && end > f.start)
+  for (const { label, pattern } of custom) {
+    const regex = compilePattern(pattern)
+    // On the normalized text only (as typed where nothing changed): one pass of RE2 a pattern.
+    for (const span of customMatches(normalized.text, regex)) {
+      const { start, end } = originalSpan(normalized, span.start, span.end)
+      if (!overlaps(start, end)) findings.push({ kind: 'custom', label, start, end, replacement: `[${label}]` })
+    }
+  }
+  return applyMasks(text, findings)
 }

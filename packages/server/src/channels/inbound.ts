@@ -8,7 +8,6 @@ import { scanText } from './dlp.ts'
 import { loadDlpPatterns } from './dlp-policy.ts'
 import { type Envelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { type ChannelIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
-import { invitePivot } from './pivot.ts'
 import { applyReceipt, applyWatermark, type ChannelDeps, sendPublicMessage } from './public-messages.ts'
 import { dispatchInboundSmsReply } from './sms.ts'
 
@@ -153,7 +152,7 @@ export async function receiveMessage(
 async function inviteAfterMasking(ctx: Ctx, deps: ChannelDeps, identity: ChannelIdentity, providerMessageId: string) {
   try {
     if (identity.customerId) {
-      await invitePivot(ctx, deps, {
+      await deps.inviteToSecureChannel({
         tenantId: identity.tenantId,
         conversationId: identity.conversationId,
         createdBy: { kind: 'system', id: 'dlp' },

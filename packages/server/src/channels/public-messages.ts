@@ -5,9 +5,9 @@ import { requireConversationAccess } from '../conversations/conversations.ts'
 import type { MessageLog } from '../conversations/message-log.ts'
 import { fetchMessages } from '../conversations/messages.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
-import type { Principal } from '../principal.ts'
 import { type ConnectorEnvironment, connectorFor, findTenantChannel } from './channel-config.ts'
 import type { DeliveryReceipt, DeliveryStatus, DeliveryWatermark } from './connectors/connector.ts'
 import {
@@ -22,13 +22,24 @@ import { addressOf, type ChannelIdentity, identityOfConversation } from './ident
 import type { SmppLinks } from './smpp-links.ts'
 import type { InboundSmsReplyHandler } from './sms.ts'
 
+/** What channels work with, built whole when the server starts (see `openChannels` in channel-services.ts). */
 export interface ChannelDeps {
-  messageLog: MessageLog
-  env: ConnectorEnvironment
-  /** Other capabilities' handlers of inbound SMS (see `onInboundSmsReply` in sms.ts). */
-  smsReplyHandlers?: InboundSmsReplyHandler[]
-  /** This server's SMPP links (absent where no server runs, as in unit tests). */
-  smppLinks?: SmppLinks
+  readonly messageLog: MessageLog
+  readonly env: ConnectorEnvironment
+  /** Other capabilities' handlers of inbound SMS (consent's SMS yes/no); see `dispatchInboundSmsReply` in sms.ts. */
+  readonly smsReplyHandlers: readonly InboundSmsReplyHandler[]
+  /** The pivot's invitation to the secure channel, which DLP sends after masking a known customer's message. */
+  readonly inviteToSecureChannel: (input: SecureChannelInvitation) => Promise<unknown>
+  /** This server's SMPP links. */
+  readonly smppLinks: SmppLinks
+}
+
+/** An invitation to move a public conversation into the secure channel (the pivot, in pivot/). */
+export interface SecureChannelInvitation {
+  tenantId: string
+  conversationId: string
+  createdBy: { kind: 'staff' | 'system'; id: string }
+  ttlSeconds?: number | undefined
 }
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>

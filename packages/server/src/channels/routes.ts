@@ -1,25 +1,18 @@
-import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
-import { ConversationChannel, PivotLink, PublicMessage, SentPublicMessage } from '@strongroom/sdk/protocol'
-import { principalOf, requestHtu, singleHeader } from '../access.ts'
+import { ConversationChannel, PublicMessage, SentPublicMessage } from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
-import { AssertionCredential } from '../auth/passkey-routes.ts'
-import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
-import { verifyDpopProof } from '../identity/dpop.ts'
-import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf, principalMember } from '../principal.ts'
 import { type ChannelView, configureChannel, listChannels } from './channel-config.ts'
 import { conversationChannels } from './conversation-channels.ts'
 import { scanText } from './dlp.ts'
 import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
 import { linkIdentityCustomer } from './identities.ts'
-import { invitePivot, listPivotLinks, openPivotLink, redeemPivot } from './pivot.ts'
-import { enrolWithPivotLink, pivotStepUpOptions, sendPivotSmsCode } from './pivot-step-up.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
@@ -45,33 +38,23 @@ const ChannelViewSchema = Type.Object({
   secretsSet: Type.Array(Type.String(), { description: 'which secrets are stored; their values are never returned' }),
   updatedAt: Type.String(),
 })
-const PivotToken = Type.Object(
-  { token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_-]+$' }) },
-  { additionalProperties: false },
-)
 
-const StepUpFactor = Type.Union([
-  Type.Object(
-    { kind: Type.Literal('passkey'), assertion: AssertionCredential },
-    { additionalProperties: false, description: 'navigator.credentials.get with the step-up options, toJSON()' },
-  ),
-  Type.Object(
-    { kind: Type.Literal('sms-otp'), code: Type.String({ pattern: '^[0-9]{6}$' }) },
-    { additionalProperties: false, description: 'the code POST /v1/pivot/step-up/sms sent' },
-  ),
-])
+/** A channel as staff see it, with the state of this node's SMPP link where it has one. */
+function withLinkState(deps: ChannelDeps, view: ChannelView, tenantId: string): ChannelView & { link?: string } {
+  const link = view.connector === 'smpp' ? deps.smppLinks.stateOf(tenantId) : undefined
+  return link ? { ...view, link } : view
+}
 
-export async function channelRoutes(
-  app: App,
-  ctx: ServerContext,
-  deps: ChannelDeps,
-  factors: { simSwap: () => SimSwapProvider },
-): Promise<void> {
-  const withLinkState = (view: ChannelView, tenantId: string): ChannelView & { link?: string } => {
-    const link = view.connector === 'smpp' ? deps.smppLinks?.stateOf(tenantId) : undefined
-    return link ? { ...view, link } : view
-  }
+export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  await channelConfigRoutes(app, ctx, deps)
+  await channelListRoutes(app, ctx, deps)
+  await publicMessageRoutes(app, ctx, deps)
+  await dlpPolicyRoutes(app, ctx)
+  await dlpScanRoutes(app, ctx)
+}
 
+/** Configuring a public channel. */
+async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.put(
     '/v1/channels/:connector',
     {
@@ -131,11 +114,14 @@ export async function channelRoutes(
       const { connector } = request.params
       const view = await configureChannel(ctx, principal, connector, { address, settings, secrets })
       if (connector !== 'smpp') return view
-      await deps.smppLinks?.configured(principal.tenantId)
-      return withLinkState(view, principal.tenantId)
+      await deps.smppLinks.configured(principal.tenantId)
+      return withLinkState(deps, view, principal.tenantId)
     },
   )
+}
 
+/** The channels a tenant has, and the conversations on them. */
+async function channelListRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.get(
     '/v1/channels',
     {
@@ -147,7 +133,7 @@ export async function channelRoutes(
     },
     async (request) => {
       const { tenantId } = principalOf(request)
-      return { channels: (await listChannels(ctx, tenantId)).map((view) => withLinkState(view, tenantId)) }
+      return { channels: (await listChannels(ctx, tenantId)).map((view) => withLinkState(deps, view, tenantId)) }
     },
   )
 
@@ -179,7 +165,10 @@ export async function channelRoutes(
       conversations: await conversationChannels(ctx, principalOf(request), request.query.ids.split(',')),
     }),
   )
+}
 
+/** Sending and reading the messages of a public conversation. */
+async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/public-messages',
     {
@@ -253,7 +242,10 @@ export async function channelRoutes(
       }),
     }),
   )
+}
 
+/** Linking a public conversation to a customer, and the tenant's DLP policy. */
+async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/public-channel/customer',
     {
@@ -280,93 +272,6 @@ export async function channelRoutes(
         details: { customerId: request.body.customerId, channel: identity.connector },
       })
       return reply.status(204).send(null)
-    },
-  )
-
-  app.post(
-    '/v1/conversations/:conversationId/pivot',
-    {
-      schema: {
-        summary:
-          'Invite the customer to the secure channel: a single-use, short-lived link is sent on the public channel',
-        tags: ['channels'],
-        params: ConversationParams,
-        body: Type.Optional(
-          Type.Object(
-            { ttlSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })) },
-            { additionalProperties: false },
-          ),
-        ),
-        response: {
-          201: Type.Object({ link: PivotLink, message: SentPublicMessage }),
-          ...problemResponses(400, 401, 403, 404, 409, 502, 503),
-        },
-      },
-    },
-    async (request, reply) => {
-      const principal = principalOf(request)
-      const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
-      const result = await invitePivot(ctx, deps, {
-        tenantId: principal.tenantId,
-        conversationId,
-        createdBy: { kind: 'staff', id: principalMember(principal).id },
-        ttlSeconds: request.body?.ttlSeconds,
-      })
-      return reply.status(201).send(result)
-    },
-  )
-
-  app.get(
-    '/v1/conversations/:conversationId/pivot-links',
-    {
-      schema: {
-        summary: 'The secure-channel links sent in a conversation and their states (sent, opened, completed, expired)',
-        tags: ['channels'],
-        params: ConversationParams,
-        response: { 200: Type.Object({ links: Type.Array(PivotLink) }), ...problemResponses(401, 403, 404) },
-      },
-    },
-    async (request) => {
-      const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
-      return { links: await listPivotLinks(ctx, principal.tenantId, request.params.conversationId) }
-    },
-  )
-
-  app.post(
-    '/v1/pivot/open',
-    {
-      schema: {
-        summary:
-          'The secure page opened a link: says whether it can still be used (and marks it opened); no personal data',
-        tags: ['channels'],
-        body: PivotToken,
-        response: { 200: Type.Object({ expiresAt: Type.String() }), ...problemResponses(400, 409, 410) },
-      },
-    },
-    async (request) => openPivotLink(ctx, request.body.token),
-  )
-
-  app.post(
-    '/v1/pivot/redeem',
-    {
-      schema: {
-        summary:
-          "Redeem a link with the customer's enrolled device: the conversation continues in the secure channel " +
-          'with its public history imported',
-        tags: ['channels'],
-        body: PivotToken,
-        response: {
-          200: Type.Object({ secureConversationId: Type.String(), importedMessages: Type.Integer() }),
-          ...problemResponses(400, 401, 403, 409, 410),
-        },
-      },
-    },
-    async (request) => {
-      const principal = principalOf(request)
-      if (principal.kind !== 'device') throw new Problem('auth/forbidden', 'this is for devices')
-      return redeemPivot(ctx, deps, principal, request.body.token)
     },
   )
 
@@ -400,102 +305,10 @@ export async function channelRoutes(
       return request.body
     },
   )
+}
 
-  app.post(
-    '/v1/pivot/step-up/options',
-    {
-      schema: {
-        summary:
-          "A browser that is not the customer's enrolled device: how it can prove it is the link's customer " +
-          '(passkey options with a fresh challenge, and whether an SMS code can be sent); no personal data',
-        tags: ['channels'],
-        body: PivotToken,
-        response: {
-          200: Type.Object({
-            expiresAt: Type.String({ description: 'when the link expires' }),
-            passkey: Type.Union(
-              [Type.Object({ challenge: Type.String() }, { additionalProperties: true }), Type.Null()],
-              {
-                description: 'for navigator.credentials.get as `publicKey`; null when the customer has no passkey',
-              },
-            ),
-            sms: Type.Boolean({ description: "a code can be sent to the customer's number on file" }),
-          }),
-          ...problemResponses(400, 409, 410),
-        },
-      },
-    },
-    async (request, reply) =>
-      reply.header('cache-control', 'no-store').send(await pivotStepUpOptions(ctx, request.body.token)),
-  )
-
-  app.post(
-    '/v1/pivot/step-up/sms',
-    {
-      schema: {
-        summary:
-          "Send the link's customer a one-time code by SMS to their number on file (after a SIM-swap check; " +
-          'resends limited)',
-        tags: ['channels'],
-        body: PivotToken,
-        response: {
-          202: Type.Object({ expiresAt: Type.String() }),
-          ...problemResponses(400, 403, 409, 410, 429, 502, 503),
-        },
-      },
-    },
-    async (request, reply) => {
-      const sent = await sendPivotSmsCode(ctx, { channels: deps, simSwap: factors.simSwap() }, request.body.token)
-      return reply.status(202).header('cache-control', 'no-store').send(sent)
-    },
-  )
-
-  app.post(
-    '/v1/pivot/enrol',
-    {
-      schema: {
-        summary:
-          'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +
-          "customer's new device and redeems the link, in one transaction",
-        tags: ['channels'],
-        body: Type.Object(
-          {
-            token: PivotToken.properties.token,
-            label: Type.String({ minLength: 1, maxLength: 100 }),
-            factor: StepUpFactor,
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({
-            device: DeviceSchema,
-            tenantId: Type.String(),
-            token: TokenSchema,
-            secureConversationId: Type.String(),
-            importedMessages: Type.Integer(),
-          }),
-          ...problemResponses(400, 401, 409, 410),
-        },
-      },
-    },
-    async (request, reply) => {
-      const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
-        htm: 'POST',
-        htu: requestHtu(request),
-      })
-      const { factor } = request.body
-      const enrolled = await enrolWithPivotLink(ctx, deps, proof, {
-        token: request.body.token,
-        label: request.body.label,
-        factor:
-          factor.kind === 'passkey'
-            ? { kind: 'passkey', assertion: factor.assertion as unknown as AuthenticationResponseJSON }
-            : factor,
-      })
-      return reply.status(201).header('cache-control', 'no-store').send(enrolled)
-    },
-  )
-
+/** Scanning a text before it is sent. */
+async function dlpScanRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/dlp/scan',
     {

@@ -11,7 +11,8 @@ import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { configureSimulatedChannels } from '../seed.ts'
-import { createTestBank, startTestServer, type TestBank, type TestServer, usingPostgres } from '../testing/harness.ts'
+import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { needsPostgres } from '../testing/requirements.ts'
 import { PhoneLog } from './simulator-phone-log.ts'
 
 const BANK_NUMBER = '+442079460555'
@@ -167,7 +168,7 @@ describe('the phone log', () => {
 })
 
 describe('a production server', {
-  skip: usingPostgres ? false : 'production mode runs on PostgreSQL (DATABASE_URL)',
+  skip: needsPostgres(),
 }, () => {
   test('has no channel simulator: no phone, no thread, no channel list, no fake provider', async () => {
     const keys = mkdtempSync(path.join(os.tmpdir(), 'strongroom-production-keys-'))

@@ -9,7 +9,8 @@ import {
   listChannelsOf,
   smppHostAllowed,
 } from './channel-config.ts'
-import type { Connector } from './connectors/connector.ts'
+import type { Connector, WebhookEvents } from './connectors/connector.ts'
+import type { TransportOptions } from './connectors/retry.ts'
 import {
   type SmppInbound,
   SmppInboundRefusal,
@@ -18,11 +19,16 @@ import {
   type SmppTimings,
   smppConnector,
 } from './connectors/smpp.ts'
-import { processWebhookEvents } from './inbound.ts'
-import { applyReceipt, type ChannelDeps } from './public-messages.ts'
+import { applyReceipt } from './public-messages.ts'
 import { receiptForPart, recordMessageParts } from './smpp-parts.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
+
+/** What the links need of the rest of channels: how to reach the SMSC, and the inbound path a webhook takes. */
+export interface SmppLinkDeps {
+  transport?: TransportOptions | undefined
+  receive: (channel: ChannelConfig, events: WebhookEvents) => Promise<void>
+}
 
 /** Published when a tenant's SMPP channel changed, so that every node reopens its link with the new settings. */
 const RELOAD_SUBJECT = 'channels.smpp.reload'
@@ -42,7 +48,7 @@ export class SmppLinks {
 
   constructor(
     private readonly ctx: Ctx,
-    private readonly deps: ChannelDeps,
+    private readonly deps: SmppLinkDeps,
     private readonly timings: Partial<SmppTimings> = {},
   ) {}
 
@@ -81,9 +87,7 @@ export class SmppLinks {
   connector(channel: ChannelConfig): Connector {
     const link = this.#links.get(channel.tenantId)
     if (!link) throw new Problem('channels/provider-unavailable')
-    return smppConnector(link, this.deps.env.transport ?? {}, (ids) =>
-      recordMessageParts(this.ctx, channel.tenantId, ids),
-    )
+    return smppConnector(link, this.deps.transport ?? {}, (ids) => recordMessageParts(this.ctx, channel.tenantId, ids))
   }
 
   async close(): Promise<void> {
@@ -142,7 +146,7 @@ export class SmppLinks {
           this.ctx.log.warn({ tenantId, connector: 'smpp' }, 'SMPP deliver_sm for a number not of this link refused')
           throw new SmppInboundRefusal('ESME_RINVDSTADR')
         }
-        await processWebhookEvents(this.ctx, this.deps, channel, { messages: [message], receipts: [], watermarks: [] })
+        await this.deps.receive(channel, { messages: [message], receipts: [], watermarks: [] })
       },
       receipt: async (receipt) => applyReceipt(this.ctx, tenantId, await receiptForPart(this.ctx, tenantId, receipt)),
     }

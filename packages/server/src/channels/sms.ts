@@ -49,21 +49,17 @@ export interface InboundSmsReply {
 export type InboundSmsReplyHandler = (reply: InboundSmsReply) => Promise<void>
 
 /**
- * Lets another capability (consent's SMS yes/no) see inbound SMS without reading channels' tables. Every inbound SMS
- * is first stored as an ordinary public message; handlers then run once per provider message (never for a retried
- * webhook), and a handler's failure is logged, not retried.
+ * Lets another capability (consent's SMS yes/no) see inbound SMS without reading channels' tables: its handler is in
+ * `ChannelDeps.smsReplyHandlers` from the start. Every inbound SMS is first stored as an ordinary public message;
+ * handlers then run once per provider message (never for a retried webhook), and a handler's failure is logged, not
+ * retried.
  */
-export function onInboundSmsReply(deps: ChannelDeps, handler: InboundSmsReplyHandler): void {
-  deps.smsReplyHandlers ??= []
-  deps.smsReplyHandlers.push(handler)
-}
-
 export async function dispatchInboundSmsReply(
   ctx: Pick<ServerContext, 'log'>,
   deps: ChannelDeps,
   reply: InboundSmsReply,
 ): Promise<void> {
-  for (const handler of deps.smsReplyHandlers ?? []) {
+  for (const handler of deps.smsReplyHandlers) {
     try {
       await handler(reply)
     } catch (error) {

@@ -14,6 +14,7 @@ import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import {
@@ -24,7 +25,6 @@ import {
 } from '../platform/keyring/signing-keys.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
-import { isScope, type Role, roles, type Scope } from '../tenancy/roles.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { createTenant, findTenant, listTenants } from '../tenancy/tenants.ts'
 import { ensureWebBuild } from '../web/build-on-start.ts'

@@ -6,14 +6,17 @@ import { verifyPasskeyAssertion } from '../auth/passkeys.ts'
 import { verifySmsOtp } from '../auth/sms-otp.ts'
 import {
   assessFactors,
+  coolingOffUntil,
   evaluateStepUp,
   type FactorAssessment,
   loadStepUpPolicy,
   type PresentedFactor,
   type StepUpDecision,
+  type StepUpPolicy,
 } from '../auth/step-up-policy.ts'
 import { verifyTotp } from '../auth/totp.ts'
 import { type DevicePrincipal, deviceEnrolledAt, devicePublicJwk } from '../identity/devices.ts'
+import { algorithmsForKey } from '../identity/dpop.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
@@ -50,12 +53,10 @@ export async function approveConsent(
 ): Promise<ConsentRequest> {
   const consent = await pendingConsent(ctx, device, consentId)
   const jwk = await devicePublicJwk(ctx, device.tenantId, device.deviceId)
-  const algorithm = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256'
+  const algorithms = algorithmsForKey(jwk)
   let signed: Uint8Array
   try {
-    const verified = await compactVerify(approval.signature, await importJWK(jwk, algorithm), {
-      algorithms: [algorithm],
-    })
+    const verified = await compactVerify(approval.signature, await importJWK(jwk, algorithms[0]), { algorithms })
     signed = verified.payload
   } catch {
     throw new Problem('consent/signature-invalid', 'the signature does not verify with this device key')
@@ -66,11 +67,12 @@ export async function approveConsent(
   const presented: PresentedFactor[] = [{ factor: 'device-key' }]
   if (approval.totpCode) presented.push({ factor: 'totp' })
   if (approval.smsCode) presented.push({ factor: 'sms-otp' })
-  const { stepUp, factors } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
+  const { stepUp, factors, policy } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
   if (factors.used.includes('totp')) {
-    await verifyTotp(ctx, device.tenantId, device.customerId, approval.totpCode as string, {
+    const totp = await verifyTotp(ctx, device.tenantId, device.customerId, approval.totpCode as string, {
       actor: { kind: 'device', id: device.deviceId },
     })
+    await refuseCoolingOff(ctx, device, consent, policy, stepUp, { factor: 'totp', activatedAt: totp.activatedAt })
   }
   if (factors.used.includes('sms-otp')) {
     await verifySmsOtp(ctx, {
@@ -112,7 +114,8 @@ export async function approveConsentWithPasskey(
     refusal: 'consent/signature-invalid',
   })
   const presented: PresentedFactor[] = [{ factor: 'passkey', userVerified: passkey.userVerified }]
-  const { stepUp, factors } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
+  const { stepUp, factors, policy } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
+  await refuseCoolingOff(ctx, device, consent, policy, stepUp, { factor: 'passkey', activatedAt: passkey.createdAt })
   return issueApproval(ctx, receiptKey, approverOf(device), consent, {
     stepUp,
     factors,
@@ -130,8 +133,9 @@ async function applyStepUp(
   consent: ConsentRequest,
   presented: readonly PresentedFactor[],
   riskFlags: readonly string[],
-): Promise<{ stepUp: StepUpDecision; factors: FactorAssessment }> {
-  const stepUp = evaluateStepUp(await loadStepUpPolicy(ctx, device.tenantId), {
+): Promise<{ stepUp: StepUpDecision; factors: FactorAssessment; policy: StepUpPolicy }> {
+  const policy = await loadStepUpPolicy(ctx, device.tenantId)
+  const stepUp = evaluateStepUp(policy, {
     action: 'consent.approve',
     amount: consent.amount,
     deviceEnrolledAt: await deviceEnrolledAt(ctx, device.tenantId, device.deviceId),
@@ -145,18 +149,52 @@ async function applyStepUp(
         ? new Problem('auth/step-up-required', `requires ${factors.missing.join(', ')}`)
         : undefined
   if (refusal) {
-    await recordAudit(ctx.db, {
-      tenantId: device.tenantId,
-      actor: { kind: 'device', id: device.deviceId },
-      action: 'consent.approve',
-      target: { kind: 'consent', id: consent.id },
-      outcome: 'denied',
-      reason: refusal.detail,
-      details: { policyRules: stepUp.rules, presented: presented.map((p) => p.factor) },
-    })
+    await auditStepUpRefusal(ctx, device, consent, stepUp, refusal, { presented: presented.map((p) => p.factor) })
     throw refusal
   }
-  return { stepUp, factors }
+  return { stepUp, factors, policy }
+}
+
+/**
+ * Cooling-off: a factor the customer added less than the tenant's period ago satisfies no step-up the policy asks
+ * for, so that a factor swapped in by whoever holds one enrolled device cannot approve a large payment at once.
+ */
+async function refuseCoolingOff(
+  ctx: Ctx,
+  device: DevicePrincipal,
+  consent: ConsentRequest,
+  policy: StepUpPolicy,
+  stepUp: StepUpDecision,
+  relied: { factor: 'totp' | 'passkey'; activatedAt: Date },
+): Promise<void> {
+  if (stepUp.required.length === 0) return
+  const until = coolingOffUntil(policy, relied.activatedAt)
+  if (!until) return
+  const refusal = new Problem(
+    'auth/step-up-required',
+    `the ${relied.factor} factor was added less than ${policy.factorCoolingOffHours} hours ago`,
+  )
+  await auditStepUpRefusal(ctx, device, consent, stepUp, refusal, { coolingOffUntil: until.toISOString() })
+  throw refusal
+}
+
+function auditStepUpRefusal(
+  ctx: Ctx,
+  device: DevicePrincipal,
+  consent: ConsentRequest,
+  stepUp: StepUpDecision,
+  refusal: Problem,
+  details: Record<string, unknown>,
+) {
+  return recordAudit(ctx.db, {
+    tenantId: device.tenantId,
+    actor: { kind: 'device', id: device.deviceId },
+    action: 'consent.approve',
+    target: { kind: 'consent', id: consent.id },
+    outcome: 'denied',
+    reason: refusal.detail,
+    details: { policyRules: stepUp.rules, ...details },
+  })
 }
 
 /** Who approves: an enrolled device, or (by SMS reply) the customer with no device. */

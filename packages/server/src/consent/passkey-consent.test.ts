@@ -105,9 +105,11 @@ describe('consent approval by passkey', () => {
       origin: (server.config.rpOrigins as string).split(',')[0] as string,
       rpId: 'localhost',
     })
-  const register = async (client: StrongroomClient) => {
+  /** Registers a passkey; a customer who holds one already proves it (`held`) to add another (issue 15). */
+  const register = async (client: StrongroomClient, held?: SoftwareAuthenticator) => {
     const authenticator = newKey()
-    await client.registerPasskey(authenticator.register(await client.passkeyRegistrationOptions()))
+    const stepUp = held ? { passkey: held.assert(await client.passkeyAuthenticationOptions()) } : undefined
+    await client.registerPasskey(authenticator.register(await client.passkeyRegistrationOptions()), stepUp)
     return authenticator
   }
   const ask = async (amount = payment.amount) =>
@@ -132,7 +134,7 @@ describe('consent approval by passkey', () => {
     agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
     key = await register(phone.client)
-    secondKey = await register(phone.client)
+    secondKey = await register(phone.client, key)
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const stranger = await admin.createCustomer({ externalRef: 'REF-stranger', displayName: 'Eve Stranger' })
     const strangerPhone = await enrolDevice({

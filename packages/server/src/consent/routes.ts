@@ -1,20 +1,19 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
-import type { ChannelDeps } from '../channels/public-messages.ts'
-import { onInboundSmsReply } from '../channels/sms.ts'
+import type { SmsSender } from '../auth/sms-otp.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { actorOf } from '../principal.ts'
 import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
 import { createConsent, getConsent, listConversationConsents, listPendingConsents } from './consents.ts'
 import { receiptJwks } from './receipts.ts'
-import { handleSmsReply, requestSmsConfirmation } from './sms-confirmation.ts'
+import { requestSmsConfirmation } from './sms-confirmation.ts'
 
 const Amount = Type.Object(
   {
@@ -47,12 +46,20 @@ const ConsentParams = Type.Object({ consentId: idOf('con') })
 export async function consentRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; channels: ChannelDeps },
+  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
-  onInboundSmsReply(deps.channels, (reply) =>
-    handleSmsReply(ctx, { receiptKey: deps.receiptKey, simSwap: deps.simSwap() }, reply),
-  )
+  await consentRequestRoutes(app, ctx, deps)
+  await consentReadRoutes(app, ctx)
+  await approvalRoutes(app, ctx, deps)
+  await declineAndKeyRoutes(app, ctx)
+}
 
+/** Asking for a consent, on the device or by SMS. */
+async function consentRequestRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
   app.post(
     '/v1/consents/:consentId/sms-confirmation',
     {
@@ -71,7 +78,7 @@ export async function consentRoutes(
       const principal = principalOf(request)
       const sent = await requestSmsConfirmation(
         ctx,
-        { channels: deps.channels, simSwap: deps.simSwap() },
+        { sendSms: deps.sendSms, simSwap: deps.simSwap() },
         { tenantId: principal.tenantId, consentId: request.params.consentId, actor: actorOf(principal) },
       )
       return reply.status(202).send(sent)
@@ -104,7 +111,10 @@ export async function consentRoutes(
       return reply.status(201).send(consent)
     },
   )
+}
 
+/** Listing and reading consents. */
+async function consentReadRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/consents',
     {
@@ -152,7 +162,14 @@ export async function consentRoutes(
       return getConsent(ctx, principal.tenantId, request.params.consentId, customerId)
     },
   )
+}
 
+/** Approving a consent with the device key or a passkey. */
+async function approvalRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
   app.post(
     '/v1/consents/:consentId/approve',
     {
@@ -211,7 +228,10 @@ export async function consentRoutes(
       })
     },
   )
+}
 
+/** Declining a consent, and the keys that verify receipts. */
+async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/consents/:consentId/decline',
     {

@@ -3,9 +3,9 @@ import { formatAmount } from '@strongroom/sdk/consent'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import { requireSmsUsable } from '../auth/sms-gate.ts'
+import type { SmsSender } from '../auth/sms-otp.ts'
 import { assessFactors, evaluateStepUp, loadStepUpPolicy } from '../auth/step-up-policy.ts'
-import type { ChannelDeps } from '../channels/public-messages.ts'
-import { type InboundSmsReply, sendTransactionalSms } from '../channels/sms.ts'
+import type { InboundSmsReply } from '../channels/sms.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
@@ -36,7 +36,7 @@ const codeHash = (ctx: Pick<ServerContext, 'keyring'>, tenantId: string, rowId: 
  */
 export async function requestSmsConfirmation(
   ctx: Ctx,
-  deps: { channels: ChannelDeps; simSwap: SimSwapProvider },
+  deps: { sendSms: SmsSender; simSwap: SimSwapProvider },
   input: { tenantId: string; consentId: string; actor: Actor },
 ): Promise<{ expiresAt: string }> {
   const consent = await getConsent(ctx, input.tenantId, input.consentId)
@@ -89,7 +89,7 @@ export async function requestSmsConfirmation(
       .execute()
   })
   const bank = (await findTenant(ctx, input.tenantId))?.name ?? 'Your bank'
-  await sendTransactionalSms(ctx, deps.channels, {
+  await deps.sendSms({
     tenantId: input.tenantId,
     to: phoneNumber,
     text:

@@ -1,7 +1,7 @@
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { roleScopes } from '../tenancy/roles.ts'
+import { roleScopes } from '../platform/http/roles.ts'
 import { findStaff } from '../tenancy/staff.ts'
 import { publishMemberLeft } from './bus-events.ts'
 import { addMemberIn } from './conversations.ts'

@@ -7,10 +7,10 @@ import { createInterface } from 'node:readline'
 import { after, before, describe, test } from 'node:test'
 import { base64ToBytes, enrolDevice, type Message, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import WebSocket from 'ws'
+import { strongroomFromSource } from '../testing/cli.ts'
 import { createTestDatabase, type TestDatabase } from '../testing/harness.ts'
+import { needsPostgresAndNats } from '../testing/requirements.ts'
 
-const cli = path.resolve(import.meta.dirname, '../../bin/strongroom.js')
-const skip = !process.env.DATABASE_URL || !process.env.NATS_URL
 const bytes = (text: string) => new TextEncoder().encode(text)
 
 interface Node {
@@ -22,14 +22,17 @@ interface Node {
  * Several server processes on one PostgreSQL and one NATS, as behind a load balancer. Nodes are killed without
  * warning (SIGKILL), and clients must go on through the others with nothing lost and nothing twice.
  */
-describe('several nodes on one PostgreSQL and NATS', { skip: skip && 'needs DATABASE_URL and NATS_URL' }, () => {
+describe('several nodes on one PostgreSQL and NATS', { skip: needsPostgresAndNats() }, () => {
   let database: TestDatabase
   let dir: string
   let env: NodeJS.ProcessEnv
   const nodes: Node[] = []
 
   function startNode(): Promise<Node> {
-    const child = spawn(process.execPath, [cli, 'start'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [...strongroomFromSource, 'start'], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     return new Promise((resolve, reject) => {
       const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
       lines.on('line', (line) => {
@@ -45,7 +48,7 @@ describe('several nodes on one PostgreSQL and NATS', { skip: skip && 'needs DATA
   }
 
   function run(...args: string[]): Record<string, string> {
-    return JSON.parse(execFileSync(process.execPath, [cli, ...args], { env, encoding: 'utf8' }))
+    return JSON.parse(execFileSync(process.execPath, [...strongroomFromSource, ...args], { env, encoding: 'utf8' }))
   }
 
   before(async () => {

@@ -138,6 +138,7 @@ export class MessageLog {
     try {
       outcome = await writeBatch(this.#ctx.db, batch)
     } catch (error) {
+      this.#ctx.metrics.commitFailures.inc()
       this.#ctx.log.error({ err: error, batchSize: batch.length }, 'message batch commit failed')
       for (const p of batch) p.reject(error)
       return

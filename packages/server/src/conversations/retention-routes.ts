@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf } from '../principal.ts'
 import { loadRetentionPolicy, saveRetentionPolicy, setConversationRetention } from './retention.ts'
 
 const Days = Type.Union([Type.Integer({ minimum: 1, maximum: 3650 }), Type.Null()], {

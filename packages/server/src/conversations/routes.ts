@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId, ContentType, Conversation, Message } from '@strongroom/sdk/protocol'
-import { principalOf, requestHtu } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf, principalMember } from '../principal.ts'
 import { assignConversation, assignmentModes } from './assignment.ts'
 import {
   addMember,
@@ -26,6 +26,14 @@ export async function conversationRoutes(
   ctx: ServerContext,
   deps: { messageLog: MessageLog; hub: StreamHub },
 ): Promise<void> {
+  await conversationListRoutes(app, ctx)
+  await membershipRoutes(app, ctx)
+  await messageRoutes(app, ctx, deps)
+  await markerAndStreamRoutes(app, ctx, deps)
+}
+
+/** Creating, listing and reading conversations. */
+async function conversationListRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations',
     {
@@ -91,7 +99,10 @@ export async function conversationRoutes(
     },
     async (request) => getConversation(ctx, principalOf(request), request.params.conversationId),
   )
+}
 
+/** Adding members, and assigning a conversation to an agent. */
+async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/members',
     {
@@ -133,7 +144,14 @@ export async function conversationRoutes(
       return getConversation(ctx, principal, conversationId)
     },
   )
+}
 
+/** Sending and reading the message log. */
+async function messageRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { messageLog: MessageLog; hub: StreamHub },
+): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/messages',
     {
@@ -201,7 +219,14 @@ export async function conversationRoutes(
       return { messages }
     },
   )
+}
 
+/** Read markers, and the realtime stream. */
+async function markerAndStreamRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { messageLog: MessageLog; hub: StreamHub },
+): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/markers',
     {

@@ -3,6 +3,8 @@ import type { Socket } from 'node:net'
 import { type AuthFrame, authFrameCheck, type ClientFrame, CloseCode, clientFrameCheck } from '@strongroom/sdk/protocol'
 import type { WebSocket } from 'ws'
 import {
+  CUSTOMER_NOTICE_SUBJECT_PREFIX,
+  type CustomerNoticeEvent,
   DEVICE_REVOKED_SUBJECT_PREFIX,
   DEVICE_SUSPENDED_SUBJECT_PREFIX,
   type DeviceRevokedEvent,
@@ -10,8 +12,8 @@ import {
 } from '../identity/device-events.ts'
 import { APP_VERSION_DEACTIVATED_SUBJECT_PREFIX, type AppVersionDeactivatedEvent } from '../integrity/app-versions.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { Problem } from '../platform/http/problems.ts'
-import { type Principal, principalMember } from '../principal.ts'
+import { type Principal, principalMember } from '../platform/http/principal.ts'
+import { asProblem, Problem } from '../platform/http/problems.ts'
 import {
   MEMBER_LEFT_SUBJECT_PREFIX,
   MEMBER_SUBJECT_PREFIX,
@@ -64,6 +66,7 @@ export class StreamHub {
       ctx.bus.subscribe(`${DEVICE_SUSPENDED_SUBJECT_PREFIX}>`, (_subject, payload) =>
         this.#closeDevice(payload, CloseCode.suspended, 'device suspended'),
       ),
+      ctx.bus.subscribe(`${CUSTOMER_NOTICE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#noticeCustomer(payload)),
       ctx.bus.subscribe(`${APP_VERSION_DEACTIVATED_SUBJECT_PREFIX}*`, (_subject, payload) =>
         this.#closeAppVersion(payload),
       ),
@@ -155,6 +158,15 @@ export class StreamHub {
     for (const session of [...(sessions ?? [])]) session.close(code, reason)
   }
 
+  /** A customer's factors changed on any node: each of their devices connected here is told. */
+  #noticeCustomer(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as CustomerNoticeEvent
+    const frame = JSON.stringify({ type: 'notice', notice: event.notice })
+    for (const session of this.#sessions) {
+      if (session.tenantId === event.tenantId && session.customerId === event.customerId) session.sendFrame(frame)
+    }
+  }
+
   /**
    * A version of the app switched off on any node: the streams its copies hold open here close as a refused sign-in
    * would (the problem, then 4001), rather than reading on until their tokens run out.
@@ -207,6 +219,8 @@ class StreamSession {
   /** Conversations being read from the database; the highest live sequence seen meanwhile. */
   readonly #catchingUp = new Map<string, number>()
   readonly #ackedDirty = new Map<string, number>()
+  /** While signing in: the memberships added or ended since the session was registered, applied once it is ready. */
+  #membershipChanges: (() => void)[] | undefined
   #closed = false
   #alive = true
   #timers: NodeJS.Timeout[] = []
@@ -221,7 +235,11 @@ class StreamSession {
     socket.on('message', (data, isBinary) => {
       if (isBinary) return this.close(CloseCode.protocolError, 'frames are JSON text')
       this.#onFrame(data.toString()).catch((error) => {
-        // A frame must never take the process down: log it and end this one connection.
+        // A frame must never take the process down: end this one connection. A database that went away is a reason
+        // to come back (1012, the client resumes from its cursors); anything else is logged as a fault.
+        if (asProblem(error).kind === 'server/unavailable') {
+          return this.close(CloseCode.serviceRestart, 'database unavailable')
+        }
         this.#hub.context.log.error({ err: error }, 'stream frame failed')
         this.close(CloseCode.protocolError, 'internal error')
       })
@@ -266,13 +284,22 @@ class StreamSession {
   }
 
   #sendProblem(problem: unknown, ref?: string): void {
-    const body =
-      problem instanceof Problem ? problem.toBody() : new Problem('server/internal', 'the request failed').toBody()
+    const body = asProblem(problem).toBody()
     this.#sendJson(ref === undefined ? { type: 'error', problem: body } : { type: 'error', ref, problem: body })
   }
 
   get tenantId(): string | undefined {
     return this.#principal?.tenantId
+  }
+
+  /** The customer whose device holds this session, if a device does. */
+  get customerId(): string | undefined {
+    return this.#principal?.kind === 'device' ? this.#principal.customerId : undefined
+  }
+
+  /** Writes a frame the hub serialized (a notice). */
+  sendFrame(frame: string): void {
+    this.#send(frame)
   }
 
   /** Says why the session may not go on, then closes. */
@@ -339,13 +366,23 @@ class StreamSession {
     const member = principalMember(principal)
     this.memberKey = memberKeyOf(principal.tenantId, member)
     const ctx = this.#hub.context
-    const conversations = await memberConversationCursors(ctx, principal.tenantId, member)
-    for (const c of conversations) {
-      // A client's own cursor wins; a client without one resumes after what it last acknowledged.
-      this.#cursors.set(c.conversationId, frame.cursors?.[c.conversationId] ?? c.deliveredSeq)
-      this.#hub.index(this, c.conversationId)
-    }
+    // Registered before anything is read, so no wake-up is lost while signing in: memberships added or ended meanwhile
+    // wait in #membershipChanges, and a conversation's live messages are held by its catch-up marker until it is read.
+    this.#membershipChanges = []
     this.#hub.indexMember(this, this.memberKey)
+    const known = await memberConversationCursors(ctx, principal.tenantId, member)
+    if (this.#closed) return
+    for (const c of known) this.#register(c.conversationId, frame.cursors?.[c.conversationId] ?? c.deliveredSeq)
+    // Read again now that every conversation is registered: whatever committed before this read is in it, and whatever
+    // commits after wakes this session. The catch-up compares against this fresh state, not the first read.
+    const conversations = await memberConversationCursors(ctx, principal.tenantId, member)
+    if (this.#closed) return
+    const registered = new Set(known.map((c) => c.conversationId))
+    for (const c of conversations) {
+      if (!registered.has(c.conversationId)) {
+        this.#register(c.conversationId, frame.cursors?.[c.conversationId] ?? c.deliveredSeq)
+      }
+    }
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers = [setInterval(() => this.#heartbeat(), ctx.config.streamHeartbeatMs)]
     // A socket lives no longer than the token that opened it; the client reconnects with a fresh one.
@@ -358,8 +395,32 @@ class StreamSession {
       conversations: conversations.map((c) => ({ conversationId: c.conversationId, lastSeq: c.lastSeq })),
     })
     for (const c of conversations) {
-      if (c.lastSeq > (this.#cursors.get(c.conversationId) ?? 0)) void this.#catchUp(c.conversationId)
+      const cursor = this.#cursors.get(c.conversationId) ?? 0
+      const newestLive = this.#catchingUp.get(c.conversationId) ?? 0
+      // The hold is let go here; a catch-up takes it again at once when there is something to read.
+      this.#catchingUp.delete(c.conversationId)
+      if (!registered.has(c.conversationId) || c.lastSeq > cursor || newestLive > cursor) {
+        void this.#catchUp(c.conversationId)
+      }
     }
+    // A conversation of the first read that the second no longer has: the membership ended meanwhile.
+    const current = new Set(conversations.map((c) => c.conversationId))
+    for (const conversationId of registered) {
+      if (current.has(conversationId)) continue
+      this.#cursors.delete(conversationId)
+      this.#catchingUp.delete(conversationId)
+      this.#hub.unindexConversation(this, conversationId)
+    }
+    const changes = this.#membershipChanges
+    this.#membershipChanges = undefined
+    for (const change of changes) change()
+  }
+
+  /** Adds a conversation to a session signing in, its live messages held until its first read. */
+  #register(conversationId: string, cursor: number): void {
+    this.#cursors.set(conversationId, cursor)
+    this.#catchingUp.set(conversationId, 0)
+    this.#hub.index(this, conversationId)
   }
 
   #heartbeat(): void {
@@ -446,6 +507,10 @@ class StreamSession {
   }
 
   join(conversationId: string): void {
+    if (this.#membershipChanges) {
+      this.#membershipChanges.push(() => this.join(conversationId))
+      return
+    }
     if (this.#closed || this.#cursors.has(conversationId)) return
     this.#cursors.set(conversationId, 0)
     this.#hub.index(this, conversationId)
@@ -455,7 +520,12 @@ class StreamSession {
 
   /** No longer a member: nothing more of the conversation reaches this socket, and the client is told. */
   leave(conversationId: string): void {
+    if (this.#membershipChanges) {
+      this.#membershipChanges.push(() => this.leave(conversationId))
+      return
+    }
     if (this.#closed || !this.#cursors.delete(conversationId)) return
+    this.#catchingUp.delete(conversationId)
     this.#ackedDirty.delete(conversationId)
     this.#hub.unindexConversation(this, conversationId)
     this.#sendJson({ type: 'left', conversationId })
@@ -470,6 +540,7 @@ class StreamSession {
     if (this.#catchingUp.has(conversationId) || !this.#principal) return
     this.#catchingUp.set(conversationId, 0)
     const ctx = this.#hub.context
+    ctx.metrics.catchUps.inc()
     try {
       for (;;) {
         const after = this.#cursors.get(conversationId)

@@ -9,6 +9,7 @@ import {
   StrongroomClient,
 } from '@strongroom/sdk'
 import WebSocket from 'ws'
+import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 
 const bytes = (text: string) => new TextEncoder().encode(text)
@@ -269,8 +270,7 @@ describe('realtime stream', () => {
       const good = connect()
       await good.opened
       good.socket.send(JSON.stringify({ type: 'auth', ...auth }))
-      await new Promise((resolve) => setTimeout(resolve, 200))
-      assert.equal(good.frames[0]?.type, 'ready')
+      assert.equal(await eventually(() => good.frames[0]?.type, Boolean), 'ready')
       good.socket.close()
 
       const replay = connect()
@@ -300,7 +300,7 @@ describe('realtime stream', () => {
       const { socket, opened, frames } = connect()
       await opened
       socket.send(JSON.stringify({ type: 'auth', authorization: `Bearer ${bank.agentToken}` }))
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.equal(await eventually(() => frames[0]?.type, Boolean), 'ready')
       socket.send(JSON.stringify({ type: 'send', ref: 'r1', conversationId, clientMessageId: 5 }))
       socket.send(
         JSON.stringify({
@@ -373,7 +373,7 @@ describe('realtime stream', () => {
       socket.on('message', (data) => frames.push(JSON.parse(String(data))))
       const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)))
       socket.send(JSON.stringify({ type: 'auth', authorization: `Bearer ${otherBank.agentToken}` }))
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.equal(await eventually(() => frames[0]?.type, Boolean), 'ready')
       await other.close()
       assert.equal(await closed, 1012)
       assert.deepEqual(

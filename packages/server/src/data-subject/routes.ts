@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf } from '../principal.ts'
 import { exportCustomerData } from './export-customer.ts'
 import { DataSubjectExport } from './export-document.ts'
 

@@ -2,9 +2,9 @@ import { type Actor, recordAudit } from '../audit/events.ts'
 import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
 import { type AppendInput, appendInTransaction } from '../conversations/message-log.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { actorOf, type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
-import { actorOf, type Principal, principalMember } from '../principal.ts'
 import { authorizeExternalCommit } from './external-commits.ts'
 import {
   addedKeyPackages,

@@ -1,7 +1,7 @@
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { actorOf, type Principal } from '../principal.ts'
 import { requireConversationMember } from './groups.ts'
 
 /** Said on the bus when a member asks to be re-added, so the archive member (on whichever node) does it at once. */

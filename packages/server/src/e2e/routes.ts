@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId } from '@strongroom/sdk/protocol'
-import { principalOf } from '../access.ts'
 import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { principalMember } from '../principal.ts'
 import { credentialAuthorityKeys, issueMemberCredential } from './credential-authority.ts'
 import { ALLOWED_SUITES } from './framing.ts'
 import { acceptCommit, currentGroupInfo, deleteWelcome, getGroup, pendingWelcomes, registerGroup } from './groups.ts'
@@ -30,15 +30,23 @@ const B64 = (max: number) => Type.String({ ...Base64, minLength: 4, maxLength: m
 /** Public signature keys: 32 bytes for Ed25519, 65 for an uncompressed P-256 point. */
 const SIGNATURE_KEY_LENGTHS = [32, 65]
 
-export async function e2eRoutes(
-  app: App,
-  ctx: ServerContext,
-  deps: {
-    credentialKey: SigningKey
-    /** Gives the archive member key packages in this tenant before one is claimed (when it runs on this node). */
-    prepareArchive: (tenantId: string) => Promise<void> | undefined
-  },
-): Promise<void> {
+interface E2eDeps {
+  credentialKey: SigningKey
+  /** Gives the archive member key packages in this tenant before one is claimed (when it runs on this node). */
+  prepareArchive: (tenantId: string) => Promise<void> | undefined
+}
+
+export async function e2eRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise<void> {
+  await credentialRoutes(app, ctx, deps)
+  await keyPackageRoutes(app, ctx)
+  await claimRoutes(app, ctx, deps)
+  await groupRoutes(app, ctx)
+  await commitRoutes(app, ctx)
+  await welcomeRoutes(app, ctx)
+}
+
+/** The credential authority and the credentials it issues to members. */
+async function credentialRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise<void> {
   app.get(
     '/v1/e2e/credential-authority',
     {
@@ -80,7 +88,10 @@ export async function e2eRoutes(
       return reply.status(201).send({ credential })
     },
   )
+}
 
+/** Publishing and listing key packages. */
+async function keyPackageRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/e2e/key-packages',
     {
@@ -128,7 +139,10 @@ export async function e2eRoutes(
       return keyPackageStock(ctx, principal.tenantId, principalMember(principal))
     },
   )
+}
 
+/** Claiming the key packages of the members being added. */
+async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/key-packages/claim',
     {
@@ -185,7 +199,10 @@ export async function e2eRoutes(
       }
     },
   )
+}
 
+/** The group a conversation has, as the delivery service knows it. */
+async function groupRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/conversations/:conversationId/e2e/group',
     {
@@ -222,7 +239,10 @@ export async function e2eRoutes(
     },
     async (request) => getGroup(ctx, principalOf(request), request.params.conversationId),
   )
+}
 
+/** Commits, ordered by epoch, and the group info an external joiner needs. */
+async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/commits',
     {
@@ -282,7 +302,10 @@ export async function e2eRoutes(
     },
     async (request) => currentGroupInfo(ctx, principalOf(request), request.params.conversationId),
   )
+}
 
+/** Re-add requests and the welcomes waiting for a device. */
+async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/readd-requests',
     {

@@ -1,3 +1,4 @@
+import type { SecurityNotice } from '@strongroom/sdk/protocol'
 import type { Bus } from '../platform/bus/bus.ts'
 
 /** Said on the bus when a device is revoked, so that every node cuts its sockets at once. */
@@ -24,4 +25,17 @@ export interface DeviceSuspendedEvent {
 
 export function publishDeviceSuspended(bus: Bus, event: DeviceSuspendedEvent): void {
   bus.publish(DEVICE_SUSPENDED_SUBJECT_PREFIX + event.tenantId, new TextEncoder().encode(JSON.stringify(event)))
+}
+
+/** Said on the bus when a customer's factors change: every node tells the customer's connected devices. */
+export const CUSTOMER_NOTICE_SUBJECT_PREFIX = 'sr.customer.notice.'
+
+export interface CustomerNoticeEvent {
+  tenantId: string
+  customerId: string
+  notice: SecurityNotice
+}
+
+export function publishCustomerNotice(bus: Bus, event: CustomerNoticeEvent): void {
+  bus.publish(CUSTOMER_NOTICE_SUBJECT_PREFIX + event.tenantId, new TextEncoder().encode(JSON.stringify(event)))
 }

@@ -1,6 +1,7 @@
 import type { JWK } from 'jose'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { DevicePrincipal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
 import type { VerifiedProof } from './dpop.ts'
@@ -26,14 +27,8 @@ export interface Device {
   enrolmentExpiresAt?: string
 }
 
-export interface DevicePrincipal {
-  kind: 'device'
-  tenantId: string
-  deviceId: string
-  customerId: string
-  jkt: string
-  tokenExpiresAt: Date
-}
+/** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
+export type { DevicePrincipal }
 
 export interface IssuedAccessToken {
   accessToken: string

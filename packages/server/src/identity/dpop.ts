@@ -3,10 +3,23 @@ import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, j
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 
-/** The device key algorithms Strongroom accepts: P-256 (what secure hardware offers) and Ed25519. */
-export const DEVICE_KEY_ALGORITHMS = ['ES256', 'EdDSA'] as const
+/**
+ * The device key algorithms Strongroom accepts: P-256 (what secure hardware offers) and Ed25519, under either of its
+ * names: `EdDSA`, and the fully specified `Ed25519` of RFC 9864 that newer clients send.
+ */
+export const DEVICE_KEY_ALGORITHMS = ['ES256', 'EdDSA', 'Ed25519'] as const
+/** The algorithms a verifier accepts for a device's public key: one for P-256, both names for Ed25519. */
+export function algorithmsForKey(jwk: Pick<JWK, 'kty'>): string[] {
+  return jwk.kty === 'OKP' ? ['EdDSA', 'Ed25519'] : ['ES256']
+}
 /** How far a proof's iat may stray from the server clock, in either direction. */
 const IAT_WINDOW_SECONDS = 60
+/**
+ * How long after its iat a proof may still pass: the window behind the clock, plus the tolerance, plus the second
+ * that whole-second clock comparison adds (a proof of iat T passes while the clock reads T + 120.999). The jti must be
+ * remembered at least that long, or the proof can be replayed at the edge of its window.
+ */
+const PROOF_ACCEPTED_SECONDS = 2 * IAT_WINDOW_SECONDS + 1
 const MAX_PROOF_LENGTH = 4096
 
 export interface VerifiedProof {
@@ -30,7 +43,7 @@ export function accessTokenHash(token: string): string {
 export async function verifyDpopProof(
   ctx: Pick<ServerContext, 'db'>,
   proof: string | undefined,
-  request: { htm: string; htu: string; accessToken?: string },
+  request: { htm: string; htu: string; accessToken?: string; now?: Date },
 ): Promise<VerifiedProof> {
   if (!proof) fail('a DPoP header is required')
   if (proof.length > MAX_PROOF_LENGTH) fail('the proof is too large')
@@ -53,6 +66,7 @@ export async function verifyDpopProof(
       algorithms: [...DEVICE_KEY_ALGORITHMS],
       maxTokenAge: IAT_WINDOW_SECONDS,
       clockTolerance: IAT_WINDOW_SECONDS,
+      ...(request.now ? { currentDate: request.now } : {}),
     }))
   } catch {
     fail('signature or claims verification failed')
@@ -66,7 +80,7 @@ export async function verifyDpopProof(
   }
   const jkt = await calculateJwkThumbprint(jwk, 'sha256')
   // The jti is remembered until the proof could no longer pass the iat window; the insert is the atomic check.
-  const expiresAt = new Date(((iat as number) + 2 * IAT_WINDOW_SECONDS) * 1000)
+  const expiresAt = new Date((Math.floor(iat as number) + PROOF_ACCEPTED_SECONDS) * 1000)
   const inserted = await ctx.db
     .insertInto('dpop_proofs')
     .values({ jkt, jti, expires_at: expiresAt })
@@ -90,6 +104,6 @@ function normalizeHtu(value: string): string {
 }
 
 /** Forgets proofs whose iat window has passed; called by the housekeeping timer. */
-export async function purgeExpiredProofs(ctx: Pick<ServerContext, 'db'>): Promise<void> {
-  await ctx.db.deleteFrom('dpop_proofs').where('expires_at', '<', new Date()).execute()
+export async function purgeExpiredProofs(ctx: Pick<ServerContext, 'db'>, now = new Date()): Promise<void> {
+  await ctx.db.deleteFrom('dpop_proofs').where('expires_at', '<=', now).execute()
 }

@@ -1,13 +1,12 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { principalOf, requestHtu, singleHeader } from '../access.ts'
-import { removeMemberEverywhere } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf, requestHtu, singleHeader } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { actorOf } from '../principal.ts'
 import { createCustomer, findCustomer } from './customers.ts'
 import { publishDeviceRevoked, publishDeviceSuspended } from './device-events.ts'
 import { refusalOfDeviceKey } from './device-key-refusal.ts'
@@ -60,7 +59,31 @@ function stateChange(request: FastifyRequest): DeviceStateChange {
   }
 }
 
-export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeKey: SigningKey }): Promise<void> {
+/**
+ * What revoking a device takes with it elsewhere, in the revocation's own transaction (conversations: the device leaves
+ * every conversation it was in). Gives the conversations it left, so that their members hear of it.
+ */
+export type DeviceRevocationHook = (
+  trx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  device: { kind: 'device'; id: string },
+) => Promise<string[]>
+
+export async function identityRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { wipeKey: SigningKey; onRevoked: DeviceRevocationHook },
+): Promise<void> {
+  await customerRoutes(app, ctx)
+  await customerDeviceRoutes(app, ctx)
+  await deviceRoutes(app, ctx)
+  await deviceStateRoutes(app, ctx, deps)
+  await resumeAndTokenRoutes(app, ctx, deps)
+  await wipeRoutes(app, ctx)
+}
+
+/** Registering a customer and reading one. */
+async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/customers',
     {
@@ -105,7 +128,10 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
       return customer
     },
   )
+}
 
+/** A customer's devices, and the codes that enrol new ones. */
+async function customerDeviceRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/customers/:customerId/devices',
     {
@@ -152,7 +178,10 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
       return reply.status(201).header('cache-control', 'no-store').send(issued)
     },
   )
+}
 
+/** Enrolling a device, and a customer's devices as the device sees them. */
+async function deviceRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/devices',
     {
@@ -197,7 +226,14 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
       return { devices: await listCustomerDevices(ctx, principal.tenantId, principal.customerId) }
     },
   )
+}
 
+/** Revoking and suspending a device. */
+async function deviceStateRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { wipeKey: SigningKey; onRevoked: DeviceRevocationHook },
+): Promise<void> {
   app.post(
     '/v1/devices/:deviceId/revoke',
     {
@@ -223,7 +259,7 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
       const { deviceId } = request.params
       const left = await ctx.db.transaction().execute(async (trx) => {
         const { revoked } = await revokeDevice({ db: trx }, principal.tenantId, deviceId, stateChange(request))
-        return revoked ? removeMemberEverywhere({ db: trx }, principal.tenantId, { kind: 'device', id: deviceId }) : []
+        return revoked ? deps.onRevoked({ db: trx }, principal.tenantId, { kind: 'device', id: deviceId }) : []
       })
       publishDeviceRevoked(ctx.bus, { tenantId: principal.tenantId, deviceId, conversationIds: left })
       return { deviceId, status: 'revoked' as const, conversationsLeft: left.length }
@@ -255,7 +291,14 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
       return { deviceId, status: 'suspended' as const }
     },
   )
+}
 
+/** Resuming a suspended device, and renewing a device's access token. */
+async function resumeAndTokenRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { wipeKey: SigningKey; onRevoked: DeviceRevocationHook },
+): Promise<void> {
   app.post(
     '/v1/devices/:deviceId/resume',
     {
@@ -296,12 +339,15 @@ export async function identityRoutes(app: App, ctx: ServerContext, keys: { wipeK
         htm: 'POST',
         htu: requestHtu(request),
       })
-      const refusal = await refusalOfDeviceKey(ctx, keys.wipeKey, proof.jkt)
+      const refusal = await refusalOfDeviceKey(ctx, deps.wipeKey, proof.jkt)
       if (refusal) throw refusal
       return reply.header('cache-control', 'no-store').send(await issueDeviceToken(ctx, proof))
     },
   )
+}
 
+/** Remote wipe: the confirmation a revoked device sends, and the keys that verify wipe commands. */
+async function wipeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/devices/wipe-confirmation',
     {

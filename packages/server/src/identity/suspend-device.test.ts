@@ -9,9 +9,8 @@ import {
   startTestServer,
   type TestBank,
   type TestServer,
-  usingNats,
-  usingPostgres,
 } from '../testing/harness.ts'
+import { needsPostgresAndNats } from '../testing/requirements.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 const bytes = (text: string) => new TextEncoder().encode(text)
@@ -251,7 +250,7 @@ describe('device states: pending, active, suspended, revoked', () => {
 })
 
 describe('a suspension on one node reaches the sockets of every other', {
-  skip: !(usingPostgres && usingNats) && 'needs DATABASE_URL and NATS_URL',
+  skip: needsPostgresAndNats(),
 }, () => {
   test('suspended through one node, the phone loses its socket on the other; resumed, it is back there', async () => {
     const database = await createTestDatabase()

@@ -2,6 +2,7 @@ import { devAttestationPayload, type RiskSignals } from '@strongroom/sdk/integri
 import { compactVerify, importJWK } from 'jose'
 import { recordAudit } from '../audit/events.ts'
 import { type DevicePrincipal, devicePublicJwk } from '../identity/devices.ts'
+import { algorithmsForKey } from '../identity/dpop.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
@@ -32,12 +33,10 @@ async function verifyDevEvidence(
 ) {
   if (ctx.config.mode !== 'dev') throw new Problem('integrity/verifier-not-allowed', 'the dev verifier is dev-only')
   const jwk = await devicePublicJwk(ctx, device.tenantId, device.deviceId)
-  const algorithm = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256'
+  const algorithms = algorithmsForKey(jwk)
   let signed: string
   try {
-    const { payload } = await compactVerify(evidence.proof, await importJWK(jwk, algorithm), {
-      algorithms: [algorithm],
-    })
+    const { payload } = await compactVerify(evidence.proof, await importJWK(jwk, algorithms[0]), { algorithms })
     signed = new TextDecoder().decode(payload)
   } catch {
     throw new Problem('integrity/invalid-evidence', 'the proof does not verify with this device key')

@@ -1,14 +1,14 @@
 import { type TProperties, Type } from '@sinclair/typebox'
 import { Base64 } from '@strongroom/sdk/protocol'
-import { principalOf } from '../access.ts'
 import { findCustomer } from '../identity/customers.ts'
 import { listCustomerDevices } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { actorOf } from '../principal.ts'
 import { type DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
 import { registerApp } from './apps.ts'
 import { attest } from './attest.ts'
@@ -44,6 +44,15 @@ export async function integrityRoutes(
   ctx: ServerContext,
   deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers; deactivated: DeactivatedAppVersions },
 ): Promise<void> {
+  await integrityPolicyRoutes(app, ctx)
+  await pinSetRoutes(app, ctx)
+  await secretDeliveryRoutes(app, ctx)
+  await appRoutes(app, ctx)
+  await attestationRoutes(app, ctx, deps)
+}
+
+/** What staff see of device integrity, and the tenant's integrity policy. */
+async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/customers/:customerId/device-integrity',
     {
@@ -115,7 +124,10 @@ export async function integrityRoutes(
       return request.body
     },
   )
+}
 
+/** The signed pin sets apps fetch, and the runtime secrets staff store. */
+async function pinSetRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/.well-known/strongroom-pins',
     {
@@ -156,7 +168,10 @@ export async function integrityRoutes(
       return setRuntimeSecret(ctx, principal.tenantId, request.params.name, value, actorOf(principal))
     },
   )
+}
 
+/** Runtime secrets, delivered only to attested apps, encrypted to the device key. */
+async function secretDeliveryRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/integrity/secrets-key',
     {
@@ -215,7 +230,10 @@ export async function integrityRoutes(
       return reply.header('cache-control', 'no-store').send(sealed)
     },
   )
+}
 
+/** The apps a tenant registers, and the challenges their attestations answer. */
+async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/apps/:appId',
     {
@@ -277,7 +295,14 @@ export async function integrityRoutes(
       return reply.status(201).send(await issueChallenge(ctx, principal.tenantId, principal.deviceId))
     },
   )
+}
 
+/** Switching an app version off, and attesting an app for an integrity token. */
+async function attestationRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers; deactivated: DeactivatedAppVersions },
+): Promise<void> {
   app.post(
     '/v1/apps/:appId/versions/:appVersion/deactivate',
     {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, test } from 'node:test'
@@ -83,15 +83,6 @@ describe('configuration', () => {
       refuses({ ...base, STRONGROOM_KEY_FILE: loose }, 'STRONGROOM_KEY_FILE', /chmod 600/)
     })
 
-    test('without a key file named: never the dev data directory’s, even when one is there', () => {
-      const data = mkdtempSync(path.join(os.tmpdir(), 'sr-dev-data-'))
-      writeFileSync(path.join(data, 'keyring.json'), '{}', { mode: 0o600 })
-      const { STRONGROOM_KEY_FILE: _named, ...unnamed } = base
-      refuses({ ...unnamed, STRONGROOM_DATA_DIR: data }, 'STRONGROOM_KEY_FILE', /must be set in production/)
-      refuses(unnamed, 'STRONGROOM_KEY_FILE', /must be set in production/)
-      assert.equal(loadConfig(base).archiveKeyFile, path.join(dir, 'archive-keyring.json'), 'beside the key file')
-    })
-
     test('`keys init` loads the configuration before the key files exist', () => {
       const absent = { ...base, STRONGROOM_KEY_FILE: path.join(dir, 'not-yet.json'), STRONGROOM_ARCHIVE_MEMBER: 'true' }
       refuses(absent, 'STRONGROOM_KEY_FILE', /must exist/)
@@ -103,6 +94,26 @@ describe('configuration', () => {
       refuses({ ...base, STRONGROOM_KEY_FILE: path.join(dir, 'absent.json') }, 'STRONGROOM_KEY_FILE', /must exist/)
     })
 
+    test('never from ./strongroom-data in the directory it starts in, even when key files are there', () => {
+      const started = process.cwd()
+      const workdir = mkdtempSync(path.join(os.tmpdir(), 'sr-prod-cwd-'))
+      mkdirSync(path.join(workdir, 'strongroom-data'))
+      for (const file of ['keyring.json', 'archive-keyring.json']) {
+        writeFileSync(path.join(workdir, 'strongroom-data', file), '{}', { mode: 0o600 })
+      }
+      process.chdir(workdir)
+      try {
+        const { STRONGROOM_KEY_FILE: _, ...unnamed } = base
+        refuses(unnamed, 'STRONGROOM_KEY_FILE', /must be set in production mode/)
+        refuses({ ...base, STRONGROOM_ARCHIVE_MEMBER: 'true' }, 'STRONGROOM_ARCHIVE_KEY_FILE', /must be set/)
+        const named = loadConfig({ ...unnamed, STRONGROOM_DATA_DIR: path.join(workdir, 'strongroom-data') })
+        assert.equal(named.keyFile, path.join(workdir, 'strongroom-data', 'keyring.json'))
+      } finally {
+        process.chdir(started)
+        rmSync(workdir, { recursive: true, force: true })
+      }
+    })
+
     test('with the dev seed asked for', () => {
       refuses({ ...base, STRONGROOM_DEV_SEED: 'true' }, 'STRONGROOM_DEV_SEED', /dev-only/)
     })
@@ -110,7 +121,14 @@ describe('configuration', () => {
     test('the archive member runs only with its own private key file, apart from the keyring', () => {
       assert.equal(loadConfig(base).archiveMember, false, 'off unless the operator picks this node')
       const archive = { ...base, STRONGROOM_ARCHIVE_MEMBER: 'true' }
-      refuses(archive, 'STRONGROOM_ARCHIVE_KEY_FILE', /must exist/)
+      refuses(archive, 'STRONGROOM_ARCHIVE_KEY_FILE', /must be set in production mode/)
+      const emptyDataDir = mkdtempSync(path.join(os.tmpdir(), 'sr-prod-data-'))
+      refuses({ ...archive, STRONGROOM_DATA_DIR: emptyDataDir }, 'STRONGROOM_ARCHIVE_KEY_FILE', /must exist/)
+      refuses(
+        { ...archive, STRONGROOM_ARCHIVE_KEY_FILE: path.join(dir, 'absent.json') },
+        'STRONGROOM_ARCHIVE_KEY_FILE',
+        /must exist/,
+      )
       refuses({ ...archive, STRONGROOM_ARCHIVE_KEY_FILE: keyFile }, 'STRONGROOM_ARCHIVE_KEY_FILE', /live keyring/)
       const loose = path.join(dir, 'archive-loose.json')
       writeFileSync(loose, '{}')

@@ -282,18 +282,8 @@ export function loadConfig(
     config[key] = value
   }
   const result = config as Config
-  // Production never reads the dev data directory: its key file is named, and the archive's sits beside it.
-  if (result.mode === 'production' && !result.keyFile) {
-    throw new ConfigError(
-      'STRONGROOM_KEY_FILE',
-      'must be set in production mode (create it with `strongroom keys init`)',
-    )
-  }
   result.keyFile ??= path.join(result.dataDir, 'keyring.json')
-  result.archiveKeyFile ??= path.join(
-    result.mode === 'production' ? path.dirname(result.keyFile) : result.dataDir,
-    'archive-keyring.json',
-  )
+  result.archiveKeyFile ??= path.join(result.dataDir, 'archive-keyring.json')
   // The web package's build output, beside this package in the repository.
   result.webDir ??= path.resolve(import.meta.dirname, '../../../web/dist')
   // In dev every node reads for the archive; in production the operator picks the node(s) or runs a separate process.
@@ -346,6 +336,7 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
     throw new ConfigError('STRONGROOM_DEV_SEED', 'is a dev-only feature and production mode refuses it')
   }
   config.devSeed = false
+  requireNamedLocation(explicit, 'keyFile', 'STRONGROOM_KEY_FILE')
   if (creatingKeyFiles) return
   let mode: number
   try {
@@ -359,7 +350,23 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
   if ((mode & 0o077) !== 0) {
     throw new ConfigError('STRONGROOM_KEY_FILE', 'must not be readable or writable by group or others (chmod 600)')
   }
-  if (config.archiveMember) checkArchiveKeyFile(config)
+  if (config.archiveMember) {
+    requireNamedLocation(explicit, 'archiveKeyFile', 'STRONGROOM_ARCHIVE_KEY_FILE')
+    checkArchiveKeyFile(config)
+  }
+}
+
+/**
+ * Production reads nothing from wherever it happens to be started: a key file comes from its own setting or from a
+ * data directory the operator named, never from the `./strongroom-data` default of dev mode.
+ */
+function requireNamedLocation(explicit: Set<string>, key: 'keyFile' | 'archiveKeyFile', env: string): void {
+  if (!explicit.has(key) && !explicit.has('dataDir')) {
+    throw new ConfigError(
+      env,
+      'must be set in production mode (or STRONGROOM_DATA_DIR): it never defaults to ./strongroom-data',
+    )
+  }
 }
 
 /** The archive member's keys are its own: a separate key file, as private as the keyring's. */

@@ -69,6 +69,41 @@ export function createMetrics() {
       labelNames: ['connector', 'reason'] as const,
       registers: [registry],
     }),
+    commitFailures: new Counter({
+      name: 'strongroom_message_commit_failures_total',
+      help: 'Group commits of the message log that failed (every append in the batch was refused)',
+      registers: [registry],
+    }),
+    catchUps: new Counter({
+      name: 'strongroom_stream_catch_ups_total',
+      help: 'Times a socket read a conversation from the database (sign-in behind, a gap, a missed wake-up, a bus reconnect)',
+      registers: [registry],
+    }),
+    drains: new Counter({
+      name: 'strongroom_drains_total',
+      help: 'Shutdowns begun on this node (SIGTERM): readiness fails, sockets are told where to resume, queued messages commit',
+      registers: [registry],
+    }),
+    busConnected: new Gauge({
+      name: 'strongroom_bus_connected',
+      help: '1 while this node is connected to the bus (always 1 for the in-memory bus), 0 while it reconnects',
+      registers: [registry],
+    }),
+    busDisconnects: new Counter({
+      name: 'strongroom_bus_disconnects_total',
+      help: 'Times the connection to the bus was lost',
+      registers: [registry],
+    }),
+    busReconnects: new Counter({
+      name: 'strongroom_bus_reconnects_total',
+      help: 'Times the connection to the bus came back',
+      registers: [registry],
+    }),
+    databaseConnectionsLost: new Counter({
+      name: 'strongroom_database_connections_lost_total',
+      help: 'Connections to PostgreSQL that broke (server restart, backend ended, network); the pool opens fresh ones',
+      registers: [registry],
+    }),
     authFailures: new Counter({
       name: 'strongroom_auth_failures_total',
       help: 'Refused credentials by reason',

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { ClientAssertion, StrongroomClient, StrongroomError } from '@strongroom/sdk'
-import { exportJWK, SignJWT } from 'jose'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import * as oauth from 'oauth4webapi'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 
 describe('bank backends as OAuth clients (private_key_jwt)', () => {
@@ -116,6 +117,41 @@ describe('bank backends as OAuth clients (private_key_jwt)', () => {
       assert.equal(result.body.error, error, name)
       assert.equal(result.body.access_token, undefined, name)
     }
+  })
+
+  test('issue 15: oauth4webapi, an independent client, gets a token with private_key_jwt (aud = the issuer)', async () => {
+    const issuer = new URL(server.url)
+    const insecure = { [oauth.allowInsecureRequests]: true }
+    const as = await oauth.processDiscoveryResponse(
+      issuer,
+      await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+    )
+    assert.equal(as.token_endpoint, tokenEndpoint)
+    // An Ed25519 key, which oauth4webapi signs with under RFC 9864's name (alg Ed25519).
+    const keys = await generateKeyPair('Ed25519')
+    const registered = await fetch(`${server.url}/v1/api-clients`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'oauth4webapi backend',
+        jwks: { keys: [{ ...(await exportJWK(keys.publicKey)), kid: 'ed1' }] },
+        scopes: ['consents:write'],
+      }),
+    })
+    assert.equal(registered.status, 201)
+    const client: oauth.Client = { client_id: ((await registered.json()) as { clientId: string }).clientId }
+    const authentication = oauth.PrivateKeyJwt({ key: keys.privateKey, kid: 'ed1' })
+    const tokens = await oauth.processClientCredentialsResponse(
+      as,
+      client,
+      await oauth.clientCredentialsGrantRequest(as, client, authentication, { scope: 'consents:write' }, insecure),
+    )
+    assert.equal(tokens.token_type, 'bearer')
+    const me = await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } })
+    assert.equal(((await me.json()) as { clientId: string }).clientId, client.client_id)
+    // The issuer and the token endpoint are the audiences accepted; another server's issuer is not.
+    assert.equal((await token(grant(await assertion({ aud: server.url })))).status, 200)
+    assert.equal((await token(grant(await assertion({ aud: 'https://other.example' })))).status, 401)
   })
 
   test('a JWKS with a private key, or only agents, cannot register a client', async () => {

@@ -1,25 +1,22 @@
 import { createLocalJWKSet, decodeJwt, type JSONWebKeySet, jwtVerify } from 'jose'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { ClientPrincipal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import type { Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-import type { Scope } from './roles.ts'
 
 /** What a bank backend may be given: it asks for consents and registers customers and their devices. */
 export const clientScopes = ['consents:write', 'customers:write', 'devices:enrol'] as const satisfies readonly Scope[]
 export type ClientScope = (typeof clientScopes)[number]
 
-export interface ClientPrincipal {
-  kind: 'client'
-  tenantId: string
-  clientId: string
-  scopes: readonly Scope[]
-  tokenExpiresAt: Date
-}
+/** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
+export type { ClientPrincipal }
 
 const CLIENT_TOKEN_TTL_SECONDS = 300
 const MAX_ASSERTION_LIFETIME_SECONDS = 300
-const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'PS256', 'RS256']
+/** What a client assertion may be signed with; Ed25519 under both its names (EdDSA, and RFC 9864's Ed25519). */
+export const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'PS256', 'RS256']
 
 type Ctx = Pick<ServerContext, 'db'>
 
@@ -88,12 +85,20 @@ export class OAuthError extends Error {
 
 /**
  * The client credentials grant with private_key_jwt (RFC 7523 §2.2): the client proves itself with a short-lived JWT
- * signed by one of its registered keys, naming itself as issuer and subject and this token endpoint as audience;
- * each assertion works once. The answer is a short-lived opaque bearer token limited to the scopes asked for.
+ * signed by one of its registered keys, naming itself as issuer and subject and, as audience, this token endpoint or
+ * this server's issuer identifier (what FAPI 2.0 and RFC 7523bis ask clients to send, and oauth4webapi does); each
+ * assertion works once. The answer is a short-lived opaque bearer token limited to the scopes asked for.
  */
 export async function issueClientToken(
   ctx: Ctx,
-  request: { grantType?: string; assertionType?: string; assertion?: string; scope?: string; tokenEndpoint: string },
+  request: {
+    grantType?: string
+    assertionType?: string
+    assertion?: string
+    scope?: string
+    tokenEndpoint: string
+    issuer: string
+  },
 ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number; scope: string }> {
   if (request.grantType !== 'client_credentials') {
     throw new OAuthError('unsupported_grant_type', 'only client_credentials is supported')
@@ -119,7 +124,7 @@ export async function issueClientToken(
     ;({ payload } = await jwtVerify(request.assertion, createLocalJWKSet(JSON.parse(client.jwks)), {
       issuer: client.id,
       subject: client.id,
-      audience: request.tokenEndpoint,
+      audience: [request.tokenEndpoint, request.issuer],
       algorithms: ASSERTION_ALGORITHMS,
       requiredClaims: ['exp', 'jti'],
       clockTolerance: 30,

@@ -1,11 +1,12 @@
 import { Type } from '@sinclair/typebox'
-import { principalOf, requestHtu } from '../access.ts'
+import type { FastifyRequest } from 'fastify'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf } from '../principal.ts'
-import { clientScopes, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
+import { ASSERTION_ALGORITHMS, clientScopes, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
 
 const PublicJwk = Type.Object(
   {
@@ -28,6 +29,39 @@ const OAuthErrorBody = Type.Object(
 )
 
 export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
+  /** This server's issuer identifier (RFC 8414): its public URL, or the origin the client addressed. */
+  const issuerOf = (request: FastifyRequest) => ctx.config.publicUrl ?? new URL(requestHtu(request)).origin
+
+  app.get(
+    '/.well-known/oauth-authorization-server',
+    {
+      schema: {
+        summary:
+          'OAuth 2.0 authorization server metadata (RFC 8414), for bank backends that discover the token endpoint',
+        tags: ['tenancy'],
+        response: {
+          200: Type.Object({
+            issuer: Type.String(),
+            token_endpoint: Type.String(),
+            grant_types_supported: Type.Array(Type.String()),
+            token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+            token_endpoint_auth_signing_alg_values_supported: Type.Array(Type.String()),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const issuer = issuerOf(request)
+      return {
+        issuer,
+        token_endpoint: `${issuer}/v1/oauth/token`,
+        grant_types_supported: ['client_credentials'],
+        token_endpoint_auth_methods_supported: ['private_key_jwt'],
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
+      }
+    },
+  )
+
   app.post(
     '/v1/api-clients',
     {
@@ -121,6 +155,7 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
             assertion: request.body.client_assertion,
             scope: request.body.scope,
             tokenEndpoint: requestHtu(request),
+            issuer: issuerOf(request),
           })
         } catch (error) {
           if (!(error instanceof OAuthError)) throw error

@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox'
-import { principalOf } from '../access.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { principalOf } from '../platform/http/request.ts'
+import { roles, scopes } from '../platform/http/roles.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { actorOf } from '../principal.ts'
-import { roles, scopes } from './roles.ts'
 import { createStaff, findStaff, issueStaffToken, listStaff } from './staff.ts'
 
 const Role = oneOf(roles)
@@ -13,6 +13,12 @@ const ScopeSchema = oneOf(scopes)
 const StaffSchema = Type.Object({ id: Type.String(), tenantId: Type.String(), name: Type.String(), role: Role })
 
 export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void> {
+  await meRoutes(app)
+  await staffRoutes(app, ctx)
+}
+
+/** Who the caller is. */
+async function meRoutes(app: App): Promise<void> {
   app.get(
     '/v1/me',
     {
@@ -46,7 +52,10 @@ export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void>
       }
     },
   )
+}
 
+/** Staff members and their tokens. */
+async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff',
     {

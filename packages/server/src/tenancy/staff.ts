@@ -1,8 +1,9 @@
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { StaffPrincipal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { type Role, roleScopes, type Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-import { type Role, roleScopes, type Scope } from './roles.ts'
 
 export interface StaffMember {
   id: string
@@ -11,14 +12,8 @@ export interface StaffMember {
   role: Role
 }
 
-export interface StaffPrincipal {
-  kind: 'staff'
-  tenantId: string
-  staffId: string
-  role: Role
-  scopes: readonly Scope[]
-  tokenExpiresAt: Date
-}
+/** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
+export type { StaffPrincipal }
 
 type Ctx = Pick<ServerContext, 'db'>
 

@@ -5,7 +5,16 @@ import path from 'node:path'
 import { after, before } from 'node:test'
 import { createTestDatabase, type TestDatabase } from './harness.ts'
 
-const cli = path.resolve(import.meta.dirname, '../../bin/strongroom.js')
+/**
+ * The arguments to Node that run the `strongroom` command from the sources: tests run what they test, not a build
+ * that may be older than it.
+ */
+export const strongroomFromSource = [
+  '--conditions=@strongroom/source',
+  '--import',
+  import.meta.resolve('tsx'),
+  path.resolve(import.meta.dirname, '../cli/main.ts'),
+]
 
 /**
  * The `strongroom` command as an operator runs it, in a data directory and database of the calling test file's own.
@@ -35,7 +44,7 @@ export function cliHarness() {
       return state.database
     },
     run(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
-      const result = spawnSync(process.execPath, [cli, ...args], {
+      const result = spawnSync(process.execPath, [...strongroomFromSource, ...args], {
         env: { ...state.env, ...extraEnv },
         encoding: 'utf8',
       })

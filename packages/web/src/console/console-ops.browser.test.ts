@@ -17,14 +17,18 @@ import {
   type StrongroomError,
   verifyConsentReceipt,
 } from '@strongroom/sdk'
+import {
+  archiveRecords,
+  createConversationIn,
+  createCustomer,
+  createTestBank,
+  type TestBank,
+  type TestServer,
+  verificationKeys,
+  verifyBundle,
+} from '@strongroom/server/testing'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import WebSocket from 'ws'
-import { archiveRecords } from '../../../server/src/archive/append.ts'
-import { verifyBundle } from '../../../server/src/archive/bundle.ts'
-import { createConversationIn } from '../../../server/src/conversations/conversations.ts'
-import { createCustomer } from '../../../server/src/identity/customers.ts'
-import { verificationKeys } from '../../../server/src/platform/keyring/signing-keys.ts'
-import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
 import { assertAccessible, CHROMIUM, outputDir, withoutChromium as skip, startPagesServer } from '../browser-testing.ts'
 
 const app = { appId: 'com.bank.app', appVersion: '3.2.0' }

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
 import { type Browser, type CDPSession, chromium, type Page } from 'playwright-core'
-import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
 import {
   assertAccessible,
   CHROMIUM,

@@ -21,9 +21,9 @@ import {
   nodeCryptoProvider,
   SecureMessaging,
 } from '@strongroom/sdk/mls-node'
+import { createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import WebSocket from 'ws'
-import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
 import {
   assertAccessible,
   CHROMIUM,

@@ -18,9 +18,14 @@ import {
   type SecureEvent,
   SecureMessaging,
 } from '@strongroom/sdk/mls-node'
+import {
+  configureSimulatedSms,
+  createTestBank,
+  SimulatedPhone,
+  type TestBank,
+  type TestServer,
+} from '@strongroom/server/testing'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
-import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
-import { configureSimulatedSms, SimulatedPhone } from '../../../server/src/testing/simulated-phone.ts'
 import {
   assertAccessible,
   CHROMIUM,

@@ -10,9 +10,8 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { configureSimulatedChannels, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
-import { configureSimulatedChannels } from '../../../server/src/seed.ts'
-import { createTestBank, type TestBank, type TestServer } from '../../../server/src/testing/harness.ts'
 import {
   assertAccessible,
   CHROMIUM,

@@ -24,8 +24,9 @@ export function createMemoryBus(): Bus {
       subscriptions.add(subscription)
       return () => subscriptions.delete(subscription)
     },
+    onDisconnect: () => () => {},
     onReconnect: () => () => {},
-    ready: async () => !closed,
+    connected: () => !closed,
     async close() {
       closed = true
       subscriptions.clear()

@@ -15,6 +15,11 @@ export interface DatabaseHandle {
   readonly kind: 'pglite' | 'postgres'
   /** True when the database answers and every migration this build knows has been applied. */
   ready(): Promise<boolean>
+  /**
+   * Called when a connection to PostgreSQL breaks (the server restarted or ended the backend, the network dropped):
+   * the queries on it fail and the pool opens a fresh one for the next; the process goes on.
+   */
+  onConnectionLost(listener: (error: Error) => void): () => void
   close(): Promise<void>
 }
 
@@ -30,6 +35,10 @@ export async function openDatabase(
   let dialect: Dialect
   let kind: DatabaseHandle['kind']
   let releaseLock = () => {}
+  const lostListeners = new Set<(error: Error) => void>()
+  const connectionLost = (error: Error) => {
+    for (const listener of lostListeners) listener(error)
+  }
   if (config.databaseUrl) {
     kind = 'postgres'
     const pgPool = new pg.Pool({
@@ -38,8 +47,12 @@ export async function openDatabase(
       statement_timeout: config.statementTimeoutMs,
       connectionTimeoutMillis: 5000,
     })
-    // An idle client that loses its server must not crash the process; the next query gets a fresh one.
+    // A client that loses its server emits 'error'; with no listener that would end the process. pg-pool listens on
+    // idle clients only (and re-emits on the pool), and takes its listener off while a client is checked out, so
+    // every client gets a listener of its own for its whole life. The query in flight fails with the
+    // same error (a 503 for its request), and the pool discards the broken client on release.
     pgPool.on('error', () => {})
+    pgPool.on('connect', (client) => client.on('error', connectionLost))
     dialect = new PostgresDialect({ pool: pgPool })
   } else {
     kind = 'pglite'
@@ -67,7 +80,12 @@ export async function openDatabase(
         return false
       }
     },
+    onConnectionLost(listener) {
+      lostListeners.add(listener)
+      return () => lostListeners.delete(listener)
+    },
     async close() {
+      lostListeners.clear()
       await db.destroy()
       releaseLock()
     },
@@ -105,6 +123,48 @@ function isRunning(pid: number): boolean {
     return true
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** PostgreSQL error codes that mean the connection, not the statement, failed: class 08 and the server going away. */
+const CONNECTION_LOST_CODES = /^(08...|57P0[1-3])$/
+const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'])
+const NETWORK_ERROR_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error',
+  'Connection ended unexpectedly',
+]
+
+/**
+ * Whether an error says the database could not be reached or the connection broke under the query: the request
+ * fails as temporarily unavailable (503, try again), and the next query gets a fresh connection.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false
+  const code = (error as { code?: unknown }).code
+  if (typeof code === 'string' && (CONNECTION_LOST_CODES.test(code) || NETWORK_ERROR_CODES.has(code))) return true
+  return NETWORK_ERROR_MESSAGES.some((message) => error.message.startsWith(message))
+}
+
+/**
+ * Runs a start-up step, trying again with backoff (a quarter second doubling to 5 s) while the database is
+ * unreachable or drops the connection, until `deadlineMs` has passed; any other error is thrown at once. A node
+ * started before its database, or while the database restarts, waits for it instead of exiting.
+ */
+export async function whileDatabaseUnavailable<T>(
+  step: () => Promise<T>,
+  options: { deadlineMs: number; onRetry: (error: Error, delayMs: number) => void },
+): Promise<T> {
+  const deadline = Date.now() + options.deadlineMs
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      return await step()
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || Date.now() + delay > deadline) throw error
+      options.onRetry(error as Error, delay)
+      await new Promise((resolve) => setTimeout(resolve, delay))
+    }
   }
 }
 

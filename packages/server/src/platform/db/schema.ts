@@ -277,6 +277,8 @@ export interface TotpFactorsTable {
   failed_attempts: Generated<number>
   locked_until: Timestamp | null
   created_at: Timestamp
+  /** When the factor was confirmed; null while pending. */
+  activated_at: Timestamp | null
 }
 
 export interface IntegrityChallengesTable {

@@ -5,7 +5,7 @@ import addFormats from 'ajv-formats'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify'
 import type { Logger } from '../logging.ts'
 import type { Metrics } from '../metrics.ts'
-import { Problem, problemCatalogue } from './problems.ts'
+import { asProblem, Problem, problemCatalogue } from './problems.ts'
 import { installSecurityHeaders } from './security-headers.ts'
 
 export type App = FastifyInstance<
@@ -65,6 +65,7 @@ export async function createHttpServer(options: {
     const problem = toProblem(error)
     if (problem.status >= 500) request.log.error({ err: error }, 'request failed')
     if (problem.status === 401) options.metrics.authFailures.inc({ reason: problem.kind })
+    if (problem.status === 503) reply.header('retry-after', '1')
     reply
       .status(problem.status)
       .type('application/problem+json')
@@ -139,5 +140,5 @@ function toProblem(error: FastifyError | Problem): Problem {
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
     return new Problem('request/invalid', 'the request could not be processed')
   }
-  return new Problem('server/internal')
+  return asProblem(error)
 }

@@ -1,4 +1,5 @@
 import type { ProblemDocument } from '@strongroom/sdk/protocol'
+import { isDatabaseUnavailable } from '../db/database.ts'
 
 /**
  * The one catalogue of problem types (RFC 9457). Each has a stable `type` URI, an HTTP status and a fixed title;
@@ -187,4 +188,14 @@ export class Problem extends Error {
     if (this.extensions) Object.assign(body, this.extensions)
     return body
   }
+}
+
+/**
+ * The problem to answer for any error: a Problem as it is, a lost or unreachable database as 503 (the client tries
+ * again; nothing was half-written, since every write that matters is one transaction), anything else as 500.
+ */
+export function asProblem(error: unknown): Problem {
+  if (error instanceof Problem) return error
+  if (isDatabaseUnavailable(error)) return new Problem('server/unavailable', 'the database is unavailable; try again')
+  return new Problem('server/internal')
 }

@@ -21,6 +21,7 @@ import * as consoleLookups from './019-console-lookups.ts'
 import * as pivotStepUp from './020-pivot-step-up.ts'
 import * as keyPackageLifetimes from './021-key-package-lifetimes.ts'
 import * as conversationLastMessage from './022-conversation-last-message.ts'
+import * as factorLifecycle from './023-factor-lifecycle.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -46,6 +47,7 @@ const migrations: Record<string, Migration> = {
   '020-pivot-step-up': pivotStepUp,
   '021-key-package-lifetimes': keyPackageLifetimes,
   '022-conversation-last-message': conversationLastMessage,
+  '023-factor-lifecycle': factorLifecycle,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }

@@ -2,7 +2,9 @@ import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON 
 import { type Actor, recordAudit } from '../audit/events.ts'
 import { listPasskeys, passkeyAuthenticationOptions, verifyPasskeyAssertion } from '../auth/passkeys.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
-import { sendSmsOtp, verifySmsOtp } from '../auth/sms-otp.ts'
+import { type SmsSender, sendSmsOtp, verifySmsOtp } from '../auth/sms-otp.ts'
+import { findTenantChannel } from '../channels/channel-config.ts'
+import type { ChannelDeps } from '../channels/public-messages.ts'
 import { findCustomer } from '../identity/customers.ts'
 import { type Device, enrolDeviceIn, type IssuedAccessToken } from '../identity/devices.ts'
 import type { VerifiedProof } from '../identity/dpop.ts'
@@ -10,9 +12,7 @@ import { relyingPartyOf } from '../platform/config.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, secretHash } from '../platform/ids.ts'
-import { findTenantChannel } from './channel-config.ts'
 import { afterMove, consumeAndMove, type PivotMove, refusalFor } from './pivot.ts'
-import type { ChannelDeps } from './public-messages.ts'
 
 /**
  * The pivot's step-up: a browser or phone that is not an enrolled device of the link's customer proves, with the
@@ -81,7 +81,7 @@ export async function pivotStepUpOptions(ctx: Ctx, token: string): Promise<Pivot
 /** Sends the link's customer a one-time code by SMS (SIM-swap check first, fail closed; resends limited). */
 export async function sendPivotSmsCode(
   ctx: Ctx,
-  deps: { channels: ChannelDeps; simSwap: SimSwapProvider },
+  deps: { sendSms: SmsSender; simSwap: SimSwapProvider },
   token: string,
 ): Promise<{ expiresAt: string }> {
   const link = await usableLink(ctx, token)

@@ -1,14 +1,46 @@
-import type { Actor } from './audit/events.ts'
-import type { DevicePrincipal } from './identity/devices.ts'
-import { Problem } from './platform/http/problems.ts'
-import type { ClientPrincipal } from './tenancy/api-clients.ts'
-import type { StaffPrincipal } from './tenancy/staff.ts'
+import { Problem } from './problems.ts'
+import type { Role, Scope } from './roles.ts'
 
 /**
  * Who is calling: a staff member with a scoped API token, an enrolled device proving its key, or a bank backend (an
  * OAuth client) with a scoped token.
  */
 export type Principal = StaffPrincipal | DevicePrincipal | ClientPrincipal
+
+/** A staff member with a scoped API token. */
+export interface StaffPrincipal {
+  kind: 'staff'
+  tenantId: string
+  staffId: string
+  role: Role
+  scopes: readonly Scope[]
+  tokenExpiresAt: Date
+}
+
+/** An enrolled device, proving its key (DPoP) on every request. */
+export interface DevicePrincipal {
+  kind: 'device'
+  tenantId: string
+  deviceId: string
+  customerId: string
+  jkt: string
+  tokenExpiresAt: Date
+}
+
+/** A bank backend (an OAuth client) with a scoped token. */
+export interface ClientPrincipal {
+  kind: 'client'
+  tenantId: string
+  clientId: string
+  scopes: readonly Scope[]
+  tokenExpiresAt: Date
+}
+
+/** Who did something, as the audit log names it. */
+export interface Actor {
+  kind: 'staff' | 'device' | 'client' | 'operator' | 'system'
+  id: string | null
+}
 
 /** The principal as the audit log names it. */
 export function actorOf(principal: Principal): Actor {

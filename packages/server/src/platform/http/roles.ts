@@ -8,6 +8,7 @@ export const scopes = [
   'customers:export',
   'devices:enrol',
   'devices:revoke',
+  'factors:reset',
   'staff:admin',
   'audit:read',
   'consents:write',
@@ -24,7 +25,8 @@ export type Role = (typeof roles)[number]
  * conversations:assign lets a supervisor give a conversation to another agent (reassign or transfer).
  * archive:read searches and exports the compliance archive; archive:manage sets its retention, places and releases
  * legal holds and erases a customer by crypto-shredding. customers:export answers a data subject access request: it
- * exports everything held about one customer, archive and audit log included.
+ * exports everything held about one customer, archive and audit log included. factors:reset removes every TOTP
+ * factor and passkey of a customer who lost them (the staff-assisted reset), so that they can enrol afresh.
  */
 export const roleScopes: Record<Role, readonly Scope[]> = {
   agent: [
@@ -43,6 +45,7 @@ export const roleScopes: Record<Role, readonly Scope[]> = {
     'customers:write',
     'devices:enrol',
     'devices:revoke',
+    'factors:reset',
     'consents:write',
   ],
   compliance: [

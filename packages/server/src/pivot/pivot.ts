@@ -1,4 +1,17 @@
 import { recordAudit } from '../audit/events.ts'
+import {
+  type Envelope,
+  IMPORTED_HISTORY_TYPE,
+  openEnvelope,
+  PUBLIC_MESSAGE_TYPE,
+  sealEnvelope,
+} from '../channels/envelope.ts'
+import {
+  type ChannelDeps,
+  requirePublicIdentity,
+  type SentPublicMessage,
+  sendPublicMessage,
+} from '../channels/public-messages.ts'
 import { addMemberIn, assignedStaffOf, createConversationIn } from '../conversations/conversations.ts'
 import { appendInTransaction } from '../conversations/message-log.ts'
 import { fetchMessages } from '../conversations/messages.ts'
@@ -6,13 +19,6 @@ import type { DevicePrincipal } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
-import {
-  type ChannelDeps,
-  requirePublicIdentity,
-  type SentPublicMessage,
-  sendPublicMessage,
-} from './public-messages.ts'
 
 /**
  * The pivot from a public channel into the secure one. An agent (or DLP, automatically) sends the customer a link

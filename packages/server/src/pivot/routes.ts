@@ -1,0 +1,254 @@
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
+import { Type } from '@sinclair/typebox'
+import { PivotLink, SentPublicMessage } from '@strongroom/sdk/protocol'
+import { AssertionCredential } from '../auth/passkey-routes.ts'
+import type { SimSwapProvider } from '../auth/sim-swap.ts'
+import type { SmsSender } from '../auth/sms-otp.ts'
+import type { ChannelDeps } from '../channels/public-messages.ts'
+import { requireConversationAccess } from '../conversations/conversations.ts'
+import { verifyDpopProof } from '../identity/dpop.ts'
+import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
+import type { ServerContext } from '../platform/context.ts'
+import type { App } from '../platform/http/fastify.ts'
+import { principalMember } from '../platform/http/principal.ts'
+import { Problem } from '../platform/http/problems.ts'
+import { principalOf, requestHtu, singleHeader } from '../platform/http/request.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import { invitePivot, listPivotLinks, openPivotLink, redeemPivot } from './pivot.ts'
+import { enrolWithPivotLink, pivotStepUpOptions, sendPivotSmsCode } from './pivot-step-up.ts'
+
+const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
+const PivotToken = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_-]+$' }) },
+  { additionalProperties: false },
+)
+
+const StepUpFactor = Type.Union([
+  Type.Object(
+    { kind: Type.Literal('passkey'), assertion: AssertionCredential },
+    { additionalProperties: false, description: 'navigator.credentials.get with the step-up options, toJSON()' },
+  ),
+  Type.Object(
+    { kind: Type.Literal('sms-otp'), code: Type.String({ pattern: '^[0-9]{6}$' }) },
+    { additionalProperties: false, description: 'the code POST /v1/pivot/step-up/sms sent' },
+  ),
+])
+
+/** The pivot seen from the agent's side: invite the customer, follow the links; and the device that redeems one. */
+export async function pivotRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  await invitationRoutes(app, ctx, deps)
+  await redemptionRoutes(app, ctx, deps)
+}
+
+/** Inviting the customer, and the links sent. */
+async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  app.post(
+    '/v1/conversations/:conversationId/pivot',
+    {
+      schema: {
+        summary:
+          'Invite the customer to the secure channel: a single-use, short-lived link is sent on the public channel',
+        tags: ['channels'],
+        params: ConversationParams,
+        body: Type.Optional(
+          Type.Object(
+            { ttlSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })) },
+            { additionalProperties: false },
+          ),
+        ),
+        response: {
+          201: Type.Object({ link: PivotLink, message: SentPublicMessage }),
+          ...problemResponses(400, 401, 403, 404, 409, 502, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const { conversationId } = request.params
+      await requireConversationAccess(ctx, principal, conversationId)
+      const result = await invitePivot(ctx, deps, {
+        tenantId: principal.tenantId,
+        conversationId,
+        createdBy: { kind: 'staff', id: principalMember(principal).id },
+        ttlSeconds: request.body?.ttlSeconds,
+      })
+      return reply.status(201).send(result)
+    },
+  )
+
+  app.get(
+    '/v1/conversations/:conversationId/pivot-links',
+    {
+      schema: {
+        summary: 'The secure-channel links sent in a conversation and their states (sent, opened, completed, expired)',
+        tags: ['channels'],
+        params: ConversationParams,
+        response: { 200: Type.Object({ links: Type.Array(PivotLink) }), ...problemResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await requireConversationAccess(ctx, principal, request.params.conversationId)
+      return { links: await listPivotLinks(ctx, principal.tenantId, request.params.conversationId) }
+    },
+  )
+}
+
+/** Opening and redeeming a link. */
+async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  app.post(
+    '/v1/pivot/open',
+    {
+      schema: {
+        summary:
+          'The secure page opened a link: says whether it can still be used (and marks it opened); no personal data',
+        tags: ['channels'],
+        body: PivotToken,
+        response: { 200: Type.Object({ expiresAt: Type.String() }), ...problemResponses(400, 409, 410) },
+      },
+    },
+    async (request) => openPivotLink(ctx, request.body.token),
+  )
+
+  app.post(
+    '/v1/pivot/redeem',
+    {
+      schema: {
+        summary:
+          "Redeem a link with the customer's enrolled device: the conversation continues in the secure channel " +
+          'with its public history imported',
+        tags: ['channels'],
+        body: PivotToken,
+        response: {
+          200: Type.Object({ secureConversationId: Type.String(), importedMessages: Type.Integer() }),
+          ...problemResponses(400, 401, 403, 409, 410),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden', 'this is for devices')
+      return redeemPivot(ctx, deps, principal, request.body.token)
+    },
+  )
+}
+
+/** A browser that is not enrolled: the link and a fresh factor of its customer make it a device (pivot-step-up.ts). */
+export async function pivotStepUpRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: ChannelDeps,
+  factors: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
+  await stepUpFactorRoutes(app, ctx, factors)
+  await stepUpEnrolRoutes(app, ctx, deps)
+}
+
+/** The factors a browser can step up with, and sending its SMS code. */
+async function stepUpFactorRoutes(
+  app: App,
+  ctx: ServerContext,
+  factors: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
+): Promise<void> {
+  app.post(
+    '/v1/pivot/step-up/options',
+    {
+      schema: {
+        summary:
+          "A browser that is not the customer's enrolled device: how it can prove it is the link's customer " +
+          '(passkey options with a fresh challenge, and whether an SMS code can be sent); no personal data',
+        tags: ['channels'],
+        body: PivotToken,
+        response: {
+          200: Type.Object({
+            expiresAt: Type.String({ description: 'when the link expires' }),
+            passkey: Type.Union(
+              [Type.Object({ challenge: Type.String() }, { additionalProperties: true }), Type.Null()],
+              {
+                description: 'for navigator.credentials.get as `publicKey`; null when the customer has no passkey',
+              },
+            ),
+            sms: Type.Boolean({ description: "a code can be sent to the customer's number on file" }),
+          }),
+          ...problemResponses(400, 409, 410),
+        },
+      },
+    },
+    async (request, reply) =>
+      reply.header('cache-control', 'no-store').send(await pivotStepUpOptions(ctx, request.body.token)),
+  )
+
+  app.post(
+    '/v1/pivot/step-up/sms',
+    {
+      schema: {
+        summary:
+          "Send the link's customer a one-time code by SMS to their number on file (after a SIM-swap check; " +
+          'resends limited)',
+        tags: ['channels'],
+        body: PivotToken,
+        response: {
+          202: Type.Object({ expiresAt: Type.String() }),
+          ...problemResponses(400, 403, 409, 410, 429, 502, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const sent = await sendPivotSmsCode(
+        ctx,
+        { sendSms: factors.sendSms, simSwap: factors.simSwap() },
+        request.body.token,
+      )
+      return reply.status(202).header('cache-control', 'no-store').send(sent)
+    },
+  )
+}
+
+/** Enrolling the browser with the link and a fresh factor. */
+async function stepUpEnrolRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  app.post(
+    '/v1/pivot/enrol',
+    {
+      schema: {
+        summary:
+          'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +
+          "customer's new device and redeems the link, in one transaction",
+        tags: ['channels'],
+        body: Type.Object(
+          {
+            token: PivotToken.properties.token,
+            label: Type.String({ minLength: 1, maxLength: 100 }),
+            factor: StepUpFactor,
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            device: DeviceSchema,
+            tenantId: Type.String(),
+            token: TokenSchema,
+            secureConversationId: Type.String(),
+            importedMessages: Type.Integer(),
+          }),
+          ...problemResponses(400, 401, 409, 410),
+        },
+      },
+    },
+    async (request, reply) => {
+      const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
+        htm: 'POST',
+        htu: requestHtu(request),
+      })
+      const { factor } = request.body
+      const enrolled = await enrolWithPivotLink(ctx, deps, proof, {
+        token: request.body.token,
+        label: request.body.label,
+        factor:
+          factor.kind === 'passkey'
+            ? { kind: 'passkey', assertion: factor.assertion as unknown as AuthenticationResponseJSON }
+            : factor,
+      })
+      return reply.status(201).header('cache-control', 'no-store').send(enrolled)
+    },
+  )
+}
