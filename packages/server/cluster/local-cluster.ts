@@ -144,8 +144,8 @@ async function startNode(
   const child = spawn(process.execPath, [...command, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   const log = createWriteStream(logFile, { flags: 'a', mode: 0o600 })
-  child.stdout?.pipe(log)
-  child.stderr?.pipe(log)
+  child.stdout?.pipe(log, { end: false })
+  child.stderr?.pipe(log, { end: false })
   let output = ''
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-600)
@@ -257,8 +257,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       env: haproxyEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    haproxy.stdout?.pipe(haproxyLog)
-    haproxy.stderr?.pipe(haproxyLog)
+    haproxy.stdout?.pipe(haproxyLog, { end: false })
+    haproxy.stderr?.pipe(haproxyLog, { end: false })
     const url = `https://127.0.0.1:${options.httpsPort}`
     const deadline = Date.now() + 15_000
     while ((await httpsStatus(`${url}/readyz`, caCertificate)) !== 200) {
