@@ -8,11 +8,15 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { StaffToken, StrongroomClient } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
-import { demoAddresses } from './seed.ts'
+import { operator } from './audit/events.ts'
+import { ConfigError } from './platform/config.ts'
+import { demoAddresses, refuseDevSeededDatabase } from './seed.ts'
+import { findStaff, issueStaffToken } from './tenancy/staff.ts'
+import { createTenant } from './tenancy/tenants.ts'
 import { startTestServer, type TestServer } from './testing/harness.ts'
 
 let server: TestServer
-let credentials: { agentToken: string; adminToken: string; customerId: string }
+let credentials: { agentToken: string; adminToken: string; customerId: string; tenantId: string }
 
 before(async () => {
   server = await startTestServer({ devSeed: true })
@@ -54,4 +58,43 @@ test("a text from the demo customer's phone in the simulator reaches the demo ag
   assert.equal(conversation?.customerId, credentials.customerId)
   const [message] = await agent.listPublicMessages(conversation?.id as string)
   assert.deepEqual([message?.channel, message?.text], ['twilio', 'Hello bank'])
+})
+
+// Last in this file: it revokes the demo bank's tokens.
+test('production refuses the database the dev seed wrote to; with the operator’s flag the seed’s tokens stop working', async () => {
+  const production = { ...server.config, mode: 'production' as const }
+  const deps = { db: server.ctx.db, log: server.ctx.log }
+  const me = (token: string) => fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${token}` } })
+  await assert.rejects(refuseDevSeededDatabase({ ...deps, config: production }), (error) => {
+    assert.ok(error instanceof ConfigError)
+    assert.equal(error.setting, 'STRONGROOM_ALLOW_DEV_SEEDED_DATABASE')
+    assert.match(error.message, /the dev seed wrote to this database/)
+    assert.ok(!error.message.includes('\n'))
+    return true
+  })
+  assert.equal((await me(credentials.adminToken)).status, 200, 'refusing changes nothing')
+
+  await refuseDevSeededDatabase({ ...deps, config: { ...production, allowDevSeededDatabase: true } })
+  assert.equal((await me(credentials.adminToken)).status, 401)
+  assert.equal((await me(credentials.agentToken)).status, 401)
+  // An operator's own token on the same database works, and a second start revokes nothing more.
+  const admin = await findStaff(server.ctx, credentials.tenantId, { name: 'admin' })
+  assert.ok(admin)
+  const fresh = await issueStaffToken(server.ctx, admin, { ttlSeconds: 600 }, operator)
+  await refuseDevSeededDatabase({ ...deps, config: { ...production, allowDevSeededDatabase: true } })
+  assert.equal((await me(fresh.token)).status, 200)
+})
+
+test('a bank that calls itself Demo Bank is not the dev seed', async () => {
+  const other = await startTestServer()
+  try {
+    await createTenant(other.ctx, 'Demo Bank', operator)
+    await refuseDevSeededDatabase({
+      db: other.ctx.db,
+      log: other.ctx.log,
+      config: { ...other.config, mode: 'production' },
+    })
+  } finally {
+    await other.stop()
+  }
 })

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import type { Actor } from './audit/events.ts'
+import { type Actor, recordAudit } from './audit/events.ts'
+import { auditEventsBy } from './audit/events-by.ts'
 import { configureChannel } from './channels/channel-config.ts'
 import { createCustomer } from './identity/customers.ts'
 import { issueEnrolmentCode } from './identity/enrolment-codes.ts'
+import { ConfigError } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
-import { authenticateStaffToken, createStaff, issueStaffToken } from './tenancy/staff.ts'
+import { authenticateStaffToken, createStaff, issueStaffToken, revokeStaffToken } from './tenancy/staff.ts'
 import { createTenant, listTenants } from './tenancy/tenants.ts'
 
 /**
@@ -17,6 +19,7 @@ import { createTenant, listTenants } from './tenancy/tenants.ts'
  * conversation.
  */
 const system: Actor = { kind: 'system', id: 'dev-seed' }
+const DEMO_BANK = 'Demo Bank'
 
 /** The demo's addresses: numbers from Ofcom's ranges for drama, which are never assigned to anyone. */
 export const demoAddresses = {
@@ -28,7 +31,7 @@ export const demoAddresses = {
 
 export async function seedDemoBank(ctx: ServerContext): Promise<void> {
   if ((await listTenants(ctx)).length > 0) return
-  const tenant = await createTenant(ctx, 'Demo Bank', system)
+  const tenant = await createTenant(ctx, DEMO_BANK, system)
   const admin = await createStaff(ctx, tenant.id, { name: 'admin', role: 'admin' }, system)
   const agent = await createStaff(ctx, tenant.id, { name: 'agent', role: 'agent' }, system)
   const customer = await createCustomer(ctx, tenant.id, {
@@ -54,6 +57,43 @@ export async function seedDemoBank(ctx: ServerContext): Promise<void> {
   const file = path.resolve(ctx.config.dataDir, 'dev-credentials.json')
   writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 })
   ctx.log.info({ tenantId: tenant.id, credentialsFile: file }, 'dev mode: created the Demo Bank')
+}
+
+/**
+ * Production on a database that dev mode seeded: refused, since the Demo Bank's tokens sit in a file anyone with the
+ * dev machine could read. An operator who means to keep the database sets STRONGROOM_ALLOW_DEV_SEEDED_DATABASE, and
+ * every staff token the seed issued is then revoked (audited) before the node serves anything.
+ */
+export async function refuseDevSeededDatabase(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>): Promise<void> {
+  // The seed names its tenant; its own audit record of making it is the proof (a bank may call itself anything).
+  const seeded: string[] = []
+  for (const tenant of await listTenants(ctx)) {
+    if (tenant.name !== DEMO_BANK) continue
+    if ((await auditEventsBy(ctx.db, tenant.id, system, 'tenant.create')).length > 0) seeded.push(tenant.id)
+  }
+  if (seeded.length === 0) return
+  if (!ctx.config.allowDevSeededDatabase) {
+    throw new ConfigError(
+      'STRONGROOM_ALLOW_DEV_SEEDED_DATABASE',
+      `is not set and the dev seed wrote to this database (tenant ${seeded.join(', ')}): production refuses it`,
+    )
+  }
+  for (const tenantId of seeded) {
+    for (const issued of await auditEventsBy(ctx.db, tenantId, system, 'staff.token.issue')) {
+      const tokenId = issued.details.tokenId
+      if (typeof tokenId !== 'string' || !(await revokeStaffToken(ctx, tenantId, tokenId))) continue
+      await recordAudit(ctx.db, {
+        tenantId,
+        actor: { kind: 'system', id: 'production-start' },
+        action: 'staff.token.revoke',
+        target: { kind: 'staff', id: issued.target?.id ?? 'unknown' },
+        outcome: 'success',
+        reason: 'dev-seed-token',
+        details: { tokenId },
+      })
+    }
+  }
+  ctx.log.warn({ tenants: seeded }, 'production on a dev-seeded database: the dev seed’s staff tokens are revoked')
 }
 
 /**

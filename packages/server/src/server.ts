@@ -49,6 +49,7 @@ import type { Config } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
 import { type DatabaseHandle, migrateToLatest, openDatabase, whileDatabaseUnavailable } from './platform/db/database.ts'
 import { type App, createHttpServer } from './platform/http/fastify.ts'
+import { serveMetrics } from './platform/http/metrics-endpoint.ts'
 import { Problem } from './platform/http/problems.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
@@ -56,7 +57,7 @@ import { openSigningKey } from './platform/keyring/signing-keys.ts'
 import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
 import { startPeriodicTask } from './platform/periodic-task.ts'
-import { seedDemoBank } from './seed.ts'
+import { refuseDevSeededDatabase, seedDemoBank } from './seed.ts'
 import { purgeExpiredClientCredentials } from './tenancy/api-clients.ts'
 import { oauthRoutes } from './tenancy/oauth-routes.ts'
 import { tenancyRoutes } from './tenancy/routes.ts'
@@ -109,7 +110,13 @@ export async function startServer(
     })
   const applied = await startupStep(() => migrateToLatest(database.db))
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated')
-  const bus = await openBus(config.natsUrl)
+  if (config.mode === 'production') {
+    await startupStep(() => refuseDevSeededDatabase({ db: database.db, config, log })).catch(async (error: unknown) => {
+      if (!options.database) await database.close()
+      throw error
+    })
+  }
+  const bus = await openBus(config)
   metrics.busConnected.set(bus.connected() ? 1 : 0)
   bus.onDisconnect(() => {
     metrics.busConnected.set(0)
@@ -231,9 +238,8 @@ export async function startServer(
     if (!(await database.ready())) throw new Problem('server/unavailable', 'database not ready')
     return reply.send({ status: 'ready', database: database.kind, bus: bus.kind, busConnected: bus.connected() })
   })
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  )
+  const metricsEndpoint = await serveMetrics(app, config, metrics)
+  app.addHook('onClose', () => metricsEndpoint.close())
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(async (scope) => tenancyRoutes(scope, ctx))
   await app.register(async (scope) => oauthRoutes(scope, ctx))
@@ -307,7 +313,10 @@ export async function startServer(
   listeningUrl = url
   // In dev without a carrier, the built-in simulator answers, through the same CAMARA wire format.
   if (config.mode === 'dev' && !config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: `${url}/dev/camara/sim-swap/v0` })
-  log.info({ url, mode: config.mode, database: database.kind, bus: bus.kind }, 'strongroom listening')
+  log.info(
+    { url, metrics: metricsEndpoint.url, mode: config.mode, database: database.kind, bus: bus.kind },
+    'strongroom listening',
+  )
   return {
     app,
     ctx,

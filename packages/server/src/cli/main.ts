@@ -193,7 +193,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${usage}\n`)
     return
   }
-  const config = loadConfig()
+  const config = loadConfig(process.env, {}, { creatingKeyFiles: command === 'keys init' })
   switch (command) {
     case 'start': {
       await ensureWebBuild(config, createLogger(config.logLevel))

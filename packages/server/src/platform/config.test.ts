@@ -83,6 +83,13 @@ describe('configuration', () => {
       refuses({ ...base, STRONGROOM_KEY_FILE: loose }, 'STRONGROOM_KEY_FILE', /chmod 600/)
     })
 
+    test('`keys init` loads the configuration before the key files exist', () => {
+      const absent = { ...base, STRONGROOM_KEY_FILE: path.join(dir, 'not-yet.json'), STRONGROOM_ARCHIVE_MEMBER: 'true' }
+      refuses(absent, 'STRONGROOM_KEY_FILE', /must exist/)
+      assert.equal(loadConfig(absent, {}, { creatingKeyFiles: true }).keyFile, path.join(dir, 'not-yet.json'))
+      assert.throws(() => loadConfig({ ...absent, STRONGROOM_DEV_SEED: 'true' }, {}, { creatingKeyFiles: true }))
+    })
+
     test('with a missing key file', () => {
       refuses({ ...base, STRONGROOM_KEY_FILE: path.join(dir, 'absent.json') }, 'STRONGROOM_KEY_FILE', /must exist/)
     })
@@ -130,6 +137,18 @@ describe('configuration', () => {
       const own = path.join(dir, 'archive-keyring.json')
       writeFileSync(own, '{}', { mode: 0o600 })
       assert.equal(loadConfig({ ...archive, STRONGROOM_ARCHIVE_KEY_FILE: own }).archiveMember, true)
+    })
+
+    test('metrics and NATS settings are checked like the rest', () => {
+      refuses({ ...base, STRONGROOM_METRICS_TOKEN: 'short' }, 'STRONGROOM_METRICS_TOKEN', /at least 32 characters/)
+      refuses({ ...base, STRONGROOM_METRICS_PORT: 'x' }, 'STRONGROOM_METRICS_PORT', /integer/)
+      refuses(
+        { ...base, STRONGROOM_ALLOW_DEV_SEEDED_DATABASE: 'perhaps' },
+        'STRONGROOM_ALLOW_DEV_SEEDED_DATABASE',
+        /true or false/,
+      )
+      const config = loadConfig({ ...base, NATS_URL: 'tls://u:p@nats.internal:4222', NATS_TLS_CA_FILE: '/etc/ca.pem' })
+      assert.equal(config.natsTlsCaFile, '/etc/ca.pem')
     })
 
     test('an archive partition outside its count', () => {

@@ -23,7 +23,15 @@ const settings = {
     schema: Type.Integer({ minimum: 100, maximum: 600000 }),
     default: 15000,
   },
+  /** `nats://` or `tls://`, with `user:password@` when the NATS server authorizes by user and password. */
   natsUrl: { env: 'NATS_URL', schema: Type.String({ pattern: '^(nats|tls)://' }), default: undefined },
+  /** A NATS credentials file (a user JWT and its NKey seed, as `nsc` writes it), for servers run in operator mode. */
+  natsCredentialsFile: { env: 'NATS_CREDENTIALS_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  /** PEM CA bundle the NATS server's certificate must chain to; setting it makes the connection TLS. */
+  natsTlsCaFile: { env: 'NATS_TLS_CA_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  /** This node's client certificate and key (PEM), when the NATS server verifies clients (mutual TLS). */
+  natsTlsCertFile: { env: 'NATS_TLS_CERT_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  natsTlsKeyFile: { env: 'NATS_TLS_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
   keyFile: { env: 'STRONGROOM_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
   archiveMember: { env: 'STRONGROOM_ARCHIVE_MEMBER', schema: Type.Boolean(), default: undefined },
   archiveKeyFile: { env: 'STRONGROOM_ARCHIVE_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
@@ -143,6 +151,18 @@ const settings = {
   webDir: { env: 'STRONGROOM_WEB_DIR', schema: Type.String({ minLength: 1 }), default: undefined },
   trustProxy: { env: 'STRONGROOM_TRUST_PROXY', schema: Type.Boolean(), default: false },
   /**
+   * A port of its own for `/metrics` (on STRONGROOM_METRICS_HOST), so that the scraper reaches it and the public does
+   * not; the main port then has no `/metrics`.
+   */
+  metricsPort: {
+    env: 'STRONGROOM_METRICS_PORT',
+    schema: Type.Integer({ minimum: 0, maximum: 65535 }),
+    default: undefined,
+  },
+  metricsHost: { env: 'STRONGROOM_METRICS_HOST', schema: Type.String({ minLength: 1 }), default: '127.0.0.1' },
+  /** A bearer token the scraper sends for `/metrics` on the main port (32 characters at least). */
+  metricsToken: { env: 'STRONGROOM_METRICS_TOKEN', schema: Type.String({ minLength: 32 }), default: undefined },
+  /**
    * The URL providers and customers reach this server at (behind a proxy, the proxy's): Twilio signs the webhook URL
    * it called, and pivot links point here. The listening URL when unset.
    */
@@ -166,6 +186,15 @@ const settings = {
     default: 300,
   },
   devSeed: { env: 'STRONGROOM_DEV_SEED', schema: Type.Boolean(), default: true },
+  /**
+   * Production refuses a database the dev seed wrote to (its Demo Bank and tokens); an operator who means to keep such
+   * a database says so here, and the seed's staff tokens are revoked at start.
+   */
+  allowDevSeededDatabase: {
+    env: 'STRONGROOM_ALLOW_DEV_SEEDED_DATABASE',
+    schema: Type.Boolean(),
+    default: false,
+  },
 } as const
 
 type Settings = typeof settings
@@ -209,19 +238,26 @@ function describeSchema(schema: object): string {
     pattern?: string
     minimum?: number
     maximum?: number
+    minLength?: number
   }
   if (s.anyOf) return `must be one of ${s.anyOf.map((o) => o.const).join(', ')}`
   if (s.type === 'integer') return `must be an integer from ${s.minimum} to ${s.maximum}`
   if (s.type === 'boolean') return 'must be true or false'
   if (s.pattern) return `must match ${s.pattern}`
+  if (s.minLength && s.minLength > 1) return `must be at least ${s.minLength} characters`
   return 'must be a non-empty string'
 }
 
 /**
  * Reads the configuration from the environment (and STRONGROOM_CONFIG, a JSON file), validates every value and
- * applies the production rules. Throws ConfigError naming the first bad setting.
+ * applies the production rules. Throws ConfigError naming the first bad setting. `creatingKeyFiles` is for
+ * `strongroom keys init`, which makes the key files production otherwise insists on.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Config> = {},
+  options: { creatingKeyFiles?: boolean } = {},
+): Config {
   let fileValues: Record<string, unknown> = {}
   if (env.STRONGROOM_CONFIG) {
     try {
@@ -270,7 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     result.rpOrigins = `http://localhost:${result.port || 8080}`
   }
   checkRelyingParty(result)
-  if (result.mode === 'production') checkProductionRules(result, explicit)
+  if (result.mode === 'production') checkProductionRules(result, explicit, options.creatingKeyFiles ?? false)
   return result
 }
 
@@ -300,13 +336,14 @@ export function relyingPartyOf(config: Config): { id: string; origins: string[] 
   return { id: config.rpId, origins: config.rpOrigins.split(',') }
 }
 
-function checkProductionRules(config: Config, explicit: Set<string>): void {
+function checkProductionRules(config: Config, explicit: Set<string>, creatingKeyFiles: boolean): void {
   if (!config.databaseUrl) throw new ConfigError('DATABASE_URL', 'is required in production mode (PGlite is for dev)')
   if (config.devSeed && explicit.has('devSeed')) {
     throw new ConfigError('STRONGROOM_DEV_SEED', 'is a dev-only feature and production mode refuses it')
   }
   config.devSeed = false
   requireNamedLocation(explicit, 'keyFile', 'STRONGROOM_KEY_FILE')
+  if (creatingKeyFiles) return
   let mode: number
   try {
     mode = statSync(config.keyFile).mode

@@ -31,13 +31,10 @@ export function contentSecurityPolicy(request: FastifyRequest): string {
   ].join('; ')
 }
 
-/** Headers every page and asset carries. */
+/** Headers every page and asset carries, beyond those on every response (platform/http/security-headers.ts). */
 function securityHeaders(request: FastifyRequest, reply: FastifyReply): void {
   reply
     .header('content-security-policy', contentSecurityPolicy(request))
-    .header('referrer-policy', 'no-referrer')
-    .header('x-content-type-options', 'nosniff')
-    .header('x-frame-options', 'DENY')
     .header('cross-origin-opener-policy', 'same-origin')
     .header('cross-origin-resource-policy', 'same-origin')
     .header('permissions-policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()')

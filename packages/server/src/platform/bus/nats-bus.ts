@@ -1,6 +1,7 @@
 import { connect } from 'nats'
 import type { Bus, BusHandler } from './bus.ts'
 import { createMemoryBus } from './memory-bus.ts'
+import { type NatsSettings, natsConnectionOptions } from './nats-options.ts'
 
 /**
  * The bus between nodes over NATS (core pub/sub, no persistence needed: the database holds the truth). A publication
@@ -8,11 +9,16 @@ import { createMemoryBus } from './memory-bus.ts'
  * delays nothing on the node that committed; NATS only wakes the other nodes. It reconnects forever; after a
  * reconnect, the onReconnect handlers let each node re-read what it may have missed.
  */
-export async function connectNatsBus(url: string, options: { name?: string } = {}): Promise<Bus> {
+export async function connectNatsBus(
+  settings: NatsSettings & { natsUrl: string },
+  options: { name?: string } = {},
+): Promise<Bus> {
+  const url = settings.natsUrl
+  const connection = natsConnectionOptions(settings)
   let nc: Awaited<ReturnType<typeof connect>>
   try {
     nc = await connect({
-      servers: url,
+      ...connection,
       name: options.name ?? 'strongroom',
       noEcho: true,
       maxReconnectAttempts: -1,

@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from '../logging.ts'
 import type { Metrics } from '../metrics.ts'
 import { asProblem, Problem, problemCatalogue } from './problems.ts'
+import { installSecurityHeaders } from './security-headers.ts'
 
 export type App = FastifyInstance<
   import('node:http').Server,
@@ -76,6 +77,8 @@ export async function createHttpServer(options: {
       .type('application/problem+json')
       .send(new Problem('request/not-found').toBody(request.url.split('?')[0]))
   })
+
+  installSecurityHeaders(app)
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
