@@ -111,10 +111,13 @@ async function warmStart() {
 async function startOnce(dataDir) {
   const port = await freePort()
   const started = performance.now()
+  // The embedded database and bus, as `npm start` on a fresh machine: never the PostgreSQL or NATS a CI shell exports
+  // (their data was sealed with other keys, and a warm start must not write into a shared database).
+  const { DATABASE_URL: _database, NATS_URL: _nats, ...environment } = process.env
   const server = spawn(process.execPath, [at('packages/server/bin/strongroom.js'), 'start'], {
     cwd: root,
     env: {
-      ...process.env,
+      ...environment,
       PORT: String(port),
       STRONGROOM_DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
