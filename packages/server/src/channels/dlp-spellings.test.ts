@@ -124,7 +124,7 @@ describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', (
     const { rows } = await sql<{ ciphertext: Uint8Array }>`select ciphertext from messages`.execute(server.ctx.db)
     for (const row of rows) assert.ok(!Buffer.from(row.ciphertext).includes('4111 1111'))
     const audit = await sql<{ details: string }>`
-      select details from audit_events where action = 'channels.dlp.masked' order by seq desc limit 1`.execute(
+      select details from audit_events where action = 'channels.dlp.masked' order by id desc limit 1`.execute(
       server.ctx.db,
     )
     assert.match(audit.rows[0]?.details ?? '', /"splitOver":2/)

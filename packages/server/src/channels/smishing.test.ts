@@ -78,7 +78,7 @@ describe('smishing and spoofing: lookalike links, shorteners and senders claimin
       assert.deepEqual((await lastMessage(id))?.risk, [flag])
       assert.ok((await riskOf(id))?.includes(flag))
       const audit = await sql<{ details: string }>`select details from audit_events
-        where action = 'channels.smishing.flagged' order by seq desc limit 1`.execute(server.ctx.db)
+        where action = 'channels.smishing.flagged' order by id desc limit 1`.execute(server.ctx.db)
       assert.match(audit.rows[0]?.details ?? '', new RegExp(flag))
       assert.ok(!(audit.rows[0]?.details ?? '').includes(CUSTOMER_PHONE))
     })
