@@ -7,11 +7,13 @@ import { checkedGroupInfo, commitProposals, memberAtLeaf } from './framing.ts'
 /**
  * The archive is a member of every secure conversation, so record-keeping is an end of the encryption and not a hole
  * in it: a commit that removes the archive's leaf is refused, and so is one removing a leaf the delivery service
- * cannot name from the group's published ratchet tree (deny by default). The refusal is audited.
+ * cannot name from the group's published ratchet tree (deny by default), unless the archive member itself commits it:
+ * its re-add of a member that lost its state removes that member's stale leaf, also in a group from before GroupInfos
+ * were published, and it never removes itself. The refusal is audited.
  */
 export async function refuseArchiveRemoval(
   ctx: Pick<ServerContext, 'db'>,
-  committer: { tenantId: string; actor: Actor },
+  committer: { tenantId: string; sender: { kind: string }; actor: Actor },
   conversationId: string,
   commit: MLSMessage,
   group: { groupId: Uint8Array; epoch: bigint; groupInfo: Uint8Array | null },
@@ -25,8 +27,10 @@ export async function refuseArchiveRemoval(
     published = undefined
   }
   const members = removed.map((leaf) => (published ? memberAtLeaf(published, leaf) : undefined))
-  if (members.every((member) => member !== undefined && member.kind !== 'archive')) return
-  const reason = members.some((member) => member?.kind === 'archive')
+  const removesArchive = members.some((member) => member?.kind === 'archive')
+  const removesUnnamed = members.some((member) => member === undefined)
+  if (!removesArchive && (!removesUnnamed || committer.sender.kind === 'archive')) return
+  const reason = removesArchive
     ? 'a commit may not remove the archive from a secure conversation'
     : 'the commit removes a member the group’s published tree does not name'
   await recordAudit(ctx.db, {
