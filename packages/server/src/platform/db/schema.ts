@@ -530,7 +530,15 @@ export interface PasskeyChallengesTable {
   used_at: Timestamp | null
 }
 
-export type ArchiveRecordClass = 'secure-message' | 'public-message' | 'membership-change' | 'deletion' | 'erasure'
+export type ArchiveRecordClass =
+  | 'secure-message'
+  | 'public-message'
+  | 'membership-change'
+  | 'consent'
+  | 'pivot'
+  | 'device-event'
+  | 'deletion'
+  | 'erasure'
 
 export interface ArchiveRecordsTable {
   id: Generated<number>
