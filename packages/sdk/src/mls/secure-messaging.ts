@@ -36,7 +36,7 @@ import {
   SecureGroupError,
   type SecureGroupErrorCode,
 } from './secure-group.ts'
-import type { SecureStore } from './secure-store.ts'
+import { inProcessExclusive, type SecureStore } from './secure-store.ts'
 
 const DEFAULT_SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 const KEY_PACKAGE_BATCH = 20
@@ -141,7 +141,7 @@ export class SecureMessaging {
   readonly #store: SecureStore
   readonly #member: LocalMember
   readonly #self: MemberIdentity
-  readonly #queues = new Map<string, Promise<unknown>>()
+  readonly #queues = inProcessExclusive()
   readonly #groups = new Map<string, SecureGroup>()
   readonly #onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined
   readonly #keepTexts: boolean
@@ -188,28 +188,10 @@ export class SecureMessaging {
     const suiteName = options.suite ?? DEFAULT_SUITE
     const suite = await getCiphersuiteImpl(getCiphersuiteFromName(suiteName), options.provider)
     const store = options.store
-    let signKey = await store.get('mls/signature-key')
-    let publicKey = await store.get('mls/signature-public-key')
-    if (!signKey || !publicKey) {
-      const pair = await suite.signature.keygen()
-      // A new identity: key packages in the directory from before (a lost store) cannot be opened any more.
-      const replace = new Uint8Array([1])
-      if (store.setAllIfAbsent) {
-        const identity: [string, Uint8Array][] = [
-          ['mls/signature-key', pair.signKey],
-          ['mls/signature-public-key', pair.publicKey],
-          [REPLACE_KEY_PACKAGES, replace],
-        ]
-        // Another process sharing the store made one first: that one is the member's.
-        if (!(await store.setAllIfAbsent(identity))) return SecureMessaging.open(service, options)
-      } else {
-        await store.set(REPLACE_KEY_PACKAGES, replace)
-        await store.set('mls/signature-key', pair.signKey)
-        await store.set('mls/signature-public-key', pair.publicKey)
-      }
-      signKey = pair.signKey
-      publicKey = pair.publicKey
-    }
+    const identity = () => SecureMessaging.#signatureKeys(store, suite)
+    const made = await (store.exclusive ? store.exclusive('mls/identity', identity) : identity())
+    if (!made) return SecureMessaging.open(service, options)
+    const { signKey, publicKey } = made
     let credentialBytes = await store.get('mls/credential')
     if (!credentialBytes) {
       credentialBytes = new TextEncoder().encode(await delivery.issueCredential(publicKey))
@@ -229,6 +211,35 @@ export class SecureMessaging {
     if (options.keepTexts) await messaging.purgeExpired()
     await messaging.replenishKeyPackages()
     return messaging
+  }
+
+  /**
+   * The member's signature key pair, made and stored if the store holds none. Undefined when another process sharing
+   * the store made one at the same moment (then that one is the member's: open again).
+   */
+  static async #signatureKeys(
+    store: SecureStore,
+    suite: LocalMember['suite'],
+  ): Promise<{ signKey: Uint8Array; publicKey: Uint8Array } | undefined> {
+    const signKey = await store.get('mls/signature-key')
+    const publicKey = await store.get('mls/signature-public-key')
+    if (signKey && publicKey) return { signKey, publicKey }
+    const pair = await suite.signature.keygen()
+    // A new identity: key packages in the directory from before (a lost store) cannot be opened any more.
+    const replace = new Uint8Array([1])
+    if (store.setAllIfAbsent) {
+      const identity: [string, Uint8Array][] = [
+        ['mls/signature-key', pair.signKey],
+        ['mls/signature-public-key', pair.publicKey],
+        [REPLACE_KEY_PACKAGES, replace],
+      ]
+      if (!(await store.setAllIfAbsent(identity))) return undefined
+    } else {
+      await store.set(REPLACE_KEY_PACKAGES, replace)
+      await store.set('mls/signature-key', pair.signKey)
+      await store.set('mls/signature-public-key', pair.publicKey)
+    }
+    return { signKey: pair.signKey, publicKey: pair.publicKey }
   }
 
   /** Who this member is, as the other members see it. */
@@ -763,15 +774,19 @@ export class SecureMessaging {
     }
   }
 
-  /** Runs operations on one conversation one after another: each starts from the state the previous one stored. */
+  /**
+   * Runs operations on one conversation one after another: each starts from the state the previous one stored. With
+   * a store that other instances of this member share (the tabs of a browser), one at a time across all of them, and
+   * from the stored state, not the one decoded here before: another instance may have moved the group on since.
+   */
   #serialized<T>(conversationId: string, operation: () => Promise<T>): Promise<T> {
-    const previous = this.#queues.get(conversationId) ?? Promise.resolve()
-    const result = previous.then(operation, operation)
-    const settled = result.catch(() => undefined)
-    this.#queues.set(conversationId, settled)
-    void settled.then(() => {
-      if (this.#queues.get(conversationId) === settled) this.#queues.delete(conversationId)
-    })
-    return result
+    if (!this.#store.exclusive) return this.#queues(conversationId, operation)
+    const shared = this.#store as Required<Pick<SecureStore, 'exclusive'>>
+    return this.#queues(conversationId, () =>
+      shared.exclusive(`mls/conversation/${conversationId}`, () => {
+        this.#groups.delete(conversationId)
+        return operation()
+      }),
+    )
   }
 }
