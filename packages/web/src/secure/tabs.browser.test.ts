@@ -26,6 +26,7 @@ import {
 } from '@strongroom/server/testing'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import {
+  assertAccessible,
   CHROMIUM,
   eventually,
   outputDir,
@@ -154,7 +155,12 @@ describe('the secure chat in several tabs of one browser', { skip }, () => {
     first = await context.newPage()
     second = await context.newPage()
     for (const page of [first, second]) {
-      watchPage(page, problems, (status, pathname) => status === 409 && /\/e2e\/group$/.test(pathname))
+      watchPage(
+        page,
+        problems,
+        (status, pathname) =>
+          (status === 409 && /\/e2e\/group$/.test(pathname)) || (status === 410 && pathname === '/v1/pivot/open'),
+      )
     }
   })
 
@@ -164,10 +170,20 @@ describe('the secure chat in several tabs of one browser', { skip }, () => {
   })
 
   test('after the pivot and one exchanged message, a second tab writes, then the first: the agent and the archive read both', async () => {
-    // Two links were sent; the customer opens the newer one in the first tab and steps up with the texted code.
+    // Two links were sent (the first by DLP, say); the customer opens the newer in the first tab and steps up with the
+    // texted code.
     olderLink = await pivotLink()
     const newerLink = await pivotLink()
     assert.notEqual(olderLink, newerLink)
+    const statuses = await agent.request<{ links: { status: string }[] }>(
+      'GET',
+      `/v1/conversations/${publicConversationId}/pivot-links`,
+    )
+    assert.deepEqual(
+      statuses.links.map((l) => l.status),
+      ['sent', 'revoked'],
+      'one live link per customer',
+    )
     await first.goto(newerLink)
     await first.getByRole('button', { name: 'Text me a code' }).click()
     const code = await eventually(() => new SimulatedPhone(server.url, PHONE).lastCode(), Boolean, 'the SMS code')
@@ -197,8 +213,14 @@ describe('the secure chat in several tabs of one browser', { skip }, () => {
     await customerWrites(first, 'A payment of mine was refused.')
     await agentReads('A payment of mine was refused.')
 
-    // The older link, in a second tab of the same browser.
+    // The older link, in a second tab of the same browser: the newer one replaced it, so it enrols and joins nothing;
+    // the page says so and opens the chat this browser already has.
     await second.goto(olderLink)
+    await second.getByRole('heading', { name: 'A newer link replaced this one' }).waitFor()
+    await second.getByText('This browser is already set up for your secure chat').waitFor()
+    await assertAccessible(second, 'link replaced')
+    await shot(second, 'secure-link-replaced')
+    await second.getByRole('link', { name: 'Open your secure chat' }).click()
     await log(second).getByText('A payment of mine was refused.').waitFor()
     await customerWrites(second, 'Writing from my other tab.')
     await agentReads('Writing from my other tab.')
