@@ -387,6 +387,16 @@ export class SecureGroup {
     }
   }
 
+  /** The epoch an application message was encrypted in (in its clear header), or undefined for anything else. */
+  static epochOf(bytes: Uint8Array): bigint | undefined {
+    try {
+      const message = decodeMessage(bytes)
+      return message.wireformat === 'mls_private_message' ? message.privateMessage.epoch : undefined
+    } catch {
+      return undefined
+    }
+  }
+
   /**
    * Whether a message the delivery service attributes to this member came from this very leaf: its own application
    * messages (which it cannot decrypt) and its own commits (applied when accepted, so of an epoch it has left). The

@@ -673,6 +673,10 @@ export class SecureMessaging {
     const mine = original?.sender.kind === this.#self.kind && original.sender.id === this.#self.id
     // Without its text (not kept, or expired) there is nothing to send again: the reader keeps its notice.
     if (!original || original.seq !== seq || !mine || kept?.[0] !== 1) return undefined
+    // Only within the epoch it was sent in: the members are those it was sent to. After a commit, a member added
+    // since (a new device) could otherwise ask for what was said before it came.
+    const group = await this.#usableGroup(conversationId)
+    if (SecureGroup.epochOf(base64ToBytes(original.ciphertext)) !== group.epoch) return undefined
     const expiresAt = original.expiresAt === null ? undefined : new Date(original.expiresAt)
     const sent = await this.#sendNow(conversationId, kept.subarray(1), `resend-${seq}`, {
       expiresAt,
