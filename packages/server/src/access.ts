@@ -175,6 +175,7 @@ export const accessTable: Record<string, Access> = {
   'POST /v1/archive/holds':                             staff('archive:manage'),
   'POST /v1/archive/holds/:holdId/release':             staff('archive:manage'),
   'POST /v1/archive/customers/:customerId/erase':       staff('archive:manage'),
+  'POST /v1/conversations/:conversationId/secure-history': staff('conversations:read'),
   // Dev mode only (the server refuses to register them in production): the carrier simulator.
   'PUT /dev/camara/sim-swaps/:phoneNumber':             anyone,
   'POST /dev/camara/sim-swap/v0/check':                 anyone,
