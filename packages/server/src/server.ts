@@ -38,7 +38,7 @@ import { purgeExpiredProofs } from './identity/dpop.ts'
 import { identityRoutes } from './identity/routes.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
-import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
+import { createAttestationStatusList, createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
@@ -202,6 +202,21 @@ export async function startServer(
   )
   const archiveSigner = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'archive-checkpoint'))
   const archiveChainer = startArchiveChainer(ctx, archiveSigner)
+  // Android attestations wait for the first load of the status list rather than pass unchecked; a source that cannot
+  // be reached at start is retried on the schedule.
+  const attestationStatus = createAttestationStatusList(config)
+  const loadAttestationStatus = async () => {
+    await attestationStatus?.refresh()
+  }
+  await loadAttestationStatus().catch((error: unknown) =>
+    log.warn({ err: error }, 'the Android attestation status list could not be loaded; Android attestations wait'),
+  )
+  const attestationStatusRefresh = startPeriodicTask({
+    name: 'android-attestation-status',
+    intervalMs: config.androidAttestStatusRefreshSeconds * 1000,
+    pass: loadAttestationStatus,
+    log,
+  })
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
   // queued, then let go of the bus and the database.
@@ -223,6 +238,7 @@ export async function startServer(
     await archiveChainer.stop()
     await auditChainer.stop()
     await webhooks.stop()
+    await attestationStatusRefresh.stop()
     integrityGate.deactivated.close()
     await bus.close()
     stopWatchingDatabase()
@@ -284,7 +300,7 @@ export async function startServer(
   await app.register(async (scope) =>
     integrityRoutes(scope, ctx, {
       tokenKey,
-      verifiers: createHardwareVerifiers(config),
+      verifiers: createHardwareVerifiers(config, attestationStatus),
       deactivated: integrityGate.deactivated,
     }),
   )

@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict'
+import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
-import { buildAndroidChain, TEST_SIGNING_DIGEST } from './verifiers/testing/android-chain-builder.ts'
+import { KeyOrigin, KeyPurpose } from './verifiers/android-key-description.ts'
+import {
+  buildAndroidChain,
+  type KeyDescriptionScenario,
+  TEST_SIGNING_DIGEST,
+} from './verifiers/testing/android-chain-builder.ts'
 import { buildAssertion, buildAttestation } from './verifiers/testing/app-attest-builder.ts'
 import { createRoot, issue, type TestCertificate } from './verifiers/testing/test-pki.ts'
 
@@ -32,18 +38,25 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   let appleCa: TestCertificate
   let androidRoot: TestCertificate
   let androidCa: TestCertificate
+  let revokedCa: TestCertificate
 
   before(async () => {
     appleRoot = await createRoot('CN=Test App Attestation Root', validity())
     appleCa = await issue(appleRoot, 'CN=Test App Attestation CA', { ca: true, ...validity() })
     androidRoot = await createRoot('CN=Test Android Root', validity())
     androidCa = await issue(androidRoot, 'CN=Test Android Intermediate', { ca: true, ...validity() })
+    revokedCa = await issue(androidRoot, 'CN=Test Leaked Android Intermediate', { ca: true, ...validity() })
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sr-roots-'))
     writeFileSync(path.join(dir, 'apple.pem'), appleRoot.pem)
     writeFileSync(path.join(dir, 'android.pem'), androidRoot.pem)
+    // Google's list format; the leaked intermediate's serial as Google writes it (lowercase hex, no leading zeros).
+    const revokedSerial = new X509Certificate(revokedCa.der).serialNumber.toLowerCase().replace(/^0+/, '')
+    const statusList = { entries: { [revokedSerial]: { status: 'REVOKED', reason: 'KEY_COMPROMISE' } } }
+    writeFileSync(path.join(dir, 'status.json'), JSON.stringify(statusList))
     server = await startTestServer({
       appleAttestRoots: path.join(dir, 'apple.pem'),
       androidAttestRoots: path.join(dir, 'android.pem'),
+      androidAttestStatus: path.join(dir, 'status.json'),
     })
     bank = await createTestBank(server)
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
@@ -204,6 +217,32 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
       phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: ['bm90IGEgY2VydA==', 'AAAA'] }),
       refusedFor('bad-format'),
     )
+  })
+
+  test('Android refusals, each audited: a revoked intermediate, an imported key, another signing certificate', async () => {
+    const phone = await device()
+    const leaf = { ...validity(), keys: { publicKey: phone.keys.publicKey, privateKey: phone.keys.privateKey } }
+    const attempt = async (scenario: Partial<KeyDescriptionScenario>, intermediate = androidCa) => {
+      const challenge = await phone.challenge()
+      const { chain } = await buildAndroidChain(androidRoot, intermediate, { challenge, ...scenario }, { leaf })
+      const body = { format: 'android-key', challenge, appId: APP_ID, appVersion: '3.2.0', signals: quiet }
+      return phone.attest({ ...body, certificateChain: chain })
+    }
+    await assert.rejects(attempt({}, revokedCa), refusedFor('certificate-revoked'))
+    await assert.rejects(attempt({ origin: KeyOrigin.imported }), refusedFor('key-origin-not-generated'))
+    await assert.rejects(
+      attempt({ purposes: [KeyPurpose.sign, KeyPurpose.decrypt] }),
+      refusedFor('key-purpose-invalid'),
+    )
+    await assert.rejects(attempt({ signatureDigests: [Buffer.alloc(32, 7)] }), refusedFor('app-id-mismatch'))
+    assert.equal((await attempt({})).scope, 'full')
+    assert.deepEqual(await auditReasons(phone.device.id), [
+      'denied:certificate-revoked',
+      'denied:key-origin-not-generated',
+      'denied:key-purpose-invalid',
+      'denied:app-id-mismatch',
+      'success:ok',
+    ])
   })
 
   test('registering apps is for admins, and checked', async () => {

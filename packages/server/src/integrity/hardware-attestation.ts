@@ -7,6 +7,7 @@ import type { Config } from '../platform/config.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { expectedApp } from './apps.ts'
+import { AttestationStatusList, GOOGLE_ATTESTATION_STATUS_URL } from './attestation-status-list.ts'
 import { createAndroidKeyAttestationVerifier } from './verifiers/android-key-attestation.ts'
 import { createAppleAppAttestVerifier, verifyAppAttestAssertion } from './verifiers/apple-app-attest.ts'
 import { AttestationError, type AttestationEvidence, type AttestationVerifier } from './verifiers/verifier.ts'
@@ -21,19 +22,37 @@ function readPemFile(file: string): string[] {
   return readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
 }
 
+type StatusListConfig = Pick<Config, 'mode' | 'androidAttestStatus' | 'androidAttestStatusRefreshSeconds'>
+
+/**
+ * Google's attestation status list as the deployment names it: Google's URL in production unless the bank mirrors it,
+ * none in dev unless a file or URL is named. A list not refreshed for four intervals (and at least a day) is stale.
+ */
+export function createAttestationStatusList(config: StatusListConfig): AttestationStatusList | undefined {
+  const source =
+    config.androidAttestStatus ?? (config.mode === 'production' ? GOOGLE_ATTESTATION_STATUS_URL : undefined)
+  if (source === undefined || source === 'none') return undefined
+  const refreshMs = config.androidAttestStatusRefreshSeconds * 1000
+  return new AttestationStatusList({ source, maxAgeMs: Math.max(4 * refreshMs, 24 * 3600 * 1000) })
+}
+
 /**
  * The verifiers, with Apple's and Google's published roots unless the operator names PEM files of its own. Keys from
- * Apple's development environment are accepted in dev mode only.
+ * Apple's development environment are accepted in dev mode only. Android chains are checked against the status list.
  */
-export function createHardwareVerifiers(config: Pick<Config, 'mode' | 'appleAttestRoots' | 'androidAttestRoots'>) {
+export function createHardwareVerifiers(
+  config: Pick<Config, 'mode' | 'appleAttestRoots' | 'androidAttestRoots'>,
+  statusList?: AttestationStatusList,
+) {
   const verifiers: HardwareVerifiers = {
     'apple-appattest': createAppleAppAttestVerifier({
       allowDevelopmentEnvironment: config.mode === 'dev',
       ...(config.appleAttestRoots ? { trustRootsPem: readPemFile(config.appleAttestRoots) } : {}),
     }),
-    'android-key': createAndroidKeyAttestationVerifier(
-      config.androidAttestRoots ? { trustRootsPem: readPemFile(config.androidAttestRoots) } : {},
-    ),
+    'android-key': createAndroidKeyAttestationVerifier({
+      ...(config.androidAttestRoots ? { trustRootsPem: readPemFile(config.androidAttestRoots) } : {}),
+      ...(statusList ? { isRevoked: statusList.isRevoked } : {}),
+    }),
   }
   return verifiers
 }
