@@ -6,7 +6,8 @@ import { createDpopProof } from './dpop.ts'
 import { bytesToBase64, platformFetch, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import type { CustomerFactor, FactorProof } from './factors.ts'
-import { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
+import type { AppIdentity, AttestationProvider, RiskSignals } from './integrity.ts'
+import { attestationClientData, devAttestation } from './integrity.ts'
 import type {
   Passkey,
   PasskeyAssertion,
@@ -312,12 +313,12 @@ export class StrongroomClient {
 
   /**
    * A device: proves the app and device and keeps the integrity token the server's policy grants, renewing it by
-   * attesting again when it expires. The provider turns the server's challenge into evidence: App Attest (an
-   * attestation, then assertions on renewal) or Android Key Attestation from the native layer; the dev provider by
-   * default, which only a dev server accepts.
+   * attesting again when it expires. The provider turns the attestation's client data (the server's challenge and
+   * the app's identity) into evidence: App Attest (an attestation, then assertions on renewal) or Android Key
+   * Attestation from the native layer; the dev provider by default, which only a dev server accepts.
    *
    * @example
-   * await client.attest({ app, signals, provider: async (challenge) => ({ format: 'android-key', certificateChain }) })
+   * await client.attest({ app, signals, provider: async (clientData) => ({ format: 'android-key', certificateChain }) })
    */
   async attest(attestation: {
     app: AppIdentity
@@ -328,7 +329,12 @@ export class StrongroomClient {
     const { challenge } = await this.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
     const keys = this.credentials.keys
     const evidence = attestation.provider
-      ? { ...(await attestation.provider(challenge)), challenge, ...attestation.app, signals: attestation.signals }
+      ? {
+          ...(await attestation.provider(attestationClientData(challenge, attestation.app), challenge)),
+          challenge,
+          ...attestation.app,
+          signals: attestation.signals,
+        }
       : await devAttestation(keys, challenge, attestation.app, attestation.signals)
     const granted = await this.request<{ integrityToken: string; expiresIn: number; scope: string }>(
       'POST',

@@ -53,7 +53,11 @@ interface HardwareEvidenceBase {
   signals: RiskSignals
 }
 
-/** Evidence from the app: the dev format, App Attest (its attestation, then assertions), or Android Key Attestation. */
+/**
+ * Evidence from the app: the dev format, App Attest (its attestation, then assertions), or Android Key Attestation.
+ * `appId` and `appVersion` are a claim the evidence must cover (the dev proof signs them; hardware evidence covers the
+ * SDK's `attestationClientData`), so the version the policy and the version switch see is the attested app's own.
+ */
 export type Evidence =
   | DevEvidence
   | (HardwareEvidenceBase & { format: 'apple-appattest'; attestationObject: string; keyId: string })
@@ -66,7 +70,7 @@ async function verifyEvidence(
   verifiers: HardwareVerifiers,
   device: DevicePrincipal,
   evidence: Evidence,
-): Promise<{ signals: RiskSignals; securityLevel: string }> {
+): Promise<{ signals: RiskSignals; securityLevel: string; versionCode?: number | undefined }> {
   switch (evidence.format) {
     case 'dev':
       await verifyDevEvidence(ctx, device, evidence)
@@ -97,7 +101,7 @@ export async function attest(
   device: DevicePrincipal,
   evidence: Evidence,
 ) {
-  const { signals, securityLevel } = await verifyEvidence(ctx, verifiers, device, evidence)
+  const { signals, securityLevel, versionCode } = await verifyEvidence(ctx, verifiers, device, evidence)
   if (!(await consumeChallenge(ctx, device.tenantId, device.deviceId, evidence.challenge))) {
     throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
   }
@@ -114,7 +118,14 @@ export async function attest(
     target: { kind: 'device', id: device.deviceId },
     outcome: decision.decision === 'deny' ? 'denied' : 'success',
     reason: decision.reason,
-    details: { format: evidence.format, securityLevel, appId: evidence.appId, appVersion: evidence.appVersion, flags },
+    details: {
+      format: evidence.format,
+      securityLevel,
+      appId: evidence.appId,
+      appVersion: evidence.appVersion,
+      ...(versionCode === undefined ? {} : { versionCode }),
+      flags,
+    },
   })
   await recordDeviceVerdict(ctx, device.tenantId, {
     deviceId: device.deviceId,

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
-import { X509Certificate } from 'node:crypto'
+import { createHash, X509Certificate } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
+import { attestationClientData, enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { KeyOrigin, KeyPurpose } from './verifiers/android-key-description.ts'
 import {
@@ -21,6 +21,11 @@ const TEAM = 'ABCDE12345'
 const APP_ID = 'com.bank.app'
 const APPLE_APP_ID = `${TEAM}.${APP_ID}`
 const quiet = { rooted: false, debugger: false, hooking: false, emulator: false }
+/** What the genuine app's evidence covers: the challenge and the app identity it runs as (3.2.0 unless said). */
+const bound = (challenge: string, appVersion = '3.2.0') =>
+  attestationClientData(challenge, { appId: APP_ID, appVersion })
+const sha256 = (text: string) => createHash('sha256').update(text).digest()
+const boundDigest = (challenge: string, appVersion?: string) => sha256(bound(challenge, appVersion))
 // Certificates valid around today, whatever day the suite runs.
 const validity = () => ({ notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 365 * DAY) })
 
@@ -92,7 +97,11 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   test('an iPhone attests with App Attest, then renews with assertions whose counter must grow', async () => {
     const phone = await device()
     const challenge = await phone.challenge()
-    const built = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    const built = await buildAttestation(appleCa, {
+      appId: APPLE_APP_ID,
+      challenge: bound(challenge),
+      leafValidity: validity(),
+    })
     const base = { challenge, appId: APP_ID, appVersion: '3.2.0' }
     // The app says it may be an emulator; genuine App Attest hardware says otherwise, and that is what counts.
     const granted = await phone.attest({
@@ -105,19 +114,28 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     assert.deepEqual([granted.scope, granted.reason], ['full', 'ok'])
 
     const renewal = await phone.challenge()
-    const assertion = buildAssertion(built.keys, APPLE_APP_ID, 1, renewal)
+    const assertion = buildAssertion(built.keys, APPLE_APP_ID, 1, bound(renewal))
     const body = { format: 'apple-appattest-assertion', appId: APP_ID, appVersion: '3.2.0', signals: quiet, assertion }
     const renewed = await phone.attest({ ...body, challenge: renewal })
     assert.equal(renewed.scope, 'full')
-    // The same assertion again (a replay, even with a fresh challenge) does not pass: the counter did not grow.
-    await assert.rejects(phone.attest({ ...body, challenge: await phone.challenge() }), (e: StrongroomError) =>
-      e.type.startsWith(`${PROBLEMS}integrity/invalid-evidence`),
+    // The same assertion again does not pass: not on its own challenge (used), and not on a fresh one (whose client
+    // data it does not cover); and a fresh assertion whose counter did not grow does not either.
+    await assert.rejects(phone.attest({ ...body, challenge: renewal }))
+    await assert.rejects(phone.attest({ ...body, challenge: await phone.challenge() }), refusedFor('signature-invalid'))
+    const replayed = await phone.challenge()
+    await assert.rejects(
+      phone.attest({
+        ...body,
+        challenge: replayed,
+        assertion: buildAssertion(built.keys, APPLE_APP_ID, 1, bound(replayed)),
+      }),
+      refusedFor('counter-not-increasing'),
     )
     // A forged assertion from another key.
     const other = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge: 'x', leafValidity: validity() })
     const next = await phone.challenge()
     await assert.rejects(
-      phone.attest({ ...body, challenge: next, assertion: buildAssertion(other.keys, APPLE_APP_ID, 5, next) }),
+      phone.attest({ ...body, challenge: next, assertion: buildAssertion(other.keys, APPLE_APP_ID, 5, bound(next)) }),
       refusedFor('signature-invalid'),
     )
     assert.deepEqual((await auditReasons(phone.device.id)).slice(0, 2), ['success:ok', 'success:ok'])
@@ -139,20 +157,28 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     const challenge = await phone.challenge()
     const forOtherApp = await buildAttestation(appleCa, {
       appId: `${TEAM}.com.evil.clone`,
-      challenge,
+      challenge: bound(challenge),
       leafValidity: validity(),
     })
     await assert.rejects(send(challenge, forOtherApp), refusedFor('app-id-mismatch'))
-    const genuine = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    const genuine = await buildAttestation(appleCa, {
+      appId: APPLE_APP_ID,
+      challenge: bound(challenge),
+      leafValidity: validity(),
+    })
     await assert.rejects(send(challenge, genuine, 'com.bank.unregistered'), refusedFor('app-not-registered'))
     const rogueRoot = await createRoot('CN=Rogue Root', validity())
     const rogueCa = await issue(rogueRoot, 'CN=Rogue CA', { ca: true, ...validity() })
-    const rogue = await buildAttestation(rogueCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    const rogue = await buildAttestation(rogueCa, {
+      appId: APPLE_APP_ID,
+      challenge: bound(challenge),
+      leafValidity: validity(),
+    })
     await assert.rejects(send(challenge, rogue), refusedFor('root-untrusted'))
     const invented = 'aW52ZW50ZWQtYnktdGhlLWNsaWVudA'
     const forInvented = await buildAttestation(appleCa, {
       appId: APPLE_APP_ID,
-      challenge: invented,
+      challenge: bound(invented),
       leafValidity: validity(),
     })
     await assert.rejects(
@@ -167,33 +193,39 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   test('an Android phone attests its device key in the TEE; a chain for another key or package is refused', async () => {
     const phone = await device()
     const leaf = { ...validity(), keys: { publicKey: phone.keys.publicKey, privateKey: phone.keys.privateKey } }
-    // Through the SDK, as an app does: the native layer turns the challenge into the key's certificate chain.
+    // Through the SDK, as an app does: the native layer sets SHA-256(clientData) as the key's attestation challenge.
     const viaSdk = await phone.client.attest({
       app: { appId: APP_ID, appVersion: '3.2.0' },
       signals: quiet,
-      provider: async (challenge) => ({
+      provider: async (clientData) => ({
         format: 'android-key',
-        certificateChain: (await buildAndroidChain(androidRoot, androidCa, { challenge }, { leaf })).chain,
+        certificateChain: (await buildAndroidChain(androidRoot, androidCa, { challenge: sha256(clientData) }, { leaf }))
+          .chain,
       }),
     })
     assert.equal(viaSdk.scope, 'full')
     assert.ok(phone.client.integrityToken)
     const challenge = await phone.challenge()
-    const { chain } = await buildAndroidChain(androidRoot, androidCa, { challenge }, { leaf })
+    const { chain } = await buildAndroidChain(androidRoot, androidCa, { challenge: boundDigest(challenge) }, { leaf })
     const base = { format: 'android-key', challenge, appId: APP_ID, appVersion: '3.2.0' }
     // The app reports root: verified, locked boot says it is not.
     const granted = await phone.attest({ ...base, signals: { ...quiet, rooted: true }, certificateChain: chain })
     assert.deepEqual([granted.scope, granted.reason], ['full', 'ok'])
     // Hooking is the app's own report, and the policy still denies it.
     const again = await phone.challenge()
-    const second = await buildAndroidChain(androidRoot, androidCa, { challenge: again }, { leaf })
+    const second = await buildAndroidChain(androidRoot, androidCa, { challenge: boundDigest(again) }, { leaf })
     await assert.rejects(
       phone.attest({ ...base, challenge: again, signals: { ...quiet, hooking: true }, certificateChain: second.chain }),
       (e: StrongroomError) => e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === 'hooking-framework',
     )
 
     const next = await phone.challenge()
-    const otherKey = await buildAndroidChain(androidRoot, androidCa, { challenge: next }, { leaf: validity() })
+    const otherKey = await buildAndroidChain(
+      androidRoot,
+      androidCa,
+      { challenge: boundDigest(next) },
+      { leaf: validity() },
+    )
     await assert.rejects(
       phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: otherKey.chain }),
       refusedFor('key-id-mismatch'),
@@ -201,14 +233,19 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     const repackaged = await buildAndroidChain(
       androidRoot,
       androidCa,
-      { challenge: next, packageName: 'com.bank.app.repackaged' },
+      { challenge: boundDigest(next), packageName: 'com.bank.app.repackaged' },
       { leaf },
     )
     await assert.rejects(
       phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: repackaged.chain }),
       refusedFor('app-id-mismatch'),
     )
-    const unlocked = await buildAndroidChain(androidRoot, androidCa, { challenge: next, deviceLocked: false }, { leaf })
+    const unlocked = await buildAndroidChain(
+      androidRoot,
+      androidCa,
+      { challenge: boundDigest(next), deviceLocked: false },
+      { leaf },
+    )
     await assert.rejects(
       phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: unlocked.chain }),
       refusedFor('boot-state-unverified'),
@@ -224,7 +261,12 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     const leaf = { ...validity(), keys: { publicKey: phone.keys.publicKey, privateKey: phone.keys.privateKey } }
     const attempt = async (scenario: Partial<KeyDescriptionScenario>, intermediate = androidCa) => {
       const challenge = await phone.challenge()
-      const { chain } = await buildAndroidChain(androidRoot, intermediate, { challenge, ...scenario }, { leaf })
+      const { chain } = await buildAndroidChain(
+        androidRoot,
+        intermediate,
+        { challenge: boundDigest(challenge), ...scenario },
+        { leaf },
+      )
       const body = { format: 'android-key', challenge, appId: APP_ID, appVersion: '3.2.0', signals: quiet }
       return phone.attest({ ...body, certificateChain: chain })
     }
@@ -243,6 +285,66 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
       'denied:app-id-mismatch',
       'success:ok',
     ])
+  })
+
+  test('switching a version off cannot be sidestepped by claiming another: the evidence covers the version', async () => {
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const android = await device()
+    const leaf = { ...validity(), keys: { publicKey: android.keys.publicKey, privateKey: android.keys.privateKey } }
+    const iphone = await device()
+    const appleChallenge = await iphone.challenge()
+    const apple = await buildAttestation(appleCa, {
+      appId: APPLE_APP_ID,
+      challenge: bound(appleChallenge, '3.1.0'),
+      leafValidity: validity(),
+    })
+    const appleBody = { format: 'apple-appattest', appId: APP_ID, signals: quiet, keyId: apple.keyId }
+    await iphone.attest({
+      ...appleBody,
+      challenge: appleChallenge,
+      appVersion: '3.1.0',
+      attestationObject: apple.attestationObject,
+    })
+    await admin.request('POST', `/v1/apps/${APP_ID}/versions/3.1.0/deactivate`, { reason: 'CVE in 3.1.0' })
+
+    // The genuine 3.1.0 app's evidence, sent with a claim of 3.1.1.
+    const challenge = await android.challenge()
+    const { chain } = await buildAndroidChain(
+      androidRoot,
+      androidCa,
+      { challenge: boundDigest(challenge, '3.1.0') },
+      { leaf },
+    )
+    const androidBody = { format: 'android-key', challenge, appId: APP_ID, signals: quiet, certificateChain: chain }
+    await assert.rejects(android.attest({ ...androidBody, appVersion: '3.1.1' }), refusedFor('challenge-mismatch'))
+    const renewal = await iphone.challenge()
+    const assertion = buildAssertion(apple.keys, APPLE_APP_ID, 1, bound(renewal, '3.1.0'))
+    const renewBody = { format: 'apple-appattest-assertion', appId: APP_ID, signals: quiet, assertion }
+    await assert.rejects(
+      iphone.attest({ ...renewBody, challenge: renewal, appVersion: '3.1.1' }),
+      refusedFor('signature-invalid'),
+    )
+    // Claiming the version it is, it meets the switch.
+    const deactivated = (e: StrongroomError) =>
+      e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === 'app-version-deactivated'
+    await assert.rejects(android.attest({ ...androidBody, appVersion: '3.1.0' }), deactivated)
+    await assert.rejects(iphone.attest({ ...renewBody, challenge: renewal, appVersion: '3.1.0' }), deactivated)
+
+    const audited = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['reason', 'details'])
+      .where('action', '=', 'integrity.attest')
+      .where('target_id', '=', android.device.id)
+      .where('outcome', '=', 'denied')
+      .orderBy('id')
+      .execute()
+    assert.deepEqual(
+      audited.map((row) => [row.reason, (JSON.parse(String(row.details)) as { appVersion: string }).appVersion]),
+      [
+        ['challenge-mismatch', '3.1.1'],
+        ['app-version-deactivated', '3.1.0'],
+      ],
+    )
   })
 
   test('registering apps is for admins, and checked', async () => {

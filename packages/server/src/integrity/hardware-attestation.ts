@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { RiskSignals } from '@strongroom/sdk/integrity'
+import { attestationClientData, type RiskSignals } from '@strongroom/sdk/integrity'
 import type { JWK } from 'jose'
 import { recordAudit } from '../audit/events.ts'
 import type { DevicePrincipal } from '../identity/devices.ts'
@@ -61,6 +62,18 @@ export function createHardwareVerifiers(
 export interface HardwareFacts {
   securityLevel: string
   signals: RiskSignals
+  /** Android: the versionCode the platform attested for the package. */
+  versionCode?: number | undefined
+}
+
+/**
+ * What the evidence must cover: the challenge and the app identity the request claims (the SDK's
+ * `attestationClientData`). A claim other than what the genuine app signed then fails like a wrong challenge.
+ * App Attest hashes the client data itself; Android's attestation challenge is its SHA-256.
+ */
+function boundClientData(input: { challenge: string; appId: string; appVersion: string }) {
+  const clientData = attestationClientData(input.challenge, { appId: input.appId, appVersion: input.appVersion })
+  return { clientData, digest: createHash('sha256').update(clientData).digest() }
 }
 
 async function refuse(
@@ -68,6 +81,7 @@ async function refuse(
   device: DevicePrincipal,
   format: string,
   reason: string,
+  claim?: { appId: string; appVersion: string },
 ): Promise<never> {
   await recordAudit(ctx.db, {
     tenantId: device.tenantId,
@@ -76,7 +90,7 @@ async function refuse(
     target: { kind: 'device', id: device.deviceId },
     outcome: 'denied',
     reason,
-    details: { format },
+    details: { format, ...(claim ? { appId: claim.appId, appVersion: claim.appVersion } : {}) },
   })
   throw new Problem('integrity/invalid-evidence', reason)
 }
@@ -90,21 +104,23 @@ export async function verifyHardwareEvidence(
   ctx: Pick<ServerContext, 'db'>,
   verifiers: HardwareVerifiers,
   device: DevicePrincipal,
-  input: { evidence: AttestationEvidence; challenge: string; appId: string; signals: RiskSignals },
+  input: { evidence: AttestationEvidence; challenge: string; appId: string; appVersion: string; signals: RiskSignals },
 ): Promise<HardwareFacts> {
   const { evidence } = input
   const app = await expectedApp(ctx, device.tenantId, input.appId)
-  if (!app) return refuse(ctx, device, evidence.format, 'app-not-registered')
+  if (!app) return refuse(ctx, device, evidence.format, 'app-not-registered', input)
+  const bound = boundClientData(input)
+  const challenge = evidence.format === 'android-key' ? bound.digest : bound.clientData
   let result: Awaited<ReturnType<AttestationVerifier['verify']>>
   try {
-    result = await verifiers[evidence.format].verify({ evidence, challenge: input.challenge, app })
+    result = await verifiers[evidence.format].verify({ evidence, challenge, app })
   } catch (error) {
-    if (error instanceof AttestationError) return refuse(ctx, device, evidence.format, error.code)
+    if (error instanceof AttestationError) return refuse(ctx, device, evidence.format, error.code, input)
     throw error
   }
   if (evidence.format === 'android-key' && result.keyId !== device.jkt) {
     // The attested key must be the key this device proves on every request, or the attestation proves nothing here.
-    return refuse(ctx, device, evidence.format, 'key-id-mismatch')
+    return refuse(ctx, device, evidence.format, 'key-id-mismatch', input)
   }
   const now = new Date()
   const row = {
@@ -129,7 +145,7 @@ export async function verifyHardwareEvidence(
     emulator: false,
     rooted: evidence.format === 'android-key' ? false : input.signals.rooted,
   }
-  return { securityLevel: result.securityLevel, signals }
+  return { securityLevel: result.securityLevel, signals, versionCode: result.appVersionCode }
 }
 
 /**
@@ -139,7 +155,7 @@ export async function verifyHardwareEvidence(
 export async function verifyHardwareAssertion(
   ctx: Pick<ServerContext, 'db'>,
   device: DevicePrincipal,
-  input: { assertion: string; challenge: string; appId: string; signals: RiskSignals },
+  input: { assertion: string; challenge: string; appId: string; appVersion: string; signals: RiskSignals },
 ): Promise<HardwareFacts> {
   const format = 'apple-appattest'
   const stored = await ctx.db
@@ -150,18 +166,18 @@ export async function verifyHardwareAssertion(
     .where('format', '=', format)
     .executeTakeFirst()
   const app = await expectedApp(ctx, device.tenantId, input.appId)
-  if (!stored || stored.app_id !== input.appId || !app) return refuse(ctx, device, format, 'not-attested')
+  if (!stored || stored.app_id !== input.appId || !app) return refuse(ctx, device, format, 'not-attested', input)
   let counter: number
   try {
     counter = verifyAppAttestAssertion({
       assertion: input.assertion,
-      clientData: input.challenge,
+      clientData: boundClientData(input).clientData,
       publicKeyJwk: JSON.parse(stored.public_jwk) as JWK,
       app,
       previousCounter: Number(stored.counter),
     }).counter
   } catch (error) {
-    if (error instanceof AttestationError) return refuse(ctx, device, format, error.code)
+    if (error instanceof AttestationError) return refuse(ctx, device, format, error.code, input)
     throw error
   }
   const advanced = await ctx.db
@@ -171,6 +187,6 @@ export async function verifyHardwareAssertion(
     .where('device_id', '=', device.deviceId)
     .where('counter', '<', counter)
     .executeTakeFirst()
-  if ((advanced.numUpdatedRows ?? 0n) === 0n) return refuse(ctx, device, format, 'counter-not-increasing')
+  if ((advanced.numUpdatedRows ?? 0n) === 0n) return refuse(ctx, device, format, 'counter-not-increasing', input)
   return { securityLevel: stored.security_level, signals: { ...input.signals, emulator: false } }
 }
