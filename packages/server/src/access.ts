@@ -239,6 +239,11 @@ const integrityExempt = new Set(['POST /v1/integrity/challenges', 'POST /v1/inte
 export interface IntegrityGate {
   tokens: IntegrityTokenChecker
   deactivated: DeactivatedAppVersions
+  /** The per-request App Attest assertion, for tokens that demand one (integrity/request-assertions.ts). */
+  requestAssertion: (
+    device: DevicePrincipal,
+    request: { appId: string; dpop: string | undefined; assertion: string | undefined },
+  ) => Promise<void>
 }
 
 /**
@@ -250,15 +255,17 @@ export async function checkDeviceIntegrity(
   token: string | undefined,
   device: DevicePrincipal,
   method: string,
+  proof: { dpop: string | undefined; assertion: string | undefined },
   fullScopeOnly = false,
 ): Promise<{ flags: string[]; app: { appId: string; appVersion: string } }> {
-  const { scope, flags, app } = await gate.tokens.check(token, device)
+  const { scope, flags, app, assertRequests } = await gate.tokens.check(token, device)
   // Checked on every request, so that switching a version off takes effect at once on every node.
   if (await gate.deactivated.has(device.tenantId, app)) {
     throw new Problem('integrity/denied', 'app-version-deactivated')
   }
   // A limited token (a rooted device, an emulator) reads; it neither writes nor receives secrets.
   if (scope === 'read-only' && (method !== 'GET' || fullScopeOnly)) throw new Problem('integrity/limited')
+  if (assertRequests) await gate.requestAssertion(device, { appId: app.appId, ...proof })
   return { flags, app }
 }
 
@@ -309,7 +316,11 @@ export function installAccessControl(
       (attested || (!integrityExempt.has(route) && (await integrityRequired(principal.tenantId, route))))
     if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
-      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, attested)
+      const proof = {
+        dpop: singleHeader(request.headers.dpop),
+        assertion: singleHeader(request.headers['strongroom-assertion']),
+      }
+      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, proof, attested)
       request.integrityFlags = checked.flags
     }
     request.principal = principal

@@ -40,6 +40,7 @@ import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
 import { createAttestationStatusList, createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
+import { checkRequestAssertion } from './integrity/request-assertions.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { invitePivot } from './pivot/pivot.ts'
@@ -151,6 +152,7 @@ export async function startServer(
   const integrityGate: IntegrityGate = {
     tokens: new IntegrityTokenChecker(ctx),
     deactivated: new DeactivatedAppVersions(ctx),
+    requestAssertion: (device, request) => checkRequestAssertion(ctx, device, request),
   }
   const integrityRequired = integrityRequirement(ctx)
   installAccessControl(app, ctx, integrityGate, integrityRequired)
@@ -175,7 +177,8 @@ export async function startServer(
       throw error
     })
     if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
-      const { app } = await checkDeviceIntegrity(integrityGate, frame.integrity, principal, 'GET')
+      const proof = { dpop: frame.dpop, assertion: frame.assertion }
+      const { app } = await checkDeviceIntegrity(integrityGate, frame.integrity, principal, 'GET', proof)
       return { principal, app }
     }
     return { principal }

@@ -137,6 +137,8 @@ export async function attest(
     appVersion: evidence.appVersion,
   })
   if (decision.decision === 'deny') throw new Problem('integrity/denied', decision.reason)
+  const appAttested = evidence.format === 'apple-appattest' || evidence.format === 'apple-appattest-assertion'
+  const assertRequests = appAttested && policy.assertions === true
   const token = await issueIntegrityToken(key, {
     tenantId: device.tenantId,
     deviceId: device.deviceId,
@@ -147,6 +149,13 @@ export async function attest(
     flags,
     scope: decision.scope,
     lifetimeSeconds: decision.lifetimeSeconds,
+    assertRequests,
   })
-  return { integrityToken: token, expiresIn: decision.lifetimeSeconds, scope: decision.scope, reason: decision.reason }
+  return {
+    integrityToken: token,
+    expiresIn: decision.lifetimeSeconds,
+    scope: decision.scope,
+    reason: decision.reason,
+    assertRequests,
+  }
 }

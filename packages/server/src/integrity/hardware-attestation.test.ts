@@ -347,6 +347,67 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     )
   })
 
+  test('where the policy asks, every gated request of an App Attest device carries an assertion whose counter grows', async () => {
+    const strict = await createTestBank(server, 'Strict Bank')
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(strict.adminToken) })
+    await admin.request('PUT', `/v1/apps/${APP_ID}`, { apple: { teamId: TEAM, bundleId: APP_ID } })
+    const policy = { rooted: 'limited', emulator: 'limited', debugger: 'deny', hooking: 'deny' }
+    const lifetimes = { fullLifetimeSeconds: 600, limitedLifetimeSeconds: 60 }
+    await admin.request('PUT', '/v1/policies/integrity', { ...policy, ...lifetimes, required: true, assertions: true })
+    const phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await strict.enrolmentCode(), label: 'p' })
+    let keys: CryptoKeyPair | undefined
+    let counter = 0
+    // What the native layer's generateAssertion returns; a test swaps in a rolled-back or misdirected one.
+    let assertionFor = (clientData: string) =>
+      buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, ++counter, clientData)
+    const granted = await phone.client.attest({
+      app: { appId: APP_ID, appVersion: '3.2.0' },
+      signals: quiet,
+      provider: async (clientData) => {
+        const built = await buildAttestation(appleCa, {
+          appId: APPLE_APP_ID,
+          challenge: clientData,
+          leafValidity: validity(),
+        })
+        keys = built.keys
+        return { format: 'apple-appattest', attestationObject: built.attestationObject, keyId: built.keyId }
+      },
+      assertRequest: async (clientData) => assertionFor(clientData),
+    })
+    assert.equal(granted.scope, 'full')
+    assert.equal((await phone.client.me()).deviceId, phone.device.id)
+    assert.equal((await phone.client.me()).deviceId, phone.device.id)
+    assert.equal(counter, 2)
+
+    const refusedWith = (reason: string) => (e: StrongroomError) =>
+      e.type === `${PROBLEMS}integrity/assertion-invalid` && e.problem.detail === reason
+    // A counter rolled back (a cloned key state, or an old assertion) and one that does not move.
+    assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, 1, clientData)
+    await assert.rejects(phone.client.me(), refusedWith('counter-not-increasing'))
+    assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, counter, clientData)
+    await assert.rejects(phone.client.me(), refusedWith('counter-not-increasing'))
+    // An assertion made for another request's proof.
+    assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, ++counter, `${clientData}.`)
+    await assert.rejects(phone.client.me(), refusedWith('signature-invalid'))
+    // None at all.
+    assertionFor = () => ''
+    await assert.rejects(phone.client.me(), refusedWith('assertion-missing'))
+    assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, ++counter, clientData)
+    assert.equal((await phone.client.me()).deviceId, phone.device.id)
+
+    const audited = await server.ctx.db
+      .selectFrom('audit_events')
+      .select('reason')
+      .where('action', '=', 'integrity.assert')
+      .where('target_id', '=', phone.device.id)
+      .orderBy('id')
+      .execute()
+    assert.deepEqual(
+      audited.map((row) => row.reason),
+      ['counter-not-increasing', 'counter-not-increasing', 'signature-invalid', 'assertion-missing'],
+    )
+  })
+
   test('registering apps is for admins, and checked', async () => {
     const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await assert.rejects(agent.request('PUT', '/v1/apps/com.x', { apple: { teamId: TEAM, bundleId: 'com.x' } }), {

@@ -76,6 +76,25 @@ function boundClientData(input: { challenge: string; appId: string; appVersion: 
   return { clientData, digest: createHash('sha256').update(clientData).digest() }
 }
 
+/** Audits a device's integrity evidence refused, with the reason code the problem will carry. */
+export async function auditRefusedEvidence(
+  ctx: Pick<ServerContext, 'db'>,
+  device: DevicePrincipal,
+  action: 'integrity.attest' | 'integrity.assert',
+  reason: string,
+  details: Record<string, string> = {},
+): Promise<void> {
+  await recordAudit(ctx.db, {
+    tenantId: device.tenantId,
+    actor: { kind: 'device', id: device.deviceId },
+    action,
+    target: { kind: 'device', id: device.deviceId },
+    outcome: 'denied',
+    reason,
+    details,
+  })
+}
+
 async function refuse(
   ctx: Pick<ServerContext, 'db'>,
   device: DevicePrincipal,
@@ -83,15 +102,8 @@ async function refuse(
   reason: string,
   claim?: { appId: string; appVersion: string },
 ): Promise<never> {
-  await recordAudit(ctx.db, {
-    tenantId: device.tenantId,
-    actor: { kind: 'device', id: device.deviceId },
-    action: 'integrity.attest',
-    target: { kind: 'device', id: device.deviceId },
-    outcome: 'denied',
-    reason,
-    details: { format, ...(claim ? { appId: claim.appId, appVersion: claim.appVersion } : {}) },
-  })
+  const details = { format, ...(claim ? { appId: claim.appId, appVersion: claim.appVersion } : {}) }
+  await auditRefusedEvidence(ctx, device, 'integrity.attest', reason, details)
   throw new Problem('integrity/invalid-evidence', reason)
 }
 
@@ -149,35 +161,35 @@ export async function verifyHardwareEvidence(
 }
 
 /**
- * An App Attest assertion: the key attested earlier for this device signed the challenge, with a counter above the
- * last one. The counter moves in one conditional update, so a replayed assertion loses even against itself.
+ * An App Attest assertion over `clientData` by the key attested earlier for this device and app, with a counter above
+ * the last one: the counter moves in one conditional update, so a replayed or rolled-back assertion loses even
+ * against itself. Answers the stored security level, or the reason for refusing.
  */
-export async function verifyHardwareAssertion(
+export async function acceptAssertion(
   ctx: Pick<ServerContext, 'db'>,
   device: DevicePrincipal,
-  input: { assertion: string; challenge: string; appId: string; appVersion: string; signals: RiskSignals },
-): Promise<HardwareFacts> {
-  const format = 'apple-appattest'
+  input: { assertion: string; clientData: string; appId: string },
+): Promise<{ securityLevel: string } | { refused: string }> {
   const stored = await ctx.db
     .selectFrom('device_attestations')
     .selectAll()
     .where('tenant_id', '=', device.tenantId)
     .where('device_id', '=', device.deviceId)
-    .where('format', '=', format)
+    .where('format', '=', 'apple-appattest')
     .executeTakeFirst()
   const app = await expectedApp(ctx, device.tenantId, input.appId)
-  if (!stored || stored.app_id !== input.appId || !app) return refuse(ctx, device, format, 'not-attested', input)
+  if (!stored || stored.app_id !== input.appId || !app) return { refused: 'not-attested' }
   let counter: number
   try {
     counter = verifyAppAttestAssertion({
       assertion: input.assertion,
-      clientData: boundClientData(input).clientData,
+      clientData: input.clientData,
       publicKeyJwk: JSON.parse(stored.public_jwk) as JWK,
       app,
       previousCounter: Number(stored.counter),
     }).counter
   } catch (error) {
-    if (error instanceof AttestationError) return refuse(ctx, device, format, error.code, input)
+    if (error instanceof AttestationError) return { refused: error.code }
     throw error
   }
   const advanced = await ctx.db
@@ -187,6 +199,19 @@ export async function verifyHardwareAssertion(
     .where('device_id', '=', device.deviceId)
     .where('counter', '<', counter)
     .executeTakeFirst()
-  if ((advanced.numUpdatedRows ?? 0n) === 0n) return refuse(ctx, device, format, 'counter-not-increasing', input)
-  return { securityLevel: stored.security_level, signals: { ...input.signals, emulator: false } }
+  if ((advanced.numUpdatedRows ?? 0n) === 0n) return { refused: 'counter-not-increasing' }
+  return { securityLevel: stored.security_level }
+}
+
+/** Renewal by an App Attest assertion over the attestation's client data (a fresh challenge, the app's identity). */
+export async function verifyHardwareAssertion(
+  ctx: Pick<ServerContext, 'db'>,
+  device: DevicePrincipal,
+  input: { assertion: string; challenge: string; appId: string; appVersion: string; signals: RiskSignals },
+): Promise<HardwareFacts> {
+  const format = 'apple-appattest'
+  const clientData = boundClientData(input).clientData
+  const accepted = await acceptAssertion(ctx, device, { assertion: input.assertion, clientData, appId: input.appId })
+  if ('refused' in accepted) return refuse(ctx, device, format, accepted.refused, input)
+  return { securityLevel: accepted.securityLevel, signals: { ...input.signals, emulator: false } }
 }

@@ -26,6 +26,11 @@ export const IntegrityPolicy = Type.Object(
       }),
     ),
     minAppVersion: Type.Optional(Version),
+    /**
+     * Devices attested with App Attest sign every gated request with an assertion (`Strongroom-Assertion`, over the
+     * request's DPoP proof) whose counter must grow: a replayed or rolled-back request is refused.
+     */
+    assertions: Type.Optional(Type.Boolean()),
     rooted: Treatment,
     emulator: Treatment,
     debugger: Treatment,
@@ -138,6 +143,7 @@ export async function saveIntegrityPolicy(
       details: {
         required: policy.required ?? null,
         minAppVersion: policy.minAppVersion ?? null,
+        assertions: policy.assertions ?? false,
         rooted: policy.rooted,
         emulator: policy.emulator,
         debugger: policy.debugger,

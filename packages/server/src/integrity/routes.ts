@@ -363,6 +363,9 @@ async function attestationRoutes(
             expiresIn: Type.Integer(),
             scope: oneOf(['full', 'read-only'] as const),
             reason: Type.String(),
+            assertRequests: Type.Boolean({
+              description: 'every gated request must carry Strongroom-Assertion (App Attest, over its DPoP proof)',
+            }),
           }),
           ...problemResponses(400, 401, 403),
         },
