@@ -61,6 +61,7 @@ describe('the strongroom command', () => {
         '024-checkpoint-witness',
         '025-encryption-required',
         '026-channel-risk',
+        '031-play-integrity',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -9,8 +9,14 @@ import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { isAppVersionDeactivated } from './app-versions.ts'
 import { consumeChallenge } from './challenges.ts'
 import { recordDeviceVerdict } from './device-verdicts.ts'
-import { type HardwareVerifiers, verifyHardwareAssertion, verifyHardwareEvidence } from './hardware-attestation.ts'
-import { evaluateIntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
+import {
+  type HardwareFacts,
+  type HardwareVerifiers,
+  verifyHardwareAssertion,
+  verifyHardwareEvidence,
+} from './hardware-attestation.ts'
+import { verifyPlayIntegrityEvidence } from './play-integrity.ts'
+import { evaluateIntegrityPolicy, type IntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
 import { issueIntegrityToken } from './tokens.ts'
 
 export interface DevEvidence {
@@ -63,14 +69,16 @@ export type Evidence =
   | (HardwareEvidenceBase & { format: 'apple-appattest'; attestationObject: string; keyId: string })
   | (HardwareEvidenceBase & { format: 'apple-appattest-assertion'; assertion: string })
   | (HardwareEvidenceBase & { format: 'android-key'; certificateChain: string[] })
+  | (HardwareEvidenceBase & { format: 'play-integrity'; token: string })
 
 /** Checks the evidence in its own format; returns the signals the policy weighs and what the hardware attested. */
 async function verifyEvidence(
-  ctx: Pick<ServerContext, 'db' | 'config'>,
+  ctx: Pick<ServerContext, 'db' | 'config' | 'keyring'>,
   verifiers: HardwareVerifiers,
   device: DevicePrincipal,
   evidence: Evidence,
-): Promise<{ signals: RiskSignals; securityLevel: string; versionCode?: number | undefined }> {
+  policy: IntegrityPolicy,
+): Promise<HardwareFacts> {
   switch (evidence.format) {
     case 'dev':
       await verifyDevEvidence(ctx, device, evidence)
@@ -87,6 +95,8 @@ async function verifyEvidence(
         ...evidence,
         evidence: { format: 'android-key', certificateChain: evidence.certificateChain },
       })
+    case 'play-integrity':
+      return verifyPlayIntegrityEvidence(ctx, device, evidence, policy)
   }
 }
 
@@ -95,19 +105,25 @@ async function verifyEvidence(
  * (or refused with the policy's reason). Every decision is audited with its reason.
  */
 export async function attest(
-  ctx: Pick<ServerContext, 'db' | 'config'>,
+  ctx: Pick<ServerContext, 'db' | 'config' | 'keyring'>,
   key: SigningKey,
   verifiers: HardwareVerifiers,
   device: DevicePrincipal,
   evidence: Evidence,
 ) {
-  const { signals, securityLevel, versionCode } = await verifyEvidence(ctx, verifiers, device, evidence)
+  const policy = await loadIntegrityPolicy(ctx, device.tenantId)
+  const { signals, securityLevel, versionCode, findings } = await verifyEvidence(
+    ctx,
+    verifiers,
+    device,
+    evidence,
+    policy,
+  )
   if (!(await consumeChallenge(ctx, device.tenantId, device.deviceId, evidence.challenge))) {
     throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
   }
   const deactivated = await isAppVersionDeactivated(ctx, device.tenantId, evidence)
-  const policy = await loadIntegrityPolicy(ctx, device.tenantId)
-  const decision = evaluateIntegrityPolicy({ appVersion: evidence.appVersion, signals, deactivated }, policy)
+  const decision = evaluateIntegrityPolicy({ appVersion: evidence.appVersion, signals, deactivated, findings }, policy)
   const flags = Object.entries(signals)
     .filter(([, on]) => on)
     .map(([name]) => name)

@@ -13,6 +13,12 @@ import {
   TEST_SIGNING_DIGEST,
 } from './verifiers/testing/android-chain-builder.ts'
 import { buildAssertion, buildAttestation } from './verifiers/testing/app-attest-builder.ts'
+import {
+  buildPlayIntegrityToken,
+  createPlayIntegrityKeys,
+  type PlayVerdictScenario,
+  playVerdictPayload,
+} from './verifiers/testing/play-integrity-builder.ts'
 import { createRoot, issue, type TestCertificate } from './verifiers/testing/test-pki.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
@@ -26,6 +32,7 @@ const bound = (challenge: string, appVersion = '3.2.0') =>
   attestationClientData(challenge, { appId: APP_ID, appVersion })
 const sha256 = (text: string) => createHash('sha256').update(text).digest()
 const boundDigest = (challenge: string, appVersion?: string) => sha256(bound(challenge, appVersion))
+const pick = (granted: Granted) => [granted.scope, granted.reason]
 // Certificates valid around today, whatever day the suite runs.
 const validity = () => ({ notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 365 * DAY) })
 
@@ -83,15 +90,18 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   const refusedFor = (reason: string) => (error: StrongroomError) =>
     error.type === `${PROBLEMS}integrity/invalid-evidence` && error.problem.detail === reason
 
-  async function auditReasons(deviceId: string) {
-    const rows = await server.ctx.db
+  async function auditEvents(deviceId: string, action = 'integrity.attest') {
+    return server.ctx.db
       .selectFrom('audit_events')
-      .select(['reason', 'outcome'])
-      .where('action', '=', 'integrity.attest')
+      .select(['reason', 'outcome', 'details'])
+      .where('action', '=', action)
       .where('target_id', '=', deviceId)
       .orderBy('id')
       .execute()
-    return rows.map((r) => `${r.outcome}:${r.reason}`)
+  }
+
+  async function auditReasons(deviceId: string) {
+    return (await auditEvents(deviceId)).map((r) => `${r.outcome}:${r.reason}`)
   }
 
   test('an iPhone attests with App Attest, then renews with assertions whose counter must grow', async () => {
@@ -330,14 +340,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     await assert.rejects(android.attest({ ...androidBody, appVersion: '3.1.0' }), deactivated)
     await assert.rejects(iphone.attest({ ...renewBody, challenge: renewal, appVersion: '3.1.0' }), deactivated)
 
-    const audited = await server.ctx.db
-      .selectFrom('audit_events')
-      .select(['reason', 'details'])
-      .where('action', '=', 'integrity.attest')
-      .where('target_id', '=', android.device.id)
-      .where('outcome', '=', 'denied')
-      .orderBy('id')
-      .execute()
+    const audited = (await auditEvents(android.device.id)).filter((row) => row.outcome === 'denied')
     assert.deepEqual(
       audited.map((row) => [row.reason, (JSON.parse(String(row.details)) as { appVersion: string }).appVersion]),
       [
@@ -395,16 +398,65 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, ++counter, clientData)
     assert.equal((await phone.client.me()).deviceId, phone.device.id)
 
-    const audited = await server.ctx.db
-      .selectFrom('audit_events')
-      .select('reason')
-      .where('action', '=', 'integrity.assert')
-      .where('target_id', '=', phone.device.id)
-      .orderBy('id')
-      .execute()
+    const audited = await auditEvents(phone.device.id, 'integrity.assert')
     assert.deepEqual(
       audited.map((row) => row.reason),
       ['counter-not-increasing', 'counter-not-increasing', 'signature-invalid', 'assertion-missing'],
+    )
+  })
+
+  test('Play Integrity verdicts, decrypted and verified with the keys the bank registered, feed the same policy', async () => {
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const play = createPlayIntegrityKeys()
+    const digest = TEST_SIGNING_DIGEST.toString('hex')
+    await admin.request('PUT', `/v1/apps/${APP_ID}`, {
+      apple: { teamId: TEAM, bundleId: APP_ID },
+      android: { packageName: APP_ID, signingCertificateSha256: [digest], playIntegrity: play.registration },
+    })
+    const phone = await device()
+    const attempt = async (scenario: Omit<PlayVerdictScenario, 'requestHash'>, tamper = false) => {
+      const challenge = await phone.challenge()
+      const requestHash = boundDigest(challenge).toString('base64url')
+      let token = await buildPlayIntegrityToken(play, playVerdictPayload({ requestHash, ...scenario }))
+      if (tamper) token = `${token.slice(0, -3)}${token.at(-3) === 'A' ? 'B' : 'A'}${token.slice(-2)}`
+      const signals = { ...quiet, rooted: true }
+      const body = { format: 'play-integrity', challenge, appId: APP_ID, appVersion: '3.2.0', signals }
+      return phone.attest({ ...body, token })
+    }
+    const denied = (reason: string) => (e: StrongroomError) =>
+      e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === reason
+    // The app reports root; Play says the device is genuine, and that is what counts.
+    assert.deepEqual(pick(await attempt({ device: ['MEETS_DEVICE_INTEGRITY'] })), ['full', 'ok'])
+    assert.deepEqual(pick(await attempt({ device: ['MEETS_BASIC_INTEGRITY'] })), ['read-only', 'rooted-device'])
+    assert.deepEqual(pick(await attempt({ device: ['MEETS_VIRTUAL_INTEGRITY'] })), ['read-only', 'emulator'])
+    assert.deepEqual(pick(await attempt({ licensing: 'UNLICENSED' })), ['read-only', 'app-unlicensed'])
+    await assert.rejects(attempt({ appRecognition: 'UNRECOGNIZED_VERSION' }), denied('app-not-recognized'))
+    await assert.rejects(attempt({ device: [] }), denied('device-integrity-failed'))
+    await assert.rejects(attempt({}, true), refusedFor('token-undecryptable'))
+    await assert.rejects(attempt({ digests: [Buffer.alloc(32, 5)] }), refusedFor('app-id-mismatch'))
+    assert.deepEqual((await auditReasons(phone.device.id)).slice(-4), [
+      'denied:app-not-recognized',
+      'denied:device-integrity-failed',
+      'denied:token-undecryptable',
+      'denied:app-id-mismatch',
+    ])
+    const [granted] = await auditEvents(phone.device.id)
+    assert.deepEqual(JSON.parse(String(granted?.details)), {
+      format: 'play-integrity',
+      securityLevel: 'play-device',
+      appId: APP_ID,
+      appVersion: '3.2.0',
+      versionCode: 320,
+      flags: [],
+    })
+    // A key that is no AES-256 key, or a verification key that is not EC P-256, is refused at registration.
+    const android = { packageName: APP_ID, signingCertificateSha256: [digest] }
+    const shortKey = { ...play.registration, decryptionKey: Buffer.alloc(31).toString('base64').padEnd(44, '=') }
+    await assert.rejects(
+      admin.request('PUT', `/v1/apps/${APP_ID}`, { android: { ...android, playIntegrity: shortKey } }),
+      {
+        status: 400,
+      },
     )
   })
 

@@ -9,6 +9,7 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { expectedApp } from './apps.ts'
 import { AttestationStatusList, GOOGLE_ATTESTATION_STATUS_URL } from './attestation-status-list.ts'
+import type { IntegrityFinding } from './policy.ts'
 import { createAndroidKeyAttestationVerifier } from './verifiers/android-key-attestation.ts'
 import { createAppleAppAttestVerifier, verifyAppAttestAssertion } from './verifiers/apple-app-attest.ts'
 import { AttestationError, type AttestationEvidence, type AttestationVerifier } from './verifiers/verifier.ts'
@@ -64,6 +65,8 @@ export interface HardwareFacts {
   signals: RiskSignals
   /** Android: the versionCode the platform attested for the package. */
   versionCode?: number | undefined
+  /** What a platform verdict found beyond the signals (Play Integrity), with the policy's treatment. */
+  findings?: IntegrityFinding[]
 }
 
 /**
@@ -71,7 +74,7 @@ export interface HardwareFacts {
  * `attestationClientData`). A claim other than what the genuine app signed then fails like a wrong challenge.
  * App Attest hashes the client data itself; Android's attestation challenge is its SHA-256.
  */
-function boundClientData(input: { challenge: string; appId: string; appVersion: string }) {
+export function boundClientData(input: { challenge: string; appId: string; appVersion: string }) {
   const clientData = attestationClientData(input.challenge, { appId: input.appId, appVersion: input.appVersion })
   return { clientData, digest: createHash('sha256').update(clientData).digest() }
 }
@@ -95,7 +98,7 @@ export async function auditRefusedEvidence(
   })
 }
 
-async function refuse(
+export async function refuseEvidence(
   ctx: Pick<ServerContext, 'db'>,
   device: DevicePrincipal,
   format: string,
@@ -120,19 +123,19 @@ export async function verifyHardwareEvidence(
 ): Promise<HardwareFacts> {
   const { evidence } = input
   const app = await expectedApp(ctx, device.tenantId, input.appId)
-  if (!app) return refuse(ctx, device, evidence.format, 'app-not-registered', input)
+  if (!app) return refuseEvidence(ctx, device, evidence.format, 'app-not-registered', input)
   const bound = boundClientData(input)
   const challenge = evidence.format === 'android-key' ? bound.digest : bound.clientData
   let result: Awaited<ReturnType<AttestationVerifier['verify']>>
   try {
     result = await verifiers[evidence.format].verify({ evidence, challenge, app })
   } catch (error) {
-    if (error instanceof AttestationError) return refuse(ctx, device, evidence.format, error.code, input)
+    if (error instanceof AttestationError) return refuseEvidence(ctx, device, evidence.format, error.code, input)
     throw error
   }
   if (evidence.format === 'android-key' && result.keyId !== device.jkt) {
     // The attested key must be the key this device proves on every request, or the attestation proves nothing here.
-    return refuse(ctx, device, evidence.format, 'key-id-mismatch', input)
+    return refuseEvidence(ctx, device, evidence.format, 'key-id-mismatch', input)
   }
   const now = new Date()
   const row = {
@@ -212,6 +215,6 @@ export async function verifyHardwareAssertion(
   const format = 'apple-appattest'
   const clientData = boundClientData(input).clientData
   const accepted = await acceptAssertion(ctx, device, { assertion: input.assertion, clientData, appId: input.appId })
-  if ('refused' in accepted) return refuse(ctx, device, format, accepted.refused, input)
+  if ('refused' in accepted) return refuseEvidence(ctx, device, format, accepted.refused, input)
   return { securityLevel: accepted.securityLevel, signals: { ...input.signals, emulator: false } }
 }

@@ -88,6 +88,9 @@ const MESSAGES = {
   'key-origin-not-generated': 'the key was not generated in secure hardware',
   'key-purpose-invalid': 'the key may be used for more than signing',
   'boot-state-unverified': 'the device did not boot a verified, locked system',
+  'token-undecryptable': 'the integrity token does not decrypt with the configured key',
+  'token-stale': 'the integrity verdict is not fresh',
+  'not-configured': 'the app has no keys registered for this format',
 } as const
 
 export type AttestationErrorCode = keyof typeof MESSAGES
