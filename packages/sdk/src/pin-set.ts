@@ -1,4 +1,4 @@
-import { compactVerify, createLocalJWKSet, type JWK } from 'jose'
+import { type CompactJWSHeaderParameters, compactVerify, importJWK, type JWK } from 'jose'
 
 /**
  * A pin set: for each API host, the SHA-256 hashes of the public keys (SPKI) its TLS certificates may carry, valid
@@ -33,10 +33,14 @@ export class PinSetError extends Error {
 export async function verifyPinSet(document: string, keys: JWK[], now = new Date()): Promise<PinSet> {
   let payload: Uint8Array
   try {
-    ;({ payload } = await compactVerify(document, createLocalJWKSet({ keys }), {
-      algorithms: ['ES256'],
-      typ: PIN_SET_TYPE,
-    } as Parameters<typeof compactVerify>[2]))
+    // The key is picked by hand rather than with jose's createLocalJWKSet, which needs structuredClone: Hermes
+    // (React Native) has none. compactVerify does not check `typ`, so it is checked here.
+    const keyFor = (header: CompactJWSHeaderParameters) => {
+      const jwk = keys.find((key) => key.kid !== undefined && key.kid === header.kid)
+      if (header.typ !== PIN_SET_TYPE || jwk === undefined) throw new PinSetError('the pin set does not verify')
+      return importJWK(jwk, 'ES256')
+    }
+    ;({ payload } = await compactVerify(document, keyFor, { algorithms: ['ES256'] }))
   } catch {
     throw new PinSetError('the pin set does not verify')
   }

@@ -13,6 +13,7 @@ import {
   spkiPin,
   verifyPinSet,
 } from '@strongroom/sdk/pins-node'
+import { CompactSign } from 'jose'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey } from '../platform/keyring/signing-keys.ts'
 import { startTestServer, type TestServer } from '../testing/harness.ts'
@@ -75,6 +76,12 @@ describe('certificate pin sets: signed, served, rotated with overlap, enforced b
       .publicKey
     const strangerJwk = { ...(await webcrypto.subtle.exportKey('jwk', stranger)), kid: keys[0]?.kid }
     await assert.rejects(verifyPinSet(current, [strangerJwk as never]), PinSetError)
+    // Signed by the right key, but as something else than a pin set (a JWT, say).
+    const key = await signingKey()
+    const otherType = await new CompactSign(Buffer.from(payload, 'base64url'))
+      .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: 'JWT' })
+      .sign(key.privateKey)
+    await assert.rejects(verifyPinSet(otherType, keys), PinSetError)
     await assert.rejects(verifyPinSet(current, keys, new Date(Date.now() + 31 * DAY)), /outside its validity/)
     await assert.rejects(verifyPinSet(current, keys, new Date(Date.now() - DAY)), /outside its validity/)
   })
