@@ -48,7 +48,7 @@ describe("Google's Android attestation status list", () => {
   test('from a file: answers after loading, keeps the last good list when a refresh fails, fails closed when stale', async () => {
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'sr-status-')), 'status.json')
     let now = 1_000_000
-    const list = new AttestationStatusList({ source: file, maxAgeMs: 60_000, now: () => now })
+    const list = new AttestationStatusList({ source: file, refreshMs: 30_000, maxAgeMs: 60_000, now: () => now })
     // Never loaded: no answer, rather than "not revoked".
     assert.throws(() => list.isRevoked('2c8cdddfd5e03bfc'), unavailable)
     writeFileSync(file, JSON.stringify(GOOGLE_SAMPLE))
@@ -56,12 +56,20 @@ describe("Google's Android attestation status list", () => {
     assert.equal(list.isRevoked('2C8CDDDFD5E03BFC'), true)
     assert.equal(list.isRevoked('00c8966fcb2fbb0d7a'), true)
     assert.equal(list.isRevoked('1234'), false)
+    // A serial revoked since: seen at the next scheduled refresh, not before.
+    writeFileSync(file, JSON.stringify({ entries: { ...GOOGLE_SAMPLE.entries, '1234': { status: 'REVOKED' } } }))
+    now += 10_000
+    await list.refreshIfDue()
+    assert.equal(list.isRevoked('1234'), false)
+    now += 20_000
+    await list.refreshIfDue()
+    assert.equal(list.isRevoked('1234'), true)
     writeFileSync(file, '{"entries": 5}')
     await assert.rejects(list.refresh())
     now += 59_000
     assert.equal(list.isRevoked('2c8cdddfd5e03bfc'), true)
     now += 2000
-    assert.throws(() => list.isRevoked('1234'), unavailable)
+    assert.throws(() => list.isRevoked('2c8cdddfd5e03bfc'), unavailable)
   })
 
   test('from a URL: a refresh picks up a newly revoked serial; an HTTP error keeps the list', async () => {
@@ -73,7 +81,7 @@ describe("Google's Android attestation status list", () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/attestation/status`
-      const list = new AttestationStatusList({ source: url, maxAgeMs: 60_000 })
+      const list = new AttestationStatusList({ source: url, refreshMs: 30_000, maxAgeMs: 60_000 })
       await list.refresh()
       assert.equal(list.isRevoked('2c8cdddfd5e03bfc'), false)
       body = JSON.stringify(GOOGLE_SAMPLE)

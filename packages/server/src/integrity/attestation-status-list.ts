@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { ServerContext } from '../platform/context.ts'
 import { AttestationError } from './verifiers/verifier.ts'
 
 /**
@@ -47,6 +48,8 @@ export function parseAttestationStatusList(text: string): Map<string, Attestatio
 export interface AttestationStatusListOptions {
   /** A file path, or an https:// (http:// for a local mirror) URL. */
   source: string
+  /** How often `refreshIfDue` loads the list again. */
+  refreshMs: number
   /** How long a list is trusted without a successful refresh; after that, Android attestations are refused. */
   maxAgeMs: number
   now?: () => number
@@ -63,6 +66,7 @@ export class AttestationStatusList {
   readonly #now: () => number
   #entries: Map<string, AttestationStatus> | undefined
   #loadedAt = 0
+  #attemptedAt = 0
 
   constructor(options: AttestationStatusListOptions) {
     this.#options = options
@@ -71,8 +75,14 @@ export class AttestationStatusList {
 
   /** Loads the list again from its source; throws (keeping the previous list) when it cannot. */
   async refresh(): Promise<void> {
+    this.#attemptedAt = this.#now()
     this.#entries = parseAttestationStatusList(await this.#read())
     this.#loadedAt = this.#now()
+  }
+
+  /** Refreshes when the last attempt, successful or not, is `refreshMs` old. */
+  async refreshIfDue(): Promise<void> {
+    if (this.#now() - this.#attemptedAt >= this.#options.refreshMs) await this.refresh()
   }
 
   /** The status of a certificate, undefined when it is in good standing. */
@@ -102,4 +112,25 @@ export class AttestationStatusList {
     if (text.length > MAX_LIST_BYTES) throw new Error('the attestation status list is too large')
     return text
   }
+}
+
+/**
+ * Google's attestation status list as the deployment names it (`STRONGROOM_ANDROID_ATTEST_STATUS`): Google's URL in
+ * production unless the bank mirrors it, none in dev unless a file or URL is named. The first load happens here; when
+ * it fails the server starts anyway and Android attestations are refused until a refresh succeeds. A list not
+ * refreshed for four intervals (and at least a day) is stale.
+ */
+export async function openAttestationStatusList(
+  ctx: Pick<ServerContext, 'config' | 'log'>,
+): Promise<AttestationStatusList | undefined> {
+  const { config } = ctx
+  const source =
+    config.androidAttestStatus ?? (config.mode === 'production' ? GOOGLE_ATTESTATION_STATUS_URL : undefined)
+  if (source === undefined || source === 'none') return undefined
+  const refreshMs = config.androidAttestStatusRefreshSeconds * 1000
+  const list = new AttestationStatusList({ source, refreshMs, maxAgeMs: Math.max(4 * refreshMs, 24 * 3600 * 1000) })
+  await list.refresh().catch((error: unknown) => {
+    ctx.log.warn({ err: error }, 'the Android attestation status list could not be loaded; Android attestations wait')
+  })
+  return list
 }

@@ -8,7 +8,7 @@ import type { Config } from '../platform/config.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { expectedApp } from './apps.ts'
-import { AttestationStatusList, GOOGLE_ATTESTATION_STATUS_URL } from './attestation-status-list.ts'
+import type { AttestationStatusList } from './attestation-status-list.ts'
 import type { IntegrityFinding } from './policy.ts'
 import { createAndroidKeyAttestationVerifier } from './verifiers/android-key-attestation.ts'
 import { createAppleAppAttestVerifier, verifyAppAttestAssertion } from './verifiers/apple-app-attest.ts'
@@ -22,20 +22,6 @@ export interface HardwareVerifiers {
 /** Every certificate in a PEM file (a bank adds a root Google publishes without waiting for a release). */
 function readPemFile(file: string): string[] {
   return readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
-}
-
-type StatusListConfig = Pick<Config, 'mode' | 'androidAttestStatus' | 'androidAttestStatusRefreshSeconds'>
-
-/**
- * Google's attestation status list as the deployment names it: Google's URL in production unless the bank mirrors it,
- * none in dev unless a file or URL is named. A list not refreshed for four intervals (and at least a day) is stale.
- */
-export function createAttestationStatusList(config: StatusListConfig): AttestationStatusList | undefined {
-  const source =
-    config.androidAttestStatus ?? (config.mode === 'production' ? GOOGLE_ATTESTATION_STATUS_URL : undefined)
-  if (source === undefined || source === 'none') return undefined
-  const refreshMs = config.androidAttestStatusRefreshSeconds * 1000
-  return new AttestationStatusList({ source, maxAgeMs: Math.max(4 * refreshMs, 24 * 3600 * 1000) })
 }
 
 /**

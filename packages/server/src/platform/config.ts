@@ -147,10 +147,10 @@ const settings = {
     schema: Type.String({ minLength: 1 }),
     default: undefined,
   },
-  /** How often the status list is loaded again; after four missed refreshes (at least a day) Android is refused. */
+  /** How often (checked once a minute) the status list is loaded again; four missed refreshes (at least a day) refuse Android. */
   androidAttestStatusRefreshSeconds: {
     env: 'STRONGROOM_ATTEST_STATUS_REFRESH',
-    schema: Type.Integer({ minimum: 1, maximum: 86_400 }),
+    schema: Type.Integer({ minimum: 60, maximum: 86_400 }),
     default: 3600,
   },
   rpId: {
