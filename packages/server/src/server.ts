@@ -30,8 +30,10 @@ import { e2eModule } from './e2e/module.ts'
 import { identityModule } from './identity/module.ts'
 import type { DeviceRevocationHook } from './identity/routes.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
+import { type AttestationStatusList, openAttestationStatusList } from './integrity/attestation-status-list.ts'
 import { integrityModule } from './integrity/module.ts'
 import { integrityRequirement } from './integrity/policy.ts'
+import { checkRequestAssertion } from './integrity/request-assertions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { pivotModule } from './pivot/module.ts'
 import { invitePivot } from './pivot/pivot.ts'
@@ -74,6 +76,7 @@ interface Services {
   receiptKey: SigningKey
   integrityTokenKey: SigningKey
   deactivatedAppVersions: DeactivatedAppVersions
+  attestationStatus: AttestationStatusList | undefined
   archiveSigner: SigningKey
 }
 
@@ -140,7 +143,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     bodyLimit,
     trustProxy: config.trustProxy,
   })
-  const gate: IntegrityGate = { tokens: new IntegrityTokenChecker(ctx), deactivated: new DeactivatedAppVersions(ctx) }
+  const gate: IntegrityGate = {
+    tokens: new IntegrityTokenChecker(ctx),
+    deactivated: new DeactivatedAppVersions(ctx),
+    requestAssertion: (device, request) => checkRequestAssertion(ctx, device, request),
+  }
   const integrityRequired = integrityRequirement(ctx)
   const accessTable = installAccessControl(app, ctx, gate, integrityRequired)
   const hubAuthenticator = streamAuthenticator(ctx, gate, integrityRequired, keys.wipe)
@@ -260,6 +267,7 @@ async function startServices(
     receiptKey: keys.receipt,
     integrityTokenKey: keys.integrity,
     deactivatedAppVersions: parts.gate.deactivated,
+    attestationStatus: await openAttestationStatusList(ctx),
     archiveSigner: keys.archive,
   }
   const running = {
