@@ -5,6 +5,7 @@ import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archi
 import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
 import { startArchiveChainer } from './archive/chainer.ts'
+import { startEvidenceArchive } from './archive/evidence-feed.ts'
 import { archiveModule } from './archive/module.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditModule } from './audit/module.ts'
@@ -163,6 +164,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await services.channelDeps.smppLinks.close()
     await services.messageLog.close()
     await archiveMember?.stop()
+    await running.evidenceArchive?.stop()
     await running.archiveChainer.stop()
     await running.auditChainer.stop()
     await running.webhooks.stop()
@@ -188,6 +190,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     flushAudit: () => running.auditChainer.flush(),
     flushArchive: async () => {
       await archiveMember?.idle()
+      await running.auditChainer.flush()
+      await running.evidenceArchive?.flush()
       await running.archiveChainer.flush()
     },
     flushWebhooks: () => running.webhooks.flush(),
@@ -263,6 +267,9 @@ async function startServices(
     services,
     outside,
     archiveMember,
+    // Consents, pivots and device events reach the archive from the audit chain, read by one archive process only.
+    evidenceArchive:
+      archiveMember && parsePartition(config.archivePartition).index === 0 ? startEvidenceArchive(ctx) : undefined,
     housekeeping: startPeriodicTask({
       name: 'housekeeping',
       intervalMs: HOUSEKEEPING_MS,
