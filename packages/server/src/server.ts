@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import websocket from '@fastify/websocket'
-import { type IntegrityGate, installAccessControl, streamAuthenticator } from './access.ts'
+import { type GuardChecks, type IntegrityGate, installAccessControl, streamAuthenticator } from './access.ts'
 import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archive-member.ts'
 import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
@@ -18,7 +18,7 @@ import type { ChannelDeps } from './channels/public-messages.ts'
 import { sendTransactionalSms } from './channels/sms.ts'
 import { consentModule } from './consent/module.ts'
 import { handleSmsReply } from './consent/sms-confirmation.ts'
-import { removeMemberEverywhere } from './conversations/conversations.ts'
+import { removeMemberEverywhere, requireConversationAccess } from './conversations/conversations.ts'
 import { messageActions } from './conversations/message-actions.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationsModule } from './conversations/module.ts'
@@ -140,11 +140,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     bodyLimit,
     trustProxy: config.trustProxy,
   })
-  const gate: IntegrityGate = { tokens: new IntegrityTokenChecker(ctx), deactivated: new DeactivatedAppVersions(ctx) }
-  const integrityRequired = integrityRequirement(ctx)
-  const accessTable = installAccessControl(app, ctx, gate, integrityRequired)
-  const hubAuthenticator = streamAuthenticator(ctx, gate, integrityRequired, keys.wipe, messageActions.read)
-  const running = await startServices(platform, keys, { gate, hubAuthenticator, archiveSink: options.archiveSink })
+  const checks: GuardChecks = {
+    gate: { tokens: new IntegrityTokenChecker(ctx), deactivated: new DeactivatedAppVersions(ctx) },
+    integrityRequired: integrityRequirement(ctx),
+    requireMember: (principal, conversationId) => requireConversationAccess(ctx, principal, conversationId),
+  }
+  const accessTable = installAccessControl(app, ctx, checks)
+  const hubAuthenticator = streamAuthenticator(ctx, checks, keys.wipe, messageActions.read)
+  const running = await startServices(platform, keys, {
+    gate: checks.gate,
+    hubAuthenticator,
+    archiveSink: options.archiveSink,
+  })
   const { services, archiveMember } = running
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
@@ -168,7 +175,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await running.archiveChainer.stop()
     await running.auditChainer.stop()
     await running.webhooks.stop()
-    gate.deactivated.close()
+    checks.gate.deactivated.close()
     await platform.close()
   })
   const metricsEndpoint = await serveMetrics(app, config, ctx.metrics)
