@@ -69,6 +69,11 @@ export async function authenticate(
 export interface IntegrityGate {
   tokens: IntegrityTokenChecker
   deactivated: DeactivatedAppVersions
+  /** The per-request App Attest assertion, for tokens that demand one (integrity/request-assertions.ts). */
+  requestAssertion: (
+    device: DevicePrincipal,
+    request: { appId: string; dpop: string | undefined; assertion: string | undefined },
+  ) => Promise<void>
 }
 
 /**
@@ -80,15 +85,17 @@ export async function checkDeviceIntegrity(
   token: string | undefined,
   device: DevicePrincipal,
   method: string,
+  proof: { dpop: string | undefined; assertion: string | undefined },
   fullScopeOnly = false,
 ): Promise<{ scope: IntegrityScope; flags: string[]; app: { appId: string; appVersion: string } }> {
-  const { scope, flags, app } = await gate.tokens.check(token, device)
+  const { scope, flags, app, assertRequests } = await gate.tokens.check(token, device)
   // Checked on every request, so that switching a version off takes effect at once on every node.
   if (await gate.deactivated.has(device.tenantId, app)) {
     throw new Problem('integrity/denied', 'app-version-deactivated')
   }
   const limited = integrityRefusal(scope, method, fullScopeOnly)
   if (limited) throw limited
+  if (assertRequests) await gate.requestAssertion(device, { appId: app.appId, ...proof })
   return { scope, flags, app }
 }
 
@@ -137,7 +144,11 @@ export function installAccessControl(
     if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
       const attested = access.who === 'attested-device'
-      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, attested)
+      const proof = {
+        dpop: singleHeader(request.headers.dpop),
+        assertion: singleHeader(request.headers['strongroom-assertion']),
+      }
+      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, proof, attested)
       request.integrityFlags = checked.flags
     }
     request.principal = principal
@@ -224,11 +235,12 @@ export function streamAuthenticator(
     })
     let integrity: { scope: IntegrityScope; app: { appId: string; appVersion: string } } | undefined
     if (principal.kind === 'device') {
+      const proof = { dpop: frame.dpop, assertion: frame.assertion }
       if (await integrityRequired(principal.tenantId, 'GET /v1/stream')) {
-        integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET')
+        integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof)
       } else if (frame.integrity) {
         // Not needed to sign in, but a frame may need it (a route the policy names): kept if it is valid.
-        integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET').catch(() => undefined)
+        integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof).catch(() => undefined)
       }
     }
     const admitted = async (action: GuardedAction) => {

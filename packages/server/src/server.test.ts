@@ -77,7 +77,11 @@ describe('the HTTP surface', () => {
   test('a route without an access rule stops the server from starting (deny by default)', async () => {
     const metrics = createMetrics()
     const app = await createHttpServer({ logger: createLogger('silent'), metrics, bodyLimit: 1024, trustProxy: false })
-    const gate = { tokens: new IntegrityTokenChecker(server.ctx), deactivated: new DeactivatedAppVersions(server.ctx) }
+    const gate = {
+      tokens: new IntegrityTokenChecker(server.ctx),
+      deactivated: new DeactivatedAppVersions(server.ctx),
+      requestAssertion: async () => {},
+    }
     const checks = { gate, integrityRequired: async () => false, requireMember: async () => {} }
     const table = installAccessControl(app, server.ctx, checks)
     app.get('/v1/declared', { config: { access: allow.staff('audit:read') } }, async () => 'guarded')

@@ -10,6 +10,7 @@ import { archiveModule } from './archive/module.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditModule } from './audit/module.ts'
 import { authModule } from './auth/module.ts'
+import { carrierOAuth, operatorTokenSource } from './auth/operator-oauth.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import type { SmsSender } from './auth/sms-otp.ts'
 import { openChannels } from './channels/channel-services.ts'
@@ -30,8 +31,10 @@ import { e2eModule } from './e2e/module.ts'
 import { identityModule } from './identity/module.ts'
 import type { DeviceRevocationHook } from './identity/routes.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
+import { type AttestationStatusList, openAttestationStatusList } from './integrity/attestation-status-list.ts'
 import { integrityModule } from './integrity/module.ts'
 import { integrityRequirement } from './integrity/policy.ts'
+import { checkRequestAssertion } from './integrity/request-assertions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { pivotModule } from './pivot/module.ts'
 import { invitePivot } from './pivot/pivot.ts'
@@ -74,6 +77,7 @@ interface Services {
   receiptKey: SigningKey
   integrityTokenKey: SigningKey
   deactivatedAppVersions: DeactivatedAppVersions
+  attestationStatus: AttestationStatusList | undefined
   archiveSigner: SigningKey
 }
 
@@ -140,11 +144,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     bodyLimit,
     trustProxy: config.trustProxy,
   })
-  const checks: GuardChecks = {
-    gate: { tokens: new IntegrityTokenChecker(ctx), deactivated: new DeactivatedAppVersions(ctx) },
-    integrityRequired: integrityRequirement(ctx),
-    requireMember: (principal, conversationId) => requireConversationAccess(ctx, principal, conversationId),
-  }
+  const checks = guardChecks(ctx)
   const accessTable = installAccessControl(app, ctx, checks)
   const hubAuthenticator = streamAuthenticator(ctx, checks, keys.wipe, messageActions.read)
   const running = await startServices(platform, keys, {
@@ -204,6 +204,19 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     flushWebhooks: () => running.webhooks.flush(),
     archiveMember,
     close: () => app.close(),
+  }
+}
+
+/** What the guard consults for every request and stream frame, kept per node so that a check costs little. */
+function guardChecks(ctx: ServerContext): GuardChecks {
+  return {
+    gate: {
+      tokens: new IntegrityTokenChecker(ctx),
+      deactivated: new DeactivatedAppVersions(ctx),
+      requestAssertion: (device, request) => checkRequestAssertion(ctx, device, request),
+    },
+    integrityRequired: integrityRequirement(ctx),
+    requireMember: (principal, conversationId) => requireConversationAccess(ctx, principal, conversationId),
   }
 }
 
@@ -267,6 +280,7 @@ async function startServices(
     receiptKey: keys.receipt,
     integrityTokenKey: keys.integrity,
     deactivatedAppVersions: parts.gate.deactivated,
+    attestationStatus: await openAttestationStatusList(ctx),
     archiveSigner: keys.archive,
   }
   const running = {
@@ -298,7 +312,7 @@ function externalServices(config: Config) {
   // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
   let listeningUrl = ''
   let simSwap: SimSwapProvider = config.simSwapUrl
-    ? camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
+    ? camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: carrierAccessToken(config) })
     : {
         check: () => Promise.reject(new SimSwapUnavailable('not configured')),
         retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
@@ -382,4 +396,10 @@ async function openPlatform(config: Config, options: StartOptions) {
       if (!options.database) await database.close()
     },
   }
+}
+
+/** The bearer token for the carrier's CAMARA APIs: from its OAuth token endpoint when configured, else a static one. */
+function carrierAccessToken(config: Config) {
+  const oauth = carrierOAuth(config)
+  return oauth ? operatorTokenSource(oauth) : config.simSwapToken
 }

@@ -387,6 +387,10 @@ export interface IntegrityAppsTable {
   android_package: string | null
   /** JSON array of lowercase hex SHA-256 digests. */
   android_signing_digests: string | null
+  /** The Play Integrity decryption key (AES-256), sealed with the tenant's data key. */
+  play_decryption_key: Uint8Array | null
+  /** The Play Integrity verification key: base64 DER SubjectPublicKeyInfo (EC P-256), as the Play Console gives it. */
+  play_verification_key: string | null
   updated_at: Timestamp
 }
 
@@ -512,6 +516,8 @@ export interface PivotLinksTable {
   secure_conversation_id: string | null
   /** How the link was completed: by an enrolled device, or by a new one that stepped up with a factor. */
   completed_via: 'device' | 'passkey' | 'sms-otp' | null
+  /** When a newer link for the same customer replaced it (one live link per customer), or null. */
+  revoked_at: Timestamp | null
   created_at: Timestamp
 }
 
