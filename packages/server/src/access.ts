@@ -143,11 +143,11 @@ export function installAccessControl(
     const gated = await admit(ctx, integrityRequired, principal, access, route)
     if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
-      const attested = access.who === 'attested-device'
       const proof = {
         dpop: singleHeader(request.headers.dpop),
         assertion: singleHeader(request.headers['strongroom-assertion']),
       }
+      const attested = access.who === 'attested-device'
       const checked = await checkDeviceIntegrity(gate, token, principal, request.method, proof, attested)
       request.integrityFlags = checked.flags
     }
