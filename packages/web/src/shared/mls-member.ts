@@ -1,5 +1,11 @@
 import { base64ToBytes, type Message, type StrongroomClient } from '@strongroom/sdk'
-import { browserCryptoProvider, MLS_CONTENT_TYPE, SecureMessaging, type SecureStore } from '@strongroom/sdk/mls'
+import {
+  browserCryptoProvider,
+  fetchSecureHistory,
+  MLS_CONTENT_TYPE,
+  SecureMessaging,
+  type SecureStore,
+} from '@strongroom/sdk/mls'
 
 /** What a page shows of a secure message: its text (and when it disappears), or why it cannot show it. */
 export type ReadMessage = { text: string; expiresAt: string | null } | { placeholder: string }
@@ -14,11 +20,19 @@ const expired = (message: Pick<Message, 'expiresAt'>) =>
  */
 export class BrowserMlsMember {
   readonly messaging: SecureMessaging
+  readonly #client: StrongroomClient
   readonly #self: { kind: 'staff' | 'device'; id: string }
   /** Conversations this browser asked to be added to, once each while the page is open. */
   readonly #asked = new Set<string>()
+  /** Per conversation, the earlier messages the archive sealed to this browser, and the last seq it gave. */
+  readonly #earlier = new Map<string, Promise<{ texts: Map<number, string>; through: number }>>()
 
-  private constructor(messaging: SecureMessaging, self: { kind: 'staff' | 'device'; id: string }) {
+  private constructor(
+    client: StrongroomClient,
+    messaging: SecureMessaging,
+    self: { kind: 'staff' | 'device'; id: string },
+  ) {
+    this.#client = client
     this.messaging = messaging
     this.#self = self
   }
@@ -32,7 +46,7 @@ export class BrowserMlsMember {
       store: options.store,
       keepTexts: true,
     })
-    const member = new BrowserMlsMember(messaging, options.self)
+    const member = new BrowserMlsMember(client, messaging, options.self)
     await messaging.acceptWelcomes()
     return member
   }
@@ -43,8 +57,21 @@ export class BrowserMlsMember {
     return this.messaging.isMember(conversationId)
   }
 
-  /** What to show for a message/mls message; undefined for a commit, or a message that has expired. */
+  /**
+   * What to show for a message/mls message; undefined for a commit, or a message that has expired. Staff see what this
+   * browser cannot decrypt (sent before it joined, on another browser, or before a hand-over) from the bank's archive.
+   */
   async read(message: Message): Promise<ReadMessage | undefined> {
+    const here = await this.#readHere(message)
+    if (!here || !('placeholder' in here)) return here
+    // A commit carries no text: nothing to show, whether or not this browser could read it.
+    if (!isApplicationMessage(message)) return undefined
+    if (this.#self.kind !== 'staff') return here
+    const text = await this.#fromArchive(message)
+    return text === undefined ? here : { text, expiresAt: message.expiresAt }
+  }
+
+  async #readHere(message: Message): Promise<ReadMessage | undefined> {
     if (expired(message)) return undefined
     // Our own message echoed by the stream while send() is under way: keptText waits for the send, which keeps it.
     const kept = await this.#kept(message)
@@ -69,6 +96,40 @@ export class BrowserMlsMember {
     if (read !== undefined) return read ?? undefined
     // Commits and other protocol messages carry no text to show.
     return isApplicationMessage(message) ? { placeholder: 'Encrypted message this browser cannot read' } : undefined
+  }
+
+  /**
+   * An earlier message's text from the archive (sealed to a key this browser made for the request), fetched once per
+   * conversation and again only for a message after the last it gave; undefined when the archive has none for it.
+   */
+  async #fromArchive(message: Message): Promise<string | undefined> {
+    const { conversationId, seq } = message
+    let earlier = this.#earlier.get(conversationId)
+    const known = earlier ? await earlier : undefined
+    if (!known || (seq > known.through && !known.texts.has(seq))) {
+      earlier = this.#fetchEarlier(conversationId, known)
+      this.#earlier.set(conversationId, earlier)
+    }
+    return (await earlier)?.texts.get(seq)
+  }
+
+  async #fetchEarlier(
+    conversationId: string,
+    known: { texts: Map<number, string>; through: number } | undefined,
+  ): Promise<{ texts: Map<number, string>; through: number }> {
+    const texts = new Map(known?.texts)
+    let through = known?.through ?? 0
+    try {
+      for (let after: number | null = through; after !== null; ) {
+        const page = await fetchSecureHistory(this.#client, conversationId, { after })
+        for (const m of page.messages) texts.set(m.seq, m.text)
+        through = page.messages.at(-1)?.seq ?? through
+        after = page.next
+      }
+    } catch {
+      // Not a member of the conversation (any more), or no archive on this node: nothing to show from it.
+    }
+    return { texts, through }
   }
 
   /** Encrypts and sends; the message comes back on the stream, where `read` shows the text the SDK kept. */
