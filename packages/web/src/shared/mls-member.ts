@@ -3,12 +3,17 @@ import {
   browserCryptoProvider,
   fetchSecureHistory,
   MLS_CONTENT_TYPE,
+  SecureGroupError,
   SecureMessaging,
   type SecureStore,
 } from '@strongroom/sdk/mls'
 
 /** What a page shows of a secure message: its text (and when it disappears), or why it cannot show it. */
 export type ReadMessage = { text: string; expiresAt: string | null } | { placeholder: string }
+
+/** How often, and how long apart (growing), a browser asks the archive again for a message it has not read yet. */
+const ARCHIVE_RETRIES = 5
+const ARCHIVE_WAIT_MS = 250
 
 const expired = (message: Pick<Message, 'expiresAt'>) =>
   message.expiresAt !== null && Date.parse(message.expiresAt) <= Date.now()
@@ -100,17 +105,19 @@ export class BrowserMlsMember {
 
   /**
    * An earlier message's text from the archive (sealed to a key this browser made for the request), fetched once per
-   * conversation and again only for a message after the last it gave; undefined when the archive has none for it.
+   * conversation and again for a message after the last it gave. The archive member reads each message a moment after
+   * it is stored, so a message just sent is waited for a little; undefined when the archive has no text for it.
    */
   async #fromArchive(message: Message): Promise<string | undefined> {
     const { conversationId, seq } = message
-    let earlier = this.#earlier.get(conversationId)
-    const known = earlier ? await earlier : undefined
-    if (!known || (seq > known.through && !known.texts.has(seq))) {
-      earlier = this.#fetchEarlier(conversationId, known)
-      this.#earlier.set(conversationId, earlier)
+    for (let attempt = 0; attempt <= ARCHIVE_RETRIES; attempt++) {
+      const known = await this.#earlier.get(conversationId)
+      if (known?.texts.has(seq)) return known.texts.get(seq)
+      if (known && seq <= known.through) return undefined
+      if (known) await new Promise((resolve) => setTimeout(resolve, ARCHIVE_WAIT_MS * attempt))
+      this.#earlier.set(conversationId, this.#fetchEarlier(conversationId, known))
     }
-    return (await earlier)?.texts.get(seq)
+    return (await this.#earlier.get(conversationId))?.texts.get(seq)
   }
 
   async #fetchEarlier(
@@ -132,9 +139,32 @@ export class BrowserMlsMember {
     return { texts, through }
   }
 
-  /** Encrypts and sends; the message comes back on the stream, where `read` shows the text the SDK kept. */
+  /**
+   * Whether this browser can send in the conversation: it is a member, or it is an agent's browser that another of
+   * their browsers replaced in the group (sending takes its place back).
+   */
+  async canSend(conversationId: string): Promise<boolean> {
+    if (await this.isSecure(conversationId)) return true
+    return this.#self.kind === 'staff' && (await this.messaging.wasRemoved(conversationId))
+  }
+
+  /**
+   * Encrypts and sends; the message comes back on the stream, where `read` shows the text the SDK kept. An agent's
+   * browser that another of their browsers replaced re-joins first: the agent chose to go on here. What it missed
+   * meanwhile shows from the archive.
+   */
   async send(conversationId: string, text: string, options: { expiresAt?: Date } = {}): Promise<void> {
-    await this.messaging.send(conversationId, text, options)
+    const replaced = async () => this.#self.kind === 'staff' && (await this.messaging.wasRemoved(conversationId))
+    if (await replaced()) await this.messaging.rejoin(conversationId)
+    try {
+      await this.messaging.send(conversationId, text, options)
+    } catch (error) {
+      // Replaced while this message was on its way (the send caught up and found the other browser's commit): it
+      // never left, so it goes again, once, after re-joining.
+      if (!(error instanceof SecureGroupError && error.code === 'removed' && (await replaced()))) throw error
+      await this.messaging.rejoin(conversationId)
+      await this.messaging.send(conversationId, text, options)
+    }
   }
 
   /** What the SDK kept of a message: undefined when nothing, null when it has nothing to show (a resend request). */
