@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
@@ -106,6 +107,7 @@ async function secureHistoryRoutes(app: App, ctx: ServerContext): Promise<void> 
   app.post(
     '/v1/conversations/:conversationId/secure-history',
     {
+      config: { access: allow.staff('conversations:read') },
       schema: {
         summary:
           'Earlier secure messages of a conversation, each sealed by the archive to the key the caller’s device made ' +
@@ -146,6 +148,7 @@ async function recordRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/archive/records',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Search the archive by customer, conversation, time and text (decrypted for the caller; audited)',
         description: `Text search decrypts the candidates the other filters leave, at most ${SEARCH_SCAN_LIMIT} per request; follow \`next\` for more.`,
@@ -192,6 +195,7 @@ async function exportRoutes(app: App, ctx: ServerContext, options: { signer: Sig
   app.post(
     '/v1/archive/exports',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Export a case as a signed bundle (JSON lines, the last one the signed manifest; audited)',
         description: `Streamed as it is built; the \`${EXPORT_RECORDS_HEADER}\` header gives the number of record lines to come.`,
@@ -253,6 +257,7 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
   app.get(
     '/v1/archive/verification',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary:
           'Verify the tenant’s archive chain now, as `strongroom archive verify` does: links, hashes, content, signed checkpoints (audited)',
@@ -281,6 +286,7 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
   app.get(
     '/v1/archive/retention',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Retention per record class, in days',
         tags: ['archive'],
@@ -293,6 +299,7 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
   app.put(
     '/v1/archive/retention',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary: 'Set retention for some record classes (audited)',
         tags: ['archive'],
@@ -312,6 +319,7 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/archive/holds',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Legal holds, newest first',
         tags: ['archive'],
@@ -324,6 +332,7 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/archive/holds',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary: 'Place a legal hold on a customer or a conversation: their records stop expiring (audited)',
         tags: ['archive'],
@@ -348,6 +357,7 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/archive/holds/:holdId/release',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary: 'Release a legal hold (audited)',
         tags: ['archive'],
@@ -367,6 +377,7 @@ async function erasureRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/archive/customers/:customerId/erase',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary: 'Erase a customer from the archive by destroying their archive key (after retention, not under hold)',
         tags: ['archive'],
