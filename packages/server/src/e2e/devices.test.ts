@@ -52,8 +52,8 @@ describe('one customer, several devices', () => {
       },
       (members) => !members.includes(`device:${tablet.deviceId}`),
     )
-    const members =
-      (await chat.agent.secure.sync(chat.conversationId), await chat.agent.secure.members(chat.conversationId))
+    await chat.agent.secure.sync(chat.conversationId)
+    const members = await chat.agent.secure.members(chat.conversationId)
     assert.deepEqual(
       members.map((m) => `${m.kind}:${m.id}`).sort(),
       ['archive:archive', `device:${chat.phone.deviceId}`, `staff:${bank.agentId}`],
