@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import {
   encryptedStore,
   generateStoreKey,
@@ -268,6 +268,52 @@ describe('the secure chat in several tabs of one browser', { skip }, () => {
     )
     await everyoneReadsEverything({ askedAgain: 1 })
     assert.equal(agentRead.filter((e) => e.kind === 'resent').length, 1, 'sent again once, whatever the tabs asked')
+  })
+
+  test('the customer’s phone app joins beside this browser, then is revoked: only its leaf goes, the browser reads on', async () => {
+    const { code } = await agent.issueEnrolmentCode(customerId)
+    const enrolled = await enrolDevice({ baseUrl: server.url, enrolmentCode: code, label: 'phone app' })
+    const phone = await SecureMessaging.open(enrolled.client, {
+      provider: nodeCryptoProvider,
+      store: encryptedStore(new MemoryStore(), await generateStoreKey()),
+    })
+    const phoneLeaf = (m: { kind: string; id: string }) => m.kind === 'device' && m.id === enrolled.device.id
+    await agent.request('POST', `/v1/conversations/${secureConversationId}/members`, {
+      kind: 'device',
+      id: enrolled.device.id,
+    })
+    // A device the group never had asks to be added; the archive member adds it, a leaf of its own beside the browser.
+    await eventually(
+      async () => {
+        await phone.sync(secureConversationId)
+        return phone.isMember(secureConversationId)
+      },
+      Boolean,
+      'the phone in the group',
+    )
+    await phone.send(secureConversationId, 'Now from my phone app.')
+    sent.push('Now from my phone app.')
+    fromCustomer.push('Now from my phone app.')
+    await everyoneReadsEverything({ askedAgain: 1 })
+
+    await agent.revokeDevice(enrolled.device.id, 'lost phone')
+    const members = await eventually(
+      async () => {
+        await agentSync()
+        return agentSecure.members(secureConversationId)
+      },
+      (now) => !now.some(phoneLeaf),
+      'the phone’s leaf to go',
+    )
+    assert.deepEqual(
+      members.map((m) => m.kind).sort(),
+      ['archive', 'device', 'staff'],
+      'the browser stays, beside the agent and the archive',
+    )
+    await agentSecure.send(secureConversationId, 'Your phone is removed; this browser stays.')
+    sent.push('Your phone is removed; this browser stays.')
+    await customerWrites(first, 'Thanks, I still see everything here.')
+    await everyoneReadsEverything({ askedAgain: 1 })
   })
 
   test('the pages ran with no script error, policy violation or failed request', () => {
