@@ -10,6 +10,7 @@ import { archiveModule } from './archive/module.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditModule } from './audit/module.ts'
 import { authModule } from './auth/module.ts'
+import { carrierOAuth, operatorTokenSource } from './auth/operator-oauth.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import type { SmsSender } from './auth/sms-otp.ts'
 import { openChannels } from './channels/channel-services.ts'
@@ -298,7 +299,7 @@ function externalServices(config: Config) {
   // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
   let listeningUrl = ''
   let simSwap: SimSwapProvider = config.simSwapUrl
-    ? camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
+    ? camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: carrierAccessToken(config) })
     : {
         check: () => Promise.reject(new SimSwapUnavailable('not configured')),
         retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
@@ -382,4 +383,10 @@ async function openPlatform(config: Config, options: StartOptions) {
       if (!options.database) await database.close()
     },
   }
+}
+
+/** The bearer token for the carrier's CAMARA APIs: from its OAuth token endpoint when configured, else a static one. */
+function carrierAccessToken(config: Config) {
+  const oauth = carrierOAuth(config)
+  return oauth ? operatorTokenSource(oauth) : config.simSwapToken
 }

@@ -15,6 +15,7 @@ import { listLegalHolds, placeLegalHold, releaseLegalHold } from './holds.ts'
 import { archiveRecordView } from './open-records.ts'
 import { retainedClasses, retentionPolicy, setRetentionPolicy } from './retention.ts'
 import { SEARCH_SCAN_LIMIT, searchArchive } from './search.ts'
+import { SECURE_HISTORY_PAGE, serveSecureHistory } from './secure-history.ts'
 import { verifyArchiveNow } from './verify.ts'
 
 export const ArchiveRecordSchema = Type.Object({
@@ -98,6 +99,48 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
   await verificationAndRetentionRoutes(app, ctx)
   await holdRoutes(app, ctx)
   await erasureRoutes(app, ctx)
+  await secureHistoryRoutes(app, ctx)
+}
+
+/** Earlier secure messages for the conversation's staff, sealed by the archive to the asking device. */
+async function secureHistoryRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.post(
+    '/v1/conversations/:conversationId/secure-history',
+    {
+      config: { access: allow.staff('conversations:read') },
+      schema: {
+        summary:
+          'Earlier secure messages of a conversation, each sealed by the archive to the key the caller’s device made ' +
+          'for this request (HPKE); for staff members of the conversation; audited',
+        tags: ['archive'],
+        params: Type.Object({ conversationId: idOf('cnv') }),
+        body: Type.Object(
+          {
+            recipientKey: Type.String({
+              pattern: '^[A-Za-z0-9+/]{43}=$',
+              description: 'the device’s X25519 public key for this request (32 bytes, base64)',
+            }),
+            after: Type.Optional(Type.Integer({ minimum: 0, description: 'the conversation seq to start after' })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: SECURE_HISTORY_PAGE })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            messages: Type.Array(Type.Object({ seq: Type.Integer(), enc: Type.String(), ciphertext: Type.String() })),
+            next: Type.Union([Type.Integer(), Type.Null()]),
+          }),
+          ...problemResponses(400, 401, 403, 404, 503),
+        },
+      },
+    },
+    async (request) =>
+      serveSecureHistory(ctx, principalOf(request), request.params.conversationId, {
+        recipientKey: Buffer.from(request.body.recipientKey, 'base64'),
+        after: request.body.after ?? 0,
+        limit: request.body.limit ?? SECURE_HISTORY_PAGE,
+      }),
+  )
 }
 
 /** Searching the archive's records. */
