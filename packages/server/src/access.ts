@@ -59,6 +59,8 @@ export const accessTable: Record<string, Access> = {
   'GET /.well-known/strongroom-wipe-keys':              anyone,
   'GET /v1/policies/retention':                         staff('staff:admin'),
   'PUT /v1/policies/retention':                         staff('staff:admin'),
+  'GET /v1/policies/rate-limits':                       staff('staff:admin'),
+  'PUT /v1/policies/rate-limits':                       staff('staff:admin'),
   'PUT /v1/conversations/:conversationId/retention':    staff('staff:admin'),
   'GET /v1/devices':                                    device,
   'POST /v1/devices/:deviceId/revoke':                  member('devices:revoke'),

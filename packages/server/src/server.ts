@@ -43,6 +43,9 @@ import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityRequirement } from './integrity/policy.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { purgeEndedCounters } from './limits/counters.ts'
+import { installRateLimits } from './limits/limiter.ts'
+import { rateLimitRoutes } from './limits/routes.ts'
 import { invitePivot } from './pivot/pivot.ts'
 import { pivotRoutes, pivotStepUpRoutes } from './pivot/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
@@ -154,6 +157,8 @@ export async function startServer(
     deactivated: new DeactivatedAppVersions(ctx),
   }
   const integrityRequired = integrityRequirement(ctx)
+  // The limit per IP address runs before authentication, the others after it.
+  const rateLimits = installRateLimits(app, ctx)
   installAccessControl(app, ctx, integrityGate, integrityRequired)
 
   const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
@@ -194,6 +199,7 @@ export async function startServer(
         purgeExpiredPasskeyChallenges(ctx),
         purgeExpiredMessages(ctx, { isArchived: (refs) => archivedConversationSeqs(ctx.db, refs) }),
         expireArchiveRecords(ctx.db, { batch: config.archiveExpiryBatch }),
+        purgeEndedCounters(ctx),
       ]),
     log,
   })
@@ -220,6 +226,7 @@ export async function startServer(
     // Unbinds from the SMSCs after storing what they delivered, while the message log still takes it.
     await smppLinks.close()
     await messageLog.close()
+    await rateLimits.close()
     await archiveMember?.stop()
     await evidenceArchive?.stop()
     await archiveChainer.stop()
@@ -248,6 +255,7 @@ export async function startServer(
   await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey, onRevoked: removeMemberEverywhere }))
   await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
   await app.register(async (scope) => retentionRoutes(scope, ctx))
+  await app.register(async (scope) => rateLimitRoutes(scope, ctx))
   await app.register(async (scope) => auditRoutes(scope, ctx))
   // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
   let listeningUrl = ''

@@ -236,6 +236,7 @@ async function authenticationRoutes(app: App, ctx: ServerContext): Promise<void>
   app.post(
     '/v1/passkeys/authentication',
     {
+      config: { guesses: 'one-time-code' },
       schema: {
         summary: "Check a passkey assertion of this device's customer",
         tags: ['auth'],
@@ -304,6 +305,7 @@ async function staffSignInRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff/passkey/sign-in',
     {
+      config: { guesses: 'staff-sign-in' },
       schema: {
         summary: 'Sign a staff member in with a passkey: issues a staff API token (shown once)',
         tags: ['auth'],

@@ -87,6 +87,7 @@ export async function authRoutes(
   app.post(
     '/v1/factors/sms/verify',
     {
+      config: { guesses: 'one-time-code' },
       schema: {
         summary: 'Check the SMS code (each code works once; five wrong codes void it)',
         tags: ['auth'],
@@ -226,6 +227,7 @@ export async function authRoutes(
   app.post(
     '/v1/factors/totp/confirm',
     {
+      config: { guesses: 'one-time-code' },
       schema: {
         summary:
           'Activate the enrolled authenticator app with its first code; replacing an active factor needs a step-up',
@@ -258,6 +260,7 @@ export async function authRoutes(
   app.post(
     '/v1/factors/totp/verify',
     {
+      config: { guesses: 'one-time-code' },
       schema: {
         summary: 'Check a code of the active authenticator app (each code works once)',
         tags: ['auth'],

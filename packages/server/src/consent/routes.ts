@@ -63,6 +63,7 @@ async function consentRequestRoutes(
   app.post(
     '/v1/consents/:consentId/sms-confirmation',
     {
+      config: { guesses: 'one-time-code' },
       schema: {
         summary:
           'Fallback without a device: text the customer "Reply YES <code> to approve <amount> to <payee>" (after a SIM-swap check, within the policy\'s SMS-reply limit)',
@@ -173,6 +174,7 @@ async function approvalRoutes(
   app.post(
     '/v1/consents/:consentId/approve',
     {
+      config: { guesses: 'consent-approval' },
       schema: {
         summary: 'Approve with a device-key signature (compact JWS) over the RFC 8785 canonical transaction',
         tags: ['consent'],
@@ -210,6 +212,7 @@ async function approvalRoutes(
   app.post(
     '/v1/consents/:consentId/approve/passkey',
     {
+      config: { guesses: 'consent-approval' },
       schema: {
         summary:
           'Approve with a passkey assertion (user verification required) whose challenge is the SHA-256 of the RFC 8785 canonical transaction',

@@ -99,6 +99,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/pivot/open',
     {
+      config: { guesses: 'pivot-link' },
       schema: {
         summary:
           'The secure page opened a link: says whether it can still be used (and marks it opened); no personal data',
@@ -113,6 +114,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/pivot/redeem',
     {
+      config: { guesses: 'pivot-link' },
       schema: {
         summary:
           "Redeem a link with the customer's enrolled device: the conversation continues in the secure channel " +
@@ -153,6 +155,7 @@ async function stepUpFactorRoutes(
   app.post(
     '/v1/pivot/step-up/options',
     {
+      config: { guesses: 'pivot-link' },
       schema: {
         summary:
           "A browser that is not the customer's enrolled device: how it can prove it is the link's customer " +
@@ -181,6 +184,7 @@ async function stepUpFactorRoutes(
   app.post(
     '/v1/pivot/step-up/sms',
     {
+      config: { guesses: 'pivot-link' },
       schema: {
         summary:
           "Send the link's customer a one-time code by SMS to their number on file (after a SIM-swap check; " +
@@ -209,6 +213,7 @@ async function stepUpEnrolRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
   app.post(
     '/v1/pivot/enrol',
     {
+      config: { guesses: 'pivot-link' },
       schema: {
         summary:
           'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +

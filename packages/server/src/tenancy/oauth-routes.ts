@@ -122,6 +122,7 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
     scope.post(
       '/v1/oauth/token',
       {
+        config: { guesses: 'oauth-token' },
         schema: {
           summary: 'OAuth 2.0 token endpoint: client_credentials with private_key_jwt (RFC 7523)',
           tags: ['tenancy'],

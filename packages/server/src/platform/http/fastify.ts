@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from '../logging.ts'
 import type { Metrics } from '../metrics.ts'
 import { asProblem, Problem, problemCatalogue } from './problems.ts'
+import { hasUnstorableText } from './schemas.ts'
 import { installSecurityHeaders } from './security-headers.ts'
 
 export type App = FastifyInstance<
@@ -39,23 +40,6 @@ function withSafeIntegers(schema: unknown): unknown {
     copy.minimum ??= Number.MIN_SAFE_INTEGER
   }
   return copy
-}
-
-/** NUL, a high surrogate with no low one after it, or a low surrogate with no high one before it. */
-const UNSTORABLE_TEXT = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
-/**
- * Whether a request carries text PostgreSQL cannot store (a NUL character) or that is not Unicode at all (an
- * unpaired surrogate, which a driver would silently replace): anywhere in the body, query or path, keys included.
- */
-function hasUnstorableText(value: unknown): boolean {
-  if (typeof value === 'string') return UNSTORABLE_TEXT.test(value)
-  if (value === null || typeof value !== 'object') return false
-  if (Array.isArray(value)) return value.some(hasUnstorableText)
-  for (const [key, inner] of Object.entries(value)) {
-    if (hasUnstorableText(key) || hasUnstorableText(inner)) return true
-  }
-  return false
 }
 
 const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8'

@@ -19,6 +19,7 @@ const catalogue = {
   'request/headers-too-large': { status: 431, title: 'The request headers are too large' },
   'request/bad-http': { status: 400, title: 'The request is not valid HTTP' },
   'request/timeout': { status: 408, title: 'The request was not received in time' },
+  'request/rate-limited': { status: 429, title: 'Too many requests: try again after the seconds Retry-After gives' },
   'request/unstorable-value': {
     status: 400,
     title: 'A value is out of range or cannot be stored (text with NUL or unpaired surrogates, a number too large)',
