@@ -236,7 +236,6 @@ async function authenticationRoutes(app: App, ctx: ServerContext): Promise<void>
   app.post(
     '/v1/passkeys/authentication',
     {
-      config: { guesses: 'one-time-code' },
       schema: {
         summary: "Check a passkey assertion of this device's customer",
         tags: ['auth'],

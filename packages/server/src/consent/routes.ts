@@ -63,7 +63,6 @@ async function consentRequestRoutes(
   app.post(
     '/v1/consents/:consentId/sms-confirmation',
     {
-      config: { guesses: 'one-time-code' },
       schema: {
         summary:
           'Fallback without a device: text the customer "Reply YES <code> to approve <amount> to <payee>" (after a SIM-swap check, within the policy\'s SMS-reply limit)',

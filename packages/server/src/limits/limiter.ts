@@ -75,16 +75,25 @@ export function installRateLimits(app: App, ctx: ServerContext): RateLimits {
   })
 
   async function countGuess(request: FastifyRequest, reply: FastifyReply, kind: GuessKind, policy: RateLimitPolicy) {
-    const windowSeconds = policy.failedAttempts.windowMinutes * 60
+    const { windowMinutes, perAddress, perDevice } = policy.failedAttempts
+    const windowSeconds = windowMinutes * 60
     const principal = request.principal
-    const subjects: [string, string][] = [['ip', request.ip]]
-    if (principal?.kind === 'device') subjects.push(['device', principal.deviceId], ['customer', principal.customerId])
-    const hits = subjects.map(([subject, id]) => ({ key: `guesses:${kind}:${subject}:${id}`, windowSeconds, hits: 1 }))
+    const subjects: { subject: string; id: string; limit: number }[] = [
+      { subject: 'ip', id: request.ip, limit: perAddress[kind] },
+    ]
+    const deviceLimit = (perDevice as Partial<Record<GuessKind, number>>)[kind]
+    if (principal?.kind === 'device' && deviceLimit !== undefined) {
+      subjects.push(
+        { subject: 'device', id: principal.deviceId, limit: deviceLimit },
+        { subject: 'customer', id: principal.customerId, limit: deviceLimit },
+      )
+    }
+    const keyOf = (subject: string, id: string) => `guesses:${kind}:${subject}:${id}`
+    const hits = subjects.map(({ subject, id }) => ({ key: keyOf(subject, id), windowSeconds, hits: 1 }))
     const totals = await addHits(ctx.db, hits)
     request.guessCounters = hits
-    const limit = policy.failedAttempts[kind]
-    for (const [index, [subject]] of subjects.entries()) {
-      const total = totals.get(hits[index]?.key ?? '')
+    for (const { subject, id, limit } of subjects) {
+      const total = totals.get(keyOf(subject, id))
       if (!total || total.hits <= limit) continue
       // Audited once a window: the attempt that first passes the limit.
       if (total.hits === limit + 1) {
@@ -94,12 +103,7 @@ export function installRateLimits(app: App, ctx: ServerContext): RateLimits {
           action: 'rate-limit.trip',
           outcome: 'denied',
           reason: kind,
-          details: {
-            limitedBy: subject,
-            limit,
-            windowMinutes: policy.failedAttempts.windowMinutes,
-            route: request.routeOptions.url ?? '',
-          },
+          details: { limitedBy: subject, limit, windowMinutes, route: request.routeOptions.url ?? '' },
         })
       }
       request.guessCounters = undefined

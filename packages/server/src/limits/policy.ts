@@ -5,8 +5,8 @@ import { loadTenantPolicy, saveTenantPolicy } from '../tenancy/policies.ts'
 
 /**
  * The actions where each try is a guess at a secret, limited by failed attempts (a success is not counted):
- * opening or redeeming a pivot link, enrolling with a code, checking a one-time code (SMS OTP, TOTP, a passkey
- * assertion), approving a consent, a staff passkey sign-in, the OAuth token endpoint.
+ * opening or redeeming a pivot link, enrolling with a code, checking a one-time code (SMS OTP, TOTP), approving a
+ * consent, a staff passkey sign-in, the OAuth token endpoint.
  */
 export const guessKinds = [
   'pivot-link',
@@ -18,7 +18,18 @@ export const guessKinds = [
 ] as const
 export type GuessKind = (typeof guessKinds)[number]
 
+/** The guesses a device makes (the others come before anyone is signed in, so only their address is known). */
+export const deviceGuessKinds = ['pivot-link', 'one-time-code', 'consent-approval'] as const satisfies GuessKind[]
+
 const limit = (description: string) => Type.Integer({ minimum: 1, maximum: 100_000_000, description })
+const limitsOf = <K extends string>(kinds: readonly K[], per: string) =>
+  Type.Object(
+    Object.fromEntries(kinds.map((kind) => [kind, limit(`failed ${kind} attempts per window ${per}`)])) as Record<
+      K,
+      ReturnType<typeof limit>
+    >,
+    { additionalProperties: false },
+  )
 
 export const RateLimitPolicy = Type.Object(
   {
@@ -33,10 +44,10 @@ export const RateLimitPolicy = Type.Object(
     failedAttempts: Type.Object(
       {
         windowMinutes: Type.Integer({ minimum: 1, maximum: 1440 }),
-        ...Object.fromEntries(
-          guessKinds.map((kind) => [kind, limit(`failed ${kind} attempts per window, per IP and per device/customer`)]),
-        ),
-      } as Record<'windowMinutes' | GuessKind, ReturnType<typeof limit>>,
+        // Many customers may share one address (a mobile carrier's NAT): the limits per address are the looser.
+        perAddress: limitsOf(guessKinds, 'from one client address'),
+        perDevice: limitsOf(deviceGuessKinds, 'by one device, and by all devices of one customer'),
+      },
       { additionalProperties: false },
     ),
   },
@@ -46,18 +57,22 @@ export type RateLimitPolicy = Static<typeof RateLimitPolicy>
 
 /**
  * The limits of every tenant that set none, and of requests that name no tenant (a pivot link, an enrolment). The
- * limit per IP address is the deployment's (STRONGROOM_RATE_LIMIT_IP_PER_MINUTE): it applies before anyone is known.
+ * limit per IP address on every request is the deployment's (STRONGROOM_RATE_LIMIT_IP_PER_MINUTE): it applies
+ * before anyone is known.
  */
 export const DEFAULT_RATE_LIMIT_POLICY: RateLimitPolicy = {
   requestsPerMinute: { device: 1_200, customer: 3_000, tenant: 120_000 },
   failedAttempts: {
     windowMinutes: 15,
-    'pivot-link': 20,
-    'enrolment-code': 20,
-    'one-time-code': 10,
-    'consent-approval': 20,
-    'staff-sign-in': 20,
-    'oauth-token': 30,
+    perAddress: {
+      'pivot-link': 100,
+      'enrolment-code': 100,
+      'one-time-code': 100,
+      'consent-approval': 100,
+      'staff-sign-in': 50,
+      'oauth-token': 100,
+    },
+    perDevice: { 'pivot-link': 20, 'one-time-code': 10, 'consent-approval': 20 },
   },
 }
 
@@ -83,7 +98,14 @@ export async function saveRateLimitPolicy(
       actor,
       action: 'policy.rate-limits.update',
       outcome: 'success',
-      details: { ...policy.requestsPerMinute, ...policy.failedAttempts },
+      details: {
+        ...policy.requestsPerMinute,
+        windowMinutes: policy.failedAttempts.windowMinutes,
+        ...Object.fromEntries(
+          Object.entries(policy.failedAttempts.perAddress).map(([k, n]) => [`${k} per address`, n]),
+        ),
+        ...Object.fromEntries(Object.entries(policy.failedAttempts.perDevice).map(([k, n]) => [`${k} per device`, n])),
+      },
     })
   })
 }

@@ -103,7 +103,7 @@ describe('guessing is stopped on every node alike (issue 21, scope 3)', () => {
   after(() => nodes.stop())
 
   test('pivot tokens guessed from one client, alternating between two nodes: 429 at the limit, then on both', async () => {
-    const limit = DEFAULT_RATE_LIMIT_POLICY.failedAttempts['pivot-link']
+    const limit = DEFAULT_RATE_LIMIT_POLICY.failedAttempts.perAddress['pivot-link']
     const client = { 'x-forwarded-for': '203.0.113.7' }
     const open = (node: TestServer) =>
       post(`${node.url}/v1/pivot/open`, { token: randomBytes(24).toString('base64url') }, client)
@@ -131,7 +131,7 @@ describe('guessing is stopped on every node alike (issue 21, scope 3)', () => {
   })
 
   test('enrolment codes guessed from one client: 429 at the limit on both nodes', async () => {
-    const limit = DEFAULT_RATE_LIMIT_POLICY.failedAttempts['enrolment-code']
+    const limit = DEFAULT_RATE_LIMIT_POLICY.failedAttempts.perAddress['enrolment-code']
     const keys = await generateDeviceKeys()
     const client = { 'x-forwarded-for': '203.0.113.8' }
     const enrol = async (node: TestServer) =>
@@ -144,25 +144,30 @@ describe('guessing is stopped on every node alike (issue 21, scope 3)', () => {
     assertRateLimited(await enrol(nodes.b))
   })
 
-  test('enrolments that succeed are not guesses: more than the limit from one client all pass', async () => {
-    const limit = DEFAULT_RATE_LIMIT_POLICY.failedAttempts['enrolment-code']
-    for (let i = 0; i <= limit + 2; i++) {
-      const node = i % 2 === 0 ? nodes.a : nodes.b
-      const keys = await generateDeviceKeys()
-      const enrolled = await post(
+  test('enrolments that succeed are not guesses: only the failed ones count towards the limit', async () => {
+    const limit = DEFAULT_RATE_LIMIT_POLICY.failedAttempts.perAddress['enrolment-code']
+    const client = { 'x-forwarded-for': '203.0.113.9' }
+    const enrol = async (node: TestServer, code: string) =>
+      post(
         `${node.url}/v1/devices`,
-        { enrolmentCode: await bank.enrolmentCode(), label: `branch ${i}` },
+        { enrolmentCode: code, label: 'branch' },
         {
-          'x-forwarded-for': '203.0.113.9',
-          dpop: await createDpopProof(keys, { htm: 'POST', htu: `${node.url}/v1/devices` }),
+          ...client,
+          dpop: await createDpopProof(await generateDeviceKeys(), { htm: 'POST', htu: `${node.url}/v1/devices` }),
         },
       )
+    const wrong = () => randomBytes(12).toString('base64url')
+    for (let i = 0; i < limit - 1; i++) assert.equal((await enrol(i % 2 ? nodes.a : nodes.b, wrong())).status, 400)
+    for (let i = 0; i < 5; i++) {
+      const enrolled = await enrol(i % 2 ? nodes.a : nodes.b, await bank.enrolmentCode())
       assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body))
     }
+    assert.equal((await enrol(nodes.a, wrong())).status, 400)
+    assertRateLimited(await enrol(nodes.b, wrong()))
   })
 
   test('OTP guesses by one device are stopped even when every guess comes from another address', async () => {
-    const limit = DEFAULT_RATE_LIMIT_POLICY.failedAttempts['one-time-code']
+    const limit = DEFAULT_RATE_LIMIT_POLICY.failedAttempts.perDevice['one-time-code']
     // Every request of this phone comes from another address, as through a botnet or rotating proxies.
     let address = 0
     const rotatingAddresses: typeof fetch = (input, init) => {
@@ -201,6 +206,38 @@ describe('guessing is stopped on every node alike (issue 21, scope 3)', () => {
     assert.equal(JSON.parse(trip.details).limitedBy, 'device')
     assert.equal(trip.actor_kind, 'device')
   })
+})
+
+test('consent approvals, staff sign-ins and client assertions are limited the same way', async () => {
+  const nodes = await startTwoNodes({ trustProxy: true })
+  try {
+    const bank = await createTestBank(nodes.a)
+    const { failedAttempts } = DEFAULT_RATE_LIMIT_POLICY
+    const client = { 'x-forwarded-for': '203.0.113.20' }
+    const token = (node: TestServer) =>
+      fetch(`${node.url}/v1/oauth/token`, {
+        method: 'POST',
+        headers: { ...client, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z',
+      }).then(async (response) => ({ status: response.status, headers: response.headers, body: await response.json() }))
+    assert.equal(await triesUntilRateLimited([nodes.a, nodes.b], token), failedAttempts.perAddress['oauth-token'] + 1)
+    const signIn = (node: TestServer) =>
+      post(`${node.url}/v1/staff/passkey/sign-in`, { tenantId: bank.tenantId, assertion: {} }, client)
+    assert.equal(
+      await triesUntilRateLimited([nodes.a, nodes.b], signIn),
+      failedAttempts.perAddress['staff-sign-in'] + 1,
+    )
+    const { client: phone } = await bank.enrol('phone', { baseUrl: nodes.b.url })
+    let tries = 0
+    for (let status = 0; status !== 429; tries++) {
+      const refused = await phone.request('POST', '/v1/consents/cns_AAAAAAAAAAAAAAAAAAAAAA/approve', {}).catch((e) => e)
+      status = (refused as { status: number }).status
+      assert.ok(status >= 400 && status < 500)
+    }
+    assert.equal(tries, failedAttempts.perDevice['consent-approval'] + 1)
+  } finally {
+    await nodes.stop()
+  }
 })
 
 describe('limits on every request: per tenant policy, per IP, per stream socket', () => {
