@@ -1,4 +1,5 @@
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
@@ -9,6 +10,7 @@ export async function rateLimitRoutes(app: App, ctx: ServerContext): Promise<voi
   app.get(
     '/v1/policies/rate-limits',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary:
           "The tenant's rate limits: requests a minute per device, customer and tenant; failed attempts at guesses",
@@ -22,6 +24,7 @@ export async function rateLimitRoutes(app: App, ctx: ServerContext): Promise<voi
   app.put(
     '/v1/policies/rate-limits',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Replace the rate limits (audited; every node applies them within five seconds)',
         tags: ['tenancy'],

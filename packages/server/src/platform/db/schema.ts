@@ -172,6 +172,8 @@ export interface AuditCheckpointsTable {
   signature: Uint8Array
   /** When the configured witness took it; null until then. */
   witnessed_at: Generated<Date | null>
+  /** The Merkle frontier at this size: the next checkpoint's consistency proof starts from it (null before 032). */
+  frontier: Uint8Array | null
 }
 
 export interface SigningKeysTable {
@@ -510,6 +512,8 @@ export interface PivotLinksTable {
   secure_conversation_id: string | null
   /** How the link was completed: by an enrolled device, or by a new one that stepped up with a factor. */
   completed_via: 'device' | 'passkey' | 'sms-otp' | null
+  /** When a newer link for the same customer replaced it (one live link per customer), or null. */
+  revoked_at: Timestamp | null
   created_at: Timestamp
 }
 

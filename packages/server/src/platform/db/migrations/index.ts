@@ -26,6 +26,7 @@ import * as checkpointWitness from './024-checkpoint-witness.ts'
 import * as encryptionRequired from './025-encryption-required.ts'
 import * as channelRisk from './026-channel-risk.ts'
 import * as rateLimits from './028-rate-limits.ts'
+import * as pivotLinkRevocation from './029-pivot-link-revocation.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
@@ -57,6 +58,7 @@ const migrations: Record<string, Migration> = {
   '025-encryption-required': encryptionRequired,
   '026-channel-risk': channelRisk,
   '028-rate-limits': rateLimits,
+  '029-pivot-link-revocation': pivotLinkRevocation,
   '032-archive-evidence': archiveEvidence,
 }
 
