@@ -61,6 +61,11 @@ export async function authenticate(
 export interface IntegrityGate {
   tokens: IntegrityTokenChecker
   deactivated: DeactivatedAppVersions
+  /** The per-request App Attest assertion, for tokens that demand one (integrity/request-assertions.ts). */
+  requestAssertion: (
+    device: DevicePrincipal,
+    request: { appId: string; dpop: string | undefined; assertion: string | undefined },
+  ) => Promise<void>
 }
 
 /**
@@ -72,15 +77,17 @@ export async function checkDeviceIntegrity(
   token: string | undefined,
   device: DevicePrincipal,
   method: string,
+  proof: { dpop: string | undefined; assertion: string | undefined },
   fullScopeOnly = false,
 ): Promise<{ flags: string[]; app: { appId: string; appVersion: string } }> {
-  const { scope, flags, app } = await gate.tokens.check(token, device)
+  const { scope, flags, app, assertRequests } = await gate.tokens.check(token, device)
   // Checked on every request, so that switching a version off takes effect at once on every node.
   if (await gate.deactivated.has(device.tenantId, app)) {
     throw new Problem('integrity/denied', 'app-version-deactivated')
   }
   // A limited token (a rooted device, an emulator) reads; it neither writes nor receives secrets.
   if (scope === 'read-only' && (method !== 'GET' || fullScopeOnly)) throw new Problem('integrity/limited')
+  if (assertRequests) await gate.requestAssertion(device, { appId: app.appId, ...proof })
   return { flags, app }
 }
 
@@ -137,7 +144,11 @@ export function installAccessControl(
       principal.kind === 'device' && (attested || (!exempt && (await integrityRequired(principal.tenantId, route))))
     if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
-      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, attested)
+      const proof = {
+        dpop: singleHeader(request.headers.dpop),
+        assertion: singleHeader(request.headers['strongroom-assertion']),
+      }
+      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, proof, attested)
       request.integrityFlags = checked.flags
     }
     request.principal = principal
@@ -203,7 +214,8 @@ export function streamAuthenticator(
       throw error
     })
     if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
-      const { app } = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET')
+      const proof = { dpop: frame.dpop, assertion: frame.assertion }
+      const { app } = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof)
       return { principal, app }
     }
     return { principal }

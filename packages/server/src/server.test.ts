@@ -76,7 +76,11 @@ describe('the HTTP surface', () => {
   test('a route without an access rule stops the server from starting (deny by default)', async () => {
     const metrics = createMetrics()
     const app = await createHttpServer({ logger: createLogger('silent'), metrics, bodyLimit: 1024, trustProxy: false })
-    const gate = { tokens: new IntegrityTokenChecker(server.ctx), deactivated: new DeactivatedAppVersions(server.ctx) }
+    const gate = {
+      tokens: new IntegrityTokenChecker(server.ctx),
+      deactivated: new DeactivatedAppVersions(server.ctx),
+      requestAssertion: async () => {},
+    }
     const table = installAccessControl(app, server.ctx, gate, async () => false)
     app.get('/v1/declared', { config: { access: allow.staff('audit:read') } }, async () => 'guarded')
     assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no access rule/)

@@ -10,6 +10,7 @@ import { archiveModule } from './archive/module.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditModule } from './audit/module.ts'
 import { authModule } from './auth/module.ts'
+import { carrierOAuth, operatorTokenSource } from './auth/operator-oauth.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import type { SmsSender } from './auth/sms-otp.ts'
 import { openChannels } from './channels/channel-services.ts'
@@ -29,8 +30,10 @@ import { e2eModule } from './e2e/module.ts'
 import { identityModule } from './identity/module.ts'
 import type { DeviceRevocationHook } from './identity/routes.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
+import { type AttestationStatusList, openAttestationStatusList } from './integrity/attestation-status-list.ts'
 import { integrityModule } from './integrity/module.ts'
 import { integrityRequirement } from './integrity/policy.ts'
+import { checkRequestAssertion } from './integrity/request-assertions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { installRateLimits } from './limits/limiter.ts'
 import { limitsModule } from './limits/module.ts'
@@ -75,6 +78,7 @@ interface Services {
   receiptKey: SigningKey
   integrityTokenKey: SigningKey
   deactivatedAppVersions: DeactivatedAppVersions
+  attestationStatus: AttestationStatusList | undefined
   archiveSigner: SigningKey
 }
 
@@ -142,7 +146,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     bodyLimit,
     trustProxy: config.trustProxy,
   })
-  const gate: IntegrityGate = { tokens: new IntegrityTokenChecker(ctx), deactivated: new DeactivatedAppVersions(ctx) }
+  const gate: IntegrityGate = {
+    tokens: new IntegrityTokenChecker(ctx),
+    deactivated: new DeactivatedAppVersions(ctx),
+    requestAssertion: (device, request) => checkRequestAssertion(ctx, device, request),
+  }
   const integrityRequired = integrityRequirement(ctx)
   // The limit per IP address runs before authentication, the others after it.
   const rateLimits = installRateLimits(app, ctx)
@@ -265,6 +273,7 @@ async function startServices(
     receiptKey: keys.receipt,
     integrityTokenKey: keys.integrity,
     deactivatedAppVersions: parts.gate.deactivated,
+    attestationStatus: await openAttestationStatusList(ctx),
     archiveSigner: keys.archive,
   }
   const running = {
@@ -296,7 +305,7 @@ function externalServices(config: Config) {
   // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
   let listeningUrl = ''
   let simSwap: SimSwapProvider = config.simSwapUrl
-    ? camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
+    ? camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: carrierAccessToken(config) })
     : {
         check: () => Promise.reject(new SimSwapUnavailable('not configured')),
         retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
@@ -380,4 +389,10 @@ async function openPlatform(config: Config, options: StartOptions) {
       if (!options.database) await database.close()
     },
   }
+}
+
+/** The bearer token for the carrier's CAMARA APIs: from its OAuth token endpoint when configured, else a static one. */
+function carrierAccessToken(config: Config) {
+  const oauth = carrierOAuth(config)
+  return oauth ? operatorTokenSource(oauth) : config.simSwapToken
 }

@@ -74,6 +74,10 @@ const catalogue = {
   'integrity/limited': { status: 403, title: 'The integrity token allows reading only' },
   'integrity/denied': { status: 403, title: 'The app or device does not meet the integrity policy' },
   'integrity/invalid-evidence': { status: 400, title: 'The attestation evidence does not verify' },
+  'integrity/assertion-invalid': {
+    status: 401,
+    title: 'The request needs a fresh App Attest assertion over its DPoP proof (Strongroom-Assertion)',
+  },
   'integrity/no-secrets-key': {
     status: 409,
     title: 'The device has not registered a key to receive secrets (POST /v1/integrity/secrets-key)',
