@@ -20,6 +20,7 @@ import { sendTransactionalSms } from './channels/sms.ts'
 import { consentModule } from './consent/module.ts'
 import { handleSmsReply } from './consent/sms-confirmation.ts'
 import { removeMemberEverywhere } from './conversations/conversations.ts'
+import { messageActions } from './conversations/message-actions.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationsModule } from './conversations/module.ts'
 import type { MessageRef } from './conversations/purge-expired-messages.ts'
@@ -155,7 +156,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   // The limit per IP address runs before authentication, the others after it.
   const rateLimits = installRateLimits(app, ctx)
   const accessTable = installAccessControl(app, ctx, gate, integrityRequired)
-  const hubAuthenticator = streamAuthenticator(ctx, gate, integrityRequired, keys.wipe)
+  const hubAuthenticator = streamAuthenticator(ctx, gate, integrityRequired, keys.wipe, messageActions.read)
   const running = await startServices(platform, keys, { gate, hubAuthenticator, archiveSink: options.archiveSink })
   const { services, archiveMember } = running
 
