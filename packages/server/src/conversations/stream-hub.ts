@@ -474,7 +474,8 @@ class StreamSession {
       case 'ack': {
         if (!this.#cursors.has(frame.conversationId)) return
         // An ack has no answer: one its route's rule refuses (a limited integrity token) is dropped.
-        const admitted = await this.#guard(messageActions.mark).then(
+        const conversation = { id: frame.conversationId, joined: true }
+        const admitted = await this.#guard(messageActions.mark, conversation).then(
           () => true,
           () => false,
         )
@@ -491,10 +492,12 @@ class StreamSession {
   async #onSend(principal: Principal, frame: Extract<ClientFrame, { type: 'send' }>): Promise<void> {
     const ctx = this.#hub.context
     try {
-      await this.#guard(messageActions.send)
       // A conversation this stream joined is one the principal is a member of; any other is looked up, as over HTTP.
-      const known = this.#cursors.has(frame.conversationId)
-      const result = await sendMessage(ctx, this.#hub.messageLog, principal, frame, known)
+      await this.#guard(messageActions.send, {
+        id: frame.conversationId,
+        joined: this.#cursors.has(frame.conversationId),
+      })
+      const result = await sendMessage(ctx, this.#hub.messageLog, principal, frame)
       const { message, created } = result
       this.#sendJson({
         type: 'sent',
