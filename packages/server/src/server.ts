@@ -36,6 +36,8 @@ import { integrityModule } from './integrity/module.ts'
 import { integrityRequirement } from './integrity/policy.ts'
 import { checkRequestAssertion } from './integrity/request-assertions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { installRateLimits } from './limits/limiter.ts'
+import { limitsModule } from './limits/module.ts'
 import { pivotModule } from './pivot/module.ts'
 import { invitePivot } from './pivot/pivot.ts'
 import { openBus } from './platform/bus/open-bus.ts'
@@ -85,6 +87,7 @@ interface Services {
 export const modules: readonly Module<Services>[] = [
   healthModule,
   tenancyModule,
+  limitsModule,
   identityModule,
   conversationsModule,
   e2eModule,
@@ -145,6 +148,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     trustProxy: config.trustProxy,
   })
   const checks = guardChecks(ctx)
+  // The limit per IP address runs before authentication, the others after it.
+  const rateLimits = installRateLimits(app, ctx)
   const accessTable = installAccessControl(app, ctx, checks)
   const hubAuthenticator = streamAuthenticator(ctx, checks, keys.wipe, messageActions.read)
   const running = await startServices(platform, keys, {
@@ -170,6 +175,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // Unbinds from the SMSCs after storing what they delivered, while the message log still takes it.
     await services.channelDeps.smppLinks.close()
     await services.messageLog.close()
+    await rateLimits.close()
     await archiveMember?.stop()
     await running.evidenceArchive?.stop()
     await running.archiveChainer.stop()

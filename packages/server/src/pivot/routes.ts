@@ -100,7 +100,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
     '/v1/pivot/open',
     {
       // The token is the credential; the answer carries no personal data.
-      config: { access: allow.anyone },
+      config: { access: allow.anyone, guesses: 'pivot-link' },
       schema: {
         summary:
           'The secure page opened a link: says whether it can still be used (and marks it opened); no personal data',
@@ -115,7 +115,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/pivot/redeem',
     {
-      config: { access: allow.device },
+      config: { access: allow.device, guesses: 'pivot-link' },
       schema: {
         summary:
           "Redeem a link with the customer's enrolled device: the conversation continues in the secure channel " +
@@ -157,7 +157,7 @@ async function stepUpFactorRoutes(
     '/v1/pivot/step-up/options',
     {
       // A browser that is not enrolled: the link and a fresh factor of its customer make it a device (pivot-step-up.ts).
-      config: { access: allow.anyone },
+      config: { access: allow.anyone, guesses: 'pivot-link' },
       schema: {
         summary:
           "A browser that is not the customer's enrolled device: how it can prove it is the link's customer " +
@@ -186,7 +186,7 @@ async function stepUpFactorRoutes(
   app.post(
     '/v1/pivot/step-up/sms',
     {
-      config: { access: allow.anyone },
+      config: { access: allow.anyone, guesses: 'pivot-link' },
       schema: {
         summary:
           "Send the link's customer a one-time code by SMS to their number on file (after a SIM-swap check; " +
@@ -215,7 +215,7 @@ async function stepUpEnrolRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
   app.post(
     '/v1/pivot/enrol',
     {
-      config: { access: allow.deviceKey },
+      config: { access: allow.deviceKey, guesses: 'pivot-link' },
       schema: {
         summary:
           'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +
