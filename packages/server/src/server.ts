@@ -51,8 +51,10 @@ import { type DatabaseHandle, migrateToLatest, openDatabase, whileDatabaseUnavai
 import { type App, createHttpServer } from './platform/http/fastify.ts'
 import { serveMetrics } from './platform/http/metrics-endpoint.ts'
 import { Problem } from './platform/http/problems.ts'
+import type { KeyProvider } from './platform/keyring/key-provider.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
+import { openKeyProvider } from './platform/keyring/open-provider.ts'
 import { openSigningKey } from './platform/keyring/signing-keys.ts'
 import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
@@ -77,6 +79,8 @@ export interface RunningServer {
   flushWebhooks(): Promise<void>
   /** The archive member on this node, when it runs here. */
   readonly archiveMember: ArchiveMember | undefined
+  /** Where this node's KEK and signing keys live (the key file or the HSM). */
+  readonly keyProvider: KeyProvider
   close(): Promise<void>
 }
 
@@ -94,7 +98,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const log = options.logger ?? createLogger(config.logLevel)
   const metrics = createMetrics()
-  const keyProvider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
+  const keyProvider = await openKeyProvider(config, { create: config.mode === 'dev' })
   const database = options.database ?? (await openDatabase(config, { inMemory: options.inMemoryDatabase ?? false }))
   const stopWatchingDatabase = database.onConnectionLost((error) => {
     metrics.databaseConnectionsLost.inc()
@@ -227,6 +231,7 @@ export async function startServer(
     await bus.close()
     stopWatchingDatabase()
     if (!options.database) await database.close()
+    await keyProvider.close()
   })
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }))
@@ -328,6 +333,7 @@ export async function startServer(
     },
     flushWebhooks: () => webhooks.flush(),
     archiveMember,
+    keyProvider,
     close: () => app.close(),
   }
 }

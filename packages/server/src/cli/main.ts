@@ -18,8 +18,10 @@ import type { ChainTrust } from '../platform/hash-chain/walker.ts'
 import { WitnessFileError } from '../platform/hash-chain/witness.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
+import type { KeyProvider } from '../platform/keyring/key-provider.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { openKeyProvider } from '../platform/keyring/open-provider.ts'
 import {
   openSigningKey,
   rewrapSigningKeys,
@@ -95,17 +97,21 @@ function parseTtl(value: string): number {
 
 class UsageError extends Error {}
 
-type Storage = { keyring: Keyring; db: Db; provider: LocalKeyFileProvider }
+type Storage = { keyring: Keyring; db: Db; provider: KeyProvider }
 
 /** Opens what an administrative command works on, migrated, and closes it afterwards. */
 async function withStorage<T>(config: Config, work: (storage: Storage) => Promise<T>): Promise<T> {
-  const provider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
-  const database = await openDatabase(config)
+  const provider = await openKeyProvider(config, { create: config.mode === 'dev' })
   try {
-    await migrateToLatest(database.db)
-    return await work({ keyring: new Keyring(database.db, provider), db: database.db, provider })
+    const database = await openDatabase(config)
+    try {
+      await migrateToLatest(database.db)
+      return await work({ keyring: new Keyring(database.db, provider), db: database.db, provider })
+    } finally {
+      await database.close()
+    }
   } finally {
-    await database.close()
+    await provider.close()
   }
 }
 
@@ -224,9 +230,15 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'keys init': {
       // The archive member's key file is separate: its keys never sit with the live keyring's.
-      const keyFile = values.archive ? config.archiveKeyFile : config.keyFile
-      await LocalKeyFileProvider.open(keyFile, { create: true })
-      out({ keyFile })
+      if (values.archive) {
+        await LocalKeyFileProvider.open(config.archiveKeyFile, { create: true })
+        out({ keyFile: config.archiveKeyFile })
+        return
+      }
+      const provider = await openKeyProvider(config, { create: true })
+      const kekId = await provider.currentKekId()
+      await provider.close()
+      out(config.keyProvider === 'pkcs11' ? { keyProvider: 'pkcs11', kekId } : { keyFile: config.keyFile, kekId })
       return
     }
     case 'keys rotate': {

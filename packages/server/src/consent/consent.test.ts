@@ -26,9 +26,8 @@ import {
   generateKeyPair,
   type JWK,
   jwtVerify,
-  SignJWT,
 } from 'jose'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { signJwt } from '../platform/keyring/jws.ts'
 import { openSigningKey, rotateSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { isoCurrency } from './currencies.ts'
@@ -143,12 +142,10 @@ describe('payment consent with dynamic linking', () => {
     }
     assert.equal(verify(receipt).status, 0)
     // Whoever holds the bank's receipt key (the bank itself) re-signs a receipt: the customer's signature still decides.
-    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const provider = server.keyProvider
     const bankKey = await openSigningKey(server.ctx.db, provider, 'consent-receipt')
-    const resigned = (changes: Record<string, unknown>) =>
-      new SignJWT({ ...claims, ...changes })
-        .setProtectedHeader({ alg: 'ES256', kid: bankKey.id, typ: 'strongroom-receipt+jwt' })
-        .sign(bankKey.privateKey)
+    const resigned = async (changes: Record<string, unknown>) =>
+      signJwt(bankKey, 'strongroom-receipt+jwt', { ...claims, ...changes })
     const [header, , signature] = claims.deviceSignature.split('.') as [string, string, string]
     const otherPayload = Buffer.from(
       consentSigningPayload({ ...asked, amount: { value: 999999, currency: 'EUR' } }),
@@ -393,7 +390,7 @@ describe('payment consent with dynamic linking', () => {
 
   test('after the receipt key is rotated, new receipts use the new key and old ones still verify', async () => {
     const before = (await phone.client.approveConsent(await phone.client.getConsent((await request()).id))).receipt
-    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const provider = server.keyProvider
     const newKeyId = await rotateSigningKey(server.ctx.db, provider, 'consent-receipt')
     const jwks = createLocalJWKSet(await (await fetch(`${server.url}/.well-known/jwks.json`)).json())
     const old = await jwtVerify(before as string, jwks)

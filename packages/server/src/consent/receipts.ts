@@ -1,5 +1,6 @@
-import { exportJWK, type JWK, SignJWT } from 'jose'
+import { exportJWK, type JWK } from 'jose'
 import type { ServerContext } from '../platform/context.ts'
+import { signJwt } from '../platform/keyring/jws.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 
@@ -41,7 +42,7 @@ export type ReceiptClaims = ReceiptProof & {
  * breaks the signature.
  */
 export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promise<string> {
-  return new SignJWT({
+  return signJwt(key, RECEIPT_TYPE, {
     tid: claims.tenantId,
     customerId: claims.customerId,
     transaction: claims.transaction,
@@ -56,12 +57,10 @@ export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promi
         : { smsConfirmationId: claims.smsConfirmationId }),
     approvedAt: claims.approvedAt.toISOString(),
     policy: claims.policy,
+    iss: RECEIPT_ISSUER,
+    sub: claims.consentId,
+    iat: Math.floor(claims.approvedAt.getTime() / 1000),
   })
-    .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: RECEIPT_TYPE })
-    .setIssuer(RECEIPT_ISSUER)
-    .setSubject(claims.consentId)
-    .setIssuedAt(Math.floor(claims.approvedAt.getTime() / 1000))
-    .sign(key.privateKey)
 }
 
 /** The JWKS that verifies receipts: every receipt key there has been, so rotation keeps old receipts verifiable. */

@@ -4,7 +4,6 @@ import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { type PinSet, PinSetError, pinnedFetch, spkiPin, verifyPinSet } from '@strongroom/sdk/pins-node'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey } from '../platform/keyring/signing-keys.ts'
 import { startTestServer, type TestServer } from '../testing/harness.ts'
 import { currentPinSet, PinSetRotationError, pinSetKeys, publishPinSet } from './pin-sets.ts'
@@ -38,8 +37,7 @@ describe('certificate pin sets: signed, served, rotated with overlap, enforced b
     await server.stop()
   })
 
-  const signingKey = async () =>
-    openSigningKey(server.ctx.db, await LocalKeyFileProvider.open(server.config.keyFile, { create: false }), 'pin-set')
+  const signingKey = async () => openSigningKey(server.ctx.db, server.keyProvider, 'pin-set')
   const pinOf = (certificate: TestCertificate) => spkiPin(certificate.der)
   const otherPin = Buffer.alloc(32, 7).toString('base64')
 

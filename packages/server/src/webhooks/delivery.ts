@@ -1,5 +1,5 @@
-import { FlattenedSign } from 'jose'
 import type { ServerContext } from '../platform/context.ts'
+import { signCompactJws } from '../platform/keyring/jws.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { startPeriodicTask } from '../platform/periodic-task.ts'
 
@@ -15,10 +15,8 @@ const LEASE_MS = 60_000
  * verifies webhooks with the same JWKS as receipts and holds no shared secret.
  */
 export async function signWebhookBody(key: SigningKey, body: Uint8Array): Promise<string> {
-  const jws = await new FlattenedSign(body)
-    .setProtectedHeader({ alg: 'ES256', kid: key.id, b64: true })
-    .sign(key.privateKey)
-  return `${jws.protected}..${jws.signature}`
+  const [header, , signature] = signCompactJws(key, { b64: true }, body).split('.')
+  return `${header}..${signature}`
 }
 
 /**

@@ -1,7 +1,7 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createPublicKey, type KeyObject } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import type { KeyProvider } from './key-provider.ts'
+import type { KeyProvider, Signer, SigningAlgorithm } from './key-provider.ts'
 
 /**
  * What a signing key is for, and so its algorithm: Ed25519 for audit and archive checkpoints and the MLS credential
@@ -15,30 +15,26 @@ export type SigningKeyPurpose =
   | 'mls-credential'
   | 'pin-set'
   | 'wipe-command'
-const algorithms: Record<SigningKeyPurpose, 'ed25519' | 'ec'> = {
-  'pin-set': 'ec',
+const algorithms: Record<SigningKeyPurpose, SigningAlgorithm> = {
+  'pin-set': 'p256',
   'audit-checkpoint': 'ed25519',
   'archive-checkpoint': 'ed25519',
   'mls-credential': 'ed25519',
-  'consent-receipt': 'ec',
-  'integrity-token': 'ec',
-  'wipe-command': 'ec',
+  'consent-receipt': 'p256',
+  'integrity-token': 'p256',
+  'wipe-command': 'p256',
 }
 
+/** A key to sign with: its id, its public half, and a signer (the private half stays with the key provider). */
 export interface SigningKey {
   readonly id: string
-  readonly privateKey: KeyObject
+  readonly algorithm: SigningAlgorithm
   readonly publicKey: KeyObject
+  readonly sign: Signer
 }
 
 function wrapAad(id: string): Buffer {
   return Buffer.from(`strongroom:signing-key:${id}`, 'utf8')
-}
-
-function newKeyPair(purpose: SigningKeyPurpose) {
-  return algorithms[purpose] === 'ed25519'
-    ? generateKeyPairSync('ed25519')
-    : generateKeyPairSync('ec', { namedCurve: 'P-256' })
 }
 
 /**
@@ -64,11 +60,17 @@ export async function openSigningKey(
     await insertSigningKey(db, provider, purpose, `${purpose}-1`)
     row = (await newest()) as NonNullable<typeof row>
   }
-  const der = await provider.unwrap(row.kek_id, Buffer.from(row.wrapped_private_key), wrapAad(row.id))
+  const algorithm = algorithms[purpose]
+  const stored = {
+    kekId: row.kek_id,
+    privateKey: Buffer.from(row.wrapped_private_key),
+    publicKey: Buffer.from(row.public_key),
+  }
   return {
     id: row.id,
-    privateKey: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }),
-    publicKey: createPublicKey({ key: Buffer.from(row.public_key), format: 'der', type: 'spki' }),
+    algorithm,
+    publicKey: createPublicKey({ key: stored.publicKey, format: 'der', type: 'spki' }),
+    sign: await provider.signer(algorithm, stored, wrapAad(row.id)),
   }
 }
 
@@ -78,17 +80,10 @@ async function insertSigningKey(
   purpose: SigningKeyPurpose,
   id: string,
 ): Promise<void> {
-  const { privateKey, publicKey } = newKeyPair(purpose)
-  const { kekId, wrapped } = await provider.wrap(privateKey.export({ format: 'der', type: 'pkcs8' }), wrapAad(id))
+  const { kekId, privateKey, publicKey } = await provider.generateSigningKey(algorithms[purpose], wrapAad(id))
   await db
     .insertInto('signing_keys')
-    .values({
-      id,
-      purpose,
-      public_key: publicKey.export({ format: 'der', type: 'spki' }),
-      kek_id: kekId,
-      wrapped_private_key: wrapped,
-    })
+    .values({ id, purpose, public_key: publicKey, kek_id: kekId, wrapped_private_key: privateKey })
     .onConflict((oc) => oc.column('id').doNothing())
     .execute()
 }
@@ -120,20 +115,30 @@ export async function verificationKeys(
   )
 }
 
-/** After the KEK is rotated, signing keys are re-wrapped under the new one; the keys themselves stay. */
+/**
+ * After the KEK is rotated, signing keys are re-wrapped under the new one; the keys themselves stay. Keys whose
+ * private half lives in the token have nothing to re-wrap.
+ */
 export async function rewrapSigningKeys(db: Kysely<Database>, provider: KeyProvider): Promise<number> {
   const current = await provider.currentKekId()
   return db.transaction().execute(async (trx) => {
     const rows = await trx.selectFrom('signing_keys').selectAll().where('kek_id', '!=', current).forUpdate().execute()
+    let rewrapped = 0
     for (const row of rows) {
-      const der = await provider.unwrap(row.kek_id, Buffer.from(row.wrapped_private_key), wrapAad(row.id))
-      const { kekId, wrapped } = await provider.wrap(der, wrapAad(row.id))
+      const stored = {
+        kekId: row.kek_id,
+        privateKey: Buffer.from(row.wrapped_private_key),
+        publicKey: Buffer.from(row.public_key),
+      }
+      const moved = await provider.rewrapSigningKey(stored, wrapAad(row.id))
+      if (!moved) continue
       await trx
         .updateTable('signing_keys')
-        .set({ kek_id: kekId, wrapped_private_key: wrapped })
+        .set({ kek_id: moved.kekId, wrapped_private_key: moved.privateKey })
         .where('id', '=', row.id)
         .execute()
+      rewrapped++
     }
-    return rows.length
+    return rewrapped
   })
 }
