@@ -147,6 +147,7 @@ export async function startServer(
     metrics,
     log,
   }
+  const stopFollowingKeyRotations = ctx.keyring.followRotations(bus)
   if (config.mode === 'dev' && config.devSeed) await seedDemoBank(ctx)
 
   // base64 makes a body about 4/3 of the ciphertext; the rest is room for the JSON around it.
@@ -227,6 +228,7 @@ export async function startServer(
     await archiveChainer.stop()
     await auditChainer.stop()
     await webhooks.stop()
+    stopFollowingKeyRotations()
     integrityGate.deactivated.close()
     await bus.close()
     stopWatchingDatabase()

@@ -11,7 +11,7 @@ import { createCustomer } from '../identity/customers.ts'
 import { loadConfig } from '../platform/config.ts'
 import { openDatabase } from '../platform/db/database.ts'
 import type { WitnessEntry } from '../platform/hash-chain/witness.ts'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { openKeyProvider } from '../platform/keyring/open-provider.ts'
 import { openSigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
@@ -19,6 +19,7 @@ import { createStaff } from '../tenancy/staff.ts'
 import { createTenant } from '../tenancy/tenants.ts'
 import { attackerKey, forgeAuditTail, rewriteChain } from '../testing/chain-rewrite.ts'
 import { cliHarness } from '../testing/cli.ts'
+import { testKeyProvider } from '../testing/softhsm.ts'
 
 // Issue 14: a rewritten history (records changed or deleted, every hash and tree head recomputed, every checkpoint
 // signed again) passed `audit verify` and `archive verify`, which took their keys from the database they verified.
@@ -38,7 +39,9 @@ describe('audit verify and archive verify trust only keys and a witness from out
   }
   const webhookEntries: WitnessEntry[] = []
 
-  const database = async () => openDatabase(loadConfig({}, { dataDir: cli.dir, databaseUrl: cli.database.url }))
+  const cliConfig = () =>
+    loadConfig({}, { dataDir: cli.dir, databaseUrl: cli.database.url, ...testKeyProvider().config })
+  const database = async () => openDatabase(cliConfig())
 
   test('the server writes every checkpoint to the witness file and webhook; verify holds on the untouched chains', async () => {
     const webhook = createServer((request, response) => {
@@ -66,6 +69,7 @@ describe('audit verify and archive verify trust only keys and a witness from out
         archiveCheckpointRecords: 5,
         witnessFile: paths().witness,
         witnessUrl: `http://127.0.0.1:${port}/witness`,
+        ...testKeyProvider().config,
       },
     )
     const server = await startServer(config, { logger: createLogger('silent') })
@@ -223,7 +227,7 @@ describe('audit verify and archive verify trust only keys and a witness from out
   test('with the signing key itself stolen, the witness still names the first rewritten checkpoint', async () => {
     const { db, close } = await database()
     try {
-      const provider = await LocalKeyFileProvider.open(path.join(cli.dir, 'keyring.json'), { create: false })
+      const provider = await openKeyProvider(cliConfig(), { create: false })
       // The swap of the previous test is undone first: this attacker needs no forged key row.
       await db.deleteFrom('signing_keys').where('id', '=', 'audit-checkpoint-9').execute()
       const stolen = await openSigningKey(db, provider, 'archive-checkpoint')

@@ -7,10 +7,17 @@ import { exportCase } from '../archive/export.ts'
 import { archiveChains, verifyArchiveChain } from '../archive/verify.ts'
 import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { auditChains, type ChainVerification, verifyAuditChain } from '../audit/verify.ts'
+import { totpEncryptedColumns } from '../auth/totp.ts'
+import { channelConfigEncryptedColumns } from '../channels/channel-config.ts'
+import { envelopeEncryptedColumns } from '../channels/envelope.ts'
+import { channelIdentityEncryptedColumns } from '../channels/identities.ts'
+import { consentEncryptedColumns } from '../consent/consents.ts'
 import { exportCustomerData } from '../data-subject/export-customer.ts'
-import { createCustomer } from '../identity/customers.ts'
+import { createCustomer, customerEncryptedColumns } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
+import { runtimeSecretEncryptedColumns } from '../integrity/runtime-secrets.ts'
+import { openBus } from '../platform/bus/open-bus.ts'
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
 import { checkpointKeysJwks, readTrustedKeys, TrustedKeysError } from '../platform/hash-chain/trusted-keys.ts'
@@ -22,6 +29,7 @@ import type { KeyProvider } from '../platform/keyring/key-provider.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openKeyProvider } from '../platform/keyring/open-provider.ts'
+import { RetireRefused, reencryptTenant, retireDataKey } from '../platform/keyring/reencrypt.ts'
 import {
   openSigningKey,
   rewrapSigningKeys,
@@ -49,6 +57,11 @@ const usage = `usage: strongroom <command>
                                      with --signing-keys, new receipt, checkpoint, MLS credential, integrity-token, pin-set and wipe-command keys
                                      (old ones stay verifiable)
   keys rotate --archive              new archive key-encryption key; re-wrap every archive data key under it
+  keys reencrypt [--tenant ID]       move every encrypted value to its tenant's newest data key (servers may run;
+                                     progress on stderr); after \`keys rotate --data-keys\`
+  keys retire --tenant ID --version N
+                                     erase an old data key version; refused while it is the newest or still seals
+                                     any value (run keys reencrypt first)
   keys export-public                 print the audit and archive checkpoint public keys as a JWKS: keep it outside
                                      the database (and again after each rotation) and give it to audit/archive verify
   tenant create --name NAME          create a tenant (a bank) with its own data keys
@@ -96,6 +109,27 @@ function parseTtl(value: string): number {
 }
 
 class UsageError extends Error {}
+
+/** Every column the keyring seals, from the capabilities that own them: what `keys reencrypt` and `keys retire` walk. */
+const encryptedColumns = [
+  ...customerEncryptedColumns,
+  ...totpEncryptedColumns,
+  ...runtimeSecretEncryptedColumns,
+  ...channelIdentityEncryptedColumns,
+  ...channelConfigEncryptedColumns,
+  ...envelopeEncryptedColumns,
+  ...consentEncryptedColumns,
+]
+
+/** Tells the running nodes, over the bus, that these tenants have a new data key: they encrypt with it at once. */
+async function announceDataKeyRotations(config: Config, tenants: { id: string }[]): Promise<void> {
+  const bus = await openBus(config)
+  try {
+    for (const tenant of tenants) Keyring.announceRotation(bus, tenant.id)
+  } finally {
+    await bus.close()
+  }
+}
 
 type Storage = { keyring: Keyring; db: Db; provider: KeyProvider }
 
@@ -191,6 +225,7 @@ async function main(argv: string[]): Promise<void> {
       out: { type: 'string' },
       keys: { type: 'string' },
       witness: { type: 'string' },
+      version: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -268,6 +303,7 @@ async function main(argv: string[]): Promise<void> {
             dataKeysRotated++
           }
         }
+        if (dataKeysRotated > 0) await announceDataKeyRotations(config, await listTenants({ db }))
         const rewrapped = (await keyring.rewrapAll()) + (await rewrapSigningKeys(db, provider))
         const signingKeys = values['signing-keys']
           ? [
@@ -290,6 +326,60 @@ async function main(argv: string[]): Promise<void> {
         return { kekId, rewrapped, dataKeysRotated, signingKeys }
       })
       out(result)
+      return
+    }
+    case 'keys reencrypt': {
+      const result = await withStorage(config, async ({ db, keyring }) => {
+        const tenants = values.tenant ? [values.tenant] : (await listTenants({ db })).map((t) => t.id)
+        const reencrypted: Record<string, number> = {}
+        for (const tenantId of tenants) {
+          if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
+          reencrypted[tenantId] = await reencryptTenant(db, keyring, tenantId, encryptedColumns, (done, total) =>
+            progress(`reencrypt ${tenantId}`, done, total),
+          )
+          await recordAudit(db, {
+            tenantId,
+            actor: operator,
+            action: 'keys.reencrypt',
+            outcome: 'success',
+            details: { dataKeyVersion: await keyring.currentDataKeyVersion(tenantId), values: reencrypted[tenantId] },
+          })
+        }
+        return { reencrypted }
+      })
+      out(result)
+      return
+    }
+    case 'keys retire': {
+      const version = Number(values.version)
+      if (!values.tenant || !Number.isInteger(version) || version < 1) {
+        throw new UsageError('keys retire needs --tenant ID and --version N (a data key version)')
+      }
+      const tenantId = values.tenant
+      await withStorage(config, async ({ db, keyring }) => {
+        if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
+        try {
+          await retireDataKey(db, keyring, tenantId, version, encryptedColumns)
+        } catch (error) {
+          if (!(error instanceof RetireRefused)) throw error
+          await recordAudit(db, {
+            tenantId,
+            actor: operator,
+            action: 'keys.retire',
+            outcome: 'denied',
+            details: { version, reason: error.message },
+          })
+          throw error
+        }
+        await recordAudit(db, {
+          tenantId,
+          actor: operator,
+          action: 'keys.retire',
+          outcome: 'success',
+          details: { version },
+        })
+      })
+      out({ tenantId, retired: version })
       return
     }
     case 'pins set': {
@@ -485,7 +575,12 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`strongroom: ${error.message}\n\n${usage}\n`)
     process.exit(2)
   }
-  if (error instanceof ConfigError || error instanceof TrustedKeysError || error instanceof WitnessFileError)
+  if (
+    error instanceof ConfigError ||
+    error instanceof TrustedKeysError ||
+    error instanceof WitnessFileError ||
+    error instanceof RetireRefused
+  )
     process.stderr.write(`strongroom: ${error.message}\n`)
   else if (error instanceof Problem)
     process.stderr.write(`strongroom: ${error.message}${error.detail ? `: ${error.detail}` : ''}\n`)

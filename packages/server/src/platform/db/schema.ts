@@ -18,6 +18,8 @@ export interface TenantKeysTable {
   kek_id: string
   wrapped_key: Uint8Array
   created_at: Timestamp
+  /** When the key was retired (and its wrapped form erased); null while it may open data. */
+  retired_at: Timestamp | null
 }
 
 export interface StaffTable {
