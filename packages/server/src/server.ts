@@ -5,6 +5,7 @@ import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archi
 import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
 import { startArchiveChainer } from './archive/chainer.ts'
+import { startEvidenceArchive } from './archive/evidence-feed.ts'
 import { expireArchiveRecords } from './archive/retention.ts'
 import { archiveRoutes } from './archive/routes.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
@@ -225,6 +226,7 @@ export async function startServer(
     await smppLinks.close()
     await messageLog.close()
     await archiveMember?.stop()
+    await evidenceArchive?.stop()
     await archiveChainer.stop()
     await auditChainer.stop()
     await webhooks.stop()
@@ -305,6 +307,9 @@ export async function startServer(
         partition: parsePartition(config.archivePartition),
       })
     : undefined
+  // Consents, pivots and device events reach the archive from the audit chain, read by one archive process only.
+  const evidenceArchive =
+    archiveMember && parsePartition(config.archivePartition).index === 0 ? startEvidenceArchive(ctx) : undefined
   await app.register(async (scope) =>
     e2eRoutes(scope, ctx, { credentialKey, prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId) }),
   )
@@ -331,6 +336,8 @@ export async function startServer(
     flushAudit: () => auditChainer.flush(),
     flushArchive: async () => {
       await archiveMember?.idle()
+      await auditChainer.flush()
+      await evidenceArchive?.flush()
       await archiveChainer.flush()
     },
     flushWebhooks: () => webhooks.flush(),

@@ -367,6 +367,18 @@ export interface ArchiveMemberStateTable {
   sealed: Uint8Array
 }
 
+/** A compliance officer's leave for one commit to take the archive out of one secure conversation. */
+export interface ArchiveRemovalExemptionsTable {
+  id: string
+  tenant_id: string
+  conversation_id: string
+  granted_by: string
+  reason: string
+  created_at: Timestamp
+  expires_at: Timestamp
+  used_at: Timestamp | null
+}
+
 export interface IntegrityAppsTable {
   tenant_id: string
   app_id: string
@@ -532,7 +544,15 @@ export interface PasskeyChallengesTable {
   used_at: Timestamp | null
 }
 
-export type ArchiveRecordClass = 'secure-message' | 'public-message' | 'membership-change' | 'deletion' | 'erasure'
+export type ArchiveRecordClass =
+  | 'secure-message'
+  | 'public-message'
+  | 'membership-change'
+  | 'consent'
+  | 'pivot'
+  | 'device-event'
+  | 'deletion'
+  | 'erasure'
 
 export interface ArchiveRecordsTable {
   id: Generated<number>
@@ -617,6 +637,7 @@ export interface Database {
   e2e_welcomes: E2eWelcomesTable
   e2e_readd_requests: E2eReaddRequestsTable
   archive_member_state: ArchiveMemberStateTable
+  archive_removal_exemptions: ArchiveRemovalExemptionsTable
   integrity_apps: IntegrityAppsTable
   device_attestations: DeviceAttestationsTable
   device_integrity_verdicts: DeviceIntegrityVerdictsTable
