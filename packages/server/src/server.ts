@@ -56,7 +56,7 @@ import type { KeyProvider } from './platform/keyring/key-provider.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
 import { openKeyProvider } from './platform/keyring/open-provider.ts'
-import { openSigningKey } from './platform/keyring/signing-keys.ts'
+import { openSigningKey, TenantSigningKeys } from './platform/keyring/signing-keys.ts'
 import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
 import { startPeriodicTask } from './platform/periodic-task.ts'
@@ -202,12 +202,12 @@ export async function startServer(
       ]),
     log,
   })
-  const auditChainer = startAuditChainer(
-    ctx,
-    await startupStep(() => openSigningKey(ctx.db, keyProvider, 'audit-checkpoint')),
-  )
-  const archiveSigner = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'archive-checkpoint'))
-  const archiveChainer = startArchiveChainer(ctx, archiveSigner)
+  // Each bank's receipts and checkpoints are signed with keys of its own, made on first need.
+  const auditKeys = new TenantSigningKeys(ctx.db, keyProvider, 'audit-checkpoint')
+  const archiveKeys = new TenantSigningKeys(ctx.db, keyProvider, 'archive-checkpoint')
+  const receiptKeys = new TenantSigningKeys(ctx.db, keyProvider, 'consent-receipt')
+  const auditChainer = startAuditChainer(ctx, auditKeys)
+  const archiveChainer = startArchiveChainer(ctx, archiveKeys)
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
   // queued, then let go of the bus and the database.
@@ -264,7 +264,6 @@ export async function startServer(
     retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
   }
   if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
-  const receiptKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'consent-receipt'))
   const channelDeps: ChannelDeps = openChannels(ctx, {
     messageLog,
     env: {
@@ -273,7 +272,7 @@ export async function startServer(
       simulatorUrl:
         config.mode === 'dev' ? (connector) => `${listeningUrl}/dev/simulator/provider/${connector}` : undefined,
     },
-    smsReplyHandlers: [(reply) => handleSmsReply(ctx, { receiptKey, simSwap }, reply)],
+    smsReplyHandlers: [(reply) => handleSmsReply(ctx, { receiptKeys, simSwap }, reply)],
     inviteToSecureChannel: (invitation) => invitePivot(ctx, channelDeps, invitation),
   })
   const smppLinks = channelDeps.smppLinks
@@ -313,11 +312,11 @@ export async function startServer(
   await app.register(async (scope) =>
     e2eRoutes(scope, ctx, { credentialKey, prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId) }),
   )
-  await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey, simSwap: () => simSwap, sendSms }))
+  await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKeys, simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => webRoutes(scope, ctx))
-  await app.register(async (scope) => archiveRoutes(scope, ctx, { signer: archiveSigner }))
+  await app.register(async (scope) => archiveRoutes(scope, ctx, { signers: archiveKeys }))
   await app.register(async (scope) => dataSubjectRoutes(scope, ctx))
-  const webhooks = startWebhookDelivery(ctx, receiptKey)
+  const webhooks = startWebhookDelivery(ctx, receiptKeys)
 
   const address = await app.listen({ port: config.port, host: config.host })
   await smppLinks.start()

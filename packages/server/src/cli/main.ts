@@ -1,4 +1,3 @@
-import type { KeyObject } from 'node:crypto'
 import { closeSync, createWriteStream, openSync, unlinkSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { rewrapArchiveKeys } from '../archive/archive-keys.ts'
@@ -20,7 +19,13 @@ import { runtimeSecretEncryptedColumns } from '../integrity/runtime-secrets.ts'
 import { openBus } from '../platform/bus/open-bus.ts'
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
-import { checkpointKeysJwks, readTrustedKeys, TrustedKeysError } from '../platform/hash-chain/trusted-keys.ts'
+import {
+  checkpointKeysJwks,
+  readTrustedKeys,
+  type TrustedKey,
+  TrustedKeysError,
+  trustedKeysFor,
+} from '../platform/hash-chain/trusted-keys.ts'
 import type { ChainTrust } from '../platform/hash-chain/walker.ts'
 import { WitnessFileError } from '../platform/hash-chain/witness.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -32,9 +37,10 @@ import { openKeyProvider } from '../platform/keyring/open-provider.ts'
 import { RetireRefused, reencryptTenant, retireDataKey } from '../platform/keyring/reencrypt.ts'
 import {
   openSigningKey,
+  ownedVerificationKeys,
   rewrapSigningKeys,
   rotateSigningKey,
-  verificationKeys,
+  type SigningKeyPurpose,
 } from '../platform/keyring/signing-keys.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
@@ -54,16 +60,19 @@ const usage = `usage: strongroom <command>
                                      with --archive, the archive member's own key file
   keys rotate [--data-keys] [--signing-keys]
                                      new key-encryption key; re-wrap every tenant data key (servers may run);
-                                     with --signing-keys, new receipt, checkpoint, MLS credential, integrity-token, pin-set and wipe-command keys
-                                     (old ones stay verifiable)
+                                     with --signing-keys, new MLS credential, integrity-token, pin-set and
+                                     wipe-command keys, and each bank's new receipt and checkpoint keys (old ones
+                                     stay verifiable)
   keys rotate --archive              new archive key-encryption key; re-wrap every archive data key under it
   keys reencrypt [--tenant ID]       move every encrypted value to its tenant's newest data key (servers may run;
                                      progress on stderr); after \`keys rotate --data-keys\`
   keys retire --tenant ID --version N
                                      erase an old data key version; refused while it is the newest or still seals
                                      any value (run keys reencrypt first)
-  keys export-public                 print the audit and archive checkpoint public keys as a JWKS: keep it outside
-                                     the database (and again after each rotation) and give it to audit/archive verify
+  keys export-public [--tenant ID]   print the audit and archive checkpoint public keys as a JWKS, each bank's
+                                     marked with its id (tid): keep it outside the database (again after each
+                                     rotation and each new tenant) and give it to audit/archive verify; with
+                                     --tenant, only that bank's
   tenant create --name NAME          create a tenant (a bank) with its own data keys
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
@@ -109,6 +118,18 @@ function parseTtl(value: string): number {
 }
 
 class UsageError extends Error {}
+
+/** Signing keys that stay the deployment's; receipts and checkpoints are signed by each bank's own. */
+const deploymentPurposes = ['mls-credential', 'integrity-token', 'pin-set', 'wipe-command'] as const
+
+/** Who has evidence keys of their own, and for what: every bank, and the system's own audit chain. */
+async function evidenceKeyOwners(db: Db): Promise<[string, SigningKeyPurpose[]][]> {
+  const banks = (await listTenants({ db })).map((t): [string, SigningKeyPurpose[]] => [
+    t.id,
+    ['consent-receipt', 'audit-checkpoint', 'archive-checkpoint'],
+  ])
+  return [...banks, [SYSTEM_CHAIN, ['audit-checkpoint']]]
+}
 
 /** Every column the keyring seals, from the capabilities that own them: what `keys reencrypt` and `keys retire` walk. */
 const encryptedColumns = [
@@ -173,10 +194,13 @@ async function verifyChains(
       `${label} verify needs --keys JWKS (from \`strongroom keys export-public\`): keys read from the database it verifies prove nothing`,
     )
   }
-  const trust = { keys: readTrustedKeys(options.keys), witnessFile: options.witness ?? config.witnessFile }
+  const trusted = readTrustedKeys(options.keys)
+  const witnessFile = options.witness ?? config.witnessFile
   const results = await withStorage(config, async ({ db }) => {
     const verified = []
     for (const chain of options.tenant ? [options.tenant] : await how.chains(db)) {
+      // Each bank's chain against that bank's keys only: another bank's genuine key proves nothing here.
+      const trust = { keys: trustedKeysFor(trusted, chain), witnessFile }
       verified.push(await how.verify(db, chain, trust, (done, total) => progress(`${label} ${chain}`, done, total)))
     }
     return verified
@@ -305,17 +329,13 @@ async function main(argv: string[]): Promise<void> {
         }
         if (dataKeysRotated > 0) await announceDataKeyRotations(config, await listTenants({ db }))
         const rewrapped = (await keyring.rewrapAll()) + (await rewrapSigningKeys(db, provider))
-        const signingKeys = values['signing-keys']
-          ? [
-              await rotateSigningKey(db, provider, 'consent-receipt'),
-              await rotateSigningKey(db, provider, 'audit-checkpoint'),
-              await rotateSigningKey(db, provider, 'archive-checkpoint'),
-              await rotateSigningKey(db, provider, 'mls-credential'),
-              await rotateSigningKey(db, provider, 'integrity-token'),
-              await rotateSigningKey(db, provider, 'pin-set'),
-              await rotateSigningKey(db, provider, 'wipe-command'),
-            ]
-          : []
+        const signingKeys: string[] = []
+        if (values['signing-keys']) {
+          for (const purpose of deploymentPurposes) signingKeys.push(await rotateSigningKey(db, provider, purpose))
+          for (const [tenantId, purposes] of await evidenceKeyOwners(db)) {
+            for (const purpose of purposes) signingKeys.push(await rotateSigningKey(db, provider, purpose, tenantId))
+          }
+        }
         await recordAudit(db, {
           tenantId: SYSTEM_CHAIN,
           actor: operator,
@@ -415,10 +435,19 @@ async function main(argv: string[]): Promise<void> {
     case 'keys export-public': {
       out(
         await withStorage(config, async ({ db, provider }) => {
-          const keys = new Map<string, KeyObject>()
+          // Every bank's checkpoint keys are made now if they are not yet, so that the export holds the keys its
+          // chains will be signed with.
+          const keys = new Map<string, TrustedKey>()
+          for (const [tenantId, purposes] of await evidenceKeyOwners(db)) {
+            if (values.tenant && tenantId !== values.tenant) continue
+            for (const purpose of purposes) {
+              if (purpose === 'consent-receipt') continue
+              await openSigningKey(db, provider, purpose, tenantId)
+            }
+          }
           for (const purpose of ['audit-checkpoint', 'archive-checkpoint'] as const) {
-            await openSigningKey(db, provider, purpose)
-            for (const [kid, key] of await verificationKeys(db, purpose)) keys.set(kid, key)
+            const owned = await ownedVerificationKeys(db, purpose, values.tenant ? { tenantId: values.tenant } : {})
+            for (const [kid, key] of owned) keys.set(kid, key)
           }
           return checkpointKeysJwks(keys)
         }),
@@ -501,7 +530,7 @@ async function main(argv: string[]): Promise<void> {
       }
       const manifest = await withStorage(config, async ({ db, provider }) => {
         const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
-        const signer = await openSigningKey(db, provider, 'archive-checkpoint')
+        const signer = await openSigningKey(db, provider, 'archive-checkpoint', tenantId)
         const stream = createWriteStream(file, { flags: 'wx', mode: 0o600 })
         try {
           return await exportCase(

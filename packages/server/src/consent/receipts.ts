@@ -67,9 +67,13 @@ export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promi
   })
 }
 
-/** The JWKS that verifies receipts: every receipt key there has been, so rotation keeps old receipts verifiable. */
-export async function receiptJwks(ctx: Pick<ServerContext, 'db'>): Promise<{ keys: JWK[] }> {
-  const keys = await verificationKeys(ctx.db, 'consent-receipt')
+/**
+ * The JWKS that verifies receipts and webhooks: every receipt key there has been, so rotation keeps old receipts
+ * verifiable. With `tenantId`, one bank's: its own keys (and the deployment's, which signed its receipts before banks
+ * had keys of their own), which is what that bank pins.
+ */
+export async function receiptJwks(ctx: Pick<ServerContext, 'db'>, tenantId?: string): Promise<{ keys: JWK[] }> {
+  const keys = await verificationKeys(ctx.db, 'consent-receipt', tenantId === undefined ? {} : { tenantId })
   return {
     keys: await Promise.all(
       [...keys].map(async ([kid, key]) => ({ ...(await exportJWK(key)), kid, alg: 'ES256', use: 'sig' })),

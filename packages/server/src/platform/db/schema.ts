@@ -179,6 +179,8 @@ export interface AuditCheckpointsTable {
 export interface SigningKeysTable {
   id: string
   purpose: string
+  /** The bank whose evidence the key signs; null for the deployment's own keys. */
+  tenant_id: string | null
   public_key: Uint8Array
   kek_id: string
   wrapped_private_key: Uint8Array

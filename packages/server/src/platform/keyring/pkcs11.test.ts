@@ -190,8 +190,8 @@ describe('PKCS#11 key provider (SoftHSM2)', { skip: needsSoftHsm() }, () => {
       assert.equal(verified.protectedHeader.alg, key.algorithm === 'ed25519' ? 'EdDSA' : 'ES256')
       assert.equal(verified.payload.sub, purpose)
     }
-    const next = await rotateSigningKey(server.ctx.db, server.keyProvider, 'consent-receipt')
-    const rotated = await openSigningKey(server.ctx.db, server.keyProvider, 'consent-receipt')
+    const next = await rotateSigningKey(server.ctx.db, server.keyProvider, 'consent-receipt', 'ten_hsm')
+    const rotated = await openSigningKey(server.ctx.db, server.keyProvider, 'consent-receipt', 'ten_hsm')
     assert.equal(rotated.id, next)
   })
 

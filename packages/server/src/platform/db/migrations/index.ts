@@ -25,7 +25,7 @@ import * as factorLifecycle from './023-factor-lifecycle.ts'
 import * as checkpointWitness from './024-checkpoint-witness.ts'
 import * as encryptionRequired from './025-encryption-required.ts'
 import * as channelRisk from './026-channel-risk.ts'
-import * as keyRetirement from './027-key-retirement.ts'
+import * as tenantKeys from './027-tenant-keys.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
@@ -56,7 +56,7 @@ const migrations: Record<string, Migration> = {
   '024-checkpoint-witness': checkpointWitness,
   '025-encryption-required': encryptionRequired,
   '026-channel-risk': channelRisk,
-  '027-key-retirement': keyRetirement,
+  '027-tenant-keys': tenantKeys,
   '032-archive-evidence': archiveEvidence,
 }
 
