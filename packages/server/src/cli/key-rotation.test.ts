@@ -11,8 +11,10 @@ import { needsPostgresAndNats } from '../testing/requirements.ts'
 import { testKeyProvider } from '../testing/softhsm.ts'
 
 describe('online data key rotation: announce, re-encrypt, retire', { skip: needsPostgresAndNats() }, () => {
-  const cli = cliHarness()
   let server: RunningServer
+  // Registered before the harness's own clean-up, which drops the database the server still uses.
+  after(() => server?.close())
+  const cli = cliHarness()
   let tenantId: string
   let token: string
   const customerIds: string[] = []
@@ -60,8 +62,6 @@ describe('online data key rotation: announce, re-encrypt, retire', { skip: needs
     server = await startServer(config, { logger: createLogger('silent') })
     customerIds.push((await createCustomer(server.ctx, tenantId, { externalRef: 'R-2', displayName: 'Cached' })).id)
   })
-  after(() => server?.close())
-
   test('a rotated data key reaches the running server over the bus: it encrypts with it without restart', async () => {
     assert.equal(await newCustomerVersion('R-3'), 1)
     // The operator's shell names the bus the servers use; the command announces the new key on it.

@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createPublicKey, verify } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createLocalJWKSet, exportJWK, jwtVerify } from 'jose'
 import { sql } from 'kysely'
+import { cliHarness } from '../../testing/cli.ts'
 import { createTestBank, startTestServer, type TestServer } from '../../testing/harness.ts'
 import { needsSoftHsm } from '../../testing/requirements.ts'
 import { type SoftHsmToken, softHsmToken } from '../../testing/softhsm.ts'
 import { type ConfigError, loadConfig } from '../config.ts'
+import { openDatabase } from '../db/database.ts'
 import { signJwt } from './jws.ts'
 import { IN_TOKEN, Pkcs11Provider } from './pkcs11-provider.ts'
 import { openSigningKey, rotateSigningKey, type SigningKeyPurpose } from './signing-keys.ts'
@@ -76,6 +78,7 @@ function forms(needle: Buffer): Buffer[] {
 describe('PKCS#11 key provider (SoftHSM2)', { skip: needsSoftHsm() }, () => {
   let token: SoftHsmToken
   let server: TestServer
+  const cli = cliHarness()
 
   before(async () => {
     token = softHsmToken()
@@ -98,6 +101,49 @@ describe('PKCS#11 key provider (SoftHSM2)', { skip: needsSoftHsm() }, () => {
       (error: ConfigError) => error.setting === 'STRONGROOM_PKCS11_PIN_FILE',
     )
     assert.equal(loadConfig({ ...token.env }).keyProvider, 'pkcs11')
+    // Production needs no key file with an HSM, but a PIN file only its owner reads.
+    const production = { ...token.env, STRONGROOM_MODE: 'production', DATABASE_URL: 'postgres://db/strongroom' }
+    assert.equal(loadConfig(production).keyProvider, 'pkcs11')
+    const looseCopy = path.join(token.dir, 'pin-readable')
+    writeFileSync(looseCopy, readFileSync(token.pinFile), { mode: 0o644 })
+    assert.throws(
+      () => loadConfig({ ...production, STRONGROOM_PKCS11_PIN_FILE: looseCopy }),
+      (error: ConfigError) =>
+        error.setting === 'STRONGROOM_PKCS11_PIN_FILE' && /not be readable or writable by group/.test(error.message),
+    )
+  })
+
+  test('keys init and keys rotate work on the token: a new KEK in the token, every key re-wrapped under it', async () => {
+    const run = (args: string[]) => {
+      const result = cli.run(args, token.env)
+      assert.equal(result.status, 0, result.stderr)
+      return JSON.parse(result.stdout)
+    }
+    const init = run(['keys', 'init'])
+    assert.equal(init.keyProvider, 'pkcs11')
+    assert.match(init.kekId, /^hsm-kek-\d+$/)
+    const tenant = run(['tenant', 'create', '--name', 'HSM Bank'])
+    run(['customer', 'create', '--tenant', tenant.id, '--ref', 'R-1', '--name', 'Before'])
+    const rotated = run(['keys', 'rotate', '--data-keys', '--signing-keys'])
+    assert.notEqual(rotated.kekId, init.kekId)
+    assert.equal(rotated.dataKeysRotated, 1)
+    assert.ok(rotated.rewrapped >= 2, 'the old data key and the index key moved to the new KEK')
+    assert.ok(rotated.signingKeys.includes(`consent-receipt-${tenant.id}-1`))
+    const database = await openDatabase(loadConfig({}, { dataDir: cli.dir, databaseUrl: cli.database.url }))
+    try {
+      const keks = await database.db.selectFrom('tenant_keys').select('kek_id').distinct().execute()
+      assert.deepEqual(keks, [{ kek_id: rotated.kekId }])
+      const signing = await database.db.selectFrom('signing_keys').select('kek_id').distinct().execute()
+      assert.deepEqual(signing, [{ kek_id: IN_TOKEN }])
+    } finally {
+      await database.close()
+    }
+    assert.equal(existsSync(path.join(cli.dir, 'keyring.json')), false, 'no key file was written')
+    const afterRotation = cli.run(
+      ['customer', 'create', '--tenant', tenant.id, '--ref', 'R-2', '--name', 'After'],
+      token.env,
+    )
+    assert.equal(afterRotation.status, 0, afterRotation.stderr)
   })
 
   test('a wrong PIN, an unknown token and a token without a KEK are refused with what to check', async () => {
