@@ -1,4 +1,6 @@
-import { closeSync, createWriteStream, openSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, createWriteStream, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { rewrapArchiveKeys } from '../archive/archive-keys.ts'
 import { rewrapArchiveMemberKeys } from '../archive/archive-member.ts'
@@ -27,7 +29,8 @@ import {
   trustedKeysFor,
 } from '../platform/hash-chain/trusted-keys.ts'
 import type { ChainTrust } from '../platform/hash-chain/walker.ts'
-import { WitnessFileError } from '../platform/hash-chain/witness.ts'
+import { verifyWitnessLog, WitnessFileError } from '../platform/hash-chain/witness.ts'
+import { type AccessTableRow, formatAccessTable } from '../platform/http/access-rule.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
 import type { KeyProvider } from '../platform/keyring/key-provider.ts'
@@ -51,6 +54,8 @@ import { ensureWebBuild } from '../web/build-on-start.ts'
 const usage = `usage: strongroom <command>
 
   start                              serve HTTP and WebSocket (npm start)
+  routes                             print the access table: every route (dev mode's included) and who may call it,
+                                     as each module declares it beside the handler
   migrate                            apply pending database migrations and exit
   pins set --host H --pin P [--pin P2] [--days 30] [--force]
                                      publish a signed pin set pinning host H to these SPKI SHA-256 pins (base64);
@@ -85,6 +90,10 @@ const usage = `usage: strongroom <command>
   archive verify --keys JWKS [--tenant ID] [--witness FILE]
                                      the same for the archive chains, with their content hashes (no archive key
                                      needed)
+  witness verify --keys JWKS [--witness FILE]
+                                     check a witness file by itself, without the database: every tree head signed
+                                     by a trusted key, no fork, and each proven (RFC 6962 consistency) to extend the
+                                     one before; exit status 1 names the first that fails
   archive export --tenant ID (--conversation ID | --customer ID) [--from ISO] [--to ISO] --out FILE
                                      export a case as a signed bundle (JSON lines, the last the signed manifest)
   customer create --tenant ID --ref REF --name NAME
@@ -224,6 +233,25 @@ async function verifyChains(
   }
 }
 
+/**
+ * The access table the server assembles from its modules: a dev-mode server, in memory, in a directory of its own
+ * (neither the environment's database nor ./strongroom-data is touched), started, read and stopped.
+ */
+async function assembledAccessTable(): Promise<readonly AccessTableRow[]> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-routes-'))
+  try {
+    const config = loadConfig(
+      {},
+      { mode: 'dev', devSeed: false, port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent' },
+    )
+    const server = await startServer(config, { inMemoryDatabase: true })
+    await server.close()
+    return server.accessTable
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -256,6 +284,10 @@ async function main(argv: string[]): Promise<void> {
   const command = positionals.join(' ')
   if (values.help || command === '' || command === 'help') {
     process.stdout.write(`${usage}\n`)
+    return
+  }
+  if (command === 'routes') {
+    process.stdout.write(`${formatAccessTable(await assembledAccessTable())}\n`)
     return
   }
   const config = loadConfig(process.env, {}, { creatingKeyFiles: command === 'keys init' })
@@ -509,6 +541,18 @@ async function main(argv: string[]): Promise<void> {
         chains: archive ? archiveChains : auditChains,
         verify: archive ? verifyArchiveChain : verifyAuditChain,
       })
+      return
+    }
+    case 'witness verify': {
+      const file = values.witness ?? config.witnessFile
+      if (!values.keys || !file) throw new UsageError('witness verify needs --keys JWKS and --witness FILE')
+      const result = verifyWitnessLog(file, readTrustedKeys(values.keys))
+      out(result)
+      if (result.failure) {
+        const { chain, treeSize, reason } = result.failure
+        process.stderr.write(`strongroom: witness: ${chain}: tree head ${treeSize} ${reason}\n`)
+        process.exitCode = 1
+      }
       return
     }
     case 'archive export': {

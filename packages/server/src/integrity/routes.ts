@@ -3,6 +3,7 @@ import { Base64 } from '@strongroom/sdk/protocol'
 import { findCustomer } from '../identity/customers.ts'
 import { listCustomerDevices } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -56,6 +57,7 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
   app.get(
     '/v1/customers/:customerId/device-integrity',
     {
+      config: { access: allow.staff('customers:write') },
       schema: {
         summary:
           "The integrity policy's latest decision for each of a customer's devices that has attested (allow, limited, deny; reason; risk flags)",
@@ -69,7 +71,9 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
                 decision: oneOf(['allow', 'limited', 'deny'] as const),
                 reason: Type.String(),
                 flags: Type.Array(Type.String()),
-                format: Type.String({ description: 'dev, apple-appattest, apple-appattest-assertion or android-key' }),
+                format: Type.String({
+                  description: 'dev, apple-appattest, apple-appattest-assertion, android-key or play-integrity',
+                }),
                 securityLevel: Type.String(),
                 appVersion: Type.String(),
                 decidedAt: Type.String({ format: 'date-time' }),
@@ -98,6 +102,7 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
   app.get(
     '/v1/policies/integrity',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'The tenant’s integrity policy: what each risk signal leads to, minimum app version, token lifetimes',
         tags: ['integrity'],
@@ -111,6 +116,7 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
   app.put(
     '/v1/policies/integrity',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Replace the integrity policy (audited; every node applies it within five seconds)',
         tags: ['integrity'],
@@ -131,6 +137,7 @@ async function pinSetRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/.well-known/strongroom-pins',
     {
+      config: { access: allow.anyone },
       schema: {
         summary: 'The newest certificate pin set: a JWS (ES256) the app verifies with the pin-set key it carries',
         tags: ['integrity'],
@@ -147,6 +154,7 @@ async function pinSetRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/secrets/:name',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary:
           'Set or rotate a runtime secret (an API key the app needs); attested devices get the new value at once',
@@ -175,6 +183,7 @@ async function secretDeliveryRoutes(app: App, ctx: ServerContext): Promise<void>
   app.post(
     '/v1/integrity/secrets-key',
     {
+      config: { access: allow.device },
       schema: {
         summary: 'Register the device’s P-256 key agreement key, to which runtime secrets are sealed (HPKE)',
         tags: ['integrity'],
@@ -206,6 +215,7 @@ async function secretDeliveryRoutes(app: App, ctx: ServerContext): Promise<void>
   app.get(
     '/v1/secrets/:name',
     {
+      config: { access: allow.attestedDevice },
       schema: {
         summary: 'A runtime secret, sealed to the device’s secrets key; needs a full-scope integrity token',
         tags: ['integrity'],
@@ -237,6 +247,7 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/apps/:appId',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Register how Apple and Google know one of the bank’s apps, for hardware attestation',
         tags: ['integrity'],
@@ -260,6 +271,18 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
                     Type.String({ pattern: '^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$' }),
                     { minItems: 1, maxItems: 10 },
                   ),
+                  playIntegrity: Type.Optional(
+                    Type.Object(
+                      {
+                        decryptionKey: Type.String({ ...Base64, minLength: 44, maxLength: 44 }),
+                        verificationKey: Type.String({ ...Base64, minLength: 1, maxLength: 400 }),
+                      },
+                      {
+                        additionalProperties: false,
+                        description: 'the Play Console’s response encryption keys (base64): AES-256 and EC P-256',
+                      },
+                    ),
+                  ),
                 },
                 { additionalProperties: false },
               ),
@@ -280,6 +303,7 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/integrity/challenges',
     {
+      config: { access: allow.deviceWithoutIntegrityToken },
       schema: {
         summary: 'A single-use challenge for the next attestation (two minutes)',
         tags: ['integrity'],
@@ -306,6 +330,7 @@ async function attestationRoutes(
   app.post(
     '/v1/apps/:appId/versions/:appVersion/deactivate',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Switch off one version of an app: its integrity tokens stop working at once and it cannot attest',
         tags: ['integrity'],
@@ -335,6 +360,7 @@ async function attestationRoutes(
   app.post(
     '/v1/integrity/attest',
     {
+      config: { access: allow.deviceWithoutIntegrityToken },
       schema: {
         summary: 'Prove the app and device; get an integrity token whose lifetime and scope follow the policy',
         tags: ['integrity'],
@@ -356,6 +382,10 @@ async function attestationRoutes(
               maxItems: 10,
             }),
           }),
+          evidence({
+            format: Type.Literal('play-integrity'),
+            token: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9_.-]+$' }),
+          }),
         ]),
         response: {
           200: Type.Object({
@@ -363,6 +393,9 @@ async function attestationRoutes(
             expiresIn: Type.Integer(),
             scope: oneOf(['full', 'read-only'] as const),
             reason: Type.String(),
+            assertRequests: Type.Boolean({
+              description: 'every gated request must carry Strongroom-Assertion (App Attest, over its DPoP proof)',
+            }),
           }),
           ...problemResponses(400, 401, 403),
         },

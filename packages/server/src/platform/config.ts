@@ -130,6 +130,18 @@ const settings = {
     default: undefined,
   },
   simSwapToken: { env: 'STRONGROOM_SIM_SWAP_TOKEN', schema: Type.String({ minLength: 1 }), default: undefined },
+  simSwapTokenUrl: {
+    env: 'STRONGROOM_SIM_SWAP_TOKEN_URL',
+    schema: Type.String({ pattern: '^https?://' }),
+    default: undefined,
+  },
+  simSwapClientId: { env: 'STRONGROOM_SIM_SWAP_CLIENT_ID', schema: Type.String({ minLength: 1 }), default: undefined },
+  simSwapClientSecretFile: {
+    env: 'STRONGROOM_SIM_SWAP_CLIENT_SECRET_FILE',
+    schema: Type.String({ minLength: 1 }),
+    default: undefined,
+  },
+  simSwapScope: { env: 'STRONGROOM_SIM_SWAP_SCOPE', schema: Type.String({ minLength: 1 }), default: undefined },
   simSwapWindowHours: {
     env: 'STRONGROOM_SIM_SWAP_WINDOW_HOURS',
     schema: Type.Integer({ minimum: 1, maximum: 2400 }),
@@ -154,6 +166,21 @@ const settings = {
     env: 'STRONGROOM_ANDROID_ATTEST_ROOTS',
     schema: Type.String({ minLength: 1 }),
     default: undefined,
+  },
+  /**
+   * Google's Android attestation status list (revoked and suspended attestation certificates): a file or URL. In
+   * production Google's own URL unless set; `none` (dev only) checks no list.
+   */
+  androidAttestStatus: {
+    env: 'STRONGROOM_ANDROID_ATTEST_STATUS',
+    schema: Type.String({ minLength: 1 }),
+    default: undefined,
+  },
+  /** How often (checked once a minute) the status list is loaded again; four missed refreshes (at least a day) refuse Android. */
+  androidAttestStatusRefreshSeconds: {
+    env: 'STRONGROOM_ATTEST_STATUS_REFRESH',
+    schema: Type.Integer({ minimum: 60, maximum: 86_400 }),
+    default: 3600,
   },
   rpId: {
     env: 'STRONGROOM_RP_ID',
@@ -323,9 +350,30 @@ export function loadConfig(
     result.rpOrigins = `http://localhost:${result.port || 8080}`
   }
   checkRelyingParty(result)
+  checkCarrierOAuth(result)
   if (result.keyProvider === 'pkcs11') checkPkcs11Settings(result)
   if (result.mode === 'production') checkProductionRules(result, explicit, options.creatingKeyFiles ?? false)
   return result
+}
+
+/**
+ * The carrier's OAuth client for its CAMARA APIs: a token endpoint needs the client id and the secret's file, takes
+ * the place of a static token, and is served over HTTPS in production (the client secret goes to it).
+ */
+function checkCarrierOAuth(config: Config): void {
+  if (!config.simSwapTokenUrl) return
+  if (!config.simSwapClientId || !config.simSwapClientSecretFile) {
+    throw new ConfigError(
+      'STRONGROOM_SIM_SWAP_TOKEN_URL',
+      'needs STRONGROOM_SIM_SWAP_CLIENT_ID and STRONGROOM_SIM_SWAP_CLIENT_SECRET_FILE',
+    )
+  }
+  if (config.simSwapToken) {
+    throw new ConfigError('STRONGROOM_SIM_SWAP_TOKEN', 'and STRONGROOM_SIM_SWAP_TOKEN_URL are exclusive: set one')
+  }
+  if (config.mode === 'production' && !config.simSwapTokenUrl.startsWith('https://')) {
+    throw new ConfigError('STRONGROOM_SIM_SWAP_TOKEN_URL', 'must be an https:// URL in production mode')
+  }
 }
 
 /**
@@ -360,6 +408,9 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
     throw new ConfigError('STRONGROOM_DEV_SEED', 'is a dev-only feature and production mode refuses it')
   }
   config.devSeed = false
+  if (config.androidAttestStatus === 'none') {
+    throw new ConfigError('STRONGROOM_ANDROID_ATTEST_STATUS', 'must name a status list (a file or URL) in production')
+  }
   if (config.keyProvider === 'pkcs11') {
     requirePrivateFile(config.pkcs11PinFile as string, 'STRONGROOM_PKCS11_PIN_FILE', 'must exist in production mode')
   } else {

@@ -174,6 +174,8 @@ export interface AuditCheckpointsTable {
   signature: Uint8Array
   /** When the configured witness took it; null until then. */
   witnessed_at: Generated<Date | null>
+  /** The Merkle frontier at this size: the next checkpoint's consistency proof starts from it (null before 032). */
+  frontier: Uint8Array | null
 }
 
 export interface SigningKeysTable {
@@ -389,6 +391,10 @@ export interface IntegrityAppsTable {
   android_package: string | null
   /** JSON array of lowercase hex SHA-256 digests. */
   android_signing_digests: string | null
+  /** The Play Integrity decryption key (AES-256), sealed with the tenant's data key. */
+  play_decryption_key: Uint8Array | null
+  /** The Play Integrity verification key: base64 DER SubjectPublicKeyInfo (EC P-256), as the Play Console gives it. */
+  play_verification_key: string | null
   updated_at: Timestamp
 }
 
@@ -514,6 +520,8 @@ export interface PivotLinksTable {
   secure_conversation_id: string | null
   /** How the link was completed: by an enrolled device, or by a new one that stepped up with a factor. */
   completed_via: 'device' | 'passkey' | 'sms-otp' | null
+  /** When a newer link for the same customer replaced it (one live link per customer), or null. */
+  revoked_at: Timestamp | null
   created_at: Timestamp
 }
 

@@ -64,6 +64,10 @@ const catalogue = {
   'integrity/limited': { status: 403, title: 'The integrity token allows reading only' },
   'integrity/denied': { status: 403, title: 'The app or device does not meet the integrity policy' },
   'integrity/invalid-evidence': { status: 400, title: 'The attestation evidence does not verify' },
+  'integrity/assertion-invalid': {
+    status: 401,
+    title: 'The request needs a fresh App Attest assertion over its DPoP proof (Strongroom-Assertion)',
+  },
   'integrity/no-secrets-key': {
     status: 409,
     title: 'The device has not registered a key to receive secrets (POST /v1/integrity/secrets-key)',
@@ -142,6 +146,7 @@ const catalogue = {
   'pivot/invalid-token': { status: 400, title: 'The secure-channel link is not valid' },
   'pivot/token-used': { status: 409, title: 'The secure-channel link was already used' },
   'pivot/token-expired': { status: 410, title: 'The secure-channel link has expired; ask for a new one' },
+  'pivot/token-revoked': { status: 410, title: 'A newer secure-channel link replaced this one; use the newest' },
   'pivot/wrong-customer': {
     status: 403,
     title: 'This device belongs to another customer than the one the link was sent to',

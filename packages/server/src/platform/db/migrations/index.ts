@@ -26,6 +26,8 @@ import * as checkpointWitness from './024-checkpoint-witness.ts'
 import * as encryptionRequired from './025-encryption-required.ts'
 import * as channelRisk from './026-channel-risk.ts'
 import * as tenantKeys from './027-tenant-keys.ts'
+import * as pivotLinkRevocation from './029-pivot-link-revocation.ts'
+import * as playIntegrity from './031-play-integrity.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
@@ -57,6 +59,8 @@ const migrations: Record<string, Migration> = {
   '025-encryption-required': encryptionRequired,
   '026-channel-risk': channelRisk,
   '027-tenant-keys': tenantKeys,
+  '029-pivot-link-revocation': pivotLinkRevocation,
+  '031-play-integrity': playIntegrity,
   '032-archive-evidence': archiveEvidence,
 }
 
