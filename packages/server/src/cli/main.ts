@@ -61,7 +61,8 @@ const usage = `usage: strongroom <command>
                                      publish a signed pin set pinning host H to these SPKI SHA-256 pins (base64);
                                      the new pins must keep one of the host's current ones unless --force
   pins keys                          print the public keys apps verify pin sets with (ship them in the app)
-  keys init [--archive]              create the key file (production: do this once, then chmod 600 is kept);
+  keys init [--archive]              create the key file (production: do this once, then chmod 600 is kept), or
+                                     with STRONGROOM_KEY_PROVIDER=pkcs11 the key-encryption key in the token;
                                      with --archive, the archive member's own key file
   keys rotate [--data-keys] [--signing-keys]
                                      new key-encryption key; re-wrap every tenant data key (servers may run);
