@@ -6,11 +6,19 @@ import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
 import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import type { ServerContext } from './platform/context.ts'
-import type { AccessRule, AccessTableRow } from './platform/http/access-rule.ts'
+import {
+  type AccessTableRow,
+  type ActionGuard,
+  type GuardedAction,
+  type IntegrityScope,
+  integrityRefusal,
+  type PrincipalRule,
+  refusalFor,
+} from './platform/http/access-rule.ts'
 import type { App } from './platform/http/fastify.ts'
 import { actorOf, type Principal } from './platform/http/principal.ts'
 import { Problem } from './platform/http/problems.ts'
-import { requestHtu, singleHeader } from './platform/http/request.ts'
+import { principalOf, requestHtu, singleHeader } from './platform/http/request.ts'
 import type { SigningKey } from './platform/keyring/signing-keys.ts'
 import { authenticateClientToken } from './tenancy/api-clients.ts'
 import { authenticateStaffToken } from './tenancy/staff.ts'
@@ -79,16 +87,16 @@ export async function checkDeviceIntegrity(
   method: string,
   proof: { dpop: string | undefined; assertion: string | undefined },
   fullScopeOnly = false,
-): Promise<{ flags: string[]; app: { appId: string; appVersion: string } }> {
+): Promise<{ scope: IntegrityScope; flags: string[]; app: { appId: string; appVersion: string } }> {
   const { scope, flags, app, assertRequests } = await gate.tokens.check(token, device)
   // Checked on every request, so that switching a version off takes effect at once on every node.
   if (await gate.deactivated.has(device.tenantId, app)) {
     throw new Problem('integrity/denied', 'app-version-deactivated')
   }
-  // A limited token (a rooted device, an emulator) reads; it neither writes nor receives secrets.
-  if (scope === 'read-only' && (method !== 'GET' || fullScopeOnly)) throw new Problem('integrity/limited')
+  const limited = integrityRefusal(scope, method, fullScopeOnly)
+  if (limited) throw limited
   if (assertRequests) await gate.requestAssertion(device, { appId: app.appId, ...proof })
-  return { flags, app }
+  return { scope, flags, app }
 }
 
 /**
@@ -99,8 +107,7 @@ export async function checkDeviceIntegrity(
 export function installAccessControl(
   app: App,
   ctx: Pick<ServerContext, 'db' | 'config'>,
-  gate: IntegrityGate,
-  integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
+  { gate, integrityRequired, requireMember }: GuardChecks,
 ): readonly AccessTableRow[] {
   const table: AccessTableRow[] = []
   app.addHook('onRoute', (route) => {
@@ -132,47 +139,59 @@ export function installAccessControl(
       reply.header('www-authenticate', `Bearer, DPoP algs="${DEVICE_KEY_ALGORITHMS.join(' ')}"`)
       throw error
     }
-    const refusal = refusalFor(access, principal)
-    if (refusal) {
-      await auditRefusal(ctx, principal, refusal, `${request.method} ${request.routeOptions.url}`)
-      throw refusal
-    }
     const route = `${request.method} ${request.routeOptions.url}`
-    const attested = access.who === 'attested-device'
-    const exempt = access.who === 'device' && access.integrity === 'exempt'
-    const gated =
-      principal.kind === 'device' && (attested || (!exempt && (await integrityRequired(principal.tenantId, route))))
+    const gated = await admit(ctx, integrityRequired, principal, access, route)
     if (gated && principal.kind === 'device') {
       const token = singleHeader(request.headers['strongroom-integrity'])
       const proof = {
         dpop: singleHeader(request.headers.dpop),
         assertion: singleHeader(request.headers['strongroom-assertion']),
       }
+      const attested = access.who === 'attested-device'
       const checked = await checkDeviceIntegrity(gate, token, principal, request.method, proof, attested)
       request.integrityFlags = checked.flags
     }
     request.principal = principal
   })
+  // After validation, so that a malformed id is a 400 as before; a conversation the caller may not see is a 404.
+  app.addHook('preHandler', async (request) => {
+    const access = request.routeOptions.config.access
+    if (!access || !('membership' in access) || !access.membership) return
+    const conversationId = (request.params as Record<string, string>)[access.membership] ?? ''
+    await requireMember(principalOf(request), conversationId)
+  })
   return table
 }
 
-/** Why the principal may not use a route with this rule, if it may not. */
-function refusalFor(access: Exclude<AccessRule, { who: 'anyone' | 'device-key' | 'stream' }>, principal: Principal) {
-  if (access.who === 'authenticated') return undefined
-  if (access.who === 'staff-member') {
-    return principal.kind === 'staff' ? undefined : new Problem('auth/forbidden', 'this is for staff members')
+/** What the guard consults beyond the credentials: the same for HTTP requests and stream frames. */
+export interface GuardChecks {
+  gate: IntegrityGate
+  /** Whether the tenant's policy requires an integrity token for a route (`METHOD /path`). */
+  integrityRequired: (tenantId: string, route: string) => Promise<boolean>
+  /** Throws a 404 Problem unless the principal may act on the conversation (`requireConversationAccess`). */
+  requireMember: (principal: Principal, conversationId: string) => Promise<void>
+}
+
+/**
+ * The guard's questions that a request and a stream frame share: may the principal act under the rule (a refusal is
+ * audited and thrown), and must a device's integrity token be checked for this route?
+ */
+async function admit(
+  ctx: Pick<ServerContext, 'db'>,
+  integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
+  principal: Principal,
+  access: PrincipalRule,
+  route: string,
+): Promise<boolean> {
+  const refusal = refusalFor(access, principal)
+  if (refusal) {
+    await auditRefusal(ctx, principal, refusal, route)
+    throw refusal
   }
-  if (principal.kind === 'device') {
-    return access.who === 'staff' ? new Problem('auth/forbidden', 'this is for staff and bank backends') : undefined
-  }
-  if (access.who === 'device' || access.who === 'attested-device') {
-    return new Problem('auth/forbidden', 'this is for devices')
-  }
-  if (access.who === 'member' && principal.kind === 'client') {
-    return new Problem('auth/forbidden', 'bank backends are not conversation members')
-  }
-  const scope = access.who === 'member' ? access.staffScope : access.scope
-  return principal.scopes.includes(scope) ? undefined : new Problem('auth/forbidden', `this needs the ${scope} scope`)
+  if (principal.kind !== 'device') return false
+  if (access.who === 'attested-device') return true
+  if (access.who === 'device' && access.integrity === 'exempt') return false
+  return integrityRequired(principal.tenantId, route)
 }
 
 async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal, problem: Problem, route?: string) {
@@ -187,14 +206,15 @@ async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal
 }
 
 /**
- * The stream's sign-in: its first frame carries the same credentials as an HTTP request (`GET /v1/stream`), and a
- * device's passes the same integrity gate.
+ * The stream's sign-in: its first frame carries the same credentials as an HTTP request (`GET /v1/stream`), a device's
+ * passes the same integrity gate, and the principal must be one that may read messages. Gives the guard that holds
+ * each later frame (a send, an ack) to its HTTP route's rule, with the integrity token the stream signed in with.
  */
 export function streamAuthenticator(
   ctx: Pick<ServerContext, 'db'>,
-  gate: IntegrityGate,
-  integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
+  { gate, integrityRequired, requireMember }: GuardChecks,
   wipeKey: SigningKey,
+  readRule: GuardedAction,
 ): StreamAuthenticator {
   return async (frame, htu) => {
     const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
@@ -213,11 +233,31 @@ export function streamAuthenticator(
       }
       throw error
     })
-    if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
+    let integrity: { scope: IntegrityScope; app: { appId: string; appVersion: string } } | undefined
+    if (principal.kind === 'device') {
       const proof = { dpop: frame.dpop, assertion: frame.assertion }
-      const { app } = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof)
-      return { principal, app }
+      if (await integrityRequired(principal.tenantId, 'GET /v1/stream')) {
+        integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof)
+      } else if (frame.integrity) {
+        // Not needed to sign in, but a frame may need it (a route the policy names): kept if it is valid.
+        integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof).catch(() => undefined)
+      }
     }
-    return { principal }
+    const admitted = async (action: GuardedAction) => {
+      if (!(await admit(ctx, integrityRequired, principal, action.access, action.route))) return
+      if (!integrity) throw new Problem('integrity/missing')
+      const limited = integrityRefusal(integrity.scope, action.route.slice(0, action.route.indexOf(' ')))
+      if (limited) throw limited
+    }
+    // Signing in reads every conversation the principal is a member of: the stream joins those, and no other.
+    await admitted(readRule)
+    const guard: ActionGuard = async (action, conversation) => {
+      await admitted(action)
+      const { access } = action
+      if ('membership' in access && access.membership && !conversation.joined) {
+        await requireMember(principal, conversation.id)
+      }
+    }
+    return { principal, app: integrity?.app, guard }
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { installAccessControl } from './access.ts'
+import { messageActions } from './conversations/message-actions.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { allow } from './platform/http/access-rule.ts'
@@ -81,7 +82,8 @@ describe('the HTTP surface', () => {
       deactivated: new DeactivatedAppVersions(server.ctx),
       requestAssertion: async () => {},
     }
-    const table = installAccessControl(app, server.ctx, gate, async () => false)
+    const checks = { gate, integrityRequired: async () => false, requireMember: async () => {} }
+    const table = installAccessControl(app, server.ctx, checks)
     app.get('/v1/declared', { config: { access: allow.staff('audit:read') } }, async () => 'guarded')
     assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no access rule/)
     // A module registers its routes inside a plugin: there the missing rule makes start-up itself fail.
@@ -102,9 +104,15 @@ describe('the HTTP surface', () => {
     assert.deepEqual(ruleOf('POST', '/v1/conversations/:conversationId/messages'), {
       who: 'member',
       staffScope: 'conversations:write',
+      membership: 'conversationId',
     })
     assert.deepEqual(ruleOf('POST', '/v1/integrity/attest'), { who: 'device', integrity: 'exempt' })
     assert.deepEqual(ruleOf('GET', '/v1/stream'), { who: 'stream' })
     assert.deepEqual(ruleOf('GET', '/healthz'), { who: 'anyone' })
+    // The stream's frames are held to these routes' rules: each names a route that has that very rule.
+    for (const action of Object.values(messageActions)) {
+      const [method = '', url = ''] = action.route.split(' ')
+      assert.equal(ruleOf(method, url), action.access, action.route)
+    }
   })
 })

@@ -1,24 +1,17 @@
 import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId, ContentType, Conversation, Message } from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
-import { Problem } from '../platform/http/problems.ts'
 import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { assignConversation, assignmentModes } from './assignment.ts'
-import {
-  addMember,
-  createConversation,
-  getConversation,
-  listConversations,
-  requireConversationAccess,
-  updateMarkers,
-} from './conversations.ts'
+import { addMember, createConversation, getConversation, listConversations, updateMarkers } from './conversations.ts'
+import { messageActions, sendMessage } from './message-actions.ts'
 import type { MessageLog } from './message-log.ts'
 import { fetchMessages } from './messages.ts'
-import { parseExpiry, type StreamHub } from './stream-hub.ts'
+import type { StreamHub } from './stream-hub.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
 
@@ -116,7 +109,7 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/members',
     {
-      config: { access: allow.staff('conversations:write') },
+      config: { access: inConversation(allow.staff('conversations:write')) },
       schema: {
         summary: "Add a staff member, or a device of the conversation's customer",
         tags: ['conversations'],
@@ -130,7 +123,6 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
       await addMember(ctx, principal.tenantId, request.params.conversationId, request.body)
       return reply.status(204).send(null)
     },
@@ -167,7 +159,7 @@ async function messageRoutes(
   app.post(
     '/v1/conversations/:conversationId/messages',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: messageActions.send.access },
       schema: {
         summary: 'Append a message; the same clientMessageId returns the same message instead of a duplicate',
         tags: ['conversations'],
@@ -185,19 +177,10 @@ async function messageRoutes(
       },
     },
     async (request, reply) => {
-      const principal = principalOf(request)
       const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
-      const ciphertext = Buffer.from(request.body.ciphertext, 'base64')
-      if (ciphertext.length > ctx.config.maxMessageBytes) throw new Problem('conversations/message-too-large')
-      const { message, created } = await deps.messageLog.append({
-        tenantId: principal.tenantId,
+      const { message, created } = await sendMessage(ctx, deps.messageLog, principalOf(request), {
         conversationId,
-        sender: principalMember(principal),
-        clientMessageId: request.body.clientMessageId,
-        contentType: request.body.contentType,
-        ciphertext,
-        expiresAt: parseExpiry(request.body.expiresAt),
+        ...request.body,
       })
       return reply.status(created ? 201 : 200).send(message)
     },
@@ -206,7 +189,7 @@ async function messageRoutes(
   app.get(
     '/v1/conversations/:conversationId/messages',
     {
-      config: { access: allow.member('conversations:read') },
+      config: { access: messageActions.read.access },
       schema: {
         summary: 'Messages after a sequence number, in order',
         tags: ['conversations'],
@@ -224,7 +207,6 @@ async function messageRoutes(
     },
     async (request) => {
       const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
       const messages = await fetchMessages(ctx, principal.tenantId, request.params.conversationId, {
         afterSeq: request.query.after ?? 0,
         untilSeq: request.query.until,
@@ -244,7 +226,7 @@ async function markerAndStreamRoutes(
   app.post(
     '/v1/conversations/:conversationId/markers',
     {
-      config: { access: allow.member('conversations:read') },
+      config: { access: messageActions.mark.access },
       schema: {
         summary: "Move the caller's delivered and read markers forward",
         tags: ['conversations'],
@@ -261,7 +243,6 @@ async function markerAndStreamRoutes(
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
       await updateMarkers(
         ctx,
         principal.tenantId,

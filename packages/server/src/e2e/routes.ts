@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId } from '@strongroom/sdk/protocol'
-import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
+import { isConversationMember } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -44,6 +44,8 @@ export async function e2eRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Pr
   await claimRoutes(app, ctx, deps)
   await groupRoutes(app, ctx)
   await commitRoutes(app, ctx)
+  await archiveRemovalRoutes(app, ctx)
+  await groupInfoRoutes(app, ctx)
   await welcomeRoutes(app, ctx)
 }
 
@@ -152,7 +154,7 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
   app.post(
     '/v1/conversations/:conversationId/e2e/key-packages/claim',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: inConversation(allow.member('conversations:write')) },
       schema: {
         summary: 'Claim one key package for each member to add to the conversation’s group (each is used up)',
         tags: ['e2e'],
@@ -184,7 +186,6 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
     async (request) => {
       const principal = principalOf(request)
       const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
       const owners: KeyPackageOwner[] = request.body.members
       for (const owner of owners) {
         // Only the archive and the conversation's own members can be added: nobody can pull in an outsider.
@@ -250,7 +251,7 @@ async function groupRoutes(app: App, ctx: ServerContext): Promise<void> {
   )
 }
 
-/** Commits, ordered by epoch, and the group info an external joiner needs. */
+/** Commits, ordered by epoch. */
 async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/commits',
@@ -295,7 +296,10 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
       return reply.status(201).send(accepted)
     },
   )
+}
 
+/** A compliance officer's exemption that lets one commit take the archive out of a conversation. */
+async function archiveRemovalRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/archive-removal-exemptions',
     {
@@ -335,7 +339,10 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
       return reply.status(201).send(exemption)
     },
   )
+}
 
+/** The group's current GroupInfo, for a member re-joining by external commit. */
+async function groupInfoRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/conversations/:conversationId/e2e/group-info',
     {

@@ -5,11 +5,10 @@ import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import type { SmsSender } from '../auth/sms-otp.ts'
 import type { ChannelDeps } from '../channels/public-messages.ts'
-import { requireConversationAccess } from '../conversations/conversations.ts'
 import { verifyDpopProof } from '../identity/dpop.ts'
 import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -46,7 +45,7 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/conversations/:conversationId/pivot',
     {
-      config: { access: allow.staff('conversations:write') },
+      config: { access: inConversation(allow.staff('conversations:write')) },
       schema: {
         summary:
           'Invite the customer to the secure channel: a single-use, short-lived link is sent on the public channel',
@@ -67,7 +66,6 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
     async (request, reply) => {
       const principal = principalOf(request)
       const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
       const result = await invitePivot(ctx, deps, {
         tenantId: principal.tenantId,
         conversationId,
@@ -81,7 +79,7 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.get(
     '/v1/conversations/:conversationId/pivot-links',
     {
-      config: { access: allow.staff('conversations:read') },
+      config: { access: inConversation(allow.staff('conversations:read')) },
       schema: {
         summary: 'The secure-channel links sent in a conversation and their states (sent, opened, completed, expired)',
         tags: ['channels'],
@@ -91,7 +89,6 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
     },
     async (request) => {
       const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
       return { links: await listPivotLinks(ctx, principal.tenantId, request.params.conversationId) }
     },
   )

@@ -1,3 +1,5 @@
+import type { Principal } from './principal.ts'
+import { Problem } from './problems.ts'
 import type { Scope } from './roles.ts'
 
 /**
@@ -10,13 +12,27 @@ export type AccessRule =
   | { who: 'anyone' }
   | { who: 'device-key' } // the handler verifies a DPoP proof: enrolment and token renewal
   | { who: 'stream' } // authenticates in its first frame, with the same credentials as HTTP
-  | { who: 'staff'; scope: Scope } // staff or a bank backend holding the scope
+  | { who: 'staff'; scope: Scope; membership?: Membership } // staff or a bank backend holding the scope
   | { who: 'any'; scope: Scope } // a device, or staff or a bank backend holding the scope
-  | { who: 'member'; staffScope: Scope } // a device, or staff holding the scope
+  | { who: 'member'; staffScope: Scope; membership?: Membership } // a device, or staff holding the scope
   | { who: 'device'; integrity?: 'exempt' } // an enrolled device, proving its key; exempt: it obtains the token
   | { who: 'attested-device' } // an enrolled device with a full-scope integrity token, even where tokens are optional
   | { who: 'staff-member' } // any staff member, acting on their own account (no scope needed); not a bank backend
   | { who: 'authenticated' } // any valid credentials
+
+/**
+ * The route acts on the conversation its `:conversationId` names: the caller must be a member of it (or hold
+ * conversations:all), checked after the request is validated; anyone else gets 404, as for a conversation that does
+ * not exist.
+ */
+type Membership = 'conversationId'
+
+/** The rule, for a route that acts on the conversation its `:conversationId` names (see `Membership`). */
+export function inConversation<Rule extends Extract<AccessRule, { who: 'staff' | 'member' }>>(
+  rule: Rule,
+): Rule & { membership: Membership } {
+  return { ...rule, membership: 'conversationId' }
+}
 
 /** The rules, by name: `config: { access: allow.staff('customers:write') }`. */
 export const allow = {
@@ -34,6 +50,57 @@ export const allow = {
   authenticated: { who: 'authenticated' },
 } as const satisfies Record<string, AccessRule | ((scope: Scope) => AccessRule)>
 
+/** A rule that names its caller: everything but the routes that authenticate in their own way. */
+export type PrincipalRule = Exclude<AccessRule, { who: 'anyone' | 'device-key' | 'stream' }>
+
+/**
+ * Why the principal may not act under this rule, if it may not. HTTP requests and stream frames ask this one
+ * question, with the rule their action declares.
+ */
+export function refusalFor(access: PrincipalRule, principal: Principal): Problem | undefined {
+  if (access.who === 'authenticated') return undefined
+  if (access.who === 'staff-member') {
+    return principal.kind === 'staff' ? undefined : new Problem('auth/forbidden', 'this is for staff members')
+  }
+  if (principal.kind === 'device') {
+    return access.who === 'staff' ? new Problem('auth/forbidden', 'this is for staff and bank backends') : undefined
+  }
+  if (access.who === 'device' || access.who === 'attested-device') {
+    return new Problem('auth/forbidden', 'this is for devices')
+  }
+  if (access.who === 'member' && principal.kind === 'client') {
+    return new Problem('auth/forbidden', 'bank backends are not conversation members')
+  }
+  const scope = access.who === 'member' ? access.staffScope : access.scope
+  return principal.scopes.includes(scope) ? undefined : new Problem('auth/forbidden', `this needs the ${scope} scope`)
+}
+
+/** What a device's integrity token allows: everything, or (a rooted device, an emulator) reading only. */
+export type IntegrityScope = 'full' | 'read-only'
+
+/**
+ * Why a device holding a token of this scope may not make a request with this method, if it may not: a limited token
+ * reads; it neither writes nor (`fullScopeOnly`) receives secrets. A stream frame that writes counts as a POST.
+ */
+export function integrityRefusal(scope: IntegrityScope, method: string, fullScopeOnly = false): Problem | undefined {
+  return scope === 'read-only' && (method !== 'GET' || fullScopeOnly) ? new Problem('integrity/limited') : undefined
+}
+
+/**
+ * An action taken other than by its own HTTP request (a stream frame), and the route whose rule it obeys: `route` is
+ * that route's `METHOD /path`, as the access table and the integrity policy name it.
+ */
+export interface GuardedAction {
+  route: string
+  access: PrincipalRule
+}
+
+/**
+ * Admits an action of a signed-in stream on a conversation by its route's rule, or throws the Problem the route would
+ * answer. `joined`: the stream is a member already (it joined the conversation), so membership needs no lookup.
+ */
+export type ActionGuard = (action: GuardedAction, conversation: { id: string; joined: boolean }) => Promise<void>
+
 /** One row of the access table: a route and its rule. */
 export interface AccessTableRow {
   method: string
@@ -48,7 +115,11 @@ export function formatAccessTable(rows: readonly AccessTableRow[]): string {
     url,
     access.who,
     'scope' in access ? access.scope : 'staffScope' in access ? access.staffScope : '',
-    'integrity' in access && access.integrity ? `integrity ${access.integrity}` : '',
+    'integrity' in access && access.integrity
+      ? `integrity ${access.integrity}`
+      : 'membership' in access && access.membership
+        ? `member of :${access.membership}`
+        : '',
   ])
   const header = ['METHOD', 'PATH', 'WHO', 'SCOPE', 'NOTE']
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((row) => row[column]?.length ?? 0)))
