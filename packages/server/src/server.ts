@@ -5,6 +5,7 @@ import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archi
 import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
 import { startArchiveChainer } from './archive/chainer.ts'
+import { archiveKeyPackagesFromMember, archiveMemberPresence } from './archive/member-presence.ts'
 import { expireArchiveRecords } from './archive/retention.ts'
 import { archiveRoutes } from './archive/routes.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
@@ -130,9 +131,11 @@ export async function startServer(
   })
   // The archive's own KEK: every node that archives (the archive member, public-channel intake) or reads the archive
   // needs it; a node without the file neither writes nor reads archive content.
+  // Production names the file or has none (config.ts): it never picks one up from the directory it started in.
+  const archiveKeyFile = config.archiveKeyFile
   const archiveKek =
-    config.archiveMember || config.mode === 'dev' || existsSync(config.archiveKeyFile)
-      ? await LocalKeyFileProvider.open(config.archiveKeyFile, { create: config.mode === 'dev' })
+    archiveKeyFile && (config.archiveMember || config.mode === 'dev' || existsSync(archiveKeyFile))
+      ? await LocalKeyFileProvider.open(archiveKeyFile, { create: config.mode === 'dev' })
       : undefined
   const ctx: ServerContext = {
     config,
@@ -236,7 +239,13 @@ export async function startServer(
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     if (closing) throw new Problem('server/unavailable', 'shutting down')
     if (!(await database.ready())) throw new Problem('server/unavailable', 'database not ready')
-    return reply.send({ status: 'ready', database: database.kind, bus: bus.kind, busConnected: bus.connected() })
+    return reply.send({
+      status: 'ready',
+      database: database.kind,
+      bus: bus.kind,
+      busConnected: bus.connected(),
+      archiveMember: await archiveMemberState(),
+    })
   })
   const metricsEndpoint = await serveMetrics(app, config, metrics)
   app.addHook('onClose', () => metricsEndpoint.close())
@@ -298,8 +307,22 @@ export async function startServer(
         partition: parsePartition(config.archivePartition),
       })
     : undefined
+  // Not a reason to refuse to start (the archive's node may start after this one, or be upgraded meanwhile): said in
+  // the log at start, in /readyz, and by the problem a new secure conversation gets while none runs.
+  const archiveMemberState = async () =>
+    archiveMember ? 'this node' : (await archiveMemberPresence(ctx)).running ? 'running' : 'none'
+  if ((await startupStep(archiveMemberState)) === 'none') {
+    log.warn(
+      'no node runs the compliance archive member: secure conversations cannot be created until one does ' +
+        '(STRONGROOM_ARCHIVE_MEMBER=true on one node)',
+    )
+  }
   await app.register(async (scope) =>
-    e2eRoutes(scope, ctx, { credentialKey, prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId) }),
+    e2eRoutes(scope, ctx, {
+      credentialKey,
+      prepareArchive: (tenantId) =>
+        archiveMember ? archiveMember.ensureTenant(tenantId) : archiveKeyPackagesFromMember(ctx, tenantId),
+    }),
   )
   await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey, simSwap: () => simSwap, sendSms }))
   await app.register(async (scope) => webRoutes(scope, ctx))

@@ -61,6 +61,7 @@ describe('the strongroom command', () => {
         '024-checkpoint-witness',
         '025-encryption-required',
         '026-channel-risk',
+        '030-production',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

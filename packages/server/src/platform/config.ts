@@ -204,7 +204,8 @@ export type Config = {
     : Static<Settings[K]['schema']>
 } & {
   keyFile: string
-  archiveKeyFile: string
+  /** Unset in production unless named (by itself or by a named data directory): such a node reads no archive. */
+  archiveKeyFile: string | undefined
   archiveMember: boolean
   integrityRequired: boolean
   webDir: string
@@ -289,7 +290,9 @@ export function loadConfig(
   }
   const result = config as Config
   result.keyFile ??= path.join(result.dataDir, 'keyring.json')
-  result.archiveKeyFile ??= path.join(result.dataDir, 'archive-keyring.json')
+  // Production reads no key file from wherever it was started: only one it was told about.
+  const archiveKeyFileNamed = result.mode === 'dev' || explicit.has('archiveKeyFile') || explicit.has('dataDir')
+  if (archiveKeyFileNamed) result.archiveKeyFile ??= path.join(result.dataDir, 'archive-keyring.json')
   // The web package's build output, beside this package in the repository.
   result.webDir ??= path.resolve(import.meta.dirname, '../../../web/dist')
   // In dev every node reads for the archive; in production the operator picks the node(s) or runs a separate process.
@@ -336,13 +339,21 @@ export function relyingPartyOf(config: Config): { id: string; origins: string[] 
   return { id: config.rpId, origins: config.rpOrigins.split(',') }
 }
 
+/**
+ * Production reads nothing from wherever it happens to be started: a key file comes from its own setting or from a
+ * data directory the operator named, never from the `./strongroom-data` default of dev mode.
+ */
+const UNNAMED_KEY_FILE =
+  'must be set in production mode (or STRONGROOM_DATA_DIR): it never defaults to ./strongroom-data'
+
 function checkProductionRules(config: Config, explicit: Set<string>, creatingKeyFiles: boolean): void {
   if (!config.databaseUrl) throw new ConfigError('DATABASE_URL', 'is required in production mode (PGlite is for dev)')
   if (config.devSeed && explicit.has('devSeed')) {
     throw new ConfigError('STRONGROOM_DEV_SEED', 'is a dev-only feature and production mode refuses it')
   }
   config.devSeed = false
-  requireNamedLocation(explicit, 'keyFile', 'STRONGROOM_KEY_FILE')
+  if (!explicit.has('keyFile') && !explicit.has('dataDir'))
+    throw new ConfigError('STRONGROOM_KEY_FILE', UNNAMED_KEY_FILE)
   if (creatingKeyFiles) return
   let mode: number
   try {
@@ -357,32 +368,25 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
     throw new ConfigError('STRONGROOM_KEY_FILE', 'must not be readable or writable by group or others (chmod 600)')
   }
   if (config.archiveMember) {
-    requireNamedLocation(explicit, 'archiveKeyFile', 'STRONGROOM_ARCHIVE_KEY_FILE')
     checkArchiveKeyFile(config)
   }
 }
 
-/**
- * Production reads nothing from wherever it happens to be started: a key file comes from its own setting or from a
- * data directory the operator named, never from the `./strongroom-data` default of dev mode.
- */
-function requireNamedLocation(explicit: Set<string>, key: 'keyFile' | 'archiveKeyFile', env: string): void {
-  if (!explicit.has(key) && !explicit.has('dataDir')) {
-    throw new ConfigError(
-      env,
-      'must be set in production mode (or STRONGROOM_DATA_DIR): it never defaults to ./strongroom-data',
-    )
-  }
+/** The archive's key file, for the commands that need it; production names it or has none. */
+export function archiveKeyFileOf(config: Config): string {
+  if (!config.archiveKeyFile) throw new ConfigError('STRONGROOM_ARCHIVE_KEY_FILE', UNNAMED_KEY_FILE)
+  return config.archiveKeyFile
 }
 
 /** The archive member's keys are its own: a separate key file, as private as the keyring's. */
 function checkArchiveKeyFile(config: Config): void {
-  if (path.resolve(config.archiveKeyFile) === path.resolve(config.keyFile)) {
+  const archiveKeyFile = archiveKeyFileOf(config)
+  if (path.resolve(archiveKeyFile) === path.resolve(config.keyFile)) {
     throw new ConfigError('STRONGROOM_ARCHIVE_KEY_FILE', 'must not be the live keyring’s key file')
   }
   let mode: number
   try {
-    mode = statSync(config.archiveKeyFile).mode
+    mode = statSync(archiveKeyFile).mode
   } catch {
     throw new ConfigError(
       'STRONGROOM_ARCHIVE_KEY_FILE',

@@ -90,6 +90,11 @@ const catalogue = {
     status: 400,
     title: 'The first commit of a secure conversation must add the compliance archive',
   },
+  'e2e/archive-unavailable': {
+    status: 503,
+    title:
+      'No node runs the compliance archive member (STRONGROOM_ARCHIVE_MEMBER=true on one node): secure conversations wait for it',
+  },
   'e2e/archive-removal-refused': {
     status: 403,
     title: 'A commit may not remove the archive (or a member the group does not name) from a secure conversation',

@@ -25,6 +25,7 @@ import * as factorLifecycle from './023-factor-lifecycle.ts'
 import * as checkpointWitness from './024-checkpoint-witness.ts'
 import * as encryptionRequired from './025-encryption-required.ts'
 import * as channelRisk from './026-channel-risk.ts'
+import * as production from './030-production.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -54,6 +55,7 @@ const migrations: Record<string, Migration> = {
   '024-checkpoint-witness': checkpointWitness,
   '025-encryption-required': encryptionRequired,
   '026-channel-risk': channelRisk,
+  '030-production': production,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
