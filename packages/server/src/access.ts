@@ -134,6 +134,7 @@ export const accessTable: Record<string, Access> = {
   'PUT /v1/conversations/:conversationId/e2e/group':    member('conversations:write'),
   'GET /v1/conversations/:conversationId/e2e/group':    member('conversations:read'),
   'POST /v1/conversations/:conversationId/e2e/commits': member('conversations:write'),
+  'POST /v1/conversations/:conversationId/e2e/archive-removal-exemptions': staff('archive:manage'),
   'GET /v1/conversations/:conversationId/e2e/group-info': member('conversations:write'),
   'POST /v1/conversations/:conversationId/e2e/readd-requests': member('conversations:write'),
   'PUT /v1/channels/:connector':                        staff('staff:admin'),

@@ -6,6 +6,7 @@ import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
 import { startArchiveChainer } from './archive/chainer.ts'
 import { archiveKeyPackagesFromMember, archiveMemberPresence } from './archive/member-presence.ts'
+import { startEvidenceArchive } from './archive/evidence-feed.ts'
 import { expireArchiveRecords } from './archive/retention.ts'
 import { archiveRoutes } from './archive/routes.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
@@ -223,6 +224,7 @@ export async function startServer(
     await smppLinks.close()
     await messageLog.close()
     await archiveMember?.stop()
+    await evidenceArchive?.stop()
     await archiveChainer.stop()
     await auditChainer.stop()
     await webhooks.stop()
@@ -317,6 +319,9 @@ export async function startServer(
         '(STRONGROOM_ARCHIVE_MEMBER=true on one node)',
     )
   }
+  // Consents, pivots and device events reach the archive from the audit chain, read by one archive process only.
+  const evidenceArchive =
+    archiveMember && parsePartition(config.archivePartition).index === 0 ? startEvidenceArchive(ctx) : undefined
   await app.register(async (scope) =>
     e2eRoutes(scope, ctx, {
       credentialKey,
@@ -347,6 +352,8 @@ export async function startServer(
     flushAudit: () => auditChainer.flush(),
     flushArchive: async () => {
       await archiveMember?.idle()
+      await auditChainer.flush()
+      await evidenceArchive?.flush()
       await archiveChainer.flush()
     },
     flushWebhooks: () => webhooks.flush(),

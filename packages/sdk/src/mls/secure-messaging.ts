@@ -55,6 +55,8 @@ export type SecureEvent =
       sender: MemberIdentity
       text: string
       bytes: Uint8Array
+      /** When the server accepted it into the log (ISO 8601): the time it was sent, whoever reads it later. */
+      sentAt: string
       /** When the sender made it disappear: keep it no longer than this (ISO 8601), or null. */
       expiresAt: string | null
     }
@@ -508,6 +510,7 @@ export class SecureMessaging {
           sender: event.sender,
           text,
           bytes: event.plaintext,
+          sentAt: message.createdAt,
           expiresAt: message.expiresAt,
         },
       ]

@@ -49,6 +49,8 @@ export type ArchiveRecord =
       seq: number
       sender: MemberIdentity
       plaintext: Uint8Array
+      /** When the server accepted the message, not when the archive read it. */
+      sentAt: Date
     }
   | {
       kind: 'members-changed'
@@ -388,8 +390,16 @@ export class ArchiveMember {
         details: { seq: event.seq, via: event.via },
       })
     } else if (event.kind === 'message') {
-      const { conversationId, seq, sender, bytes } = event
-      await this.#sink({ kind: 'message', tenantId, conversationId, seq, sender, plaintext: bytes })
+      const { conversationId, seq, sender, bytes, sentAt } = event
+      await this.#sink({
+        kind: 'message',
+        tenantId,
+        conversationId,
+        seq,
+        sender,
+        plaintext: bytes,
+        sentAt: new Date(sentAt),
+      })
     } else if (event.kind === 'members-changed') {
       const { conversationId, seq, epoch, added, removed, rejoined } = event
       await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed, rejoined })

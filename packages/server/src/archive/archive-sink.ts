@@ -43,6 +43,7 @@ export function toArchiveInput(record: ArchiveRecord, customerId: string | null)
   if (record.kind === 'message') {
     return {
       ...common,
+      occurredAt: record.sentAt,
       recordClass: 'secure-message',
       content: { sender: record.sender, ...messageBody(record.plaintext) },
     }

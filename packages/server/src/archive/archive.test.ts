@@ -13,6 +13,7 @@ import { ArchiveKeys } from './archive-keys.ts'
 import { archiveStoreSink } from './archive-sink.ts'
 import { verifyBundle } from './bundle.ts'
 import { eraseCustomer } from './erasure.ts'
+import type { ArchiveRecordView } from './open-records.ts'
 import { expireArchiveRecords } from './retention.ts'
 import { verifyArchiveChain } from './verify.ts'
 
@@ -46,7 +47,7 @@ describe('the compliance archive', () => {
     return { status: response.status, headers: response.headers, body: (json ? JSON.parse(text) : text) as T }
   }
 
-  type Found = { records: { seq: number; status: string; content: { text?: string } | null; customerId: string }[] }
+  type Found = { records: ArchiveRecordView[] }
   const search = (query: string, token = compliance) =>
     call<Found & { next: number | null }>('GET', `/v1/archive/records?${query}`, token)
   const verify = async (tenantId: string) =>
@@ -103,6 +104,13 @@ describe('the compliance archive', () => {
       ['Please raise my card limit to 5000', 'Done: your limit is now 5000'],
     )
     assert.ok(found.every((r) => r.customerId === bank.customerId))
+    // Each is stamped with the time the server accepted the message, not the time the archive read it.
+    const sent = new Map((await agentClient.listMessages(conversation.id)).map((m) => [m.seq, m.createdAt]))
+    const messages = found.filter((r) => r.recordClass === 'secure-message')
+    assert.equal(messages.length, 2)
+    for (const record of messages) {
+      assert.equal(record.occurredAt, new Date(sent.get(record.conversationSeq ?? -1) ?? 0).toISOString())
+    }
 
     // In the database the content is sealed: no plaintext in any archive column.
     const { rows } = await sql<{ n: number }>`select count(*)::int as n from archive_records
@@ -135,6 +143,7 @@ describe('the compliance archive', () => {
       seq: Number(first.conversation_seq),
       sender: { kind: 'device', id: enrolled.device.id },
       plaintext: new TextEncoder().encode('Please raise my card limit to 5000'),
+      sentAt: new Date(),
     })
     assert.equal(await count(), before)
     assert.equal((await verify(bank.tenantId)).ok, true)
@@ -163,6 +172,55 @@ describe('the compliance archive', () => {
       removed: [],
       salt: undefined,
     })
+  })
+
+  test('consents with their receipts, and device events, are archived as records of their own, once each', async () => {
+    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
+    const asked = await agentClient.requestConsent({
+      customerId: bank.customerId,
+      amount: { value: 4200, currency: 'EUR' },
+      payee: { name: 'Archive Test Ltd', account: 'DE89370400440532013000' },
+      reference: 'Evidence 1',
+    })
+    const approved = await phone.client.approveConsent(await phone.client.getConsent(asked.id))
+    await phone.client.revokeDevice(phone.device.id, 'lost')
+    await server.flushAudit()
+    await server.flushArchive()
+    await server.flushArchive()
+
+    const consents = (await search(`customerId=${bank.customerId}&recordClass=consent`)).body.records
+    const mine = consents.filter((r) => (r.content?.consent as { id?: string } | undefined)?.id === asked.id)
+    assert.deepEqual(
+      mine.map((r) => r.content?.action),
+      ['consent.request', 'consent.approve'],
+    )
+    // The approval's record holds the receipt the bank got, with the device's own signature in it.
+    const approval = mine[1]?.content as { consent: { receipt?: string; status: string }; actor: { id: string } }
+    assert.equal(approval.consent.status, 'approved')
+    assert.equal(approval.consent.receipt, approved.receipt)
+    assert.equal(approval.actor.id, phone.device.id)
+
+    const deviceEvents = (await search(`customerId=${bank.customerId}&recordClass=device-event`)).body.records
+    const ofPhone = deviceEvents.filter(
+      (r) => (r.content?.target as { id?: string } | undefined)?.id === phone.device.id,
+    )
+    assert.deepEqual(
+      ofPhone.map((r) => r.content?.action),
+      ['device.enrol', 'device.revoke'],
+    )
+    // Each at the time it happened; archived again, nothing doubles; the chain still verifies.
+    const audited = await server.ctx.db
+      .selectFrom('audit_events')
+      .select('occurred_at')
+      .where('action', '=', 'consent.approve')
+      .where('target_id', '=', asked.id)
+      .executeTakeFirstOrThrow()
+    assert.equal(mine[1]?.occurredAt, new Date(audited.occurred_at).toISOString())
+    await server.flushArchive()
+    const again = (await search(`customerId=${bank.customerId}&recordClass=consent`)).body.records
+    assert.equal(again.length, consents.length)
+    assert.equal((await verify(bank.tenantId)).ok, true)
   })
 
   test('search by customer, time and text, in pages; audited; agents may not search', async () => {
@@ -218,7 +276,14 @@ describe('the compliance archive', () => {
     const tenant = await createTestBank(server, 'Retention Bank')
     const admin = (await tenant.staffToken('compliance')).token
     const set = await call('PUT', '/v1/archive/retention', admin, { 'public-message': 365 })
-    assert.deepEqual(set.body, { 'secure-message': 3650, 'public-message': 365, 'membership-change': 3650 })
+    assert.deepEqual(set.body, {
+      'secure-message': 3650,
+      'public-message': 365,
+      'membership-change': 3650,
+      consent: 3650,
+      pivot: 3650,
+      'device-event': 3650,
+    })
     assert.equal((await call('PUT', '/v1/archive/retention', tenant.agentToken, { 'public-message': 1 })).status, 403)
     const held = await customerWithRecords(tenant.tenantId, [400, 400, 10])
     const free = await customerWithRecords(tenant.tenantId, [500, 450, 400, 20])

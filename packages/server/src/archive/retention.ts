@@ -4,7 +4,14 @@ import type { ArchiveRecordClass, Database } from '../platform/db/schema.ts'
 import { newId } from '../platform/ids.ts'
 
 /** The record classes that hold content and so expire; deletion and erasure records stay for as long as the chain. */
-export const retainedClasses = ['secure-message', 'public-message', 'membership-change'] as const
+export const retainedClasses = [
+  'secure-message',
+  'public-message',
+  'membership-change',
+  'consent',
+  'pivot',
+  'device-event',
+] as const
 export type RetainedClass = (typeof retainedClasses)[number] & ArchiveRecordClass
 
 /** Ten years unless the tenant says otherwise: the longest common record-keeping duty for banks. */

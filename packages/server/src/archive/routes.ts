@@ -112,6 +112,7 @@ async function recordRoutes(app: App, ctx: ServerContext): Promise<void> {
           {
             customerId: Type.Optional(idOf('cus')),
             conversationId: Type.Optional(idOf('cnv')),
+            recordClass: Type.Optional(oneOf(retainedClasses)),
             from: Type.Optional(Type.String({ format: 'date-time' })),
             to: Type.Optional(Type.String({ format: 'date-time' })),
             text: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),

@@ -1,4 +1,5 @@
 import { type Actor, recordAudit } from '../audit/events.ts'
+import type { ArchiveRecordClass } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type ArchiveContext, archiveKeysOf } from './append.ts'
 import { type OpenedRecord, openRecords } from './open-records.ts'
@@ -6,6 +7,7 @@ import { type OpenedRecord, openRecords } from './open-records.ts'
 export interface ArchiveQuery {
   customerId?: string | undefined
   conversationId?: string | undefined
+  recordClass?: ArchiveRecordClass | undefined
   from?: Date | undefined
   to?: Date | undefined
   /** Matched case-insensitively against the decrypted text of each candidate. */
@@ -45,6 +47,7 @@ export async function searchArchive(
     .where('content_hash', 'is not', null)
   if (query.customerId) select = select.where('customer_id', '=', query.customerId)
   if (query.conversationId) select = select.where('conversation_id', '=', query.conversationId)
+  if (query.recordClass) select = select.where('record_class', '=', query.recordClass)
   if (query.from) select = select.where('occurred_at', '>=', query.from)
   if (query.to) select = select.where('occurred_at', '<', query.to)
   const candidates = await select.orderBy('seq').limit(scan).execute()
@@ -68,6 +71,7 @@ export async function searchArchive(
     details: {
       customerId: query.customerId ?? null,
       conversationId: query.conversationId ?? null,
+      recordClass: query.recordClass ?? null,
       from: query.from?.toISOString() ?? null,
       to: query.to?.toISOString() ?? null,
       text: Boolean(query.text),

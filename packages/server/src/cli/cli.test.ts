@@ -62,6 +62,7 @@ describe('the strongroom command', () => {
         '025-encryption-required',
         '026-channel-risk',
         '030-production',
+        '032-archive-evidence',
       ],
     })
     const tenant = JSON.parse(run(['tenant', 'create', '--name', 'Bank of Tests']).stdout)

@@ -298,6 +298,61 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
     await agent.secure.removeMembers(conversationId, [{ kind: 'device', id: phone.deviceId }])
   })
 
+  test('only a compliance officer’s exemption lets one commit remove the archive: once, before it expires, audited', async () => {
+    const { conversationId, agent } = await secureConversation()
+    const exemptions = `/v1/conversations/${conversationId}/e2e/archive-removal-exemptions`
+    const reason = 'legal privilege: counsel speaking with the customer'
+    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    await assert.rejects(agentClient.request('POST', exemptions, { reason }), (e: StrongroomError) => e.status === 403)
+    const compliance = new StrongroomClient({
+      baseUrl: server.url,
+      credentials: new StaffToken((await bank.staffToken('compliance')).token),
+    })
+    await assert.rejects(
+      compliance.request('POST', exemptions, { reason: 'short' }),
+      (e: StrongroomError) => e.status === 400,
+    )
+    // An expired exemption lets nothing through.
+    const expired = await compliance.request<{ id: string }>('POST', exemptions, { reason })
+    await server.ctx.db
+      .updateTable('archive_removal_exemptions')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', expired.id)
+      .execute()
+    const removeArchive = () => agent.secure.removeMembers(conversationId, [{ kind: 'archive', id: 'archive' }])
+    await assert.rejects(removeArchive(), (e: StrongroomError) => e.type === `${PROBLEMS}e2e/archive-removal-refused`)
+
+    const granted = await compliance.request<{ id: string; expiresAt: string }>('POST', exemptions, { reason })
+    assert.ok(Date.parse(granted.expiresAt) > Date.now())
+    await removeArchive()
+    assert.ok(!(await agent.secure.members(conversationId)).some((m) => m.kind === 'archive'))
+    const used = await server.ctx.db
+      .selectFrom('archive_removal_exemptions')
+      .select(['id', 'used_at'])
+      .where('conversation_id', '=', conversationId)
+      .where('used_at', 'is not', null)
+      .execute()
+    assert.deepEqual(
+      used.map((u) => u.id),
+      [granted.id],
+    )
+    const audited = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['action', 'actor_kind', 'outcome'])
+      .where('target_id', '=', conversationId)
+      .where('action', 'like', 'e2e.archive-removal.%')
+      .orderBy('id')
+      .execute()
+    assert.deepEqual(
+      audited.map((a) => `${a.action} ${a.actor_kind} ${a.outcome}`),
+      [
+        'e2e.archive-removal.grant staff success',
+        'e2e.archive-removal.grant staff success',
+        'e2e.archive-removal.use staff success',
+      ],
+    )
+  })
+
   // Issue 14: plaintext was accepted in any conversation without an MLS group.
   test('a conversation marked secure refuses plaintext, and MLS before its group exists; an unmarked one does not', async () => {
     const { phone, agentClient } = await secureConversation()

@@ -9,7 +9,7 @@ import type { ServerContext } from '../platform/context.ts'
 import { actorOf, type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
-import { refuseArchiveRemoval } from './archive-removal.ts'
+import { consumeArchiveRemoval, refuseArchiveRemoval } from './archive-removal.ts'
 import { authorizeExternalCommit } from './external-commits.ts'
 import {
   addedKeyPackages,
@@ -228,13 +228,13 @@ export async function acceptCommitFrom(
       groupInfo: current.group_info,
     })
   }
-  if (!external) {
-    await refuseArchiveRemoval(ctx, committer, conversationId, commit, {
-      groupId: current.group_id,
-      epoch: framing.epoch,
-      groupInfo: current.group_info,
-    })
-  }
+  const archiveRemoval = external
+    ? undefined
+    : await refuseArchiveRemoval(ctx, committer, conversationId, commit, {
+        groupId: current.group_id,
+        epoch: framing.epoch,
+        groupInfo: current.group_info,
+      })
   const added: (KeyPackageOwner & { ref: string })[] = []
   for (const keyPackage of addedKeyPackages(commit)) {
     const ref = await keyPackageRef(keyPackage)
@@ -275,6 +275,7 @@ export async function acceptCommitFrom(
       if (!sameBytes(current.group_id, framing.groupId)) throw new Problem('e2e/wrong-group')
       throw new Problem('e2e/epoch-conflict', undefined, undefined, { currentEpoch: Number(current.epoch) })
     }
+    if (archiveRemoval) await consumeArchiveRemoval(trx, committer, conversationId, archiveRemoval.exemptionId)
     const epoch = Number(advanced.epoch)
     const appended = await appendInTransaction(trx, {
       tenantId,

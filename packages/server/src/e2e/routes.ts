@@ -3,11 +3,12 @@ import { Base64, ClientMessageId } from '@strongroom/sdk/protocol'
 import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
-import { principalMember } from '../platform/http/principal.ts'
+import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { grantArchiveRemoval } from './archive-removal.ts'
 import { credentialAuthorityKeys, issueMemberCredential } from './credential-authority.ts'
 import { ALLOWED_SUITES } from './framing.ts'
 import { acceptCommit, currentGroupInfo, deleteWelcome, getGroup, pendingWelcomes, registerGroup } from './groups.ts'
@@ -283,6 +284,45 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
         groupInfo: request.body.groupInfo === undefined ? undefined : Buffer.from(request.body.groupInfo, 'base64'),
       })
       return reply.status(201).send(accepted)
+    },
+  )
+
+  app.post(
+    '/v1/conversations/:conversationId/e2e/archive-removal-exemptions',
+    {
+      schema: {
+        summary:
+          'Let one commit, within 15 minutes, take the archive out of this secure conversation (compliance only; audited)',
+        description:
+          'The archive is a member of every secure conversation and a commit removing it is refused; this is the one exception, for a conversation the bank may not record. Single use.',
+        tags: ['e2e'],
+        params: ConversationParams,
+        body: Type.Object(
+          { reason: Type.String({ minLength: 10, maxLength: 500, description: 'why it may not be recorded' }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            id: Type.String(),
+            conversationId: Type.String(),
+            reason: Type.String(),
+            expiresAt: Type.String({ format: 'date-time' }),
+          }),
+          ...problemResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const { conversationId } = request.params
+      const exemption = await grantArchiveRemoval(
+        ctx,
+        principal.tenantId,
+        conversationId,
+        request.body.reason,
+        actorOf(principal),
+      )
+      return reply.status(201).send(exemption)
     },
   )
 

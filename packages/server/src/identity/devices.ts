@@ -358,3 +358,18 @@ export async function deviceEnrolledAt(
   if (!row) throw new Problem('request/not-found', 'no such device')
   return new Date(row.created_at)
 }
+
+/** Whose device it is, or undefined for none in the tenant (the archive files device events under the customer). */
+export async function deviceCustomerId(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  deviceId: string,
+): Promise<string | undefined> {
+  const row = await ctx.db
+    .selectFrom('devices')
+    .select('customer_id')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', deviceId)
+    .executeTakeFirst()
+  return row?.customer_id
+}

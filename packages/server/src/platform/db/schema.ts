@@ -374,6 +374,18 @@ export interface ArchiveMemberStateTable {
   sealed: Uint8Array
 }
 
+/** A compliance officer's leave for one commit to take the archive out of one secure conversation. */
+export interface ArchiveRemovalExemptionsTable {
+  id: string
+  tenant_id: string
+  conversation_id: string
+  granted_by: string
+  reason: string
+  created_at: Timestamp
+  expires_at: Timestamp
+  used_at: Timestamp | null
+}
+
 export interface IntegrityAppsTable {
   tenant_id: string
   app_id: string
@@ -539,7 +551,15 @@ export interface PasskeyChallengesTable {
   used_at: Timestamp | null
 }
 
-export type ArchiveRecordClass = 'secure-message' | 'public-message' | 'membership-change' | 'deletion' | 'erasure'
+export type ArchiveRecordClass =
+  | 'secure-message'
+  | 'public-message'
+  | 'membership-change'
+  | 'consent'
+  | 'pivot'
+  | 'device-event'
+  | 'deletion'
+  | 'erasure'
 
 export interface ArchiveRecordsTable {
   id: Generated<number>
@@ -625,6 +645,7 @@ export interface Database {
   e2e_readd_requests: E2eReaddRequestsTable
   archive_member_state: ArchiveMemberStateTable
   archive_member_presence: ArchiveMemberPresenceTable
+  archive_removal_exemptions: ArchiveRemovalExemptionsTable
   integrity_apps: IntegrityAppsTable
   device_attestations: DeviceAttestationsTable
   device_integrity_verdicts: DeviceIntegrityVerdictsTable

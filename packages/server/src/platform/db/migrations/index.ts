@@ -26,6 +26,7 @@ import * as checkpointWitness from './024-checkpoint-witness.ts'
 import * as encryptionRequired from './025-encryption-required.ts'
 import * as channelRisk from './026-channel-risk.ts'
 import * as production from './030-production.ts'
+import * as archiveEvidence from './032-archive-evidence.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -56,6 +57,7 @@ const migrations: Record<string, Migration> = {
   '025-encryption-required': encryptionRequired,
   '026-channel-risk': channelRisk,
   '030-production': production,
+  '032-archive-evidence': archiveEvidence,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
