@@ -1,8 +1,11 @@
+import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
 import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
 import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
+import type { IntegrityPolicy } from './integrity/policy.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { checkWebDevice, refuseWebDeviceSecrets } from './integrity/web-devices.ts'
 import type { ServerContext } from './platform/context.ts'
 import type { App } from './platform/http/fastify.ts'
 import { actorOf, type Principal } from './platform/http/principal.ts'
@@ -240,6 +243,8 @@ const integrityExempt = new Set(['POST /v1/integrity/challenges', 'POST /v1/inte
 export interface IntegrityGate {
   tokens: IntegrityTokenChecker
   deactivated: DeactivatedAppVersions
+  /** The tenant's integrity policy, cached per node: what browsers may do. */
+  policyOf: (tenantId: string) => Promise<IntegrityPolicy | undefined>
 }
 
 /**
@@ -261,6 +266,26 @@ export async function checkDeviceIntegrity(
   // A limited token (a rooted device, an emulator) reads; it neither writes nor receives secrets.
   if (scope === 'read-only' && (method !== 'GET' || fullScopeOnly)) throw new Problem('integrity/limited')
   return { flags, app }
+}
+
+/**
+ * The gate for one device request: an app shows its integrity token; a browser, which cannot have one, is held to
+ * what the tenant lets browsers do (integrity/web-devices.ts) and never reaches a route for attested apps. Gives the
+ * risk flags the request carries.
+ */
+async function checkDeviceGate(
+  gate: IntegrityGate,
+  device: DevicePrincipal,
+  request: FastifyRequest,
+  route: string,
+  attested: boolean,
+): Promise<string[]> {
+  if (device.deviceKind === 'web') {
+    if (attested) refuseWebDeviceSecrets(device)
+    return checkWebDevice(device, route, await gate.policyOf(device.tenantId))
+  }
+  const token = singleHeader(request.headers['strongroom-integrity'])
+  return (await checkDeviceIntegrity(gate, token, device, request.method, attested)).flags
 }
 
 export function installAccessControl(
@@ -309,9 +334,14 @@ export function installAccessControl(
       principal.kind === 'device' &&
       (attested || (!integrityExempt.has(route) && (await integrityRequired(principal.tenantId, route))))
     if (gated && principal.kind === 'device') {
-      const token = singleHeader(request.headers['strongroom-integrity'])
-      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, attested)
-      request.integrityFlags = checked.flags
+      try {
+        request.integrityFlags = await checkDeviceGate(gate, principal, request, route, attested)
+      } catch (error) {
+        if (error instanceof Problem && error.kind === 'integrity/web-device-refused') {
+          await auditRefusal(ctx, principal, error, route)
+        }
+        throw error
+      }
     }
     request.principal = principal
   })

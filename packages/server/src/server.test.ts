@@ -75,7 +75,11 @@ describe('the HTTP surface', () => {
   test('a route missing from the access table stops the server from starting (deny by default)', async () => {
     const metrics = createMetrics()
     const app = await createHttpServer({ logger: createLogger('silent'), metrics, bodyLimit: 1024, trustProxy: false })
-    const gate = { tokens: new IntegrityTokenChecker(server.ctx), deactivated: new DeactivatedAppVersions(server.ctx) }
+    const gate = {
+      tokens: new IntegrityTokenChecker(server.ctx),
+      deactivated: new DeactivatedAppVersions(server.ctx),
+      policyOf: async () => undefined,
+    }
     installAccessControl(app, server.ctx, gate, async () => false)
     assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no entry/)
     gate.deactivated.close()

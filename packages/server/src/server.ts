@@ -41,9 +41,10 @@ import { identityRoutes } from './identity/routes.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { purgeExpiredChallenges } from './integrity/challenges.ts'
 import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
-import { integrityRequirement } from './integrity/policy.ts'
+import { cachedIntegrityPolicy, integrityRequirement } from './integrity/policy.ts'
 import { integrityRoutes } from './integrity/routes.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { checkWebDevice } from './integrity/web-devices.ts'
 import { invitePivot } from './pivot/pivot.ts'
 import { pivotRoutes, pivotStepUpRoutes } from './pivot/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
@@ -155,8 +156,9 @@ export async function startServer(
   const integrityGate: IntegrityGate = {
     tokens: new IntegrityTokenChecker(ctx),
     deactivated: new DeactivatedAppVersions(ctx),
+    policyOf: cachedIntegrityPolicy(ctx),
   }
-  const integrityRequired = integrityRequirement(ctx)
+  const integrityRequired = integrityRequirement(ctx, integrityGate.policyOf)
   installAccessControl(app, ctx, integrityGate, integrityRequired)
 
   const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
@@ -179,6 +181,11 @@ export async function startServer(
       throw error
     })
     if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
+      // A browser has no integrity token: the tenant's policy for browsers decides instead.
+      if (principal.deviceKind === 'web') {
+        checkWebDevice(principal, 'GET /v1/stream', await integrityGate.policyOf(principal.tenantId))
+        return { principal }
+      }
       const { app } = await checkDeviceIntegrity(integrityGate, frame.integrity, principal, 'GET')
       return { principal, app }
     }

@@ -29,6 +29,11 @@ const CustomerSchema = Type.Object({
 export const DeviceSchema = Type.Object({
   id: Type.String(),
   customerId: Type.String(),
+  kind: Type.Unsafe<'app' | 'web'>({
+    type: 'string',
+    enum: ['app', 'web'],
+    description: 'an app (can attest) or a browser (the secure chat a pivot link opened; cannot attest)',
+  }),
   label: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),
   status: oneOf(['pending', 'active', 'suspended', 'revoked'] as const),
   keyThumbprint: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),

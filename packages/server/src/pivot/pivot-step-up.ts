@@ -154,8 +154,10 @@ export async function enrolWithPivotLink(
   let move: PivotMove
   try {
     ;[enrolled, move] = await ctx.db.transaction().execute(async (trx) => {
+      // The key that steps up here is a browser's: the secure chat the link opened.
       const device = await enrolDeviceIn(ctx, trx, proof, {
         deviceId,
+        kind: 'web',
         tenantId: link.tenantId,
         customerId: link.customerId,
         label: input.label,

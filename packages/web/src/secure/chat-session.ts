@@ -249,7 +249,8 @@ export class ChatSession {
 
   /**
    * Approves with this browser's device key, which signs exactly the amount, payee and reference shown. When the
-   * bank's policy asks for more, a passkey (with the user verified) approves instead; without one, a code.
+   * bank's policy asks for more, or lets browsers approve only by passkey (production), a passkey (with the user
+   * verified) approves instead; without one, a code where the policy allows it.
    */
   async approve(consentId: string, code?: string): Promise<void> {
     const card = this.consents.get(consentId)
@@ -261,8 +262,12 @@ export class ChatSession {
       const codes = code === undefined ? {} : card.needsCode === 'totp' ? { totpCode: code } : { smsCode: code }
       this.#settle(card, await this.client.approveConsent(card.consent, codes))
     } catch (error) {
-      if (problemType(error) === 'auth/step-up-required' && code === undefined) {
+      const type = problemType(error)
+      if (type === 'auth/step-up-required' && code === undefined) {
         await this.#stepUp(card, (error as StrongroomError).problem.detail ?? '')
+      } else if (type === 'integrity/web-device-refused') {
+        // Where the bank requires app integrity, a browser approves with a user-verified passkey only.
+        await this.#stepUp(card, 'passkey')
       } else {
         this.#refused(card, error)
       }

@@ -63,6 +63,10 @@ const catalogue = {
   'integrity/wrong-audience': { status: 401, title: 'The integrity token is for another audience' },
   'integrity/limited': { status: 403, title: 'The integrity token allows reading only' },
   'integrity/denied': { status: 403, title: 'The app or device does not meet the integrity policy' },
+  'integrity/web-device-refused': {
+    status: 403,
+    title: 'A browser may not do this where the bank requires app integrity; use the bank’s app',
+  },
   'integrity/invalid-evidence': { status: 400, title: 'The attestation evidence does not verify' },
   'integrity/no-secrets-key': {
     status: 409,
