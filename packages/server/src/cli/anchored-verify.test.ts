@@ -10,7 +10,9 @@ import { verifyAuditChain } from '../audit/verify.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { loadConfig } from '../platform/config.ts'
 import { openDatabase } from '../platform/db/database.ts'
-import type { WitnessEntry } from '../platform/hash-chain/witness.ts'
+import { signCheckpoint } from '../platform/hash-chain/checkpoint.ts'
+import { leafHash, MerkleFrontier } from '../platform/hash-chain/merkle.ts'
+import { type WitnessEntry, witnessEntry } from '../platform/hash-chain/witness.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
 import { createLogger } from '../platform/logging.ts'
@@ -141,6 +143,74 @@ describe('audit verify and archive verify trust only keys and a witness from out
         Object.values(tenants).map(() => [2, 0]),
       )
     }
+  })
+
+  test('the witness file alone shows each tree head extends the one before; a fork or a head that does not is named', async () => {
+    const witnessed = readFileSync(paths().witness, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as WitnessEntry)
+    const later = witnessed.filter((e) => e.treeSize === 10)
+    assert.ok(later.length > 0 && later.every((e) => e.consistency?.fromTreeSize === 5))
+    const checked = cli.run(['witness', 'verify', '--keys', paths().keys, '--witness', paths().witness])
+    assert.equal(checked.status, 0, checked.stderr)
+    const ours = Object.keys(tenants).length * 2
+    assert.deepEqual(JSON.parse(checked.stdout), {
+      ok: true,
+      chains: ours,
+      entries: ours * 2,
+      proven: ours,
+      unproven: ours,
+    })
+
+    // Heads made with the real (stolen) audit key: the witness file shows what the key alone cannot hide.
+    const { db, close } = await database()
+    const provider = await LocalKeyFileProvider.open(path.join(cli.dir, 'keyring.json'), { create: false })
+    const signer = await openSigningKey(db, provider, 'audit-checkpoint')
+    await close()
+    const tenantId = tenants.tail
+    const headOf = (size: number, salt: string) => {
+      const frontier = new MerkleFrontier()
+      for (let i = 0; i < size; i++) frontier.append(leafHash(Buffer.from(`${salt}${i}`)))
+      return signCheckpoint('audit', signer, tenantId, frontier)
+    }
+    const tenTail = witnessed.find((e) => e.tenantId === tenantId && e.treeSize === 10 && e.type.includes('audit'))
+    const variants: [string, (line: string) => string, RegExp][] = [
+      [
+        'a second head of size 10 (a fork)',
+        () => JSON.stringify(witnessEntry('audit', headOf(10, 'forged'))),
+        /tree head 10 two different tree heads of the same size \(a fork\)/,
+      ],
+      [
+        'a head of size 15 whose proof does not lead from the head of 10',
+        () =>
+          JSON.stringify(
+            witnessEntry('audit', headOf(15, 'rewritten'), {
+              fromTreeSize: 10,
+              fromRootHash: tenTail?.rootHash as string,
+              proof: (tenTail?.consistency?.proof ?? []).slice(0, 1),
+            }),
+          ),
+        /tree head 15 does not extend the tree head of size 10/,
+      ],
+    ]
+    for (const [what, extra, expected] of variants) {
+      const file = path.join(cli.dir, 'witness-variant.jsonl')
+      writeFileSync(file, `${readFileSync(paths().witness, 'utf8')}${extra('')}\n`)
+      const refused = cli.run(['witness', 'verify', '--keys', paths().keys, '--witness', file])
+      assert.equal(refused.status, 1, what)
+      assert.match(refused.stderr, expected, what)
+    }
+    // A proof in the file altered: refused too.
+    const tampered = readFileSync(paths().witness, 'utf8').replace(
+      tenTail?.consistency?.proof[0] as string,
+      '0'.repeat(64),
+    )
+    const file = path.join(cli.dir, 'witness-tampered.jsonl')
+    writeFileSync(file, tampered)
+    const refused = cli.run(['witness', 'verify', '--keys', paths().keys, '--witness', file])
+    assert.equal(refused.status, 1)
+    assert.match(refused.stderr, /tree head 10 does not extend the tree head of size 5/)
   })
 
   test('verify refuses to run on keys from the database it verifies, and on a file holding a private key', () => {

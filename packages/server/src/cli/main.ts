@@ -15,7 +15,7 @@ import { archiveKeyFileOf, type Config, ConfigError, loadConfig } from '../platf
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
 import { checkpointKeysJwks, readTrustedKeys, TrustedKeysError } from '../platform/hash-chain/trusted-keys.ts'
 import type { ChainTrust } from '../platform/hash-chain/walker.ts'
-import { WitnessFileError } from '../platform/hash-chain/witness.ts'
+import { verifyWitnessLog, WitnessFileError } from '../platform/hash-chain/witness.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
@@ -61,6 +61,10 @@ const usage = `usage: strongroom <command>
   archive verify --keys JWKS [--tenant ID] [--witness FILE]
                                      the same for the archive chains, with their content hashes (no archive key
                                      needed)
+  witness verify --keys JWKS [--witness FILE]
+                                     check a witness file by itself, without the database: every tree head signed
+                                     by a trusted key, no fork, and each proven (RFC 6962 consistency) to extend the
+                                     one before; exit status 1 names the first that fails
   archive export --tenant ID (--conversation ID | --customer ID) [--from ISO] [--to ISO] --out FILE
                                      export a case as a signed bundle (JSON lines, the last the signed manifest)
   customer create --tenant ID --ref REF --name NAME [--phone E164]
@@ -380,6 +384,18 @@ async function main(argv: string[]): Promise<void> {
         chains: archive ? archiveChains : auditChains,
         verify: archive ? verifyArchiveChain : verifyAuditChain,
       })
+      return
+    }
+    case 'witness verify': {
+      const file = values.witness ?? config.witnessFile
+      if (!values.keys || !file) throw new UsageError('witness verify needs --keys JWKS and --witness FILE')
+      const result = verifyWitnessLog(file, readTrustedKeys(values.keys))
+      out(result)
+      if (result.failure) {
+        const { chain, treeSize, reason } = result.failure
+        process.stderr.write(`strongroom: witness: ${chain}: tree head ${treeSize} ${reason}\n`)
+        process.exitCode = 1
+      }
       return
     }
     case 'archive export': {

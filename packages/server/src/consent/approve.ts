@@ -15,7 +15,12 @@ import {
   type StepUpPolicy,
 } from '../auth/step-up-policy.ts'
 import { verifyTotp } from '../auth/totp.ts'
-import { type DevicePrincipal, deviceEnrolledAt, devicePublicJwk } from '../identity/devices.ts'
+import {
+  type DevicePrincipal,
+  deviceEnrolledAt,
+  deviceEnrolmentEvidence,
+  devicePublicJwk,
+} from '../identity/devices.ts'
 import { algorithmsForKey } from '../identity/dpop.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -233,6 +238,8 @@ export async function issueApproval(
     transaction: { amount: consent.amount, payee: consent.payee, reference: consent.reference },
     challenge: consent.challenge,
     deviceId: device.deviceId,
+    deviceEnrolment:
+      device.deviceId === null ? null : await deviceEnrolmentEvidence(ctx, device.tenantId, device.deviceId),
     approvedAt,
     factors: factors.used,
     ...approval.proof,

@@ -129,6 +129,18 @@ describe('payment consent with dynamic linking', () => {
       transaction: typeof payment
     }
     assert.equal(claims.keyThumbprint, await calculateJwkThumbprint(claims.deviceKey))
+    // How the device came to be the customer's, pointing at the enrolment in the audit chain.
+    const enrolment = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['id', 'occurred_at'])
+      .where('action', '=', 'device.enrol')
+      .where('target_id', '=', phone.device.id)
+      .executeTakeFirstOrThrow()
+    assert.deepEqual(claims.deviceEnrolment, {
+      enrolledAt: phone.device.createdAt,
+      via: 'enrolment-code',
+      auditEventId: Number(enrolment.id),
+    })
     assert.equal(
       new TextDecoder().decode(base64url.decode(claims.deviceSignature.split('.')[1] as string)),
       consentSigningPayload(asked),
@@ -408,6 +420,7 @@ describe('payment consent with dynamic linking', () => {
       challenge: 'c',
       factor: 'device-key',
       deviceId: phone.device.id,
+      deviceEnrolment: null,
       keyThumbprint: 't',
       deviceKey: {},
       deviceSignature: 's',

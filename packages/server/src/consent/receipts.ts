@@ -1,4 +1,5 @@
 import { exportJWK, type JWK, SignJWT } from 'jose'
+import type { DeviceEnrolmentEvidence } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { verificationKeys } from '../platform/keyring/signing-keys.ts'
@@ -29,6 +30,8 @@ export type ReceiptClaims = ReceiptProof & {
   challenge: string
   /** The device whose session approved it; null for an SMS reply. */
   deviceId: string | null
+  /** How that device came to be the customer's (when, by what, and the audit event): null for an SMS reply. */
+  deviceEnrolment: DeviceEnrolmentEvidence | null
   approvedAt: Date
   /** Every factor the approval relied on: the device key or a passkey, and what the step-up policy added. */
   factors: string[]
@@ -49,6 +52,7 @@ export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promi
     factor: claims.factor,
     factors: claims.factors,
     deviceId: claims.deviceId,
+    deviceEnrolment: claims.deviceEnrolment,
     ...(claims.factor === 'device-key'
       ? { keyThumbprint: claims.keyThumbprint, deviceKey: claims.deviceKey, deviceSignature: claims.deviceSignature }
       : claims.factor === 'passkey'

@@ -383,3 +383,35 @@ export async function deviceCustomerId(
     .executeTakeFirst()
   return row?.customer_id
 }
+
+/** What shows how a device came to be the customer's: when and by what it enrolled, and the audit event saying so. */
+export interface DeviceEnrolmentEvidence {
+  enrolledAt: string
+  /** The enrolment path: an enrolment code, the pivot's SMS code or passkey. */
+  via: string | null
+  /** The `device.enrol` event in the tenant's audit chain (its id; `strongroom audit verify` vouches for it). */
+  auditEventId: number | null
+}
+
+export async function deviceEnrolmentEvidence(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  deviceId: string,
+): Promise<DeviceEnrolmentEvidence> {
+  const enrolledAt = await deviceEnrolledAt(ctx, tenantId, deviceId)
+  const event = await ctx.db
+    .selectFrom('audit_events')
+    .select(['id', 'details'])
+    .where('tenant_id', '=', tenantId)
+    .where('action', '=', 'device.enrol')
+    .where('target_id', '=', deviceId)
+    .where('outcome', '=', 'success')
+    .orderBy('id')
+    .executeTakeFirst()
+  const via = event ? (JSON.parse(event.details) as { via?: unknown }).via : undefined
+  return {
+    enrolledAt: enrolledAt.toISOString(),
+    via: typeof via === 'string' ? via : null,
+    auditEventId: event ? Number(event.id) : null,
+  }
+}

@@ -174,6 +174,8 @@ export interface AuditCheckpointsTable {
   signature: Uint8Array
   /** When the configured witness took it; null until then. */
   witnessed_at: Generated<Date | null>
+  /** The Merkle frontier at this size: the next checkpoint's consistency proof starts from it (null before 032). */
+  frontier: Uint8Array | null
 }
 
 export interface SigningKeysTable {

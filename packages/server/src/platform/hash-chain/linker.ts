@@ -38,7 +38,8 @@ export function emptyChainHead(): ChainHead {
  * caller reads the head (locked) and writes links, checkpoints and the new head in one transaction.
  */
 export class ChainLinker {
-  readonly checkpoints: SignedCheckpoint[] = []
+  /** Each with the frontier at its size, where the next checkpoint's consistency proof starts. */
+  readonly checkpoints: (SignedCheckpoint & { frontier: Buffer })[] = []
   readonly #kind: ChainKind
   readonly #tenantId: string
   readonly #signer: SigningKey
@@ -77,7 +78,7 @@ export class ChainLinker {
   checkpoint(): void {
     if (this.#seq === this.#checkpointSeq) return
     const checkpoint = signCheckpoint(this.#kind, this.#signer, this.#tenantId, this.#frontier)
-    this.checkpoints.push(checkpoint)
+    this.checkpoints.push({ ...checkpoint, frontier: this.#frontier.serialize() })
     this.#checkpointSeq = this.#seq
     this.#checkpointAt = checkpoint.signed_at
   }

@@ -59,3 +59,77 @@ test('audit paths prove every leaf of trees of 1 to 20 leaves, and fail for anot
     }
   }
 })
+
+// Consistency proofs of the Certificate Transparency reference tests over the same leaves (RFC 6962 §2.1.2).
+const consistencyVectors = [
+  {
+    from: 2,
+    to: 8,
+    proof: [
+      '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e',
+      '6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4',
+    ],
+  },
+  {
+    from: 6,
+    to: 8,
+    proof: [
+      '0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a',
+      'ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0',
+      'd37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7',
+    ],
+  },
+  {
+    from: 2,
+    to: 5,
+    proof: [
+      '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e',
+      'bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b',
+    ],
+  },
+]
+
+/** A chain's view at a size: the frontier there, as the chainer keeps it. */
+function frontierOf(leafHashes: Buffer[]): MerkleFrontier {
+  const frontier = new MerkleFrontier()
+  for (const leaf of leafHashes) frontier.append(leaf)
+  return frontier
+}
+
+test('consistency proofs made from a frontier and the new leaves are the RFC 6962 reference proofs', async () => {
+  const { consistencyProof, verifyConsistency } = await import('./merkle.ts')
+  const hashes = leaves.map((leaf) => leafHash(Buffer.from(leaf, 'hex')))
+  for (const { from, to, proof } of consistencyVectors) {
+    const made = consistencyProof(from, frontierOf(hashes.slice(0, from)).subtrees(), hashes.slice(from, to))
+    assert.deepEqual(
+      made.map((node) => node.toString('hex')),
+      proof,
+      `${from} → ${to}`,
+    )
+    const [oldRoot, newRoot] = [roots[from - 1], roots[to - 1]].map((r) => Buffer.from(r as string, 'hex'))
+    assert.ok(verifyConsistency(from, to, oldRoot as Buffer, newRoot as Buffer, made))
+  }
+})
+
+test('every consistency proof between trees of up to 40 leaves verifies; a changed leaf, root or node fails', async () => {
+  const { consistencyProof, verifyConsistency } = await import('./merkle.ts')
+  const hashes = Array.from({ length: 40 }, (_, i) => leafHash(Buffer.from([i, 7])))
+  for (let to = 1; to <= hashes.length; to++) {
+    const newRoot = frontierOf(hashes.slice(0, to)).root()
+    for (let from = 1; from <= to; from++) {
+      const old = frontierOf(hashes.slice(0, from))
+      const proof = consistencyProof(from, old.subtrees(), hashes.slice(from, to))
+      assert.ok(verifyConsistency(from, to, old.root(), newRoot, proof), `${from} → ${to}`)
+      if (from === to) continue
+      // History rewritten before the old size: the new tree is not an extension of the old one.
+      const rewritten = [...hashes.slice(0, to)]
+      rewritten[from - 1] = leafHash(Buffer.from('rewritten'))
+      assert.ok(!verifyConsistency(from, to, old.root(), frontierOf(rewritten).root(), proof))
+      assert.ok(!verifyConsistency(from, to, leafHash(Buffer.from('x')), newRoot, proof))
+      if (proof.length > 0) {
+        const tampered = proof.map((node, i) => (i === proof.length - 1 ? leafHash(node) : node))
+        assert.ok(!verifyConsistency(from, to, old.root(), newRoot, tampered))
+      }
+    }
+  }
+})

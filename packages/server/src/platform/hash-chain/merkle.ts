@@ -42,6 +42,11 @@ export class MerkleFrontier {
     return Buffer.concat(this.#nodes)
   }
 
+  /** The perfect subtree roots, largest first (what a consistency proof from this size is made of). */
+  subtrees(): Buffer[] {
+    return [...this.#nodes]
+  }
+
   /** Adds the next leaf, given as its leaf hash. */
   append(leaf: Buffer): void {
     let node = leaf
@@ -115,4 +120,107 @@ export function verifyInclusion(
     sn = Math.floor(sn / 2)
   }
   return sn === 0 && r.equals(root)
+}
+
+/** The largest power of two smaller than n (n > 1): RFC 6962's split point. */
+function splitPoint(n: number): number {
+  let k = 1
+  while (k * 2 < n) k *= 2
+  return k
+}
+
+/**
+ * RFC 6962 §2.1.2 consistency proof that the tree of `oldSize` leaves is a prefix of the tree of `oldSize +
+ * newLeaves.length` leaves, made from what a chain keeps: the frontier at the old size (its perfect subtree roots,
+ * largest first, as `MerkleFrontier` holds them) and the leaf hashes added since. Every node the proof needs inside
+ * the old tree is one of those subtree roots (the recursion only ever takes whole left subtrees of the old size's
+ * binary decomposition), so no older leaf is read.
+ */
+export function consistencyProof(oldSize: number, oldFrontier: Buffer[], newLeaves: Buffer[]): Buffer[] {
+  const size = oldSize + newLeaves.length
+  if (oldSize <= 0 || oldSize > size) throw new RangeError('a consistency proof needs 0 < old size <= new size')
+  // The old tree's perfect subtrees by where they start: sizes are the 1-bits of the old size, largest first.
+  const oldSubtrees = new Map<number, { size: number; hash: Buffer }>()
+  let start = 0
+  for (let bit = 2 ** Math.floor(Math.log2(oldSize)), i = 0; bit >= 1; bit /= 2) {
+    if ((oldSize & bit) === 0) continue
+    oldSubtrees.set(start, { size: bit, hash: oldFrontier[i++] as Buffer })
+    start += bit
+  }
+  const hashOf = (from: number, to: number): Buffer => {
+    if (from >= oldSize) return rangeHash(newLeaves, from - oldSize, to - oldSize)
+    const subtree = oldSubtrees.get(from)
+    if (subtree && subtree.size === to - from) return subtree.hash
+    const k = splitPoint(to - from)
+    return nodeHash(hashOf(from, from + k), hashOf(from + k, to))
+  }
+  const proof: Buffer[] = []
+  // SUBPROOF(m, D[from:to], b), iteratively: each step adds one hash and descends into one half.
+  const subproof = (m: number, from: number, to: number, whole: boolean): void => {
+    if (m === to - from) {
+      if (!whole) proof.push(hashOf(from, to))
+      return
+    }
+    const k = splitPoint(to - from)
+    if (m <= k) {
+      subproof(m, from, from + k, whole)
+      proof.push(hashOf(from + k, to))
+    } else {
+      subproof(m - k, from + k, to, false)
+      proof.push(hashOf(from, from + k))
+    }
+  }
+  if (oldSize < size) subproof(oldSize, 0, size, true)
+  return proof
+}
+
+/** The Merkle tree hash of leaves[from:to] (to > from). */
+function rangeHash(leaves: Buffer[], from: number, to: number): Buffer {
+  if (to - from === 1) return leaves[from] as Buffer
+  const k = splitPoint(to - from)
+  return nodeHash(rangeHash(leaves, from, from + k), rangeHash(leaves, from + k, to))
+}
+
+/**
+ * RFC 9162 §2.1.4.2: whether a consistency proof shows that the tree with `oldRoot` at `oldSize` is a prefix of the
+ * tree with `newRoot` at `newSize`, that is, that nothing before was changed or removed.
+ */
+export function verifyConsistency(
+  oldSize: number,
+  newSize: number,
+  oldRoot: Uint8Array,
+  newRoot: Uint8Array,
+  proof: Buffer[],
+): boolean {
+  if (oldSize < 1 || oldSize > newSize) return false
+  if (oldSize === newSize) return proof.length === 0 && Buffer.from(oldRoot).equals(newRoot)
+  let path = proof
+  if ((oldSize & (oldSize - 1)) === 0) path = [Buffer.from(oldRoot), ...proof]
+  if (path.length === 0) return false
+  let fn = oldSize - 1
+  let sn = newSize - 1
+  while (fn % 2 === 1) {
+    fn = Math.floor(fn / 2)
+    sn = Math.floor(sn / 2)
+  }
+  let fr = path[0] as Buffer
+  let sr = path[0] as Buffer
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false
+    if (fn % 2 === 1 || fn === sn) {
+      fr = nodeHash(c, fr)
+      sr = nodeHash(c, sr)
+      if (fn % 2 === 0) {
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2)
+          sn = Math.floor(sn / 2)
+        }
+      }
+    } else {
+      sr = nodeHash(sr, c)
+    }
+    fn = Math.floor(fn / 2)
+    sn = Math.floor(sn / 2)
+  }
+  return sn === 0 && fr.equals(oldRoot) && sr.equals(newRoot)
 }

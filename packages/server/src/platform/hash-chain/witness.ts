@@ -1,7 +1,9 @@
+import type { KeyObject } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import type { ChainKind } from './checkpoint.ts'
+import { type ChainKind, checkCheckpoint } from './checkpoint.ts'
+import { consistencyProof, leafHash, MerkleFrontier, verifyConsistency } from './merkle.ts'
 import type { StoredCheckpoint } from './walker.ts'
 
 /**
@@ -16,6 +18,11 @@ export interface WitnessEntry {
   signedAt: string
   keyId: string
   signature: string
+  /**
+   * RFC 6962 consistency proof from the chain's checkpoint before this one (not signed: a proof stands by itself), so
+   * that the witness, holding nothing but these lines, sees that each tree head extends the one before.
+   */
+  consistency?: { fromTreeSize: number; fromRootHash: string; proof: string[] }
 }
 
 /** A checkpoint row as the chains store it. */
@@ -28,7 +35,11 @@ export interface CheckpointRow {
   signature: Uint8Array
 }
 
-export function witnessEntry(kind: ChainKind, row: CheckpointRow): WitnessEntry {
+export function witnessEntry(
+  kind: ChainKind,
+  row: CheckpointRow,
+  consistency?: WitnessEntry['consistency'],
+): WitnessEntry {
   return {
     type: `strongroom-${kind}-checkpoint/v1`,
     tenantId: row.tenant_id,
@@ -37,6 +48,7 @@ export function witnessEntry(kind: ChainKind, row: CheckpointRow): WitnessEntry 
     signedAt: new Date(row.signed_at).toISOString(),
     keyId: row.key_id,
     signature: Buffer.from(row.signature).toString('base64url'),
+    ...(consistency ? { consistency } : {}),
   }
 }
 
@@ -100,7 +112,9 @@ export async function witnessCheckpoints(db: Kysely<Database>, kind: ChainKind, 
       .skipLocked()
       .execute()
     if (rows.length === 0) return 0
-    await witness.record(rows.map((row) => witnessEntry(kind, row)))
+    const entries: WitnessEntry[] = []
+    for (const row of rows) entries.push(witnessEntry(kind, row, await consistencyFromPrevious(trx, kind, row)))
+    await witness.record(entries)
     await trx
       .updateTable(table)
       .set({ witnessed_at: new Date() })
@@ -110,6 +124,49 @@ export async function witnessCheckpoints(db: Kysely<Database>, kind: ChainKind, 
       .execute()
     return rows.length
   })
+}
+
+/**
+ * The proof that a checkpoint extends the chain's one before: from the frontier stored with that one and the hashes of
+ * the records between the two. Undefined for a chain's first checkpoint, or one after a checkpoint from before
+ * frontiers were stored.
+ */
+async function consistencyFromPrevious(
+  db: Kysely<Database>,
+  kind: ChainKind,
+  row: CheckpointRow,
+): Promise<WitnessEntry['consistency']> {
+  const checkpoints = kind === 'audit' ? 'audit_checkpoints' : 'archive_checkpoints'
+  const previous = await db
+    .selectFrom(checkpoints)
+    .select(['tree_size', 'root_hash', 'frontier'])
+    .where('tenant_id', '=', row.tenant_id)
+    .where('tree_size', '<', String(row.tree_size))
+    .orderBy('tree_size', 'desc')
+    .executeTakeFirst()
+  if (!previous?.frontier) return undefined
+  const from = Number(previous.tree_size)
+  const records = kind === 'audit' ? 'audit_events' : 'archive_records'
+  const leaves = await db
+    .selectFrom(records)
+    .select('hash')
+    .where('tenant_id', '=', row.tenant_id)
+    .where('seq', '>', String(from))
+    .where('seq', '<=', String(row.tree_size))
+    .orderBy('seq')
+    .execute()
+  if (leaves.length !== Number(row.tree_size) - from || leaves.some((leaf) => !leaf.hash)) return undefined
+  const frontier = MerkleFrontier.deserialize(from, previous.frontier)
+  const proof = consistencyProof(
+    from,
+    frontier.subtrees(),
+    leaves.map((leaf) => leafHash(leaf.hash as Uint8Array)),
+  )
+  return {
+    fromTreeSize: from,
+    fromRootHash: Buffer.from(previous.root_hash).toString('hex'),
+    proof: proof.map((node) => node.toString('hex')),
+  }
 }
 
 /** Appends one JSON line per entry and waits for the disk: the file is only ever opened for appending. */
@@ -141,15 +198,15 @@ export class WitnessFileError extends Error {
   override name = 'WitnessFileError'
 }
 
-/** The checkpoints a witness file holds for one chain, in the stored form the walk checks (duplicates kept). */
-export function readWitnessFile(file: string, kind: ChainKind, tenantId: string): StoredCheckpoint[] {
+/** Every entry of a witness file, in file order, each checked for shape. */
+function readEntries(file: string): WitnessEntry[] {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
   } catch {
     throw new WitnessFileError(`the witness file ${file} cannot be read`)
   }
-  const checkpoints: StoredCheckpoint[] = []
+  const entries: WitnessEntry[] = []
   for (const [index, line] of text.split('\n').entries()) {
     if (line.trim() === '') continue
     let entry: WitnessEntry
@@ -158,18 +215,93 @@ export function readWitnessFile(file: string, kind: ChainKind, tenantId: string)
     } catch {
       throw new WitnessFileError(`the witness file ${file} has a malformed line ${index + 1}`)
     }
-    if (entry.type !== `strongroom-${kind}-checkpoint/v1` || entry.tenantId !== tenantId) continue
     if (!Number.isSafeInteger(entry.treeSize) || !/^[0-9a-f]{64}$/.test(entry.rootHash ?? '')) {
       throw new WitnessFileError(`the witness file ${file} has a malformed line ${index + 1}`)
     }
-    checkpoints.push({
-      tree_size: entry.treeSize,
-      root_hash: Buffer.from(entry.rootHash, 'hex'),
-      signed_at: entry.signedAt,
-      key_id: entry.keyId,
-      signature: Buffer.from(entry.signature, 'base64url'),
-      witnessed: true,
-    })
+    entries.push(entry)
   }
-  return checkpoints
+  return entries
+}
+
+function storedForm(entry: WitnessEntry): StoredCheckpoint {
+  return {
+    tree_size: entry.treeSize,
+    root_hash: Buffer.from(entry.rootHash, 'hex'),
+    signed_at: entry.signedAt,
+    key_id: entry.keyId,
+    signature: Buffer.from(entry.signature, 'base64url'),
+    witnessed: true,
+  }
+}
+
+/** The checkpoints a witness file holds for one chain, in the stored form the walk checks (duplicates kept). */
+export function readWitnessFile(file: string, kind: ChainKind, tenantId: string): StoredCheckpoint[] {
+  return readEntries(file)
+    .filter((entry) => entry.type === `strongroom-${kind}-checkpoint/v1` && entry.tenantId === tenantId)
+    .map(storedForm)
+}
+
+/** What checking a witness file by itself found. */
+export interface WitnessLogVerification {
+  ok: boolean
+  /** Chains (a kind and a tenant) the file holds tree heads of. */
+  chains: number
+  /** Distinct tree heads. */
+  entries: number
+  /** Tree heads shown by a consistency proof to extend the one before. */
+  proven: number
+  /** Tree heads with no proof from the one before (a chain's first, or from before proofs were written). */
+  unproven: number
+  failure?: { chain: string; treeSize: number; reason: string }
+}
+
+/**
+ * Checks a witness file with nothing else (no database): every tree head signed by a trusted key, no two different
+ * heads of one size (a fork), and every head that carries a consistency proof from the one before it in the file
+ * proven to extend it, so the log the bank showed the witness only ever grew.
+ */
+export function verifyWitnessLog(file: string, keys: Map<string, KeyObject>): WitnessLogVerification {
+  const byChain = new Map<string, Map<number, WitnessEntry>>()
+  let failure: WitnessLogVerification['failure']
+  for (const entry of readEntries(file)) {
+    const chain = `${entry.type} ${entry.tenantId}`
+    const heads = byChain.get(chain) ?? new Map<number, WitnessEntry>()
+    byChain.set(chain, heads)
+    const seen = heads.get(entry.treeSize)
+    if (seen && seen.rootHash !== entry.rootHash) {
+      failure ??= { chain, treeSize: entry.treeSize, reason: 'two different tree heads of the same size (a fork)' }
+    }
+    if (!seen) heads.set(entry.treeSize, entry)
+  }
+  const result = { chains: byChain.size, entries: 0, proven: 0, unproven: 0 }
+  for (const [chain, heads] of byChain) {
+    const kind = /^strongroom-(audit|archive)-checkpoint\/v1$/.exec(chain.split(' ')[0] ?? '')?.[1] as ChainKind
+    let previous: WitnessEntry | undefined
+    for (const entry of [...heads.values()].sort((a, b) => a.treeSize - b.treeSize)) {
+      result.entries++
+      const at = { chain, treeSize: entry.treeSize }
+      const bad = kind
+        ? checkCheckpoint(kind, entry.tenantId, storedForm(entry), undefined, keys)
+        : 'not a checkpoint of a known chain'
+      if (bad) failure ??= { ...at, reason: bad }
+      const proof = entry.consistency
+      if (previous && proof?.fromTreeSize === previous.treeSize) {
+        const consistent =
+          proof.fromRootHash === previous.rootHash &&
+          verifyConsistency(
+            previous.treeSize,
+            entry.treeSize,
+            Buffer.from(previous.rootHash, 'hex'),
+            Buffer.from(entry.rootHash, 'hex'),
+            proof.proof.map((node) => Buffer.from(node, 'hex')),
+          )
+        if (consistent) result.proven++
+        else failure ??= { ...at, reason: `does not extend the tree head of size ${previous.treeSize}` }
+      } else {
+        result.unproven++
+      }
+      previous = entry
+    }
+  }
+  return { ok: failure === undefined, ...result, ...(failure ? { failure } : {}) }
 }
