@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer as createHttpServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -26,6 +26,7 @@ import type { Pdu } from 'smpp'
 import { type FakeSmsc, startFakeSmsc } from '../src/channels/connectors/fake-smsc.ts'
 import { runStrongroom, strongroomFromSource } from '../src/testing/cli.ts'
 import { eventually } from '../src/testing/eventually.ts'
+import { startFakeCarrier } from '../src/testing/fake-carrier.ts'
 import { createTestDatabase, type TestDatabase } from '../src/testing/harness.ts'
 import { PROBLEMS, problemOf } from '../src/testing/problems.ts'
 import { type ClusterNode, startNode, stopProcess } from './local-cluster.ts'
@@ -42,18 +43,6 @@ const textsSince = (smsc: FakeSmsc, from: number) =>
     .slice(from)
     .map((pdu: Pdu) => (pdu.short_message as { message: string }).message)
     .join('\n')
-
-/** The carrier's CAMARA SIM Swap API, as production asks it before any SMS code: no swap for anyone. */
-async function startCarrier(token: string): Promise<Server> {
-  const carrier = createHttpServer((request, response) => {
-    const authorized = request.headers.authorization === `Bearer ${token}`
-    const answer = request.url?.endsWith('/check') ? { swapped: false } : { latestSimChange: null }
-    response.writeHead(authorized ? 200 : 401, { 'content-type': 'application/json' })
-    response.end(JSON.stringify(authorized ? answer : {}))
-  })
-  await new Promise<void>((resolve) => carrier.listen(0, '127.0.0.1', resolve))
-  return carrier
-}
 
 async function freePort(): Promise<number> {
   const server = createServer()
@@ -111,7 +100,8 @@ describe('the production path of the README, from an empty database', { skip }, 
       writeFileSync(path.join(dir, 'strongroom-data', file), 'not a key file', { mode: 0o600 })
     }
     smsc = await startFakeSmsc(SMSC_LOGIN)
-    carrier = await startCarrier('carrier-token')
+    const fakeCarrier = await startFakeCarrier('carrier-token')
+    carrier = fakeCarrier.server
     env = {
       PATH: process.env.PATH,
       STRONGROOM_MODE: 'production',
@@ -121,7 +111,7 @@ describe('the production path of the README, from an empty database', { skip }, 
       STRONGROOM_KEY_FILE: path.join(dir, 'keys', 'keyring.json'),
       STRONGROOM_PUBLIC_URL: 'https://bank.example',
       STRONGROOM_SMPP_HOSTS: `127.0.0.1:${smsc.port}`,
-      STRONGROOM_SIM_SWAP_URL: `http://127.0.0.1:${(carrier.address() as { port: number }).port}/sim-swap/v0`,
+      STRONGROOM_SIM_SWAP_URL: fakeCarrier.url,
       STRONGROOM_SIM_SWAP_TOKEN: 'carrier-token',
       LOG_LEVEL: 'warn',
     }
