@@ -57,6 +57,7 @@ export const PivotLink = Type.Object({
     Type.Literal('opened'),
     Type.Literal('completed'),
     Type.Literal('expired'),
+    Type.Literal('revoked'),
   ]),
   createdBy: Type.Object({ kind: Type.String(), id: Nullable(Type.String()) }),
   completedVia: Type.Union(

@@ -51,6 +51,14 @@ export {
   SecureGroupError,
   type SecureGroupErrorCode,
 } from './mls/secure-group.ts'
+export {
+  fetchSecureHistory,
+  type HistoryMessage,
+  SECURE_HISTORY_INFO,
+  type SealedHistoryMessage,
+  secureHistoryAad,
+  secureHistorySuite,
+} from './mls/secure-history.ts'
 export { type KeptText, type SecureEvent, SecureMessaging } from './mls/secure-messaging.ts'
 export {
   encryptedStore,

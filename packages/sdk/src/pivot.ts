@@ -13,7 +13,7 @@ import { type PublicRequestOptions, postWithoutCredentials } from './public-requ
  *    redeems the link, with the passkey assertion or the code.
  *
  * Every refusal is a StrongroomError whose type ends in `/pivot/token-expired`, `/pivot/token-used`,
- * `/pivot/invalid-token`, `/auth/passkey-invalid` or `/auth/invalid-code`.
+ * `/pivot/token-revoked` (a newer link replaced it), `/pivot/invalid-token`, `/auth/passkey-invalid` or `/auth/invalid-code`.
  */
 
 export interface PivotLinkOptions extends PublicRequestOptions {

@@ -1,5 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
+import type { StreamAuthenticator } from './conversations/stream-hub.ts'
+import { refusalOfDeviceProof } from './identity/device-key-refusal.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
 import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
 import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
@@ -7,191 +9,14 @@ import type { IntegrityPolicy } from './integrity/policy.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { checkWebDevice, refuseWebDeviceSecrets } from './integrity/web-devices.ts'
 import type { ServerContext } from './platform/context.ts'
+import type { AccessRule, AccessTableRow } from './platform/http/access-rule.ts'
 import type { App } from './platform/http/fastify.ts'
 import { actorOf, type Principal } from './platform/http/principal.ts'
 import { Problem } from './platform/http/problems.ts'
 import { requestHtu, singleHeader } from './platform/http/request.ts'
-import type { Scope } from './platform/http/roles.ts'
+import type { SigningKey } from './platform/keyring/signing-keys.ts'
 import { authenticateClientToken } from './tenancy/api-clients.ts'
 import { authenticateStaffToken } from './tenancy/staff.ts'
-
-/**
- * Who may call what. Every route the server has must appear here or the server refuses to start: access is denied
- * by default. Conversation membership and tenant scope are then checked by the capability, on the row itself.
- */
-type Access =
-  | { who: 'anyone' }
-  | { who: 'device-key' } // the handler verifies a DPoP proof: enrolment and token renewal
-  | { who: 'stream' } // authenticates in its first frame, with the same credentials as HTTP
-  | { who: 'staff'; scope: Scope } // staff or a bank backend holding the scope
-  | { who: 'any'; scope: Scope } // a device, or staff or a bank backend holding the scope
-  | { who: 'member'; staffScope: Scope } // a device, or staff holding the scope
-  | { who: 'device' } // an enrolled device, proving its key
-  | { who: 'attested-device' } // an enrolled device with a full-scope integrity token, even where tokens are optional
-  | { who: 'staff-member' } // any staff member, acting on their own account (no scope needed); not a bank backend
-  | { who: 'authenticated' } // any valid credentials
-
-const anyone = { who: 'anyone' } as const
-const deviceKey = { who: 'device-key' } as const
-const staff = (scope: Scope) => ({ who: 'staff', scope }) as const
-const member = (staffScope: Scope) => ({ who: 'member', staffScope }) as const
-const device = { who: 'device' } as const
-const attestedDevice = { who: 'attested-device' } as const
-const staffMember = { who: 'staff-member' } as const
-const any = (scope: Scope) => ({ who: 'any', scope }) as const
-
-// biome-ignore format: read as a table
-export const accessTable: Record<string, Access> = {
-  'GET /healthz':                                       anyone,
-  'GET /readyz':                                        anyone,
-  'GET /metrics':                                       anyone,
-  'GET /openapi.json':                                  anyone,
-  'GET /v1/me':                                         { who: 'authenticated' },
-  'POST /v1/staff':                                     staff('staff:admin'),
-  'POST /v1/staff/:staffId/tokens':                     staff('staff:admin'),
-  'POST /v1/customers':                                 staff('customers:write'),
-  'GET /v1/customers/:customerId':                      staff('customers:write'),
-  'GET /v1/customers/:customerId/devices':              staff('customers:write'),
-  'GET /v1/customers/:customerId/device-integrity':     staff('customers:write'),
-  'POST /v1/customers/:customerId/export':              staff('customers:export'),
-  'POST /v1/customers/:customerId/enrolment-codes':     staff('devices:enrol'),
-  'POST /v1/devices':                                   deviceKey,
-  'POST /v1/devices/token':                             deviceKey,
-  // Only a revoked device's key is accepted: it confirms that it erased its store.
-  'POST /v1/devices/wipe-confirmation':                 deviceKey,
-  'GET /.well-known/strongroom-wipe-keys':              anyone,
-  'GET /v1/policies/retention':                         staff('staff:admin'),
-  'PUT /v1/policies/retention':                         staff('staff:admin'),
-  'PUT /v1/conversations/:conversationId/retention':    staff('staff:admin'),
-  'GET /v1/devices':                                    device,
-  'POST /v1/devices/:deviceId/revoke':                  member('devices:revoke'),
-  'POST /v1/devices/:deviceId/suspend':                 member('devices:revoke'),
-  // A suspended device's own credentials are refused before this: another device of the customer resumes it.
-  'POST /v1/devices/:deviceId/resume':                  member('devices:revoke'),
-  'POST /v1/conversations':                             staff('conversations:write'),
-  'GET /v1/conversations':                              member('conversations:read'),
-  'GET /v1/conversations/:conversationId':              member('conversations:read'),
-  'POST /v1/conversations/:conversationId/members':     staff('conversations:write'),
-  'PUT /v1/conversations/:conversationId/assignment':   staff('conversations:assign'),
-  'GET /v1/staff':                                      staff('conversations:assign'),
-  'POST /v1/conversations/:conversationId/messages':    member('conversations:write'),
-  'GET /v1/conversations/:conversationId/messages':     member('conversations:read'),
-  'POST /v1/conversations/:conversationId/markers':     member('conversations:read'),
-  'GET /v1/stream':                                     { who: 'stream' },
-  'GET /v1/audit/events':                               staff('audit:read'),
-  'POST /v1/consents':                                  staff('consents:write'),
-  'GET /v1/consents':                                   any('consents:write'),
-  'GET /v1/consents/:consentId':                        any('consents:write'),
-  'POST /v1/api-clients':                               staff('staff:admin'),
-  'POST /v1/oauth/token':                               anyone,
-  'GET /.well-known/oauth-authorization-server':        anyone,
-  'POST /v1/consents/:consentId/approve':               device,
-  'POST /v1/consents/:consentId/decline':               device,
-  'GET /.well-known/jwks.json':                         anyone,
-  'GET /.well-known/strongroom-pins':                   anyone,
-  'POST /v1/factors/totp':                              device,
-  'POST /v1/factors/totp/confirm':                      device,
-  'POST /v1/factors/totp/verify':                       device,
-  'GET /v1/factors':                                    device,
-  'POST /v1/factors/:factorId/remove':                  device,
-  'GET /v1/customers/:customerId/factors':              staff('customers:write'),
-  'POST /v1/customers/:customerId/factors/reset':       staff('factors:reset'),
-  'POST /v1/factors/sms/send':                          any('customers:write'),
-  'POST /v1/factors/sms/verify':                        any('customers:write'),
-  'POST /v1/consents/:consentId/sms-confirmation':      staff('consents:write'),
-  'POST /v1/passkeys/registration/options':            device,
-  'POST /v1/passkeys/registration':                    device,
-  'GET /v1/passkeys':                                  device,
-  'POST /v1/passkeys/authentication/options':          device,
-  'POST /v1/passkeys/authentication':                  device,
-  'POST /v1/consents/:consentId/approve/passkey':      device,
-  'POST /v1/staff/passkey/registration/options':       staffMember,
-  'POST /v1/staff/passkey/registration':               staffMember,
-  // A staff sign-in needs no credentials: the passkey assertion is the credential, and it yields a staff token.
-  'POST /v1/staff/passkey/sign-in/options':            anyone,
-  'POST /v1/staff/passkey/sign-in':                    anyone,
-  'POST /v1/risk/sim-swap':                             staff('customers:write'),
-  'GET /v1/policies/step-up':                            staff('staff:admin'),
-  'PUT /v1/policies/step-up':                            staff('staff:admin'),
-  'GET /v1/policies/integrity':                         staff('staff:admin'),
-  'PUT /v1/policies/integrity':                         staff('staff:admin'),
-  'GET /v1/policies/dlp':                               staff('staff:admin'),
-  'PUT /v1/policies/dlp':                               staff('staff:admin'),
-  'GET /v1/policies/links':                             staff('staff:admin'),
-  'PUT /v1/policies/links':                             staff('staff:admin'),
-  'POST /v1/dlp/scan':                                  staff('conversations:write'),
-  'POST /v1/integrity/challenges':                      device,
-  'POST /v1/integrity/attest':                          device,
-  'POST /v1/apps/:appId/versions/:appVersion/deactivate': staff('staff:admin'),
-  'PUT /v1/apps/:appId':                                staff('staff:admin'),
-  'PUT /v1/secrets/:name':                              staff('staff:admin'),
-  'POST /v1/integrity/secrets-key':                     device,
-  'GET /v1/secrets/:name':                              attestedDevice,
-  'GET /v1/e2e/credential-authority':                   anyone,
-  'POST /v1/e2e/credentials':                           member('conversations:write'),
-  'POST /v1/e2e/key-packages':                          member('conversations:write'),
-  'GET /v1/e2e/key-packages':                           member('conversations:write'),
-  'GET /v1/e2e/welcomes':                               member('conversations:write'),
-  'DELETE /v1/e2e/welcomes/:welcomeId':                 member('conversations:write'),
-  'POST /v1/conversations/:conversationId/e2e/key-packages/claim': member('conversations:write'),
-  'PUT /v1/conversations/:conversationId/e2e/group':    member('conversations:write'),
-  'GET /v1/conversations/:conversationId/e2e/group':    member('conversations:read'),
-  'POST /v1/conversations/:conversationId/e2e/commits': member('conversations:write'),
-  'POST /v1/conversations/:conversationId/e2e/archive-removal-exemptions': staff('archive:manage'),
-  'GET /v1/conversations/:conversationId/e2e/group-info': member('conversations:write'),
-  'POST /v1/conversations/:conversationId/e2e/readd-requests': member('conversations:write'),
-  'PUT /v1/channels/:connector':                        staff('staff:admin'),
-  'GET /v1/channels':                                   staff('staff:admin'),
-  // Authenticated by the provider's signature (or, for the handshake, Meta's verify token), not by our credentials.
-  'POST /v1/channels/twilio/webhook':                   anyone,
-  'POST /v1/channels/whatsapp/webhook':                 anyone,
-  'GET /v1/channels/whatsapp/webhook':                  anyone,
-  'POST /v1/channels/messenger/webhook':                anyone,
-  'GET /v1/channels/messenger/webhook':                 anyone,
-  'POST /v1/conversations/:conversationId/public-messages': staff('conversations:write'),
-  'GET /v1/conversations/:conversationId/public-messages': member('conversations:read'),
-  'POST /v1/conversations/:conversationId/public-channel/customer': staff('customers:write'),
-  'POST /v1/conversations/:conversationId/pivot':       staff('conversations:write'),
-  'GET /v1/conversations/:conversationId/pivot-links':  staff('conversations:read'),
-  'GET /v1/channels/conversations':                     staff('conversations:read'),
-  // The token is the credential; the answer carries no personal data.
-  'POST /v1/pivot/open':                                anyone,
-  'POST /v1/pivot/redeem':                              device,
-  // A browser that is not enrolled: the link and a fresh factor of its customer make it a device (pivot-step-up.ts).
-  'POST /v1/pivot/step-up/options':                     anyone,
-  'POST /v1/pivot/step-up/sms':                         anyone,
-  'POST /v1/pivot/enrol':                               deviceKey,
-  // The web pages and their hashed assets (packages/web); the simulator's only in dev mode.
-  'GET /console':                                       anyone,
-  'GET /console/':                                      anyone,
-  'GET /secure':                                        anyone,
-  'GET /secure/':                                       anyone,
-  'GET /assets/:file':                                  anyone,
-  'GET /simulator':                                     anyone,
-  'GET /simulator/':                                    anyone,
-  'GET /v1/archive/records':                            staff('archive:read'),
-  'POST /v1/archive/exports':                           staff('archive:read'),
-  'GET /v1/archive/verification':                       staff('archive:read'),
-  'GET /v1/archive/retention':                          staff('archive:read'),
-  'PUT /v1/archive/retention':                          staff('archive:manage'),
-  'GET /v1/archive/holds':                              staff('archive:read'),
-  'POST /v1/archive/holds':                             staff('archive:manage'),
-  'POST /v1/archive/holds/:holdId/release':             staff('archive:manage'),
-  'POST /v1/archive/customers/:customerId/erase':       staff('archive:manage'),
-  // Dev mode only (the server refuses to register them in production): the carrier simulator.
-  'PUT /dev/camara/sim-swaps/:phoneNumber':             anyone,
-  'POST /dev/camara/sim-swap/v0/check':                 anyone,
-  'POST /dev/camara/sim-swap/v0/retrieve-date':         anyone,
-  // Dev mode only: the channel simulator (the customer's phone, and the providers' send APIs).
-  'POST /dev/simulator/phone/:connector/messages':      anyone,
-  'POST /dev/simulator/phone/:connector/receipts':      anyone,
-  'GET /dev/simulator/channels':                         anyone,
-  'GET /dev/simulator/phone/:connector/inbox':          anyone,
-  'GET /dev/simulator/phone/:connector/thread':         anyone,
-  'POST /dev/simulator/provider/twilio/2010-04-01/Accounts/:accountSid/Messages.json': anyone,
-  'POST /dev/simulator/provider/whatsapp/:version/:phoneNumberId/messages': anyone,
-  'POST /dev/simulator/provider/messenger/:version/me/messages': anyone,
-}
 
 /**
  * The principal behind an Authorization header (and, for devices, a DPoP proof): `Bearer srs_…` for staff,
@@ -234,10 +59,6 @@ export async function authenticate(
   }
   throw new Problem('auth/missing-credentials', 'use the Bearer or DPoP scheme')
 }
-
-/** Installs the access table: a route without a rule fails at start, and each request is checked before parsing. */
-/** Device routes that work without an integrity token: the ones that obtain it. */
-const integrityExempt = new Set(['POST /v1/integrity/challenges', 'POST /v1/integrity/attest'])
 
 /** What the gate keeps per node so that a gated request costs little more than an ungated one. */
 export interface IntegrityGate {
@@ -288,24 +109,30 @@ async function checkDeviceGate(
   return (await checkDeviceIntegrity(gate, token, device, request.method, attested)).flags
 }
 
+/**
+ * Installs the guard: a route whose `config.access` is missing stops the server from starting (deny by default), and
+ * each request is checked against its route's rule before its body is parsed. Gives the access table, filled in as
+ * the modules register their routes.
+ */
 export function installAccessControl(
   app: App,
   ctx: Pick<ServerContext, 'db' | 'config'>,
   gate: IntegrityGate,
   integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
-): void {
+): readonly AccessTableRow[] {
+  const table: AccessTableRow[] = []
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
+    const access = route.config?.access
     for (const method of methods) {
       if (route.url.startsWith('/documentation')) continue
-      // Fastify answers HEAD with the GET handler minus the body: the same rule applies.
-      const key = `${method === 'HEAD' ? 'GET' : method} ${route.url}`
-      if (!accessTable[key]) throw new Error(`route ${key} has no entry in the access table`)
-      route.config = { ...(route.config as object), access: accessTable[key] } as typeof route.config
+      if (!access) throw new Error(`route ${method} ${route.url} has no access rule (config.access)`)
+      // Fastify answers HEAD with the GET handler minus the body, and the same rule: the table lists the GET.
+      if (method !== 'HEAD') table.push({ method, url: route.url, access })
     }
   })
   app.addHook('onRequest', async (request, reply) => {
-    const access = (request.routeOptions.config as { access?: Access }).access
+    const access = request.routeOptions.config.access
     if (!access) {
       if (request.routeOptions.url === undefined) return // unmatched: the not-found handler answers
       throw new Problem('auth/forbidden')
@@ -330,9 +157,9 @@ export function installAccessControl(
     }
     const route = `${request.method} ${request.routeOptions.url}`
     const attested = access.who === 'attested-device'
+    const exempt = access.who === 'device' && access.integrity === 'exempt'
     const gated =
-      principal.kind === 'device' &&
-      (attested || (!integrityExempt.has(route) && (await integrityRequired(principal.tenantId, route))))
+      principal.kind === 'device' && (attested || (!exempt && (await integrityRequired(principal.tenantId, route))))
     if (gated && principal.kind === 'device') {
       try {
         request.integrityFlags = await checkDeviceGate(gate, principal, request, route, attested)
@@ -345,10 +172,11 @@ export function installAccessControl(
     }
     request.principal = principal
   })
+  return table
 }
 
 /** Why the principal may not use a route with this rule, if it may not. */
-function refusalFor(access: Exclude<Access, { who: 'anyone' | 'device-key' | 'stream' }>, principal: Principal) {
+function refusalFor(access: Exclude<AccessRule, { who: 'anyone' | 'device-key' | 'stream' }>, principal: Principal) {
   if (access.who === 'authenticated') return undefined
   if (access.who === 'staff-member') {
     return principal.kind === 'staff' ? undefined : new Problem('auth/forbidden', 'this is for staff members')
@@ -375,4 +203,44 @@ async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal
     reason: problem.kind,
     details: route ? { route } : {},
   })
+}
+
+/**
+ * The stream's sign-in: its first frame carries the same credentials as an HTTP request (`GET /v1/stream`), and a
+ * device's passes the same integrity gate.
+ */
+export function streamAuthenticator(
+  ctx: Pick<ServerContext, 'db'>,
+  gate: IntegrityGate,
+  integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
+  wipeKey: SigningKey,
+): StreamAuthenticator {
+  return async (frame, htu) => {
+    const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
+    const principal = await authenticate(ctx, credentials).catch(async (error: unknown) => {
+      // A revoked or suspended device reconnecting with its old token: answer with the wipe command or the
+      // suspension, not a plain refusal that the SDK would retry.
+      const [scheme, token] = frame.authorization.split(' ', 2)
+      if (
+        error instanceof Problem &&
+        error.kind === 'auth/invalid-token' &&
+        scheme?.toLowerCase() === 'dpop' &&
+        token
+      ) {
+        const refusal = await refusalOfDeviceProof(ctx, wipeKey, frame.dpop, { htm: 'GET', htu, accessToken: token })
+        if (refusal) throw refusal
+      }
+      throw error
+    })
+    if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
+      // A browser has no integrity token: the tenant's policy for browsers decides instead.
+      if (principal.deviceKind === 'web') {
+        checkWebDevice(principal, 'GET /v1/stream', await gate.policyOf(principal.tenantId))
+        return { principal }
+      }
+      const { app } = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET')
+      return { principal, app }
+    }
+    return { principal }
+  }
 }

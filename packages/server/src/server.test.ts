@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { accessTable, installAccessControl } from './access.ts'
+import { installAccessControl } from './access.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { allow } from './platform/http/access-rule.ts'
 import { createHttpServer } from './platform/http/fastify.ts'
 import { problemCatalogue } from './platform/http/problems.ts'
 import { createLogger } from './platform/logging.ts'
@@ -50,9 +51,9 @@ describe('the HTTP surface', () => {
       ([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
     )
     // The WebSocket route is described in prose: OpenAPI has no way to describe its frames.
-    const apiRoutes = Object.keys(accessTable).filter(
-      (route) => (route.includes(' /v1/') || route.includes(' /.well-known/')) && route !== 'GET /v1/stream',
-    )
+    const apiRoutes = server.accessTable
+      .map(({ method, url }) => `${method} ${url}`)
+      .filter((route) => (route.includes(' /v1/') || route.includes(' /.well-known/')) && route !== 'GET /v1/stream')
     assert.match(document.info.description, /WebSocket at \/v1\/stream/)
     assert.deepEqual(documented.sort(), apiRoutes.sort())
     assert.deepEqual(document['x-problem-types'], problemCatalogue)
@@ -72,7 +73,7 @@ describe('the HTTP surface', () => {
     })
   })
 
-  test('a route missing from the access table stops the server from starting (deny by default)', async () => {
+  test('a route without an access rule stops the server from starting (deny by default)', async () => {
     const metrics = createMetrics()
     const app = await createHttpServer({ logger: createLogger('silent'), metrics, bodyLimit: 1024, trustProxy: false })
     const gate = {
@@ -80,9 +81,30 @@ describe('the HTTP surface', () => {
       deactivated: new DeactivatedAppVersions(server.ctx),
       policyOf: async () => undefined,
     }
-    installAccessControl(app, server.ctx, gate, async () => false)
-    assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no entry/)
+    const table = installAccessControl(app, server.ctx, gate, async () => false)
+    app.get('/v1/declared', { config: { access: allow.staff('audit:read') } }, async () => 'guarded')
+    assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no access rule/)
+    // A module registers its routes inside a plugin: there the missing rule makes start-up itself fail.
+    app.register(async (scope) => {
+      scope.post('/v1/forgotten-in-a-module', async () => 'open')
+    })
+    await assert.rejects(async () => app.ready(), /route POST \/v1\/forgotten-in-a-module has no access rule/)
+    assert.deepEqual(table, [{ method: 'GET', url: '/v1/declared', access: { who: 'staff', scope: 'audit:read' } }])
     gate.deactivated.close()
     await app.close()
+  })
+
+  test('the access table lists the routes the server answers, each with the rule declared next to its handler', () => {
+    const rows = server.accessTable
+    assert.equal(new Set(rows.map(({ method, url }) => `${method} ${url}`)).size, rows.length, 'each route once')
+    for (const { method, url } of rows) assert.ok(server.app.hasRoute({ method, url }), `${method} ${url} is served`)
+    const ruleOf = (method: string, url: string) => rows.find((row) => row.method === method && row.url === url)?.access
+    assert.deepEqual(ruleOf('POST', '/v1/conversations/:conversationId/messages'), {
+      who: 'member',
+      staffScope: 'conversations:write',
+    })
+    assert.deepEqual(ruleOf('POST', '/v1/integrity/attest'), { who: 'device', integrity: 'exempt' })
+    assert.deepEqual(ruleOf('GET', '/v1/stream'), { who: 'stream' })
+    assert.deepEqual(ruleOf('GET', '/healthz'), { who: 'anyone' })
   })
 })

@@ -1,77 +1,109 @@
 import { existsSync } from 'node:fs'
 import websocket from '@fastify/websocket'
-import { authenticate, checkDeviceIntegrity, type IntegrityGate, installAccessControl } from './access.ts'
+import { type IntegrityGate, installAccessControl, streamAuthenticator } from './access.ts'
 import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archive-member.ts'
 import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
 import { startArchiveChainer } from './archive/chainer.ts'
 import { startEvidenceArchive } from './archive/evidence-feed.ts'
 import { archiveKeyPackagesFromMember, archiveMemberPresence } from './archive/member-presence.ts'
-import { expireArchiveRecords } from './archive/retention.ts'
-import { archiveRoutes } from './archive/routes.ts'
+import { archiveModule } from './archive/module.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
-import { auditRoutes } from './audit/routes.ts'
-import { purgeExpiredPasskeyChallenges } from './auth/passkey-challenges.ts'
-import { passkeyRoutes } from './auth/passkey-routes.ts'
-import { authRoutes } from './auth/routes.ts'
+import { auditModule } from './audit/module.ts'
+import { authModule } from './auth/module.ts'
+import { carrierOAuth, operatorTokenSource } from './auth/operator-oauth.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
-import { simSwapSimulatorRoutes } from './auth/sim-swap-simulator.ts'
 import type { SmsSender } from './auth/sms-otp.ts'
 import { openChannels } from './channels/channel-services.ts'
+import { channelsModule } from './channels/module.ts'
 import type { ChannelDeps } from './channels/public-messages.ts'
-import { channelRoutes } from './channels/routes.ts'
-import { channelSimulatorRoutes } from './channels/simulator.ts'
 import { sendTransactionalSms } from './channels/sms.ts'
-import { channelWebhookRoutes } from './channels/webhook-routes.ts'
-import { consentRoutes } from './consent/routes.ts'
+import { consentModule } from './consent/module.ts'
 import { handleSmsReply } from './consent/sms-confirmation.ts'
 import { removeMemberEverywhere } from './conversations/conversations.ts'
 import { MessageLog } from './conversations/message-log.ts'
-import { purgeExpiredMessages } from './conversations/purge-expired-messages.ts'
-import { retentionRoutes } from './conversations/retention-routes.ts'
-import { conversationRoutes } from './conversations/routes.ts'
-import { StreamHub } from './conversations/stream-hub.ts'
-import { dataSubjectRoutes } from './data-subject/routes.ts'
+import { conversationsModule } from './conversations/module.ts'
+import type { MessageRef } from './conversations/purge-expired-messages.ts'
+import { type StreamAuthenticator, StreamHub } from './conversations/stream-hub.ts'
+import { dataSubjectModule } from './data-subject/module.ts'
 import { groupMessageAdmission } from './e2e/groups.ts'
-import { e2eRoutes } from './e2e/routes.ts'
-import { refusalOfDeviceProof } from './identity/device-key-refusal.ts'
-import { purgeExpiredAccessTokens } from './identity/devices.ts'
-import { purgeExpiredProofs } from './identity/dpop.ts'
-import { identityRoutes } from './identity/routes.ts'
+import { e2eModule } from './e2e/module.ts'
+import { identityModule } from './identity/module.ts'
+import type { DeviceRevocationHook } from './identity/routes.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
-import { purgeExpiredChallenges } from './integrity/challenges.ts'
-import { createHardwareVerifiers } from './integrity/hardware-attestation.ts'
+import { integrityModule } from './integrity/module.ts'
 import { cachedIntegrityPolicy, integrityRequirement } from './integrity/policy.ts'
-import { integrityRoutes } from './integrity/routes.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
-import { checkWebDevice } from './integrity/web-devices.ts'
+import { pivotModule } from './pivot/module.ts'
 import { invitePivot } from './pivot/pivot.ts'
-import { pivotRoutes, pivotStepUpRoutes } from './pivot/routes.ts'
 import { openBus } from './platform/bus/open-bus.ts'
 import type { Config } from './platform/config.ts'
 import type { ServerContext } from './platform/context.ts'
 import { type DatabaseHandle, migrateToLatest, openDatabase, whileDatabaseUnavailable } from './platform/db/database.ts'
+import type { AccessTableRow } from './platform/http/access-rule.ts'
 import { type App, createHttpServer } from './platform/http/fastify.ts'
+import { healthModule } from './platform/http/health-routes.ts'
 import { serveMetrics } from './platform/http/metrics-endpoint.ts'
-import { Problem } from './platform/http/problems.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
-import { openSigningKey } from './platform/keyring/signing-keys.ts'
+import { openSigningKey, type SigningKey, type SigningKeyPurpose } from './platform/keyring/signing-keys.ts'
 import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
+import { type Module, registerModules } from './platform/module.ts'
 import { startPeriodicTask } from './platform/periodic-task.ts'
 import { refuseDevSeededDatabase, seedDemoBank } from './seed.ts'
-import { purgeExpiredClientCredentials } from './tenancy/api-clients.ts'
-import { oauthRoutes } from './tenancy/oauth-routes.ts'
-import { tenancyRoutes } from './tenancy/routes.ts'
-import { webRoutes } from './web/routes.ts'
+import { tenancyModule } from './tenancy/module.ts'
+import { webModule } from './web/module.ts'
 import { startWebhookDelivery } from './webhooks/delivery.ts'
+
+/** What the assembly gives the modules: each module's own needs are a part of this. */
+interface Services {
+  database: DatabaseHandle
+  draining: () => boolean
+  archiveMemberState: () => Promise<'this node' | 'running' | 'none'>
+  wipeKey: SigningKey
+  onDeviceRevoked: DeviceRevocationHook
+  messageLog: MessageLog
+  hub: StreamHub
+  isArchived: (refs: MessageRef[]) => Promise<Set<string>>
+  credentialKey: SigningKey
+  prepareArchive: (tenantId: string) => Promise<void> | undefined
+  channelDeps: ChannelDeps
+  listeningUrl: () => string
+  publicUrl: () => string
+  simSwap: () => SimSwapProvider
+  sendSms: SmsSender
+  receiptKey: SigningKey
+  integrityTokenKey: SigningKey
+  deactivatedAppVersions: DeactivatedAppVersions
+  archiveSigner: SigningKey
+}
+
+/** The capabilities, in the order their routes register. Adding a capability is adding its folder and a line here. */
+export const modules: readonly Module<Services>[] = [
+  healthModule,
+  tenancyModule,
+  identityModule,
+  conversationsModule,
+  e2eModule,
+  auditModule,
+  channelsModule,
+  pivotModule,
+  authModule,
+  consentModule,
+  integrityModule,
+  archiveModule,
+  dataSubjectModule,
+  webModule,
+]
 
 export interface RunningServer {
   readonly app: App
   readonly ctx: ServerContext
   /** The base URL the server listens on, e.g. http://127.0.0.1:8080 */
   readonly url: string
+  /** Every route and who may call it, as the modules declared them (`strongroom routes` prints it). */
+  readonly accessTable: readonly AccessTableRow[]
   /** Chains the audit events recorded so far (the chainer otherwise does so within a quarter second). */
   flushAudit(): Promise<void>
   /** Links the archive records appended so far into their chains (the chainer otherwise does so within a second). */
@@ -83,6 +115,13 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
+interface StartOptions {
+  logger?: Logger
+  inMemoryDatabase?: boolean
+  database?: DatabaseHandle
+  archiveSink?: ArchiveSink
+}
+
 const HOUSEKEEPING_MS = 60_000
 /** How long a starting node waits for an unreachable database before it gives up and exits. */
 const STARTUP_DATABASE_DEADLINE_MS = 120_000
@@ -91,10 +130,213 @@ const STARTUP_DATABASE_DEADLINE_MS = 120_000
  * Opens the key provider, the database (migrating it), the bus, and serves HTTP and WebSocket until closed.
  * Everything the server holds is reached through the returned handle.
  */
-export async function startServer(
-  config: Config,
-  options: { logger?: Logger; inMemoryDatabase?: boolean; database?: DatabaseHandle; archiveSink?: ArchiveSink } = {},
-): Promise<RunningServer> {
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const platform = await openPlatform(config, options)
+  const { ctx, database } = platform
+  const keys = await openSigningKeys(platform)
+  // base64 makes a body about 4/3 of the ciphertext; the rest is room for the JSON around it.
+  const bodyLimit = Math.ceil((config.maxMessageBytes * 4) / 3) + 16 * 1024
+  const app = await createHttpServer({
+    logger: ctx.log,
+    metrics: ctx.metrics,
+    bodyLimit,
+    trustProxy: config.trustProxy,
+  })
+  const gate: IntegrityGate = {
+    tokens: new IntegrityTokenChecker(ctx),
+    deactivated: new DeactivatedAppVersions(ctx),
+    policyOf: cachedIntegrityPolicy(ctx),
+  }
+  const integrityRequired = integrityRequirement(ctx, gate.policyOf)
+  const accessTable = installAccessControl(app, ctx, gate, integrityRequired)
+  const hubAuthenticator = streamAuthenticator(ctx, gate, integrityRequired, keys.wipe)
+  const running = await startServices(platform, keys, { gate, hubAuthenticator, archiveSink: options.archiveSink })
+  const { services, archiveMember } = running
+
+  // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
+  // queued, then let go of the bus and the database.
+  await app.register(websocket, {
+    options: { maxPayload: bodyLimit },
+    preClose: async () => {
+      running.draining = true
+      ctx.metrics.drains.inc()
+      ctx.log.info('draining: readiness fails, streams are told where to resume, queued messages commit')
+      await running.housekeeping.stop()
+      await services.hub.close()
+    },
+  })
+  app.addHook('onClose', async () => {
+    // Unbinds from the SMSCs after storing what they delivered, while the message log still takes it.
+    await services.channelDeps.smppLinks.close()
+    await services.messageLog.close()
+    await archiveMember?.stop()
+    await running.evidenceArchive?.stop()
+    await running.archiveChainer.stop()
+    await running.auditChainer.stop()
+    await running.webhooks.stop()
+    gate.deactivated.close()
+    await platform.close()
+  })
+  const metricsEndpoint = await serveMetrics(app, config, ctx.metrics)
+  app.addHook('onClose', () => metricsEndpoint.close())
+  await registerModules(app, modules, ctx, services)
+
+  const address = await app.listen({ port: config.port, host: config.host })
+  await services.channelDeps.smppLinks.start()
+  const url = running.outside.listening(address.replace('[::1]', 'localhost'))
+  ctx.log.info(
+    { url, metrics: metricsEndpoint.url, mode: config.mode, database: database.kind, bus: ctx.bus.kind },
+    'strongroom listening',
+  )
+  return {
+    app,
+    ctx,
+    url,
+    accessTable,
+    flushAudit: () => running.auditChainer.flush(),
+    flushArchive: async () => {
+      await archiveMember?.idle()
+      await running.auditChainer.flush()
+      await running.evidenceArchive?.flush()
+      await running.archiveChainer.flush()
+    },
+    flushWebhooks: () => running.webhooks.flush(),
+    archiveMember,
+    close: () => app.close(),
+  }
+}
+
+type Platform = Awaited<ReturnType<typeof openPlatform>>
+type SigningKeys = Awaited<ReturnType<typeof openSigningKeys>>
+
+/** The server's signing keys, one a purpose (created on first use, rotated by `strongroom keys rotate`). */
+async function openSigningKeys({ ctx, keyProvider, startupStep }: Platform) {
+  const key = (purpose: SigningKeyPurpose) => startupStep(() => openSigningKey(ctx.db, keyProvider, purpose))
+  return {
+    wipe: await key('wipe-command'),
+    audit: await key('audit-checkpoint'),
+    archive: await key('archive-checkpoint'),
+    receipt: await key('consent-receipt'),
+    integrity: await key('integrity-token'),
+    credential: await key('mls-credential'),
+  }
+}
+
+/**
+ * What the modules share at run time (the message log, the stream hub, the channels, the archive member), and the
+ * work that runs in the background: housekeeping from every module, the chainers, webhook delivery.
+ */
+async function startServices(
+  { ctx, database, startupStep }: Platform,
+  keys: SigningKeys,
+  parts: { gate: IntegrityGate; hubAuthenticator: StreamAuthenticator; archiveSink: ArchiveSink | undefined },
+) {
+  const { config } = ctx
+  const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
+  const outside = externalServices(config)
+  const channelDeps: ChannelDeps = openChannels(ctx, {
+    messageLog,
+    env: { publicUrl: outside.publicUrl, simulatorUrl: outside.simulatorUrl },
+    smsReplyHandlers: [(reply) => handleSmsReply(ctx, { receiptKey: keys.receipt, simSwap: outside.simSwap() }, reply)],
+    inviteToSecureChannel: (invitation) => invitePivot(ctx, channelDeps, invitation),
+  })
+  const archiveMember = config.archiveMember
+    ? await ArchiveMember.start(ctx, {
+        credentialKey: keys.credential,
+        kek: ctx.archiveKek as LocalKeyFileProvider,
+        sink: parts.archiveSink ?? archiveStoreSink(ctx),
+        partition: parsePartition(config.archivePartition),
+      })
+    : undefined
+  // Not a reason to refuse to start (the archive's node may start after this one, or be upgraded meanwhile): said in
+  // the log at start, in /readyz, and by the problem a new secure conversation gets while none runs.
+  const archiveMemberState = async () =>
+    archiveMember ? 'this node' : (await archiveMemberPresence(ctx)).running ? 'running' : 'none'
+  if ((await startupStep(archiveMemberState)) === 'none') {
+    ctx.log.warn(
+      'no node runs the compliance archive member: secure conversations cannot be created until one does ' +
+        '(STRONGROOM_ARCHIVE_MEMBER=true on one node)',
+    )
+  }
+  const services: Services = {
+    database,
+    draining: () => running.draining,
+    archiveMemberState,
+    wipeKey: keys.wipe,
+    onDeviceRevoked: removeMemberEverywhere,
+    messageLog,
+    hub: new StreamHub(ctx, messageLog, parts.hubAuthenticator),
+    isArchived: (refs) => archivedConversationSeqs(ctx.db, refs),
+    credentialKey: keys.credential,
+    prepareArchive: (tenantId) =>
+      archiveMember ? archiveMember.ensureTenant(tenantId) : archiveKeyPackagesFromMember(ctx, tenantId),
+    channelDeps,
+    listeningUrl: outside.listeningUrl,
+    publicUrl: outside.publicUrl,
+    simSwap: outside.simSwap,
+    sendSms: (sms) => sendTransactionalSms(ctx, channelDeps, sms),
+    receiptKey: keys.receipt,
+    integrityTokenKey: keys.integrity,
+    deactivatedAppVersions: parts.gate.deactivated,
+    archiveSigner: keys.archive,
+  }
+  const running = {
+    draining: false,
+    services,
+    outside,
+    archiveMember,
+    // Consents, pivots and device events reach the archive from the audit chain, read by one archive process only.
+    evidenceArchive:
+      archiveMember && parsePartition(config.archivePartition).index === 0 ? startEvidenceArchive(ctx) : undefined,
+    housekeeping: startPeriodicTask({
+      name: 'housekeeping',
+      intervalMs: HOUSEKEEPING_MS,
+      pass: () => Promise.all(modules.map((module) => module.housekeeping?.(ctx, services))),
+      log: ctx.log,
+    }),
+    auditChainer: startAuditChainer(ctx, keys.audit),
+    archiveChainer: startArchiveChainer(ctx, keys.archive),
+    webhooks: startWebhookDelivery(ctx, keys.receipt),
+  }
+  return running
+}
+
+/**
+ * The URLs the server is known by, and the carrier SIM-swap API: both are settled only once the server listens
+ * (in dev, the built-in simulators answer on the server's own port).
+ */
+function externalServices(config: Config) {
+  // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
+  let listeningUrl = ''
+  let simSwap: SimSwapProvider = config.simSwapUrl
+    ? camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: carrierAccessToken(config) })
+    : {
+        check: () => Promise.reject(new SimSwapUnavailable('not configured')),
+        retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
+      }
+  return {
+    listeningUrl: () => listeningUrl,
+    publicUrl: () => config.publicUrl ?? listeningUrl,
+    // In dev, channels without a provider URL of their own send to the channel simulator.
+    simulatorUrl:
+      config.mode === 'dev' ? (connector: string) => `${listeningUrl}/dev/simulator/provider/${connector}` : undefined,
+    simSwap: () => simSwap,
+    /** Settles the URLs once the server listens at `url`; gives `url`. */
+    listening(url: string): string {
+      listeningUrl = url
+      // In dev without a carrier, the built-in simulator answers, through the same CAMARA wire format.
+      if (config.mode === 'dev' && !config.simSwapUrl)
+        simSwap = camaraSimSwap({ baseUrl: `${url}/dev/camara/sim-swap/v0` })
+      return url
+    },
+  }
+}
+
+/**
+ * The platform under the capabilities: the key provider, the database (migrated, waited for at start-up), the bus
+ * and the archive's key, as one context. `close` lets go of the bus and the database (unless the caller owns it).
+ */
+async function openPlatform(config: Config, options: StartOptions) {
   const log = options.logger ?? createLogger(config.logLevel)
   const metrics = createMetrics()
   const keyProvider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
@@ -139,232 +381,24 @@ export async function startServer(
     archiveKeyFile && (config.archiveMember || config.mode === 'dev' || existsSync(archiveKeyFile))
       ? await LocalKeyFileProvider.open(archiveKeyFile, { create: config.mode === 'dev' })
       : undefined
-  const ctx: ServerContext = {
-    config,
-    db: database.db,
-    bus,
-    keyring: new Keyring(database.db, keyProvider),
-    archiveKek,
-    metrics,
-    log,
-  }
+  const keyring = new Keyring(database.db, keyProvider)
+  const ctx: ServerContext = { config, db: database.db, bus, keyring, archiveKek, metrics, log }
   if (config.mode === 'dev' && config.devSeed) await seedDemoBank(ctx)
-
-  // base64 makes a body about 4/3 of the ciphertext; the rest is room for the JSON around it.
-  const bodyLimit = Math.ceil((config.maxMessageBytes * 4) / 3) + 16 * 1024
-  const app = await createHttpServer({ logger: log, metrics, bodyLimit, trustProxy: config.trustProxy })
-  const integrityGate: IntegrityGate = {
-    tokens: new IntegrityTokenChecker(ctx),
-    deactivated: new DeactivatedAppVersions(ctx),
-    policyOf: cachedIntegrityPolicy(ctx),
-  }
-  const integrityRequired = integrityRequirement(ctx, integrityGate.policyOf)
-  installAccessControl(app, ctx, integrityGate, integrityRequired)
-
-  const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
-  const wipeKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'wipe-command'))
-  const hub = new StreamHub(ctx, messageLog, async (frame, htu) => {
-    const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
-    const principal = await authenticate(ctx, credentials).catch(async (error: unknown) => {
-      // A revoked or suspended device reconnecting with its old token: answer with the wipe command or the
-      // suspension, not a plain refusal that the SDK would retry.
-      const [scheme, token] = frame.authorization.split(' ', 2)
-      if (
-        error instanceof Problem &&
-        error.kind === 'auth/invalid-token' &&
-        scheme?.toLowerCase() === 'dpop' &&
-        token
-      ) {
-        const refusal = await refusalOfDeviceProof(ctx, wipeKey, frame.dpop, { htm: 'GET', htu, accessToken: token })
-        if (refusal) throw refusal
-      }
-      throw error
-    })
-    if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
-      // A browser has no integrity token: the tenant's policy for browsers decides instead.
-      if (principal.deviceKind === 'web') {
-        checkWebDevice(principal, 'GET /v1/stream', await integrityGate.policyOf(principal.tenantId))
-        return { principal }
-      }
-      const { app } = await checkDeviceIntegrity(integrityGate, frame.integrity, principal, 'GET')
-      return { principal, app }
-    }
-    return { principal }
-  })
-  let closing = false
-  const housekeeping = startPeriodicTask({
-    name: 'housekeeping',
-    intervalMs: HOUSEKEEPING_MS,
-    pass: () =>
-      Promise.all([
-        purgeExpiredProofs(ctx),
-        purgeExpiredAccessTokens(ctx),
-        purgeExpiredClientCredentials(ctx),
-        purgeExpiredChallenges(ctx),
-        purgeExpiredPasskeyChallenges(ctx),
-        purgeExpiredMessages(ctx, { isArchived: (refs) => archivedConversationSeqs(ctx.db, refs) }),
-        expireArchiveRecords(ctx.db, { batch: config.archiveExpiryBatch }),
-      ]),
-    log,
-  })
-  const auditChainer = startAuditChainer(
-    ctx,
-    await startupStep(() => openSigningKey(ctx.db, keyProvider, 'audit-checkpoint')),
-  )
-  const archiveSigner = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'archive-checkpoint'))
-  const archiveChainer = startArchiveChainer(ctx, archiveSigner)
-
-  // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
-  // queued, then let go of the bus and the database.
-  await app.register(websocket, {
-    options: { maxPayload: bodyLimit },
-    preClose: async () => {
-      closing = true
-      metrics.drains.inc()
-      log.info('draining: readiness fails, streams are told where to resume, queued messages commit')
-      await housekeeping.stop()
-      await hub.close()
-    },
-  })
-  app.addHook('onClose', async () => {
-    // Unbinds from the SMSCs after storing what they delivered, while the message log still takes it.
-    await smppLinks.close()
-    await messageLog.close()
-    await archiveMember?.stop()
-    await evidenceArchive?.stop()
-    await archiveChainer.stop()
-    await auditChainer.stop()
-    await webhooks.stop()
-    integrityGate.deactivated.close()
-    await bus.close()
-    stopWatchingDatabase()
-    if (!options.database) await database.close()
-  })
-
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }))
-  // Ready means this node can serve: it is not draining and its database answers. The bus is not part of it: without
-  // the bus a node still commits and delivers to its own sockets, and other nodes catch up when it is back; its
-  // state is in /metrics and the logs.
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    if (closing) throw new Problem('server/unavailable', 'shutting down')
-    if (!(await database.ready())) throw new Problem('server/unavailable', 'database not ready')
-    return reply.send({
-      status: 'ready',
-      database: database.kind,
-      bus: bus.kind,
-      busConnected: bus.connected(),
-      archiveMember: await archiveMemberState(),
-    })
-  })
-  const metricsEndpoint = await serveMetrics(app, config, metrics)
-  app.addHook('onClose', () => metricsEndpoint.close())
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-  await app.register(async (scope) => tenancyRoutes(scope, ctx))
-  await app.register(async (scope) => oauthRoutes(scope, ctx))
-  await app.register(async (scope) => identityRoutes(scope, ctx, { wipeKey, onRevoked: removeMemberEverywhere }))
-  await app.register(async (scope) => conversationRoutes(scope, ctx, { messageLog, hub }))
-  await app.register(async (scope) => retentionRoutes(scope, ctx))
-  await app.register(async (scope) => auditRoutes(scope, ctx))
-  // Known once listening; providers and customers may know us by another URL (STRONGROOM_PUBLIC_URL).
-  let listeningUrl = ''
-  const publicUrl = () => config.publicUrl ?? listeningUrl
-  let simSwap: SimSwapProvider = {
-    check: () => Promise.reject(new SimSwapUnavailable('not configured')),
-    retrieveDate: () => Promise.reject(new SimSwapUnavailable('not configured')),
-  }
-  if (config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: config.simSwapUrl, accessToken: config.simSwapToken })
-  const receiptKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'consent-receipt'))
-  const channelDeps: ChannelDeps = openChannels(ctx, {
-    messageLog,
-    env: {
-      publicUrl,
-      // In dev, channels without a provider URL of their own send to the channel simulator.
-      simulatorUrl:
-        config.mode === 'dev' ? (connector) => `${listeningUrl}/dev/simulator/provider/${connector}` : undefined,
-    },
-    smsReplyHandlers: [(reply) => handleSmsReply(ctx, { receiptKey, simSwap }, reply)],
-    inviteToSecureChannel: (invitation) => invitePivot(ctx, channelDeps, invitation),
-  })
-  const smppLinks = channelDeps.smppLinks
-  const sendSms: SmsSender = (sms) => sendTransactionalSms(ctx, channelDeps, sms)
-  await app.register(async (scope) => channelRoutes(scope, ctx, channelDeps))
-  await app.register(async (scope) => pivotRoutes(scope, ctx, channelDeps))
-  await app.register(async (scope) => pivotStepUpRoutes(scope, ctx, channelDeps, { simSwap: () => simSwap, sendSms }))
-  await app.register(async (scope) => channelWebhookRoutes(scope, ctx, channelDeps))
-  if (config.mode === 'dev') {
-    await app.register(async (scope) =>
-      channelSimulatorRoutes(scope, ctx, { listeningUrl: () => listeningUrl, publicUrl }),
-    )
-  }
-  await app.register(async (scope) => authRoutes(scope, ctx, { simSwap: () => simSwap, sendSms }))
-  await app.register(async (scope) => passkeyRoutes(scope, ctx))
-  const tokenKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'integrity-token'))
-  await app.register(async (scope) =>
-    integrityRoutes(scope, ctx, {
-      tokenKey,
-      verifiers: createHardwareVerifiers(config),
-      deactivated: integrityGate.deactivated,
-    }),
-  )
-  if (config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
-  const credentialKey = await startupStep(() => openSigningKey(ctx.db, keyProvider, 'mls-credential'))
-  const archiveMember = config.archiveMember
-    ? await ArchiveMember.start(ctx, {
-        credentialKey,
-        kek: archiveKek as LocalKeyFileProvider,
-        sink: options.archiveSink ?? archiveStoreSink(ctx),
-        partition: parsePartition(config.archivePartition),
-      })
-    : undefined
-  // Not a reason to refuse to start (the archive's node may start after this one, or be upgraded meanwhile): said in
-  // the log at start, in /readyz, and by the problem a new secure conversation gets while none runs.
-  const archiveMemberState = async () =>
-    archiveMember ? 'this node' : (await archiveMemberPresence(ctx)).running ? 'running' : 'none'
-  if ((await startupStep(archiveMemberState)) === 'none') {
-    log.warn(
-      'no node runs the compliance archive member: secure conversations cannot be created until one does ' +
-        '(STRONGROOM_ARCHIVE_MEMBER=true on one node)',
-    )
-  }
-  // Consents, pivots and device events reach the archive from the audit chain, read by one archive process only.
-  const evidenceArchive =
-    archiveMember && parsePartition(config.archivePartition).index === 0 ? startEvidenceArchive(ctx) : undefined
-  await app.register(async (scope) =>
-    e2eRoutes(scope, ctx, {
-      credentialKey,
-      prepareArchive: (tenantId) =>
-        archiveMember ? archiveMember.ensureTenant(tenantId) : archiveKeyPackagesFromMember(ctx, tenantId),
-    }),
-  )
-  await app.register(async (scope) => consentRoutes(scope, ctx, { receiptKey, simSwap: () => simSwap, sendSms }))
-  await app.register(async (scope) => webRoutes(scope, ctx))
-  await app.register(async (scope) => archiveRoutes(scope, ctx, { signer: archiveSigner }))
-  await app.register(async (scope) => dataSubjectRoutes(scope, ctx))
-  const webhooks = startWebhookDelivery(ctx, receiptKey)
-
-  const address = await app.listen({ port: config.port, host: config.host })
-  await smppLinks.start()
-  const url = address.replace('[::1]', 'localhost')
-  listeningUrl = url
-  // In dev without a carrier, the built-in simulator answers, through the same CAMARA wire format.
-  if (config.mode === 'dev' && !config.simSwapUrl) simSwap = camaraSimSwap({ baseUrl: `${url}/dev/camara/sim-swap/v0` })
-  log.info(
-    { url, metrics: metricsEndpoint.url, mode: config.mode, database: database.kind, bus: bus.kind },
-    'strongroom listening',
-  )
   return {
-    app,
     ctx,
-    url,
-    flushAudit: () => auditChainer.flush(),
-    flushArchive: async () => {
-      await archiveMember?.idle()
-      await auditChainer.flush()
-      await evidenceArchive?.flush()
-      await archiveChainer.flush()
+    database,
+    keyProvider,
+    startupStep,
+    async close() {
+      await bus.close()
+      stopWatchingDatabase()
+      if (!options.database) await database.close()
     },
-    flushWebhooks: () => webhooks.flush(),
-    archiveMember,
-    close: () => app.close(),
   }
+}
+
+/** The bearer token for the carrier's CAMARA APIs: from its OAuth token endpoint when configured, else a static one. */
+function carrierAccessToken(config: Config) {
+  const oauth = carrierOAuth(config)
+  return oauth ? operatorTokenSource(oauth) : config.simSwapToken
 }

@@ -35,13 +35,17 @@ export async function freePort(): Promise<number> {
  * Builds the pages into a temporary directory and starts a real server (dev mode, so the simulator is there) that
  * serves them; stopping it removes the build. Makes the screenshot directory too.
  */
-export async function startPagesServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+export async function startPagesServer(
+  overrides: Partial<Config> = {},
+  /** `archiveSink`: what the archive member decrypts, for tests that count it. */
+  options: Parameters<typeof startTestServer>[2] = {},
+): Promise<TestServer> {
   mkdirSync(outputDir, { recursive: true })
   const webDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-web-build-'))
   const removeBuild = () => rmSync(webDir, { recursive: true, force: true })
   try {
     await buildWeb({ outDir: webDir, quiet: true })
-    const server = await startTestServer({ ...overrides, webDir })
+    const server = await startTestServer({ ...overrides, webDir }, undefined, options)
     return {
       ...server,
       stop: async () => {

@@ -62,6 +62,14 @@ export class IndexedDbStore implements SecureStore {
     await done(indexedDB.deleteDatabase(this.#db.name))
   }
 
+  /**
+   * One holder at a time across every tab and worker of the origin (the Web Locks API), per database and name: the
+   * tabs of a browser share one member state, and take turns moving it on.
+   */
+  async exclusive<T>(name: string, operation: () => Promise<T>): Promise<T> {
+    return await navigator.locks.request(`${this.#db.name}/${name}`, operation)
+  }
+
   async get(key: string): Promise<Uint8Array | undefined> {
     const transaction = this.#db.transaction([VALUES, EXPIRIES])
     const [value, expiresAt] = await Promise.all([

@@ -98,7 +98,13 @@ export interface GroupMember {
 
 /** What processing one message did. */
 export type GroupEvent =
-  | { kind: 'application'; sender: MemberIdentity; plaintext: Uint8Array }
+  | {
+      kind: 'application'
+      sender: MemberIdentity
+      plaintext: Uint8Array
+      /** What the sender bound to the message in the clear (RFC 9420 authenticated_data); empty for a plain text. */
+      authenticatedData: Uint8Array
+    }
   | {
       kind: 'commit'
       epoch: bigint
@@ -360,10 +366,16 @@ export class SecureGroup {
     return pending
   }
 
-  /** Encrypts application data for the group; persist `group` before `message` leaves the device. */
-  async encrypt(plaintext: Uint8Array): Promise<{ message: Uint8Array; group: SecureGroup }> {
+  /**
+   * Encrypts application data for the group; persist `group` before `message` leaves the device. `authenticatedData`
+   * travels in the clear, authenticated with the message: what kind of message it is, never what it says.
+   */
+  async encrypt(
+    plaintext: Uint8Array,
+    authenticatedData?: Uint8Array,
+  ): Promise<{ message: Uint8Array; group: SecureGroup }> {
     this.#requireActive()
-    const result = await createApplicationMessage(this.#state, plaintext, this.#member.suite)
+    const result = await createApplicationMessage(this.#state, plaintext, this.#member.suite, authenticatedData)
     result.consumed.forEach(wipe)
     return {
       message: encodeMessage({
@@ -372,6 +384,16 @@ export class SecureGroup {
         privateMessage: result.privateMessage,
       }),
       group: new SecureGroup(this.#member, result.newState),
+    }
+  }
+
+  /** The epoch an application message was encrypted in (in its clear header), or undefined for anything else. */
+  static epochOf(bytes: Uint8Array): bigint | undefined {
+    try {
+      const message = decodeMessage(bytes)
+      return message.wireformat === 'mls_private_message' ? message.privateMessage.epoch : undefined
+    } catch {
+      return undefined
     }
   }
 
@@ -432,7 +454,9 @@ export class SecureGroup {
     const group = new SecureGroup(this.#member, result.newState)
     if (result.kind === 'applicationMessage') {
       if (!sender) throw new SecureGroupError('invalid-message', 'the sender is not a member')
-      return { group, event: { kind: 'application', sender, plaintext: result.message } }
+      const authenticatedData =
+        message.wireformat === 'mls_private_message' ? message.privateMessage.authenticatedData : new Uint8Array()
+      return { group, event: { kind: 'application', sender, plaintext: result.message, authenticatedData } }
     }
     // Strongroom sends commits as PublicMessages and relays no proposals: anything else changes nothing here.
     if (!commit) throw new SecureGroupError('invalid-message', 'not an application message or a public commit')

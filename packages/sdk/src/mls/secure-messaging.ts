@@ -36,7 +36,7 @@ import {
   SecureGroupError,
   type SecureGroupErrorCode,
 } from './secure-group.ts'
-import type { SecureStore } from './secure-store.ts'
+import { inProcessExclusive, type SecureStore } from './secure-store.ts'
 
 const DEFAULT_SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 const KEY_PACKAGE_BATCH = 20
@@ -66,6 +66,23 @@ export type SecureEvent =
       conversationId: string
       seq: number
       reason: SecureGroupErrorCode
+      /** Another member's message: this member asked the group for it again (its sender, if it kept it, re-sends it). */
+      resendRequested: boolean
+    }
+  | {
+      /** Another member could not read `of.seq`, which this member sent, and asked for it again. */
+      kind: 'resend-requested'
+      conversationId: string
+      seq: number
+      requester: MemberIdentity
+      of: { seq: number }
+    }
+  | {
+      /** This member sent again, as `seq`, the message `of` that another member could not read: once per message. */
+      kind: 'resent'
+      conversationId: string
+      seq: number
+      of: number
     }
   | {
       kind: 'members-changed'
@@ -101,10 +118,24 @@ export type SecureEvent =
     }
 
 /** What a member kept of a message it read or sent (with `keepTexts`), until the message expires. */
-export type KeptText = { kind: 'text'; text: string } | { kind: 'unreadable' }
+export type KeptText =
+  | { kind: 'text'; text: string }
+  | { kind: 'unreadable'; resendRequested: boolean }
+  /** A message with no text of its own (a request to send one again, or a copy of one already read): show nothing. */
+  | { kind: 'control' }
 
-// What is kept per message: 1 then the text's bytes, or 0 alone for a message that could not be decrypted.
+// What is kept per message: 1 then the text's bytes; 0 alone for a message that could not be decrypted, 2 when it was
+// asked for again; 3 for a message that carries no text to show.
 const UNREADABLE = new Uint8Array([0])
+const UNREADABLE_ASKED = new Uint8Array([2])
+const CONTROL = new Uint8Array([3])
+/**
+ * Marks, in a message's clear authenticated data, what carries no text: a member's request that the message at a seq
+ * be sent again (the seq is in the encrypted content), and the copy sent in answer (which names the seq it copies).
+ */
+const RESEND_REQUEST = 'strongroom/resend-request'
+const RESEND_OF = 'strongroom/resend-of/'
+const resentKey = (conversationId: string, seq: number) => `mls/resent/${conversationId}/${seq}`
 const readable = (bytes: Uint8Array) => {
   const kept = new Uint8Array(bytes.length + 1)
   kept[0] = 1
@@ -143,21 +174,31 @@ export class SecureMessaging {
   readonly #store: SecureStore
   readonly #member: LocalMember
   readonly #self: MemberIdentity
-  readonly #queues = new Map<string, Promise<unknown>>()
+  readonly #queues = inProcessExclusive()
   readonly #groups = new Map<string, SecureGroup>()
   readonly #onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined
   readonly #keepTexts: boolean
+  readonly #asksAgain: boolean
+  /** Per conversation: seqs of other members' messages this member could not read, to ask for again. */
+  readonly #toAsk = new Map<string, Set<number>>()
+  /** Per conversation: seqs of this member's messages others asked for again, to re-send once. */
+  readonly #toAnswer = new Map<string, Set<number>>()
 
   private constructor(
     delivery: DeliveryService,
     store: SecureStore,
     member: LocalMember,
     self: MemberIdentity,
-    options: { onEvent?: ((event: SecureEvent) => void | Promise<void>) | undefined; keepTexts?: boolean | undefined },
+    options: {
+      onEvent?: ((event: SecureEvent) => void | Promise<void>) | undefined
+      keepTexts?: boolean | undefined
+      askAgain?: boolean | undefined
+    },
   ) {
     this.#delivery = delivery
     this.#onEvent = options.onEvent
     this.#keepTexts = options.keepTexts ?? false
+    this.#asksAgain = options.askAgain ?? true
     this.#store = store
     this.#member = member
     this.#self = self
@@ -184,34 +225,22 @@ export class SecureMessaging {
        * opens (however long the app was closed or offline) and whenever the store's own timer or `purgeExpired` says.
        */
       keepTexts?: boolean
+      /**
+       * Ask the group to send again another member's message this member could not read (true unless said): its
+       * sender, when it kept the text, sends a copy once. The archive member, which sends nothing, reads the copies
+       * others asked for.
+       */
+      askAgain?: boolean
     },
   ): Promise<SecureMessaging> {
     const delivery = service instanceof StrongroomClient ? httpDeliveryService(service) : service
     const suiteName = options.suite ?? DEFAULT_SUITE
     const suite = await getCiphersuiteImpl(getCiphersuiteFromName(suiteName), options.provider)
     const store = options.store
-    let signKey = await store.get('mls/signature-key')
-    let publicKey = await store.get('mls/signature-public-key')
-    if (!signKey || !publicKey) {
-      const pair = await suite.signature.keygen()
-      // A new identity: key packages in the directory from before (a lost store) cannot be opened any more.
-      const replace = new Uint8Array([1])
-      if (store.setAllIfAbsent) {
-        const identity: [string, Uint8Array][] = [
-          ['mls/signature-key', pair.signKey],
-          ['mls/signature-public-key', pair.publicKey],
-          [REPLACE_KEY_PACKAGES, replace],
-        ]
-        // Another process sharing the store made one first: that one is the member's.
-        if (!(await store.setAllIfAbsent(identity))) return SecureMessaging.open(service, options)
-      } else {
-        await store.set(REPLACE_KEY_PACKAGES, replace)
-        await store.set('mls/signature-key', pair.signKey)
-        await store.set('mls/signature-public-key', pair.publicKey)
-      }
-      signKey = pair.signKey
-      publicKey = pair.publicKey
-    }
+    const identity = () => SecureMessaging.#signatureKeys(store, suite)
+    const made = await (store.exclusive ? store.exclusive('mls/identity', identity) : identity())
+    if (!made) return SecureMessaging.open(service, options)
+    const { signKey, publicKey } = made
     let credentialBytes = await store.get('mls/credential')
     if (!credentialBytes) {
       credentialBytes = new TextEncoder().encode(await delivery.issueCredential(publicKey))
@@ -231,6 +260,35 @@ export class SecureMessaging {
     if (options.keepTexts) await messaging.purgeExpired()
     await messaging.replenishKeyPackages()
     return messaging
+  }
+
+  /**
+   * The member's signature key pair, made and stored if the store holds none. Undefined when another process sharing
+   * the store made one at the same moment (then that one is the member's: open again).
+   */
+  static async #signatureKeys(
+    store: SecureStore,
+    suite: LocalMember['suite'],
+  ): Promise<{ signKey: Uint8Array; publicKey: Uint8Array } | undefined> {
+    const signKey = await store.get('mls/signature-key')
+    const publicKey = await store.get('mls/signature-public-key')
+    if (signKey && publicKey) return { signKey, publicKey }
+    const pair = await suite.signature.keygen()
+    // A new identity: key packages in the directory from before (a lost store) cannot be opened any more.
+    const replace = new Uint8Array([1])
+    if (store.setAllIfAbsent) {
+      const identity: [string, Uint8Array][] = [
+        ['mls/signature-key', pair.signKey],
+        ['mls/signature-public-key', pair.publicKey],
+        [REPLACE_KEY_PACKAGES, replace],
+      ]
+      if (!(await store.setAllIfAbsent(identity))) return undefined
+    } else {
+      await store.set(REPLACE_KEY_PACKAGES, replace)
+      await store.set('mls/signature-key', pair.signKey)
+      await store.set('mls/signature-public-key', pair.publicKey)
+    }
+    return { signKey: pair.signKey, publicKey: pair.publicKey }
   }
 
   /** Who this member is, as the other members see it. */
@@ -340,24 +398,10 @@ export class SecureMessaging {
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content
     const clientMessageId = randomId()
     return this.#serialized(conversationId, async () => {
-      for (let attempt = 0; ; attempt++) {
-        const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes)
-        await this.#saveGroup(conversationId, group)
-        try {
-          const sent = await this.#delivery.sendApplicationMessage(
-            conversationId,
-            clientMessageId,
-            message,
-            options.expiresAt,
-          )
-          await this.#keep(sent, readable(bytes))
-          return sent
-        } catch (error) {
-          if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
-          await this.#catchUp(conversationId)
-          await this.#recoverIfBehind(conversationId, error)
-        }
-      }
+      const sent = await this.#sendNow(conversationId, bytes, clientMessageId, options)
+      await this.#keep(sent, readable(bytes))
+      await this.#followUp(conversationId)
+      return sent
     })
   }
 
@@ -380,8 +424,8 @@ export class SecureMessaging {
     return this.#serialized(message.conversationId, async () => {
       const read = await this.#readSeq(message.conversationId)
       if (message.seq <= read) return []
-      if (message.seq > read + 1) return this.#catchUp(message.conversationId)
-      return this.#apply(message)
+      const events = message.seq > read + 1 ? await this.#catchUp(message.conversationId) : await this.#apply(message)
+      return [...events, ...(await this.#followUp(message.conversationId))]
     })
   }
 
@@ -394,7 +438,9 @@ export class SecureMessaging {
     return this.#serialized(conversationId, async () => {
       const kept = await this.#store.get(textKey(conversationId, seq))
       if (!kept) return undefined
-      return kept[0] === 1 ? { kind: 'text', text: new TextDecoder().decode(kept.subarray(1)) } : { kind: 'unreadable' }
+      if (kept[0] === 1) return { kind: 'text', text: new TextDecoder().decode(kept.subarray(1)) }
+      if (kept[0] === 3) return { kind: 'control' }
+      return { kind: 'unreadable', resendRequested: kept[0] === 2 }
     })
   }
 
@@ -405,7 +451,10 @@ export class SecureMessaging {
 
   /** Reads everything new in a conversation from the server. */
   sync(conversationId: string): Promise<SecureEvent[]> {
-    return this.#serialized(conversationId, () => this.#catchUp(conversationId))
+    return this.#serialized(conversationId, async () => [
+      ...(await this.#catchUp(conversationId)),
+      ...(await this.#followUp(conversationId)),
+    ])
   }
 
   /** Joins every group this member was added to while away; returns the conversations joined. */
@@ -482,7 +531,21 @@ export class SecureMessaging {
       processed = await group.process(bytes)
     } catch (error) {
       if (!(error instanceof SecureGroupError)) throw error
-      const unreadable: SecureEvent = { kind: 'unreadable', conversationId, seq, reason: error.code }
+      // Another member's application message this member should have read: it asks for it again. A commit it cannot
+      // apply, or a group it has left, is no message anyone can send again.
+      const ask =
+        this.#asksAgain &&
+        !fromSelf &&
+        isPrivateMessage(bytes) &&
+        error.code !== 'removed' &&
+        error.code !== 'future-epoch'
+      const unreadable: SecureEvent = {
+        kind: 'unreadable',
+        conversationId,
+        seq,
+        reason: error.code,
+        resendRequested: ask,
+      }
       if (error.code === 'future-epoch') {
         // The log is read in order, so a later epoch means a commit this state could not apply (or its own commit,
         // accepted but never stored) lies behind: the state is of no more use.
@@ -490,16 +553,34 @@ export class SecureMessaging {
         return [unreadable, ...(await this.#recover(conversationId))]
       }
       // One bad message must not block the conversation: it is reported and passed over, the group unchanged.
-      await this.#keep(message, UNREADABLE)
+      if (ask) queued(this.#toAsk, conversationId).add(seq)
+      await this.#keep(message, ask ? UNREADABLE_ASKED : UNREADABLE)
       await this.#setReadSeq(conversationId, seq)
       return [unreadable]
     }
     const { group: next, event } = processed
+    const marker = event.kind === 'application' ? new TextDecoder().decode(event.authenticatedData) : ''
+    if (marker === RESEND_REQUEST && event.kind === 'application') {
+      await this.#keep(message, CONTROL)
+      await this.#saveGroup(conversationId, next)
+      await this.#setReadSeq(conversationId, seq)
+      const request = resendRequestOf(event.plaintext)
+      if (!request) return []
+      const mine = request.sender.kind === this.#self.kind && request.sender.id === this.#self.id
+      if (mine) queued(this.#toAnswer, conversationId).add(request.seq)
+      return mine
+        ? [{ kind: 'resend-requested', conversationId, seq, requester: event.sender, of: { seq: request.seq } }]
+        : []
+    }
+    // A copy of a message this member read already (others asked for it): shown once, where it was first.
+    const copyOf = marker.startsWith(RESEND_OF) ? Number(marker.slice(RESEND_OF.length)) : undefined
+    const duplicate = copyOf !== undefined && (await this.#store.get(textKey(conversationId, copyOf)))?.[0] === 1
     // Kept before the group moves on: after a crash in between, the message decrypts again and is kept again, where
     // the other way round its keys would be gone and its text with them.
-    if (event.kind === 'application') await this.#keep(message, readable(event.plaintext))
+    if (event.kind === 'application') await this.#keep(message, duplicate ? CONTROL : readable(event.plaintext))
     await this.#saveGroup(conversationId, next)
     await this.#setReadSeq(conversationId, seq)
+    if (duplicate) return []
     if (event.kind === 'application') {
       const text = new TextDecoder().decode(event.plaintext)
       return [
@@ -524,6 +605,86 @@ export class SecureMessaging {
       if (welcomed) return [changed, welcomed]
     }
     return [changed]
+  }
+
+  /**
+   * Encrypts for the group's current epoch and sends; behind another member's commit, it catches up and encrypts
+   * again, under the same client message id, so the server keeps the message once whatever the retries. Returns the
+   * message as the server accepted it: only then is it sent.
+   */
+  async #sendNow(
+    conversationId: string,
+    bytes: Uint8Array,
+    clientMessageId: string,
+    options: { expiresAt?: Date | undefined; authenticatedData?: string },
+  ): Promise<Message> {
+    const authenticatedData =
+      options.authenticatedData === undefined ? undefined : new TextEncoder().encode(options.authenticatedData)
+    for (let attempt = 0; ; attempt++) {
+      const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes, authenticatedData)
+      await this.#saveGroup(conversationId, group)
+      try {
+        return await this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message, options.expiresAt)
+      } catch (error) {
+        if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
+        await this.#catchUp(conversationId)
+        await this.#recoverIfBehind(conversationId, error)
+      }
+    }
+  }
+
+  /**
+   * After reading: asks the group for the messages this member could not read, and sends again, once each, its own
+   * that others asked for (when it kept their text, and they have not expired). Client message ids derived from the
+   * seq make each request and each copy one message in the log, however many members or tabs do it.
+   */
+  async #followUp(conversationId: string): Promise<SecureEvent[]> {
+    const events: SecureEvent[] = []
+    for (let seq = take(this.#toAsk, conversationId); seq !== undefined; seq = take(this.#toAsk, conversationId)) {
+      await this.#askAgain(conversationId, seq)
+    }
+    for (
+      let seq = take(this.#toAnswer, conversationId);
+      seq !== undefined;
+      seq = take(this.#toAnswer, conversationId)
+    ) {
+      const resent = await this.#sendAgain(conversationId, seq)
+      if (resent) events.push(resent)
+    }
+    return this.#emit(events)
+  }
+
+  /** Asks the group for the message at `seq`, naming its sender as the delivery service does. */
+  async #askAgain(conversationId: string, seq: number): Promise<void> {
+    const [original] = await this.#delivery.listMessages(conversationId, seq - 1, 1)
+    if (original?.seq !== seq) return
+    const request = new TextEncoder().encode(JSON.stringify({ seq, sender: original.sender }))
+    const sent = await this.#sendNow(conversationId, request, `resend-request-${seq}`, {
+      authenticatedData: RESEND_REQUEST,
+    })
+    await this.#keep(sent, CONTROL)
+  }
+
+  /** Sends again this member's message at `seq`, once, when it kept its text and it has not expired. */
+  async #sendAgain(conversationId: string, seq: number): Promise<SecureEvent | undefined> {
+    if (await this.#store.get(resentKey(conversationId, seq))) return undefined
+    const kept = await this.#store.get(textKey(conversationId, seq))
+    const [original] = await this.#delivery.listMessages(conversationId, seq - 1, 1)
+    const mine = original?.sender.kind === this.#self.kind && original.sender.id === this.#self.id
+    // Without its text (not kept, or expired) there is nothing to send again: the reader keeps its notice.
+    if (!original || original.seq !== seq || !mine || kept?.[0] !== 1) return undefined
+    // Only within the epoch it was sent in: the members are those it was sent to. After a commit, a member added
+    // since (a new device) could otherwise ask for what was said before it came.
+    const group = await this.#usableGroup(conversationId)
+    if (SecureGroup.epochOf(base64ToBytes(original.ciphertext)) !== group.epoch) return undefined
+    const expiresAt = original.expiresAt === null ? undefined : new Date(original.expiresAt)
+    const sent = await this.#sendNow(conversationId, kept.subarray(1), `resend-${seq}`, {
+      expiresAt,
+      authenticatedData: `${RESEND_OF}${seq}`,
+    })
+    await this.#store.set(resentKey(conversationId, seq), CONTROL, expiresAt ? { expiresAt } : {})
+    await this.#keep(sent, kept)
+    return { kind: 'resent', conversationId, seq: sent.seq, of: seq }
   }
 
   /**
@@ -766,15 +927,57 @@ export class SecureMessaging {
     }
   }
 
-  /** Runs operations on one conversation one after another: each starts from the state the previous one stored. */
+  /**
+   * Runs operations on one conversation one after another: each starts from the state the previous one stored. With
+   * a store that other instances of this member share (the tabs of a browser), one at a time across all of them, and
+   * from the stored state, not the one decoded here before: another instance may have moved the group on since.
+   */
   #serialized<T>(conversationId: string, operation: () => Promise<T>): Promise<T> {
-    const previous = this.#queues.get(conversationId) ?? Promise.resolve()
-    const result = previous.then(operation, operation)
-    const settled = result.catch(() => undefined)
-    this.#queues.set(conversationId, settled)
-    void settled.then(() => {
-      if (this.#queues.get(conversationId) === settled) this.#queues.delete(conversationId)
-    })
-    return result
+    if (!this.#store.exclusive) return this.#queues(conversationId, operation)
+    const shared = this.#store as Required<Pick<SecureStore, 'exclusive'>>
+    return this.#queues(conversationId, () =>
+      shared.exclusive(`mls/conversation/${conversationId}`, () => {
+        this.#groups.delete(conversationId)
+        return operation()
+      }),
+    )
   }
+}
+
+/** Adds to a per-conversation set, making it when needed. */
+function queued(sets: Map<string, Set<number>>, conversationId: string): Set<number> {
+  const set = sets.get(conversationId) ?? new Set<number>()
+  sets.set(conversationId, set)
+  return set
+}
+
+/** Takes the lowest seq from a per-conversation set. */
+function take(sets: Map<string, Set<number>>, conversationId: string): number | undefined {
+  const set = sets.get(conversationId)
+  if (!set || set.size === 0) return undefined
+  const first = Math.min(...set)
+  set.delete(first)
+  return first
+}
+
+/** A request's content: the seq of the message asked for and its sender, as the delivery service named them. */
+function resendRequestOf(plaintext: Uint8Array): { seq: number; sender: MemberIdentity } | undefined {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(plaintext)) as {
+      seq?: unknown
+      sender?: { kind?: unknown; id?: unknown }
+    }
+    const { seq, sender } = parsed
+    if (!Number.isSafeInteger(seq) || typeof sender?.kind !== 'string' || typeof sender.id !== 'string')
+      return undefined
+    return { seq: seq as number, sender: { kind: sender.kind as MemberIdentity['kind'], id: sender.id } }
+  } catch {
+    return undefined
+  }
+}
+
+/** An MLS PrivateMessage (application data, or anything encrypted) rather than a commit, by its wire format field. */
+function isPrivateMessage(bytes: Uint8Array): boolean {
+  // MLSMessage: version (uint16) then wire_format (uint16); 2 is mls_private_message.
+  return bytes.length > 4 && bytes[2] === 0 && bytes[3] === 2
 }

@@ -18,12 +18,36 @@ export interface SecureStore {
    * one. A store only one process writes to need not have it.
    */
   setAllIfAbsent?(values: [name: string, value: Uint8Array][]): Promise<boolean>
+  /**
+   * Runs `operation` while no other user of the store (another tab of the same browser, another member instance in
+   * the process) runs one under the same name, and returns what it returns. For a store that several instances of one
+   * member share: each operation on a group then starts from the state the previous one stored, whoever made it, so
+   * two instances never encrypt with the same key of the same leaf (a fork the other members cannot read). A store
+   * that one instance alone uses need not have it.
+   */
+  exclusive?<T>(name: string, operation: () => Promise<T>): Promise<T>
+}
+
+/** Runs operations one after another per name, within the process: `exclusive` for in-process stores. */
+export function inProcessExclusive(): NonNullable<SecureStore['exclusive']> {
+  const queues = new Map<string, Promise<unknown>>()
+  return <T>(name: string, operation: () => Promise<T>): Promise<T> => {
+    const result = (queues.get(name) ?? Promise.resolve()).then(operation, operation)
+    const settled = result.catch(() => undefined)
+    queues.set(name, settled)
+    void settled.then(() => {
+      if (queues.get(name) === settled) queues.delete(name)
+    })
+    return result
+  }
 }
 
 /** Keeps everything in memory: for tests and for processes that rebuild their state (they re-join by welcome). */
 export class MemoryStore implements SecureStore {
   readonly #values = new Map<string, Uint8Array>()
   readonly #expiries = new Map<string, number>()
+  /** Several member instances in one process may share a MemoryStore (tests of several tabs do). */
+  readonly exclusive = inProcessExclusive()
 
   async get(key: string) {
     const expiresAt = this.#expiries.get(key)
@@ -111,6 +135,7 @@ export function encryptedStore(inner: SecureStore, storeKey: CryptoKey): SecureS
       await inner.wipe?.()
     },
     purgeExpired: async (now) => (inner.purgeExpired ? inner.purgeExpired(now) : 0),
+    ...(inner.exclusive ? { exclusive: inner.exclusive.bind(inner) } : {}),
   }
 }
 

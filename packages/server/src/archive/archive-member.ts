@@ -215,6 +215,8 @@ export class ArchiveMember {
           provider: nodeCryptoProvider,
           store,
           onEvent: (event) => this.#deliver(tenantId, event),
+          // It sends nothing: it reads the copies the other members ask for.
+          askAgain: false,
         })
         return { messaging, store }
       })()

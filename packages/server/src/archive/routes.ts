@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
@@ -14,6 +15,7 @@ import { listLegalHolds, placeLegalHold, releaseLegalHold } from './holds.ts'
 import { archiveRecordView } from './open-records.ts'
 import { retainedClasses, retentionPolicy, setRetentionPolicy } from './retention.ts'
 import { SEARCH_SCAN_LIMIT, searchArchive } from './search.ts'
+import { SECURE_HISTORY_PAGE, serveSecureHistory } from './secure-history.ts'
 import { verifyArchiveNow } from './verify.ts'
 
 export const ArchiveRecordSchema = Type.Object({
@@ -97,6 +99,48 @@ export async function archiveRoutes(app: App, ctx: ServerContext, options: { sig
   await verificationAndRetentionRoutes(app, ctx)
   await holdRoutes(app, ctx)
   await erasureRoutes(app, ctx)
+  await secureHistoryRoutes(app, ctx)
+}
+
+/** Earlier secure messages for the conversation's staff, sealed by the archive to the asking device. */
+async function secureHistoryRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.post(
+    '/v1/conversations/:conversationId/secure-history',
+    {
+      config: { access: allow.staff('conversations:read') },
+      schema: {
+        summary:
+          'Earlier secure messages of a conversation, each sealed by the archive to the key the caller’s device made ' +
+          'for this request (HPKE); for staff members of the conversation; audited',
+        tags: ['archive'],
+        params: Type.Object({ conversationId: idOf('cnv') }),
+        body: Type.Object(
+          {
+            recipientKey: Type.String({
+              pattern: '^[A-Za-z0-9+/]{43}=$',
+              description: 'the device’s X25519 public key for this request (32 bytes, base64)',
+            }),
+            after: Type.Optional(Type.Integer({ minimum: 0, description: 'the conversation seq to start after' })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: SECURE_HISTORY_PAGE })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            messages: Type.Array(Type.Object({ seq: Type.Integer(), enc: Type.String(), ciphertext: Type.String() })),
+            next: Type.Union([Type.Integer(), Type.Null()]),
+          }),
+          ...problemResponses(400, 401, 403, 404, 503),
+        },
+      },
+    },
+    async (request) =>
+      serveSecureHistory(ctx, principalOf(request), request.params.conversationId, {
+        recipientKey: Buffer.from(request.body.recipientKey, 'base64'),
+        after: request.body.after ?? 0,
+        limit: request.body.limit ?? SECURE_HISTORY_PAGE,
+      }),
+  )
 }
 
 /** Searching the archive's records. */
@@ -104,6 +148,7 @@ async function recordRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/archive/records',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Search the archive by customer, conversation, time and text (decrypted for the caller; audited)',
         description: `Text search decrypts the candidates the other filters leave, at most ${SEARCH_SCAN_LIMIT} per request; follow \`next\` for more.`,
@@ -150,6 +195,7 @@ async function exportRoutes(app: App, ctx: ServerContext, options: { signer: Sig
   app.post(
     '/v1/archive/exports',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Export a case as a signed bundle (JSON lines, the last one the signed manifest; audited)',
         description: `Streamed as it is built; the \`${EXPORT_RECORDS_HEADER}\` header gives the number of record lines to come.`,
@@ -211,6 +257,7 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
   app.get(
     '/v1/archive/verification',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary:
           'Verify the tenant’s archive chain now, as `strongroom archive verify` does: links, hashes, content, signed checkpoints (audited)',
@@ -239,6 +286,7 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
   app.get(
     '/v1/archive/retention',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Retention per record class, in days',
         tags: ['archive'],
@@ -251,6 +299,7 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
   app.put(
     '/v1/archive/retention',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary: 'Set retention for some record classes (audited)',
         tags: ['archive'],
@@ -270,6 +319,7 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/archive/holds',
     {
+      config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Legal holds, newest first',
         tags: ['archive'],
@@ -282,6 +332,7 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/archive/holds',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary: 'Place a legal hold on a customer or a conversation: their records stop expiring (audited)',
         tags: ['archive'],
@@ -306,6 +357,7 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/archive/holds/:holdId/release',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary: 'Release a legal hold (audited)',
         tags: ['archive'],
@@ -325,6 +377,7 @@ async function erasureRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/archive/customers/:customerId/erase',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary: 'Erase a customer from the archive by destroying their archive key (after retention, not under hold)',
         tags: ['archive'],

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { problemResponses } from '../platform/http/schemas.ts'
@@ -22,6 +23,7 @@ export async function auditRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/audit/events',
     {
+      config: { access: allow.staff('audit:read') },
       schema: {
         summary: "The tenant's audit log, in chain order (verify it with `strongroom audit verify`)",
         tags: ['audit'],

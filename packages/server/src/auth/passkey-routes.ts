@@ -3,6 +3,7 @@ import { type Static, Type } from '@sinclair/typebox'
 import { recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -127,13 +128,14 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
 
 /** Registering a passkey, for a device's customer or a staff member. */
 async function registrationRoutes(app: App, ctx: ServerContext): Promise<void> {
-  for (const [prefix, who] of [
-    ['/v1/passkeys', 'the customer of this device'],
-    ['/v1/staff/passkey', 'this staff member'],
+  for (const [prefix, who, access] of [
+    ['/v1/passkeys', 'the customer of this device', allow.device],
+    ['/v1/staff/passkey', 'this staff member', allow.staffMember],
   ] as const) {
     app.post(
       `${prefix}/registration/options`,
       {
+        config: { access },
         schema: {
           summary: `Start registering a passkey for ${who} (user verification required)`,
           tags: ['auth'],
@@ -156,6 +158,7 @@ async function registrationRoutes(app: App, ctx: ServerContext): Promise<void> {
     app.post(
       `${prefix}/registration`,
       {
+        config: { access },
         schema: {
           summary:
             prefix === '/v1/passkeys'
@@ -202,6 +205,7 @@ async function passkeyListRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/passkeys',
     {
+      config: { access: allow.device },
       schema: {
         summary: "The passkeys of this device's customer",
         tags: ['auth'],
@@ -217,6 +221,7 @@ async function passkeyListRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/passkeys/authentication/options',
     {
+      config: { access: allow.device },
       schema: {
         summary: "Start a passkey check of this device's customer (a step-up)",
         tags: ['auth'],
@@ -236,6 +241,7 @@ async function authenticationRoutes(app: App, ctx: ServerContext): Promise<void>
   app.post(
     '/v1/passkeys/authentication',
     {
+      config: { access: allow.device },
       schema: {
         summary: "Check a passkey assertion of this device's customer",
         tags: ['auth'],
@@ -284,6 +290,8 @@ async function staffSignInOptionRoutes(app: App, ctx: ServerContext): Promise<vo
   app.post(
     '/v1/staff/passkey/sign-in/options',
     {
+      // A staff sign-in needs no credentials: the passkey assertion is the credential, and it yields a staff token.
+      config: { access: allow.anyone },
       schema: {
         summary: 'Start a staff sign-in with a passkey (no token needed; the passkey says who signs in)',
         tags: ['auth'],
@@ -304,6 +312,7 @@ async function staffSignInRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff/passkey/sign-in',
     {
+      config: { access: allow.anyone },
       schema: {
         summary: 'Sign a staff member in with a passkey: issues a staff API token (shown once)',
         tags: ['auth'],

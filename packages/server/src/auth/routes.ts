@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { recordAudit } from '../audit/events.ts'
 import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -41,24 +42,36 @@ async function requireCustomer(ctx: ServerContext, tenantId: string, customerId:
   if (!(await findCustomer(ctx, tenantId, customerId))) throw new Problem('request/not-found', 'no such customer')
 }
 
-export async function authRoutes(
-  app: App,
-  ctx: ServerContext,
-  deps: { simSwap: () => SimSwapProvider; sendSms: SmsSender },
-): Promise<void> {
-  /** A device acts for its own customer; staff name the customer. */
-  function customerFor(principal: Principal, customerId: string | undefined): string {
-    if (principal.kind === 'device') {
-      if (customerId !== undefined && customerId !== principal.customerId) throw new Problem('auth/forbidden')
-      return principal.customerId
-    }
-    if (customerId === undefined) throw new Problem('request/invalid', 'customerId is required')
-    return customerId
-  }
+interface AuthDeps {
+  simSwap: () => SimSwapProvider
+  sendSms: SmsSender
+}
 
+export async function authRoutes(app: App, ctx: ServerContext, deps: AuthDeps): Promise<void> {
+  await smsFactorRoutes(app, ctx, deps)
+  await simSwapCheckRoutes(app, ctx, deps)
+  await totpEnrolmentRoutes(app, ctx)
+  await factorRoutes(app, ctx)
+  await stepUpPolicyRoutes(app, ctx)
+  await staffFactorRoutes(app, ctx)
+}
+
+/** A device acts for its own customer; staff name the customer. */
+function customerFor(principal: Principal, customerId: string | undefined): string {
+  if (principal.kind === 'device') {
+    if (customerId !== undefined && customerId !== principal.customerId) throw new Problem('auth/forbidden')
+    return principal.customerId
+  }
+  if (customerId === undefined) throw new Problem('request/invalid', 'customerId is required')
+  return customerId
+}
+
+/** SMS one-time codes to the number on file. */
+async function smsFactorRoutes(app: App, ctx: ServerContext, deps: AuthDeps): Promise<void> {
   app.post(
     '/v1/factors/sms/send',
     {
+      config: { access: allow.any('customers:write') },
       schema: {
         summary: "Send a one-time code by SMS to the customer's number on file (after a SIM-swap check)",
         tags: ['auth'],
@@ -87,6 +100,7 @@ export async function authRoutes(
   app.post(
     '/v1/factors/sms/verify',
     {
+      config: { access: allow.any('customers:write') },
       schema: {
         summary: 'Check the SMS code (each code works once; five wrong codes void it)',
         tags: ['auth'],
@@ -108,10 +122,14 @@ export async function authRoutes(
       return reply.status(204).send(null)
     },
   )
+}
 
+/** The carrier's SIM-swap answer for a number, for staff. */
+async function simSwapCheckRoutes(app: App, ctx: ServerContext, deps: Pick<AuthDeps, 'simSwap'>): Promise<void> {
   app.post(
     '/v1/risk/sim-swap',
     {
+      config: { access: allow.staff('customers:write') },
       schema: {
         summary: 'Ask the carrier whether a phone number changed SIM recently, before trusting SMS for it',
         tags: ['auth'],
@@ -155,10 +173,14 @@ export async function authRoutes(
       return assessment
     },
   )
+}
 
+/** Enrolling an authenticator app (TOTP): the secret, then the first code that confirms it. */
+async function totpEnrolmentRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/factors/totp',
     {
+      config: { access: allow.device },
       schema: {
         summary: "Start enrolling an authenticator app (TOTP) for the device's customer",
         tags: ['auth'],
@@ -183,49 +205,10 @@ export async function authRoutes(
     },
   )
 
-  app.get(
-    '/v1/policies/step-up',
-    {
-      schema: {
-        summary:
-          "The tenant's step-up policy: which actions, amounts, new devices or risk flags need more than the device key",
-        tags: ['auth'],
-        response: { 200: StepUpPolicy, ...problemResponses(401, 403) },
-      },
-    },
-    async (request) => loadStepUpPolicy(ctx, principalOf(request).tenantId),
-  )
-
-  app.put(
-    '/v1/policies/step-up',
-    {
-      schema: {
-        summary: 'Replace the step-up policy (audited)',
-        tags: ['auth'],
-        body: StepUpPolicy,
-        response: { 200: StepUpPolicy, ...problemResponses(400, 401, 403) },
-      },
-    },
-    async (request) => {
-      const principal = principalOf(request)
-      const actor = actorOf(principal)
-      await ctx.db.transaction().execute(async (trx) => {
-        await saveStepUpPolicy({ db: trx }, principal.tenantId, request.body, `${actor.kind}:${actor.id}`)
-        await recordAudit(trx, {
-          tenantId: principal.tenantId,
-          actor,
-          action: 'policy.step-up.update',
-          outcome: 'success',
-          details: { rules: request.body.rules.map((rule) => rule.name) },
-        })
-      })
-      return request.body
-    },
-  )
-
   app.post(
     '/v1/factors/totp/confirm',
     {
+      config: { access: allow.device },
       schema: {
         summary:
           'Activate the enrolled authenticator app with its first code; replacing an active factor needs a step-up',
@@ -254,10 +237,14 @@ export async function authRoutes(
       return reply.status(204).send(null)
     },
   )
+}
 
+/** A device's factors: checking a TOTP code, listing and removing factors. */
+async function factorRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/factors/totp/verify',
     {
+      config: { access: allow.device },
       schema: {
         summary: 'Check a code of the active authenticator app (each code works once)',
         tags: ['auth'],
@@ -276,6 +263,7 @@ export async function authRoutes(
   app.get(
     '/v1/factors',
     {
+      config: { access: allow.device },
       schema: {
         summary: "The authenticator apps and passkeys of this device's customer, with their cooling-off",
         tags: ['auth'],
@@ -292,6 +280,7 @@ export async function authRoutes(
   app.post(
     '/v1/factors/:factorId/remove',
     {
+      config: { access: allow.device },
       schema: {
         summary: "Remove one of this device's customer's factors, proven by a step-up with a factor at least as strong",
         tags: ['auth'],
@@ -306,10 +295,59 @@ export async function authRoutes(
       return reply.status(204).send(null)
     },
   )
+}
 
+/** The tenant's step-up policy. */
+async function stepUpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.get(
+    '/v1/policies/step-up',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary:
+          "The tenant's step-up policy: which actions, amounts, new devices or risk flags need more than the device key",
+        tags: ['auth'],
+        response: { 200: StepUpPolicy, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => loadStepUpPolicy(ctx, principalOf(request).tenantId),
+  )
+
+  app.put(
+    '/v1/policies/step-up',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary: 'Replace the step-up policy (audited)',
+        tags: ['auth'],
+        body: StepUpPolicy,
+        response: { 200: StepUpPolicy, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const actor = actorOf(principal)
+      await ctx.db.transaction().execute(async (trx) => {
+        await saveStepUpPolicy({ db: trx }, principal.tenantId, request.body, `${actor.kind}:${actor.id}`)
+        await recordAudit(trx, {
+          tenantId: principal.tenantId,
+          actor,
+          action: 'policy.step-up.update',
+          outcome: 'success',
+          details: { rules: request.body.rules.map((rule) => rule.name) },
+        })
+      })
+      return request.body
+    },
+  )
+}
+
+/** Staff view a customer's factors and reset them. */
+async function staffFactorRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/customers/:customerId/factors',
     {
+      config: { access: allow.staff('customers:write') },
       schema: {
         summary: "A customer's authenticator apps and passkeys (one added recently is still cooling off: a risk)",
         tags: ['auth'],
@@ -327,6 +365,7 @@ export async function authRoutes(
   app.post(
     '/v1/customers/:customerId/factors/reset',
     {
+      config: { access: allow.staff('factors:reset') },
       schema: {
         summary:
           'Staff-assisted reset: remove every factor of a customer who lost them (audited with the reason; every device of the customer is told)',

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 
 const PhoneNumber = Type.String({ pattern: '^\\+[1-9][0-9]{4,14}$', description: 'E.164' })
@@ -14,6 +15,8 @@ export async function simSwapSimulatorRoutes(app: App): Promise<void> {
   app.put(
     '/dev/camara/sim-swaps/:phoneNumber',
     {
+      // Dev mode only (the server refuses to register them in production): the carrier simulator.
+      config: { access: allow.anyone },
       schema: {
         ...hidden,
         params: Type.Object({ phoneNumber: PhoneNumber }),
@@ -29,6 +32,7 @@ export async function simSwapSimulatorRoutes(app: App): Promise<void> {
   app.post(
     '/dev/camara/sim-swap/v0/check',
     {
+      config: { access: allow.anyone },
       schema: {
         ...hidden,
         body: Type.Object({
@@ -46,7 +50,7 @@ export async function simSwapSimulatorRoutes(app: App): Promise<void> {
 
   app.post(
     '/dev/camara/sim-swap/v0/retrieve-date',
-    { schema: { ...hidden, body: Type.Object({ phoneNumber: PhoneNumber }) } },
+    { config: { access: allow.anyone }, schema: { ...hidden, body: Type.Object({ phoneNumber: PhoneNumber }) } },
     async (request) => ({ latestSimChange: swaps.get(request.body.phoneNumber)?.toISOString() ?? null }),
   )
 }

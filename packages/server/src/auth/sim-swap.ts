@@ -1,3 +1,5 @@
+import type { AccessTokenSource } from './operator-oauth.ts'
+
 /**
  * Whether a phone number's SIM card changed recently, asked of the carrier. A swapped SIM is how SMS codes get stolen,
  * so SMS-based factors and identities are trusted only after this check.
@@ -11,7 +13,14 @@ export interface SimSwapProvider {
 
 /** The carrier did not answer, or answered nonsense: the caller must fail closed. */
 export class SimSwapUnavailable extends Error {
-  constructor(readonly reason: 'timeout' | 'carrier error' | 'not configured' | 'malformed answer') {
+  constructor(
+    readonly reason:
+      | 'timeout'
+      | 'carrier error'
+      | 'carrier authorization failed'
+      | 'not configured'
+      | 'malformed answer',
+  ) {
     super(`SIM swap check unavailable: ${reason}`)
     this.name = 'SimSwapUnavailable'
   }
@@ -21,25 +30,46 @@ const TIMEOUT_MS = 3000
 
 /**
  * The GSMA CAMARA SIM Swap API (`POST {base}/check` with `{phoneNumber, maxAge}` → `{swapped}`, and
- * `POST {base}/retrieve-date` → `{latestSimChange}`), as carriers expose it behind their API gateways.
+ * `POST {base}/retrieve-date` → `{latestSimChange}`), as carriers expose it behind their API gateways. Each call
+ * carries a bearer token: a static one, or one from the operator's OAuth token endpoint; a call the API refuses for
+ * its token (401) is tried once more with a fresh one.
  */
-export function camaraSimSwap(options: { baseUrl: string; accessToken?: string | undefined; fetch?: typeof fetch }) {
+export function camaraSimSwap(options: {
+  baseUrl: string
+  accessToken?: string | AccessTokenSource | undefined
+  fetch?: typeof fetch
+}) {
   const doFetch = options.fetch ?? fetch
-  async function call(path: string, body: unknown): Promise<Record<string, unknown>> {
-    let response: Response
+  const credentials = options.accessToken
+  async function bearer(): Promise<string | undefined> {
+    if (credentials === undefined || typeof credentials === 'string') return credentials
     try {
-      response = await doFetch(`${options.baseUrl.replace(/\/+$/, '')}${path}`, {
+      return await credentials.token()
+    } catch {
+      throw new SimSwapUnavailable('carrier authorization failed')
+    }
+  }
+  async function send(path: string, body: unknown, token: string | undefined): Promise<Response> {
+    try {
+      return await doFetch(`${options.baseUrl.replace(/\/+$/, '')}${path}`, {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(options.accessToken ? { authorization: `Bearer ${options.accessToken}` } : {}),
-        },
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(TIMEOUT_MS),
       })
     } catch (error) {
       throw new SimSwapUnavailable((error as Error).name === 'TimeoutError' ? 'timeout' : 'carrier error')
     }
+  }
+  async function call(path: string, body: unknown): Promise<Record<string, unknown>> {
+    const token = await bearer()
+    let response = await send(path, body, token)
+    if (response.status === 401 && token && typeof credentials === 'object') {
+      await response.body?.cancel()
+      credentials.refused(token)
+      response = await send(path, body, await bearer())
+    }
+    if (response.status === 401 || response.status === 403) throw new SimSwapUnavailable('carrier authorization failed')
     if (!response.ok) throw new SimSwapUnavailable('carrier error')
     try {
       return (await response.json()) as Record<string, unknown>

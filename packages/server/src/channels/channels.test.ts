@@ -713,6 +713,31 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.equal(links.links[0]?.status, 'expired')
     })
 
+    test('a new link revokes the older ones still open: they neither open, redeem nor step up, and change nothing', async () => {
+      const older = await invite()
+      const newer = await invite()
+      const before = await rowCounts()
+      for (const refused of [
+        await problemOf(redeem(phone, older)),
+        await problemOf(post('/v1/pivot/open', { token: older }).then(throwIfProblem)),
+        await problemOf(post('/v1/pivot/step-up/options', { token: older }).then(throwIfProblem)),
+      ]) {
+        assert.deepEqual([refused.status, refused.type], [410, `${PROBLEMS}pivot/token-revoked`])
+      }
+      assert.deepEqual(await rowCounts(), before)
+      const links = await agent.request<{ links: { status: string }[] }>(
+        'GET',
+        `/v1/conversations/${conversationId}/pivot-links`,
+      )
+      assert.deepEqual(
+        links.links.slice(0, 2).map((l) => l.status),
+        ['sent', 'revoked'],
+      )
+      // The newest still works, once.
+      await redeem(phone, newer)
+      assert.equal((await problemOf(redeem(phone, newer))).type, `${PROBLEMS}pivot/token-used`)
+    })
+
     test("an unknown token or another bank's token is not valid", async () => {
       const unknown = await problemOf(redeem(phone, 'srp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'))
       assert.equal(unknown.type, `${PROBLEMS}pivot/invalid-token`)

@@ -3,6 +3,7 @@ import { ConversationChannel, PublicMessage, SentPublicMessage } from '@strongro
 import { recordAudit } from '../audit/events.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -50,7 +51,9 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
   await channelConfigRoutes(app, ctx, deps)
   await channelListRoutes(app, ctx, deps)
   await publicMessageRoutes(app, ctx, deps)
+  await publicCustomerRoutes(app, ctx)
   await dlpPolicyRoutes(app, ctx)
+  await linkPolicyRoutes(app, ctx)
   await dlpScanRoutes(app, ctx)
 }
 
@@ -59,6 +62,7 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
   app.put(
     '/v1/channels/:connector',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary:
           'Configure a public channel: its receiving number or page, settings and credentials (stored encrypted, ' +
@@ -126,6 +130,7 @@ async function channelListRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
   app.get(
     '/v1/channels',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: "The tenant's public channels (without their secrets)",
         tags: ['channels'],
@@ -141,6 +146,7 @@ async function channelListRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
   app.get(
     '/v1/channels/conversations',
     {
+      config: { access: allow.staff('conversations:read') },
       schema: {
         summary:
           'Which of these conversations belong to a public channel (SMS, WhatsApp, Messenger): the conversation on ' +
@@ -173,6 +179,7 @@ async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDe
   app.post(
     '/v1/conversations/:conversationId/public-messages',
     {
+      config: { access: allow.staff('conversations:write') },
       schema: {
         summary:
           'Send a message to the customer on the public channel of the conversation (refused if it holds card or ' +
@@ -220,6 +227,7 @@ async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDe
   app.get(
     '/v1/conversations/:conversationId/public-messages',
     {
+      config: { access: allow.member('conversations:read') },
       schema: {
         summary:
           'The public-channel messages of a conversation, opened (the public thread, or the history a pivot ' +
@@ -245,11 +253,12 @@ async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDe
   )
 }
 
-/** Linking a public conversation to a customer, and the tenant's DLP policy. */
-async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
+/** Linking a public conversation to a customer. */
+async function publicCustomerRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/public-channel/customer',
     {
+      config: { access: allow.staff('customers:write') },
       schema: {
         summary: 'Link an unidentified public-channel conversation to the customer the agent established it is',
         tags: ['channels'],
@@ -275,10 +284,14 @@ async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
       return reply.status(204).send(null)
     },
   )
+}
 
+/** The tenant's data-loss prevention policy. */
+async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/policies/dlp',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: "The tenant's own patterns (account or national id formats) masked on public channels",
         tags: ['channels'],
@@ -291,6 +304,7 @@ async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/policies/dlp',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary:
           'Replace the patterns masked on public channels, inbound and outbound, beside card numbers, CVVs and IBANs ' +
@@ -306,10 +320,14 @@ async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
       return request.body
     },
   )
+}
 
+/** The tenant's policy for links in public messages. */
+async function linkPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/policies/links',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: "The bank's registered domains and sender IDs (smishing, spoofing and outbound link checks)",
         tags: ['channels'],
@@ -322,6 +340,7 @@ async function dlpPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/policies/links',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary:
           "Register the bank's domains (links on public channels must point there; lookalikes of them in inbound " +
@@ -344,6 +363,7 @@ async function dlpScanRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/dlp/scan',
     {
+      config: { access: allow.staff('conversations:write') },
       schema: {
         summary:
           'Mask card numbers, CVVs, IBANs and the given patterns in a text meant for a public channel (SMS, WhatsApp, ' +

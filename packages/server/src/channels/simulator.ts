@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { PhoneMessage } from '@strongroom/sdk/simulator'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { oneOf } from '../platform/http/schemas.ts'
@@ -145,6 +146,8 @@ async function phoneMessageRoutes(app: App, ctx: Ctx, urls: SimulatorUrls, phone
   app.post(
     '/dev/simulator/phone/:connector/messages',
     {
+      // Dev mode only: the channel simulator (the customer's phone, and the providers' send APIs).
+      config: { access: allow.anyone },
       schema: {
         ...hidden,
         params: ConnectorParam,
@@ -189,6 +192,7 @@ async function phoneReceiptRoutes(app: App, ctx: Ctx, urls: SimulatorUrls, phone
   app.post(
     '/dev/simulator/phone/:connector/receipts',
     {
+      config: { access: allow.anyone },
       schema: {
         ...hidden,
         params: ConnectorParam,
@@ -255,13 +259,14 @@ async function phoneReceiptRoutes(app: App, ctx: Ctx, urls: SimulatorUrls, phone
 
 /** The channels to write to, and what the simulated phone received. */
 async function phoneInboxRoutes(app: App, ctx: Ctx, phones: PhoneLog): Promise<void> {
-  app.get('/dev/simulator/channels', { schema: hidden }, async () => ({
+  app.get('/dev/simulator/channels', { config: { access: allow.anyone }, schema: hidden }, async () => ({
     channels: await listChannelAddresses(ctx),
   }))
 
   app.get(
     '/dev/simulator/phone/:connector/inbox',
     {
+      config: { access: allow.anyone },
       schema: {
         ...hidden,
         params: ConnectorParam,
@@ -279,6 +284,7 @@ async function phoneInboxRoutes(app: App, ctx: Ctx, phones: PhoneLog): Promise<v
   app.get(
     '/dev/simulator/phone/:connector/thread',
     {
+      config: { access: allow.anyone },
       schema: {
         ...hidden,
         params: ConnectorParam,
@@ -325,7 +331,7 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
 
   app.post(
     '/dev/simulator/provider/twilio/2010-04-01/Accounts/:accountSid/Messages.json',
-    { schema: hidden },
+    { config: { access: allow.anyone }, schema: hidden },
     async (request, reply) => {
       if (!authorized(request.headers.authorization)) return reply.status(401).send({ code: 20003 })
       const form = new URLSearchParams(String(request.body ?? ''))
@@ -339,7 +345,7 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
 
   app.post(
     '/dev/simulator/provider/whatsapp/:version/:phoneNumberId/messages',
-    { schema: hidden },
+    { config: { access: allow.anyone }, schema: hidden },
     async (request, reply) => {
       if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 190 } })
       const body = JSON.parse(String(request.body ?? '{}'))
@@ -357,20 +363,24 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
     },
   )
 
-  app.post('/dev/simulator/provider/messenger/:version/me/messages', { schema: hidden }, async (request, reply) => {
-    if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 190 } })
-    const body = JSON.parse(String(request.body ?? '{}'))
-    const id = `m_${random(16)}`
-    const template = body.message?.attachment?.payload
-    const button = template?.buttons?.[0]
-    record('messenger', {
-      providerMessageId: id,
-      to: String(body.recipient?.id),
-      text: String(template ? template.text : (body.message?.text ?? '')),
-      link: button ? { url: button.url, label: button.title } : null,
-    })
-    return { recipient_id: body.recipient?.id, message_id: id }
-  })
+  app.post(
+    '/dev/simulator/provider/messenger/:version/me/messages',
+    { config: { access: allow.anyone }, schema: hidden },
+    async (request, reply) => {
+      if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 190 } })
+      const body = JSON.parse(String(request.body ?? '{}'))
+      const id = `m_${random(16)}`
+      const template = body.message?.attachment?.payload
+      const button = template?.buttons?.[0]
+      record('messenger', {
+        providerMessageId: id,
+        to: String(body.recipient?.id),
+        text: String(template ? template.text : (body.message?.text ?? '')),
+        link: button ? { url: button.url, label: button.title } : null,
+      })
+      return { recipient_id: body.recipient?.id, message_id: id }
+    },
+  )
 }
 
 /** A WhatsApp Cloud API webhook body as Meta sends it, for the simulated number `to`, carrying `value`'s fields. */

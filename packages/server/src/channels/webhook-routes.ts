@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { problemResponses } from '../platform/http/schemas.ts'
@@ -83,9 +84,10 @@ export async function channelWebhookRoutes(app: App, ctx: Ctx, deps: ChannelDeps
   )
   app.addContentTypeParser('*', (_request, _payload, done) => done(new Problem('request/unsupported-media-type')))
 
+  // Authenticated by the provider's signature (or, for the handshake, Meta's verify token), not by our credentials.
   app.post(
     '/v1/channels/twilio/webhook',
-    { schema: described('Twilio', 'inbound SMS and status callbacks') },
+    { config: { access: allow.anyone }, schema: described('Twilio', 'inbound SMS and status callbacks') },
     (request, reply) => {
       const params = new URLSearchParams(Buffer.isBuffer(request.body) ? request.body.toString('utf8') : '')
       // Status callbacks are about our messages, sent from our number; inbound messages are sent to it.
@@ -98,10 +100,11 @@ export async function channelWebhookRoutes(app: App, ctx: Ctx, deps: ChannelDeps
     },
   )
 
+  // Authenticated by the provider's signature (or, for the handshake, Meta's verify token), not by our credentials.
   for (const connector of ['whatsapp', 'messenger'] as const) {
     app.post(
       `/v1/channels/${connector}/webhook`,
-      { schema: described(connector, 'messages and statuses') },
+      { config: { access: allow.anyone }, schema: described(connector, 'messages and statuses') },
       (request, reply) =>
         receive(ctx, deps, connector, request, reply, metaReceiver(connector, request.body), {
           type: 'text/plain',
@@ -110,7 +113,7 @@ export async function channelWebhookRoutes(app: App, ctx: Ctx, deps: ChannelDeps
     )
     app.get(
       `/v1/channels/${connector}/webhook`,
-      { schema: described(connector, 'subscription handshake') },
+      { config: { access: allow.anyone }, schema: described(connector, 'subscription handshake') },
       async (request, reply) => {
         const query = new URLSearchParams(request.url.split('?')[1] ?? '')
         const token = query.get('hub.verify_token') ?? ''

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import { loadConfig } from '../platform/config.ts'
@@ -18,6 +18,35 @@ describe('the strongroom command', () => {
     assert.equal(result.status, 0)
     assert.match(result.stdout, /usage: strongroom <command>/)
     assert.match(result.stdout, /keys rotate/)
+  })
+
+  test('routes prints the access table the modules declare, and leaves the working data alone', () => {
+    const result = run(['routes'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/never' })
+    assert.equal(result.status, 0, result.stderr)
+    const lines = result.stdout.trimEnd().split('\n')
+    assert.match(lines[0] ?? '', /^METHOD +PATH +WHO +SCOPE +NOTE$/)
+    const row = (method: string, url: string) =>
+      lines.find((line) => line.split(/ +/)[0] === method && line.split(/ +/)[1] === url)?.split(/ +/)
+    assert.deepEqual(row('POST', '/v1/conversations/:conversationId/messages'), [
+      'POST',
+      '/v1/conversations/:conversationId/messages',
+      'member',
+      'conversations:write',
+    ])
+    assert.deepEqual(row('POST', '/v1/integrity/attest'), [
+      'POST',
+      '/v1/integrity/attest',
+      'device',
+      'integrity',
+      'exempt',
+    ])
+    assert.deepEqual(row('GET', '/v1/archive/records'), ['GET', '/v1/archive/records', 'staff', 'archive:read'])
+    assert.deepEqual(row('PUT', '/dev/camara/sim-swaps/:phoneNumber'), [
+      'PUT',
+      '/dev/camara/sim-swaps/:phoneNumber',
+      'anyone',
+    ])
+    assert.deepEqual(readdirSync(cli.dir), [], 'nothing written in the data directory the environment names')
   })
 
   test('a bad setting stops it with one line naming the setting', () => {

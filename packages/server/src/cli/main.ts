@@ -1,5 +1,7 @@
 import type { KeyObject } from 'node:crypto'
-import { closeSync, createWriteStream, openSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, createWriteStream, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { rewrapArchiveKeys } from '../archive/archive-keys.ts'
 import { rewrapArchiveMemberKeys } from '../archive/archive-member.ts'
@@ -16,6 +18,7 @@ import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.
 import { checkpointKeysJwks, readTrustedKeys, TrustedKeysError } from '../platform/hash-chain/trusted-keys.ts'
 import type { ChainTrust } from '../platform/hash-chain/walker.ts'
 import { verifyWitnessLog, WitnessFileError } from '../platform/hash-chain/witness.ts'
+import { type AccessTableRow, formatAccessTable } from '../platform/http/access-rule.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
@@ -35,6 +38,8 @@ import { ensureWebBuild } from '../web/build-on-start.ts'
 const usage = `usage: strongroom <command>
 
   start                              serve HTTP and WebSocket (npm start)
+  routes                             print the access table: every route (dev mode's included) and who may call it,
+                                     as each module declares it beside the handler
   migrate                            apply pending database migrations and exit
   pins set --host H --pin P [--pin P2] [--days 30] [--force]
                                      publish a signed pin set pinning host H to these SPKI SHA-256 pins (base64);
@@ -165,6 +170,25 @@ async function verifyChains(
   }
 }
 
+/**
+ * The access table the server assembles from its modules: a dev-mode server, in memory, in a directory of its own
+ * (neither the environment's database nor ./strongroom-data is touched), started, read and stopped.
+ */
+async function assembledAccessTable(): Promise<readonly AccessTableRow[]> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-routes-'))
+  try {
+    const config = loadConfig(
+      {},
+      { mode: 'dev', devSeed: false, port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent' },
+    )
+    const server = await startServer(config, { inMemoryDatabase: true })
+    await server.close()
+    return server.accessTable
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -197,6 +221,10 @@ async function main(argv: string[]): Promise<void> {
   const command = positionals.join(' ')
   if (values.help || command === '' || command === 'help') {
     process.stdout.write(`${usage}\n`)
+    return
+  }
+  if (command === 'routes') {
+    process.stdout.write(`${formatAccessTable(await assembledAccessTable())}\n`)
     return
   }
   const config = loadConfig(process.env, {}, { creatingKeyFiles: command === 'keys init' })

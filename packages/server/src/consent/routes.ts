@@ -4,6 +4,7 @@ import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import type { SmsSender } from '../auth/sms-otp.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -63,6 +64,7 @@ async function consentRequestRoutes(
   app.post(
     '/v1/consents/:consentId/sms-confirmation',
     {
+      config: { access: allow.staff('consents:write') },
       schema: {
         summary:
           'Fallback without a device: text the customer "Reply YES <code> to approve <amount> to <payee>" (after a SIM-swap check, within the policy\'s SMS-reply limit)',
@@ -88,6 +90,7 @@ async function consentRequestRoutes(
   app.post(
     '/v1/consents',
     {
+      config: { access: allow.staff('consents:write') },
       schema: {
         summary: 'Ask a customer to confirm a payment of an exact amount to an exact payee',
         tags: ['consent'],
@@ -118,6 +121,7 @@ async function consentReadRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/consents',
     {
+      config: { access: allow.any('consents:write') },
       schema: {
         summary:
           "A device: its customer's pending consent requests (oldest first, at most 50), to show as cards to approve " +
@@ -149,6 +153,7 @@ async function consentReadRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/consents/:consentId',
     {
+      config: { access: allow.any('consents:write') },
       schema: {
         summary: 'A consent request: its customer devices see it to approve it; staff see its status and receipt',
         tags: ['consent'],
@@ -173,6 +178,7 @@ async function approvalRoutes(
   app.post(
     '/v1/consents/:consentId/approve',
     {
+      config: { access: allow.device },
       schema: {
         summary: 'Approve with a device-key signature (compact JWS) over the RFC 8785 canonical transaction',
         tags: ['consent'],
@@ -210,6 +216,7 @@ async function approvalRoutes(
   app.post(
     '/v1/consents/:consentId/approve/passkey',
     {
+      config: { access: allow.device },
       schema: {
         summary:
           'Approve with a passkey assertion (user verification required) whose challenge is the SHA-256 of the RFC 8785 canonical transaction',
@@ -235,6 +242,7 @@ async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> 
   app.post(
     '/v1/consents/:consentId/decline',
     {
+      config: { access: allow.device },
       schema: {
         summary: 'Decline a payment',
         tags: ['consent'],
@@ -253,6 +261,7 @@ async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> 
   app.get(
     '/.well-known/jwks.json',
     {
+      config: { access: allow.anyone },
       schema: {
         summary: 'The public keys that verify consent receipts (old keys stay listed)',
         tags: ['consent'],

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
@@ -15,6 +16,7 @@ export async function retentionRoutes(app: App, ctx: ServerContext): Promise<voi
   app.get(
     '/v1/policies/retention',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: "The tenant's retention of message ciphertext kept for devices",
         tags: ['conversations'],
@@ -27,6 +29,7 @@ export async function retentionRoutes(app: App, ctx: ServerContext): Promise<voi
   app.put(
     '/v1/policies/retention',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Replace the retention for devices (audited); applies to messages sent from now on',
         tags: ['conversations'],
@@ -44,6 +47,7 @@ export async function retentionRoutes(app: App, ctx: ServerContext): Promise<voi
   app.put(
     '/v1/conversations/:conversationId/retention',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: "Override the tenant's retention for devices in one conversation (null: the tenant's applies)",
         tags: ['conversations'],

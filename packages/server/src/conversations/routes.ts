@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId, ContentType, Conversation, Message } from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -37,6 +38,7 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
   app.post(
     '/v1/conversations',
     {
+      config: { access: allow.staff('conversations:write') },
       schema: {
         summary:
           "Open a conversation with a customer; the customer's active devices and the assigned staff member (by default the caller) join",
@@ -71,6 +73,7 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
   app.get(
     '/v1/conversations',
     {
+      config: { access: allow.member('conversations:read') },
       schema: {
         summary:
           'The conversations the caller is a member of, newest first; `before` the last of a page for the next. ' +
@@ -96,6 +99,7 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
   app.get(
     '/v1/conversations/:conversationId',
     {
+      config: { access: allow.member('conversations:read') },
       schema: {
         summary: 'A conversation and its members',
         tags: ['conversations'],
@@ -112,6 +116,7 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/members',
     {
+      config: { access: allow.staff('conversations:write') },
       schema: {
         summary: "Add a staff member, or a device of the conversation's customer",
         tags: ['conversations'],
@@ -134,6 +139,7 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/conversations/:conversationId/assignment',
     {
+      config: { access: allow.staff('conversations:assign') },
       schema: {
         summary:
           'Give a conversation to another agent, who joins it: `reassign` keeps the previous assignee a member, `transfer` takes them out (audited)',
@@ -161,6 +167,7 @@ async function messageRoutes(
   app.post(
     '/v1/conversations/:conversationId/messages',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary: 'Append a message; the same clientMessageId returns the same message instead of a duplicate',
         tags: ['conversations'],
@@ -199,6 +206,7 @@ async function messageRoutes(
   app.get(
     '/v1/conversations/:conversationId/messages',
     {
+      config: { access: allow.member('conversations:read') },
       schema: {
         summary: 'Messages after a sequence number, in order',
         tags: ['conversations'],
@@ -236,6 +244,7 @@ async function markerAndStreamRoutes(
   app.post(
     '/v1/conversations/:conversationId/markers',
     {
+      config: { access: allow.member('conversations:read') },
       schema: {
         summary: "Move the caller's delivered and read markers forward",
         tags: ['conversations'],
@@ -267,6 +276,7 @@ async function markerAndStreamRoutes(
   app.get(
     '/v1/stream',
     {
+      config: { access: allow.stream },
       websocket: true,
       schema: {
         summary: 'Realtime stream (WebSocket): authenticate in the first frame, then receive and send messages',

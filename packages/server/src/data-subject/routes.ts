@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
@@ -12,6 +13,7 @@ export async function dataSubjectRoutes(app: App, ctx: ServerContext): Promise<v
   app.post(
     '/v1/customers/:customerId/export',
     {
+      config: { access: allow.staff('customers:export') },
       schema: {
         summary: 'Export everything held about a customer, as one JSON file to download (data subject access; audited)',
         tags: ['data subject requests'],

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId } from '@strongroom/sdk/protocol'
 import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -51,6 +52,7 @@ async function credentialRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Pr
   app.get(
     '/v1/e2e/credential-authority',
     {
+      config: { access: allow.anyone },
       schema: {
         summary:
           'The credential authority’s public keys: every member checks every other member’s credential with them',
@@ -64,6 +66,7 @@ async function credentialRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Pr
   app.post(
     '/v1/e2e/credentials',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary: 'Get a member credential binding the caller (device or staff) to its MLS signature public key',
         tags: ['e2e'],
@@ -96,6 +99,7 @@ async function keyPackageRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/e2e/key-packages',
     {
+      config: { access: allow.member('conversations:write') },
       bodyLimit: 512 * 1024,
       schema: {
         summary: 'Upload key packages (and optionally a last-resort one) for others to add the caller to groups',
@@ -129,6 +133,7 @@ async function keyPackageRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/e2e/key-packages',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary: 'How many of the caller’s key packages are left; `low` says when to upload more',
         tags: ['e2e'],
@@ -147,6 +152,7 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
   app.post(
     '/v1/conversations/:conversationId/e2e/key-packages/claim',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary: 'Claim one key package for each member to add to the conversation’s group (each is used up)',
         tags: ['e2e'],
@@ -207,6 +213,7 @@ async function groupRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/conversations/:conversationId/e2e/group',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary: 'Make the conversation end-to-end encrypted with the caller’s new MLS group (epoch 0)',
         tags: ['e2e'],
@@ -231,6 +238,7 @@ async function groupRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/conversations/:conversationId/e2e/group',
     {
+      config: { access: allow.member('conversations:read') },
       schema: {
         summary: 'The conversation’s MLS group and its current epoch',
         tags: ['e2e'],
@@ -247,6 +255,7 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/commits',
     {
+      config: { access: allow.member('conversations:write') },
       bodyLimit: 1024 * 1024,
       schema: {
         summary:
@@ -290,6 +299,7 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/archive-removal-exemptions',
     {
+      config: { access: allow.staff('archive:manage') },
       schema: {
         summary:
           'Let one commit, within 15 minutes, take the archive out of this secure conversation (compliance only; audited)',
@@ -329,6 +339,7 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/conversations/:conversationId/e2e/group-info',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary:
           'The group’s signed GroupInfo for its current epoch, from which a member that lost its state re-joins by external commit',
@@ -349,6 +360,7 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/readd-requests',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary:
           'Ask to be re-added to the group after losing its state, when re-joining by external commit is not possible',
@@ -366,6 +378,7 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/e2e/welcomes',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary: 'Welcomes waiting for the caller: groups it was added to, with where to start reading each log',
         tags: ['e2e'],
@@ -394,6 +407,7 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.delete(
     '/v1/e2e/welcomes/:welcomeId',
     {
+      config: { access: allow.member('conversations:write') },
       schema: {
         summary: 'Discard a welcome once used',
         tags: ['e2e'],

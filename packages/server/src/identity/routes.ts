@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -92,6 +93,7 @@ async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/customers',
     {
+      config: { access: allow.staff('customers:write') },
       schema: {
         summary: 'Register a customer of the bank',
         tags: ['identity'],
@@ -120,6 +122,7 @@ async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/customers/:customerId',
     {
+      config: { access: allow.staff('customers:write') },
       schema: {
         summary: 'A customer',
         tags: ['identity'],
@@ -140,6 +143,7 @@ async function customerDeviceRoutes(app: App, ctx: ServerContext): Promise<void>
   app.get(
     '/v1/customers/:customerId/devices',
     {
+      config: { access: allow.staff('customers:write') },
       schema: {
         summary: "A customer's devices",
         tags: ['identity'],
@@ -159,6 +163,7 @@ async function customerDeviceRoutes(app: App, ctx: ServerContext): Promise<void>
   app.post(
     '/v1/customers/:customerId/enrolment-codes',
     {
+      config: { access: allow.staff('devices:enrol') },
       schema: {
         summary: 'Issue a single-use code with which one device of the customer enrols',
         tags: ['identity'],
@@ -190,6 +195,7 @@ async function deviceRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/devices',
     {
+      config: { access: allow.deviceKey },
       schema: {
         summary: 'Enrol the key that signs the DPoP proof as a device of the customer the code names',
         tags: ['identity'],
@@ -219,6 +225,7 @@ async function deviceRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/devices',
     {
+      config: { access: allow.device },
       schema: {
         summary: "The calling device's customer's devices (to revoke a lost one from another)",
         tags: ['identity'],
@@ -242,6 +249,7 @@ async function deviceStateRoutes(
   app.post(
     '/v1/devices/:deviceId/revoke',
     {
+      config: { access: allow.member('devices:revoke') },
       schema: {
         summary:
           'Revoke a device: its tokens and sockets end at once on every node and it leaves every conversation. ' +
@@ -274,6 +282,7 @@ async function deviceStateRoutes(
   app.post(
     '/v1/devices/:deviceId/suspend',
     {
+      config: { access: allow.member('devices:revoke') },
       schema: {
         summary:
           'Suspend a device for a while (mislaid): its tokens and sockets end at once on every node, but it stays in ' +
@@ -307,6 +316,8 @@ async function resumeAndTokenRoutes(
   app.post(
     '/v1/devices/:deviceId/resume',
     {
+      // A suspended device's own credentials are refused before this: another device of the customer resumes it.
+      config: { access: allow.member('devices:revoke') },
       schema: {
         summary:
           'Resume a suspended device: it gets tokens again and reads what it missed. Staff may resume any of the ' +
@@ -331,6 +342,7 @@ async function resumeAndTokenRoutes(
   app.post(
     '/v1/devices/token',
     {
+      config: { access: allow.deviceKey },
       schema: {
         summary:
           'A fresh access token for the enrolled device whose key signs the DPoP proof; a revoked device gets ' +
@@ -356,6 +368,8 @@ async function wipeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/devices/wipe-confirmation',
     {
+      // Only a revoked device's key is accepted: it confirms that it erased its store.
+      config: { access: allow.deviceKey },
       schema: {
         summary: 'A revoked device, proving its key, confirms that it erased its local store (audited)',
         tags: ['identity'],
@@ -377,6 +391,7 @@ async function wipeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/.well-known/strongroom-wipe-keys',
     {
+      config: { access: allow.anyone },
       schema: {
         summary: 'The public keys (JWKS) that verify remote wipe commands; a device pins them at enrolment',
         tags: ['identity'],

@@ -3,6 +3,7 @@ import { Base64 } from '@strongroom/sdk/protocol'
 import { findCustomer } from '../identity/customers.ts'
 import { listCustomerDevices } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -56,6 +57,7 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
   app.get(
     '/v1/customers/:customerId/device-integrity',
     {
+      config: { access: allow.staff('customers:write') },
       schema: {
         summary:
           "The integrity policy's latest decision for each of a customer's devices that has attested (allow, limited, deny; reason; risk flags)",
@@ -98,6 +100,7 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
   app.get(
     '/v1/policies/integrity',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'The tenant’s integrity policy: what each risk signal leads to, minimum app version, token lifetimes',
         tags: ['integrity'],
@@ -111,6 +114,7 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
   app.put(
     '/v1/policies/integrity',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Replace the integrity policy (audited; every node applies it within five seconds)',
         tags: ['integrity'],
@@ -131,6 +135,7 @@ async function pinSetRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/.well-known/strongroom-pins',
     {
+      config: { access: allow.anyone },
       schema: {
         summary: 'The newest certificate pin set: a JWS (ES256) the app verifies with the pin-set key it carries',
         tags: ['integrity'],
@@ -147,6 +152,7 @@ async function pinSetRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/secrets/:name',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary:
           'Set or rotate a runtime secret (an API key the app needs); attested devices get the new value at once',
@@ -175,6 +181,7 @@ async function secretDeliveryRoutes(app: App, ctx: ServerContext): Promise<void>
   app.post(
     '/v1/integrity/secrets-key',
     {
+      config: { access: allow.device },
       schema: {
         summary: 'Register the device’s P-256 key agreement key, to which runtime secrets are sealed (HPKE)',
         tags: ['integrity'],
@@ -206,6 +213,7 @@ async function secretDeliveryRoutes(app: App, ctx: ServerContext): Promise<void>
   app.get(
     '/v1/secrets/:name',
     {
+      config: { access: allow.attestedDevice },
       schema: {
         summary: 'A runtime secret, sealed to the device’s secrets key; needs a full-scope integrity token',
         tags: ['integrity'],
@@ -237,6 +245,7 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/apps/:appId',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Register how Apple and Google know one of the bank’s apps, for hardware attestation',
         tags: ['integrity'],
@@ -280,6 +289,7 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/integrity/challenges',
     {
+      config: { access: allow.deviceWithoutIntegrityToken },
       schema: {
         summary: 'A single-use challenge for the next attestation (two minutes)',
         tags: ['integrity'],
@@ -306,6 +316,7 @@ async function attestationRoutes(
   app.post(
     '/v1/apps/:appId/versions/:appVersion/deactivate',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Switch off one version of an app: its integrity tokens stop working at once and it cannot attest',
         tags: ['integrity'],
@@ -335,6 +346,7 @@ async function attestationRoutes(
   app.post(
     '/v1/integrity/attest',
     {
+      config: { access: allow.deviceWithoutIntegrityToken },
       schema: {
         summary: 'Prove the app and device; get an integrity token whose lifetime and scope follow the policy',
         tags: ['integrity'],

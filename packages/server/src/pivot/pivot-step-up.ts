@@ -53,6 +53,7 @@ async function usableLink(ctx: Pick<ServerContext, 'db'>, token: string): Promis
     .select(['id', 'tenant_id', 'customer_id', 'expires_at'])
     .where('token_hash', '=', tokenHash)
     .where('completed_at', 'is', null)
+    .where('revoked_at', 'is', null)
     .where('expires_at', '>', new Date())
     .executeTakeFirst()
   if (!row) throw await refusalFor(ctx, tokenHash, undefined, undefined)

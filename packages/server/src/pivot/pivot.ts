@@ -28,7 +28,7 @@ import { newId, newSecret, secretHash } from '../platform/ids.ts'
  * (or the one an earlier pivot made is reused), the public history is imported into it, sealed and marked as
  * public-channel history, and the public thread is told the conversation moved.
  */
-export type PivotLinkStatus = 'sent' | 'opened' | 'completed' | 'expired'
+export type PivotLinkStatus = 'sent' | 'opened' | 'completed' | 'expired' | 'revoked'
 
 /** How a link was completed: by an enrolled device, or by a new one that stepped up with a passkey or an SMS code. */
 export type PivotCompletion = 'device' | 'passkey' | 'sms-otp'
@@ -118,12 +118,29 @@ export async function invitePivot(
     await ctx.db.updateTable('pivot_links').set({ expires_at: new Date() }).where('id', '=', id).execute()
     throw error
   }
+  // One live link per customer: the ones sent before this one (on any channel) stop working now that it reached them.
+  await ctx.db
+    .updateTable('pivot_links')
+    .set({ revoked_at: new Date() })
+    .where('tenant_id', '=', input.tenantId)
+    .where('customer_id', '=', identity.customerId)
+    .where('id', '!=', id)
+    .where('created_at', '<', now)
+    .where('completed_at', 'is', null)
+    .where('revoked_at', 'is', null)
+    .execute()
   const link = await findLink(ctx, input.tenantId, id)
   return { link, message }
 }
 
-function statusOf(row: { completed_at: unknown; opened_at: unknown; expires_at: Date | string }): PivotLinkStatus {
+function statusOf(row: {
+  completed_at: unknown
+  opened_at: unknown
+  revoked_at: unknown
+  expires_at: Date | string
+}): PivotLinkStatus {
   if (row.completed_at) return 'completed'
+  if (row.revoked_at) return 'revoked'
   if (new Date(row.expires_at).getTime() <= Date.now()) return 'expired'
   return row.opened_at ? 'opened' : 'sent'
 }
@@ -139,6 +156,7 @@ function toView(row: {
   opened_at: Date | string | null
   completed_at: Date | string | null
   completed_via: PivotCompletion | null
+  revoked_at: Date | string | null
   secure_conversation_id: string | null
   created_at: Date | string
 }): PivotLinkView {
@@ -187,12 +205,13 @@ export async function refusalFor(
 ): Promise<Problem> {
   let query = ctx.db
     .selectFrom('pivot_links')
-    .select(['completed_at', 'expires_at', 'customer_id'])
+    .select(['completed_at', 'revoked_at', 'expires_at', 'customer_id'])
     .where('token_hash', '=', tokenHash)
   if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId)
   const row = await query.executeTakeFirst()
   if (!row) return new Problem('pivot/invalid-token')
   if (row.completed_at) return new Problem('pivot/token-used')
+  if (row.revoked_at) return new Problem('pivot/token-revoked')
   if (new Date(row.expires_at).getTime() <= Date.now()) return new Problem('pivot/token-expired')
   if (customerId !== undefined && row.customer_id !== customerId) return new Problem('pivot/wrong-customer')
   return new Problem('pivot/invalid-token')
@@ -209,6 +228,7 @@ export async function openPivotLink(ctx: Pick<ServerContext, 'db'>, token: strin
     .set((eb) => ({ opened_at: eb.fn.coalesce('opened_at', eb.val(new Date())) }))
     .where('token_hash', '=', tokenHash)
     .where('completed_at', 'is', null)
+    .where('revoked_at', 'is', null)
     .where('expires_at', '>', new Date())
     .returning('expires_at')
     .executeTakeFirst()
@@ -288,6 +308,7 @@ export async function consumeAndMove(
     .where('token_hash', '=', tokenHash)
     .where('tenant_id', '=', tenantId)
     .where('completed_at', 'is', null)
+    .where('revoked_at', 'is', null)
     .where('expires_at', '>', now)
     .where('customer_id', '=', device.customerId)
     .returningAll()

@@ -9,6 +9,7 @@ import { requireConversationAccess } from '../conversations/conversations.ts'
 import { verifyDpopProof } from '../identity/dpop.ts'
 import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -45,6 +46,7 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/conversations/:conversationId/pivot',
     {
+      config: { access: allow.staff('conversations:write') },
       schema: {
         summary:
           'Invite the customer to the secure channel: a single-use, short-lived link is sent on the public channel',
@@ -79,6 +81,7 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.get(
     '/v1/conversations/:conversationId/pivot-links',
     {
+      config: { access: allow.staff('conversations:read') },
       schema: {
         summary: 'The secure-channel links sent in a conversation and their states (sent, opened, completed, expired)',
         tags: ['channels'],
@@ -99,6 +102,8 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/pivot/open',
     {
+      // The token is the credential; the answer carries no personal data.
+      config: { access: allow.anyone },
       schema: {
         summary:
           'The secure page opened a link: says whether it can still be used (and marks it opened); no personal data',
@@ -113,6 +118,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/pivot/redeem',
     {
+      config: { access: allow.device },
       schema: {
         summary:
           "Redeem a link with the customer's enrolled device: the conversation continues in the secure channel " +
@@ -153,6 +159,8 @@ async function stepUpFactorRoutes(
   app.post(
     '/v1/pivot/step-up/options',
     {
+      // A browser that is not enrolled: the link and a fresh factor of its customer make it a device (pivot-step-up.ts).
+      config: { access: allow.anyone },
       schema: {
         summary:
           "A browser that is not the customer's enrolled device: how it can prove it is the link's customer " +
@@ -181,6 +189,7 @@ async function stepUpFactorRoutes(
   app.post(
     '/v1/pivot/step-up/sms',
     {
+      config: { access: allow.anyone },
       schema: {
         summary:
           "Send the link's customer a one-time code by SMS to their number on file (after a SIM-swap check; " +
@@ -209,6 +218,7 @@ async function stepUpEnrolRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
   app.post(
     '/v1/pivot/enrol',
     {
+      config: { access: allow.deviceKey },
       schema: {
         summary:
           'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +

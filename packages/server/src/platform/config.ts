@@ -113,6 +113,18 @@ const settings = {
     default: undefined,
   },
   simSwapToken: { env: 'STRONGROOM_SIM_SWAP_TOKEN', schema: Type.String({ minLength: 1 }), default: undefined },
+  simSwapTokenUrl: {
+    env: 'STRONGROOM_SIM_SWAP_TOKEN_URL',
+    schema: Type.String({ pattern: '^https?://' }),
+    default: undefined,
+  },
+  simSwapClientId: { env: 'STRONGROOM_SIM_SWAP_CLIENT_ID', schema: Type.String({ minLength: 1 }), default: undefined },
+  simSwapClientSecretFile: {
+    env: 'STRONGROOM_SIM_SWAP_CLIENT_SECRET_FILE',
+    schema: Type.String({ minLength: 1 }),
+    default: undefined,
+  },
+  simSwapScope: { env: 'STRONGROOM_SIM_SWAP_SCOPE', schema: Type.String({ minLength: 1 }), default: undefined },
   simSwapWindowHours: {
     env: 'STRONGROOM_SIM_SWAP_WINDOW_HOURS',
     schema: Type.Integer({ minimum: 1, maximum: 2400 }),
@@ -309,8 +321,29 @@ export function loadConfig(
     result.rpOrigins = `http://localhost:${result.port || 8080}`
   }
   checkRelyingParty(result)
+  checkCarrierOAuth(result)
   if (result.mode === 'production') checkProductionRules(result, explicit, options.creatingKeyFiles ?? false)
   return result
+}
+
+/**
+ * The carrier's OAuth client for its CAMARA APIs: a token endpoint needs the client id and the secret's file, takes
+ * the place of a static token, and is served over HTTPS in production (the client secret goes to it).
+ */
+function checkCarrierOAuth(config: Config): void {
+  if (!config.simSwapTokenUrl) return
+  if (!config.simSwapClientId || !config.simSwapClientSecretFile) {
+    throw new ConfigError(
+      'STRONGROOM_SIM_SWAP_TOKEN_URL',
+      'needs STRONGROOM_SIM_SWAP_CLIENT_ID and STRONGROOM_SIM_SWAP_CLIENT_SECRET_FILE',
+    )
+  }
+  if (config.simSwapToken) {
+    throw new ConfigError('STRONGROOM_SIM_SWAP_TOKEN', 'and STRONGROOM_SIM_SWAP_TOKEN_URL are exclusive: set one')
+  }
+  if (config.mode === 'production' && !config.simSwapTokenUrl.startsWith('https://')) {
+    throw new ConfigError('STRONGROOM_SIM_SWAP_TOKEN_URL', 'must be an https:// URL in production mode')
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -29,12 +30,24 @@ const OAuthErrorBody = Type.Object(
 )
 
 export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
-  /** This server's issuer identifier (RFC 8414): its public URL, or the origin the client addressed. */
-  const issuerOf = (request: FastifyRequest) => ctx.config.publicUrl ?? new URL(requestHtu(request)).origin
+  await metadataRoutes(app, ctx)
+  await apiClientRoutes(app, ctx)
+  // The token endpoint speaks OAuth 2.0 as RFC 6749 defines it: a form-encoded request, and errors in the
+  // protocol's own JSON format rather than problem documents, so that standard OAuth clients work unchanged.
+  await app.register(async (scope: App) => tokenRoutes(scope, ctx))
+}
 
+/** This server's issuer identifier (RFC 8414): its public URL, or the origin the client addressed. */
+function issuerOf(ctx: ServerContext, request: FastifyRequest): string {
+  return ctx.config.publicUrl ?? new URL(requestHtu(request)).origin
+}
+
+/** The authorization server's metadata (RFC 8414). */
+async function metadataRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/.well-known/oauth-authorization-server',
     {
+      config: { access: allow.anyone },
       schema: {
         summary:
           'OAuth 2.0 authorization server metadata (RFC 8414), for bank backends that discover the token endpoint',
@@ -51,7 +64,7 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
       },
     },
     async (request) => {
-      const issuer = issuerOf(request)
+      const issuer = issuerOf(ctx, request)
       return {
         issuer,
         token_endpoint: `${issuer}/v1/oauth/token`,
@@ -61,10 +74,14 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
       }
     },
   )
+}
 
+/** Registering a bank backend as an OAuth client. */
+async function apiClientRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/api-clients',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Register a bank backend as an OAuth client with the public keys of its private_key_jwt assertions',
         tags: ['tenancy'],
@@ -112,56 +129,56 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
       return reply.status(201).send({ ...client, tokenEndpoint })
     },
   )
+}
 
-  // The token endpoint speaks OAuth 2.0 as RFC 6749 defines it: a form-encoded request, and errors in the
-  // protocol's own JSON format rather than problem documents, so that standard OAuth clients work unchanged.
-  await app.register(async (scope: App) => {
-    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>
-      done(null, Object.fromEntries(new URLSearchParams(body as string))),
-    )
-    scope.post(
-      '/v1/oauth/token',
-      {
-        schema: {
-          summary: 'OAuth 2.0 token endpoint: client_credentials with private_key_jwt (RFC 7523)',
-          tags: ['tenancy'],
-          consumes: ['application/x-www-form-urlencoded'],
-          body: Type.Object({
-            grant_type: Type.Optional(Type.String({ maxLength: 100 })),
-            client_assertion_type: Type.Optional(Type.String({ maxLength: 200 })),
-            client_assertion: Type.Optional(Type.String({ maxLength: 8192 })),
-            scope: Type.Optional(Type.String({ maxLength: 500 })),
+/** The token endpoint, in a scope of its own: it alone parses form-encoded bodies. */
+async function tokenRoutes(scope: App, ctx: ServerContext): Promise<void> {
+  scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>
+    done(null, Object.fromEntries(new URLSearchParams(body as string))),
+  )
+  scope.post(
+    '/v1/oauth/token',
+    {
+      config: { access: allow.anyone },
+      schema: {
+        summary: 'OAuth 2.0 token endpoint: client_credentials with private_key_jwt (RFC 7523)',
+        tags: ['tenancy'],
+        consumes: ['application/x-www-form-urlencoded'],
+        body: Type.Object({
+          grant_type: Type.Optional(Type.String({ maxLength: 100 })),
+          client_assertion_type: Type.Optional(Type.String({ maxLength: 200 })),
+          client_assertion: Type.Optional(Type.String({ maxLength: 8192 })),
+          scope: Type.Optional(Type.String({ maxLength: 500 })),
+        }),
+        response: {
+          200: Type.Object({
+            access_token: Type.String(),
+            token_type: Type.Literal('Bearer'),
+            expires_in: Type.Integer(),
+            scope: Type.String(),
           }),
-          response: {
-            200: Type.Object({
-              access_token: Type.String(),
-              token_type: Type.Literal('Bearer'),
-              expires_in: Type.Integer(),
-              scope: Type.String(),
-            }),
-            400: OAuthErrorBody,
-            401: OAuthErrorBody,
-          },
+          400: OAuthErrorBody,
+          401: OAuthErrorBody,
         },
-        attachValidation: true,
       },
-      async (request, reply) => {
-        reply.header('cache-control', 'no-store')
-        try {
-          if (request.validationError) throw new OAuthError('invalid_request', 'malformed token request')
-          return await issueClientToken(ctx, {
-            grantType: request.body.grant_type,
-            assertionType: request.body.client_assertion_type,
-            assertion: request.body.client_assertion,
-            scope: request.body.scope,
-            tokenEndpoint: requestHtu(request),
-            issuer: issuerOf(request),
-          })
-        } catch (error) {
-          if (!(error instanceof OAuthError)) throw error
-          return reply.status(error.status).send({ error: error.error, error_description: error.description })
-        }
-      },
-    )
-  })
+      attachValidation: true,
+    },
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      try {
+        if (request.validationError) throw new OAuthError('invalid_request', 'malformed token request')
+        return await issueClientToken(ctx, {
+          grantType: request.body.grant_type,
+          assertionType: request.body.client_assertion_type,
+          assertion: request.body.client_assertion,
+          scope: request.body.scope,
+          tokenEndpoint: requestHtu(request),
+          issuer: issuerOf(ctx, request),
+        })
+      } catch (error) {
+        if (!(error instanceof OAuthError)) throw error
+        return reply.status(error.status).send({ error: error.error, error_description: error.description })
+      }
+    },
+  )
 }

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -22,6 +23,7 @@ async function meRoutes(app: App): Promise<void> {
   app.get(
     '/v1/me',
     {
+      config: { access: allow.authenticated },
       schema: {
         summary: 'Who the credentials stand for',
         tags: ['tenancy'],
@@ -59,6 +61,7 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Add a staff member to the tenant',
         tags: ['tenancy'],
@@ -79,6 +82,7 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/staff',
     {
+      config: { access: allow.staff('conversations:assign') },
       schema: {
         summary: "The tenant's staff members, by name: whom a supervisor can give a conversation to",
         tags: ['tenancy'],
@@ -91,6 +95,7 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff/:staffId/tokens',
     {
+      config: { access: allow.staff('staff:admin') },
       schema: {
         summary: 'Issue an API token for a staff member (shown once)',
         tags: ['tenancy'],

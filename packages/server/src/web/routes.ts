@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ServerContext } from '../platform/context.ts'
+import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { loadWebBuild, type StaticFile, type WebPage, webPages } from './static-pages.ts'
@@ -77,9 +78,12 @@ export async function webRoutes(app: App, ctx: Pick<ServerContext, 'config' | 'l
   const build = loadWebBuild(ctx.config.webDir, served)
   if (!build) ctx.log.warn({ webDir: ctx.config.webDir }, 'web pages not built: run `npm run build`')
 
+  // The web pages and their hashed assets (packages/web); the simulator's only in dev mode.
   for (const page of served) {
-    app.get(`/${page}`, { schema: { hide: true } }, async (_request, reply) => reply.redirect(`/${page}/`, 308))
-    app.get(`/${page}/`, { schema: { hide: true } }, async (request, reply) => {
+    app.get(`/${page}`, { config: { access: allow.anyone }, schema: { hide: true } }, async (_request, reply) =>
+      reply.redirect(`/${page}/`, 308),
+    )
+    app.get(`/${page}/`, { config: { access: allow.anyone }, schema: { hide: true } }, async (request, reply) => {
       const file = build?.pages.get(page)
       if (!file) {
         securityHeaders(request, reply)
@@ -88,9 +92,13 @@ export async function webRoutes(app: App, ctx: Pick<ServerContext, 'config' | 'l
       return sendFile(request, reply, file, 'no-cache')
     })
   }
-  app.get<{ Params: { file: string } }>('/assets/:file', { schema: { hide: true } }, async (request, reply) => {
-    const file = build?.assets.get(request.params.file)
-    if (!file) throw new Problem('request/not-found')
-    return sendFile(request, reply, file, 'public, max-age=31536000, immutable')
-  })
+  app.get<{ Params: { file: string } }>(
+    '/assets/:file',
+    { config: { access: allow.anyone }, schema: { hide: true } },
+    async (request, reply) => {
+      const file = build?.assets.get(request.params.file)
+      if (!file) throw new Problem('request/not-found')
+      return sendFile(request, reply, file, 'public, max-age=31536000, immutable')
+    },
+  )
 }

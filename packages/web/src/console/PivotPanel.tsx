@@ -12,6 +12,7 @@ const stateLabels: Record<PivotLink['status'], string> = {
   opened: 'Opened',
   completed: 'Completed',
   expired: 'Expired',
+  revoked: 'Replaced',
 }
 
 const stateHelp: Record<PivotLink['status'], (link: PivotLink) => string> = {
@@ -19,6 +20,7 @@ const stateHelp: Record<PivotLink['status'], (link: PivotLink) => string> = {
   opened: (link) => `the customer opened it; valid until ${time.format(new Date(link.expiresAt))}`,
   completed: () => 'the customer is in the secure channel',
   expired: () => 'not used in time; send a new one if the customer still needs it',
+  revoked: () => 'a newer link to this customer replaced it',
 }
 
 function whyNoPivot(error: unknown): string {

@@ -46,7 +46,7 @@ export function App(props: { token: string | undefined }) {
         </Page>
       )
     case 'link-error':
-      return <LinkError reason={screen.reason} />
+      return <LinkError reason={screen.reason} chatHere={screen.chatHere} />
     case 'step-up':
       return <StepUp arrival={visit as Arrival} screen={screen} onDone={setScreen} />
     case 'chat':
@@ -81,18 +81,35 @@ const linkErrors = {
     title: 'This link was already used',
     text: 'For your security, a secure-chat link works once. If you did not open it yourself, tell your bank.',
   },
+  replaced: {
+    title: 'A newer link replaced this one',
+    text: 'For your security, only the newest link your bank sent you works.',
+  },
   invalid: {
     title: 'This link is not valid',
     text: 'The link may be incomplete. Open it again from the message your bank sent you.',
   },
 } as const
 
-function LinkError(props: { reason: keyof typeof linkErrors }) {
+function LinkError(props: { reason: keyof typeof linkErrors; chatHere: boolean }) {
   const { title, text } = linkErrors[props.reason]
   return (
     <Page title={title}>
       <p>{text}</p>
-      <p>Reply in your conversation with the bank to ask for a new link.</p>
+      {props.chatHere ? (
+        <>
+          <p>This browser is already set up for your secure chat: you do not need a link to continue here.</p>
+          <p>
+            <a href="/secure/">Open your secure chat</a>
+          </p>
+        </>
+      ) : (
+        <p>
+          {props.reason === 'replaced'
+            ? 'Open the newest link from your bank, or reply in your conversation with the bank to ask for a new one.'
+            : 'Reply in your conversation with the bank to ask for a new link.'}
+        </p>
+      )}
     </Page>
   )
 }

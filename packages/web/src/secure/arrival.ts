@@ -16,7 +16,12 @@ import { ChatSession } from './chat-session.ts'
 export type Screen =
   | { kind: 'loading' }
   | { kind: 'no-link' }
-  | { kind: 'link-error'; reason: 'expired' | 'used' | 'invalid' }
+  | {
+      kind: 'link-error'
+      reason: 'expired' | 'used' | 'replaced' | 'invalid'
+      /** This browser is already the customer's device: the chat opens without a link, and nothing is enrolled again. */
+      chatHere: boolean
+    }
   | { kind: 'step-up'; token: string; options: PivotStepUpOptions; replacing: boolean }
   | { kind: 'chat'; session: ChatSession }
   | { kind: 'wiped' }
@@ -25,13 +30,18 @@ const DEVICE_LABEL = 'Web browser'
 const problemType = (error: unknown) =>
   error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
 
-/** The link refusals that end the visit: each gets its own page. */
-function linkError(error: unknown): Screen | undefined {
-  const type = problemType(error)
-  if (type === 'pivot/token-expired') return { kind: 'link-error', reason: 'expired' }
-  if (type === 'pivot/token-used') return { kind: 'link-error', reason: 'used' }
-  if (type === 'pivot/invalid-token' || type === 'request/invalid') return { kind: 'link-error', reason: 'invalid' }
-  return undefined
+const refusals: Record<string, Extract<Screen, { kind: 'link-error' }>['reason']> = {
+  'pivot/token-expired': 'expired',
+  'pivot/token-used': 'used',
+  'pivot/token-revoked': 'replaced',
+  'pivot/invalid-token': 'invalid',
+  'request/invalid': 'invalid',
+}
+
+/** The link refusals that end the visit: each gets its own page, which offers the chat when this browser has it. */
+function linkError(error: unknown, device: BrowserDevice | undefined): Screen | undefined {
+  const reason = refusals[problemType(error) ?? '']
+  return reason ? { kind: 'link-error', reason, chatHere: Boolean(device?.enrolment) } : undefined
 }
 
 /**
@@ -85,7 +95,7 @@ export class Arrival {
     try {
       await openPivotLink({ baseUrl: this.baseUrl, token })
     } catch (error) {
-      const refusal = linkError(error)
+      const refusal = linkError(error, device)
       if (refusal) return refusal
       throw error
     }
@@ -95,7 +105,7 @@ export class Arrival {
         const { secureConversationId } = await client.redeemPivotLink(token)
         return this.#chat(device, client, secureConversationId)
       } catch (error) {
-        const refusal = linkError(error)
+        const refusal = linkError(error, device)
         const type = problemType(error)
         if (refusal && type !== 'pivot/invalid-token') return refusal
         const revoked = error instanceof StrongroomError && isDeviceWipedProblem(error.problem)
@@ -112,7 +122,7 @@ export class Arrival {
       const options = await pivotStepUpOptions({ baseUrl: this.baseUrl, token })
       return { kind: 'step-up', token, options, replacing: Boolean((await this.#openDevice()).enrolment) }
     } catch (error) {
-      const refusal = linkError(error)
+      const refusal = linkError(error, this.#device)
       if (refusal) return refusal
       throw error
     }
@@ -131,7 +141,7 @@ export class Arrival {
     try {
       enrolled = await enrolWithPivotLink({ baseUrl: this.baseUrl, token, label: DEVICE_LABEL, factor })
     } catch (error) {
-      const refusal = linkError(error)
+      const refusal = linkError(error, this.#device)
       if (refusal) return refusal
       throw error
     }

@@ -48,7 +48,7 @@ export class BrowserMlsMember {
     if (expired(message)) return undefined
     // Our own message echoed by the stream while send() is under way: keptText waits for the send, which keeps it.
     const kept = await this.#kept(message)
-    if (kept) return kept
+    if (kept !== undefined) return kept ?? undefined
     if (message.sender.kind === this.#self.kind && message.sender.id === this.#self.id) {
       // Our own commit has no text; our own message without a kept text was sent from another session.
       return isApplicationMessage(message) ? { placeholder: 'Encrypted message sent from another session' } : undefined
@@ -66,7 +66,7 @@ export class BrowserMlsMember {
     }
     await this.messaging.receive(message)
     const read = await this.#kept(message)
-    if (read) return read
+    if (read !== undefined) return read ?? undefined
     // Commits and other protocol messages carry no text to show.
     return isApplicationMessage(message) ? { placeholder: 'Encrypted message this browser cannot read' } : undefined
   }
@@ -76,12 +76,17 @@ export class BrowserMlsMember {
     await this.messaging.send(conversationId, text, options)
   }
 
-  async #kept(message: Message): Promise<ReadMessage | undefined> {
+  /** What the SDK kept of a message: undefined when nothing, null when it has nothing to show (a resend request). */
+  async #kept(message: Message): Promise<ReadMessage | null | undefined> {
     const kept = await this.messaging.keptText(message.conversationId, message.seq)
     if (!kept) return undefined
-    return kept.kind === 'text'
-      ? { text: kept.text, expiresAt: message.expiresAt }
-      : { placeholder: 'A message that could not be decrypted' }
+    if (kept.kind === 'control') return null
+    if (kept.kind === 'text') return { text: kept.text, expiresAt: message.expiresAt }
+    return {
+      placeholder: kept.resendRequested
+        ? 'A message that could not be decrypted: this browser asked for it again, and it shows below when it comes'
+        : 'A message that could not be decrypted',
+    }
   }
 }
 

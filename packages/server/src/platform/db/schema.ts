@@ -521,6 +521,8 @@ export interface PivotLinksTable {
   secure_conversation_id: string | null
   /** How the link was completed: by an enrolled device, or by a new one that stepped up with a factor. */
   completed_via: 'device' | 'passkey' | 'sms-otp' | null
+  /** When a newer link for the same customer replaced it (one live link per customer), or null. */
+  revoked_at: Timestamp | null
   created_at: Timestamp
 }
 

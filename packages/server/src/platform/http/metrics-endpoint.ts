@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { Config } from '../config.ts'
 import type { Metrics } from '../metrics.ts'
+import { allow } from './access-rule.ts'
 import type { App } from './fastify.ts'
 import { Problem } from './problems.ts'
 
@@ -39,7 +40,7 @@ export async function serveMetrics(
   metrics: Metrics,
 ): Promise<{ url: string | undefined; close(): Promise<void> }> {
   const exposure = metricsExposure(config)
-  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+  app.get('/metrics', { config: { access: allow.anyone }, schema: { hide: true } }, async (request, reply) => {
     if (exposure.kind === 'elsewhere') throw new Problem('request/not-found')
     if (exposure.kind === 'token' && !bearerMatches(request.headers.authorization, exposure.tokenHash)) {
       reply.header('www-authenticate', 'Bearer')

@@ -151,6 +151,7 @@ const catalogue = {
   'pivot/invalid-token': { status: 400, title: 'The secure-channel link is not valid' },
   'pivot/token-used': { status: 409, title: 'The secure-channel link was already used' },
   'pivot/token-expired': { status: 410, title: 'The secure-channel link has expired; ask for a new one' },
+  'pivot/token-revoked': { status: 410, title: 'A newer secure-channel link replaced this one; use the newest' },
   'pivot/wrong-customer': {
     status: 403,
     title: 'This device belongs to another customer than the one the link was sent to',

@@ -1,0 +1,8 @@
+import type { Module } from '../platform/module.ts'
+import { dataSubjectRoutes } from './routes.ts'
+
+/** Data subject access: everything held about one customer, in one export. */
+export const dataSubjectModule: Module = {
+  name: 'data-subject',
+  routes: (app, ctx) => dataSubjectRoutes(app, ctx),
+}
