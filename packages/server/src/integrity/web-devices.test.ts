@@ -20,6 +20,7 @@ import { createTestBank, startTestServer, type TestBank, type TestServer } from 
 import { PROBLEMS, problemOf } from '../testing/problems.ts'
 import { SoftwareAuthenticator } from '../testing/software-authenticator.ts'
 import { DEFAULT_INTEGRITY_POLICY } from './policy.ts'
+import { WEB_DEVICE_ROUTES } from './web-devices.ts'
 
 type Enrolled = Awaited<ReturnType<typeof enrolDevice>>
 
@@ -73,6 +74,14 @@ describe('a browser under the production integrity gate', () => {
     })
   })
   after(() => server.stop())
+
+  test('every route the rules for browsers name is a route of the server (a renamed one would be refused)', () => {
+    const routes = new Set(server.accessTable.map((row) => `${row.method} ${row.url}`))
+    assert.deepEqual(
+      Object.keys(WEB_DEVICE_ROUTES).filter((route) => !routes.has(route)),
+      [],
+    )
+  })
 
   test('staff see which device is a browser', async () => {
     const { devices } = await agent.listDevices(bank.customerId)

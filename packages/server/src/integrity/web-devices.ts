@@ -16,7 +16,7 @@ export const WEB_DEVICE_FLAG = 'web-device'
  * approving one with a passkey, which the step-up policy then limits). Anything else (runtime secrets, attestation,
  * approving with the device key, factor changes, device management) is the app's.
  */
-const WEB_DEVICE_ROUTES: Record<string, 'chat' | 'always'> = {
+export const WEB_DEVICE_ROUTES: Readonly<Record<string, 'chat' | 'always'>> = {
   'POST /v1/conversations/:conversationId/messages': 'chat',
   'POST /v1/conversations/:conversationId/markers': 'chat',
   'POST /v1/e2e/credentials': 'chat',
