@@ -6,7 +6,8 @@ import { createDpopProof } from './dpop.ts'
 import { bytesToBase64, platformFetch, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import type { CustomerFactor, FactorProof } from './factors.ts'
-import { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
+import type { AppIdentity, AttestationProvider, RiskSignals } from './integrity.ts'
+import { attestationClientData, devAttestation } from './integrity.ts'
 import type {
   Passkey,
   PasskeyAssertion,
@@ -193,7 +194,14 @@ export class StrongroomClient {
   readonly #remoteWipe: RemoteWipeOptions | undefined
   readonly #timeoutMs: number
   #current = 0
-  #integrity: { token: string; attestation: { app: AppIdentity; signals: RiskSignals } } | undefined
+  #integrity:
+    | {
+        token: string
+        attestation: Parameters<StrongroomClient['attest']>[0]
+        /** Set when the server's policy wants an App Attest assertion on every gated request. */
+        assertRequest: ((clientData: string) => Promise<string>) | undefined
+      }
+    | undefined
 
   constructor(options: ClientOptions) {
     this.baseUrls = (Array.isArray(options.baseUrl) ? options.baseUrl : [options.baseUrl]).map((u) =>
@@ -276,8 +284,11 @@ export class StrongroomClient {
       })
       const headers: Record<string, string> = { authorization: auth.authorization }
       if (auth.dpop) headers.dpop = auth.dpop
-      if (this.#integrity?.token && !path.startsWith('/v1/integrity/'))
+      if (this.#integrity?.token && !path.startsWith('/v1/integrity/')) {
         headers['strongroom-integrity'] = this.#integrity.token
+        const assertion = await this.requestAssertion(auth.dpop)
+        if (assertion) headers['strongroom-assertion'] = assertion
+      }
       if (body !== undefined) headers['content-type'] = 'application/json'
       let response: Response
       try {
@@ -310,6 +321,15 @@ export class StrongroomClient {
     }
   }
 
+  /**
+   * The App Attest assertion a request carries when the bank's policy asks for one: the native layer's
+   * `generateAssertion` over SHA-256 of the request's DPoP proof. Undefined when none is asked for.
+   */
+  async requestAssertion(dpop: string | undefined): Promise<string | undefined> {
+    const assertRequest = this.#integrity?.assertRequest
+    return assertRequest && dpop ? assertRequest(dpop) : undefined
+  }
+
   /** The integrity token this client sends with every request, once it has attested. */
   get integrityToken(): string | undefined {
     return this.#integrity?.token
@@ -317,30 +337,48 @@ export class StrongroomClient {
 
   /**
    * A device: proves the app and device and keeps the integrity token the server's policy grants, renewing it by
-   * attesting again when it expires. The provider turns the server's challenge into evidence: App Attest (an
-   * attestation, then assertions on renewal) or Android Key Attestation from the native layer; the dev provider by
-   * default, which only a dev server accepts.
+   * attesting again when it expires. The provider turns the attestation's client data (the server's challenge and
+   * the app's identity) into evidence: App Attest (an attestation, then assertions on renewal) or Android Key
+   * Attestation from the native layer; the dev provider by default, which only a dev server accepts.
    *
    * @example
-   * await client.attest({ app, signals, provider: async (challenge) => ({ format: 'android-key', certificateChain }) })
+   * await client.attest({ app, signals, provider: async (clientData) => ({ format: 'android-key', certificateChain }) })
    */
   async attest(attestation: {
     app: AppIdentity
     signals: RiskSignals
     provider?: AttestationProvider
+    /**
+     * App Attest: signs a request's client data (its DPoP proof) with `generateAssertion`, for banks whose policy
+     * asks for an assertion on every request. Needed only then.
+     */
+    assertRequest?: (clientData: string) => Promise<string>
   }): Promise<{ expiresIn: number; scope: string }> {
     if (!(this.credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can attest')
     const { challenge } = await this.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
     const keys = this.credentials.keys
     const evidence = attestation.provider
-      ? { ...(await attestation.provider(challenge)), challenge, ...attestation.app, signals: attestation.signals }
+      ? {
+          ...(await attestation.provider(attestationClientData(challenge, attestation.app), challenge)),
+          challenge,
+          ...attestation.app,
+          signals: attestation.signals,
+        }
       : await devAttestation(keys, challenge, attestation.app, attestation.signals)
-    const granted = await this.request<{ integrityToken: string; expiresIn: number; scope: string }>(
-      'POST',
-      '/v1/integrity/attest',
-      evidence,
-    )
-    this.#integrity = { token: granted.integrityToken, attestation }
+    const granted = await this.request<{
+      integrityToken: string
+      expiresIn: number
+      scope: string
+      assertRequests: boolean
+    }>('POST', '/v1/integrity/attest', evidence)
+    if (granted.assertRequests && !attestation.assertRequest) {
+      throw new TypeError('the bank asks for an assertion on every request: pass assertRequest to attest')
+    }
+    this.#integrity = {
+      token: granted.integrityToken,
+      attestation,
+      assertRequest: granted.assertRequests ? attestation.assertRequest : undefined,
+    }
     return { expiresIn: granted.expiresIn, scope: granted.scope }
   }
 

@@ -48,7 +48,13 @@ export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'
 export { StrongroomError } from './errors.ts'
 export type { CustomerFactor, FactorProof } from './factors.ts'
-export { type AppIdentity, type AttestationProvider, devAttestation, type RiskSignals } from './integrity.ts'
+export {
+  type AppIdentity,
+  type AttestationProvider,
+  attestationClientData,
+  devAttestation,
+  type RiskSignals,
+} from './integrity.ts'
 export {
   type Passkey,
   type PasskeyAssertion,

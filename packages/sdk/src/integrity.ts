@@ -16,11 +16,33 @@ export interface AppIdentity {
 }
 
 /**
- * Turns a server challenge into format-specific evidence from the platform: `{ format: 'apple-appattest',
- * attestationObject, keyId }`, `{ format: 'apple-appattest-assertion', assertion }` (clientData = the challenge) or
- * `{ format: 'android-key', certificateChain }` (the challenge as the key's attestation challenge).
+ * Turns the client data of an attestation (see `attestationClientData`) into format-specific evidence from the
+ * platform, each covering SHA-256(clientData) computed natively: `{ format: 'apple-appattest', attestationObject, keyId }`
+ * (the hash as `clientDataHash` of `attestKey`), `{ format: 'apple-appattest-assertion', assertion }` (the same, for
+ * `generateAssertion`) or `{ format: 'android-key', certificateChain }` (the hash as the key's attestation challenge).
  */
-export type AttestationProvider = (challenge: string) => Promise<{ format: string; [field: string]: unknown }>
+export type AttestationProvider = (
+  clientData: string,
+  challenge: string,
+) => Promise<{ format: string; [field: string]: unknown }>
+
+/**
+ * What a hardware attestation covers: the server's challenge and the app's identity as the genuine app knows it. The
+ * server recomputes it from the version the app claims, so the version the gate and the version switch use is the one
+ * the attested app signed, not a claim made afterwards. Native code hashes these UTF-8 bytes with SHA-256.
+ *
+ * @example
+ * attestationClientData('c2VydmVy…', { appId: 'com.bank.app', appVersion: '3.2.0' })
+ * // '{"appId":"com.bank.app","appVersion":"3.2.0","challenge":"c2VydmVy…","type":"strongroom-attestation/v1"}'
+ */
+export function attestationClientData(challenge: string, app: AppIdentity): string {
+  return canonicalize({
+    type: 'strongroom-attestation/v1',
+    challenge,
+    appId: app.appId,
+    appVersion: app.appVersion,
+  }) as string
+}
 
 /** The dev attestation: the device key signs the challenge, the app identity and its signals (no hardware claim). */
 export function devAttestationPayload(challenge: string, app: AppIdentity, signals: RiskSignals): string {

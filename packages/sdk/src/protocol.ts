@@ -79,6 +79,9 @@ export const AuthFrame = Type.Object(
     authorization: Type.String({ minLength: 1, maxLength: 200, description: '"DPoP <token>" or "Bearer <token>"' }),
     dpop: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     integrity: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'integrity token' })),
+    assertion: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 4096, description: 'App Attest assertion over the dpop proof' }),
+    ),
     cursors: Type.Optional(
       Type.Record(Type.String({ pattern: '^cnv_[A-Za-z0-9_-]{22}$' }), Type.Integer({ minimum: 0 }), {
         maxProperties: 10000,

@@ -116,6 +116,13 @@ export class MessageStream {
     this.#options.onStateChange?.(state)
   }
 
+  /** The auth frame's credentials: the DPoP proof, and the App Attest assertion over it when the bank asks for one. */
+  async #authorize(httpUrl: string) {
+    const auth = await this.#client.credentials.authorize('GET', httpUrl)
+    const assertion = await this.#client.requestAssertion(auth.dpop)
+    return assertion ? { ...auth, assertion } : auth
+  }
+
   #connect(): void {
     if (this.#state === 'closed') return
     const httpUrl = `${this.#client.baseUrl}/v1/stream`
@@ -123,7 +130,7 @@ export class MessageStream {
     this.#socket = socket
     this.#ready = false
     socket.onopen = () => {
-      this.#client.credentials.authorize('GET', httpUrl).then(
+      this.#authorize(httpUrl).then(
         (auth) => {
           if (socket !== this.#socket) return
           const cursors = this.cursors

@@ -9,7 +9,15 @@ import type { IntegrityPolicy } from './integrity/policy.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { checkWebDevice, refuseWebDeviceSecrets } from './integrity/web-devices.ts'
 import type { ServerContext } from './platform/context.ts'
-import type { AccessRule, AccessTableRow } from './platform/http/access-rule.ts'
+import {
+  type AccessTableRow,
+  type ActionGuard,
+  type GuardedAction,
+  type IntegrityScope,
+  integrityRefusal,
+  type PrincipalRule,
+  refusalFor,
+} from './platform/http/access-rule.ts'
 import type { App } from './platform/http/fastify.ts'
 import { actorOf, type Principal } from './platform/http/principal.ts'
 import { Problem } from './platform/http/problems.ts'
@@ -64,6 +72,11 @@ export async function authenticate(
 export interface IntegrityGate {
   tokens: IntegrityTokenChecker
   deactivated: DeactivatedAppVersions
+  /** The per-request App Attest assertion, for tokens that demand one (integrity/request-assertions.ts). */
+  requestAssertion: (
+    device: DevicePrincipal,
+    request: { appId: string; dpop: string | undefined; assertion: string | undefined },
+  ) => Promise<void>
   /** The tenant's integrity policy, cached per node: what browsers may do. */
   policyOf: (tenantId: string) => Promise<IntegrityPolicy | undefined>
 }
@@ -77,16 +90,18 @@ export async function checkDeviceIntegrity(
   token: string | undefined,
   device: DevicePrincipal,
   method: string,
+  proof: { dpop: string | undefined; assertion: string | undefined },
   fullScopeOnly = false,
-): Promise<{ flags: string[]; app: { appId: string; appVersion: string } }> {
-  const { scope, flags, app } = await gate.tokens.check(token, device)
+): Promise<{ scope: IntegrityScope; flags: string[]; app: { appId: string; appVersion: string } }> {
+  const { scope, flags, app, assertRequests } = await gate.tokens.check(token, device)
   // Checked on every request, so that switching a version off takes effect at once on every node.
   if (await gate.deactivated.has(device.tenantId, app)) {
     throw new Problem('integrity/denied', 'app-version-deactivated')
   }
-  // A limited token (a rooted device, an emulator) reads; it neither writes nor receives secrets.
-  if (scope === 'read-only' && (method !== 'GET' || fullScopeOnly)) throw new Problem('integrity/limited')
-  return { flags, app }
+  const limited = integrityRefusal(scope, method, fullScopeOnly)
+  if (limited) throw limited
+  if (assertRequests) await gate.requestAssertion(device, { appId: app.appId, ...proof })
+  return { scope, flags, app }
 }
 
 /**
@@ -95,18 +110,37 @@ export async function checkDeviceIntegrity(
  * risk flags the request carries.
  */
 async function checkDeviceGate(
+  ctx: Pick<ServerContext, 'db'>,
   gate: IntegrityGate,
   device: DevicePrincipal,
   request: FastifyRequest,
   route: string,
   attested: boolean,
 ): Promise<string[]> {
-  if (device.deviceKind === 'web') {
+  if (device.deviceKind === 'web') return admitBrowser(ctx, gate, device, route, attested)
+  const token = singleHeader(request.headers['strongroom-integrity'])
+  const proof = {
+    dpop: singleHeader(request.headers.dpop),
+    assertion: singleHeader(request.headers['strongroom-assertion']),
+  }
+  return (await checkDeviceIntegrity(gate, token, device, request.method, proof, attested)).flags
+}
+
+/** A browser held to the tenant's rules for browsers, on a request or a stream frame; a refusal is audited. */
+async function admitBrowser(
+  ctx: Pick<ServerContext, 'db'>,
+  gate: IntegrityGate,
+  device: DevicePrincipal,
+  route: string,
+  attested = false,
+): Promise<string[]> {
+  try {
     if (attested) refuseWebDeviceSecrets(device)
     return checkWebDevice(device, route, await gate.policyOf(device.tenantId))
+  } catch (error) {
+    if (error instanceof Problem) await auditRefusal(ctx, device, error, route)
+    throw error
   }
-  const token = singleHeader(request.headers['strongroom-integrity'])
-  return (await checkDeviceIntegrity(gate, token, device, request.method, attested)).flags
 }
 
 /**
@@ -150,48 +184,43 @@ export function installAccessControl(
       reply.header('www-authenticate', `Bearer, DPoP algs="${DEVICE_KEY_ALGORITHMS.join(' ')}"`)
       throw error
     }
-    const refusal = refusalFor(access, principal)
-    if (refusal) {
-      await auditRefusal(ctx, principal, refusal, `${request.method} ${request.routeOptions.url}`)
-      throw refusal
-    }
     const route = `${request.method} ${request.routeOptions.url}`
-    const attested = access.who === 'attested-device'
-    const exempt = access.who === 'device' && access.integrity === 'exempt'
-    const gated =
-      principal.kind === 'device' && (attested || (!exempt && (await integrityRequired(principal.tenantId, route))))
+    const gated = await admit(ctx, integrityRequired, principal, access, route)
     if (gated && principal.kind === 'device') {
-      try {
-        request.integrityFlags = await checkDeviceGate(gate, principal, request, route, attested)
-      } catch (error) {
-        if (error instanceof Problem && error.kind === 'integrity/web-device-refused') {
-          await auditRefusal(ctx, principal, error, route)
-        }
-        throw error
-      }
+      request.integrityFlags = await checkDeviceGate(
+        ctx,
+        gate,
+        principal,
+        request,
+        route,
+        access.who === 'attested-device',
+      )
     }
     request.principal = principal
   })
   return table
 }
 
-/** Why the principal may not use a route with this rule, if it may not. */
-function refusalFor(access: Exclude<AccessRule, { who: 'anyone' | 'device-key' | 'stream' }>, principal: Principal) {
-  if (access.who === 'authenticated') return undefined
-  if (access.who === 'staff-member') {
-    return principal.kind === 'staff' ? undefined : new Problem('auth/forbidden', 'this is for staff members')
+/**
+ * The guard's questions that a request and a stream frame share: may the principal act under the rule (a refusal is
+ * audited and thrown), and must a device's integrity token be checked for this route?
+ */
+async function admit(
+  ctx: Pick<ServerContext, 'db'>,
+  integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
+  principal: Principal,
+  access: PrincipalRule,
+  route: string,
+): Promise<boolean> {
+  const refusal = refusalFor(access, principal)
+  if (refusal) {
+    await auditRefusal(ctx, principal, refusal, route)
+    throw refusal
   }
-  if (principal.kind === 'device') {
-    return access.who === 'staff' ? new Problem('auth/forbidden', 'this is for staff and bank backends') : undefined
-  }
-  if (access.who === 'device' || access.who === 'attested-device') {
-    return new Problem('auth/forbidden', 'this is for devices')
-  }
-  if (access.who === 'member' && principal.kind === 'client') {
-    return new Problem('auth/forbidden', 'bank backends are not conversation members')
-  }
-  const scope = access.who === 'member' ? access.staffScope : access.scope
-  return principal.scopes.includes(scope) ? undefined : new Problem('auth/forbidden', `this needs the ${scope} scope`)
+  if (principal.kind !== 'device') return false
+  if (access.who === 'attested-device') return true
+  if (access.who === 'device' && access.integrity === 'exempt') return false
+  return integrityRequired(principal.tenantId, route)
 }
 
 async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal, problem: Problem, route?: string) {
@@ -206,14 +235,16 @@ async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal
 }
 
 /**
- * The stream's sign-in: its first frame carries the same credentials as an HTTP request (`GET /v1/stream`), and a
- * device's passes the same integrity gate.
+ * The stream's sign-in: its first frame carries the same credentials as an HTTP request (`GET /v1/stream`), a device's
+ * passes the same integrity gate, and the principal must be one that may read messages. Gives the guard that holds
+ * each later frame (a send, an ack) to its HTTP route's rule, with the integrity token the stream signed in with.
  */
 export function streamAuthenticator(
   ctx: Pick<ServerContext, 'db'>,
   gate: IntegrityGate,
   integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
   wipeKey: SigningKey,
+  readRule: GuardedAction,
 ): StreamAuthenticator {
   return async (frame, htu) => {
     const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
@@ -232,15 +263,33 @@ export function streamAuthenticator(
       }
       throw error
     })
-    if (principal.kind === 'device' && (await integrityRequired(principal.tenantId, 'GET /v1/stream'))) {
-      // A browser has no integrity token: the tenant's policy for browsers decides instead.
-      if (principal.deviceKind === 'web') {
-        checkWebDevice(principal, 'GET /v1/stream', await gate.policyOf(principal.tenantId))
-        return { principal }
+    let integrity: { scope: IntegrityScope; app: { appId: string; appVersion: string } } | undefined
+    // A browser has no integrity token: where the gate applies, the tenant's policy for browsers decides instead.
+    const browser = principal.kind === 'device' && principal.deviceKind === 'web' ? principal : undefined
+    if (browser) {
+      if (await integrityRequired(browser.tenantId, 'GET /v1/stream')) {
+        await admitBrowser(ctx, gate, browser, 'GET /v1/stream')
       }
-      const { app } = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET')
-      return { principal, app }
+    } else if (principal.kind === 'device') {
+      const proof = { dpop: frame.dpop, assertion: frame.assertion }
+      if (await integrityRequired(principal.tenantId, 'GET /v1/stream')) {
+        integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof)
+      } else if (frame.integrity) {
+        // Not needed to sign in, but a frame may need it (a route the policy names): kept if it is valid.
+        integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof).catch(() => undefined)
+      }
     }
-    return { principal }
+    const guard: ActionGuard = async (action) => {
+      if (!(await admit(ctx, integrityRequired, principal, action.access, action.route))) return
+      if (browser) {
+        await admitBrowser(ctx, gate, browser, action.route)
+        return
+      }
+      if (!integrity) throw new Problem('integrity/missing')
+      const limited = integrityRefusal(integrity.scope, action.route.slice(0, action.route.indexOf(' ')))
+      if (limited) throw limited
+    }
+    await guard(readRule)
+    return { principal, app: integrity?.app, guard }
   }
 }

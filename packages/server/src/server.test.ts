@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { installAccessControl } from './access.ts'
+import { messageActions } from './conversations/message-actions.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { allow } from './platform/http/access-rule.ts'
@@ -79,6 +80,7 @@ describe('the HTTP surface', () => {
     const gate = {
       tokens: new IntegrityTokenChecker(server.ctx),
       deactivated: new DeactivatedAppVersions(server.ctx),
+      requestAssertion: async () => {},
       policyOf: async () => undefined,
     }
     const table = installAccessControl(app, server.ctx, gate, async () => false)
@@ -106,5 +108,10 @@ describe('the HTTP surface', () => {
     assert.deepEqual(ruleOf('POST', '/v1/integrity/attest'), { who: 'device', integrity: 'exempt' })
     assert.deepEqual(ruleOf('GET', '/v1/stream'), { who: 'stream' })
     assert.deepEqual(ruleOf('GET', '/healthz'), { who: 'anyone' })
+    // The stream's frames are held to these routes' rules: each names a route that has that very rule.
+    for (const action of Object.values(messageActions)) {
+      const [method = '', url = ''] = action.route.split(' ')
+      assert.equal(ruleOf(method, url), action.access, action.route)
+    }
   })
 })

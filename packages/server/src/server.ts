@@ -21,6 +21,7 @@ import { sendTransactionalSms } from './channels/sms.ts'
 import { consentModule } from './consent/module.ts'
 import { handleSmsReply } from './consent/sms-confirmation.ts'
 import { removeMemberEverywhere } from './conversations/conversations.ts'
+import { messageActions } from './conversations/message-actions.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationsModule } from './conversations/module.ts'
 import type { MessageRef } from './conversations/purge-expired-messages.ts'
@@ -31,8 +32,10 @@ import { e2eModule } from './e2e/module.ts'
 import { identityModule } from './identity/module.ts'
 import type { DeviceRevocationHook } from './identity/routes.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
+import { type AttestationStatusList, openAttestationStatusList } from './integrity/attestation-status-list.ts'
 import { integrityModule } from './integrity/module.ts'
 import { cachedIntegrityPolicy, integrityRequirement } from './integrity/policy.ts'
+import { checkRequestAssertion } from './integrity/request-assertions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { pivotModule } from './pivot/module.ts'
 import { invitePivot } from './pivot/pivot.ts'
@@ -76,6 +79,7 @@ interface Services {
   receiptKey: SigningKey
   integrityTokenKey: SigningKey
   deactivatedAppVersions: DeactivatedAppVersions
+  attestationStatus: AttestationStatusList | undefined
   archiveSigner: SigningKey
 }
 
@@ -145,11 +149,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const gate: IntegrityGate = {
     tokens: new IntegrityTokenChecker(ctx),
     deactivated: new DeactivatedAppVersions(ctx),
+    requestAssertion: (device, request) => checkRequestAssertion(ctx, device, request),
     policyOf: cachedIntegrityPolicy(ctx),
   }
   const integrityRequired = integrityRequirement(ctx, gate.policyOf)
   const accessTable = installAccessControl(app, ctx, gate, integrityRequired)
-  const hubAuthenticator = streamAuthenticator(ctx, gate, integrityRequired, keys.wipe)
+  const hubAuthenticator = streamAuthenticator(ctx, gate, integrityRequired, keys.wipe, messageActions.read)
   const running = await startServices(platform, keys, { gate, hubAuthenticator, archiveSink: options.archiveSink })
   const { services, archiveMember } = running
 
@@ -278,6 +283,7 @@ async function startServices(
     receiptKey: keys.receipt,
     integrityTokenKey: keys.integrity,
     deactivatedAppVersions: parts.gate.deactivated,
+    attestationStatus: await openAttestationStatusList(ctx),
     archiveSigner: keys.archive,
   }
   const running = {

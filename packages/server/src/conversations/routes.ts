@@ -4,7 +4,6 @@ import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
-import { Problem } from '../platform/http/problems.ts'
 import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { assignConversation, assignmentModes } from './assignment.ts'
@@ -16,9 +15,10 @@ import {
   requireConversationAccess,
   updateMarkers,
 } from './conversations.ts'
+import { messageActions, sendMessage } from './message-actions.ts'
 import type { MessageLog } from './message-log.ts'
 import { fetchMessages } from './messages.ts'
-import { parseExpiry, type StreamHub } from './stream-hub.ts'
+import type { StreamHub } from './stream-hub.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
 
@@ -167,7 +167,7 @@ async function messageRoutes(
   app.post(
     '/v1/conversations/:conversationId/messages',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: messageActions.send.access },
       schema: {
         summary: 'Append a message; the same clientMessageId returns the same message instead of a duplicate',
         tags: ['conversations'],
@@ -185,19 +185,10 @@ async function messageRoutes(
       },
     },
     async (request, reply) => {
-      const principal = principalOf(request)
       const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
-      const ciphertext = Buffer.from(request.body.ciphertext, 'base64')
-      if (ciphertext.length > ctx.config.maxMessageBytes) throw new Problem('conversations/message-too-large')
-      const { message, created } = await deps.messageLog.append({
-        tenantId: principal.tenantId,
+      const { message, created } = await sendMessage(ctx, deps.messageLog, principalOf(request), {
         conversationId,
-        sender: principalMember(principal),
-        clientMessageId: request.body.clientMessageId,
-        contentType: request.body.contentType,
-        ciphertext,
-        expiresAt: parseExpiry(request.body.expiresAt),
+        ...request.body,
       })
       return reply.status(created ? 201 : 200).send(message)
     },
@@ -206,7 +197,7 @@ async function messageRoutes(
   app.get(
     '/v1/conversations/:conversationId/messages',
     {
-      config: { access: allow.member('conversations:read') },
+      config: { access: messageActions.read.access },
       schema: {
         summary: 'Messages after a sequence number, in order',
         tags: ['conversations'],
@@ -244,7 +235,7 @@ async function markerAndStreamRoutes(
   app.post(
     '/v1/conversations/:conversationId/markers',
     {
-      config: { access: allow.member('conversations:read') },
+      config: { access: messageActions.mark.access },
       schema: {
         summary: "Move the caller's delivered and read markers forward",
         tags: ['conversations'],

@@ -12,6 +12,7 @@ import {
 } from '../identity/device-events.ts'
 import { APP_VERSION_DEACTIVATED_SUBJECT_PREFIX, type AppVersionDeactivatedEvent } from '../integrity/app-versions.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { ActionGuard } from '../platform/http/access-rule.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { asProblem, Problem } from '../platform/http/problems.ts'
 import {
@@ -23,14 +24,19 @@ import {
   type MessagesCommittedEvent,
 } from './bus-events.ts'
 import { advanceDeliveredMarkers, type DeliveredMarker, memberConversationCursors } from './conversations.ts'
+import { messageActions, sendMessage } from './message-actions.ts'
 import type { MessageLog } from './message-log.ts'
 import { fetchMessages } from './messages.ts'
 
-/** The principal of an auth frame, and for a device whose integrity token was checked, the app it vouched for. */
+/**
+ * The principal of an auth frame, one that may read messages (else it throws the refusal); for a device whose
+ * integrity token was checked, the app it vouched for; and the guard that holds each later frame to the rule of the
+ * HTTP route that does the same (`messageActions`).
+ */
 export type StreamAuthenticator = (
   frame: AuthFrame,
   htu: string,
-) => Promise<{ principal: Principal; app?: { appId: string; appVersion: string } }>
+) => Promise<{ principal: Principal; app?: { appId: string; appVersion: string } | undefined; guard: ActionGuard }>
 
 const AUTH_TIMEOUT_MS = 10_000
 const CATCH_UP_PAGE = 200
@@ -211,6 +217,10 @@ class StreamSession {
   readonly #htu: string
   readonly id = randomUUID()
   #principal: Principal | undefined
+  /** Holds each frame after sign-in to the rule of its HTTP route. */
+  #guard: ActionGuard = async () => {
+    throw new Problem('auth/missing-credentials')
+  }
   /** The app a device's integrity token vouched for at sign-in, when it was checked. */
   app: { appId: string; appVersion: string } | undefined
   memberKey = ''
@@ -341,7 +351,7 @@ class StreamSession {
     if (!authFrameCheck.Check(frame)) return this.close(CloseCode.unauthorized, 'the first frame must be auth')
     let principal: Principal
     try {
-      ;({ principal, app: this.app } = await this.#hub.authenticate(frame, this.#htu))
+      ;({ principal, app: this.app, guard: this.#guard } = await this.#hub.authenticate(frame, this.#htu))
     } catch (error) {
       this.#sendProblem(error)
       // A revoked device got its wipe command in the problem, a suspended one the reason: neither reconnects.
@@ -351,17 +361,10 @@ class StreamSession {
       if (error instanceof Problem && error.kind === 'identity/device-suspended') {
         return this.close(CloseCode.suspended, 'device suspended')
       }
-      return this.close(CloseCode.unauthorized, 'authentication failed')
+      const forbidden = error instanceof Problem && error.kind === 'auth/forbidden'
+      return this.close(CloseCode.unauthorized, forbidden ? 'forbidden' : 'authentication failed')
     }
     if (this.#closed) return
-    if (principal.kind === 'client') {
-      this.#sendProblem(new Problem('auth/forbidden', 'the stream is for devices and staff'))
-      return this.close(CloseCode.unauthorized, 'forbidden')
-    }
-    if (principal.kind === 'staff' && !principal.scopes.includes('conversations:read')) {
-      this.#sendProblem(new Problem('auth/forbidden', 'the stream needs conversations:read'))
-      return this.close(CloseCode.unauthorized, 'forbidden')
-    }
     this.#principal = principal
     const member = principalMember(principal)
     this.memberKey = memberKeyOf(principal.tenantId, member)
@@ -439,12 +442,18 @@ class StreamSession {
       case 'ping':
         this.#sendJson({ type: 'pong' })
         return
-      case 'ack':
-        if (this.#cursors.has(frame.conversationId)) {
-          const current = this.#ackedDirty.get(frame.conversationId) ?? 0
-          this.#ackedDirty.set(frame.conversationId, Math.max(current, frame.seq))
-        }
+      case 'ack': {
+        if (!this.#cursors.has(frame.conversationId)) return
+        // An ack has no answer: one its route's rule refuses (a limited integrity token) is dropped.
+        const admitted = await this.#guard(messageActions.mark).then(
+          () => true,
+          () => false,
+        )
+        if (!admitted || !this.#cursors.has(frame.conversationId)) return
+        const current = this.#ackedDirty.get(frame.conversationId) ?? 0
+        this.#ackedDirty.set(frame.conversationId, Math.max(current, frame.seq))
         return
+      }
       case 'send':
         return this.#onSend(principal, frame)
     }
@@ -453,21 +462,10 @@ class StreamSession {
   async #onSend(principal: Principal, frame: Extract<ClientFrame, { type: 'send' }>): Promise<void> {
     const ctx = this.#hub.context
     try {
-      if (principal.kind === 'staff' && !principal.scopes.includes('conversations:write')) {
-        throw new Problem('auth/forbidden', 'sending needs conversations:write')
-      }
-      if (!this.#cursors.has(frame.conversationId)) throw new Problem('request/not-found', 'no such conversation')
-      const ciphertext = Buffer.from(frame.ciphertext, 'base64')
-      if (ciphertext.length > ctx.config.maxMessageBytes) throw new Problem('conversations/message-too-large')
-      const result = await this.#hub.messageLog.append({
-        tenantId: principal.tenantId,
-        conversationId: frame.conversationId,
-        sender: principalMember(principal),
-        clientMessageId: frame.clientMessageId,
-        contentType: frame.contentType,
-        ciphertext,
-        expiresAt: parseExpiry(frame.expiresAt),
-      })
+      await this.#guard(messageActions.send)
+      // A conversation this stream joined is one the principal is a member of; any other is looked up, as over HTTP.
+      const known = this.#cursors.has(frame.conversationId)
+      const result = await sendMessage(ctx, this.#hub.messageLog, principal, frame, known)
       const { message, created } = result
       this.#sendJson({
         type: 'sent',
@@ -595,13 +593,4 @@ class StreamSession {
     this.#ackedDirty.clear()
     return markers
   }
-}
-
-export function parseExpiry(value: string | undefined): Date | null {
-  if (value === undefined) return null
-  const expiresAt = new Date(value)
-  if (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= Date.now()) {
-    throw new Problem('request/invalid', 'expiresAt must be a time in the future')
-  }
-  return expiresAt
 }

@@ -296,6 +296,38 @@ describe('realtime stream', () => {
       assert.equal((await closed).code, 4001)
     })
 
+    test('a send frame is held to the rule of POST …/messages: the same refusal, and the same reach as over HTTP', async () => {
+      const compliance = await bank.staffToken('compliance')
+      const supervisor = await bank.staffToken('supervisor')
+      const body = { clientMessageId: 'rule-1', contentType: 'text/plain', ciphertext: 'aGk=' }
+      const overHttp = async (token: string) =>
+        fetch(`${server.url}/v1/conversations/${conversationId}/messages`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+      const overStream = async (token: string) => {
+        const { socket, opened, frames } = connect()
+        await opened
+        socket.send(JSON.stringify({ type: 'auth', authorization: `Bearer ${token}` }))
+        assert.equal(await eventually(() => frames[0]?.type, Boolean), 'ready')
+        socket.send(JSON.stringify({ type: 'send', ref: 'r1', conversationId, ...body }))
+        const answer = await eventually(() => frames.find((f) => f.ref === 'r1'), Boolean)
+        socket.close()
+        return answer
+      }
+      // Compliance reads every conversation but writes none: the stream refuses its send as HTTP does, word for word.
+      const refused = await overHttp(compliance.token)
+      assert.equal(refused.status, 403)
+      const { instance: _, ...problem } = await refused.json()
+      assert.deepEqual(await overStream(compliance.token), { type: 'error', ref: 'r1', problem })
+      // A supervisor (conversations:all) may write where it is not a member, over HTTP and over the stream alike.
+      assert.equal((await overHttp(supervisor.token)).status, 201)
+      const sent = await overStream(supervisor.token)
+      assert.equal(sent?.type, 'sent')
+      assert.equal(sent?.created, false, 'the same clientMessageId is the same message')
+    })
+
     test('invalid frames after auth get an error naming the ref; sending to a foreign conversation is not found', async () => {
       const { socket, opened, frames } = connect()
       await opened

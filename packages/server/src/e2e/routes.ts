@@ -44,6 +44,8 @@ export async function e2eRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Pr
   await claimRoutes(app, ctx, deps)
   await groupRoutes(app, ctx)
   await commitRoutes(app, ctx)
+  await archiveRemovalRoutes(app, ctx)
+  await groupInfoRoutes(app, ctx)
   await welcomeRoutes(app, ctx)
 }
 
@@ -250,7 +252,7 @@ async function groupRoutes(app: App, ctx: ServerContext): Promise<void> {
   )
 }
 
-/** Commits, ordered by epoch, and the group info an external joiner needs. */
+/** Commits, ordered by epoch. */
 async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/commits',
@@ -295,7 +297,10 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
       return reply.status(201).send(accepted)
     },
   )
+}
 
+/** A compliance officer's exemption that lets one commit take the archive out of a conversation. */
+async function archiveRemovalRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/archive-removal-exemptions',
     {
@@ -335,7 +340,10 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
       return reply.status(201).send(exemption)
     },
   )
+}
 
+/** The group's current GroupInfo, for a member re-joining by external commit. */
+async function groupInfoRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/conversations/:conversationId/e2e/group-info',
     {

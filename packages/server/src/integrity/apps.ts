@@ -1,10 +1,58 @@
+import { createPublicKey, type KeyObject } from 'node:crypto'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { Problem } from '../platform/http/problems.ts'
+import type { PlayIntegrityKeys } from './verifiers/play-integrity.ts'
 import type { ExpectedApp } from './verifiers/verifier.ts'
 
 export interface AppRegistration {
   apple?: { teamId: string; bundleId: string } | undefined
-  android?: { packageName: string; signingCertificateSha256: string[] } | undefined
+  android?:
+    | {
+        packageName: string
+        signingCertificateSha256: string[]
+        /** The app's Play Integrity keys from the Play Console, base64. */
+        playIntegrity?: { decryptionKey: string; verificationKey: string } | undefined
+      }
+    | undefined
+}
+
+const playDecryptionKeyField = (tenantId: string, appId: string) => ({
+  table: 'integrity_apps',
+  column: 'play_decryption_key',
+  rowId: `${tenantId}:${appId}`,
+})
+
+function verificationKeyOf(base64: string): KeyObject {
+  let key: KeyObject
+  try {
+    key = createPublicKey({ key: Buffer.from(base64, 'base64'), format: 'der', type: 'spki' })
+  } catch {
+    throw new Problem('request/invalid', 'the Play Integrity verification key is not a public key (base64 DER)')
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new Problem('request/invalid', 'the Play Integrity verification key must be an EC P-256 key')
+  }
+  return key
+}
+
+/** The Play Integrity keys as stored: the decryption key sealed, the verification key checked. */
+async function playIntegrityColumns(
+  ctx: Pick<ServerContext, 'keyring'>,
+  tenantId: string,
+  appId: string,
+  keys: { decryptionKey: string; verificationKey: string } | undefined,
+) {
+  if (keys === undefined) return { play_decryption_key: null, play_verification_key: null }
+  const decryptionKey = Buffer.from(keys.decryptionKey, 'base64')
+  if (decryptionKey.length !== 32) {
+    throw new Problem('request/invalid', 'the Play Integrity decryption key must be 32 bytes (AES-256), base64')
+  }
+  verificationKeyOf(keys.verificationKey)
+  return {
+    play_decryption_key: await ctx.keyring.encrypt(tenantId, playDecryptionKeyField(tenantId, appId), decryptionKey),
+    play_verification_key: keys.verificationKey,
+  }
 }
 
 /**
@@ -13,7 +61,7 @@ export interface AppRegistration {
  * not registered are refused.
  */
 export async function registerApp(
-  ctx: Pick<ServerContext, 'db'>,
+  ctx: Pick<ServerContext, 'db' | 'keyring'>,
   tenantId: string,
   appId: string,
   registration: AppRegistration,
@@ -25,6 +73,7 @@ export async function registerApp(
     apple_bundle_id: registration.apple?.bundleId ?? null,
     android_package: registration.android?.packageName ?? null,
     android_signing_digests: digests ? JSON.stringify(digests) : null,
+    ...(await playIntegrityColumns(ctx, tenantId, appId, registration.android?.playIntegrity)),
     updated_at: new Date(),
   }
   await ctx.db.transaction().execute(async (trx) => {
@@ -42,6 +91,7 @@ export async function registerApp(
       details: {
         apple: registration.apple ? `${registration.apple.teamId}.${registration.apple.bundleId}` : null,
         android: registration.android?.packageName ?? null,
+        playIntegrity: registration.android?.playIntegrity !== undefined,
       },
     })
   })
@@ -71,4 +121,24 @@ export async function expectedApp(
     }
   }
   return expected
+}
+
+/** The app's Play Integrity keys, or undefined when the bank has registered none. */
+export async function playIntegrityKeys(
+  ctx: Pick<ServerContext, 'db' | 'keyring'>,
+  tenantId: string,
+  appId: string,
+): Promise<PlayIntegrityKeys | undefined> {
+  const row = await ctx.db
+    .selectFrom('integrity_apps')
+    .select(['play_decryption_key', 'play_verification_key'])
+    .where('tenant_id', '=', tenantId)
+    .where('app_id', '=', appId)
+    .executeTakeFirst()
+  if (!row?.play_decryption_key || !row.play_verification_key) return undefined
+  const field = playDecryptionKeyField(tenantId, appId)
+  return {
+    decryptionKey: new Uint8Array(await ctx.keyring.decrypt(tenantId, field, row.play_decryption_key)),
+    verificationKey: verificationKeyOf(row.play_verification_key),
+  }
 }

@@ -9,8 +9,14 @@ import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { isAppVersionDeactivated } from './app-versions.ts'
 import { consumeChallenge } from './challenges.ts'
 import { recordDeviceVerdict } from './device-verdicts.ts'
-import { type HardwareVerifiers, verifyHardwareAssertion, verifyHardwareEvidence } from './hardware-attestation.ts'
-import { evaluateIntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
+import {
+  type HardwareFacts,
+  type HardwareVerifiers,
+  verifyHardwareAssertion,
+  verifyHardwareEvidence,
+} from './hardware-attestation.ts'
+import { verifyPlayIntegrityEvidence } from './play-integrity.ts'
+import { evaluateIntegrityPolicy, type IntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
 import { issueIntegrityToken } from './tokens.ts'
 
 export interface DevEvidence {
@@ -53,20 +59,26 @@ interface HardwareEvidenceBase {
   signals: RiskSignals
 }
 
-/** Evidence from the app: the dev format, App Attest (its attestation, then assertions), or Android Key Attestation. */
+/**
+ * Evidence from the app: the dev format, App Attest (its attestation, then assertions), or Android Key Attestation.
+ * `appId` and `appVersion` are a claim the evidence must cover (the dev proof signs them; hardware evidence covers the
+ * SDK's `attestationClientData`), so the version the policy and the version switch see is the attested app's own.
+ */
 export type Evidence =
   | DevEvidence
   | (HardwareEvidenceBase & { format: 'apple-appattest'; attestationObject: string; keyId: string })
   | (HardwareEvidenceBase & { format: 'apple-appattest-assertion'; assertion: string })
   | (HardwareEvidenceBase & { format: 'android-key'; certificateChain: string[] })
+  | (HardwareEvidenceBase & { format: 'play-integrity'; token: string })
 
 /** Checks the evidence in its own format; returns the signals the policy weighs and what the hardware attested. */
 async function verifyEvidence(
-  ctx: Pick<ServerContext, 'db' | 'config'>,
+  ctx: Pick<ServerContext, 'db' | 'config' | 'keyring'>,
   verifiers: HardwareVerifiers,
   device: DevicePrincipal,
   evidence: Evidence,
-): Promise<{ signals: RiskSignals; securityLevel: string }> {
+  policy: IntegrityPolicy,
+): Promise<HardwareFacts> {
   switch (evidence.format) {
     case 'dev':
       await verifyDevEvidence(ctx, device, evidence)
@@ -83,6 +95,8 @@ async function verifyEvidence(
         ...evidence,
         evidence: { format: 'android-key', certificateChain: evidence.certificateChain },
       })
+    case 'play-integrity':
+      return verifyPlayIntegrityEvidence(ctx, device, evidence, policy)
   }
 }
 
@@ -91,19 +105,25 @@ async function verifyEvidence(
  * (or refused with the policy's reason). Every decision is audited with its reason.
  */
 export async function attest(
-  ctx: Pick<ServerContext, 'db' | 'config'>,
+  ctx: Pick<ServerContext, 'db' | 'config' | 'keyring'>,
   key: SigningKey,
   verifiers: HardwareVerifiers,
   device: DevicePrincipal,
   evidence: Evidence,
 ) {
-  const { signals, securityLevel } = await verifyEvidence(ctx, verifiers, device, evidence)
+  const policy = await loadIntegrityPolicy(ctx, device.tenantId)
+  const { signals, securityLevel, versionCode, findings } = await verifyEvidence(
+    ctx,
+    verifiers,
+    device,
+    evidence,
+    policy,
+  )
   if (!(await consumeChallenge(ctx, device.tenantId, device.deviceId, evidence.challenge))) {
     throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
   }
   const deactivated = await isAppVersionDeactivated(ctx, device.tenantId, evidence)
-  const policy = await loadIntegrityPolicy(ctx, device.tenantId)
-  const decision = evaluateIntegrityPolicy({ appVersion: evidence.appVersion, signals, deactivated }, policy)
+  const decision = evaluateIntegrityPolicy({ appVersion: evidence.appVersion, signals, deactivated, findings }, policy)
   const flags = Object.entries(signals)
     .filter(([, on]) => on)
     .map(([name]) => name)
@@ -114,7 +134,14 @@ export async function attest(
     target: { kind: 'device', id: device.deviceId },
     outcome: decision.decision === 'deny' ? 'denied' : 'success',
     reason: decision.reason,
-    details: { format: evidence.format, securityLevel, appId: evidence.appId, appVersion: evidence.appVersion, flags },
+    details: {
+      format: evidence.format,
+      securityLevel,
+      appId: evidence.appId,
+      appVersion: evidence.appVersion,
+      ...(versionCode === undefined ? {} : { versionCode }),
+      flags,
+    },
   })
   await recordDeviceVerdict(ctx, device.tenantId, {
     deviceId: device.deviceId,
@@ -126,6 +153,8 @@ export async function attest(
     appVersion: evidence.appVersion,
   })
   if (decision.decision === 'deny') throw new Problem('integrity/denied', decision.reason)
+  const appAttested = evidence.format === 'apple-appattest' || evidence.format === 'apple-appattest-assertion'
+  const assertRequests = appAttested && policy.assertions === true
   const token = await issueIntegrityToken(key, {
     tenantId: device.tenantId,
     deviceId: device.deviceId,
@@ -136,6 +165,13 @@ export async function attest(
     flags,
     scope: decision.scope,
     lifetimeSeconds: decision.lifetimeSeconds,
+    assertRequests,
   })
-  return { integrityToken: token, expiresIn: decision.lifetimeSeconds, scope: decision.scope, reason: decision.reason }
+  return {
+    integrityToken: token,
+    expiresIn: decision.lifetimeSeconds,
+    scope: decision.scope,
+    reason: decision.reason,
+    assertRequests,
+  }
 }

@@ -1,12 +1,24 @@
 import assert from 'node:assert/strict'
+import { createHash, X509Certificate } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
+import { attestationClientData, enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
-import { buildAndroidChain, TEST_SIGNING_DIGEST } from './verifiers/testing/android-chain-builder.ts'
+import { KeyOrigin, KeyPurpose } from './verifiers/android-key-description.ts'
+import {
+  buildAndroidChain,
+  type KeyDescriptionScenario,
+  TEST_SIGNING_DIGEST,
+} from './verifiers/testing/android-chain-builder.ts'
 import { buildAssertion, buildAttestation } from './verifiers/testing/app-attest-builder.ts'
+import {
+  buildPlayIntegrityToken,
+  createPlayIntegrityKeys,
+  type PlayVerdictScenario,
+  playVerdictPayload,
+} from './verifiers/testing/play-integrity-builder.ts'
 import { createRoot, issue, type TestCertificate } from './verifiers/testing/test-pki.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
@@ -15,6 +27,12 @@ const TEAM = 'ABCDE12345'
 const APP_ID = 'com.bank.app'
 const APPLE_APP_ID = `${TEAM}.${APP_ID}`
 const quiet = { rooted: false, debugger: false, hooking: false, emulator: false }
+/** What the genuine app's evidence covers: the challenge and the app identity it runs as (3.2.0 unless said). */
+const bound = (challenge: string, appVersion = '3.2.0') =>
+  attestationClientData(challenge, { appId: APP_ID, appVersion })
+const sha256 = (text: string) => createHash('sha256').update(text).digest()
+const boundDigest = (challenge: string, appVersion?: string) => sha256(bound(challenge, appVersion))
+const pick = (granted: Granted) => [granted.scope, granted.reason]
 // Certificates valid around today, whatever day the suite runs.
 const validity = () => ({ notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 365 * DAY) })
 
@@ -32,18 +50,25 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   let appleCa: TestCertificate
   let androidRoot: TestCertificate
   let androidCa: TestCertificate
+  let revokedCa: TestCertificate
 
   before(async () => {
     appleRoot = await createRoot('CN=Test App Attestation Root', validity())
     appleCa = await issue(appleRoot, 'CN=Test App Attestation CA', { ca: true, ...validity() })
     androidRoot = await createRoot('CN=Test Android Root', validity())
     androidCa = await issue(androidRoot, 'CN=Test Android Intermediate', { ca: true, ...validity() })
+    revokedCa = await issue(androidRoot, 'CN=Test Leaked Android Intermediate', { ca: true, ...validity() })
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sr-roots-'))
     writeFileSync(path.join(dir, 'apple.pem'), appleRoot.pem)
     writeFileSync(path.join(dir, 'android.pem'), androidRoot.pem)
+    // Google's list format; the leaked intermediate's serial as Google writes it (lowercase hex, no leading zeros).
+    const revokedSerial = new X509Certificate(revokedCa.der).serialNumber.toLowerCase().replace(/^0+/, '')
+    const statusList = { entries: { [revokedSerial]: { status: 'REVOKED', reason: 'KEY_COMPROMISE' } } }
+    writeFileSync(path.join(dir, 'status.json'), JSON.stringify(statusList))
     server = await startTestServer({
       appleAttestRoots: path.join(dir, 'apple.pem'),
       androidAttestRoots: path.join(dir, 'android.pem'),
+      androidAttestStatus: path.join(dir, 'status.json'),
     })
     bank = await createTestBank(server)
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
@@ -65,21 +90,28 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   const refusedFor = (reason: string) => (error: StrongroomError) =>
     error.type === `${PROBLEMS}integrity/invalid-evidence` && error.problem.detail === reason
 
-  async function auditReasons(deviceId: string) {
-    const rows = await server.ctx.db
+  async function auditEvents(deviceId: string, action = 'integrity.attest') {
+    return server.ctx.db
       .selectFrom('audit_events')
-      .select(['reason', 'outcome'])
-      .where('action', '=', 'integrity.attest')
+      .select(['reason', 'outcome', 'details'])
+      .where('action', '=', action)
       .where('target_id', '=', deviceId)
       .orderBy('id')
       .execute()
-    return rows.map((r) => `${r.outcome}:${r.reason}`)
+  }
+
+  async function auditReasons(deviceId: string) {
+    return (await auditEvents(deviceId)).map((r) => `${r.outcome}:${r.reason}`)
   }
 
   test('an iPhone attests with App Attest, then renews with assertions whose counter must grow', async () => {
     const phone = await device()
     const challenge = await phone.challenge()
-    const built = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    const built = await buildAttestation(appleCa, {
+      appId: APPLE_APP_ID,
+      challenge: bound(challenge),
+      leafValidity: validity(),
+    })
     const base = { challenge, appId: APP_ID, appVersion: '3.2.0' }
     // The app says it may be an emulator; genuine App Attest hardware says otherwise, and that is what counts.
     const granted = await phone.attest({
@@ -92,19 +124,28 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     assert.deepEqual([granted.scope, granted.reason], ['full', 'ok'])
 
     const renewal = await phone.challenge()
-    const assertion = buildAssertion(built.keys, APPLE_APP_ID, 1, renewal)
+    const assertion = buildAssertion(built.keys, APPLE_APP_ID, 1, bound(renewal))
     const body = { format: 'apple-appattest-assertion', appId: APP_ID, appVersion: '3.2.0', signals: quiet, assertion }
     const renewed = await phone.attest({ ...body, challenge: renewal })
     assert.equal(renewed.scope, 'full')
-    // The same assertion again (a replay, even with a fresh challenge) does not pass: the counter did not grow.
-    await assert.rejects(phone.attest({ ...body, challenge: await phone.challenge() }), (e: StrongroomError) =>
-      e.type.startsWith(`${PROBLEMS}integrity/invalid-evidence`),
+    // The same assertion again does not pass: not on its own challenge (used), and not on a fresh one (whose client
+    // data it does not cover); and a fresh assertion whose counter did not grow does not either.
+    await assert.rejects(phone.attest({ ...body, challenge: renewal }))
+    await assert.rejects(phone.attest({ ...body, challenge: await phone.challenge() }), refusedFor('signature-invalid'))
+    const replayed = await phone.challenge()
+    await assert.rejects(
+      phone.attest({
+        ...body,
+        challenge: replayed,
+        assertion: buildAssertion(built.keys, APPLE_APP_ID, 1, bound(replayed)),
+      }),
+      refusedFor('counter-not-increasing'),
     )
     // A forged assertion from another key.
     const other = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge: 'x', leafValidity: validity() })
     const next = await phone.challenge()
     await assert.rejects(
-      phone.attest({ ...body, challenge: next, assertion: buildAssertion(other.keys, APPLE_APP_ID, 5, next) }),
+      phone.attest({ ...body, challenge: next, assertion: buildAssertion(other.keys, APPLE_APP_ID, 5, bound(next)) }),
       refusedFor('signature-invalid'),
     )
     assert.deepEqual((await auditReasons(phone.device.id)).slice(0, 2), ['success:ok', 'success:ok'])
@@ -126,20 +167,28 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     const challenge = await phone.challenge()
     const forOtherApp = await buildAttestation(appleCa, {
       appId: `${TEAM}.com.evil.clone`,
-      challenge,
+      challenge: bound(challenge),
       leafValidity: validity(),
     })
     await assert.rejects(send(challenge, forOtherApp), refusedFor('app-id-mismatch'))
-    const genuine = await buildAttestation(appleCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    const genuine = await buildAttestation(appleCa, {
+      appId: APPLE_APP_ID,
+      challenge: bound(challenge),
+      leafValidity: validity(),
+    })
     await assert.rejects(send(challenge, genuine, 'com.bank.unregistered'), refusedFor('app-not-registered'))
     const rogueRoot = await createRoot('CN=Rogue Root', validity())
     const rogueCa = await issue(rogueRoot, 'CN=Rogue CA', { ca: true, ...validity() })
-    const rogue = await buildAttestation(rogueCa, { appId: APPLE_APP_ID, challenge, leafValidity: validity() })
+    const rogue = await buildAttestation(rogueCa, {
+      appId: APPLE_APP_ID,
+      challenge: bound(challenge),
+      leafValidity: validity(),
+    })
     await assert.rejects(send(challenge, rogue), refusedFor('root-untrusted'))
     const invented = 'aW52ZW50ZWQtYnktdGhlLWNsaWVudA'
     const forInvented = await buildAttestation(appleCa, {
       appId: APPLE_APP_ID,
-      challenge: invented,
+      challenge: bound(invented),
       leafValidity: validity(),
     })
     await assert.rejects(
@@ -154,33 +203,39 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   test('an Android phone attests its device key in the TEE; a chain for another key or package is refused', async () => {
     const phone = await device()
     const leaf = { ...validity(), keys: { publicKey: phone.keys.publicKey, privateKey: phone.keys.privateKey } }
-    // Through the SDK, as an app does: the native layer turns the challenge into the key's certificate chain.
+    // Through the SDK, as an app does: the native layer sets SHA-256(clientData) as the key's attestation challenge.
     const viaSdk = await phone.client.attest({
       app: { appId: APP_ID, appVersion: '3.2.0' },
       signals: quiet,
-      provider: async (challenge) => ({
+      provider: async (clientData) => ({
         format: 'android-key',
-        certificateChain: (await buildAndroidChain(androidRoot, androidCa, { challenge }, { leaf })).chain,
+        certificateChain: (await buildAndroidChain(androidRoot, androidCa, { challenge: sha256(clientData) }, { leaf }))
+          .chain,
       }),
     })
     assert.equal(viaSdk.scope, 'full')
     assert.ok(phone.client.integrityToken)
     const challenge = await phone.challenge()
-    const { chain } = await buildAndroidChain(androidRoot, androidCa, { challenge }, { leaf })
+    const { chain } = await buildAndroidChain(androidRoot, androidCa, { challenge: boundDigest(challenge) }, { leaf })
     const base = { format: 'android-key', challenge, appId: APP_ID, appVersion: '3.2.0' }
     // The app reports root: verified, locked boot says it is not.
     const granted = await phone.attest({ ...base, signals: { ...quiet, rooted: true }, certificateChain: chain })
     assert.deepEqual([granted.scope, granted.reason], ['full', 'ok'])
     // Hooking is the app's own report, and the policy still denies it.
     const again = await phone.challenge()
-    const second = await buildAndroidChain(androidRoot, androidCa, { challenge: again }, { leaf })
+    const second = await buildAndroidChain(androidRoot, androidCa, { challenge: boundDigest(again) }, { leaf })
     await assert.rejects(
       phone.attest({ ...base, challenge: again, signals: { ...quiet, hooking: true }, certificateChain: second.chain }),
       (e: StrongroomError) => e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === 'hooking-framework',
     )
 
     const next = await phone.challenge()
-    const otherKey = await buildAndroidChain(androidRoot, androidCa, { challenge: next }, { leaf: validity() })
+    const otherKey = await buildAndroidChain(
+      androidRoot,
+      androidCa,
+      { challenge: boundDigest(next) },
+      { leaf: validity() },
+    )
     await assert.rejects(
       phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: otherKey.chain }),
       refusedFor('key-id-mismatch'),
@@ -188,14 +243,19 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     const repackaged = await buildAndroidChain(
       androidRoot,
       androidCa,
-      { challenge: next, packageName: 'com.bank.app.repackaged' },
+      { challenge: boundDigest(next), packageName: 'com.bank.app.repackaged' },
       { leaf },
     )
     await assert.rejects(
       phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: repackaged.chain }),
       refusedFor('app-id-mismatch'),
     )
-    const unlocked = await buildAndroidChain(androidRoot, androidCa, { challenge: next, deviceLocked: false }, { leaf })
+    const unlocked = await buildAndroidChain(
+      androidRoot,
+      androidCa,
+      { challenge: boundDigest(next), deviceLocked: false },
+      { leaf },
+    )
     await assert.rejects(
       phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: unlocked.chain }),
       refusedFor('boot-state-unverified'),
@@ -203,6 +263,200 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     await assert.rejects(
       phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: ['bm90IGEgY2VydA==', 'AAAA'] }),
       refusedFor('bad-format'),
+    )
+  })
+
+  test('Android refusals, each audited: a revoked intermediate, an imported key, another signing certificate', async () => {
+    const phone = await device()
+    const leaf = { ...validity(), keys: { publicKey: phone.keys.publicKey, privateKey: phone.keys.privateKey } }
+    const attempt = async (scenario: Partial<KeyDescriptionScenario>, intermediate = androidCa) => {
+      const challenge = await phone.challenge()
+      const { chain } = await buildAndroidChain(
+        androidRoot,
+        intermediate,
+        { challenge: boundDigest(challenge), ...scenario },
+        { leaf },
+      )
+      const body = { format: 'android-key', challenge, appId: APP_ID, appVersion: '3.2.0', signals: quiet }
+      return phone.attest({ ...body, certificateChain: chain })
+    }
+    await assert.rejects(attempt({}, revokedCa), refusedFor('certificate-revoked'))
+    await assert.rejects(attempt({ origin: KeyOrigin.imported }), refusedFor('key-origin-not-generated'))
+    await assert.rejects(
+      attempt({ purposes: [KeyPurpose.sign, KeyPurpose.decrypt] }),
+      refusedFor('key-purpose-invalid'),
+    )
+    await assert.rejects(attempt({ signatureDigests: [Buffer.alloc(32, 7)] }), refusedFor('app-id-mismatch'))
+    assert.equal((await attempt({})).scope, 'full')
+    assert.deepEqual(await auditReasons(phone.device.id), [
+      'denied:certificate-revoked',
+      'denied:key-origin-not-generated',
+      'denied:key-purpose-invalid',
+      'denied:app-id-mismatch',
+      'success:ok',
+    ])
+  })
+
+  test('switching a version off cannot be sidestepped by claiming another: the evidence covers the version', async () => {
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const android = await device()
+    const leaf = { ...validity(), keys: { publicKey: android.keys.publicKey, privateKey: android.keys.privateKey } }
+    const iphone = await device()
+    const appleChallenge = await iphone.challenge()
+    const apple = await buildAttestation(appleCa, {
+      appId: APPLE_APP_ID,
+      challenge: bound(appleChallenge, '3.1.0'),
+      leafValidity: validity(),
+    })
+    const appleBody = { format: 'apple-appattest', appId: APP_ID, signals: quiet, keyId: apple.keyId }
+    await iphone.attest({
+      ...appleBody,
+      challenge: appleChallenge,
+      appVersion: '3.1.0',
+      attestationObject: apple.attestationObject,
+    })
+    await admin.request('POST', `/v1/apps/${APP_ID}/versions/3.1.0/deactivate`, { reason: 'CVE in 3.1.0' })
+
+    // The genuine 3.1.0 app's evidence, sent with a claim of 3.1.1.
+    const challenge = await android.challenge()
+    const { chain } = await buildAndroidChain(
+      androidRoot,
+      androidCa,
+      { challenge: boundDigest(challenge, '3.1.0') },
+      { leaf },
+    )
+    const androidBody = { format: 'android-key', challenge, appId: APP_ID, signals: quiet, certificateChain: chain }
+    await assert.rejects(android.attest({ ...androidBody, appVersion: '3.1.1' }), refusedFor('challenge-mismatch'))
+    const renewal = await iphone.challenge()
+    const assertion = buildAssertion(apple.keys, APPLE_APP_ID, 1, bound(renewal, '3.1.0'))
+    const renewBody = { format: 'apple-appattest-assertion', appId: APP_ID, signals: quiet, assertion }
+    await assert.rejects(
+      iphone.attest({ ...renewBody, challenge: renewal, appVersion: '3.1.1' }),
+      refusedFor('signature-invalid'),
+    )
+    // Claiming the version it is, it meets the switch.
+    const deactivated = (e: StrongroomError) =>
+      e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === 'app-version-deactivated'
+    await assert.rejects(android.attest({ ...androidBody, appVersion: '3.1.0' }), deactivated)
+    await assert.rejects(iphone.attest({ ...renewBody, challenge: renewal, appVersion: '3.1.0' }), deactivated)
+
+    const audited = (await auditEvents(android.device.id)).filter((row) => row.outcome === 'denied')
+    assert.deepEqual(
+      audited.map((row) => [row.reason, (JSON.parse(String(row.details)) as { appVersion: string }).appVersion]),
+      [
+        ['challenge-mismatch', '3.1.1'],
+        ['app-version-deactivated', '3.1.0'],
+      ],
+    )
+  })
+
+  test('where the policy asks, every gated request of an App Attest device carries an assertion whose counter grows', async () => {
+    const strict = await createTestBank(server, 'Strict Bank')
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(strict.adminToken) })
+    await admin.request('PUT', `/v1/apps/${APP_ID}`, { apple: { teamId: TEAM, bundleId: APP_ID } })
+    const policy = { rooted: 'limited', emulator: 'limited', debugger: 'deny', hooking: 'deny' }
+    const lifetimes = { fullLifetimeSeconds: 600, limitedLifetimeSeconds: 60 }
+    await admin.request('PUT', '/v1/policies/integrity', { ...policy, ...lifetimes, required: true, assertions: true })
+    const phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await strict.enrolmentCode(), label: 'p' })
+    let keys: CryptoKeyPair | undefined
+    let counter = 0
+    // What the native layer's generateAssertion returns; a test swaps in a rolled-back or misdirected one.
+    let assertionFor = (clientData: string) =>
+      buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, ++counter, clientData)
+    const granted = await phone.client.attest({
+      app: { appId: APP_ID, appVersion: '3.2.0' },
+      signals: quiet,
+      provider: async (clientData) => {
+        const built = await buildAttestation(appleCa, {
+          appId: APPLE_APP_ID,
+          challenge: clientData,
+          leafValidity: validity(),
+        })
+        keys = built.keys
+        return { format: 'apple-appattest', attestationObject: built.attestationObject, keyId: built.keyId }
+      },
+      assertRequest: async (clientData) => assertionFor(clientData),
+    })
+    assert.equal(granted.scope, 'full')
+    assert.equal((await phone.client.me()).deviceId, phone.device.id)
+    assert.equal((await phone.client.me()).deviceId, phone.device.id)
+    assert.equal(counter, 2)
+
+    const refusedWith = (reason: string) => (e: StrongroomError) =>
+      e.type === `${PROBLEMS}integrity/assertion-invalid` && e.problem.detail === reason
+    // A counter rolled back (a cloned key state, or an old assertion) and one that does not move.
+    assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, 1, clientData)
+    await assert.rejects(phone.client.me(), refusedWith('counter-not-increasing'))
+    assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, counter, clientData)
+    await assert.rejects(phone.client.me(), refusedWith('counter-not-increasing'))
+    // An assertion made for another request's proof.
+    assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, ++counter, `${clientData}.`)
+    await assert.rejects(phone.client.me(), refusedWith('signature-invalid'))
+    // None at all.
+    assertionFor = () => ''
+    await assert.rejects(phone.client.me(), refusedWith('assertion-missing'))
+    assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, ++counter, clientData)
+    assert.equal((await phone.client.me()).deviceId, phone.device.id)
+
+    const audited = await auditEvents(phone.device.id, 'integrity.assert')
+    assert.deepEqual(
+      audited.map((row) => row.reason),
+      ['counter-not-increasing', 'counter-not-increasing', 'signature-invalid', 'assertion-missing'],
+    )
+  })
+
+  test('Play Integrity verdicts, decrypted and verified with the keys the bank registered, feed the same policy', async () => {
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const play = createPlayIntegrityKeys()
+    const digest = TEST_SIGNING_DIGEST.toString('hex')
+    await admin.request('PUT', `/v1/apps/${APP_ID}`, {
+      apple: { teamId: TEAM, bundleId: APP_ID },
+      android: { packageName: APP_ID, signingCertificateSha256: [digest], playIntegrity: play.registration },
+    })
+    const phone = await device()
+    const attempt = async (scenario: Omit<PlayVerdictScenario, 'requestHash'>, tamper = false) => {
+      const challenge = await phone.challenge()
+      const requestHash = boundDigest(challenge).toString('base64url')
+      let token = await buildPlayIntegrityToken(play, playVerdictPayload({ requestHash, ...scenario }))
+      if (tamper) token = `${token.slice(0, -3)}${token.at(-3) === 'A' ? 'B' : 'A'}${token.slice(-2)}`
+      const signals = { ...quiet, rooted: true }
+      const body = { format: 'play-integrity', challenge, appId: APP_ID, appVersion: '3.2.0', signals }
+      return phone.attest({ ...body, token })
+    }
+    const denied = (reason: string) => (e: StrongroomError) =>
+      e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === reason
+    // The app reports root; Play says the device is genuine, and that is what counts.
+    assert.deepEqual(pick(await attempt({ device: ['MEETS_DEVICE_INTEGRITY'] })), ['full', 'ok'])
+    assert.deepEqual(pick(await attempt({ device: ['MEETS_BASIC_INTEGRITY'] })), ['read-only', 'rooted-device'])
+    assert.deepEqual(pick(await attempt({ device: ['MEETS_VIRTUAL_INTEGRITY'] })), ['read-only', 'emulator'])
+    assert.deepEqual(pick(await attempt({ licensing: 'UNLICENSED' })), ['read-only', 'app-unlicensed'])
+    await assert.rejects(attempt({ appRecognition: 'UNRECOGNIZED_VERSION' }), denied('app-not-recognized'))
+    await assert.rejects(attempt({ device: [] }), denied('device-integrity-failed'))
+    await assert.rejects(attempt({}, true), refusedFor('token-undecryptable'))
+    await assert.rejects(attempt({ digests: [Buffer.alloc(32, 5)] }), refusedFor('app-id-mismatch'))
+    assert.deepEqual((await auditReasons(phone.device.id)).slice(-4), [
+      'denied:app-not-recognized',
+      'denied:device-integrity-failed',
+      'denied:token-undecryptable',
+      'denied:app-id-mismatch',
+    ])
+    const [granted] = await auditEvents(phone.device.id)
+    assert.deepEqual(JSON.parse(String(granted?.details)), {
+      format: 'play-integrity',
+      securityLevel: 'play-device',
+      appId: APP_ID,
+      appVersion: '3.2.0',
+      versionCode: 320,
+      flags: [],
+    })
+    // A key that is no AES-256 key, or a verification key that is not EC P-256, is refused at registration.
+    const android = { packageName: APP_ID, signingCertificateSha256: [digest] }
+    const shortKey = { ...play.registration, decryptionKey: Buffer.alloc(31).toString('base64').padEnd(44, '=') }
+    await assert.rejects(
+      admin.request('PUT', `/v1/apps/${APP_ID}`, { android: { ...android, playIntegrity: shortKey } }),
+      {
+        status: 400,
+      },
     )
   })
 

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { RiskSignals } from '@strongroom/sdk/integrity'
+import { attestationClientData, type RiskSignals } from '@strongroom/sdk/integrity'
 import type { JWK } from 'jose'
 import { recordAudit } from '../audit/events.ts'
 import type { DevicePrincipal } from '../identity/devices.ts'
@@ -7,6 +8,8 @@ import type { Config } from '../platform/config.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { expectedApp } from './apps.ts'
+import type { AttestationStatusList } from './attestation-status-list.ts'
+import type { IntegrityFinding } from './policy.ts'
 import { createAndroidKeyAttestationVerifier } from './verifiers/android-key-attestation.ts'
 import { createAppleAppAttestVerifier, verifyAppAttestAssertion } from './verifiers/apple-app-attest.ts'
 import { AttestationError, type AttestationEvidence, type AttestationVerifier } from './verifiers/verifier.ts'
@@ -23,17 +26,21 @@ function readPemFile(file: string): string[] {
 
 /**
  * The verifiers, with Apple's and Google's published roots unless the operator names PEM files of its own. Keys from
- * Apple's development environment are accepted in dev mode only.
+ * Apple's development environment are accepted in dev mode only. Android chains are checked against the status list.
  */
-export function createHardwareVerifiers(config: Pick<Config, 'mode' | 'appleAttestRoots' | 'androidAttestRoots'>) {
+export function createHardwareVerifiers(
+  config: Pick<Config, 'mode' | 'appleAttestRoots' | 'androidAttestRoots'>,
+  statusList?: AttestationStatusList,
+) {
   const verifiers: HardwareVerifiers = {
     'apple-appattest': createAppleAppAttestVerifier({
       allowDevelopmentEnvironment: config.mode === 'dev',
       ...(config.appleAttestRoots ? { trustRootsPem: readPemFile(config.appleAttestRoots) } : {}),
     }),
-    'android-key': createAndroidKeyAttestationVerifier(
-      config.androidAttestRoots ? { trustRootsPem: readPemFile(config.androidAttestRoots) } : {},
-    ),
+    'android-key': createAndroidKeyAttestationVerifier({
+      ...(config.androidAttestRoots ? { trustRootsPem: readPemFile(config.androidAttestRoots) } : {}),
+      ...(statusList ? { isRevoked: statusList.isRevoked } : {}),
+    }),
   }
   return verifiers
 }
@@ -42,23 +49,50 @@ export function createHardwareVerifiers(config: Pick<Config, 'mode' | 'appleAtte
 export interface HardwareFacts {
   securityLevel: string
   signals: RiskSignals
+  /** Android: the versionCode the platform attested for the package. */
+  versionCode?: number | undefined
+  /** What a platform verdict found beyond the signals (Play Integrity), with the policy's treatment. */
+  findings?: IntegrityFinding[]
 }
 
-async function refuse(
+/**
+ * What the evidence must cover: the challenge and the app identity the request claims (the SDK's
+ * `attestationClientData`). A claim other than what the genuine app signed then fails like a wrong challenge.
+ * App Attest hashes the client data itself; Android's attestation challenge is its SHA-256.
+ */
+export function boundClientData(input: { challenge: string; appId: string; appVersion: string }) {
+  const clientData = attestationClientData(input.challenge, { appId: input.appId, appVersion: input.appVersion })
+  return { clientData, digest: createHash('sha256').update(clientData).digest() }
+}
+
+/** Audits a device's integrity evidence refused, with the reason code the problem will carry. */
+export async function auditRefusedEvidence(
+  ctx: Pick<ServerContext, 'db'>,
+  device: DevicePrincipal,
+  action: 'integrity.attest' | 'integrity.assert',
+  reason: string,
+  details: Record<string, string> = {},
+): Promise<void> {
+  await recordAudit(ctx.db, {
+    tenantId: device.tenantId,
+    actor: { kind: 'device', id: device.deviceId },
+    action,
+    target: { kind: 'device', id: device.deviceId },
+    outcome: 'denied',
+    reason,
+    details,
+  })
+}
+
+export async function refuseEvidence(
   ctx: Pick<ServerContext, 'db'>,
   device: DevicePrincipal,
   format: string,
   reason: string,
+  claim?: { appId: string; appVersion: string },
 ): Promise<never> {
-  await recordAudit(ctx.db, {
-    tenantId: device.tenantId,
-    actor: { kind: 'device', id: device.deviceId },
-    action: 'integrity.attest',
-    target: { kind: 'device', id: device.deviceId },
-    outcome: 'denied',
-    reason,
-    details: { format },
-  })
+  const details = { format, ...(claim ? { appId: claim.appId, appVersion: claim.appVersion } : {}) }
+  await auditRefusedEvidence(ctx, device, 'integrity.attest', reason, details)
   throw new Problem('integrity/invalid-evidence', reason)
 }
 
@@ -71,21 +105,23 @@ export async function verifyHardwareEvidence(
   ctx: Pick<ServerContext, 'db'>,
   verifiers: HardwareVerifiers,
   device: DevicePrincipal,
-  input: { evidence: AttestationEvidence; challenge: string; appId: string; signals: RiskSignals },
+  input: { evidence: AttestationEvidence; challenge: string; appId: string; appVersion: string; signals: RiskSignals },
 ): Promise<HardwareFacts> {
   const { evidence } = input
   const app = await expectedApp(ctx, device.tenantId, input.appId)
-  if (!app) return refuse(ctx, device, evidence.format, 'app-not-registered')
+  if (!app) return refuseEvidence(ctx, device, evidence.format, 'app-not-registered', input)
+  const bound = boundClientData(input)
+  const challenge = evidence.format === 'android-key' ? bound.digest : bound.clientData
   let result: Awaited<ReturnType<AttestationVerifier['verify']>>
   try {
-    result = await verifiers[evidence.format].verify({ evidence, challenge: input.challenge, app })
+    result = await verifiers[evidence.format].verify({ evidence, challenge, app })
   } catch (error) {
-    if (error instanceof AttestationError) return refuse(ctx, device, evidence.format, error.code)
+    if (error instanceof AttestationError) return refuseEvidence(ctx, device, evidence.format, error.code, input)
     throw error
   }
   if (evidence.format === 'android-key' && result.keyId !== device.jkt) {
     // The attested key must be the key this device proves on every request, or the attestation proves nothing here.
-    return refuse(ctx, device, evidence.format, 'key-id-mismatch')
+    return refuseEvidence(ctx, device, evidence.format, 'key-id-mismatch', input)
   }
   const now = new Date()
   const row = {
@@ -110,39 +146,39 @@ export async function verifyHardwareEvidence(
     emulator: false,
     rooted: evidence.format === 'android-key' ? false : input.signals.rooted,
   }
-  return { securityLevel: result.securityLevel, signals }
+  return { securityLevel: result.securityLevel, signals, versionCode: result.appVersionCode }
 }
 
 /**
- * An App Attest assertion: the key attested earlier for this device signed the challenge, with a counter above the
- * last one. The counter moves in one conditional update, so a replayed assertion loses even against itself.
+ * An App Attest assertion over `clientData` by the key attested earlier for this device and app, with a counter above
+ * the last one: the counter moves in one conditional update, so a replayed or rolled-back assertion loses even
+ * against itself. Answers the stored security level, or the reason for refusing.
  */
-export async function verifyHardwareAssertion(
+export async function acceptAssertion(
   ctx: Pick<ServerContext, 'db'>,
   device: DevicePrincipal,
-  input: { assertion: string; challenge: string; appId: string; signals: RiskSignals },
-): Promise<HardwareFacts> {
-  const format = 'apple-appattest'
+  input: { assertion: string; clientData: string; appId: string },
+): Promise<{ securityLevel: string } | { refused: string }> {
   const stored = await ctx.db
     .selectFrom('device_attestations')
     .selectAll()
     .where('tenant_id', '=', device.tenantId)
     .where('device_id', '=', device.deviceId)
-    .where('format', '=', format)
+    .where('format', '=', 'apple-appattest')
     .executeTakeFirst()
   const app = await expectedApp(ctx, device.tenantId, input.appId)
-  if (!stored || stored.app_id !== input.appId || !app) return refuse(ctx, device, format, 'not-attested')
+  if (!stored || stored.app_id !== input.appId || !app) return { refused: 'not-attested' }
   let counter: number
   try {
     counter = verifyAppAttestAssertion({
       assertion: input.assertion,
-      clientData: input.challenge,
+      clientData: input.clientData,
       publicKeyJwk: JSON.parse(stored.public_jwk) as JWK,
       app,
       previousCounter: Number(stored.counter),
     }).counter
   } catch (error) {
-    if (error instanceof AttestationError) return refuse(ctx, device, format, error.code)
+    if (error instanceof AttestationError) return { refused: error.code }
     throw error
   }
   const advanced = await ctx.db
@@ -152,6 +188,19 @@ export async function verifyHardwareAssertion(
     .where('device_id', '=', device.deviceId)
     .where('counter', '<', counter)
     .executeTakeFirst()
-  if ((advanced.numUpdatedRows ?? 0n) === 0n) return refuse(ctx, device, format, 'counter-not-increasing')
-  return { securityLevel: stored.security_level, signals: { ...input.signals, emulator: false } }
+  if ((advanced.numUpdatedRows ?? 0n) === 0n) return { refused: 'counter-not-increasing' }
+  return { securityLevel: stored.security_level }
+}
+
+/** Renewal by an App Attest assertion over the attestation's client data (a fresh challenge, the app's identity). */
+export async function verifyHardwareAssertion(
+  ctx: Pick<ServerContext, 'db'>,
+  device: DevicePrincipal,
+  input: { assertion: string; challenge: string; appId: string; appVersion: string; signals: RiskSignals },
+): Promise<HardwareFacts> {
+  const format = 'apple-appattest'
+  const clientData = boundClientData(input).clientData
+  const accepted = await acceptAssertion(ctx, device, { assertion: input.assertion, clientData, appId: input.appId })
+  if ('refused' in accepted) return refuseEvidence(ctx, device, format, accepted.refused, input)
+  return { securityLevel: accepted.securityLevel, signals: { ...input.signals, emulator: false } }
 }

@@ -189,6 +189,20 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     stream.close()
   })
 
+  test('a stream frame obeys its HTTP route: a read-only token signs in and reads, and its send is refused as a POST is', async () => {
+    const { client } = await enrol()
+    await client.attest({ app, signals: { ...clean, rooted: true } })
+    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const conversation = await agent.createConversation({ customerId: bank.customerId })
+    const message = { contentType: 'text/plain', ciphertext: new TextEncoder().encode('from a rooted phone') }
+    await assert.rejects(client.sendMessage(conversation.id, message), problem('integrity/limited'))
+    const stream = client.stream()
+    await stream.ready()
+    await assert.rejects(stream.send(conversation.id, message), problem('integrity/limited'))
+    stream.close()
+    assert.deepEqual(await client.listMessages(conversation.id), [])
+  })
+
   test('a deactivated app version loses its token at once and cannot attest again; other versions go on', async () => {
     const old = await enrol()
     const current = await enrol()

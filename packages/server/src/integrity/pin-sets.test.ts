@@ -3,7 +3,17 @@ import { webcrypto } from 'node:crypto'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { type PinSet, PinSetError, pinnedFetch, spkiPin, verifyPinSet } from '@strongroom/sdk/pins-node'
+import { pinSetPolicyFetch } from '@strongroom/sdk/pins'
+import {
+  acceptPinSet,
+  memoryPinSetVersionStore,
+  type PinSet,
+  PinSetError,
+  pinnedFetch,
+  spkiPin,
+  verifyPinSet,
+} from '@strongroom/sdk/pins-node'
+import { CompactSign } from 'jose'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey } from '../platform/keyring/signing-keys.ts'
 import { startTestServer, type TestServer } from '../testing/harness.ts'
@@ -66,6 +76,12 @@ describe('certificate pin sets: signed, served, rotated with overlap, enforced b
       .publicKey
     const strangerJwk = { ...(await webcrypto.subtle.exportKey('jwk', stranger)), kid: keys[0]?.kid }
     await assert.rejects(verifyPinSet(current, [strangerJwk as never]), PinSetError)
+    // Signed by the right key, but as something else than a pin set (a JWT, say).
+    const key = await signingKey()
+    const otherType = await new CompactSign(Buffer.from(payload, 'base64url'))
+      .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: 'JWT' })
+      .sign(key.privateKey)
+    await assert.rejects(verifyPinSet(otherType, keys), PinSetError)
     await assert.rejects(verifyPinSet(current, keys, new Date(Date.now() + 31 * DAY)), /outside its validity/)
     await assert.rejects(verifyPinSet(current, keys, new Date(Date.now() - DAY)), /outside its validity/)
   })
@@ -99,5 +115,48 @@ describe('certificate pin sets: signed, served, rotated with overlap, enforced b
     assert.equal(await (await pinnedFetch(unpinned, { ca: root.pem })(apiUrl)).text(), 'ok', 'other hosts unpinned')
     // Pinning narrows TLS, never replaces it: a pinned key on a certificate no trusted CA issued is still refused.
     await assert.rejects(pinnedFetch(set([pinOf(leaf)]))(apiUrl), because(/certificate/))
+  })
+
+  test('an app follows a rotation with overlap and refuses to be rolled back to an older set', async () => {
+    const key = await signingKey()
+    const keys = await pinSetKeys(server.ctx.db)
+    const store = memoryPinSetVersionStore()
+    const served = async () => (await fetch(`${server.url}/.well-known/strongroom-pins`)).text()
+    const reach = async (set: PinSet) => (await pinnedFetch(set, { ca: root.pem })(apiUrl)).text()
+    const because = (pattern: RegExp) => (error: { cause?: Error }) => pattern.test(String(error.cause?.message))
+    // The API host still pins its old key (otherPin); its certificate has already moved to the new one (leaf).
+    await publishPinSet(server.ctx.db, key, { host: 'localhost', pins: [otherPin], days: 30 })
+    const old = await served()
+    const before = await acceptPinSet(old, keys, store)
+    await assert.rejects(reach(before), because(/matches no pinned key/))
+    // Overlap: the new key joins the old one; the app takes the newer set and reaches the host.
+    await publishPinSet(server.ctx.db, key, { host: 'localhost', pins: [otherPin, pinOf(leaf)], days: 30 })
+    const overlapping = await acceptPinSet(await served(), keys, store)
+    assert.equal(overlapping.version, before.version + 1)
+    assert.equal(await reach(overlapping), 'ok')
+    // The old key goes.
+    await publishPinSet(server.ctx.db, key, { host: 'localhost', pins: [pinOf(leaf)], days: 30 })
+    const current = await acceptPinSet(await served(), keys, store)
+    assert.equal(await reach(current), 'ok')
+    assert.equal(await store.load(), current.version)
+    // An attacker who kept the old set (validly signed, still within its window) cannot roll the app back to it.
+    await assert.rejects(acceptPinSet(old, keys, store), /older than one already accepted/)
+    assert.equal(await store.load(), current.version)
+    // The same set again is fine (the app refetches it at every start).
+    assert.equal((await acceptPinSet(await served(), keys, store)).version, current.version)
+  })
+
+  test('a page enforces what it can of a pin set: https, and only to the hosts it names', async () => {
+    const set: PinSet = {
+      version: 1,
+      notBefore: new Date().toISOString(),
+      notAfter: new Date(Date.now() + DAY).toISOString(),
+      hosts: { localhost: [pinOf(leaf)] },
+    }
+    const pageFetch = pinSetPolicyFetch(set, (input, init) => pinnedFetch(set, { ca: root.pem })(input, init))
+    assert.equal(await (await pageFetch(apiUrl)).text(), 'ok')
+    await assert.rejects(pageFetch(apiUrl.replace('https:', 'http:')), PinSetError)
+    await assert.rejects(pageFetch('https://elsewhere.example/'), /not a host of the pin set/)
+    await assert.rejects(pageFetch(new Request('https://__proto__/')), PinSetError)
   })
 })

@@ -32,10 +32,17 @@ export const IntegrityPolicy = Type.Object(
      * approves payments only with a user-verified passkey up to the step-up policy's `webDeviceMaxAmount`.
      */
     webDevices: Type.Optional(Type.Object({ chat: Type.Boolean() }, { additionalProperties: false })),
+    /**
+     * Devices attested with App Attest sign every gated request with an assertion (`Strongroom-Assertion`, over the
+     * request's DPoP proof) whose counter must grow: a replayed or rolled-back request is refused.
+     */
+    assertions: Type.Optional(Type.Boolean()),
     rooted: Treatment,
     emulator: Treatment,
     debugger: Treatment,
     hooking: Treatment,
+    /** A Play Integrity verdict of an app not licensed to the Play account (`limited` unless set). */
+    unlicensed: Type.Optional(Treatment),
     fullLifetimeSeconds: Type.Integer({ minimum: 30, maximum: 3600 }),
     limitedLifetimeSeconds: Type.Integer({ minimum: 10, maximum: 600 }),
   },
@@ -77,12 +84,19 @@ const SIGNAL_REASONS = {
   emulator: 'emulator',
 } as const satisfies Record<keyof RiskSignals, string>
 
+/** What a platform verdict (Play Integrity) found beyond the risk signals, and how the policy treats it. */
+export interface IntegrityFinding {
+  reason: string
+  treatment: 'allow' | 'limited' | 'deny'
+}
+
 /**
  * The integrity decision, as one table read top to bottom: a deactivated or outdated app version is denied; then
- * every signal present gets the policy's treatment for it, and the strictest wins (deny, then limited).
+ * every signal present gets the policy's treatment for it, as does every finding of a platform verdict, and the
+ * strictest wins (deny, then limited).
  */
 export function evaluateIntegrityPolicy(
-  evidence: { appVersion: string; signals: RiskSignals; deactivated: boolean },
+  evidence: { appVersion: string; signals: RiskSignals; deactivated: boolean; findings?: IntegrityFinding[] },
   policy: IntegrityPolicy & { minAppVersion: string },
 ): IntegrityDecision {
   const deny = (reason: string): IntegrityDecision => ({
@@ -94,13 +108,17 @@ export function evaluateIntegrityPolicy(
   if (evidence.deactivated) return deny('app-version-deactivated')
   if (versionBelow(evidence.appVersion, policy.minAppVersion)) return deny('app-version-below-minimum')
   const present = (Object.keys(SIGNAL_REASONS) as (keyof RiskSignals)[]).filter((signal) => evidence.signals[signal])
-  const denied = present.find((signal) => policy[signal] === 'deny')
-  if (denied) return deny(SIGNAL_REASONS[denied])
-  const limited = present.find((signal) => policy[signal] === 'limited')
+  const treated = [
+    ...present.map((signal) => ({ reason: SIGNAL_REASONS[signal], treatment: policy[signal] })),
+    ...(evidence.findings ?? []),
+  ]
+  const denied = treated.find((finding) => finding.treatment === 'deny')
+  if (denied) return deny(denied.reason)
+  const limited = treated.find((finding) => finding.treatment === 'limited')
   if (limited) {
     return {
       decision: 'limited',
-      reason: SIGNAL_REASONS[limited],
+      reason: limited.reason,
       lifetimeSeconds: policy.limitedLifetimeSeconds,
       scope: 'read-only',
     }
@@ -144,6 +162,7 @@ export async function saveIntegrityPolicy(
       details: {
         required: policy.required ?? null,
         minAppVersion: policy.minAppVersion ?? null,
+        assertions: policy.assertions ?? false,
         rooted: policy.rooted,
         emulator: policy.emulator,
         debugger: policy.debugger,

@@ -71,7 +71,9 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
                 decision: oneOf(['allow', 'limited', 'deny'] as const),
                 reason: Type.String(),
                 flags: Type.Array(Type.String()),
-                format: Type.String({ description: 'dev, apple-appattest, apple-appattest-assertion or android-key' }),
+                format: Type.String({
+                  description: 'dev, apple-appattest, apple-appattest-assertion, android-key or play-integrity',
+                }),
                 securityLevel: Type.String(),
                 appVersion: Type.String(),
                 decidedAt: Type.String({ format: 'date-time' }),
@@ -269,6 +271,18 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
                     Type.String({ pattern: '^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$' }),
                     { minItems: 1, maxItems: 10 },
                   ),
+                  playIntegrity: Type.Optional(
+                    Type.Object(
+                      {
+                        decryptionKey: Type.String({ ...Base64, minLength: 44, maxLength: 44 }),
+                        verificationKey: Type.String({ ...Base64, minLength: 1, maxLength: 400 }),
+                      },
+                      {
+                        additionalProperties: false,
+                        description: 'the Play Console’s response encryption keys (base64): AES-256 and EC P-256',
+                      },
+                    ),
+                  ),
                 },
                 { additionalProperties: false },
               ),
@@ -368,6 +382,10 @@ async function attestationRoutes(
               maxItems: 10,
             }),
           }),
+          evidence({
+            format: Type.Literal('play-integrity'),
+            token: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9_.-]+$' }),
+          }),
         ]),
         response: {
           200: Type.Object({
@@ -375,6 +393,9 @@ async function attestationRoutes(
             expiresIn: Type.Integer(),
             scope: oneOf(['full', 'read-only'] as const),
             reason: Type.String(),
+            assertRequests: Type.Boolean({
+              description: 'every gated request must carry Strongroom-Assertion (App Attest, over its DPoP proof)',
+            }),
           }),
           ...problemResponses(400, 401, 403),
         },

@@ -18,6 +18,8 @@ export interface IntegrityClaims {
   flags: string[]
   scope: 'full' | 'read-only'
   lifetimeSeconds: number
+  /** Every gated request must carry an App Attest assertion (the tenant asks for it; the device attested that way). */
+  assertRequests?: boolean
 }
 
 /** A short-lived JWT (ES256) saying this app on this device passed attestation, bound to the device key (cnf.jkt). */
@@ -29,6 +31,7 @@ export async function issueIntegrityToken(key: SigningKey, claims: IntegrityClai
     verdict: claims.verdict,
     flags: claims.flags,
     scope: claims.scope,
+    ...(claims.assertRequests ? { asr: true } : {}),
   })
     .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: INTEGRITY_TOKEN_TYPE })
     .setIssuer(ISSUER)
@@ -63,7 +66,12 @@ export class IntegrityTokenChecker {
   async check(
     token: string | undefined,
     device: { tenantId: string; deviceId: string; jkt: string },
-  ): Promise<{ scope: 'full' | 'read-only'; flags: string[]; app: { appId: string; appVersion: string } }> {
+  ): Promise<{
+    scope: 'full' | 'read-only'
+    flags: string[]
+    app: { appId: string; appVersion: string }
+    assertRequests: boolean
+  }> {
     if (!token) throw new Problem('integrity/missing')
     const payload = await this.#verify(token)
     const audience = Array.isArray(payload.aud) ? payload.aud : [payload.aud]
@@ -78,6 +86,7 @@ export class IntegrityTokenChecker {
       scope: payload.scope === 'full' ? 'full' : 'read-only',
       flags,
       app: { appId: String(app?.id), appVersion: String(app?.version) },
+      assertRequests: payload.asr === true,
     }
   }
 

@@ -150,6 +150,21 @@ const settings = {
     schema: Type.String({ minLength: 1 }),
     default: undefined,
   },
+  /**
+   * Google's Android attestation status list (revoked and suspended attestation certificates): a file or URL. In
+   * production Google's own URL unless set; `none` (dev only) checks no list.
+   */
+  androidAttestStatus: {
+    env: 'STRONGROOM_ANDROID_ATTEST_STATUS',
+    schema: Type.String({ minLength: 1 }),
+    default: undefined,
+  },
+  /** How often (checked once a minute) the status list is loaded again; four missed refreshes (at least a day) refuse Android. */
+  androidAttestStatusRefreshSeconds: {
+    env: 'STRONGROOM_ATTEST_STATUS_REFRESH',
+    schema: Type.Integer({ minimum: 60, maximum: 86_400 }),
+    default: 3600,
+  },
   rpId: {
     env: 'STRONGROOM_RP_ID',
     schema: Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' }),
@@ -385,6 +400,9 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
     throw new ConfigError('STRONGROOM_DEV_SEED', 'is a dev-only feature and production mode refuses it')
   }
   config.devSeed = false
+  if (config.androidAttestStatus === 'none') {
+    throw new ConfigError('STRONGROOM_ANDROID_ATTEST_STATUS', 'must name a status list (a file or URL) in production')
+  }
   if (!explicit.has('keyFile') && !explicit.has('dataDir'))
     throw new ConfigError('STRONGROOM_KEY_FILE', UNNAMED_KEY_FILE)
   if (creatingKeyFiles) return

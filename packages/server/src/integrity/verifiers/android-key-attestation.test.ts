@@ -3,6 +3,7 @@ import { before, describe, test } from 'node:test'
 import { SecurityLevel, VerifiedBootState } from '@peculiar/asn1-android'
 import { calculateJwkThumbprint } from 'jose'
 import { createAndroidKeyAttestationVerifier } from './android-key-attestation.ts'
+import { KeyOrigin, KeyPurpose } from './android-key-description.ts'
 import {
   buildAndroidChain,
   KEY_DESCRIPTION_OID,
@@ -179,6 +180,27 @@ describe('Android key attestation', () => {
       failsWith('app-id-mismatch'),
     )
     await assert.rejects(verifier.verify(input(await chainFor(), { app: {} })), failsWith('app-id-mismatch'))
+  })
+
+  test('an imported key, or one generated elsewhere, is refused: only a key born in the hardware counts', async () => {
+    for (const origin of [KeyOrigin.imported, KeyOrigin.securelyImported, KeyOrigin.derived]) {
+      await assert.rejects(verifier.verify(input(await chainFor({ origin }))), failsWith('key-origin-not-generated'))
+    }
+  })
+
+  test('a key that may also decrypt, agree keys or attest other keys is no device signing key', async () => {
+    const scenarios = [
+      [KeyPurpose.sign, KeyPurpose.decrypt],
+      [KeyPurpose.sign, KeyPurpose.agreeKey],
+      [KeyPurpose.attestKey],
+      [KeyPurpose.verify],
+      [],
+    ]
+    for (const purposes of scenarios) {
+      await assert.rejects(verifier.verify(input(await chainFor({ purposes }))), failsWith('key-purpose-invalid'))
+    }
+    const signAndVerify = await chainFor({ purposes: [KeyPurpose.sign, KeyPurpose.verify] })
+    assert.equal((await verifier.verify(input(signAndVerify))).appId, 'com.bank.app')
   })
 
   test('an unverified, self-signed or failed boot, an unlocked bootloader or no root of trust is refused', async () => {

@@ -5,8 +5,11 @@ import {
   AuthorizationTag,
   KEY_DESCRIPTION_OID,
   type KeyDescription,
+  KeyOrigin,
+  KeyPurpose,
   parseAttestationApplicationId,
   parseKeyDescription,
+  parsePurposes,
   parseRootOfTrust,
   SecurityLevel,
   VerifiedBootState,
@@ -33,7 +36,10 @@ import {
 export interface AndroidKeyAttestationOptions {
   /** PEM trust roots; Google's hardware attestation roots unless a test brings its own. */
   trustRootsPem?: readonly string[]
-  /** Google's attestation status list, asked per serial number (lowercase hex, no leading zeros). */
+  /**
+   * Google's attestation status list, asked per serial number (lowercase hex, no leading zeros): true for a revoked or
+   * suspended certificate. It throws an AttestationError when it cannot answer, and the attestation is refused.
+   */
   isRevoked?: (serialNumber: string) => boolean
   /** The clock certificates are checked against. */
   now?: () => Date
@@ -74,6 +80,21 @@ function checkApplication(attested: AttestationApplicationId, expected: NonNulla
   return attestedPackage
 }
 
+/**
+ * The key must have been generated inside the secure hardware (an imported key may have been copied out of somewhere
+ * first), with the hardware enforcing both facts; and it must be a signing key only, as a device key is.
+ */
+function checkKeyProperties(description: KeyDescription) {
+  const origin = description.hardwareEnforced.get(AuthorizationTag.origin)
+  if (origin === undefined || derSmallInteger(origin) !== KeyOrigin.generated) {
+    throw new AttestationError('key-origin-not-generated')
+  }
+  const purposeElement = description.hardwareEnforced.get(AuthorizationTag.purpose)
+  const purposes = purposeElement === undefined ? [] : parsePurposes(purposeElement)
+  const signingOnly = purposes.every((purpose) => purpose === KeyPurpose.sign || purpose === KeyPurpose.verify)
+  if (!purposes.includes(KeyPurpose.sign) || !signingOnly) throw new AttestationError('key-purpose-invalid')
+}
+
 function optionalInteger(description: KeyDescription, tag: number): number | undefined {
   const element = description.hardwareEnforced.get(tag)
   return element === undefined ? undefined : derSmallInteger(element)
@@ -101,6 +122,7 @@ export function createAndroidKeyAttestationVerifier(options: AndroidKeyAttestati
     if (securityLevel === undefined || description.keymasterSecurityLevel !== description.attestationSecurityLevel) {
       throw new AttestationError('security-level-insufficient')
     }
+    checkKeyProperties(description)
     const attestedPackage = checkApplication(applicationIdOf(description), app.android)
     const rootOfTrust = description.hardwareEnforced.get(AuthorizationTag.rootOfTrust)
     if (rootOfTrust === undefined) throw new AttestationError('boot-state-unverified')

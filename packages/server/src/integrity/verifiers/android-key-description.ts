@@ -25,11 +25,17 @@ export const SecurityLevel = { software: 0, trustedEnvironment: 1, strongBox: 2 
 export const VerifiedBootState = { verified: 0, selfSigned: 1, unverified: 2, failed: 3 } as const
 
 export const AuthorizationTag = {
+  purpose: 1,
+  origin: 702,
   rootOfTrust: 704,
   osVersion: 705,
   osPatchLevel: 706,
   attestationApplicationId: 709,
 } as const
+
+/** KeyPurpose values (Tag::PURPOSE) and KeyOrigin values (Tag::ORIGIN) from the KeyMint HAL. */
+export const KeyPurpose = { encrypt: 0, decrypt: 1, sign: 2, verify: 3, wrapKey: 5, agreeKey: 6, attestKey: 7 } as const
+export const KeyOrigin = { generated: 0, derived: 1, imported: 2, reserved: 3, securelyImported: 4 } as const
 
 export interface KeyDescription {
   attestationVersion: number
@@ -79,6 +85,11 @@ export function parseKeyDescription(extensionValue: Buffer): KeyDescription {
     softwareEnforced: parseAuthorizationList(fields[6]),
     hardwareEnforced: parseAuthorizationList(fields[7]),
   }
+}
+
+/** purpose ::= [1] EXPLICIT SET OF INTEGER */
+export function parsePurposes(element: DerElement): number[] {
+  return derChildren(expectDer(element, DER_SET)).map((purpose) => derSmallInteger(purpose))
 }
 
 /** RootOfTrust ::= SEQUENCE { verifiedBootKey OCTET STRING, deviceLocked BOOLEAN, verifiedBootState ENUMERATED, … } */

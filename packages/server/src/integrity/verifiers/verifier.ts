@@ -73,7 +73,8 @@ const MESSAGES = {
   'bad-format': 'the attestation is malformed',
   'chain-invalid': 'the certificate chain does not verify',
   'certificate-expired': 'a certificate in the chain is outside its validity period',
-  'certificate-revoked': 'a certificate in the chain is revoked',
+  'certificate-revoked': 'a certificate in the chain is revoked or suspended',
+  'revocation-status-unavailable': 'the attestation status list is not available',
   'root-untrusted': 'the certificate chain does not end at a trusted root',
   'nonce-mismatch': 'the attestation does not cover this challenge',
   'challenge-mismatch': 'the attestation does not cover this challenge',
@@ -84,7 +85,12 @@ const MESSAGES = {
   'signature-invalid': 'the signature does not verify',
   'environment-not-allowed': 'the attestation comes from a development environment',
   'security-level-insufficient': 'the key is not held in secure hardware',
+  'key-origin-not-generated': 'the key was not generated in secure hardware',
+  'key-purpose-invalid': 'the key may be used for more than signing',
   'boot-state-unverified': 'the device did not boot a verified, locked system',
+  'token-undecryptable': 'the integrity token does not decrypt with the configured key',
+  'token-stale': 'the integrity verdict is not fresh',
+  'not-configured': 'the app has no keys registered for this format',
 } as const
 
 export type AttestationErrorCode = keyof typeof MESSAGES

@@ -396,6 +396,10 @@ export interface IntegrityAppsTable {
   android_package: string | null
   /** JSON array of lowercase hex SHA-256 digests. */
   android_signing_digests: string | null
+  /** The Play Integrity decryption key (AES-256), sealed with the tenant's data key. */
+  play_decryption_key: Uint8Array | null
+  /** The Play Integrity verification key: base64 DER SubjectPublicKeyInfo (EC P-256), as the Play Console gives it. */
+  play_verification_key: string | null
   updated_at: Timestamp
 }
 

@@ -1,3 +1,5 @@
+import type { Principal } from './principal.ts'
+import { Problem } from './problems.ts'
 import type { Scope } from './roles.ts'
 
 /**
@@ -33,6 +35,54 @@ export const allow = {
   staffMember: { who: 'staff-member' },
   authenticated: { who: 'authenticated' },
 } as const satisfies Record<string, AccessRule | ((scope: Scope) => AccessRule)>
+
+/** A rule that names its caller: everything but the routes that authenticate in their own way. */
+export type PrincipalRule = Exclude<AccessRule, { who: 'anyone' | 'device-key' | 'stream' }>
+
+/**
+ * Why the principal may not act under this rule, if it may not. HTTP requests and stream frames ask this one
+ * question, with the rule their action declares.
+ */
+export function refusalFor(access: PrincipalRule, principal: Principal): Problem | undefined {
+  if (access.who === 'authenticated') return undefined
+  if (access.who === 'staff-member') {
+    return principal.kind === 'staff' ? undefined : new Problem('auth/forbidden', 'this is for staff members')
+  }
+  if (principal.kind === 'device') {
+    return access.who === 'staff' ? new Problem('auth/forbidden', 'this is for staff and bank backends') : undefined
+  }
+  if (access.who === 'device' || access.who === 'attested-device') {
+    return new Problem('auth/forbidden', 'this is for devices')
+  }
+  if (access.who === 'member' && principal.kind === 'client') {
+    return new Problem('auth/forbidden', 'bank backends are not conversation members')
+  }
+  const scope = access.who === 'member' ? access.staffScope : access.scope
+  return principal.scopes.includes(scope) ? undefined : new Problem('auth/forbidden', `this needs the ${scope} scope`)
+}
+
+/** What a device's integrity token allows: everything, or (a rooted device, an emulator) reading only. */
+export type IntegrityScope = 'full' | 'read-only'
+
+/**
+ * Why a device holding a token of this scope may not make a request with this method, if it may not: a limited token
+ * reads; it neither writes nor (`fullScopeOnly`) receives secrets. A stream frame that writes counts as a POST.
+ */
+export function integrityRefusal(scope: IntegrityScope, method: string, fullScopeOnly = false): Problem | undefined {
+  return scope === 'read-only' && (method !== 'GET' || fullScopeOnly) ? new Problem('integrity/limited') : undefined
+}
+
+/**
+ * An action taken other than by its own HTTP request (a stream frame), and the route whose rule it obeys: `route` is
+ * that route's `METHOD /path`, as the access table and the integrity policy name it.
+ */
+export interface GuardedAction {
+  route: string
+  access: PrincipalRule
+}
+
+/** Admits an action of a signed-in stream by its route's rule, or throws the Problem the route would answer. */
+export type ActionGuard = (action: GuardedAction) => Promise<void>
 
 /** One row of the access table: a route and its rule. */
 export interface AccessTableRow {

@@ -68,6 +68,10 @@ const catalogue = {
     title: 'A browser may not do this where the bank requires app integrity; use the bank’s app',
   },
   'integrity/invalid-evidence': { status: 400, title: 'The attestation evidence does not verify' },
+  'integrity/assertion-invalid': {
+    status: 401,
+    title: 'The request needs a fresh App Attest assertion over its DPoP proof (Strongroom-Assertion)',
+  },
   'integrity/no-secrets-key': {
     status: 409,
     title: 'The device has not registered a key to receive secrets (POST /v1/integrity/secrets-key)',

@@ -27,6 +27,7 @@ import * as encryptionRequired from './025-encryption-required.ts'
 import * as channelRisk from './026-channel-risk.ts'
 import * as pivotLinkRevocation from './029-pivot-link-revocation.ts'
 import * as production from './030-production.ts'
+import * as playIntegrity from './031-play-integrity.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
@@ -59,6 +60,7 @@ const migrations: Record<string, Migration> = {
   '026-channel-risk': channelRisk,
   '029-pivot-link-revocation': pivotLinkRevocation,
   '030-production': production,
+  '031-play-integrity': playIntegrity,
   '032-archive-evidence': archiveEvidence,
 }
 
