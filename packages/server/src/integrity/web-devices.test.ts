@@ -153,7 +153,22 @@ describe('a browser under the production integrity gate', () => {
     assert.equal(declined.status, 'declined')
   })
 
-  test('a tenant that does not let browsers chat: reading still works, sending is refused', async () => {
+  test('a tenant that does not let browsers chat: reading still works, sending is refused, on the stream too', async () => {
+    // Over the stream, a browser signs in and sends without an integrity token, where an app cannot sign in.
+    const stream = browser.client.stream()
+    await stream.ready()
+    assert.equal(
+      (await stream.send(conversationId, { contentType: 'text/plain', ciphertext: new Uint8Array([1]) })).seq,
+      2,
+    )
+    const appErrors: string[] = []
+    const appStream = app.client.stream({ onError: (e) => appErrors.push(e.message) })
+    await eventually(
+      () => appErrors,
+      (errors) => errors.some((m) => m.startsWith('An integrity token is required')),
+    )
+    appStream.close()
+
     await admin.request('PUT', '/v1/policies/integrity', { ...DEFAULT_INTEGRITY_POLICY, webDevices: { chat: false } })
     // Nodes apply a policy change within their cache time (five seconds); the same message id until then.
     const refused = await eventually(
@@ -165,6 +180,14 @@ describe('a browser under the production integrity gate', () => {
       (error) => error !== undefined,
     )
     assert.match(String(refused), /the bank does not let browsers chat/)
-    assert.ok((await browser.client.listMessages(conversationId)).length >= 1)
+    // The open stream's send frame is held to the same rule as POST …/messages.
+    await assert.rejects(
+      stream.send(conversationId, { contentType: 'text/plain', ciphertext: new Uint8Array([2]) }),
+      /the bank does not let browsers chat/,
+    )
+    stream.close()
+    const stored = (await browser.client.listMessages(conversationId)).map((m) => m.ciphertext)
+    assert.ok(stored.includes(Buffer.from([1]).toString('base64')), 'the stream’s first send was stored')
+    assert.ok(!stored.includes(Buffer.from([2]).toString('base64')), 'the refused send was not')
   })
 })
