@@ -43,6 +43,11 @@ export type WebSocketConstructor = new (url: string) => WebSocket
 export interface Device {
   id: string
   customerId: string
+  /**
+   * `app` (can attest its integrity) or `web` (a browser: the secure chat a pivot link opened); the bank's policy says
+   * what a browser may do where apps need an integrity token.
+   */
+  kind: 'app' | 'web'
   /** Null while pending. */
   label: string | null
   /**

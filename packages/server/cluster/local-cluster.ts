@@ -133,15 +133,16 @@ export function nodeEnvironment(options: ClusterOptions): NodeJS.ProcessEnv {
   }
 }
 
-/** Starts a node and waits until it answers /readyz; its output goes to its log file. */
-async function startNode(
+/** Starts a node (`strongroom start`) and waits until it answers /readyz; its output goes to its log file. */
+export async function startNode(
   command: readonly string[],
   name: string,
   env: NodeJS.ProcessEnv,
   logFile: string,
   children: ChildProcess[],
+  cwd?: string,
 ): Promise<ClusterNode> {
-  const child = spawn(process.execPath, [...command, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...command, 'start'], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   const log = createWriteStream(logFile, { flags: 'a', mode: 0o600 })
   child.stdout?.pipe(log, { end: false })
@@ -187,7 +188,8 @@ export function httpsStatus(url: string, ca: string, timeoutMs = 2000): Promise<
   })
 }
 
-async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+/** Stops a process with a signal (SIGKILL after 20 s) and waits for it to exit. */
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
   child.kill(signal)

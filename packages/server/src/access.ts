@@ -1,10 +1,13 @@
+import type { FastifyRequest } from 'fastify'
 import { recordAudit } from './audit/events.ts'
 import type { StreamAuthenticator } from './conversations/stream-hub.ts'
 import { refusalOfDeviceProof } from './identity/device-key-refusal.ts'
 import { authenticateDeviceToken, type DevicePrincipal } from './identity/devices.ts'
 import { DEVICE_KEY_ALGORITHMS, verifyDpopProof } from './identity/dpop.ts'
 import type { DeactivatedAppVersions } from './integrity/app-versions.ts'
+import type { IntegrityPolicy } from './integrity/policy.ts'
 import type { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { checkWebDevice, refuseWebDeviceSecrets } from './integrity/web-devices.ts'
 import type { ServerContext } from './platform/context.ts'
 import {
   type AccessTableRow,
@@ -74,6 +77,8 @@ export interface IntegrityGate {
     device: DevicePrincipal,
     request: { appId: string; dpop: string | undefined; assertion: string | undefined },
   ) => Promise<void>
+  /** The tenant's integrity policy, cached per node: what browsers may do. */
+  policyOf: (tenantId: string) => Promise<IntegrityPolicy | undefined>
 }
 
 /**
@@ -97,6 +102,45 @@ export async function checkDeviceIntegrity(
   if (limited) throw limited
   if (assertRequests) await gate.requestAssertion(device, { appId: app.appId, ...proof })
   return { scope, flags, app }
+}
+
+/**
+ * The gate for one device request: an app shows its integrity token; a browser, which cannot have one, is held to
+ * what the tenant lets browsers do (integrity/web-devices.ts) and never reaches a route for attested apps. Gives the
+ * risk flags the request carries.
+ */
+async function checkDeviceGate(
+  ctx: Pick<ServerContext, 'db'>,
+  gate: IntegrityGate,
+  device: DevicePrincipal,
+  request: FastifyRequest,
+  route: string,
+  attested: boolean,
+): Promise<string[]> {
+  if (device.deviceKind === 'web') return admitBrowser(ctx, gate, device, route, attested)
+  const token = singleHeader(request.headers['strongroom-integrity'])
+  const proof = {
+    dpop: singleHeader(request.headers.dpop),
+    assertion: singleHeader(request.headers['strongroom-assertion']),
+  }
+  return (await checkDeviceIntegrity(gate, token, device, request.method, proof, attested)).flags
+}
+
+/** A browser held to the tenant's rules for browsers, on a request or a stream frame; a refusal is audited. */
+async function admitBrowser(
+  ctx: Pick<ServerContext, 'db'>,
+  gate: IntegrityGate,
+  device: DevicePrincipal,
+  route: string,
+  attested = false,
+): Promise<string[]> {
+  try {
+    if (attested) refuseWebDeviceSecrets(device)
+    return checkWebDevice(device, route, await gate.policyOf(device.tenantId))
+  } catch (error) {
+    if (error instanceof Problem) await auditRefusal(ctx, device, error, route)
+    throw error
+  }
 }
 
 /**
@@ -142,14 +186,14 @@ export function installAccessControl(
     const route = `${request.method} ${request.routeOptions.url}`
     const gated = await admit(ctx, integrityRequired, principal, access, route)
     if (gated && principal.kind === 'device') {
-      const token = singleHeader(request.headers['strongroom-integrity'])
-      const proof = {
-        dpop: singleHeader(request.headers.dpop),
-        assertion: singleHeader(request.headers['strongroom-assertion']),
-      }
-      const attested = access.who === 'attested-device'
-      const checked = await checkDeviceIntegrity(gate, token, principal, request.method, proof, attested)
-      request.integrityFlags = checked.flags
+      request.integrityFlags = await checkDeviceGate(
+        ctx,
+        gate,
+        principal,
+        request,
+        route,
+        access.who === 'attested-device',
+      )
     }
     request.principal = principal
   })
@@ -234,7 +278,13 @@ export function streamAuthenticator(
       throw error
     })
     let integrity: { scope: IntegrityScope; app: { appId: string; appVersion: string } } | undefined
-    if (principal.kind === 'device') {
+    // A browser has no integrity token: where the gate applies, the tenant's policy for browsers decides instead.
+    const browser = principal.kind === 'device' && principal.deviceKind === 'web' ? principal : undefined
+    if (browser) {
+      if (await integrityRequired(browser.tenantId, 'GET /v1/stream')) {
+        await admitBrowser(ctx, gate, browser, 'GET /v1/stream')
+      }
+    } else if (principal.kind === 'device') {
       const proof = { dpop: frame.dpop, assertion: frame.assertion }
       if (await integrityRequired(principal.tenantId, 'GET /v1/stream')) {
         integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof)
@@ -245,6 +295,10 @@ export function streamAuthenticator(
     }
     const admitted = async (action: GuardedAction) => {
       if (!(await admit(ctx, integrityRequired, principal, action.access, action.route))) return
+      if (browser) {
+        await admitBrowser(ctx, gate, browser, action.route)
+        return
+      }
       if (!integrity) throw new Problem('integrity/missing')
       const limited = integrityRefusal(integrity.scope, action.route.slice(0, action.route.indexOf(' ')))
       if (limited) throw limited

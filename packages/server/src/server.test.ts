@@ -81,6 +81,7 @@ describe('the HTTP surface', () => {
       tokens: new IntegrityTokenChecker(server.ctx),
       deactivated: new DeactivatedAppVersions(server.ctx),
       requestAssertion: async () => {},
+      policyOf: async () => undefined,
     }
     const checks = { gate, integrityRequired: async () => false, requireMember: async () => {} }
     const table = installAccessControl(app, server.ctx, checks)

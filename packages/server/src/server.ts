@@ -6,6 +6,7 @@ import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
 import { startArchiveChainer } from './archive/chainer.ts'
 import { startEvidenceArchive } from './archive/evidence-feed.ts'
+import { archiveKeyPackagesFromMember, archiveMemberPresence } from './archive/member-presence.ts'
 import { archiveModule } from './archive/module.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditModule } from './audit/module.ts'
@@ -33,7 +34,7 @@ import type { DeviceRevocationHook } from './identity/routes.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { type AttestationStatusList, openAttestationStatusList } from './integrity/attestation-status-list.ts'
 import { integrityModule } from './integrity/module.ts'
-import { integrityRequirement } from './integrity/policy.ts'
+import { cachedIntegrityPolicy, integrityRequirement } from './integrity/policy.ts'
 import { checkRequestAssertion } from './integrity/request-assertions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { installRateLimits } from './limits/limiter.ts'
@@ -71,6 +72,7 @@ import { startWebhookDelivery } from './webhooks/delivery.ts'
 interface Services {
   database: DatabaseHandle
   draining: () => boolean
+  archiveMemberState: () => Promise<'this node' | 'running' | 'none'>
   wipeKey: SigningKey
   onDeviceRevoked: DeviceRevocationHook
   messageLog: MessageLog
@@ -225,13 +227,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
 /** What the guard consults for every request and stream frame, kept per node so that a check costs little. */
 function guardChecks(ctx: ServerContext): GuardChecks {
+  const policyOf = cachedIntegrityPolicy(ctx)
   return {
     gate: {
       tokens: new IntegrityTokenChecker(ctx),
       deactivated: new DeactivatedAppVersions(ctx),
       requestAssertion: (device, request) => checkRequestAssertion(ctx, device, request),
+      policyOf,
     },
-    integrityRequired: integrityRequirement(ctx),
+    integrityRequired: integrityRequirement(ctx, policyOf),
     requireMember: (principal, conversationId) => requireConversationAccess(ctx, principal, conversationId),
   }
 }
@@ -261,7 +265,7 @@ async function openSigningKeys({ ctx, keyProvider, startupStep }: Platform) {
  * work that runs in the background: housekeeping from every module, the chainers, webhook delivery.
  */
 async function startServices(
-  { ctx, database }: Platform,
+  { ctx, database, startupStep }: Platform,
   keys: SigningKeys,
   parts: { gate: IntegrityGate; hubAuthenticator: StreamAuthenticator; archiveSink: ArchiveSink | undefined },
 ) {
@@ -284,16 +288,28 @@ async function startServices(
         partition: parsePartition(config.archivePartition),
       })
     : undefined
+  // Not a reason to refuse to start (the archive's node may start after this one, or be upgraded meanwhile): said in
+  // the log at start, in /readyz, and by the problem a new secure conversation gets while none runs.
+  const archiveMemberState = async () =>
+    archiveMember ? 'this node' : (await archiveMemberPresence(ctx)).running ? 'running' : 'none'
+  if ((await startupStep(archiveMemberState)) === 'none') {
+    ctx.log.warn(
+      'no node runs the compliance archive member: secure conversations cannot be created until one does ' +
+        '(STRONGROOM_ARCHIVE_MEMBER=true on one node)',
+    )
+  }
   const services: Services = {
     database,
     draining: () => running.draining,
+    archiveMemberState,
     wipeKey: keys.wipe,
     onDeviceRevoked: removeMemberEverywhere,
     messageLog,
     hub: new StreamHub(ctx, messageLog, parts.hubAuthenticator),
     isArchived: (refs) => archivedConversationSeqs(ctx.db, refs),
     credentialKey: keys.credential,
-    prepareArchive: (tenantId) => archiveMember?.ensureTenant(tenantId),
+    prepareArchive: (tenantId) =>
+      archiveMember ? archiveMember.ensureTenant(tenantId) : archiveKeyPackagesFromMember(ctx, tenantId),
     channelDeps,
     listeningUrl: outside.listeningUrl,
     publicUrl: outside.publicUrl,
@@ -400,9 +416,11 @@ async function openPlatform(config: Config, options: StartOptions) {
   })
   // The archive's own KEK: every node that archives (the archive member, public-channel intake) or reads the archive
   // needs it; a node without the file neither writes nor reads archive content.
+  // Production names the file or has none (config.ts): it never picks one up from the directory it started in.
+  const archiveKeyFile = config.archiveKeyFile
   const archiveKek =
-    config.archiveMember || config.mode === 'dev' || existsSync(config.archiveKeyFile)
-      ? await LocalKeyFileProvider.open(config.archiveKeyFile, { create: config.mode === 'dev' })
+    archiveKeyFile && (config.archiveMember || config.mode === 'dev' || existsSync(archiveKeyFile))
+      ? await LocalKeyFileProvider.open(archiveKeyFile, { create: config.mode === 'dev' })
       : undefined
   const keyring = new Keyring(database.db, keyProvider)
   // A data key rotated by `strongroom keys rotate --data-keys` is used from the next write, on every node.

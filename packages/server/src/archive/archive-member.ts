@@ -21,6 +21,11 @@ import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { listTenants } from '../tenancy/tenants.ts'
 import { archivedThroughSeq } from './append.ts'
 import { ArchiveCannotRejoin, inProcessDelivery } from './in-process-delivery.ts'
+import {
+  ARCHIVE_KEY_PACKAGES_WANTED_SUBJECT_PREFIX,
+  markArchiveMemberPresent,
+  PRESENCE_INTERVAL_MS,
+} from './member-presence.ts'
 import { ArchiveMemberStore } from './member-store.ts'
 
 /**
@@ -99,7 +104,9 @@ export class ArchiveMember {
   #unsubscribe: (() => void) | undefined
   #unsubscribeRevoked: (() => void) | undefined
   #unsubscribeReadd: (() => void) | undefined
+  #unsubscribeWanted: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
+  #presenceTimer: NodeJS.Timeout | undefined
 
   private constructor(
     ctx: ServerContext,
@@ -138,8 +145,22 @@ export class ArchiveMember {
         member.#track(member.#readdRequested(event.tenantId, event.conversationId))
       }
     })
+    // A node without an archive member asks for the key packages of a tenant made since this one started.
+    member.#unsubscribeWanted = ctx.bus.subscribe(`${ARCHIVE_KEY_PACKAGES_WANTED_SUBJECT_PREFIX}*`, (subject) => {
+      if (member.#partition.index === 0) {
+        member.#track(member.ensureTenant(subject.slice(ARCHIVE_KEY_PACKAGES_WANTED_SUBJECT_PREFIX.length)))
+      }
+    })
     member.#timer = setInterval(() => member.#track(member.#flush()), FLUSH_MS)
     member.#timer.unref()
+    // Every node can then tell whether an archive member runs (readiness, the problem when none does).
+    const partition = `${options.partition.index}/${options.partition.count}`
+    await markArchiveMemberPresent(ctx, partition)
+    member.#presenceTimer = setInterval(
+      () => member.#track(markArchiveMemberPresent(ctx, partition)),
+      PRESENCE_INTERVAL_MS,
+    )
+    member.#presenceTimer.unref()
     for (const tenant of await listTenants(ctx)) member.#track(member.#catchUp(tenant.id))
     return member
   }
@@ -164,7 +185,9 @@ export class ArchiveMember {
     this.#unsubscribe?.()
     this.#unsubscribeRevoked?.()
     this.#unsubscribeReadd?.()
+    this.#unsubscribeWanted?.()
     clearInterval(this.#timer)
+    clearInterval(this.#presenceTimer)
     await this.idle()
   }
 

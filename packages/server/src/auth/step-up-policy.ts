@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
+import { WEB_DEVICE_FLAG } from '../integrity/web-devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { loadTenantPolicy, saveTenantPolicy } from '../tenancy/policies.ts'
 
@@ -52,6 +53,12 @@ export const StepUpPolicy = Type.Object(
      * not be approved by SMS reply at all: without this setting, SMS yes/no approves nothing.
      */
     smsReplyMaxAmount: Type.Optional(Type.Array(MaxAmount, { maxItems: 20 })),
+    /**
+     * The largest amount, per currency, that a browser (a device of kind `web`, where the integrity gate applies) may
+     * approve, and then only with a passkey that verified the user. A currency not listed may not be approved from a
+     * browser at all: without this setting, browsers approve nothing (they still read, chat and decline).
+     */
+    webDeviceMaxAmount: Type.Optional(Type.Array(MaxAmount, { maxItems: 20 })),
     /** A SIM change this recent blocks SMS factors for the customer; the deployment's setting (72 h) by default. */
     simSwapWindowHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 2400 })),
     /**
@@ -109,10 +116,23 @@ export function evaluateStepUp(policy: StepUpPolicy, context: StepUpContext): St
       return { decision: 'deny', required: [], rules: names, reason: 'above the SMS reply limit' }
     }
   }
+  // A browser cannot attest: its strongest proof is a passkey that verified the user, and the tenant caps the amount.
+  const fromBrowser = context.riskFlags.includes(WEB_DEVICE_FLAG)
+  if (fromBrowser) {
+    const limit = policy.webDeviceMaxAmount?.find((m) => m.currency === context.amount.currency)
+    if (!limit || context.amount.value > limit.value) {
+      return { decision: 'deny', required: [], rules: names, reason: 'above the browser approval limit' }
+    }
+  }
   if (applying.some((rule) => 'deny' in rule.outcome)) {
     return { decision: 'deny', required: [], rules: names, reason: 'denied by policy' }
   }
-  const required = [...new Set(applying.flatMap((rule) => ('require' in rule.outcome ? rule.outcome.require : [])))]
+  const required = [
+    ...new Set([
+      ...applying.flatMap((rule) => ('require' in rule.outcome ? rule.outcome.require : [])),
+      ...(fromBrowser ? (['passkey'] as const) : []),
+    ]),
+  ]
   return {
     decision: 'allow',
     required,

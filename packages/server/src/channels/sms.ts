@@ -6,6 +6,11 @@ import type { ChannelDeps } from './public-messages.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config' | 'log'>
 
+/** The channel a tenant's SMS go out on: Twilio when it has one, else SMPP; none when it has neither. */
+export async function smsChannelOf(ctx: Ctx, tenantId: string) {
+  return (await findTenantChannel(ctx, tenantId, 'twilio')) ?? (await findTenantChannel(ctx, tenantId, 'smpp'))
+}
+
 /**
  * Sends one SMS for a tenant through its SMS channel (Twilio, else SMPP), outside any conversation: for codes and
  * confirmations that other capabilities send. Nothing is stored (the text carries a secret) and nothing of the text is
@@ -16,8 +21,7 @@ export async function sendTransactionalSms(
   deps: ChannelDeps,
   input: { tenantId: string; to: string; text: string; idempotencyKey: string },
 ): Promise<{ providerMessageId: string }> {
-  const channel =
-    (await findTenantChannel(ctx, input.tenantId, 'twilio')) ?? (await findTenantChannel(ctx, input.tenantId, 'smpp'))
+  const channel = await smsChannelOf(ctx, input.tenantId)
   if (!channel) throw new Problem('channels/not-configured')
   try {
     return await connectorFor(channel, deps.env).send({

@@ -14,12 +14,12 @@ import { envelopeEncryptedColumns } from '../channels/envelope.ts'
 import { channelIdentityEncryptedColumns } from '../channels/identities.ts'
 import { consentEncryptedColumns } from '../consent/consents.ts'
 import { exportCustomerData } from '../data-subject/export-customer.ts'
-import { createCustomer, customerEncryptedColumns } from '../identity/customers.ts'
+import { createCustomer, customerEncryptedColumns, E164_PATTERN } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
 import { runtimeSecretEncryptedColumns } from '../integrity/runtime-secrets.ts'
 import { openBus } from '../platform/bus/open-bus.ts'
-import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
+import { archiveKeyFileOf, type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
 import {
   checkpointKeysJwks,
@@ -97,8 +97,9 @@ const usage = `usage: strongroom <command>
                                      one before; exit status 1 names the first that fails
   archive export --tenant ID (--conversation ID | --customer ID) [--from ISO] [--to ISO] --out FILE
                                      export a case as a signed bundle (JSON lines, the last the signed manifest)
-  customer create --tenant ID --ref REF --name NAME
-                                     register a customer (REF is the bank's own customer id)
+  customer create --tenant ID --ref REF --name NAME [--phone E164]
+                                     register a customer (REF is the bank's own customer id; the phone number
+                                     matches their texts and receives their SMS codes)
   customer export --tenant ID --customer ID --out FILE
                                      export everything held about a customer (a data subject access request) as
                                      one JSON file; needs the archive key file; never overwrites a file
@@ -271,6 +272,7 @@ async function main(argv: string[]): Promise<void> {
       days: { type: 'string' },
       force: { type: 'boolean' },
       ref: { type: 'string' },
+      phone: { type: 'string' },
       customer: { type: 'string' },
       conversation: { type: 'string' },
       from: { type: 'string' },
@@ -323,8 +325,9 @@ async function main(argv: string[]): Promise<void> {
     case 'keys init': {
       // The archive member's key file is separate: its keys never sit with the live keyring's.
       if (values.archive) {
-        await LocalKeyFileProvider.open(config.archiveKeyFile, { create: true })
-        out({ keyFile: config.archiveKeyFile })
+        const keyFile = archiveKeyFileOf(config)
+        await LocalKeyFileProvider.open(keyFile, { create: true })
+        out({ keyFile })
         return
       }
       const provider = await openKeyProvider(config, { create: true })
@@ -336,7 +339,7 @@ async function main(argv: string[]): Promise<void> {
     case 'keys rotate': {
       if (values.archive) {
         const result = await withStorage(config, async ({ db }) => {
-          const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
+          const archiveKek = await LocalKeyFileProvider.open(archiveKeyFileOf(config), { create: false })
           const kekId = await archiveKek.rotate()
           const rewrapped = (await rewrapArchiveKeys(db, archiveKek)) + (await rewrapArchiveMemberKeys(db, archiveKek))
           await recordAudit(db, {
@@ -574,7 +577,7 @@ async function main(argv: string[]): Promise<void> {
         to: when(values.to, '--to'),
       }
       const manifest = await withStorage(config, async ({ db, provider }) => {
-        const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
+        const archiveKek = await LocalKeyFileProvider.open(archiveKeyFileOf(config), { create: false })
         const signer = await openSigningKey(db, provider, 'archive-checkpoint', tenantId)
         const stream = createWriteStream(file, { flags: 'wx', mode: 0o600 })
         try {
@@ -595,12 +598,15 @@ async function main(argv: string[]): Promise<void> {
       return
     }
     case 'customer create': {
-      const { tenant: tenantId, ref, name } = values
+      const { tenant: tenantId, ref, name, phone } = values
       if (!tenantId || !ref || !name) throw new UsageError('customer create needs --tenant, --ref and --name')
+      if (phone !== undefined && !new RegExp(E164_PATTERN).test(phone)) {
+        throw new UsageError('--phone must be a number in E.164, e.g. +447700900123')
+      }
       out(
         await withStorage(config, async ({ db, keyring }) => {
           if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
-          return createCustomer({ db, keyring }, tenantId, { externalRef: ref, displayName: name })
+          return createCustomer({ db, keyring }, tenantId, { externalRef: ref, displayName: name, phoneNumber: phone })
         }),
       )
       return
@@ -614,7 +620,7 @@ async function main(argv: string[]): Promise<void> {
       let document: Awaited<ReturnType<typeof exportCustomerData>>
       try {
         document = await withStorage(config, async ({ db, keyring }) => {
-          const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
+          const archiveKek = await LocalKeyFileProvider.open(archiveKeyFileOf(config), { create: false })
           return exportCustomerData({ db, keyring, archiveKek }, tenantId, customerId, operator)
         })
         writeFileSync(fd, `${JSON.stringify(document, null, 2)}\n`)

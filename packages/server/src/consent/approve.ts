@@ -149,7 +149,10 @@ async function applyStepUp(
   const factors = assessFactors(stepUp, presented)
   const refusal =
     stepUp.decision === 'deny'
-      ? new Problem('auth/forbidden', `the step-up policy denies this approval (${stepUp.rules.join(', ')})`)
+      ? new Problem(
+          'auth/forbidden',
+          `the step-up policy denies this approval: ${stepUp.reason}${stepUp.rules.length > 0 ? ` (${stepUp.rules.join(', ')})` : ''}`,
+        )
       : factors.missing.length > 0
         ? new Problem('auth/step-up-required', `requires ${factors.missing.join(', ')}`)
         : undefined

@@ -22,6 +22,9 @@ export interface Customer {
   createdAt: string
 }
 
+/** A phone number in E.164, as customers' numbers are stored and matched. */
+export const E164_PATTERN = '^\\+[1-9][0-9]{4,14}$'
+
 type Ctx = Pick<ServerContext, 'db' | 'keyring'>
 const EXTERNAL_REF_INDEX = 'customers.external_ref'
 const PHONE_NUMBER_INDEX = 'customers.phone_number'

@@ -1,7 +1,7 @@
 import type { JWK } from 'jose'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
-import type { DevicePrincipal } from '../platform/http/principal.ts'
+import type { DeviceKind, DevicePrincipal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
 import type { VerifiedProof } from './dpop.ts'
@@ -17,6 +17,8 @@ export type DeviceStatus = 'pending' | 'active' | 'suspended' | 'revoked'
 export interface Device {
   id: string
   customerId: string
+  /** An app, or a browser (the secure chat a pivot link opened); pending devices are apps (an enrolment code's). */
+  kind: DeviceKind
   /** Null while pending: the device names itself when it enrols. */
   label: string | null
   status: DeviceStatus
@@ -28,7 +30,7 @@ export interface Device {
 }
 
 /** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
-export type { DevicePrincipal }
+export type { DeviceKind, DevicePrincipal }
 
 export interface IssuedAccessToken {
   accessToken: string
@@ -62,6 +64,7 @@ export async function enrolDevice(
     const deviceId = code.device_id ?? newId('dev')
     return enrolDeviceIn(ctx, trx, proof, {
       deviceId,
+      kind: 'app',
       tenantId: code.tenant_id,
       customerId: code.customer_id,
       label: input.label,
@@ -82,6 +85,7 @@ export async function enrolDeviceIn(
   proof: VerifiedProof,
   input: {
     deviceId: string
+    kind: DeviceKind
     tenantId: string
     customerId: string
     label: string
@@ -101,6 +105,7 @@ export async function enrolDeviceIn(
       label: input.label,
       status: 'active',
       created_at: now,
+      kind: input.kind,
     })
     .onConflict((oc) => oc.column('jkt').doNothing())
     .executeTakeFirst()
@@ -112,7 +117,7 @@ export async function enrolDeviceIn(
     action: 'device.enrol',
     target: { kind: 'device', id: deviceId },
     outcome: 'success',
-    details: { customerId, keyThumbprint: proof.jkt, via: input.via },
+    details: { customerId, keyThumbprint: proof.jkt, via: input.via, deviceKind: input.kind },
   })
   return {
     tenantId,
@@ -120,6 +125,7 @@ export async function enrolDeviceIn(
     device: {
       id: deviceId,
       customerId,
+      kind: input.kind,
       label: input.label,
       status: 'active',
       keyThumbprint: proof.jkt,
@@ -184,7 +190,7 @@ export async function authenticateDeviceToken(
     .selectFrom('access_tokens')
     .innerJoin('devices', 'devices.id', 'access_tokens.device_id')
     .select(['access_tokens.tenant_id', 'access_tokens.device_id', 'access_tokens.jkt', 'access_tokens.expires_at'])
-    .select('devices.customer_id')
+    .select(['devices.customer_id', 'devices.kind'])
     .where('access_tokens.token_hash', '=', secretHash(accessToken))
     .where('access_tokens.expires_at', '>', new Date())
     .where('devices.status', '=', 'active')
@@ -192,6 +198,7 @@ export async function authenticateDeviceToken(
   if (!row) return undefined
   return {
     kind: 'device',
+    deviceKind: row.kind,
     tenantId: row.tenant_id,
     deviceId: row.device_id,
     customerId: row.customer_id,
@@ -202,6 +209,7 @@ export async function authenticateDeviceToken(
 
 function toDevice(row: {
   id: string
+  kind: DeviceKind
   customer_id: string
   label: string
   status: Exclude<DeviceStatus, 'pending'>
@@ -211,6 +219,7 @@ function toDevice(row: {
   return {
     id: row.id,
     customerId: row.customer_id,
+    kind: row.kind,
     label: row.label,
     status: row.status,
     keyThumbprint: row.jkt,
@@ -229,7 +238,7 @@ export async function listCustomerDevices(
 ): Promise<Device[]> {
   const rows = await ctx.db
     .selectFrom('devices')
-    .select(['id', 'customer_id', 'label', 'status', 'jkt', 'created_at'])
+    .select(['id', 'kind', 'customer_id', 'label', 'status', 'jkt', 'created_at'])
     .where('tenant_id', '=', tenantId)
     .where('customer_id', '=', customerId)
     .orderBy('created_at')
@@ -250,6 +259,7 @@ export async function listCustomerDevices(
     ...pending.map((code) => ({
       id: code.device_id,
       customerId: code.customer_id,
+      kind: 'app' as const,
       label: null,
       status: 'pending' as const,
       keyThumbprint: null,

@@ -8,7 +8,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { principalOf, requestHtu, singleHeader } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { createCustomer, findCustomer } from './customers.ts'
+import { createCustomer, E164_PATTERN, findCustomer } from './customers.ts'
 import { publishDeviceRevoked, publishDeviceSuspended } from './device-events.ts'
 import { refusalOfDeviceKey } from './device-key-refusal.ts'
 import { type DeviceStateChange, enrolDevice, issueDeviceToken, listCustomerDevices } from './devices.ts'
@@ -30,6 +30,11 @@ const CustomerSchema = Type.Object({
 export const DeviceSchema = Type.Object({
   id: Type.String(),
   customerId: Type.String(),
+  kind: Type.Unsafe<'app' | 'web'>({
+    type: 'string',
+    enum: ['app', 'web'],
+    description: 'an app (can attest) or a browser (the secure chat a pivot link opened; cannot attest)',
+  }),
   label: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),
   status: oneOf(['pending', 'active', 'suspended', 'revoked'] as const),
   keyThumbprint: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),
@@ -98,7 +103,7 @@ async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
             displayName: Type.String({ minLength: 1, maxLength: 200 }),
             phoneNumber: Type.Optional(
               Type.String({
-                pattern: '^\\+[1-9][0-9]{4,14}$',
+                pattern: E164_PATTERN,
                 description: 'E.164; matches texts from public channels (SMS, WhatsApp) to this customer',
               }),
             ),

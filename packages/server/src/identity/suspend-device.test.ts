@@ -64,6 +64,7 @@ describe('device states: pending, active, suspended, revoked', () => {
     assert.deepEqual(pending, {
       id: issued.deviceId,
       customerId: bank.customerId,
+      kind: 'app',
       label: null,
       status: 'pending',
       keyThumbprint: null,

@@ -335,6 +335,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
         createHardwareVerifiers(server.config),
         {
           kind: 'device',
+          deviceKind: 'app',
           tenantId: bank.tenantId,
           deviceId: device.id,
           customerId: device.customerId,

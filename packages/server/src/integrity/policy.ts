@@ -27,6 +27,12 @@ export const IntegrityPolicy = Type.Object(
     ),
     minAppVersion: Type.Optional(Version),
     /**
+     * What a browser (a device of kind `web`, which cannot attest) may do where devices need a token: it always reads;
+     * it chats (sends, and keeps its end-to-end group) unless `chat` is false; it never receives runtime secrets, and
+     * approves payments only with a user-verified passkey up to the step-up policy's `webDeviceMaxAmount`.
+     */
+    webDevices: Type.Optional(Type.Object({ chat: Type.Boolean() }, { additionalProperties: false })),
+    /**
      * Devices attested with App Attest sign every gated request with an assertion (`Strongroom-Assertion`, over the
      * request's DPoP proof) whose counter must grow: a replayed or rolled-back request is refused.
      */
@@ -166,16 +172,15 @@ export async function saveIntegrityPolicy(
   })
 }
 
-const REQUIRED_CACHE_MS = 5000
+const POLICY_CACHE_MS = 5000
 
 /**
- * Whether a device route of the tenant needs an integrity token: every route when the tenant (or, without a choice of
- * its own, the deployment) requires tokens, otherwise the routes the tenant marked. Read on every device request, so
- * kept for a few seconds per node.
+ * The tenant's own integrity policy (undefined without one), read on every device request and so kept for a few
+ * seconds per node: a change takes effect on every node within that time.
  */
-export function integrityRequirement(ctx: Pick<ServerContext, 'db' | 'config'>) {
-  const cache = new Map<string, { required: boolean; routes: Set<string>; until: number }>()
-  return async (tenantId: string, route: string): Promise<boolean> => {
+export function cachedIntegrityPolicy(ctx: Pick<ServerContext, 'db'>) {
+  const cache = new Map<string, { policy: IntegrityPolicy | undefined; until: number }>()
+  return async (tenantId: string): Promise<IntegrityPolicy | undefined> => {
     let entry = cache.get(tenantId)
     if (!entry || entry.until <= Date.now()) {
       const row = await ctx.db
@@ -183,14 +188,26 @@ export function integrityRequirement(ctx: Pick<ServerContext, 'db' | 'config'>) 
         .select('document')
         .where('tenant_id', '=', tenantId)
         .executeTakeFirst()
-      const policy = row ? (JSON.parse(row.document) as IntegrityPolicy) : undefined
       entry = {
-        required: policy?.required ?? ctx.config.integrityRequired,
-        routes: new Set(policy?.routes ?? []),
-        until: Date.now() + REQUIRED_CACHE_MS,
+        policy: row ? (JSON.parse(row.document) as IntegrityPolicy) : undefined,
+        until: Date.now() + POLICY_CACHE_MS,
       }
       cache.set(tenantId, entry)
     }
-    return entry.required || entry.routes.has(route)
+    return entry.policy
+  }
+}
+
+/**
+ * Whether a device route of the tenant needs an integrity token: every route when the tenant (or, without a choice of
+ * its own, the deployment) requires tokens, otherwise the routes the tenant marked.
+ */
+export function integrityRequirement(
+  ctx: Pick<ServerContext, 'config'>,
+  policyOf: (tenantId: string) => Promise<IntegrityPolicy | undefined>,
+) {
+  return async (tenantId: string, route: string): Promise<boolean> => {
+    const policy = await policyOf(tenantId)
+    return (policy?.required ?? ctx.config.integrityRequired) || (policy?.routes ?? []).includes(route)
   }
 }

@@ -199,6 +199,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     const code = await lastCode(phoneNumber)
     const enrolled = await enrol(token, { kind: 'sms-otp', code })
     assert.equal(enrolled.device.customerId, customerId)
+    assert.equal(enrolled.device.kind, 'web', 'the browser that stepped up is a device of the browser kind')
     assert.equal((await linkRow(token)).completed_via, 'sms-otp')
     // The code worked once: it cannot enrol anything else.
     const other = await customerWithLink({ passkey: false })

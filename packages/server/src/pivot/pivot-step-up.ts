@@ -3,8 +3,8 @@ import { type Actor, recordAudit } from '../audit/events.ts'
 import { listPasskeys, passkeyAuthenticationOptions, verifyPasskeyAssertion } from '../auth/passkeys.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import { type SmsSender, sendSmsOtp, verifySmsOtp } from '../auth/sms-otp.ts'
-import { findTenantChannel } from '../channels/channel-config.ts'
 import type { ChannelDeps } from '../channels/public-messages.ts'
+import { smsChannelOf } from '../channels/sms.ts'
 import { findCustomer } from '../identity/customers.ts'
 import { type Device, enrolDeviceIn, type IssuedAccessToken } from '../identity/devices.ts'
 import type { VerifiedProof } from '../identity/dpop.ts'
@@ -62,7 +62,7 @@ async function usableLink(ctx: Pick<ServerContext, 'db'>, token: string): Promis
 
 /**
  * What the link's customer can step up with: their passkeys (with a fresh challenge of the `pivot` purpose, bound to
- * them), and an SMS code when they have a number on file and the bank an SMS channel. Says nothing else about them:
+ * them), and an SMS code when they have a number on file and the bank an SMS channel (Twilio or SMPP). Says nothing else about them:
  * no name, no number.
  */
 export async function pivotStepUpOptions(ctx: Ctx, token: string): Promise<PivotStepUpOptions> {
@@ -71,7 +71,7 @@ export async function pivotStepUpOptions(ctx: Ctx, token: string): Promise<Pivot
   const hasPasskeys =
     relyingPartyOf(ctx.config) !== undefined && (await listPasskeys(ctx, link.tenantId, owner)).length > 0
   const customer = await findCustomer(ctx, link.tenantId, link.customerId)
-  const sms = Boolean(customer?.phoneNumber) && (await findTenantChannel(ctx, link.tenantId, 'twilio')) !== undefined
+  const sms = Boolean(customer?.phoneNumber) && (await smsChannelOf(ctx, link.tenantId)) !== undefined
   return {
     expiresAt: link.expiresAt.toISOString(),
     passkey: hasPasskeys ? await passkeyAuthenticationOptions(ctx, link.tenantId, 'pivot', owner) : null,
@@ -155,8 +155,10 @@ export async function enrolWithPivotLink(
   let move: PivotMove
   try {
     ;[enrolled, move] = await ctx.db.transaction().execute(async (trx) => {
+      // The key that steps up here is a browser's: the secure chat the link opened.
       const device = await enrolDeviceIn(ctx, trx, proof, {
         deviceId,
+        kind: 'web',
         tenantId: link.tenantId,
         customerId: link.customerId,
         label: input.label,

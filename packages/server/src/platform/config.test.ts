@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os'
 import path from 'node:path'
 import { describe, test } from 'node:test'
-import { ConfigError, loadConfig } from './config.ts'
+import { archiveKeyFileOf, ConfigError, loadConfig } from './config.ts'
 
 function refuses(env: NodeJS.ProcessEnv, setting: string, pattern: RegExp) {
   assert.throws(
@@ -106,6 +106,9 @@ describe('configuration', () => {
         const { STRONGROOM_KEY_FILE: _, ...unnamed } = base
         refuses(unnamed, 'STRONGROOM_KEY_FILE', /must be set in production mode/)
         refuses({ ...base, STRONGROOM_ARCHIVE_MEMBER: 'true' }, 'STRONGROOM_ARCHIVE_KEY_FILE', /must be set/)
+        // A node that runs no archive member does not even look at the archive's key file lying there.
+        assert.equal(loadConfig(base).archiveKeyFile, undefined)
+        assert.throws(() => archiveKeyFileOf(loadConfig(base)), /STRONGROOM_ARCHIVE_KEY_FILE must be set/)
         const named = loadConfig({ ...unnamed, STRONGROOM_DATA_DIR: path.join(workdir, 'strongroom-data') })
         assert.equal(named.keyFile, path.join(workdir, 'strongroom-data', 'keyring.json'))
       } finally {

@@ -260,7 +260,8 @@ export type Config = {
     : Static<Settings[K]['schema']>
 } & {
   keyFile: string
-  archiveKeyFile: string
+  /** Unset in production unless named (by itself or by a named data directory): such a node reads no archive. */
+  archiveKeyFile: string | undefined
   archiveMember: boolean
   integrityRequired: boolean
   webDir: string
@@ -345,7 +346,9 @@ export function loadConfig(
   }
   const result = config as Config
   result.keyFile ??= path.join(result.dataDir, 'keyring.json')
-  result.archiveKeyFile ??= path.join(result.dataDir, 'archive-keyring.json')
+  // Production reads no key file from wherever it was started: only one it was told about.
+  const archiveKeyFileNamed = result.mode === 'dev' || explicit.has('archiveKeyFile') || explicit.has('dataDir')
+  if (archiveKeyFileNamed) result.archiveKeyFile ??= path.join(result.dataDir, 'archive-keyring.json')
   // The web package's build output, beside this package in the repository.
   result.webDir ??= path.resolve(import.meta.dirname, '../../../web/dist')
   // In dev every node reads for the archive; in production the operator picks the node(s) or runs a separate process.
@@ -414,6 +417,13 @@ export function relyingPartyOf(config: Config): { id: string; origins: string[] 
   return { id: config.rpId, origins: config.rpOrigins.split(',') }
 }
 
+/**
+ * Production reads nothing from wherever it happens to be started: a key file comes from its own setting or from a
+ * data directory the operator named, never from the `./strongroom-data` default of dev mode.
+ */
+const UNNAMED_KEY_FILE =
+  'must be set in production mode (or STRONGROOM_DATA_DIR): it never defaults to ./strongroom-data'
+
 function checkProductionRules(config: Config, explicit: Set<string>, creatingKeyFiles: boolean): void {
   if (!config.databaseUrl) throw new ConfigError('DATABASE_URL', 'is required in production mode (PGlite is for dev)')
   if (config.devSeed && explicit.has('devSeed')) {
@@ -426,7 +436,9 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
   if (config.keyProvider === 'pkcs11') {
     requirePrivateFile(config.pkcs11PinFile as string, 'STRONGROOM_PKCS11_PIN_FILE', 'must exist in production mode')
   } else {
-    requireNamedLocation(explicit, 'keyFile', 'STRONGROOM_KEY_FILE')
+    if (!explicit.has('keyFile') && !explicit.has('dataDir')) {
+      throw new ConfigError('STRONGROOM_KEY_FILE', UNNAMED_KEY_FILE)
+    }
     if (!creatingKeyFiles) {
       requirePrivateFile(
         config.keyFile,
@@ -436,10 +448,7 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
     }
   }
   if (creatingKeyFiles) return
-  if (config.archiveMember) {
-    requireNamedLocation(explicit, 'archiveKeyFile', 'STRONGROOM_ARCHIVE_KEY_FILE')
-    checkArchiveKeyFile(config)
-  }
+  if (config.archiveMember) checkArchiveKeyFile(config)
 }
 
 /** A PKCS#11 token is named by its library, its label or slot, and a PIN file. */
@@ -466,26 +475,20 @@ function requirePrivateFile(file: string, setting: string, missing: string): voi
   }
 }
 
-/**
- * Production reads nothing from wherever it happens to be started: a key file comes from its own setting or from a
- * data directory the operator named, never from the `./strongroom-data` default of dev mode.
- */
-function requireNamedLocation(explicit: Set<string>, key: 'keyFile' | 'archiveKeyFile', env: string): void {
-  if (!explicit.has(key) && !explicit.has('dataDir')) {
-    throw new ConfigError(
-      env,
-      'must be set in production mode (or STRONGROOM_DATA_DIR): it never defaults to ./strongroom-data',
-    )
-  }
+/** The archive's key file, for the commands that need it; production names it or has none. */
+export function archiveKeyFileOf(config: Config): string {
+  if (!config.archiveKeyFile) throw new ConfigError('STRONGROOM_ARCHIVE_KEY_FILE', UNNAMED_KEY_FILE)
+  return config.archiveKeyFile
 }
 
 /** The archive member's keys are its own: a separate key file, as private as the keyring's. */
 function checkArchiveKeyFile(config: Config): void {
-  if (path.resolve(config.archiveKeyFile) === path.resolve(config.keyFile)) {
+  const archiveKeyFile = archiveKeyFileOf(config)
+  if (path.resolve(archiveKeyFile) === path.resolve(config.keyFile)) {
     throw new ConfigError('STRONGROOM_ARCHIVE_KEY_FILE', 'must not be the live keyring’s key file')
   }
   requirePrivateFile(
-    config.archiveKeyFile,
+    archiveKeyFile,
     'STRONGROOM_ARCHIVE_KEY_FILE',
     'must exist in production mode when the archive member runs (create it with `strongroom keys init --archive`)',
   )

@@ -45,12 +45,12 @@ export function cliHarness() {
     get database() {
       return state.database
     },
-    run(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
-      const result = spawnSync(process.execPath, [...strongroomFromSource, ...args], {
-        env: { ...state.env, ...extraEnv },
-        encoding: 'utf8',
-      })
-      return { status: result.status, stdout: result.stdout, stderr: result.stderr }
-    },
+    run: (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => runStrongroom(args, { ...state.env, ...extraEnv }),
   }
+}
+
+/** Runs `strongroom` from the sources with exactly this environment (and working directory); its status and output. */
+export function runStrongroom(args: string[], env: NodeJS.ProcessEnv, cwd?: string) {
+  const result = spawnSync(process.execPath, [...strongroomFromSource, ...args], { env, cwd, encoding: 'utf8' })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }

@@ -74,7 +74,10 @@ export function CustomerPanel(props: { session: ConsoleSession; customerId: stri
   const verdicts = risk.verdicts && 'value' in risk.verdicts ? risk.verdicts.value : []
   const active = devices.filter((d) => d.status === 'active')
   const verdictOf = (deviceId: string) => verdicts.find((v) => v.deviceId === deviceId)
+  // A browser cannot attest: its verdict is the bank's policy for browsers, not an attestation it never makes.
+  const browsers = active.filter((d) => d.kind === 'web')
   const worst = active
+    .filter((d) => d.kind !== 'web')
     .map((d) => verdictOf(d.id))
     .reduce<DeviceVerdict | undefined>(
       (w, v) => (v && (!w || severity[v.decision] > severity[w.decision]) ? v : w),
@@ -100,12 +103,17 @@ export function CustomerPanel(props: { session: ConsoleSession; customerId: stri
         {active.some(isNew) && <li class="badge warn">New device: enrolled in the last {NEW_DEVICE_DAYS} days</li>}
         {risk.devices && 'value' in risk.devices && !active.some(isNew) && <li class="badge ok">No new device</li>}
         <FactorBadge factors={risk.factors} />
+        {browsers.length > 0 && (
+          <li class="badge warn">
+            Browser device: no attestation; payments by passkey only, up to the bank’s limit for browsers
+          </li>
+        )}
         {worst ? (
           <li class={`badge ${worst.decision === 'allow' ? 'ok' : worst.decision === 'limited' ? 'warn' : 'danger'}`}>
             {verdictLabel(worst)}
           </li>
         ) : (
-          risk.verdicts && <li class="badge muted">Integrity: no attestation yet</li>
+          risk.verdicts && browsers.length < active.length && <li class="badge muted">Integrity: no attestation yet</li>
         )}
       </ul>
       <h3>Devices</h3>
@@ -222,7 +230,8 @@ function DeviceRow(props: {
   return (
     <li class={`device status-${device.status}`}>
       <p class="device-head">
-        <strong>{name}</strong> <span class="muted">{device.status}</span>
+        <strong>{name}</strong> <span class="muted">{device.status}</span>{' '}
+        <span class="muted">· {device.kind === 'web' ? 'browser' : 'app'}</span>
       </p>
       <p class="help">
         Enrolled <time dateTime={device.createdAt}>{day.format(new Date(device.createdAt))}</time>

@@ -1,4 +1,4 @@
-import { formatAmount, type PublicMessage, StrongroomError } from '@strongroom/sdk'
+import { channelNames, formatAmount, type PublicMessage, StrongroomError } from '@strongroom/sdk'
 import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
@@ -7,8 +7,6 @@ import { Arrival, type Screen } from './arrival.ts'
 import type { ChatMessage, ChatSession, ConsentCard } from './chat-session.ts'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
-const channelName: Record<string, string> = { twilio: 'SMS', whatsapp: 'WhatsApp', messenger: 'Messenger' }
-
 const problemType = (error: unknown) =>
   error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
 
@@ -266,7 +264,9 @@ function Chat(props: { session: ChatSession }) {
     if (shown > 0) mark('first-message')
     if (session.messages.length > 0) mark('first-secure-message')
   }, [shown])
-  const channels = [...new Set(session.history.map((m) => channelName[m.channel] ?? m.channel))]
+  const channels = [
+    ...new Set(session.history.map((m) => channelNames[m.channel as keyof typeof channelNames] ?? m.channel)),
+  ]
   const cards = [...session.consents.values()]
   // A consent card takes room from the log: keep its newest message in view then too, not only when one arrives.
   useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [shown, cards.length])

@@ -10,7 +10,7 @@ import {
 } from '@strongroom/sdk'
 import { type BrowserDevice, MLS_CONTENT_TYPE } from '@strongroom/sdk/mls'
 import { BrowserMlsMember } from '../shared/mls-member.ts'
-import { getPasskeyAssertion } from '../shared/passkey.ts'
+import { createPasskey, getPasskeyAssertion } from '../shared/passkey.ts'
 
 /** A secure message as the customer sees it. */
 export interface ChatMessage {
@@ -249,7 +249,8 @@ export class ChatSession {
 
   /**
    * Approves with this browser's device key, which signs exactly the amount, payee and reference shown. When the
-   * bank's policy asks for more, a passkey (with the user verified) approves instead; without one, a code.
+   * bank's policy asks for more, or lets browsers approve only by passkey (production), a passkey (with the user
+   * verified) approves instead; without one, a code where the policy allows it.
    */
   async approve(consentId: string, code?: string): Promise<void> {
     const card = this.consents.get(consentId)
@@ -261,8 +262,13 @@ export class ChatSession {
       const codes = code === undefined ? {} : card.needsCode === 'totp' ? { totpCode: code } : { smsCode: code }
       this.#settle(card, await this.client.approveConsent(card.consent, codes))
     } catch (error) {
-      if (problemType(error) === 'auth/step-up-required' && code === undefined) {
+      const type = problemType(error)
+      if (type === 'auth/step-up-required' && code === undefined) {
         await this.#stepUp(card, (error as StrongroomError).problem.detail ?? '')
+      } else if (type === 'integrity/web-device-refused') {
+        // Where the bank requires app integrity, a browser approves with a user-verified passkey only: one it holds,
+        // or one it makes now (the browser asks the customer to create it), which binds this browser to a passkey.
+        await this.#stepUp(card, 'passkey', { createIfNone: true })
       } else {
         this.#refused(card, error)
       }
@@ -270,8 +276,17 @@ export class ChatSession {
     this.#changed()
   }
 
-  async #stepUp(card: ConsentCard, needed: string): Promise<void> {
-    const passkeys = await this.client.listPasskeys().catch(() => [])
+  async #stepUp(card: ConsentCard, needed: string, options: { createIfNone?: boolean } = {}): Promise<void> {
+    let passkeys = await this.client.listPasskeys().catch(() => [])
+    if (passkeys.length === 0 && options.createIfNone) {
+      try {
+        await this.client.registerPasskey(await createPasskey(await this.client.passkeyRegistrationOptions()))
+        passkeys = await this.client.listPasskeys()
+      } catch (error) {
+        this.#refused(card, error)
+        return
+      }
+    }
     if (passkeys.length > 0) {
       try {
         const assertion = await getPasskeyAssertion({

@@ -75,6 +75,8 @@ export interface DevicesTable {
   created_at: Timestamp
   /** When the revoked device confirmed that it erased its local store. */
   wiped_at: Timestamp | null
+  /** An app (can attest) or a browser (enrolled by the pivot step-up; cannot attest). */
+  kind: Generated<'app' | 'web'>
 }
 
 export interface AccessTokensTable {
@@ -363,6 +365,13 @@ export interface E2eReaddRequestsTable {
   member_kind: 'device' | 'staff'
   member_id: string
   requested_at: Timestamp
+}
+
+/** Where the archive member of each partition (`i/n`) last said it runs. */
+export interface ArchiveMemberPresenceTable {
+  partition: string
+  node: string
+  seen_at: Timestamp
 }
 
 export interface ArchiveMemberStateTable {
@@ -654,6 +663,7 @@ export interface Database {
   e2e_welcomes: E2eWelcomesTable
   e2e_readd_requests: E2eReaddRequestsTable
   archive_member_state: ArchiveMemberStateTable
+  archive_member_presence: ArchiveMemberPresenceTable
   archive_removal_exemptions: ArchiveRemovalExemptionsTable
   integrity_apps: IntegrityAppsTable
   device_attestations: DeviceAttestationsTable

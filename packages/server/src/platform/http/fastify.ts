@@ -6,6 +6,7 @@ import addFormats from 'ajv-formats'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify'
 import type { Logger } from '../logging.ts'
 import type { Metrics } from '../metrics.ts'
+import { documentedSchema, securitySchemes } from './openapi-operations.ts'
 import { asProblem, Problem, problemCatalogue } from './problems.ts'
 import { hasUnstorableText } from './schemas.ts'
 import { installSecurityHeaders } from './security-headers.ts'
@@ -173,24 +174,22 @@ export async function createHttpServer(options: {
       info: {
         title: 'Strongroom API',
         version: '1',
+        license: { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' },
         description:
           'Errors are application/problem+json (RFC 9457); their types are listed under x-problem-types. ' +
           'The realtime stream is a WebSocket at /v1/stream, which OpenAPI cannot describe: its frames are the ' +
           'schemas exported by @strongroom/sdk/protocol.',
       },
-      components: {
-        securitySchemes: {
-          staffToken: { type: 'http', scheme: 'bearer', description: 'Staff API token (srs_…)' },
-          deviceToken: {
-            type: 'http',
-            scheme: 'DPoP',
-            description: 'Device access token (srd_…) with a DPoP proof header (RFC 9449)',
-          },
-        },
-      },
+      // Every deployment serves the API at its own root (STRONGROOM_PUBLIC_URL).
+      servers: [{ url: '/', description: 'this deployment' }],
+      components: { securitySchemes },
       // The catalogue is part of the contract: clients can switch on these type URIs.
       'x-problem-types': problemCatalogue,
     } as Record<string, unknown>,
+    transform: ({ schema, url, route }) => ({
+      schema: documentedSchema(schema as Record<string, unknown> | undefined, route) as typeof schema,
+      url,
+    }),
   })
   return app
 }

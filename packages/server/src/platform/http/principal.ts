@@ -17,9 +17,16 @@ export interface StaffPrincipal {
   tokenExpiresAt: Date
 }
 
+/**
+ * What a device is: an app, which can attest (App Attest, Key Attestation, Play Integrity), or a browser (the secure
+ * chat a pivot link opened, enrolled by the pivot's step-up), which cannot; the tenant's policy says what each may do.
+ */
+export type DeviceKind = 'app' | 'web'
+
 /** An enrolled device, proving its key (DPoP) on every request. */
 export interface DevicePrincipal {
   kind: 'device'
+  deviceKind: DeviceKind
   tenantId: string
   deviceId: string
   customerId: string

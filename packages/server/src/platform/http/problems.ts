@@ -73,6 +73,10 @@ const catalogue = {
   'integrity/wrong-audience': { status: 401, title: 'The integrity token is for another audience' },
   'integrity/limited': { status: 403, title: 'The integrity token allows reading only' },
   'integrity/denied': { status: 403, title: 'The app or device does not meet the integrity policy' },
+  'integrity/web-device-refused': {
+    status: 403,
+    title: 'A browser may not do this where the bank requires app integrity; use the bank’s app',
+  },
   'integrity/invalid-evidence': { status: 400, title: 'The attestation evidence does not verify' },
   'integrity/assertion-invalid': {
     status: 401,
@@ -103,6 +107,11 @@ const catalogue = {
   'e2e/archive-required': {
     status: 400,
     title: 'The first commit of a secure conversation must add the compliance archive',
+  },
+  'e2e/archive-unavailable': {
+    status: 503,
+    title:
+      'No node runs the compliance archive member (STRONGROOM_ARCHIVE_MEMBER=true on one node): secure conversations wait for it',
   },
   'e2e/archive-removal-refused': {
     status: 403,

@@ -28,6 +28,7 @@ import * as channelRisk from './026-channel-risk.ts'
 import * as tenantKeys from './027-tenant-keys.ts'
 import * as rateLimits from './028-rate-limits.ts'
 import * as pivotLinkRevocation from './029-pivot-link-revocation.ts'
+import * as production from './030-production.ts'
 import * as playIntegrity from './031-play-integrity.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
 
@@ -62,6 +63,7 @@ const migrations: Record<string, Migration> = {
   '027-tenant-keys': tenantKeys,
   '028-rate-limits': rateLimits,
   '029-pivot-link-revocation': pivotLinkRevocation,
+  '030-production': production,
   '031-play-integrity': playIntegrity,
   '032-archive-evidence': archiveEvidence,
 }
