@@ -20,35 +20,57 @@ export type { StaffPrincipal }
 
 type Ctx = Pick<ServerContext, 'db'>
 
-function isUniqueViolation(error: unknown): boolean {
+export function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: string }).code === '23505'
 }
 
 export async function createStaff(
   ctx: Ctx,
   tenantId: string,
-  input: { name: string; role: Role },
+  input: {
+    name: string
+    role: Role
+    /** Provisioned by the bank's identity provider: its id for the user, the name people see, and whether active. */
+    externalId?: string | undefined
+    displayName?: string | undefined
+    active?: boolean | undefined
+  },
   actor: Actor,
 ): Promise<StaffMember> {
   const id = newId('stf')
   const { name, role } = input
+  const now = new Date()
+  const active = input.active ?? true
   try {
     await ctx.db.transaction().execute(async (trx) => {
-      await trx.insertInto('staff').values({ tenant_id: tenantId, id, name, role, created_at: new Date() }).execute()
+      await trx
+        .insertInto('staff')
+        .values({
+          tenant_id: tenantId,
+          id,
+          name,
+          role,
+          created_at: now,
+          updated_at: now,
+          external_id: input.externalId ?? null,
+          display_name: input.displayName ?? null,
+          deactivated_at: active ? null : now,
+        })
+        .execute()
       await recordAudit(trx, {
         tenantId,
         actor,
         action: 'staff.create',
         target: { kind: 'staff', id },
         outcome: 'success',
-        details: { role },
+        details: { role, ...(active ? {} : { active }) },
       })
     })
   } catch (error) {
     if (isUniqueViolation(error)) throw new Problem('tenancy/duplicate', 'a staff member with this name exists')
     throw error
   }
-  return { id, tenantId, name, role, active: true }
+  return { id, tenantId, name, role, active }
 }
 
 /** A staff member of the tenant, by id or by name. */
@@ -284,7 +306,6 @@ export async function setStaffActive(
   actor: Actor,
 ): Promise<{ staff: StaffMember; changed: boolean; revokedTokens: number }> {
   return ctx.db.transaction().execute(async (trx) => {
-    const now = new Date()
     const current = await trx
       .selectFrom('staff')
       .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at'])
@@ -293,41 +314,51 @@ export async function setStaffActive(
       .forUpdate()
       .executeTakeFirst()
     if (!current) throw new Problem('request/not-found', 'no such staff member')
-    if ((current.deactivated_at === null) === active) {
-      return { staff: staffMemberOf(current), changed: false, revokedTokens: 0 }
-    }
-    const deactivatedAt = active ? null : now
-    await trx
-      .updateTable('staff')
-      .set({ deactivated_at: deactivatedAt, updated_at: now })
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', staffId)
-      .execute()
-    const revoked = active
-      ? 0
-      : Number(
-          (
-            await trx
-              .updateTable('staff_tokens')
-              .set({ revoked_at: now })
-              .where('tenant_id', '=', tenantId)
-              .where('staff_id', '=', staffId)
-              .where('revoked_at', 'is', null)
-              .executeTakeFirst()
-          ).numUpdatedRows,
-        )
-    await recordAudit(trx, {
-      tenantId,
-      actor,
-      action: active ? 'staff.activate' : 'staff.deactivate',
-      target: { kind: 'staff', id: staffId },
-      outcome: 'success',
-      details: active ? {} : { revokedTokens: revoked },
-    })
-    return {
-      staff: staffMemberOf({ ...current, deactivated_at: deactivatedAt }),
-      changed: true,
-      revokedTokens: revoked,
-    }
+    const { changed, revokedTokens } = await applyStaffActive({ db: trx }, current, active, actor)
+    const deactivated_at = changed ? (active ? null : new Date()) : current.deactivated_at
+    return { staff: staffMemberOf({ ...current, deactivated_at }), changed, revokedTokens }
   })
+}
+
+/**
+ * `setStaffActive` in the caller's transaction, on a member whose row it locked: with other changes to them (the
+ * identity provider replacing a user) in one commit.
+ */
+export async function applyStaffActive(
+  ctx: Ctx,
+  current: { tenant_id: string; id: string; deactivated_at: Date | null },
+  active: boolean,
+  actor: Actor,
+): Promise<{ changed: boolean; revokedTokens: number }> {
+  if ((current.deactivated_at === null) === active) return { changed: false, revokedTokens: 0 }
+  const now = new Date()
+  const { tenant_id: tenantId, id: staffId } = current
+  await ctx.db
+    .updateTable('staff')
+    .set({ deactivated_at: active ? null : now, updated_at: now })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', staffId)
+    .execute()
+  const revokedTokens = active
+    ? 0
+    : Number(
+        (
+          await ctx.db
+            .updateTable('staff_tokens')
+            .set({ revoked_at: now })
+            .where('tenant_id', '=', tenantId)
+            .where('staff_id', '=', staffId)
+            .where('revoked_at', 'is', null)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      )
+  await recordAudit(ctx.db, {
+    tenantId,
+    actor,
+    action: active ? 'staff.activate' : 'staff.deactivate',
+    target: { kind: 'staff', id: staffId },
+    outcome: 'success',
+    details: active ? {} : { revokedTokens },
+  })
+  return { changed: true, revokedTokens }
 }

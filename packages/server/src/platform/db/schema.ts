@@ -30,6 +30,7 @@ export interface StaffTable {
   external_id: string | null
   display_name: string | null
   updated_at: Timestamp | null
+  deleted_at: Timestamp | null
 }
 
 export interface StaffTokensTable {
