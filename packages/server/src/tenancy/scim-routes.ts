@@ -63,7 +63,9 @@ const ScimErrorSchema = Type.Object({
   scimType: Type.Optional(Type.String()),
   detail: Type.Optional(Type.String()),
 })
-const scimErrors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ScimErrorSchema]))
+/** The statuses a route answers itself, and those any request may meet (too large, not JSON, rate-limited, busy). */
+const scimErrors = (...statuses: number[]) =>
+  Object.fromEntries([...statuses, 413, 415, 429, 503].map((s) => [s, ScimErrorSchema]))
 
 const UserId = Type.Object({ id: idOf('stf') })
 const access = { access: allow.staff('staff:provision') }
