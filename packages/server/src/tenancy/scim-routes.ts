@@ -76,12 +76,12 @@ function inputOf(body: {
   displayName?: string | null | undefined
   active?: boolean | undefined
   roles?: { value: string; primary?: boolean | undefined }[] | undefined
-}): Omit<ScimUserInput, 'roles'> & { roles: ScimUserInput['roles'] | undefined } {
+}): Omit<ScimUserInput, 'roles' | 'active'> & Partial<Pick<ScimUserInput, 'roles' | 'active'>> {
   return {
     userName: body.userName,
     externalId: body.externalId ?? undefined,
     displayName: body.displayName ?? undefined,
-    active: body.active ?? true,
+    active: body.active,
     roles: body.roles,
   }
 }
@@ -184,7 +184,7 @@ async function scimChangeRoutes(app: App, ctx: ServerContext): Promise<void> {
       const user = await createScimUser(
         ctx,
         principal.tenantId,
-        { ...input, roles: input.roles ?? [] },
+        { ...input, active: input.active ?? true, roles: input.roles ?? [] },
         actorOf(principal),
         issuerOf(ctx, request),
       )
@@ -211,7 +211,8 @@ async function scimChangeRoutes(app: App, ctx: ServerContext): Promise<void> {
         ctx,
         principal.tenantId,
         request.params.id,
-        (current) => ({ ...input, roles: input.roles ?? current.roles }),
+        // What a replacement leaves out of active and roles stays: a PUT never reactivates a member by omission.
+        (current) => ({ ...input, active: input.active ?? current.active, roles: input.roles ?? current.roles }),
         actorOf(principal),
         issuerOf(ctx, request),
       )

@@ -191,6 +191,17 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
       Operations: [{ op: 'replace', value: { active: true } }],
     })
     assert.equal(on.body.active, true)
+    // A replacement that leaves active out keeps it: off again, then a PUT without it does not reactivate.
+    await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'active', value: false }],
+    })
+    const kept = await scim('PUT', `/Users/${id}`, user('linus', { roles: [{ value: 'Strongroom.Agent' }] }))
+    assert.equal(kept.body.active, false)
+    await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'active', value: true }],
+    })
     assert.equal((await admin('POST', `/v1/staff/${id}/tokens`, {})).status, 201)
 
     await server.flushAudit()
@@ -202,7 +213,13 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
       .execute()
     assert.deepEqual(
       actions.filter((a) => a.action !== 'staff.token.issue').map((a) => `${a.action}:${a.actor_kind}`),
-      ['staff.create:client', 'staff.deactivate:client', 'staff.activate:client'],
+      [
+        'staff.create:client',
+        'staff.deactivate:client',
+        'staff.activate:client',
+        'staff.deactivate:client',
+        'staff.activate:client',
+      ],
     )
   })
 
