@@ -97,6 +97,8 @@ export interface StaffMember {
   tenantId: string
   name: string
   role: 'agent' | 'supervisor' | 'compliance' | 'admin'
+  /** False once deactivated (by an admin or the bank's identity provider): they hold no token. */
+  active: boolean
 }
 
 /** `reassign` keeps the previous assignee a member; `transfer` takes them out of the conversation. */

@@ -197,8 +197,8 @@ function operationsOf(doc: Schema): Operation[] {
   return operations
 }
 
-/** Destructive routes last, so that revoking the fuzzer's own device or staff leaves the others covered. */
-const destructive = /revoke|wipe|suspend|erase|erasure|delete|release|reset/
+/** Destructive routes last, so that revoking (or deactivating) the fuzzer's own device or staff leaves the others covered. */
+const destructive = /revoke|wipe|suspend|deactivate|erase|erasure|delete|release|reset/
 const byDestructiveLast = (a: Operation, b: Operation) =>
   Number(destructive.test(a.path)) - Number(destructive.test(b.path)) || a.path.localeCompare(b.path)
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { type Actor, recordAudit } from './audit/events.ts'
+import type { Actor } from './audit/events.ts'
 import { auditEventsBy } from './audit/events-by.ts'
 import { configureChannel } from './channels/channel-config.ts'
 import { createCustomer } from './identity/customers.ts'
@@ -81,16 +81,8 @@ export async function refuseDevSeededDatabase(ctx: Pick<ServerContext, 'db' | 'c
   for (const tenantId of seeded) {
     for (const issued of await auditEventsBy(ctx.db, tenantId, system, 'staff.token.issue')) {
       const tokenId = issued.details.tokenId
-      if (typeof tokenId !== 'string' || !(await revokeStaffToken(ctx, tenantId, tokenId))) continue
-      await recordAudit(ctx.db, {
-        tenantId,
-        actor: { kind: 'system', id: 'production-start' },
-        action: 'staff.token.revoke',
-        target: { kind: 'staff', id: issued.target?.id ?? 'unknown' },
-        outcome: 'success',
-        reason: 'dev-seed-token',
-        details: { tokenId },
-      })
+      if (typeof tokenId !== 'string') continue
+      await revokeStaffToken(ctx, tenantId, tokenId, { kind: 'system', id: 'production-start' }, 'dev-seed-token')
     }
   }
   ctx.log.warn({ tenants: seeded }, 'production on a dev-seeded database: the dev seed’s staff tokens are revoked')

@@ -54,7 +54,7 @@ describe('the HTTP surface', () => {
     // The WebSocket route is described in prose: OpenAPI has no way to describe its frames.
     const apiRoutes = server.accessTable
       .map(({ method, url }) => `${method} ${url}`)
-      .filter((route) => (route.includes(' /v1/') || route.includes(' /.well-known/')) && route !== 'GET /v1/stream')
+      .filter((route) => /^\w+ \/(v1|\.well-known|scim)\//.test(route) && route !== 'GET /v1/stream')
     assert.match(document.info.description, /WebSocket at \/v1\/stream/)
     assert.deepEqual(documented.sort(), apiRoutes.sort())
     assert.deepEqual(document['x-problem-types'], problemCatalogue)

@@ -399,6 +399,7 @@ describe('SMS over SMPP through the server', () => {
       staffId: 'stf_admin',
       role: 'admin' as const,
       scopes: [],
+      tokenId: 'stk_test',
       tokenExpiresAt: new Date(Date.now() + 60_000),
     }
     const production = (smppHosts: string | undefined) => ({

@@ -18,6 +18,7 @@ import { createCustomer, customerEncryptedColumns, E164_PATTERN } from '../ident
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
 import { runtimeSecretEncryptedColumns } from '../integrity/runtime-secrets.ts'
+import type { Bus } from '../platform/bus/bus.ts'
 import { openBus } from '../platform/bus/open-bus.ts'
 import { archiveKeyFileOf, type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
@@ -48,6 +49,7 @@ import {
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
+import { changeStaffActive, endStaffToken } from '../tenancy/staff-lifecycle.ts'
 import { createTenant, findTenant, listTenants } from '../tenancy/tenants.ts'
 import { ensureWebBuild } from '../web/build-on-start.ts'
 
@@ -83,6 +85,13 @@ const usage = `usage: strongroom <command>
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
                                      issue an API token (creates the staff member with --role if new)
+  staff revoke-token --tenant ID --token ID
+                                     revoke one staff token: refused at once, its streams closed on every node
+  staff deactivate --tenant ID --name NAME
+                                     end every token and console session of a staff member on every node; no
+                                     token is issued to them until \`staff activate\`
+  staff activate --tenant ID --name NAME
+                                     make a deactivated staff member active again (they need new tokens)
   audit verify --keys JWKS [--tenant ID] [--witness FILE]
                                      recompute the audit chains and their signed checkpoints, trusting only the
                                      keys in JWKS and checking every checkpoint the witness file holds
@@ -164,6 +173,21 @@ async function announceDataKeyRotations(config: Config, tenants: { id: string }[
 }
 
 type Storage = { keyring: Keyring; db: Db; provider: KeyProvider }
+
+/**
+ * Storage and the bus, for a command whose effect the running nodes must hear of at once (closing streams): the
+ * publication leaves before the bus closes.
+ */
+async function withStorageAndBus<T>(config: Config, work: (ctx: { db: Db; bus: Bus }) => Promise<T>): Promise<T> {
+  return withStorage(config, async ({ db }) => {
+    const bus = await openBus(config)
+    try {
+      return await work({ db, bus })
+    } finally {
+      await bus.close()
+    }
+  })
+}
 
 /** Opens what an administrative command works on, migrated, and closes it afterwards. */
 async function withStorage<T>(config: Config, work: (storage: Storage) => Promise<T>): Promise<T> {
@@ -263,6 +287,7 @@ async function main(argv: string[]): Promise<void> {
       tenant: { type: 'string' },
       role: { type: 'string' },
       ttl: { type: 'string' },
+      token: { type: 'string' },
       scopes: { type: 'string' },
       'data-keys': { type: 'boolean' },
       'signing-keys': { type: 'boolean' },
@@ -534,6 +559,26 @@ async function main(argv: string[]): Promise<void> {
             operator,
           )
           return { staffId: staff.id, role: staff.role, ...issued }
+        }),
+      )
+      return
+    }
+    case 'staff revoke-token': {
+      const { tenant: tenantId, token: tokenId } = values
+      if (!tenantId || !tokenId) throw new UsageError('staff revoke-token needs --tenant and --token')
+      await withStorageAndBus(config, (ctx) => endStaffToken(ctx, tenantId, { tokenId }, operator))
+      out({ revoked: tokenId })
+      return
+    }
+    case 'staff deactivate':
+    case 'staff activate': {
+      const { tenant: tenantId, name } = values
+      if (!tenantId || !name) throw new UsageError(`${command} needs --tenant and --name`)
+      out(
+        await withStorageAndBus(config, async (ctx) => {
+          const staff = await findStaff(ctx, tenantId, { name })
+          if (!staff) throw new UsageError(`no staff member ${name} in tenant ${tenantId}`)
+          return changeStaffActive(ctx, tenantId, staff.id, command === 'staff activate', operator)
         }),
       )
       return

@@ -16,6 +16,7 @@ import type { ActionGuard } from '../platform/http/access-rule.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { asProblem, Problem } from '../platform/http/problems.ts'
 import { hasUnstorableText } from '../platform/http/schemas.ts'
+import { STAFF_REVOKED_SUBJECT_PREFIX, type StaffRevokedEvent } from '../tenancy/staff-events.ts'
 import {
   MEMBER_LEFT_SUBJECT_PREFIX,
   MEMBER_SUBJECT_PREFIX,
@@ -73,6 +74,7 @@ export class StreamHub {
       ctx.bus.subscribe(`${DEVICE_SUSPENDED_SUBJECT_PREFIX}>`, (_subject, payload) =>
         this.#closeDevice(payload, CloseCode.suspended, 'device suspended'),
       ),
+      ctx.bus.subscribe(`${STAFF_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => this.#closeStaff(payload)),
       ctx.bus.subscribe(`${CUSTOMER_NOTICE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#noticeCustomer(payload)),
       ctx.bus.subscribe(`${APP_VERSION_DEACTIVATED_SUBJECT_PREFIX}*`, (_subject, payload) =>
         this.#closeAppVersion(payload),
@@ -163,6 +165,20 @@ export class StreamHub {
     const event = JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent | DeviceSuspendedEvent
     const sessions = this.#byMember.get(memberKeyOf(event.tenantId, { kind: 'device', id: event.deviceId }))
     for (const session of [...(sessions ?? [])]) session.close(code, reason)
+  }
+
+  /**
+   * A staff token revoked or a staff member deactivated on any node: the streams it (or any of theirs) opened here are
+   * refused as a revoked token would be at sign-in, and the console does not retry with it.
+   */
+  #closeStaff(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as StaffRevokedEvent
+    const sessions = this.#byMember.get(memberKeyOf(event.tenantId, { kind: 'staff', id: event.staffId }))
+    for (const session of [...(sessions ?? [])]) {
+      if (event.tokenId === undefined || session.staffTokenId === event.tokenId) {
+        session.refuse(new Problem('auth/invalid-token', 'the token was revoked'), CloseCode.unauthorized)
+      }
+    }
   }
 
   /** A customer's factors changed on any node: each of their devices connected here is told. */
@@ -303,6 +319,11 @@ class StreamSession {
 
   get tenantId(): string | undefined {
     return this.#principal?.tenantId
+  }
+
+  /** The token a staff member signed in with, if staff hold this session. */
+  get staffTokenId(): string | undefined {
+    return this.#principal?.kind === 'staff' ? this.#principal.tokenId : undefined
   }
 
   /** The customer whose device holds this session, if a device does. */

@@ -6,8 +6,16 @@ import { Problem } from '../platform/http/problems.ts'
 import type { Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
 
-/** What a bank backend may be given: it asks for consents and registers customers and their devices. */
-export const clientScopes = ['consents:write', 'customers:write', 'devices:enrol'] as const satisfies readonly Scope[]
+/**
+ * What a bank backend may be given: it asks for consents and registers customers and their devices; the bank's
+ * identity provider provisions staff (SCIM).
+ */
+export const clientScopes = [
+  'consents:write',
+  'customers:write',
+  'devices:enrol',
+  'staff:provision',
+] as const satisfies readonly Scope[]
 export type ClientScope = (typeof clientScopes)[number]
 
 /** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */

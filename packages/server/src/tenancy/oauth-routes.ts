@@ -38,7 +38,7 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
 }
 
 /** This server's issuer identifier (RFC 8414): its public URL, or the origin the client addressed. */
-function issuerOf(ctx: ServerContext, request: FastifyRequest): string {
+export function issuerOf(ctx: ServerContext, request: FastifyRequest): string {
   return ctx.config.publicUrl ?? new URL(requestHtu(request)).origin
 }
 

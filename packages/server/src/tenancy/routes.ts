@@ -7,15 +7,41 @@ import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { roles, scopes } from '../platform/http/roles.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { createStaff, findStaff, issueStaffToken, listStaff } from './staff.ts'
+import {
+  createStaff,
+  findStaff,
+  issueStaffToken,
+  listStaff,
+  loadStaffTokenPolicy,
+  STAFF_TOKEN_MAX_SECONDS,
+  saveStaffTokenPolicy,
+} from './staff.ts'
+import { changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
 
 const Role = oneOf(roles)
 const ScopeSchema = oneOf(scopes)
-const StaffSchema = Type.Object({ id: Type.String(), tenantId: Type.String(), name: Type.String(), role: Role })
+const StaffSchema = Type.Object({
+  id: Type.String(),
+  tenantId: Type.String(),
+  name: Type.String(),
+  role: Role,
+  active: Type.Boolean(),
+})
+const StaffTokenPolicy = Type.Object(
+  {
+    maxTokenSeconds: Type.Integer({
+      minimum: 60,
+      maximum: STAFF_TOKEN_MAX_SECONDS,
+      description: 'the longest a staff token may live; a token asked for longer is issued for this long',
+    }),
+  },
+  { additionalProperties: false },
+)
 
 export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void> {
   await meRoutes(app)
   await staffRoutes(app, ctx)
+  await staffLifecycleRoutes(app, ctx)
 }
 
 /** Who the caller is. */
@@ -102,7 +128,7 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
         params: Type.Object({ staffId: idOf('stf') }),
         body: Type.Object(
           {
-            ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 90 * 86400 })),
+            ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: STAFF_TOKEN_MAX_SECONDS })),
             scopes: Type.Optional(Type.Array(ScopeSchema, { minItems: 1, uniqueItems: true })),
           },
           { additionalProperties: false },
@@ -129,6 +155,83 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
         actorOf(principal),
       )
       return reply.status(201).header('cache-control', 'no-store').send(issued)
+    },
+  )
+}
+
+/** Ending staff access: one token, or every token of a member who is deactivated; and how long tokens may live. */
+async function staffLifecycleRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.post(
+    '/v1/staff/:staffId/tokens/:tokenId/revoke',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary: "Revoke one of a staff member's tokens: refused at once on every node, its streams closed (audited)",
+        tags: ['tenancy'],
+        params: Type.Object({ staffId: idOf('stf'), tokenId: idOf('stk') }),
+        response: { 204: Type.Null(), ...problemResponses(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const { staffId, tokenId } = request.params
+      await endStaffToken(ctx, principal.tenantId, { staffId, tokenId }, actorOf(principal))
+      return reply.status(204).send(null)
+    },
+  )
+
+  for (const [action, active] of [
+    ['deactivate', false],
+    ['activate', true],
+  ] as const) {
+    app.post(
+      `/v1/staff/:staffId/${action}`,
+      {
+        config: { access: allow.staff('staff:admin') },
+        schema: {
+          summary: active
+            ? 'Make a deactivated staff member active again (audited); they need new tokens'
+            : 'Deactivate a staff member: every token and console session ends at once on every node (audited)',
+          tags: ['tenancy'],
+          params: Type.Object({ staffId: idOf('stf') }),
+          response: { 200: StaffSchema, ...problemResponses(401, 403, 404) },
+        },
+      },
+      async (request) => {
+        const principal = principalOf(request)
+        return changeStaffActive(ctx, principal.tenantId, request.params.staffId, active, actorOf(principal))
+      },
+    )
+  }
+
+  app.get(
+    '/v1/policies/staff-tokens',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary: 'How long staff tokens may live in this tenant',
+        tags: ['tenancy'],
+        response: { 200: StaffTokenPolicy, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => loadStaffTokenPolicy(ctx, principalOf(request).tenantId),
+  )
+
+  app.put(
+    '/v1/policies/staff-tokens',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary: 'Replace the staff token lifetime limit (audited); applies to tokens issued from now on',
+        tags: ['tenancy'],
+        body: StaffTokenPolicy,
+        response: { 200: StaffTokenPolicy, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      await saveStaffTokenPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
+      return request.body
     },
   )
 }

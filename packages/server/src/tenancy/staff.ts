@@ -4,12 +4,15 @@ import type { StaffPrincipal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type Role, roleScopes, type Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
+import { loadTenantPolicy, saveTenantPolicy } from './policies.ts'
 
 export interface StaffMember {
   id: string
   tenantId: string
   name: string
   role: Role
+  /** False once deactivated: no token of theirs works and none is issued. */
+  active: boolean
 }
 
 /** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
@@ -17,35 +20,57 @@ export type { StaffPrincipal }
 
 type Ctx = Pick<ServerContext, 'db'>
 
-function isUniqueViolation(error: unknown): boolean {
+export function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: string }).code === '23505'
 }
 
 export async function createStaff(
   ctx: Ctx,
   tenantId: string,
-  input: { name: string; role: Role },
+  input: {
+    name: string
+    role: Role
+    /** Provisioned by the bank's identity provider: its id for the user, the name people see, and whether active. */
+    externalId?: string | undefined
+    displayName?: string | undefined
+    active?: boolean | undefined
+  },
   actor: Actor,
 ): Promise<StaffMember> {
   const id = newId('stf')
   const { name, role } = input
+  const now = new Date()
+  const active = input.active ?? true
   try {
     await ctx.db.transaction().execute(async (trx) => {
-      await trx.insertInto('staff').values({ tenant_id: tenantId, id, name, role, created_at: new Date() }).execute()
+      await trx
+        .insertInto('staff')
+        .values({
+          tenant_id: tenantId,
+          id,
+          name,
+          role,
+          created_at: now,
+          updated_at: now,
+          external_id: input.externalId ?? null,
+          display_name: input.displayName ?? null,
+          deactivated_at: active ? null : now,
+        })
+        .execute()
       await recordAudit(trx, {
         tenantId,
         actor,
         action: 'staff.create',
         target: { kind: 'staff', id },
         outcome: 'success',
-        details: { role },
+        details: { role, ...(active ? {} : { active }) },
       })
     })
   } catch (error) {
     if (isUniqueViolation(error)) throw new Problem('tenancy/duplicate', 'a staff member with this name exists')
     throw error
   }
-  return { id, tenantId, name, role }
+  return { id, tenantId, name, role, active }
 }
 
 /** A staff member of the tenant, by id or by name. */
@@ -56,25 +81,32 @@ export async function findStaff(
 ): Promise<StaffMember | undefined> {
   const row = await ctx.db
     .selectFrom('staff')
-    .select(['id', 'tenant_id', 'name', 'role'])
+    .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at'])
     .where('tenant_id', '=', tenantId)
     .where('id' in by ? 'id' : 'name', '=', 'id' in by ? by.id : by.name)
     .executeTakeFirst()
   return row && staffMemberOf(row)
 }
 
-const staffMemberOf = (row: { id: string; tenant_id: string; name: string; role: Role }): StaffMember => ({
+const staffMemberOf = (row: {
+  id: string
+  tenant_id: string
+  name: string
+  role: Role
+  deactivated_at: Date | null
+}): StaffMember => ({
   id: row.id,
   tenantId: row.tenant_id,
   name: row.name,
   role: row.role,
+  active: row.deactivated_at === null,
 })
 
 /** The tenant's staff members, by name. */
 export async function listStaff(ctx: Ctx, tenantId: string): Promise<StaffMember[]> {
   const rows = await ctx.db
     .selectFrom('staff')
-    .select(['id', 'tenant_id', 'name', 'role'])
+    .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at'])
     .where('tenant_id', '=', tenantId)
     .orderBy('name')
     .execute()
@@ -88,10 +120,49 @@ export interface IssuedStaffToken {
   expiresAt: string
 }
 
+/** How long a staff token may live when the tenant has not said: the route's and the command's own maximum. */
+export const STAFF_TOKEN_MAX_SECONDS = 90 * 86400
+
+/** The tenant's limit on staff token lifetimes (`PUT /v1/policies/staff-tokens`). */
+export interface StaffTokenPolicy {
+  maxTokenSeconds: number
+}
+
+const STAFF_TOKEN_POLICY = 'staff-tokens'
+
+export async function loadStaffTokenPolicy(ctx: Ctx, tenantId: string): Promise<StaffTokenPolicy> {
+  return (
+    (await loadTenantPolicy<StaffTokenPolicy>(ctx, tenantId, STAFF_TOKEN_POLICY)) ?? {
+      maxTokenSeconds: STAFF_TOKEN_MAX_SECONDS,
+    }
+  )
+}
+
+/** Replaces the limit (audited); tokens issued from now on live no longer. */
+export async function saveStaffTokenPolicy(
+  ctx: Ctx,
+  tenantId: string,
+  policy: StaffTokenPolicy,
+  actor: Actor,
+): Promise<void> {
+  await ctx.db.transaction().execute(async (trx) => {
+    await saveTenantPolicy({ db: trx }, tenantId, STAFF_TOKEN_POLICY, policy, `${actor.kind}:${actor.id}`)
+    await recordAudit(trx, {
+      tenantId,
+      actor,
+      action: 'policy.staff-tokens.update',
+      outcome: 'success',
+      details: { maxTokenSeconds: policy.maxTokenSeconds },
+    })
+  })
+}
+
 /**
  * Issues an opaque API token for a staff member, limited to the scopes asked for (default: all of the role's) and
- * never more than the role allows. Only its hash is stored; the token is shown once. A token issued on a sign-in
- * (a passkey) says so in the audit log, naming the credential that stood behind it.
+ * never more than the role allows, living no longer than the tenant's policy allows (a longer lifetime is cut to it).
+ * Only its hash is stored; the token is shown once. A token issued on a sign-in (a passkey) says so in the audit log,
+ * naming the credential that stood behind it. A deactivated member gets none: their row is locked while the token is
+ * written, so a deactivation running meanwhile either comes first (and this refuses) or revokes this token too.
  */
 export async function issueStaffToken(
   ctx: Ctx,
@@ -108,11 +179,22 @@ export async function issueStaffToken(
   const refused = requested.filter((s) => !allowed.includes(s))
   if (refused.length > 0)
     throw new Problem('auth/forbidden', `the ${staff.role} role cannot hold ${refused.join(', ')}`)
+  const { maxTokenSeconds } = await loadStaffTokenPolicy(ctx, staff.tenantId)
   const token = newSecret('srs')
   const tokenId = newId('stk')
-  const expiresAt = new Date(Date.now() + options.ttlSeconds * 1000)
+  const expiresAt = new Date(Date.now() + Math.min(options.ttlSeconds, maxTokenSeconds) * 1000)
   const granted = [...new Set(requested)]
   await ctx.db.transaction().execute(async (trx) => {
+    const current = await trx
+      .selectFrom('staff')
+      .select('deactivated_at')
+      .where('tenant_id', '=', staff.tenantId)
+      .where('id', '=', staff.id)
+      .forUpdate()
+      .executeTakeFirst()
+    if (!current || current.deactivated_at !== null) {
+      throw new Problem('auth/forbidden', 'this staff member is deactivated')
+    }
     await trx
       .insertInto('staff_tokens')
       .values({
@@ -149,10 +231,17 @@ export async function authenticateStaffToken(ctx: Ctx, token: string): Promise<S
   const row = await ctx.db
     .selectFrom('staff_tokens')
     .innerJoin('staff', 'staff.id', 'staff_tokens.staff_id')
-    .select(['staff_tokens.tenant_id', 'staff_tokens.staff_id', 'staff_tokens.scopes', 'staff_tokens.expires_at'])
+    .select([
+      'staff_tokens.id',
+      'staff_tokens.tenant_id',
+      'staff_tokens.staff_id',
+      'staff_tokens.scopes',
+      'staff_tokens.expires_at',
+    ])
     .select('staff.role')
     .where('staff_tokens.token_hash', '=', secretHash(token))
     .where('staff_tokens.revoked_at', 'is', null)
+    .where('staff.deactivated_at', 'is', null)
     .where('staff_tokens.expires_at', '>', new Date())
     .executeTakeFirst()
   if (!row) return undefined
@@ -161,6 +250,7 @@ export async function authenticateStaffToken(ctx: Ctx, token: string): Promise<S
     kind: 'staff',
     tenantId: row.tenant_id,
     staffId: row.staff_id,
+    tokenId: row.id,
     role: row.role,
     // A role narrowed after issue narrows its tokens too.
     scopes: row.scopes.split(' ').filter((s): s is Scope => (allowed as readonly string[]).includes(s)),
@@ -168,13 +258,107 @@ export async function authenticateStaffToken(ctx: Ctx, token: string): Promise<S
   }
 }
 
-export async function revokeStaffToken(ctx: Ctx, tenantId: string, tokenId: string): Promise<boolean> {
-  const result = await ctx.db
-    .updateTable('staff_tokens')
-    .set({ revoked_at: new Date() })
+/**
+ * Revokes one of the tenant's staff tokens (audited): the next request with it is refused on every node. Gives the
+ * staff member it belonged to, for the caller to close the streams it opened (`publishStaffRevoked`), or undefined
+ * when there is no such token or it was revoked already.
+ */
+export async function revokeStaffToken(
+  ctx: Ctx,
+  tenantId: string,
+  tokenId: string,
+  actor: Actor,
+  reason?: string,
+): Promise<{ staffId: string } | undefined> {
+  return ctx.db.transaction().execute(async (trx) => {
+    const revoked = await trx
+      .updateTable('staff_tokens')
+      .set({ revoked_at: new Date() })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', tokenId)
+      .where('revoked_at', 'is', null)
+      .returning('staff_id')
+      .executeTakeFirst()
+    if (!revoked) return undefined
+    await recordAudit(trx, {
+      tenantId,
+      actor,
+      action: 'staff.token.revoke',
+      target: { kind: 'staff', id: revoked.staff_id },
+      outcome: 'success',
+      reason,
+      details: { tokenId },
+    })
+    return { staffId: revoked.staff_id }
+  })
+}
+
+/**
+ * Deactivates a staff member or makes them active again (audited). Deactivating revokes every token they hold (their
+ * console sessions included) in the same transaction; the caller closes their open streams on every node
+ * (`publishStaffRevoked`). Gives the member as they are now, whether anything changed, and how many tokens ended.
+ */
+export async function setStaffActive(
+  ctx: Ctx,
+  tenantId: string,
+  staffId: string,
+  active: boolean,
+  actor: Actor,
+): Promise<{ staff: StaffMember; changed: boolean; revokedTokens: number }> {
+  return ctx.db.transaction().execute(async (trx) => {
+    const current = await trx
+      .selectFrom('staff')
+      .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at'])
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', staffId)
+      .forUpdate()
+      .executeTakeFirst()
+    if (!current) throw new Problem('request/not-found', 'no such staff member')
+    const { changed, revokedTokens } = await applyStaffActive({ db: trx }, current, active, actor)
+    const deactivated_at = changed ? (active ? null : new Date()) : current.deactivated_at
+    return { staff: staffMemberOf({ ...current, deactivated_at }), changed, revokedTokens }
+  })
+}
+
+/**
+ * `setStaffActive` in the caller's transaction, on a member whose row it locked: with other changes to them (the
+ * identity provider replacing a user) in one commit.
+ */
+export async function applyStaffActive(
+  ctx: Ctx,
+  current: { tenant_id: string; id: string; deactivated_at: Date | null },
+  active: boolean,
+  actor: Actor,
+): Promise<{ changed: boolean; revokedTokens: number }> {
+  if ((current.deactivated_at === null) === active) return { changed: false, revokedTokens: 0 }
+  const now = new Date()
+  const { tenant_id: tenantId, id: staffId } = current
+  await ctx.db
+    .updateTable('staff')
+    .set({ deactivated_at: active ? null : now, updated_at: now })
     .where('tenant_id', '=', tenantId)
-    .where('id', '=', tokenId)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst()
-  return result.numUpdatedRows > 0n
+    .where('id', '=', staffId)
+    .execute()
+  const revokedTokens = active
+    ? 0
+    : Number(
+        (
+          await ctx.db
+            .updateTable('staff_tokens')
+            .set({ revoked_at: now })
+            .where('tenant_id', '=', tenantId)
+            .where('staff_id', '=', staffId)
+            .where('revoked_at', 'is', null)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      )
+  await recordAudit(ctx.db, {
+    tenantId,
+    actor,
+    action: active ? 'staff.activate' : 'staff.deactivate',
+    target: { kind: 'staff', id: staffId },
+    outcome: 'success',
+    details: active ? {} : { revokedTokens },
+  })
+  return { changed: true, revokedTokens }
 }

@@ -28,6 +28,11 @@ export interface StaffTable {
   name: string
   role: 'agent' | 'supervisor' | 'compliance' | 'admin'
   created_at: Timestamp
+  deactivated_at: Timestamp | null
+  external_id: string | null
+  display_name: string | null
+  updated_at: Timestamp | null
+  deleted_at: Timestamp | null
 }
 
 export interface StaffTokensTable {

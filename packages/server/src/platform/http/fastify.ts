@@ -194,7 +194,8 @@ export async function createHttpServer(options: {
   return app
 }
 
-function toProblem(error: FastifyError | Problem): Problem {
+/** The problem an error stands for: a Problem as it is, a validation or body error as the request's fault. */
+export function toProblem(error: FastifyError | Problem): Problem {
   if (error instanceof Problem) return error
   if (error.validation) {
     const errors = error.validation.map((v) => ({

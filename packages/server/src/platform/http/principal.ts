@@ -12,6 +12,8 @@ export interface StaffPrincipal {
   kind: 'staff'
   tenantId: string
   staffId: string
+  /** The token's id, so that revoking it can close the streams it opened. */
+  tokenId: string
   role: Role
   scopes: readonly Scope[]
   tokenExpiresAt: Date

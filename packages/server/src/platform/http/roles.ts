@@ -10,6 +10,7 @@ export const scopes = [
   'devices:revoke',
   'factors:reset',
   'staff:admin',
+  'staff:provision',
   'audit:read',
   'consents:write',
   'archive:read',
@@ -25,7 +26,8 @@ export type Role = (typeof roles)[number]
  * conversations:assign lets a supervisor give a conversation to another agent (reassign or transfer).
  * archive:read searches and exports the compliance archive; archive:manage sets its retention, places and releases
  * legal holds and erases a customer by crypto-shredding. customers:export answers a data subject access request: it
- * exports everything held about one customer, archive and audit log included. factors:reset removes every TOTP
+ * exports everything held about one customer, archive and audit log included. staff:provision lets the bank's identity
+ * provider create, change and deactivate staff over SCIM (a bank backend's scope; admins hold it too). factors:reset removes every TOTP
  * factor and passkey of a customer who lost them (the staff-assisted reset), so that they can enrol afresh.
  */
 export const roleScopes: Record<Role, readonly Scope[]> = {

@@ -31,6 +31,7 @@ import * as pivotLinkRevocation from './029-pivot-link-revocation.ts'
 import * as production from './030-production.ts'
 import * as playIntegrity from './031-play-integrity.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
+import * as staffLifecycle from './033-staff-lifecycle.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -66,6 +67,7 @@ const migrations: Record<string, Migration> = {
   '030-production': production,
   '031-play-integrity': playIntegrity,
   '032-archive-evidence': archiveEvidence,
+  '033-staff-lifecycle': staffLifecycle,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
