@@ -11,6 +11,7 @@ export const PublicChannelConnector = Type.Union([
   Type.Literal('whatsapp'),
   Type.Literal('messenger'),
   Type.Literal('smpp'),
+  Type.Literal('rbm'),
 ])
 export type PublicChannelConnector = Static<typeof PublicChannelConnector>
 
@@ -78,6 +79,9 @@ export const ConversationChannel = Type.Object({
     description: 'public: the conversation on the channel; secure: the secure conversation a pivot moved it to',
   }),
   connector: PublicChannelConnector,
+  verifiedSender: Nullable(
+    Type.String({ description: 'RCS: the business name the customer sees, verified by Google for the RBM agent' }),
+  ),
   customerLinked: Type.Boolean({ description: 'whether the sender is known to be one of the bank’s customers' }),
   risk: Type.Array(Type.String(), {
     description: 'smishing and spoofing flags any message of the public conversation raised',

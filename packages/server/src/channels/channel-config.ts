@@ -7,6 +7,7 @@ import { secretHash } from '../platform/ids.ts'
 import { findStaff } from '../tenancy/staff.ts'
 import type { Connector, ConnectorKind, WebhookConnector, WebhookConnectorKind } from './connectors/connector.ts'
 import { messengerConnector } from './connectors/messenger.ts'
+import { rbmConnector } from './connectors/rbm.ts'
 import type { TransportOptions } from './connectors/retry.ts'
 import { twilioConnector } from './connectors/twilio.ts'
 import { type WhatsAppConnector, whatsAppConnector } from './connectors/whatsapp.ts'
@@ -23,6 +24,8 @@ export interface ChannelSecrets {
   verifyToken?: string
   /** The SMPP bind's password (SMPP 3.4 allows at most 8 characters). */
   password?: string
+  /** RBM: the webhook's client token, which keys X-Goog-Signature. */
+  clientToken?: string
 }
 
 export interface ChannelSettings {
@@ -42,6 +45,8 @@ export interface ChannelSettings {
   /** SMPP: the bind's system_id and, when the SMSC wants one, system_type. */
   systemId?: string
   systemType?: string
+  /** RBM: the agent's display name, which Google verified at launch and phones show with a verified badge. */
+  verifiedSender?: string
 }
 
 export interface ChannelConfig {
@@ -68,6 +73,7 @@ export interface ChannelView {
   tls?: boolean
   systemId?: string
   systemType?: string
+  verifiedSender?: string
   secretsSet: string[]
   updatedAt: string
 }
@@ -77,6 +83,7 @@ const REQUIRED_SECRETS: Record<ConnectorKind, (keyof ChannelSecrets)[]> = {
   whatsapp: ['appSecret', 'accessToken', 'verifyToken'],
   messenger: ['appSecret', 'accessToken', 'verifyToken'],
   smpp: ['password'],
+  rbm: ['accessToken', 'clientToken'],
 }
 
 const secretsField = (connector: ConnectorKind) => ({ table: 'channel_configs', column: 'secrets', rowId: connector })
@@ -116,12 +123,14 @@ export async function configureChannel(
     const secrets: ChannelSecrets = { ...stored, ...input.secrets }
     const missing = REQUIRED_SECRETS[connector].filter((name) => !secrets[name])
     if (missing.length > 0) throw new Problem('request/invalid', `missing secrets: ${missing.join(', ')}`)
+    const handshakeToken = secrets.verifyToken ?? secrets.clientToken
     const sealed = await ctx.keyring.encrypt(tenantId, secretsField(connector), JSON.stringify(secrets))
     const values = {
       receiving_address: input.address,
       settings: JSON.stringify(input.settings),
       secrets: sealed,
-      verify_token_hash: secrets.verifyToken ? secretHash(secrets.verifyToken) : null,
+      // Meta's verify token, or RBM's client token, which its webhook handshake sends: found by its hash.
+      verify_token_hash: handshakeToken ? secretHash(handshakeToken) : null,
       updated_at: now,
     }
     try {
@@ -157,6 +166,12 @@ function checkConnectorSettings(
   if (connector === 'twilio' && !settings.accountSid) throw new Problem('request/invalid', 'accountSid is required')
   if ((connector === 'whatsapp' || connector === 'messenger') && !settings.apiVersion) {
     throw new Problem('request/invalid', 'apiVersion is required')
+  }
+  if (connector === 'rbm') {
+    if (!/^[a-z0-9][a-z0-9_-]{0,99}@rbm\.goog$/.test(address)) {
+      throw new Problem('request/invalid', 'address must be an RBM agent id (…@rbm.goog)')
+    }
+    if (!settings.verifiedSender) throw new Problem('request/invalid', 'verifiedSender is required')
   }
   if (connector !== 'smpp') return
   if (!settings.host || !settings.port || !settings.systemId) {
@@ -244,16 +259,20 @@ export async function listChannelsOf(ctx: Ctx, connector: ConnectorKind): Promis
 /** Dev mode only (the channel simulator): every tenant's channels, by connector and receiving address only. */
 export async function listChannelAddresses(
   ctx: Pick<ServerContext, 'db'>,
-): Promise<{ connector: WebhookConnectorKind; address: string }[]> {
+): Promise<{ connector: WebhookConnectorKind; address: string; verifiedSender?: string }[]> {
   const rows = await ctx.db
     .selectFrom('channel_configs')
-    .select(['connector', 'receiving_address'])
+    .select(['connector', 'receiving_address', 'settings'])
     // The simulator posts the providers' webhooks; it does not play an SMSC.
     .where('connector', '!=', 'smpp')
     .orderBy('connector')
     .orderBy('receiving_address')
     .execute()
-  return rows.map((row) => ({ connector: row.connector as WebhookConnectorKind, address: row.receiving_address }))
+  return rows.map((row) => {
+    const { verifiedSender }: ChannelSettings = JSON.parse(row.settings)
+    const channel = { connector: row.connector as WebhookConnectorKind, address: row.receiving_address }
+    return verifiedSender ? { ...channel, verifiedSender } : channel
+  })
 }
 
 /** The channel a message is for, by the address it was sent to: this is how the tenant is found. */
@@ -354,6 +373,16 @@ export function webhookConnectorFor(
           accessToken: secrets.accessToken ?? '',
           appSecret: secrets.appSecret ?? '',
           apiVersion: settings.apiVersion ?? '',
+          ...baseUrl,
+        },
+        env.transport,
+      )
+    case 'rbm':
+      return rbmConnector(
+        {
+          agentId: config.address,
+          accessToken: secrets.accessToken ?? '',
+          clientToken: secrets.clientToken ?? '',
           ...baseUrl,
         },
         env.transport,

@@ -805,6 +805,7 @@ describe('public channels and the pivot into the secure channel', () => {
       const found = await agent.conversationChannels([conversationId, secureConversationId, plain.id, foreign.id])
       const common = {
         connector: 'twilio',
+        verifiedSender: null,
         customerLinked: true,
         risk: [],
         publicConversationId: conversationId,

@@ -2,6 +2,7 @@ import type { ConversationChannel } from '@strongroom/sdk/protocol'
 import { accessibleConversationIds } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { Principal } from '../platform/http/principal.ts'
+import type { ChannelSettings } from './channel-config.ts'
 
 /**
  * Which of these conversations belong to a public channel, for a console's inbox: the conversation a customer's
@@ -21,11 +22,15 @@ export async function conversationChannels(
     .where('tenant_id', '=', principal.tenantId)
     .where((eb) => eb.or([eb('conversation_id', 'in', visible), eb('secure_conversation_id', 'in', visible)]))
     .execute()
+  const verifiedSender = identities.some((identity) => identity.connector === 'rbm')
+    ? await rbmVerifiedSender(ctx, principal.tenantId)
+    : null
   const found: ConversationChannel[] = []
   const shown = new Set(visible)
   for (const identity of identities) {
     const common = {
       connector: identity.connector,
+      verifiedSender: identity.connector === 'rbm' ? verifiedSender : null,
       customerLinked: identity.customer_id !== null,
       risk: JSON.parse(identity.risk_flags) as string[],
       publicConversationId: identity.conversation_id,
@@ -39,4 +44,16 @@ export async function conversationChannels(
     }
   }
   return found
+}
+
+/** The name an RCS customer sees the bank's messages come from, with Google's verified badge. */
+async function rbmVerifiedSender(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<string | null> {
+  const row = await ctx.db
+    .selectFrom('channel_configs')
+    .select('settings')
+    .where('tenant_id', '=', tenantId)
+    .where('connector', '=', 'rbm')
+    .executeTakeFirst()
+  const settings: ChannelSettings = row ? JSON.parse(row.settings) : {}
+  return settings.verifiedSender ?? null
 }

@@ -26,9 +26,13 @@ type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus'>
 const ADDRESS_INDEX = 'channel_identities.address'
 const addressField = (id: string) => ({ table: 'channel_identities', column: 'address', rowId: id })
 
-/** The phone number in E.164 behind an SMS (Twilio, SMPP) or WhatsApp address; Messenger ids are not phone numbers. */
+/**
+ * The phone number in E.164 behind an SMS (Twilio, SMPP), RCS (the carrier gives RBM the number) or WhatsApp address;
+ * Messenger ids are not phone numbers.
+ */
 export function phoneNumberOf(connector: ConnectorKind, address: string): string | undefined {
-  if (connector === 'twilio' || connector === 'smpp') return /^\+[1-9]\d{4,14}$/.test(address) ? address : undefined
+  if (connector === 'twilio' || connector === 'smpp' || connector === 'rbm')
+    return /^\+[1-9]\d{4,14}$/.test(address) ? address : undefined
   if (connector === 'whatsapp') return /^[1-9]\d{4,14}$/.test(address) ? `+${address}` : undefined
   return undefined
 }

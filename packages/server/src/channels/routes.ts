@@ -19,7 +19,7 @@ import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublic
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
 const CONVERSATION_ID = 'cnv_[A-Za-z0-9_-]{22}'
-const Connector = oneOf(['twilio', 'whatsapp', 'messenger', 'smpp'] as const)
+const Connector = oneOf(['twilio', 'whatsapp', 'messenger', 'smpp', 'rbm'] as const)
 const Secret = Type.String({ minLength: 8, maxLength: 1024 })
 const ChannelViewSchema = Type.Object({
   connector: Type.String(),
@@ -32,6 +32,7 @@ const ChannelViewSchema = Type.Object({
   tls: Type.Optional(Type.Boolean()),
   systemId: Type.Optional(Type.String()),
   systemType: Type.Optional(Type.String()),
+  verifiedSender: Type.Optional(Type.String()),
   link: Type.Optional(
     Type.String({
       description: "SMPP: this node's link to the SMSC: connecting, bound, disconnected, bind-refused or closed",
@@ -73,9 +74,10 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
           {
             address: Type.String({
               minLength: 1,
-              maxLength: 64,
-              pattern: '^\\+?[0-9A-Za-z_-]+$',
-              description: 'the Twilio or SMPP number (E.164), WhatsApp phone-number id or Facebook page id',
+              maxLength: 110,
+              pattern: '^\\+?[0-9A-Za-z_-]+(@rbm\\.goog)?$',
+              description:
+                'the Twilio or SMPP number (E.164), WhatsApp phone-number id, Facebook page id or RBM agent id',
             }),
             accountSid: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),
             apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]{1,2}$' })),
@@ -90,12 +92,16 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
               Type.String({ minLength: 1, maxLength: 15, pattern: '^[\\x21-\\x7e]+$', description: 'SMPP system_id' }),
             ),
             systemType: Type.Optional(Type.String({ maxLength: 12, pattern: '^[\\x21-\\x7e]*$' })),
+            verifiedSender: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 100, description: "RBM: the agent's verified display name" }),
+            ),
             secrets: Type.Object(
               {
                 authToken: Type.Optional(Secret),
                 appSecret: Type.Optional(Secret),
                 accessToken: Type.Optional(Secret),
                 verifyToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
+                clientToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
                 password: Type.Optional(
                   Type.String({
                     minLength: 1,

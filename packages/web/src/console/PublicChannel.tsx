@@ -32,6 +32,11 @@ export function ChannelBadge(props: { session: ConsoleSession; conversationId: s
   return (
     <>
       <span class={`channel-badge channel-${key}`}>{channelKeyLabels[key]}</span>
+      {channel?.kind === 'public' && channel.verifiedSender && (
+        <span class="badge verified" title="The sender name Google verified for the bank's RCS agent">
+          Sent as {channel.verifiedSender} (verified)
+        </span>
+      )}
       {channel?.kind === 'public' && <RiskBadge risk={channel.risk} />}
     </>
   )

@@ -3,7 +3,7 @@
  * Messenger): inbound messages and delivery receipts (from verified webhooks, or from the SMPP link), and outbound
  * sends. Provider specifics stay in each connector.
  */
-export type WebhookConnectorKind = 'twilio' | 'whatsapp' | 'messenger'
+export type WebhookConnectorKind = 'twilio' | 'whatsapp' | 'messenger' | 'rbm'
 export type ConnectorKind = WebhookConnectorKind | 'smpp'
 
 export interface InboundMessage {

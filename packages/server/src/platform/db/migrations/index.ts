@@ -28,6 +28,7 @@ import * as channelRisk from './026-channel-risk.ts'
 import * as pivotLinkRevocation from './029-pivot-link-revocation.ts'
 import * as playIntegrity from './031-play-integrity.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
+import * as rbm from './034-rbm.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -60,6 +61,7 @@ const migrations: Record<string, Migration> = {
   '029-pivot-link-revocation': pivotLinkRevocation,
   '031-play-integrity': playIntegrity,
   '032-archive-evidence': archiveEvidence,
+  '034-rbm': rbm,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
