@@ -18,7 +18,7 @@ import {
 import type { App } from './platform/http/fastify.ts'
 import { actorOf, type Principal } from './platform/http/principal.ts'
 import { Problem } from './platform/http/problems.ts'
-import { requestHtu, singleHeader } from './platform/http/request.ts'
+import { principalOf, requestHtu, singleHeader } from './platform/http/request.ts'
 import type { SigningKey } from './platform/keyring/signing-keys.ts'
 import { authenticateClientToken } from './tenancy/api-clients.ts'
 import { authenticateStaffToken } from './tenancy/staff.ts'
@@ -107,8 +107,7 @@ export async function checkDeviceIntegrity(
 export function installAccessControl(
   app: App,
   ctx: Pick<ServerContext, 'db' | 'config'>,
-  gate: IntegrityGate,
-  integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
+  { gate, integrityRequired, requireMember }: GuardChecks,
 ): readonly AccessTableRow[] {
   const table: AccessTableRow[] = []
   app.addHook('onRoute', (route) => {
@@ -154,7 +153,23 @@ export function installAccessControl(
     }
     request.principal = principal
   })
+  // After validation, so that a malformed id is a 400 as before; a conversation the caller may not see is a 404.
+  app.addHook('preHandler', async (request) => {
+    const access = request.routeOptions.config.access
+    if (!access || !('membership' in access) || !access.membership) return
+    const conversationId = (request.params as Record<string, string>)[access.membership] ?? ''
+    await requireMember(principalOf(request), conversationId)
+  })
   return table
+}
+
+/** What the guard consults beyond the credentials: the same for HTTP requests and stream frames. */
+export interface GuardChecks {
+  gate: IntegrityGate
+  /** Whether the tenant's policy requires an integrity token for a route (`METHOD /path`). */
+  integrityRequired: (tenantId: string, route: string) => Promise<boolean>
+  /** Throws a 404 Problem unless the principal may act on the conversation (`requireConversationAccess`). */
+  requireMember: (principal: Principal, conversationId: string) => Promise<void>
 }
 
 /**
@@ -197,8 +212,7 @@ async function auditRefusal(ctx: Pick<ServerContext, 'db'>, principal: Principal
  */
 export function streamAuthenticator(
   ctx: Pick<ServerContext, 'db'>,
-  gate: IntegrityGate,
-  integrityRequired: (tenantId: string, route: string) => Promise<boolean>,
+  { gate, integrityRequired, requireMember }: GuardChecks,
   wipeKey: SigningKey,
   readRule: GuardedAction,
 ): StreamAuthenticator {
@@ -229,13 +243,21 @@ export function streamAuthenticator(
         integrity = await checkDeviceIntegrity(gate, frame.integrity, principal, 'GET', proof).catch(() => undefined)
       }
     }
-    const guard: ActionGuard = async (action) => {
+    const admitted = async (action: GuardedAction) => {
       if (!(await admit(ctx, integrityRequired, principal, action.access, action.route))) return
       if (!integrity) throw new Problem('integrity/missing')
       const limited = integrityRefusal(integrity.scope, action.route.slice(0, action.route.indexOf(' ')))
       if (limited) throw limited
     }
-    await guard(readRule)
+    // Signing in reads every conversation the principal is a member of: the stream joins those, and no other.
+    await admitted(readRule)
+    const guard: ActionGuard = async (action, conversation) => {
+      await admitted(action)
+      const { access } = action
+      if ('membership' in access && access.membership && !conversation.joined) {
+        await requireMember(principal, conversation.id)
+      }
+    }
     return { principal, app: integrity?.app, guard }
   }
 }

@@ -82,7 +82,8 @@ describe('the HTTP surface', () => {
       deactivated: new DeactivatedAppVersions(server.ctx),
       requestAssertion: async () => {},
     }
-    const table = installAccessControl(app, server.ctx, gate, async () => false)
+    const checks = { gate, integrityRequired: async () => false, requireMember: async () => {} }
+    const table = installAccessControl(app, server.ctx, checks)
     app.get('/v1/declared', { config: { access: allow.staff('audit:read') } }, async () => 'guarded')
     assert.throws(() => app.get('/v1/forgotten', async () => 'open'), /route GET \/v1\/forgotten has no access rule/)
     // A module registers its routes inside a plugin: there the missing rule makes start-up itself fail.
@@ -103,6 +104,7 @@ describe('the HTTP surface', () => {
     assert.deepEqual(ruleOf('POST', '/v1/conversations/:conversationId/messages'), {
       who: 'member',
       staffScope: 'conversations:write',
+      membership: 'conversationId',
     })
     assert.deepEqual(ruleOf('POST', '/v1/integrity/attest'), { who: 'device', integrity: 'exempt' })
     assert.deepEqual(ruleOf('GET', '/v1/stream'), { who: 'stream' })

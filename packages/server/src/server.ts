@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import websocket from '@fastify/websocket'
-import { type IntegrityGate, installAccessControl, streamAuthenticator } from './access.ts'
+import { type GuardChecks, type IntegrityGate, installAccessControl, streamAuthenticator } from './access.ts'
 import { ArchiveMember, type ArchiveSink, parsePartition } from './archive/archive-member.ts'
 import { archiveStoreSink } from './archive/archive-sink.ts'
 import { archivedConversationSeqs } from './archive/archived.ts'
@@ -19,7 +19,7 @@ import type { ChannelDeps } from './channels/public-messages.ts'
 import { sendTransactionalSms } from './channels/sms.ts'
 import { consentModule } from './consent/module.ts'
 import { handleSmsReply } from './consent/sms-confirmation.ts'
-import { removeMemberEverywhere } from './conversations/conversations.ts'
+import { removeMemberEverywhere, requireConversationAccess } from './conversations/conversations.ts'
 import { messageActions } from './conversations/message-actions.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationsModule } from './conversations/module.ts'
@@ -36,6 +36,8 @@ import { integrityModule } from './integrity/module.ts'
 import { integrityRequirement } from './integrity/policy.ts'
 import { checkRequestAssertion } from './integrity/request-assertions.ts'
 import { IntegrityTokenChecker } from './integrity/tokens.ts'
+import { installRateLimits } from './limits/limiter.ts'
+import { limitsModule } from './limits/module.ts'
 import { pivotModule } from './pivot/module.ts'
 import { invitePivot } from './pivot/pivot.ts'
 import { openBus } from './platform/bus/open-bus.ts'
@@ -85,6 +87,7 @@ interface Services {
 export const modules: readonly Module<Services>[] = [
   healthModule,
   tenancyModule,
+  limitsModule,
   identityModule,
   conversationsModule,
   e2eModule,
@@ -144,15 +147,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     bodyLimit,
     trustProxy: config.trustProxy,
   })
-  const gate: IntegrityGate = {
-    tokens: new IntegrityTokenChecker(ctx),
-    deactivated: new DeactivatedAppVersions(ctx),
-    requestAssertion: (device, request) => checkRequestAssertion(ctx, device, request),
-  }
-  const integrityRequired = integrityRequirement(ctx)
-  const accessTable = installAccessControl(app, ctx, gate, integrityRequired)
-  const hubAuthenticator = streamAuthenticator(ctx, gate, integrityRequired, keys.wipe, messageActions.read)
-  const running = await startServices(platform, keys, { gate, hubAuthenticator, archiveSink: options.archiveSink })
+  const checks = guardChecks(ctx)
+  // The limit per IP address runs before authentication, the others after it.
+  const rateLimits = installRateLimits(app, ctx)
+  const accessTable = installAccessControl(app, ctx, checks)
+  const hubAuthenticator = streamAuthenticator(ctx, checks, keys.wipe, messageActions.read)
+  const running = await startServices(platform, keys, {
+    gate: checks.gate,
+    hubAuthenticator,
+    archiveSink: options.archiveSink,
+  })
   const { services, archiveMember } = running
 
   // Shutdown order: tell stream clients where to resume (1012), let in-flight requests finish, commit what is
@@ -171,12 +175,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // Unbinds from the SMSCs after storing what they delivered, while the message log still takes it.
     await services.channelDeps.smppLinks.close()
     await services.messageLog.close()
+    await rateLimits.close()
     await archiveMember?.stop()
     await running.evidenceArchive?.stop()
     await running.archiveChainer.stop()
     await running.auditChainer.stop()
     await running.webhooks.stop()
-    gate.deactivated.close()
+    checks.gate.deactivated.close()
     await platform.close()
   })
   const metricsEndpoint = await serveMetrics(app, config, ctx.metrics)
@@ -205,6 +210,19 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     flushWebhooks: () => running.webhooks.flush(),
     archiveMember,
     close: () => app.close(),
+  }
+}
+
+/** What the guard consults for every request and stream frame, kept per node so that a check costs little. */
+function guardChecks(ctx: ServerContext): GuardChecks {
+  return {
+    gate: {
+      tokens: new IntegrityTokenChecker(ctx),
+      deactivated: new DeactivatedAppVersions(ctx),
+      requestAssertion: (device, request) => checkRequestAssertion(ctx, device, request),
+    },
+    integrityRequired: integrityRequirement(ctx),
+    requireMember: (principal, conversationId) => requireConversationAccess(ctx, principal, conversationId),
   }
 }
 

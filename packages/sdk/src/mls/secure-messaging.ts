@@ -384,6 +384,15 @@ export class SecureMessaging {
     return !(await this.#loadGroup(conversationId)).removed
   }
 
+  /**
+   * Whether this member holds the conversation's group but is out of it: removed by a commit, or replaced by another
+   * copy of itself (another browser of the same agent). `rejoin` takes its place back, if it is still in the
+   * conversation.
+   */
+  async wasRemoved(conversationId: string): Promise<boolean> {
+    return (await this.#holdsGroup(conversationId)) && (await this.#loadGroup(conversationId)).removed
+  }
+
   /** The group's members as this member verified them. */
   async members(conversationId: string): Promise<MemberIdentity[]> {
     return (await this.#loadGroup(conversationId)).members().map((m) => m.identity)

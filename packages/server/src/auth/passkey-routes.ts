@@ -312,7 +312,7 @@ async function staffSignInRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff/passkey/sign-in',
     {
-      config: { access: allow.anyone },
+      config: { access: allow.anyone, guesses: 'staff-sign-in' },
       schema: {
         summary: 'Sign a staff member in with a passkey: issues a staff API token (shown once)',
         tags: ['auth'],

@@ -100,7 +100,7 @@ async function smsFactorRoutes(app: App, ctx: ServerContext, deps: AuthDeps): Pr
   app.post(
     '/v1/factors/sms/verify',
     {
-      config: { access: allow.any('customers:write') },
+      config: { access: allow.any('customers:write'), guesses: 'one-time-code' },
       schema: {
         summary: 'Check the SMS code (each code works once; five wrong codes void it)',
         tags: ['auth'],
@@ -208,7 +208,7 @@ async function totpEnrolmentRoutes(app: App, ctx: ServerContext): Promise<void> 
   app.post(
     '/v1/factors/totp/confirm',
     {
-      config: { access: allow.device },
+      config: { access: allow.device, guesses: 'one-time-code' },
       schema: {
         summary:
           'Activate the enrolled authenticator app with its first code; replacing an active factor needs a step-up',
@@ -244,7 +244,7 @@ async function factorRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/factors/totp/verify',
     {
-      config: { access: allow.device },
+      config: { access: allow.device, guesses: 'one-time-code' },
       schema: {
         summary: 'Check a code of the active authenticator app (each code works once)',
         tags: ['auth'],

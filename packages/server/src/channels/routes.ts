@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox'
 import { ConversationChannel, PublicMessage, SentPublicMessage } from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
-import { requireConversationAccess } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -185,7 +184,7 @@ async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDe
   app.post(
     '/v1/conversations/:conversationId/public-messages',
     {
-      config: { access: allow.staff('conversations:write') },
+      config: { access: inConversation(allow.staff('conversations:write')) },
       schema: {
         summary:
           'Send a message to the customer on the public channel of the conversation (refused if it holds card or ' +
@@ -205,7 +204,6 @@ async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDe
     async (request, reply) => {
       const principal = principalOf(request)
       const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
       const identity = await requirePublicIdentity(ctx, principal.tenantId, conversationId)
       const { findings } = scanText(request.body.text, await loadDlpPatterns(ctx, principal.tenantId))
       if (findings.length > 0) {
@@ -264,7 +262,7 @@ async function publicCustomerRoutes(app: App, ctx: ServerContext): Promise<void>
   app.post(
     '/v1/conversations/:conversationId/public-channel/customer',
     {
-      config: { access: allow.staff('customers:write') },
+      config: { access: inConversation(allow.staff('customers:write')) },
       schema: {
         summary: 'Link an unidentified public-channel conversation to the customer the agent established it is',
         tags: ['channels'],
@@ -276,7 +274,6 @@ async function publicCustomerRoutes(app: App, ctx: ServerContext): Promise<void>
     async (request, reply) => {
       const principal = principalOf(request)
       const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
       const identity = await requirePublicIdentity(ctx, principal.tenantId, conversationId)
       await linkIdentityCustomer(ctx, identity, request.body.customerId)
       await recordAudit(ctx.db, {

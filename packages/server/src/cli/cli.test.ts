@@ -32,6 +32,9 @@ describe('the strongroom command', () => {
       '/v1/conversations/:conversationId/messages',
       'member',
       'conversations:write',
+      'member',
+      'of',
+      ':conversationId',
     ])
     assert.deepEqual(row('POST', '/v1/integrity/attest'), [
       'POST',

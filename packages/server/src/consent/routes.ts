@@ -178,7 +178,7 @@ async function approvalRoutes(
   app.post(
     '/v1/consents/:consentId/approve',
     {
-      config: { access: allow.device },
+      config: { access: allow.device, guesses: 'consent-approval' },
       schema: {
         summary: 'Approve with a device-key signature (compact JWS) over the RFC 8785 canonical transaction',
         tags: ['consent'],
@@ -216,7 +216,7 @@ async function approvalRoutes(
   app.post(
     '/v1/consents/:consentId/approve/passkey',
     {
-      config: { access: allow.device },
+      config: { access: allow.device, guesses: 'consent-approval' },
       schema: {
         summary:
           'Approve with a passkey assertion (user verification required) whose challenge is the SHA-256 of the RFC 8785 canonical transaction',

@@ -216,6 +216,7 @@ describe('conversations and the message log over HTTP', () => {
       () => outsider.listMessages(conversationId),
       () => outsider.sendMessage(conversationId, { contentType: 'text/plain', ciphertext: bytes('x') }),
       () => outsider.addMember(conversationId, { kind: 'staff', id: other.agentId }),
+      () => outsider.markRead(conversationId, 1),
       () => outsider.createConversation({ customerId: bank.customerId }),
     ]) {
       await assert.rejects(attempt(), (error) => error instanceof StrongroomError && error.status === 404)

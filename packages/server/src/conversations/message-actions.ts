@@ -1,8 +1,7 @@
 import type { ServerContext } from '../platform/context.ts'
-import { allow, type GuardedAction } from '../platform/http/access-rule.ts'
+import { allow, type GuardedAction, inConversation } from '../platform/http/access-rule.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { requireConversationAccess } from './conversations.ts'
 import type { AppendResult, MessageLog } from './message-log.ts'
 
 /**
@@ -11,9 +10,18 @@ import type { AppendResult, MessageLog } from './message-log.ts'
  * `send` for a send frame, `mark` for an ack frame (it moves the delivered marker, as POST …/markers does).
  */
 export const messageActions = {
-  read: { route: 'GET /v1/conversations/:conversationId/messages', access: allow.member('conversations:read') },
-  send: { route: 'POST /v1/conversations/:conversationId/messages', access: allow.member('conversations:write') },
-  mark: { route: 'POST /v1/conversations/:conversationId/markers', access: allow.member('conversations:read') },
+  read: {
+    route: 'GET /v1/conversations/:conversationId/messages',
+    access: inConversation(allow.member('conversations:read')),
+  },
+  send: {
+    route: 'POST /v1/conversations/:conversationId/messages',
+    access: inConversation(allow.member('conversations:write')),
+  },
+  mark: {
+    route: 'POST /v1/conversations/:conversationId/markers',
+    access: inConversation(allow.member('conversations:read')),
+  },
 } as const satisfies Record<string, GuardedAction>
 
 /** A message as the client sends it, over HTTP or the stream: the ciphertext base64, the expiry an ISO time. */
@@ -26,18 +34,15 @@ export interface MessageToSend {
 }
 
 /**
- * Appends a message for a principal the action's rule admitted: a conversation it may access, a ciphertext within the
- * size limit, an expiry in the future. `knownMember` skips the membership read when the caller holds the membership
- * already (a stream that joined the conversation).
+ * Appends a message for a principal the `send` rule admitted (a member of the conversation): a ciphertext within the
+ * size limit, an expiry in the future.
  */
 export async function sendMessage(
-  ctx: Pick<ServerContext, 'db' | 'config'>,
+  ctx: Pick<ServerContext, 'config'>,
   messageLog: MessageLog,
   principal: Principal,
   input: MessageToSend,
-  knownMember = false,
 ): Promise<AppendResult> {
-  if (!knownMember) await requireConversationAccess(ctx, principal, input.conversationId)
   const ciphertext = Buffer.from(input.ciphertext, 'base64')
   if (ciphertext.length > ctx.config.maxMessageBytes) throw new Problem('conversations/message-too-large')
   return messageLog.append({

@@ -1,20 +1,13 @@
 import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId, ContentType, Conversation, Message } from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { assignConversation, assignmentModes } from './assignment.ts'
-import {
-  addMember,
-  createConversation,
-  getConversation,
-  listConversations,
-  requireConversationAccess,
-  updateMarkers,
-} from './conversations.ts'
+import { addMember, createConversation, getConversation, listConversations, updateMarkers } from './conversations.ts'
 import { messageActions, sendMessage } from './message-actions.ts'
 import type { MessageLog } from './message-log.ts'
 import { fetchMessages } from './messages.ts'
@@ -116,7 +109,7 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/members',
     {
-      config: { access: allow.staff('conversations:write') },
+      config: { access: inConversation(allow.staff('conversations:write')) },
       schema: {
         summary: "Add a staff member, or a device of the conversation's customer",
         tags: ['conversations'],
@@ -130,7 +123,6 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
       await addMember(ctx, principal.tenantId, request.params.conversationId, request.body)
       return reply.status(204).send(null)
     },
@@ -215,7 +207,6 @@ async function messageRoutes(
     },
     async (request) => {
       const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
       const messages = await fetchMessages(ctx, principal.tenantId, request.params.conversationId, {
         afterSeq: request.query.after ?? 0,
         untilSeq: request.query.until,
@@ -252,7 +243,6 @@ async function markerAndStreamRoutes(
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
       await updateMarkers(
         ctx,
         principal.tenantId,

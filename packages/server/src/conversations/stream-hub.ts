@@ -15,6 +15,7 @@ import type { ServerContext } from '../platform/context.ts'
 import type { ActionGuard } from '../platform/http/access-rule.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { asProblem, Problem } from '../platform/http/problems.ts'
+import { hasUnstorableText } from '../platform/http/schemas.ts'
 import {
   MEMBER_LEFT_SUBJECT_PREFIX,
   MEMBER_SUBJECT_PREFIX,
@@ -233,6 +234,8 @@ class StreamSession {
   #membershipChanges: (() => void)[] | undefined
   #closed = false
   #alive = true
+  #frameBudget = Number.POSITIVE_INFINITY
+  #frameBudgetAt = 0
   #timers: NodeJS.Timeout[] = []
 
   constructor(hub: StreamHub, socket: WebSocket, tcp: Socket, htu: string) {
@@ -330,6 +333,20 @@ class StreamSession {
     setTimeout(() => this.#socket.terminate(), 2000).unref()
   }
 
+  /**
+   * A token bucket per socket: STRONGROOM_STREAM_FRAMES_PER_SECOND frames a second, with bursts of twice that. A frame
+   * over it is refused on its own (the client may send it again), so that one socket cannot monopolise the node.
+   */
+  #takeFrameBudget(): boolean {
+    const rate = this.#hub.context.config.streamFramesPerSecond
+    const now = performance.now()
+    this.#frameBudget = Math.min(2 * rate, this.#frameBudget + ((now - this.#frameBudgetAt) * rate) / 1000)
+    this.#frameBudgetAt = now
+    if (this.#frameBudget < 1) return false
+    this.#frameBudget -= 1
+    return true
+  }
+
   async #onFrame(text: string): Promise<void> {
     let frame: unknown
     try {
@@ -338,10 +355,22 @@ class StreamSession {
       return this.close(CloseCode.protocolError, 'malformed JSON')
     }
     if (!this.#principal) return this.#onAuth(frame)
+    const ref = (frame as { ref?: unknown })?.ref
+    if (!this.#takeFrameBudget()) {
+      this.#hub.context.metrics.rateLimited.inc({ limit: 'stream-frames', key: 'socket' })
+      const problem = new Problem('request/rate-limited', 'too many frames on this stream; slow down')
+      return this.#sendProblem(problem, typeof ref === 'string' ? ref : undefined)
+    }
     if (!clientFrameCheck.Check(frame)) {
-      const ref = (frame as { ref?: unknown })?.ref
       const first = clientFrameCheck.Errors(frame).First()
       const problem = new Problem('request/invalid', first ? `${first.path || '/'}: ${first.message}` : undefined)
+      return this.#sendProblem(problem, typeof ref === 'string' ? ref : undefined)
+    }
+    if (hasUnstorableText(frame)) {
+      const problem = new Problem(
+        'request/unstorable-value',
+        'text may not contain NUL characters or unpaired surrogates',
+      )
       return this.#sendProblem(problem, typeof ref === 'string' ? ref : undefined)
     }
     await this.#onClientFrame(frame)
@@ -445,7 +474,8 @@ class StreamSession {
       case 'ack': {
         if (!this.#cursors.has(frame.conversationId)) return
         // An ack has no answer: one its route's rule refuses (a limited integrity token) is dropped.
-        const admitted = await this.#guard(messageActions.mark).then(
+        const conversation = { id: frame.conversationId, joined: true }
+        const admitted = await this.#guard(messageActions.mark, conversation).then(
           () => true,
           () => false,
         )
@@ -462,10 +492,12 @@ class StreamSession {
   async #onSend(principal: Principal, frame: Extract<ClientFrame, { type: 'send' }>): Promise<void> {
     const ctx = this.#hub.context
     try {
-      await this.#guard(messageActions.send)
       // A conversation this stream joined is one the principal is a member of; any other is looked up, as over HTTP.
-      const known = this.#cursors.has(frame.conversationId)
-      const result = await sendMessage(ctx, this.#hub.messageLog, principal, frame, known)
+      await this.#guard(messageActions.send, {
+        id: frame.conversationId,
+        joined: this.#cursors.has(frame.conversationId),
+      })
+      const result = await sendMessage(ctx, this.#hub.messageLog, principal, frame)
       const { message, created } = result
       this.#sendJson({
         type: 'sent',

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId } from '@strongroom/sdk/protocol'
-import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
+import { isConversationMember } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -154,7 +154,7 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
   app.post(
     '/v1/conversations/:conversationId/e2e/key-packages/claim',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: inConversation(allow.member('conversations:write')) },
       schema: {
         summary: 'Claim one key package for each member to add to the conversation’s group (each is used up)',
         tags: ['e2e'],
@@ -186,7 +186,6 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
     async (request) => {
       const principal = principalOf(request)
       const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
       const owners: KeyPackageOwner[] = request.body.members
       for (const owner of owners) {
         // Only the archive and the conversation's own members can be added: nobody can pull in an outsider.

@@ -190,7 +190,7 @@ async function deviceRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/devices',
     {
-      config: { access: allow.deviceKey },
+      config: { access: allow.deviceKey, guesses: 'enrolment-code' },
       schema: {
         summary: 'Enrol the key that signs the DPoP proof as a device of the customer the code names',
         tags: ['identity'],

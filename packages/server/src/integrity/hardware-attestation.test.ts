@@ -5,6 +5,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { attestationClientData, enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
+import WebSocket from 'ws'
+import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { KeyOrigin, KeyPurpose } from './verifiers/android-key-description.ts'
 import {
@@ -357,7 +359,12 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     const policy = { rooted: 'limited', emulator: 'limited', debugger: 'deny', hooking: 'deny' }
     const lifetimes = { fullLifetimeSeconds: 600, limitedLifetimeSeconds: 60 }
     await admin.request('PUT', '/v1/policies/integrity', { ...policy, ...lifetimes, required: true, assertions: true })
-    const phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await strict.enrolmentCode(), label: 'p' })
+    const phone = await enrolDevice({
+      baseUrl: server.url,
+      enrolmentCode: await strict.enrolmentCode(),
+      label: 'p',
+      WebSocket: WebSocket as never,
+    })
     let keys: CryptoKeyPair | undefined
     let counter = 0
     // What the native layer's generateAssertion returns; a test swaps in a rolled-back or misdirected one.
@@ -397,11 +404,30 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     await assert.rejects(phone.client.me(), refusedWith('assertion-missing'))
     assertionFor = (clientData) => buildAssertion(keys as CryptoKeyPair, APPLE_APP_ID, ++counter, clientData)
     assert.equal((await phone.client.me()).deviceId, phone.device.id)
+    // The stream's auth frame carries one over its own DPoP proof; without one the stream is refused.
+    const stream = phone.client.stream()
+    await stream.ready()
+    stream.close()
+    assertionFor = () => ''
+    const errors: string[] = []
+    const refused = phone.client.stream({ onError: (error) => errors.push(error.message) })
+    await eventually(
+      () => errors,
+      (seen) => seen.length > 0,
+    )
+    assert.match(errors[0] ?? '', /assertion/)
+    refused.close()
 
     const audited = await auditEvents(phone.device.id, 'integrity.assert')
     assert.deepEqual(
       audited.map((row) => row.reason),
-      ['counter-not-increasing', 'counter-not-increasing', 'signature-invalid', 'assertion-missing'],
+      [
+        'counter-not-increasing',
+        'counter-not-increasing',
+        'signature-invalid',
+        'assertion-missing',
+        'assertion-missing',
+      ],
     )
   })
 

@@ -49,6 +49,7 @@ export async function integrityRoutes(
   await pinSetRoutes(app, ctx)
   await secretDeliveryRoutes(app, ctx)
   await appRoutes(app, ctx)
+  await appVersionRoutes(app, ctx, deps)
   await attestationRoutes(app, ctx, deps)
 }
 
@@ -321,11 +322,11 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
   )
 }
 
-/** Switching an app version off, and attesting an app for an integrity token. */
-async function attestationRoutes(
+/** Switching an app version off. */
+async function appVersionRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers; deactivated: DeactivatedAppVersions },
+  deps: { deactivated: DeactivatedAppVersions },
 ): Promise<void> {
   app.post(
     '/v1/apps/:appId/versions/:appVersion/deactivate',
@@ -356,7 +357,14 @@ async function attestationRoutes(
       return reply.status(204).send(null)
     },
   )
+}
 
+/** Attesting an app for an integrity token. */
+async function attestationRoutes(
+  app: App,
+  ctx: ServerContext,
+  deps: { tokenKey: SigningKey; verifiers: HardwareVerifiers },
+): Promise<void> {
   app.post(
     '/v1/integrity/attest',
     {

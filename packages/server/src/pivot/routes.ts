@@ -5,11 +5,10 @@ import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import type { SmsSender } from '../auth/sms-otp.ts'
 import type { ChannelDeps } from '../channels/public-messages.ts'
-import { requireConversationAccess } from '../conversations/conversations.ts'
 import { verifyDpopProof } from '../identity/dpop.ts'
 import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -46,7 +45,7 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/conversations/:conversationId/pivot',
     {
-      config: { access: allow.staff('conversations:write') },
+      config: { access: inConversation(allow.staff('conversations:write')) },
       schema: {
         summary:
           'Invite the customer to the secure channel: a single-use, short-lived link is sent on the public channel',
@@ -67,7 +66,6 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
     async (request, reply) => {
       const principal = principalOf(request)
       const { conversationId } = request.params
-      await requireConversationAccess(ctx, principal, conversationId)
       const result = await invitePivot(ctx, deps, {
         tenantId: principal.tenantId,
         conversationId,
@@ -81,7 +79,7 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.get(
     '/v1/conversations/:conversationId/pivot-links',
     {
-      config: { access: allow.staff('conversations:read') },
+      config: { access: inConversation(allow.staff('conversations:read')) },
       schema: {
         summary: 'The secure-channel links sent in a conversation and their states (sent, opened, completed, expired)',
         tags: ['channels'],
@@ -91,7 +89,6 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
     },
     async (request) => {
       const principal = principalOf(request)
-      await requireConversationAccess(ctx, principal, request.params.conversationId)
       return { links: await listPivotLinks(ctx, principal.tenantId, request.params.conversationId) }
     },
   )
@@ -103,7 +100,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
     '/v1/pivot/open',
     {
       // The token is the credential; the answer carries no personal data.
-      config: { access: allow.anyone },
+      config: { access: allow.anyone, guesses: 'pivot-link' },
       schema: {
         summary:
           'The secure page opened a link: says whether it can still be used (and marks it opened); no personal data',
@@ -118,7 +115,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/pivot/redeem',
     {
-      config: { access: allow.device },
+      config: { access: allow.device, guesses: 'pivot-link' },
       schema: {
         summary:
           "Redeem a link with the customer's enrolled device: the conversation continues in the secure channel " +
@@ -160,7 +157,7 @@ async function stepUpFactorRoutes(
     '/v1/pivot/step-up/options',
     {
       // A browser that is not enrolled: the link and a fresh factor of its customer make it a device (pivot-step-up.ts).
-      config: { access: allow.anyone },
+      config: { access: allow.anyone, guesses: 'pivot-link' },
       schema: {
         summary:
           "A browser that is not the customer's enrolled device: how it can prove it is the link's customer " +
@@ -189,7 +186,7 @@ async function stepUpFactorRoutes(
   app.post(
     '/v1/pivot/step-up/sms',
     {
-      config: { access: allow.anyone },
+      config: { access: allow.anyone, guesses: 'pivot-link' },
       schema: {
         summary:
           "Send the link's customer a one-time code by SMS to their number on file (after a SIM-swap check; " +
@@ -218,7 +215,7 @@ async function stepUpEnrolRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
   app.post(
     '/v1/pivot/enrol',
     {
-      config: { access: allow.deviceKey },
+      config: { access: allow.deviceKey, guesses: 'pivot-link' },
       schema: {
         summary:
           'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +

@@ -65,6 +65,18 @@ const settings = {
     schema: Type.Integer({ minimum: 1000, maximum: 300000 }),
     default: 20000,
   },
+  /** Requests a minute from one client address (behind a trusted proxy, the address it forwards), on all nodes. */
+  rateLimitIpPerMinute: {
+    env: 'STRONGROOM_RATE_LIMIT_IP_PER_MINUTE',
+    schema: Type.Integer({ minimum: 1, maximum: 100000000 }),
+    default: 12000,
+  },
+  /** Frames a second one stream socket may send (a burst of twice as many passes); more are refused one by one. */
+  streamFramesPerSecond: {
+    env: 'STRONGROOM_STREAM_FRAMES_PER_SECOND',
+    schema: Type.Integer({ minimum: 1, maximum: 1000000 }),
+    default: 200,
+  },
   streamMaxBufferedBytes: {
     env: 'STRONGROOM_STREAM_MAX_BUFFERED_BYTES',
     schema: Type.Integer({ minimum: 65536, maximum: 268435456 }),

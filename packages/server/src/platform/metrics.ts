@@ -94,6 +94,12 @@ export function createMetrics() {
       help: 'Times the connection to the bus was lost',
       registers: [registry],
     }),
+    rateLimited: new Counter({
+      name: 'strongroom_rate_limited_total',
+      help: 'Requests and stream messages refused with 429 (or closed), by what was counted and the limit it hit',
+      labelNames: ['limit', 'key'] as const,
+      registers: [registry],
+    }),
     busReconnects: new Counter({
       name: 'strongroom_bus_reconnects_total',
       help: 'Times the connection to the bus came back',

@@ -139,7 +139,7 @@ async function tokenRoutes(scope: App, ctx: ServerContext): Promise<void> {
   scope.post(
     '/v1/oauth/token',
     {
-      config: { access: allow.anyone },
+      config: { access: allow.anyone, guesses: 'oauth-token' },
       schema: {
         summary: 'OAuth 2.0 token endpoint: client_credentials with private_key_jwt (RFC 7523)',
         tags: ['tenancy'],

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { enrolDevice } from '@strongroom/sdk'
@@ -65,6 +65,9 @@ export async function startTestServer(
   options: { archiveSink?: ArchiveSink; database?: DatabaseHandle } = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-test-'))
+  // Google's attestation status list is not fetched from tests, production-mode ones included: an empty list stands in.
+  const attestationStatus = path.join(dataDir, 'android-attestation-status.json')
+  writeFileSync(attestationStatus, '{"entries": {}}')
   const db = database ?? (await createTestDatabase())
   const config = loadConfig(
     {},
@@ -75,6 +78,7 @@ export async function startTestServer(
       devSeed: false,
       dataDir,
       keyFile: path.join(dataDir, 'keyring.json'),
+      androidAttestStatus: attestationStatus,
       logLevel: 'silent',
       databaseUrl: db.url,
       natsUrl: process.env.NATS_URL,

@@ -52,6 +52,8 @@ export interface StaffIdentity {
  */
 export interface SecureContent {
   isSecure(conversationId: string): Promise<boolean>
+  /** Whether a message to the conversation goes encrypted (a member, or a browser that can take its place back). */
+  canSend(conversationId: string): Promise<boolean>
   /** The text of a message/mls message, or undefined if it is not an application message this member can read. */
   read(message: Message): Promise<{ text: string } | { placeholder: string } | undefined>
   send(conversationId: string, text: string): Promise<void>
@@ -262,7 +264,7 @@ export class ConsoleSession {
   async send(conversationId: string, text: string): Promise<void> {
     if (this.publicChannels.isPublic(conversationId)) {
       await this.publicChannels.send(conversationId, text)
-    } else if (this.secure && (await this.secure.isSecure(conversationId))) {
+    } else if (this.secure && (await this.secure.canSend(conversationId))) {
       await this.secure.send(conversationId, text)
     } else if (this.awaitingEncryption(conversationId)) {
       throw new Error('the customer’s browser has not set up end-to-end encryption yet. Try again in a moment.')

@@ -1,8 +1,19 @@
 import { base64ToBytes, type Message, type StrongroomClient } from '@strongroom/sdk'
-import { browserCryptoProvider, MLS_CONTENT_TYPE, SecureMessaging, type SecureStore } from '@strongroom/sdk/mls'
+import {
+  browserCryptoProvider,
+  fetchSecureHistory,
+  MLS_CONTENT_TYPE,
+  SecureGroupError,
+  SecureMessaging,
+  type SecureStore,
+} from '@strongroom/sdk/mls'
 
 /** What a page shows of a secure message: its text (and when it disappears), or why it cannot show it. */
 export type ReadMessage = { text: string; expiresAt: string | null } | { placeholder: string }
+
+/** How often, and how long apart (growing), a browser asks the archive again for a message it has not read yet. */
+const ARCHIVE_RETRIES = 5
+const ARCHIVE_WAIT_MS = 250
 
 const expired = (message: Pick<Message, 'expiresAt'>) =>
   message.expiresAt !== null && Date.parse(message.expiresAt) <= Date.now()
@@ -14,11 +25,19 @@ const expired = (message: Pick<Message, 'expiresAt'>) =>
  */
 export class BrowserMlsMember {
   readonly messaging: SecureMessaging
+  readonly #client: StrongroomClient
   readonly #self: { kind: 'staff' | 'device'; id: string }
   /** Conversations this browser asked to be added to, once each while the page is open. */
   readonly #asked = new Set<string>()
+  /** Per conversation, the earlier messages the archive sealed to this browser, and the last seq it gave. */
+  readonly #earlier = new Map<string, Promise<{ texts: Map<number, string>; through: number }>>()
 
-  private constructor(messaging: SecureMessaging, self: { kind: 'staff' | 'device'; id: string }) {
+  private constructor(
+    client: StrongroomClient,
+    messaging: SecureMessaging,
+    self: { kind: 'staff' | 'device'; id: string },
+  ) {
+    this.#client = client
     this.messaging = messaging
     this.#self = self
   }
@@ -32,7 +51,7 @@ export class BrowserMlsMember {
       store: options.store,
       keepTexts: true,
     })
-    const member = new BrowserMlsMember(messaging, options.self)
+    const member = new BrowserMlsMember(client, messaging, options.self)
     await messaging.acceptWelcomes()
     return member
   }
@@ -43,8 +62,21 @@ export class BrowserMlsMember {
     return this.messaging.isMember(conversationId)
   }
 
-  /** What to show for a message/mls message; undefined for a commit, or a message that has expired. */
+  /**
+   * What to show for a message/mls message; undefined for a commit, or a message that has expired. Staff see what this
+   * browser cannot decrypt (sent before it joined, on another browser, or before a hand-over) from the bank's archive.
+   */
   async read(message: Message): Promise<ReadMessage | undefined> {
+    const here = await this.#readHere(message)
+    if (!here || !('placeholder' in here)) return here
+    // A commit carries no text: nothing to show, whether or not this browser could read it.
+    if (!isApplicationMessage(message)) return undefined
+    if (this.#self.kind !== 'staff') return here
+    const text = await this.#fromArchive(message)
+    return text === undefined ? here : { text, expiresAt: message.expiresAt }
+  }
+
+  async #readHere(message: Message): Promise<ReadMessage | undefined> {
     if (expired(message)) return undefined
     // Our own message echoed by the stream while send() is under way: keptText waits for the send, which keeps it.
     const kept = await this.#kept(message)
@@ -71,9 +103,68 @@ export class BrowserMlsMember {
     return isApplicationMessage(message) ? { placeholder: 'Encrypted message this browser cannot read' } : undefined
   }
 
-  /** Encrypts and sends; the message comes back on the stream, where `read` shows the text the SDK kept. */
+  /**
+   * An earlier message's text from the archive (sealed to a key this browser made for the request), fetched once per
+   * conversation and again for a message after the last it gave. The archive member reads each message a moment after
+   * it is stored, so a message just sent is waited for a little; undefined when the archive has no text for it.
+   */
+  async #fromArchive(message: Message): Promise<string | undefined> {
+    const { conversationId, seq } = message
+    for (let attempt = 0; attempt <= ARCHIVE_RETRIES; attempt++) {
+      const known = await this.#earlier.get(conversationId)
+      if (known?.texts.has(seq)) return known.texts.get(seq)
+      if (known && seq <= known.through) return undefined
+      if (known) await new Promise((resolve) => setTimeout(resolve, ARCHIVE_WAIT_MS * attempt))
+      this.#earlier.set(conversationId, this.#fetchEarlier(conversationId, known))
+    }
+    return (await this.#earlier.get(conversationId))?.texts.get(seq)
+  }
+
+  async #fetchEarlier(
+    conversationId: string,
+    known: { texts: Map<number, string>; through: number } | undefined,
+  ): Promise<{ texts: Map<number, string>; through: number }> {
+    const texts = new Map(known?.texts)
+    let through = known?.through ?? 0
+    try {
+      for (let after: number | null = through; after !== null; ) {
+        const page = await fetchSecureHistory(this.#client, conversationId, { after })
+        for (const m of page.messages) texts.set(m.seq, m.text)
+        through = page.messages.at(-1)?.seq ?? through
+        after = page.next
+      }
+    } catch {
+      // Not a member of the conversation (any more), or no archive on this node: nothing to show from it.
+    }
+    return { texts, through }
+  }
+
+  /**
+   * Whether this browser can send in the conversation: it is a member, or it is an agent's browser that another of
+   * their browsers replaced in the group (sending takes its place back).
+   */
+  async canSend(conversationId: string): Promise<boolean> {
+    if (await this.isSecure(conversationId)) return true
+    return this.#self.kind === 'staff' && (await this.messaging.wasRemoved(conversationId))
+  }
+
+  /**
+   * Encrypts and sends; the message comes back on the stream, where `read` shows the text the SDK kept. An agent's
+   * browser that another of their browsers replaced re-joins first: the agent chose to go on here. What it missed
+   * meanwhile shows from the archive.
+   */
   async send(conversationId: string, text: string, options: { expiresAt?: Date } = {}): Promise<void> {
-    await this.messaging.send(conversationId, text, options)
+    const replaced = async () => this.#self.kind === 'staff' && (await this.messaging.wasRemoved(conversationId))
+    if (await replaced()) await this.messaging.rejoin(conversationId)
+    try {
+      await this.messaging.send(conversationId, text, options)
+    } catch (error) {
+      // Replaced while this message was on its way (the send caught up and found the other browser's commit): it
+      // never left, so it goes again, once, after re-joining.
+      if (!(error instanceof SecureGroupError && error.code === 'removed' && (await replaced()))) throw error
+      await this.messaging.rejoin(conversationId)
+      await this.messaging.send(conversationId, text, options)
+    }
   }
 
   /** What the SDK kept of a message: undefined when nothing, null when it has nothing to show (a resend request). */

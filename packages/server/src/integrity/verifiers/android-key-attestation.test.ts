@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { X509Certificate } from 'node:crypto'
 import { before, describe, test } from 'node:test'
 import { SecurityLevel, VerifiedBootState } from '@peculiar/asn1-android'
 import { calculateJwkThumbprint } from 'jose'
@@ -11,6 +12,7 @@ import {
   keyDescriptionDer,
   TEST_SIGNING_DIGEST,
 } from './testing/android-chain-builder.ts'
+import { GOOGLE_SAMPLE_CHAIN_PEM } from './testing/google-device-sample.ts'
 import { createRoot, issue, TEST_NOW, type TestCertificate } from './testing/test-pki.ts'
 import { AttestationError, type AttestationErrorCode, type AttestationInput, type ExpectedApp } from './verifier.ts'
 
@@ -239,5 +241,51 @@ describe('Android key attestation', () => {
     }
     const apple = { format: 'apple-appattest', attestationObject: 'oA', keyId: 'AA' } as const
     await assert.rejects(verifier.verify({ evidence: apple, challenge, app }), failsWith('bad-format'))
+  })
+})
+
+describe('Android key attestation: a real device chain Google publishes', () => {
+  const chain = (
+    GOOGLE_SAMPLE_CHAIN_PEM.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+  ).map((pem) => new X509Certificate(pem).raw.toString('base64'))
+  const sampleApp: ExpectedApp = {
+    android: {
+      packageName: 'com.google.attestationexample',
+      signingCertificateSha256: ['68856d1d06f637d6255face5b224db43a9514ace538bb1548b844480fcd85c87'],
+    },
+  }
+  const during = new Date('2023-03-01T00:00:00Z')
+  const input = (overrides: Partial<AttestationInput> = {}): AttestationInput => ({
+    evidence: { format: 'android-key', certificateChain: chain },
+    challenge: 'challenge',
+    app: sampleApp,
+    ...overrides,
+  })
+
+  test("verifies to Google's root with the production verifier: TEE, generated signing key, verified boot", async () => {
+    const result = await createAndroidKeyAttestationVerifier({ now: () => during }).verify(input())
+    assert.equal(chain.length, 5)
+    assert.equal(result.securityLevel, 'trusted-environment')
+    assert.equal(result.appId, 'com.google.attestationexample')
+    assert.equal(result.appVersionCode, 1)
+    assert.deepEqual(result.verifiedBoot, {
+      state: 'verified',
+      deviceLocked: true,
+      osVersion: 130000,
+      osPatchLevel: 202302,
+    })
+  })
+
+  test('refused once its intermediates expired, when Google lists one, or for another app or challenge', async () => {
+    await assert.rejects(createAndroidKeyAttestationVerifier().verify(input()), failsWith('certificate-expired'))
+    const droidCa3 = new X509Certificate(Buffer.from(chain[1] as string, 'base64')).serialNumber.toLowerCase()
+    const revoking = createAndroidKeyAttestationVerifier({
+      now: () => during,
+      isRevoked: (serial) => serial === droidCa3.replace(/^0+/, ''),
+    })
+    await assert.rejects(revoking.verify(input()), failsWith('certificate-revoked'))
+    const verifier = createAndroidKeyAttestationVerifier({ now: () => during })
+    await assert.rejects(verifier.verify(input({ app })), failsWith('app-id-mismatch'))
+    await assert.rejects(verifier.verify(input({ challenge: 'another' })), failsWith('challenge-mismatch'))
   })
 })

@@ -148,6 +148,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * Whether PostgreSQL refused a value itself (SQLSTATE class 22, "data exception": a number out of its column's
+ * range, text it cannot store): the request's fault, not the server's.
+ */
+export function isDataException(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code)
+}
+
+/**
  * Runs a start-up step, trying again with backoff (a quarter second doubling to 5 s) while the database is
  * unreachable or drops the connection, until `deadlineMs` has passed; any other error is thrown at once. A node
  * started before its database, or while the database restarts, waits for it instead of exiting.

@@ -610,6 +610,13 @@ export interface ArchiveHoldsTable {
   released_at: Timestamp | null
 }
 
+export interface RateLimitCountersTable {
+  key: string
+  window_start: BigIntColumn
+  hits: number
+  expires_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -665,6 +672,7 @@ export interface Database {
   archive_retention: ArchiveRetentionTable
   archive_holds: ArchiveHoldsTable
   message_retention_policies: MessageRetentionPoliciesTable
+  rate_limit_counters: RateLimitCountersTable
 }
 
 export type { Generated }

@@ -12,13 +12,27 @@ export type AccessRule =
   | { who: 'anyone' }
   | { who: 'device-key' } // the handler verifies a DPoP proof: enrolment and token renewal
   | { who: 'stream' } // authenticates in its first frame, with the same credentials as HTTP
-  | { who: 'staff'; scope: Scope } // staff or a bank backend holding the scope
+  | { who: 'staff'; scope: Scope; membership?: Membership } // staff or a bank backend holding the scope
   | { who: 'any'; scope: Scope } // a device, or staff or a bank backend holding the scope
-  | { who: 'member'; staffScope: Scope } // a device, or staff holding the scope
+  | { who: 'member'; staffScope: Scope; membership?: Membership } // a device, or staff holding the scope
   | { who: 'device'; integrity?: 'exempt' } // an enrolled device, proving its key; exempt: it obtains the token
   | { who: 'attested-device' } // an enrolled device with a full-scope integrity token, even where tokens are optional
   | { who: 'staff-member' } // any staff member, acting on their own account (no scope needed); not a bank backend
   | { who: 'authenticated' } // any valid credentials
+
+/**
+ * The route acts on the conversation its `:conversationId` names: the caller must be a member of it (or hold
+ * conversations:all), checked after the request is validated; anyone else gets 404, as for a conversation that does
+ * not exist.
+ */
+type Membership = 'conversationId'
+
+/** The rule, for a route that acts on the conversation its `:conversationId` names (see `Membership`). */
+export function inConversation<Rule extends Extract<AccessRule, { who: 'staff' | 'member' }>>(
+  rule: Rule,
+): Rule & { membership: Membership } {
+  return { ...rule, membership: 'conversationId' }
+}
 
 /** The rules, by name: `config: { access: allow.staff('customers:write') }`. */
 export const allow = {
@@ -81,8 +95,11 @@ export interface GuardedAction {
   access: PrincipalRule
 }
 
-/** Admits an action of a signed-in stream by its route's rule, or throws the Problem the route would answer. */
-export type ActionGuard = (action: GuardedAction) => Promise<void>
+/**
+ * Admits an action of a signed-in stream on a conversation by its route's rule, or throws the Problem the route would
+ * answer. `joined`: the stream is a member already (it joined the conversation), so membership needs no lookup.
+ */
+export type ActionGuard = (action: GuardedAction, conversation: { id: string; joined: boolean }) => Promise<void>
 
 /** One row of the access table: a route and its rule. */
 export interface AccessTableRow {
@@ -98,7 +115,11 @@ export function formatAccessTable(rows: readonly AccessTableRow[]): string {
     url,
     access.who,
     'scope' in access ? access.scope : 'staffScope' in access ? access.staffScope : '',
-    'integrity' in access && access.integrity ? `integrity ${access.integrity}` : '',
+    'integrity' in access && access.integrity
+      ? `integrity ${access.integrity}`
+      : 'membership' in access && access.membership
+        ? `member of :${access.membership}`
+        : '',
   ])
   const header = ['METHOD', 'PATH', 'WHO', 'SCOPE', 'NOTE']
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((row) => row[column]?.length ?? 0)))

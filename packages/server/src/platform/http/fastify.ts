@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import swagger from '@fastify/swagger'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
@@ -6,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from '../logging.ts'
 import type { Metrics } from '../metrics.ts'
 import { asProblem, Problem, problemCatalogue } from './problems.ts'
+import { hasUnstorableText } from './schemas.ts'
 import { installSecurityHeaders } from './security-headers.ts'
 
 export type App = FastifyInstance<
@@ -22,6 +24,53 @@ function makeAjv(coerceTypes: boolean): Ajv {
   addFormats.default(ajv)
   return ajv
 }
+
+/**
+ * The schema the validator compiles: the route's own, with every integer that states no bound held to the safe
+ * range, where JavaScript still counts exactly (a larger number would reach PostgreSQL rounded, or overflow bigint).
+ * The OpenAPI document shows the route's schema as written.
+ */
+function withSafeIntegers(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withSafeIntegers)
+  if (schema === null || typeof schema !== 'object') return schema
+  const copy: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(schema)) copy[key] = withSafeIntegers(value)
+  if (copy.type === 'integer') {
+    copy.maximum ??= Number.MAX_SAFE_INTEGER
+    copy.minimum ??= Number.MIN_SAFE_INTEGER
+  }
+  return copy
+}
+
+const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8'
+
+/** A problem+json answer written straight to a socket, for errors Node raises before there is a request. */
+function rawProblemResponse(problem: Problem): string {
+  const body = JSON.stringify(problem.toBody())
+  return (
+    `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\n` +
+    `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    'X-Content-Type-Options: nosniff\r\n' +
+    'Connection: close\r\n\r\n' +
+    body
+  )
+}
+
+/** What Node's HTTP parser refused, as a problem: 431 for headers too large (414 when the request line alone is). */
+function clientErrorProblem(error: Error & { code?: string; rawPacket?: unknown }): Problem {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new Problem('request/timeout')
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    const packet = Buffer.isBuffer(error.rawPacket) ? error.rawPacket : Buffer.alloc(0)
+    const requestLineUnfinished =
+      /^[A-Z]+ \S/.test(packet.subarray(0, 64).toString('latin1')) && !packet.includes('\r\n')
+    return new Problem(requestLineUnfinished ? 'request/uri-too-long' : 'request/headers-too-large')
+  }
+  return new Problem('request/bad-http')
+}
+
+/** How long a refused connection may go on sending (the rest of its headers) before it is cut. */
+const REFUSED_CONNECTION_LINGER_MS = 2000
 
 /**
  * A Fastify instance with the platform's conventions: JSON bodies only, strict schemas, every error rendered as
@@ -41,13 +90,38 @@ export async function createHttpServer(options: {
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // A path that does not decode, or a path parameter longer than any id: answered from the catalogue.
+    frameworkErrors: (error, _request, reply) => {
+      const problem = new Problem(
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'request/uri-too-long' : 'request/bad-url',
+      )
+      reply
+        .status(problem.status as never)
+        .type(PROBLEM_CONTENT_TYPE)
+        .serializer(JSON.stringify)
+        .send(problem.toBody() as never)
+    },
+    // Node refuses some requests before Fastify sees them (headers or URL too large, not HTTP). The answer is a
+    // problem document; the connection is then ended gracefully, reading and discarding what the client still sends,
+    // since closing a socket with unread data resets it, and the client would see a reset rather than the answer.
+    clientErrorHandler: (error, socket) => {
+      if ((error as { code?: string }).code === 'ECONNRESET' || socket.destroyed) return
+      if (socket.writable) socket.end(rawProblemResponse(clientErrorProblem(error)))
+      socket.resume()
+      setTimeout(() => socket.destroy(), REFUSED_CONNECTION_LINGER_MS).unref()
+    },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App
 
   const bodyAjv = makeAjv(false)
   const paramAjv = makeAjv(true)
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema as object),
+    (httpPart === 'body' ? bodyAjv : paramAjv).compile(withSafeIntegers(schema) as object),
   )
+  app.addHook('preValidation', async (request) => {
+    if (hasUnstorableText(request.body) || hasUnstorableText(request.query) || hasUnstorableText(request.params)) {
+      throw new Problem('request/unstorable-value', 'text may not contain NUL characters or unpaired surrogates')
+    }
+  })
 
   // Only JSON is accepted; anything else is refused before a handler sees it.
   app.removeAllContentTypeParsers()
@@ -64,11 +138,18 @@ export async function createHttpServer(options: {
   app.setErrorHandler((error: FastifyError | Problem, request, reply) => {
     const problem = toProblem(error)
     if (problem.status >= 500) request.log.error({ err: error }, 'request failed')
+    // Schemas should have refused the value before the database did: worth a look, not an alarm.
+    if (problem.kind === 'request/unstorable-value' && !(error instanceof Problem)) {
+      request.log.warn({ code: (error as { code?: string }).code }, 'the database refused a value the schema let in')
+    }
     if (problem.status === 401) options.metrics.authFailures.inc({ reason: problem.kind })
     if (problem.status === 503) reply.header('retry-after', '1')
+    // The problem document is serialized as it is, never through the route's response schema for that status
+    // (the token endpoint's 400 is an OAuth error body, which a problem document does not match).
     reply
       .status(problem.status)
-      .type('application/problem+json')
+      .type(PROBLEM_CONTENT_TYPE)
+      .serializer(JSON.stringify)
       .send(problem.toBody(request.url.split('?')[0]))
   })
   app.setNotFoundHandler((request, reply) => {

@@ -1,5 +1,5 @@
 import type { ProblemDocument } from '@strongroom/sdk/protocol'
-import { isDatabaseUnavailable } from '../db/database.ts'
+import { isDatabaseUnavailable, isDataException } from '../db/database.ts'
 
 /**
  * The one catalogue of problem types (RFC 9457). Each has a stable `type` URI, an HTTP status and a fixed title;
@@ -14,6 +14,16 @@ const catalogue = {
   'request/too-large': { status: 413, title: 'The request body is too large' },
   'request/not-found': { status: 404, title: 'No such resource' },
   'request/method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'request/bad-url': { status: 400, title: 'The URL is not valid' },
+  'request/uri-too-long': { status: 414, title: 'The URL is too long' },
+  'request/headers-too-large': { status: 431, title: 'The request headers are too large' },
+  'request/bad-http': { status: 400, title: 'The request is not valid HTTP' },
+  'request/timeout': { status: 408, title: 'The request was not received in time' },
+  'request/rate-limited': { status: 429, title: 'Too many requests: try again after the seconds Retry-After gives' },
+  'request/unstorable-value': {
+    status: 400,
+    title: 'A value is out of range or cannot be stored (text with NUL or unpaired surrogates, a number too large)',
+  },
   'auth/missing-credentials': { status: 401, title: 'Credentials are required' },
   'auth/invalid-token': { status: 401, title: 'The access token is invalid or expired' },
   'auth/invalid-dpop-proof': { status: 401, title: 'The DPoP proof is invalid' },
@@ -206,10 +216,12 @@ export class Problem extends Error {
 
 /**
  * The problem to answer for any error: a Problem as it is, a lost or unreachable database as 503 (the client tries
- * again; nothing was half-written, since every write that matters is one transaction), anything else as 500.
+ * again; nothing was half-written, since every write that matters is one transaction), a value the database cannot
+ * hold as 400 (schemas refuse these first; this is the net under them), anything else as 500.
  */
 export function asProblem(error: unknown): Problem {
   if (error instanceof Problem) return error
   if (isDatabaseUnavailable(error)) return new Problem('server/unavailable', 'the database is unavailable; try again')
+  if (isDataException(error)) return new Problem('request/unstorable-value')
   return new Problem('server/internal')
 }
