@@ -166,6 +166,35 @@ describe('the channel simulator: the phone side', () => {
     assert.deepEqual([secure?.kind, secure?.connector], ['secure', 'rbm'])
   })
 
+  test("RBM's webhook verification is answered with its secret only for the agent's client token", async () => {
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const clientToken = 'rbm-client-token-of-the-bank'
+    await admin.request('PUT', '/v1/channels/rbm', {
+      address: RBM_AGENT,
+      verifiedSender: 'Simulator Bank',
+      secrets: { clientToken },
+    })
+    const verify = async (body: unknown) => {
+      const response = await fetch(`${server.url}/v1/channels/rbm/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return [response.status, await response.text()]
+    }
+    assert.deepEqual(await verify({ clientToken, secret: '1234567890' }), [200, '1234567890'])
+    const [wrongToken] = await verify({ clientToken: 'not-our-client-token', secret: '1234567890' })
+    assert.equal(wrongToken, 403)
+    // Nothing that could be read as markup is echoed, and an unsigned event is no handshake.
+    const [markup] = await verify({ clientToken, secret: '<script>' })
+    assert.equal(markup, 403)
+    const [unsigned] = await verify({ message: { data: Buffer.from('{}').toString('base64') } })
+    assert.equal(unsigned, 403)
+    // The channel still answers events signed with the new token: the simulator signs with the stored one.
+    const sent = await phone.send('rbm', { from: CUSTOMER_PHONE, to: RBM_AGENT, text: 'still here' })
+    assert.equal(sent.status, 200)
+  })
+
   test('the phone cannot write to an address no channel has, nor wait longer than 25 s', async () => {
     const unknown = await phone
       .send('twilio', { from: CUSTOMER_PHONE, to: '+442079460999', text: 'hello?' })
