@@ -559,6 +559,43 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.equal(refused.status, 409)
       assert.deepEqual(await rowCounts(), before)
     })
+
+    test('a pivot 25 hours after the last message goes out as the registered template, the link as its URL button', async () => {
+      const conversation = await newestConversation(agent)
+      const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+      const pivot = {
+        purpose: 'pivot',
+        name: 'secure_chat_invitation',
+        language: 'en_GB',
+        category: 'UTILITY',
+        parameters: ['link-domain'],
+        urlButtonBase: 'https://bank.example/secure/',
+      }
+      // A pivot template without its URL button cannot carry the link; two for one purpose are ambiguous.
+      const { urlButtonBase: _, ...buttonless } = pivot
+      for (const templates of [[buttonless], [pivot, pivot]]) {
+        const invalid = await problemOf(admin.request('PUT', '/v1/channels/whatsapp/templates', { templates }))
+        assert.equal(invalid.status, 400)
+      }
+      assert.deepEqual(await admin.request('PUT', '/v1/channels/whatsapp/templates', { templates: [pivot] }), {
+        templates: [pivot],
+      })
+      assert.deepEqual(await admin.request('GET', '/v1/channels/whatsapp/templates'), { templates: [pivot] })
+      // Still 25 hours after the customer's last message (the test above): a free text is refused, the pivot is not.
+      const text = await problemOf(
+        agent.request('POST', `/v1/conversations/${conversation.id}/public-messages`, {
+          clientMessageId: 'wa-3',
+          text: 'Still there?',
+        }),
+      )
+      assert.equal(text.type, `${PROBLEMS}channels/outside-service-window`)
+      await agent.request('POST', `/v1/conversations/${conversation.id}/pivot`, {})
+      const sent = (await inbox('whatsapp', WA_ID)).at(-1)
+      assert.equal(sent?.text, 'secure_chat_invitation')
+      assert.match(sent?.link?.url ?? '', /^#t=srp_[A-Za-z0-9_-]+$/)
+      const [link] = await agent.listPivotLinks(conversation.id)
+      assert.equal(link?.status, 'sent')
+    })
   })
 
   describe('Messenger', () => {

@@ -22,6 +22,7 @@ import { addressOf, type ChannelIdentity, identityOfConversation } from './ident
 import { loadLinkPolicy, requireAllowedLinks } from './link-policy.ts'
 import type { SmppLinks } from './smpp-links.ts'
 import type { InboundSmsReplyHandler } from './sms.ts'
+import { loadWhatsAppTemplates, templateFor } from './whatsapp-templates.ts'
 
 /** What channels work with, built whole when the server starts (see `openChannels` in channel-services.ts). */
 export interface ChannelDeps {
@@ -87,7 +88,12 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
   const identity = await requirePublicIdentity(ctx, input.tenantId, input.conversationId)
   const channel = await findTenantChannel(ctx, input.tenantId, identity.connector)
   if (!channel) throw new Problem('channels/not-configured')
-  if (identity.connector === 'whatsapp' && !withinWindow(identity)) throw new Problem('channels/outside-service-window')
+  // Outside WhatsApp's window, only an approved template may go out: the bank's, when it registered one for this.
+  const windowClosed = identity.connector === 'whatsapp' && !withinWindow(identity)
+  const template = windowClosed
+    ? templateFor(await loadWhatsAppTemplates(ctx, input.tenantId), input, new URL(deps.env.publicUrl()).host)
+    : undefined
+  if (windowClosed && !template) throw new Problem('channels/outside-service-window')
   requireAllowedLinks(await loadLinkPolicy(ctx, input.tenantId), deps.env.publicUrl(), input.text, input.link?.url)
 
   const place = { conversationId: input.conversationId, sender: input.sender, clientMessageId: input.clientMessageId }
@@ -148,6 +154,7 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
       link: input.link,
       idempotencyKey: idempotencyKey(input.tenantId, input.conversationId, input.clientMessageId),
       customerLastMessageAt: identity.lastInboundAt ?? undefined,
+      template,
     })
     const updated = await ctx.db
       .updateTable('channel_messages')

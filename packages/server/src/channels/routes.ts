@@ -15,6 +15,7 @@ import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpP
 import { linkIdentityCustomer } from './identities.ts'
 import { LinkPolicy, loadLinkPolicy, saveLinkPolicy } from './link-policy.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
+import { loadWhatsAppTemplates, saveWhatsAppTemplates, WhatsAppTemplates } from './whatsapp-templates.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
 const CONVERSATION_ID = 'cnv_[A-Za-z0-9_-]{22}'
@@ -54,6 +55,7 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
   await publicCustomerRoutes(app, ctx)
   await dlpPolicyRoutes(app, ctx)
   await linkPolicyRoutes(app, ctx)
+  await whatsAppTemplateRoutes(app, ctx)
   await dlpScanRoutes(app, ctx)
 }
 
@@ -357,6 +359,41 @@ async function linkPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
     async (request) => {
       const principal = principalOf(request)
       return saveLinkPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
+    },
+  )
+}
+
+/** The WhatsApp templates the bank had approved, used outside the 24-hour customer service window. */
+async function whatsAppTemplateRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.get(
+    '/v1/channels/whatsapp/templates',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary: "The bank's WhatsApp templates, sent instead of free text outside the 24-hour window",
+        tags: ['channels'],
+        response: { 200: WhatsAppTemplates, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => loadWhatsAppTemplates(ctx, principalOf(request).tenantId),
+  )
+
+  app.put(
+    '/v1/channels/whatsapp/templates',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary:
+          'Register the WhatsApp templates approved at Meta (name, language, category, parameters): one for a message ' +
+          'and one for the pivot (with its URL button), used automatically outside the 24-hour window; audited',
+        tags: ['channels'],
+        body: WhatsAppTemplates,
+        response: { 200: WhatsAppTemplates, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      return saveWhatsAppTemplates(ctx, principal.tenantId, request.body, actorOf(principal))
     },
   )
 }

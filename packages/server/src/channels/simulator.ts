@@ -369,13 +369,18 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
       const body = JSON.parse(String(request.body ?? '{}'))
       const id = `wamid.${random(16)}`
       const interactive = body.interactive
+      // A template's URL button shows its dynamic part only: the fixed part is registered at Meta.
+      const button = body.template?.components?.find((c: { type?: string }) => c.type === 'button')
+      const buttonLink = button
+        ? { url: String(button.parameters?.[0]?.text), label: String(body.template.name) }
+        : null
       record('whatsapp', {
         providerMessageId: id,
         to: String(body.to),
         text: String(interactive ? interactive.body?.text : (body.text?.body ?? body.template?.name ?? '')),
         link: interactive
           ? { url: interactive.action.parameters.url, label: interactive.action.parameters.display_text }
-          : null,
+          : buttonLink,
       })
       return { messaging_product: 'whatsapp', contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id }] }
     },
