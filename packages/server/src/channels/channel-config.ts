@@ -47,6 +47,8 @@ export interface ChannelSettings {
   systemType?: string
   /** RBM: the agent's display name, which Google verified at launch and phones show with a verified badge. */
   verifiedSender?: string
+  /** Messenger: Meta granted the Human Agent permission, so agents may answer for 7 days with the HUMAN_AGENT tag. */
+  humanAgentTag?: boolean
 }
 
 export interface ChannelConfig {
@@ -74,6 +76,7 @@ export interface ChannelView {
   systemId?: string
   systemType?: string
   verifiedSender?: string
+  humanAgentTag?: boolean
   secretsSet: string[]
   updatedAt: string
 }
@@ -250,6 +253,19 @@ export async function tenantChannelAddresses(ctx: Pick<ServerContext, 'db'>, ten
   return rows.map((row) => row.receiving_address)
 }
 
+/** A tenant's channels' settings (nothing secret), by connector. */
+export async function tenantChannelSettings(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+): Promise<Map<ConnectorKind, ChannelSettings>> {
+  const rows = await ctx.db
+    .selectFrom('channel_configs')
+    .select(['connector', 'settings'])
+    .where('tenant_id', '=', tenantId)
+    .execute()
+  return new Map(rows.map((row) => [row.connector, JSON.parse(row.settings) as ChannelSettings]))
+}
+
 /** Every tenant's channel of one connector (the SMPP links to open when the server starts). */
 export async function listChannelsOf(ctx: Ctx, connector: ConnectorKind): Promise<ChannelConfig[]> {
   const rows = await ctx.db.selectFrom('channel_configs').selectAll().where('connector', '=', connector).execute()
@@ -373,6 +389,7 @@ export function webhookConnectorFor(
           accessToken: secrets.accessToken ?? '',
           appSecret: secrets.appSecret ?? '',
           apiVersion: settings.apiVersion ?? '',
+          humanAgentTag: settings.humanAgentTag === true,
           ...baseUrl,
         },
         env.transport,

@@ -33,6 +33,7 @@ const ChannelViewSchema = Type.Object({
   systemId: Type.Optional(Type.String()),
   systemType: Type.Optional(Type.String()),
   verifiedSender: Type.Optional(Type.String()),
+  humanAgentTag: Type.Optional(Type.Boolean()),
   link: Type.Optional(
     Type.String({
       description: "SMPP: this node's link to the SMSC: connecting, bound, disconnected, bind-refused or closed",
@@ -95,6 +96,11 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
             systemType: Type.Optional(Type.String({ maxLength: 12, pattern: '^[\\x21-\\x7e]*$' })),
             verifiedSender: Type.Optional(
               Type.String({ minLength: 1, maxLength: 100, description: "RBM: the agent's verified display name" }),
+            ),
+            humanAgentTag: Type.Optional(
+              Type.Boolean({
+                description: 'Messenger: the Human Agent permission is granted (HUMAN_AGENT replies, 7 days)',
+              }),
             ),
             secrets: Type.Object(
               {
