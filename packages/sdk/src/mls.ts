@@ -36,6 +36,7 @@ export {
   credentialAuthorityService,
   type MemberCredentialClaims,
   type MemberIdentity,
+  memberCredentialClaims,
   memberOfCredential,
   mlsCredential,
   signMemberCredential,

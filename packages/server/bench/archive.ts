@@ -21,7 +21,7 @@ import { loadConfig } from '../src/platform/config.ts'
 import { migrateToLatest, openDatabase } from '../src/platform/db/database.ts'
 import { Keyring } from '../src/platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../src/platform/keyring/local-key-file.ts'
-import { openSigningKey, verificationKeys } from '../src/platform/keyring/signing-keys.ts'
+import { TenantSigningKeys, verificationKeys } from '../src/platform/keyring/signing-keys.ts'
 import { createTenant } from '../src/tenancy/tenants.ts'
 import { createTestDatabase } from '../src/testing/harness.ts'
 
@@ -40,7 +40,7 @@ const db = database.db
 const live = await LocalKeyFileProvider.open(path.join(dir, 'keyring.json'), { create: true })
 const archiveKek = await LocalKeyFileProvider.open(path.join(dir, 'archive-keyring.json'), { create: true })
 const tenant = await createTenant({ db, keyring: new Keyring(db, live) }, 'Bench Bank', operator)
-const signer = await openSigningKey(db, live, 'archive-checkpoint')
+const signers = new TenantSigningKeys(db, live, 'archive-checkpoint')
 const policy = { everyRecords: 1000, everySeconds: 60 }
 const ctx = { db, archiveKek }
 
@@ -69,7 +69,7 @@ for (let done = 0; done < total; done += batch) {
   await archiveRecords(ctx, inputs)
   appendMs += performance.now() - started
   started = performance.now()
-  await chainArchiveRecords(db, signer, policy)
+  await chainArchiveRecords(db, signers, policy)
   chainMs += performance.now() - started
   if (process.stderr.isTTY) process.stderr.write(`\rappended ${Math.min(total, done + batch)}`)
 }

@@ -48,9 +48,16 @@ import type { AccessTableRow } from './platform/http/access-rule.ts'
 import { type App, createHttpServer } from './platform/http/fastify.ts'
 import { healthModule } from './platform/http/health-routes.ts'
 import { serveMetrics } from './platform/http/metrics-endpoint.ts'
+import type { KeyProvider } from './platform/keyring/key-provider.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
-import { openSigningKey, type SigningKey, type SigningKeyPurpose } from './platform/keyring/signing-keys.ts'
+import { openKeyProvider } from './platform/keyring/open-provider.ts'
+import {
+  openSigningKey,
+  type SigningKey,
+  type SigningKeyPurpose,
+  TenantSigningKeys,
+} from './platform/keyring/signing-keys.ts'
 import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
 import { type Module, registerModules } from './platform/module.ts'
@@ -76,11 +83,11 @@ interface Services {
   publicUrl: () => string
   simSwap: () => SimSwapProvider
   sendSms: SmsSender
-  receiptKey: SigningKey
+  receiptKeys: TenantSigningKeys
   integrityTokenKey: SigningKey
   deactivatedAppVersions: DeactivatedAppVersions
   attestationStatus: AttestationStatusList | undefined
-  archiveSigner: SigningKey
+  archiveKeys: TenantSigningKeys
 }
 
 /** The capabilities, in the order their routes register. Adding a capability is adding its folder and a line here. */
@@ -117,6 +124,8 @@ export interface RunningServer {
   flushWebhooks(): Promise<void>
   /** The archive member on this node, when it runs here. */
   readonly archiveMember: ArchiveMember | undefined
+  /** Where this node's KEK and signing keys live (the key file or the HSM). */
+  readonly keyProvider: KeyProvider
   close(): Promise<void>
 }
 
@@ -209,6 +218,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     },
     flushWebhooks: () => running.webhooks.flush(),
     archiveMember,
+    keyProvider: platform.keyProvider,
     close: () => app.close(),
   }
 }
@@ -229,14 +239,18 @@ function guardChecks(ctx: ServerContext): GuardChecks {
 type Platform = Awaited<ReturnType<typeof openPlatform>>
 type SigningKeys = Awaited<ReturnType<typeof openSigningKeys>>
 
-/** The server's signing keys, one a purpose (created on first use, rotated by `strongroom keys rotate`). */
+/**
+ * The server's signing keys (created on first use, rotated by `strongroom keys rotate`): one a purpose for the
+ * deployment, and each bank's own for its receipts and checkpoints, opened when first needed.
+ */
 async function openSigningKeys({ ctx, keyProvider, startupStep }: Platform) {
   const key = (purpose: SigningKeyPurpose) => startupStep(() => openSigningKey(ctx.db, keyProvider, purpose))
+  const perBank = (purpose: SigningKeyPurpose) => new TenantSigningKeys(ctx.db, keyProvider, purpose)
   return {
     wipe: await key('wipe-command'),
-    audit: await key('audit-checkpoint'),
-    archive: await key('archive-checkpoint'),
-    receipt: await key('consent-receipt'),
+    audit: perBank('audit-checkpoint'),
+    archive: perBank('archive-checkpoint'),
+    receipt: perBank('consent-receipt'),
     integrity: await key('integrity-token'),
     credential: await key('mls-credential'),
   }
@@ -257,7 +271,9 @@ async function startServices(
   const channelDeps: ChannelDeps = openChannels(ctx, {
     messageLog,
     env: { publicUrl: outside.publicUrl, simulatorUrl: outside.simulatorUrl },
-    smsReplyHandlers: [(reply) => handleSmsReply(ctx, { receiptKey: keys.receipt, simSwap: outside.simSwap() }, reply)],
+    smsReplyHandlers: [
+      (reply) => handleSmsReply(ctx, { receiptKeys: keys.receipt, simSwap: outside.simSwap() }, reply),
+    ],
     inviteToSecureChannel: (invitation) => invitePivot(ctx, channelDeps, invitation),
   })
   const archiveMember = config.archiveMember
@@ -283,11 +299,11 @@ async function startServices(
     publicUrl: outside.publicUrl,
     simSwap: outside.simSwap,
     sendSms: (sms) => sendTransactionalSms(ctx, channelDeps, sms),
-    receiptKey: keys.receipt,
+    receiptKeys: keys.receipt,
     integrityTokenKey: keys.integrity,
     deactivatedAppVersions: parts.gate.deactivated,
     attestationStatus: await openAttestationStatusList(ctx),
-    archiveSigner: keys.archive,
+    archiveKeys: keys.archive,
   }
   const running = {
     draining: false,
@@ -348,7 +364,7 @@ function externalServices(config: Config) {
 async function openPlatform(config: Config, options: StartOptions) {
   const log = options.logger ?? createLogger(config.logLevel)
   const metrics = createMetrics()
-  const keyProvider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
+  const keyProvider = await openKeyProvider(config, { create: config.mode === 'dev' })
   const database = options.database ?? (await openDatabase(config, { inMemory: options.inMemoryDatabase ?? false }))
   const stopWatchingDatabase = database.onConnectionLost((error) => {
     metrics.databaseConnectionsLost.inc()
@@ -389,6 +405,8 @@ async function openPlatform(config: Config, options: StartOptions) {
       ? await LocalKeyFileProvider.open(config.archiveKeyFile, { create: config.mode === 'dev' })
       : undefined
   const keyring = new Keyring(database.db, keyProvider)
+  // A data key rotated by `strongroom keys rotate --data-keys` is used from the next write, on every node.
+  const stopFollowingKeyRotations = keyring.followRotations(bus)
   const ctx: ServerContext = { config, db: database.db, bus, keyring, archiveKek, metrics, log }
   if (config.mode === 'dev' && config.devSeed) await seedDemoBank(ctx)
   return {
@@ -397,9 +415,11 @@ async function openPlatform(config: Config, options: StartOptions) {
     keyProvider,
     startupStep,
     async close() {
+      stopFollowingKeyRotations()
       await bus.close()
       stopWatchingDatabase()
       if (!options.database) await database.close()
+      await keyProvider.close()
     },
   }
 }

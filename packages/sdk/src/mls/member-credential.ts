@@ -23,25 +23,34 @@ export interface MemberCredentialClaims extends JWTPayload {
 export const CREDENTIAL_ISSUER = 'strongroom:credential-authority'
 export const CREDENTIAL_TYPE = 'strongroom-member+jwt'
 
+/** What a member credential says: the claims the credential authority signs (typ CREDENTIAL_TYPE, alg EdDSA). */
+export function memberCredentialClaims(input: {
+  tenantId: string
+  member: MemberIdentity
+  signaturePublicKey: Uint8Array
+}): MemberCredentialClaims {
+  return {
+    tid: input.tenantId,
+    mls_key: base64url.encode(input.signaturePublicKey),
+    ...(input.member.customerId ? { cst: input.member.customerId } : {}),
+    iss: CREDENTIAL_ISSUER,
+    sub: `${input.member.kind}:${input.member.id}`,
+    iat: Math.floor(Date.now() / 1000),
+  }
+}
+
 /**
  * Signs a member credential: the credential authority (the server) vouches that this MLS signature key belongs to
- * this device, staff member or archive of this tenant. `authorityKey` is an Ed25519 private key.
+ * this device, staff member or archive of this tenant. `authorityKey` is an Ed25519 private key (the server's own
+ * authority signs through its key provider instead, with the same claims).
  */
 export function signMemberCredential(
   authorityKey: Parameters<SignJWT['sign']>[0],
   keyId: string,
   input: { tenantId: string; member: MemberIdentity; signaturePublicKey: Uint8Array },
 ): Promise<string> {
-  const claims: Omit<MemberCredentialClaims, 'sub'> = {
-    tid: input.tenantId,
-    mls_key: base64url.encode(input.signaturePublicKey),
-    ...(input.member.customerId ? { cst: input.member.customerId } : {}),
-  }
-  return new SignJWT(claims)
+  return new SignJWT(memberCredentialClaims(input))
     .setProtectedHeader({ alg: 'EdDSA', typ: CREDENTIAL_TYPE, kid: keyId })
-    .setIssuer(CREDENTIAL_ISSUER)
-    .setSubject(`${input.member.kind}:${input.member.id}`)
-    .setIssuedAt()
     .sign(authorityKey)
 }
 

@@ -118,8 +118,7 @@ describe('the compliance archive', () => {
          or position('card limit' in details) > 0`.execute(server.ctx.db)
     assert.equal(rows[0]?.n, 0)
     // The archive keys are wrapped by the archive's own KEK: the live keyring's KEK cannot unwrap them.
-    const { LocalKeyFileProvider } = await import('../platform/keyring/local-key-file.ts')
-    const live = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const live = server.keyProvider
     const keyIds = (
       await server.ctx.db.selectFrom('archive_keys').select('id').where('tenant_id', '=', bank.tenantId).execute()
     ).map((k) => k.id)

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto'
 import canonicalize from 'canonicalize'
 import { type ChainKind, checkCheckpoint } from '../platform/hash-chain/checkpoint.ts'
 import { leafHash, verifyInclusion } from '../platform/hash-chain/merkle.ts'
@@ -40,7 +40,7 @@ export interface BundleManifest {
 export function signManifest(manifest: BundleManifest, signer: SigningKey): BundleManifest {
   const { signature: _, ...unsigned } = manifest
   const statement = Buffer.from(canonicalize(unsigned) as string, 'utf8')
-  return { ...unsigned, signature: sign(null, statement, signer.privateKey).toString('base64') }
+  return { ...unsigned, signature: signer.sign(statement).toString('base64') }
 }
 
 export interface BundleVerification {

@@ -4,7 +4,7 @@ import type { Database } from '../platform/db/schema.ts'
 import { startChainTask } from '../platform/hash-chain/chain-task.ts'
 import { ChainLinker, type CheckpointPolicy, emptyChainHead } from '../platform/hash-chain/linker.ts'
 import { openWitness, witnessCheckpoints } from '../platform/hash-chain/witness.ts'
-import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import type { SigningKey, TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { archiveRecordHash, chainedFields } from './record-hash.ts'
 
 const PAGE = 2000
@@ -17,7 +17,7 @@ const PAGE = 2000
  */
 export async function chainArchiveRecords(
   db: Kysely<Database>,
-  signer: SigningKey,
+  signers: TenantSigningKeys,
   policy: CheckpointPolicy,
 ): Promise<number> {
   const tenants = await db
@@ -28,6 +28,7 @@ export async function chainArchiveRecords(
     .execute()
   let linked = 0
   for (const { tenant_id: tenantId } of tenants) {
+    const signer = await signers.for(tenantId)
     for (let count = PAGE; count === PAGE; linked += count) count = await linkPage(db, signer, policy, tenantId)
   }
   const quiet = await db
@@ -36,7 +37,9 @@ export async function chainArchiveRecords(
     .whereRef('last_seq', '>', 'checkpoint_seq')
     .where('checkpoint_at', '<', new Date(Date.now() - policy.everySeconds * 1000))
     .execute()
-  for (const { tenant_id: tenantId } of quiet) await linkPage(db, signer, policy, tenantId, { checkpointOnly: true })
+  for (const { tenant_id: tenantId } of quiet) {
+    await linkPage(db, await signers.for(tenantId), policy, tenantId, { checkpointOnly: true })
+  }
   return linked
 }
 
@@ -128,14 +131,14 @@ export async function checkpointArchiveNow(db: Kysely<Database>, signer: Signing
  * Runs the archive chainer on this node every quarter second, then sends new checkpoints to the witness when one is
  * configured; stopping links what is still pending.
  */
-export function startArchiveChainer(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, signer: SigningKey) {
+export function startArchiveChainer(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, signers: TenantSigningKeys) {
   const policy = {
     everyRecords: ctx.config.archiveCheckpointRecords,
     everySeconds: ctx.config.archiveCheckpointSeconds,
   }
   const witness = openWitness(ctx.config)
   return startChainTask('archive chainer', ctx.log, async (seal) => {
-    await chainArchiveRecords(ctx.db, signer, seal ? { ...policy, everySeconds: 0 } : policy)
+    await chainArchiveRecords(ctx.db, signers, seal ? { ...policy, everySeconds: 0 } : policy)
     if (witness?.due()) await witnessCheckpoints(ctx.db, 'archive', witness)
   })
 }

@@ -92,7 +92,7 @@ export async function exportCase(
     await chainLeaves(ctx, tenantId, treeSize),
     listed.map((r) => r.seq - 1),
   )
-  const publicKeys = await verificationKeys(ctx.db, 'archive-checkpoint')
+  const publicKeys = await verificationKeys(ctx.db, 'archive-checkpoint', { tenantId })
   const manifest = signManifest(
     {
       type: BUNDLE_TYPE,

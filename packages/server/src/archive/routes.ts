@@ -7,7 +7,7 @@ import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import type { TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { archiveKeysOf } from './append.ts'
 import { eraseCustomer } from './erasure.ts'
 import { exportCase } from './export.ts'
@@ -93,7 +93,11 @@ async function writeOrWait(stream: PassThrough, line: string): Promise<void> {
 const date = (value: string | undefined) => (value === undefined ? undefined : new Date(value))
 
 /** The compliance archive for compliance staff: search, export, retention, legal holds and erasure. */
-export async function archiveRoutes(app: App, ctx: ServerContext, options: { signer: SigningKey }): Promise<void> {
+export async function archiveRoutes(
+  app: App,
+  ctx: ServerContext,
+  options: { signers: TenantSigningKeys },
+): Promise<void> {
   await recordRoutes(app, ctx)
   await exportRoutes(app, ctx, options)
   await verificationAndRetentionRoutes(app, ctx)
@@ -191,7 +195,7 @@ async function recordRoutes(app: App, ctx: ServerContext): Promise<void> {
 }
 
 /** Exporting records as a signed bundle. */
-async function exportRoutes(app: App, ctx: ServerContext, options: { signer: SigningKey }): Promise<void> {
+async function exportRoutes(app: App, ctx: ServerContext, options: { signers: TenantSigningKeys }): Promise<void> {
   app.post(
     '/v1/archive/exports',
     {
@@ -215,7 +219,7 @@ async function exportRoutes(app: App, ctx: ServerContext, options: { signer: Sig
       let streaming = false
       const built = exportCase(
         ctx,
-        options.signer,
+        await options.signers.for(principal.tenantId),
         principal.tenantId,
         { ...scope, from: date(from), to: date(to) },
         actorOf(principal),

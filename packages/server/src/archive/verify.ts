@@ -71,7 +71,7 @@ export async function verifyArchiveNow(
   tenantId: string,
 ): Promise<ArchiveVerification & { verifiedAt: string }> {
   const verification = await verifyArchiveChain(db, tenantId, {
-    keys: await verificationKeys(db, 'archive-checkpoint'),
+    keys: await verificationKeys(db, 'archive-checkpoint', { tenantId }),
   })
   return { ...verification, verifiedAt: new Date().toISOString() }
 }

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
 import { ChainLinker, type CheckpointPolicy, emptyChainHead } from '../platform/hash-chain/linker.ts'
-import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import type { SigningKey, TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { recordHash } from './record-hash.ts'
 
 export type { CheckpointPolicy } from '../platform/hash-chain/linker.ts'
@@ -16,24 +16,25 @@ const PAGE = 1000
  */
 export async function chainPendingEvents(
   db: Kysely<Database>,
-  signer: SigningKey,
+  signers: TenantSigningKeys,
   policy: CheckpointPolicy,
 ): Promise<number> {
   const tenants = await db.selectFrom('audit_events').select('tenant_id').distinct().where('seq', 'is', null).execute()
   let chained = 0
   for (const { tenant_id: tenantId } of tenants) {
+    const signer = await signers.for(tenantId)
     for (;;) {
       const count = await chainPage(db, signer, policy, tenantId)
       chained += count
       if (count < PAGE) break
     }
   }
-  await checkpointQuietChains(db, signer, policy)
+  await checkpointQuietChains(db, signers, policy)
   return chained
 }
 
 /** Chains whose newest records have waited longer than the policy allows get a checkpoint without new events. */
-async function checkpointQuietChains(db: Kysely<Database>, signer: SigningKey, policy: CheckpointPolicy) {
+async function checkpointQuietChains(db: Kysely<Database>, signers: TenantSigningKeys, policy: CheckpointPolicy) {
   const due = await db
     .selectFrom('audit_chains')
     .select('tenant_id')
@@ -41,6 +42,7 @@ async function checkpointQuietChains(db: Kysely<Database>, signer: SigningKey, p
     .where('checkpoint_at', '<', new Date(Date.now() - policy.everySeconds * 1000))
     .execute()
   for (const { tenant_id: tenantId } of due) {
+    const signer = await signers.for(tenantId)
     await db.transaction().execute(async (trx) => {
       const head = await lockHead(trx, tenantId)
       if (!head) return

@@ -4,6 +4,7 @@ import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
+import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 
 const PERIOD_SECONDS = 30
 const DIGITS = 6
@@ -14,6 +15,11 @@ const LOCK_MINUTES = 15
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring'>
 const secretField = (id: string) => ({ table: 'totp_factors', column: 'secret', rowId: id })
+
+/** The TOTP secrets, sealed by the keyring: for `keys reencrypt` and `keys retire`. */
+export const totpEncryptedColumns: EncryptedColumn[] = [
+  { table: 'totp_factors', column: 'secret', key: ['id'], field: (row) => secretField(row.id as string) },
+]
 
 function totpFor(secret: Secret, label: string, issuer: string): TOTP {
   return new TOTP({ issuer, label, algorithm: 'SHA1', digits: DIGITS, period: PERIOD_SECONDS, secret })

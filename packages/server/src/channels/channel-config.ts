@@ -4,6 +4,7 @@ import type { Principal } from '../platform/http/principal.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { secretHash } from '../platform/ids.ts'
+import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import { findStaff } from '../tenancy/staff.ts'
 import type { Connector, ConnectorKind, WebhookConnector, WebhookConnectorKind } from './connectors/connector.ts'
 import { messengerConnector } from './connectors/messenger.ts'
@@ -90,6 +91,16 @@ const REQUIRED_SECRETS: Record<ConnectorKind, (keyof ChannelSecrets)[]> = {
 }
 
 const secretsField = (connector: ConnectorKind) => ({ table: 'channel_configs', column: 'secrets', rowId: connector })
+
+/** The channel credentials, sealed by the keyring: for `keys reencrypt` and `keys retire`. */
+export const channelConfigEncryptedColumns: EncryptedColumn[] = [
+  {
+    table: 'channel_configs',
+    column: 'secrets',
+    key: ['connector'],
+    field: (row) => secretsField(row.connector as ConnectorKind),
+  },
+]
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
 

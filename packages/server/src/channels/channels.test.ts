@@ -5,7 +5,7 @@ import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@str
 import { sql } from 'kysely'
 import { ArchiveMember } from '../archive/archive-member.ts'
 import { archiveStoreSink } from '../archive/archive-sink.ts'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import type { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { PROBLEMS, problemOf } from '../testing/problems.ts'
@@ -382,7 +382,7 @@ describe('public channels and the pivot into the secure channel', () => {
     test('an archive member that was down catches up on the public messages it missed', async () => {
       await server.archiveMember?.stop()
       await customerWrites('twilio', { from: CUSTOMER_PHONE, to: BANK_NUMBER, text: 'said while the archive was down' })
-      const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+      const provider = server.keyProvider
       const member = await ArchiveMember.start(server.ctx, {
         credentialKey: await openSigningKey(server.ctx.db, provider, 'mls-credential'),
         kek: server.ctx.archiveKek as LocalKeyFileProvider,

@@ -1,4 +1,6 @@
+import { IMPORTED_HISTORY_TYPE, PUBLIC_MESSAGE_TYPE } from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
+import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import type { ConnectorKind } from './connectors/connector.ts'
 import type { FindingKind } from './dlp.ts'
 import type { RiskFlag } from './link-policy.ts'
@@ -43,6 +45,25 @@ const fieldOf = (place: MessagePlace) => ({
   column: 'ciphertext',
   rowId: `${place.conversationId}/${place.sender.kind}:${place.sender.id}/${place.clientMessageId}`,
 })
+
+/**
+ * Public-channel messages and imported history, sealed by the keyring (the other rows of the messages table are the
+ * devices' own MLS ciphertext): for `keys reencrypt` and `keys retire`.
+ */
+export const envelopeEncryptedColumns: EncryptedColumn[] = [
+  {
+    table: 'messages',
+    column: 'ciphertext',
+    key: ['conversation_id', 'sender_kind', 'sender_id', 'client_message_id'],
+    field: (row) =>
+      fieldOf({
+        conversationId: row.conversation_id as string,
+        sender: { kind: row.sender_kind as string, id: row.sender_id as string },
+        clientMessageId: row.client_message_id as string,
+      }),
+    only: { column: 'content_type', values: [PUBLIC_MESSAGE_TYPE, IMPORTED_HISTORY_TYPE] },
+  },
+]
 
 export async function sealEnvelope(
   ctx: Pick<ServerContext, 'keyring'>,

@@ -4,6 +4,7 @@ import { findCustomerIdByPhoneNumber } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
+import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import type { ChannelConfig } from './channel-config.ts'
 import type { ConnectorKind } from './connectors/connector.ts'
 
@@ -25,6 +26,11 @@ type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus'>
 
 const ADDRESS_INDEX = 'channel_identities.address'
 const addressField = (id: string) => ({ table: 'channel_identities', column: 'address', rowId: id })
+
+/** The public-channel addresses, sealed by the keyring: for `keys reencrypt` and `keys retire`. */
+export const channelIdentityEncryptedColumns: EncryptedColumn[] = [
+  { table: 'channel_identities', column: 'address', key: ['id'], field: (row) => addressField(row.id as string) },
+]
 
 /**
  * The phone number in E.164 behind an SMS (Twilio, SMPP), RCS (the carrier gives RBM the number) or WhatsApp address;

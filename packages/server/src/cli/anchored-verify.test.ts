@@ -9,11 +9,11 @@ import { operator } from '../audit/events.ts'
 import { verifyAuditChain } from '../audit/verify.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { loadConfig } from '../platform/config.ts'
-import { openDatabase } from '../platform/db/database.ts'
+import { type Db, openDatabase } from '../platform/db/database.ts'
 import { signCheckpoint } from '../platform/hash-chain/checkpoint.ts'
 import { leafHash, MerkleFrontier } from '../platform/hash-chain/merkle.ts'
 import { type WitnessEntry, witnessEntry } from '../platform/hash-chain/witness.ts'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { openKeyProvider } from '../platform/keyring/open-provider.ts'
 import { openSigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
@@ -21,6 +21,7 @@ import { createStaff } from '../tenancy/staff.ts'
 import { createTenant } from '../tenancy/tenants.ts'
 import { attackerKey, forgeAuditTail, rewriteChain } from '../testing/chain-rewrite.ts'
 import { cliHarness } from '../testing/cli.ts'
+import { testKeyProvider } from '../testing/softhsm.ts'
 
 // Issue 14: a rewritten history (records changed or deleted, every hash and tree head recomputed, every checkpoint
 // signed again) passed `audit verify` and `archive verify`, which took their keys from the database they verified.
@@ -30,7 +31,8 @@ describe('audit verify and archive verify trust only keys and a witness from out
     keys: path.join(cli.dir, 'trusted.jwks'),
     witness: path.join(cli.dir, 'witness.jsonl'),
   })
-  const tenants: Record<'added' | 'swapped' | 'stolen' | 'tail' | 'archive' | 'archiveStolen', string> = {
+  const tenants: Record<'added' | 'swapped' | 'stolen' | 'tail' | 'archive' | 'archiveStolen' | 'crossed', string> = {
+    crossed: '',
     added: '',
     swapped: '',
     stolen: '',
@@ -40,7 +42,17 @@ describe('audit verify and archive verify trust only keys and a witness from out
   }
   const webhookEntries: WitnessEntry[] = []
 
-  const database = async () => openDatabase(loadConfig({}, { dataDir: cli.dir, databaseUrl: cli.database.url }))
+  const cliConfig = () =>
+    loadConfig({}, { dataDir: cli.dir, databaseUrl: cli.database.url, ...testKeyProvider().config })
+  const database = async () => openDatabase(cliConfig())
+  /** The first step of every audit rewrite here: record 3 of a chain says something else. */
+  const changeAuditRecord3 = (db: Db, tenantId: string) =>
+    db
+      .updateTable('audit_events')
+      .set({ reason: 'rewritten' })
+      .where('tenant_id', '=', tenantId)
+      .where('seq', '=', 3)
+      .execute()
 
   test('the server writes every checkpoint to the witness file and webhook; verify holds on the untouched chains', async () => {
     const webhook = createServer((request, response) => {
@@ -68,6 +80,7 @@ describe('audit verify and archive verify trust only keys and a witness from out
         archiveCheckpointRecords: 5,
         witnessFile: paths().witness,
         witnessUrl: `http://127.0.0.1:${port}/witness`,
+        ...testKeyProvider().config,
       },
     )
     const server = await startServer(config, { logger: createLogger('silent') })
@@ -110,11 +123,22 @@ describe('audit verify and archive verify trust only keys and a witness from out
 
     const exported = cli.run(['keys', 'export-public'])
     assert.equal(exported.status, 0, exported.stderr)
-    const jwks = JSON.parse(exported.stdout) as { keys: { kid: string; kty: string; crv: string; d?: string }[] }
-    assert.deepEqual(jwks.keys.map((k) => [k.kid, k.kty, k.crv, 'd' in k]).sort(), [
-      ['archive-checkpoint-1', 'OKP', 'Ed25519', false],
-      ['audit-checkpoint-1', 'OKP', 'Ed25519', false],
-    ])
+    const jwks = JSON.parse(exported.stdout) as {
+      keys: { kid: string; kty: string; crv: string; d?: string; tid?: string }[]
+    }
+    // Each bank's own audit and archive checkpoint keys, marked with the bank; the system chain's audit key.
+    assert.deepEqual(
+      jwks.keys.map((k) => [k.kid, k.kty, k.crv, 'd' in k, k.tid]).sort(),
+      [
+        ...Object.values(tenants).flatMap((t) => [
+          [`archive-checkpoint-${t}-1`, 'OKP', 'Ed25519', false, t],
+          [`audit-checkpoint-${t}-1`, 'OKP', 'Ed25519', false, t],
+        ]),
+        ['audit-checkpoint-system-1', 'OKP', 'Ed25519', false, 'system'],
+      ].sort(),
+    )
+    const oneBank = JSON.parse(cli.run(['keys', 'export-public', '--tenant', tenants.tail]).stdout) as typeof jwks
+    assert.deepEqual(oneBank.keys.map((k) => k.tid).sort(), [tenants.tail, tenants.tail])
     writeFileSync(paths().keys, exported.stdout)
 
     const witnessed = readFileSync(paths().witness, 'utf8')
@@ -164,11 +188,11 @@ describe('audit verify and archive verify trust only keys and a witness from out
     })
 
     // Heads made with the real (stolen) audit key: the witness file shows what the key alone cannot hide.
-    const { db, close } = await database()
-    const provider = await LocalKeyFileProvider.open(path.join(cli.dir, 'keyring.json'), { create: false })
-    const signer = await openSigningKey(db, provider, 'audit-checkpoint')
-    await close()
     const tenantId = tenants.tail
+    const { db, close } = await database()
+    const provider = await openKeyProvider(cliConfig(), { create: false })
+    const signer = await openSigningKey(db, provider, 'audit-checkpoint', tenantId)
+    await close()
     const headOf = (size: number, salt: string) => {
       const frontier = new MerkleFrontier()
       for (let i = 0; i < size; i++) frontier.append(leafHash(Buffer.from(`${salt}${i}`)))
@@ -229,12 +253,7 @@ describe('audit verify and archive verify trust only keys and a witness from out
     const { db, close } = await database()
     try {
       const tenantId = tenants.added
-      await db
-        .updateTable('audit_events')
-        .set({ reason: 'rewritten' })
-        .where('tenant_id', '=', tenantId)
-        .where('seq', '=', 3)
-        .execute()
+      await changeAuditRecord3(db, tenantId)
       const attacker = attackerKey('audit-checkpoint-9')
       await db
         .insertInto('signing_keys')
@@ -263,21 +282,44 @@ describe('audit verify and archive verify trust only keys and a witness from out
     )
   })
 
+  test("a bank's chain re-signed with another bank's genuine, exported key: refused", async () => {
+    const { db, close } = await database()
+    const provider = await openKeyProvider(cliConfig(), { create: false })
+    try {
+      await changeAuditRecord3(db, tenants.crossed)
+      const otherBanksKey = await openSigningKey(db, provider, 'audit-checkpoint', tenants.tail)
+      await rewriteChain(db, 'audit', tenants.crossed, otherBanksKey, 5)
+    } finally {
+      await provider.close()
+      await close()
+    }
+    const verified = cli.run(['audit', 'verify', '--keys', paths().keys, '--tenant', tenants.crossed])
+    assert.equal(verified.status, 1)
+    assert.equal(
+      verified.stderr,
+      `strongroom: audit chain ${tenants.crossed} fails at record 5: checkpoint 5 is signed by a key that is not trusted (audit-checkpoint-${tenants.tail}-1)\n`,
+    )
+  })
+
+  /** The genuine public key of the swapped bank's key, kept while a test has swapped the attacker's into its row. */
+  let swappedPublicKey = Buffer.alloc(0)
+
   test('the public key swapped in the existing signing_keys row and every checkpoint re-signed: refused', async () => {
     const { db, close } = await database()
-    const attacker = attackerKey('audit-checkpoint-1')
+    const attacker = attackerKey(`audit-checkpoint-${tenants.swapped}-1`)
     try {
-      await db
-        .updateTable('audit_events')
-        .set({ reason: 'rewritten' })
-        .where('tenant_id', '=', tenants.swapped)
-        .where('seq', '=', 3)
-        .execute()
+      await changeAuditRecord3(db, tenants.swapped)
       await rewriteChain(db, 'audit', tenants.swapped, attacker, 5)
+      const genuine = await db
+        .selectFrom('signing_keys')
+        .select('public_key')
+        .where('id', '=', `audit-checkpoint-${tenants.swapped}-1`)
+        .executeTakeFirstOrThrow()
+      swappedPublicKey = Buffer.from(genuine.public_key)
       await db
         .updateTable('signing_keys')
         .set({ public_key: attacker.publicKey.export({ format: 'der', type: 'spki' }) })
-        .where('id', '=', 'audit-checkpoint-1')
+        .where('id', '=', `audit-checkpoint-${tenants.swapped}-1`)
         .execute()
     } finally {
       await close()
@@ -293,17 +335,18 @@ describe('audit verify and archive verify trust only keys and a witness from out
   test('with the signing key itself stolen, the witness still names the first rewritten checkpoint', async () => {
     const { db, close } = await database()
     try {
-      const provider = await LocalKeyFileProvider.open(path.join(cli.dir, 'keyring.json'), { create: false })
-      // The swap of the previous test is undone first: this attacker needs no forged key row.
+      const provider = await openKeyProvider(cliConfig(), { create: false })
+      // The forgeries of the previous tests are undone first: this attacker needs no forged key row.
       await db.deleteFrom('signing_keys').where('id', '=', 'audit-checkpoint-9').execute()
-      const stolen = await openSigningKey(db, provider, 'archive-checkpoint')
       await db
-        .updateTable('audit_events')
-        .set({ reason: 'rewritten' })
-        .where('tenant_id', '=', tenants.stolen)
-        .where('seq', '=', 3)
+        .updateTable('signing_keys')
+        .set({ public_key: swappedPublicKey })
+        .where('id', '=', `audit-checkpoint-${tenants.swapped}-1`)
         .execute()
-      await rewriteChain(db, 'audit', tenants.stolen, await openSigningKey(db, provider, 'audit-checkpoint'), 5)
+      const stolen = await openSigningKey(db, provider, 'archive-checkpoint', tenants.archiveStolen)
+      await changeAuditRecord3(db, tenants.stolen)
+      const stolenAudit = await openSigningKey(db, provider, 'audit-checkpoint', tenants.stolen)
+      await rewriteChain(db, 'audit', tenants.stolen, stolenAudit, 5)
       // The archive: record 4 deleted, the rest numbered again, and the whole chain re-signed.
       await db
         .deleteFrom('archive_records')

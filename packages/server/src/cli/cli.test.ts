@@ -107,14 +107,16 @@ describe('the strongroom command', () => {
       kekId: 'kek-2',
       rewrapped: 2,
       dataKeysRotated: 1,
+      // The deployment's keys, then each bank's receipt and checkpoint keys, and the system audit chain's.
       signingKeys: [
-        'consent-receipt-1',
-        'audit-checkpoint-1',
-        'archive-checkpoint-1',
         'mls-credential-1',
         'integrity-token-1',
         'pin-set-1',
         'wipe-command-1',
+        `consent-receipt-${tenant.id}-1`,
+        `audit-checkpoint-${tenant.id}-1`,
+        `archive-checkpoint-${tenant.id}-1`,
+        'audit-checkpoint-system-1',
       ],
     })
 

@@ -1,4 +1,3 @@
-import type { KeyObject } from 'node:crypto'
 import { closeSync, createWriteStream, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -9,25 +8,42 @@ import { exportCase } from '../archive/export.ts'
 import { archiveChains, verifyArchiveChain } from '../archive/verify.ts'
 import { operator, recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { auditChains, type ChainVerification, verifyAuditChain } from '../audit/verify.ts'
+import { totpEncryptedColumns } from '../auth/totp.ts'
+import { channelConfigEncryptedColumns } from '../channels/channel-config.ts'
+import { envelopeEncryptedColumns } from '../channels/envelope.ts'
+import { channelIdentityEncryptedColumns } from '../channels/identities.ts'
+import { consentEncryptedColumns } from '../consent/consents.ts'
 import { exportCustomerData } from '../data-subject/export-customer.ts'
-import { createCustomer } from '../identity/customers.ts'
+import { createCustomer, customerEncryptedColumns } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
+import { runtimeSecretEncryptedColumns } from '../integrity/runtime-secrets.ts'
+import { openBus } from '../platform/bus/open-bus.ts'
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts'
 import { type Db, migrateToLatest, openDatabase } from '../platform/db/database.ts'
-import { checkpointKeysJwks, readTrustedKeys, TrustedKeysError } from '../platform/hash-chain/trusted-keys.ts'
+import {
+  checkpointKeysJwks,
+  readTrustedKeys,
+  type TrustedKey,
+  TrustedKeysError,
+  trustedKeysFor,
+} from '../platform/hash-chain/trusted-keys.ts'
 import type { ChainTrust } from '../platform/hash-chain/walker.ts'
 import { verifyWitnessLog, WitnessFileError } from '../platform/hash-chain/witness.ts'
 import { type AccessTableRow, formatAccessTable } from '../platform/http/access-rule.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
+import type { KeyProvider } from '../platform/keyring/key-provider.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { openKeyProvider } from '../platform/keyring/open-provider.ts'
+import { RetireRefused, reencryptTenant, retireDataKey } from '../platform/keyring/reencrypt.ts'
 import {
   openSigningKey,
+  ownedVerificationKeys,
   rewrapSigningKeys,
   rotateSigningKey,
-  verificationKeys,
+  type SigningKeyPurpose,
 } from '../platform/keyring/signing-keys.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
@@ -45,15 +61,24 @@ const usage = `usage: strongroom <command>
                                      publish a signed pin set pinning host H to these SPKI SHA-256 pins (base64);
                                      the new pins must keep one of the host's current ones unless --force
   pins keys                          print the public keys apps verify pin sets with (ship them in the app)
-  keys init [--archive]              create the key file (production: do this once, then chmod 600 is kept);
+  keys init [--archive]              create the key file (production: do this once, then chmod 600 is kept), or
+                                     with STRONGROOM_KEY_PROVIDER=pkcs11 the key-encryption key in the token;
                                      with --archive, the archive member's own key file
   keys rotate [--data-keys] [--signing-keys]
                                      new key-encryption key; re-wrap every tenant data key (servers may run);
-                                     with --signing-keys, new receipt, checkpoint, MLS credential, integrity-token, pin-set and wipe-command keys
-                                     (old ones stay verifiable)
+                                     with --signing-keys, new MLS credential, integrity-token, pin-set and
+                                     wipe-command keys, and each bank's new receipt and checkpoint keys (old ones
+                                     stay verifiable)
   keys rotate --archive              new archive key-encryption key; re-wrap every archive data key under it
-  keys export-public                 print the audit and archive checkpoint public keys as a JWKS: keep it outside
-                                     the database (and again after each rotation) and give it to audit/archive verify
+  keys reencrypt [--tenant ID]       move every encrypted value to its tenant's newest data key (servers may run;
+                                     progress on stderr); after \`keys rotate --data-keys\`
+  keys retire --tenant ID --version N
+                                     erase an old data key version; refused while it is the newest or still seals
+                                     any value (run keys reencrypt first)
+  keys export-public [--tenant ID]   print the audit and archive checkpoint public keys as a JWKS, each bank's
+                                     marked with its id (tid): keep it outside the database (again after each
+                                     rotation and each new tenant) and give it to audit/archive verify; with
+                                     --tenant, only that bank's
   tenant create --name NAME          create a tenant (a bank) with its own data keys
   tenant list                        list tenants
   staff token --tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]
@@ -104,17 +129,54 @@ function parseTtl(value: string): number {
 
 class UsageError extends Error {}
 
-type Storage = { keyring: Keyring; db: Db; provider: LocalKeyFileProvider }
+/** Signing keys that stay the deployment's; receipts and checkpoints are signed by each bank's own. */
+const deploymentPurposes = ['mls-credential', 'integrity-token', 'pin-set', 'wipe-command'] as const
+
+/** Who has evidence keys of their own, and for what: every bank, and the system's own audit chain. */
+async function evidenceKeyOwners(db: Db): Promise<[string, SigningKeyPurpose[]][]> {
+  const banks = (await listTenants({ db })).map((t): [string, SigningKeyPurpose[]] => [
+    t.id,
+    ['consent-receipt', 'audit-checkpoint', 'archive-checkpoint'],
+  ])
+  return [...banks, [SYSTEM_CHAIN, ['audit-checkpoint']]]
+}
+
+/** Every column the keyring seals, from the capabilities that own them: what `keys reencrypt` and `keys retire` walk. */
+const encryptedColumns = [
+  ...customerEncryptedColumns,
+  ...totpEncryptedColumns,
+  ...runtimeSecretEncryptedColumns,
+  ...channelIdentityEncryptedColumns,
+  ...channelConfigEncryptedColumns,
+  ...envelopeEncryptedColumns,
+  ...consentEncryptedColumns,
+]
+
+/** Tells the running nodes, over the bus, that these tenants have a new data key: they encrypt with it at once. */
+async function announceDataKeyRotations(config: Config, tenants: { id: string }[]): Promise<void> {
+  const bus = await openBus(config)
+  try {
+    for (const tenant of tenants) Keyring.announceRotation(bus, tenant.id)
+  } finally {
+    await bus.close()
+  }
+}
+
+type Storage = { keyring: Keyring; db: Db; provider: KeyProvider }
 
 /** Opens what an administrative command works on, migrated, and closes it afterwards. */
 async function withStorage<T>(config: Config, work: (storage: Storage) => Promise<T>): Promise<T> {
-  const provider = await LocalKeyFileProvider.open(config.keyFile, { create: config.mode === 'dev' })
-  const database = await openDatabase(config)
+  const provider = await openKeyProvider(config, { create: config.mode === 'dev' })
   try {
-    await migrateToLatest(database.db)
-    return await work({ keyring: new Keyring(database.db, provider), db: database.db, provider })
+    const database = await openDatabase(config)
+    try {
+      await migrateToLatest(database.db)
+      return await work({ keyring: new Keyring(database.db, provider), db: database.db, provider })
+    } finally {
+      await database.close()
+    }
   } finally {
-    await database.close()
+    await provider.close()
   }
 }
 
@@ -142,10 +204,13 @@ async function verifyChains(
       `${label} verify needs --keys JWKS (from \`strongroom keys export-public\`): keys read from the database it verifies prove nothing`,
     )
   }
-  const trust = { keys: readTrustedKeys(options.keys), witnessFile: options.witness ?? config.witnessFile }
+  const trusted = readTrustedKeys(options.keys)
+  const witnessFile = options.witness ?? config.witnessFile
   const results = await withStorage(config, async ({ db }) => {
     const verified = []
     for (const chain of options.tenant ? [options.tenant] : await how.chains(db)) {
+      // Each bank's chain against that bank's keys only: another bank's genuine key proves nothing here.
+      const trust = { keys: trustedKeysFor(trusted, chain), witnessFile }
       verified.push(await how.verify(db, chain, trust, (done, total) => progress(`${label} ${chain}`, done, total)))
     }
     return verified
@@ -213,6 +278,7 @@ async function main(argv: string[]): Promise<void> {
       out: { type: 'string' },
       keys: { type: 'string' },
       witness: { type: 'string' },
+      version: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -256,9 +322,15 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'keys init': {
       // The archive member's key file is separate: its keys never sit with the live keyring's.
-      const keyFile = values.archive ? config.archiveKeyFile : config.keyFile
-      await LocalKeyFileProvider.open(keyFile, { create: true })
-      out({ keyFile })
+      if (values.archive) {
+        await LocalKeyFileProvider.open(config.archiveKeyFile, { create: true })
+        out({ keyFile: config.archiveKeyFile })
+        return
+      }
+      const provider = await openKeyProvider(config, { create: true })
+      const kekId = await provider.currentKekId()
+      await provider.close()
+      out(config.keyProvider === 'pkcs11' ? { keyProvider: 'pkcs11', kekId } : { keyFile: config.keyFile, kekId })
       return
     }
     case 'keys rotate': {
@@ -288,18 +360,15 @@ async function main(argv: string[]): Promise<void> {
             dataKeysRotated++
           }
         }
+        if (dataKeysRotated > 0) await announceDataKeyRotations(config, await listTenants({ db }))
         const rewrapped = (await keyring.rewrapAll()) + (await rewrapSigningKeys(db, provider))
-        const signingKeys = values['signing-keys']
-          ? [
-              await rotateSigningKey(db, provider, 'consent-receipt'),
-              await rotateSigningKey(db, provider, 'audit-checkpoint'),
-              await rotateSigningKey(db, provider, 'archive-checkpoint'),
-              await rotateSigningKey(db, provider, 'mls-credential'),
-              await rotateSigningKey(db, provider, 'integrity-token'),
-              await rotateSigningKey(db, provider, 'pin-set'),
-              await rotateSigningKey(db, provider, 'wipe-command'),
-            ]
-          : []
+        const signingKeys: string[] = []
+        if (values['signing-keys']) {
+          for (const purpose of deploymentPurposes) signingKeys.push(await rotateSigningKey(db, provider, purpose))
+          for (const [tenantId, purposes] of await evidenceKeyOwners(db)) {
+            for (const purpose of purposes) signingKeys.push(await rotateSigningKey(db, provider, purpose, tenantId))
+          }
+        }
         await recordAudit(db, {
           tenantId: SYSTEM_CHAIN,
           actor: operator,
@@ -310,6 +379,60 @@ async function main(argv: string[]): Promise<void> {
         return { kekId, rewrapped, dataKeysRotated, signingKeys }
       })
       out(result)
+      return
+    }
+    case 'keys reencrypt': {
+      const result = await withStorage(config, async ({ db, keyring }) => {
+        const tenants = values.tenant ? [values.tenant] : (await listTenants({ db })).map((t) => t.id)
+        const reencrypted: Record<string, number> = {}
+        for (const tenantId of tenants) {
+          if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
+          reencrypted[tenantId] = await reencryptTenant(db, keyring, tenantId, encryptedColumns, (done, total) =>
+            progress(`reencrypt ${tenantId}`, done, total),
+          )
+          await recordAudit(db, {
+            tenantId,
+            actor: operator,
+            action: 'keys.reencrypt',
+            outcome: 'success',
+            details: { dataKeyVersion: await keyring.currentDataKeyVersion(tenantId), values: reencrypted[tenantId] },
+          })
+        }
+        return { reencrypted }
+      })
+      out(result)
+      return
+    }
+    case 'keys retire': {
+      const version = Number(values.version)
+      if (!values.tenant || !Number.isInteger(version) || version < 1) {
+        throw new UsageError('keys retire needs --tenant ID and --version N (a data key version)')
+      }
+      const tenantId = values.tenant
+      await withStorage(config, async ({ db, keyring }) => {
+        if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
+        try {
+          await retireDataKey(db, keyring, tenantId, version, encryptedColumns)
+        } catch (error) {
+          if (!(error instanceof RetireRefused)) throw error
+          await recordAudit(db, {
+            tenantId,
+            actor: operator,
+            action: 'keys.retire',
+            outcome: 'denied',
+            details: { version, reason: error.message },
+          })
+          throw error
+        }
+        await recordAudit(db, {
+          tenantId,
+          actor: operator,
+          action: 'keys.retire',
+          outcome: 'success',
+          details: { version },
+        })
+      })
+      out({ tenantId, retired: version })
       return
     }
     case 'pins set': {
@@ -345,10 +468,19 @@ async function main(argv: string[]): Promise<void> {
     case 'keys export-public': {
       out(
         await withStorage(config, async ({ db, provider }) => {
-          const keys = new Map<string, KeyObject>()
+          // Every bank's checkpoint keys are made now if they are not yet, so that the export holds the keys its
+          // chains will be signed with.
+          const keys = new Map<string, TrustedKey>()
+          for (const [tenantId, purposes] of await evidenceKeyOwners(db)) {
+            if (values.tenant && tenantId !== values.tenant) continue
+            for (const purpose of purposes) {
+              if (purpose === 'consent-receipt') continue
+              await openSigningKey(db, provider, purpose, tenantId)
+            }
+          }
           for (const purpose of ['audit-checkpoint', 'archive-checkpoint'] as const) {
-            await openSigningKey(db, provider, purpose)
-            for (const [kid, key] of await verificationKeys(db, purpose)) keys.set(kid, key)
+            const owned = await ownedVerificationKeys(db, purpose, values.tenant ? { tenantId: values.tenant } : {})
+            for (const [kid, key] of owned) keys.set(kid, key)
           }
           return checkpointKeysJwks(keys)
         }),
@@ -443,7 +575,7 @@ async function main(argv: string[]): Promise<void> {
       }
       const manifest = await withStorage(config, async ({ db, provider }) => {
         const archiveKek = await LocalKeyFileProvider.open(config.archiveKeyFile, { create: false })
-        const signer = await openSigningKey(db, provider, 'archive-checkpoint')
+        const signer = await openSigningKey(db, provider, 'archive-checkpoint', tenantId)
         const stream = createWriteStream(file, { flags: 'wx', mode: 0o600 })
         try {
           return await exportCase(
@@ -517,7 +649,12 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`strongroom: ${error.message}\n\n${usage}\n`)
     process.exit(2)
   }
-  if (error instanceof ConfigError || error instanceof TrustedKeysError || error instanceof WitnessFileError)
+  if (
+    error instanceof ConfigError ||
+    error instanceof TrustedKeysError ||
+    error instanceof WitnessFileError ||
+    error instanceof RetireRefused
+  )
     process.stderr.write(`strongroom: ${error.message}\n`)
   else if (error instanceof Problem)
     process.stderr.write(`strongroom: ${error.message}${error.detail ? `: ${error.detail}` : ''}\n`)

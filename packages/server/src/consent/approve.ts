@@ -24,7 +24,7 @@ import {
 import { algorithmsForKey } from '../identity/dpop.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import type { TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { enqueueWebhook } from '../webhooks/outbox.ts'
 import { type ConsentRequest, decide, getConsent } from './consents.ts'
 import { type ReceiptProof, signReceipt } from './receipts.ts'
@@ -46,7 +46,7 @@ async function pendingConsent(ctx: Ctx, device: DevicePrincipal, consentId: stri
  */
 export async function approveConsent(
   ctx: Ctx,
-  receiptKey: SigningKey,
+  receiptKeys: TenantSigningKeys,
   device: DevicePrincipal,
   consentId: string,
   approval: {
@@ -87,7 +87,7 @@ export async function approveConsent(
       actor: { kind: 'device', id: device.deviceId },
     })
   }
-  return issueApproval(ctx, receiptKey, approverOf(device), consent, {
+  return issueApproval(ctx, receiptKeys, approverOf(device), consent, {
     stepUp,
     factors,
     proof: { factor: 'device-key', keyThumbprint: device.jkt, deviceKey: jwk, deviceSignature: approval.signature },
@@ -102,7 +102,7 @@ export async function approveConsent(
  */
 export async function approveConsentWithPasskey(
   ctx: Ctx,
-  receiptKey: SigningKey,
+  receiptKeys: TenantSigningKeys,
   device: DevicePrincipal,
   consentId: string,
   approval: { assertion: AuthenticationResponseJSON; riskFlags: readonly string[] },
@@ -121,7 +121,7 @@ export async function approveConsentWithPasskey(
   const presented: PresentedFactor[] = [{ factor: 'passkey', userVerified: passkey.userVerified }]
   const { stepUp, factors, policy } = await applyStepUp(ctx, device, consent, presented, approval.riskFlags)
   await refuseCoolingOff(ctx, device, consent, policy, stepUp, { factor: 'passkey', activatedAt: passkey.createdAt })
-  return issueApproval(ctx, receiptKey, approverOf(device), consent, {
+  return issueApproval(ctx, receiptKeys, approverOf(device), consent, {
     stepUp,
     factors,
     proof: {
@@ -220,7 +220,7 @@ const approverOf = (device: DevicePrincipal): Approver => ({
 /** Signs the receipt and, in one transaction, decides the request (once), tells the bank and audits it. */
 export async function issueApproval(
   ctx: Ctx,
-  receiptKey: SigningKey,
+  receiptKeys: TenantSigningKeys,
   device: Approver,
   consent: ConsentRequest,
   approval: { stepUp: StepUpDecision; factors: FactorAssessment; proof: ReceiptProof },
@@ -228,7 +228,7 @@ export async function issueApproval(
   const { stepUp, factors } = approval
   const consentId = consent.id
   const approvedAt = new Date()
-  const receipt = await signReceipt(receiptKey, {
+  const receipt = await signReceipt(await receiptKeys.for(device.tenantId), {
     tenantId: device.tenantId,
     consentId,
     customerId: device.customerId,

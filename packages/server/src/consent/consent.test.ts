@@ -26,9 +26,8 @@ import {
   generateKeyPair,
   type JWK,
   jwtVerify,
-  SignJWT,
 } from 'jose'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { signJwt } from '../platform/keyring/jws.ts'
 import { openSigningKey, rotateSigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { isoCurrency } from './currencies.ts'
@@ -155,12 +154,10 @@ describe('payment consent with dynamic linking', () => {
     }
     assert.equal(verify(receipt).status, 0)
     // Whoever holds the bank's receipt key (the bank itself) re-signs a receipt: the customer's signature still decides.
-    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
-    const bankKey = await openSigningKey(server.ctx.db, provider, 'consent-receipt')
-    const resigned = (changes: Record<string, unknown>) =>
-      new SignJWT({ ...claims, ...changes })
-        .setProtectedHeader({ alg: 'ES256', kid: bankKey.id, typ: 'strongroom-receipt+jwt' })
-        .sign(bankKey.privateKey)
+    const provider = server.keyProvider
+    const bankKey = await openSigningKey(server.ctx.db, provider, 'consent-receipt', bank.tenantId)
+    const resigned = async (changes: Record<string, unknown>) =>
+      signJwt(bankKey, 'strongroom-receipt+jwt', { ...claims, ...changes })
     const [header, , signature] = claims.deviceSignature.split('.') as [string, string, string]
     const otherPayload = Buffer.from(
       consentSigningPayload({ ...asked, amount: { value: 999999, currency: 'EUR' } }),
@@ -405,12 +402,28 @@ describe('payment consent with dynamic linking', () => {
 
   test('after the receipt key is rotated, new receipts use the new key and old ones still verify', async () => {
     const before = (await phone.client.approveConsent(await phone.client.getConsent((await request()).id))).receipt
-    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
-    const newKeyId = await rotateSigningKey(server.ctx.db, provider, 'consent-receipt')
+    const provider = server.keyProvider
+    const newKeyId = await rotateSigningKey(server.ctx.db, provider, 'consent-receipt', bank.tenantId)
+    assert.equal(newKeyId, `consent-receipt-${bank.tenantId}-2`)
     const jwks = createLocalJWKSet(await (await fetch(`${server.url}/.well-known/jwks.json`)).json())
     const old = await jwtVerify(before as string, jwks)
     assert.notEqual(old.protectedHeader.kid, newKeyId)
-    const key = await openSigningKey(server.ctx.db, provider, 'consent-receipt')
+    // The bank's own JWKS verifies its receipts; another bank's does not hold its keys.
+    const ownKids = async (tenant: string) =>
+      ((await (await fetch(`${server.url}/.well-known/jwks.json?tenant=${tenant}`)).json()).keys as { kid: string }[])
+        .map((k) => k.kid)
+        .sort()
+    assert.deepEqual(await ownKids(bank.tenantId), [`consent-receipt-${bank.tenantId}-1`, newKeyId])
+    await jwtVerify(
+      before as string,
+      createLocalJWKSet(await (await fetch(`${server.url}/.well-known/jwks.json?tenant=${bank.tenantId}`)).json()),
+    )
+    const other = await createTestBank(server, 'Other Receipt Bank')
+    assert.ok(!(await ownKids(other.tenantId)).some((kid) => kid.includes(bank.tenantId)))
+    const bad = await fetch(`${server.url}/.well-known/jwks.json?tenant=..%2Fx`)
+    assert.equal(bad.status, 400)
+    assert.equal(bad.headers.get('content-type'), 'application/problem+json; charset=utf-8')
+    const key = await openSigningKey(server.ctx.db, provider, 'consent-receipt', bank.tenantId)
     assert.equal(key.id, newKeyId)
     const fresh = await signReceipt(key, {
       tenantId: bank.tenantId,

@@ -6,6 +6,7 @@ import { requireCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
+import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import { isoCurrency } from './currencies.ts'
 
 export type { ConsentRequest }
@@ -25,6 +26,12 @@ const DEFAULT_TTL_SECONDS = 300
 
 const detailsField = (id: string) => ({ table: 'consents', column: 'details', rowId: id })
 const receiptField = (id: string) => ({ table: 'consents', column: 'receipt', rowId: id })
+
+/** The consent details and receipts, sealed by the keyring: for `keys reencrypt` and `keys retire`. */
+export const consentEncryptedColumns: EncryptedColumn[] = [
+  { table: 'consents', column: 'details', key: ['id'], field: (row) => detailsField(row.id as string) },
+  { table: 'consents', column: 'receipt', key: ['id'], field: (row) => receiptField(row.id as string) },
+]
 
 /** Asks a customer to confirm a payment. The payee and reference are stored encrypted; the challenge is single-use. */
 export async function createConsent(ctx: Ctx, tenantId: string, input: NewConsent, actor: Actor) {

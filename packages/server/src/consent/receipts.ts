@@ -1,6 +1,7 @@
-import { exportJWK, type JWK, SignJWT } from 'jose'
+import { exportJWK, type JWK } from 'jose'
 import type { DeviceEnrolmentEvidence } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { signJwt } from '../platform/keyring/jws.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 
@@ -44,7 +45,7 @@ export type ReceiptClaims = ReceiptProof & {
  * breaks the signature.
  */
 export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promise<string> {
-  return new SignJWT({
+  return signJwt(key, RECEIPT_TYPE, {
     tid: claims.tenantId,
     customerId: claims.customerId,
     transaction: claims.transaction,
@@ -60,17 +61,19 @@ export async function signReceipt(key: SigningKey, claims: ReceiptClaims): Promi
         : { smsConfirmationId: claims.smsConfirmationId }),
     approvedAt: claims.approvedAt.toISOString(),
     policy: claims.policy,
+    iss: RECEIPT_ISSUER,
+    sub: claims.consentId,
+    iat: Math.floor(claims.approvedAt.getTime() / 1000),
   })
-    .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: RECEIPT_TYPE })
-    .setIssuer(RECEIPT_ISSUER)
-    .setSubject(claims.consentId)
-    .setIssuedAt(Math.floor(claims.approvedAt.getTime() / 1000))
-    .sign(key.privateKey)
 }
 
-/** The JWKS that verifies receipts: every receipt key there has been, so rotation keeps old receipts verifiable. */
-export async function receiptJwks(ctx: Pick<ServerContext, 'db'>): Promise<{ keys: JWK[] }> {
-  const keys = await verificationKeys(ctx.db, 'consent-receipt')
+/**
+ * The JWKS that verifies receipts and webhooks: every receipt key there has been, so rotation keeps old receipts
+ * verifiable. With `tenantId`, one bank's: its own keys (and the deployment's, which signed its receipts before banks
+ * had keys of their own), which is what that bank pins.
+ */
+export async function receiptJwks(ctx: Pick<ServerContext, 'db'>, tenantId?: string): Promise<{ keys: JWK[] }> {
+  const keys = await verificationKeys(ctx.db, 'consent-receipt', tenantId === undefined ? {} : { tenantId })
   return {
     keys: await Promise.all(
       [...keys].map(async ([kid, key]) => ({ ...(await exportJWK(key)), kid, alg: 'ES256', use: 'sig' })),

@@ -10,7 +10,7 @@ import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import type { TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
 import { createConsent, getConsent, listConversationConsents, listPendingConsents } from './consents.ts'
 import { receiptJwks } from './receipts.ts'
@@ -47,7 +47,7 @@ const ConsentParams = Type.Object({ consentId: idOf('con') })
 export async function consentRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
+  deps: { receiptKeys: TenantSigningKeys; simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
   await consentRequestRoutes(app, ctx, deps)
   await consentReadRoutes(app, ctx)
@@ -59,7 +59,7 @@ export async function consentRoutes(
 async function consentRequestRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
+  deps: { receiptKeys: TenantSigningKeys; simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
   app.post(
     '/v1/consents/:consentId/sms-confirmation',
@@ -173,7 +173,7 @@ async function consentReadRoutes(app: App, ctx: ServerContext): Promise<void> {
 async function approvalRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { receiptKey: SigningKey; simSwap: () => SimSwapProvider; sendSms: SmsSender },
+  deps: { receiptKeys: TenantSigningKeys; simSwap: () => SimSwapProvider; sendSms: SmsSender },
 ): Promise<void> {
   app.post(
     '/v1/consents/:consentId/approve',
@@ -204,7 +204,7 @@ async function approvalRoutes(
     async (request) => {
       const principal = principalOf(request)
       if (principal.kind !== 'device') throw new Problem('auth/forbidden')
-      return approveConsent(ctx, deps.receiptKey, principal, request.params.consentId, {
+      return approveConsent(ctx, deps.receiptKeys, principal, request.params.consentId, {
         signature: request.body.signature,
         totpCode: request.body.totpCode,
         smsCode: request.body.smsCode,
@@ -229,7 +229,7 @@ async function approvalRoutes(
     async (request) => {
       const principal = principalOf(request)
       if (principal.kind !== 'device') throw new Problem('auth/forbidden')
-      return approveConsentWithPasskey(ctx, deps.receiptKey, principal, request.params.consentId, {
+      return approveConsentWithPasskey(ctx, deps.receiptKeys, principal, request.params.consentId, {
         assertion: request.body.assertion as unknown as AuthenticationResponseJSON,
         riskFlags: request.integrityFlags ?? [],
       })
@@ -263,10 +263,16 @@ async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> 
     {
       config: { access: allow.anyone },
       schema: {
-        summary: 'The public keys that verify consent receipts (old keys stay listed)',
+        summary: 'The public keys that verify consent receipts and webhooks (old keys stay listed)',
+        description: 'With `tenant`, only the keys that sign for that bank: the JWKS the bank pins.',
         tags: ['consent'],
+        querystring: Type.Object(
+          { tenant: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })) },
+          { additionalProperties: false },
+        ),
       },
     },
-    async (_request, reply) => reply.header('cache-control', 'public, max-age=300').send(await receiptJwks(ctx)),
+    async (request, reply) =>
+      reply.header('cache-control', 'public, max-age=300').send(await receiptJwks(ctx, request.query.tenant)),
   )
 }

@@ -9,7 +9,7 @@ import type { InboundSmsReply } from '../channels/sms.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
-import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import type { TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import { issueApproval, notifyRequester } from './approve.ts'
 import { type ConsentRequest, decide, getConsent } from './consents.ts'
@@ -128,7 +128,7 @@ async function smsReplyDecision(ctx: Pick<ServerContext, 'db'>, tenantId: string
  */
 export async function handleSmsReply(
   ctx: Ctx,
-  deps: { receiptKey: SigningKey; simSwap: SimSwapProvider },
+  deps: { receiptKeys: TenantSigningKeys; simSwap: SimSwapProvider },
   reply: InboundSmsReply,
 ): Promise<void> {
   const match = REPLY.exec(reply.text)
@@ -243,7 +243,7 @@ export async function handleSmsReply(
     if (stepUp.decision === 'deny' || factors.missing.length > 0) {
       return void (await refuse(stepUp.decision === 'deny' ? stepUp.reason : `requires ${factors.missing.join(', ')}`))
     }
-    await issueApproval(ctx, deps.receiptKey, approver, consent, {
+    await issueApproval(ctx, deps.receiptKeys, approver, consent, {
       stepUp,
       factors,
       proof: { factor: 'sms-reply', smsConfirmationId: confirmation.id },

@@ -1,13 +1,15 @@
 import {
+  CREDENTIAL_TYPE,
   credentialAuthorityService,
   type MemberIdentity,
+  memberCredentialClaims,
   memberOfCredential,
-  signMemberCredential,
 } from '@strongroom/sdk/mls-node'
 import { exportJWK, type JWK } from 'jose'
 import type { Credential } from 'ts-mls'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { signJwt } from '../platform/keyring/jws.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 
@@ -15,14 +17,14 @@ import { verificationKeys } from '../platform/keyring/signing-keys.ts'
  * The credential authority (RFC 9420, section 5.3): it signs, for an authenticated device, staff member or the
  * archive, a credential binding that member to the MLS signature key it will use. Every member checks every other
  * member's credential against the authority's keys, so the delivery service cannot add a member of its own making
- * without this key, which stays wrapped by the key-encryption key.
+ * without this key, which stays with the key provider (wrapped by the key-encryption key, or inside the HSM).
  */
 export async function issueMemberCredential(
   ctx: Pick<ServerContext, 'db'>,
   key: SigningKey,
   input: { tenantId: string; member: MemberIdentity; signaturePublicKey: Uint8Array },
 ): Promise<string> {
-  const credential = await signMemberCredential(key.privateKey, key.id, input)
+  const credential = signJwt(key, CREDENTIAL_TYPE, { ...memberCredentialClaims(input) })
   await recordAudit(ctx.db, {
     tenantId: input.tenantId,
     actor:

@@ -1,6 +1,17 @@
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
+import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
+
+/** The customer columns the keyring seals, for `keys reencrypt` and `keys retire`. */
+export const customerEncryptedColumns: EncryptedColumn[] = ['external_ref', 'display_name', 'phone_number'].map(
+  (column) => ({
+    table: 'customers',
+    column,
+    key: ['id'],
+    field: (row) => ({ table: 'customers', column, rowId: row.id as string }),
+  }),
+)
 
 export interface Customer {
   id: string

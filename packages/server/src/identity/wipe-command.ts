@@ -1,7 +1,8 @@
-import { exportJWK, type JWK, SignJWT } from 'jose'
+import { exportJWK, type JWK } from 'jose'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { signJwt } from '../platform/keyring/jws.ts'
 import { type SigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
 import type { VerifiedProof } from './dpop.ts'
 
@@ -20,12 +21,14 @@ interface RevokedDevice {
  * It orders only erasure, which the device was going to lose access to anyway, so it carries no expiry.
  */
 export async function signWipeCommand(key: SigningKey, device: RevokedDevice): Promise<string> {
-  return new SignJWT({ tid: device.tenant_id, deviceId: device.id, jkt: device.jkt, cmd: 'wipe' })
-    .setProtectedHeader({ alg: 'ES256', typ: WIPE_COMMAND_TYPE, kid: key.id })
-    .setIssuer(WIPE_COMMAND_ISSUER)
-    .setSubject(device.id)
-    .setIssuedAt()
-    .sign(key.privateKey)
+  return signJwt(key, WIPE_COMMAND_TYPE, {
+    tid: device.tenant_id,
+    deviceId: device.id,
+    jkt: device.jkt,
+    cmd: 'wipe',
+    iss: WIPE_COMMAND_ISSUER,
+    sub: device.id,
+  })
 }
 
 /** The problem a revoked device gets when it presents its key: `identity/device-wiped`, carrying the command. */

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, mock, test } from 'node:test'
 import { Problem } from '../platform/http/problems.ts'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openSigningKey, type SigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
@@ -25,11 +24,7 @@ describe('the integrity gate’s per-node caches', () => {
     server = await startTestServer()
     bank = await createTestBank(server)
     device.tenantId = bank.tenantId
-    key = await openSigningKey(
-      server.ctx.db,
-      await LocalKeyFileProvider.open(server.config.keyFile, { create: false }),
-      'integrity-token',
-    )
+    key = await openSigningKey(server.ctx.db, server.keyProvider, 'integrity-token')
   })
   after(() => server.close())
 

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
-import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { devAttestation, enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
-import { SignJWT } from 'jose'
 import WebSocket from 'ws'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
-import { openSigningKey, rotateSigningKey } from '../platform/keyring/signing-keys.ts'
+import { signJwt } from '../platform/keyring/jws.ts'
+import { openSigningKey, rotateSigningKey, type SigningKey } from '../platform/keyring/signing-keys.ts'
+import { attackerKey } from '../testing/chain-rewrite.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { attest } from './attest.ts'
 import { createHardwareVerifiers } from './hardware-attestation.ts'
@@ -150,22 +149,26 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     const a = await enrol()
     const b = await enrol()
     await a.client.attest({ app, signals: clean })
-    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const provider = server.keyProvider
     const key = await openSigningKey(server.ctx.db, provider, 'integrity-token')
-    const mint = (claims: { sub: string; aud?: string; exp?: string; tid?: string }, signer = key.privateKey) =>
-      new SignJWT({ tid: claims.tid ?? bank.tenantId, cnf: { jkt: b.device.keyThumbprint }, scope: 'full' })
-        .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: 'strongroom-integrity+jwt' })
-        .setIssuer('strongroom')
-        .setSubject(claims.sub)
-        .setAudience(claims.aud ?? 'strongroom-api')
-        .setIssuedAt()
-        .setExpirationTime(claims.exp ?? '60s')
-        .sign(signer)
-    const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
+    const mint = async (
+      claims: { sub: string; aud?: string; expiresIn?: number; tid?: string },
+      signer: SigningKey = key,
+    ) =>
+      signJwt(signer, 'strongroom-integrity+jwt', {
+        tid: claims.tid ?? bank.tenantId,
+        cnf: { jkt: b.device.keyThumbprint },
+        scope: 'full',
+        iss: 'strongroom',
+        sub: claims.sub,
+        aud: claims.aud ?? 'strongroom-api',
+        exp: Math.floor(Date.now() / 1000) + (claims.expiresIn ?? 60),
+      })
+    const stranger = { ...attackerKey(key.id, 'p256') }
     const cases: [string, string][] = [
       [a.client.integrityToken as string, 'integrity/wrong-device'],
       [await mint({ sub: b.device.id }, stranger), 'integrity/invalid'],
-      [await mint({ sub: b.device.id, exp: '-10s' }), 'integrity/expired'],
+      [await mint({ sub: b.device.id, expiresIn: -10 }), 'integrity/expired'],
       [await mint({ sub: b.device.id, aud: 'someone-else' }), 'integrity/wrong-audience'],
       ['not.a.token', 'integrity/invalid'],
     ]
@@ -244,7 +247,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     const { client, device } = await enrol()
     await client.attest({ app, signals: clean })
     const oldToken = client.integrityToken as string
-    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const provider = server.keyProvider
     const newKeyId = await rotateSigningKey(server.ctx.db, provider, 'integrity-token')
     const newKey = await openSigningKey(server.ctx.db, provider, 'integrity-token')
     assert.equal(newKey.id, newKeyId)
@@ -323,7 +326,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
   test('a production server refuses the dev verifier', async () => {
     const { client, keys, device } = await enrol()
     const { challenge } = await client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
-    const provider = await LocalKeyFileProvider.open(server.config.keyFile, { create: false })
+    const provider = server.keyProvider
     const production = { ...server.ctx, config: { ...server.config, mode: 'production' as const } }
     await assert.rejects(
       attest(

@@ -13,8 +13,7 @@ import {
   spkiPin,
   verifyPinSet,
 } from '@strongroom/sdk/pins-node'
-import { CompactSign } from 'jose'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
+import { signCompactJws } from '../platform/keyring/jws.ts'
 import { openSigningKey } from '../platform/keyring/signing-keys.ts'
 import { startTestServer, type TestServer } from '../testing/harness.ts'
 import { currentPinSet, PinSetRotationError, pinSetKeys, publishPinSet } from './pin-sets.ts'
@@ -48,8 +47,7 @@ describe('certificate pin sets: signed, served, rotated with overlap, enforced b
     await server.stop()
   })
 
-  const signingKey = async () =>
-    openSigningKey(server.ctx.db, await LocalKeyFileProvider.open(server.config.keyFile, { create: false }), 'pin-set')
+  const signingKey = async () => openSigningKey(server.ctx.db, server.keyProvider, 'pin-set')
   const pinOf = (certificate: TestCertificate) => spkiPin(certificate.der)
   const otherPin = Buffer.alloc(32, 7).toString('base64')
 
@@ -78,9 +76,7 @@ describe('certificate pin sets: signed, served, rotated with overlap, enforced b
     await assert.rejects(verifyPinSet(current, [strangerJwk as never]), PinSetError)
     // Signed by the right key, but as something else than a pin set (a JWT, say).
     const key = await signingKey()
-    const otherType = await new CompactSign(Buffer.from(payload, 'base64url'))
-      .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: 'JWT' })
-      .sign(key.privateKey)
+    const otherType = signCompactJws(key, { typ: 'JWT' }, Buffer.from(payload, 'base64url'))
     await assert.rejects(verifyPinSet(otherType, keys), PinSetError)
     await assert.rejects(verifyPinSet(current, keys, new Date(Date.now() + 31 * DAY)), /outside its validity/)
     await assert.rejects(verifyPinSet(current, keys, new Date(Date.now() - DAY)), /outside its validity/)

@@ -1,7 +1,8 @@
 import { PIN_SET_TYPE, type PinSet } from '@strongroom/sdk/pins-node'
-import { CompactSign, exportJWK, type JWK } from 'jose'
+import { exportJWK, type JWK } from 'jose'
 import type { Kysely } from 'kysely'
 import type { Database } from '../platform/db/schema.ts'
+import { signCompactJws } from '../platform/keyring/jws.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 
@@ -36,9 +37,7 @@ export async function publishPinSet(
     notAfter: new Date(now.getTime() + input.days * 86_400_000).toISOString(),
     hosts: { ...current?.set.hosts, [input.host]: [...new Set(input.pins)] },
   }
-  const document = await new CompactSign(new TextEncoder().encode(JSON.stringify(set)))
-    .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: PIN_SET_TYPE })
-    .sign(key.privateKey)
+  const document = signCompactJws(key, { typ: PIN_SET_TYPE }, Buffer.from(JSON.stringify(set), 'utf8'))
   await db.insertInto('pin_sets').values({ version: set.version, document, created_at: now }).execute()
   return set
 }

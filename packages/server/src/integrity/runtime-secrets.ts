@@ -4,12 +4,23 @@ import { type Actor, recordAudit } from '../audit/events.ts'
 import type { DevicePrincipal } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
+import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 
 const field = (tenantId: string, name: string) => ({
   table: 'runtime_secrets',
   column: 'sealed_value',
   rowId: `${tenantId}:${name}`,
 })
+
+/** The runtime secrets, sealed by the keyring: for `keys reencrypt` and `keys retire`. */
+export const runtimeSecretEncryptedColumns: EncryptedColumn[] = [
+  {
+    table: 'runtime_secrets',
+    column: 'sealed_value',
+    key: ['name'],
+    field: (row) => field(row.tenant_id as string, row.name as string),
+  },
+]
 
 /**
  * Sets (or rotates) a named runtime secret: stored sealed with the tenant's data key, one version at a time, so a

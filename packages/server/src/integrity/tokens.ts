@@ -1,7 +1,8 @@
 import { createHash, type KeyObject } from 'node:crypto'
-import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose'
+import { errors, type JWTPayload, jwtVerify } from 'jose'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { signJwt } from '../platform/keyring/jws.ts'
 import { type SigningKey, verificationKeys } from '../platform/keyring/signing-keys.ts'
 
 export const INTEGRITY_TOKEN_TYPE = 'strongroom-integrity+jwt'
@@ -24,7 +25,8 @@ export interface IntegrityClaims {
 
 /** A short-lived JWT (ES256) saying this app on this device passed attestation, bound to the device key (cnf.jkt). */
 export async function issueIntegrityToken(key: SigningKey, claims: IntegrityClaims): Promise<string> {
-  return new SignJWT({
+  const issuedAt = Math.floor(Date.now() / 1000)
+  return signJwt(key, INTEGRITY_TOKEN_TYPE, {
     tid: claims.tenantId,
     cnf: { jkt: claims.keyThumbprint },
     app: { id: claims.appId, version: claims.appVersion },
@@ -32,14 +34,12 @@ export async function issueIntegrityToken(key: SigningKey, claims: IntegrityClai
     flags: claims.flags,
     scope: claims.scope,
     ...(claims.assertRequests ? { asr: true } : {}),
+    iss: ISSUER,
+    sub: claims.deviceId,
+    aud: INTEGRITY_AUDIENCE,
+    iat: issuedAt,
+    exp: issuedAt + claims.lifetimeSeconds,
   })
-    .setProtectedHeader({ alg: 'ES256', kid: key.id, typ: INTEGRITY_TOKEN_TYPE })
-    .setIssuer(ISSUER)
-    .setSubject(claims.deviceId)
-    .setAudience(INTEGRITY_AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(`${claims.lifetimeSeconds}s`)
-    .sign(key.privateKey)
 }
 
 /** Verified tokens a node remembers: about a minute of a busy node's devices, at a few hundred bytes each. */

@@ -32,7 +32,24 @@ const settings = {
   /** This node's client certificate and key (PEM), when the NATS server verifies clients (mutual TLS). */
   natsTlsCertFile: { env: 'NATS_TLS_CERT_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
   natsTlsKeyFile: { env: 'NATS_TLS_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  /** Where the key-encryption key and the signing keys live: a local key file (dev) or a PKCS#11 token (an HSM). */
+  keyProvider: {
+    env: 'STRONGROOM_KEY_PROVIDER',
+    schema: Type.Union([Type.Literal('file'), Type.Literal('pkcs11')]),
+    default: 'file',
+  },
   keyFile: { env: 'STRONGROOM_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  /** The PKCS#11 library of the HSM (for SoftHSM2 on Debian: /usr/lib/softhsm/libsofthsm2.so). */
+  pkcs11Module: { env: 'STRONGROOM_PKCS11_MODULE', schema: Type.String({ minLength: 1 }), default: undefined },
+  /** The token, by its label (or by slot id with STRONGROOM_PKCS11_SLOT). */
+  pkcs11TokenLabel: { env: 'STRONGROOM_PKCS11_TOKEN_LABEL', schema: Type.String({ minLength: 1 }), default: undefined },
+  pkcs11Slot: {
+    env: 'STRONGROOM_PKCS11_SLOT',
+    schema: Type.Integer({ minimum: 0, maximum: 4294967295 }),
+    default: undefined,
+  },
+  /** A file holding the token's user PIN (never the PIN itself in the environment). */
+  pkcs11PinFile: { env: 'STRONGROOM_PKCS11_PIN_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
   archiveMember: { env: 'STRONGROOM_ARCHIVE_MEMBER', schema: Type.Boolean(), default: undefined },
   archiveKeyFile: { env: 'STRONGROOM_ARCHIVE_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
   archivePartition: {
@@ -346,6 +363,7 @@ export function loadConfig(
   }
   checkRelyingParty(result)
   checkCarrierOAuth(result)
+  if (result.keyProvider === 'pkcs11') checkPkcs11Settings(result)
   if (result.mode === 'production') checkProductionRules(result, explicit, options.creatingKeyFiles ?? false)
   return result
 }
@@ -405,23 +423,46 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
   if (config.androidAttestStatus === 'none') {
     throw new ConfigError('STRONGROOM_ANDROID_ATTEST_STATUS', 'must name a status list (a file or URL) in production')
   }
-  requireNamedLocation(explicit, 'keyFile', 'STRONGROOM_KEY_FILE')
+  if (config.keyProvider === 'pkcs11') {
+    requirePrivateFile(config.pkcs11PinFile as string, 'STRONGROOM_PKCS11_PIN_FILE', 'must exist in production mode')
+  } else {
+    requireNamedLocation(explicit, 'keyFile', 'STRONGROOM_KEY_FILE')
+    if (!creatingKeyFiles) {
+      requirePrivateFile(
+        config.keyFile,
+        'STRONGROOM_KEY_FILE',
+        'must exist in production mode (create it with `strongroom keys init`)',
+      )
+    }
+  }
   if (creatingKeyFiles) return
-  let mode: number
-  try {
-    mode = statSync(config.keyFile).mode
-  } catch {
-    throw new ConfigError(
-      'STRONGROOM_KEY_FILE',
-      `must exist in production mode (create it with \`strongroom keys init\`)`,
-    )
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new ConfigError('STRONGROOM_KEY_FILE', 'must not be readable or writable by group or others (chmod 600)')
-  }
   if (config.archiveMember) {
     requireNamedLocation(explicit, 'archiveKeyFile', 'STRONGROOM_ARCHIVE_KEY_FILE')
     checkArchiveKeyFile(config)
+  }
+}
+
+/** A PKCS#11 token is named by its library, its label or slot, and a PIN file. */
+function checkPkcs11Settings(config: Config): void {
+  if (!config.pkcs11Module)
+    throw new ConfigError('STRONGROOM_PKCS11_MODULE', 'is required with STRONGROOM_KEY_PROVIDER=pkcs11')
+  if ((config.pkcs11TokenLabel === undefined) === (config.pkcs11Slot === undefined)) {
+    throw new ConfigError('STRONGROOM_PKCS11_TOKEN_LABEL', 'or STRONGROOM_PKCS11_SLOT (one of them) names the token')
+  }
+  if (!config.pkcs11PinFile)
+    throw new ConfigError('STRONGROOM_PKCS11_PIN_FILE', 'is required with STRONGROOM_KEY_PROVIDER=pkcs11')
+}
+
+/** A file of secrets (key file, PIN file): it exists and only its owner may read or write it. */
+function requirePrivateFile(file: string, setting: string, missing: string): void {
+  let mode: number
+  try {
+    mode = statSync(file).mode
+  } catch {
+    throw new ConfigError(setting, missing)
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError(setting, 'must not be readable or writable by group or others (chmod 600)')
   }
 }
 
@@ -443,21 +484,11 @@ function checkArchiveKeyFile(config: Config): void {
   if (path.resolve(config.archiveKeyFile) === path.resolve(config.keyFile)) {
     throw new ConfigError('STRONGROOM_ARCHIVE_KEY_FILE', 'must not be the live keyring’s key file')
   }
-  let mode: number
-  try {
-    mode = statSync(config.archiveKeyFile).mode
-  } catch {
-    throw new ConfigError(
-      'STRONGROOM_ARCHIVE_KEY_FILE',
-      'must exist in production mode when the archive member runs (create it with `strongroom keys init --archive`)',
-    )
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new ConfigError(
-      'STRONGROOM_ARCHIVE_KEY_FILE',
-      'must not be readable or writable by group or others (chmod 600)',
-    )
-  }
+  requirePrivateFile(
+    config.archiveKeyFile,
+    'STRONGROOM_ARCHIVE_KEY_FILE',
+    'must exist in production mode when the archive member runs (create it with `strongroom keys init --archive`)',
+  )
 }
 
 export const configTable = Object.entries(settings).map(([key, s]) => ({ key, env: s.env, default: s.default }))

@@ -1,15 +1,24 @@
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto'
 import { sql } from 'kysely'
 import { archiveRecordHash, chainedFields } from '../archive/record-hash.ts'
 import { recordHash } from '../audit/record-hash.ts'
 import type { Db } from '../platform/db/database.ts'
 import { ChainLinker, emptyChainHead } from '../platform/hash-chain/linker.ts'
+import type { SigningAlgorithm } from '../platform/keyring/key-provider.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 
-/** An Ed25519 key of the attacker's own, under the key id they choose. */
-export function attackerKey(id: string): SigningKey {
+/** A key of the attacker's own (Ed25519 unless asked for P-256), under the key id they choose. */
+export function attackerKey(
+  id: string,
+  algorithm: SigningAlgorithm = 'ed25519',
+): SigningKey & { privateKey: KeyObject } {
+  if (algorithm === 'p256') {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const sign256 = (message: Uint8Array) => sign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' })
+    return { id, algorithm, privateKey, publicKey, sign: sign256 }
+  }
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  return { id, privateKey, publicKey }
+  return { id, algorithm, privateKey, publicKey, sign: (message) => sign(null, message, privateKey) }
 }
 
 /**

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before } from 'node:test'
 import { createTestDatabase, type TestDatabase } from './harness.ts'
+import { testKeyProvider } from './softhsm.ts'
 
 /**
  * The arguments to Node that run the `strongroom` command from the sources: tests run what they test, not a build
@@ -30,6 +31,7 @@ export function cliHarness() {
       STRONGROOM_DATA_DIR: state.dir,
       DATABASE_URL: state.database.url ?? '',
       LOG_LEVEL: 'silent',
+      ...testKeyProvider().env,
     }
   })
   after(async () => {

@@ -15,9 +15,10 @@ import { createLogger } from '../platform/logging.ts'
 import { type RunningServer, startServer } from '../server.ts'
 import { createStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { createTenant } from '../tenancy/tenants.ts'
+import { testKeyProvider } from './softhsm.ts'
 
 /**
- * Test servers run on what the environment offers: PostgreSQL (a fresh database per server) and NATS when
+ * Test servers run on what the environment offers (their keys in SoftHSM2 when STRONGROOM_KEY_PROVIDER=pkcs11): PostgreSQL (a fresh database per server) and NATS when
  * DATABASE_URL and NATS_URL are set, PGlite in memory and the in-memory bus otherwise. The same tests run on both.
  */
 export const usingPostgres = Boolean(process.env.DATABASE_URL)
@@ -82,6 +83,7 @@ export async function startTestServer(
       logLevel: 'silent',
       databaseUrl: db.url,
       natsUrl: process.env.NATS_URL,
+      ...testKeyProvider().config,
       ...overrides,
     },
   )

@@ -1,4 +1,5 @@
 import { usingNats, usingPostgres } from './harness.ts'
+import { softHsmMissing } from './softhsm.ts'
 
 /**
  * For `describe`'s skip option, where tests need something outside Node (Chromium, PostgreSQL, NATS, HAProxy,
@@ -17,3 +18,6 @@ export const needsPostgresAndNats = () =>
 
 /** Tests of production mode, which refuses the embedded database. */
 export const needsPostgres = () => skipUnlessPresent(!usingPostgres && 'needs PostgreSQL (DATABASE_URL)')
+
+/** Tests of the PKCS#11 key provider: SoftHSM2, with a token of their own. */
+export const needsSoftHsm = () => skipUnlessPresent(softHsmMissing())

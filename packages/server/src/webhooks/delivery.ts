@@ -1,6 +1,6 @@
-import { FlattenedSign } from 'jose'
 import type { ServerContext } from '../platform/context.ts'
-import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import { signCompactJws } from '../platform/keyring/jws.ts'
+import type { SigningKey, TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { startPeriodicTask } from '../platform/periodic-task.ts'
 
 const POLL_MS = 500
@@ -11,14 +11,12 @@ const MAX_BACKOFF_MS = 3_600_000
 const LEASE_MS = 60_000
 
 /**
- * The body's signature, as a JWS with a detached payload (RFC 7515 Appendix F): ES256 with the receipt key, so a bank
+ * The body's signature, as a JWS with a detached payload (RFC 7515 Appendix F): ES256 with the bank's receipt key, so a bank
  * verifies webhooks with the same JWKS as receipts and holds no shared secret.
  */
 export async function signWebhookBody(key: SigningKey, body: Uint8Array): Promise<string> {
-  const jws = await new FlattenedSign(body)
-    .setProtectedHeader({ alg: 'ES256', kid: key.id, b64: true })
-    .sign(key.privateKey)
-  return `${jws.protected}..${jws.signature}`
+  const [header, , signature] = signCompactJws(key, { b64: true }, body).split('.')
+  return `${header}..${signature}`
 }
 
 /**
@@ -26,16 +24,16 @@ export async function signWebhookBody(key: SigningKey, body: Uint8Array): Promis
  * sending one twice at once), posted with their signature, and on failure retried with exponential backoff up to
  * ten attempts.
  */
-export function startWebhookDelivery(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, key: SigningKey) {
+export function startWebhookDelivery(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, keys: TenantSigningKeys) {
   return startPeriodicTask({
     name: 'webhook delivery',
     intervalMs: POLL_MS,
-    pass: () => deliverDue(ctx, key),
+    pass: () => deliverDue(ctx, keys),
     log: ctx.log,
   })
 }
 
-async function deliverDue(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, key: SigningKey): Promise<void> {
+async function deliverDue(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, keys: TenantSigningKeys): Promise<void> {
   // Claim a batch with a lease: no transaction stays open across HTTP calls, and a node that dies mid-way leaves its
   // deliveries to be retried when the lease runs out.
   const due = await ctx.db.transaction().execute(async (trx) => {
@@ -71,7 +69,7 @@ async function deliverDue(ctx: Pick<ServerContext, 'db' | 'config' | 'log'>, key
         headers: {
           'content-type': 'application/json',
           'strongroom-event-id': delivery.id,
-          'strongroom-signature': await signWebhookBody(key, body),
+          'strongroom-signature': await signWebhookBody(await keys.for(delivery.tenant_id), body),
         },
         body,
         redirect: 'manual',

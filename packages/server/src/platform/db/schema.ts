@@ -18,6 +18,8 @@ export interface TenantKeysTable {
   kek_id: string
   wrapped_key: Uint8Array
   created_at: Timestamp
+  /** When the key was retired (and its wrapped form erased); null while it may open data. */
+  retired_at: Timestamp | null
 }
 
 export interface StaffTable {
@@ -179,6 +181,8 @@ export interface AuditCheckpointsTable {
 export interface SigningKeysTable {
   id: string
   purpose: string
+  /** The bank whose evidence the key signs; null for the deployment's own keys. */
+  tenant_id: string | null
   public_key: Uint8Array
   kek_id: string
   wrapped_private_key: Uint8Array

@@ -1,4 +1,4 @@
-import { type KeyObject, sign, verify } from 'node:crypto'
+import { type KeyObject, verify } from 'node:crypto'
 import canonicalize from 'canonicalize'
 import type { SigningKey } from '../keyring/signing-keys.ts'
 import type { MerkleFrontier } from './merkle.ts'
@@ -51,7 +51,7 @@ export function signCheckpoint(
     root_hash: rootHash,
     signed_at: signedAt,
     key_id: signer.id,
-    signature: sign(null, statement, signer.privateKey),
+    signature: signer.sign(statement),
   }
 }
 

@@ -1,9 +1,9 @@
-import type { KeyObject } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { type ChainKind, checkCheckpoint } from './checkpoint.ts'
 import { consistencyProof, leafHash, MerkleFrontier, verifyConsistency } from './merkle.ts'
+import { type TrustedKey, trustedKeysFor } from './trusted-keys.ts'
 import type { StoredCheckpoint } from './walker.ts'
 
 /**
@@ -256,11 +256,12 @@ export interface WitnessLogVerification {
 }
 
 /**
- * Checks a witness file with nothing else (no database): every tree head signed by a trusted key, no two different
+ * Checks a witness file with nothing else (no database): every tree head signed by a trusted key of its own bank (see
+ * trustedKeysFor), no two different
  * heads of one size (a fork), and every head that carries a consistency proof from the one before it in the file
  * proven to extend it, so the log the bank showed the witness only ever grew.
  */
-export function verifyWitnessLog(file: string, keys: Map<string, KeyObject>): WitnessLogVerification {
+export function verifyWitnessLog(file: string, keys: Map<string, TrustedKey>): WitnessLogVerification {
   const byChain = new Map<string, Map<number, WitnessEntry>>()
   let failure: WitnessLogVerification['failure']
   for (const entry of readEntries(file)) {
@@ -281,7 +282,7 @@ export function verifyWitnessLog(file: string, keys: Map<string, KeyObject>): Wi
       result.entries++
       const at = { chain, treeSize: entry.treeSize }
       const bad = kind
-        ? checkCheckpoint(kind, entry.tenantId, storedForm(entry), undefined, keys)
+        ? checkCheckpoint(kind, entry.tenantId, storedForm(entry), undefined, trustedKeysFor(keys, entry.tenantId))
         : 'not a checkpoint of a known chain'
       if (bad) failure ??= { ...at, reason: bad }
       const proof = entry.consistency

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
+import type { Bus } from '../bus/bus.ts'
 import type { Database } from '../db/schema.ts'
 import { openAesGcm, sealAesGcm } from './aes-gcm.ts'
 import type { KeyProvider } from './key-provider.ts'
@@ -12,6 +13,9 @@ export interface FieldRef {
 }
 
 type Purpose = 'data' | 'index'
+
+/** Published when a tenant gets a new data key, so that every node encrypts with it from then on, without restart. */
+export const DATA_KEY_ROTATED_SUBJECT_PREFIX = 'strongroom.keys.data-key-rotated.'
 
 const FORMAT_VERSION = 1
 const HEADER_BYTES = 5
@@ -46,6 +50,38 @@ export class Keyring {
   /** Makes a new tenant's first data key and its blind-index key, in the caller's transaction. */
   async createTenantKeys(db: Kysely<Database>, tenantId: string): Promise<void> {
     for (const purpose of ['data', 'index'] as const) await this.#insertKey(db, tenantId, purpose, 1)
+  }
+
+  /**
+   * Every node listens for data key rotations: on one, it forgets which version is the tenant's newest and reads it
+   * again from the database on its next encryption (the event says which tenant; the database says which key).
+   */
+  followRotations(bus: Bus): () => void {
+    return bus.subscribe(`${DATA_KEY_ROTATED_SUBJECT_PREFIX}*`, (subject) => {
+      this.#newest.delete(subject.slice(DATA_KEY_ROTATED_SUBJECT_PREFIX.length))
+    })
+  }
+
+  /** Tells every node (this one included) that a tenant has a new data key. */
+  static announceRotation(bus: Bus, tenantId: string): void {
+    bus.publish(`${DATA_KEY_ROTATED_SUBJECT_PREFIX}${tenantId}`, new Uint8Array())
+  }
+
+  /** The tenant's newest data key version as the database holds it now (not this node's cached view). */
+  async currentDataKeyVersion(tenantId: string, db: Kysely<Database> = this.#db): Promise<number> {
+    const row = await db
+      .selectFrom('tenant_keys')
+      .select(({ fn }) => fn.max('version').as('version'))
+      .where('tenant_id', '=', tenantId)
+      .where('purpose', '=', 'data')
+      .executeTakeFirst()
+    if (row?.version === undefined || row.version === null) throw new Error(`tenant ${tenantId} has no data key`)
+    return Number(row.version)
+  }
+
+  /** Drops a retired key from this node's memory. */
+  forget(tenantId: string, version: number): void {
+    this.#cache.delete(`${tenantId}\0data\0${version}`)
   }
 
   /** Adds a new data key version for a tenant; new writes use it, older ciphertexts still open. */
@@ -108,7 +144,13 @@ export class Keyring {
   async rewrapAll(): Promise<number> {
     const current = await this.#provider.currentKekId()
     return this.#db.transaction().execute(async (trx) => {
-      const rows = await trx.selectFrom('tenant_keys').selectAll().where('kek_id', '!=', current).forUpdate().execute()
+      const rows = await trx
+        .selectFrom('tenant_keys')
+        .selectAll()
+        .where('kek_id', '!=', current)
+        .where('retired_at', 'is', null)
+        .forUpdate()
+        .execute()
       for (const row of rows) {
         const aad = wrapAad(row.tenant_id, row.purpose, row.version)
         const key = await this.#provider.unwrap(row.kek_id, Buffer.from(row.wrapped_key), aad)
@@ -136,14 +178,7 @@ export class Keyring {
   async #newestDataKeyVersion(tenantId: string): Promise<number> {
     const known = this.#newest.get(tenantId)
     if (known !== undefined) return known
-    const row = await this.#db
-      .selectFrom('tenant_keys')
-      .select(({ fn }) => fn.max('version').as('version'))
-      .where('tenant_id', '=', tenantId)
-      .where('purpose', '=', 'data')
-      .executeTakeFirst()
-    if (row?.version === undefined || row.version === null) throw new Error(`tenant ${tenantId} has no data key`)
-    const version = Number(row.version)
+    const version = await this.currentDataKeyVersion(tenantId)
     this.#newest.set(tenantId, version)
     return version
   }
@@ -162,12 +197,13 @@ export class Keyring {
   async #loadKey(tenantId: string, purpose: Purpose, version: number): Promise<Buffer> {
     const row = await this.#db
       .selectFrom('tenant_keys')
-      .select(['kek_id', 'wrapped_key'])
+      .select(['kek_id', 'wrapped_key', 'retired_at'])
       .where('tenant_id', '=', tenantId)
       .where('purpose', '=', purpose)
       .where('version', '=', version)
       .executeTakeFirst()
     if (!row) throw new Error(`no ${purpose} key version ${version} for tenant ${tenantId}`)
+    if (row.retired_at) throw new Error(`${purpose} key version ${version} of tenant ${tenantId} is retired`)
     return this.#provider.unwrap(row.kek_id, Buffer.from(row.wrapped_key), wrapAad(tenantId, purpose, version))
   }
 }

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { openAesGcm, sealAesGcm } from './aes-gcm.ts'
-import type { KeyProvider } from './key-provider.ts'
+import type { KeyProvider, Signer, SigningAlgorithm, StoredSigningKey } from './key-provider.ts'
 
 interface KeyFile {
   version: 1
@@ -78,6 +78,30 @@ export class LocalKeyFileProvider implements KeyProvider {
     writeKeyFile(this.#path, this.#file, false)
     return kekId
   }
+
+  /** A key pair made in this process; the private half is stored wrapped (PKCS#8 under the current KEK). */
+  async generateSigningKey(algorithm: SigningAlgorithm, aad: Buffer): Promise<StoredSigningKey> {
+    const pair =
+      algorithm === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const { kekId, wrapped } = await this.wrap(pair.privateKey.export({ format: 'der', type: 'pkcs8' }), aad)
+    return { kekId, privateKey: wrapped, publicKey: pair.publicKey.export({ format: 'der', type: 'spki' }) }
+  }
+
+  async signer(algorithm: SigningAlgorithm, stored: StoredSigningKey, aad: Buffer): Promise<Signer> {
+    const der = await this.unwrap(stored.kekId, stored.privateKey, aad)
+    const key = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+    return algorithm === 'ed25519'
+      ? (message) => sign(null, message, key)
+      : (message) => sign('sha256', message, { key, dsaEncoding: 'ieee-p1363' })
+  }
+
+  async rewrapSigningKey(stored: StoredSigningKey, aad: Buffer): Promise<StoredSigningKey | undefined> {
+    if (stored.kekId === this.#file.current) return undefined
+    const { kekId, wrapped } = await this.wrap(await this.unwrap(stored.kekId, stored.privateKey, aad), aad)
+    return { ...stored, kekId, privateKey: wrapped }
+  }
+
+  async close(): Promise<void> {}
 
   #key(kekId: string): Buffer | undefined {
     const encoded = this.#file.keys[kekId]

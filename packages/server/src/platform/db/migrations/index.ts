@@ -25,6 +25,7 @@ import * as factorLifecycle from './023-factor-lifecycle.ts'
 import * as checkpointWitness from './024-checkpoint-witness.ts'
 import * as encryptionRequired from './025-encryption-required.ts'
 import * as channelRisk from './026-channel-risk.ts'
+import * as tenantKeys from './027-tenant-keys.ts'
 import * as rateLimits from './028-rate-limits.ts'
 import * as pivotLinkRevocation from './029-pivot-link-revocation.ts'
 import * as playIntegrity from './031-play-integrity.ts'
@@ -59,6 +60,7 @@ const migrations: Record<string, Migration> = {
   '024-checkpoint-witness': checkpointWitness,
   '025-encryption-required': encryptionRequired,
   '026-channel-risk': channelRisk,
+  '027-tenant-keys': tenantKeys,
   '028-rate-limits': rateLimits,
   '029-pivot-link-revocation': pivotLinkRevocation,
   '031-play-integrity': playIntegrity,

@@ -1,0 +1,300 @@
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import pkcs11js from 'pkcs11js'
+import type { KeyProvider, Signer, SigningAlgorithm, StoredSigningKey } from './key-provider.ts'
+
+/** PKCS#11 3.0 mechanisms that pkcs11js (written for 2.40) has no names for. */
+const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055
+const CKM_EDDSA = 0x1057
+
+/** CKA_EC_PARAMS (a DER object identifier) and the SubjectPublicKeyInfo prefix of each curve. */
+const curves: Record<SigningAlgorithm, { generate: number; params: Buffer; spkiPrefix: Buffer }> = {
+  ed25519: {
+    generate: CKM_EC_EDWARDS_KEY_PAIR_GEN,
+    params: Buffer.from('06032b6570', 'hex'),
+    spkiPrefix: Buffer.from('302a300506032b6570032100', 'hex'),
+  },
+  p256: {
+    generate: pkcs11js.CKM_EC_KEY_PAIR_GEN,
+    params: Buffer.from('06082a8648ce3d030107', 'hex'),
+    spkiPrefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'),
+  },
+}
+
+/** The KEK id of a signing key whose private half was made in the token and never leaves it. */
+export const IN_TOKEN = 'in-token'
+const KEK_LABEL = /^hsm-kek-(\d+)$/
+const SIGNING_KEY_LABEL = 'strongroom-signing-key'
+const IV_BYTES = 12
+const TAG_BYTES = 16
+
+export interface Pkcs11Settings {
+  /** The PKCS#11 library (a shared object). */
+  module: string
+  tokenLabel?: string | undefined
+  slot?: number | undefined
+  pinFile: string
+}
+
+/** The token refused, or is not there; the message names the setting to look at, never the PIN. */
+export class Pkcs11Error extends Error {
+  override name = 'Pkcs11Error'
+}
+
+/**
+ * A library is initialized once per process (a second C_Initialize fails) and its login is shared by every session
+ * on the token, so every provider of the process shares them.
+ */
+const libraries = new Map<string, pkcs11js.PKCS11>()
+
+function library(module: string): pkcs11js.PKCS11 {
+  let loaded = libraries.get(module)
+  if (!loaded) {
+    loaded = new pkcs11js.PKCS11()
+    try {
+      loaded.load(module)
+      loaded.C_Initialize()
+    } catch (error) {
+      throw new Pkcs11Error(`the PKCS#11 library ${module} cannot be loaded: ${(error as Error).message}`)
+    }
+    libraries.set(module, loaded)
+  }
+  return loaded
+}
+
+function pkcs11Code(error: unknown): string | undefined {
+  return error instanceof Error ? /^CKR_\w+/.exec(error.message)?.[0] : undefined
+}
+
+/**
+ * Keys in a PKCS#11 token (an HSM; SoftHSM2 in tests). The KEKs are AES-256 keys generated in the token, sensitive
+ * and not extractable: a data key is wrapped and unwrapped by AES-GCM inside the token, with the same associated
+ * data as the local key file uses. Signing keys are generated in the token too (Ed25519 with CKM_EDDSA, P-256 with
+ * CKM_ECDSA over a SHA-256 digest); the database keeps their public half and the token object's CKA_ID.
+ */
+export class Pkcs11Provider implements KeyProvider {
+  readonly name = 'pkcs11'
+  readonly #p11: pkcs11js.PKCS11
+  readonly #session: pkcs11js.Handle
+  /** KEK handles by id (`hsm-kek-N`); re-read from the token when an unknown id turns up (another node rotated). */
+  #keks = new Map<string, pkcs11js.Handle>()
+
+  private constructor(p11: pkcs11js.PKCS11, session: pkcs11js.Handle) {
+    this.#p11 = p11
+    this.#session = session
+  }
+
+  /** Opens a session on the token and logs in with the PIN file's PIN; with `create`, makes the first KEK if none. */
+  static async open(settings: Pkcs11Settings, options: { create: boolean }): Promise<Pkcs11Provider> {
+    const p11 = library(settings.module)
+    const slot = p11
+      .C_GetSlotList(true)
+      .find((candidate) =>
+        settings.slot !== undefined
+          ? slotId(candidate) === settings.slot
+          : p11.C_GetTokenInfo(candidate).label.trim() === settings.tokenLabel,
+      )
+    if (!slot) {
+      throw new Pkcs11Error(
+        settings.slot !== undefined
+          ? `no initialized token in slot ${settings.slot} (STRONGROOM_PKCS11_SLOT)`
+          : `no token labelled "${settings.tokenLabel}" (STRONGROOM_PKCS11_TOKEN_LABEL)`,
+      )
+    }
+    let pin: string
+    try {
+      pin = readFileSync(settings.pinFile, 'utf8').replace(/\r?\n$/, '')
+    } catch {
+      throw new Pkcs11Error(`the PIN file ${settings.pinFile} cannot be read (STRONGROOM_PKCS11_PIN_FILE)`)
+    }
+    const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
+    try {
+      p11.C_Login(session, pkcs11js.CKU_USER, pin)
+    } catch (error) {
+      if (pkcs11Code(error) !== 'CKR_USER_ALREADY_LOGGED_IN') {
+        p11.C_CloseSession(session)
+        throw new Pkcs11Error(`the token refused the PIN from ${settings.pinFile} (${pkcs11Code(error) ?? 'error'})`)
+      }
+    }
+    const provider = new Pkcs11Provider(p11, session)
+    provider.#readKeks()
+    if (provider.#keks.size === 0) {
+      if (!options.create) {
+        p11.C_CloseSession(session)
+        throw new Pkcs11Error('the token holds no key-encryption key (create it with `strongroom keys init`)')
+      }
+      await provider.rotate()
+    }
+    return provider
+  }
+
+  async currentKekId(): Promise<string> {
+    return this.#current()
+  }
+
+  async wrap(dataKey: Buffer, aad: Buffer): Promise<{ kekId: string; wrapped: Buffer }> {
+    const kekId = this.#current()
+    const iv = randomBytes(IV_BYTES)
+    this.#p11.C_EncryptInit(this.#session, gcm(iv, aad), this.#keks.get(kekId) as pkcs11js.Handle)
+    const sealed = this.#p11.C_Encrypt(this.#session, dataKey, Buffer.alloc(dataKey.length + TAG_BYTES))
+    return { kekId, wrapped: Buffer.concat([iv, sealed]) }
+  }
+
+  async unwrap(kekId: string, wrapped: Buffer, aad: Buffer): Promise<Buffer> {
+    if (!this.#keks.has(kekId)) this.#readKeks()
+    const kek = this.#keks.get(kekId)
+    if (!kek) throw new Pkcs11Error(`key-encryption key ${kekId} is not in the token`)
+    if (wrapped.length < IV_BYTES + TAG_BYTES) throw new Pkcs11Error('wrapped key too short')
+    this.#p11.C_DecryptInit(this.#session, gcm(wrapped.subarray(0, IV_BYTES), aad), kek)
+    return this.#p11.C_Decrypt(this.#session, wrapped.subarray(IV_BYTES), Buffer.alloc(wrapped.length))
+  }
+
+  /** Generates the next KEK in the token (`hsm-kek-N`, AES-256, never extractable) and makes it current. */
+  async rotate(): Promise<string> {
+    this.#readKeks()
+    const next = Math.max(0, ...[...this.#keks.keys()].map(kekNumber)) + 1
+    const kekId = `hsm-kek-${next}`
+    const handle = this.#p11.C_GenerateKey(this.#session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+      { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+      { type: pkcs11js.CKA_LABEL, value: kekId },
+      ...inTokenPrivate,
+      { type: pkcs11js.CKA_ENCRYPT, value: true },
+      { type: pkcs11js.CKA_DECRYPT, value: true },
+    ])
+    this.#keks.set(kekId, handle)
+    return kekId
+  }
+
+  async generateSigningKey(algorithm: SigningAlgorithm): Promise<StoredSigningKey> {
+    const curve = curves[algorithm]
+    const id = randomBytes(16)
+    const { publicKey } = this.#p11.C_GenerateKeyPair(
+      this.#session,
+      { mechanism: curve.generate },
+      [
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_VERIFY, value: true },
+        { type: pkcs11js.CKA_EC_PARAMS, value: curve.params },
+        { type: pkcs11js.CKA_ID, value: id },
+        { type: pkcs11js.CKA_LABEL, value: SIGNING_KEY_LABEL },
+      ],
+      [
+        ...inTokenPrivate,
+        { type: pkcs11js.CKA_SIGN, value: true },
+        { type: pkcs11js.CKA_ID, value: id },
+        { type: pkcs11js.CKA_LABEL, value: SIGNING_KEY_LABEL },
+      ],
+    )
+    const [point] = this.#p11.C_GetAttributeValue(this.#session, publicKey, [{ type: pkcs11js.CKA_EC_POINT }])
+    return { kekId: IN_TOKEN, privateKey: id, publicKey: spki(curve.spkiPrefix, point?.value as Buffer) }
+  }
+
+  /**
+   * Signs with the token's private key of this CKA_ID. A probe signature is checked against the stored public key
+   * first: a database row pointing at another key of the token would otherwise sign what nobody can verify.
+   */
+  async signer(algorithm: SigningAlgorithm, stored: StoredSigningKey): Promise<Signer> {
+    if (stored.kekId !== IN_TOKEN) {
+      throw new Pkcs11Error(
+        `a signing key wrapped by ${stored.kekId} is not in the token: make new ones with \`strongroom keys rotate --signing-keys\``,
+      )
+    }
+    this.#p11.C_FindObjectsInit(this.#session, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+      { type: pkcs11js.CKA_ID, value: stored.privateKey },
+    ])
+    const [handle] = this.#p11.C_FindObjects(this.#session, 1)
+    this.#p11.C_FindObjectsFinal(this.#session)
+    if (!handle) throw new Pkcs11Error(`signing key ${stored.privateKey.toString('hex')} is not in the token`)
+    const sign: Signer =
+      algorithm === 'ed25519'
+        ? (message) => {
+            this.#p11.C_SignInit(this.#session, { mechanism: CKM_EDDSA }, handle)
+            return this.#p11.C_Sign(this.#session, Buffer.from(message), Buffer.alloc(64))
+          }
+        : (message) => {
+            this.#p11.C_SignInit(this.#session, { mechanism: pkcs11js.CKM_ECDSA }, handle)
+            const digest = createHash('sha256').update(message).digest()
+            return this.#p11.C_Sign(this.#session, digest, Buffer.alloc(64))
+          }
+    const probe = randomBytes(32)
+    const publicKey = createPublicKey({ key: stored.publicKey, format: 'der', type: 'spki' })
+    const probeSignature = sign(probe)
+    let verified = false
+    try {
+      verified =
+        algorithm === 'ed25519'
+          ? verify(null, probe, publicKey, probeSignature)
+          : verify('sha256', probe, { key: publicKey, dsaEncoding: 'ieee-p1363' }, probeSignature)
+    } catch {
+      // A stored public key of another type than the algorithm: no match either.
+    }
+    if (!verified) throw new Pkcs11Error('the token signs with a key that does not match the stored public key')
+    return sign
+  }
+
+  /** A key made in the token never leaves it, so nothing is re-wrapped; one wrapped by a key file cannot be read. */
+  async rewrapSigningKey(stored: StoredSigningKey): Promise<StoredSigningKey | undefined> {
+    if (stored.kekId === IN_TOKEN) return undefined
+    throw new Pkcs11Error(`a signing key wrapped by ${stored.kekId} is not in the token`)
+  }
+
+  /** Ends this provider's session; the library and its login stay for the process's other providers. */
+  async close(): Promise<void> {
+    this.#p11.C_CloseSession(this.#session)
+  }
+
+  #current(): string {
+    const newest = Math.max(...[...this.#keks.keys()].map(kekNumber))
+    return `hsm-kek-${newest}`
+  }
+
+  #readKeks(): void {
+    this.#p11.C_FindObjectsInit(this.#session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }])
+    const handles = this.#p11.C_FindObjects(this.#session, 10_000)
+    this.#p11.C_FindObjectsFinal(this.#session)
+    const keks = new Map<string, pkcs11js.Handle>()
+    for (const handle of handles) {
+      const [label] = this.#p11.C_GetAttributeValue(this.#session, handle, [{ type: pkcs11js.CKA_LABEL }])
+      const name = label?.value?.toString('utf8') ?? ''
+      if (KEK_LABEL.test(name)) keks.set(name, handle)
+    }
+    this.#keks = keks
+  }
+}
+
+/** A key object that stays in the token and cannot be read out of it, by anyone. */
+const inTokenPrivate = [
+  { type: pkcs11js.CKA_TOKEN, value: true },
+  { type: pkcs11js.CKA_PRIVATE, value: true },
+  { type: pkcs11js.CKA_SENSITIVE, value: true },
+  { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+]
+
+/** A slot handle is the CK_SLOT_ID in the platform's byte order (CK_ULONG: 8 bytes on 64-bit Linux). */
+function slotId(slot: Buffer): number {
+  return slot.length === 8 ? Number(slot.readBigUInt64LE()) : slot.readUInt32LE()
+}
+
+function kekNumber(kekId: string): number {
+  return Number(KEK_LABEL.exec(kekId)?.[1] ?? 0)
+}
+
+function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
+  const parameter: pkcs11js.GcmParams = {
+    type: pkcs11js.CK_PARAMS_AES_GCM,
+    iv,
+    ivBits: IV_BYTES * 8,
+    aad,
+    tagBits: TAG_BYTES * 8,
+  }
+  return { mechanism: pkcs11js.CKM_AES_GCM, parameter }
+}
+
+/** CKA_EC_POINT is the point as a DER OCTET STRING; the SubjectPublicKeyInfo wants the bare point. */
+function spki(prefix: Buffer, ecPoint: Buffer): Buffer {
+  const length = ecPoint[1] as number
+  return Buffer.concat([prefix, ecPoint.subarray(ecPoint.length - length)])
+}
