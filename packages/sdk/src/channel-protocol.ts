@@ -11,6 +11,7 @@ export const PublicChannelConnector = Type.Union([
   Type.Literal('whatsapp'),
   Type.Literal('messenger'),
   Type.Literal('smpp'),
+  Type.Literal('rbm'),
 ])
 export type PublicChannelConnector = Static<typeof PublicChannelConnector>
 
@@ -78,6 +79,27 @@ export const ConversationChannel = Type.Object({
     description: 'public: the conversation on the channel; secure: the secure conversation a pivot moved it to',
   }),
   connector: PublicChannelConnector,
+  verifiedSender: Nullable(
+    Type.String({ description: 'RCS: the business name the customer sees, verified by Google for the RBM agent' }),
+  ),
+  window: Type.Object({
+    kind: Type.Union(
+      [
+        Type.Literal('open'),
+        Type.Literal('human-agent'),
+        Type.Literal('template'),
+        Type.Literal('closed'),
+        Type.Literal('none'),
+      ],
+      {
+        description:
+          "the messaging window the bank's next message falls in: open (free text), human-agent (Messenger, tagged " +
+          'replies), template (WhatsApp, approved templates only), closed (nothing may be sent), none (SMS, RCS)',
+      },
+    ),
+    closesAt: Nullable(Type.String()),
+    reason: Type.String({ description: 'why, in words for the agent' }),
+  }),
   customerLinked: Type.Boolean({ description: 'whether the sender is known to be one of the bank’s customers' }),
   risk: Type.Array(Type.String(), {
     description: 'smishing and spoofing flags any message of the public conversation raised',

@@ -29,4 +29,5 @@ export const channelNames: Record<PublicChannelConnector, string> = {
   whatsapp: 'WhatsApp',
   messenger: 'Messenger',
   smpp: 'SMS',
+  rbm: 'RCS',
 }

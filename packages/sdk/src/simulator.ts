@@ -9,6 +9,8 @@ export interface SimulatedChannel {
   connector: SimulatedConnector
   /** The bank's receiving address: its number (SMS), WhatsApp phone-number id or Facebook page id. */
   address: string
+  /** RCS: the business name the phone shows with Google's verified badge. */
+  verifiedSender?: string
 }
 
 /** One message on the simulated phone, either way. */

@@ -26,7 +26,7 @@ before(async () => {
 })
 after(() => server.stop())
 
-test('the demo bank answers SMS, WhatsApp and Messenger, and its secrets are not in the credentials file', async () => {
+test('the demo bank answers SMS, WhatsApp, Messenger and RCS, and its secrets are not in the credentials file', async () => {
   const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(credentials.adminToken) })
   const { channels } = await admin.request<{ channels: { connector: string; address: string }[] }>(
     'GET',
@@ -34,6 +34,7 @@ test('the demo bank answers SMS, WhatsApp and Messenger, and its secrets are not
   )
   assert.deepEqual(channels.map((c) => `${c.connector} ${c.address}`).sort(), [
     `messenger ${demoAddresses.bankMessengerPage}`,
+    `rbm ${demoAddresses.bankRbmAgent}`,
     `twilio ${demoAddresses.bankSms}`,
     `whatsapp ${demoAddresses.bankWhatsApp}`,
   ])

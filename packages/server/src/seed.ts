@@ -27,6 +27,7 @@ export const demoAddresses = {
   bankSms: '+442079460123',
   bankWhatsApp: '100000000000001',
   bankMessengerPage: '100000000000002',
+  bankRbmAgent: 'demo-bank@rbm.goog',
 } as const
 
 export async function seedDemoBank(ctx: ServerContext): Promise<void> {
@@ -45,6 +46,7 @@ export async function seedDemoBank(ctx: ServerContext): Promise<void> {
     twilio: demoAddresses.bankSms,
     whatsapp: demoAddresses.bankWhatsApp,
     messenger: demoAddresses.bankMessengerPage,
+    rbm: { agentId: demoAddresses.bankRbmAgent, verifiedSender: DEMO_BANK },
   })
   const credentials = {
     tenantId: tenant.id,
@@ -97,7 +99,12 @@ export async function configureSimulatedChannels(
   ctx: Pick<ServerContext, 'db' | 'keyring' | 'config'>,
   adminToken: string,
   agentId: string,
-  addresses: { twilio?: string; whatsapp?: string; messenger?: string },
+  addresses: {
+    twilio?: string
+    whatsapp?: string
+    messenger?: string
+    rbm?: { agentId: string; verifiedSender: string }
+  },
 ): Promise<void> {
   const admin = await authenticateStaffToken(ctx, adminToken)
   if (!admin) throw new Error('the admin token was not accepted')
@@ -116,6 +123,13 @@ export async function configureSimulatedChannels(
       address,
       settings: { apiVersion: 'v23.0', agentId },
       secrets: { appSecret: secret(), accessToken: secret(), verifyToken: secret() },
+    })
+  }
+  if (addresses.rbm) {
+    await configureChannel(ctx, admin, 'rbm', {
+      address: addresses.rbm.agentId,
+      settings: { verifiedSender: addresses.rbm.verifiedSender, agentId },
+      secrets: { accessToken: secret(), clientToken: secret() },
     })
   }
 }

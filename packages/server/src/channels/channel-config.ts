@@ -8,6 +8,7 @@ import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import { findStaff } from '../tenancy/staff.ts'
 import type { Connector, ConnectorKind, WebhookConnector, WebhookConnectorKind } from './connectors/connector.ts'
 import { messengerConnector } from './connectors/messenger.ts'
+import { rbmConnector } from './connectors/rbm.ts'
 import type { TransportOptions } from './connectors/retry.ts'
 import { twilioConnector } from './connectors/twilio.ts'
 import { type WhatsAppConnector, whatsAppConnector } from './connectors/whatsapp.ts'
@@ -24,6 +25,8 @@ export interface ChannelSecrets {
   verifyToken?: string
   /** The SMPP bind's password (SMPP 3.4 allows at most 8 characters). */
   password?: string
+  /** RBM: the webhook's client token, which keys X-Goog-Signature. */
+  clientToken?: string
 }
 
 export interface ChannelSettings {
@@ -43,6 +46,10 @@ export interface ChannelSettings {
   /** SMPP: the bind's system_id and, when the SMSC wants one, system_type. */
   systemId?: string
   systemType?: string
+  /** RBM: the agent's display name, which Google verified at launch and phones show with a verified badge. */
+  verifiedSender?: string
+  /** Messenger: Meta granted the Human Agent permission, so agents may answer for 7 days with the HUMAN_AGENT tag. */
+  humanAgentTag?: boolean
 }
 
 export interface ChannelConfig {
@@ -69,6 +76,8 @@ export interface ChannelView {
   tls?: boolean
   systemId?: string
   systemType?: string
+  verifiedSender?: string
+  humanAgentTag?: boolean
   secretsSet: string[]
   updatedAt: string
 }
@@ -78,6 +87,7 @@ const REQUIRED_SECRETS: Record<ConnectorKind, (keyof ChannelSecrets)[]> = {
   whatsapp: ['appSecret', 'accessToken', 'verifyToken'],
   messenger: ['appSecret', 'accessToken', 'verifyToken'],
   smpp: ['password'],
+  rbm: ['accessToken', 'clientToken'],
 }
 
 const secretsField = (connector: ConnectorKind) => ({ table: 'channel_configs', column: 'secrets', rowId: connector })
@@ -127,12 +137,14 @@ export async function configureChannel(
     const secrets: ChannelSecrets = { ...stored, ...input.secrets }
     const missing = REQUIRED_SECRETS[connector].filter((name) => !secrets[name])
     if (missing.length > 0) throw new Problem('request/invalid', `missing secrets: ${missing.join(', ')}`)
+    const handshakeToken = secrets.verifyToken ?? secrets.clientToken
     const sealed = await ctx.keyring.encrypt(tenantId, secretsField(connector), JSON.stringify(secrets))
     const values = {
       receiving_address: input.address,
       settings: JSON.stringify(input.settings),
       secrets: sealed,
-      verify_token_hash: secrets.verifyToken ? secretHash(secrets.verifyToken) : null,
+      // Meta's verify token, or RBM's client token, which its webhook handshake sends: found by its hash.
+      verify_token_hash: handshakeToken ? secretHash(handshakeToken) : null,
       updated_at: now,
     }
     try {
@@ -168,6 +180,12 @@ function checkConnectorSettings(
   if (connector === 'twilio' && !settings.accountSid) throw new Problem('request/invalid', 'accountSid is required')
   if ((connector === 'whatsapp' || connector === 'messenger') && !settings.apiVersion) {
     throw new Problem('request/invalid', 'apiVersion is required')
+  }
+  if (connector === 'rbm') {
+    if (!/^[a-z0-9][a-z0-9_-]{0,99}@rbm\.goog$/.test(address)) {
+      throw new Problem('request/invalid', 'address must be an RBM agent id (…@rbm.goog)')
+    }
+    if (!settings.verifiedSender) throw new Problem('request/invalid', 'verifiedSender is required')
   }
   if (connector !== 'smpp') return
   if (!settings.host || !settings.port || !settings.systemId) {
@@ -246,6 +264,19 @@ export async function tenantChannelAddresses(ctx: Pick<ServerContext, 'db'>, ten
   return rows.map((row) => row.receiving_address)
 }
 
+/** A tenant's channels' settings (nothing secret), by connector. */
+export async function tenantChannelSettings(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+): Promise<Map<ConnectorKind, ChannelSettings>> {
+  const rows = await ctx.db
+    .selectFrom('channel_configs')
+    .select(['connector', 'settings'])
+    .where('tenant_id', '=', tenantId)
+    .execute()
+  return new Map(rows.map((row) => [row.connector, JSON.parse(row.settings) as ChannelSettings]))
+}
+
 /** Every tenant's channel of one connector (the SMPP links to open when the server starts). */
 export async function listChannelsOf(ctx: Ctx, connector: ConnectorKind): Promise<ChannelConfig[]> {
   const rows = await ctx.db.selectFrom('channel_configs').selectAll().where('connector', '=', connector).execute()
@@ -255,16 +286,20 @@ export async function listChannelsOf(ctx: Ctx, connector: ConnectorKind): Promis
 /** Dev mode only (the channel simulator): every tenant's channels, by connector and receiving address only. */
 export async function listChannelAddresses(
   ctx: Pick<ServerContext, 'db'>,
-): Promise<{ connector: WebhookConnectorKind; address: string }[]> {
+): Promise<{ connector: WebhookConnectorKind; address: string; verifiedSender?: string }[]> {
   const rows = await ctx.db
     .selectFrom('channel_configs')
-    .select(['connector', 'receiving_address'])
+    .select(['connector', 'receiving_address', 'settings'])
     // The simulator posts the providers' webhooks; it does not play an SMSC.
     .where('connector', '!=', 'smpp')
     .orderBy('connector')
     .orderBy('receiving_address')
     .execute()
-  return rows.map((row) => ({ connector: row.connector as WebhookConnectorKind, address: row.receiving_address }))
+  return rows.map((row) => {
+    const { verifiedSender }: ChannelSettings = JSON.parse(row.settings)
+    const channel = { connector: row.connector as WebhookConnectorKind, address: row.receiving_address }
+    return verifiedSender ? { ...channel, verifiedSender } : channel
+  })
 }
 
 /** The channel a message is for, by the address it was sent to: this is how the tenant is found. */
@@ -365,6 +400,17 @@ export function webhookConnectorFor(
           accessToken: secrets.accessToken ?? '',
           appSecret: secrets.appSecret ?? '',
           apiVersion: settings.apiVersion ?? '',
+          humanAgentTag: settings.humanAgentTag === true,
+          ...baseUrl,
+        },
+        env.transport,
+      )
+    case 'rbm':
+      return rbmConnector(
+        {
+          agentId: config.address,
+          accessToken: secrets.accessToken ?? '',
+          clientToken: secrets.clientToken ?? '',
           ...baseUrl,
         },
         env.transport,

@@ -559,6 +559,51 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.equal(refused.status, 409)
       assert.deepEqual(await rowCounts(), before)
     })
+
+    test('a pivot 25 hours after the last message goes out as the registered template, the link as its URL button', async () => {
+      const conversation = await newestConversation(agent)
+      const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+      const pivot = {
+        purpose: 'pivot',
+        name: 'secure_chat_invitation',
+        language: 'en_GB',
+        category: 'UTILITY',
+        parameters: ['link-domain'],
+        urlButtonBase: 'https://bank.example/secure/',
+      }
+      const windowOf = async () => (await agent.conversationChannels([conversation.id]))[0]?.window
+      assert.deepEqual(await windowOf(), {
+        kind: 'closed',
+        closesAt: null,
+        reason: 'more than 24 hours since the customer wrote on WhatsApp, and no template is registered for this',
+      })
+      // A pivot template without its URL button cannot carry the link; two for one purpose are ambiguous.
+      const { urlButtonBase: _, ...buttonless } = pivot
+      for (const templates of [[buttonless], [pivot, pivot]]) {
+        const invalid = await problemOf(admin.request('PUT', '/v1/channels/whatsapp/templates', { templates }))
+        assert.equal(invalid.status, 400)
+      }
+      assert.deepEqual(await admin.request('PUT', '/v1/channels/whatsapp/templates', { templates: [pivot] }), {
+        templates: [pivot],
+      })
+      assert.deepEqual(await admin.request('GET', '/v1/channels/whatsapp/templates'), { templates: [pivot] })
+      assert.equal((await windowOf())?.kind, 'template')
+      // Still 25 hours after the customer's last message (the test above): a free text is refused, the pivot is not.
+      const text = await problemOf(
+        agent.request('POST', `/v1/conversations/${conversation.id}/public-messages`, {
+          clientMessageId: 'wa-3',
+          text: 'Still there?',
+        }),
+      )
+      assert.equal(text.type, `${PROBLEMS}channels/outside-service-window`)
+      assert.match(text.problem.detail ?? '', /no template is registered for this/)
+      await agent.request('POST', `/v1/conversations/${conversation.id}/pivot`, {})
+      const sent = (await inbox('whatsapp', WA_ID)).at(-1)
+      assert.equal(sent?.text, 'secure_chat_invitation')
+      assert.match(sent?.link?.url ?? '', /^#t=srp_[A-Za-z0-9_-]+$/)
+      const [link] = await agent.listPivotLinks(conversation.id)
+      assert.equal(link?.status, 'sent')
+    })
   })
 
   describe('Messenger', () => {
@@ -590,6 +635,42 @@ describe('public channels and the pivot into the secure channel', () => {
       const refused = await customerWrites('messenger', { from: PSID, to: PAGE_ID, text: 'x', signature: 'invalid' })
       assert.equal(refused.body.status, 401)
       assert.deepEqual(await rowCounts(), before)
+    })
+
+    test('after 24 hours a reply is refused with the reason, unless the page may send HUMAN_AGENT replies', async () => {
+      const conversation = (await agent.listConversations()).find((c) => c.customerId === customerId)
+      assert.ok(conversation)
+      const channelOf = async () => (await agent.conversationChannels([conversation.id]))[0]
+      assert.equal((await channelOf())?.window.kind, 'open')
+      await server.ctx.db
+        .updateTable('channel_identities')
+        .set({ last_inbound_at: new Date(Date.now() - 25 * 3600_000) })
+        .where('conversation_id', '=', conversation.id)
+        .execute()
+      const path = `/v1/conversations/${conversation.id}/public-messages`
+      const before = await rowCounts()
+      const refused = await problemOf(agent.request('POST', path, { clientMessageId: 'fb-late', text: 'Still there?' }))
+      assert.equal(refused.type, `${PROBLEMS}channels/outside-service-window`)
+      assert.match(refused.problem.detail ?? '', /the page has no HUMAN_AGENT permission/)
+      assert.deepEqual(await rowCounts(), before)
+      assert.equal((await channelOf())?.window.kind, 'closed')
+      // Meta granted the page the Human Agent permission: an agent may answer for 7 days.
+      const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+      await admin.request('PUT', '/v1/channels/messenger', {
+        address: PAGE_ID,
+        apiVersion: 'v23.0',
+        agentId: bank.agentId,
+        humanAgentTag: true,
+        secrets: {},
+      })
+      const window = (await channelOf())?.window
+      assert.equal(window?.kind, 'human-agent')
+      assert.ok(Date.parse(window?.closesAt ?? '') > Date.now() + 5 * 24 * 3600_000)
+      const sent = await agent.request<{ delivery: { status: string } }>('POST', path, {
+        clientMessageId: 'fb-tagged',
+        text: 'Still there?',
+      })
+      assert.equal(sent.delivery.status, 'queued')
     })
   })
 
@@ -805,6 +886,8 @@ describe('public channels and the pivot into the secure channel', () => {
       const found = await agent.conversationChannels([conversationId, secureConversationId, plain.id, foreign.id])
       const common = {
         connector: 'twilio',
+        verifiedSender: null,
+        window: { kind: 'none', closesAt: null, reason: 'this channel has no messaging window' },
         customerLinked: true,
         risk: [],
         publicConversationId: conversationId,

@@ -32,9 +32,13 @@ export const channelIdentityEncryptedColumns: EncryptedColumn[] = [
   { table: 'channel_identities', column: 'address', key: ['id'], field: (row) => addressField(row.id as string) },
 ]
 
-/** The phone number in E.164 behind an SMS (Twilio, SMPP) or WhatsApp address; Messenger ids are not phone numbers. */
+/**
+ * The phone number in E.164 behind an SMS (Twilio, SMPP), RCS (the carrier gives RBM the number) or WhatsApp address;
+ * Messenger ids are not phone numbers.
+ */
 export function phoneNumberOf(connector: ConnectorKind, address: string): string | undefined {
-  if (connector === 'twilio' || connector === 'smpp') return /^\+[1-9]\d{4,14}$/.test(address) ? address : undefined
+  if (connector === 'twilio' || connector === 'smpp' || connector === 'rbm')
+    return /^\+[1-9]\d{4,14}$/.test(address) ? address : undefined
   if (connector === 'whatsapp') return /^[1-9]\d{4,14}$/.test(address) ? `+${address}` : undefined
   return undefined
 }

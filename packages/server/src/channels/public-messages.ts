@@ -12,16 +12,18 @@ import { type ConnectorEnvironment, connectorFor, findTenantChannel } from './ch
 import type { DeliveryReceipt, DeliveryStatus, DeliveryWatermark } from './connectors/connector.ts'
 import {
   ConnectorError,
+  MessengerWindowClosedError,
   OutsideServiceWindowError,
   ProviderRejectedError,
   ProviderUnavailableError,
 } from './connectors/errors.ts'
-import { SERVICE_WINDOW_MS } from './connectors/whatsapp.ts'
 import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { addressOf, type ChannelIdentity, identityOfConversation } from './identities.ts'
 import { loadLinkPolicy, requireAllowedLinks } from './link-policy.ts'
+import { messagingWindow } from './messaging-window.ts'
 import type { SmppLinks } from './smpp-links.ts'
 import type { InboundSmsReplyHandler } from './sms.ts'
+import { loadWhatsAppTemplates, templateFor } from './whatsapp-templates.ts'
 
 /** What channels work with, built whole when the server starts (see `openChannels` in channel-services.ts). */
 export interface ChannelDeps {
@@ -87,7 +89,19 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
   const identity = await requirePublicIdentity(ctx, input.tenantId, input.conversationId)
   const channel = await findTenantChannel(ctx, input.tenantId, identity.connector)
   if (!channel) throw new Problem('channels/not-configured')
-  if (identity.connector === 'whatsapp' && !withinWindow(identity)) throw new Problem('channels/outside-service-window')
+  // Outside WhatsApp's window, only an approved template may go out: the bank's, when it registered one for this.
+  const window = messagingWindow(identity.connector, identity.lastInboundAt, {
+    humanAgentTag: channel.settings.humanAgentTag === true,
+    templates: true,
+  })
+  const template =
+    window.kind === 'template'
+      ? templateFor(await loadWhatsAppTemplates(ctx, input.tenantId), input, new URL(deps.env.publicUrl()).host)
+      : undefined
+  if (window.kind === 'closed' || (window.kind === 'template' && !template)) {
+    const reason = template === undefined && window.kind === 'template' ? NO_TEMPLATE : window.reason
+    throw new Problem('channels/outside-service-window', reason)
+  }
   requireAllowedLinks(await loadLinkPolicy(ctx, input.tenantId), deps.env.publicUrl(), input.text, input.link?.url)
 
   const place = { conversationId: input.conversationId, sender: input.sender, clientMessageId: input.clientMessageId }
@@ -148,6 +162,7 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
       link: input.link,
       idempotencyKey: idempotencyKey(input.tenantId, input.conversationId, input.clientMessageId),
       customerLastMessageAt: identity.lastInboundAt ?? undefined,
+      template,
     })
     const updated = await ctx.db
       .updateTable('channel_messages')
@@ -172,17 +187,17 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
       .execute()
     // Connector errors carry no secret and no message text; anything else is logged without its details.
     ctx.log.warn({ connector: identity.connector, code: (error as { code?: string }).code }, 'public send failed')
-    if (error instanceof OutsideServiceWindowError) throw new Problem('channels/outside-service-window')
+    if (error instanceof OutsideServiceWindowError || error instanceof MessengerWindowClosedError) {
+      throw new Problem('channels/outside-service-window', error.message)
+    }
     if (error instanceof ProviderRejectedError) throw new Problem('channels/provider-rejected', error.answer)
     if (error instanceof ProviderUnavailableError) throw new Problem('channels/provider-unavailable')
     throw new Problem('channels/provider-unavailable')
   }
 }
 
-function withinWindow(identity: ChannelIdentity): boolean {
-  const last = identity.lastInboundAt
-  return last !== null && Date.now() - last.getTime() < SERVICE_WINDOW_MS
-}
+const NO_TEMPLATE =
+  'more than 24 hours since the customer wrote on WhatsApp, and no template is registered for this (PUT /v1/channels/whatsapp/templates)'
 
 async function findDeliveryRow(ctx: Pick<ServerContext, 'db'>, conversationId: string, clientMessageId: string) {
   return ctx.db

@@ -15,10 +15,11 @@ import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpP
 import { linkIdentityCustomer } from './identities.ts'
 import { LinkPolicy, loadLinkPolicy, saveLinkPolicy } from './link-policy.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
+import { loadWhatsAppTemplates, saveWhatsAppTemplates, WhatsAppTemplates } from './whatsapp-templates.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
 const CONVERSATION_ID = 'cnv_[A-Za-z0-9_-]{22}'
-const Connector = oneOf(['twilio', 'whatsapp', 'messenger', 'smpp'] as const)
+const Connector = oneOf(['twilio', 'whatsapp', 'messenger', 'smpp', 'rbm'] as const)
 const Secret = Type.String({ minLength: 8, maxLength: 1024 })
 const ChannelViewSchema = Type.Object({
   connector: Type.String(),
@@ -31,6 +32,8 @@ const ChannelViewSchema = Type.Object({
   tls: Type.Optional(Type.Boolean()),
   systemId: Type.Optional(Type.String()),
   systemType: Type.Optional(Type.String()),
+  verifiedSender: Type.Optional(Type.String()),
+  humanAgentTag: Type.Optional(Type.Boolean()),
   link: Type.Optional(
     Type.String({
       description: "SMPP: this node's link to the SMSC: connecting, bound, disconnected, bind-refused or closed",
@@ -53,6 +56,7 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
   await publicCustomerRoutes(app, ctx)
   await dlpPolicyRoutes(app, ctx)
   await linkPolicyRoutes(app, ctx)
+  await whatsAppTemplateRoutes(app, ctx)
   await dlpScanRoutes(app, ctx)
 }
 
@@ -72,9 +76,10 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
           {
             address: Type.String({
               minLength: 1,
-              maxLength: 64,
-              pattern: '^\\+?[0-9A-Za-z_-]+$',
-              description: 'the Twilio or SMPP number (E.164), WhatsApp phone-number id or Facebook page id',
+              maxLength: 110,
+              pattern: '^\\+?[0-9A-Za-z_-]+(@rbm\\.goog)?$',
+              description:
+                'the Twilio or SMPP number (E.164), WhatsApp phone-number id, Facebook page id or RBM agent id',
             }),
             accountSid: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),
             apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]{1,2}$' })),
@@ -89,12 +94,21 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
               Type.String({ minLength: 1, maxLength: 15, pattern: '^[\\x21-\\x7e]+$', description: 'SMPP system_id' }),
             ),
             systemType: Type.Optional(Type.String({ maxLength: 12, pattern: '^[\\x21-\\x7e]*$' })),
+            verifiedSender: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 100, description: "RBM: the agent's verified display name" }),
+            ),
+            humanAgentTag: Type.Optional(
+              Type.Boolean({
+                description: 'Messenger: the Human Agent permission is granted (HUMAN_AGENT replies, 7 days)',
+              }),
+            ),
             secrets: Type.Object(
               {
                 authToken: Type.Optional(Secret),
                 appSecret: Type.Optional(Secret),
                 accessToken: Type.Optional(Secret),
                 verifyToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
+                clientToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
                 password: Type.Optional(
                   Type.String({
                     minLength: 1,
@@ -351,6 +365,41 @@ async function linkPolicyRoutes(app: App, ctx: ServerContext): Promise<void> {
     async (request) => {
       const principal = principalOf(request)
       return saveLinkPolicy(ctx, principal.tenantId, request.body, actorOf(principal))
+    },
+  )
+}
+
+/** The WhatsApp templates the bank had approved, used outside the 24-hour customer service window. */
+async function whatsAppTemplateRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.get(
+    '/v1/channels/whatsapp/templates',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary: "The bank's WhatsApp templates, sent instead of free text outside the 24-hour window",
+        tags: ['channels'],
+        response: { 200: WhatsAppTemplates, ...problemResponses(401, 403) },
+      },
+    },
+    async (request) => loadWhatsAppTemplates(ctx, principalOf(request).tenantId),
+  )
+
+  app.put(
+    '/v1/channels/whatsapp/templates',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary:
+          'Register the WhatsApp templates approved at Meta (name, language, category, parameters): one for a message ' +
+          'and one for the pivot (with its URL button), used automatically outside the 24-hour window; audited',
+        tags: ['channels'],
+        body: WhatsAppTemplates,
+        response: { 200: WhatsAppTemplates, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      return saveWhatsAppTemplates(ctx, principal.tenantId, request.body, actorOf(principal))
     },
   )
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { configureSimulatedChannels } from '../seed.ts'
@@ -19,6 +19,7 @@ const BANK_NUMBER = '+442079460555'
 const OTHER_BANK_NUMBER = '+442079460556'
 const CUSTOMER_PHONE = '+447700900555'
 const PAGE_ID = '100000000000555'
+const RBM_AGENT = 'simulator-bank@rbm.goog'
 
 describe('the channel simulator: the phone side', () => {
   let server: TestServer
@@ -26,20 +27,24 @@ describe('the channel simulator: the phone side', () => {
   let agent: StrongroomClient
   let phone: ChannelSimulator
   let conversationId: string
+  let customerId: string
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server, 'Simulator Bank')
     const otherBank = await createTestBank(server, 'Other Simulator Bank')
     agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    await agent.request('POST', '/v1/customers', {
-      externalRef: 'SIM-1',
-      displayName: 'Simon Customer',
-      phoneNumber: CUSTOMER_PHONE,
-    })
+    customerId = await agent
+      .request<{ id: string }>('POST', '/v1/customers', {
+        externalRef: 'SIM-1',
+        displayName: 'Simon Customer',
+        phoneNumber: CUSTOMER_PHONE,
+      })
+      .then((customer) => customer.id)
     await configureSimulatedChannels(server.ctx, bank.adminToken, bank.agentId, {
       twilio: BANK_NUMBER,
       messenger: PAGE_ID,
+      rbm: { agentId: RBM_AGENT, verifiedSender: 'Simulator Bank' },
     })
     await configureSimulatedChannels(server.ctx, otherBank.adminToken, otherBank.agentId, {
       twilio: OTHER_BANK_NUMBER,
@@ -48,9 +53,10 @@ describe('the channel simulator: the phone side', () => {
   })
   after(() => server.stop())
 
-  test('a phone can write to every configured channel, named by connector and address only', async () => {
+  test('a phone can write to every configured channel, named by connector and address (and RCS sender) only', async () => {
     assert.deepEqual(await phone.channels(), [
       { connector: 'messenger', address: PAGE_ID },
+      { connector: 'rbm', address: RBM_AGENT, verifiedSender: 'Simulator Bank' },
       { connector: 'twilio', address: BANK_NUMBER },
       { connector: 'twilio', address: OTHER_BANK_NUMBER },
     ])
@@ -118,6 +124,75 @@ describe('the channel simulator: the phone side', () => {
     const invitation = (await phone.thread('messenger', '7012345678901234')).at(-1)
     assert.equal(invitation?.link?.label, 'Continue securely')
     assert.match(invitation?.link?.url ?? '', /\/secure\/#t=srp_[A-Za-z0-9_-]+$/)
+  })
+
+  test('RCS: the pivot story, from the verified sender, with a rich card and delivery and read events', async () => {
+    const sent = await phone.send('rbm', { from: CUSTOMER_PHONE, to: RBM_AGENT, text: 'Is this really my bank?' })
+    assert.equal(sent.status, 200)
+    const conversation = (await agent.listConversations())[0]
+    assert.ok(conversation)
+    // The console shows who the customer sees writing: the sender name Google verified for the agent.
+    const [channel] = await agent.conversationChannels([conversation.id])
+    assert.deepEqual(
+      [channel?.connector, channel?.kind, channel?.verifiedSender, channel?.customerLinked],
+      ['rbm', 'public', 'Simulator Bank', true],
+    )
+    const { message } = await agent.invitePivot(conversation.id)
+    const card = (await phone.thread('rbm', CUSTOMER_PHONE)).at(-1)
+    assert.equal(card?.providerMessageId, message.delivery.providerMessageId)
+    assert.equal(card?.link?.label, 'Continue securely')
+    const token = /\/secure\/#t=(srp_[A-Za-z0-9_-]+)$/.exec(card?.link?.url ?? '')?.[1]
+    assert.ok(token, 'the rich card opens the pivot link')
+    for (const status of ['delivered', 'read'] as const) {
+      const receipt = await phone.receipt('rbm', { to: RBM_AGENT, providerMessageId: card.providerMessageId, status })
+      assert.equal(receipt.status, 200)
+    }
+    // The webhook is handled before it is answered: the console already shows the card as read.
+    assert.equal((await agent.listPublicMessages(conversation.id)).at(-1)?.delivery?.status, 'read')
+    // A forged RBM event is refused and stores nothing.
+    const forged = await phone.send('rbm', {
+      from: CUSTOMER_PHONE,
+      to: RBM_AGENT,
+      text: 'forged',
+      signature: 'invalid',
+    })
+    assert.equal(forged.status, 401)
+    assert.ok(!(await agent.listPublicMessages(conversation.id)).some((m) => m.text === 'forged'))
+    // The customer's device opens the link: the conversation continues in the secure channel.
+    const { code } = await agent.issueEnrolmentCode(customerId)
+    const device = await enrolDevice({ baseUrl: server.url, enrolmentCode: code, label: 'phone' })
+    const { secureConversationId } = await device.client.redeemPivotLink(token)
+    const [secure] = await agent.conversationChannels([secureConversationId])
+    assert.deepEqual([secure?.kind, secure?.connector], ['secure', 'rbm'])
+  })
+
+  test("RBM's webhook verification is answered with its secret only for the agent's client token", async () => {
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const clientToken = 'rbm-client-token-of-the-bank'
+    await admin.request('PUT', '/v1/channels/rbm', {
+      address: RBM_AGENT,
+      verifiedSender: 'Simulator Bank',
+      secrets: { clientToken },
+    })
+    const verify = async (body: unknown) => {
+      const response = await fetch(`${server.url}/v1/channels/rbm/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return [response.status, await response.text()]
+    }
+    assert.deepEqual(await verify({ clientToken, secret: '1234567890' }), [200, '1234567890'])
+    const [wrongToken] = await verify({ clientToken: 'not-our-client-token', secret: '1234567890' })
+    assert.equal(wrongToken, 403)
+    // Nothing that could be read as markup is echoed, and an unsigned event is no handshake.
+    const [markup] = await verify({ clientToken, secret: '<script>' })
+    assert.equal(markup, 403)
+    const [unsigned] = await verify({ message: { data: Buffer.from('{}').toString('base64') } })
+    assert.equal(unsigned, 403)
+    // The channel still answers events signed with the new token: the simulator signs with the stored one.
+    const sent = await phone.send('rbm', { from: CUSTOMER_PHONE, to: RBM_AGENT, text: 'still here' })
+    assert.equal(sent.status, 200)
   })
 
   test('the phone cannot write to an address no channel has, nor wait longer than 25 s', async () => {

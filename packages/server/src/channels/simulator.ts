@@ -24,14 +24,17 @@ export interface SimulatorUrls {
   publicUrl: () => string
 }
 
-const ConnectorParam = Type.Object({ connector: oneOf(['twilio', 'whatsapp', 'messenger'] as const) })
-const Address = Type.String({ minLength: 1, maxLength: 64, pattern: '^\\+?[0-9A-Za-z_-]+$' })
+const ConnectorParam = Type.Object({ connector: oneOf(['twilio', 'whatsapp', 'messenger', 'rbm'] as const) })
+const Address = Type.String({ minLength: 1, maxLength: 110, pattern: '^\\+?[0-9A-Za-z_-]+(@rbm\\.goog)?$' })
 const Signature = oneOf(['valid', 'invalid', 'missing'] as const)
 /** How long a reader of a phone's thread may wait for its next message. */
 const MAX_WAIT_SECONDS = 25
 
 const random = (bytes: number) => randomBytes(bytes).toString('hex')
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
+
+/** A webhook's body as a provider posts it: a form (Twilio), JSON (Meta) or RBM's signed event in its envelope. */
+type WebhookBody = { form: URLSearchParams } | { json: unknown } | { rbm: { envelope: unknown; event: Buffer } }
 
 /** The simulator's routes stay out of the API document. */
 const hidden = { hide: true, tags: ['dev'] }
@@ -42,10 +45,10 @@ function inboundWebhook(
   channel: ChannelConfig,
   sent: { from: string; to: string; text: string; providerMessageId?: string | undefined },
   now: number,
-): { providerMessageId: string; body: { form: URLSearchParams } | { json: unknown } } {
+): { providerMessageId: string; body: WebhookBody } {
   const { from, to, text } = sent
   let providerMessageId: string
-  let body: { form: URLSearchParams } | { json: unknown }
+  let body: WebhookBody
   if (connector === 'twilio') {
     providerMessageId = sent.providerMessageId ?? `SM${random(16)}`
     body = {
@@ -69,6 +72,9 @@ function inboundWebhook(
         messages: [{ ...message, text: { body: text } }],
       }),
     }
+  } else if (connector === 'rbm') {
+    providerMessageId = sent.providerMessageId ?? `Ms${random(16)}`
+    body = rbmWebhook({ senderPhoneNumber: from, agentId: to, messageId: providerMessageId, sendTime: iso(now), text })
   } else {
     providerMessageId = sent.providerMessageId ?? `m_${random(16)}`
     body = {
@@ -105,7 +111,7 @@ async function channelAt(ctx: Ctx, connector: WebhookConnectorKind, address: str
 async function deliver(
   urls: SimulatorUrls,
   channel: ChannelConfig,
-  body: { form: URLSearchParams } | { json: unknown },
+  body: WebhookBody,
   signature: 'valid' | 'invalid' | 'missing',
 ): Promise<number> {
   const path = `/v1/channels/${channel.connector}/webhook`
@@ -117,6 +123,13 @@ async function deliver(
     const token = signature === 'valid' ? (channel.secrets.authToken ?? '') : 'not-the-auth-token'
     if (signature !== 'missing') {
       headers['x-twilio-signature'] = computeTwilioSignature(token, `${urls.publicUrl()}${path}`, body.form)
+    }
+  } else if ('rbm' in body) {
+    raw = JSON.stringify(body.rbm.envelope)
+    headers['content-type'] = 'application/json'
+    const token = signature === 'valid' ? (channel.secrets.clientToken ?? '') : 'not-the-client-token'
+    if (signature !== 'missing') {
+      headers['x-goog-signature'] = createHmac('sha512', token).update(body.rbm.event).digest('base64')
     }
   } else {
     raw = JSON.stringify(body.json)
@@ -213,7 +226,7 @@ async function phoneReceiptRoutes(app: App, ctx: Ctx, urls: SimulatorUrls, phone
       const channel = await channelAt(ctx, connector, to)
       const recipient = phones.find(connector, providerMessageId)?.phone ?? 'unknown'
       const now = Date.now()
-      let body: { form: URLSearchParams } | { json: unknown }
+      let body: WebhookBody
       if (connector === 'twilio') {
         const form = new URLSearchParams({
           MessageSid: providerMessageId,
@@ -236,6 +249,11 @@ async function phoneReceiptRoutes(app: App, ctx: Ctx, urls: SimulatorUrls, phone
             statuses: [status === 'failed' ? { ...entry, errors: [{ code: 131026 }] } : entry],
           }),
         }
+      } else if (connector === 'rbm') {
+        // RBM reports no failed deliveries by webhook: a send to a phone that cannot get RCS fails when it is made.
+        const eventType = status === 'read' ? 'READ' : 'DELIVERED'
+        const event = { senderPhoneNumber: recipient, agentId: to, eventId: `Ev${random(8)}`, sendTime: iso(now) }
+        body = rbmWebhook({ ...event, eventType, messageId: providerMessageId })
       } else {
         const event =
           status === 'read' ? { read: { watermark: now } } : { delivery: { mids: [providerMessageId], watermark: now } }
@@ -351,15 +369,41 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
       const body = JSON.parse(String(request.body ?? '{}'))
       const id = `wamid.${random(16)}`
       const interactive = body.interactive
+      // A template's URL button shows its dynamic part only: the fixed part is registered at Meta.
+      const button = body.template?.components?.find((c: { type?: string }) => c.type === 'button')
+      const buttonLink = button
+        ? { url: String(button.parameters?.[0]?.text), label: String(body.template.name) }
+        : null
       record('whatsapp', {
         providerMessageId: id,
         to: String(body.to),
         text: String(interactive ? interactive.body?.text : (body.text?.body ?? body.template?.name ?? '')),
         link: interactive
           ? { url: interactive.action.parameters.url, label: interactive.action.parameters.display_text }
-          : null,
+          : buttonLink,
       })
       return { messaging_product: 'whatsapp', contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id }] }
+    },
+  )
+
+  app.post(
+    '/dev/simulator/provider/rbm/v1/phones/:phone/agentMessages',
+    { config: { access: allow.anyone }, schema: hidden },
+    async (request, reply) => {
+      if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 401 } })
+      const { phone } = request.params as { phone: string }
+      const messageId = new URLSearchParams(request.url.split('?')[1] ?? '').get('messageId')
+      if (!messageId) return reply.status(400).send({ error: { code: 400, status: 'INVALID_ARGUMENT' } })
+      const content = JSON.parse(String(request.body ?? '{}')).contentMessage
+      const card = content?.richCard?.standaloneCard?.cardContent
+      const open = card?.suggestions?.[0]?.action
+      record('rbm', {
+        providerMessageId: messageId,
+        to: phone,
+        text: String(card ? card.description : (content?.text ?? '')),
+        link: open?.openUrlAction ? { url: open.openUrlAction.url, label: open.text } : null,
+      })
+      return { name: `phones/${phone}/agentMessages/${messageId}`, sendTime: iso(Date.now()) }
     },
   )
 
@@ -382,6 +426,18 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
     },
   )
 }
+
+/** An RBM webhook as Google posts it: the event's JSON, base64, in a Pub/Sub push envelope; its bytes are signed. */
+function rbmWebhook(event: Record<string, unknown>): WebhookBody {
+  const bytes = Buffer.from(JSON.stringify(event))
+  const envelope = {
+    message: { data: bytes.toString('base64'), messageId: random(8), publishTime: iso(Date.now()) },
+    subscription: 'projects/simulated/subscriptions/rbm',
+  }
+  return { rbm: { envelope, event: bytes } }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString()
 
 /** A WhatsApp Cloud API webhook body as Meta sends it, for the simulated number `to`, carrying `value`'s fields. */
 function whatsAppWebhook(to: string, value: Record<string, unknown>) {

@@ -14,6 +14,7 @@ import {
 import type { WebhookConnectorKind, WebhookEvents } from './connectors/connector.ts'
 import { SubscriptionVerificationError, WebhookPayloadError, WebhookSignatureError } from './connectors/errors.ts'
 import { answerMetaSubscription } from './connectors/meta.ts'
+import { answerRbmVerification, rbmWebhookAgent } from './connectors/rbm.ts'
 import { processWebhookEvents } from './inbound.ts'
 import type { ChannelDeps } from './public-messages.ts'
 
@@ -130,6 +131,34 @@ export async function channelWebhookRoutes(app: App, ctx: Ctx, deps: ChannelDeps
         }
       },
     )
+  }
+  // Authenticated by X-Goog-Signature (or, for the handshake, the client token), not by our credentials.
+  app.post(
+    '/v1/channels/rbm/webhook',
+    { config: { access: allow.anyone }, schema: described('RCS Business Messaging', 'messages and events') },
+    async (request, reply) => {
+      const rawBody = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
+      if (request.headers['x-goog-signature'] === undefined) return rbmHandshake(ctx, request, reply, rawBody)
+      return receive(ctx, deps, 'rbm', request, reply, rbmWebhookAgent(rawBody), { type: 'text/plain', body: '' })
+    },
+  )
+}
+
+/**
+ * RBM's webhook verification, when a webhook is set in the developer console: an unsigned POST of the client token
+ * and a secret, answered with the secret when the token is one of ours.
+ */
+async function rbmHandshake(ctx: Ctx, request: FastifyRequest, reply: FastifyReply, rawBody: Buffer) {
+  try {
+    const { clientToken, secret } = answerRbmVerification(rawBody)
+    const channel = await findChannelByVerifyToken(ctx, 'rbm', clientToken)
+    if (!channel) throw new SubscriptionVerificationError()
+    return reply.type('text/plain').send(secret)
+  } catch (error) {
+    if (!(error instanceof SubscriptionVerificationError)) throw error
+    ctx.metrics.channelWebhookRefusals.inc({ connector: 'rbm', reason: 'verify-token' })
+    ctx.log.warn({ connector: 'rbm', ip: request.ip }, 'channel webhook handshake refused')
+    throw new Problem('channels/verification-refused')
   }
 }
 

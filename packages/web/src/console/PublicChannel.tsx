@@ -1,4 +1,4 @@
-import { channelNames, type PublicChannelConnector } from '@strongroom/sdk'
+import { type ConversationChannel, channelNames, type PublicChannelConnector } from '@strongroom/sdk'
 import './public-channel.css'
 import type { PublicDetails } from './public-channels.ts'
 import type { ConsoleSession, ShownMessage } from './session.ts'
@@ -26,12 +26,38 @@ function RiskBadge(props: { risk: readonly string[] }) {
   return <span class="badge risk">Suspicious: {props.risk.map((flag) => riskNames[flag] ?? flag).join(', ')}</span>
 }
 
+const windowNames: Record<string, string> = {
+  open: 'Window open',
+  'human-agent': 'Human agent replies only',
+  template: 'Templates only',
+  closed: 'Window closed',
+}
+
+/** WhatsApp's and Messenger's messaging window: what the agent may send now, and why. */
+function WindowBadge(props: { window: ConversationChannel['window'] }) {
+  const { kind, closesAt, reason } = props.window
+  if (kind === 'none') return null
+  const until = closesAt ? ` until ${new Date(closesAt).toLocaleString()}` : ''
+  return (
+    <span class={`badge window window-${kind}`} title={reason}>
+      {windowNames[kind] ?? kind}
+      {until}
+    </span>
+  )
+}
+
 export function ChannelBadge(props: { session: ConsoleSession; conversationId: string }) {
   const key = channelKeyOf(props.session, props.conversationId)
   const channel = props.session.publicChannels.of(props.conversationId)
   return (
     <>
       <span class={`channel-badge channel-${key}`}>{channelKeyLabels[key]}</span>
+      {channel?.kind === 'public' && channel.verifiedSender && (
+        <span class="badge verified" title="The sender name Google verified for the bank's RCS agent">
+          Sent as {channel.verifiedSender} (verified)
+        </span>
+      )}
+      {channel?.kind === 'public' && <WindowBadge window={channel.window} />}
       {channel?.kind === 'public' && <RiskBadge risk={channel.risk} />}
     </>
   )

@@ -10,25 +10,28 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { PhoneThread, type ThreadState } from './phone-thread.ts'
 
-const connectors: SimulatedConnector[] = ['twilio', 'whatsapp', 'messenger']
+const connectors: SimulatedConnector[] = ['twilio', 'whatsapp', 'messenger', 'rbm']
 
 /** The demo customer's addresses (their phone number is on file at the Demo Bank); Messenger ids are page-scoped. */
 const defaultPhones: Record<SimulatedConnector, string> = {
   twilio: '+447700900123',
   whatsapp: '447700900123',
   messenger: '7012345678901234',
+  rbm: '+447700900123',
 }
 
 const phoneLabels: Record<SimulatedConnector, { label: string; help: string }> = {
   twilio: { label: 'Customer’s phone number', help: 'E.164, with the +.' },
   whatsapp: { label: 'Customer’s WhatsApp number', help: 'Digits only, country code first, no +.' },
   messenger: { label: 'Customer’s Messenger id', help: 'The page-scoped id Messenger gives the customer.' },
+  rbm: { label: 'Customer’s phone number', help: 'E.164, with the +: RCS is addressed by number.' },
 }
 
 const bankLabels: Record<SimulatedConnector, string> = {
   twilio: 'Bank’s SMS number',
   whatsapp: 'Bank’s WhatsApp number id',
   messenger: 'Bank’s Facebook page id',
+  rbm: 'Bank’s RBM agent id',
 }
 
 const threadStates: Record<ThreadState, string> = {
@@ -163,6 +166,7 @@ export function Simulator() {
           simulator={simulator}
           connector={connector}
           bank={bank}
+          verifiedSender={banks.find((c) => c.address === bank)?.verifiedSender}
           phone={phone}
           signature={signature}
         />
@@ -180,6 +184,7 @@ function Phone(props: {
   simulator: ChannelSimulator
   connector: SimulatedConnector
   bank: string
+  verifiedSender: string | undefined
   phone: string
   signature: WebhookSignature
 }) {
@@ -202,6 +207,12 @@ function Phone(props: {
         <h2 id="phone-heading">
           {name} with the bank <span class="phone-bank">{props.bank}</span>
         </h2>
+        {props.verifiedSender && (
+          // What an RCS phone shows above the bank's messages: the brand Google verified for the agent.
+          <p class="phone-verified">
+            {props.verifiedSender} <span class="verified-mark">Verified business</span>
+          </p>
+        )}
         <p class="phone-status" aria-live="polite">
           {threadStates[thread.state]}
         </p>

@@ -3,7 +3,7 @@
  * Messenger): inbound messages and delivery receipts (from verified webhooks, or from the SMPP link), and outbound
  * sends. Provider specifics stay in each connector.
  */
-export type WebhookConnectorKind = 'twilio' | 'whatsapp' | 'messenger'
+export type WebhookConnectorKind = 'twilio' | 'whatsapp' | 'messenger' | 'rbm'
 export type ConnectorKind = WebhookConnectorKind | 'smpp'
 
 export interface InboundMessage {
@@ -61,6 +61,18 @@ export interface OutboundMessage {
   idempotencyKey: string
   /** When the customer last wrote to us; WhatsApp allows free-form messages only within 24 hours of it. */
   customerLastMessageAt?: Date | undefined
+  /** WhatsApp: the approved template to send instead when the customer service window has closed. */
+  template?: OutboundTemplate | undefined
+}
+
+/** A message template approved at the provider, with the values for its body's {{1}}, {{2}}, … */
+export interface OutboundTemplate {
+  name: string
+  /** The template's language code, such as `en_GB`. */
+  language: string
+  parameters: string[]
+  /** The dynamic part of the template's URL button, when it has one (the rest of the pivot link). */
+  urlButtonParameter?: string | undefined
 }
 
 export interface SentMessage {

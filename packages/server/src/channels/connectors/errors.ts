@@ -92,6 +92,15 @@ export class ProviderResponseError extends ConnectorError {
   }
 }
 
+/** Messenger: the customer last wrote more than 24 hours ago, and a HUMAN_AGENT reply is not allowed (or too late). */
+export class MessengerWindowClosedError extends ConnectorError {
+  readonly code = 'messenger/outside-messaging-window'
+  constructor() {
+    super('the customer has not written within the messaging window: nothing may be sent until they write again')
+    this.name = 'MessengerWindowClosedError'
+  }
+}
+
 export class OutsideServiceWindowError extends ConnectorError {
   readonly code = 'whatsapp/outside-service-window'
   constructor() {

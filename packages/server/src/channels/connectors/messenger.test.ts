@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { after, describe, test } from 'node:test'
-import { ProviderRejectedError, ProviderResponseError, WebhookPayloadError, WebhookSignatureError } from './errors.ts'
+import {
+  MessengerWindowClosedError,
+  ProviderRejectedError,
+  ProviderResponseError,
+  WebhookPayloadError,
+  WebhookSignatureError,
+} from './errors.ts'
 import { type FakeProvider, recordingSleep, type ScriptedReply, startFakeProvider } from './fake-provider.ts'
 import { messengerConnector, parseMessengerWebhook } from './messenger.ts'
 
@@ -149,6 +155,7 @@ describe('sending on Messenger', () => {
       to: PSID,
       text: 'Your balance is shown in the app.',
       idempotencyKey: 'k1',
+      customerLastMessageAt: new Date(),
     })
     assert.deepEqual(sent, { providerMessageId: 'm_OUT1' })
     const [request] = provider.requests
@@ -173,6 +180,7 @@ describe('sending on Messenger', () => {
       text: 'A payment needs your approval.',
       link: { url: 'https://bank.example/approve/abc', label: 'Review payment' },
       idempotencyKey: 'k2',
+      customerLastMessageAt: new Date(),
     })
     assert.deepEqual(JSON.parse(provider.requests[0]?.body ?? ''), {
       recipient: { id: PSID },
@@ -193,14 +201,19 @@ describe('sending on Messenger', () => {
   test('429 with Retry-After then success; a 400 is final; a success without an id is unexpected', async () => {
     const busy = await fake([{ status: 429, headers: { 'retry-after': '2' } }, accepted])
     const { sleep, delays } = recordingSleep()
-    await connector(busy.baseUrl, { sleep }).send({ to: PSID, text: 'x', idempotencyKey: 'k3' })
+    await connector(busy.baseUrl, { sleep }).send({
+      to: PSID,
+      text: 'x',
+      idempotencyKey: 'k3',
+      customerLastMessageAt: new Date(),
+    })
     assert.deepEqual(delays, [2000])
     assert.equal(busy.requests.length, 2)
     assert.equal(busy.requests[0]?.body, busy.requests[1]?.body)
 
     const outsideWindow = await fake([{ status: 400, json: { error: { code: 10, error_subcode: 2018278 } } }])
     const error = await connector(outsideWindow.baseUrl, { sleep })
-      .send({ to: PSID, text: 'x', idempotencyKey: 'k4' })
+      .send({ to: PSID, text: 'x', idempotencyKey: 'k4', customerLastMessageAt: new Date() })
       .catch((e: unknown) => e)
     assert.ok(error instanceof ProviderRejectedError)
     assert.equal(error.providerCode, '10')
@@ -208,8 +221,42 @@ describe('sending on Messenger', () => {
 
     const odd = await fake([{ status: 200, json: { recipient_id: PSID } }])
     await assert.rejects(
-      connector(odd.baseUrl).send({ to: PSID, text: 'x', idempotencyKey: 'k5' }),
+      connector(odd.baseUrl).send({ to: PSID, text: 'x', idempotencyKey: 'k5', customerLastMessageAt: new Date() }),
       ProviderResponseError,
     )
+  })
+
+  test('the 24-hour window: after it, HUMAN_AGENT tagged replies for 7 days where Meta allows them, then nothing', async () => {
+    const provider = await fake([accepted])
+    const NOW = Date.parse('2026-03-01T12:00:00Z')
+    const hoursAgo = (hours: number) => new Date(NOW - hours * 3600_000)
+    const page = (humanAgentTag: boolean) =>
+      messengerConnector(
+        {
+          accessToken: PAGE_TOKEN,
+          appSecret: APP_SECRET,
+          apiVersion: 'v23.0',
+          baseUrl: provider.baseUrl,
+          humanAgentTag,
+        },
+        { now: () => NOW },
+      )
+    const send = (humanAgentTag: boolean, customerLastMessageAt: Date | undefined) =>
+      page(humanAgentTag).send({ to: PSID, text: 'x', idempotencyKey: 'k6', customerLastMessageAt })
+    for (const [tag, last] of [
+      [false, hoursAgo(25)],
+      [true, hoursAgo(7 * 24)],
+      [true, undefined],
+      [true, new Date(Number.NaN)],
+    ] as const) {
+      await assert.rejects(send(tag, last), MessengerWindowClosedError)
+    }
+    assert.equal(provider.requests.length, 0)
+    await send(true, hoursAgo(25))
+    assert.deepEqual(JSON.parse(provider.requests[0]?.body ?? '').messaging_type, 'MESSAGE_TAG')
+    assert.deepEqual(JSON.parse(provider.requests[0]?.body ?? '').tag, 'HUMAN_AGENT')
+    await send(true, hoursAgo(23))
+    assert.deepEqual(JSON.parse(provider.requests[1]?.body ?? '').messaging_type, 'RESPONSE')
+    assert.equal(JSON.parse(provider.requests[1]?.body ?? '').tag, undefined)
   })
 })

@@ -1,12 +1,20 @@
 import type { OutboundMessage, SentMessage, WebhookConnector, WebhookEvents, WebhookRequest } from './connector.ts'
-import { ProviderResponseError, WebhookPayloadError } from './errors.ts'
+import { MessengerWindowClosedError, ProviderResponseError, WebhookPayloadError } from './errors.ts'
 import { type GraphConfig, postToGraph } from './graph.ts'
 import { verifyMetaSignature } from './meta.ts'
 import { type JsonObject, listIn, objectIn, parseJsonBody, textIn } from './payload.ts'
 import type { TransportOptions } from './retry.ts'
 
 /** The page's access token goes in `accessToken`. */
-export type MessengerConfig = GraphConfig
+export interface MessengerConfig extends GraphConfig {
+  /** Whether Meta granted the page's app the Human Agent permission: agents may then answer for 7 days. */
+  humanAgentTag?: boolean
+}
+
+/** Messenger's standard window: replies of any kind within 24 hours of the customer's last message. */
+const RESPONSE_WINDOW_MS = 24 * 60 * 60 * 1000
+/** With the HUMAN_AGENT tag, a person may still answer this long after it. */
+export const HUMAN_AGENT_WINDOW_MS = 7 * RESPONSE_WINDOW_MS
 
 /**
  * A Messenger Platform webhook: for each page (entry id), its messaging events. Messages become inbound messages
@@ -63,6 +71,16 @@ function instantIn(value: unknown, reason: string): Date {
 
 /** The Messenger Platform's Send API for one Facebook page. */
 export function messengerConnector(config: MessengerConfig, transport: TransportOptions = {}): WebhookConnector {
+  const now = transport.now ?? Date.now
+  /** RESPONSE within 24 hours, the HUMAN_AGENT tag up to 7 days where allowed; refused before any request after. */
+  function messagingType(last: Date | undefined): JsonObject {
+    // Written so that an invalid date (NaN) counts as outside.
+    const since = last === undefined ? Number.NaN : now() - last.getTime()
+    if (since < RESPONSE_WINDOW_MS) return { messaging_type: 'RESPONSE' }
+    if (config.humanAgentTag && since < HUMAN_AGENT_WINDOW_MS)
+      return { messaging_type: 'MESSAGE_TAG', tag: 'HUMAN_AGENT' }
+    throw new MessengerWindowClosedError()
+  }
   return {
     kind: 'messenger',
     receive(request: WebhookRequest): WebhookEvents {
@@ -70,6 +88,7 @@ export function messengerConnector(config: MessengerConfig, transport: Transport
       return parseMessengerWebhook(parseJsonBody(request.rawBody))
     },
     async send(message: OutboundMessage): Promise<SentMessage> {
+      const type = messagingType(message.customerLastMessageAt)
       const content: JsonObject = message.link
         ? {
             attachment: {
@@ -82,11 +101,10 @@ export function messengerConnector(config: MessengerConfig, transport: Transport
             },
           }
         : { text: message.text }
-      // RESPONSE: a reply to the customer, which is what a bank's agent or system sends here.
       const body = await postToGraph(
         config,
         'me/messages',
-        { recipient: { id: message.to }, messaging_type: 'RESPONSE', message: content },
+        { recipient: { id: message.to }, ...type, message: content },
         transport,
       )
       const id = typeof body === 'object' && body !== null && 'message_id' in body ? body.message_id : undefined

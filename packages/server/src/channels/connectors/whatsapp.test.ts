@@ -326,6 +326,36 @@ describe('sending on WhatsApp', () => {
     })
   })
 
+  test('outside the window, a message given its template goes out as the template, the link as the URL button', async () => {
+    const provider = await fake([accepted])
+    await connector(provider.baseUrl).send({
+      to: '447700900123',
+      text: 'Continue in our secure chat.',
+      link: { url: 'https://bank.example/secure/#t=srp_abc', label: 'Continue securely' },
+      idempotencyKey: 'msg-5',
+      customerLastMessageAt: new Date(NOW - 25 * 3600_000),
+      template: {
+        name: 'secure_chat_invitation',
+        language: 'en_GB',
+        parameters: ['bank.example'],
+        urlButtonParameter: '#t=srp_abc',
+      },
+    })
+    assert.deepEqual(JSON.parse(provider.requests[0]?.body ?? ''), {
+      messaging_product: 'whatsapp',
+      to: '447700900123',
+      type: 'template',
+      template: {
+        name: 'secure_chat_invitation',
+        language: { code: 'en_GB' },
+        components: [
+          { type: 'body', parameters: [{ type: 'text', text: 'bank.example' }] },
+          { type: 'button', sub_type: 'url', index: '0', parameters: [{ type: 'text', text: '#t=srp_abc' }] },
+        ],
+      },
+    })
+  })
+
   test('503 then success is retried with the same body; a Graph error is final and carries its code only', async () => {
     const flaky = await fake([{ status: 503 }, accepted])
     const { sleep, delays } = recordingSleep()

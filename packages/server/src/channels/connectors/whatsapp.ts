@@ -3,6 +3,7 @@ import type {
   DeliveryStatus,
   InboundMessage,
   OutboundMessage,
+  OutboundTemplate,
   SentMessage,
   WebhookConnector,
   WebhookEvents,
@@ -19,14 +20,8 @@ export interface WhatsAppConfig extends GraphConfig {
   phoneNumberId: string
 }
 
-/** A message template approved in WhatsApp Manager, with the values for its body's {{1}}, {{2}}, … */
-export interface TemplateMessage {
-  to: string
-  name: string
-  /** The template's language code, such as `en_GB`. */
-  language: string
-  parameters: string[]
-}
+/** A message template approved in WhatsApp Manager, to one customer. */
+export type TemplateMessage = OutboundTemplate & { to: string }
 
 export interface WhatsAppConnector extends WebhookConnector {
   /** Allowed at any time, unlike `send`: templates are how a business opens a conversation. */
@@ -136,6 +131,7 @@ export function whatsAppConnector(config: WhatsAppConfig, transport: TransportOp
       // Written so that an invalid date (NaN) also counts as outside.
       const last = message.customerLastMessageAt
       const withinWindow = last !== undefined && now() - last.getTime() < SERVICE_WINDOW_MS
+      if (!withinWindow && message.template) return this.sendTemplate({ to: message.to, ...message.template })
       if (!withinWindow) throw new OutsideServiceWindowError()
       if (!message.link) {
         return post({ messaging_product: 'whatsapp', to: message.to, type: 'text', text: { body: message.text } })
@@ -153,9 +149,15 @@ export function whatsAppConnector(config: WhatsAppConfig, transport: TransportOp
     },
     sendTemplate(message: TemplateMessage): Promise<SentMessage> {
       const template: JsonObject = { name: message.name, language: { code: message.language } }
+      const components: JsonObject[] = []
       if (message.parameters.length > 0) {
-        template.components = [{ type: 'body', parameters: message.parameters.map((text) => ({ type: 'text', text })) }]
+        components.push({ type: 'body', parameters: message.parameters.map((text) => ({ type: 'text', text })) })
       }
+      if (message.urlButtonParameter !== undefined) {
+        const parameters = [{ type: 'text', text: message.urlButtonParameter }]
+        components.push({ type: 'button', sub_type: 'url', index: '0', parameters })
+      }
+      if (components.length > 0) template.components = components
       return post({ messaging_product: 'whatsapp', to: message.to, type: 'template', template })
     },
   }

@@ -467,7 +467,7 @@ export interface IntegrityPoliciesTable {
 
 export interface ChannelConfigsTable {
   tenant_id: string
-  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp'
+  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp' | 'rbm'
   receiving_address: string
   settings: string
   secrets: Uint8Array
@@ -479,7 +479,7 @@ export interface ChannelConfigsTable {
 export interface ChannelIdentitiesTable {
   tenant_id: string
   id: string
-  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp'
+  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp' | 'rbm'
   address_index: Uint8Array
   address: Uint8Array
   customer_id: string | null
@@ -497,7 +497,7 @@ export interface ChannelMessagesTable {
   id: string
   identity_id: string
   conversation_id: string
-  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp'
+  connector: 'twilio' | 'whatsapp' | 'messenger' | 'smpp' | 'rbm'
   direction: 'inbound' | 'outbound'
   client_message_id: string
   message_id: string | null

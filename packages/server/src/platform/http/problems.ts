@@ -154,7 +154,8 @@ const catalogue = {
   },
   'channels/outside-service-window': {
     status: 409,
-    title: 'The customer has not written on WhatsApp in the last 24 hours: only an approved template may be sent',
+    title:
+      "The channel's messaging window is closed: the detail says why, the conversation's channel says which applies",
   },
   'channels/provider-rejected': { status: 502, title: 'The channel provider refused the message' },
   'channels/provider-unavailable': { status: 503, title: 'The channel provider could not be reached; try again' },

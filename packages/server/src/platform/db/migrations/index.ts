@@ -32,6 +32,7 @@ import * as production from './030-production.ts'
 import * as playIntegrity from './031-play-integrity.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
 import * as staffLifecycle from './033-staff-lifecycle.ts'
+import * as rbm from './034-rbm.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -68,6 +69,7 @@ const migrations: Record<string, Migration> = {
   '031-play-integrity': playIntegrity,
   '032-archive-evidence': archiveEvidence,
   '033-staff-lifecycle': staffLifecycle,
+  '034-rbm': rbm,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
