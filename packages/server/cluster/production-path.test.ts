@@ -127,7 +127,7 @@ describe('the production path of the README, from an empty database', { skip }, 
 
   test('1. keys and schema: `keys init` in production mode, the archive key file named, then `migrate`', () => {
     mkdirSync(path.join(dir, 'keys'), { mode: 0o700 })
-    assert.deepEqual(json(['keys', 'init']), { keyFile: env.STRONGROOM_KEY_FILE })
+    assert.deepEqual(json(['keys', 'init']), { keyFile: env.STRONGROOM_KEY_FILE, kekId: 'kek-1' })
     // The archive's key file is never taken from ./strongroom-data: it must be named.
     const unnamed = strongroom(['keys', 'init', '--archive'])
     assert.equal(unnamed.status, 1)

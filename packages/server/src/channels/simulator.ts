@@ -323,7 +323,15 @@ async function phoneInboxRoutes(app: App, ctx: Ctx, phones: PhoneLog): Promise<v
   )
 }
 
-/** The providers' send APIs, as the connectors call them: Twilio's form-encoded Messages API and Meta's Graph API. */
+/** What a provider's fake send API hands the phone log: one message to a phone. */
+type RecordSent = (
+  connector: WebhookConnectorKind,
+  message: { providerMessageId: string; to: string; text: string; link: PhoneMessage['link'] },
+) => void
+
+const authorized = (header: string | undefined) => typeof header === 'string' && /^(Basic|Bearer) \S+$/.test(header)
+
+/** The providers' send APIs, as the connectors call them: Twilio's form-encoded Messages API, then Meta's and Google's. */
 async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser(
@@ -331,10 +339,7 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
     { parseAs: 'string', bodyLimit: 256 * 1024 },
     (_request, body, done) => done(null, body),
   )
-  const record = (
-    connector: WebhookConnectorKind,
-    message: { providerMessageId: string; to: string; text: string; link: PhoneMessage['link'] },
-  ) => {
+  const record: RecordSent = (connector, message) => {
     const { to, ...rest } = message
     phones.record({
       connector,
@@ -345,8 +350,6 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
       webhookStatus: null,
     })
   }
-  const authorized = (header: string | undefined) => typeof header === 'string' && /^(Basic|Bearer) \S+$/.test(header)
-
   app.post(
     '/dev/simulator/provider/twilio/2010-04-01/Accounts/:accountSid/Messages.json',
     { config: { access: allow.anyone }, schema: hidden },
@@ -361,6 +364,12 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
     },
   )
 
+  metaProviderRoutes(app, record)
+  rbmProviderRoutes(app, record)
+}
+
+/** Meta's Graph API for WhatsApp (text, interactive and template messages) and Messenger (text and button templates). */
+function metaProviderRoutes(app: App, record: RecordSent): void {
   app.post(
     '/dev/simulator/provider/whatsapp/:version/:phoneNumberId/messages',
     { config: { access: allow.anyone }, schema: hidden },
@@ -387,6 +396,28 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
   )
 
   app.post(
+    '/dev/simulator/provider/messenger/:version/me/messages',
+    { config: { access: allow.anyone }, schema: hidden },
+    async (request, reply) => {
+      if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 190 } })
+      const body = JSON.parse(String(request.body ?? '{}'))
+      const id = `m_${random(16)}`
+      const template = body.message?.attachment?.payload
+      const button = template?.buttons?.[0]
+      record('messenger', {
+        providerMessageId: id,
+        to: String(body.recipient?.id),
+        text: String(template ? template.text : (body.message?.text ?? '')),
+        link: button ? { url: button.url, label: button.title } : null,
+      })
+      return { recipient_id: body.recipient?.id, message_id: id }
+    },
+  )
+}
+
+/** Google's RBM agentMessages API: a text, or a rich card whose suggestion opens a URL. */
+function rbmProviderRoutes(app: App, record: RecordSent): void {
+  app.post(
     '/dev/simulator/provider/rbm/v1/phones/:phone/agentMessages',
     { config: { access: allow.anyone }, schema: hidden },
     async (request, reply) => {
@@ -404,25 +435,6 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
         link: open?.openUrlAction ? { url: open.openUrlAction.url, label: open.text } : null,
       })
       return { name: `phones/${phone}/agentMessages/${messageId}`, sendTime: iso(Date.now()) }
-    },
-  )
-
-  app.post(
-    '/dev/simulator/provider/messenger/:version/me/messages',
-    { config: { access: allow.anyone }, schema: hidden },
-    async (request, reply) => {
-      if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 190 } })
-      const body = JSON.parse(String(request.body ?? '{}'))
-      const id = `m_${random(16)}`
-      const template = body.message?.attachment?.payload
-      const button = template?.buttons?.[0]
-      record('messenger', {
-        providerMessageId: id,
-        to: String(body.recipient?.id),
-        text: String(template ? template.text : (body.message?.text ?? '')),
-        link: button ? { url: button.url, label: button.title } : null,
-      })
-      return { recipient_id: body.recipient?.id, message_id: id }
     },
   )
 }
