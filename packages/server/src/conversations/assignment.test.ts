@@ -173,6 +173,20 @@ describe('supervisors reassign and transfer conversations', () => {
       400,
       'request/invalid',
     )
+    // A deactivated agent can take nothing: neither a conversation handed over nor a new one.
+    const gone = await bank.staffToken('agent', 'Dee Parted')
+    const admin = staff(bank.adminToken)
+    await admin.request('POST', `/v1/staff/${gone.staffId}/deactivate`, {})
+    await assert.rejects(
+      supervisor.assignConversation(conversation.id, { staffId: gone.staffId, mode: 'transfer' }),
+      (e: StrongroomError) => e.status === 400 && /Dee Parted is deactivated/.test(e.problem.detail ?? ''),
+    )
+    await refused(
+      supervisor.createConversation({ customerId: bank.customerId, assignedStaffId: gone.staffId }),
+      400,
+      'request/invalid',
+    )
+    assert.equal((await supervisor.listStaff()).find((s) => s.id === gone.staffId)?.active, false)
     assert.deepEqual(await staffMembers(conversation.id), [bank.agentId])
     assert.equal((await supervisor.getConversation(conversation.id)).assignedStaffId, bank.agentId)
   })

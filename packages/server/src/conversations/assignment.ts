@@ -35,6 +35,9 @@ export async function assignConversation(
     if (!conversation) throw new Problem('request/not-found', 'no such conversation')
     const staff = await findStaff({ db: trx }, tenantId, { id: input.staffId })
     if (!staff) throw new Problem('request/not-found', 'no such staff member')
+    // A deactivated member could never read it: their tokens are revoked and none is issued to them.
+    if (!staff.active)
+      throw new Problem('request/invalid', `${staff.name} is deactivated and cannot take conversations`)
     if (!roleScopes[staff.role].includes('conversations:write')) {
       throw new Problem('request/invalid', `a staff member with the ${staff.role} role cannot answer conversations`)
     }

@@ -67,8 +67,12 @@ export async function createConversationIn(
   const id = newId('cnv')
   const now = new Date()
   if (input.customerId !== null) await requireCustomer({ db: trx }, tenantId, input.customerId)
-  if (input.assignedStaffId && !(await findStaff({ db: trx }, tenantId, { id: input.assignedStaffId }))) {
-    throw new Problem('request/not-found', 'no such staff member')
+  if (input.assignedStaffId) {
+    const assignee = await findStaff({ db: trx }, tenantId, { id: input.assignedStaffId })
+    if (!assignee) throw new Problem('request/not-found', 'no such staff member')
+    if (!assignee.active) {
+      throw new Problem('request/invalid', `${assignee.name} is deactivated and cannot take conversations`)
+    }
   }
   const deviceIds =
     input.customerId === null ? [] : await activeDeviceIds({ db: trx }, tenantId, input.customerId, input.deviceIds)

@@ -23,7 +23,9 @@ export function AssignmentPanel(props: { session: ConsoleSession; entry: InboxEn
 
   const nameOf = (id: string | null) =>
     id === null ? 'nobody' : id === session.me.staffId ? 'you' : (staff?.find((s) => s.id === id)?.name ?? id)
-  const candidates = (staff ?? []).filter((s) => ANSWERING.has(s.role) && s.id !== conversation.assignedStaffId)
+  const candidates = (staff ?? []).filter(
+    (s) => s.active && ANSWERING.has(s.role) && s.id !== conversation.assignedStaffId,
+  )
 
   const assign = async (mode: AssignmentMode) => {
     if (!chosen || busy) return
