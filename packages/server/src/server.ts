@@ -52,7 +52,7 @@ import { serveMetrics } from './platform/http/metrics-endpoint.ts'
 import type { KeyProvider } from './platform/keyring/key-provider.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
-import { openKeyProvider } from './platform/keyring/open-provider.ts'
+import { openArchiveKeyProvider, openKeyProvider } from './platform/keyring/open-provider.ts'
 import {
   openSigningKey,
   type SigningKey,
@@ -283,7 +283,7 @@ async function startServices(
   const archiveMember = config.archiveMember
     ? await ArchiveMember.start(ctx, {
         credentialKey: keys.credential,
-        kek: ctx.archiveKek as LocalKeyFileProvider,
+        kek: ctx.archiveKek as KeyProvider,
         sink: parts.archiveSink ?? archiveStoreSink(ctx),
         partition: parsePartition(config.archivePartition),
       })
@@ -418,10 +418,12 @@ async function openPlatform(config: Config, options: StartOptions) {
   // needs it; a node without the file neither writes nor reads archive content.
   // Production names the file or has none (config.ts): it never picks one up from the directory it started in.
   const archiveKeyFile = config.archiveKeyFile
-  const archiveKek =
-    archiveKeyFile && (config.archiveMember || config.mode === 'dev' || existsSync(archiveKeyFile))
-      ? await LocalKeyFileProvider.open(archiveKeyFile, { create: config.mode === 'dev' })
-      : undefined
+  const archiveKekHere =
+    config.archiveKeyProvider === 'pkcs11' ||
+    (archiveKeyFile && (config.archiveMember || config.mode === 'dev' || existsSync(archiveKeyFile)))
+  const archiveKek = archiveKekHere
+    ? await openArchiveKeyProvider(config, { create: config.mode === 'dev' })
+    : undefined
   const keyring = new Keyring(database.db, keyProvider)
   // A data key rotated by `strongroom keys rotate --data-keys` is used from the next write, on every node.
   const stopFollowingKeyRotations = keyring.followRotations(bus)

@@ -37,7 +37,7 @@ import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts
 import type { KeyProvider } from '../platform/keyring/key-provider.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
-import { openKeyProvider } from '../platform/keyring/open-provider.ts'
+import { openArchiveKeyProvider, openKeyProvider } from '../platform/keyring/open-provider.ts'
 import { RetireRefused, reencryptTenant, retireDataKey } from '../platform/keyring/reencrypt.ts'
 import {
   openSigningKey,
@@ -350,9 +350,14 @@ async function main(argv: string[]): Promise<void> {
     case 'keys init': {
       // The archive member's key file is separate: its keys never sit with the live keyring's.
       if (values.archive) {
-        const keyFile = archiveKeyFileOf(config)
-        await LocalKeyFileProvider.open(keyFile, { create: true })
-        out({ keyFile })
+        const archiveKek = await openArchiveKeyProvider(config, { create: true })
+        const kekId = await archiveKek.currentKekId()
+        await archiveKek.close()
+        out(
+          config.archiveKeyProvider === 'pkcs11'
+            ? { keyProvider: 'pkcs11', kekId }
+            : { keyFile: archiveKeyFileOf(config) },
+        )
         return
       }
       const provider = await openKeyProvider(config, { create: true })
@@ -364,7 +369,7 @@ async function main(argv: string[]): Promise<void> {
     case 'keys rotate': {
       if (values.archive) {
         const result = await withStorage(config, async ({ db }) => {
-          const archiveKek = await LocalKeyFileProvider.open(archiveKeyFileOf(config), { create: false })
+          const archiveKek = await openArchiveKeyProvider(config, { create: false })
           const kekId = await archiveKek.rotate()
           const rewrapped = (await rewrapArchiveKeys(db, archiveKek)) + (await rewrapArchiveMemberKeys(db, archiveKek))
           await recordAudit(db, {
@@ -622,7 +627,7 @@ async function main(argv: string[]): Promise<void> {
         to: when(values.to, '--to'),
       }
       const manifest = await withStorage(config, async ({ db, provider }) => {
-        const archiveKek = await LocalKeyFileProvider.open(archiveKeyFileOf(config), { create: false })
+        const archiveKek = await openArchiveKeyProvider(config, { create: false })
         const signer = await openSigningKey(db, provider, 'archive-checkpoint', tenantId)
         const stream = createWriteStream(file, { flags: 'wx', mode: 0o600 })
         try {
@@ -665,7 +670,7 @@ async function main(argv: string[]): Promise<void> {
       let document: Awaited<ReturnType<typeof exportCustomerData>>
       try {
         document = await withStorage(config, async ({ db, keyring }) => {
-          const archiveKek = await LocalKeyFileProvider.open(archiveKeyFileOf(config), { create: false })
+          const archiveKek = await openArchiveKeyProvider(config, { create: false })
           return exportCustomerData({ db, keyring, archiveKek }, tenantId, customerId, operator)
         })
         writeFileSync(fd, `${JSON.stringify(document, null, 2)}\n`)

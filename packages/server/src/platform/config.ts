@@ -50,6 +50,23 @@ const settings = {
   },
   /** A file holding the token's user PIN (never the PIN itself in the environment). */
   pkcs11PinFile: { env: 'STRONGROOM_PKCS11_PIN_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
+  /** Where the compliance archive's own KEK lives: its key file, or the HSM (same module; its own KEK objects). */
+  archiveKeyProvider: {
+    env: 'STRONGROOM_ARCHIVE_KEY_PROVIDER',
+    schema: Type.Union([Type.Literal('file'), Type.Literal('pkcs11')]),
+    default: 'file',
+  },
+  /** The archive's token, when it is not the live keyring's (its label and PIN file; the module is shared). */
+  archivePkcs11TokenLabel: {
+    env: 'STRONGROOM_ARCHIVE_PKCS11_TOKEN_LABEL',
+    schema: Type.String({ minLength: 1 }),
+    default: undefined,
+  },
+  archivePkcs11PinFile: {
+    env: 'STRONGROOM_ARCHIVE_PKCS11_PIN_FILE',
+    schema: Type.String({ minLength: 1 }),
+    default: undefined,
+  },
   archiveMember: { env: 'STRONGROOM_ARCHIVE_MEMBER', schema: Type.Boolean(), default: undefined },
   archiveKeyFile: { env: 'STRONGROOM_ARCHIVE_KEY_FILE', schema: Type.String({ minLength: 1 }), default: undefined },
   archivePartition: {
@@ -366,7 +383,7 @@ export function loadConfig(
   }
   checkRelyingParty(result)
   checkCarrierOAuth(result)
-  if (result.keyProvider === 'pkcs11') checkPkcs11Settings(result)
+  if (result.keyProvider === 'pkcs11' || result.archiveKeyProvider === 'pkcs11') checkPkcs11Settings(result)
   if (result.mode === 'production') checkProductionRules(result, explicit, options.creatingKeyFiles ?? false)
   return result
 }
@@ -448,7 +465,7 @@ function checkProductionRules(config: Config, explicit: Set<string>, creatingKey
     }
   }
   if (creatingKeyFiles) return
-  if (config.archiveMember) checkArchiveKeyFile(config)
+  if (config.archiveMember && config.archiveKeyProvider === 'file') checkArchiveKeyFile(config)
 }
 
 /** A PKCS#11 token is named by its library, its label or slot, and a PIN file. */

@@ -82,8 +82,16 @@ export function softHsmToken(): SoftHsmToken {
       STRONGROOM_PKCS11_MODULE: module,
       STRONGROOM_PKCS11_TOKEN_LABEL: tokenLabel,
       STRONGROOM_PKCS11_PIN_FILE: pinFile,
+      STRONGROOM_ARCHIVE_KEY_PROVIDER: 'pkcs11',
     },
-    config: { keyProvider: 'pkcs11', pkcs11Module: module, pkcs11TokenLabel: tokenLabel, pkcs11PinFile: pinFile },
+    config: {
+      keyProvider: 'pkcs11',
+      pkcs11Module: module,
+      pkcs11TokenLabel: tokenLabel,
+      pkcs11PinFile: pinFile,
+      // The compliance archive's KEKs too, as objects of their own (`hsm-archive-kek-N`).
+      archiveKeyProvider: 'pkcs11',
+    },
   }
   return processToken
 }

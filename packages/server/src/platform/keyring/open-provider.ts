@@ -1,4 +1,4 @@
-import { type Config, ConfigError } from '../config.ts'
+import { archiveKeyFileOf, type Config, ConfigError } from '../config.ts'
 import type { KeyProvider } from './key-provider.ts'
 import { LocalKeyFileProvider } from './local-key-file.ts'
 
@@ -20,6 +20,28 @@ export async function openKeyProvider(config: Config, options: { create: boolean
     )
   }
   return LocalKeyFileProvider.open(config.keyFile, options)
+}
+
+/**
+ * The compliance archive's own key provider, never the live keyring's keys: its key file, or KEKs of its own in the
+ * HSM (`hsm-archive-kek-N`, in the live keyring's token or the archive's own, STRONGROOM_ARCHIVE_PKCS11_TOKEN_LABEL).
+ */
+export async function openArchiveKeyProvider(config: Config, options: { create: boolean }): Promise<KeyProvider> {
+  if (config.archiveKeyProvider === 'pkcs11') {
+    const { Pkcs11Provider, ARCHIVE_KEK_LABEL } = await loadPkcs11Provider()
+    const ownToken = config.archivePkcs11TokenLabel !== undefined
+    return Pkcs11Provider.open(
+      {
+        module: config.pkcs11Module as string,
+        tokenLabel: ownToken ? config.archivePkcs11TokenLabel : config.pkcs11TokenLabel,
+        slot: ownToken ? undefined : config.pkcs11Slot,
+        pinFile: config.archivePkcs11PinFile ?? (config.pkcs11PinFile as string),
+        kekLabel: ARCHIVE_KEK_LABEL,
+      },
+      options,
+    )
+  }
+  return LocalKeyFileProvider.open(archiveKeyFileOf(config), options)
 }
 
 /**

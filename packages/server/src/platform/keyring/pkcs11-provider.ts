@@ -23,7 +23,9 @@ const curves: Record<SigningAlgorithm, { generate: number; params: Buffer; spkiP
 
 /** The KEK id of a signing key whose private half was made in the token and never leaves it. */
 export const IN_TOKEN = 'in-token'
-const KEK_LABEL = /^hsm-kek-(\d+)$/
+/** The live keyring's KEKs are `hsm-kek-N`; the compliance archive's, in the same or its own token, `hsm-archive-kek-N`. */
+export const LIVE_KEK_LABEL = 'hsm-kek'
+export const ARCHIVE_KEK_LABEL = 'hsm-archive-kek'
 const SIGNING_KEY_LABEL = 'strongroom-signing-key'
 const IV_BYTES = 12
 const TAG_BYTES = 16
@@ -34,6 +36,8 @@ export interface Pkcs11Settings {
   tokenLabel?: string | undefined
   slot?: number | undefined
   pinFile: string
+  /** Whose KEKs these are: the live keyring's (the default) or the compliance archive's. */
+  kekLabel?: typeof LIVE_KEK_LABEL | typeof ARCHIVE_KEK_LABEL | undefined
 }
 
 /** The token refused, or is not there; the message names the setting to look at, never the PIN. */
@@ -78,10 +82,14 @@ export class Pkcs11Provider implements KeyProvider {
   readonly #session: pkcs11js.Handle
   /** KEK handles by id (`hsm-kek-N`); re-read from the token when an unknown id turns up (another node rotated). */
   #keks = new Map<string, pkcs11js.Handle>()
+  readonly #kekLabel: string
+  readonly #kekPattern: RegExp
 
-  private constructor(p11: pkcs11js.PKCS11, session: pkcs11js.Handle) {
+  private constructor(p11: pkcs11js.PKCS11, session: pkcs11js.Handle, kekLabel: string) {
     this.#p11 = p11
     this.#session = session
+    this.#kekLabel = kekLabel
+    this.#kekPattern = new RegExp(`^${kekLabel}-(\\d+)$`)
   }
 
   /** Opens a session on the token and logs in with the PIN file's PIN; with `create`, makes the first KEK if none. */
@@ -116,7 +124,7 @@ export class Pkcs11Provider implements KeyProvider {
         throw new Pkcs11Error(`the token refused the PIN from ${settings.pinFile} (${pkcs11Code(error) ?? 'error'})`)
       }
     }
-    const provider = new Pkcs11Provider(p11, session)
+    const provider = new Pkcs11Provider(p11, session, settings.kekLabel ?? LIVE_KEK_LABEL)
     provider.#readKeks()
     if (provider.#keks.size === 0) {
       if (!options.create) {
@@ -152,8 +160,8 @@ export class Pkcs11Provider implements KeyProvider {
   /** Generates the next KEK in the token (`hsm-kek-N`, AES-256, never extractable) and makes it current. */
   async rotate(): Promise<string> {
     this.#readKeks()
-    const next = Math.max(0, ...[...this.#keks.keys()].map(kekNumber)) + 1
-    const kekId = `hsm-kek-${next}`
+    const next = Math.max(0, ...[...this.#keks.keys()].map((id) => this.#kekNumber(id))) + 1
+    const kekId = `${this.#kekLabel}-${next}`
     const handle = this.#p11.C_GenerateKey(this.#session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
       { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
@@ -247,8 +255,12 @@ export class Pkcs11Provider implements KeyProvider {
   }
 
   #current(): string {
-    const newest = Math.max(...[...this.#keks.keys()].map(kekNumber))
-    return `hsm-kek-${newest}`
+    const newest = Math.max(...[...this.#keks.keys()].map((id) => this.#kekNumber(id)))
+    return `${this.#kekLabel}-${newest}`
+  }
+
+  #kekNumber(kekId: string): number {
+    return Number(this.#kekPattern.exec(kekId)?.[1] ?? 0)
   }
 
   #readKeks(): void {
@@ -259,7 +271,7 @@ export class Pkcs11Provider implements KeyProvider {
     for (const handle of handles) {
       const [label] = this.#p11.C_GetAttributeValue(this.#session, handle, [{ type: pkcs11js.CKA_LABEL }])
       const name = label?.value?.toString('utf8') ?? ''
-      if (KEK_LABEL.test(name)) keks.set(name, handle)
+      if (this.#kekPattern.test(name)) keks.set(name, handle)
     }
     this.#keks = keks
   }
@@ -276,10 +288,6 @@ const inTokenPrivate = [
 /** A slot handle is the CK_SLOT_ID in the platform's byte order (CK_ULONG: 8 bytes on 64-bit Linux). */
 function slotId(slot: Buffer): number {
   return slot.length === 8 ? Number(slot.readBigUInt64LE()) : slot.readUInt32LE()
-}
-
-function kekNumber(kekId: string): number {
-  return Number(KEK_LABEL.exec(kekId)?.[1] ?? 0)
 }
 
 function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {

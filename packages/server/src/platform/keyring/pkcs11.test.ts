@@ -139,6 +139,11 @@ describe('PKCS#11 key provider (SoftHSM2)', { skip: needsSoftHsm() }, () => {
       await database.close()
     }
     assert.equal(existsSync(path.join(cli.dir, 'keyring.json')), false, 'no key file was written')
+    // The archive's own KEKs, in the token as objects of their own: made, then rotated, never a file.
+    const archiveInit = run(['keys', 'init', '--archive'])
+    assert.deepEqual(archiveInit, { keyProvider: 'pkcs11', kekId: 'hsm-archive-kek-1' })
+    assert.equal(run(['keys', 'rotate', '--archive']).archiveKekId, 'hsm-archive-kek-2')
+    assert.equal(existsSync(path.join(cli.dir, 'archive-keyring.json')), false, 'no archive key file was written')
     const afterRotation = cli.run(
       ['customer', 'create', '--tenant', tenant.id, '--ref', 'R-2', '--name', 'After'],
       token.env,
@@ -277,6 +282,16 @@ describe('PKCS#11 key provider (SoftHSM2)', { skip: needsSoftHsm() }, () => {
     const bank = await createTestBank(server)
     await server.flushAudit()
     assert.equal(existsSync(path.join(server.dataDir, 'keyring.json')), false, 'no key file is written')
+    // The archive's KEK is in the token too, apart from the live keyring's: its data key is wrapped by it.
+    await server.archiveMember?.ensureTenant(bank.tenantId)
+    assert.equal(existsSync(path.join(server.dataDir, 'archive-keyring.json')), false, 'no archive key file either')
+    const archiveDataKey = await server.ctx.db
+      .selectFrom('archive_member_state')
+      .select('sealed')
+      .where('tenant_id', '=', bank.tenantId)
+      .where('name', '=', 'archive-data-key')
+      .executeTakeFirstOrThrow()
+    assert.match(JSON.parse(Buffer.from(archiveDataKey.sealed).toString()).kekId, /^hsm-archive-kek-\d+$/)
     // The data keys leave the token unwrapped, into this process's memory only: find them wherever they are written.
     const dataKeys: Buffer[] = []
     for (const row of await server.ctx.db.selectFrom('tenant_keys').selectAll().execute()) {
@@ -302,9 +317,8 @@ describe('PKCS#11 key provider (SoftHSM2)', { skip: needsSoftHsm() }, () => {
     const dumped = Buffer.from(dump)
     for (const needle of needles) assert.ok(!dumped.includes(needle), `the database holds ${needle.toString('hex')}`)
 
-    // The data directory (the archive member's own key file aside: the archive keeps its KEK apart from the live one).
-    const files = filesUnder(server.dataDir).filter((file) => path.basename(file) !== 'archive-keyring.json')
-    for (const file of files) {
+    // The data directory.
+    for (const file of filesUnder(server.dataDir)) {
       if (!statSync(file).isFile()) continue
       const content = readFileSync(file)
       for (const needle of needles) assert.ok(!content.includes(needle), `${file} holds key material`)
