@@ -51,7 +51,6 @@ import { healthModule } from './platform/http/health-routes.ts'
 import { serveMetrics } from './platform/http/metrics-endpoint.ts'
 import type { KeyProvider } from './platform/keyring/key-provider.ts'
 import { Keyring } from './platform/keyring/keyring.ts'
-import { LocalKeyFileProvider } from './platform/keyring/local-key-file.ts'
 import { openArchiveKeyProvider, openKeyProvider } from './platform/keyring/open-provider.ts'
 import {
   openSigningKey,

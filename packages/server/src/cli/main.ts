@@ -36,7 +36,6 @@ import { Problem } from '../platform/http/problems.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
 import type { KeyProvider } from '../platform/keyring/key-provider.ts'
 import { Keyring } from '../platform/keyring/keyring.ts'
-import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { openArchiveKeyProvider, openKeyProvider } from '../platform/keyring/open-provider.ts'
 import { RetireRefused, reencryptTenant, retireDataKey } from '../platform/keyring/reencrypt.ts'
 import {
