@@ -5,7 +5,7 @@ import type { ServerContext } from '../platform/context.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
-import { findStaff } from '../tenancy/staff.ts'
+import { assignableStaff, findStaff } from '../tenancy/staff.ts'
 import { publishMemberAdded } from './bus-events.ts'
 
 export interface ConversationMember {
@@ -67,13 +67,7 @@ export async function createConversationIn(
   const id = newId('cnv')
   const now = new Date()
   if (input.customerId !== null) await requireCustomer({ db: trx }, tenantId, input.customerId)
-  if (input.assignedStaffId) {
-    const assignee = await findStaff({ db: trx }, tenantId, { id: input.assignedStaffId })
-    if (!assignee) throw new Problem('request/not-found', 'no such staff member')
-    if (!assignee.active) {
-      throw new Problem('request/invalid', `${assignee.name} is deactivated and cannot take conversations`)
-    }
-  }
+  if (input.assignedStaffId) await assignableStaff({ db: trx }, tenantId, input.assignedStaffId)
   const deviceIds =
     input.customerId === null ? [] : await activeDeviceIds({ db: trx }, tenantId, input.customerId, input.deviceIds)
   if (input.deviceIds && deviceIds.length !== new Set(input.deviceIds).size) {

@@ -19,7 +19,7 @@ import {
   getCiphersuiteImpl,
 } from 'ts-mls'
 import { eventually } from '../testing/eventually.ts'
-import type { TestBank, TestServer } from '../testing/harness.ts'
+import { createTestBank, type TestBank, type TestServer } from '../testing/harness.ts'
 import {
   enrolPhone as enrolPhoneIn,
   openMember,
@@ -311,6 +311,16 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
     await assert.rejects(
       compliance.request('POST', exemptions, { reason: 'short' }),
       (e: StrongroomError) => e.status === 400,
+    )
+    // Another bank's compliance officer cannot grant one for this bank's conversation: in their bank it has no group.
+    const otherBank = await createTestBank(server, 'Exempting Bank')
+    const otherOfficer = new StrongroomClient({
+      baseUrl: server.url,
+      credentials: new StaffToken((await otherBank.staffToken('compliance')).token),
+    })
+    await assert.rejects(
+      otherOfficer.request('POST', exemptions, { reason }),
+      (e: StrongroomError) => e.type === `${PROBLEMS}e2e/no-group`,
     )
     // An expired exemption lets nothing through.
     const expired = await compliance.request<{ id: string }>('POST', exemptions, { reason })

@@ -88,6 +88,17 @@ export async function findStaff(
   return row && staffMemberOf(row)
 }
 
+/**
+ * A staff member of the tenant who can be given conversations: there (404 otherwise) and not deactivated, since a
+ * deactivated member's tokens are revoked and none is issued to them (400, naming them).
+ */
+export async function assignableStaff(ctx: Ctx, tenantId: string, staffId: string): Promise<StaffMember> {
+  const staff = await findStaff(ctx, tenantId, { id: staffId })
+  if (!staff) throw new Problem('request/not-found', 'no such staff member')
+  if (!staff.active) throw new Problem('request/invalid', `${staff.name} is deactivated and cannot take conversations`)
+  return staff
+}
+
 const staffMemberOf = (row: {
   id: string
   tenant_id: string
