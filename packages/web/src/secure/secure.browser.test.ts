@@ -407,6 +407,8 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
     const { link } = await conversationPivoted(SMS_PHONE, smsCustomerId)
     await smsPage.goto(link)
     await smsPage.getByRole('heading', { name: 'Confirm it’s you' }).waitFor()
+    // The choices come from the server after the heading shows: wait for the one offered before counting and tabbing.
+    await smsPage.getByRole('button', { name: 'Text me a code' }).waitFor()
     assert.equal(await smsPage.getByRole('button', { name: 'Use my passkey' }).count(), 0)
     // Keyboard only: the first control after the heading is the one button offered.
     await smsPage.keyboard.press('Tab')
