@@ -344,7 +344,7 @@ export class StrongroomClient {
    * Attestation from the native layer; the dev provider by default, which only a dev server accepts.
    *
    * @example
-   * await client.attest({ app, signals, provider: async (clientData) => ({ format: 'android-key', certificateChain }) })
+   * await client.attest({ app, signals, provider: async () => ({ format: 'android-key' }) })
    */
   async attest(attestation: {
     app: AppIdentity
@@ -841,6 +841,20 @@ export interface EnrolOptions {
   timeoutMs?: number
 }
 
+/**
+ * Android Key Attestation of the key being enrolled (`keys`, generated in the Keystore with
+ * SHA-256(attestationClientData(challenge, app)) as its attestation challenge, where the challenge comes from
+ * `POST /v1/integrity/enrolment-challenges` with the same enrolment code).
+ */
+export interface EnrolmentAttestation {
+  format: 'android-key'
+  challenge: string
+  appId: string
+  appVersion: string
+  /** KeyStore.getCertificateChain of the device key: base64 DER certificates, leaf first. */
+  certificateChain: string[]
+}
+
 /** A device just enrolled, with a client acting as it. */
 export interface EnrolledDevice {
   client: StrongroomClient
@@ -858,10 +872,13 @@ export interface EnrolledDevice {
  * @example
  * const { client, device, keys } = await enrolDevice({ baseUrl, enrolmentCode: 'ABCD-EFGH-JKMN-PQRS', label: 'Phone' })
  */
-export async function enrolDevice(options: EnrolOptions & { enrolmentCode: string }): Promise<EnrolledDevice> {
+export async function enrolDevice(
+  options: EnrolOptions & { enrolmentCode: string; attestation?: EnrolmentAttestation },
+): Promise<EnrolledDevice> {
   const { enrolled } = await enrolWithProof(options, '/v1/devices', {
     enrolmentCode: options.enrolmentCode,
     label: options.label,
+    ...(options.attestation ? { attestation: options.attestation } : {}),
   })
   return enrolled
 }

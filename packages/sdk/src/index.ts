@@ -19,6 +19,7 @@ export {
   type Device,
   type DeviceVerdict,
   type EnrolledDevice,
+  type EnrolmentAttestation,
   type EnrolOptions,
   enrolDevice,
   type MessageRange,

@@ -19,7 +19,10 @@ export interface AppIdentity {
  * Turns the client data of an attestation (see `attestationClientData`) into format-specific evidence from the
  * platform, each covering SHA-256(clientData) computed natively: `{ format: 'apple-appattest', attestationObject, keyId }`
  * (the hash as `clientDataHash` of `attestKey`), `{ format: 'apple-appattest-assertion', assertion }` (the same, for
- * `generateAssertion`) or `{ format: 'android-key', certificateChain }` (the hash as the key's attestation challenge).
+ * `generateAssertion`), `{ format: 'play-integrity', token }` (the hash, base64url, as the request hash) or
+ * `{ format: 'android-key' }`: Android's Keystore attests a key only when it generates it, so the device key's chain
+ * goes with the enrolment (`enrolDevice`'s `attestation`) or a re-key (`POST /v1/integrity/rekey`), and an attestation
+ * afterwards rests on that record and the request's DPoP proof by the same key.
  */
 export type AttestationProvider = (
   clientData: string,

@@ -29,10 +29,13 @@ import { type StreamAuthenticator, StreamHub } from './conversations/stream-hub.
 import { dataSubjectModule } from './data-subject/module.ts'
 import { groupMessageAdmission } from './e2e/groups.ts'
 import { e2eModule } from './e2e/module.ts'
+import type { EnrolmentAttestation } from './identity/devices.ts'
 import { identityModule } from './identity/module.ts'
 import type { DeviceRevocationHook } from './identity/routes.ts'
+import { androidEnrolmentAttestation } from './integrity/android-key.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { type AttestationStatusList, openAttestationStatusList } from './integrity/attestation-status-list.ts'
+import { createHardwareVerifiers, type HardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityModule } from './integrity/module.ts'
 import { cachedIntegrityPolicy, integrityRequirement } from './integrity/policy.ts'
 import { checkRequestAssertion } from './integrity/request-assertions.ts'
@@ -88,6 +91,8 @@ interface Services {
   integrityTokenKey: SigningKey
   deactivatedAppVersions: DeactivatedAppVersions
   attestationStatus: AttestationStatusList | undefined
+  hardwareVerifiers: HardwareVerifiers
+  enrolmentAttestation: EnrolmentAttestation
   archiveKeys: TenantSigningKeys
 }
 
@@ -297,6 +302,8 @@ async function startServices(
         '(STRONGROOM_ARCHIVE_MEMBER=true on one node)',
     )
   }
+  const attestationStatus = await openAttestationStatusList(ctx)
+  const hardwareVerifiers = createHardwareVerifiers(config, attestationStatus)
   const services: Services = {
     database,
     draining: () => running.draining,
@@ -317,7 +324,9 @@ async function startServices(
     receiptKeys: keys.receipt,
     integrityTokenKey: keys.integrity,
     deactivatedAppVersions: parts.gate.deactivated,
-    attestationStatus: await openAttestationStatusList(ctx),
+    attestationStatus,
+    hardwareVerifiers,
+    enrolmentAttestation: androidEnrolmentAttestation(ctx, hardwareVerifiers),
     archiveKeys: keys.archive,
   }
   const running = {

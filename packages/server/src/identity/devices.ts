@@ -41,13 +41,37 @@ export interface IssuedAccessToken {
 type Ctx = Pick<ServerContext, 'db' | 'config'>
 
 /**
+ * Hardware evidence an app presents with its enrolment: Android Key Attestation of the very key it enrols, generated
+ * with a challenge its enrolment code obtained (the Keystore attests a key only when it generates it).
+ */
+export interface EnrolmentAttestationEvidence {
+  format: 'android-key'
+  challenge: string
+  appId: string
+  appVersion: string
+  certificateChain: string[]
+}
+
+/**
+ * The check of enrolment evidence, injected by the integrity capability: `verify` runs before the enrolment (its
+ * refusals audited there) and answers what to record inside the enrolment's transaction, once the device exists; the
+ * recording fails, and the enrolment with it, when the evidence was not for this code's device or its challenge is used.
+ */
+export type EnrolmentAttestation = (
+  proof: VerifiedProof,
+  evidence: EnrolmentAttestationEvidence,
+) => Promise<(trx: ServerContext['db'], device: { tenantId: string; deviceId: string }) => Promise<void>>
+
+/**
  * Enrols the key that signed the DPoP proof as a new device of the customer the code was issued for. The code is
  * consumed in the same transaction that creates the device, so two devices racing with one code get one device.
+ * With attestation evidence, the attested key is recorded in the same transaction.
  */
 export async function enrolDevice(
   ctx: Ctx,
   proof: VerifiedProof,
   input: { enrolmentCode: string; label: string },
+  attested?: (trx: ServerContext['db'], device: { tenantId: string; deviceId: string }) => Promise<void>,
 ): Promise<{ device: Device; tenantId: string; token: IssuedAccessToken }> {
   const now = new Date()
   return ctx.db.transaction().execute(async (trx) => {
@@ -62,7 +86,7 @@ export async function enrolDevice(
     if (!code) throw new Problem('identity/invalid-enrolment-code')
     // The code reserved the id the pending device was listed under (codes issued before that had none).
     const deviceId = code.device_id ?? newId('dev')
-    return enrolDeviceIn(ctx, trx, proof, {
+    const enrolled = await enrolDeviceIn(ctx, trx, proof, {
       deviceId,
       kind: 'app',
       tenantId: code.tenant_id,
@@ -71,6 +95,8 @@ export async function enrolDevice(
       via: 'enrolment-code',
       now,
     })
+    await attested?.(trx, { tenantId: code.tenant_id, deviceId })
+    return enrolled
   })
 }
 
@@ -160,6 +186,42 @@ async function insertAccessToken(
     })
     .execute()
   return { accessToken, tokenType: 'DPoP', expiresIn: ttl }
+}
+
+/**
+ * Replaces an active device's key with a new one (Android re-keying to a freshly attested key), in the caller's
+ * transaction: the old key's access tokens end, and a token bound to the new key is issued. Audited. A key another
+ * device holds is refused.
+ */
+export async function rotateDeviceKeyIn(
+  ctx: Ctx,
+  trx: ServerContext['db'],
+  device: Pick<DevicePrincipal, 'tenantId' | 'deviceId' | 'jkt'>,
+  next: { jwk: JWK; jkt: string; reason: string },
+): Promise<IssuedAccessToken> {
+  const taken = await trx.selectFrom('devices').select('id').where('jkt', '=', next.jkt).executeTakeFirst()
+  if (taken) throw new Problem('identity/device-key-in-use')
+  const updated = await trx
+    .updateTable('devices')
+    .set({ jkt: next.jkt, public_jwk: JSON.stringify(publicPart(next.jwk)) })
+    .where('tenant_id', '=', device.tenantId)
+    .where('id', '=', device.deviceId)
+    .where('jkt', '=', device.jkt)
+    .where('status', '=', 'active')
+    .executeTakeFirst()
+  if ((updated.numUpdatedRows ?? 0n) === 0n) throw new Problem('auth/invalid-token', 'no active device holds this key')
+  await trx.deleteFrom('access_tokens').where('device_id', '=', device.deviceId).execute()
+  const token = await insertAccessToken(ctx, trx, device.tenantId, device.deviceId, next.jkt)
+  await recordAudit(trx, {
+    tenantId: device.tenantId,
+    actor: { kind: 'device', id: device.deviceId },
+    action: 'device.rekey',
+    target: { kind: 'device', id: device.deviceId },
+    outcome: 'success',
+    reason: next.reason,
+    details: { previousKeyThumbprint: device.jkt, keyThumbprint: next.jkt },
+  })
+  return token
 }
 
 /**

@@ -62,3 +62,22 @@ export async function issueEnrolmentCode(
   })
   return { code: raw.match(/.{4}/g)?.join('-') ?? raw, expiresAt: expiresAt.toISOString(), deviceId }
 }
+
+/**
+ * The tenant and reserved device id of an enrolment code still usable, without using it up (an app asks for an
+ * attestation challenge with it before it generates the key it will enrol). Codes issued before devices were
+ * reserved answer undefined.
+ */
+export async function pendingEnrolment(
+  ctx: Pick<ServerContext, 'db'>,
+  enrolmentCode: string,
+): Promise<{ tenantId: string; deviceId: string } | undefined> {
+  const row = await ctx.db
+    .selectFrom('enrolment_codes')
+    .select(['tenant_id', 'device_id'])
+    .where('code_hash', '=', secretHash(normalizeEnrolmentCode(enrolmentCode)))
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', new Date())
+    .executeTakeFirst()
+  return row?.device_id ? { tenantId: row.tenant_id, deviceId: row.device_id } : undefined
+}

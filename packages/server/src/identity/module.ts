@@ -1,12 +1,17 @@
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import type { Module } from '../platform/module.ts'
-import { purgeExpiredAccessTokens } from './devices.ts'
+import { type EnrolmentAttestation, purgeExpiredAccessTokens } from './devices.ts'
 import { purgeExpiredProofs } from './dpop.ts'
 import { type DeviceRevocationHook, identityRoutes } from './routes.ts'
 
 /** Customers, devices, enrolment, device tokens and DPoP, suspension, revocation and wipe. */
-export const identityModule: Module<{ wipeKey: SigningKey; onDeviceRevoked: DeviceRevocationHook }> = {
+export const identityModule: Module<{
+  wipeKey: SigningKey
+  onDeviceRevoked: DeviceRevocationHook
+  enrolmentAttestation: EnrolmentAttestation
+}> = {
   name: 'identity',
-  routes: (app, ctx, { wipeKey, onDeviceRevoked }) => identityRoutes(app, ctx, { wipeKey, onRevoked: onDeviceRevoked }),
+  routes: (app, ctx, { wipeKey, onDeviceRevoked, enrolmentAttestation }) =>
+    identityRoutes(app, ctx, { wipeKey, onRevoked: onDeviceRevoked, enrolmentAttestation }),
   housekeeping: (ctx) => Promise.all([purgeExpiredProofs(ctx), purgeExpiredAccessTokens(ctx)]),
 }

@@ -11,7 +11,13 @@ import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { createCustomer, E164_PATTERN, findCustomer } from './customers.ts'
 import { publishDeviceRevoked, publishDeviceSuspended } from './device-events.ts'
 import { refusalOfDeviceKey } from './device-key-refusal.ts'
-import { type DeviceStateChange, enrolDevice, issueDeviceToken, listCustomerDevices } from './devices.ts'
+import {
+  type DeviceStateChange,
+  type EnrolmentAttestation,
+  enrolDevice,
+  issueDeviceToken,
+  listCustomerDevices,
+} from './devices.ts'
 import { verifyDpopProof } from './dpop.ts'
 import { issueEnrolmentCode } from './enrolment-codes.ts'
 import { resumeDevice } from './resume-device.ts'
@@ -78,11 +84,11 @@ export type DeviceRevocationHook = (
 export async function identityRoutes(
   app: App,
   ctx: ServerContext,
-  deps: { wipeKey: SigningKey; onRevoked: DeviceRevocationHook },
+  deps: { wipeKey: SigningKey; onRevoked: DeviceRevocationHook; enrolmentAttestation: EnrolmentAttestation },
 ): Promise<void> {
   await customerRoutes(app, ctx)
   await customerDeviceRoutes(app, ctx)
-  await deviceRoutes(app, ctx)
+  await deviceRoutes(app, ctx, deps.enrolmentAttestation)
   await deviceStateRoutes(app, ctx, deps)
   await resumeAndTokenRoutes(app, ctx, deps)
   await wipeRoutes(app, ctx)
@@ -191,7 +197,7 @@ async function customerDeviceRoutes(app: App, ctx: ServerContext): Promise<void>
 }
 
 /** Enrolling a device, and a customer's devices as the device sees them. */
-async function deviceRoutes(app: App, ctx: ServerContext): Promise<void> {
+async function deviceRoutes(app: App, ctx: ServerContext, attestation: EnrolmentAttestation): Promise<void> {
   app.post(
     '/v1/devices',
     {
@@ -203,6 +209,32 @@ async function deviceRoutes(app: App, ctx: ServerContext): Promise<void> {
           {
             enrolmentCode: Type.String({ minLength: 16, maxLength: 32 }),
             label: Type.String({ minLength: 1, maxLength: 100 }),
+            attestation: Type.Optional(
+              Type.Object(
+                {
+                  format: Type.Literal('android-key'),
+                  challenge: Type.String({
+                    minLength: 16,
+                    maxLength: 128,
+                    description: 'from POST /v1/integrity/enrolment-challenges with this enrolment code',
+                  }),
+                  appId: Type.String({ minLength: 1, maxLength: 200 }),
+                  appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
+                  certificateChain: Type.Array(
+                    Type.String({ minLength: 1, maxLength: 8192, pattern: '^[A-Za-z0-9+/=]+$' }),
+                    {
+                      minItems: 2,
+                      maxItems: 10,
+                      description: 'KeyStore.getCertificateChain of the enrolled key, leaf first',
+                    },
+                  ),
+                },
+                {
+                  additionalProperties: false,
+                  description: 'Android Key Attestation of the key being enrolled (the DPoP key)',
+                },
+              ),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -217,7 +249,9 @@ async function deviceRoutes(app: App, ctx: ServerContext): Promise<void> {
         htm: 'POST',
         htu: requestHtu(request),
       })
-      const enrolled = await enrolDevice(ctx, proof, request.body)
+      const { attestation: evidence, ...input } = request.body
+      const attested = evidence ? await attestation(proof, evidence) : undefined
+      const enrolled = await enrolDevice(ctx, proof, input, attested)
       return reply.status(201).header('cache-control', 'no-store').send(enrolled)
     },
   )

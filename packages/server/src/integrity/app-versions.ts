@@ -100,6 +100,18 @@ export class DeactivatedAppVersions {
   }
 }
 
+/**
+ * What the version switch (and the integrity token's app version) keys on: Android's versionCode where the platform
+ * attested one (Key Attestation, Play Integrity), since the versionName is the app's word; elsewhere the version the
+ * evidence covers (App Attest binds it at attestation through the client data; Apple attests no version itself).
+ */
+export function versionSwitchKey(appVersion: string, versionCode: number | undefined): string {
+  return versionCode === undefined ? appVersion : androidVersionCodeKey(versionCode)
+}
+
+/** How a switched-off Android versionCode is kept beside version strings. */
+export const androidVersionCodeKey = (versionCode: number) => `versionCode:${versionCode}`
+
 const versionKey = (appId: string, appVersion: string) => JSON.stringify([appId, appVersion])
 
 export async function isAppVersionDeactivated(

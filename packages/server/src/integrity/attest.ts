@@ -6,14 +6,15 @@ import { algorithmsForKey } from '../identity/dpop.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { isAppVersionDeactivated } from './app-versions.ts'
+import { verifyAndroidAttestedDevice } from './android-key.ts'
+import { isAppVersionDeactivated, versionSwitchKey } from './app-versions.ts'
 import { consumeChallenge } from './challenges.ts'
 import { recordDeviceVerdict } from './device-verdicts.ts'
 import {
   type HardwareFacts,
   type HardwareVerifiers,
+  verifyAppAttestEvidence,
   verifyHardwareAssertion,
-  verifyHardwareEvidence,
 } from './hardware-attestation.ts'
 import { verifyPlayIntegrityEvidence } from './play-integrity.ts'
 import { evaluateIntegrityPolicy, type IntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
@@ -60,15 +61,17 @@ interface HardwareEvidenceBase {
 }
 
 /**
- * Evidence from the app: the dev format, App Attest (its attestation, then assertions), or Android Key Attestation.
- * `appId` and `appVersion` are a claim the evidence must cover (the dev proof signs them; hardware evidence covers the
- * SDK's `attestationClientData`), so the version the policy and the version switch see is the attested app's own.
+ * Evidence from the app: the dev format, App Attest (its attestation, then assertions), Android Key Attestation (the
+ * device key attested at enrolment or re-keying, proven by the request's DPoP proof) or Play Integrity. `appId` and
+ * `appVersion` are a claim the evidence must cover (the dev proof signs them; App Attest and Play Integrity cover the
+ * SDK's `attestationClientData`). The version switch keys on Android's attested versionCode where there is one, and
+ * on the covered version elsewhere, so a claim cannot sidestep it.
  */
 export type Evidence =
   | DevEvidence
   | (HardwareEvidenceBase & { format: 'apple-appattest'; attestationObject: string; keyId: string })
   | (HardwareEvidenceBase & { format: 'apple-appattest-assertion'; assertion: string })
-  | (HardwareEvidenceBase & { format: 'android-key'; certificateChain: string[] })
+  | (HardwareEvidenceBase & { format: 'android-key' })
   | (HardwareEvidenceBase & { format: 'play-integrity'; token: string })
 
 /** Checks the evidence in its own format; returns the signals the policy weighs and what the hardware attested. */
@@ -86,15 +89,12 @@ async function verifyEvidence(
     case 'apple-appattest-assertion':
       return verifyHardwareAssertion(ctx, device, evidence)
     case 'apple-appattest':
-      return verifyHardwareEvidence(ctx, verifiers, device, {
+      return verifyAppAttestEvidence(ctx, verifiers, device, {
         ...evidence,
         evidence: { format: 'apple-appattest', attestationObject: evidence.attestationObject, keyId: evidence.keyId },
       })
     case 'android-key':
-      return verifyHardwareEvidence(ctx, verifiers, device, {
-        ...evidence,
-        evidence: { format: 'android-key', certificateChain: evidence.certificateChain },
-      })
+      return verifyAndroidAttestedDevice(ctx, device, evidence)
     case 'play-integrity':
       return verifyPlayIntegrityEvidence(ctx, device, evidence, policy)
   }
@@ -122,7 +122,8 @@ export async function attest(
   if (!(await consumeChallenge(ctx, device.tenantId, device.deviceId, evidence.challenge))) {
     throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
   }
-  const deactivated = await isAppVersionDeactivated(ctx, device.tenantId, evidence)
+  const switchedBy = { appId: evidence.appId, appVersion: versionSwitchKey(evidence.appVersion, versionCode) }
+  const deactivated = await isAppVersionDeactivated(ctx, device.tenantId, switchedBy)
   const decision = evaluateIntegrityPolicy({ appVersion: evidence.appVersion, signals, deactivated, findings }, policy)
   const flags = Object.entries(signals)
     .filter(([, on]) => on)
@@ -160,7 +161,7 @@ export async function attest(
     deviceId: device.deviceId,
     keyThumbprint: device.jkt,
     appId: evidence.appId,
-    appVersion: evidence.appVersion,
+    appVersion: switchedBy.appVersion,
     verdict: decision.decision,
     flags,
     scope: decision.scope,

@@ -4,7 +4,16 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { attestationClientData, enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
+import {
+  attestationClientData,
+  DeviceKey,
+  type DeviceKeys,
+  enrolDevice,
+  generateDeviceKeys,
+  StaffToken,
+  StrongroomClient,
+  type StrongroomError,
+} from '@strongroom/sdk'
 import WebSocket from 'ws'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -68,6 +77,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     const statusList = { entries: { [revokedSerial]: { status: 'REVOKED', reason: 'KEY_COMPROMISE' } } }
     writeFileSync(path.join(dir, 'status.json'), JSON.stringify(statusList))
     server = await startTestServer({
+      integrityRequired: true,
       appleAttestRoots: path.join(dir, 'apple.pem'),
       androidAttestRoots: path.join(dir, 'android.pem'),
       androidAttestStatus: path.join(dir, 'status.json'),
@@ -202,107 +212,243 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     await assert.rejects(send(challenge, genuine))
   })
 
-  test('an Android phone attests its device key in the TEE; a chain for another key or package is refused', async () => {
-    const phone = await device()
-    const leaf = { ...validity(), keys: { publicKey: phone.keys.publicKey, privateKey: phone.keys.privateKey } }
-    // Through the SDK, as an app does: the native layer sets SHA-256(clientData) as the key's attestation challenge.
-    const viaSdk = await phone.client.attest({
-      app: { appId: APP_ID, appVersion: '3.2.0' },
-      signals: quiet,
-      provider: async (clientData) => ({
-        format: 'android-key',
-        certificateChain: (await buildAndroidChain(androidRoot, androidCa, { challenge: sha256(clientData) }, { leaf }))
-          .chain,
-      }),
+  /**
+   * An Android app's enrolment, as a phone makes it: a challenge for the enrolment code, a device key generated with
+   * SHA-256(clientData) as its attestation challenge (here: a chain the test builds as KeyMint would), and the
+   * enrolment with that chain. `chainFor` lets a test present something else.
+   */
+  async function androidEnrolment(
+    options: {
+      scenario?: Partial<KeyDescriptionScenario>
+      intermediate?: TestCertificate
+      chainFor?: (challenge: string, keys: DeviceKeys) => Promise<string[]>
+      challenge?: string
+      enrolmentCode?: string
+    } = {},
+  ) {
+    const enrolmentCode = options.enrolmentCode ?? (await bank.enrolmentCode())
+    const challenge = options.challenge ?? (await enrolmentChallenge(enrolmentCode))
+    const keys = await generateDeviceKeys()
+    const leaf = { ...validity(), keys: keys as CryptoKeyPair }
+    const built = async () =>
+      (
+        await buildAndroidChain(
+          androidRoot,
+          options.intermediate ?? androidCa,
+          { challenge: boundDigest(challenge), ...options.scenario },
+          { leaf },
+        )
+      ).chain
+    const certificateChain = await (options.chainFor?.(challenge, keys) ?? built())
+    const attestation = {
+      format: 'android-key' as const,
+      challenge,
+      appId: APP_ID,
+      appVersion: '3.2.0',
+      certificateChain,
+    }
+    const enrolled = await enrolDevice({ baseUrl: server.url, enrolmentCode, label: 'pixel', keys, attestation })
+    const attest = (appVersion = '3.2.0', signals = quiet) =>
+      enrolled.client.attest({
+        app: { appId: APP_ID, appVersion },
+        signals,
+        provider: async () => ({ format: 'android-key' }),
+      })
+    return { ...enrolled, enrolmentCode, challenge, attest }
+  }
+
+  async function enrolmentChallenge(enrolmentCode: string) {
+    const response = await fetch(`${server.url}/v1/integrity/enrolment-challenges`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ enrolmentCode }),
     })
-    assert.equal(viaSdk.scope, 'full')
-    assert.ok(phone.client.integrityToken)
-    const challenge = await phone.challenge()
-    const { chain } = await buildAndroidChain(androidRoot, androidCa, { challenge: boundDigest(challenge) }, { leaf })
-    const base = { format: 'android-key', challenge, appId: APP_ID, appVersion: '3.2.0' }
-    // The app reports root: verified, locked boot says it is not.
-    const granted = await phone.attest({ ...base, signals: { ...quiet, rooted: true }, certificateChain: chain })
-    assert.deepEqual([granted.scope, granted.reason], ['full', 'ok'])
+    assert.equal(response.status, 201)
+    return ((await response.json()) as { challenge: string }).challenge
+  }
+
+  async function refusedEnrolment(attempt: Promise<unknown>, detail: string) {
+    await assert.rejects(attempt, (e: StrongroomError) => {
+      assert.equal(e.type, `${PROBLEMS}integrity/invalid-evidence`)
+      assert.equal(e.problem.detail, detail)
+      return true
+    })
+  }
+
+  test('an Android phone enrols the key the Keystore attested with its enrolment challenge, then attests on it', async () => {
+    const phone = await androidEnrolment()
+    // The app reports root: the verified, locked boot the Keystore attested says it is not.
+    const granted = await phone.attest('3.2.0', { ...quiet, rooted: true })
+    assert.equal(granted.scope, 'full')
+    const stored = await server.ctx.db
+      .selectFrom('device_attestations')
+      .select(['format', 'key_id', 'version_code', 'security_level'])
+      .where('device_id', '=', phone.device.id)
+      .executeTakeFirstOrThrow()
+    assert.deepEqual(stored, {
+      format: 'android-key',
+      key_id: phone.device.keyThumbprint,
+      version_code: 320,
+      security_level: 'trusted-environment',
+    })
     // Hooking is the app's own report, and the policy still denies it.
-    const again = await phone.challenge()
-    const second = await buildAndroidChain(androidRoot, androidCa, { challenge: boundDigest(again) }, { leaf })
     await assert.rejects(
-      phone.attest({ ...base, challenge: again, signals: { ...quiet, hooking: true }, certificateChain: second.chain }),
+      phone.attest('3.2.0', { ...quiet, hooking: true }),
       (e: StrongroomError) => e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === 'hooking-framework',
     )
-
-    const next = await phone.challenge()
-    const otherKey = await buildAndroidChain(
-      androidRoot,
-      androidCa,
-      { challenge: boundDigest(next) },
-      { leaf: validity() },
-    )
+    // A device enrolled without a chain has nothing attested to rest on.
+    const plain = await device()
     await assert.rejects(
-      phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: otherKey.chain }),
-      refusedFor('key-id-mismatch'),
-    )
-    const repackaged = await buildAndroidChain(
-      androidRoot,
-      androidCa,
-      { challenge: boundDigest(next), packageName: 'com.bank.app.repackaged' },
-      { leaf },
-    )
-    await assert.rejects(
-      phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: repackaged.chain }),
-      refusedFor('app-id-mismatch'),
-    )
-    const unlocked = await buildAndroidChain(
-      androidRoot,
-      androidCa,
-      { challenge: boundDigest(next), deviceLocked: false },
-      { leaf },
-    )
-    await assert.rejects(
-      phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: unlocked.chain }),
-      refusedFor('boot-state-unverified'),
-    )
-    await assert.rejects(
-      phone.attest({ ...base, challenge: next, signals: quiet, certificateChain: ['bm90IGEgY2VydA==', 'AAAA'] }),
-      refusedFor('bad-format'),
+      plain.attest({
+        format: 'android-key',
+        challenge: await plain.challenge(),
+        appId: APP_ID,
+        appVersion: '3.2.0',
+        signals: quiet,
+      }),
+      refusedFor('not-attested'),
     )
   })
 
-  test('Android refusals, each audited: a revoked intermediate, an imported key, another signing certificate', async () => {
-    const phone = await device()
-    const leaf = { ...validity(), keys: { publicKey: phone.keys.publicKey, privateKey: phone.keys.privateKey } }
-    const attempt = async (scenario: Partial<KeyDescriptionScenario>, intermediate = androidCa) => {
-      const challenge = await phone.challenge()
-      const { chain } = await buildAndroidChain(
-        androidRoot,
-        intermediate,
-        { challenge: boundDigest(challenge), ...scenario },
-        { leaf },
-      )
-      const body = { format: 'android-key', challenge, appId: APP_ID, appVersion: '3.2.0', signals: quiet }
-      return phone.attest({ ...body, certificateChain: chain })
-    }
-    await assert.rejects(attempt({}, revokedCa), refusedFor('certificate-revoked'))
-    await assert.rejects(attempt({ origin: KeyOrigin.imported }), refusedFor('key-origin-not-generated'))
-    await assert.rejects(
-      attempt({ purposes: [KeyPurpose.sign, KeyPurpose.decrypt] }),
-      refusedFor('key-purpose-invalid'),
+  test('Android enrolment refusals, each audited, the code left usable: another key, another challenge, a used one', async () => {
+    const enrolmentCode = await bank.enrolmentCode()
+    const challenge = await enrolmentChallenge(enrolmentCode)
+    const otherKeyChain = async (c: string) =>
+      (await buildAndroidChain(androidRoot, androidCa, { challenge: boundDigest(c) }, { leaf: validity() })).chain
+    await refusedEnrolment(androidEnrolment({ enrolmentCode, challenge, chainFor: otherKeyChain }), 'key-id-mismatch')
+    const wrongChallenge = async (_c: string, keys: DeviceKeys) =>
+      (
+        await buildAndroidChain(
+          androidRoot,
+          androidCa,
+          { challenge: boundDigest('a-challenge-the-server-never-issued') },
+          { leaf: { ...validity(), keys: keys as CryptoKeyPair } },
+        )
+      ).chain
+    await refusedEnrolment(
+      androidEnrolment({ enrolmentCode, challenge, chainFor: wrongChallenge }),
+      'challenge-mismatch',
     )
-    await assert.rejects(attempt({ signatureDigests: [Buffer.alloc(32, 7)] }), refusedFor('app-id-mismatch'))
-    assert.equal((await attempt({})).scope, 'full')
+    const scenarios: [Partial<KeyDescriptionScenario>, string][] = [
+      [{ origin: KeyOrigin.imported }, 'key-origin-not-generated'],
+      [{ purposes: [KeyPurpose.sign, KeyPurpose.decrypt] }, 'key-purpose-invalid'],
+      [{ signatureDigests: [Buffer.alloc(32, 7)] }, 'app-id-mismatch'],
+      [{ packageName: 'com.bank.app.repackaged' }, 'app-id-mismatch'],
+      [{ deviceLocked: false }, 'boot-state-unverified'],
+    ]
+    for (const [scenario, reason] of scenarios) {
+      await refusedEnrolment(androidEnrolment({ enrolmentCode, challenge, scenario }), reason)
+    }
+    await refusedEnrolment(
+      androidEnrolment({ enrolmentCode, challenge, intermediate: revokedCa }),
+      'certificate-revoked',
+    )
+    await refusedEnrolment(
+      androidEnrolment({ enrolmentCode, challenge, chainFor: async () => ['bm90IGEgY2VydA==', 'AAAA'] }),
+      'bad-format',
+    )
+    // A challenge another code obtained does not enrol this code's device.
+    const otherCode = await bank.enrolmentCode()
+    await refusedEnrolment(
+      androidEnrolment({ enrolmentCode: otherCode, challenge }),
+      'the challenge is used or was issued for another enrolment',
+    )
+    // Each refusal is audited against the device the code reserved; the code still enrols, once, with the genuine key.
+    const phone = await androidEnrolment({ enrolmentCode, challenge })
     assert.deepEqual(await auditReasons(phone.device.id), [
-      'denied:certificate-revoked',
+      'denied:key-id-mismatch',
+      'denied:challenge-mismatch',
       'denied:key-origin-not-generated',
       'denied:key-purpose-invalid',
       'denied:app-id-mismatch',
-      'success:ok',
+      'denied:app-id-mismatch',
+      'denied:boot-state-unverified',
+      'denied:certificate-revoked',
+      'denied:bad-format',
     ])
+    // The challenge is used: another code cannot enrol with it, nor can the same one again.
+    await refusedEnrolment(
+      androidEnrolment({ enrolmentCode: await bank.enrolmentCode(), challenge }),
+      'the challenge is unknown, used or expired',
+    )
+    await assert.rejects(
+      fetch(`${server.url}/v1/integrity/enrolment-challenges`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ enrolmentCode }),
+      }).then((r) => (r.ok ? r : Promise.reject(r.status))),
+      (status) => status === 400,
+    )
   })
 
-  test('switching a version off cannot be sidestepped by claiming another: the evidence covers the version', async () => {
+  test('an enrolled Android device re-keys to a newly attested key after an update; the old key is done', async () => {
+    const phone = await androidEnrolment()
+    const deviceChallenge = async (client: StrongroomClient) =>
+      (await client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')).challenge
+    const rekey = async (
+      client: StrongroomClient,
+      options: { keys?: DeviceKeys; challenge?: string; chainChallenge?: string } = {},
+    ) => {
+      const challenge = options.challenge ?? (await deviceChallenge(client))
+      const keys = options.keys ?? (await generateDeviceKeys())
+      const leaf = { ...validity(), keys: keys as CryptoKeyPair }
+      const scenario = { challenge: boundDigest(options.chainChallenge ?? challenge, '3.3.0'), versionCode: 330 }
+      const certificateChain = (await buildAndroidChain(androidRoot, androidCa, scenario, { leaf })).chain
+      const body = { challenge, appId: APP_ID, appVersion: '3.3.0', certificateChain }
+      const answer = await client.request<{
+        token: { accessToken: string; expiresIn: number }
+        keyThumbprint: string
+        versionCode: number
+      }>('POST', '/v1/integrity/rekey', body)
+      return { answer, keys, challenge }
+    }
+    // The current key again is no re-key; a chain over another challenge is refused.
+    await assert.rejects(rekey(phone.client, { keys: phone.keys }), refusedFor('key-unchanged'))
+    await assert.rejects(rekey(phone.client, { chainChallenge: 'not-the-challenge' }), refusedFor('challenge-mismatch'))
+    const { answer, keys, challenge } = await rekey(phone.client)
+    assert.equal(answer.versionCode, 330)
+    const credentials = new DeviceKey(keys, {
+      accessToken: answer.token.accessToken,
+      expiresIn: answer.token.expiresIn,
+    })
+    const rekeyed = new StrongroomClient({ baseUrl: server.url, credentials })
+    const granted = await rekeyed.attest({
+      app: { appId: APP_ID, appVersion: '3.3.0' },
+      signals: quiet,
+      provider: async () => ({ format: 'android-key' }),
+    })
+    assert.equal(granted.scope, 'full')
+    // The old key's token ended.
+    await assert.rejects(deviceChallenge(phone.client), { status: 401 })
+    // A used challenge does not re-key again.
+    await assert.rejects(
+      rekey(rekeyed, { challenge }),
+      (e: StrongroomError) => e.problem.detail === 'the challenge is unknown, used or expired',
+    )
+    const audited = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['action', 'reason'])
+      .where('target_id', '=', phone.device.id)
+      .where('action', '=', 'device.rekey')
+      .execute()
+    assert.deepEqual(audited, [{ action: 'device.rekey', reason: 'android-key-attestation' }])
+  })
+
+  test('switching an Android versionCode off cannot be sidestepped by another versionName; Apple keys on the bound version', async () => {
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    const android = await device()
-    const leaf = { ...validity(), keys: { publicKey: android.keys.publicKey, privateKey: android.keys.privateKey } }
+    const old = await androidEnrolment({ scenario: { versionCode: 310 } })
+    const current = await androidEnrolment({ scenario: { versionCode: 320 } })
+    await old.attest('3.1.0')
+    assert.equal((await old.client.request<{ kind: string }>('GET', '/v1/me')).kind, 'device')
+    await admin.request('POST', `/v1/apps/${APP_ID}/version-codes/310/deactivate`, { reason: 'CVE in build 310' })
+    const deactivated = (e: StrongroomError) =>
+      e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === 'app-version-deactivated'
+    // The token in hand stops working, and no versionName the app claims gets it another.
+    await assert.rejects(old.client.request('GET', '/v1/me'), { status: 403 })
+    for (const claimed of ['3.1.0', '3.1.1', '9.9.9']) await assert.rejects(old.attest(claimed), deactivated)
+    // Build 320 claiming the switched-off build's versionName is not build 310.
+    assert.equal((await current.attest('3.1.0')).scope, 'full')
+
     const iphone = await device()
     const appleChallenge = await iphone.challenge()
     const apple = await buildAttestation(appleCa, {
@@ -310,25 +456,17 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
       challenge: bound(appleChallenge, '3.1.0'),
       leafValidity: validity(),
     })
-    const appleBody = { format: 'apple-appattest', appId: APP_ID, signals: quiet, keyId: apple.keyId }
     await iphone.attest({
-      ...appleBody,
+      format: 'apple-appattest',
+      appId: APP_ID,
+      signals: quiet,
+      keyId: apple.keyId,
       challenge: appleChallenge,
       appVersion: '3.1.0',
       attestationObject: apple.attestationObject,
     })
     await admin.request('POST', `/v1/apps/${APP_ID}/versions/3.1.0/deactivate`, { reason: 'CVE in 3.1.0' })
-
-    // The genuine 3.1.0 app's evidence, sent with a claim of 3.1.1.
-    const challenge = await android.challenge()
-    const { chain } = await buildAndroidChain(
-      androidRoot,
-      androidCa,
-      { challenge: boundDigest(challenge, '3.1.0') },
-      { leaf },
-    )
-    const androidBody = { format: 'android-key', challenge, appId: APP_ID, signals: quiet, certificateChain: chain }
-    await assert.rejects(android.attest({ ...androidBody, appVersion: '3.1.1' }), refusedFor('challenge-mismatch'))
+    // The genuine 3.1.0 app's assertion, sent with a claim of 3.1.1, does not verify; claiming 3.1.0 meets the switch.
     const renewal = await iphone.challenge()
     const assertion = buildAssertion(apple.keys, APPLE_APP_ID, 1, bound(renewal, '3.1.0'))
     const renewBody = { format: 'apple-appattest-assertion', appId: APP_ID, signals: quiet, assertion }
@@ -336,18 +474,17 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
       iphone.attest({ ...renewBody, challenge: renewal, appVersion: '3.1.1' }),
       refusedFor('signature-invalid'),
     )
-    // Claiming the version it is, it meets the switch.
-    const deactivated = (e: StrongroomError) =>
-      e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === 'app-version-deactivated'
-    await assert.rejects(android.attest({ ...androidBody, appVersion: '3.1.0' }), deactivated)
     await assert.rejects(iphone.attest({ ...renewBody, challenge: renewal, appVersion: '3.1.0' }), deactivated)
-
-    const audited = (await auditEvents(android.device.id)).filter((row) => row.outcome === 'denied')
+    const audited = (await auditEvents(old.device.id)).filter((row) => row.outcome === 'denied')
     assert.deepEqual(
-      audited.map((row) => [row.reason, (JSON.parse(String(row.details)) as { appVersion: string }).appVersion]),
+      audited.map((row) => {
+        const details = JSON.parse(String(row.details)) as { appVersion: string; versionCode: number }
+        return [row.reason, details.appVersion, details.versionCode]
+      }),
       [
-        ['challenge-mismatch', '3.1.1'],
-        ['app-version-deactivated', '3.1.0'],
+        ['app-version-deactivated', '3.1.0', 310],
+        ['app-version-deactivated', '3.1.1', 310],
+        ['app-version-deactivated', '9.9.9', 310],
       ],
     )
   })

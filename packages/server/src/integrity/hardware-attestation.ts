@@ -12,7 +12,12 @@ import type { AttestationStatusList } from './attestation-status-list.ts'
 import type { IntegrityFinding } from './policy.ts'
 import { createAndroidKeyAttestationVerifier } from './verifiers/android-key-attestation.ts'
 import { createAppleAppAttestVerifier, verifyAppAttestAssertion } from './verifiers/apple-app-attest.ts'
-import { AttestationError, type AttestationEvidence, type AttestationVerifier } from './verifiers/verifier.ts'
+import {
+  AttestationError,
+  type AttestationEvidence,
+  type AttestationResult,
+  type AttestationVerifier,
+} from './verifiers/verifier.ts'
 
 export interface HardwareVerifiers {
   'apple-appattest': AttestationVerifier
@@ -68,7 +73,7 @@ export function boundClientData(input: { challenge: string; appId: string; appVe
 /** Audits a device's integrity evidence refused, with the reason code the problem will carry. */
 export async function auditRefusedEvidence(
   ctx: Pick<ServerContext, 'db'>,
-  device: DevicePrincipal,
+  device: Pick<DevicePrincipal, 'tenantId' | 'deviceId'>,
   action: 'integrity.attest' | 'integrity.assert',
   reason: string,
   details: Record<string, string> = {},
@@ -86,7 +91,7 @@ export async function auditRefusedEvidence(
 
 export async function refuseEvidence(
   ctx: Pick<ServerContext, 'db'>,
-  device: DevicePrincipal,
+  device: Pick<DevicePrincipal, 'tenantId' | 'deviceId'>,
   format: string,
   reason: string,
   claim?: { appId: string; appVersion: string },
@@ -96,57 +101,78 @@ export async function refuseEvidence(
   throw new Problem('integrity/invalid-evidence', reason)
 }
 
+type Attester = Pick<DevicePrincipal, 'tenantId' | 'deviceId'>
+
 /**
- * Verifies App Attest or Android Key Attestation evidence for the app the bank registered, binds the attested key to
- * the device (Android: it must be the device key itself; Apple: its key is kept for later assertions), and returns
- * what the hardware vouches for. Refusals are audited with the verifier's reason code.
+ * Runs the platform's verifier on evidence for the app the bank registered, with the challenge the evidence must
+ * cover (App Attest hashes the client data itself; Android's attestation challenge is its SHA-256). Refusals are
+ * audited with the verifier's reason code.
  */
-export async function verifyHardwareEvidence(
+export async function verifyForRegisteredApp(
   ctx: Pick<ServerContext, 'db'>,
   verifiers: HardwareVerifiers,
-  device: DevicePrincipal,
-  input: { evidence: AttestationEvidence; challenge: string; appId: string; appVersion: string; signals: RiskSignals },
-): Promise<HardwareFacts> {
+  device: Attester,
+  input: { evidence: AttestationEvidence; challenge: string; appId: string; appVersion: string },
+): Promise<AttestationResult> {
   const { evidence } = input
   const app = await expectedApp(ctx, device.tenantId, input.appId)
   if (!app) return refuseEvidence(ctx, device, evidence.format, 'app-not-registered', input)
   const bound = boundClientData(input)
   const challenge = evidence.format === 'android-key' ? bound.digest : bound.clientData
-  let result: Awaited<ReturnType<AttestationVerifier['verify']>>
   try {
-    result = await verifiers[evidence.format].verify({ evidence, challenge, app })
+    return await verifiers[evidence.format].verify({ evidence, challenge, app })
   } catch (error) {
     if (error instanceof AttestationError) return refuseEvidence(ctx, device, evidence.format, error.code, input)
     throw error
   }
-  if (evidence.format === 'android-key' && result.keyId !== device.jkt) {
-    // The attested key must be the key this device proves on every request, or the attestation proves nothing here.
-    return refuseEvidence(ctx, device, evidence.format, 'key-id-mismatch', input)
-  }
-  const now = new Date()
+}
+
+/** Keeps a device's attested key (one per device: a newer attestation replaces the older). */
+export async function storeAttestation(
+  db: ServerContext['db'],
+  device: Attester,
+  appId: string,
+  result: AttestationResult,
+): Promise<void> {
   const row = {
-    format: evidence.format,
-    app_id: input.appId,
+    format: result.format,
+    app_id: appId,
     key_id: result.keyId,
     public_jwk: JSON.stringify(result.publicKeyJwk),
     counter: result.counter ?? 0,
     security_level: result.securityLevel,
-    attested_at: now,
+    version_code: result.appVersionCode ?? null,
+    attested_at: new Date(),
     asserted_at: null,
   }
-  await ctx.db
+  await db
     .insertInto('device_attestations')
     .values({ tenant_id: device.tenantId, device_id: device.deviceId, ...row })
     .onConflict((oc) => oc.columns(['tenant_id', 'device_id']).doUpdateSet(row))
     .execute()
-  // Hardware attestation rules out an emulator; Android's verified, locked boot rules out a rooted device too.
-  // Debuggers and hooking frameworks are the app's own report: the hardware says nothing of them.
-  const signals: RiskSignals = {
-    ...input.signals,
-    emulator: false,
-    rooted: evidence.format === 'android-key' ? false : input.signals.rooted,
-  }
-  return { securityLevel: result.securityLevel, signals, versionCode: result.appVersionCode }
+}
+
+/**
+ * Verifies an App Attest attestation for the app the bank registered and keeps its key for later assertions.
+ * (Android's Keystore attests a key only when it generates it: see android-key.ts for enrolment and re-keying.)
+ */
+export async function verifyAppAttestEvidence(
+  ctx: Pick<ServerContext, 'db'>,
+  verifiers: HardwareVerifiers,
+  device: DevicePrincipal,
+  input: {
+    evidence: Extract<AttestationEvidence, { format: 'apple-appattest' }>
+    challenge: string
+    appId: string
+    appVersion: string
+    signals: RiskSignals
+  },
+): Promise<HardwareFacts> {
+  const result = await verifyForRegisteredApp(ctx, verifiers, device, input)
+  await storeAttestation(ctx.db, device, input.appId, result)
+  // Hardware attestation rules out an emulator. Root, debuggers and hooking frameworks are the app's own report: App
+  // Attest says nothing of them.
+  return { securityLevel: result.securityLevel, signals: { ...input.signals, emulator: false } }
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Module } from '../platform/module.ts'
 import type { DeactivatedAppVersions } from './app-versions.ts'
 import type { AttestationStatusList } from './attestation-status-list.ts'
 import { purgeExpiredChallenges } from './challenges.ts'
-import { createHardwareVerifiers } from './hardware-attestation.ts'
+import type { HardwareVerifiers } from './hardware-attestation.ts'
 import { integrityRoutes } from './routes.ts'
 
 /** App attestation, integrity tokens and their policy, app versions, runtime secrets, pin sets. */
@@ -11,12 +11,13 @@ export const integrityModule: Module<{
   integrityTokenKey: SigningKey
   deactivatedAppVersions: DeactivatedAppVersions
   attestationStatus: AttestationStatusList | undefined
+  hardwareVerifiers: HardwareVerifiers
 }> = {
   name: 'integrity',
-  routes: (app, ctx, { integrityTokenKey, deactivatedAppVersions, attestationStatus }) =>
+  routes: (app, ctx, { integrityTokenKey, deactivatedAppVersions, hardwareVerifiers }) =>
     integrityRoutes(app, ctx, {
       tokenKey: integrityTokenKey,
-      verifiers: createHardwareVerifiers(ctx.config, attestationStatus),
+      verifiers: hardwareVerifiers,
       deactivated: deactivatedAppVersions,
     }),
   // Google's attestation status list is loaded again on its own schedule, checked at each pass.

@@ -10,7 +10,8 @@ import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { type DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
+import { issueEnrolmentChallenge, rekeyAndroidDevice } from './android-key.ts'
+import { androidVersionCodeKey, type DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
 import { registerApp } from './apps.ts'
 import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
@@ -50,7 +51,9 @@ export async function integrityRoutes(
   await secretDeliveryRoutes(app, ctx)
   await appRoutes(app, ctx)
   await appVersionRoutes(app, ctx, deps)
+  versionCodeRoute(app, ctx, deps)
   await attestationRoutes(app, ctx, deps)
+  androidKeyRoutes(app, ctx, deps)
 }
 
 /** What staff see of device integrity, and the tenant's integrity policy. */
@@ -359,6 +362,36 @@ async function appVersionRoutes(
   )
 }
 
+/** Switching off an Android build by the versionCode the platform attests (its versionName is the app's word). */
+function versionCodeRoute(app: App, ctx: ServerContext, deps: { deactivated: DeactivatedAppVersions }): void {
+  app.post(
+    '/v1/apps/:appId/version-codes/:versionCode/deactivate',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary:
+          'Switch off one Android build by its attested versionCode, whatever versionName it claims: its tokens stop working and it cannot attest',
+        tags: ['integrity'],
+        params: Type.Object({
+          appId: Type.String({ minLength: 1, maxLength: 200 }),
+          versionCode: Type.Integer({ minimum: 1, maximum: 2_100_000_000 }),
+        }),
+        body: Type.Optional(
+          Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+        ),
+        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const { appId, versionCode } = request.params
+      const version = { appId, appVersion: androidVersionCodeKey(versionCode), reason: request.body?.reason }
+      await deactivateAppVersion(ctx, deps.deactivated, principal.tenantId, version, actorOf(principal))
+      return reply.status(204).send(null)
+    },
+  )
+}
+
 /** Attesting an app for an integrity token. */
 async function attestationRoutes(
   app: App,
@@ -383,13 +416,7 @@ async function attestationRoutes(
             format: Type.Literal('apple-appattest-assertion'),
             assertion: Type.String({ minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9+/=_-]+$' }),
           }),
-          evidence({
-            format: Type.Literal('android-key'),
-            certificateChain: Type.Array(Type.String({ minLength: 1, maxLength: 8192, pattern: '^[A-Za-z0-9+/=]+$' }), {
-              minItems: 2,
-              maxItems: 10,
-            }),
-          }),
+          evidence({ format: Type.Literal('android-key') }),
           evidence({
             format: Type.Literal('play-integrity'),
             token: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9_.-]+$' }),
@@ -414,6 +441,86 @@ async function attestationRoutes(
       if (principal.kind !== 'device') throw new Problem('auth/forbidden')
       const granted = await attest(ctx, deps.tokenKey, deps.verifiers, principal, request.body)
       return reply.header('cache-control', 'no-store').send(granted)
+    },
+  )
+}
+
+const CertificateChain = Type.Array(Type.String({ minLength: 1, maxLength: 8192, pattern: '^[A-Za-z0-9+/=]+$' }), {
+  minItems: 2,
+  maxItems: 10,
+  description: 'KeyStore.getCertificateChain of the new key, base64 DER, leaf first',
+})
+
+/**
+ * Android keys attested when they are generated: the challenge an enrolment code obtains for the key the app will
+ * enrol, and re-keying an enrolled device to a newly attested key (after an app update, to attest the new versionCode).
+ */
+function androidKeyRoutes(app: App, ctx: ServerContext, deps: { verifiers: HardwareVerifiers }): void {
+  app.post(
+    '/v1/integrity/enrolment-challenges',
+    {
+      config: { access: allow.anyone, guesses: 'enrolment-code' },
+      schema: {
+        summary:
+          'A single-use challenge for the device key an Android app generates (as its attestation challenge) before it enrols with this code',
+        tags: ['integrity'],
+        body: Type.Object(
+          { enrolmentCode: Type.String({ minLength: 16, maxLength: 32 }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({ challenge: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
+          ...problemResponses(400, 429),
+        },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(201)
+        .header('cache-control', 'no-store')
+        .send(await issueEnrolmentChallenge(ctx, request.body.enrolmentCode)),
+  )
+
+  app.post(
+    '/v1/integrity/rekey',
+    {
+      config: { access: allow.deviceWithoutIntegrityToken },
+      schema: {
+        summary:
+          'Make a newly generated, attested Android key the device key (the request signed by the current key; its tokens end)',
+        tags: ['integrity'],
+        body: Type.Object(
+          {
+            challenge: Type.String({
+              minLength: 16,
+              maxLength: 128,
+              description: 'from POST /v1/integrity/challenges',
+            }),
+            appId: Type.String({ minLength: 1, maxLength: 200 }),
+            appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
+            certificateChain: CertificateChain,
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            token: Type.Object({
+              accessToken: Type.String(),
+              tokenType: Type.Literal('DPoP'),
+              expiresIn: Type.Integer(),
+            }),
+            keyThumbprint: Type.String(),
+            versionCode: Type.Optional(Type.Integer()),
+          }),
+          ...problemResponses(400, 401, 409),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden')
+      const rekeyed = await rekeyAndroidDevice(ctx, deps.verifiers, principal, request.body)
+      return reply.header('cache-control', 'no-store').send(rekeyed)
     },
   )
 }

@@ -306,6 +306,15 @@ export interface IntegrityChallengesTable {
   used_at: Timestamp | null
 }
 
+/** A challenge for the key an app generates before it enrols, bound to the device id its enrolment code reserved. */
+export interface EnrolmentChallengesTable {
+  challenge_hash: Uint8Array
+  tenant_id: string
+  device_id: string
+  expires_at: Timestamp
+  used_at: Timestamp | null
+}
+
 export interface TenantPoliciesTable {
   tenant_id: string
   name: string
@@ -423,6 +432,8 @@ export interface DeviceAttestationsTable {
   security_level: string
   attested_at: Timestamp
   asserted_at: Timestamp | null
+  /** Android: the versionCode the Keystore attested when it generated the key. */
+  version_code: number | null
 }
 
 export interface DeviceIntegrityVerdictsTable {
@@ -661,6 +672,7 @@ export interface Database {
   sms_otp_codes: SmsOtpCodesTable
   sms_confirmations: SmsConfirmationsTable
   integrity_challenges: IntegrityChallengesTable
+  enrolment_challenges: EnrolmentChallengesTable
   tenant_policies: TenantPoliciesTable
   deactivated_app_versions: DeactivatedAppVersionsTable
   e2e_groups: E2eGroupsTable
