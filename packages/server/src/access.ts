@@ -10,6 +10,7 @@ import type { IntegrityTokenChecker } from './integrity/tokens.ts'
 import { checkWebDevice, refuseWebDeviceSecrets } from './integrity/web-devices.ts'
 import type { ServerContext } from './platform/context.ts'
 import {
+  type AccessRule,
   type AccessTableRow,
   type ActionGuard,
   type GuardedAction,
@@ -114,10 +115,10 @@ async function checkDeviceGate(
   gate: IntegrityGate,
   device: DevicePrincipal,
   request: FastifyRequest,
-  route: string,
-  attested: boolean,
+  action: RuledRoute,
 ): Promise<string[]> {
-  if (device.deviceKind === 'web') return admitBrowser(ctx, gate, device, route, attested)
+  const attested = action.access.who === 'attested-device'
+  if (device.deviceKind === 'web') return admitBrowser(ctx, gate, device, action, attested)
   const token = singleHeader(request.headers['strongroom-integrity'])
   const proof = {
     dpop: singleHeader(request.headers.dpop),
@@ -126,19 +127,22 @@ async function checkDeviceGate(
   return (await checkDeviceIntegrity(gate, token, device, request.method, proof, attested)).flags
 }
 
+/** A route (`METHOD /path`) and its rule, whether a request or a stream frame is held to it. */
+type RuledRoute = { route: string; access: AccessRule }
+
 /** A browser held to the tenant's rules for browsers, on a request or a stream frame; a refusal is audited. */
 async function admitBrowser(
   ctx: Pick<ServerContext, 'db'>,
   gate: IntegrityGate,
   device: DevicePrincipal,
-  route: string,
+  action: RuledRoute,
   attested = false,
 ): Promise<string[]> {
   try {
     if (attested) refuseWebDeviceSecrets(device)
-    return checkWebDevice(device, route, await gate.policyOf(device.tenantId))
+    return checkWebDevice(device, action.route, action.access, await gate.policyOf(device.tenantId))
   } catch (error) {
-    if (error instanceof Problem) await auditRefusal(ctx, device, error, route)
+    if (error instanceof Problem) await auditRefusal(ctx, device, error, action.route)
     throw error
   }
 }
@@ -186,14 +190,7 @@ export function installAccessControl(
     const route = `${request.method} ${request.routeOptions.url}`
     const gated = await admit(ctx, integrityRequired, principal, access, route)
     if (gated && principal.kind === 'device') {
-      request.integrityFlags = await checkDeviceGate(
-        ctx,
-        gate,
-        principal,
-        request,
-        route,
-        access.who === 'attested-device',
-      )
+      request.integrityFlags = await checkDeviceGate(ctx, gate, principal, request, { route, access })
     }
     request.principal = principal
   })
@@ -258,7 +255,7 @@ export function streamAuthenticator(
   ctx: Pick<ServerContext, 'db'>,
   { gate, integrityRequired, requireMember }: GuardChecks,
   wipeKey: SigningKey,
-  readRule: GuardedAction,
+  rules: { stream: AccessRule; read: GuardedAction },
 ): StreamAuthenticator {
   return async (frame, htu) => {
     const credentials = { authorization: frame.authorization, dpop: frame.dpop, htm: 'GET', htu }
@@ -282,7 +279,7 @@ export function streamAuthenticator(
     const browser = principal.kind === 'device' && principal.deviceKind === 'web' ? principal : undefined
     if (browser) {
       if (await integrityRequired(browser.tenantId, 'GET /v1/stream')) {
-        await admitBrowser(ctx, gate, browser, 'GET /v1/stream')
+        await admitBrowser(ctx, gate, browser, { route: 'GET /v1/stream', access: rules.stream })
       }
     } else if (principal.kind === 'device') {
       const proof = { dpop: frame.dpop, assertion: frame.assertion }
@@ -296,7 +293,7 @@ export function streamAuthenticator(
     const admitted = async (action: GuardedAction) => {
       if (!(await admit(ctx, integrityRequired, principal, action.access, action.route))) return
       if (browser) {
-        await admitBrowser(ctx, gate, browser, action.route)
+        await admitBrowser(ctx, gate, browser, action)
         return
       }
       if (!integrity) throw new Problem('integrity/missing')
@@ -304,7 +301,7 @@ export function streamAuthenticator(
       if (limited) throw limited
     }
     // Signing in reads every conversation the principal is a member of: the stream joins those, and no other.
-    await admitted(readRule)
+    await admitted(rules.read)
     const guard: ActionGuard = async (action, conversation) => {
       await admitted(action)
       const { access } = action

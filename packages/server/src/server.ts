@@ -21,7 +21,7 @@ import { sendTransactionalSms } from './channels/sms.ts'
 import { consentModule } from './consent/module.ts'
 import { handleSmsReply } from './consent/sms-confirmation.ts'
 import { removeMemberEverywhere, requireConversationAccess } from './conversations/conversations.ts'
-import { messageActions } from './conversations/message-actions.ts'
+import { messageActions, streamAccess } from './conversations/message-actions.ts'
 import { MessageLog } from './conversations/message-log.ts'
 import { conversationsModule } from './conversations/module.ts'
 import type { MessageRef } from './conversations/purge-expired-messages.ts'
@@ -166,7 +166,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   // The limit per IP address runs before authentication, the others after it.
   const rateLimits = installRateLimits(app, ctx)
   const accessTable = installAccessControl(app, ctx, checks)
-  const hubAuthenticator = streamAuthenticator(ctx, checks, keys.wipe, messageActions.read)
+  const hubAuthenticator = streamAuthenticator(ctx, checks, keys.wipe, {
+    stream: streamAccess,
+    read: messageActions.read,
+  })
   const running = await startServices(platform, keys, {
     gate: checks.gate,
     hubAuthenticator,

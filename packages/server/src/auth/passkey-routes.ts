@@ -3,7 +3,7 @@ import { type Static, Type } from '@sinclair/typebox'
 import { recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, forBrowsers } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -129,7 +129,7 @@ export async function passkeyRoutes(app: App, ctx: ServerContext): Promise<void>
 /** Registering a passkey, for a device's customer or a staff member. */
 async function registrationRoutes(app: App, ctx: ServerContext): Promise<void> {
   for (const [prefix, who, access] of [
-    ['/v1/passkeys', 'the customer of this device', allow.device],
+    ['/v1/passkeys', 'the customer of this device', forBrowsers('always', allow.device)],
     ['/v1/staff/passkey', 'this staff member', allow.staffMember],
   ] as const) {
     app.post(
@@ -221,7 +221,7 @@ async function passkeyListRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/passkeys/authentication/options',
     {
-      config: { access: allow.device },
+      config: { access: forBrowsers('always', allow.device) },
       schema: {
         summary: "Start a passkey check of this device's customer (a step-up)",
         tags: ['auth'],

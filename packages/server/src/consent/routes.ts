@@ -4,7 +4,7 @@ import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import type { SmsSender } from '../auth/sms-otp.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow } from '../platform/http/access-rule.ts'
+import { allow, forBrowsers } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -216,7 +216,7 @@ async function approvalRoutes(
   app.post(
     '/v1/consents/:consentId/approve/passkey',
     {
-      config: { access: allow.device, guesses: 'consent-approval' },
+      config: { access: forBrowsers('always', allow.device), guesses: 'consent-approval' },
       schema: {
         summary:
           'Approve with a passkey assertion (user verification required) whose challenge is the SHA-256 of the RFC 8785 canonical transaction',
@@ -242,7 +242,7 @@ async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> 
   app.post(
     '/v1/consents/:consentId/decline',
     {
-      config: { access: allow.device },
+      config: { access: forBrowsers('always', allow.device) },
       schema: {
         summary: 'Decline a payment',
         tags: ['consent'],

@@ -1,5 +1,5 @@
 import type { ServerContext } from '../platform/context.ts'
-import { allow, type GuardedAction, inConversation } from '../platform/http/access-rule.ts'
+import { allow, forBrowsers, type GuardedAction, inConversation } from '../platform/http/access-rule.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { AppendResult, MessageLog } from './message-log.ts'
@@ -16,13 +16,16 @@ export const messageActions = {
   },
   send: {
     route: 'POST /v1/conversations/:conversationId/messages',
-    access: inConversation(allow.member('conversations:write')),
+    access: forBrowsers('chat', inConversation(allow.member('conversations:write'))),
   },
   mark: {
     route: 'POST /v1/conversations/:conversationId/markers',
-    access: inConversation(allow.member('conversations:read')),
+    access: forBrowsers('chat', inConversation(allow.member('conversations:read'))),
   },
 } as const satisfies Record<string, GuardedAction>
+
+/** The stream's own rule (`GET /v1/stream`): it signs in with its first frame; a browser streams where it may chat. */
+export const streamAccess = forBrowsers('chat', allow.stream)
 
 /** A message as the client sends it, over HTTP or the stream: the ciphertext base64, the expiry an ISO time. */
 export interface MessageToSend {

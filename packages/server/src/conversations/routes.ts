@@ -8,7 +8,7 @@ import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { assignConversation, assignmentModes } from './assignment.ts'
 import { addMember, createConversation, getConversation, listConversations, updateMarkers } from './conversations.ts'
-import { messageActions, sendMessage } from './message-actions.ts'
+import { messageActions, sendMessage, streamAccess } from './message-actions.ts'
 import type { MessageLog } from './message-log.ts'
 import { fetchMessages } from './messages.ts'
 import type { StreamHub } from './stream-hub.ts'
@@ -257,7 +257,7 @@ async function markerAndStreamRoutes(
   app.get(
     '/v1/stream',
     {
-      config: { access: allow.stream },
+      config: { access: streamAccess },
       websocket: true,
       schema: {
         summary: 'Realtime stream (WebSocket): authenticate in the first frame, then receive and send messages',

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { Base64, ClientMessageId } from '@strongroom/sdk/protocol'
 import { isConversationMember } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow, inConversation } from '../platform/http/access-rule.ts'
+import { allow, forBrowsers, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -68,7 +68,7 @@ async function credentialRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Pr
   app.post(
     '/v1/e2e/credentials',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: forBrowsers('chat', allow.member('conversations:write')) },
       schema: {
         summary: 'Get a member credential binding the caller (device or staff) to its MLS signature public key',
         tags: ['e2e'],
@@ -101,7 +101,7 @@ async function keyPackageRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/e2e/key-packages',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: forBrowsers('chat', allow.member('conversations:write')) },
       bodyLimit: 512 * 1024,
       schema: {
         summary: 'Upload key packages (and optionally a last-resort one) for others to add the caller to groups',
@@ -154,7 +154,7 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
   app.post(
     '/v1/conversations/:conversationId/e2e/key-packages/claim',
     {
-      config: { access: inConversation(allow.member('conversations:write')) },
+      config: { access: forBrowsers('chat', inConversation(allow.member('conversations:write'))) },
       schema: {
         summary: 'Claim one key package for each member to add to the conversation’s group (each is used up)',
         tags: ['e2e'],
@@ -214,7 +214,7 @@ async function groupRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.put(
     '/v1/conversations/:conversationId/e2e/group',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: forBrowsers('chat', allow.member('conversations:write')) },
       schema: {
         summary: 'Make the conversation end-to-end encrypted with the caller’s new MLS group (epoch 0)',
         tags: ['e2e'],
@@ -256,7 +256,7 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/commits',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: forBrowsers('chat', allow.member('conversations:write')) },
       bodyLimit: 1024 * 1024,
       schema: {
         summary:
@@ -367,7 +367,7 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/conversations/:conversationId/e2e/readd-requests',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: forBrowsers('chat', allow.member('conversations:write')) },
       schema: {
         summary:
           'Ask to be re-added to the group after losing its state, when re-joining by external commit is not possible',
@@ -414,7 +414,7 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.delete(
     '/v1/e2e/welcomes/:welcomeId',
     {
-      config: { access: allow.member('conversations:write') },
+      config: { access: forBrowsers('chat', allow.member('conversations:write')) },
       schema: {
         summary: 'Discard a welcome once used',
         tags: ['e2e'],

@@ -8,7 +8,7 @@ import type { ChannelDeps } from '../channels/public-messages.ts'
 import { verifyDpopProof } from '../identity/dpop.ts'
 import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow, inConversation } from '../platform/http/access-rule.ts'
+import { allow, forBrowsers, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -115,7 +115,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
   app.post(
     '/v1/pivot/redeem',
     {
-      config: { access: allow.device, guesses: 'pivot-link' },
+      config: { access: forBrowsers('always', allow.device), guesses: 'pivot-link' },
       schema: {
         summary:
           "Redeem a link with the customer's enrolled device: the conversation continues in the secure channel " +

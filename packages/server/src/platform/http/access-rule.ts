@@ -11,11 +11,11 @@ import type { Scope } from './roles.ts'
 export type AccessRule =
   | { who: 'anyone' }
   | { who: 'device-key' } // the handler verifies a DPoP proof: enrolment and token renewal
-  | { who: 'stream' } // authenticates in its first frame, with the same credentials as HTTP
+  | { who: 'stream'; browser?: BrowserUse } // authenticates in its first frame, with the same credentials as HTTP
   | { who: 'staff'; scope: Scope; membership?: Membership } // staff or a bank backend holding the scope
   | { who: 'any'; scope: Scope } // a device, or staff or a bank backend holding the scope
-  | { who: 'member'; staffScope: Scope; membership?: Membership } // a device, or staff holding the scope
-  | { who: 'device'; integrity?: 'exempt' } // an enrolled device, proving its key; exempt: it obtains the token
+  | { who: 'member'; staffScope: Scope; membership?: Membership; browser?: BrowserUse } // a device, or staff with the scope
+  | { who: 'device'; integrity?: 'exempt'; browser?: BrowserUse } // an enrolled device, proving its key; exempt: it obtains the token
   | { who: 'attested-device' } // an enrolled device with a full-scope integrity token, even where tokens are optional
   | { who: 'staff-member' } // any staff member, acting on their own account (no scope needed); not a bank backend
   | { who: 'authenticated' } // any valid credentials
@@ -26,6 +26,23 @@ export type AccessRule =
  * not exist.
  */
 type Membership = 'conversationId'
+
+/**
+ * What a browser (the secure chat a pivot link opened, a device that can hold no integrity token) may do on a route
+ * beyond reading, where apps need their integrity token: `chat` while the tenant's integrity policy lets browsers chat
+ * (the secure chat's messages, markers, stream and end-to-end group), `always` for what keeps a browser safe to use
+ * (its passkey, redeeming its pivot link, declining a payment, approving one with a passkey, which the step-up policy
+ * then limits). A route without it is for apps only; a GET is open to browsers unless the route is for attested apps.
+ */
+export type BrowserUse = 'chat' | 'always'
+
+/** The rule, with what a browser may do on the route: `config: { access: forBrowsers('chat', allow.member(…)) }`. */
+export function forBrowsers<Rule extends Extract<AccessRule, { who: 'device' | 'member' | 'stream' }>>(
+  use: BrowserUse,
+  rule: Rule,
+): Rule & { browser: BrowserUse } {
+  return { ...rule, browser: use }
+}
 
 /** The rule, for a route that acts on the conversation its `:conversationId` names (see `Membership`). */
 export function inConversation<Rule extends Extract<AccessRule, { who: 'staff' | 'member' }>>(
@@ -108,18 +125,23 @@ export interface AccessTableRow {
   access: AccessRule
 }
 
-/** The access table as a reviewer reads it: method, path, who, scope, and the integrity exemption where there is one. */
+/**
+ * The access table as a reviewer reads it: method, path, who, scope, and the notes: the integrity exemption, the
+ * conversation membership, what a browser may do there.
+ */
 export function formatAccessTable(rows: readonly AccessTableRow[]): string {
   const cells = rows.map(({ method, url, access }) => [
     method,
     url,
     access.who,
     'scope' in access ? access.scope : 'staffScope' in access ? access.staffScope : '',
-    'integrity' in access && access.integrity
-      ? `integrity ${access.integrity}`
-      : 'membership' in access && access.membership
-        ? `member of :${access.membership}`
-        : '',
+    [
+      'integrity' in access && access.integrity ? `integrity ${access.integrity}` : '',
+      'membership' in access && access.membership ? `member of :${access.membership}` : '',
+      'browser' in access && access.browser ? `browser ${access.browser}` : '',
+    ]
+      .filter(Boolean)
+      .join(', '),
   ])
   const header = ['METHOD', 'PATH', 'WHO', 'SCOPE', 'NOTE']
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((row) => row[column]?.length ?? 0)))
