@@ -7,6 +7,7 @@ import { secretHash } from '../platform/ids.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import { findStaff } from '../tenancy/staff.ts'
 import type { Connector, ConnectorKind, WebhookConnector, WebhookConnectorKind } from './connectors/connector.ts'
+import { type GoogleAccessTokens, parseServiceAccountKey, RBM_SCOPE } from './connectors/google-access-tokens.ts'
 import { messengerConnector } from './connectors/messenger.ts'
 import { rbmConnector } from './connectors/rbm.ts'
 import type { TransportOptions } from './connectors/retry.ts'
@@ -27,6 +28,8 @@ export interface ChannelSecrets {
   password?: string
   /** RBM: the webhook's client token, which keys X-Goog-Signature. */
   clientToken?: string
+  /** RBM: the agent's service account JSON key, for access tokens (OAuth 2.0 JWT bearer grant, RFC 7523). */
+  serviceAccountKey?: string
 }
 
 export interface ChannelSettings {
@@ -87,7 +90,7 @@ const REQUIRED_SECRETS: Record<ConnectorKind, (keyof ChannelSecrets)[]> = {
   whatsapp: ['appSecret', 'accessToken', 'verifyToken'],
   messenger: ['appSecret', 'accessToken', 'verifyToken'],
   smpp: ['password'],
-  rbm: ['accessToken', 'clientToken'],
+  rbm: ['clientToken'],
 }
 
 const secretsField = (connector: ConnectorKind) => ({ table: 'channel_configs', column: 'secrets', rowId: connector })
@@ -137,6 +140,7 @@ export async function configureChannel(
     const secrets: ChannelSecrets = { ...stored, ...input.secrets }
     const missing = REQUIRED_SECRETS[connector].filter((name) => !secrets[name])
     if (missing.length > 0) throw new Problem('request/invalid', `missing secrets: ${missing.join(', ')}`)
+    if (connector === 'rbm') checkRbmCredentials(secrets)
     const handshakeToken = secrets.verifyToken ?? secrets.clientToken
     const sealed = await ctx.keyring.encrypt(tenantId, secretsField(connector), JSON.stringify(secrets))
     const values = {
@@ -169,6 +173,19 @@ export async function configureChannel(
     })
     return viewOf(connector, input.address, input.settings, secrets, now)
   })
+}
+
+/** RBM sends with its service account's key (or, for the simulator, a fixed access token): one is needed, and readable. */
+function checkRbmCredentials(secrets: ChannelSecrets): void {
+  if (secrets.serviceAccountKey === undefined) {
+    if (!secrets.accessToken) throw new Problem('request/invalid', 'missing secrets: serviceAccountKey')
+    return
+  }
+  try {
+    parseServiceAccountKey(secrets.serviceAccountKey)
+  } catch (error) {
+    throw new Problem('request/invalid', (error as TypeError).message)
+  }
 }
 
 function checkConnectorSettings(
@@ -352,8 +369,21 @@ export interface ConnectorEnvironment {
   /** Dev mode: where the channel simulator plays each provider, for channels without a baseUrl of their own. */
   simulatorUrl?: ((connector: WebhookConnectorKind) => string) | undefined
   transport?: TransportOptions | undefined
+  /** Google service accounts' access tokens, cached for this node (RBM). */
+  googleTokens: GoogleAccessTokens
   /** Sends on the tenant's SMPP link, which lives in the server process (see smpp-links.ts). */
   smpp?: ((config: ChannelConfig) => Connector) | undefined
+}
+
+/**
+ * An RBM channel's access tokens: from its service account key (exchanged and cached by the node's GoogleAccessTokens),
+ * or its fixed token where it has one instead (the simulator's).
+ */
+function rbmAccessToken(secrets: ChannelSecrets, env: ConnectorEnvironment): () => Promise<string> {
+  const { serviceAccountKey, accessToken } = secrets
+  if (serviceAccountKey === undefined) return async () => accessToken ?? ''
+  const key = parseServiceAccountKey(serviceAccountKey)
+  return () => env.googleTokens.get(key, RBM_SCOPE)
 }
 
 /** The connector that sends on a configured channel. */
@@ -409,7 +439,7 @@ export function webhookConnectorFor(
       return rbmConnector(
         {
           agentId: config.address,
-          accessToken: secrets.accessToken ?? '',
+          accessToken: rbmAccessToken(secrets, env),
           clientToken: secrets.clientToken ?? '',
           ...baseUrl,
         },

@@ -1,5 +1,6 @@
 import type { ServerContext } from '../platform/context.ts'
 import type { ConnectorEnvironment } from './channel-config.ts'
+import { GoogleAccessTokens } from './connectors/google-access-tokens.ts'
 import { processWebhookEvents } from './inbound.ts'
 import type { ChannelDeps } from './public-messages.ts'
 import { SmppLinks } from './smpp-links.ts'
@@ -12,7 +13,7 @@ type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
  */
 export function openChannels(
   ctx: Ctx,
-  parts: Omit<ChannelDeps, 'smppLinks' | 'env'> & { env: Omit<ConnectorEnvironment, 'smpp'> },
+  parts: Omit<ChannelDeps, 'smppLinks' | 'env'> & { env: Omit<ConnectorEnvironment, 'smpp' | 'googleTokens'> },
 ): ChannelDeps {
   const smppLinks = new SmppLinks(ctx, {
     transport: parts.env.transport,
@@ -20,7 +21,11 @@ export function openChannels(
   })
   const deps: ChannelDeps = {
     ...parts,
-    env: { ...parts.env, smpp: (channel) => smppLinks.connector(channel) },
+    env: {
+      ...parts.env,
+      smpp: (channel) => smppLinks.connector(channel),
+      googleTokens: new GoogleAccessTokens(parts.env.transport),
+    },
     smppLinks,
   }
   return deps

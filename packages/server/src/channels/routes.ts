@@ -109,6 +109,13 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
                 accessToken: Type.Optional(Secret),
                 verifyToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
                 clientToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
+                serviceAccountKey: Type.Optional(
+                  Type.String({
+                    minLength: 100,
+                    maxLength: 8192,
+                    description: "RBM: the agent's service account JSON key, as the Google Cloud console downloads it",
+                  }),
+                ),
                 password: Type.Optional(
                   Type.String({
                     minLength: 1,

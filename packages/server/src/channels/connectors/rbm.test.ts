@@ -20,7 +20,7 @@ async function fake(script: ScriptedReply[]): Promise<FakeProvider> {
 }
 
 const connector = (baseUrl = 'http://127.0.0.1:1', transport = {}, clientToken = CLIENT_TOKEN) =>
-  rbmConnector({ agentId: AGENT_ID, accessToken: ACCESS_TOKEN, clientToken, baseUrl }, transport)
+  rbmConnector({ agentId: AGENT_ID, accessToken: async () => ACCESS_TOKEN, clientToken, baseUrl }, transport)
 
 const accepted = (messageId: string) => ({
   status: 200,

@@ -21,8 +21,11 @@ import { sendWithRetries, type TransportOptions } from './retry.ts'
 export interface RbmConfig {
   /** The agent's id, such as `bank-agent@rbm.goog`: where customers' messages arrive. */
   agentId: string
-  /** An OAuth 2.0 access token of the agent's service account (scope `rcsbusinessmessaging`). */
-  accessToken: string
+  /**
+   * An OAuth 2.0 access token of the agent's service account (scope `rcsbusinessmessaging`), asked for each send:
+   * from the service account's key through a cache (google-access-tokens.ts), or a fixed one (the simulator).
+   */
+  accessToken: () => Promise<string>
   /** The client token set on the webhook in the RBM developer console: it keys X-Goog-Signature. */
   clientToken: string
   /** https://rcsbusinessmessaging.googleapis.com unless set (tests and the simulator point it at a fake). */
@@ -37,8 +40,11 @@ const SUGGESTION_TEXT_MAX = 25
 
 /**
  * Checks X-Goog-Signature, which RBM sends with every webhook: HMAC-SHA512, keyed with the webhook's client token, of
- * the event as carried base64-encoded in `message.data`, itself base64. Throws WebhookSignatureError unless it
- * matches; the event's bytes are returned so that what is parsed is exactly what was signed.
+ * the event's bytes (the base64 `message.data` decoded), itself base64. This is Google's own check in "Verify incoming
+ * messages" of https://developers.google.com/business-communications/rcs-business-messaging/guides/integrate/webhooks
+ * (its Node sample: `Buffer.from(message.data, 'base64')`, `createHmac('sha512', CLIENT_TOKEN)`, `digest('base64')`,
+ * compared with the header). Throws WebhookSignatureError unless it matches; the event's bytes are returned so that
+ * what is parsed is exactly what was signed.
  */
 export function verifyRbmSignature(
   clientToken: string,
@@ -153,7 +159,7 @@ export function rbmConnector(config: RbmConfig, transport: TransportOptions = {}
       const body = await sendWithRetries(
         {
           url: `${baseUrl}/v1/phones/${encodeURIComponent(message.to)}/agentMessages?${query}`,
-          headers: { authorization: `Bearer ${config.accessToken}`, 'content-type': 'application/json' },
+          headers: { authorization: `Bearer ${await config.accessToken()}`, 'content-type': 'application/json' },
           body: JSON.stringify({ contentMessage: contentMessage(message) }),
         },
         transport,
