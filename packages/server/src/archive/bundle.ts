@@ -3,6 +3,7 @@ import canonicalize from 'canonicalize'
 import { type ChainKind, checkCheckpoint } from '../platform/hash-chain/checkpoint.ts'
 import { leafHash, verifyInclusion } from '../platform/hash-chain/merkle.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
+import type { ContentStatus } from './open-records.ts'
 import { archiveRecordHash, type ChainedFields } from './record-hash.ts'
 import { type ArchiveContent, contentDigest } from './sealing.ts'
 
@@ -13,7 +14,7 @@ export const BUNDLE_TYPE = 'strongroom-archive-export/v1'
 export type BundleLine = ChainedFields & {
   prevHash: string
   hash: string
-  status: 'available' | 'deleted' | 'erased' | 'none'
+  status: ContentStatus
   content: ArchiveContent | null
 }
 

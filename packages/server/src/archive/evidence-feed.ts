@@ -1,6 +1,8 @@
 import { sql } from 'kysely'
+import { openEnvelope, PUBLIC_MESSAGE_TYPE } from '../channels/envelope.ts'
 import { getConsent } from '../consent/consents.ts'
 import { conversationCustomer } from '../conversations/conversations.ts'
+import { fetchMessages } from '../conversations/messages.ts'
 import { deviceCustomerId } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { listTenants } from '../tenancy/tenants.ts'
@@ -26,9 +28,11 @@ const ARCHIVED_ACTIONS: Record<string, EvidenceClass> = {
   'device.resume': 'device-event',
   'device.revoke': 'device-event',
   'device.wipe.confirmed': 'device-event',
+  // DLP masking a public message after the fact (a card number typed over two): a redaction record superseding it.
+  'channels.dlp.masked': 'redaction',
 }
 
-export type EvidenceClass = 'consent' | 'pivot' | 'device-event'
+export type EvidenceClass = 'consent' | 'pivot' | 'device-event' | 'redaction'
 
 const SOURCE_PREFIX = 'audit:'
 const PAGE = 200
@@ -39,7 +43,7 @@ type Ctx = Pick<ServerContext, 'db' | 'keyring'>
 export async function archivedEvidenceThrough(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<number> {
   const { rows } = await sql<{ seq: string | null }>`
     select max(substring(source_ref from ${SOURCE_PREFIX.length + 1})::bigint)::text as seq from archive_records
-    where tenant_id = ${tenantId} and record_class in ('consent', 'pivot', 'device-event')`.execute(ctx.db)
+    where tenant_id = ${tenantId} and record_class in ('consent', 'pivot', 'device-event', 'redaction')`.execute(ctx.db)
   return Number(rows[0]?.seq ?? 0)
 }
 
@@ -66,7 +70,13 @@ export async function readEvidence(
   const inputs: ArchiveInput[] = []
   for (const event of events) {
     const recordClass = ARCHIVED_ACTIONS[event.action] as EvidenceClass
-    const subject = await subjectOf(ctx, tenantId, recordClass, event.target_id)
+    const details = JSON.parse(event.details) as { remaskedSeqs?: string[] }
+    // Only masking after the fact changes what the archive already kept.
+    if (recordClass === 'redaction' && !details.remaskedSeqs?.length) continue
+    const subject =
+      recordClass === 'redaction'
+        ? await redactionOf(ctx, tenantId, event.target_id as string, (details.remaskedSeqs ?? []).map(Number))
+        : await subjectOf(ctx, tenantId, recordClass, event.target_id)
     inputs.push({
       tenantId,
       recordClass,
@@ -80,7 +90,7 @@ export async function readEvidence(
         actor: { kind: event.actor_kind, id: event.actor_id },
         target: { kind: event.target_kind, id: event.target_id },
         ...(event.reason ? { reason: event.reason } : {}),
-        details: JSON.parse(event.details) as unknown,
+        details,
         ...subject.content,
       },
     })
@@ -110,6 +120,30 @@ async function subjectOf(
     return { customerId, conversationId: targetId, content: {} }
   }
   return { customerId: (await deviceCustomerId(ctx, tenantId, targetId)) ?? null, conversationId: null, content: {} }
+}
+
+/**
+ * A redaction's content: each public message masked after the fact, as the log now holds it (the masking and its
+ * audit event committed together, so it is masked by the time the event is read), and the archive record it
+ * supersedes (`channel:<message id>`, as the archive member keyed it).
+ */
+async function redactionOf(ctx: Ctx, tenantId: string, conversationId: string, seqs: number[]) {
+  const supersedes: Record<string, unknown>[] = []
+  for (const seq of seqs) {
+    const [message] = await fetchMessages(ctx, tenantId, conversationId, { afterSeq: seq - 1, untilSeq: seq, limit: 1 })
+    if (!message || message.contentType !== PUBLIC_MESSAGE_TYPE) continue
+    const { sender, clientMessageId } = message
+    const sealed = Buffer.from(message.ciphertext, 'base64')
+    const envelope = await openEnvelope(ctx, tenantId, { conversationId, sender, clientMessageId }, sealed)
+    supersedes.push({
+      sourceRef: `channel:${message.id}`,
+      conversationSeq: seq,
+      text: envelope.text,
+      ...(envelope.masked ? { masked: envelope.masked } : {}),
+    })
+  }
+  const customerId = (await conversationCustomer(ctx, tenantId, conversationId)) ?? null
+  return { customerId, conversationId, content: { supersedes } }
 }
 
 const FEED_MS = 1000

@@ -5,8 +5,11 @@ import { type ArchiveContent, openContent } from './sealing.ts'
 
 export type ArchiveRow = Selectable<ArchiveRecordsTable>
 
-/** Whether a record's content can be read: kept, deleted after retention, or erased with its customer's key. */
-export type ContentStatus = 'available' | 'deleted' | 'erased' | 'none'
+/**
+ * Whether a record's content can be read: kept, deleted after retention, erased with its customer's key, or superseded
+ * by a redaction (a public message masked after the fact: the masked text is shown instead).
+ */
+export type ContentStatus = 'available' | 'deleted' | 'erased' | 'redacted' | 'none'
 
 export interface OpenedRecord {
   row: ArchiveRow

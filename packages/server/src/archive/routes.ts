@@ -27,7 +27,7 @@ export const ArchiveRecordSchema = Type.Object({
   conversationSeq: Type.Union([Type.Integer(), Type.Null()]),
   customerId: Type.Union([Type.String(), Type.Null()]),
   occurredAt: Type.String({ format: 'date-time' }),
-  status: oneOf(['available', 'deleted', 'erased', 'none'] as const),
+  status: oneOf(['available', 'deleted', 'erased', 'redacted', 'none'] as const),
   content: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
   hash: Type.Union([Type.String(), Type.Null()], {
     description: 'hex SHA-256 linking this record to the one before (null until linked)',

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { StaffToken, StrongroomClient } from '@strongroom/sdk'
 import { sql } from 'kysely'
+import { verifyBundle } from '../archive/bundle.ts'
+import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { problemOf } from '../testing/problems.ts'
 import { CARD_SPELLINGS, groupsOf, IBAN_SPELLINGS } from './dlp-corpus.ts'
@@ -128,6 +130,54 @@ describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', (
       server.ctx.db,
     )
     assert.match(audit.rows[0]?.details ?? '', /"splitOver":2/)
+  })
+
+  test('the archive kept the first part before the second came: a redaction supersedes it in search and export', async () => {
+    await customerWrites('card for the archive 5555 5555')
+    const id = await conversationId()
+    await server.flushArchive()
+    await customerWrites('5555 4444 done')
+    await server.flushArchive()
+    const officer = (await bank.staffToken('compliance')).token
+    const call = async (method: string, path: string, body?: object) => {
+      const response = await fetch(`${server.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${officer}`,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
+        body: body ? JSON.stringify(body) : undefined,
+      })
+      assert.equal(response.status, 200)
+      return response.text()
+    }
+    type Found = { records: { recordClass: string; status: string; content: Record<string, unknown> | null }[] }
+    const found = JSON.parse(await call('GET', `/v1/archive/records?conversationId=${id}`)) as Found
+    const publicTexts = found.records
+      .filter((r) => r.recordClass === 'public-message' && r.content?.direction === 'inbound')
+      .map((r) => [r.status, r.content?.text])
+      .slice(-2)
+    assert.deepEqual(publicTexts, [
+      ['redacted', 'card for the archive [card •••• 4444]'],
+      ['available', '[card, continued] done'],
+    ])
+    const redaction = found.records.find((r) => r.recordClass === 'redaction')
+    assert.ok(redaction, 'the redaction is a record of its own, in the chain')
+    // Searching for the digits the first part held finds nothing any more.
+    const byDigits = JSON.parse(await call('GET', `/v1/archive/records?conversationId=${id}&text=5555%205555`)) as Found
+    assert.deepEqual(byDigits.records, [])
+
+    const bundle = await call('POST', '/v1/archive/exports', { conversationId: id })
+    assert.ok(!bundle.includes('5555 5555'), 'the export carries the first part masked only')
+    const keys = await verificationKeys(server.ctx.db, 'archive-checkpoint')
+    assert.equal(verifyBundle(bundle, keys).ok, true)
+    const lines = bundle
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { recordClass: string; status: string; content: unknown })
+    assert.ok(
+      lines.some((line) => line.recordClass === 'public-message' && line.status === 'redacted' && !line.content),
+    )
   })
 
   test('parts further apart than the window, or not consecutive digits, are not joined', async () => {

@@ -165,7 +165,12 @@ export async function receiveMessage(
           kinds,
           count: findings.length,
           ...(remasked.length > 0
-            ? { splitOver: remasked.length + 1, remaskedMessages: remasked.map((r) => r.id) }
+            ? {
+                splitOver: remasked.length + 1,
+                remaskedMessages: remasked.map((r) => r.id),
+                // The archive supersedes what it kept of these (evidence-feed.ts reads them by their place).
+                remaskedSeqs: remasked.map((r) => String(r.seq)),
+              }
             : {}),
         },
       })

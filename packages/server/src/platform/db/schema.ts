@@ -586,6 +586,7 @@ export type ArchiveRecordClass =
   | 'consent'
   | 'pivot'
   | 'device-event'
+  | 'redaction'
   | 'deletion'
   | 'erasure'
 

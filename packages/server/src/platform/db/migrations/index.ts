@@ -34,6 +34,7 @@ import * as archiveEvidence from './032-archive-evidence.ts'
 import * as staffLifecycle from './033-staff-lifecycle.ts'
 import * as rbm from './034-rbm.ts'
 import * as enrolmentAttestation from './043-enrolment-attestation.ts'
+import * as archiveRedaction from './044-archive-redaction.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -72,6 +73,7 @@ const migrations: Record<string, Migration> = {
   '033-staff-lifecycle': staffLifecycle,
   '034-rbm': rbm,
   '043-enrolment-attestation': enrolmentAttestation,
+  '044-archive-redaction': archiveRedaction,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
