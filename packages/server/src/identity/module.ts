@@ -1,5 +1,7 @@
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import type { Module } from '../platform/module.ts'
+import { identityCommands } from './commands.ts'
+import { customerEncryptedColumns } from './customers.ts'
 import { type EnrolmentAttestation, purgeExpiredAccessTokens } from './devices.ts'
 import { purgeExpiredProofs } from './dpop.ts'
 import { type DeviceRevocationHook, identityRoutes } from './routes.ts'
@@ -14,4 +16,6 @@ export const identityModule: Module<{
   routes: (app, ctx, { wipeKey, onDeviceRevoked, enrolmentAttestation }) =>
     identityRoutes(app, ctx, { wipeKey, onRevoked: onDeviceRevoked, enrolmentAttestation }),
   housekeeping: (ctx) => Promise.all([purgeExpiredProofs(ctx), purgeExpiredAccessTokens(ctx)]),
+  commands: identityCommands,
+  encryptedColumns: customerEncryptedColumns,
 }
