@@ -1,6 +1,6 @@
 import type { JSONWebKeySet } from 'jose'
 import { type ConsentRequest, signConsent } from './consent.ts'
-import { type Credentials, DeviceKey } from './credentials.ts'
+import { type Credentials, DEFAULT_TIMEOUT_MS, DeviceKey } from './credentials.ts'
 import { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
 import { createDpopProof } from './dpop.ts'
 import { bytesToBase64, platformFetch, randomId } from './encoding.ts'
@@ -167,7 +167,6 @@ export interface MessageRange {
 /** How many conversations one channel lookup names (the server's limit). */
 const CHANNEL_LOOKUP_BATCH = 100
 /** How long a request waits for a node's answer before it counts as unreachable. */
-const DEFAULT_TIMEOUT_MS = 10_000
 
 function rangeQuery(range: MessageRange): URLSearchParams {
   const query = new URLSearchParams()
@@ -278,12 +277,18 @@ export class StrongroomClient {
     let unreachable = 0
     for (;;) {
       const url = this.baseUrl + path
-      const auth = await this.credentials.authorize(method, url).catch(async (error: unknown) => {
+      let auth: Awaited<ReturnType<Credentials['authorize']>>
+      try {
+        auth = await this.credentials.authorize(method, url)
+      } catch (error) {
         // Token renewal refused with a wipe command: the device key was revoked.
         if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem))
           await this.obeyWipeCommand(error.problem)
-        throw error
-      })
+        // A renewal the node never answered (refused, reset, timed out): renew on the next node, as a request would.
+        if (error instanceof StrongroomError || ++unreachable >= this.baseUrls.length) throw error
+        this.failover()
+        continue
+      }
       const headers: Record<string, string> = { authorization: auth.authorization }
       if (auth.dpop) headers.dpop = auth.dpop
       if (this.#integrity?.token && !path.startsWith('/v1/integrity/')) {
@@ -922,6 +927,7 @@ export async function enrolWithProof<T extends object>(
     accessToken: answer.token.accessToken,
     expiresIn: answer.token.expiresIn,
     ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
   })
   const client = new StrongroomClient({
     baseUrl: [baseUrl, ...baseUrls.filter((url) => url !== baseUrl)],

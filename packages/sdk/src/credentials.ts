@@ -24,6 +24,8 @@ export class StaffToken implements Credentials {
 }
 
 const RENEW_BEFORE_MS = 30_000
+/** How long a token request waits for an answer (the client's default request timeout). */
+export const DEFAULT_TIMEOUT_MS = 10_000
 
 /**
  * An enrolled device: its key pair signs a DPoP proof for every request, and it renews its short-lived access token
@@ -34,10 +36,15 @@ export class DeviceKey implements Credentials {
   #token: { value: string; expiresAt: number } | undefined
   #renewing: Promise<string> | undefined
   readonly #fetch: typeof fetch
+  readonly #timeoutMs: number
 
-  constructor(keys: DeviceKeys, options: { accessToken?: string; expiresIn?: number; fetch?: typeof fetch } = {}) {
+  constructor(
+    keys: DeviceKeys,
+    options: { accessToken?: string; expiresIn?: number; fetch?: typeof fetch; timeoutMs?: number } = {},
+  ) {
     this.keys = keys
     this.#fetch = options.fetch ?? platformFetch
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     if (options.accessToken && options.expiresIn) {
       this.#token = { value: options.accessToken, expiresAt: Date.now() + options.expiresIn * 1000 }
     }
@@ -62,9 +69,11 @@ export class DeviceKey implements Credentials {
 
   async #renew(origin: string): Promise<string> {
     const htu = `${origin}/v1/devices/token`
+    // A node that does not answer in time fails the renewal like a refused connection: the caller moves on.
     const response = await this.#fetch(htu, {
       method: 'POST',
       headers: { dpop: await createDpopProof(this.keys, { htm: 'POST', htu }) },
+      signal: AbortSignal.timeout(this.#timeoutMs),
     })
     const body = await response.json()
     if (!response.ok) throw new StrongroomError(body)
@@ -121,6 +130,7 @@ export class ClientAssertion implements Credentials {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: form.toString(),
+      signal: AbortSignal.timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
     })
     const body = await response.json()
     if (!response.ok) {
@@ -144,6 +154,8 @@ export interface ClientAssertionOptions {
   tokenEndpoint: string
   /** Space-separated scopes to ask for; all the client's by default. */
   scope?: string
+  /** How long the token endpoint may take to answer (10 s by default). */
+  timeoutMs?: number
 }
 
 /** A Node KeyObject, without depending on Node's types in browsers. */

@@ -8,16 +8,9 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import tls from 'node:tls'
 import WebSocket from 'ws'
-import { operator } from '../src/audit/events.ts'
-import { loadConfig } from '../src/platform/config.ts'
-import { openDatabase } from '../src/platform/db/database.ts'
-import { Keyring } from '../src/platform/keyring/keyring.ts'
-import { LocalKeyFileProvider } from '../src/platform/keyring/local-key-file.ts'
-import { createStaff, issueStaffToken } from '../src/tenancy/staff.ts'
-import { createTenant } from '../src/tenancy/tenants.ts'
 import { strongroomFromSource } from '../src/testing/cli.ts'
 import { createTestDatabase, type TestDatabase } from '../src/testing/harness.ts'
-import { httpsStatus, type RunningCluster, startCluster } from './local-cluster.ts'
+import { httpsStatus, type RunningCluster, staffOfNewBank, startCluster } from './local-cluster.ts'
 
 const haproxyInstalled = !spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).error
 const services = Boolean(process.env.DATABASE_URL && process.env.NATS_URL)
@@ -102,26 +95,6 @@ async function healthzCount(metricsUrl: string): Promise<number> {
 }
 
 /**
- * A bank and its admin's token, made through the service functions on the cluster's database and keys (what
- * `strongroom tenant create` and `staff token` do, without a process of their own each).
- */
-async function adminOfNewBank(cluster: RunningCluster): Promise<{ token: string }> {
-  const config = loadConfig(cluster.env)
-  const database = await openDatabase(config)
-  try {
-    const ctx = {
-      db: database.db,
-      keyring: new Keyring(database.db, await LocalKeyFileProvider.open(config.keyFile, { create: false })),
-    }
-    const tenant = await createTenant(ctx, 'Cluster Bank', operator)
-    const staff = await createStaff(ctx, tenant.id, { name: 'ops', role: 'admin' }, operator)
-    return await issueStaffToken(ctx, staff, { ttlSeconds: 3600 }, operator)
-  } finally {
-    await database.close()
-  }
-}
-
-/**
  * `npm run cluster` as a bank would run it: HAProxy (deploy/haproxy.cfg) terminating TLS in front of three
  * production-mode nodes (deploy/strongroom.env) on PostgreSQL and NATS.
  */
@@ -194,7 +167,7 @@ describe('the cluster: HAProxy with TLS in front of three production nodes', { s
   })
 
   test('a WebSocket stream goes through HAProxy both ways', async () => {
-    const admin = await adminOfNewBank(cluster)
+    const admin = await staffOfNewBank(cluster, 'admin')
     const customer = await request(cluster, 'POST', '/v1/customers', {
       token: admin.token,
       body: { externalRef: 'C-1', displayName: 'Cluster Customer' },

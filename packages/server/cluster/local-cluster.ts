@@ -5,6 +5,14 @@ import https from 'node:https'
 import path from 'node:path'
 import { parseEnv } from 'node:util'
 import pg from 'pg'
+import { operator } from '../src/audit/events.ts'
+import { loadConfig } from '../src/platform/config.ts'
+import { openDatabase } from '../src/platform/db/database.ts'
+import type { Role } from '../src/platform/http/roles.ts'
+import { Keyring } from '../src/platform/keyring/keyring.ts'
+import { LocalKeyFileProvider } from '../src/platform/keyring/local-key-file.ts'
+import { createStaff, issueStaffToken } from '../src/tenancy/staff.ts'
+import { createTenant } from '../src/tenancy/tenants.ts'
 
 const repository = path.resolve(import.meta.dirname, '../../..')
 const cli = path.join(repository, 'packages/server/bin/strongroom.js')
@@ -46,6 +54,8 @@ export interface RunningCluster {
   readonly env: NodeJS.ProcessEnv
   /** Runs a `strongroom` command against the cluster's database and keys; its JSON output. */
   run(args: string[]): unknown
+  /** Starts node `index` (0-2) again with its settings, after it was killed or drained; `nodes` names the new one. */
+  restartNode(index: number): Promise<ClusterNode>
   /** Stops HAProxy and the nodes (each node drains as on SIGTERM). */
   stop(): Promise<void>
 }
@@ -228,24 +238,22 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     if (haproxy) await stopProcess(haproxy, 'SIGUSR1')
     await Promise.all(children.map((child) => stopProcess(child, 'SIGTERM')))
   }
-  try {
-    const started = await Promise.all(
-      options.nodePorts.map((port, i) =>
-        startNode(
-          command,
-          `node${i + 1}`,
-          {
-            ...env,
-            PORT: String(port),
-            STRONGROOM_METRICS_PORT: String(options.metricsPorts[i]),
-            // One node reads every secure conversation for the compliance archive.
-            STRONGROOM_ARCHIVE_MEMBER: i === 0 ? 'true' : 'false',
-          },
-          path.join(options.stateDir, 'logs', `node${i + 1}.log`),
-          children,
-        ),
-      ),
+  const launch = (i: number) =>
+    startNode(
+      command,
+      `node${i + 1}`,
+      {
+        ...env,
+        PORT: String(options.nodePorts[i]),
+        STRONGROOM_METRICS_PORT: String(options.metricsPorts[i]),
+        // One node reads every secure conversation for the compliance archive.
+        STRONGROOM_ARCHIVE_MEMBER: i === 0 ? 'true' : 'false',
+      },
+      path.join(options.stateDir, 'logs', `node${i + 1}.log`),
+      children,
     )
+  try {
+    const started = await Promise.all(options.nodePorts.map((_, i) => launch(i)))
     const haproxyEnv = {
       PATH: process.env.PATH,
       STRONGROOM_TLS_BIND: `127.0.0.1:${options.httpsPort}`,
@@ -276,10 +284,36 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       nodes: started,
       env,
       run: (args) => strongroom(command, env, args),
+      async restartNode(index) {
+        const node = await launch(index)
+        started[index] = node
+        return node
+      },
       stop,
     }
   } catch (error) {
     await stop()
     throw error
+  }
+}
+
+/**
+ * A new bank and one staff member's token, made through the service functions on the cluster's database and keys
+ * (what `strongroom tenant create` and `staff token` do, without a process of their own each).
+ */
+export async function staffOfNewBank(cluster: RunningCluster, role: Role): Promise<{ staffId: string; token: string }> {
+  const config = loadConfig(cluster.env)
+  const database = await openDatabase(config)
+  try {
+    const ctx = {
+      db: database.db,
+      keyring: new Keyring(database.db, await LocalKeyFileProvider.open(config.keyFile, { create: false })),
+    }
+    const tenant = await createTenant(ctx, 'Cluster Bank', operator)
+    const staff = await createStaff(ctx, tenant.id, { name: role, role }, operator)
+    const { token } = await issueStaffToken(ctx, staff, { ttlSeconds: 86_400 }, operator)
+    return { staffId: staff.id, token }
+  } finally {
+    await database.close()
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { DeviceKey, enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 
@@ -81,6 +81,19 @@ describe('a node that stops answering', () => {
     assert.equal(device.status, 'active')
     assert.equal(client.baseUrl, server.url)
     assert.deepEqual(client.baseUrls, [server.url, silent.url])
+  })
+
+  test('a device renews its token on the next node when the first never answers the renewal', async () => {
+    const { keys } = await bank.enrol('renewing phone')
+    // No token yet: the first request renews it, at the node the client is on, which is silent.
+    const device = new StrongroomClient({
+      baseUrl: [silent.url, server.url],
+      credentials: new DeviceKey(keys, { timeoutMs: 2000 }),
+      timeoutMs: 2000,
+    })
+    const me = await device.me()
+    assert.equal(me.customerId, bank.customerId)
+    assert.equal(device.baseUrl, server.url)
   })
 
   test('a stream leaves a node that went silent after two heartbeats, not a close timeout later', async () => {
