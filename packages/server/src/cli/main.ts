@@ -47,6 +47,8 @@ import {
 } from '../platform/keyring/signing-keys.ts'
 import { createLogger } from '../platform/logging.ts'
 import { startServer } from '../server.ts'
+import { oidcProviderEncryptedColumns } from '../tenancy/oidc-providers.ts'
+import { signInEncryptedColumns } from '../tenancy/oidc-sign-in.ts'
 import { createStaff, findStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { changeStaffActive, endStaffToken } from '../tenancy/staff-lifecycle.ts'
 import { createTenant, findTenant, listTenants } from '../tenancy/tenants.ts'
@@ -159,6 +161,8 @@ const encryptedColumns = [
   ...channelConfigEncryptedColumns,
   ...envelopeEncryptedColumns,
   ...consentEncryptedColumns,
+  ...oidcProviderEncryptedColumns,
+  ...signInEncryptedColumns,
 ]
 
 /** Tells the running nodes, over the bus, that these tenants have a new data key: they encrypt with it at once. */
