@@ -17,14 +17,14 @@ export interface TestIdp {
   close(): Promise<void>
 }
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+const htmlEscape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
 const loginPage = (uid: string, problem?: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Test identity provider</title></head>
 <body><main><h1>Bank identity provider (test)</h1>
-<form method="post" action="/interaction/${escape(uid)}">
+<form method="post" action="/interaction/${htmlEscape(uid)}">
 <label for="login">Username</label> <input id="login" name="login" autocomplete="username" required>
-${problem ? `<p role="alert">${escape(problem)}</p>` : ''}
+${problem ? `<p role="alert">${htmlEscape(problem)}</p>` : ''}
 <button type="submit">Sign in to the bank</button>
 </form></main></body></html>`
 
