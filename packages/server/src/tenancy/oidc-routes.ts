@@ -60,7 +60,6 @@ const SessionToken = Type.Object({
   expiresAt: Type.String(),
   sessionExpiresAt: Type.String(),
 })
-const Redirect = { 303: Type.Null({ description: 'to the identity provider, or back to the console' }) }
 
 /** Staff sign-in through the bank's OpenID provider, and the console sessions it opens. */
 export async function oidcRoutes(app: App, ctx: ServerContext): Promise<void> {
@@ -145,21 +144,20 @@ async function signInRoutes(app: App, ctx: ServerContext, clientOf: OidcClientOf
     return { tenant, fragment: `sign-in-error=${error.failure}` }
   }
   app.get(
-    '/v1/staff/oidc/authorize',
+    '/sign-in/oidc',
     {
       config: { access: allow.anyone },
+      // A page the browser is sent to (a redirect to the provider), not an API operation: out of the OpenAPI document.
       schema: {
-        summary: "Start a staff sign-in through the bank's identity provider (the console's button leads here)",
-        tags: ['auth'],
+        hide: true,
         querystring: Type.Object({ tenant: idOf('ten') }, { additionalProperties: false }),
-        response: { ...Redirect, ...problemResponses(400) },
       },
     },
     async (request, reply) => {
       const base = issuerOf(ctx, request)
       const tenantId = request.query.tenant
       try {
-        const url = await startOidcSignIn(ctx, clientOf, tenantId, `${base}/v1/staff/oidc/callback`)
+        const url = await startOidcSignIn(ctx, clientOf, tenantId, `${base}/sign-in/oidc/callback`)
         return reply.header('cache-control', 'no-store').redirect(url.href, 303)
       } catch (error) {
         const { tenant, fragment } = await failed(error, tenantId)
@@ -168,14 +166,13 @@ async function signInRoutes(app: App, ctx: ServerContext, clientOf: OidcClientOf
     },
   )
   app.get(
-    '/v1/staff/oidc/callback',
+    '/sign-in/oidc/callback',
     {
       config: { access: allow.anyone, guesses: 'staff-sign-in' },
+      // The provider's redirect back (code and state, or an error), on to the console: a page, like the one above.
       schema: {
-        summary: "The identity provider's redirect back (authorization code, state): on to the console",
-        tags: ['auth'],
+        hide: true,
         querystring: Type.Record(Type.String(), Type.String({ maxLength: 4096 })),
-        response: { ...Redirect, ...problemResponses(400, 429) },
       },
     },
     async (request, reply) => {

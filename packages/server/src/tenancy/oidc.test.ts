@@ -84,7 +84,7 @@ describe('staff sign in through the bank’s OpenID provider', () => {
     keyBank = await createTestBank(server, 'Key Bank')
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true })
     clientJwk = { ...(await exportJWK(privateKey)), alg: 'ES256', kid: 'bank-rp-1' }
-    const redirect = `${server.url}/v1/staff/oidc/callback`
+    const redirect = `${server.url}/sign-in/oidc/callback`
     idp = await startTestIdp([
       {
         client_id: 'strongroom',
@@ -121,7 +121,7 @@ describe('staff sign in through the bank’s OpenID provider', () => {
     await idp.close()
   })
 
-  const authorize = (tenantId: string) => `${server.url}/v1/staff/oidc/authorize?tenant=${tenantId}`
+  const authorize = (tenantId: string) => `${server.url}/sign-in/oidc?tenant=${tenantId}`
 
   async function signIn(tenantId: string, username: string) {
     const landed = await new Browser(username).go(authorize(tenantId))
@@ -217,7 +217,7 @@ describe('staff sign in through the bank’s OpenID provider', () => {
     assert.equal(fragmentOf(deactivated).get('sign-in-error'), 'deactivated')
     assert.ok(dave.id)
 
-    const callback = (url: URL) => url.pathname === '/v1/staff/oidc/callback'
+    const callback = (url: URL) => url.pathname === '/sign-in/oidc/callback'
     const reached = await new Browser('alice').go(authorize(bank.tenantId), { stop: callback })
     const forged = new URL(reached)
     forged.searchParams.set('state', 'not-the-state')
@@ -243,7 +243,7 @@ describe('staff sign in through the bank’s OpenID provider', () => {
     const cancelled = await new Browser('alice').go(authorize(bank.tenantId), {
       stop: (url) => url.origin === idp.issuer,
     })
-    const errorBack = new URL(`${server.url}/v1/staff/oidc/callback`)
+    const errorBack = new URL(`${server.url}/sign-in/oidc/callback`)
     errorBack.searchParams.set('error', 'access_denied')
     errorBack.searchParams.set('state', cancelled.searchParams.get('state') as string)
     assert.equal(fragmentOf(await new Browser('alice').go(errorBack.href)).get('sign-in-error'), 'provider-error')
@@ -388,14 +388,14 @@ describe('ID tokens a provider must never be trusted for', () => {
 
   test('the forging provider’s well-formed token is accepted (the harness is sound)', async () => {
     forge = forgeries.valid as typeof forge
-    const landed = await new Browser('x').go(`${server.url}/v1/staff/oidc/authorize?tenant=${bank.tenantId}`)
+    const landed = await new Browser('x').go(`${server.url}/sign-in/oidc?tenant=${bank.tenantId}`)
     assert.ok(fragmentOf(landed).get('oidc'), landed.hash)
   })
 
   for (const name of ['tampered', 'wrong issuer', 'wrong audience', 'expired', 'another key']) {
     test(`an ID token ${name === 'tampered' ? 'tampered with' : `with ${name}`} is refused`, async () => {
       forge = forgeries[name] as typeof forge
-      const landed = await new Browser('x').go(`${server.url}/v1/staff/oidc/authorize?tenant=${bank.tenantId}`)
+      const landed = await new Browser('x').go(`${server.url}/sign-in/oidc?tenant=${bank.tenantId}`)
       assert.equal(fragmentOf(landed).get('sign-in-error'), 'token')
       assert.equal(fragmentOf(landed).get('oidc'), null)
     })
