@@ -71,15 +71,20 @@ class Browser {
 
 const fragmentOf = (url: URL) => new URLSearchParams(url.hash.slice(1))
 
+// One server for the file: both providers' banks live on it.
+let server: TestServer
+before(async () => {
+  server = await startTestServer()
+})
+after(() => server.stop())
+
 describe('staff sign in through the bank’s OpenID provider', () => {
-  let server: TestServer
   let bank: TestBank
   let idp: TestIdp
   let keyBank: TestBank
   let clientJwk: JWK
 
   before(async () => {
-    server = await startTestServer()
     bank = await createTestBank(server)
     keyBank = await createTestBank(server, 'Key Bank')
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true })
@@ -116,10 +121,7 @@ describe('staff sign in through the bank’s OpenID provider', () => {
       assert.equal(configured.status, 200, JSON.stringify(configured.body))
     }
   })
-  after(async () => {
-    await server.stop()
-    await idp.close()
-  })
+  after(() => idp.close())
 
   const authorize = (tenantId: string) => `${server.url}/sign-in/oidc?tenant=${tenantId}`
 
@@ -300,7 +302,6 @@ describe('staff sign in through the bank’s OpenID provider', () => {
 })
 
 describe('ID tokens a provider must never be trusted for', () => {
-  let server: TestServer
   let bank: TestBank
   let forger: { issuer: string; close(): void }
   /** What the forging provider's token endpoint signs, given the nonce Strongroom sent. */
@@ -308,8 +309,7 @@ describe('ID tokens a provider must never be trusted for', () => {
   const forgeries: Record<string, (nonce: string) => Promise<string>> = {}
 
   before(async () => {
-    server = await startTestServer()
-    bank = await createTestBank(server)
+    bank = await createTestBank(server, 'Forged Bank')
     const { privateKey, publicKey } = await generateKeyPair('ES256')
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }
     let nonce = ''
@@ -381,10 +381,7 @@ describe('ID tokens a provider must never be trusted for', () => {
     })
     assert.equal(configured.status, 200)
   })
-  after(async () => {
-    await server.stop()
-    forger.close()
-  })
+  after(() => forger.close())
 
   test('the forging provider’s well-formed token is accepted (the harness is sound)', async () => {
     forge = forgeries.valid as typeof forge
