@@ -1,8 +1,10 @@
 import type { Module } from '../platform/module.ts'
 import { purgeExpiredClientCredentials } from './api-clients.ts'
+import { tenancyCommands } from './commands.ts'
 import { oauthRoutes } from './oauth-routes.ts'
+import { oidcProviderEncryptedColumns } from './oidc-providers.ts'
 import { oidcRoutes } from './oidc-routes.ts'
-import { purgeEndedSignIns } from './oidc-sign-in.ts'
+import { purgeEndedSignIns, signInEncryptedColumns } from './oidc-sign-in.ts'
 import { tenancyRoutes } from './routes.ts'
 import { scimRolePolicyRoutes, scimRoutes } from './scim-routes.ts'
 
@@ -24,4 +26,6 @@ export const tenancyModule: Module = {
     await purgeExpiredClientCredentials(ctx)
     await purgeEndedSignIns(ctx)
   },
+  commands: tenancyCommands,
+  encryptedColumns: [...oidcProviderEncryptedColumns, ...signInEncryptedColumns],
 }
