@@ -99,5 +99,6 @@ export {
   type WipeTarget,
 } from './remote-wipe.ts'
 export { generateSecretsKeys, openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
+export { claimStaffSession, StaffSession, type StaffSessionToken } from './staff-session.ts'
 export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'
 export { DEVICE_SUSPENDED_PROBLEM, isDeviceSuspendedProblem } from './wipe-problem.ts'

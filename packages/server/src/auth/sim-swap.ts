@@ -41,10 +41,10 @@ export function camaraSimSwap(options: {
 }) {
   const doFetch = options.fetch ?? fetch
   const credentials = options.accessToken
-  async function bearer(): Promise<string | undefined> {
+  async function bearer(phoneNumber: string): Promise<string | undefined> {
     if (credentials === undefined || typeof credentials === 'string') return credentials
     try {
-      return await credentials.token()
+      return await credentials.token(phoneNumber)
     } catch {
       throw new SimSwapUnavailable('carrier authorization failed')
     }
@@ -61,13 +61,13 @@ export function camaraSimSwap(options: {
       throw new SimSwapUnavailable((error as Error).name === 'TimeoutError' ? 'timeout' : 'carrier error')
     }
   }
-  async function call(path: string, body: unknown): Promise<Record<string, unknown>> {
-    const token = await bearer()
+  async function call(path: string, body: { phoneNumber: string; maxAge?: number }): Promise<Record<string, unknown>> {
+    const token = await bearer(body.phoneNumber)
     let response = await send(path, body, token)
     if (response.status === 401 && token && typeof credentials === 'object') {
       await response.body?.cancel()
       credentials.refused(token)
-      response = await send(path, body, await bearer())
+      response = await send(path, body, await bearer(body.phoneNumber))
     }
     if (response.status === 401 || response.status === 403) throw new SimSwapUnavailable('carrier authorization failed')
     if (!response.ok) throw new SimSwapUnavailable('carrier error')

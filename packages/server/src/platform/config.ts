@@ -171,6 +171,12 @@ const settings = {
     default: undefined,
   },
   simSwapScope: { env: 'STRONGROOM_SIM_SWAP_SCOPE', schema: Type.String({ minLength: 1 }), default: undefined },
+  /** The operator's CIBA backchannel authentication endpoint, for operators that require CAMARA's CIBA flow. */
+  simSwapBcAuthorizeUrl: {
+    env: 'STRONGROOM_SIM_SWAP_BC_AUTHORIZE_URL',
+    schema: Type.String({ pattern: '^https?://' }),
+    default: undefined,
+  },
   simSwapWindowHours: {
     env: 'STRONGROOM_SIM_SWAP_WINDOW_HOURS',
     schema: Type.Integer({ minimum: 1, maximum: 2400 }),
@@ -393,6 +399,9 @@ export function loadConfig(
  * the place of a static token, and is served over HTTPS in production (the client secret goes to it).
  */
 function checkCarrierOAuth(config: Config): void {
+  if (config.simSwapBcAuthorizeUrl && !config.simSwapTokenUrl) {
+    throw new ConfigError('STRONGROOM_SIM_SWAP_BC_AUTHORIZE_URL', 'needs STRONGROOM_SIM_SWAP_TOKEN_URL (CIBA polls it)')
+  }
   if (!config.simSwapTokenUrl) return
   if (!config.simSwapClientId || !config.simSwapClientSecretFile) {
     throw new ConfigError(
@@ -405,6 +414,9 @@ function checkCarrierOAuth(config: Config): void {
   }
   if (config.mode === 'production' && !config.simSwapTokenUrl.startsWith('https://')) {
     throw new ConfigError('STRONGROOM_SIM_SWAP_TOKEN_URL', 'must be an https:// URL in production mode')
+  }
+  if (config.mode === 'production' && config.simSwapBcAuthorizeUrl?.startsWith('https://') === false) {
+    throw new ConfigError('STRONGROOM_SIM_SWAP_BC_AUTHORIZE_URL', 'must be an https:// URL in production mode')
   }
 }
 

@@ -2,19 +2,30 @@ import type { Module } from '../platform/module.ts'
 import { purgeExpiredClientCredentials } from './api-clients.ts'
 import { tenancyCommands } from './commands.ts'
 import { oauthRoutes } from './oauth-routes.ts'
+import { oidcProviderEncryptedColumns } from './oidc-providers.ts'
+import { oidcRoutes } from './oidc-routes.ts'
+import { purgeEndedSignIns, signInEncryptedColumns } from './oidc-sign-in.ts'
 import { tenancyRoutes } from './routes.ts'
 import { scimRolePolicyRoutes, scimRoutes } from './scim-routes.ts'
 
-/** Tenants, staff and their tokens (and their provisioning over SCIM), bank backends' OAuth clients. */
+/**
+ * Tenants, staff and their tokens (their provisioning over SCIM, their sign-in through the bank's OpenID provider),
+ * bank backends' OAuth clients.
+ */
 export const tenancyModule: Module = {
   name: 'tenancy',
   routes: async (app, ctx) => {
     await app.register(async (scope) => tenancyRoutes(scope, ctx))
     await app.register(async (scope) => oauthRoutes(scope, ctx))
+    await app.register(async (scope) => oidcRoutes(scope, ctx))
     // SCIM answers in its own error format: a scope of its own with its own error handler.
     await app.register(async (scope) => scimRoutes(scope, ctx))
     await app.register(async (scope) => scimRolePolicyRoutes(scope, ctx))
   },
-  housekeeping: (ctx) => purgeExpiredClientCredentials(ctx),
+  housekeeping: async (ctx) => {
+    await purgeExpiredClientCredentials(ctx)
+    await purgeEndedSignIns(ctx)
+  },
   commands: tenancyCommands,
+  encryptedColumns: [...oidcProviderEncryptedColumns, ...signInEncryptedColumns],
 }

@@ -124,11 +124,14 @@ export async function saveScimRolePolicy(
 }
 
 /**
- * The one role the identity provider's values map to: the primary value's if it maps, else the single role the
- * mapped values agree on. No mapped value, or several roles and no primary one, is refused: nobody gets a role by
- * accident.
+ * The one role the identity provider's values (SCIM roles, or an ID token's role or group claim) map to: the primary
+ * value's if it maps, else the single role the mapped values agree on; `none` when no value maps and `several` when
+ * they name several roles and none is primary. Nobody gets a role by accident.
  */
-function roleOf(values: ScimUserInput['roles'], policy: ScimRolePolicy): Role {
+export function mappedRole(
+  values: readonly { value: string; primary?: boolean | undefined }[],
+  policy: ScimRolePolicy,
+): Role | 'none' | 'several' {
   const mapped = values
     .map((v) => ({
       role: Object.hasOwn(policy.roles, v.value) ? policy.roles[v.value] : undefined,
@@ -139,13 +142,21 @@ function roleOf(values: ScimUserInput['roles'], policy: ScimRolePolicy): Role {
   if (primary) return primary.role
   const distinct = [...new Set(mapped.map((v) => v.role))]
   if (distinct.length === 1) return distinct[0] as Role
-  throw new ScimError(
-    400,
-    'invalidValue',
-    distinct.length === 0
-      ? 'no value of roles maps to a Strongroom role (PUT /v1/policies/scim-roles)'
-      : 'roles map to several Strongroom roles: mark one primary',
-  )
+  return distinct.length === 0 ? 'none' : 'several'
+}
+
+function roleOf(values: ScimUserInput['roles'], policy: ScimRolePolicy): Role {
+  const role = mappedRole(values, policy)
+  if (role === 'none') {
+    throw new ScimError(
+      400,
+      'invalidValue',
+      'no value of roles maps to a Strongroom role (PUT /v1/policies/scim-roles)',
+    )
+  }
+  if (role === 'several')
+    throw new ScimError(400, 'invalidValue', 'roles map to several Strongroom roles: mark one primary')
+  return role
 }
 
 /** The user's row, not deleted; with `lock`, locked until the caller's transaction ends. */

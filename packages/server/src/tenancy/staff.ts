@@ -181,7 +181,8 @@ export async function issueStaffToken(
   options: {
     ttlSeconds: number
     scopes?: readonly Scope[] | undefined
-    signIn?: { method: 'passkey'; id: string } | undefined
+    /** The sign-in behind the token: a passkey (its id), or an OpenID Connect sign-in the token then continues. */
+    signIn?: { method: 'passkey' | 'oidc'; id: string } | undefined
   },
   actor: Actor,
 ): Promise<IssuedStaffToken> {
@@ -217,6 +218,7 @@ export async function issueStaffToken(
         expires_at: expiresAt,
         revoked_at: null,
         created_at: new Date(),
+        sign_in_id: options.signIn?.method === 'oidc' ? options.signIn.id : null,
       })
       .execute()
     await recordAudit(trx, {

@@ -25,5 +25,6 @@ export {
   type TestDatabase,
   type TestServer,
 } from './harness.ts'
-export { skipUnlessPresent } from './requirements.ts'
+export { needsPostgresAndNats, skipUnlessPresent } from './requirements.ts'
 export { configureSimulatedSms, SimulatedPhone } from './simulated-phone.ts'
+export { startTestIdp, type TestIdp } from './test-idp.ts'

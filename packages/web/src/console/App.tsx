@@ -30,30 +30,69 @@ function useSession(session: ConsoleSession): void {
 
 export function App() {
   const [session, setSession] = useState<ConsoleSession | undefined>(undefined)
-  if (!session) return <SignIn onSignedIn={setSession} />
+  const [notice, setNotice] = useState<string | undefined>(undefined)
+  // The server ended the session (deactivated, signed out elsewhere, past its end): back to signing in, saying so.
+  useEffect(
+    () =>
+      session?.subscribe(() => {
+        if (!session.ended) return
+        session.close()
+        setNotice('Your session has ended. Sign in again.')
+        setSession(undefined)
+      }),
+    [session],
+  )
+  if (!session) return <SignIn onSignedIn={setSession} notice={notice} />
   return (
     <Console
       session={session}
-      onSignOut={() => {
-        session.close()
-        setSession(undefined)
+      onSignOut={async () => {
+        const logout = await session.signOut()
+        // Signed in through the bank's identity provider: its session ends too, and it sends the browser back here.
+        if (logout) location.assign(logout)
+        else setSession(undefined)
       }}
     />
   )
 }
 
+/** What went wrong on the way through the identity provider, as the server names it in the fragment. */
+const signInFailures: Record<string, string> = {
+  'no-provider': 'Your bank has not set up sign-in with its identity provider here.',
+  unavailable: 'Your bank’s identity provider could not be reached. Try again.',
+  state: 'That sign-in has expired or was already used. Sign in again.',
+  'provider-error': 'Your bank’s identity provider did not sign you in.',
+  token: 'Your bank’s identity provider’s answer could not be verified. Sign in again.',
+  'no-role': 'Your account has no role in this console: ask your administrator.',
+  deactivated: 'Your account is deactivated: ask your administrator.',
+  conflict: 'Another staff member has your name here: ask your administrator.',
+}
+
+/** The handoff code or the failure a sign-in through the identity provider left in the address, taken out of it. */
+function takeFragment(): { handoff?: string; failure?: string } {
+  const fragment = new URLSearchParams(location.hash.slice(1))
+  if (!fragment.has('oidc') && !fragment.has('sign-in-error')) return {}
+  history.replaceState(null, '', location.pathname + location.search)
+  const failure = fragment.get('sign-in-error')
+  return fragment.get('oidc')
+    ? { handoff: fragment.get('oidc') as string }
+    : { failure: signInFailures[failure ?? ''] ?? 'The sign-in failed. Try again.' }
+}
+
 /** The bank (tenant) a passkey signs in to: from the console link the bank gives its staff (`?tenant=ten_…`). */
 const tenantOfPage = () => new URLSearchParams(location.search).get('tenant') ?? ''
 
-function SignIn(props: { onSignedIn: (session: ConsoleSession) => void }) {
-  const [error, setError] = useState<{ form: 'passkey' | 'token'; message: string } | undefined>(undefined)
+function SignIn(props: { onSignedIn: (session: ConsoleSession) => void; notice?: string | undefined }) {
+  const [error, setError] = useState<{ form: 'idp' | 'passkey' | 'token'; message: string } | undefined>(
+    props.notice ? { form: 'idp', message: props.notice } : undefined,
+  )
   const [busy, setBusy] = useState(false)
   const bank = useRef<HTMLInputElement>(null)
   const input = useRef<HTMLInputElement>(null)
   const passkeyButton = useRef<HTMLButtonElement>(null)
   // The passkey is the way in: its button has focus when the link named the bank, else the bank ID field.
   useEffect(() => (bank.current?.value ? passkeyButton.current : bank.current)?.focus(), [])
-  const signIn = async (form: 'passkey' | 'token', open: () => Promise<ConsoleSession>) => {
+  const signIn = async (form: 'idp' | 'passkey' | 'token', open: () => Promise<ConsoleSession>) => {
     setBusy(true)
     setError(undefined)
     try {
@@ -69,6 +108,16 @@ function SignIn(props: { onSignedIn: (session: ConsoleSession) => void }) {
       setBusy(false)
     }
   }
+  // Back from the bank's identity provider: the code it handed this page signs in (once), or why it did not.
+  useEffect(() => {
+    const { handoff, failure } = takeFragment()
+    if (failure) setError({ form: 'idp', message: failure })
+    if (handoff) void signIn('idp', () => ConsoleSession.signInWithOidc(location.origin, tenantOfPage(), handoff))
+  }, [])
+  const withIdentityProvider = (event: Event) => {
+    event.preventDefault()
+    location.assign(`/sign-in/oidc?tenant=${encodeURIComponent(bank.current?.value.trim() ?? '')}`)
+  }
   const withPasskey = (event: Event) => {
     event.preventDefault()
     void signIn('passkey', () => ConsoleSession.signInWithPasskey(location.origin, bank.current?.value ?? ''))
@@ -77,7 +126,7 @@ function SignIn(props: { onSignedIn: (session: ConsoleSession) => void }) {
     event.preventDefault()
     void signIn('token', () => ConsoleSession.signIn(location.origin, input.current?.value ?? ''))
   }
-  const alert = (form: 'passkey' | 'token') =>
+  const alert = (form: 'idp' | 'passkey' | 'token') =>
     error?.form === form && (
       <p id={`${form}-error`} class="alert" role="alert">
         {error.message}
@@ -107,6 +156,12 @@ function SignIn(props: { onSignedIn: (session: ConsoleSession) => void }) {
           {alert('passkey')}
           <button type="submit" ref={passkeyButton} disabled={busy}>
             {busy ? 'Signing in…' : 'Sign in with a passkey'}
+          </button>
+        </form>
+        <form class="idp-sign-in" onSubmit={withIdentityProvider}>
+          {alert('idp')}
+          <button type="submit" class="secondary" disabled={busy}>
+            Sign in with your bank account
           </button>
         </form>
         <form class="token-sign-in" onSubmit={withToken} aria-describedby="sign-in-help">
@@ -179,7 +234,7 @@ const streamStateLabel = {
   closed: 'Offline',
 } as const
 
-function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
+function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void> }) {
   const { session } = props
   useSession(session)
   // Compliance officers start in the archive; whoever may also answer starts in the inbox.
@@ -211,7 +266,7 @@ function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
           </nav>
         )}
         <AddPasskey session={session} />
-        <button type="button" class="secondary" onClick={props.onSignOut}>
+        <button type="button" class="secondary" onClick={() => void props.onSignOut()}>
           Sign out
         </button>
       </header>

@@ -1,9 +1,12 @@
 import {
   base64ToBytes,
   type Conversation,
+  type Credentials,
+  claimStaffSession,
   isPublicChannelMessage,
   type Message,
   type MessageStream,
+  StaffSession,
   StaffToken,
   type StreamState,
   StrongroomClient,
@@ -106,8 +109,13 @@ export class ConsoleSession {
   /** Stream events are handled one at a time, in the order they came. */
   #queue: Promise<void> = Promise.resolve()
 
-  private constructor(client: StrongroomClient, me: StaffIdentity) {
+  /** The server ended this session (signed out elsewhere, deactivated, or past its end): the console signs in again. */
+  ended = false
+  readonly #credentials: Credentials
+
+  private constructor(client: StrongroomClient, credentials: Credentials, me: StaffIdentity) {
     this.client = client
+    this.#credentials = credentials
     this.me = me
     this.consents = new ConsentTracker(client)
     this.publicChannels = new PublicChannels(client, () => this.#changed())
@@ -142,7 +150,22 @@ export class ConsoleSession {
     }
   }
 
-  static async #open(baseUrl: string, credentials: StaffToken): Promise<ConsoleSession> {
+  /**
+   * Signs in with the single-use code a sign-in through the bank's identity provider handed this page (in its
+   * address's fragment): the session's short-lived tokens renew themselves while it lasts, in memory only.
+   */
+  static async signInWithOidc(baseUrl: string, tenantId: string, handoff: string): Promise<ConsoleSession> {
+    try {
+      return await ConsoleSession.#open(baseUrl, await claimStaffSession({ baseUrl, tenantId, handoff }))
+    } catch (error) {
+      if (error instanceof StrongroomError && (error.status === 401 || error.status === 400)) {
+        throw new SignInRefused('That sign-in has expired or was already used. Sign in again.')
+      }
+      throw error
+    }
+  }
+
+  static async #open(baseUrl: string, credentials: Credentials): Promise<ConsoleSession> {
     const client = new StrongroomClient({ baseUrl, credentials })
     let me: Awaited<ReturnType<StrongroomClient['me']>>
     try {
@@ -154,7 +177,7 @@ export class ConsoleSession {
       throw error
     }
     if (me.kind !== 'staff') throw new SignInRefused('This token is not a staff member’s.')
-    return new ConsoleSession(client, {
+    return new ConsoleSession(client, credentials, {
       staffId: String(me.staffId),
       tenantId: me.tenantId,
       role: String(me.role),
@@ -205,6 +228,8 @@ export class ConsoleSession {
       onLeft: (conversationId) => this.#enqueue(async () => this.#onLeft(conversationId)),
       onStateChange: (state) => {
         this.streamState = state
+        // Closed without this console closing it: the server refused the credentials (revoked, deactivated, ended).
+        if (state === 'closed' && !this.#closed) this.ended = true
         this.#changed()
       },
       onError: (error) => {
@@ -278,7 +303,6 @@ export class ConsoleSession {
     }
   }
 
-  /** Signs out: closes the stream and forgets the client (and with it the token). */
   /** Registers a passkey of this staff member made by this device, to sign in with next time (no token to type). */
   async addPasskey(): Promise<void> {
     const options = await this.client.passkeyRegistrationOptions()
@@ -288,6 +312,18 @@ export class ConsoleSession {
     await this.client.registerPasskey(credential)
   }
 
+  /**
+   * Signs out: a session from the bank's identity provider ends on the server (every token of it), and gives the
+   * provider's logout URL where it has one; then the stream closes and the client (with the token) is forgotten.
+   */
+  async signOut(): Promise<string | undefined> {
+    const credentials = this.#credentials
+    const ended = credentials instanceof StaffSession ? await credentials.signOut().catch(() => ({})) : {}
+    this.close()
+    return (ended as { endSessionUrl?: string }).endSessionUrl
+  }
+
+  /** Closes the stream and forgets the client (and with it the token). */
   close(): void {
     this.#closed = true
     this.#stream?.close()

@@ -44,6 +44,43 @@ export interface StaffTokensTable {
   expires_at: Timestamp
   revoked_at: Timestamp | null
   created_at: Timestamp
+  /** The OpenID Connect sign-in the token continues (refreshable until the session's end), if any. */
+  sign_in_id: string | null
+}
+
+export interface StaffOidcProvidersTable {
+  tenant_id: string
+  issuer: string
+  client_id: string
+  auth_method: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
+  /** Sealed by the keyring: the client secret, or the private JWK for private_key_jwt. */
+  credential: Uint8Array
+  subject_claim: string
+  role_claim: string
+  scopes: string
+  session_seconds: number
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface StaffSignInsTable {
+  id: string
+  tenant_id: string
+  state_hash: Uint8Array
+  nonce: string
+  /** Sealed by the keyring. */
+  code_verifier: Uint8Array
+  redirect_uri: string
+  expires_at: Timestamp
+  callback_at: Timestamp | null
+  staff_id: string | null
+  handoff_hash: Uint8Array | null
+  handed_off_at: Timestamp | null
+  session_expires_at: Timestamp | null
+  /** Sealed by the keyring: the hint for RP-initiated logout. */
+  id_token: Uint8Array | null
+  ended_at: Timestamp | null
+  created_at: Timestamp
 }
 
 export interface CustomersTable {
@@ -652,6 +689,8 @@ export interface Database {
   tenant_keys: TenantKeysTable
   staff: StaffTable
   staff_tokens: StaffTokensTable
+  staff_oidc_providers: StaffOidcProvidersTable
+  staff_sign_ins: StaffSignInsTable
   customers: CustomersTable
   enrolment_codes: EnrolmentCodesTable
   devices: DevicesTable

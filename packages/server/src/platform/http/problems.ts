@@ -29,6 +29,8 @@ const catalogue = {
   'auth/invalid-dpop-proof': { status: 401, title: 'The DPoP proof is invalid' },
   'auth/dpop-replay': { status: 401, title: 'The DPoP proof was already used' },
   'auth/forbidden': { status: 403, title: 'The credentials do not allow this action' },
+  'auth/sign-in-failed': { status: 401, title: 'The sign-in code is invalid, used or expired' },
+  'auth/session-ended': { status: 401, title: 'The console session has ended: sign in again' },
   'identity/invalid-enrolment-code': { status: 400, title: 'The enrolment code is invalid, used or expired' },
   'identity/device-key-in-use': { status: 409, title: 'This device key is already enrolled' },
   'identity/unsupported-key': { status: 400, title: 'The device key type is not supported' },
