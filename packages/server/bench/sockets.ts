@@ -116,6 +116,14 @@ async function main() {
   const run = (...cmd: string[]) => JSON.parse(execFileSync(process.execPath, [cli, ...cmd], { env, encoding: 'utf8' }))
   const workers: ChildProcess[] = []
   let server: ChildProcess | undefined
+  // Interrupted (Ctrl-C, a timeout): the server and the client processes go too.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const w of workers) w.kill('SIGKILL')
+      server?.kill('SIGKILL')
+      process.exit(130)
+    })
+  }
   try {
     const tenant = run('tenant', 'create', '--name', 'Bench Bank')
     const staff = run('staff', 'token', '--tenant', tenant.id, '--name', 'bench', '--role', 'agent')
