@@ -65,6 +65,7 @@ import { createLogger, type Logger } from './platform/logging.ts'
 import { createMetrics } from './platform/metrics.ts'
 import { type Module, registerModules } from './platform/module.ts'
 import { startPeriodicTask } from './platform/periodic-task.ts'
+import { startTracing } from './platform/tracing.ts'
 import { refuseDevSeededDatabase, seedDemoBank } from './seed.ts'
 import { tenancyModule } from './tenancy/module.ts'
 import { webModule } from './web/module.ts'
@@ -156,11 +157,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const keys = await openSigningKeys(platform)
   // base64 makes a body about 4/3 of the ciphertext; the rest is room for the JSON around it.
   const bodyLimit = Math.ceil((config.maxMessageBytes * 4) / 3) + 16 * 1024
+  const stopTracing = config.tracing === 'otlp' ? await startTracing('strongroom') : undefined
   const app = await createHttpServer({
     logger: ctx.log,
     metrics: ctx.metrics,
     bodyLimit,
     trustProxy: config.trustProxy,
+    tracing: stopTracing !== undefined,
   })
   const checks = guardChecks(ctx)
   // The limit per IP address runs before authentication, the others after it.
@@ -201,6 +204,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await running.webhooks.stop()
     checks.gate.deactivated.close()
     await platform.close()
+    // Last: the spans of what closing committed and delivered are exported too.
+    await stopTracing?.()
   })
   const metricsEndpoint = await serveMetrics(app, config, ctx.metrics)
   app.addHook('onClose', () => metricsEndpoint.close())

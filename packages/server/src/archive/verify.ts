@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
+import { cursorPages } from '../platform/db/cursor.ts'
 import type { Database } from '../platform/db/schema.ts'
 import { type ChainFailure, type ChainTrust, type ChainVerification, walkChain } from '../platform/hash-chain/walker.ts'
 import { readWitnessFile } from '../platform/hash-chain/witness.ts'
@@ -18,6 +19,20 @@ const PAGE = 5000
  * in the chain lists it. The first failure is named.
  */
 export async function verifyArchiveChain(
+  db: Kysely<Database>,
+  tenantId: string,
+  trust: ChainTrust,
+  onProgress?: (done: number, total: number) => void,
+): Promise<ArchiveVerification> {
+  // One snapshot for the counts, the checkpoints and the records, read through one cursor however long the chain.
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute((trx) => walkArchiveChain(trx, tenantId, trust, onProgress))
+}
+
+async function walkArchiveChain(
   db: Kysely<Database>,
   tenantId: string,
   trust: ChainTrust,
@@ -57,7 +72,7 @@ export async function verifyArchiveChain(
       .execute(),
     total: Number(counts.linked),
     pending: Number(counts.all) - Number(counts.linked),
-    page: (fromSeq) => records.selectAll().where('seq', '>=', fromSeq).orderBy('seq').limit(PAGE).execute(),
+    pages: cursorPages(db, records.selectAll().where('seq', 'is not', null).orderBy('seq'), PAGE),
     recompute: (record, previous) => archiveRecordHash(previous, chainedFields(record)),
     check: checkContent,
     onProgress,

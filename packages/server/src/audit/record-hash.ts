@@ -16,9 +16,9 @@ export interface ChainedRecord {
   details: string
 }
 
-/** SHA-256(previous record's hash || canonical JSON of this record): change, drop or move one and the links break. */
-export function recordHash(previous: Uint8Array, record: ChainedRecord): Buffer {
-  const canonical = canonicalize({
+/** The record as its hash covers it: RFC 8785 canonical JSON of every field but the hashes. */
+export function canonicalRecord(record: ChainedRecord): string {
+  return canonicalize({
     tenantId: record.tenant_id,
     seq: Number(record.seq),
     occurredAt: new Date(record.occurred_at).toISOString(),
@@ -29,5 +29,9 @@ export function recordHash(previous: Uint8Array, record: ChainedRecord): Buffer 
     reason: record.reason,
     details: JSON.parse(record.details),
   }) as string
-  return createHash('sha256').update(previous).update(canonical, 'utf8').digest()
+}
+
+/** SHA-256(previous record's hash || canonical JSON of this record): change, drop or move one and the links break. */
+export function recordHash(previous: Uint8Array, record: ChainedRecord): Buffer {
+  return createHash('sha256').update(previous).update(canonicalRecord(record), 'utf8').digest()
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { cursorPages } from '../platform/db/cursor.ts'
 import type { Database } from '../platform/db/schema.ts'
 import { type ChainTrust, type ChainVerification, walkChain } from '../platform/hash-chain/walker.ts'
 import { readWitnessFile } from '../platform/hash-chain/witness.ts'
@@ -14,6 +15,20 @@ const PAGE = 5000
  * head of the records it covers. Stops at the first failure and names it.
  */
 export async function verifyAuditChain(
+  db: Kysely<Database>,
+  tenantId: string,
+  trust: ChainTrust,
+  onProgress?: (done: number, total: number) => void,
+): Promise<ChainVerification> {
+  // One snapshot for the counts, the checkpoints and the records, read through one cursor however long the chain.
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute((trx) => walkAuditChain(trx, tenantId, trust, onProgress))
+}
+
+async function walkAuditChain(
   db: Kysely<Database>,
   tenantId: string,
   trust: ChainTrust,
@@ -37,15 +52,16 @@ export async function verifyAuditChain(
       .execute(),
     total: Number(counts.linked),
     pending: Number(counts.all) - Number(counts.linked),
-    page: (fromSeq) =>
+    pages: cursorPages(
+      db,
       db
         .selectFrom('audit_events')
         .selectAll()
         .where('tenant_id', '=', tenantId)
-        .where('seq', '>=', fromSeq)
-        .orderBy('seq')
-        .limit(PAGE)
-        .execute(),
+        .where('seq', 'is not', null)
+        .orderBy('seq'),
+      PAGE,
+    ),
     recompute: (record, previous) => recordHash(previous, record),
     onProgress,
   })

@@ -15,6 +15,8 @@ export type WireMessage = Message
 export interface MessagesCommittedEvent {
   tenantId: string
   messages: WireMessage[]
+  /** With tracing on: each message's commit span (W3C traceparent) by message id, never sent to a client. */
+  traces?: Record<string, string>
 }
 
 export interface MemberAddedEvent {

@@ -1,7 +1,9 @@
+import { type Context, context } from '@opentelemetry/api'
 import { sql } from 'kysely'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
+import { traceparentOf, tracer, tracingEnabled } from '../platform/tracing.ts'
 import { publishMessagesCommitted, type WireMessage } from './bus-events.ts'
 
 export interface AppendInput {
@@ -31,6 +33,8 @@ interface Pending {
   input: AppendInput
   resolve: (result: AppendResult) => void
   reject: (error: unknown) => void
+  /** With tracing on: the request or frame that appended it, whose trace its commit joins. */
+  trace?: Context
 }
 
 const MAX_BATCH = 500
@@ -78,7 +82,9 @@ export class MessageLog {
   #enqueue(input: AppendInput): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Problem('server/unavailable', 'the server is shutting down'))
     return new Promise((resolve, reject) => {
-      this.#queue.push({ input, resolve, reject })
+      this.#queue.push(
+        tracingEnabled ? { input, resolve, reject, trace: context.active() } : { input, resolve, reject },
+      )
       if (!this.#timer && this.#inFlight.size < WRITERS) {
         this.#timer = setTimeout(() => {
           this.#timer = undefined
@@ -145,10 +151,11 @@ export class MessageLog {
     }
     this.#ctx.metrics.commitDuration.observe((performance.now() - started) / 1000)
     this.#ctx.metrics.commitBatchSize.observe(batch.length)
+    const traces = tracingEnabled ? commitSpans(batch, outcome, performance.timeOrigin + started) : undefined
     let createdCount = 0
     for (const [tenantId, messages] of outcome.created) {
       createdCount += messages.length
-      publishMessagesCommitted(this.#ctx.bus, { tenantId, messages })
+      publishMessagesCommitted(this.#ctx.bus, traces ? { tenantId, messages, traces } : { tenantId, messages })
     }
     this.#ctx.metrics.messagesCommitted.inc(createdCount)
     batch.forEach((p, i) => {
@@ -157,6 +164,30 @@ export class MessageLog {
       else p.resolve(result)
     })
   }
+}
+
+/**
+ * With tracing on, one span per appended message from the batch's start to its commit, in the trace of the request or
+ * frame that sent it; returns each new message's span as a traceparent, so that its deliveries (on any node) join it.
+ */
+function commitSpans(batch: Pending[], outcome: BatchOutcome, startTime: number): Record<string, string> {
+  const traces: Record<string, string> = {}
+  batch.forEach((pending, i) => {
+    const result = outcome.results[i]
+    const span = tracer.startSpan(
+      'message commit',
+      { startTime, attributes: { 'strongroom.batch_size': batch.length } },
+      pending.trace,
+    )
+    if (result instanceof Problem) span.setAttribute('strongroom.refused', result.kind)
+    else {
+      span.setAttribute('strongroom.created', result?.created ?? false)
+      const traceparent = result?.created ? traceparentOf(span) : undefined
+      if (result && traceparent) traces[result.message.id] = traceparent
+    }
+    span.end()
+  })
+  return traces
 }
 
 interface BatchOutcome {

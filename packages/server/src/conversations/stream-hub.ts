@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
+import { ROOT_CONTEXT } from '@opentelemetry/api'
 import { type AuthFrame, authFrameCheck, type ClientFrame, CloseCode, clientFrameCheck } from '@strongroom/sdk/protocol'
 import type { WebSocket } from 'ws'
 import {
@@ -16,6 +17,7 @@ import type { ActionGuard } from '../platform/http/access-rule.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { asProblem, Problem } from '../platform/http/problems.ts'
 import { hasUnstorableText } from '../platform/http/schemas.ts'
+import { contextFrom, inSpan, tracer, tracingEnabled } from '../platform/tracing.ts'
 import { STAFF_REVOKED_SUBJECT_PREFIX, type StaffRevokedEvent } from '../tenancy/staff-events.ts'
 import {
   MEMBER_LEFT_SUBJECT_PREFIX,
@@ -141,9 +143,18 @@ export class StreamHub {
     for (const message of event.messages) {
       const sessions = this.#byConversation.get(message.conversationId)
       if (!sessions) continue
+      const traceparent = tracingEnabled ? event.traces?.[message.id] : undefined
+      const span = traceparent
+        ? tracer.startSpan(
+            'message deliver',
+            { attributes: { 'strongroom.sockets': sessions.size } },
+            contextFrom({ traceparent }),
+          )
+        : undefined
       // Serialized once, written to every member socket on this node.
       const frame = `{"type":"message","message":${JSON.stringify(message)}}`
       for (const session of sessions) session.deliverLive(message.conversationId, message.seq, frame)
+      span?.end()
     }
   }
 
@@ -506,6 +517,7 @@ class StreamSession {
         return
       }
       case 'send':
+        if (tracingEnabled) return inSpan('stream send', ROOT_CONTEXT, () => this.#onSend(principal, frame))
         return this.#onSend(principal, frame)
     }
   }

@@ -116,6 +116,16 @@ const settings = {
     schema: Type.Integer({ minimum: 65536, maximum: 268435456 }),
     default: 8388608,
   },
+  /**
+   * OpenTelemetry traces: 'otlp' exports them over OTLP/HTTP to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or
+   * OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, default http://localhost:4318/v1/traces), with the other standard
+   * OTEL_EXPORTER_OTLP_* and OTEL_RESOURCE_ATTRIBUTES variables; OTEL_TRACES_EXPORTER=otlp does the same.
+   */
+  tracing: {
+    env: 'STRONGROOM_TRACING',
+    schema: Type.Union([Type.Literal('off'), Type.Literal('otlp')]),
+    default: 'off',
+  },
   commitDelayMs: { env: 'STRONGROOM_COMMIT_DELAY_MS', schema: Type.Integer({ minimum: 0, maximum: 100 }), default: 1 },
   auditCheckpointRecords: {
     env: 'STRONGROOM_AUDIT_CHECKPOINT_RECORDS',
@@ -368,6 +378,8 @@ export function loadConfig(
     config[key] = value
   }
   const result = config as Config
+  // The standard switch of OpenTelemetry's own SDKs turns tracing on too (STRONGROOM_TRACING, when set, decides).
+  if (!explicit.has('tracing') && env.OTEL_TRACES_EXPORTER === 'otlp') result.tracing = 'otlp'
   result.keyFile ??= path.join(result.dataDir, 'keyring.json')
   // Production reads no key file from wherever it was started: only one it was told about.
   const archiveKeyFileNamed = result.mode === 'dev' || explicit.has('archiveKeyFile') || explicit.has('dataDir')

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino'
+import { traceFields } from './tracing.ts'
 
 /**
  * Paths pino replaces with [redacted] wherever a log line carries them: credentials, codes, keys, message bodies and
@@ -21,6 +22,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       redact: { paths: redactedPaths, censor: '[redacted]' },
       base: { service: 'strongroom' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // Inside a traced request, commit or delivery: its trace id, so a log line leads to the trace and back.
+      mixin: traceFields,
     },
     destination,
   )

@@ -11,7 +11,7 @@ import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { type Config, loadConfig } from '../platform/config.ts'
 import type { DatabaseHandle } from '../platform/db/database.ts'
 import type { Role } from '../platform/http/roles.ts'
-import { createLogger } from '../platform/logging.ts'
+import { createLogger, type Logger } from '../platform/logging.ts'
 import { type RunningServer, startServer } from '../server.ts'
 import { createStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { createTenant } from '../tenancy/tenants.ts'
@@ -63,7 +63,7 @@ export async function startTestServer(
   overrides: Partial<Config> = {},
   database?: TestDatabase,
   /** `database`: an open handle to share across servers (a restart on the same data, PGlite included). */
-  options: { archiveSink?: ArchiveSink; database?: DatabaseHandle } = {},
+  options: { archiveSink?: ArchiveSink; database?: DatabaseHandle; logger?: Logger } = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'strongroom-test-'))
   // Google's attestation status list is not fetched from tests, production-mode ones included: an empty list stands in.

@@ -117,10 +117,11 @@ export interface ChainVerification {
 type WalkedRecord = Parameters<ChainWalker['step']>[0]
 
 /**
- * Walks a whole chain page by page (`page(fromSeq)` returns records in sequence order from that number), with an
- * optional further check per record, and reports progress after each page. Checkpoints from the witness are checked
- * like the stored ones: a history rewritten and re-signed in the database still differs from the tree heads the
- * witness took before.
+ * Walks a whole chain page by page (`pages` gives records in sequence order from the first, a page at a time), with an
+ * optional further check per record, and reports progress after each page; the next page is read while one is
+ * checked, so the database's work and the hashing overlap, and no more than two pages are held. Checkpoints from the
+ * witness are checked like the stored ones: a history rewritten and re-signed in the database still differs from the
+ * tree heads the witness took before.
  */
 export async function walkChain<R extends WalkedRecord>(options: {
   kind: ChainKind
@@ -129,7 +130,7 @@ export async function walkChain<R extends WalkedRecord>(options: {
   witnessed?: StoredCheckpoint[] | undefined
   keys: Map<string, KeyObject>
   pending: number
-  page: (fromSeq: number) => Promise<R[]>
+  pages: AsyncIterable<R[]>
   recompute: (record: R, previous: Buffer) => Buffer
   check?: (record: R) => ChainFailure | undefined
   total: number
@@ -148,12 +149,18 @@ export async function walkChain<R extends WalkedRecord>(options: {
     pending: options.pending,
     ...(failure ? { failure: { ...failure, id: failure.id === null ? null : Number(failure.id) } } : {}),
   })
-  for (;;) {
-    const page = await options.page(walker.expected)
-    if (page.length === 0) break
-    for (const record of page) {
+  const pages = options.pages[Symbol.asyncIterator]()
+  for (let next = pages.next(); ; ) {
+    const page = await next
+    if (page.done) break
+    next = pages.next()
+    for (const record of page.value) {
       const failure = walker.step(record, (previous) => options.recompute(record, previous)) ?? options.check?.(record)
-      if (failure) return result(failure)
+      if (failure) {
+        await next
+        await pages.return?.()
+        return result(failure)
+      }
     }
     options.onProgress?.(walker.expected - 1, options.total)
   }

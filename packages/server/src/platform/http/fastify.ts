@@ -8,6 +8,7 @@ import type { Logger } from '../logging.ts'
 import type { Metrics } from '../metrics.ts'
 import { documentedSchema, securitySchemes } from './openapi-operations.ts'
 import { asProblem, Problem, problemCatalogue } from './problems.ts'
+import { installRequestSpans } from './request-spans.ts'
 import { hasUnstorableText } from './schemas.ts'
 import { installSecurityHeaders } from './security-headers.ts'
 
@@ -82,6 +83,8 @@ export async function createHttpServer(options: {
   metrics: Metrics
   bodyLimit: number
   trustProxy: boolean
+  /** A span per request (OpenTelemetry), when tracing is on. */
+  tracing?: boolean
 }): Promise<App> {
   const app = Fastify({
     loggerInstance: options.logger,
@@ -161,6 +164,7 @@ export async function createHttpServer(options: {
   })
 
   installSecurityHeaders(app)
+  if (options.tracing) installRequestSpans(app as unknown as FastifyInstance)
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'

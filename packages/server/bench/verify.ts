@@ -1,0 +1,157 @@
+/**
+ * `archive verify` and `audit verify` against the raw SHA-256 rate over the same bytes, at several chain sizes. For each
+ * size a fresh tenant gets that many archive records and audit events (written in bulk by SQL, then linked and
+ * checkpointed by the real chainers), each chain is verified as the CLI does it, and the ceiling is SHA-256 alone over
+ * the bytes verification hashes per record (the previous hash and the canonical fields, and an archive record's sealed
+ * content), read back from the database before the clock starts. PostgreSQL when DATABASE_URL is set (a fresh
+ * database), PGlite otherwise. One JSON line per chain and size.
+ *
+ *   npm run bench:verify
+ *   npm run bench:verify -- --sizes 50000,1000000 --chains archive
+ */
+import { createHash } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import canonicalize from 'canonicalize'
+import { sql } from 'kysely'
+import { chainArchiveRecords } from '../src/archive/chainer.ts'
+import { chainedFields } from '../src/archive/record-hash.ts'
+import { verifyArchiveChain } from '../src/archive/verify.ts'
+import { chainPendingEvents } from '../src/audit/chainer.ts'
+import { operator } from '../src/audit/events.ts'
+import { canonicalRecord } from '../src/audit/record-hash.ts'
+import { verifyAuditChain } from '../src/audit/verify.ts'
+import { loadConfig } from '../src/platform/config.ts'
+import { migrateToLatest, openDatabase } from '../src/platform/db/database.ts'
+import { Keyring } from '../src/platform/keyring/keyring.ts'
+import { LocalKeyFileProvider } from '../src/platform/keyring/local-key-file.ts'
+import { TenantSigningKeys, verificationKeys } from '../src/platform/keyring/signing-keys.ts'
+import { createTenant } from '../src/tenancy/tenants.ts'
+import { createTestDatabase } from '../src/testing/harness.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '50000,1000000' },
+    chains: { type: 'string', default: 'archive,audit' },
+  },
+})
+const sizes = args.sizes.split(',').map(Number)
+const chains = args.chains.split(',')
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'sr-bench-verify-'))
+const testDb = await createTestDatabase()
+const config = loadConfig({}, { dataDir: dir, databaseUrl: testDb.url, logLevel: 'silent', devSeed: false })
+const database = await openDatabase(config, { inMemory: true })
+await migrateToLatest(database.db)
+const db = database.db
+const live = await LocalKeyFileProvider.open(path.join(dir, 'keyring.json'), { create: true })
+const policy = { everyRecords: 1000, everySeconds: 3600 }
+const log = (line: string) => process.stderr.write(`${line}\n`)
+const BULK = 50_000
+
+/** Archive records as the archive writes them (a 256-byte sealed body and its SHA-256), unlinked. */
+async function fillArchive(tenantId: string, count: number) {
+  for (let from = 1; from <= count; from += BULK) {
+    const to = Math.min(count, from + BULK - 1)
+    await sql`insert into archive_records (tenant_id, record_class, source_ref, conversation_id, conversation_seq,
+        customer_id, occurred_at, key_id, sealed, content_hash, content_digest, details)
+      select ${tenantId}, 'secure-message', 'mls:cnv_bench:' || i, 'cnv_bench' || lpad((i % 1000)::text, 16, '0'), i,
+        'cus_bench' || lpad((i % 100)::text, 17, '0'), now(), 'adk_bench', s, sha256(s), sha256(s || '\\x00'::bytea),
+        '{"sender":{"kind":"device","id":"dev_benchbenchbenchbenchb"},"contentType":"text/plain"}'
+      from (select i, convert_to(repeat(md5(i::text), 8), 'UTF8') as s from generate_series(${from}::int, ${to}::int) i) g
+    `.execute(db)
+  }
+  const signers = new TenantSigningKeys(db, live, 'archive-checkpoint')
+  while ((await chainArchiveRecords(db, signers, policy)) > 0);
+}
+
+/** Audit events as actions write them, unlinked. */
+async function fillAudit(tenantId: string, count: number) {
+  for (let from = 1; from <= count; from += BULK) {
+    const to = Math.min(count, from + BULK - 1)
+    await sql`insert into audit_events (tenant_id, occurred_at, actor_kind, actor_id, action, target_kind, target_id,
+        outcome, reason, details)
+      select ${tenantId}, now(), 'staff', 'stf_bench' || lpad((i % 50)::text, 16, '0'), 'conversation.read',
+        'conversation', 'cnv_bench' || lpad((i % 1000)::text, 16, '0'), 'success', null,
+        '{"route":"/v1/conversations/:id/messages","ip":"203.0.113.7"}'
+      from generate_series(${from}::int, ${to}::int) i
+    `.execute(db)
+  }
+  const signers = new TenantSigningKeys(db, live, 'audit-checkpoint')
+  while ((await chainPendingEvents(db, signers, policy)) > 0);
+}
+
+/** Seconds SHA-256 alone takes over the bytes a verification hashes per record, and how many bytes that is. */
+async function sha256Ceiling(chain: string, tenantId: string) {
+  let seconds = 0
+  let bytes = 0
+  for (let after = 0; ; ) {
+    const page = <T extends 'archive_records' | 'audit_events'>(table: T) =>
+      db
+        .selectFrom(table as 'archive_records')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('seq', '>', after)
+        .orderBy('seq')
+        .limit(10_000)
+        .execute()
+    const empty = Buffer.alloc(0)
+    const rows = chain === 'archive' ? await page('archive_records') : await page('audit_events')
+    if (rows.length === 0) break
+    const inputs = rows.flatMap((r) =>
+      'sealed' in r
+        ? [
+            Buffer.concat([r.prev_hash ?? empty, Buffer.from(canonicalize(chainedFields(r)) as string)]),
+            r.sealed ?? empty,
+          ]
+        : [Buffer.concat([(r as { prev_hash: Buffer | null }).prev_hash ?? empty, Buffer.from(canonicalRecord(r))])],
+    )
+    const started = performance.now()
+    for (const input of inputs) {
+      createHash('sha256').update(input).digest()
+      bytes += input.length
+    }
+    seconds += (performance.now() - started) / 1000
+    after = Number(rows.at(-1)?.seq)
+  }
+  return { seconds, bytes }
+}
+
+log(`verify bench: ${sizes.join(', ')} records; ${chains.join(', ')}; ${database.kind}`)
+for (const size of sizes) {
+  for (const chain of chains) {
+    const tenant = await createTenant({ db, keyring: new Keyring(db, live) }, `Bench ${chain} ${size}`, operator)
+    let started = performance.now()
+    await (chain === 'archive' ? fillArchive(tenant.id, size) : fillAudit(tenant.id, size))
+    log(`${chain} ${size}: written and linked in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    const keys = await verificationKeys(db, chain === 'archive' ? 'archive-checkpoint' : 'audit-checkpoint')
+    const heapBefore = process.memoryUsage().heapUsed
+    started = performance.now()
+    const verification = await (chain === 'archive' ? verifyArchiveChain : verifyAuditChain)(db, tenant.id, { keys })
+    const seconds = (performance.now() - started) / 1000
+    const heapGrowthMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20
+    const records = verification.records
+    if (!verification.ok || records < size) throw new Error(`verify failed: ${JSON.stringify(verification)}`)
+    const ceiling = await sha256Ceiling(chain, tenant.id)
+    const recordsPerSec = records / seconds
+    const sha256RecordsPerSec = records / ceiling.seconds
+    console.log(
+      JSON.stringify({
+        chain,
+        database: database.kind,
+        records,
+        verifyRecordsPerSec: Math.round(recordsPerSec),
+        sha256RecordsPerSec: Math.round(sha256RecordsPerSec),
+        ratio: Number((recordsPerSec / sha256RecordsPerSec).toFixed(3)),
+        bytesPerRecord: Math.round(ceiling.bytes / records),
+        checkpoints: verification.checkpoints,
+        heapGrowthMb: Number(heapGrowthMb.toFixed(1)),
+      }),
+    )
+  }
+}
+await database.close()
+await testDb.drop()
+rmSync(dir, { recursive: true, force: true })
