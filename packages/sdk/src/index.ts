@@ -98,5 +98,5 @@ export {
   type WipeTarget,
 } from './remote-wipe.ts'
 export { generateSecretsKeys, openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
-export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'
+export { MessageStream, type SentMessage, type StreamOptions, type StreamState } from './stream.ts'
 export { DEVICE_SUSPENDED_PROBLEM, isDeviceSuspendedProblem } from './wipe-problem.ts'

@@ -10,6 +10,7 @@ import { StrongroomClient } from '../client.ts'
 import { base64ToBytes, bytesToBase64, randomId } from '../encoding.ts'
 import { StrongroomError } from '../errors.ts'
 import type { Message } from '../protocol.ts'
+import type { MessageStream } from '../stream.ts'
 import {
   conflictEpoch,
   type DeliveryService,
@@ -183,6 +184,10 @@ export class SecureMessaging {
   readonly #toAsk = new Map<string, Set<number>>()
   /** Per conversation: seqs of this member's messages others asked for again, to re-send once. */
   readonly #toAnswer = new Map<string, Set<number>>()
+  /** The stream application messages go over, when the app gave one (`sendOver`); HTTP otherwise. */
+  #stream: MessageStream | undefined
+  /** Per conversation: sends encrypted and on their way, not yet acknowledged (and kept). */
+  readonly #sending = new Map<string, Set<Promise<unknown>>>()
 
   private constructor(
     delivery: DeliveryService,
@@ -405,13 +410,32 @@ export class SecureMessaging {
    */
   send(conversationId: string, content: string | Uint8Array, options: { expiresAt?: Date } = {}): Promise<Message> {
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content
-    const clientMessageId = randomId()
-    return this.#serialized(conversationId, async () => {
-      const sent = await this.#sendNow(conversationId, bytes, clientMessageId, options)
-      await this.#keep(sent, readable(bytes))
-      await this.#followUp(conversationId)
-      return sent
+    const sending = this.#sendPipelined(conversationId, bytes, randomId(), options)
+    const inFlight = this.#sending.get(conversationId) ?? new Set()
+    this.#sending.set(conversationId, inFlight)
+    const settled = sending.catch(() => undefined)
+    inFlight.add(settled)
+    void settled.then(() => {
+      inFlight.delete(settled)
+      if (inFlight.size === 0 && this.#sending.get(conversationId) === inFlight) this.#sending.delete(conversationId)
     })
+    return sending
+  }
+
+  /**
+   * Sends application messages over this stream from now on (undefined: over HTTP again). A send then does not wait
+   * for the acknowledgement of the one before it: the conversation's group state is held only while a message is
+   * encrypted, so messages follow each other on the socket as fast as they are encrypted, each acknowledged once
+   * committed, in order. Commits, welcomes and everything else stay on HTTP, where their order is decided. A message
+   * on its way when the stream is closed goes over HTTP under the same client message id (kept once).
+   *
+   * @example
+   * const stream = client.stream({ onMessage: (m) => void secure.receive(m) })
+   * secure.sendOver(stream)
+   * await Promise.all(texts.map((text) => secure.send(conversationId, text)))
+   */
+  sendOver(stream: MessageStream | undefined): void {
+    this.#stream = stream
   }
 
   /**
@@ -443,7 +467,8 @@ export class SecureMessaging {
    * read here, sent from another session, or expired). It waits for what is under way in the conversation, so a
    * message being sent is kept before it is asked for.
    */
-  keptText(conversationId: string, seq: number): Promise<KeptText | undefined> {
+  async keptText(conversationId: string, seq: number): Promise<KeptText | undefined> {
+    await Promise.all(this.#sending.get(conversationId) ?? [])
     return this.#serialized(conversationId, async () => {
       const kept = await this.#store.get(textKey(conversationId, seq))
       if (!kept) return undefined
@@ -633,12 +658,90 @@ export class SecureMessaging {
       const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes, authenticatedData)
       await this.#saveGroup(conversationId, group)
       try {
-        return await this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message, options.expiresAt)
+        return await this.#deliver(conversationId, clientMessageId, message, options.expiresAt)
       } catch (error) {
         if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
         await this.#catchUp(conversationId)
         await this.#recoverIfBehind(conversationId, error)
       }
+    }
+  }
+
+  /**
+   * `send`'s way: encrypts for the current epoch holding the group, then waits for the acknowledgement without it, so
+   * the next message is encrypted meanwhile. Refused for a stale epoch (a commit came first), it catches up and
+   * encrypts again under the same client message id, as `#sendNow` does. What the member kept and asks follow.
+   */
+  async #sendPipelined(
+    conversationId: string,
+    bytes: Uint8Array,
+    clientMessageId: string,
+    options: { expiresAt?: Date | undefined },
+  ): Promise<Message> {
+    let conflict: unknown
+    for (let attempt = 0; ; attempt++) {
+      const { acknowledged } = await this.#serialized(conversationId, async () => {
+        if (conflict !== undefined) {
+          await this.#catchUp(conversationId)
+          await this.#recoverIfBehind(conversationId, conflict)
+        }
+        const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes)
+        await this.#saveGroup(conversationId, group)
+        const delivering = this.#deliver(conversationId, clientMessageId, message, options.expiresAt)
+        // Awaited below, outside the group's turn: a refusal meanwhile is no unhandled rejection.
+        delivering.catch(() => undefined)
+        return { acknowledged: delivering }
+      })
+      try {
+        const sent = await acknowledged
+        await this.#keep(sent, readable(bytes))
+        if (this.#toAsk.get(conversationId)?.size || this.#toAnswer.get(conversationId)?.size) {
+          await this.#serialized(conversationId, () => this.#followUp(conversationId))
+        }
+        return sent
+      } catch (error) {
+        if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
+        conflict = error
+      }
+    }
+  }
+
+  /**
+   * Hands an encrypted application message to the delivery service: over the stream when the app gave one that is not
+   * closed, else (or when it closes with the message on its way) over HTTP, under the same client message id.
+   */
+  async #deliver(
+    conversationId: string,
+    clientMessageId: string,
+    message: Uint8Array,
+    expiresAt: Date | undefined,
+  ): Promise<Message> {
+    const stream = this.#stream
+    const overHttp = () => this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message, expiresAt)
+    const closed = () => stream?.state === 'closed'
+    if (!stream || closed()) return overHttp()
+    let sent: Awaited<ReturnType<MessageStream['send']>>
+    try {
+      sent = await stream.send(conversationId, {
+        contentType: MLS_CONTENT_TYPE,
+        ciphertext: message,
+        clientMessageId,
+        ...(expiresAt ? { expiresAt } : {}),
+      })
+    } catch (error) {
+      if (error instanceof StrongroomError || !closed()) throw error
+      return overHttp()
+    }
+    return {
+      id: sent.id,
+      conversationId,
+      seq: sent.seq,
+      sender: this.#self,
+      clientMessageId,
+      contentType: MLS_CONTENT_TYPE,
+      ciphertext: bytesToBase64(message),
+      createdAt: sent.createdAt,
+      expiresAt: sent.expiresAt,
     }
   }
 
