@@ -167,7 +167,13 @@ async function main() {
 
     const plain = (name: string, messages: number, ratePerSec?: number) =>
       measure(name, messages * pairs, async () => {
-        const { latencies, lastDelivery } = await rawPhase(rawPairs, { messages, window, size, ratePerSec, tag: name.replace(/[^A-Za-z0-9]/g, '') })
+        const { latencies, lastDelivery } = await rawPhase(rawPairs, {
+          messages,
+          window,
+          size,
+          ratePerSec,
+          tag: name.replace(/[^A-Za-z0-9]/g, ''),
+        })
         return { latencies, end: lastDelivery }
       })
 

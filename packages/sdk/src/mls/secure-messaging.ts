@@ -176,7 +176,10 @@ export class SecureMessaging {
   readonly #member: LocalMember
   readonly #self: MemberIdentity
   readonly #queues = inProcessExclusive()
-  readonly #groups = new Map<string, SecureGroup>()
+  /** Decoded groups of recent conversations, with the bytes stored for each (see #remember). */
+  readonly #groups = new Map<string, { group: SecureGroup; bytes: Uint8Array }>()
+  /** Conversations whose decoded group another instance sharing the store may have moved on: checked before use. */
+  readonly #unverified = new Set<string>()
   readonly #onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined
   readonly #keepTexts: boolean
   readonly #asksAgain: boolean
@@ -958,21 +961,25 @@ export class SecureMessaging {
 
   async #loadGroup(conversationId: string): Promise<SecureGroup> {
     const cached = this.#groups.get(conversationId)
-    if (cached) {
-      // Most recently used last, so the oldest is the first to go.
-      this.#groups.delete(conversationId)
-      this.#groups.set(conversationId, cached)
-      return cached
+    if (cached && !this.#unverified.has(conversationId)) {
+      this.#remember(conversationId, cached.group, cached.bytes)
+      return cached.group
     }
     const bytes = await this.#store.get(`mls/group/${conversationId}`)
-    if (!bytes) throw new SecureGroupError('no-key-package', 'this member is not in the conversation’s group yet')
-    const group = SecureGroup.restore(this.#member, bytes)
-    this.#remember(conversationId, group)
+    this.#unverified.delete(conversationId)
+    if (!bytes) {
+      this.#groups.delete(conversationId)
+      throw new SecureGroupError('no-key-package', 'this member is not in the conversation’s group yet')
+    }
+    // Stored as this instance left it (no other tab moved the group on): the decoded state is that state.
+    const group = cached && sameBytes(cached.bytes, bytes) ? cached.group : SecureGroup.restore(this.#member, bytes)
+    this.#remember(conversationId, group, bytes)
     return group
   }
 
   async #holdsGroup(conversationId: string): Promise<boolean> {
-    return this.#groups.has(conversationId) || (await this.#store.get(`mls/group/${conversationId}`)) !== undefined
+    if (this.#groups.has(conversationId) && !this.#unverified.has(conversationId)) return true
+    return (await this.#store.get(`mls/group/${conversationId}`)) !== undefined
   }
 
   async #forgetGroup(conversationId: string): Promise<void> {
@@ -981,17 +988,21 @@ export class SecureMessaging {
   }
 
   async #saveGroup(conversationId: string, group: SecureGroup): Promise<void> {
-    await this.#store.set(`mls/group/${conversationId}`, group.serialize())
-    this.#remember(conversationId, group)
+    const bytes = group.serialize()
+    await this.#store.set(`mls/group/${conversationId}`, bytes)
+    this.#unverified.delete(conversationId)
+    this.#remember(conversationId, group, bytes)
   }
 
   /**
-   * Keeps decoded groups of recent conversations in memory: decoding a stored state costs about a millisecond, more
-   * than encrypting a message. The store stays the truth; this only saves decoding it again.
+   * Keeps decoded groups of recent conversations in memory, most recently used last: decoding a stored state costs
+   * about a millisecond, more than encrypting a message. The store stays the truth; this only saves decoding it
+   * again. With the bytes stored, a store shared with other instances (tabs) is checked by comparing them, not by
+   * decoding again.
    */
-  #remember(conversationId: string, group: SecureGroup): void {
+  #remember(conversationId: string, group: SecureGroup, bytes: Uint8Array): void {
     this.#groups.delete(conversationId)
-    this.#groups.set(conversationId, group)
+    this.#groups.set(conversationId, { group, bytes })
     if (this.#groups.size > GROUP_CACHE_SIZE) this.#groups.delete(this.#groups.keys().next().value as string)
   }
 
@@ -1049,11 +1060,17 @@ export class SecureMessaging {
     const shared = this.#store as Required<Pick<SecureStore, 'exclusive'>>
     return this.#queues(conversationId, () =>
       shared.exclusive(`mls/conversation/${conversationId}`, () => {
-        this.#groups.delete(conversationId)
+        this.#unverified.add(conversationId)
         return operation()
       }),
     )
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** Adds to a per-conversation set, making it when needed. */

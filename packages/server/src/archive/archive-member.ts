@@ -398,7 +398,15 @@ export class ArchiveMember {
       })
     } else if (event.kind === 'message') {
       const { conversationId, seq, sender, bytes, sentAt } = event
-      this.#write({ kind: 'message', tenantId, conversationId, seq, sender, plaintext: bytes, sentAt: new Date(sentAt) })
+      this.#write({
+        kind: 'message',
+        tenantId,
+        conversationId,
+        seq,
+        sender,
+        plaintext: bytes,
+        sentAt: new Date(sentAt),
+      })
     } else if (event.kind === 'members-changed') {
       const { conversationId, seq, epoch, added, removed, rejoined } = event
       this.#write({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed, rejoined })
@@ -435,7 +443,8 @@ export class ArchiveMember {
     void written.then(
       () => {
         this.#writes.delete(written)
-        if (record.kind === 'message') this.#ctx.metrics.archiveLag.observe((Date.now() - record.sentAt.getTime()) / 1000)
+        if (record.kind === 'message')
+          this.#ctx.metrics.archiveLag.observe((Date.now() - record.sentAt.getTime()) / 1000)
       },
       (error) => this.#ctx.log.error({ err: error }, 'archive member could not store a record'),
     )
