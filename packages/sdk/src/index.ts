@@ -100,5 +100,5 @@ export {
 } from './remote-wipe.ts'
 export { generateSecretsKeys, openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 export { claimStaffSession, StaffSession, type StaffSessionToken } from './staff-session.ts'
-export { MessageStream, type StreamOptions, type StreamState } from './stream.ts'
+export { MessageStream, type SentMessage, type StreamOptions, type StreamState } from './stream.ts'
 export { DEVICE_SUSPENDED_PROBLEM, isDeviceSuspendedProblem } from './wipe-problem.ts'

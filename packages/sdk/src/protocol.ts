@@ -158,7 +158,7 @@ export type ServerFrame =
       type: 'sent'
       ref: string
       created: boolean
-      message: { id: string; conversationId: string; seq: number; createdAt: string }
+      message: { id: string; conversationId: string; seq: number; createdAt: string; expiresAt: string | null }
     }
   | { type: 'joined'; conversationId: string }
   | { type: 'left'; conversationId: string }

@@ -21,9 +21,20 @@ export interface StreamOptions {
 
 export type StreamState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 
+/** What the server acknowledged of a message sent over the stream, once it was committed. */
+export interface SentMessage {
+  seq: number
+  id: string
+  /** False when the client message id had been used before: the earlier message is the one kept. */
+  created: boolean
+  createdAt: string
+  /** When the server deletes it (the sender's expiry, or the retention the bank set), or null. */
+  expiresAt: string | null
+}
+
 interface PendingSend {
   frame: SendFrame
-  resolve: (result: { seq: number; id: string; created: boolean }) => void
+  resolve: (result: SentMessage) => void
   reject: (error: Error) => void
 }
 
@@ -80,7 +91,7 @@ export class MessageStream {
   }
 
   /** Sends a message over the socket; resolves with its sequence number once the server has committed it. */
-  send(conversationId: string, message: OutgoingMessage): Promise<{ seq: number; id: string; created: boolean }> {
+  send(conversationId: string, message: OutgoingMessage): Promise<SentMessage> {
     if (this.#state === 'closed') return Promise.reject(new Error('the stream is closed'))
     const clientMessageId = message.clientMessageId ?? randomId()
     const frame: SendFrame = {
@@ -220,7 +231,8 @@ export class MessageStream {
       case 'sent': {
         const pending = this.#outbox.get(frame.ref)
         this.#outbox.delete(frame.ref)
-        pending?.resolve({ seq: frame.message.seq, id: frame.message.id, created: frame.created })
+        const { seq, id, createdAt, expiresAt } = frame.message
+        pending?.resolve({ seq, id, created: frame.created, createdAt, expiresAt: expiresAt ?? null })
         return
       }
       case 'joined':

@@ -10,6 +10,7 @@ import { StrongroomClient } from '../client.ts'
 import { base64ToBytes, bytesToBase64, randomId } from '../encoding.ts'
 import { StrongroomError } from '../errors.ts'
 import type { Message } from '../protocol.ts'
+import type { MessageStream } from '../stream.ts'
 import {
   conflictEpoch,
   type DeliveryService,
@@ -175,7 +176,10 @@ export class SecureMessaging {
   readonly #member: LocalMember
   readonly #self: MemberIdentity
   readonly #queues = inProcessExclusive()
-  readonly #groups = new Map<string, SecureGroup>()
+  /** Decoded groups of recent conversations, with the bytes stored for each (see #remember). */
+  readonly #groups = new Map<string, { group: SecureGroup; bytes: Uint8Array }>()
+  /** Conversations whose decoded group another instance sharing the store may have moved on: checked before use. */
+  readonly #unverified = new Set<string>()
   readonly #onEvent: ((event: SecureEvent) => void | Promise<void>) | undefined
   readonly #keepTexts: boolean
   readonly #asksAgain: boolean
@@ -183,6 +187,10 @@ export class SecureMessaging {
   readonly #toAsk = new Map<string, Set<number>>()
   /** Per conversation: seqs of this member's messages others asked for again, to re-send once. */
   readonly #toAnswer = new Map<string, Set<number>>()
+  /** The stream application messages go over, when the app gave one (`sendOver`); HTTP otherwise. */
+  #stream: MessageStream | undefined
+  /** Per conversation: sends encrypted and on their way, not yet acknowledged (and kept). */
+  readonly #sending = new Map<string, Set<Promise<unknown>>>()
 
   private constructor(
     delivery: DeliveryService,
@@ -405,13 +413,32 @@ export class SecureMessaging {
    */
   send(conversationId: string, content: string | Uint8Array, options: { expiresAt?: Date } = {}): Promise<Message> {
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content
-    const clientMessageId = randomId()
-    return this.#serialized(conversationId, async () => {
-      const sent = await this.#sendNow(conversationId, bytes, clientMessageId, options)
-      await this.#keep(sent, readable(bytes))
-      await this.#followUp(conversationId)
-      return sent
+    const sending = this.#sendPipelined(conversationId, bytes, randomId(), options)
+    const inFlight = this.#sending.get(conversationId) ?? new Set()
+    this.#sending.set(conversationId, inFlight)
+    const settled = sending.catch(() => undefined)
+    inFlight.add(settled)
+    void settled.then(() => {
+      inFlight.delete(settled)
+      if (inFlight.size === 0 && this.#sending.get(conversationId) === inFlight) this.#sending.delete(conversationId)
     })
+    return sending
+  }
+
+  /**
+   * Sends application messages over this stream from now on (undefined: over HTTP again). A send then does not wait
+   * for the acknowledgement of the one before it: the conversation's group state is held only while a message is
+   * encrypted, so messages follow each other on the socket as fast as they are encrypted, each acknowledged once
+   * committed, in order. Commits, welcomes and everything else stay on HTTP, where their order is decided. A message
+   * on its way when the stream is closed goes over HTTP under the same client message id (kept once).
+   *
+   * @example
+   * const stream = client.stream({ onMessage: (m) => void secure.receive(m) })
+   * secure.sendOver(stream)
+   * await Promise.all(texts.map((text) => secure.send(conversationId, text)))
+   */
+  sendOver(stream: MessageStream | undefined): void {
+    this.#stream = stream
   }
 
   /**
@@ -443,7 +470,8 @@ export class SecureMessaging {
    * read here, sent from another session, or expired). It waits for what is under way in the conversation, so a
    * message being sent is kept before it is asked for.
    */
-  keptText(conversationId: string, seq: number): Promise<KeptText | undefined> {
+  async keptText(conversationId: string, seq: number): Promise<KeptText | undefined> {
+    await Promise.all(this.#sending.get(conversationId) ?? [])
     return this.#serialized(conversationId, async () => {
       const kept = await this.#store.get(textKey(conversationId, seq))
       if (!kept) return undefined
@@ -633,12 +661,90 @@ export class SecureMessaging {
       const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes, authenticatedData)
       await this.#saveGroup(conversationId, group)
       try {
-        return await this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message, options.expiresAt)
+        return await this.#deliver(conversationId, clientMessageId, message, options.expiresAt)
       } catch (error) {
         if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
         await this.#catchUp(conversationId)
         await this.#recoverIfBehind(conversationId, error)
       }
+    }
+  }
+
+  /**
+   * `send`'s way: encrypts for the current epoch holding the group, then waits for the acknowledgement without it, so
+   * the next message is encrypted meanwhile. Refused for a stale epoch (a commit came first), it catches up and
+   * encrypts again under the same client message id, as `#sendNow` does. What the member kept and asks follow.
+   */
+  async #sendPipelined(
+    conversationId: string,
+    bytes: Uint8Array,
+    clientMessageId: string,
+    options: { expiresAt?: Date | undefined },
+  ): Promise<Message> {
+    let conflict: unknown
+    for (let attempt = 0; ; attempt++) {
+      const { acknowledged } = await this.#serialized(conversationId, async () => {
+        if (conflict !== undefined) {
+          await this.#catchUp(conversationId)
+          await this.#recoverIfBehind(conversationId, conflict)
+        }
+        const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes)
+        await this.#saveGroup(conversationId, group)
+        const delivering = this.#deliver(conversationId, clientMessageId, message, options.expiresAt)
+        // Awaited below, outside the group's turn: a refusal meanwhile is no unhandled rejection.
+        delivering.catch(() => undefined)
+        return { acknowledged: delivering }
+      })
+      try {
+        const sent = await acknowledged
+        await this.#keep(sent, readable(bytes))
+        if (this.#toAsk.get(conversationId)?.size || this.#toAnswer.get(conversationId)?.size) {
+          await this.#serialized(conversationId, () => this.#followUp(conversationId))
+        }
+        return sent
+      } catch (error) {
+        if (!isEpochConflict(error) || attempt >= MAX_REBASES) throw error
+        conflict = error
+      }
+    }
+  }
+
+  /**
+   * Hands an encrypted application message to the delivery service: over the stream when the app gave one that is not
+   * closed, else (or when it closes with the message on its way) over HTTP, under the same client message id.
+   */
+  async #deliver(
+    conversationId: string,
+    clientMessageId: string,
+    message: Uint8Array,
+    expiresAt: Date | undefined,
+  ): Promise<Message> {
+    const stream = this.#stream
+    const overHttp = () => this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message, expiresAt)
+    const closed = () => stream?.state === 'closed'
+    if (!stream || closed()) return overHttp()
+    let sent: Awaited<ReturnType<MessageStream['send']>>
+    try {
+      sent = await stream.send(conversationId, {
+        contentType: MLS_CONTENT_TYPE,
+        ciphertext: message,
+        clientMessageId,
+        ...(expiresAt ? { expiresAt } : {}),
+      })
+    } catch (error) {
+      if (error instanceof StrongroomError || !closed()) throw error
+      return overHttp()
+    }
+    return {
+      id: sent.id,
+      conversationId,
+      seq: sent.seq,
+      sender: this.#self,
+      clientMessageId,
+      contentType: MLS_CONTENT_TYPE,
+      ciphertext: bytesToBase64(message),
+      createdAt: sent.createdAt,
+      expiresAt: sent.expiresAt,
     }
   }
 
@@ -855,21 +961,25 @@ export class SecureMessaging {
 
   async #loadGroup(conversationId: string): Promise<SecureGroup> {
     const cached = this.#groups.get(conversationId)
-    if (cached) {
-      // Most recently used last, so the oldest is the first to go.
-      this.#groups.delete(conversationId)
-      this.#groups.set(conversationId, cached)
-      return cached
+    if (cached && !this.#unverified.has(conversationId)) {
+      this.#remember(conversationId, cached.group, cached.bytes)
+      return cached.group
     }
     const bytes = await this.#store.get(`mls/group/${conversationId}`)
-    if (!bytes) throw new SecureGroupError('no-key-package', 'this member is not in the conversation’s group yet')
-    const group = SecureGroup.restore(this.#member, bytes)
-    this.#remember(conversationId, group)
+    this.#unverified.delete(conversationId)
+    if (!bytes) {
+      this.#groups.delete(conversationId)
+      throw new SecureGroupError('no-key-package', 'this member is not in the conversation’s group yet')
+    }
+    // Stored as this instance left it (no other tab moved the group on): the decoded state is that state.
+    const group = cached && sameBytes(cached.bytes, bytes) ? cached.group : SecureGroup.restore(this.#member, bytes)
+    this.#remember(conversationId, group, bytes)
     return group
   }
 
   async #holdsGroup(conversationId: string): Promise<boolean> {
-    return this.#groups.has(conversationId) || (await this.#store.get(`mls/group/${conversationId}`)) !== undefined
+    if (this.#groups.has(conversationId) && !this.#unverified.has(conversationId)) return true
+    return (await this.#store.get(`mls/group/${conversationId}`)) !== undefined
   }
 
   async #forgetGroup(conversationId: string): Promise<void> {
@@ -878,17 +988,21 @@ export class SecureMessaging {
   }
 
   async #saveGroup(conversationId: string, group: SecureGroup): Promise<void> {
-    await this.#store.set(`mls/group/${conversationId}`, group.serialize())
-    this.#remember(conversationId, group)
+    const bytes = group.serialize()
+    await this.#store.set(`mls/group/${conversationId}`, bytes)
+    this.#unverified.delete(conversationId)
+    this.#remember(conversationId, group, bytes)
   }
 
   /**
-   * Keeps decoded groups of recent conversations in memory: decoding a stored state costs about a millisecond, more
-   * than encrypting a message. The store stays the truth; this only saves decoding it again.
+   * Keeps decoded groups of recent conversations in memory, most recently used last: decoding a stored state costs
+   * about a millisecond, more than encrypting a message. The store stays the truth; this only saves decoding it
+   * again. With the bytes stored, a store shared with other instances (tabs) is checked by comparing them, not by
+   * decoding again.
    */
-  #remember(conversationId: string, group: SecureGroup): void {
+  #remember(conversationId: string, group: SecureGroup, bytes: Uint8Array): void {
     this.#groups.delete(conversationId)
-    this.#groups.set(conversationId, group)
+    this.#groups.set(conversationId, { group, bytes })
     if (this.#groups.size > GROUP_CACHE_SIZE) this.#groups.delete(this.#groups.keys().next().value as string)
   }
 
@@ -946,11 +1060,17 @@ export class SecureMessaging {
     const shared = this.#store as Required<Pick<SecureStore, 'exclusive'>>
     return this.#queues(conversationId, () =>
       shared.exclusive(`mls/conversation/${conversationId}`, () => {
-        this.#groups.delete(conversationId)
+        this.#unverified.add(conversationId)
         return operation()
       }),
     )
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** Adds to a per-conversation set, making it when needed. */

@@ -99,6 +99,11 @@ export class ArchiveMember {
   readonly #partition: ArchivePartition
   readonly #tenants = new Map<string, Promise<{ messaging: SecureMessaging; store: ArchiveMemberStore }>>()
   readonly #work = new Set<Promise<void>>()
+  /**
+   * Records handed to the sink and not yet stored. Reading does not wait for them (the sink writes in groups), but the
+   * member's group states are flushed only after them: a crash in between reads those messages again.
+   */
+  readonly #writes = new Set<Promise<void>>()
   /** Conversations it could not re-join, already reported (it tries again as each message comes: a commit may help). */
   readonly #blind = new Set<string>()
   #unsubscribe: (() => void) | undefined
@@ -393,7 +398,7 @@ export class ArchiveMember {
       })
     } else if (event.kind === 'message') {
       const { conversationId, seq, sender, bytes, sentAt } = event
-      await this.#sink({
+      this.#write({
         kind: 'message',
         tenantId,
         conversationId,
@@ -404,7 +409,7 @@ export class ArchiveMember {
       })
     } else if (event.kind === 'members-changed') {
       const { conversationId, seq, epoch, added, removed, rejoined } = event
-      await this.#sink({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed, rejoined })
+      this.#write({ kind: 'members-changed', tenantId, conversationId, seq, epoch, added, removed, rejoined })
       if (event.removedSelf) {
         // Nobody may take the archive out of a secure conversation: say so loudly, in the audit log.
         await this.#auditConversation(tenantId, conversationId, {
@@ -431,7 +436,24 @@ export class ArchiveMember {
     })
   }
 
+  /** Hands a record to the sink without waiting for it to be stored (see #writes). */
+  #write(record: ArchiveRecord): void {
+    const written = Promise.resolve(this.#sink(record))
+    this.#writes.add(written)
+    void written.then(
+      () => {
+        this.#writes.delete(written)
+        if (record.kind === 'message')
+          this.#ctx.metrics.archiveLag.observe((Date.now() - record.sentAt.getTime()) / 1000)
+      },
+      (error) => this.#ctx.log.error({ err: error }, 'archive member could not store a record'),
+    )
+  }
+
   async #flush(): Promise<void> {
+    // A record whose write failed stays here: the group states stay as they were before it, for a restart to read it
+    // again.
+    await Promise.all(this.#writes)
     for (const opened of this.#tenants.values()) {
       const { store } = await opened
       await store.flush()

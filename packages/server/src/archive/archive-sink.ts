@@ -1,6 +1,7 @@
 import { conversationCustomer } from '../conversations/conversations.ts'
+import type { ServerContext } from '../platform/context.ts'
 import type { ArchiveContext, ArchiveInput } from './append.ts'
-import { archiveRecord } from './append.ts'
+import { archiveRecords } from './append.ts'
 import type { ArchiveRecord, ArchiveSink } from './archive-member.ts'
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
@@ -60,12 +61,40 @@ export function toArchiveInput(record: ArchiveRecord, customerId: string | null)
   }
 }
 
+const MAX_BATCH = 500
+const RETRY_MS = 1000
+
 /**
  * The archive member's sink that writes to the archive store: every decrypted message and membership change becomes
- * a record sealed under the customer's archive key. A replay after a crash writes nothing twice.
+ * a record sealed under the customer's archive key. Records are written in groups, as the message log commits: what
+ * arrives while one insert is in flight goes in the next, one statement each, so the archive keeps up with the log
+ * rather than paying a transaction per record. Each write resolves once its record has committed; a failed insert is
+ * tried again (the records stay queued), so what the member read is never dropped while it runs, and a replay after a
+ * crash writes nothing twice.
  */
-export function archiveStoreSink(ctx: ArchiveContext): ArchiveSink {
+export function archiveStoreSink(ctx: ArchiveContext & Pick<ServerContext, 'log'>): ArchiveSink {
   const customers = new Map<string, string | null>()
+  let queue: { input: ArchiveInput; resolve: () => void }[] = []
+  let writing = false
+  const write = async () => {
+    writing = true
+    while (queue.length > 0) {
+      const batch = queue.slice(0, MAX_BATCH)
+      try {
+        await archiveRecords(
+          ctx,
+          batch.map((q) => q.input),
+        )
+      } catch (error) {
+        ctx.log.error({ err: error, records: batch.length }, 'archive insert failed; trying again')
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+        continue
+      }
+      queue = queue.slice(batch.length)
+      for (const q of batch) q.resolve()
+    }
+    writing = false
+  }
   return async (record) => {
     const key = `${record.tenantId}\0${record.conversationId}`
     let customerId = customers.get(key)
@@ -74,6 +103,14 @@ export function archiveStoreSink(ctx: ArchiveContext): ArchiveSink {
       if (customers.size >= 10_000) customers.clear()
       customers.set(key, customerId)
     }
-    await archiveRecord(ctx, toArchiveInput(record, customerId))
+    const input = toArchiveInput(record, customerId)
+    await new Promise<void>((resolve) => {
+      queue.push({ input, resolve })
+      // Started on the next turn, so that what the member reads in this one goes in the same statement.
+      if (!writing) {
+        writing = true
+        setImmediate(() => void write())
+      }
+    })
   }
 }

@@ -18,10 +18,12 @@ export interface AppendInput {
 }
 
 /**
- * A check every appended message passes before it is queued (the MLS delivery service's framing and epoch rule);
- * it throws a Problem to refuse the message.
+ * A check every appended message passes before it is queued (the MLS delivery service's framing and epoch rule),
+ * given the messages of one conversation (of one tenant) that arrived while its previous check ran, in arrival order: one read of
+ * the conversation's state serves them all. Answers per message undefined to admit it, or the error (a Problem) that
+ * refuses it.
  */
-export type MessageAdmission = (input: AppendInput) => Promise<void>
+export type MessageAdmission = (inputs: AppendInput[]) => Promise<(unknown | undefined)[]>
 
 export interface AppendResult {
   message: WireMessage
@@ -57,8 +59,11 @@ export class MessageLog {
   #timer: NodeJS.Timeout | undefined
   #closed = false
   readonly #admit: MessageAdmission | undefined
-  /** Per conversation, the last admission check in progress: checks run one after another, so order is kept. */
-  readonly #admissions = new Map<string, Promise<unknown>>()
+  /**
+   * Per conversation (and tenant) with a check in progress, the appends that arrived meanwhile: they are checked together next.
+   * Checks of a conversation run one after another and admit in arrival order, so order is kept.
+   */
+  readonly #admissions = new Map<string, Pending[]>()
 
   constructor(ctx: Pick<ServerContext, 'db' | 'bus' | 'metrics' | 'log' | 'config'>, admit?: MessageAdmission) {
     this.#ctx = ctx
@@ -67,16 +72,32 @@ export class MessageLog {
 
   append(input: AppendInput): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Problem('server/unavailable', 'the server is shutting down'))
-    const admit = this.#admit
-    if (!admit) return this.#enqueue(input)
-    const key = input.conversationId
-    const admitted = (this.#admissions.get(key) ?? Promise.resolve()).then(() => admit(input))
-    const settled = admitted.catch(() => undefined)
-    this.#admissions.set(key, settled)
-    void settled.then(() => {
-      if (this.#admissions.get(key) === settled) this.#admissions.delete(key)
+    if (!this.#admit) return this.#enqueue(input)
+    return new Promise((resolve, reject) => {
+      const key = `${input.tenantId}\u0000${input.conversationId}`
+      const waiting = this.#admissions.get(key)
+      if (waiting) return waiting.push({ input, resolve, reject })
+      this.#admissions.set(key, [{ input, resolve, reject }])
+      void this.#admitQueued(this.#admit as MessageAdmission, key)
     })
-    return admitted.then(() => this.#enqueue(input))
+  }
+
+  /** Checks what waits for a conversation's admission, in groups, until nothing more arrived meanwhile. */
+  async #admitQueued(admit: MessageAdmission, key: string): Promise<void> {
+    for (;;) {
+      const batch = this.#admissions.get(key) ?? []
+      if (batch.length === 0) {
+        this.#admissions.delete(key)
+        return
+      }
+      this.#admissions.set(key, [])
+      const refusals = await admit(batch.map((p) => p.input)).catch((error: unknown) => batch.map(() => error))
+      for (const [i, p] of batch.entries()) {
+        const refused = refusals[i]
+        if (refused !== undefined) p.reject(refused)
+        else this.#enqueue(p.input).then(p.resolve, p.reject)
+      }
+    }
   }
 
   #enqueue(input: AppendInput): Promise<AppendResult> {

@@ -541,6 +541,7 @@ class StreamSession {
           conversationId: message.conversationId,
           seq: message.seq,
           createdAt: message.createdAt,
+          expiresAt: message.expiresAt,
         },
       })
     } catch (error) {

@@ -57,6 +57,12 @@ export function createMetrics() {
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
+    archiveLag: new Histogram({
+      name: 'strongroom_archive_lag_seconds',
+      help: 'From a secure message committed to the log to its record stored in the archive (the archive member)',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30],
+      registers: [registry],
+    }),
     archiveMemberFailures: new Counter({
       name: 'strongroom_archive_member_failures_total',
       help: 'Secure-conversation messages the archive member could not read, by reason',

@@ -60,6 +60,8 @@ export interface SecureContent {
   /** The text of a message/mls message, or undefined if it is not an application message this member can read. */
   read(message: Message): Promise<{ text: string } | { placeholder: string } | undefined>
   send(conversationId: string, text: string): Promise<void>
+  /** Sends secure messages over the console's stream (pipelined), not one HTTP request each. */
+  sendOver(stream: MessageStream | undefined): void
 }
 
 const HISTORY = 200
@@ -237,6 +239,7 @@ export class ConsoleSession {
         this.#changed()
       },
     })
+    this.secure?.sendOver(this.#stream)
   }
 
   /** The inbox, most recent first. */

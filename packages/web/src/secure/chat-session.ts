@@ -111,6 +111,7 @@ export class ChatSession {
         this.#changed()
       },
     })
+    this.#member.sendOver(this.#stream)
     await this.#refreshConsents()
     this.#timers.push(setInterval(() => this.#enqueue(() => this.#refreshConsents()), CONSENT_POLL_MS))
     // What expired while the page was closed goes now; what expires while it is open goes at its time.

@@ -1,4 +1,4 @@
-import { base64ToBytes, type Message, type StrongroomClient } from '@strongroom/sdk'
+import { base64ToBytes, type Message, type MessageStream, type StrongroomClient } from '@strongroom/sdk'
 import {
   browserCryptoProvider,
   fetchSecureHistory,
@@ -165,6 +165,11 @@ export class BrowserMlsMember {
       await this.messaging.rejoin(conversationId)
       await this.messaging.send(conversationId, text, options)
     }
+  }
+
+  /** Sends this browser's messages over its open stream, pipelined, instead of one HTTP request each. */
+  sendOver(stream: MessageStream | undefined): void {
+    this.messaging.sendOver(stream)
   }
 
   /** What the SDK kept of a message: undefined when nothing, null when it has nothing to show (a resend request). */
