@@ -81,7 +81,8 @@ export class BrowserMlsMember {
     // Our own message echoed by the stream while send() is under way: keptText waits for the send, which keeps it.
     const kept = await this.#kept(message)
     if (kept !== undefined) return kept ?? undefined
-    if (message.sender.kind === this.#self.kind && message.sender.id === this.#self.id) {
+    // A staff member's other browsers are leaves of their own, read like anyone else's.
+    if (this.#self.kind === 'device' && message.sender.kind === 'device' && message.sender.id === this.#self.id) {
       // Our own commit has no text; our own message without a kept text was sent from another session.
       return isApplicationMessage(message) ? { placeholder: 'Encrypted message sent from another session' } : undefined
     }
