@@ -62,6 +62,11 @@ export type SecureEvent =
       sentAt: string
       /** When the sender made it disappear: keep it no longer than this (ISO 8601), or null. */
       expiresAt: string | null
+      /**
+       * Set when this message is its sender's copy of its own earlier message at that seq, sent again because another
+       * member could not read it: the same message, to be kept once (the archive keeps it under the original's seq).
+       */
+      copyOf?: number
     }
   | {
       /** A message in the log that this member could not read (tampered, from a removed sender, not for it). */
@@ -596,7 +601,7 @@ export class SecureMessaging {
         : []
     }
     // A copy of a message this member read already (others asked for it): shown once, where it was first.
-    const copyOf = marker.startsWith(RESEND_OF) ? Number(marker.slice(RESEND_OF.length)) : undefined
+    const copyOf = marker.startsWith(RESEND_OF) ? await this.#copied(message, marker) : undefined
     const duplicate = copyOf !== undefined && (await this.#store.get(textKey(conversationId, copyOf)))?.[0] === 1
     // Kept before the group moves on: after a crash in between, the message decrypts again and is kept again, where
     // the other way round its keys would be gone and its text with them.
@@ -616,6 +621,7 @@ export class SecureMessaging {
           bytes: event.plaintext,
           sentAt: message.createdAt,
           expiresAt: message.expiresAt,
+          ...(copyOf === undefined ? {} : { copyOf }),
         },
       ]
     }
@@ -629,6 +635,19 @@ export class SecureMessaging {
       if (welcomed) return [changed, welcomed]
     }
     return [changed]
+  }
+
+  /**
+   * The seq of the message a copy says it repeats, if it may: an earlier message of the log (read, or found unreadable,
+   * before the copy), which the delivery service attributes to the copy's sender too. Otherwise the copy is a message of
+   * its own: nobody can make a message of theirs stand for another member's, or for one still to come.
+   */
+  async #copied(message: Message, marker: string): Promise<number | undefined> {
+    const seq = Number(marker.slice(RESEND_OF.length))
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq >= message.seq) return undefined
+    const [original] = await this.#delivery.listMessages(message.conversationId, seq - 1, 1)
+    const same = original?.seq === seq && original.sender.kind === message.sender.kind
+    return same && original.sender.id === message.sender.id ? seq : undefined
   }
 
   /**

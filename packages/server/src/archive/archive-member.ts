@@ -57,6 +57,8 @@ export type ArchiveRecord =
       plaintext: Uint8Array
       /** When the server accepted the message, not when the archive read it. */
       sentAt: Date
+      /** The seq of the sender's earlier message this is a copy of (sent again for a member that could not read it). */
+      copyOf?: number
     }
   | {
       kind: 'members-changed'
@@ -422,7 +424,7 @@ export class ArchiveMember {
         details: { seq: event.seq, via: event.via },
       })
     } else if (event.kind === 'message') {
-      const { conversationId, seq, sender, bytes, sentAt } = event
+      const { conversationId, seq, sender, bytes, sentAt, copyOf } = event
       await this.#sink({
         kind: 'message',
         tenantId,
@@ -431,6 +433,7 @@ export class ArchiveMember {
         sender,
         plaintext: bytes,
         sentAt: new Date(sentAt),
+        ...(copyOf === undefined ? {} : { copyOf }),
       })
     } else if (event.kind === 'members-changed') {
       const { conversationId, seq, epoch, added, removed, rejoined } = event
