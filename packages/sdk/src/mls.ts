@@ -34,6 +34,8 @@ export {
   CREDENTIAL_ISSUER,
   CREDENTIAL_TYPE,
   credentialAuthorityService,
+  isMemberRef,
+  leafKeyOf,
   type MemberCredentialClaims,
   type MemberIdentity,
   memberCredentialClaims,

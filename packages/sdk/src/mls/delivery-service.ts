@@ -5,7 +5,8 @@ import { StrongroomError } from '../errors.ts'
 import type { Message } from '../protocol.ts'
 import type { MemberIdentity } from './member-credential.ts'
 
-export type MemberRef = { kind: MemberIdentity['kind']; id: string }
+/** A member to add or remove; with `instance`, one of a staff member's browsers only. */
+export type MemberRef = { kind: MemberIdentity['kind']; id: string; instance?: string }
 
 export interface KeyPackageStock {
   available: number
@@ -35,8 +36,9 @@ export interface AcceptedCommit {
 export interface DeliveryService {
   issueCredential(signaturePublicKey: Uint8Array): Promise<string>
   credentialAuthorityKeys(): Promise<JWK[]>
-  keyPackageStock(): Promise<KeyPackageStock>
-  /** With `replace`, the member's unclaimed key packages in the directory are dropped first. */
+  /** The stock of this member's key packages: of one instance (a staff member's browser) when given. */
+  keyPackageStock(instance?: string): Promise<KeyPackageStock>
+  /** With `replace`, the member's (instance's) unclaimed key packages in the directory are dropped first. */
   uploadKeyPackages(keyPackages: Uint8Array[], lastResort?: Uint8Array, options?: { replace: boolean }): Promise<void>
   claimKeyPackages(conversationId: string, members: MemberRef[]): Promise<Uint8Array[]>
   registerGroup(conversationId: string, groupId: Uint8Array, cipherSuite: string): Promise<void>
@@ -47,8 +49,8 @@ export interface DeliveryService {
   ): Promise<AcceptedCommit>
   /** The GroupInfo published for the group's current epoch; undefined when there is none yet. */
   groupInfo(conversationId: string): Promise<Uint8Array | undefined>
-  /** Asks for this member to be re-added to the group (the archive member does it). */
-  requestReadd(conversationId: string): Promise<void>
+  /** Asks for this member (this instance of a staff member) to be added to the group (the archive member does it). */
+  requestReadd(conversationId: string, instance?: string): Promise<void>
   /** With `expiresAt`, the message disappears then: members stop showing it and the server deletes it. */
   sendApplicationMessage(
     conversationId: string,
@@ -57,7 +59,8 @@ export interface DeliveryService {
     expiresAt?: Date,
   ): Promise<Message>
   listMessages(conversationId: string, after: number, limit: number): Promise<Message[]>
-  pendingWelcomes(): Promise<PendingWelcome[]>
+  /** The welcomes waiting for this member: for one instance of a staff member (and none named) when given. */
+  pendingWelcomes(instance?: string): Promise<PendingWelcome[]>
   deleteWelcome(welcomeId: string): Promise<void>
 }
 
@@ -82,6 +85,9 @@ export function isRejoinRefused(error: unknown): boolean {
   )
 }
 
+const instanceQuery = (instance: string | undefined) =>
+  instance === undefined ? '' : `?instance=${encodeURIComponent(instance)}`
+
 /** The delivery service over Strongroom's HTTP API, with the client's credentials. */
 export function httpDeliveryService(client: StrongroomClient): DeliveryService {
   const conversation = (id: string) => `/v1/conversations/${encodeURIComponent(id)}`
@@ -94,7 +100,8 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
     async credentialAuthorityKeys() {
       return (await client.request<{ keys: JWK[] }>('GET', '/v1/e2e/credential-authority')).keys
     },
-    keyPackageStock: () => client.request<KeyPackageStock>('GET', '/v1/e2e/key-packages'),
+    keyPackageStock: (instance) =>
+      client.request<KeyPackageStock>('GET', `/v1/e2e/key-packages${instanceQuery(instance)}`),
     async uploadKeyPackages(keyPackages, lastResort, options) {
       await client.request('POST', '/v1/e2e/key-packages', {
         keyPackages: keyPackages.map(bytesToBase64),
@@ -135,8 +142,8 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
         throw error
       }
     },
-    async requestReadd(conversationId) {
-      await client.request('POST', `${conversation(conversationId)}/e2e/readd-requests`)
+    async requestReadd(conversationId, instance) {
+      await client.request('POST', `${conversation(conversationId)}/e2e/readd-requests${instanceQuery(instance)}`)
     },
     sendApplicationMessage: (conversationId, clientMessageId, message, expiresAt) =>
       client.sendMessage(conversationId, {
@@ -146,10 +153,10 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
         ...(expiresAt ? { expiresAt } : {}),
       }),
     listMessages: (conversationId, after, limit) => client.listMessages(conversationId, { after, limit }),
-    async pendingWelcomes() {
+    async pendingWelcomes(instance) {
       const { welcomes } = await client.request<{
         welcomes: (Omit<PendingWelcome, 'welcome'> & { welcome: string })[]
-      }>('GET', '/v1/e2e/welcomes')
+      }>('GET', `/v1/e2e/welcomes${instanceQuery(instance)}`)
       return welcomes.map((w) => ({ ...w, welcome: base64ToBytes(w.welcome) }))
     },
     async deleteWelcome(welcomeId) {

@@ -7,6 +7,33 @@ export interface MemberIdentity {
   id: string
   /** The customer a device belongs to. */
   customerId?: string
+  /**
+   * Which of a staff member's browsers or devices this leaf is (staff only): each holds a signature key of its own, and
+   * the instance is named after it, so an agent's browsers are leaves of the same person side by side instead of
+   * replacing each other. A customer's devices are told apart by their device id already.
+   */
+  instance?: string
+}
+
+/** Characters of the base64url signature key that name a staff member's instance (96 bits). */
+const INSTANCE_LENGTH = 16
+
+/**
+ * The key that says which leaf a member is: `kind:id` for a device or the archive (one leaf each, whatever keys it
+ * holds: a device that lost its state re-joins in place of its leaf), `staff:id/instance` for each of a staff member's
+ * browsers.
+ */
+export function leafKeyOf(member: MemberIdentity): string {
+  return member.instance === undefined
+    ? `${member.kind}:${member.id}`
+    : `${member.kind}:${member.id}/${member.instance}`
+}
+
+/** Whether a leaf's member is `ref`: the same person, and the same instance when `ref` names one. */
+export function isMemberRef(member: MemberIdentity, ref: { kind: string; id: string; instance?: string }): boolean {
+  return (
+    member.kind === ref.kind && member.id === ref.id && (ref.instance === undefined || member.instance === ref.instance)
+  )
 }
 
 /** The claims of a member credential, signed by the deployment's credential authority. */
@@ -66,18 +93,21 @@ export function memberOfCredential(credential: Credential): MemberIdentity {
   return memberOfClaims(claims)
 }
 
-/** `kind:id` of the member a credential names, or undefined when it is no Strongroom credential (nobody, then). */
+/** The leaf key (`leafKeyOf`) of the member a credential names, or undefined when it is no Strongroom credential. */
 export function memberKeyOf(credential: Credential): string | undefined {
   try {
-    const member = memberOfCredential(credential)
-    return `${member.kind}:${member.id}`
+    return leafKeyOf(memberOfCredential(credential))
   } catch {
     return undefined
   }
 }
 
-function memberOfClaims(claims: MemberCredentialClaims): MemberIdentity {
+/** The member a credential's claims name; a staff member's instance comes from the signature key it is bound to. */
+export function memberOfClaims(claims: MemberCredentialClaims): MemberIdentity {
   const [kind, id] = claims.sub.split(':', 2) as [MemberIdentity['kind'], string]
+  if (kind === 'staff' && typeof claims.mls_key === 'string') {
+    return { kind, id, instance: claims.mls_key.slice(0, INSTANCE_LENGTH) }
+  }
   return claims.cst ? { kind, id, customerId: claims.cst } : { kind, id }
 }
 

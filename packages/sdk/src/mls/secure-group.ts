@@ -31,7 +31,7 @@ import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
 import { unprotectPublicMessage } from 'ts-mls/messageProtectionPublic.js'
 import { decryptSenderData } from 'ts-mls/privateMessage.js'
 import { keyPackageLifetime } from './group-config.ts'
-import { type MemberIdentity, memberKeyOf, memberOfCredential } from './member-credential.ts'
+import { leafKeyOf, type MemberIdentity, memberKeyOf, memberOfCredential } from './member-credential.ts'
 
 /**
  * Overwrites a used secret (a ratchet secret, a message key) with zeros. ts-mls's own `zeroOutUint8Array` first fills
@@ -177,7 +177,7 @@ function identityOf(leaf: LeafNode): MemberIdentity {
   return memberOfCredential(leaf.credential)
 }
 
-const keyOf = (member: MemberIdentity) => `${member.kind}:${member.id}`
+const keyOf = leafKeyOf
 
 /**
  * One secure conversation's MLS group, as one member holds it. Immutable: every operation that advances the group

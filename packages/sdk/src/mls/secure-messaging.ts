@@ -24,8 +24,11 @@ import {
 import { secureGroupClientConfig } from './group-config.ts'
 import {
   credentialAuthorityService,
+  isMemberRef,
+  leafKeyOf,
   type MemberCredentialClaims,
   type MemberIdentity,
+  memberOfClaims,
   mlsCredential,
 } from './member-credential.ts'
 import {
@@ -60,6 +63,11 @@ export type SecureEvent =
       sentAt: string
       /** When the sender made it disappear: keep it no longer than this (ISO 8601), or null. */
       expiresAt: string | null
+      /**
+       * Set when this message is its sender's copy of its own earlier message at that seq, sent again because another
+       * member could not read it: the same message, to be kept once (the archive keeps it under the original's seq).
+       */
+      copyOf?: number
     }
   | {
       /** A message in the log that this member could not read (tampered, from a removed sender, not for it). */
@@ -137,6 +145,11 @@ const CONTROL = new Uint8Array([3])
 const RESEND_REQUEST = 'strongroom/resend-request'
 const RESEND_OF = 'strongroom/resend-of/'
 const resentKey = (conversationId: string, seq: number) => `mls/resent/${conversationId}/${seq}`
+/** What this member sent, kept to send again if others ask: `sentIndexKey` lists the seqs and their epochs. */
+const sentKey = (conversationId: string, seq: number) => `mls/sent/${conversationId}/${seq}`
+const sentIndexKey = (conversationId: string) => `mls/sent-index/${conversationId}`
+/** At most this many of its own messages a member keeps per conversation to send again (the latest). */
+export const SENT_KEPT = 100
 const readable = (bytes: Uint8Array) => {
   const kept = new Uint8Array(bytes.length + 1)
   kept[0] = 1
@@ -263,9 +276,10 @@ export class SecureMessaging {
       credential: mlsCredential(signed),
       signatureKey: { signKey, publicKey },
     }
-    const [kind, id] = claims.sub.split(':', 2) as [MemberIdentity['kind'], string]
-    const messaging = new SecureMessaging(delivery, store, member, { kind, id }, options)
-    if (options.keepTexts) await messaging.purgeExpired()
+    const { customerId: _customer, ...self } = memberOfClaims(claims)
+    const messaging = new SecureMessaging(delivery, store, member, self, options)
+    // What it kept (texts it read, messages it sent, to send again) and what expired meanwhile goes first.
+    await messaging.purgeExpired()
     await messaging.replenishKeyPackages()
     return messaging
   }
@@ -310,7 +324,7 @@ export class SecureMessaging {
    */
   async replenishKeyPackages(): Promise<void> {
     const replace = (await this.#store.get(REPLACE_KEY_PACKAGES)) !== undefined
-    const stock = replace ? { low: true, lastResort: false } : await this.#delivery.keyPackageStock()
+    const stock = replace ? { low: true, lastResort: false } : await this.#delivery.keyPackageStock(this.#self.instance)
     if (!stock.low && stock.lastResort) return
     const fresh = stock.low ? await generateKeyPackages(this.#member, KEY_PACKAGE_BATCH) : []
     const lastResort = stock.lastResort ? undefined : (await generateKeyPackages(this.#member, 1))[0]
@@ -380,9 +394,12 @@ export class SecureMessaging {
     })
   }
 
-  /** Removes members from the group: from the next epoch on they can decrypt nothing. */
+  /**
+   * Removes members from the group: from the next epoch on they can decrypt nothing. A ref naming an instance removes
+   * that one of a staff member's browsers alone; without, every leaf of the person goes.
+   */
   removeMembers(conversationId: string, members: MemberRef[]): Promise<void> {
-    const gone = (m: MemberIdentity) => members.some((r) => r.kind === m.kind && r.id === m.id)
+    const gone = (m: MemberIdentity) => members.some((r) => isMemberRef(m, r))
     return this.#serialized(conversationId, () => this.#commitWith(conversationId, [], gone))
   }
 
@@ -496,7 +513,7 @@ export class SecureMessaging {
 
   /** Joins every group this member was added to while away; returns the conversations joined. */
   async acceptWelcomes(): Promise<string[]> {
-    const welcomes = await this.#delivery.pendingWelcomes()
+    const welcomes = await this.#delivery.pendingWelcomes(this.#self.instance)
     const joined: string[] = []
     for (const w of welcomes) {
       await this.#serialized(w.conversationId, async () => {
@@ -550,8 +567,9 @@ export class SecureMessaging {
     }
     const fromSelf = message.sender.kind === this.#self.kind && message.sender.id === this.#self.id
     if (!(await this.#holdsGroup(conversationId))) {
-      // Its own earlier messages say nothing; anyone else's means it is missing a group it belongs to.
-      if (!fromSelf) return this.#recover(conversationId)
+      // Its own earlier messages say nothing; anyone else's means it is missing a group it belongs to. So do those of
+      // a staff member's other browsers, which the delivery service names as this member too.
+      if (!fromSelf || this.#self.instance !== undefined) return this.#recover(conversationId)
       await this.#setReadSeq(conversationId, seq)
       return []
     }
@@ -610,7 +628,7 @@ export class SecureMessaging {
         : []
     }
     // A copy of a message this member read already (others asked for it): shown once, where it was first.
-    const copyOf = marker.startsWith(RESEND_OF) ? Number(marker.slice(RESEND_OF.length)) : undefined
+    const copyOf = marker.startsWith(RESEND_OF) ? await this.#copied(message, marker) : undefined
     const duplicate = copyOf !== undefined && (await this.#store.get(textKey(conversationId, copyOf)))?.[0] === 1
     // Kept before the group moves on: after a crash in between, the message decrypts again and is kept again, where
     // the other way round its keys would be gone and its text with them.
@@ -630,18 +648,33 @@ export class SecureMessaging {
           bytes: event.plaintext,
           sentAt: message.createdAt,
           expiresAt: message.expiresAt,
+          ...(copyOf === undefined ? {} : { copyOf }),
         },
       ]
     }
     const { kind: _commit, ...change } = event
+    await this.#pruneSent(conversationId, Number(change.epoch))
     const changed: SecureEvent = { kind: 'members-changed', conversationId, seq, ...change }
-    if (change.removedSelf && change.rejoined.some((m) => m.kind === this.#self.kind && m.id === this.#self.id)) {
+    if (change.removedSelf && change.rejoined.some((m) => leafKeyOf(m) === leafKeyOf(this.#self))) {
       // Re-added in place of this very leaf (it had asked to be, and re-joined meanwhile): the welcome is waiting.
       // Replaced by another instance of itself, there is none, and this state stays removed.
       const welcomed = await this.#joinByWelcome(conversationId)
       if (welcomed) return [changed, welcomed]
     }
     return [changed]
+  }
+
+  /**
+   * The seq of the message a copy says it repeats, if it may: an earlier message of the log (read, or found unreadable,
+   * before the copy), which the delivery service attributes to the copy's sender too. Otherwise the copy is a message of
+   * its own: nobody can make a message of theirs stand for another member's, or for one still to come.
+   */
+  async #copied(message: Message, marker: string): Promise<number | undefined> {
+    const seq = Number(marker.slice(RESEND_OF.length))
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq >= message.seq) return undefined
+    const [original] = await this.#delivery.listMessages(message.conversationId, seq - 1, 1)
+    const same = original?.seq === seq && original.sender.kind === message.sender.kind
+    return same && original.sender.id === message.sender.id ? seq : undefined
   }
 
   /**
@@ -697,6 +730,8 @@ export class SecureMessaging {
       })
       try {
         const sent = await acknowledged
+        // Kept to send again if a member asks; in the group's turn, as the index of kept texts is read and written.
+        await this.#serialized(conversationId, () => this.#keepSent(sent, bytes))
         await this.#keep(sent, readable(bytes))
         if (this.#toAsk.get(conversationId)?.size || this.#toAnswer.get(conversationId)?.size) {
           await this.#serialized(conversationId, () => this.#followUp(conversationId))
@@ -783,7 +818,7 @@ export class SecureMessaging {
   /** Sends again this member's message at `seq`, once, when it kept its text and it has not expired. */
   async #sendAgain(conversationId: string, seq: number): Promise<SecureEvent | undefined> {
     if (await this.#store.get(resentKey(conversationId, seq))) return undefined
-    const kept = await this.#store.get(textKey(conversationId, seq))
+    const kept = await this.#store.get(sentKey(conversationId, seq))
     const [original] = await this.#delivery.listMessages(conversationId, seq - 1, 1)
     const mine = original?.sender.kind === this.#self.kind && original.sender.id === this.#self.id
     // Without its text (not kept, or expired) there is nothing to send again: the reader keeps its notice.
@@ -791,7 +826,10 @@ export class SecureMessaging {
     // Only within the epoch it was sent in: the members are those it was sent to. After a commit, a member added
     // since (a new device) could otherwise ask for what was said before it came.
     const group = await this.#usableGroup(conversationId)
-    if (SecureGroup.epochOf(base64ToBytes(original.ciphertext)) !== group.epoch) return undefined
+    const bytes = base64ToBytes(original.ciphertext)
+    if (SecureGroup.epochOf(bytes) !== group.epoch) return undefined
+    // The same person's other browser, which read the message, does not answer for it: only the leaf that sent it.
+    if (!(await group.sentByThisLeaf(bytes))) return undefined
     const expiresAt = original.expiresAt === null ? undefined : new Date(original.expiresAt)
     const sent = await this.#sendNow(conversationId, kept.subarray(1), `resend-${seq}`, {
       expiresAt,
@@ -811,7 +849,7 @@ export class SecureMessaging {
   async #recover(conversationId: string): Promise<SecureEvent[]> {
     const joined = (await this.#joinByWelcome(conversationId)) ?? (await this.#joinByExternalCommit(conversationId))
     if (joined) return [joined]
-    await this.#delivery.requestReadd(conversationId)
+    await this.#delivery.requestReadd(conversationId, this.#self.instance)
     return [{ kind: 'rejoin-requested', conversationId }]
   }
 
@@ -823,7 +861,7 @@ export class SecureMessaging {
 
   /** Joins from the latest welcome waiting for this conversation; older ones are spent. */
   async #joinByWelcome(conversationId: string): Promise<SecureEvent | undefined> {
-    const welcomes = (await this.#delivery.pendingWelcomes())
+    const welcomes = (await this.#delivery.pendingWelcomes(this.#self.instance))
       .filter((w) => w.conversationId === conversationId)
       .sort((a, b) => b.commitSeq - a.commitSeq)
     let joined: SecureEvent | undefined
@@ -1004,6 +1042,36 @@ export class SecureMessaging {
     this.#groups.delete(conversationId)
     this.#groups.set(conversationId, { group, bytes })
     if (this.#groups.size > GROUP_CACHE_SIZE) this.#groups.delete(this.#groups.keys().next().value as string)
+  }
+
+  /**
+   * Keeps what this member sent, whether or not it keeps texts, so that it can send it again when another member asks
+   * (a fork, a lost key): until the message expires, for the latest `SENT_KEPT` messages of the conversation, and only
+   * those of the current and the previous epoch (a copy goes only into the epoch the message was sent in). In the
+   * member's store, so a remote wipe erases them with the rest.
+   */
+  async #keepSent(message: Message, bytes: Uint8Array): Promise<void> {
+    const { conversationId, seq } = message
+    const epoch = Number(SecureGroup.epochOf(base64ToBytes(message.ciphertext)) ?? 0n)
+    const expiresAt = message.expiresAt === null ? undefined : new Date(message.expiresAt)
+    await this.#store.set(sentKey(conversationId, seq), readable(bytes), expiresAt ? { expiresAt } : {})
+    await this.#pruneSent(conversationId, epoch, [[seq, epoch]])
+  }
+
+  /** Forgets the messages kept to send again that can no longer be: from before the previous epoch, or too many. */
+  async #pruneSent(conversationId: string, epoch: number, added: [seq: number, epoch: number][] = []): Promise<void> {
+    const stored = await this.#store.get(sentIndexKey(conversationId))
+    if (!stored && added.length === 0) return
+    const index: [number, number][] = [
+      ...(stored ? (JSON.parse(new TextDecoder().decode(stored)) as [number, number][]) : []),
+      ...added,
+    ]
+    const keep = index.filter(([, sentIn]) => sentIn >= epoch - 1).slice(-SENT_KEPT)
+    if (keep.length === index.length && added.length === 0) return
+    for (const [seq] of index)
+      if (!keep.some(([kept]) => kept === seq)) await this.#store.delete(sentKey(conversationId, seq))
+    if (keep.length === 0) await this.#store.delete(sentIndexKey(conversationId))
+    else await this.#store.set(sentIndexKey(conversationId), new TextEncoder().encode(JSON.stringify(keep)))
   }
 
   /** Keeps what a message said, until it expires, when the member keeps texts. */

@@ -3,7 +3,13 @@ import { type MemberIdentity, nodeCryptoProvider, type SecureEvent, SecureMessag
 import { type AuditEvent, recordAudit } from '../audit/events.ts'
 import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE } from '../channels/envelope.ts'
 import { publicConversationIds } from '../channels/identities.ts'
-import { MESSAGE_SUBJECT_PREFIX, type MessagesCommittedEvent, type WireMessage } from '../conversations/bus-events.ts'
+import {
+  MEMBER_LEFT_SUBJECT_PREFIX,
+  MESSAGE_SUBJECT_PREFIX,
+  type MemberLeftEvent,
+  type MessagesCommittedEvent,
+  type WireMessage,
+} from '../conversations/bus-events.ts'
 import { isConversationMember } from '../conversations/conversations.ts'
 import { fetchMessages } from '../conversations/messages.ts'
 import { groupConversations, MLS_CONTENT_TYPE } from '../e2e/groups.ts'
@@ -51,6 +57,8 @@ export type ArchiveRecord =
       plaintext: Uint8Array
       /** When the server accepted the message, not when the archive read it. */
       sentAt: Date
+      /** The seq of the sender's earlier message this is a copy of (sent again for a member that could not read it). */
+      copyOf?: number
     }
   | {
       kind: 'members-changed'
@@ -108,6 +116,7 @@ export class ArchiveMember {
   readonly #blind = new Set<string>()
   #unsubscribe: (() => void) | undefined
   #unsubscribeRevoked: (() => void) | undefined
+  #unsubscribeLeft: (() => void) | undefined
   #unsubscribeReadd: (() => void) | undefined
   #unsubscribeWanted: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
@@ -143,6 +152,10 @@ export class ArchiveMember {
     })
     member.#unsubscribeRevoked = ctx.bus.subscribe(`${DEVICE_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => {
       member.#track(member.#removeRevoked(JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent))
+    })
+    member.#unsubscribeLeft = ctx.bus.subscribe(`${MEMBER_LEFT_SUBJECT_PREFIX}>`, (_subject, payload) => {
+      const event = JSON.parse(decoder.decode(payload)) as MemberLeftEvent
+      if (member.#owns(event.conversationId)) member.#track(member.#removeLeft(event))
     })
     member.#unsubscribeReadd = ctx.bus.subscribe(`${READD_REQUESTED_SUBJECT_PREFIX}>`, (_subject, payload) => {
       const event = JSON.parse(decoder.decode(payload)) as ReaddRequestedEvent
@@ -189,6 +202,7 @@ export class ArchiveMember {
   async stop(): Promise<void> {
     this.#unsubscribe?.()
     this.#unsubscribeRevoked?.()
+    this.#unsubscribeLeft?.()
     this.#unsubscribeReadd?.()
     this.#unsubscribeWanted?.()
     clearInterval(this.#timer)
@@ -350,6 +364,23 @@ export class ArchiveMember {
     }
   }
 
+  /**
+   * A member that left the conversation (an agent it was handed over from) leaves its MLS group too: every leaf of
+   * theirs, each of their browsers, in one commit by the archive, so they read nothing said after the hand-over.
+   */
+  async #removeLeft(event: MemberLeftEvent): Promise<void> {
+    const { tenantId, conversationId, member } = event
+    if (member.kind !== 'staff' && member.kind !== 'device') return
+    const { messaging } = await this.#tenant(tenantId)
+    if (!(await messaging.isMember(conversationId))) return
+    await messaging.sync(conversationId)
+    // Back in the conversation meanwhile (handed back): its leaves stay.
+    if (await isConversationMember(this.#ctx, tenantId, conversationId, member)) return
+    const leaves = (await messaging.members(conversationId)).filter((m) => m.kind === member.kind && m.id === member.id)
+    if (leaves.length === 0) return
+    await messaging.removeMembers(conversationId, [{ kind: member.kind, id: member.id }])
+  }
+
   async #readdRequested(tenantId: string, conversationId: string): Promise<void> {
     for (const request of await pendingReaddRequests(this.#ctx, tenantId, conversationId)) {
       await this.#readd(tenantId, request)
@@ -369,7 +400,8 @@ export class ArchiveMember {
     const { conversationId, member } = request
     if (!(await messaging.isMember(conversationId))) return
     const system = { kind: 'system', id: null } as const
-    const same = (m: { kind: string; id: string }) => m.kind === member.kind && m.id === member.id
+    const same = (m: ReaddRequest['member']) =>
+      m.kind === member.kind && m.id === member.id && m.instance === member.instance
     await messaging.readdMember(conversationId, member, async () => {
       // Meanwhile re-added, or re-joined by itself (the commit that brought it back cleared the request).
       if (!(await pendingReaddRequests(this.#ctx, tenantId, conversationId)).some((r) => same(r.member))) return false
@@ -397,7 +429,7 @@ export class ArchiveMember {
         details: { seq: event.seq, via: event.via },
       })
     } else if (event.kind === 'message') {
-      const { conversationId, seq, sender, bytes, sentAt } = event
+      const { conversationId, seq, sender, bytes, sentAt, copyOf } = event
       this.#write({
         kind: 'message',
         tenantId,
@@ -406,6 +438,7 @@ export class ArchiveMember {
         sender,
         plaintext: bytes,
         sentAt: new Date(sentAt),
+        ...(copyOf === undefined ? {} : { copyOf }),
       })
     } else if (event.kind === 'members-changed') {
       const { conversationId, seq, epoch, added, removed, rejoined } = event

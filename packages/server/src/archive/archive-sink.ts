@@ -42,8 +42,13 @@ export function toArchiveInput(record: ArchiveRecord, customerId: string | null)
     }
   }
   if (record.kind === 'message') {
+    // A copy its sender sent again is the same message: one record, under the original's seq, whichever the archive
+    // read (the original when it could, else the copy), so the archive counts what the senders sent.
+    const seq = record.copyOf ?? record.seq
     return {
       ...common,
+      sourceRef: `mls:${record.conversationId}:${seq}`,
+      conversationSeq: seq,
       occurredAt: record.sentAt,
       recordClass: 'secure-message',
       content: { sender: record.sender, ...messageBody(record.plaintext) },

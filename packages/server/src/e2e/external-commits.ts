@@ -6,6 +6,7 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { verifiedMember } from './credential-authority.ts'
 import { checkedGroupInfo, commitProposals, memberAtLeaf } from './framing.ts'
+import type { KeyPackageOwner } from './key-packages.ts'
 
 export interface ExternalCommitter {
   tenantId: string
@@ -15,7 +16,7 @@ export interface ExternalCommitter {
 
 /**
  * The delivery service's checks on an external commit (RFC 9420, section 12.4.3.2), the way a member that lost its
- * group state re-joins: the caller is a member of the conversation; the joiner's leaf carries a credential the
+ * group state re-joins (it returns the joiner, with its instance): the caller is a member of the conversation; the joiner's leaf carries a credential the
  * authority signed for exactly the caller; and the commit only takes the caller's own earlier leaf out (in the tree of
  * the GroupInfo published for this epoch) and puts the new one in. Members check the same and would refuse anything
  * else, so the server refuses it first: a commit it accepted but members refused would strand the group in an epoch
@@ -27,7 +28,7 @@ export async function authorizeExternalCommit(
   conversationId: string,
   commit: MLSMessage,
   group: { groupId: Uint8Array; epoch: bigint; groupInfo: Uint8Array | null },
-): Promise<void> {
+): Promise<KeyPackageOwner> {
   const refuse = async (reason: string): Promise<never> => {
     await recordAudit(ctx.db, {
       tenantId: committer.tenantId,
@@ -60,10 +61,14 @@ export async function authorizeExternalCommit(
   if (!joiner || joiner.kind !== sender.kind || joiner.id !== sender.id) {
     return refuse('the credential in the external commit is not the caller’s')
   }
+  // One of a staff member's browsers re-joins in place of its own leaf, never another of theirs.
   const earlier = memberAtLeaf(publishedGroupInfo(group), removes[0] as number)
-  if (earlier?.kind !== sender.kind || earlier.id !== sender.id) {
+  if (earlier?.kind !== sender.kind || earlier.id !== sender.id || earlier.instance !== joiner.instance) {
     return refuse('the external commit takes out a leaf that is not the caller’s own')
   }
+  return joiner.instance === undefined
+    ? { kind: joiner.kind, id: joiner.id }
+    : { kind: joiner.kind, id: joiner.id, instance: joiner.instance }
 }
 
 /** The GroupInfo the joiner must have re-joined from: the one published for the group's current epoch. */

@@ -243,9 +243,10 @@ export async function acceptCommitFrom(
   const { groupInfo } = input
   if (!groupInfo) throw new Problem('e2e/malformed-message', 'a commit comes with the GroupInfo of the epoch it starts')
   checkedGroupInfo(groupInfo, framing.groupId, framing.epoch + 1n)
+  let joiner: KeyPackageOwner | undefined
   if (external) {
     if (input.welcome) throw new Problem('e2e/malformed-message', 'an external commit adds nobody')
-    await authorizeExternalCommit(ctx, committer, conversationId, commit, {
+    joiner = await authorizeExternalCommit(ctx, committer, conversationId, commit, {
       groupId: current.group_id,
       epoch: framing.epoch,
       groupInfo: current.group_info,
@@ -319,6 +320,7 @@ export async function acceptCommitFrom(
             conversation_id: conversationId,
             recipient_kind: a.kind,
             recipient_id: a.id,
+            recipient_instance: a.instance ?? '',
             key_package_ref: a.ref,
             epoch,
             commit_seq: appended.message.seq,
@@ -340,7 +342,7 @@ export async function acceptCommitFrom(
         .execute()
     }
     // Whoever the commit brings (back) into the group has no re-add request pending any more.
-    await dropReaddRequests(trx, tenantId, conversationId, external ? [sender] : added)
+    await dropReaddRequests(trx, tenantId, conversationId, joiner ? [joiner] : added)
     await recordAudit(trx, {
       tenantId,
       actor: committer.actor,
@@ -352,7 +354,11 @@ export async function acceptCommitFrom(
         : { epoch, added: added.map((a) => `${a.kind}:${a.id}`) },
     })
     return {
-      accepted: { epoch, seq: appended.message.seq, added: added.map(({ kind, id }) => ({ kind, id })) },
+      accepted: {
+        epoch,
+        seq: appended.message.seq,
+        added: added.map(({ kind, id, instance }) => (instance === undefined ? { kind, id } : { kind, id, instance })),
+      },
       announce: appended.announce,
     }
   })
@@ -360,22 +366,28 @@ export async function acceptCommitFrom(
   return accepted
 }
 
-/** Clears the re-add requests of the members a commit brought (back) into the group. */
+/** Clears the re-add requests of the members (instances) a commit brought (back) into the group. */
 async function dropReaddRequests(
   trx: ServerContext['db'],
   tenantId: string,
   conversationId: string,
-  members: { kind: AppendInput['sender']['kind']; id: string }[],
+  members: KeyPackageOwner[],
 ): Promise<void> {
   const requesters = members.flatMap((m) =>
-    m.kind === 'device' || m.kind === 'staff' ? [{ kind: m.kind, id: m.id }] : [],
+    m.kind === 'device' || m.kind === 'staff' ? [{ kind: m.kind, id: m.id, instance: m.instance ?? '' }] : [],
   )
   if (requesters.length === 0) return
   await trx
     .deleteFrom('e2e_readd_requests')
     .where('tenant_id', '=', tenantId)
     .where('conversation_id', '=', conversationId)
-    .where((eb) => eb.or(requesters.map((m) => eb.and([eb('member_kind', '=', m.kind), eb('member_id', '=', m.id)]))))
+    .where((eb) =>
+      eb.or(
+        requesters.map((m) =>
+          eb.and([eb('member_kind', '=', m.kind), eb('member_id', '=', m.id), eb('member_instance', '=', m.instance)]),
+        ),
+      ),
+    )
     .execute()
 }
 
@@ -418,22 +430,23 @@ export interface PendingWelcome {
   welcome: string
 }
 
-/** The welcomes waiting for a device, staff member or the archive. */
+/**
+ * The welcomes waiting for a device, staff member or the archive; for one of a staff member's instances when it names
+ * one (and those made before instances were told apart), so one browser never spends another's welcome.
+ */
 export async function pendingWelcomes(
   ctx: Pick<ServerContext, 'db'>,
   tenantId: string,
   recipient: KeyPackageOwner,
 ): Promise<PendingWelcome[]> {
-  const rows = await ctx.db
+  let query = ctx.db
     .selectFrom('e2e_welcomes')
     .select(['id', 'conversation_id', 'epoch', 'commit_seq', 'welcome'])
     .where('tenant_id', '=', tenantId)
     .where('recipient_kind', '=', recipient.kind)
     .where('recipient_id', '=', recipient.id)
-    .orderBy('created_at')
-    .orderBy('id')
-    .limit(100)
-    .execute()
+  if (recipient.instance !== undefined) query = query.where('recipient_instance', 'in', [recipient.instance, ''])
+  const rows = await query.orderBy('created_at').orderBy('id').limit(100).execute()
   return rows.map((r) => ({
     id: r.id,
     conversationId: r.conversation_id,

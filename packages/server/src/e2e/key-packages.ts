@@ -3,9 +3,10 @@ import {
   KEY_PACKAGE_LIFETIME_SECONDS,
   type MemberIdentity,
 } from '@strongroom/sdk/mls-node'
-import { sql } from 'kysely'
+import { type ExpressionBuilder, sql } from 'kysely'
 import type { KeyPackage } from 'ts-mls'
 import type { ServerContext } from '../platform/context.ts'
+import type { Database } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
 import { verifiedMember } from './credential-authority.ts'
@@ -27,7 +28,18 @@ const CLAIM_MARGIN_MS = 3600 * 1000
 export interface KeyPackageOwner {
   kind: MemberIdentity['kind']
   id: string
+  /** One of a staff member's browsers (named after its signature key); none for a device or the archive. */
+  instance?: string | undefined
 }
+
+/** The owner's packages in the directory: of one instance when it names one (`''` stands for none). */
+const ownedBy = (tenantId: string, owner: KeyPackageOwner) => (eb: ExpressionBuilder<Database, 'e2e_key_packages'>) =>
+  eb.and([
+    eb('tenant_id', '=', tenantId),
+    eb('owner_kind', '=', owner.kind),
+    eb('owner_id', '=', owner.id),
+    eb('owner_instance', '=', owner.instance ?? ''),
+  ])
 
 export interface KeyPackageStock {
   available: number
@@ -51,6 +63,8 @@ export async function storeKeyPackages(
   upload: { keyPackages: Uint8Array[]; lastResort?: Uint8Array | undefined; replace?: boolean },
 ): Promise<KeyPackageStock> {
   const checked: { ref: string; suite: string; bytes: Uint8Array; lastResort: boolean; expiresAt: Date }[] = []
+  // Every package of one upload is of one instance: the uploader's stock, replacement and limit are that instance's.
+  let instance: string | undefined
   for (const [index, bytes] of [...upload.keyPackages, ...(upload.lastResort ? [upload.lastResort] : [])].entries()) {
     const message = decodeWhole(bytes)
     if (message.wireformat !== 'mls_key_package') throw new Problem('e2e/invalid-key-package', 'not a key package')
@@ -64,6 +78,10 @@ export async function storeKeyPackages(
     if (!member || member.kind !== owner.kind || member.id !== owner.id) {
       throw new Problem('e2e/invalid-key-package', 'the credential is not the uploader’s')
     }
+    if (index > 0 && member.instance !== instance) {
+      throw new Problem('e2e/invalid-key-package', 'the key packages of one upload are of one signature key')
+    }
+    instance = member.instance
     checked.push({
       ref: await keyPackageRef(keyPackage),
       suite,
@@ -73,31 +91,24 @@ export async function storeKeyPackages(
     })
   }
   const now = new Date()
+  const mine = ownedBy(tenantId, { ...owner, instance })
   return ctx.db.transaction().execute(async (trx) => {
     // Expired packages can never be used: they go, and leave room under the limit.
     await trx
       .deleteFrom('e2e_key_packages')
-      .where('tenant_id', '=', tenantId)
-      .where('owner_kind', '=', owner.kind)
-      .where('owner_id', '=', owner.id)
+      .where(mine)
       .where('claimed_at', 'is', null)
       .where('expires_at', '<=', now)
       .execute()
     if (upload.replace || upload.lastResort) {
       // Replacing drops every unclaimed package, the last-resort one included; a new last-resort one drops the old.
-      const stale = trx
-        .deleteFrom('e2e_key_packages')
-        .where('tenant_id', '=', tenantId)
-        .where('owner_kind', '=', owner.kind)
-        .where('owner_id', '=', owner.id)
+      const stale = trx.deleteFrom('e2e_key_packages').where(mine)
       await (upload.replace ? stale.where('claimed_at', 'is', null) : stale.where('last_resort', '=', true)).execute()
     }
     const { count } = await trx
       .selectFrom('e2e_key_packages')
       .select((eb) => eb.fn.countAll<string>().as('count'))
-      .where('tenant_id', '=', tenantId)
-      .where('owner_kind', '=', owner.kind)
-      .where('owner_id', '=', owner.id)
+      .where(mine)
       .where('last_resort', '=', false)
       .where('claimed_at', 'is', null)
       .executeTakeFirstOrThrow()
@@ -113,6 +124,7 @@ export async function storeKeyPackages(
             id: newId('kpk'),
             owner_kind: owner.kind,
             owner_id: owner.id,
+            owner_instance: instance ?? '',
             ref: c.ref,
             cipher_suite: c.suite,
             key_package: c.bytes,
@@ -126,7 +138,7 @@ export async function storeKeyPackages(
         .onConflict((oc) => oc.columns(['tenant_id', 'ref']).doNothing())
         .execute()
     }
-    return stockWithin(trx, tenantId, owner)
+    return stockWithin(trx, tenantId, { ...owner, instance })
   })
 }
 
@@ -162,9 +174,7 @@ async function stockWithin(
   const rows = await db
     .selectFrom('e2e_key_packages')
     .select(['last_resort', (eb) => eb.fn.countAll<string>().as('count')])
-    .where('tenant_id', '=', tenantId)
-    .where('owner_kind', '=', owner.kind)
-    .where('owner_id', '=', owner.id)
+    .where(ownedBy(tenantId, owner))
     .where('claimed_at', 'is', null)
     .where('expires_at', '>', new Date(Date.now() + KEY_PACKAGE_RENEW_BEFORE_MS))
     .groupBy('last_resort')
@@ -186,7 +196,8 @@ export interface ClaimedKeyPackage {
 }
 
 /**
- * Hands out one key package per owner for adding them to a conversation's group, never an expired one. An ordinary
+ * Hands out one key package per owner for adding them to a conversation's group, never an expired one: of the
+ * instance an owner names (one of a staff member's browsers), else of any of its instances. An ordinary
  * package is consumed in the same statement that picks it (SKIP LOCKED: two claims never get the same one); when none
  * is left the owner's last-resort package is handed out instead. The claim records the conversation, so that the commit adding the owner
  * is accepted there and its welcome routed to the owner.
@@ -201,36 +212,48 @@ export async function claimKeyPackages(
   return ctx.db.transaction().execute(async (trx) => {
     const claimed: ClaimedKeyPackage[] = []
     for (const owner of owners) {
-      const { rows } = await sql<{ ref: string; key_package: Uint8Array }>`
+      const { rows } = await sql<{ ref: string; key_package: Uint8Array; owner_instance: string }>`
         update e2e_key_packages set claimed_at = now(), claimed_for = ${conversationId}
         where id = (
           select id from e2e_key_packages
           where tenant_id = ${tenantId} and owner_kind = ${owner.kind} and owner_id = ${owner.id}
+            and (${owner.instance ?? null}::text is null or owner_instance = ${owner.instance ?? null})
             and last_resort = false and claimed_at is null and expires_at > ${claimableUntil}
           order by created_at, id
           limit 1
           for update skip locked
         )
-        returning ref, key_package
+        returning ref, key_package, owner_instance
       `.execute(trx)
       const fresh = rows[0]
       if (fresh) {
-        claimed.push({ owner, ref: fresh.ref, keyPackage: fresh.key_package, lastResort: false })
+        claimed.push({
+          owner: withInstance(owner, fresh),
+          ref: fresh.ref,
+          keyPackage: fresh.key_package,
+          lastResort: false,
+        })
         continue
       }
-      const lastResort = await trx
+      let lastResortQuery = trx
         .selectFrom('e2e_key_packages')
-        .select(['ref', 'key_package'])
+        .select(['ref', 'key_package', 'owner_instance'])
         .where('tenant_id', '=', tenantId)
         .where('owner_kind', '=', owner.kind)
         .where('owner_id', '=', owner.id)
         .where('last_resort', '=', true)
         .where('expires_at', '>', claimableUntil)
-        .executeTakeFirst()
+      if (owner.instance !== undefined) lastResortQuery = lastResortQuery.where('owner_instance', '=', owner.instance)
+      const lastResort = await lastResortQuery.orderBy('created_at', 'desc').executeTakeFirst()
       if (!lastResort) {
         throw new Problem('e2e/no-key-package', `${owner.kind} ${owner.id} has no key package to claim`)
       }
-      claimed.push({ owner, ref: lastResort.ref, keyPackage: lastResort.key_package, lastResort: true })
+      claimed.push({
+        owner: withInstance(owner, lastResort),
+        ref: lastResort.ref,
+        keyPackage: lastResort.key_package,
+        lastResort: true,
+      })
     }
     return claimed
   })
@@ -248,10 +271,16 @@ export async function claimedOwner(
 ): Promise<KeyPackageOwner | undefined> {
   const row = await db
     .selectFrom('e2e_key_packages')
-    .select(['owner_kind', 'owner_id'])
+    .select(['owner_kind', 'owner_id', 'owner_instance'])
     .where('tenant_id', '=', tenantId)
     .where('ref', '=', ref)
     .where((eb) => eb.or([eb('claimed_for', '=', conversationId), eb('last_resort', '=', true)]))
     .executeTakeFirst()
-  return row ? { kind: row.owner_kind, id: row.owner_id } : undefined
+  return row ? withInstance({ kind: row.owner_kind, id: row.owner_id }, row) : undefined
+}
+
+/** The owner with the instance the directory recorded for its package (none for `''`). */
+function withInstance(owner: KeyPackageOwner, row: { owner_instance: string }): KeyPackageOwner {
+  const { instance: _any, ...person } = owner
+  return row.owner_instance === '' ? person : { ...person, instance: row.owner_instance }
 }

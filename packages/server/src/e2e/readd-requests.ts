@@ -14,7 +14,8 @@ export interface ReaddRequestedEvent {
 
 export interface ReaddRequest {
   conversationId: string
-  member: { kind: 'device' | 'staff'; id: string }
+  /** With `instance`, one of a staff member's browsers: that leaf only is added. */
+  member: { kind: 'device' | 'staff'; id: string; instance?: string }
 }
 
 /**
@@ -22,14 +23,19 @@ export interface ReaddRequest {
  * GroupInfo yet, or it does not verify) asks to be re-added. One request per member and conversation is kept until a
  * commit brings the member back or the archive member refuses it; the bus only wakes the archive member up, which
  * also reads pending requests when it starts. While a welcome waits for the member, it has been re-added and the
- * request is passed over (the SDK drops a welcome it cannot open before asking).
+ * request is passed over (the SDK drops a welcome it cannot open before asking). A staff member's browser names itself
+ * (`instance`): each of their browsers is a leaf of its own, asked for and added on its own.
  */
 export async function requestReadd(
   ctx: Pick<ServerContext, 'db' | 'bus'>,
   principal: Principal,
   conversationId: string,
+  instance?: string,
 ): Promise<void> {
   const member = await requireConversationMember(ctx, principal, conversationId)
+  if (instance !== undefined && member.kind !== 'staff') {
+    throw new Problem('request/invalid', 'only a staff member’s browsers are told apart by instance')
+  }
   const now = new Date()
   const requested = await ctx.db.transaction().execute(async (trx) => {
     // The group's row orders this after a commit in progress: one that re-adds the member commits its welcome first.
@@ -49,6 +55,7 @@ export async function requestReadd(
       .where('conversation_id', '=', conversationId)
       .where('recipient_kind', '=', member.kind)
       .where('recipient_id', '=', member.id)
+      .where('recipient_instance', '=', instance ?? '')
       .executeTakeFirst()
     if (welcome) return false
     await trx
@@ -58,10 +65,13 @@ export async function requestReadd(
         conversation_id: conversationId,
         member_kind: member.kind,
         member_id: member.id,
+        member_instance: instance ?? '',
         requested_at: now,
       })
       .onConflict((oc) =>
-        oc.columns(['tenant_id', 'conversation_id', 'member_kind', 'member_id']).doUpdateSet({ requested_at: now }),
+        oc
+          .columns(['tenant_id', 'conversation_id', 'member_kind', 'member_id', 'member_instance'])
+          .doUpdateSet({ requested_at: now }),
       )
       .execute()
     await recordAudit(trx, {
@@ -86,11 +96,17 @@ export async function pendingReaddRequests(
 ): Promise<ReaddRequest[]> {
   let query = ctx.db
     .selectFrom('e2e_readd_requests')
-    .select(['conversation_id', 'member_kind', 'member_id'])
+    .select(['conversation_id', 'member_kind', 'member_id', 'member_instance'])
     .where('tenant_id', '=', tenantId)
   if (conversationId !== undefined) query = query.where('conversation_id', '=', conversationId)
   const rows = await query.orderBy('requested_at').limit(500).execute()
-  return rows.map((r) => ({ conversationId: r.conversation_id, member: { kind: r.member_kind, id: r.member_id } }))
+  return rows.map((r) => ({
+    conversationId: r.conversation_id,
+    member:
+      r.member_instance === ''
+        ? { kind: r.member_kind, id: r.member_id }
+        : { kind: r.member_kind, id: r.member_id, instance: r.member_instance },
+  }))
 }
 
 /** Drops a request the archive member will not grant (the member left the conversation, or has no leaf to restore). */
@@ -108,6 +124,7 @@ export async function refuseReaddRequest(
       .where('conversation_id', '=', request.conversationId)
       .where('member_kind', '=', request.member.kind)
       .where('member_id', '=', request.member.id)
+      .where('member_instance', '=', request.member.instance ?? '')
       .execute()
     await recordAudit(trx, {
       tenantId,

@@ -28,6 +28,12 @@ const Group = Type.Object({
   cipherSuite: Type.String(),
   epoch: Type.Integer({ description: 'the epoch the next commit must be made in' }),
 })
+/** One of a staff member's browsers: the first 16 characters of its signature key, base64url. */
+const Instance = Type.String({
+  pattern: '^[A-Za-z0-9_-]{16}$',
+  description: 'one of a staff member’s browsers or devices (a leaf of its own); from its member credential',
+})
+const InstanceQuery = Type.Object({ instance: Type.Optional(Instance) }, { additionalProperties: false })
 const B64 = (max: number) => Type.String({ ...Base64, minLength: 4, maxLength: max })
 /** Public signature keys: 32 bytes for Ed25519, 65 for an uncompressed P-256 point. */
 const SIGNATURE_KEY_LENGTHS = [32, 65]
@@ -137,14 +143,19 @@ async function keyPackageRoutes(app: App, ctx: ServerContext): Promise<void> {
     {
       config: { access: allow.member('conversations:write') },
       schema: {
-        summary: 'How many of the caller’s key packages are left; `low` says when to upload more',
+        summary:
+          'How many of the caller’s key packages (of one of its instances) are left; `low` says when to upload more',
         tags: ['e2e'],
-        response: { 200: Stock, ...problemResponses(401, 403) },
+        querystring: InstanceQuery,
+        response: { 200: Stock, ...problemResponses(400, 401, 403) },
       },
     },
     async (request) => {
       const principal = principalOf(request)
-      return keyPackageStock(ctx, principal.tenantId, principalMember(principal))
+      return keyPackageStock(ctx, principal.tenantId, {
+        ...principalMember(principal),
+        instance: request.query.instance,
+      })
     },
   )
 }
@@ -163,7 +174,11 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
           {
             members: Type.Array(
               Type.Object(
-                { kind: MemberKind, id: Type.String({ minLength: 1, maxLength: 64 }) },
+                {
+                  kind: MemberKind,
+                  id: Type.String({ minLength: 1, maxLength: 64 }),
+                  instance: Type.Optional(Instance),
+                },
                 {
                   additionalProperties: false,
                 },
@@ -176,7 +191,13 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
         response: {
           200: Type.Object({
             keyPackages: Type.Array(
-              Type.Object({ kind: MemberKind, id: Type.String(), ref: Type.String(), keyPackage: Base64 }),
+              Type.Object({
+                kind: MemberKind,
+                id: Type.String(),
+                instance: Type.Optional(Instance),
+                ref: Type.String(),
+                keyPackage: Base64,
+              }),
             ),
           }),
           ...problemResponses(400, 401, 403, 404, 409),
@@ -186,7 +207,9 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
     async (request) => {
       const principal = principalOf(request)
       const { conversationId } = request.params
-      const owners: KeyPackageOwner[] = request.body.members
+      const owners: KeyPackageOwner[] = request.body.members.map(({ kind, id, instance }) =>
+        instance === undefined ? { kind, id } : { kind, id, instance },
+      )
       for (const owner of owners) {
         // Only the archive and the conversation's own members can be added: nobody can pull in an outsider.
         const allowed =
@@ -201,6 +224,7 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
         keyPackages: claimed.map((c) => ({
           kind: c.owner.kind,
           id: c.owner.id,
+          ...(c.owner.instance === undefined ? {} : { instance: c.owner.instance }),
           ref: c.ref,
           keyPackage: Buffer.from(c.keyPackage).toString('base64'),
         })),
@@ -373,11 +397,12 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
           'Ask to be re-added to the group after losing its state, when re-joining by external commit is not possible',
         tags: ['e2e'],
         params: ConversationParams,
-        response: { 202: Type.Null(), ...problemResponses(401, 403, 404, 409) },
+        querystring: InstanceQuery,
+        response: { 202: Type.Null(), ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
     async (request, reply) => {
-      await requestReadd(ctx, principalOf(request), request.params.conversationId)
+      await requestReadd(ctx, principalOf(request), request.params.conversationId, request.query.instance)
       return reply.status(202).send(null)
     },
   )
@@ -387,8 +412,10 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
     {
       config: { access: allow.member('conversations:write') },
       schema: {
-        summary: 'Welcomes waiting for the caller: groups it was added to, with where to start reading each log',
+        summary:
+          'Welcomes waiting for the caller (one of its instances): groups it was added to, where to start reading',
         tags: ['e2e'],
+        querystring: InstanceQuery,
         response: {
           200: Type.Object({
             welcomes: Type.Array(
@@ -401,13 +428,14 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
               }),
             ),
           }),
-          ...problemResponses(401, 403),
+          ...problemResponses(400, 401, 403),
         },
       },
     },
     async (request) => {
       const principal = principalOf(request)
-      return { welcomes: await pendingWelcomes(ctx, principal.tenantId, principalMember(principal)) }
+      const recipient = { ...principalMember(principal), instance: request.query.instance }
+      return { welcomes: await pendingWelcomes(ctx, principal.tenantId, recipient) }
     },
   )
 

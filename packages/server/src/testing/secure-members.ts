@@ -18,11 +18,16 @@ export async function startArchivingServer() {
   const archived: ArchiveRecord[] = []
   const server = await startTestServer({}, undefined, { archiveSink: (record) => void archived.push(record) })
   const bank = await createTestBank(server)
-  /** The texts the archive member decrypted in a conversation, in log order. */
-  const archivedTexts = (conversationId: string) =>
-    archived.flatMap((r) =>
-      r.kind === 'message' && r.conversationId === conversationId ? [new TextDecoder().decode(r.plaintext)] : [],
-    )
+  /** The texts the archive member decrypted in a conversation, in log order, a copy sent again counted once. */
+  const archivedTexts = (conversationId: string) => {
+    const bySeq = new Map<number, string>()
+    for (const r of archived) {
+      if (r.kind !== 'message' || r.conversationId !== conversationId) continue
+      const seq = r.copyOf ?? r.seq
+      if (!bySeq.has(seq)) bySeq.set(seq, new TextDecoder().decode(r.plaintext))
+    }
+    return [...bySeq].sort(([a], [b]) => a - b).map(([, text]) => text)
+  }
   return { server, bank, archived, archivedTexts }
 }
 

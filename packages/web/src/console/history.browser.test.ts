@@ -155,8 +155,29 @@ describe('secure history on the bank’s side, in Chromium', { skip }, () => {
     await phoneSends('Both arrived.')
     const fromBank = ['It was posted on Monday.', 'Answering from my other machine.', 'And back on the first one.']
     await everyoneReadsEverything([first, second], fromBank)
-    await first.context().close()
+    // Two leaves of the same agent side by side: neither browser replaced the other.
+    const agentLeaves = async () => {
+      await phone.sync(conversationId)
+      return (await phone.members(conversationId)).filter((m) => m.kind === 'staff' && m.id === bank.agentId)
+    }
+    const both = await agentLeaves()
+    assert.equal(new Set(both.map((m) => m.instance)).size, 2, 'one leaf per browser')
+    assert.ok(!phoneRead.some((e) => e.kind === 'members-changed' && e.rejoined.length > 0), 'nobody replaced')
+
+    // The second machine is lost: its leaf is removed; the first browser, the phone and the archive read on.
     await second.context().close()
+    // The leaf added last for the agent is the second browser's (the archive added it when it asked).
+    const lost = phoneRead
+      .flatMap((e) => (e.kind === 'members-changed' ? e.added : []))
+      .filter((m) => m.kind === 'staff' && m.id === bank.agentId)
+      .at(-1)
+    assert.ok(lost?.instance)
+    await phone.removeMembers(conversationId, [{ kind: 'staff', id: bank.agentId, instance: lost.instance }])
+    assert.equal((await agentLeaves()).length, 1)
+    await phoneSends('Is the lost laptop a problem?')
+    await agentReplies(first, 'No: it can read nothing from now on.')
+    await everyoneReadsEverything([first], [...fromBank, 'No: it can read nothing from now on.'])
+    await first.context().close()
   })
 
   test('handed over to another agent: they read the history and answer end to end', async () => {
@@ -183,6 +204,15 @@ describe('secure history on the bank’s side, in Chromium', { skip }, () => {
     )
     await agentReplies(page, 'It is 1 High Street, as on file.')
     await everyoneReadsEverything([page], ['It is 1 High Street, as on file.'])
+    // The agent it was taken from has no leaf left: the archive took it out at the hand-over.
+    await eventually(
+      async () => {
+        await phone.sync(conversationId)
+        return (await phone.members(conversationId)).filter((m) => m.kind === 'staff').map((m) => m.id)
+      },
+      (staff) => staff.length === 1 && staff[0] === colleague.staffId,
+      'only the new agent’s leaf',
+    )
     await shot(page, 'console-history-handed-over')
   })
 

@@ -81,7 +81,8 @@ export class BrowserMlsMember {
     // Our own message echoed by the stream while send() is under way: keptText waits for the send, which keeps it.
     const kept = await this.#kept(message)
     if (kept !== undefined) return kept ?? undefined
-    if (message.sender.kind === this.#self.kind && message.sender.id === this.#self.id) {
+    // A staff member's other browsers are leaves of their own, read like anyone else's.
+    if (this.#self.kind === 'device' && message.sender.kind === 'device' && message.sender.id === this.#self.id) {
       // Our own commit has no text; our own message without a kept text was sent from another session.
       return isApplicationMessage(message) ? { placeholder: 'Encrypted message sent from another session' } : undefined
     }
@@ -140,8 +141,8 @@ export class BrowserMlsMember {
   }
 
   /**
-   * Whether this browser can send in the conversation: it is a member, or it is an agent's browser that another of
-   * their browsers replaced in the group (sending takes its place back).
+   * Whether this browser can send in the conversation: it is a member, or it is an agent's browser that was taken out
+   * of the group while the agent is still in the conversation (sending asks for it to be added back).
    */
   async canSend(conversationId: string): Promise<boolean> {
     if (await this.isSecure(conversationId)) return true
@@ -150,8 +151,8 @@ export class BrowserMlsMember {
 
   /**
    * Encrypts and sends; the message comes back on the stream, where `read` shows the text the SDK kept. An agent's
-   * browser that another of their browsers replaced re-joins first: the agent chose to go on here. What it missed
-   * meanwhile shows from the archive.
+   * browser taken out of the group re-joins first (asking the archive to add it, when it has no leaf left): the agent
+   * chose to go on here. What it missed meanwhile shows from the archive.
    */
   async send(conversationId: string, text: string, options: { expiresAt?: Date } = {}): Promise<void> {
     const replaced = async () => this.#self.kind === 'staff' && (await this.messaging.wasRemoved(conversationId))
@@ -159,8 +160,8 @@ export class BrowserMlsMember {
     try {
       await this.messaging.send(conversationId, text, options)
     } catch (error) {
-      // Replaced while this message was on its way (the send caught up and found the other browser's commit): it
-      // never left, so it goes again, once, after re-joining.
+      // Taken out while this message was on its way (the send caught up and found the commit): it never left, so it
+      // goes again, once, after re-joining.
       if (!(error instanceof SecureGroupError && error.code === 'removed' && (await replaced()))) throw error
       await this.messaging.rejoin(conversationId)
       await this.messaging.send(conversationId, text, options)

@@ -385,6 +385,8 @@ export interface E2eKeyPackagesTable {
   id: string
   owner_kind: 'device' | 'staff' | 'archive'
   owner_id: string
+  /** Which of a staff member's browsers made it (named after its signature key); '' for a device or the archive. */
+  owner_instance: Generated<string>
   ref: string
   cipher_suite: string
   key_package: Uint8Array
@@ -402,6 +404,7 @@ export interface E2eWelcomesTable {
   conversation_id: string
   recipient_kind: 'device' | 'staff' | 'archive'
   recipient_id: string
+  recipient_instance: Generated<string>
   key_package_ref: string
   epoch: BigIntColumn
   commit_seq: BigIntColumn
@@ -415,6 +418,7 @@ export interface E2eReaddRequestsTable {
   conversation_id: string
   member_kind: 'device' | 'staff'
   member_id: string
+  member_instance: Generated<string>
   requested_at: Timestamp
 }
 
