@@ -787,10 +787,12 @@ export class StrongroomClient {
 
   /**
    * Staff: invites the customer to the secure channel. The server sends a single-use link, valid for minutes, on the
-   * conversation's public channel (a button on WhatsApp and Messenger); follow it with `listPivotLinks`.
+   * conversation's public channel (a button on WhatsApp and Messenger); follow it with `listPivotLinks` (or the
+   * stream's `onUpdate`). While a link sent earlier (by an agent or automatically) is live, that one is returned and
+   * nothing is sent (`message` absent); `replace: true` sends a new one, which replaces it.
    */
-  invitePivot(conversationId: string, options: { ttlSeconds?: number } = {}) {
-    return this.request<{ link: PivotLink; message: SentPublicMessage }>(
+  invitePivot(conversationId: string, options: { ttlSeconds?: number; replace?: boolean } = {}) {
+    return this.request<{ link: PivotLink; message?: SentPublicMessage }>(
       'POST',
       `/v1/conversations/${encodeURIComponent(conversationId)}/pivot`,
       options,

@@ -13,6 +13,12 @@ export interface ConsentRequest {
   challenge: string
   createdAt: string
   expiresAt: string
+  /** When it was approved or declined. */
+  decidedAt?: string
+  /** Declined by the customer as not theirs ("This wasn't me"): the bank was told by webhook. */
+  fraudReported?: boolean
+  /** With the fraud report: the customer asked for further requests to this payee to be refused. */
+  payeeBlocked?: boolean
   receipt?: string
 }
 

@@ -33,6 +33,7 @@ import * as playIntegrity from './031-play-integrity.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
 import * as staffLifecycle from './033-staff-lifecycle.ts'
 import * as rbm from './034-rbm.ts'
+import * as consentFraud from './035-consent-fraud.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -70,6 +71,7 @@ const migrations: Record<string, Migration> = {
   '032-archive-evidence': archiveEvidence,
   '033-staff-lifecycle': staffLifecycle,
   '034-rbm': rbm,
+  '035-consent-fraud': consentFraud,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
