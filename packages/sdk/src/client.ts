@@ -615,11 +615,22 @@ export class StrongroomClient {
     return this.request<{ expiresAt: string }>('POST', '/v1/factors/sms/send', {})
   }
 
-  declineConsent(consentId: string, reason?: string) {
+  /**
+   * A device: declines a payment. With a string, the customer's reason. With `fraud`, the customer says the payment is
+   * not theirs ("This wasn't me"): the bank's backends hear of it by webhook (`consent.fraud_reported`), and with
+   * `blockPayee` further requests to this payee for this customer are refused.
+   *
+   * @example
+   * await client.declineConsent(consent.id, { fraud: true, blockPayee: true })
+   */
+  declineConsent(
+    consentId: string,
+    reason?: string | { reason?: string; fraud?: boolean; blockPayee?: boolean },
+  ) {
     return this.request<ConsentRequest>(
       'POST',
       `/v1/consents/${encodeURIComponent(consentId)}/decline`,
-      reason === undefined ? {} : { reason },
+      reason === undefined ? {} : typeof reason === 'string' ? { reason } : reason,
     )
   }
 

@@ -6,6 +6,8 @@ import type { DeviceKeys } from './device-keys.ts'
 export interface ConsentRequest {
   id: string
   status: 'pending' | 'approved' | 'declined' | 'expired'
+  /** The bank asking, by the name its customers know. */
+  bankName?: string
   customerId: string
   amount: { value: number; currency: string }
   payee: { name: string; account: string }

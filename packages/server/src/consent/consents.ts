@@ -6,6 +6,7 @@ import { requireCustomerConversation } from '../conversations/conversations.ts'
 import { requireCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { findTenant } from '../tenancy/tenants.ts'
 import { newId } from '../platform/ids.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import { isoCurrency } from './currencies.ts'
@@ -130,7 +131,12 @@ async function loadRow(ctx: Pick<ServerContext, 'db'>, tenantId: string, id: str
     .executeTakeFirst()
 }
 
-async function toView(ctx: Ctx, row: NonNullable<ConsentRow>): Promise<ConsentRequest> {
+/** The bank's name as its customers know it (the tenant's), shown on the payment card. */
+async function bankNameOf(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<string> {
+  return (await findTenant(ctx, tenantId))?.name ?? ''
+}
+
+async function toView(ctx: Ctx, row: NonNullable<ConsentRow>, bankName: string): Promise<ConsentRequest> {
   const details = JSON.parse(await ctx.keyring.decryptText(row.tenant_id, detailsField(row.id), row.details)) as {
     payee: ConsentRequest['payee']
     reference: string
@@ -140,6 +146,7 @@ async function toView(ctx: Ctx, row: NonNullable<ConsentRow>): Promise<ConsentRe
   const view: ConsentRequest = {
     id: row.id,
     status,
+    bankName,
     customerId: row.customer_id,
     amount: { value: Number(row.amount_minor), currency: row.currency },
     payee: details.payee,
@@ -163,7 +170,7 @@ export async function getConsent(ctx: Ctx, tenantId: string, id: string, custome
   if (!row || (customerId !== undefined && row.customer_id !== customerId)) {
     throw new Problem('request/not-found', 'no such consent request')
   }
-  return toView(ctx, row)
+  return toView(ctx, row, await bankNameOf(ctx, tenantId))
 }
 
 /** A conversation's consent requests, newest first, as staff see them. */
@@ -182,7 +189,8 @@ export async function listConversationConsents(
     .orderBy('id', 'desc')
     .limit(limit)
     .execute()
-  return Promise.all(rows.map((row) => toView(ctx, row)))
+  const bankName = await bankNameOf(ctx, tenantId)
+  return Promise.all(rows.map((row) => toView(ctx, row, bankName)))
 }
 
 /**
@@ -204,7 +212,8 @@ export async function listPendingConsents(
     .where('expires_at', '>', new Date())
   if (conversationId !== undefined) query = query.where('conversation_id', '=', conversationId)
   const rows = await query.orderBy('created_at').limit(50).execute()
-  return Promise.all(rows.map((row) => toView(ctx, row)))
+  const bankName = await bankNameOf(ctx, tenantId)
+  return Promise.all(rows.map((row) => toView(ctx, row, bankName)))
 }
 
 /**
@@ -266,5 +275,6 @@ export async function listCustomerConsents(ctx: Ctx, tenantId: string, customerI
     .where('customer_id', '=', customerId)
     .orderBy('created_at')
     .execute()
-  return Promise.all(rows.map((row) => toView(ctx, row)))
+  const bankName = await bankNameOf(ctx, tenantId)
+  return Promise.all(rows.map((row) => toView(ctx, row, bankName)))
 }

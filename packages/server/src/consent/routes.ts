@@ -33,6 +33,7 @@ const Payee = Type.Object(
 export const Consent = Type.Object({
   id: Type.String(),
   status: oneOf(['pending', 'approved', 'declined', 'expired'] as const),
+  bankName: Type.Optional(Type.String({ description: 'the bank asking, by the name its customers know' })),
   customerId: Type.String(),
   amount: Type.Object({ value: Type.Integer(), currency: Type.String() }),
   payee: Type.Object({ name: Type.String(), account: Type.String() }),
