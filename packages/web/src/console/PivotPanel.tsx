@@ -98,12 +98,21 @@ export function PivotPanel(props: { session: ConsoleSession; conversationId: str
 
   const latest = links?.[0]
   const live = latest && (latest.status === 'sent' || latest.status === 'opened') ? latest : undefined
+  useEffect(() => {
+    // A link runs out without a word from the server: read again at its expiry.
+    if (!live) return
+    const timer = setTimeout(
+      () => void refresh().catch(() => undefined),
+      Math.max(0, Math.min(Date.parse(live.expiresAt) - Date.now() + 500, 2 ** 31 - 1)),
+    )
+    return () => clearTimeout(timer)
+  }, [live?.id, live?.expiresAt])
   const secureId = links?.find((link) => link.status === 'completed')?.secureConversationId ?? null
   const where = channel?.kind === 'public' ? channelNames[channel.connector] : 'the public channel'
   return (
     <section class="pivot" aria-labelledby="pivot-heading">
       <h3 id="pivot-heading" class="visually-hidden">
-        Secure chat
+        Secure channel
       </h3>
       {simSwap?.swapped && (
         <p class="alert warning" role="alert">
@@ -119,7 +128,7 @@ export function PivotPanel(props: { session: ConsoleSession; conversationId: str
             disabled={busy}
             aria-describedby={channel?.customerLinked === false ? 'pivot-help' : undefined}
           >
-            {busy ? 'Sending link…' : latest ? 'Send a new secure link' : 'Move to secure chat'}
+            {busy ? 'Sending link…' : latest ? 'Send a new secure link' : 'Move to secure channel'}
           </button>
         )}
         <p class="pivot-state" aria-live="polite">

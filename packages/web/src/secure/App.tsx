@@ -471,7 +471,7 @@ function ConsentCardView(props: { session: ChatSession; card: ConsentCard }) {
         <dt>To</dt>
         <dd>
           <span class="payee">{consent.payee.name}</span>
-          <span class="account" aria-label={`Account ${consent.payee.account}`}>
+          <span class="account">
             {accountGroups(consent.payee.account).map((group, i) => (
               <span key={`${i}-${group}`} class="account-group">
                 {group}
