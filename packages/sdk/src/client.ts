@@ -623,10 +623,7 @@ export class StrongroomClient {
    * @example
    * await client.declineConsent(consent.id, { fraud: true, blockPayee: true })
    */
-  declineConsent(
-    consentId: string,
-    reason?: string | { reason?: string; fraud?: boolean; blockPayee?: boolean },
-  ) {
+  declineConsent(consentId: string, reason?: string | { reason?: string; fraud?: boolean; blockPayee?: boolean }) {
     return this.request<ConsentRequest>(
       'POST',
       `/v1/consents/${encodeURIComponent(consentId)}/decline`,

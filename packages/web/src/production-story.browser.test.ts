@@ -197,7 +197,9 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
     // DLP texted the known customer a link when it hid the card number: that is the one live link, and the console
     // offers no second one. Without it (an unknown number), the agent's button sends it.
     const pattern = /https:\/\/localhost:\d+\/secure\/#t=[A-Za-z0-9_-]+/
-    await pivotPanel().getByText(/Secure link on|No secure link sent yet/).waitFor()
+    await pivotPanel()
+      .getByText(/Secure link on|No secure link sent yet/)
+      .waitFor()
     if ((await pivotPanel().locator('[data-state="sent"]').count()) === 0) {
       await pivotPanel().getByRole('button', { name: 'Move to secure channel' }).click()
     }

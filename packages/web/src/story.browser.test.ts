@@ -127,13 +127,20 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     // DLP invited the known customer when it hid the card number: that link is the one live link, shown to the agent
     // (live, from the stream), with no second button to send another.
     await linkState('sent').waitFor()
-    await pivotPanel().getByText(/Sent automatically after card details were hidden/).waitFor()
+    await pivotPanel()
+      .getByText(/Sent automatically after card details were hidden/)
+      .waitFor()
     assert.equal(await pivotPanel().getByRole('button', { name: 'Move to secure channel' }).count(), 0)
     await links().first().waitFor()
     assert.equal(await links().count(), 1, 'one link reached the customer')
     // On SMS the customer got a bare link in the text, not a button.
     await consoleLog().getByText('Secure link (single use)').waitFor()
-    assert.equal(await consoleLog().getByText(/Button:/).count(), 0)
+    assert.equal(
+      await consoleLog()
+        .getByText(/Button:/)
+        .count(),
+      0,
+    )
     await assertAccessible(agent, 'console')
     await shot(agent, 'console-public')
   })
@@ -232,7 +239,9 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     await agent.evaluate(() => {
       const w = window as { approvedSeenAt?: number }
       new MutationObserver((_, observer) => {
-        const status = [...document.querySelectorAll('.consent .consent-status')].some((s) => s.textContent === 'Approved')
+        const status = [...document.querySelectorAll('.consent .consent-status')].some(
+          (s) => s.textContent === 'Approved',
+        )
         if (status) {
           w.approvedSeenAt = Date.now()
           observer.disconnect()
@@ -291,8 +300,13 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     await decline.getByRole('button', { name: 'This wasn’t me' }).click()
     await card.getByText(/Declined and reported\. Story Bank’s fraud team has been told/).waitFor()
     await asked.getByRole('status').getByText('Reported as fraud').waitFor()
-    await agent.locator('.conversation-head').getByText(/Fraud reported/).waitFor()
-    await consoleLog().getByText(/said this wasn’t them/).waitFor()
+    await agent
+      .locator('.conversation-head')
+      .getByText(/Fraud reported/)
+      .waitFor()
+    await consoleLog()
+      .getByText(/said this wasn’t them/)
+      .waitFor()
     await assertAccessible(agent, 'console with a fraud report')
     await shot(agent, 'console-fraud')
   })

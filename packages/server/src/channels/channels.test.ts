@@ -925,7 +925,9 @@ describe('public channels and the pivot into the secure channel', () => {
         thread.filter((m) => m.sender.kind === 'channel').map((m) => m.at),
       )
       const closing = (await texts()).filter((text) => /continues/.test(text))
-      assert.deepEqual(closing, ['This conversation continues on our secure page. Please do not send personal details here.'])
+      assert.deepEqual(closing, [
+        'This conversation continues on our secure page. Please do not send personal details here.',
+      ])
 
       // A bank whose links open its app says so; a later move sends its link but no second closing text.
       await admin.request('PUT', '/v1/policies/links', { domains: ['bank.example'], senderIds: [], securePlace: 'app' })

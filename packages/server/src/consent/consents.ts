@@ -6,9 +6,9 @@ import { requireCustomerConversation } from '../conversations/conversations.ts'
 import { requireCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { findTenant } from '../tenancy/tenants.ts'
 import { newId } from '../platform/ids.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
+import { findTenant } from '../tenancy/tenants.ts'
 import { isoCurrency } from './currencies.ts'
 
 export type { ConsentRequest }
@@ -95,7 +95,11 @@ export async function createConsent(
       details: { customerId: input.customerId, amount: input.amount.value, currency: input.amount.currency },
     })
   })
-  publishConsentUpdate(ctx, tenantId, { id, conversationId: input.conversationId ?? null, customerId: input.customerId })
+  publishConsentUpdate(ctx, tenantId, {
+    id,
+    conversationId: input.conversationId ?? null,
+    customerId: input.customerId,
+  })
   return getConsent(ctx, tenantId, id)
 }
 

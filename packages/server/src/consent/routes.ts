@@ -42,8 +42,12 @@ export const Consent = Type.Object({
   createdAt: Type.String(),
   expiresAt: Type.String(),
   decidedAt: Type.Optional(Type.String()),
-  fraudReported: Type.Optional(Type.Boolean({ description: "declined by the customer as not theirs (\"This wasn't me\")" })),
-  payeeBlocked: Type.Optional(Type.Boolean({ description: 'with the fraud report: further requests to the payee are refused' })),
+  fraudReported: Type.Optional(
+    Type.Boolean({ description: 'declined by the customer as not theirs ("This wasn\'t me")' }),
+  ),
+  payeeBlocked: Type.Optional(
+    Type.Boolean({ description: 'with the fraud report: further requests to the payee are refused' }),
+  ),
   receipt: Type.Optional(Type.String({ description: 'JWS (ES256) verifiable with /.well-known/jwks.json' })),
 })
 const ConsentParams = Type.Object({ consentId: idOf('con') })
@@ -252,13 +256,13 @@ async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> 
         tags: ['consent'],
         params: ConsentParams,
         description:
-          "With `fraud`, the customer says the payment is not theirs (\"This wasn't me\"): every bank backend with a " +
+          'With `fraud`, the customer says the payment is not theirs ("This wasn\'t me"): every bank backend with a ' +
           'webhook gets `consent.fraud_reported`, and the staff see the request flagged. With `blockPayee` too, ' +
-          "further requests to the same payee account for this customer are refused (409 consent/payee-blocked).",
+          'further requests to the same payee account for this customer are refused (409 consent/payee-blocked).',
         body: Type.Object(
           {
             reason: Type.Optional(Type.String({ maxLength: 200 })),
-            fraud: Type.Optional(Type.Boolean({ description: "the customer did not ask for this payment" })),
+            fraud: Type.Optional(Type.Boolean({ description: 'the customer did not ask for this payment' })),
             blockPayee: Type.Optional(Type.Boolean({ description: 'refuse further requests to this payee account' })),
           },
           { additionalProperties: false },

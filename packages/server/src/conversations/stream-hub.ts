@@ -18,10 +18,10 @@ import { asProblem, Problem } from '../platform/http/problems.ts'
 import { hasUnstorableText } from '../platform/http/schemas.ts'
 import { STAFF_REVOKED_SUBJECT_PREFIX, type StaffRevokedEvent } from '../tenancy/staff-events.ts'
 import {
+  type ConversationUpdateEvent,
   MEMBER_LEFT_SUBJECT_PREFIX,
   MEMBER_SUBJECT_PREFIX,
   MESSAGE_SUBJECT_PREFIX,
-  type ConversationUpdateEvent,
   type MemberAddedEvent,
   type MemberLeftEvent,
   type MessagesCommittedEvent,

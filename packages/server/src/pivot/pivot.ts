@@ -6,18 +6,18 @@ import {
   PUBLIC_MESSAGE_TYPE,
   sealEnvelope,
 } from '../channels/envelope.ts'
+import { securePlaceName } from '../channels/link-policy.ts'
 import {
   type ChannelDeps,
   requirePublicIdentity,
   type SentPublicMessage,
   sendPublicMessage,
 } from '../channels/public-messages.ts'
+import { publishConversationUpdate } from '../conversations/bus-events.ts'
 import { addMemberIn, assignedStaffOf, createConversationIn } from '../conversations/conversations.ts'
 import { appendInTransaction } from '../conversations/message-log.ts'
 import { fetchMessages } from '../conversations/messages.ts'
 import type { DevicePrincipal } from '../identity/devices.ts'
-import { securePlaceName } from '../channels/link-policy.ts'
-import { publishConversationUpdate } from '../conversations/bus-events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
@@ -57,8 +57,7 @@ type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
 const invitationText = (place: string, host: string) =>
   `To continue this conversation ${place}, where only you and the bank can read it, open the link. It works once, ` +
   `for a few minutes. Our links only ever go to ${host}.`
-const closingText = (place: string) =>
-  `This conversation continues ${place}. Please do not send personal details here.`
+const closingText = (place: string) => `This conversation continues ${place}. Please do not send personal details here.`
 /** The bank's own texts about the move (invitations, the closing note): not carried into the secure history. */
 const PIVOT_TEXT_PREFIX = 'pivot-'
 
@@ -169,7 +168,11 @@ async function sendPivotLink(
 }
 
 /** The public conversation's members (its agent) hear on their streams that its link changed state. */
-function announceLink(ctx: Pick<ServerContext, 'bus'>, tenantId: string, link: Pick<PivotLinkView, 'id' | 'status'> & { conversationId: string }) {
+function announceLink(
+  ctx: Pick<ServerContext, 'bus'>,
+  tenantId: string,
+  link: Pick<PivotLinkView, 'id' | 'status'> & { conversationId: string },
+) {
   publishConversationUpdate(ctx.bus, {
     tenantId,
     conversationId: link.conversationId,

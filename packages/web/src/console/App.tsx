@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { Compliance } from './Compliance.tsx'
 import { ConversationTools } from './ConversationTools.tsx'
+import { outcomeSentence, paymentLine } from './consent-words.ts'
 import { InboxFilters, noFilter, passesFilter } from './InboxFilters.tsx'
 import { PivotPanel } from './PivotPanel.tsx'
 import {
@@ -16,7 +17,6 @@ import {
 import { whyNotSent } from './public-channels.ts'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
 import { buildTimeline, type TimelineItem } from './timeline.ts'
-import { outcomeSentence, paymentLine } from './consent-words.ts'
 import { VirtualList } from './VirtualList.tsx'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })

@@ -226,10 +226,13 @@ function Receipt(props: { consentId: string; jws: string; receipt: TrackedConsen
       {receipt === undefined && <p class="help">Checking the signed receipt…</p>}
       {receipt && 'error' in receipt && (
         <p class="alert" role="alert">
-          The signed receipt does not verify ({receipt.error}): do not rely on this approval, and tell your security team.
+          The signed receipt does not verify ({receipt.error}): do not rely on this approval, and tell your security
+          team.
         </p>
       )}
-      {receipt && 'verified' in receipt && <p class="verified">Signed receipt checked: the customer approved exactly this.</p>}
+      {receipt && 'verified' in receipt && (
+        <p class="verified">Signed receipt checked: the customer approved exactly this.</p>
+      )}
       <details>
         <summary>Receipt details (for compliance)</summary>
         {receipt && 'verified' in receipt && (

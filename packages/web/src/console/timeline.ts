@@ -13,10 +13,7 @@ export type TimelineItem =
  * A conversation as one timeline: the public history a pivot imported first, at its own times, then one divider,
  * then the conversation's messages, payment requests and their outcomes in the order they happened.
  */
-export function buildTimeline(
-  messages: readonly ShownMessage[],
-  consents: readonly TrackedConsent[],
-): TimelineItem[] {
+export function buildTimeline(messages: readonly ShownMessage[], consents: readonly TrackedConsent[]): TimelineItem[] {
   const imported = messages
     .filter((m) => m.public?.imported)
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.seq - b.seq)

@@ -538,7 +538,8 @@ function ConsentCardView(props: { session: ChatSession; card: ConsentCard }) {
             </div>
           )}
           {step === 'confirm' && (
-            <div class="confirm-step" role="group" aria-label="Check before you approve">
+            <fieldset class="confirm-step">
+              <legend>Check before you approve</legend>
               <p>
                 You are paying <strong>{amount}</strong> to <strong>{consent.payee.name}</strong>. Only approve if you
                 asked for this payment.
@@ -555,13 +556,19 @@ function ConsentCardView(props: { session: ChatSession; card: ConsentCard }) {
                   Back
                 </button>
               </div>
-            </div>
+            </fieldset>
           )}
           {step === 'decline' && (
-            <div class="decline-step" role="group" aria-label="Decline this payment">
+            <fieldset class="decline-step">
+              <legend>Decline this payment</legend>
               <p>Did you ask for this payment?</p>
               <div class="actions">
-                <button type="button" class="secondary" disabled={busy} onClick={() => void session.decline(consent.id)}>
+                <button
+                  type="button"
+                  class="secondary"
+                  disabled={busy}
+                  onClick={() => void session.decline(consent.id)}
+                >
                   Decline, I changed my mind
                 </button>
               </div>
@@ -587,7 +594,7 @@ function ConsentCardView(props: { session: ChatSession; card: ConsentCard }) {
                   Back
                 </button>
               </div>
-            </div>
+            </fieldset>
           )}
           {card.error && (
             <p class="alert" role="alert">
