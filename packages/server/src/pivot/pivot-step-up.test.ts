@@ -168,14 +168,11 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     const history = await enrolled.client.listPublicMessages(enrolled.secureConversationId)
     assert.deepEqual(
       history.map((m) => [m.direction, m.imported, m.channel]),
-      [
-        ['inbound', true, 'twilio'],
-        ['outbound', true, 'twilio'],
-      ],
+      [['inbound', true, 'twilio']],
     )
     const row = await linkRow(token)
     assert.deepEqual([row.completed_via, row.device_id], ['passkey', enrolled.device.id])
-    assert.match((await phoneOf(phoneNumber).inbox()).at(-1)?.text ?? '', /continues in our secure app/)
+    assert.match((await phoneOf(phoneNumber).inbox()).at(-1)?.text ?? '', /continues on our secure page/)
     // The customer's devices now include the browser, and the device's key is what authenticates it.
     assert.ok((await phone.client.listMyDevices()).some((d) => d.id === enrolled.device.id))
 
