@@ -150,6 +150,11 @@ describe('public channels in Chromium: the simulator and the agent console', { s
     assert.equal(await agent.getByLabel('Reply by SMS').inputValue(), `Is it ${PAN}?`, 'kept for the agent to edit')
     assert.equal(await phoneLog().locator('.bubble').count(), before)
     await agent.getByLabel('Reply by SMS').fill('')
+    // Edited, the refusal no longer stands: its alert goes.
+    await agent
+      .getByRole('alert')
+      .getByText('card or account details cannot go out on SMS')
+      .waitFor({ state: 'detached' })
   })
 
   test('the automatic link is the live one; "Replace with a new link" sends one that replaces it', async () => {
