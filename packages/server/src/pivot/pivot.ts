@@ -61,6 +61,14 @@ const closingText = (place: string) => `This conversation continues ${place}. Pl
 /** The bank's own texts about the move (invitations, the closing note): not carried into the secure history. */
 const PIVOT_TEXT_PREFIX = 'pivot-'
 
+/** Who invites the customer of which public conversation, and for how long the link works. */
+interface PivotInvitation {
+  tenantId: string
+  conversationId: string
+  createdBy: { kind: 'staff'; id: string } | { kind: 'system'; id: string }
+  ttlSeconds?: number | undefined
+}
+
 /**
  * The customer's one way into the secure channel from this conversation: the live link (sent, or opened, not yet
  * used, replaced or expired) if there is one, which is not sent again; otherwise a new link, minted and sent on the
@@ -70,13 +78,7 @@ const PIVOT_TEXT_PREFIX = 'pivot-'
 export async function invitePivot(
   ctx: Ctx,
   deps: ChannelDeps,
-  input: {
-    tenantId: string
-    conversationId: string
-    createdBy: { kind: 'staff'; id: string } | { kind: 'system'; id: string }
-    ttlSeconds?: number | undefined
-    replace?: boolean | undefined
-  },
+  input: PivotInvitation & { replace?: boolean | undefined },
 ): Promise<{ link: PivotLinkView; message?: SentPublicMessage | undefined }> {
   if (!input.replace) {
     const live = (await listPivotLinks(ctx, input.tenantId, input.conversationId)).find(
@@ -91,12 +93,7 @@ export async function invitePivot(
 async function sendPivotLink(
   ctx: Ctx,
   deps: ChannelDeps,
-  input: {
-    tenantId: string
-    conversationId: string
-    createdBy: { kind: 'staff'; id: string } | { kind: 'system'; id: string }
-    ttlSeconds?: number | undefined
-  },
+  input: PivotInvitation,
 ): Promise<{ link: PivotLinkView; message: SentPublicMessage }> {
   const identity = await requirePublicIdentity(ctx, input.tenantId, input.conversationId)
   if (!identity.customerId) throw new Problem('channels/customer-unknown')
