@@ -620,11 +620,19 @@ export class StrongroomClient {
     return this.request<{ expiresAt: string }>('POST', '/v1/factors/sms/send', {})
   }
 
-  declineConsent(consentId: string, reason?: string) {
+  /**
+   * A device: declines a payment. With a string, the customer's reason. With `fraud`, the customer says the payment is
+   * not theirs ("This wasn't me"): the bank's backends hear of it by webhook (`consent.fraud_reported`), and with
+   * `blockPayee` further requests to this payee for this customer are refused.
+   *
+   * @example
+   * await client.declineConsent(consent.id, { fraud: true, blockPayee: true })
+   */
+  declineConsent(consentId: string, reason?: string | { reason?: string; fraud?: boolean; blockPayee?: boolean }) {
     return this.request<ConsentRequest>(
       'POST',
       `/v1/consents/${encodeURIComponent(consentId)}/decline`,
-      reason === undefined ? {} : { reason },
+      reason === undefined ? {} : typeof reason === 'string' ? { reason } : reason,
     )
   }
 
@@ -792,10 +800,12 @@ export class StrongroomClient {
 
   /**
    * Staff: invites the customer to the secure channel. The server sends a single-use link, valid for minutes, on the
-   * conversation's public channel (a button on WhatsApp and Messenger); follow it with `listPivotLinks`.
+   * conversation's public channel (a button on WhatsApp and Messenger); follow it with `listPivotLinks` (or the
+   * stream's `onUpdate`). While a link sent earlier (by an agent or automatically) is live, that one is returned and
+   * nothing is sent (`message` absent); `replace: true` sends a new one, which replaces it.
    */
-  invitePivot(conversationId: string, options: { ttlSeconds?: number } = {}) {
-    return this.request<{ link: PivotLink; message: SentPublicMessage }>(
+  invitePivot(conversationId: string, options: { ttlSeconds?: number; replace?: boolean } = {}) {
+    return this.request<{ link: PivotLink; message?: SentPublicMessage }>(
       'POST',
       `/v1/conversations/${encodeURIComponent(conversationId)}/pivot`,
       options,

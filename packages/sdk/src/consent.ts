@@ -6,6 +6,8 @@ import type { DeviceKeys } from './device-keys.ts'
 export interface ConsentRequest {
   id: string
   status: 'pending' | 'approved' | 'declined' | 'expired'
+  /** The bank asking, by the name its customers know. */
+  bankName?: string
   customerId: string
   amount: { value: number; currency: string }
   payee: { name: string; account: string }
@@ -13,6 +15,12 @@ export interface ConsentRequest {
   challenge: string
   createdAt: string
   expiresAt: string
+  /** When it was approved or declined. */
+  decidedAt?: string
+  /** Declined by the customer as not theirs ("This wasn't me"): the bank was told by webhook. */
+  fraudReported?: boolean
+  /** With the fraud report: the customer asked for further requests to this payee to be refused. */
+  payeeBlocked?: boolean
   receipt?: string
 }
 

@@ -77,7 +77,7 @@ export {
   pivotTokenOf,
   sendPivotSmsCode,
 } from './pivot.ts'
-export type { Conversation, Message, ProblemDocument, SecurityNotice } from './protocol.ts'
+export type { Conversation, ConversationUpdate, Message, ProblemDocument, SecurityNotice } from './protocol.ts'
 export {
   type ConversationChannel,
   channelNames,

@@ -145,6 +145,16 @@ export interface SecurityNotice {
   at: string
 }
 
+/**
+ * Something about a conversation changed that is not a message: a payment request asked, decided or expired, a pivot
+ * link sent, opened, used or replaced, the conversation given to another agent. A wake-up, not the record: the client
+ * reads the current state over the API (a stream that reconnects reads it again, since updates are not replayed).
+ */
+export type ConversationUpdate =
+  | { kind: 'consent'; consentId: string; status: 'pending' | 'approved' | 'declined' | 'expired'; fraud?: boolean }
+  | { kind: 'pivot'; linkId: string; status: 'sent' | 'opened' | 'completed' | 'expired' | 'revoked' }
+  | { kind: 'assignment'; assignedStaffId: string | null }
+
 /** What the server sends on the stream. */
 export type ServerFrame =
   | {
@@ -167,6 +177,8 @@ export type ServerFrame =
   | { type: 'pong' }
   | { type: 'closing'; reason: string; cursors: Record<string, number> }
   | { type: 'notice'; notice: SecurityNotice }
+  /** `conversationId` is null for a payment request asked outside any conversation (told to the customer's devices). */
+  | { type: 'update'; conversationId: string | null; update: ConversationUpdate }
 
 export * from './channel-protocol.ts'
 export { CloseCode } from './close-codes.ts'

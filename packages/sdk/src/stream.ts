@@ -2,7 +2,7 @@ import type { OutgoingMessage, StrongroomClient, WebSocketConstructor } from './
 import { CloseCode } from './close-codes.ts'
 import { bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
-import type { Message, SecurityNotice, SendFrame, ServerFrame } from './protocol.ts'
+import type { ConversationUpdate, Message, SecurityNotice, SendFrame, ServerFrame } from './protocol.ts'
 import { isDeviceSuspendedProblem, isDeviceWipedProblem } from './wipe-problem.ts'
 
 export interface StreamOptions {
@@ -14,6 +14,11 @@ export interface StreamOptions {
   onLeft?: (conversationId: string) => void
   /** A device's customer changed their factors (from this device or another, or the bank reset them). */
   onNotice?: (notice: SecurityNotice) => void
+  /**
+   * A payment request, pivot link or assignment of a conversation changed (see ConversationUpdate): read its state.
+   * Updates are not replayed after a reconnect, so read what you follow again when the state returns to `open`.
+   */
+  onUpdate?: (conversationId: string | null, update: ConversationUpdate) => void
   onStateChange?: (state: StreamState) => void
   /** A failure the stream cannot recover from by reconnecting (credentials refused). */
   onError?: (error: Error) => void
@@ -246,6 +251,9 @@ export class MessageStream {
         return
       case 'notice':
         this.#options.onNotice?.(frame.notice)
+        return
+      case 'update':
+        this.#options.onUpdate?.(frame.conversationId, frame.update)
         return
       case 'error': {
         const pending = frame.ref === undefined ? undefined : this.#outbox.get(frame.ref)

@@ -124,11 +124,23 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     await agent.keyboard.press('Enter')
     await phoneLog().getByText('I have blocked that card. Let us continue securely.').waitFor()
 
-    // DLP may already have invited the known customer; the agent's press sends a new link either way.
-    const before = await links().count()
-    await pivotPanel().getByRole('button', { name: 'Move to secure channel' }).click()
-    await links().nth(before).waitFor()
+    // DLP invited the known customer when it hid the card number: that link is the one live link, shown to the agent
+    // (live, from the stream), with no second button to send another.
     await linkState('sent').waitFor()
+    await pivotPanel()
+      .getByText(/Sent automatically after card details were hidden/)
+      .waitFor()
+    assert.equal(await pivotPanel().getByRole('button', { name: 'Move to secure channel' }).count(), 0)
+    await links().first().waitFor()
+    assert.equal(await links().count(), 1, 'one link reached the customer')
+    // On SMS the customer got a bare link in the text, not a button.
+    await consoleLog().getByText('Secure link (single use)').waitFor()
+    assert.equal(
+      await consoleLog()
+        .getByText(/Button:/)
+        .count(),
+      0,
+    )
     await assertAccessible(agent, 'console')
     await shot(agent, 'console-public')
   })
@@ -204,16 +216,99 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     // The card takes room from the chat at 360 px: the newest message stays in view above it.
     assert.ok(await inLogView(secureLog().getByText('Thank you. How much is it?')), 'the newest message is in view')
     await shot(secure, 'secure-consent')
+    await card.getByText('Story Bank asks you to confirm a payment').waitFor()
+    await card.getByText(/min \d+ s left/).waitFor()
+    // The IBAN in groups of four, none broken across lines.
+    assert.deepEqual(await card.locator('.account-group').allTextContents(), [
+      'GB29',
+      'NWBK',
+      '6016',
+      '1331',
+      '9268',
+      '19',
+    ])
+    await assertAccessible(secure, 'payment card')
     await card.getByRole('button', { name: 'Approve GBP 25.00' }).click()
+    // A deliberate approval: a second step says what is paid to whom.
+    const confirm = card.getByRole('group', { name: 'Check before you approve' })
+    await confirm.getByText('Only approve if you asked for this payment.', { exact: false }).waitFor()
+    await assertAccessible(secure, 'payment card, confirming')
+    await shot(secure, 'secure-confirm')
+    // How long the console takes to show the approval after the customer's tap: both pages note the time (one clock,
+    // the machine's), the console's as soon as its status reads Approved.
+    await agent.evaluate(() => {
+      const w = window as { approvedSeenAt?: number }
+      new MutationObserver((_, observer) => {
+        const status = [...document.querySelectorAll('.consent .consent-status')].some(
+          (s) => s.textContent === 'Approved',
+        )
+        if (status) {
+          w.approvedSeenAt = Date.now()
+          observer.disconnect()
+        }
+      }).observe(document.body, { subtree: true, childList: true, characterData: true })
+    })
+    const confirmButton = confirm.getByRole('button', { name: 'Confirm and approve' })
+    await confirmButton.evaluate((button) =>
+      button.addEventListener('click', () => {
+        ;(window as { tappedAt?: number }).tappedAt = Date.now()
+      }),
+    )
+    await confirmButton.click()
     await card.getByText('Approved.').waitFor()
     await shot(secure, 'secure-approved', 'secure')
 
     await asked.getByRole('status').getByText('Approved').waitFor()
-    await asked.getByText('Signature verified with the bank’s receipt key').waitFor()
+    const tappedAt = await secure.evaluate(() => (window as { tappedAt?: number }).tappedAt)
+    const seenAt = await agent.evaluate(() => (window as { approvedSeenAt?: number }).approvedSeenAt)
+    assert.ok(tappedAt && seenAt)
+    console.log(`the approval showed in the console ${seenAt - tappedAt} ms after the customer's tap (aim: under 1000)`)
+    // The receipt in words; the technical details folded away for compliance.
+    await asked.getByText('Signed receipt checked: the customer approved exactly this.').waitFor()
+    await asked.getByText(`Approved by ${CUSTOMER} on their registered device`, { exact: false }).waitFor()
+    assert.equal(await asked.getByText('device-key').isVisible(), false)
+    await asked.getByText('Receipt details (for compliance)').click()
+    await asked.getByText('2500 in minor units', { exact: false }).waitFor()
+    // The request and its outcome in both timelines.
+    await consoleLog().getByText('Asked to confirm £25.00 to Story Bank Card Services').waitFor()
+    await consoleLog().getByText(`Approved by ${CUSTOMER} on their registered device`, { exact: false }).waitFor()
+    await secureLog().getByText('You approved GBP 25.00 to Story Bank Card Services.').waitFor()
     await asked.getByText('£25.00').first().waitFor()
     await asked.evaluate((element) => element.scrollIntoView({ block: 'end' }))
     await shot(agent, 'console-approved', 'console')
     console.log(`the whole story, from the first text to the verified receipt, took ${Date.now() - started} ms`)
+  })
+
+  test("6. the customer declines a payment they did not ask for as 'This wasn't me': the console flags it as fraud", async () => {
+    await agent.getByLabel('Amount').fill('990.00')
+    await agent.getByLabel('Currency').selectOption('GBP')
+    await agent.getByLabel('Payee name').fill('Quick Parcel Ltd')
+    await agent.getByLabel('Payee account (IBAN or account number)').fill('GB33BUKB20201555555555')
+    await agent.getByLabel('Reference').fill('Customs fee')
+    await agent.getByRole('button', { name: 'Ask the customer to confirm' }).click()
+    const asked = agent.locator('.consent').filter({ hasText: 'Quick Parcel Ltd' })
+    await asked.getByRole('status').getByText('Waiting for the customer').waitFor()
+    const card = secure
+      .getByRole('region', { name: 'Payments to confirm' })
+      .getByRole('article', { name: 'Pay GBP 990.00?' })
+    await card.getByRole('button', { name: 'Decline' }).click()
+    const decline = card.getByRole('group', { name: 'Decline this payment' })
+    await decline.getByText('Did you ask for this payment?').waitFor()
+    assert.equal(await decline.getByLabel('Also block payment requests to Quick Parcel Ltd').isChecked(), true)
+    await assertAccessible(secure, 'payment card, declining')
+    await shot(secure, 'secure-decline')
+    await decline.getByRole('button', { name: 'This wasn’t me' }).click()
+    await card.getByText(/Declined and reported\. Story Bank’s fraud team has been told/).waitFor()
+    await asked.getByRole('status').getByText('Reported as fraud').waitFor()
+    await agent
+      .locator('.conversation-head')
+      .getByText(/Fraud reported/)
+      .waitFor()
+    await consoleLog()
+      .getByText(/said this wasn’t them/)
+      .waitFor()
+    await assertAccessible(agent, 'console with a fraud report')
+    await shot(agent, 'console-fraud')
   })
 
   test('the pages ran under their policy with no violation, script error or failed request', () => {

@@ -27,6 +27,7 @@ const PAN = '4111 1111 1111 1111'
 interface PublicMessageView {
   id: string
   seq: number
+  at: string
   direction: string
   text: string
   masked: string[]
@@ -682,8 +683,12 @@ describe('public channels and the pivot into the secure channel', () => {
     let tablet: Awaited<ReturnType<typeof enrolDevice>>
     let stranger: Awaited<ReturnType<typeof enrolDevice>>
 
+    /** A new link each time (`replace`): these tests are about each link's life, not the one-live-link flow. */
     async function invite(ttlSeconds?: number): Promise<string> {
-      await agent.request('POST', `/v1/conversations/${conversationId}/pivot`, ttlSeconds ? { ttlSeconds } : {})
+      await agent.request('POST', `/v1/conversations/${conversationId}/pivot`, {
+        replace: true,
+        ...(ttlSeconds ? { ttlSeconds } : {}),
+      })
       return tokenOf((await inbox('twilio', PIVOT_PHONE)).at(-1))
     }
     const redeem = (device: Awaited<ReturnType<typeof enrolDevice>>, token: string) =>
@@ -725,7 +730,8 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.equal((await links()).links[0]?.status, 'opened')
 
       const result = await redeem(phone, token)
-      assert.equal(result.importedMessages, 3)
+      // The customer's message and the agent's reply; the invitation itself stays behind.
+      assert.equal(result.importedMessages, 2)
       const [link] = (await links()).links
       assert.equal(link?.status, 'completed')
       assert.equal(link?.secureConversationId, result.secureConversationId)
@@ -743,22 +749,20 @@ describe('public channels and the pivot into the secure channel', () => {
         [
           ['inbound', true],
           ['outbound', true],
-          ['outbound', true],
         ],
       )
       assert.equal(history[0]?.text, 'I want to dispute a payment')
       const { rows } = await sql<{ content_type: string }>`
         select content_type from messages where conversation_id = ${result.secureConversationId}`.execute(server.ctx.db)
       assert.ok(rows.every((r) => r.content_type === 'application/vnd.strongroom.public-channel+sealed'))
-      assert.match((await inbox('twilio', PIVOT_PHONE)).at(-1)?.text ?? '', /continues in our secure app/)
-      // A second pivot reuses the secure conversation and imports only what is new.
+      assert.match((await inbox('twilio', PIVOT_PHONE)).at(-1)?.text ?? '', /continues on our secure page/)
+      // A second pivot reuses the secure conversation and imports only what is new: here nothing, since the closing
+      // note and the new invitation are the bank's own texts about the move.
       const second = await redeem(tablet, await invite())
       assert.equal(second.secureConversationId, result.secureConversationId)
-      // Only what came after the first import: the closing note and the new invitation.
-      assert.equal(second.importedMessages, 2)
+      assert.equal(second.importedMessages, 0)
       const again = await publicMessages(phone.client, result.secureConversationId)
-      // Nothing imported twice: only the two invitations share a text.
-      assert.equal(new Set(again.map((m) => m.text)).size, again.length - 1)
+      assert.equal(new Set(again.map((m) => m.text)).size, again.length)
     })
 
     test('a replayed link fails and changes nothing', async () => {
@@ -871,6 +875,73 @@ describe('public channels and the pivot into the secure channel', () => {
       const reason = (failed[0] as PromiseRejectedResult).reason
       assert.ok(reason instanceof StrongroomError)
       assert.equal(reason.type, `${PROBLEMS}pivot/token-used`)
+    })
+
+    test("one calm pivot: DLP's link and the agent's button are one link, one closing text, and the history keeps its times", async () => {
+      const CALM_PHONE = '+447700900555'
+      const calm = await agent.request<{ id: string }>('POST', '/v1/customers', {
+        externalRef: 'CUST-CALM',
+        displayName: 'Calm Customer',
+        phoneNumber: CALM_PHONE,
+      })
+      const calmPhone = await enrolFor(calm.id, 'phone')
+      const calmTablet = await enrolFor(calm.id, 'tablet')
+      await customerWrites('twilio', { from: CALM_PHONE, to: BANK_NUMBER, text: 'Hello, is this the bank?' })
+      const publicId = (await newestConversation(agent)).id
+      // The customer types a card number: DLP masks it and texts the link by itself.
+      await customerWrites('twilio', { from: CALM_PHONE, to: BANK_NUMBER, text: `my card ${PAN}` })
+      const automatic = (await agent.listPivotLinks(publicId))[0]
+      assert.equal(automatic?.createdBy.kind, 'system')
+      // The agent's button, pressed twice: the same live link, nothing sent again.
+      for (let i = 0; i < 2; i++) {
+        const pressed = await fetch(`${server.url}/v1/conversations/${publicId}/pivot`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${bank.agentToken}`, 'content-type': 'application/json' },
+          body: '{}',
+        })
+        assert.equal(pressed.status, 200)
+        assert.deepEqual(Object.keys(await pressed.json()), ['link'])
+      }
+      // Another card number while the link is live sends no second one either.
+      await customerWrites('twilio', { from: CALM_PHONE, to: BANK_NUMBER, text: `sorry, it is ${PAN}` })
+      const texts = async () => (await inbox('twilio', CALM_PHONE)).map((m) => m.text)
+      const links = (list: string[]) => list.filter((text) => /#t=srp_/.test(text))
+      assert.equal(links(await texts()).length, 1)
+      assert.equal((await agent.listPivotLinks(publicId)).length, 1)
+      assert.match(links(await texts())[0] ?? '', /^To continue this conversation on our secure page, /)
+      assert.doesNotMatch((await texts()).join('\n'), /app/)
+
+      const token = tokenOf((await inbox('twilio', CALM_PHONE)).find((m) => /#t=srp_/.test(m.text)))
+      const first = await redeem(calmPhone, token)
+      // The customer's three messages; not the link, and at the times they were written, not the pivot's.
+      const thread = await publicMessages(agent, publicId)
+      const history = await publicMessages(calmPhone.client, first.secureConversationId)
+      assert.deepEqual(
+        history.map((m) => m.text),
+        thread.filter((m) => m.sender.kind === 'channel').map((m) => m.text),
+      )
+      assert.deepEqual(
+        history.map((m) => m.at),
+        thread.filter((m) => m.sender.kind === 'channel').map((m) => m.at),
+      )
+      const closing = (await texts()).filter((text) => /continues/.test(text))
+      assert.deepEqual(closing, [
+        'This conversation continues on our secure page. Please do not send personal details here.',
+      ])
+
+      // A bank whose links open its app says so; a later move sends its link but no second closing text.
+      await admin.request('PUT', '/v1/policies/links', { domains: ['bank.example'], senderIds: [], securePlace: 'app' })
+      await customerWrites('twilio', { from: CALM_PHONE, to: BANK_NUMBER, text: 'One more question' })
+      const sent = await agent.invitePivot(publicId)
+      assert.ok(sent.message, 'the first link was used: a new one is sent')
+      const latest = (await inbox('twilio', CALM_PHONE)).at(-1)
+      assert.match(latest?.text ?? '', /^To continue this conversation in our app, /)
+      await redeem(calmTablet, tokenOf(latest))
+      const all = await texts()
+      assert.equal(links(all).length, 2)
+      assert.equal(all.filter((text) => /continues/.test(text)).length, 1)
+      assert.equal(all.length, 3)
+      await admin.request('PUT', '/v1/policies/links', { domains: ['bank.example'], senderIds: [] })
     })
 
     test('the console learns which conversations are on which channel: the SMS thread and the secure conversation it moved to, and only those the caller may see', async () => {

@@ -11,15 +11,15 @@ import { loadDlpPatterns } from './dlp-policy.ts'
 import { findSplitCard } from './dlp-split.ts'
 import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { type ChannelIdentity, flagIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
-import { assessInbound, loadLinkPolicy } from './link-policy.ts'
+import { assessInbound, loadLinkPolicy, securePlaceName } from './link-policy.ts'
 import { applyReceipt, applyWatermark, type ChannelDeps, sendPublicMessage } from './public-messages.ts'
 import { dispatchInboundSmsReply } from './sms.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
 
-const UNIDENTIFIED_NOTICE =
+const unidentifiedNotice = (place: string) =>
   'For your security we removed card or account details from your message. Please never send them here: an ' +
-  'agent will invite you to continue in our secure app.'
+  `agent will invite you to continue ${place}.`
 
 /** Everything a verified webhook carried: messages stored, receipts and watermarks applied. */
 export async function processWebhookEvents(
@@ -255,7 +255,7 @@ async function inviteAfterMasking(ctx: Ctx, deps: ChannelDeps, identity: Channel
         conversationId: identity.conversationId,
         sender: { kind: 'system', id: 'dlp' },
         clientMessageId: `dlp-notice-${identity.connector}-${providerMessageId}`.slice(0, 128),
-        text: UNIDENTIFIED_NOTICE,
+        text: unidentifiedNotice(await securePlaceName(ctx, identity.tenantId)),
       })
     }
   } catch (error) {

@@ -30,6 +30,13 @@ export const LinkPolicy = Type.Object(
       }),
       { maxItems: 20 },
     ),
+    securePlace: Type.Optional(
+      Type.Union([Type.Literal('secure-page'), Type.Literal('app')], {
+        description:
+          'what the texts call the place a secure link opens: "our secure page" (the default: the web chat) or ' +
+          '"our app" (a bank whose links open its app)',
+      }),
+    ),
   },
   { additionalProperties: false },
 )
@@ -54,7 +61,8 @@ export async function saveLinkPolicy(
     if (!registrable) throw new Problem('request/invalid', `"${domain}" is not a registrable domain`)
     return registrable
   })
-  const saved = { domains: [...new Set(domains)], senderIds: policy.senderIds }
+  const saved: LinkPolicy = { domains: [...new Set(domains)], senderIds: policy.senderIds }
+  if (policy.securePlace) saved.securePlace = policy.securePlace
   await ctx.db.transaction().execute(async (trx) => {
     await saveTenantPolicy({ db: trx }, tenantId, POLICY_NAME, saved, `${actor.kind}:${actor.id}`)
     await recordAudit(trx, {
@@ -62,10 +70,15 @@ export async function saveLinkPolicy(
       actor,
       action: 'policy.links.update',
       outcome: 'success',
-      details: { domains: saved.domains, senderIds: saved.senderIds.length },
+      details: { domains: saved.domains, senderIds: saved.senderIds.length, securePlace: saved.securePlace ?? null },
     })
   })
   return saved
+}
+
+/** How the bank's texts name the place a secure link opens, by its link policy: "on our secure page" or "in our app". */
+export async function securePlaceName(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<string> {
+  return (await loadLinkPolicy(ctx, tenantId)).securePlace === 'app' ? 'in our app' : 'on our secure page'
 }
 
 export type RiskFlag = 'lookalike-link' | 'link-shortener' | 'spoofed-sender'

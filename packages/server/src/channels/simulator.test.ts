@@ -139,7 +139,7 @@ describe('the channel simulator: the phone side', () => {
     )
     const { message } = await agent.invitePivot(conversation.id)
     const card = (await phone.thread('rbm', CUSTOMER_PHONE)).at(-1)
-    assert.equal(card?.providerMessageId, message.delivery.providerMessageId)
+    assert.equal(card?.providerMessageId, message?.delivery.providerMessageId)
     assert.equal(card?.link?.label, 'Continue securely')
     const token = /\/secure\/#t=(srp_[A-Za-z0-9_-]+)$/.exec(card?.link?.url ?? '')?.[1]
     assert.ok(token, 'the rich card opens the pivot link')

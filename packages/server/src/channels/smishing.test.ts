@@ -115,7 +115,7 @@ describe('smishing and spoofing: lookalike links, shorteners and senders claimin
     })
     await customerWrites('hi, I am a customer', '+447700900125')
     const linked = await conversationOf()
-    await agent.request('POST', `/v1/conversations/${linked}/pivot`, {})
+    await agent.request('POST', `/v1/conversations/${linked}/pivot`, { replace: true })
     const inbox = await fetch(
       `${server.url}/dev/simulator/phone/twilio/inbox?address=${encodeURIComponent('+447700900125')}`,
     )

@@ -25,11 +25,12 @@ import { algorithmsForKey } from '../identity/dpop.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
+import { webhookClientsOf } from '../tenancy/api-clients.ts'
 import { enqueueWebhook } from '../webhooks/outbox.ts'
-import { type ConsentRequest, decide, getConsent } from './consents.ts'
+import { type ConsentRequest, decide, getConsent, payeeIndex, publishConsentUpdate } from './consents.ts'
 import { type ReceiptProof, signReceipt } from './receipts.ts'
 
-type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
+type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config' | 'bus'>
 
 /** The consent as its customer's device sees it, still open for a decision. */
 async function pendingConsent(ctx: Ctx, device: DevicePrincipal, consentId: string): Promise<ConsentRequest> {
@@ -245,14 +246,14 @@ export async function issueApproval(
     ...approval.proof,
     policy: { decision: 'allowed', assurance: factors.assurance, reason: stepUp.reason, rules: stepUp.rules },
   })
-  await ctx.db.transaction().execute(async (trx) => {
-    const { requestedBy } = await decide(ctx, trx, device.tenantId, consentId, {
+  const decided = await ctx.db.transaction().execute(async (trx) => {
+    const decided = await decide(ctx, trx, device.tenantId, consentId, {
       status: 'approved',
       deviceId: device.deviceId,
       factor: factors.used.join('+'),
       receipt,
     })
-    await notifyRequester(trx, device.tenantId, requestedBy, {
+    await notifyRequester(trx, device.tenantId, decided.requestedBy, {
       type: 'consent.approved',
       data: { consentId, status: 'approved', receipt },
     })
@@ -269,38 +270,77 @@ export async function issueApproval(
         currency: consent.amount.currency,
       },
     })
+    return decided
   })
+  publishConsentUpdate(ctx, device.tenantId, { id: consentId, ...decided }, { status: 'approved' })
   return getConsent(ctx, device.tenantId, consentId)
 }
 
-/** A device declines: recorded and audited like an approval, without a receipt. */
+/**
+ * A device declines: recorded and audited like an approval, without a receipt. Declined as "This wasn't me"
+ * (`fraud`), it is also reported to every bank backend with a webhook (`consent.fraud_reported`, whoever asked for
+ * the payment: the bank's fraud team may listen elsewhere than its payments), and with `blockPayee` further requests
+ * to the same payee account for this customer are refused until the bank clears it.
+ */
 export async function declineConsent(
   ctx: Ctx,
   device: DevicePrincipal,
   consentId: string,
-  reason: string | undefined,
+  input: { reason?: string | undefined; fraud?: boolean | undefined; blockPayee?: boolean | undefined },
 ): Promise<ConsentRequest> {
-  await getConsent(ctx, device.tenantId, consentId, device.customerId)
-  await ctx.db.transaction().execute(async (trx) => {
-    const { requestedBy } = await decide(ctx, trx, device.tenantId, consentId, {
+  const consent = await getConsent(ctx, device.tenantId, consentId, device.customerId)
+  if (input.blockPayee && !input.fraud) throw new Problem('request/invalid', 'blockPayee goes with a fraud report')
+  const fraud = input.fraud
+    ? { blockedPayeeIndex: input.blockPayee ? await payeeIndex(ctx, device.tenantId, consent.payee.account) : null }
+    : undefined
+  const decided = await ctx.db.transaction().execute(async (trx) => {
+    const decided = await decide(ctx, trx, device.tenantId, consentId, {
       status: 'declined',
       deviceId: device.deviceId,
-      declineReason: reason,
+      declineReason: input.reason,
+      ...(fraud ? { fraud } : {}),
     })
-    await notifyRequester(trx, device.tenantId, requestedBy, {
+    await notifyRequester(trx, device.tenantId, decided.requestedBy, {
       type: 'consent.declined',
-      data: { consentId, status: 'declined' },
+      data: { consentId, status: 'declined', ...(fraud ? { fraudReported: true } : {}) },
     })
+    if (fraud) await reportFraud(trx, device, consent, decided.conversationId, fraud.blockedPayeeIndex !== null)
     await recordAudit(trx, {
       tenantId: device.tenantId,
       actor: { kind: 'device', id: device.deviceId },
       action: 'consent.decline',
       target: { kind: 'consent', id: consentId },
       outcome: 'success',
-      reason,
+      reason: input.reason,
+      ...(fraud ? { details: { fraudReported: true, payeeBlocked: fraud.blockedPayeeIndex !== null } } : {}),
     })
+    return decided
   })
+  publishConsentUpdate(ctx, device.tenantId, { id: consentId, ...decided }, { status: 'declined', fraud: !!fraud })
   return getConsent(ctx, device.tenantId, consentId)
+}
+
+/** "This wasn't me": every bank backend with a webhook hears of it, in the decision's transaction. */
+async function reportFraud(
+  db: ServerContext['db'],
+  device: DevicePrincipal,
+  consent: ConsentRequest,
+  conversationId: string | null,
+  payeeBlocked: boolean,
+): Promise<void> {
+  const data = {
+    consentId: consent.id,
+    customerId: device.customerId,
+    conversationId,
+    deviceId: device.deviceId,
+    amount: consent.amount,
+    payee: consent.payee,
+    reference: consent.reference,
+    payeeBlocked,
+  }
+  for (const clientId of await webhookClientsOf({ db }, device.tenantId)) {
+    await enqueueWebhook(db, { tenantId: device.tenantId, clientId, type: 'consent.fraud_reported', data })
+  }
 }
 
 /** A bank backend that asked for the consent hears of the decision by webhook, queued in the decision's transaction. */

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import type { ConsentRequest } from '@strongroom/sdk/consent'
 import { type Actor, recordAudit } from '../audit/events.ts'
+import { publishConversationUpdate } from '../conversations/bus-events.ts'
 import { requireCustomerConversation } from '../conversations/conversations.ts'
 import { requireCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
+import { findTenant } from '../tenancy/tenants.ts'
 import { isoCurrency } from './currencies.ts'
 
 export type { ConsentRequest }
@@ -24,6 +26,11 @@ type Ctx = Pick<ServerContext, 'db' | 'keyring'>
 type ConsentRow = Awaited<ReturnType<typeof loadRow>>
 const DEFAULT_TTL_SECONDS = 300
 
+const PAYEE_INDEX = 'consents.blocked_payee'
+/** A payee account as a bank compares it: spaces aside, in capitals (an IBAN's letters are case-insensitive). */
+export const payeeIndex = (ctx: Pick<ServerContext, 'keyring'>, tenantId: string, account: string) =>
+  ctx.keyring.blindIndex(tenantId, PAYEE_INDEX, account.replace(/\s+/g, '').toUpperCase())
+
 const detailsField = (id: string) => ({ table: 'consents', column: 'details', rowId: id })
 const receiptField = (id: string) => ({ table: 'consents', column: 'receipt', rowId: id })
 
@@ -34,7 +41,12 @@ export const consentEncryptedColumns: EncryptedColumn[] = [
 ]
 
 /** Asks a customer to confirm a payment. The payee and reference are stored encrypted; the challenge is single-use. */
-export async function createConsent(ctx: Ctx, tenantId: string, input: NewConsent, actor: Actor) {
+export async function createConsent(
+  ctx: Ctx & Pick<ServerContext, 'bus'>,
+  tenantId: string,
+  input: NewConsent,
+  actor: Actor,
+) {
   const id = newId('con')
   const now = new Date()
   if (!isoCurrency(input.amount.currency)) {
@@ -42,8 +54,17 @@ export async function createConsent(ctx: Ctx, tenantId: string, input: NewConsen
   }
   const expiresAt = new Date(now.getTime() + (input.expiresInSeconds ?? DEFAULT_TTL_SECONDS) * 1000)
   const details = { payee: input.payee, reference: input.reference }
+  const blockIndex = await payeeIndex(ctx, tenantId, input.payee.account)
   await ctx.db.transaction().execute(async (trx) => {
     await requireCustomer({ db: trx }, tenantId, input.customerId)
+    const blocked = await trx
+      .selectFrom('consents')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('customer_id', '=', input.customerId)
+      .where('blocked_payee_index', '=', blockIndex)
+      .executeTakeFirst()
+    if (blocked) throw new Problem('consent/payee-blocked')
     if (input.conversationId) {
       await requireCustomerConversation({ db: trx }, tenantId, input.conversationId, input.customerId)
     }
@@ -74,7 +95,35 @@ export async function createConsent(ctx: Ctx, tenantId: string, input: NewConsen
       details: { customerId: input.customerId, amount: input.amount.value, currency: input.amount.currency },
     })
   })
+  publishConsentUpdate(ctx, tenantId, {
+    id,
+    conversationId: input.conversationId ?? null,
+    customerId: input.customerId,
+  })
   return getConsent(ctx, tenantId, id)
+}
+
+/**
+ * Tells the streams of the conversation's members and the customer's devices that a request was asked or decided
+ * (after it committed: they read it over the API).
+ */
+export function publishConsentUpdate(
+  ctx: Pick<ServerContext, 'bus'>,
+  tenantId: string,
+  consent: { id: string; conversationId: string | null; customerId: string },
+  decision: { status: ConsentRequest['status']; fraud?: boolean } = { status: 'pending' },
+): void {
+  publishConversationUpdate(ctx.bus, {
+    tenantId,
+    conversationId: consent.conversationId,
+    customerId: consent.customerId,
+    update: {
+      kind: 'consent',
+      consentId: consent.id,
+      status: decision.status,
+      ...(decision.fraud ? { fraud: true } : {}),
+    },
+  })
 }
 
 async function loadRow(ctx: Pick<ServerContext, 'db'>, tenantId: string, id: string) {
@@ -86,7 +135,12 @@ async function loadRow(ctx: Pick<ServerContext, 'db'>, tenantId: string, id: str
     .executeTakeFirst()
 }
 
-async function toView(ctx: Ctx, row: NonNullable<ConsentRow>): Promise<ConsentRequest> {
+/** The bank's name as its customers know it (the tenant's), shown on the payment card. */
+async function bankNameOf(ctx: Pick<ServerContext, 'db'>, tenantId: string): Promise<string> {
+  return (await findTenant(ctx, tenantId))?.name ?? ''
+}
+
+async function toView(ctx: Ctx, row: NonNullable<ConsentRow>, bankName: string): Promise<ConsentRequest> {
   const details = JSON.parse(await ctx.keyring.decryptText(row.tenant_id, detailsField(row.id), row.details)) as {
     payee: ConsentRequest['payee']
     reference: string
@@ -96,6 +150,7 @@ async function toView(ctx: Ctx, row: NonNullable<ConsentRow>): Promise<ConsentRe
   const view: ConsentRequest = {
     id: row.id,
     status,
+    bankName,
     customerId: row.customer_id,
     amount: { value: Number(row.amount_minor), currency: row.currency },
     payee: details.payee,
@@ -103,6 +158,11 @@ async function toView(ctx: Ctx, row: NonNullable<ConsentRow>): Promise<ConsentRe
     challenge: row.challenge,
     createdAt: new Date(row.created_at).toISOString(),
     expiresAt: expiresAt.toISOString(),
+  }
+  if (row.decided_at) view.decidedAt = new Date(row.decided_at).toISOString()
+  if (row.fraud_reported_at) {
+    view.fraudReported = true
+    view.payeeBlocked = row.blocked_payee_index !== null
   }
   if (row.receipt) view.receipt = await ctx.keyring.decryptText(row.tenant_id, receiptField(row.id), row.receipt)
   return view
@@ -114,7 +174,7 @@ export async function getConsent(ctx: Ctx, tenantId: string, id: string, custome
   if (!row || (customerId !== undefined && row.customer_id !== customerId)) {
     throw new Problem('request/not-found', 'no such consent request')
   }
-  return toView(ctx, row)
+  return toView(ctx, row, await bankNameOf(ctx, tenantId))
 }
 
 /** A conversation's consent requests, newest first, as staff see them. */
@@ -133,7 +193,8 @@ export async function listConversationConsents(
     .orderBy('id', 'desc')
     .limit(limit)
     .execute()
-  return Promise.all(rows.map((row) => toView(ctx, row)))
+  const bankName = await bankNameOf(ctx, tenantId)
+  return Promise.all(rows.map((row) => toView(ctx, row, bankName)))
 }
 
 /**
@@ -155,7 +216,8 @@ export async function listPendingConsents(
     .where('expires_at', '>', new Date())
   if (conversationId !== undefined) query = query.where('conversation_id', '=', conversationId)
   const rows = await query.orderBy('created_at').limit(50).execute()
-  return Promise.all(rows.map((row) => toView(ctx, row)))
+  const bankName = await bankNameOf(ctx, tenantId)
+  return Promise.all(rows.map((row) => toView(ctx, row, bankName)))
 }
 
 /**
@@ -173,8 +235,10 @@ export async function decide(
     factor?: string
     receipt?: string
     declineReason?: string | undefined
+    /** "This wasn't me": reported as fraud, with the payee's blind index when the customer asked for it blocked. */
+    fraud?: { blockedPayeeIndex: Uint8Array | null }
   },
-): Promise<{ requestedBy: { kind: string; id: string | null } }> {
+): Promise<{ requestedBy: { kind: string; id: string | null }; conversationId: string | null; customerId: string }> {
   const decidedAt = new Date()
   const updated = await db
     .updateTable('consents')
@@ -185,14 +249,22 @@ export async function decide(
       factor: decision.factor ?? null,
       decline_reason: decision.declineReason ?? null,
       receipt: decision.receipt ? await ctx.keyring.encrypt(tenantId, receiptField(id), decision.receipt) : null,
+      fraud_reported_at: decision.fraud ? decidedAt : null,
+      blocked_payee_index: decision.fraud?.blockedPayeeIndex ?? null,
     })
     .where('tenant_id', '=', tenantId)
     .where('id', '=', id)
     .where('status', '=', 'pending')
     .where('expires_at', '>', decidedAt)
-    .returning(['requested_by_kind', 'requested_by_id'])
+    .returning(['requested_by_kind', 'requested_by_id', 'conversation_id', 'customer_id'])
     .executeTakeFirst()
-  if (updated) return { requestedBy: { kind: updated.requested_by_kind, id: updated.requested_by_id } }
+  if (updated) {
+    return {
+      requestedBy: { kind: updated.requested_by_kind, id: updated.requested_by_id },
+      conversationId: updated.conversation_id,
+      customerId: updated.customer_id,
+    }
+  }
   const row = await loadRow({ db }, tenantId, id)
   if (row?.status === 'pending') throw new Problem('consent/expired')
   throw new Problem('consent/already-decided')
@@ -207,5 +279,6 @@ export async function listCustomerConsents(ctx: Ctx, tenantId: string, customerI
     .where('customer_id', '=', customerId)
     .orderBy('created_at')
     .execute()
-  return Promise.all(rows.map((row) => toView(ctx, row)))
+  const bankName = await bankNameOf(ctx, tenantId)
+  return Promise.all(rows.map((row) => toView(ctx, row, bankName)))
 }

@@ -33,6 +33,7 @@ const Payee = Type.Object(
 export const Consent = Type.Object({
   id: Type.String(),
   status: oneOf(['pending', 'approved', 'declined', 'expired'] as const),
+  bankName: Type.Optional(Type.String({ description: 'the bank asking, by the name its customers know' })),
   customerId: Type.String(),
   amount: Type.Object({ value: Type.Integer(), currency: Type.String() }),
   payee: Type.Object({ name: Type.String(), account: Type.String() }),
@@ -40,6 +41,13 @@ export const Consent = Type.Object({
   challenge: Type.String(),
   createdAt: Type.String(),
   expiresAt: Type.String(),
+  decidedAt: Type.Optional(Type.String()),
+  fraudReported: Type.Optional(
+    Type.Boolean({ description: 'declined by the customer as not theirs ("This wasn\'t me")' }),
+  ),
+  payeeBlocked: Type.Optional(
+    Type.Boolean({ description: 'with the fraud report: further requests to the payee are refused' }),
+  ),
   receipt: Type.Optional(Type.String({ description: 'JWS (ES256) verifiable with /.well-known/jwks.json' })),
 })
 const ConsentParams = Type.Object({ consentId: idOf('con') })
@@ -247,14 +255,25 @@ async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> 
         summary: 'Decline a payment',
         tags: ['consent'],
         params: ConsentParams,
-        body: Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+        description:
+          'With `fraud`, the customer says the payment is not theirs ("This wasn\'t me"): every bank backend with a ' +
+          'webhook gets `consent.fraud_reported`, and the staff see the request flagged. With `blockPayee` too, ' +
+          'further requests to the same payee account for this customer are refused (409 consent/payee-blocked).',
+        body: Type.Object(
+          {
+            reason: Type.Optional(Type.String({ maxLength: 200 })),
+            fraud: Type.Optional(Type.Boolean({ description: 'the customer did not ask for this payment' })),
+            blockPayee: Type.Optional(Type.Boolean({ description: 'refuse further requests to this payee account' })),
+          },
+          { additionalProperties: false },
+        ),
         response: { 200: Consent, ...problemResponses(400, 401, 403, 404, 409, 410) },
       },
     },
     async (request) => {
       const principal = principalOf(request)
       if (principal.kind !== 'device') throw new Problem('auth/forbidden')
-      return declineConsent(ctx, principal, request.params.consentId, request.body.reason)
+      return declineConsent(ctx, principal, request.params.consentId, request.body)
     },
   )
 

@@ -12,9 +12,9 @@ import { newId } from '../platform/ids.ts'
 import type { TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import { issueApproval, notifyRequester } from './approve.ts'
-import { type ConsentRequest, decide, getConsent } from './consents.ts'
+import { type ConsentRequest, decide, getConsent, publishConsentUpdate } from './consents.ts'
 
-type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config' | 'log'>
+type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config' | 'log' | 'bus'>
 
 /** A confirmation lives at most this long (and never past its consent). */
 const LIFETIME_MS = 15 * 60_000
@@ -216,14 +216,14 @@ export async function handleSmsReply(
   const approver = { tenantId, customerId: consent.customerId, deviceId: null, actor: SMS_REPLY_ACTOR }
   try {
     if (answer === 'declined') {
-      await ctx.db.transaction().execute(async (trx) => {
-        const { requestedBy } = await decide(ctx, trx, tenantId, consent.id, {
+      const decided = await ctx.db.transaction().execute(async (trx) => {
+        const decided = await decide(ctx, trx, tenantId, consent.id, {
           status: 'declined',
           deviceId: null,
           factor: 'sms-reply',
           declineReason: 'declined by SMS reply',
         })
-        await notifyRequester(trx, tenantId, requestedBy, {
+        await notifyRequester(trx, tenantId, decided.requestedBy, {
           type: 'consent.declined',
           data: { consentId: consent.id, status: 'declined' },
         })
@@ -235,7 +235,9 @@ export async function handleSmsReply(
           outcome: 'success',
           details: { factors: ['sms-reply'] },
         })
+        return decided
       })
+      publishConsentUpdate(ctx, tenantId, { id: consent.id, ...decided }, { status: 'declined' })
       return
     }
     const stepUp = await smsReplyDecision(ctx, tenantId, consent)

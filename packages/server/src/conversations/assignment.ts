@@ -3,7 +3,7 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { roleScopes } from '../platform/http/roles.ts'
 import { findStaff } from '../tenancy/staff.ts'
-import { publishMemberLeft } from './bus-events.ts'
+import { publishConversationUpdate, publishMemberLeft } from './bus-events.ts'
 import { addMemberIn } from './conversations.ts'
 
 /**
@@ -71,5 +71,10 @@ export async function assignConversation(
   })
   done.added.announce(ctx)
   if (done.leaving) publishMemberLeft(ctx.bus, tenantId, conversationId, { kind: 'staff', id: done.leaving })
+  publishConversationUpdate(ctx.bus, {
+    tenantId,
+    conversationId,
+    update: { kind: 'assignment', assignedStaffId: input.staffId },
+  })
   return { previousStaffId: done.previous }
 }

@@ -1,4 +1,4 @@
-import type { Message } from '@strongroom/sdk/protocol'
+import type { ConversationUpdate, Message } from '@strongroom/sdk/protocol'
 import type { Bus } from '../platform/bus/bus.ts'
 
 /**
@@ -8,6 +8,7 @@ import type { Bus } from '../platform/bus/bus.ts'
 export const MESSAGE_SUBJECT_PREFIX = 'sr.msg.'
 export const MEMBER_SUBJECT_PREFIX = 'sr.member.'
 export const MEMBER_LEFT_SUBJECT_PREFIX = 'sr.member-left.'
+export const UPDATE_SUBJECT_PREFIX = 'sr.update.'
 
 /** A message as clients see it, on the bus, the stream and the API alike. */
 export type WireMessage = Message
@@ -52,4 +53,20 @@ export function publishMemberLeft(
 ): void {
   const event: MemberLeftEvent = { tenantId, conversationId, member }
   bus.publish(MEMBER_LEFT_SUBJECT_PREFIX + tenantId, encoder.encode(JSON.stringify(event)))
+}
+
+/**
+ * A conversation's payment request, pivot link or assignment changed (published after the change committed): the
+ * conversation's members connected anywhere hear of it on their streams, and, with `customerId`, every device of that
+ * customer (a payment request asked outside any conversation has a null `conversationId`).
+ */
+export interface ConversationUpdateEvent {
+  tenantId: string
+  conversationId: string | null
+  customerId?: string | undefined
+  update: ConversationUpdate
+}
+
+export function publishConversationUpdate(bus: Bus, event: ConversationUpdateEvent): void {
+  bus.publish(UPDATE_SUBJECT_PREFIX + event.tenantId, encoder.encode(JSON.stringify(event)))
 }

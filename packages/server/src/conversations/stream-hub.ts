@@ -20,12 +20,14 @@ import { hasUnstorableText } from '../platform/http/schemas.ts'
 import { contextFrom, inSpan, tracer, tracingEnabled } from '../platform/tracing.ts'
 import { STAFF_REVOKED_SUBJECT_PREFIX, type StaffRevokedEvent } from '../tenancy/staff-events.ts'
 import {
+  type ConversationUpdateEvent,
   MEMBER_LEFT_SUBJECT_PREFIX,
   MEMBER_SUBJECT_PREFIX,
   MESSAGE_SUBJECT_PREFIX,
   type MemberAddedEvent,
   type MemberLeftEvent,
   type MessagesCommittedEvent,
+  UPDATE_SUBJECT_PREFIX,
 } from './bus-events.ts'
 import { advanceDeliveredMarkers, type DeliveredMarker, memberConversationCursors } from './conversations.ts'
 import { messageActions, sendMessage } from './message-actions.ts'
@@ -78,6 +80,7 @@ export class StreamHub {
       ),
       ctx.bus.subscribe(`${STAFF_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => this.#closeStaff(payload)),
       ctx.bus.subscribe(`${CUSTOMER_NOTICE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#noticeCustomer(payload)),
+      ctx.bus.subscribe(`${UPDATE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onUpdate(payload)),
       ctx.bus.subscribe(`${APP_VERSION_DEACTIVATED_SUBJECT_PREFIX}*`, (_subject, payload) =>
         this.#closeAppVersion(payload),
       ),
@@ -199,6 +202,25 @@ export class StreamHub {
     for (const session of this.#sessions) {
       if (session.tenantId === event.tenantId && session.customerId === event.customerId) session.sendFrame(frame)
     }
+  }
+
+  /**
+   * A conversation's payment request, pivot link or assignment changed on any node: told once to each session here
+   * that is in the conversation, and to the customer's devices when the event names the customer.
+   */
+  #onUpdate(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as ConversationUpdateEvent
+    const frame = JSON.stringify({ type: 'update', conversationId: event.conversationId, update: event.update })
+    const told = new Set<StreamSession>()
+    for (const session of this.#byConversation.get(event.conversationId ?? '') ?? []) {
+      if (session.tenantId === event.tenantId) told.add(session)
+    }
+    if (event.customerId !== undefined) {
+      for (const session of this.#sessions) {
+        if (session.tenantId === event.tenantId && session.customerId === event.customerId) told.add(session)
+      }
+    }
+    for (const session of told) session.sendFrame(frame)
   }
 
   /**

@@ -198,7 +198,7 @@ describe('data subject requests: exporting everything held about a customer', ()
           source: 'public-channel',
           direction: 'outbound',
           channel: 'twilio',
-          text: 'To continue this conversation securely, open it in our app. The link works once, for a few minutes. Our links only ever go to bank.example.',
+          text: 'To continue this conversation on our secure page, where only you and the bank can read it, open the link. It works once, for a few minutes. Our links only ever go to bank.example.',
           masked: [],
           imported: false,
         },
@@ -221,7 +221,7 @@ describe('data subject requests: exporting everything held about a customer', ()
       [
         'Hello, is my card [card •••• 1111] blocked?',
         'Secure: my new address is 1 Privacy Lane',
-        'To continue this conversation securely, open it in our app. The link works once, for a few minutes. Our links only ever go to bank.example.',
+        'To continue this conversation on our secure page, where only you and the bank can read it, open the link. It works once, for a few minutes. Our links only ever go to bank.example.',
       ],
     )
 

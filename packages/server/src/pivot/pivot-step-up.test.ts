@@ -92,7 +92,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     const invited = await agent.request<{ link: { id: string } }>(
       'POST',
       `/v1/conversations/${conversation.id}/pivot`,
-      {},
+      { replace: true },
     )
     const token = pivotTokenOf((await phoneOf(phoneNumber).lastLink()) ?? '')
     assert.ok(token)
@@ -156,7 +156,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     })
     assert.equal(enrolled.device.customerId, customerId)
     assert.equal(enrolled.device.status, 'active')
-    assert.equal(enrolled.importedMessages, 2, 'the customer’s text and the invitation')
+    assert.equal(enrolled.importedMessages, 1, 'the customer’s text (the invitation stays behind)')
     assert.ok(enrolled.wipeKeys?.keys.length, 'the wipe keys to pin came with the enrolment')
 
     const secure = await enrolled.client.getConversation(enrolled.secureConversationId)
@@ -168,14 +168,11 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     const history = await enrolled.client.listPublicMessages(enrolled.secureConversationId)
     assert.deepEqual(
       history.map((m) => [m.direction, m.imported, m.channel]),
-      [
-        ['inbound', true, 'twilio'],
-        ['outbound', true, 'twilio'],
-      ],
+      [['inbound', true, 'twilio']],
     )
     const row = await linkRow(token)
     assert.deepEqual([row.completed_via, row.device_id], ['passkey', enrolled.device.id])
-    assert.match((await phoneOf(phoneNumber).inbox()).at(-1)?.text ?? '', /continues in our secure app/)
+    assert.match((await phoneOf(phoneNumber).inbox()).at(-1)?.text ?? '', /continues on our secure page/)
     // The customer's devices now include the browser, and the device's key is what authenticates it.
     assert.ok((await phone.client.listMyDevices()).some((d) => d.id === enrolled.device.id))
 

@@ -6,12 +6,14 @@ import {
   PUBLIC_MESSAGE_TYPE,
   sealEnvelope,
 } from '../channels/envelope.ts'
+import { securePlaceName } from '../channels/link-policy.ts'
 import {
   type ChannelDeps,
   requirePublicIdentity,
   type SentPublicMessage,
   sendPublicMessage,
 } from '../channels/public-messages.ts'
+import { publishConversationUpdate } from '../conversations/bus-events.ts'
 import { addMemberIn, assignedStaffOf, createConversationIn } from '../conversations/conversations.ts'
 import { appendInTransaction } from '../conversations/message-log.ts'
 import { fetchMessages } from '../conversations/messages.ts'
@@ -48,22 +50,50 @@ export interface PivotLinkView {
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
 
-/** The invitation names the domain of the bank's links, so that the customer can tell a smisher's from ours. */
-const invitationText = (host: string) =>
-  'To continue this conversation securely, open it in our app. The link works once, for a few minutes. ' +
-  `Our links only ever go to ${host}.`
-const CLOSING_TEXT = 'This conversation continues in our secure app. Please do not send personal details here.'
+/**
+ * The invitation names the domain of the bank's links, so that the customer can tell a smisher's from ours, and the
+ * place the link opens as the bank's link policy calls it ("on our secure page" or "in our app").
+ */
+const invitationText = (place: string, host: string) =>
+  `To continue this conversation ${place}, where only you and the bank can read it, open the link. It works once, ` +
+  `for a few minutes. Our links only ever go to ${host}.`
+const closingText = (place: string) => `This conversation continues ${place}. Please do not send personal details here.`
+/** The bank's own texts about the move (invitations, the closing note): not carried into the secure history. */
+const PIVOT_TEXT_PREFIX = 'pivot-'
 
-/** Mints a pivot link and sends it on the conversation's channel (a button on WhatsApp and Messenger). */
+/** Who invites the customer of which public conversation, and for how long the link works. */
+interface PivotInvitation {
+  tenantId: string
+  conversationId: string
+  createdBy: { kind: 'staff'; id: string } | { kind: 'system'; id: string }
+  ttlSeconds?: number | undefined
+}
+
+/**
+ * The customer's one way into the secure channel from this conversation: the live link (sent, or opened, not yet
+ * used, replaced or expired) if there is one, which is not sent again; otherwise a new link, minted and sent on the
+ * conversation's channel (a button on WhatsApp and Messenger). So DLP's automatic invitation and the agent's button
+ * are one flow and one link; `replace` (the agent's "send a new link") sends a new one, which replaces the live one.
+ */
 export async function invitePivot(
   ctx: Ctx,
   deps: ChannelDeps,
-  input: {
-    tenantId: string
-    conversationId: string
-    createdBy: { kind: 'staff'; id: string } | { kind: 'system'; id: string }
-    ttlSeconds?: number | undefined
-  },
+  input: PivotInvitation & { replace?: boolean | undefined },
+): Promise<{ link: PivotLinkView; message?: SentPublicMessage | undefined }> {
+  if (!input.replace) {
+    const live = (await listPivotLinks(ctx, input.tenantId, input.conversationId)).find(
+      (link) => link.status === 'sent' || link.status === 'opened',
+    )
+    if (live) return { link: live }
+  }
+  return sendPivotLink(ctx, deps, input)
+}
+
+/** Mints a pivot link and sends it; the links sent before it to the customer stop working once it reached them. */
+async function sendPivotLink(
+  ctx: Ctx,
+  deps: ChannelDeps,
+  input: PivotInvitation,
 ): Promise<{ link: PivotLinkView; message: SentPublicMessage }> {
   const identity = await requirePublicIdentity(ctx, input.tenantId, input.conversationId)
   if (!identity.customerId) throw new Problem('channels/customer-unknown')
@@ -109,8 +139,8 @@ export async function invitePivot(
       tenantId: input.tenantId,
       conversationId: input.conversationId,
       sender: input.createdBy,
-      clientMessageId: `pivot-${id}`,
-      text: invitationText(new URL(deps.env.publicUrl()).host),
+      clientMessageId: `${PIVOT_TEXT_PREFIX}${id}`,
+      text: invitationText(await securePlaceName(ctx, input.tenantId), new URL(deps.env.publicUrl()).host),
       link: { url, label: 'Continue securely' },
     })
   } catch (error) {
@@ -130,7 +160,21 @@ export async function invitePivot(
     .where('revoked_at', 'is', null)
     .execute()
   const link = await findLink(ctx, input.tenantId, id)
+  announceLink(ctx, input.tenantId, link)
   return { link, message }
+}
+
+/** The public conversation's members (its agent) hear on their streams that its link changed state. */
+function announceLink(
+  ctx: Pick<ServerContext, 'bus'>,
+  tenantId: string,
+  link: Pick<PivotLinkView, 'id' | 'status'> & { conversationId: string },
+) {
+  publishConversationUpdate(ctx.bus, {
+    tenantId,
+    conversationId: link.conversationId,
+    update: { kind: 'pivot', linkId: link.id, status: link.status },
+  })
 }
 
 function statusOf(row: {
@@ -221,7 +265,10 @@ export async function refusalFor(
  * The secure page (webview) opened the link: marks it opened for the agent and says whether it can still be used.
  * It needs no credentials and returns no personal data; redeeming needs the signed-in device.
  */
-export async function openPivotLink(ctx: Pick<ServerContext, 'db'>, token: string): Promise<{ expiresAt: string }> {
+export async function openPivotLink(
+  ctx: Pick<ServerContext, 'db' | 'bus'>,
+  token: string,
+): Promise<{ expiresAt: string }> {
   const tokenHash = secretHash(token)
   const row = await ctx.db
     .updateTable('pivot_links')
@@ -230,9 +277,10 @@ export async function openPivotLink(ctx: Pick<ServerContext, 'db'>, token: strin
     .where('completed_at', 'is', null)
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', new Date())
-    .returning('expires_at')
+    .returning(['expires_at', 'id', 'tenant_id', 'conversation_id'])
     .executeTakeFirst()
   if (!row) throw await refusalFor(ctx, tokenHash, undefined, undefined)
+  announceLink(ctx, row.tenant_id, { id: row.id, conversationId: row.conversation_id, status: 'opened' })
   return { expiresAt: new Date(row.expires_at).toISOString() }
 }
 
@@ -272,16 +320,21 @@ export async function redeemPivot(
 
 export type PivotMove = Awaited<ReturnType<typeof consumeAndMove>>
 
-/** After the move committed: wake the members up, and close the public thread with a short note. */
+/**
+ * After the move committed: wake the members up, and, the first time this public thread moves, close it with a short
+ * note (a customer who uses a later link has been told already: no second text).
+ */
 export async function afterMove(ctx: Ctx, deps: ChannelDeps, tenantId: string, outcome: PivotMove): Promise<void> {
   outcome.announce(ctx)
+  announceLink(ctx, tenantId, { id: outcome.linkId, conversationId: outcome.publicConversationId, status: 'completed' })
+  if (!outcome.firstMove) return
   try {
     await sendPublicMessage(ctx, deps, {
       tenantId,
       conversationId: outcome.publicConversationId,
       sender: { kind: 'system', id: 'pivot' },
-      clientMessageId: `pivot-closing-${outcome.linkId}`,
-      text: CLOSING_TEXT,
+      clientMessageId: `${PIVOT_TEXT_PREFIX}closing-${outcome.linkId}`,
+      text: closingText(await securePlaceName(ctx, tenantId)),
     })
   } catch (error) {
     // The move has happened; a closing note the provider did not take is not worth failing it for.
@@ -356,7 +409,7 @@ export async function consumeAndMove(
   let lastSeq = Number(identity.imported_through_seq)
   for (const message of history) {
     lastSeq = message.seq
-    if (message.contentType !== PUBLIC_MESSAGE_TYPE) continue
+    if (message.contentType !== PUBLIC_MESSAGE_TYPE || message.clientMessageId.startsWith(PIVOT_TEXT_PREFIX)) continue
     const envelope = await openEnvelope(ctx, tenantId, message, Buffer.from(message.ciphertext, 'base64'))
     const place = {
       conversationId: secureConversationId,
@@ -398,6 +451,7 @@ export async function consumeAndMove(
   return {
     linkId: link.id,
     publicConversationId: link.conversation_id,
+    firstMove: identity.secure_conversation_id === null,
     secureConversationId,
     imported,
     announce: (ctx: Pick<ServerContext, 'bus'>) => {

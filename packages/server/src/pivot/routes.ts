@@ -49,15 +49,23 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
       schema: {
         summary:
           'Invite the customer to the secure channel: a single-use, short-lived link is sent on the public channel',
+        description:
+          'One live link per conversation: when one was sent (by an agent, or automatically after DLP masked card ' +
+          'details) and is still usable, it is returned (200) and nothing is sent again; otherwise a new link is sent ' +
+          '(201). With `replace`, a new link is sent anyway and the live one stops working.',
         tags: ['channels'],
         params: ConversationParams,
         body: Type.Optional(
           Type.Object(
-            { ttlSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })) },
+            {
+              ttlSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })),
+              replace: Type.Optional(Type.Boolean({ description: 'send a new link even if one is live' })),
+            },
             { additionalProperties: false },
           ),
         ),
         response: {
+          200: Type.Object({ link: PivotLink }),
           201: Type.Object({ link: PivotLink, message: SentPublicMessage }),
           ...problemResponses(400, 401, 403, 404, 409, 502, 503),
         },
@@ -71,8 +79,9 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
         conversationId,
         createdBy: { kind: 'staff', id: principalMember(principal).id },
         ttlSeconds: request.body?.ttlSeconds,
+        replace: request.body?.replace,
       })
-      return reply.status(201).send(result)
+      return reply.status(result.message ? 201 : 200).send(result)
     },
   )
 

@@ -77,6 +77,19 @@ export async function webhookUrlOf(ctx: Ctx, tenantId: string, clientId: string)
   return row?.webhook_url ?? undefined
 }
 
+/** The bank backends of a tenant that registered a webhook URL (and are not revoked): who hears of fraud reports. */
+export async function webhookClientsOf(ctx: Ctx, tenantId: string): Promise<string[]> {
+  const rows = await ctx.db
+    .selectFrom('api_clients')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('webhook_url', 'is not', null)
+    .where('revoked_at', 'is', null)
+    .orderBy('id')
+    .execute()
+  return rows.map((row) => row.id)
+}
+
 /** An OAuth 2.0 error (RFC 6749 §5.2): the token endpoint answers in the protocol's own format. */
 export class OAuthError extends Error {
   constructor(

@@ -3,8 +3,9 @@ import { generateKeyPairSync } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { ClientAssertion, enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { ClientAssertion, type ConversationUpdate, enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import { base64url, createLocalJWKSet, exportJWK, flattenedVerify } from 'jose'
+import WebSocket from 'ws'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 
 interface Received {
@@ -149,5 +150,81 @@ describe('webhooks to bank backends', () => {
     await phone.client.approveConsent(await phone.client.getConsent(consent.id))
     await server.flushWebhooks()
     assert.equal(received.length, 0)
+  })
+
+  test("'This wasn't me': the bank's webhook hears of the fraud, the agent's stream flags it, and the payee is blocked", async () => {
+    received.length = 0
+    const agent = new StrongroomClient({
+      baseUrl: server.url,
+      credentials: new StaffToken(bank.agentToken),
+      WebSocket: WebSocket as never,
+    })
+    const conversation = await agent.createConversation({
+      customerId: bank.customerId,
+      assignedStaffId: bank.agentId,
+      deviceIds: [phone.device.id],
+    })
+    const updates: ConversationUpdate[] = []
+    const stream = agent.stream({ onUpdate: (_id, update) => updates.push(update) })
+    try {
+      await stream.ready()
+      // Asked by an agent, not a backend: the fraud report still reaches the bank's backends.
+      const payee = { name: 'Quick Parcel Ltd', account: 'GB33BUKB20201555555555' }
+      const consent = await agent.requestConsent({
+        customerId: bank.customerId,
+        conversationId: conversation.id,
+        amount: { value: 99000, currency: 'GBP' },
+        payee,
+        reference: 'Customs fee',
+      })
+      // A block needs the fraud report it belongs to.
+      await assert.rejects(phone.client.declineConsent(consent.id, { blockPayee: true }), { status: 400 })
+      const declined = await phone.client.declineConsent(consent.id, { fraud: true, blockPayee: true })
+      assert.deepEqual([declined.status, declined.fraudReported, declined.payeeBlocked], ['declined', true, true])
+      await deliver(() => received.length > 0)
+      const events = received.map((r) => JSON.parse(r.body))
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ['consent.fraud_reported'],
+      )
+      assert.deepEqual(events[0].data, {
+        consentId: consent.id,
+        customerId: bank.customerId,
+        conversationId: conversation.id,
+        deviceId: phone.device.id,
+        amount: { value: 99000, currency: 'GBP' },
+        payee,
+        reference: 'Customs fee',
+        payeeBlocked: true,
+      })
+      // The agent's console hears it at once, and reads it flagged.
+      for (let i = 0; i < 100 && !updates.some((u) => u.kind === 'consent' && u.status === 'declined'); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      assert.deepEqual(updates, [
+        { kind: 'consent', consentId: consent.id, status: 'pending' },
+        { kind: 'consent', consentId: consent.id, status: 'declined', fraud: true },
+      ])
+      const seen = await agent.getConsent(consent.id)
+      assert.deepEqual([seen.fraudReported, seen.payeeBlocked, seen.bankName], [true, true, 'Test Bank'])
+      // A replay changes nothing and tells nobody again.
+      await assert.rejects(phone.client.declineConsent(consent.id, { fraud: true }), { status: 409 })
+      await server.flushWebhooks()
+      assert.equal(received.length, 1)
+      // The same account, however it is spaced or cased, is refused for this customer; another payee is not.
+      const again = (account: string) =>
+        backend.requestConsent({
+          customerId: bank.customerId,
+          amount: { value: 100, currency: 'GBP' },
+          payee: { name: 'Quick Parcel', account },
+          reference: 'Again',
+        })
+      await assert.rejects(again('gb33 bukb 2020 1555 5555 55'), (error: { problem?: { type?: string } }) =>
+        String(error.problem?.type).endsWith('/consent/payee-blocked'),
+      )
+      assert.equal((await again('GB94BARC10201530093459')).status, 'pending')
+    } finally {
+      stream.close()
+    }
   })
 })

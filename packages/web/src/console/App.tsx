@@ -1,9 +1,9 @@
 import { StrongroomError } from '@strongroom/sdk'
-import { Fragment } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { Compliance } from './Compliance.tsx'
 import { ConversationTools } from './ConversationTools.tsx'
+import { outcomeSentence, paymentLine } from './consent-words.ts'
 import { InboxFilters, noFilter, passesFilter } from './InboxFilters.tsx'
 import { PivotPanel } from './PivotPanel.tsx'
 import {
@@ -13,10 +13,10 @@ import {
   PublicMessageDetails,
   replyLabel,
   SecureDivider,
-  securePartStartsAt,
 } from './PublicChannel.tsx'
 import { whyNotSent } from './public-channels.ts'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
+import { buildTimeline, type TimelineItem } from './timeline.ts'
 import { VirtualList } from './VirtualList.tsx'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
@@ -346,18 +346,27 @@ function Inbox(props: { session: ConsoleSession }) {
 const fromLabel: Record<ShownMessage['from'], string> = {
   you: 'You',
   customer: 'Customer',
-  staff: 'Bank staff',
+  staff: 'Agent',
   archive: 'Bank archive',
-  system: 'Strongroom',
+  system: 'Automatic message',
 }
 
 function ConversationView(props: { session: ConsoleSession; entry: InboxEntry }) {
   const { session, entry } = props
-  const messages = session.messages.get(entry.conversation.id)
+  const conversationId = entry.conversation.id
+  const [, setTick] = useState(0)
+  useEffect(() => session.consents.subscribe(() => setTick((t) => t + 1)), [session])
+  useEffect(() => {
+    // The payment requests of the conversation belong in its timeline (staff who may not see them get none).
+    session.consents.load(conversationId).catch(() => undefined)
+  }, [session, conversationId])
+  const messages = session.messages.get(conversationId)
+  const consents = session.consents.of(conversationId)
+  const timeline = messages && buildTimeline(messages, consents)
   const heading = useRef<HTMLHeadingElement>(null)
   const end = useRef<HTMLLIElement>(null)
   useEffect(() => heading.current?.focus(), [])
-  useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [messages?.length])
+  useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [timeline?.length])
   return (
     <section class="conversation" aria-labelledby="conversation-heading">
       <div class="conversation-head">
@@ -367,13 +376,16 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
         <h2 id="conversation-heading" ref={heading} tabIndex={-1}>
           {entry.customerName}
         </h2>
-        <ChannelBadge session={session} conversationId={entry.conversation.id} />
-        <ChannelOrigin session={session} conversationId={entry.conversation.id} />
+        <ChannelBadge session={session} conversationId={conversationId} />
+        <ChannelOrigin session={session} conversationId={conversationId} />
+        {session.consents.fraudIn(conversationId) && (
+          <span class="badge danger fraud-flag">Fraud reported: the customer said a payment wasn’t them</span>
+        )}
       </div>
-      {session.publicChannels.isPublic(entry.conversation.id) && (
-        <PivotPanel session={session} conversationId={entry.conversation.id} />
+      {session.publicChannels.isPublic(conversationId) && (
+        <PivotPanel session={session} conversationId={conversationId} />
       )}
-      {messages === undefined ? (
+      {timeline === undefined ? (
         <p>Loading messages…</p>
       ) : (
         <div
@@ -385,26 +397,59 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
           tabIndex={0}
         >
           <ol class="message-list">
-            {messages.map((m, i) => (
-              <Fragment key={m.seq}>
-                {securePartStartsAt(messages, i) && <SecureDivider />}
-                <li class={`message from-${m.from}`}>
-                  <span class="meta">
-                    {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
-                  </span>
-                  {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
-                  {m.public && <PublicMessageDetails details={m.public} />}
-                </li>
-              </Fragment>
+            {timeline.map((item) => (
+              <TimelineLine key={item.key} item={item} customerName={entry.customerName} />
             ))}
-            {securePartStartsAt(messages, messages.length) && <SecureDivider />}
             <li ref={end} class="end" aria-hidden="true" />
           </ol>
         </div>
       )}
-      <Composer session={session} conversationId={entry.conversation.id} />
+      <Composer session={session} conversationId={conversationId} />
     </section>
   )
+}
+
+function TimelineLine(props: { item: TimelineItem; customerName: string }) {
+  const { item } = props
+  switch (item.kind) {
+    case 'divider':
+      return <SecureDivider />
+    case 'message': {
+      const m = item.message
+      return (
+        <li class={`message from-${m.from}`}>
+          <span class="meta">
+            {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
+          </span>
+          {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
+          {m.public && <PublicMessageDetails details={m.public} />}
+        </li>
+      )
+    }
+    case 'consent-asked':
+      return (
+        <li class="timeline-event consent-asked" data-consent={item.tracked.consent.id}>
+          <span class="meta">
+            Payment request · <time dateTime={item.at}>{dayAndTime.format(new Date(item.at))}</time>
+          </span>
+          <p class="text">Asked to confirm {paymentLine(item.tracked.consent)}</p>
+        </li>
+      )
+    case 'consent-outcome': {
+      const { consent } = item.tracked
+      return (
+        <li
+          class={`timeline-event consent-outcome status-${consent.status}${consent.fraudReported ? ' fraud' : ''}`}
+          data-consent={consent.id}
+        >
+          <span class="meta">
+            Payment {paymentLine(consent)} · <time dateTime={item.at}>{dayAndTime.format(new Date(item.at))}</time>
+          </span>
+          <p class="text">{outcomeSentence(item.tracked, props.customerName)}</p>
+        </li>
+      )
+    }
+  }
 }
 
 function Composer(props: { session: ConsoleSession; conversationId: string }) {

@@ -1,6 +1,7 @@
 import { StrongroomError } from '@strongroom/sdk'
 import { useEffect, useMemo, useState } from 'preact/hooks'
 import type { TrackedConsent } from './consent-tracker.ts'
+import { outcomeSentence } from './consent-words.ts'
 import { formatMoney, parseMoney } from './money.ts'
 import type { ConsoleSession } from './session.ts'
 
@@ -13,12 +14,12 @@ const EXPIRIES = [
 ] as const
 const dayAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' })
 
-const statusLabel: Record<TrackedConsent['consent']['status'], string> = {
-  pending: 'Waiting for the customer',
-  approved: 'Approved',
-  declined: 'Declined',
-  expired: 'Expired',
-}
+const statusLabel = (consent: TrackedConsent['consent']): string =>
+  consent.fraudReported
+    ? 'Reported as fraud'
+    : { pending: 'Waiting for the customer', approved: 'Approved', declined: 'Declined', expired: 'Expired' }[
+        consent.status
+      ]
 
 /**
  * Asks the conversation's customer to confirm a payment: the amount typed as money and sent in minor units, shown
@@ -27,6 +28,7 @@ const statusLabel: Record<TrackedConsent['consent']['status'], string> = {
  */
 export function ConsentPanel(props: { session: ConsoleSession; conversationId: string; customerId: string }) {
   const { session, conversationId } = props
+  const customerName = session.entries.get(conversationId)?.customerName ?? 'The customer'
   const [, setTick] = useState(0)
   const [loadError, setLoadError] = useState<string | undefined>(undefined)
   useEffect(() => session.consents.subscribe(() => setTick((t) => t + 1)), [session])
@@ -46,7 +48,7 @@ export function ConsentPanel(props: { session: ConsoleSession; conversationId: s
       {requests.length > 0 && (
         <ol class="consents" aria-label="Confirmations asked in this conversation">
           {requests.map((tracked) => (
-            <ConsentCard key={tracked.consent.id} tracked={tracked} />
+            <ConsentCard key={tracked.consent.id} tracked={tracked} customerName={customerName} />
           ))}
         </ol>
       )}
@@ -129,7 +131,7 @@ function ConsentForm(props: { session: ConsoleSession; conversationId: string; c
       </div>
       <p id="consent-amount-shown" class={amountError ? 'field-error' : 'help'} aria-live="polite">
         {'minor' in parsed
-          ? `The customer is asked to confirm ${formatMoney(parsed.minor, currency)} (${parsed.minor} in minor units).`
+          ? `The customer is asked to confirm ${formatMoney(parsed.minor, currency)}.`
           : (amountError ?? 'Type the amount as money, for example 1250.00.')}
       </p>
       <label for="consent-payee">Payee name</label>
@@ -184,17 +186,18 @@ function ConsentForm(props: { session: ConsoleSession; conversationId: string; c
   )
 }
 
-function ConsentCard(props: { tracked: TrackedConsent }) {
+function ConsentCard(props: { tracked: TrackedConsent; customerName: string }) {
   const { consent, receipt } = props.tracked
   const money = formatMoney(consent.amount.value, consent.amount.currency)
   return (
-    <li class={`consent status-${consent.status}`}>
+    <li class={`consent status-${consent.status}${consent.fraudReported ? ' fraud' : ''}`}>
       <p class="consent-head">
         <strong>{money}</strong> to {consent.payee.name}
-        <span class="consent-status" role="status">
-          {statusLabel[consent.status]}
+        <span class={`consent-status${consent.fraudReported ? ' badge danger' : ''}`} role="status">
+          {statusLabel(consent)}
         </span>
       </p>
+      <p class="consent-outcome">{outcomeSentence(props.tracked, props.customerName)}</p>
       <dl class="facts">
         <dt>Account</dt>
         <dd>{consent.payee.account}</dd>
@@ -220,18 +223,21 @@ function Receipt(props: { consentId: string; jws: string; receipt: TrackedConsen
   useEffect(() => () => URL.revokeObjectURL(download), [download])
   return (
     <div class="receipt">
-      <h3>Signed receipt</h3>
-      {receipt === undefined && <p class="help">Checking the receipt’s signature…</p>}
+      {receipt === undefined && <p class="help">Checking the signed receipt…</p>}
       {receipt && 'error' in receipt && (
         <p class="alert" role="alert">
-          The receipt does not verify: {receipt.error}
+          The signed receipt does not verify ({receipt.error}): do not rely on this approval, and tell your security
+          team.
         </p>
       )}
       {receipt && 'verified' in receipt && (
-        <>
-          <p class="verified">Signature verified with the bank’s receipt key {receipt.verified.keyId}.</p>
+        <p class="verified">Signed receipt checked: the customer approved exactly this.</p>
+      )}
+      <details>
+        <summary>Receipt details (for compliance)</summary>
+        {receipt && 'verified' in receipt && (
           <dl class="facts">
-            <dt>Approved</dt>
+            <dt>Approved at</dt>
             <dd>
               <time dateTime={receipt.verified.approvedAt}>
                 {dayAndTime.format(new Date(receipt.verified.approvedAt))}
@@ -239,28 +245,28 @@ function Receipt(props: { consentId: string; jws: string; receipt: TrackedConsen
             </dd>
             <dt>Amount</dt>
             <dd>
-              {formatMoney(receipt.verified.transaction.amount.value, receipt.verified.transaction.amount.currency)}
+              {formatMoney(receipt.verified.transaction.amount.value, receipt.verified.transaction.amount.currency)} (
+              {receipt.verified.transaction.amount.value} in minor units)
             </dd>
             <dt>Payee</dt>
             <dd>
               {receipt.verified.transaction.payee.name}, {receipt.verified.transaction.payee.account}
             </dd>
-            <dt>With</dt>
+            <dt>Factors</dt>
             <dd>{receipt.verified.factors.join(' + ')}</dd>
             <dt>Device</dt>
             <dd>{receipt.verified.deviceId ?? 'none (SMS reply)'}</dd>
             <dt>Assurance</dt>
             <dd>{receipt.verified.policy.assurance}</dd>
+            <dt>Signing key</dt>
+            <dd>{receipt.verified.keyId}</dd>
           </dl>
-        </>
-      )}
-      <p class="receipt-actions">
-        <a class="button-link" href={download} download={`receipt-${props.consentId}.jws`}>
-          Download receipt (JWS)
-        </a>
-      </p>
-      <details>
-        <summary>Receipt as sent (JWS)</summary>
+        )}
+        <p class="receipt-actions">
+          <a class="button-link" href={download} download={`receipt-${props.consentId}.jws`}>
+            Download receipt (JWS)
+          </a>
+        </p>
         <p class="jws">{props.jws}</p>
         <p class="help">
           Anyone can check it offline with the keys at <code>/.well-known/jwks.json</code>:{' '}

@@ -1,50 +1,57 @@
-import { type PivotLink, StrongroomError } from '@strongroom/sdk'
+import { channelNames, type PivotLink, StrongroomError } from '@strongroom/sdk'
 import { useEffect, useState } from 'preact/hooks'
 import type { ConsoleSession } from './session.ts'
 
-/** How often the link's state (and the replies' delivery) is asked for while the conversation is open. */
-const POLL_MS = 3000
+/** How often the delivery of the bank's texts is asked for while some are still on their way (receipts come later). */
+const DELIVERY_POLL_MS = 3000
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
 
 const stateLabels: Record<PivotLink['status'], string> = {
   sent: 'Sent',
   opened: 'Opened',
-  completed: 'Completed',
+  completed: 'Used',
   expired: 'Expired',
   revoked: 'Replaced',
 }
 
 const stateHelp: Record<PivotLink['status'], (link: PivotLink) => string> = {
-  sent: (link) => `waiting for the customer; valid until ${time.format(new Date(link.expiresAt))}`,
-  opened: (link) => `the customer opened it; valid until ${time.format(new Date(link.expiresAt))}`,
-  completed: () => 'the customer is in the secure channel',
-  expired: () => 'not used in time; send a new one if the customer still needs it',
-  revoked: () => 'a newer link to this customer replaced it',
+  sent: (link) => `${sentBy(link)}; the customer has not opened it yet. It works until ${until(link)}.`,
+  opened: (link) => `${sentBy(link)}; the customer opened it. It works until ${until(link)}.`,
+  completed: () => 'The customer is in the secure chat.',
+  expired: () => 'Not used in time. Send a new link if the customer still needs it.',
+  revoked: () => 'A newer link to this customer replaced it.',
 }
+
+const until = (link: PivotLink) => time.format(new Date(link.expiresAt))
+const sentBy = (link: PivotLink) =>
+  `${link.createdBy.kind === 'system' ? 'Sent automatically after card details were hidden' : 'Sent'} at ${time.format(new Date(link.createdAt))}`
 
 function whyNoPivot(error: unknown): string {
   const type = error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
   if (type === 'channels/customer-unknown') {
-    return 'No link sent: this sender is not linked to a customer yet, and a link works only for a known customer.'
+    return 'No link sent: this sender is not linked to a customer yet. Link them to a customer first.'
   }
   if (type === 'channels/outside-service-window') {
-    return 'No link sent: WhatsApp allows messages only within 24 hours of the customer’s last message.'
+    return 'No link sent: WhatsApp allows messages only within 24 hours of the customer’s last message. Wait for the customer to write, or use an approved template.'
   }
-  return `No link sent: ${(error as Error).message}`
+  return `No link sent: ${(error as Error).message}. Try again in a moment.`
 }
 
 /**
- * "Move to secure channel" for a public conversation: sends the customer a single-use link and follows its state
- * (sent, opened, completed, expired) by asking the server every few seconds; once completed, opens the secure
- * conversation, where the public history sits above a divider.
+ * "Move to secure chat" for a public conversation: one live link at a time, whether DLP sent it automatically or an
+ * agent did. The link's state (sent, opened, used, expired) arrives on the stream; once used, the secure conversation
+ * opens, where the public history sits above one divider. Before sending, the agent is warned when the customer's
+ * SIM card was swapped recently (a link to that number may reach someone else).
  */
 export function PivotPanel(props: { session: ConsoleSession; conversationId: string }) {
   const { session, conversationId } = props
   const [links, setLinks] = useState<PivotLink[] | undefined>(undefined)
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | undefined>(undefined)
+  const [simSwap, setSimSwap] = useState<{ swapped: boolean; windowHours: number } | undefined>(undefined)
   const channel = session.publicChannels.of(conversationId)
+  const customerId = session.entries.get(conversationId)?.conversation.customerId ?? null
 
   const refresh = async () => {
     const fresh = await session.client.listPivotLinks(conversationId)
@@ -53,29 +60,34 @@ export function PivotPanel(props: { session: ConsoleSession; conversationId: str
     if (moved && session.publicChannels.of(conversationId)?.secureConversationId !== moved) {
       await session.publicChannels.learn([conversationId])
     }
-    await session.publicChannels.refreshDeliveries(conversationId, session.messages.get(conversationId) ?? [])
   }
 
   useEffect(() => {
-    let stopped = false
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const tick = async () => {
-      // A failed poll is retried at the next one; the stream's state tells the agent when the server is away.
-      await refresh().catch(() => undefined)
-      if (!stopped) timer = setTimeout(tick, POLL_MS)
-    }
-    void tick()
+    void refresh().catch((e: Error) => setError(`The link’s state could not be read: ${e.message}. Reload the page.`))
+    const stop = session.onPivotChange((changed) => {
+      if (changed === conversationId) void refresh().catch(() => undefined)
+    })
+    // Delivery receipts come from the provider after the text: asked for only while some are on their way.
+    const deliveries = setInterval(() => {
+      void session.publicChannels
+        .refreshDeliveries(conversationId, session.messages.get(conversationId) ?? [])
+        .catch(() => undefined)
+    }, DELIVERY_POLL_MS)
     return () => {
-      stopped = true
-      clearTimeout(timer)
+      stop()
+      clearInterval(deliveries)
     }
   }, [conversationId])
 
-  const invite = async () => {
+  useEffect(() => {
+    if (customerId) void session.simSwap(customerId).then(setSimSwap)
+  }, [customerId])
+
+  const invite = async (replace: boolean) => {
     setBusy(true)
     setError(undefined)
     try {
-      await session.client.invitePivot(conversationId)
+      await session.client.invitePivot(conversationId, replace ? { replace } : {})
       await refresh()
     } catch (e) {
       setError(whyNoPivot(e))
@@ -85,29 +97,48 @@ export function PivotPanel(props: { session: ConsoleSession; conversationId: str
   }
 
   const latest = links?.[0]
+  const live = latest && (latest.status === 'sent' || latest.status === 'opened') ? latest : undefined
+  useEffect(() => {
+    // A link runs out without a word from the server: read again at its expiry.
+    if (!live) return
+    const timer = setTimeout(
+      () => void refresh().catch(() => undefined),
+      Math.max(0, Math.min(Date.parse(live.expiresAt) - Date.now() + 500, 2 ** 31 - 1)),
+    )
+    return () => clearTimeout(timer)
+  }, [live?.id, live?.expiresAt])
   const secureId = links?.find((link) => link.status === 'completed')?.secureConversationId ?? null
+  const where = channel?.kind === 'public' ? channelNames[channel.connector] : 'the public channel'
   return (
     <section class="pivot" aria-labelledby="pivot-heading">
       <h3 id="pivot-heading" class="visually-hidden">
         Secure channel
       </h3>
+      {simSwap?.swapped && (
+        <p class="alert warning" role="alert">
+          This customer’s SIM card was changed in the last {simSwap.windowHours} hours: a text to their number may reach
+          someone else. Confirm who you are talking to before you send a link.
+        </p>
+      )}
       <div class="pivot-row">
-        <button
-          type="button"
-          onClick={() => void invite()}
-          disabled={busy}
-          aria-describedby={channel?.customerLinked === false ? 'pivot-help' : undefined}
-        >
-          {busy ? 'Sending link…' : 'Move to secure channel'}
-        </button>
+        {!live && (
+          <button
+            type="button"
+            onClick={() => void invite(false)}
+            disabled={busy}
+            aria-describedby={channel?.customerLinked === false ? 'pivot-help' : undefined}
+          >
+            {busy ? 'Sending link…' : latest ? 'Send a new secure link' : 'Move to secure channel'}
+          </button>
+        )}
         <p class="pivot-state" aria-live="polite">
           {latest ? (
             <>
-              Secure link:{' '}
+              Secure link on {where}:{' '}
               <strong class={`link-state state-${latest.status}`} data-state={latest.status}>
                 {stateLabels[latest.status]}
               </strong>{' '}
-              <span class="help">({stateHelp[latest.status](latest)})</span>
+              <span class="help">{stateHelp[latest.status](latest)}</span>
             </>
           ) : links ? (
             'No secure link sent yet.'
@@ -115,6 +146,11 @@ export function PivotPanel(props: { session: ConsoleSession; conversationId: str
             ''
           )}
         </p>
+        {live && (
+          <button type="button" class="secondary" onClick={() => void invite(true)} disabled={busy}>
+            {busy ? 'Sending link…' : 'Replace with a new link'}
+          </button>
+        )}
       </div>
       {channel?.customerLinked === false && (
         <p id="pivot-help" class="help">

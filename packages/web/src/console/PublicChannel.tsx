@@ -1,7 +1,7 @@
 import { type ConversationChannel, channelNames, type PublicChannelConnector } from '@strongroom/sdk'
 import './public-channel.css'
 import type { PublicDetails } from './public-channels.ts'
-import type { ConsoleSession, ShownMessage } from './session.ts'
+import type { ConsoleSession } from './session.ts'
 
 /** The channel a conversation is on, as the inbox filters and labels it. */
 export type ChannelKey = PublicChannelConnector | 'secure'
@@ -98,6 +98,9 @@ const deliveryLabels: Record<string, string> = {
   failed: 'Not delivered',
 }
 
+/** Channels that show a link as a button with a label; on SMS the customer gets the bare link in the text. */
+const BUTTON_CHANNELS = new Set(['whatsapp', 'messenger', 'rbm'])
+
 const channelName = (channel: string) => channelNames[channel as PublicChannelConnector] ?? channel
 
 /** Under a public message's text: what DLP masked, the invitation's button, attachments left behind, delivery. */
@@ -112,7 +115,11 @@ export function PublicMessageDetails(props: { details: PublicDetails }) {
           Masked by DLP: {[...new Set(details.masked.map((kind) => maskedNames[kind] ?? kind))].join(', ')}
         </span>
       )}
-      {details.linkLabel && <span class="badge link">Button: {details.linkLabel}</span>}
+      {details.linkLabel && (
+        <span class="badge link">
+          {BUTTON_CHANNELS.has(details.channel) ? `Button: ${details.linkLabel}` : 'Secure link (single use)'}
+        </span>
+      )}
       {details.mediaCount > 0 && (
         <span class="badge media">
           {details.mediaCount === 1 ? 'An attachment was' : `${details.mediaCount} attachments were`} not carried across
@@ -126,14 +133,6 @@ export function PublicMessageDetails(props: { details: PublicDetails }) {
       )}
     </p>
   )
-}
-
-/**
- * Whether the secure part of a conversation resumes at index `i` (which may be the list's length): right after
- * public history that a pivot imported, so that a divider separates the two.
- */
-export function securePartStartsAt(messages: readonly ShownMessage[], i: number): boolean {
-  return i > 0 && messages[i - 1]?.public?.imported === true && messages[i]?.public?.imported !== true
 }
 
 export function SecureDivider() {

@@ -9,25 +9,21 @@ export interface TrackedConsent {
 
 export type NewConsent = Parameters<StrongroomClient['requestConsent']>[0]
 
-// Decisions do not arrive on the stream (the bank hears of them by webhook): the console asks, politely, at growing
-// intervals, not at all while the tab is hidden, and stops once the request is decided or expired.
-const POLL_MS = [1_000, 2_000, 3_000, 5_000, 8_000, 10_000]
-
 /**
- * A conversation's consent requests, kept current until each is decided or expires, their receipts verified in the
- * browser with the server's published keys.
+ * A conversation's consent requests, kept current from the stream (an update names the request that was asked or
+ * decided, which is then read), their receipts verified in the browser with the server's published keys. A request
+ * that runs out shows as expired at its time, without asking.
  */
 export class ConsentTracker {
   readonly #client: StrongroomClient
   readonly #byConversation = new Map<string, TrackedConsent[]>()
-  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>()
+  readonly #expiryTimers = new Map<string, ReturnType<typeof setTimeout>>()
   readonly #listeners = new Set<() => void>()
   #keys: ReturnType<StrongroomClient['receiptKeys']> | undefined
   #closed = false
 
   constructor(client: StrongroomClient) {
     this.#client = client
-    document.addEventListener('visibilitychange', this.#onVisibility)
   }
 
   subscribe(listener: () => void): () => void {
@@ -59,9 +55,7 @@ export class ConsentTracker {
     this.#byConversation.set(conversationId, merged)
     this.#changed()
     for (const tracked of merged) {
-      if (tracked.consent.status === 'pending' && !this.#timers.has(tracked.consent.id)) {
-        this.#schedule(tracked.consent.id, 0)
-      }
+      this.#watchExpiry(tracked)
       if (tracked.consent.receipt && !tracked.receipt) {
         tracked.receipt = await this.#verify(tracked.consent)
         this.#changed()
@@ -72,54 +66,66 @@ export class ConsentTracker {
   async request(conversationId: string, input: NewConsent): Promise<ConsentRequest> {
     const consent = await this.#client.requestConsent({ ...input, conversationId })
     const list = this.#byConversation.get(conversationId) ?? []
-    this.#byConversation.set(conversationId, [{ consent }, ...list])
+    if (!list.some((t) => t.consent.id === consent.id)) this.#byConversation.set(conversationId, [{ consent }, ...list])
     this.#changed()
-    this.#schedule(consent.id, 0)
     return consent
+  }
+
+  /** The stream said a request was asked or decided: read it (and verify its receipt) if its conversation is shown. */
+  async updated(conversationId: string | null, consentId: string): Promise<void> {
+    if (this.#closed || conversationId === null || !this.#byConversation.has(conversationId)) return
+    const consent = await this.#client.getConsent(consentId)
+    const list = this.#byConversation.get(conversationId) ?? []
+    let tracked = list.find((t) => t.consent.id === consentId)
+    if (tracked) tracked.consent = consent
+    else {
+      tracked = { consent }
+      list.unshift(tracked)
+      this.#byConversation.set(conversationId, list)
+    }
+    this.#watchExpiry(tracked)
+    this.#changed()
+    if (consent.receipt && !tracked.receipt) {
+      tracked.receipt = await this.#verify(consent)
+      this.#changed()
+    }
+  }
+
+  /** After the stream reconnected (updates are not replayed): what is shown is read again. */
+  async resync(): Promise<void> {
+    await Promise.all([...this.#byConversation.keys()].map((id) => this.load(id)))
+  }
+
+  /** Whether a request of the conversation was declined as "This wasn't me". */
+  fraudIn(conversationId: string): boolean {
+    return this.of(conversationId).some((t) => t.consent.fraudReported)
   }
 
   close(): void {
     this.#closed = true
-    for (const timer of this.#timers.values()) clearTimeout(timer)
-    this.#timers.clear()
+    for (const timer of this.#expiryTimers.values()) clearTimeout(timer)
+    this.#expiryTimers.clear()
     this.#listeners.clear()
-    document.removeEventListener('visibilitychange', this.#onVisibility)
   }
 
   #changed(): void {
     for (const listener of this.#listeners) listener()
   }
 
-  #find(consentId: string): TrackedConsent | undefined {
-    for (const list of this.#byConversation.values()) {
-      const found = list.find((t) => t.consent.id === consentId)
-      if (found) return found
+  /** A pending request shows as expired at its time (the server says so too when asked). */
+  #watchExpiry(tracked: TrackedConsent): void {
+    const { consent } = tracked
+    clearTimeout(this.#expiryTimers.get(consent.id))
+    if (consent.status !== 'pending') return
+    const left = Date.parse(consent.expiresAt) - Date.now()
+    const expire = () => {
+      this.#expiryTimers.delete(consent.id)
+      if (tracked.consent.status !== 'pending') return
+      tracked.consent = { ...tracked.consent, status: 'expired' }
+      this.#changed()
     }
-    return undefined
-  }
-
-  #schedule(consentId: string, attempt: number): void {
-    if (this.#closed) return
-    const delay = POLL_MS[Math.min(attempt, POLL_MS.length - 1)] as number
-    this.#timers.set(
-      consentId,
-      setTimeout(() => void this.#poll(consentId, attempt), delay),
-    )
-  }
-
-  async #poll(consentId: string, attempt: number): Promise<void> {
-    this.#timers.delete(consentId)
-    const tracked = this.#find(consentId)
-    if (!tracked || this.#closed) return
-    if (document.hidden) return // #onVisibility asks again when the agent comes back
-    try {
-      tracked.consent = await this.#client.getConsent(consentId)
-    } catch {
-      // A failed look is retried at the next interval: the server holds the truth.
-    }
-    if (tracked.consent.status === 'pending') this.#schedule(consentId, attempt + 1)
-    else if (tracked.consent.receipt && !tracked.receipt) tracked.receipt = await this.#verify(tracked.consent)
-    this.#changed()
+    // Timers beyond about 24.8 days overflow; a request lives 24 hours at most.
+    this.#expiryTimers.set(consent.id, setTimeout(expire, Math.max(0, Math.min(left, 2 ** 31 - 1))))
   }
 
   async #verify(consent: ConsentRequest): Promise<TrackedConsent['receipt']> {
@@ -137,15 +143,6 @@ export class ConsentTracker {
     } catch (error) {
       this.#keys = undefined
       return { error: (error as Error).message }
-    }
-  }
-
-  #onVisibility = (): void => {
-    if (document.hidden) return
-    for (const list of this.#byConversation.values()) {
-      for (const { consent } of list) {
-        if (consent.status === 'pending' && !this.#timers.has(consent.id)) this.#schedule(consent.id, 0)
-      }
     }
   }
 }

@@ -153,7 +153,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     const page = agentPage
     await tabTo(page, 'consent-amount')
     await page.keyboard.type('1,250.00')
-    await page.getByText('€1,250.00 (125000 in minor units)', { exact: false }).waitFor()
+    await page.getByText('The customer is asked to confirm €1,250.00.', { exact: false }).waitFor()
     await page.keyboard.press('Tab') // currency: EUR stays chosen
     await page.keyboard.press('Tab')
     await page.keyboard.type('Bob the Builder Ltd')
@@ -182,7 +182,10 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     const seen = await phone.getConsent(asked.id)
     const approved = await phone.approveConsent(seen)
     await card.getByRole('status').getByText('Approved').waitFor()
-    await card.getByText('Signature verified with the bank’s receipt key').waitFor()
+    await card.getByText('Signed receipt checked: the customer approved exactly this.').waitFor()
+    // The technical details are there for compliance, folded away.
+    assert.equal(await card.getByText('device-key').isVisible(), false)
+    await card.getByText('Receipt details (for compliance)').click()
     await card.getByText('device-key').waitFor()
     await card.evaluate((element) => element.scrollIntoView({ block: 'end' }))
     await page.screenshot({ path: path.join(outputDir, 'console-consent-approved.png') })
@@ -269,7 +272,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     // The payment confirmations the agent asked for are there too, with their verified receipt.
     const earlier = page.locator('.consent').filter({ hasText: 'Bob the Builder Ltd' })
     await earlier.getByRole('status').getByText('Approved').waitFor()
-    await earlier.getByText('Signature verified with the bank’s receipt key').waitFor()
+    await earlier.getByText('Signed receipt checked: the customer approved exactly this.').waitFor()
     const panel = page.locator('section').filter({ has: page.getByRole('heading', { name: 'Assignment' }) })
     await panel.getByText('Assigned to agent').waitFor()
     await page.getByLabel('Give to').selectOption({ label: 'Bea Agent (agent)' })

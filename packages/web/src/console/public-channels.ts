@@ -20,6 +20,8 @@ export interface PublicDetails {
   mediaCount: number
   /** Public-channel history imported into a secure conversation. */
   imported: boolean
+  /** When it was sent or received on the public channel (imported history keeps this time, not the pivot's). */
+  at: string
   /** The bank's own messages: where the provider says it is. */
   delivery: { status: string; errorCode: string | null } | null
 }
@@ -125,6 +127,7 @@ function detailsOf(message: PublicMessage): PublicDetails {
     linkLabel: message.linkLabel,
     mediaCount: message.mediaCount,
     imported: message.imported,
+    at: message.at,
     delivery: message.delivery,
   }
 }

@@ -1,6 +1,7 @@
 import {
   base64ToBytes,
   type Conversation,
+  type ConversationUpdate,
   type Credentials,
   claimStaffSession,
   isPublicChannelMessage,
@@ -108,6 +109,10 @@ export class ConsoleSession {
   readonly #customerNames = new Map<string, Promise<string>>()
   #listeners = new Set<() => void>()
   #closed = false
+  /** Told when a conversation's pivot link changed (the stream's update): the pivot panel reads its links again. */
+  readonly #pivotListeners = new Set<(conversationId: string) => void>()
+  /** Whether a customer's SIM was swapped recently, asked once per customer while signed in. */
+  readonly #simSwaps = new Map<string, Promise<{ swapped: boolean; windowHours: number } | undefined>>()
   /** Stream events are handled one at a time, in the order they came. */
   #queue: Promise<void> = Promise.resolve()
 
@@ -228,7 +233,11 @@ export class ConsoleSession {
       onMessage: (message) => this.#enqueue(() => this.#onMessage(message)),
       onJoined: (conversationId) => this.#enqueue(() => this.#onJoined(conversationId)),
       onLeft: (conversationId) => this.#enqueue(async () => this.#onLeft(conversationId)),
+      // Not queued behind messages: a payment decision shows as soon as it is read.
+      onUpdate: (conversationId, update) => void this.#onUpdate(conversationId, update),
       onStateChange: (state) => {
+        // Back after a break: updates are not replayed, so what is shown is read again.
+        if (state === 'open' && this.streamState === 'reconnecting') this.#resync()
         this.streamState = state
         // Closed without this console closing it: the server refused the credentials (revoked, deactivated, ended).
         if (state === 'closed' && !this.#closed) this.ended = true
@@ -240,6 +249,47 @@ export class ConsoleSession {
       },
     })
     this.secure?.sendOver(this.#stream)
+  }
+
+  /** Follows the pivot links of conversations: called with the conversation whose link changed (or every open one). */
+  onPivotChange(listener: (conversationId: string) => void): () => void {
+    this.#pivotListeners.add(listener)
+    return () => this.#pivotListeners.delete(listener)
+  }
+
+  /**
+   * Whether the customer's SIM card was swapped recently (the carrier's answer for their phone number on file), so
+   * that the agent is warned before sending a link to that number; undefined when unknown (no number, no answer).
+   */
+  simSwap(customerId: string): Promise<{ swapped: boolean; windowHours: number } | undefined> {
+    let answer = this.#simSwaps.get(customerId)
+    if (!answer) {
+      answer = this.client
+        .getCustomer(customerId)
+        .then((customer) => (customer.phoneNumber ? this.client.checkSimSwap(customer.phoneNumber) : undefined))
+        .catch(() => undefined)
+      this.#simSwaps.set(customerId, answer)
+    }
+    return answer
+  }
+
+  async #onUpdate(conversationId: string | null, update: ConversationUpdate): Promise<void> {
+    try {
+      if (update.kind === 'consent') await this.consents.updated(conversationId, update.consentId)
+      else if (conversationId === null) return
+      else if (update.kind === 'pivot') for (const listener of this.#pivotListeners) listener(conversationId)
+      else if (this.entries.has(conversationId)) {
+        this.updateConversation(await this.client.getConversation(conversationId))
+      }
+    } catch (error) {
+      this.problem = `The conversation could not be brought up to date: ${(error as Error).message}. Reload the page.`
+      this.#changed()
+    }
+  }
+
+  #resync(): void {
+    void this.consents.resync().catch(() => undefined)
+    if (this.openId) for (const listener of this.#pivotListeners) listener(this.openId)
   }
 
   /** The inbox, most recent first. */
@@ -457,7 +507,7 @@ export class ConsoleSession {
     if (isPublicChannelMessage(message)) {
       const read = await this.publicChannels.read(message)
       if (!read) return { ...base, text: undefined, placeholder: 'A public-channel message that could not be opened' }
-      return { ...base, text: read.text, public: read.details }
+      return { ...base, createdAt: read.details.at, text: read.text, public: read.details }
     }
     if (message.contentType === 'message/mls') {
       if (!this.secure) return { ...base, text: undefined, placeholder: 'Encrypted message' }

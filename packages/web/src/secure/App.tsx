@@ -145,7 +145,9 @@ function StepUp(props: {
             : type === 'auth/sms-rate-limited'
               ? 'Too many codes were sent. Wait a few minutes, then try again.'
               : type === 'risk/sim-swapped' || type === 'risk/sim-swap-unavailable'
-                ? 'For your security, we cannot send a code to your phone right now. Use your passkey or contact your bank.'
+                ? screen.options.passkey
+                  ? 'For your security, we cannot text a code to your phone right now. Use your passkey instead.'
+                  : 'For your security, we cannot text a code to your phone right now. Open the link in your bank’s app, or call the number on the back of your card.'
                 : e instanceof DOMException
                   ? 'The passkey was not used. Try again when you are ready.'
                   : 'Something went wrong. Try again.',
@@ -302,9 +304,13 @@ function Chat(props: { session: ChatSession }) {
           <li class="divider secure">
             <span>Secure chat: only you and your bank can read what follows</span>
           </li>
-          {session.messages.map((m) => (
-            <MessageItem key={m.seq} message={m} />
-          ))}
+          {secureTimeline(session.messages, cards).map((item) =>
+            'seq' in item ? (
+              <MessageItem key={item.seq} message={item} />
+            ) : (
+              <ConsentEvent key={item.key} event={item} />
+            ),
+          )}
           <li ref={end} class="end" aria-hidden="true" />
         </ol>
       </div>
@@ -369,41 +375,124 @@ function MessageItem(props: { message: ChatMessage }) {
   )
 }
 
+/** A payment request in the secure chat's timeline: when it was asked, and when it was answered or ran out. */
+interface ConsentTimelineEvent {
+  key: string
+  at: string
+  card: ConsentCard
+  kind: 'asked' | 'answered'
+}
+
+/** The secure messages and the payment requests' events, in the order they happened. */
+function secureTimeline(messages: readonly ChatMessage[], cards: readonly ConsentCard[]) {
+  const events: (ChatMessage | ConsentTimelineEvent)[] = [...messages]
+  for (const card of cards) {
+    const { consent } = card
+    events.push({ key: `asked-${consent.id}`, at: consent.createdAt, card, kind: 'asked' })
+    const settledAt = consent.decidedAt ?? (consent.status === 'expired' ? consent.expiresAt : undefined)
+    if (settledAt) events.push({ key: `answered-${consent.id}`, at: settledAt, card, kind: 'answered' })
+  }
+  const at = (e: ChatMessage | ConsentTimelineEvent) => ('seq' in e ? e.createdAt : e.at)
+  return events.sort((a, b) => at(a).localeCompare(at(b)))
+}
+
+function ConsentEvent(props: { event: ConsentTimelineEvent }) {
+  const { consent } = props.event.card
+  const what = `${formatAmount(consent.amount)} to ${consent.payee.name}`
+  const text =
+    props.event.kind === 'asked'
+      ? `${consent.bankName || 'Your bank'} asked you to confirm ${what}.`
+      : consent.status === 'approved'
+        ? `You approved ${what}.`
+        : consent.status === 'declined'
+          ? consent.fraudReported
+            ? `You reported ${what} as not yours. Your bank was told.`
+            : `You declined ${what}.`
+          : `The request for ${what} expired.`
+  return (
+    <li class="timeline-event">
+      <span class="meta">
+        Payment · <time dateTime={props.event.at}>{time.format(new Date(props.event.at))}</time>
+      </span>
+      <p class="text">{text}</p>
+    </li>
+  )
+}
+
 const consentOutcome = {
   approved: 'Approved. Your bank received your signed confirmation.',
   declined: 'Declined. The payment will not be made.',
   expired: 'This request expired before it was answered.',
 } as const
 
+/** An IBAN (or account number) in groups of four, each kept whole on a line: "DE89 3704 0044 0532 0130 00". */
+export function accountGroups(account: string): string[] {
+  const compact = account.replace(/\s+/g, '')
+  return /^[A-Z]{2}[0-9]{2}[A-Z0-9]+$/i.test(compact) ? (compact.match(/.{1,4}/g) ?? [compact]) : [account]
+}
+
+/** "4 min 20 s left", read from the request's expiry each second while it is open. */
+function useTimeLeft(expiresAt: string, running: boolean): string {
+  const [now, setNow] = useState(Date.now())
+  useEffect(() => {
+    if (!running) return
+    const timer = setInterval(() => setNow(Date.now()), 1000)
+    return () => clearInterval(timer)
+  }, [running])
+  const seconds = Math.max(0, Math.round((Date.parse(expiresAt) - now) / 1000))
+  if (seconds >= 3600) return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min left`
+  return seconds >= 60 ? `${Math.floor(seconds / 60)} min ${seconds % 60} s left` : `${seconds} s left`
+}
+
+/** The steps of answering a card: the request as asked, checking before approving, or saying why it is declined. */
+type CardStep = 'ask' | 'confirm' | 'decline'
+
 function ConsentCardView(props: { session: ChatSession; card: ConsentCard }) {
   const { session, card } = props
   const { consent } = card
   const [code, setCode] = useState('')
+  const [step, setStep] = useState<CardStep>('ask')
+  const [blockPayee, setBlockPayee] = useState(true)
   const headingId = `consent-${consent.id}`
   const codeId = `consent-code-${consent.id}`
   const amount = formatAmount(consent.amount)
   const decided = card.state === 'approved' || card.state === 'declined' || card.state === 'expired'
+  const timeLeft = useTimeLeft(consent.expiresAt, !decided)
+  const bank = consent.bankName || 'Your bank'
+  const busy = card.state === 'busy'
+  const back = () => setStep('ask')
   return (
     <article class={`consent ${card.state}`} aria-labelledby={headingId}>
+      <p class="consent-bank">{bank} asks you to confirm a payment</p>
       <h3 id={headingId}>Pay {amount}?</h3>
       <dl>
         <dt>Amount</dt>
         <dd class="amount">{amount}</dd>
         <dt>To</dt>
         <dd>
-          {consent.payee.name}
-          <br />
-          <span class="account">{consent.payee.account}</span>
+          <span class="payee">{consent.payee.name}</span>
+          <span class="account">
+            {accountGroups(consent.payee.account).map((group, i) => (
+              <span key={`${i}-${group}`} class="account-group">
+                {group}
+              </span>
+            ))}
+          </span>
         </dd>
         <dt>Reference</dt>
         <dd>{consent.reference}</dd>
       </dl>
       {decided ? (
         <p class="outcome" role="status">
-          {consentOutcome[card.state as keyof typeof consentOutcome]}
+          {consent.fraudReported
+            ? `Declined and reported. ${bank}’s fraud team has been told${consent.payeeBlocked ? `, and payments to ${consent.payee.name} are blocked` : ''}. If you are worried, call the number on the back of your card.`
+            : consentOutcome[card.state as keyof typeof consentOutcome]}
         </p>
       ) : (
         <>
+          <p class="time-left">
+            <time dateTime={consent.expiresAt}>{timeLeft}</time> to answer
+          </p>
           {card.needsCode && (
             <div class="code-form">
               <label for={codeId}>
@@ -419,23 +508,94 @@ function ConsentCardView(props: { session: ChatSession; card: ConsentCard }) {
               />
             </div>
           )}
-          <div class="actions">
-            <button
-              type="button"
-              disabled={card.state === 'busy' || (card.needsCode !== undefined && !/^[0-9]{6}$/.test(code))}
-              onClick={() => void session.approve(consent.id, card.needsCode ? code : undefined)}
-            >
-              Approve {amount}
-            </button>
-            <button
-              type="button"
-              class="secondary"
-              disabled={card.state === 'busy'}
-              onClick={() => void session.decline(consent.id)}
-            >
-              Decline
-            </button>
-          </div>
+          {card.simSwapped && (
+            <div class="sim-swapped">
+              <p>
+                Your phone’s SIM card was changed recently, so for your safety we cannot text you a code.
+                {card.simSwapped.passkey
+                  ? ' Approve with your passkey instead.'
+                  : ' Approve it in your bank’s app, or call the number on the back of your card.'}
+              </p>
+              {card.simSwapped.passkey && (
+                <button type="button" disabled={busy} onClick={() => void session.approveWithPasskey(consent.id)}>
+                  Use my passkey
+                </button>
+              )}
+            </div>
+          )}
+          {step === 'ask' && (
+            <div class="actions">
+              <button
+                type="button"
+                disabled={busy || (card.needsCode !== undefined && !/^[0-9]{6}$/.test(code))}
+                onClick={() => setStep('confirm')}
+              >
+                Approve {amount}
+              </button>
+              <button type="button" class="secondary" disabled={busy} onClick={() => setStep('decline')}>
+                Decline
+              </button>
+            </div>
+          )}
+          {step === 'confirm' && (
+            <fieldset class="confirm-step">
+              <legend>Check before you approve</legend>
+              <p>
+                You are paying <strong>{amount}</strong> to <strong>{consent.payee.name}</strong>. Only approve if you
+                asked for this payment.
+              </p>
+              <div class="actions">
+                <button
+                  type="button"
+                  disabled={busy}
+                  onClick={() => void session.approve(consent.id, card.needsCode ? code : undefined).then(back)}
+                >
+                  Confirm and approve
+                </button>
+                <button type="button" class="secondary" disabled={busy} onClick={back}>
+                  Back
+                </button>
+              </div>
+            </fieldset>
+          )}
+          {step === 'decline' && (
+            <fieldset class="decline-step">
+              <legend>Decline this payment</legend>
+              <p>Did you ask for this payment?</p>
+              <div class="actions">
+                <button
+                  type="button"
+                  class="secondary"
+                  disabled={busy}
+                  onClick={() => void session.decline(consent.id)}
+                >
+                  Decline, I changed my mind
+                </button>
+              </div>
+              <p>If you did not ask for it, tell us: we warn {bank}’s fraud team at once.</p>
+              <label class="check">
+                <input
+                  type="checkbox"
+                  checked={blockPayee}
+                  onChange={(event) => setBlockPayee((event.target as HTMLInputElement).checked)}
+                />{' '}
+                Also block payment requests to {consent.payee.name}
+              </label>
+              <div class="actions">
+                <button
+                  type="button"
+                  class="danger"
+                  disabled={busy}
+                  onClick={() => void session.decline(consent.id, { notMe: true, blockPayee })}
+                >
+                  This wasn’t me
+                </button>
+                <button type="button" class="secondary" disabled={busy} onClick={back}>
+                  Back
+                </button>
+              </div>
+            </fieldset>
+          )}
           {card.error && (
             <p class="alert" role="alert">
               {card.error}

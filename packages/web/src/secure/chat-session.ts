@@ -29,6 +29,11 @@ export interface ConsentCard {
   state: 'pending' | 'busy' | 'approved' | 'declined' | 'expired'
   /** The bank's policy asks for a code on top of this browser's signature. */
   needsCode?: 'sms-otp' | 'totp'
+  /**
+   * No code can be texted (the SIM card was swapped recently): the customer's passkey approves instead, or, without
+   * one, the card says how to go on.
+   */
+  simSwapped?: { passkey: boolean }
   error?: string
 }
 
@@ -36,7 +41,6 @@ export interface ConsentCard {
 export type JoinState = 'joining' | 'waiting' | 'ready'
 
 const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
-const CONSENT_POLL_MS = 4_000
 const WELCOME_POLL_MS = 3_000
 const HISTORY = 200
 
@@ -102,7 +106,12 @@ export class ChatSession {
     this.#stream = this.client.stream({
       cursors: { [this.conversationId]: log.at(-1)?.seq ?? 0 },
       onMessage: (message) => this.#enqueue(() => this.#onMessage(message)),
+      onUpdate: (_conversationId, update) => {
+        if (update.kind === 'consent') this.#enqueue(() => this.#onConsentUpdate(update.consentId))
+      },
       onStateChange: (state) => {
+        // Back after a break: payment requests asked or decided meanwhile are read again (updates are not replayed).
+        if (state === 'open' && this.streamState === 'reconnecting') this.#enqueue(() => this.#refreshConsents())
         this.streamState = state
         this.#changed()
       },
@@ -113,7 +122,6 @@ export class ChatSession {
     })
     this.#member.sendOver(this.#stream)
     await this.#refreshConsents()
-    this.#timers.push(setInterval(() => this.#enqueue(() => this.#refreshConsents()), CONSENT_POLL_MS))
     // What expired while the page was closed goes now; what expires while it is open goes at its time.
     this.#timers.push(setInterval(() => void this.#device.store.purgeExpired?.(new Date()), 60_000))
     this.#scheduleExpiry()
@@ -241,10 +249,21 @@ export class ChatSession {
     this.#changed()
   }
 
+  /** A payment request asked, or decided elsewhere (another device, an SMS reply), as the stream said. */
+  async #onConsentUpdate(consentId: string): Promise<void> {
+    const consent = await this.client.getConsent(consentId)
+    const card = this.consents.get(consentId)
+    if (!card) {
+      if (consent.status === 'pending') this.consents.set(consentId, { consent, state: 'pending' })
+    } else if (card.state !== 'busy') this.#settle(card, consent)
+    this.#changed()
+  }
+
   #settle(card: ConsentCard, consent: ConsentRequest): void {
     card.consent = consent
     card.state = consent.status === 'pending' ? 'pending' : consent.status
     card.needsCode = undefined
+    card.simSwapped = undefined
     card.error = undefined
   }
 
@@ -319,13 +338,31 @@ export class ChatSession {
     }
   }
 
-  async decline(consentId: string): Promise<void> {
+  /** The card's "Use my passkey" after a SIM swap stopped the text message code. */
+  async approveWithPasskey(consentId: string): Promise<void> {
     const card = this.consents.get(consentId)
     if (card?.state !== 'pending') return
     card.state = 'busy'
+    card.error = undefined
+    this.#changed()
+    await this.#stepUp(card, 'passkey', { createIfNone: true })
+    if (card.state === 'busy') card.state = 'pending'
+    this.#changed()
+  }
+
+  /**
+   * Declines. `notMe`: the customer did not ask for this payment ("This wasn't me"): the bank's fraud team is told,
+   * and with `blockPayee` further requests to this payee are refused.
+   */
+  async decline(consentId: string, report: { notMe?: boolean; blockPayee?: boolean } = {}): Promise<void> {
+    const card = this.consents.get(consentId)
+    if (card?.state !== 'pending') return
+    card.state = 'busy'
+    card.error = undefined
     this.#changed()
     try {
-      this.#settle(card, await this.client.declineConsent(consentId))
+      const options = report.notMe ? { fraud: true, ...(report.blockPayee ? { blockPayee: true } : {}) } : {}
+      this.#settle(card, await this.client.declineConsent(consentId, options))
     } catch (error) {
       this.#refused(card, error)
     }
@@ -339,6 +376,13 @@ export class ChatSession {
       return
     }
     card.state = 'pending'
+    if (type === 'risk/sim-swapped' || type === 'risk/sim-swap-unavailable') {
+      // No code can go to this phone now: the passkey approves instead (one is made here if the customer has none).
+      card.needsCode = undefined
+      card.simSwapped = { passkey: 'PublicKeyCredential' in globalThis }
+      card.error = undefined
+      return
+    }
     card.error =
       type === 'auth/invalid-code'
         ? 'That code is not right. Check the message and try again.'

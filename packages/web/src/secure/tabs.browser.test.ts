@@ -64,9 +64,9 @@ describe('the secure chat in several tabs of one browser', { skip }, () => {
   const shot = (page: Page, name: string) => page.screenshot({ path: path.join(outputDir, `${name}.png`) })
   const log = (page: Page) => page.getByRole('log', { name: 'Messages' })
 
-  /** Sends a pivot link on SMS and returns it as the customer's phone got it. */
+  /** Sends a new pivot link on SMS (replacing a live one) and returns it as the customer's phone got it. */
   async function pivotLink(): Promise<string> {
-    await agent.request('POST', `/v1/conversations/${publicConversationId}/pivot`, {})
+    await agent.request('POST', `/v1/conversations/${publicConversationId}/pivot`, { replace: true })
     return (await new SimulatedPhone(server.url, PHONE).lastLink()) ?? ''
   }
 

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks'
 
 /**
  * A labelled text box that sends on Enter (Shift+Enter starts a new line), keeps the text until it is sent, and says
- * in an alert why a send failed. `className` names the form; its row is `<className>-row`. `waiting`, when set, says
+ * in an alert why a send failed, until the text is changed. `className` names the form; its row is `<className>-row`. `waiting`, when set, says
  * in place of the help why nothing can be sent yet.
  */
 export function MessageComposer(props: {
@@ -50,7 +50,11 @@ export function MessageComposer(props: {
           value={text}
           maxLength={props.maxLength}
           aria-describedby={helpId}
-          onInput={(event) => setText((event.target as HTMLTextAreaElement).value)}
+          onInput={(event) => {
+            setText((event.target as HTMLTextAreaElement).value)
+            // The refusal was about the text as it was: editing it clears the alert.
+            setError(undefined)
+          }}
           onKeyDown={(event) => {
             if (event.key === 'Enter' && !event.shiftKey) {
               event.preventDefault()

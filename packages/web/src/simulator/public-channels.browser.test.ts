@@ -124,8 +124,8 @@ describe('public channels in Chromium: the simulator and the agent console', { s
     await masked.getByText('Hello, my card [card •••• 1111] was stolen').waitFor()
     await masked.getByText('Masked by DLP: card number').waitFor()
     assert.equal(await agent.getByText('4111 1111 1111 1111').count(), 0, 'the card number is nowhere on the page')
-    // The automatic invitation is shown with its button's label, and its link as sent.
-    await consoleLog().getByText('Button: Continue securely').waitFor()
+    // The automatic invitation: on SMS a bare link (no button), and its state as sent.
+    await consoleLog().getByText('Secure link (single use)').waitFor()
     await linkState('sent').waitFor()
     await assertAccessible(agent, 'console public conversation')
     await agent.screenshot({ path: path.join(outputDir, 'console-public-conversation.png') })
@@ -150,12 +150,18 @@ describe('public channels in Chromium: the simulator and the agent console', { s
     assert.equal(await agent.getByLabel('Reply by SMS').inputValue(), `Is it ${PAN}?`, 'kept for the agent to edit')
     assert.equal(await phoneLog().locator('.bubble').count(), before)
     await agent.getByLabel('Reply by SMS').fill('')
+    // Edited, the refusal no longer stands: its alert goes.
+    await agent
+      .getByRole('alert')
+      .getByText('card or account details cannot go out on SMS')
+      .waitFor({ state: 'detached' })
   })
 
-  test('"Move to secure channel" sends a new link: the phone shows it and the console says sent', async () => {
+  test('the automatic link is the live one; "Replace with a new link" sends one that replaces it', async () => {
     const links = () => phoneLog().getByRole('link', { name: /\/secure\/#t=srp_/ })
     assert.equal(await links().count(), 1)
-    await pivotPanel().getByRole('button', { name: 'Move to secure channel' }).click()
+    assert.equal(await pivotPanel().getByRole('button', { name: 'Move to secure channel' }).count(), 0)
+    await pivotPanel().getByRole('button', { name: 'Replace with a new link' }).click()
     await links().nth(1).waitFor()
     await linkState('sent').waitFor()
     assert.equal((await agentApi.listPivotLinks(publicConversationId)).length, 2)
@@ -168,16 +174,21 @@ describe('public channels in Chromium: the simulator and the agent console', { s
       .set({ expires_at: new Date(Date.now() - 1000) })
       .where('conversation_id', '=', publicConversationId)
       .execute()
+    // Made to run out behind the console's back: the console reads the links again when it opens the conversation.
+    await agent.reload()
+    await agent.getByLabel('Staff token').fill(bank.agentToken)
+    await agent.keyboard.press('Enter')
+    await agent.getByRole('button', { name: /Grace Texter/ }).click()
     await linkState('expired').waitFor()
     await pivotPanel()
-      .getByText(/not used in time/)
+      .getByText(/Not used in time/)
       .waitFor()
   })
 
   test('the customer uses a new link: completed, and the secure conversation shows the public history above a divider', async () => {
     const { code } = await agentApi.issueEnrolmentCode(customerId)
     const { client: device } = await enrolDevice({ baseUrl: server.url, enrolmentCode: code, label: 'Phone' })
-    await pivotPanel().getByRole('button', { name: 'Move to secure channel' }).click()
+    await pivotPanel().getByRole('button', { name: 'Send a new secure link' }).click()
     await linkState('sent').waitFor()
     const href = await phoneLog()
       .getByRole('link', { name: /\/secure\/#t=srp_/ })
@@ -189,7 +200,7 @@ describe('public channels in Chromium: the simulator and the agent console', { s
     await device.request('POST', '/v1/pivot/redeem', { token })
     await linkState('completed').waitFor()
     await phoneLog()
-      .getByText(/continues in our secure app/)
+      .getByText(/continues on our secure page/)
       .waitFor()
     await pivotPanel().getByRole('button', { name: 'Open the secure conversation' }).click()
     const head = agent.locator('.conversation-head')
@@ -198,7 +209,9 @@ describe('public channels in Chromium: the simulator and the agent console', { s
     const log = consoleLog()
     await log.getByText('Hello, my card [card •••• 1111] was stolen').waitFor()
     await log.getByText(/Secure channel: end-to-end encrypted from here/).waitFor()
-    assert.ok((await log.getByText('SMS history').count()) >= 3)
+    // The customer's text and the agent's reply; the bank's link texts stay behind.
+    assert.equal(await log.getByText('SMS history').count(), 2)
+    assert.equal(await log.getByText(/To continue this conversation/).count(), 0)
     // The divider comes after the whole imported history.
     const order = await log
       .locator('li')

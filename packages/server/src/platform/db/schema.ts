@@ -252,6 +252,10 @@ export interface ConsentsTable {
   factor: string | null
   decline_reason: string | null
   receipt: Uint8Array | null
+  /** The customer declined it as not theirs ("This wasn't me"). */
+  fraud_reported_at: Timestamp | null
+  /** With a fraud report that asked for it: the payee account's blind index, refused in this customer's requests. */
+  blocked_payee_index: Uint8Array | null
 }
 
 export interface ApiClientsTable {

@@ -57,6 +57,10 @@ const catalogue = {
   'consent/unknown-currency': { status: 400, title: 'The currency is not an ISO 4217 currency' },
   'consent/expired': { status: 410, title: 'The consent request has expired' },
   'consent/already-decided': { status: 409, title: 'The consent request was already approved or declined' },
+  'consent/payee-blocked': {
+    status: 409,
+    title: 'The customer reported an earlier request to this payee as fraud and asked for it to be blocked',
+  },
   'auth/invalid-code': { status: 400, title: 'The code is not valid' },
   'risk/sim-swap-unavailable': {
     status: 503,
