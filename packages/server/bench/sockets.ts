@@ -10,7 +10,7 @@
  * runs out of ephemeral ports; every process (the server's too) raises its open-file limit to the hard limit. When a
  * limit of the machine stops the count short of the target, the bench opens as many as the limit allows and says
  * which limit. Memory is the server's resident set and V8 heap (from /metrics) after the connections minus before,
- * per connection, each read after a full garbage collection. Prints progress, then one JSON line.
+ * per connection (garbage not yet collected included). Prints progress, then one JSON line.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -127,13 +127,7 @@ async function main() {
   try {
     const tenant = run('tenant', 'create', '--name', 'Bench Bank')
     const staff = run('staff', 'token', '--tenant', tenant.id, '--name', 'bench', '--role', 'agent')
-    // So that the memory read is what the connections hold, not garbage yet to be collected: on SIGUSR2 the server
-    // runs a full collection (this bench's own flag and preload; nothing else changes).
-    const collectOnSignal = `--import=data:text/javascript,process.on('SIGUSR2',()=>globalThis.gc())`
-    server = withRaisedLimit(process.execPath, ['--expose-gc', collectOnSignal, cli, 'start'], {
-      env,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    server = withRaisedLimit(process.execPath, [cli, 'start'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     const url = await new Promise<string>((resolve, reject) => {
       createInterface({ input: server?.stdout as NodeJS.ReadableStream }).on('line', (line) => {
         const entry = JSON.parse(line)
@@ -168,8 +162,6 @@ async function main() {
       devices.push(client)
     }
     const scrape = async () => {
-      server?.kill('SIGUSR2')
-      await new Promise((resolve) => setTimeout(resolve, 1000))
       const metrics = await (await fetch(`${url}/metrics`)).text()
       const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0)
       return { rss: metric('process_resident_memory_bytes'), heap: metric('nodejs_heap_size_used_bytes') }
