@@ -143,7 +143,11 @@ export class ClusterLoad {
       // Every combination: stream or HTTP sender, each side direct or through HAProxy.
       const senderRoute = (index >> 1) % 2 === 0 ? direct(index) : haproxy
       const receiverRoute = (index >> 2) % 2 === 0 ? direct(index) : haproxy
-      const customer = await admin.createCustomer({ externalRef: `L-${index}`, displayName: `Load ${index}` })
+      // A creation that timed out may have run on the node all the same and answer 409 when repeated on the next
+      // (creations have no idempotency key): a new reference then, leaving a customer nobody uses.
+      const customer = await admin
+        .createCustomer({ externalRef: `L-${index}`, displayName: `Load ${index}` })
+        .catch(() => admin.createCustomer({ externalRef: `L-${index}-again`, displayName: `Load ${index}` }))
       const enrol = async (route: Route, label: string, wire?: WireFrame[]) => {
         // A busy machine may answer an enrolment later than the load's short timeout: a fresh code, once more.
         for (let attempt = 1; ; attempt++) {
