@@ -157,6 +157,8 @@ const readable = (bytes: Uint8Array) => {
   return kept
 }
 const textKey = (conversationId: string, seq: number) => `mls/text/${conversationId}/${seq}`
+const sendingKey = (conversationId: string, clientMessageId: string) =>
+  `mls/sending/${conversationId}/${clientMessageId}`
 
 interface StoredKeyPackage {
   message: string
@@ -485,12 +487,15 @@ export class SecureMessaging {
   /**
    * The text of a message this member read or sent, as kept with `keepTexts`; undefined when nothing is kept (never
    * read here, sent from another session, or expired). It waits for what is under way in the conversation, so a
-   * message being sent is kept before it is asked for.
+   * message being sent is kept before it is asked for; with the message's client id, a message another instance
+   * sharing the store (a tab) is still sending is found too.
    */
-  async keptText(conversationId: string, seq: number): Promise<KeptText | undefined> {
+  async keptText(conversationId: string, seq: number, clientMessageId?: string): Promise<KeptText | undefined> {
     await Promise.all(this.#sending.get(conversationId) ?? [])
     return this.#serialized(conversationId, async () => {
-      const kept = await this.#store.get(textKey(conversationId, seq))
+      const kept =
+        (await this.#store.get(textKey(conversationId, seq))) ??
+        (clientMessageId === undefined ? undefined : await this.#store.get(sendingKey(conversationId, clientMessageId)))
       if (!kept) return undefined
       if (kept[0] === 1) return { kind: 'text', text: new TextDecoder().decode(kept.subarray(1)) }
       if (kept[0] === 3) return { kind: 'control' }
@@ -723,16 +728,23 @@ export class SecureMessaging {
         }
         const { message, group } = await (await this.#usableGroup(conversationId)).encrypt(bytes)
         await this.#saveGroup(conversationId, group)
+        // Kept under its client message id while it travels: another instance (tab) reading it back before the
+        // acknowledgement finds its text there (`keptText` with the message's client id).
+        if (this.#keepTexts) await this.#store.set(sendingKey(conversationId, clientMessageId), readable(bytes))
         const delivering = this.#deliver(conversationId, clientMessageId, message, options.expiresAt)
         // Awaited below, outside the group's turn: a refusal meanwhile is no unhandled rejection.
         delivering.catch(() => undefined)
         return { acknowledged: delivering }
       })
       try {
-        const sent = await acknowledged
+        const sent = await acknowledged.catch(async (error: unknown) => {
+          if (this.#keepTexts) await this.#store.delete(sendingKey(conversationId, clientMessageId))
+          throw error
+        })
         // Kept to send again if a member asks; in the group's turn, as the index of kept texts is read and written.
         await this.#serialized(conversationId, () => this.#keepSent(sent, bytes))
         await this.#keep(sent, readable(bytes))
+        if (this.#keepTexts) await this.#store.delete(sendingKey(conversationId, clientMessageId))
         if (this.#toAsk.get(conversationId)?.size || this.#toAnswer.get(conversationId)?.size) {
           await this.#serialized(conversationId, () => this.#followUp(conversationId))
         }

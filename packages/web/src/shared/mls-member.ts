@@ -175,7 +175,7 @@ export class BrowserMlsMember {
 
   /** What the SDK kept of a message: undefined when nothing, null when it has nothing to show (a resend request). */
   async #kept(message: Message): Promise<ReadMessage | null | undefined> {
-    const kept = await this.messaging.keptText(message.conversationId, message.seq)
+    const kept = await this.messaging.keptText(message.conversationId, message.seq, message.clientMessageId)
     if (!kept) return undefined
     if (kept.kind === 'control') return null
     if (kept.kind === 'text') return { text: kept.text, expiresAt: message.expiresAt }
