@@ -14,6 +14,7 @@ import { envelopeEncryptedColumns } from '../channels/envelope.ts'
 import { channelIdentityEncryptedColumns } from '../channels/identities.ts'
 import { consentEncryptedColumns } from '../consent/consents.ts'
 import { exportCustomerData } from '../data-subject/export-customer.ts'
+import { noteEncryptedColumns } from '../desk/notes.ts'
 import { createCustomer, customerEncryptedColumns, E164_PATTERN } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { PinSetRotationError, pinSetKeys, publishPinSet } from '../integrity/pin-sets.ts'
@@ -153,6 +154,7 @@ async function evidenceKeyOwners(db: Db): Promise<[string, SigningKeyPurpose[]][
 /** Every column the keyring seals, from the capabilities that own them: what `keys reencrypt` and `keys retire` walk. */
 const encryptedColumns = [
   ...customerEncryptedColumns,
+  ...noteEncryptedColumns,
   ...totpEncryptedColumns,
   ...runtimeSecretEncryptedColumns,
   ...channelIdentityEncryptedColumns,

@@ -33,6 +33,8 @@ import * as playIntegrity from './031-play-integrity.ts'
 import * as archiveEvidence from './032-archive-evidence.ts'
 import * as staffLifecycle from './033-staff-lifecycle.ts'
 import * as rbm from './034-rbm.ts'
+import * as agentDesk from './037-agent-desk.ts'
+import * as searchTerms from './038-search-terms.ts'
 
 /** Migrations in order. Add a file, then its line here; never edit one that has shipped. */
 const migrations: Record<string, Migration> = {
@@ -70,6 +72,8 @@ const migrations: Record<string, Migration> = {
   '032-archive-evidence': archiveEvidence,
   '033-staff-lifecycle': staffLifecycle,
   '034-rbm': rbm,
+  '037-agent-desk': agentDesk,
+  '038-search-terms': searchTerms,
 }
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations }
