@@ -329,7 +329,7 @@ export async function conversationSummaries(
   ctx: Pick<ServerContext, 'db'>,
   tenantId: string,
   of: { ids: readonly string[]; customerIds: readonly string[] },
-): Promise<{ id: string; customerId: string | null; lastMessageAt: Date | null; status: ConversationStatus }[]> {
+): Promise<{ id: string; customerId: string | null; lastMessageAt: Date; status: ConversationStatus }[]> {
   if (of.ids.length === 0 && of.customerIds.length === 0) return []
   const rows = await ctx.db
     .selectFrom('conversations')

@@ -71,14 +71,15 @@ export async function searchConversations(
   const hits: SearchHit[] = []
   for (const [key, match] of matches) {
     const own = summaries.filter((s) => visible.has(s.id) && keyOf.get(s.id) === key)
-    if (own.length === 0) continue
     own.sort((a, b) => Number(b.lastMessageAt) - Number(a.lastMessageAt))
+    const latest = own[0]
+    if (!latest) continue
     hits.push({
       customerId: key.startsWith('cus:') ? key.slice(4) : null,
       conversationIds: own.map((s) => s.id),
       matched: [...match.kinds].sort(),
       messages: match.messages.filter((m) => visible.has(m.conversationId)).slice(0, 5),
-      lastMessageAt: (own[0]?.lastMessageAt as Date).toISOString(),
+      lastMessageAt: latest.lastMessageAt.toISOString(),
     })
   }
   hits.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))
