@@ -76,7 +76,7 @@ export {
   pivotTokenOf,
   sendPivotSmsCode,
 } from './pivot.ts'
-export type { Conversation, Message, ProblemDocument, SecurityNotice } from './protocol.ts'
+export type { Conversation, ConversationStatus, Message, ProblemDocument, SecurityNotice } from './protocol.ts'
 export {
   type ConversationChannel,
   channelNames,

@@ -4,11 +4,22 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { Compliance } from './Compliance.tsx'
 import { ConversationTools } from './ConversationTools.tsx'
+import {
+  ChannelIcons,
+  NotificationsButton,
+  SearchBox,
+  StatusControl,
+  statusLabels,
+  useAttention,
+  useCannedReplies,
+} from './Desk.tsx'
 import { InboxFilters, noFilter, passesFilter } from './InboxFilters.tsx'
 import { PivotPanel } from './PivotPanel.tsx'
 import {
   ChannelBadge,
   ChannelOrigin,
+  channelKeyLabels,
+  channelKeyOf,
   channelNameOf,
   PublicMessageDetails,
   replyLabel,
@@ -182,6 +193,7 @@ const streamStateLabel = {
 function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
   const { session } = props
   useSession(session)
+  useAttention(session)
   // Compliance officers start in the archive; whoever may also answer starts in the inbox.
   const [view, setView] = useState<'conversations' | 'compliance'>(
     session.can('conversations:write') ? 'conversations' : 'compliance',
@@ -210,6 +222,7 @@ function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
             ))}
           </nav>
         )}
+        <NotificationsButton />
         <AddPasskey session={session} />
         <button type="button" class="secondary" onClick={props.onSignOut}>
           Sign out
@@ -242,49 +255,73 @@ function Console(props: { session: ConsoleSession; onSignOut: () => void }) {
 function Inbox(props: { session: ConsoleSession }) {
   const { session } = props
   const [filter, setFilter] = useState(noFilter)
+  const [searching, setSearching] = useState(false)
   const all = session.inbox()
-  const entries = all.filter((entry) => passesFilter(session, entry, filter))
+  // One line per customer: their most recent conversation stands for all of them.
+  const groups = new Map<string, InboxEntry[]>()
+  for (const entry of all.filter((e) => passesFilter(session, e, filter))) {
+    const key = entry.conversation.customerId ?? entry.conversation.id
+    groups.set(key, [...(groups.get(key) ?? []), entry])
+  }
+  const entries = [...groups.values()]
   return (
     <nav class="inbox" aria-labelledby="inbox-heading">
       <h2 id="inbox-heading">Inbox</h2>
-      <InboxFilters
-        filter={filter}
-        canSeeTeam={session.can('conversations:all')}
-        onChange={(next) => {
-          // Ticked: the list is read now, as it stands (the stream only follows this staff member's own).
-          if (next.team && !filter.team) session.showTeam()
-          setFilter(next)
-        }}
-      />
-      {entries.length === 0 ? (
+      <SearchBox session={session} onResults={setSearching} />
+      {!searching && (
+        <InboxFilters
+          filter={filter}
+          canSeeTeam={session.can('conversations:all')}
+          onChange={(next) => {
+            // Ticked: the list is read now, as it stands (the stream only follows this staff member's own).
+            if (next.team && !filter.team) session.showTeam()
+            setFilter(next)
+          }}
+        />
+      )}
+      {searching ? null : entries.length === 0 ? (
         <p>{all.length === 0 ? 'No conversations yet.' : 'No conversation matches these filters.'}</p>
       ) : (
         <VirtualList
           items={entries}
-          keyOf={(entry) => entry.conversation.id}
-          estimatedRowHeight={72}
-          render={(entry) => (
-            <button
-              type="button"
-              class="inbox-item"
-              aria-current={session.openId === entry.conversation.id ? 'true' : undefined}
-              onClick={() => void session.open(entry.conversation.id)}
-            >
-              <span class="who">{entry.customerName}</span>
-              <ChannelBadge session={session} conversationId={entry.conversation.id} />
-              <span class="when">
-                {entry.lastMessageAt ? (
-                  <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>
-                ) : (
-                  'No messages'
-                )}
-              </span>
-              {entry.unread > 0 && <span class="unread">{entry.unread} unread</span>}
-            </button>
-          )}
+          keyOf={(group) => (group[0] as InboxEntry).conversation.id}
+          estimatedRowHeight={88}
+          render={(group) => <InboxLine session={session} group={group} />}
         />
       )}
     </nav>
+  )
+}
+
+function InboxLine(props: { session: ConsoleSession; group: InboxEntry[] }) {
+  const { session, group } = props
+  const entry = group[0] as InboxEntry
+  const unread = group.reduce((sum, e) => sum + e.unread, 0)
+  const preview = session.preview(entry)
+  return (
+    <button
+      type="button"
+      class="inbox-item"
+      aria-current={group.some((e) => e.conversation.id === session.openId) ? 'true' : undefined}
+      onClick={() => void session.open(entry.conversation.id)}
+    >
+      <span class="who">{entry.customerName}</span>
+      <ChannelIcons session={session} entries={group} />
+      <span class="when">
+        {entry.lastMessageAt ? (
+          <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>
+        ) : (
+          'No messages'
+        )}
+      </span>
+      {preview && <span class="preview">{preview}</span>}
+      {entry.conversation.status !== 'open' && (
+        <span class={`status-badge status-${entry.conversation.status}`}>
+          {statusLabels[entry.conversation.status]}
+        </span>
+      )}
+      {unread > 0 && <span class="unread">{unread} unread</span>}
+    </button>
   )
 }
 
@@ -298,7 +335,10 @@ const fromLabel: Record<ShownMessage['from'], string> = {
 
 function ConversationView(props: { session: ConsoleSession; entry: InboxEntry }) {
   const { session, entry } = props
-  const messages = session.messages.get(entry.conversation.id)
+  const loaded = session.messages.get(entry.conversation.id)
+  const timeline = session.timeline(entry)
+  const messages = loaded && timeline.map((item) => item.message)
+  const several = session.customerEntries(entry).length > 1
   const heading = useRef<HTMLHeadingElement>(null)
   const end = useRef<HTMLLIElement>(null)
   useEffect(() => heading.current?.focus(), [])
@@ -314,6 +354,7 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
         </h2>
         <ChannelBadge session={session} conversationId={entry.conversation.id} />
         <ChannelOrigin session={session} conversationId={entry.conversation.id} />
+        <StatusControl session={session} entry={entry} />
       </div>
       {session.publicChannels.isPublic(entry.conversation.id) && (
         <PivotPanel session={session} conversationId={entry.conversation.id} />
@@ -330,19 +371,25 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
           tabIndex={0}
         >
           <ol class="message-list">
-            {messages.map((m, i) => (
-              <Fragment key={m.seq}>
-                {securePartStartsAt(messages, i) && <SecureDivider />}
+            {timeline.map(({ conversationId, message: m }, i) => (
+              <Fragment key={`${conversationId}:${m.seq}`}>
+                {!several && securePartStartsAt(messages, i) && <SecureDivider />}
                 <li class={`message from-${m.from}`}>
                   <span class="meta">
                     {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
+                    {several && (
+                      <span class={`channel-mark channel-${channelKeyOf(session, conversationId)}`}>
+                        {' '}
+                        · {channelKeyLabels[channelKeyOf(session, conversationId)]}
+                      </span>
+                    )}
                   </span>
                   {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
                   {m.public && <PublicMessageDetails details={m.public} />}
                 </li>
               </Fragment>
             ))}
-            {securePartStartsAt(messages, messages.length) && <SecureDivider />}
+            {!several && securePartStartsAt(messages, messages.length) && <SecureDivider />}
             <li ref={end} class="end" aria-hidden="true" />
           </ol>
         </div>
@@ -354,12 +401,14 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
 
 function Composer(props: { session: ConsoleSession; conversationId: string }) {
   const { session, conversationId } = props
+  const suggestions = useCannedReplies(session)
   return (
     <MessageComposer
+      suggestions={suggestions}
       id="reply"
       className="composer"
       label={replyLabel(session, conversationId)}
-      help="Enter sends; Shift+Enter starts a new line."
+      help="Enter sends; Shift+Enter starts a new line; / and a shortcut inserts a canned reply."
       maxLength={4000}
       send={(text) => session.send(conversationId, text)}
       whyNotSent={(error) => whyNotSent(error, channelNameOf(session, conversationId))}
