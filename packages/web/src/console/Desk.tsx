@@ -160,7 +160,6 @@ export function SearchBox(props: { session: ConsoleSession; onResults: (shown: b
   return (
     <search class="search">
       <form
-        aria-label="Find a customer"
         onSubmit={(event) => {
           event.preventDefault()
           if (query.trim()) void run(query.trim(), 0)

@@ -179,6 +179,8 @@ describe('the agent desk in Chromium', { skip: withoutChromium }, () => {
     await page.getByRole('button', { name: 'Resolve' }).click()
     const head = page.locator('.conversation-head')
     await head.getByText('Resolved', { exact: true }).waitFor()
+    // Back from the search to the inbox, filtered to resolved conversations.
+    await page.getByRole('button', { name: 'Clear search' }).click()
     await page.getByLabel('Status').selectOption('resolved')
     await page.getByRole('button', { name: /Zoë Fischer/ }).waitFor()
     await assertAccessible(page, 'resolved')

@@ -258,9 +258,10 @@ export class ConsoleSession {
     const entry = this.entries.get(conversationId)
     if (!entry) return
     // One timeline per customer: every conversation of theirs on every channel.
-    for (const other of this.customerEntries(entry)) await this.#loadHistory(other)
+    const entries = this.customerEntries(entry)
+    for (const other of entries) await this.#loadHistory(other)
     await this.#noteJoined(conversationId)
-    await this.#markRead(entry)
+    for (const other of entries) await this.#markRead(other)
     this.#changed()
   }
 
@@ -279,6 +280,12 @@ export class ConsoleSession {
     const list = [...merged.values()].sort((a, b) => a.seq - b.seq)
     this.messages.set(conversationId, list)
     entry.preview ??= previewOf(list.at(-1))
+  }
+
+  /** Whether the conversation is in the timeline on screen (the open conversation's customer's). */
+  #isShown(entry: InboxEntry): boolean {
+    const open = this.openId ? this.entries.get(this.openId) : undefined
+    return open !== undefined && this.customerEntries(open).includes(entry)
   }
 
   /** The inbox lines of the same customer (an unidentified sender's conversation is alone), most recent first. */
@@ -474,7 +481,7 @@ export class ConsoleSession {
       }
       if (shown.from === 'customer') this.onCustomerMessage?.(entry)
       const fromMe = shown.from === 'you'
-      if (this.openId === message.conversationId || fromMe) await this.#markRead(entry)
+      if (this.#isShown(entry) || fromMe) await this.#markRead(entry)
       else entry.unread += 1
       const list = this.messages.get(message.conversationId)
       if (list && !list.some((m) => m.seq === message.seq)) list.push(shown)
