@@ -56,10 +56,18 @@ export async function searchConversations(
     for (const id of await customerIdsByName(ctx, tenantId, query.words, CANDIDATES)) note(`cus:${id}`, 'name')
   }
   const messages = query.phoneNumber ? [] : await publicMessagesByWords(ctx, tenantId, query.words, CANDIDATES)
+  // A message's customer brings every conversation of theirs, as a name or a phone number does.
+  const ofMessages = await conversationSummaries(ctx, tenantId, {
+    ids: messages.map((m) => m.conversationId),
+    customerIds: [],
+  })
   const keys = [...matches.keys()]
   const summaries = await conversationSummaries(ctx, tenantId, {
-    ids: [...keys.filter((k) => k.startsWith('cnv:')).map((k) => k.slice(4)), ...messages.map((m) => m.conversationId)],
-    customerIds: keys.filter((k) => k.startsWith('cus:')).map((k) => k.slice(4)),
+    ids: [...keys.filter((k) => k.startsWith('cnv:')).map((k) => k.slice(4)), ...ofMessages.map((c) => c.id)],
+    customerIds: [
+      ...keys.filter((k) => k.startsWith('cus:')).map((k) => k.slice(4)),
+      ...ofMessages.flatMap((c) => c.customerId ?? []),
+    ],
   })
   const keyOf = new Map(summaries.map((s) => [s.id, s.customerId ? `cus:${s.customerId}` : `cnv:${s.id}`]))
   for (const m of messages) note(keyOf.get(m.conversationId) as string, 'text', m)
