@@ -211,6 +211,9 @@ describe('the agent desk', () => {
     assert.deepEqual(byText?.messages, [{ conversationId: publicConversationId, seq: 1 }])
     assert.deepEqual((await search(agent, 'Zoe')).hits[0]?.matched, ['name'])
     // Part of a word, or a word never written, finds nothing; a card number is masked before it is indexed.
+    await phone.send('twilio', { from: CUSTOMER_PHONE, to: BANK_NUMBER, text: 'card 4111 1111 1111 1111 lost' })
+    assert.equal((await search(agent, 'lost')).hits.length, 1)
+    for (const q of ['4111', '4111 1111 1111 1111']) assert.deepEqual((await search(agent, q)).hits, [], q)
     assert.deepEqual((await search(agent, 'mortg')).hits, [])
     assert.deepEqual((await search(agent, 'pension')).hits, [])
     // An agent outside the conversation finds nothing of it; a query of punctuation only is refused.
