@@ -5,6 +5,7 @@ import { authRoutes } from './routes.ts'
 import type { SimSwapProvider } from './sim-swap.ts'
 import { simSwapSimulatorRoutes } from './sim-swap-simulator.ts'
 import type { SmsSender } from './sms-otp.ts'
+import { totpEncryptedColumns } from './totp.ts'
 
 /** Factors (TOTP, SMS, passkeys), staff passkey sign-in, SIM-swap checks, and (dev mode) the carrier simulator. */
 export const authModule: Module<{ simSwap: () => SimSwapProvider; sendSms: SmsSender }> = {
@@ -15,4 +16,5 @@ export const authModule: Module<{ simSwap: () => SimSwapProvider; sendSms: SmsSe
     if (ctx.config.mode === 'dev') await app.register(async (scope) => simSwapSimulatorRoutes(scope))
   },
   housekeeping: (ctx) => purgeExpiredPasskeyChallenges(ctx),
+  encryptedColumns: totpEncryptedColumns,
 }

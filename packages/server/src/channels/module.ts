@@ -1,4 +1,7 @@
 import type { Module } from '../platform/module.ts'
+import { channelConfigEncryptedColumns } from './channel-config.ts'
+import { envelopeEncryptedColumns } from './envelope.ts'
+import { channelIdentityEncryptedColumns } from './identities.ts'
 import type { ChannelDeps } from './public-messages.ts'
 import { channelRoutes } from './routes.ts'
 import { channelSimulatorRoutes, type SimulatorUrls } from './simulator.ts'
@@ -14,4 +17,5 @@ export const channelsModule: Module<{ channelDeps: ChannelDeps } & SimulatorUrls
       await app.register(async (scope) => channelSimulatorRoutes(scope, ctx, { listeningUrl, publicUrl }))
     }
   },
+  encryptedColumns: [...channelIdentityEncryptedColumns, ...channelConfigEncryptedColumns, ...envelopeEncryptedColumns],
 }

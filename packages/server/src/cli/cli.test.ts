@@ -6,7 +6,7 @@ import { loadConfig } from '../platform/config.ts'
 import { openDatabase } from '../platform/db/database.ts'
 import { latestMigration, migrationProvider } from '../platform/db/migrations/index.ts'
 import { createLogger } from '../platform/logging.ts'
-import { startServer } from '../server.ts'
+import { modules, startServer } from '../server.ts'
 import { cliHarness } from '../testing/cli.ts'
 
 describe('the strongroom command', () => {
@@ -56,6 +56,45 @@ describe('the strongroom command', () => {
     const result = run(['migrate'], { PORT: 'eighty' })
     assert.equal(result.status, 1)
     assert.equal(result.stderr, 'strongroom: configuration error: PORT must be an integer from 0 to 65535\n')
+  })
+
+  test('help prints one table of every command, under the module that declares it', () => {
+    const { status, stdout } = run(['help'])
+    assert.equal(status, 0)
+    const sections = new Map<string, string[]>()
+    let section = ''
+    for (const line of stdout.split('\n')) {
+      const heading = /^([a-z-]+):$/.exec(line)
+      if (heading?.[1]) {
+        section = heading[1]
+        sections.set(section, [])
+      } else if (/^ {2}[a-z]/.test(line)) {
+        // The command's words: those before its synopsis (options, brackets) and its summary (after two spaces).
+        const words = (line.trim().split(/ {2,}/)[0] ?? '').split(' ')
+        const end = words.findIndex((word) => /^[-[(]/.test(word))
+        sections.get(section)?.push(words.slice(0, end === -1 ? undefined : end).join(' '))
+      }
+    }
+    for (const module of modules) {
+      if (!module.commands) continue
+      assert.deepEqual(
+        sections.get(module.name),
+        module.commands.map((c) => c.name),
+        `the ${module.name} module's commands are listed under it`,
+      )
+    }
+    assert.deepEqual(sections.get('server'), ['start', 'routes', 'migrate', 'witness verify'])
+  })
+
+  test('an option a command does not take is a usage error naming it, and nothing runs', () => {
+    const misspelt = run(['tenant', 'create', '--nmae', 'Bank'])
+    assert.equal(misspelt.status, 2)
+    assert.match(misspelt.stderr, /^strongroom: tenant create: Unknown option '--nmae'/)
+    const borrowed = run(['tenant', 'list', '--archive'])
+    assert.equal(borrowed.status, 2, "another command's option is not this one's")
+    assert.match(borrowed.stderr, /Unknown option '--archive'/)
+    assert.equal(run(['tenant', 'create', 'Bank']).status, 2, 'a stray argument is refused too')
+    assert.deepEqual(readdirSync(cli.dir), [], 'no storage was opened: a dev key file would be in the data directory')
   })
 
   test('an unknown command or a bad option is a usage error', () => {

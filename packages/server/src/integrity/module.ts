@@ -3,8 +3,10 @@ import type { Module } from '../platform/module.ts'
 import type { DeactivatedAppVersions } from './app-versions.ts'
 import type { AttestationStatusList } from './attestation-status-list.ts'
 import { purgeExpiredChallenges } from './challenges.ts'
+import { integrityCommands } from './commands.ts'
 import { createHardwareVerifiers } from './hardware-attestation.ts'
 import { integrityRoutes } from './routes.ts'
+import { runtimeSecretEncryptedColumns } from './runtime-secrets.ts'
 
 /** App attestation, integrity tokens and their policy, app versions, runtime secrets, pin sets. */
 export const integrityModule: Module<{
@@ -22,4 +24,6 @@ export const integrityModule: Module<{
   // Google's attestation status list is loaded again on its own schedule, checked at each pass.
   housekeeping: (ctx, { attestationStatus }) =>
     Promise.all([purgeExpiredChallenges(ctx), attestationStatus?.refreshIfDue()]),
+  commands: integrityCommands,
+  encryptedColumns: runtimeSecretEncryptedColumns,
 }

@@ -1,5 +1,7 @@
+import type { Command } from './command.ts'
 import type { ServerContext } from './context.ts'
 import type { App } from './http/fastify.ts'
+import type { EncryptedColumn } from './keyring/reencrypt.ts'
 
 /**
  * A capability as the server assembles it. `server.ts` is an ordered list of these: adding a capability is adding
@@ -16,6 +18,10 @@ export interface Module<Services = Record<never, never>> {
   readonly routes?: (app: App, ctx: ServerContext, services: Services) => Promise<void>
   /** Deletes what has expired, once a minute on every node (never two passes at once). */
   readonly housekeeping?: (ctx: ServerContext, services: Services) => Promise<unknown>
+  /** Its `strongroom` commands: `strongroom help` lists every module's, in module order. */
+  readonly commands?: readonly Command[]
+  /** The columns it seals with the tenant's data key: what `keys reencrypt` and `keys retire` walk. */
+  readonly encryptedColumns?: readonly EncryptedColumn[]
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Module } from '../platform/module.ts'
 import { purgeExpiredClientCredentials } from './api-clients.ts'
+import { tenancyCommands } from './commands.ts'
 import { oauthRoutes } from './oauth-routes.ts'
 import { tenancyRoutes } from './routes.ts'
 import { scimRolePolicyRoutes, scimRoutes } from './scim-routes.ts'
@@ -15,4 +16,5 @@ export const tenancyModule: Module = {
     await app.register(async (scope) => scimRolePolicyRoutes(scope, ctx))
   },
   housekeeping: (ctx) => purgeExpiredClientCredentials(ctx),
+  commands: tenancyCommands,
 }

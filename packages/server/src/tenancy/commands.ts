@@ -1,0 +1,110 @@
+import { operator } from '../audit/events.ts'
+import { type Command, command, out, UsageError, withStorage, withStorageAndBus } from '../platform/command.ts'
+import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
+import { createStaff, findStaff, issueStaffToken } from './staff.ts'
+import { changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
+import { createTenant, findTenant, listTenants } from './tenants.ts'
+
+function parseTtl(value: string): number {
+  const match = /^(\d+)([smhd])$/.exec(value)
+  if (!match) throw new UsageError('--ttl must look like 30m, 8h or 7d')
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as 's' | 'm' | 'h' | 'd']
+  return Number(match[1]) * unit
+}
+
+/** Makes a staff member active again or deactivates them, on every node at once. */
+function staffActivation(active: boolean): Command {
+  const name = active ? 'staff activate' : 'staff deactivate'
+  return command({
+    name,
+    synopsis: '--tenant ID --name NAME',
+    summary: active
+      ? 'make a deactivated staff member active again (they need new tokens)'
+      : 'end every token and console session of a staff member on every node; no\ntoken is issued to them until `staff activate`',
+    options: { tenant: { type: 'string' }, name: { type: 'string' } },
+    async run({ tenant: tenantId, name: staffName }, { config }) {
+      if (!tenantId || !staffName) throw new UsageError(`${name} needs --tenant and --name`)
+      out(
+        await withStorageAndBus(config(), async (ctx) => {
+          const staff = await findStaff(ctx, tenantId, { name: staffName })
+          if (!staff) throw new UsageError(`no staff member ${staffName} in tenant ${tenantId}`)
+          return changeStaffActive(ctx, tenantId, staff.id, active, operator)
+        }),
+      )
+    },
+  })
+}
+
+/** Banks, and their staff's tokens. */
+export const tenancyCommands: readonly Command[] = [
+  command({
+    name: 'tenant create',
+    synopsis: '--name NAME',
+    summary: 'create a tenant (a bank) with its own data keys',
+    options: { name: { type: 'string' } },
+    async run({ name }, { config }) {
+      if (!name) throw new UsageError('tenant create needs --name')
+      out(await withStorage(config(), ({ db, keyring }) => createTenant({ db, keyring }, name, operator)))
+    },
+  }),
+  command({
+    name: 'tenant list',
+    summary: 'list tenants',
+    async run(_values, { config }) {
+      out(await withStorage(config(), ({ db }) => listTenants({ db })))
+    },
+  }),
+  command({
+    name: 'staff token',
+    synopsis: '--tenant ID --name NAME [--role ROLE] [--ttl 8h] [--scopes a,b]',
+    summary: 'issue an API token (creates the staff member with --role if new)',
+    options: {
+      tenant: { type: 'string' },
+      name: { type: 'string' },
+      role: { type: 'string' },
+      ttl: { type: 'string' },
+      scopes: { type: 'string' },
+    },
+    async run(values, { config }) {
+      const { tenant: tenantId, name } = values
+      if (!tenantId || !name) throw new UsageError('staff token needs --tenant and --name')
+      if (values.role && !(roles as readonly string[]).includes(values.role)) {
+        throw new UsageError(`--role must be one of ${roles.join(', ')}`)
+      }
+      const scopes = values.scopes?.split(',').map((s) => s.trim())
+      const badScope = scopes?.find((s) => !isScope(s))
+      if (badScope) throw new UsageError(`unknown scope ${badScope}`)
+      const ttlSeconds = parseTtl(values.ttl ?? '8h')
+      out(
+        await withStorage(config(), async ({ db }) => {
+          if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
+          let staff = await findStaff({ db }, tenantId, { name })
+          if (!staff) {
+            if (!values.role) throw new UsageError(`no staff member ${name}: give --role to create one`)
+            staff = await createStaff({ db }, tenantId, { name, role: values.role as Role }, operator)
+          }
+          const issued = await issueStaffToken(
+            { db },
+            staff,
+            { ttlSeconds, scopes: scopes as Scope[] | undefined },
+            operator,
+          )
+          return { staffId: staff.id, role: staff.role, ...issued }
+        }),
+      )
+    },
+  }),
+  command({
+    name: 'staff revoke-token',
+    synopsis: '--tenant ID --token ID',
+    summary: 'revoke one staff token: refused at once, its streams closed on every node',
+    options: { tenant: { type: 'string' }, token: { type: 'string' } },
+    async run({ tenant: tenantId, token: tokenId }, { config }) {
+      if (!tenantId || !tokenId) throw new UsageError('staff revoke-token needs --tenant and --token')
+      await withStorageAndBus(config(), (ctx) => endStaffToken(ctx, tenantId, { tokenId }, operator))
+      out({ revoked: tokenId })
+    },
+  }),
+  staffActivation(false),
+  staffActivation(true),
+]
