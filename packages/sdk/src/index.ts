@@ -77,7 +77,14 @@ export {
   pivotTokenOf,
   sendPivotSmsCode,
 } from './pivot.ts'
-export type { Conversation, ConversationUpdate, Message, ProblemDocument, SecurityNotice } from './protocol.ts'
+export type {
+  Conversation,
+  ConversationStatus,
+  ConversationUpdate,
+  Message,
+  ProblemDocument,
+  SecurityNotice,
+} from './protocol.ts'
 export {
   type ConversationChannel,
   channelNames,

@@ -53,6 +53,10 @@ export const Message = Type.Object({
 })
 export type Message = Static<typeof Message>
 
+/** Open, pending (waiting on the customer) or resolved; a message from the customer reopens it. */
+export const ConversationStatus = Type.Union([Type.Literal('open'), Type.Literal('pending'), Type.Literal('resolved')])
+export type ConversationStatus = Static<typeof ConversationStatus>
+
 export const Conversation = Type.Object({
   id: Type.String(),
   /** Null for a public-channel conversation whose sender is not yet linked to a customer. */
@@ -62,6 +66,7 @@ export const Conversation = Type.Object({
   /** When the last message arrived; null before the first. */
   lastMessageAt: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
+  status: ConversationStatus,
   members: Type.Array(
     Type.Object({
       kind: Type.Union([Type.Literal('device'), Type.Literal('staff')]),
@@ -182,3 +187,4 @@ export type ServerFrame =
 
 export * from './channel-protocol.ts'
 export { CloseCode } from './close-codes.ts'
+export * from './desk-protocol.ts'

@@ -27,6 +27,7 @@ import { conversationsModule } from './conversations/module.ts'
 import type { MessageRef } from './conversations/purge-expired-messages.ts'
 import { type StreamAuthenticator, StreamHub } from './conversations/stream-hub.ts'
 import { dataSubjectModule } from './data-subject/module.ts'
+import { deskModule } from './desk/module.ts'
 import { groupMessageAdmission } from './e2e/groups.ts'
 import { e2eModule } from './e2e/module.ts'
 import type { EnrolmentAttestation } from './identity/devices.ts'
@@ -113,6 +114,7 @@ export const modules: readonly Module<Services>[] = [
   integrityModule,
   archiveModule,
   dataSubjectModule,
+  deskModule,
   webModule,
 ]
 

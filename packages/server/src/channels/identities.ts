@@ -24,7 +24,7 @@ export interface ChannelIdentity {
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus'>
 
-const ADDRESS_INDEX = 'channel_identities.address'
+export const ADDRESS_INDEX = 'channel_identities.address'
 const addressField = (id: string) => ({ table: 'channel_identities', column: 'address', rowId: id })
 
 /** The public-channel addresses, sealed by the keyring: for `keys reencrypt` and `keys retire`. */

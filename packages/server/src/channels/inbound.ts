@@ -12,6 +12,7 @@ import { findSplitCard } from './dlp-split.ts'
 import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { type ChannelIdentity, flagIdentity, identityForSender, noteInbound, phoneNumberOf } from './identities.ts'
 import { assessInbound, loadLinkPolicy, securePlaceName } from './link-policy.ts'
+import { indexPublicText } from './message-search.ts'
 import { applyReceipt, applyWatermark, type ChannelDeps, sendPublicMessage } from './public-messages.ts'
 import { dispatchInboundSmsReply } from './sms.ts'
 
@@ -152,6 +153,8 @@ export async function receiveMessage(
       .where('direction', '=', 'inbound')
       .where('client_message_id', '=', clientMessageId)
       .execute()
+    const indexed = { tenantId: channel.tenantId, conversationId: identity.conversationId, seq: result.message.seq }
+    await indexPublicText({ db: trx, keyring: ctx.keyring }, indexed, masked)
     if (kinds.length > 0) {
       await recordAudit(trx, {
         tenantId: channel.tenantId,

@@ -20,6 +20,7 @@ import {
 import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { addressOf, type ChannelIdentity, identityOfConversation } from './identities.ts'
 import { loadLinkPolicy, requireAllowedLinks } from './link-policy.ts'
+import { indexPublicText } from './message-search.ts'
 import { messagingWindow } from './messaging-window.ts'
 import type { SmppLinks } from './smpp-links.ts'
 import type { InboundSmsReplyHandler } from './sms.ts'
@@ -152,6 +153,11 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
       })
       .onConflict((oc) => oc.columns(['conversation_id', 'direction', 'client_message_id']).doNothing())
       .execute()
+    await indexPublicText(
+      ctx,
+      { tenantId: input.tenantId, conversationId: input.conversationId, seq: message.seq },
+      input.text,
+    )
   }
 
   const connector = connectorFor(channel, deps.env)

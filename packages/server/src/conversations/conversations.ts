@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import { requireCustomer } from '../identity/customers.ts'
 import { activeDeviceIds } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { ConversationStatus } from '../platform/db/schema.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
@@ -24,6 +25,7 @@ export interface Conversation {
   /** When the last message arrived; null before the first. */
   lastMessageAt: string | null
   createdAt: string
+  status: ConversationStatus
   members: ConversationMember[]
 }
 
@@ -113,6 +115,7 @@ export async function createConversationIn(
       lastSeq: 0,
       lastMessageAt: null,
       createdAt: now.toISOString(),
+      status: 'open',
       members: members.map((m) => ({ ...m, deliveredSeq: 0, readSeq: 0 })),
     },
     announce: (ctx) => {
@@ -256,19 +259,20 @@ export async function getConversation(
 }
 
 /**
- * The conversations the principal is a member of, newest first, a page at a time: `before` is the last conversation
- * of the previous page.
- */
-/**
  * The conversations the principal is a member of, newest first, a page at a time; with `scope: 'all'`, every
  * conversation of the tenant, for staff holding conversations:all (a supervisor finding one to hand to an agent).
  */
 export async function listConversations(
   ctx: Pick<ServerContext, 'db'>,
   principal: Principal,
-  page: { limit?: number | undefined; before?: string | undefined; scope?: 'member' | 'all' | undefined } = {},
+  page: {
+    limit?: number | undefined
+    before?: string | undefined
+    scope?: 'member' | 'all' | undefined
+    status?: ConversationStatus | undefined
+  } = {},
 ) {
-  const { limit = 100, before, scope = 'member' } = page
+  const { limit = 100, before, scope = 'member', status } = page
   if (scope === 'all' && (principal.kind !== 'staff' || !principal.scopes.includes('conversations:all'))) {
     throw new Problem('auth/forbidden', 'listing every conversation needs conversations:all')
   }
@@ -289,6 +293,7 @@ export async function listConversations(
           .where('member_id', '=', member.id),
       ),
     )
+  if (status !== undefined) query = query.where('conversations.status', '=', status)
   if (before !== undefined) {
     const cursor = await ctx.db
       .selectFrom('conversations')
@@ -314,6 +319,35 @@ export async function listConversations(
     principal.tenantId,
     rows.map((r) => r.id),
   )
+}
+
+/**
+ * Where conversations stand, for a list that groups them (the console's search): the conversations named, and every
+ * conversation of the customers named, of the tenant.
+ */
+export async function conversationSummaries(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  of: { ids: readonly string[]; customerIds: readonly string[] },
+): Promise<{ id: string; customerId: string | null; lastMessageAt: Date; status: ConversationStatus }[]> {
+  if (of.ids.length === 0 && of.customerIds.length === 0) return []
+  const rows = await ctx.db
+    .selectFrom('conversations')
+    .select(['id', 'customer_id', 'last_message_at', 'created_at', 'status'])
+    .where('tenant_id', '=', tenantId)
+    .where((eb) =>
+      eb.or([
+        ...(of.ids.length > 0 ? [eb('id', 'in', of.ids)] : []),
+        ...(of.customerIds.length > 0 ? [eb('customer_id', 'in', of.customerIds)] : []),
+      ]),
+    )
+    .execute()
+  return rows.map((r) => ({
+    id: r.id,
+    customerId: r.customer_id,
+    lastMessageAt: new Date(r.last_message_at ?? r.created_at),
+    status: r.status,
+  }))
 }
 
 /** Every conversation with a customer, oldest first, whoever is a member (for a data subject export). */
@@ -362,6 +396,7 @@ async function loadConversations(
         lastSeq: Number(row.last_seq),
         lastMessageAt: row.last_message_at ? new Date(row.last_message_at).toISOString() : null,
         createdAt: new Date(row.created_at).toISOString(),
+        status: row.status,
         members: [] as ConversationMember[],
       },
     ]),

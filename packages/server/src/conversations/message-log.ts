@@ -311,8 +311,13 @@ async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Pr
       from fresh
     ),
     advanced as (
-      update conversations c set last_seq = f.seq, last_message_at = ${now}::timestamptz
-      from (select conversation_id, max(seq) as seq from fresh group by conversation_id) f
+      -- A message from the customer (a device, or a public channel) reopens a pending or resolved conversation.
+      update conversations c set last_seq = f.seq, last_message_at = ${now}::timestamptz,
+        status = case when f.from_customer then 'open' else c.status end,
+        status_changed_at = case when f.from_customer and c.status <> 'open' then ${now}::timestamptz
+                                 else c.status_changed_at end
+      from (select conversation_id, max(seq) as seq, bool_or(sender_kind in ('device', 'channel')) as from_customer
+            from fresh group by conversation_id) f
       where c.id = f.conversation_id
     )
     select ord, 'new' as outcome, seq, id, sender_kind, sender_id, client_message_id, content_type,

@@ -1,5 +1,12 @@
 import { Type } from '@sinclair/typebox'
-import { Base64, ClientMessageId, ContentType, Conversation, Message } from '@strongroom/sdk/protocol'
+import {
+  Base64,
+  ClientMessageId,
+  ContentType,
+  Conversation,
+  ConversationStatus,
+  Message,
+} from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -7,6 +14,7 @@ import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { principalOf, requestHtu } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { assignConversation, assignmentModes } from './assignment.ts'
+import { setConversationStatus } from './conversation-status.ts'
 import { addMember, createConversation, getConversation, listConversations, updateMarkers } from './conversations.ts'
 import { messageActions, sendMessage, streamAccess } from './message-actions.ts'
 import type { MessageLog } from './message-log.ts'
@@ -22,6 +30,7 @@ export async function conversationRoutes(
 ): Promise<void> {
   await conversationListRoutes(app, ctx)
   await membershipRoutes(app, ctx)
+  await statusRoutes(app, ctx)
   await messageRoutes(app, ctx, deps)
   await markerAndStreamRoutes(app, ctx, deps)
 }
@@ -77,6 +86,7 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
             before: Type.Optional(idOf('cnv')),
             scope: Type.Optional(Type.Union([Type.Literal('member'), Type.Literal('all')])),
+            status: Type.Optional(ConversationStatus),
           },
           { additionalProperties: false },
         ),
@@ -145,6 +155,31 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
       const principal = principalOf(request)
       const { conversationId } = request.params
       await assignConversation(ctx, principal.tenantId, conversationId, request.body, actorOf(principal))
+      return getConversation(ctx, principal, conversationId)
+    },
+  )
+}
+
+/** Open, pending and resolved. */
+async function statusRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.put(
+    '/v1/conversations/:conversationId/status',
+    {
+      config: { access: inConversation(allow.staff('conversations:write')) },
+      schema: {
+        summary:
+          'Mark a conversation open, pending (waiting on the customer) or resolved (audited); the customer’s next ' +
+          'message reopens it',
+        tags: ['conversations'],
+        params: ConversationParams,
+        body: Type.Object({ status: ConversationStatus }, { additionalProperties: false }),
+        response: { 200: Conversation, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const { conversationId } = request.params
+      await setConversationStatus(ctx, principal.tenantId, conversationId, request.body.status, actorOf(principal))
       return getConversation(ctx, principal, conversationId)
     },
   )

@@ -2,6 +2,7 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
+import { indexCustomerName } from './customer-search.ts'
 
 /** The customer columns the keyring seals, for `keys reencrypt` and `keys retire`. */
 export const customerEncryptedColumns: EncryptedColumn[] = ['external_ref', 'display_name', 'phone_number'].map(
@@ -59,6 +60,7 @@ export async function createCustomer(
     .onConflict((oc) => oc.columns(['tenant_id', 'external_ref_index']).doNothing())
     .executeTakeFirst()
   if ((inserted.numInsertedOrUpdatedRows ?? 0n) === 0n) throw new Problem('customers/duplicate-reference')
+  await indexCustomerName(ctx, tenantId, id, input.displayName)
   return {
     id,
     externalRef: input.externalRef,
@@ -87,6 +89,19 @@ export async function findCustomerIdByPhoneNumber(
     .limit(2)
     .execute()
   return rows.length === 1 ? rows[0]?.id : undefined
+}
+
+/** Every customer of the tenant with this phone number on file (E.164), through its blind index (for search). */
+export async function customerIdsByPhoneNumber(ctx: Ctx, tenantId: string, phoneNumber: string): Promise<string[]> {
+  const index = await ctx.keyring.blindIndex(tenantId, PHONE_NUMBER_INDEX, phoneNumber)
+  const rows = await ctx.db
+    .selectFrom('customers')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('phone_number_index', '=', index)
+    .limit(100)
+    .execute()
+  return rows.map((r) => r.id)
 }
 
 async function decryptCustomer(

@@ -4,11 +4,23 @@ import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { Compliance } from './Compliance.tsx'
 import { ConversationTools } from './ConversationTools.tsx'
 import { outcomeSentence, paymentLine } from './consent-words.ts'
+import {
+  ChannelIcons,
+  NotificationsButton,
+  SearchBox,
+  StatusControl,
+  statusLabels,
+  useAttention,
+  useCannedReplies,
+} from './Desk.tsx'
 import { InboxFilters, noFilter, passesFilter } from './InboxFilters.tsx'
 import { PivotPanel } from './PivotPanel.tsx'
 import {
   ChannelBadge,
+  type ChannelKey,
   ChannelOrigin,
+  channelKeyLabels,
+  channelKeyOf,
   channelNameOf,
   PublicMessageDetails,
   replyLabel,
@@ -16,7 +28,7 @@ import {
 } from './PublicChannel.tsx'
 import { whyNotSent } from './public-channels.ts'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
-import { buildTimeline, type TimelineItem } from './timeline.ts'
+import type { TimelineItem } from './timeline.ts'
 import { VirtualList } from './VirtualList.tsx'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
@@ -237,6 +249,7 @@ const streamStateLabel = {
 function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void> }) {
   const { session } = props
   useSession(session)
+  useAttention(session)
   // Compliance officers start in the archive; whoever may also answer starts in the inbox.
   const [view, setView] = useState<'conversations' | 'compliance'>(
     session.can('conversations:write') ? 'conversations' : 'compliance',
@@ -265,6 +278,7 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
             ))}
           </nav>
         )}
+        <NotificationsButton />
         <AddPasskey session={session} />
         <button type="button" class="secondary" onClick={() => void props.onSignOut()}>
           Sign out
@@ -297,49 +311,73 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
 function Inbox(props: { session: ConsoleSession }) {
   const { session } = props
   const [filter, setFilter] = useState(noFilter)
+  const [searching, setSearching] = useState(false)
   const all = session.inbox()
-  const entries = all.filter((entry) => passesFilter(session, entry, filter))
+  // One line per customer: their most recent conversation stands for all of them.
+  const groups = new Map<string, InboxEntry[]>()
+  for (const entry of all.filter((e) => passesFilter(session, e, filter))) {
+    const key = entry.conversation.customerId ?? entry.conversation.id
+    groups.set(key, [...(groups.get(key) ?? []), entry])
+  }
+  const entries = [...groups.values()]
   return (
     <nav class="inbox" aria-labelledby="inbox-heading">
       <h2 id="inbox-heading">Inbox</h2>
-      <InboxFilters
-        filter={filter}
-        canSeeTeam={session.can('conversations:all')}
-        onChange={(next) => {
-          // Ticked: the list is read now, as it stands (the stream only follows this staff member's own).
-          if (next.team && !filter.team) session.showTeam()
-          setFilter(next)
-        }}
-      />
-      {entries.length === 0 ? (
+      <SearchBox session={session} onResults={setSearching} />
+      {!searching && (
+        <InboxFilters
+          filter={filter}
+          canSeeTeam={session.can('conversations:all')}
+          onChange={(next) => {
+            // Ticked: the list is read now, as it stands (the stream only follows this staff member's own).
+            if (next.team && !filter.team) session.showTeam()
+            setFilter(next)
+          }}
+        />
+      )}
+      {searching ? null : entries.length === 0 ? (
         <p>{all.length === 0 ? 'No conversations yet.' : 'No conversation matches these filters.'}</p>
       ) : (
         <VirtualList
           items={entries}
-          keyOf={(entry) => entry.conversation.id}
-          estimatedRowHeight={72}
-          render={(entry) => (
-            <button
-              type="button"
-              class="inbox-item"
-              aria-current={session.openId === entry.conversation.id ? 'true' : undefined}
-              onClick={() => void session.open(entry.conversation.id)}
-            >
-              <span class="who">{entry.customerName}</span>
-              <ChannelBadge session={session} conversationId={entry.conversation.id} />
-              <span class="when">
-                {entry.lastMessageAt ? (
-                  <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>
-                ) : (
-                  'No messages'
-                )}
-              </span>
-              {entry.unread > 0 && <span class="unread">{entry.unread} unread</span>}
-            </button>
-          )}
+          keyOf={(group) => (group[0] as InboxEntry).conversation.id}
+          estimatedRowHeight={88}
+          render={(group) => <InboxLine session={session} group={group} />}
         />
       )}
     </nav>
+  )
+}
+
+function InboxLine(props: { session: ConsoleSession; group: InboxEntry[] }) {
+  const { session, group } = props
+  const entry = group[0] as InboxEntry
+  const unread = group.reduce((sum, e) => sum + e.unread, 0)
+  const preview = session.preview(entry)
+  return (
+    <button
+      type="button"
+      class="inbox-item"
+      aria-current={group.some((e) => e.conversation.id === session.openId) ? 'true' : undefined}
+      onClick={() => void session.open(entry.conversation.id)}
+    >
+      <span class="who">{entry.customerName}</span>
+      <ChannelIcons session={session} entries={group} />
+      <span class="when">
+        {entry.lastMessageAt ? (
+          <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>
+        ) : (
+          'No messages'
+        )}
+      </span>
+      {preview && <span class="preview">{preview}</span>}
+      {entry.conversation.status !== 'open' && (
+        <span class={`status-badge status-${entry.conversation.status}`}>
+          {statusLabels[entry.conversation.status]}
+        </span>
+      )}
+      {unread > 0 && <span class="unread">{unread} unread</span>}
+    </button>
   )
 }
 
@@ -360,9 +398,8 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
     // The payment requests of the conversation belong in its timeline (staff who may not see them get none).
     session.consents.load(conversationId).catch(() => undefined)
   }, [session, conversationId])
-  const messages = session.messages.get(conversationId)
-  const consents = session.consents.of(conversationId)
-  const timeline = messages && buildTimeline(messages, consents)
+  const timeline = session.timeline(entry)
+  const several = session.customerEntries(entry).length > 1
   const heading = useRef<HTMLHeadingElement>(null)
   const end = useRef<HTMLLIElement>(null)
   useEffect(() => heading.current?.focus(), [])
@@ -378,6 +415,7 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
         </h2>
         <ChannelBadge session={session} conversationId={conversationId} />
         <ChannelOrigin session={session} conversationId={conversationId} />
+        <StatusControl session={session} entry={entry} />
         {session.consents.fraudIn(conversationId) && (
           <span class="badge danger fraud-flag">Fraud reported: the customer said a payment wasn’t them</span>
         )}
@@ -398,7 +436,12 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
         >
           <ol class="message-list">
             {timeline.map((item) => (
-              <TimelineLine key={item.key} item={item} customerName={entry.customerName} />
+              <TimelineLine
+                key={item.key}
+                item={item}
+                customerName={entry.customerName}
+                channelOf={several ? (id) => channelKeyOf(session, id) : undefined}
+              />
             ))}
             <li ref={end} class="end" aria-hidden="true" />
           </ol>
@@ -409,8 +452,13 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
   )
 }
 
-function TimelineLine(props: { item: TimelineItem; customerName: string }) {
-  const { item } = props
+function TimelineLine(props: {
+  item: TimelineItem
+  customerName: string
+  /** With several conversations in one timeline, the channel each line came on. */
+  channelOf?: ((conversationId: string) => ChannelKey) | undefined
+}) {
+  const { item, channelOf } = props
   switch (item.kind) {
     case 'divider':
       return <SecureDivider />
@@ -420,6 +468,12 @@ function TimelineLine(props: { item: TimelineItem; customerName: string }) {
         <li class={`message from-${m.from}`}>
           <span class="meta">
             {fromLabel[m.from]} · <time dateTime={m.createdAt}>{dayAndTime.format(new Date(m.createdAt))}</time>
+            {channelOf && (
+              <span class={`channel-mark channel-${channelOf(item.conversationId)}`}>
+                {' '}
+                · {channelKeyLabels[channelOf(item.conversationId)]}
+              </span>
+            )}
           </span>
           {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
           {m.public && <PublicMessageDetails details={m.public} />}
@@ -454,12 +508,14 @@ function TimelineLine(props: { item: TimelineItem; customerName: string }) {
 
 function Composer(props: { session: ConsoleSession; conversationId: string }) {
   const { session, conversationId } = props
+  const suggestions = useCannedReplies(session)
   return (
     <MessageComposer
+      suggestions={suggestions}
       id="reply"
       className="composer"
       label={replyLabel(session, conversationId)}
-      help="Enter sends; Shift+Enter starts a new line."
+      help="Enter sends; Shift+Enter starts a new line; / and a shortcut inserts a canned reply."
       maxLength={4000}
       send={(text) => session.send(conversationId, text)}
       whyNotSent={(error) => whyNotSent(error, channelNameOf(session, conversationId))}

@@ -2,6 +2,7 @@ import './ops.css'
 import { AssignmentPanel } from './AssignmentPanel.tsx'
 import { ConsentPanel } from './ConsentPanel.tsx'
 import { CustomerPanel } from './CustomerPanel.tsx'
+import { NotesPanel } from './Desk.tsx'
 import type { ConsoleSession, InboxEntry } from './session.ts'
 
 /** Beside the open conversation: its customer and their devices, payment confirmations, and (supervisors) assignment. */
@@ -9,7 +10,7 @@ export function ConversationTools(props: { session: ConsoleSession; entry: Inbox
   const { session, entry } = props
   const { customerId, id } = entry.conversation
   return (
-    <aside class="tools" aria-label={`Customer, payments and assignment for ${entry.customerName}`}>
+    <aside class="tools" aria-label={`Customer, payments, assignment and notes for ${entry.customerName}`}>
       {customerId === null ? (
         <section class="panel">
           <h2>Customer</h2>
@@ -24,6 +25,7 @@ export function ConversationTools(props: { session: ConsoleSession; entry: Inbox
         </>
       )}
       {session.can('conversations:assign') && <AssignmentPanel session={session} entry={entry} />}
+      <NotesPanel session={session} conversationId={id} />
     </aside>
   )
 }

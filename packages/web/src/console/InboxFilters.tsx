@@ -1,3 +1,4 @@
+import type { ConversationStatus } from '@strongroom/sdk'
 import { type ChannelKey, channelKeyLabels, channelKeyOf } from './PublicChannel.tsx'
 import type { ConsoleSession, InboxEntry } from './session.ts'
 
@@ -7,14 +8,16 @@ export interface InboxFilter {
   mineOnly: boolean
   /** Every conversation of the bank, not only this staff member's (for holders of conversations:all). */
   team: boolean
+  status: ConversationStatus | 'all'
 }
 
-export const noFilter: InboxFilter = { channel: 'all', unreadOnly: false, mineOnly: false, team: false }
+export const noFilter: InboxFilter = { channel: 'all', unreadOnly: false, mineOnly: false, team: false, status: 'all' }
 
 /** Whether an inbox line passes the filter. The open conversation stays listed, though reading it cleared its count. */
 export function passesFilter(session: ConsoleSession, entry: InboxEntry, filter: InboxFilter): boolean {
   const id = entry.conversation.id
   if (filter.channel !== 'all' && channelKeyOf(session, id) !== filter.channel) return false
+  if (filter.status !== 'all' && entry.conversation.status !== filter.status && session.openId !== id) return false
   if (filter.unreadOnly && entry.unread === 0 && session.openId !== id) return false
   if (filter.mineOnly && entry.conversation.assignedStaffId !== session.me.staffId) return false
   if (!filter.team && !session.isMember(entry) && session.openId !== id) return false
@@ -46,6 +49,21 @@ export function InboxFilters(props: {
               {channelKeyLabels[key]}
             </option>
           ))}
+        </select>
+      </div>
+      <div class="filter-status">
+        <label for="status-filter">Status</label>
+        <select
+          id="status-filter"
+          value={filter.status}
+          onChange={(event) =>
+            onChange({ ...filter, status: (event.target as HTMLSelectElement).value as InboxFilter['status'] })
+          }
+        >
+          <option value="all">Any status</option>
+          <option value="open">Open</option>
+          <option value="pending">Pending</option>
+          <option value="resolved">Resolved</option>
         </select>
       </div>
       <FilterCheck

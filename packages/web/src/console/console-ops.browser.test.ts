@@ -20,7 +20,6 @@ import {
 import {
   archiveRecords,
   createConversationIn,
-  createCustomer,
   createTestBank,
   type TestBank,
   type TestServer,
@@ -358,21 +357,10 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
 
   test('1,000 conversations: the inbox renders only what is in view and moves by keyboard to the last', async () => {
     const busy = await bank.staffToken('agent', 'Busy Agent')
-    const customers: { id: string }[] = []
-    for (let i = 0; i < 20; i++) {
-      customers.push(
-        await createCustomer(server.ctx, bank.tenantId, {
-          externalRef: `REF-BUSY-${i}`,
-          displayName: `Customer ${String(i).padStart(2, '0')}`,
-        }),
-      )
-    }
+    // The inbox has a line per customer: 1,000 senders not yet linked to a customer make 1,000 lines.
     await server.ctx.db.transaction().execute(async (trx) => {
       for (let i = 0; i < 1000; i++) {
-        await createConversationIn(trx, bank.tenantId, {
-          customerId: customers[i % customers.length]?.id as string,
-          assignedStaffId: busy.staffId,
-        })
+        await createConversationIn(trx, bank.tenantId, { customerId: null, assignedStaffId: busy.staffId })
       }
     })
     const page = await newPage()

@@ -1,6 +1,7 @@
 import {
   base64ToBytes,
   type Conversation,
+  type ConversationStatus,
   type ConversationUpdate,
   type Credentials,
   claimStaffSession,
@@ -17,8 +18,10 @@ import {
 } from '@strongroom/sdk'
 import { createPasskey, getPasskeyAssertion } from '../shared/passkey.ts'
 import { ConsentTracker } from './consent-tracker.ts'
+import { Desk } from './desk.ts'
 import { PublicChannels, type PublicDetails } from './public-channels.ts'
 import { BrowserSecureContent } from './secure-content.ts'
+import { buildTimeline, type TimelineItem } from './timeline.ts'
 
 /** One line of the inbox. */
 export interface InboxEntry {
@@ -27,6 +30,8 @@ export interface InboxEntry {
   /** Messages after this staff member's read marker. */
   unread: number
   lastMessageAt: string | undefined
+  /** The last message's text (or what stands for it), once the console has seen it. */
+  preview?: string | undefined
 }
 
 /** A message as the console shows it. */
@@ -96,12 +101,17 @@ export class ConsoleSession {
   readonly messages = new Map<string, ShownMessage[]>()
   openId: string | undefined
   streamState: StreamState = 'connecting'
+  /** Called when a customer's message arrives (desktop notifications listen here). */
+  onCustomerMessage: ((entry: InboxEntry) => void) | undefined
   /** The last thing that went wrong, in words for the agent. */
   problem: string | undefined
   secure: SecureContent | undefined
   /** The payment confirmations of the conversations shown, followed until each is decided. */
   readonly consents: ConsentTracker
   readonly publicChannels: PublicChannels
+  readonly desk: Desk
+  /** Conversations whose last message is being fetched for the inbox's preview. */
+  readonly #previewing = new Set<string>()
   /** Pivots' secure conversations this browser has joined as an MLS member, so it can encrypt for them. */
   readonly #joined = new Set<string>()
   #stream: MessageStream | undefined
@@ -126,6 +136,7 @@ export class ConsoleSession {
     this.me = me
     this.consents = new ConsentTracker(client)
     this.publicChannels = new PublicChannels(client, () => this.#changed())
+    this.desk = new Desk(client)
   }
 
   static async signIn(baseUrl: string, token: string): Promise<ConsoleSession> {
@@ -319,24 +330,85 @@ export class ConsoleSession {
     if (!conversationId) return
     const entry = this.entries.get(conversationId)
     if (!entry) return
-    if (!this.messages.has(conversationId)) {
-      const after = Math.max(0, entry.conversation.lastSeq - HISTORY)
-      const history = await this.client.listMessages(conversationId, { after, limit: HISTORY })
-      const shown: ShownMessage[] = []
-      for (const message of history) {
-        const item = await this.#show(message)
-        if (item) shown.push(item)
-      }
-      // Live messages may have arrived while the history loaded: keep both, once each, in order.
-      const merged = new Map([...shown, ...(this.messages.get(conversationId) ?? [])].map((m) => [m.seq, m]))
-      this.messages.set(
-        conversationId,
-        [...merged.values()].sort((a, b) => a.seq - b.seq),
-      )
-    }
+    // One timeline per customer: every conversation of theirs on every channel.
+    const entries = this.customerEntries(entry)
+    for (const other of entries) await this.#loadHistory(other)
     await this.#noteJoined(conversationId)
-    await this.#markRead(entry)
+    for (const other of entries) await this.#markRead(other)
     this.#changed()
+  }
+
+  async #loadHistory(entry: InboxEntry): Promise<void> {
+    const conversationId = entry.conversation.id
+    if (this.messages.has(conversationId)) return
+    const after = Math.max(0, entry.conversation.lastSeq - HISTORY)
+    const history = await this.client.listMessages(conversationId, { after, limit: HISTORY })
+    const shown: ShownMessage[] = []
+    for (const message of history) {
+      const item = await this.#show(message)
+      if (item) shown.push(item)
+    }
+    // Live messages may have arrived while the history loaded: keep both, once each, in order.
+    const merged = new Map([...shown, ...(this.messages.get(conversationId) ?? [])].map((m) => [m.seq, m]))
+    const list = [...merged.values()].sort((a, b) => a.seq - b.seq)
+    this.messages.set(conversationId, list)
+    entry.preview ??= previewOf(list.at(-1))
+  }
+
+  /** Whether the conversation is in the timeline on screen (the open conversation's customer's). */
+  #isShown(entry: InboxEntry): boolean {
+    const open = this.openId ? this.entries.get(this.openId) : undefined
+    return open !== undefined && this.customerEntries(open).includes(entry)
+  }
+
+  /** The inbox lines of the same customer (an unidentified sender's conversation is alone), most recent first. */
+  customerEntries(entry: InboxEntry): InboxEntry[] {
+    const { customerId } = entry.conversation
+    if (customerId === null) return [entry]
+    return this.inbox().filter((e) => e.conversation.customerId === customerId)
+  }
+
+  /**
+   * The customer's messages on every channel and their payment requests, in time order, each with its conversation
+   * (see buildTimeline); undefined until the open conversation's messages are loaded.
+   */
+  timeline(entry: InboxEntry): TimelineItem[] | undefined {
+    if (!this.messages.has(entry.conversation.id)) return undefined
+    return buildTimeline(
+      this.customerEntries(entry).map(({ conversation }) => ({
+        conversationId: conversation.id,
+        messages: this.messages.get(conversation.id) ?? [],
+        consents: this.consents.of(conversation.id),
+      })),
+    )
+  }
+
+  /** The inbox's preview of a conversation's last message: asks for it once when the console has not seen it. */
+  preview(entry: InboxEntry): string | undefined {
+    const id = entry.conversation.id
+    if (entry.preview !== undefined || entry.conversation.lastSeq === 0 || this.#previewing.has(id)) {
+      return entry.preview
+    }
+    this.#previewing.add(id)
+    this.#enqueue(async () => {
+      const seq = entry.conversation.lastSeq
+      const [last] = await this.client.listMessages(id, { after: seq - 1, limit: 1 })
+      if (entry.preview === undefined) entry.preview = previewOf(last && (await this.#show(last))) ?? ''
+      this.#changed()
+    })
+    return undefined
+  }
+
+  /** Marks the conversation open, pending or resolved (the customer's next message reopens it). */
+  async setStatus(conversationId: string, status: ConversationStatus): Promise<void> {
+    this.updateConversation(await this.desk.setStatus(conversationId, status))
+  }
+
+  /** Total unread messages across the inbox (the page title shows it). */
+  unreadTotal(): number {
+    let total = 0
+    for (const entry of this.entries.values()) total += entry.unread
+    return total
   }
 
   async send(conversationId: string, text: string): Promise<void> {
@@ -400,6 +472,15 @@ export class ConsoleSession {
       await Promise.all(conversations.map((c) => this.#addConversation(c)))
       this.#changed()
     })
+  }
+
+  /** Adds conversations found elsewhere (a search) that the inbox does not hold yet, as they are now. */
+  async addConversations(conversationIds: readonly string[]): Promise<void> {
+    const missing = conversationIds.filter((id) => !this.entries.has(id))
+    if (missing.length === 0) return
+    await this.publicChannels.learn(missing)
+    for (const id of missing) await this.#addConversation(await this.client.getConversation(id))
+    this.#changed()
   }
 
   /** Whether this staff member is in the conversation (rather than seeing it as a supervisor). */
@@ -476,8 +557,14 @@ export class ConsoleSession {
     entry.conversation = { ...entry.conversation, lastSeq: Math.max(entry.conversation.lastSeq, message.seq) }
     if (shown) {
       entry.lastMessageAt = message.createdAt
+      entry.preview = previewOf(shown)
+      // The customer's message reopens the conversation (the server did the same as it stored it).
+      if (shown.from === 'customer' && entry.conversation.status !== 'open') {
+        entry.conversation = { ...entry.conversation, status: 'open' }
+      }
+      if (shown.from === 'customer') this.onCustomerMessage?.(entry)
       const fromMe = shown.from === 'you'
-      if (this.openId === message.conversationId || fromMe) await this.#markRead(entry)
+      if (this.#isShown(entry) || fromMe) await this.#markRead(entry)
       else entry.unread += 1
       const list = this.messages.get(message.conversationId)
       if (list && !list.some((m) => m.seq === message.seq)) list.push(shown)
@@ -517,4 +604,10 @@ export class ConsoleSession {
     }
     return { ...base, text: undefined, placeholder: `A ${message.contentType} message this console cannot show` }
   }
+}
+
+/** A message as the inbox previews it: its first line, or what stands for it. */
+function previewOf(message: ShownMessage | undefined): string | undefined {
+  if (!message) return undefined
+  return (message.text ?? message.placeholder ?? '').split('\n')[0]?.slice(0, 120)
 }

@@ -1,5 +1,12 @@
 import type { ComponentChildren } from 'preact'
-import { useState } from 'preact/hooks'
+import { useRef, useState } from 'preact/hooks'
+
+/** A text the composer offers in place of the draft. */
+export interface Suggestion {
+  key: string
+  label: string
+  text: string
+}
 
 /**
  * A labelled text box that sends on Enter (Shift+Enter starts a new line), keeps the text until it is sent, and says
@@ -15,8 +22,16 @@ export function MessageComposer(props: {
   send: (text: string) => Promise<void>
   whyNotSent: (error: unknown) => string
   waiting?: string | undefined
+  /** Texts the draft may become (the console's canned replies after "/"): Enter takes the first, a click any. */
+  suggestions?: ((draft: string) => readonly Suggestion[]) | undefined
 }) {
   const [text, setText] = useState('')
+  const box = useRef<HTMLTextAreaElement>(null)
+  const suggested = props.suggestions?.(text) ?? []
+  const take = (suggestion: Suggestion) => {
+    setText(suggestion.text)
+    box.current?.focus()
+  }
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | undefined>(undefined)
   const helpId = `${props.id}-help`
@@ -46,6 +61,7 @@ export function MessageComposer(props: {
       <div class={`${props.className}-row`}>
         <textarea
           id={props.id}
+          ref={box}
           rows={2}
           value={text}
           maxLength={props.maxLength}
@@ -58,7 +74,8 @@ export function MessageComposer(props: {
           onKeyDown={(event) => {
             if (event.key === 'Enter' && !event.shiftKey) {
               event.preventDefault()
-              void send()
+              if (suggested[0]) take(suggested[0])
+              else void send()
             }
           }}
         />
@@ -66,8 +83,19 @@ export function MessageComposer(props: {
           Send
         </button>
       </div>
+      {suggested.length > 0 && (
+        <ul class="suggestions" aria-label="Canned replies">
+          {suggested.map((suggestion) => (
+            <li key={suggestion.key}>
+              <button type="button" class="secondary" onClick={() => take(suggestion)}>
+                {suggestion.label}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       <p id={helpId} class="help" role="status">
-        {props.waiting ?? props.help}
+        {props.waiting ?? (suggested[0] ? `Enter inserts ${suggested[0].label}.` : props.help)}
       </p>
       {error && (
         <p class="alert" role="alert">

@@ -150,6 +150,48 @@ export interface ConversationsTable {
   device_message_days: number | null
   /** Only MLS messages of its group, and nothing before the group exists. */
   encryption_required: Generated<boolean>
+  /** Open, pending (waiting on the customer) or resolved; a message from the customer reopens it. */
+  status: Generated<ConversationStatus>
+  status_changed_at: Timestamp | null
+}
+
+export type ConversationStatus = 'open' | 'pending' | 'resolved'
+
+export interface ConversationNotesTable {
+  tenant_id: string
+  id: string
+  conversation_id: string
+  author_staff_id: string
+  /** Sealed with the tenant data key. */
+  body: Uint8Array
+  created_at: Timestamp
+}
+
+export interface CannedRepliesTable {
+  tenant_id: string
+  id: string
+  /** What an agent types after "/" in the composer. */
+  shortcut: string
+  title: string
+  body: string
+  updated_by: string
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+/** A word of a customer's name, as a keyed blind index. */
+export interface CustomerNameTermsTable {
+  tenant_id: string
+  term: Uint8Array
+  customer_id: string
+}
+
+/** A word of a public-channel message, as a keyed blind index. */
+export interface ChannelMessageTermsTable {
+  tenant_id: string
+  term: Uint8Array
+  conversation_id: string
+  seq: BigIntColumn
 }
 
 export interface MessageRetentionPoliciesTable {
@@ -752,6 +794,10 @@ export interface Database {
   archive_holds: ArchiveHoldsTable
   message_retention_policies: MessageRetentionPoliciesTable
   rate_limit_counters: RateLimitCountersTable
+  conversation_notes: ConversationNotesTable
+  canned_replies: CannedRepliesTable
+  customer_name_terms: CustomerNameTermsTable
+  channel_message_terms: ChannelMessageTermsTable
 }
 
 export type { Generated }

@@ -15,6 +15,7 @@ export const scopes = [
   'consents:write',
   'archive:read',
   'archive:manage',
+  'replies:manage',
 ] as const
 export type Scope = (typeof scopes)[number]
 
@@ -29,6 +30,7 @@ export type Role = (typeof roles)[number]
  * exports everything held about one customer, archive and audit log included. staff:provision lets the bank's identity
  * provider create, change and deactivate staff over SCIM (a bank backend's scope; admins hold it too). factors:reset removes every TOTP
  * factor and passkey of a customer who lost them (the staff-assisted reset), so that they can enrol afresh.
+ * replies:manage writes the bank's canned replies (admins; agents read and insert them).
  */
 export const roleScopes: Record<Role, readonly Scope[]> = {
   agent: [
