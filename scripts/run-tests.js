@@ -31,7 +31,7 @@ if (!existsSync('packages/web/dist/.vite/manifest.json')) {
   const build = spawnSync(process.execPath, ['--import', 'tsx', 'packages/web/build.ts'], { stdio: 'inherit' })
   if (build.status !== 0) process.exit(build.status ?? 1)
 }
-const run = (batch) =>
+const run = (batch, timeout = 240_000) =>
   batch.length === 0
     ? 0
     : (spawnSync(
@@ -42,7 +42,7 @@ const run = (batch) =>
           'tsx',
           '--test',
           '--test-concurrency=2',
-          '--test-timeout=240000',
+          `--test-timeout=${timeout}`,
           ...flags,
           ...batch.sort(),
         ],
@@ -50,7 +50,11 @@ const run = (batch) =>
       ).status ?? 1)
 // Browser tests run on their own after the rest: a browser beside two busy test files on two cores misses its waits.
 const browser = files.filter((file) => file.endsWith('.browser.test.ts'))
-const others = files.filter((file) => !browser.includes(file))
+// The fault tests run a whole cluster through every fault in turn, each waited out (a node stopped for 10 s, a
+// database restarted): they run last, with the time that takes.
+const faults = files.filter((file) => file.endsWith('faults.test.ts'))
+const others = files.filter((file) => !browser.includes(file) && !faults.includes(file))
 const othersStatus = run(others)
 const browserStatus = run(browser)
-process.exit(othersStatus || browserStatus)
+const faultsStatus = run(faults, 900_000)
+process.exit(othersStatus || browserStatus || faultsStatus)
