@@ -106,6 +106,7 @@ describe('the HTTP surface', () => {
       who: 'member',
       staffScope: 'conversations:write',
       membership: 'conversationId',
+      browser: 'chat',
     })
     assert.deepEqual(ruleOf('POST', '/v1/integrity/attest'), { who: 'device', integrity: 'exempt' })
     assert.deepEqual(ruleOf('GET', '/v1/stream'), { who: 'stream' })

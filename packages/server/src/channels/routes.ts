@@ -60,6 +60,65 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
   await dlpScanRoutes(app, ctx)
 }
 
+/** A channel's settings and credentials as staff set them (each connector uses its own). */
+const ChannelConfigBody = Type.Object(
+  {
+    address: Type.String({
+      minLength: 1,
+      maxLength: 110,
+      pattern: '^\\+?[0-9A-Za-z_-]+(@rbm\\.goog)?$',
+      description: 'the Twilio or SMPP number (E.164), WhatsApp phone-number id, Facebook page id or RBM agent id',
+    }),
+    accountSid: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),
+    apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]{1,2}$' })),
+    agentId: Type.Optional(idOf('stf')),
+    baseUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'dev mode only' })),
+    host: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.-]+$', description: 'SMPP: the SMSC' }),
+    ),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    tls: Type.Optional(Type.Boolean({ description: 'SMPP over TLS' })),
+    systemId: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 15, pattern: '^[\\x21-\\x7e]+$', description: 'SMPP system_id' }),
+    ),
+    systemType: Type.Optional(Type.String({ maxLength: 12, pattern: '^[\\x21-\\x7e]*$' })),
+    verifiedSender: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 100, description: "RBM: the agent's verified display name" }),
+    ),
+    humanAgentTag: Type.Optional(
+      Type.Boolean({
+        description: 'Messenger: the Human Agent permission is granted (HUMAN_AGENT replies, 7 days)',
+      }),
+    ),
+    secrets: Type.Object(
+      {
+        authToken: Type.Optional(Secret),
+        appSecret: Type.Optional(Secret),
+        accessToken: Type.Optional(Secret),
+        verifyToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
+        clientToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
+        serviceAccountKey: Type.Optional(
+          Type.String({
+            minLength: 100,
+            maxLength: 8192,
+            description: "RBM: the agent's service account JSON key, as the Google Cloud console downloads it",
+          }),
+        ),
+        password: Type.Optional(
+          Type.String({
+            minLength: 1,
+            maxLength: 8,
+            pattern: '^[\\x21-\\x7e]+$',
+            description: 'SMPP password (SMPP 3.4 allows 8 characters at most)',
+          }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+)
+
 /** Configuring a public channel. */
 async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   app.put(
@@ -72,64 +131,7 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
           'never returned; a secret left out keeps its stored value)',
         tags: ['channels'],
         params: Type.Object({ connector: Connector }),
-        body: Type.Object(
-          {
-            address: Type.String({
-              minLength: 1,
-              maxLength: 110,
-              pattern: '^\\+?[0-9A-Za-z_-]+(@rbm\\.goog)?$',
-              description:
-                'the Twilio or SMPP number (E.164), WhatsApp phone-number id, Facebook page id or RBM agent id',
-            }),
-            accountSid: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),
-            apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]{1,2}$' })),
-            agentId: Type.Optional(idOf('stf')),
-            baseUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'dev mode only' })),
-            host: Type.Optional(
-              Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.-]+$', description: 'SMPP: the SMSC' }),
-            ),
-            port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-            tls: Type.Optional(Type.Boolean({ description: 'SMPP over TLS' })),
-            systemId: Type.Optional(
-              Type.String({ minLength: 1, maxLength: 15, pattern: '^[\\x21-\\x7e]+$', description: 'SMPP system_id' }),
-            ),
-            systemType: Type.Optional(Type.String({ maxLength: 12, pattern: '^[\\x21-\\x7e]*$' })),
-            verifiedSender: Type.Optional(
-              Type.String({ minLength: 1, maxLength: 100, description: "RBM: the agent's verified display name" }),
-            ),
-            humanAgentTag: Type.Optional(
-              Type.Boolean({
-                description: 'Messenger: the Human Agent permission is granted (HUMAN_AGENT replies, 7 days)',
-              }),
-            ),
-            secrets: Type.Object(
-              {
-                authToken: Type.Optional(Secret),
-                appSecret: Type.Optional(Secret),
-                accessToken: Type.Optional(Secret),
-                verifyToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
-                clientToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
-                serviceAccountKey: Type.Optional(
-                  Type.String({
-                    minLength: 100,
-                    maxLength: 8192,
-                    description: "RBM: the agent's service account JSON key, as the Google Cloud console downloads it",
-                  }),
-                ),
-                password: Type.Optional(
-                  Type.String({
-                    minLength: 1,
-                    maxLength: 8,
-                    pattern: '^[\\x21-\\x7e]+$',
-                    description: 'SMPP password (SMPP 3.4 allows 8 characters at most)',
-                  }),
-                ),
-              },
-              { additionalProperties: false },
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        body: ChannelConfigBody,
         response: { 200: ChannelViewSchema, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },

@@ -34,7 +34,9 @@ describe('the strongroom command', () => {
       'conversations:write',
       'member',
       'of',
-      ':conversationId',
+      ':conversationId,',
+      'browser',
+      'chat',
     ])
     assert.deepEqual(row('POST', '/v1/integrity/attest'), [
       'POST',
