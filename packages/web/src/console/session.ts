@@ -594,7 +594,10 @@ export class ConsoleSession {
     if (isPublicChannelMessage(message)) {
       const read = await this.publicChannels.read(message)
       if (!read) return { ...base, text: undefined, placeholder: 'A public-channel message that could not be opened' }
-      return { ...base, createdAt: read.details.at, text: read.text, public: read.details }
+      // History a pivot imported keeps the time it was written; a message received here is placed when it arrived
+      // (a provider's own timestamp may be whole seconds, which would put it before what followed it).
+      const createdAt = read.details.imported ? read.details.at : base.createdAt
+      return { ...base, createdAt, text: read.text, public: read.details }
     }
     if (message.contentType === 'message/mls') {
       if (!this.secure) return { ...base, text: undefined, placeholder: 'Encrypted message' }
