@@ -246,7 +246,7 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
     await pivotPanel().getByRole('button', { name: 'Open the secure conversation' }).click()
     await agent.locator('.conversation-head').getByText('Secure', { exact: true }).waitFor()
     await agent.getByLabel('Reply', { exact: true }).fill('Welcome, Grace. Your new card can be paid for here.')
-    await agent.getByRole('button', { name: 'Send' }).click()
+    await agent.getByRole('button', { name: 'Send', exact: true }).click()
     await secureLog().getByText('Welcome, Grace. Your new card can be paid for here.').waitFor()
     await secure.getByRole('textbox', { name: 'Message' }).fill('Thank you. How much is it?')
     await secure.keyboard.press('Enter')

@@ -182,7 +182,7 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
       .waitFor()
     await agent.getByLabel('Reply', { exact: true }).fill('Welcome, Grace. Your new card can be paid for here.')
     // Send waits (disabled, saying why) until the customer's browser has made the group and the console has joined.
-    await agent.getByRole('button', { name: 'Send' }).click()
+    await agent.getByRole('button', { name: 'Send', exact: true }).click()
     await secureLog().getByText('Welcome, Grace. Your new card can be paid for here.').waitFor()
     await secure.getByRole('textbox', { name: 'Message' }).fill('Thank you. How much is it?')
     await secure.keyboard.press('Enter')

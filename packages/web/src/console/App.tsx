@@ -23,6 +23,7 @@ import {
   channelKeyOf,
   channelNameOf,
   PublicMessageDetails,
+  RiskBadge,
   replyLabel,
   SecureDivider,
 } from './PublicChannel.tsx'
@@ -349,6 +350,15 @@ function Inbox(props: { session: ConsoleSession }) {
   )
 }
 
+/** What made any of the customer's public conversations suspicious (a lookalike link, a spoofed sender), each once. */
+function riskOf(session: ConsoleSession, group: readonly InboxEntry[]): string[] {
+  const flags = group.flatMap((e) => {
+    const channel = session.publicChannels.of(e.conversation.id)
+    return channel?.kind === 'public' ? channel.risk : []
+  })
+  return [...new Set(flags)]
+}
+
 function InboxLine(props: { session: ConsoleSession; group: InboxEntry[] }) {
   const { session, group } = props
   const entry = group[0] as InboxEntry
@@ -363,6 +373,7 @@ function InboxLine(props: { session: ConsoleSession; group: InboxEntry[] }) {
     >
       <span class="who">{entry.customerName}</span>
       <ChannelIcons session={session} entries={group} />
+      <RiskBadge risk={riskOf(session, group)} />
       <span class="when">
         {entry.lastMessageAt ? (
           <time dateTime={entry.lastMessageAt}>{time.format(new Date(entry.lastMessageAt))}</time>

@@ -21,7 +21,7 @@ const riskNames: Record<string, string> = {
 }
 
 /** Smishing and spoofing flags, in words for the agent. */
-function RiskBadge(props: { risk: readonly string[] }) {
+export function RiskBadge(props: { risk: readonly string[] }) {
   if (props.risk.length === 0) return null
   return <span class="badge risk">Suspicious: {props.risk.map((flag) => riskNames[flag] ?? flag).join(', ')}</span>
 }

@@ -214,7 +214,7 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
       const log = page.getByRole('log', { name: 'Messages with Brian Secure' })
       await log.getByText('Secure now: my card ends 4242').waitFor()
       await page.getByLabel('Reply').fill('Thank you. I see it only here, end to end.')
-      await page.getByRole('button', { name: 'Send' }).click()
+      await page.getByRole('button', { name: 'Send', exact: true }).click()
       await new Promise<void>((resolve) => {
         const check = () =>
           tabletRead.includes('Thank you. I see it only here, end to end.') ? resolve() : readWaiters.push(check)

@@ -66,7 +66,7 @@ describe('secure history on the bank’s side, in Chromium', { skip }, () => {
 
   async function agentReplies(page: Page, text: string): Promise<void> {
     await page.getByLabel('Reply').fill(text)
-    await page.getByRole('button', { name: 'Send' }).click()
+    await page.getByRole('button', { name: 'Send', exact: true }).click()
     await log(page).getByText(text).waitFor()
     sent.push(text)
   }
