@@ -379,6 +379,7 @@ export class ConsoleSession {
         conversationId: conversation.id,
         messages: this.messages.get(conversation.id) ?? [],
         consents: this.consents.of(conversation.id),
+        securePart: this.publicChannels.of(conversation.id)?.kind === 'secure',
       })),
     )
   }

@@ -14,12 +14,15 @@ export interface TimelinePart {
   conversationId: string
   messages: readonly ShownMessage[]
   consents: readonly TrackedConsent[]
+  /** A secure conversation a pivot moved the customer into: the timeline marks where it starts. */
+  securePart?: boolean
 }
 
 /**
  * A customer's conversations as one timeline: their messages, payment requests and outcomes in the order they
  * happened. With one conversation, the public history a pivot imported comes first, at its own times, then one
- * divider; with several, that history is left out, as the public conversation itself is shown beside it.
+ * divider; with several, that history is left out, as the public conversation itself is shown beside it, and the
+ * divider stands where the secure conversation a pivot made begins.
  */
 export function buildTimeline(parts: readonly TimelinePart[]): TimelineItem[] {
   const several = parts.length > 1
@@ -44,5 +47,10 @@ export function buildTimeline(parts: readonly TimelinePart[]): TimelineItem[] {
   history.sort((a, b) =>
     a.kind === 'message' && b.kind === 'message' ? a.at.localeCompare(b.at) || a.message.seq - b.message.seq : 0,
   )
-  return history.length > 0 ? [...history, { kind: 'divider', key: 'secure-divider' }, ...events] : events
+  const divider = { kind: 'divider', key: 'secure-divider' } as const
+  if (!several) return history.length > 0 ? [...history, divider, ...events] : events
+  const secure = new Set(parts.filter((part) => part.securePart).map((part) => part.conversationId))
+  if (secure.size === 0) return events
+  const start = events.findIndex((event) => secure.has(event.conversationId))
+  return start === -1 ? [...events, divider] : [...events.slice(0, start), divider, ...events.slice(start)]
 }
