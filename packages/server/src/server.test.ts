@@ -109,7 +109,7 @@ describe('the HTTP surface', () => {
       browser: 'chat',
     })
     assert.deepEqual(ruleOf('POST', '/v1/integrity/attest'), { who: 'device', integrity: 'exempt' })
-    assert.deepEqual(ruleOf('GET', '/v1/stream'), { who: 'stream' })
+    assert.deepEqual(ruleOf('GET', '/v1/stream'), { who: 'stream', browser: 'chat' })
     assert.deepEqual(ruleOf('GET', '/healthz'), { who: 'anyone' })
     // The stream's frames are held to these routes' rules: each names a route that has that very rule.
     for (const action of Object.values(messageActions)) {
