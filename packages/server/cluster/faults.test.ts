@@ -252,7 +252,9 @@ describe('faults under load through the cluster', { skip }, () => {
     const victim = cluster.nodes[index] as ClusterNode
     let drained: Promise<number> = Promise.resolve(0)
     try {
-      const report = await scenario(
+      // Open (issue 21): a drained node has twice been seen still running 20 s after SIGTERM, so whether it exits by
+      // itself is printed (exitCode, drainMs), not asserted, until that is found; what its clients see is asserted.
+      await scenario(
         'sigterm-drain',
         async () => {
           const started = performance.now()
@@ -260,9 +262,6 @@ describe('faults under load through the cluster', { skip }, () => {
         },
         async () => ({ node: victim.name, drainMs: await drained, exitCode: victim.process.exitCode }),
       )
-      // Open (issue 21): a drained node has twice been seen still running 20 s after SIGTERM, so whether it exits by
-      // itself is printed (exitCode, drainMs), not asserted, until that is found; what its clients see is asserted.
-      assert.ok(report.drainMs !== undefined)
     } finally {
       await drained
       await cluster.restartNode(index)
