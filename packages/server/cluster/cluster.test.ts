@@ -2,7 +2,6 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import https from 'node:https'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -10,7 +9,7 @@ import tls from 'node:tls'
 import WebSocket from 'ws'
 import { strongroomFromSource } from '../src/testing/cli.ts'
 import { createTestDatabase, type TestDatabase } from '../src/testing/harness.ts'
-import { httpsStatus, type RunningCluster, staffOfNewBank, startCluster } from './local-cluster.ts'
+import { freePorts, httpsStatus, type RunningCluster, staffOfNewBank, startCluster } from './local-cluster.ts'
 
 const haproxyInstalled = !spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).error
 const services = Boolean(process.env.DATABASE_URL && process.env.NATS_URL)
@@ -21,22 +20,6 @@ const skip =
     : !haproxyInstalled
       ? 'needs haproxy (apt-get install haproxy)'
       : !services && 'needs DATABASE_URL and NATS_URL'
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<import('node:net').Server>((resolve) => {
-          const server = createServer()
-          server.listen(0, '127.0.0.1', () => resolve(server))
-        }),
-    ),
-  )
-  const ports = servers.map((server) => (server.address() as { port: number }).port)
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
-  return ports
-}
 
 interface Answer {
   status: number

@@ -10,7 +10,7 @@ import { strongroomFromSource } from '../src/testing/cli.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { skipUnlessPresent } from '../src/testing/requirements.ts'
 import { ClusterLoad, type LoadReport } from './load.ts'
-import { type ClusterNode, type RunningCluster, startCluster, stopProcess } from './local-cluster.ts'
+import { type ClusterNode, freePorts, type RunningCluster, startCluster, stopProcess } from './local-cluster.ts'
 import { type PostgresInstance, postgresInstanceMissing, startPostgresInstance } from './postgres-instance.ts'
 
 const installed = (command: string) => !spawnSync(command, ['--version'], { stdio: 'ignore' }).error
@@ -23,22 +23,6 @@ const skip = skipUnlessPresent(
       ? 'needs nats-server (apt-get install nats-server)'
       : postgresInstanceMissing(),
 )
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<net.Server>((resolve) => {
-          const server = net.createServer()
-          server.listen(0, '127.0.0.1', () => resolve(server))
-        }),
-    ),
-  )
-  const ports = servers.map((server) => (server.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
-  return ports
-}
 
 const listening = (port: number) =>
   new Promise<boolean>((resolve) => {

@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
+import net from 'node:net'
 import path from 'node:path'
 import { parseEnv } from 'node:util'
 import pg from 'pg'
@@ -74,6 +75,23 @@ function strongroom(command: readonly string[], env: NodeJS.ProcessEnv, args: st
  * A self-signed certificate (P-256) for these names, in `file.crt` and `file.key`, and both in `file` as HAProxy reads
  * them. For this machine only; a bank uses its own.
  */
+/** Ports free on the loopback address now, one for each part of a cluster. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<net.Server>((resolve) => {
+          const server = net.createServer()
+          server.listen(0, '127.0.0.1', () => resolve(server))
+        }),
+    ),
+  )
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port)
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+  return ports
+}
+
 export function makeLocalCertificate(file: string, subjectAltName = 'DNS:localhost,IP:127.0.0.1'): void {
   const key = `${file}.key`
   const certificate = `${file}.crt`

@@ -14,13 +14,12 @@
  * DATABASE_URL (a new database is made on that server and dropped after), NATS_URL.
  */
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { ClusterLoad } from './load.ts'
-import { type ClusterNode, ensureDatabase, type RunningCluster, startCluster } from './local-cluster.ts'
+import { type ClusterNode, ensureDatabase, freePorts, type RunningCluster, startCluster } from './local-cluster.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -35,22 +34,6 @@ const conversations = Number(args.conversations)
 
 function log(line: string) {
   process.stderr.write(`soak: ${line}\n`)
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<net.Server>((resolve) => {
-          const server = net.createServer()
-          server.listen(0, '127.0.0.1', () => resolve(server))
-        }),
-    ),
-  )
-  const ports = servers.map((server) => (server.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
-  return ports
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
