@@ -47,7 +47,7 @@ export {
 export { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
 export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'
-export { StrongroomError } from './errors.ts'
+export { problemKind, StrongroomError } from './errors.ts'
 export type { CustomerFactor, FactorProof } from './factors.ts'
 export {
   type AppIdentity,
@@ -77,6 +77,7 @@ export {
   pivotTokenOf,
   sendPivotSmsCode,
 } from './pivot.ts'
+export { PROBLEM_BASE, type ProblemKind, problemKinds } from './problems.ts'
 export type {
   Conversation,
   ConversationStatus,

@@ -188,3 +188,4 @@ export type ServerFrame =
 export * from './channel-protocol.ts'
 export { CloseCode } from './close-codes.ts'
 export * from './desk-protocol.ts'
+export * from './problems.ts'

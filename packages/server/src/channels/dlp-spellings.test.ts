@@ -106,7 +106,7 @@ describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', (
         }),
       )
       assert.equal(refused.status, 422, `${name}: refused outbound`)
-      assert.equal(refused.type.split('/problems/')[1], 'channels/sensitive-data')
+      assert.equal(refused.kind, 'channels/sensitive-data')
       assert.equal((await publicMessages(id)).length, before.length)
     })
   }

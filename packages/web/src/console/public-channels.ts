@@ -2,9 +2,9 @@ import {
   type ConversationChannel,
   type Message,
   type PublicMessage,
+  problemKind,
   type SentPublicMessage,
   type StrongroomClient,
-  StrongroomError,
 } from '@strongroom/sdk'
 
 /** What the console shows of a public-channel message besides its text. */
@@ -134,7 +134,7 @@ function detailsOf(message: PublicMessage): PublicDetails {
 
 /** Why a reply was not sent, in words for the agent: what the server refused and what to do instead. */
 export function whyNotSent(error: unknown, channelName: string | undefined): string {
-  const type = error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
+  const type = problemKind(error)
   const on = channelName ?? 'a public channel'
   switch (type) {
     case 'channels/sensitive-data':

@@ -1,4 +1,4 @@
-import { channelNames, formatAmount, type PublicMessage, StrongroomError } from '@strongroom/sdk'
+import { channelNames, formatAmount, type PublicMessage, problemKind } from '@strongroom/sdk'
 import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
@@ -7,8 +7,6 @@ import { Arrival, type Screen } from './arrival.ts'
 import type { ChatMessage, ChatSession, ConsentCard } from './chat-session.ts'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
-const problemType = (error: unknown) =>
-  error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
 
 /** The customer's secure chat, from the pivot link to the conversation (or to the page that says why not). */
 export function App(props: { token: string | undefined }) {
@@ -136,7 +134,7 @@ function StepUp(props: {
     try {
       await action()
     } catch (e) {
-      const type = problemType(e)
+      const type = problemKind(e)
       setError(
         type === 'auth/invalid-code'
           ? 'That code is not right. Check the text message and try again.'
