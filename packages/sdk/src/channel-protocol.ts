@@ -28,6 +28,9 @@ export const PublicMessage = Type.Object({
   channel: Type.String(),
   text: Type.String({ description: 'as stored: masked where DLP found card or account data' }),
   masked: Type.Array(Type.String(), { description: 'the kinds of data DLP masked in this text (never the values)' }),
+  maskedLater: Type.Boolean({
+    description: 'masked after it was received: a later message of the customer completed a card number it began',
+  }),
   risk: Type.Array(Type.String(), {
     description: 'smishing and spoofing flags: lookalike-link, link-shortener, spoofed-sender',
   }),

@@ -150,6 +150,7 @@ const catalogue = {
   'channels/verification-refused': { status: 403, title: 'The webhook subscription handshake was refused' },
   'channels/not-configured': { status: 409, title: 'This public channel is not configured for the tenant' },
   'channels/not-public': { status: 409, title: 'The conversation is not on a public channel' },
+  'channels/report-resolved': { status: 409, title: 'The report of a suspicious message was already resolved' },
   'channels/link-not-allowed': {
     status: 422,
     title: "Links sent on a public channel must be on the bank's registered domains (PUT /v1/policies/links)",

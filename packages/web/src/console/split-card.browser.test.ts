@@ -1,0 +1,79 @@
+/**
+ * A card number typed over two SMS, in a real browser (Debian's Chromium, playwright-core) against a real server: the
+ * agent watching the conversation sees the first part as the customer typed it; when the second part arrives, the
+ * first is masked in place, without a reload, with a note saying why. Screenshot to packages/web/test-output/.
+ */
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { configureSimulatedChannels, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
+import { type Browser, chromium, type Page } from 'playwright-core'
+import {
+  assertAccessible,
+  CHROMIUM,
+  outputDir,
+  startPagesServer,
+  WAIT,
+  watchPage,
+  withoutChromium,
+} from '../browser-testing.ts'
+
+const BANK_NUMBER = '+442079460124'
+const CUSTOMER = '+447700900311'
+
+describe('a card number split over two SMS in the console (Chromium)', { skip: withoutChromium }, () => {
+  let server: TestServer
+  let bank: TestBank
+  let browser: Browser
+  let agent: Page
+  const pageProblems: string[] = []
+
+  const texts = async (text: string) => {
+    const response = await fetch(`${server.url}/dev/simulator/phone/twilio/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ from: CUSTOMER, to: BANK_NUMBER, text }),
+    })
+    assert.equal(((await response.json()) as { status: number }).status, 200)
+  }
+
+  before(async () => {
+    server = await startPagesServer()
+    bank = await createTestBank(server, 'Split Card Bank')
+    await configureSimulatedChannels(server.ctx, bank.adminToken, bank.agentId, { twilio: BANK_NUMBER })
+    browser = await chromium.launch({ executablePath: CHROMIUM })
+    agent = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
+    watchPage(agent, pageProblems)
+  })
+
+  after(async () => {
+    await browser?.close()
+    await server?.stop()
+  })
+
+  test('the first part is masked in place when the second arrives, with a note saying why', async () => {
+    await texts('my card number is 4111 1111')
+    await agent.goto(`${server.url}/console/`)
+    await agent.getByLabel('Staff token').fill(bank.agentToken)
+    await agent.keyboard.press('Enter')
+    await agent.getByRole('button').filter({ hasText: 'my card number is' }).first().click()
+    const log = agent.getByRole('log', { name: /^Messages with / })
+    const firstPart = log.locator('.message', { hasText: 'my card number is' })
+    await firstPart.getByText('my card number is 4111 1111').waitFor()
+    assert.equal(await log.getByRole('note').count(), 0)
+    // A mark on this page: still there at the end means the page was never reloaded.
+    await agent.evaluate(() => Object.assign(window, { beforeSecondPart: true }))
+
+    await texts('1111 1111 thanks')
+    await log.getByText('[card, continued] thanks').waitFor()
+    await firstPart.getByText('my card number is [card •••• 1111]').waitFor({ timeout: WAIT })
+    const note = firstPart.getByRole('note')
+    assert.equal(await note.textContent(), 'Masked after a later message completed a card number')
+    // Nothing of the number is left on the screen, and nothing was reloaded to get there.
+    assert.equal(await log.getByText('4111 1111', { exact: false }).count(), 0)
+    assert.equal(await agent.evaluate(() => 'beforeSecondPart' in window), true)
+    await assertAccessible(agent, 'console split card masked')
+    await agent.screenshot({ path: path.join(outputDir, 'console-split-card.png') })
+    assert.deepEqual(pageProblems, [])
+  })
+})
