@@ -112,4 +112,31 @@ export const ConversationChannel = Type.Object({
 })
 export type ConversationChannel = Static<typeof ConversationChannel>
 
+export const ReportOutcome = Type.Union([Type.Literal('smishing'), Type.Literal('genuine'), Type.Literal('unclear')])
+export type ReportOutcome = Static<typeof ReportOutcome>
+
+/** A customer's report of a suspicious message, queued for the bank's staff with the analysis of its links. */
+export const SuspiciousReport = Type.Object({
+  id: Type.String(),
+  source: Type.Union([Type.Literal('sms'), Type.Literal('secure-chat')], {
+    description: "sms: forwarded to the bank's number after REPORT; secure-chat: reported from the secure chat or app",
+  }),
+  conversationId: Nullable(Type.String()),
+  customerId: Nullable(Type.String()),
+  text: Type.String({ description: 'the reported text, DLP-masked' }),
+  flags: Type.Array(Type.String(), { description: 'lookalike-link, link-shortener' }),
+  links: Type.Array(
+    Type.Object({
+      host: Type.String({ description: 'as a person reads it (punycode decoded)' }),
+      verdict: Type.String({ description: "bank, lookalike, shortener or other, against the bank's domains" }),
+    }),
+  ),
+  status: Type.Union([Type.Literal('open'), Type.Literal('resolved')]),
+  outcome: Nullable(ReportOutcome),
+  resolvedBy: Nullable(Type.String()),
+  resolvedAt: Nullable(Type.String()),
+  createdAt: Type.String(),
+})
+export type SuspiciousReport = Static<typeof SuspiciousReport>
+
 export { IMPORTED_HISTORY_TYPE, PUBLIC_MESSAGE_TYPE } from './public-channels.ts'

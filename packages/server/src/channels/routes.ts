@@ -1,5 +1,11 @@
 import { Type } from '@sinclair/typebox'
-import { ConversationChannel, PublicMessage, SentPublicMessage } from '@strongroom/sdk/protocol'
+import {
+  ConversationChannel,
+  PublicMessage,
+  ReportOutcome,
+  SentPublicMessage,
+  SuspiciousReport,
+} from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, forBrowsers, inConversation } from '../platform/http/access-rule.ts'
@@ -15,13 +21,7 @@ import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpP
 import { linkIdentityCustomer } from './identities.ts'
 import { LinkPolicy, loadLinkPolicy, saveLinkPolicy } from './link-policy.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
-import {
-  fileSuspiciousReport,
-  listSuspiciousReports,
-  ReportOutcome,
-  resolveSuspiciousReport,
-  SuspiciousReport,
-} from './suspicious-reports.ts'
+import { fileSuspiciousReport, listSuspiciousReports, resolveSuspiciousReport } from './suspicious-reports.ts'
 import { loadWhatsAppTemplates, saveWhatsAppTemplates, WhatsAppTemplates } from './whatsapp-templates.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })

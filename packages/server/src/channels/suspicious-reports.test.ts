@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, StaffToken, StrongroomClient, type SuspiciousReport } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { problemOf } from '../testing/problems.ts'
-import type { SuspiciousReport } from './suspicious-reports.ts'
 
 const BANK_NUMBER = '+442071838760'
 const CUSTOMER_PHONE = '+447700900131'

@@ -1,4 +1,4 @@
-import { type Static, Type } from '@sinclair/typebox'
+import type { ReportOutcome, SuspiciousReport } from '@strongroom/sdk/protocol'
 import type { Selectable } from 'kysely'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -25,29 +25,6 @@ export function reportedInSms(text: string): string | undefined {
   const reported = SMS_REPORT.exec(text)?.[1]?.trim()
   return reported ? reported : undefined
 }
-
-export const ReportOutcome = Type.Union([Type.Literal('smishing'), Type.Literal('genuine'), Type.Literal('unclear')])
-
-export const SuspiciousReport = Type.Object({
-  id: Type.String(),
-  source: Type.Union([Type.Literal('sms'), Type.Literal('secure-chat')]),
-  conversationId: Type.Union([Type.String(), Type.Null()]),
-  customerId: Type.Union([Type.String(), Type.Null()]),
-  text: Type.String({ description: 'the reported text, DLP-masked' }),
-  flags: Type.Array(Type.String(), { description: 'lookalike-link, link-shortener' }),
-  links: Type.Array(
-    Type.Object({
-      host: Type.String({ description: 'as a person reads it (punycode decoded)' }),
-      verdict: Type.String({ description: "bank, lookalike, shortener or other, against the bank's domains" }),
-    }),
-  ),
-  status: Type.Union([Type.Literal('open'), Type.Literal('resolved')]),
-  outcome: Type.Union([ReportOutcome, Type.Null()]),
-  resolvedBy: Type.Union([Type.String(), Type.Null()]),
-  resolvedAt: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String(),
-})
-export type SuspiciousReport = Static<typeof SuspiciousReport>
 
 interface Sealed {
   text: string
@@ -137,7 +114,7 @@ export async function resolveSuspiciousReport(
   ctx: Ctx,
   tenantId: string,
   id: string,
-  outcome: Static<typeof ReportOutcome>,
+  outcome: ReportOutcome,
   actor: Actor,
 ): Promise<SuspiciousReport> {
   return ctx.db.transaction().execute(async (trx) => {

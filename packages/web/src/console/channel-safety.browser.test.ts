@@ -1,11 +1,13 @@
 /**
- * A card number typed over two SMS, in a real browser (Debian's Chromium, playwright-core) against a real server: the
- * agent watching the conversation sees the first part as the customer typed it; when the second part arrives, the
- * first is masked in place, without a reload, with a note saying why. Screenshot to packages/web/test-output/.
+ * Channel safety in the console, in a real browser (Debian's Chromium, playwright-core) against a real server: a card
+ * number typed over two SMS (the agent watching the conversation sees the first part as typed; when the second part
+ * arrives, the first is masked in place, without a reload, with a note saying why), and a customer's report of a
+ * smishing text, read and closed from "Reported messages". Screenshots to packages/web/test-output/.
  */
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { StaffToken, StrongroomClient } from '@strongroom/sdk'
 import { configureSimulatedChannels, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import {
@@ -21,18 +23,18 @@ import {
 const BANK_NUMBER = '+442079460124'
 const CUSTOMER = '+447700900311'
 
-describe('a card number split over two SMS in the console (Chromium)', { skip: withoutChromium }, () => {
+describe('split card numbers and reported messages in the console (Chromium)', { skip: withoutChromium }, () => {
   let server: TestServer
   let bank: TestBank
   let browser: Browser
   let agent: Page
   const pageProblems: string[] = []
 
-  const texts = async (text: string) => {
+  const texts = async (text: string, from = CUSTOMER) => {
     const response = await fetch(`${server.url}/dev/simulator/phone/twilio/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ from: CUSTOMER, to: BANK_NUMBER, text }),
+      body: JSON.stringify({ from, to: BANK_NUMBER, text }),
     })
     assert.equal(((await response.json()) as { status: number }).status, 200)
   }
@@ -41,6 +43,8 @@ describe('a card number split over two SMS in the console (Chromium)', { skip: w
     server = await startPagesServer()
     bank = await createTestBank(server, 'Split Card Bank')
     await configureSimulatedChannels(server.ctx, bank.adminToken, bank.agentId, { twilio: BANK_NUMBER })
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    await admin.request('PUT', '/v1/policies/links', { domains: ['example-bank.com'], senderIds: [] })
     browser = await chromium.launch({ executablePath: CHROMIUM })
     agent = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
     watchPage(agent, pageProblems)
@@ -74,6 +78,21 @@ describe('a card number split over two SMS in the console (Chromium)', { skip: w
     assert.equal(await agent.evaluate(() => 'beforeSecondPart' in window), true)
     await assertAccessible(agent, 'console split card masked')
     await agent.screenshot({ path: path.join(outputDir, 'console-split-card.png') })
+    assert.deepEqual(pageProblems, [])
+  })
+
+  test('a report forwarded by SMS is listed with its link judged, and closed by the agent', async () => {
+    await texts('REPORT Your card is blocked, unblock at https://examp1e-bank.com/login', '+447700900312')
+    await agent.getByRole('navigation', { name: 'Screens' }).getByRole('button', { name: 'Reported messages' }).click()
+    const reports = agent.getByRole('main', { name: 'Reported messages' })
+    const report = reports.getByRole('listitem').filter({ hasText: 'Your card is blocked' })
+    await report.waitFor()
+    assert.match((await report.textContent()) ?? '', /Forwarded by SMS/)
+    await report.getByText('examp1e-bank.com: lookalike of the bank’s domain').waitFor()
+    await assertAccessible(agent, 'console reported messages')
+    await agent.screenshot({ path: path.join(outputDir, 'console-reported-messages.png') })
+    await report.getByRole('button', { name: 'Smishing' }).click()
+    await reports.getByRole('status').getByText('No open reports.').waitFor()
     assert.deepEqual(pageProblems, [])
   })
 })
