@@ -1,12 +1,4 @@
-import type {
-  ConversationChannel,
-  PivotLink,
-  PublicChannelConnector,
-  PublicMessage,
-  ReportOutcome,
-  SentPublicMessage,
-  SuspiciousReport,
-} from './channel-protocol.ts'
+import type { PublicChannelConnector } from './channel-protocol.ts'
 
 /**
  * Public-channel conversations (SMS, WhatsApp, Messenger) as a client sees them. Their messages are plaintext by
@@ -26,7 +18,7 @@ export type {
   ReportOutcome,
   SentPublicMessage,
   SuspiciousReport,
-}
+} from './channel-protocol.ts'
 
 /** Whether a message of the log is a public-channel one (its text comes from `listPublicMessages`). */
 export function isPublicChannelMessage(message: { contentType: string }): boolean {

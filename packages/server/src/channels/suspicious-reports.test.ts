@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { enrolDevice, StaffToken, StrongroomClient, type SuspiciousReport } from '@strongroom/sdk'
+import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { sql } from 'kysely'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { problemOf } from '../testing/problems.ts'
@@ -14,12 +15,12 @@ describe("customers' reports of suspicious messages: by SMS and from the secure 
   let agent: StrongroomClient
 
   const customerWrites = async (text: string) => {
-    const response = await fetch(`${server.url}/dev/simulator/phone/twilio/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ from: CUSTOMER_PHONE, to: BANK_NUMBER, text }),
+    const sent = await new ChannelSimulator({ baseUrl: server.url }).send('twilio', {
+      from: CUSTOMER_PHONE,
+      to: BANK_NUMBER,
+      text,
     })
-    assert.equal(((await response.json()) as { status: number }).status, 200)
+    assert.equal(sent.status, 200)
   }
   const queue = async (status = 'open') =>
     (await agent.request<{ reports: SuspiciousReport[] }>('GET', `/v1/suspicious-reports?status=${status}`)).reports

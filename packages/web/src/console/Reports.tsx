@@ -1,4 +1,5 @@
 import './ops.css'
+import './reports.css'
 import { type ReportOutcome, StrongroomError, type SuspiciousReport } from '@strongroom/sdk'
 import { useCallback, useEffect, useState } from 'preact/hooks'
 import type { ConsoleSession } from './session.ts'

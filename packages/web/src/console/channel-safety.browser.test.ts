@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { configureSimulatedChannels, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import {
@@ -31,12 +32,8 @@ describe('split card numbers and reported messages in the console (Chromium)', {
   const pageProblems: string[] = []
 
   const texts = async (text: string, from = CUSTOMER) => {
-    const response = await fetch(`${server.url}/dev/simulator/phone/twilio/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ from, to: BANK_NUMBER, text }),
-    })
-    assert.equal(((await response.json()) as { status: number }).status, 200)
+    const sent = await new ChannelSimulator({ baseUrl: server.url }).send('twilio', { from, to: BANK_NUMBER, text })
+    assert.equal(sent.status, 200)
   }
 
   before(async () => {
