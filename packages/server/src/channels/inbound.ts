@@ -58,6 +58,9 @@ const SPLIT_CARD_PARTS = 2
  * fact, in the earlier ones as stored (what agents read, what a pivot imports, what the archive keeps): the claim,
  * the earlier messages re-sealed, this message and the audit event commit in one transaction; then the conversation's
  * open streams are told which messages were masked (a `redaction` update), so a console replaces what it shows.
+ *
+ * An SMS that reports a suspicious message (REPORT …, Fwd: …) is stored like any other, and the report is queued for
+ * staff in the same transaction (suspicious-reports.ts); the customer is thanked.
  */
 export async function receiveMessage(
   ctx: Ctx,
