@@ -17,7 +17,14 @@ import type {
 } from './passkeys.ts'
 import type { PivotRedemption } from './pivot.ts'
 import type { Conversation, Message, ProblemDocument } from './protocol.ts'
-import type { ConversationChannel, PivotLink, PublicMessage, SentPublicMessage } from './public-channels.ts'
+import type {
+  ConversationChannel,
+  PivotLink,
+  PublicMessage,
+  ReportOutcome,
+  SentPublicMessage,
+  SuspiciousReport,
+} from './public-channels.ts'
 import { executeRemoteWipe, fetchWipeKeys, isDeviceWipedProblem, type RemoteWipeOptions } from './remote-wipe.ts'
 import { openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'
@@ -810,6 +817,28 @@ export class StrongroomClient {
       `/v1/conversations/${encodeURIComponent(conversationId)}/pivot`,
       options,
     )
+  }
+
+  /**
+   * A customer's device (the app or the secure chat): reports a suspicious message they received, such as a text
+   * claiming to be the bank. It is queued for the bank's staff with the analysis of its links.
+   *
+   * @example
+   * await client.reportSuspiciousMessage('Your account is locked: verify at examp1e-bank.com')
+   */
+  reportSuspiciousMessage(text: string): Promise<{ id: string }> {
+    return this.request('POST', '/v1/suspicious-reports', { text })
+  }
+
+  /** Staff: customers' reports of suspicious messages, newest first: the open ones (the queue) or the resolved ones. */
+  async listSuspiciousReports(status: SuspiciousReport['status'] = 'open'): Promise<SuspiciousReport[]> {
+    const path = `/v1/suspicious-reports?${new URLSearchParams({ status })}`
+    return (await this.request<{ reports: SuspiciousReport[] }>('GET', path)).reports
+  }
+
+  /** Staff: closes a report with what was found (`channels/report-resolved` if it already was). */
+  resolveSuspiciousReport(reportId: string, outcome: ReportOutcome): Promise<SuspiciousReport> {
+    return this.request('POST', `/v1/suspicious-reports/${encodeURIComponent(reportId)}/resolve`, { outcome })
   }
 
   /** Staff: the secure-channel links sent in a conversation, newest first: sent, opened, completed or expired. */

@@ -95,7 +95,9 @@ export {
   PUBLIC_MESSAGE_TYPE,
   type PublicChannelConnector,
   type PublicMessage,
+  type ReportOutcome,
   type SentPublicMessage,
+  type SuspiciousReport,
 } from './public-channels.ts'
 export {
   DEVICE_WIPED_PROBLEM,

@@ -181,6 +181,7 @@ export const problemKinds = {
   'archive/retention-active': { status: 409, title: 'Archive records of this customer are still within retention' },
   'archive/invalid-range': { status: 400, title: 'The time range is invalid' },
   'archive/hold-released': { status: 409, title: 'The legal hold is already released' },
+  'channels/report-resolved': { status: 409, title: 'The report of a suspicious message was already resolved' },
   'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
   'server/internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>

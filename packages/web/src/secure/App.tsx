@@ -338,7 +338,56 @@ function Chat(props: { session: ChatSession }) {
               : undefined
         }
       />
+      <ReportSuspicious session={session} />
     </div>
+  )
+}
+
+/**
+ * Reporting a text or message that claimed to be the bank: the customer pastes it, and the bank's fraud team gets it
+ * with the analysis of its links.
+ */
+function ReportSuspicious(props: { session: ChatSession }) {
+  const [text, setText] = useState('')
+  const [state, setState] = useState<{ kind: 'idle' | 'sending' | 'sent' } | { kind: 'failed'; why: string }>({
+    kind: 'idle',
+  })
+  const submit = async (event: Event) => {
+    event.preventDefault()
+    setState({ kind: 'sending' })
+    try {
+      await props.session.client.reportSuspiciousMessage(text.trim())
+      setText('')
+      setState({ kind: 'sent' })
+    } catch (error) {
+      setState({ kind: 'failed', why: (error as Error).message })
+    }
+  }
+  return (
+    <details class="report">
+      <summary>Report a suspicious message</summary>
+      <form onSubmit={(event) => void submit(event)}>
+        <label for="suspicious-text">The message you received, as it was (links included)</label>
+        <textarea
+          id="suspicious-text"
+          maxLength={4096}
+          rows={3}
+          value={text}
+          onInput={(event) => setText((event.target as HTMLTextAreaElement).value)}
+        />
+        <button type="submit" disabled={state.kind === 'sending' || text.trim() === ''}>
+          Send report
+        </button>
+      </form>
+      {state.kind === 'sent' && (
+        <p role="status">Thank you: your report is with your bank’s fraud team. Do not open its links.</p>
+      )}
+      {state.kind === 'failed' && (
+        <p class="alert" role="alert">
+          Not sent: {state.why}
+        </p>
+      )}
+    </details>
   )
 }
 

@@ -607,6 +607,23 @@ export interface ChannelMessagesTable {
   updated_at: Timestamp
 }
 
+export interface SuspiciousReportsTable {
+  tenant_id: string
+  id: string
+  source: 'sms' | 'secure-chat'
+  conversation_id: string | null
+  customer_id: string | null
+  /** The reported text and its links' hosts, sealed with the tenant data key. */
+  sealed: Uint8Array
+  /** JSON array of risk flags. */
+  flags: string
+  status: 'open' | 'resolved'
+  outcome: 'smishing' | 'genuine' | 'unclear' | null
+  resolved_by: string | null
+  resolved_at: Timestamp | null
+  created_at: Timestamp
+}
+
 export interface SmppMessagePartsTable {
   tenant_id: string
   part_id: string
@@ -781,6 +798,7 @@ export interface Database {
   integrity_policies: IntegrityPoliciesTable
   channel_configs: ChannelConfigsTable
   channel_identities: ChannelIdentitiesTable
+  suspicious_reports: SuspiciousReportsTable
   channel_messages: ChannelMessagesTable
   pivot_links: PivotLinksTable
   smpp_message_parts: SmppMessagePartsTable
