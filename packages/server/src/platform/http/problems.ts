@@ -93,6 +93,11 @@ const catalogue = {
     title: 'The device has not registered a key to receive secrets (POST /v1/integrity/secrets-key)',
   },
   'integrity/verifier-not-allowed': { status: 400, title: 'This attestation format is not accepted here' },
+  'integrity/attestation-required': {
+    status: 403,
+    title:
+      'The bank requires hardware attestation of the device key at enrolment (see POST /v1/integrity/enrolment-challenges)',
+  },
   'auth/step-up-required': { status: 403, title: 'This needs a stronger authentication' },
   'auth/passkey-invalid': { status: 401, title: 'The passkey could not be verified' },
   'auth/passkey-registration-invalid': { status: 400, title: 'The passkey registration does not verify' },
