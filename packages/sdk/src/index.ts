@@ -7,6 +7,8 @@
  * const stream = client.stream({ onMessage: (m) => console.log(m.seq) })
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
+
+export { type EnrolmentEvidenceSource, enrolAttestedDevice } from './attested-enrolment.ts'
 export {
   type ActiveDevice,
   type ArchiveRecord,
@@ -50,8 +52,10 @@ export { base64ToBytes, bytesToBase64 } from './encoding.ts'
 export { problemKind, StrongroomError } from './errors.ts'
 export type { CustomerFactor, FactorProof } from './factors.ts'
 export {
+  type AppAttestKeyAttester,
   type AppIdentity,
   type AttestationProvider,
+  type AttestedKeyGenerator,
   attestationClientData,
   devAttestation,
   type RiskSignals,

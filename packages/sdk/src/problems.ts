@@ -182,6 +182,11 @@ export const problemKinds = {
   'archive/invalid-range': { status: 400, title: 'The time range is invalid' },
   'archive/hold-released': { status: 409, title: 'The legal hold is already released' },
   'channels/report-resolved': { status: 409, title: 'The report of a suspicious message was already resolved' },
+  'integrity/attestation-required': {
+    status: 403,
+    title:
+      'The bank requires hardware attestation of the device key at enrolment (see POST /v1/integrity/enrolment-challenges)',
+  },
   'server/unavailable': { status: 503, title: 'The service is shutting down or not ready' },
   'server/internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>

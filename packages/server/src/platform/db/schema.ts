@@ -521,6 +521,8 @@ export interface DeviceAttestationsTable {
   asserted_at: Timestamp | null
   /** Android: the versionCode the Keystore attested when it generated the key. */
   version_code: number | null
+  /** App Attest: the app version the attestation covered; assertions must claim the same. */
+  bound_app_version: string | null
 }
 
 export interface DeviceIntegrityVerdictsTable {
