@@ -55,9 +55,10 @@ function wipe(secret: Uint8Array): void {
  * ts-mls's encoding of a group state, made faster for a state that moved on by one message: the encoding is the
  * concatenation of its fields' encodings, and a message changes only the secret tree (ts-mls makes a new state object
  * holding the other fields as they were). So each field's encoding is kept with the field's object and made again
- * only for a new object; the secret tree, whose used secrets are wiped in place, is always encoded afresh. Serializing
- * after every message was the SDK's largest cost after the cryptography itself. The same bytes as `encodeGroupState`
- * (secure-group.test.ts compares them).
+ * only for a new object. The secret tree, the key schedule and the private path keys, whose secrets a message or a
+ * commit wipes in place, are always encoded afresh; every other kept encoding lives only as long as its field's object
+ * (a WeakMap). Serializing after every message was the SDK's largest cost after the cryptography itself. The same bytes
+ * as `encodeGroupState` (secure-group.test.ts compares them).
  */
 const fieldEncodings = new WeakMap<object, Uint8Array>()
 
@@ -65,10 +66,10 @@ type FieldEncoder = BufferEncoder<never>
 /** ts-mls's `groupStateEncoder`, field by field in its order; whether a field's encoding may be kept with it. */
 const STATE_FIELDS: [field: keyof ClientState, encoder: FieldEncoder, keep: boolean][] = [
   ['groupContext', groupContextEncoder, true],
-  ['keySchedule', keyScheduleEncoder, true],
+  ['keySchedule', keyScheduleEncoder, false],
   ['secretTree', secretTreeEncoder, false],
   ['ratchetTree', ratchetTreeEncoder, true],
-  ['privatePath', privateKeyPathEncoder, true],
+  ['privatePath', privateKeyPathEncoder, false],
   ['signaturePrivateKey', varLenDataEncoder, true],
   ['unappliedProposals', unappliedProposalsEncoder, true],
   ['confirmationTag', varLenDataEncoder, true],
