@@ -7,6 +7,18 @@
  * const stream = client.stream({ onMessage: (m) => console.log(m.seq) })
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
+
+export {
+  ATTACHMENT_TYPES,
+  AttachmentError,
+  type AttachmentRef,
+  type AttachmentType,
+  attachmentMessage,
+  DEFAULT_MAX_ATTACHMENT_BYTES,
+  downloadAttachment,
+  readAttachmentMessage,
+  uploadAttachment,
+} from './attachments.ts'
 export {
   type ActiveDevice,
   type ArchiveRecord,

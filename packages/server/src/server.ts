@@ -8,6 +8,7 @@ import { startArchiveChainer } from './archive/chainer.ts'
 import { startEvidenceArchive } from './archive/evidence-feed.ts'
 import { archiveKeyPackagesFromMember, archiveMemberPresence } from './archive/member-presence.ts'
 import { archiveModule } from './archive/module.ts'
+import { retentionPolicy } from './archive/retention.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditModule } from './audit/module.ts'
 import { authModule } from './auth/module.ts'
@@ -82,6 +83,7 @@ interface Services {
   messageLog: MessageLog
   hub: StreamHub
   isArchived: (refs: MessageRef[]) => Promise<Set<string>>
+  secureRetentionDays: (tenantId: string) => Promise<number>
   credentialKey: SigningKey
   prepareArchive: (tenantId: string) => Promise<void> | undefined
   channelDeps: ChannelDeps
@@ -323,6 +325,7 @@ async function startServices(
     messageLog,
     hub: new StreamHub(ctx, messageLog, parts.hubAuthenticator),
     isArchived: (refs) => archivedConversationSeqs(ctx.db, refs),
+    secureRetentionDays: async (tenantId) => (await retentionPolicy(ctx.db, tenantId))['secure-message'],
     credentialKey: keys.credential,
     prepareArchive: (tenantId) =>
       archiveMember ? archiveMember.ensureTenant(tenantId) : archiveKeyPackagesFromMember(ctx, tenantId),
