@@ -1,5 +1,7 @@
+import { DEFAULT_MAX_ATTACHMENT_BYTES } from '@strongroom/sdk'
 import type { ComponentChildren } from 'preact'
 import { useRef, useState } from 'preact/hooks'
+import { ATTACHMENT_ACCEPT } from './Attachment.tsx'
 
 /** A text the composer offers in place of the draft. */
 export interface Suggestion {
@@ -24,6 +26,11 @@ export function MessageComposer(props: {
   waiting?: string | undefined
   /** Texts the draft may become (the console's canned replies after "/"): Enter takes the first, a click any. */
   suggestions?: ((draft: string) => readonly Suggestion[]) | undefined
+  /**
+   * Files: `send` encrypts and sends one (a refusal shows in the alert, through `whyNotSent`); `refused` says instead
+   * why no file goes here (a public channel).
+   */
+  attach?: { send: (file: File) => Promise<void> } | { refused: string } | undefined
 }) {
   const [text, setText] = useState('')
   const box = useRef<HTMLTextAreaElement>(null)
@@ -46,6 +53,21 @@ export function MessageComposer(props: {
     } catch (e) {
       setError(props.whyNotSent(e))
     } finally {
+      setBusy(false)
+    }
+  }
+  const attachFile = async (input: HTMLInputElement) => {
+    const file = input.files?.[0]
+    const attach = props.attach
+    if (!file || !attach || !('send' in attach) || busy || props.waiting !== undefined) return
+    setBusy(true)
+    setError(undefined)
+    try {
+      await attach.send(file)
+    } catch (e) {
+      setError(props.whyNotSent(e))
+    } finally {
+      input.value = ''
       setBusy(false)
     }
   }
@@ -94,6 +116,23 @@ export function MessageComposer(props: {
           ))}
         </ul>
       )}
+      {props.attach && 'send' in props.attach && (
+        <div class="attach">
+          <label for={`${props.id}-file`}>Send a file securely</label>
+          <input
+            id={`${props.id}-file`}
+            type="file"
+            accept={ATTACHMENT_ACCEPT}
+            disabled={busy || props.waiting !== undefined}
+            aria-describedby={`${props.id}-file-help`}
+            onChange={(event) => void attachFile(event.target as HTMLInputElement)}
+          />
+          <span id={`${props.id}-file-help`} class="help">
+            Pictures or PDF, up to {DEFAULT_MAX_ATTACHMENT_BYTES / 1024 / 1024} MB, end-to-end encrypted.
+          </span>
+        </div>
+      )}
+      {props.attach && 'refused' in props.attach && <p class="help attach-refused">{props.attach.refused}</p>}
       <p id={helpId} class="help" role="status">
         {props.waiting ?? (suggested[0] ? `Enter inserts ${suggested[0].label}.` : props.help)}
       </p>
