@@ -15,6 +15,8 @@ export const conversationsModule: Module<{
   isArchived: (refs: MessageRef[]) => Promise<Set<string>>
   /** How long the bank keeps secure messages: an attachment stays as long as the message carrying its key. */
   secureRetentionDays: (tenantId: string) => Promise<number>
+  /** Forgets the search terms of messages whose ciphertext expired. */
+  forgetMessageTexts: (refs: MessageRef[]) => Promise<void>
 }> = {
   name: 'conversations',
   routes: async (app, ctx, { messageLog, hub, secureRetentionDays }) => {
@@ -22,6 +24,7 @@ export const conversationsModule: Module<{
     await app.register(async (scope) => retentionRoutes(scope, ctx))
     await app.register(async (scope) => attachmentRoutes(scope, ctx, { secureRetentionDays }))
   },
-  housekeeping: async (ctx, { isArchived }) =>
-    (await purgeExpiredMessages(ctx, { isArchived })) + (await purgeExpiredAttachments(ctx)),
+  housekeeping: async (ctx, { isArchived, forgetMessageTexts }) =>
+    (await purgeExpiredMessages(ctx, { isArchived, purged: forgetMessageTexts })) +
+    (await purgeExpiredAttachments(ctx)),
 }
