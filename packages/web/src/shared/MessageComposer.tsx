@@ -101,6 +101,25 @@ export function MessageComposer(props: {
             }
           }}
         />
+        {props.attach && 'send' in props.attach && (
+          // A button-sized label beside Send keeps the composer one row high (at 360 px the chat needs the room);
+          // the input itself is hidden but focusable, and the label shows its focus.
+          <label class={busy || props.waiting !== undefined ? 'attach disabled' : 'attach'}>
+            <input
+              class="visually-hidden"
+              type="file"
+              accept={ATTACHMENT_ACCEPT}
+              aria-label="Send a file securely"
+              aria-describedby={`${props.id}-file-help`}
+              disabled={busy || props.waiting !== undefined}
+              onChange={(event) => void attachFile(event.target as HTMLInputElement)}
+            />
+            File
+            <span id={`${props.id}-file-help`} class="visually-hidden">
+              Pictures or PDF, up to {DEFAULT_MAX_ATTACHMENT_BYTES / 1024 / 1024} MB, end-to-end encrypted.
+            </span>
+          </label>
+        )}
         <button type="submit" disabled={busy || props.waiting !== undefined || text.trim() === ''}>
           Send
         </button>
@@ -115,22 +134,6 @@ export function MessageComposer(props: {
             </li>
           ))}
         </ul>
-      )}
-      {props.attach && 'send' in props.attach && (
-        <div class="attach">
-          <label for={`${props.id}-file`}>Send a file securely</label>
-          <input
-            id={`${props.id}-file`}
-            type="file"
-            accept={ATTACHMENT_ACCEPT}
-            disabled={busy || props.waiting !== undefined}
-            aria-describedby={`${props.id}-file-help`}
-            onChange={(event) => void attachFile(event.target as HTMLInputElement)}
-          />
-          <span id={`${props.id}-file-help`} class="help">
-            Pictures or PDF, up to {DEFAULT_MAX_ATTACHMENT_BYTES / 1024 / 1024} MB, end-to-end encrypted.
-          </span>
-        </div>
       )}
       {props.attach && 'refused' in props.attach && <p class="help attach-refused">{props.attach.refused}</p>}
       <p id={helpId} class="help" role="status">
