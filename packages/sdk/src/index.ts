@@ -19,6 +19,7 @@ export {
   readAttachmentMessage,
   uploadAttachment,
 } from './attachments.ts'
+export { type EnrolmentEvidenceSource, enrolAttestedDevice } from './attested-enrolment.ts'
 export {
   type ActiveDevice,
   type ArchiveRecord,
@@ -59,11 +60,13 @@ export {
 export { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
 export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'
-export { StrongroomError } from './errors.ts'
+export { problemKind, StrongroomError } from './errors.ts'
 export type { CustomerFactor, FactorProof } from './factors.ts'
 export {
+  type AppAttestKeyAttester,
   type AppIdentity,
   type AttestationProvider,
+  type AttestedKeyGenerator,
   attestationClientData,
   devAttestation,
   type RiskSignals,
@@ -89,6 +92,7 @@ export {
   pivotTokenOf,
   sendPivotSmsCode,
 } from './pivot.ts'
+export { PROBLEM_BASE, type ProblemKind, problemKinds } from './problems.ts'
 export type {
   Conversation,
   ConversationStatus,
@@ -106,7 +110,9 @@ export {
   PUBLIC_MESSAGE_TYPE,
   type PublicChannelConnector,
   type PublicMessage,
+  type ReportOutcome,
   type SentPublicMessage,
+  type SuspiciousReport,
 } from './public-channels.ts'
 export {
   DEVICE_WIPED_PROBLEM,

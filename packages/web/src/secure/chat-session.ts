@@ -5,9 +5,10 @@ import {
   type Message,
   type MessageStream,
   type PublicMessage,
+  problemKind,
   type StreamState,
   type StrongroomClient,
-  StrongroomError,
+  type StrongroomError,
 } from '@strongroom/sdk'
 import { type BrowserDevice, MLS_CONTENT_TYPE } from '@strongroom/sdk/mls'
 import { BrowserMlsMember } from '../shared/mls-member.ts'
@@ -46,9 +47,6 @@ export type JoinState = 'joining' | 'waiting' | 'ready'
 const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
 const WELCOME_POLL_MS = 3_000
 const HISTORY = 200
-
-const problemType = (error: unknown) =>
-  error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
 
 /**
  * The customer's secure conversation in this browser: the public history the pivot imported, the end-to-end
@@ -178,7 +176,7 @@ export class ChatSession {
         return
       } catch (error) {
         // Another member made the group first: this browser is added by them, like a later device.
-        if (problemType(error) !== 'e2e/group-exists') throw error
+        if (problemKind(error) !== 'e2e/group-exists') throw error
       }
     }
     this.joinState = 'waiting'
@@ -298,7 +296,7 @@ export class ChatSession {
       const codes = code === undefined ? {} : card.needsCode === 'totp' ? { totpCode: code } : { smsCode: code }
       this.#settle(card, await this.client.approveConsent(card.consent, codes))
     } catch (error) {
-      const type = problemType(error)
+      const type = problemKind(error)
       if (type === 'auth/step-up-required' && code === undefined) {
         await this.#stepUp(card, (error as StrongroomError).problem.detail ?? '')
       } else if (type === 'integrity/web-device-refused') {
@@ -386,7 +384,7 @@ export class ChatSession {
   }
 
   #refused(card: ConsentCard, error: unknown): void {
-    const type = problemType(error)
+    const type = problemKind(error)
     if (type === 'consent/expired') {
       card.state = 'expired'
       return
