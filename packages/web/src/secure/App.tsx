@@ -274,15 +274,19 @@ function Chat(props: { session: ChatSession }) {
   return (
     <div class="chat">
       <header class="chat-head">
-        <h1 ref={heading} tabIndex={-1}>
-          Secure chat
-        </h1>
-        <p class="status">
-          End-to-end encrypted
-          {session.streamState !== 'open' && (
-            <span> · {session.streamState === 'closed' ? 'offline' : 'connecting…'}</span>
-          )}
-        </p>
+        <div>
+          <h1 ref={heading} tabIndex={-1}>
+            Secure chat
+          </h1>
+          <p class="status">
+            End-to-end encrypted
+            {session.streamState !== 'open' && (
+              <span> · {session.streamState === 'closed' ? 'offline' : 'connecting…'}</span>
+            )}
+          </p>
+        </div>
+        {/* In the header, beside the title: below the composer it took a line from the chat on a small phone. */}
+        <ReportSuspicious session={session} />
       </header>
       {(problem ?? session.problem) && (
         <p class="alert banner" role="alert">
@@ -340,7 +344,6 @@ function Chat(props: { session: ChatSession }) {
               : undefined
         }
       />
-      <ReportSuspicious session={session} />
     </div>
   )
 }
@@ -367,7 +370,7 @@ function ReportSuspicious(props: { session: ChatSession }) {
   }
   return (
     <details class="report">
-      <summary>Report a suspicious message</summary>
+      <summary>Report a scam message</summary>
       <form onSubmit={(event) => void submit(event)}>
         <label for="suspicious-text">The message you received, as it was (links included)</label>
         <textarea

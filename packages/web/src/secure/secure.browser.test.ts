@@ -290,7 +290,7 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
   })
 
   test('the customer reports a suspicious text from the secure chat: it reaches the bank with its link judged', async () => {
-    await page.getByText('Report a suspicious message').click()
+    await page.getByText('Report a scam message').click()
     const reported = 'Your loan is approved: confirm your details at bit.ly/loan-ok'
     await page.getByLabel('The message you received, as it was (links included)').fill(reported)
     await page.getByRole('button', { name: 'Send report' }).click()
@@ -301,7 +301,7 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
       ['secure-chat', passkeyCustomer.id, reported, ['link-shortener']],
     )
     await assertAccessible(page, 'chat with a report sent')
-    await page.getByText('Report a suspicious message').click()
+    await page.getByText('Report a scam message').click()
   })
 
   test('consent cards: one approved with the device key, one declined, one approved with the passkey the policy asks for', async () => {
