@@ -63,7 +63,9 @@ export {
   type PasskeyRegistrationCredential,
   type PasskeyRequestOptions,
   type StaffSignIn,
+  enrolStaffPasskey,
   signInStaffWithPasskey,
+  staffInvitationPasskeyOptions,
   staffPasskeySignInOptions,
 } from './passkeys.ts'
 export {

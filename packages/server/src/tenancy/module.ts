@@ -7,6 +7,7 @@ import { oidcRoutes } from './oidc-routes.ts'
 import { purgeEndedSignIns, signInEncryptedColumns } from './oidc-sign-in.ts'
 import { tenancyRoutes } from './routes.ts'
 import { scimRolePolicyRoutes, scimRoutes } from './scim-routes.ts'
+import { purgeExpiredStaffInvitations } from './staff-invitations.ts'
 
 /**
  * Tenants, staff and their tokens (their provisioning over SCIM, their sign-in through the bank's OpenID provider),
@@ -25,6 +26,7 @@ export const tenancyModule: Module = {
   housekeeping: async (ctx) => {
     await purgeExpiredClientCredentials(ctx)
     await purgeEndedSignIns(ctx)
+    await purgeExpiredStaffInvitations(ctx)
   },
   commands: tenancyCommands,
   encryptedColumns: [...oidcProviderEncryptedColumns, ...signInEncryptedColumns],
