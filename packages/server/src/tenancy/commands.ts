@@ -6,7 +6,7 @@ import { consoleBaseOf, inviteStaff, STAFF_INVITATION_MAX_SECONDS } from './staf
 import { changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
 import { createTenant, findTenant, listTenants } from './tenants.ts'
 
-function parseTtl(value: string): number {
+export function parseTtl(value: string): number {
   const match = /^(\d+)([smhd])$/.exec(value)
   if (!match) throw new UsageError('--ttl must look like 30m, 8h or 7d')
   const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as 's' | 'm' | 'h' | 'd']

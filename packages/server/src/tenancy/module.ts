@@ -2,6 +2,7 @@ import type { Module } from '../platform/module.ts'
 import { purgeExpiredClientCredentials } from './api-clients.ts'
 import { tenancyCommands } from './commands.ts'
 import { oauthRoutes } from './oauth-routes.ts'
+import { oidcCommands } from './oidc-commands.ts'
 import { oidcProviderEncryptedColumns } from './oidc-providers.ts'
 import { oidcRoutes } from './oidc-routes.ts'
 import { purgeEndedSignIns, signInEncryptedColumns } from './oidc-sign-in.ts'
@@ -28,6 +29,6 @@ export const tenancyModule: Module = {
     await purgeEndedSignIns(ctx)
     await purgeExpiredStaffInvitations(ctx)
   },
-  commands: tenancyCommands,
+  commands: [...tenancyCommands, ...oidcCommands],
   encryptedColumns: [...oidcProviderEncryptedColumns, ...signInEncryptedColumns],
 }
