@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { Value } from '@sinclair/typebox/value'
+import { Ajv } from 'ajv'
 import { operator } from '../audit/events.ts'
 import { type Command, command, out, UsageError, withStorage } from '../platform/command.ts'
 import { type Role, roles } from '../platform/http/roles.ts'
@@ -72,7 +72,7 @@ const setOidc = command({
         throw new UsageError(`${keyFile} is not a JWK (JSON)`)
       }
     }
-    const input = Value.Default(OidcProviderInputSchema, {
+    const input = {
       issuer: values.issuer,
       clientId: values['client-id'],
       authMethod: values['auth-method'],
@@ -82,9 +82,13 @@ const setOidc = command({
       ...(values['role-claim'] ? { roleClaim: values['role-claim'] } : {}),
       ...(values.scopes ? { scopes: values.scopes } : {}),
       ...(values.session ? { sessionSeconds: parseTtl(values.session) } : {}),
-    })
-    const invalid = Value.Errors(OidcProviderInputSchema, input).First()
-    if (invalid) throw new UsageError(`${invalid.path.slice(1) || 'input'}: ${invalid.message}`)
+    }
+    // The API's schema, with its defaults: the command takes exactly what `PUT /v1/staff-sign-in/oidc` takes.
+    const validate = new Ajv({ useDefaults: true, allErrors: false }).compile(OidcProviderInputSchema)
+    if (!validate(input)) {
+      const [invalid] = validate.errors ?? []
+      throw new UsageError(`${invalid?.instancePath.slice(1) || 'input'}: ${invalid?.message ?? 'invalid'}`)
+    }
     const roleMap = values['role-map'] ? parseRoleMap(values['role-map']) : undefined
     const settings = config()
     out(

@@ -81,9 +81,6 @@ export interface StaffSignInsTable {
   id_token: Uint8Array | null
   ended_at: Timestamp | null
   created_at: Timestamp
-  /** The ID token's `sub` and `sid`: what a back-channel logout token names. */
-  subject: string | null
-  session_id: string | null
 }
 
 export interface StaffInvitationsTable {
@@ -94,12 +91,6 @@ export interface StaffInvitationsTable {
   expires_at: Timestamp
   used_at: Timestamp | null
   created_at: Timestamp
-}
-
-export interface OidcLogoutJtisTable {
-  tenant_id: string
-  jti: string
-  expires_at: Timestamp
 }
 
 export interface CustomersTable {
@@ -761,7 +752,6 @@ export interface Database {
   staff_oidc_providers: StaffOidcProvidersTable
   staff_sign_ins: StaffSignInsTable
   staff_invitations: StaffInvitationsTable
-  oidc_logout_jtis: OidcLogoutJtisTable
   customers: CustomersTable
   enrolment_codes: EnrolmentCodesTable
   devices: DevicesTable
