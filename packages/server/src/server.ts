@@ -8,6 +8,7 @@ import { startArchiveChainer } from './archive/chainer.ts'
 import { startEvidenceArchive } from './archive/evidence-feed.ts'
 import { archiveKeyPackagesFromMember, archiveMemberPresence } from './archive/member-presence.ts'
 import { archiveModule } from './archive/module.ts'
+import { retentionPolicy } from './archive/retention.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditModule } from './audit/module.ts'
 import { authModule } from './auth/module.ts'
@@ -15,6 +16,7 @@ import { carrierOAuth, operatorTokenSource } from './auth/operator-oauth.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import type { SmsSender } from './auth/sms-otp.ts'
 import { openChannels } from './channels/channel-services.ts'
+import { forgetPublicTexts } from './channels/message-search.ts'
 import { channelsModule } from './channels/module.ts'
 import type { ChannelDeps } from './channels/public-messages.ts'
 import { sendTransactionalSms } from './channels/sms.ts'
@@ -33,9 +35,9 @@ import { e2eModule } from './e2e/module.ts'
 import type { EnrolmentAttestation } from './identity/devices.ts'
 import { identityModule } from './identity/module.ts'
 import type { DeviceRevocationHook } from './identity/routes.ts'
-import { androidEnrolmentAttestation } from './integrity/android-key.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { type AttestationStatusList, openAttestationStatusList } from './integrity/attestation-status-list.ts'
+import { enrolmentAttestation } from './integrity/enrolment-attestation.ts'
 import { createHardwareVerifiers, type HardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityModule } from './integrity/module.ts'
 import { cachedIntegrityPolicy, integrityRequirement } from './integrity/policy.ts'
@@ -82,6 +84,8 @@ interface Services {
   messageLog: MessageLog
   hub: StreamHub
   isArchived: (refs: MessageRef[]) => Promise<Set<string>>
+  secureRetentionDays: (tenantId: string) => Promise<number>
+  forgetMessageTexts: (refs: MessageRef[]) => Promise<void>
   credentialKey: SigningKey
   prepareArchive: (tenantId: string) => Promise<void> | undefined
   channelDeps: ChannelDeps
@@ -323,6 +327,8 @@ async function startServices(
     messageLog,
     hub: new StreamHub(ctx, messageLog, parts.hubAuthenticator),
     isArchived: (refs) => archivedConversationSeqs(ctx.db, refs),
+    secureRetentionDays: async (tenantId) => (await retentionPolicy(ctx.db, tenantId))['secure-message'],
+    forgetMessageTexts: (refs) => forgetPublicTexts(ctx.db, refs),
     credentialKey: keys.credential,
     prepareArchive: (tenantId) =>
       archiveMember ? archiveMember.ensureTenant(tenantId) : archiveKeyPackagesFromMember(ctx, tenantId),
@@ -336,7 +342,7 @@ async function startServices(
     deactivatedAppVersions: parts.gate.deactivated,
     attestationStatus,
     hardwareVerifiers,
-    enrolmentAttestation: androidEnrolmentAttestation(ctx, hardwareVerifiers),
+    enrolmentAttestation: enrolmentAttestation(ctx, hardwareVerifiers),
     archiveKeys: keys.archive,
   }
   const running = {

@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely'
 import { type Actor, recordAudit } from '../audit/events.ts'
+import { forgetCustomerPublicTexts } from '../channels/message-search.ts'
+import { forgetCustomerName } from '../identity/customer-search.ts'
 import { requireCustomer } from '../identity/customers.ts'
 import type { Database } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -98,6 +100,9 @@ export async function eraseCustomer(
     }
     const { records } = outlook
     const keyId = (await destroyArchiveKey(trx, tenantId, keyScope(customerId), now)) ?? null
+    // The console's search index goes with it: keyed terms of their name and public texts would still find them.
+    await forgetCustomerName(trx, tenantId, customerId)
+    await forgetCustomerPublicTexts(trx, tenantId, customerId)
     await appendMarker(trx, tenantId, 'erasure', customerId, { reason: 'data-subject-erasure', keyId }, now)
     await recordAudit(trx, {
       tenantId,

@@ -1,5 +1,6 @@
 import { StrongroomError } from '@strongroom/sdk'
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { AttachmentView } from '../shared/Attachment.tsx'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { Compliance } from './Compliance.tsx'
 import { ConversationTools } from './ConversationTools.tsx'
@@ -28,6 +29,7 @@ import {
   SecureDivider,
 } from './PublicChannel.tsx'
 import { whyNotSent } from './public-channels.ts'
+import { Reports } from './Reports.tsx'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
 import type { TimelineItem } from './timeline.ts'
 import { VirtualList } from './VirtualList.tsx'
@@ -277,13 +279,21 @@ const streamStateLabel = {
   closed: 'Offline',
 } as const
 
+type View = 'conversations' | 'reports' | 'compliance'
+const viewNames: Record<View, string> = {
+  conversations: 'Conversations',
+  reports: 'Reported messages',
+  compliance: 'Compliance',
+}
+
 function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void> }) {
   const { session } = props
   useSession(session)
   useAttention(session)
   // Compliance officers start in the archive; whoever may also answer starts in the inbox.
-  const [view, setView] = useState<'conversations' | 'compliance'>(
-    session.can('conversations:write') ? 'conversations' : 'compliance',
+  const [view, setView] = useState<View>(session.can('conversations:write') ? 'conversations' : 'compliance')
+  const views = (['conversations', 'reports', 'compliance'] as const).filter(
+    (name) => name === 'conversations' || session.can(name === 'reports' ? 'conversations:read' : 'archive:read'),
   )
   const open = session.openId ? session.entries.get(session.openId) : undefined
   return (
@@ -294,9 +304,9 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
           <span class={`dot ${session.streamState}`} aria-hidden="true" />
           {streamStateLabel[session.streamState]}
         </p>
-        {session.can('archive:read') && (
+        {views.length > 1 && (
           <nav class="views" aria-label="Screens">
-            {(['conversations', 'compliance'] as const).map((name) => (
+            {views.map((name) => (
               <button
                 key={name}
                 type="button"
@@ -304,7 +314,7 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
                 aria-current={view === name ? 'page' : undefined}
                 onClick={() => setView(name)}
               >
-                {name === 'conversations' ? 'Conversations' : 'Compliance'}
+                {viewNames[name]}
               </button>
             ))}
           </nav>
@@ -322,6 +332,8 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
       )}
       {view === 'compliance' ? (
         <Compliance session={session} />
+      ) : view === 'reports' ? (
+        <Reports session={session} />
       ) : (
         <div class="panes">
           <Inbox session={session} />
@@ -480,6 +492,7 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
               <TimelineLine
                 key={item.key}
                 item={item}
+                session={session}
                 customerName={entry.customerName}
                 channelOf={several ? (id) => channelKeyOf(session, id) : undefined}
               />
@@ -495,6 +508,7 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
 
 function TimelineLine(props: {
   item: TimelineItem
+  session: ConsoleSession
   customerName: string
   /** With several conversations in one timeline, the channel each line came on. */
   channelOf?: ((conversationId: string) => ChannelKey) | undefined
@@ -516,7 +530,7 @@ function TimelineLine(props: {
               </span>
             )}
           </span>
-          {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
+          <MessageBody message={m} session={props.session} conversationId={item.conversationId} />
           {m.public && <PublicMessageDetails details={m.public} />}
         </li>
       )
@@ -547,6 +561,27 @@ function TimelineLine(props: {
   }
 }
 
+function MessageBody(props: { message: ShownMessage; session: ConsoleSession; conversationId: string }) {
+  const { message: m, session, conversationId } = props
+  const attachment = m.attachment
+  const secure = session.secure
+  if (attachment && secure) {
+    return <AttachmentView attachment={attachment} open={() => secure.openAttachment(conversationId, attachment)} />
+  }
+  return m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>
+}
+
+/** Files go end-to-end encrypted in a secure conversation; on a public channel the composer says why they do not. */
+function attachmentsFor(session: ConsoleSession, conversationId: string) {
+  const channel = channelNameOf(session, conversationId)
+  if (channel) {
+    return {
+      refused: `Files are not sent on ${channel}: it is not end-to-end encrypted. Send them in the secure chat.`,
+    }
+  }
+  return { send: (file: File) => session.sendAttachment(conversationId, file) }
+}
+
 function Composer(props: { session: ConsoleSession; conversationId: string }) {
   const { session, conversationId } = props
   const suggestions = useCannedReplies(session)
@@ -559,6 +594,7 @@ function Composer(props: { session: ConsoleSession; conversationId: string }) {
       help="Enter sends; Shift+Enter starts a new line; / and a shortcut inserts a canned reply."
       maxLength={4000}
       send={(text) => session.send(conversationId, text)}
+      attach={attachmentsFor(session, conversationId)}
       whyNotSent={(error) => whyNotSent(error, channelNameOf(session, conversationId))}
       waiting={
         session.awaitingEncryption(conversationId)

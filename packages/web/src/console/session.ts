@@ -1,4 +1,5 @@
 import {
+  type AttachmentRef,
   base64ToBytes,
   type Conversation,
   type ConversationStatus,
@@ -44,6 +45,8 @@ export interface ShownMessage {
   /** The text, or undefined when the console cannot show it (then `placeholder` says why). */
   text: string | undefined
   placeholder?: string
+  /** The file this secure message hands over (this browser downloads and decrypts it to show it). */
+  attachment?: AttachmentRef
   createdAt: string
   /** A public-channel message (or public history imported into a secure conversation). */
   public?: PublicDetails
@@ -66,8 +69,12 @@ export interface SecureContent {
   /** Whether a message to the conversation goes encrypted (a member, or a browser that can take its place back). */
   canSend(conversationId: string): Promise<boolean>
   /** The text of a message/mls message, or undefined if it is not an application message this member can read. */
-  read(message: Message): Promise<{ text: string } | { placeholder: string } | undefined>
+  read(message: Message): Promise<{ text: string; attachment?: AttachmentRef } | { placeholder: string } | undefined>
   send(conversationId: string, text: string): Promise<void>
+  /** Encrypts a file in this browser and sends it to the group; the server gets ciphertext only. */
+  sendAttachment(conversationId: string, file: File): Promise<void>
+  /** A file a message handed over, downloaded, checked against its hash and decrypted here. */
+  openAttachment(conversationId: string, attachment: AttachmentRef): Promise<Uint8Array<ArrayBuffer>>
   /** Sends secure messages over the console's stream (pipelined), not one HTTP request each. */
   sendOver(stream: MessageStream | undefined): void
 }
@@ -314,6 +321,8 @@ export class ConsoleSession {
       if (update.kind === 'consent') await this.consents.updated(conversationId, update.consentId)
       else if (conversationId === null) return
       else if (update.kind === 'pivot') for (const listener of this.#pivotListeners) listener(conversationId)
+      // Behind the messages already queued, so the earlier parts it masks are shown by the time it is applied.
+      else if (update.kind === 'redaction') this.#enqueue(() => this.#onRedaction(conversationId, update.seqs))
       else if (this.entries.has(conversationId)) {
         this.updateConversation(await this.client.getConversation(conversationId))
       }
@@ -321,6 +330,22 @@ export class ConsoleSession {
       this.problem = `The conversation could not be brought up to date: ${(error as Error).message}. Reload the page.`
       this.#changed()
     }
+  }
+
+  /** Messages masked after the fact: what is shown of them (and the inbox preview) is replaced by the masked text. */
+  async #onRedaction(conversationId: string, seqs: readonly number[]): Promise<void> {
+    const shown = this.messages.get(conversationId)
+    const entry = this.entries.get(conversationId)
+    if (!shown && entry?.preview === undefined) return
+    const reread = await this.publicChannels.reread(conversationId, seqs)
+    // New objects, not edits in place: what the screen memoized by message is drawn again.
+    shown?.forEach((message, index) => {
+      const masked = reread.get(message.seq)
+      if (masked) shown[index] = { ...message, text: masked.text, public: masked.details }
+    })
+    if (entry && shown) entry.preview = previewOf(shown.at(-1))
+    else if (entry) entry.preview = undefined
+    this.#changed()
   }
 
   #resync(): void {
@@ -435,6 +460,17 @@ export class ConsoleSession {
     let total = 0
     for (const entry of this.entries.values()) total += entry.unread
     return total
+  }
+
+  /**
+   * Sends a file, end-to-end encrypted: only in a secure conversation. Files never go out on a public channel, where
+   * anything sent is plaintext at the provider (the composer says so there).
+   */
+  async sendAttachment(conversationId: string, file: File): Promise<void> {
+    if (this.publicChannels.isPublic(conversationId) || !this.secure || !(await this.secure.canSend(conversationId))) {
+      throw new Error('files go only to a secure conversation. Invite the customer to the secure chat first.')
+    }
+    await this.secure.sendAttachment(conversationId, file)
   }
 
   async send(conversationId: string, text: string): Promise<void> {
@@ -629,7 +665,8 @@ export class ConsoleSession {
       if (!this.secure) return { ...base, text: undefined, placeholder: 'Encrypted message' }
       const read = await this.secure.read(message)
       if (!read) return undefined
-      return 'text' in read ? { ...base, text: read.text } : { ...base, text: undefined, placeholder: read.placeholder }
+      if (!('text' in read)) return { ...base, text: undefined, placeholder: read.placeholder }
+      return { ...base, text: read.text, ...(read.attachment ? { attachment: read.attachment } : {}) }
     }
     return { ...base, text: undefined, placeholder: `A ${message.contentType} message this console cannot show` }
   }

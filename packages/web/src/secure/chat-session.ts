@@ -1,12 +1,14 @@
 import {
+  type AttachmentRef,
   type ConsentRequest,
   consentPasskeyChallenge,
   type Message,
   type MessageStream,
   type PublicMessage,
+  problemKind,
   type StreamState,
   type StrongroomClient,
-  StrongroomError,
+  type StrongroomError,
 } from '@strongroom/sdk'
 import { type BrowserDevice, MLS_CONTENT_TYPE } from '@strongroom/sdk/mls'
 import { BrowserMlsMember } from '../shared/mls-member.ts'
@@ -19,6 +21,8 @@ export interface ChatMessage {
   /** The text, or undefined when it cannot be shown (then `placeholder` says why). */
   text: string | undefined
   placeholder?: string
+  /** The file this message hands over (encrypted on the server; this browser decrypts it to show it). */
+  attachment?: AttachmentRef
   createdAt: string
   expiresAt: string | null
 }
@@ -43,9 +47,6 @@ export type JoinState = 'joining' | 'waiting' | 'ready'
 const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
 const WELCOME_POLL_MS = 3_000
 const HISTORY = 200
-
-const problemType = (error: unknown) =>
-  error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
 
 /**
  * The customer's secure conversation in this browser: the public history the pivot imported, the end-to-end
@@ -141,6 +142,18 @@ export class ChatSession {
     await this.#member.send(this.conversationId, text)
   }
 
+  /** Encrypts a file here and sends it; it shows when the stream brings its message back. */
+  async sendAttachment(file: File): Promise<void> {
+    if (!this.#member || this.joinState !== 'ready') throw new Error('the conversation is not ready yet')
+    await this.#member.sendAttachment(this.conversationId, file)
+  }
+
+  /** A file a message handed over, downloaded, checked and decrypted in this browser. */
+  openAttachment(attachment: AttachmentRef): Promise<Uint8Array<ArrayBuffer>> {
+    if (!this.#member) throw new Error('the conversation is not ready yet')
+    return this.#member.openAttachment(this.conversationId, attachment)
+  }
+
   /**
    * Joins the conversation's MLS group: by the welcome another member left, or, when the conversation has no group
    * yet (the first pivot), by making it with the bank's archive and every other member that can be added. If another
@@ -163,7 +176,7 @@ export class ChatSession {
         return
       } catch (error) {
         // Another member made the group first: this browser is added by them, like a later device.
-        if (problemType(error) !== 'e2e/group-exists') throw error
+        if (problemKind(error) !== 'e2e/group-exists') throw error
       }
     }
     this.joinState = 'waiting'
@@ -214,6 +227,7 @@ export class ChatSession {
       from: mine ? 'you' : 'bank',
       text: 'text' in read ? read.text : undefined,
       ...('placeholder' in read ? { placeholder: read.placeholder } : {}),
+      ...('attachment' in read && read.attachment ? { attachment: read.attachment } : {}),
       createdAt: message.createdAt,
       expiresAt: message.expiresAt,
     })
@@ -282,7 +296,7 @@ export class ChatSession {
       const codes = code === undefined ? {} : card.needsCode === 'totp' ? { totpCode: code } : { smsCode: code }
       this.#settle(card, await this.client.approveConsent(card.consent, codes))
     } catch (error) {
-      const type = problemType(error)
+      const type = problemKind(error)
       if (type === 'auth/step-up-required' && code === undefined) {
         await this.#stepUp(card, (error as StrongroomError).problem.detail ?? '')
       } else if (type === 'integrity/web-device-refused') {
@@ -370,7 +384,7 @@ export class ChatSession {
   }
 
   #refused(card: ConsentCard, error: unknown): void {
-    const type = problemType(error)
+    const type = problemKind(error)
     if (type === 'consent/expired') {
       card.state = 'expired'
       return

@@ -235,6 +235,23 @@ export interface MessagesTable {
   expires_at: Timestamp | null
 }
 
+/** An encrypted attachment of a secure conversation: ciphertext only, its key travels in an MLS message. */
+export interface AttachmentsTable {
+  tenant_id: string
+  id: string
+  conversation_id: string
+  uploader_kind: 'device' | 'staff'
+  uploader_id: string
+  /** SHA-256 of the ciphertext, which the receiver checks before decrypting. */
+  sha256: Uint8Array
+  ciphertext: Uint8Array
+  created_at: Timestamp
+  /** After this, members can no longer download it (the message carrying its key disappears then too). */
+  expires_at: Timestamp | null
+  /** Deleted once expired and past this: the end of the bank's retention of secure messages. */
+  retain_until: Timestamp
+}
+
 export interface AuditEventsTable {
   id: Generated<number>
   tenant_id: string
@@ -531,6 +548,8 @@ export interface DeviceAttestationsTable {
   asserted_at: Timestamp | null
   /** Android: the versionCode the Keystore attested when it generated the key. */
   version_code: number | null
+  /** App Attest: the app version the attestation covered; assertions must claim the same. */
+  bound_app_version: string | null
 }
 
 export interface DeviceIntegrityVerdictsTable {
@@ -615,6 +634,23 @@ export interface ChannelMessagesTable {
   error_code: string | null
   created_at: Timestamp
   updated_at: Timestamp
+}
+
+export interface SuspiciousReportsTable {
+  tenant_id: string
+  id: string
+  source: 'sms' | 'secure-chat'
+  conversation_id: string | null
+  customer_id: string | null
+  /** The reported text and its links' hosts, sealed with the tenant data key. */
+  sealed: Uint8Array
+  /** JSON array of risk flags. */
+  flags: string
+  status: 'open' | 'resolved'
+  outcome: 'smishing' | 'genuine' | 'unclear' | null
+  resolved_by: string | null
+  resolved_at: Timestamp | null
+  created_at: Timestamp
 }
 
 export interface SmppMessagePartsTable {
@@ -760,6 +796,7 @@ export interface Database {
   conversations: ConversationsTable
   conversation_members: ConversationMembersTable
   messages: MessagesTable
+  attachments: AttachmentsTable
   audit_events: AuditEventsTable
   audit_chains: AuditChainsTable
   audit_checkpoints: AuditCheckpointsTable
@@ -792,6 +829,7 @@ export interface Database {
   integrity_policies: IntegrityPoliciesTable
   channel_configs: ChannelConfigsTable
   channel_identities: ChannelIdentitiesTable
+  suspicious_reports: SuspiciousReportsTable
   channel_messages: ChannelMessagesTable
   pivot_links: PivotLinksTable
   smpp_message_parts: SmppMessagePartsTable
