@@ -43,6 +43,7 @@ const StaffTokenPolicy = Type.Object(
 export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void> {
   await meRoutes(app)
   await staffRoutes(app, ctx)
+  await staffInvitationRoutes(app, ctx)
   await staffLifecycleRoutes(app, ctx)
 }
 
@@ -159,7 +160,10 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
       return reply.status(201).header('cache-control', 'no-store').send(issued)
     },
   )
+}
 
+/** A single-use link with which a staff member enrols a passkey, in place of a token to paste. */
+async function staffInvitationRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.post(
     '/v1/staff/:staffId/invitations',
     {
