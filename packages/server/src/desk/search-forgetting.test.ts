@@ -61,7 +61,7 @@ describe('the search index forgets expired messages and erased customers', () =>
     assert.equal((await search('wombat')).length, 1)
   })
 
-  test('a data-subject erasure takes the customer’s name and public texts out of the index', async () => {
+  test('a data-subject erasure takes the customer’s name and public texts out of the index, and their reports', async () => {
     const phoneNumber = '+447700900882'
     const customer = await agent.createCustomer({
       externalRef: 'FORGET-1',
@@ -70,6 +70,10 @@ describe('the search index forgets expired messages and erased customers', () =>
     })
     const phone = new ChannelSimulator({ baseUrl: server.url })
     await phone.send('twilio', { from: phoneNumber, to: BANK_NUMBER, text: 'platypus overdraft worry' })
+    await phone.send('twilio', { from: phoneNumber, to: BANK_NUMBER, text: 'REPORT verify at examp1e-bank.com now' })
+    const reports = () =>
+      server.ctx.db.selectFrom('suspicious_reports').select('id').where('customer_id', '=', customer.id).execute()
+    assert.equal((await reports()).length, 1)
     assert.equal((await search('Zanzibar')).length, 1)
     assert.equal((await search('platypus')).length, 1)
     // Erased once the bank's retention is over (here: the default ten years, so at a time past it).
@@ -83,6 +87,8 @@ describe('the search index forgets expired messages and erased customers', () =>
     )
     assert.deepEqual(await search('Zanzibar'), [])
     assert.deepEqual(await search('platypus'), [])
+    // Their report of a suspicious message is sealed under the tenant's key, not theirs: it goes too.
+    assert.deepEqual(await reports(), [])
     // Another customer's words are still found.
     assert.equal((await search('wombat')).length, 1)
   })
