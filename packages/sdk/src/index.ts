@@ -72,13 +72,13 @@ export {
   type RiskSignals,
 } from './integrity.ts'
 export {
+  enrolStaffPasskey,
   type Passkey,
   type PasskeyAssertion,
   type PasskeyCreationOptions,
   type PasskeyRegistrationCredential,
   type PasskeyRequestOptions,
   type StaffSignIn,
-  enrolStaffPasskey,
   signInStaffWithPasskey,
   staffInvitationPasskeyOptions,
   staffPasskeySignInOptions,
