@@ -72,6 +72,7 @@ export {
   type RiskSignals,
 } from './integrity.ts'
 export {
+  enrolStaffPasskey,
   type Passkey,
   type PasskeyAssertion,
   type PasskeyCreationOptions,
@@ -79,6 +80,7 @@ export {
   type PasskeyRequestOptions,
   type StaffSignIn,
   signInStaffWithPasskey,
+  staffInvitationPasskeyOptions,
   staffPasskeySignInOptions,
 } from './passkeys.ts'
 export {

@@ -86,3 +86,35 @@ export async function signInStaffWithPasskey(
   })
   return { ...signedIn, credentials: new StaffToken(signedIn.token) }
 }
+
+interface InvitationOptions extends SignInOptions {
+  /** The secret of the invitation link (`#invite=sri_…` in the console link `strongroom staff invite` printed). */
+  invitation: string
+}
+
+/** Enrolling a staff passkey from an invitation link, step one (no token needed): options for `navigator.credentials.create`. */
+export function staffInvitationPasskeyOptions(options: InvitationOptions): Promise<PasskeyCreationOptions> {
+  return postWithoutCredentials(options, '/v1/staff/invitation/passkey/options', {
+    tenantId: options.tenantId,
+    invitation: options.invitation,
+  })
+}
+
+/**
+ * Enrolling a staff passkey from an invitation link, step two: the new credential, which uses the link up. The staff
+ * member then signs in with it (`staffPasskeySignInOptions`, `signInStaffWithPasskey`).
+ *
+ * @example
+ * const options = await staffInvitationPasskeyOptions({ baseUrl, tenantId, invitation })
+ * const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) })
+ * await enrolStaffPasskey({ baseUrl, tenantId, invitation, credential: credential.toJSON() })
+ */
+export function enrolStaffPasskey(
+  options: InvitationOptions & { credential: PasskeyRegistrationCredential },
+): Promise<{ staffId: string; passkey: Passkey }> {
+  return postWithoutCredentials(options, '/v1/staff/invitation/passkey', {
+    tenantId: options.tenantId,
+    invitation: options.invitation,
+    credential: options.credential,
+  })
+}

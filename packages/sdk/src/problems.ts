@@ -98,6 +98,7 @@ export const problemKinds = {
   'auth/passkey-invalid': { status: 401, title: 'The passkey could not be verified' },
   'auth/passkey-registration-invalid': { status: 400, title: 'The passkey registration does not verify' },
   'auth/passkey-in-use': { status: 409, title: 'This passkey is already registered' },
+  'auth/invitation-invalid': { status: 401, title: 'The invitation link is invalid, used or expired' },
   'auth/passkeys-unavailable': {
     status: 503,
     title: 'Passkeys are not configured (STRONGROOM_RP_ID and STRONGROOM_RP_ORIGINS)',

@@ -3,8 +3,8 @@
  * TLS in front of three production nodes on PostgreSQL and NATS, no dev seed, no simulator. The bank is set up as the
  * README's "Production, step by step" says (the command line, then the admin API); its SMS channel is SMPP to an SMSC
  * the test plays (production allows no provider URL of a test's own, so SMPP is the public channel a test can drive
- * end to end). The customer texts a card number; the agent, signed in to the console over the cluster URL, sees it
- * masked and moves the customer to the secure channel; the customer opens the link in a phone-sized browser, steps up
+ * end to end). The customer texts a card number; the agent, who enrolled a passkey from the invitation link
+ * `strongroom staff invite` printed and signed in with it (no token pasted), sees it masked and moves the customer to the secure channel; the customer opens the link in a phone-sized browser, steps up
  * with the code texted over SMPP, chats end to end encrypted as a browser device (no integrity token, the bank's
  * policy for browsers), and approves the payment with a passkey the browser makes then; the console shows the verified
  * receipt.
@@ -36,6 +36,15 @@ const BANK_NUMBER = '+442071838790'
 const CUSTOMER = 'Grace Texter'
 const PAN = '4111 1111 1111 1111'
 const SMSC_LOGIN = { systemId: 'bank01', password: 'pw12345' }
+/** A phone's or laptop's built-in authenticator: discoverable credentials, the user verified. */
+const PLATFORM_AUTHENTICATOR = {
+  protocol: 'ctap2',
+  transport: 'internal',
+  hasResidentKey: true,
+  hasUserVerification: true,
+  isUserVerified: true,
+  automaticPresenceSimulation: true,
+} as const
 
 const haproxyInstalled = !spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).error
 const clusterMissing = skipUnlessPresent(
@@ -54,7 +63,7 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
   let smsc: Awaited<ReturnType<typeof startFakeSmsc>>
   let carrier: Awaited<ReturnType<typeof startFakeCarrier>>
   let site: string
-  let agentToken: string
+  let agentInvitation: string
   let browser: Browser
   let phoneContext: BrowserContext
   let agent: Page
@@ -113,8 +122,9 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
     const json = (args: string[]) => cluster.run(args) as Record<string, string>
     const tenantId = json(['tenant', 'create', '--name', 'Production Bank']).id as string
     const adminToken = json(['staff', 'token', '--tenant', tenantId, '--name', 'ops', '--role', 'admin']).token
-    const agentStaff = json(['staff', 'token', '--tenant', tenantId, '--name', 'alice', '--role', 'agent'])
-    agentToken = agentStaff.token as string
+    // Staff sign in to the console with a passkey they enrol from a single-use link, never with a pasted token.
+    const agentStaff = json(['staff', 'invite', '--tenant', tenantId, '--name', 'alice', '--role', 'agent'])
+    agentInvitation = agentStaff.url as string
     json(['customer', 'create', '--tenant', tenantId, '--ref', 'C-1', '--name', CUSTOMER, '--phone', CUSTOMER_PHONE])
     // ...then the admin API (on a node, inside the bank's network): the SMS channel and what a browser may approve.
     const admin = new StrongroomClient({
@@ -145,8 +155,13 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
       args: [`--ignore-certificate-errors-spki-list=${spki}`],
     })
     phoneContext = await browser.newContext({ viewport: { width: 360, height: 740 } })
-    agent = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
+    const agentContext = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+    agent = await agentContext.newPage()
     watchPage(agent, pageProblems)
+    // The agent's laptop: a platform authenticator that verifies the user (Chromium's virtual one).
+    const agentCdp = await agentContext.newCDPSession(agent)
+    await agentCdp.send('WebAuthn.enable')
+    await agentCdp.send('WebAuthn.addVirtualAuthenticator', { options: PLATFORM_AUTHENTICATOR })
   })
 
   after(async () => {
@@ -172,10 +187,12 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
     assert.equal(answer.command_status, 0)
   })
 
-  test('2. the agent signs in over the cluster URL: masked card, DLP badge; replies; moves the customer', async () => {
-    await agent.goto(`${site}/console/`)
-    await agent.getByLabel('Staff token').fill(agentToken)
-    await agent.keyboard.press('Enter')
+  test('2. the agent enrols a passkey from the invitation link and signs in with it: masked card, DLP badge; replies; moves the customer', async () => {
+    assert.match(agentInvitation, new RegExp(`^${site}/console/\\?tenant=ten_[\\w-]+#invite=sri_`))
+    await agent.goto(agentInvitation)
+    await agent.getByRole('button', { name: 'Create a passkey and sign in' }).click()
+    await agent.getByRole('heading', { name: 'Inbox' }).waitFor()
+    assert.equal(new URL(agent.url()).hash, '', 'the invitation is taken out of the address')
     const item = agent.getByRole('button', { name: new RegExp(CUSTOMER) })
     await item.click()
     const masked = consoleLog().locator('.message', { hasText: 'was stolen' })
@@ -217,16 +234,7 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
     )
     cdp = await phoneContext.newCDPSession(secure)
     await cdp.send('WebAuthn.enable')
-    ;({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    }))
+    ;({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', { options: PLATFORM_AUTHENTICATOR }))
     await secure.goto(link)
     await secure.getByRole('heading', { name: 'Confirm it’s you' }).waitFor()
     const beforeCode = smsc.submits.length

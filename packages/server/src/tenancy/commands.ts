@@ -1,11 +1,12 @@
 import { operator } from '../audit/events.ts'
 import { type Command, command, out, UsageError, withStorage, withStorageAndBus } from '../platform/command.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
-import { createStaff, findStaff, issueStaffToken } from './staff.ts'
+import { createStaff, findStaff, issueStaffToken, type StaffMember } from './staff.ts'
+import { consoleBaseOf, inviteStaff, STAFF_INVITATION_MAX_SECONDS } from './staff-invitations.ts'
 import { changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
 import { createTenant, findTenant, listTenants } from './tenants.ts'
 
-function parseTtl(value: string): number {
+export function parseTtl(value: string): number {
   const match = /^(\d+)([smhd])$/.exec(value)
   if (!match) throw new UsageError('--ttl must look like 30m, 8h or 7d')
   const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as 's' | 'm' | 'h' | 'd']
@@ -33,6 +34,23 @@ function staffActivation(active: boolean): Command {
       )
     },
   })
+}
+
+/** The staff member of that name, made with `role` when there is none (the role checked first). */
+async function staffNamed(
+  ctx: Parameters<typeof findStaff>[0],
+  tenantId: string,
+  name: string,
+  role: string | undefined,
+): Promise<StaffMember> {
+  if (role && !(roles as readonly string[]).includes(role)) {
+    throw new UsageError(`--role must be one of ${roles.join(', ')}`)
+  }
+  if (!(await findTenant(ctx, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
+  const staff = await findStaff(ctx, tenantId, { name })
+  if (staff) return staff
+  if (!role) throw new UsageError(`no staff member ${name}: give --role to create one`)
+  return createStaff(ctx, tenantId, { name, role: role as Role }, operator)
 }
 
 /** Banks, and their staff's tokens. */
@@ -68,21 +86,13 @@ export const tenancyCommands: readonly Command[] = [
     async run(values, { config }) {
       const { tenant: tenantId, name } = values
       if (!tenantId || !name) throw new UsageError('staff token needs --tenant and --name')
-      if (values.role && !(roles as readonly string[]).includes(values.role)) {
-        throw new UsageError(`--role must be one of ${roles.join(', ')}`)
-      }
       const scopes = values.scopes?.split(',').map((s) => s.trim())
       const badScope = scopes?.find((s) => !isScope(s))
       if (badScope) throw new UsageError(`unknown scope ${badScope}`)
       const ttlSeconds = parseTtl(values.ttl ?? '8h')
       out(
         await withStorage(config(), async ({ db }) => {
-          if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
-          let staff = await findStaff({ db }, tenantId, { name })
-          if (!staff) {
-            if (!values.role) throw new UsageError(`no staff member ${name}: give --role to create one`)
-            staff = await createStaff({ db }, tenantId, { name, role: values.role as Role }, operator)
-          }
+          const staff = await staffNamed({ db }, tenantId, name, values.role)
           const issued = await issueStaffToken(
             { db },
             staff,
@@ -90,6 +100,39 @@ export const tenancyCommands: readonly Command[] = [
             operator,
           )
           return { staffId: staff.id, role: staff.role, ...issued }
+        }),
+      )
+    },
+  }),
+  command({
+    name: 'staff invite',
+    synopsis: '--tenant ID --name NAME [--role ROLE] [--ttl 24h]',
+    summary:
+      'print a single-use console link (24 h by default, 7 d at most) with which the\nstaff member enrols a passkey and signs in: no token to paste (creates the\nstaff member with --role if new; a new link replaces earlier ones)',
+    options: {
+      tenant: { type: 'string' },
+      name: { type: 'string' },
+      role: { type: 'string' },
+      ttl: { type: 'string' },
+    },
+    async run(values, { config }) {
+      const { tenant: tenantId, name } = values
+      if (!tenantId || !name) throw new UsageError('staff invite needs --tenant and --name')
+      const ttlSeconds = parseTtl(values.ttl ?? '24h')
+      if (ttlSeconds < 300 || ttlSeconds > STAFF_INVITATION_MAX_SECONDS) {
+        throw new UsageError('--ttl must be between 5m and 7d')
+      }
+      const settings = config()
+      out(
+        await withStorage(settings, async ({ db }) => {
+          const staff = await staffNamed({ db }, tenantId, name, values.role)
+          const invitation = await inviteStaff(
+            { db },
+            staff,
+            { ttlSeconds, consoleBase: consoleBaseOf(settings) },
+            operator,
+          )
+          return { ...invitation, role: staff.role }
         }),
       )
     },

@@ -2,11 +2,13 @@ import type { Module } from '../platform/module.ts'
 import { purgeExpiredClientCredentials } from './api-clients.ts'
 import { tenancyCommands } from './commands.ts'
 import { oauthRoutes } from './oauth-routes.ts'
+import { oidcCommands } from './oidc-commands.ts'
 import { oidcProviderEncryptedColumns } from './oidc-providers.ts'
 import { oidcRoutes } from './oidc-routes.ts'
 import { purgeEndedSignIns, signInEncryptedColumns } from './oidc-sign-in.ts'
 import { tenancyRoutes } from './routes.ts'
 import { scimRolePolicyRoutes, scimRoutes } from './scim-routes.ts'
+import { purgeExpiredStaffInvitations } from './staff-invitations.ts'
 
 /**
  * Tenants, staff and their tokens (their provisioning over SCIM, their sign-in through the bank's OpenID provider),
@@ -25,7 +27,8 @@ export const tenancyModule: Module = {
   housekeeping: async (ctx) => {
     await purgeExpiredClientCredentials(ctx)
     await purgeEndedSignIns(ctx)
+    await purgeExpiredStaffInvitations(ctx)
   },
-  commands: tenancyCommands,
+  commands: [...tenancyCommands, ...oidcCommands],
   encryptedColumns: [...oidcProviderEncryptedColumns, ...signInEncryptedColumns],
 }

@@ -1,8 +1,10 @@
+import { Type } from '@sinclair/typebox'
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose'
 import * as oidc from 'openid-client'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
+import { oneOf } from '../platform/http/schemas.ts'
 import type { FieldRef } from '../platform/keyring/keyring.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 
@@ -10,6 +12,23 @@ type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
 
 export const oidcAuthMethods = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const
 export type OidcAuthMethod = (typeof oidcAuthMethods)[number]
+
+export const Jwk = Type.Record(Type.String(), Type.Unknown(), { description: 'a JWK' })
+/** What the API and the command line take, with the defaults both apply. */
+export const OidcProviderInputSchema = Type.Object(
+  {
+    issuer: Type.String({ pattern: '^https?://[^\\s#?]+$', maxLength: 500, description: 'the OpenID issuer URL' }),
+    clientId: Type.String({ minLength: 1, maxLength: 200 }),
+    authMethod: oneOf(oidcAuthMethods),
+    clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    privateKeyJwk: Type.Optional(Jwk),
+    subjectClaim: Type.String({ minLength: 1, maxLength: 100, default: 'sub' }),
+    roleClaim: Type.String({ minLength: 1, maxLength: 100, default: 'roles' }),
+    scopes: Type.String({ pattern: '(^| )openid( |$)', maxLength: 500, default: 'openid profile email' }),
+    sessionSeconds: Type.Integer({ minimum: 300, maximum: 12 * 3600, default: 8 * 3600 }),
+  },
+  { additionalProperties: false },
+)
 
 /** What the bank's administrator sets (`PUT /v1/staff-sign-in/oidc`). */
 export interface OidcProviderInput {
@@ -161,7 +180,7 @@ export async function viewOidcProvider(ctx: Ctx, tenantId: string): Promise<Oidc
 }
 
 /** Removes the tenant's provider (audited): no new sign-in goes through it; sessions already open run out. */
-export async function removeOidcProvider(ctx: Ctx, tenantId: string, actor: Actor): Promise<void> {
+export async function removeOidcProvider(ctx: Pick<Ctx, 'db'>, tenantId: string, actor: Actor): Promise<void> {
   await ctx.db.transaction().execute(async (trx) => {
     const removed = await trx.deleteFrom('staff_oidc_providers').where('tenant_id', '=', tenantId).executeTakeFirst()
     if (removed.numDeletedRows === 0n) throw new Problem('request/not-found', 'no identity provider is configured')

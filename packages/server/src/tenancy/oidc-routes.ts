@@ -10,8 +10,10 @@ import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { issuerOf } from './oauth-routes.ts'
 import {
+  Jwk,
   oidcAuthMethods,
   oidcClients,
+  OidcProviderInputSchema as ProviderInput,
   removeOidcProvider,
   saveOidcProvider,
   viewOidcProvider,
@@ -26,21 +28,6 @@ import {
   startOidcSignIn,
 } from './oidc-sign-in.ts'
 
-const Jwk = Type.Record(Type.String(), Type.Unknown(), { description: 'a JWK' })
-const ProviderInput = Type.Object(
-  {
-    issuer: Type.String({ pattern: '^https?://[^\\s#?]+$', maxLength: 500, description: 'the OpenID issuer URL' }),
-    clientId: Type.String({ minLength: 1, maxLength: 200 }),
-    authMethod: oneOf(oidcAuthMethods),
-    clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
-    privateKeyJwk: Type.Optional(Jwk),
-    subjectClaim: Type.String({ minLength: 1, maxLength: 100, default: 'sub' }),
-    roleClaim: Type.String({ minLength: 1, maxLength: 100, default: 'roles' }),
-    scopes: Type.String({ pattern: '(^| )openid( |$)', maxLength: 500, default: 'openid profile email' }),
-    sessionSeconds: Type.Integer({ minimum: 300, maximum: 12 * 3600, default: 8 * 3600 }),
-  },
-  { additionalProperties: false },
-)
 const ProviderView = Type.Object({
   issuer: Type.String(),
   clientId: Type.String(),

@@ -7,6 +7,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { roles, scopes } from '../platform/http/roles.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { issuerOf } from './oauth-routes.ts'
 import {
   createStaff,
   findStaff,
@@ -16,6 +17,7 @@ import {
   STAFF_TOKEN_MAX_SECONDS,
   saveStaffTokenPolicy,
 } from './staff.ts'
+import { inviteStaff, STAFF_INVITATION_MAX_SECONDS, STAFF_INVITATION_TTL_SECONDS } from './staff-invitations.ts'
 import { changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
 
 const Role = oneOf(roles)
@@ -41,6 +43,7 @@ const StaffTokenPolicy = Type.Object(
 export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void> {
   await meRoutes(app)
   await staffRoutes(app, ctx)
+  await staffInvitationRoutes(app, ctx)
   await staffLifecycleRoutes(app, ctx)
 }
 
@@ -155,6 +158,48 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
         actorOf(principal),
       )
       return reply.status(201).header('cache-control', 'no-store').send(issued)
+    },
+  )
+}
+
+/** A single-use link with which a staff member enrols a passkey, in place of a token to paste. */
+async function staffInvitationRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.post(
+    '/v1/staff/:staffId/invitations',
+    {
+      config: { access: allow.staff('staff:admin') },
+      schema: {
+        summary:
+          'Invite a staff member to enrol a passkey: a single-use, short-lived console link (shown once; replaces earlier ones)',
+        tags: ['tenancy'],
+        params: Type.Object({ staffId: idOf('stf') }),
+        body: Type.Object(
+          { ttlSeconds: Type.Optional(Type.Integer({ minimum: 300, maximum: STAFF_INVITATION_MAX_SECONDS })) },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            invitationId: Type.String(),
+            staffId: Type.String(),
+            url: Type.String(),
+            expiresAt: Type.String(),
+          }),
+          ...problemResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const staff = await findStaff(ctx, principal.tenantId, { id: request.params.staffId })
+      if (!staff) throw new Problem('request/not-found', 'no such staff member')
+      const ttlSeconds = request.body.ttlSeconds ?? STAFF_INVITATION_TTL_SECONDS
+      const invitation = await inviteStaff(
+        ctx,
+        staff,
+        { ttlSeconds, consoleBase: issuerOf(ctx, request) },
+        actorOf(principal),
+      )
+      return reply.status(201).header('cache-control', 'no-store').send(invitation)
     },
   )
 }

@@ -83,11 +83,16 @@ const signInFailures: Record<string, string> = {
   conflict: 'Another staff member has your name here: ask your administrator.',
 }
 
-/** The handoff code or the failure a sign-in through the identity provider left in the address, taken out of it. */
-function takeFragment(): { handoff?: string; failure?: string } {
+/**
+ * The handoff code or the failure a sign-in through the identity provider left in the address, or the invitation an
+ * administrator sent (`#invite=`), taken out of it: kept in memory only, never in the history.
+ */
+function takeFragment(): { handoff?: string; failure?: string; invitation?: string } {
   const fragment = new URLSearchParams(location.hash.slice(1))
-  if (!fragment.has('oidc') && !fragment.has('sign-in-error')) return {}
+  if (!fragment.has('oidc') && !fragment.has('sign-in-error') && !fragment.has('invite')) return {}
   history.replaceState(null, '', location.pathname + location.search)
+  const invitation = fragment.get('invite')
+  if (invitation) return { invitation }
   const failure = fragment.get('sign-in-error')
   return fragment.get('oidc')
     ? { handoff: fragment.get('oidc') as string }
@@ -97,8 +102,11 @@ function takeFragment(): { handoff?: string; failure?: string } {
 /** The bank (tenant) a passkey signs in to: from the console link the bank gives its staff (`?tenant=ten_…`). */
 const tenantOfPage = () => new URLSearchParams(location.search).get('tenant') ?? ''
 
+type SignInForm = 'idp' | 'passkey' | 'token' | 'invite'
+
 function SignIn(props: { onSignedIn: (session: ConsoleSession) => void; notice?: string | undefined }) {
-  const [error, setError] = useState<{ form: 'idp' | 'passkey' | 'token'; message: string } | undefined>(
+  const [fragment] = useState(takeFragment)
+  const [error, setError] = useState<{ form: SignInForm; message: string } | undefined>(
     props.notice ? { form: 'idp', message: props.notice } : undefined,
   )
   const [busy, setBusy] = useState(false)
@@ -107,7 +115,7 @@ function SignIn(props: { onSignedIn: (session: ConsoleSession) => void; notice?:
   const passkeyButton = useRef<HTMLButtonElement>(null)
   // The passkey is the way in: its button has focus when the link named the bank, else the bank ID field.
   useEffect(() => (bank.current?.value ? passkeyButton.current : bank.current)?.focus(), [])
-  const signIn = async (form: 'idp' | 'passkey' | 'token', open: () => Promise<ConsoleSession>) => {
+  const signIn = async (form: SignInForm, open: () => Promise<ConsoleSession>) => {
     setBusy(true)
     setError(undefined)
     try {
@@ -125,7 +133,7 @@ function SignIn(props: { onSignedIn: (session: ConsoleSession) => void; notice?:
   }
   // Back from the bank's identity provider: the code it handed this page signs in (once), or why it did not.
   useEffect(() => {
-    const { handoff, failure } = takeFragment()
+    const { handoff, failure } = fragment
     if (failure) setError({ form: 'idp', message: failure })
     if (handoff) void signIn('idp', () => ConsoleSession.signInWithOidc(location.origin, tenantOfPage(), handoff))
   }, [])
@@ -141,12 +149,34 @@ function SignIn(props: { onSignedIn: (session: ConsoleSession) => void; notice?:
     event.preventDefault()
     void signIn('token', () => ConsoleSession.signIn(location.origin, input.current?.value ?? ''))
   }
-  const alert = (form: 'idp' | 'passkey' | 'token') =>
+  const alert = (form: SignInForm) =>
     error?.form === form && (
       <p id={`${form}-error`} class="alert" role="alert">
         {error.message}
       </p>
     )
+  const { invitation } = fragment
+  if (invitation) {
+    const enrol = (event: Event) => {
+      event.preventDefault()
+      void signIn('invite', () => ConsoleSession.enrolFromInvitation(location.origin, tenantOfPage(), invitation))
+    }
+    return (
+      <main class="centered">
+        <form class="card sign-in" onSubmit={enrol} aria-describedby="invite-help">
+          <h1>Set up your passkey</h1>
+          <p id="invite-help" class="help">
+            Your bank invited you to its agent console. Make a passkey on this device (your fingerprint, face or PIN):
+            from now on you sign in with it, with no password or token. This link works once.
+          </p>
+          {alert('invite')}
+          <button type="submit" disabled={busy}>
+            {busy ? 'Setting up…' : 'Create a passkey and sign in'}
+          </button>
+        </form>
+      </main>
+    )
+  }
   return (
     <main class="centered">
       <div class="card sign-in">

@@ -41,8 +41,14 @@ describe('staff passkeys in the agent console', { skip: withoutChromium }, () =>
     browser = await chromium.launch({ executablePath: CHROMIUM })
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
-    // The refused passkey's 401 is expected.
-    watchPage(page, pageProblems, (status, pathname) => status === 401 && pathname === '/v1/staff/passkey/sign-in')
+    // The refused passkey's 401 is expected, and the used invitation's.
+    watchPage(
+      page,
+      pageProblems,
+      (status, pathname) =>
+        status === 401 &&
+        (pathname === '/v1/staff/passkey/sign-in' || pathname === '/v1/staff/invitation/passkey/options'),
+    )
     cdp = await context.newCDPSession(page)
     await cdp.send('WebAuthn.enable')
     ;({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
@@ -118,6 +124,37 @@ describe('staff passkeys in the agent console', { skip: withoutChromium }, () =>
     await page.getByLabel('Bank ID').fill('Demo Bank')
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
     await page.getByRole('alert').getByText('That is not a bank ID (it starts ten_).').waitFor()
+  })
+
+  test('a new member opens an invitation link, makes a passkey and is signed in; the used link then says why not', async () => {
+    const { staffId } = await bank.staffToken('agent', 'nia')
+    const response = await fetch(`${origin}/v1/staff/${staffId}/invitations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bank.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    const { url } = (await response.json()) as { url: string }
+    // Opened afresh, as from a message: on the console's own address only the fragment would change, not the page.
+    const open = async () => {
+      await page.goto('about:blank')
+      await page.goto(url)
+    }
+    await open()
+    await page.getByRole('heading', { name: 'Set up your passkey' }).waitFor()
+    assert.equal(new URL(page.url()).hash, '', 'the invitation is taken out of the address')
+    await assertAccessible(page, 'invitation')
+    await page.getByRole('button', { name: 'Create a passkey and sign in' }).click()
+    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId })
+    assert.equal(credentials.length, 2, 'the agent’s passkey and the new member’s')
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await open()
+    await page.getByRole('button', { name: 'Create a passkey and sign in' }).click()
+    await page
+      .getByRole('alert')
+      .getByText('This invitation link is invalid, used or expired: ask your administrator for a new one.')
+      .waitFor()
+    assert.equal(await page.getByRole('heading', { name: 'Inbox' }).count(), 0)
   })
 
   test('the pages ran under their policy with no violation or script error', () => {

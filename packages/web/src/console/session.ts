@@ -6,6 +6,7 @@ import {
   type ConversationUpdate,
   type Credentials,
   claimStaffSession,
+  enrolStaffPasskey,
   isPublicChannelMessage,
   type Message,
   type MessageStream,
@@ -15,6 +16,7 @@ import {
   StrongroomClient,
   StrongroomError,
   signInStaffWithPasskey,
+  staffInvitationPasskeyOptions,
   staffPasskeySignInOptions,
 } from '@strongroom/sdk'
 import { createPasskey, getPasskeyAssertion } from '../shared/passkey.ts'
@@ -173,6 +175,29 @@ export class ConsoleSession {
       }
       throw error
     }
+  }
+
+  /**
+   * Enrols this device's passkey for the staff member an administrator's invitation link names (single-use, no token),
+   * then signs in with it: the same passkey prompt a later sign-in shows.
+   */
+  static async enrolFromInvitation(baseUrl: string, tenantId: string, invitation: string): Promise<ConsoleSession> {
+    const trimmed = tenantId.trim()
+    if (!TENANT_ID.test(trimmed)) throw new SignInRefused('This invitation link has no bank ID: ask for a new one.')
+    const refused = (error: unknown) => {
+      if (error instanceof StrongroomError && (error.status === 401 || error.status === 400)) {
+        throw new SignInRefused(
+          'This invitation link is invalid, used or expired: ask your administrator for a new one.',
+        )
+      }
+      throw error
+    }
+    const options = await staffInvitationPasskeyOptions({ baseUrl, tenantId: trimmed, invitation }).catch(refused)
+    const credential = await createPasskey(options).catch((error: unknown) => {
+      throw new SignInRefused(whyNoPasskey(error))
+    })
+    await enrolStaffPasskey({ baseUrl, tenantId: trimmed, invitation, credential }).catch(refused)
+    return ConsoleSession.signInWithPasskey(baseUrl, trimmed)
   }
 
   /**

@@ -83,6 +83,16 @@ export interface StaffSignInsTable {
   created_at: Timestamp
 }
 
+export interface StaffInvitationsTable {
+  tenant_id: string
+  id: string
+  staff_id: string
+  secret_hash: Uint8Array
+  expires_at: Timestamp
+  used_at: Timestamp | null
+  created_at: Timestamp
+}
+
 export interface CustomersTable {
   tenant_id: string
   id: string
@@ -777,6 +787,7 @@ export interface Database {
   staff_tokens: StaffTokensTable
   staff_oidc_providers: StaffOidcProvidersTable
   staff_sign_ins: StaffSignInsTable
+  staff_invitations: StaffInvitationsTable
   customers: CustomersTable
   enrolment_codes: EnrolmentCodesTable
   devices: DevicesTable
