@@ -28,6 +28,9 @@ export const PublicMessage = Type.Object({
   channel: Type.String(),
   text: Type.String({ description: 'as stored: masked where DLP found card or account data' }),
   masked: Type.Array(Type.String(), { description: 'the kinds of data DLP masked in this text (never the values)' }),
+  maskedLater: Type.Boolean({
+    description: 'masked after it was received: a later message of the customer completed a card number it began',
+  }),
   risk: Type.Array(Type.String(), {
     description: 'smishing and spoofing flags: lookalike-link, link-shortener, spoofed-sender',
   }),
@@ -108,5 +111,32 @@ export const ConversationChannel = Type.Object({
   secureConversationId: Nullable(Type.String()),
 })
 export type ConversationChannel = Static<typeof ConversationChannel>
+
+export const ReportOutcome = Type.Union([Type.Literal('smishing'), Type.Literal('genuine'), Type.Literal('unclear')])
+export type ReportOutcome = Static<typeof ReportOutcome>
+
+/** A customer's report of a suspicious message, queued for the bank's staff with the analysis of its links. */
+export const SuspiciousReport = Type.Object({
+  id: Type.String(),
+  source: Type.Union([Type.Literal('sms'), Type.Literal('secure-chat')], {
+    description: "sms: forwarded to the bank's number after REPORT; secure-chat: reported from the secure chat or app",
+  }),
+  conversationId: Nullable(Type.String()),
+  customerId: Nullable(Type.String()),
+  text: Type.String({ description: 'the reported text, DLP-masked' }),
+  flags: Type.Array(Type.String(), { description: 'lookalike-link, link-shortener' }),
+  links: Type.Array(
+    Type.Object({
+      host: Type.String({ description: 'as a person reads it (punycode decoded)' }),
+      verdict: Type.String({ description: "bank, lookalike, shortener or other, against the bank's domains" }),
+    }),
+  ),
+  status: Type.Union([Type.Literal('open'), Type.Literal('resolved')]),
+  outcome: Nullable(ReportOutcome),
+  resolvedBy: Nullable(Type.String()),
+  resolvedAt: Nullable(Type.String()),
+  createdAt: Type.String(),
+})
+export type SuspiciousReport = Static<typeof SuspiciousReport>
 
 export { IMPORTED_HISTORY_TYPE, PUBLIC_MESSAGE_TYPE } from './public-channels.ts'

@@ -6,7 +6,7 @@ import { createDpopProof } from './dpop.ts'
 import { bytesToBase64, platformFetch, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import type { CustomerFactor, FactorProof } from './factors.ts'
-import type { AppIdentity, AttestationProvider, RiskSignals } from './integrity.ts'
+import type { AppIdentity, AttestationProvider, AttestedKeyGenerator, RiskSignals } from './integrity.ts'
 import { attestationClientData, devAttestation } from './integrity.ts'
 import type {
   Passkey,
@@ -17,7 +17,14 @@ import type {
 } from './passkeys.ts'
 import type { PivotRedemption } from './pivot.ts'
 import type { Conversation, Message, ProblemDocument } from './protocol.ts'
-import type { ConversationChannel, PivotLink, PublicMessage, SentPublicMessage } from './public-channels.ts'
+import type {
+  ConversationChannel,
+  PivotLink,
+  PublicMessage,
+  ReportOutcome,
+  SentPublicMessage,
+  SuspiciousReport,
+} from './public-channels.ts'
 import { executeRemoteWipe, fetchWipeKeys, isDeviceWipedProblem, type RemoteWipeOptions } from './remote-wipe.ts'
 import { openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 import { MessageStream, type StreamOptions } from './stream.ts'
@@ -189,7 +196,7 @@ export interface SentMessage {
  */
 export class StrongroomClient {
   readonly baseUrls: string[]
-  readonly credentials: Credentials
+  #credentials: Credentials
   readonly #fetch: typeof fetch
   readonly #WebSocket: WebSocketConstructor | undefined
   readonly #remoteWipe: RemoteWipeOptions | undefined
@@ -209,7 +216,7 @@ export class StrongroomClient {
       u.replace(/\/+$/, ''),
     )
     if (this.baseUrls.length === 0) throw new TypeError('baseUrl must name at least one server')
-    this.credentials = options.credentials
+    this.#credentials = options.credentials
     this.#fetch = options.fetch ?? platformFetch
     this.#WebSocket = options.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined)
     this.#remoteWipe = options.remoteWipe
@@ -222,11 +229,11 @@ export class StrongroomClient {
    * does not verify (forged, or for another device) changes nothing. Returns whether the device wiped.
    */
   async obeyWipeCommand(problem: ProblemDocument): Promise<boolean> {
-    if (!this.#remoteWipe || !isDeviceWipedProblem(problem) || !(this.credentials instanceof DeviceKey)) return false
+    if (!this.#remoteWipe || !isDeviceWipedProblem(problem) || !(this.#credentials instanceof DeviceKey)) return false
     const { wiped } = await executeRemoteWipe(problem.wipeCommand, {
       ...this.#remoteWipe,
       baseUrl: this.baseUrl,
-      keys: this.credentials.keys,
+      keys: this.#credentials.keys,
       fetch: this.#fetch,
     })
     return wiped
@@ -237,10 +244,10 @@ export class StrongroomClient {
    * device key, which a revoked key is answered with; obeys it if it verifies. Returns whether the device wiped.
    */
   async checkRevocation(): Promise<boolean> {
-    if (!this.#remoteWipe || !(this.credentials instanceof DeviceKey)) return false
-    this.credentials.invalidate()
+    if (!this.#remoteWipe || !(this.#credentials instanceof DeviceKey)) return false
+    this.#credentials.invalidate()
     try {
-      await this.credentials.authorize('GET', `${this.baseUrl}/v1/me`)
+      await this.#credentials.authorize('GET', `${this.baseUrl}/v1/me`)
       return false
     } catch (error) {
       if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem)) {
@@ -248,6 +255,11 @@ export class StrongroomClient {
       }
       return false
     }
+  }
+
+  /** How this client authenticates: a device key (replaced by `rekey`), a staff token or a client assertion. */
+  get credentials(): Credentials {
+    return this.#credentials
   }
 
   /** The server in use; `failover()` moves to the next one. */
@@ -282,7 +294,7 @@ export class StrongroomClient {
       const url = this.baseUrl + path
       let auth: Awaited<ReturnType<Credentials['authorize']>>
       try {
-        auth = await this.credentials.authorize(method, url)
+        auth = await this.#credentials.authorize(method, url)
       } catch (error) {
         // Token renewal refused with a wipe command: the device key was revoked.
         if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem))
@@ -320,7 +332,7 @@ export class StrongroomClient {
       if (isDeviceWipedProblem(payload)) await this.obeyWipeCommand(payload)
       if (response.status === 401 && !renewed && payload?.type?.endsWith('/auth/invalid-token')) {
         renewed = true
-        this.credentials.invalidate()
+        this.#credentials.invalidate()
         continue
       }
       if (response.status === 401 && !reattested && this.#integrity && payload?.type?.endsWith('/integrity/expired')) {
@@ -365,9 +377,9 @@ export class StrongroomClient {
      */
     assertRequest?: (clientData: string) => Promise<string>
   }): Promise<{ expiresIn: number; scope: string }> {
-    if (!(this.credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can attest')
+    if (!(this.#credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can attest')
     const { challenge } = await this.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
-    const keys = this.credentials.keys
+    const keys = this.#credentials.keys
     const evidence = attestation.provider
       ? {
           ...(await attestation.provider(attestationClientData(challenge, attestation.app), challenge)),
@@ -391,6 +403,40 @@ export class StrongroomClient {
       assertRequest: granted.assertRequests ? attestation.assertRequest : undefined,
     }
     return { expiresIn: granted.expiresIn, scope: granted.scope }
+  }
+
+  /**
+   * An enrolled Android device: makes a newly generated, attested Keystore key the device key (after an app update,
+   * so that the new versionCode is what the server knows). Fetches a device challenge, has the native layer generate
+   * the key with its client data as the attestation challenge, sends the chain in a request the current key signs,
+   * and from then on acts with the new key (the old key's tokens have ended, and so has the integrity token: attest
+   * again). Store the new keys where the old ones were.
+   *
+   * @example
+   * const { keys, versionCode } = await client.rekey({ app, generateAttestedKey: nativeKeystore.generateAttestedKey })
+   */
+  async rekey(options: { app: AppIdentity; generateAttestedKey: AttestedKeyGenerator }): Promise<{
+    keys: DeviceKeys
+    keyThumbprint: string
+    versionCode: number | undefined
+  }> {
+    if (!(this.#credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can re-key')
+    const { challenge } = await this.request<{ challenge: string }>('POST', '/v1/integrity/challenges')
+    const clientData = attestationClientData(challenge, options.app)
+    const { keys, certificateChain } = await options.generateAttestedKey(clientData, challenge)
+    const answer = await this.request<{
+      token: { accessToken: string; expiresIn: number }
+      keyThumbprint: string
+      versionCode?: number
+    }>('POST', '/v1/integrity/rekey', { challenge, ...options.app, certificateChain })
+    this.#credentials = new DeviceKey(keys, {
+      accessToken: answer.token.accessToken,
+      expiresIn: answer.token.expiresIn,
+      fetch: this.#fetch,
+      timeoutMs: this.#timeoutMs,
+    })
+    this.#integrity = undefined
+    return { keys, keyThumbprint: answer.keyThumbprint, versionCode: answer.versionCode }
   }
 
   /** Registers the device's key for receiving runtime secrets (see `generateSecretsKeys`). */
@@ -524,8 +570,8 @@ export class StrongroomClient {
     consent: ConsentRequest,
     options: { totpCode?: string; smsCode?: string } = {},
   ): Promise<ConsentRequest> {
-    if (!(this.credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can approve a consent')
-    const signature = await signConsent(this.credentials.keys, consent)
+    if (!(this.#credentials instanceof DeviceKey)) throw new TypeError('only an enrolled device can approve a consent')
+    const signature = await signConsent(this.#credentials.keys, consent)
     return this.request<ConsentRequest>('POST', `/v1/consents/${encodeURIComponent(consent.id)}/approve`, {
       signature,
       ...(options.totpCode ? { totpCode: options.totpCode } : {}),
@@ -546,7 +592,7 @@ export class StrongroomClient {
 
   /** Passkey routes: a device's customer's under /v1/passkeys, a staff member's own under /v1/staff/passkey. */
   #passkeyPath(): string {
-    return this.credentials instanceof DeviceKey ? '/v1/passkeys' : '/v1/staff/passkey'
+    return this.#credentials instanceof DeviceKey ? '/v1/passkeys' : '/v1/staff/passkey'
   }
 
   /** A device (for its customer) or a staff member (for themself): the options for `navigator.credentials.create`. */
@@ -816,6 +862,28 @@ export class StrongroomClient {
     )
   }
 
+  /**
+   * A customer's device (the app or the secure chat): reports a suspicious message they received, such as a text
+   * claiming to be the bank. It is queued for the bank's staff with the analysis of its links.
+   *
+   * @example
+   * await client.reportSuspiciousMessage('Your account is locked: verify at examp1e-bank.com')
+   */
+  reportSuspiciousMessage(text: string): Promise<{ id: string }> {
+    return this.request('POST', '/v1/suspicious-reports', { text })
+  }
+
+  /** Staff: customers' reports of suspicious messages, newest first: the open ones (the queue) or the resolved ones. */
+  async listSuspiciousReports(status: SuspiciousReport['status'] = 'open'): Promise<SuspiciousReport[]> {
+    const path = `/v1/suspicious-reports?${new URLSearchParams({ status })}`
+    return (await this.request<{ reports: SuspiciousReport[] }>('GET', path)).reports
+  }
+
+  /** Staff: closes a report with what was found (`channels/report-resolved` if it already was). */
+  resolveSuspiciousReport(reportId: string, outcome: ReportOutcome): Promise<SuspiciousReport> {
+    return this.request('POST', `/v1/suspicious-reports/${encodeURIComponent(reportId)}/resolve`, { outcome })
+  }
+
   /** Staff: the secure-channel links sent in a conversation, newest first: sent, opened, completed or expired. */
   async listPivotLinks(conversationId: string): Promise<PivotLink[]> {
     const path = `/v1/conversations/${encodeURIComponent(conversationId)}/pivot-links`
@@ -861,18 +929,19 @@ export interface EnrolOptions {
 }
 
 /**
- * Android Key Attestation of the key being enrolled (`keys`, generated in the Keystore with
- * SHA-256(attestationClientData(challenge, app)) as its attestation challenge, where the challenge comes from
- * `POST /v1/integrity/enrolment-challenges` with the same enrolment code).
+ * Hardware evidence of the key being enrolled (`keys`), over a challenge from `POST /v1/integrity/enrolment-challenges`
+ * with the same enrolment code: Android Key Attestation of the key itself (generated in the Keystore with
+ * SHA-256(attestationClientData(challenge, app)) as its attestation challenge), or an App Attest attestation over
+ * attestationClientData(challenge, app, { keyThumbprint }) of the key. `enrolAttestedDevice` does all of it.
  */
-export interface EnrolmentAttestation {
-  format: 'android-key'
-  challenge: string
-  appId: string
-  appVersion: string
-  /** KeyStore.getCertificateChain of the device key: base64 DER certificates, leaf first. */
-  certificateChain: string[]
-}
+export type EnrolmentAttestation = { challenge: string; appId: string; appVersion: string } & (
+  | {
+      format: 'android-key'
+      /** KeyStore.getCertificateChain of the device key: base64 DER certificates, leaf first. */
+      certificateChain: string[]
+    }
+  | { format: 'apple-appattest'; attestationObject: string; keyId: string }
+)
 
 /** A device just enrolled, with a client acting as it. */
 export interface EnrolledDevice {

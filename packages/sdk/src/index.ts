@@ -7,6 +7,8 @@
  * const stream = client.stream({ onMessage: (m) => console.log(m.seq) })
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
+
+export { type EnrolmentEvidenceSource, enrolAttestedDevice } from './attested-enrolment.ts'
 export {
   type ActiveDevice,
   type ArchiveRecord,
@@ -47,11 +49,13 @@ export {
 export { type DeviceKeyAlgorithm, type DeviceKeys, generateDeviceKeys } from './device-keys.ts'
 export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'
-export { StrongroomError } from './errors.ts'
+export { problemKind, StrongroomError } from './errors.ts'
 export type { CustomerFactor, FactorProof } from './factors.ts'
 export {
+  type AppAttestKeyAttester,
   type AppIdentity,
   type AttestationProvider,
+  type AttestedKeyGenerator,
   attestationClientData,
   devAttestation,
   type RiskSignals,
@@ -77,6 +81,7 @@ export {
   pivotTokenOf,
   sendPivotSmsCode,
 } from './pivot.ts'
+export { PROBLEM_BASE, type ProblemKind, problemKinds } from './problems.ts'
 export type {
   Conversation,
   ConversationStatus,
@@ -94,7 +99,9 @@ export {
   PUBLIC_MESSAGE_TYPE,
   type PublicChannelConnector,
   type PublicMessage,
+  type ReportOutcome,
   type SentPublicMessage,
+  type SuspiciousReport,
 } from './public-channels.ts'
 export {
   DEVICE_WIPED_PROBLEM,

@@ -30,20 +30,47 @@ export type AttestationProvider = (
 ) => Promise<{ format: string; [field: string]: unknown }>
 
 /**
- * What a hardware attestation covers: the server's challenge and the app's identity as the genuine app knows it. The
- * server recomputes it from the version the app claims, so the version the gate and the version switch use is the one
- * the attested app signed, not a claim made afterwards. Native code hashes these UTF-8 bytes with SHA-256.
+ * Android: the native layer generates a new Keystore key (P-256, signing only, in the TEE or StrongBox) with
+ * SHA-256 of `clientData`'s UTF-8 bytes as its attestation challenge (`setAttestationChallenge`), and gives back the
+ * key as `DeviceKeys` and `KeyStore.getCertificateChain` of it (base64 DER, leaf first).
+ */
+export type AttestedKeyGenerator = (
+  clientData: string,
+  challenge: string,
+) => Promise<{ keys: DeviceKeys; certificateChain: string[] }>
+
+/**
+ * Apple: the native layer makes a fresh App Attest key (`DCAppAttestService.generateKey`) and attests it with SHA-256
+ * of `clientData`'s UTF-8 bytes as `clientDataHash` (`attestKey`), giving back the attestation object and key id
+ * (base64). Keep the key id: assertions on renewal are made with it.
+ */
+export type AppAttestKeyAttester = (
+  clientData: string,
+  challenge: string,
+) => Promise<{ attestationObject: string; keyId: string }>
+
+/**
+ * What a hardware attestation covers: the server's challenge and the app's identity as the genuine app knows it, and
+ * at enrolment with App Attest the RFC 7638 thumbprint of the device key being enrolled (App Attest's key is not the
+ * device key, so the attestation names it). The server recomputes it from the version the app claims, so the version
+ * the gate and the version switch use is the one the attested app signed, not a claim made afterwards. Native code
+ * hashes these UTF-8 bytes with SHA-256.
  *
  * @example
  * attestationClientData('c2VydmVy…', { appId: 'com.bank.app', appVersion: '3.2.0' })
  * // '{"appId":"com.bank.app","appVersion":"3.2.0","challenge":"c2VydmVy…","type":"strongroom-attestation/v1"}'
  */
-export function attestationClientData(challenge: string, app: AppIdentity): string {
+export function attestationClientData(
+  challenge: string,
+  app: AppIdentity,
+  deviceKey?: { keyThumbprint: string },
+): string {
   return canonicalize({
     type: 'strongroom-attestation/v1',
     challenge,
     appId: app.appId,
     appVersion: app.appVersion,
+    ...(deviceKey ? { deviceKey: deviceKey.keyThumbprint } : {}),
   }) as string
 }
 

@@ -152,13 +152,18 @@ export interface SecurityNotice {
 
 /**
  * Something about a conversation changed that is not a message: a payment request asked, decided or expired, a pivot
- * link sent, opened, used or replaced, the conversation given to another agent. A wake-up, not the record: the client
+ * link sent, opened, used or replaced, the conversation given to another agent, earlier messages masked. A wake-up, not the record: the client
  * reads the current state over the API (a stream that reconnects reads it again, since updates are not replayed).
  */
 export type ConversationUpdate =
   | { kind: 'consent'; consentId: string; status: 'pending' | 'approved' | 'declined' | 'expired'; fraud?: boolean }
   | { kind: 'pivot'; linkId: string; status: 'sent' | 'opened' | 'completed' | 'expired' | 'revoked' }
   | { kind: 'assignment'; assignedStaffId: string | null }
+  /**
+   * Public-channel messages of the conversation masked after the fact (a later message completed a card number they
+   * began): a client showing them reads them again.
+   */
+  | { kind: 'redaction'; seqs: number[] }
 
 /** What the server sends on the stream. */
 export type ServerFrame =
@@ -188,3 +193,4 @@ export type ServerFrame =
 export * from './channel-protocol.ts'
 export { CloseCode } from './close-codes.ts'
 export * from './desk-protocol.ts'
+export * from './problems.ts'

@@ -1,10 +1,4 @@
-import type {
-  ConversationChannel,
-  PivotLink,
-  PublicChannelConnector,
-  PublicMessage,
-  SentPublicMessage,
-} from './channel-protocol.ts'
+import type { PublicChannelConnector } from './channel-protocol.ts'
 
 /**
  * Public-channel conversations (SMS, WhatsApp, Messenger) as a client sees them. Their messages are plaintext by
@@ -16,7 +10,15 @@ export const PUBLIC_MESSAGE_TYPE = 'application/vnd.strongroom.channel-message+s
 /** The same, imported into a secure conversation by a pivot: the public-channel history, marked as such. */
 export const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
 
-export type { ConversationChannel, PivotLink, PublicChannelConnector, PublicMessage, SentPublicMessage }
+export type {
+  ConversationChannel,
+  PivotLink,
+  PublicChannelConnector,
+  PublicMessage,
+  ReportOutcome,
+  SentPublicMessage,
+  SuspiciousReport,
+} from './channel-protocol.ts'
 
 /** Whether a message of the log is a public-channel one (its text comes from `listPublicMessages`). */
 export function isPublicChannelMessage(message: { contentType: string }): boolean {

@@ -34,9 +34,9 @@ import { idempotencyModule } from './idempotency/module.ts'
 import type { EnrolmentAttestation } from './identity/devices.ts'
 import { identityModule } from './identity/module.ts'
 import type { DeviceRevocationHook } from './identity/routes.ts'
-import { androidEnrolmentAttestation } from './integrity/android-key.ts'
 import { DeactivatedAppVersions } from './integrity/app-versions.ts'
 import { type AttestationStatusList, openAttestationStatusList } from './integrity/attestation-status-list.ts'
+import { enrolmentAttestation } from './integrity/enrolment-attestation.ts'
 import { createHardwareVerifiers, type HardwareVerifiers } from './integrity/hardware-attestation.ts'
 import { integrityModule } from './integrity/module.ts'
 import { cachedIntegrityPolicy, integrityRequirement } from './integrity/policy.ts'
@@ -338,7 +338,7 @@ async function startServices(
     deactivatedAppVersions: parts.gate.deactivated,
     attestationStatus,
     hardwareVerifiers,
-    enrolmentAttestation: androidEnrolmentAttestation(ctx, hardwareVerifiers),
+    enrolmentAttestation: enrolmentAttestation(ctx, hardwareVerifiers),
     archiveKeys: keys.archive,
   }
   const running = {

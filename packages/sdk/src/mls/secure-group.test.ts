@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import { exportJWK, generateKeyPair, type JWK } from 'jose'
 import {
+  decodeGroupState,
   decodeMlsMessage,
+  encodeGroupState,
   encodeMlsMessage,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
@@ -120,6 +122,39 @@ describe('secure groups (MLS) between a customer device, an agent and the archiv
     ])
     const atArchive = await archiveGroup.process(sent.message)
     assert.equal(atArchive.event.kind === 'application' && read(atArchive.event.plaintext), 'Is my card blocked?')
+  })
+
+  test('a group stored after each message and commit is the state ts-mls encodes, and reads on when restored', async () => {
+    let { agent, phone, agentGroup, phoneGroup } = await threeMembers()
+    // What ts-mls makes of the stored bytes is those bytes again: the SDK's encoding is ts-mls's own.
+    const sameAsTsMls = (group: SecureGroup) => {
+      const bytes = group.serialize()
+      const decoded = decodeGroupState(bytes, 0)?.[0]
+      assert.ok(decoded)
+      assert.deepEqual(encodeGroupState(decoded), bytes)
+      return bytes
+    }
+    for (let i = 0; i < 3; i++) {
+      const sent = await phoneGroup.encrypt(text(`message ${i}`))
+      phoneGroup = sent.group
+      sameAsTsMls(phoneGroup)
+      // The agent's state is stored and restored between messages, as a store does: each restored state reads on.
+      const restored = SecureGroup.restore(agent.local, sameAsTsMls(agentGroup))
+      const read1 = await restored.process(sent.message)
+      assert.equal(read1.event.kind === 'application' && read(read1.event.plaintext), `message ${i}`)
+      agentGroup = read1.group
+    }
+    // A state stored after its last message cannot read that message again (its key is gone from the stored bytes).
+    const last = await phoneGroup.encrypt(text('once'))
+    const afterOnce = (await agentGroup.process(last.message)).group
+    await assert.rejects(SecureGroup.restore(agent.local, sameAsTsMls(afterOnce)).process(last.message))
+    // After a commit every field is new; the restored states still agree.
+    const removal = await afterOnce.commit({ remove: (m) => m.kind === 'archive' })
+    const agentAfter = SecureGroup.restore(agent.local, sameAsTsMls(removal.adopt()))
+    const phoneAfter = (await SecureGroup.restore(phone.local, sameAsTsMls(last.group)).process(removal.commit)).group
+    const reply = await SecureGroup.restore(phone.local, sameAsTsMls(phoneAfter)).encrypt(text('after the commit'))
+    const readReply = await agentAfter.process(reply.message)
+    assert.equal(readReply.event.kind === 'application' && read(readReply.event.plaintext), 'after the commit')
   })
 
   test('a removed device reads nothing sent after its removal; the others move on', async () => {

@@ -11,7 +11,6 @@ import {
   decodeMlsMessage,
   defaultCapabilities,
   emptyPskIndex,
-  encodeGroupState,
   encodeMlsMessage,
   generateKeyPackageWithKey,
   joinGroup,
@@ -25,11 +24,21 @@ import {
   type PublicMessage,
   processMessage,
 } from 'ts-mls'
+import type { BufferEncoder } from 'ts-mls/codec/tlsEncoder.js'
+import { bigintMapEncoder, varLenDataEncoder } from 'ts-mls/codec/variableLength.js'
+import { epochReceiverDataEncoder } from 'ts-mls/epochReceiverData.js'
 import type { FramedContentCommit } from 'ts-mls/framedContent.js'
+import { groupActiveStateEncoder } from 'ts-mls/groupActiveState.js'
+import { groupContextEncoder } from 'ts-mls/groupContext.js'
 import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
+import { keyScheduleEncoder } from 'ts-mls/keySchedule.js'
 import { unprotectPublicMessage } from 'ts-mls/messageProtectionPublic.js'
+import { privateKeyPathEncoder } from 'ts-mls/privateKeyPath.js'
 import { decryptSenderData } from 'ts-mls/privateMessage.js'
+import { ratchetTreeEncoder } from 'ts-mls/ratchetTree.js'
+import { secretTreeEncoder } from 'ts-mls/secretTree.js'
+import { unappliedProposalsEncoder } from 'ts-mls/unappliedProposals.js'
 import { keyPackageLifetime } from './group-config.ts'
 import { leafKeyOf, type MemberIdentity, memberKeyOf, memberOfCredential } from './member-credential.ts'
 
@@ -40,6 +49,53 @@ import { leafKeyOf, type MemberIdentity, memberKeyOf, memberOfCredential } from 
  */
 function wipe(secret: Uint8Array): void {
   secret.fill(0)
+}
+
+/**
+ * ts-mls's encoding of a group state, made faster for a state that moved on by one message: the encoding is the
+ * concatenation of its fields' encodings, and a message changes only the secret tree (ts-mls makes a new state object
+ * holding the other fields as they were). So each field's encoding is kept with the field's object and made again
+ * only for a new object. The secret tree, the key schedule and the private path keys, whose secrets a message or a
+ * commit wipes in place, are always encoded afresh; every other kept encoding lives only as long as its field's object
+ * (a WeakMap). Serializing after every message was the SDK's largest cost after the cryptography itself. The same bytes
+ * as `encodeGroupState` (secure-group.test.ts compares them).
+ */
+const fieldEncodings = new WeakMap<object, Uint8Array>()
+
+type FieldEncoder = BufferEncoder<never>
+/** ts-mls's `groupStateEncoder`, field by field in its order; whether a field's encoding may be kept with it. */
+const STATE_FIELDS: [field: keyof ClientState, encoder: FieldEncoder, keep: boolean][] = [
+  ['groupContext', groupContextEncoder, true],
+  ['keySchedule', keyScheduleEncoder, false],
+  ['secretTree', secretTreeEncoder, false],
+  ['ratchetTree', ratchetTreeEncoder, true],
+  ['privatePath', privateKeyPathEncoder, false],
+  ['signaturePrivateKey', varLenDataEncoder, true],
+  ['unappliedProposals', unappliedProposalsEncoder, true],
+  ['confirmationTag', varLenDataEncoder, true],
+  ['historicalReceiverData', bigintMapEncoder(epochReceiverDataEncoder), true],
+  ['groupActiveState', groupActiveStateEncoder, true],
+]
+
+function encodeState(state: ClientState): Uint8Array {
+  const parts = STATE_FIELDS.map(([field, encoder, keep]) => {
+    const value = state[field] as never
+    keep &&= typeof value === 'object' && value !== null
+    const kept = keep ? fieldEncodings.get(value) : undefined
+    if (kept) return kept
+    const [size, write] = encoder(value)
+    const bytes = new Uint8Array(size)
+    write(0, bytes.buffer)
+    if (keep) fieldEncodings.set(value, bytes)
+    return bytes
+  })
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
 }
 
 /** Why a group operation failed, in terms a caller can act on. */
@@ -173,8 +229,20 @@ export async function generateKeyPackages(member: LocalMember, count: number): P
   return packages
 }
 
+/**
+ * The identities of credentials already decoded, by the credential's object: a leaf keeps its object from state to
+ * state, and every message read names its sender's leaf, whose credential (a JWT, checked by the authentication
+ * service when the leaf entered the group) was decoded again each time: about 4 % of reading a message.
+ */
+const identities = new WeakMap<Credential, MemberIdentity>()
+
 function identityOf(leaf: LeafNode): MemberIdentity {
-  return memberOfCredential(leaf.credential)
+  let identity = identities.get(leaf.credential)
+  if (!identity) {
+    identity = memberOfCredential(leaf.credential)
+    identities.set(leaf.credential, identity)
+  }
+  return { ...identity }
 }
 
 const keyOf = leafKeyOf
@@ -318,8 +386,9 @@ export class SecureGroup {
     return members
   }
 
+  /** The state as ts-mls's `encodeGroupState` encodes it (see `encodeState`). */
   serialize(): Uint8Array {
-    return encodeGroupState(this.#state)
+    return encodeState(this.#state)
   }
 
   /**

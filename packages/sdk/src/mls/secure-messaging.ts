@@ -206,6 +206,8 @@ export class SecureMessaging {
   #stream: MessageStream | undefined
   /** Per conversation: sends encrypted and on their way, not yet acknowledged (and kept). */
   readonly #sending = new Map<string, Set<Promise<unknown>>>()
+  /** Per conversation: acknowledged sends waiting for the group's next turn to be kept (see `#keepSentInTurn`). */
+  readonly #toKeepSent = new Map<string, { sent: SentToKeep[]; kept: Promise<void> }>()
 
   private constructor(
     delivery: DeliveryService,
@@ -721,7 +723,7 @@ export class SecureMessaging {
   ): Promise<Message> {
     let conflict: unknown
     for (let attempt = 0; ; attempt++) {
-      const { acknowledged } = await this.#serialized(conversationId, async () => {
+      const { acknowledged, epoch } = await this.#serialized(conversationId, async () => {
         if (conflict !== undefined) {
           await this.#catchUp(conversationId)
           await this.#recoverIfBehind(conversationId, conflict)
@@ -734,7 +736,7 @@ export class SecureMessaging {
         const delivering = this.#deliver(conversationId, clientMessageId, message, options.expiresAt)
         // Awaited below, outside the group's turn: a refusal meanwhile is no unhandled rejection.
         delivering.catch(() => undefined)
-        return { acknowledged: delivering }
+        return { acknowledged: delivering, epoch: Number(group.epoch) }
       })
       try {
         const sent = await acknowledged.catch(async (error: unknown) => {
@@ -742,7 +744,7 @@ export class SecureMessaging {
           throw error
         })
         // Kept to send again if a member asks; in the group's turn, as the index of kept texts is read and written.
-        await this.#serialized(conversationId, () => this.#keepSent(sent, bytes))
+        await this.#keepSentInTurn(conversationId, { message: sent, bytes, epoch })
         await this.#keep(sent, readable(bytes))
         if (this.#keepTexts) await this.#store.delete(sendingKey(conversationId, clientMessageId))
         if (this.#toAsk.get(conversationId)?.size || this.#toAnswer.get(conversationId)?.size) {
@@ -1062,12 +1064,37 @@ export class SecureMessaging {
    * those of the current and the previous epoch (a copy goes only into the epoch the message was sent in). In the
    * member's store, so a remote wipe erases them with the rest.
    */
-  async #keepSent(message: Message, bytes: Uint8Array): Promise<void> {
-    const { conversationId, seq } = message
-    const epoch = Number(SecureGroup.epochOf(base64ToBytes(message.ciphertext)) ?? 0n)
-    const expiresAt = message.expiresAt === null ? undefined : new Date(message.expiresAt)
-    await this.#store.set(sentKey(conversationId, seq), readable(bytes), expiresAt ? { expiresAt } : {})
-    await this.#pruneSent(conversationId, epoch, [[seq, epoch]])
+  async #keepSent(conversationId: string, sent: SentToKeep[]): Promise<void> {
+    for (const { message, bytes } of sent) {
+      const expiresAt = message.expiresAt === null ? undefined : new Date(message.expiresAt)
+      await this.#store.set(sentKey(conversationId, message.seq), readable(bytes), expiresAt ? { expiresAt } : {})
+    }
+    const latest = Math.max(...sent.map((s) => s.epoch))
+    await this.#pruneSent(
+      conversationId,
+      latest,
+      sent.map((s) => [s.message.seq, s.epoch]),
+    )
+  }
+
+  /**
+   * Keeps an acknowledged send (`#keepSent`) in the group's turn, as the index of kept messages is read and written
+   * there; the sends acknowledged while that turn waits are kept in the same turn, with one write of the index. A
+   * pipelined sender otherwise queued a second turn per message behind its own encryptions.
+   */
+  #keepSentInTurn(conversationId: string, sent: SentToKeep): Promise<void> {
+    const waiting = this.#toKeepSent.get(conversationId)
+    if (waiting) {
+      waiting.sent.push(sent)
+      return waiting.kept
+    }
+    const batch = [sent]
+    const kept = this.#serialized(conversationId, () => {
+      this.#toKeepSent.delete(conversationId)
+      return this.#keepSent(conversationId, batch)
+    })
+    this.#toKeepSent.set(conversationId, { sent: batch, kept })
+    return kept
   }
 
   /** Forgets the messages kept to send again that can no longer be: from before the previous epoch, or too many. */
@@ -1080,8 +1107,8 @@ export class SecureMessaging {
     ]
     const keep = index.filter(([, sentIn]) => sentIn >= epoch - 1).slice(-SENT_KEPT)
     if (keep.length === index.length && added.length === 0) return
-    for (const [seq] of index)
-      if (!keep.some(([kept]) => kept === seq)) await this.#store.delete(sentKey(conversationId, seq))
+    const kept = new Set(keep.map(([seq]) => seq))
+    for (const [seq] of index) if (!kept.has(seq)) await this.#store.delete(sentKey(conversationId, seq))
     if (keep.length === 0) await this.#store.delete(sentIndexKey(conversationId))
     else await this.#store.set(sentIndexKey(conversationId), new TextEncoder().encode(JSON.stringify(keep)))
   }
@@ -1145,6 +1172,13 @@ export class SecureMessaging {
       }),
     )
   }
+}
+
+/** A send the server acknowledged, with what it said and the epoch it was encrypted in. */
+interface SentToKeep {
+  message: Message
+  bytes: Uint8Array
+  epoch: number
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

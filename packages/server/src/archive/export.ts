@@ -8,7 +8,7 @@ import { BUNDLE_TYPE, type BundleLine, type BundleManifest, signManifest } from 
 import { checkpointArchiveNow } from './chainer.ts'
 import { openRecords } from './open-records.ts'
 import { chainedFields } from './record-hash.ts'
-import { withRedactedContentWithheld } from './redactions.ts'
+import { withRedactions } from './redactions.ts'
 
 export interface ExportCase {
   conversationId?: string | undefined
@@ -71,7 +71,7 @@ export async function exportCase(
   for (let after = 0; ; ) {
     const rows = await select.selectAll().where('seq', '>', after).orderBy('seq').limit(PAGE).execute()
     if (rows.length === 0) break
-    const opened = await withRedactedContentWithheld(ctx, keys, tenantId, await openRecords(keys, tenantId, rows))
+    const opened = await withRedactions(ctx, keys, tenantId, await openRecords(keys, tenantId, rows), 'withheld')
     for (const { row, status, content } of opened) {
       const hash = Buffer.from(row.hash ?? []).toString('hex')
       const line: BundleLine = {

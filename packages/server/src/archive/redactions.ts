@@ -47,40 +47,25 @@ async function redactionsFor(
 }
 
 /**
- * Public-message records as search shows them: one a redaction supersedes reads as `redacted`, with the masked text
- * and the redaction's chain position (`redactedBy`) in place of what was first kept.
+ * Public-message records with the redactions that supersede them applied, each then reading as `redacted`: as search
+ * shows them (`show: 'masked'`), with the masked text and the redaction's chain position (`redactedBy`) in place of
+ * what was first kept; as an export carries them (`show: 'withheld'`), without content (its content digest still
+ * chains it), the redaction record in the same export holding the masked text.
  */
-export async function withRedactionsApplied(
+export async function withRedactions(
   ctx: Pick<ArchiveContext, 'db'>,
   keys: ArchiveKeys,
   tenantId: string,
   records: OpenedRecord[],
+  show: 'masked' | 'withheld',
 ): Promise<OpenedRecord[]> {
   const redactions = await redactionsFor(ctx, keys, tenantId, records)
   if (redactions.size === 0) return records
   return records.map((record) => {
     const redaction = record.content ? redactions.get(record.row.source_ref) : undefined
     if (!redaction || record.row.record_class !== 'public-message') return record
+    if (show === 'withheld') return { ...record, status: 'redacted', content: null }
     const { seq, ...masked } = redaction
     return { ...record, status: 'redacted', content: { ...record.content, ...masked, redactedBy: seq } }
   })
-}
-
-/**
- * Public-message records as an export carries them: one a redaction supersedes goes without its content (status
- * `redacted`; its content digest still chains it), the redaction record in the same export holding the masked text.
- */
-export async function withRedactedContentWithheld(
-  ctx: Pick<ArchiveContext, 'db'>,
-  keys: ArchiveKeys,
-  tenantId: string,
-  records: OpenedRecord[],
-): Promise<OpenedRecord[]> {
-  const redactions = await redactionsFor(ctx, keys, tenantId, records)
-  if (redactions.size === 0) return records
-  return records.map((record) =>
-    record.content && record.row.record_class === 'public-message' && redactions.has(record.row.source_ref)
-      ? { ...record, status: 'redacted', content: null }
-      : record,
-  )
 }

@@ -3,7 +3,10 @@ import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ArchiveRecordClass, Database } from '../platform/db/schema.ts'
 import { newId } from '../platform/ids.ts'
 
-/** The record classes that hold content and so expire; deletion and erasure records stay for as long as the chain. */
+/**
+ * The record classes that hold content and so expire, each after its own period; a redaction expires with the class it
+ * redacts (below); deletion and erasure records stay for as long as the chain.
+ */
 export const retainedClasses = [
   'secure-message',
   'public-message',
@@ -13,6 +16,13 @@ export const retainedClasses = [
   'device-event',
 ] as const
 export type RetainedClass = (typeof retainedClasses)[number] & ArchiveRecordClass
+
+/**
+ * A redaction (the masked text of public messages DLP masked after the fact) is no class of its own: it is kept as long
+ * as the public messages it redacts and expires with them, never before any of them, since a public message still held
+ * after its redaction went would read unmasked again.
+ */
+const REDACTED_CLASS = 'public-message' satisfies RetainedClass
 
 /** Ten years unless the tenant says otherwise: the longest common record-keeping duty for banks. */
 export const DEFAULT_RETENTION_DAYS = 3650
@@ -88,7 +98,8 @@ export async function expireArchiveRecords(
     for (let i = 0; i < (options.maxBatches ?? 10); i++) {
       const count = await expireBatch(db, tenantId, policy, now, options.batch)
       deleted += count
-      if (count < options.batch) break
+      // Until a batch finds nothing: the redactions of the public messages a batch deleted are due in the next.
+      if (count === 0) break
     }
   }
   return deleted
@@ -110,14 +121,31 @@ async function expireBatch(
       .where('r.deleted_at', 'is', null)
       .where('r.content_hash', 'is not', null)
       .where((eb) =>
-        eb.or(
-          retainedClasses.map((c) =>
+        eb.or([
+          ...retainedClasses.map((c) =>
             eb.and([
               eb('r.record_class', '=', c),
               eb('r.occurred_at', '<', new Date(now.getTime() - policy[c] * DAY_MS)),
             ]),
           ),
-        ),
+          eb.and([
+            eb('r.record_class', '=', 'redaction'),
+            eb('r.occurred_at', '<', new Date(now.getTime() - policy[REDACTED_CLASS] * DAY_MS)),
+            // What it redacts was archived before it, in its conversation: all of that has gone first.
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('archive_records as p')
+                  .select('p.id')
+                  .whereRef('p.tenant_id', '=', 'r.tenant_id')
+                  .whereRef('p.conversation_id', '=', 'r.conversation_id')
+                  .where('p.record_class', '=', REDACTED_CLASS)
+                  .whereRef('p.seq', '<', 'r.seq')
+                  .where('p.sealed', 'is not', null),
+              ),
+            ),
+          ]),
+        ]),
       )
       .where(({ not, exists, selectFrom }) =>
         not(

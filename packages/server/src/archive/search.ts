@@ -3,7 +3,7 @@ import type { ArchiveRecordClass } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type ArchiveContext, archiveKeysOf } from './append.ts'
 import { type OpenedRecord, openRecords } from './open-records.ts'
-import { withRedactionsApplied } from './redactions.ts'
+import { withRedactions } from './redactions.ts'
 
 export interface ArchiveQuery {
   customerId?: string | undefined
@@ -53,7 +53,7 @@ export async function searchArchive(
   if (query.to) select = select.where('occurred_at', '<', query.to)
   const candidates = await select.orderBy('seq').limit(scan).execute()
   const keys = archiveKeysOf(ctx)
-  const opened = await withRedactionsApplied(ctx, keys, tenantId, await openRecords(keys, tenantId, candidates))
+  const opened = await withRedactions(ctx, keys, tenantId, await openRecords(keys, tenantId, candidates), 'masked')
   const needle = query.text ? fold(query.text) : undefined
   const records: OpenedRecord[] = []
   let last: number | null = null

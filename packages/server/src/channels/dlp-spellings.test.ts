@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { type PublicMessage, StaffToken, StrongroomClient } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import { verifyBundle } from '../archive/bundle.ts'
+import { DEFAULT_RETENTION_DAYS, expireArchiveRecords } from '../archive/retention.ts'
 import { verificationKeys } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { problemOf } from '../testing/problems.ts'
@@ -64,7 +65,7 @@ describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', (
   }
   const publicMessages = async (id: string) =>
     (
-      await agent.request<{ messages: { seq: number; text: string; masked: string[]; direction: string }[] }>(
+      await agent.request<{ messages: Pick<PublicMessage, 'seq' | 'text' | 'masked' | 'maskedLater' | 'direction'>[] }>(
         'GET',
         `/v1/conversations/${id}/public-messages`,
       )
@@ -106,7 +107,7 @@ describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', (
         }),
       )
       assert.equal(refused.status, 422, `${name}: refused outbound`)
-      assert.equal(refused.type.split('/problems/')[1], 'channels/sensitive-data')
+      assert.equal(refused.kind, 'channels/sensitive-data')
       assert.equal((await publicMessages(id)).length, before.length)
     })
   }
@@ -116,12 +117,15 @@ describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', (
     const id = await conversationId()
     const first = (await publicMessages(id)).at(-1)
     assert.equal(first?.text, 'my card number is 4111 1111')
+    assert.equal(first?.maskedLater, false)
     await customerWrites('1111 1111 thanks')
     const [earlier, later] = (await publicMessages(id)).slice(-2)
     assert.equal(earlier?.text, 'my card number is [card •••• 1111]')
     assert.deepEqual(earlier?.masked, ['card-number'])
+    assert.equal(earlier?.maskedLater, true)
     assert.equal(later?.text, '[card, continued] thanks')
     assert.deepEqual(later?.masked, ['card-number'])
+    assert.equal(later?.maskedLater, false)
     // Nowhere in the sealed log any more.
     const { rows } = await sql<{ ciphertext: Uint8Array }>`select ciphertext from messages`.execute(server.ctx.db)
     for (const row of rows) assert.ok(!Buffer.from(row.ciphertext).includes('4111 1111'))
@@ -196,5 +200,32 @@ describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', (
       (await publicMessages(id)).slice(-2).map((m) => m.text),
       ['4111 1111 and', '1111 1111'],
     )
+  })
+
+  test('a redaction expires with the public messages it redacts, never before them', async () => {
+    await server.flushArchive()
+    const id = await conversationId()
+    const sealedOf = async (recordClass: string) => {
+      const { rows } = await sql<{ sealed: number }>`select count(*)::int as sealed from archive_records
+        where conversation_id = ${id} and record_class = ${recordClass} and sealed is not null`.execute(server.ctx.db)
+      return rows[0]?.sealed ?? 0
+    }
+    const redactions = await sealedOf('redaction')
+    assert.ok(redactions > 0 && (await sealedOf('public-message')) > 0)
+    const days = (n: number) => new Date(Date.now() + n * 86_400_000)
+    await expireArchiveRecords(server.ctx.db, { batch: 1000, now: days(30) })
+    assert.equal(await sealedOf('redaction'), redactions, 'kept within the retention of what it redacts')
+
+    // A provider whose clock runs ahead stamped the public messages a month later than the redaction: past the
+    // redaction's retention, the messages it redacts are still kept, and so is it.
+    await sql`update archive_records set occurred_at = occurred_at + interval '30 days'
+      where conversation_id = ${id} and record_class = 'public-message'`.execute(server.ctx.db)
+    await expireArchiveRecords(server.ctx.db, { batch: 1000, now: days(DEFAULT_RETENTION_DAYS + 1) })
+    assert.equal(await sealedOf('redaction'), redactions, 'not before what it redacts')
+    assert.ok((await sealedOf('public-message')) > 0)
+
+    await expireArchiveRecords(server.ctx.db, { batch: 1000, now: days(DEFAULT_RETENTION_DAYS + 32) })
+    assert.equal(await sealedOf('public-message'), 0)
+    assert.equal(await sealedOf('redaction'), 0, 'gone with them')
   })
 })

@@ -22,6 +22,8 @@ export interface Envelope {
   text: string
   /** What DLP masked (kinds only, never values). */
   masked?: FindingKind[]
+  /** Masked after it was stored: a later message completed a card number this one began (dlp-split.ts). */
+  maskedLater?: true
   /** Smishing and spoofing flags an inbound message raised (link-policy.ts). */
   risk?: RiskFlag[]
   /** Attachments the customer sent, which are not carried across. */

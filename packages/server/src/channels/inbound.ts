@@ -1,4 +1,5 @@
 import { recordAudit } from '../audit/events.ts'
+import { publishConversationUpdate } from '../conversations/bus-events.ts'
 import { appendInTransaction } from '../conversations/message-log.ts'
 import { fetchMessages, resealMessageIn } from '../conversations/messages.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -15,6 +16,7 @@ import { assessInbound, loadLinkPolicy, securePlaceName } from './link-policy.ts
 import { indexPublicText } from './message-search.ts'
 import { applyReceipt, applyWatermark, type ChannelDeps, sendPublicMessage } from './public-messages.ts'
 import { dispatchInboundSmsReply } from './sms.ts'
+import { fileSuspiciousReport, reportedInSms } from './suspicious-reports.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'bus' | 'config' | 'log'>
 
@@ -54,7 +56,11 @@ const SPLIT_CARD_PARTS = 2
  *
  * A card number typed over consecutive messages within SPLIT_CARD_WINDOW_MS is masked in this message and, after the
  * fact, in the earlier ones as stored (what agents read, what a pivot imports, what the archive keeps): the claim,
- * the earlier messages re-sealed, this message and the audit event commit in one transaction.
+ * the earlier messages re-sealed, this message and the audit event commit in one transaction; then the conversation's
+ * open streams are told which messages were masked (a `redaction` update), so a console replaces what it shows.
+ *
+ * An SMS that reports a suspicious message (REPORT …, Fwd: …) is stored like any other, and the report is queued for
+ * staff in the same transaction (suspicious-reports.ts); the customer is thanked.
  */
 export async function receiveMessage(
   ctx: Ctx,
@@ -76,12 +82,18 @@ export async function receiveMessage(
     ...ownParts.map((part) => ({ kind: 'card-number' as const, ...part })),
   ])
   const kinds = [...new Set(findings.map((f) => f.kind))]
-  const risk = assessInbound(
-    message.text,
-    message.from,
-    await loadLinkPolicy(ctx, channel.tenantId),
-    await tenantChannelAddresses(ctx, channel.tenantId),
-  )
+  const sms = channel.connector === 'twilio' || channel.connector === 'smpp'
+  // A customer forwarding a suspicious message is not one: the report carries the analysis, the sender no flag.
+  const reported = sms ? reportedInSms(message.text) : undefined
+  const risk =
+    reported === undefined
+      ? assessInbound(
+          message.text,
+          message.from,
+          await loadLinkPolicy(ctx, channel.tenantId),
+          await tenantChannelAddresses(ctx, channel.tenantId),
+        )
+      : { flags: [], hosts: [] }
   const now = new Date()
   const sender = { kind: 'channel' as const, id: identity.id }
   const envelope: Envelope = {
@@ -105,6 +117,7 @@ export async function receiveMessage(
           ...before,
           text: applyMasks(before.text, [{ kind: 'card-number', ...part }]).masked,
           masked: [...new Set([...(before.masked ?? []), 'card-number' as const])],
+          maskedLater: true,
         }
         return { seq: stored.seq, id: stored.id, ciphertext: await sealEnvelope(ctx, channel.tenantId, stored, after) }
       }),
@@ -178,6 +191,16 @@ export async function receiveMessage(
         },
       })
     }
+    if (reported !== undefined) {
+      await fileSuspiciousReport(ctx, trx, {
+        tenantId: channel.tenantId,
+        source: 'sms',
+        conversationId: identity.conversationId,
+        customerId: identity.customerId,
+        text: reported,
+        actor: { kind: 'system', id: null },
+      })
+    }
     if (risk.flags.length > 0) {
       await flagIdentity(trx, identity, risk.flags)
       await recordAudit(trx, {
@@ -192,11 +215,20 @@ export async function receiveMessage(
     return result
   })
   if (!appended) return { duplicate: true }
+  if (remasked.length > 0) {
+    // Consoles already showing the earlier parts read them again (before this message reaches them).
+    publishConversationUpdate(ctx.bus, {
+      tenantId: channel.tenantId,
+      conversationId: identity.conversationId,
+      update: { kind: 'redaction', seqs: remasked.map((r) => r.seq) },
+    })
+  }
   appended.announce(ctx)
   await noteInbound(ctx.db, identity, message.receivedAt)
   if (kinds.length > 0) await inviteAfterMasking(ctx, deps, identity, message.providerMessageId)
+  if (reported !== undefined) await acknowledgeReport(ctx, deps, identity, message.providerMessageId)
   const from = phoneNumberOf(channel.connector, message.from)
-  if ((channel.connector === 'twilio' || channel.connector === 'smpp') && from) {
+  if (sms && from) {
     // After the claim above, so a provider's retry of the same message never reaches a handler twice.
     await dispatchInboundSmsReply(ctx, deps, {
       tenantId: channel.tenantId,
@@ -237,6 +269,25 @@ async function recentInbound(ctx: Ctx, identity: ChannelIdentity) {
     recent.push({ message: stored, envelope })
   }
   return recent
+}
+
+const REPORT_ACKNOWLEDGEMENT =
+  'Thank you: the message you reported is with our fraud team. We never ask for your PIN, passwords or codes by text.'
+
+/** Tells the customer their report arrived. A failure to send is logged, not thrown, as for the invitation below. */
+async function acknowledgeReport(ctx: Ctx, deps: ChannelDeps, identity: ChannelIdentity, providerMessageId: string) {
+  try {
+    await sendPublicMessage(ctx, deps, {
+      tenantId: identity.tenantId,
+      conversationId: identity.conversationId,
+      sender: { kind: 'system', id: 'report' },
+      clientMessageId: `report-ack-${identity.connector}-${providerMessageId}`.slice(0, 128),
+      text: REPORT_ACKNOWLEDGEMENT,
+    })
+  } catch (error) {
+    const kind = error instanceof Problem ? error.kind : 'internal'
+    ctx.log.warn({ connector: identity.connector, reason: kind }, 'report acknowledgement not sent')
+  }
 }
 
 /**

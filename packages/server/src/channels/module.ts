@@ -5,6 +5,7 @@ import { channelIdentityEncryptedColumns } from './identities.ts'
 import type { ChannelDeps } from './public-messages.ts'
 import { channelRoutes } from './routes.ts'
 import { channelSimulatorRoutes, type SimulatorUrls } from './simulator.ts'
+import { suspiciousReportEncryptedColumns } from './suspicious-reports.ts'
 import { channelWebhookRoutes } from './webhook-routes.ts'
 
 /** Public-channel connectors and their webhooks, data-loss prevention, and (dev mode) the channel simulator. */
@@ -17,5 +18,10 @@ export const channelsModule: Module<{ channelDeps: ChannelDeps } & SimulatorUrls
       await app.register(async (scope) => channelSimulatorRoutes(scope, ctx, { listeningUrl, publicUrl }))
     }
   },
-  encryptedColumns: [...channelIdentityEncryptedColumns, ...channelConfigEncryptedColumns, ...envelopeEncryptedColumns],
+  encryptedColumns: [
+    ...channelIdentityEncryptedColumns,
+    ...channelConfigEncryptedColumns,
+    ...envelopeEncryptedColumns,
+    ...suspiciousReportEncryptedColumns,
+  ],
 }

@@ -327,6 +327,7 @@ export async function openPublicMessage(
     channel: envelope.channel,
     text: envelope.text,
     masked: envelope.masked ?? [],
+    maskedLater: envelope.maskedLater === true,
     risk: envelope.risk ?? [],
     mediaCount: envelope.mediaCount ?? 0,
     linkLabel: envelope.linkLabel ?? null,

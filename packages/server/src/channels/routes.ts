@@ -1,8 +1,14 @@
 import { Type } from '@sinclair/typebox'
-import { ConversationChannel, PublicMessage, SentPublicMessage } from '@strongroom/sdk/protocol'
+import {
+  ConversationChannel,
+  PublicMessage,
+  ReportOutcome,
+  SentPublicMessage,
+  SuspiciousReport,
+} from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { allow, inConversation } from '../platform/http/access-rule.ts'
+import { allow, forBrowsers, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -15,6 +21,7 @@ import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpP
 import { linkIdentityCustomer } from './identities.ts'
 import { LinkPolicy, loadLinkPolicy, saveLinkPolicy } from './link-policy.ts'
 import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
+import { fileSuspiciousReport, listSuspiciousReports, resolveSuspiciousReport } from './suspicious-reports.ts'
 import { loadWhatsAppTemplates, saveWhatsAppTemplates, WhatsAppTemplates } from './whatsapp-templates.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
@@ -58,6 +65,7 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
   await linkPolicyRoutes(app, ctx)
   await whatsAppTemplateRoutes(app, ctx)
   await dlpScanRoutes(app, ctx)
+  await suspiciousReportRoutes(app, ctx)
 }
 
 /** A channel's settings and credentials as staff set them (each connector uses its own). */
@@ -462,6 +470,88 @@ async function dlpScanRoutes(app: App, ctx: ServerContext): Promise<void> {
         })
       }
       return result
+    },
+  )
+}
+
+/**
+ * Customers' reports of suspicious messages: made from the secure chat (or the app), queued for staff with the
+ * smishing analysis, listed and resolved by staff. Reports forwarded by SMS join the same queue (inbound.ts).
+ */
+async function suspiciousReportRoutes(app: App, ctx: ServerContext): Promise<void> {
+  app.post(
+    '/v1/suspicious-reports',
+    {
+      // A browser may always report: it keeps the customer safe, whatever the tenant lets browsers do.
+      config: { access: forBrowsers('always', allow.device) },
+      schema: {
+        summary:
+          "Report a suspicious message the customer received (a text claiming to be the bank): queued for the bank's " +
+          'staff with the analysis of its links; audited',
+        tags: ['channels'],
+        body: Type.Object(
+          { text: Type.String({ minLength: 1, maxLength: 4096, description: 'the message as received' }) },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Object({ id: Type.String() }), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      if (principal.kind !== 'device') throw new Problem('auth/forbidden', 'this is for devices')
+      const id = await ctx.db.transaction().execute((trx) =>
+        fileSuspiciousReport(ctx, trx, {
+          tenantId: principal.tenantId,
+          source: 'secure-chat',
+          conversationId: null,
+          customerId: principal.customerId,
+          text: request.body.text,
+          actor: actorOf(principal),
+        }),
+      )
+      return reply.status(201).send({ id })
+    },
+  )
+
+  app.get(
+    '/v1/suspicious-reports',
+    {
+      config: { access: allow.staff('conversations:read') },
+      schema: {
+        summary: "Customers' reports of suspicious messages, newest first: the open ones (the queue) or the resolved",
+        tags: ['channels'],
+        querystring: Type.Object(
+          {
+            status: Type.Optional(oneOf(['open', 'resolved'] as const)),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ reports: Type.Array(SuspiciousReport) }), ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const { status = 'open', limit = 50 } = request.query
+      return { reports: await listSuspiciousReports(ctx, principalOf(request).tenantId, { status, limit }) }
+    },
+  )
+
+  app.post(
+    '/v1/suspicious-reports/:reportId/resolve',
+    {
+      config: { access: allow.staff('conversations:write') },
+      schema: {
+        summary: 'Close a report with what staff found (smishing, genuine or unclear); audited',
+        tags: ['channels'],
+        params: Type.Object({ reportId: idOf('rpt') }),
+        body: Type.Object({ outcome: ReportOutcome }, { additionalProperties: false }),
+        response: { 200: SuspiciousReport, ...problemResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request)
+      const { reportId } = request.params
+      return resolveSuspiciousReport(ctx, principal.tenantId, reportId, request.body.outcome, actorOf(principal))
     },
   )
 }

@@ -166,6 +166,46 @@ describe('the channel simulator: the phone side', () => {
     assert.deepEqual([secure?.kind, secure?.connector], ['secure', 'rbm'])
   })
 
+  test("the simulated RBM API takes only the agent's own access token, as Google does", async () => {
+    const sendWith = (authorization: string | undefined, agentId = RBM_AGENT) =>
+      fetch(
+        `${server.url}/dev/simulator/provider/rbm/v1/phones/${encodeURIComponent(CUSTOMER_PHONE)}/agentMessages?` +
+          new URLSearchParams({ messageId: `direct-${authorization?.length ?? 0}-${agentId}`, agentId }),
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+          body: JSON.stringify({ contentMessage: { text: 'not from the bank' } }),
+        },
+      )
+    const before = (await phone.thread('rbm', CUSTOMER_PHONE)).length
+    for (const [authorization, agentId] of [
+      ['Bearer any-token-at-all', RBM_AGENT],
+      ['Basic dXNlcjpwYXNz', RBM_AGENT],
+      [undefined, RBM_AGENT],
+      ['Bearer any-token-at-all', 'no-such-agent@rbm.goog'],
+    ] as const) {
+      const response = await sendWith(authorization, agentId)
+      assert.equal(response.status, 401, `${authorization} for ${agentId}`)
+    }
+    assert.equal((await phone.thread('rbm', CUSTOMER_PHONE)).length, before, 'nothing reached the phone')
+    // The agent's token, rotated by the bank: the old one is refused, and the connector sends with the new one.
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const rotated = 'rotated-access-token-of-the-agent'
+    await admin.request('PUT', '/v1/channels/rbm', {
+      address: RBM_AGENT,
+      verifiedSender: 'Simulator Bank',
+      secrets: { accessToken: rotated },
+    })
+    assert.equal((await sendWith(`Bearer ${rotated}`)).status, 200)
+    const conversations = await agent.listConversations()
+    const channels = await agent.conversationChannels(conversations.map((c) => c.id))
+    const onRcs = channels.find((c) => c.connector === 'rbm' && c.kind === 'public')
+    assert.ok(onRcs)
+    const sent = await agent.sendPublicMessage(onRcs.conversationId, { text: 'Sent with the rotated token' })
+    assert.notEqual(sent.delivery.status, 'failed')
+    assert.equal((await phone.thread('rbm', CUSTOMER_PHONE)).at(-1)?.text, 'Sent with the rotated token')
+  })
+
   test("RBM's webhook verification is answered with its secret only for the agent's client token", async () => {
     const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const clientToken = 'rbm-client-token-of-the-bank'

@@ -8,6 +8,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { oneOf } from '../platform/http/schemas.ts'
 import { type ChannelConfig, findChannelByAddress, listChannelAddresses } from './channel-config.ts'
 import type { WebhookConnectorKind } from './connectors/connector.ts'
+import { constantTimeEqual } from './connectors/constant-time.ts'
 import { computeTwilioSignature } from './connectors/twilio.ts'
 import { PhoneLog } from './simulator-phone-log.ts'
 
@@ -151,7 +152,7 @@ export async function channelSimulatorRoutes(app: App, ctx: Ctx, urls: Simulator
   await phoneMessageRoutes(app, ctx, urls, phones)
   await phoneReceiptRoutes(app, ctx, urls, phones)
   await phoneInboxRoutes(app, ctx, phones)
-  await app.register(async (providers) => providerRoutes(providers, phones))
+  await app.register(async (providers) => providerRoutes(providers, ctx, phones))
 }
 
 /** The simulated customer writes: the provider's webhook, signed as the provider signs it. */
@@ -332,7 +333,7 @@ type RecordSent = (
 const authorized = (header: string | undefined) => typeof header === 'string' && /^(Basic|Bearer) \S+$/.test(header)
 
 /** The providers' send APIs, as the connectors call them: Twilio's form-encoded Messages API, then Meta's and Google's. */
-async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
+async function providerRoutes(app: App, ctx: Ctx, phones: PhoneLog): Promise<void> {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser(
     /^application\/(json|x-www-form-urlencoded)\b/,
@@ -365,7 +366,7 @@ async function providerRoutes(app: App, phones: PhoneLog): Promise<void> {
   )
 
   metaProviderRoutes(app, record)
-  rbmProviderRoutes(app, record)
+  rbmProviderRoutes(app, ctx, record)
 }
 
 /** Meta's Graph API for WhatsApp (text, interactive and template messages) and Messenger (text and button templates). */
@@ -415,15 +416,26 @@ function metaProviderRoutes(app: App, record: RecordSent): void {
   )
 }
 
-/** Google's RBM agentMessages API: a text, or a rich card whose suggestion opens a URL. */
-function rbmProviderRoutes(app: App, record: RecordSent): void {
+/**
+ * Google's RBM agentMessages API: a text, or a rich card whose suggestion opens a URL. As Google takes only an access
+ * token of the agent's own service account, this takes only the access token configured for the agent the request
+ * names (each tenant's own, generated when the simulated channels are set up), compared in constant time.
+ */
+function rbmProviderRoutes(app: App, ctx: Ctx, record: RecordSent): void {
   app.post(
     '/dev/simulator/provider/rbm/v1/phones/:phone/agentMessages',
     { config: { access: allow.anyone }, schema: hidden },
     async (request, reply) => {
-      if (!authorized(request.headers.authorization)) return reply.status(401).send({ error: { code: 401 } })
+      const query = new URLSearchParams(request.url.split('?')[1] ?? '')
+      const agentId = query.get('agentId')
+      const channel = agentId ? await findChannelByAddress(ctx, 'rbm', agentId) : undefined
+      const token = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
+      const expected = channel?.secrets.accessToken
+      if (!token || !expected || !constantTimeEqual(token, expected)) {
+        return reply.status(401).send({ error: { code: 401, status: 'UNAUTHENTICATED' } })
+      }
       const { phone } = request.params as { phone: string }
-      const messageId = new URLSearchParams(request.url.split('?')[1] ?? '').get('messageId')
+      const messageId = query.get('messageId')
       if (!messageId) return reply.status(400).send({ error: { code: 400, status: 'INVALID_ARGUMENT' } })
       const content = JSON.parse(String(request.body ?? '{}')).contentMessage
       const card = content?.richCard?.standaloneCard?.cardContent

@@ -41,25 +41,24 @@ export interface IssuedAccessToken {
 type Ctx = Pick<ServerContext, 'db' | 'config'>
 
 /**
- * Hardware evidence an app presents with its enrolment: Android Key Attestation of the very key it enrols, generated
- * with a challenge its enrolment code obtained (the Keystore attests a key only when it generates it).
+ * Hardware evidence an app presents with its enrolment, over a challenge its enrolment code obtained: Android Key
+ * Attestation of the very key it enrols (the Keystore attests a key only when it generates it), or an App Attest
+ * attestation whose client data names the key it enrols.
  */
-export interface EnrolmentAttestationEvidence {
-  format: 'android-key'
-  challenge: string
-  appId: string
-  appVersion: string
-  certificateChain: string[]
-}
+export type EnrolmentAttestationEvidence = { challenge: string; appId: string; appVersion: string } & (
+  | { format: 'android-key'; certificateChain: string[] }
+  | { format: 'apple-appattest'; attestationObject: string; keyId: string }
+)
 
 /**
- * The check of enrolment evidence, injected by the integrity capability: `verify` runs before the enrolment (its
- * refusals audited there) and answers what to record inside the enrolment's transaction, once the device exists; the
- * recording fails, and the enrolment with it, when the evidence was not for this code's device or its challenge is used.
+ * The check of an enrolment's evidence (or of its absence, where the bank requires evidence), injected by the
+ * integrity capability: it runs before the enrolment (its refusals audited there) and answers what to check and
+ * record inside the enrolment's transaction, once the device exists; that fails, and the enrolment with it, when the
+ * evidence was not for this code's device or its challenge is used.
  */
 export type EnrolmentAttestation = (
   proof: VerifiedProof,
-  evidence: EnrolmentAttestationEvidence,
+  enrolment: { enrolmentCode: string; evidence: EnrolmentAttestationEvidence | undefined },
 ) => Promise<(trx: ServerContext['db'], device: { tenantId: string; deviceId: string }) => Promise<void>>
 
 /**

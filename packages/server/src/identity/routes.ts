@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox'
+import { type TProperties, Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -198,6 +198,46 @@ async function customerDeviceRoutes(app: App, ctx: ServerContext): Promise<void>
   )
 }
 
+/** The evidence fields of either platform, over a challenge from POST /v1/integrity/enrolment-challenges. */
+function enrolmentEvidence<T extends TProperties>(format: T, description: string) {
+  return Type.Object(
+    {
+      ...format,
+      challenge: Type.String({
+        minLength: 16,
+        maxLength: 128,
+        description: 'from POST /v1/integrity/enrolment-challenges with this enrolment code',
+      }),
+      appId: Type.String({ minLength: 1, maxLength: 200 }),
+      appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
+    },
+    { additionalProperties: false, description },
+  )
+}
+
+/** Hardware evidence of the key being enrolled (the DPoP key); a tenant may require it (`attestEnrolment`). */
+const EnrolmentEvidence = Type.Union([
+  enrolmentEvidence(
+    {
+      format: Type.Literal('android-key'),
+      certificateChain: Type.Array(Type.String({ minLength: 1, maxLength: 8192, pattern: '^[A-Za-z0-9+/=]+$' }), {
+        minItems: 2,
+        maxItems: 10,
+        description: 'KeyStore.getCertificateChain of the enrolled key, leaf first',
+      }),
+    },
+    'Android Key Attestation of the key being enrolled',
+  ),
+  enrolmentEvidence(
+    {
+      format: Type.Literal('apple-appattest'),
+      attestationObject: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9+/=_-]+$' }),
+      keyId: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9+/=_-]+$' }),
+    },
+    'App Attest attestation whose client data names the enrolled key (attestationClientData with its thumbprint)',
+  ),
+])
+
 /** Enrolling a device, and a customer's devices as the device sees them. */
 async function deviceRoutes(app: App, ctx: ServerContext, attestation: EnrolmentAttestation): Promise<void> {
   app.post(
@@ -211,38 +251,13 @@ async function deviceRoutes(app: App, ctx: ServerContext, attestation: Enrolment
           {
             enrolmentCode: Type.String({ minLength: 16, maxLength: 32 }),
             label: Type.String({ minLength: 1, maxLength: 100 }),
-            attestation: Type.Optional(
-              Type.Object(
-                {
-                  format: Type.Literal('android-key'),
-                  challenge: Type.String({
-                    minLength: 16,
-                    maxLength: 128,
-                    description: 'from POST /v1/integrity/enrolment-challenges with this enrolment code',
-                  }),
-                  appId: Type.String({ minLength: 1, maxLength: 200 }),
-                  appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
-                  certificateChain: Type.Array(
-                    Type.String({ minLength: 1, maxLength: 8192, pattern: '^[A-Za-z0-9+/=]+$' }),
-                    {
-                      minItems: 2,
-                      maxItems: 10,
-                      description: 'KeyStore.getCertificateChain of the enrolled key, leaf first',
-                    },
-                  ),
-                },
-                {
-                  additionalProperties: false,
-                  description: 'Android Key Attestation of the key being enrolled (the DPoP key)',
-                },
-              ),
-            ),
+            attestation: Type.Optional(EnrolmentEvidence),
           },
           { additionalProperties: false },
         ),
         response: {
           201: Type.Object({ device: DeviceSchema, tenantId: Type.String(), token: TokenSchema }),
-          ...problemResponses(400, 401, 409),
+          ...problemResponses(400, 401, 403, 409),
         },
       },
     },
@@ -252,7 +267,7 @@ async function deviceRoutes(app: App, ctx: ServerContext, attestation: Enrolment
         htu: requestHtu(request),
       })
       const { attestation: evidence, ...input } = request.body
-      const attested = evidence ? await attestation(proof, evidence) : undefined
+      const attested = await attestation(proof, { enrolmentCode: input.enrolmentCode, evidence })
       const enrolled = await enrolDevice(ctx, proof, input, attested)
       return reply.status(201).header('cache-control', 'no-store').send(enrolled)
     },

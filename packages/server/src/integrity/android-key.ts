@@ -1,15 +1,7 @@
-import { randomBytes } from 'node:crypto'
 import type { RiskSignals } from '@strongroom/sdk/integrity'
-import {
-  type DevicePrincipal,
-  type EnrolmentAttestation,
-  type EnrolmentAttestationEvidence,
-  rotateDeviceKeyIn,
-} from '../identity/devices.ts'
-import { pendingEnrolment } from '../identity/enrolment-codes.ts'
+import { type DevicePrincipal, rotateDeviceKeyIn } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { secretHash } from '../platform/ids.ts'
 import { consumeChallenge } from './challenges.ts'
 import {
   type HardwareFacts,
@@ -21,14 +13,12 @@ import {
 
 /*
  * Android's Keystore attests a key once, when it generates it, with the challenge the app gives then. So the key an
- * Android device attests is attested when it is made: at enrolment (the enrolment code obtains a challenge, the app
- * generates its device key with it and enrols that key with its chain) or when an enrolled device re-keys (a device
- * challenge, a new key, the old key signing the request that makes it the device key). Later attestations of the
- * device rest on that record and on the DPoP proof by the same key that every request carries.
+ * Android device attests is attested when it is made: at enrolment (enrolment-attestation.ts) or when an enrolled
+ * device re-keys (a device challenge, a new key, the old key signing the request that makes it the device key). Later
+ * attestations of the device rest on that record and on the DPoP proof by the same key that every request carries.
  */
 
 const FORMAT = 'android-key'
-const CHALLENGE_TTL_SECONDS = 300
 
 /** A chain from KeyStore.getCertificateChain, with the app identity its challenge covered. */
 interface AndroidKeyEvidence {
@@ -36,79 +26,6 @@ interface AndroidKeyEvidence {
   appId: string
   appVersion: string
   certificateChain: string[]
-}
-
-/** A single-use challenge for the key an app is about to generate and enrol with this enrolment code. */
-export async function issueEnrolmentChallenge(ctx: Pick<ServerContext, 'db'>, enrolmentCode: string) {
-  const pending = await pendingEnrolment(ctx, enrolmentCode)
-  if (!pending) throw new Problem('identity/invalid-enrolment-code')
-  const challenge = randomBytes(32).toString('base64url')
-  const expiresAt = new Date(Date.now() + CHALLENGE_TTL_SECONDS * 1000)
-  await ctx.db
-    .insertInto('enrolment_challenges')
-    .values({
-      challenge_hash: secretHash(challenge),
-      tenant_id: pending.tenantId,
-      device_id: pending.deviceId,
-      expires_at: expiresAt,
-      used_at: null,
-    })
-    .execute()
-  return { challenge, expiresAt: expiresAt.toISOString() }
-}
-
-/** The chain verified for the registered app, and its key required to be `jkt` (the key the request proves). */
-async function verifyAndroidKey(
-  ctx: Pick<ServerContext, 'db'>,
-  verifiers: HardwareVerifiers,
-  device: Pick<DevicePrincipal, 'tenantId' | 'deviceId'>,
-  input: AndroidKeyEvidence,
-  jkt: string,
-) {
-  const evidence = { format: FORMAT, certificateChain: input.certificateChain } as const
-  const result = await verifyForRegisteredApp(ctx, verifiers, device, { ...input, evidence })
-  // The attested key must be the key that signs this request, or the attestation proves nothing about it.
-  if (result.keyId !== jkt) return refuseEvidence(ctx, device, FORMAT, 'key-id-mismatch', input)
-  return result
-}
-
-/**
- * The check enrolment runs on an Android chain (identity's `EnrolmentAttestation`): the challenge must be one an
- * enrolment code obtained and not used, the chain must verify for the registered app and attest the DPoP key being
- * enrolled. Inside the enrolment's transaction the challenge is used up, and must have been obtained with the same
- * code; the attestation is kept as the device's.
- */
-export function androidEnrolmentAttestation(
-  ctx: Pick<ServerContext, 'db'>,
-  verifiers: HardwareVerifiers,
-): EnrolmentAttestation {
-  return async (proof, evidence: EnrolmentAttestationEvidence) => {
-    const hash = secretHash(evidence.challenge)
-    const issued = await ctx.db
-      .selectFrom('enrolment_challenges')
-      .select(['tenant_id', 'device_id'])
-      .where('challenge_hash', '=', hash)
-      .where('used_at', 'is', null)
-      .where('expires_at', '>', new Date())
-      .executeTakeFirst()
-    if (!issued) throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
-    const device = { tenantId: issued.tenant_id, deviceId: issued.device_id }
-    const result = await verifyAndroidKey(ctx, verifiers, device, evidence, proof.jkt)
-    return async (trx, enrolled) => {
-      const used = await trx
-        .updateTable('enrolment_challenges')
-        .set({ used_at: new Date() })
-        .where('challenge_hash', '=', hash)
-        .where('tenant_id', '=', enrolled.tenantId)
-        .where('device_id', '=', enrolled.deviceId)
-        .where('used_at', 'is', null)
-        .executeTakeFirst()
-      if ((used.numUpdatedRows ?? 0n) === 0n) {
-        throw new Problem('integrity/invalid-evidence', 'the challenge is used or was issued for another enrolment')
-      }
-      await storeAttestation(trx, enrolled, evidence.appId, result)
-    }
-  }
 }
 
 /**
@@ -137,7 +54,7 @@ export async function rekeyAndroidDevice(
       jkt: result.keyId,
       reason: 'android-key-attestation',
     })
-    await storeAttestation(trx, device, evidence.appId, result)
+    await storeAttestation(trx, device, evidence, result)
     return { token, keyThumbprint: result.keyId, versionCode: result.appVersionCode }
   })
 }

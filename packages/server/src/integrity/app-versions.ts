@@ -1,5 +1,6 @@
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
+import type { AttestedVersion } from './policy.ts'
 
 /**
  * Switches off one version of an app for the whole tenant (a release found to be vulnerable): every installed copy
@@ -102,11 +103,11 @@ export class DeactivatedAppVersions {
 
 /**
  * What the version switch (and the integrity token's app version) keys on: Android's versionCode where the platform
- * attested one (Key Attestation, Play Integrity), since the versionName is the app's word; elsewhere the version the
- * evidence covers (App Attest binds it at attestation through the client data; Apple attests no version itself).
+ * attested one (Key Attestation, Play Integrity), since the versionName is the app's word; elsewhere the version bound
+ * at attestation (App Attest binds it through the client data; Apple attests no version itself).
  */
-export function versionSwitchKey(appVersion: string, versionCode: number | undefined): string {
-  return versionCode === undefined ? appVersion : androidVersionCodeKey(versionCode)
+export function versionSwitchKey(version: AttestedVersion): string {
+  return 'versionCode' in version ? androidVersionCodeKey(version.versionCode) : version.appVersion
 }
 
 /** How a switched-off Android versionCode is kept beside version strings. */

@@ -11,13 +11,14 @@ import { isAppVersionDeactivated, versionSwitchKey } from './app-versions.ts'
 import { consumeChallenge } from './challenges.ts'
 import { recordDeviceVerdict } from './device-verdicts.ts'
 import {
+  auditRefusedEvidence,
   type HardwareFacts,
   type HardwareVerifiers,
   verifyAppAttestEvidence,
   verifyHardwareAssertion,
 } from './hardware-attestation.ts'
 import { verifyPlayIntegrityEvidence } from './play-integrity.ts'
-import { evaluateIntegrityPolicy, type IntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
+import { type AttestedVersion, evaluateIntegrityPolicy, type IntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
 import { issueIntegrityToken } from './tokens.ts'
 
 export interface DevEvidence {
@@ -64,15 +65,42 @@ interface HardwareEvidenceBase {
  * Evidence from the app: the dev format, App Attest (its attestation, then assertions), Android Key Attestation (the
  * device key attested at enrolment or re-keying, proven by the request's DPoP proof) or Play Integrity. `appId` and
  * `appVersion` are a claim the evidence must cover (the dev proof signs them; App Attest and Play Integrity cover the
- * SDK's `attestationClientData`). The version switch keys on Android's attested versionCode where there is one, and
- * on the covered version elsewhere, so a claim cannot sidestep it.
+ * SDK's `attestationClientData`); an Android app may also claim its `versionCode`, which must be the attested one.
+ * The minimum version and the version switch use the attested version: Android's versionCode, App Attest's version
+ * bound at attestation; so a claim cannot sidestep them.
  */
 export type Evidence =
   | DevEvidence
   | (HardwareEvidenceBase & { format: 'apple-appattest'; attestationObject: string; keyId: string })
   | (HardwareEvidenceBase & { format: 'apple-appattest-assertion'; assertion: string })
-  | (HardwareEvidenceBase & { format: 'android-key' })
-  | (HardwareEvidenceBase & { format: 'play-integrity'; token: string })
+  | (HardwareEvidenceBase & { format: 'android-key'; versionCode?: number | undefined })
+  | (HardwareEvidenceBase & { format: 'play-integrity'; token: string; versionCode?: number | undefined })
+
+/**
+ * The version the platform attested, refusing (audited) a claim that says otherwise: Android's versionCode against
+ * the one claimed; elsewhere the version bound at attestation (an App Attest assertion is checked against its key's
+ * bound version where it is verified).
+ */
+async function attestedVersion(
+  ctx: Pick<ServerContext, 'db'>,
+  device: DevicePrincipal,
+  evidence: Evidence,
+  facts: HardwareFacts,
+): Promise<AttestedVersion> {
+  const claimedCode = 'versionCode' in evidence ? evidence.versionCode : undefined
+  if (claimedCode !== undefined && claimedCode !== facts.versionCode) {
+    await auditRefusedEvidence(ctx, device, 'integrity.attest', 'app-version-mismatch', {
+      format: evidence.format,
+      appId: evidence.appId,
+      appVersion: evidence.appVersion,
+      claimedVersionCode: String(claimedCode),
+      versionCode: String(facts.versionCode ?? 'none'),
+    })
+    throw new Problem('integrity/invalid-evidence', 'app-version-mismatch')
+  }
+  if (facts.versionCode !== undefined) return { versionCode: facts.versionCode }
+  return { appVersion: facts.boundAppVersion ?? evidence.appVersion }
+}
 
 /** Checks the evidence in its own format; returns the signals the policy weighs and what the hardware attested. */
 async function verifyEvidence(
@@ -112,19 +140,15 @@ export async function attest(
   evidence: Evidence,
 ) {
   const policy = await loadIntegrityPolicy(ctx, device.tenantId)
-  const { signals, securityLevel, versionCode, findings } = await verifyEvidence(
-    ctx,
-    verifiers,
-    device,
-    evidence,
-    policy,
-  )
+  const facts = await verifyEvidence(ctx, verifiers, device, evidence, policy)
+  const { signals, securityLevel, versionCode, findings } = facts
+  const version = await attestedVersion(ctx, device, evidence, facts)
   if (!(await consumeChallenge(ctx, device.tenantId, device.deviceId, evidence.challenge))) {
     throw new Problem('integrity/invalid-evidence', 'the challenge is unknown, used or expired')
   }
-  const switchedBy = { appId: evidence.appId, appVersion: versionSwitchKey(evidence.appVersion, versionCode) }
+  const switchedBy = { appId: evidence.appId, appVersion: versionSwitchKey(version) }
   const deactivated = await isAppVersionDeactivated(ctx, device.tenantId, switchedBy)
-  const decision = evaluateIntegrityPolicy({ appVersion: evidence.appVersion, signals, deactivated, findings }, policy)
+  const decision = evaluateIntegrityPolicy({ version, signals, deactivated, findings }, policy)
   const flags = Object.entries(signals)
     .filter(([, on]) => on)
     .map(([name]) => name)

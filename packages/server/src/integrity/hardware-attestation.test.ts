@@ -6,14 +6,17 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   attestationClientData,
+  createDpopProof,
   DeviceKey,
   type DeviceKeys,
+  enrolAttestedDevice,
   enrolDevice,
   generateDeviceKeys,
   StaffToken,
   StrongroomClient,
   type StrongroomError,
 } from '@strongroom/sdk'
+import { calculateJwkThumbprint } from 'jose'
 import WebSocket from 'ws'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -621,6 +624,253 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
         status: 400,
       },
     )
+  })
+
+  /** Another bank with the app registered and its own integrity policy, so that switching versions off stays there. */
+  async function bankWithApp(name: string, policy: object) {
+    const other = await createTestBank(server, name)
+    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
+    await admin.request('PUT', `/v1/apps/${APP_ID}`, {
+      apple: { teamId: TEAM, bundleId: APP_ID },
+      android: { packageName: APP_ID, signingCertificateSha256: [TEST_SIGNING_DIGEST.toString('hex')] },
+    })
+    const signals = { rooted: 'limited', emulator: 'limited', debugger: 'deny', hooking: 'deny' }
+    const lifetimes = { fullLifetimeSeconds: 600, limitedLifetimeSeconds: 60 }
+    await admin.request('PUT', '/v1/policies/integrity', { ...signals, ...lifetimes, required: true, ...policy })
+    return { ...other, admin }
+  }
+
+  /** The native Keystore as a test plays it: a new key, attested over SHA-256 of the client data, at a versionCode. */
+  const keystore =
+    (versionCode: number) =>
+    async (clientData: string): Promise<{ keys: DeviceKeys; certificateChain: string[] }> => {
+      const keys = await generateDeviceKeys()
+      const leaf = { ...validity(), keys: keys as CryptoKeyPair }
+      const scenario = { challenge: sha256(clientData), versionCode }
+      return { keys, certificateChain: (await buildAndroidChain(androidRoot, androidCa, scenario, { leaf })).chain }
+    }
+
+  const denied = (reason: string) => (e: StrongroomError) =>
+    e.type === `${PROBLEMS}integrity/denied` && e.problem.detail === reason
+
+  // T300
+  test('Android: the minimum and the switch go by the attested versionCode; a claim of another is refused, audited', async () => {
+    const versions = await bankWithApp('Versions Bank', { minVersionCode: 320, minAppVersion: '3.2.0' })
+    const old = await androidEnrolment({
+      enrolmentCode: await versions.enrolmentCode(),
+      scenario: { versionCode: 310 },
+    })
+    const current = await androidEnrolment({
+      enrolmentCode: await versions.enrolmentCode(),
+      scenario: { versionCode: 320 },
+    })
+    const claiming = (phone: typeof old, appVersion: string, versionCode?: number) =>
+      phone.client.attest({
+        app: { appId: APP_ID, appVersion },
+        signals: quiet,
+        provider: async () => ({ format: 'android-key', ...(versionCode ? { versionCode } : {}) }),
+      })
+    // Build 310 is below the minimum whatever versionName it claims, and claiming build 330 is refused.
+    await assert.rejects(claiming(old, '9.9.9'), denied('app-version-below-minimum'))
+    await assert.rejects(claiming(old, '3.3.0', 330), refusedFor('app-version-mismatch'))
+    // Build 320 passes, even under a versionName below minAppVersion (a versionName is the app's word).
+    assert.equal((await claiming(current, '1.0.0', 320)).scope, 'full')
+    await versions.admin.request('POST', `/v1/apps/${APP_ID}/version-codes/320/deactivate`, { reason: 'CVE' })
+    await assert.rejects(current.client.request('GET', '/v1/me'), { status: 403 })
+    await assert.rejects(claiming(current, '3.2.0', 320), denied('app-version-deactivated'))
+    await assert.rejects(claiming(current, '3.3.0', 330), refusedFor('app-version-mismatch'))
+    await assert.rejects(claiming(current, '3.3.0'), denied('app-version-deactivated'))
+    const refused = (await auditEvents(old.device.id)).filter((row) => row.reason === 'app-version-mismatch')
+    assert.deepEqual(
+      refused.map((row) => JSON.parse(String(row.details))),
+      [
+        {
+          format: 'android-key',
+          appId: APP_ID,
+          appVersion: '3.3.0',
+          claimedVersionCode: '330',
+          versionCode: '310',
+        },
+      ],
+    )
+    assert.deepEqual(
+      (await auditReasons(current.device.id)).filter((reason) => reason.startsWith('denied:')),
+      ['denied:app-version-deactivated', 'denied:app-version-mismatch', 'denied:app-version-deactivated'],
+    )
+  })
+
+  // T301
+  test('App Attest: the version bound at attestation is what the minimum and the switch see; another is refused', async () => {
+    const versions = await bankWithApp('Bound Versions Bank', { minAppVersion: '3.0.0' })
+    const iphone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await versions.enrolmentCode(), label: 'i' })
+    const challenge = async () =>
+      (await iphone.client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')).challenge
+    const attestKey = async (appVersion: string) => {
+      const c = await challenge()
+      const built = await buildAttestation(appleCa, {
+        appId: APPLE_APP_ID,
+        challenge: bound(c, appVersion),
+        leafValidity: validity(),
+      })
+      const { attestationObject, keyId } = built
+      const body = { format: 'apple-appattest', challenge: c, appId: APP_ID, appVersion, signals: quiet }
+      return {
+        built,
+        granted: await iphone.client.request<Granted>('POST', '/v1/integrity/attest', {
+          ...body,
+          attestationObject,
+          keyId,
+        }),
+      }
+    }
+    let counter = 0
+    const renew = async (keys: CryptoKeyPair, appVersion: string) => {
+      const c = await challenge()
+      const assertion = buildAssertion(keys, APPLE_APP_ID, ++counter, bound(c, appVersion))
+      const body = { format: 'apple-appattest-assertion', challenge: c, appId: APP_ID, appVersion, signals: quiet }
+      return iphone.client.request<Granted>('POST', '/v1/integrity/attest', { ...body, assertion })
+    }
+    const first = await attestKey('3.1.0')
+    assert.equal(first.granted.scope, 'full')
+    assert.equal((await renew(first.built.keys, '3.1.0')).scope, 'full')
+    // Updated to 3.2.0, the app signs its new version with the key attested for 3.1.0: refused, it attests a new key.
+    await assert.rejects(renew(first.built.keys, '3.2.0'), refusedFor('app-version-mismatch'))
+    await versions.admin.request('POST', `/v1/apps/${APP_ID}/versions/3.1.0/deactivate`, { reason: 'CVE in 3.1.0' })
+    await assert.rejects(renew(first.built.keys, '3.1.0'), denied('app-version-deactivated'))
+    const second = await attestKey('3.2.0')
+    assert.equal(second.granted.scope, 'full')
+    counter = 0
+    assert.equal((await renew(second.built.keys, '3.2.0')).scope, 'full')
+    const minimum = { rooted: 'limited', emulator: 'limited', debugger: 'deny', hooking: 'deny' }
+    const lifetimes = { fullLifetimeSeconds: 600, limitedLifetimeSeconds: 60 }
+    await versions.admin.request('PUT', '/v1/policies/integrity', { ...minimum, ...lifetimes, minAppVersion: '3.3.0' })
+    await assert.rejects(renew(second.built.keys, '3.2.0'), denied('app-version-below-minimum'))
+    const stored = await server.ctx.db
+      .selectFrom('device_attestations')
+      .select('bound_app_version')
+      .where('device_id', '=', iphone.device.id)
+      .executeTakeFirstOrThrow()
+    assert.equal(stored.bound_app_version, '3.2.0')
+    assert.ok((await auditReasons(iphone.device.id)).includes('denied:app-version-mismatch'))
+  })
+
+  // T302
+  test('a bank that requires attestation at enrolment refuses a device without it; the SDK enrols with evidence', async () => {
+    const strict = await bankWithApp('Attested Enrolment Bank', { attestEnrolment: true })
+    const enrolmentCode = await strict.enrolmentCode()
+    // Without evidence: 403 problem+json, audited against the device the code reserved; the code stays usable.
+    const keys = await generateDeviceKeys()
+    const htu = `${server.url}/v1/devices`
+    const plain = await fetch(htu, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', dpop: await createDpopProof(keys, { htm: 'POST', htu }) },
+      body: JSON.stringify({ enrolmentCode, label: 'no evidence' }),
+    })
+    assert.equal(plain.status, 403)
+    assert.equal(plain.headers.get('content-type'), 'application/problem+json; charset=utf-8')
+    assert.equal(((await plain.json()) as { type: string }).type, `${PROBLEMS}integrity/attestation-required`)
+    const app = { appId: APP_ID, appVersion: '3.2.0' }
+    const android = await enrolAttestedDevice({
+      baseUrl: server.url,
+      enrolmentCode,
+      label: 'pixel',
+      app,
+      evidence: { platform: 'android', generateAttestedKey: keystore(320) },
+    })
+    const refusals = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['action', 'outcome', 'reason'])
+      .where('target_id', '=', android.device.id)
+      .where('outcome', '=', 'denied')
+      .execute()
+    assert.deepEqual(refusals, [{ action: 'device.enrol', outcome: 'denied', reason: 'attestation-required' }])
+    const granted = await android.client.attest({
+      app,
+      signals: quiet,
+      provider: async () => ({ format: 'android-key', versionCode: 320 }),
+    })
+    assert.equal(granted.scope, 'full')
+
+    // iOS: App Attest over client data naming the enrolled device key; its key then renews by assertion.
+    let appAttestKeys: CryptoKeyPair | undefined
+    const attestKey = async (clientData: string) => {
+      const built = await buildAttestation(appleCa, {
+        appId: APPLE_APP_ID,
+        challenge: clientData,
+        leafValidity: validity(),
+      })
+      appAttestKeys = built.keys
+      return { attestationObject: built.attestationObject, keyId: built.keyId }
+    }
+    const iphone = await enrolAttestedDevice({
+      baseUrl: server.url,
+      enrolmentCode: await strict.enrolmentCode(),
+      label: 'iphone',
+      app,
+      evidence: { platform: 'apple', attestKey },
+    })
+    const renewed = await iphone.client.attest({
+      app,
+      signals: quiet,
+      provider: async (clientData) => ({
+        format: 'apple-appattest-assertion',
+        assertion: buildAssertion(appAttestKeys as CryptoKeyPair, APPLE_APP_ID, 1, clientData),
+      }),
+    })
+    assert.equal(renewed.scope, 'full')
+    // An App Attest attestation naming another device key does not enrol this one.
+    const elsewhere = await generateDeviceKeys()
+    const otherThumbprint = await calculateJwkThumbprint(elsewhere.publicJwk)
+    await assert.rejects(
+      enrolAttestedDevice({
+        baseUrl: server.url,
+        enrolmentCode: await strict.enrolmentCode(),
+        label: 'relayed',
+        app,
+        evidence: {
+          platform: 'apple',
+          attestKey: async (_clientData, challenge) =>
+            attestKey(attestationClientData(challenge, app, { keyThumbprint: otherThumbprint })),
+        },
+      }),
+      refusedFor('nonce-mismatch'),
+    )
+  })
+
+  // T303
+  test('client.rekey moves an updated Android app to a newly attested key, whose versionCode then counts', async () => {
+    const versions = await bankWithApp('Rekey Bank', {})
+    const phone = await enrolAttestedDevice({
+      baseUrl: server.url,
+      enrolmentCode: await versions.enrolmentCode(),
+      label: 'pixel',
+      app: { appId: APP_ID, appVersion: '3.1.0' },
+      evidence: { platform: 'android', generateAttestedKey: keystore(310) },
+    })
+    const updated = { appId: APP_ID, appVersion: '3.3.0' }
+    const attest = () =>
+      phone.client.attest({
+        app: updated,
+        signals: quiet,
+        provider: async () => ({ format: 'android-key', versionCode: 330 }),
+      })
+    // After the update, the claim of build 330 disagrees with the key attested at build 310: the app re-keys.
+    await assert.rejects(attest(), refusedFor('app-version-mismatch'))
+    const rekeyed = await phone.client.rekey({ app: updated, generateAttestedKey: keystore(330) })
+    assert.equal(rekeyed.versionCode, 330)
+    assert.equal(rekeyed.keyThumbprint, await calculateJwkThumbprint(rekeyed.keys.publicJwk))
+    assert.equal((await attest()).scope, 'full')
+    assert.equal((await phone.client.request<{ kind: string }>('GET', '/v1/me')).kind, 'device')
+    // The old key is done: it gets no token.
+    const oldKey = new StrongroomClient({ baseUrl: server.url, credentials: new DeviceKey(phone.keys) })
+    await assert.rejects(oldKey.request('POST', '/v1/integrity/challenges'), { status: 401 })
+    // A chain over another challenge does not re-key, and the key stays the new one.
+    const forged = async (clientData: string) => keystore(340)(`${clientData} and more`)
+    await assert.rejects(
+      phone.client.rekey({ app: updated, generateAttestedKey: forged }),
+      refusedFor('challenge-mismatch'),
+    )
+    assert.equal((await attest()).scope, 'full')
   })
 
   test('registering apps is for admins, and checked', async () => {

@@ -56,17 +56,27 @@ export interface HardwareFacts {
   signals: RiskSignals
   /** Android: the versionCode the platform attested for the package. */
   versionCode?: number | undefined
+  /** App Attest: the app version the key's attestation covered, which every later claim must repeat. */
+  boundAppVersion?: string | undefined
   /** What a platform verdict found beyond the signals (Play Integrity), with the policy's treatment. */
   findings?: IntegrityFinding[]
 }
 
 /**
  * What the evidence must cover: the challenge and the app identity the request claims (the SDK's
- * `attestationClientData`). A claim other than what the genuine app signed then fails like a wrong challenge.
- * App Attest hashes the client data itself; Android's attestation challenge is its SHA-256.
+ * `attestationClientData`), and at enrolment with App Attest the device key being enrolled. A claim other than what
+ * the genuine app signed then fails like a wrong challenge. App Attest hashes the client data itself; Android's
+ * attestation challenge is its SHA-256.
  */
-export function boundClientData(input: { challenge: string; appId: string; appVersion: string }) {
-  const clientData = attestationClientData(input.challenge, { appId: input.appId, appVersion: input.appVersion })
+export function boundClientData(
+  input: { challenge: string; appId: string; appVersion: string },
+  deviceKey?: { keyThumbprint: string },
+) {
+  const clientData = attestationClientData(
+    input.challenge,
+    { appId: input.appId, appVersion: input.appVersion },
+    deviceKey,
+  )
   return { clientData, digest: createHash('sha256').update(clientData).digest() }
 }
 
@@ -113,11 +123,12 @@ export async function verifyForRegisteredApp(
   verifiers: HardwareVerifiers,
   device: Attester,
   input: { evidence: AttestationEvidence; challenge: string; appId: string; appVersion: string },
+  deviceKey?: { keyThumbprint: string },
 ): Promise<AttestationResult> {
   const { evidence } = input
   const app = await expectedApp(ctx, device.tenantId, input.appId)
   if (!app) return refuseEvidence(ctx, device, evidence.format, 'app-not-registered', input)
-  const bound = boundClientData(input)
+  const bound = boundClientData(input, deviceKey)
   const challenge = evidence.format === 'android-key' ? bound.digest : bound.clientData
   try {
     return await verifiers[evidence.format].verify({ evidence, challenge, app })
@@ -127,21 +138,25 @@ export async function verifyForRegisteredApp(
   }
 }
 
-/** Keeps a device's attested key (one per device: a newer attestation replaces the older). */
+/**
+ * Keeps a device's attested key (one per device: a newer attestation replaces the older), with the version it was
+ * attested for: Android's versionCode, or for App Attest the claimed version the attestation covered.
+ */
 export async function storeAttestation(
   db: ServerContext['db'],
   device: Attester,
-  appId: string,
+  claim: { appId: string; appVersion: string },
   result: AttestationResult,
 ): Promise<void> {
   const row = {
     format: result.format,
-    app_id: appId,
+    app_id: claim.appId,
     key_id: result.keyId,
     public_jwk: JSON.stringify(result.publicKeyJwk),
     counter: result.counter ?? 0,
     security_level: result.securityLevel,
     version_code: result.appVersionCode ?? null,
+    bound_app_version: result.format === 'apple-appattest' ? claim.appVersion : null,
     attested_at: new Date(),
     asserted_at: null,
   }
@@ -169,10 +184,14 @@ export async function verifyAppAttestEvidence(
   },
 ): Promise<HardwareFacts> {
   const result = await verifyForRegisteredApp(ctx, verifiers, device, input)
-  await storeAttestation(ctx.db, device, input.appId, result)
+  await storeAttestation(ctx.db, device, input, result)
   // Hardware attestation rules out an emulator. Root, debuggers and hooking frameworks are the app's own report: App
   // Attest says nothing of them.
-  return { securityLevel: result.securityLevel, signals: { ...input.signals, emulator: false } }
+  return {
+    securityLevel: result.securityLevel,
+    signals: { ...input.signals, emulator: false },
+    boundAppVersion: input.appVersion,
+  }
 }
 
 /**
@@ -184,7 +203,7 @@ export async function acceptAssertion(
   ctx: Pick<ServerContext, 'db'>,
   device: DevicePrincipal,
   input: { assertion: string; clientData: string; appId: string },
-): Promise<{ securityLevel: string } | { refused: string }> {
+): Promise<{ securityLevel: string; boundAppVersion: string | null } | { refused: string }> {
   const stored = await ctx.db
     .selectFrom('device_attestations')
     .selectAll()
@@ -215,10 +234,14 @@ export async function acceptAssertion(
     .where('counter', '<', counter)
     .executeTakeFirst()
   if ((advanced.numUpdatedRows ?? 0n) === 0n) return { refused: 'counter-not-increasing' }
-  return { securityLevel: stored.security_level }
+  return { securityLevel: stored.security_level, boundAppVersion: stored.bound_app_version }
 }
 
-/** Renewal by an App Attest assertion over the attestation's client data (a fresh challenge, the app's identity). */
+/**
+ * Renewal by an App Attest assertion over the attestation's client data (a fresh challenge, the app's identity). The
+ * version claimed must be the one the key was attested for: an app updated since attests a new key, so a switched-off
+ * version cannot renew as another.
+ */
 export async function verifyHardwareAssertion(
   ctx: Pick<ServerContext, 'db'>,
   device: DevicePrincipal,
@@ -228,5 +251,13 @@ export async function verifyHardwareAssertion(
   const clientData = boundClientData(input).clientData
   const accepted = await acceptAssertion(ctx, device, { assertion: input.assertion, clientData, appId: input.appId })
   if ('refused' in accepted) return refuseEvidence(ctx, device, format, accepted.refused, input)
-  return { securityLevel: accepted.securityLevel, signals: { ...input.signals, emulator: false } }
+  if (accepted.boundAppVersion === null) return refuseEvidence(ctx, device, format, 'not-attested', input)
+  if (accepted.boundAppVersion !== input.appVersion) {
+    return refuseEvidence(ctx, device, format, 'app-version-mismatch', input)
+  }
+  return {
+    securityLevel: accepted.securityLevel,
+    signals: { ...input.signals, emulator: false },
+    boundAppVersion: accepted.boundAppVersion,
+  }
 }

@@ -6,6 +6,7 @@ import { oneOf } from '../platform/http/schemas.ts'
 
 const Treatment = oneOf(['allow', 'limited', 'deny'] as const)
 const Version = Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' })
+const VersionCode = Type.Integer({ minimum: 1, maximum: 2_100_000_000 })
 
 /**
  * A bank's integrity policy: what each risk signal leads to (a full token, a short read-only one, or none), the lowest
@@ -25,7 +26,18 @@ export const IntegrityPolicy = Type.Object(
         uniqueItems: true,
       }),
     ),
+    /**
+     * The lowest app version bound at attestation: the version an App Attest key's attestation covered (Apple attests
+     * the app id, not its version) and the dev verifier's. Android is held to `minVersionCode` instead.
+     */
     minAppVersion: Type.Optional(Version),
+    /** The lowest Android versionCode the platform attested (Key Attestation, Play Integrity); none unless set. */
+    minVersionCode: Type.Optional(VersionCode),
+    /**
+     * Every app enrols with hardware evidence of its device key (Android Key Attestation of the enrolled key, or App
+     * Attest bound to it); an enrolment without is refused (`integrity/attestation-required`) and audited.
+     */
+    attestEnrolment: Type.Optional(Type.Boolean()),
     /**
      * What a browser (a device of kind `web`, which cannot attest) may do where devices need a token: it always reads;
      * it chats (sends, and keeps its end-to-end group) unless `chat` is false; it never receives runtime secrets, and
@@ -91,12 +103,24 @@ export interface IntegrityFinding {
 }
 
 /**
- * The integrity decision, as one table read top to bottom: a deactivated or outdated app version is denied; then
- * every signal present gets the policy's treatment for it, as does every finding of a platform verdict, and the
- * strictest wins (deny, then limited).
+ * The app's version as attested: Android's versionCode where the platform attested one, otherwise the version bound
+ * at attestation (App Attest's covered client data; the dev verifier's signed claim).
+ */
+export type AttestedVersion = { versionCode: number } | { appVersion: string }
+
+function belowMinimum(version: AttestedVersion, policy: IntegrityPolicy & { minAppVersion: string }): boolean {
+  if ('versionCode' in version)
+    return policy.minVersionCode !== undefined && version.versionCode < policy.minVersionCode
+  return versionBelow(version.appVersion, policy.minAppVersion)
+}
+
+/**
+ * The integrity decision, as one table read top to bottom: a deactivated or outdated app version (as attested) is
+ * denied; then every signal present gets the policy's treatment for it, as does every finding of a platform verdict,
+ * and the strictest wins (deny, then limited).
  */
 export function evaluateIntegrityPolicy(
-  evidence: { appVersion: string; signals: RiskSignals; deactivated: boolean; findings?: IntegrityFinding[] },
+  evidence: { version: AttestedVersion; signals: RiskSignals; deactivated: boolean; findings?: IntegrityFinding[] },
   policy: IntegrityPolicy & { minAppVersion: string },
 ): IntegrityDecision {
   const deny = (reason: string): IntegrityDecision => ({
@@ -106,7 +130,7 @@ export function evaluateIntegrityPolicy(
     scope: 'read-only',
   })
   if (evidence.deactivated) return deny('app-version-deactivated')
-  if (versionBelow(evidence.appVersion, policy.minAppVersion)) return deny('app-version-below-minimum')
+  if (belowMinimum(evidence.version, policy)) return deny('app-version-below-minimum')
   const present = (Object.keys(SIGNAL_REASONS) as (keyof RiskSignals)[]).filter((signal) => evidence.signals[signal])
   const treated = [
     ...present.map((signal) => ({ reason: SIGNAL_REASONS[signal], treatment: policy[signal] })),
@@ -162,6 +186,8 @@ export async function saveIntegrityPolicy(
       details: {
         required: policy.required ?? null,
         minAppVersion: policy.minAppVersion ?? null,
+        minVersionCode: policy.minVersionCode ?? null,
+        attestEnrolment: policy.attestEnrolment ?? false,
         assertions: policy.assertions ?? false,
         rooted: policy.rooted,
         emulator: policy.emulator,

@@ -10,12 +10,13 @@ import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { issueEnrolmentChallenge, rekeyAndroidDevice } from './android-key.ts'
+import { rekeyAndroidDevice } from './android-key.ts'
 import { androidVersionCodeKey, type DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
 import { registerApp } from './apps.ts'
 import { attest } from './attest.ts'
 import { issueChallenge } from './challenges.ts'
 import { deviceVerdicts } from './device-verdicts.ts'
+import { issueEnrolmentChallenge } from './enrolment-attestation.ts'
 import type { HardwareVerifiers } from './hardware-attestation.ts'
 import { currentPinSet } from './pin-sets.ts'
 import { IntegrityPolicy, loadIntegrityPolicy, saveIntegrityPolicy } from './policy.ts'
@@ -38,6 +39,14 @@ function evidence<T extends TProperties>(format: T) {
   )
 }
 
+/** An Android app's own versionCode, which must be the one the platform attested. */
+const ClaimedVersionCode = Type.Optional(
+  Type.Integer({
+    minimum: 1,
+    maximum: 2_100_000_000,
+    description: 'the versionCode the app runs as; refused (app-version-mismatch) unless it is the attested one',
+  }),
+)
 const SecretName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._-]+$' })
 const AppIdParam = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' })
 
@@ -336,7 +345,8 @@ async function appVersionRoutes(
     {
       config: { access: allow.staff('staff:admin') },
       schema: {
-        summary: 'Switch off one version of an app: its integrity tokens stop working at once and it cannot attest',
+        summary:
+          'Switch off one version of an app as bound at attestation (App Attest; Android builds go by versionCode): its integrity tokens stop working at once and it cannot attest',
         tags: ['integrity'],
         params: Type.Object({
           appId: Type.String({ minLength: 1, maxLength: 200 }),
@@ -416,10 +426,11 @@ async function attestationRoutes(
             format: Type.Literal('apple-appattest-assertion'),
             assertion: Type.String({ minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9+/=_-]+$' }),
           }),
-          evidence({ format: Type.Literal('android-key') }),
+          evidence({ format: Type.Literal('android-key'), versionCode: ClaimedVersionCode }),
           evidence({
             format: Type.Literal('play-integrity'),
             token: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9_.-]+$' }),
+            versionCode: ClaimedVersionCode,
           }),
         ]),
         response: {
@@ -462,7 +473,7 @@ function androidKeyRoutes(app: App, ctx: ServerContext, deps: { verifiers: Hardw
       config: { access: allow.anyone, guesses: 'enrolment-code' },
       schema: {
         summary:
-          'A single-use challenge for the device key an Android app generates (as its attestation challenge) before it enrols with this code',
+          'A single-use challenge for the enrolment evidence (Android: the attestation challenge of the device key it generates; App Attest: the attestation naming the device key) of this code',
         tags: ['integrity'],
         body: Type.Object(
           { enrolmentCode: Type.String({ minLength: 16, maxLength: 32 }) },

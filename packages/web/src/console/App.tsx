@@ -28,6 +28,7 @@ import {
   SecureDivider,
 } from './PublicChannel.tsx'
 import { whyNotSent } from './public-channels.ts'
+import { Reports } from './Reports.tsx'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
 import type { TimelineItem } from './timeline.ts'
 import { VirtualList } from './VirtualList.tsx'
@@ -247,13 +248,21 @@ const streamStateLabel = {
   closed: 'Offline',
 } as const
 
+type View = 'conversations' | 'reports' | 'compliance'
+const viewNames: Record<View, string> = {
+  conversations: 'Conversations',
+  reports: 'Reported messages',
+  compliance: 'Compliance',
+}
+
 function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void> }) {
   const { session } = props
   useSession(session)
   useAttention(session)
   // Compliance officers start in the archive; whoever may also answer starts in the inbox.
-  const [view, setView] = useState<'conversations' | 'compliance'>(
-    session.can('conversations:write') ? 'conversations' : 'compliance',
+  const [view, setView] = useState<View>(session.can('conversations:write') ? 'conversations' : 'compliance')
+  const views = (['conversations', 'reports', 'compliance'] as const).filter(
+    (name) => name === 'conversations' || session.can(name === 'reports' ? 'conversations:read' : 'archive:read'),
   )
   const open = session.openId ? session.entries.get(session.openId) : undefined
   return (
@@ -264,9 +273,9 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
           <span class={`dot ${session.streamState}`} aria-hidden="true" />
           {streamStateLabel[session.streamState]}
         </p>
-        {session.can('archive:read') && (
+        {views.length > 1 && (
           <nav class="views" aria-label="Screens">
-            {(['conversations', 'compliance'] as const).map((name) => (
+            {views.map((name) => (
               <button
                 key={name}
                 type="button"
@@ -274,7 +283,7 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
                 aria-current={view === name ? 'page' : undefined}
                 onClick={() => setView(name)}
               >
-                {name === 'conversations' ? 'Conversations' : 'Compliance'}
+                {viewNames[name]}
               </button>
             ))}
           </nav>
@@ -292,6 +301,8 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
       )}
       {view === 'compliance' ? (
         <Compliance session={session} />
+      ) : view === 'reports' ? (
+        <Reports session={session} />
       ) : (
         <div class="panes">
           <Inbox session={session} />

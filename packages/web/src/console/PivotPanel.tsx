@@ -1,4 +1,4 @@
-import { channelNames, type PivotLink, StrongroomError } from '@strongroom/sdk'
+import { channelNames, type PivotLink, problemKind } from '@strongroom/sdk'
 import { useEffect, useState } from 'preact/hooks'
 import type { ConsoleSession } from './session.ts'
 
@@ -28,7 +28,7 @@ const sentBy = (link: PivotLink) =>
   `${link.createdBy.kind === 'system' ? 'Sent automatically after card details were hidden' : 'Sent'} at ${time.format(new Date(link.createdAt))}`
 
 function whyNoPivot(error: unknown): string {
-  const type = error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
+  const type = problemKind(error)
   if (type === 'channels/customer-unknown') {
     return 'No link sent: this sender is not linked to a customer yet. Link them to a customer first.'
   }

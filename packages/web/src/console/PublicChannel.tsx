@@ -115,6 +115,11 @@ export function PublicMessageDetails(props: { details: PublicDetails }) {
           Masked by DLP: {[...new Set(details.masked.map((kind) => maskedNames[kind] ?? kind))].join(', ')}
         </span>
       )}
+      {details.maskedLater && (
+        <span class="badge masked-later" role="note">
+          Masked after a later message completed a card number
+        </span>
+      )}
       {details.linkLabel && (
         <span class="badge link">
           {BUTTON_CHANNELS.has(details.channel) ? `Button: ${details.linkLabel}` : 'Secure link (single use)'}

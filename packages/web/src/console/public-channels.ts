@@ -2,9 +2,9 @@ import {
   type ConversationChannel,
   type Message,
   type PublicMessage,
+  problemKind,
   type SentPublicMessage,
   type StrongroomClient,
-  StrongroomError,
 } from '@strongroom/sdk'
 
 /** What the console shows of a public-channel message besides its text. */
@@ -12,6 +12,8 @@ export interface PublicDetails {
   channel: string
   /** The kinds of data DLP masked in the text (the text holds the masks, never the values). */
   masked: string[]
+  /** Masked after it arrived: a later message of the customer completed a card number it began. */
+  maskedLater: boolean
   /** Smishing and spoofing flags: a lookalike link, a link shortener, a sender claiming to be the bank. */
   risk: string[]
   /** A pivot invitation: its button's label (the link itself is never stored). */
@@ -79,6 +81,24 @@ export class PublicChannels {
     return opened && { text: opened.text, details: detailsOf(opened) }
   }
 
+  /**
+   * Reads again messages the server masked after the fact (the stream's `redaction` update), replacing what this
+   * console holds of them; returns their text and details by sequence number.
+   */
+  async reread(
+    conversationId: string,
+    seqs: readonly number[],
+  ): Promise<Map<number, { text: string; details: PublicDetails }>> {
+    const reread = new Map<number, { text: string; details: PublicDetails }>()
+    if (seqs.length === 0) return reread
+    await this.#load(conversationId, Math.min(...seqs) - 1)
+    for (const seq of seqs) {
+      const opened = this.#opened.get(conversationId)?.get(seq)
+      if (opened) reread.set(seq, { text: opened.text, details: detailsOf(opened) })
+    }
+    return reread
+  }
+
   send(conversationId: string, text: string): Promise<SentPublicMessage> {
     return this.#client.sendPublicMessage(conversationId, { text })
   }
@@ -123,6 +143,7 @@ function detailsOf(message: PublicMessage): PublicDetails {
   return {
     channel: message.channel,
     masked: message.masked,
+    maskedLater: message.maskedLater,
     risk: message.risk,
     linkLabel: message.linkLabel,
     mediaCount: message.mediaCount,
@@ -134,7 +155,7 @@ function detailsOf(message: PublicMessage): PublicDetails {
 
 /** Why a reply was not sent, in words for the agent: what the server refused and what to do instead. */
 export function whyNotSent(error: unknown, channelName: string | undefined): string {
-  const type = error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
+  const type = problemKind(error)
   const on = channelName ?? 'a public channel'
   switch (type) {
     case 'channels/sensitive-data':

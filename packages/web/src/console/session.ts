@@ -289,6 +289,8 @@ export class ConsoleSession {
       if (update.kind === 'consent') await this.consents.updated(conversationId, update.consentId)
       else if (conversationId === null) return
       else if (update.kind === 'pivot') for (const listener of this.#pivotListeners) listener(conversationId)
+      // Behind the messages already queued, so the earlier parts it masks are shown by the time it is applied.
+      else if (update.kind === 'redaction') this.#enqueue(() => this.#onRedaction(conversationId, update.seqs))
       else if (this.entries.has(conversationId)) {
         this.updateConversation(await this.client.getConversation(conversationId))
       }
@@ -296,6 +298,22 @@ export class ConsoleSession {
       this.problem = `The conversation could not be brought up to date: ${(error as Error).message}. Reload the page.`
       this.#changed()
     }
+  }
+
+  /** Messages masked after the fact: what is shown of them (and the inbox preview) is replaced by the masked text. */
+  async #onRedaction(conversationId: string, seqs: readonly number[]): Promise<void> {
+    const shown = this.messages.get(conversationId)
+    const entry = this.entries.get(conversationId)
+    if (!shown && entry?.preview === undefined) return
+    const reread = await this.publicChannels.reread(conversationId, seqs)
+    // New objects, not edits in place: what the screen memoized by message is drawn again.
+    shown?.forEach((message, index) => {
+      const masked = reread.get(message.seq)
+      if (masked) shown[index] = { ...message, text: masked.text, public: masked.details }
+    })
+    if (entry && shown) entry.preview = previewOf(shown.at(-1))
+    else if (entry) entry.preview = undefined
+    this.#changed()
   }
 
   #resync(): void {

@@ -1,4 +1,4 @@
-import { channelNames, formatAmount, type PublicMessage, StrongroomError } from '@strongroom/sdk'
+import { channelNames, formatAmount, type PublicMessage, problemKind } from '@strongroom/sdk'
 import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
@@ -7,8 +7,6 @@ import { Arrival, type Screen } from './arrival.ts'
 import type { ChatMessage, ChatSession, ConsentCard } from './chat-session.ts'
 
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
-const problemType = (error: unknown) =>
-  error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
 
 /** The customer's secure chat, from the pivot link to the conversation (or to the page that says why not). */
 export function App(props: { token: string | undefined }) {
@@ -136,7 +134,7 @@ function StepUp(props: {
     try {
       await action()
     } catch (e) {
-      const type = problemType(e)
+      const type = problemKind(e)
       setError(
         type === 'auth/invalid-code'
           ? 'That code is not right. Check the text message and try again.'
@@ -340,7 +338,56 @@ function Chat(props: { session: ChatSession }) {
               : undefined
         }
       />
+      <ReportSuspicious session={session} />
     </div>
+  )
+}
+
+/**
+ * Reporting a text or message that claimed to be the bank: the customer pastes it, and the bank's fraud team gets it
+ * with the analysis of its links.
+ */
+function ReportSuspicious(props: { session: ChatSession }) {
+  const [text, setText] = useState('')
+  const [state, setState] = useState<{ kind: 'idle' | 'sending' | 'sent' } | { kind: 'failed'; why: string }>({
+    kind: 'idle',
+  })
+  const submit = async (event: Event) => {
+    event.preventDefault()
+    setState({ kind: 'sending' })
+    try {
+      await props.session.client.reportSuspiciousMessage(text.trim())
+      setText('')
+      setState({ kind: 'sent' })
+    } catch (error) {
+      setState({ kind: 'failed', why: (error as Error).message })
+    }
+  }
+  return (
+    <details class="report">
+      <summary>Report a suspicious message</summary>
+      <form onSubmit={(event) => void submit(event)}>
+        <label for="suspicious-text">The message you received, as it was (links included)</label>
+        <textarea
+          id="suspicious-text"
+          maxLength={4096}
+          rows={3}
+          value={text}
+          onInput={(event) => setText((event.target as HTMLTextAreaElement).value)}
+        />
+        <button type="submit" disabled={state.kind === 'sending' || text.trim() === ''}>
+          Send report
+        </button>
+      </form>
+      {state.kind === 'sent' && (
+        <p role="status">Thank you: your report is with your bank’s fraud team. Do not open its links.</p>
+      )}
+      {state.kind === 'failed' && (
+        <p class="alert" role="alert">
+          Not sent: {state.why}
+        </p>
+      )}
+    </details>
   )
 }
 

@@ -5,6 +5,7 @@ import {
   type PivotFactor,
   type PivotStepUpOptions,
   pivotStepUpOptions,
+  problemKind,
   type StrongroomClient,
   StrongroomError,
   sendPivotSmsCode,
@@ -27,8 +28,6 @@ export type Screen =
   | { kind: 'wiped' }
 
 const DEVICE_LABEL = 'Web browser'
-const problemType = (error: unknown) =>
-  error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
 
 const refusals: Record<string, Extract<Screen, { kind: 'link-error' }>['reason']> = {
   'pivot/token-expired': 'expired',
@@ -40,7 +39,7 @@ const refusals: Record<string, Extract<Screen, { kind: 'link-error' }>['reason']
 
 /** The link refusals that end the visit: each gets its own page, which offers the chat when this browser has it. */
 function linkError(error: unknown, device: BrowserDevice | undefined): Screen | undefined {
-  const reason = refusals[problemType(error) ?? '']
+  const reason = refusals[problemKind(error) ?? '']
   return reason ? { kind: 'link-error', reason, chatHere: Boolean(device?.enrolment) } : undefined
 }
 
@@ -106,7 +105,7 @@ export class Arrival {
         return this.#chat(device, client, secureConversationId)
       } catch (error) {
         const refusal = linkError(error, device)
-        const type = problemType(error)
+        const type = problemKind(error)
         if (refusal && type !== 'pivot/invalid-token') return refusal
         const revoked = error instanceof StrongroomError && isDeviceWipedProblem(error.problem)
         // Another customer's device (or another bank's) steps up; a revoked one was wiped and starts afresh.

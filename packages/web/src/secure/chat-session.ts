@@ -4,9 +4,10 @@ import {
   type Message,
   type MessageStream,
   type PublicMessage,
+  problemKind,
   type StreamState,
   type StrongroomClient,
-  StrongroomError,
+  type StrongroomError,
 } from '@strongroom/sdk'
 import { type BrowserDevice, MLS_CONTENT_TYPE } from '@strongroom/sdk/mls'
 import { BrowserMlsMember } from '../shared/mls-member.ts'
@@ -43,9 +44,6 @@ export type JoinState = 'joining' | 'waiting' | 'ready'
 const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
 const WELCOME_POLL_MS = 3_000
 const HISTORY = 200
-
-const problemType = (error: unknown) =>
-  error instanceof StrongroomError ? error.type.split('/problems/')[1] : undefined
 
 /**
  * The customer's secure conversation in this browser: the public history the pivot imported, the end-to-end
@@ -163,7 +161,7 @@ export class ChatSession {
         return
       } catch (error) {
         // Another member made the group first: this browser is added by them, like a later device.
-        if (problemType(error) !== 'e2e/group-exists') throw error
+        if (problemKind(error) !== 'e2e/group-exists') throw error
       }
     }
     this.joinState = 'waiting'
@@ -282,7 +280,7 @@ export class ChatSession {
       const codes = code === undefined ? {} : card.needsCode === 'totp' ? { totpCode: code } : { smsCode: code }
       this.#settle(card, await this.client.approveConsent(card.consent, codes))
     } catch (error) {
-      const type = problemType(error)
+      const type = problemKind(error)
       if (type === 'auth/step-up-required' && code === undefined) {
         await this.#stepUp(card, (error as StrongroomError).problem.detail ?? '')
       } else if (type === 'integrity/web-device-refused') {
@@ -370,7 +368,7 @@ export class ChatSession {
   }
 
   #refused(card: ConsentCard, error: unknown): void {
-    const type = problemType(error)
+    const type = problemKind(error)
     if (type === 'consent/expired') {
       card.state = 'expired'
       return

@@ -289,6 +289,21 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
     await log.getByText('Welcome to the secure chat, Petra.').waitFor()
   })
 
+  test('the customer reports a suspicious text from the secure chat: it reaches the bank with its link judged', async () => {
+    await page.getByText('Report a suspicious message').click()
+    const reported = 'Your loan is approved: confirm your details at bit.ly/loan-ok'
+    await page.getByLabel('The message you received, as it was (links included)').fill(reported)
+    await page.getByRole('button', { name: 'Send report' }).click()
+    await page.getByRole('status').filter({ hasText: 'your report is with your bank’s fraud team' }).waitFor()
+    const [report] = await agent.listSuspiciousReports()
+    assert.deepEqual(
+      [report?.source, report?.customerId, report?.text, report?.flags],
+      ['secure-chat', passkeyCustomer.id, reported, ['link-shortener']],
+    )
+    await assertAccessible(page, 'chat with a report sent')
+    await page.getByText('Report a suspicious message').click()
+  })
+
   test('consent cards: one approved with the device key, one declined, one approved with the passkey the policy asks for', async () => {
     const payee = { name: 'Northwind Cars Ltd', account: 'GB29NWBK60161331926819' }
     const approveMe = await agent.requestConsent({

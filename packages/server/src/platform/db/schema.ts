@@ -521,6 +521,8 @@ export interface DeviceAttestationsTable {
   asserted_at: Timestamp | null
   /** Android: the versionCode the Keystore attested when it generated the key. */
   version_code: number | null
+  /** App Attest: the app version the attestation covered; assertions must claim the same. */
+  bound_app_version: string | null
 }
 
 export interface DeviceIntegrityVerdictsTable {
@@ -605,6 +607,23 @@ export interface ChannelMessagesTable {
   error_code: string | null
   created_at: Timestamp
   updated_at: Timestamp
+}
+
+export interface SuspiciousReportsTable {
+  tenant_id: string
+  id: string
+  source: 'sms' | 'secure-chat'
+  conversation_id: string | null
+  customer_id: string | null
+  /** The reported text and its links' hosts, sealed with the tenant data key. */
+  sealed: Uint8Array
+  /** JSON array of risk flags. */
+  flags: string
+  status: 'open' | 'resolved'
+  outcome: 'smishing' | 'genuine' | 'unclear' | null
+  resolved_by: string | null
+  resolved_at: Timestamp | null
+  created_at: Timestamp
 }
 
 export interface SmppMessagePartsTable {
@@ -792,6 +811,7 @@ export interface Database {
   integrity_policies: IntegrityPoliciesTable
   channel_configs: ChannelConfigsTable
   channel_identities: ChannelIdentitiesTable
+  suspicious_reports: SuspiciousReportsTable
   channel_messages: ChannelMessagesTable
   pivot_links: PivotLinksTable
   smpp_message_parts: SmppMessagePartsTable

@@ -47,27 +47,79 @@ export class Pkcs11Error extends Error {
 
 /**
  * A library is initialized once per process (a second C_Initialize fails) and its login is shared by every session
- * on the token, so every provider of the process shares them.
+ * on the token, so every provider of the process shares them. `epoch` counts re-initializations: a session or object
+ * handle from an earlier epoch is gone, and each provider re-opens what it holds when it sees a newer one.
  */
-const libraries = new Map<string, pkcs11js.PKCS11>()
+interface Library {
+  p11: pkcs11js.PKCS11
+  epoch: number
+}
+const libraries = new Map<string, Library>()
 
-function library(module: string): pkcs11js.PKCS11 {
+function library(module: string): Library {
   let loaded = libraries.get(module)
   if (!loaded) {
-    loaded = new pkcs11js.PKCS11()
+    const p11 = new pkcs11js.PKCS11()
     try {
-      loaded.load(module)
-      loaded.C_Initialize()
+      p11.load(module)
+      p11.C_Initialize()
     } catch (error) {
       throw new Pkcs11Error(`the PKCS#11 library ${module} cannot be loaded: ${(error as Error).message}`)
     }
+    loaded = { p11, epoch: 0 }
     libraries.set(module, loaded)
   }
   return loaded
 }
 
+/**
+ * Finalizes and initializes the library again, so it reads the token afresh. Some libraries keep a per-process view
+ * of the token's objects that can miss one another process made: SoftHSM2 2.6 marks an object it happened to read
+ * while its creator was still writing it as invalid for the rest of the process's life. Node calls PKCS#11
+ * synchronously, so no other call of this process is in flight while this runs.
+ */
+function reinitialize(loaded: Library): void {
+  loaded.p11.C_Finalize()
+  loaded.p11.C_Initialize()
+  loaded.epoch++
+}
+
 function pkcs11Code(error: unknown): string | undefined {
   return error instanceof Error ? /^CKR_\w+/.exec(error.message)?.[0] : undefined
+}
+
+/** A read-write session on the configured token, logged in with the PIN file's PIN (once per process suffices). */
+function openSession(p11: pkcs11js.PKCS11, settings: Pkcs11Settings): pkcs11js.Handle {
+  const slot = p11
+    .C_GetSlotList(true)
+    .find((candidate) =>
+      settings.slot !== undefined
+        ? slotId(candidate) === settings.slot
+        : p11.C_GetTokenInfo(candidate).label.trim() === settings.tokenLabel,
+    )
+  if (!slot) {
+    throw new Pkcs11Error(
+      settings.slot !== undefined
+        ? `no initialized token in slot ${settings.slot} (STRONGROOM_PKCS11_SLOT)`
+        : `no token labelled "${settings.tokenLabel}" (STRONGROOM_PKCS11_TOKEN_LABEL)`,
+    )
+  }
+  let pin: string
+  try {
+    pin = readFileSync(settings.pinFile, 'utf8').replace(/\r?\n$/, '')
+  } catch {
+    throw new Pkcs11Error(`the PIN file ${settings.pinFile} cannot be read (STRONGROOM_PKCS11_PIN_FILE)`)
+  }
+  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
+  try {
+    p11.C_Login(session, pkcs11js.CKU_USER, pin)
+  } catch (error) {
+    if (pkcs11Code(error) !== 'CKR_USER_ALREADY_LOGGED_IN') {
+      p11.C_CloseSession(session)
+      throw new Pkcs11Error(`the token refused the PIN from ${settings.pinFile} (${pkcs11Code(error) ?? 'error'})`)
+    }
+  }
+  return session
 }
 
 /**
@@ -78,57 +130,35 @@ function pkcs11Code(error: unknown): string | undefined {
  */
 export class Pkcs11Provider implements KeyProvider {
   readonly name = 'pkcs11'
+  readonly #library: Library
   readonly #p11: pkcs11js.PKCS11
-  readonly #session: pkcs11js.Handle
+  readonly #settings: Pkcs11Settings
+  #openedSession: pkcs11js.Handle
+  /** The library epoch the session and the handles below belong to. */
+  #epoch: number
   /** KEK handles by id (`hsm-kek-N`); re-read from the token when an unknown id turns up (another node rotated). */
   #keks = new Map<string, pkcs11js.Handle>()
   readonly #kekLabel: string
   readonly #kekPattern: RegExp
 
-  private constructor(p11: pkcs11js.PKCS11, session: pkcs11js.Handle, kekLabel: string) {
-    this.#p11 = p11
-    this.#session = session
-    this.#kekLabel = kekLabel
-    this.#kekPattern = new RegExp(`^${kekLabel}-(\\d+)$`)
+  private constructor(loaded: Library, settings: Pkcs11Settings, session: pkcs11js.Handle) {
+    this.#library = loaded
+    this.#p11 = loaded.p11
+    this.#settings = settings
+    this.#openedSession = session
+    this.#epoch = loaded.epoch
+    this.#kekLabel = settings.kekLabel ?? LIVE_KEK_LABEL
+    this.#kekPattern = new RegExp(`^${this.#kekLabel}-(\\d+)$`)
   }
 
   /** Opens a session on the token and logs in with the PIN file's PIN; with `create`, makes the first KEK if none. */
   static async open(settings: Pkcs11Settings, options: { create: boolean }): Promise<Pkcs11Provider> {
-    const p11 = library(settings.module)
-    const slot = p11
-      .C_GetSlotList(true)
-      .find((candidate) =>
-        settings.slot !== undefined
-          ? slotId(candidate) === settings.slot
-          : p11.C_GetTokenInfo(candidate).label.trim() === settings.tokenLabel,
-      )
-    if (!slot) {
-      throw new Pkcs11Error(
-        settings.slot !== undefined
-          ? `no initialized token in slot ${settings.slot} (STRONGROOM_PKCS11_SLOT)`
-          : `no token labelled "${settings.tokenLabel}" (STRONGROOM_PKCS11_TOKEN_LABEL)`,
-      )
-    }
-    let pin: string
-    try {
-      pin = readFileSync(settings.pinFile, 'utf8').replace(/\r?\n$/, '')
-    } catch {
-      throw new Pkcs11Error(`the PIN file ${settings.pinFile} cannot be read (STRONGROOM_PKCS11_PIN_FILE)`)
-    }
-    const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
-    try {
-      p11.C_Login(session, pkcs11js.CKU_USER, pin)
-    } catch (error) {
-      if (pkcs11Code(error) !== 'CKR_USER_ALREADY_LOGGED_IN') {
-        p11.C_CloseSession(session)
-        throw new Pkcs11Error(`the token refused the PIN from ${settings.pinFile} (${pkcs11Code(error) ?? 'error'})`)
-      }
-    }
-    const provider = new Pkcs11Provider(p11, session, settings.kekLabel ?? LIVE_KEK_LABEL)
+    const loaded = library(settings.module)
+    const provider = new Pkcs11Provider(loaded, settings, openSession(loaded.p11, settings))
     provider.#readKeks()
     if (provider.#keks.size === 0) {
       if (!options.create) {
-        p11.C_CloseSession(session)
+        loaded.p11.C_CloseSession(provider.#openedSession)
         throw new Pkcs11Error('the token holds no key-encryption key (create it with `strongroom keys init`)')
       }
       await provider.rotate()
@@ -136,25 +166,51 @@ export class Pkcs11Provider implements KeyProvider {
     return provider
   }
 
+  /** This provider's session, opened again (and the KEKs read again) after the library was re-initialized. */
+  get #session(): pkcs11js.Handle {
+    this.#reopenIfStale()
+    return this.#openedSession
+  }
+
+  #reopenIfStale(): void {
+    if (this.#epoch === this.#library.epoch) return
+    this.#openedSession = openSession(this.#p11, this.#settings)
+    this.#epoch = this.#library.epoch
+    this.#readKeks()
+  }
+
+  /** The KEK of this id, looked for again in the token if this process has not seen it yet. */
+  #kek(kekId: string): pkcs11js.Handle | undefined {
+    this.#reopenIfStale()
+    if (!this.#keks.has(kekId)) this.#readKeks()
+    if (!this.#keks.has(kekId)) {
+      // The database names it, so another node made it: look once more, with the library's view read afresh.
+      reinitialize(this.#library)
+      this.#reopenIfStale()
+    }
+    return this.#keks.get(kekId)
+  }
+
   async currentKekId(): Promise<string> {
     return this.#current()
   }
 
   async wrap(dataKey: Buffer, aad: Buffer): Promise<{ kekId: string; wrapped: Buffer }> {
+    const session = this.#session
     const kekId = this.#current()
     const iv = randomBytes(IV_BYTES)
-    this.#p11.C_EncryptInit(this.#session, gcm(iv, aad), this.#keks.get(kekId) as pkcs11js.Handle)
-    const sealed = this.#p11.C_Encrypt(this.#session, dataKey, Buffer.alloc(dataKey.length + TAG_BYTES))
+    this.#p11.C_EncryptInit(session, gcm(iv, aad), this.#keks.get(kekId) as pkcs11js.Handle)
+    const sealed = this.#p11.C_Encrypt(session, dataKey, Buffer.alloc(dataKey.length + TAG_BYTES))
     return { kekId, wrapped: Buffer.concat([iv, sealed]) }
   }
 
   async unwrap(kekId: string, wrapped: Buffer, aad: Buffer): Promise<Buffer> {
-    if (!this.#keks.has(kekId)) this.#readKeks()
-    const kek = this.#keks.get(kekId)
+    const kek = this.#kek(kekId)
     if (!kek) throw new Pkcs11Error(`key-encryption key ${kekId} is not in the token`)
     if (wrapped.length < IV_BYTES + TAG_BYTES) throw new Pkcs11Error('wrapped key too short')
-    this.#p11.C_DecryptInit(this.#session, gcm(wrapped.subarray(0, IV_BYTES), aad), kek)
-    return this.#p11.C_Decrypt(this.#session, wrapped.subarray(IV_BYTES), Buffer.alloc(wrapped.length))
+    const session = this.#session
+    this.#p11.C_DecryptInit(session, gcm(wrapped.subarray(0, IV_BYTES), aad), kek)
+    return this.#p11.C_Decrypt(session, wrapped.subarray(IV_BYTES), Buffer.alloc(wrapped.length))
   }
 
   /** Generates the next KEK in the token (`hsm-kek-N`, AES-256, never extractable) and makes it current. */
@@ -209,21 +265,30 @@ export class Pkcs11Provider implements KeyProvider {
         `a signing key wrapped by ${stored.kekId} is not in the token: make new ones with \`strongroom keys rotate --signing-keys\``,
       )
     }
-    this.#p11.C_FindObjectsInit(this.#session, [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-      { type: pkcs11js.CKA_ID, value: stored.privateKey },
-    ])
-    const [handle] = this.#p11.C_FindObjects(this.#session, 1)
-    this.#p11.C_FindObjectsFinal(this.#session)
-    if (!handle) throw new Pkcs11Error(`signing key ${stored.privateKey.toString('hex')} is not in the token`)
+    const find = () => {
+      this.#p11.C_FindObjectsInit(this.#session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_ID, value: stored.privateKey },
+      ])
+      const [found] = this.#p11.C_FindObjects(this.#session, 1)
+      this.#p11.C_FindObjectsFinal(this.#session)
+      if (!found) throw new Pkcs11Error(`signing key ${stored.privateKey.toString('hex')} is not in the token`)
+      return { handle: found, epoch: this.#library.epoch }
+    }
+    let privateKey = find()
+    // A handle lasts as long as the library's epoch: after a re-initialization the key is found again.
+    const handle = () => {
+      if (privateKey.epoch !== this.#library.epoch) privateKey = find()
+      return privateKey.handle
+    }
     const sign: Signer =
       algorithm === 'ed25519'
         ? (message) => {
-            this.#p11.C_SignInit(this.#session, { mechanism: CKM_EDDSA }, handle)
+            this.#p11.C_SignInit(this.#session, { mechanism: CKM_EDDSA }, handle())
             return this.#p11.C_Sign(this.#session, Buffer.from(message), Buffer.alloc(64))
           }
         : (message) => {
-            this.#p11.C_SignInit(this.#session, { mechanism: pkcs11js.CKM_ECDSA }, handle)
+            this.#p11.C_SignInit(this.#session, { mechanism: pkcs11js.CKM_ECDSA }, handle())
             const digest = createHash('sha256').update(message).digest()
             return this.#p11.C_Sign(this.#session, digest, Buffer.alloc(64))
           }
@@ -251,7 +316,7 @@ export class Pkcs11Provider implements KeyProvider {
 
   /** Ends this provider's session; the library and its login stay for the process's other providers. */
   async close(): Promise<void> {
-    this.#p11.C_CloseSession(this.#session)
+    if (this.#epoch === this.#library.epoch) this.#p11.C_CloseSession(this.#openedSession)
   }
 
   #current(): string {

@@ -208,6 +208,34 @@ describe('PKCS#11 key provider (SoftHSM2)', { skip: needsSoftHsm() }, () => {
     }
   })
 
+  test('a KEK missing from the token makes the process read the token afresh; every key it held still works', async () => {
+    // Some libraries keep a per-process view of the token that can miss an object another process made (SoftHSM2 2.6
+    // does, when it reads an object while its creator is still writing it): a missing KEK re-initializes the library.
+    const aad = Buffer.from('aad')
+    const receipts = await openSigningKey(server.ctx.db, server.keyProvider, 'consent-receipt')
+    const { kekId, wrapped } = await server.keyProvider.wrap(Buffer.alloc(32, 3), aad)
+    const otherNode = await Pkcs11Provider.open(
+      { module: token.module, tokenLabel: token.tokenLabel, pinFile: token.pinFile },
+      { create: false },
+    )
+    try {
+      await assert.rejects(server.keyProvider.unwrap('hsm-kek-998', wrapped, aad), /hsm-kek-998 is not in the token/)
+      // Sessions and handles from before the re-initialization are gone; each provider opens its own again.
+      assert.deepEqual(await server.keyProvider.unwrap(kekId, wrapped, aad), Buffer.alloc(32, 3))
+      assert.deepEqual(await otherNode.unwrap(kekId, wrapped, aad), Buffer.alloc(32, 3))
+      const message = Buffer.from('signed after the token was read afresh')
+      const signature = receipts.sign(message)
+      assert.ok(
+        receipts.algorithm === 'ed25519'
+          ? verify(null, message, receipts.publicKey, signature)
+          : verify('sha256', message, { key: receipts.publicKey, dsaEncoding: 'ieee-p1363' }, signature),
+      )
+      await server.keyProvider.wrap(Buffer.alloc(32, 4), aad)
+    } finally {
+      await otherNode.close()
+    }
+  })
+
   test('every signing key signs inside the token, with the algorithm its JWKS names', async () => {
     const purposes: SigningKeyPurpose[] = [
       'audit-checkpoint',
