@@ -8,6 +8,17 @@
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
 
+export {
+  ATTACHMENT_TYPES,
+  AttachmentError,
+  type AttachmentRef,
+  type AttachmentType,
+  attachmentMessage,
+  DEFAULT_MAX_ATTACHMENT_BYTES,
+  downloadAttachment,
+  readAttachmentMessage,
+  uploadAttachment,
+} from './attachments.ts'
 export { type EnrolmentEvidenceSource, enrolAttestedDevice } from './attested-enrolment.ts'
 export {
   type ActiveDevice,

@@ -49,6 +49,8 @@ export const problemKinds = {
   'tenancy/duplicate': { status: 409, title: 'A resource with this name already exists' },
   'customers/duplicate-reference': { status: 409, title: 'A customer with this reference already exists' },
   'conversations/message-too-large': { status: 413, title: 'The message is larger than the configured limit' },
+  'conversations/attachment-too-large': { status: 413, title: 'The attachment is larger than the configured limit' },
+  'conversations/attachment-not-found': { status: 404, title: 'No such attachment in this conversation' },
   'conversations/idempotency-conflict': {
     status: 409,
     title: 'This client message id was already used for a different message',

@@ -190,6 +190,7 @@ export type ServerFrame =
   /** `conversationId` is null for a payment request asked outside any conversation (told to the customer's devices). */
   | { type: 'update'; conversationId: string | null; update: ConversationUpdate }
 
+export * from './attachment-protocol.ts'
 export * from './channel-protocol.ts'
 export { CloseCode } from './close-codes.ts'
 export * from './desk-protocol.ts'

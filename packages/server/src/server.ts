@@ -8,6 +8,7 @@ import { startArchiveChainer } from './archive/chainer.ts'
 import { startEvidenceArchive } from './archive/evidence-feed.ts'
 import { archiveKeyPackagesFromMember, archiveMemberPresence } from './archive/member-presence.ts'
 import { archiveModule } from './archive/module.ts'
+import { retentionPolicy } from './archive/retention.ts'
 import { startAuditChainer } from './audit/chainer-timer.ts'
 import { auditModule } from './audit/module.ts'
 import { authModule } from './auth/module.ts'
@@ -15,6 +16,7 @@ import { carrierOAuth, operatorTokenSource } from './auth/operator-oauth.ts'
 import { camaraSimSwap, type SimSwapProvider, SimSwapUnavailable } from './auth/sim-swap.ts'
 import type { SmsSender } from './auth/sms-otp.ts'
 import { openChannels } from './channels/channel-services.ts'
+import { forgetPublicTexts } from './channels/message-search.ts'
 import { channelsModule } from './channels/module.ts'
 import type { ChannelDeps } from './channels/public-messages.ts'
 import { sendTransactionalSms } from './channels/sms.ts'
@@ -83,6 +85,8 @@ interface Services {
   messageLog: MessageLog
   hub: StreamHub
   isArchived: (refs: MessageRef[]) => Promise<Set<string>>
+  secureRetentionDays: (tenantId: string) => Promise<number>
+  forgetMessageTexts: (refs: MessageRef[]) => Promise<void>
   credentialKey: SigningKey
   prepareArchive: (tenantId: string) => Promise<void> | undefined
   channelDeps: ChannelDeps
@@ -325,6 +329,8 @@ async function startServices(
     messageLog,
     hub: new StreamHub(ctx, messageLog, parts.hubAuthenticator),
     isArchived: (refs) => archivedConversationSeqs(ctx.db, refs),
+    secureRetentionDays: async (tenantId) => (await retentionPolicy(ctx.db, tenantId))['secure-message'],
+    forgetMessageTexts: (refs) => forgetPublicTexts(ctx.db, refs),
     credentialKey: keys.credential,
     prepareArchive: (tenantId) =>
       archiveMember ? archiveMember.ensureTenant(tenantId) : archiveKeyPackagesFromMember(ctx, tenantId),

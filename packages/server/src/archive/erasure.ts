@@ -1,5 +1,8 @@
 import type { Kysely } from 'kysely'
 import { type Actor, recordAudit } from '../audit/events.ts'
+import { forgetCustomerPublicTexts } from '../channels/message-search.ts'
+import { forgetCustomerReports } from '../channels/suspicious-reports.ts'
+import { forgetCustomerName } from '../identity/customer-search.ts'
 import { requireCustomer } from '../identity/customers.ts'
 import type { Database } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -98,6 +101,11 @@ export async function eraseCustomer(
     }
     const { records } = outlook
     const keyId = (await destroyArchiveKey(trx, tenantId, keyScope(customerId), now)) ?? null
+    // The console's search index goes with it (keyed terms of their name and public texts would still find them), and
+    // their reports of suspicious messages, sealed under the tenant's key.
+    await forgetCustomerName(trx, tenantId, customerId)
+    await forgetCustomerPublicTexts(trx, tenantId, customerId)
+    await forgetCustomerReports(trx, tenantId, customerId)
     await appendMarker(trx, tenantId, 'erasure', customerId, { reason: 'data-subject-erasure', keyId }, now)
     await recordAudit(trx, {
       tenantId,

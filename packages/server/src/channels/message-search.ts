@@ -1,4 +1,6 @@
+import { type Kysely, sql } from 'kysely'
 import type { ServerContext } from '../platform/context.ts'
+import type { Database } from '../platform/db/schema.ts'
 import { searchTerms, wordsOf } from '../platform/keyring/search-terms.ts'
 import { ADDRESS_INDEX } from './identities.ts'
 
@@ -27,6 +29,38 @@ export async function indexPublicText(
       })),
     )
     .onConflict((oc) => oc.doNothing())
+    .execute()
+}
+
+/**
+ * Forgets the search terms of messages whose text is gone (their ciphertext expired): a term must not find a message
+ * that no longer exists, nor outlive its text.
+ */
+export async function forgetPublicTexts(
+  db: Kysely<Database>,
+  messages: { tenantId: string; conversationId: string; seq: string }[],
+): Promise<void> {
+  if (messages.length === 0) return
+  await sql`
+    delete from channel_message_terms t
+    using unnest(${messages.map((m) => m.tenantId)}::text[], ${messages.map((m) => m.conversationId)}::text[],
+                 ${messages.map((m) => m.seq)}::bigint[]) as d (tenant_id, conversation_id, seq)
+    where t.tenant_id = d.tenant_id and t.conversation_id = d.conversation_id and t.seq = d.seq
+  `.execute(db)
+}
+
+/** Forgets the search terms of every public message in a customer's conversations (a data-subject erasure). */
+export async function forgetCustomerPublicTexts(db: Kysely<Database>, tenantId: string, customerId: string) {
+  await db
+    .deleteFrom('channel_message_terms')
+    .where('tenant_id', '=', tenantId)
+    .where('conversation_id', 'in', (eb) =>
+      eb
+        .selectFrom('channel_identities')
+        .select('conversation_id')
+        .where('tenant_id', '=', tenantId)
+        .where('customer_id', '=', customerId),
+    )
     .execute()
 }
 

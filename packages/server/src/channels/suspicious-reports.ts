@@ -91,6 +91,18 @@ export async function fileSuspiciousReport(
   return id
 }
 
+/**
+ * A data-subject erasure takes the customer's reports with it: their text is sealed under the tenant's key, not the
+ * customer's archive key, so shredding that key would leave it readable. Runs in the erasure's transaction.
+ */
+export async function forgetCustomerReports(db: ServerContext['db'], tenantId: string, customerId: string) {
+  await db
+    .deleteFrom('suspicious_reports')
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .execute()
+}
+
 /** The tenant's reports, newest first: the open ones (the queue), or the resolved ones. */
 export async function listSuspiciousReports(
   ctx: Ctx,

@@ -20,6 +20,8 @@ export async function purgeExpiredMessages(
   ctx: Pick<ServerContext, 'db'>,
   options: {
     isArchived: (refs: MessageRef[]) => Promise<Set<string>>
+    /** Told which messages went, to forget what else was kept of them (their search terms). */
+    purged?: (refs: MessageRef[]) => Promise<void>
     batch?: number
     maxBatches?: number
     now?: Date
@@ -59,14 +61,22 @@ export async function purgeExpiredMessages(
     const archived = await options.isArchived(refs)
     const deletable = refs.filter((ref) => archived.has(`${ref.tenantId}/${ref.conversationId}/${ref.seq}`))
     if (deletable.length > 0) {
-      const result = await sql`
+      const result = await sql<{ tenant_id: string; conversation_id: string; seq: string | number }>`
         delete from messages m
         using unnest(${deletable.map((r) => r.tenantId)}::text[], ${deletable.map((r) => r.conversationId)}::text[],
                      ${deletable.map((r) => r.seq)}::bigint[]) as d (tenant_id, conversation_id, seq)
         where m.tenant_id = d.tenant_id and m.conversation_id = d.conversation_id and m.seq = d.seq
           and m.expires_at <= ${now}::timestamptz
+        returning m.tenant_id, m.conversation_id, m.seq
       `.execute(ctx.db)
-      deleted += Number(result.numAffectedRows ?? 0n)
+      deleted += result.rows.length
+      await options.purged?.(
+        result.rows.map((row) => ({
+          tenantId: row.tenant_id,
+          conversationId: row.conversation_id,
+          seq: String(row.seq),
+        })),
+      )
     }
     const last = expired.at(-1) as (typeof expired)[number]
     after = {

@@ -1,4 +1,6 @@
+import type { Kysely } from 'kysely'
 import type { ServerContext } from '../platform/context.ts'
+import type { Database } from '../platform/db/schema.ts'
 import { searchTerms, wordsOf } from '../platform/keyring/search-terms.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring'>
@@ -12,6 +14,15 @@ export async function indexCustomerName(ctx: Ctx, tenantId: string, customerId: 
     .insertInto('customer_name_terms')
     .values(terms.map((term) => ({ tenant_id: tenantId, term, customer_id: customerId })))
     .onConflict((oc) => oc.doNothing())
+    .execute()
+}
+
+/** Forgets the search terms of a customer's name (a data-subject erasure): their name no longer finds them. */
+export async function forgetCustomerName(db: Kysely<Database>, tenantId: string, customerId: string): Promise<void> {
+  await db
+    .deleteFrom('customer_name_terms')
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
     .execute()
 }
 

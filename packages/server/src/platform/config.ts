@@ -84,6 +84,11 @@ const settings = {
     schema: Type.Integer({ minimum: 256, maximum: 1048576 }),
     default: 65536,
   },
+  maxAttachmentBytes: {
+    env: 'STRONGROOM_MAX_ATTACHMENT_BYTES',
+    schema: Type.Integer({ minimum: 1024, maximum: 26214400 }),
+    default: 5242880,
+  },
   accessTokenTtlSeconds: {
     env: 'STRONGROOM_ACCESS_TOKEN_TTL_SECONDS',
     schema: Type.Integer({ minimum: 30, maximum: 86400 }),

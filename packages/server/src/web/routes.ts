@@ -8,8 +8,9 @@ import { loadWebBuild, type StaticFile, type WebPage, webPages } from './static-
 const HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/
 
 /**
- * The page's Content-Security-Policy: scripts, styles, images and fonts from this server only, no inline script or
- * style, no eval, no plug-ins, not framed by anyone, and connections only back to this server (HTTP and its
+ * The page's Content-Security-Policy: scripts, styles, images and fonts from this server only (and pictures the page
+ * itself decrypted, as blob: URLs: a secure chat's attachments; never SVG, which the SDK does not accept), no inline
+ * script or style, no eval, no plug-ins, not framed by anyone, and connections only back to this server (HTTP and its
  * WebSocket). The WebSocket origin is named as well as 'self' for browsers that do not count ws: as 'self'.
  */
 export function contentSecurityPolicy(request: FastifyRequest): string {
@@ -20,7 +21,7 @@ export function contentSecurityPolicy(request: FastifyRequest): string {
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
-    "img-src 'self'",
+    "img-src 'self' blob:",
     "font-src 'self'",
     `connect-src 'self'${socket}`,
     "object-src 'none'",

@@ -1,5 +1,6 @@
 import { StrongroomError } from '@strongroom/sdk'
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { AttachmentView } from '../shared/Attachment.tsx'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { Compliance } from './Compliance.tsx'
 import { ConversationTools } from './ConversationTools.tsx'
@@ -461,6 +462,7 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
               <TimelineLine
                 key={item.key}
                 item={item}
+                session={session}
                 customerName={entry.customerName}
                 channelOf={several ? (id) => channelKeyOf(session, id) : undefined}
               />
@@ -476,6 +478,7 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
 
 function TimelineLine(props: {
   item: TimelineItem
+  session: ConsoleSession
   customerName: string
   /** With several conversations in one timeline, the channel each line came on. */
   channelOf?: ((conversationId: string) => ChannelKey) | undefined
@@ -497,7 +500,7 @@ function TimelineLine(props: {
               </span>
             )}
           </span>
-          {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
+          <MessageBody message={m} session={props.session} conversationId={item.conversationId} />
           {m.public && <PublicMessageDetails details={m.public} />}
         </li>
       )
@@ -528,6 +531,27 @@ function TimelineLine(props: {
   }
 }
 
+function MessageBody(props: { message: ShownMessage; session: ConsoleSession; conversationId: string }) {
+  const { message: m, session, conversationId } = props
+  const attachment = m.attachment
+  const secure = session.secure
+  if (attachment && secure) {
+    return <AttachmentView attachment={attachment} open={() => secure.openAttachment(conversationId, attachment)} />
+  }
+  return m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>
+}
+
+/** Files go end-to-end encrypted in a secure conversation; on a public channel the composer says why they do not. */
+function attachmentsFor(session: ConsoleSession, conversationId: string) {
+  const channel = channelNameOf(session, conversationId)
+  if (channel) {
+    return {
+      refused: `Files are not sent on ${channel}: it is not end-to-end encrypted. Send them in the secure chat.`,
+    }
+  }
+  return { send: (file: File) => session.sendAttachment(conversationId, file) }
+}
+
 function Composer(props: { session: ConsoleSession; conversationId: string }) {
   const { session, conversationId } = props
   const suggestions = useCannedReplies(session)
@@ -540,6 +564,7 @@ function Composer(props: { session: ConsoleSession; conversationId: string }) {
       help="Enter sends; Shift+Enter starts a new line; / and a shortcut inserts a canned reply."
       maxLength={4000}
       send={(text) => session.send(conversationId, text)}
+      attach={attachmentsFor(session, conversationId)}
       whyNotSent={(error) => whyNotSent(error, channelNameOf(session, conversationId))}
       waiting={
         session.awaitingEncryption(conversationId)

@@ -1,4 +1,5 @@
 import {
+  type AttachmentRef,
   base64ToBytes,
   type Conversation,
   type ConversationStatus,
@@ -42,6 +43,8 @@ export interface ShownMessage {
   /** The text, or undefined when the console cannot show it (then `placeholder` says why). */
   text: string | undefined
   placeholder?: string
+  /** The file this secure message hands over (this browser downloads and decrypts it to show it). */
+  attachment?: AttachmentRef
   createdAt: string
   /** A public-channel message (or public history imported into a secure conversation). */
   public?: PublicDetails
@@ -64,8 +67,12 @@ export interface SecureContent {
   /** Whether a message to the conversation goes encrypted (a member, or a browser that can take its place back). */
   canSend(conversationId: string): Promise<boolean>
   /** The text of a message/mls message, or undefined if it is not an application message this member can read. */
-  read(message: Message): Promise<{ text: string } | { placeholder: string } | undefined>
+  read(message: Message): Promise<{ text: string; attachment?: AttachmentRef } | { placeholder: string } | undefined>
   send(conversationId: string, text: string): Promise<void>
+  /** Encrypts a file in this browser and sends it to the group; the server gets ciphertext only. */
+  sendAttachment(conversationId: string, file: File): Promise<void>
+  /** A file a message handed over, downloaded, checked against its hash and decrypted here. */
+  openAttachment(conversationId: string, attachment: AttachmentRef): Promise<Uint8Array<ArrayBuffer>>
   /** Sends secure messages over the console's stream (pipelined), not one HTTP request each. */
   sendOver(stream: MessageStream | undefined): void
 }
@@ -430,6 +437,17 @@ export class ConsoleSession {
     return total
   }
 
+  /**
+   * Sends a file, end-to-end encrypted: only in a secure conversation. Files never go out on a public channel, where
+   * anything sent is plaintext at the provider (the composer says so there).
+   */
+  async sendAttachment(conversationId: string, file: File): Promise<void> {
+    if (this.publicChannels.isPublic(conversationId) || !this.secure || !(await this.secure.canSend(conversationId))) {
+      throw new Error('files go only to a secure conversation. Invite the customer to the secure chat first.')
+    }
+    await this.secure.sendAttachment(conversationId, file)
+  }
+
   async send(conversationId: string, text: string): Promise<void> {
     if (this.publicChannels.isPublic(conversationId)) {
       await this.publicChannels.send(conversationId, text)
@@ -622,7 +640,8 @@ export class ConsoleSession {
       if (!this.secure) return { ...base, text: undefined, placeholder: 'Encrypted message' }
       const read = await this.secure.read(message)
       if (!read) return undefined
-      return 'text' in read ? { ...base, text: read.text } : { ...base, text: undefined, placeholder: read.placeholder }
+      if (!('text' in read)) return { ...base, text: undefined, placeholder: read.placeholder }
+      return { ...base, text: read.text, ...(read.attachment ? { attachment: read.attachment } : {}) }
     }
     return { ...base, text: undefined, placeholder: `A ${message.contentType} message this console cannot show` }
   }

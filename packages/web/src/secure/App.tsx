@@ -1,6 +1,7 @@
 import { channelNames, formatAmount, type PublicMessage, problemKind } from '@strongroom/sdk'
 import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { AttachmentView } from '../shared/Attachment.tsx'
 import { MessageComposer } from '../shared/MessageComposer.tsx'
 import { getPasskeyAssertion } from '../shared/passkey.ts'
 import { Arrival, type Screen } from './arrival.ts'
@@ -304,7 +305,7 @@ function Chat(props: { session: ChatSession }) {
           </li>
           {secureTimeline(session.messages, cards).map((item) =>
             'seq' in item ? (
-              <MessageItem key={item.seq} message={item} />
+              <MessageItem key={item.seq} message={item} session={session} />
             ) : (
               <ConsentEvent key={item.key} event={item} />
             ),
@@ -329,6 +330,7 @@ function Chat(props: { session: ChatSession }) {
         help="Enter sends; Shift+Enter starts a new line."
         maxLength={4000}
         send={(text) => session.send(text)}
+        attach={{ send: (file) => session.sendAttachment(file) }}
         whyNotSent={(error) => `Not sent: ${(error as Error).message}`}
         waiting={
           session.joinState === 'joining'
@@ -405,14 +407,21 @@ function HistoryItem(props: { message: PublicMessage }) {
   )
 }
 
-function MessageItem(props: { message: ChatMessage }) {
+function MessageItem(props: { message: ChatMessage; session: ChatSession }) {
   const m = props.message
+  const attachment = m.attachment
   return (
     <li class={`message secure from-${m.from}`}>
       <span class="meta">
         {m.from === 'you' ? 'You' : 'Bank'} · <time dateTime={m.createdAt}>{time.format(new Date(m.createdAt))}</time>
       </span>
-      {m.text !== undefined ? <p class="text">{m.text}</p> : <p class="placeholder">{m.placeholder}</p>}
+      {attachment ? (
+        <AttachmentView attachment={attachment} open={() => props.session.openAttachment(attachment)} />
+      ) : m.text !== undefined ? (
+        <p class="text">{m.text}</p>
+      ) : (
+        <p class="placeholder">{m.placeholder}</p>
+      )}
       {m.expiresAt && (
         <span class="expires">
           Disappears at <time dateTime={m.expiresAt}>{time.format(new Date(m.expiresAt))}</time>

@@ -1,4 +1,5 @@
 import {
+  type AttachmentRef,
   type ConsentRequest,
   consentPasskeyChallenge,
   type Message,
@@ -20,6 +21,8 @@ export interface ChatMessage {
   /** The text, or undefined when it cannot be shown (then `placeholder` says why). */
   text: string | undefined
   placeholder?: string
+  /** The file this message hands over (encrypted on the server; this browser decrypts it to show it). */
+  attachment?: AttachmentRef
   createdAt: string
   expiresAt: string | null
 }
@@ -139,6 +142,18 @@ export class ChatSession {
     await this.#member.send(this.conversationId, text)
   }
 
+  /** Encrypts a file here and sends it; it shows when the stream brings its message back. */
+  async sendAttachment(file: File): Promise<void> {
+    if (!this.#member || this.joinState !== 'ready') throw new Error('the conversation is not ready yet')
+    await this.#member.sendAttachment(this.conversationId, file)
+  }
+
+  /** A file a message handed over, downloaded, checked and decrypted in this browser. */
+  openAttachment(attachment: AttachmentRef): Promise<Uint8Array<ArrayBuffer>> {
+    if (!this.#member) throw new Error('the conversation is not ready yet')
+    return this.#member.openAttachment(this.conversationId, attachment)
+  }
+
   /**
    * Joins the conversation's MLS group: by the welcome another member left, or, when the conversation has no group
    * yet (the first pivot), by making it with the bank's archive and every other member that can be added. If another
@@ -212,6 +227,7 @@ export class ChatSession {
       from: mine ? 'you' : 'bank',
       text: 'text' in read ? read.text : undefined,
       ...('placeholder' in read ? { placeholder: read.placeholder } : {}),
+      ...('attachment' in read && read.attachment ? { attachment: read.attachment } : {}),
       createdAt: message.createdAt,
       expiresAt: message.expiresAt,
     })

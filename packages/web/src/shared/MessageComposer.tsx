@@ -1,5 +1,7 @@
+import { DEFAULT_MAX_ATTACHMENT_BYTES } from '@strongroom/sdk'
 import type { ComponentChildren } from 'preact'
 import { useRef, useState } from 'preact/hooks'
+import { ATTACHMENT_ACCEPT } from './Attachment.tsx'
 
 /** A text the composer offers in place of the draft. */
 export interface Suggestion {
@@ -24,6 +26,11 @@ export function MessageComposer(props: {
   waiting?: string | undefined
   /** Texts the draft may become (the console's canned replies after "/"): Enter takes the first, a click any. */
   suggestions?: ((draft: string) => readonly Suggestion[]) | undefined
+  /**
+   * Files: `send` encrypts and sends one (a refusal shows in the alert, through `whyNotSent`); `refused` says instead
+   * why no file goes here (a public channel).
+   */
+  attach?: { send: (file: File) => Promise<void> } | { refused: string } | undefined
 }) {
   const [text, setText] = useState('')
   const box = useRef<HTMLTextAreaElement>(null)
@@ -46,6 +53,21 @@ export function MessageComposer(props: {
     } catch (e) {
       setError(props.whyNotSent(e))
     } finally {
+      setBusy(false)
+    }
+  }
+  const attachFile = async (input: HTMLInputElement) => {
+    const file = input.files?.[0]
+    const attach = props.attach
+    if (!file || !attach || !('send' in attach) || busy || props.waiting !== undefined) return
+    setBusy(true)
+    setError(undefined)
+    try {
+      await attach.send(file)
+    } catch (e) {
+      setError(props.whyNotSent(e))
+    } finally {
+      input.value = ''
       setBusy(false)
     }
   }
@@ -79,6 +101,25 @@ export function MessageComposer(props: {
             }
           }}
         />
+        {props.attach && 'send' in props.attach && (
+          // A button-sized label beside Send keeps the composer one row high (at 360 px the chat needs the room);
+          // the input itself is hidden but focusable, and the label shows its focus.
+          <label class={busy || props.waiting !== undefined ? 'attach disabled' : 'attach'}>
+            <input
+              class="visually-hidden"
+              type="file"
+              accept={ATTACHMENT_ACCEPT}
+              aria-label="Send a file securely"
+              aria-describedby={`${props.id}-file-help`}
+              disabled={busy || props.waiting !== undefined}
+              onChange={(event) => void attachFile(event.target as HTMLInputElement)}
+            />
+            File
+            <span id={`${props.id}-file-help`} class="visually-hidden">
+              Pictures or PDF, up to {DEFAULT_MAX_ATTACHMENT_BYTES / 1024 / 1024} MB, end-to-end encrypted.
+            </span>
+          </label>
+        )}
         <button type="submit" disabled={busy || props.waiting !== undefined || text.trim() === ''}>
           Send
         </button>
@@ -94,6 +135,7 @@ export function MessageComposer(props: {
           ))}
         </ul>
       )}
+      {props.attach && 'refused' in props.attach && <p class="help attach-refused">{props.attach.refused}</p>}
       <p id={helpId} class="help" role="status">
         {props.waiting ?? (suggested[0] ? `Enter inserts ${suggested[0].label}.` : props.help)}
       </p>

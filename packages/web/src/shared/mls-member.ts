@@ -1,4 +1,14 @@
-import { base64ToBytes, type Message, type MessageStream, type StrongroomClient } from '@strongroom/sdk'
+import {
+  type AttachmentRef,
+  attachmentMessage,
+  base64ToBytes,
+  downloadAttachment,
+  type Message,
+  type MessageStream,
+  readAttachmentMessage,
+  type StrongroomClient,
+  uploadAttachment,
+} from '@strongroom/sdk'
 import {
   browserCryptoProvider,
   fetchSecureHistory,
@@ -8,8 +18,13 @@ import {
   type SecureStore,
 } from '@strongroom/sdk/mls'
 
-/** What a page shows of a secure message: its text (and when it disappears), or why it cannot show it. */
-export type ReadMessage = { text: string; expiresAt: string | null } | { placeholder: string }
+/**
+ * What a page shows of a secure message: its text (and when it disappears), with the attachment it hands over if it
+ * is one; or why it cannot show it.
+ */
+export type ReadMessage =
+  | { text: string; expiresAt: string | null; attachment?: AttachmentRef }
+  | { placeholder: string }
 
 /** How often, and how long apart (growing), a browser asks the archive again for a message it has not read yet. */
 const ARCHIVE_RETRIES = 5
@@ -67,6 +82,13 @@ export class BrowserMlsMember {
    * browser cannot decrypt (sent before it joined, on another browser, or before a hand-over) from the bank's archive.
    */
   async read(message: Message): Promise<ReadMessage | undefined> {
+    const read = await this.#readAny(message)
+    const attachment = read && 'text' in read ? readAttachmentMessage(read.text) : undefined
+    // An attachment's message is its reference (with its key): the page shows the file, never that text.
+    return attachment && read ? { ...read, text: `Attachment: ${attachment.name}`, attachment } : read
+  }
+
+  async #readAny(message: Message): Promise<ReadMessage | undefined> {
     const here = await this.#readHere(message)
     if (!here || !('placeholder' in here)) return here
     // A commit carries no text: nothing to show, whether or not this browser could read it.
@@ -166,6 +188,26 @@ export class BrowserMlsMember {
       await this.messaging.rejoin(conversationId)
       await this.messaging.send(conversationId, text, options)
     }
+  }
+
+  /**
+   * Encrypts a file in this browser with a fresh key, uploads the ciphertext, and sends its reference (with the key)
+   * to the group as a message: the server never holds the key; the members and the bank's archive do.
+   */
+  async sendAttachment(conversationId: string, file: File, options: { expiresAt?: Date } = {}): Promise<void> {
+    const bytes = new Uint8Array(await file.arrayBuffer())
+    const ref = await uploadAttachment(
+      this.#client,
+      conversationId,
+      { name: file.name, type: file.type, bytes },
+      options,
+    )
+    await this.send(conversationId, attachmentMessage(ref), options)
+  }
+
+  /** An attachment of the conversation, downloaded, checked and decrypted here. */
+  openAttachment(conversationId: string, attachment: AttachmentRef): Promise<Uint8Array<ArrayBuffer>> {
+    return downloadAttachment(this.#client, conversationId, attachment)
   }
 
   /** Sends this browser's messages over its open stream, pipelined, instead of one HTTP request each. */

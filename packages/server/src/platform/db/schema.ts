@@ -225,6 +225,23 @@ export interface MessagesTable {
   expires_at: Timestamp | null
 }
 
+/** An encrypted attachment of a secure conversation: ciphertext only, its key travels in an MLS message. */
+export interface AttachmentsTable {
+  tenant_id: string
+  id: string
+  conversation_id: string
+  uploader_kind: 'device' | 'staff'
+  uploader_id: string
+  /** SHA-256 of the ciphertext, which the receiver checks before decrypting. */
+  sha256: Uint8Array
+  ciphertext: Uint8Array
+  created_at: Timestamp
+  /** After this, members can no longer download it (the message carrying its key disappears then too). */
+  expires_at: Timestamp | null
+  /** Deleted once expired and past this: the end of the bank's retention of secure messages. */
+  retain_until: Timestamp
+}
+
 export interface AuditEventsTable {
   id: Generated<number>
   tenant_id: string
@@ -779,6 +796,7 @@ export interface Database {
   conversations: ConversationsTable
   conversation_members: ConversationMembersTable
   messages: MessagesTable
+  attachments: AttachmentsTable
   audit_events: AuditEventsTable
   audit_chains: AuditChainsTable
   audit_checkpoints: AuditCheckpointsTable
