@@ -275,7 +275,8 @@ export class StrongroomClient {
    * Sends one request. A 401 from an expired device token is retried once with a fresh token; a server that gives no
    * answer (refused, reset, unreachable, or silent past `timeoutMs`) is skipped for the next one, if there are
    * several. A request that timed out may have reached the node: the API's writes that a client repeats carry an
-   * idempotency key (a message's clientMessageId).
+   * idempotency key (a message's clientMessageId), and every POST carries an `Idempotency-Key` header, the same on
+   * each attempt, so that a create the first node committed is answered, not made again, by the next.
    */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const response = await this.#exchange(method, path, body)
@@ -287,6 +288,8 @@ export class StrongroomClient {
     let renewed = false
     let reattested = false
     let unreachable = 0
+    // One key for the logical request, sent again with every attempt (IETF draft-ietf-httpapi-idempotency-key-header).
+    const idempotencyKey = method === 'POST' ? `"${crypto.randomUUID()}"` : undefined
     for (;;) {
       const url = this.baseUrl + path
       let auth: Awaited<ReturnType<Credentials['authorize']>>
@@ -309,6 +312,7 @@ export class StrongroomClient {
         if (assertion) headers['strongroom-assertion'] = assertion
       }
       if (body !== undefined) headers['content-type'] = 'application/json'
+      if (idempotencyKey) headers['idempotency-key'] = idempotencyKey
       let response: Response
       try {
         response = await this.#fetch(url, {

@@ -23,6 +23,10 @@ export const problemKinds = {
     status: 400,
     title: 'A value is out of range or cannot be stored (text with NUL or unpaired surrogates, a number too large)',
   },
+  'request/idempotency-key-reused': {
+    status: 422,
+    title: 'This Idempotency-Key was already used for a different request: send a new key with a new request',
+  },
   'auth/missing-credentials': { status: 401, title: 'Credentials are required' },
   'auth/invalid-token': { status: 401, title: 'The access token is invalid or expired' },
   'auth/invalid-dpop-proof': { status: 401, title: 'The DPoP proof is invalid' },

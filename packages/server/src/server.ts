@@ -32,6 +32,7 @@ import { dataSubjectModule } from './data-subject/module.ts'
 import { deskModule } from './desk/module.ts'
 import { groupMessageAdmission } from './e2e/groups.ts'
 import { e2eModule } from './e2e/module.ts'
+import { idempotencyModule } from './idempotency/module.ts'
 import type { EnrolmentAttestation } from './identity/devices.ts'
 import { identityModule } from './identity/module.ts'
 import type { DeviceRevocationHook } from './identity/routes.ts'
@@ -107,6 +108,7 @@ export const modules: readonly Module<Services>[] = [
   healthModule,
   tenancyModule,
   limitsModule,
+  idempotencyModule,
   identityModule,
   conversationsModule,
   e2eModule,

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { AssertionCredential } from '../auth/passkey-routes.ts'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import type { SmsSender } from '../auth/sms-otp.ts'
+import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, forBrowsers } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -113,13 +114,15 @@ async function consentRequestRoutes(
           },
           { additionalProperties: false },
         ),
-        response: { 201: Consent, ...problemResponses(400, 401, 403, 404) },
+        headers: IdempotencyKeyHeaders,
+        response: { 201: Consent, ...problemResponses(400, 401, 403, 404, 422) },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      const consent = await createConsent(ctx, principal.tenantId, request.body, actorOf(principal))
-      return reply.status(201).send(consent)
+      return idempotent(ctx, request, reply, 201, (scoped) =>
+        createConsent(scoped, principal.tenantId, request.body, actorOf(principal)),
+      )
     },
   )
 }

@@ -7,6 +7,7 @@ import {
   ConversationStatus,
   Message,
 } from '@strongroom/sdk/protocol'
+import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -59,7 +60,8 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
           },
           { additionalProperties: false },
         ),
-        response: { 201: Conversation, ...problemResponses(400, 401, 403, 404) },
+        headers: IdempotencyKeyHeaders,
+        response: { 201: Conversation, ...problemResponses(400, 401, 403, 404, 422) },
       },
     },
     async (request, reply) => {
@@ -67,8 +69,9 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
       // Unless someone else is assigned, whoever opens the conversation takes it.
       const assignedStaffId =
         request.body.assignedStaffId ?? (principal.kind === 'staff' ? principal.staffId : undefined)
-      const conversation = await createConversation(ctx, principal.tenantId, { ...request.body, assignedStaffId })
-      return reply.status(201).send(conversation)
+      return idempotent(ctx, request, reply, 201, (scoped) =>
+        createConversation(scoped, principal.tenantId, { ...request.body, assignedStaffId }),
+      )
     },
   )
 

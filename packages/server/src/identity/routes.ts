@@ -1,5 +1,6 @@
 import { type TProperties, Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
+import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -116,13 +117,14 @@ async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
           },
           { additionalProperties: false },
         ),
-        response: { 201: CustomerSchema, ...problemResponses(400, 401, 403, 409) },
+        headers: IdempotencyKeyHeaders,
+        response: { 201: CustomerSchema, ...problemResponses(400, 401, 403, 409, 422) },
       },
     },
-    async (request, reply) => {
-      const customer = await createCustomer(ctx, principalOf(request).tenantId, request.body)
-      return reply.status(201).send(customer)
-    },
+    async (request, reply) =>
+      idempotent(ctx, request, reply, 201, (scoped) =>
+        createCustomer(scoped, principalOf(request).tenantId, request.body),
+      ),
   )
 
   app.get(

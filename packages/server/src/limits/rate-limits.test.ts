@@ -1,56 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createDpopProof, enrolDevice, generateDeviceKeys } from '@strongroom/sdk'
 import * as OTPAuth from 'otpauth'
 import WebSocket from 'ws'
-import type { Config } from '../platform/config.ts'
-import { loadConfig } from '../platform/config.ts'
-import { type DatabaseHandle, openDatabase } from '../platform/db/database.ts'
 import { PROBLEM_BASE } from '../platform/http/problems.ts'
 import { eventually } from '../testing/eventually.ts'
-import {
-  createTestBank,
-  createTestDatabase,
-  startTestServer,
-  type TestBank,
-  type TestDatabase,
-  type TestServer,
-  usingPostgres,
-} from '../testing/harness.ts'
+import { createTestBank, startTwoNodes, type TestBank, type TestServer } from '../testing/harness.ts'
 import { DEFAULT_RATE_LIMIT_POLICY } from './policy.ts'
-
-/**
- * Two nodes on one database, as a deployment runs them: on PostgreSQL each with its own pool, on PGlite sharing the
- * one in-memory database. The counters they limit with are the database's, so a client gets no more by alternating.
- */
-async function startTwoNodes(overrides: Partial<Config> = {}) {
-  const testDatabase: TestDatabase = await createTestDatabase()
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sr-limits-'))
-  const shared: DatabaseHandle | undefined = usingPostgres
-    ? undefined
-    : await openDatabase(loadConfig({}, { dataDir }), { inMemory: true })
-  const a = await startTestServer(overrides, testDatabase, { database: shared })
-  const b = await startTestServer(
-    { ...overrides, keyFile: a.config.keyFile, archiveKeyFile: a.config.archiveKeyFile, archiveMember: false },
-    testDatabase,
-    { database: shared },
-  )
-  return {
-    a,
-    b,
-    async stop() {
-      await b.stop()
-      await a.stop()
-      await shared?.close()
-      await testDatabase.drop()
-      rmSync(dataDir, { recursive: true, force: true })
-    },
-  }
-}
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(url, {

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -98,13 +99,15 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
           { name: Type.String({ minLength: 1, maxLength: 100 }), role: Role },
           { additionalProperties: false },
         ),
-        response: { 201: StaffSchema, ...problemResponses(400, 401, 403, 409) },
+        headers: IdempotencyKeyHeaders,
+        response: { 201: StaffSchema, ...problemResponses(400, 401, 403, 409, 422) },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      const staff = await createStaff(ctx, principal.tenantId, request.body, actorOf(principal))
-      return reply.status(201).send(staff)
+      return idempotent(ctx, request, reply, 201, (scoped) =>
+        createStaff(scoped, principal.tenantId, request.body, actorOf(principal)),
+      )
     },
   )
 

@@ -9,7 +9,7 @@ import { operator } from '../audit/events.ts'
 import { createCustomer } from '../identity/customers.ts'
 import { issueEnrolmentCode } from '../identity/enrolment-codes.ts'
 import { type Config, loadConfig } from '../platform/config.ts'
-import type { DatabaseHandle } from '../platform/db/database.ts'
+import { type DatabaseHandle, openDatabase } from '../platform/db/database.ts'
 import type { Role } from '../platform/http/roles.ts'
 import { createLogger, type Logger } from '../platform/logging.ts'
 import { type RunningServer, startServer } from '../server.ts'
@@ -95,6 +95,35 @@ export async function startTestServer(
     async stop() {
       await server.close()
       if (!database) await db.drop()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * Two nodes on one database, as a deployment runs them: on PostgreSQL each with its own pool, on PGlite sharing the
+ * one in-memory database. The counters they limit with are the database's, so a client gets no more by alternating.
+ */
+export async function startTwoNodes(overrides: Partial<Config> = {}) {
+  const testDatabase: TestDatabase = await createTestDatabase()
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sr-limits-'))
+  const shared: DatabaseHandle | undefined = usingPostgres
+    ? undefined
+    : await openDatabase(loadConfig({}, { dataDir }), { inMemory: true })
+  const a = await startTestServer(overrides, testDatabase, { database: shared })
+  const b = await startTestServer(
+    { ...overrides, keyFile: a.config.keyFile, archiveKeyFile: a.config.archiveKeyFile, archiveMember: false },
+    testDatabase,
+    { database: shared },
+  )
+  return {
+    a,
+    b,
+    async stop() {
+      await b.stop()
+      await a.stop()
+      await shared?.close()
+      await testDatabase.drop()
       rmSync(dataDir, { recursive: true, force: true })
     },
   }

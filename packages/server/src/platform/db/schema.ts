@@ -780,6 +780,17 @@ export interface RateLimitCountersTable {
   expires_at: Timestamp
 }
 
+export interface IdempotencyKeysTable {
+  tenant_id: string
+  /** `staff:<id>`, `device:<id>` or `client:<id>`: a key is its sender's own. */
+  principal: string
+  key: string
+  fingerprint: Uint8Array
+  status: number
+  response: Uint8Array
+  expires_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -843,6 +854,7 @@ export interface Database {
   archive_holds: ArchiveHoldsTable
   message_retention_policies: MessageRetentionPoliciesTable
   rate_limit_counters: RateLimitCountersTable
+  idempotency_keys: IdempotencyKeysTable
   conversation_notes: ConversationNotesTable
   canned_replies: CannedRepliesTable
   customer_name_terms: CustomerNameTermsTable

@@ -175,6 +175,15 @@ export class Keyring {
       .execute()
   }
 
+  /**
+   * Loads the tenant's newest data key and its index key, for code about to seal values inside a transaction: on
+   * PGlite's one connection a key read from inside a transaction would wait for that transaction forever.
+   */
+  async preload(tenantId: string): Promise<void> {
+    const version = await this.#newestDataKeyVersion(tenantId)
+    await Promise.all([this.#key(tenantId, 'data', version), this.#key(tenantId, 'index', 1)])
+  }
+
   async #newestDataKeyVersion(tenantId: string): Promise<number> {
     const known = this.#newest.get(tenantId)
     if (known !== undefined) return known
