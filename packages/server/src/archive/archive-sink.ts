@@ -1,5 +1,6 @@
 import { conversationCustomer } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
+import { isDatabaseUnavailable } from '../platform/db/database.ts'
 import type { ArchiveContext, ArchiveInput } from './append.ts'
 import { archiveRecords } from './append.ts'
 import type { ArchiveRecord, ArchiveSink } from './archive-member.ts'
@@ -73,25 +74,45 @@ const RETRY_MS = 1000
  * The archive member's sink that writes to the archive store: every decrypted message and membership change becomes
  * a record sealed under the customer's archive key. Records are written in groups, as the message log commits: what
  * arrives while one insert is in flight goes in the next, one statement each, so the archive keeps up with the log
- * rather than paying a transaction per record. Each write resolves once its record has committed; a failed insert is
- * tried again (the records stay queued), so what the member read is never dropped while it runs, and a replay after a
- * crash writes nothing twice.
+ * rather than paying a transaction per record. Each write resolves once its record has committed. An insert the
+ * database was not there for is tried again (the records stay queued), so what the member read is never dropped
+ * while it runs, and a replay after a crash writes nothing twice; a record that can never be stored is logged and set
+ * aside (its write resolves), rather than holding up the archive.
  */
 export function archiveStoreSink(ctx: ArchiveContext & Pick<ServerContext, 'log'>): ArchiveSink {
   const customers = new Map<string, string | null>()
   let queue: { input: ArchiveInput; resolve: () => void }[] = []
   let writing = false
+  /**
+   * Stores records in one statement. When the database is away, says so (the caller waits and tries again). Any other
+   * failure is a record that cannot be stored, whatever the database does: each record is then tried alone, and one
+   * that still fails is logged and set aside, so that it does not hold up every record read after it.
+   */
+  const store = async (inputs: ArchiveInput[]): Promise<'stored' | 'database-unavailable'> => {
+    try {
+      await archiveRecords(ctx, inputs)
+      return 'stored'
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) {
+        ctx.log.error({ err: error, records: inputs.length }, 'archive insert failed; trying again')
+        return 'database-unavailable'
+      }
+      if (inputs.length === 1) {
+        ctx.log.error(
+          { err: error, sourceRef: inputs[0]?.sourceRef },
+          'an archive record cannot be stored: set aside so that the records after it are',
+        )
+        return 'stored'
+      }
+      for (const input of inputs) if ((await store([input])) === 'database-unavailable') return 'database-unavailable'
+      return 'stored'
+    }
+  }
   const write = async () => {
     writing = true
     while (queue.length > 0) {
       const batch = queue.slice(0, MAX_BATCH)
-      try {
-        await archiveRecords(
-          ctx,
-          batch.map((q) => q.input),
-        )
-      } catch (error) {
-        ctx.log.error({ err: error, records: batch.length }, 'archive insert failed; trying again')
+      if ((await store(batch.map((q) => q.input))) === 'database-unavailable') {
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
         continue
       }

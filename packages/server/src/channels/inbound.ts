@@ -49,6 +49,15 @@ export const SPLIT_CARD_WINDOW_MS = 2 * 60_000
 const SPLIT_CARD_PARTS = 2
 
 /**
+ * Text as I-JSON (RFC 7493) allows it: a lone surrogate, which a signed webhook's JSON can carry (`"\ud800"`) though
+ * no real message holds one, becomes U+FFFD, as a UTF-16 decoder makes it. Left in, the archive's canonical JSON
+ * (RFC 8785) refuses the record, and every record the archive member read after it waited behind it.
+ */
+function wellFormed(text: string): string {
+  return text.replace(/\p{Surrogate}/gu, '\uFFFD')
+}
+
+/**
  * One message from a customer: its sender's identity and public conversation found (or made), its text scanned and
  * masked before anything is stored, then sealed into the message log, where agents get it like any other message.
  * The provider's message id makes it idempotent: a provider retrying the webhook adds nothing. When DLP masked
@@ -69,26 +78,27 @@ export async function receiveMessage(
   message: InboundMessage,
 ): Promise<{ duplicate: boolean }> {
   const { identity } = await identityForSender(ctx, channel, message.from)
+  const text = wellFormed(message.text)
   const clientMessageId = `${channel.connector}-${message.providerMessageId}`.slice(0, 128)
-  const located = locateFindings(message.text, await loadDlpPatterns(ctx, channel.tenantId))
+  const located = locateFindings(text, await loadDlpPatterns(ctx, channel.tenantId))
   const earlier = await recentInbound(ctx, identity)
   const split = findSplitCard(
     earlier.map((e) => e.envelope.text),
-    message.text,
+    text,
   )
   const ownParts = split?.parts.filter((part) => part.text === earlier.length) ?? []
-  const { masked, findings } = applyMasks(message.text, [
+  const { masked, findings } = applyMasks(text, [
     ...located.filter((f) => !ownParts.some((part) => f.start < part.end && f.end > part.start)),
     ...ownParts.map((part) => ({ kind: 'card-number' as const, ...part })),
   ])
   const kinds = [...new Set(findings.map((f) => f.kind))]
   const sms = channel.connector === 'twilio' || channel.connector === 'smpp'
   // A customer forwarding a suspicious message is not one: the report carries the analysis, the sender no flag.
-  const reported = sms ? reportedInSms(message.text) : undefined
+  const reported = sms ? reportedInSms(text) : undefined
   const risk =
     reported === undefined
       ? assessInbound(
-          message.text,
+          text,
           message.from,
           await loadLinkPolicy(ctx, channel.tenantId),
           await tenantChannelAddresses(ctx, channel.tenantId),
@@ -233,7 +243,7 @@ export async function receiveMessage(
     await dispatchInboundSmsReply(ctx, deps, {
       tenantId: channel.tenantId,
       from,
-      text: message.text,
+      text,
       receivedAt: message.receivedAt,
     })
   }

@@ -81,9 +81,11 @@ describe('a browser under the production integrity gate', () => {
       .map((row) => `${row.method} ${row.url} ${'browser' in row.access ? row.access.browser : ''}`)
     assert.deepEqual(forBrowsers.sort(), [
       'DELETE /v1/e2e/welcomes/:welcomeId chat',
+      'GET /v1/conversations/:conversationId/attachments/:attachmentId chat',
       'GET /v1/stream chat',
       'POST /v1/consents/:consentId/approve/passkey always',
       'POST /v1/consents/:consentId/decline always',
+      'POST /v1/conversations/:conversationId/attachments chat',
       'POST /v1/conversations/:conversationId/e2e/commits chat',
       'POST /v1/conversations/:conversationId/e2e/key-packages/claim chat',
       'POST /v1/conversations/:conversationId/e2e/readd-requests chat',
@@ -95,6 +97,7 @@ describe('a browser under the production integrity gate', () => {
       'POST /v1/passkeys/registration always',
       'POST /v1/passkeys/registration/options always',
       'POST /v1/pivot/redeem always',
+      'POST /v1/suspicious-reports always',
       'PUT /v1/conversations/:conversationId/e2e/group chat',
     ])
     const printed = formatAccessTable(server.accessTable).split('\n')

@@ -37,20 +37,25 @@ function staffActivation(active: boolean): Command {
 }
 
 /** The staff member of that name, made with `role` when there is none (the role checked first). */
+/** The --role option, checked before any storage is opened: a usage error changes nothing, not even the schema. */
+function roleOption(role: string | undefined): Role | undefined {
+  if (role && !(roles as readonly string[]).includes(role)) {
+    throw new UsageError(`--role must be one of ${roles.join(', ')}`)
+  }
+  return role as Role | undefined
+}
+
 async function staffNamed(
   ctx: Parameters<typeof findStaff>[0],
   tenantId: string,
   name: string,
-  role: string | undefined,
+  role: Role | undefined,
 ): Promise<StaffMember> {
-  if (role && !(roles as readonly string[]).includes(role)) {
-    throw new UsageError(`--role must be one of ${roles.join(', ')}`)
-  }
   if (!(await findTenant(ctx, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
   const staff = await findStaff(ctx, tenantId, { name })
   if (staff) return staff
   if (!role) throw new UsageError(`no staff member ${name}: give --role to create one`)
-  return createStaff(ctx, tenantId, { name, role: role as Role }, operator)
+  return createStaff(ctx, tenantId, { name, role }, operator)
 }
 
 /** Banks, and their staff's tokens. */
@@ -90,9 +95,10 @@ export const tenancyCommands: readonly Command[] = [
       const badScope = scopes?.find((s) => !isScope(s))
       if (badScope) throw new UsageError(`unknown scope ${badScope}`)
       const ttlSeconds = parseTtl(values.ttl ?? '8h')
+      const role = roleOption(values.role)
       out(
         await withStorage(config(), async ({ db }) => {
-          const staff = await staffNamed({ db }, tenantId, name, values.role)
+          const staff = await staffNamed({ db }, tenantId, name, role)
           const issued = await issueStaffToken(
             { db },
             staff,
@@ -122,10 +128,11 @@ export const tenancyCommands: readonly Command[] = [
       if (ttlSeconds < 300 || ttlSeconds > STAFF_INVITATION_MAX_SECONDS) {
         throw new UsageError('--ttl must be between 5m and 7d')
       }
+      const role = roleOption(values.role)
       const settings = config()
       out(
         await withStorage(settings, async ({ db }) => {
-          const staff = await staffNamed({ db }, tenantId, name, values.role)
+          const staff = await staffNamed({ db }, tenantId, name, role)
           const invitation = await inviteStaff(
             { db },
             staff,
