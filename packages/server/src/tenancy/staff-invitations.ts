@@ -3,7 +3,7 @@ import type { Config } from '../platform/config.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-import { findStaff, type StaffMember } from './staff.ts'
+import { findStaff, lockActiveStaff, type StaffMember } from './staff.ts'
 
 type Ctx = Pick<ServerContext, 'db'>
 
@@ -40,16 +40,7 @@ export async function inviteStaff(
   const now = new Date()
   const expiresAt = new Date(now.getTime() + Math.min(options.ttlSeconds, STAFF_INVITATION_MAX_SECONDS) * 1000)
   await ctx.db.transaction().execute(async (trx) => {
-    const current = await trx
-      .selectFrom('staff')
-      .select('deactivated_at')
-      .where('tenant_id', '=', staff.tenantId)
-      .where('id', '=', staff.id)
-      .forUpdate()
-      .executeTakeFirst()
-    if (!current || current.deactivated_at !== null) {
-      throw new Problem('auth/forbidden', 'this staff member is deactivated')
-    }
+    await lockActiveStaff(trx, staff)
     await trx
       .updateTable('staff_invitations')
       .set({ used_at: now })

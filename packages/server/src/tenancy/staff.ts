@@ -169,6 +169,24 @@ export async function saveStaffTokenPolicy(
 }
 
 /**
+ * Locks a staff member's row for the rest of the transaction, refusing a deactivated (or deleted) member: what the
+ * transaction grants them then cannot outlive a deactivation running meanwhile, which either comes first (and this
+ * refuses) or waits and revokes it too.
+ */
+export async function lockActiveStaff(trx: Ctx['db'], staff: Pick<StaffMember, 'tenantId' | 'id'>): Promise<void> {
+  const current = await trx
+    .selectFrom('staff')
+    .select('deactivated_at')
+    .where('tenant_id', '=', staff.tenantId)
+    .where('id', '=', staff.id)
+    .forUpdate()
+    .executeTakeFirst()
+  if (!current || current.deactivated_at !== null) {
+    throw new Problem('auth/forbidden', 'this staff member is deactivated')
+  }
+}
+
+/**
  * Issues an opaque API token for a staff member, limited to the scopes asked for (default: all of the role's) and
  * never more than the role allows, living no longer than the tenant's policy allows (a longer lifetime is cut to it).
  * Only its hash is stored; the token is shown once. A token issued on a sign-in (a passkey) says so in the audit log,
@@ -197,16 +215,7 @@ export async function issueStaffToken(
   const expiresAt = new Date(Date.now() + Math.min(options.ttlSeconds, maxTokenSeconds) * 1000)
   const granted = [...new Set(requested)]
   await ctx.db.transaction().execute(async (trx) => {
-    const current = await trx
-      .selectFrom('staff')
-      .select('deactivated_at')
-      .where('tenant_id', '=', staff.tenantId)
-      .where('id', '=', staff.id)
-      .forUpdate()
-      .executeTakeFirst()
-    if (!current || current.deactivated_at !== null) {
-      throw new Problem('auth/forbidden', 'this staff member is deactivated')
-    }
+    await lockActiveStaff(trx, staff)
     await trx
       .insertInto('staff_tokens')
       .values({
