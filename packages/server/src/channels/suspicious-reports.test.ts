@@ -105,17 +105,26 @@ describe("customers' reports of suspicious messages: by SMS and from the secure 
     assert.equal((await queue()).length, count)
   })
 
-  test('staff resolve a report once, audited; a resolved one, an unknown one and bad input are refused', async () => {
+  test('staff resolve a report once, audited; a resolved one, an unknown one, another bank’s and bad input are refused', async () => {
     const [report] = await queue()
     assert.ok(report)
     const path = `/v1/suspicious-reports/${report.id}/resolve`
     assert.equal((await problemOf(agent.request('POST', path, { outcome: 'maybe' }))).status, 400)
+    // Another bank's staff neither see the report nor resolve it.
+    const other = await createTestBank(server, 'Other Reporting Bank')
+    const stranger = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    assert.equal((await problemOf(stranger.request('POST', path, { outcome: 'genuine' }))).status, 404)
+    assert.ok(!(await stranger.listSuspiciousReports()).some((r) => r.id === report.id))
+    assert.ok(
+      (await queue()).some((r) => r.id === report.id),
+      'still open',
+    )
     const resolved = await agent.request<SuspiciousReport>('POST', path, { outcome: 'smishing' })
     assert.deepEqual([resolved.status, resolved.outcome, resolved.resolvedBy], ['resolved', 'smishing', bank.agentId])
     assert.ok(!(await queue()).some((r) => r.id === report.id))
     assert.ok((await queue('resolved')).some((r) => r.id === report.id))
     const again = await problemOf(agent.request('POST', path, { outcome: 'genuine' }))
-    assert.deepEqual([again.status, again.type.split('/problems/')[1]], [409, 'channels/report-resolved'])
+    assert.deepEqual([again.status, again.kind], [409, 'channels/report-resolved'])
     const unknown = await problemOf(
       agent.request('POST', `/v1/suspicious-reports/rpt_${'A'.repeat(22)}/resolve`, { outcome: 'genuine' }),
     )
