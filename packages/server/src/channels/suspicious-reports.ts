@@ -57,10 +57,12 @@ export async function fileSuspiciousReport(
   },
 ): Promise<string> {
   const { tenantId } = input
-  const text = applyMasks(input.text, locateFindings(input.text, await loadDlpPatterns(ctx, tenantId))).masked
-  const policy = await loadLinkPolicy(ctx, tenantId)
+  // Read in the caller's transaction: the embedded database has one connection, which that transaction holds.
+  const inTransaction = { ...ctx, db }
+  const text = applyMasks(input.text, locateFindings(input.text, await loadDlpPatterns(inTransaction, tenantId))).masked
+  const policy = await loadLinkPolicy(inTransaction, tenantId)
   // Only the links are judged: who sent the report is the customer, not the one who claimed to be the bank.
-  const { flags } = assessInbound(text, '', policy, await tenantChannelAddresses(ctx, tenantId))
+  const { flags } = assessInbound(text, '', policy, await tenantChannelAddresses(inTransaction, tenantId))
   const sealed: Sealed = { text, links: analyzeLinks(text, policy.domains) }
   const id = newId('rpt')
   await db
