@@ -54,7 +54,15 @@ const browser = files.filter((file) => file.endsWith('.browser.test.ts'))
 // database restarted): they run last, with the time that takes.
 const faults = files.filter((file) => file.endsWith('faults.test.ts'))
 const others = files.filter((file) => !browser.includes(file) && !faults.includes(file))
-const othersStatus = run(others)
-const browserStatus = run(browser)
-const faultsStatus = run(faults, 900_000)
+// Each part says how long it took, so the suite's time can be read off any run (CI's included).
+const timed = (name, batch, timeout) => {
+  const started = Date.now()
+  const status = run(batch, timeout)
+  if (batch.length > 0)
+    console.log(`# tests: ${name}, ${batch.length} files, ${Math.round((Date.now() - started) / 1000)} s`)
+  return status
+}
+const othersStatus = timed('server, SDK and web', others)
+const browserStatus = timed('browser', browser)
+const faultsStatus = timed('faults', faults, 900_000)
 process.exit(othersStatus || browserStatus || faultsStatus)

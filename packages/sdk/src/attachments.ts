@@ -1,5 +1,4 @@
-import type { StoredAttachment } from './attachment-protocol.ts'
-import type { StrongroomClient } from './client.ts'
+import type { ClientCore } from './clients/client-core.ts'
 import { base64ToBytes, bytesToBase64 } from './encoding.ts'
 
 /** What a secure conversation carries as an attachment: pictures a browser shows safely, and PDFs (no SVG: it runs script). */
@@ -49,7 +48,7 @@ const MARKER = 'strongroom.attachment.v1'
  * await secure.send(conversationId, attachmentMessage(ref))
  */
 export async function uploadAttachment(
-  client: StrongroomClient,
+  client: ClientCore,
   conversationId: string,
   file: { name: string; type: string; bytes: Uint8Array<ArrayBuffer> },
   options: { maxBytes?: number; expiresAt?: Date } = {},
@@ -64,14 +63,13 @@ export async function uploadAttachment(
   const key = await crypto.subtle.importKey('raw', rawKey, 'AES-GCM', false, ['encrypt'])
   const ciphertext = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce }, key, file.bytes))
   const sha256 = await digest(ciphertext)
-  const stored = await client.request<StoredAttachment>(
-    'POST',
-    `/v1/conversations/${encodeURIComponent(conversationId)}/attachments`,
-    {
+  const stored = await client.call('POST /v1/conversations/:conversationId/attachments', {
+    params: { conversationId },
+    body: {
       ciphertext: bytesToBase64(ciphertext),
       ...(options.expiresAt ? { expiresAt: options.expiresAt.toISOString() } : {}),
     },
-  )
+  })
   if (stored.sha256 !== sha256) throw new AttachmentError('tampered', 'The file was changed on its way. Send it again.')
   return {
     id: stored.id,
@@ -89,14 +87,13 @@ export async function uploadAttachment(
  * the server (or another file put in its place) is refused.
  */
 export async function downloadAttachment(
-  client: StrongroomClient,
+  client: ClientCore,
   conversationId: string,
   ref: AttachmentRef,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const path = `/v1/conversations/${encodeURIComponent(conversationId)}/attachments/${encodeURIComponent(ref.id)}`
-  const ciphertext = new Uint8Array(
-    base64ToBytes((await client.request<{ ciphertext: string }>('GET', path)).ciphertext),
-  )
+  const route = 'GET /v1/conversations/:conversationId/attachments/:attachmentId'
+  const stored = await client.call(route, { params: { conversationId, attachmentId: ref.id } })
+  const ciphertext = new Uint8Array(base64ToBytes(stored.ciphertext))
   if ((await digest(ciphertext)) !== ref.sha256) {
     throw new AttachmentError('tampered', 'This file was changed after it was sent, so it is not shown.')
   }

@@ -33,9 +33,9 @@ export async function enrolAttestedDevice(
 ): Promise<EnrolledDevice> {
   const { app, evidence, enrolmentCode } = options
   const baseUrl = (Array.isArray(options.baseUrl) ? options.baseUrl[0] : options.baseUrl) ?? ''
-  const { challenge } = await postWithoutCredentials<{ challenge: string }>(
+  const { challenge } = await postWithoutCredentials(
     { baseUrl, ...(options.fetch ? { fetch: options.fetch } : {}) },
-    '/v1/integrity/enrolment-challenges',
+    'POST /v1/integrity/enrolment-challenges',
     { enrolmentCode },
   )
   if (evidence.platform === 'android') {

@@ -1,28 +1,9 @@
 import canonicalize from 'canonicalize'
 import { base64url, CompactSign, createLocalJWKSet, type JSONWebKeySet, jwtVerify } from 'jose'
+import type { ConsentRequest, PayeeBlock } from './consent-protocol.ts'
 import type { DeviceKeys } from './device-keys.ts'
 
-/** A payment the customer is asked to confirm, as the server shows it. */
-export interface ConsentRequest {
-  id: string
-  status: 'pending' | 'approved' | 'declined' | 'expired'
-  /** The bank asking, by the name its customers know. */
-  bankName?: string
-  customerId: string
-  amount: { value: number; currency: string }
-  payee: { name: string; account: string }
-  reference: string
-  challenge: string
-  createdAt: string
-  expiresAt: string
-  /** When it was approved or declined. */
-  decidedAt?: string
-  /** Declined by the customer as not theirs ("This wasn't me"): the bank was told by webhook. */
-  fraudReported?: boolean
-  /** With the fraud report: the customer asked for further requests to this payee to be refused. */
-  payeeBlocked?: boolean
-  receipt?: string
-}
+export type { ConsentRequest, PayeeBlock }
 
 /**
  * What a device signs to approve a payment (dynamic linking): exactly the amount, currency, payee and reference that

@@ -3,6 +3,9 @@ import type { DeviceKeys } from './device-keys.ts'
 import { createDpopProof } from './dpop.ts'
 import { platformFetch } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
+import { queryString } from './route-path.ts'
+import type { ClientToken, ClientTokenRequest } from './tenancy-protocol.ts'
+import type { WireAnswer } from './wire-contract.ts'
 
 /** What a request or a stream presents: an Authorization header value and, for devices, a DPoP proof. */
 export interface Credentials {
@@ -77,8 +80,9 @@ export class DeviceKey implements Credentials {
     })
     const body = await response.json()
     if (!response.ok) throw new StrongroomError(body)
-    this.#token = { value: body.accessToken, expiresAt: Date.now() + body.expiresIn * 1000 }
-    return body.accessToken
+    const token = body as WireAnswer<'POST /v1/devices/token'>
+    this.#token = { value: token.accessToken, expiresAt: Date.now() + token.expiresIn * 1000 }
+    return token.accessToken
   }
 }
 
@@ -88,7 +92,7 @@ export class DeviceKey implements Credentials {
  *
  * @example
  * const credentials = new ClientAssertion({ clientId, privateKey, algorithm: 'ES256', tokenEndpoint })
- * const bank = new StrongroomClient({ baseUrl, credentials })
+ * const bank = new BackendClient({ baseUrl, credentials })
  */
 export class ClientAssertion implements Credentials {
   readonly #options: ClientAssertionOptions
@@ -120,16 +124,16 @@ export class ClientAssertion implements Credentials {
       .setIssuedAt()
       .setExpirationTime('60s')
       .sign(privateKey)
-    const form = new URLSearchParams({
+    const request: ClientTokenRequest = {
       grant_type: 'client_credentials',
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
       client_assertion: assertion,
       ...(scope ? { scope } : {}),
-    })
+    }
     const response = await this.#fetch(tokenEndpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: form.toString(),
+      body: queryString(request),
       signal: AbortSignal.timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
     })
     const body = await response.json()
@@ -141,7 +145,8 @@ export class ClientAssertion implements Credentials {
         detail: body.error_description,
       })
     }
-    return { value: body.access_token as string, expiresAt: Date.now() + body.expires_in * 1000 }
+    const token: ClientToken = body
+    return { value: token.access_token, expiresAt: Date.now() + token.expires_in * 1000 }
   }
 }
 

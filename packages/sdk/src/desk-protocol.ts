@@ -38,7 +38,8 @@ export const SearchHit = Type.Object({
   matched: Type.Array(Type.Union([Type.Literal('name'), Type.Literal('phone'), Type.Literal('text')])),
   /** The public messages whose text matched, newest first (at most five). */
   messages: Type.Array(Type.Object({ conversationId: Type.String(), seq: Type.Integer() })),
-  lastMessageAt: Type.String(),
+  /** Null for a customer found by name or number who has no conversation the caller sees (to be written to first). */
+  lastMessageAt: Type.Union([Type.String(), Type.Null()]),
 })
 export type SearchHit = Static<typeof SearchHit>
 
@@ -48,3 +49,24 @@ export const SearchPage = Type.Object({
   next: Type.Union([Type.Integer(), Type.Null()]),
 })
 export type SearchPage = Static<typeof SearchPage>
+
+/** A search of the conversations by their customer's name or number and their public texts' words, a page at a time. */
+export const ConversationSearchQuery = Type.Object(
+  {
+    q: Type.String({ minLength: 1, maxLength: 200 }),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  },
+  { additionalProperties: false },
+)
+export type ConversationSearchQuery = Static<typeof ConversationSearchQuery>
+
+export const NoteList = Type.Object({ notes: Type.Array(ConversationNote) })
+export const CannedReplyList = Type.Object({ replies: Type.Array(CannedReply) })
+
+/** An internal note on a conversation (`POST /v1/conversations/:conversationId/notes`). */
+export const NewNote = Type.Object(
+  { text: Type.String({ minLength: 1, maxLength: 4000 }) },
+  { additionalProperties: false },
+)
+export type NewNote = Static<typeof NewNote>

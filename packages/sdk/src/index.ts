@@ -8,6 +8,13 @@
  * await stream.send(conversationId, { contentType: 'application/mls', ciphertext })
  */
 
+export type {
+  ArchiveRecord,
+  ArchiveSearch,
+  ArchiveSearchPage,
+  ArchiveVerification,
+  CaseScope,
+} from './archive-protocol.ts'
 export {
   ATTACHMENT_TYPES,
   AttachmentError,
@@ -21,35 +28,32 @@ export {
 } from './attachments.ts'
 export { type EnrolmentEvidenceSource, enrolAttestedDevice } from './attested-enrolment.ts'
 export {
-  type ActiveDevice,
-  type ArchiveRecord,
-  type ArchiveSearch,
-  type ArchiveVerification,
-  type AssignmentMode,
-  type CaseScope,
-  type ClientOptions,
-  type Customer,
-  type Device,
-  type DeviceVerdict,
+  BackendClient,
+  DeviceClient,
   type EnrolledDevice,
   type EnrolmentAttestation,
   type EnrolOptions,
   enrolDevice,
-  type MessageRange,
-  type OutgoingMessage,
-  type SimSwapRisk,
-  type StaffMember,
+  type MemberClient,
+  StaffClient,
   StrongroomClient,
 } from './client.ts'
+export type { NewConsent } from './clients/bank-calls.ts'
+export type { ClientCore } from './clients/client-core.ts'
+export type { Attestation } from './clients/device-calls.ts'
+export type { MessageRange } from './clients/member-calls.ts'
+export type { AssignmentMode } from './clients/staff-calls.ts'
 export {
   type ConsentReceipt,
   type ConsentRequest,
   consentPasskeyChallenge,
   consentSigningPayload,
   formatAmount,
+  type PayeeBlock,
   signConsent,
   verifyConsentReceipt,
 } from './consent.ts'
+export { MLS_CONTENT_TYPE } from './content-types.ts'
 export {
   ClientAssertion,
   type ClientAssertionOptions,
@@ -62,6 +66,14 @@ export { createDpopProof } from './dpop.ts'
 export { base64ToBytes, bytesToBase64 } from './encoding.ts'
 export { problemKind, StrongroomError } from './errors.ts'
 export type { CustomerFactor, FactorProof } from './factors.ts'
+export type {
+  ActiveDevice,
+  Customer,
+  Device,
+  DeviceVerdict,
+  SimSwapRisk,
+  StaffMember,
+} from './identity-protocol.ts'
 export {
   type AppAttestKeyAttester,
   type AppIdentity,
@@ -100,11 +112,14 @@ export type {
   ConversationStatus,
   ConversationUpdate,
   Message,
+  Presence,
   ProblemDocument,
   SecurityNotice,
+  StaffPresence,
 } from './protocol.ts'
 export {
   type ConversationChannel,
+  type CustomerChannel,
   channelNames,
   IMPORTED_HISTORY_TYPE,
   isPublicChannelMessage,
@@ -127,5 +142,13 @@ export {
 } from './remote-wipe.ts'
 export { generateSecretsKeys, openRuntimeSecret, type SealedSecret, type SecretsKeys } from './secrets.ts'
 export { claimStaffSession, StaffSession, type StaffSessionToken } from './staff-session.ts'
-export { MessageStream, type SentMessage, type StreamOptions, type StreamState } from './stream.ts'
+export {
+  MessageStream,
+  type OutgoingMessage,
+  type ReceivedSignal,
+  type SentMessage,
+  type StreamOptions,
+  type StreamState,
+} from './stream.ts'
+export { type ClientOptions, type IntegrityGrant, Transport, type WebSocketConstructor } from './transport.ts'
 export { DEVICE_SUSPENDED_PROBLEM, isDeviceSuspendedProblem } from './wipe-problem.ts'

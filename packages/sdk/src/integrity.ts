@@ -1,19 +1,19 @@
 import canonicalize from 'canonicalize'
 import { CompactSign } from 'jose'
 import type { DeviceKeys } from './device-keys.ts'
+import type { AttestationEvidence } from './integrity-protocol.ts'
 
 /** What the app says about where it runs; a bank's policy lowers trust for each of these. */
-export interface RiskSignals {
-  rooted: boolean
-  debugger: boolean
-  hooking: boolean
-  emulator: boolean
-}
+export type RiskSignals = AttestationEvidence['signals']
 
-export interface AppIdentity {
-  appId: string
-  appVersion: string
-}
+export type AppIdentity = Pick<AttestationEvidence, 'appId' | 'appVersion'>
+
+/** What the platform proves, per format: the attestation evidence without the fields every format carries. */
+export type PlatformEvidence = AttestationEvidence extends infer E
+  ? E extends AttestationEvidence
+    ? Omit<E, 'challenge' | 'appId' | 'appVersion' | 'signals'>
+    : never
+  : never
 
 /**
  * Turns the client data of an attestation (see `attestationClientData`) into format-specific evidence from the
@@ -24,10 +24,7 @@ export interface AppIdentity {
  * goes with the enrolment (`enrolDevice`'s `attestation`) or a re-key (`POST /v1/integrity/rekey`), and an attestation
  * afterwards rests on that record and the request's DPoP proof by the same key.
  */
-export type AttestationProvider = (
-  clientData: string,
-  challenge: string,
-) => Promise<{ format: string; [field: string]: unknown }>
+export type AttestationProvider = (clientData: string, challenge: string) => Promise<PlatformEvidence>
 
 /**
  * Android: the native layer generates a new Keystore key (P-256, signing only, in the TEE or StrongBox) with
@@ -94,7 +91,12 @@ export function devAttestationPayload(challenge: string, app: AppIdentity, signa
  * Evidence from the dev attestation provider, for development and tests: a dev server accepts it, a production server
  * refuses it. Native apps plug in App Attest or Key Attestation providers instead.
  */
-export async function devAttestation(keys: DeviceKeys, challenge: string, app: AppIdentity, signals: RiskSignals) {
+export async function devAttestation(
+  keys: DeviceKeys,
+  challenge: string,
+  app: AppIdentity,
+  signals: RiskSignals,
+): Promise<AttestationEvidence> {
   const proof = await new CompactSign(new TextEncoder().encode(devAttestationPayload(challenge, app, signals)))
     .setProtectedHeader({ alg: keys.algorithm, typ: 'strongroom-dev-attestation+jws' })
     .sign(keys.privateKey)

@@ -70,3 +70,14 @@ export {
   MemoryStore,
   type SecureStore,
 } from './mls/secure-store.ts'
+export {
+  decodeSignal,
+  encodeSignal,
+  MAX_SIGNALS_BETWEEN_MESSAGES,
+  SIGNAL_MARKER,
+  type Signal,
+  type SignalEvent,
+  SignalPacer,
+  TYPING_INTERVAL_MS,
+  TYPING_SHOWN_MS,
+} from './mls/signals.ts'

@@ -1,70 +1,35 @@
+import type {
+  InvitedPasskeyRegistration,
+  Passkey,
+  PasskeyAssertion,
+  PasskeyCreationOptions,
+  PasskeyRegistrationCredential,
+  PasskeyRequestOptions,
+  StaffInvitation,
+  StaffPasskeySignIn,
+  StaffSignIn,
+  StaffSignInStart,
+} from './auth-protocol.ts'
 import { StaffToken } from './credentials.ts'
 import { type PublicRequestOptions, postWithoutCredentials } from './public-request.ts'
 
-/**
- * The JSON forms of WebAuthn that cross the wire (WebAuthn Level 3 `toJSON()` / `parse…OptionsFromJSON()`). The
- * browser side is the platform's: pass the options to `PublicKeyCredential.parseCreationOptionsFromJSON` (or
- * `parseRequestOptionsFromJSON`), call `navigator.credentials.create`/`.get`, and send back `credential.toJSON()`.
- */
-export interface PasskeyCreationOptions {
-  challenge: string
-  rp: { id?: string; name: string }
-  user: { id: string; name: string; displayName: string }
-  [key: string]: unknown
+// The JSON forms of WebAuthn that cross the wire (WebAuthn Level 3 `toJSON()` / `parse…OptionsFromJSON()`). The
+// browser side is the platform's: pass the options to `PublicKeyCredential.parseCreationOptionsFromJSON` (or
+// `parseRequestOptionsFromJSON`), call `navigator.credentials.create`/`.get`, and send back `credential.toJSON()`.
+export type {
+  Passkey,
+  PasskeyAssertion,
+  PasskeyCreationOptions,
+  PasskeyRegistrationCredential,
+  PasskeyRequestOptions,
+  StaffSignIn,
 }
 
-export interface PasskeyRequestOptions {
-  challenge: string
-  rpId?: string
-  allowCredentials?: { id: string; type: 'public-key'; transports?: string[] }[]
-  userVerification?: string
-  timeout?: number
-  [key: string]: unknown
-}
-
-export interface PasskeyRegistrationCredential {
-  id: string
-  rawId: string
-  type: 'public-key'
-  response: { clientDataJSON: string; attestationObject: string; transports?: string[]; [key: string]: unknown }
-  authenticatorAttachment?: 'platform' | 'cross-platform'
-  clientExtensionResults: Record<string, unknown>
-}
-
-export interface PasskeyAssertion {
-  id: string
-  rawId: string
-  type: 'public-key'
-  response: { clientDataJSON: string; authenticatorData: string; signature: string; userHandle?: string }
-  authenticatorAttachment?: 'platform' | 'cross-platform'
-  clientExtensionResults: Record<string, unknown>
-}
-
-export interface Passkey {
-  id: string
-  credentialId: string
-  backupEligible: boolean
-  backedUp: boolean
-  transports: string[]
-  createdAt: string
-  lastUsedAt: string | null
-}
-
-export interface StaffSignIn {
-  staffId: string
-  token: string
-  tokenId: string
-  scopes: string[]
-  expiresAt: string
-}
-
-interface SignInOptions extends PublicRequestOptions {
-  tenantId: string
-}
+type SignInOptions = PublicRequestOptions & StaffSignInStart
 
 /** Staff sign-in, step one (no token needed): the options for `navigator.credentials.get`. */
 export function staffPasskeySignInOptions(options: SignInOptions): Promise<PasskeyRequestOptions> {
-  return postWithoutCredentials(options, '/v1/staff/passkey/sign-in/options', { tenantId: options.tenantId })
+  return postWithoutCredentials(options, 'POST /v1/staff/passkey/sign-in/options', { tenantId: options.tenantId })
 }
 
 /**
@@ -76,9 +41,9 @@ export function staffPasskeySignInOptions(options: SignInOptions): Promise<Passk
  * const { credentials } = await signInStaffWithPasskey({ baseUrl, tenantId, assertion: credential.toJSON() })
  */
 export async function signInStaffWithPasskey(
-  options: SignInOptions & { assertion: PasskeyAssertion; ttlSeconds?: number; scopes?: string[] },
+  options: PublicRequestOptions & StaffPasskeySignIn,
 ): Promise<StaffSignIn & { credentials: StaffToken }> {
-  const signedIn = await postWithoutCredentials<StaffSignIn>(options, '/v1/staff/passkey/sign-in', {
+  const signedIn = await postWithoutCredentials(options, 'POST /v1/staff/passkey/sign-in', {
     tenantId: options.tenantId,
     assertion: options.assertion,
     ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}),
@@ -87,14 +52,12 @@ export async function signInStaffWithPasskey(
   return { ...signedIn, credentials: new StaffToken(signedIn.token) }
 }
 
-interface InvitationOptions extends SignInOptions {
-  /** The secret of the invitation link (`#invite=sri_…` in the console link `strongroom staff invite` printed). */
-  invitation: string
-}
+/** `invitation`: the secret of the invitation link (`#invite=sri_…` in the console link `strongroom staff invite` printed). */
+type InvitationOptions = PublicRequestOptions & StaffInvitation
 
 /** Enrolling a staff passkey from an invitation link, step one (no token needed): options for `navigator.credentials.create`. */
 export function staffInvitationPasskeyOptions(options: InvitationOptions): Promise<PasskeyCreationOptions> {
-  return postWithoutCredentials(options, '/v1/staff/invitation/passkey/options', {
+  return postWithoutCredentials(options, 'POST /v1/staff/invitation/passkey/options', {
     tenantId: options.tenantId,
     invitation: options.invitation,
   })
@@ -110,9 +73,9 @@ export function staffInvitationPasskeyOptions(options: InvitationOptions): Promi
  * await enrolStaffPasskey({ baseUrl, tenantId, invitation, credential: credential.toJSON() })
  */
 export function enrolStaffPasskey(
-  options: InvitationOptions & { credential: PasskeyRegistrationCredential },
+  options: PublicRequestOptions & InvitedPasskeyRegistration,
 ): Promise<{ staffId: string; passkey: Passkey }> {
-  return postWithoutCredentials(options, '/v1/staff/invitation/passkey', {
+  return postWithoutCredentials(options, 'POST /v1/staff/invitation/passkey', {
     tenantId: options.tenantId,
     invitation: options.invitation,
     credential: options.credential,

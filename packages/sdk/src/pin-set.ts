@@ -110,7 +110,7 @@ export async function acceptPinSet(
  * React Native); `pinnedFetch` from `@strongroom/sdk/pins-node` enforces them in Node.
  *
  * @example
- * const client = new StrongroomClient({ baseUrl, credentials, fetch: pinSetPolicyFetch(pins) })
+ * const client = new DeviceClient({ baseUrl, credentials, fetch: pinSetPolicyFetch(pins) })
  */
 export function pinSetPolicyFetch(set: PinSet, fetchImpl: typeof fetch = globalThis.fetch): typeof fetch {
   return ((input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {

@@ -12,7 +12,7 @@ export function spkiPin(certificateDer: Uint8Array): string {
 /**
  * A fetch for Node that, on top of normal TLS verification, refuses a connection to a host of the pin set unless the
  * server's certificate or one in its chain carries a listed key. Hosts outside the set are not pinned. Pass it to
- * `new StrongroomClient({ fetch: pinnedFetch(pins) })`.
+ * `new DeviceClient({ fetch: pinnedFetch(pins) })`.
  */
 export function pinnedFetch(pins: PinSet, options: { ca?: string | string[] } = {}): typeof fetch {
   const dispatcher = new Agent({

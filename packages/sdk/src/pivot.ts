@@ -1,5 +1,5 @@
+import type { PivotFactor, PivotRedemption, PivotStepUpOptions } from './channel-protocol.ts'
 import { type EnrolledDevice, type EnrolOptions, enrolWithProof } from './client.ts'
-import type { PasskeyAssertion, PasskeyRequestOptions } from './passkeys.ts'
 import { type PublicRequestOptions, postWithoutCredentials } from './public-request.ts'
 
 /**
@@ -16,25 +16,11 @@ import { type PublicRequestOptions, postWithoutCredentials } from './public-requ
  * `/pivot/token-revoked` (a newer link replaced it), `/pivot/invalid-token`, `/auth/passkey-invalid` or `/auth/invalid-code`.
  */
 
+export type { PivotFactor, PivotRedemption, PivotStepUpOptions }
+
 export interface PivotLinkOptions extends PublicRequestOptions {
   /** The link's token, as found after `#t=` in the URL. */
   token: string
-}
-
-/** How the customer can step up: passkey options for `navigator.credentials.get` (null without a passkey), SMS. */
-export interface PivotStepUpOptions {
-  expiresAt: string
-  passkey: PasskeyRequestOptions | null
-  sms: boolean
-}
-
-/** A fresh factor of the link's customer. */
-export type PivotFactor = { kind: 'passkey'; assertion: PasskeyAssertion } | { kind: 'sms-otp'; code: string }
-
-/** What redeeming a link did: the secure conversation the chat continues in, and how many messages moved into it. */
-export interface PivotRedemption {
-  secureConversationId: string
-  importedMessages: number
 }
 
 /** The token of a pivot link, from its URL (`…/secure/#t=<token>`), or undefined if it carries none. */
@@ -51,17 +37,17 @@ export function pivotTokenOf(url: string | URL): string | undefined {
 
 /** Says whether the link can still be used (and marks it opened); refused with why when it cannot. */
 export function openPivotLink(options: PivotLinkOptions): Promise<{ expiresAt: string }> {
-  return postWithoutCredentials(options, '/v1/pivot/open', { token: options.token })
+  return postWithoutCredentials(options, 'POST /v1/pivot/open', { token: options.token })
 }
 
 /** The factors the link's customer can step up with; passkey options carry a fresh single-use challenge. */
 export function pivotStepUpOptions(options: PivotLinkOptions): Promise<PivotStepUpOptions> {
-  return postWithoutCredentials(options, '/v1/pivot/step-up/options', { token: options.token })
+  return postWithoutCredentials(options, 'POST /v1/pivot/step-up/options', { token: options.token })
 }
 
 /** Texts a one-time code to the link's customer's number on file (refused after a recent SIM swap). */
 export function sendPivotSmsCode(options: PivotLinkOptions): Promise<{ expiresAt: string }> {
-  return postWithoutCredentials(options, '/v1/pivot/step-up/sms', { token: options.token })
+  return postWithoutCredentials(options, 'POST /v1/pivot/step-up/sms', { token: options.token })
 }
 
 /**
@@ -78,7 +64,7 @@ export function sendPivotSmsCode(options: PivotLinkOptions): Promise<{ expiresAt
 export async function enrolWithPivotLink(
   options: EnrolOptions & { baseUrl: string; token: string; factor: PivotFactor },
 ): Promise<EnrolledDevice & PivotRedemption> {
-  const { enrolled, answer } = await enrolWithProof<PivotRedemption>(options, '/v1/pivot/enrol', {
+  const { enrolled, answer } = await enrolWithProof(options, 'POST /v1/pivot/enrol', {
     token: options.token,
     label: options.label,
     factor: options.factor,

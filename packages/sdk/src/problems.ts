@@ -27,6 +27,10 @@ export const problemKinds = {
     status: 422,
     title: 'This Idempotency-Key was already used for a different request: send a new key with a new request',
   },
+  'request/idempotency-key-in-progress': {
+    status: 409,
+    title: 'The first request with this Idempotency-Key is still being processed: try again after Retry-After seconds',
+  },
   'auth/missing-credentials': { status: 401, title: 'Credentials are required' },
   'auth/invalid-token': { status: 401, title: 'The access token is invalid or expired' },
   'auth/invalid-dpop-proof': { status: 401, title: 'The DPoP proof is invalid' },
@@ -47,8 +51,16 @@ export const problemKinds = {
   },
   'identity/device-revoked': { status: 409, title: 'The device is revoked, which is final' },
   'tenancy/duplicate': { status: 409, title: 'A resource with this name already exists' },
+  'tenancy/last-admin': {
+    status: 409,
+    title: "This is the bank's last active admin: make another staff member admin first",
+  },
   'customers/duplicate-reference': { status: 409, title: 'A customer with this reference already exists' },
   'conversations/message-too-large': { status: 413, title: 'The message is larger than the configured limit' },
+  'conversations/signal-too-large': {
+    status: 413,
+    title: 'A typing or read indicator is larger than the limit (MAX_SIGNAL_BYTES)',
+  },
   'conversations/attachment-too-large': { status: 413, title: 'The attachment is larger than the configured limit' },
   'conversations/attachment-not-found': { status: 404, title: 'No such attachment in this conversation' },
   'conversations/idempotency-conflict': {
@@ -171,6 +183,11 @@ export const problemKinds = {
   },
   'channels/provider-rejected': { status: 502, title: 'The channel provider refused the message' },
   'channels/provider-unavailable': { status: 503, title: 'The channel provider could not be reached; try again' },
+  'channels/customer-unreachable': {
+    status: 409,
+    title:
+      'The bank cannot write to this customer first on that channel: no number on file, no Messenger conversation, or another agent’s conversation',
+  },
   'channels/customer-unknown': {
     status: 409,
     title: 'The public conversation is not linked to a customer yet; link it before inviting to the secure channel',

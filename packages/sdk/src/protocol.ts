@@ -1,5 +1,13 @@
 import { FormatRegistry, type Static, Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+import {
+  Base64,
+  ClientMessageId,
+  ContentType,
+  ConversationId,
+  type ConversationStatus,
+  type Message,
+} from './conversation-protocol.ts'
 
 /**
  * The wire formats the server and the SDK share: the server validates with these schemas and the SDK is typed from
@@ -14,69 +22,11 @@ if (!FormatRegistry.Has('date-time')) {
   FormatRegistry.Set('date-time', (value) => /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(value))
 }
 
-export const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'standard base64' })
-export const ConversationId = Type.String({ pattern: '^cnv_[A-Za-z0-9_-]{22}$' })
-export const ClientMessageId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' })
-export const ContentType = Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9][a-z0-9.+/-]*$' })
-
-export const MemberRef = Type.Object({
-  kind: Type.Union([Type.Literal('device'), Type.Literal('staff')]),
-  id: Type.String(),
-})
-
 /**
- * Who wrote a message: a member (device or staff), the bank's archive (which commits a revoked device's removal from
- * MLS groups), the customer on a public channel (`channel`, whose id is the channel identity), or Strongroom itself
- * (`system`: DLP notices, pivot invitations).
+ * The largest sequence number a frame may name: what JavaScript counts exactly, and so PostgreSQL's bigint stores (HTTP
+ * bodies are held to the same bound). The server records a node's acks in one statement, which a larger one would fail.
  */
-export const SenderRef = Type.Object({
-  kind: Type.Union([
-    Type.Literal('device'),
-    Type.Literal('staff'),
-    Type.Literal('archive'),
-    Type.Literal('channel'),
-    Type.Literal('system'),
-  ]),
-  id: Type.String(),
-})
-
-export const Message = Type.Object({
-  id: Type.String(),
-  conversationId: Type.String(),
-  seq: Type.Integer(),
-  sender: SenderRef,
-  clientMessageId: Type.String(),
-  contentType: Type.String(),
-  ciphertext: Type.String({ description: 'base64' }),
-  createdAt: Type.String(),
-  expiresAt: Type.Union([Type.String(), Type.Null()]),
-})
-export type Message = Static<typeof Message>
-
-/** Open, pending (waiting on the customer) or resolved; a message from the customer reopens it. */
-export const ConversationStatus = Type.Union([Type.Literal('open'), Type.Literal('pending'), Type.Literal('resolved')])
-export type ConversationStatus = Static<typeof ConversationStatus>
-
-export const Conversation = Type.Object({
-  id: Type.String(),
-  /** Null for a public-channel conversation whose sender is not yet linked to a customer. */
-  customerId: Type.Union([Type.String(), Type.Null()]),
-  assignedStaffId: Type.Union([Type.String(), Type.Null()]),
-  lastSeq: Type.Integer(),
-  /** When the last message arrived; null before the first. */
-  lastMessageAt: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String(),
-  status: ConversationStatus,
-  members: Type.Array(
-    Type.Object({
-      kind: Type.Union([Type.Literal('device'), Type.Literal('staff')]),
-      id: Type.String(),
-      deliveredSeq: Type.Integer(),
-      readSeq: Type.Integer(),
-    }),
-  ),
-})
-export type Conversation = Static<typeof Conversation>
+const MAX_SEQ = Number.MAX_SAFE_INTEGER
 
 export const AuthFrame = Type.Object(
   {
@@ -88,7 +38,7 @@ export const AuthFrame = Type.Object(
       Type.String({ minLength: 1, maxLength: 4096, description: 'App Attest assertion over the dpop proof' }),
     ),
     cursors: Type.Optional(
-      Type.Record(Type.String({ pattern: '^cnv_[A-Za-z0-9_-]{22}$' }), Type.Integer({ minimum: 0 }), {
+      Type.Record(Type.String({ pattern: '^cnv_[A-Za-z0-9_-]{22}$' }), Type.Integer({ minimum: 0, maximum: MAX_SEQ }), {
         maxProperties: 10000,
       }),
     ),
@@ -110,15 +60,34 @@ export const SendFrame = Type.Object(
 )
 
 export const AckFrame = Type.Object(
-  { type: Type.Literal('ack'), conversationId: ConversationId, seq: Type.Integer({ minimum: 1 }) },
+  { type: Type.Literal('ack'), conversationId: ConversationId, seq: Type.Integer({ minimum: 1, maximum: MAX_SEQ }) },
   { additionalProperties: false },
 )
 
+/**
+ * An ephemeral MLS application message (a typing or read indicator): relayed at once to the conversation's other
+ * members connected now, under the same rule as a send, and never stored, archived or sent again. At most
+ * MAX_SIGNAL_BYTES of ciphertext; the server answers `signalled` or an error with the same `ref`.
+ */
+export const SignalFrame = Type.Object(
+  {
+    type: Type.Literal('signal'),
+    ref: Type.String({ minLength: 1, maxLength: 128 }),
+    conversationId: ConversationId,
+    ciphertext: Type.String({ pattern: Base64.pattern, maxLength: 8192, description: 'standard base64' }),
+  },
+  { additionalProperties: false },
+)
+
+/** The most ciphertext a signal frame may carry: an indicator padded to 256 bytes, with MLS framing and signature. */
+export const MAX_SIGNAL_BYTES = 1024
+
 export const PingFrame = Type.Object({ type: Type.Literal('ping') }, { additionalProperties: false })
 
-export const ClientFrame = Type.Union([SendFrame, AckFrame, PingFrame])
+export const ClientFrame = Type.Union([SendFrame, SignalFrame, AckFrame, PingFrame])
 export type AuthFrame = Static<typeof AuthFrame>
 export type SendFrame = Static<typeof SendFrame>
+export type SignalFrame = Static<typeof SignalFrame>
 export type ClientFrame = Static<typeof ClientFrame>
 
 export const authFrameCheck = TypeCompiler.Compile(AuthFrame)
@@ -152,7 +121,8 @@ export interface SecurityNotice {
 
 /**
  * Something about a conversation changed that is not a message: a payment request asked, decided or expired, a pivot
- * link sent, opened, used or replaced, the conversation given to another agent, earlier messages masked. A wake-up, not the record: the client
+ * link sent, opened, used or replaced, the conversation given to another agent or marked open, pending or resolved,
+ * earlier messages masked. A wake-up, not the record: the client
  * reads the current state over the API (a stream that reconnects reads it again, since updates are not replayed).
  */
 export type ConversationUpdate =
@@ -164,6 +134,8 @@ export type ConversationUpdate =
    * began): a client showing them reads them again.
    */
   | { kind: 'redaction'; seqs: number[] }
+  /** Marked open, pending or resolved by staff; a customer's message that reopens it says so by arriving. */
+  | { kind: 'status'; status: ConversationStatus }
 
 /** What the server sends on the stream. */
 export type ServerFrame =
@@ -187,11 +159,38 @@ export type ServerFrame =
   | { type: 'pong' }
   | { type: 'closing'; reason: string; cursors: Record<string, number> }
   | { type: 'notice'; notice: SecurityNotice }
+  /** A signal frame relayed (to the members connected now, if any), or `error` with the same ref. */
+  | { type: 'signalled'; ref: string }
+  /** Another member's signal (a typing or read indicator): MLS ciphertext, read with `SecureMessaging.readSignal`. */
+  | { type: 'signal'; conversationId: string; sender: { kind: 'device' | 'staff'; id: string }; ciphertext: string }
+  /** A colleague's presence changed (staff who assign conversations only): read it again (`GET /v1/staff/presence`). */
+  | { type: 'presence'; staffId: string }
   /** `conversationId` is null for a payment request asked outside any conversation (told to the customer's devices). */
   | { type: 'update'; conversationId: string | null; update: ConversationUpdate }
 
+export * from './archive-protocol.ts'
 export * from './attachment-protocol.ts'
+export * from './audit-protocol.ts'
+export * from './auth-protocol.ts'
 export * from './channel-protocol.ts'
 export { CloseCode } from './close-codes.ts'
+export * from './consent-protocol.ts'
+export * from './content-types.ts'
+export * from './conversation-protocol.ts'
+export * from './data-subject-protocol.ts'
 export * from './desk-protocol.ts'
+export * from './e2e-protocol.ts'
+export * from './identity-protocol.ts'
+export * from './integrity-protocol.ts'
+export * from './limits-protocol.ts'
 export * from './problems.ts'
+export { idOf, oneOf } from './schema-helpers.ts'
+export * from './tenancy-protocol.ts'
+export {
+  type WireAnswer,
+  type WireBody,
+  type WireEntry,
+  type WireResponse,
+  type WireRoute,
+  wireContract,
+} from './wire-contract.ts'

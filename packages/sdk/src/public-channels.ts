@@ -12,6 +12,7 @@ export const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+
 
 export type {
   ConversationChannel,
+  CustomerChannel,
   PivotLink,
   PublicChannelConnector,
   PublicMessage,

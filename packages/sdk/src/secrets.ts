@@ -1,5 +1,5 @@
 import { Aes128Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/core'
-import type { JWK } from 'jose'
+import type { SealedSecret, SecretsKeyRegistration } from './integrity-protocol.ts'
 
 /**
  * Runtime secrets (API keys the app needs) reach a device sealed with HPKE (RFC 9180): DHKEM(P-256, HKDF-SHA256),
@@ -21,7 +21,8 @@ export function runtimeSecretContext(tenantId: string, name: string, version: nu
 export interface SecretsKeys {
   privateKey: CryptoKey
   publicKey: CryptoKey
-  publicJwk: JWK
+  /** The public half as the server registers it (`POST /v1/integrity/secrets-key`). */
+  publicJwk: SecretsKeyRegistration['publicJwk']
 }
 
 /**
@@ -32,19 +33,15 @@ export async function generateSecretsKeys(): Promise<SecretsKeys> {
   const pair = (await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, [
     'deriveBits',
   ])) as CryptoKeyPair
-  const { kty, crv, x, y } = await crypto.subtle.exportKey('jwk', pair.publicKey)
-  return { privateKey: pair.privateKey, publicKey: pair.publicKey, publicJwk: { kty, crv, x, y } as JWK }
+  const { x, y } = await crypto.subtle.exportKey('jwk', pair.publicKey)
+  return {
+    privateKey: pair.privateKey,
+    publicKey: pair.publicKey,
+    publicJwk: { kty: 'EC', crv: 'P-256', x: x as string, y: y as string },
+  }
 }
 
-/** A secret as the server delivers it. */
-export interface SealedSecret {
-  name: string
-  version: number
-  tenantId: string
-  deviceId: string
-  enc: string
-  ciphertext: string
-}
+export type { SealedSecret }
 
 const fromBase64Url = (value: string) => {
   const binary = atob(value.replace(/-/g, '+').replace(/_/g, '/'))

@@ -1,17 +1,12 @@
+import type { StaffSessionToken } from './auth-protocol.ts'
 import type { Credentials } from './credentials.ts'
 import { platformFetch } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
 import { type PublicRequestOptions, postWithoutCredentials } from './public-request.ts'
+import { routeRequest } from './route-path.ts'
+import type { WireAnswer } from './wire-contract.ts'
 
-/** A console session's token as the server issues it: short-lived, within a session that ends at a fixed time. */
-export interface StaffSessionToken {
-  staffId: string
-  token: string
-  tokenId: string
-  scopes: string[]
-  expiresAt: string
-  sessionExpiresAt: string
-}
+export type { StaffSessionToken }
 
 const RENEW_BEFORE_MS = 60_000
 
@@ -23,7 +18,7 @@ const RENEW_BEFORE_MS = 60_000
  *
  * @example
  * const session = await claimStaffSession({ baseUrl, tenantId, handoff }) // from the console's #oidc=… fragment
- * const client = new StrongroomClient({ baseUrl, credentials: session })
+ * const client = new StaffClient({ baseUrl, credentials: session })
  * const { endSessionUrl } = await session.signOut()
  */
 export class StaffSession implements Credentials {
@@ -52,8 +47,8 @@ export class StaffSession implements Credentials {
   async #current(): Promise<string> {
     const renewable = this.#token.expiresAt < this.sessionExpiresAt
     if (!renewable || this.#token.expiresAt - RENEW_BEFORE_MS > Date.now()) return this.#token.value
-    this.#renewing ??= this.#post('/v1/staff/session/refresh', this.#token.value)
-      .then((issued: StaffSessionToken) => {
+    this.#renewing ??= this.#post('POST /v1/staff/session/refresh', this.#token.value)
+      .then((issued) => {
         this.#token = { value: issued.token, expiresAt: Date.parse(issued.expiresAt) }
         return issued.token
       })
@@ -64,12 +59,15 @@ export class StaffSession implements Credentials {
   }
 
   /** Ends the session on the server (every token of it); the identity provider's logout URL, if it offers one. */
-  async signOut(): Promise<{ endSessionUrl?: string }> {
-    return this.#post('/v1/staff/session/sign-out', this.#token.value)
+  async signOut(): Promise<WireAnswer<'POST /v1/staff/session/sign-out'>> {
+    return this.#post('POST /v1/staff/session/sign-out', this.#token.value)
   }
 
-  async #post(path: string, token: string) {
-    const response = await this.#fetch(`${this.#baseUrl}${path}`, {
+  async #post<R extends 'POST /v1/staff/session/refresh' | 'POST /v1/staff/session/sign-out'>(
+    route: R,
+    token: string,
+  ): Promise<WireAnswer<R>> {
+    const response = await this.#fetch(`${this.#baseUrl}${routeRequest(route, {}).path}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}` },
     })
@@ -86,7 +84,7 @@ export class StaffSession implements Credentials {
 export async function claimStaffSession(
   options: PublicRequestOptions & { tenantId: string; handoff: string },
 ): Promise<StaffSession> {
-  const issued = await postWithoutCredentials<StaffSessionToken>(options, '/v1/staff/oidc/session', {
+  const issued = await postWithoutCredentials(options, 'POST /v1/staff/oidc/session', {
     tenantId: options.tenantId,
     handoff: options.handoff,
   })

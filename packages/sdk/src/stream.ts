@@ -1,9 +1,17 @@
-import type { OutgoingMessage, StrongroomClient, WebSocketConstructor } from './client.ts'
 import { CloseCode } from './close-codes.ts'
-import { bytesToBase64, randomId } from './encoding.ts'
+import { base64ToBytes, bytesToBase64, randomId } from './encoding.ts'
 import { StrongroomError } from './errors.ts'
-import type { ConversationUpdate, Message, SecurityNotice, SendFrame, ServerFrame } from './protocol.ts'
+import type { ConversationUpdate, Message, SecurityNotice, SendFrame, ServerFrame, SignalFrame } from './protocol.ts'
+import type { Transport, WebSocketConstructor } from './transport.ts'
 import { isDeviceSuspendedProblem, isDeviceWipedProblem } from './wipe-problem.ts'
+
+export interface OutgoingMessage {
+  contentType: string
+  ciphertext: Uint8Array
+  /** Makes sending idempotent: the same id returns the same message. A random one is made if absent. */
+  clientMessageId?: string
+  expiresAt?: Date
+}
 
 export interface StreamOptions {
   /** Where to resume, per conversation: the last sequence number this device has kept. */
@@ -15,10 +23,14 @@ export interface StreamOptions {
   /** A device's customer changed their factors (from this device or another, or the bank reset them). */
   onNotice?: (notice: SecurityNotice) => void
   /**
-   * A payment request, pivot link or assignment of a conversation changed (see ConversationUpdate): read its state.
+   * A payment request, pivot link, assignment or status of a conversation changed (see ConversationUpdate): read it.
    * Updates are not replayed after a reconnect, so read what you follow again when the state returns to `open`.
    */
   onUpdate?: (conversationId: string | null, update: ConversationUpdate) => void
+  /** Another member's signal (typing, read): MLS ciphertext, for `SecureMessaging.readSignal`. Never replayed. */
+  onSignal?: (signal: ReceivedSignal) => void
+  /** A colleague's presence changed (told to staff who assign conversations): read it again. */
+  onPresence?: (staffId: string) => void
   onStateChange?: (state: StreamState) => void
   /** A failure the stream cannot recover from by reconnecting (credentials refused). */
   onError?: (error: Error) => void
@@ -35,6 +47,13 @@ export interface SentMessage {
   createdAt: string
   /** When the server deletes it (the sender's expiry, or the retention the bank set), or null. */
   expiresAt: string | null
+}
+
+/** A signal as the stream delivered it: who the server says sent it (the MLS content says it for sure), and the bytes. */
+export interface ReceivedSignal {
+  conversationId: string
+  sender: { kind: 'device' | 'staff'; id: string }
+  ciphertext: Uint8Array
 }
 
 interface PendingSend {
@@ -56,12 +75,14 @@ const ABNORMAL_CLOSURE = 1006
  * whose acknowledgement was lost: sending is idempotent, so a retry never makes a duplicate.
  */
 export class MessageStream {
-  readonly #client: StrongroomClient
+  readonly #transport: Transport
   readonly #WebSocket: WebSocketConstructor
   readonly #options: StreamOptions
   readonly #cursors: Map<string, number>
   readonly #outbox = new Map<string, PendingSend>()
   readonly #unacked = new Map<string, number>()
+  /** Signals on their way, by ref: never kept for a reconnect (a late indicator is a wrong one). */
+  readonly #signals = new Map<string, { resolve: () => void; reject: (error: Error) => void }>()
   #socket: WebSocket | undefined
   #state: StreamState = 'connecting'
   #ready = false
@@ -72,8 +93,8 @@ export class MessageStream {
   #readyWaiters: { resolve: () => void; reject: (error: Error) => void }[] = []
   #authFailures = 0
 
-  constructor(client: StrongroomClient, WebSocketClass: WebSocketConstructor, options: StreamOptions) {
-    this.#client = client
+  constructor(transport: Transport, WebSocketClass: WebSocketConstructor, options: StreamOptions) {
+    this.#transport = transport
     this.#WebSocket = WebSocketClass
     this.#options = options
     this.#cursors = new Map(Object.entries(options.cursors ?? {}))
@@ -114,6 +135,31 @@ export class MessageStream {
     })
   }
 
+  // ── Signals: ephemeral MLS messages (typing, read), relayed and never stored ──
+
+  /**
+   * Sends a signal (an MLS application message `SecureMessaging.signal` made) to the members connected now. Resolves
+   * once relayed; rejects when refused, or at once when the stream is not open: a signal is never queued or sent again.
+   */
+  signal(conversationId: string, ciphertext: Uint8Array): Promise<void> {
+    if (!this.#ready || !this.#socket) return Promise.reject(new Error('the stream is not open'))
+    const frame: SignalFrame = {
+      type: 'signal',
+      ref: randomId(),
+      conversationId,
+      ciphertext: bytesToBase64(ciphertext),
+    }
+    return new Promise((resolve, reject) => {
+      this.#signals.set(frame.ref, { resolve, reject })
+      this.#socket?.send(JSON.stringify(frame))
+    })
+  }
+
+  #dropSignals(): void {
+    for (const pending of this.#signals.values()) pending.reject(new Error('the stream closed'))
+    this.#signals.clear()
+  }
+
   close(): void {
     this.#setState('closed')
     clearTimeout(this.#watchdog)
@@ -122,6 +168,7 @@ export class MessageStream {
     this.#socket?.close(1000, 'client closed')
     for (const pending of this.#outbox.values()) pending.reject(new Error('the stream is closed'))
     this.#outbox.clear()
+    this.#dropSignals()
     for (const waiter of this.#readyWaiters) waiter.reject(new Error('the stream is closed'))
     this.#readyWaiters = []
   }
@@ -134,14 +181,14 @@ export class MessageStream {
 
   /** The auth frame's credentials: the DPoP proof, and the App Attest assertion over it when the bank asks for one. */
   async #authorize(httpUrl: string) {
-    const auth = await this.#client.credentials.authorize('GET', httpUrl)
-    const assertion = await this.#client.requestAssertion(auth.dpop)
+    const auth = await this.#transport.credentials.authorize('GET', httpUrl)
+    const assertion = await this.#transport.requestAssertion(auth.dpop)
     return assertion ? { ...auth, assertion } : auth
   }
 
   #connect(): void {
     if (this.#state === 'closed') return
-    const httpUrl = `${this.#client.baseUrl}/v1/stream`
+    const httpUrl = `${this.#transport.baseUrl}/v1/stream`
     const socket = new this.#WebSocket(httpUrl.replace(/^http/, 'ws'))
     this.#socket = socket
     this.#ready = false
@@ -150,7 +197,7 @@ export class MessageStream {
         (auth) => {
           if (socket !== this.#socket) return
           const cursors = this.cursors
-          const integrity = this.#client.integrityToken
+          const integrity = this.#transport.integrityToken
           socket.send(
             JSON.stringify({
               type: 'auth',
@@ -164,7 +211,7 @@ export class MessageStream {
           this.#options.onError?.(error)
           // The token renewal was answered with a wipe command: obey it, and stay closed.
           if (error instanceof StrongroomError && isDeviceWipedProblem(error.problem)) {
-            void this.#client.obeyWipeCommand(error.problem).catch(() => undefined)
+            void this.#transport.obeyWipeCommand(error.problem).catch(() => undefined)
             this.close()
             return
           }
@@ -252,17 +299,35 @@ export class MessageStream {
       case 'notice':
         this.#options.onNotice?.(frame.notice)
         return
+      case 'signalled':
+        this.#signals.get(frame.ref)?.resolve()
+        this.#signals.delete(frame.ref)
+        return
+      case 'signal': {
+        const { conversationId, sender } = frame
+        this.#options.onSignal?.({ conversationId, sender, ciphertext: base64ToBytes(frame.ciphertext) })
+        return
+      }
+      case 'presence':
+        this.#options.onPresence?.(frame.staffId)
+        return
       case 'update':
         this.#options.onUpdate?.(frame.conversationId, frame.update)
         return
       case 'error': {
+        const signal = frame.ref === undefined ? undefined : this.#signals.get(frame.ref)
+        if (signal && frame.ref !== undefined) {
+          this.#signals.delete(frame.ref)
+          signal.reject(new StrongroomError(frame.problem))
+          return
+        }
         const pending = frame.ref === undefined ? undefined : this.#outbox.get(frame.ref)
         if (pending && frame.ref !== undefined) {
           this.#outbox.delete(frame.ref)
           pending.reject(new StrongroomError(frame.problem))
         } else if (!pending) {
           // Refused as a revoked device, with a wipe command: obey it (the 4003 close follows).
-          void this.#client.obeyWipeCommand(frame.problem).catch(() => undefined)
+          void this.#transport.obeyWipeCommand(frame.problem).catch(() => undefined)
           this.#options.onError?.(new StrongroomError(frame.problem))
         }
         return
@@ -284,12 +349,13 @@ export class MessageStream {
   #onClose(code: number): void {
     clearTimeout(this.#watchdog)
     this.#ready = false
+    this.#dropSignals()
     if (this.#state === 'closed') return
     if (code === CloseCode.revoked) {
       this.#options.onError?.(new Error('this device has been revoked'))
       this.close()
       // Revoked while connected: the server's wipe command comes with the next use of the key, so ask now.
-      void this.#client.checkRevocation().catch(() => undefined)
+      void this.#transport.checkRevocation().catch(() => undefined)
       return
     }
     if (code === CloseCode.suspended) {
@@ -299,7 +365,7 @@ export class MessageStream {
       return
     }
     if (code === CloseCode.unauthorized || code === CloseCode.tokenExpired) {
-      this.#client.credentials.invalidate()
+      this.#transport.credentials.invalidate()
       // A token can be refused once for being stale; refused again right after renewal, the device is not allowed.
       if (code === CloseCode.unauthorized && ++this.#authFailures > 1) {
         const error = new Error('the server refused the stream credentials')
@@ -309,7 +375,7 @@ export class MessageStream {
       }
     } else {
       // The node may be gone or going (a restart, a crash): try the next one, if there are several.
-      this.#client.failover()
+      this.#transport.failover()
     }
     this.#setState('reconnecting')
     const delay = this.#backoff * (0.5 + Math.random() / 2)

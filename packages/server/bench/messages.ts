@@ -24,7 +24,8 @@ import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, type MemberClient, StaffClient, StaffToken } from '@strongroom/sdk'
+import pg from 'pg'
 import WebSocket from 'ws'
 import { createTestDatabase } from '../src/testing/harness.ts'
 import { type RawPair, RawStream, rawPhase } from './raw-stream.ts'
@@ -106,9 +107,9 @@ async function main() {
         (archiveNode ? `; archive member on ${archiveNode.url} (pid ${archiveNode.pid})` : ''),
     )
 
-    const agent = new StrongroomClient({ baseUrl: url, credentials: new StaffToken(staff.token) })
+    const agent = new StaffClient({ baseUrl: url, credentials: new StaffToken(staff.token) })
     log(`enrolling ${pairs * 2} devices…`)
-    const devices: { a: StrongroomClient; b: StrongroomClient; bId: string; customerId: string }[] = []
+    const devices: { a: MemberClient; b: MemberClient; bId: string; customerId: string }[] = []
     const rawPairs: RawPair[] = []
     for (let i = 0; i < pairs; i++) {
       const customer = await agent.createCustomer({ externalRef: `B-${i}`, displayName: `Bench ${i}` })
@@ -131,6 +132,23 @@ async function main() {
       return (Number(fields[11]) + Number(fields[12])) / 100
     }
     const us = (seconds: number, messages: number) => Math.round((seconds * 1e6) / messages)
+    // PostgreSQL's CPU for the benchmark's database: its backends' (on this machine), read per process id.
+    const admin = databaseUrl ? new pg.Client({ connectionString: databaseUrl }) : undefined
+    admin?.on('error', () => {}) // its backend is ended when the database is dropped
+    await admin?.connect()
+    const backendsCpu = async (): Promise<Map<number, number>> => {
+      const cpu = new Map<number, number>()
+      if (!admin) return cpu
+      const { rows } = await admin.query<{ pid: number }>(
+        'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      )
+      for (const { pid: backend } of rows) {
+        try {
+          cpu.set(backend, cpuOf(backend))
+        } catch {} // ended meanwhile, or the server is on another machine
+      }
+      return cpu
+    }
     const quantiles = (latencies: number[]) => {
       const sorted = [...latencies].sort((a, b) => a - b)
       const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
@@ -140,6 +158,7 @@ async function main() {
     /** Runs one phase and measures it: delivered msgs/s, latency, server (and archive node) and client CPU. */
     async function measure(name: string, total: number, drive: () => Promise<{ latencies: number[]; end: number }>) {
       const cpuBefore = cpuOf(pid)
+      const databaseBefore = await backendsCpu()
       const clientCpuBefore = process.cpuUsage()
       const clientLoop = monitorEventLoopDelay({ resolution: 1 })
       clientLoop.enable()
@@ -147,6 +166,8 @@ async function main() {
       const { latencies, end } = await drive()
       const seconds = (end - started) / 1000
       const serverCpu = cpuOf(pid) - cpuBefore
+      let databaseCpu = 0
+      for (const [backend, cpu] of await backendsCpu()) databaseCpu += cpu - (databaseBefore.get(backend) ?? 0)
       const clientCpu = process.cpuUsage(clientCpuBefore)
       clientLoop.disable()
       const result = {
@@ -154,12 +175,13 @@ async function main() {
         ...quantiles(latencies),
         cpuSec: Number(serverCpu.toFixed(2)),
         serverCpuUsPerMsg: us(serverCpu, total),
+        databaseCpuUsPerMsg: admin ? us(databaseCpu, total) : null,
         clientCpuUsPerMsg: us((clientCpu.user + clientCpu.system) / 1e6, total),
       }
       log(
         `${name}: ${total} messages in ${seconds.toFixed(2)} s = ${result.msgsPerSec} msgs/s delivered; ` +
           `latency p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms; server CPU ${result.cpuSec} s ` +
-          `(${result.serverCpuUsPerMsg} µs/msg), load generator CPU ${result.clientCpuUsPerMsg} µs/msg, ` +
+          `(${result.serverCpuUsPerMsg} µs/msg), PostgreSQL ${result.databaseCpuUsPerMsg ?? '-'} µs/msg, load generator CPU ${result.clientCpuUsPerMsg} µs/msg, ` +
           `its event-loop delay p99 ${(clientLoop.percentile(99) / 1e6).toFixed(1)} ms`,
       )
       return result
@@ -268,6 +290,7 @@ async function main() {
       }
     }
 
+    await admin?.end()
     const rssMb = Math.round(
       Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
     )
@@ -288,6 +311,8 @@ async function main() {
         ...(latency ? { p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, latencyRate: Math.round(latencyRate) } : {}),
         serverCpuUsPerMsg: throughput.serverCpuUsPerMsg,
         ...(latency ? { halfRateServerCpuUsPerMsg: latency.serverCpuUsPerMsg } : {}),
+        databaseCpuUsPerMsg: throughput.databaseCpuUsPerMsg,
+        ...(latency ? { halfRateDatabaseCpuUsPerMsg: latency.databaseCpuUsPerMsg } : {}),
         clientCpuUsPerMsg: throughput.clientCpuUsPerMsg,
         cpuSec: Number((throughput.cpuSec + (latency?.cpuSec ?? 0)).toFixed(2)),
         rssMb,

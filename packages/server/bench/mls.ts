@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken } from '@strongroom/sdk'
 import {
   credentialAuthorityService,
   generateKeyPackages,
@@ -146,7 +146,7 @@ for (const size of sizes) {
   try {
     const bank = await createTestBank(server)
     // One agent (one MLS member) in every conversation, as in a bank's console.
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const agentSecure = await SecureMessaging.open(agent, { provider: nodeCryptoProvider, store: new MemoryStore() })
     const pairs = await Promise.all(
       Array.from({ length: conversations }, async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { StrongroomClient } from '@strongroom/sdk'
+import type { MemberClient } from '@strongroom/sdk'
 import WebSocket from 'ws'
 
 /**
@@ -16,7 +16,7 @@ export class RawStream {
     socket.on('message', (data) => this.#onFrame(data.toString()))
   }
 
-  static async open(client: StrongroomClient): Promise<RawStream> {
+  static async open(client: MemberClient): Promise<RawStream> {
     const httpUrl = `${client.baseUrl}/v1/stream`
     const socket = new WebSocket(httpUrl.replace(/^http/, 'ws'), { perMessageDeflate: false })
     await new Promise((resolve, reject) => {

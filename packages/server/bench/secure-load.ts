@@ -1,4 +1,4 @@
-import type { MessageStream, StrongroomClient } from '@strongroom/sdk'
+import type { MemberClient, MessageStream } from '@strongroom/sdk'
 import { MemoryStore, nodeCryptoProvider, SecureMessaging } from '@strongroom/sdk/mls-node'
 
 /** A pair of a customer's devices in a secure conversation with the archive: one sends, the other reads. */
@@ -22,8 +22,8 @@ export interface SecureDeliveries {
  * receiver decrypts every message it is delivered (in order, as `receive` does) and reports it to `deliveries`.
  */
 export async function securePair(
-  a: StrongroomClient,
-  b: StrongroomClient,
+  a: MemberClient,
+  b: MemberClient,
   conversationId: string,
   receiverDeviceId: string,
   deliveries: SecureDeliveries,

@@ -18,7 +18,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { type DeviceClient, enrolDevice, StaffClient, StaffToken } from '@strongroom/sdk'
 import WebSocket from 'ws'
 import { createTestDatabase } from '../src/testing/harness.ts'
 
@@ -147,8 +147,8 @@ async function main() {
         : undefined
     if (why) log(`target ${target} cut to ${reachable}: ${why}`)
 
-    const agent = new StrongroomClient({ baseUrl: url, credentials: new StaffToken(staff.token) })
-    const devices: StrongroomClient[] = []
+    const agent = new StaffClient({ baseUrl: url, credentials: new StaffToken(staff.token) })
+    const devices: DeviceClient[] = []
     log(`enrolling ${args.devices} devices…`)
     for (let i = 0; i < Number(args.devices); i++) {
       const customer = await agent.createCustomer({ externalRef: `S-${i}`, displayName: `Idle ${i}` })
@@ -191,7 +191,7 @@ async function main() {
       // Fresh proofs for each batch: a proof is accepted for about a minute after it was made.
       const frames = await Promise.all(
         Array.from({ length: count }, async (_, i) => {
-          const device = devices[(done + i) % devices.length] as StrongroomClient
+          const device = devices[(done + i) % devices.length] as DeviceClient
           return JSON.stringify({ type: 'auth', ...(await device.credentials.authorize('GET', streamUrl)) })
         }),
       )

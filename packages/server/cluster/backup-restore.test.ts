@@ -9,7 +9,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { type ConsentRequest, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { type ConsentRequest, StaffClient, StaffToken } from '@strongroom/sdk'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { runStrongroom } from '../src/testing/cli.ts'
 import {
@@ -46,8 +46,8 @@ describe('backup and restore drill: pg_dump of a live system and the key files, 
     liveDatabase = await createTestDatabase()
     live = await startTestServer({ auditCheckpointRecords: 5, archiveCheckpointRecords: 1 }, liveDatabase)
     bank = await createTestBank(live, 'Drill Bank')
-    const agent = new StrongroomClient({ baseUrl: live.url, credentials: new StaffToken(bank.agentToken) })
-    const admin = new StrongroomClient({ baseUrl: live.url, credentials: new StaffToken(bank.adminToken) })
+    const agent = new StaffClient({ baseUrl: live.url, credentials: new StaffToken(bank.agentToken) })
+    const admin = new StaffClient({ baseUrl: live.url, credentials: new StaffToken(bank.adminToken) })
     // A public conversation (archived by the archive member), a conversation with messages, an approved payment.
     await configureSimulatedSms(admin, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
     await new SimulatedPhone(live.url, STRANGER_PHONE).texts(BANK_NUMBER, 'Is my card blocked?')
@@ -120,7 +120,7 @@ describe('backup and restore drill: pg_dump of a live system and the key files, 
       },
       restoredDatabase,
     )
-    const agent = new StrongroomClient({ baseUrl: restored.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: restored.url, credentials: new StaffToken(bank.agentToken) })
     const texts = (await agent.listMessages(conversationId)).map((m) => Buffer.from(m.ciphertext, 'base64').toString())
     assert.deepEqual(texts, ['Hello from the bank', 'Hello from the customer'])
     const publicMessages = await agent.request<{ messages: { text: string }[] }>(

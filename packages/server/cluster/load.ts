@@ -1,4 +1,11 @@
-import { base64ToBytes, enrolDevice, type MessageStream, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import {
+  base64ToBytes,
+  enrolDevice,
+  type MemberClient,
+  type MessageStream,
+  StaffClient,
+  StaffToken,
+} from '@strongroom/sdk'
 import { pinnedFetch } from '@strongroom/sdk/pins-node'
 import WebSocket from 'ws'
 import { type RunningCluster, staffOfNewBank } from './local-cluster.ts'
@@ -39,8 +46,8 @@ interface Sent {
 interface Conversation {
   index: number
   id: string
-  sender: { kind: 'stream' | 'http'; client: StrongroomClient; stream?: MessageStream; route: Route }
-  receiver: { client: StrongroomClient; stream: MessageStream; route: Route }
+  sender: { kind: 'stream' | 'http'; client: MemberClient; stream?: MessageStream; route: Route }
+  receiver: { client: MemberClient; stream: MessageStream; route: Route }
   /** Frames on the receiver's sockets; deliveries to the application (after the SDK's own de-duplication). */
   wire: WireFrame[]
   delivered: { id: string; seq: number; at: number; run: string; k: number; sentAt: number }[]
@@ -132,7 +139,7 @@ export class ClusterLoad {
       certificate: cluster.caCertificate,
     }
     const staff = (route: Route) =>
-      new StrongroomClient({
+      new StaffClient({
         baseUrl: route.baseUrl,
         credentials: new StaffToken(agent.token),
         timeoutMs,
@@ -143,8 +150,8 @@ export class ClusterLoad {
       // Every combination: stream or HTTP sender, each side direct or through HAProxy.
       const senderRoute = (index >> 1) % 2 === 0 ? direct(index) : haproxy
       const receiverRoute = (index >> 2) % 2 === 0 ? direct(index) : haproxy
-      // A creation that timed out may have run on the node all the same and answer 409 when repeated on the next
-      // (creations have no idempotency key): a new reference then, leaving a customer nobody uses.
+      // A creation that failed on every node may have run on one all the same; called again it has a new
+      // Idempotency-Key and meets its own reference (409): a new reference then, leaving a customer nobody uses.
       const customer = await admin
         .createCustomer({ externalRef: `L-${index}`, displayName: `Load ${index}` })
         .catch(() => admin.createCustomer({ externalRef: `L-${index}-again`, displayName: `Load ${index}` }))
@@ -342,7 +349,7 @@ export class ClusterLoad {
 
   /** A conversation's clients as the figures name them: `c3 (http via haproxy -> direct on http://…)`. */
   describe(conversation: Conversation): string {
-    const where = (side: { route: Route; client: StrongroomClient }) =>
+    const where = (side: { route: Route; client: MemberClient }) =>
       side.route.name === 'haproxy' ? 'via haproxy' : `direct on ${side.client.baseUrl}`
     return `c${conversation.index} (${conversation.sender.kind} ${where(conversation.sender)} -> ${where(conversation.receiver)})`
   }

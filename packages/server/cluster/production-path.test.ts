@@ -16,10 +16,11 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   enrolWithPivotLink,
+  type MemberClient,
   pivotStepUpOptions,
   pivotTokenOf,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   sendPivotSmsCode,
 } from '@strongroom/sdk'
 import type { Pdu } from 'smpp'
@@ -66,7 +67,7 @@ describe('the production path of the README, from an empty database', { skip }, 
   let agentId: string
   const tokens = { admin: '', agent: '' }
   /** A staff client on the node without the archive member. */
-  const staff = (token: string) => new StrongroomClient({ baseUrl: plain.url, credentials: new StaffToken(token) })
+  const staff = (token: string) => new StaffClient({ baseUrl: plain.url, credentials: new StaffToken(token) })
 
   const strongroom = (args: string[], extra: NodeJS.ProcessEnv = {}) => runStrongroom(args, { ...env, ...extra }, dir)
   const json = (args: string[], extra: NodeJS.ProcessEnv = {}) => {
@@ -85,7 +86,7 @@ describe('the production path of the README, from an empty database', { skip }, 
       children,
       dir,
     )
-  const claimArchive = (client: StrongroomClient, conversationId: string) =>
+  const claimArchive = (client: MemberClient, conversationId: string) =>
     client.request('POST', `/v1/conversations/${conversationId}/e2e/key-packages/claim`, {
       members: [{ kind: 'archive', id: 'archive' }],
     })

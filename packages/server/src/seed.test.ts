@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { operator } from './audit/events.ts'
 import { ConfigError } from './platform/config.ts'
@@ -27,7 +27,7 @@ before(async () => {
 after(() => server.stop())
 
 test('the demo bank answers SMS, WhatsApp, Messenger and RCS, and its secrets are not in the credentials file', async () => {
-  const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(credentials.adminToken) })
+  const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(credentials.adminToken) })
   const { channels } = await admin.request<{ channels: { connector: string; address: string }[] }>(
     'GET',
     '/v1/channels',
@@ -54,7 +54,7 @@ test("a text from the demo customer's phone in the simulator reaches the demo ag
   assert.ok(sms)
   const sent = await phone.send('twilio', { from: demoAddresses.customerPhone, to: sms.address, text: 'Hello bank' })
   assert.equal(sent.status, 200)
-  const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(credentials.agentToken) })
+  const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(credentials.agentToken) })
   const [conversation] = await agent.listConversations()
   assert.equal(conversation?.customerId, credentials.customerId)
   const [message] = await agent.listPublicMessages(conversation?.id as string)

@@ -290,7 +290,7 @@ async function startServices(
   parts: { gate: IntegrityGate; hubAuthenticator: StreamAuthenticator; archiveSink: ArchiveSink | undefined },
 ) {
   const { config } = ctx
-  const messageLog = new MessageLog(ctx, groupMessageAdmission(ctx))
+  const messageLog = new MessageLog(ctx, groupMessageAdmission)
   const outside = externalServices(config)
   const channelDeps: ChannelDeps = openChannels(ctx, {
     messageLog,

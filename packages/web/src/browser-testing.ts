@@ -1,7 +1,8 @@
 /**
  * What the browser tests share: Debian's Chromium (never a downloaded browser), where screenshots go, a real server
- * serving a fresh build of the pages, a watch on a page for script errors, policy violations and failed requests,
- * waiting for what a page cannot show, and the accessibility check.
+ * serving a fresh build of the pages (with a bank and Chromium started), a watch on a page for script errors, policy
+ * violations and failed requests, waiting for what a page cannot show, Chromium's virtual passkey authenticator, and
+ * the accessibility check.
  */
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
@@ -9,8 +10,16 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import AxeBuilder from '@axe-core/playwright'
-import { type Config, skipUnlessPresent, startTestServer, type TestServer } from '@strongroom/server/testing'
-import type { Page } from 'playwright-core'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
+import {
+  type Config,
+  createTestBank,
+  skipUnlessPresent,
+  startTestServer,
+  type TestBank,
+  type TestServer,
+} from '@strongroom/server/testing'
+import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core'
 import { buildWeb } from '../build.ts'
 
 export const CHROMIUM = process.env.STRONGROOM_CHROMIUM ?? '/usr/bin/chromium'
@@ -32,10 +41,20 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * A localhost origin on a free port, and the server settings that make it the WebAuthn relying party: WebAuthn needs
+ * the origin (with its port) known before the server starts.
+ */
+export async function webAuthnOrigin(): Promise<{ origin: string; overrides: Partial<Config> }> {
+  const port = await freePort()
+  const origin = `http://localhost:${port}`
+  return { origin, overrides: { port, publicUrl: origin, rpId: 'localhost', rpOrigins: origin } }
+}
+
+/**
  * Builds the pages into a temporary directory and starts a real server (dev mode, so the simulator is there) that
  * serves them; stopping it removes the build. Makes the screenshot directory too.
  */
-export async function startPagesServer(
+async function startPagesServer(
   overrides: Partial<Config> = {},
   /** `archiveSink`: what the archive member decrypts, for tests that count it. */
   options: Parameters<typeof startTestServer>[2] = {},
@@ -57,6 +76,59 @@ export async function startPagesServer(
     removeBuild()
     throw error
   }
+}
+
+export interface BankPages {
+  server: TestServer
+  bank: TestBank
+  /** The bank's agent and admin through the API. */
+  agentApi: StaffClient
+  adminApi: StaffClient
+  browser: Browser
+}
+
+/**
+ * What most browser tests start from: the pages server (see startPagesServer), a bank on it (createTestBank's name
+ * when none is given), and Chromium. The caller closes the browser and stops the server.
+ */
+export async function startBankPages(
+  bankName?: string,
+  overrides: Partial<Config> = {},
+  options: Parameters<typeof startPagesServer>[1] = {},
+): Promise<BankPages> {
+  const server = await startPagesServer(overrides, options)
+  try {
+    const bank = await createTestBank(server, bankName)
+    const staff = (token: string) => new StaffClient({ baseUrl: server.url, credentials: new StaffToken(token) })
+    const browser = await chromium.launch({ executablePath: CHROMIUM })
+    return { server, bank, agentApi: staff(bank.agentToken), adminApi: staff(bank.adminToken), browser }
+  } catch (error) {
+    await server.stop()
+    throw error
+  }
+}
+
+/**
+ * Gives the page a phone's or laptop's built-in authenticator (Chromium's virtual one): discoverable credentials, the
+ * user verified, no prompt. Returns the DevTools session and the authenticator's id, to read or change it.
+ */
+export async function addPlatformAuthenticator(
+  context: BrowserContext,
+  page: Page,
+): Promise<{ cdp: CDPSession; authenticatorId: string }> {
+  const cdp = await context.newCDPSession(page)
+  await cdp.send('WebAuthn.enable')
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  })
+  return { cdp, authenticatorId }
 }
 
 /** Polls until `read` gives something `done` accepts, up to the generous wait. */
@@ -94,9 +166,17 @@ export function watchPage(
   })
 }
 
-/** axe-core on the page as it is: no serious or critical violation. */
+/**
+ * axe-core on the page as it is: no serious or critical violation. Its color-contrast rule (WCAG AA, 4.5:1 for text)
+ * must have run and found text to check: the design system's colours are held to it on every screen.
+ */
 export async function assertAccessible(page: Page, screen: string): Promise<void> {
   const results = await new AxeBuilder({ page }).analyze()
+  assert.ok(
+    results.passes.some((rule) => rule.id === 'color-contrast') ||
+      results.violations.some((rule) => rule.id === 'color-contrast'),
+    `${screen}: axe's color-contrast rule checked no text`,
+  )
   const serious = results.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)

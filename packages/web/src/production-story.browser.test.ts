@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import {
   createTestDatabase,
   type RunningCluster,
@@ -29,22 +29,21 @@ import {
 } from '@strongroom/server/testing'
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core'
 import { buildWeb } from '../build.ts'
-import { CHROMIUM, freePort, outputDir, WAIT, watchPage, withoutChromium } from './browser-testing.ts'
+import {
+  addPlatformAuthenticator,
+  CHROMIUM,
+  freePort,
+  outputDir,
+  WAIT,
+  watchPage,
+  withoutChromium,
+} from './browser-testing.ts'
 
 const CUSTOMER_PHONE = '+447700900123'
 const BANK_NUMBER = '+442071838790'
 const CUSTOMER = 'Grace Texter'
 const PAN = '4111 1111 1111 1111'
 const SMSC_LOGIN = { systemId: 'bank01', password: 'pw12345' }
-/** A phone's or laptop's built-in authenticator: discoverable credentials, the user verified. */
-const PLATFORM_AUTHENTICATOR = {
-  protocol: 'ctap2',
-  transport: 'internal',
-  hasResidentKey: true,
-  hasUserVerification: true,
-  isUserVerified: true,
-  automaticPresenceSimulation: true,
-} as const
 
 const haproxyInstalled = !spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).error
 const clusterMissing = skipUnlessPresent(
@@ -127,7 +126,7 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
     agentInvitation = agentStaff.url as string
     json(['customer', 'create', '--tenant', tenantId, '--ref', 'C-1', '--name', CUSTOMER, '--phone', CUSTOMER_PHONE])
     // ...then the admin API (on a node, inside the bank's network): the SMS channel and what a browser may approve.
-    const admin = new StrongroomClient({
+    const admin = new StaffClient({
       baseUrl: cluster.nodes[1]?.url as string,
       credentials: new StaffToken(adminToken as string),
     })
@@ -159,9 +158,7 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
     agent = await agentContext.newPage()
     watchPage(agent, pageProblems)
     // The agent's laptop: a platform authenticator that verifies the user (Chromium's virtual one).
-    const agentCdp = await agentContext.newCDPSession(agent)
-    await agentCdp.send('WebAuthn.enable')
-    await agentCdp.send('WebAuthn.addVirtualAuthenticator', { options: PLATFORM_AUTHENTICATOR })
+    await addPlatformAuthenticator(agentContext, agent)
   })
 
   after(async () => {
@@ -232,9 +229,7 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
         (status === 409 && /\/e2e\/(group|key-packages\/claim)$/.test(pathname)) ||
         (status === 403 && /\/v1\/consents\/[^/]+\/approve$/.test(pathname)),
     )
-    cdp = await phoneContext.newCDPSession(secure)
-    await cdp.send('WebAuthn.enable')
-    ;({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', { options: PLATFORM_AUTHENTICATOR }))
+    ;({ cdp, authenticatorId } = await addPlatformAuthenticator(phoneContext, secure))
     await secure.goto(link)
     await secure.getByRole('heading', { name: 'Confirm it’s you' }).waitFor()
     const beforeCode = smsc.submits.length

@@ -13,17 +13,11 @@ import assert from 'node:assert/strict'
 import { copyFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
-import { configureSimulatedSms, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core'
-import {
-  assertAccessible,
-  CHROMIUM,
-  outputDir,
-  startPagesServer,
-  watchPage,
-  withoutChromium,
-} from './browser-testing.ts'
+import type { StaffClient } from '@strongroom/sdk'
+import type { TestBank, TestServer } from '@strongroom/server/testing'
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
+import { assertAccessible, outputDir, withoutChromium } from './browser-testing.ts'
+import { startPivotPages } from './pivot-pages.ts'
 
 const CUSTOMER_PHONE = '+447700900123'
 const BANK_NUMBER = '+442071838750'
@@ -35,7 +29,7 @@ const readmeImages = { console: 'console.png', secure: 'secure-chat.png', simula
 describe('the whole story in Chromium: simulator, console and secure chat', { skip: withoutChromium }, () => {
   let server: TestServer
   let bank: TestBank
-  let agentApi: StrongroomClient
+  let agentApi: StaffClient
   let browser: Browser
   let phoneContext: BrowserContext
   let phone: Page
@@ -69,26 +63,14 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
   }
 
   before(async () => {
-    server = await startPagesServer()
-    bank = await createTestBank(server, 'Story Bank')
-    agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    await agentApi.createCustomer({ externalRef: 'STORY-1', displayName: CUSTOMER, phoneNumber: CUSTOMER_PHONE })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    await configureSimulatedSms(admin, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
-    browser = await chromium.launch({ executablePath: CHROMIUM })
-    // The customer's phone: the simulator, and the secure page it opens, at 360 px.
-    phoneContext = await browser.newContext({ viewport: { width: 360, height: 740 } })
-    phoneContext.on('page', (page) =>
-      watchPage(
-        page,
-        pageProblems,
-        // The browser makes the MLS group and adds whom it can: a refusal there is part of the protocol.
-        (status, pathname) => status === 409 && /\/e2e\/(group|key-packages\/claim)$/.test(pathname),
-      ),
-    )
-    phone = await phoneContext.newPage()
-    agent = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
-    watchPage(agent, pageProblems)
+    // The customer's phone (the simulator, and the secure page it opens) at 360 px; the console at 1280 by 800.
+    ;({ server, bank, agentApi, browser, phoneContext, phone, agent } = await startPivotPages({
+      bankName: 'Story Bank',
+      customer: { name: CUSTOMER, externalRef: 'STORY-1', phone: CUSTOMER_PHONE },
+      bankNumber: BANK_NUMBER,
+      problems: pageProblems,
+      agentViewport: { width: 1280, height: 800 },
+    }))
   })
 
   after(async () => {
@@ -146,6 +128,11 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
   })
 
   test('3. the customer opens the link at 360 px, steps up with the texted code, and sees the SMS history above the divider', async () => {
+    // The phone from its header down, its thread at the newest message: the link as the customer sees it.
+    await links()
+      .last()
+      .evaluate((link) => link.closest('.bubble')?.scrollIntoView({ block: 'end' }))
+    await phone.locator('.phone').evaluate((element) => element.scrollIntoView({ block: 'start' }))
     await shot(phone, 'simulator-link', 'simulator')
     const [opened] = await Promise.all([phoneContext.waitForEvent('page'), links().last().click()])
     secure = opened
@@ -213,8 +200,10 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     await card.getByText('Story Bank Card Services').waitFor()
     await card.getByText('GB29NWBK60161331926819').waitFor()
     await card.getByText('Replacement card fee').waitFor()
-    // The card takes room from the chat at 360 px: the newest message stays in view above it.
-    assert.ok(await inLogView(secureLog().getByText('Thank you. How much is it?')), 'the newest message is in view')
+    // The card takes room from the chat at 360 px: the newest entry of the chat, the request itself in the timeline,
+    // stays in view above it.
+    const requestInChat = secureLog().getByText(/asked you to confirm GBP 25\.00 to Story Bank Card Services/)
+    assert.ok(await inLogView(requestInChat), 'the newest entry is in view')
     await shot(secure, 'secure-consent')
     await card.getByText('Story Bank asks you to confirm a payment').waitFor()
     await card.getByText(/min \d+ s left/).waitFor()
@@ -256,6 +245,7 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     )
     await confirmButton.click()
     await card.getByText('Approved.').waitFor()
+    await secure.locator('.consents').evaluate((section) => section.scrollTo(0, 0))
     await shot(secure, 'secure-approved', 'secure')
 
     await asked.getByRole('status').getByText('Approved').waitFor()
@@ -274,7 +264,9 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
     await consoleLog().getByText(`Approved by ${CUSTOMER} on their registered device`, { exact: false }).waitFor()
     await secureLog().getByText('You approved GBP 25.00 to Story Bank Card Services.').waitFor()
     await asked.getByText('£25.00').first().waitFor()
-    await asked.evaluate((element) => element.scrollIntoView({ block: 'end' }))
+    // Folded again for the picture: the receipt as a person reads it, beside the conversation.
+    await asked.getByText('Receipt details (for compliance)').click()
+    await asked.evaluate((element) => element.scrollIntoView({ block: 'center' }))
     await shot(agent, 'console-approved', 'console')
     console.log(`the whole story, from the first text to the verified receipt, took ${Date.now() - started} ms`)
   })

@@ -1,8 +1,9 @@
 import { exportJWK, type JSONWebKeySet, type JWK } from 'jose'
-import { type EnrolledDevice, StrongroomClient, type WebSocketConstructor } from '../client.ts'
+import { DeviceClient, type EnrolledDevice } from '../client.ts'
 import { type Credentials, DeviceKey } from '../credentials.ts'
 import type { DeviceKeyAlgorithm, DeviceKeys } from '../device-keys.ts'
 import type { WipeTarget } from '../remote-wipe.ts'
+import type { WebSocketConstructor } from '../transport.ts'
 import { type BrowserKeyShelf, openBrowserDatabase } from './browser-store.ts'
 import type { SecureStore } from './secure-store.ts'
 
@@ -109,12 +110,12 @@ export class BrowserDevice {
     credentials?: Credentials
     WebSocket?: WebSocketConstructor
     onRevoked: (outcome: { confirmed: boolean }) => void
-  }): StrongroomClient {
+  }): DeviceClient {
     const enrolment = this.#enrolment
     const keys = this.#deviceKeys
     if (!enrolment || !keys) throw new TypeError('this browser is not an enrolled device')
     const { wipeKeys, tenantId, deviceId, keyThumbprint } = enrolment
-    return new StrongroomClient({
+    return new DeviceClient({
       baseUrl: options.baseUrl,
       credentials: options.credentials ?? new DeviceKey(keys),
       ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),

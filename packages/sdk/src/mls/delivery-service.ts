@@ -1,5 +1,7 @@
-import type { JWK } from 'jose'
-import type { StrongroomClient } from '../client.ts'
+import { base64url, type JWK } from 'jose'
+import type { MemberClient } from '../client.ts'
+import { MLS_CONTENT_TYPE } from '../content-types.ts'
+import type { KeyPackageStock, MlsCipherSuite } from '../e2e-protocol.ts'
 import { base64ToBytes, bytesToBase64 } from '../encoding.ts'
 import { StrongroomError } from '../errors.ts'
 import type { Message } from '../protocol.ts'
@@ -8,11 +10,7 @@ import type { MemberIdentity } from './member-credential.ts'
 /** A member to add or remove; with `instance`, one of a staff member's browsers only. */
 export type MemberRef = { kind: MemberIdentity['kind']; id: string; instance?: string }
 
-export interface KeyPackageStock {
-  available: number
-  lastResort: boolean
-  low: boolean
-}
+export type { KeyPackageStock }
 
 export interface PendingWelcome {
   id: string
@@ -41,7 +39,7 @@ export interface DeliveryService {
   /** With `replace`, the member's (instance's) unclaimed key packages in the directory are dropped first. */
   uploadKeyPackages(keyPackages: Uint8Array[], lastResort?: Uint8Array, options?: { replace: boolean }): Promise<void>
   claimKeyPackages(conversationId: string, members: MemberRef[]): Promise<Uint8Array[]>
-  registerGroup(conversationId: string, groupId: Uint8Array, cipherSuite: string): Promise<void>
+  registerGroup(conversationId: string, groupId: Uint8Array, cipherSuite: MlsCipherSuite): Promise<void>
   /** A member's commit, or a member's external commit re-joining the group; with the GroupInfo of the next epoch. */
   submitCommit(
     conversationId: string,
@@ -64,8 +62,7 @@ export interface DeliveryService {
   deleteWelcome(welcomeId: string): Promise<void>
 }
 
-/** The media type of an MLS message (RFC 9420, section 17.10). */
-export const MLS_CONTENT_TYPE = 'message/mls'
+export { MLS_CONTENT_TYPE }
 
 export function isEpochConflict(error: unknown): boolean {
   return error instanceof StrongroomError && error.type.endsWith('/e2e/epoch-conflict')
@@ -85,57 +82,54 @@ export function isRejoinRefused(error: unknown): boolean {
   )
 }
 
-const instanceQuery = (instance: string | undefined) =>
-  instance === undefined ? '' : `?instance=${encodeURIComponent(instance)}`
-
 /** The delivery service over Strongroom's HTTP API, with the client's credentials. */
-export function httpDeliveryService(client: StrongroomClient): DeliveryService {
-  const conversation = (id: string) => `/v1/conversations/${encodeURIComponent(id)}`
+export function httpDeliveryService(client: MemberClient): DeliveryService {
   return {
     async issueCredential(signaturePublicKey) {
-      const { base64url } = await import('jose')
       const body = { signaturePublicKey: base64url.encode(signaturePublicKey) }
-      return (await client.request<{ credential: string }>('POST', '/v1/e2e/credentials', body)).credential
+      return (await client.call('POST /v1/e2e/credentials', { body })).credential
     },
     async credentialAuthorityKeys() {
-      return (await client.request<{ keys: JWK[] }>('GET', '/v1/e2e/credential-authority')).keys
+      return (await client.call('GET /v1/e2e/credential-authority')).keys as JWK[]
     },
-    keyPackageStock: (instance) =>
-      client.request<KeyPackageStock>('GET', `/v1/e2e/key-packages${instanceQuery(instance)}`),
+    keyPackageStock: (instance) => client.call('GET /v1/e2e/key-packages', { query: { instance } }),
     async uploadKeyPackages(keyPackages, lastResort, options) {
-      await client.request('POST', '/v1/e2e/key-packages', {
-        keyPackages: keyPackages.map(bytesToBase64),
-        ...(lastResort ? { lastResort: bytesToBase64(lastResort) } : {}),
-        ...(options?.replace ? { replace: true } : {}),
+      await client.call('POST /v1/e2e/key-packages', {
+        body: {
+          keyPackages: keyPackages.map(bytesToBase64),
+          ...(lastResort ? { lastResort: bytesToBase64(lastResort) } : {}),
+          ...(options?.replace ? { replace: true } : {}),
+        },
       })
     },
     async claimKeyPackages(conversationId, members) {
-      const { keyPackages } = await client.request<{ keyPackages: { keyPackage: string }[] }>(
-        'POST',
-        `${conversation(conversationId)}/e2e/key-packages/claim`,
-        { members },
-      )
+      const { keyPackages } = await client.call('POST /v1/conversations/:conversationId/e2e/key-packages/claim', {
+        params: { conversationId },
+        body: { members },
+      })
       return keyPackages.map((k) => base64ToBytes(k.keyPackage))
     },
     async registerGroup(conversationId, groupId, cipherSuite) {
-      await client.request('PUT', `${conversation(conversationId)}/e2e/group`, {
-        groupId: bytesToBase64(groupId),
-        cipherSuite,
+      await client.call('PUT /v1/conversations/:conversationId/e2e/group', {
+        params: { conversationId },
+        body: { groupId: bytesToBase64(groupId), cipherSuite },
       })
     },
     submitCommit: (conversationId, commit) =>
-      client.request<AcceptedCommit>('POST', `${conversation(conversationId)}/e2e/commits`, {
-        clientMessageId: commit.clientMessageId,
-        commit: bytesToBase64(commit.commit),
-        ...(commit.welcome ? { welcome: bytesToBase64(commit.welcome) } : {}),
-        groupInfo: bytesToBase64(commit.groupInfo),
+      client.call('POST /v1/conversations/:conversationId/e2e/commits', {
+        params: { conversationId },
+        body: {
+          clientMessageId: commit.clientMessageId,
+          commit: bytesToBase64(commit.commit),
+          ...(commit.welcome ? { welcome: bytesToBase64(commit.welcome) } : {}),
+          groupInfo: bytesToBase64(commit.groupInfo),
+        },
       }),
     async groupInfo(conversationId) {
       try {
-        const { groupInfo } = await client.request<{ groupInfo: string }>(
-          'GET',
-          `${conversation(conversationId)}/e2e/group-info`,
-        )
+        const { groupInfo } = await client.call('GET /v1/conversations/:conversationId/e2e/group-info', {
+          params: { conversationId },
+        })
         return base64ToBytes(groupInfo)
       } catch (error) {
         if (error instanceof StrongroomError && error.type.endsWith('/e2e/no-group-info')) return undefined
@@ -143,7 +137,10 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
       }
     },
     async requestReadd(conversationId, instance) {
-      await client.request('POST', `${conversation(conversationId)}/e2e/readd-requests${instanceQuery(instance)}`)
+      await client.call('POST /v1/conversations/:conversationId/e2e/readd-requests', {
+        params: { conversationId },
+        query: { instance },
+      })
     },
     sendApplicationMessage: (conversationId, clientMessageId, message, expiresAt) =>
       client.sendMessage(conversationId, {
@@ -154,13 +151,11 @@ export function httpDeliveryService(client: StrongroomClient): DeliveryService {
       }),
     listMessages: (conversationId, after, limit) => client.listMessages(conversationId, { after, limit }),
     async pendingWelcomes(instance) {
-      const { welcomes } = await client.request<{
-        welcomes: (Omit<PendingWelcome, 'welcome'> & { welcome: string })[]
-      }>('GET', `/v1/e2e/welcomes${instanceQuery(instance)}`)
+      const { welcomes } = await client.call('GET /v1/e2e/welcomes', { query: { instance } })
       return welcomes.map((w) => ({ ...w, welcome: base64ToBytes(w.welcome) }))
     },
     async deleteWelcome(welcomeId) {
-      await client.request('DELETE', `/v1/e2e/welcomes/${encodeURIComponent(welcomeId)}`)
+      await client.call('DELETE /v1/e2e/welcomes/:welcomeId', { params: { welcomeId } })
     },
   }
 }

@@ -1,5 +1,6 @@
 import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core'
-import type { StrongroomClient } from '../client.ts'
+import type { SealedHistoryMessage, SecureHistoryRequest } from '../archive-protocol.ts'
+import type { MemberClient } from '../client.ts'
 import { base64ToBytes, bytesToBase64 } from '../encoding.ts'
 import type { MemberIdentity } from './member-credential.ts'
 
@@ -20,13 +21,7 @@ export const secureHistoryAad = (conversationId: string, seq: number) =>
   new TextEncoder().encode(`${conversationId}:${seq}`)
 
 /** One earlier message as the archive sealed it to the requesting device. */
-export interface SealedHistoryMessage {
-  seq: number
-  /** The HPKE encapsulated key (base64). */
-  enc: string
-  /** The sealed JSON `{ sender, text, sentAt }` (base64). */
-  ciphertext: string
-}
+export type { SealedHistoryMessage }
 
 /** One earlier secure message, opened on this device. */
 export interface HistoryMessage {
@@ -45,18 +40,17 @@ export interface HistoryMessage {
  * for (const m of messages) show(m.seq, m.text)
  */
 export async function fetchSecureHistory(
-  client: StrongroomClient,
+  client: MemberClient,
   conversationId: string,
-  options: { after?: number; limit?: number } = {},
+  options: Omit<SecureHistoryRequest, 'recipientKey'> = {},
 ): Promise<{ messages: HistoryMessage[]; next: number | null }> {
   const suite = secureHistorySuite()
   const recipient = await suite.kem.generateKeyPair()
   const recipientKey = new Uint8Array(await suite.kem.serializePublicKey(recipient.publicKey))
-  const answer = await client.request<{ messages: SealedHistoryMessage[]; next: number | null }>(
-    'POST',
-    `/v1/conversations/${encodeURIComponent(conversationId)}/secure-history`,
-    { recipientKey: bytesToBase64(recipientKey), ...options },
-  )
+  const answer = await client.call('POST /v1/conversations/:conversationId/secure-history', {
+    params: { conversationId },
+    body: { recipientKey: bytesToBase64(recipientKey), ...options },
+  })
   const messages: HistoryMessage[] = []
   for (const sealed of answer.messages) {
     const opened = await suite.open(

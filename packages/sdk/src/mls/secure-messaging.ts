@@ -1,15 +1,10 @@
 import { decodeJwt } from 'jose'
-import {
-  type CiphersuiteName,
-  type CryptoProvider,
-  decodeMlsMessage,
-  getCiphersuiteFromName,
-  getCiphersuiteImpl,
-} from 'ts-mls'
-import { StrongroomClient } from '../client.ts'
+import { type CryptoProvider, decodeMlsMessage, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
+import type { MemberClient } from '../client.ts'
+import { ClientCore } from '../clients/client-core.ts'
 import { base64ToBytes, bytesToBase64, randomId } from '../encoding.ts'
 import { StrongroomError } from '../errors.ts'
-import type { Message } from '../protocol.ts'
+import type { Message, MlsCipherSuite } from '../protocol.ts'
 import type { MessageStream } from '../stream.ts'
 import {
   conflictEpoch,
@@ -41,8 +36,16 @@ import {
   type SecureGroupErrorCode,
 } from './secure-group.ts'
 import { inProcessExclusive, type SecureStore } from './secure-store.ts'
+import {
+  decodeSignal,
+  encodeSignal,
+  MAX_SIGNALS_BETWEEN_MESSAGES,
+  SIGNAL_MARKER,
+  type Signal,
+  type SignalEvent,
+} from './signals.ts'
 
-const DEFAULT_SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
+const DEFAULT_SUITE: MlsCipherSuite = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 const KEY_PACKAGE_BATCH = 20
 const MAX_REBASES = 5
 const GROUP_CACHE_SIZE = 500
@@ -191,6 +194,12 @@ export class SecureMessaging {
   readonly #member: LocalMember
   readonly #self: MemberIdentity
   readonly #queues = inProcessExclusive()
+  /**
+   * Per conversation: application messages going over HTTP, one request at a time. Sends are pipelined, and requests
+   * in flight together (or a closed stream's sends falling back together) could be committed out of the order the
+   * member wrote them in.
+   */
+  readonly #overHttpInOrder = inProcessExclusive()
   /** Decoded groups of recent conversations, with the bytes stored for each (see #remember). */
   readonly #groups = new Map<string, { group: SecureGroup; bytes: Uint8Array }>()
   /** Conversations whose decoded group another instance sharing the store may have moved on: checked before use. */
@@ -208,6 +217,8 @@ export class SecureMessaging {
   readonly #sending = new Map<string, Set<Promise<unknown>>>()
   /** Per conversation: acknowledged sends waiting for the group's next turn to be kept (see `#keepSentInTurn`). */
   readonly #toKeepSent = new Map<string, { sent: SentToKeep[]; kept: Promise<void> }>()
+  /** Per conversation: the epoch and how many signals this member sent in it since its last stored message. */
+  readonly #signalsSent = new Map<string, { epoch: bigint; count: number }>()
 
   private constructor(
     delivery: DeliveryService,
@@ -234,11 +245,12 @@ export class SecureMessaging {
    * the server's credential authority. Then tops up the member's key packages in the directory.
    */
   static async open(
-    service: StrongroomClient | DeliveryService,
+    service: MemberClient | DeliveryService,
     options: {
       provider: CryptoProvider
       store: SecureStore
-      suite?: CiphersuiteName
+      /** One of the suites the server accepts for a group (`mlsCipherSuites`). */
+      suite?: MlsCipherSuite
       /**
        * Called with every event in log order, including those read while catching up before a send or a commit
        * (which `send` does not return). A promise it returns is awaited before the next message is read.
@@ -258,7 +270,7 @@ export class SecureMessaging {
       askAgain?: boolean
     },
   ): Promise<SecureMessaging> {
-    const delivery = service instanceof StrongroomClient ? httpDeliveryService(service) : service
+    const delivery = service instanceof ClientCore ? httpDeliveryService(service) : service
     const suiteName = options.suite ?? DEFAULT_SUITE
     const suite = await getCiphersuiteImpl(getCiphersuiteFromName(suiteName), options.provider)
     const store = options.store
@@ -363,7 +375,8 @@ export class SecureMessaging {
       }
       const groupId = crypto.getRandomValues(new Uint8Array(32))
       const group = await SecureGroup.create(this.#member, groupId)
-      await this.#delivery.registerGroup(conversationId, groupId, this.#member.suite.name)
+      // The member's suite was made from one of the server's suites (`open`'s `suite`).
+      await this.#delivery.registerGroup(conversationId, groupId, this.#member.suite.name as MlsCipherSuite)
       await this.#saveGroup(conversationId, group)
       await this.#commitWith(conversationId, add, () => false)
     })
@@ -437,7 +450,10 @@ export class SecureMessaging {
     const sending = this.#sendPipelined(conversationId, bytes, randomId(), options)
     const inFlight = this.#sending.get(conversationId) ?? new Set()
     this.#sending.set(conversationId, inFlight)
-    const settled = sending.catch(() => undefined)
+    const settled = sending.then(
+      () => void this.#signalsSent.delete(conversationId),
+      () => undefined,
+    )
     inFlight.add(settled)
     void settled.then(() => {
       inFlight.delete(settled)
@@ -460,6 +476,72 @@ export class SecureMessaging {
    */
   sendOver(stream: MessageStream | undefined): void {
     this.#stream = stream
+  }
+
+  // ── Signals: typing and read indicators, ephemeral MLS application messages (see signals.ts) ──
+
+  /**
+   * Encrypts a signal for the group and sends it over the stream given to `sendOver`, to the members connected now.
+   * Resolves true once relayed; false when it did not go and will not (no open stream, no usable group here, a commit
+   * came first, or MAX_SIGNALS_BETWEEN_MESSAGES reached): a late indicator is a wrong one, so none is retried.
+   *
+   * @example
+   * const pacer = new SignalPacer()
+   * if (pacer.typing(conversationId)) void secure.signal(conversationId, { kind: 'typing' })
+   */
+  async signal(conversationId: string, signal: Signal): Promise<boolean> {
+    const stream = this.#stream
+    if (stream?.state !== 'open') return false
+    const ciphertext = await this.#serialized(conversationId, async () => {
+      if (!(await this.#holdsGroup(conversationId))) return undefined
+      const group = await this.#loadGroup(conversationId)
+      if (group.removed) return undefined
+      const sent = this.#signalsSent.get(conversationId)
+      const count = sent?.epoch === group.epoch ? sent.count : 0
+      if (count >= MAX_SIGNALS_BETWEEN_MESSAGES) return undefined
+      const { message, group: next } = await group.encrypt(
+        encodeSignal(signal),
+        new TextEncoder().encode(SIGNAL_MARKER),
+      )
+      await this.#saveGroup(conversationId, next)
+      this.#signalsSent.set(conversationId, { epoch: group.epoch, count: count + 1 })
+      return message
+    })
+    if (!ciphertext) return false
+    return stream.signal(conversationId, ciphertext).then(
+      () => true,
+      () => false,
+    )
+  }
+
+  /**
+   * Reads another member's signal from the stream (`onSignal`): the signal with its sender as the group authenticated
+   * it, or undefined for anything else (not readable here, of an epoch this member has not reached, not marked as a
+   * signal). A message that is not marked a signal leaves the group state as it was, so that a stored message relayed
+   * as a signal still decrypts when the log delivers it.
+   */
+  readSignal(received: { conversationId: string; ciphertext: Uint8Array }): Promise<SignalEvent | undefined> {
+    const { conversationId } = received
+    return this.#serialized(conversationId, async () => {
+      if (!(await this.#holdsGroup(conversationId))) return undefined
+      const group = await this.#loadGroup(conversationId)
+      let processed: Awaited<ReturnType<SecureGroup['process']>>
+      try {
+        processed = await group.process(received.ciphertext)
+      } catch (error) {
+        if (error instanceof SecureGroupError) return undefined
+        throw error
+      }
+      const { group: next, event } = processed
+      if (event.kind !== 'application' || new TextDecoder().decode(event.authenticatedData) !== SIGNAL_MARKER) {
+        // Processing wiped the keys it used in the decoded state: the stored state is decoded again next time.
+        this.#groups.delete(conversationId)
+        return undefined
+      }
+      await this.#saveGroup(conversationId, next)
+      const signal = decodeSignal(event.plaintext)
+      return signal && { conversationId, sender: event.sender, signal }
+    })
   }
 
   /**
@@ -622,6 +704,13 @@ export class SecureMessaging {
     }
     const { group: next, event } = processed
     const marker = event.kind === 'application' ? new TextDecoder().decode(event.authenticatedData) : ''
+    if (marker === SIGNAL_MARKER && event.kind === 'application') {
+      // A signal is never stored: one in the log (put there by whoever writes the database) is shown as nothing.
+      await this.#keep(message, CONTROL)
+      await this.#saveGroup(conversationId, next)
+      await this.#setReadSeq(conversationId, seq)
+      return []
+    }
     if (marker === RESEND_REQUEST && event.kind === 'application') {
       await this.#keep(message, CONTROL)
       await this.#saveGroup(conversationId, next)
@@ -769,7 +858,10 @@ export class SecureMessaging {
     expiresAt: Date | undefined,
   ): Promise<Message> {
     const stream = this.#stream
-    const overHttp = () => this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message, expiresAt)
+    const overHttp = () =>
+      this.#overHttpInOrder(conversationId, () =>
+        this.#delivery.sendApplicationMessage(conversationId, clientMessageId, message, expiresAt),
+      )
     const closed = () => stream?.state === 'closed'
     if (!stream || closed()) return overHttp()
     let sent: Awaited<ReturnType<MessageStream['send']>>

@@ -4,6 +4,7 @@ import { type AuditEvent, recordAudit } from '../audit/events.ts'
 import { type Envelope, openEnvelope, PUBLIC_MESSAGE_TYPE } from '../channels/envelope.ts'
 import { publicConversationIds } from '../channels/identities.ts'
 import {
+  contentTypeTest,
   MEMBER_LEFT_SUBJECT_PREFIX,
   MESSAGE_SUBJECT_PREFIX,
   type MemberLeftEvent,
@@ -89,6 +90,8 @@ export function parsePartition(value: string): ArchivePartition {
 const FLUSH_MS = 1000
 const DATA_KEY_NAME = 'archive-data-key'
 const decoder = new TextDecoder()
+/** Whether a batch of committed messages holds one the archive reads: secure, or of a public channel. */
+const archived = contentTypeTest([MLS_CONTENT_TYPE, PUBLIC_MESSAGE_TYPE])
 
 /**
  * The bank's compliance archive as a member of every secure conversation (an ordinary MLS member with its own keys,
@@ -143,6 +146,8 @@ export class ArchiveMember {
   ): Promise<ArchiveMember> {
     const member = new ArchiveMember(ctx, options.credentialKey, options.kek, options.sink, options.partition)
     member.#unsubscribe = ctx.bus.subscribe(`${MESSAGE_SUBJECT_PREFIX}>`, (_subject, payload) => {
+      // Most of what commits on a busy node is neither: it is not parsed here.
+      if (!archived(payload)) return
       const event = JSON.parse(decoder.decode(payload)) as MessagesCommittedEvent
       for (const message of event.messages) {
         if (!member.#owns(message.conversationId)) continue

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, type MemberClient, StaffClient, StaffToken } from '@strongroom/sdk'
 import { MemoryStore, nodeCryptoProvider, SecureMessaging } from '@strongroom/sdk/mls-node'
 import { sql } from 'kysely'
 import { operator } from '../audit/events.ts'
@@ -72,13 +72,13 @@ describe('the compliance archive', () => {
   }
 
   test('a secure conversation is archived through the archive member, readable only with the archive’s keys', async () => {
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const enrolled = await enrolDevice({
       baseUrl: server.url,
       enrolmentCode: await bank.enrolmentCode(),
       label: 'phone',
     })
-    const open = (client: StrongroomClient) =>
+    const open = (client: MemberClient) =>
       SecureMessaging.open(client, { provider: nodeCryptoProvider, store: new MemoryStore() })
     const [phone, agent] = [await open(enrolled.client), await open(agentClient)]
     const conversation = await agentClient.createConversation({
@@ -174,7 +174,7 @@ describe('the compliance archive', () => {
   })
 
   test('consents with their receipts, and device events, are archived as records of their own, once each', async () => {
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
     const asked = await agentClient.requestConsent({
       customerId: bank.customerId,
@@ -308,6 +308,7 @@ describe('the compliance archive', () => {
       .select('details')
       .where('tenant_id', '=', tenant.tenantId)
       .where('record_class', '=', 'deletion')
+      .orderBy('id')
       .execute()
     assert.deepEqual(
       markers.map((m) => JSON.parse(m.details).deleted.length),

@@ -1,3 +1,4 @@
+import { retainedRecordClasses } from '@strongroom/sdk/protocol'
 import type { Kysely } from 'kysely'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import { forgetCustomerPublicTexts } from '../channels/message-search.ts'
@@ -7,7 +8,7 @@ import { requireCustomer } from '../identity/customers.ts'
 import type { Database } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type ArchiveKeys, destroyArchiveKey, keyScope } from './archive-keys.ts'
-import { appendMarker, type RetainedClass, retainedClasses, retainedUntil, retentionPolicy } from './retention.ts'
+import { appendMarker, type RetainedClass, retainedUntil, retentionPolicy } from './retention.ts'
 
 /** Whether a customer could be erased now: which legal hold stands in the way, or until when retention does. */
 export interface ErasureOutlook {
@@ -63,7 +64,7 @@ export async function erasureOutlook(
     .select(['record_class', ({ fn }) => fn.max('occurred_at').as('newest'), ({ fn }) => fn.countAll().as('n')])
     .where('tenant_id', '=', tenantId)
     .where('customer_id', '=', customerId)
-    .where('record_class', 'in', [...retainedClasses])
+    .where('record_class', 'in', [...retainedRecordClasses])
     .where('deleted_at', 'is', null)
     .groupBy('record_class')
     .execute()
@@ -75,6 +76,28 @@ export async function erasureOutlook(
     if (end > now && (!until || end > until)) until = end
   }
   return { heldBy: hold?.id ?? null, retainedUntil: until?.toISOString() ?? null, records }
+}
+
+/**
+ * Which of these customers of the tenant were erased (an erasure record names them): the search backfill leaves them
+ * out of the index.
+ */
+export async function erasedCustomerIds(
+  db: Kysely<Database>,
+  tenantId: string,
+  customerIds: string[],
+): Promise<Set<string>> {
+  if (customerIds.length === 0) return new Set()
+  const rows = await db
+    .selectFrom('archive_records')
+    .select('customer_id')
+    .distinct()
+    .where('tenant_id', '=', tenantId)
+    .where('record_class', '=', 'erasure')
+    .where('customer_id', 'in', customerIds)
+    .$narrowType<{ customer_id: string }>()
+    .execute()
+  return new Set(rows.map((r) => r.customer_id))
 }
 
 /**
@@ -92,8 +115,8 @@ export async function eraseCustomer(
   actor: Actor,
   now = new Date(),
 ): Promise<{ keyId: string | null; records: number }> {
-  await requireCustomer({ db }, tenantId, customerId)
   const result = await db.transaction().execute(async (trx) => {
+    await requireCustomer({ db: trx }, tenantId, customerId, { lock: true })
     const outlook = await erasureOutlook(trx, tenantId, customerId, { now, lock: true })
     if (outlook.heldBy) throw new Problem('archive/legal-hold', `legal hold ${outlook.heldBy} covers this customer`)
     if (outlook.retainedUntil) {

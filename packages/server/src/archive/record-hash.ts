@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
-import canonicalize from 'canonicalize'
+import { canonicalJson } from '../platform/canonical-json.ts'
+import { chainHash } from '../platform/hash-chain/linker.ts'
 
 /** An archive record as its chain hash covers it: metadata and the hashes of its content, never a key. */
 export interface ArchiveChainedRecord {
@@ -21,19 +21,20 @@ const hex = (bytes: Uint8Array | null) => (bytes === null ? null : Buffer.from(b
 
 /** The record's fields as exported and hashed (RFC 8785 canonical JSON of exactly this object). */
 export function chainedFields(record: ArchiveChainedRecord) {
+  // Keys in canonical order, so canonicalJson writes the object as it is.
   return {
-    tenantId: record.tenant_id,
-    seq: Number(record.seq),
-    recordClass: record.record_class,
-    sourceRef: record.source_ref,
+    contentDigest: hex(record.content_digest),
+    contentHash: hex(record.content_hash),
     conversationId: record.conversation_id,
     conversationSeq: record.conversation_seq === null ? null : Number(record.conversation_seq),
     customerId: record.customer_id,
-    occurredAt: new Date(record.occurred_at).toISOString(),
-    keyId: record.key_id,
-    contentHash: hex(record.content_hash),
-    contentDigest: hex(record.content_digest),
     details: JSON.parse(record.details) as Record<string, unknown>,
+    keyId: record.key_id,
+    occurredAt: new Date(record.occurred_at).toISOString(),
+    recordClass: record.record_class,
+    seq: Number(record.seq),
+    sourceRef: record.source_ref,
+    tenantId: record.tenant_id,
   }
 }
 
@@ -45,8 +46,5 @@ export type ChainedFields = ReturnType<typeof chainedFields>
  * (so an export verifies offline against the same chain).
  */
 export function archiveRecordHash(previous: Uint8Array, fields: ChainedFields): Buffer {
-  return createHash('sha256')
-    .update(previous)
-    .update(canonicalize(fields) as string, 'utf8')
-    .digest()
+  return chainHash(previous, canonicalJson(fields))
 }

@@ -1,21 +1,14 @@
+import { retainedRecordClasses } from '@strongroom/sdk/protocol'
 import type { Kysely } from 'kysely'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ArchiveRecordClass, Database } from '../platform/db/schema.ts'
 import { newId } from '../platform/ids.ts'
 
 /**
- * The record classes that hold content and so expire, each after its own period; a redaction expires with the class it
- * redacts (below); deletion and erasure records stay for as long as the chain.
+ * A record class that holds content and so expires (the SDK's `retainedRecordClasses`); a redaction expires with the
+ * class it redacts (below).
  */
-export const retainedClasses = [
-  'secure-message',
-  'public-message',
-  'membership-change',
-  'consent',
-  'pivot',
-  'device-event',
-] as const
-export type RetainedClass = (typeof retainedClasses)[number] & ArchiveRecordClass
+export type RetainedClass = (typeof retainedRecordClasses)[number] & ArchiveRecordClass
 
 /**
  * A redaction (the masked text of public messages DLP masked after the fact) is no class of its own: it is kept as long
@@ -37,9 +30,9 @@ export async function retentionPolicy(db: Kysely<Database>, tenantId: string): P
     .select(['record_class', 'retention_days'])
     .where('tenant_id', '=', tenantId)
     .execute()
-  const policy = Object.fromEntries(retainedClasses.map((c) => [c, DEFAULT_RETENTION_DAYS])) as RetentionPolicy
+  const policy = Object.fromEntries(retainedRecordClasses.map((c) => [c, DEFAULT_RETENTION_DAYS])) as RetentionPolicy
   for (const row of rows) {
-    if ((retainedClasses as readonly string[]).includes(row.record_class)) {
+    if ((retainedRecordClasses as readonly string[]).includes(row.record_class)) {
       policy[row.record_class as RetainedClass] = row.retention_days
     }
   }
@@ -69,7 +62,7 @@ export async function setRetentionPolicy(
       actor,
       action: 'archive.retention.set',
       outcome: 'success',
-      details: Object.fromEntries(retainedClasses.map((c) => [c, `${before[c]} -> ${after[c]}`])),
+      details: Object.fromEntries(retainedRecordClasses.map((c) => [c, `${before[c]} -> ${after[c]}`])),
     })
     return after
   })
@@ -122,7 +115,7 @@ async function expireBatch(
       .where('r.content_hash', 'is not', null)
       .where((eb) =>
         eb.or([
-          ...retainedClasses.map((c) =>
+          ...retainedRecordClasses.map((c) =>
             eb.and([
               eb('r.record_class', '=', c),
               eb('r.occurred_at', '<', new Date(now.getTime() - policy[c] * DAY_MS)),

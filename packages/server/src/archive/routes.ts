@@ -1,76 +1,40 @@
 import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
+import {
+  ARCHIVE_SEARCH_SCAN_LIMIT,
+  ArchiveBundle,
+  ArchiveCase,
+  ArchiveErasure,
+  ArchiveRetention,
+  ArchiveRetentionChange,
+  ArchiveSearchPage,
+  ArchiveSearchQuery,
+  ArchiveVerification,
+  LegalHold,
+  LegalHoldList,
+  NewLegalHold,
+  SECURE_HISTORY_PAGE,
+  SealedHistoryPage,
+  SecureHistoryRequest,
+} from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
+import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import type { TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { archiveKeysOf } from './append.ts'
 import { eraseCustomer } from './erasure.ts'
 import { exportCase } from './export.ts'
 import { listLegalHolds, placeLegalHold, releaseLegalHold } from './holds.ts'
 import { archiveRecordView } from './open-records.ts'
-import { retainedClasses, retentionPolicy, setRetentionPolicy } from './retention.ts'
-import { SEARCH_SCAN_LIMIT, searchArchive } from './search.ts'
-import { SECURE_HISTORY_PAGE, serveSecureHistory } from './secure-history.ts'
+import { retentionPolicy, setRetentionPolicy } from './retention.ts'
+import { searchArchive } from './search.ts'
+import { serveSecureHistory } from './secure-history.ts'
 import { verifyArchiveNow } from './verify.ts'
-
-export const ArchiveRecordSchema = Type.Object({
-  seq: Type.Union([Type.Integer(), Type.Null()], {
-    description: 'Position in the tenant’s archive chain (null for the moment before it is linked)',
-  }),
-  recordClass: Type.String(),
-  conversationId: Type.Union([Type.String(), Type.Null()]),
-  conversationSeq: Type.Union([Type.Integer(), Type.Null()]),
-  customerId: Type.Union([Type.String(), Type.Null()]),
-  occurredAt: Type.String({ format: 'date-time' }),
-  status: oneOf(['available', 'deleted', 'erased', 'redacted', 'none'] as const),
-  content: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
-  hash: Type.Union([Type.String(), Type.Null()], {
-    description: 'hex SHA-256 linking this record to the one before (null until linked)',
-  }),
-})
-
-export const HoldSchema = Type.Object({
-  id: Type.String(),
-  scopeKind: oneOf(['customer', 'conversation'] as const),
-  scopeId: Type.String(),
-  reason: Type.String(),
-  placedBy: Type.String(),
-  placedAt: Type.String(),
-  releasedBy: Type.Union([Type.String(), Type.Null()]),
-  releasedAt: Type.Union([Type.String(), Type.Null()]),
-})
-
-const VerificationSchema = Type.Object({
-  ok: Type.Boolean(),
-  records: Type.Integer({ description: 'records that verified, from the first' }),
-  checkpoints: Type.Integer(),
-  pending: Type.Integer({ description: 'records written but not linked yet (within a second or so)' }),
-  deleted: Type.Integer({ description: 'records whose content retention deleted, as the chain records' }),
-  failure: Type.Optional(
-    Type.Object({ seq: Type.Integer(), id: Type.Union([Type.Integer(), Type.Null()]), reason: Type.String() }),
-  ),
-  verifiedAt: Type.String({ format: 'date-time' }),
-})
-
-export const RetentionSchema = Type.Object(
-  Object.fromEntries(retainedClasses.map((c) => [c, Type.Integer({ minimum: 1, maximum: 36500 })])),
-  { additionalProperties: false, description: 'Retention in days per record class' },
-)
-
-const CaseSchema = Type.Object(
-  {
-    conversationId: Type.Optional(idOf('cnv')),
-    customerId: Type.Optional(idOf('cus')),
-    from: Type.Optional(Type.String({ format: 'date-time' })),
-    to: Type.Optional(Type.String({ format: 'date-time' })),
-  },
-  { additionalProperties: false },
-)
 
 /** How many record lines an export's bundle will have, sent before its body. */
 export const EXPORT_RECORDS_HEADER = 'strongroom-export-records'
@@ -118,22 +82,9 @@ async function secureHistoryRoutes(app: App, ctx: ServerContext): Promise<void> 
           'for this request (HPKE); for staff members of the conversation; audited',
         tags: ['archive'],
         params: Type.Object({ conversationId: idOf('cnv') }),
-        body: Type.Object(
-          {
-            recipientKey: Type.String({
-              pattern: '^[A-Za-z0-9+/]{43}=$',
-              description: 'the device’s X25519 public key for this request (32 bytes, base64)',
-            }),
-            after: Type.Optional(Type.Integer({ minimum: 0, description: 'the conversation seq to start after' })),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: SECURE_HISTORY_PAGE })),
-          },
-          { additionalProperties: false },
-        ),
+        body: SecureHistoryRequest,
         response: {
-          200: Type.Object({
-            messages: Type.Array(Type.Object({ seq: Type.Integer(), enc: Type.String(), ciphertext: Type.String() })),
-            next: Type.Union([Type.Integer(), Type.Null()]),
-          }),
+          200: SealedHistoryPage,
           ...problemResponses(400, 401, 403, 404, 503),
         },
       },
@@ -155,27 +106,11 @@ async function recordRoutes(app: App, ctx: ServerContext): Promise<void> {
       config: { access: allow.staff('archive:read') },
       schema: {
         summary: 'Search the archive by customer, conversation, time and text (decrypted for the caller; audited)',
-        description: `Text search decrypts the candidates the other filters leave, at most ${SEARCH_SCAN_LIMIT} per request; follow \`next\` for more.`,
+        description: `Text search decrypts the candidates the other filters leave, at most ${ARCHIVE_SEARCH_SCAN_LIMIT} per request; follow \`next\` for more.`,
         tags: ['archive'],
-        querystring: Type.Object(
-          {
-            customerId: Type.Optional(idOf('cus')),
-            conversationId: Type.Optional(idOf('cnv')),
-            recordClass: Type.Optional(oneOf(retainedClasses)),
-            from: Type.Optional(Type.String({ format: 'date-time' })),
-            to: Type.Optional(Type.String({ format: 'date-time' })),
-            text: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-            after: Type.Optional(Type.Integer({ minimum: 0 })),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: SEARCH_SCAN_LIMIT })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: ArchiveSearchQuery,
         response: {
-          200: Type.Object({
-            records: Type.Array(ArchiveRecordSchema),
-            next: Type.Union([Type.Integer(), Type.Null()]),
-            scanned: Type.Integer(),
-          }),
+          200: ArchiveSearchPage,
           ...problemResponses(400, 401, 403, 503),
         },
       },
@@ -204,8 +139,8 @@ async function exportRoutes(app: App, ctx: ServerContext, options: { signers: Te
         summary: 'Export a case as a signed bundle (JSON lines, the last one the signed manifest; audited)',
         description: `Streamed as it is built; the \`${EXPORT_RECORDS_HEADER}\` header gives the number of record lines to come.`,
         tags: ['archive'],
-        body: CaseSchema,
-        response: { 200: Type.String(), ...problemResponses(400, 401, 403, 503) },
+        body: ArchiveCase,
+        response: { 200: ArchiveBundle, ...problemResponses(400, 401, 403, 503) },
       },
     },
     async (request, reply) => {
@@ -268,7 +203,7 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
         description:
           'Walks the whole chain: callers arriving while a walk runs share its result. Names the first failing record.',
         tags: ['archive'],
-        response: { 200: VerificationSchema, ...problemResponses(401, 403) },
+        response: { 200: ArchiveVerification, ...problemResponses(401, 403) },
       },
     },
     async (request) => {
@@ -294,7 +229,7 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
       schema: {
         summary: 'Retention per record class, in days',
         tags: ['archive'],
-        response: { 200: RetentionSchema, ...problemResponses(401, 403) },
+        response: { 200: ArchiveRetention, ...problemResponses(401, 403) },
       },
     },
     async (request) => retentionPolicy(ctx.db, principalOf(request).tenantId),
@@ -307,8 +242,8 @@ async function verificationAndRetentionRoutes(app: App, ctx: ServerContext): Pro
       schema: {
         summary: 'Set retention for some record classes (audited)',
         tags: ['archive'],
-        body: Type.Partial(RetentionSchema),
-        response: { 200: RetentionSchema, ...problemResponses(400, 401, 403) },
+        body: ArchiveRetentionChange,
+        response: { 200: ArchiveRetention, ...problemResponses(400, 401, 403) },
       },
     },
     async (request) => {
@@ -327,7 +262,7 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'Legal holds, newest first',
         tags: ['archive'],
-        response: { 200: Type.Object({ holds: Type.Array(HoldSchema) }), ...problemResponses(401, 403) },
+        response: { 200: LegalHoldList, ...problemResponses(401, 403) },
       },
     },
     async (request) => ({ holds: await listLegalHolds(ctx.db, principalOf(request).tenantId) }),
@@ -340,21 +275,16 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'Place a legal hold on a customer or a conversation: their records stop expiring (audited)',
         tags: ['archive'],
-        body: Type.Object(
-          {
-            scopeKind: oneOf(['customer', 'conversation'] as const),
-            scopeId: Type.String({ minLength: 1, maxLength: 64 }),
-            reason: Type.String({ minLength: 1, maxLength: 500 }),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 201: HoldSchema, ...problemResponses(400, 401, 403, 404) },
+        body: NewLegalHold,
+        headers: IdempotencyKeyHeaders,
+        response: { 201: LegalHold, ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      const hold = await placeLegalHold(ctx.db, principal.tenantId, request.body, actorOf(principal))
-      return reply.status(201).send(hold)
+      return idempotent(ctx, request, reply, 201, (scoped) =>
+        placeLegalHold(scoped.db, principal.tenantId, request.body, actorOf(principal)),
+      )
     },
   )
 
@@ -366,7 +296,7 @@ async function holdRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: 'Release a legal hold (audited)',
         tags: ['archive'],
         params: Type.Object({ holdId: idOf('hld') }),
-        response: { 200: HoldSchema, ...problemResponses(400, 401, 403, 404, 409) },
+        response: { 200: LegalHold, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
     async (request) => {
@@ -387,7 +317,7 @@ async function erasureRoutes(app: App, ctx: ServerContext): Promise<void> {
         tags: ['archive'],
         params: Type.Object({ customerId: idOf('cus') }),
         response: {
-          200: Type.Object({ keyId: Type.Union([Type.String(), Type.Null()]), records: Type.Integer() }),
+          200: ArchiveErasure,
           ...problemResponses(400, 401, 403, 404, 409, 503),
         },
       },

@@ -1,3 +1,4 @@
+import { ARCHIVE_SEARCH_SCAN_LIMIT } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ArchiveRecordClass } from '../platform/db/schema.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -18,18 +19,15 @@ export interface ArchiveQuery {
   limit?: number | undefined
 }
 
-/**
- * How many candidate records one search request decrypts at most. Text cannot be indexed without storing it (or a
- * guessable index of it) beside the archive, so text search decrypts the candidates the other filters leave, a page
- * at a time: narrow by customer, conversation or time for big archives, and follow `next` for more.
- */
-export const SEARCH_SCAN_LIMIT = 500
-
 const fold = (text: string) => text.normalize('NFKC').toLocaleLowerCase('en')
 
 /**
  * Searches a tenant's archive for compliance staff: by customer, conversation and time range on the clear metadata,
  * then by text over the decrypted candidates. Audited (what was searched for, never the text itself).
+ *
+ * One request decrypts at most ARCHIVE_SEARCH_SCAN_LIMIT candidates. Text cannot be indexed without storing it (or a
+ * guessable index of it) beside the archive, so text search decrypts the candidates the other filters leave, a page
+ * at a time: narrow by customer, conversation or time for big archives, and follow `next` for more.
  */
 export async function searchArchive(
   ctx: ArchiveContext,
@@ -38,8 +36,8 @@ export async function searchArchive(
   actor: Actor,
 ): Promise<{ records: OpenedRecord[]; next: number | null; scanned: number }> {
   if (query.from && query.to && query.from > query.to) throw new Problem('archive/invalid-range')
-  const limit = Math.min(query.limit ?? 50, SEARCH_SCAN_LIMIT)
-  const scan = query.text ? SEARCH_SCAN_LIMIT : limit
+  const limit = Math.min(query.limit ?? 50, ARCHIVE_SEARCH_SCAN_LIMIT)
+  const scan = query.text ? ARCHIVE_SEARCH_SCAN_LIMIT : limit
   let select = ctx.db
     .selectFrom('archive_records')
     .selectAll()

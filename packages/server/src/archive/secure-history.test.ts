@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import { fetchSecureHistory } from '@strongroom/sdk/mls-node'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -46,7 +46,7 @@ describe('earlier secure messages for the bank’s staff, sealed by the archive'
   after(() => server?.stop())
 
   test('the agent on a new browser (no MLS state) reads every earlier message, with its sender', async () => {
-    const newBrowser = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const newBrowser = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const { messages, next } = await fetchSecureHistory(newBrowser, chat.conversationId)
     assert.deepEqual(
       messages.map((m) => [m.sender.kind, m.text]),
@@ -85,12 +85,12 @@ describe('earlier secure messages for the bank’s staff, sealed by the archive'
   test('handed over: the new agent reads the history; the agent it was taken from, a device and a backend get nothing', async () => {
     const supervisor = await bank.staffToken('supervisor')
     const colleague = await bank.staffToken('agent')
-    const boss = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
+    const boss = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
     await boss.request('PUT', `/v1/conversations/${chat.conversationId}/assignment`, {
       staffId: colleague.staffId,
       mode: 'transfer',
     })
-    const newAgent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(colleague.token) })
+    const newAgent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(colleague.token) })
     const { messages } = await fetchSecureHistory(newAgent, chat.conversationId)
     assert.deepEqual(
       messages.map((m) => m.text),

@@ -11,8 +11,6 @@ import { Problem } from '../platform/http/problems.ts'
 import { type ArchiveContext, archiveKeysOf } from './append.ts'
 import { openRecords } from './open-records.ts'
 
-export const SECURE_HISTORY_PAGE = 200
-
 /**
  * A conversation's earlier secure messages for a staff member of it on a device that cannot decrypt them (a new
  * browser, a conversation handed over): the archive, the bank's member of every group, opens what it recorded and

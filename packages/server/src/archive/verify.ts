@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { cursorPages } from '../platform/db/cursor.ts'
 import type { Database } from '../platform/db/schema.ts'
@@ -56,7 +56,7 @@ async function walkArchiveChain(
       if (declaredDeleted.has(seq)) return undefined
       return { seq, id: record.id, reason: 'content removed without a deletion record in the chain' }
     }
-    if (createHash('sha256').update(record.sealed).digest().equals(record.content_hash)) return undefined
+    if (hash('sha256', record.sealed, 'buffer').equals(record.content_hash)) return undefined
     return { seq, id: record.id, reason: 'sealed content altered' }
   }
   const verification = await walkChain<ArchiveRow>({

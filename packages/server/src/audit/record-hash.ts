@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
-import canonicalize from 'canonicalize'
+import { canonicalJson } from '../platform/canonical-json.ts'
+import { chainHash } from '../platform/hash-chain/linker.ts'
 
 /** An audit record as it is hashed: every field but the hashes, in RFC 8785 canonical JSON. */
 export interface ChainedRecord {
@@ -18,20 +18,21 @@ export interface ChainedRecord {
 
 /** The record as its hash covers it: RFC 8785 canonical JSON of every field but the hashes. */
 export function canonicalRecord(record: ChainedRecord): string {
-  return canonicalize({
-    tenantId: record.tenant_id,
-    seq: Number(record.seq),
-    occurredAt: new Date(record.occurred_at).toISOString(),
-    actor: { kind: record.actor_kind, id: record.actor_id },
+  // Keys in canonical order, so canonicalJson writes the object as it is.
+  return canonicalJson({
     action: record.action,
-    target: record.target_kind === null ? null : { kind: record.target_kind, id: record.target_id },
+    actor: { id: record.actor_id, kind: record.actor_kind },
+    details: JSON.parse(record.details),
+    occurredAt: new Date(record.occurred_at).toISOString(),
     outcome: record.outcome,
     reason: record.reason,
-    details: JSON.parse(record.details),
-  }) as string
+    seq: Number(record.seq),
+    target: record.target_kind === null ? null : { id: record.target_id, kind: record.target_kind },
+    tenantId: record.tenant_id,
+  })
 }
 
 /** SHA-256(previous record's hash || canonical JSON of this record): change, drop or move one and the links break. */
 export function recordHash(previous: Uint8Array, record: ChainedRecord): Buffer {
-  return createHash('sha256').update(previous).update(canonicalRecord(record), 'utf8').digest()
+  return chainHash(previous, canonicalRecord(record))
 }

@@ -1,19 +1,13 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import type { CustomerFactor } from '@strongroom/sdk/factors'
-import type { SecurityNotice } from '@strongroom/sdk/protocol'
+import type { SecurityNotice, StepUpPolicy } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import { publishCustomerNotice } from '../identity/device-events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { deletePasskeys, listPasskeys, verifyPasskeyAssertion } from './passkeys.ts'
-import {
-  coolingOffUntil,
-  type EnrolledFactorKind,
-  loadStepUpPolicy,
-  proofNeededFor,
-  type StepUpPolicy,
-} from './step-up-policy.ts'
+import { coolingOffUntil, type EnrolledFactorKind, loadStepUpPolicy, proofNeededFor } from './step-up-policy.ts'
 import { deleteTotpFactors, listTotpFactors, verifyTotp } from './totp.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config' | 'bus'>

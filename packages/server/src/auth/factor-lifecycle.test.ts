@@ -4,8 +4,8 @@ import {
   type EnrolledDevice,
   type MessageStream,
   type SecurityNotice,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
 } from '@strongroom/sdk'
 import { decodeJwt } from 'jose'
@@ -27,7 +27,7 @@ const isProblem = (kind: string, detail?: string | RegExp) => (e: unknown) => {
 describe('factor lifecycle: adding, replacing and removing factors needs a step-up', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let d1: EnrolledDevice
   let d2: EnrolledDevice
   /** The customer's authenticator app, confirmed from d1 two days ago. */
@@ -86,7 +86,7 @@ describe('factor lifecycle: adding, replacing and removing factors needs a step-
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server, 'Lifecycle Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     d1 = await bank.enrol('d1')
     d2 = await bank.enrol('d2')
     const put = await fetch(`${server.url}/v1/policies/step-up`, {
@@ -178,7 +178,7 @@ describe('factor lifecycle: adding, replacing and removing factors needs a step-
     )
     // Staff cannot remove a single factor from a device route.
     await assert.rejects(
-      agent.removeFactor(factorId, { totpCode: await codeOf(authenticator) }),
+      agent.request('POST', `/v1/factors/${factorId}/remove`, { stepUp: { totpCode: await codeOf(authenticator) } }),
       isProblem('auth/forbidden'),
     )
     assert.ok((await d1.client.listFactors()).some((f) => f.id === factorId && f.status === 'active'))
@@ -226,7 +226,7 @@ describe('factor lifecycle: adding, replacing and removing factors needs a step-
 
   test('the staff-assisted reset: only with factors:reset, audited with the reason, every device told', async () => {
     await assert.rejects(agent.resetFactors(bank.customerId, 'lost phone'), isProblem('auth/forbidden'))
-    const supervisor = new StrongroomClient({
+    const supervisor = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken((await bank.staffToken('supervisor')).token),
     })

@@ -1,5 +1,18 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server'
-import { type Static, Type } from '@sinclair/typebox'
+import type { Static } from '@sinclair/typebox'
+import {
+  Passkey,
+  type PasskeyAssertion,
+  PasskeyCheck,
+  PasskeyCreationOptions,
+  PasskeyList,
+  PasskeyRegistration,
+  PasskeyRequestOptions,
+  PasskeyVerification,
+  StaffPasskeySignIn,
+  StaffSignIn,
+  StaffSignInStart,
+} from '@strongroom/sdk/protocol'
 import { recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -8,8 +21,7 @@ import type { App } from '../platform/http/fastify.ts'
 import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
-import { scopes } from '../platform/http/roles.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { problemResponses } from '../platform/http/schemas.ts'
 import { findStaff, issueStaffToken } from '../tenancy/staff.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import { changerOf, type FactorProof, noticeFactorChange, proveFactorChange } from './factor-changes.ts'
@@ -22,76 +34,6 @@ import {
   verifyPasskeyAssertion,
 } from './passkeys.ts'
 
-const base64url = (maxLength: number) => Type.String({ pattern: '^[A-Za-z0-9_-]*$', minLength: 1, maxLength })
-const ClientExtensionResults = Type.Object({}, { additionalProperties: true, maxProperties: 20 })
-const Attachment = Type.Optional(oneOf(['platform', 'cross-platform'] as const))
-
-/** What `PublicKeyCredential.toJSON()` gives after `navigator.credentials.create` (WebAuthn Level 3). */
-export const RegistrationCredential = Type.Object(
-  {
-    id: base64url(1366),
-    rawId: base64url(1366),
-    type: Type.Literal('public-key'),
-    response: Type.Object({
-      clientDataJSON: base64url(8192),
-      attestationObject: base64url(32768),
-      authenticatorData: Type.Optional(base64url(16384)),
-      transports: Type.Optional(Type.Array(Type.String({ maxLength: 20 }), { maxItems: 10 })),
-      publicKey: Type.Optional(base64url(4096)),
-      publicKeyAlgorithm: Type.Optional(Type.Integer()),
-    }),
-    authenticatorAttachment: Attachment,
-    clientExtensionResults: ClientExtensionResults,
-  },
-  { additionalProperties: false },
-)
-
-/** What `PublicKeyCredential.toJSON()` gives after `navigator.credentials.get`. */
-export const AssertionCredential = Type.Object(
-  {
-    id: base64url(1366),
-    rawId: base64url(1366),
-    type: Type.Literal('public-key'),
-    response: Type.Object({
-      clientDataJSON: base64url(8192),
-      authenticatorData: base64url(16384),
-      signature: base64url(2048),
-      userHandle: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: 128 })),
-    }),
-    authenticatorAttachment: Attachment,
-    clientExtensionResults: ClientExtensionResults,
-  },
-  { additionalProperties: false },
-)
-
-/** The step-up that proves a factor change: a code of the active authenticator app, or a passkey assertion. */
-export const FactorProofSchema = Type.Union([
-  Type.Object({ totpCode: Type.String({ pattern: '^[0-9]{6}$' }) }, { additionalProperties: false }),
-  Type.Object({ passkey: AssertionCredential }, { additionalProperties: false }),
-])
-
-const Options = Type.Object(
-  { challenge: Type.String() },
-  {
-    additionalProperties: true,
-    description: 'WebAuthn options (JSON): pass to navigator.credentials.create or .get as `publicKey`',
-  },
-)
-export const PasskeySchema = Type.Object({
-  id: Type.String(),
-  credentialId: Type.String(),
-  backupEligible: Type.Boolean(),
-  backedUp: Type.Boolean(),
-  transports: Type.Array(Type.String()),
-  createdAt: Type.String(),
-  lastUsedAt: Type.Union([Type.String(), Type.Null()]),
-})
-const RegisterBody = Type.Object(
-  { credential: RegistrationCredential, stepUp: Type.Optional(FactorProofSchema) },
-  { additionalProperties: false },
-)
-const StaffSignInOptionsBody = Type.Object({ tenantId: idOf('ten') }, { additionalProperties: false })
-
 /** The owner a principal registers passkeys for: a device's customer, or the staff member themself. */
 function ownerOf(principal: Principal): PasskeyOwner {
   if (principal.kind === 'device') return { kind: 'customer', id: principal.customerId }
@@ -99,9 +41,9 @@ function ownerOf(principal: Principal): PasskeyOwner {
   throw new Problem('auth/forbidden', 'bank backends have no passkeys')
 }
 
-const asRegistration = (body: Static<typeof RegisterBody>) => body.credential as unknown as RegistrationResponseJSON
-const asAssertion = (assertion: Static<typeof AssertionCredential>) =>
-  assertion as unknown as AuthenticationResponseJSON
+const asRegistration = (body: Static<typeof PasskeyRegistration>) =>
+  body.credential as unknown as RegistrationResponseJSON
+const asAssertion = (assertion: Static<typeof PasskeyAssertion>) => assertion as unknown as AuthenticationResponseJSON
 
 /**
  * Passkeys (WebAuthn): customers register and use them from an enrolled device's session, so that each passkey is
@@ -139,7 +81,7 @@ async function registrationRoutes(app: App, ctx: ServerContext): Promise<void> {
         schema: {
           summary: `Start registering a passkey for ${who} (user verification required)`,
           tags: ['auth'],
-          response: { 200: Options, ...problemResponses(401, 403, 503) },
+          response: { 200: PasskeyCreationOptions, ...problemResponses(401, 403, 503) },
         },
       },
       async (request, reply) => {
@@ -165,8 +107,8 @@ async function registrationRoutes(app: App, ctx: ServerContext): Promise<void> {
               ? `Finish registering a passkey for ${who}; while they hold a factor, with a step-up (stepUp)`
               : `Finish registering a passkey for ${who}`,
           tags: ['auth'],
-          body: RegisterBody,
-          response: { 201: PasskeySchema, ...problemResponses(400, 401, 403, 409, 503) },
+          body: PasskeyRegistration,
+          response: { 201: Passkey, ...problemResponses(400, 401, 403, 409, 503) },
         },
       },
       async (request, reply) => {
@@ -209,7 +151,7 @@ async function passkeyListRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: "The passkeys of this device's customer",
         tags: ['auth'],
-        response: { 200: Type.Object({ passkeys: Type.Array(PasskeySchema) }), ...problemResponses(401, 403) },
+        response: { 200: PasskeyList, ...problemResponses(401, 403) },
       },
     },
     async (request) => {
@@ -225,7 +167,7 @@ async function passkeyListRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: "Start a passkey check of this device's customer (a step-up)",
         tags: ['auth'],
-        response: { 200: Options, ...problemResponses(401, 403, 503) },
+        response: { 200: PasskeyRequestOptions, ...problemResponses(401, 403, 503) },
       },
     },
     async (request, reply) => {
@@ -245,16 +187,8 @@ async function authenticationRoutes(app: App, ctx: ServerContext): Promise<void>
       schema: {
         summary: "Check a passkey assertion of this device's customer",
         tags: ['auth'],
-        body: Type.Object({ assertion: AssertionCredential }, { additionalProperties: false }),
-        response: {
-          200: Type.Object({
-            factor: Type.Literal('passkey'),
-            passkeyId: Type.String(),
-            userVerified: Type.Boolean(),
-            backedUp: Type.Boolean(),
-          }),
-          ...problemResponses(400, 401, 403, 503),
-        },
+        body: PasskeyCheck,
+        response: { 200: PasskeyVerification, ...problemResponses(400, 401, 403, 503) },
       },
     },
     async (request) => {
@@ -295,8 +229,8 @@ async function staffSignInOptionRoutes(app: App, ctx: ServerContext): Promise<vo
       schema: {
         summary: 'Start a staff sign-in with a passkey (no token needed; the passkey says who signs in)',
         tags: ['auth'],
-        body: StaffSignInOptionsBody,
-        response: { 200: Options, ...problemResponses(400, 503) },
+        body: StaffSignInStart,
+        response: { 200: PasskeyRequestOptions, ...problemResponses(400, 503) },
       },
     },
     async (request, reply) => {
@@ -316,25 +250,8 @@ async function staffSignInRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'Sign a staff member in with a passkey: issues a staff API token (shown once)',
         tags: ['auth'],
-        body: Type.Object(
-          {
-            tenantId: idOf('ten'),
-            assertion: AssertionCredential,
-            ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 12 * 3600 })),
-            scopes: Type.Optional(Type.Array(oneOf(scopes), { minItems: 1, uniqueItems: true })),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({
-            staffId: Type.String(),
-            token: Type.String(),
-            tokenId: Type.String(),
-            scopes: Type.Array(Type.String()),
-            expiresAt: Type.String(),
-          }),
-          ...problemResponses(400, 401, 403, 503),
-        },
+        body: StaffPasskeySignIn,
+        response: { 201: StaffSignIn, ...problemResponses(400, 401, 403, 503) },
       },
     },
     async (request, reply) => {

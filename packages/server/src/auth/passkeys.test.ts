@@ -2,10 +2,11 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import {
   enrolDevice,
+  type MemberClient,
   type PasskeyCreationOptions,
   type PasskeyRequestOptions,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
   signInStaffWithPasskey,
   staffPasskeySignInOptions,
@@ -40,14 +41,13 @@ describe('passkeys for customers and staff', () => {
     held ? { passkey: held.assert(await phone.client.passkeyAuthenticationOptions()) } : undefined
 
   /** Registers a new software passkey through a client (a device's customer's, or a staff member's own). */
-  const register = async (client: StrongroomClient, key = authenticator()) => {
+  const register = async (client: MemberClient, key = authenticator()) => {
     const options = await client.passkeyRegistrationOptions()
     await client.registerPasskey(key.register(options), client === phone.client ? await customerStepUp() : undefined)
     return key
   }
 
-  const staffClient = (token: string) =>
-    new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(token) })
+  const staffClient = (token: string) => new StaffClient({ baseUrl: server.url, credentials: new StaffToken(token) })
 
   const auditEvents = async (action: string) => {
     await server.flushAudit()
@@ -99,7 +99,7 @@ describe('passkeys for customers and staff', () => {
     assert.equal(options.rp.name, 'Test Bank')
     assert.equal(options.user.name, 'Ada Customer')
     assert.equal(Buffer.from(options.user.id, 'base64url').toString(), bank.customerId)
-    assert.equal((options.authenticatorSelection as { userVerification: string }).userVerification, 'required')
+    assert.equal(options.authenticatorSelection?.userVerification, 'required')
     assert.equal(options.attestation, 'none')
     const key = authenticator({ backupEligible: true })
     const passkey = await phone.client.registerPasskey(key.register(options))
@@ -138,7 +138,7 @@ describe('passkeys for customers and staff', () => {
     const { staffId, token } = await bank.staffToken('supervisor', 'sue')
     const key = authenticator()
     const options = await staffClient(token).passkeyRegistrationOptions()
-    assert.equal((options.authenticatorSelection as { residentKey: string }).residentKey, 'required')
+    assert.equal(options.authenticatorSelection?.residentKey, 'required')
     assert.equal(options.user.name, 'sue')
     await staffClient(token).registerPasskey(key.register(options))
 
@@ -153,7 +153,7 @@ describe('passkeys for customers and staff', () => {
     assert.equal(signedIn.staffId, staffId)
     assert.deepEqual(signedIn.scopes, ['conversations:read'])
     assert.match(signedIn.token, /^srs_/)
-    const me = await new StrongroomClient({ baseUrl: server.url, credentials: signedIn.credentials }).me()
+    const me = await new StaffClient({ baseUrl: server.url, credentials: signedIn.credentials }).me()
     assert.deepEqual([me.kind, me.staffId, me.scopes], ['staff', staffId, ['conversations:read']])
 
     const issued = (await auditEvents('staff.token.issue')).find((e) => e.details.tokenId === signedIn.tokenId)
@@ -251,7 +251,7 @@ describe('passkeys for customers and staff', () => {
         enrolmentCode: await otherCustomerCode(),
         label: 'other',
       })
-      const replayed = (client: StrongroomClient) => async () =>
+      const replayed = (client: MemberClient) => async () =>
         client.registerPasskey(key.register((await client.passkeyRegistrationOptions()) as PasskeyCreationOptions))
       await assert.rejects(replayed(otherCustomer.client)(), isProblem('auth/passkey-in-use'))
       await assert.rejects(replayed(staffClient(bank.agentToken))(), isProblem('auth/passkey-in-use'))

@@ -1,4 +1,19 @@
 import { Type } from '@sinclair/typebox'
+import {
+  CustomerFactorList,
+  FactorRemoval,
+  FactorsReset,
+  FactorsResetRequest,
+  SimSwapCheck,
+  SimSwapRisk,
+  SmsCodeCheck,
+  SmsCodeRequest,
+  SmsCodeSent,
+  StepUpPolicy,
+  TotpCode,
+  TotpConfirmation,
+  TotpEnrolment,
+} from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
 import { findCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -7,7 +22,7 @@ import type { App } from '../platform/http/fastify.ts'
 import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import {
   changerOf,
@@ -18,25 +33,10 @@ import {
   removeFactor,
   resetFactors,
 } from './factor-changes.ts'
-import { FactorProofSchema } from './passkey-routes.ts'
 import { assessSimSwap, type SimSwapAssessment, type SimSwapProvider, SimSwapUnavailable } from './sim-swap.ts'
 import { type SmsSender, sendSmsOtp, verifySmsOtp } from './sms-otp.ts'
-import { loadStepUpPolicy, StepUpPolicy, saveStepUpPolicy, simSwapWindowHours } from './step-up-policy.ts'
+import { loadStepUpPolicy, saveStepUpPolicy, simSwapWindowHours } from './step-up-policy.ts'
 import { enrolTotp, verifyTotp } from './totp.ts'
-
-const CodeBody = Type.Object(
-  { code: Type.String({ pattern: '^[0-9]{6}$', description: 'the 6-digit code the authenticator app shows' }) },
-  { additionalProperties: false },
-)
-
-const FactorSchema = Type.Object({
-  id: Type.String(),
-  kind: oneOf(['totp', 'passkey'] as const),
-  status: oneOf(['pending', 'active'] as const),
-  createdAt: Type.String(),
-  activatedAt: Type.Union([Type.String(), Type.Null()]),
-  coolingOffUntil: Type.Union([Type.String(), Type.Null()]),
-})
 
 async function requireCustomer(ctx: ServerContext, tenantId: string, customerId: string): Promise<void> {
   if (!(await findCustomer(ctx, tenantId, customerId))) throw new Problem('request/not-found', 'no such customer')
@@ -75,11 +75,8 @@ async function smsFactorRoutes(app: App, ctx: ServerContext, deps: AuthDeps): Pr
       schema: {
         summary: "Send a one-time code by SMS to the customer's number on file (after a SIM-swap check)",
         tags: ['auth'],
-        body: Type.Object({ customerId: Type.Optional(idOf('cus')) }, { additionalProperties: false }),
-        response: {
-          202: Type.Object({ expiresAt: Type.String() }),
-          ...problemResponses(400, 401, 403, 404, 409, 429, 502, 503),
-        },
+        body: SmsCodeRequest,
+        response: { 202: SmsCodeSent, ...problemResponses(400, 401, 403, 404, 409, 429, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -104,10 +101,7 @@ async function smsFactorRoutes(app: App, ctx: ServerContext, deps: AuthDeps): Pr
       schema: {
         summary: 'Check the SMS code (each code works once; five wrong codes void it)',
         tags: ['auth'],
-        body: Type.Object(
-          { code: Type.String({ pattern: '^[0-9]{6}$' }), customerId: Type.Optional(idOf('cus')) },
-          { additionalProperties: false },
-        ),
+        body: SmsCodeCheck,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
     },
@@ -133,18 +127,9 @@ async function simSwapCheckRoutes(app: App, ctx: ServerContext, deps: Pick<AuthD
       schema: {
         summary: 'Ask the carrier whether a phone number changed SIM recently, before trusting SMS for it',
         tags: ['auth'],
-        body: Type.Object(
-          { phoneNumber: Type.String({ pattern: '^\\+[1-9][0-9]{4,14}$', description: 'E.164' }) },
-          { additionalProperties: false },
-        ),
+        body: SimSwapCheck,
         response: {
-          200: Type.Object({
-            swapped: Type.Boolean(),
-            latestSimChange: Type.Union([Type.String(), Type.Null()]),
-            windowHours: Type.Integer(),
-            smsFactorsAllowed: Type.Boolean(),
-            risk: oneOf(['normal', 'high'] as const),
-          }),
+          200: SimSwapRisk,
           ...problemResponses(400, 401, 403, 503),
         },
       },
@@ -184,10 +169,7 @@ async function totpEnrolmentRoutes(app: App, ctx: ServerContext): Promise<void> 
       schema: {
         summary: "Start enrolling an authenticator app (TOTP) for the device's customer",
         tags: ['auth'],
-        response: {
-          201: Type.Object({ factorId: Type.String(), otpauthUri: Type.String(), qrCodeSvg: Type.String() }),
-          ...problemResponses(401, 403),
-        },
+        response: { 201: TotpEnrolment, ...problemResponses(401, 403) },
       },
     },
     async (request, reply) => {
@@ -213,10 +195,7 @@ async function totpEnrolmentRoutes(app: App, ctx: ServerContext): Promise<void> 
         summary:
           'Activate the enrolled authenticator app with its first code; replacing an active factor needs a step-up',
         tags: ['auth'],
-        body: Type.Object(
-          { ...CodeBody.properties, stepUp: Type.Optional(FactorProofSchema) },
-          { additionalProperties: false },
-        ),
+        body: TotpConfirmation,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
     },
@@ -248,7 +227,7 @@ async function factorRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'Check a code of the active authenticator app (each code works once)',
         tags: ['auth'],
-        body: CodeBody,
+        body: TotpCode,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
     },
@@ -267,7 +246,7 @@ async function factorRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: "The authenticator apps and passkeys of this device's customer, with their cooling-off",
         tags: ['auth'],
-        response: { 200: Type.Object({ factors: Type.Array(FactorSchema) }), ...problemResponses(401, 403) },
+        response: { 200: CustomerFactorList, ...problemResponses(401, 403) },
       },
     },
     async (request, reply) => {
@@ -285,7 +264,7 @@ async function factorRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: "Remove one of this device's customer's factors, proven by a step-up with a factor at least as strong",
         tags: ['auth'],
         params: Type.Object({ factorId: Type.Union([idOf('otp'), idOf('pky')]) }),
-        body: Type.Object({ stepUp: Type.Optional(FactorProofSchema) }, { additionalProperties: false }),
+        body: FactorRemoval,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404) },
       },
     },
@@ -352,7 +331,7 @@ async function staffFactorRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: "A customer's authenticator apps and passkeys (one added recently is still cooling off: a risk)",
         tags: ['auth'],
         params: Type.Object({ customerId: idOf('cus') }),
-        response: { 200: Type.Object({ factors: Type.Array(FactorSchema) }), ...problemResponses(401, 403, 404) },
+        response: { 200: CustomerFactorList, ...problemResponses(401, 403, 404) },
       },
     },
     async (request) => {
@@ -371,8 +350,8 @@ async function staffFactorRoutes(app: App, ctx: ServerContext): Promise<void> {
           'Staff-assisted reset: remove every factor of a customer who lost them (audited with the reason; every device of the customer is told)',
         tags: ['auth'],
         params: Type.Object({ customerId: idOf('cus') }),
-        body: Type.Object({ reason: Type.String({ minLength: 3, maxLength: 500 }) }, { additionalProperties: false }),
-        response: { 200: Type.Object({ removed: Type.Integer() }), ...problemResponses(400, 401, 403, 404) },
+        body: FactorsResetRequest,
+        response: { 200: FactorsReset, ...problemResponses(400, 401, 403, 404) },
       },
     },
     async (request) => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
+import { enrolDevice, type MemberClient, StaffClient, StaffToken, type StrongroomError } from '@strongroom/sdk'
 import { decodeJwt } from 'jose'
 import { sql } from 'kysely'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -13,8 +13,8 @@ const STRANGER = '+447700900999'
 describe('SMS factors: one-time codes and yes/no consent by SMS reply', () => {
   let server: TestServer
   let bank: TestBank
-  let admin: StrongroomClient
-  let agent: StrongroomClient
+  let admin: StaffClient
+  let agent: StaffClient
   let phoneSeq = 100
   /** Every code that went out by SMS, to prove none is stored or audited in clear. */
   const codesSent: string[] = []
@@ -59,9 +59,9 @@ describe('SMS factors: one-time codes and yes/no consent by SMS reply', () => {
     const device = await enrolDevice({ baseUrl: server.url, enrolmentCode: code, label: 'phone' })
     return { id: customer.id, phoneNumber, device: device.client }
   }
-  const sendOtp = (client: StrongroomClient, body: Record<string, unknown> = {}) =>
+  const sendOtp = (client: MemberClient, body: Record<string, unknown> = {}) =>
     client.request<{ expiresAt: string }>('POST', '/v1/factors/sms/send', body)
-  const verifyOtp = (client: StrongroomClient, code: string, body: Record<string, unknown> = {}) =>
+  const verifyOtp = (client: MemberClient, code: string, body: Record<string, unknown> = {}) =>
     client.request('POST', '/v1/factors/sms/verify', { code, ...body })
   const wrongCodeOf = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0')
   const invalidCode = (problem: StrongroomError) => {
@@ -73,8 +73,8 @@ describe('SMS factors: one-time codes and yes/no consent by SMS reply', () => {
   before(async () => {
     server = await startTestServer({ publicUrl: 'https://bank.example' })
     bank = await createTestBank(server, 'SMS Bank')
-    admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await admin.request('PUT', '/v1/channels/twilio', {
       address: BANK_NUMBER,
       accountSid: `AC${'0'.repeat(31)}1`,

@@ -1,16 +1,18 @@
 import type { RegistrationResponseJSON } from '@simplewebauthn/server'
-import { Type } from '@sinclair/typebox'
+import {
+  InvitedPasskeyRegistration,
+  InvitedStaffPasskey,
+  PasskeyCreationOptions,
+  StaffInvitation,
+} from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
-import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import { problemResponses } from '../platform/http/schemas.ts'
 import { peekStaffInvitation, useStaffInvitation } from '../tenancy/staff-invitations.ts'
 import { findTenant } from '../tenancy/tenants.ts'
-import { PasskeySchema, RegistrationCredential } from './passkey-routes.ts'
 import { passkeyRegistrationOptions, registerPasskey } from './passkeys.ts'
-
-const Invitation = { tenantId: idOf('ten'), invitation: Type.String({ minLength: 1, maxLength: 100 }) }
 
 /**
  * A staff member enrols their first passkey from the single-use link an administrator sent (`strongroom staff
@@ -26,11 +28,8 @@ export async function staffInvitationRoutes(app: App, ctx: ServerContext): Promi
       schema: {
         summary: 'Start enrolling a staff passkey from an invitation link (no token; the link is not used up yet)',
         tags: ['auth'],
-        body: Type.Object(Invitation, { additionalProperties: false }),
-        response: {
-          200: Type.Object({ challenge: Type.String() }, { additionalProperties: true }),
-          ...problemResponses(400, 401, 429, 503),
-        },
+        body: StaffInvitation,
+        response: { 200: PasskeyCreationOptions, ...problemResponses(400, 401, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -54,11 +53,8 @@ export async function staffInvitationRoutes(app: App, ctx: ServerContext): Promi
       schema: {
         summary: 'Finish enrolling a staff passkey from an invitation link, which this uses up',
         tags: ['auth'],
-        body: Type.Object({ ...Invitation, credential: RegistrationCredential }, { additionalProperties: false }),
-        response: {
-          201: Type.Object({ staffId: Type.String(), passkey: PasskeySchema }),
-          ...problemResponses(400, 401, 409, 429, 503),
-        },
+        body: InvitedPasskeyRegistration,
+        response: { 201: InvitedStaffPasskey, ...problemResponses(400, 401, 409, 429, 503) },
       },
     },
     async (request, reply) => {

@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test'
 import {
   enrolStaffPasskey,
   type PasskeyCreationOptions,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
   signInStaffWithPasskey,
   staffInvitationPasskeyOptions,
@@ -89,7 +89,7 @@ describe('staff passkey enrolment from an invitation link (no token)', () => {
       await staffPasskeySignInOptions({ baseUrl: server.url, tenantId: bank.tenantId }),
     )
     const signedIn = await signInStaffWithPasskey({ baseUrl: server.url, tenantId: bank.tenantId, assertion })
-    const me = await new StrongroomClient({ baseUrl: server.url, credentials: signedIn.credentials }).me()
+    const me = await new StaffClient({ baseUrl: server.url, credentials: signedIn.credentials }).me()
     assert.deepEqual([me.kind, me.staffId, me.role], ['staff', staffId, 'agent'])
   })
 
@@ -152,7 +152,7 @@ describe('staff passkey enrolment from an invitation link (no token)', () => {
     await assert.rejects(enrol(first), isProblem('auth/invitation-invalid'))
     const { staffId } = await bank.staffToken('agent', 'dee')
     const dees = secretOf((await invite(bank, 'dee')).url)
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await admin.request('POST', `/v1/staff/${staffId}/deactivate`)
     await assert.rejects(enrol(dees), isProblem('auth/invitation-invalid'))
     await enrol(second)
@@ -186,7 +186,7 @@ describe('staff passkey enrolment from an invitation link (no token)', () => {
 
   test('admins invite over the API (link on this server); an agent may not', async () => {
     const { staffId } = await bank.staffToken('supervisor', 'una')
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const invitation = await admin.request<{ url: string; staffId: string }>(
       'POST',
       `/v1/staff/${staffId}/invitations`,
@@ -194,7 +194,7 @@ describe('staff passkey enrolment from an invitation link (no token)', () => {
     )
     assert.equal(invitation.staffId, staffId)
     await enrol(secretOf(invitation.url))
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await assert.rejects(agent.request('POST', `/v1/staff/${staffId}/invitations`, {}), isProblem('auth/forbidden'))
   })
 })

@@ -1,75 +1,7 @@
-import { type Static, Type } from '@sinclair/typebox'
+import type { StepUpFactor, StepUpPolicy } from '@strongroom/sdk/protocol'
 import { WEB_DEVICE_FLAG } from '../integrity/web-devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { loadTenantPolicy, saveTenantPolicy } from '../tenancy/policies.ts'
-
-/**
- * Factors beyond the device key that a rule can ask for: `sms-otp`, a code sent by SMS (the weakest second factor,
- * which TOTP or a passkey with user verification also satisfy); `totp`, a second factor (which a passkey with user
- * verification also gives, but an SMS code does not); or `passkey`, a passkey with user verification and nothing else.
- */
-export const stepUpFactors = ['sms-otp', 'totp', 'passkey'] as const
-export type StepUpFactor = (typeof stepUpFactors)[number]
-
-export const StepUpRule = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 60 }),
-    action: Type.Literal('consent.approve'),
-    /** The rule applies from this amount (minor units, in this currency) upwards. */
-    minAmount: Type.Optional(
-      Type.Object(
-        { value: Type.Integer({ minimum: 1 }), currency: Type.String({ pattern: '^[A-Z]{3}$' }) },
-        { additionalProperties: false },
-      ),
-    ),
-    /** The rule applies to devices enrolled less than this many hours ago. */
-    newDeviceHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 8760 })),
-    /** The rule applies when the device's integrity token carries one of these risk flags. */
-    riskFlags: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { maxItems: 10 })),
-    outcome: Type.Union([
-      Type.Object(
-        {
-          require: Type.Array(Type.Union(stepUpFactors.map((f) => Type.Literal(f))), {
-            minItems: 1,
-            uniqueItems: true,
-          }),
-        },
-        { additionalProperties: false },
-      ),
-      Type.Object({ deny: Type.Literal(true) }, { additionalProperties: false }),
-    ]),
-  },
-  { additionalProperties: false },
-)
-const MaxAmount = Type.Object(
-  { value: Type.Integer({ minimum: 0 }), currency: Type.String({ pattern: '^[A-Z]{3}$' }) },
-  { additionalProperties: false },
-)
-export const StepUpPolicy = Type.Object(
-  {
-    rules: Type.Array(StepUpRule, { maxItems: 50 }),
-    /**
-     * The largest amount, per currency, that a reply to an SMS ("YES 4821") may approve. A currency not listed may
-     * not be approved by SMS reply at all: without this setting, SMS yes/no approves nothing.
-     */
-    smsReplyMaxAmount: Type.Optional(Type.Array(MaxAmount, { maxItems: 20 })),
-    /**
-     * The largest amount, per currency, that a browser (a device of kind `web`, where the integrity gate applies) may
-     * approve, and then only with a passkey that verified the user. A currency not listed may not be approved from a
-     * browser at all: without this setting, browsers approve nothing (they still read, chat and decline).
-     */
-    webDeviceMaxAmount: Type.Optional(Type.Array(MaxAmount, { maxItems: 20 })),
-    /** A SIM change this recent blocks SMS factors for the customer; the deployment's setting (72 h) by default. */
-    simSwapWindowHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 2400 })),
-    /**
-     * Cooling-off: a TOTP factor or passkey added less than this many hours ago satisfies no step-up the rules ask
-     * for, and proves no change to another factor; the console shows such a factor as a risk. None without it.
-     */
-    factorCoolingOffHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 720 })),
-  },
-  { additionalProperties: false },
-)
-export type StepUpPolicy = Static<typeof StepUpPolicy>
 
 export interface StepUpContext {
   action: 'consent.approve'

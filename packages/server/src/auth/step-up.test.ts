@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
+import type { StepUpPolicy } from '@strongroom/sdk/protocol'
 import { decodeJwt } from 'jose'
 import { type TOTP, URI } from 'otpauth'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
-import { evaluateStepUp, type StepUpPolicy } from './step-up-policy.ts'
+import { evaluateStepUp } from './step-up-policy.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 const policy: StepUpPolicy = {
@@ -69,14 +70,14 @@ describe('the step-up policy, evaluated in one place', () => {
 describe('step-up on payment consent', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let phone: Awaited<ReturnType<typeof enrolDevice>>
   let totp: TOTP
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
     const enrolment = await phone.client.request<{ otpauthUri: string }>('POST', '/v1/factors/totp')
     totp = URI.parse(enrolment.otpauthUri) as TOTP

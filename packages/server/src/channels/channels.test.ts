@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { enrolDevice, type MemberClient, StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import { ArchiveMember } from '../archive/archive-member.ts'
 import { archiveStoreSink } from '../archive/archive-sink.ts'
@@ -47,8 +47,8 @@ describe('public channels and the pivot into the secure channel', () => {
   let server: TestServer
   let bank: TestBank
   let otherBank: TestBank
-  let admin: StrongroomClient
-  let agent: StrongroomClient
+  let admin: StaffClient
+  let agent: StaffClient
   let customerId: string
 
   async function post(path: string, body: unknown) {
@@ -67,7 +67,7 @@ describe('public channels and the pivot into the secure channel', () => {
     )
     return ((await response.json()) as { messages: InboxMessage[] }).messages
   }
-  const publicMessages = async (client: StrongroomClient, conversationId: string) =>
+  const publicMessages = async (client: MemberClient, conversationId: string) =>
     (
       await client.request<{ messages: PublicMessageView[] }>(
         'GET',
@@ -90,7 +90,7 @@ describe('public channels and the pivot into the secure channel', () => {
     }
   }
   /** The public conversation of a channel identity, found as the agent would: the newest conversation they are in. */
-  async function newestConversation(client: StrongroomClient) {
+  async function newestConversation(client: MemberClient) {
     const [conversation] = await client.listConversations()
     assert.ok(conversation)
     return conversation
@@ -110,8 +110,8 @@ describe('public channels and the pivot into the secure channel', () => {
     server = await startTestServer({ publicUrl: 'https://bank.example' })
     bank = await createTestBank(server, 'Channel Bank')
     otherBank = await createTestBank(server, 'Other Bank')
-    admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const customer = await agent.request<{ id: string; phoneNumber: string }>('POST', '/v1/customers', {
       externalRef: 'CUST-42',
       displayName: 'Grace Customer',
@@ -137,7 +137,7 @@ describe('public channels and the pivot into the secure channel', () => {
       agentId: bank.agentId,
       secrets: { appSecret: PAGE_SECRET, accessToken: 'messenger-page-token-xyz', verifyToken: `${WA_VERIFY}-page` },
     })
-    const otherAdmin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(otherBank.adminToken) })
+    const otherAdmin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(otherBank.adminToken) })
     await otherAdmin.request('PUT', '/v1/channels/twilio', {
       address: OTHER_BANK_NUMBER,
       accountSid: `AC${'0'.repeat(31)}2`,
@@ -172,7 +172,7 @@ describe('public channels and the pivot into the secure channel', () => {
     })
 
     test('a receiving number belongs to one tenant', async () => {
-      const otherAdmin = new StrongroomClient({
+      const otherAdmin = new StaffClient({
         baseUrl: server.url,
         credentials: new StaffToken(otherBank.adminToken),
       })
@@ -285,7 +285,7 @@ describe('public channels and the pivot into the secure channel', () => {
     })
 
     test("the receiving number picks the tenant: the other bank's number reaches only the other bank", async () => {
-      const otherAgent = new StrongroomClient({
+      const otherAgent = new StaffClient({
         baseUrl: server.url,
         credentials: new StaffToken(otherBank.agentToken),
       })
@@ -361,7 +361,7 @@ describe('public channels and the pivot into the secure channel', () => {
         clientMessageId: 'archive-reply',
         text: 'Noted, thank you',
       })
-      const compliance = new StrongroomClient({
+      const compliance = new StaffClient({
         baseUrl: server.url,
         credentials: new StaffToken((await bank.staffToken('compliance')).token),
       })
@@ -563,7 +563,7 @@ describe('public channels and the pivot into the secure channel', () => {
 
     test('a pivot 25 hours after the last message goes out as the registered template, the link as its URL button', async () => {
       const conversation = await newestConversation(agent)
-      const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+      const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
       const pivot = {
         purpose: 'pivot',
         name: 'secure_chat_invitation',
@@ -600,7 +600,7 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.match(text.problem.detail ?? '', /no template is registered for this/)
       await agent.request('POST', `/v1/conversations/${conversation.id}/pivot`, {})
       const sent = (await inbox('whatsapp', WA_ID)).at(-1)
-      assert.equal(sent?.text, 'secure_chat_invitation')
+      assert.equal(sent?.text, 'secure_chat_invitation: bank.example')
       assert.match(sent?.link?.url ?? '', /^#t=srp_[A-Za-z0-9_-]+$/)
       const [link] = await agent.listPivotLinks(conversation.id)
       assert.equal(link?.status, 'sent')
@@ -656,7 +656,7 @@ describe('public channels and the pivot into the secure channel', () => {
       assert.deepEqual(await rowCounts(), before)
       assert.equal((await channelOf())?.window.kind, 'closed')
       // Meta granted the page the Human Agent permission: an agent may answer for 7 days.
-      const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+      const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
       await admin.request('PUT', '/v1/channels/messenger', {
         address: PAGE_ID,
         apiVersion: 'v23.0',
@@ -827,7 +827,7 @@ describe('public channels and the pivot into the secure channel', () => {
       const unknown = await problemOf(redeem(phone, 'srp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'))
       assert.equal(unknown.type, `${PROBLEMS}pivot/invalid-token`)
       // The other bank's customer texts, is linked, and gets a link: our device cannot use it.
-      const otherAgent = new StrongroomClient({
+      const otherAgent = new StaffClient({
         baseUrl: server.url,
         credentials: new StaffToken(otherBank.agentToken),
       })
@@ -863,6 +863,25 @@ describe('public channels and the pivot into the secure channel', () => {
       const token = await invite()
       const refused = await problemOf(agent.request('POST', '/v1/pivot/redeem', { token }))
       assert.equal(refused.status, 403)
+    })
+
+    test('a link from an agent who has left since still lets the customer in', async () => {
+      const token = await invite()
+      // The agent's groups at the bank's identity provider no longer give them a role.
+      const leaves = (roleless_at: Date | null) =>
+        server.ctx.db.updateTable('staff').set({ roleless_at }).where('id', '=', bank.agentId).execute()
+      await leaves(new Date())
+      try {
+        const result = await redeem(tablet, token)
+        const members = await server.ctx.db
+          .selectFrom('conversation_members')
+          .select(['member_kind', 'member_id'])
+          .where('conversation_id', '=', result.secureConversationId)
+          .execute()
+        assert.ok(members.some((m) => m.member_kind === 'device' && m.member_id === tablet.device.id))
+      } finally {
+        await leaves(null)
+      }
     })
 
     test('two redemptions at once: exactly one succeeds', async () => {
@@ -949,7 +968,7 @@ describe('public channels and the pivot into the secure channel', () => {
       const secureConversationId = completed?.secureConversationId
       assert.ok(secureConversationId)
       const plain = await agent.createConversation({ customerId: bank.customerId })
-      const otherAgent = new StrongroomClient({
+      const otherAgent = new StaffClient({
         baseUrl: server.url,
         credentials: new StaffToken(otherBank.agentToken),
       })
@@ -973,13 +992,16 @@ describe('public channels and the pivot into the secure channel', () => {
       )
       // An agent who is in neither conversation learns nothing of them; a supervisor (conversations:all) sees both.
       const colleague = await bank.staffToken('agent')
-      const asColleague = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(colleague.token) })
+      const asColleague = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(colleague.token) })
       assert.deepEqual(await asColleague.conversationChannels([conversationId, secureConversationId]), [])
       const supervisor = await bank.staffToken('supervisor')
-      const asSupervisor = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
+      const asSupervisor = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
       assert.equal((await asSupervisor.conversationChannels([conversationId, secureConversationId])).length, 2)
       // Devices do not ask; malformed or too many ids are refused.
-      assert.equal((await problemOf(phone.client.conversationChannels([secureConversationId]))).status, 403)
+      assert.equal(
+        (await problemOf(phone.client.request('GET', `/v1/channels/conversations?ids=${secureConversationId}`))).status,
+        403,
+      )
       const malformed = await problemOf(agent.request('GET', `/v1/channels/conversations?ids=${conversationId},nope`))
       assert.equal(malformed.status, 400)
       const tooMany = Array.from({ length: 101 }, () => conversationId).join(',')

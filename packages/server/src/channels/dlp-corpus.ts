@@ -64,6 +64,13 @@ export const CARD_SPELLINGS: Record<string, (groups: string[]) => string> = {
   Devanagari: (g) => inScript(g.join(' '), 0x0966),
   'mathematical bold': (g) => inScript(g.join(' '), 0x1d7ce),
   'dot and zero-width joiner': (g) => g.join('.\u200d'),
+  // WhatsApp's and the phones' emoji keyboards: each digit a keycap (digit, emoji presentation selector, enclosing
+  // keycap), or a digit with a variation selector or an accent stacked on it; all read as the digit.
+  keycaps: (g) => g.map((group) => group.replace(/\d/g, (d) => `${d}\ufe0f\u20e3`)).join(' '),
+  'variation selectors': (g) => g.map((group) => group.replace(/\d/g, (d) => `${d}\ufe0e`)).join(' '),
+  'combining accents': (g) => g.map((group) => group.replace(/\d/g, (d) => `${d}\u0301`)).join(' '),
+  // Typed backwards between a right-to-left override and its pop: the screen shows it the right way round.
+  'backwards in a right-to-left override': (g) => `\u202e${g.join(' ').split('').reverse().join('')}\u202c`,
 }
 
 export const IBAN_SPELLINGS: Record<string, (iban: string) => string> = {

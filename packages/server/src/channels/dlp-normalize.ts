@@ -1,8 +1,9 @@
 /**
  * The text DLP reads: what a customer typed, with every spelling of a digit made the same. Unicode NFKC (fullwidth and
  * mathematical digits become ASCII, a no-break space a space), every other decimal digit (`\p{Nd}`: Arabic-Indic,
- * Devanagari…) replaced by its ASCII value, and format characters (`\p{Cf}`: zero-width spaces and joiners, soft
- * hyphens, direction marks) removed. Each unit of the normalized text remembers where it came from, so that a finding
+ * Devanagari…) replaced by its ASCII value, format characters (`\p{Cf}`: zero-width spaces and joiners, soft
+ * hyphens, direction marks) removed, and so are marks on a digit (`\p{M}`: an emoji keycap's selector and enclosing
+ * keycap, a variation selector, an accent stacked on it), which still show the digit. Each unit of the normalized text remembers where it came from, so that a finding
  * masks exactly what the customer typed, whatever the spelling.
  */
 export interface NormalizedText {
@@ -28,6 +29,7 @@ interface Segment {
 const NON_ASCII = /[\u0080-\uffff]/
 const FORMAT = /^\p{Cf}$/u
 const DECIMAL_DIGIT = /^\p{Nd}$/u
+const MARK = /^\p{M}$/u
 
 /**
  * Unicode encodes decimal digits in runs of ten, zero to nine (a stability guarantee), some runs back to back: the
@@ -67,6 +69,11 @@ function readingOf(char: string): string {
 
 const NEXT_NON_ASCII = /[\u0080-\uffff]/g
 
+function endsWithDigit(text: string): boolean {
+  const last = text.charCodeAt(text.length - 1)
+  return last >= 0x30 && last <= 0x39
+}
+
 export function normalizeForDlp(text: string): NormalizedText {
   if (!NON_ASCII.test(text)) return { text, segments: null }
   let normalized = ''
@@ -87,7 +94,8 @@ export function normalizeForDlp(text: string): NormalizedText {
     }
     const codePoint = text.codePointAt(index) as number
     const char = codePoint > 0xffff ? text.slice(index, index + 2) : (match[0] as string)
-    const reading = readingOf(char)
+    // A mark belongs to the character before it; on a digit it leaves the digit as it was.
+    const reading = MARK.test(char) && endsWithDigit(normalized) ? '' : readingOf(char)
     segments.push({
       copied: false,
       at: normalized.length,

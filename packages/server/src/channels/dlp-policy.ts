@@ -1,31 +1,9 @@
-import { type Static, Type } from '@sinclair/typebox'
+import type { DlpPolicy } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { loadTenantPolicy, saveTenantPolicy } from '../tenancy/policies.ts'
 import { type CustomPattern, compilePattern, InvalidPattern } from './dlp.ts'
-
-/** A tenant's own formats to mask on public channels, beside cards, CVVs and IBANs (which are always masked). */
-export const DlpPattern = Type.Object(
-  {
-    label: Type.String({
-      minLength: 1,
-      maxLength: 60,
-      pattern: "^[\\p{L}\\p{N} ._'-]+$",
-      description: 'shown in place of the match, e.g. [national id]',
-    }),
-    pattern: Type.String({
-      minLength: 1,
-      maxLength: 200,
-      description: 'an RE2 regular expression, matched case-insensitively (no backreferences or lookarounds)',
-    }),
-  },
-  { additionalProperties: false },
-)
-export const DlpPatterns = Type.Array(DlpPattern, { maxItems: 20 })
-
-export const DlpPolicy = Type.Object({ patterns: DlpPatterns }, { additionalProperties: false })
-export type DlpPolicy = Static<typeof DlpPolicy>
 
 const POLICY_NAME = 'dlp'
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { type PublicMessage, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { type PublicMessage, StaffClient, StaffToken } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import { verifyBundle } from '../archive/bundle.ts'
 import { DEFAULT_RETENTION_DAYS, expireArchiveRecords } from '../archive/retention.ts'
@@ -31,6 +31,9 @@ const ISSUE_SPELLINGS: [string, string][] = [
     'Arabic-Indic',
     'Devanagari',
     'mathematical bold',
+    'keycaps',
+    'combining accents',
+    'backwards in a right-to-left override',
   ].map((name): [string, string] => [name, (CARD_SPELLINGS[name] as (g: string[]) => string)(groupsOf(CARD))]),
   ...['lower case grouped', 'lower case compact', 'dashes'].map((name): [string, string] => [
     `IBAN ${name}`,
@@ -48,7 +51,7 @@ const holds = (text: string, secret: string) =>
 describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
 
   const customerWrites = async (text: string) => {
     const response = await fetch(`${server.url}/dev/simulator/phone/twilio/messages`, {
@@ -74,8 +77,8 @@ describe('DLP: every spelling of issue 16, inbound, in the scan and outbound', (
   before(async () => {
     server = await startTestServer({ publicUrl: 'https://bank.example' })
     bank = await createTestBank(server, 'Spelling Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await admin.request('PUT', '/v1/channels/twilio', {
       address: BANK_NUMBER,
       accountSid: `AC${'0'.repeat(31)}1`,

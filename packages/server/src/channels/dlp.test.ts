@@ -27,6 +27,25 @@ describe('data-loss prevention on public-channel text', () => {
     }
   })
 
+  test('a card typed backwards inside a right-to-left override, which a phone shows the right way round, is masked', () => {
+    const card = '4539 1488 0343 6467'
+    const backwards = card.split('').reverse().join('')
+    assert.equal(luhnValid(backwards.replace(/ /g, '')), false, 'backwards it is no card number by itself')
+    for (const [open, close] of [
+      ['\u202e', '\u202c'], // right-to-left override … pop directional formatting
+      ['\u2067\u202e', '\u202c\u2069'], // inside a right-to-left isolate
+    ]) {
+      const result = scanText(`my card ${open}${backwards}${close} thanks`)
+      assert.equal(result.masked, `my card ${open}[card •••• 6467]${close} thanks`)
+      assert.deepEqual(
+        result.findings.map((f) => f.kind),
+        ['card-number'],
+      )
+    }
+    // Without a control, the same digits backwards are no card: left as they are.
+    assert.equal(scanText(`ref ${backwards}`).masked, `ref ${backwards}`)
+  })
+
   test('numbers that only look like cards are left alone', () => {
     const clean = [
       '4111 1111 1111 1112', // fails Luhn

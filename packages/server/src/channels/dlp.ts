@@ -218,8 +218,17 @@ function findIbans(text: string): { start: number; end: number; compact: string 
 /** A finding and the mask that replaces it. */
 export type Located = Finding & { replacement: string }
 
-/** Findings in the normalized text, positions in it. */
-function detect(text: string): Located[] {
+/**
+ * Bidirectional overrides, embeddings and isolates: between them a phone shows characters in the other order, so
+ * digits typed backwards inside a right-to-left override read as a card number on the screen.
+ */
+const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/
+
+/**
+ * Findings in the normalized text, positions in it. `reorders`: the text as typed holds bidirectional controls, so
+ * its digits are also read backwards, as a screen may show them.
+ */
+function detect(text: string, reorders = false): Located[] {
   const findings: Located[] = []
   const overlaps = (start: number, end: number) => findings.some((f) => start < f.end && end > f.start)
   for (const iban of findIbans(text)) {
@@ -237,6 +246,15 @@ function detect(text: string): Located[] {
     if (after?.[1]) {
       const start = card.end + after[0].length - after[1].length
       findings.push({ kind: 'cvv', start, end: start + after[1].length, replacement: '[CVV]' })
+    }
+  }
+  if (reorders) {
+    // The text backwards, one UTF-16 unit at a time, so that a place in it is a place in the text mirrored.
+    const backwards = text.split('').reverse().join('')
+    for (const card of findCards(backwards)) {
+      const start = text.length - card.end
+      const end = text.length - card.start
+      if (!overlaps(start, end)) findings.push({ kind: 'card-number', start, end, replacement: maskCard(card.digits) })
     }
   }
   for (const match of CVV_KEYWORD.test(text) ? text.matchAll(CVV_NAMED) : []) {
@@ -279,7 +297,7 @@ export function scanText(text: string, custom: readonly CustomPattern[] = []): D
 /** What scanText masks, with the masks, before they are applied (positions in the text as typed). */
 export function locateFindings(text: string, custom: readonly CustomPattern[] = []): Located[] {
   const normalized = normalizeForDlp(text)
-  const findings = toOriginal(normalized, detect(normalized.text))
+  const findings = toOriginal(normalized, detect(normalized.text, BIDI_CONTROL.test(text)))
   const overlaps = (start: number, end: number) => findings.some((f) => start < f.end && end > f.start)
   for (const { label, pattern } of custom) {
     const regex = compilePattern(pattern)

@@ -43,6 +43,12 @@ export function phoneNumberOf(connector: ConnectorKind, address: string): string
   return undefined
 }
 
+/** The address a customer's phone number (E.164) has on a channel; none on Messenger, whose ids are not numbers. */
+export function addressForPhoneNumber(connector: ConnectorKind, phoneNumber: string): string | undefined {
+  if (connector === 'messenger') return undefined
+  return connector === 'whatsapp' ? phoneNumber.slice(1) : phoneNumber
+}
+
 type Row = {
   tenant_id: string
   id: string
@@ -84,21 +90,14 @@ export async function identityForSender(
   ctx: Ctx,
   channel: ChannelConfig,
   address: string,
+  /** Who the conversation is assigned to when it is made: the channel's agent, or the agent writing first. */
+  assignedStaffId = channel.settings.agentId,
 ): Promise<{ identity: ChannelIdentity; created: boolean }> {
   const { tenantId, connector } = channel
-  const index = await ctx.keyring.blindIndex(tenantId, ADDRESS_INDEX, `${connector}:${address}`)
-  const find = async () => {
-    const row = await ctx.db
-      .selectFrom('channel_identities')
-      .select(COLUMNS)
-      .where('tenant_id', '=', tenantId)
-      .where('connector', '=', connector)
-      .where('address_index', '=', index)
-      .executeTakeFirst()
-    return row && toIdentity(row)
-  }
+  const find = () => findIdentityByAddress(ctx, channel, address)
   const existing = await find()
   if (existing) return { identity: existing, created: false }
+  const index = await ctx.keyring.blindIndex(tenantId, ADDRESS_INDEX, `${connector}:${address}`)
   const phone = phoneNumberOf(connector, address)
   const customerId = phone === undefined ? undefined : await findCustomerIdByPhoneNumber(ctx, tenantId, phone)
   const id = newId('chi')
@@ -106,7 +105,7 @@ export async function identityForSender(
     const created = await ctx.db.transaction().execute(async (trx) => {
       const { conversation, announce } = await createConversationIn(trx, tenantId, {
         customerId: customerId ?? null,
-        assignedStaffId: channel.settings.agentId,
+        assignedStaffId,
       })
       await trx
         .insertInto('channel_identities')
@@ -133,6 +132,44 @@ export async function identityForSender(
   const identity = await find()
   if (!identity) throw new Problem('server/internal')
   return { identity, created: identity.id === id }
+}
+
+/** The identity an address has on this channel, if it ever wrote or was written to. */
+export async function findIdentityByAddress(
+  ctx: Pick<ServerContext, 'db' | 'keyring'>,
+  channel: Pick<ChannelConfig, 'tenantId' | 'connector'>,
+  address: string,
+): Promise<ChannelIdentity | undefined> {
+  const index = await ctx.keyring.blindIndex(channel.tenantId, ADDRESS_INDEX, `${channel.connector}:${address}`)
+  const row = await ctx.db
+    .selectFrom('channel_identities')
+    .select(COLUMNS)
+    .where('tenant_id', '=', channel.tenantId)
+    .where('connector', '=', channel.connector)
+    .where('address_index', '=', index)
+    .executeTakeFirst()
+  return row && toIdentity(row)
+}
+
+/**
+ * The customer's identity on a channel whose addresses are not phone numbers (Messenger's page-scoped ids): known only
+ * once they wrote and the conversation was linked to them; the one they wrote from last.
+ */
+export async function linkedIdentityOn(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  customerId: string,
+  connector: ConnectorKind,
+): Promise<ChannelIdentity | undefined> {
+  const row = await ctx.db
+    .selectFrom('channel_identities')
+    .select(COLUMNS)
+    .where('tenant_id', '=', tenantId)
+    .where('customer_id', '=', customerId)
+    .where('connector', '=', connector)
+    .orderBy(sql`last_inbound_at desc nulls last`)
+    .executeTakeFirst()
+  return row && toIdentity(row)
 }
 
 export async function identityOfConversation(

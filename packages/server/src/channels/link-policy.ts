@@ -1,46 +1,9 @@
-import { type Static, Type } from '@sinclair/typebox'
+import type { LinkPolicy } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { loadTenantPolicy, saveTenantPolicy } from '../tenancy/policies.ts'
 import { analyzeLinks, registrableDomain } from './link-safety.ts'
-
-/**
- * The bank's registered domains (where its links point, and what lookalikes imitate) and its own sender IDs and
- * numbers (what a spoofed SMS claims to come from). Inbound, they decide the smishing and spoofing flags; outbound,
- * every link the bank sends on a public channel must be on one of the domains (or on the server's own public URL).
- */
-export const LinkPolicy = Type.Object(
-  {
-    domains: Type.Array(
-      Type.String({
-        minLength: 3,
-        maxLength: 253,
-        pattern: '^[^\\s/:@]+\\.[^\\s/:@]+$',
-        description: 'a registrable domain, e.g. example-bank.com (its subdomains count as the bank’s)',
-      }),
-      { maxItems: 20 },
-    ),
-    senderIds: Type.Array(
-      Type.String({
-        minLength: 2,
-        maxLength: 20,
-        pattern: '^\\+?[0-9A-Za-z ._-]+$',
-        description: 'an alphanumeric sender ID (e.g. EXAMPLEBNK) or a number in E.164 the bank sends from',
-      }),
-      { maxItems: 20 },
-    ),
-    securePlace: Type.Optional(
-      Type.Union([Type.Literal('secure-page'), Type.Literal('app')], {
-        description:
-          'what the texts call the place a secure link opens: "our secure page" (the default: the web chat) or ' +
-          '"our app" (a bank whose links open its app)',
-      }),
-    ),
-  },
-  { additionalProperties: false },
-)
-export type LinkPolicy = Static<typeof LinkPolicy>
 
 const POLICY_NAME = 'links'
 

@@ -84,17 +84,26 @@ function judge(host: string, bankDomains: readonly string[]): LinkVerdict {
   return 'other'
 }
 
+/**
+ * A user name (and password) before the host: linkify-it ends the link at the `@` of `https://bank.example@evil.top`,
+ * while phones' own link detection opens the whole of it, at the host after the `@`.
+ */
+const USERINFO_AFTER_LINK = /^(?::[^\s@/?#]*)?@[^\s/?#@]+/
+
 /** Every link in a text, with its host and verdict against the bank's registered domains (lower case). */
 export function analyzeLinks(text: string, bankDomains: readonly string[]): LinkFinding[] {
   const readable = normalizeForDlp(text).text
   return (linkify.match(readable) ?? []).flatMap((match) => {
-    let hostname: string
+    const userinfo = USERINFO_AFTER_LINK.exec(readable.slice(match.lastIndex))?.[0] ?? ''
+    let url: URL
     try {
-      hostname = new URL(match.url).hostname
+      url = new URL(match.url + userinfo)
     } catch {
       return []
     }
-    const host = domainToUnicode(hostname) || hostname
-    return [{ host, verdict: judge(hostname, bankDomains) }]
+    const host = domainToUnicode(url.hostname) || url.hostname
+    // A link that puts a name in front of its host is dressed up as another site: no bank sends one.
+    const verdict = url.username || url.password ? 'lookalike' : judge(url.hostname, bankDomains)
+    return [{ host, verdict }]
   })
 }

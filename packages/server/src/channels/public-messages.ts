@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import type { PublicMessage } from '@strongroom/sdk/protocol'
+import { recordAudit } from '../audit/events.ts'
 import type { WireMessage } from '../conversations/bus-events.ts'
 import { requireConversationAccess } from '../conversations/conversations.ts'
 import type { MessageLog } from '../conversations/message-log.ts'
 import { fetchMessages } from '../conversations/messages.ts'
 import type { ServerContext } from '../platform/context.ts'
-import type { Principal } from '../platform/http/principal.ts'
+import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
 import { type ConnectorEnvironment, connectorFor, findTenantChannel } from './channel-config.ts'
@@ -17,6 +18,8 @@ import {
   ProviderRejectedError,
   ProviderUnavailableError,
 } from './connectors/errors.ts'
+import { scanText } from './dlp.ts'
+import { loadDlpPatterns } from './dlp-policy.ts'
 import { type Envelope, IMPORTED_HISTORY_TYPE, openEnvelope, PUBLIC_MESSAGE_TYPE, sealEnvelope } from './envelope.ts'
 import { addressOf, type ChannelIdentity, identityOfConversation } from './identities.ts'
 import { loadLinkPolicy, requireAllowedLinks } from './link-policy.ts'
@@ -200,6 +203,30 @@ export async function sendPublicMessage(ctx: Ctx, deps: ChannelDeps, input: Send
     if (error instanceof ProviderUnavailableError) throw new Problem('channels/provider-unavailable')
     throw new Problem('channels/provider-unavailable')
   }
+}
+
+/**
+ * Refuses an agent's text holding card or account data, before it is stored or sent anywhere public; the refusal is
+ * audited with the kinds found, never the values.
+ */
+export async function refuseSensitiveData(
+  ctx: Pick<ServerContext, 'db'>,
+  principal: Principal,
+  target: { kind: 'conversation' | 'customer'; id: string },
+  connector: string,
+  text: string,
+): Promise<void> {
+  const { findings } = scanText(text, await loadDlpPatterns(ctx, principal.tenantId))
+  if (findings.length === 0) return
+  await recordAudit(ctx.db, {
+    tenantId: principal.tenantId,
+    actor: actorOf(principal),
+    action: 'channels.dlp.refused',
+    target,
+    outcome: 'denied',
+    details: { channel: connector, kinds: [...new Set(findings.map((f) => f.kind))] },
+  })
+  throw new Problem('channels/sensitive-data', 'invite the customer to the secure channel instead')
 }
 
 const NO_TEMPLATE =

@@ -1,10 +1,26 @@
 import { Type } from '@sinclair/typebox'
 import {
-  ConversationChannel,
-  PublicMessage,
-  ReportOutcome,
+  ChannelConfig,
+  ChannelSettings,
+  ChannelSettingsList,
+  ConversationChannelList,
+  ConversationChannelQuery,
+  DlpPolicy,
+  DlpScanRequest,
+  DlpScanResult,
+  LinkPolicy,
+  PublicChannelCustomer,
+  PublicMessageList,
+  PublicMessageListQuery,
+  PublicMessageText,
+  ReportReceived,
+  ReportResolution,
   SentPublicMessage,
+  SuspiciousMessage,
   SuspiciousReport,
+  SuspiciousReportList,
+  SuspiciousReportListQuery,
+  WhatsAppTemplates,
 } from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -17,38 +33,22 @@ import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { type ChannelView, configureChannel, listChannels } from './channel-config.ts'
 import { conversationChannels } from './conversation-channels.ts'
 import { scanText } from './dlp.ts'
-import { DlpPatterns, DlpPolicy, loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
+import { loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
 import { linkIdentityCustomer } from './identities.ts'
-import { LinkPolicy, loadLinkPolicy, saveLinkPolicy } from './link-policy.ts'
-import { type ChannelDeps, listPublicMessages, requirePublicIdentity, sendPublicMessage } from './public-messages.ts'
+import { loadLinkPolicy, saveLinkPolicy } from './link-policy.ts'
+import { outreachRoutes } from './outreach-routes.ts'
+import {
+  type ChannelDeps,
+  listPublicMessages,
+  refuseSensitiveData,
+  requirePublicIdentity,
+  sendPublicMessage,
+} from './public-messages.ts'
 import { fileSuspiciousReport, listSuspiciousReports, resolveSuspiciousReport } from './suspicious-reports.ts'
-import { loadWhatsAppTemplates, saveWhatsAppTemplates, WhatsAppTemplates } from './whatsapp-templates.ts'
+import { loadWhatsAppTemplates, saveWhatsAppTemplates } from './whatsapp-templates.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
-const CONVERSATION_ID = 'cnv_[A-Za-z0-9_-]{22}'
 const Connector = oneOf(['twilio', 'whatsapp', 'messenger', 'smpp', 'rbm'] as const)
-const Secret = Type.String({ minLength: 8, maxLength: 1024 })
-const ChannelViewSchema = Type.Object({
-  connector: Type.String(),
-  address: Type.String(),
-  accountSid: Type.Optional(Type.String()),
-  apiVersion: Type.Optional(Type.String()),
-  agentId: Type.Optional(Type.String()),
-  host: Type.Optional(Type.String()),
-  port: Type.Optional(Type.Integer()),
-  tls: Type.Optional(Type.Boolean()),
-  systemId: Type.Optional(Type.String()),
-  systemType: Type.Optional(Type.String()),
-  verifiedSender: Type.Optional(Type.String()),
-  humanAgentTag: Type.Optional(Type.Boolean()),
-  link: Type.Optional(
-    Type.String({
-      description: "SMPP: this node's link to the SMSC: connecting, bound, disconnected, bind-refused or closed",
-    }),
-  ),
-  secretsSet: Type.Array(Type.String(), { description: 'which secrets are stored; their values are never returned' }),
-  updatedAt: Type.String(),
-})
 
 /** A channel as staff see it, with the state of this node's SMPP link where it has one. */
 function withLinkState(deps: ChannelDeps, view: ChannelView, tenantId: string): ChannelView & { link?: string } {
@@ -61,71 +61,13 @@ export async function channelRoutes(app: App, ctx: ServerContext, deps: ChannelD
   await channelListRoutes(app, ctx, deps)
   await publicMessageRoutes(app, ctx, deps)
   await publicCustomerRoutes(app, ctx)
+  await outreachRoutes(app, ctx, deps)
   await dlpPolicyRoutes(app, ctx)
   await linkPolicyRoutes(app, ctx)
   await whatsAppTemplateRoutes(app, ctx)
   await dlpScanRoutes(app, ctx)
   await suspiciousReportRoutes(app, ctx)
 }
-
-/** A channel's settings and credentials as staff set them (each connector uses its own). */
-const ChannelConfigBody = Type.Object(
-  {
-    address: Type.String({
-      minLength: 1,
-      maxLength: 110,
-      pattern: '^\\+?[0-9A-Za-z_-]+(@rbm\\.goog)?$',
-      description: 'the Twilio or SMPP number (E.164), WhatsApp phone-number id, Facebook page id or RBM agent id',
-    }),
-    accountSid: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),
-    apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]{1,2}$' })),
-    agentId: Type.Optional(idOf('stf')),
-    baseUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'dev mode only' })),
-    host: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.-]+$', description: 'SMPP: the SMSC' }),
-    ),
-    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-    tls: Type.Optional(Type.Boolean({ description: 'SMPP over TLS' })),
-    systemId: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 15, pattern: '^[\\x21-\\x7e]+$', description: 'SMPP system_id' }),
-    ),
-    systemType: Type.Optional(Type.String({ maxLength: 12, pattern: '^[\\x21-\\x7e]*$' })),
-    verifiedSender: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 100, description: "RBM: the agent's verified display name" }),
-    ),
-    humanAgentTag: Type.Optional(
-      Type.Boolean({
-        description: 'Messenger: the Human Agent permission is granted (HUMAN_AGENT replies, 7 days)',
-      }),
-    ),
-    secrets: Type.Object(
-      {
-        authToken: Type.Optional(Secret),
-        appSecret: Type.Optional(Secret),
-        accessToken: Type.Optional(Secret),
-        verifyToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
-        clientToken: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\w-]+$' })),
-        serviceAccountKey: Type.Optional(
-          Type.String({
-            minLength: 100,
-            maxLength: 8192,
-            description: "RBM: the agent's service account JSON key, as the Google Cloud console downloads it",
-          }),
-        ),
-        password: Type.Optional(
-          Type.String({
-            minLength: 1,
-            maxLength: 8,
-            pattern: '^[\\x21-\\x7e]+$',
-            description: 'SMPP password (SMPP 3.4 allows 8 characters at most)',
-          }),
-        ),
-      },
-      { additionalProperties: false },
-    ),
-  },
-  { additionalProperties: false },
-)
 
 /** Configuring a public channel. */
 async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
@@ -139,8 +81,8 @@ async function channelConfigRoutes(app: App, ctx: ServerContext, deps: ChannelDe
           'never returned; a secret left out keeps its stored value)',
         tags: ['channels'],
         params: Type.Object({ connector: Connector }),
-        body: ChannelConfigBody,
-        response: { 200: ChannelViewSchema, ...problemResponses(400, 401, 403, 404, 409) },
+        body: ChannelConfig,
+        response: { 200: ChannelSettings, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
     async (request) => {
@@ -164,7 +106,7 @@ async function channelListRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
       schema: {
         summary: "The tenant's public channels (without their secrets)",
         tags: ['channels'],
-        response: { 200: Type.Object({ channels: Type.Array(ChannelViewSchema) }), ...problemResponses(401, 403) },
+        response: { 200: ChannelSettingsList, ...problemResponses(401, 403) },
       },
     },
     async (request) => {
@@ -183,17 +125,9 @@ async function channelListRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
           'the channel, or the secure conversation a pivot moved it to. Others, and those the caller cannot see, are ' +
           'left out',
         tags: ['channels'],
-        querystring: Type.Object(
-          {
-            ids: Type.String({
-              pattern: `^${CONVERSATION_ID}(,${CONVERSATION_ID}){0,99}$`,
-              description: 'up to 100 conversation ids, comma-separated',
-            }),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: ConversationChannelQuery,
         response: {
-          200: Type.Object({ conversations: Type.Array(ConversationChannel) }),
+          200: ConversationChannelList,
           ...problemResponses(400, 401, 403),
         },
       },
@@ -216,13 +150,7 @@ async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDe
           'account data); the same clientMessageId never sends twice',
         tags: ['channels'],
         params: ConversationParams,
-        body: Type.Object(
-          {
-            clientMessageId: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
-            text: Type.String({ minLength: 1, maxLength: 4096 }),
-          },
-          { additionalProperties: false },
-        ),
+        body: PublicMessageText,
         response: { 201: SentPublicMessage, ...problemResponses(400, 401, 403, 404, 409, 422, 502, 503) },
       },
     },
@@ -230,18 +158,13 @@ async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDe
       const principal = principalOf(request)
       const { conversationId } = request.params
       const identity = await requirePublicIdentity(ctx, principal.tenantId, conversationId)
-      const { findings } = scanText(request.body.text, await loadDlpPatterns(ctx, principal.tenantId))
-      if (findings.length > 0) {
-        await recordAudit(ctx.db, {
-          tenantId: principal.tenantId,
-          actor: actorOf(principal),
-          action: 'channels.dlp.refused',
-          target: { kind: 'conversation', id: conversationId },
-          outcome: 'denied',
-          details: { channel: identity.connector, kinds: [...new Set(findings.map((f) => f.kind))] },
-        })
-        throw new Problem('channels/sensitive-data', 'invite the customer to the secure channel instead')
-      }
+      await refuseSensitiveData(
+        ctx,
+        principal,
+        { kind: 'conversation', id: conversationId },
+        identity.connector,
+        request.body.text,
+      )
       const sent = await sendPublicMessage(ctx, deps, {
         tenantId: principal.tenantId,
         conversationId,
@@ -263,14 +186,8 @@ async function publicMessageRoutes(app: App, ctx: ServerContext, deps: ChannelDe
           'imported into a secure conversation), with delivery states',
         tags: ['channels'],
         params: ConversationParams,
-        querystring: Type.Object(
-          {
-            after: Type.Optional(Type.Integer({ minimum: 0 })),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: Type.Object({ messages: Type.Array(PublicMessage) }), ...problemResponses(401, 403, 404) },
+        querystring: PublicMessageListQuery,
+        response: { 200: PublicMessageList, ...problemResponses(401, 403, 404) },
       },
     },
     async (request) => ({
@@ -292,7 +209,7 @@ async function publicCustomerRoutes(app: App, ctx: ServerContext): Promise<void>
         summary: 'Link an unidentified public-channel conversation to the customer the agent established it is',
         tags: ['channels'],
         params: ConversationParams,
-        body: Type.Object({ customerId: idOf('cus') }, { additionalProperties: false }),
+        body: PublicChannelCustomer,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
@@ -432,25 +349,9 @@ async function dlpScanRoutes(app: App, ctx: ServerContext): Promise<void> {
           'Mask card numbers, CVVs, IBANs and the given patterns in a text meant for a public channel (SMS, WhatsApp, ' +
           'Messenger) before it is sent or stored',
         tags: ['channels'],
-        body: Type.Object(
-          {
-            text: Type.String({ maxLength: 65536 }),
-            patterns: Type.Optional(DlpPatterns),
-          },
-          { additionalProperties: false },
-        ),
+        body: DlpScanRequest,
         response: {
-          200: Type.Object({
-            masked: Type.String(),
-            findings: Type.Array(
-              Type.Object({
-                kind: Type.String(),
-                label: Type.Optional(Type.String()),
-                start: Type.Integer(),
-                end: Type.Integer(),
-              }),
-            ),
-          }),
+          200: DlpScanResult,
           ...problemResponses(400, 401, 403),
         },
       },
@@ -489,11 +390,8 @@ async function suspiciousReportRoutes(app: App, ctx: ServerContext): Promise<voi
           "Report a suspicious message the customer received (a text claiming to be the bank): queued for the bank's " +
           'staff with the analysis of its links; audited',
         tags: ['channels'],
-        body: Type.Object(
-          { text: Type.String({ minLength: 1, maxLength: 4096, description: 'the message as received' }) },
-          { additionalProperties: false },
-        ),
-        response: { 201: Type.Object({ id: Type.String() }), ...problemResponses(400, 401, 403) },
+        body: SuspiciousMessage,
+        response: { 201: ReportReceived, ...problemResponses(400, 401, 403) },
       },
     },
     async (request, reply) => {
@@ -520,14 +418,8 @@ async function suspiciousReportRoutes(app: App, ctx: ServerContext): Promise<voi
       schema: {
         summary: "Customers' reports of suspicious messages, newest first: the open ones (the queue) or the resolved",
         tags: ['channels'],
-        querystring: Type.Object(
-          {
-            status: Type.Optional(oneOf(['open', 'resolved'] as const)),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: Type.Object({ reports: Type.Array(SuspiciousReport) }), ...problemResponses(400, 401, 403) },
+        querystring: SuspiciousReportListQuery,
+        response: { 200: SuspiciousReportList, ...problemResponses(400, 401, 403) },
       },
     },
     async (request) => {
@@ -544,7 +436,7 @@ async function suspiciousReportRoutes(app: App, ctx: ServerContext): Promise<voi
         summary: 'Close a report with what staff found (smishing, genuine or unclear); audited',
         tags: ['channels'],
         params: Type.Object({ reportId: idOf('rpt') }),
-        body: Type.Object({ outcome: ReportOutcome }, { additionalProperties: false }),
+        body: ReportResolution,
         response: { 200: SuspiciousReport, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },

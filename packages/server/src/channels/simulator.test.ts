@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { LocalKeyFileProvider } from '../platform/keyring/local-key-file.ts'
 import { configureSimulatedChannels } from '../seed.ts'
@@ -24,7 +24,7 @@ const RBM_AGENT = 'simulator-bank@rbm.goog'
 describe('the channel simulator: the phone side', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let phone: ChannelSimulator
   let conversationId: string
   let customerId: string
@@ -33,7 +33,7 @@ describe('the channel simulator: the phone side', () => {
     server = await startTestServer()
     bank = await createTestBank(server, 'Simulator Bank')
     const otherBank = await createTestBank(server, 'Other Simulator Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     customerId = await agent
       .request<{ id: string }>('POST', '/v1/customers', {
         externalRef: 'SIM-1',
@@ -189,7 +189,7 @@ describe('the channel simulator: the phone side', () => {
     }
     assert.equal((await phone.thread('rbm', CUSTOMER_PHONE)).length, before, 'nothing reached the phone')
     // The agent's token, rotated by the bank: the old one is refused, and the connector sends with the new one.
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const rotated = 'rotated-access-token-of-the-agent'
     await admin.request('PUT', '/v1/channels/rbm', {
       address: RBM_AGENT,
@@ -207,7 +207,7 @@ describe('the channel simulator: the phone side', () => {
   })
 
   test("RBM's webhook verification is answered with its secret only for the agent's client token", async () => {
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const clientToken = 'rbm-client-token-of-the-bank'
     await admin.request('PUT', '/v1/channels/rbm', {
       address: RBM_AGENT,

@@ -369,6 +369,18 @@ async function providerRoutes(app: App, ctx: Ctx, phones: PhoneLog): Promise<voi
   rbmProviderRoutes(app, ctx, record)
 }
 
+/**
+ * What the phone shows of a template message: the approved template's name and the values filling its body (the body's
+ * fixed words are registered at Meta, not sent).
+ */
+function templateText(
+  template: { name?: unknown; components?: { type?: string; parameters?: { text?: unknown }[] }[] } | undefined,
+) {
+  if (!template) return undefined
+  const body = template.components?.find((c) => c.type === 'body')?.parameters?.map((p) => String(p.text)) ?? []
+  return body.length > 0 ? `${String(template.name)}: ${body.join(' · ')}` : String(template.name)
+}
+
 /** Meta's Graph API for WhatsApp (text, interactive and template messages) and Messenger (text and button templates). */
 function metaProviderRoutes(app: App, record: RecordSent): void {
   app.post(
@@ -387,7 +399,7 @@ function metaProviderRoutes(app: App, record: RecordSent): void {
       record('whatsapp', {
         providerMessageId: id,
         to: String(body.to),
-        text: String(interactive ? interactive.body?.text : (body.text?.body ?? body.template?.name ?? '')),
+        text: String(interactive ? interactive.body?.text : (body.text?.body ?? templateText(body.template) ?? '')),
         link: interactive
           ? { url: interactive.action.parameters.url, label: interactive.action.parameters.display_text }
           : buttonLink,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { problemOf } from '../testing/problems.ts'
@@ -11,8 +11,8 @@ const CUSTOMER_PHONE = '+447700900124'
 describe('smishing and spoofing: lookalike links, shorteners and senders claiming to be the bank', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
-  let admin: StrongroomClient
+  let agent: StaffClient
+  let admin: StaffClient
 
   const customerWrites = async (text: string, from = CUSTOMER_PHONE) => {
     const response = await fetch(`${server.url}/dev/simulator/phone/twilio/messages`, {
@@ -41,8 +41,8 @@ describe('smishing and spoofing: lookalike links, shorteners and senders claimin
   before(async () => {
     server = await startTestServer({ publicUrl: 'https://secure.example-bank.com' })
     bank = await createTestBank(server, 'Lookalike Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await admin.request('PUT', '/v1/channels/twilio', {
       address: BANK_NUMBER,
       accountSid: `AC${'0'.repeat(31)}1`,
@@ -71,6 +71,16 @@ describe('smishing and spoofing: lookalike links, shorteners and senders claimin
     ['the homograph in punycode', 'Confirm at https://xn--mple-bank-zyh8c1l.com/login', 'lookalike-link'],
     ['the bank’s name inside another domain', 'see example-bank.com.secure-login.top/x', 'lookalike-link'],
     ['a link shortener', 'your parcel: bit.ly/3xYz9', 'link-shortener'],
+    [
+      'the bank’s domain as a user name',
+      'Log in at https://example-bank.com@secure-login.top/verify',
+      'lookalike-link',
+    ],
+    [
+      'the bank’s domain and a port as a user name',
+      'Log in at https://example-bank.com:443@203.0.113.9/',
+      'lookalike-link',
+    ],
   ] as const) {
     test(`${name} in an inbound SMS flags the message and the conversation, audited`, async () => {
       await customerWrites(text)
@@ -102,7 +112,12 @@ describe('smishing and spoofing: lookalike links, shorteners and senders claimin
     const id = await conversationOf()
     const reply = (clientMessageId: string, text: string) =>
       agent.request('POST', `/v1/conversations/${id}/public-messages`, { clientMessageId, text })
-    for (const text of ['see https://evil.example.org/x', 'go to examp1e-bank.com', 'short: bit.ly/abc']) {
+    for (const text of [
+      'see https://evil.example.org/x',
+      'go to examp1e-bank.com',
+      'short: bit.ly/abc',
+      'log in at https://www.example-bank.com@evil.example.org/x',
+    ]) {
       const refused = await problemOf(reply(`bad-${text.length}`, text))
       assert.equal(refused.status, 422)
       assert.equal(refused.kind, 'channels/link-not-allowed')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { type MemberClient, StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
 import { sql } from 'kysely'
 import smpp, { type Pdu } from 'smpp'
 import { Problem } from '../platform/http/problems.ts'
@@ -65,8 +65,8 @@ describe('SMS over SMPP through the server', () => {
   let smsc: FakeSmsc
   let otherSmsc: FakeSmsc
   let bank: TestBank
-  let admin: StrongroomClient
-  let agent: StrongroomClient
+  let admin: StaffClient
+  let agent: StaffClient
   let customerId: string
 
   const linkState = async (client = admin) => {
@@ -82,7 +82,7 @@ describe('SMS over SMPP through the server', () => {
       ),
       state,
     )
-  const configure = (client: StrongroomClient, body: Record<string, unknown>) =>
+  const configure = (client: MemberClient, body: Record<string, unknown>) =>
     client.request<ChannelView>('PUT', '/v1/channels/smpp', body)
   const publicMessages = async (conversationId: string) =>
     (
@@ -102,8 +102,8 @@ describe('SMS over SMPP through the server', () => {
     otherSmsc = await startFakeSmsc({ systemId: 'other', password: 'other12' })
     server = await startTestServer({ publicUrl: 'https://bank.example' })
     bank = await createTestBank(server, 'SMPP Bank')
-    admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const customer = await agent.request<{ id: string }>('POST', '/v1/customers', {
       externalRef: 'SMPP-1',
       displayName: 'Sam Customer',
@@ -119,7 +119,7 @@ describe('SMS over SMPP through the server', () => {
       secrets: { password: CREDENTIALS.password },
     })
     const otherBank = await createTestBank(server, 'Other SMPP Bank')
-    const otherAdmin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(otherBank.adminToken) })
+    const otherAdmin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(otherBank.adminToken) })
     await configure(otherAdmin, {
       address: OTHER_BANK_NUMBER,
       host: '127.0.0.1',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, type SuspiciousReport } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken, type SuspiciousReport } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { sql } from 'kysely'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -12,7 +12,7 @@ const CUSTOMER_PHONE = '+447700900131'
 describe("customers' reports of suspicious messages: by SMS and from the secure chat, queued for staff", () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
 
   const customerWrites = async (text: string) => {
     const sent = await new ChannelSimulator({ baseUrl: server.url }).send('twilio', {
@@ -33,8 +33,8 @@ describe("customers' reports of suspicious messages: by SMS and from the secure 
   before(async () => {
     server = await startTestServer({ publicUrl: 'https://secure.example-bank.com' })
     bank = await createTestBank(server, 'Reporting Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await admin.request('PUT', '/v1/channels/twilio', {
       address: BANK_NUMBER,
       accountSid: `AC${'0'.repeat(31)}2`,
@@ -112,7 +112,7 @@ describe("customers' reports of suspicious messages: by SMS and from the secure 
     assert.equal((await problemOf(agent.request('POST', path, { outcome: 'maybe' }))).status, 400)
     // Another bank's staff neither see the report nor resolve it.
     const other = await createTestBank(server, 'Other Reporting Bank')
-    const stranger = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    const stranger = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
     assert.equal((await problemOf(stranger.request('POST', path, { outcome: 'genuine' }))).status, 404)
     assert.ok(!(await stranger.listSuspiciousReports()).some((r) => r.id === report.id))
     assert.ok(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import { PUBLIC_MESSAGE_TYPE } from '@strongroom/sdk/protocol'
 import fc from 'fast-check'
 import { createTestBank, startTestServer, type TestServer } from '../testing/harness.ts'
@@ -155,7 +155,7 @@ describe('fuzzing inside correctly signed channel webhooks', () => {
     // With the archive member, as a bank runs it: what a signed webhook stores is archived too.
     server = await startTestServer({ publicUrl: PUBLIC_URL })
     const bank = await createTestBank(server, 'Webhook Fuzz Bank')
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await admin.request('POST', '/v1/customers', { externalRef: 'FUZZ-1', displayName: 'Fuzz', phoneNumber: CUSTOMER })
     const agentId = bank.agentId
     await admin.request('PUT', '/v1/channels/twilio', {

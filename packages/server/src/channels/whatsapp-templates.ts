@@ -1,44 +1,10 @@
-import { type Static, Type } from '@sinclair/typebox'
+import type { WhatsAppTemplates } from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { Actor } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { loadTenantPolicy, saveTenantPolicy } from '../tenancy/policies.ts'
 import type { OutboundTemplate } from './connectors/connector.ts'
-
-/**
- * The bank's WhatsApp message templates, as approved in WhatsApp Manager: what a business may send outside the 24-hour
- * customer service window. A template is used for a message with a link (`pivot`: the secure-channel invitation) or
- * without (`message`); its body's {{1}}, {{2}}, … are filled from the parameters named here, in order, and a pivot
- * template's URL button (registered at Meta as `urlButtonBase` + {{1}}) gets the rest of the pivot link.
- */
-export const WhatsAppTemplate = Type.Object(
-  {
-    purpose: Type.Union([Type.Literal('pivot'), Type.Literal('message')]),
-    name: Type.String({ pattern: '^[a-z0-9_]{1,512}$', description: 'the template name approved at Meta' }),
-    language: Type.String({ pattern: '^[a-z]{2,3}(_[A-Z]{2})?$', description: 'such as en_GB' }),
-    category: Type.Union([Type.Literal('UTILITY'), Type.Literal('MARKETING'), Type.Literal('AUTHENTICATION')]),
-    parameters: Type.Array(Type.Union([Type.Literal('text'), Type.Literal('link-domain')]), {
-      maxItems: 10,
-      description: "what fills {{1}}, {{2}}, …: the message's text, or the domain of the bank's links",
-    }),
-    urlButtonBase: Type.Optional(
-      Type.String({
-        pattern: '^https://',
-        maxLength: 2000,
-        description: "pivot: the URL button's fixed part at Meta; the link's remainder is the button's parameter",
-      }),
-    ),
-  },
-  { additionalProperties: false },
-)
-export type WhatsAppTemplate = Static<typeof WhatsAppTemplate>
-
-export const WhatsAppTemplates = Type.Object(
-  { templates: Type.Array(WhatsAppTemplate, { maxItems: 50 }) },
-  { additionalProperties: false },
-)
-export type WhatsAppTemplates = Static<typeof WhatsAppTemplates>
 
 const POLICY_NAME = 'whatsapp-templates'
 

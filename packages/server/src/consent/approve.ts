@@ -1,5 +1,6 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { consentPasskeyChallenge, consentSigningPayload } from '@strongroom/sdk/consent'
+import type { StepUpPolicy } from '@strongroom/sdk/protocol'
 import { compactVerify, importJWK } from 'jose'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import { verifyPasskeyAssertion } from '../auth/passkeys.ts'
@@ -12,7 +13,6 @@ import {
   loadStepUpPolicy,
   type PresentedFactor,
   type StepUpDecision,
-  type StepUpPolicy,
 } from '../auth/step-up-policy.ts'
 import { verifyTotp } from '../auth/totp.ts'
 import {

@@ -10,8 +10,9 @@ import {
   enrolDevice,
   formatAmount,
   generateDeviceKeys,
+  type MemberClient,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
   signConsent,
   verifyConsentReceipt,
@@ -51,7 +52,7 @@ test('RFC 8785 canonical JSON: the example of its section 3.2.2', () => {
 describe('payment consent with dynamic linking', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let phone: Awaited<ReturnType<typeof enrolDevice>>
   let tablet: Awaited<ReturnType<typeof enrolDevice>>
 
@@ -64,7 +65,7 @@ describe('payment consent with dynamic linking', () => {
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
     tablet = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'tablet' })
   })
@@ -246,14 +247,46 @@ describe('payment consent with dynamic linking', () => {
       [second.id],
     )
     const other = await createTestBank(server, 'Listing Bank')
-    const stranger = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
-    assert.deepEqual(await stranger.listConsents(conversation.id), [])
+    const stranger = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    await assert.rejects(stranger.listConsents(conversation.id), (e: StrongroomError) => e.status === 404)
     // The customer's own device sees only what still waits for its answer.
     assert.deepEqual(
-      (await phone.client.listConsents(conversation.id)).map((c) => c.id),
+      (await phone.client.listPendingConsents({ conversationId: conversation.id })).map((c) => c.id),
       [second.id],
     )
     await assert.rejects(agent.listConsents('not-a-conversation'), (e: StrongroomError) => e.status === 400)
+  })
+
+  test('an agent not in a conversation neither reads its payment requests nor asks one in it; a supervisor does', async () => {
+    const conversation = await agent.createConversation({ customerId: bank.customerId })
+    const asked = await agent.requestConsent({
+      customerId: bank.customerId,
+      conversationId: conversation.id,
+      ...payment,
+    })
+    const colleague = new StaffClient({
+      baseUrl: server.url,
+      credentials: new StaffToken((await bank.staffToken('agent')).token),
+    })
+    // Another agent of the bank, not in the conversation: as if it did not exist, as for its messages.
+    await assert.rejects(colleague.listConsents(conversation.id), (e: StrongroomError) => e.status === 404)
+    await assert.rejects(
+      colleague.requestConsent({ customerId: bank.customerId, conversationId: conversation.id, ...payment }),
+      (e: StrongroomError) => e.status === 404,
+    )
+    const supervisor = new StaffClient({
+      baseUrl: server.url,
+      credentials: new StaffToken((await bank.staffToken('supervisor')).token),
+    })
+    assert.deepEqual(
+      (await supervisor.listConsents(conversation.id)).map((c) => c.id),
+      [asked.id],
+    )
+    // Nothing was added by the refused request.
+    assert.deepEqual(
+      (await agent.listConsents(conversation.id)).map((c) => c.id),
+      [asked.id],
+    )
   })
 
   test('a signature over a changed amount, currency, payee, reference or challenge is refused and decides nothing', async () => {
@@ -444,7 +477,7 @@ describe('payment consent with dynamic linking', () => {
     assert.equal((await jwtVerify(fresh, jwks)).protectedHeader.kid, newKeyId)
   })
 
-  async function rawApprove(client: StrongroomClient, consentId: string, signature: string) {
+  async function rawApprove(client: MemberClient, consentId: string, signature: string) {
     try {
       return await client.request<ConsentRequest & { type?: string; detail?: string }>(
         'POST',

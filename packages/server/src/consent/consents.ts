@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { ConsentRequest } from '@strongroom/sdk/consent'
+import type { NewConsent } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import { publishConversationUpdate } from '../conversations/bus-events.ts'
 import { requireCustomerConversation } from '../conversations/conversations.ts'
@@ -11,24 +12,29 @@ import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import { findTenant } from '../tenancy/tenants.ts'
 import { isoCurrency } from './currencies.ts'
 
-export type { ConsentRequest }
-
-export interface NewConsent {
-  customerId: string
-  conversationId?: string | undefined
-  amount: { value: number; currency: string }
-  payee: { name: string; account: string }
-  reference: string
-  expiresInSeconds?: number | undefined
-}
+export type { ConsentRequest, NewConsent }
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring'>
 type ConsentRow = Awaited<ReturnType<typeof loadRow>>
 const DEFAULT_TTL_SECONDS = 300
 
 const PAYEE_INDEX = 'consents.blocked_payee'
-/** A payee account as a bank compares it: spaces aside, in capitals (an IBAN's letters are case-insensitive). */
+/**
+ * A payee account as a bank compares it: its letters and digits only, in capitals (an IBAN's letters are
+ * case-insensitive), after NFKC (fullwidth forms), so that spaces, dashes, dots or invisible characters do not make a
+ * blocked account look like another.
+ */
 export const payeeIndex = (ctx: Pick<ServerContext, 'keyring'>, tenantId: string, account: string) =>
+  ctx.keyring.blindIndex(
+    tenantId,
+    PAYEE_INDEX,
+    account
+      .normalize('NFKC')
+      .replace(/[^\p{L}\p{N}]/gu, '')
+      .toUpperCase(),
+  )
+/** The index blocks were recorded under before punctuation was dropped too (only spaces): they still block. */
+const earlierPayeeIndex = (ctx: Pick<ServerContext, 'keyring'>, tenantId: string, account: string) =>
   ctx.keyring.blindIndex(tenantId, PAYEE_INDEX, account.replace(/\s+/g, '').toUpperCase())
 
 const detailsField = (id: string) => ({ table: 'consents', column: 'details', rowId: id })
@@ -54,7 +60,10 @@ export async function createConsent(
   }
   const expiresAt = new Date(now.getTime() + (input.expiresInSeconds ?? DEFAULT_TTL_SECONDS) * 1000)
   const details = { payee: input.payee, reference: input.reference }
-  const blockIndex = await payeeIndex(ctx, tenantId, input.payee.account)
+  const blockIndexes = [
+    await payeeIndex(ctx, tenantId, input.payee.account),
+    await earlierPayeeIndex(ctx, tenantId, input.payee.account),
+  ]
   await ctx.db.transaction().execute(async (trx) => {
     await requireCustomer({ db: trx }, tenantId, input.customerId)
     const blocked = await trx
@@ -62,7 +71,8 @@ export async function createConsent(
       .select('id')
       .where('tenant_id', '=', tenantId)
       .where('customer_id', '=', input.customerId)
-      .where('blocked_payee_index', '=', blockIndex)
+      .where('blocked_payee_index', 'in', blockIndexes)
+      .where('payee_block_lifted_at', 'is', null)
       .executeTakeFirst()
     if (blocked) throw new Problem('consent/payee-blocked')
     if (input.conversationId) {
@@ -140,11 +150,16 @@ async function bankNameOf(ctx: Pick<ServerContext, 'db'>, tenantId: string): Pro
   return (await findTenant(ctx, tenantId))?.name ?? ''
 }
 
+/** A consent's sealed details (payee and reference), opened. */
+export async function openConsentDetails(
+  ctx: Pick<ServerContext, 'keyring'>,
+  row: { tenant_id: string; id: string; details: Uint8Array },
+): Promise<{ payee: ConsentRequest['payee']; reference: string }> {
+  return JSON.parse(await ctx.keyring.decryptText(row.tenant_id, detailsField(row.id), row.details))
+}
+
 async function toView(ctx: Ctx, row: NonNullable<ConsentRow>, bankName: string): Promise<ConsentRequest> {
-  const details = JSON.parse(await ctx.keyring.decryptText(row.tenant_id, detailsField(row.id), row.details)) as {
-    payee: ConsentRequest['payee']
-    reference: string
-  }
+  const details = await openConsentDetails(ctx, row)
   const expiresAt = new Date(row.expires_at)
   const status = row.status === 'pending' && expiresAt.getTime() <= Date.now() ? 'expired' : row.status
   const view: ConsentRequest = {
@@ -162,7 +177,7 @@ async function toView(ctx: Ctx, row: NonNullable<ConsentRow>, bankName: string):
   if (row.decided_at) view.decidedAt = new Date(row.decided_at).toISOString()
   if (row.fraud_reported_at) {
     view.fraudReported = true
-    view.payeeBlocked = row.blocked_payee_index !== null
+    view.payeeBlocked = row.blocked_payee_index !== null && row.payee_block_lifted_at === null
   }
   if (row.receipt) view.receipt = await ctx.keyring.decryptText(row.tenant_id, receiptField(row.id), row.receipt)
   return view

@@ -7,13 +7,15 @@ import { after, before, describe, test } from 'node:test'
 import {
   type ConsentRequest,
   consentPasskeyChallenge,
+  type DeviceClient,
   enrolDevice,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
 } from '@strongroom/sdk'
+import type { StepUpPolicy } from '@strongroom/sdk/protocol'
 import { createLocalJWKSet, jwtVerify } from 'jose'
-import { assessFactors, evaluateStepUp, type StepUpPolicy } from '../auth/step-up-policy.ts'
+import { assessFactors, evaluateStepUp } from '../auth/step-up-policy.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { SoftwareAuthenticator, tamperSignature } from '../testing/software-authenticator.ts'
 
@@ -88,7 +90,7 @@ describe('the step-up policy counts a passkey with user verification as a strong
 describe('consent approval by passkey', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let phone: Awaited<ReturnType<typeof enrolDevice>>
   let key: SoftwareAuthenticator
   let secondKey: SoftwareAuthenticator
@@ -106,7 +108,7 @@ describe('consent approval by passkey', () => {
       rpId: 'localhost',
     })
   /** Registers a passkey; a customer who holds one already proves it (`held`) to add another (issue 15). */
-  const register = async (client: StrongroomClient, held?: SoftwareAuthenticator) => {
+  const register = async (client: DeviceClient, held?: SoftwareAuthenticator) => {
     const authenticator = newKey()
     const stepUp = held ? { passkey: held.assert(await client.passkeyAuthenticationOptions()) } : undefined
     await client.registerPasskey(authenticator.register(await client.passkeyRegistrationOptions()), stepUp)
@@ -131,11 +133,11 @@ describe('consent approval by passkey', () => {
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
     key = await register(phone.client)
     secondKey = await register(phone.client, key)
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const stranger = await admin.createCustomer({ externalRef: 'REF-stranger', displayName: 'Eve Stranger' })
     const strangerPhone = await enrolDevice({
       baseUrl: server.url,

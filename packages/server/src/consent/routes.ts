@@ -1,57 +1,44 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
-import { AssertionCredential } from '../auth/passkey-routes.ts'
+import {
+  ConsentApproval,
+  ConsentDecline,
+  ConsentList,
+  ConsentListQuery,
+  ConsentRequest,
+  NewConsent,
+  PasskeyCheck,
+  SmsConfirmationSent,
+} from '@strongroom/sdk/protocol'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import type { SmsSender } from '../auth/sms-otp.ts'
+import { requireConversationAccess } from '../conversations/conversations.ts'
 import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, forBrowsers } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
-import { actorOf } from '../platform/http/principal.ts'
+import { actorOf, type Principal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import type { TenantSigningKeys } from '../platform/keyring/signing-keys.ts'
 import { approveConsent, approveConsentWithPasskey, declineConsent } from './approve.ts'
 import { createConsent, getConsent, listConversationConsents, listPendingConsents } from './consents.ts'
+import { payeeBlockRoutes } from './payee-block-routes.ts'
 import { receiptJwks } from './receipts.ts'
 import { requestSmsConfirmation } from './sms-confirmation.ts'
 
-const Amount = Type.Object(
-  {
-    value: Type.Integer({ minimum: 1, maximum: 10 ** 15, description: 'minor units: 125000 is EUR 1,250.00' }),
-    currency: Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217' }),
-  },
-  { additionalProperties: false },
-)
-const Payee = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 140 }),
-    account: Type.String({ minLength: 1, maxLength: 64, description: 'IBAN or account number' }),
-  },
-  { additionalProperties: false },
-)
-export const Consent = Type.Object({
-  id: Type.String(),
-  status: oneOf(['pending', 'approved', 'declined', 'expired'] as const),
-  bankName: Type.Optional(Type.String({ description: 'the bank asking, by the name its customers know' })),
-  customerId: Type.String(),
-  amount: Type.Object({ value: Type.Integer(), currency: Type.String() }),
-  payee: Type.Object({ name: Type.String(), account: Type.String() }),
-  reference: Type.String(),
-  challenge: Type.String(),
-  createdAt: Type.String(),
-  expiresAt: Type.String(),
-  decidedAt: Type.Optional(Type.String()),
-  fraudReported: Type.Optional(
-    Type.Boolean({ description: 'declined by the customer as not theirs ("This wasn\'t me")' }),
-  ),
-  payeeBlocked: Type.Optional(
-    Type.Boolean({ description: 'with the fraud report: further requests to the payee are refused' }),
-  ),
-  receipt: Type.Optional(Type.String({ description: 'JWS (ES256) verifiable with /.well-known/jwks.json' })),
-})
 const ConsentParams = Type.Object({ consentId: idOf('con') })
+
+/**
+ * Staff name a conversation only if they may see it (a member, or `conversations:all`), as for its messages: another
+ * agent's conversation answers 404. A bank backend is no member of any conversation and acts for the whole bank.
+ */
+async function requireStaffAccess(ctx: ServerContext, principal: Principal, conversationId: string | undefined) {
+  if (conversationId !== undefined && principal.kind === 'staff') {
+    await requireConversationAccess(ctx, principal, conversationId)
+  }
+}
 
 export async function consentRoutes(
   app: App,
@@ -62,6 +49,7 @@ export async function consentRoutes(
   await consentReadRoutes(app, ctx)
   await approvalRoutes(app, ctx, deps)
   await declineAndKeyRoutes(app, ctx)
+  await payeeBlockRoutes(app, ctx)
 }
 
 /** Asking for a consent, on the device or by SMS. */
@@ -80,7 +68,7 @@ async function consentRequestRoutes(
         tags: ['consent'],
         params: ConsentParams,
         response: {
-          202: Type.Object({ expiresAt: Type.String() }),
+          202: SmsConfirmationSent,
           ...problemResponses(401, 403, 404, 409, 410, 429, 502, 503),
         },
       },
@@ -103,23 +91,14 @@ async function consentRequestRoutes(
       schema: {
         summary: 'Ask a customer to confirm a payment of an exact amount to an exact payee',
         tags: ['consent'],
-        body: Type.Object(
-          {
-            customerId: idOf('cus'),
-            conversationId: Type.Optional(idOf('cnv')),
-            amount: Amount,
-            payee: Payee,
-            reference: Type.String({ minLength: 1, maxLength: 140 }),
-            expiresInSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 86400 })),
-          },
-          { additionalProperties: false },
-        ),
+        body: NewConsent,
         headers: IdempotencyKeyHeaders,
-        response: { 201: Consent, ...problemResponses(400, 401, 403, 404, 422) },
+        response: { 201: ConsentRequest, ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request)
+      await requireStaffAccess(ctx, principal, request.body.conversationId)
       return idempotent(ctx, request, reply, 201, (scoped) =>
         createConsent(scoped, principal.tenantId, request.body, actorOf(principal)),
       )
@@ -139,14 +118,8 @@ async function consentReadRoutes(app: App, ctx: ServerContext): Promise<void> {
           "or decline, optionally only one conversation's. Staff: a conversation's requests, newest first, as the " +
           'agent console follows them',
         tags: ['consent'],
-        querystring: Type.Object(
-          {
-            conversationId: Type.Optional(idOf('cnv')),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'staff only; 20 by default' })),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: Type.Object({ consents: Type.Array(Consent) }), ...problemResponses(400, 401, 403) },
+        querystring: ConsentListQuery,
+        response: { 200: ConsentList, ...problemResponses(400, 401, 403, 404) },
       },
     },
     async (request, reply) => {
@@ -157,6 +130,7 @@ async function consentReadRoutes(app: App, ctx: ServerContext): Promise<void> {
         return reply.header('cache-control', 'no-store').send({ consents })
       }
       if (!conversationId) throw new Problem('request/invalid', 'staff list the consents of one conversation')
+      await requireStaffAccess(ctx, principal, conversationId)
       return { consents: await listConversationConsents(ctx, principal.tenantId, conversationId, limit ?? 20) }
     },
   )
@@ -169,7 +143,7 @@ async function consentReadRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: 'A consent request: its customer devices see it to approve it; staff see its status and receipt',
         tags: ['consent'],
         params: ConsentParams,
-        response: { 200: Consent, ...problemResponses(401, 403, 404) },
+        response: { 200: ConsentRequest, ...problemResponses(401, 403, 404) },
       },
     },
     async (request) => {
@@ -194,22 +168,8 @@ async function approvalRoutes(
         summary: 'Approve with a device-key signature (compact JWS) over the RFC 8785 canonical transaction',
         tags: ['consent'],
         params: ConsentParams,
-        body: Type.Object(
-          {
-            signature: Type.String({ minLength: 1, maxLength: 8192 }),
-            totpCode: Type.Optional(
-              Type.String({ pattern: '^[0-9]{6}$', description: 'when the step-up policy asks' }),
-            ),
-            smsCode: Type.Optional(
-              Type.String({
-                pattern: '^[0-9]{6}$',
-                description: 'the SMS code, when the step-up policy asks for sms-otp',
-              }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: Consent, ...problemResponses(400, 401, 403, 404, 409, 410) },
+        body: ConsentApproval,
+        response: { 200: ConsentRequest, ...problemResponses(400, 401, 403, 404, 409, 410) },
       },
     },
     async (request) => {
@@ -233,8 +193,8 @@ async function approvalRoutes(
           'Approve with a passkey assertion (user verification required) whose challenge is the SHA-256 of the RFC 8785 canonical transaction',
         tags: ['consent'],
         params: ConsentParams,
-        body: Type.Object({ assertion: AssertionCredential }, { additionalProperties: false }),
-        response: { 200: Consent, ...problemResponses(400, 401, 403, 404, 409, 410, 503) },
+        body: PasskeyCheck,
+        response: { 200: ConsentRequest, ...problemResponses(400, 401, 403, 404, 409, 410, 503) },
       },
     },
     async (request) => {
@@ -262,15 +222,8 @@ async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> 
           'With `fraud`, the customer says the payment is not theirs ("This wasn\'t me"): every bank backend with a ' +
           'webhook gets `consent.fraud_reported`, and the staff see the request flagged. With `blockPayee` too, ' +
           'further requests to the same payee account for this customer are refused (409 consent/payee-blocked).',
-        body: Type.Object(
-          {
-            reason: Type.Optional(Type.String({ maxLength: 200 })),
-            fraud: Type.Optional(Type.Boolean({ description: 'the customer did not ask for this payment' })),
-            blockPayee: Type.Optional(Type.Boolean({ description: 'refuse further requests to this payee account' })),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: Consent, ...problemResponses(400, 401, 403, 404, 409, 410) },
+        body: ConsentDecline,
+        response: { 200: ConsentRequest, ...problemResponses(400, 401, 403, 404, 409, 410) },
       },
     },
     async (request) => {

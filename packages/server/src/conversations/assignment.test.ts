@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import {
+  type DeviceClient,
   enrolDevice,
+  type MemberClient,
   type Message,
   type MessageStream,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   type StrongroomError,
 } from '@strongroom/sdk'
 import WebSocket from 'ws'
@@ -15,7 +17,7 @@ const PROBLEMS = 'https://strongroom.dev/problems/'
 const bytes = (text: string) => new TextEncoder().encode(text)
 
 /** Everything a staff member's stream hears, and a way to wait for something in it. */
-function follow(client: StrongroomClient) {
+function follow(client: MemberClient) {
   const heard: { kind: 'message' | 'joined' | 'left'; conversationId: string; seq?: number }[] = []
   const waiters: (() => void)[] = []
   const note = (event: (typeof heard)[number]) => {
@@ -38,13 +40,13 @@ function follow(client: StrongroomClient) {
 describe('supervisors reassign and transfer conversations', () => {
   let server: TestServer
   let bank: TestBank
-  let supervisor: StrongroomClient
-  let agentA: StrongroomClient
-  let agentB: StrongroomClient
+  let supervisor: StaffClient
+  let agentA: StaffClient
+  let agentB: StaffClient
   let agentBId: string
-  let phone: StrongroomClient
+  let phone: DeviceClient
   const staff = (token: string) =>
-    new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(token), WebSocket: WebSocket as never })
+    new StaffClient({ baseUrl: server.url, credentials: new StaffToken(token), WebSocket: WebSocket as never })
 
   before(async () => {
     server = await startTestServer()
@@ -141,7 +143,7 @@ describe('supervisors reassign and transfer conversations', () => {
     }
   })
 
-  test('refusals: an agent may not assign; nobody may assign to compliance, unknown staff or another bank', async () => {
+  test('refusals: an agent may not assign; nobody may assign to compliance (not even a new conversation), unknown staff or another bank', async () => {
     const conversation = await conversationOfA()
     const refused = async (promise: Promise<unknown>, status: number, type: string) =>
       assert.rejects(promise, (e: StrongroomError) => e.status === status && e.problem.type === PROBLEMS + type)
@@ -153,6 +155,12 @@ describe('supervisors reassign and transfer conversations', () => {
     const officer = await bank.staffToken('compliance')
     await refused(
       supervisor.assignConversation(conversation.id, { staffId: officer.staffId, mode: 'reassign' }),
+      400,
+      'request/invalid',
+    )
+    // Nor at the start: a new conversation is not assigned to someone who cannot answer it.
+    await refused(
+      agentA.createConversation({ customerId: bank.customerId, assignedStaffId: officer.staffId }),
       400,
       'request/invalid',
     )
@@ -173,7 +181,7 @@ describe('supervisors reassign and transfer conversations', () => {
       400,
       'request/invalid',
     )
-    // A deactivated agent can take nothing: neither a conversation handed over nor a new one.
+    // A deactivated agent can take nothing: neither a conversation handed over nor a new one, nor a seat in one.
     const gone = await bank.staffToken('agent', 'Dee Parted')
     const admin = staff(bank.adminToken)
     await admin.request('POST', `/v1/staff/${gone.staffId}/deactivate`, {})
@@ -185,6 +193,11 @@ describe('supervisors reassign and transfer conversations', () => {
       supervisor.createConversation({ customerId: bank.customerId, assignedStaffId: gone.staffId }),
       400,
       'request/invalid',
+    )
+    await assert.rejects(
+      staff(bank.agentToken).addMember(conversation.id, { kind: 'staff', id: gone.staffId }),
+      (e: StrongroomError) =>
+        e.status === 400 && e.problem.detail === 'Dee Parted is deactivated and cannot join conversations',
     )
     assert.equal((await supervisor.listStaff()).find((s) => s.id === gone.staffId)?.active, false)
     assert.deepEqual(await staffMembers(conversation.id), [bank.agentId])
@@ -214,7 +227,7 @@ describe('supervisors reassign and transfer conversations', () => {
     const agents = [staff(fresh.agentToken), staff((await fresh.staffToken('agent', 'Second Agent')).token)]
     const made: string[] = []
     for (let i = 0; i < 5; i++) {
-      made.push((await (agents[i % 2] as StrongroomClient).createConversation({ customerId: fresh.customerId })).id)
+      made.push((await (agents[i % 2] as StaffClient).createConversation({ customerId: fresh.customerId })).id)
     }
     const teamLead = staff((await fresh.staffToken('supervisor', 'Team Lead')).token)
     assert.deepEqual(await teamLead.listConversations(), [], 'a member of none of them')
@@ -226,7 +239,7 @@ describe('supervisors reassign and transfer conversations', () => {
     assert.equal(seen.length, made.length, 'each once')
     assert.deepEqual([...seen].sort(), [...made].sort(), 'every one, and none of another bank')
     await assert.rejects(
-      (agents[0] as StrongroomClient).listConversations({ scope: 'all' }),
+      (agents[0] as StaffClient).listConversations({ scope: 'all' }),
       (e: StrongroomError) => e.status === 403,
     )
   })

@@ -1,8 +1,8 @@
+import type { Assignment } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { roleScopes } from '../platform/http/roles.ts'
-import { findStaff } from '../tenancy/staff.ts'
+import { assignableStaff } from '../tenancy/staff.ts'
 import { publishConversationUpdate, publishMemberLeft } from './bus-events.ts'
 import { addMemberIn } from './conversations.ts'
 
@@ -10,8 +10,7 @@ import { addMemberIn } from './conversations.ts'
  * `reassign`: the conversation is the new agent's, and whoever had it stays a member (to follow up or be asked).
  * `transfer`: the same, and whoever had it leaves the conversation: their open streams stop receiving it at once.
  */
-export const assignmentModes = ['reassign', 'transfer'] as const
-export type AssignmentMode = (typeof assignmentModes)[number]
+export type AssignmentMode = Assignment['mode']
 
 /**
  * Gives a conversation to another staff member who can answer it (their role holds conversations:write), who joins
@@ -33,14 +32,7 @@ export async function assignConversation(
       .forUpdate()
       .executeTakeFirst()
     if (!conversation) throw new Problem('request/not-found', 'no such conversation')
-    const staff = await findStaff({ db: trx }, tenantId, { id: input.staffId })
-    if (!staff) throw new Problem('request/not-found', 'no such staff member')
-    // A deactivated member could never read it: their tokens are revoked and none is issued to them.
-    if (!staff.active)
-      throw new Problem('request/invalid', `${staff.name} is deactivated and cannot take conversations`)
-    if (!roleScopes[staff.role].includes('conversations:write')) {
-      throw new Problem('request/invalid', `a staff member with the ${staff.role} role cannot answer conversations`)
-    }
+    const staff = await assignableStaff({ db: trx }, tenantId, input.staffId)
     const previous = conversation.assigned_staff_id
     await trx
       .updateTable('conversations')

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { Base64, StoredAttachment } from '@strongroom/sdk/protocol'
+import { AttachmentCiphertext, AttachmentUpload, StoredAttachment } from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, forBrowsers, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -33,13 +33,7 @@ export async function attachmentRoutes(
           'to the other members in an MLS message, never here',
         tags: ['conversations'],
         params: Type.Object({ conversationId: idOf('cnv') }),
-        body: Type.Object(
-          {
-            ciphertext: Base64,
-            expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
-          },
-          { additionalProperties: false },
-        ),
+        body: AttachmentUpload,
         response: { 201: StoredAttachment, ...problemResponses(400, 401, 403, 404, 413) },
       },
     },
@@ -69,7 +63,7 @@ export async function attachmentRoutes(
         summary: 'Download an encrypted attachment (members of its conversation only, until it expires)',
         tags: ['conversations'],
         params: AttachmentParams,
-        response: { 200: Type.Object({ ciphertext: Base64 }), ...problemResponses(401, 403, 404) },
+        response: { 200: AttachmentCiphertext, ...problemResponses(401, 403, 404) },
       },
     },
     async (request) => {

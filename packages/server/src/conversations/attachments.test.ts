@@ -10,8 +10,8 @@ import {
   attachmentMessage,
   downloadAttachment,
   readAttachmentMessage,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   uploadAttachment,
 } from '@strongroom/sdk'
 import type { ArchiveRecord } from '../archive/archive-member.ts'
@@ -95,7 +95,7 @@ describe('encrypted attachments in a secure conversation', () => {
     )
     // A device of a member of another conversation, and an agent of the bank who is not in this one, are refused.
     const stranger = await enrolPhone(server, bank, 'another phone')
-    const otherAgent = new StrongroomClient({
+    const otherAgent = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken((await bank.staffToken('agent', 'Other Agent')).token),
     })

@@ -35,6 +35,19 @@ export function publishMessagesCommitted(bus: Bus, event: MessagesCommittedEvent
   bus.publish(MESSAGE_SUBJECT_PREFIX + event.tenantId, encoder.encode(JSON.stringify(event)))
 }
 
+/**
+ * A test, without parsing, of whether a `MessagesCommittedEvent` as published holds a message of one of these content
+ * types, for a subscriber that reads only those (the archive member): `JSON.stringify` writes each as
+ * `"contentType":"…"`, and nothing else in the event can hold that text unescaped.
+ */
+export function contentTypeTest(contentTypes: string[]): (payload: Uint8Array) => boolean {
+  const needles = contentTypes.map((type) => Buffer.from(`"contentType":${JSON.stringify(type)}`))
+  return (payload) => {
+    const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    return needles.some((needle) => bytes.includes(needle))
+  }
+}
+
 export function publishMemberAdded(
   bus: Bus,
   tenantId: string,
@@ -56,9 +69,9 @@ export function publishMemberLeft(
 }
 
 /**
- * A conversation's payment request, pivot link or assignment changed (published after the change committed): the
- * conversation's members connected anywhere hear of it on their streams, and, with `customerId`, every device of that
- * customer (a payment request asked outside any conversation has a null `conversationId`).
+ * A conversation's payment request, pivot link, assignment or status changed (published after the change committed):
+ * the conversation's members connected anywhere hear of it on their streams, and, with `customerId`, every device of
+ * that customer (a payment request asked outside any conversation has a null `conversationId`).
  */
 export interface ConversationUpdateEvent {
   tenantId: string

@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { after, before, describe, test } from 'node:test'
-import { base64ToBytes, enrolDevice, type Message, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { base64ToBytes, enrolDevice, type Message, StaffClient, StaffToken } from '@strongroom/sdk'
 import WebSocket from 'ws'
 import { strongroomFromSource } from '../testing/cli.ts'
 import { createTestDatabase, type TestDatabase } from '../testing/harness.ts'
@@ -78,7 +78,7 @@ describe('several nodes on one PostgreSQL and NATS', { skip: needsPostgresAndNat
     const [a, b, c] = await Promise.all([startNode(), startNode(), startNode()])
     assert.ok(a && b && c)
 
-    const agent = new StrongroomClient({ baseUrl: a.url, credentials: new StaffToken(agentToken.token as string) })
+    const agent = new StaffClient({ baseUrl: a.url, credentials: new StaffToken(agentToken.token as string) })
     const customer = await agent.createCustomer({ externalRef: 'C-1', displayName: 'Cluster Customer' })
     const enrol = async (urls: string[], label: string) =>
       enrolDevice({
@@ -132,7 +132,7 @@ describe('several nodes on one PostgreSQL and NATS', { skip: needsPostgresAndNat
     outbound.close()
 
     // A fresh client whose first node is gone goes to the next one for plain requests too.
-    const failover = new StrongroomClient({
+    const failover = new StaffClient({
       baseUrl: [a.url, c.url],
       credentials: new StaffToken(agentToken.token as string),
     })

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { base64ToBytes, enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import {
+  base64ToBytes,
+  type DeviceClient,
+  enrolDevice,
+  StaffClient,
+  StaffToken,
+  StrongroomError,
+} from '@strongroom/sdk'
 import { secretHash } from '../platform/ids.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 
@@ -10,15 +17,15 @@ const bytes = (text: string) => new TextEncoder().encode(text)
 describe('conversations and the message log over HTTP', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
-  let phone: StrongroomClient
+  let agent: StaffClient
+  let phone: DeviceClient
   let phoneId: string
   let conversationId: string
 
   before(async () => {
     server = await startTestServer({ maxMessageBytes: 1024 })
     bank = await createTestBank(server)
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const enrolled = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'p' })
     phone = enrolled.client
     phoneId = enrolled.device.id
@@ -209,7 +216,7 @@ describe('conversations and the message log over HTTP', () => {
 
   test("another tenant's conversation answers 404, never 403, and nothing is written", async () => {
     const other = await createTestBank(server, 'Other Bank')
-    const outsider = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
+    const outsider = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
     const lastSeq = (await agent.getConversation(conversationId)).lastSeq
     for (const attempt of [
       () => outsider.getConversation(conversationId),
@@ -226,7 +233,7 @@ describe('conversations and the message log over HTTP', () => {
 
   test('an agent who is not a member does not see the conversation; adding them does', async () => {
     const second = await bank.staffToken('agent')
-    const secondAgent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(second.token) })
+    const secondAgent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(second.token) })
     await assert.rejects(
       secondAgent.getConversation(conversationId),
       (e) => e instanceof StrongroomError && e.status === 404,
@@ -241,5 +248,12 @@ describe('conversations and the message log over HTTP', () => {
     const me = (await agent.getConversation(conversationId)).members.find((m) => m.id === phoneId)
     assert.equal(me?.readSeq, 3)
     assert.ok((me?.deliveredSeq ?? 0) >= 3)
+  })
+
+  test('a marker past the last message stops at it: no member claims to have read what was never sent', async () => {
+    const { lastSeq } = await agent.getConversation(conversationId)
+    await phone.markRead(conversationId, Number.MAX_SAFE_INTEGER)
+    const me = (await agent.getConversation(conversationId)).members.find((m) => m.id === phoneId)
+    assert.deepEqual([me?.readSeq, me?.deliveredSeq], [lastSeq, lastSeq])
   })
 })

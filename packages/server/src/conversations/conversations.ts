@@ -6,7 +6,7 @@ import type { ConversationStatus } from '../platform/db/schema.ts'
 import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
-import { assignableStaff, findStaff } from '../tenancy/staff.ts'
+import { assignableStaff, workingStaff } from '../tenancy/staff.ts'
 import { publishMemberAdded } from './bus-events.ts'
 
 export interface ConversationMember {
@@ -141,7 +141,7 @@ export async function addMemberIn(
   tenantId: string,
   conversationId: string,
   member: { kind: 'device' | 'staff'; id: string },
-): Promise<{ announce: (ctx: Pick<ServerContext, 'bus'>) => void }> {
+): Promise<{ added: boolean; announce: (ctx: Pick<ServerContext, 'bus'>) => void }> {
   const conversation = await trx
     .selectFrom('conversations')
     .select(['customer_id'])
@@ -150,11 +150,14 @@ export async function addMemberIn(
     .executeTakeFirst()
   if (!conversation) throw new Problem('request/not-found', 'no such conversation')
   const customerId = conversation.customer_id
-  const exists =
-    member.kind === 'device'
-      ? customerId !== null && (await activeDeviceIds({ db: trx }, tenantId, customerId, [member.id])).length > 0
-      : (await findStaff({ db: trx }, tenantId, { id: member.id })) !== undefined
-  if (!exists) throw new Problem('request/not-found', `no such ${member.kind} for this conversation`)
+  if (member.kind === 'device') {
+    const exists =
+      customerId !== null && (await activeDeviceIds({ db: trx }, tenantId, customerId, [member.id])).length > 0
+    if (!exists) throw new Problem('request/not-found', 'no such device for this conversation')
+  } else {
+    // A member who cannot work (deactivated, or left without a role by their groups) is not made one.
+    await workingStaff({ db: trx }, tenantId, member.id, 'join conversations')
+  }
   const inserted = await trx
     .insertInto('conversation_members')
     .values({
@@ -170,6 +173,7 @@ export async function addMemberIn(
     .executeTakeFirst()
   const added = (inserted.numInsertedOrUpdatedRows ?? 0n) > 0n
   return {
+    added,
     announce: (ctx) => {
       if (added) publishMemberAdded(ctx.bus, tenantId, conversationId, member)
     },
@@ -412,6 +416,23 @@ async function loadConversations(
   return ids.flatMap((id) => byId.get(id) ?? [])
 }
 
+/** The last sequence number of each conversation named that exists, read a few thousand at a time. */
+export async function lastSequences(
+  ctx: Pick<ServerContext, 'db'>,
+  conversationIds: string[],
+): Promise<Map<string, number>> {
+  const latest = new Map<string, number>()
+  for (let i = 0; i < conversationIds.length; i += 5_000) {
+    const rows = await ctx.db
+      .selectFrom('conversations')
+      .select(['id', 'last_seq'])
+      .where('id', 'in', conversationIds.slice(i, i + 5_000))
+      .execute()
+    for (const row of rows) latest.set(row.id, Number(row.last_seq))
+  }
+  return latest
+}
+
 /** Where each of a member's conversations stands: its last sequence number and the member's delivered marker. */
 export async function memberConversationCursors(
   ctx: Pick<ServerContext, 'db'>,
@@ -431,7 +452,10 @@ export async function memberConversationCursors(
   return rows.map((r) => ({ conversationId: r.id, lastSeq: Number(r.last_seq), deliveredSeq: Number(r.delivered_seq) }))
 }
 
-/** Moves a member's delivered and read markers forward (never back). */
+/**
+ * Moves a member's delivered and read markers forward (never back), and never past the conversation's last message:
+ * a marker claims what the member received or read, which cannot be a message not yet sent.
+ */
 export async function updateMarkers(
   ctx: Pick<ServerContext, 'db'>,
   tenantId: string,
@@ -441,11 +465,12 @@ export async function updateMarkers(
 ): Promise<void> {
   const delivered = markers.deliveredSeq ?? 0
   const read = markers.readSeq ?? 0
+  const lastSeq = sql`(select last_seq from conversations c where c.tenant_id = ${tenantId} and c.id = ${conversationId})`
   await ctx.db
     .updateTable('conversation_members')
     .set({
-      delivered_seq: sql`greatest(delivered_seq, ${Math.max(delivered, read)})`,
-      read_seq: sql`greatest(read_seq, ${read})`,
+      delivered_seq: sql`greatest(delivered_seq, least(${Math.max(delivered, read)}, ${lastSeq}))`,
+      read_seq: sql`greatest(read_seq, least(${read}, ${lastSeq}))`,
     })
     .where('tenant_id', '=', tenantId)
     .where('conversation_id', '=', conversationId)
@@ -461,14 +486,19 @@ export interface DeliveredMarker {
   seq: number
 }
 
-/** Moves many members' delivered markers forward in one statement (what the stream's acknowledgements say). */
+/**
+ * Moves many members' delivered markers forward in one statement (what the stream's acknowledgements say), never past
+ * a conversation's last message (as `updateMarkers`).
+ */
 export async function advanceDeliveredMarkers(ctx: Pick<ServerContext, 'db'>, markers: DeliveredMarker[]) {
   await sql`
-    update conversation_members m set delivered_seq = greatest(m.delivered_seq, v.seq)
+    update conversation_members m set delivered_seq = greatest(m.delivered_seq, least(v.seq, c.last_seq))
     from unnest(${markers.map((k) => k.tenantId)}::text[], ${markers.map((k) => k.conversationId)}::text[],
                 ${markers.map((k) => k.member.kind)}::text[], ${markers.map((k) => k.member.id)}::text[],
-                ${markers.map((k) => k.seq)}::bigint[]) as v (tenant_id, conversation_id, member_kind, member_id, seq)
-    where m.tenant_id = v.tenant_id and m.conversation_id = v.conversation_id
+                ${markers.map((k) => k.seq)}::bigint[]) as v (tenant_id, conversation_id, member_kind, member_id, seq),
+         conversations c
+    where c.tenant_id = v.tenant_id and c.id = v.conversation_id
+      and m.tenant_id = v.tenant_id and m.conversation_id = v.conversation_id
       and m.member_kind = v.member_kind and m.member_id = v.member_id`.execute(ctx.db)
 }
 
@@ -554,19 +584,4 @@ export async function assignedStaffOf(
     .where('id', '=', conversationId)
     .executeTakeFirst()
   return row?.assigned_staff_id ?? undefined
-}
-
-/** Whether a conversation is marked secure: end-to-end encrypted only, never plaintext, not before its MLS group. */
-export async function isEncryptionRequired(
-  ctx: Pick<ServerContext, 'db'>,
-  tenantId: string,
-  conversationId: string,
-): Promise<boolean> {
-  const row = await ctx.db
-    .selectFrom('conversations')
-    .select('encryption_required')
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', conversationId)
-    .executeTakeFirst()
-  return row?.encryption_required === true
 }

@@ -1,8 +1,9 @@
 import { type Context, context } from '@opentelemetry/api'
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import type { ServerContext } from '../platform/context.ts'
+import { PREPARED } from '../platform/db/database.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { newId } from '../platform/ids.ts'
+import { newIds } from '../platform/ids.ts'
 import { traceparentOf, tracer, tracingEnabled } from '../platform/tracing.ts'
 import { publishMessagesCommitted, type WireMessage } from './bus-events.ts'
 
@@ -18,12 +19,35 @@ export interface AppendInput {
 }
 
 /**
- * A check every appended message passes before it is queued (the MLS delivery service's framing and epoch rule),
- * given the messages of one conversation (of one tenant) that arrived while its previous check ran, in arrival order: one read of
- * the conversation's state serves them all. Answers per message undefined to admit it, or the error (a Problem) that
- * refuses it.
+ * What a message says of itself that admission checks, read without the database: for an MLS message its group and
+ * epoch, or, when its framing cannot be admitted whatever the group's state, the refusal it gets once the conversation
+ * is known to have a group.
  */
-export type MessageAdmission = (inputs: AppendInput[]) => Promise<(unknown | undefined)[]>
+export type MessageClaim =
+  | { kind: 'plain' }
+  | { kind: 'mls'; groupId: Uint8Array; epoch: bigint }
+  | { kind: 'malformed'; refusal: Problem }
+
+/**
+ * The rule every appended message passes (the MLS delivery service's: framing, group and epoch), in two halves so
+ * that it costs no database round trip of its own. `claim` reads the message alone, as it arrives. `refusals` is SQL
+ * that the batch statement runs once it holds the locks of the batch's conversations; whatever changes what it reads
+ * (a commit moving the epoch, a group registered) takes the conversation's lock first (`lockConversationLog`), so that
+ * nothing comes between the check and the insert, on this node or another.
+ */
+export interface MessageAdmission {
+  claim(input: AppendInput): MessageClaim
+  /**
+   * A query over the statement's `input` (ord, tenant_id, conversation_id, claim text: 'plain', 'mls' or 'malformed',
+   * claimed_group bytea, claimed_epoch bigint) and `locked` (the batch's conversations, locked: id, tenant_id,
+   * encryption_required) that selects (ord, refusal, current_epoch) for every message, refusal null for one admitted.
+   * A row of another table it reads `for share`: that waits for a writer still holding it and reads the row as that
+   * writer left it, where a plain read would see it as it was when the statement began, before its locks.
+   */
+  refusals: RawBuilder<unknown>
+  /** The problem of a message `refusals` refused: `refusal` is what the query gave, `currentEpoch` its epoch. */
+  problemOf(claim: MessageClaim, refusal: string, currentEpoch: number | null): Problem
+}
 
 export interface AppendResult {
   message: WireMessage
@@ -33,6 +57,7 @@ export interface AppendResult {
 
 interface Pending {
   input: AppendInput
+  claim: MessageClaim
   resolve: (result: AppendResult) => void
   reject: (error: unknown) => void
   /** With tracing on: the request or frame that appended it, whose trace its commit joins. */
@@ -58,53 +83,23 @@ export class MessageLog {
   readonly #busyConversations = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   #closed = false
-  readonly #admit: MessageAdmission | undefined
-  /**
-   * Per conversation (and tenant) with a check in progress, the appends that arrived meanwhile: they are checked together next.
-   * Checks of a conversation run one after another and admit in arrival order, so order is kept.
-   */
-  readonly #admissions = new Map<string, Pending[]>()
+  readonly #admission: MessageAdmission
 
-  constructor(ctx: Pick<ServerContext, 'db' | 'bus' | 'metrics' | 'log' | 'config'>, admit?: MessageAdmission) {
+  constructor(ctx: Pick<ServerContext, 'db' | 'bus' | 'metrics' | 'log' | 'config'>, admission: MessageAdmission) {
     this.#ctx = ctx
-    this.#admit = admit
+    this.#admission = admission
   }
 
+  /**
+   * Queues a message for the next batch, in arrival order. A message the admission's claim already refuses still
+   * goes to the batch: whether it is refused, and with what, depends on the conversation's state there.
+   */
   append(input: AppendInput): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Problem('server/unavailable', 'the server is shutting down'))
-    if (!this.#admit) return this.#enqueue(input)
-    return new Promise((resolve, reject) => {
-      const key = `${input.tenantId}\u0000${input.conversationId}`
-      const waiting = this.#admissions.get(key)
-      if (waiting) return waiting.push({ input, resolve, reject })
-      this.#admissions.set(key, [{ input, resolve, reject }])
-      void this.#admitQueued(this.#admit as MessageAdmission, key)
-    })
-  }
-
-  /** Checks what waits for a conversation's admission, in groups, until nothing more arrived meanwhile. */
-  async #admitQueued(admit: MessageAdmission, key: string): Promise<void> {
-    for (;;) {
-      const batch = this.#admissions.get(key) ?? []
-      if (batch.length === 0) {
-        this.#admissions.delete(key)
-        return
-      }
-      this.#admissions.set(key, [])
-      const refusals = await admit(batch.map((p) => p.input)).catch((error: unknown) => batch.map(() => error))
-      for (const [i, p] of batch.entries()) {
-        const refused = refusals[i]
-        if (refused !== undefined) p.reject(refused)
-        else this.#enqueue(p.input).then(p.resolve, p.reject)
-      }
-    }
-  }
-
-  #enqueue(input: AppendInput): Promise<AppendResult> {
-    if (this.#closed) return Promise.reject(new Problem('server/unavailable', 'the server is shutting down'))
+    const claim = this.#admission.claim(input)
     return new Promise((resolve, reject) => {
       this.#queue.push(
-        tracingEnabled ? { input, resolve, reject, trace: context.active() } : { input, resolve, reject },
+        tracingEnabled ? { input, claim, resolve, reject, trace: context.active() } : { input, claim, resolve, reject },
       )
       if (!this.#timer && this.#inFlight.size < WRITERS) {
         this.#timer = setTimeout(() => {
@@ -113,6 +108,31 @@ export class MessageLog {
         }, this.#ctx.config.commitDelayMs)
       }
     })
+  }
+
+  /**
+   * Holds what is relayed and never appended (a signal: a typing or read indicator) to the rule an append passes: in
+   * a secure conversation, an application message of its group at its current epoch. One read; nothing is written.
+   */
+  async check(input: AppendInput): Promise<void> {
+    const claim = this.#admission.claim(input)
+    const mls = claim.kind === 'mls' ? claim : undefined
+    const { rows } = await sql<{ refusal: string; current_epoch: string | null }>`
+      with input as (
+        select 0 as ord, ${input.tenantId}::text as tenant_id, ${input.conversationId}::text as conversation_id,
+               ${claim.kind}::text as claim, ${mls?.groupId ?? null}::bytea as claimed_group,
+               ${mls?.epoch.toString() ?? null}::bigint as claimed_epoch
+      ),
+      locked as (
+        select c.id, c.tenant_id, c.encryption_required from conversations c
+        where c.id = ${input.conversationId} and c.tenant_id = ${input.tenantId}
+      )
+      ${this.#admission.refusals}
+    `.execute(this.#ctx.db)
+    const refused = rows[0]
+    if (refused === undefined) return
+    const currentEpoch = refused.current_epoch === null ? null : Number(refused.current_epoch)
+    throw this.#admission.problemOf(claim, refused.refusal, currentEpoch)
   }
 
   /** Stops taking appends and waits until everything queued has been committed. */
@@ -163,7 +183,7 @@ export class MessageLog {
     const started = performance.now()
     let outcome: BatchOutcome
     try {
-      outcome = await writeBatch(this.#ctx.db, batch)
+      outcome = await writeBatch(this.#ctx.db, batch, this.#admission)
     } catch (error) {
       this.#ctx.metrics.commitFailures.inc()
       this.#ctx.log.error({ err: error, batchSize: batch.length }, 'message batch commit failed')
@@ -222,16 +242,22 @@ const MAX_ATTEMPTS = 3
 /**
  * Writes a batch in one SQL statement, so one round trip and one commit: it locks the batch's conversations in id
  * order (concurrent batches on other nodes wait instead of deadlocking), finds messages already stored under the same
- * idempotency keys, numbers the new ones from each conversation's last sequence number in arrival order, inserts
- * them and advances the conversations. The lock re-reads `last_seq` at its newest, so numbers never collide; a
- * duplicate committed by another node while this statement waited for the lock violates the unique key, and the
- * retry finds it.
+ * idempotency keys, has the admission refuse what it refuses, numbers the rest from each conversation's last sequence
+ * number in arrival order, inserts them and advances the conversations. The lock re-reads `last_seq` at its newest,
+ * so numbers never collide; a duplicate committed by another node while this statement waited for the lock violates
+ * the unique key, and the retry finds it. A message already stored is answered as stored, refused or not now (its
+ * sender's retry of a message whose acknowledgement it lost).
  */
-async function writeBatch(db: ServerContext['db'], batch: Pending[]): Promise<BatchOutcome> {
+async function writeBatch(
+  db: ServerContext['db'],
+  batch: Pending[],
+  admission: MessageAdmission,
+): Promise<BatchOutcome> {
+  const admitted = { admission, claims: batch.map((p) => p.claim) }
   const inputs = batch.map((p) => p.input)
   for (let attempt = 1; ; attempt++) {
     try {
-      return await writeBatchOnce(db, inputs)
+      return await writeBatchOnce(db, inputs, admitted)
     } catch (error) {
       if ((error as { code?: string }).code !== UNIQUE_VIOLATION || attempt >= MAX_ATTEMPTS) throw error
     }
@@ -240,7 +266,7 @@ async function writeBatch(db: ServerContext['db'], batch: Pending[]): Promise<Ba
 
 interface BatchRow {
   ord: number
-  outcome: 'new' | 'existing'
+  outcome: 'new' | 'existing' | 'refused'
   seq: number | string
   id: string
   sender_kind: 'device' | 'staff' | 'archive' | 'channel' | 'system'
@@ -250,9 +276,18 @@ interface BatchRow {
   ciphertext: Uint8Array | null
   created_at: Date | string
   expires_at: Date | string | null
+  refusal: string | null
+  current_epoch: number | string | null
 }
 
-async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Promise<BatchOutcome> {
+/** Refuses nothing: for a message its caller has already held to its own rule (a commit, an imported history). */
+const ADMIT_ALL = sql`select null::int as ord, null::text as refusal, null::bigint as current_epoch where false`
+
+async function writeBatchOnce(
+  db: ServerContext['db'],
+  batch: AppendInput[],
+  admitted?: { admission: MessageAdmission; claims: MessageClaim[] },
+): Promise<BatchOutcome> {
   // The same idempotency key twice in one batch: only the first is written; the others get its outcome.
   const firstOf = new Map<string, number>()
   const firstIndex = batch.map((i, index) => {
@@ -264,23 +299,29 @@ async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Pr
   const unique = batch
     .map((input, index) => ({ ...input, ord: index }))
     .filter((_, index) => firstIndex[index] === index)
-  const ids = unique.map(() => newId('msg'))
+  const ids = newIds('msg', unique.length)
+  // Each ciphertext is encoded once: sent as base64 (a third shorter than bytea's hex) and kept for its wire message.
+  const base64 = batch.map((i) => i.ciphertext.toString('base64'))
   const now = new Date()
   const column = <T>(pick: (input: (typeof unique)[number]) => T) => unique.map(pick)
+  const claims = unique.map((i): MessageClaim => admitted?.claims[i.ord] ?? { kind: 'plain' })
+  const mls = (claim: MessageClaim) => (claim.kind === 'mls' ? claim : undefined)
 
-  const { rows } = await sql<BatchRow>`
+  const { rows } = await sql<BatchRow>`${sql.raw(PREPARED)}
     with input as materialized (
       select * from unnest(
         ${column((i) => i.ord)}::int[], ${column((i) => i.tenantId)}::text[],
         ${column((i) => i.conversationId)}::text[], ${column((i) => i.sender.kind)}::text[],
         ${column((i) => i.sender.id)}::text[], ${column((i) => i.clientMessageId)}::text[], ${ids}::text[],
-        ${column((i) => i.contentType)}::text[], ${column((i) => i.ciphertext)}::bytea[],
-        ${column((i) => i.expiresAt)}::timestamptz[]
+        ${column((i) => i.contentType)}::text[], ${column((i) => base64[i.ord])}::text[],
+        ${column((i) => i.expiresAt)}::timestamptz[], ${claims.map((c) => c.kind)}::text[],
+        ${claims.map((c) => mls(c)?.groupId ?? null)}::bytea[],
+        ${claims.map((c) => mls(c)?.epoch.toString() ?? null)}::bigint[]
       ) as i (ord, tenant_id, conversation_id, sender_kind, sender_id, client_message_id, id, content_type,
-              ciphertext, expires_at)
+              ciphertext, expires_at, claim, claimed_group, claimed_epoch)
     ),
     locked as materialized (
-      select c.id, c.tenant_id, c.last_seq,
+      select c.id, c.tenant_id, c.last_seq, c.encryption_required,
              coalesce(c.device_message_days, (select p.device_message_days from message_retention_policies p
                                               where p.tenant_id = c.tenant_id)) as retention_days
       from conversations c
@@ -293,15 +334,18 @@ async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Pr
       join messages m on m.conversation_id = i.conversation_id and m.sender_kind = i.sender_kind
         and m.sender_id = i.sender_id and m.client_message_id = i.client_message_id and m.tenant_id = i.tenant_id
     ),
+    -- After the locks: the admission reads the state of conversations no commit can change until this one commits.
+    refused as materialized (${admitted?.admission.refusals ?? ADMIT_ALL}),
     fresh as materialized (
       select i.ord, i.tenant_id, i.conversation_id, i.sender_kind, i.sender_id, i.client_message_id, i.id,
-             i.content_type, i.ciphertext,
+             i.content_type, decode(i.ciphertext, 'base64') as ciphertext,
              -- Without an expiry from the sender, the conversation's or else the tenant's retention for devices.
              coalesce(i.expires_at, ${now}::timestamptz + make_interval(days => l.retention_days)) as expires_at,
              l.last_seq + row_number() over (partition by i.conversation_id order by i.ord) as seq
       from input i
       join locked l on l.id = i.conversation_id and l.tenant_id = i.tenant_id
       where not exists (select 1 from existing e where e.ord = i.ord)
+        and not exists (select 1 from refused r where r.ord = i.ord)
     ),
     inserted as (
       insert into messages (tenant_id, conversation_id, seq, id, sender_kind, sender_id, client_message_id,
@@ -321,23 +365,33 @@ async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Pr
       where c.id = f.conversation_id
     )
     select ord, 'new' as outcome, seq, id, sender_kind, sender_id, client_message_id, content_type,
-           null::bytea as ciphertext, ${now}::timestamptz as created_at, expires_at
+           null::bytea as ciphertext, ${now}::timestamptz as created_at, expires_at, null::text as refusal,
+           null::bigint as current_epoch
     from fresh
     union all
     select ord, 'existing', seq, id, sender_kind, sender_id, client_message_id, content_type, ciphertext,
-           created_at, expires_at
+           created_at, expires_at, null, null
     from existing
+    union all
+    select ord, 'refused', null, null, null, null, null, null, null, null, null, refusal, current_epoch
+    from refused r
+    where not exists (select 1 from existing e where e.ord = r.ord)
   `.execute(db)
 
   const byOrd = new Map(rows.map((row) => [row.ord, row]))
   const created = new Map<string, WireMessage[]>()
   const results = batch.map((input, index): AppendResult | Problem => {
-    const row = byOrd.get(firstIndex[index] as number)
+    const first = firstIndex[index] as number
+    const row = byOrd.get(first)
     if (!row) return new Problem('request/not-found', 'no such conversation')
+    if (row.outcome === 'refused' && admitted) {
+      const currentEpoch = row.current_epoch === null ? null : Number(row.current_epoch)
+      return admitted.admission.problemOf(admitted.claims[first] as MessageClaim, row.refusal as string, currentEpoch)
+    }
     const message = toWireMessage({
       ...row,
       conversation_id: input.conversationId,
-      ciphertext: row.ciphertext ?? input.ciphertext,
+      ciphertext: row.ciphertext ?? (base64[first] as string),
     })
     if (row.outcome === 'new' && firstIndex[index] === index) {
       const list = created.get(input.tenantId) ?? []
@@ -345,7 +399,7 @@ async function writeBatchOnce(db: ServerContext['db'], batch: AppendInput[]): Pr
       created.set(input.tenantId, list)
       return { message, created: true }
     }
-    const same = message.contentType === input.contentType && message.ciphertext === input.ciphertext.toString('base64')
+    const same = message.contentType === input.contentType && message.ciphertext === base64[index]
     return same ? { message, created: false } : new Problem('conversations/idempotency-conflict')
   })
   return { results, created }
@@ -359,7 +413,8 @@ export function toWireMessage(row: {
   sender_id: string
   client_message_id: string
   content_type: string
-  ciphertext: Uint8Array
+  /** The bytes, or already their base64. */
+  ciphertext: Uint8Array | string
   created_at: Date | string
   expires_at: Date | string | null
 }): WireMessage {
@@ -370,7 +425,7 @@ export function toWireMessage(row: {
     sender: { kind: row.sender_kind, id: row.sender_id },
     clientMessageId: row.client_message_id,
     contentType: row.content_type,
-    ciphertext: Buffer.from(row.ciphertext).toString('base64'),
+    ciphertext: typeof row.ciphertext === 'string' ? row.ciphertext : Buffer.from(row.ciphertext).toString('base64'),
     createdAt: new Date(row.created_at).toISOString(),
     expiresAt: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
   }
@@ -394,4 +449,36 @@ export async function appendInTransaction(
       if (result.created) publishMessagesCommitted(ctx.bus, { tenantId: input.tenantId, messages: [result.message] })
     },
   }
+}
+
+/**
+ * Takes a conversation's log lock (its row, as a batch statement locks it) in the caller's transaction, for a write
+ * that changes what admission reads: an MLS commit moving the epoch, a group made for the conversation. Taken before
+ * that write, it orders the write against the batches: a batch that holds the lock commits first, under the state it
+ * read; a batch that comes later waits, then reads what this transaction left. With `requireEncryption` (a group is
+ * being made) the conversation takes only encrypted messages from then on: a batch that waited sees that flag, where
+ * the group's new row is too recent for its snapshot.
+ */
+export async function lockConversationLog(
+  trx: ServerContext['db'],
+  tenantId: string,
+  conversationId: string,
+  change: { requireEncryption: boolean } = { requireEncryption: false },
+): Promise<void> {
+  if (change.requireEncryption) {
+    await trx
+      .updateTable('conversations')
+      .set({ encryption_required: true })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', conversationId)
+      .execute()
+    return
+  }
+  await trx
+    .selectFrom('conversations')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', conversationId)
+    .forUpdate()
+    .execute()
 }

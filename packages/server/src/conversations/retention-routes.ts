@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { DeviceRetention } from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -6,11 +7,6 @@ import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import { loadRetentionPolicy, saveRetentionPolicy, setConversationRetention } from './retention.ts'
-
-const Days = Type.Union([Type.Integer({ minimum: 1, maximum: 3650 }), Type.Null()], {
-  description: 'days a message without its own expiry is kept for devices; null: no limit (or the tenant default)',
-})
-const RetentionPolicy = Type.Object({ deviceMessageDays: Days }, { additionalProperties: false })
 
 export async function retentionRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
@@ -20,7 +16,7 @@ export async function retentionRoutes(app: App, ctx: ServerContext): Promise<voi
       schema: {
         summary: "The tenant's retention of message ciphertext kept for devices",
         tags: ['conversations'],
-        response: { 200: RetentionPolicy, ...problemResponses(401, 403) },
+        response: { 200: DeviceRetention, ...problemResponses(401, 403) },
       },
     },
     async (request) => loadRetentionPolicy(ctx, principalOf(request).tenantId),
@@ -33,8 +29,8 @@ export async function retentionRoutes(app: App, ctx: ServerContext): Promise<voi
       schema: {
         summary: 'Replace the retention for devices (audited); applies to messages sent from now on',
         tags: ['conversations'],
-        body: RetentionPolicy,
-        response: { 200: RetentionPolicy, ...problemResponses(400, 401, 403) },
+        body: DeviceRetention,
+        response: { 200: DeviceRetention, ...problemResponses(400, 401, 403) },
       },
     },
     async (request) => {
@@ -52,8 +48,8 @@ export async function retentionRoutes(app: App, ctx: ServerContext): Promise<voi
         summary: "Override the tenant's retention for devices in one conversation (null: the tenant's applies)",
         tags: ['conversations'],
         params: Type.Object({ conversationId: idOf('cnv') }),
-        body: RetentionPolicy,
-        response: { 200: RetentionPolicy, ...problemResponses(400, 401, 403, 404) },
+        body: DeviceRetention,
+        response: { 200: DeviceRetention, ...problemResponses(400, 401, 403, 404) },
       },
     },
     async (request) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
 import { encryptedStore, generateStoreKey, MemoryStore } from '@strongroom/sdk/mls'
 import { archivedConversationSeqs } from '../archive/archived.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -12,15 +12,15 @@ const bytes = (s: string) => new TextEncoder().encode(s)
 describe('message retention for devices', () => {
   let server: TestServer
   let bank: TestBank
-  let admin: StrongroomClient
-  let agent: StrongroomClient
+  let admin: StaffClient
+  let agent: StaffClient
   let conversationId: string
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
     conversationId = (await agent.createConversation({ customerId: bank.customerId })).id
   })

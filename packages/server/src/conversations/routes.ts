@@ -1,11 +1,17 @@
 import { Type } from '@sinclair/typebox'
 import {
-  Base64,
-  ClientMessageId,
-  ContentType,
+  Assignment,
   Conversation,
-  ConversationStatus,
+  ConversationList,
+  ConversationListQuery,
+  MarkerUpdate,
   Message,
+  MessageList,
+  MessageListQuery,
+  NewConversation,
+  NewMember,
+  OutgoingMessageBody,
+  StatusChange,
 } from '@strongroom/sdk/protocol'
 import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -13,8 +19,8 @@ import { allow, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { principalOf, requestHtu } from '../platform/http/request.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { assignConversation, assignmentModes } from './assignment.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
+import { assignConversation } from './assignment.ts'
 import { setConversationStatus } from './conversation-status.ts'
 import { addMember, createConversation, getConversation, listConversations, updateMarkers } from './conversations.ts'
 import { messageActions, sendMessage, streamAccess } from './message-actions.ts'
@@ -46,22 +52,9 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
         summary:
           "Open a conversation with a customer; the customer's active devices and the assigned staff member (by default the caller) join",
         tags: ['conversations'],
-        body: Type.Object(
-          {
-            customerId: idOf('cus'),
-            assignedStaffId: Type.Optional(idOf('stf')),
-            deviceIds: Type.Optional(Type.Array(idOf('dev'), { maxItems: 100, uniqueItems: true })),
-            encryptionRequired: Type.Optional(
-              Type.Boolean({
-                description:
-                  'Marks the conversation secure: only MLS messages of its group are accepted, none before the group exists',
-              }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        body: NewConversation,
         headers: IdempotencyKeyHeaders,
-        response: { 201: Conversation, ...problemResponses(400, 401, 403, 404, 422) },
+        response: { 201: Conversation, ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
     async (request, reply) => {
@@ -84,17 +77,9 @@ async function conversationListRoutes(app: App, ctx: ServerContext): Promise<voi
           'The conversations the caller is a member of, newest first; `before` the last of a page for the next. ' +
           'With scope=all, every conversation of the tenant (staff holding conversations:all).',
         tags: ['conversations'],
-        querystring: Type.Object(
-          {
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
-            before: Type.Optional(idOf('cnv')),
-            scope: Type.Optional(Type.Union([Type.Literal('member'), Type.Literal('all')])),
-            status: Type.Optional(ConversationStatus),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: ConversationListQuery,
         response: {
-          200: Type.Object({ conversations: Type.Array(Conversation) }),
+          200: ConversationList,
           ...problemResponses(400, 401, 403),
         },
       },
@@ -127,10 +112,7 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: "Add a staff member, or a device of the conversation's customer",
         tags: ['conversations'],
         params: ConversationParams,
-        body: Type.Object(
-          { kind: Type.Union([Type.Literal('device'), Type.Literal('staff')]), id: Type.String({ maxLength: 64 }) },
-          { additionalProperties: false },
-        ),
+        body: NewMember,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404) },
       },
     },
@@ -150,7 +132,7 @@ async function membershipRoutes(app: App, ctx: ServerContext): Promise<void> {
           'Give a conversation to another agent, who joins it: `reassign` keeps the previous assignee a member, `transfer` takes them out (audited)',
         tags: ['conversations'],
         params: ConversationParams,
-        body: Type.Object({ staffId: idOf('stf'), mode: oneOf(assignmentModes) }, { additionalProperties: false }),
+        body: Assignment,
         response: { 200: Conversation, ...problemResponses(400, 401, 403, 404) },
       },
     },
@@ -175,7 +157,7 @@ async function statusRoutes(app: App, ctx: ServerContext): Promise<void> {
           'message reopens it',
         tags: ['conversations'],
         params: ConversationParams,
-        body: Type.Object({ status: ConversationStatus }, { additionalProperties: false }),
+        body: StatusChange,
         response: { 200: Conversation, ...problemResponses(400, 401, 403, 404) },
       },
     },
@@ -202,15 +184,7 @@ async function messageRoutes(
         summary: 'Append a message; the same clientMessageId returns the same message instead of a duplicate',
         tags: ['conversations'],
         params: ConversationParams,
-        body: Type.Object(
-          {
-            clientMessageId: ClientMessageId,
-            contentType: ContentType,
-            ciphertext: Base64,
-            expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
-          },
-          { additionalProperties: false },
-        ),
+        body: OutgoingMessageBody,
         response: { 200: Message, 201: Message, ...problemResponses(400, 401, 403, 404, 409, 413) },
       },
     },
@@ -232,15 +206,8 @@ async function messageRoutes(
         summary: 'Messages after a sequence number, in order',
         tags: ['conversations'],
         params: ConversationParams,
-        querystring: Type.Object(
-          {
-            after: Type.Optional(Type.Integer({ minimum: 0 })),
-            until: Type.Optional(Type.Integer({ minimum: 0 })),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: Type.Object({ messages: Type.Array(Message) }), ...problemResponses(400, 401, 404) },
+        querystring: MessageListQuery,
+        response: { 200: MessageList, ...problemResponses(400, 401, 404) },
       },
     },
     async (request) => {
@@ -269,13 +236,7 @@ async function markerAndStreamRoutes(
         summary: "Move the caller's delivered and read markers forward",
         tags: ['conversations'],
         params: ConversationParams,
-        body: Type.Object(
-          {
-            deliveredSeq: Type.Optional(Type.Integer({ minimum: 0 })),
-            readSeq: Type.Optional(Type.Integer({ minimum: 0 })),
-          },
-          { additionalProperties: false, minProperties: 1 },
-        ),
+        body: MarkerUpdate,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 404) },
       },
     },

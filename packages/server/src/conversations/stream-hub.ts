@@ -18,6 +18,7 @@ import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { asProblem, Problem } from '../platform/http/problems.ts'
 import { hasUnstorableText } from '../platform/http/schemas.ts'
 import { contextFrom, inSpan, tracer, tracingEnabled } from '../platform/tracing.ts'
+import { PRESENCE_SUBJECT_PREFIX, type PresenceChangedEvent, StaffConnections } from '../tenancy/presence.ts'
 import { STAFF_REVOKED_SUBJECT_PREFIX, type StaffRevokedEvent } from '../tenancy/staff-events.ts'
 import {
   type ConversationUpdateEvent,
@@ -29,10 +30,16 @@ import {
   type MessagesCommittedEvent,
   UPDATE_SUBJECT_PREFIX,
 } from './bus-events.ts'
-import { advanceDeliveredMarkers, type DeliveredMarker, memberConversationCursors } from './conversations.ts'
+import {
+  advanceDeliveredMarkers,
+  type DeliveredMarker,
+  lastSequences,
+  memberConversationCursors,
+} from './conversations.ts'
 import { messageActions, sendMessage } from './message-actions.ts'
 import type { MessageLog } from './message-log.ts'
 import { fetchMessages } from './messages.ts'
+import { relaySignal, SIGNAL_SUBJECT_PREFIX, type SignalRelayedEvent } from './signals.ts'
 
 /**
  * The principal of an auth frame, one that may read messages (else it throws the refusal); for a device whose
@@ -47,6 +54,7 @@ export type StreamAuthenticator = (
 const AUTH_TIMEOUT_MS = 10_000
 const CATCH_UP_PAGE = 200
 const MARKER_FLUSH_MS = 2_000
+const SWEEP_MS = 2_000
 const decoder = new TextDecoder()
 
 /**
@@ -62,12 +70,20 @@ export class StreamHub {
   readonly #byConversation = new Map<string, Set<StreamSession>>()
   readonly #byMember = new Map<string, Set<StreamSession>>()
   readonly #unsubscribe: (() => void)[] = []
+  /** Staff consoles connected here, for their presence. */
+  readonly #staffConnections: StaffConnections
   #markerTimer: NodeJS.Timeout | undefined
+  #sweepTimer: NodeJS.Timeout | undefined
+  /** Each conversation with a socket here and its last sequence number, as the previous sweep read them. */
+  #previousSweep = new Map<string, number>()
+  /** The sockets written to in this turn of the event loop, held corked until its end. */
+  #corked = new Set<Socket>()
 
   constructor(ctx: ServerContext, log: MessageLog, authenticate: StreamAuthenticator) {
     this.#ctx = ctx
     this.#log = log
     this.#authenticate = authenticate
+    this.#staffConnections = new StaffConnections(ctx)
     this.#unsubscribe.push(
       ctx.bus.subscribe(`${MESSAGE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMessages(payload)),
       ctx.bus.subscribe(`${MEMBER_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onMemberAdded(payload)),
@@ -81,6 +97,8 @@ export class StreamHub {
       ctx.bus.subscribe(`${STAFF_REVOKED_SUBJECT_PREFIX}>`, (_subject, payload) => this.#closeStaff(payload)),
       ctx.bus.subscribe(`${CUSTOMER_NOTICE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#noticeCustomer(payload)),
       ctx.bus.subscribe(`${UPDATE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onUpdate(payload)),
+      ctx.bus.subscribe(`${SIGNAL_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onSignal(payload)),
+      ctx.bus.subscribe(`${PRESENCE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onPresence(payload)),
       ctx.bus.subscribe(`${APP_VERSION_DEACTIVATED_SUBJECT_PREFIX}*`, (_subject, payload) =>
         this.#closeAppVersion(payload),
       ),
@@ -90,6 +108,8 @@ export class StreamHub {
     )
     this.#markerTimer = setInterval(() => void this.flushMarkers(), MARKER_FLUSH_MS)
     this.#markerTimer.unref()
+    this.#sweepTimer = setInterval(() => void this.#sweep(), SWEEP_MS)
+    this.#sweepTimer.unref()
   }
 
   get context() {
@@ -111,9 +131,33 @@ export class StreamHub {
     socket.once('close', () => {
       this.#sessions.delete(session)
       this.#ctx.metrics.openSockets.dec()
+      if (session.staff) this.#staffConnections.disconnected(session.staff.tenantId, session.staff.staffId)
       this.unindex(session)
       void this.flushMarkers([session])
     })
+  }
+
+  /**
+   * Holds a socket's writes until the end of this turn of the event loop, so that the frames written to it meanwhile
+   * (a batch's messages, an echo and its ack) leave in one system call: writes are the largest cost per message. One
+   * callback a turn uncorks every socket written to, rather than one per socket.
+   */
+  cork(tcp: Socket): void {
+    if (this.#corked.has(tcp)) return
+    if (this.#corked.size === 0) setImmediate(this.#uncorkAll)
+    this.#corked.add(tcp)
+    tcp.cork()
+  }
+
+  readonly #uncorkAll = (): void => {
+    const corked = this.#corked
+    this.#corked = new Set()
+    for (const tcp of corked) tcp.uncork()
+  }
+
+  /** A session signed in: a staff member's console counts for their presence until it closes. */
+  signedIn(session: StreamSession): void {
+    if (session.staff) this.#staffConnections.connected(session.staff.tenantId, session.staff.staffId)
   }
 
   index(session: StreamSession, conversationId: string): void {
@@ -173,7 +217,6 @@ export class StreamHub {
     for (const session of sessions ?? []) session.leave(event.conversationId)
   }
 
-  /** Records every socket's delivery acknowledgements in one statement, every few seconds and at close. */
   /** A device revoked or suspended on any node: its sockets here close with the code that tells the SDK which. */
   #closeDevice(payload: Uint8Array, code: number, reason: string): void {
     const event = JSON.parse(decoder.decode(payload)) as DeviceRevokedEvent | DeviceSuspendedEvent
@@ -205,8 +248,8 @@ export class StreamHub {
   }
 
   /**
-   * A conversation's payment request, pivot link or assignment changed on any node: told once to each session here
-   * that is in the conversation, and to the customer's devices when the event names the customer.
+   * A conversation's payment request, pivot link, assignment or status changed on any node: told once to each session
+   * here that is in the conversation, and to the customer's devices when the event names the customer.
    */
   #onUpdate(payload: Uint8Array): void {
     const event = JSON.parse(decoder.decode(payload)) as ConversationUpdateEvent
@@ -221,6 +264,28 @@ export class StreamHub {
       }
     }
     for (const session of told) session.sendFrame(frame)
+  }
+
+  /** A member's signal (typing, read) from any node: to the conversation's other members' sockets here, once each. */
+  #onSignal(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as SignalRelayedEvent
+    const senderKey = memberKeyOf(event.tenantId, event.sender)
+    const { conversationId, sender, ciphertext } = event
+    const frame = JSON.stringify({ type: 'signal', conversationId, sender, ciphertext })
+    for (const session of this.#byConversation.get(conversationId) ?? []) {
+      if (session.tenantId === event.tenantId && session.memberKey !== senderKey) session.sendFrame(frame)
+    }
+  }
+
+  /** A staff member's presence changed on any node: the tenant's staff who assign conversations here read it again. */
+  #onPresence(payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as PresenceChangedEvent
+    const frame = JSON.stringify({ type: 'presence', staffId: event.staffId })
+    for (const session of this.#sessions) {
+      if (session.staff?.tenantId === event.tenantId && session.staff.scopes.includes('conversations:assign')) {
+        session.sendFrame(frame)
+      }
+    }
   }
 
   /**
@@ -238,6 +303,28 @@ export class StreamHub {
     }
   }
 
+  /**
+   * Every few seconds, one read of the last sequence number of each conversation with a socket here. A socket still
+   * behind what the previous sweep read (committed a whole sweep ago, so no wake-up is merely in flight) missed its
+   * wake-up: core NATS carries a message at most once, and a node killed between its commit and its publish never
+   * sends one. It reads the gap then, rather than when the conversation's next message wakes it.
+   */
+  async #sweep(): Promise<void> {
+    let latest: Map<string, number>
+    try {
+      latest = await lastSequences(this.#ctx, [...this.#byConversation.keys()])
+    } catch (error) {
+      this.#ctx.log.warn({ err: error }, 'stream sweep failed')
+      return
+    }
+    const previous = this.#previousSweep
+    this.#previousSweep = latest
+    for (const [conversationId, lastSeq] of previous) {
+      for (const session of this.#byConversation.get(conversationId) ?? []) session.sweep(conversationId, lastSeq)
+    }
+  }
+
+  /** Records every socket's delivery acknowledgements in one statement, every few seconds and at close. */
   async flushMarkers(sessions: Iterable<StreamSession> = this.#sessions): Promise<void> {
     const markers = [...sessions].flatMap((s) => s.takeAcknowledged())
     if (markers.length === 0) return
@@ -250,8 +337,10 @@ export class StreamHub {
   async close(): Promise<void> {
     for (const unsubscribe of this.#unsubscribe) unsubscribe()
     clearInterval(this.#markerTimer)
+    clearInterval(this.#sweepTimer)
     await this.flushMarkers()
     for (const session of this.#sessions) session.close(CloseCode.serviceRestart, 'server shutting down')
+    await this.#staffConnections.close()
   }
 }
 
@@ -263,7 +352,6 @@ class StreamSession {
   readonly #hub: StreamHub
   readonly #socket: WebSocket
   readonly #tcp: Socket
-  #corked = false
   readonly #htu: string
   readonly id = randomUUID()
   #principal: Principal | undefined
@@ -279,9 +367,13 @@ class StreamSession {
   /** Conversations being read from the database; the highest live sequence seen meanwhile. */
   readonly #catchingUp = new Map<string, number>()
   readonly #ackedDirty = new Map<string, number>()
+  /** Per conversation, the highest sequence number a sweep found this socket behind (each gap is swept once). */
+  readonly #swept = new Map<string, number>()
   /** While signing in: the memberships added or ended since the session was registered, applied once it is ready. */
   #membershipChanges: (() => void)[] | undefined
   #closed = false
+  /** Told `ready`: frames other than the sign-in's own may follow. */
+  #ready = false
   #alive = true
   #frameBudget = Number.POSITIVE_INFINITY
   #frameBudgetAt = 0
@@ -327,16 +419,7 @@ class StreamSession {
       this.close(CloseCode.slowConsumer, 'slow consumer')
       return false
     }
-    // Frames written in one turn of the event loop (a batch's messages, an echo and its ack) leave in one system
-    // call: writes are the largest cost per message.
-    if (!this.#corked) {
-      this.#corked = true
-      this.#tcp.cork()
-      setImmediate(() => {
-        this.#corked = false
-        this.#tcp.uncork()
-      })
-    }
+    this.#hub.cork(this.#tcp)
     this.#socket.send(frame)
     return true
   }
@@ -357,6 +440,11 @@ class StreamSession {
   /** The token a staff member signed in with, if staff hold this session. */
   get staffTokenId(): string | undefined {
     return this.#principal?.kind === 'staff' ? this.#principal.tokenId : undefined
+  }
+
+  /** The staff member who holds this session, once it is ready (signed in, told `ready`), if staff do. */
+  get staff(): Extract<Principal, { kind: 'staff' }> | undefined {
+    return this.#ready && this.#principal?.kind === 'staff' ? this.#principal : undefined
   }
 
   /** The customer whose device holds this session, if a device does. */
@@ -480,6 +568,8 @@ class StreamSession {
       heartbeatMs: ctx.config.streamHeartbeatMs,
       conversations: conversations.map((c) => ({ conversationId: c.conversationId, lastSeq: c.lastSeq })),
     })
+    this.#ready = true
+    this.#hub.signedIn(this)
     for (const c of conversations) {
       const cursor = this.#cursors.get(c.conversationId) ?? 0
       const newestLive = this.#catchingUp.get(c.conversationId) ?? 0
@@ -538,6 +628,8 @@ class StreamSession {
         this.#ackedDirty.set(frame.conversationId, Math.max(current, frame.seq))
         return
       }
+      case 'signal':
+        return this.#onSignal(principal, frame)
       case 'send':
         if (tracingEnabled) return inSpan('stream send', ROOT_CONTEXT, () => this.#onSend(principal, frame))
         return this.#onSend(principal, frame)
@@ -568,6 +660,21 @@ class StreamSession {
       })
     } catch (error) {
       if (!(error instanceof Problem)) ctx.log.error({ err: error }, 'stream send failed')
+      this.#sendProblem(error, frame.ref)
+    }
+  }
+
+  /** Relays a signal under the rule of a send; answers `signalled`, or the refusal. Nothing is stored or re-sent. */
+  async #onSignal(principal: Principal, frame: Extract<ClientFrame, { type: 'signal' }>): Promise<void> {
+    try {
+      await this.#guard(messageActions.send, {
+        id: frame.conversationId,
+        joined: this.#cursors.has(frame.conversationId),
+      })
+      await relaySignal(this.#hub.context, this.#hub.messageLog, principal, frame)
+      this.#sendJson({ type: 'signalled', ref: frame.ref })
+    } catch (error) {
+      if (!(error instanceof Problem)) this.#hub.context.log.error({ err: error }, 'stream signal failed')
       this.#sendProblem(error, frame.ref)
     }
   }
@@ -613,8 +720,21 @@ class StreamSession {
     if (this.#closed || !this.#cursors.delete(conversationId)) return
     this.#catchingUp.delete(conversationId)
     this.#ackedDirty.delete(conversationId)
+    this.#swept.delete(conversationId)
     this.#hub.unindexConversation(this, conversationId)
     this.#sendJson({ type: 'left', conversationId })
+  }
+
+  /**
+   * The hub's sweep: `lastSeq` was committed a sweep ago. Behind it, this socket missed a wake-up, and reads the gap.
+   * A gap that holds only expired messages stays behind its cursor; it is read once, not at every sweep.
+   */
+  sweep(conversationId: string, lastSeq: number): void {
+    const cursor = this.#cursors.get(conversationId)
+    if (cursor === undefined || cursor >= lastSeq || (this.#swept.get(conversationId) ?? 0) >= lastSeq) return
+    this.#swept.set(conversationId, lastSeq)
+    this.#hub.context.metrics.missedWakeUps.inc()
+    void this.#catchUp(conversationId)
   }
 
   resyncAll(): void {

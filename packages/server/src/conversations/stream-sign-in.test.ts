@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { base64ToBytes, type Message, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { base64ToBytes, type Message, StaffClient, StaffToken } from '@strongroom/sdk'
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, UnknownRow } from 'kysely'
 import WebSocket from 'ws'
 import { loadConfig } from '../platform/config.ts'
@@ -54,7 +54,7 @@ describe('a stream signing in', () => {
   const cursorRead = new AfterCursorRead()
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
 
   before(async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'sr-sign-in-'))
@@ -63,7 +63,7 @@ describe('a stream signing in', () => {
     database = { ...opened, db: opened.db.withPlugin(cursorRead) }
     server = await startTestServer({}, testDatabase, { database })
     bank = await createTestBank(server)
-    agent = new StrongroomClient({
+    agent = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken(bank.agentToken),
       WebSocket: WebSocket as never,
@@ -126,6 +126,51 @@ describe('a stream signing in', () => {
       )
     } finally {
       stream.close()
+    }
+  })
+
+  test('a message whose wake-up never reached the node holding the socket is delivered by the sweep, not by the next message', async () => {
+    // A second node on the same database and keys but its own in-memory bus: nothing it commits wakes the first,
+    // as when a node is killed between its commit and its publish, or NATS drops the wake-up.
+    const silentNode = await startTestServer({ keyFile: server.config.keyFile, natsUrl: undefined }, testDatabase, {
+      database,
+    })
+    try {
+      const { client: phone } = await bank.enrol('phone on the sweep')
+      const conversationId = (
+        await agent.createConversation({ customerId: bank.customerId, assignedStaffId: bank.agentId })
+      ).id
+      const received: Message[] = []
+      const stream = phone.stream({ onMessage: (message) => received.push(message) })
+      try {
+        await stream.ready()
+        const agentOnSilentNode = new StaffClient({
+          baseUrl: silentNode.url,
+          credentials: new StaffToken(bank.agentToken),
+          WebSocket: WebSocket as never,
+        })
+        const sent = await agentOnSilentNode.sendMessage(conversationId, {
+          contentType: 'text/plain',
+          ciphertext: new TextEncoder().encode('woken by the sweep'),
+        })
+        const started = Date.now()
+        const seen = await eventually(
+          () => received,
+          (messages) => messages.length >= 1,
+          8_000,
+        )
+        assert.deepEqual(
+          seen.map((m) => [m.seq, new TextDecoder().decode(base64ToBytes(m.ciphertext))]),
+          [[sent.seq, 'woken by the sweep']],
+        )
+        console.log(`delivered by the sweep ${Date.now() - started} ms after the commit (two sweeps at most: 4 s)`)
+        const metrics = await (await fetch(`${server.url}/metrics`)).text()
+        assert.match(metrics, /strongroom_stream_missed_wake_ups_total [1-9]/)
+      } finally {
+        stream.close()
+      }
+    } finally {
+      await silentNode.stop()
     }
   })
 })

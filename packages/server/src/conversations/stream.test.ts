@@ -2,11 +2,13 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import {
   base64ToBytes,
+  type DeviceClient,
   enrolDevice,
+  type MemberClient,
   type Message,
   type MessageStream,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
 } from '@strongroom/sdk'
 import WebSocket from 'ws'
 import { eventually } from '../testing/eventually.ts'
@@ -42,16 +44,16 @@ function collector() {
 describe('realtime stream', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
-  let alice: StrongroomClient
-  let aliceTablet: StrongroomClient
+  let agent: StaffClient
+  let alice: DeviceClient
+  let aliceTablet: DeviceClient
   let conversationId: string
   const streams: MessageStream[] = []
 
   before(async () => {
     server = await startTestServer({ streamHeartbeatMs: 1000 })
     bank = await createTestBank(server)
-    agent = new StrongroomClient({
+    agent = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken(bank.agentToken),
       WebSocket: WebSocket as never,
@@ -74,7 +76,7 @@ describe('realtime stream', () => {
     await server.stop()
   })
 
-  function open(client: StrongroomClient, options: Parameters<StrongroomClient['stream']>[0] = {}) {
+  function open(client: MemberClient, options: Parameters<MemberClient['stream']>[0] = {}) {
     const stream = client.stream(options)
     streams.push(stream)
     return stream
@@ -356,11 +358,48 @@ describe('realtime stream', () => {
       socket.close()
     })
 
+    test('an ack or a cursor beyond any stored number is refused, and other members’ acks on the node still count', async () => {
+      // Acks are recorded for every socket of the node in one statement; one that PostgreSQL cannot store (a bigint
+      // overflow) once made that statement fail, and everyone's delivery markers with it.
+      const { id: conversationId } = await agent.createConversation({ customerId: bank.customerId })
+      await agent.sendMessage(conversationId, { contentType: 'text/plain', ciphertext: bytes('one') })
+      const second = await bank.staffToken('agent')
+      await agent.addMember(conversationId, { kind: 'staff', id: second.staffId })
+      const victim = connect()
+      const attacker = connect()
+      await Promise.all([victim.opened, attacker.opened])
+      victim.socket.send(JSON.stringify({ type: 'auth', authorization: `Bearer ${bank.agentToken}` }))
+      attacker.socket.send(JSON.stringify({ type: 'auth', authorization: `Bearer ${second.token}` }))
+      assert.equal(await eventually(() => victim.frames[0]?.type, Boolean), 'ready')
+      assert.equal(await eventually(() => attacker.frames[0]?.type, Boolean), 'ready')
+      attacker.socket.send(JSON.stringify({ type: 'ack', conversationId, seq: 2 ** 63 }))
+      victim.socket.send(JSON.stringify({ type: 'ack', conversationId, seq: 1 }))
+      const refused = await eventually(() => attacker.frames.find((f) => f.type === 'error'), Boolean)
+      assert.equal(
+        (refused?.problem as { type?: string } | undefined)?.type,
+        'https://strongroom.dev/problems/request/invalid',
+      )
+      const delivered = async () =>
+        (await agent.getConversation(conversationId)).members.find((m) => m.id === bank.agentId)?.deliveredSeq
+      assert.equal(await eventually(delivered, (seq) => (seq ?? 0) >= 1), 1)
+      const cursor = connect()
+      await cursor.opened
+      cursor.socket.send(
+        JSON.stringify({
+          type: 'auth',
+          authorization: `Bearer ${bank.agentToken}`,
+          cursors: { [conversationId]: 2 ** 63 },
+        }),
+      )
+      assert.equal((await cursor.closed).code, 4001)
+      for (const socket of [victim.socket, attacker.socket]) socket.close()
+    })
+
     test('a client that does not read is disconnected instead of buffering without bound', async () => {
-      const slow = await startTestServer({ streamMaxBufferedBytes: 65536, streamHeartbeatMs: 1000 })
+      const slow = await startTestServer({ streamMaxBufferedBytes: 65536 })
       try {
         const slowBank = await createTestBank(slow)
-        const staff = new StrongroomClient({ baseUrl: slow.url, credentials: new StaffToken(slowBank.agentToken) })
+        const staff = new StaffClient({ baseUrl: slow.url, credentials: new StaffToken(slowBank.agentToken) })
         const conversation = await staff.createConversation({ customerId: slowBank.customerId })
         const socket = new WebSocket(`${slow.url.replace('http', 'ws')}/v1/stream`)
         await new Promise((resolve) => socket.on('open', resolve))

@@ -1,3 +1,4 @@
+import { DATA_SUBJECT_EXPORT_TYPE, type DataSubjectExport } from '@strongroom/sdk/protocol'
 import { customerArchiveRecords } from '../archive/customer-records.ts'
 import { erasureOutlook } from '../archive/erasure.ts'
 import { holdsOn } from '../archive/holds.ts'
@@ -18,7 +19,6 @@ import { findCustomer } from '../identity/customers.ts'
 import { listCustomerDevices } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { DATA_SUBJECT_EXPORT_TYPE, type DataSubjectExport } from './export-document.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'archiveKek'>
 type ExportedConversation = DataSubjectExport['conversations'][number]

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken } from '@strongroom/sdk'
 import { MemoryStore, nodeCryptoProvider, SecureMessaging } from '@strongroom/sdk/mls-node'
+import { DataSubjectExport } from '@strongroom/sdk/protocol'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import { operator } from '../audit/events.ts'
@@ -9,7 +10,6 @@ import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { SoftwareAuthenticator } from '../testing/software-authenticator.ts'
 import { exportCustomerData } from './export-customer.ts'
-import { DataSubjectExport } from './export-document.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 const BANK_NUMBER = '+442071838750'
@@ -19,8 +19,8 @@ const OTHER_PHONE = '+447700900999'
 describe('data subject requests: exporting everything held about a customer', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
-  let officer: StrongroomClient
+  let agent: StaffClient
+  let officer: StaffClient
   let officerId: string
   let customerId: string
   let otherCustomerId: string
@@ -37,12 +37,12 @@ describe('data subject requests: exporting everything held about a customer', ()
   before(async () => {
     server = await startTestServer({ publicUrl: 'https://bank.example' })
     bank = await createTestBank(server, 'Subject Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const compliance = await bank.staffToken('compliance', 'officer')
     officerToken = compliance.token
     officerId = compliance.staffId
-    officer = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(compliance.token) })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    officer = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(compliance.token) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const create = (ref: string, name: string, phoneNumber: string) =>
       agent.request<{ id: string }>('POST', '/v1/customers', { externalRef: ref, displayName: name, phoneNumber })
     customerId = (await create('DSR-1', 'Ada Subject', CUSTOMER_PHONE)).id

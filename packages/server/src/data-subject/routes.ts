@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { DataSubjectExport } from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -6,7 +7,6 @@ import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import { exportCustomerData } from './export-customer.ts'
-import { DataSubjectExport } from './export-document.ts'
 
 /** Data subject requests: the export of everything held about a customer (erasure is the archive's). */
 export async function dataSubjectRoutes(app: App, ctx: ServerContext): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { type Message, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { type MemberClient, type Message, StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
 import type { CannedReply, ConversationNote, SearchPage } from '@strongroom/sdk/protocol'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import WebSocket from 'ws'
@@ -29,15 +29,15 @@ async function refusal(promise: Promise<unknown>): Promise<{ status: number; typ
 describe('the agent desk', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
-  let admin: StrongroomClient
-  let otherAgent: StrongroomClient
+  let agent: StaffClient
+  let admin: StaffClient
+  let otherAgent: StaffClient
   let phone: ChannelSimulator
   let customerId: string
   let publicConversationId: string
   const staff = (token: string) =>
-    new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(token), WebSocket: WebSocket as never })
-  const search = (client: StrongroomClient, q: string, page = '') =>
+    new StaffClient({ baseUrl: server.url, credentials: new StaffToken(token), WebSocket: WebSocket as never })
+  const search = (client: MemberClient, q: string, page = '') =>
     client.request<SearchPage>('GET', `/v1/search/conversations?q=${encodeURIComponent(q)}${page}`)
 
   before(async () => {

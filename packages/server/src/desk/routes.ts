@@ -1,6 +1,17 @@
 import { Type } from '@sinclair/typebox'
-import { CannedReply, CannedReplyInput, Conversation, ConversationNote, SearchPage } from '@strongroom/sdk/protocol'
+import {
+  CannedReply,
+  CannedReplyInput,
+  CannedReplyList,
+  ConversationList,
+  ConversationNote,
+  ConversationSearchQuery,
+  NewNote,
+  NoteList,
+  SearchPage,
+} from '@strongroom/sdk/protocol'
 import { accessibleConversationIds, customerConversations } from '../conversations/conversations.ts'
+import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import { requireCustomer } from '../identity/customers.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, inConversation } from '../platform/http/access-rule.ts'
@@ -34,21 +45,23 @@ async function noteRoutes(app: App, ctx: ServerContext): Promise<void> {
           'it goes to no device, public channel, MLS group or stream); audited without its text',
         tags: ['desk'],
         params: ConversationParams,
-        body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 4000 }) }, { additionalProperties: false }),
-        response: { 201: ConversationNote, ...problemResponses(400, 401, 403, 404) },
+        body: NewNote,
+        headers: IdempotencyKeyHeaders,
+        response: { 201: ConversationNote, ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request)
       const author = principalMember(principal)
-      const note = await addNote(
-        ctx,
-        principal.tenantId,
-        request.params.conversationId,
-        { authorStaffId: author.id, text: request.body.text },
-        actorOf(principal),
+      return idempotent(ctx, request, reply, 201, (scoped) =>
+        addNote(
+          scoped,
+          principal.tenantId,
+          request.params.conversationId,
+          { authorStaffId: author.id, text: request.body.text },
+          actorOf(principal),
+        ),
       )
-      return reply.status(201).send(note)
     },
   )
 
@@ -60,7 +73,7 @@ async function noteRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: "A conversation's internal notes, oldest first (staff only)",
         tags: ['desk'],
         params: ConversationParams,
-        response: { 200: Type.Object({ notes: Type.Array(ConversationNote) }), ...problemResponses(401, 403, 404) },
+        response: { 200: NoteList, ...problemResponses(401, 403, 404) },
       },
     },
     async (request) => {
@@ -80,7 +93,7 @@ async function cannedReplyRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: "The bank's canned replies, by shortcut (an agent types / and the shortcut in the composer)",
         tags: ['desk'],
-        response: { 200: Type.Object({ replies: Type.Array(CannedReply) }), ...problemResponses(401, 403) },
+        response: { 200: CannedReplyList, ...problemResponses(401, 403) },
       },
     },
     async (request) => ({ replies: await listCannedReplies(ctx, principalOf(request).tenantId) }),
@@ -97,13 +110,15 @@ async function cannedReplyAdminRoutes(app: App, ctx: ServerContext): Promise<voi
         summary: 'Add a canned reply (audited); its shortcut must be new to the bank',
         tags: ['desk'],
         body: CannedReplyInput,
-        response: { 201: CannedReply, ...problemResponses(400, 401, 403, 409) },
+        headers: IdempotencyKeyHeaders,
+        response: { 201: CannedReply, ...problemResponses(400, 401, 403, 409, 422) },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request)
-      const saved = await saveCannedReply(ctx, principal.tenantId, request.body, actorOf(principal))
-      return reply.status(201).send(saved)
+      return idempotent(ctx, request, reply, 201, (scoped) =>
+        saveCannedReply(scoped, principal.tenantId, request.body, actorOf(principal)),
+      )
     },
   )
 
@@ -157,14 +172,7 @@ async function findRoutes(app: App, ctx: ServerContext): Promise<void> {
           'they wrote on public channels by its words; among the conversations the caller sees, grouped by ' +
           'customer, most recent first, a page at a time (audited, without what was typed)',
         tags: ['desk'],
-        querystring: Type.Object(
-          {
-            q: Type.String({ minLength: 1, maxLength: 200 }),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-            offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: ConversationSearchQuery,
         response: { 200: SearchPage, ...problemResponses(400, 401, 403) },
       },
     },
@@ -187,7 +195,7 @@ async function findRoutes(app: App, ctx: ServerContext): Promise<void> {
         tags: ['desk'],
         params: Type.Object({ customerId: idOf('cus') }),
         response: {
-          200: Type.Object({ conversations: Type.Array(Conversation) }),
+          200: ConversationList,
           ...problemResponses(401, 403, 404),
         },
       },

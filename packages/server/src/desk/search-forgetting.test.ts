@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import type { SearchPage } from '@strongroom/sdk/protocol'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { archiveKeysOf } from '../archive/append.ts'
@@ -21,14 +21,14 @@ const DAY = 86_400_000
 describe('the search index forgets expired messages and erased customers', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   const search = async (q: string) =>
     (await agent.request<SearchPage>('GET', `/v1/search/conversations?q=${encodeURIComponent(q)}`)).hits
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server, 'Forgetting Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await configureSimulatedChannels(server.ctx, bank.adminToken, bank.agentId, { twilio: BANK_NUMBER })
   })
   after(() => server.stop())

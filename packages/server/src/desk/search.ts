@@ -81,16 +81,18 @@ export async function searchConversations(
     const own = summaries.filter((s) => visible.has(s.id) && keyOf.get(s.id) === key)
     own.sort((a, b) => Number(b.lastMessageAt) - Number(a.lastMessageAt))
     const latest = own[0]
-    if (!latest) continue
+    // A customer found by name or number with no conversation the caller sees is still found: to be written to first.
+    // Never by text alone: that would tell which words a customer wrote in conversations the caller may not see.
+    if (!latest && !(key.startsWith('cus:') && (match.kinds.has('name') || match.kinds.has('phone')))) continue
     hits.push({
       customerId: key.startsWith('cus:') ? key.slice(4) : null,
       conversationIds: own.map((s) => s.id),
       matched: [...match.kinds].sort(),
       messages: match.messages.filter((m) => visible.has(m.conversationId)).slice(0, 5),
-      lastMessageAt: latest.lastMessageAt.toISOString(),
+      lastMessageAt: latest ? latest.lastMessageAt.toISOString() : null,
     })
   }
-  hits.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))
+  hits.sort((a, b) => (b.lastMessageAt ?? '').localeCompare(a.lastMessageAt ?? ''))
   const page = hits.slice(input.offset, input.offset + input.limit)
   await recordAudit(ctx.db, {
     tenantId,

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import { fetchSecureHistory, type MemberIdentity } from '@strongroom/sdk/mls-node'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -61,7 +61,7 @@ describe('an agent on several browsers, a hand-over, a browser removed', () => {
     bank = await createTestBank(server)
     chat = await secureConversation(server, bank)
     secondBrowser = await openMember(
-      new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) }),
+      new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) }),
     )
   })
 
@@ -111,11 +111,10 @@ describe('an agent on several browsers, a hand-over, a browser removed', () => {
   test('handed over: the new agent’s browsers join and read the history; every leaf of the former agent goes', async () => {
     const supervisor = await bank.staffToken('supervisor')
     const colleague = await bank.staffToken('agent')
-    const colleagueClient = () =>
-      new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(colleague.token) })
+    const colleagueClient = () => new StaffClient({ baseUrl: server.url, credentials: new StaffToken(colleague.token) })
     const laptop = await openMember(colleagueClient())
     const desktop = await openMember(colleagueClient())
-    const boss = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
+    const boss = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
     await boss.request('PUT', `/v1/conversations/${chat.conversationId}/assignment`, {
       staffId: colleague.staffId,
       mode: 'transfer',

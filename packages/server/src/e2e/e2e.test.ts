@@ -4,8 +4,9 @@ import {
   base64ToBytes,
   bytesToBase64,
   enrolDevice,
+  type MemberClient,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   type StrongroomError,
 } from '@strongroom/sdk'
 import { mlsCredential, nodeCryptoProvider } from '@strongroom/sdk/mls-node'
@@ -131,7 +132,7 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
     assert.deepEqual(read, ['before removal', 'after removal: your new PIN'])
   })
 
-  const epochOf = async (client: StrongroomClient, conversationId: string) =>
+  const epochOf = async (client: MemberClient, conversationId: string) =>
     (await client.request<{ epoch: number }>('GET', `/v1/conversations/${conversationId}/e2e/group`)).epoch
 
   test('a revoked device is removed from its groups by the archive at once; the others read on', async () => {
@@ -302,9 +303,9 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
     const { conversationId, agent } = await secureConversation()
     const exemptions = `/v1/conversations/${conversationId}/e2e/archive-removal-exemptions`
     const reason = 'legal privilege: counsel speaking with the customer'
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await assert.rejects(agentClient.request('POST', exemptions, { reason }), (e: StrongroomError) => e.status === 403)
-    const compliance = new StrongroomClient({
+    const compliance = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken((await bank.staffToken('compliance')).token),
     })
@@ -314,7 +315,7 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
     )
     // Another bank's compliance officer cannot grant one for this bank's conversation: in their bank it has no group.
     const otherBank = await createTestBank(server, 'Exempting Bank')
-    const otherOfficer = new StrongroomClient({
+    const otherOfficer = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken((await otherBank.staffToken('compliance')).token),
     })
@@ -419,7 +420,7 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
     )
     assert.deepEqual(stock, { available: 20, lastResort: true, low: false })
     // Someone else's key package, uploaded as the phone's own, is refused.
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const conversation = await agentClient.createConversation({
       customerId: bank.customerId,
       assignedStaffId: bank.agentId,
@@ -503,7 +504,7 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
       .where('claimed_at', 'is', null)
     await own.set({ expires_at: new Date(Date.now() + 10 * DAY * 1000) }).execute()
     assert.deepEqual(await stock(), { available: 0, lastResort: false, low: true })
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const conversation = await agentClient.createConversation({
       customerId: bank.customerId,
       assignedStaffId: bank.agentId,
@@ -547,7 +548,7 @@ describe('end-to-end encrypted conversations (MLS) over the real server', () => 
   test('a member that never opened secure messaging is left out when optional and stops the group when required', async () => {
     // An agent of their own: the welcome is for this member's key packages, not those of earlier tests' members.
     const staff = await bank.staffToken('agent')
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(staff.token) })
+    const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(staff.token) })
     const agent = await openMember(agentClient)
     const phone = await enrolPhone('optional-phone')
     const bare = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'bare' })

@@ -1,4 +1,5 @@
 import { type MemberIdentity, memberOfCredential, nodeCryptoProvider } from '@strongroom/sdk/mls-node'
+import { mlsCipherSuites } from '@strongroom/sdk/protocol'
 import {
   type CiphersuiteImpl,
   type CiphersuiteName,
@@ -18,11 +19,8 @@ import { Problem } from '../platform/http/problems.ts'
  * commits and uploads. It holds no group secret, so it never sees content; it checks signatures on key packages only.
  */
 
-/** The suites a Strongroom group may use: X25519/AES-128-GCM/Ed25519, and P-256 for P-256-only secure hardware. */
-export const ALLOWED_SUITES = [
-  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
-  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
-] as const satisfies readonly CiphersuiteName[]
+/** The suites a Strongroom group may use (the SDK's protocol lists them: a group's `cipherSuite` is one). */
+export const ALLOWED_SUITES = mlsCipherSuites satisfies readonly CiphersuiteName[]
 export type AllowedSuite = (typeof ALLOWED_SUITES)[number]
 
 const suites = new Map<string, Promise<CiphersuiteImpl>>()

@@ -1,10 +1,13 @@
+import { MLS_CONTENT_TYPE } from '@strongroom/sdk/protocol'
+import { sql } from 'kysely'
 import { type Actor, recordAudit } from '../audit/events.ts'
+import { isConversationMember, requireConversationAccess } from '../conversations/conversations.ts'
 import {
-  isConversationMember,
-  isEncryptionRequired,
-  requireConversationAccess,
-} from '../conversations/conversations.ts'
-import { type AppendInput, appendInTransaction, type MessageAdmission } from '../conversations/message-log.ts'
+  type AppendInput,
+  appendInTransaction,
+  lockConversationLog,
+  type MessageAdmission,
+} from '../conversations/message-log.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { actorOf, type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
@@ -21,8 +24,7 @@ import {
 } from './framing.ts'
 import { claimedOwner, type KeyPackageOwner } from './key-packages.ts'
 
-/** The media type of an MLS message (RFC 9420, section 17.10). */
-export const MLS_CONTENT_TYPE = 'message/mls'
+export { MLS_CONTENT_TYPE }
 
 export interface GroupInfo {
   groupId: string
@@ -64,6 +66,8 @@ export async function registerGroup(
   const cipherSuite = requireAllowedSuite(input.cipherSuite)
   const now = new Date()
   return ctx.db.transaction().execute(async (trx) => {
+    // Ordered against the message batches, which admit plaintext only where a conversation has no group.
+    await lockConversationLog(trx, principal.tenantId, conversationId, { requireEncryption: true })
     const inserted = await trx
       .insertInto('e2e_groups')
       .values({
@@ -104,78 +108,72 @@ export async function getGroup(
   return toGroupInfo(row)
 }
 
-/** How long a node remembers that a conversation has no MLS group (a plain or public-channel conversation). */
-const NO_GROUP_MEMORY_MS = 1000
-
 /**
  * Admission for a node's message log: in a conversation with an MLS group only application messages of that group at
  * its current epoch are accepted. A sender still in an older epoch gets a conflict carrying the current one (so a
  * member that has missed a commit removing someone cannot keep encrypting to them); commits take `acceptCommit`.
- * A conversation marked secure takes nothing before its group exists. The node remembers for a second which
- * conversations have no group (and whether they are marked secure), so a busy plain conversation does not pay a
- * database read per message; a group registered meanwhile on another node is seen within that second, and
- * conversations with a group are read for every check (their epoch moves): once for all the messages that arrived
- * while the one before ran, so pipelined messages do not each wait for a read of their own.
+ * A conversation marked secure takes nothing before its group exists. The framing is read as the message arrives; the
+ * group and its epoch are read in the batch statement that stores the message, after it has locked the conversation,
+ * and read `for share`: a commit locks the conversation before it moves the epoch (`acceptCommitFrom`), so the epoch
+ * checked is the one the message is stored under, on whichever node the commit was accepted.
  */
-export function groupMessageAdmission(ctx: Pick<ServerContext, 'db'>): MessageAdmission {
-  const withoutGroup = new Map<string, { until: number; secure: boolean }>()
-  return async (inputs) => {
-    const { tenantId, conversationId } = inputs[0] as AppendInput
-    const remembered = withoutGroup.get(conversationId)
-    if (
-      remembered !== undefined &&
-      remembered.until > Date.now() &&
-      inputs.every((input) => input.contentType !== MLS_CONTENT_TYPE)
-    ) {
-      return inputs.map((input) => refusal(() => admitWithoutGroup(remembered.secure, input)))
+export const groupMessageAdmission: MessageAdmission = {
+  claim(input) {
+    if (input.contentType !== MLS_CONTENT_TYPE) return { kind: 'plain' }
+    try {
+      const framing = framingOf(decodeWhole(input.ciphertext))
+      if (framing.contentType !== 'application') {
+        throw new Problem('e2e/malformed-message', 'commits go to the commit route; proposals are not relayed')
+      }
+      return { kind: 'mls', groupId: framing.groupId, epoch: framing.epoch }
+    } catch (error) {
+      if (error instanceof Problem) return { kind: 'malformed', refusal: error }
+      throw error
     }
-    // The group's id and epoch only, once for every message that arrived meanwhile: its GroupInfo (kilobytes) is not
-    // read for each message.
-    const row = await ctx.db
-      .selectFrom('e2e_groups')
-      .select(['group_id', 'epoch'])
-      .where('tenant_id', '=', tenantId)
-      .where('conversation_id', '=', conversationId)
-      .executeTakeFirst()
-    if (!row) {
-      const secure = await isEncryptionRequired(ctx, tenantId, conversationId)
-      if (withoutGroup.size >= 100_000) withoutGroup.clear()
-      withoutGroup.set(conversationId, { until: Date.now() + NO_GROUP_MEMORY_MS, secure })
-      return inputs.map((input) => refusal(() => admitWithoutGroup(secure, input)))
+  },
+  refusals: sql`
+    select ord, refusal, current_epoch from (
+      select i.ord, g.epoch as current_epoch,
+             case
+               when g.epoch is null and i.claim <> 'plain' then 'no-group'
+               when g.epoch is null and l.encryption_required then 'no-group-yet'
+               when g.epoch is null then null
+               when i.claim = 'plain' then 'encryption-required'
+               when i.claim = 'malformed' then 'malformed'
+               when i.claimed_group <> g.group_id then 'wrong-group'
+               when i.claimed_epoch <> g.epoch then 'epoch-conflict'
+             end as refusal
+      from input i
+      join locked l on l.id = i.conversation_id and l.tenant_id = i.tenant_id
+      left join (
+        select g.tenant_id, g.conversation_id, g.group_id, g.epoch from e2e_groups g
+        where (g.tenant_id, g.conversation_id) in (select tenant_id, id from locked)
+        for share
+      ) g on g.tenant_id = i.tenant_id and g.conversation_id = i.conversation_id
+    ) checked
+    where refusal is not null
+  `,
+  problemOf(claim, refusal, currentEpoch) {
+    switch (refusal) {
+      case 'no-group':
+        return new Problem('e2e/no-group')
+      case 'no-group-yet':
+        return new Problem(
+          'e2e/encryption-required',
+          'the conversation is marked secure and its MLS group is not made yet',
+        )
+      case 'encryption-required':
+        return new Problem('e2e/encryption-required')
+      case 'malformed':
+        return claim.kind === 'malformed' ? claim.refusal : new Problem('e2e/malformed-message')
+      case 'wrong-group':
+        return new Problem('e2e/wrong-group')
+      case 'epoch-conflict':
+        return new Problem('e2e/epoch-conflict', undefined, undefined, currentEpoch === null ? {} : { currentEpoch })
+      default:
+        throw new Error(`no such refusal: ${refusal}`)
     }
-    withoutGroup.delete(conversationId)
-    return inputs.map((input) => refusal(() => checkGroupMessage(row, input)))
-  }
-}
-
-/** What a check threw (its refusal), or undefined when it passed. */
-function refusal(check: () => void): unknown {
-  try {
-    check()
-    return undefined
-  } catch (error) {
-    return error
-  }
-}
-
-/** In a conversation with no MLS group: MLS messages have no group to go to; a secure one takes nothing yet. */
-function admitWithoutGroup(secure: boolean, input: AppendInput): void {
-  if (input.contentType === MLS_CONTENT_TYPE) throw new Problem('e2e/no-group')
-  if (secure) {
-    throw new Problem('e2e/encryption-required', 'the conversation is marked secure and its MLS group is not made yet')
-  }
-}
-
-function checkGroupMessage(row: { group_id: Uint8Array; epoch: string | number }, input: AppendInput): void {
-  if (input.contentType !== MLS_CONTENT_TYPE) throw new Problem('e2e/encryption-required')
-  const framing = framingOf(decodeWhole(input.ciphertext))
-  if (framing.contentType !== 'application') {
-    throw new Problem('e2e/malformed-message', 'commits go to the commit route; proposals are not relayed')
-  }
-  if (!sameBytes(framing.groupId, row.group_id)) throw new Problem('e2e/wrong-group')
-  if (framing.epoch !== BigInt(row.epoch)) {
-    throw new Problem('e2e/epoch-conflict', undefined, undefined, { currentEpoch: Number(row.epoch) })
-  }
+  },
 }
 
 export interface AcceptedCommit {
@@ -284,6 +282,9 @@ export async function acceptCommitFrom(
 
   const now = new Date()
   const { accepted, announce } = await ctx.db.transaction().execute(async (trx) => {
+    // Before the epoch moves: a message batch of this conversation on any node commits before, under the epoch it
+    // checked, or waits and checks the new one.
+    await lockConversationLog(trx, tenantId, conversationId)
     const advanced = await trx
       .updateTable('e2e_groups')
       .set((eb) => ({ epoch: eb('epoch', '+', 1), group_info: groupInfo, updated_at: now }))

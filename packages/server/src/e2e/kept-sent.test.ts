@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken } from '@strongroom/sdk'
 import { MemoryStore, nodeCryptoProvider, SecureMessaging } from '@strongroom/sdk/mls-node'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -17,7 +17,7 @@ describe('what a member sent is kept to send again, and counted once', () => {
   let conversationId: string
   let phone: SecureMessaging
   let agent: SecureMessaging
-  let agentClient: StrongroomClient
+  let agentClient: StaffClient
   const phoneStore = new MemoryStore()
   const agentStore = new MemoryStore()
   const sent: string[] = []
@@ -36,7 +36,7 @@ describe('what a member sent is kept to send again, and counted once', () => {
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const enrolled = await enrolDevice({
       baseUrl: server.url,
       enrolmentCode: await bank.enrolmentCode(),

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken } from '@strongroom/sdk'
 import {
   generateStoreKey,
   MemoryStore,
@@ -31,8 +31,8 @@ describe('a Node app keeps the texts it read and sent, sealed in a file, until t
   })
 
   test('read and sent texts survive a restart, never in clear, and are gone once expired even offline', async () => {
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const phone = await enrolDevice({ baseUrl: server.url, enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
     const conversation = await agentClient.createConversation({
       customerId: bank.customerId,

@@ -3,7 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { base64ToBytes, bytesToBase64, StaffToken, StrongroomClient, type StrongroomError } from '@strongroom/sdk'
+import {
+  base64ToBytes,
+  bytesToBase64,
+  type MemberClient,
+  StaffClient,
+  StaffToken,
+  type StrongroomError,
+} from '@strongroom/sdk'
 import {
   credentialAuthorityService,
   type DeliveryService,
@@ -55,7 +62,7 @@ const rejoinedIds = (events: SecureEvent[]) =>
  * signature key with a credential the server issued for it, or one signed by `forgeWith` instead.
  */
 async function handMadeMember(
-  client: StrongroomClient,
+  client: MemberClient,
   forgeWith?: { key: CryptoKey; member: { kind: 'device'; id: string; customerId: string } },
 ): Promise<LocalMember> {
   const suite = await getCiphersuiteImpl(getCiphersuiteFromName(SUITE), nodeCryptoProvider)
@@ -117,15 +124,15 @@ describe('recovering a member that lost its MLS group state, over the real serve
   })
   after(() => server.stop())
 
-  const epochOf = async (client: StrongroomClient, conversationId: string) =>
+  const epochOf = async (client: MemberClient, conversationId: string) =>
     (await client.request<{ epoch: number }>('GET', `/v1/conversations/${conversationId}/e2e/group`)).epoch
-  const groupInfoOf = async (client: StrongroomClient, conversationId: string) =>
+  const groupInfoOf = async (client: MemberClient, conversationId: string) =>
     base64ToBytes(
       (await client.request<{ groupInfo: string }>('GET', `/v1/conversations/${conversationId}/e2e/group-info`))
         .groupInfo,
     )
   const submit = (
-    client: StrongroomClient,
+    client: MemberClient,
     conversationId: string,
     commit: { commit: Uint8Array; groupInfo: Uint8Array },
   ) =>
@@ -330,7 +337,7 @@ describe('recovering a member that lost its MLS group state, over the real serve
     await assert.rejects(submit(outsider.client, conversationId, phoneRejoin), (e: StrongroomError) => e.status === 404)
     // A supervisor may read every conversation but is not a member of this one: no re-joining it.
     const supervisor = await bank.staffToken('supervisor')
-    const supervisorClient = new StrongroomClient({
+    const supervisorClient = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken(supervisor.token),
     })

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken } from '@strongroom/sdk'
 import {
   encryptedStore,
   generateStoreKey,
@@ -31,7 +31,7 @@ describe('a message other members could not read is asked for and sent again, on
 
   before(async () => {
     ;({ server, bank, archivedTexts } = await startArchivingServer())
-    const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const enrolled = await enrolDevice({
       baseUrl: server.url,
       enrolmentCode: await bank.enrolmentCode(),

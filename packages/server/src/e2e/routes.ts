@@ -1,5 +1,22 @@
 import { Type } from '@sinclair/typebox'
-import { Base64, ClientMessageId } from '@strongroom/sdk/protocol'
+import {
+  ArchiveRemovalExemption,
+  ArchiveRemovalRequest,
+  ClaimedKeyPackages,
+  CommitAccepted,
+  CommitSubmission,
+  CredentialAuthority,
+  CredentialRequest,
+  KeyPackageClaim,
+  KeyPackageStock,
+  KeyPackageUpload,
+  MemberCredential,
+  MemberInstanceQuery,
+  NewSecureGroup,
+  PublishedGroupInfo,
+  SecureGroup,
+  WelcomeList,
+} from '@strongroom/sdk/protocol'
 import { isConversationMember } from '../conversations/conversations.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, forBrowsers, inConversation } from '../platform/http/access-rule.ts'
@@ -7,34 +24,15 @@ import type { App } from '../platform/http/fastify.ts'
 import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { grantArchiveRemoval } from './archive-removal.ts'
 import { credentialAuthorityKeys, issueMemberCredential } from './credential-authority.ts'
-import { ALLOWED_SUITES } from './framing.ts'
 import { acceptCommit, currentGroupInfo, deleteWelcome, getGroup, pendingWelcomes, registerGroup } from './groups.ts'
 import { claimKeyPackages, type KeyPackageOwner, keyPackageStock, storeKeyPackages } from './key-packages.ts'
 import { requestReadd } from './readd-requests.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
-const MemberKind = oneOf(['device', 'staff', 'archive'] as const)
-const Stock = Type.Object({
-  available: Type.Integer({ description: 'unclaimed key packages' }),
-  lastResort: Type.Boolean({ description: 'whether a last-resort key package is stored' }),
-  low: Type.Boolean({ description: 'true when the member should upload more' }),
-})
-const Group = Type.Object({
-  groupId: Base64,
-  cipherSuite: Type.String(),
-  epoch: Type.Integer({ description: 'the epoch the next commit must be made in' }),
-})
-/** One of a staff member's browsers: the first 16 characters of its signature key, base64url. */
-const Instance = Type.String({
-  pattern: '^[A-Za-z0-9_-]{16}$',
-  description: 'one of a staff member’s browsers or devices (a leaf of its own); from its member credential',
-})
-const InstanceQuery = Type.Object({ instance: Type.Optional(Instance) }, { additionalProperties: false })
-const B64 = (max: number) => Type.String({ ...Base64, minLength: 4, maxLength: max })
 /** Public signature keys: 32 bytes for Ed25519, 65 for an uncompressed P-256 point. */
 const SIGNATURE_KEY_LENGTHS = [32, 65]
 
@@ -65,7 +63,7 @@ async function credentialRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Pr
         summary:
           'The credential authority’s public keys: every member checks every other member’s credential with them',
         tags: ['e2e'],
-        response: { 200: Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) }) },
+        response: { 200: CredentialAuthority },
       },
     },
     async () => ({ keys: await credentialAuthorityKeys(ctx) }),
@@ -78,11 +76,8 @@ async function credentialRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Pr
       schema: {
         summary: 'Get a member credential binding the caller (device or staff) to its MLS signature public key',
         tags: ['e2e'],
-        body: Type.Object(
-          { signaturePublicKey: Type.String({ pattern: '^[A-Za-z0-9_-]{40,100}$', description: 'base64url' }) },
-          { additionalProperties: false },
-        ),
-        response: { 201: Type.Object({ credential: Type.String() }), ...problemResponses(400, 401, 403) },
+        body: CredentialRequest,
+        response: { 201: MemberCredential, ...problemResponses(400, 401, 403) },
       },
     },
     async (request, reply) => {
@@ -112,20 +107,8 @@ async function keyPackageRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'Upload key packages (and optionally a last-resort one) for others to add the caller to groups',
         tags: ['e2e'],
-        body: Type.Object(
-          {
-            keyPackages: Type.Array(B64(8192), { maxItems: 100 }),
-            lastResort: Type.Optional(B64(8192)),
-            replace: Type.Optional(
-              Type.Boolean({
-                description:
-                  'drop the caller’s unclaimed key packages first (it lost their private halves with its state)',
-              }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: Stock, ...problemResponses(400, 401, 403, 409, 413) },
+        body: KeyPackageUpload,
+        response: { 200: KeyPackageStock, ...problemResponses(400, 401, 403, 409, 413) },
       },
     },
     async (request) => {
@@ -146,8 +129,8 @@ async function keyPackageRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary:
           'How many of the caller’s key packages (of one of its instances) are left; `low` says when to upload more',
         tags: ['e2e'],
-        querystring: InstanceQuery,
-        response: { 200: Stock, ...problemResponses(400, 401, 403) },
+        querystring: MemberInstanceQuery,
+        response: { 200: KeyPackageStock, ...problemResponses(400, 401, 403) },
       },
     },
     async (request) => {
@@ -170,36 +153,9 @@ async function claimRoutes(app: App, ctx: ServerContext, deps: E2eDeps): Promise
         summary: 'Claim one key package for each member to add to the conversation’s group (each is used up)',
         tags: ['e2e'],
         params: ConversationParams,
-        body: Type.Object(
-          {
-            members: Type.Array(
-              Type.Object(
-                {
-                  kind: MemberKind,
-                  id: Type.String({ minLength: 1, maxLength: 64 }),
-                  instance: Type.Optional(Instance),
-                },
-                {
-                  additionalProperties: false,
-                },
-              ),
-              { minItems: 1, maxItems: 50 },
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        body: KeyPackageClaim,
         response: {
-          200: Type.Object({
-            keyPackages: Type.Array(
-              Type.Object({
-                kind: MemberKind,
-                id: Type.String(),
-                instance: Type.Optional(Instance),
-                ref: Type.String(),
-                keyPackage: Base64,
-              }),
-            ),
-          }),
+          200: ClaimedKeyPackages,
           ...problemResponses(400, 401, 403, 404, 409),
         },
       },
@@ -243,11 +199,8 @@ async function groupRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: 'Make the conversation end-to-end encrypted with the caller’s new MLS group (epoch 0)',
         tags: ['e2e'],
         params: ConversationParams,
-        body: Type.Object(
-          { groupId: Type.String({ ...Base64, minLength: 16, maxLength: 88 }), cipherSuite: oneOf(ALLOWED_SUITES) },
-          { additionalProperties: false },
-        ),
-        response: { 201: Group, ...problemResponses(400, 401, 403, 404, 409) },
+        body: NewSecureGroup,
+        response: { 201: SecureGroup, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
     async (request, reply) => {
@@ -268,7 +221,7 @@ async function groupRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: 'The conversation’s MLS group and its current epoch',
         tags: ['e2e'],
         params: ConversationParams,
-        response: { 200: Group, ...problemResponses(401, 403, 404, 409) },
+        response: { 200: SecureGroup, ...problemResponses(401, 403, 404, 409) },
       },
     },
     async (request) => getGroup(ctx, principalOf(request), request.params.conversationId),
@@ -287,25 +240,9 @@ async function commitRoutes(app: App, ctx: ServerContext): Promise<void> {
           'Submit a commit for the group’s current epoch (first wins; a late one gets 409 with currentEpoch) and the welcome for the members it adds',
         tags: ['e2e'],
         params: ConversationParams,
-        body: Type.Object(
-          {
-            clientMessageId: ClientMessageId,
-            commit: B64(512 * 1024),
-            welcome: Type.Optional(B64(512 * 1024)),
-            groupInfo: Type.Optional({
-              ...B64(256 * 1024),
-              description:
-                'the signed GroupInfo (with external_pub and ratchet_tree) of the epoch the commit starts; required',
-            }),
-          },
-          { additionalProperties: false },
-        ),
+        body: CommitSubmission,
         response: {
-          201: Type.Object({
-            epoch: Type.Integer({ description: 'the group’s epoch after this commit' }),
-            seq: Type.Integer({ description: 'the commit’s place in the conversation’s message log' }),
-            added: Type.Array(Type.Object({ kind: MemberKind, id: Type.String() })),
-          }),
+          201: CommitAccepted,
           ...problemResponses(400, 401, 403, 404, 409, 413),
         },
       },
@@ -335,17 +272,9 @@ async function archiveRemovalRoutes(app: App, ctx: ServerContext): Promise<void>
           'The archive is a member of every secure conversation and a commit removing it is refused; this is the one exception, for a conversation the bank may not record. Single use.',
         tags: ['e2e'],
         params: ConversationParams,
-        body: Type.Object(
-          { reason: Type.String({ minLength: 10, maxLength: 500, description: 'why it may not be recorded' }) },
-          { additionalProperties: false },
-        ),
+        body: ArchiveRemovalRequest,
         response: {
-          201: Type.Object({
-            id: Type.String(),
-            conversationId: Type.String(),
-            reason: Type.String(),
-            expiresAt: Type.String({ format: 'date-time' }),
-          }),
+          201: ArchiveRemovalExemption,
           ...problemResponses(400, 401, 403, 404),
         },
       },
@@ -377,7 +306,7 @@ async function groupInfoRoutes(app: App, ctx: ServerContext): Promise<void> {
         tags: ['e2e'],
         params: ConversationParams,
         response: {
-          200: Type.Object({ epoch: Type.Integer(), groupInfo: Base64 }),
+          200: PublishedGroupInfo,
           ...problemResponses(401, 403, 404, 409),
         },
       },
@@ -397,7 +326,7 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
           'Ask to be re-added to the group after losing its state, when re-joining by external commit is not possible',
         tags: ['e2e'],
         params: ConversationParams,
-        querystring: InstanceQuery,
+        querystring: MemberInstanceQuery,
         response: { 202: Type.Null(), ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
@@ -415,19 +344,9 @@ async function welcomeRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary:
           'Welcomes waiting for the caller (one of its instances): groups it was added to, where to start reading',
         tags: ['e2e'],
-        querystring: InstanceQuery,
+        querystring: MemberInstanceQuery,
         response: {
-          200: Type.Object({
-            welcomes: Type.Array(
-              Type.Object({
-                id: Type.String(),
-                conversationId: Type.String(),
-                epoch: Type.Integer(),
-                commitSeq: Type.Integer(),
-                welcome: Base64,
-              }),
-            ),
-          }),
+          200: WelcomeList,
           ...problemResponses(400, 401, 403),
         },
       },

@@ -10,8 +10,8 @@ import {
   enrolDevice,
   type Message,
   type MessageStream,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
 } from '@strongroom/sdk'
 import { MLS_CONTENT_TYPE, type SecureEvent } from '@strongroom/sdk/mls-node'
@@ -36,7 +36,7 @@ describe('secure messages over the stream', () => {
   let bank: TestBank
   let archivedTexts: (conversationId: string) => string[]
   let conversationId: string
-  let agent: Awaited<ReturnType<typeof openMember>>
+  let agent: Awaited<ReturnType<typeof openMember<StaffClient>>>
   let phone: Awaited<ReturnType<typeof openMember>>
   let phoneDeviceId: string
   let agentStream: MessageStream
@@ -52,7 +52,7 @@ describe('secure messages over the stream', () => {
 
   before(async () => {
     ;({ server, bank, archivedTexts } = await startArchivingServer())
-    const agentClient = new StrongroomClient({
+    const agentClient = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken(bank.agentToken),
       WebSocket: WebSocket as never,

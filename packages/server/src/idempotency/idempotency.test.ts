@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict'
+import { createHash, generateKeyPairSync } from 'node:crypto'
+import http from 'node:http'
+import type net from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import { PROBLEM_BASE } from '../platform/http/problems.ts'
-import { createTestBank, startTwoNodes, type TestBank } from '../testing/harness.ts'
+import { createTestBank, startTwoNodes, type TestBank, usingPostgres } from '../testing/harness.ts'
+import { IDEMPOTENCY_CLAIM_WAIT_MS, IDEMPOTENCY_LEASE_MS, runIdempotently } from './idempotency.ts'
 
 /**
  * Idempotency keys (issue 21): a client that timed out on one node and sent the same create to another gets the
@@ -36,7 +40,20 @@ describe('Idempotency-Key on creates, across two nodes', () => {
       body: (await response.json()) as Record<string, unknown>,
     }
   }
-  const count = async (table: 'customers' | 'conversations' | 'consents' | 'staff') => {
+  const count = async (
+    table:
+      | 'customers'
+      | 'conversations'
+      | 'consents'
+      | 'staff'
+      | 'api_clients'
+      | 'enrolment_codes'
+      | 'staff_tokens'
+      | 'staff_invitations'
+      | 'conversation_notes'
+      | 'canned_replies'
+      | 'archive_holds',
+  ) => {
     const row = await nodes.a.ctx.db
       .selectFrom(table)
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -123,7 +140,7 @@ describe('Idempotency-Key on creates, across two nodes', () => {
     const before = await count('customers')
     const keys: (string | null)[] = []
     let lose = true
-    const client = new StrongroomClient({
+    const client = new StaffClient({
       baseUrl: [nodes.a.url, nodes.b.url],
       credentials: new StaffToken(bank.adminToken),
       // The first node commits the create but its answer never arrives, as when a request times out.
@@ -159,5 +176,158 @@ describe('Idempotency-Key on creates, across two nodes', () => {
       201,
     )
     assert.equal(await count('customers'), before + 1)
+  })
+
+  test('T320: the other creates a client retries (API clients, enrolment codes, staff tokens and invitations, notes, canned replies, legal holds) replay, refuse another body, and make one record under concurrency', async () => {
+    const staff = await post(nodes.a.url, '/v1/staff', { name: 'idem-target', role: 'agent' })
+    const conversation = await post(nodes.a.url, '/v1/conversations', { customerId: bank.customerId })
+    const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' })
+    const hello = { shortcut: 'idem-hello', title: 'Hello', text: 'Hello, how can I help?' }
+    const hold = { scopeKind: 'customer', scopeId: bank.customerId, reason: 'Case 7' }
+    const apiClient = { name: 'Core banking', jwks: { keys: [jwk] }, scopes: ['consents:write'] }
+    const notes = `/v1/conversations/${conversation.body.id}/notes`
+    const tokens = `/v1/staff/${staff.body.id}/tokens`
+    const invitations = `/v1/staff/${staff.body.id}/invitations`
+    // Each create, and another request sent with the same key: another body, or (a body-less create) another route.
+    const cases = [
+      ['api_clients', '/v1/api-clients', apiClient, ['/v1/api-clients', { ...apiClient, name: 'Payments' }]],
+      ['enrolment_codes', `/v1/customers/${bank.customerId}/enrolment-codes`, {}, ['/v1/canned-replies', hello]],
+      ['staff_tokens', tokens, { ttlSeconds: 600 }, [tokens, { ttlSeconds: 900 }]],
+      ['staff_invitations', invitations, { ttlSeconds: 900 }, [invitations, { ttlSeconds: 1200 }]],
+      ['conversation_notes', notes, { text: 'Called back at 3 pm' }, [notes, { text: 'Called back at 4 pm' }]],
+      ['canned_replies', '/v1/canned-replies', hello, ['/v1/canned-replies', { ...hello, title: 'Hi' }]],
+      ['archive_holds', '/v1/archive/holds', hold, ['/v1/archive/holds', { ...hold, reason: 'Case 8' }]],
+    ] as const
+    for (const [table, path, body, [otherPath, otherBody]] of cases) {
+      const before = await count(table)
+      const key = `"${table}-${crypto.randomUUID()}"`
+      const first = await post(nodes.a.url, path, body, key)
+      assert.equal(first.status, 201, `${path}: ${JSON.stringify(first.body)}`)
+      const replay = await post(nodes.b.url, path, body, key)
+      assert.equal(replay.status, 201, `${path}: ${JSON.stringify(replay.body)}`)
+      assert.equal(replay.replayed, 'true', path)
+      assert.deepEqual(replay.body, first.body, `${path}: the first response again`)
+      assert.equal(await count(table), before + 1, `${path}: one record`)
+      const reused = await post(nodes.b.url, otherPath, otherBody, key)
+      assert.equal(reused.status, 422, `${path}: ${JSON.stringify(reused.body)}`)
+      assert.equal(reused.body.type, `${PROBLEM_BASE}request/idempotency-key-reused`)
+      assert.equal(await count(table), before + 1, `${path}: nothing more`)
+      if (table === 'canned_replies') continue // its shortcut must be new: a second create is refused anyway
+      const concurrentKey = `"${table}-${crypto.randomUUID()}"`
+      const [one, two] = await Promise.all([
+        post(nodes.a.url, path, body, concurrentKey),
+        post(nodes.b.url, path, body, concurrentKey),
+      ])
+      assert.equal(one.status, 201, `${path}: ${JSON.stringify(one.body)}`)
+      assert.equal(two.status, 201, `${path}: ${JSON.stringify(two.body)}`)
+      assert.deepEqual(one.body, two.body, `${path}: both answered with the one record`)
+      assert.equal(await count(table), before + 2, `${path}: one more record`)
+    }
+  })
+
+  // On the embedded database there is one connection: a hung transaction holds all of it, not one key.
+  const onPostgres = { skip: !usingPostgres && 'needs PostgreSQL (DATABASE_URL): PGlite has one connection' }
+
+  test(
+    'T319: a retry while the first attempt hangs holding its key (node stopped) is answered 409 with Retry-After, not left waiting; the lease frees the key',
+    onPostgres,
+    async () => {
+      const admin = await bank.staffToken('admin')
+      const body = { externalRef: 'IDEM-HUNG', displayName: 'Held Key' }
+      const key = 'hung-holder-0001'
+      const before = await count('customers')
+      // Node A claims the key and then stops, as under SIGSTOP: its transaction sits idle, holding the key's row.
+      let resume: () => void = () => {}
+      const stopped = new Promise<void>((resolve) => {
+        resume = resolve
+      })
+      const holder = runIdempotently(
+        nodes.a.ctx,
+        {
+          tenantId: bank.tenantId,
+          owner: `staff:${admin.staffId}`,
+          key,
+          fingerprint: createHash('sha256')
+            .update(`POST /v1/customers\n${JSON.stringify(body)}`)
+            .digest(),
+        },
+        201,
+        () => stopped,
+      )
+      const holderOutcome = holder.then(
+        () => 'committed',
+        () => 'ended',
+      )
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      const retry = () =>
+        fetch(`${nodes.b.url}/v1/customers`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${admin.token}`,
+            'content-type': 'application/json',
+            'idempotency-key': key,
+          },
+          body: JSON.stringify(body),
+        })
+      const started = performance.now()
+      const refused = await retry()
+      const waitedMs = performance.now() - started
+      assert.equal(refused.status, 409)
+      assert.equal(refused.headers.get('retry-after'), '2')
+      assert.equal(refused.headers.get('content-type'), 'application/problem+json; charset=utf-8')
+      assert.equal(
+        ((await refused.json()) as { type: string }).type,
+        `${PROBLEM_BASE}request/idempotency-key-in-progress`,
+      )
+      assert.ok(waitedMs >= IDEMPOTENCY_CLAIM_WAIT_MS - 100, `waited for the first attempt: ${waitedMs} ms`)
+      assert.ok(waitedMs < IDEMPOTENCY_CLAIM_WAIT_MS + 2000, `not the statement timeout: ${waitedMs} ms`)
+
+      // After the lease PostgreSQL has ended the stopped node's transaction: the create runs once, on node B.
+      await new Promise((resolve) => setTimeout(resolve, IDEMPOTENCY_LEASE_MS + 500 - (performance.now() - started)))
+      const created = await retry()
+      assert.equal(created.status, 201, await created.clone().text())
+      assert.equal(created.headers.get('idempotency-replayed'), null)
+      // The stopped node resumes: its transaction is gone, it commits nothing.
+      resume()
+      assert.equal(await holderOutcome, 'ended')
+      assert.equal(await count('customers'), before + 1)
+      const replay = await retry()
+      assert.equal(replay.status, 201)
+      assert.equal(replay.headers.get('idempotency-replayed'), 'true')
+      assert.deepEqual(await replay.json(), await created.json())
+    },
+  )
+
+  test('T319: the SDK sends a create answered 409 in progress again with the same key after Retry-After', async () => {
+    // A node whose first answer is "in progress" and second the record, as after a stopped node's lease ran out.
+    const keys: (string | undefined)[] = []
+    const node = http.createServer((request, response) => {
+      keys.push(request.headers['idempotency-key'] as string | undefined)
+      request.resume()
+      if (keys.length === 1) {
+        response
+          .writeHead(409, { 'content-type': 'application/problem+json', 'retry-after': '1' })
+          .end(JSON.stringify({ type: `${PROBLEM_BASE}request/idempotency-key-in-progress`, status: 409 }))
+      } else {
+        response
+          .writeHead(201, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ id: 'cus_retried', externalRef: 'IDEM-409', displayName: 'Retried' }))
+      }
+    })
+    await new Promise<void>((resolve) => node.listen(0, '127.0.0.1', resolve))
+    try {
+      const client = new StaffClient({
+        baseUrl: `http://127.0.0.1:${(node.address() as net.AddressInfo).port}`,
+        credentials: new StaffToken(bank.adminToken),
+      })
+      const started = performance.now()
+      const customer = await client.createCustomer({ externalRef: 'IDEM-409', displayName: 'Retried' })
+      assert.equal(customer.id, 'cus_retried')
+      assert.equal(keys.length, 2)
+      assert.equal(keys[1], keys[0], 'the same key')
+      assert.ok(performance.now() - started >= 900, 'after Retry-After')
+    } finally {
+      await new Promise((resolve) => node.close(resolve))
+    }
   })
 })

@@ -46,14 +46,44 @@ export const idempotencyEncryptedColumns: EncryptedColumn[] = [
 ]
 
 /**
+ * How long a retry waits for the first attempt with its key to finish (and then gets its response) before it is
+ * answered 409 `request/idempotency-key-in-progress`: most creates take milliseconds, and a retry that arrives while
+ * the first still runs is usually the same client having given up on a slow node.
+ */
+export const IDEMPOTENCY_CLAIM_WAIT_MS = 2000
+/**
+ * The lease on a claimed key: a transaction holding a claim that stays idle this long (its node hung, SIGSTOP, or
+ * lost the network without a reset) is ended by PostgreSQL (idle_in_transaction_session_timeout), which rolls back
+ * the create and frees the key for a retry elsewhere, instead of the retry waiting on its row lock for the
+ * statement timeout.
+ */
+export const IDEMPOTENCY_LEASE_MS = 5000
+/** What a 409 in-progress answer tells the client to wait before trying again (seconds). */
+const IN_PROGRESS_RETRY_AFTER_S = 2
+
+/** One create's claim: whose key it is and the request it was first used for. */
+export interface IdempotencyClaim {
+  tenantId: string
+  /** `<actor kind>:<actor id>`: keys are per principal. */
+  owner: string
+  key: string
+  /** SHA-256 of method, URL and body. */
+  fingerprint: Buffer
+}
+
+/** A create's answer: its own, or the first attempt's, replayed. */
+export interface IdempotentOutcome {
+  status: number
+  body: unknown
+  replayed: boolean
+}
+
+/**
  * A create that a client may send twice (it timed out on one node and failed over to another). Without an
  * `Idempotency-Key` header it simply runs. With one, the key is claimed, the create runs and its response is stored
- * in one transaction, so that nodes agree: a second request with the same key and the same method, URL and body waits
- * for the first to commit and gets its response again (`Idempotency-Replayed: true`); with another request it gets
- * 422. A create that fails stores nothing, and the key can be used again.
- *
- * The create gets a context whose database joins that transaction (its own `transaction()` runs inside it) and whose
- * bus publications wait for the commit, so no other node is woken for a row it cannot read yet.
+ * in one transaction (`runIdempotently`), so that nodes agree. Answers as the create did, or with the first
+ * attempt's response again (`Idempotency-Replayed: true`), 422 for the key used with another request, or 409 with
+ * Retry-After while the first attempt is still under way.
  */
 export async function idempotent<T>(
   ctx: ServerContext,
@@ -65,21 +95,54 @@ export async function idempotent<T>(
   // A string when present: the route's header schema (IdempotencyKeyHeaders) has checked it.
   const header = request.headers['idempotency-key'] as string | undefined
   if (header === undefined) return reply.status(status).send(await create(ctx))
-  const key = header.replace(/^"(.*)"$/, '$1')
   const principal = principalOf(request)
   const actor = actorOf(principal)
-  const owner = `${actor.kind}:${actor.id}`
-  const tenantId = principal.tenantId
-  const fingerprint = createHash('sha256')
-    .update(`${request.method} ${request.url}\n`)
-    .update(JSON.stringify(request.body ?? null))
-    .digest()
+  const claim: IdempotencyClaim = {
+    tenantId: principal.tenantId,
+    owner: `${actor.kind}:${actor.id}`,
+    key: header.replace(/^"(.*)"$/, '$1'),
+    fingerprint: createHash('sha256')
+      .update(`${request.method} ${request.url}\n`)
+      .update(JSON.stringify(request.body ?? null))
+      .digest(),
+  }
+  try {
+    const outcome = await runIdempotently(ctx, claim, status, create)
+    if (outcome.replayed) reply.header('idempotency-replayed', 'true')
+    return reply.status(outcome.status).send(outcome.body)
+  } catch (error) {
+    if (error instanceof Problem && error.kind === 'request/idempotency-key-in-progress') {
+      reply.header('retry-after', String(IN_PROGRESS_RETRY_AFTER_S))
+    }
+    throw error
+  }
+}
+
+/**
+ * Claims the key and runs the create in one transaction, storing its response sealed; or answers with the stored
+ * response of the first attempt. A second attempt with the same key waits for the first to commit (or roll back,
+ * freeing the key) for at most IDEMPOTENCY_CLAIM_WAIT_MS, and is refused with `request/idempotency-key-in-progress`
+ * after that; the first attempt's transaction holds its claim under a lease (IDEMPOTENCY_LEASE_MS of idleness), so a
+ * hung node cannot keep the key for longer. A create that fails stores nothing, and the key can be used again.
+ *
+ * The create gets a context whose database joins that transaction (its own `transaction()` runs inside it) and whose
+ * bus publications wait for the commit, so no other node is woken for a row it cannot read yet.
+ */
+export async function runIdempotently<T>(
+  ctx: ServerContext,
+  claim: IdempotencyClaim,
+  status: number,
+  create: (ctx: ServerContext) => Promise<T>,
+): Promise<IdempotentOutcome> {
+  const { tenantId, owner, key, fingerprint } = claim
   const queued: [string, Uint8Array][] = []
   await ctx.keyring.preload(tenantId)
   const outcome = await ctx.db.transaction().execute(async (trx) => {
+    await sql`select set_config('lock_timeout', ${`${IDEMPOTENCY_CLAIM_WAIT_MS}ms`}, true),
+      set_config('idle_in_transaction_session_timeout', ${`${IDEMPOTENCY_LEASE_MS}ms`}, true)`.execute(trx)
     const expiresAt = new Date(Date.now() + IDEMPOTENCY_KEY_HOURS * 3600_000)
-    // A concurrent request with the same key waits here until the first commits (or rolls back, freeing the key);
-    // an expired row is taken over as if it were not there.
+    // A concurrent request with the same key waits here until the first commits (or rolls back, freeing the key),
+    // at most the claim wait; an expired row is taken over as if it were not there.
     const claimed = await trx
       .insertInto('idempotency_keys')
       .values({
@@ -99,6 +162,13 @@ export async function idempotent<T>(
       )
       .returning('key')
       .executeTakeFirst()
+      .catch((error: unknown) => {
+        // lock_not_available: the first attempt still holds the key.
+        if ((error as { code?: string }).code === '55P03') throw new Problem('request/idempotency-key-in-progress')
+        throw error
+      })
+    // The create's own statements wait on locks as long as they normally would.
+    await sql`set local lock_timeout to default`.execute(trx)
     if (!claimed) {
       const first = await trx
         .selectFrom('idempotency_keys')
@@ -125,10 +195,10 @@ export async function idempotent<T>(
     return { status, body: body as unknown, sealed: undefined }
   })
   for (const [subject, payload] of queued) ctx.bus.publish(subject, payload)
-  if (!outcome.sealed) return reply.status(outcome.status).send(outcome.body)
+  if (!outcome.sealed) return { status: outcome.status, body: outcome.body, replayed: false }
   // Opened after the transaction: the response may be sealed with an older data key than the one preloaded.
   const body = await ctx.keyring.decryptText(tenantId, field(owner, key), outcome.sealed)
-  return reply.status(outcome.status).header('idempotency-replayed', 'true').send(JSON.parse(body))
+  return { status: outcome.status, body: JSON.parse(body), replayed: true }
 }
 
 /** The transaction as a database handle whose `transaction()` runs its callback inside it (no nesting in Kysely). */

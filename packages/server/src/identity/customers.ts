@@ -24,7 +24,7 @@ export interface Customer {
 }
 
 /** A phone number in E.164, as customers' numbers are stored and matched. */
-export const E164_PATTERN = '^\\+[1-9][0-9]{4,14}$'
+export { E164_PATTERN } from '@strongroom/sdk/protocol'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring'>
 const EXTERNAL_REF_INDEX = 'customers.external_ref'
@@ -137,13 +137,75 @@ export async function findCustomer(ctx: Ctx, tenantId: string, id: string): Prom
   return row && decryptCustomer(ctx, row)
 }
 
-/** Throws not-found unless the customer is one of the tenant's (other capabilities check through this). */
-export async function requireCustomer(ctx: Pick<ServerContext, 'db'>, tenantId: string, customerId: string) {
-  const row = await ctx.db
+/**
+ * Throws not-found unless the customer is one of the tenant's (other capabilities check through this). With `lock`, in
+ * the caller's transaction, the customer's row stays locked until it commits: an erasure takes it so that the search
+ * backfill, which holds its customers' rows shared while it indexes them, never indexes a customer being erased.
+ */
+export async function requireCustomer(
+  ctx: Pick<ServerContext, 'db'>,
+  tenantId: string,
+  customerId: string,
+  options: { lock?: boolean } = {},
+) {
+  let query = ctx.db.selectFrom('customers').select('id').where('tenant_id', '=', tenantId).where('id', '=', customerId)
+  if (options.lock) query = query.forUpdate()
+  const row = await query.executeTakeFirst()
+  if (!row) throw new Problem('request/not-found', 'no such customer')
+}
+
+/** A row's place in the search backfill's (tenant, id) order. */
+export interface RowKey {
+  tenantId: string
+  id: string
+}
+
+/**
+ * The next customers of every tenant after `after`, in (tenant, id) order, with their names, for the search backfill.
+ * In the caller's transaction their rows stay locked shared until it commits (an erasure waits, see requireCustomer).
+ */
+export async function customerNamesAfter(
+  ctx: Ctx,
+  after: RowKey,
+  limit: number,
+): Promise<{ tenantId: string; id: string; name: string }[]> {
+  const rows = await ctx.db
+    .selectFrom('customers')
+    .select(['tenant_id', 'id', 'display_name'])
+    .where((eb) => eb(eb.refTuple('tenant_id', 'id'), '>', eb.tuple(after.tenantId, after.id)))
+    .orderBy('tenant_id')
+    .orderBy('id')
+    .limit(limit)
+    .forShare()
+    .execute()
+  return Promise.all(
+    rows.map(async (row) => ({
+      tenantId: row.tenant_id,
+      id: row.id,
+      name: await ctx.keyring.decryptText(
+        row.tenant_id,
+        { table: 'customers', column: 'display_name', rowId: row.id },
+        row.display_name,
+      ),
+    })),
+  )
+}
+
+/** Locks these customers' rows shared until the caller's transaction commits (the search backfill, see above). */
+export async function lockCustomersShared(ctx: Pick<ServerContext, 'db'>, customers: RowKey[]): Promise<void> {
+  if (customers.length === 0) return
+  await ctx.db
     .selectFrom('customers')
     .select('id')
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', customerId)
-    .executeTakeFirst()
-  if (!row) throw new Problem('request/not-found', 'no such customer')
+    .where((eb) =>
+      eb(
+        eb.refTuple('tenant_id', 'id'),
+        'in',
+        customers.map((c) => eb.tuple(c.tenantId, c.id)),
+      ),
+    )
+    .orderBy('tenant_id')
+    .orderBy('id')
+    .forShare()
+    .execute()
 }

@@ -4,8 +4,8 @@ import {
   createDpopProof,
   enrolDevice,
   generateDeviceKeys,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
 } from '@strongroom/sdk'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -215,12 +215,12 @@ describe('device enrolment and DPoP-bound access tokens', () => {
   })
 
   test('staff list a customer’s devices; another tenant’s customer is not found', async () => {
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const { devices } = await agent.listDevices(bank.customerId)
     assert.ok(devices.length >= 1)
     assert.ok(devices.every((d) => d.customerId === bank.customerId))
     const other = await createTestBank(server, 'Other Bank')
-    const outsider = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    const outsider = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
     await assert.rejects(
       outsider.listDevices(bank.customerId),
       (error) => error instanceof StrongroomError && error.status === 404,

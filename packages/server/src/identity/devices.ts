@@ -1,3 +1,4 @@
+import type { EnrolmentEvidence } from '@strongroom/sdk/protocol'
 import type { JWK } from 'jose'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -41,16 +42,6 @@ export interface IssuedAccessToken {
 type Ctx = Pick<ServerContext, 'db' | 'config'>
 
 /**
- * Hardware evidence an app presents with its enrolment, over a challenge its enrolment code obtained: Android Key
- * Attestation of the very key it enrols (the Keystore attests a key only when it generates it), or an App Attest
- * attestation whose client data names the key it enrols.
- */
-export type EnrolmentAttestationEvidence = { challenge: string; appId: string; appVersion: string } & (
-  | { format: 'android-key'; certificateChain: string[] }
-  | { format: 'apple-appattest'; attestationObject: string; keyId: string }
-)
-
-/**
  * The check of an enrolment's evidence (or of its absence, where the bank requires evidence), injected by the
  * integrity capability: it runs before the enrolment (its refusals audited there) and answers what to check and
  * record inside the enrolment's transaction, once the device exists; that fails, and the enrolment with it, when the
@@ -58,7 +49,7 @@ export type EnrolmentAttestationEvidence = { challenge: string; appId: string; a
  */
 export type EnrolmentAttestation = (
   proof: VerifiedProof,
-  enrolment: { enrolmentCode: string; evidence: EnrolmentAttestationEvidence | undefined },
+  enrolment: { enrolmentCode: string; evidence: EnrolmentEvidence | undefined },
 ) => Promise<(trx: ServerContext['db'], device: { tenantId: string; deviceId: string }) => Promise<void>>
 
 /**

@@ -3,10 +3,11 @@ import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import {
   createDpopProof,
+  DeviceClient,
   type DeviceKey,
   executeRemoteWipe,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
   verifyWipeCommand,
 } from '@strongroom/sdk'
@@ -21,12 +22,12 @@ const bytes = (s: string) => new TextEncoder().encode(s)
 describe('remote wipe', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
   })
   after(() => server.stop())
 
@@ -48,7 +49,7 @@ describe('remote wipe', () => {
       deviceId: enrolled.device.id,
       keyThumbprint: enrolled.device.keyThumbprint,
     }
-    const client = new StrongroomClient({
+    const client = new DeviceClient({
       baseUrl: server.url,
       credentials: enrolled.client.credentials,
       WebSocket: WebSocket as never,

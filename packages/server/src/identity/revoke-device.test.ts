@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
@@ -8,12 +8,12 @@ const PROBLEMS = 'https://strongroom.dev/problems/'
 describe('revoking a device', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
   })
   after(() => server.stop())
 
@@ -88,13 +88,13 @@ describe('revoking a device', () => {
     for (const attempt of [() => stranger.client.revokeDevice(victim.device.id)]) {
       await assert.rejects(attempt(), (e) => e instanceof StrongroomError && e.status === 404)
     }
-    const otherAgent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    const otherAgent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
     await assert.rejects(
       otherAgent.revokeDevice(victim.device.id),
       (e) => e instanceof StrongroomError && e.status === 404,
     )
     const compliance = await bank.staffToken('compliance')
-    const officer = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(compliance.token) })
+    const officer = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(compliance.token) })
     await assert.rejects(
       officer.revokeDevice(victim.device.id),
       (e) => e instanceof StrongroomError && e.type === `${PROBLEMS}auth/forbidden`,

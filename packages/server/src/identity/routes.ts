@@ -1,4 +1,18 @@
-import { type TProperties, Type } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
+import {
+  Customer,
+  DeviceEnrolment,
+  DeviceList,
+  DeviceResumed,
+  DeviceRevoked,
+  DeviceStateChangeBody,
+  DeviceSuspended,
+  DeviceToken,
+  Enrolment,
+  EnrolmentCode,
+  NewCustomer,
+  WipeConfirmed,
+} from '@strongroom/sdk/protocol'
 import type { FastifyRequest } from 'fastify'
 import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -7,9 +21,9 @@ import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf, requestHtu, singleHeader } from '../platform/http/request.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
-import { createCustomer, E164_PATTERN, findCustomer } from './customers.ts'
+import { createCustomer, findCustomer } from './customers.ts'
 import { publishDeviceRevoked, publishDeviceSuspended } from './device-events.ts'
 import { refusalOfDeviceKey } from './device-key-refusal.ts'
 import {
@@ -26,40 +40,7 @@ import { revokeDevice } from './revoke-device.ts'
 import { suspendDevice } from './suspend-device.ts'
 import { confirmWipe, wipeCommandJwks } from './wipe-command.ts'
 
-const CustomerSchema = Type.Object({
-  id: Type.String(),
-  externalRef: Type.String(),
-  displayName: Type.String(),
-  phoneNumber: Type.Optional(Type.String()),
-  createdAt: Type.String(),
-})
-/** A device as the API shows it (no key material: its key's thumbprint). */
-export const DeviceSchema = Type.Object({
-  id: Type.String(),
-  customerId: Type.String(),
-  kind: Type.Unsafe<'app' | 'web'>({
-    type: 'string',
-    enum: ['app', 'web'],
-    description: 'an app (can attest) or a browser (the secure chat a pivot link opened; cannot attest)',
-  }),
-  label: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),
-  status: oneOf(['pending', 'active', 'suspended', 'revoked'] as const),
-  keyThumbprint: Type.Union([Type.String(), Type.Null()], { description: 'null while pending' }),
-  createdAt: Type.String(),
-  enrolmentExpiresAt: Type.Optional(
-    Type.String({ description: 'pending only: when the enrolment code expires unused' }),
-  ),
-})
-const DeviceStateChangeBody = Type.Optional(
-  Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
-)
 const DeviceParams = Type.Object({ deviceId: idOf('dev') })
-/** A device's access token, bound to its key (DPoP). */
-export const TokenSchema = Type.Object({
-  accessToken: Type.String(),
-  tokenType: Type.Literal('DPoP'),
-  expiresIn: Type.Integer(),
-})
 const CustomerParams = Type.Object({ customerId: idOf('cus') })
 
 /** Who asks for a device's state to change: staff for any device of the tenant, a device for its customer's only. */
@@ -67,7 +48,7 @@ function stateChange(request: FastifyRequest): DeviceStateChange {
   const principal = principalOf(request)
   return {
     actor: actorOf(principal),
-    reason: (request.body as { reason?: string } | undefined)?.reason,
+    reason: (request.body as DeviceStateChangeBody)?.reason,
     customerId: principal.kind === 'device' ? principal.customerId : undefined,
   }
 }
@@ -104,21 +85,9 @@ async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'Register a customer of the bank',
         tags: ['identity'],
-        body: Type.Object(
-          {
-            externalRef: Type.String({ minLength: 1, maxLength: 128, description: "the bank's own customer id" }),
-            displayName: Type.String({ minLength: 1, maxLength: 200 }),
-            phoneNumber: Type.Optional(
-              Type.String({
-                pattern: E164_PATTERN,
-                description: 'E.164; matches texts from public channels (SMS, WhatsApp) to this customer',
-              }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        body: NewCustomer,
         headers: IdempotencyKeyHeaders,
-        response: { 201: CustomerSchema, ...problemResponses(400, 401, 403, 409, 422) },
+        response: { 201: Customer, ...problemResponses(400, 401, 403, 409, 422) },
       },
     },
     async (request, reply) =>
@@ -135,7 +104,7 @@ async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: 'A customer',
         tags: ['identity'],
         params: CustomerParams,
-        response: { 200: CustomerSchema, ...problemResponses(401, 403, 404) },
+        response: { 200: Customer, ...problemResponses(401, 403, 404) },
       },
     },
     async (request) => {
@@ -156,7 +125,7 @@ async function customerDeviceRoutes(app: App, ctx: ServerContext): Promise<void>
         summary: "A customer's devices",
         tags: ['identity'],
         params: CustomerParams,
-        response: { 200: Type.Object({ devices: Type.Array(DeviceSchema) }), ...problemResponses(401, 403, 404) },
+        response: { 200: DeviceList, ...problemResponses(401, 403, 404) },
       },
     },
     async (request) => {
@@ -176,67 +145,21 @@ async function customerDeviceRoutes(app: App, ctx: ServerContext): Promise<void>
         summary: 'Issue a single-use code with which one device of the customer enrols',
         tags: ['identity'],
         params: CustomerParams,
-        response: {
-          201: Type.Object({
-            code: Type.String(),
-            expiresAt: Type.String(),
-            deviceId: Type.String({ description: 'the id the device gets; listed as pending until it enrols' }),
-          }),
-          ...problemResponses(401, 403, 404),
-        },
+        headers: IdempotencyKeyHeaders,
+        response: { 201: EnrolmentCode, ...problemResponses(401, 403, 404, 409, 422) },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request)
       if (principal.kind !== 'staff') throw new Problem('auth/forbidden')
-      const issued = await issueEnrolmentCode(ctx, principal.tenantId, request.params.customerId, {
-        kind: 'staff',
-        id: principal.staffId,
-      })
-      return reply.status(201).header('cache-control', 'no-store').send(issued)
+      const issuer = { kind: 'staff' as const, id: principal.staffId }
+      reply.header('cache-control', 'no-store')
+      return idempotent(ctx, request, reply, 201, (scoped) =>
+        issueEnrolmentCode(scoped, principal.tenantId, request.params.customerId, issuer),
+      )
     },
   )
 }
-
-/** The evidence fields of either platform, over a challenge from POST /v1/integrity/enrolment-challenges. */
-function enrolmentEvidence<T extends TProperties>(format: T, description: string) {
-  return Type.Object(
-    {
-      ...format,
-      challenge: Type.String({
-        minLength: 16,
-        maxLength: 128,
-        description: 'from POST /v1/integrity/enrolment-challenges with this enrolment code',
-      }),
-      appId: Type.String({ minLength: 1, maxLength: 200 }),
-      appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
-    },
-    { additionalProperties: false, description },
-  )
-}
-
-/** Hardware evidence of the key being enrolled (the DPoP key); a tenant may require it (`attestEnrolment`). */
-const EnrolmentEvidence = Type.Union([
-  enrolmentEvidence(
-    {
-      format: Type.Literal('android-key'),
-      certificateChain: Type.Array(Type.String({ minLength: 1, maxLength: 8192, pattern: '^[A-Za-z0-9+/=]+$' }), {
-        minItems: 2,
-        maxItems: 10,
-        description: 'KeyStore.getCertificateChain of the enrolled key, leaf first',
-      }),
-    },
-    'Android Key Attestation of the key being enrolled',
-  ),
-  enrolmentEvidence(
-    {
-      format: Type.Literal('apple-appattest'),
-      attestationObject: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9+/=_-]+$' }),
-      keyId: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9+/=_-]+$' }),
-    },
-    'App Attest attestation whose client data names the enrolled key (attestationClientData with its thumbprint)',
-  ),
-])
 
 /** Enrolling a device, and a customer's devices as the device sees them. */
 async function deviceRoutes(app: App, ctx: ServerContext, attestation: EnrolmentAttestation): Promise<void> {
@@ -247,18 +170,8 @@ async function deviceRoutes(app: App, ctx: ServerContext, attestation: Enrolment
       schema: {
         summary: 'Enrol the key that signs the DPoP proof as a device of the customer the code names',
         tags: ['identity'],
-        body: Type.Object(
-          {
-            enrolmentCode: Type.String({ minLength: 16, maxLength: 32 }),
-            label: Type.String({ minLength: 1, maxLength: 100 }),
-            attestation: Type.Optional(EnrolmentEvidence),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({ device: DeviceSchema, tenantId: Type.String(), token: TokenSchema }),
-          ...problemResponses(400, 401, 403, 409),
-        },
+        body: DeviceEnrolment,
+        response: { 201: Enrolment, ...problemResponses(400, 401, 403, 409) },
       },
     },
     async (request, reply) => {
@@ -280,7 +193,7 @@ async function deviceRoutes(app: App, ctx: ServerContext, attestation: Enrolment
       schema: {
         summary: "The calling device's customer's devices (to revoke a lost one from another)",
         tags: ['identity'],
-        response: { 200: Type.Object({ devices: Type.Array(DeviceSchema) }), ...problemResponses(401, 403) },
+        response: { 200: DeviceList, ...problemResponses(401, 403) },
       },
     },
     async (request) => {
@@ -308,14 +221,7 @@ async function deviceStateRoutes(
         tags: ['identity'],
         params: DeviceParams,
         body: DeviceStateChangeBody,
-        response: {
-          200: Type.Object({
-            deviceId: Type.String(),
-            status: Type.Literal('revoked'),
-            conversationsLeft: Type.Integer(),
-          }),
-          ...problemResponses(400, 401, 403, 404),
-        },
+        response: { 200: DeviceRevoked, ...problemResponses(400, 401, 403, 404) },
       },
     },
     async (request) => {
@@ -342,10 +248,7 @@ async function deviceStateRoutes(
         tags: ['identity'],
         params: DeviceParams,
         body: DeviceStateChangeBody,
-        response: {
-          200: Type.Object({ deviceId: Type.String(), status: Type.Literal('suspended') }),
-          ...problemResponses(400, 401, 403, 404, 409),
-        },
+        response: { 200: DeviceSuspended, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
     async (request) => {
@@ -376,10 +279,7 @@ async function resumeAndTokenRoutes(
         tags: ['identity'],
         params: DeviceParams,
         body: DeviceStateChangeBody,
-        response: {
-          200: Type.Object({ deviceId: Type.String(), status: Type.Literal('active') }),
-          ...problemResponses(400, 401, 403, 404, 409),
-        },
+        response: { 200: DeviceResumed, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
     async (request) => {
@@ -399,7 +299,7 @@ async function resumeAndTokenRoutes(
           'A fresh access token for the enrolled device whose key signs the DPoP proof; a revoked device gets ' +
           'identity/device-wiped with a signed wipe command instead, a suspended one identity/device-suspended',
         tags: ['identity'],
-        response: { 200: TokenSchema, ...problemResponses(401, 403) },
+        response: { 200: DeviceToken, ...problemResponses(401, 403) },
       },
     },
     async (request, reply) => {
@@ -425,7 +325,7 @@ async function wipeRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: 'A revoked device, proving its key, confirms that it erased its local store (audited)',
         tags: ['identity'],
         response: {
-          200: Type.Object({ deviceId: Type.String(), wipedAt: Type.String() }),
+          200: WipeConfirmed,
           ...problemResponses(401, 403),
         },
       },

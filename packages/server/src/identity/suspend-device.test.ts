@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, type MessageStream, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import {
+  DeviceClient,
+  enrolDevice,
+  type MemberClient,
+  type MessageStream,
+  StaffClient,
+  StaffToken,
+  StrongroomError,
+} from '@strongroom/sdk'
 import { MemoryStore } from '@strongroom/sdk/mls'
 import WebSocket from 'ws'
 import {
@@ -25,7 +33,7 @@ async function closed(stream: MessageStream): Promise<void> {
 }
 
 /** A device that watches its stream: the errors it reports and whether it ever tried to reconnect. */
-function watch(client: StrongroomClient) {
+function watch(client: MemberClient) {
   const errors: string[] = []
   const states: string[] = []
   const stream = client.stream({ onError: (e) => errors.push(e.message), onStateChange: (s) => states.push(s) })
@@ -46,12 +54,12 @@ async function auditOf(server: TestServer, deviceId: string) {
 describe('device states: pending, active, suspended, revoked', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
   })
   after(() => server.stop())
 
@@ -112,7 +120,7 @@ describe('device states: pending, active, suspended, revoked', () => {
     const store = new MemoryStore()
     await store.set('messages/1', bytes('kept on the phone'))
     const wiped: boolean[] = []
-    const phone = new StrongroomClient({
+    const phone = new DeviceClient({
       baseUrl: server.url,
       credentials: enrolled.client.credentials,
       WebSocket: WebSocket as never,
@@ -228,13 +236,13 @@ describe('device states: pending, active, suspended, revoked', () => {
       enrolmentCode: (await agent.issueEnrolmentCode(neighbour.id)).code,
       label: 'neighbour',
     })
-    const otherAgent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    const otherAgent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
     for (const client of [stranger.client, neighbourDevice.client, otherAgent]) {
       await assert.rejects(client.suspendDevice(victim.device.id), problem('request/not-found', 404))
       await assert.rejects(client.resumeDevice(victim.device.id), problem('request/not-found', 404))
     }
     const compliance = await bank.staffToken('compliance')
-    const officer = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(compliance.token) })
+    const officer = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(compliance.token) })
     await assert.rejects(officer.suspendDevice(victim.device.id), problem('auth/forbidden', 403))
     assert.equal((await victim.client.me()).deviceId, victim.device.id)
 
@@ -262,7 +270,7 @@ describe('a suspension on one node reaches the sockets of every other', {
     )
     try {
       const bank = await createTestBank(a)
-      const agent = new StrongroomClient({ baseUrl: a.url, credentials: new StaffToken(bank.agentToken) })
+      const agent = new StaffClient({ baseUrl: a.url, credentials: new StaffToken(bank.agentToken) })
       const phone = await bank.enrol('phone', { baseUrl: b.url })
       const watched = watch(phone.client)
       await watched.stream.ready()

@@ -1,4 +1,5 @@
 import { devAttestationPayload, type RiskSignals } from '@strongroom/sdk/integrity'
+import type { IntegrityPolicy } from '@strongroom/sdk/protocol'
 import { compactVerify, importJWK } from 'jose'
 import { recordAudit } from '../audit/events.ts'
 import { type DevicePrincipal, devicePublicJwk } from '../identity/devices.ts'
@@ -18,7 +19,7 @@ import {
   verifyHardwareAssertion,
 } from './hardware-attestation.ts'
 import { verifyPlayIntegrityEvidence } from './play-integrity.ts'
-import { type AttestedVersion, evaluateIntegrityPolicy, type IntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
+import { type AttestedVersion, evaluateIntegrityPolicy, loadIntegrityPolicy } from './policy.ts'
 import { issueIntegrityToken } from './tokens.ts'
 
 export interface DevEvidence {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import type { EnrolmentEvidence } from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
-import type { EnrolmentAttestation, EnrolmentAttestationEvidence } from '../identity/devices.ts'
+import type { EnrolmentAttestation } from '../identity/devices.ts'
 import type { VerifiedProof } from '../identity/dpop.ts'
 import { pendingEnrolment } from '../identity/enrolment-codes.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -52,7 +53,7 @@ async function verifyEnrolmentEvidence(
   ctx: Pick<ServerContext, 'db'>,
   verifiers: HardwareVerifiers,
   device: Enrolling,
-  evidence: EnrolmentAttestationEvidence,
+  evidence: EnrolmentEvidence,
   proof: VerifiedProof,
 ) {
   if (evidence.format === 'apple-appattest') {

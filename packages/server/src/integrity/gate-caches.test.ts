@@ -9,6 +9,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { openSigningKey, type SigningKey } from '../platform/keyring/signing-keys.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import { DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
+import { cachedIntegrityPolicy } from './policy.ts'
 import { IntegrityTokenChecker, issueIntegrityToken } from './tokens.ts'
 
 const refusedAs = (kind: string) => (error: unknown) => error instanceof Problem && error.kind === kind
@@ -105,5 +106,32 @@ describe('the integrity gate’s per-node caches', () => {
       otherNode.close()
       mock.restoreAll()
     }
+  })
+  test('the tenant’s policy read again: whoever asks meanwhile waits for that one read, and is answered in turn', async (t) => {
+    let reads = 0
+    const db = new Proxy(server.ctx.db, {
+      get(target, property) {
+        if (property === 'selectFrom') reads++
+        const value = Reflect.get(target, property)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const policyOf = cachedIntegrityPolicy({ db })
+    const answered: number[] = []
+    const asking = (n: number) =>
+      Array.from({ length: n }, (_, i) => policyOf(bank.tenantId).then(() => answered.push(i)))
+    await Promise.all(asking(20))
+    assert.equal(reads, 1)
+    // Expired: the frames of a stream that ask during the new read go on in the order they asked.
+    const now = Date.now()
+    t.mock.method(Date, 'now', () => now + 6000)
+    answered.length = 0
+    await Promise.all(asking(20))
+    assert.equal(reads, 2)
+    assert.deepEqual(
+      answered,
+      Array.from({ length: 20 }, (_, i) => i),
+    )
+    mock.restoreAll()
   })
 })

@@ -7,13 +7,15 @@ import { after, before, describe, test } from 'node:test'
 import {
   attestationClientData,
   createDpopProof,
+  DeviceClient,
   DeviceKey,
   type DeviceKeys,
   enrolAttestedDevice,
   enrolDevice,
   generateDeviceKeys,
+  type MemberClient,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   type StrongroomError,
 } from '@strongroom/sdk'
 import { calculateJwkThumbprint } from 'jose'
@@ -86,7 +88,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
       androidAttestStatus: path.join(dir, 'status.json'),
     })
     bank = await createTestBank(server)
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await admin.request('PUT', `/v1/apps/${APP_ID}`, {
       apple: { teamId: TEAM, bundleId: APP_ID },
       android: { packageName: APP_ID, signingCertificateSha256: [TEST_SIGNING_DIGEST.toString('hex')] },
@@ -386,10 +388,10 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
 
   test('an enrolled Android device re-keys to a newly attested key after an update; the old key is done', async () => {
     const phone = await androidEnrolment()
-    const deviceChallenge = async (client: StrongroomClient) =>
+    const deviceChallenge = async (client: MemberClient) =>
       (await client.request<{ challenge: string }>('POST', '/v1/integrity/challenges')).challenge
     const rekey = async (
-      client: StrongroomClient,
+      client: MemberClient,
       options: { keys?: DeviceKeys; challenge?: string; chainChallenge?: string } = {},
     ) => {
       const challenge = options.challenge ?? (await deviceChallenge(client))
@@ -414,7 +416,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
       accessToken: answer.token.accessToken,
       expiresIn: answer.token.expiresIn,
     })
-    const rekeyed = new StrongroomClient({ baseUrl: server.url, credentials })
+    const rekeyed = new DeviceClient({ baseUrl: server.url, credentials })
     const granted = await rekeyed.attest({
       app: { appId: APP_ID, appVersion: '3.3.0' },
       signals: quiet,
@@ -438,7 +440,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   })
 
   test('switching an Android versionCode off cannot be sidestepped by another versionName; Apple keys on the bound version', async () => {
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const old = await androidEnrolment({ scenario: { versionCode: 310 } })
     const current = await androidEnrolment({ scenario: { versionCode: 320 } })
     await old.attest('3.1.0')
@@ -494,7 +496,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
 
   test('where the policy asks, every gated request of an App Attest device carries an assertion whose counter grows', async () => {
     const strict = await createTestBank(server, 'Strict Bank')
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(strict.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(strict.adminToken) })
     await admin.request('PUT', `/v1/apps/${APP_ID}`, { apple: { teamId: TEAM, bundleId: APP_ID } })
     const policy = { rooted: 'limited', emulator: 'limited', debugger: 'deny', hooking: 'deny' }
     const lifetimes = { fullLifetimeSeconds: 600, limitedLifetimeSeconds: 60 }
@@ -572,7 +574,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   })
 
   test('Play Integrity verdicts, decrypted and verified with the keys the bank registered, feed the same policy', async () => {
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const play = createPlayIntegrityKeys()
     const digest = TEST_SIGNING_DIGEST.toString('hex')
     await admin.request('PUT', `/v1/apps/${APP_ID}`, {
@@ -629,7 +631,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   /** Another bank with the app registered and its own integrity policy, so that switching versions off stays there. */
   async function bankWithApp(name: string, policy: object) {
     const other = await createTestBank(server, name)
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
     await admin.request('PUT', `/v1/apps/${APP_ID}`, {
       apple: { teamId: TEAM, bundleId: APP_ID },
       android: { packageName: APP_ID, signingCertificateSha256: [TEST_SIGNING_DIGEST.toString('hex')] },
@@ -862,7 +864,7 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
     assert.equal((await attest()).scope, 'full')
     assert.equal((await phone.client.request<{ kind: string }>('GET', '/v1/me')).kind, 'device')
     // The old key is done: it gets no token.
-    const oldKey = new StrongroomClient({ baseUrl: server.url, credentials: new DeviceKey(phone.keys) })
+    const oldKey = new DeviceClient({ baseUrl: server.url, credentials: new DeviceKey(phone.keys) })
     await assert.rejects(oldKey.request('POST', '/v1/integrity/challenges'), { status: 401 })
     // A chain over another challenge does not re-key, and the key stays the new one.
     const forged = async (clientData: string) => keystore(340)(`${clientData} and more`)
@@ -874,11 +876,11 @@ describe('hardware attestation through the server (App Attest, Android Key Attes
   })
 
   test('registering apps is for admins, and checked', async () => {
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await assert.rejects(agent.request('PUT', '/v1/apps/com.x', { apple: { teamId: TEAM, bundleId: 'com.x' } }), {
       status: 403,
     })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await assert.rejects(admin.request('PUT', '/v1/apps/com.x', { apple: { teamId: 'short', bundleId: 'com.x' } }), {
       status: 400,
     })

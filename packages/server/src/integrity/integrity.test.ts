@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { devAttestation, enrolDevice, StaffToken, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { devAttestation, enrolDevice, StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
 import WebSocket from 'ws'
 import { signJwt } from '../platform/keyring/jws.ts'
 import { openSigningKey, rotateSigningKey, type SigningKey } from '../platform/keyring/signing-keys.ts'
@@ -85,7 +85,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
   })
 
   test("staff see each device's latest integrity verdict; a device that never attested has none", async () => {
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const phone = await enrol()
     const quiet = await enrol()
     const verdictOf = async (deviceId: string) =>
@@ -118,9 +118,12 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     assert.equal(await verdictOf(quiet.device.id), undefined)
 
     const other = await createTestBank(server, 'Verdict Bank')
-    const stranger = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    const stranger = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
     await assert.rejects(stranger.deviceVerdicts(bank.customerId), problem('request/not-found'))
-    await assert.rejects(phone.client.deviceVerdicts(bank.customerId), problem('auth/forbidden'))
+    await assert.rejects(
+      phone.client.request('GET', `/v1/customers/${bank.customerId}/device-integrity`),
+      problem('auth/forbidden'),
+    )
   })
 
   test('evidence with a replayed challenge, another key or altered signals is refused', async () => {
@@ -195,7 +198,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
   test('a stream frame obeys its HTTP route: a read-only token signs in and reads, and its send is refused as a POST is', async () => {
     const { client } = await enrol()
     await client.attest({ app, signals: { ...clean, rooted: true } })
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const conversation = await agent.createConversation({ customerId: bank.customerId })
     const message = { contentType: 'text/plain', ciphertext: new TextEncoder().encode('from a rooted phone') }
     await assert.rejects(client.sendMessage(conversation.id, message), problem('integrity/limited'))
@@ -277,7 +280,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
 
   test('each bank sets its own policy: what each signal leads to, lifetimes, and whether tokens are required', async () => {
     const other = await createTestBank(server, 'Policy Bank')
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.adminToken) })
     const policy = {
       required: false,
       routes: ['POST /v1/factors/totp'],
@@ -319,7 +322,7 @@ describe('app integrity: attestation, integrity tokens and the API gate', () => 
     await assert.rejects(admin.request('PUT', '/v1/policies/integrity', { ...policy, rooted: 'maybe' }), {
       status: 400,
     })
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(other.agentToken) })
     await assert.rejects(agent.request('PUT', '/v1/policies/integrity', policy), { status: 403 })
   })
 

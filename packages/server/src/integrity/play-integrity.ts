@@ -1,10 +1,11 @@
 import type { RiskSignals } from '@strongroom/sdk/integrity'
+import type { IntegrityPolicy } from '@strongroom/sdk/protocol'
 import { base64url } from 'jose'
 import type { DevicePrincipal } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { expectedApp, playIntegrityKeys } from './apps.ts'
 import { boundClientData, type HardwareFacts, refuseEvidence } from './hardware-attestation.ts'
-import type { IntegrityFinding, IntegrityPolicy } from './policy.ts'
+import type { IntegrityFinding } from './policy.ts'
 import { type PlayIntegrityVerdict, verifyPlayIntegrityToken } from './verifiers/play-integrity.ts'
 import { AttestationError } from './verifiers/verifier.ts'
 

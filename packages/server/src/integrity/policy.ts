@@ -1,66 +1,7 @@
-import { type Static, Type } from '@sinclair/typebox'
 import type { RiskSignals } from '@strongroom/sdk/integrity'
+import type { IntegrityPolicy } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
-import { oneOf } from '../platform/http/schemas.ts'
-
-const Treatment = oneOf(['allow', 'limited', 'deny'] as const)
-const Version = Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' })
-const VersionCode = Type.Integer({ minimum: 1, maximum: 2_100_000_000 })
-
-/**
- * A bank's integrity policy: what each risk signal leads to (a full token, a short read-only one, or none), the lowest
- * app version allowed, the token lifetimes, and whether device routes need a token at all (unset: the deployment's
- * `STRONGROOM_INTEGRITY_REQUIRED`, on in production).
- */
-export const IntegrityPolicy = Type.Object(
-  {
-    required: Type.Optional(Type.Boolean()),
-    /**
-     * Device routes that need a token even where `required` is off, as `METHOD /path` from the API (for example
-     * `POST /v1/consents/:consentId/approve`): a bank can guard its riskiest actions first.
-     */
-    routes: Type.Optional(
-      Type.Array(Type.String({ pattern: '^(GET|POST|PUT|DELETE) /[A-Za-z0-9/:._-]*$', maxLength: 200 }), {
-        maxItems: 100,
-        uniqueItems: true,
-      }),
-    ),
-    /**
-     * The lowest app version bound at attestation: the version an App Attest key's attestation covered (Apple attests
-     * the app id, not its version) and the dev verifier's. Android is held to `minVersionCode` instead.
-     */
-    minAppVersion: Type.Optional(Version),
-    /** The lowest Android versionCode the platform attested (Key Attestation, Play Integrity); none unless set. */
-    minVersionCode: Type.Optional(VersionCode),
-    /**
-     * Every app enrols with hardware evidence of its device key (Android Key Attestation of the enrolled key, or App
-     * Attest bound to it); an enrolment without is refused (`integrity/attestation-required`) and audited.
-     */
-    attestEnrolment: Type.Optional(Type.Boolean()),
-    /**
-     * What a browser (a device of kind `web`, which cannot attest) may do where devices need a token: it always reads;
-     * it chats (sends, and keeps its end-to-end group) unless `chat` is false; it never receives runtime secrets, and
-     * approves payments only with a user-verified passkey up to the step-up policy's `webDeviceMaxAmount`.
-     */
-    webDevices: Type.Optional(Type.Object({ chat: Type.Boolean() }, { additionalProperties: false })),
-    /**
-     * Devices attested with App Attest sign every gated request with an assertion (`Strongroom-Assertion`, over the
-     * request's DPoP proof) whose counter must grow: a replayed or rolled-back request is refused.
-     */
-    assertions: Type.Optional(Type.Boolean()),
-    rooted: Treatment,
-    emulator: Treatment,
-    debugger: Treatment,
-    hooking: Treatment,
-    /** A Play Integrity verdict of an app not licensed to the Play account (`limited` unless set). */
-    unlicensed: Type.Optional(Treatment),
-    fullLifetimeSeconds: Type.Integer({ minimum: 30, maximum: 3600 }),
-    limitedLifetimeSeconds: Type.Integer({ minimum: 10, maximum: 600 }),
-  },
-  { additionalProperties: false },
-)
-export type IntegrityPolicy = Static<typeof IntegrityPolicy>
 
 export const DEFAULT_INTEGRITY_POLICY: IntegrityPolicy = {
   rooted: 'limited',
@@ -202,23 +143,28 @@ const POLICY_CACHE_MS = 5000
 
 /**
  * The tenant's own integrity policy (undefined without one), read on every device request and so kept for a few
- * seconds per node: a change takes effect on every node within that time.
+ * seconds per node: a change takes effect on every node within that time. When it is read again, every request and
+ * stream frame that asks meanwhile waits for that one read: each used to read it for itself, and the reads, ending in
+ * any order, let a stream's later frames overtake its earlier ones on their way to the message log.
  */
 export function cachedIntegrityPolicy(ctx: Pick<ServerContext, 'db'>) {
-  const cache = new Map<string, { policy: IntegrityPolicy | undefined; until: number }>()
-  return async (tenantId: string): Promise<IntegrityPolicy | undefined> => {
+  const cache = new Map<string, { policy: Promise<IntegrityPolicy | undefined>; until: number }>()
+  return (tenantId: string): Promise<IntegrityPolicy | undefined> => {
     let entry = cache.get(tenantId)
     if (!entry || entry.until <= Date.now()) {
-      const row = await ctx.db
+      const read = ctx.db
         .selectFrom('integrity_policies')
         .select('document')
         .where('tenant_id', '=', tenantId)
         .executeTakeFirst()
-      entry = {
-        policy: row ? (JSON.parse(row.document) as IntegrityPolicy) : undefined,
-        until: Date.now() + POLICY_CACHE_MS,
-      }
-      cache.set(tenantId, entry)
+        .then((row) => (row ? (JSON.parse(row.document) as IntegrityPolicy) : undefined))
+      const fresh = { policy: read, until: Date.now() + POLICY_CACHE_MS }
+      entry = fresh
+      cache.set(tenantId, fresh)
+      // A read that failed is not kept: the next request reads again.
+      read.catch(() => {
+        if (cache.get(tenantId) === fresh) cache.delete(tenantId)
+      })
     }
     return entry.policy
   }

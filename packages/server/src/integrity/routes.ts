@@ -1,5 +1,22 @@
-import { type TProperties, Type } from '@sinclair/typebox'
-import { Base64 } from '@strongroom/sdk/protocol'
+import { Type } from '@sinclair/typebox'
+import {
+  AppRegistration,
+  AppVersionDeactivation,
+  AttestationEvidence,
+  AttestationGrant,
+  DeviceVerdictList,
+  EnrolmentChallenge,
+  EnrolmentChallengeRequest,
+  IntegrityChallenge,
+  IntegrityPolicy,
+  Rekeyed,
+  RekeyRequest,
+  RuntimeSecretValue,
+  RuntimeSecretVersion,
+  SealedSecret,
+  SecretsKeyRegistration,
+  SignedPinSet,
+} from '@strongroom/sdk/protocol'
 import { findCustomer } from '../identity/customers.ts'
 import { listCustomerDevices } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -8,7 +25,7 @@ import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import type { SigningKey } from '../platform/keyring/signing-keys.ts'
 import { rekeyAndroidDevice } from './android-key.ts'
 import { androidVersionCodeKey, type DeactivatedAppVersions, deactivateAppVersion } from './app-versions.ts'
@@ -19,34 +36,9 @@ import { deviceVerdicts } from './device-verdicts.ts'
 import { issueEnrolmentChallenge } from './enrolment-attestation.ts'
 import type { HardwareVerifiers } from './hardware-attestation.ts'
 import { currentPinSet } from './pin-sets.ts'
-import { IntegrityPolicy, loadIntegrityPolicy, saveIntegrityPolicy } from './policy.ts'
+import { loadIntegrityPolicy, saveIntegrityPolicy } from './policy.ts'
 import { deliverRuntimeSecret, registerSecretsKey, setRuntimeSecret } from './runtime-secrets.ts'
 
-/** The fields every attestation carries, and those of its format. */
-function evidence<T extends TProperties>(format: T) {
-  return Type.Object(
-    {
-      ...format,
-      challenge: Type.String({ minLength: 16, maxLength: 128 }),
-      appId: Type.String({ minLength: 1, maxLength: 200 }),
-      appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
-      signals: Type.Object(
-        { rooted: Type.Boolean(), debugger: Type.Boolean(), hooking: Type.Boolean(), emulator: Type.Boolean() },
-        { additionalProperties: false },
-      ),
-    },
-    { additionalProperties: false },
-  )
-}
-
-/** An Android app's own versionCode, which must be the one the platform attested. */
-const ClaimedVersionCode = Type.Optional(
-  Type.Integer({
-    minimum: 1,
-    maximum: 2_100_000_000,
-    description: 'the versionCode the app runs as; refused (app-version-mismatch) unless it is the attested one',
-  }),
-)
 const SecretName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._-]+$' })
 const AppIdParam = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' })
 
@@ -77,22 +69,7 @@ async function integrityPolicyRoutes(app: App, ctx: ServerContext): Promise<void
         tags: ['integrity'],
         params: Type.Object({ customerId: idOf('cus') }),
         response: {
-          200: Type.Object({
-            devices: Type.Array(
-              Type.Object({
-                deviceId: Type.String(),
-                decision: oneOf(['allow', 'limited', 'deny'] as const),
-                reason: Type.String(),
-                flags: Type.Array(Type.String()),
-                format: Type.String({
-                  description: 'dev, apple-appattest, apple-appattest-assertion, android-key or play-integrity',
-                }),
-                securityLevel: Type.String(),
-                appVersion: Type.String(),
-                decidedAt: Type.String({ format: 'date-time' }),
-              }),
-            ),
-          }),
+          200: DeviceVerdictList,
           ...problemResponses(401, 403, 404),
         },
       },
@@ -154,7 +131,7 @@ async function pinSetRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'The newest certificate pin set: a JWS (ES256) the app verifies with the pin-set key it carries',
         tags: ['integrity'],
-        response: { 200: Type.String(), ...problemResponses(404) },
+        response: { 200: SignedPinSet, ...problemResponses(404) },
       },
     },
     async (_request, reply) => {
@@ -173,12 +150,9 @@ async function pinSetRoutes(app: App, ctx: ServerContext): Promise<void> {
           'Set or rotate a runtime secret (an API key the app needs); attested devices get the new value at once',
         tags: ['integrity'],
         params: Type.Object({ name: SecretName }),
-        body: Type.Object(
-          { value: Type.String({ ...Base64, minLength: 1, maxLength: 5464 }) },
-          { additionalProperties: false },
-        ),
+        body: RuntimeSecretValue,
         response: {
-          200: Type.Object({ name: Type.String(), version: Type.Integer() }),
+          200: RuntimeSecretVersion,
           ...problemResponses(400, 401, 403),
         },
       },
@@ -200,20 +174,7 @@ async function secretDeliveryRoutes(app: App, ctx: ServerContext): Promise<void>
       schema: {
         summary: 'Register the device’s P-256 key agreement key, to which runtime secrets are sealed (HPKE)',
         tags: ['integrity'],
-        body: Type.Object(
-          {
-            publicJwk: Type.Object(
-              {
-                kty: Type.Literal('EC'),
-                crv: Type.Literal('P-256'),
-                x: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
-                y: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
-              },
-              { additionalProperties: false },
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        body: SecretsKeyRegistration,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
     },
@@ -234,14 +195,7 @@ async function secretDeliveryRoutes(app: App, ctx: ServerContext): Promise<void>
         tags: ['integrity'],
         params: Type.Object({ name: SecretName }),
         response: {
-          200: Type.Object({
-            name: Type.String(),
-            version: Type.Integer(),
-            tenantId: Type.String(),
-            deviceId: Type.String(),
-            enc: Type.String(),
-            ciphertext: Type.String(),
-          }),
+          200: SealedSecret,
           ...problemResponses(401, 403, 404, 409),
         },
       },
@@ -265,44 +219,7 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: 'Register how Apple and Google know one of the bank’s apps, for hardware attestation',
         tags: ['integrity'],
         params: Type.Object({ appId: AppIdParam }),
-        body: Type.Object(
-          {
-            apple: Type.Optional(
-              Type.Object(
-                {
-                  teamId: Type.String({ pattern: '^[A-Z0-9]{10}$' }),
-                  bundleId: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9.-]+$' }),
-                },
-                { additionalProperties: false },
-              ),
-            ),
-            android: Type.Optional(
-              Type.Object(
-                {
-                  packageName: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._]+$' }),
-                  signingCertificateSha256: Type.Array(
-                    Type.String({ pattern: '^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$' }),
-                    { minItems: 1, maxItems: 10 },
-                  ),
-                  playIntegrity: Type.Optional(
-                    Type.Object(
-                      {
-                        decryptionKey: Type.String({ ...Base64, minLength: 44, maxLength: 44 }),
-                        verificationKey: Type.String({ ...Base64, minLength: 1, maxLength: 400 }),
-                      },
-                      {
-                        additionalProperties: false,
-                        description: 'the Play Console’s response encryption keys (base64): AES-256 and EC P-256',
-                      },
-                    ),
-                  ),
-                },
-                { additionalProperties: false },
-              ),
-            ),
-          },
-          { additionalProperties: false, minProperties: 1 },
-        ),
+        body: AppRegistration,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
     },
@@ -320,10 +237,7 @@ async function appRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'A single-use challenge for the next attestation (two minutes)',
         tags: ['integrity'],
-        response: {
-          201: Type.Object({ challenge: Type.String(), expiresAt: Type.String() }),
-          ...problemResponses(401, 403),
-        },
+        response: { 201: IntegrityChallenge, ...problemResponses(401, 403) },
       },
     },
     async (request, reply) => {
@@ -352,9 +266,7 @@ async function appVersionRoutes(
           appId: Type.String({ minLength: 1, maxLength: 200 }),
           appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
         }),
-        body: Type.Optional(
-          Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
-        ),
+        body: AppVersionDeactivation,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
     },
@@ -386,9 +298,7 @@ function versionCodeRoute(app: App, ctx: ServerContext, deps: { deactivated: Dea
           appId: Type.String({ minLength: 1, maxLength: 200 }),
           versionCode: Type.Integer({ minimum: 1, maximum: 2_100_000_000 }),
         }),
-        body: Type.Optional(
-          Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
-        ),
+        body: AppVersionDeactivation,
         response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
       },
     },
@@ -415,36 +325,8 @@ async function attestationRoutes(
       schema: {
         summary: 'Prove the app and device; get an integrity token whose lifetime and scope follow the policy',
         tags: ['integrity'],
-        body: Type.Union([
-          evidence({ format: Type.Literal('dev'), proof: Type.String({ minLength: 1, maxLength: 4096 }) }),
-          evidence({
-            format: Type.Literal('apple-appattest'),
-            attestationObject: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9+/=_-]+$' }),
-            keyId: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9+/=_-]+$' }),
-          }),
-          evidence({
-            format: Type.Literal('apple-appattest-assertion'),
-            assertion: Type.String({ minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9+/=_-]+$' }),
-          }),
-          evidence({ format: Type.Literal('android-key'), versionCode: ClaimedVersionCode }),
-          evidence({
-            format: Type.Literal('play-integrity'),
-            token: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9_.-]+$' }),
-            versionCode: ClaimedVersionCode,
-          }),
-        ]),
-        response: {
-          200: Type.Object({
-            integrityToken: Type.String(),
-            expiresIn: Type.Integer(),
-            scope: oneOf(['full', 'read-only'] as const),
-            reason: Type.String(),
-            assertRequests: Type.Boolean({
-              description: 'every gated request must carry Strongroom-Assertion (App Attest, over its DPoP proof)',
-            }),
-          }),
-          ...problemResponses(400, 401, 403),
-        },
+        body: AttestationEvidence,
+        response: { 200: AttestationGrant, ...problemResponses(400, 401, 403) },
       },
     },
     async (request, reply) => {
@@ -455,12 +337,6 @@ async function attestationRoutes(
     },
   )
 }
-
-const CertificateChain = Type.Array(Type.String({ minLength: 1, maxLength: 8192, pattern: '^[A-Za-z0-9+/=]+$' }), {
-  minItems: 2,
-  maxItems: 10,
-  description: 'KeyStore.getCertificateChain of the new key, base64 DER, leaf first',
-})
 
 /**
  * Android keys attested when they are generated: the challenge an enrolment code obtains for the key the app will
@@ -475,14 +351,8 @@ function androidKeyRoutes(app: App, ctx: ServerContext, deps: { verifiers: Hardw
         summary:
           'A single-use challenge for the enrolment evidence (Android: the attestation challenge of the device key it generates; App Attest: the attestation naming the device key) of this code',
         tags: ['integrity'],
-        body: Type.Object(
-          { enrolmentCode: Type.String({ minLength: 16, maxLength: 32 }) },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({ challenge: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
-          ...problemResponses(400, 429),
-        },
+        body: EnrolmentChallengeRequest,
+        response: { 201: EnrolmentChallenge, ...problemResponses(400, 429) },
       },
     },
     async (request, reply) =>
@@ -500,31 +370,8 @@ function androidKeyRoutes(app: App, ctx: ServerContext, deps: { verifiers: Hardw
         summary:
           'Make a newly generated, attested Android key the device key (the request signed by the current key; its tokens end)',
         tags: ['integrity'],
-        body: Type.Object(
-          {
-            challenge: Type.String({
-              minLength: 16,
-              maxLength: 128,
-              description: 'from POST /v1/integrity/challenges',
-            }),
-            appId: Type.String({ minLength: 1, maxLength: 200 }),
-            appVersion: Type.String({ pattern: '^[0-9]+(\\.[0-9]+){0,2}$' }),
-            certificateChain: CertificateChain,
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object({
-            token: Type.Object({
-              accessToken: Type.String(),
-              tokenType: Type.Literal('DPoP'),
-              expiresIn: Type.Integer(),
-            }),
-            keyThumbprint: Type.String(),
-            versionCode: Type.Optional(Type.Integer()),
-          }),
-          ...problemResponses(400, 401, 409),
-        },
+        body: RekeyRequest,
+        response: { 200: Rekeyed, ...problemResponses(400, 401, 409) },
       },
     },
     async (request, reply) => {

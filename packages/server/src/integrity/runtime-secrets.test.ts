@@ -4,8 +4,8 @@ import {
   enrolDevice,
   generateSecretsKeys,
   openRuntimeSecret,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   type StrongroomError,
 } from '@strongroom/sdk'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -19,12 +19,12 @@ const b64 = (value: string) => Buffer.from(value).toString('base64')
 describe('runtime secrets: delivered only to attested devices, sealed to the device (HPKE), rotated at once', () => {
   let server: TestServer
   let bank: TestBank
-  let admin: StrongroomClient
+  let admin: StaffClient
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await admin.request('PUT', '/v1/secrets/maps-api-key', { value: b64('maps-key-version-one') })
   })
   after(() => server.stop())
@@ -101,7 +101,7 @@ describe('runtime secrets: delivered only to attested devices, sealed to the dev
   })
 
   test('only admins set secrets; staff cannot fetch them; bad input is refused', async () => {
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     await assert.rejects(agent.request('PUT', '/v1/secrets/x', { value: b64('v') }), { status: 403 })
     await assert.rejects(agent.request('GET', '/v1/secrets/maps-api-key'), { status: 403 })
     await assert.rejects(admin.request('PUT', '/v1/secrets/bad name', { value: b64('v') }), { status: 400 })

@@ -11,10 +11,10 @@ import {
   type ConsentRequest,
   consentPasskeyChallenge,
   type enrolDevice,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
 } from '@strongroom/sdk'
-import type { StepUpPolicy } from '../auth/step-up-policy.ts'
+import type { StepUpPolicy } from '@strongroom/sdk/protocol'
 import { formatAccessTable } from '../platform/http/access-rule.ts'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -27,8 +27,8 @@ type Enrolled = Awaited<ReturnType<typeof enrolDevice>>
 describe('a browser under the production integrity gate', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
-  let admin: StrongroomClient
+  let agent: StaffClient
+  let admin: StaffClient
   let browser: Enrolled
   let app: Enrolled
   let conversationId: string
@@ -60,8 +60,8 @@ describe('a browser under the production integrity gate', () => {
   before(async () => {
     server = await startTestServer({ integrityRequired: true })
     bank = await createTestBank(server, 'Browser Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     app = await bank.enrol('phone')
     browser = await bank.enrol('Browser')
     // What the pivot's step-up records for the browser it enrols (pivot-step-up.test.ts checks that it does).

@@ -1,7 +1,7 @@
+import type { IntegrityPolicy } from '@strongroom/sdk/protocol'
 import type { AccessRule } from '../platform/http/access-rule.ts'
 import type { DevicePrincipal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
-import type { IntegrityPolicy } from './policy.ts'
 
 /**
  * The risk flag a browser's requests carry where the gate applies, as an app's carry its integrity token's flags: the

@@ -1,3 +1,4 @@
+import type { GuessKind, RateLimitPolicy } from '@strongroom/sdk/protocol'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -5,7 +6,7 @@ import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { addHits, type CounterHit, takeBackHits } from './counters.ts'
-import { type GuessKind, RateLimitPolicies, type RateLimitPolicy } from './policy.ts'
+import { RateLimitPolicies } from './policy.ts'
 import { RequestCounter } from './request-counter.ts'
 
 declare module 'fastify' {

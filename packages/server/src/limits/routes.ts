@@ -1,10 +1,11 @@
+import { RateLimitPolicy } from '@strongroom/sdk/protocol'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { problemResponses } from '../platform/http/schemas.ts'
-import { loadRateLimitPolicy, RateLimitPolicy, saveRateLimitPolicy } from './policy.ts'
+import { loadRateLimitPolicy, saveRateLimitPolicy } from './policy.ts'
 
 export async function rateLimitRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(

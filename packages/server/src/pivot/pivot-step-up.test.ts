@@ -14,8 +14,8 @@ import {
   type PivotFactor,
   pivotStepUpOptions,
   pivotTokenOf,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   StrongroomError,
   sendPivotSmsCode,
 } from '@strongroom/sdk'
@@ -29,7 +29,7 @@ const BANK_NUMBER = '+442071838750'
 describe('stepping up with a pivot link: a new device of the link’s customer, by passkey or SMS code', () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let origin: string
   let rpId: string
   let phoneSeq = 200
@@ -115,8 +115,8 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     origin = (server.config.rpOrigins as string).split(',')[0] as string
     rpId = server.config.rpId as string
     bank = await createTestBank(server, 'Step-up Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const admin = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     await configureSimulatedSms(admin, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
   })
   after(() => server.stop())
@@ -385,7 +385,7 @@ describe('stepping up with a pivot link: a new device of the link’s customer, 
     const other = await customerWithLink()
     assert.deepEqual(await other.phone.client.listPendingConsents(), [])
     // Staff list one conversation's requests, never a customer's pending ones across conversations.
-    assert.equal((await problemOf(agent.listPendingConsents())).status, 400)
+    assert.equal((await problemOf(agent.request('GET', '/v1/consents'))).status, 400)
   })
 
   test('the audit log records every step and no secret: no link token, no code, no signature', async () => {

@@ -21,6 +21,7 @@ import type { DevicePrincipal } from '../identity/devices.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
+import { canTakeConversations } from '../tenancy/staff.ts'
 
 /**
  * The pivot from a public channel into the secure one. An agent (or DLP, automatically) sends the customer a link
@@ -378,13 +379,18 @@ export async function consumeAndMove(
   // The conversation was linked to this customer when the link was made; an agent cannot relink it, but check.
   if (identity.customer_id !== device.customerId) throw new Problem('pivot/wrong-customer')
   const announcements: ((ctx: Pick<ServerContext, 'bus'>) => void)[] = []
-  const agentId = link.created_by_kind === 'staff' ? (link.created_by_id ?? undefined) : undefined
+  // The agent who sent the link, and else the public conversation's: whoever of them can still take conversations. One
+  // who has left since (deactivated, or without a role) does not stop the customer getting in: the conversation then
+  // waits unassigned for a supervisor, as a new one does.
+  const working = async (staffId: string | null | undefined) =>
+    staffId && (await canTakeConversations({ db: trx }, tenantId, staffId)) ? staffId : undefined
+  const agentId = await working(link.created_by_kind === 'staff' ? link.created_by_id : undefined)
   let secureConversationId = identity.secure_conversation_id
   if (secureConversationId === null) {
     // The secure channel is end-to-end encrypted only: no plaintext, and nothing before its MLS group exists.
     const created = await createConversationIn(trx, tenantId, {
       customerId: device.customerId,
-      assignedStaffId: agentId ?? (await assignedStaffOf(trx, tenantId, link.conversation_id)),
+      assignedStaffId: agentId ?? (await working(await assignedStaffOf(trx, tenantId, link.conversation_id))),
       encryptionRequired: true,
     })
     secureConversationId = created.conversation.id

@@ -1,12 +1,26 @@
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server'
 import { Type } from '@sinclair/typebox'
-import { PivotLink, SentPublicMessage } from '@strongroom/sdk/protocol'
-import { AssertionCredential } from '../auth/passkey-routes.ts'
+import {
+  CustomerPivotInvitation,
+  LiveCustomerPivotLink,
+  LivePivotLink,
+  PivotEnrolment,
+  PivotInvitation,
+  PivotLinkList,
+  PivotLinkOpened,
+  PivotRedemption,
+  PivotStepUpEnrolment,
+  PivotStepUpOptions,
+  PivotToken,
+  SentCustomerPivotLink,
+  SentPivotLink,
+  SmsCodeSent,
+} from '@strongroom/sdk/protocol'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import type { SmsSender } from '../auth/sms-otp.ts'
+import { reachCustomer } from '../channels/outreach.ts'
 import type { ChannelDeps } from '../channels/public-messages.ts'
 import { verifyDpopProof } from '../identity/dpop.ts'
-import { DeviceSchema, TokenSchema } from '../identity/routes.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow, forBrowsers, inConversation } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
@@ -18,25 +32,11 @@ import { invitePivot, listPivotLinks, openPivotLink, redeemPivot } from './pivot
 import { enrolWithPivotLink, pivotStepUpOptions, sendPivotSmsCode } from './pivot-step-up.ts'
 
 const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
-const PivotToken = Type.Object(
-  { token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_-]+$' }) },
-  { additionalProperties: false },
-)
-
-const StepUpFactor = Type.Union([
-  Type.Object(
-    { kind: Type.Literal('passkey'), assertion: AssertionCredential },
-    { additionalProperties: false, description: 'navigator.credentials.get with the step-up options, toJSON()' },
-  ),
-  Type.Object(
-    { kind: Type.Literal('sms-otp'), code: Type.String({ pattern: '^[0-9]{6}$' }) },
-    { additionalProperties: false, description: 'the code POST /v1/pivot/step-up/sms sent' },
-  ),
-])
 
 /** The pivot seen from the agent's side: invite the customer, follow the links; and the device that redeems one. */
 export async function pivotRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
   await invitationRoutes(app, ctx, deps)
+  await proactiveInvitationRoutes(app, ctx, deps)
   await redemptionRoutes(app, ctx, deps)
 }
 
@@ -55,18 +55,10 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
           '(201). With `replace`, a new link is sent anyway and the live one stops working.',
         tags: ['channels'],
         params: ConversationParams,
-        body: Type.Optional(
-          Type.Object(
-            {
-              ttlSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })),
-              replace: Type.Optional(Type.Boolean({ description: 'send a new link even if one is live' })),
-            },
-            { additionalProperties: false },
-          ),
-        ),
+        body: PivotInvitation,
         response: {
-          200: Type.Object({ link: PivotLink }),
-          201: Type.Object({ link: PivotLink, message: SentPublicMessage }),
+          200: LivePivotLink,
+          201: SentPivotLink,
           ...problemResponses(400, 401, 403, 404, 409, 502, 503),
         },
       },
@@ -93,12 +85,50 @@ async function invitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
         summary: 'The secure-channel links sent in a conversation and their states (sent, opened, completed, expired)',
         tags: ['channels'],
         params: ConversationParams,
-        response: { 200: Type.Object({ links: Type.Array(PivotLink) }), ...problemResponses(401, 403, 404) },
+        response: { 200: PivotLinkList, ...problemResponses(401, 403, 404) },
       },
     },
     async (request) => {
       const principal = principalOf(request)
       return { links: await listPivotLinks(ctx, principal.tenantId, request.params.conversationId) }
+    },
+  )
+}
+
+/** A secure link to a customer who has not written: on a channel they have, in the conversation they have there. */
+async function proactiveInvitationRoutes(app: App, ctx: ServerContext, deps: ChannelDeps): Promise<void> {
+  app.post(
+    '/v1/customers/:customerId/pivot',
+    {
+      config: { access: allow.staff('conversations:write') },
+      schema: {
+        summary:
+          'Send the customer a secure link without waiting for them to write, on a public channel they have (on ' +
+          'WhatsApp after 24 hours as the approved `pivot` template)',
+        description:
+          'The customer’s conversation on the channel is reused, or made and assigned to the caller, who joins it; ' +
+          'then as `POST /v1/conversations/{id}/pivot`: a live link is returned (200) and not sent again, otherwise ' +
+          'a new one is sent (201). `channels/customer-unreachable` when the bank cannot write to them there.',
+        tags: ['channels'],
+        params: Type.Object({ customerId: idOf('cus') }),
+        body: CustomerPivotInvitation,
+        response: {
+          200: LiveCustomerPivotLink,
+          201: SentCustomerPivotLink,
+          ...problemResponses(400, 401, 403, 404, 409, 502, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request)
+      const identity = await reachCustomer(ctx, principal, request.params.customerId, request.body.connector, 'pivot')
+      const result = await invitePivot(ctx, deps, {
+        tenantId: principal.tenantId,
+        conversationId: identity.conversationId,
+        createdBy: { kind: 'staff', id: principalMember(principal).id },
+        ttlSeconds: request.body.ttlSeconds,
+      })
+      return reply.status(result.message ? 201 : 200).send({ conversationId: identity.conversationId, ...result })
     },
   )
 }
@@ -115,7 +145,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
           'The secure page opened a link: says whether it can still be used (and marks it opened); no personal data',
         tags: ['channels'],
         body: PivotToken,
-        response: { 200: Type.Object({ expiresAt: Type.String() }), ...problemResponses(400, 409, 410) },
+        response: { 200: PivotLinkOpened, ...problemResponses(400, 409, 410) },
       },
     },
     async (request) => openPivotLink(ctx, request.body.token),
@@ -131,10 +161,7 @@ async function redemptionRoutes(app: App, ctx: ServerContext, deps: ChannelDeps)
           'with its public history imported',
         tags: ['channels'],
         body: PivotToken,
-        response: {
-          200: Type.Object({ secureConversationId: Type.String(), importedMessages: Type.Integer() }),
-          ...problemResponses(400, 401, 403, 409, 410),
-        },
+        response: { 200: PivotRedemption, ...problemResponses(400, 401, 403, 409, 410) },
       },
     },
     async (request) => {
@@ -173,19 +200,7 @@ async function stepUpFactorRoutes(
           '(passkey options with a fresh challenge, and whether an SMS code can be sent); no personal data',
         tags: ['channels'],
         body: PivotToken,
-        response: {
-          200: Type.Object({
-            expiresAt: Type.String({ description: 'when the link expires' }),
-            passkey: Type.Union(
-              [Type.Object({ challenge: Type.String() }, { additionalProperties: true }), Type.Null()],
-              {
-                description: 'for navigator.credentials.get as `publicKey`; null when the customer has no passkey',
-              },
-            ),
-            sms: Type.Boolean({ description: "a code can be sent to the customer's number on file" }),
-          }),
-          ...problemResponses(400, 409, 410),
-        },
+        response: { 200: PivotStepUpOptions, ...problemResponses(400, 409, 410) },
       },
     },
     async (request, reply) =>
@@ -202,10 +217,7 @@ async function stepUpFactorRoutes(
           'resends limited)',
         tags: ['channels'],
         body: PivotToken,
-        response: {
-          202: Type.Object({ expiresAt: Type.String() }),
-          ...problemResponses(400, 403, 409, 410, 429, 502, 503),
-        },
+        response: { 202: SmsCodeSent, ...problemResponses(400, 403, 409, 410, 429, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -230,24 +242,8 @@ async function stepUpEnrolRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
           'Step up with the link and a fresh factor of its customer: the key that signs the DPoP proof becomes the ' +
           "customer's new device and redeems the link, in one transaction",
         tags: ['channels'],
-        body: Type.Object(
-          {
-            token: PivotToken.properties.token,
-            label: Type.String({ minLength: 1, maxLength: 100 }),
-            factor: StepUpFactor,
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({
-            device: DeviceSchema,
-            tenantId: Type.String(),
-            token: TokenSchema,
-            secureConversationId: Type.String(),
-            importedMessages: Type.Integer(),
-          }),
-          ...problemResponses(400, 401, 409, 410),
-        },
+        body: PivotStepUpEnrolment,
+        response: { 201: PivotEnrolment, ...problemResponses(400, 401, 409, 410) },
       },
     },
     async (request, reply) => {

@@ -27,6 +27,9 @@ describe('configuration', () => {
     assert.equal(config.natsUrl, undefined)
     assert.equal(config.keyFile, path.join('./strongroom-data', 'keyring.json'))
     assert.equal(config.maxMessageBytes, 65536)
+    // Dev needs no public URL (the listening URL stands in), and may name an http:// one.
+    assert.equal(config.publicUrl, undefined)
+    assert.equal(loadConfig({ STRONGROOM_PUBLIC_URL: 'http://localhost:8080' }).publicUrl, 'http://localhost:8080')
   })
 
   test('values come from the environment, typed', () => {
@@ -64,6 +67,7 @@ describe('configuration', () => {
       STRONGROOM_MODE: 'production',
       DATABASE_URL: 'postgres://db/strongroom',
       STRONGROOM_KEY_FILE: keyFile,
+      STRONGROOM_PUBLIC_URL: 'https://chat.bank.example',
     }
 
     test('a safe production config loads, with dev seeding off', () => {
@@ -74,6 +78,23 @@ describe('configuration', () => {
 
     test('without a database URL (PGlite is for dev)', () => {
       refuses({ ...base, DATABASE_URL: '' }, 'DATABASE_URL', /required in production/)
+    })
+
+    test('without a public URL: the server would take its own URL (the OAuth issuer) from the Host header', () => {
+      refuses(
+        { ...base, STRONGROOM_PUBLIC_URL: '' },
+        'STRONGROOM_PUBLIC_URL',
+        /is required in production mode: the https:\/\/ URL clients reach this server at/,
+      )
+    })
+
+    test('with a public URL that is not https://', () => {
+      refuses(
+        { ...base, STRONGROOM_PUBLIC_URL: 'http://chat.bank.example' },
+        'STRONGROOM_PUBLIC_URL',
+        /must be an https:\/\/ URL in production mode/,
+      )
+      assert.equal(loadConfig(base).publicUrl, 'https://chat.bank.example')
     })
 
     test('with a key file others can read', () => {

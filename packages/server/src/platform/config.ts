@@ -104,6 +104,15 @@ const settings = {
     schema: Type.Integer({ minimum: 1000, maximum: 300000 }),
     default: 20000,
   },
+  /**
+   * How often a node says its staff consoles are still connected; three missed, they count as gone (a node that died).
+   * The same on every node: each reads the others' rows by it.
+   */
+  presenceRefreshMs: {
+    env: 'STRONGROOM_PRESENCE_REFRESH_MS',
+    schema: Type.Integer({ minimum: 1000, maximum: 600000 }),
+    default: 30000,
+  },
   /** Requests a minute from one client address (behind a trusted proxy, the address it forwards), on all nodes. */
   rateLimitIpPerMinute: {
     env: 'STRONGROOM_RATE_LIMIT_IP_PER_MINUTE',
@@ -257,8 +266,9 @@ const settings = {
   /** A bearer token the scraper sends for `/metrics` on the main port (32 characters at least). */
   metricsToken: { env: 'STRONGROOM_METRICS_TOKEN', schema: Type.String({ minLength: 32 }), default: undefined },
   /**
-   * The URL providers and customers reach this server at (behind a proxy, the proxy's): Twilio signs the webhook URL
-   * it called, and pivot links point here. The listening URL when unset.
+   * The URL providers, customers, staff and bank backends reach this server at (behind a proxy, the proxy's): Twilio
+   * signs the webhook URL it called, pivot and invitation links point here, and it is the OAuth issuer a client
+   * assertion names. Required (https://) in production; in dev, the listening URL (or the URL a request addressed).
    */
   publicUrl: {
     env: 'STRONGROOM_PUBLIC_URL',
@@ -467,11 +477,19 @@ export function relyingPartyOf(config: Config): { id: string; origins: string[] 
  * Production reads nothing from wherever it happens to be started: a key file comes from its own setting or from a
  * data directory the operator named, never from the `./strongroom-data` default of dev mode.
  */
+const PUBLIC_URL_REQUIRED =
+  'is required in production mode: the https:// URL clients reach this server at (the OAuth issuer, links, webhook signatures)'
+
 const UNNAMED_KEY_FILE =
   'must be set in production mode (or STRONGROOM_DATA_DIR): it never defaults to ./strongroom-data'
 
 function checkProductionRules(config: Config, explicit: Set<string>, creatingKeyFiles: boolean): void {
   if (!config.databaseUrl) throw new ConfigError('DATABASE_URL', 'is required in production mode (PGlite is for dev)')
+  // Without it the server would take its own URL from the Host header, which whoever sends the request chooses.
+  if (!config.publicUrl) throw new ConfigError('STRONGROOM_PUBLIC_URL', PUBLIC_URL_REQUIRED)
+  if (!config.publicUrl.startsWith('https://')) {
+    throw new ConfigError('STRONGROOM_PUBLIC_URL', 'must be an https:// URL in production mode')
+  }
   if (config.devSeed && explicit.has('devSeed')) {
     throw new ConfigError('STRONGROOM_DEV_SEED', 'is a dev-only feature and production mode refuses it')
   }

@@ -85,6 +85,11 @@ export function createMetrics() {
       help: 'Times a socket read a conversation from the database (sign-in behind, a gap, a missed wake-up, a bus reconnect)',
       registers: [registry],
     }),
+    missedWakeUps: new Counter({
+      name: 'strongroom_stream_missed_wake_ups_total',
+      help: 'Sockets found behind a conversation committed a sweep ago, caught up by the sweep (a wake-up the bus never carried)',
+      registers: [registry],
+    }),
     drains: new Counter({
       name: 'strongroom_drains_total',
       help: 'Shutdowns begun on this node (SIGTERM): readiness fails, sockets are told where to resume, queued messages commit',

@@ -4,14 +4,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
-import {
-  bytesToBase64,
-  enrolDevice,
-  type Message,
-  type MessageStream,
-  StaffToken,
-  StrongroomClient,
-} from '@strongroom/sdk'
+import { bytesToBase64, enrolDevice, type Message, type MessageStream, StaffClient, StaffToken } from '@strongroom/sdk'
 import WebSocket from 'ws'
 import { createTestBank, startTestServer } from '../testing/harness.ts'
 import { createLogger } from './logging.ts'
@@ -71,7 +64,7 @@ test('with tracing on, a request, its commit and its delivery export as one trac
       WebSocket: WebSocket as never,
     })
     const agentHeaders = { authorization: `Bearer ${bank.agentToken}`, 'content-type': 'application/json' }
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const conversation = await agent.createConversation({ customerId: bank.customerId })
     let onMessage: (message: Message) => void = () => {}
     const received = new Promise<Message>((resolve) => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { ClientAssertion, StrongroomClient, StrongroomError } from '@strongroom/sdk'
+import { BackendClient, ClientAssertion, StrongroomError } from '@strongroom/sdk'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import * as oauth from 'oauth4webapi'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -60,7 +60,7 @@ describe('bank backends as OAuth clients (private_key_jwt)', () => {
   })
 
   test('the backend gets a token with its signed assertion and asks a customer to confirm a payment', async () => {
-    const backend = new StrongroomClient({
+    const backend = new BackendClient({
       baseUrl: server.url,
       credentials: new ClientAssertion({ clientId, privateKey, algorithm: 'ES256', keyId: 'k1', tokenEndpoint }),
     })
@@ -78,7 +78,10 @@ describe('bank backends as OAuth clients (private_key_jwt)', () => {
     })
     assert.equal((await backend.getConsent(consent.id)).status, 'pending')
     // It is not a conversation member and cannot act as staff beyond its scopes.
-    await assert.rejects(backend.listConversations(), (e) => e instanceof StrongroomError && e.status === 403)
+    await assert.rejects(
+      backend.request('GET', '/v1/conversations'),
+      (e) => e instanceof StrongroomError && e.status === 403,
+    )
     await assert.rejects(
       backend.createCustomer({ externalRef: 'X', displayName: 'Y' }),
       (e) => e instanceof StrongroomError && e.status === 403,
@@ -165,5 +168,77 @@ describe('bank backends as OAuth clients (private_key_jwt)', () => {
     assert.equal(withPrivate.status, 400)
     const byAgent = await register(`Bearer ${bank.agentToken}`, await exportJWK(publicKey))
     assert.equal(byAgent.status, 403)
+  })
+})
+
+describe('the audience of a client assertion is the configured public URL, never the Host header', () => {
+  const PUBLIC_URL = 'https://chat.bank.example'
+  let server: TestServer
+  let clientId: string
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+
+  before(async () => {
+    server = await startTestServer({ publicUrl: PUBLIC_URL })
+    const bank = await createTestBank(server)
+    // Even the registration, sent with a forged Host, names the configured token endpoint.
+    const response = await server.app.inject({
+      method: 'POST',
+      url: '/v1/api-clients',
+      headers: { host: 'attacker.example', authorization: `Bearer ${bank.adminToken}` },
+      payload: {
+        name: 'payments backend',
+        jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] },
+        scopes: ['consents:write'],
+      },
+    })
+    assert.equal(response.statusCode, 201)
+    const body = response.json()
+    assert.equal(body.tokenEndpoint, `${PUBLIC_URL}/v1/oauth/token`)
+    clientId = body.clientId
+  })
+  after(() => server.stop())
+
+  /** A token request for an assertion naming `aud`, sent with a Host header the sender chose. */
+  async function tokenFor(aud: string, host: string) {
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(clientId)
+      .setSubject(clientId)
+      .setAudience(aud)
+      .setJti(crypto.randomUUID())
+      .setIssuedAt()
+      .setExpirationTime('60s')
+      .sign(privateKey)
+    const response = await server.app.inject({
+      method: 'POST',
+      url: '/v1/oauth/token',
+      headers: { host, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      }).toString(),
+    })
+    return { status: response.statusCode, error: response.json().error }
+  }
+
+  test('an assertion for a forged Host is refused; one for the configured URL is accepted, whatever the Host', async () => {
+    const forged = 'attacker.example'
+    assert.deepEqual(await tokenFor(`http://${forged}/v1/oauth/token`, forged), {
+      status: 401,
+      error: 'invalid_client',
+    })
+    assert.deepEqual(await tokenFor(`http://${forged}`, forged), { status: 401, error: 'invalid_client' })
+    assert.deepEqual(await tokenFor(`${PUBLIC_URL}/v1/oauth/token`, forged), { status: 200, error: undefined })
+    assert.deepEqual(await tokenFor(PUBLIC_URL, forged), { status: 200, error: undefined })
+  })
+
+  test('the metadata names the configured issuer and token endpoint, whatever the Host', async () => {
+    const response = await server.app.inject({
+      url: '/.well-known/oauth-authorization-server',
+      headers: { host: 'attacker.example' },
+    })
+    assert.equal(response.json().issuer, PUBLIC_URL)
+    assert.equal(response.json().token_endpoint, `${PUBLIC_URL}/v1/oauth/token`)
   })
 })

@@ -1,3 +1,4 @@
+import type { ApiClientScope } from '@strongroom/sdk/protocol'
 import { createLocalJWKSet, decodeJwt, type JSONWebKeySet, jwtVerify } from 'jose'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -5,18 +6,6 @@ import type { ClientPrincipal } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import type { Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-
-/**
- * What a bank backend may be given: it asks for consents and registers customers and their devices; the bank's
- * identity provider provisions staff (SCIM).
- */
-export const clientScopes = [
-  'consents:write',
-  'customers:write',
-  'devices:enrol',
-  'staff:provision',
-] as const satisfies readonly Scope[]
-export type ClientScope = (typeof clientScopes)[number]
 
 /** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
 export type { ClientPrincipal }
@@ -32,9 +21,9 @@ type Ctx = Pick<ServerContext, 'db'>
 export async function registerApiClient(
   ctx: Ctx,
   tenantId: string,
-  input: { name: string; jwks: JSONWebKeySet; scopes: ClientScope[]; webhookUrl?: string | undefined },
+  input: { name: string; jwks: JSONWebKeySet; scopes: ApiClientScope[]; webhookUrl?: string | undefined },
   actor: Actor,
-): Promise<{ clientId: string; name: string; scopes: ClientScope[] }> {
+): Promise<{ clientId: string; name: string; scopes: ApiClientScope[] }> {
   for (const key of input.jwks.keys) {
     if ('d' in key || 'k' in key) throw new Problem('request/invalid', 'the JWKS must hold public keys only')
     if (!['EC', 'OKP', 'RSA'].includes(key.kty ?? '')) throw new Problem('request/invalid', 'keys are EC, OKP or RSA')

@@ -1,8 +1,9 @@
+import { STAFF_INVITATION_MAX_SECONDS } from '@strongroom/sdk/protocol'
 import { operator } from '../audit/events.ts'
 import { type Command, command, out, UsageError, withStorage, withStorageAndBus } from '../platform/command.ts'
 import { isScope, type Role, roles, type Scope } from '../platform/http/roles.ts'
 import { createStaff, findStaff, issueStaffToken, type StaffMember } from './staff.ts'
-import { consoleBaseOf, inviteStaff, STAFF_INVITATION_MAX_SECONDS } from './staff-invitations.ts'
+import { consoleBaseOf, inviteStaff } from './staff-invitations.ts'
 import { changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
 import { createTenant, findTenant, listTenants } from './tenants.ts'
 

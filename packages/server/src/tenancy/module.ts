@@ -2,10 +2,12 @@ import type { Module } from '../platform/module.ts'
 import { purgeExpiredClientCredentials } from './api-clients.ts'
 import { tenancyCommands } from './commands.ts'
 import { oauthRoutes } from './oauth-routes.ts'
+import { purgeUsedLogoutTokens } from './oidc-back-channel-logout.ts'
 import { oidcCommands } from './oidc-commands.ts'
 import { oidcProviderEncryptedColumns } from './oidc-providers.ts'
 import { oidcRoutes } from './oidc-routes.ts'
 import { purgeEndedSignIns, signInEncryptedColumns } from './oidc-sign-in.ts'
+import { presenceRoutes } from './presence-routes.ts'
 import { tenancyRoutes } from './routes.ts'
 import { scimRolePolicyRoutes, scimRoutes } from './scim-routes.ts'
 import { purgeExpiredStaffInvitations } from './staff-invitations.ts'
@@ -18,6 +20,7 @@ export const tenancyModule: Module = {
   name: 'tenancy',
   routes: async (app, ctx) => {
     await app.register(async (scope) => tenancyRoutes(scope, ctx))
+    await app.register(async (scope) => presenceRoutes(scope, ctx))
     await app.register(async (scope) => oauthRoutes(scope, ctx))
     await app.register(async (scope) => oidcRoutes(scope, ctx))
     // SCIM answers in its own error format: a scope of its own with its own error handler.
@@ -27,6 +30,7 @@ export const tenancyModule: Module = {
   housekeeping: async (ctx) => {
     await purgeExpiredClientCredentials(ctx)
     await purgeEndedSignIns(ctx)
+    await purgeUsedLogoutTokens(ctx)
     await purgeExpiredStaffInvitations(ctx)
   },
   commands: [...tenancyCommands, ...oidcCommands],

@@ -1,33 +1,21 @@
-import { Type } from '@sinclair/typebox'
+import {
+  ApiClient,
+  AuthorizationServerMetadata,
+  ClientToken,
+  ClientTokenRequest,
+  NewApiClient,
+  OAuthErrorBody,
+} from '@strongroom/sdk/protocol'
 import type { FastifyRequest } from 'fastify'
+import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf, requestHtu } from '../platform/http/request.ts'
-import { oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { ASSERTION_ALGORITHMS, clientScopes, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
-
-const PublicJwk = Type.Object(
-  {
-    kty: Type.String(),
-    kid: Type.Optional(Type.String()),
-    alg: Type.Optional(Type.String()),
-    use: Type.Optional(Type.String()),
-    crv: Type.Optional(Type.String()),
-    x: Type.Optional(Type.String()),
-    y: Type.Optional(Type.String()),
-    n: Type.Optional(Type.String()),
-    e: Type.Optional(Type.String()),
-  },
-  { additionalProperties: false, description: 'a public JWK; private members are refused' },
-)
-
-const OAuthErrorBody = Type.Object(
-  { error: Type.String(), error_description: Type.String() },
-  { description: 'RFC 6749 §5.2 error' },
-)
+import { problemResponses } from '../platform/http/schemas.ts'
+import { ASSERTION_ALGORITHMS, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
 
 export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
   await metadataRoutes(app, ctx)
@@ -37,10 +25,17 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
   await app.register(async (scope: App) => tokenRoutes(scope, ctx))
 }
 
-/** This server's issuer identifier (RFC 8414): its public URL, or the origin the client addressed. */
+/**
+ * This server's issuer identifier (RFC 8414) and the base of every URL it gives out: its public URL. Only dev runs
+ * without one (production requires it), and there the origin the client addressed stands in: the Host header, which
+ * whoever sends the request chooses, so never where a public URL is set.
+ */
 export function issuerOf(ctx: ServerContext, request: FastifyRequest): string {
   return ctx.config.publicUrl ?? new URL(requestHtu(request)).origin
 }
+
+/** The token endpoint, the audience a client assertion names (RFC 7523 §3): on the issuer, never from the Host header. */
+const tokenEndpointOf = (ctx: ServerContext, request: FastifyRequest) => `${issuerOf(ctx, request)}/v1/oauth/token`
 
 /** The authorization server's metadata (RFC 8414). */
 async function metadataRoutes(app: App, ctx: ServerContext): Promise<void> {
@@ -53,13 +48,7 @@ async function metadataRoutes(app: App, ctx: ServerContext): Promise<void> {
           'OAuth 2.0 authorization server metadata (RFC 8414), for bank backends that discover the token endpoint',
         tags: ['tenancy'],
         response: {
-          200: Type.Object({
-            issuer: Type.String(),
-            token_endpoint: Type.String(),
-            grant_types_supported: Type.Array(Type.String()),
-            token_endpoint_auth_methods_supported: Type.Array(Type.String()),
-            token_endpoint_auth_signing_alg_values_supported: Type.Array(Type.String()),
-          }),
+          200: AuthorizationServerMetadata,
         },
       },
     },
@@ -67,7 +56,7 @@ async function metadataRoutes(app: App, ctx: ServerContext): Promise<void> {
       const issuer = issuerOf(ctx, request)
       return {
         issuer,
-        token_endpoint: `${issuer}/v1/oauth/token`,
+        token_endpoint: tokenEndpointOf(ctx, request),
         grant_types_supported: ['client_credentials'],
         token_endpoint_auth_methods_supported: ['private_key_jwt'],
         token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
@@ -85,32 +74,11 @@ async function apiClientRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'Register a bank backend as an OAuth client with the public keys of its private_key_jwt assertions',
         tags: ['tenancy'],
-        body: Type.Object(
-          {
-            name: Type.String({ minLength: 1, maxLength: 100 }),
-            jwks: Type.Object(
-              { keys: Type.Array(PublicJwk, { minItems: 1, maxItems: 10 }) },
-              { additionalProperties: false },
-            ),
-            scopes: Type.Array(oneOf(clientScopes), { minItems: 1, uniqueItems: true }),
-            webhookUrl: Type.Optional(
-              Type.String({
-                format: 'uri',
-                maxLength: 2000,
-                description: 'where decisions are posted (https in production)',
-              }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        body: NewApiClient,
+        headers: IdempotencyKeyHeaders,
         response: {
-          201: Type.Object({
-            clientId: Type.String(),
-            name: Type.String(),
-            scopes: Type.Array(Type.String()),
-            tokenEndpoint: Type.String(),
-          }),
-          ...problemResponses(400, 401, 403),
+          201: ApiClient,
+          ...problemResponses(400, 401, 403, 409, 422),
         },
       },
     },
@@ -124,9 +92,11 @@ async function apiClientRoutes(app: App, ctx: ServerContext): Promise<void> {
       ) {
         throw new Problem('request/invalid', 'webhookUrl must be https')
       }
-      const client = await registerApiClient(ctx, principal.tenantId, request.body, actorOf(principal))
-      const tokenEndpoint = requestHtu(request).replace(/\/v1\/api-clients$/, '/v1/oauth/token')
-      return reply.status(201).send({ ...client, tokenEndpoint })
+      const tokenEndpoint = tokenEndpointOf(ctx, request)
+      return idempotent(ctx, request, reply, 201, async (scoped) => ({
+        ...(await registerApiClient(scoped, principal.tenantId, request.body, actorOf(principal))),
+        tokenEndpoint,
+      }))
     },
   )
 }
@@ -144,19 +114,9 @@ async function tokenRoutes(scope: App, ctx: ServerContext): Promise<void> {
         summary: 'OAuth 2.0 token endpoint: client_credentials with private_key_jwt (RFC 7523)',
         tags: ['tenancy'],
         consumes: ['application/x-www-form-urlencoded'],
-        body: Type.Object({
-          grant_type: Type.Optional(Type.String({ maxLength: 100 })),
-          client_assertion_type: Type.Optional(Type.String({ maxLength: 200 })),
-          client_assertion: Type.Optional(Type.String({ maxLength: 8192 })),
-          scope: Type.Optional(Type.String({ maxLength: 500 })),
-        }),
+        body: ClientTokenRequest,
         response: {
-          200: Type.Object({
-            access_token: Type.String(),
-            token_type: Type.Literal('Bearer'),
-            expires_in: Type.Integer(),
-            scope: Type.String(),
-          }),
+          200: ClientToken,
           400: OAuthErrorBody,
           401: OAuthErrorBody,
         },
@@ -172,7 +132,7 @@ async function tokenRoutes(scope: App, ctx: ServerContext): Promise<void> {
           assertionType: request.body.client_assertion_type,
           assertion: request.body.client_assertion,
           scope: request.body.scope,
-          tokenEndpoint: requestHtu(request),
+          tokenEndpoint: tokenEndpointOf(ctx, request),
           issuer: issuerOf(ctx, request),
         })
       } catch (error) {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Ajv } from 'ajv'
 import { operator } from '../audit/events.ts'
-import { type Command, command, out, UsageError, withStorage } from '../platform/command.ts'
+import { type Command, command, out, UsageError, withStorage, withStorageAndBus } from '../platform/command.ts'
 import { type Role, roles } from '../platform/http/roles.ts'
 import { parseTtl } from './commands.ts'
 import {
@@ -11,7 +11,7 @@ import {
   saveOidcProvider,
   viewOidcProvider,
 } from './oidc-providers.ts'
-import { saveScimRolePolicy } from './scim.ts'
+import { saveRoleMapping } from './scim-groups.ts'
 import { findTenant } from './tenants.ts'
 
 /** `Strongroom.Agent=agent,Strongroom.Admin=admin`: the provider's values and the roles they stand for. */
@@ -92,11 +92,11 @@ const setOidc = command({
     const roleMap = values['role-map'] ? parseRoleMap(values['role-map']) : undefined
     const settings = config()
     out(
-      await withStorage(settings, async ({ db, keyring }) => {
+      await withStorageAndBus(settings, async ({ db, keyring, bus }) => {
         if (!(await findTenant({ db }, tenantId))) throw new UsageError(`no tenant ${tenantId}`)
-        const ctx = { db, keyring, config: settings }
+        const ctx = { db, keyring, bus, config: settings }
         const provider = await saveOidcProvider(ctx, tenantId, input as OidcProviderInput, operator)
-        if (roleMap) await saveScimRolePolicy(ctx, tenantId, { roles: roleMap }, operator)
+        if (roleMap) await saveRoleMapping(ctx, tenantId, { roles: roleMap }, operator)
         return { ...provider, ...(roleMap ? { roleMap } : {}) }
       }),
     )

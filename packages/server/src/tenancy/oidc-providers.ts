@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose'
+import { createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose'
 import * as oidc from 'openid-client'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -191,6 +191,8 @@ export async function removeOidcProvider(ctx: Pick<Ctx, 'db'>, tenantId: string,
 /** A tenant's provider, ready to use: the discovered configuration of `openid-client`, and the claims to read. */
 export interface OidcClient {
   config: oidc.Configuration
+  /** The provider's signing keys (its `jwks_uri`, fetched by `jose` and kept while the discovery is): logout tokens. */
+  jwks: ReturnType<typeof createRemoteJWKSet> | undefined
   subjectClaim: string
   roleClaim: string
   scopes: string
@@ -258,8 +260,10 @@ async function discover(
   // The ID token's signature is checked against the provider's JWKS too, not only trusted for having come over TLS
   // from the token endpoint (which OpenID Connect Core allows): a token altered on the way is refused.
   oidc.enableNonRepudiationChecks(config)
+  const jwksUri = config.serverMetadata().jwks_uri
   return {
     config,
+    jwks: jwksUri ? createRemoteJWKSet(new URL(jwksUri), { timeoutDuration: TIMEOUT_SECONDS * 1000 }) : undefined,
     subjectClaim: row.subject_claim,
     roleClaim: row.role_claim,
     scopes: row.scopes,

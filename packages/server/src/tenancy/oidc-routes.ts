@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { OidcHandoff, SessionEnded, StaffSessionToken } from '@strongroom/sdk/protocol'
 import type { FastifyReply } from 'fastify'
 import { recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -9,6 +10,7 @@ import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
 import { issuerOf } from './oauth-routes.ts'
+import { backChannelLogout, LogoutTokenRefused } from './oidc-back-channel-logout.ts'
 import {
   Jwk,
   oidcAuthMethods,
@@ -39,21 +41,13 @@ const ProviderView = Type.Object({
   publicJwk: Type.Optional(Jwk),
   updatedAt: Type.String(),
 })
-const SessionToken = Type.Object({
-  staffId: Type.String(),
-  token: Type.String(),
-  tokenId: Type.String(),
-  scopes: Type.Array(Type.String()),
-  expiresAt: Type.String(),
-  sessionExpiresAt: Type.String(),
-})
-
 /** Staff sign-in through the bank's OpenID provider, and the console sessions it opens. */
 export async function oidcRoutes(app: App, ctx: ServerContext): Promise<void> {
   const clientOf = oidcClients(ctx)
   await providerRoutes(app, ctx)
   await signInRoutes(app, ctx, clientOf)
   await sessionRoutes(app, ctx, clientOf)
+  await app.register(async (scope) => backChannelLogoutRoutes(scope, ctx, clientOf))
 }
 
 /** The tenant's identity provider, set by its administrator. */
@@ -184,11 +178,8 @@ async function sessionRoutes(app: App, ctx: ServerContext, clientOf: OidcClientO
       schema: {
         summary: 'Exchange the single-use code the sign-in handed the console for its first short-lived token',
         tags: ['auth'],
-        body: Type.Object(
-          { tenantId: idOf('ten'), handoff: Type.String({ pattern: '^sho_[A-Za-z0-9_-]{43}$' }) },
-          { additionalProperties: false },
-        ),
-        response: { 201: SessionToken, ...problemResponses(400, 401, 429) },
+        body: OidcHandoff,
+        response: { 201: StaffSessionToken, ...problemResponses(400, 401, 429) },
       },
     },
     async (request, reply) => {
@@ -201,9 +192,10 @@ async function sessionRoutes(app: App, ctx: ServerContext, clientOf: OidcClientO
     {
       config: { access: allow.staffMember },
       schema: {
-        summary: 'A fresh short-lived token for the console session this token belongs to (this one is revoked)',
+        summary:
+          'A fresh short-lived token for the console session this token belongs to; each token renews once, and a second renewal with it ends the session',
         tags: ['auth'],
-        response: { 201: SessionToken, ...problemResponses(401, 403) },
+        response: { 201: StaffSessionToken, ...problemResponses(401, 403) },
       },
     },
     async (request, reply) => {
@@ -220,10 +212,7 @@ async function sessionRoutes(app: App, ctx: ServerContext, clientOf: OidcClientO
       schema: {
         summary: "Sign out: every token of this console session ends; gives the identity provider's logout URL",
         tags: ['auth'],
-        response: {
-          200: Type.Object({ endSessionUrl: Type.Optional(Type.String()) }),
-          ...problemResponses(401, 403),
-        },
+        response: { 200: SessionEnded, ...problemResponses(401, 403) },
       },
     },
     async (request) => {
@@ -235,6 +224,64 @@ async function sessionRoutes(app: App, ctx: ServerContext, clientOf: OidcClientO
         principal,
         `${issuerOf(ctx, request)}/console/?tenant=${principal.tenantId}`,
       )
+    },
+  )
+}
+
+/**
+ * OpenID Connect Back-Channel Logout 1.0: the provider POSTs a logout token when a staff member signs out there (or
+ * is signed out by an administrator), and their console sessions end at once. In a scope of its own: it alone parses
+ * form-encoded bodies. Answers as §2.8 says: 200, or 400 with an OAuth `error`; never cached.
+ */
+async function backChannelLogoutRoutes(scope: App, ctx: ServerContext, clientOf: OidcClientOf): Promise<void> {
+  // The logout token comes form-encoded (§2.5), never as JSON.
+  scope.removeAllContentTypeParsers()
+  scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>
+    done(null, Object.fromEntries(new URLSearchParams(body as string))),
+  )
+  scope.addContentTypeParser('*', (_request, _payload, done) => done(new Problem('request/unsupported-media-type')))
+  // Every answer, refusals of the body's form or size included.
+  scope.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('cache-control', 'no-store')
+    return payload
+  })
+  scope.post(
+    '/v1/staff-sign-in/oidc/back-channel-logout',
+    {
+      config: { access: allow.anyone, guesses: 'staff-sign-in' },
+      schema: {
+        summary: "The identity provider's back-channel logout (OpenID Connect Back-Channel Logout 1.0)",
+        tags: ['auth'],
+        consumes: ['application/x-www-form-urlencoded'],
+        querystring: Type.Object({ tenant: idOf('ten') }, { additionalProperties: false }),
+        body: Type.Object({ logout_token: Type.Optional(Type.String({ maxLength: 16_384 })) }),
+        response: {
+          200: Type.Null(),
+          400: Type.Object({ error: Type.Literal('invalid_request'), error_description: Type.String() }),
+          ...problemResponses(413, 415, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const tenantId = request.query.tenant
+      try {
+        const token = request.body.logout_token
+        if (!token) throw new LogoutTokenRefused('logout_token is missing')
+        await backChannelLogout(ctx, clientOf, tenantId, token)
+        // An empty 200, as §2.8 asks (the typed reply wants a body; the untyped one sends none).
+        return (reply as FastifyReply).status(200).send()
+      } catch (error) {
+        if (!(error instanceof LogoutTokenRefused)) throw error
+        await recordAudit(ctx.db, {
+          tenantId: error.tenantKnown ? tenantId : SYSTEM_CHAIN,
+          actor: { kind: 'system', id: null },
+          action: 'staff.oidc.back-channel-logout',
+          outcome: 'denied',
+          reason: error.description,
+          details: {},
+        })
+        return reply.status(400).send({ error: 'invalid_request', error_description: error.description })
+      }
     },
   )
 }

@@ -8,7 +8,14 @@ import type { FieldRef } from '../platform/keyring/keyring.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import type { OidcClient } from './oidc-providers.ts'
 import { loadScimRolePolicy, mappedRole } from './scim.ts'
-import { createStaff, type IssuedStaffToken, issueStaffToken, isUniqueViolation, type StaffMember } from './staff.ts'
+import {
+  applyStaffRole,
+  createStaff,
+  type IssuedStaffToken,
+  issueStaffToken,
+  isUniqueViolation,
+  type StaffMember,
+} from './staff.ts'
 import { publishStaffRevoked } from './staff-events.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
@@ -84,6 +91,8 @@ export async function startOidcSignIn(
       id_token: null,
       ended_at: null,
       created_at: now,
+      idp_subject: null,
+      idp_session: null,
     })
     .execute()
   return oidc.buildAuthorizationUrl(client.config, {
@@ -103,7 +112,7 @@ export async function startOidcSignIn(
  * and takes the role the role claim maps to. Gives the tenant and a single-use handoff code for the console.
  */
 export async function finishOidcSignIn(
-  ctx: Ctx,
+  ctx: Ctx & Pick<ServerContext, 'bus'>,
   clientOf: OidcClientOf,
   callbackUrl: URL,
 ): Promise<{ tenantId: string; handoff: string }> {
@@ -149,6 +158,9 @@ export async function finishOidcSignIn(
       expires_at: new Date(now + HANDOFF_SECONDS * 1000),
       session_expires_at: new Date(now + client.sessionSeconds * 1000),
       id_token: tokens.id_token ? await ctx.keyring.encrypt(tenantId, idTokenField(signIn.id), tokens.id_token) : null,
+      // What a back-channel logout token names this session by.
+      idp_subject: typeof claims.sub === 'string' ? claims.sub : null,
+      idp_session: typeof claims.sid === 'string' ? claims.sid : null,
     })
     .where('id', '=', signIn.id)
     .execute()
@@ -167,7 +179,7 @@ function claimValues(value: unknown): string[] {
  * audited); a deactivated or deleted member is refused.
  */
 async function staffFor(
-  ctx: Ctx,
+  ctx: Ctx & Pick<ServerContext, 'bus'>,
   tenantId: string,
   client: OidcClient,
   claims: Record<string, unknown>,
@@ -182,7 +194,7 @@ async function staffFor(
   const actor = { kind: 'system', id: null } as const
   const existing = await ctx.db
     .selectFrom('staff')
-    .select(['id', 'name', 'role', 'deactivated_at', 'deleted_at'])
+    .select(['id', 'name', 'role', 'deactivated_at', 'deleted_at', 'roleless_at'])
     .where('tenant_id', '=', tenantId)
     .where('external_id', '=', subject)
     .executeTakeFirst()
@@ -197,28 +209,28 @@ async function staffFor(
     }
   }
   if (existing.deactivated_at !== null || existing.deleted_at !== null) throw new SignInFailed('deactivated', tenantId)
-  if (existing.role !== role) await changeRole(ctx, tenantId, existing.id, role)
+  if (existing.role !== role || existing.roleless_at !== null) await changeRole(ctx, tenantId, existing.id, role)
   return { id: existing.id, tenantId, name: existing.name, role, active: true }
 }
 
-async function changeRole(ctx: Ctx, tenantId: string, staffId: string, role: Role): Promise<void> {
-  await ctx.db.transaction().execute(async (trx) => {
-    await trx
-      .updateTable('staff')
-      .set({ role, updated_at: new Date() })
+/** The role the claim maps to, as a group change gives one: the tokens that relied on a role lost end with it. */
+async function changeRole(
+  ctx: Ctx & Pick<ServerContext, 'bus'>,
+  tenantId: string,
+  staffId: string,
+  role: Role,
+): Promise<void> {
+  const { revokedTokenIds } = await ctx.db.transaction().execute(async (trx) => {
+    const current = await trx
+      .selectFrom('staff')
+      .select(['tenant_id', 'id', 'role', 'roleless_at'])
       .where('tenant_id', '=', tenantId)
       .where('id', '=', staffId)
-      .execute()
-    await recordAudit(trx, {
-      tenantId,
-      actor: { kind: 'system', id: null },
-      action: 'staff.update',
-      target: { kind: 'staff', id: staffId },
-      outcome: 'success',
-      reason: 'identity provider role claim',
-      details: { role },
-    })
+      .forUpdate()
+      .executeTakeFirstOrThrow()
+    return applyStaffRole({ db: trx }, current, role, { kind: 'system', id: null }, 'identity provider role claim')
   })
+  for (const tokenId of revokedTokenIds) publishStaffRevoked(ctx.bus, { tenantId, staffId, tokenId })
 }
 
 /** A console session's token and when the session ends (refreshes do not pass it). */
@@ -280,22 +292,65 @@ async function openSignIn(ctx: Ctx, tenantId: string, tokenId: string) {
 
 /**
  * A fresh short-lived token for the session the presented token continues: the console calls this before its token
- * runs out (the old one then runs out on its own, so a request or stream still using it is not cut). Refused once the session ended (signed out, or past its end) or the member was
- * deactivated (their tokens were revoked, so the presented one no longer authenticates).
+ * runs out (the old one then runs out on its own, so a request or stream still using it is not cut). Refused once the
+ * session ended (signed out, or past its end) or the member was deactivated (their tokens were revoked, so the
+ * presented one no longer authenticates).
+ *
+ * Each token renews once, as refresh tokens rotate (RFC 9700 §4.14.2): a console holds one line of tokens, each
+ * renewing into the next, so a second renewal with the same token means a copy of it is in other hands. Which of the
+ * two is the thief cannot be told, so the whole session ends (every token of it revoked, its streams closed, audited)
+ * and the staff member signs in again. A stolen token otherwise kept minting new ones until the session's end (8 h).
  */
 export async function refreshConsoleSession(
-  ctx: Ctx,
+  ctx: Ctx & Pick<ServerContext, 'bus' | 'log'>,
   principal: { tenantId: string; staffId: string; tokenId: string },
 ): Promise<ConsoleSessionToken> {
-  const signIn = await openSignIn(ctx, principal.tenantId, principal.tokenId)
-  if (!signIn?.session_expires_at || signIn.ended_at !== null || signIn.staff_id !== principal.staffId) {
+  const { tenantId, staffId, tokenId } = principal
+  const signIn = await openSignIn(ctx, tenantId, tokenId)
+  if (!signIn?.session_expires_at || signIn.ended_at !== null || signIn.staff_id !== staffId) {
     throw new Problem('auth/session-ended')
   }
-  return sessionToken(ctx, principal.tenantId, {
-    id: signIn.id,
-    staffId: principal.staffId,
-    ends: signIn.session_expires_at,
-  })
+  const now = new Date()
+  // The single-use point: of two renewals with one token, one statement finds it not yet renewed.
+  const renewing = await ctx.db
+    .updateTable('staff_tokens')
+    .set({ renewed_at: now })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', tokenId)
+    .where('renewed_at', 'is', null)
+    .returning('id')
+    .executeTakeFirst()
+  if (!renewing) {
+    const revoked = await ctx.db.transaction().execute(async (trx) => {
+      const ended = await endSignIns(trx, tenantId, [signIn.id], now)
+      await recordAudit(trx, {
+        tenantId,
+        actor: { kind: 'staff', id: staffId },
+        action: 'staff.session-token-reused',
+        target: { kind: 'staff', id: staffId },
+        outcome: 'failure',
+        details: { tokenId, signIn: signIn.id },
+      })
+      return ended
+    })
+    for (const { id } of revoked) publishStaffRevoked(ctx.bus, { tenantId, staffId, tokenId: id })
+    ctx.log.warn({ tenantId, staffId, signIn: signIn.id }, 'a console token renewed twice: the session is ended')
+    throw new Problem('auth/session-ended')
+  }
+  try {
+    return await sessionToken(ctx, tenantId, { id: signIn.id, staffId, ends: signIn.session_expires_at })
+  } catch (error) {
+    // No new token came of it (the member deactivated meanwhile, the database away): the console may try again.
+    await ctx.db
+      .updateTable('staff_tokens')
+      .set({ renewed_at: null })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', tokenId)
+      .where('renewed_at', '=', now)
+      .execute()
+      .catch(() => undefined)
+    throw error
+  }
 }
 
 /**
@@ -313,14 +368,16 @@ export async function endConsoleSession(
   const signIn = await openSignIn(ctx, tenantId, tokenId)
   const now = new Date()
   const revoked = await ctx.db.transaction().execute(async (trx) => {
-    let revoke = trx
-      .updateTable('staff_tokens')
-      .set({ revoked_at: now })
-      .where('tenant_id', '=', tenantId)
-      .where('revoked_at', 'is', null)
-    revoke = signIn ? revoke.where('sign_in_id', '=', signIn.id) : revoke.where('id', '=', tokenId)
-    const ended = await revoke.returning('id').execute()
-    if (signIn) await trx.updateTable('staff_sign_ins').set({ ended_at: now }).where('id', '=', signIn.id).execute()
+    const ended = signIn
+      ? await endSignIns(trx, tenantId, [signIn.id], now)
+      : await trx
+          .updateTable('staff_tokens')
+          .set({ revoked_at: now })
+          .where('tenant_id', '=', tenantId)
+          .where('revoked_at', 'is', null)
+          .where('id', '=', tokenId)
+          .returning(['id', 'staff_id'])
+          .execute()
     await recordAudit(trx, {
       tenantId,
       actor: { kind: 'staff', id: staffId },
@@ -342,6 +399,33 @@ export async function endConsoleSession(
     post_logout_redirect_uri: postLogoutRedirectUri,
   })
   return { endSessionUrl: url.href }
+}
+
+/**
+ * Ends these sign-ins in the caller's transaction: marked ended (no refresh), every token issued for them revoked.
+ * Gives the tokens revoked, for the caller to close the streams they opened once it commits (`publishStaffRevoked`).
+ */
+export async function endSignIns(
+  trx: Ctx['db'],
+  tenantId: string,
+  signInIds: string[],
+  now: Date,
+): Promise<{ id: string; staff_id: string }[]> {
+  if (signInIds.length === 0) return []
+  await trx
+    .updateTable('staff_sign_ins')
+    .set({ ended_at: now })
+    .where('tenant_id', '=', tenantId)
+    .where('id', 'in', signInIds)
+    .execute()
+  return trx
+    .updateTable('staff_tokens')
+    .set({ revoked_at: now })
+    .where('tenant_id', '=', tenantId)
+    .where('sign_in_id', 'in', signInIds)
+    .where('revoked_at', 'is', null)
+    .returning(['id', 'staff_id'])
+    .execute()
 }
 
 /** The sign-in columns sealed by the keyring: for `keys reencrypt` and `keys retire`. */

@@ -3,11 +3,10 @@
  * a client secret and with private_key_jwt, and against a forging one for the ID tokens a real provider never sends.
  */
 import assert from 'node:assert/strict'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { startScriptedIdp } from '../testing/scripted-idp.ts'
 import { startTestIdp, type TestIdp } from '../testing/test-idp.ts'
 import { createStaff } from './staff.ts'
 
@@ -66,6 +65,11 @@ class Browser {
     }
     assert.fail('too many redirects')
   }
+  /** GETs a page with the browser's cookies (the provider's logout confirmation). */
+  async page(url: string): Promise<string> {
+    const cookie = [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ')
+    return (await fetch(url, { headers: { cookie } })).text()
+  }
   constructor(readonly username: string) {}
 }
 
@@ -97,6 +101,8 @@ describe('staff sign in through the bank’s OpenID provider', () => {
         redirect_uris: [redirect],
         post_logout_redirect_uris: [`${server.url}/console/?tenant=${bank.tenantId}`],
         token_endpoint_auth_method: 'client_secret_basic',
+        backchannel_logout_uri: `${server.url}/v1/staff-sign-in/oidc/back-channel-logout?tenant=${bank.tenantId}`,
+        backchannel_logout_session_required: true,
       },
       {
         client_id: 'strongroom-key',
@@ -165,6 +171,41 @@ describe('staff sign in through the bank’s OpenID provider', () => {
       assert.equal((await call(server, token, 'GET', '/v1/me')).status, 401, 'every token of the session ended')
       assert.equal((await call(server, token, 'POST', '/v1/staff/session/refresh')).status, 401)
     }
+  })
+
+  test('signing out at the provider ends the console session at once (the provider’s back-channel logout)', async () => {
+    const browser = new Browser('alice')
+    const landed = await browser.go(authorize(bank.tenantId))
+    const handoff = fragmentOf(landed).get('oidc')
+    const session = await call(server, undefined, 'POST', '/v1/staff/oidc/session', {
+      tenantId: bank.tenantId,
+      handoff,
+    })
+    assert.equal(session.status, 201)
+    assert.equal((await call(server, session.body.token, 'GET', '/v1/me')).status, 200)
+
+    // The staff member signs out at the provider itself, not in the console.
+    const confirm = await browser.page(`${idp.issuer}/session/end?client_id=strongroom`)
+    const action = /id="op.logoutForm" method="post" action="([^"]+)"/.exec(confirm)?.[1]
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm)?.[1]
+    assert.ok(action && xsrf, confirm)
+    await browser.go(new URL(action, idp.issuer).href, {
+      form: { xsrf, logout: 'yes' },
+      stop: (url) => url.pathname.startsWith('/session/end/success'),
+    })
+    assert.equal((await call(server, session.body.token, 'GET', '/v1/me')).status, 401)
+    assert.equal((await call(server, session.body.token, 'POST', '/v1/staff/session/refresh')).status, 401)
+    await server.flushAudit()
+    const ended = await server.ctx.db
+      .selectFrom('audit_events')
+      .select(['outcome', 'details'])
+      .where('tenant_id', '=', bank.tenantId)
+      .where('action', '=', 'staff.oidc.back-channel-logout')
+      .execute()
+    assert.deepEqual(
+      ended.map((e) => [e.outcome, JSON.parse(e.details).by]),
+      [['success', 'sid']],
+    )
   })
 
   test('the handoff code is single use; a token not from a sign-in cannot refresh', async () => {
@@ -303,45 +344,15 @@ describe('staff sign in through the bank’s OpenID provider', () => {
 
 describe('ID tokens a provider must never be trusted for', () => {
   let bank: TestBank
-  let forger: { issuer: string; close(): void }
+  let forger: Awaited<ReturnType<typeof startScriptedIdp>>
   /** What the forging provider's token endpoint signs, given the nonce Strongroom sent. */
   let forge: (nonce: string) => Promise<string>
   const forgeries: Record<string, (nonce: string) => Promise<string>> = {}
 
   before(async () => {
     bank = await createTestBank(server, 'Forged Bank')
-    const { privateKey, publicKey } = await generateKeyPair('ES256')
-    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }
-    let nonce = ''
-    const http = createServer(async (request, response) => {
-      const url = new URL(request.url ?? '/', forger.issuer)
-      const json = (body: unknown) =>
-        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body))
-      if (url.pathname === '/.well-known/openid-configuration') {
-        return json({
-          issuer: forger.issuer,
-          authorization_endpoint: `${forger.issuer}/authorize`,
-          token_endpoint: `${forger.issuer}/token`,
-          jwks_uri: `${forger.issuer}/jwks`,
-          response_types_supported: ['code'],
-          subject_types_supported: ['public'],
-          id_token_signing_alg_values_supported: ['ES256'],
-          code_challenge_methods_supported: ['S256'],
-        })
-      }
-      if (url.pathname === '/jwks') return json({ keys: [jwk] })
-      if (url.pathname === '/authorize') {
-        nonce = url.searchParams.get('nonce') as string
-        const back = new URL(url.searchParams.get('redirect_uri') as string)
-        back.searchParams.set('code', 'code-1')
-        back.searchParams.set('state', url.searchParams.get('state') as string)
-        return response.writeHead(303, { location: back.href }).end()
-      }
-      for await (const _ of request);
-      return json({ access_token: 'at', token_type: 'Bearer', expires_in: 60, id_token: await forge(nonce) })
-    })
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
-    forger = { issuer: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, close: () => http.close() }
+    forger = await startScriptedIdp({ idToken: (nonce) => forge(nonce) })
+    const privateKey = forger.signingKey
     const sign = (claims: Record<string, unknown>, nonce: string, key = privateKey) =>
       new SignJWT({ nonce, roles: ['Strongroom.Agent'], ...claims })
         .setProtectedHeader({ alg: 'ES256', kid: 'k1' })

@@ -1,4 +1,15 @@
 import { Type } from '@sinclair/typebox'
+import {
+  IssuedStaffInvitation,
+  IssuedStaffToken,
+  Me,
+  NewStaffMember,
+  StaffInvitationRequest,
+  StaffList,
+  StaffMember,
+  StaffTokenPolicy,
+  StaffTokenRequest,
+} from '@strongroom/sdk/protocol'
 import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
@@ -6,8 +17,7 @@ import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
-import { roles, scopes } from '../platform/http/roles.ts'
-import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
+import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import { issuerOf } from './oauth-routes.ts'
 import {
   createStaff,
@@ -15,31 +25,10 @@ import {
   issueStaffToken,
   listStaff,
   loadStaffTokenPolicy,
-  STAFF_TOKEN_MAX_SECONDS,
   saveStaffTokenPolicy,
 } from './staff.ts'
-import { inviteStaff, STAFF_INVITATION_MAX_SECONDS, STAFF_INVITATION_TTL_SECONDS } from './staff-invitations.ts'
+import { inviteStaff, STAFF_INVITATION_TTL_SECONDS } from './staff-invitations.ts'
 import { changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
-
-const Role = oneOf(roles)
-const ScopeSchema = oneOf(scopes)
-const StaffSchema = Type.Object({
-  id: Type.String(),
-  tenantId: Type.String(),
-  name: Type.String(),
-  role: Role,
-  active: Type.Boolean(),
-})
-const StaffTokenPolicy = Type.Object(
-  {
-    maxTokenSeconds: Type.Integer({
-      minimum: 60,
-      maximum: STAFF_TOKEN_MAX_SECONDS,
-      description: 'the longest a staff token may live; a token asked for longer is issued for this long',
-    }),
-  },
-  { additionalProperties: false },
-)
 
 export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void> {
   await meRoutes(app)
@@ -57,19 +46,7 @@ async function meRoutes(app: App): Promise<void> {
       schema: {
         summary: 'Who the credentials stand for',
         tags: ['tenancy'],
-        response: {
-          200: Type.Object({
-            kind: Type.Union([Type.Literal('staff'), Type.Literal('device'), Type.Literal('client')]),
-            tenantId: Type.String(),
-            staffId: Type.Optional(Type.String()),
-            role: Type.Optional(Role),
-            scopes: Type.Optional(Type.Array(Type.String())),
-            deviceId: Type.Optional(Type.String()),
-            customerId: Type.Optional(Type.String()),
-            clientId: Type.Optional(Type.String()),
-          }),
-          ...problemResponses(401),
-        },
+        response: { 200: Me, ...problemResponses(401) },
       },
     },
     async (request) => {
@@ -95,12 +72,9 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: 'Add a staff member to the tenant',
         tags: ['tenancy'],
-        body: Type.Object(
-          { name: Type.String({ minLength: 1, maxLength: 100 }), role: Role },
-          { additionalProperties: false },
-        ),
+        body: NewStaffMember,
         headers: IdempotencyKeyHeaders,
-        response: { 201: StaffSchema, ...problemResponses(400, 401, 403, 409, 422) },
+        response: { 201: StaffMember, ...problemResponses(400, 401, 403, 409, 422) },
       },
     },
     async (request, reply) => {
@@ -118,7 +92,7 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
       schema: {
         summary: "The tenant's staff members, by name: whom a supervisor can give a conversation to",
         tags: ['tenancy'],
-        response: { 200: Type.Object({ staff: Type.Array(StaffSchema) }), ...problemResponses(401, 403) },
+        response: { 200: StaffList, ...problemResponses(401, 403) },
       },
     },
     async (request) => ({ staff: await listStaff(ctx, principalOf(request).tenantId) }),
@@ -132,21 +106,11 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
         summary: 'Issue an API token for a staff member (shown once)',
         tags: ['tenancy'],
         params: Type.Object({ staffId: idOf('stf') }),
-        body: Type.Object(
-          {
-            ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: STAFF_TOKEN_MAX_SECONDS })),
-            scopes: Type.Optional(Type.Array(ScopeSchema, { minItems: 1, uniqueItems: true })),
-          },
-          { additionalProperties: false },
-        ),
+        body: StaffTokenRequest,
+        headers: IdempotencyKeyHeaders,
         response: {
-          201: Type.Object({
-            token: Type.String(),
-            tokenId: Type.String(),
-            scopes: Type.Array(Type.String()),
-            expiresAt: Type.String(),
-          }),
-          ...problemResponses(400, 401, 403, 404),
+          201: IssuedStaffToken,
+          ...problemResponses(400, 401, 403, 404, 409, 422),
         },
       },
     },
@@ -154,13 +118,11 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
       const principal = principalOf(request)
       const staff = await findStaff(ctx, principal.tenantId, { id: request.params.staffId })
       if (!staff) throw new Problem('request/not-found', 'no such staff member')
-      const issued = await issueStaffToken(
-        ctx,
-        staff,
-        { ttlSeconds: request.body.ttlSeconds ?? 8 * 3600, scopes: request.body.scopes },
-        actorOf(principal),
+      const lifetime = { ttlSeconds: request.body.ttlSeconds ?? 8 * 3600, scopes: request.body.scopes }
+      reply.header('cache-control', 'no-store')
+      return idempotent(ctx, request, reply, 201, (scoped) =>
+        issueStaffToken(scoped, staff, lifetime, actorOf(principal)),
       )
-      return reply.status(201).header('cache-control', 'no-store').send(issued)
     },
   )
 }
@@ -176,18 +138,11 @@ async function staffInvitationRoutes(app: App, ctx: ServerContext): Promise<void
           'Invite a staff member to enrol a passkey: a single-use, short-lived console link (shown once; replaces earlier ones)',
         tags: ['tenancy'],
         params: Type.Object({ staffId: idOf('stf') }),
-        body: Type.Object(
-          { ttlSeconds: Type.Optional(Type.Integer({ minimum: 300, maximum: STAFF_INVITATION_MAX_SECONDS })) },
-          { additionalProperties: false },
-        ),
+        body: StaffInvitationRequest,
+        headers: IdempotencyKeyHeaders,
         response: {
-          201: Type.Object({
-            invitationId: Type.String(),
-            staffId: Type.String(),
-            url: Type.String(),
-            expiresAt: Type.String(),
-          }),
-          ...problemResponses(400, 401, 403, 404),
+          201: IssuedStaffInvitation,
+          ...problemResponses(400, 401, 403, 404, 409, 422),
         },
       },
     },
@@ -196,13 +151,9 @@ async function staffInvitationRoutes(app: App, ctx: ServerContext): Promise<void
       const staff = await findStaff(ctx, principal.tenantId, { id: request.params.staffId })
       if (!staff) throw new Problem('request/not-found', 'no such staff member')
       const ttlSeconds = request.body.ttlSeconds ?? STAFF_INVITATION_TTL_SECONDS
-      const invitation = await inviteStaff(
-        ctx,
-        staff,
-        { ttlSeconds, consoleBase: issuerOf(ctx, request) },
-        actorOf(principal),
-      )
-      return reply.status(201).header('cache-control', 'no-store').send(invitation)
+      const link = { ttlSeconds, consoleBase: issuerOf(ctx, request) }
+      reply.header('cache-control', 'no-store')
+      return idempotent(ctx, request, reply, 201, (scoped) => inviteStaff(scoped, staff, link, actorOf(principal)))
     },
   )
 }
@@ -239,10 +190,10 @@ async function staffLifecycleRoutes(app: App, ctx: ServerContext): Promise<void>
         schema: {
           summary: active
             ? 'Make a deactivated staff member active again (audited); they need new tokens'
-            : 'Deactivate a staff member: every token and console session ends at once on every node (audited)',
+            : "Deactivate a staff member: every token and console session ends at once on every node (audited); never the bank's last active admin",
           tags: ['tenancy'],
           params: Type.Object({ staffId: idOf('stf') }),
-          response: { 200: StaffSchema, ...problemResponses(401, 403, 404) },
+          response: { 200: StaffMember, ...problemResponses(401, 403, 404, 409) },
         },
       },
       async (request) => {

@@ -4,7 +4,7 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type Role, roles } from '../platform/http/roles.ts'
 import { loadTenantPolicy, saveTenantPolicy } from './policies.ts'
-import { applyStaffActive, createStaff, isUniqueViolation } from './staff.ts'
+import { applyStaffActive, applyStaffRole, createStaff, isUniqueViolation } from './staff.ts'
 import { publishStaffRevoked } from './staff-events.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'bus'>
@@ -18,7 +18,14 @@ export const SCIM_PATCH_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp'
 export class ScimError extends Error {
   constructor(
     readonly status: 400 | 404 | 409,
-    readonly scimType: 'invalidFilter' | 'invalidValue' | 'invalidPath' | 'invalidSyntax' | 'uniqueness' | undefined,
+    readonly scimType:
+      | 'invalidFilter'
+      | 'invalidValue'
+      | 'invalidPath'
+      | 'invalidSyntax'
+      | 'uniqueness'
+      | 'mutability'
+      | undefined,
     readonly detail: string,
   ) {
     super(detail)
@@ -26,7 +33,10 @@ export class ScimError extends Error {
   }
 }
 
-/** The user as the identity provider sees it: userName is the staff member's name; roles hold their one role. */
+/**
+ * The user as the identity provider sees it: userName is the staff member's name; roles hold their one role (none
+ * while their groups give them none); groups, read-only, the groups they are a member of.
+ */
 export interface ScimUser {
   schemas: string[]
   id: string
@@ -35,10 +45,22 @@ export interface ScimUser {
   displayName?: string
   active: boolean
   roles: { value: string; primary: boolean }[]
+  groups?: ScimUserGroup[]
   meta: { resourceType: 'User'; created: string; lastModified: string; location: string }
 }
 
-/** What the identity provider sets: the role comes from its `roles` values through the tenant's mapping. */
+/** A group a user is in, as SCIM shows it on the user (RFC 7643 §4.1.2: read-only, changed through the group). */
+export interface ScimUserGroup {
+  value: string
+  display: string
+  $ref: string
+  type: 'direct'
+}
+
+/**
+ * What the identity provider sets: the role comes from its `roles` values through the tenant's mapping; with none, the
+ * user holds no role until a group gives them one.
+ */
 export interface ScimUserInput {
   userName: string
   externalId?: string | undefined
@@ -55,6 +77,7 @@ const columns = [
   'external_id',
   'display_name',
   'deactivated_at',
+  'roleless_at',
   'created_at',
   'updated_at',
 ] as const
@@ -67,11 +90,12 @@ type StaffRow = {
   external_id: string | null
   display_name: string | null
   deactivated_at: Date | null
+  roleless_at: Date | null
   created_at: Date
   updated_at: Date | null
 }
 
-function scimUserOf(row: StaffRow, base: string): ScimUser {
+function scimUserOf(row: StaffRow, groups: ScimUserGroup[], base: string): ScimUser {
   return {
     schemas: [SCIM_USER_SCHEMA],
     id: row.id,
@@ -79,7 +103,8 @@ function scimUserOf(row: StaffRow, base: string): ScimUser {
     userName: row.name,
     ...(row.display_name === null ? {} : { displayName: row.display_name }),
     active: row.deactivated_at === null,
-    roles: [{ value: row.role, primary: true }],
+    roles: row.roleless_at === null ? [{ value: row.role, primary: true }] : [],
+    ...(groups.length === 0 ? {} : { groups }),
     meta: {
       resourceType: 'User',
       created: new Date(row.created_at).toISOString(),
@@ -105,21 +130,20 @@ export async function loadScimRolePolicy(ctx: Pick<Ctx, 'db'>, tenantId: string)
   )
 }
 
-export async function saveScimRolePolicy(
+/** Saves the mapping (audited) in the caller's transaction; `saveRoleMapping` also gives group members their new role. */
+export async function writeScimRolePolicy(
   ctx: Pick<Ctx, 'db'>,
   tenantId: string,
   policy: ScimRolePolicy,
   actor: Actor,
 ): Promise<void> {
-  await ctx.db.transaction().execute(async (trx) => {
-    await saveTenantPolicy({ db: trx }, tenantId, SCIM_ROLE_POLICY, policy, `${actor.kind}:${actor.id}`)
-    await recordAudit(trx, {
-      tenantId,
-      actor,
-      action: 'policy.scim-roles.update',
-      outcome: 'success',
-      details: { values: Object.keys(policy.roles).length },
-    })
+  await saveTenantPolicy(ctx, tenantId, SCIM_ROLE_POLICY, policy, `${actor.kind}:${actor.id}`)
+  await recordAudit(ctx.db, {
+    tenantId,
+    actor,
+    action: 'policy.scim-roles.update',
+    outcome: 'success',
+    details: { values: Object.keys(policy.roles).length },
   })
 }
 
@@ -172,25 +196,68 @@ async function userRow(ctx: Pick<Ctx, 'db'>, tenantId: string, id: string, lock 
   return row
 }
 
+/** The groups each of these users is in, by user id. */
+async function groupsOfUsers(
+  ctx: Pick<Ctx, 'db'>,
+  tenantId: string,
+  ids: string[],
+  base: string,
+): Promise<Map<string, ScimUserGroup[]>> {
+  const groups = new Map<string, ScimUserGroup[]>(ids.map((id) => [id, []]))
+  if (ids.length === 0) return groups
+  const rows = await ctx.db
+    .selectFrom('scim_group_members')
+    .innerJoin('scim_groups', (join) =>
+      join
+        .onRef('scim_groups.tenant_id', '=', 'scim_group_members.tenant_id')
+        .onRef('scim_groups.id', '=', 'scim_group_members.group_id'),
+    )
+    .select(['scim_group_members.staff_id', 'scim_groups.id', 'scim_groups.display_name'])
+    .where('scim_group_members.tenant_id', '=', tenantId)
+    .where('scim_group_members.staff_id', 'in', ids)
+    .orderBy('scim_groups.display_name')
+    .execute()
+  for (const row of rows) {
+    groups.get(row.staff_id)?.push({
+      value: row.id,
+      display: row.display_name,
+      $ref: `${base}/scim/v2/Groups/${row.id}`,
+      type: 'direct',
+    })
+  }
+  return groups
+}
+
 export async function getScimUser(ctx: Pick<Ctx, 'db'>, tenantId: string, id: string, base: string) {
-  return scimUserOf(await userRow(ctx, tenantId, id), base)
+  const row = await userRow(ctx, tenantId, id)
+  return scimUserOf(row, (await groupsOfUsers(ctx, tenantId, [id], base)).get(id) ?? [], base)
 }
 
 /**
- * The filters identity providers send to find a user before creating it: `userName eq "…"` or `externalId eq "…"`
- * (attribute names and the operator case-insensitive, RFC 7644 §3.4.2.2). Anything else is refused as invalidFilter.
+ * The filters identity providers send to find a resource before creating it: `<attribute> eq "…"` for one of the
+ * attributes given (names and the operator case-insensitive, RFC 7644 §3.4.2.2), e.g. `userName eq "…"` for users and
+ * `displayName eq "…"` for groups. Gives the column the attribute is kept in. Anything else is invalidFilter.
  */
-export function parseScimFilter(filter: string): { attribute: 'name' | 'external_id'; value: string } {
-  const match = /^\s*(userName|externalId)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$/i.exec(filter)
-  if (!match) throw new ScimError(400, 'invalidFilter', 'only userName eq "…" and externalId eq "…" are supported')
+export function parseScimFilter<Column extends string>(
+  filter: string,
+  attributes: Record<string, Column>,
+): { column: Column; value: string } {
+  const match = /^\s*([A-Za-z]\w*)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$/i.exec(filter)
+  const name = Object.keys(attributes).find((a) => a.toLowerCase() === match?.[1]?.toLowerCase())
+  if (!match || name === undefined) {
+    const supported = Object.keys(attributes).map((a) => `${a} eq "…"`)
+    throw new ScimError(400, 'invalidFilter', `only ${supported.join(' and ')} are supported`)
+  }
   let value: string
   try {
     value = JSON.parse(`"${match[2]}"`) as string
   } catch {
     throw new ScimError(400, 'invalidFilter', 'the filter value is not a valid string')
   }
-  return { attribute: match[1]?.toLowerCase() === 'username' ? 'name' : 'external_id', value }
+  return { column: attributes[name] as Column, value }
 }
+
+const userFilterAttributes = { userName: 'name', externalId: 'external_id' } as const
 
 export async function listScimUsers(
   ctx: Pick<Ctx, 'db'>,
@@ -200,8 +267,8 @@ export async function listScimUsers(
 ) {
   let select = ctx.db.selectFrom('staff').where('tenant_id', '=', tenantId).where('deleted_at', 'is', null)
   if (query.filter !== undefined) {
-    const { attribute, value } = parseScimFilter(query.filter)
-    select = select.where(attribute, '=', value)
+    const { column, value } = parseScimFilter(query.filter, userFilterAttributes)
+    select = select.where(column, '=', value)
   }
   const total = await select.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()
   const rows = await select
@@ -216,7 +283,15 @@ export async function listScimUsers(
     totalResults: Number(total.n),
     startIndex: query.startIndex,
     itemsPerPage: rows.length,
-    Resources: rows.map((row) => scimUserOf(row, base)),
+    Resources: await (async () => {
+      const groups = await groupsOfUsers(
+        ctx,
+        tenantId,
+        rows.map((row) => row.id),
+        base,
+      )
+      return rows.map((row) => scimUserOf(row, groups.get(row.id) ?? [], base))
+    })(),
   }
 }
 
@@ -227,9 +302,12 @@ export async function createScimUser(
   actor: Actor,
   base: string,
 ): Promise<ScimUser> {
-  const role = roleOf(input.roles, await loadScimRolePolicy(ctx, tenantId))
+  // Without roles, a user waits for a group to give them one (identity providers that assign roles by group create
+  // the user first); roles given must map.
+  const roleless = input.roles.length === 0
+  const role = roleless ? 'agent' : roleOf(input.roles, await loadScimRolePolicy(ctx, tenantId))
   try {
-    const staff = await createStaff(ctx, tenantId, { ...input, name: input.userName, role }, actor)
+    const staff = await createStaff(ctx, tenantId, { ...input, name: input.userName, role, roleless }, actor)
     return await getScimUser(ctx, tenantId, staff.id, base)
   } catch (error) {
     if (error instanceof Problem && error.kind === 'tenancy/duplicate') {
@@ -253,6 +331,7 @@ export async function replaceScimUser(
 ): Promise<ScimUser> {
   const policy = await loadScimRolePolicy(ctx, tenantId)
   let deactivated = false
+  let revokedTokenIds: string[] = []
   let userName = ''
   try {
     await ctx.db.transaction().execute(async (trx) => {
@@ -262,16 +341,13 @@ export async function replaceScimUser(
         externalId: current.external_id ?? undefined,
         displayName: current.display_name ?? undefined,
         active: current.deactivated_at === null,
-        roles: [{ value: current.role, primary: true }],
+        roles: current.roleless_at === null ? [{ value: current.role, primary: true }] : [],
       })
       userName = next.userName
-      // A user whose roles were not changed keeps their role, whatever the mapping says of its name.
-      const role = sameRoles(next, current.role) ? current.role : roleOf(next.roles, policy)
       await trx
         .updateTable('staff')
         .set({
           name: next.userName,
-          role,
           external_id: next.externalId ?? null,
           display_name: next.displayName ?? null,
           updated_at: new Date(),
@@ -279,15 +355,21 @@ export async function replaceScimUser(
         .where('tenant_id', '=', tenantId)
         .where('id', '=', id)
         .execute()
-      if (role !== current.role || next.userName !== current.name) {
+      if (next.userName !== current.name) {
         await recordAudit(trx, {
           tenantId,
           actor,
           action: 'staff.update',
           target: { kind: 'staff', id },
           outcome: 'success',
-          details: { role, ...(next.userName === current.name ? {} : { renamed: true }) },
+          details: { renamed: true },
         })
+      }
+      // A user whose roles were left out or not changed keeps their role (or their groups' role), whatever the
+      // mapping says of its name; a role changed ends the tokens that relied on what was lost.
+      if (next.roles.length > 0 && !(current.roleless_at === null && sameRoles(next, current.role))) {
+        const role = roleOf(next.roles, policy)
+        revokedTokenIds = (await applyStaffRole({ db: trx }, current, role, actor, 'SCIM user roles')).revokedTokenIds
       }
       deactivated = (await applyStaffActive({ db: trx }, current, next.active, actor)).changed && !next.active
     })
@@ -296,6 +378,7 @@ export async function replaceScimUser(
     throw error
   }
   if (deactivated) publishStaffRevoked(ctx.bus, { tenantId, staffId: id })
+  for (const tokenId of revokedTokenIds) publishStaffRevoked(ctx.bus, { tenantId, staffId: id, tokenId })
   return getScimUser(ctx, tenantId, id, base)
 }
 
@@ -307,6 +390,8 @@ export async function deleteScimUser(ctx: Ctx, tenantId: string, id: string, act
   await ctx.db.transaction().execute(async (trx) => {
     const current = await userRow({ db: trx }, tenantId, id, true)
     await applyStaffActive({ db: trx }, current, false, actor)
+    // Gone from SCIM, gone from its groups (RFC 7644 §3.6).
+    await trx.deleteFrom('scim_group_members').where('tenant_id', '=', tenantId).where('staff_id', '=', id).execute()
     await trx
       .updateTable('staff')
       .set({ deleted_at: new Date() })
@@ -368,6 +453,8 @@ function applyAttribute(user: ScimUserInput, path: string, value: unknown, remov
       if (remove) throw new ScimError(400, 'invalidValue', 'a user needs a role')
       user.roles = rolesOf(value)
       return
+    case 'groups':
+      throw new ScimError(400, 'mutability', "groups is read-only: change the group's members")
   }
 }
 

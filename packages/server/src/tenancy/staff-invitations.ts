@@ -1,3 +1,4 @@
+import { STAFF_INVITATION_MAX_SECONDS } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { Config } from '../platform/config.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -9,8 +10,6 @@ type Ctx = Pick<ServerContext, 'db'>
 
 /** A day by default: long enough to reach the message, short enough that a forwarded link soon stops working. */
 export const STAFF_INVITATION_TTL_SECONDS = 86400
-/** A week at most. */
-export const STAFF_INVITATION_MAX_SECONDS = 7 * 86400
 
 export interface StaffInvitation {
   invitationId: string

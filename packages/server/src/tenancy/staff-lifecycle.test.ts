@@ -139,6 +139,29 @@ describe('staff revocation, deactivation and token lifetimes', () => {
     assert.equal((await call(server, bank.adminToken, 'POST', nobody)).status, 404)
   })
 
+  test("the bank's last active admin cannot be deactivated by staff; of two admins deactivating each other, one is", async () => {
+    const own = await createTestBank(server, 'Bank With One Admin')
+    const me = await call(server, own.adminToken, 'GET', '/v1/me')
+    const alone = await call(server, own.adminToken, 'POST', `/v1/staff/${me.body.staffId}/deactivate`)
+    assert.equal(alone.status, 409)
+    assert.equal(alone.body.type, `${PROBLEMS}tenancy/last-admin`)
+    assert.equal((await call(server, own.adminToken, 'GET', '/v1/me')).status, 200, 'nothing changed')
+
+    // With a second admin, either may go, but not both: the two deactivations at once leave one admin.
+    const second = await own.staffToken('admin')
+    const [first, other] = await Promise.all([
+      call(server, own.adminToken, 'POST', `/v1/staff/${second.staffId}/deactivate`),
+      call(server, second.token, 'POST', `/v1/staff/${me.body.staffId}/deactivate`),
+    ])
+    // The other is refused: as the last admin (409), or, when the first deactivation ended its token before its
+    // request was signed in, as no longer signed in (401).
+    const [won, lost] = [first.status, other.status].sort()
+    assert.equal(won, 200)
+    assert.ok(lost === 409 || lost === 401, `the other answered ${lost}`)
+    const stillAdmin = first.status === 200 ? own.adminToken : second.token
+    assert.equal((await call(server, stillAdmin, 'GET', '/v1/me')).status, 200)
+  })
+
   test('the tenant policy caps staff token lifetimes; a policy out of range is refused', async () => {
     assert.deepEqual((await call(server, bank.adminToken, 'GET', '/v1/policies/staff-tokens')).body, {
       maxTokenSeconds: 90 * 86400,

@@ -1,3 +1,4 @@
+import { STAFF_TOKEN_MAX_SECONDS, type StaffTokenPolicy } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { StaffPrincipal } from '../platform/http/principal.ts'
@@ -10,7 +11,8 @@ export interface StaffMember {
   id: string
   tenantId: string
   name: string
-  role: Role
+  /** Null while their groups give them no role: as when deactivated, no token of theirs works and none is issued. */
+  role: Role | null
   /** False once deactivated: no token of theirs works and none is issued. */
   active: boolean
 }
@@ -34,6 +36,8 @@ export async function createStaff(
     externalId?: string | undefined
     displayName?: string | undefined
     active?: boolean | undefined
+    /** Provisioned before any group gave them a role: `role` is then only stored, and no token is issued. */
+    roleless?: boolean | undefined
   },
   actor: Actor,
 ): Promise<StaffMember> {
@@ -55,6 +59,7 @@ export async function createStaff(
           external_id: input.externalId ?? null,
           display_name: input.displayName ?? null,
           deactivated_at: active ? null : now,
+          roleless_at: input.roleless ? now : null,
         })
         .execute()
       await recordAudit(trx, {
@@ -63,14 +68,14 @@ export async function createStaff(
         action: 'staff.create',
         target: { kind: 'staff', id },
         outcome: 'success',
-        details: { role, ...(active ? {} : { active }) },
+        details: { role: input.roleless ? null : role, ...(active ? {} : { active }) },
       })
     })
   } catch (error) {
     if (isUniqueViolation(error)) throw new Problem('tenancy/duplicate', 'a staff member with this name exists')
     throw error
   }
-  return { id, tenantId, name, role, active }
+  return { id, tenantId, name, role: input.roleless ? null : role, active }
 }
 
 /** A staff member of the tenant, by id or by name. */
@@ -81,7 +86,7 @@ export async function findStaff(
 ): Promise<StaffMember | undefined> {
   const row = await ctx.db
     .selectFrom('staff')
-    .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at'])
+    .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
     .where('tenant_id', '=', tenantId)
     .where('id' in by ? 'id' : 'name', '=', 'id' in by ? by.id : by.name)
     .executeTakeFirst()
@@ -89,14 +94,47 @@ export async function findStaff(
 }
 
 /**
- * A staff member of the tenant who can be given conversations: there (404 otherwise) and not deactivated, since a
- * deactivated member's tokens are revoked and none is issued to them (400, naming them).
+ * A staff member of the tenant who can work now: there (404 otherwise), neither deactivated nor left without a role by
+ * their groups, since such a member's tokens are revoked and none is issued to them (400, naming them and what they
+ * cannot do: `join conversations`). A conversation's members.
  */
-export async function assignableStaff(ctx: Ctx, tenantId: string, staffId: string): Promise<StaffMember> {
+export async function workingStaff(
+  ctx: Ctx,
+  tenantId: string,
+  staffId: string,
+  refused: string,
+): Promise<StaffMember & { role: Role }> {
   const staff = await findStaff(ctx, tenantId, { id: staffId })
   if (!staff) throw new Problem('request/not-found', 'no such staff member')
-  if (!staff.active) throw new Problem('request/invalid', `${staff.name} is deactivated and cannot take conversations`)
+  if (!staff.active) throw new Problem('request/invalid', `${staff.name} is deactivated and cannot ${refused}`)
+  if (staff.role === null) throw new Problem('request/invalid', `${staff.name} holds no role and cannot ${refused}`)
+  return { ...staff, role: staff.role }
+}
+
+/**
+ * A staff member of the tenant who can be given conversations: one who can work (`workingStaff`), of a role that
+ * answers conversations (`conversations:write`: not compliance). Both a new conversation's assignee and a reassignment.
+ */
+export async function assignableStaff(ctx: Ctx, tenantId: string, staffId: string): Promise<StaffMember> {
+  const staff = await workingStaff(ctx, tenantId, staffId, 'take conversations')
+  if (!roleScopes[staff.role].includes('conversations:write')) {
+    throw new Problem('request/invalid', `a staff member with the ${staff.role} role cannot answer conversations`)
+  }
   return staff
+}
+
+/**
+ * Whether a staff member can be given conversations now (`assignableStaff`, answered rather than refused): for work
+ * that goes on without them when they cannot, such as a customer's pivot through a link they sent before they left.
+ */
+export async function canTakeConversations(ctx: Ctx, tenantId: string, staffId: string): Promise<boolean> {
+  try {
+    await assignableStaff(ctx, tenantId, staffId)
+    return true
+  } catch (error) {
+    if (error instanceof Problem) return false
+    throw error
+  }
 }
 
 const staffMemberOf = (row: {
@@ -105,11 +143,13 @@ const staffMemberOf = (row: {
   name: string
   role: Role
   deactivated_at: Date | null
+  roleless_at: Date | null
 }): StaffMember => ({
   id: row.id,
   tenantId: row.tenant_id,
   name: row.name,
-  role: row.role,
+  // The role a member without one keeps stored is only what they held last (or a placeholder): never shown.
+  role: row.roleless_at === null ? row.role : null,
   active: row.deactivated_at === null,
 })
 
@@ -117,7 +157,7 @@ const staffMemberOf = (row: {
 export async function listStaff(ctx: Ctx, tenantId: string): Promise<StaffMember[]> {
   const rows = await ctx.db
     .selectFrom('staff')
-    .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at'])
+    .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
     .where('tenant_id', '=', tenantId)
     .orderBy('name')
     .execute()
@@ -129,14 +169,6 @@ export interface IssuedStaffToken {
   tokenId: string
   scopes: Scope[]
   expiresAt: string
-}
-
-/** How long a staff token may live when the tenant has not said: the route's and the command's own maximum. */
-export const STAFF_TOKEN_MAX_SECONDS = 90 * 86400
-
-/** The tenant's limit on staff token lifetimes (`PUT /v1/policies/staff-tokens`). */
-export interface StaffTokenPolicy {
-  maxTokenSeconds: number
 }
 
 const STAFF_TOKEN_POLICY = 'staff-tokens'
@@ -169,14 +201,14 @@ export async function saveStaffTokenPolicy(
 }
 
 /**
- * Locks a staff member's row for the rest of the transaction, refusing a deactivated (or deleted) member: what the
- * transaction grants them then cannot outlive a deactivation running meanwhile, which either comes first (and this
- * refuses) or waits and revokes it too.
+ * Locks a staff member's row for the rest of the transaction, refusing a deactivated (or deleted) member, or one whose
+ * groups give them no role: what the transaction grants them then cannot outlive a deactivation or a role lost
+ * meanwhile, which either comes first (and this refuses) or waits and revokes it too.
  */
 export async function lockActiveStaff(trx: Ctx['db'], staff: Pick<StaffMember, 'tenantId' | 'id'>): Promise<void> {
   const current = await trx
     .selectFrom('staff')
-    .select('deactivated_at')
+    .select(['deactivated_at', 'roleless_at'])
     .where('tenant_id', '=', staff.tenantId)
     .where('id', '=', staff.id)
     .forUpdate()
@@ -184,6 +216,7 @@ export async function lockActiveStaff(trx: Ctx['db'], staff: Pick<StaffMember, '
   if (!current || current.deactivated_at !== null) {
     throw new Problem('auth/forbidden', 'this staff member is deactivated')
   }
+  if (current.roleless_at !== null) throw new Problem('auth/forbidden', 'this staff member holds no role')
 }
 
 /**
@@ -204,6 +237,7 @@ export async function issueStaffToken(
   },
   actor: Actor,
 ): Promise<IssuedStaffToken> {
+  if (staff.role === null) throw new Problem('auth/forbidden', 'this staff member holds no role')
   const allowed = roleScopes[staff.role]
   const requested = options.scopes ?? allowed
   const refused = requested.filter((s) => !allowed.includes(s))
@@ -264,6 +298,7 @@ export async function authenticateStaffToken(ctx: Ctx, token: string): Promise<S
     .where('staff_tokens.token_hash', '=', secretHash(token))
     .where('staff_tokens.revoked_at', 'is', null)
     .where('staff.deactivated_at', 'is', null)
+    .where('staff.roleless_at', 'is', null)
     .where('staff_tokens.expires_at', '>', new Date())
     .executeTakeFirst()
   if (!row) return undefined
@@ -328,14 +363,30 @@ export async function setStaffActive(
   actor: Actor,
 ): Promise<{ staff: StaffMember; changed: boolean; revokedTokens: number }> {
   return ctx.db.transaction().execute(async (trx) => {
+    // Deactivations in a tenant take its row first, one at a time: two admins deactivating each other at once would
+    // otherwise each see the other still active, and leave the bank with none.
+    if (!active) await trx.selectFrom('tenants').select('id').where('id', '=', tenantId).forUpdate().execute()
     const current = await trx
       .selectFrom('staff')
-      .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at'])
+      .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
       .where('tenant_id', '=', tenantId)
       .where('id', '=', staffId)
       .forUpdate()
       .executeTakeFirst()
     if (!current) throw new Problem('request/not-found', 'no such staff member')
+    if (!active && actor.kind === 'staff' && current.role === 'admin' && current.deactivated_at === null) {
+      const otherAdmin = await trx
+        .selectFrom('staff')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('role', '=', 'admin')
+        .where('deactivated_at', 'is', null)
+        .where('roleless_at', 'is', null)
+        .where('id', '<>', staffId)
+        .executeTakeFirst()
+      // Staff cannot lock the bank out of its own administration; the operator's CLI, which can make admins, may.
+      if (!otherAdmin) throw new Problem('tenancy/last-admin')
+    }
     const { changed, revokedTokens } = await applyStaffActive({ db: trx }, current, active, actor)
     const deactivated_at = changed ? (active ? null : new Date()) : current.deactivated_at
     return { staff: staffMemberOf({ ...current, deactivated_at }), changed, revokedTokens }
@@ -383,4 +434,57 @@ export async function applyStaffActive(
     details: active ? {} : { revokedTokens },
   })
   return { changed: true, revokedTokens }
+}
+
+/**
+ * Gives a member whose row the caller's transaction locked another role, or none (`undefined`: their groups give them
+ * none), audited. The tokens that relied on what the member lost are revoked in the same transaction, as a
+ * deactivation revokes them: with no role every token, else each token holding a scope the new role lacks. Gives the
+ * ids of the tokens revoked, for the caller to close the streams they opened once it commits (`publishStaffRevoked`).
+ */
+export async function applyStaffRole(
+  ctx: Ctx,
+  current: { tenant_id: string; id: string; role: Role; roleless_at: Date | null },
+  role: Role | undefined,
+  actor: Actor,
+  reason: string,
+): Promise<{ changed: boolean; revokedTokenIds: string[] }> {
+  const held = current.roleless_at === null ? current.role : undefined
+  if (held === role) return { changed: false, revokedTokenIds: [] }
+  const now = new Date()
+  const { tenant_id: tenantId, id: staffId } = current
+  await ctx.db
+    .updateTable('staff')
+    .set({ role: role ?? current.role, roleless_at: role === undefined ? now : null, updated_at: now })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', staffId)
+    .execute()
+  const open = await ctx.db
+    .selectFrom('staff_tokens')
+    .select(['id', 'scopes'])
+    .where('tenant_id', '=', tenantId)
+    .where('staff_id', '=', staffId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .execute()
+  const kept: readonly string[] = role === undefined ? [] : roleScopes[role]
+  const revokedTokenIds = open.filter((t) => t.scopes.split(' ').some((s) => !kept.includes(s))).map((t) => t.id)
+  if (revokedTokenIds.length > 0) {
+    await ctx.db
+      .updateTable('staff_tokens')
+      .set({ revoked_at: now })
+      .where('tenant_id', '=', tenantId)
+      .where('id', 'in', revokedTokenIds)
+      .execute()
+  }
+  await recordAudit(ctx.db, {
+    tenantId,
+    actor,
+    action: 'staff.update',
+    target: { kind: 'staff', id: staffId },
+    outcome: 'success',
+    reason,
+    details: { role: role ?? null, revokedTokens: revokedTokenIds.length },
+  })
+  return { changed: true, revokedTokenIds }
 }

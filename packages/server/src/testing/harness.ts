@@ -84,6 +84,8 @@ export async function startTestServer(
       databaseUrl: db.url,
       natsUrl: process.env.NATS_URL,
       ...testKeyProvider().config,
+      // Production requires one; tests that start it reach the server directly, at its listening URL.
+      ...(overrides.mode === 'production' ? { publicUrl: 'https://strongroom.test' } : {}),
       ...overrides,
     },
   )
@@ -119,6 +121,8 @@ export async function startTwoNodes(overrides: Partial<Config> = {}) {
   return {
     a,
     b,
+    /** The database both use (undefined on PGlite), for a third node started as a process. */
+    databaseUrl: testDatabase.url,
     async stop() {
       await b.stop()
       await a.stop()

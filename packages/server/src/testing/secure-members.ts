@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, type MemberClient, StaffClient, StaffToken } from '@strongroom/sdk'
 import {
   type DeliveryService,
   encryptedStore,
@@ -35,8 +35,8 @@ export async function startArchivingServer() {
  * A member whose store is encrypted, with the raw store kept to show what a thief of the device would see. `delivery`
  * may wrap the delivery service (to hold a commit back, or to fail after it was accepted).
  */
-export async function openMember(
-  client: StrongroomClient,
+export async function openMember<Client extends MemberClient>(
+  client: Client,
   delivery: (inner: DeliveryService) => DeliveryService = (inner) => inner,
 ) {
   const raw = new MemoryStore()
@@ -60,7 +60,7 @@ export async function enrolPhone(server: TestServer, bank: TestBank, label: stri
 
 /** A secure conversation between a customer's phone, the bank's agent and the archive, all joined. */
 export async function secureConversation(server: TestServer, bank: TestBank) {
-  const agentClient = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+  const agentClient = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
   const phone = await enrolPhone(server, bank, 'phone')
   const agent = await openMember(agentClient)
   const conversation = await agentClient.createConversation({

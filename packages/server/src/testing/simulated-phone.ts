@@ -1,4 +1,4 @@
-import type { StrongroomClient } from '@strongroom/sdk'
+import type { StaffClient } from '@strongroom/sdk'
 
 /** A message the bank sent to the simulated phone, as the dev simulator's inbox shows it. */
 export interface SimulatedMessage {
@@ -56,7 +56,7 @@ export class SimulatedPhone {
  * URL, what the bank sends goes to the simulator's phones. Inbound texts to `bankNumber` go to `agentId`.
  */
 export async function configureSimulatedSms(
-  admin: StrongroomClient,
+  admin: StaffClient,
   input: { bankNumber: string; agentId: string },
 ): Promise<void> {
   await admin.request('PUT', '/v1/channels/twilio', {

@@ -36,7 +36,7 @@ async function formOf(request: IncomingMessage): Promise<URLSearchParams> {
 
 /**
  * A real OpenID provider for tests (panva's `oidc-provider`, certified): authorization code with PKCE, client secret
- * or private_key_jwt clients, RP-initiated logout, and a login form of its own where a test types a username. Consent
+ * or private_key_jwt clients, RP-initiated and back-channel logout, and a login form of its own where a test types a username. Consent
  * is granted as a bank's provider does for its own apps. ID tokens carry `preferred_username`, `roles` and `groups`.
  */
 export async function startTestIdp(clients: ClientMetadata[]): Promise<TestIdp> {
@@ -51,8 +51,16 @@ export async function startTestIdp(clients: ClientMetadata[]): Promise<TestIdp> 
     claims: { openid: ['sub'], profile: ['preferred_username', 'roles', 'groups'], email: ['email'] },
     // The role and group claims in the ID token itself (Entra ID and Okta put them there).
     conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true } },
+    features: {
+      devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: true },
+      // Clients with a backchannel_logout_uri get a logout token when the user signs out here.
+      backchannelLogout: { enabled: true },
+    },
     pkce: { required: () => true },
+    // Its back-channel logout reaches Strongroom on 127.0.0.1, an address oidc-provider's guard against server-side
+    // request forgery refuses: the test provider drops that guard (a real provider calls a public https URL).
+    fetch: (url, options) => globalThis.fetch(url, { ...options, dispatcher: undefined } as RequestInit),
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     async findAccount(_ctx, sub) {
       const user = bySub(sub)

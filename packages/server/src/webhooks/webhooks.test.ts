@@ -3,7 +3,14 @@ import { generateKeyPairSync } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { ClientAssertion, type ConversationUpdate, enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import {
+  BackendClient,
+  ClientAssertion,
+  type ConversationUpdate,
+  enrolDevice,
+  StaffClient,
+  StaffToken,
+} from '@strongroom/sdk'
 import { base64url, createLocalJWKSet, exportJWK, flattenedVerify } from 'jose'
 import WebSocket from 'ws'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -20,7 +27,7 @@ describe('webhooks to bank backends', () => {
   let receiver: Server
   let failuresToGo = 0
   const received: Received[] = []
-  let backend: StrongroomClient
+  let backend: BackendClient
   let phone: Awaited<ReturnType<typeof enrolDevice>>
 
   before(async () => {
@@ -58,7 +65,7 @@ describe('webhooks to bank backends', () => {
       }),
     })
     const { clientId, tokenEndpoint } = await registered.json()
-    backend = new StrongroomClient({
+    backend = new BackendClient({
       baseUrl: server.url,
       credentials: new ClientAssertion({ clientId, privateKey, algorithm: 'ES256', tokenEndpoint }),
     })
@@ -140,7 +147,7 @@ describe('webhooks to bank backends', () => {
 
   test('a consent asked by an agent sends no webhook', async () => {
     received.length = 0
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const consent = await agent.requestConsent({
       customerId: bank.customerId,
       amount: { value: 100, currency: 'EUR' },
@@ -154,7 +161,7 @@ describe('webhooks to bank backends', () => {
 
   test("'This wasn't me': the bank's webhook hears of the fraud, the agent's stream flags it, and the payee is blocked", async () => {
     received.length = 0
-    const agent = new StrongroomClient({
+    const agent = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken(bank.agentToken),
       WebSocket: WebSocket as never,

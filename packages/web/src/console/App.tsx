@@ -28,6 +28,7 @@ import {
   replyLabel,
   SecureDivider,
 } from './PublicChannel.tsx'
+import { AwayToggle, PresenceBadge } from './presence.tsx'
 import { whyNotSent } from './public-channels.ts'
 import { Reports } from './Reports.tsx'
 import { ConsoleSession, type InboxEntry, type ShownMessage, SignInRefused } from './session.ts'
@@ -319,6 +320,7 @@ function Console(props: { session: ConsoleSession; onSignOut: () => Promise<void
             ))}
           </nav>
         )}
+        {session.can('conversations:write') && <AwayToggle client={session.client} />}
         <NotificationsButton />
         <AddPasskey session={session} />
         <button type="button" class="secondary" onClick={() => void props.onSignOut()}>
@@ -430,7 +432,21 @@ function InboxLine(props: { session: ConsoleSession; group: InboxEntry[] }) {
         </span>
       )}
       {unread > 0 && <span class="unread">{unread} unread</span>}
+      <TeamAssignee session={session} entry={entry} />
     </button>
+  )
+}
+
+/** In the whole team's view, a conversation of someone else's: whom it is with, and whether they are there. */
+function TeamAssignee(props: { session: ConsoleSession; entry: InboxEntry }) {
+  const { session, entry } = props
+  const assigned = entry.conversation.assignedStaffId
+  if (session.isMember(entry) || assigned === null || session.directory.staff === undefined) return null
+  return (
+    <span class="assignee">
+      With {session.directory.nameOf(assigned) ?? 'a former colleague'} ·{' '}
+      <PresenceBadge presence={session.directory.presenceOf(assigned)} />
+    </span>
   )
 }
 
@@ -492,6 +508,7 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
               <TimelineLine
                 key={item.key}
                 item={item}
+                read={item.kind === 'message' && session.readMark(item.conversationId) === item.message.seq}
                 session={session}
                 customerName={entry.customerName}
                 channelOf={several ? (id) => channelKeyOf(session, id) : undefined}
@@ -501,6 +518,9 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
           </ol>
         </div>
       )}
+      <p class="typing" role="status">
+        {session.customerTyping(entry) ? `${entry.customerName} is typing…` : ''}
+      </p>
       <Composer session={session} conversationId={conversationId} />
     </section>
   )
@@ -508,6 +528,8 @@ function ConversationView(props: { session: ConsoleSession; entry: InboxEntry })
 
 function TimelineLine(props: {
   item: TimelineItem
+  /** The customer read the conversation up to this message of the bank's (the last one they read). */
+  read: boolean
   session: ConsoleSession
   customerName: string
   /** With several conversations in one timeline, the channel each line came on. */
@@ -532,6 +554,7 @@ function TimelineLine(props: {
           </span>
           <MessageBody message={m} session={props.session} conversationId={item.conversationId} />
           {m.public && <PublicMessageDetails details={m.public} />}
+          {props.read && <span class="read-mark">Read</span>}
         </li>
       )
     }
@@ -594,6 +617,7 @@ function Composer(props: { session: ConsoleSession; conversationId: string }) {
       help="Enter sends; Shift+Enter starts a new line; / and a shortcut inserts a canned reply."
       maxLength={4000}
       send={(text) => session.send(conversationId, text)}
+      typing={() => session.typed(conversationId)}
       attach={attachmentsFor(session, conversationId)}
       whyNotSent={(error) => whyNotSent(error, channelNameOf(session, conversationId))}
       waiting={

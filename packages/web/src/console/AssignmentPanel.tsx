@@ -1,8 +1,9 @@
 import { type AssignmentMode, type StaffMember, StrongroomError } from '@strongroom/sdk'
-import { useEffect, useState } from 'preact/hooks'
+import { useState } from 'preact/hooks'
+import { PresenceBadge, presenceLabels } from './presence.tsx'
 import type { ConsoleSession, InboxEntry } from './session.ts'
 
-/** Roles that answer conversations, and so can be given one. */
+/** Roles that answer conversations, and so can be given one: not compliance, nor no role at all (`null`). */
 const ANSWERING = new Set<StaffMember['role']>(['agent', 'supervisor', 'admin'])
 
 /**
@@ -12,14 +13,12 @@ const ANSWERING = new Set<StaffMember['role']>(['agent', 'supervisor', 'admin'])
 export function AssignmentPanel(props: { session: ConsoleSession; entry: InboxEntry }) {
   const { session, entry } = props
   const conversation = entry.conversation
-  const [staff, setStaff] = useState<StaffMember[] | undefined>(undefined)
+  // The staff and their presence, kept live by the session (the stream says when a colleague's presence changes).
+  const { directory } = session
+  const staff = directory.staff
   const [chosen, setChosen] = useState('')
   const [busy, setBusy] = useState(false)
   const [outcome, setOutcome] = useState<{ ok: boolean; text: string } | undefined>(undefined)
-
-  useEffect(() => {
-    session.client.listStaff().then(setStaff, (e: Error) => setOutcome({ ok: false, text: e.message }))
-  }, [session])
 
   const nameOf = (id: string | null) =>
     id === null ? 'nobody' : id === session.me.staffId ? 'you' : (staff?.find((s) => s.id === id)?.name ?? id)
@@ -53,7 +52,11 @@ export function AssignmentPanel(props: { session: ConsoleSession; entry: InboxEn
     <section class="panel" aria-labelledby="assignment-heading">
       <h2 id="assignment-heading">Assignment</h2>
       <p>
-        Assigned to <strong>{nameOf(conversation.assignedStaffId)}</strong>.
+        Assigned to <strong>{nameOf(conversation.assignedStaffId)}</strong>
+        {conversation.assignedStaffId !== null && conversation.assignedStaffId !== session.me.staffId && (
+          <> ({<PresenceBadge presence={directory.presenceOf(conversation.assignedStaffId)} />})</>
+        )}
+        .
       </p>
       <label for="assign-to">Give to</label>
       <select
@@ -65,7 +68,7 @@ export function AssignmentPanel(props: { session: ConsoleSession; entry: InboxEn
         <option value="">{staff === undefined ? 'Loading staff…' : 'Choose someone'}</option>
         {candidates.map((s) => (
           <option key={s.id} value={s.id}>
-            {s.name} ({s.role})
+            {s.name} ({s.role}) · {presenceLabels[directory.presenceOf(s.id)]}
           </option>
         ))}
       </select>

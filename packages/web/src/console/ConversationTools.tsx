@@ -3,6 +3,8 @@ import { AssignmentPanel } from './AssignmentPanel.tsx'
 import { ConsentPanel } from './ConsentPanel.tsx'
 import { CustomerPanel } from './CustomerPanel.tsx'
 import { NotesPanel } from './Desk.tsx'
+import { OutreachPanel } from './OutreachPanel.tsx'
+import { PayeeBlocksPanel } from './PayeeBlocksPanel.tsx'
 import type { ConsoleSession, InboxEntry } from './session.ts'
 
 /** Beside the open conversation: its customer and their devices, payment confirmations, and (supervisors) assignment. */
@@ -19,6 +21,16 @@ export function ConversationTools(props: { session: ConsoleSession; entry: Inbox
       ) : (
         <>
           {session.can('customers:write') && <CustomerPanel session={session} customerId={customerId} />}
+          {session.can('conversations:write') && (
+            <OutreachPanel
+              session={session}
+              customerId={customerId}
+              customerName={entry.customerName}
+              // The new channel joins the customer's timeline; the reply box stays where the agent was.
+              onStarted={() => void session.open(id)}
+            />
+          )}
+          {session.can('consents:unblock') && <PayeeBlocksPanel session={session} customerId={customerId} />}
           {session.can('consents:write') && (
             <ConsentPanel session={session} conversationId={id} customerId={customerId} />
           )}

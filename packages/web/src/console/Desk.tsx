@@ -1,8 +1,10 @@
 import type { ConversationStatus } from '@strongroom/sdk'
 import { useEffect, useState } from 'preact/hooks'
 import type { Suggestion } from '../shared/MessageComposer.tsx'
+import { ArchiveHits } from './ArchiveHits.tsx'
 import './desk.css'
 import { type CannedReply, type ConversationNote, matchingReplies, type SearchPage } from './desk.ts'
+import { OutreachPanel } from './OutreachPanel.tsx'
 import { channelKeyLabels, channelKeyOf } from './PublicChannel.tsx'
 import type { ConsoleSession, InboxEntry } from './session.ts'
 
@@ -187,7 +189,11 @@ export function SearchBox(props: { session: ConsoleSession; onResults: (shown: b
         <section class="search-results" aria-labelledby="search-results-heading">
           <div class="search-results-head">
             <h3 id="search-results-heading" aria-live="polite">
-              {page.hits.length === 0 ? `Nothing found for “${page.q}”` : `Found for “${page.q}”`}
+              {page.hits.length > 0
+                ? `Found for “${page.q}”`
+                : session.can('archive:read')
+                  ? `No customer or public message matches “${page.q}”`
+                  : `Nothing found for “${page.q}”`}
             </h3>
             <button type="button" class="secondary" onClick={clear}>
               Clear search
@@ -197,7 +203,21 @@ export function SearchBox(props: { session: ConsoleSession; onResults: (shown: b
             {page.hits.map((hit) => {
               const entries = hit.conversationIds.flatMap((id) => session.entries.get(id) ?? [])
               const first = entries[0]
-              if (!first) return null
+              if (!first) {
+                return hit.customerId && session.can('conversations:write') ? (
+                  <li key={hit.customerId}>
+                    <UnwrittenCustomer
+                      session={session}
+                      customerId={hit.customerId}
+                      onStarted={(started) => {
+                        // The customer has a conversation now: the inbox shows it, open.
+                        clear()
+                        void session.open(started)
+                      }}
+                    />
+                  </li>
+                ) : null
+              }
               return (
                 <li key={hit.customerId ?? first.conversation.id}>
                   <button type="button" class="inbox-item hit" onClick={() => void session.open(first.conversation.id)}>
@@ -214,9 +234,45 @@ export function SearchBox(props: { session: ConsoleSession; onResults: (shown: b
               More results
             </button>
           )}
+          {session.can('archive:read') && <ArchiveHits session={session} q={page.q} />}
         </section>
       )}
     </search>
+  )
+}
+
+/**
+ * A customer search found who has no conversation the agent sees: their name, and the way to write to them first
+ * (the conversation then opens in the inbox).
+ */
+function UnwrittenCustomer(props: {
+  session: ConsoleSession
+  customerId: string
+  onStarted: (conversationId: string) => void
+}) {
+  const { session, customerId } = props
+  const [name, setName] = useState<string | undefined>(undefined)
+  const [writing, setWriting] = useState(false)
+  useEffect(() => {
+    void session.client.getCustomer(customerId).then(
+      (c) => setName(c.displayName),
+      () => setName('Customer'),
+    )
+  }, [customerId])
+  if (name === undefined) return null
+  return (
+    <div class="hit unwritten">
+      <p>
+        <span class="who">{name}</span> <span class="matched">No conversation yet</span>
+      </p>
+      {writing ? (
+        <OutreachPanel session={session} customerId={customerId} customerName={name} onStarted={props.onStarted} />
+      ) : (
+        <button type="button" class="secondary" onClick={() => setWriting(true)}>
+          Write to {name}
+        </button>
+      )}
+    </div>
   )
 }
 

@@ -7,19 +7,10 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
-import { configureSimulatedChannels, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
-import { type Browser, chromium, type Page } from 'playwright-core'
-import {
-  assertAccessible,
-  CHROMIUM,
-  outputDir,
-  startPagesServer,
-  WAIT,
-  watchPage,
-  withoutChromium,
-} from '../browser-testing.ts'
+import { configureSimulatedChannels, type TestBank, type TestServer } from '@strongroom/server/testing'
+import type { Browser, Page } from 'playwright-core'
+import { assertAccessible, outputDir, startBankPages, WAIT, watchPage, withoutChromium } from '../browser-testing.ts'
 
 const BANK_NUMBER = '+442079460124'
 const CUSTOMER = '+447700900311'
@@ -37,12 +28,10 @@ describe('split card numbers and reported messages in the console (Chromium)', {
   }
 
   before(async () => {
-    server = await startPagesServer()
-    bank = await createTestBank(server, 'Split Card Bank')
+    const started = await startBankPages('Split Card Bank')
+    ;({ server, bank, browser } = started)
     await configureSimulatedChannels(server.ctx, bank.adminToken, bank.agentId, { twilio: BANK_NUMBER })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    await admin.request('PUT', '/v1/policies/links', { domains: ['example-bank.com'], senderIds: [] })
-    browser = await chromium.launch({ executablePath: CHROMIUM })
+    await started.adminApi.request('PUT', '/v1/policies/links', { domains: ['example-bank.com'], senderIds: [] })
     agent = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
     watchPage(agent, pageProblems)
   })

@@ -1,4 +1,10 @@
-import { type ConsentReceipt, type ConsentRequest, type StrongroomClient, verifyConsentReceipt } from '@strongroom/sdk'
+import {
+  type ConsentReceipt,
+  type ConsentRequest,
+  type NewConsent,
+  type StaffClient,
+  verifyConsentReceipt,
+} from '@strongroom/sdk'
 
 /** A consent request as the console follows it: its latest state and, once approved, what its receipt proves. */
 export interface TrackedConsent {
@@ -7,22 +13,20 @@ export interface TrackedConsent {
   receipt?: { verified: ConsentReceipt } | { error: string }
 }
 
-export type NewConsent = Parameters<StrongroomClient['requestConsent']>[0]
-
 /**
  * A conversation's consent requests, kept current from the stream (an update names the request that was asked or
  * decided, which is then read), their receipts verified in the browser with the server's published keys. A request
  * that runs out shows as expired at its time, without asking.
  */
 export class ConsentTracker {
-  readonly #client: StrongroomClient
+  readonly #client: StaffClient
   readonly #byConversation = new Map<string, TrackedConsent[]>()
   readonly #expiryTimers = new Map<string, ReturnType<typeof setTimeout>>()
   readonly #listeners = new Set<() => void>()
-  #keys: ReturnType<StrongroomClient['receiptKeys']> | undefined
+  #keys: ReturnType<StaffClient['receiptKeys']> | undefined
   #closed = false
 
-  constructor(client: StrongroomClient) {
+  constructor(client: StaffClient) {
     this.#client = client
   }
 

@@ -11,25 +11,25 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   type ConsentRequest,
+  type DeviceClient,
   enrolDevice,
+  StaffClient,
   StaffToken,
-  StrongroomClient,
   type StrongroomError,
   verifyConsentReceipt,
 } from '@strongroom/sdk'
 import {
   archiveRecords,
   createConversationIn,
-  createTestBank,
   type TestBank,
   type TestServer,
   verificationKeys,
   verifyBundle,
 } from '@strongroom/server/testing'
 import { type TOTP, URI } from 'otpauth'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import WebSocket from 'ws'
-import { assertAccessible, CHROMIUM, outputDir, withoutChromium as skip, startPagesServer } from '../browser-testing.ts'
+import { assertAccessible, outputDir, withoutChromium as skip, startBankPages, watchPage } from '../browser-testing.ts'
 
 const app = { appId: 'com.bank.app', appVersion: '3.2.0' }
 const clean = { rooted: false, debugger: false, hooking: false, emulator: false }
@@ -40,11 +40,11 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
   let server: TestServer
   let bank: TestBank
   let browser: Browser
-  let agentApi: StrongroomClient
+  let agentApi: StaffClient
   let graceId: string
   let conversationId: string
-  let phone: StrongroomClient
-  let tablet: StrongroomClient
+  let phone: DeviceClient
+  let tablet: DeviceClient
   let agentPage: Page
   const contexts: BrowserContext[] = []
   const pageProblems: string[] = []
@@ -54,20 +54,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     const context = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true })
     contexts.push(context)
     const page = await context.newPage()
-    // Generous: a loaded CI machine shares two cores between this browser, the server and other test files.
-    page.setDefaultTimeout(60_000)
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
-        pageProblems.push(message.text())
-      }
-    })
-    page.on('pageerror', (error) => pageProblems.push(error.message))
-    page.on('response', (response) => {
-      const url = new URL(response.url())
-      if (response.status() >= 400 && url.pathname !== '/favicon.ico') {
-        pageProblems.push(`${response.status()} ${url.pathname}`)
-      }
-    })
+    watchPage(page, pageProblems)
     return page
   }
 
@@ -79,9 +66,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
   }
 
   before(async () => {
-    server = await startPagesServer()
-    bank = await createTestBank(server)
-    agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    ;({ server, bank, agentApi, browser } = await startBankPages())
     graceId = (
       await agentApi.createCustomer({ externalRef: 'REF-GRACE', displayName: 'Grace Payer', phoneNumber: GRACE_PHONE })
     ).id
@@ -110,7 +95,6 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
       body: JSON.stringify({ swappedAt: new Date(Date.now() - 3_600_000).toISOString() }),
     })
     assert.equal(swapped.status, 204)
-    browser = await chromium.launch({ executablePath: CHROMIUM })
     agentPage = await newPage()
   })
 
@@ -255,6 +239,9 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
   test('a supervisor finds the conversation in the whole team’s and transfers it: it leaves the agent’s inbox live and reaches the other agent', async () => {
     const supervisor = await bank.staffToken('supervisor', 'Sam Supervisor')
     const bea = await bank.staffToken('agent', 'Bea Agent')
+    // Rex's groups give him no role: the bank's identity provider (SCIM) left him in none its role mapping names.
+    const rex = await bank.staffToken('agent', 'Rex Roleless')
+    await server.ctx.db.updateTable('staff').set({ roleless_at: new Date() }).where('id', '=', rex.staffId).execute()
     const page = await newPage()
     await signIn(page, supervisor.token)
     // Not in the conversation: it shows once the supervisor asks for the whole team's, and goes with the tick.
@@ -274,7 +261,13 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     await earlier.getByText('Signed receipt checked: the customer approved exactly this.').waitFor()
     const panel = page.locator('section').filter({ has: page.getByRole('heading', { name: 'Assignment' }) })
     await panel.getByText('Assigned to agent').waitFor()
-    await page.getByLabel('Give to').selectOption({ label: 'Bea Agent (agent)' })
+    // Rex is not offered: he could not work it.
+    const giveTo = page.getByLabel('Give to')
+    await giveTo.locator('option', { hasText: 'Bea Agent' }).waitFor({ state: 'attached' })
+    const offered = await giveTo.locator('option').allTextContents()
+    assert.ok(!offered.some((o) => o.includes('Rex Roleless')), offered.join(' | '))
+    // Bea has no console open: the picker says she is offline.
+    await page.getByLabel('Give to').selectOption({ label: 'Bea Agent (agent) · Offline' })
     await assertAccessible(page, 'assignment')
     await panel.getByRole('button', { name: 'Transfer' }).click()
     await panel.getByText('Transferred to Bea Agent.').waitFor()
@@ -282,7 +275,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     await page.screenshot({ path: path.join(outputDir, 'console-assignment.png') })
     // The agent who had it: gone from the inbox, live.
     await agentPage.getByRole('button', { name: /Grace Payer/ }).waitFor({ state: 'detached' })
-    const beaApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bea.token) })
+    const beaApi = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(bea.token) })
     assert.equal((await beaApi.getConversation(conversationId)).assignedStaffId, bea.staffId)
   })
 

@@ -7,14 +7,14 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
-import { type Browser, type CDPSession, chromium, type Page } from 'playwright-core'
+import type { Browser, CDPSession, Page } from 'playwright-core'
 import {
+  addPlatformAuthenticator,
   assertAccessible,
-  CHROMIUM,
-  freePort,
   outputDir,
-  startPagesServer,
+  startBankPages,
   watchPage,
+  webAuthnOrigin,
   withoutChromium,
 } from '../browser-testing.ts'
 
@@ -32,13 +32,10 @@ describe('staff passkeys in the agent console', { skip: withoutChromium }, () =>
   const consoleOf = (tenantId: string) => `${origin}/console/?tenant=${tenantId}`
 
   before(async () => {
-    // WebAuthn needs the origin (with its port) known before the server starts.
-    const port = await freePort()
-    origin = `http://localhost:${port}`
-    server = await startPagesServer({ port, publicUrl: origin, rpId: 'localhost', rpOrigins: origin })
-    bank = await createTestBank(server)
+    const local = await webAuthnOrigin()
+    origin = local.origin
+    ;({ server, bank, browser } = await startBankPages(undefined, local.overrides))
     otherBank = await createTestBank(server, 'Other Bank')
-    browser = await chromium.launch({ executablePath: CHROMIUM })
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
     // The refused passkey's 401 is expected, and the used invitation's.
@@ -49,18 +46,7 @@ describe('staff passkeys in the agent console', { skip: withoutChromium }, () =>
         status === 401 &&
         (pathname === '/v1/staff/passkey/sign-in' || pathname === '/v1/staff/invitation/passkey/options'),
     )
-    cdp = await context.newCDPSession(page)
-    await cdp.send('WebAuthn.enable')
-    ;({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    }))
+    ;({ cdp, authenticatorId } = await addPlatformAuthenticator(context, page))
   })
 
   after(async () => {

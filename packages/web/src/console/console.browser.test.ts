@@ -8,11 +8,11 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   base64ToBytes,
+  type DeviceClient,
   enrolDevice,
   type Message,
   type MessageStream,
-  StaffToken,
-  StrongroomClient,
+  type StaffClient,
 } from '@strongroom/sdk'
 import {
   encryptedStore,
@@ -21,27 +21,21 @@ import {
   nodeCryptoProvider,
   SecureMessaging,
 } from '@strongroom/sdk/mls-node'
-import { createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { TestBank, TestServer } from '@strongroom/server/testing'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import WebSocket from 'ws'
-import {
-  assertAccessible,
-  CHROMIUM,
-  outputDir,
-  startPagesServer,
-  watchPage,
-  withoutChromium,
-} from '../browser-testing.ts'
+import { assertAccessible, outputDir, startBankPages, watchPage, withoutChromium } from '../browser-testing.ts'
 
 const text = (m: Message) => new TextDecoder().decode(base64ToBytes(m.ciphertext))
 
 describe('the agent console in Chromium', { skip: withoutChromium }, () => {
   let server: TestServer
   let bank: TestBank
+  let agentApi: StaffClient
   let browser: Browser
   let context: BrowserContext
   let page: Page
-  let phone: StrongroomClient
+  let phone: DeviceClient
   let phoneStream: MessageStream
   const phoneReceived: Message[] = []
   const phoneWaiters: (() => void)[] = []
@@ -60,8 +54,7 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
     })
 
   before(async () => {
-    server = await startPagesServer()
-    bank = await createTestBank(server)
+    ;({ server, bank, agentApi, browser } = await startBankPages())
     const enrolled = await enrolDevice({
       baseUrl: server.url,
       enrolmentCode: await bank.enrolmentCode(),
@@ -69,8 +62,10 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
       WebSocket: WebSocket as never,
     })
     phone = enrolled.client
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    const conversation = await agent.createConversation({ customerId: bank.customerId, assignedStaffId: bank.agentId })
+    const conversation = await agentApi.createConversation({
+      customerId: bank.customerId,
+      assignedStaffId: bank.agentId,
+    })
     conversationId = conversation.id
     phoneStream = phone.stream({
       onMessage: (m) => {
@@ -83,7 +78,6 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
       contentType: 'text/plain',
       ciphertext: new TextEncoder().encode('Hello, I have lost my card'),
     })
-    browser = await chromium.launch({ executablePath: CHROMIUM })
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
     // Any CSP violation or script error fails the run at the end: the pages must work under their own policy. The
@@ -147,7 +141,7 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
     await page.keyboard.press('Enter')
     const log = page.getByRole('log', { name: 'Messages with Ada Customer' })
     await log.getByText('Hello, I have lost my card').waitFor()
-    await page.getByRole('heading', { name: 'Ada Customer', level: 2 }).waitFor()
+    await page.getByRole('heading', { name: 'Ada Customer', level: 2, exact: true }).waitFor()
     // Marked read once the messages are shown: the count goes when the console has told the server.
     await item.getByText(/unread/).waitFor({ state: 'detached' })
     assert.equal(await item.getByText(/unread/).count(), 0)
@@ -179,7 +173,6 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
   })
 
   test('a secure (MLS) conversation: read and answered end to end in the browser; the server holds only ciphertext', async () => {
-    const agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
     const customer = await agentApi.createCustomer({ externalRef: 'REF-SECURE', displayName: 'Brian Secure' })
     const { code } = await agentApi.issueEnrolmentCode(customer.id)
     const { client: tablet } = await enrolDevice({

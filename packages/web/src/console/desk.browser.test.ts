@@ -7,17 +7,16 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, type Message, type MessageStream, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, type Message, type MessageStream } from '@strongroom/sdk'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
-import { configureSimulatedChannels, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import { configureSimulatedChannels, type TestBank, type TestServer } from '@strongroom/server/testing'
+import type { Browser, Page } from 'playwright-core'
 import WebSocket from 'ws'
 import {
   assertAccessible,
-  CHROMIUM,
   eventually,
   outputDir,
-  startPagesServer,
+  startBankPages,
   watchPage,
   withoutChromium,
 } from '../browser-testing.ts'
@@ -39,11 +38,10 @@ describe('the agent desk in Chromium', { skip: withoutChromium }, () => {
   const pageProblems: string[] = []
 
   before(async () => {
-    server = await startPagesServer()
-    bank = await createTestBank(server, 'Desk Browser Bank')
-    const staff = (token: string) => new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(token) })
-    const agent = staff(bank.agentToken)
-    await staff(bank.adminToken).request('POST', '/v1/canned-replies', {
+    const started = await startBankPages('Desk Browser Bank')
+    ;({ server, bank, browser } = started)
+    const agent = started.agentApi
+    await started.adminApi.request('POST', '/v1/canned-replies', {
       shortcut: 'statement',
       title: 'Statement resent',
       text: CANNED,
@@ -75,7 +73,6 @@ describe('the agent desk in Chromium', { skip: withoutChromium }, () => {
     phone = new ChannelSimulator({ baseUrl: server.url })
     await phone.send('whatsapp', { from: CUSTOMER_PHONE.slice(1), to: WHATSAPP_NUMBER_ID, text: 'Here is the letter' })
     await phone.send('twilio', { from: CUSTOMER_PHONE, to: BANK_NUMBER, text: 'My mortgage statement is missing' })
-    browser = await chromium.launch({ executablePath: CHROMIUM })
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
     watchPage(page, pageProblems)

@@ -1,48 +1,50 @@
-import type { Conversation, ConversationStatus, StrongroomClient } from '@strongroom/sdk'
+import type { ArchiveSearchPage, Conversation, ConversationStatus, StaffClient } from '@strongroom/sdk'
 import type { CannedReply, ConversationNote, SearchPage } from '@strongroom/sdk/protocol'
 
 export type { CannedReply, ConversationNote, SearchPage }
 
-const at = (conversationId: string) => `/v1/conversations/${encodeURIComponent(conversationId)}`
-
-/** The agent's desk on the server: status, notes, canned replies, search, a customer's conversations. */
+/** The agent's desk in the console: the staff client's desk calls, with the canned replies asked once a session. */
 export class Desk {
-  readonly #client: StrongroomClient
+  readonly #client: StaffClient
   #replies: Promise<CannedReply[]> | undefined
 
-  constructor(client: StrongroomClient) {
+  constructor(client: StaffClient) {
     this.#client = client
   }
 
   setStatus(conversationId: string, status: ConversationStatus): Promise<Conversation> {
-    return this.#client.request<Conversation>('PUT', `${at(conversationId)}/status`, { status })
+    return this.#client.setConversationStatus(conversationId, status)
   }
 
-  async notes(conversationId: string): Promise<ConversationNote[]> {
-    return (await this.#client.request<{ notes: ConversationNote[] }>('GET', `${at(conversationId)}/notes`)).notes
+  notes(conversationId: string): Promise<ConversationNote[]> {
+    return this.#client.listNotes(conversationId)
   }
 
   addNote(conversationId: string, text: string): Promise<ConversationNote> {
-    return this.#client.request<ConversationNote>('POST', `${at(conversationId)}/notes`, { text })
+    return this.#client.addNote(conversationId, text)
   }
 
   /** The bank's canned replies, asked once a session. */
   cannedReplies(): Promise<CannedReply[]> {
-    this.#replies ??= this.#client
-      .request<{ replies: CannedReply[] }>('GET', '/v1/canned-replies')
-      .then((r) => r.replies)
-      .catch(() => [])
+    this.#replies ??= this.#client.listCannedReplies().catch(() => [])
     return this.#replies
   }
 
   search(q: string, offset = 0): Promise<SearchPage> {
-    const query = new URLSearchParams({ q, limit: '20', offset: String(offset) })
-    return this.#client.request<SearchPage>('GET', `/v1/search/conversations?${query}`)
+    return this.#client.searchConversations(q, { offset })
   }
 
-  async customerConversations(customerId: string): Promise<Conversation[]> {
-    const path = `/v1/customers/${encodeURIComponent(customerId)}/conversations`
-    return (await this.#client.request<{ conversations: Conversation[] }>('GET', path)).conversations
+  customerConversations(customerId: string): Promise<Conversation[]> {
+    return this.#client.customerConversations(customerId)
+  }
+
+  /**
+   * Secure (end-to-end encrypted) messages holding `text`, through the compliance archive's text search
+   * (`archive:read`), which the server audits as every archive search. A page scans a bounded stretch of the archive:
+   * follow `next` for more.
+   */
+  archiveSearch(text: string, after?: number): Promise<ArchiveSearchPage> {
+    return this.#client.searchArchive({ text, recordClass: 'secure-message', limit: 20, after })
   }
 }
 

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, StaffClient, StaffToken } from '@strongroom/sdk'
 import {
   encryptedStore,
   generateStoreKey,
@@ -17,20 +17,14 @@ import {
   type SecureEvent,
   SecureMessaging,
 } from '@strongroom/sdk/mls-node'
-import { createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
-import { type Browser, chromium, type Page } from 'playwright-core'
-import {
-  CHROMIUM,
-  eventually,
-  outputDir,
-  withoutChromium as skip,
-  startPagesServer,
-  watchPage,
-} from '../browser-testing.ts'
+import type { TestBank, TestServer } from '@strongroom/server/testing'
+import type { Browser, Page } from 'playwright-core'
+import { eventually, outputDir, withoutChromium as skip, startBankPages, watchPage } from '../browser-testing.ts'
 
 describe('secure history on the bank’s side, in Chromium', { skip }, () => {
   let server: TestServer
   let bank: TestBank
+  let agentApi: StaffClient
   let browser: Browser
   let phone: SecureMessaging
   const phoneRead: SecureEvent[] = []
@@ -105,8 +99,7 @@ describe('secure history on the bank’s side, in Chromium', { skip }, () => {
   }
 
   before(async () => {
-    server = await startPagesServer()
-    bank = await createTestBank(server)
+    ;({ server, bank, agentApi, browser } = await startBankPages())
     const enrolled = await enrolDevice({
       baseUrl: server.url,
       enrolmentCode: await bank.enrolmentCode(),
@@ -120,7 +113,6 @@ describe('secure history on the bank’s side, in Chromium', { skip }, () => {
         phoneRead.push(event)
       },
     })
-    browser = await chromium.launch({ executablePath: CHROMIUM })
   })
 
   after(async () => {
@@ -131,8 +123,8 @@ describe('secure history on the bank’s side, in Chromium', { skip }, () => {
   test('the agent on a new browser reads the earlier secure messages, and writes from both browsers', async () => {
     // The agent's first browser makes its MLS identity at sign-in; the phone makes the group with it and the archive.
     const first = await signedIn(bank.agentToken)
-    const agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    conversationId = (await agent.createConversation({ customerId: bank.customerId, assignedStaffId: bank.agentId })).id
+    conversationId = (await agentApi.createConversation({ customerId: bank.customerId, assignedStaffId: bank.agentId }))
+      .id
     await phone.createGroup(conversationId, [
       { kind: 'staff', id: bank.agentId },
       { kind: 'archive', id: 'archive' },
@@ -184,7 +176,7 @@ describe('secure history on the bank’s side, in Chromium', { skip }, () => {
     const supervisor = await bank.staffToken('supervisor')
     const colleague = await bank.staffToken('agent', 'Colleague')
     const page = await signedIn(colleague.token)
-    const boss = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
+    const boss = new StaffClient({ baseUrl: server.url, credentials: new StaffToken(supervisor.token) })
     await boss.request('PUT', `/v1/conversations/${conversationId}/assignment`, {
       staffId: colleague.staffId,
       mode: 'transfer',

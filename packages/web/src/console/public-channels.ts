@@ -4,7 +4,7 @@ import {
   type PublicMessage,
   problemKind,
   type SentPublicMessage,
-  type StrongroomClient,
+  type StaffClient,
 } from '@strongroom/sdk'
 
 /** What the console shows of a public-channel message besides its text. */
@@ -25,7 +25,7 @@ export interface PublicDetails {
   /** When it was sent or received on the public channel (imported history keeps this time, not the pivot's). */
   at: string
   /** The bank's own messages: where the provider says it is. */
-  delivery: { status: string; errorCode: string | null } | null
+  delivery: PublicMessage['delivery']
 }
 
 /** Delivery states after which nothing changes. */
@@ -39,13 +39,13 @@ const READ_AHEAD = 200
  * or account data), and the agent's replies, which go out on the customer's channel.
  */
 export class PublicChannels {
-  readonly #client: StrongroomClient
+  readonly #client: StaffClient
   readonly #changed: () => void
   readonly #channels = new Map<string, ConversationChannel>()
   /** Opened messages by conversation and sequence number. */
   readonly #opened = new Map<string, Map<number, PublicMessage>>()
 
-  constructor(client: StrongroomClient, changed: () => void) {
+  constructor(client: StaffClient, changed: () => void) {
     this.#client = client
     this.#changed = changed
   }

@@ -10,18 +10,21 @@ import {
   isPublicChannelMessage,
   type Message,
   type MessageStream,
+  MLS_CONTENT_TYPE,
+  StaffClient,
   StaffSession,
   StaffToken,
   type StreamState,
-  StrongroomClient,
   StrongroomError,
   signInStaffWithPasskey,
   staffInvitationPasskeyOptions,
   staffPasskeySignInOptions,
 } from '@strongroom/sdk'
+import { ConversationIndicators, type IndicatedMessage, type SignalChannel } from '../shared/indicators.ts'
 import { createPasskey, getPasskeyAssertion } from '../shared/passkey.ts'
 import { ConsentTracker } from './consent-tracker.ts'
 import { Desk } from './desk.ts'
+import { StaffDirectory } from './presence.tsx'
 import { PublicChannels, type PublicDetails } from './public-channels.ts'
 import { BrowserSecureContent } from './secure-content.ts'
 import { buildTimeline, type TimelineItem } from './timeline.ts'
@@ -77,6 +80,9 @@ export interface SecureContent {
   openAttachment(conversationId: string, attachment: AttachmentRef): Promise<Uint8Array<ArrayBuffer>>
   /** Sends secure messages over the console's stream (pipelined), not one HTTP request each. */
   sendOver(stream: MessageStream | undefined): void
+  /** Typing and read indicators: sent to the members connected now, read from the stream (see indicators.ts). */
+  signal: SignalChannel['signal']
+  readSignal: SignalChannel['readSignal']
 }
 
 const HISTORY = 200
@@ -104,7 +110,7 @@ export function whyNoPasskey(error: unknown): string {
  * token lives only in this object (memory): a reload or a closed tab signs out.
  */
 export class ConsoleSession {
-  readonly client: StrongroomClient
+  readonly client: StaffClient
   readonly me: StaffIdentity
   readonly entries = new Map<string, InboxEntry>()
   readonly messages = new Map<string, ShownMessage[]>()
@@ -115,10 +121,14 @@ export class ConsoleSession {
   /** The last thing that went wrong, in words for the agent. */
   problem: string | undefined
   secure: SecureContent | undefined
+  /** The customers' typing and read indicators in secure conversations, and this agent's. */
+  indicators: ConversationIndicators | undefined
   /** The payment confirmations of the conversations shown, followed until each is decided. */
   readonly consents: ConsentTracker
   readonly publicChannels: PublicChannels
   readonly desk: Desk
+  /** The bank's staff and their presence, for supervisors handing conversations over. */
+  readonly directory: StaffDirectory
   /** Conversations whose last message is being fetched for the inbox's preview. */
   readonly #previewing = new Set<string>()
   /** Pivots' secure conversations this browser has joined as an MLS member, so it can encrypt for them. */
@@ -139,13 +149,14 @@ export class ConsoleSession {
   ended = false
   readonly #credentials: Credentials
 
-  private constructor(client: StrongroomClient, credentials: Credentials, me: StaffIdentity) {
+  private constructor(client: StaffClient, credentials: Credentials, me: StaffIdentity) {
     this.client = client
     this.#credentials = credentials
     this.me = me
     this.consents = new ConsentTracker(client)
     this.publicChannels = new PublicChannels(client, () => this.#changed())
     this.desk = new Desk(client)
+    this.directory = new StaffDirectory(client, () => this.#changed())
   }
 
   static async signIn(baseUrl: string, token: string): Promise<ConsoleSession> {
@@ -216,8 +227,8 @@ export class ConsoleSession {
   }
 
   static async #open(baseUrl: string, credentials: Credentials): Promise<ConsoleSession> {
-    const client = new StrongroomClient({ baseUrl, credentials })
-    let me: Awaited<ReturnType<StrongroomClient['me']>>
+    const client = new StaffClient({ baseUrl, credentials })
+    let me: Awaited<ReturnType<StaffClient['me']>>
     try {
       me = await client.me()
     } catch (error) {
@@ -265,6 +276,13 @@ export class ConsoleSession {
         return undefined
       })
     }
+    if (this.secure) {
+      this.indicators = new ConversationIndicators(
+        this.secure,
+        (sender) => sender.kind === 'device',
+        () => this.#changed(),
+      )
+    }
     const conversations = await this.#listAllConversations()
     await this.publicChannels.learn(conversations.map((c) => c.id))
     await Promise.all(conversations.map((c) => this.#addConversation(c)))
@@ -276,12 +294,17 @@ export class ConsoleSession {
       onMessage: (message) => this.#enqueue(() => this.#onMessage(message)),
       onJoined: (conversationId) => this.#enqueue(() => this.#onJoined(conversationId)),
       onLeft: (conversationId) => this.#enqueue(async () => this.#onLeft(conversationId)),
+      // Not queued behind messages: an indicator is of the moment.
+      onSignal: (signal) => void this.indicators?.received(signal),
+      onPresence: () => void this.directory.refresh().catch(() => undefined),
       // Not queued behind messages: a payment decision shows as soon as it is read.
       onUpdate: (conversationId, update) => void this.#onUpdate(conversationId, update),
       onStateChange: (state) => {
         // Back after a break: updates are not replayed, so what is shown is read again.
         if (state === 'open' && this.streamState === 'reconnecting') this.#resync()
         this.streamState = state
+        // What the agent read while the stream was not open is said now.
+        if (state === 'open') this.#seen()
         // Closed without this console closing it: the server refused the credentials (revoked, deactivated, ended).
         if (state === 'closed' && !this.#closed) this.ended = true
         this.#changed()
@@ -292,6 +315,37 @@ export class ConsoleSession {
       },
     })
     this.secure?.sendOver(this.#stream)
+    document.addEventListener('visibilitychange', this.#seen)
+    if (this.can('conversations:assign')) await this.directory.refresh().catch(() => undefined)
+  }
+
+  // ── Typing and read indicators of the open customer's secure conversations ──
+
+  /** The agent types a reply in the conversation: the customer is told (paced). */
+  typed(conversationId: string): void {
+    if (this.streamState !== 'open' || this.publicChannels.isPublic(conversationId)) return
+    this.indicators?.typed(conversationId)
+  }
+
+  /** The agent sees the open customer's conversations to their last message: the customer is told once per message. */
+  readonly #seen = () => {
+    const open = this.openId ? this.entries.get(this.openId) : undefined
+    if (!open || !this.indicators || this.streamState !== 'open') return
+    for (const { conversation } of this.customerEntries(open)) {
+      if (this.publicChannels.isPublic(conversation.id)) continue
+      const last = this.messages.get(conversation.id)?.at(-1)
+      this.indicators.seen(conversation.id, last && indicated(last))
+    }
+  }
+
+  /** The seq of the bank's message the customer read last in the conversation (to mark "Read"), if they said. */
+  readMark(conversationId: string): number | undefined {
+    return this.indicators?.readMark(conversationId, (this.messages.get(conversationId) ?? []).map(indicated))
+  }
+
+  /** Whether the customer of this line is typing in one of their secure conversations. */
+  customerTyping(entry: InboxEntry): boolean {
+    return this.customerEntries(entry).some((e) => this.indicators?.typing(e.conversation.id) !== undefined)
   }
 
   /** Follows the pivot links of conversations: called with the conversation whose link changed (or every open one). */
@@ -351,6 +405,31 @@ export class ConsoleSession {
   #resync(): void {
     void this.consents.resync().catch(() => undefined)
     if (this.openId) for (const listener of this.#pivotListeners) listener(this.openId)
+    if (this.can('conversations:assign')) void this.directory.refresh().catch(() => undefined)
+    // Behind the messages the stream brings again, as the joins and departures it missed would have been.
+    this.#enqueue(() => this.#rereadConversations())
+  }
+
+  /**
+   * After a break (the node went away, the network dropped): statuses, assignments and memberships changed meanwhile
+   * were said only to the streams open then, so the conversations are read again: each shown one brought up to date,
+   * one this member joined added, one they left (handed over) removed.
+   */
+  async #rereadConversations(): Promise<void> {
+    const current = await this.#listAllConversations()
+    const ids = new Set(current.map((c) => c.id))
+    for (const [id, entry] of this.entries) {
+      const wasMember = entry.conversation.members.some((m) => m.kind === 'staff' && m.id === this.me.staffId)
+      if (wasMember && !ids.has(id)) this.#onLeft(id)
+    }
+    const joined = current.filter((c) => !this.entries.has(c.id))
+    await this.publicChannels.learn(joined.map((c) => c.id))
+    for (const conversation of current) {
+      const entry = this.entries.get(conversation.id)
+      if (entry) entry.conversation = conversation
+      else await this.#addConversation(conversation)
+    }
+    this.#changed()
   }
 
   /** The inbox, most recent first. */
@@ -385,6 +464,7 @@ export class ConsoleSession {
     for (const other of entries) await this.#loadHistory(other)
     await this.#noteJoined(conversationId)
     for (const other of entries) await this.#markRead(other)
+    this.#seen()
     this.#changed()
   }
 
@@ -478,6 +558,7 @@ export class ConsoleSession {
       await this.publicChannels.send(conversationId, text)
     } else if (this.secure && (await this.secure.canSend(conversationId))) {
       await this.secure.send(conversationId, text)
+      this.indicators?.sent(conversationId)
     } else if (this.awaitingEncryption(conversationId)) {
       throw new Error('the customer’s browser has not set up end-to-end encryption yet. Try again in a moment.')
     } else if (this.#stream) {
@@ -513,6 +594,8 @@ export class ConsoleSession {
   /** Closes the stream and forgets the client (and with it the token). */
   close(): void {
     this.#closed = true
+    document.removeEventListener('visibilitychange', this.#seen)
+    this.indicators?.close()
     this.#stream?.close()
     this.consents.close()
     this.#listeners.clear()
@@ -615,7 +698,7 @@ export class ConsoleSession {
       if (!entry) return
     }
     const shown = await this.#show(message)
-    if (message.contentType === 'message/mls') await this.#noteJoined(message.conversationId)
+    if (message.contentType === MLS_CONTENT_TYPE) await this.#noteJoined(message.conversationId)
     entry.conversation = { ...entry.conversation, lastSeq: Math.max(entry.conversation.lastSeq, message.seq) }
     if (shown) {
       entry.lastMessageAt = message.createdAt
@@ -625,11 +708,13 @@ export class ConsoleSession {
         entry.conversation = { ...entry.conversation, status: 'open' }
       }
       if (shown.from === 'customer') this.onCustomerMessage?.(entry)
+      if (message.sender.kind === 'device') this.indicators?.stoppedTyping(message.conversationId)
       const fromMe = shown.from === 'you'
       if (this.#isShown(entry) || fromMe) await this.#markRead(entry)
       else entry.unread += 1
       const list = this.messages.get(message.conversationId)
       if (list && !list.some((m) => m.seq === message.seq)) list.push(shown)
+      if (this.#isShown(entry)) this.#seen()
     }
     this.#changed()
   }
@@ -661,7 +746,7 @@ export class ConsoleSession {
       const createdAt = read.details.imported ? read.details.at : base.createdAt
       return { ...base, createdAt, text: read.text, public: read.details }
     }
-    if (message.contentType === 'message/mls') {
+    if (message.contentType === MLS_CONTENT_TYPE) {
       if (!this.secure) return { ...base, text: undefined, placeholder: 'Encrypted message' }
       const read = await this.secure.read(message)
       if (!read) return undefined
@@ -670,6 +755,11 @@ export class ConsoleSession {
     }
     return { ...base, text: undefined, placeholder: `A ${message.contentType} message this console cannot show` }
   }
+}
+
+/** A shown message as the indicators see it: the bank's messages (this agent's or a colleague's) are this side's. */
+function indicated(message: ShownMessage): IndicatedMessage {
+  return { seq: message.seq, id: message.id, mine: message.from === 'you' || message.from === 'staff' }
 }
 
 /** A message as the inbox previews it: its first line, or what stands for it. */

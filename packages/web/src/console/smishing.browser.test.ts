@@ -7,17 +7,9 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { StaffToken, StrongroomClient } from '@strongroom/sdk'
-import { configureSimulatedChannels, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
-import { type Browser, chromium, type Page } from 'playwright-core'
-import {
-  assertAccessible,
-  CHROMIUM,
-  outputDir,
-  startPagesServer,
-  watchPage,
-  withoutChromium,
-} from '../browser-testing.ts'
+import { configureSimulatedChannels, type TestBank, type TestServer } from '@strongroom/server/testing'
+import type { Browser, Page } from 'playwright-core'
+import { assertAccessible, outputDir, startBankPages, watchPage, withoutChromium } from '../browser-testing.ts'
 
 const BANK_NUMBER = '+442079460123'
 
@@ -38,12 +30,13 @@ describe('smishing and spoofing badges in the console (Chromium)', { skip: witho
   }
 
   before(async () => {
-    server = await startPagesServer()
-    bank = await createTestBank(server, 'Lookalike Bank')
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const started = await startBankPages('Lookalike Bank')
+    ;({ server, bank, browser } = started)
     await configureSimulatedChannels(server.ctx, bank.adminToken, bank.agentId, { twilio: BANK_NUMBER })
-    await admin.request('PUT', '/v1/policies/links', { domains: ['example-bank.com'], senderIds: ['EXAMPLEBNK'] })
-    browser = await chromium.launch({ executablePath: CHROMIUM })
+    await started.adminApi.request('PUT', '/v1/policies/links', {
+      domains: ['example-bank.com'],
+      senderIds: ['EXAMPLEBNK'],
+    })
     agent = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
     watchPage(agent, pageProblems)
   })

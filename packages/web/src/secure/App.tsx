@@ -269,6 +269,7 @@ function Chat(props: { session: ChatSession }) {
     ...new Set(session.history.map((m) => channelNames[m.channel as keyof typeof channelNames] ?? m.channel)),
   ]
   const cards = [...session.consents.values()]
+  const readMark = session.readMark()
   // A consent card takes room from the log: keep its newest message in view then too, not only when one arrives.
   useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [shown, cards.length])
   return (
@@ -309,7 +310,7 @@ function Chat(props: { session: ChatSession }) {
           </li>
           {secureTimeline(session.messages, cards).map((item) =>
             'seq' in item ? (
-              <MessageItem key={item.seq} message={item} session={session} />
+              <MessageItem key={item.seq} message={item} session={session} read={item.seq === readMark} />
             ) : (
               <ConsentEvent key={item.key} event={item} />
             ),
@@ -317,6 +318,9 @@ function Chat(props: { session: ChatSession }) {
           <li ref={end} class="end" aria-hidden="true" />
         </ol>
       </div>
+      <p class="typing" role="status">
+        {session.indicators?.typing(session.conversationId) ? 'Your bank is typing…' : ''}
+      </p>
       {cards.length > 0 && (
         <section class="consents" aria-labelledby="consents-heading">
           <h2 id="consents-heading">Payments to confirm</h2>
@@ -334,6 +338,7 @@ function Chat(props: { session: ChatSession }) {
         help="Enter sends; Shift+Enter starts a new line."
         maxLength={4000}
         send={(text) => session.send(text)}
+        typing={() => session.typed()}
         attach={{ send: (file) => session.sendAttachment(file) }}
         whyNotSent={(error) => `Not sent: ${(error as Error).message}`}
         waiting={
@@ -410,7 +415,7 @@ function HistoryItem(props: { message: PublicMessage }) {
   )
 }
 
-function MessageItem(props: { message: ChatMessage; session: ChatSession }) {
+function MessageItem(props: { message: ChatMessage; session: ChatSession; read: boolean }) {
   const m = props.message
   const attachment = m.attachment
   return (
@@ -430,6 +435,7 @@ function MessageItem(props: { message: ChatMessage; session: ChatSession }) {
           Disappears at <time dateTime={m.expiresAt}>{time.format(new Date(m.expiresAt))}</time>
         </span>
       )}
+      {props.read && <span class="read-mark">Read</span>}
     </li>
   )
 }

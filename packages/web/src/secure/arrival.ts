@@ -1,12 +1,13 @@
 import {
+  type DeviceClient,
   enrolWithPivotLink,
   isDeviceWipedProblem,
   openPivotLink,
   type PivotFactor,
   type PivotStepUpOptions,
+  type ProblemKind,
   pivotStepUpOptions,
   problemKind,
-  type StrongroomClient,
   StrongroomError,
   sendPivotSmsCode,
 } from '@strongroom/sdk'
@@ -29,7 +30,7 @@ export type Screen =
 
 const DEVICE_LABEL = 'Web browser'
 
-const refusals: Record<string, Extract<Screen, { kind: 'link-error' }>['reason']> = {
+const refusals: Partial<Record<ProblemKind, Extract<Screen, { kind: 'link-error' }>['reason']>> = {
   'pivot/token-expired': 'expired',
   'pivot/token-used': 'used',
   'pivot/token-revoked': 'replaced',
@@ -39,7 +40,8 @@ const refusals: Record<string, Extract<Screen, { kind: 'link-error' }>['reason']
 
 /** The link refusals that end the visit: each gets its own page, which offers the chat when this browser has it. */
 function linkError(error: unknown, device: BrowserDevice | undefined): Screen | undefined {
-  const reason = refusals[problemKind(error) ?? '']
+  const kind = problemKind(error)
+  const reason = kind && refusals[kind]
   return reason ? { kind: 'link-error', reason, chatHere: Boolean(device?.enrolment) } : undefined
 }
 
@@ -63,7 +65,7 @@ export class Arrival {
     return this.#device
   }
 
-  #client(device: BrowserDevice, credentials?: StrongroomClient['credentials']): StrongroomClient {
+  #client(device: BrowserDevice, credentials?: DeviceClient['credentials']): DeviceClient {
     return device.client({
       baseUrl: this.baseUrl,
       ...(credentials ? { credentials } : {}),
@@ -154,7 +156,7 @@ export class Arrival {
     return this.#chat(device, this.#client(device, enrolled.client.credentials), enrolled.secureConversationId)
   }
 
-  async #chat(device: BrowserDevice, client: StrongroomClient, conversationId: string | undefined): Promise<Screen> {
+  async #chat(device: BrowserDevice, client: DeviceClient, conversationId: string | undefined): Promise<Screen> {
     let id = conversationId
     if (id === undefined) {
       // Back without a link: the most recent of this device's secure conversations.

@@ -2,21 +2,25 @@ import {
   type AttachmentRef,
   type ConsentRequest,
   consentPasskeyChallenge,
+  type DeviceClient,
+  IMPORTED_HISTORY_TYPE,
   type Message,
   type MessageStream,
   type PublicMessage,
   problemKind,
   type StreamState,
-  type StrongroomClient,
   type StrongroomError,
 } from '@strongroom/sdk'
 import { type BrowserDevice, MLS_CONTENT_TYPE } from '@strongroom/sdk/mls'
+import { ConversationIndicators } from '../shared/indicators.ts'
 import { BrowserMlsMember } from '../shared/mls-member.ts'
 import { createPasskey, getPasskeyAssertion } from '../shared/passkey.ts'
 
 /** A secure message as the customer sees it. */
 export interface ChatMessage {
   seq: number
+  /** The message's id in the log (a read indicator names it). */
+  id: string
   from: 'you' | 'bank'
   /** The text, or undefined when it cannot be shown (then `placeholder` says why). */
   text: string | undefined
@@ -44,7 +48,6 @@ export interface ConsentCard {
 /** Whether this browser can read and write the conversation yet. */
 export type JoinState = 'joining' | 'waiting' | 'ready'
 
-const IMPORTED_HISTORY_TYPE = 'application/vnd.strongroom.public-channel+sealed'
 const WELCOME_POLL_MS = 3_000
 const HISTORY = 200
 
@@ -54,7 +57,7 @@ const HISTORY = 200
  * their expiry. Kept live from the stream; the page re-renders on every change.
  */
 export class ChatSession {
-  readonly client: StrongroomClient
+  readonly client: DeviceClient
   readonly conversationId: string
   readonly deviceId: string
   history: PublicMessage[] = []
@@ -65,6 +68,8 @@ export class ChatSession {
   problem: string | undefined
   readonly #device: BrowserDevice
   #member: BrowserMlsMember | undefined
+  /** The bank's typing and read indicators, and this customer's. */
+  indicators: ConversationIndicators | undefined
   #stream: MessageStream | undefined
   #listeners = new Set<() => void>()
   #timers: ReturnType<typeof setInterval>[] = []
@@ -73,7 +78,7 @@ export class ChatSession {
   /** Stream events are handled one at a time, in the order they came. */
   #queue: Promise<void> = Promise.resolve()
 
-  constructor(client: StrongroomClient, device: BrowserDevice, conversationId: string) {
+  constructor(client: DeviceClient, device: BrowserDevice, conversationId: string) {
     this.client = client
     this.#device = device
     this.conversationId = conversationId
@@ -99,6 +104,11 @@ export class ChatSession {
       store: this.#device.store,
       self: { kind: 'device', id: this.deviceId },
     })
+    this.indicators = new ConversationIndicators(
+      this.#member,
+      (sender) => sender.kind === 'staff',
+      () => this.#changed(),
+    )
     await this.#join()
     const log = await this.client.listMessages(this.conversationId, { after: 0, limit: HISTORY })
     for (const message of log) await this.#show(message)
@@ -107,6 +117,8 @@ export class ChatSession {
     this.#stream = this.client.stream({
       cursors: { [this.conversationId]: log.at(-1)?.seq ?? 0 },
       onMessage: (message) => this.#enqueue(() => this.#onMessage(message)),
+      // Not queued behind messages: an indicator is of the moment.
+      onSignal: (signal) => void this.indicators?.received(signal),
       onUpdate: (_conversationId, update) => {
         if (update.kind === 'consent') this.#enqueue(() => this.#onConsentUpdate(update.consentId))
       },
@@ -114,6 +126,8 @@ export class ChatSession {
         // Back after a break: payment requests asked or decided meanwhile are read again (updates are not replayed).
         if (state === 'open' && this.streamState === 'reconnecting') this.#enqueue(() => this.#refreshConsents())
         this.streamState = state
+        // What the customer read while the stream was not open is said now.
+        if (state === 'open') this.#seen()
         this.#changed()
       },
       onError: (error) => {
@@ -122,6 +136,7 @@ export class ChatSession {
       },
     })
     this.#member.sendOver(this.#stream)
+    document.addEventListener('visibilitychange', this.#seen)
     await this.#refreshConsents()
     // What expired while the page was closed goes now; what expires while it is open goes at its time.
     this.#timers.push(setInterval(() => void this.#device.store.purgeExpired?.(new Date()), 60_000))
@@ -130,6 +145,8 @@ export class ChatSession {
 
   close(): void {
     this.#closed = true
+    document.removeEventListener('visibilitychange', this.#seen)
+    this.indicators?.close()
     this.#stream?.close()
     for (const timer of this.#timers) clearInterval(timer)
     clearTimeout(this.#expiryTimer)
@@ -140,6 +157,25 @@ export class ChatSession {
   async send(text: string): Promise<void> {
     if (!this.#member || this.joinState !== 'ready') throw new Error('the conversation is not ready yet')
     await this.#member.send(this.conversationId, text)
+    this.indicators?.sent(this.conversationId)
+  }
+
+  /** The customer is typing: the bank's side is told (paced). */
+  typed(): void {
+    if (this.joinState === 'ready' && this.streamState === 'open') this.indicators?.typed(this.conversationId)
+  }
+
+  /** The customer sees the chat up to its last message: the bank's side is told once per message. */
+  readonly #seen = () => {
+    if (this.streamState !== 'open' || this.joinState !== 'ready') return
+    const last = this.messages.at(-1)
+    this.indicators?.seen(this.conversationId, last && { seq: last.seq, id: last.id, mine: last.from === 'you' })
+  }
+
+  /** The seq of the customer's message to mark "Read" (the bank has read up to it), if any. */
+  readMark(): number | undefined {
+    const messages = this.messages.map((m) => ({ seq: m.seq, id: m.id, mine: m.from === 'you' }))
+    return this.indicators?.readMark(this.conversationId, messages)
   }
 
   /** Encrypts a file here and sends it; it shows when the stream brings its message back. */
@@ -211,6 +247,8 @@ export class ChatSession {
     } else {
       if (this.joinState === 'waiting') await this.#acceptWelcome()
       await this.#show(message)
+      if (message.sender.kind === 'staff') this.indicators?.stoppedTyping(this.conversationId)
+      this.#seen()
     }
     this.#scheduleExpiry()
     this.#changed()
@@ -224,6 +262,7 @@ export class ChatSession {
     const mine = message.sender.kind === 'device' && message.sender.id === this.deviceId
     this.messages.push({
       seq: message.seq,
+      id: message.id,
       from: mine ? 'you' : 'bank',
       text: 'text' in read ? read.text : undefined,
       ...('placeholder' in read ? { placeholder: read.placeholder } : {}),

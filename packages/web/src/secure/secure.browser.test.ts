@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, type PasskeyCreationOptions, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, type PasskeyCreationOptions, type StaffClient } from '@strongroom/sdk'
 import {
   encryptedStore,
   generateStoreKey,
@@ -18,23 +18,17 @@ import {
   type SecureEvent,
   SecureMessaging,
 } from '@strongroom/sdk/mls-node'
+import { configureSimulatedSms, SimulatedPhone, type TestBank, type TestServer } from '@strongroom/server/testing'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import {
-  configureSimulatedSms,
-  createTestBank,
-  SimulatedPhone,
-  type TestBank,
-  type TestServer,
-} from '@strongroom/server/testing'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
-import {
+  addPlatformAuthenticator,
   assertAccessible,
-  CHROMIUM,
   eventually,
-  freePort,
   outputDir,
   withoutChromium as skip,
-  startPagesServer,
+  startBankPages,
   WAIT,
+  webAuthnOrigin,
 } from '../browser-testing.ts'
 
 const BANK_NUMBER = '+442071838750'
@@ -45,7 +39,7 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
   let server: TestServer
   let origin: string
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let agentSecure: SecureMessaging
   const agentRead: SecureEvent[] = []
   let browser: Browser
@@ -135,12 +129,11 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
   const shot = (target: Page, name: string) => target.screenshot({ path: path.join(outputDir, `${name}.png`) })
 
   before(async () => {
-    const port = await freePort()
-    origin = `http://localhost:${port}`
-    server = await startPagesServer({ port, publicUrl: origin, rpId: 'localhost', rpOrigins: origin })
-    bank = await createTestBank(server, 'Secure Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
+    const local = await webAuthnOrigin()
+    origin = local.origin
+    const started = await startBankPages('Secure Bank', local.overrides)
+    ;({ server, bank, agentApi: agent, browser } = started)
+    const admin = started.adminApi
     await configureSimulatedSms(admin, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
     // Large payments need a passkey: the consent card then asks for one instead of the device key alone.
     await admin.request('PUT', '/v1/policies/step-up', {
@@ -176,23 +169,11 @@ describe('the customer’s secure chat in Chromium', { skip }, () => {
       })
     ).id
 
-    browser = await chromium.launch({ executablePath: CHROMIUM })
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
     watch(page)
     // Chromium's virtual authenticator: a platform authenticator that verifies the user and holds resident keys.
-    const cdp = await context.newCDPSession(page)
-    await cdp.send('WebAuthn.enable')
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    })
+    await addPlatformAuthenticator(context, page)
     smsContext = await browser.newContext({ viewport: { width: 360, height: 740 } })
     smsPage = await smsContext.newPage()
     watch(smsPage)

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { enrolDevice, type StaffClient } from '@strongroom/sdk'
 import {
   encryptedStore,
   generateStoreKey,
@@ -18,21 +18,14 @@ import {
   SecureMessaging,
   type SecureStore,
 } from '@strongroom/sdk/mls-node'
-import {
-  configureSimulatedSms,
-  createTestBank,
-  SimulatedPhone,
-  type TestBank,
-  type TestServer,
-} from '@strongroom/server/testing'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import { configureSimulatedSms, SimulatedPhone, type TestBank, type TestServer } from '@strongroom/server/testing'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import {
   assertAccessible,
-  CHROMIUM,
   eventually,
   outputDir,
   withoutChromium as skip,
-  startPagesServer,
+  startBankPages,
   watchPage,
 } from '../browser-testing.ts'
 
@@ -42,7 +35,7 @@ const PHONE = '+447700900411'
 describe('the secure chat in several tabs of one browser', { skip }, () => {
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let agentSecure: SecureMessaging
   const agentRead: SecureEvent[] = []
   let agentStore: SecureStore
@@ -124,7 +117,8 @@ describe('the secure chat in several tabs of one browser', { skip }, () => {
   }
 
   before(async () => {
-    server = await startPagesServer(
+    const started = await startBankPages(
+      'Tabs Bank',
       {},
       {
         archiveSink: (record) => {
@@ -134,10 +128,8 @@ describe('the secure chat in several tabs of one browser', { skip }, () => {
         },
       },
     )
-    bank = await createTestBank(server, 'Tabs Bank')
-    agent = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
-    await configureSimulatedSms(admin, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
+    ;({ server, bank, agentApi: agent, browser } = started)
+    await configureSimulatedSms(started.adminApi, { bankNumber: BANK_NUMBER, agentId: bank.agentId })
     agentStore = encryptedStore(new MemoryStore(), await generateStoreKey())
     agentSecure = await SecureMessaging.open(agent, {
       provider: nodeCryptoProvider,
@@ -159,7 +151,6 @@ describe('the secure chat in several tabs of one browser', { skip }, () => {
     publicConversationId = (await agent.listConversations()).find((c) => c.customerId === customerId)?.id as string
     assert.ok(publicConversationId, 'the SMS opened a public conversation')
 
-    browser = await chromium.launch({ executablePath: CHROMIUM })
     context = await browser.newContext({ viewport: { width: 1000, height: 800 } })
     first = await context.newPage()
     second = await context.newPage()

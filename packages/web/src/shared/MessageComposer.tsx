@@ -31,6 +31,8 @@ export function MessageComposer(props: {
    * why no file goes here (a public channel).
    */
   attach?: { send: (file: File) => Promise<void> } | { refused: string } | undefined
+  /** Told on every keystroke that leaves text in the box (a typing indicator, which paces itself). */
+  typing?: (() => void) | undefined
 }) {
   const [text, setText] = useState('')
   const box = useRef<HTMLTextAreaElement>(null)
@@ -89,7 +91,9 @@ export function MessageComposer(props: {
           maxLength={props.maxLength}
           aria-describedby={helpId}
           onInput={(event) => {
-            setText((event.target as HTMLTextAreaElement).value)
+            const value = (event.target as HTMLTextAreaElement).value
+            setText(value)
+            if (value.trim() !== '') props.typing?.()
             // The refusal was about the text as it was: editing it clears the alert.
             setError(undefined)
           }}

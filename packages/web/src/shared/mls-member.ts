@@ -3,10 +3,11 @@ import {
   attachmentMessage,
   base64ToBytes,
   downloadAttachment,
+  type MemberClient,
   type Message,
   type MessageStream,
+  type ReceivedSignal,
   readAttachmentMessage,
-  type StrongroomClient,
   uploadAttachment,
 } from '@strongroom/sdk'
 import {
@@ -16,6 +17,8 @@ import {
   SecureGroupError,
   SecureMessaging,
   type SecureStore,
+  type Signal,
+  type SignalEvent,
 } from '@strongroom/sdk/mls'
 
 /**
@@ -40,7 +43,7 @@ const expired = (message: Pick<Message, 'expiresAt'>) =>
  */
 export class BrowserMlsMember {
   readonly messaging: SecureMessaging
-  readonly #client: StrongroomClient
+  readonly #client: MemberClient
   readonly #self: { kind: 'staff' | 'device'; id: string }
   /** Conversations this browser asked to be added to, once each while the page is open. */
   readonly #asked = new Set<string>()
@@ -48,7 +51,7 @@ export class BrowserMlsMember {
   readonly #earlier = new Map<string, Promise<{ texts: Map<number, string>; through: number }>>()
 
   private constructor(
-    client: StrongroomClient,
+    client: MemberClient,
     messaging: SecureMessaging,
     self: { kind: 'staff' | 'device'; id: string },
   ) {
@@ -58,7 +61,7 @@ export class BrowserMlsMember {
   }
 
   static async open(
-    client: StrongroomClient,
+    client: MemberClient,
     options: { store: SecureStore; self: { kind: 'staff' | 'device'; id: string } },
   ): Promise<BrowserMlsMember> {
     const messaging = await SecureMessaging.open(client, {
@@ -213,6 +216,16 @@ export class BrowserMlsMember {
   /** Sends this browser's messages over its open stream, pipelined, instead of one HTTP request each. */
   sendOver(stream: MessageStream | undefined): void {
     this.messaging.sendOver(stream)
+  }
+
+  /** Sends a typing or read indicator to the members connected now (see `ConversationIndicators`). */
+  signal(conversationId: string, signal: Signal): Promise<boolean> {
+    return this.messaging.signal(conversationId, signal)
+  }
+
+  /** Reads another member's typing or read indicator; undefined for anything this browser cannot take for one. */
+  readSignal(received: ReceivedSignal): Promise<SignalEvent | undefined> {
+    return this.messaging.readSignal(received)
   }
 
   /** What the SDK kept of a message: undefined when nothing, null when it has nothing to show (a resend request). */

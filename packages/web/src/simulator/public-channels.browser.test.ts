@@ -9,17 +9,10 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { enrolDevice, StaffToken, StrongroomClient } from '@strongroom/sdk'
-import { configureSimulatedChannels, createTestBank, type TestBank, type TestServer } from '@strongroom/server/testing'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
-import {
-  assertAccessible,
-  CHROMIUM,
-  outputDir,
-  startPagesServer,
-  watchPage,
-  withoutChromium,
-} from '../browser-testing.ts'
+import { enrolDevice, type StaffClient } from '@strongroom/sdk'
+import { configureSimulatedChannels, type TestBank, type TestServer } from '@strongroom/server/testing'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { assertAccessible, outputDir, startBankPages, watchPage, withoutChromium } from '../browser-testing.ts'
 
 /** The simulator's default customer number; the bank has it on file for this customer. */
 const CUSTOMER_PHONE = '+447700900123'
@@ -31,7 +24,8 @@ const PAN = '4111 1111 1111 1111'
 describe('public channels in Chromium: the simulator and the agent console', { skip: withoutChromium }, () => {
   let server: TestServer
   let bank: TestBank
-  let agentApi: StrongroomClient
+  let agentApi: StaffClient
+  let adminApi: StaffClient
   let customerId: string
   let browser: Browser
   let phoneContext: BrowserContext
@@ -53,9 +47,7 @@ describe('public channels in Chromium: the simulator and the agent console', { s
   }
 
   before(async () => {
-    server = await startPagesServer()
-    bank = await createTestBank(server, 'Public Channel Bank')
-    agentApi = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.agentToken) })
+    ;({ server, bank, agentApi, adminApi, browser } = await startBankPages('Public Channel Bank'))
     const customer = await agentApi.request<{ id: string }>('POST', '/v1/customers', {
       externalRef: 'PUBLIC-1',
       displayName: 'Grace Texter',
@@ -66,7 +58,6 @@ describe('public channels in Chromium: the simulator and the agent console', { s
       twilio: BANK_NUMBER,
       whatsapp: WHATSAPP_NUMBER_ID,
     })
-    browser = await chromium.launch({ executablePath: CHROMIUM })
     phoneContext = await browser.newContext({ viewport: { width: 360, height: 740 } })
     consoleContext = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     phone = await phoneContext.newPage()
@@ -125,7 +116,7 @@ describe('public channels in Chromium: the simulator and the agent console', { s
     await item.getByText('SMS', { exact: true }).waitFor()
     await item.getByText(/unread/).waitFor()
     await item.click()
-    await agent.getByRole('heading', { name: 'Grace Texter', level: 2 }).waitFor()
+    await agent.getByRole('heading', { name: 'Grace Texter', level: 2, exact: true }).waitFor()
     await agent.locator('.conversation-head').getByText('SMS', { exact: true }).waitFor()
     const masked = consoleLog().locator('.message', { hasText: 'was stolen' })
     await masked.getByText('Hello, my card [card •••• 1111] was stolen').waitFor()
@@ -230,10 +221,9 @@ describe('public channels in Chromium: the simulator and the agent console', { s
   })
 
   test('inbox filters: by channel, unread and assigned to me', async () => {
-    const admin = new StrongroomClient({ baseUrl: server.url, credentials: new StaffToken(bank.adminToken) })
     const colleague = await bank.staffToken('agent', 'colleague')
-    const theirs = await admin.createConversation({ customerId, assignedStaffId: colleague.staffId })
-    await admin.addMember(theirs.id, { kind: 'staff', id: bank.agentId })
+    const theirs = await adminApi.createConversation({ customerId, assignedStaffId: colleague.staffId })
+    await adminApi.addMember(theirs.id, { kind: 'staff', id: bank.agentId })
     const inbox = agent.getByRole('navigation', { name: 'Inbox' })
     // One line per customer: the SMS conversation, the secure one and the colleague's are all Grace's.
     const line = inbox.locator('.inbox-item')

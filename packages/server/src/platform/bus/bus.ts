@@ -19,10 +19,11 @@ export interface Bus {
   close(): Promise<void>
 }
 
-/** Whether a concrete subject matches a subscription pattern with NATS wildcards. */
-export function subjectMatches(pattern: string, subject: string): boolean {
-  const p = pattern.split('.')
-  const s = subject.split('.')
+/**
+ * Whether a concrete subject matches a subscription pattern with NATS wildcards, both already split at their dots (the
+ * pattern once when subscribing, the subject once per publication).
+ */
+export function subjectMatches(p: readonly string[], s: readonly string[]): boolean {
   for (let i = 0; i < p.length; i++) {
     if (p[i] === '>') return s.length > i
     if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false

@@ -5,7 +5,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { base64ToBytes, type Message, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { base64ToBytes, type DeviceClient, type Message, StaffClient, StaffToken } from '@strongroom/sdk'
 import { eventually } from '../../testing/eventually.ts'
 import {
   createTestBank,
@@ -60,8 +60,8 @@ describe('a NATS outage', { skip }, () => {
   let nodeB: TestServer
   let bank: TestBank
   let conversationId: string
-  let phone: StrongroomClient
-  let tablet: StrongroomClient
+  let phone: DeviceClient
+  let tablet: DeviceClient
 
   before(async () => {
     natsDir = mkdtempSync(path.join(os.tmpdir(), 'sr-nats-'))
@@ -73,7 +73,7 @@ describe('a NATS outage', { skip }, () => {
     const { keyFile, archiveKeyFile } = nodeA.config
     nodeB = await startTestServer({ natsUrl, keyFile, archiveKeyFile, archiveMember: false }, database)
     bank = await createTestBank(nodeA)
-    const agent = new StrongroomClient({ baseUrl: nodeA.url, credentials: new StaffToken(bank.agentToken) })
+    const agent = new StaffClient({ baseUrl: nodeA.url, credentials: new StaffToken(bank.agentToken) })
     phone = (await bank.enrol('phone')).client
     tablet = (await bank.enrol('tablet', { baseUrl: nodeB.url })).client
     conversationId = (await agent.createConversation({ customerId: bank.customerId, assignedStaffId: bank.agentId })).id
@@ -89,7 +89,7 @@ describe('a NATS outage', { skip }, () => {
   test('delays nothing on the committing node, keeps it ready, and the other node catches up when NATS is back', async () => {
     const onA: Message[] = []
     const onB: Message[] = []
-    const agentOnA = new StrongroomClient({ baseUrl: nodeA.url, credentials: new StaffToken(bank.agentToken) })
+    const agentOnA = new StaffClient({ baseUrl: nodeA.url, credentials: new StaffToken(bank.agentToken) })
     const streamA = phone.stream({ onMessage: (m) => onA.push(m) })
     const streamB = tablet.stream({ onMessage: (m) => onB.push(m) })
     try {

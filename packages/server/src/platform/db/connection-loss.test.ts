@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { base64ToBytes, type Message, StaffToken, StrongroomClient } from '@strongroom/sdk'
+import { base64ToBytes, type DeviceClient, type Message, StaffClient, StaffToken } from '@strongroom/sdk'
 import pg from 'pg'
 import WebSocket from 'ws'
 import { eventually } from '../../testing/eventually.ts'
@@ -85,15 +85,15 @@ describe('a lost PostgreSQL connection', { skip }, () => {
   let database: TestDatabase
   let server: TestServer
   let bank: TestBank
-  let agent: StrongroomClient
+  let agent: StaffClient
   let conversationId: string
-  let phone: StrongroomClient
+  let phone: DeviceClient
 
   before(async () => {
     database = await createTestDatabase()
     server = await startTestServer({ streamHeartbeatMs: 1000 }, database)
     bank = await createTestBank(server)
-    agent = new StrongroomClient({
+    agent = new StaffClient({
       baseUrl: server.url,
       credentials: new StaffToken(bank.agentToken),
       WebSocket: WebSocket as never,
@@ -123,10 +123,11 @@ describe('a lost PostgreSQL connection', { skip }, () => {
     try {
       await stream.ready()
       // Requests wait in PostgreSQL on a lock, so their connections are checked out of the pool when they are ended.
+      // One send and one read: two waiting backends are then both of them (two sends may share one commit batch, so
+      // two waiting backends could be one batch and the read while the second send had not reached the database).
       const lock = await lockTable(database, 'conversations')
       const inFlight = [
-        send('held 1'),
-        send('held 2'),
+        send('held'),
         fetch(`${server.url}/v1/conversations`, { headers: { authorization: `Bearer ${bank.agentToken}` } }),
       ]
       await eventually(

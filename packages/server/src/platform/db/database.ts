@@ -52,7 +52,11 @@ export async function openDatabase(
     // every client gets a listener of its own for its whole life. The query in flight fails with the
     // same error (a 503 for its request), and the pool discards the broken client on release.
     pgPool.on('error', () => {})
-    pgPool.on('connect', (client) => client.on('error', connectionLost))
+    const names = new Map<string, string>()
+    pgPool.on('connect', (client) => {
+      client.on('error', connectionLost)
+      prepareMarked(client, names)
+    })
     dialect = new PostgresDialect({ pool: pgPool })
   } else {
     kind = 'pglite'
@@ -90,6 +94,33 @@ export async function openDatabase(
       releaseLock()
     },
   }
+}
+
+/**
+ * Put first in a statement's SQL: PostgreSQL parses it once per connection (a named prepared statement) rather than at
+ * every execution. For a long statement run many times a second with the same text (the message log's batch), where
+ * parsing and planning would cost the database more than executing it for a small batch. PGlite ignores the comment.
+ */
+export const PREPARED = '/* prepared */ '
+
+/**
+ * Runs a statement marked `PREPARED` under a name of its own, the same on every connection of the pool: pg sends the
+ * text with the first execution on each connection and only the name after. The statements so marked are few (one
+ * text each), so the names do not grow without bound.
+ */
+function prepareMarked(client: pg.PoolClient, names: Map<string, string>): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((text: unknown, ...rest: unknown[]) => {
+    if (typeof text !== 'string' || !text.startsWith(PREPARED) || !Array.isArray(rest[0]) || rest.length > 1) {
+      return query(text, ...rest)
+    }
+    let name = names.get(text)
+    if (name === undefined) {
+      name = `strongroom_${names.size + 1}`
+      names.set(text, name)
+    }
+    return query({ name, text, values: rest[0] })
+  }) as typeof client.query
 }
 
 /**

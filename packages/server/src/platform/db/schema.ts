@@ -33,6 +33,24 @@ export interface StaffTable {
   display_name: string | null
   updated_at: Timestamp | null
   deleted_at: Timestamp | null
+  /** Since when the member holds no role (their groups give none): no token of theirs works; null while they hold one. */
+  roleless_at: Timestamp | null
+}
+
+/** A group the bank's identity provider keeps over SCIM; its members' roles follow it through the tenant's mapping. */
+export interface ScimGroupsTable {
+  tenant_id: string
+  id: string
+  display_name: string
+  external_id: string | null
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface ScimGroupMembersTable {
+  tenant_id: string
+  group_id: string
+  staff_id: string
 }
 
 export interface StaffTokensTable {
@@ -46,6 +64,8 @@ export interface StaffTokensTable {
   created_at: Timestamp
   /** The OpenID Connect sign-in the token continues (refreshable until the session's end), if any. */
   sign_in_id: string | null
+  /** When the token renewed its sign-in's session: it may do that once (a second time ends the session). */
+  renewed_at: Timestamp | null
 }
 
 export interface StaffOidcProvidersTable {
@@ -81,6 +101,16 @@ export interface StaffSignInsTable {
   id_token: Uint8Array | null
   ended_at: Timestamp | null
   created_at: Timestamp
+  /** The ID token's `sub` and `sid`: what the provider's back-channel logout token names. */
+  idp_subject: string | null
+  idp_session: string | null
+}
+
+/** The ids of the back-channel logout tokens used, kept until they expire: each is used once. */
+export interface StaffLogoutTokenJtisTable {
+  tenant_id: string
+  jti: string
+  expires_at: Timestamp
 }
 
 export interface StaffInvitationsTable {
@@ -325,6 +355,9 @@ export interface ConsentsTable {
   fraud_reported_at: Timestamp | null
   /** With a fraud report that asked for it: the payee account's blind index, refused in this customer's requests. */
   blocked_payee_index: Uint8Array | null
+  /** When a supervisor or administrator lifted the payee block (the index stays as evidence), and who. */
+  payee_block_lifted_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
+  payee_block_lifted_by: ColumnType<string | null, string | null | undefined, string | null>
 }
 
 export interface ApiClientsTable {
@@ -791,6 +824,31 @@ export interface IdempotencyKeysTable {
   expires_at: Timestamp
 }
 
+/** Where `strongroom search backfill` stands, per kind of text (migration 054). */
+export interface SearchBackfillProgressTable {
+  kind: 'customer-names' | 'public-texts'
+  /** The last row indexed, in (tenant, id) order. */
+  after_tenant_id: string
+  after_id: string
+  completed_at: Timestamp | null
+  updated_at: Timestamp
+}
+
+/** A node's console connections of one staff member (presence), refreshed while they are open. */
+export interface StaffConnectionsTable {
+  tenant_id: string
+  staff_id: string
+  node_id: string
+  seen_at: Timestamp
+}
+
+/** A staff member who said they are away, since when. */
+export interface StaffAwayTable {
+  tenant_id: string
+  staff_id: string
+  since: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_keys: TenantKeysTable
@@ -798,7 +856,10 @@ export interface Database {
   staff_tokens: StaffTokensTable
   staff_oidc_providers: StaffOidcProvidersTable
   staff_sign_ins: StaffSignInsTable
+  staff_logout_token_jtis: StaffLogoutTokenJtisTable
   staff_invitations: StaffInvitationsTable
+  scim_groups: ScimGroupsTable
+  scim_group_members: ScimGroupMembersTable
   customers: CustomersTable
   enrolment_codes: EnrolmentCodesTable
   devices: DevicesTable
@@ -859,6 +920,9 @@ export interface Database {
   canned_replies: CannedRepliesTable
   customer_name_terms: CustomerNameTermsTable
   channel_message_terms: ChannelMessageTermsTable
+  search_backfill_progress: SearchBackfillProgressTable
+  staff_connections: StaffConnectionsTable
+  staff_away: StaffAwayTable
 }
 
 export type { Generated }

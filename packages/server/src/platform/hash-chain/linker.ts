@@ -1,9 +1,21 @@
+import { hash } from 'node:crypto'
 import type { SigningKey } from '../keyring/signing-keys.ts'
 import { type ChainKind, type SignedCheckpoint, signCheckpoint } from './checkpoint.ts'
 import { leafHash, MerkleFrontier } from './merkle.ts'
 
 /** The first record of a chain links to 32 zero bytes. */
 export const GENESIS_HASH = Buffer.alloc(32)
+
+/**
+ * A record's chain hash: SHA-256(previous record's hash || UTF-8 of its canonical text). The input is written into one
+ * buffer and hashed in one call: verification does this for every record.
+ */
+export function chainHash(previous: Uint8Array, text: string): Buffer {
+  const input = Buffer.allocUnsafe(previous.length + Buffer.byteLength(text, 'utf8'))
+  input.set(previous)
+  input.write(text, previous.length, 'utf8')
+  return hash('sha256', input, 'buffer')
+}
 
 export interface CheckpointPolicy {
   /** A signed checkpoint at least every this many records… */

@@ -92,6 +92,24 @@ describe('inputs that once made a 500 or a framework answer (issue 21, scope 4)'
     assert.equal(emoji.statusCode, 201, emoji.body)
   })
 
+  test('a body nested thousands deep is a 400 on any route, signed in or not, not a stack overflow', async () => {
+    // 5,000 levels are 10 KB of brackets, well under the body limit; the NUL check walked them by recursion.
+    const deep = (inner: string) => `${'['.repeat(5000)}${inner}${']'.repeat(5000)}`
+    for (const [url, headers, payload] of [
+      ['/v1/pivot/open', {}, deep('')],
+      ['/v1/customers', admin, `{"externalRef":"R-1","displayName":"Deep","phoneNumber":${deep('')}}`],
+      ['/v1/customers', admin, `{"externalRef":"R-2","displayName":"Deep","phoneNumber":${deep('"\\u0000"')}}`],
+    ] as const) {
+      const response = await server.app.inject({
+        method: 'POST',
+        url,
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload,
+      })
+      assertProblem(response, 400, payload.includes('u0000') ? 'request/unstorable-value' : 'request/invalid')
+    }
+  })
+
   test('the token endpoint answers a wrong content type or broken JSON with a problem, not a serialization error', async () => {
     for (const [type, payload] of [
       ['text/plain', 'grant_type=client_credentials'],

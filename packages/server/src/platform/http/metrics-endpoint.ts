@@ -62,7 +62,12 @@ export async function serveMetrics(
   const address = await listen(listener, config.metricsPort, config.metricsHost)
   return {
     url: `http://${address}/metrics`,
-    close: () => new Promise((resolve) => listener.close(() => resolve())),
+    // A scrape under way at shutdown is cut rather than waited for: its kept-alive connection would hold the close.
+    close: () =>
+      new Promise((resolve) => {
+        listener.close(() => resolve())
+        listener.closeAllConnections()
+      }),
   }
 }
 

@@ -1,25 +1,11 @@
-/** What staff can do, by scope. A token carries a subset of its holder's role scopes, never more. */
-export const scopes = [
-  'conversations:read',
-  'conversations:write',
-  'conversations:all',
-  'conversations:assign',
-  'customers:write',
-  'customers:export',
-  'devices:enrol',
-  'devices:revoke',
-  'factors:reset',
-  'staff:admin',
-  'staff:provision',
-  'audit:read',
-  'consents:write',
-  'archive:read',
-  'archive:manage',
-  'replies:manage',
-] as const
+import { staffRoles, staffScopes } from '@strongroom/sdk/protocol'
+
+/** The scopes are part of the wire schema (a staff token's `scopes`), so the SDK's protocol defines them. */
+export const scopes = staffScopes
 export type Scope = (typeof scopes)[number]
 
-export const roles = ['agent', 'supervisor', 'compliance', 'admin'] as const
+/** The roles are part of the wire schema (a staff member's `role`), so the SDK's protocol defines them. */
+export const roles = staffRoles
 export type Role = (typeof roles)[number]
 
 /**
@@ -30,7 +16,8 @@ export type Role = (typeof roles)[number]
  * exports everything held about one customer, archive and audit log included. staff:provision lets the bank's identity
  * provider create, change and deactivate staff over SCIM (a bank backend's scope; admins hold it too). factors:reset removes every TOTP
  * factor and passkey of a customer who lost them (the staff-assisted reset), so that they can enrol afresh.
- * replies:manage writes the bank's canned replies (admins; agents read and insert them).
+ * replies:manage writes the bank's canned replies (admins; agents read and insert them). consents:unblock lists the
+ * payees customers blocked with "This wasn't me" and lifts a block, with a reason (supervisors and admins).
  */
 export const roleScopes: Record<Role, readonly Scope[]> = {
   agent: [
@@ -51,6 +38,7 @@ export const roleScopes: Record<Role, readonly Scope[]> = {
     'devices:revoke',
     'factors:reset',
     'consents:write',
+    'consents:unblock',
   ],
   compliance: [
     'conversations:read',

@@ -1,4 +1,4 @@
-import { type TUnsafe, Type } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 
 /** NUL, a high surrogate with no low one after it, or a low surrogate with no high one before it. */
 const UNSTORABLE_TEXT = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
@@ -9,23 +9,32 @@ const UNSTORABLE_TEXT = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBF
  * anywhere in it, keys included.
  */
 export function hasUnstorableText(value: unknown): boolean {
-  if (typeof value === 'string') return UNSTORABLE_TEXT.test(value)
-  if (value === null || typeof value !== 'object') return false
-  if (Array.isArray(value)) return value.some(hasUnstorableText)
-  for (const [key, inner] of Object.entries(value)) {
-    if (hasUnstorableText(key) || hasUnstorableText(inner)) return true
+  // A walk with a stack of its own, not recursion: a body of a few kilobytes nested thousands deep ("[[[[…") would
+  // otherwise overflow the call stack, and the request would end as a 500 instead of the schema's 400.
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const item = pending.pop()
+    if (typeof item === 'string') {
+      if (UNSTORABLE_TEXT.test(item)) return true
+    } else if (Array.isArray(item)) {
+      for (const inner of item) pending.push(inner)
+    } else if (item !== null && typeof item === 'object') {
+      for (const [key, inner] of Object.entries(item)) {
+        if (UNSTORABLE_TEXT.test(key)) return true
+        pending.push(inner)
+      }
+    }
   }
   return false
 }
 
-/** A string that is one of a fixed list, typed as that list's union. */
-export function oneOf<T extends string>(values: readonly T[]): TUnsafe<T> {
-  return Type.Unsafe<T>({ type: 'string', enum: [...values] })
-}
+/**
+ * A string that is one of a fixed list, typed as that list's union, and an id by kind: the SDK's protocol defines them
+ * for both.
+ */
+export { idOf, oneOf } from '@strongroom/sdk/protocol'
 
-/** Schemas every capability shares: ids by kind, and the problem document. */
-export const idOf = (prefix: string) => Type.String({ pattern: `^${prefix}_[A-Za-z0-9_-]{22}$` })
-
+/** The problem document every capability answers with. */
 export const ProblemSchema = Type.Object(
   {
     type: Type.String({ format: 'uri' }),

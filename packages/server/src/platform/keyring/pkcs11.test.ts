@@ -102,7 +102,12 @@ describe('PKCS#11 key provider (SoftHSM2)', { skip: needsSoftHsm() }, () => {
     )
     assert.equal(loadConfig({ ...token.env }).keyProvider, 'pkcs11')
     // Production needs no key file with an HSM, but a PIN file only its owner reads.
-    const production = { ...token.env, STRONGROOM_MODE: 'production', DATABASE_URL: 'postgres://db/strongroom' }
+    const production = {
+      ...token.env,
+      STRONGROOM_MODE: 'production',
+      DATABASE_URL: 'postgres://db/strongroom',
+      STRONGROOM_PUBLIC_URL: 'https://chat.bank.example',
+    }
     assert.equal(loadConfig(production).keyProvider, 'pkcs11')
     const looseCopy = path.join(token.dir, 'pin-readable')
     writeFileSync(looseCopy, readFileSync(token.pinFile), { mode: 0o644 })

@@ -1,9 +1,14 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { ArchiveRecordSchema, HoldSchema, RetentionSchema } from '../archive/routes.ts'
-import { AuditEventSchema } from '../audit/routes.ts'
-import { PasskeySchema } from '../auth/passkey-routes.ts'
-import { Consent } from '../consent/routes.ts'
-import { DeviceSchema } from '../identity/routes.ts'
+import { ArchiveRecord, ArchiveRetention, LegalHold } from './archive-protocol.ts'
+import { AuditEvent } from './audit-protocol.ts'
+import { Passkey } from './auth-protocol.ts'
+import { ConsentRequest } from './consent-protocol.ts'
+import { Device } from './identity-protocol.ts'
+
+/**
+ * The data subject export (`POST /v1/customers/:customerId/export`): everything held about a customer, as one JSON
+ * document. Re-exported by `@strongroom/sdk/protocol`.
+ */
 
 export const DATA_SUBJECT_EXPORT_TYPE = 'strongroom-data-subject-export/v1'
 
@@ -63,10 +68,10 @@ export const DataSubjectExport = Type.Object({
     phoneNumber: nullable(Type.String()),
     createdAt: Type.String(),
   }),
-  devices: Type.Array(DeviceSchema, {
+  devices: Type.Array(Device, {
     description: 'every device in every state: pending, active, suspended, revoked',
   }),
-  passkeys: Type.Array(PasskeySchema, {
+  passkeys: Type.Array(Passkey, {
     description: 'public data only; the private keys never leave the authenticator',
   }),
   factors: Type.Object({
@@ -103,17 +108,19 @@ export const DataSubjectExport = Type.Object({
     }),
   ),
   conversations: Type.Array(ExportedConversation),
-  consents: Type.Array(Consent, { description: 'payment confirmations asked of the customer, with signed receipts' }),
+  consents: Type.Array(ConsentRequest, {
+    description: 'payment confirmations asked of the customer, with signed receipts',
+  }),
   archive: Type.Object({
-    records: Type.Array(ArchiveRecordSchema, {
+    records: Type.Array(ArchiveRecord, {
       description: "the compliance archive's records about the customer, decrypted where still readable",
     }),
   }),
-  auditEvents: Type.Array(AuditEventSchema, { description: 'security events about the customer and their devices' }),
+  auditEvents: Type.Array(AuditEvent, { description: 'security events about the customer and their devices' }),
   retention: Type.Object({
     deviceMessageDays: nullable(Type.Integer({ description: "the bank's default retention of messages for devices" })),
-    archiveDays: RetentionSchema,
-    legalHolds: Type.Array(HoldSchema),
+    archiveDays: ArchiveRetention,
+    legalHolds: Type.Array(LegalHold),
     erasure: Type.Object({
       possibleNow: Type.Boolean(),
       heldBy: nullable(Type.String({ description: 'the legal hold that stops erasure' })),
