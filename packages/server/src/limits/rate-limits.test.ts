@@ -118,6 +118,13 @@ describe('guessing is stopped on every node alike (issue 21, scope 3)', () => {
     for (let i = 0; i < 5; i++) {
       const enrolled = await enrol(i % 2 ? nodes.a : nodes.b, await bank.enrolmentCode())
       assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body))
+      // Taken back before the answer left: the client's next try, sent now, finds only the failed ones counted.
+      const counted = await nodes.a.ctx.db
+        .selectFrom('rate_limit_counters')
+        .select(({ fn }) => fn.sum<number>('hits').as('hits'))
+        .where('key', '=', 'guesses:enrolment-code:ip:203.0.113.9')
+        .executeTakeFirstOrThrow()
+      assert.equal(Number(counted.hits), limit - 1)
     }
     assert.equal((await enrol(nodes.a, wrong())).status, 400)
     assertRateLimited(await enrol(nodes.b, wrong()))
