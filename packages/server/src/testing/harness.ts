@@ -1,7 +1,17 @@
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { enrolDevice } from '@strongroom/sdk'
 import pg from 'pg'
 import WebSocket from 'ws'
@@ -94,6 +104,38 @@ function migrationsDigest(): string {
   return hash.digest('hex').slice(0, 16)
 }
 
+/**
+ * An in-memory PGlite database with every migration applied, opened from a snapshot: PGlite's initdb and fifty
+ * migrations cost seconds a server, a copy a fraction of that. The snapshot is made once and kept on disk for the
+ * next test processes, named by PGlite's version and the migrations' digest.
+ */
+export async function openMigratedInMemoryDatabase(): Promise<DatabaseHandle> {
+  migratedPglite ??= migratedPgliteSnapshot()
+  return openDatabase(loadConfig({}, { dataDir: os.tmpdir() }), { inMemory: true, loadDataDir: await migratedPglite })
+}
+
+let migratedPglite: Promise<Blob> | undefined
+
+async function migratedPgliteSnapshot(): Promise<Blob> {
+  const pgliteDir = path.dirname(path.dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite'))))
+  const { version } = JSON.parse(readFileSync(path.join(pgliteDir, 'package.json'), 'utf8')) as { version: string }
+  const file = path.join(pgliteDir, '../../.cache/strongroom-tests', `pglite-${version}-${migrationsDigest()}.tar`)
+  if (existsSync(file)) return new Blob([readFileSync(file)])
+  const handle = await openDatabase(loadConfig({}, { dataDir: os.tmpdir() }), { inMemory: true })
+  try {
+    await migrateToLatest(handle.db)
+    const snapshot = await (handle.snapshot as () => Promise<Blob>)()
+    // Written whole, then renamed: a process that finds the file finds all of it.
+    mkdirSync(path.dirname(file), { recursive: true })
+    const partial = `${file}.${process.pid}`
+    writeFileSync(partial, Buffer.from(await snapshot.arrayBuffer()))
+    renameSync(partial, file)
+    return snapshot
+  } finally {
+    await handle.close()
+  }
+}
+
 async function onServer<T>(base: string, work: (admin: pg.Client) => Promise<T>): Promise<T> {
   const admin = new pg.Client({ connectionString: base })
   await admin.connect()
@@ -146,13 +188,21 @@ export async function startTestServer(
       ...overrides,
     },
   )
-  const server = await startServer(config, { logger: createLogger('silent'), inMemoryDatabase: true, ...options })
+  // On PGlite, a copy of a migrated database (PostgreSQL's databases are copies of a migrated template already).
+  const ownDatabase = usingPostgres || options.database ? undefined : await openMigratedInMemoryDatabase()
+  const server = await startServer(config, {
+    logger: createLogger('silent'),
+    inMemoryDatabase: true,
+    ...options,
+    database: options.database ?? ownDatabase,
+  })
   return {
     ...server,
     config,
     dataDir,
     async stop() {
       await server.close()
+      await ownDatabase?.close()
       if (!database) await db.drop()
       rmSync(dataDir, { recursive: true, force: true })
     },
@@ -166,9 +216,7 @@ export async function startTestServer(
 export async function startTwoNodes(overrides: Partial<Config> = {}) {
   const testDatabase: TestDatabase = await createMigratedTestDatabase()
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sr-limits-'))
-  const shared: DatabaseHandle | undefined = usingPostgres
-    ? undefined
-    : await openDatabase(loadConfig({}, { dataDir }), { inMemory: true })
+  const shared: DatabaseHandle | undefined = usingPostgres ? undefined : await openMigratedInMemoryDatabase()
   const a = await startTestServer(overrides, testDatabase, { database: shared })
   const b = await startTestServer(
     { ...overrides, keyFile: a.config.keyFile, archiveKeyFile: a.config.archiveKeyFile, archiveMember: false },
