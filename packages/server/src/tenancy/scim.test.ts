@@ -155,8 +155,33 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
       (await scim('GET', `/Users?filter=${encodeURIComponent('userName eq "grace.hopper"')}`)).body.totalResults,
       0,
     )
-    const listed = await admin('GET', '/v1/staff')
-    assert.equal(listed.body.staff.find((s: { id: string }) => s.id === id).active, false)
+  })
+
+  test('a deleted user is gone for the bank: not listed, not assignable, never made active again or given a token', async () => {
+    const created = await scim('POST', '/Users', user('hedy', { roles: [{ value: 'Strongroom.Agent' }] }))
+    const id = created.body.id
+    const conversation = await admin('POST', '/v1/conversations', { customerId: bank.customerId })
+    assert.equal(conversation.status, 201)
+    const assign = () =>
+      admin('PUT', `/v1/conversations/${conversation.body.id}/assignment`, { staffId: id, mode: 'reassign' })
+    const listed = async () => (await admin('GET', '/v1/staff')).body.staff.map((s: { id: string }) => s.id)
+    const present = async () =>
+      (await admin('GET', '/v1/staff/presence')).body.staff.map((s: { staffId: string }) => s.staffId)
+    assert.ok((await listed()).includes(id))
+    assert.ok((await present()).includes(id))
+
+    assert.equal((await scim('DELETE', `/Users/${id}`)).status, 204)
+    // Whom a supervisor can give a conversation to: the staff list and presence no longer show them.
+    assert.equal((await listed()).includes(id), false)
+    assert.equal((await present()).includes(id), false)
+    const assigned = await assign()
+    assert.deepEqual([assigned.status, assigned.body.detail], [404, 'no such staff member'])
+    // An admin cannot bring back someone the identity provider deleted, nor issue them a token or an invitation.
+    for (const path of ['activate', 'tokens', 'invitations']) {
+      const answer = await admin('POST', `/v1/staff/${id}/${path}`, {})
+      assert.deepEqual([path, answer.status], [path, 404])
+    }
+    assert.equal((await scim('GET', `/Users/${id}`)).status, 404)
   })
 
   test('PATCH active false ends the member’s tokens and streams; PATCH active true lets them get new ones', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { canTakeConversations } from './staff.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 
@@ -66,6 +67,37 @@ describe('staff and their tokens', () => {
     const other = await createTestBank(server, 'Other Bank')
     const foreign = await call('POST', `/v1/staff/${bank.agentId}/tokens`, other.adminToken, {})
     assert.equal(foreign.status, 404)
+  })
+
+  test('whether a member can take conversations says why not, as the assignment refusing them does', async () => {
+    const compliance = await bank.staffToken('compliance', 'cleo')
+    const leaver = await bank.staffToken('agent', 'lee')
+    assert.equal((await call('POST', `/v1/staff/${leaver.staffId}/deactivate`, bank.adminToken)).status, 200)
+    const conversation = await call('POST', '/v1/conversations', bank.adminToken, { customerId: bank.customerId })
+    const unknown = `stf_${'x'.repeat(22)}`
+    const cases = [
+      [bank.agentId, undefined],
+      [compliance.staffId, [400, 'a staff member with the compliance role cannot answer conversations']],
+      [leaver.staffId, [400, 'lee is deactivated and cannot take conversations']],
+      [unknown, [404, 'no such staff member']],
+    ] as const
+    for (const [staffId, refusal] of cases) {
+      const fitness = await canTakeConversations(server.ctx, bank.tenantId, staffId)
+      const assigned = await call('PUT', `/v1/conversations/${conversation.body.id}/assignment`, bank.adminToken, {
+        staffId,
+        mode: 'reassign',
+      })
+      if (refusal === undefined) {
+        assert.deepEqual([fitness.fit, fitness.fit && fitness.staff.id, assigned.status], [true, staffId, 200])
+        continue
+      }
+      assert.deepEqual(fitness, {
+        fit: false,
+        problem: refusal[0] === 404 ? 'request/not-found' : 'request/invalid',
+        reason: refusal[1],
+      })
+      assert.deepEqual([assigned.status, assigned.body.detail], refusal)
+    }
   })
 
   test('customers: the bank reference is unique per tenant and stored only encrypted', async () => {

@@ -78,7 +78,10 @@ export async function createStaff(
   return { id, tenantId, name, role: input.roleless ? null : role, active }
 }
 
-/** A staff member of the tenant, by id or by name. */
+/**
+ * A staff member of the tenant, by id or by name. One the identity provider deleted (SCIM) is gone: their row is kept
+ * for the audit log only, and nothing finds, lists, assigns, reactivates or issues anything to them.
+ */
 export async function findStaff(
   ctx: Ctx,
   tenantId: string,
@@ -88,53 +91,75 @@ export async function findStaff(
     .selectFrom('staff')
     .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
     .where('tenant_id', '=', tenantId)
+    .where('deleted_at', 'is', null)
     .where('id' in by ? 'id' : 'name', '=', 'id' in by ? by.id : by.name)
     .executeTakeFirst()
   return row && staffMemberOf(row)
 }
 
+/** A staff member who can work now: active and holding a role. */
+export type WorkingStaffMember = StaffMember & { role: Role }
+
 /**
- * A staff member of the tenant who can work now: there (404 otherwise), neither deactivated nor left without a role by
- * their groups, since such a member's tokens are revoked and none is issued to them (400, naming them and what they
- * cannot do: `join conversations`). A conversation's members.
+ * Whether a staff member can do what is asked of them now: yes, with the member, or no, with the problem a request
+ * asking it would be refused with and why (naming them and what they cannot do).
  */
+export type StaffFitness =
+  | { fit: true; staff: WorkingStaffMember }
+  | { fit: false; problem: 'request/not-found' | 'request/invalid'; reason: string }
+
+/**
+ * Whether a staff member of the tenant can work now: there (deleted ones are not, `findStaff`), neither deactivated nor
+ * left without a role by their groups, since such a member's tokens are revoked and none is issued to them. `refused`
+ * says what they could not do: `join conversations`.
+ */
+async function fitnessToWork(ctx: Ctx, tenantId: string, staffId: string, refused: string): Promise<StaffFitness> {
+  const staff = await findStaff(ctx, tenantId, { id: staffId })
+  if (!staff) return { fit: false, problem: 'request/not-found', reason: 'no such staff member' }
+  if (!staff.active) {
+    return { fit: false, problem: 'request/invalid', reason: `${staff.name} is deactivated and cannot ${refused}` }
+  }
+  if (staff.role === null) {
+    return { fit: false, problem: 'request/invalid', reason: `${staff.name} holds no role and cannot ${refused}` }
+  }
+  return { fit: true, staff: { ...staff, role: staff.role } }
+}
+
+function refuseUnfit(fitness: StaffFitness): WorkingStaffMember {
+  if (!fitness.fit) throw new Problem(fitness.problem, fitness.reason)
+  return fitness.staff
+}
+
+/** A staff member who can work now (`fitnessToWork`), or refused: 404, or 400 saying why. A conversation's members. */
 export async function workingStaff(
   ctx: Ctx,
   tenantId: string,
   staffId: string,
   refused: string,
-): Promise<StaffMember & { role: Role }> {
-  const staff = await findStaff(ctx, tenantId, { id: staffId })
-  if (!staff) throw new Problem('request/not-found', 'no such staff member')
-  if (!staff.active) throw new Problem('request/invalid', `${staff.name} is deactivated and cannot ${refused}`)
-  if (staff.role === null) throw new Problem('request/invalid', `${staff.name} holds no role and cannot ${refused}`)
-  return { ...staff, role: staff.role }
+): Promise<WorkingStaffMember> {
+  return refuseUnfit(await fitnessToWork(ctx, tenantId, staffId, refused))
 }
 
 /**
- * A staff member of the tenant who can be given conversations: one who can work (`workingStaff`), of a role that
- * answers conversations (`conversations:write`: not compliance). Both a new conversation's assignee and a reassignment.
+ * Whether a staff member of the tenant can be given conversations now: one who can work (`fitnessToWork`), of a role
+ * that answers conversations (`conversations:write`: not compliance). Answered rather than refused, for work that goes
+ * on without them when they cannot, such as a customer's pivot through a link they sent before they left.
  */
-export async function assignableStaff(ctx: Ctx, tenantId: string, staffId: string): Promise<StaffMember> {
-  const staff = await workingStaff(ctx, tenantId, staffId, 'take conversations')
-  if (!roleScopes[staff.role].includes('conversations:write')) {
-    throw new Problem('request/invalid', `a staff member with the ${staff.role} role cannot answer conversations`)
+export async function canTakeConversations(ctx: Ctx, tenantId: string, staffId: string): Promise<StaffFitness> {
+  const fitness = await fitnessToWork(ctx, tenantId, staffId, 'take conversations')
+  if (fitness.fit && !roleScopes[fitness.staff.role].includes('conversations:write')) {
+    const reason = `a staff member with the ${fitness.staff.role} role cannot answer conversations`
+    return { fit: false, problem: 'request/invalid', reason }
   }
-  return staff
+  return fitness
 }
 
 /**
- * Whether a staff member can be given conversations now (`assignableStaff`, answered rather than refused): for work
- * that goes on without them when they cannot, such as a customer's pivot through a link they sent before they left.
+ * A staff member who can be given conversations now (`canTakeConversations`), or refused: 404, or 400 saying why. Both
+ * a new conversation's assignee and a reassignment.
  */
-export async function canTakeConversations(ctx: Ctx, tenantId: string, staffId: string): Promise<boolean> {
-  try {
-    await assignableStaff(ctx, tenantId, staffId)
-    return true
-  } catch (error) {
-    if (error instanceof Problem) return false
-    throw error
-  }
+export async function assignableStaff(ctx: Ctx, tenantId: string, staffId: string): Promise<WorkingStaffMember> {
+  return refuseUnfit(await canTakeConversations(ctx, tenantId, staffId))
 }
 
 const staffMemberOf = (row: {
@@ -153,12 +178,13 @@ const staffMemberOf = (row: {
   active: row.deactivated_at === null,
 })
 
-/** The tenant's staff members, by name. */
+/** The tenant's staff members, by name; deactivated ones too (they may come back), deleted ones not (`findStaff`). */
 export async function listStaff(ctx: Ctx, tenantId: string): Promise<StaffMember[]> {
   const rows = await ctx.db
     .selectFrom('staff')
     .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
     .where('tenant_id', '=', tenantId)
+    .where('deleted_at', 'is', null)
     .orderBy('name')
     .execute()
   return rows.map(staffMemberOf)
@@ -371,8 +397,10 @@ export async function setStaffActive(
       .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
       .where('tenant_id', '=', tenantId)
       .where('id', '=', staffId)
+      .where('deleted_at', 'is', null)
       .forUpdate()
       .executeTakeFirst()
+    // A member the identity provider deleted is gone: never made active again here (`findStaff`).
     if (!current) throw new Problem('request/not-found', 'no such staff member')
     if (!active && actor.kind === 'staff' && current.role === 'admin' && current.deactivated_at === null) {
       const otherAdmin = await trx
