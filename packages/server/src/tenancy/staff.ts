@@ -255,12 +255,24 @@ export async function lockActiveStaff(trx: Ctx['db'], staff: Pick<StaffMember, '
 export async function issueStaffToken(
   ctx: Ctx,
   staff: StaffMember,
-  options: {
-    ttlSeconds: number
-    scopes?: readonly Scope[] | undefined
-    /** The sign-in behind the token: a passkey (its id), or an OpenID Connect sign-in the token then continues. */
-    signIn?: { method: 'passkey' | 'oidc'; id: string } | undefined
-  },
+  options: StaffTokenOptions,
+  actor: Actor,
+): Promise<IssuedStaffToken> {
+  return ctx.db.transaction().execute((trx) => issueStaffTokenIn(trx, staff, options, actor))
+}
+
+export interface StaffTokenOptions {
+  ttlSeconds: number
+  scopes?: readonly Scope[] | undefined
+  /** The sign-in behind the token: a passkey (its id), or an OpenID Connect sign-in the token then continues. */
+  signIn?: { method: 'passkey' | 'oidc'; id: string } | undefined
+}
+
+/** `issueStaffToken` in the caller's transaction: with writes that stand or fall with it (a console renewal's mark). */
+export async function issueStaffTokenIn(
+  trx: Ctx['db'],
+  staff: StaffMember,
+  options: StaffTokenOptions,
   actor: Actor,
 ): Promise<IssuedStaffToken> {
   if (staff.role === null) throw new Problem('auth/forbidden', 'this staff member holds no role')
@@ -269,40 +281,38 @@ export async function issueStaffToken(
   const refused = requested.filter((s) => !allowed.includes(s))
   if (refused.length > 0)
     throw new Problem('auth/forbidden', `the ${staff.role} role cannot hold ${refused.join(', ')}`)
-  const { maxTokenSeconds } = await loadStaffTokenPolicy(ctx, staff.tenantId)
+  const { maxTokenSeconds } = await loadStaffTokenPolicy({ db: trx }, staff.tenantId)
   const token = newSecret('srs')
   const tokenId = newId('stk')
   const expiresAt = new Date(Date.now() + Math.min(options.ttlSeconds, maxTokenSeconds) * 1000)
   const granted = [...new Set(requested)]
-  await ctx.db.transaction().execute(async (trx) => {
-    await lockActiveStaff(trx, staff)
-    await trx
-      .insertInto('staff_tokens')
-      .values({
-        tenant_id: staff.tenantId,
-        id: tokenId,
-        staff_id: staff.id,
-        token_hash: secretHash(token),
-        scopes: granted.join(' '),
-        expires_at: expiresAt,
-        revoked_at: null,
-        created_at: new Date(),
-        sign_in_id: options.signIn?.method === 'oidc' ? options.signIn.id : null,
-      })
-      .execute()
-    await recordAudit(trx, {
-      tenantId: staff.tenantId,
-      actor,
-      action: 'staff.token.issue',
-      target: { kind: 'staff', id: staff.id },
-      outcome: 'success',
-      details: {
-        tokenId,
-        scopes: granted,
-        expiresAt: expiresAt.toISOString(),
-        ...(options.signIn ? { signIn: options.signIn.method, credential: options.signIn.id } : {}),
-      },
+  await lockActiveStaff(trx, staff)
+  await trx
+    .insertInto('staff_tokens')
+    .values({
+      tenant_id: staff.tenantId,
+      id: tokenId,
+      staff_id: staff.id,
+      token_hash: secretHash(token),
+      scopes: granted.join(' '),
+      expires_at: expiresAt,
+      revoked_at: null,
+      created_at: new Date(),
+      sign_in_id: options.signIn?.method === 'oidc' ? options.signIn.id : null,
     })
+    .execute()
+  await recordAudit(trx, {
+    tenantId: staff.tenantId,
+    actor,
+    action: 'staff.token.issue',
+    target: { kind: 'staff', id: staff.id },
+    outcome: 'success',
+    details: {
+      tokenId,
+      scopes: granted,
+      expiresAt: expiresAt.toISOString(),
+      ...(options.signIn ? { signIn: options.signIn.method, credential: options.signIn.id } : {}),
+    },
   })
   return { token, tokenId, scopes: granted, expiresAt: expiresAt.toISOString() }
 }
