@@ -100,6 +100,23 @@ describe('staff and their tokens', () => {
     }
   })
 
+  test('a compliance officer sees whom they review by name (customers:export), and registers no one', async () => {
+    const compliance = await bank.staffToken('compliance')
+    const read = await call('GET', `/v1/customers/${bank.customerId}`, compliance.token)
+    assert.deepEqual([read.status, read.body.displayName], [200, 'Ada Customer'])
+    const register = await call('POST', '/v1/customers', compliance.token, { externalRef: 'C-9', displayName: 'Eve' })
+    assert.deepEqual([register.status, register.body.detail], [403, 'this needs the customers:write scope'])
+    // A token narrowed to the archive holds neither scope: refused, naming both.
+    const narrowed = await call('POST', `/v1/staff/${compliance.staffId}/tokens`, bank.adminToken, {
+      scopes: ['archive:read'],
+    })
+    const refused = await call('GET', `/v1/customers/${bank.customerId}`, narrowed.body.token)
+    assert.deepEqual(
+      [refused.status, refused.body.detail],
+      [403, 'this needs the customers:write or customers:export scope'],
+    )
+  })
+
   test('customers: the bank reference is unique per tenant and stored only encrypted', async () => {
     const first = await call('POST', '/v1/customers', bank.agentToken, { externalRef: 'CUST-42', displayName: 'Zoe' })
     assert.equal(first.status, 201)
