@@ -99,9 +99,10 @@ async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/customers/:customerId',
     {
-      config: { access: allow.staff('customers:write') },
+      // Compliance officers (customers:export) see whom they review by name: the export gives them all of it anyway.
+      config: { access: allow.staff('customers:write', 'customers:export') },
       schema: {
-        summary: 'A customer',
+        summary: 'A customer: to agents (customers:write), and to compliance officers (customers:export)',
         tags: ['identity'],
         params: CustomerParams,
         response: { 200: Customer, ...problemResponses(401, 403, 404) },
