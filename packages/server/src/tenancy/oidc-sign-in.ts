@@ -241,18 +241,20 @@ export type ConsoleSessionToken = IssuedStaffToken & { staffId: string; sessionE
  * A code used, expired or unknown is refused alike.
  */
 export async function claimOidcSession(ctx: Ctx, tenantId: string, handoff: string): Promise<ConsoleSessionToken> {
-  const signIn = await ctx.db
-    .updateTable('staff_sign_ins')
-    .set({ handed_off_at: new Date() })
-    .where('tenant_id', '=', tenantId)
-    .where('handoff_hash', '=', secretHash(handoff))
-    .where('handed_off_at', 'is', null)
-    .where('expires_at', '>', new Date())
-    .returning(['id', 'staff_id', 'session_expires_at'])
-    .executeTakeFirst()
-  if (!signIn?.staff_id || !signIn.session_expires_at) throw new Problem('auth/sign-in-failed')
-  const session = { id: signIn.id, staffId: signIn.staff_id, ends: signIn.session_expires_at }
-  return ctx.db.transaction().execute((trx) => sessionToken(trx, tenantId, session))
+  // Claimed in the transaction that issues the token: a failure in between leaves the code unused, for the retry.
+  return ctx.db.transaction().execute(async (trx) => {
+    const signIn = await trx
+      .updateTable('staff_sign_ins')
+      .set({ handed_off_at: new Date() })
+      .where('tenant_id', '=', tenantId)
+      .where('handoff_hash', '=', secretHash(handoff))
+      .where('handed_off_at', 'is', null)
+      .where('expires_at', '>', new Date())
+      .returning(['id', 'staff_id', 'session_expires_at'])
+      .executeTakeFirst()
+    if (!signIn?.staff_id || !signIn.session_expires_at) throw new Problem('auth/sign-in-failed')
+    return sessionToken(trx, tenantId, { id: signIn.id, staffId: signIn.staff_id, ends: signIn.session_expires_at })
+  })
 }
 
 /** A console token for the sign-in's session, issued in the caller's transaction. */
