@@ -13,7 +13,7 @@ import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { principalOf, requestHtu } from '../platform/http/request.ts'
+import { addressedUrl, principalOf } from '../platform/http/request.ts'
 import { problemResponses } from '../platform/http/schemas.ts'
 import { ASSERTION_ALGORITHMS, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
 
@@ -31,7 +31,7 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
  * whoever sends the request chooses, so never where a public URL is set.
  */
 export function issuerOf(ctx: ServerContext, request: FastifyRequest): string {
-  return ctx.config.publicUrl ?? new URL(requestHtu(request)).origin
+  return ctx.config.publicUrl ?? new URL(addressedUrl(request)).origin
 }
 
 /** The token endpoint, the audience a client assertion names (RFC 7523 §3): on the issuer, never from the Host header. */
