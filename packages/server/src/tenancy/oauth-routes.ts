@@ -11,6 +11,7 @@ import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { acceptFormBodies } from '../platform/http/form-body.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { addressedUrl, principalOf } from '../platform/http/request.ts'
@@ -103,9 +104,7 @@ async function apiClientRoutes(app: App, ctx: ServerContext): Promise<void> {
 
 /** The token endpoint, in a scope of its own: it alone parses form-encoded bodies. */
 async function tokenRoutes(scope: App, ctx: ServerContext): Promise<void> {
-  scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>
-    done(null, Object.fromEntries(new URLSearchParams(body as string))),
-  )
+  acceptFormBodies(scope)
   scope.post(
     '/v1/oauth/token',
     {
