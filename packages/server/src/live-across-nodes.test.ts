@@ -98,6 +98,16 @@ describe('live across nodes: one end on node A, the other on node B', { skip: ne
     return watched
   }
 
+  /** A new conversation of the bank's customer, given to its agent, with one of the customer's devices in it. */
+  const conversationWith = async (client: StaffClient, deviceId: string) =>
+    (
+      await client.createConversation({
+        customerId: bank.customerId,
+        assignedStaffId: bank.agentId,
+        deviceIds: [deviceId],
+      })
+    ).id
+
   /** A third node, as a process of its own so that it can be killed; it starts while the other tests run. */
   let dyingNode: Promise<{ url: string; process: ChildProcess }>
   let dyingNodeDir: string
@@ -184,13 +194,7 @@ describe('live across nodes: one end on node A, the other on node B', { skip: ne
     const enrolled = await bank.enrol('indicator phone', { baseUrl: a.url })
     const agent = await openMember(agentClient)
     const phone = await openMember(enrolled.client)
-    const conversationId = (
-      await agentClient.createConversation({
-        customerId: bank.customerId,
-        assignedStaffId: bank.agentId,
-        deviceIds: [enrolled.device.id],
-      })
-    ).id
+    const conversationId = await conversationWith(agentClient, enrolled.device.id)
     await agent.secure.createGroup(conversationId, [
       { kind: 'device', id: enrolled.device.id },
       { kind: 'archive', id: 'archive' },
@@ -310,13 +314,7 @@ describe('live across nodes: one end on node A, the other on node B', { skip: ne
   test('read markers: a phone reading on node A, and the agent reading in one of two tabs, are told live once', async () => {
     const agentOnB = staff(b, bank.agentToken)
     const enrolled = await bank.enrol('marker phone', { baseUrl: a.url })
-    const conversationId = (
-      await agentOnB.createConversation({
-        customerId: bank.customerId,
-        assignedStaffId: bank.agentId,
-        deviceIds: [enrolled.device.id],
-      })
-    ).id
+    const conversationId = await conversationWith(agentOnB, enrolled.device.id)
     const phoneApp = await opened(enrolled.client)
     const tabOnB = await opened(agentOnB)
     const tabOnA = await opened(staff(a, bank.agentToken))
