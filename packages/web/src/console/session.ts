@@ -377,7 +377,8 @@ export class ConsoleSession {
       else if (update.kind === 'pivot') for (const listener of this.#pivotListeners) listener(conversationId)
       // Behind the messages already queued, so the earlier parts it masks are shown by the time it is applied.
       else if (update.kind === 'redaction') this.#enqueue(() => this.#onRedaction(conversationId, update.seqs))
-      else if (update.kind === 'markers') this.#onMarkers(conversationId, update)
+      // Behind the messages already queued too, so that a message read elsewhere is counted before it is cleared.
+      else if (update.kind === 'markers') this.#enqueue(async () => this.#onMarkers(conversationId, update))
       else if (this.entries.has(conversationId)) {
         this.updateConversation(await this.client.getConversation(conversationId))
       }
