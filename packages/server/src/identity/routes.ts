@@ -178,7 +178,7 @@ async function deviceRoutes(app: App, ctx: ServerContext, attestation: Enrolment
     async (request, reply) => {
       const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
         htm: 'POST',
-        htu: requestHtu(request),
+        htu: requestHtu(request, ctx.config.publicUrl),
       })
       const { attestation: evidence, ...input } = request.body
       const attested = await attestation(proof, { enrolmentCode: input.enrolmentCode, evidence })
@@ -306,7 +306,7 @@ async function resumeAndTokenRoutes(
     async (request, reply) => {
       const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
         htm: 'POST',
-        htu: requestHtu(request),
+        htu: requestHtu(request, ctx.config.publicUrl),
       })
       const refusal = await refusalOfDeviceKey(ctx, deps.wipeKey, proof.jkt)
       if (refusal) throw refusal
@@ -334,7 +334,7 @@ async function wipeRoutes(app: App, ctx: ServerContext): Promise<void> {
     async (request) => {
       const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
         htm: 'POST',
-        htu: requestHtu(request),
+        htu: requestHtu(request, ctx.config.publicUrl),
       })
       return confirmWipe(ctx, proof)
     },

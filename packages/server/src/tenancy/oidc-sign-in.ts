@@ -1,3 +1,4 @@
+import type { StaffMember } from '@strongroom/sdk/protocol'
 import * as oidc from 'openid-client'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -8,14 +9,7 @@ import type { FieldRef } from '../platform/keyring/keyring.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import type { OidcClient } from './oidc-providers.ts'
 import { loadScimRolePolicy, mappedRole } from './scim.ts'
-import {
-  applyStaffRole,
-  createStaff,
-  type IssuedStaffToken,
-  issueStaffTokenIn,
-  isUniqueViolation,
-  type StaffMember,
-} from './staff.ts'
+import { applyStaffRole, createStaff, type IssuedStaffToken, issueStaffTokenIn, isUniqueViolation } from './staff.ts'
 import { publishStaffRevoked } from './staff-events.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>

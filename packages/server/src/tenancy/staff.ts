@@ -1,4 +1,4 @@
-import { STAFF_TOKEN_MAX_SECONDS, type StaffTokenPolicy } from '@strongroom/sdk/protocol'
+import { STAFF_TOKEN_MAX_SECONDS, type StaffMember, type StaffTokenPolicy } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { StaffPrincipal } from '../platform/http/principal.ts'
@@ -6,16 +6,6 @@ import { Problem } from '../platform/http/problems.ts'
 import { type Role, roleScopes, type Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
 import { loadTenantPolicy, saveTenantPolicy } from './policies.ts'
-
-export interface StaffMember {
-  id: string
-  tenantId: string
-  name: string
-  /** Null while their groups give them no role: as when deactivated, no token of theirs works and none is issued. */
-  role: Role | null
-  /** False once deactivated: no token of theirs works and none is issued. */
-  active: boolean
-}
 
 /** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
 export type { StaffPrincipal }
