@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import { exportJWK, SignJWT } from 'jose'
 import WebSocket from 'ws'
 import { eventually } from '../testing/eventually.ts'
@@ -386,6 +387,21 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     const conversation = await call(bank.agentToken, 'POST', '/v1/conversations', { customerId: bank.customerId })
     assert.equal(conversation.status, 201, JSON.stringify(conversation.body))
     const conversationId = conversation.body.id
+    // A supervisor's console is open: it hears of each role change, and reads its staff list again.
+    const supervisor = new StaffClient({
+      baseUrl: server.url,
+      credentials: new StaffToken((await bank.staffToken('supervisor', 'sally')).token),
+      WebSocket: WebSocket as never,
+    })
+    const staffTold: string[] = []
+    const stream = supervisor.stream({ onStaffChanged: (staffId) => void staffTold.push(staffId) })
+    after(() => stream.close())
+    await stream.ready()
+    const toldOfLovelace = (times: number) =>
+      eventually(
+        () => staffTold.filter((s) => s === lovelace).length,
+        (n) => n === times,
+      )
 
     await scim('PATCH', `/Groups/${group.body.id}`, {
       schemas: [PATCH],
@@ -394,6 +410,7 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     // Listed as holding no role, not as the agent they were; absent from presence, as a deactivated member is.
     assert.deepEqual(await listed(), { id: lovelace, tenantId: bank.tenantId, name, role: null, active: true })
     assert.equal(await present(), false)
+    await toldOfLovelace(1)
     const refused = (what: string) => (r: { status: number; body: { type: string; detail: string } }) => {
       assert.equal(r.status, 400, JSON.stringify(r.body))
       assert.equal(r.body.type, 'https://strongroom.dev/problems/request/invalid')
@@ -425,6 +442,7 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     })
     assert.deepEqual(await listed(), { id: lovelace, tenantId: bank.tenantId, name, role: 'agent', active: true })
     assert.equal(await present(), true)
+    await toldOfLovelace(2)
     const given = await call(bank.adminToken, 'PUT', assignment, { staffId: lovelace, mode: 'transfer' })
     assert.equal(given.status, 200, JSON.stringify(given.body))
     assert.equal(given.body.assignedStaffId, lovelace)

@@ -4,8 +4,9 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type Role, roles } from '../platform/http/roles.ts'
 import { loadTenantPolicy, saveTenantPolicy } from './policies.ts'
-import { applyStaffActive, applyStaffRole, createStaff, isUniqueViolation } from './staff.ts'
-import { publishStaffRevoked } from './staff-events.ts'
+import { applyStaffActive, applyStaffRole, isUniqueViolation } from './staff.ts'
+import { publishStaffChanged, publishStaffRevoked } from './staff-events.ts'
+import { addStaff } from './staff-lifecycle.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'bus'>
 
@@ -307,7 +308,7 @@ export async function createScimUser(
   const roleless = input.roles.length === 0
   const role = roleless ? 'agent' : roleOf(input.roles, await loadScimRolePolicy(ctx, tenantId))
   try {
-    const staff = await createStaff(ctx, tenantId, { ...input, name: input.userName, role, roleless }, actor)
+    const staff = await addStaff(ctx, tenantId, { ...input, name: input.userName, role, roleless }, actor)
     return await getScimUser(ctx, tenantId, staff.id, base)
   } catch (error) {
     if (error instanceof Problem && error.kind === 'tenancy/duplicate') {
@@ -379,6 +380,7 @@ export async function replaceScimUser(
   }
   if (deactivated) publishStaffRevoked(ctx.bus, { tenantId, staffId: id })
   for (const tokenId of revokedTokenIds) publishStaffRevoked(ctx.bus, { tenantId, staffId: id, tokenId })
+  publishStaffChanged(ctx.bus, { tenantId, staffId: id })
   return getScimUser(ctx, tenantId, id, base)
 }
 
@@ -408,6 +410,7 @@ export async function deleteScimUser(ctx: Ctx, tenantId: string, id: string, act
     })
   })
   publishStaffRevoked(ctx.bus, { tenantId, staffId: id })
+  publishStaffChanged(ctx.bus, { tenantId, staffId: id })
 }
 
 /** Booleans as identity providers send them: Entra ID sends "True" and "False" as strings in PATCH. */
