@@ -31,10 +31,21 @@ describe('expiries told live by the housekeeping sweep', () => {
     await stream.ready()
     return updates
   }
-  /** Two nodes' passes at once, then a later one: how many each told. */
-  const sweepTwiceThenAgain = async (sweep: typeof announceExpiredConsents) => {
+  /**
+   * Two nodes' passes at once, then a later one: exactly one pass told one expiry. Gives the expiries of that kind the
+   * stream heard.
+   */
+  async function sweptOnce(
+    sweep: typeof announceExpiredConsents,
+    updates: ConversationUpdate[],
+    kind: ConversationUpdate['kind'],
+  ): Promise<ConversationUpdate[]> {
     const together = await Promise.all([sweep(server.ctx), sweep(server.ctx)])
-    return [...together.sort(), await sweep(server.ctx)]
+    assert.deepEqual([...together.sort(), await sweep(server.ctx)], [0, 1, 0])
+    return eventually(
+      () => updates.filter((u) => u.kind === kind && 'status' in u && u.status === 'expired'),
+      (told) => told.length > 0,
+    )
   }
   const backdate = (table: 'consents' | 'pivot_links', id: string) =>
     server.ctx.db
@@ -76,12 +87,9 @@ describe('expiries told live by the housekeeping sweep', () => {
     await backdate('consents', unanswered.id)
     await backdate('consents', approved.id)
 
-    assert.deepEqual(await sweepTwiceThenAgain(announceExpiredConsents), [0, 1, 0])
-    const expired = await eventually(
-      () => updates.filter((u) => u.kind === 'consent' && u.status === 'expired'),
-      (told) => told.length > 0,
-    )
-    assert.deepEqual(expired, [{ kind: 'consent', consentId: unanswered.id, status: 'expired' }])
+    assert.deepEqual(await sweptOnce(announceExpiredConsents, updates, 'consent'), [
+      { kind: 'consent', consentId: unanswered.id, status: 'expired' },
+    ])
     assert.equal((await agent.getConsent(unanswered.id)).status, 'expired')
     assert.equal((await agent.getConsent(waiting.id)).status, 'pending')
   })
@@ -106,12 +114,9 @@ describe('expiries told live by the housekeeping sweep', () => {
     await backdate('pivot_links', replaced.id)
     await backdate('pivot_links', unused.id)
 
-    assert.deepEqual(await sweepTwiceThenAgain(announceExpiredLinks), [0, 1, 0])
-    const expired = await eventually(
-      () => updates.filter((u) => u.kind === 'pivot' && u.status === 'expired'),
-      (told) => told.length > 0,
-    )
-    assert.deepEqual(expired, [{ kind: 'pivot', linkId: unused.id, status: 'expired' }])
+    assert.deepEqual(await sweptOnce(announceExpiredLinks, updates, 'pivot'), [
+      { kind: 'pivot', linkId: unused.id, status: 'expired' },
+    ])
     const { links } = await agent.request<{ links: { id: string; status: string }[] }>(
       'GET',
       `/v1/conversations/${conversation.id}/pivot-links`,
