@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
+import { StaffClient, StaffToken } from '@strongroom/sdk'
 import { exportJWK, SignJWT } from 'jose'
 import WebSocket from 'ws'
 import { eventually } from '../testing/eventually.ts'
@@ -160,6 +161,16 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
   })
 
   test('PATCH active false ends the member’s tokens and streams; PATCH active true lets them get new ones', async () => {
+    // A supervisor's console is open: told of the member each time they are added or (de)activated, not otherwise.
+    const supervisor = new StaffClient({
+      baseUrl: server.url,
+      credentials: new StaffToken((await bank.staffToken('supervisor', 'sol')).token),
+      WebSocket: WebSocket as never,
+    })
+    const staffTold: string[] = []
+    const supervisorStream = supervisor.stream({ onStaffChanged: (staffId) => void staffTold.push(staffId) })
+    after(() => supervisorStream.close())
+    await supervisorStream.ready()
     const created = await scim('POST', '/Users', user('linus', { roles: [{ value: 'Strongroom.Agent' }] }))
     const id = created.body.id
     const issued = await admin('POST', `/v1/staff/${id}/tokens`, {})
@@ -203,6 +214,10 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
       Operations: [{ op: 'replace', path: 'active', value: true }],
     })
     assert.equal((await admin('POST', `/v1/staff/${id}/tokens`, {})).status, 201)
+    // Told in order: once another member's addition is heard, the PUT that changed nothing has told nothing.
+    const { body: next } = await admin('POST', '/v1/staff', { name: 'after-linus', role: 'agent' })
+    await eventually(async () => staffTold.includes(next.id), Boolean)
+    assert.equal(staffTold.filter((s) => s === id).length, 5)
 
     await server.flushAudit()
     const actions = await server.ctx.db

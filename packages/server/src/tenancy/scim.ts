@@ -332,6 +332,8 @@ export async function replaceScimUser(
 ): Promise<ScimUser> {
   const policy = await loadScimRolePolicy(ctx, tenantId)
   let deactivated = false
+  /** Renamed, given another role or (de)activated: what the staff lists of open consoles show. */
+  let changed = false
   let revokedTokenIds: string[] = []
   let userName = ''
   try {
@@ -370,9 +372,13 @@ export async function replaceScimUser(
       // mapping says of its name; a role changed ends the tokens that relied on what was lost.
       if (next.roles.length > 0 && !(current.roleless_at === null && sameRoles(next, current.role))) {
         const role = roleOf(next.roles, policy)
-        revokedTokenIds = (await applyStaffRole({ db: trx }, current, role, actor, 'SCIM user roles')).revokedTokenIds
+        const applied = await applyStaffRole({ db: trx }, current, role, actor, 'SCIM user roles')
+        revokedTokenIds = applied.revokedTokenIds
+        changed ||= applied.changed
       }
-      deactivated = (await applyStaffActive({ db: trx }, current, next.active, actor)).changed && !next.active
+      const activation = await applyStaffActive({ db: trx }, current, next.active, actor)
+      deactivated = activation.changed && !next.active
+      changed ||= activation.changed || next.userName !== current.name
     })
   } catch (error) {
     if (isUniqueViolation(error)) throw new ScimError(409, 'uniqueness', `userName ${userName} is taken`)
@@ -380,7 +386,7 @@ export async function replaceScimUser(
   }
   if (deactivated) publishStaffRevoked(ctx.bus, { tenantId, staffId: id })
   for (const tokenId of revokedTokenIds) publishStaffRevoked(ctx.bus, { tenantId, staffId: id, tokenId })
-  publishStaffChanged(ctx.bus, { tenantId, staffId: id })
+  if (changed) publishStaffChanged(ctx.bus, { tenantId, staffId: id })
   return getScimUser(ctx, tenantId, id, base)
 }
 
