@@ -26,6 +26,13 @@ export const ConsentRequest = Type.Object({
 export type ConsentRequest = Static<typeof ConsentRequest>
 export const ConsentList = Type.Object({ consents: Type.Array(ConsentRequest) })
 
+/**
+ * Which receipt keys the JWKS (`GET /.well-known/jwks.json`) lists: with `tenant`, only those that sign for that bank,
+ * the key set the bank pins; without, every bank's.
+ */
+export const ReceiptKeysQuery = Type.Object({ tenant: Type.Optional(idOf('ten')) }, { additionalProperties: false })
+export type ReceiptKeysQuery = Static<typeof ReceiptKeysQuery>
+
 /** Which consent requests to list: a device its customer's pending ones (optionally one conversation's), staff one conversation's. */
 export const ConsentListQuery = Type.Object(
   {

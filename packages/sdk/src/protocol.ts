@@ -136,6 +136,11 @@ export type ConversationUpdate =
   | { kind: 'redaction'; seqs: number[] }
   /** Marked open, pending or resolved by staff; a customer's message that reopens it says so by arriving. */
   | { kind: 'status'; status: ConversationStatus }
+  /**
+   * A member's stored delivered and read markers moved (`POST …/markers` from any of its clients, or its stream's
+   * acknowledgements): where they stand now. Told to every stream of the conversation but the one that acknowledged.
+   */
+  | { kind: 'markers'; member: { kind: 'device' | 'staff'; id: string }; deliveredSeq: number; readSeq: number }
 
 /** What the server sends on the stream. */
 export type ServerFrame =

@@ -23,8 +23,9 @@ export interface StreamOptions {
   /** A device's customer changed their factors (from this device or another, or the bank reset them). */
   onNotice?: (notice: SecurityNotice) => void
   /**
-   * A payment request, pivot link, assignment or status of a conversation changed (see ConversationUpdate): read it.
-   * Updates are not replayed after a reconnect, so read what you follow again when the state returns to `open`.
+   * A payment request, pivot link, assignment or status of a conversation changed, or a member's delivered and read
+   * markers moved (see ConversationUpdate): read it. Updates are not replayed after a reconnect, so read what you
+   * follow again when the state returns to `open`.
    */
   onUpdate?: (conversationId: string | null, update: ConversationUpdate) => void
   /** Another member's signal (typing, read): MLS ciphertext, for `SecureMessaging.readSignal`. Never replayed. */

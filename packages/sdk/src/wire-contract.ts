@@ -95,6 +95,7 @@ import {
   PayeeBlock,
   PayeeBlockLift,
   PayeeBlockList,
+  ReceiptKeysQuery,
   SmsConfirmationSent,
 } from './consent-protocol.ts'
 import {
@@ -185,6 +186,7 @@ import {
   ApiClient,
   AuthorizationServerMetadata,
   ClientToken,
+  ClientTokenRequest,
   IssuedStaffInvitation,
   IssuedStaffToken,
   NewApiClient,
@@ -270,6 +272,8 @@ export const wireContract = {
   'POST /v1/staff/session/sign-out': ok(SessionEnded),
   'POST /v1/consents': { ...created(ConsentRequest), ...taking(NewConsent) },
   'GET /v1/consents': { ...ok(ConsentList), ...querying(ConsentListQuery) },
+  // Its answer is RFC 7517's key set, which the route does not declare: only the query is the contract's.
+  'GET /.well-known/jwks.json': querying(ReceiptKeysQuery),
   'GET /v1/consents/:consentId': ok(ConsentRequest),
   'POST /v1/consents/:consentId/approve': { ...ok(ConsentRequest), ...taking(ConsentApproval) },
   'POST /v1/consents/:consentId/approve/passkey': { ...ok(ConsentRequest), ...taking(PasskeyCheck) },
@@ -358,8 +362,8 @@ export const wireContract = {
   'PUT /v1/policies/staff-tokens': { ...ok(StaffTokenPolicy), ...taking(StaffTokenPolicy) },
   'GET /.well-known/oauth-authorization-server': ok(AuthorizationServerMetadata),
   'POST /v1/api-clients': { ...created(ApiClient), ...taking(NewApiClient) },
-  // Its body is form-encoded (RFC 6749), which the contract does not type: ClientTokenRequest is its schema.
-  'POST /v1/oauth/token': ok(ClientToken),
+  // Its body is form-encoded (RFC 6749): `ClientCredentials` sends it, never `call`, which writes JSON.
+  'POST /v1/oauth/token': { ...ok(ClientToken), ...taking(ClientTokenRequest) },
   'GET /v1/audit/events': { ...ok(AuditEventList), ...querying(AuditEventQuery) },
   'POST /v1/archive/exports': { ...ok(ArchiveBundle), ...taking(ArchiveCase) },
   'GET /v1/archive/retention': ok(ArchiveRetention),

@@ -181,7 +181,7 @@ export function installAccessControl(
         authorization: request.headers.authorization,
         dpop: singleHeader(request.headers.dpop),
         htm: request.method,
-        htu: requestHtu(request),
+        htu: requestHtu(request, ctx.config.publicUrl),
       })
     } catch (error) {
       reply.header('www-authenticate', `Bearer, DPoP algs="${DEVICE_KEY_ALGORITHMS.join(' ')}"`)

@@ -98,6 +98,16 @@ describe('live across nodes: one end on node A, the other on node B', { skip: ne
     return watched
   }
 
+  /** A new conversation of the bank's customer, given to its agent, with one of the customer's devices in it. */
+  const conversationWith = async (client: StaffClient, deviceId: string) =>
+    (
+      await client.createConversation({
+        customerId: bank.customerId,
+        assignedStaffId: bank.agentId,
+        deviceIds: [deviceId],
+      })
+    ).id
+
   /** A third node, as a process of its own so that it can be killed; it starts while the other tests run. */
   let dyingNode: Promise<{ url: string; process: ChildProcess }>
   let dyingNodeDir: string
@@ -184,13 +194,7 @@ describe('live across nodes: one end on node A, the other on node B', { skip: ne
     const enrolled = await bank.enrol('indicator phone', { baseUrl: a.url })
     const agent = await openMember(agentClient)
     const phone = await openMember(enrolled.client)
-    const conversationId = (
-      await agentClient.createConversation({
-        customerId: bank.customerId,
-        assignedStaffId: bank.agentId,
-        deviceIds: [enrolled.device.id],
-      })
-    ).id
+    const conversationId = await conversationWith(agentClient, enrolled.device.id)
     await agent.secure.createGroup(conversationId, [
       { kind: 'device', id: enrolled.device.id },
       { kind: 'archive', id: 'archive' },
@@ -305,6 +309,65 @@ describe('live across nodes: one end on node A, the other on node B', { skip: ne
       (n) => n === 3,
     )
     assert.deepEqual(updatesOf(agentConsole, 'status').at(-1)?.update, { kind: 'status', status: 'open' })
+  })
+
+  test('read markers: a phone reading on node A, and the agent reading in one of two tabs, are told live once', async () => {
+    const agentOnB = staff(b, bank.agentToken)
+    const enrolled = await bank.enrol('marker phone', { baseUrl: a.url })
+    const conversationId = await conversationWith(agentOnB, enrolled.device.id)
+    const phoneApp = await opened(enrolled.client)
+    const tabOnB = await opened(agentOnB)
+    const tabOnA = await opened(staff(a, bank.agentToken))
+    const markersOf = (watched: ReturnType<typeof watch>, kind: 'device' | 'staff') =>
+      updatesOf(watched, 'markers').flatMap(({ conversationId: id, update }) =>
+        id === conversationId && update.kind === 'markers' && update.member.kind === kind
+          ? [[update.deliveredSeq, update.readSeq]]
+          : [],
+      )
+    const send = (text: string) =>
+      agentOnB.sendMessage(conversationId, { contentType: 'text/plain', ciphertext: Buffer.from(text) })
+
+    // The phone's stream acknowledges the message: the delivered marker moves, and both tabs are told.
+    const sentAt = performance.now()
+    await send('one')
+    for (const tab of [tabOnB, tabOnA])
+      await eventually(
+        () => markersOf(tab, 'device'),
+        (m) => m.length === 1,
+      )
+    measure(tabOnB, 'markers update', sentAt)
+    // The phone reads it (over HTTP, on node A); reading it again moves nothing and tells nobody.
+    await enrolled.client.markRead(conversationId, 1)
+    await enrolled.client.markRead(conversationId, 1)
+    await send('two')
+    for (const tab of [tabOnB, tabOnA]) {
+      await eventually(
+        () => markersOf(tab, 'device'),
+        (m) => m.length === 3,
+      )
+      assert.deepEqual(markersOf(tab, 'device'), [
+        [1, 0],
+        [1, 1],
+        [2, 1],
+      ])
+    }
+    // The agent reads in the tab on node B: the phone and the agent's tab on node A (the same member) see it.
+    await agentOnB.markRead(conversationId, 2)
+    await eventually(
+      () => markersOf(phoneApp, 'staff').at(-1),
+      (m) => m?.[1] === 2,
+    )
+    await eventually(
+      () => markersOf(tabOnA, 'staff').at(-1),
+      (m) => m?.[1] === 2,
+    )
+    // The tabs' own acknowledgements moved the agent's delivered marker: each move reached the phone once, and the tab
+    // whose acknowledgement it was is not told its own.
+    const phoneSaw = markersOf(phoneApp, 'staff')
+    assert.equal(new Set(phoneSaw.map(String)).size, phoneSaw.length)
+    const tabsSaw = [...markersOf(tabOnA, 'staff'), ...markersOf(tabOnB, 'staff')]
+    assert.deepEqual(tabsSaw.map(String).sort(), [...phoneSaw, [2, 2]].map(String).sort())
+    assert.deepEqual(phoneApp.errors, [])
   })
 
   test('payment requests approved and declined by a phone on node A reach the agent on node B', async () => {

@@ -58,9 +58,13 @@ export class ClientCore {
     return this.call('GET /v1/me')
   }
 
-  /** The keys that verify consent receipts (`/.well-known/jwks.json`): pass them to `verifyConsentReceipt`. */
-  receiptKeys() {
-    return this.request<JSONWebKeySet>('GET', '/.well-known/jwks.json')
+  /**
+   * The keys that verify consent receipts (`/.well-known/jwks.json`): pass them to `verifyConsentReceipt`. With a
+   * bank's id, only the keys that sign for that bank (the key set it pins).
+   */
+  receiptKeys(tenant?: string) {
+    const query = queryString({ tenant } satisfies WireQuery<'GET /.well-known/jwks.json'>)
+    return this.request<JSONWebKeySet>('GET', `/.well-known/jwks.json${query ? `?${query}` : ''}`)
   }
 
   /** A consent request: a device its customer's, staff and backends (`consents:write`) any of the bank's. */

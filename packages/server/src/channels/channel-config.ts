@@ -1,3 +1,4 @@
+import type { ChannelSettings as ChannelView } from '@strongroom/sdk/protocol'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { Principal } from '../platform/http/principal.ts'
@@ -66,24 +67,6 @@ export interface ChannelConfig {
 
 /** A channel whose provider calls our webhooks. */
 export type WebhookChannelConfig = ChannelConfig & { connector: WebhookConnectorKind }
-
-/** What the API shows of a channel: never a secret, only which secrets are set. */
-export interface ChannelView {
-  connector: ConnectorKind
-  address: string
-  accountSid?: string
-  apiVersion?: string
-  agentId?: string
-  host?: string
-  port?: number
-  tls?: boolean
-  systemId?: string
-  systemType?: string
-  verifiedSender?: string
-  humanAgentTag?: boolean
-  secretsSet: string[]
-  updatedAt: string
-}
 
 const REQUIRED_SECRETS: Record<ConnectorKind, (keyof ChannelSecrets)[]> = {
   twilio: ['authToken'],

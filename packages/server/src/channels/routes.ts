@@ -30,7 +30,7 @@ import { actorOf, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { type ChannelView, configureChannel, listChannels } from './channel-config.ts'
+import { configureChannel, listChannels } from './channel-config.ts'
 import { conversationChannels } from './conversation-channels.ts'
 import { scanText } from './dlp.ts'
 import { loadDlpPatterns, requireValidPatterns, saveDlpPolicy } from './dlp-policy.ts'
@@ -51,7 +51,7 @@ const ConversationParams = Type.Object({ conversationId: idOf('cnv') })
 const Connector = oneOf(['twilio', 'whatsapp', 'messenger', 'smpp', 'rbm'] as const)
 
 /** A channel as staff see it, with the state of this node's SMPP link where it has one. */
-function withLinkState(deps: ChannelDeps, view: ChannelView, tenantId: string): ChannelView & { link?: string } {
+function withLinkState(deps: ChannelDeps, view: ChannelSettings, tenantId: string): ChannelSettings {
   const link = view.connector === 'smpp' ? deps.smppLinks.stateOf(tenantId) : undefined
   return link ? { ...view, link } : view
 }

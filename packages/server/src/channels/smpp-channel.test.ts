@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { type MemberClient, StaffClient, StaffToken, StrongroomError } from '@strongroom/sdk'
+import type { ChannelSettings } from '@strongroom/sdk/protocol'
 import { sql } from 'kysely'
 import smpp, { type Pdu } from 'smpp'
 import { Problem } from '../platform/http/problems.ts'
@@ -26,14 +27,6 @@ interface PublicMessageView {
   text: string
   masked: string[]
   delivery: { status: string; errorCode: string | null } | null
-}
-
-interface ChannelView {
-  connector: string
-  link?: string
-  secretsSet: string[]
-  host?: string
-  systemId?: string
 }
 
 const customerSms = (text: string, extra: Record<string, unknown> = {}) => ({
@@ -70,7 +63,7 @@ describe('SMS over SMPP through the server', () => {
   let customerId: string
 
   const linkState = async (client = admin) => {
-    const { channels } = await client.request<{ channels: ChannelView[] }>('GET', '/v1/channels')
+    const { channels } = await client.request<{ channels: ChannelSettings[] }>('GET', '/v1/channels')
     return channels.find((c) => c.connector === 'smpp')?.link
   }
   const linkReaches = async (state: string, client = admin) =>
@@ -83,7 +76,7 @@ describe('SMS over SMPP through the server', () => {
       state,
     )
   const configure = (client: MemberClient, body: Record<string, unknown>) =>
-    client.request<ChannelView>('PUT', '/v1/channels/smpp', body)
+    client.request<ChannelSettings>('PUT', '/v1/channels/smpp', body)
   const publicMessages = async (conversationId: string) =>
     (
       await agent.request<{ messages: PublicMessageView[] }>(
@@ -137,7 +130,7 @@ describe('SMS over SMPP through the server', () => {
   })
 
   test('the channel binds with its configured credentials, which are sealed at rest and never shown', async () => {
-    const { channels } = await admin.request<{ channels: ChannelView[] }>('GET', '/v1/channels')
+    const { channels } = await admin.request<{ channels: ChannelSettings[] }>('GET', '/v1/channels')
     const channel = channels.find((c) => c.connector === 'smpp')
     assert.deepEqual(channel?.secretsSet, ['password'])
     assert.equal(channel?.systemId, 'bank01')

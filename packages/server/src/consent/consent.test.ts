@@ -219,6 +219,29 @@ describe('payment consent with dynamic linking', () => {
     )
   })
 
+  test("a bank's JWKS (`?tenant=`) lists its receipt keys only, through the SDK too; a bad query is a problem+json 400", async () => {
+    const asked = await request()
+    const receipt = (await phone.client.approveConsent(await phone.client.getConsent(asked.id))).receipt as string
+    const other = await createTestBank(server, 'JWKS Other Bank')
+    const ours = await agent.receiptKeys(bank.tenantId)
+    assert.equal((await verifyConsentReceipt(receipt, ours, asked)).tenantId, bank.tenantId)
+    const theirs = await agent.receiptKeys(other.tenantId)
+    assert.ok(!theirs.keys.some((key) => ours.keys.some((mine) => mine.kid === key.kid)))
+    await assert.rejects(verifyConsentReceipt(receipt, theirs, asked))
+
+    for (const query of [
+      'tenant=ten_short',
+      'tenant=..%2Ften_aaaaaaaaaaaaaaaaaaaaaa',
+      `tenant=${bank.tenantId}&tenant=${other.tenantId}`,
+      `tenant=${bank.tenantId}&kid=k1`,
+    ]) {
+      const response = await fetch(`${server.url}/.well-known/jwks.json?${query}`)
+      assert.equal(response.status, 400, query)
+      assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/)
+      assert.equal(((await response.json()) as { type: string }).type, `${PROBLEMS}request/invalid`)
+    }
+  })
+
   test("staff list a conversation's requests, newest first, decisions and receipts included; only their bank's", async () => {
     const conversation = await agent.createConversation({ customerId: bank.customerId })
     const first = await agent.requestConsent({

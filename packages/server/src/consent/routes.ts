@@ -8,6 +8,7 @@ import {
   ConsentRequest,
   NewConsent,
   PasskeyCheck,
+  ReceiptKeysQuery,
   SmsConfirmationSent,
 } from '@strongroom/sdk/protocol'
 import type { SimSwapProvider } from '../auth/sim-swap.ts'
@@ -241,10 +242,7 @@ async function declineAndKeyRoutes(app: App, ctx: ServerContext): Promise<void> 
         summary: 'The public keys that verify consent receipts and webhooks (old keys stay listed)',
         description: 'With `tenant`, only the keys that sign for that bank: the JWKS the bank pins.',
         tags: ['consent'],
-        querystring: Type.Object(
-          { tenant: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })) },
-          { additionalProperties: false },
-        ),
+        querystring: ReceiptKeysQuery,
       },
     },
     async (request, reply) =>

@@ -69,15 +69,17 @@ export function publishMemberLeft(
 }
 
 /**
- * A conversation's payment request, pivot link, assignment or status changed (published after the change committed):
- * the conversation's members connected anywhere hear of it on their streams, and, with `customerId`, every device of
- * that customer (a payment request asked outside any conversation has a null `conversationId`).
+ * A conversation's payment request, pivot link, assignment, status or a member's markers changed (published after the
+ * change committed): the conversation's members connected anywhere hear of it on their streams, and, with
+ * `customerId`, every device of that customer (a payment request asked outside any conversation has a null `conversationId`).
  */
 export interface ConversationUpdateEvent {
   tenantId: string
   conversationId: string | null
   customerId?: string | undefined
   update: ConversationUpdate
+  /** Streams that already know (their own acknowledgements moved the markers told): by session id, not told again. */
+  knownTo?: string[] | undefined
 }
 
 export function publishConversationUpdate(bus: Bus, event: ConversationUpdateEvent): void {

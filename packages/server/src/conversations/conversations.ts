@@ -1,3 +1,4 @@
+import type { ConversationUpdate } from '@strongroom/sdk/protocol'
 import { sql } from 'kysely'
 import { requireCustomer } from '../identity/customers.ts'
 import { activeDeviceIds } from '../identity/devices.ts'
@@ -7,7 +8,7 @@ import { type Principal, principalMember } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId } from '../platform/ids.ts'
 import { assignableStaff, workingStaff } from '../tenancy/staff.ts'
-import { publishMemberAdded } from './bus-events.ts'
+import { publishConversationUpdate, publishMemberAdded } from './bus-events.ts'
 
 export interface ConversationMember {
   kind: 'device' | 'staff'
@@ -454,29 +455,32 @@ export async function memberConversationCursors(
 
 /**
  * Moves a member's delivered and read markers forward (never back), and never past the conversation's last message:
- * a marker claims what the member received or read, which cannot be a message not yet sent.
+ * a marker claims what the member received or read, which cannot be a message not yet sent. A move is told to the
+ * conversation's open streams on every node (the other members, and this member's other devices or console tabs).
  */
 export async function updateMarkers(
-  ctx: Pick<ServerContext, 'db'>,
+  ctx: Pick<ServerContext, 'db' | 'bus'>,
   tenantId: string,
   conversationId: string,
   member: { kind: 'device' | 'staff'; id: string },
   markers: { deliveredSeq?: number | undefined; readSeq?: number | undefined },
 ): Promise<void> {
-  const delivered = markers.deliveredSeq ?? 0
-  const read = markers.readSeq ?? 0
   const lastSeq = sql`(select last_seq from conversations c where c.tenant_id = ${tenantId} and c.id = ${conversationId})`
-  await ctx.db
+  const read = sql<number>`least(${markers.readSeq ?? 0}, ${lastSeq})`
+  const delivered = sql<number>`least(${Math.max(markers.deliveredSeq ?? 0, markers.readSeq ?? 0)}, ${lastSeq})`
+  const moved = await ctx.db
     .updateTable('conversation_members')
-    .set({
-      delivered_seq: sql`greatest(delivered_seq, least(${Math.max(delivered, read)}, ${lastSeq}))`,
-      read_seq: sql`greatest(read_seq, least(${read}, ${lastSeq}))`,
-    })
+    .set({ delivered_seq: sql`greatest(delivered_seq, ${delivered})`, read_seq: sql`greatest(read_seq, ${read})` })
     .where('tenant_id', '=', tenantId)
     .where('conversation_id', '=', conversationId)
     .where('member_kind', '=', member.kind)
     .where('member_id', '=', member.id)
-    .execute()
+    .where((eb) => eb.or([eb('delivered_seq', '<', delivered), eb('read_seq', '<', read)]))
+    .returning(['delivered_seq', 'read_seq'])
+    .executeTakeFirst()
+  if (!moved) return
+  const update = markersUpdate(member, moved)
+  publishConversationUpdate(ctx.bus, { tenantId, conversationId, update })
 }
 
 export interface DeliveredMarker {
@@ -486,21 +490,56 @@ export interface DeliveredMarker {
   seq: number
 }
 
+/** A member's markers where a move left them. */
+export interface MovedMarkers {
+  tenantId: string
+  conversationId: string
+  update: Extract<ConversationUpdate, { kind: 'markers' }>
+}
+
 /**
  * Moves many members' delivered markers forward in one statement (what the stream's acknowledgements say), never past
- * a conversation's last message (as `updateMarkers`).
+ * a conversation's last message (as `updateMarkers`); one entry a member and conversation. Gives the markers that
+ * moved, for the caller to tell.
  */
-export async function advanceDeliveredMarkers(ctx: Pick<ServerContext, 'db'>, markers: DeliveredMarker[]) {
-  await sql`
-    update conversation_members m set delivered_seq = greatest(m.delivered_seq, least(v.seq, c.last_seq))
+export async function advanceDeliveredMarkers(
+  ctx: Pick<ServerContext, 'db'>,
+  markers: DeliveredMarker[],
+): Promise<MovedMarkers[]> {
+  const { rows } = await sql<{
+    tenant_id: string
+    conversation_id: string
+    member_kind: 'device' | 'staff'
+    member_id: string
+    delivered_seq: string | number
+    read_seq: string | number
+  }>`
+    update conversation_members m set delivered_seq = least(v.seq, c.last_seq)
     from unnest(${markers.map((k) => k.tenantId)}::text[], ${markers.map((k) => k.conversationId)}::text[],
                 ${markers.map((k) => k.member.kind)}::text[], ${markers.map((k) => k.member.id)}::text[],
                 ${markers.map((k) => k.seq)}::bigint[]) as v (tenant_id, conversation_id, member_kind, member_id, seq),
          conversations c
     where c.tenant_id = v.tenant_id and c.id = v.conversation_id
       and m.tenant_id = v.tenant_id and m.conversation_id = v.conversation_id
-      and m.member_kind = v.member_kind and m.member_id = v.member_id`.execute(ctx.db)
+      and m.member_kind = v.member_kind and m.member_id = v.member_id
+      and m.delivered_seq < least(v.seq, c.last_seq)
+    returning m.tenant_id, m.conversation_id, m.member_kind, m.member_id, m.delivered_seq, m.read_seq`.execute(ctx.db)
+  return rows.map((row) => ({
+    tenantId: row.tenant_id,
+    conversationId: row.conversation_id,
+    update: markersUpdate({ kind: row.member_kind, id: row.member_id }, row),
+  }))
 }
+
+const markersUpdate = (
+  member: { kind: 'device' | 'staff'; id: string },
+  stored: { delivered_seq: string | number | bigint; read_seq: string | number | bigint },
+): Extract<ConversationUpdate, { kind: 'markers' }> => ({
+  kind: 'markers',
+  member,
+  deliveredSeq: Number(stored.delivered_seq),
+  readSeq: Number(stored.read_seq),
+})
 
 /** Takes a member out of every conversation of the tenant (a revoked device); returns the conversations it left. */
 export async function removeMemberEverywhere(

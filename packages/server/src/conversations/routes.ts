@@ -263,6 +263,6 @@ async function markerAndStreamRoutes(
         tags: ['conversations'],
       },
     },
-    (socket, request) => deps.hub.attach(socket, request.raw.socket, requestHtu(request)),
+    (socket, request) => deps.hub.attach(socket, request.raw.socket, requestHtu(request, ctx.config.publicUrl)),
   )
 }

@@ -33,6 +33,7 @@ import {
   type MemberAddedEvent,
   type MemberLeftEvent,
   type MessagesCommittedEvent,
+  publishConversationUpdate,
   UPDATE_SUBJECT_PREFIX,
 } from './bus-events.ts'
 import {
@@ -269,7 +270,7 @@ export class StreamHub {
         if (session.tenantId === event.tenantId && session.customerId === event.customerId) told.add(session)
       }
     }
-    for (const session of told) session.sendFrame(frame)
+    for (const session of told) if (!event.knownTo?.includes(session.id)) session.sendFrame(frame)
   }
 
   /** A member's signal (typing, read) from any node: to the conversation's other members' sockets here, once each. */
@@ -333,13 +334,33 @@ export class StreamHub {
     }
   }
 
-  /** Records every socket's delivery acknowledgements in one statement, every few seconds and at close. */
+  /**
+   * Records every socket's delivery acknowledgements in one statement, every few seconds and at close, and tells the
+   * markers that moved to the conversation's other streams on every node (not those whose acknowledgements moved them).
+   */
   async flushMarkers(sessions: Iterable<StreamSession> = this.#sessions): Promise<void> {
-    const markers = [...sessions].flatMap((s) => s.takeAcknowledged())
-    if (markers.length === 0) return
-    await advanceDeliveredMarkers(this.#ctx, markers).catch((error) =>
-      this.#ctx.log.warn({ err: error }, 'recording delivery markers failed'),
-    )
+    // One entry a member and conversation (a staff member's console tabs each acknowledge): the highest, and who sent it.
+    const byMember = new Map<string, DeliveredMarker & { sessionIds: string[] }>()
+    for (const session of sessions) {
+      for (const marker of session.takeAcknowledged()) {
+        const key = markerKeyOf(marker.tenantId, marker.member, marker.conversationId)
+        const known = byMember.get(key)
+        if (known) {
+          known.seq = Math.max(known.seq, marker.seq)
+          known.sessionIds.push(session.id)
+        } else byMember.set(key, { ...marker, sessionIds: [session.id] })
+      }
+    }
+    if (byMember.size === 0) return
+    const markers = [...byMember.values()]
+    try {
+      for (const moved of await advanceDeliveredMarkers(this.#ctx, markers)) {
+        const key = markerKeyOf(moved.tenantId, moved.update.member, moved.conversationId)
+        publishConversationUpdate(this.#ctx.bus, { ...moved, knownTo: byMember.get(key)?.sessionIds })
+      }
+    } catch (error) {
+      this.#ctx.log.warn({ err: error }, 'recording delivery markers failed')
+    }
   }
 
   /** Graceful shutdown: every client is told where to resume, then its socket closes with 1012 (service restart). */
@@ -356,6 +377,9 @@ export class StreamHub {
 function memberKeyOf(tenantId: string, member: { kind: string; id: string }): string {
   return `${tenantId}\u0000${member.kind}\u0000${member.id}`
 }
+
+const markerKeyOf = (tenantId: string, member: { kind: string; id: string }, conversationId: string) =>
+  `${memberKeyOf(tenantId, member)}\u0000${conversationId}`
 
 class StreamSession {
   readonly #hub: StreamHub

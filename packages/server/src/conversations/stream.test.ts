@@ -434,6 +434,37 @@ describe('realtime stream', () => {
     })
   })
 
+  test("a member's stored read marker moved over HTTP reaches the other members' streams, once", async () => {
+    const { id } = await agent.createConversation({ customerId: bank.customerId, assignedStaffId: bank.agentId })
+    const deviceIdOf = async (client: DeviceClient) => {
+      const me = await client.me()
+      assert.ok(me.kind === 'device')
+      return me.deviceId
+    }
+    const told: [string, number, number][] = []
+    const agentStream = open(agent, {
+      onUpdate: (conversation, update) => {
+        if (conversation === id && update.kind === 'markers' && update.member.kind === 'device') {
+          told.push([update.member.id, update.deliveredSeq, update.readSeq])
+        }
+      },
+    })
+    await agentStream.ready()
+    const { seq } = await agent.sendMessage(id, { contentType: 'text/plain', ciphertext: bytes('read me') })
+    await alice.markRead(id, seq)
+    await alice.markRead(id, seq)
+    await aliceTablet.markRead(id, seq)
+    await eventually(
+      () => told.length,
+      (n) => n >= 2,
+    )
+    assert.deepEqual(told, [
+      [await deviceIdOf(alice), seq, seq],
+      [await deviceIdOf(aliceTablet), seq, seq],
+    ])
+    agentStream.close()
+  })
+
   test('the server tells clients where to resume when it shuts down', async () => {
     const other = await startTestServer()
     try {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import http from 'node:http'
 import { after, before, describe, test } from 'node:test'
+import { createDpopProof, generateDeviceKeys } from '@strongroom/sdk'
 import * as DPoP from 'dpop'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -73,5 +75,73 @@ describe('DPoP proofs (RFC 9449)', () => {
     const foreign = await call(await DPoP.generateProof(stranger, meUrl, 'GET', undefined, token.accessToken))
     assert.equal(foreign.status, 401)
     assert.match(foreign.headers.get('www-authenticate') ?? '', /algs="ES256 EdDSA Ed25519"/)
+  })
+})
+
+describe('T390: the URL a DPoP proof names, where a public URL is configured (production always has one)', () => {
+  const PUBLIC_URL = 'https://bank.example'
+  let server: TestServer
+  let bank: TestBank
+
+  before(async () => {
+    server = await startTestServer({ publicUrl: PUBLIC_URL, trustProxy: true })
+    bank = await createTestBank(server, 'Public URL Bank')
+  })
+  after(() => server.stop())
+
+  /** An enrolment POSTed to the node over plain http with the headers given, as a load balancer or an attacker sends it. */
+  async function enrol(proofFor: string, headers: Record<string, string>) {
+    const body = JSON.stringify({ enrolmentCode: await bank.enrolmentCode(), label: 'phone' })
+    const dpop = await createDpopProof(await generateDeviceKeys(), { htm: 'POST', htu: `${proofFor}/v1/devices` })
+    const { port } = new URL(server.url)
+    return new Promise<{ status: number; type: string }>((resolve, reject) => {
+      const request = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/v1/devices',
+          headers: { ...headers, dpop, 'content-type': 'application/json' },
+        },
+        (response) => {
+          let text = ''
+          response.on('data', (chunk) => {
+            text += chunk
+          })
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, type: JSON.parse(text).type }))
+        },
+      )
+      request.on('error', reject)
+      request.end(body)
+    })
+  }
+
+  test('a proof made for another server is refused, though the Host or X-Forwarded-* headers name that server', async () => {
+    const refused = { status: 401, type: `${PROBLEMS}auth/invalid-dpop-proof` }
+    assert.deepEqual(await enrol('http://attacker.example', { host: 'attacker.example' }), refused)
+    assert.deepEqual(
+      await enrol('https://attacker.example', {
+        host: 'attacker.example',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'attacker.example',
+      }),
+      refused,
+    )
+  })
+
+  test('a proof for the public URL is accepted when TLS ends at the load balancer and it forwards over plain http', async () => {
+    // HAProxy passes the Host on; with or without its X-Forwarded-Proto the node sees plain http.
+    assert.equal((await enrol(PUBLIC_URL, { host: 'bank.example' })).status, 201)
+    assert.equal((await enrol(PUBLIC_URL, { host: 'bank.example', 'x-forwarded-proto': 'https' })).status, 201)
+  })
+
+  test("a client given the node's own address (a failover list) makes proofs for it, HTTP and stream alike", async () => {
+    const { client } = await bank.enrol('direct')
+    assert.equal((await client.me()).kind, 'device')
+    const stream = client.stream()
+    await stream.ready()
+    stream.close()
+    // The node's address is what the connection reached, not a Host header: a proof for it sent by name is refused.
+    assert.equal((await enrol(server.url, { host: 'bank.example' })).status, 401)
   })
 })

@@ -99,9 +99,10 @@ async function customerRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/v1/customers/:customerId',
     {
-      config: { access: allow.staff('customers:write') },
+      // Compliance officers (customers:export) see whom they review by name: the export gives them all of it anyway.
+      config: { access: allow.staff('customers:write', 'customers:export') },
       schema: {
-        summary: 'A customer',
+        summary: 'A customer: to agents (customers:write), and to compliance officers (customers:export)',
         tags: ['identity'],
         params: CustomerParams,
         response: { 200: Customer, ...problemResponses(401, 403, 404) },
@@ -177,7 +178,7 @@ async function deviceRoutes(app: App, ctx: ServerContext, attestation: Enrolment
     async (request, reply) => {
       const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
         htm: 'POST',
-        htu: requestHtu(request),
+        htu: requestHtu(request, ctx.config.publicUrl),
       })
       const { attestation: evidence, ...input } = request.body
       const attested = await attestation(proof, { enrolmentCode: input.enrolmentCode, evidence })
@@ -305,7 +306,7 @@ async function resumeAndTokenRoutes(
     async (request, reply) => {
       const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
         htm: 'POST',
-        htu: requestHtu(request),
+        htu: requestHtu(request, ctx.config.publicUrl),
       })
       const refusal = await refusalOfDeviceKey(ctx, deps.wipeKey, proof.jkt)
       if (refusal) throw refusal
@@ -333,7 +334,7 @@ async function wipeRoutes(app: App, ctx: ServerContext): Promise<void> {
     async (request) => {
       const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
         htm: 'POST',
-        htu: requestHtu(request),
+        htu: requestHtu(request, ctx.config.publicUrl),
       })
       return confirmWipe(ctx, proof)
     },

@@ -112,13 +112,16 @@ export function installRateLimits(app: App, ctx: ServerContext): RateLimits {
     }
   }
 
-  // A success (or the server's own failure) was not a wrong guess: it is taken back.
-  app.addHook('onResponse', async (request, reply) => {
+  // A success (or the server's own failure) was not a wrong guess: it is taken back before the answer leaves, so
+  // that a client's next try (sent the moment it reads this answer) never finds it still counted.
+  app.addHook('onSend', async (request, reply, payload) => {
     const counted = request.guessCounters
-    if (!counted || (reply.statusCode >= 400 && reply.statusCode < 500)) return
+    if (!counted || (reply.statusCode >= 400 && reply.statusCode < 500)) return payload
+    request.guessCounters = undefined
     await takeBackHits(ctx.db, counted).catch((error: unknown) => {
       ctx.log.warn({ err: error }, 'a guess counter could not be taken back')
     })
+    return payload
   })
 
   return { close: () => counter.close() }

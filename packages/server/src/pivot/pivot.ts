@@ -417,7 +417,7 @@ export async function consumeAndMove(
   // who has left since (deactivated, or without a role) does not stop the customer getting in: the conversation then
   // waits unassigned for a supervisor, as a new one does.
   const working = async (staffId: string | null | undefined) =>
-    staffId && (await canTakeConversations({ db: trx }, tenantId, staffId)) ? staffId : undefined
+    staffId && (await canTakeConversations({ db: trx }, tenantId, staffId)).fit ? staffId : undefined
   const agentId = await working(link.created_by_kind === 'staff' ? link.created_by_id : undefined)
   let secureConversationId = identity.secure_conversation_id
   if (secureConversationId === null) {

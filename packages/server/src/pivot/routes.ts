@@ -249,7 +249,7 @@ async function stepUpEnrolRoutes(app: App, ctx: ServerContext, deps: ChannelDeps
     async (request, reply) => {
       const proof = await verifyDpopProof(ctx, singleHeader(request.headers.dpop), {
         htm: 'POST',
-        htu: requestHtu(request),
+        htu: requestHtu(request, ctx.config.publicUrl),
       })
       const { factor } = request.body
       const enrolled = await enrolWithPivotLink(ctx, deps, proof, {

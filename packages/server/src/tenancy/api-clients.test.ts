@@ -122,6 +122,25 @@ describe('bank backends as OAuth clients (private_key_jwt)', () => {
     }
   })
 
+  test("a form the schema refuses (a field sent twice, one too long) is invalid_request, in OAuth's format, not the last value", async () => {
+    const valid = new URLSearchParams(grant(await assertion()))
+    const twice = new URLSearchParams([['grant_type', 'password'], ...valid])
+    const tooLong = new URLSearchParams({ ...grant(await assertion()), scope: 'x'.repeat(501) })
+    for (const form of [twice, tooLong]) {
+      const response = await fetch(tokenEndpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form.toString(),
+      })
+      assert.equal(response.status, 400)
+      assert.match(response.headers.get('content-type') ?? '', /^application\/json/)
+      assert.deepEqual(await response.json(), {
+        error: 'invalid_request',
+        error_description: 'malformed token request',
+      })
+    }
+  })
+
   test('issue 15: oauth4webapi, an independent client, gets a token with private_key_jwt (aud = the issuer)', async () => {
     const issuer = new URL(server.url)
     const insecure = { [oauth.allowInsecureRequests]: true }

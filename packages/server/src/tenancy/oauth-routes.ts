@@ -11,9 +11,10 @@ import { IdempotencyKeyHeaders, idempotent } from '../idempotency/idempotency.ts
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { acceptFormBodies } from '../platform/http/form-body.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { principalOf, requestHtu } from '../platform/http/request.ts'
+import { addressedUrl, principalOf } from '../platform/http/request.ts'
 import { problemResponses } from '../platform/http/schemas.ts'
 import { ASSERTION_ALGORITHMS, issueClientToken, OAuthError, registerApiClient } from './api-clients.ts'
 
@@ -31,7 +32,7 @@ export async function oauthRoutes(app: App, ctx: ServerContext): Promise<void> {
  * whoever sends the request chooses, so never where a public URL is set.
  */
 export function issuerOf(ctx: ServerContext, request: FastifyRequest): string {
-  return ctx.config.publicUrl ?? new URL(requestHtu(request)).origin
+  return ctx.config.publicUrl ?? new URL(addressedUrl(request)).origin
 }
 
 /** The token endpoint, the audience a client assertion names (RFC 7523 §3): on the issuer, never from the Host header. */
@@ -103,9 +104,7 @@ async function apiClientRoutes(app: App, ctx: ServerContext): Promise<void> {
 
 /** The token endpoint, in a scope of its own: it alone parses form-encoded bodies. */
 async function tokenRoutes(scope: App, ctx: ServerContext): Promise<void> {
-  scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>
-    done(null, Object.fromEntries(new URLSearchParams(body as string))),
-  )
+  acceptFormBodies(scope)
   scope.post(
     '/v1/oauth/token',
     {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { generateKeyPair, type JWTPayload, SignJWT } from 'jose'
+import { sql } from 'kysely'
 import WebSocket from 'ws'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
@@ -34,8 +35,8 @@ describe('back-channel logout from the bank’s identity provider', () => {
     return { status: response.status, body: text ? JSON.parse(text) : undefined }
   }
 
-  /** Signs in at the provider as `sub` in its session `sid`, and opens a console stream with the session's token. */
-  async function consoleSession(sub: string, sid: string) {
+  /** Signs in at the provider as `sub` in its session `sid`: the one-time code the console lands with. */
+  async function handoffCode(sub: string, sid: string) {
     next = { sub, sid }
     let url = new URL(`${server.url}/sign-in/oidc?tenant=${bank.tenantId}`)
     while (!url.pathname.startsWith('/console/')) {
@@ -45,6 +46,24 @@ describe('back-channel logout from the bank’s identity provider', () => {
     }
     const handoff = new URLSearchParams(url.hash.slice(1)).get('oidc')
     assert.ok(handoff, url.hash)
+    return handoff
+  }
+
+  /** A database that refuses every new staff token until the returned function is called. */
+  async function refuseNewStaffTokens() {
+    await sql`create function refuse_staff_token() returns trigger language plpgsql as $$
+      begin raise exception 'refused for the test'; end $$`.execute(server.ctx.db)
+    await sql`create trigger refuse_new_staff_token before insert on staff_tokens
+      for each row execute function refuse_staff_token()`.execute(server.ctx.db)
+    return async () => {
+      await sql`drop trigger refuse_new_staff_token on staff_tokens`.execute(server.ctx.db)
+      await sql`drop function refuse_staff_token`.execute(server.ctx.db)
+    }
+  }
+
+  /** Signs in at the provider as `sub` in its session `sid`, and opens a console stream with the session's token. */
+  async function consoleSession(sub: string, sid: string) {
+    const handoff = await handoffCode(sub, sid)
     const session = await call(undefined, 'POST', '/v1/staff/oidc/session', { tenantId: bank.tenantId, handoff })
     assert.equal(session.status, 201)
     const token = session.body.token as string
@@ -175,6 +194,63 @@ describe('back-channel logout from the bank’s identity provider', () => {
       .execute()
     assert.equal(reused.length, 1)
     assert.equal(reused[0]?.outcome, 'failure')
+  })
+
+  test('the database failing mid-renewal leaves the token renewable: the console’s retry is no theft', async () => {
+    const session = await consoleSession('okta-mia', 'sid-mia-1')
+    // The database goes away once the token is marked renewed: neither the new token nor an undo of the mark is written.
+    const allowNewStaffTokens = await refuseNewStaffTokens()
+    await sql`create trigger refuse_unrenewing before update on staff_tokens
+      for each row when (old.renewed_at is not null and new.renewed_at is null)
+      execute function refuse_staff_token()`.execute(server.ctx.db)
+    let failed: Awaited<ReturnType<typeof call>>
+    try {
+      failed = await call(session.token, 'POST', '/v1/staff/session/refresh')
+    } finally {
+      await sql`drop trigger refuse_unrenewing on staff_tokens`.execute(server.ctx.db)
+      await allowNewStaffTokens()
+    }
+    // The console sees an internal error, nothing of the cause, and its session goes on.
+    assert.equal(failed.status, 500)
+    assert.equal(failed.body.type.replace(/^.*\/problems\//, ''), 'server/internal')
+    assert.doesNotMatch(JSON.stringify(failed.body), /refused for the test|staff_tokens/)
+    assert.equal(await session.alive(), true)
+
+    // Its next request renews with the same token: a renewal, not a reuse that would end the session.
+    const retried = await call(session.token, 'POST', '/v1/staff/session/refresh')
+    assert.equal(retried.status, 201)
+    assert.equal((await call(retried.body.token, 'GET', '/v1/me')).status, 200)
+    assert.equal(await session.alive(), true)
+    await server.flushAudit()
+    const reused = await server.ctx.db
+      .selectFrom('audit_events')
+      .select('id')
+      .where('tenant_id', '=', bank.tenantId)
+      .where('action', '=', 'staff.session-token-reused')
+      .where('target_id', '=', retried.body.staffId)
+      .execute()
+    assert.deepEqual(reused, [], 'no theft alarm')
+    // The renewal took once: the token renewed now cannot renew again.
+    assert.equal((await call(session.token, 'POST', '/v1/staff/session/refresh')).status, 401)
+  })
+
+  test('the database failing while the console’s first token is issued leaves the sign-in code usable once more', async () => {
+    const handoff = await handoffCode('okta-mia', 'sid-mia-2')
+    const claim = () => call(undefined, 'POST', '/v1/staff/oidc/session', { tenantId: bank.tenantId, handoff })
+    const allowNewStaffTokens = await refuseNewStaffTokens()
+    let failed: Awaited<ReturnType<typeof call>>
+    try {
+      failed = await claim()
+    } finally {
+      await allowNewStaffTokens()
+    }
+    assert.equal(failed.status, 500)
+    // The console retries with the code it landed with: signed in, not sent back to the provider.
+    const retried = await claim()
+    assert.equal(retried.status, 201)
+    assert.equal((await call(retried.body.token, 'GET', '/v1/me')).status, 200)
+    // Still single use.
+    assert.equal((await claim()).status, 401)
   })
 
   test('twenty renewals at once with one token: one new token at most, and the session ends', async () => {

@@ -5,6 +5,7 @@ import { recordAudit, SYSTEM_CHAIN } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
 import type { App } from '../platform/http/fastify.ts'
+import { acceptFormBodies } from '../platform/http/form-body.ts'
 import { actorOf } from '../platform/http/principal.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
@@ -236,9 +237,7 @@ async function sessionRoutes(app: App, ctx: ServerContext, clientOf: OidcClientO
 async function backChannelLogoutRoutes(scope: App, ctx: ServerContext, clientOf: OidcClientOf): Promise<void> {
   // The logout token comes form-encoded (§2.5), never as JSON.
   scope.removeAllContentTypeParsers()
-  scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) =>
-    done(null, Object.fromEntries(new URLSearchParams(body as string))),
-  )
+  acceptFormBodies(scope)
   scope.addContentTypeParser('*', (_request, _payload, done) => done(new Problem('request/unsupported-media-type')))
   // Every answer, refusals of the body's form or size included.
   scope.addHook('onSend', async (_request, reply, payload) => {

@@ -1,3 +1,4 @@
+import type { StaffMember } from '@strongroom/sdk/protocol'
 import * as oidc from 'openid-client'
 import { recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
@@ -8,7 +9,7 @@ import type { FieldRef } from '../platform/keyring/keyring.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import type { OidcClient } from './oidc-providers.ts'
 import { loadScimRolePolicy, mappedRole } from './scim.ts'
-import { applyStaffRole, type IssuedStaffToken, issueStaffToken, isUniqueViolation, type StaffMember } from './staff.ts'
+import { applyStaffRole, type IssuedStaffToken, issueStaffTokenIn, isUniqueViolation } from './staff.ts'
 import { publishStaffChanged, publishStaffRevoked } from './staff-events.ts'
 import { addStaff } from './staff-lifecycle.ts'
 
@@ -236,25 +237,29 @@ export type ConsoleSessionToken = IssuedStaffToken & { staffId: string; sessionE
  * A code used, expired or unknown is refused alike.
  */
 export async function claimOidcSession(ctx: Ctx, tenantId: string, handoff: string): Promise<ConsoleSessionToken> {
-  const signIn = await ctx.db
-    .updateTable('staff_sign_ins')
-    .set({ handed_off_at: new Date() })
-    .where('tenant_id', '=', tenantId)
-    .where('handoff_hash', '=', secretHash(handoff))
-    .where('handed_off_at', 'is', null)
-    .where('expires_at', '>', new Date())
-    .returning(['id', 'staff_id', 'session_expires_at'])
-    .executeTakeFirst()
-  if (!signIn?.staff_id || !signIn.session_expires_at) throw new Problem('auth/sign-in-failed')
-  return sessionToken(ctx, tenantId, { id: signIn.id, staffId: signIn.staff_id, ends: signIn.session_expires_at })
+  // Claimed in the transaction that issues the token: a failure in between leaves the code unused, for the retry.
+  return ctx.db.transaction().execute(async (trx) => {
+    const signIn = await trx
+      .updateTable('staff_sign_ins')
+      .set({ handed_off_at: new Date() })
+      .where('tenant_id', '=', tenantId)
+      .where('handoff_hash', '=', secretHash(handoff))
+      .where('handed_off_at', 'is', null)
+      .where('expires_at', '>', new Date())
+      .returning(['id', 'staff_id', 'session_expires_at'])
+      .executeTakeFirst()
+    if (!signIn?.staff_id || !signIn.session_expires_at) throw new Problem('auth/sign-in-failed')
+    return sessionToken(trx, tenantId, { id: signIn.id, staffId: signIn.staff_id, ends: signIn.session_expires_at })
+  })
 }
 
+/** A console token for the sign-in's session, issued in the caller's transaction. */
 async function sessionToken(
-  ctx: Ctx,
+  trx: Ctx['db'],
   tenantId: string,
   signIn: { id: string; staffId: string; ends: Date },
 ): Promise<ConsoleSessionToken> {
-  const row = await ctx.db
+  const row = await trx
     .selectFrom('staff')
     .select(['id', 'name', 'role', 'deactivated_at'])
     .where('tenant_id', '=', tenantId)
@@ -264,8 +269,8 @@ async function sessionToken(
   const left = Math.floor((new Date(signIn.ends).getTime() - Date.now()) / 1000)
   if (left < 1) throw new Problem('auth/session-ended')
   const staff: StaffMember = { id: row.id, tenantId, name: row.name, role: row.role, active: true }
-  const issued = await issueStaffToken(
-    ctx,
+  const issued = await issueStaffTokenIn(
+    trx,
     staff,
     { ttlSeconds: Math.min(CONSOLE_TOKEN_SECONDS, left), signIn: { method: 'oidc', id: signIn.id } },
     { kind: 'staff', id: staff.id },
@@ -305,47 +310,56 @@ export async function refreshConsoleSession(
   if (!signIn?.session_expires_at || signIn.ended_at !== null || signIn.staff_id !== staffId) {
     throw new Problem('auth/session-ended')
   }
+  const session = { id: signIn.id, staffId, ends: signIn.session_expires_at }
   const now = new Date()
-  // The single-use point: of two renewals with one token, one statement finds it not yet renewed.
-  const renewing = await ctx.db
-    .updateTable('staff_tokens')
-    .set({ renewed_at: now })
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', tokenId)
-    .where('renewed_at', 'is', null)
-    .returning('id')
-    .executeTakeFirst()
-  if (!renewing) {
-    const revoked = await ctx.db.transaction().execute(async (trx) => {
-      const ended = await endSignIns(trx, tenantId, [signIn.id], now)
-      await recordAudit(trx, {
-        tenantId,
-        actor: { kind: 'staff', id: staffId },
-        action: 'staff.session-token-reused',
-        target: { kind: 'staff', id: staffId },
-        outcome: 'failure',
-        details: { tokenId, signIn: signIn.id },
-      })
-      return ended
-    })
-    for (const { id } of revoked) publishStaffRevoked(ctx.bus, { tenantId, staffId, tokenId: id })
-    ctx.log.warn({ tenantId, staffId, signIn: signIn.id }, 'a console token renewed twice: the session is ended')
-    throw new Problem('auth/session-ended')
-  }
-  try {
-    return await sessionToken(ctx, tenantId, { id: signIn.id, staffId, ends: signIn.session_expires_at })
-  } catch (error) {
-    // No new token came of it (the member deactivated meanwhile, the database away): the console may try again.
-    await ctx.db
+  // One transaction: a renewal that fails, whatever failed (the database going away included), leaves the token not
+  // renewed, so that the console's retry renews and is not taken for a stolen copy. The member's row, then the
+  // sign-in's, then the token's are locked, in the order deactivations (member, tokens) and sign-outs (sign-in, tokens)
+  // take them: none waits on another in a circle, and a sign-out either comes first (refused here) or ends this token.
+  const issued = await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .selectFrom('staff')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', staffId)
+      .forUpdate()
+      .execute()
+    const open = await trx
+      .selectFrom('staff_sign_ins')
+      .select('ended_at')
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', signIn.id)
+      .forUpdate()
+      .executeTakeFirst()
+    if (!open || open.ended_at !== null) throw new Problem('auth/session-ended')
+    // The single-use point: of two renewals with one token, one statement finds it not yet renewed.
+    const renewing = await trx
       .updateTable('staff_tokens')
-      .set({ renewed_at: null })
+      .set({ renewed_at: now })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', tokenId)
-      .where('renewed_at', '=', now)
-      .execute()
-      .catch(() => undefined)
-    throw error
-  }
+      .where('renewed_at', 'is', null)
+      .returning('id')
+      .executeTakeFirst()
+    if (!renewing) return undefined
+    return sessionToken(trx, tenantId, session)
+  })
+  if (issued) return issued
+  const revoked = await ctx.db.transaction().execute(async (trx) => {
+    const ended = await endSignIns(trx, tenantId, [signIn.id], now)
+    await recordAudit(trx, {
+      tenantId,
+      actor: { kind: 'staff', id: staffId },
+      action: 'staff.session-token-reused',
+      target: { kind: 'staff', id: staffId },
+      outcome: 'failure',
+      details: { tokenId, signIn: signIn.id },
+    })
+    return ended
+  })
+  for (const { id } of revoked) publishStaffRevoked(ctx.bus, { tenantId, staffId, tokenId: id })
+  ctx.log.warn({ tenantId, staffId, signIn: signIn.id }, 'a console token renewed twice: the session is ended')
+  throw new Problem('auth/session-ended')
 }
 
 /**

@@ -1,10 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
 import type { App } from '../platform/http/fastify.ts'
-import { actorOf } from '../platform/http/principal.ts'
-import { principalOf } from '../platform/http/request.ts'
 import { idOf } from '../platform/http/schemas.ts'
-import { issuerOf } from './oauth-routes.ts'
 import {
   changeScimGroup,
   createScimGroup,
@@ -14,9 +11,16 @@ import {
   patchScimGroup,
   type ScimGroupInput,
 } from './scim-groups.ts'
-import { scimAccess as access, ScimPage, ScimPatchBody, scimErrors } from './scim-http.ts'
-
-const Text = Type.String({ minLength: 1, maxLength: 200 })
+import {
+  ScimPage,
+  scimCaller,
+  scimListOf,
+  scimMetaOf,
+  scimReferenceTo,
+  scimRoute,
+  scimWriteRoutes,
+  ScimText as Text,
+} from './scim-http.ts'
 
 /** A group as the identity provider sends it (RFC 7643 §4.2); what else it sends (`meta`, `$ref`…) is ignored. */
 const ScimGroupBody = Type.Object({
@@ -33,21 +37,8 @@ const ScimGroupSchema = Type.Object({
   id: Type.String(),
   externalId: Type.Optional(Type.String()),
   displayName: Type.String(),
-  members: Type.Optional(
-    Type.Array(
-      // `$ref` (the member's URL) is let through unnamed: a property of that name breaks the OpenAPI generator.
-      Type.Object(
-        { value: Type.String(), display: Type.String(), type: Type.Literal('User') },
-        { additionalProperties: true, description: "a member; `$ref` is the user's URL" },
-      ),
-    ),
-  ),
-  meta: Type.Object({
-    resourceType: Type.Literal('Group'),
-    created: Type.String(),
-    lastModified: Type.String(),
-    location: Type.String(),
-  }),
+  members: Type.Optional(Type.Array(scimReferenceTo('User', "a member; `$ref` is the user's URL"))),
+  meta: scimMetaOf('Group'),
 })
 
 const GroupId = Type.Object({ id: idOf('grp') })
@@ -75,143 +66,51 @@ const inputOf = (body: {
 export async function scimGroupRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/scim/v2/Groups',
-    {
-      config: access,
-      schema: {
-        summary: 'List or find groups (SCIM): filter `displayName eq "…"` or `externalId eq "…"`',
-        tags: ['scim'],
+    scimRoute(
+      'List or find groups (SCIM): filter `displayName eq "…"` or `externalId eq "…"`',
+      {
         querystring: Type.Object({ filter: Type.Optional(Type.String({ maxLength: 300 })), ...ScimPage, ...Exclusion }),
-        response: {
-          200: Type.Object({
-            schemas: Type.Array(Type.String()),
-            totalResults: Type.Integer(),
-            startIndex: Type.Integer(),
-            itemsPerPage: Type.Integer(),
-            Resources: Type.Array(ScimGroupSchema),
-          }),
-          ...scimErrors(400, 401, 403),
-        },
       },
-    },
+      { 200: scimListOf(ScimGroupSchema) },
+      [400, 401, 403],
+    ),
     async (request) => {
       const { filter, startIndex = 1, count = 100, excludedAttributes } = request.query
+      const { tenantId, base } = scimCaller(ctx, request)
       const query = { filter, startIndex, count, withMembers: withMembers(excludedAttributes) }
-      return listScimGroups(ctx, principalOf(request).tenantId, query, issuerOf(ctx, request))
+      return listScimGroups(ctx, tenantId, query, base)
     },
   )
 
   app.get(
     '/scim/v2/Groups/:id',
-    {
-      config: access,
-      schema: {
-        summary: 'A group and its members (SCIM)',
-        tags: ['scim'],
-        params: GroupId,
-        querystring: Type.Object(Exclusion),
-        response: { 200: ScimGroupSchema, ...scimErrors(400, 401, 403, 404) },
-      },
-    },
-    async (request) =>
-      getScimGroup(
-        ctx,
-        principalOf(request).tenantId,
-        request.params.id,
-        issuerOf(ctx, request),
-        withMembers(request.query.excludedAttributes),
-      ),
-  )
-
-  app.post(
-    '/scim/v2/Groups',
-    {
-      config: access,
-      schema: {
-        summary: "Create a group (SCIM); its members take the role the tenant's mapping gives it",
-        tags: ['scim'],
-        body: ScimGroupBody,
-        response: { 201: ScimGroupSchema, ...scimErrors(400, 401, 403, 409) },
-      },
-    },
-    async (request, reply) => {
-      const principal = principalOf(request)
-      const group = await createScimGroup(
-        ctx,
-        principal.tenantId,
-        inputOf(request.body),
-        actorOf(principal),
-        issuerOf(ctx, request),
-      )
-      return reply.status(201).header('location', group.meta.location).send(group)
-    },
-  )
-
-  app.put(
-    '/scim/v2/Groups/:id',
-    {
-      config: access,
-      schema: {
-        summary: 'Replace a group (SCIM), its members included; a member who loses a role loses its tokens at once',
-        tags: ['scim'],
-        params: GroupId,
-        body: ScimGroupBody,
-        response: { 200: ScimGroupSchema, ...scimErrors(400, 401, 403, 404, 409) },
-      },
-    },
+    scimRoute(
+      'A group and its members (SCIM)',
+      { params: GroupId, querystring: Type.Object(Exclusion) },
+      { 200: ScimGroupSchema },
+      [400, 401, 403, 404],
+    ),
     async (request) => {
-      const principal = principalOf(request)
-      const next = inputOf(request.body)
-      return changeScimGroup(
-        ctx,
-        principal.tenantId,
-        request.params.id,
-        () => next,
-        actorOf(principal),
-        issuerOf(ctx, request),
-      )
+      const { tenantId, base } = scimCaller(ctx, request)
+      return getScimGroup(ctx, tenantId, request.params.id, base, withMembers(request.query.excludedAttributes))
     },
   )
 
-  app.patch(
-    '/scim/v2/Groups/:id',
-    {
-      config: access,
-      schema: {
-        summary: 'Change a group (SCIM PatchOp): add, remove or replace members, rename; roles follow at once',
-        tags: ['scim'],
-        params: GroupId,
-        body: ScimPatchBody,
-        response: { 200: ScimGroupSchema, ...scimErrors(400, 401, 403, 404, 409) },
-      },
+  await scimWriteRoutes(app, ctx, {
+    path: '/scim/v2/Groups',
+    idPrefix: 'grp',
+    Body: ScimGroupBody,
+    Resource: ScimGroupSchema,
+    summaries: {
+      create: "Create a group (SCIM); its members take the role the tenant's mapping gives it",
+      replace: 'Replace a group (SCIM), its members included; a member who loses a role loses its tokens at once',
+      patch: 'Change a group (SCIM PatchOp): add, remove or replace members, rename; roles follow at once',
+      delete: 'Delete a group (SCIM): its members lose the role it gave them, and the tokens that relied on it',
     },
-    async (request) => {
-      const principal = principalOf(request)
-      return changeScimGroup(
-        ctx,
-        principal.tenantId,
-        request.params.id,
-        (current) => patchScimGroup(current, request.body.Operations),
-        actorOf(principal),
-        issuerOf(ctx, request),
-      )
-    },
-  )
-
-  app.delete(
-    '/scim/v2/Groups/:id',
-    {
-      config: access,
-      schema: {
-        summary: 'Delete a group (SCIM): its members lose the role it gave them, and the tokens that relied on it',
-        tags: ['scim'],
-        params: GroupId,
-        response: { 204: Type.Null(), ...scimErrors(400, 401, 403, 404) },
-      },
-    },
-    async (request, reply) => {
-      const principal = principalOf(request)
-      await deleteScimGroup(ctx, principal.tenantId, request.params.id, actorOf(principal))
-      return reply.status(204).send(null)
-    },
-  )
+    inputOf,
+    create: ({ tenantId, actor, base }, input) => createScimGroup(ctx, tenantId, input, actor, base),
+    change: ({ tenantId, actor, base }, id, next) => changeScimGroup(ctx, tenantId, id, next, actor, base),
+    patch: patchScimGroup,
+    remove: ({ tenantId, actor }, id) => deleteScimGroup(ctx, tenantId, id, actor),
+  })
 }

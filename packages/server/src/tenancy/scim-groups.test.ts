@@ -1,35 +1,25 @@
 import assert from 'node:assert/strict'
-import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { StaffClient, StaffToken } from '@strongroom/sdk'
-import { exportJWK, SignJWT } from 'jose'
-import WebSocket from 'ws'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import {
+  assertScimError,
+  connectScimProvisioner,
+  SCIM_MEDIA_TYPE as SCIM,
+  SCIM_SCHEMAS,
+  type ScimProvisioner,
+} from '../testing/scim-provisioner.ts'
+import { staffStream } from '../testing/staff-stream.ts'
 
-const SCIM = 'application/scim+json'
-const ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error'
-const USER = 'urn:ietf:params:scim:schemas:core:2.0:User'
-const GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group'
-const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp'
+const { user: USER, group: GROUP, patch: PATCH } = SCIM_SCHEMAS
 /** The object id Entra ID gives a group, sent as its externalId: the mapping may name a group by it. */
 const ENTRA_SUPERVISORS_OID = '5b8c2f3e-0d4a-4c77-9e21-7a1f0e6d3c90'
 
 describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
   let server: TestServer
   let bank: TestBank
-  let idpToken: string
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-
-  async function scim(method: string, path: string, body?: unknown) {
-    const response = await fetch(`${server.url}/scim/v2${path}`, {
-      method,
-      headers: { authorization: `Bearer ${idpToken}`, ...(body === undefined ? {} : { 'content-type': SCIM }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    const text = await response.text()
-    return { status: response.status, type: response.headers.get('content-type'), body: text ? JSON.parse(text) : {} }
-  }
+  let idp: ScimProvisioner
+  const scim = (method: string, path: string, body?: unknown) => idp.scim(method, path, body)
 
   async function call(token: string, method: string, path: string, body?: unknown) {
     const response = await fetch(`${server.url}${path}`, {
@@ -41,13 +31,8 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     return { status: response.status, body: text ? JSON.parse(text) : {} }
   }
 
-  const scimError = (status: number, scimType?: string) => (r: Awaited<ReturnType<typeof scim>>) => {
-    assert.equal(r.status, status, JSON.stringify(r.body))
-    assert.equal(r.type, `${SCIM}; charset=utf-8`)
-    assert.deepEqual(r.body.schemas, [ERROR])
-    assert.equal(r.body.status, String(status))
-    assert.equal(r.body.scimType, scimType)
-  }
+  const scimError = (status: number, scimType?: string) => (r: Awaited<ReturnType<typeof scim>>) =>
+    assertScimError(r, status, scimType)
 
   /** A user as Entra ID creates one when a group is assigned to the app: no roles, they come with the group. */
   async function entraUser(userName: string) {
@@ -69,48 +54,14 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
   async function signedIn(staffId: string) {
     const issued = await call(bank.adminToken, 'POST', `/v1/staff/${staffId}/tokens`, {})
     assert.equal(issued.status, 201, JSON.stringify(issued.body))
-    const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/v1/stream`)
-    const frames: { type: string }[] = []
-    const closed = new Promise<number>((resolve) => socket.on('close', resolve))
-    socket.on('message', (data) => frames.push(JSON.parse(String(data))))
-    await new Promise((resolve) => socket.on('open', resolve))
-    socket.send(JSON.stringify({ type: 'auth', authorization: `Bearer ${issued.body.token}` }))
-    await eventually(
-      () => frames[0]?.type,
-      (type) => type === 'ready',
-    )
+    const { closed } = await staffStream(server, issued.body.token)
     return { token: issued.body.token as string, closed }
   }
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    const registered = await call(bank.adminToken, 'POST', '/v1/api-clients', {
-      name: 'identity provider',
-      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'idp', alg: 'ES256' }] },
-      scopes: ['staff:provision'],
-    })
-    const { clientId, tokenEndpoint } = registered.body
-    const assertion = await new SignJWT({})
-      .setProtectedHeader({ alg: 'ES256', kid: 'idp' })
-      .setIssuer(clientId)
-      .setSubject(clientId)
-      .setAudience(tokenEndpoint)
-      .setJti(crypto.randomUUID())
-      .setIssuedAt()
-      .setExpirationTime('60s')
-      .sign(privateKey)
-    const response = await fetch(tokenEndpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: assertion,
-        scope: 'staff:provision',
-      }).toString(),
-    })
-    idpToken = (await response.json()).access_token
+    idp = await connectScimProvisioner(server, bank)
     const mapped = await call(bank.adminToken, 'PUT', '/v1/policies/scim-roles', {
       roles: {
         'Strongroom Admins': 'admin',
@@ -190,7 +141,7 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     assert.deepEqual(removed.body.members, [])
     // At once: the next request is refused and the stream is closed, as a deactivation does.
     assert.equal((await call(session.token, 'GET', '/v1/policies/scim-roles')).status, 401)
-    assert.equal(await session.closed, 4001)
+    assert.equal((await session.closed).code, 4001)
     assert.deepEqual((await scim('GET', `/Users/${id}`)).body.roles, [])
     assert.equal((await call(bank.adminToken, 'POST', `/v1/staff/${id}/tokens`, {})).status, 403)
 
@@ -266,7 +217,7 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     })
     assert.equal(renamed.body.displayName, 'Former agents')
     assert.equal((await call(session.token, 'GET', '/v1/me')).status, 401)
-    assert.equal(await session.closed, 4001)
+    assert.equal((await session.closed).code, 4001)
 
     // Mapped by the group's external id (Entra ID's object id, what its groups claim carries): supervisors.
     const byOid = await scim('PUT', `/Groups/${groupId}`, {
@@ -359,7 +310,7 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
 
     assert.equal((await call(bank.adminToken, 'PUT', '/v1/policies/scim-roles', mapping)).status, 200)
     assert.equal((await call(session.token, 'GET', '/v1/policies/scim-roles')).status, 401)
-    assert.equal(await session.closed, 4001)
+    assert.equal((await session.closed).code, 4001)
     assert.deepEqual((await scim('GET', `/Users/${turing}`)).body.roles, [])
 
     // A user deleted leaves their groups.
@@ -388,18 +339,11 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     assert.equal(conversation.status, 201, JSON.stringify(conversation.body))
     const conversationId = conversation.body.id
     // A supervisor's console is open: it hears of each role change, and reads its staff list again.
-    const supervisor = new StaffClient({
-      baseUrl: server.url,
-      credentials: new StaffToken((await bank.staffToken('supervisor', 'sally')).token),
-      WebSocket: WebSocket as never,
-    })
-    const staffTold: string[] = []
-    const stream = supervisor.stream({ onStaffChanged: (staffId) => void staffTold.push(staffId) })
-    after(() => stream.close())
-    await stream.ready()
+    const supervisor = await staffStream(server, (await bank.staffToken('supervisor', 'sally')).token)
+    after(() => supervisor.socket.close())
     const toldOfLovelace = (times: number) =>
       eventually(
-        () => staffTold.filter((s) => s === lovelace).length,
+        () => supervisor.frames.filter((f) => f.type === 'staff' && f.staffId === lovelace).length,
         (n) => n === times,
       )
 
@@ -470,7 +414,7 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     scimError(400, 'invalidValue')(await scim('PATCH', `/Groups/${groupId}`, { schemas: [PATCH], Operations: [] }))
     const malformed = await fetch(`${server.url}/scim/v2/Groups/${groupId}`, {
       method: 'PATCH',
-      headers: { authorization: `Bearer ${idpToken}`, 'content-type': SCIM },
+      headers: { authorization: `Bearer ${idp.token}`, 'content-type': SCIM },
       body: '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":',
     })
     assert.equal(malformed.status, 400)

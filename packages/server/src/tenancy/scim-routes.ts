@@ -1,14 +1,11 @@
-import { Type } from '@sinclair/typebox'
-import type { FastifyError } from 'fastify'
+import { type Static, Type } from '@sinclair/typebox'
 import type { ServerContext } from '../platform/context.ts'
 import { allow } from '../platform/http/access-rule.ts'
-import { type App, toProblem } from '../platform/http/fastify.ts'
+import type { App } from '../platform/http/fastify.ts'
 import { actorOf } from '../platform/http/principal.ts'
-import type { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { roles } from '../platform/http/roles.ts'
 import { idOf, oneOf, problemResponses } from '../platform/http/schemas.ts'
-import { issuerOf } from './oauth-routes.ts'
 import {
   createScimUser,
   deleteScimUser,
@@ -17,15 +14,22 @@ import {
   loadScimRolePolicy,
   patchScimUser,
   replaceScimUser,
-  SCIM_ERROR_SCHEMA,
-  ScimError,
   type ScimUserInput,
 } from './scim.ts'
 import { scimGroupRoutes } from './scim-group-routes.ts'
 import { saveRoleMapping } from './scim-groups.ts'
-import { scimAccess as access, SCIM, ScimPage, ScimPatchBody, scimErrors } from './scim-http.ts'
+import {
+  answerAsScim,
+  ScimPage,
+  scimCaller,
+  scimListOf,
+  scimMetaOf,
+  scimReferenceTo,
+  scimRoute,
+  scimWriteRoutes,
+  ScimText as Text,
+} from './scim-http.ts'
 
-const Text = Type.String({ minLength: 1, maxLength: 200 })
 const ScimRole = Type.Object({ value: Text, primary: Type.Optional(Type.Boolean()) })
 
 /**
@@ -50,38 +54,26 @@ const ScimUserSchema = Type.Object({
   active: Type.Boolean(),
   roles: Type.Array(Type.Object({ value: Type.String(), primary: Type.Boolean() })),
   groups: Type.Optional(
-    Type.Array(
-      // `$ref` (the group's URL) is let through unnamed: a property of that name breaks the OpenAPI generator.
-      Type.Object(
-        { value: Type.String(), display: Type.String(), type: Type.Literal('direct') },
-        { additionalProperties: true, description: "a group; `$ref` is the group's URL" },
-      ),
-      { description: 'read-only: change a group’s members to change them' },
-    ),
+    Type.Array(scimReferenceTo('direct', "a group; `$ref` is the group's URL"), {
+      description: 'read-only: change a group’s members to change them',
+    }),
   ),
-  meta: Type.Object({
-    resourceType: Type.Literal('User'),
-    created: Type.String(),
-    lastModified: Type.String(),
-    location: Type.String(),
-  }),
+  meta: scimMetaOf('User'),
 })
 
 const UserId = Type.Object({ id: idOf('stf') })
 
-function inputOf(body: {
-  userName: string
-  externalId?: string | null | undefined
-  displayName?: string | null | undefined
-  active?: boolean | undefined
-  roles?: { value: string; primary?: boolean | undefined }[] | undefined
-}): Omit<ScimUserInput, 'roles' | 'active'> & Partial<Pick<ScimUserInput, 'roles' | 'active'>> {
+/**
+ * What a user's POST or PUT sets. What a replacement leaves out of active and roles stays: a PUT never reactivates a
+ * member by omission. A new user is active, and without roles until a group gives them one.
+ */
+function inputOf(body: Static<typeof ScimUserBody>, current?: ScimUserInput): ScimUserInput {
   return {
     userName: body.userName,
     externalId: body.externalId ?? undefined,
     displayName: body.displayName ?? undefined,
-    active: body.active,
-    roles: body.roles,
+    active: body.active ?? current?.active ?? true,
+    roles: body.roles ?? current?.roles ?? [],
   }
 }
 
@@ -91,29 +83,9 @@ function inputOf(body: {
  * and deletes them. Answers and errors are `application/scim+json`, errors in SCIM's format.
  */
 export async function scimRoutes(app: App, ctx: ServerContext): Promise<void> {
-  app.setErrorHandler((error: FastifyError | Problem | ScimError, request, reply) => {
-    const scim = error instanceof ScimError ? error : scimErrorOf(toProblem(error as FastifyError | Problem))
-    if (scim.status === 401) ctx.metrics.authFailures.inc({ reason: 'scim' })
-    if (scim.status >= 500) request.log.error({ err: error }, 'SCIM request failed')
-    reply
-      .status(scim.status)
-      .type(SCIM)
-      .send({
-        schemas: [SCIM_ERROR_SCHEMA],
-        status: String(scim.status),
-        ...(scim.scimType ? { scimType: scim.scimType } : {}),
-        detail: scim.detail,
-      })
-  })
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (String(reply.getHeader('content-type') ?? '').startsWith('application/json'))
-      reply.type(`${SCIM}; charset=utf-8`)
-    return payload
-  })
-
+  answerAsScim(app, ctx)
   await scimReadRoutes(app, ctx)
-  await scimChangeRoutes(app, ctx)
-  await scimPatchRoutes(app, ctx)
+  await scimUserWriteRoutes(app, ctx)
   await scimGroupRoutes(app, ctx)
 }
 
@@ -121,156 +93,49 @@ export async function scimRoutes(app: App, ctx: ServerContext): Promise<void> {
 async function scimReadRoutes(app: App, ctx: ServerContext): Promise<void> {
   app.get(
     '/scim/v2/Users',
-    {
-      config: access,
-      schema: {
-        summary: 'List or find staff (SCIM): filter `userName eq "…"` or `externalId eq "…"`',
-        tags: ['scim'],
-        querystring: Type.Object({
-          filter: Type.Optional(Type.String({ maxLength: 300 })),
-          ...ScimPage,
-        }),
-        response: {
-          200: Type.Object({
-            schemas: Type.Array(Type.String()),
-            totalResults: Type.Integer(),
-            startIndex: Type.Integer(),
-            itemsPerPage: Type.Integer(),
-            Resources: Type.Array(ScimUserSchema),
-          }),
-          ...scimErrors(400, 401, 403),
-        },
-      },
-    },
+    scimRoute(
+      'List or find staff (SCIM): filter `userName eq "…"` or `externalId eq "…"`',
+      { querystring: Type.Object({ filter: Type.Optional(Type.String({ maxLength: 300 })), ...ScimPage }) },
+      { 200: scimListOf(ScimUserSchema) },
+      [400, 401, 403],
+    ),
     async (request) => {
       const { filter, startIndex = 1, count = 100 } = request.query
-      const tenantId = principalOf(request).tenantId
-      return listScimUsers(ctx, tenantId, { filter, startIndex, count }, issuerOf(ctx, request))
+      const { tenantId, base } = scimCaller(ctx, request)
+      return listScimUsers(ctx, tenantId, { filter, startIndex, count }, base)
     },
   )
 
   app.get(
     '/scim/v2/Users/:id',
-    {
-      config: access,
-      schema: {
-        summary: 'A provisioned staff member (SCIM)',
-        tags: ['scim'],
-        params: UserId,
-        response: { 200: ScimUserSchema, ...scimErrors(400, 401, 403, 404) },
-      },
-    },
-    async (request) => getScimUser(ctx, principalOf(request).tenantId, request.params.id, issuerOf(ctx, request)),
-  )
-}
-
-/** Creating and replacing users. */
-async function scimChangeRoutes(app: App, ctx: ServerContext): Promise<void> {
-  app.post(
-    '/scim/v2/Users',
-    {
-      config: access,
-      schema: {
-        summary: "Provision a staff member (SCIM); the role comes from `roles` through the tenant's mapping",
-        tags: ['scim'],
-        body: ScimUserBody,
-        response: { 201: ScimUserSchema, ...scimErrors(400, 401, 403, 409) },
-      },
-    },
-    async (request, reply) => {
-      const principal = principalOf(request)
-      const input = inputOf(request.body)
-      const user = await createScimUser(
-        ctx,
-        principal.tenantId,
-        { ...input, active: input.active ?? true, roles: input.roles ?? [] },
-        actorOf(principal),
-        issuerOf(ctx, request),
-      )
-      return reply.status(201).header('location', user.meta.location).send(user)
-    },
-  )
-
-  app.put(
-    '/scim/v2/Users/:id',
-    {
-      config: access,
-      schema: {
-        summary: 'Replace a staff member (SCIM); `active: false` ends every token and stream on every node',
-        tags: ['scim'],
-        params: UserId,
-        body: ScimUserBody,
-        response: { 200: ScimUserSchema, ...scimErrors(400, 401, 403, 404, 409) },
-      },
-    },
+    scimRoute('A provisioned staff member (SCIM)', { params: UserId }, { 200: ScimUserSchema }, [400, 401, 403, 404]),
     async (request) => {
-      const principal = principalOf(request)
-      const input = inputOf(request.body)
-      return replaceScimUser(
-        ctx,
-        principal.tenantId,
-        request.params.id,
-        // What a replacement leaves out of active and roles stays: a PUT never reactivates a member by omission.
-        (current) => ({ ...input, active: input.active ?? current.active, roles: input.roles ?? current.roles }),
-        actorOf(principal),
-        issuerOf(ctx, request),
-      )
+      const { tenantId, base } = scimCaller(ctx, request)
+      return getScimUser(ctx, tenantId, request.params.id, base)
     },
   )
 }
 
-/** Changing users attribute by attribute (what identity providers mostly send), and deleting them. */
-async function scimPatchRoutes(app: App, ctx: ServerContext): Promise<void> {
-  app.patch(
-    '/scim/v2/Users/:id',
-    {
-      config: access,
-      schema: {
-        summary: 'Change a staff member (SCIM PatchOp); `active: false` ends every token and stream on every node',
-        tags: ['scim'],
-        params: UserId,
-        body: ScimPatchBody,
-        response: { 200: ScimUserSchema, ...scimErrors(400, 401, 403, 404, 409) },
-      },
+/** Creating, replacing, changing and deleting users. */
+async function scimUserWriteRoutes(app: App, ctx: ServerContext): Promise<void> {
+  await scimWriteRoutes(app, ctx, {
+    path: '/scim/v2/Users',
+    idPrefix: 'stf',
+    Body: ScimUserBody,
+    Resource: ScimUserSchema,
+    summaries: {
+      create: "Provision a staff member (SCIM); the role comes from `roles` through the tenant's mapping",
+      replace: 'Replace a staff member (SCIM); `active: false` ends every token and stream on every node',
+      patch: 'Change a staff member (SCIM PatchOp); `active: false` ends every token and stream on every node',
+      delete:
+        'Delete a staff member (SCIM): deactivated and hidden from SCIM and the staff list, kept for the audit log',
     },
-    async (request) => {
-      const principal = principalOf(request)
-      return replaceScimUser(
-        ctx,
-        principal.tenantId,
-        request.params.id,
-        (current) => patchScimUser(current, request.body.Operations),
-        actorOf(principal),
-        issuerOf(ctx, request),
-      )
-    },
-  )
-
-  app.delete(
-    '/scim/v2/Users/:id',
-    {
-      config: access,
-      schema: {
-        summary: 'Delete a staff member (SCIM): deactivated and hidden from SCIM, kept for the audit log',
-        tags: ['scim'],
-        params: UserId,
-        response: { 204: Type.Null(), ...scimErrors(400, 401, 403, 404) },
-      },
-    },
-    async (request, reply) => {
-      const principal = principalOf(request)
-      await deleteScimUser(ctx, principal.tenantId, request.params.id, actorOf(principal))
-      return reply.status(204).send(null)
-    },
-  )
-}
-
-/** A problem as SCIM states it: a request the schema refuses is invalidValue, bad JSON invalidSyntax. */
-function scimErrorOf(problem: Problem): { status: number; scimType?: string; detail: string } {
-  const detail = problem.detail ?? problem.message
-  if (problem.kind === 'request/malformed-json') return { status: 400, scimType: 'invalidSyntax', detail }
-  if (problem.kind === 'request/invalid') return { status: 400, scimType: 'invalidValue', detail }
-  return { status: problem.status, detail }
+    inputOf,
+    create: ({ tenantId, actor, base }, input) => createScimUser(ctx, tenantId, input, actor, base),
+    change: ({ tenantId, actor, base }, id, next) => replaceScimUser(ctx, tenantId, id, next, actor, base),
+    patch: patchScimUser,
+    remove: ({ tenantId, actor }, id) => deleteScimUser(ctx, tenantId, id, actor),
+  })
 }
 
 const ScimRolePolicy = Type.Object(

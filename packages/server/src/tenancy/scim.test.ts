@@ -1,38 +1,25 @@
 import assert from 'node:assert/strict'
-import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { StaffClient, StaffToken } from '@strongroom/sdk'
-import { exportJWK, SignJWT } from 'jose'
-import WebSocket from 'ws'
 import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import {
+  assertScimError,
+  connectScimProvisioner,
+  SCIM_MEDIA_TYPE as SCIM,
+  SCIM_SCHEMAS,
+  type ScimProvisioner,
+} from '../testing/scim-provisioner.ts'
+import { staffStream } from '../testing/staff-stream.ts'
 
-const SCIM = 'application/scim+json'
-const ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error'
-const USER = 'urn:ietf:params:scim:schemas:core:2.0:User'
-const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp'
+const USER = SCIM_SCHEMAS.user
+const PATCH = SCIM_SCHEMAS.patch
 
 describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
   let server: TestServer
   let bank: TestBank
-  /** The identity provider's token: a bank backend with staff:provision, from client credentials. */
-  let idpToken: string
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-
-  async function scim(method: string, path: string, body?: unknown, token = idpToken) {
-    const response = await fetch(`${server.url}/scim/v2${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': SCIM }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    const text = await response.text()
-    return {
-      status: response.status,
-      type: response.headers.get('content-type'),
-      location: response.headers.get('location'),
-      body: text ? JSON.parse(text) : undefined,
-    }
-  }
+  /** The identity provider: a bank backend with staff:provision, from client credentials. */
+  let idp: ScimProvisioner
+  const scim = (method: string, path: string, body?: unknown, token?: string) => idp.scim(method, path, body, token)
 
   async function admin(method: string, path: string, body?: unknown) {
     const response = await fetch(`${server.url}${path}`, {
@@ -55,34 +42,7 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server)
-    const registered = await admin('POST', '/v1/api-clients', {
-      name: 'identity provider',
-      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'idp', alg: 'ES256' }] },
-      scopes: ['staff:provision'],
-    })
-    assert.equal(registered.status, 201)
-    const { clientId, tokenEndpoint } = registered.body
-    const assertion = await new SignJWT({})
-      .setProtectedHeader({ alg: 'ES256', kid: 'idp' })
-      .setIssuer(clientId)
-      .setSubject(clientId)
-      .setAudience(tokenEndpoint)
-      .setJti(crypto.randomUUID())
-      .setIssuedAt()
-      .setExpirationTime('60s')
-      .sign(privateKey)
-    const response = await fetch(tokenEndpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: assertion,
-        scope: 'staff:provision',
-      }).toString(),
-    })
-    assert.equal(response.status, 200)
-    idpToken = (await response.json()).access_token
+    idp = await connectScimProvisioner(server, bank)
     // The bank's identity provider names its app roles its own way.
     const mapped = await admin('PUT', '/v1/policies/scim-roles', {
       roles: { 'Strongroom.Agent': 'agent', 'Strongroom.Supervisor': 'supervisor', 'Strongroom.Admin': 'admin' },
@@ -156,35 +116,45 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
       (await scim('GET', `/Users?filter=${encodeURIComponent('userName eq "grace.hopper"')}`)).body.totalResults,
       0,
     )
-    const listed = await admin('GET', '/v1/staff')
-    assert.equal(listed.body.staff.find((s: { id: string }) => s.id === id).active, false)
+  })
+
+  test('a deleted user is gone for the bank: not listed, not assignable, never made active again or given a token', async () => {
+    const created = await scim('POST', '/Users', user('hedy', { roles: [{ value: 'Strongroom.Agent' }] }))
+    const id = created.body.id
+    const conversation = await admin('POST', '/v1/conversations', { customerId: bank.customerId })
+    assert.equal(conversation.status, 201)
+    const assign = () =>
+      admin('PUT', `/v1/conversations/${conversation.body.id}/assignment`, { staffId: id, mode: 'reassign' })
+    const listed = async () => (await admin('GET', '/v1/staff')).body.staff.map((s: { id: string }) => s.id)
+    const present = async () =>
+      (await admin('GET', '/v1/staff/presence')).body.staff.map((s: { staffId: string }) => s.staffId)
+    assert.ok((await listed()).includes(id))
+    assert.ok((await present()).includes(id))
+
+    assert.equal((await scim('DELETE', `/Users/${id}`)).status, 204)
+    // Whom a supervisor can give a conversation to: the staff list and presence no longer show them.
+    assert.equal((await listed()).includes(id), false)
+    assert.equal((await present()).includes(id), false)
+    const assigned = await assign()
+    assert.deepEqual([assigned.status, assigned.body.detail], [404, 'no such staff member'])
+    // An admin cannot bring back someone the identity provider deleted, nor issue them a token or an invitation.
+    for (const path of ['activate', 'tokens', 'invitations']) {
+      const answer = await admin('POST', `/v1/staff/${id}/${path}`, {})
+      assert.deepEqual([path, answer.status], [path, 404])
+    }
+    assert.equal((await scim('GET', `/Users/${id}`)).status, 404)
   })
 
   test('PATCH active false ends the member’s tokens and streams; PATCH active true lets them get new ones', async () => {
     // A supervisor's console is open: told of the member each time they are added or (de)activated, not otherwise.
-    const supervisor = new StaffClient({
-      baseUrl: server.url,
-      credentials: new StaffToken((await bank.staffToken('supervisor', 'sol')).token),
-      WebSocket: WebSocket as never,
-    })
-    const staffTold: string[] = []
-    const supervisorStream = supervisor.stream({ onStaffChanged: (staffId) => void staffTold.push(staffId) })
-    after(() => supervisorStream.close())
-    await supervisorStream.ready()
+    const supervisor = await staffStream(server, (await bank.staffToken('supervisor', 'sol')).token)
+    after(() => supervisor.socket.close())
+    const staffTold = () => supervisor.frames.filter((f) => f.type === 'staff').map((f) => f.staffId)
     const created = await scim('POST', '/Users', user('linus', { roles: [{ value: 'Strongroom.Agent' }] }))
     const id = created.body.id
     const issued = await admin('POST', `/v1/staff/${id}/tokens`, {})
     assert.equal(issued.status, 201)
-    const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/v1/stream`)
-    const frames: { type: string }[] = []
-    const closed = new Promise<number>((resolve) => socket.on('close', resolve))
-    socket.on('message', (data) => frames.push(JSON.parse(String(data))))
-    await new Promise((resolve) => socket.on('open', resolve))
-    socket.send(JSON.stringify({ type: 'auth', authorization: `Bearer ${issued.body.token}` }))
-    await eventually(
-      () => frames[0]?.type,
-      (type) => type === 'ready',
-    )
+    const { closed } = await staffStream(server, issued.body.token)
 
     const off = await scim('PATCH', `/Users/${id}`, {
       schemas: [PATCH],
@@ -192,7 +162,7 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
     })
     assert.equal(off.status, 200)
     assert.equal(off.body.active, false)
-    assert.equal(await closed, 4001)
+    assert.equal((await closed).code, 4001)
     const me = await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${issued.body.token}` } })
     assert.equal(me.status, 401)
     assert.equal((await admin('POST', `/v1/staff/${id}/tokens`, {})).status, 403)
@@ -216,8 +186,8 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
     assert.equal((await admin('POST', `/v1/staff/${id}/tokens`, {})).status, 201)
     // Told in order: once another member's addition is heard, the PUT that changed nothing has told nothing.
     const { body: next } = await admin('POST', '/v1/staff', { name: 'after-linus', role: 'agent' })
-    await eventually(async () => staffTold.includes(next.id), Boolean)
-    assert.equal(staffTold.filter((s) => s === id).length, 5)
+    await eventually(async () => staffTold().includes(next.id), Boolean)
+    assert.equal(staffTold().filter((s) => s === id).length, 5)
 
     await server.flushAudit()
     const actions = await server.ctx.db
@@ -239,14 +209,8 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
   })
 
   test('failures answer in SCIM’s error format and change nothing', async () => {
-    const scimError = (status: number, scimType?: string) => (r: Awaited<ReturnType<typeof scim>>) => {
-      assert.equal(r.status, status)
-      assert.equal(r.type, `${SCIM}; charset=utf-8`)
-      assert.deepEqual(r.body.schemas, [ERROR])
-      assert.equal(r.body.status, String(status))
-      assert.equal(r.body.scimType, scimType)
-      assert.equal(typeof r.body.detail, 'string')
-    }
+    const scimError = (status: number, scimType?: string) => (r: Awaited<ReturnType<typeof scim>>) =>
+      assertScimError(r, status, scimType)
     scimError(404)(await scim('GET', `/Users/stf_${'x'.repeat(22)}`))
     scimError(404)(
       await scim('PATCH', `/Users/stf_${'x'.repeat(22)}`, {
@@ -301,7 +265,7 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
     )
     const malformed = await fetch(`${server.url}/scim/v2/Users`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${idpToken}`, 'content-type': SCIM },
+      headers: { authorization: `Bearer ${idp.token}`, 'content-type': SCIM },
       body: '{"userName":',
     })
     assert.equal(malformed.status, 400)

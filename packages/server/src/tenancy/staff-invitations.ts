@@ -1,10 +1,10 @@
-import { STAFF_INVITATION_MAX_SECONDS } from '@strongroom/sdk/protocol'
+import { STAFF_INVITATION_MAX_SECONDS, type StaffMember } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { Config } from '../platform/config.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
-import { findStaff, lockActiveStaff, type StaffMember } from './staff.ts'
+import { findStaff, lockActiveStaff } from './staff.ts'
 
 type Ctx = Pick<ServerContext, 'db'>
 

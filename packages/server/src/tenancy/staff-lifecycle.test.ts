@@ -3,7 +3,6 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import WebSocket from 'ws'
 import { cliHarness } from '../testing/cli.ts'
-import { eventually } from '../testing/eventually.ts'
 import {
   createTestBank,
   createTestDatabase,
@@ -12,6 +11,7 @@ import {
   type TestServer,
 } from '../testing/harness.ts'
 import { needsPostgresAndNats } from '../testing/requirements.ts'
+import { staffStream } from '../testing/staff-stream.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 
@@ -26,22 +26,6 @@ async function call(server: TestServer, token: string, method: string, path: str
   })
   const text = await response.text()
   return { status: response.status, body: text ? JSON.parse(text) : undefined }
-}
-
-/** A staff stream signed in with a token: the frames it got and how it closed. */
-async function staffStream(server: TestServer, token: string) {
-  const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/v1/stream`)
-  const frames: Record<string, unknown>[] = []
-  const closed = new Promise<{ code: number }>((resolve) => socket.on('close', (code) => resolve({ code })))
-  socket.on('message', (data) => frames.push(JSON.parse(String(data))))
-  await new Promise((resolve) => socket.on('open', resolve))
-  socket.send(JSON.stringify({ type: 'auth', authorization: `Bearer ${token}` }))
-  await eventually(
-    () => frames[0]?.type,
-    (type) => type !== undefined,
-  )
-  assert.equal(frames[0]?.type, 'ready')
-  return { socket, frames, closed }
 }
 
 const problemType = (frames: Record<string, unknown>[]) =>

@@ -1,7 +1,8 @@
+import type { StaffMember } from '@strongroom/sdk/protocol'
 import type { Actor } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { createStaff, revokeStaffToken, type StaffMember, setStaffActive } from './staff.ts'
+import { createStaff, revokeStaffToken, setStaffActive } from './staff.ts'
 import { publishStaffChanged, publishStaffRevoked } from './staff-events.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'bus'>

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
+import { canTakeConversations } from './staff.ts'
 
 const PROBLEMS = 'https://strongroom.dev/problems/'
 
@@ -66,6 +67,54 @@ describe('staff and their tokens', () => {
     const other = await createTestBank(server, 'Other Bank')
     const foreign = await call('POST', `/v1/staff/${bank.agentId}/tokens`, other.adminToken, {})
     assert.equal(foreign.status, 404)
+  })
+
+  test('whether a member can take conversations says why not, as the assignment refusing them does', async () => {
+    const compliance = await bank.staffToken('compliance', 'cleo')
+    const leaver = await bank.staffToken('agent', 'lee')
+    assert.equal((await call('POST', `/v1/staff/${leaver.staffId}/deactivate`, bank.adminToken)).status, 200)
+    const conversation = await call('POST', '/v1/conversations', bank.adminToken, { customerId: bank.customerId })
+    const unknown = `stf_${'x'.repeat(22)}`
+    const cases = [
+      [bank.agentId, undefined],
+      [compliance.staffId, [400, 'a staff member with the compliance role cannot answer conversations']],
+      [leaver.staffId, [400, 'lee is deactivated and cannot take conversations']],
+      [unknown, [404, 'no such staff member']],
+    ] as const
+    for (const [staffId, refusal] of cases) {
+      const fitness = await canTakeConversations(server.ctx, bank.tenantId, staffId)
+      const assigned = await call('PUT', `/v1/conversations/${conversation.body.id}/assignment`, bank.adminToken, {
+        staffId,
+        mode: 'reassign',
+      })
+      if (refusal === undefined) {
+        assert.deepEqual([fitness.fit, fitness.fit && fitness.staff.id, assigned.status], [true, staffId, 200])
+        continue
+      }
+      assert.deepEqual(fitness, {
+        fit: false,
+        problem: refusal[0] === 404 ? 'request/not-found' : 'request/invalid',
+        reason: refusal[1],
+      })
+      assert.deepEqual([assigned.status, assigned.body.detail], refusal)
+    }
+  })
+
+  test('a compliance officer sees whom they review by name (customers:export), and registers no one', async () => {
+    const compliance = await bank.staffToken('compliance')
+    const read = await call('GET', `/v1/customers/${bank.customerId}`, compliance.token)
+    assert.deepEqual([read.status, read.body.displayName], [200, 'Ada Customer'])
+    const register = await call('POST', '/v1/customers', compliance.token, { externalRef: 'C-9', displayName: 'Eve' })
+    assert.deepEqual([register.status, register.body.detail], [403, 'this needs the customers:write scope'])
+    // A token narrowed to the archive holds neither scope: refused, naming both.
+    const narrowed = await call('POST', `/v1/staff/${compliance.staffId}/tokens`, bank.adminToken, {
+      scopes: ['archive:read'],
+    })
+    const refused = await call('GET', `/v1/customers/${bank.customerId}`, narrowed.body.token)
+    assert.deepEqual(
+      [refused.status, refused.body.detail],
+      [403, 'this needs the customers:write or customers:export scope'],
+    )
   })
 
   test('customers: the bank reference is unique per tenant and stored only encrypted', async () => {

@@ -1,4 +1,4 @@
-import { STAFF_TOKEN_MAX_SECONDS, type StaffTokenPolicy } from '@strongroom/sdk/protocol'
+import { STAFF_TOKEN_MAX_SECONDS, type StaffMember, type StaffTokenPolicy } from '@strongroom/sdk/protocol'
 import { type Actor, recordAudit } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import type { StaffPrincipal } from '../platform/http/principal.ts'
@@ -6,16 +6,6 @@ import { Problem } from '../platform/http/problems.ts'
 import { type Role, roleScopes, type Scope } from '../platform/http/roles.ts'
 import { newId, newSecret, secretHash } from '../platform/ids.ts'
 import { loadTenantPolicy, saveTenantPolicy } from './policies.ts'
-
-export interface StaffMember {
-  id: string
-  tenantId: string
-  name: string
-  /** Null while their groups give them no role: as when deactivated, no token of theirs works and none is issued. */
-  role: Role | null
-  /** False once deactivated: no token of theirs works and none is issued. */
-  active: boolean
-}
 
 /** Defined with the other principals in platform/http, where the access rules need it; exported here for callers. */
 export type { StaffPrincipal }
@@ -78,7 +68,10 @@ export async function createStaff(
   return { id, tenantId, name, role: input.roleless ? null : role, active }
 }
 
-/** A staff member of the tenant, by id or by name. */
+/**
+ * A staff member of the tenant, by id or by name. One the identity provider deleted (SCIM) is gone: their row is kept
+ * for the audit log only, and nothing finds, lists, assigns, reactivates or issues anything to them.
+ */
 export async function findStaff(
   ctx: Ctx,
   tenantId: string,
@@ -88,53 +81,75 @@ export async function findStaff(
     .selectFrom('staff')
     .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
     .where('tenant_id', '=', tenantId)
+    .where('deleted_at', 'is', null)
     .where('id' in by ? 'id' : 'name', '=', 'id' in by ? by.id : by.name)
     .executeTakeFirst()
   return row && staffMemberOf(row)
 }
 
+/** A staff member who can work now: active and holding a role. */
+export type WorkingStaffMember = StaffMember & { role: Role }
+
 /**
- * A staff member of the tenant who can work now: there (404 otherwise), neither deactivated nor left without a role by
- * their groups, since such a member's tokens are revoked and none is issued to them (400, naming them and what they
- * cannot do: `join conversations`). A conversation's members.
+ * Whether a staff member can do what is asked of them now: yes, with the member, or no, with the problem a request
+ * asking it would be refused with and why (naming them and what they cannot do).
  */
+export type StaffFitness =
+  | { fit: true; staff: WorkingStaffMember }
+  | { fit: false; problem: 'request/not-found' | 'request/invalid'; reason: string }
+
+/**
+ * Whether a staff member of the tenant can work now: there (deleted ones are not, `findStaff`), neither deactivated nor
+ * left without a role by their groups, since such a member's tokens are revoked and none is issued to them. `refused`
+ * says what they could not do: `join conversations`.
+ */
+async function fitnessToWork(ctx: Ctx, tenantId: string, staffId: string, refused: string): Promise<StaffFitness> {
+  const staff = await findStaff(ctx, tenantId, { id: staffId })
+  if (!staff) return { fit: false, problem: 'request/not-found', reason: 'no such staff member' }
+  if (!staff.active) {
+    return { fit: false, problem: 'request/invalid', reason: `${staff.name} is deactivated and cannot ${refused}` }
+  }
+  if (staff.role === null) {
+    return { fit: false, problem: 'request/invalid', reason: `${staff.name} holds no role and cannot ${refused}` }
+  }
+  return { fit: true, staff: { ...staff, role: staff.role } }
+}
+
+function refuseUnfit(fitness: StaffFitness): WorkingStaffMember {
+  if (!fitness.fit) throw new Problem(fitness.problem, fitness.reason)
+  return fitness.staff
+}
+
+/** A staff member who can work now (`fitnessToWork`), or refused: 404, or 400 saying why. A conversation's members. */
 export async function workingStaff(
   ctx: Ctx,
   tenantId: string,
   staffId: string,
   refused: string,
-): Promise<StaffMember & { role: Role }> {
-  const staff = await findStaff(ctx, tenantId, { id: staffId })
-  if (!staff) throw new Problem('request/not-found', 'no such staff member')
-  if (!staff.active) throw new Problem('request/invalid', `${staff.name} is deactivated and cannot ${refused}`)
-  if (staff.role === null) throw new Problem('request/invalid', `${staff.name} holds no role and cannot ${refused}`)
-  return { ...staff, role: staff.role }
+): Promise<WorkingStaffMember> {
+  return refuseUnfit(await fitnessToWork(ctx, tenantId, staffId, refused))
 }
 
 /**
- * A staff member of the tenant who can be given conversations: one who can work (`workingStaff`), of a role that
- * answers conversations (`conversations:write`: not compliance). Both a new conversation's assignee and a reassignment.
+ * Whether a staff member of the tenant can be given conversations now: one who can work (`fitnessToWork`), of a role
+ * that answers conversations (`conversations:write`: not compliance). Answered rather than refused, for work that goes
+ * on without them when they cannot, such as a customer's pivot through a link they sent before they left.
  */
-export async function assignableStaff(ctx: Ctx, tenantId: string, staffId: string): Promise<StaffMember> {
-  const staff = await workingStaff(ctx, tenantId, staffId, 'take conversations')
-  if (!roleScopes[staff.role].includes('conversations:write')) {
-    throw new Problem('request/invalid', `a staff member with the ${staff.role} role cannot answer conversations`)
+export async function canTakeConversations(ctx: Ctx, tenantId: string, staffId: string): Promise<StaffFitness> {
+  const fitness = await fitnessToWork(ctx, tenantId, staffId, 'take conversations')
+  if (fitness.fit && !roleScopes[fitness.staff.role].includes('conversations:write')) {
+    const reason = `a staff member with the ${fitness.staff.role} role cannot answer conversations`
+    return { fit: false, problem: 'request/invalid', reason }
   }
-  return staff
+  return fitness
 }
 
 /**
- * Whether a staff member can be given conversations now (`assignableStaff`, answered rather than refused): for work
- * that goes on without them when they cannot, such as a customer's pivot through a link they sent before they left.
+ * A staff member who can be given conversations now (`canTakeConversations`), or refused: 404, or 400 saying why. Both
+ * a new conversation's assignee and a reassignment.
  */
-export async function canTakeConversations(ctx: Ctx, tenantId: string, staffId: string): Promise<boolean> {
-  try {
-    await assignableStaff(ctx, tenantId, staffId)
-    return true
-  } catch (error) {
-    if (error instanceof Problem) return false
-    throw error
-  }
+export async function assignableStaff(ctx: Ctx, tenantId: string, staffId: string): Promise<WorkingStaffMember> {
+  return refuseUnfit(await canTakeConversations(ctx, tenantId, staffId))
 }
 
 const staffMemberOf = (row: {
@@ -153,12 +168,13 @@ const staffMemberOf = (row: {
   active: row.deactivated_at === null,
 })
 
-/** The tenant's staff members, by name. */
+/** The tenant's staff members, by name; deactivated ones too (they may come back), deleted ones not (`findStaff`). */
 export async function listStaff(ctx: Ctx, tenantId: string): Promise<StaffMember[]> {
   const rows = await ctx.db
     .selectFrom('staff')
     .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
     .where('tenant_id', '=', tenantId)
+    .where('deleted_at', 'is', null)
     .orderBy('name')
     .execute()
   return rows.map(staffMemberOf)
@@ -229,12 +245,24 @@ export async function lockActiveStaff(trx: Ctx['db'], staff: Pick<StaffMember, '
 export async function issueStaffToken(
   ctx: Ctx,
   staff: StaffMember,
-  options: {
-    ttlSeconds: number
-    scopes?: readonly Scope[] | undefined
-    /** The sign-in behind the token: a passkey (its id), or an OpenID Connect sign-in the token then continues. */
-    signIn?: { method: 'passkey' | 'oidc'; id: string } | undefined
-  },
+  options: StaffTokenOptions,
+  actor: Actor,
+): Promise<IssuedStaffToken> {
+  return ctx.db.transaction().execute((trx) => issueStaffTokenIn(trx, staff, options, actor))
+}
+
+export interface StaffTokenOptions {
+  ttlSeconds: number
+  scopes?: readonly Scope[] | undefined
+  /** The sign-in behind the token: a passkey (its id), or an OpenID Connect sign-in the token then continues. */
+  signIn?: { method: 'passkey' | 'oidc'; id: string } | undefined
+}
+
+/** `issueStaffToken` in the caller's transaction: with writes that stand or fall with it (a console renewal's mark). */
+export async function issueStaffTokenIn(
+  trx: Ctx['db'],
+  staff: StaffMember,
+  options: StaffTokenOptions,
   actor: Actor,
 ): Promise<IssuedStaffToken> {
   if (staff.role === null) throw new Problem('auth/forbidden', 'this staff member holds no role')
@@ -243,40 +271,38 @@ export async function issueStaffToken(
   const refused = requested.filter((s) => !allowed.includes(s))
   if (refused.length > 0)
     throw new Problem('auth/forbidden', `the ${staff.role} role cannot hold ${refused.join(', ')}`)
-  const { maxTokenSeconds } = await loadStaffTokenPolicy(ctx, staff.tenantId)
+  const { maxTokenSeconds } = await loadStaffTokenPolicy({ db: trx }, staff.tenantId)
   const token = newSecret('srs')
   const tokenId = newId('stk')
   const expiresAt = new Date(Date.now() + Math.min(options.ttlSeconds, maxTokenSeconds) * 1000)
   const granted = [...new Set(requested)]
-  await ctx.db.transaction().execute(async (trx) => {
-    await lockActiveStaff(trx, staff)
-    await trx
-      .insertInto('staff_tokens')
-      .values({
-        tenant_id: staff.tenantId,
-        id: tokenId,
-        staff_id: staff.id,
-        token_hash: secretHash(token),
-        scopes: granted.join(' '),
-        expires_at: expiresAt,
-        revoked_at: null,
-        created_at: new Date(),
-        sign_in_id: options.signIn?.method === 'oidc' ? options.signIn.id : null,
-      })
-      .execute()
-    await recordAudit(trx, {
-      tenantId: staff.tenantId,
-      actor,
-      action: 'staff.token.issue',
-      target: { kind: 'staff', id: staff.id },
-      outcome: 'success',
-      details: {
-        tokenId,
-        scopes: granted,
-        expiresAt: expiresAt.toISOString(),
-        ...(options.signIn ? { signIn: options.signIn.method, credential: options.signIn.id } : {}),
-      },
+  await lockActiveStaff(trx, staff)
+  await trx
+    .insertInto('staff_tokens')
+    .values({
+      tenant_id: staff.tenantId,
+      id: tokenId,
+      staff_id: staff.id,
+      token_hash: secretHash(token),
+      scopes: granted.join(' '),
+      expires_at: expiresAt,
+      revoked_at: null,
+      created_at: new Date(),
+      sign_in_id: options.signIn?.method === 'oidc' ? options.signIn.id : null,
     })
+    .execute()
+  await recordAudit(trx, {
+    tenantId: staff.tenantId,
+    actor,
+    action: 'staff.token.issue',
+    target: { kind: 'staff', id: staff.id },
+    outcome: 'success',
+    details: {
+      tokenId,
+      scopes: granted,
+      expiresAt: expiresAt.toISOString(),
+      ...(options.signIn ? { signIn: options.signIn.method, credential: options.signIn.id } : {}),
+    },
   })
   return { token, tokenId, scopes: granted, expiresAt: expiresAt.toISOString() }
 }
@@ -371,8 +397,10 @@ export async function setStaffActive(
       .select(['id', 'tenant_id', 'name', 'role', 'deactivated_at', 'roleless_at'])
       .where('tenant_id', '=', tenantId)
       .where('id', '=', staffId)
+      .where('deleted_at', 'is', null)
       .forUpdate()
       .executeTakeFirst()
+    // A member the identity provider deleted is gone: never made active again here (`findStaff`).
     if (!current) throw new Problem('request/not-found', 'no such staff member')
     if (!active && actor.kind === 'staff' && current.role === 'admin' && current.deactivated_at === null) {
       const otherAdmin = await trx

@@ -32,8 +32,8 @@ describe('secure text found through the archive in the console’s search', { sk
 
   async function signedIn(token: string): Promise<Page> {
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
-    // The console asks for a customer's name and payment requests, which a compliance officer may not read
-    // (customers:write, consents:write): it shows the customer id and no payment tools instead.
+    // The console asks for payment requests and a customer's devices and factors, which a compliance officer may not
+    // read (consents:write, customers:write): it shows no payment or customer tools instead.
     watchPage(
       page,
       pageProblems,
@@ -102,8 +102,8 @@ describe('secure text found through the archive in the console’s search', { sk
     await search(page, 'solicitor')
     await page.getByRole('heading', { name: 'No customer or public message matches “solicitor”' }).waitFor()
     const section = page.getByRole('region', { name: 'Secure messages, from the archive' })
-    // A compliance officer does not hold customers:write, which reads customers' names: the hit names the customer id.
-    const hit = section.getByRole('button', { name: new RegExp(customerId) })
+    // A compliance officer reads customers' names (customers:export): the hit names the customer, not their id.
+    const hit = section.getByRole('button', { name: new RegExp(CUSTOMER) })
     await hit.getByText(SECURE_TEXT).waitFor()
     await hit.getByText('From the archive').waitFor()
     await hit.getByText('Customer wrote').waitFor()
@@ -121,7 +121,8 @@ describe('secure text found through the archive in the console’s search', { sk
 
     // The hit opens the customer's conversation.
     await hit.click()
-    await page.getByRole('heading', { name: customerId, level: 2, exact: true }).waitFor()
+    await page.getByRole('heading', { name: CUSTOMER, level: 2, exact: true }).waitFor()
+    assert.equal(await page.getByText(customerId).count(), 0, 'no customer id shown')
     assert.deepEqual(pageProblems, [])
   })
 })

@@ -166,6 +166,26 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
     assert.deepEqual(texts, ['Hello, I have lost my card', 'Is anyone there?'])
   })
 
+  test('a conversation the agent read elsewhere (another tab, another device) stops counting as unread here, live', async () => {
+    const customer = await agentApi.createCustomer({ externalRef: 'REF-ELSEWHERE', displayName: 'Cora Elsewhere' })
+    const { client: cora } = await enrolDevice({
+      baseUrl: server.url,
+      enrolmentCode: (await agentApi.issueEnrolmentCode(customer.id)).code,
+      label: 'Phone',
+    })
+    const conversation = await agentApi.createConversation({ customerId: customer.id, assignedStaffId: bank.agentId })
+    // In the inbox first: a message racing the console's first read of the conversation would be counted twice.
+    const item = page.getByRole('button', { name: /Cora Elsewhere/ })
+    await item.waitFor()
+    const { seq } = await cora.sendMessage(conversation.id, {
+      contentType: 'text/plain',
+      ciphertext: new TextEncoder().encode('Did my transfer go through?'),
+    })
+    await item.getByText('1 unread').waitFor()
+    await agentApi.markRead(conversation.id, seq)
+    await item.getByText(/unread/).waitFor({ state: 'detached' })
+  })
+
   test('the agent replies and the phone receives it', async () => {
     const reply = page.getByLabel('Reply')
     await reply.fill('Yes: I have blocked the card. A new one is on its way.')

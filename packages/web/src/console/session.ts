@@ -378,6 +378,8 @@ export class ConsoleSession {
       else if (update.kind === 'pivot') for (const listener of this.#pivotListeners) listener(conversationId)
       // Behind the messages already queued, so the earlier parts it masks are shown by the time it is applied.
       else if (update.kind === 'redaction') this.#enqueue(() => this.#onRedaction(conversationId, update.seqs))
+      // Behind the messages already queued too, so that a message read elsewhere is counted before it is cleared.
+      else if (update.kind === 'markers') this.#enqueue(async () => this.#onMarkers(conversationId, update))
       else if (this.entries.has(conversationId)) {
         this.updateConversation(await this.client.getConversation(conversationId))
       }
@@ -385,6 +387,21 @@ export class ConsoleSession {
       this.problem = `The conversation could not be brought up to date: ${(error as Error).message}. Reload the page.`
       this.#changed()
     }
+  }
+
+  /** A member's markers moved: read in another tab or on the phone; this agent's own reading clears its unread count. */
+  #onMarkers(conversationId: string, update: Extract<ConversationUpdate, { kind: 'markers' }>): void {
+    const entry = this.entries.get(conversationId)
+    if (!entry) return
+    const { member, deliveredSeq, readSeq } = update
+    const members = entry.conversation.members.map((m) =>
+      m.kind === member.kind && m.id === member.id ? { ...m, deliveredSeq, readSeq } : m,
+    )
+    entry.conversation = { ...entry.conversation, members }
+    if (member.kind === 'staff' && member.id === this.me.staffId) {
+      entry.unread = Math.min(entry.unread, Math.max(0, entry.conversation.lastSeq - readSeq))
+    }
+    this.#changed()
   }
 
   /** Messages masked after the fact: what is shown of them (and the inbox preview) is replaced by the masked text. */

@@ -20,6 +20,8 @@ export interface DatabaseHandle {
    * the queries on it fail and the pool opens a fresh one for the next; the process goes on.
    */
   onConnectionLost(listener: (error: Error) => void): () => void
+  /** The embedded database's files as one tarball, to open a copy from (`loadDataDir`); PGlite only. */
+  snapshot?(): Promise<Blob>
   close(): Promise<void>
 }
 
@@ -30,11 +32,13 @@ pg.types.setTypeParser(INT8_OID, (value) => Number(value))
 /** Opens the database the config names: PostgreSQL through DATABASE_URL, PGlite under the data directory otherwise. */
 export async function openDatabase(
   config: Pick<Config, 'dataDir' | 'databasePoolSize' | 'statementTimeoutMs'> & { databaseUrl?: string | undefined },
-  options: { inMemory?: boolean } = {},
+  /** `loadDataDir`: start the embedded database from a `snapshot()` of another, instead of an empty one. */
+  options: { inMemory?: boolean; loadDataDir?: Blob } = {},
 ): Promise<DatabaseHandle> {
   let dialect: Dialect
   let kind: DatabaseHandle['kind']
   let releaseLock = () => {}
+  let snapshot: DatabaseHandle['snapshot']
   const lostListeners = new Set<(error: Error) => void>()
   const connectionLost = (error: Error) => {
     for (const listener of lostListeners) listener(error)
@@ -66,14 +70,19 @@ export async function openDatabase(
       mkdirSync(dataDir, { recursive: true, mode: 0o700 })
       releaseLock = lockEmbeddedDatabase(dataDir)
     }
-    const pglite = new PGlite(dataDir, { parsers: { [INT8_OID]: (value: string) => Number(value) } })
+    const pglite = new PGlite(dataDir, {
+      parsers: { [INT8_OID]: (value: string) => Number(value) },
+      loadDataDir: options.loadDataDir,
+    })
     await pglite.waitReady
+    snapshot = () => pglite.dumpDataDir('none')
     dialect = new PGliteDialect({ pglite })
   }
   const db = new Kysely<Database>({ dialect })
   return {
     db,
     kind,
+    snapshot,
     async ready() {
       try {
         const row = await sql<{ name: string }>`select name from kysely_migration order by name desc limit 1`.execute(

@@ -12,7 +12,7 @@ export type AccessRule =
   | { who: 'anyone' }
   | { who: 'device-key' } // the handler verifies a DPoP proof: enrolment and token renewal
   | { who: 'stream'; browser?: BrowserUse } // authenticates in its first frame, with the same credentials as HTTP
-  | { who: 'staff'; scope: Scope; membership?: Membership } // staff or a bank backend holding the scope
+  | { who: 'staff'; scope: Scope; or?: readonly Scope[]; membership?: Membership } // staff or a bank backend holding the scope (or one of `or`)
   | { who: 'any'; scope: Scope } // a device, or staff or a bank backend holding the scope
   | { who: 'member'; staffScope: Scope; membership?: Membership; browser?: BrowserUse } // a device, or staff with the scope
   | { who: 'device'; integrity?: 'exempt'; browser?: BrowserUse } // an enrolled device, proving its key; exempt: it obtains the token
@@ -51,12 +51,15 @@ export function inConversation<Rule extends Extract<AccessRule, { who: 'staff' |
   return { ...rule, membership: 'conversationId' }
 }
 
-/** The rules, by name: `config: { access: allow.staff('customers:write') }`. */
+/**
+ * The rules, by name: `config: { access: allow.staff('customers:write') }`. `allow.staff(scope, ...or)` admits a holder
+ * of any of the scopes: for a read that each of them already implies (the holder could get as much another way).
+ */
 export const allow = {
   anyone: { who: 'anyone' },
   deviceKey: { who: 'device-key' },
   stream: { who: 'stream' },
-  staff: (scope: Scope) => ({ who: 'staff', scope }),
+  staff: (scope: Scope, ...or: Scope[]) => (or.length === 0 ? { who: 'staff', scope } : { who: 'staff', scope, or }),
   any: (scope: Scope) => ({ who: 'any', scope }),
   member: (staffScope: Scope) => ({ who: 'member', staffScope }),
   device: { who: 'device' },
@@ -88,8 +91,17 @@ export function refusalFor(access: PrincipalRule, principal: Principal): Problem
   if (access.who === 'member' && principal.kind === 'client') {
     return new Problem('auth/forbidden', 'bank backends are not conversation members')
   }
-  const scope = access.who === 'member' ? access.staffScope : access.scope
-  return principal.scopes.includes(scope) ? undefined : new Problem('auth/forbidden', `this needs the ${scope} scope`)
+  const accepted = scopesOf(access)
+  return accepted.some((scope) => principal.scopes.includes(scope))
+    ? undefined
+    : new Problem('auth/forbidden', `this needs the ${accepted.join(' or ')} scope`)
+}
+
+/** The scopes a rule admits a holder of any of (none: the rule asks for no scope). */
+function scopesOf(access: AccessRule): readonly Scope[] {
+  if (access.who === 'member') return [access.staffScope]
+  if (access.who === 'staff') return [access.scope, ...(access.or ?? [])]
+  return access.who === 'any' ? [access.scope] : []
 }
 
 /** What a device's integrity token allows: everything, or (a rooted device, an emulator) reading only. */
@@ -134,7 +146,7 @@ export function formatAccessTable(rows: readonly AccessTableRow[]): string {
     method,
     url,
     access.who,
-    'scope' in access ? access.scope : 'staffScope' in access ? access.staffScope : '',
+    scopesOf(access).join(' | '),
     [
       'integrity' in access && access.integrity ? `integrity ${access.integrity}` : '',
       'membership' in access && access.membership ? `member of :${access.membership}` : '',

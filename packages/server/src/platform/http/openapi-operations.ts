@@ -43,7 +43,8 @@ export function openApiSecurity(access: AccessRule): SecurityRequirement[] {
     case 'member':
       return [staff, device]
     case 'staff':
-      return [staff, client(access.scope)]
+      // Requirements are alternatives (OpenAPI 3 §4.8.30): a client token holding any one of the scopes.
+      return [staff, ...[access.scope, ...(access.or ?? [])].map((scope) => client(scope))]
     case 'any':
       return [staff, client(access.scope), device]
     case 'device':

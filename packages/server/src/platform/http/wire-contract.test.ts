@@ -37,11 +37,12 @@ function documentedOperation(document: OpenApiDocument, route: string) {
   return document.paths[path.replace(/:(\w+)/g, '{$1}')]?.[method.toLowerCase()]
 }
 
-/** What the OpenAPI document says a route takes: its JSON body's schema, `no body`, or why none. */
+/** What the OpenAPI document says a route takes: its body's schema (JSON, or a form: OAuth's), `no body`, or why none. */
 function documentedBody(document: OpenApiDocument, route: string): unknown {
   const operation = documentedOperation(document, route)
   if (!operation) return `no route ${route}`
-  return operation.requestBody?.content?.['application/json']?.schema ?? 'no body'
+  const content = operation.requestBody?.content
+  return (content?.['application/json'] ?? content?.['application/x-www-form-urlencoded'])?.schema ?? 'no body'
 }
 
 /** What the OpenAPI document says a route reads from its query string: its parameters by name, `no query`, or why none. */
@@ -242,11 +243,10 @@ describe('the SDK types what the server takes and answers', () => {
 
 /**
  * The routes the document gives a query string to that the contract does not type, and why: SCIM's (RFC 7644's
- * filter, paging and attribute selection, not Strongroom's wire), the OIDC back-channel logout's `tenant` (the
- * provider calls it) and the receipt JWKS (`tenant`), whose answer is RFC 7517's key set.
+ * filter, paging and attribute selection, not Strongroom's wire) and the OIDC back-channel logout's `tenant` (the
+ * provider calls it).
  */
 const UNTYPED_QUERIES = [
-  'GET /.well-known/jwks.json',
   'GET /scim/v2/Users',
   'GET /scim/v2/Groups',
   'GET /scim/v2/Groups/:id',
@@ -294,8 +294,8 @@ const UNTYPED_ROUTES = {
     'POST /v1/channels/messenger/webhook',
     'POST /v1/channels/rbm/webhook',
   ],
-  /** JSON Web Key Sets (RFC 7517), whose routes declare no answer schema. */
-  keySets: ['GET /.well-known/jwks.json', 'GET /.well-known/strongroom-wipe-keys'],
+  /** A JSON Web Key Set (RFC 7517) that reads no query, whose route declares no answer schema. */
+  keySets: ['GET /.well-known/strongroom-wipe-keys'],
 }
 
 /** Every route of the document, as `METHOD /path`. */
