@@ -170,6 +170,11 @@ export type ServerFrame =
   | { type: 'signal'; conversationId: string; sender: { kind: 'device' | 'staff'; id: string }; ciphertext: string }
   /** A colleague's presence changed (staff who assign conversations only): read it again (`GET /v1/staff/presence`). */
   | { type: 'presence'; staffId: string }
+  /**
+   * A colleague was added, or their role, name or activation changed (staff who assign conversations only): read the
+   * staff list again (`GET /v1/staff`).
+   */
+  | { type: 'staff'; staffId: string }
   /** `conversationId` is null for a payment request asked outside any conversation (told to the customer's devices). */
   | { type: 'update'; conversationId: string | null; update: ConversationUpdate }
 

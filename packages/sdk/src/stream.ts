@@ -32,6 +32,8 @@ export interface StreamOptions {
   onSignal?: (signal: ReceivedSignal) => void
   /** A colleague's presence changed (told to staff who assign conversations): read it again. */
   onPresence?: (staffId: string) => void
+  /** A colleague was added, or their role, name or activation changed (told to staff who assign conversations). */
+  onStaffChanged?: (staffId: string) => void
   onStateChange?: (state: StreamState) => void
   /** A failure the stream cannot recover from by reconnecting (credentials refused). */
   onError?: (error: Error) => void
@@ -311,6 +313,9 @@ export class MessageStream {
       }
       case 'presence':
         this.#options.onPresence?.(frame.staffId)
+        return
+      case 'staff':
+        this.#options.onStaffChanged?.(frame.staffId)
         return
       case 'update':
         this.#options.onUpdate?.(frame.conversationId, frame.update)

@@ -137,6 +137,8 @@ export interface RunningServer {
   flushArchive(): Promise<void>
   /** Delivers the webhooks that are due now (the delivery loop otherwise does so twice a second). */
   flushWebhooks(): Promise<void>
+  /** Runs every module's housekeeping now (it otherwise runs once a minute). */
+  flushHousekeeping(): Promise<void>
   /** The archive member on this node, when it runs here. */
   readonly archiveMember: ArchiveMember | undefined
   /** Where this node's KEK and signing keys live (the key file or the HSM). */
@@ -239,6 +241,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       await running.archiveChainer.flush()
     },
     flushWebhooks: () => running.webhooks.flush(),
+    flushHousekeeping: () => running.housekeeping.flush(),
     archiveMember,
     keyProvider: platform.keyProvider,
     close: () => app.close(),

@@ -1,8 +1,8 @@
 /**
  * What the browser tests share: Debian's Chromium (never a downloaded browser), where screenshots go, a real server
  * serving a fresh build of the pages (with a bank and Chromium started), a watch on a page for script errors, policy
- * violations and failed requests, waiting for what a page cannot show, Chromium's virtual passkey authenticator, and
- * the accessibility check.
+ * violations and failed requests, signing in to the console, waiting for what a page cannot show, Chromium's virtual
+ * passkey authenticator, and the accessibility check.
  */
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
@@ -130,6 +130,28 @@ export async function addPlatformAuthenticator(
   })
   return { cdp, authenticatorId }
 }
+
+/**
+ * A staff member signs in to the console with a token as a person does (typed into its field, the button pressed),
+ * and it is live: signed in, its stream open, so that what the test does next is heard. `tenantId`: the bank named in
+ * the console's address, as a link from the bank gives it.
+ */
+export async function signInToConsole(
+  page: Page,
+  origin: string,
+  token: string,
+  options: { tenantId?: string } = {},
+): Promise<void> {
+  const tenant = options.tenantId === undefined ? '' : `?tenant=${options.tenantId}`
+  await page.goto(`${origin}/console/${tenant}`)
+  await page.getByLabel('Staff token').fill(token)
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  // Whatever the page's default: a loaded machine may take long to list the conversations and open the stream.
+  await consoleLive(page).waitFor({ timeout: WAIT })
+}
+
+/** The console's top bar saying its stream is open (not "Reconnecting…", nor "Delivered" elsewhere on the page). */
+export const consoleLive = (page: Page) => page.getByRole('banner').getByText('Live', { exact: true })
 
 /** Polls until `read` gives something `done` accepts, up to the generous wait. */
 export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { before, describe, test } from 'node:test'
 import type { Page } from 'playwright-core'
-import { assertAccessible, outputDir, WAIT, watchPage, withoutChromium } from './browser-testing.ts'
+import { assertAccessible, outputDir, signInToConsole, WAIT, watchPage, withoutChromium } from './browser-testing.ts'
 import { consoleLog, openSecureChat, pivotPagesInSuite, secureLog, textTheBank } from './pivot-pages.ts'
 
 const CUSTOMER_PHONE = '+447700900124'
@@ -97,9 +97,7 @@ describe('typing and read indicators between the console and the secure chat in 
     const page = await (await pages().browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
     // Not in the conversation's group: the supervisor's browser cannot read its history, and says so.
     watchPage(page, pageProblems, (_status, pathname) => /\/(secure-history|e2e\/group-info)$/.test(pathname))
-    await page.goto(`${pages().server.url}/console/`)
-    await page.getByLabel('Staff token').fill(supervisor.token)
-    await page.keyboard.press('Enter')
+    await signInToConsole(page, pages().server.url, supervisor.token)
     await page.getByRole('checkbox', { name: 'Whole team' }).check()
     const row = page.getByRole('button', { name: new RegExp(CUSTOMER) })
     await row.getByText('With agent · Available').waitFor({ timeout: WAIT })
@@ -117,9 +115,7 @@ describe('typing and read indicators between the console and the secure chat in 
     await assertAccessible(page, 'assignment with presence')
     // Otto opens a console: available in the picker, live.
     const ottoPage = await (await pages().browser.newContext()).newPage()
-    await ottoPage.goto(`${pages().server.url}/console/`)
-    await ottoPage.getByLabel('Staff token').fill(other.token)
-    await ottoPage.keyboard.press('Enter')
+    await signInToConsole(ottoPage, pages().server.url, other.token)
     await picker.locator('option', { hasText: 'Otto Agent (agent) · Available' }).waitFor({ state: 'attached' })
     await ottoPage.close()
     await picker.locator('option', { hasText: 'Otto Agent (agent) · Offline' }).waitFor({ state: 'attached' })

@@ -8,7 +8,7 @@ import { after, before } from 'node:test'
 import type { StaffClient } from '@strongroom/sdk'
 import { configureSimulatedSms, type TestBank, type TestServer } from '@strongroom/server/testing'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { startBankPages, watchPage } from './browser-testing.ts'
+import { signInToConsole, startBankPages, watchPage } from './browser-testing.ts'
 
 export interface PivotPages {
   server: TestServer
@@ -87,9 +87,7 @@ export async function textTheBank(p: PivotPages, customerPhone: string, text: st
   await p.phone.getByLabel('Message to the bank by SMS').fill(text)
   await p.phone.keyboard.press('Enter')
   await phoneLog(p).locator('.bubble.mine').getByText('Received by the bank').waitFor()
-  await p.agent.goto(`${p.server.url}/console/`)
-  await p.agent.getByLabel('Staff token').fill(p.bank.agentToken)
-  await p.agent.keyboard.press('Enter')
+  await signInToConsole(p.agent, p.server.url, p.bank.agentToken)
   await p.agent.getByRole('button', { name: new RegExp(p.customer) }).click()
   await secureLinks(p).first().waitFor()
 }

@@ -38,6 +38,7 @@ import {
   watchPage,
   withoutChromium,
 } from './browser-testing.ts'
+import { askForPayment, paymentCard, replacementCardFee, writeEndToEnd } from './story-steps.ts'
 
 const CUSTOMER_PHONE = '+447700900123'
 const BANK_NUMBER = '+442071838790'
@@ -246,14 +247,7 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
   })
 
   test('4. agent and customer write end to end encrypted, the customer as a browser device with no integrity token', async () => {
-    await pivotPanel().getByRole('button', { name: 'Open the secure conversation' }).click()
-    await agent.locator('.conversation-head').getByText('Secure', { exact: true }).waitFor()
-    await agent.getByLabel('Reply', { exact: true }).fill('Welcome, Grace. Your new card can be paid for here.')
-    await agent.getByRole('button', { name: 'Send', exact: true }).click()
-    await secureLog().getByText('Welcome, Grace. Your new card can be paid for here.').waitFor()
-    await secure.getByRole('textbox', { name: 'Message' }).fill('Thank you. How much is it?')
-    await secure.keyboard.press('Enter')
-    await consoleLog().getByText('Thank you. How much is it?').waitFor()
+    await writeEndToEnd(agent, secure, CUSTOMER)
     // The console tells the agent that the customer is on a browser, which cannot attest.
     const customerPanel = agent.getByRole('region', { name: 'Customer' })
     await customerPanel.getByRole('button', { name: 'Check again' }).click()
@@ -262,18 +256,9 @@ describe('the whole story in production: HAProxy, TLS, three nodes, PostgreSQL, 
   })
 
   test('5. the agent asks for a payment; the browser approves it with a passkey it makes; the receipt verifies', async () => {
-    await agent.getByLabel('Amount').fill('25.00')
-    await agent.getByLabel('Currency').selectOption('GBP')
-    await agent.getByLabel('Payee name').fill('Production Bank Card Services')
-    await agent.getByLabel('Payee account (IBAN or account number)').fill('GB29NWBK60161331926819')
-    await agent.getByLabel('Reference').fill('Replacement card fee')
-    await agent.getByRole('button', { name: 'Ask the customer to confirm' }).click()
-    const asked = agent.locator('.consent').filter({ hasText: 'Production Bank Card Services' })
-    await asked.getByRole('status').getByText('Waiting for the customer').waitFor()
+    const asked = await askForPayment(agent, replacementCardFee('Production Bank'))
 
-    const card = secure
-      .getByRole('region', { name: 'Payments to confirm' })
-      .getByRole('article', { name: 'Pay GBP 25.00?' })
+    const card = paymentCard(secure, 'Pay GBP 25.00?')
     await card.getByRole('button', { name: 'Approve GBP 25.00' }).click()
     await card.getByRole('button', { name: 'Confirm and approve' }).click()
     await card.getByText('Approved.').waitFor()

@@ -16,8 +16,9 @@ import { after, before, describe, test } from 'node:test'
 import type { StaffClient } from '@strongroom/sdk'
 import type { TestBank, TestServer } from '@strongroom/server/testing'
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
-import { assertAccessible, outputDir, withoutChromium } from './browser-testing.ts'
+import { assertAccessible, outputDir, signInToConsole, withoutChromium } from './browser-testing.ts'
 import { startPivotPages } from './pivot-pages.ts'
+import { askForPayment, paymentCard, replacementCardFee, writeEndToEnd } from './story-steps.ts'
 
 const CUSTOMER_PHONE = '+447700900123'
 const BANK_NUMBER = '+442071838750'
@@ -91,9 +92,7 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
   })
 
   test('2. the agent signs in: masked card and DLP badge; replies; moves the customer to the secure channel', async () => {
-    await agent.goto(`${server.url}/console/`)
-    await agent.getByLabel('Staff token').fill(bank.agentToken)
-    await agent.keyboard.press('Enter')
+    await signInToConsole(agent, server.url, bank.agentToken)
     const item = agent.getByRole('button', { name: new RegExp(CUSTOMER) })
     await item.getByText('SMS', { exact: true }).waitFor()
     await item.click()
@@ -161,19 +160,10 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
   })
 
   test('4. agent and customer write in the secure conversation, each page decrypting the other’s message', async () => {
-    await pivotPanel().getByRole('button', { name: 'Open the secure conversation' }).click()
-    const head = agent.locator('.conversation-head')
-    await head.getByText('Secure', { exact: true }).waitFor()
+    await writeEndToEnd(agent, secure, CUSTOMER)
     await consoleLog()
       .getByText(/Secure channel: end-to-end encrypted from here/)
       .waitFor()
-    await agent.getByLabel('Reply', { exact: true }).fill('Welcome, Grace. Your new card can be paid for here.')
-    // Send waits (disabled, saying why) until the customer's browser has made the group and the console has joined.
-    await agent.getByRole('button', { name: 'Send', exact: true }).click()
-    await secureLog().getByText('Welcome, Grace. Your new card can be paid for here.').waitFor()
-    await secure.getByRole('textbox', { name: 'Message' }).fill('Thank you. How much is it?')
-    await secure.keyboard.press('Enter')
-    await consoleLog().getByText('Thank you. How much is it?').waitFor()
     // The server holds the secure part as ciphertext only: nothing went out in clear while the group was being made.
     const stored = await Promise.all((await agentApi.listConversations()).map((c) => agentApi.listMessages(c.id)))
     for (const m of stored.flat()) {
@@ -185,18 +175,9 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
   })
 
   test('5. the agent asks for a payment from the form; the customer approves the exact amount and payee; the receipt arrives', async () => {
-    await agent.getByLabel('Amount').fill('25.00')
-    await agent.getByLabel('Currency').selectOption('GBP')
-    await agent.getByLabel('Payee name').fill('Story Bank Card Services')
-    await agent.getByLabel('Payee account (IBAN or account number)').fill('GB29NWBK60161331926819')
-    await agent.getByLabel('Reference').fill('Replacement card fee')
-    await agent.getByRole('button', { name: 'Ask the customer to confirm' }).click()
-    const asked = agent.locator('.consent').filter({ hasText: 'Story Bank Card Services' })
-    await asked.getByRole('status').getByText('Waiting for the customer').waitFor()
+    const asked = await askForPayment(agent, replacementCardFee('Story Bank'))
 
-    const card = secure
-      .getByRole('region', { name: 'Payments to confirm' })
-      .getByRole('article', { name: 'Pay GBP 25.00?' })
+    const card = paymentCard(secure, 'Pay GBP 25.00?')
     await card.getByText('Story Bank Card Services').waitFor()
     await card.getByText('GB29NWBK60161331926819').waitFor()
     await card.getByText('Replacement card fee').waitFor()
@@ -272,17 +253,14 @@ describe('the whole story in Chromium: simulator, console and secure chat', { sk
   })
 
   test("6. the customer declines a payment they did not ask for as 'This wasn't me': the console flags it as fraud", async () => {
-    await agent.getByLabel('Amount').fill('990.00')
-    await agent.getByLabel('Currency').selectOption('GBP')
-    await agent.getByLabel('Payee name').fill('Quick Parcel Ltd')
-    await agent.getByLabel('Payee account (IBAN or account number)').fill('GB33BUKB20201555555555')
-    await agent.getByLabel('Reference').fill('Customs fee')
-    await agent.getByRole('button', { name: 'Ask the customer to confirm' }).click()
-    const asked = agent.locator('.consent').filter({ hasText: 'Quick Parcel Ltd' })
-    await asked.getByRole('status').getByText('Waiting for the customer').waitFor()
-    const card = secure
-      .getByRole('region', { name: 'Payments to confirm' })
-      .getByRole('article', { name: 'Pay GBP 990.00?' })
+    const asked = await askForPayment(agent, {
+      amount: '990.00',
+      currency: 'GBP',
+      payeeName: 'Quick Parcel Ltd',
+      payeeAccount: 'GB33BUKB20201555555555',
+      reference: 'Customs fee',
+    })
+    const card = paymentCard(secure, 'Pay GBP 990.00?')
     await card.getByRole('button', { name: 'Decline' }).click()
     const decline = card.getByRole('group', { name: 'Decline this payment' })
     await decline.getByText('Did you ask for this payment?').waitFor()

@@ -136,6 +136,39 @@ export function publishConsentUpdate(
   })
 }
 
+/** How many expired requests one housekeeping pass announces at the most: the rest wait for the next pass. */
+const EXPIRY_BATCH = 500
+
+/**
+ * Tells the streams of each request that ran out unanswered that it expired (the console and the customer's devices
+ * stop showing it as waiting without being reloaded). Each is marked as told in the same conditional update that
+ * picks it, so that of several nodes sweeping at once exactly one tells it, once. Gives how many it told.
+ */
+export async function announceExpiredConsents(ctx: Pick<ServerContext, 'db' | 'bus'>): Promise<number> {
+  const now = new Date()
+  const due = ctx.db
+    .selectFrom('consents')
+    .select('id')
+    .where('status', '=', 'pending')
+    .where('expiry_announced_at', 'is', null)
+    .where('expires_at', '<=', now)
+    .limit(EXPIRY_BATCH)
+  // The conditions again on the row itself: a node that waited for another's update finds it told, and skips it.
+  const expired = await ctx.db
+    .updateTable('consents')
+    .set({ expiry_announced_at: now })
+    .where('id', 'in', due)
+    .where('status', '=', 'pending')
+    .where('expiry_announced_at', 'is', null)
+    .returning(['tenant_id', 'id', 'conversation_id', 'customer_id'])
+    .execute()
+  for (const row of expired) {
+    const consent = { id: row.id, conversationId: row.conversation_id, customerId: row.customer_id }
+    publishConsentUpdate(ctx, row.tenant_id, consent, { status: 'expired' })
+  }
+  return expired.length
+}
+
 async function loadRow(ctx: Pick<ServerContext, 'db'>, tenantId: string, id: string) {
   return ctx.db
     .selectFrom('consents')

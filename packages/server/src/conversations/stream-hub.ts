@@ -19,7 +19,12 @@ import { asProblem, Problem } from '../platform/http/problems.ts'
 import { hasUnstorableText } from '../platform/http/schemas.ts'
 import { contextFrom, inSpan, tracer, tracingEnabled } from '../platform/tracing.ts'
 import { PRESENCE_SUBJECT_PREFIX, type PresenceChangedEvent, StaffConnections } from '../tenancy/presence.ts'
-import { STAFF_REVOKED_SUBJECT_PREFIX, type StaffRevokedEvent } from '../tenancy/staff-events.ts'
+import {
+  STAFF_CHANGED_SUBJECT_PREFIX,
+  STAFF_REVOKED_SUBJECT_PREFIX,
+  type StaffChangedEvent,
+  type StaffRevokedEvent,
+} from '../tenancy/staff-events.ts'
 import {
   type ConversationUpdateEvent,
   MEMBER_LEFT_SUBJECT_PREFIX,
@@ -99,7 +104,8 @@ export class StreamHub {
       ctx.bus.subscribe(`${CUSTOMER_NOTICE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#noticeCustomer(payload)),
       ctx.bus.subscribe(`${UPDATE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onUpdate(payload)),
       ctx.bus.subscribe(`${SIGNAL_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onSignal(payload)),
-      ctx.bus.subscribe(`${PRESENCE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#onPresence(payload)),
+      ctx.bus.subscribe(`${PRESENCE_SUBJECT_PREFIX}>`, (_subject, payload) => this.#toAssigners('presence', payload)),
+      ctx.bus.subscribe(`${STAFF_CHANGED_SUBJECT_PREFIX}>`, (_subject, payload) => this.#toAssigners('staff', payload)),
       ctx.bus.subscribe(`${APP_VERSION_DEACTIVATED_SUBJECT_PREFIX}*`, (_subject, payload) =>
         this.#closeAppVersion(payload),
       ),
@@ -278,10 +284,13 @@ export class StreamHub {
     }
   }
 
-  /** A staff member's presence changed on any node: the tenant's staff who assign conversations here read it again. */
-  #onPresence(payload: Uint8Array): void {
-    const event = JSON.parse(decoder.decode(payload)) as PresenceChangedEvent
-    const frame = JSON.stringify({ type: 'presence', staffId: event.staffId })
+  /**
+   * A staff member's presence changed on any node (`presence`), or they were added or their role, name or activation
+   * changed (`staff`): the tenant's staff who assign conversations here are told, and read it again.
+   */
+  #toAssigners(type: 'presence' | 'staff', payload: Uint8Array): void {
+    const event = JSON.parse(decoder.decode(payload)) as PresenceChangedEvent | StaffChangedEvent
+    const frame = JSON.stringify({ type, staffId: event.staffId })
     for (const session of this.#sessions) {
       if (session.staff?.tenantId === event.tenantId && session.staff.scopes.includes('conversations:assign')) {
         session.sendFrame(frame)

@@ -2,6 +2,7 @@ import type { SimSwapProvider } from '../auth/sim-swap.ts'
 import type { SmsSender } from '../auth/sms-otp.ts'
 import type { ChannelDeps } from '../channels/public-messages.ts'
 import type { Module } from '../platform/module.ts'
+import { announceExpiredLinks } from './pivot.ts'
 import { pivotRoutes, pivotStepUpRoutes } from './routes.ts'
 
 /** The move from a public channel into the secure one: invitation links, redemption, a browser's step-up. */
@@ -11,4 +12,5 @@ export const pivotModule: Module<{ channelDeps: ChannelDeps; simSwap: () => SimS
     await app.register(async (scope) => pivotRoutes(scope, ctx, channelDeps))
     await app.register(async (scope) => pivotStepUpRoutes(scope, ctx, channelDeps, { simSwap, sendSms }))
   },
+  housekeeping: (ctx) => announceExpiredLinks(ctx),
 }

@@ -178,6 +178,40 @@ function announceLink(
   })
 }
 
+/** How many expired links one housekeeping pass announces at the most: the rest wait for the next pass. */
+const EXPIRY_BATCH = 500
+
+/**
+ * Tells the agents of each link that ran out unused that it expired (the console stops showing it as live without
+ * being reloaded). Each is marked as told in the same conditional update that picks it, so that of several nodes
+ * sweeping at once exactly one tells it, once. Gives how many it told.
+ */
+export async function announceExpiredLinks(ctx: Pick<ServerContext, 'db' | 'bus'>): Promise<number> {
+  const now = new Date()
+  const due = ctx.db
+    .selectFrom('pivot_links')
+    .select('id')
+    .where('completed_at', 'is', null)
+    .where('revoked_at', 'is', null)
+    .where('expiry_announced_at', 'is', null)
+    .where('expires_at', '<=', now)
+    .limit(EXPIRY_BATCH)
+  // The conditions again on the row itself: a node that waited for another's update finds it told, and skips it.
+  const expired = await ctx.db
+    .updateTable('pivot_links')
+    .set({ expiry_announced_at: now })
+    .where('id', 'in', due)
+    .where('completed_at', 'is', null)
+    .where('revoked_at', 'is', null)
+    .where('expiry_announced_at', 'is', null)
+    .returning(['tenant_id', 'id', 'conversation_id'])
+    .execute()
+  for (const row of expired) {
+    announceLink(ctx, row.tenant_id, { id: row.id, conversationId: row.conversation_id, status: 'expired' })
+  }
+  return expired.length
+}
+
 function statusOf(row: {
   completed_at: unknown
   opened_at: unknown

@@ -16,7 +16,7 @@ export interface Module<Services = Record<never, never>> {
    * a rule stops the server from starting.
    */
   readonly routes?: (app: App, ctx: ServerContext, services: Services) => Promise<void>
-  /** Deletes what has expired, once a minute on every node (never two passes at once). */
+  /** Deletes what has expired, or tells the streams it did, once a minute on every node (never two passes at once). */
   readonly housekeeping?: (ctx: ServerContext, services: Services) => Promise<unknown>
   /** Its `strongroom` commands: `strongroom help` lists every module's, in module order. */
   readonly commands?: readonly Command[]

@@ -9,8 +9,9 @@ import type { FieldRef } from '../platform/keyring/keyring.ts'
 import type { EncryptedColumn } from '../platform/keyring/reencrypt.ts'
 import type { OidcClient } from './oidc-providers.ts'
 import { loadScimRolePolicy, mappedRole } from './scim.ts'
-import { applyStaffRole, createStaff, type IssuedStaffToken, issueStaffTokenIn, isUniqueViolation } from './staff.ts'
-import { publishStaffRevoked } from './staff-events.ts'
+import { applyStaffRole, type IssuedStaffToken, issueStaffTokenIn, isUniqueViolation } from './staff.ts'
+import { publishStaffChanged, publishStaffRevoked } from './staff-events.ts'
+import { addStaff } from './staff-lifecycle.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'keyring' | 'config'>
 export type OidcClientOf = (tenantId: string) => Promise<OidcClient | undefined>
@@ -195,7 +196,7 @@ async function staffFor(
   if (!existing) {
     const name = claimValues(claims.preferred_username)[0] ?? claimValues(claims.email)[0] ?? subject
     try {
-      return await createStaff(ctx, tenantId, { name, role, externalId: subject }, actor)
+      return await addStaff(ctx, tenantId, { name, role, externalId: subject }, actor)
     } catch (error) {
       if (error instanceof Problem && error.kind === 'tenancy/duplicate') throw new SignInFailed('conflict', tenantId)
       if (isUniqueViolation(error)) throw new SignInFailed('conflict', tenantId)
@@ -214,7 +215,7 @@ async function changeRole(
   staffId: string,
   role: Role,
 ): Promise<void> {
-  const { revokedTokenIds } = await ctx.db.transaction().execute(async (trx) => {
+  const { changed, revokedTokenIds } = await ctx.db.transaction().execute(async (trx) => {
     const current = await trx
       .selectFrom('staff')
       .select(['tenant_id', 'id', 'role', 'roleless_at'])
@@ -225,6 +226,7 @@ async function changeRole(
     return applyStaffRole({ db: trx }, current, role, { kind: 'system', id: null }, 'identity provider role claim')
   })
   for (const tokenId of revokedTokenIds) publishStaffRevoked(ctx.bus, { tenantId, staffId, tokenId })
+  if (changed) publishStaffChanged(ctx.bus, { tenantId, staffId })
 }
 
 /** A console session's token and when the session ends (refreshes do not pass it). */

@@ -1,7 +1,7 @@
 /**
  * Issue #20: agents' presence for supervisors. Available while a console is connected, away when the agent says so
  * (audited), offline when the last console closes; told over the stream to the bank's staff who assign conversations,
- * and to nobody of another bank.
+ * and to nobody of another bank. So are staff added, deactivated or made active again (their consoles' staff lists).
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
@@ -23,15 +23,23 @@ describe('staff presence', () => {
   let otherSupervisorStream: MessageStream
   const told: string[] = []
   const toldOtherBank: string[] = []
+  const staffTold: string[] = []
+  const staffToldOtherBank: string[] = []
 
   before(async () => {
     server = await startTestServer()
     bank = await createTestBank(server, 'Presence Bank')
     otherBank = await createTestBank(server, 'Other Presence Bank')
     supervisor = clientOf(server, (await bank.staffToken('supervisor', 'sue')).token)
-    supervisorStream = supervisor.stream({ onPresence: (staffId) => void told.push(staffId) })
+    supervisorStream = supervisor.stream({
+      onPresence: (staffId) => void told.push(staffId),
+      onStaffChanged: (staffId) => void staffTold.push(staffId),
+    })
     const otherSupervisor = clientOf(server, (await otherBank.staffToken('supervisor', 'sam')).token)
-    otherSupervisorStream = otherSupervisor.stream({ onPresence: (staffId) => void toldOtherBank.push(staffId) })
+    otherSupervisorStream = otherSupervisor.stream({
+      onPresence: (staffId) => void toldOtherBank.push(staffId),
+      onStaffChanged: (staffId) => void staffToldOtherBank.push(staffId),
+    })
     await Promise.all([supervisorStream.ready(), otherSupervisorStream.ready()])
   })
   after(async () => {
@@ -119,6 +127,27 @@ describe('staff presence', () => {
       false,
     )
     await eventually(async () => told.includes(bank.agentId), Boolean)
+  })
+
+  test('a staff member added, deactivated and made active again: the bank’s supervisors are told each time', async () => {
+    const admin = clientOf(server, bank.adminToken)
+    const { id } = await admin.request<{ id: string }>('POST', '/v1/staff', { name: 'nia', role: 'agent' })
+    const toldOfNia = (times: number) =>
+      eventually(
+        async () => staffTold.filter((s) => s === id).length,
+        (n) => n === times,
+      )
+    await toldOfNia(1)
+    await admin.request('POST', `/v1/staff/${id}/deactivate`)
+    await toldOfNia(2)
+    // Deactivated twice: nothing changed, nothing told (the next thing told, another member added, comes first).
+    await admin.request('POST', `/v1/staff/${id}/deactivate`)
+    const other = await admin.request<{ id: string }>('POST', '/v1/staff', { name: 'zed', role: 'supervisor' })
+    await eventually(async () => staffTold.includes(other.id), Boolean)
+    assert.deepEqual(staffTold.slice(-3), [id, id, other.id])
+    await admin.request('POST', `/v1/staff/${id}/activate`)
+    await toldOfNia(3)
+    assert.equal(staffToldOtherBank.includes(id), false)
   })
 
   test('another bank hears nothing and sees only its own staff; an agent may not read presence', async () => {

@@ -19,16 +19,9 @@ import { Problem } from '../platform/http/problems.ts'
 import { principalOf } from '../platform/http/request.ts'
 import { idOf, problemResponses } from '../platform/http/schemas.ts'
 import { issuerOf } from './oauth-routes.ts'
-import {
-  createStaff,
-  findStaff,
-  issueStaffToken,
-  listStaff,
-  loadStaffTokenPolicy,
-  saveStaffTokenPolicy,
-} from './staff.ts'
+import { findStaff, issueStaffToken, listStaff, loadStaffTokenPolicy, saveStaffTokenPolicy } from './staff.ts'
 import { inviteStaff, STAFF_INVITATION_TTL_SECONDS } from './staff-invitations.ts'
-import { changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
+import { addStaff, changeStaffActive, endStaffToken } from './staff-lifecycle.ts'
 
 export async function tenancyRoutes(app: App, ctx: ServerContext): Promise<void> {
   await meRoutes(app)
@@ -80,7 +73,7 @@ async function staffRoutes(app: App, ctx: ServerContext): Promise<void> {
     async (request, reply) => {
       const principal = principalOf(request)
       return idempotent(ctx, request, reply, 201, (scoped) =>
-        createStaff(scoped, principal.tenantId, request.body, actorOf(principal)),
+        addStaff(scoped, principal.tenantId, request.body, actorOf(principal)),
       )
     },
   )

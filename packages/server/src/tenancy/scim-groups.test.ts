@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import {
   assertScimError,
@@ -337,6 +338,14 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     const conversation = await call(bank.agentToken, 'POST', '/v1/conversations', { customerId: bank.customerId })
     assert.equal(conversation.status, 201, JSON.stringify(conversation.body))
     const conversationId = conversation.body.id
+    // A supervisor's console is open: it hears of each role change, and reads its staff list again.
+    const supervisor = await staffStream(server, (await bank.staffToken('supervisor', 'sally')).token)
+    after(() => supervisor.socket.close())
+    const toldOfLovelace = (times: number) =>
+      eventually(
+        () => supervisor.frames.filter((f) => f.type === 'staff' && f.staffId === lovelace).length,
+        (n) => n === times,
+      )
 
     await scim('PATCH', `/Groups/${group.body.id}`, {
       schemas: [PATCH],
@@ -345,6 +354,7 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     // Listed as holding no role, not as the agent they were; absent from presence, as a deactivated member is.
     assert.deepEqual(await listed(), { id: lovelace, tenantId: bank.tenantId, name, role: null, active: true })
     assert.equal(await present(), false)
+    await toldOfLovelace(1)
     const refused = (what: string) => (r: { status: number; body: { type: string; detail: string } }) => {
       assert.equal(r.status, 400, JSON.stringify(r.body))
       assert.equal(r.body.type, 'https://strongroom.dev/problems/request/invalid')
@@ -376,6 +386,7 @@ describe('SCIM 2.0 /scim/v2/Groups: roles follow group membership', () => {
     })
     assert.deepEqual(await listed(), { id: lovelace, tenantId: bank.tenantId, name, role: 'agent', active: true })
     assert.equal(await present(), true)
+    await toldOfLovelace(2)
     const given = await call(bank.adminToken, 'PUT', assignment, { staffId: lovelace, mode: 'transfer' })
     assert.equal(given.status, 200, JSON.stringify(given.body))
     assert.equal(given.body.assignedStaffId, lovelace)

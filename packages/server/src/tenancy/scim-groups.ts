@@ -16,7 +16,7 @@ import {
   writeScimRolePolicy,
 } from './scim.ts'
 import { applyStaffRole, isUniqueViolation } from './staff.ts'
-import { publishStaffRevoked } from './staff-events.ts'
+import { publishStaffChanged, publishStaffRevoked } from './staff-events.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'bus'>
 
@@ -322,10 +322,14 @@ async function writeGroup(
   return followGroups(db, tenantId, affected, policy, actor, 'SCIM group membership', severalInGroup)
 }
 
-/** Told after the commit: the streams the revoked tokens opened close on every node. */
+/**
+ * Told after the commit: the streams the revoked tokens opened close on every node, and the consoles of those who
+ * assign conversations read the staff whose role changed again.
+ */
 function announce(ctx: Pick<Ctx, 'bus'>, tenantId: string, revoked: Revoked[]): void {
   for (const { staffId, tokenIds } of revoked) {
     for (const tokenId of tokenIds) publishStaffRevoked(ctx.bus, { tenantId, staffId, tokenId })
+    publishStaffChanged(ctx.bus, { tenantId, staffId })
   }
 }
 

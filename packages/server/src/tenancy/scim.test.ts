@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { eventually } from '../testing/eventually.ts'
 import { createTestBank, startTestServer, type TestBank, type TestServer } from '../testing/harness.ts'
 import {
   assertScimError,
@@ -145,6 +146,10 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
   })
 
   test('PATCH active false ends the member’s tokens and streams; PATCH active true lets them get new ones', async () => {
+    // A supervisor's console is open: told of the member each time they are added or (de)activated, not otherwise.
+    const supervisor = await staffStream(server, (await bank.staffToken('supervisor', 'sol')).token)
+    after(() => supervisor.socket.close())
+    const staffTold = () => supervisor.frames.filter((f) => f.type === 'staff').map((f) => f.staffId)
     const created = await scim('POST', '/Users', user('linus', { roles: [{ value: 'Strongroom.Agent' }] }))
     const id = created.body.id
     const issued = await admin('POST', `/v1/staff/${id}/tokens`, {})
@@ -179,6 +184,10 @@ describe('SCIM 2.0 /scim/v2/Users for the bank’s identity provider', () => {
       Operations: [{ op: 'replace', path: 'active', value: true }],
     })
     assert.equal((await admin('POST', `/v1/staff/${id}/tokens`, {})).status, 201)
+    // Told in order: once another member's addition is heard, the PUT that changed nothing has told nothing.
+    const { body: next } = await admin('POST', '/v1/staff', { name: 'after-linus', role: 'agent' })
+    await eventually(async () => staffTold().includes(next.id), Boolean)
+    assert.equal(staffTold().filter((s) => s === id).length, 5)
 
     await server.flushAudit()
     const actions = await server.ctx.db

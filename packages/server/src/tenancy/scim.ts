@@ -4,8 +4,9 @@ import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
 import { type Role, roles } from '../platform/http/roles.ts'
 import { loadTenantPolicy, saveTenantPolicy } from './policies.ts'
-import { applyStaffActive, applyStaffRole, createStaff, isUniqueViolation } from './staff.ts'
-import { publishStaffRevoked } from './staff-events.ts'
+import { applyStaffActive, applyStaffRole, isUniqueViolation } from './staff.ts'
+import { publishStaffChanged, publishStaffRevoked } from './staff-events.ts'
+import { addStaff } from './staff-lifecycle.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'bus'>
 
@@ -307,7 +308,7 @@ export async function createScimUser(
   const roleless = input.roles.length === 0
   const role = roleless ? 'agent' : roleOf(input.roles, await loadScimRolePolicy(ctx, tenantId))
   try {
-    const staff = await createStaff(ctx, tenantId, { ...input, name: input.userName, role, roleless }, actor)
+    const staff = await addStaff(ctx, tenantId, { ...input, name: input.userName, role, roleless }, actor)
     return await getScimUser(ctx, tenantId, staff.id, base)
   } catch (error) {
     if (error instanceof Problem && error.kind === 'tenancy/duplicate') {
@@ -331,6 +332,8 @@ export async function replaceScimUser(
 ): Promise<ScimUser> {
   const policy = await loadScimRolePolicy(ctx, tenantId)
   let deactivated = false
+  /** Renamed, given another role or (de)activated: what the staff lists of open consoles show. */
+  let changed = false
   let revokedTokenIds: string[] = []
   let userName = ''
   try {
@@ -369,9 +372,13 @@ export async function replaceScimUser(
       // mapping says of its name; a role changed ends the tokens that relied on what was lost.
       if (next.roles.length > 0 && !(current.roleless_at === null && sameRoles(next, current.role))) {
         const role = roleOf(next.roles, policy)
-        revokedTokenIds = (await applyStaffRole({ db: trx }, current, role, actor, 'SCIM user roles')).revokedTokenIds
+        const applied = await applyStaffRole({ db: trx }, current, role, actor, 'SCIM user roles')
+        revokedTokenIds = applied.revokedTokenIds
+        changed ||= applied.changed
       }
-      deactivated = (await applyStaffActive({ db: trx }, current, next.active, actor)).changed && !next.active
+      const activation = await applyStaffActive({ db: trx }, current, next.active, actor)
+      deactivated = activation.changed && !next.active
+      changed ||= activation.changed || next.userName !== current.name
     })
   } catch (error) {
     if (isUniqueViolation(error)) throw new ScimError(409, 'uniqueness', `userName ${userName} is taken`)
@@ -379,6 +386,7 @@ export async function replaceScimUser(
   }
   if (deactivated) publishStaffRevoked(ctx.bus, { tenantId, staffId: id })
   for (const tokenId of revokedTokenIds) publishStaffRevoked(ctx.bus, { tenantId, staffId: id, tokenId })
+  if (changed) publishStaffChanged(ctx.bus, { tenantId, staffId: id })
   return getScimUser(ctx, tenantId, id, base)
 }
 
@@ -408,6 +416,7 @@ export async function deleteScimUser(ctx: Ctx, tenantId: string, id: string, act
     })
   })
   publishStaffRevoked(ctx.bus, { tenantId, staffId: id })
+  publishStaffChanged(ctx.bus, { tenantId, staffId: id })
 }
 
 /** Booleans as identity providers send them: Entra ID sends "True" and "False" as strings in PATCH. */

@@ -10,6 +10,23 @@ export interface StaffRevokedEvent {
   tokenId?: string
 }
 
+const encoder = new TextEncoder()
+
 export function publishStaffRevoked(bus: Pick<Bus, 'publish'>, event: StaffRevokedEvent): void {
-  bus.publish(STAFF_REVOKED_SUBJECT_PREFIX + event.tenantId, new TextEncoder().encode(JSON.stringify(event)))
+  bus.publish(STAFF_REVOKED_SUBJECT_PREFIX + event.tenantId, encoder.encode(JSON.stringify(event)))
+}
+
+/**
+ * Said on the bus (after the commit) when a staff member is added, or their role, name or activation changes: the
+ * streams tell the bank's staff who assign conversations, whose consoles read the staff list again.
+ */
+export const STAFF_CHANGED_SUBJECT_PREFIX = 'sr.staff.changed.'
+
+export interface StaffChangedEvent {
+  tenantId: string
+  staffId: string
+}
+
+export function publishStaffChanged(bus: Pick<Bus, 'publish'>, event: StaffChangedEvent): void {
+  bus.publish(STAFF_CHANGED_SUBJECT_PREFIX + event.tenantId, encoder.encode(JSON.stringify(event)))
 }

@@ -2,10 +2,25 @@ import type { StaffMember } from '@strongroom/sdk/protocol'
 import type { Actor } from '../audit/events.ts'
 import type { ServerContext } from '../platform/context.ts'
 import { Problem } from '../platform/http/problems.ts'
-import { revokeStaffToken, setStaffActive } from './staff.ts'
-import { publishStaffRevoked } from './staff-events.ts'
+import { createStaff, revokeStaffToken, setStaffActive } from './staff.ts'
+import { publishStaffChanged, publishStaffRevoked } from './staff-events.ts'
 
 type Ctx = Pick<ServerContext, 'db' | 'bus'>
+
+/**
+ * Adds a staff member (`createStaff`) and tells the consoles of those who assign conversations, whose staff lists
+ * then read them. With a context whose bus waits for the caller's commit (`idempotent`), it is told after that.
+ */
+export async function addStaff(
+  ctx: Ctx,
+  tenantId: string,
+  input: Parameters<typeof createStaff>[2],
+  actor: Actor,
+): Promise<StaffMember> {
+  const staff = await createStaff(ctx, tenantId, input, actor)
+  publishStaffChanged(ctx.bus, { tenantId, staffId: staff.id })
+  return staff
+}
 
 /**
  * Revokes one staff token (audited) and closes the streams it opened on every node. With `staffId`, only a token of
@@ -33,7 +48,7 @@ export async function endStaffToken(
 
 /**
  * Deactivates a staff member (every token and console session ends, their streams close on every node) or makes them
- * active again. Gives the member as they are now.
+ * active again; either way the consoles of those who assign conversations are told. Gives the member as they are now.
  */
 export async function changeStaffActive(
   ctx: Ctx,
@@ -44,5 +59,6 @@ export async function changeStaffActive(
 ): Promise<StaffMember> {
   const { staff, changed } = await setStaffActive(ctx, tenantId, staffId, active, actor)
   if (changed && !active) publishStaffRevoked(ctx.bus, { tenantId, staffId })
+  if (changed) publishStaffChanged(ctx.bus, { tenantId, staffId })
   return staff
 }

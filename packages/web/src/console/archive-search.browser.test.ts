@@ -10,7 +10,14 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { archiveRecords, type TestBank, type TestServer } from '@strongroom/server/testing'
 import type { Browser, Page } from 'playwright-core'
-import { assertAccessible, outputDir, startBankPages, watchPage, withoutChromium } from '../browser-testing.ts'
+import {
+  assertAccessible,
+  outputDir,
+  signInToConsole,
+  startBankPages,
+  watchPage,
+  withoutChromium,
+} from '../browser-testing.ts'
 
 const CUSTOMER = 'Imogen Solent'
 const SECURE_TEXT = 'Please send the deposit to my solicitor on Friday'
@@ -32,10 +39,7 @@ describe('secure text found through the archive in the console’s search', { sk
       pageProblems,
       (status, pathname) => status === 403 && (pathname.startsWith('/v1/customers/') || pathname === '/v1/consents'),
     )
-    await page.goto(`${server.url}/console/`)
-    await page.getByLabel('Staff token').fill(token)
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-    await page.getByText('Live').waitFor()
+    await signInToConsole(page, server.url, token)
     return page
   }
 

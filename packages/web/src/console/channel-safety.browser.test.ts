@@ -10,7 +10,15 @@ import { after, before, describe, test } from 'node:test'
 import { ChannelSimulator } from '@strongroom/sdk/simulator'
 import { configureSimulatedChannels, type TestBank, type TestServer } from '@strongroom/server/testing'
 import type { Browser, Page } from 'playwright-core'
-import { assertAccessible, outputDir, startBankPages, WAIT, watchPage, withoutChromium } from '../browser-testing.ts'
+import {
+  assertAccessible,
+  outputDir,
+  signInToConsole,
+  startBankPages,
+  WAIT,
+  watchPage,
+  withoutChromium,
+} from '../browser-testing.ts'
 
 const BANK_NUMBER = '+442079460124'
 const CUSTOMER = '+447700900311'
@@ -43,9 +51,7 @@ describe('split card numbers and reported messages in the console (Chromium)', {
 
   test('the first part is masked in place when the second arrives, with a note saying why', async () => {
     await texts('my card number is 4111 1111')
-    await agent.goto(`${server.url}/console/`)
-    await agent.getByLabel('Staff token').fill(bank.agentToken)
-    await agent.keyboard.press('Enter')
+    await signInToConsole(agent, server.url, bank.agentToken)
     await agent.getByRole('button').filter({ hasText: 'my card number is' }).first().click()
     const log = agent.getByRole('log', { name: /^Messages with / })
     const firstPart = log.locator('.message', { hasText: 'my card number is' })

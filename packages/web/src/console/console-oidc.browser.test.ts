@@ -22,7 +22,7 @@ import {
 } from '@strongroom/server/testing'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { buildWeb } from '../../build.ts'
-import { CHROMIUM, outputDir, watchPage, withoutChromium } from '../browser-testing.ts'
+import { CHROMIUM, consoleLive, outputDir, watchPage, withoutChromium } from '../browser-testing.ts'
 
 const SECRET = 'console-test-client-secret-0123456789'
 
@@ -156,7 +156,7 @@ describe('the console signs in through the bank’s identity provider, on two no
   test('deactivated through SCIM on one node, their console sessions on both nodes end', async () => {
     const onA = await signIn(a, 'grace')
     const onB = await signIn(b, 'grace')
-    for (const page of [onA, onB]) await page.getByText('Live').waitFor()
+    for (const page of [onA, onB]) await consoleLive(page).waitFor()
     const started = performance.now()
     const response = await fetch(`${b.url}/scim/v2/Users/${staffId}`, {
       method: 'PATCH',

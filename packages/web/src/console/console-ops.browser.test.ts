@@ -29,7 +29,14 @@ import {
 import { type TOTP, URI } from 'otpauth'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import WebSocket from 'ws'
-import { assertAccessible, outputDir, withoutChromium as skip, startBankPages, watchPage } from '../browser-testing.ts'
+import {
+  assertAccessible,
+  outputDir,
+  signInToConsole,
+  withoutChromium as skip,
+  startBankPages,
+  watchPage,
+} from '../browser-testing.ts'
 
 const app = { appId: 'com.bank.app', appVersion: '3.2.0' }
 const clean = { rooted: false, debugger: false, hooking: false, emulator: false }
@@ -46,6 +53,8 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
   let phone: DeviceClient
   let tablet: DeviceClient
   let agentPage: Page
+  let supervisorPage: Page
+  let adminApi: StaffClient
   const contexts: BrowserContext[] = []
   const pageProblems: string[] = []
 
@@ -58,15 +67,8 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     return page
   }
 
-  async function signIn(page: Page, token: string): Promise<void> {
-    await page.goto(`${server.url}/console/`)
-    await page.getByLabel('Staff token').fill(token)
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-    await page.getByText('Live').waitFor()
-  }
-
   before(async () => {
-    ;({ server, bank, agentApi, browser } = await startBankPages())
+    ;({ server, bank, agentApi, adminApi, browser } = await startBankPages())
     graceId = (
       await agentApi.createCustomer({ externalRef: 'REF-GRACE', displayName: 'Grace Payer', phoneNumber: GRACE_PHONE })
     ).id
@@ -114,7 +116,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     assert.equal(policy.status, 200)
     const authenticator = URI.parse((await phone.enrolTotp()).otpauthUri) as TOTP
     await phone.confirmTotp(authenticator.generate())
-    await signIn(agentPage, bank.agentToken)
+    await signInToConsole(agentPage, server.url, bank.agentToken)
     await agentPage.getByRole('button', { name: /Grace Payer/ }).click()
     await agentPage
       .getByRole('log', { name: 'Messages with Grace Payer' })
@@ -242,8 +244,9 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     // Rex's groups give him no role: the bank's identity provider (SCIM) left him in none its role mapping names.
     const rex = await bank.staffToken('agent', 'Rex Roleless')
     await server.ctx.db.updateTable('staff').set({ roleless_at: new Date() }).where('id', '=', rex.staffId).execute()
-    const page = await newPage()
-    await signIn(page, supervisor.token)
+    supervisorPage = await newPage()
+    const page = supervisorPage
+    await signInToConsole(page, server.url, supervisor.token)
     // Not in the conversation: it shows once the supervisor asks for the whole team's, and goes with the tick.
     const row = page.getByRole('button', { name: /Grace Payer/ })
     const team = page.getByRole('checkbox', { name: 'Whole team' })
@@ -279,6 +282,17 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     assert.equal((await beaApi.getConversation(conversationId)).assignedStaffId, bea.staffId)
   })
 
+  test('the supervisor’s picker follows the staff live: a colleague added is offered, one deactivated no longer', async () => {
+    const offered = (name: string) => supervisorPage.getByLabel('Give to').locator('option', { hasText: name })
+    assert.equal(await offered('Nia New').count(), 0)
+    const nia = await adminApi.request<{ id: string }>('POST', '/v1/staff', { name: 'Nia New', role: 'agent' })
+    await offered('Nia New (agent) · Offline').waitFor({ state: 'attached' })
+    await adminApi.request('POST', `/v1/staff/${nia.id}/deactivate`)
+    await offered('Nia New').waitFor({ state: 'detached' })
+    await adminApi.request('POST', `/v1/staff/${nia.id}/activate`)
+    await offered('Nia New').waitFor({ state: 'attached' })
+  })
+
   test('a compliance officer sees the chain verified, searches the archive and exports a case with progress', async () => {
     const page = await newPage()
     const officer = await bank.staffToken('compliance', 'Olive Officer')
@@ -308,7 +322,7 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     const records = Number(caseSize)
     assert.ok(records >= ARCHIVED)
 
-    await signIn(page, officer.token)
+    await signInToConsole(page, server.url, officer.token)
     const main = page.getByRole('main')
     await main.getByText('Verification OK:').waitFor()
     await page.getByLabel('Customer id').fill(graceId)

@@ -11,7 +11,9 @@ import type { Browser, CDPSession, Page } from 'playwright-core'
 import {
   addPlatformAuthenticator,
   assertAccessible,
+  consoleLive,
   outputDir,
+  signInToConsole,
   startBankPages,
   watchPage,
   webAuthnOrigin,
@@ -55,10 +57,7 @@ describe('staff passkeys in the agent console', { skip: withoutChromium }, () =>
   })
 
   test('signed in with a token, the agent adds a passkey made by this device, then signs out', async () => {
-    await page.goto(consoleOf(bank.tenantId))
-    await page.getByLabel('Staff token').fill(bank.agentToken)
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    await signInToConsole(page, origin, bank.agentToken, { tenantId: bank.tenantId })
     await page.getByRole('button', { name: 'Add a passkey' }).click()
     await page.getByRole('status').getByText('Passkey added: next time, sign in with it.').waitFor()
     const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId })
@@ -75,7 +74,7 @@ describe('staff passkeys in the agent console', { skip: withoutChromium }, () =>
     await page.screenshot({ path: path.join(outputDir, 'console-sign-in-passkey.png') })
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
     await page.getByRole('heading', { name: 'Inbox' }).waitFor()
-    await page.getByText('Live').waitFor()
+    await consoleLive(page).waitFor()
     assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0, 'nothing kept in storage')
     await page.getByRole('button', { name: 'Sign out' }).click()
     await page.getByLabel('Staff token').waitFor()
@@ -99,7 +98,8 @@ describe('staff passkeys in the agent console', { skip: withoutChromium }, () =>
       await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
       await page.getByRole('alert').getByText('No passkey was used', { exact: false }).waitFor()
       assert.equal(await page.getByRole('heading', { name: 'Inbox' }).count(), 0)
-      assert.equal(await page.getByRole('button', { name: 'Sign in with a passkey' }).isEnabled(), true)
+      // Offered again once the prompt has ended (waited for: it may come a moment after the message).
+      await page.getByRole('button', { name: 'Sign in with a passkey', disabled: false }).waitFor()
     } finally {
       await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true })
     }

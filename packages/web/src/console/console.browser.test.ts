@@ -24,7 +24,15 @@ import {
 import type { TestBank, TestServer } from '@strongroom/server/testing'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import WebSocket from 'ws'
-import { assertAccessible, outputDir, startBankPages, watchPage, withoutChromium } from '../browser-testing.ts'
+import {
+  assertAccessible,
+  consoleLive,
+  outputDir,
+  signInToConsole,
+  startBankPages,
+  watchPage,
+  withoutChromium,
+} from '../browser-testing.ts'
 
 const text = (m: Message) => new TextDecoder().decode(base64ToBytes(m.ciphertext))
 
@@ -129,7 +137,7 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
     await page.getByRole('heading', { name: 'Inbox' }).waitFor()
     const item = page.getByRole('button', { name: /Ada Customer/ })
     await item.getByText('1 unread').waitFor()
-    await page.getByText('Live').waitFor()
+    await consoleLive(page).waitFor()
     assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0, 'nothing kept in storage')
     await assertAccessible(page, 'inbox')
     await page.screenshot({ path: path.join(outputDir, 'console-inbox.png') })
@@ -283,9 +291,7 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
   })
 
   test('after a reload and a new sign-in, the secure conversation is still readable from the encrypted store', async () => {
-    await page.reload()
-    await page.getByLabel('Staff token').fill(bank.agentToken)
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+    await signInToConsole(page, server.url, bank.agentToken)
     await page.getByRole('button', { name: /Brian Secure/ }).click()
     const log = page.getByRole('log', { name: 'Messages with Brian Secure' })
     await log.getByText('Secure now: my card ends 4242').waitFor()

@@ -16,6 +16,7 @@ import {
   assertAccessible,
   eventually,
   outputDir,
+  signInToConsole,
   startBankPages,
   watchPage,
   withoutChromium,
@@ -76,10 +77,7 @@ describe('the agent desk in Chromium', { skip: withoutChromium }, () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
     watchPage(page, pageProblems)
-    await page.goto(`${server.url}/console/`)
-    await page.getByLabel('Staff token').fill(bank.agentToken)
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    await signInToConsole(page, server.url, bank.agentToken)
   })
 
   after(async () => {

@@ -19,7 +19,14 @@ import {
 } from '@strongroom/sdk/mls-node'
 import type { TestBank, TestServer } from '@strongroom/server/testing'
 import type { Browser, Page } from 'playwright-core'
-import { eventually, outputDir, withoutChromium as skip, startBankPages, watchPage } from '../browser-testing.ts'
+import {
+  eventually,
+  outputDir,
+  signInToConsole,
+  withoutChromium as skip,
+  startBankPages,
+  watchPage,
+} from '../browser-testing.ts'
 
 describe('secure history on the bank’s side, in Chromium', { skip }, () => {
   let server: TestServer
@@ -46,10 +53,7 @@ describe('secure history on the bank’s side, in Chromium', { skip }, () => {
       problems,
       (status, pathname) => status === 409 && /^\/v1\/conversations\/cnv_[\w-]+\/messages$/.test(pathname),
     )
-    await page.goto(`${server.url}/console/`)
-    await page.getByLabel('Staff token').fill(token)
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    await signInToConsole(page, server.url, token)
     return page
   }
 

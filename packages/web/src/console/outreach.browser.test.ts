@@ -18,6 +18,7 @@ import {
   assertAccessible,
   eventually,
   outputDir,
+  signInToConsole,
   startBankPages,
   watchPage,
   webAuthnOrigin,
@@ -93,10 +94,7 @@ describe('writing to a customer first, and a swapped SIM, in Chromium', { skip: 
     phone = new ChannelSimulator({ baseUrl: server.url })
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
     watchPage(page, pageProblems, expected)
-    await page.goto(`${origin}/console/`)
-    await page.getByLabel('Staff token').fill(bank.agentToken)
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    await signInToConsole(page, origin, bank.agentToken)
   })
 
   after(async () => {
@@ -207,9 +205,7 @@ describe('writing to a customer first, and a swapped SIM, in Chromium', { skip: 
     const supervisor = await bank.staffToken('supervisor', 'sue')
     const desk = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
     watchPage(desk, pageProblems, expected)
-    await desk.goto(`${origin}/console/`)
-    await desk.getByLabel('Staff token').fill(supervisor.token)
-    await desk.getByRole('button', { name: 'Sign in', exact: true }).click()
+    await signInToConsole(desk, origin, supervisor.token)
     await desk.getByRole('checkbox', { name: 'Whole team' }).check()
     await desk
       .getByRole('navigation', { name: 'Inbox' })

@@ -7,7 +7,8 @@ export const presenceLabels: Record<Presence, string> = { available: 'Available'
 
 /**
  * The bank's staff and their presence, for supervisors (`conversations:assign`): read at sign-in and again whenever
- * the stream says a colleague's presence changed. Empty for anyone else.
+ * the stream says a colleague's presence changed, or that a colleague was added or their role, name or activation
+ * changed (the staff list then too). Empty for anyone else.
  */
 export class StaffDirectory {
   readonly #client: StaffClient
@@ -15,6 +16,10 @@ export class StaffDirectory {
   staff: StaffMember[] | undefined
   readonly presence = new Map<string, Presence>()
   #reading: Promise<void> | undefined
+  /** A wake-up came while a read was under way: one more read follows it (what it read may predate the change). */
+  #readAgain = false
+  /** The staff list is to be read again, not only presence. */
+  #staffChanged = false
 
   constructor(client: StaffClient, changed: () => void) {
     this.#client = client
@@ -22,16 +27,28 @@ export class StaffDirectory {
   }
 
   /**
-   * Reads presence now, and the staff list when it names someone the list does not hold (someone added since); a
-   * read under way serves a wake-up that comes meanwhile.
+   * Reads presence now, and the staff list when `staffChanged` (a colleague added, or their role, name or activation
+   * changed) or when presence names someone the list does not hold; wake-ups that come during a read are served by
+   * one more read after it.
    */
-  refresh(): Promise<void> {
-    this.#reading ??= (async () => {
+  refresh(staffChanged = false): Promise<void> {
+    if (staffChanged) this.#staffChanged = true
+    if (this.#reading) {
+      this.#readAgain = true
+      return this.#reading
+    }
+    this.#reading = (async () => {
       try {
-        const presence = await this.#client.listStaffPresence()
-        const known = new Set(this.staff?.map((s) => s.id))
-        if (presence.some((p) => !known.has(p.staffId))) this.staff = await this.#client.listStaff()
-        this.#take(presence)
+        do {
+          this.#readAgain = false
+          const presence = await this.#client.listStaffPresence()
+          const known = new Set(this.staff?.map((s) => s.id))
+          if (this.#staffChanged || presence.some((p) => !known.has(p.staffId))) {
+            this.#staffChanged = false
+            this.staff = await this.#client.listStaff()
+          }
+          this.#take(presence)
+        } while (this.#readAgain)
       } finally {
         this.#reading = undefined
       }

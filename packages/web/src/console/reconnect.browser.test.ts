@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { StaffClient, StaffToken } from '@strongroom/sdk'
 import type { TestBank, TestServer } from '@strongroom/server/testing'
 import type { Browser, Page, WebSocketRoute } from 'playwright-core'
-import { startBankPages, watchPage, withoutChromium } from '../browser-testing.ts'
+import { consoleLive, signInToConsole, startBankPages, watchPage, withoutChromium } from '../browser-testing.ts'
 
 describe('the console after its stream was cut', { skip: withoutChromium }, () => {
   let server: TestServer
@@ -39,10 +39,7 @@ describe('the console after its stream was cut', { skip: withoutChromium }, () =
       socket.connectToServer()
       open.add(socket)
     })
-    await page.goto(`${server.url}/console/`)
-    await page.getByLabel('Staff token').fill(bank.agentToken)
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-    await page.getByRole('heading', { name: 'Inbox' }).waitFor()
+    await signInToConsole(page, server.url, bank.agentToken)
   })
 
   after(async () => {
@@ -75,7 +72,7 @@ describe('the console after its stream was cut', { skip: withoutChromium }, () =
     await supervisorApi.createConversation({ customerId: arrives.id, assignedStaffId: bank.agentId })
 
     cut = false
-    await page.getByText('Live', { exact: true }).waitFor({ timeout: 60_000 })
+    await consoleLive(page).waitFor()
     await page.getByRole('button', { name: /Cy New/ }).waitFor()
     await page.getByRole('button', { name: /Ben Leaving/ }).waitFor({ state: 'detached' })
     await page.getByRole('button', { name: /Ada Byron/ }).click()

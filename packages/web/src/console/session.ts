@@ -297,6 +297,7 @@ export class ConsoleSession {
       // Not queued behind messages: an indicator is of the moment.
       onSignal: (signal) => void this.indicators?.received(signal),
       onPresence: () => void this.directory.refresh().catch(() => undefined),
+      onStaffChanged: () => void this.directory.refresh(true).catch(() => undefined),
       // Not queued behind messages: a payment decision shows as soon as it is read.
       onUpdate: (conversationId, update) => void this.#onUpdate(conversationId, update),
       onStateChange: (state) => {
@@ -422,7 +423,8 @@ export class ConsoleSession {
   #resync(): void {
     void this.consents.resync().catch(() => undefined)
     if (this.openId) for (const listener of this.#pivotListeners) listener(this.openId)
-    if (this.can('conversations:assign')) void this.directory.refresh().catch(() => undefined)
+    // Staff added, moved or deactivated meanwhile were told only to the streams open then.
+    if (this.can('conversations:assign')) void this.directory.refresh(true).catch(() => undefined)
     // Behind the messages the stream brings again, as the joins and departures it missed would have been.
     this.#enqueue(() => this.#rereadConversations())
   }

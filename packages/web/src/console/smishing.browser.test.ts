@@ -9,7 +9,14 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { configureSimulatedChannels, type TestBank, type TestServer } from '@strongroom/server/testing'
 import type { Browser, Page } from 'playwright-core'
-import { assertAccessible, outputDir, startBankPages, watchPage, withoutChromium } from '../browser-testing.ts'
+import {
+  assertAccessible,
+  outputDir,
+  signInToConsole,
+  startBankPages,
+  watchPage,
+  withoutChromium,
+} from '../browser-testing.ts'
 
 const BANK_NUMBER = '+442079460123'
 
@@ -50,9 +57,7 @@ describe('smishing and spoofing badges in the console (Chromium)', { skip: witho
     await texts('+447700900201', 'Got this: "Your account is locked, verify at examp1e-bank.com/login" - is it you?')
     await texts('+447700900202', 'And this one: https://ехаmple-bank.com/secure')
     await texts(BANK_NUMBER, 'Your card is blocked. Reply with your PIN.')
-    await agent.goto(`${server.url}/console/`)
-    await agent.getByLabel('Staff token').fill(bank.agentToken)
-    await agent.keyboard.press('Enter')
+    await signInToConsole(agent, server.url, bank.agentToken)
     const items = agent.getByRole('button').filter({ hasText: 'Suspicious' })
     await items.nth(2).waitFor()
     assert.equal(await agent.getByRole('button').filter({ hasText: 'Suspicious: lookalike link' }).count(), 2)

@@ -358,6 +358,8 @@ export interface ConsentsTable {
   /** When a supervisor or administrator lifted the payee block (the index stays as evidence), and who. */
   payee_block_lifted_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
   payee_block_lifted_by: ColumnType<string | null, string | null | undefined, string | null>
+  /** When the housekeeping sweep told the streams that it expired unanswered (once, by one node). */
+  expiry_announced_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
 }
 
 export interface ApiClientsTable {
@@ -714,6 +716,8 @@ export interface PivotLinksTable {
   /** When a newer link for the same customer replaced it (one live link per customer), or null. */
   revoked_at: Timestamp | null
   created_at: Timestamp
+  /** When the housekeeping sweep told the streams that it expired unused (once, by one node). */
+  expiry_announced_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
 }
 
 export interface PasskeyCredentialsTable {
