@@ -201,7 +201,7 @@ function ArchiveExplorer(props: { session: ConsoleSession }) {
               ? `${count(found.records.length, 'record')} found${found.next !== null ? ' so far: load more to search further' : ''}.`
               : ''}
         </p>
-        {found && found.records.length > 0 && <Records records={found.records} />}
+        {found && found.records.length > 0 && <Records session={session} records={found.records} />}
         {found && found.next !== null && (
           <button type="button" class="secondary" disabled={busy} onClick={() => void search(true)}>
             Load more
@@ -213,7 +213,40 @@ function ArchiveExplorer(props: { session: ConsoleSession }) {
   )
 }
 
-function Records(props: { records: ArchiveRecord[] }) {
+/**
+ * The names of the customers these records name, read once each: an officer reviews people, while the id stays beside
+ * the name as the evidence names them. A customer erased since shows by id alone.
+ */
+function useCustomerNames(session: ConsoleSession, records: ArchiveRecord[]): ReadonlyMap<string, string> {
+  const [names, setNames] = useState<ReadonlyMap<string, string>>(new Map())
+  const ids = useMemo(
+    () => [...new Set(records.map((record) => record.customerId).filter((id): id is string => id !== null))],
+    [records],
+  )
+  useEffect(() => {
+    const unknown = ids.filter((id) => !names.has(id))
+    if (unknown.length === 0) return
+    let current = true
+    void Promise.all(
+      unknown.map((id) =>
+        session.client.getCustomer(id).then(
+          (customer) => [id, customer.displayName] as const,
+          () => undefined,
+        ),
+      ),
+    ).then((found) => {
+      if (!current) return
+      setNames((known) => new Map([...known, ...found.filter((entry) => entry !== undefined)]))
+    })
+    return () => {
+      current = false
+    }
+  }, [session, ids, names])
+  return names
+}
+
+function Records(props: { session: ConsoleSession; records: ArchiveRecord[] }) {
+  const names = useCustomerNames(props.session, props.records)
   return (
     <table class="records">
       <caption class="visually-hidden">Archive records found</caption>
@@ -235,7 +268,16 @@ function Records(props: { records: ArchiveRecord[] }) {
               <time dateTime={record.occurredAt}>{dayAndTime.format(new Date(record.occurredAt))}</time>
             </td>
             <td>{record.recordClass}</td>
-            <td class="id">{record.customerId ?? '—'}</td>
+            <td>
+              {record.customerId === null ? (
+                '—'
+              ) : (
+                <>
+                  {names.get(record.customerId)}
+                  <span class="id">{record.customerId}</span>
+                </>
+              )}
+            </td>
             <td class="id">
               {record.conversationId ?? '—'}
               {record.conversationSeq !== null && ` #${record.conversationSeq}`}

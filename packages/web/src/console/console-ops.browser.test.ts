@@ -330,6 +330,11 @@ describe('the console’s operational screens in Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Search' }).click()
     const table = page.getByRole('table', { name: 'Archive records found' })
     await table.getByText('Please send me a replacement card').waitFor()
+    // The officer reads who the customer is, with the id the evidence names her by.
+    await table
+      .getByRole('cell', { name: `Grace Payer ${graceId}` })
+      .first()
+      .waitFor()
     await assertAccessible(page, 'compliance search')
     await page.screenshot({ path: path.join(outputDir, 'console-compliance.png') })
 
