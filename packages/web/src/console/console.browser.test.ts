@@ -186,6 +186,24 @@ describe('the agent console in Chromium', { skip: withoutChromium }, () => {
     await item.getByText(/unread/).waitFor({ state: 'detached' })
   })
 
+  test('a conversation that arrives with its first message counts that message once', async () => {
+    const customer = await agentApi.createCustomer({ externalRef: 'REF-FIRST', displayName: 'Flora First' })
+    const { client: flora } = await enrolDevice({
+      baseUrl: server.url,
+      enrolmentCode: (await agentApi.issueEnrolmentCode(customer.id)).code,
+      label: 'Phone',
+    })
+    // The message is stored before the console has read the new conversation, which then already holds it.
+    const conversation = await agentApi.createConversation({ customerId: customer.id, assignedStaffId: bank.agentId })
+    await flora.sendMessage(conversation.id, {
+      contentType: 'text/plain',
+      ciphertext: new TextEncoder().encode('Is my new card on its way?'),
+    })
+    const item = page.getByRole('button', { name: /Flora First/ })
+    await item.getByText('Is my new card on its way?').waitFor()
+    assert.match((await item.textContent()) ?? '', /\b1 unread/)
+  })
+
   test('the agent replies and the phone receives it', async () => {
     const reply = page.getByLabel('Reply')
     await reply.fill('Yes: I have blocked the card. A new one is on its way.')

@@ -35,6 +35,11 @@ export interface InboxEntry {
   customerName: string
   /** Messages after this staff member's read marker. */
   unread: number
+  /**
+   * The newest seq `unread` accounts for: a message at or below it is already counted (the conversation was read from
+   * the server after the message was stored, as when its first message is what adds it to the inbox).
+   */
+  unreadCountedTo: number
   lastMessageAt: string | undefined
   /** The last message's text (or what stands for it), once the console has seen it. */
   preview?: string | undefined
@@ -698,6 +703,7 @@ export class ConsoleSession {
       customerName,
       // Only this staff member's own conversations count as unread (not those it sees with the whole team's).
       unread: mine ? Math.max(0, conversation.lastSeq - mine.readSeq) : 0,
+      unreadCountedTo: conversation.lastSeq,
       lastMessageAt: conversation.lastMessageAt ?? undefined,
     })
   }
@@ -730,7 +736,8 @@ export class ConsoleSession {
       if (message.sender.kind === 'device') this.indicators?.stoppedTyping(message.conversationId)
       const fromMe = shown.from === 'you'
       if (this.#isShown(entry) || fromMe) await this.#markRead(entry)
-      else entry.unread += 1
+      else if (message.seq > entry.unreadCountedTo) entry.unread += 1
+      entry.unreadCountedTo = Math.max(entry.unreadCountedTo, message.seq)
       const list = this.messages.get(message.conversationId)
       if (list && !list.some((m) => m.seq === message.seq)) list.push(shown)
       if (this.#isShown(entry)) this.#seen()
