@@ -147,7 +147,16 @@ export async function signInToConsole(
   await page.getByLabel('Staff token').fill(token)
   await page.getByRole('button', { name: 'Sign in', exact: true }).click()
   // Whatever the page's default: a loaded machine may take long to list the conversations and open the stream.
-  await consoleLive(page).waitFor({ timeout: WAIT })
+  await consoleLive(page)
+    .waitFor({ timeout: WAIT })
+    .catch(async (error: Error) => {
+      // What the page showed instead, so that a failure says where the sign-in stopped.
+      const shown = async (locator: ReturnType<Page['locator']>) =>
+        (await locator.allTextContents().catch(() => [])).join(' | ') || 'nothing'
+      const banner = await shown(page.getByRole('banner'))
+      const alerts = await shown(page.locator('[role=alert], .alert, [role=status]'))
+      throw new Error(`${error.message}\nthe top bar showed: ${banner}\nalerts and statuses: ${alerts}`)
+    })
 }
 
 /** The console's top bar saying its stream is open (not "Reconnecting…", nor "Delivered" elsewhere on the page). */
