@@ -493,8 +493,10 @@ export class ArchiveMember {
     // again.
     await Promise.all(this.#writes)
     for (const opened of this.#tenants.values()) {
-      const { store } = await opened
-      await store.flush()
+      // A tenant that could not be opened has nothing to flush (the failure is logged where it was opened, and it is
+      // opened again on its next event); the other tenants' stores are flushed all the same.
+      const tenant = await opened.catch(() => undefined)
+      await tenant?.store.flush()
     }
   }
 }
