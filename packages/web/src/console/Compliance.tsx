@@ -224,24 +224,15 @@ function useCustomerNames(session: ConsoleSession, records: ArchiveRecord[]): Re
     [records],
   )
   useEffect(() => {
-    const unknown = ids.filter((id) => !names.has(id))
-    if (unknown.length === 0) return
     let current = true
-    void Promise.all(
-      unknown.map((id) =>
-        session.client.getCustomer(id).then(
-          (customer) => [id, customer.displayName] as const,
-          () => undefined,
-        ),
-      ),
-    ).then((found) => {
-      if (!current) return
-      setNames((known) => new Map([...known, ...found.filter((entry) => entry !== undefined)]))
+    void Promise.all(ids.map(async (id) => [id, await session.customerName(id)] as const)).then((found) => {
+      // A name that could not be read comes back as the id, which the row shows already.
+      if (current) setNames(new Map(found.filter(([id, name]) => name !== id)))
     })
     return () => {
       current = false
     }
-  }, [session, ids, names])
+  }, [session, ids])
   return names
 }
 

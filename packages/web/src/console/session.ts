@@ -666,7 +666,8 @@ export class ConsoleSession {
     }
   }
 
-  #customerName(customerId: string): Promise<string> {
+  /** A customer's name, read once per console; their id where it cannot be read (erased, or not this member's to read). */
+  customerName(customerId: string): Promise<string> {
     let name = this.#customerNames.get(customerId)
     if (!name) {
       name = this.client.getCustomer(customerId).then(
@@ -697,7 +698,7 @@ export class ConsoleSession {
     const mine = conversation.members.find((m) => m.kind === 'staff' && m.id === this.me.staffId)
     // A public-channel conversation from an unknown sender has no customer until an agent links one.
     const customerName =
-      conversation.customerId === null ? 'Unidentified sender' : await this.#customerName(conversation.customerId)
+      conversation.customerId === null ? 'Unidentified sender' : await this.customerName(conversation.customerId)
     this.entries.set(conversation.id, {
       conversation,
       customerName,
